@@ -1,0 +1,65 @@
+// Bootstrap: how the ranks of an EP group find each other and exchange small host messages
+// (IPC handles, counts, host identities) before and outside the GPU data path.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "epcomm/export.hpp"
+
+namespace epcomm {
+
+class EPCOMM_API Bootstrap {
+ public:
+  virtual ~Bootstrap() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Every rank contributes `bytes` bytes; `out` (size() * bytes) receives rank r's bytes at r * bytes.
+  virtual void all_gather(const void* in, void* out, std::size_t bytes) = 0;
+  // Rank `root`'s `bytes` bytes at `data` are copied to `data` on every rank.
+  virtual void broadcast(void* data, std::size_t bytes, int root);
+  // Returns once every rank has entered it.
+  virtual void barrier();
+};
+
+// TCP rendezvous: rank 0 listens on master_addr:master_port; the others connect to it.
+// Every operation fails with epcomm::Error (category kTimeout or kBootstrap) naming the rank that
+// did not answer, instead of hanging, once `timeout` has passed.
+struct TcpBootstrapOptions {
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  int rank = 0;
+  int world_size = 1;
+  std::chrono::milliseconds timeout{30000};
+};
+EPCOMM_API std::unique_ptr<Bootstrap> make_tcp_bootstrap(const TcpBootstrapOptions& options);
+
+// Reads torchrun's environment: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE (and the timeout from
+// EPCOMM_BOOTSTRAP_TIMEOUT_MS). Throws epcomm::Error naming the missing or malformed variable.
+EPCOMM_API TcpBootstrapOptions tcp_bootstrap_options_from_env();
+
+// The caller supplies the all-gather (for example torch.distributed's); broadcast and barrier are
+// built on it.
+using AllGatherFn = std::function<void(const void* in, void* out, std::size_t bytes)>;
+EPCOMM_API std::unique_ptr<Bootstrap> make_callback_bootstrap(int rank, int size, AllGatherFn all_gather);
+
+// Which ranks share an NVLink domain, derived from what ranks exchange (never assumed).
+struct DomainInfo {
+  int ranks_per_domain = 1;          // G
+  int num_domains = 1;               // R / G
+  int domain = 0;                    // this rank's domain
+  int local_index = 0;               // this rank's index inside its domain
+  std::vector<int> domain_of_rank;   // [R]
+};
+
+// Ranks with equal `host_identity` form one domain. Domains must be contiguous blocks of equal
+// size (rank r in domain r / G); otherwise epcomm::Error names the offending ranks.
+EPCOMM_API DomainInfo discover_domains(Bootstrap& bootstrap, const std::string& host_identity);
+// A string that is equal for processes on one host (hostname plus boot id where available).
+EPCOMM_API std::string local_host_identity();
+
+}  // namespace epcomm
