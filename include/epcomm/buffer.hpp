@@ -1,0 +1,78 @@
+// epcomm::Buffer: the communication memory of one expert-parallel group, and the operations that
+// use it.
+//
+//   auto bootstrap = epcomm::make_tcp_bootstrap(epcomm::tcp_bootstrap_options_from_env());
+//   cudaSetDevice(local_rank);
+//   epcomm::Buffer buffer(std::move(bootstrap), {.num_nvl_bytes = 1 << 30});
+//   auto layout = buffer.get_dispatch_layout(topk_idx, num_experts, {.stream = stream});
+//
+// A Buffer maps every NVLink-domain peer's region into this process (CUDA IPC; nothing but CUDA
+// is needed on one node). Ranks must create their Buffers collectively, in the same order, and call
+// communication operations in the same order.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "epcomm/bootstrap.hpp"
+#include "epcomm/device_tensor.hpp"
+#include "epcomm/export.hpp"
+#include "epcomm/stream.hpp"
+#include "epcomm/types.hpp"
+
+namespace epcomm {
+
+struct BufferOptions {
+  std::int64_t num_nvl_bytes = 0;   // workspace bytes of the NVLink region on each rank
+  std::int64_t num_rdma_bytes = 0;  // multi-domain workspace; must be 0 until that mode exists
+  bool low_latency_mode = false;
+  std::int64_t timeout_ms = -1;     // bound of every wait on a peer; -1: EPCOMM_TIMEOUT_MS
+  std::shared_ptr<Allocator> allocator{};  // where outputs come from; null: default_allocator()
+};
+
+// Outputs of get_dispatch_layout (SPEC "Layout"). Counts are int32; is_token_in_rank is bool.
+struct DispatchLayout {
+  DeviceTensor num_tokens_per_rank;    // [R]
+  DeviceTensor num_tokens_per_domain;  // [num_domains]
+  DeviceTensor num_tokens_per_expert;  // [E]
+  DeviceTensor is_token_in_rank;       // [T, R]
+  EventHandle event;                   // valid with async_finish
+};
+
+class EPCOMM_API Buffer {
+ public:
+  Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  int rank() const;
+  int num_ranks() const;
+  int num_domain_ranks() const;  // G: ranks sharing this rank's NVLink domain
+  int num_domains() const;
+  cudaStream_t comm_stream() const;
+  std::int64_t num_nvl_bytes() const;
+
+  // SPEC "Layout". topk_idx: [T, k] int64 or int32, contiguous, on this device; -1 is an empty
+  // slot. An index outside [-1, num_experts) is reported by check_status() (it is only visible on
+  // the device); the kernel skips it and writes nothing out of bounds.
+  DispatchLayout get_dispatch_layout(const Tensor& topk_idx, int num_experts, const CallOptions& options = {});
+
+  // A barrier across the NVLink domain, on the communication stream, with a bounded wait.
+  EventHandle barrier(const CallOptions& options = {});
+
+  // Throws epcomm::Error if a kernel of this buffer reported a failure (a peer that timed out, an
+  // invalid expert index). Every operation calls it on entry; call it after synchronising to learn
+  // about the last one.
+  void check_status();
+
+  struct Impl;  // internal
+  Impl& internal() const { return *impl_; }  // for epcomm's own translation units and tests
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace epcomm

@@ -1,0 +1,80 @@
+// Every inline PTX instruction epcomm uses, one small function each, with the ordering or caching
+// it gives and why it is needed. Device code only.
+#pragma once
+
+#include <cstdint>
+
+namespace epcomm::ptx {
+
+// Nanoseconds from the GPU's global timer; used to bound every spin-wait.
+__device__ __forceinline__ std::uint64_t globaltimer() {
+  std::uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// Acquire load at system scope: a flag written by a peer GPU (over NVLink) or by the host. Reads
+// after it observe everything the writer released before setting the flag.
+__device__ __forceinline__ std::uint64_t ld_acquire_sys(const std::uint64_t* p) {
+  std::uint64_t v;
+  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ int ld_acquire_sys(const int* p) {
+  int v;
+  asm volatile("ld.acquire.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// Release store at system scope: publishes a flag to a peer GPU; every write this thread made
+// before it (and, after a CTA barrier, its block's writes it has observed) is visible to a peer
+// that acquires the flag.
+__device__ __forceinline__ void st_release_sys(std::uint64_t* p, std::uint64_t v) {
+  asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+__device__ __forceinline__ void st_release_sys(int* p, int v) {
+  asm volatile("st.release.sys.global.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+// Release add at system scope: a counter that several writers bump (rows arrived from one source
+// written by several blocks).
+__device__ __forceinline__ void red_add_release_sys(std::uint64_t* p, std::uint64_t v) {
+  asm volatile("red.release.sys.global.add.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+__device__ __forceinline__ void red_add_release_sys(int* p, int v) {
+  asm volatile("red.release.sys.global.add.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+// Full fence at system scope: orders this thread's earlier writes (to peers) before later ones.
+// Used before a block-wide barrier that precedes a single thread's release flag, so writes of
+// every thread in the block are covered (cumulativity through bar.sync).
+__device__ __forceinline__ void fence_acq_rel_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
+
+// 16-byte load that bypasses L1 allocation: payload read once (rows to forward). Not for data
+// other GPUs write while this kernel runs.
+__device__ __forceinline__ int4 ld_nc_na_v4(const int4* p) {
+  int4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// 16-byte load of data another GPU wrote and we acquired: must not use the non-coherent path.
+__device__ __forceinline__ int4 ld_v4(const int4* p) {
+  int4 v;
+  asm volatile("ld.global.v4.s32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p)
+               : "memory");
+  return v;
+}
+
+// 16-byte store without L1 allocation (streams to a peer or to an output read later by others).
+__device__ __forceinline__ void st_na_v4(int4* p, const int4& v) {
+  asm volatile("st.global.L1::no_allocate.v4.s32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y),
+               "r"(v.z), "r"(v.w)
+               : "memory");
+}
+
+}  // namespace epcomm::ptx

@@ -1,0 +1,51 @@
+// Where things sit in each rank's NVLink communication region: the single source of truth used by
+// the host to size the allocation and by kernels to index it. Every rank's region has the same
+// layout, so a rank finds a field in a peer's region at the same offset as in its own.
+//
+//   [ control: barrier slots | count slots | per-source progress ] [ data: kernel workspaces ]
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/domain_view.hpp"
+
+namespace epcomm {
+
+// Host- and device-callable.
+#if defined(__CUDACC__)
+#define EPCOMM_HD __host__ __device__
+#else
+#define EPCOMM_HD
+#endif
+
+inline constexpr std::size_t kRegionAlignment = 4096;  // data regions start on a page-ish boundary
+
+EPCOMM_HD constexpr std::size_t align_up(std::size_t value, std::size_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+struct RegionLayout {
+  // slot[p]: the newest barrier epoch domain rank p has signalled to this rank.
+  static constexpr std::size_t kBarrierSlots = 0;
+  static constexpr std::size_t kBarrierBytes = sizeof(std::uint64_t) * kMaxDomainRanks;
+  // Small per-source mailboxes used by the count exchange (notify): 64 KiB per source rank.
+  static constexpr std::size_t kMailboxBytesPerRank = 64 * 1024;
+  static constexpr std::size_t kMailboxes = align_up(kBarrierSlots + kBarrierBytes, 256);
+  static constexpr std::size_t kMailboxesBytes = kMailboxBytesPerRank * kMaxDomainRanks;
+  // Everything after this is workspace that one operation at a time carves up.
+  static constexpr std::size_t kData = align_up(kMailboxes + kMailboxesBytes, kRegionAlignment);
+
+  EPCOMM_HD static constexpr std::size_t region_bytes(std::size_t data_bytes) {
+    return kData + align_up(data_bytes, kRegionAlignment);
+  }
+  EPCOMM_HD static std::uint64_t* barrier_slots(void* region) {
+    return reinterpret_cast<std::uint64_t*>(static_cast<char*>(region) + kBarrierSlots);
+  }
+  EPCOMM_HD static char* mailbox(void* region, int src_domain_rank) {
+    return static_cast<char*>(region) + kMailboxes + kMailboxBytesPerRank * static_cast<std::size_t>(src_domain_rank);
+  }
+  EPCOMM_HD static char* data(void* region) { return static_cast<char*>(region) + kData; }
+};
+
+}  // namespace epcomm

@@ -1,0 +1,57 @@
+// Bounded spin-waits on peers. A wait that runs out records what it waited for in the status word
+// (first failure wins) and returns false; the caller then stops its work and exits, and the host
+// turns the status into an epcomm::Error naming the rank, the peer, the operation and the counter.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/domain_view.hpp"
+#include "kernels/ptx.cuh"
+
+namespace epcomm {
+
+// Records a failure in the status word; the first one wins.
+__device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode code, OpId op, CounterId counter,
+                                               int rank, int peer, std::int64_t expected, std::int64_t observed) {
+  if (status == nullptr) return;
+  if (atomicCAS(&status->code, 0, -1) != 0) return;  // someone already reported (-1: being written)
+  status->op = static_cast<std::int32_t>(op);
+  status->counter = static_cast<std::int32_t>(counter);
+  status->rank = rank;
+  status->peer = peer;
+  status->expected = expected;
+  status->observed = observed;
+  __threadfence_system();
+  atomicExch(&status->code, static_cast<std::int32_t>(code));
+  __threadfence_system();
+}
+
+// True once another failure was reported: a waiter stops early rather than burn its timeout.
+__device__ __forceinline__ bool failure_reported(const DeviceStatus* status) {
+  return status != nullptr && *reinterpret_cast<const volatile std::int32_t*>(&status->code) != 0;
+}
+
+// Waits until *counter >= expected (acquire, system scope). Returns false on timeout or when
+// another wait already failed.
+template <typename T>
+__device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
+                                              CounterId counter_id, int peer) {
+  T observed = ptx::ld_acquire_sys(counter);
+  if (observed >= expected) return true;
+  const std::uint64_t start = ptx::globaltimer();
+  std::uint32_t spins = 0;
+  while (true) {
+    observed = ptx::ld_acquire_sys(counter);
+    if (observed >= expected) return true;
+    if ((++spins & 1023u) == 0) {
+      if (failure_reported(view.status)) return false;
+      if (ptx::globaltimer() - start > view.timeout_ns) {
+        report_failure(view.status, StatusCode::kTimeout, op, counter_id, view.rank, peer,
+                       static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed));
+        return false;
+      }
+    }
+  }
+}
+
+}  // namespace epcomm

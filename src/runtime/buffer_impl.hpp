@@ -1,0 +1,52 @@
+// Buffer's internals, shared by the translation units that implement its operations.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "epcomm/buffer.hpp"
+#include "kernels/domain_view.hpp"
+#include "runtime/cuda_raii.hpp"
+
+namespace epcomm {
+
+struct Buffer::Impl {
+  std::shared_ptr<Bootstrap> bootstrap;
+  BufferOptions options;
+  std::shared_ptr<Allocator> allocator;
+  DomainInfo domains;
+  int device = 0;
+  int num_sms = 0;  // multiprocessors of this device
+
+  DeviceBuffer region;                 // this rank's NVLink region (RegionLayout)
+  std::vector<IpcMapping> peer_maps;   // [G]; empty entry for this rank
+  MappedHostBuffer status;             // DeviceStatus, written by kernels
+  DeviceBuffer counters;               // device-private counters (barrier epoch, ...)
+  Stream comm;                         // the communication stream
+  DomainView view;                     // what kernels get
+
+  int rank() const { return bootstrap->rank(); }
+  int num_ranks() const { return bootstrap->size(); }
+  DeviceStatus* status_ptr() const { return static_cast<DeviceStatus*>(status.host()); }
+};
+
+inline const DomainView& buffer_impl_view(const Buffer& buffer) { return buffer.internal().view; }
+
+// Orders one operation against the caller (see epcomm/stream.hpp): the communication stream waits
+// on the caller's stream or event on construction; finish() joins the caller's stream or returns
+// an event when async_finish is set.
+class CommScope {
+ public:
+  CommScope(Buffer::Impl& impl, const CallOptions& options);
+  cudaStream_t comm() const { return impl_.comm.get(); }
+  // Where outputs are allocated (their memory is released on this stream).
+  cudaStream_t alloc_stream() const { return options_.allocate_on_comm_stream ? comm() : caller(); }
+  cudaStream_t caller() const { return options_.stream; }
+  EventHandle finish();
+
+ private:
+  Buffer::Impl& impl_;
+  const CallOptions& options_;
+};
+
+}  // namespace epcomm

@@ -1,0 +1,46 @@
+// Buffer::get_dispatch_layout: argument checks, output allocation, launch.
+#include "kernels/layout_args.hpp"
+#include "runtime/buffer_impl.hpp"
+#include "runtime/check.hpp"
+#include "runtime/op_checks.hpp"
+#include "runtime/tensor_checks.hpp"
+
+namespace epcomm {
+
+DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_experts, const CallOptions& options) {
+  check_status();
+  Impl& m = *impl_;
+  const int R = m.num_ranks();
+  const int G = m.domains.ranks_per_domain;
+  checks::check_layout_args(topk_idx, num_experts, R);
+  const std::int64_t T = topk_idx.size(0);
+
+  CommScope scope(m, options);
+  DispatchLayout out;
+  const cudaStream_t s = scope.alloc_stream();
+  out.num_tokens_per_rank = DeviceTensor::empty(m.allocator, DType::kI32, {R}, s);
+  out.num_tokens_per_domain = DeviceTensor::empty(m.allocator, DType::kI32, {R / G}, s);
+  out.num_tokens_per_expert = DeviceTensor::empty(m.allocator, DType::kI32, {num_experts}, s);
+  out.is_token_in_rank = DeviceTensor::empty(m.allocator, DType::kBool, {T, R}, s);
+  if (s != scope.comm()) EventHandle::record(s).wait(scope.comm());  // allocations are ready
+
+  LayoutArgs args;
+  args.topk_idx = topk_idx.data;
+  args.topk_is_int32 = topk_idx.dtype == DType::kI32;
+  args.num_tokens = T;
+  args.num_topk = static_cast<int>(topk_idx.size(1));
+  args.num_experts = num_experts;
+  args.num_ranks = R;
+  args.ranks_per_domain = G;
+  args.rank = m.rank();
+  args.num_tokens_per_rank = static_cast<std::int32_t*>(out.num_tokens_per_rank.data());
+  args.num_tokens_per_domain = static_cast<std::int32_t*>(out.num_tokens_per_domain.data());
+  args.num_tokens_per_expert = static_cast<std::int32_t*>(out.num_tokens_per_expert.data());
+  args.is_token_in_rank = static_cast<bool*>(out.is_token_in_rank.data());
+  args.status = m.view.status;
+  launch_dispatch_layout(args, scope.comm());
+  out.event = scope.finish();
+  return out;
+}
+
+}  // namespace epcomm

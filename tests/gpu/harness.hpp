@@ -1,0 +1,62 @@
+// Shared pieces of the multi-process GPU tests. Each test program is started by epcomm-run (one
+// process per GPU); the harness's main() checks for GPUs (exit 77, "skipped", where there are too
+// few), selects the device, builds the bootstrap and runs the GoogleTest cases. A program passes
+// only when every rank passed.
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "epcomm/bootstrap.hpp"
+#include "epcomm/device_tensor.hpp"
+#include "epcomm/types.hpp"
+#include "runtime/cuda_check.hpp"
+
+namespace epcomm::test {
+
+struct GpuEnv {
+  int rank = 0;
+  int world = 1;
+  int local_rank = 0;
+  std::shared_ptr<Bootstrap> bootstrap;
+  cudaStream_t stream = nullptr;  // a non-blocking stream for the test's own work
+};
+GpuEnv& gpu_env();
+
+// An allocator that fills every allocation with `poison` before handing it out, so outputs a
+// kernel forgets to write are caught.
+std::shared_ptr<Allocator> poisoning_allocator(std::uint8_t poison = 0xAB);
+
+// Copies host data into a new device tensor (default allocator, synchronous).
+template <typename T>
+DeviceTensor upload(const std::vector<T>& host, DType dtype, std::initializer_list<std::int64_t> shape) {
+  DeviceTensor t = DeviceTensor::empty(default_allocator(), dtype, shape, nullptr);
+  EPCOMM_REQUIRE(t.view().nbytes() == host.size() * sizeof(T), ErrorCategory::kInternal, "upload: ",
+                 host.size() * sizeof(T), " host bytes for ", t.view().describe());
+  if (!host.empty()) EPCOMM_CUDA_CHECK(cudaMemcpy(t.data(), host.data(), t.view().nbytes(), cudaMemcpyHostToDevice));
+  return t;
+}
+
+// Copies a contiguous device tensor back (synchronous: waits for the device).
+template <typename T>
+std::vector<T> download(const Tensor& t) {
+  EPCOMM_REQUIRE(t.nbytes() % sizeof(T) == 0, ErrorCategory::kInternal, "download: size mismatch");
+  std::vector<T> host(t.nbytes() / sizeof(T));
+  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+  if (!host.empty()) EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), t.data, t.nbytes(), cudaMemcpyDeviceToHost));
+  return host;
+}
+
+// Same on every rank: a seed depends only on the test and the rank whose data it makes.
+inline std::uint64_t seed_for(std::uint64_t test_seed, int rank) { return test_seed * 1000003ull + static_cast<std::uint64_t>(rank); }
+
+// Random top-k routing: k distinct experts per token, and `empty_fraction` of slots set to -1.
+std::vector<std::int64_t> random_topk(std::uint64_t seed, std::int64_t num_tokens, int num_topk, int num_experts,
+                                      double empty_fraction);
+
+}  // namespace epcomm::test
