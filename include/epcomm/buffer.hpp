@@ -18,6 +18,7 @@
 
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/device_tensor.hpp"
+#include "epcomm/dispatch.hpp"
 #include "epcomm/export.hpp"
 #include "epcomm/stream.hpp"
 #include "epcomm/types.hpp"
@@ -59,6 +60,13 @@ class EPCOMM_API Buffer {
   // slot. An index outside [-1, num_experts) is reported by check_status() (it is only visible on
   // the device); the kernel skips it and writes nothing out of bounds.
   DispatchLayout get_dispatch_layout(const Tensor& topk_idx, int num_experts, const CallOptions& options = {});
+
+  // SPEC "High-throughput dispatch". Without num_worst_tokens, waits once on the host for the
+  // received count (it sizes the outputs); with it, or with a handle (cached), never.
+  DispatchResult dispatch(const DispatchArgs& args, const CallOptions& options = {});
+
+  // SPEC "High-throughput combine": the reverse of the dispatch that made args.handle.
+  CombineResult combine(const CombineArgs& args, const CallOptions& options = {});
 
   // A barrier across the NVLink domain, on the communication stream, with a bounded wait.
   EventHandle barrier(const CallOptions& options = {});

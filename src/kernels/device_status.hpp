@@ -12,6 +12,7 @@ enum class StatusCode : std::int32_t {
   kOk = 0,
   kTimeout = 1,        // a bounded wait on a peer ran out
   kInvalidExpert = 2,  // topk_idx held a value outside [-1, num_experts)
+  kRegionTooSmall = 3, // received rows would not fit a region or the outputs (worst-case mode)
 };
 
 // What an operation was doing; named in the error message.

@@ -3,6 +3,7 @@
 #include "kernels/barrier.hpp"
 #include "kernels/region_layout.hpp"
 #include "runtime/buffer_impl.hpp"
+#include "runtime/ht_plan.hpp"
 #include "runtime/check.hpp"
 #include "runtime/cuda_check.hpp"
 #include "runtime/env.hpp"
@@ -55,6 +56,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   EPCOMM_CUDA_CHECK(cudaMemset(m.region.get(), 0, region_bytes));
   m.status = MappedHostBuffer(sizeof(DeviceStatus));
   std::memset(m.status.host(), 0, sizeof(DeviceStatus));
+  m.host_counts = MappedHostBuffer(kHostCountsBytes);
   m.counters = DeviceBuffer(4096);
   EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
@@ -74,7 +76,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.view.num_domain_ranks = G;
   m.view.domain_base_rank = base;
   m.view.status = static_cast<DeviceStatus*>(m.status.device());
-  m.view.barrier_epoch = m.counters.as<std::uint64_t>();
+  m.view.barrier_epoch = m.counter(Impl::kBarrierEpoch);
   m.view.timeout_ns = static_cast<std::uint64_t>(timeout_ms) * 1000000ull;
   m.peer_maps.resize(static_cast<std::size_t>(G));
   for (int p = 0; p < G; ++p) {

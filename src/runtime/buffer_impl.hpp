@@ -21,9 +21,14 @@ struct Buffer::Impl {
   DeviceBuffer region;                 // this rank's NVLink region (RegionLayout)
   std::vector<IpcMapping> peer_maps;   // [G]; empty entry for this rank
   MappedHostBuffer status;             // DeviceStatus, written by kernels
-  DeviceBuffer counters;               // device-private counters (barrier epoch, ...)
+  MappedHostBuffer host_counts;        // notify's results for the host (HtHostCounts)
+  DeviceBuffer counters;               // device-private counters (Counter)
   Stream comm;                         // the communication stream
   DomainView view;                     // what kernels get
+
+  // Slots of `counters` (uint64 each).
+  enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1 };
+  std::uint64_t* counter(Counter c) const { return counters.as<std::uint64_t>() + c; }
 
   int rank() const { return bootstrap->rank(); }
   int num_ranks() const { return bootstrap->size(); }

@@ -27,3 +27,106 @@ void check_hidden(std::int64_t hidden, DType dtype, const char* name) {
 }
 
 }  // namespace epcomm::checks
+
+namespace epcomm::checks {
+
+namespace {
+constexpr int kFp8ScaleBlock = 128;  // channels sharing one FP8 scale
+
+void check_handle(const DispatchHandle& h, int num_ranks) {
+  EPCOMM_CHECK_ARG(h.defined(), "handle: expected the handle of a previous dispatch, got an empty one");
+  EPCOMM_CHECK_ARG(h.num_ranks == num_ranks, "handle: made for ", h.num_ranks, " ranks, this buffer has ", num_ranks);
+}
+}  // namespace
+
+DispatchShape check_dispatch_args(const DispatchArgs& a, int num_ranks) {
+  DispatchShape shape;
+  expect_dtype(a.x, "x", {DType::kBF16, DType::kFP8E4M3});
+  expect_shape(a.x, "x", {kAny, kAny});
+  expect_contiguous(a.x, "x");
+  expect_aligned(a.x, "x", 16);
+  shape.num_tokens = a.x.size(0);
+  shape.hidden = a.x.size(1);
+  shape.fp8 = a.x.dtype == DType::kFP8E4M3;
+  check_hidden(shape.hidden, a.x.dtype, "x");
+  shape.row_bytes = shape.hidden * static_cast<std::int64_t>(dtype_size(a.x.dtype));
+  const std::int64_t T = shape.num_tokens;
+  if (shape.fp8) {
+    EPCOMM_CHECK_ARG(shape.hidden % kFp8ScaleBlock == 0, "x: FP8 rows need a hidden size that is a multiple of ",
+                     kFp8ScaleBlock, ", got ", shape.hidden);
+    shape.num_scales = static_cast<int>(shape.hidden / kFp8ScaleBlock);
+    expect_dtype(a.x_scales, "x_scales", {DType::kF32});
+    expect_shape(a.x_scales, "x_scales", {T, shape.num_scales});
+  } else {
+    EPCOMM_CHECK_ARG(!a.x_scales.defined(), "x_scales: only FP8 x carries scales, but x is ", to_string(a.x.dtype));
+  }
+  if (a.topk_idx.defined()) {
+    expect_dtype(a.topk_idx, "topk_idx", {DType::kI64, DType::kI32});
+    expect_shape(a.topk_idx, "topk_idx", {T, kAny});
+    expect_contiguous(a.topk_idx, "topk_idx");
+    shape.num_topk = static_cast<int>(a.topk_idx.size(1));
+    EPCOMM_CHECK_ARG(shape.num_topk >= 1 && shape.num_topk <= kMaxTopk, "topk_idx: expected 1 to ", kMaxTopk,
+                     " columns, got ", shape.num_topk);
+    shape.idx_bytes = static_cast<int>(dtype_size(a.topk_idx.dtype));
+    expect_dtype(a.topk_weights, "topk_weights", {DType::kF32});
+    expect_shape(a.topk_weights, "topk_weights", {T, shape.num_topk});
+    expect_contiguous(a.topk_weights, "topk_weights");
+  } else {
+    EPCOMM_CHECK_ARG(!a.topk_weights.defined(), "topk_weights: given without topk_idx");
+  }
+  EPCOMM_CHECK_ARG(a.expert_alignment >= 1, "expert_alignment: expected >= 1, got ", a.expert_alignment);
+  EPCOMM_CHECK_ARG(a.num_worst_tokens >= 0, "num_worst_tokens: expected >= 0, got ", a.num_worst_tokens);
+  if (a.handle != nullptr) {
+    check_handle(*a.handle, num_ranks);
+    EPCOMM_CHECK_ARG(a.handle->num_tokens == T, "x: the handle routes ", a.handle->num_tokens,
+                     " tokens, x has ", T);
+    return shape;
+  }
+  expect_dtype(a.num_tokens_per_rank, "num_tokens_per_rank", {DType::kI32});
+  expect_shape(a.num_tokens_per_rank, "num_tokens_per_rank", {num_ranks});
+  expect_dtype(a.is_token_in_rank, "is_token_in_rank", {DType::kBool});
+  expect_shape(a.is_token_in_rank, "is_token_in_rank", {T, num_ranks});
+  expect_contiguous(a.is_token_in_rank, "is_token_in_rank");
+  expect_dtype(a.num_tokens_per_expert, "num_tokens_per_expert", {DType::kI32});
+  expect_shape(a.num_tokens_per_expert, "num_tokens_per_expert", {kAny});
+  expect_contiguous(a.num_tokens_per_expert, "num_tokens_per_expert");
+  const std::int64_t E = a.num_tokens_per_expert.size(0);
+  EPCOMM_CHECK_ARG(E <= (1 << 30), "num_tokens_per_expert: too many experts (", E, ")");
+  check_experts(static_cast<int>(E), num_ranks);
+  shape.num_experts = static_cast<int>(E);
+  return shape;
+}
+
+CombineShape check_combine_args(const CombineArgs& a, int num_ranks) {
+  EPCOMM_CHECK_ARG(a.handle != nullptr, "handle: combine needs the handle of the dispatch it reverses");
+  check_handle(*a.handle, num_ranks);
+  CombineShape shape;
+  const DispatchHandle& h = *a.handle;
+  expect_dtype(a.x, "x", {DType::kBF16});
+  expect_shape(a.x, "x", {h.num_rows, kAny});
+  expect_contiguous(a.x, "x");
+  expect_aligned(a.x, "x", 16);
+  shape.hidden = a.x.size(1);
+  shape.num_tokens = h.num_tokens;
+  check_hidden(shape.hidden, DType::kBF16, "x");
+  if (a.topk_weights.defined()) {
+    expect_dtype(a.topk_weights, "topk_weights", {DType::kF32});
+    expect_shape(a.topk_weights, "topk_weights", {h.num_rows, kAny});
+    expect_contiguous(a.topk_weights, "topk_weights");
+    shape.num_topk = static_cast<int>(a.topk_weights.size(1));
+    EPCOMM_CHECK_ARG(shape.num_topk >= 1 && shape.num_topk <= kMaxTopk, "topk_weights: expected 1 to ", kMaxTopk,
+                     " columns, got ", shape.num_topk);
+  }
+  const char* names[2] = {"bias0", "bias1"};
+  const Tensor* biases[2] = {&a.bias0, &a.bias1};
+  for (int i = 0; i < 2; ++i) {
+    if (!biases[i]->defined()) continue;
+    expect_dtype(*biases[i], names[i], {DType::kBF16});
+    expect_shape(*biases[i], names[i], {h.num_tokens, shape.hidden});
+    expect_contiguous(*biases[i], names[i]);
+    expect_aligned(*biases[i], names[i], 16);
+  }
+  return shape;
+}
+
+}  // namespace epcomm::checks

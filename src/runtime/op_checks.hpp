@@ -2,6 +2,7 @@
 // code, covered by CPU tests.
 #pragma once
 
+#include "epcomm/dispatch.hpp"
 #include "epcomm/types.hpp"
 
 namespace epcomm::checks {
@@ -14,5 +15,26 @@ void check_experts(int num_experts, int num_ranks);
 void check_layout_args(const Tensor& topk_idx, int num_experts, int num_ranks);
 // A payload row of `hidden` elements of `dtype` must be a whole number of 16-byte vectors.
 void check_hidden(std::int64_t hidden, DType dtype, const char* name);
+
+// The shapes a high-throughput dispatch works with, after its arguments were checked.
+struct DispatchShape {
+  std::int64_t num_tokens = 0;
+  std::int64_t hidden = 0;
+  std::int64_t row_bytes = 0;
+  int num_scales = 0;  // FP8 scales per row
+  int num_topk = 0;    // 0 without topk_idx
+  int idx_bytes = 8;
+  int num_experts = 0;  // 0 with a handle
+  bool fp8 = false;
+};
+// Every precondition of Buffer::dispatch that does not need the device.
+DispatchShape check_dispatch_args(const DispatchArgs& args, int num_ranks);
+
+struct CombineShape {
+  std::int64_t num_tokens = 0;
+  std::int64_t hidden = 0;
+  int num_topk = 0;  // 0 without topk_weights
+};
+CombineShape check_combine_args(const CombineArgs& args, int num_ranks);
 
 }  // namespace epcomm::checks

@@ -43,6 +43,12 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
                                   ", outside [-1, num_experts); detected by ", to_string(op),
                                   ", which skipped it"),
                    file, line);
+    case StatusCode::kRegionTooSmall:
+      return Error(ErrorCategory::kInvalidArgument,
+                   detail::concat("num_nvl_bytes / num_worst_tokens: rank ", s.rank, ": ", to_string(op),
+                                  " would receive ", s.observed, " rows on rank ", s.peer, ", but only ", s.expected,
+                                  " fit; nothing was sent"),
+                   file, line);
     case StatusCode::kOk:
       break;
   }

@@ -1,0 +1,97 @@
+// Arguments of the high-throughput kernels (notify, prepare, dispatch, combine): plain data
+// shared by the host code that fills them and the kernels that read them.
+//
+// Protocol (one NVLink domain, G ranks; see bench/NOTES.md for the why):
+//  1. notify: each rank scans is_token_in_rank into send_slot (the index of each token among its
+//     rows to each destination), exchanges its count row, per-channel counts and per-expert
+//     counts through the peers' mailboxes, and derives where every source's rows land here. The
+//     exchange doubles as the opening barrier. One device-to-host handshake (the received total).
+//  2. dispatch: sender blocks write every row straight to its final row in the destination's
+//     region (no handshake per chunk) and publish per-(source, channel) progress; receiver blocks
+//     copy arrived rows into the outputs. A rank's rows to itself go straight to the outputs.
+//  3. combine: sender blocks write each received block of rows back to its source's region;
+//     reducer blocks sum the rows of each token as they arrive.
+//  Cached dispatch and combine open with `prepare` (zero own progress, then a domain barrier).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/domain_view.hpp"
+#include "kernels/ht_layout.hpp"
+
+namespace epcomm {
+
+struct HtNotifyArgs {
+  DomainView view;
+  const bool* is_token_in_rank = nullptr;         // [T, G]
+  const std::int32_t* num_tokens_per_expert = nullptr;  // [E]
+  std::int64_t num_tokens = 0;
+  int num_local_experts = 0;
+  int num_channels = 0;        // C: sender blocks of the dispatch
+  int tokens_per_channel = 0;  // multiple of 32; channel c holds tokens [c*tpc, (c+1)*tpc)
+  int expert_alignment = 1;
+  // Outputs (the handle).
+  std::int32_t* send_slot = nullptr;         // [T, G]
+  std::int32_t* count_matrix = nullptr;      // [G, G]
+  std::int32_t* recv_chunk_start = nullptr;  // [G, C]
+  std::int32_t* recv_chunk_count = nullptr;  // [G, C]
+  std::int32_t* num_recv = nullptr;          // [1]
+  std::int32_t* num_recv_per_expert = nullptr;  // [nle], aligned
+  std::int32_t* host_counts = nullptr;       // mapped host memory: [total, per-expert...] or null
+  std::uint64_t* notify_epoch = nullptr;     // device counter of exchanges (selects the parity)
+};
+static_assert(std::is_trivially_copyable_v<HtNotifyArgs>);
+
+struct HtDispatchArgs {
+  DomainView view;
+  HtDispatchLayout region;
+  const std::uint8_t* x = nullptr;        // [T, row_bytes] contiguous
+  const float* x_scales = nullptr;        // FP8 scales, strided
+  std::int64_t scale_stride_token = 0, scale_stride_block = 0;
+  const void* topk_idx = nullptr;         // [T, k], int64 or int32 (region.idx_bytes)
+  const float* topk_weights = nullptr;    // [T, k]
+  std::int64_t num_tokens = 0;
+  int num_local_experts = 0;
+  int num_channels = 0;                   // sender blocks; blocks beyond are receivers
+  int tokens_per_channel = 0;
+  const std::int32_t* send_slot = nullptr;
+  const std::int32_t* count_matrix = nullptr;
+  const std::int32_t* recv_chunk_start = nullptr;
+  const std::int32_t* recv_chunk_count = nullptr;
+  const std::int32_t* num_recv = nullptr;  // [1], for worst-case padding
+  std::int64_t num_rows = 0;               // rows of the outputs
+  bool num_worst = false;                  // worst-case mode: num_rows is the same on every rank
+  // Outputs.
+  std::uint8_t* recv_x = nullptr;
+  float* recv_scales = nullptr;
+  void* recv_topk_idx = nullptr;
+  float* recv_topk_weights = nullptr;
+  std::int32_t* recv_src_idx = nullptr;
+};
+static_assert(std::is_trivially_copyable_v<HtDispatchArgs>);
+
+struct HtCombineArgs {
+  DomainView view;
+  HtCombineLayout region;
+  const std::uint16_t* x = nullptr;       // [rows, hidden] BF16 in dispatch order
+  const float* topk_weights = nullptr;    // [rows, k] or null
+  const std::uint16_t* bias0 = nullptr;   // [T, hidden] or null
+  const std::uint16_t* bias1 = nullptr;
+  std::int64_t hidden = 0;
+  std::int64_t num_tokens = 0;
+  int num_senders = 0;                    // blocks [0, num_senders) send; the rest reduce
+  const std::int32_t* send_slot = nullptr;     // [T, G]
+  const std::int32_t* count_matrix = nullptr;  // [G, G]
+  std::uint16_t* out = nullptr;           // [T, hidden]
+  float* out_weights = nullptr;           // [T, k] or null
+};
+static_assert(std::is_trivially_copyable_v<HtCombineArgs>);
+
+// Host-side launchers (stream is a cudaStream_t).
+void launch_ht_notify(const HtNotifyArgs& args, void* stream);
+void launch_ht_prepare(const DomainView& view, void* stream);
+void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);
+void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream);
+
+}  // namespace epcomm

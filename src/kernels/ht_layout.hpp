@@ -1,0 +1,72 @@
+// Where the high-throughput kernels put rows inside a rank's data region (RegionLayout::data).
+// Every rank computes the same layout from the same operation parameters and the same region
+// size, so a sender finds row n of a receiver's region without asking it.
+//
+// Dispatch:  [ x rows: cap x row_bytes | scales: cap x S f32 | topk: cap x k idx | weights: cap x k
+//              f32 | src_idx: cap x i32 ]
+// Combine:   [ x rows: cap x hidden*2 | weights: cap x k f32 ]
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/region_layout.hpp"
+
+namespace epcomm {
+
+inline constexpr std::size_t kSectionAlignment = 128;
+
+struct HtDispatchLayout {
+  std::int64_t cap_rows = 0;   // rows the region holds
+  std::int64_t row_bytes = 0;  // payload bytes per row
+  int num_scales = 0;          // FP8 scales per row (0 for BF16)
+  int num_topk = 0;            // 0: no top-k sections
+  int idx_bytes = 8;           // 8 (int64) or 4 (int32) per top-k index
+  std::size_t x_offset = 0, scales_offset = 0, topk_offset = 0, weights_offset = 0, src_idx_offset = 0;
+  std::size_t total_bytes = 0;
+
+  EPCOMM_HD std::size_t bytes_per_row() const {
+    return static_cast<std::size_t>(row_bytes) + 4u * static_cast<std::size_t>(num_scales) +
+           static_cast<std::size_t>(num_topk) * (static_cast<std::size_t>(idx_bytes) + 4u) + 4u;
+  }
+  // Lays out as many rows as fit in `data_bytes`.
+  EPCOMM_HD static HtDispatchLayout make(std::size_t data_bytes, std::int64_t row_bytes, int num_scales, int num_topk,
+                                         int idx_bytes) {
+    HtDispatchLayout l;
+    l.row_bytes = row_bytes;
+    l.num_scales = num_scales;
+    l.num_topk = num_topk;
+    l.idx_bytes = idx_bytes;
+    const std::size_t slack = 5 * kSectionAlignment;
+    l.cap_rows = data_bytes > slack ? static_cast<std::int64_t>((data_bytes - slack) / l.bytes_per_row()) : 0;
+    const auto cap = static_cast<std::size_t>(l.cap_rows);
+    l.x_offset = 0;
+    l.scales_offset = align_up(l.x_offset + cap * static_cast<std::size_t>(row_bytes), kSectionAlignment);
+    l.topk_offset = align_up(l.scales_offset + cap * 4u * static_cast<std::size_t>(num_scales), kSectionAlignment);
+    l.weights_offset = align_up(l.topk_offset + cap * static_cast<std::size_t>(num_topk * idx_bytes), kSectionAlignment);
+    l.src_idx_offset = align_up(l.weights_offset + cap * 4u * static_cast<std::size_t>(num_topk), kSectionAlignment);
+    l.total_bytes = l.src_idx_offset + cap * 4u;
+    return l;
+  }
+};
+
+struct HtCombineLayout {
+  std::int64_t cap_rows = 0;
+  std::int64_t row_bytes = 0;  // hidden * 2 (BF16)
+  int num_topk = 0;            // weight rows carried back (0: none)
+  std::size_t x_offset = 0, weights_offset = 0, total_bytes = 0;
+
+  EPCOMM_HD static HtCombineLayout make(std::size_t data_bytes, std::int64_t row_bytes, int num_topk) {
+    HtCombineLayout l;
+    l.row_bytes = row_bytes;
+    l.num_topk = num_topk;
+    const std::size_t per_row = static_cast<std::size_t>(row_bytes) + 4u * static_cast<std::size_t>(num_topk);
+    const std::size_t slack = 2 * kSectionAlignment;
+    l.cap_rows = data_bytes > slack ? static_cast<std::int64_t>((data_bytes - slack) / per_row) : 0;
+    l.weights_offset = align_up(static_cast<std::size_t>(l.cap_rows) * static_cast<std::size_t>(row_bytes), kSectionAlignment);
+    l.total_bytes = l.weights_offset + static_cast<std::size_t>(l.cap_rows) * 4u * static_cast<std::size_t>(num_topk);
+    return l;
+  }
+};
+
+}  // namespace epcomm

@@ -1,0 +1,152 @@
+// notify: the count exchange that opens a (non-cached) high-throughput dispatch. One block.
+#include <cstdint>
+
+#include "kernels/barrier.cuh"
+#include "kernels/ht_args.hpp"
+#include "runtime/cuda_check.hpp"
+
+namespace epcomm {
+
+namespace {
+
+constexpr int kNotifyThreads = 1024;
+constexpr int kWarps = kNotifyThreads / 32;
+
+// What source s leaves in destination p's mailbox (after a 64-byte header holding the epoch flag):
+//   [count_row: G int32][chunk counts for p: C int32][expert counts for p's experts: nle int32]
+struct Mailbox {
+  std::uint64_t* flag;
+  std::int32_t* count_row;
+  std::int32_t* chunk_count;
+  std::int32_t* expert_count;
+  __device__ Mailbox(char* base, int G, int C) {
+    flag = reinterpret_cast<std::uint64_t*>(base);
+    count_row = reinterpret_cast<std::int32_t*>(base + 64);
+    chunk_count = count_row + G;
+    expert_count = chunk_count + C;
+  }
+};
+
+// Warp w scans column d of is_token_in_rank: send_slot[t][d] = rows to d before t (or -1), and
+// chunk_start[c][d] = rows to d before channel c. tokens_per_channel is a multiple of 32, so a
+// channel boundary always starts a 32-token step.
+__device__ void scan_columns(const HtNotifyArgs& a, int G, int C, std::int32_t* chunk_start) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int d = warp; d < G; d += kWarps) {
+    std::int32_t running = 0;
+    for (std::int64_t base = 0; base < a.num_tokens; base += 32) {
+      if (base % a.tokens_per_channel == 0 && lane == 0) chunk_start[(base / a.tokens_per_channel) * G + d] = running;
+      const std::int64_t t = base + lane;
+      const bool in = t < a.num_tokens && a.is_token_in_rank[t * G + d];
+      const unsigned ballot = __ballot_sync(0xffffffffu, in);
+      if (t < a.num_tokens) a.send_slot[t * G + d] = in ? running + __popc(ballot & ((1u << lane) - 1u)) : -1;
+      running += __popc(ballot);
+    }
+    // Channels that start at or past the last token are empty.
+    for (int c = lane; c <= C; c += 32)
+      if (static_cast<std::int64_t>(c) * a.tokens_per_channel >= a.num_tokens) chunk_start[c * G + d] = running;
+  }
+}
+
+__global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
+  extern __shared__ std::int32_t chunk_start[];  // [C + 1][G]
+  const DomainView& v = a.view;
+  const int G = v.num_domain_ranks, C = a.num_channels, me = v.domain_rank, nle = a.num_local_experts;
+  __shared__ std::uint64_t epoch;
+  if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
+
+  // Zero this rank's progress flags; peers write them only after this exchange.
+  std::uint64_t* progress = RegionLayout::progress(v.peer_base[me], 0, 0);
+  for (int i = threadIdx.x; i < G * kMaxBlocks; i += blockDim.x) progress[i] = 0;
+  scan_columns(a, G, C, chunk_start);
+  __syncthreads();
+  const int parity = static_cast<int>(epoch & 1u);
+
+  // Fill my mailbox in every peer's region.
+  for (int p = 0; p < G; ++p) {
+    Mailbox box(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C);
+    for (int r = threadIdx.x; r < G; r += blockDim.x) box.count_row[r] = chunk_start[C * G + r];
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+      box.chunk_count[c] = chunk_start[(c + 1) * G + p] - chunk_start[c * G + p];
+    for (int e = threadIdx.x; e < nle; e += blockDim.x) box.expert_count[e] = a.num_tokens_per_expert[p * nle + e];
+  }
+  __syncthreads();
+  bool ok = true;
+  if (threadIdx.x < G) {
+    const int p = threadIdx.x;
+    // NOTE: fence + release after the block barrier: every thread's mailbox writes precede the flag.
+    ptx::fence_acq_rel_sys();
+    ptx::st_release_sys(Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C).flag, epoch);
+    Mailbox mine(RegionLayout::mailbox(v.peer_base[me], parity, p), G, C);
+    ok = wait_at_least(mine.flag, epoch, v, OpId::kNotify, CounterId::kCountsReady, v.domain_base_rank + p);
+  }
+  ok = __syncthreads_and(ok);
+  if (threadIdx.x == 0) *a.notify_epoch = epoch;
+  if (!ok) return;
+
+  // Every source's counts are here: where each source's rows and chunks land on this rank.
+  for (int i = threadIdx.x; i < G * G; i += blockDim.x) {
+    const int s = i / G, r = i % G;
+    const std::int32_t n = Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).count_row[r];
+    a.count_matrix[i] = n;
+    if (a.host_counts != nullptr) a.host_counts[1 + nle + i] = n;
+  }
+  if (threadIdx.x < 32) {
+    // One warp: sources in order, their chunks in order.
+    std::int32_t row = 0;
+    for (int s = 0; s < G; ++s) {
+      Mailbox box(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C);
+      for (int c0 = 0; c0 < C; c0 += 32) {
+        const int c = c0 + static_cast<int>(threadIdx.x);
+        const std::int32_t n = c < C ? box.chunk_count[c] : 0;
+        std::int32_t incl = n;  // inclusive warp scan
+        for (int off = 1; off < 32; off <<= 1) {
+          const std::int32_t y = __shfl_up_sync(0xffffffffu, incl, off);
+          if (static_cast<int>(threadIdx.x) >= off) incl += y;
+        }
+        if (c < C) {
+          a.recv_chunk_start[s * C + c] = row + incl - n;
+          a.recv_chunk_count[s * C + c] = n;
+        }
+        row += __shfl_sync(0xffffffffu, incl, 31);
+      }
+    }
+    if (threadIdx.x == 0) {
+      *a.num_recv = row;
+      if (a.host_counts != nullptr) a.host_counts[0] = row;
+    }
+  }
+  for (int e = threadIdx.x; e < nle; e += blockDim.x) {
+    std::int32_t n = 0;
+    for (int s = 0; s < G; ++s) n += Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).expert_count[e];
+    n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
+    a.num_recv_per_expert[e] = n;
+    if (a.host_counts != nullptr) a.host_counts[1 + e] = n;
+  }
+}
+
+__global__ void __launch_bounds__(128, 1) ht_prepare_kernel(DomainView v) {
+  std::uint64_t* progress = RegionLayout::progress(v.peer_base[v.domain_rank], 0, 0);
+  for (int i = threadIdx.x; i < v.num_domain_ranks * kMaxBlocks; i += blockDim.x) progress[i] = 0;
+  __syncthreads();
+  domain_barrier_block(v, OpId::kBarrier);
+}
+
+}  // namespace
+
+void launch_ht_notify(const HtNotifyArgs& args, void* stream) {
+  const int G = args.view.num_domain_ranks;
+  const std::size_t smem = sizeof(std::int32_t) * static_cast<std::size_t>(args.num_channels + 1) * G;
+  if (smem > 48 * 1024)
+    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(ht_notify_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(smem)));
+  ht_notify_kernel<<<1, kNotifyThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
+  EPCOMM_CUDA_CHECK_LAUNCH();
+}
+
+void launch_ht_prepare(const DomainView& view, void* stream) {
+  ht_prepare_kernel<<<1, 128, 0, static_cast<cudaStream_t>(stream)>>>(view);
+  EPCOMM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace epcomm

@@ -1,0 +1,56 @@
+// Buffer::combine: checks, prepare (zero progress, barrier), combine kernel.
+#include "kernels/ht_args.hpp"
+#include "runtime/buffer_impl.hpp"
+#include "runtime/check.hpp"
+#include "runtime/ht_plan.hpp"
+#include "runtime/op_checks.hpp"
+
+namespace epcomm {
+
+CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) {
+  check_status();
+  Impl& m = *impl_;
+  const int G = m.domains.ranks_per_domain;
+  const checks::CombineShape shape = checks::check_combine_args(a, m.num_ranks());
+  EPCOMM_CHECK_ARG(a.config.num_sms <= m.num_sms, "config.num_sms: this GPU has ", m.num_sms,
+                   " multiprocessors, got ", a.config.num_sms);
+  const HtCombinePlan plan = plan_ht_combine(a.config.num_sms, G);
+  const HtCombineLayout region = HtCombineLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes),
+                                                       shape.hidden * 2, shape.num_topk);
+  const DispatchHandle& h = *a.handle;
+  // Every rank checks every rank's rows from the same host copy of the counts, so all stop alike.
+  // (In worst-case mode the kernel's guard does this on the device.)
+  if (!h.count_matrix_host.empty())
+    check_rows_fit(rows_returned(h.count_matrix_host.data(), G), region.cap_rows,
+                   static_cast<std::size_t>(region.row_bytes) + 4u * static_cast<std::size_t>(shape.num_topk),
+                   "combine");
+
+  CommScope scope(m, options);
+  CombineResult out;
+  const cudaStream_t s = scope.alloc_stream();
+  out.x = DeviceTensor::empty(m.allocator, DType::kBF16, {shape.num_tokens, shape.hidden}, s);
+  if (shape.num_topk > 0)
+    out.topk_weights = DeviceTensor::empty(m.allocator, DType::kF32, {shape.num_tokens, shape.num_topk}, s);
+  if (s != scope.comm()) EventHandle::record(s).wait(scope.comm());
+
+  HtCombineArgs c;
+  c.view = m.view;
+  c.region = region;
+  c.x = static_cast<const std::uint16_t*>(a.x.data);
+  c.topk_weights = static_cast<const float*>(a.topk_weights.data);
+  c.bias0 = static_cast<const std::uint16_t*>(a.bias0.data);
+  c.bias1 = static_cast<const std::uint16_t*>(a.bias1.data);
+  c.hidden = shape.hidden;
+  c.num_tokens = shape.num_tokens;
+  c.num_senders = plan.num_senders;
+  c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());
+  c.count_matrix = static_cast<const std::int32_t*>(h.count_matrix.data());
+  c.out = static_cast<std::uint16_t*>(out.x.data());
+  c.out_weights = static_cast<float*>(out.topk_weights.data());
+  launch_ht_prepare(m.view, scope.comm());
+  launch_ht_combine(c, plan.num_blocks, scope.comm());
+  out.event = scope.finish();
+  return out;
+}
+
+}  // namespace epcomm

@@ -1,0 +1,148 @@
+// Buffer::dispatch: checks, notify (or prepare for a cached dispatch), outputs, dispatch kernel.
+#include <cstring>
+
+#include "kernels/ht_args.hpp"
+#include "runtime/buffer_impl.hpp"
+#include "runtime/check.hpp"
+#include "runtime/cuda_check.hpp"
+#include "runtime/ht_plan.hpp"
+#include "runtime/op_checks.hpp"
+
+namespace epcomm {
+
+namespace {
+
+template <typename T>
+T* data_of(const DeviceTensor& t) {
+  return static_cast<T*>(t.data());
+}
+
+// Runs notify and fills the routing part of the handle. Without worst-case mode, waits for the
+// counts on the host (the one device-to-host handshake) and checks every rank's rows fit.
+void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
+                const HtDispatchPlan& plan, const HtDispatchLayout& region, CommScope& scope, DispatchHandle& h,
+                std::vector<int>& per_expert_host) {
+  const int G = m.domains.ranks_per_domain;
+  const int C = plan.num_channels;
+  const int nle = shape.num_experts / m.num_ranks();
+  const bool worst = a.num_worst_tokens > 0;
+  EPCOMM_CHECK_ARG(nle <= max_local_experts(G, C), "num_tokens_per_expert: at most ", max_local_experts(G, C),
+                   " local experts per rank supported, got ", nle);
+  const cudaStream_t s = scope.alloc_stream();
+  h.send_slot = DeviceTensor::empty(m.allocator, DType::kI32, {shape.num_tokens, G}, s);
+  h.count_matrix = DeviceTensor::empty(m.allocator, DType::kI32, {G, G}, s);
+  h.recv_chunk_start = DeviceTensor::empty(m.allocator, DType::kI32, {G, C}, s);
+  h.recv_chunk_count = DeviceTensor::empty(m.allocator, DType::kI32, {G, C}, s);
+  h.num_recv_dev = DeviceTensor::empty(m.allocator, DType::kI32, {1}, s);
+  h.num_recv_tokens_per_expert = DeviceTensor::empty(m.allocator, DType::kI32, {nle}, s);
+  h.num_local_experts = nle;
+  if (s != scope.comm()) EventHandle::record(s).wait(scope.comm());
+
+  HtNotifyArgs n;
+  n.view = m.view;
+  n.is_token_in_rank = static_cast<const bool*>(a.is_token_in_rank.data);
+  n.num_tokens_per_expert = static_cast<const std::int32_t*>(a.num_tokens_per_expert.data);
+  n.num_tokens = shape.num_tokens;
+  n.num_local_experts = nle;
+  n.num_channels = C;
+  n.tokens_per_channel = plan.tokens_per_channel;
+  n.expert_alignment = a.expert_alignment;
+  n.send_slot = data_of<std::int32_t>(h.send_slot);
+  n.count_matrix = data_of<std::int32_t>(h.count_matrix);
+  n.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
+  n.recv_chunk_count = data_of<std::int32_t>(h.recv_chunk_count);
+  n.num_recv = data_of<std::int32_t>(h.num_recv_dev);
+  n.num_recv_per_expert = data_of<std::int32_t>(h.num_recv_tokens_per_expert);
+  n.host_counts = worst ? nullptr : static_cast<std::int32_t*>(m.host_counts.device());
+  n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
+  launch_ht_notify(n, scope.comm());
+
+  if (worst) {
+    h.num_recv_tokens = -1;
+    h.num_rows = a.num_worst_tokens;
+    return;
+  }
+  // The handshake: the host learns the received count, which sizes the outputs.
+  EventHandle::record(scope.comm()).synchronize();
+  const auto* counts = static_cast<const std::int32_t*>(m.host_counts.host());
+  h.num_recv_tokens = counts[0];
+  h.num_rows = counts[0];
+  per_expert_host.assign(counts + 1, counts + 1 + nle);
+  h.count_matrix_host.assign(counts + 1 + nle, counts + 1 + nle + G * G);
+  check_rows_fit(rows_received(h.count_matrix_host.data(), G), region.cap_rows, region.bytes_per_row(), "dispatch");
+}
+
+}  // namespace
+
+DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& options) {
+  check_status();
+  Impl& m = *impl_;
+  const int G = m.domains.ranks_per_domain;
+  const checks::DispatchShape shape = checks::check_dispatch_args(a, m.num_ranks());
+  EPCOMM_CHECK_ARG(a.config.num_sms <= m.num_sms, "config.num_sms: this GPU has ", m.num_sms,
+                   " multiprocessors, got ", a.config.num_sms);
+  const bool cached = a.handle != nullptr;
+  const HtDispatchPlan plan =
+      plan_ht_dispatch(a.config.num_sms, shape.num_tokens, G, cached ? a.handle->num_channels : 0);
+  const HtDispatchLayout region =
+      HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), shape.row_bytes, shape.num_scales,
+                             shape.num_topk, shape.idx_bytes);
+  if (a.num_worst_tokens > 0 && !cached)
+    check_rows_fit({a.num_worst_tokens}, region.cap_rows, region.bytes_per_row(), "dispatch (num_worst_tokens)");
+
+  CommScope scope(m, options);
+  DispatchResult out;
+  DispatchHandle& h = out.handle;
+  if (cached) {
+    h = *a.handle;
+    launch_ht_prepare(m.view, scope.comm());
+  } else {
+    h.num_ranks = m.num_ranks();
+    h.num_channels = plan.num_channels;
+    h.num_tokens = shape.num_tokens;
+    h.expert_alignment = a.expert_alignment;
+    run_notify(m, a, shape, plan, region, scope, h, out.num_recv_tokens_per_expert);
+  }
+
+  const cudaStream_t s = scope.alloc_stream();
+  const std::int64_t rows = h.num_rows;
+  out.recv_x = DeviceTensor::empty(m.allocator, a.x.dtype, {rows, shape.hidden}, s);
+  if (shape.fp8) out.recv_x_scales = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_scales}, s);
+  if (shape.num_topk > 0) {
+    out.recv_topk_idx = DeviceTensor::empty(m.allocator, a.topk_idx.dtype, {rows, shape.num_topk}, s);
+    out.recv_topk_weights = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_topk}, s);
+  }
+  h.recv_src_idx = DeviceTensor::empty(m.allocator, DType::kI32, {rows}, s);
+  if (s != scope.comm()) EventHandle::record(s).wait(scope.comm());
+
+  HtDispatchArgs d;
+  d.view = m.view;
+  d.region = region;
+  d.x = static_cast<const std::uint8_t*>(a.x.data);
+  d.x_scales = static_cast<const float*>(a.x_scales.data);
+  d.scale_stride_token = shape.fp8 ? a.x_scales.stride[0] : 0;
+  d.scale_stride_block = shape.fp8 ? a.x_scales.stride[1] : 0;
+  d.topk_idx = a.topk_idx.data;
+  d.topk_weights = static_cast<const float*>(a.topk_weights.data);
+  d.num_tokens = shape.num_tokens;
+  d.num_local_experts = h.num_local_experts;
+  d.num_channels = plan.num_channels;
+  d.tokens_per_channel = plan.tokens_per_channel;
+  d.send_slot = data_of<std::int32_t>(h.send_slot);
+  d.count_matrix = data_of<std::int32_t>(h.count_matrix);
+  d.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
+  d.recv_chunk_count = data_of<std::int32_t>(h.recv_chunk_count);
+  d.num_recv = data_of<std::int32_t>(h.num_recv_dev);
+  d.num_rows = rows;
+  d.num_worst = h.num_recv_tokens < 0;
+  d.recv_x = data_of<std::uint8_t>(out.recv_x);
+  d.recv_scales = data_of<float>(out.recv_x_scales);
+  d.recv_topk_idx = out.recv_topk_idx.data();
+  d.recv_topk_weights = data_of<float>(out.recv_topk_weights);
+  d.recv_src_idx = data_of<std::int32_t>(h.recv_src_idx);
+  launch_ht_dispatch(d, plan.num_blocks, scope.comm());
+  out.event = scope.finish();
+  return out;
+}
+
+}  // namespace epcomm

@@ -1,0 +1,66 @@
+#include "runtime/ht_plan.hpp"
+
+#include <algorithm>
+
+#include "runtime/check.hpp"
+
+namespace epcomm {
+
+HtDispatchPlan plan_ht_dispatch(int num_sms, std::int64_t num_tokens, int num_domain_ranks, int num_channels) {
+  EPCOMM_CHECK_ARG(num_sms >= 2 && num_sms <= kMaxBlocks, "config.num_sms: expected 2 to ", kMaxBlocks, ", got ",
+                   num_sms);
+  HtDispatchPlan plan;
+  plan.num_blocks = num_sms;
+  // Receivers copy arrived rows out of the region: about a third of the budget keeps up with
+  // senders that also write this rank's own rows to the outputs directly.
+  const int receivers = std::max(1, num_sms / 3);
+  plan.num_channels = num_channels > 0 ? num_channels : num_sms - receivers;
+  EPCOMM_CHECK_ARG(plan.num_channels < num_sms, "config.num_sms: a cached dispatch must keep at least one receiver ",
+                   "block beside the handle's ", plan.num_channels, " channels; got num_sms ", num_sms);
+  plan.num_receivers = num_sms - plan.num_channels;
+  const std::int64_t per_channel = (num_tokens + plan.num_channels - 1) / plan.num_channels;
+  plan.tokens_per_channel = static_cast<int>(std::max<std::int64_t>(32, (per_channel + 31) / 32 * 32));
+  (void)num_domain_ranks;
+  return plan;
+}
+
+HtCombinePlan plan_ht_combine(int num_sms, int num_domain_ranks) {
+  EPCOMM_CHECK_ARG(num_sms >= 2 && num_sms <= kMaxBlocks, "config.num_sms: expected 2 to ", kMaxBlocks, ", got ",
+                   num_sms);
+  (void)num_domain_ranks;
+  HtCombinePlan plan;
+  plan.num_blocks = num_sms;
+  plan.num_senders = std::max(1, num_sms / 2);
+  plan.num_reducers = num_sms - plan.num_senders;
+  return plan;
+}
+
+std::vector<std::int64_t> rows_received(const std::int32_t* count_matrix, int G) {
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(G), 0);
+  for (int s = 0; s < G; ++s)
+    for (int d = 0; d < G; ++d) rows[static_cast<std::size_t>(d)] += count_matrix[s * G + d];
+  return rows;
+}
+
+std::vector<std::int64_t> rows_returned(const std::int32_t* count_matrix, int G) {
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(G), 0);
+  for (int s = 0; s < G; ++s)
+    for (int d = 0; d < G; ++d) rows[static_cast<std::size_t>(s)] += count_matrix[s * G + d];
+  return rows;
+}
+
+void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows, std::size_t bytes_per_row,
+                    const char* what) {
+  for (std::size_t r = 0; r < rows_per_rank.size(); ++r)
+    EPCOMM_CHECK_ARG(rows_per_rank[r] <= cap_rows, "num_nvl_bytes: too small for this ", what, ": rank ", r,
+                     " needs ", rows_per_rank[r], " rows of ", bytes_per_row, " bytes but the region holds ", cap_rows,
+                     " (about ", static_cast<double>(rows_per_rank[r]) * static_cast<double>(bytes_per_row) / 1e6,
+                     " MB of workspace needed)");
+}
+
+int max_local_experts(int num_domain_ranks, int num_channels) {
+  const std::size_t ints = (RegionLayout::kMailboxBytes - 64) / sizeof(std::int32_t);
+  return static_cast<int>(ints) - num_domain_ranks - num_channels;
+}
+
+}  // namespace epcomm

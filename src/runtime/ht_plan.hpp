@@ -1,0 +1,50 @@
+// Host-side planning of the high-throughput kernels: how the SM budget splits into roles, how
+// tokens split into channels, what the host learns from notify, and whether rows fit. Pure host
+// code, covered by CPU tests for any domain size.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/ht_layout.hpp"
+
+namespace epcomm {
+
+struct HtDispatchPlan {
+  int num_blocks = 0;          // = num_sms
+  int num_channels = 0;        // sender blocks
+  int num_receivers = 0;       // copy-out blocks
+  int tokens_per_channel = 0;  // multiple of 32
+};
+
+// num_sms in [2, kMaxBlocks]; num_channels fixed (cached dispatch) or 0 to derive it.
+HtDispatchPlan plan_ht_dispatch(int num_sms, std::int64_t num_tokens, int num_domain_ranks, int num_channels = 0);
+
+struct HtCombinePlan {
+  int num_blocks = 0;
+  int num_senders = 0;
+  int num_reducers = 0;
+};
+HtCombinePlan plan_ht_combine(int num_sms, int num_domain_ranks);
+
+// What notify leaves in mapped host memory: [total][per-expert counts: nle][count matrix: G x G].
+inline constexpr std::size_t kHostCountsBytes = 1 << 20;
+inline std::size_t host_counts_ints(int num_local_experts, int num_domain_ranks) {
+  return 1u + static_cast<std::size_t>(num_local_experts) +
+         static_cast<std::size_t>(num_domain_ranks) * static_cast<std::size_t>(num_domain_ranks);
+}
+
+// Rows each rank receives (column sums) or gets back in combine (row sums) of a G x G matrix.
+std::vector<std::int64_t> rows_received(const std::int32_t* count_matrix, int G);
+std::vector<std::int64_t> rows_returned(const std::int32_t* count_matrix, int G);
+
+// Throws epcomm::Error naming num_nvl_bytes (and the rank and rows) when some rank's rows exceed
+// the region's capacity.
+void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows, std::size_t bytes_per_row,
+                    const char* what);
+
+// Largest number of local experts the notify mailbox holds for a domain of G ranks and C channels.
+int max_local_experts(int num_domain_ranks, int num_channels);
+
+}  // namespace epcomm
