@@ -16,11 +16,13 @@ namespace epcomm::ref {
 // ---- numerics -------------------------------------------------------------------------------
 
 float bf16_to_float(uint16_t bits);
-// Round to nearest, ties to even (what __float2bfloat16_rn does). NaN stays a quiet NaN.
+// Round to nearest, ties to even (what __float2bfloat16_rn does). Any NaN becomes 0x7fff, CUDA's
+// canonical (quiet) NaN. Checked against the device intrinsic for all 2^32 inputs.
 uint16_t float_to_bf16(float value);
 float e4m3_to_float(uint8_t bits);
 // Round to nearest even with saturation to +-448 (what __nv_cvt_float_to_fp8(v, __NV_SATFINITE,
-// __NV_E4M3) does). NaN maps to 0x7f.
+// __NV_E4M3) does): subnormals down to 2^-9, |v| >= 448 and +-inf give +-448 (0x7e/0xfe), any NaN
+// (either sign) gives 0x7f. Checked against the device intrinsic for all 2^32 inputs.
 uint8_t float_to_e4m3(float value);
 
 constexpr int kFp8BlockSize = 128;  // channels that share one FP8 scale
@@ -120,6 +122,8 @@ struct HtCombineRankOutput {
 // out[t] = bias0[t] + bias1[t] + sum over ranks r that received t (ascending r) of x_r[row of t],
 // accumulated in float32 and rounded to BF16 once. Unweighted. Weight rows are summed likewise.
 // num_tokens[s]: tokens of rank s; routes[r]: from the dispatch outputs of rank r.
+// inputs[r].x (and topk_weights) may have more rows than routes[r] (the padding of worst-case mode);
+// those are ignored. Weight rows are combined when some rank gives topk_weights.
 std::vector<HtCombineRankOutput> ht_combine(int64_t hidden, int num_topk,
                                             const std::vector<int64_t>& num_tokens,
                                             const std::vector<HtRoute>& routes,
@@ -141,7 +145,12 @@ struct LlRankInput {
 };
 
 // One received row per (token, selected expert). The reference orders each expert's rows by source
-// rank, then by token; the GPU may use any order that layout_range and src_info describe.
+// rank, then by token, then by slot; the GPU may use any order that layout_range and src_info
+// describe. A token naming the same expert in two slots gets two rows (in slot order); since each
+// source owns max_tokens_per_rank rows of each expert, a source whose selections of one expert
+// exceed that is rejected. Unused rows: recv_x and scales zero, src_info -1 here (unspecified on
+// the GPU); BF16 rows are stored little-endian. An empty range's begin is where the next source's
+// rows start (the GPU may differ there).
 struct LlRankOutput {
   int64_t capacity = 0;                   // R * T rows per local expert
   std::vector<uint8_t> recv_x;            // [nle, capacity, hidden * (fp8 ? 1 : 2)]
@@ -153,11 +162,24 @@ struct LlRankOutput {
 };
 
 // The FP8 cast of one BF16 row (SPEC "Low-latency dispatch"): q[hidden], scale_inv[hidden/128].
+// hidden must be a multiple of 128. NOTE: the GPU kernel must perform these exact float32
+// operations (IEEE round-to-nearest; no fast-math division) to match bit for bit. Per block of
+// 128 channels, with xf = the BF16 value widened to float:
+//   amax      = fmaxf(1e-4f, fabsf(xf[0]), fabsf(xf[1]), ...)  (fmaxf, so a NaN element is ignored)
+//   scale_inv = amax / 448.0f                                   (correctly rounded division)
+//   scale     = 448.0f / amax                                   (correctly rounded division)
+//   round_scale: scale_inv = 2^ceil(log2(scale_inv)), taken exactly from the bits of the
+//                rounded quotient above (a power of two stays, else the next power of two:
+//                exponent field + 1, mantissa 0); scale = 1.0f / scale_inv (exact)
+//   q[c]      = float_to_e4m3(xf[c] * scale)                    (one rounded multiplication)
+// So q = e4m3(x * scale), not e4m3(x / scale_inv): without round_scale the two can differ by a code.
 void ll_cast_row_fp8(const uint16_t* x, int64_t hidden, const LlOptions& options, uint8_t* q,
                      float* scale_inv);
 // The UE8M0 byte of a power-of-two scale_inv: its biased 8-bit exponent.
 uint8_t ue8m0_of(float scale_inv);
 
+// Throws (invalid argument) for use_ue8m0 without round_scale, use_fp8 with hidden % 128 != 0,
+// num_tokens > max_tokens_per_rank, and topk_idx entries outside [-1, E).
 std::vector<LlRankOutput> ll_dispatch(const Geometry& geometry, int64_t hidden, int64_t max_tokens_per_rank,
                                       const std::vector<LlRankInput>& inputs, const LlOptions& options);
 
@@ -165,7 +187,10 @@ std::vector<LlRankOutput> ll_dispatch(const Geometry& geometry, int64_t hidden, 
 
 // y[rank]: [nle, capacity, hidden] BF16 in the layout of dispatch[rank]. Returns out per rank,
 // [num_tokens, hidden] BF16: out[t] = sum over k (ascending) with topk_idx[t,k] >= 0 of
-// topk_weights[t,k] * y_{expert}[row of t], float32 accumulation, one BF16 rounding.
+// topk_weights[t,k] * y_{expert}[row of t], float32 accumulation, one BF16 rounding (each term
+// is the float product w * y, added in slot order). The row of t in expert e is the one of source
+// rank = this rank in dispatch[rank_of_expert(e)].layout_range whose src_info is t; a token naming
+// e in several slots matches its rows to its slots in order. inputs[r].x is not read.
 std::vector<std::vector<uint16_t>> ll_combine(const Geometry& geometry, int64_t hidden,
                                               const std::vector<LlRankOutput>& dispatch,
                                               const std::vector<std::vector<uint16_t>>& y,
