@@ -1,0 +1,189 @@
+// Every input check of the host API raises epcomm::Error naming the argument, before any launch.
+// These run without a GPU: the checks read only shapes, dtypes, strides and addresses.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "epcomm/error.hpp"
+#include "runtime/op_checks.hpp"
+#include "runtime/tensor_checks.hpp"
+
+namespace epcomm {
+namespace {
+
+// Fake device addresses: the checks never dereference them.
+void* fake(std::uintptr_t address = 0x10000) { return reinterpret_cast<void*>(address); }
+
+// Expects `fn` to throw an invalid-argument epcomm::Error whose message contains `needle`.
+template <typename Fn>
+void expect_arg_error(Fn&& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an epcomm::Error mentioning '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument) << e.what();
+    EXPECT_NE(e.message().find(needle), std::string::npos) << "message: " << e.message();
+  }
+}
+
+TEST(TensorChecks, DtypeShapeContiguityAlignment) {
+  const Tensor t = Tensor::contiguous(fake(), DType::kI64, {4, 8});
+  EXPECT_NO_THROW(checks::expect_dtype(t, "topk_idx", {DType::kI64, DType::kI32}));
+  expect_arg_error([&] { checks::expect_dtype(t, "topk_idx", {DType::kF32}); }, "topk_idx: expected dtype float32, got int64");
+  expect_arg_error([&] { checks::expect_shape(t, "topk_idx", {4, 7}); }, "expected shape [4, 7], got [4, 8] int64");
+  expect_arg_error([&] { checks::expect_shape(t, "topk_idx", {4}); }, "topk_idx");
+  EXPECT_NO_THROW(checks::expect_shape(t, "topk_idx", {checks::kAny, 8}));
+  const Tensor col_major = Tensor::strided(fake(), DType::kF32, {4, 8}, {1, 4});
+  expect_arg_error([&] { checks::expect_contiguous(col_major, "x"); }, "x: expected a contiguous tensor");
+  const Tensor misaligned = Tensor::contiguous(fake(0x10004), DType::kBF16, {2, 64});
+  expect_arg_error([&] { checks::expect_aligned(misaligned, "x", 16); }, "x: expected data aligned to 16 bytes");
+  expect_arg_error([&] { checks::expect_defined(Tensor{}, "bias0"); }, "bias0: expected a tensor");
+}
+
+TEST(OpChecks, LayoutArguments) {
+  const Tensor topk = Tensor::contiguous(fake(), DType::kI64, {16, 8});
+  EXPECT_NO_THROW(checks::check_layout_args(topk, 256, 2));
+  expect_arg_error([&] { checks::check_layout_args(topk, 255, 2); }, "num_experts: expected a multiple of the number of ranks (2), got 255");
+  expect_arg_error([&] { checks::check_layout_args(topk, 0, 2); }, "num_experts");
+  const Tensor wide = Tensor::contiguous(fake(), DType::kI64, {16, 33});
+  expect_arg_error([&] { checks::check_layout_args(wide, 256, 2); }, "topk_idx: expected 1 to 32 columns");
+  const Tensor floats = Tensor::contiguous(fake(), DType::kF32, {16, 8});
+  expect_arg_error([&] { checks::check_layout_args(floats, 256, 2); }, "topk_idx: expected dtype int64 or int32");
+  const Tensor strided = Tensor::strided(fake(), DType::kI64, {16, 8}, {1, 16});
+  expect_arg_error([&] { checks::check_layout_args(strided, 256, 2); }, "topk_idx: expected a contiguous tensor");
+}
+
+TEST(OpChecks, HiddenMustFillWhole16ByteVectors) {
+  EXPECT_NO_THROW(checks::check_hidden(7168, DType::kBF16, "x"));
+  EXPECT_NO_THROW(checks::check_hidden(16, DType::kFP8E4M3, "x"));
+  expect_arg_error([] { checks::check_hidden(7164, DType::kBF16, "x"); }, "multiple of 16 bytes, got hidden 7164");
+  expect_arg_error([] { checks::check_hidden(8, DType::kFP8E4M3, "x"); }, "x:");
+}
+
+// A valid dispatch on R ranks: BF16 x [T, 7168], top-8 of 16 experts per rank.
+struct DispatchFixture {
+  int R = 4;
+  std::int64_t T = 32, hidden = 7168;
+  DispatchArgs args;
+  DispatchFixture() {
+    args.x = Tensor::contiguous(fake(), DType::kBF16, {T, hidden});
+    args.topk_idx = Tensor::contiguous(fake(), DType::kI64, {T, 8});
+    args.topk_weights = Tensor::contiguous(fake(), DType::kF32, {T, 8});
+    args.num_tokens_per_rank = Tensor::contiguous(fake(), DType::kI32, {R});
+    args.is_token_in_rank = Tensor::contiguous(fake(), DType::kBool, {T, R});
+    args.num_tokens_per_expert = Tensor::contiguous(fake(), DType::kI32, {16 * R});
+  }
+};
+
+TEST(OpChecks, DispatchAcceptsValidArguments) {
+  DispatchFixture f;
+  const checks::DispatchShape shape = checks::check_dispatch_args(f.args, f.R);
+  EXPECT_EQ(shape.row_bytes, 7168 * 2);
+  EXPECT_EQ(shape.num_topk, 8);
+  EXPECT_EQ(shape.num_experts, 64);
+  f.args.x = Tensor::contiguous(fake(), DType::kFP8E4M3, {f.T, f.hidden});
+  f.args.x_scales = Tensor::strided(fake(), DType::kF32, {f.T, 56}, {1, f.T});  // column-major
+  EXPECT_EQ(checks::check_dispatch_args(f.args, f.R).num_scales, 56);
+}
+
+TEST(OpChecks, DispatchRejectsEachBadArgument) {
+  DispatchFixture f;
+  {
+    DispatchArgs a = f.args;
+    a.x = Tensor::contiguous(fake(), DType::kF32, {f.T, f.hidden});
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "x: expected dtype bfloat16 or float8_e4m3");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.x = Tensor::contiguous(fake(), DType::kBF16, {f.T, 100});
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "x: expected a hidden size");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.x = Tensor::strided(fake(), DType::kBF16, {f.T, f.hidden}, {1, f.T});
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "x: expected a contiguous tensor");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.x = Tensor::contiguous(fake(), DType::kFP8E4M3, {f.T, f.hidden});
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "x_scales: expected a tensor");
+    a.x_scales = Tensor::contiguous(fake(), DType::kF32, {f.T, 55});
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "x_scales: expected shape [32, 56]");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.x_scales = Tensor::contiguous(fake(), DType::kF32, {f.T, 56});
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "x_scales: only FP8 x carries scales");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.topk_idx = Tensor::contiguous(fake(), DType::kI64, {f.T + 1, 8});
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "topk_idx: expected shape [32, *]");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.topk_weights = Tensor{};
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "topk_weights: expected a tensor");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.topk_idx = Tensor{};
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "topk_weights: given without topk_idx");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.is_token_in_rank = Tensor::contiguous(fake(), DType::kBool, {f.T, f.R + 1});
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "is_token_in_rank: expected shape [32, 4]");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.num_tokens_per_expert = Tensor::contiguous(fake(), DType::kI32, {63});
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "num_experts: expected a multiple of the number of ranks (4), got 63");
+  }
+  {
+    DispatchArgs a = f.args;
+    a.expert_alignment = 0;
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "expert_alignment");
+    a.expert_alignment = 1;
+    a.num_worst_tokens = -5;
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "num_worst_tokens");
+  }
+  {
+    DispatchArgs a = f.args;
+    DispatchHandle h;
+    a.handle = &h;
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "handle: expected the handle of a previous dispatch");
+    h.num_ranks = f.R;
+    h.num_tokens = f.T + 3;
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "x: the handle routes 35 tokens, x has 32");
+    h.num_ranks = 8;
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "handle: made for 8 ranks");
+  }
+}
+
+TEST(OpChecks, CombineRejectsEachBadArgument) {
+  DispatchHandle h;
+  h.num_ranks = 2;
+  h.num_tokens = 10;
+  h.num_rows = 17;
+  CombineArgs a;
+  a.x = Tensor::contiguous(fake(), DType::kBF16, {17, 2048});
+  expect_arg_error([&] { checks::check_combine_args(a, 2); }, "handle: combine needs the handle");
+  a.handle = &h;
+  EXPECT_EQ(checks::check_combine_args(a, 2).hidden, 2048);
+  a.x = Tensor::contiguous(fake(), DType::kBF16, {16, 2048});
+  expect_arg_error([&] { checks::check_combine_args(a, 2); }, "x: expected shape [17, *]");
+  a.x = Tensor::contiguous(fake(), DType::kFP8E4M3, {17, 2048});
+  expect_arg_error([&] { checks::check_combine_args(a, 2); }, "x: expected dtype bfloat16");
+  a.x = Tensor::contiguous(fake(), DType::kBF16, {17, 2048});
+  a.bias1 = Tensor::contiguous(fake(), DType::kBF16, {10, 1024});
+  expect_arg_error([&] { checks::check_combine_args(a, 2); }, "bias1: expected shape [10, 2048]");
+  a.bias1 = Tensor{};
+  a.topk_weights = Tensor::contiguous(fake(), DType::kF32, {17, 40});
+  expect_arg_error([&] { checks::check_combine_args(a, 2); }, "topk_weights: expected 1 to 32 columns");
+}
+
+}  // namespace
+}  // namespace epcomm

@@ -1,0 +1,163 @@
+// Host math of the high-throughput path for domains of many sizes (2 to 72 ranks): SM budget
+// split, channels, region layouts (aligned, disjoint, in bounds) and the row-capacity checks.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "epcomm/error.hpp"
+#include "kernels/ht_layout.hpp"
+#include "kernels/region_layout.hpp"
+#include "runtime/ht_plan.hpp"
+
+namespace epcomm {
+namespace {
+
+class PerDomainSize : public ::testing::TestWithParam<int> {};
+
+TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWholeWarps) {
+  const int G = GetParam();
+  for (int sms : {2, 3, 8, 24, 64, 132, kMaxBlocks}) {
+    for (std::int64_t T : {0, 1, 31, 32, 33, 4096, 8191, 65536}) {
+      const HtDispatchPlan p = plan_ht_dispatch(sms, T, G);
+      EXPECT_EQ(p.num_blocks, sms);
+      EXPECT_GE(p.num_channels, 1);
+      EXPECT_GE(p.num_receivers, 1);
+      EXPECT_EQ(p.num_channels + p.num_receivers, sms);
+      EXPECT_EQ(p.tokens_per_channel % 32, 0);
+      EXPECT_GE(static_cast<std::int64_t>(p.num_channels) * p.tokens_per_channel, T) << "sms " << sms << " T " << T;
+    }
+  }
+}
+
+TEST_P(PerDomainSize, CachedDispatchKeepsTheHandlesChannels) {
+  const HtDispatchPlan first = plan_ht_dispatch(24, 4096, GetParam());
+  const HtDispatchPlan again = plan_ht_dispatch(30, 4096, GetParam(), first.num_channels);
+  EXPECT_EQ(again.num_channels, first.num_channels);
+  EXPECT_EQ(again.tokens_per_channel, first.tokens_per_channel);
+  EXPECT_EQ(again.num_receivers, 30 - first.num_channels);
+  EXPECT_THROW(plan_ht_dispatch(first.num_channels, 4096, GetParam(), first.num_channels), Error);
+}
+
+TEST_P(PerDomainSize, MailboxHoldsTheCountsOfUpTo1024LocalExperts) {
+  const int G = GetParam();
+  EXPECT_GE(max_local_experts(G, kMaxBlocks), 1024);
+}
+
+TEST_P(PerDomainSize, RowsReceivedAndReturnedAreColumnAndRowSums) {
+  const int G = GetParam();
+  std::vector<std::int32_t> counts(static_cast<std::size_t>(G * G));
+  for (int s = 0; s < G; ++s)
+    for (int d = 0; d < G; ++d) counts[static_cast<std::size_t>(s * G + d)] = 1000 * s + d;
+  const auto received = rows_received(counts.data(), G);
+  const auto returned = rows_returned(counts.data(), G);
+  for (int d = 0; d < G; ++d) {
+    std::int64_t column = 0, row = 0;
+    for (int s = 0; s < G; ++s) {
+      column += 1000 * s + d;
+      row += 1000 * d + s;
+    }
+    EXPECT_EQ(received[static_cast<std::size_t>(d)], column);
+    EXPECT_EQ(returned[static_cast<std::size_t>(d)], row);
+  }
+  // Conservation: every row sent is received once.
+  EXPECT_EQ(std::accumulate(received.begin(), received.end(), std::int64_t{0}),
+            std::accumulate(returned.begin(), returned.end(), std::int64_t{0}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, PerDomainSize, ::testing::Values(1, 2, 4, 8, 16, 72));
+
+TEST(HtPlan, BudgetOutsideTwoToMaxBlocksIsAnError) {
+  EXPECT_THROW(plan_ht_dispatch(1, 100, 2), Error);
+  EXPECT_THROW(plan_ht_dispatch(kMaxBlocks + 1, 100, 2), Error);
+  EXPECT_THROW(plan_ht_combine(1, 2), Error);
+  const HtCombinePlan c = plan_ht_combine(2, 2);
+  EXPECT_EQ(c.num_senders, 1);
+  EXPECT_EQ(c.num_reducers, 1);
+}
+
+TEST(HtPlan, RowsThatDoNotFitNameTheRankAndTheSetting) {
+  try {
+    check_rows_fit({10, 200, 30}, 100, 14336, "dispatch");
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+    EXPECT_NE(e.message().find("num_nvl_bytes"), std::string::npos) << e.what();
+    EXPECT_NE(e.message().find("rank 1 needs 200 rows"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(check_rows_fit({100, 99}, 100, 14336, "dispatch"));
+}
+
+// Sections of a layout: [offset, offset + bytes).
+struct Section {
+  std::size_t begin, end;
+};
+void expect_disjoint_aligned(std::vector<Section> sections, std::size_t limit) {
+  std::sort(sections.begin(), sections.end(), [](const Section& a, const Section& b) { return a.begin < b.begin; });
+  for (std::size_t i = 0; i < sections.size(); ++i) {
+    EXPECT_EQ(sections[i].begin % 16, 0u) << "section " << i << " at " << sections[i].begin;
+    EXPECT_LE(sections[i].end, limit) << "section " << i;
+    if (i > 0) {
+      EXPECT_LE(sections[i - 1].end, sections[i].begin) << "sections " << i - 1 << " and " << i;
+    }
+  }
+}
+
+TEST(HtLayout, DispatchSectionsAreAlignedDisjointAndInBounds) {
+  for (std::size_t bytes : {std::size_t{0}, std::size_t{1000}, std::size_t{1} << 20, std::size_t{1} << 30}) {
+    for (int fp8 = 0; fp8 < 2; ++fp8) {
+      for (int k : {0, 1, 8, 32}) {
+        for (int idx_bytes : {4, 8}) {
+          const std::int64_t row_bytes = fp8 ? 7168 : 7168 * 2;
+          const int scales = fp8 ? 56 : 0;
+          const HtDispatchLayout l = HtDispatchLayout::make(bytes, row_bytes, scales, k, idx_bytes);
+          const auto cap = static_cast<std::size_t>(l.cap_rows);
+          EXPECT_LE(l.total_bytes, std::max(bytes, std::size_t{0})) << bytes;
+          if (cap == 0) continue;
+          expect_disjoint_aligned({{l.x_offset, l.x_offset + cap * static_cast<std::size_t>(row_bytes)},
+                                   {l.scales_offset, l.scales_offset + cap * 4u * static_cast<std::size_t>(scales)},
+                                   {l.topk_offset, l.topk_offset + cap * static_cast<std::size_t>(k * idx_bytes)},
+                                   {l.weights_offset, l.weights_offset + cap * 4u * static_cast<std::size_t>(k)},
+                                   {l.src_idx_offset, l.src_idx_offset + cap * 4u}},
+                                  bytes);
+          // One more row would not fit.
+          EXPECT_GT((cap + 1) * l.bytes_per_row(), bytes - std::min(bytes, 5 * kSectionAlignment));
+        }
+      }
+    }
+  }
+}
+
+TEST(HtLayout, CombineSectionsAreAlignedDisjointAndInBounds) {
+  for (std::size_t bytes : {std::size_t{1} << 16, std::size_t{1} << 28}) {
+    for (int k : {0, 8}) {
+      const HtCombineLayout l = HtCombineLayout::make(bytes, 7168 * 2, k);
+      const auto cap = static_cast<std::size_t>(l.cap_rows);
+      EXPECT_LE(l.total_bytes, bytes);
+      expect_disjoint_aligned({{l.x_offset, l.x_offset + cap * 7168u * 2u},
+                               {l.weights_offset, l.weights_offset + cap * 4u * static_cast<std::size_t>(k)}},
+                              bytes);
+    }
+  }
+}
+
+TEST(RegionLayout, ControlSectionsAreDisjointAndDataIsPageAligned) {
+  using L = RegionLayout;
+  expect_disjoint_aligned({{L::kBarrierSlots, L::kBarrierSlots + L::kBarrierBytes},
+                           {L::kMailboxes, L::kMailboxes + L::kMailboxesBytes},
+                           {L::kProgress, L::kProgress + L::kProgressBytes}},
+                          L::kData);
+  EXPECT_EQ(L::kData % kRegionAlignment, 0u);
+  EXPECT_EQ(L::region_bytes(1) - L::kData, kRegionAlignment);
+  // Mailboxes of (parity, source) pairs do not overlap and stay inside the mailbox section.
+  char* base = nullptr;
+  const std::size_t last = static_cast<std::size_t>(L::mailbox(base + 0, 1, kMaxDomainRanks - 1) - base);
+  EXPECT_EQ(last + L::kMailboxBytes, L::kMailboxes + L::kMailboxesBytes);
+  EXPECT_EQ(static_cast<std::size_t>(L::mailbox(base, 0, 1) - L::mailbox(base, 0, 0)), L::kMailboxBytes);
+  const auto* p_last = L::progress(base, kMaxDomainRanks - 1, kMaxBlocks - 1);
+  EXPECT_EQ(reinterpret_cast<const char*>(p_last + 1) - base, static_cast<std::ptrdiff_t>(L::kProgress + L::kProgressBytes));
+}
+
+}  // namespace
+}  // namespace epcomm
