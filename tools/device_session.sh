@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
+# result files go to $OUT (the device tool brings that folder back). Usage:
+#   tools/device_session.sh [tests] [bench WORKLOAD...]
+# GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_REMOTE_TRANSPORT=none
+OUT=${OUT:-/tmp/epcomm-out}
+mkdir -p "$OUT"
+root=$(cd "$(dirname "$0")/.." && pwd)
+build="$root/build-gpu"
+cd "$root"
+{ nvidia-smi -L; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; nvidia-smi topo -m; } > "$OUT/machine.txt" 2>&1
+head -3 "$OUT/machine.txt"
+gtest=()
+[ -f "$root/.gtest/CMakeLists.txt" ] && gtest=(-DEPCOMM_GTEST_SOURCE_DIR="$root/.gtest")
+if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" > "$OUT/build.log" 2>&1 ||
+   ! cmake --build "$build" -j "$(nproc)" >> "$OUT/build.log" 2>&1; then
+  echo "build failed"; grep -E "error|Error" "$OUT/build.log" | head -40; exit 1
+fi
+echo "build ok"
+gpus=$(nvidia-smi -L | grep -c '^GPU')
+status=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    tests)
+      shift
+      ctest --test-dir "$build" -L gpu --output-on-failure > "$OUT/gpu_tests.log" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      grep -E "tests passed|Passed|Failed|\*\*\*|FAILED|Timeout" "$OUT/gpu_tests.log" | grep -v "^\[rank.*OK \]" | tail -40
+      ;;
+    bench)
+      shift
+      while [ $# -gt 0 ] && [ "$1" != tests ] && [ "$1" != bench ]; do
+        w=$1; shift
+        "$build/tools/epcomm-run" -n "$gpus" --timeout 400 "$build/tools/bench/epcomm-bench" --workload "$w" \
+          --json "$OUT/$w.json" > "$OUT/$w.txt" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== $w (rc $rc)"; grep -v "^\[rank 1\]" "$OUT/$w.txt" | tail -30
+      done
+      ;;
+    *) echo "unknown step $1"; exit 2 ;;
+  esac
+done
+exit $status
