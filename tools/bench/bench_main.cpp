@@ -1,0 +1,187 @@
+// epcomm-bench: the benchmark of BENCH.md. One process per GPU, started by
+// `epcomm-run -n N epcomm-bench ...`; prints one nccl-tests-style table per workload (rank 0) and
+// writes the BENCH.md result files.
+#include <cuda_runtime_api.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench/bench_op.hpp"
+#include "bench/ceiling.hpp"
+#include "bench/cli.hpp"
+#include "bench/device_inputs.hpp"
+#include "bench/expected.hpp"
+#include "bench/nccl_comm.hpp"
+#include "bench/report.hpp"
+#include "bench/runner.hpp"
+#include "bench/timing.hpp"
+#include "bench/workload.hpp"
+#include "epcomm/bootstrap.hpp"
+#include "epcomm/error.hpp"
+#include "runtime/cuda_check.hpp"
+#include "runtime/cuda_raii.hpp"
+
+namespace epcomm::bench {
+namespace {
+
+std::unique_ptr<Bootstrap> make_bootstrap(const BenchEnv& env) {
+  if (env.launched) return make_tcp_bootstrap(tcp_bootstrap_options_from_env());
+  // One rank without a launcher: the all-gather is a copy.
+  return make_callback_bootstrap(0, 1, [](const void* in, void* out, std::size_t bytes) {
+    if (bytes > 0) std::memcpy(out, in, bytes);
+  });
+}
+
+struct Outcome {
+  bool check_failed = false;
+  bool below_min_efficiency = false;
+};
+
+// Runs every op of every variant of one named workload; returns its report (rows filled on every
+// rank, printed and written by rank 0).
+RunReport run_workload(Session& session, const std::string& name, const RunSettings& settings,
+                       cudaStream_t stream, L2Flusher& flusher, RunReport report) {
+  const int rank = session.rank();
+  const int num_ranks = session.num_ranks();
+  report.workload = name;
+  for (const Workload& workload : workloads_named(name)) {
+    try {
+      validate(workload, num_ranks);
+    } catch (const Error& e) {
+      if (rank == 0) std::printf("# note: %s skipped: %s\n", name.c_str(), e.message().c_str());
+      continue;
+    }
+    DeviceInputs inputs = upload_inputs(make_rank_inputs(workload, num_ranks, rank));
+    const Traffic traffic = compute_traffic(workload, num_ranks, rank);
+    std::optional<ExpectedHt> expected;  // NOTE: outlives the ops below, whose checks read it
+    const auto expected_ht = [&]() -> const ExpectedHt& {
+      if (!expected) expected = compute_expected_ht(workload, num_ranks, rank);
+      return *expected;
+    };
+    BenchContext context{session, workload, inputs, traffic, expected_ht};
+    for (const OpFactory& factory : op_factories()) {
+      std::vector<BenchOp> ops = factory(context);
+      for (BenchOp& op : ops)
+        if (auto row = run_op(session, workload, op, stream, flusher, settings)) report.rows.push_back(*row);
+    }
+  }
+  fill_nccl_comparison(report.rows);
+  return report;
+}
+
+int run(const Options& options, const BenchEnv& env, int argc, const char* const* argv) {
+  const int device = env.local_rank;
+  EPCOMM_CUDA_CHECK(cudaSetDevice(device));
+  std::unique_ptr<Bootstrap> bootstrap = make_bootstrap(env);
+  const bool lead = bootstrap->rank() == 0;
+  cudaDeviceProp prop{};
+  EPCOMM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+
+  Session session(*bootstrap, device, options.sms);
+  RunSettings settings;
+  settings.timing = TimingOptions{options.warmup, options.iters};
+  settings.check = options.check;
+  if (lead && (options.warmup < 10 || options.iters < 50))
+    std::printf("# note: %d warm-up / %d timed calls is below the BENCH.md protocol (>= 10 / >= 50)\n",
+                options.warmup, options.iters);
+
+  const Ceiling ceiling =
+      measure_ceiling(*bootstrap, device, options.ceiling_mib * (std::size_t{1} << 20), settings.timing);
+  if (lead && !ceiling.measured) std::printf("# note: NVLink ceiling skipped: needs 2 or more ranks\n");
+  settings.ceiling_gbps = ceiling.measured ? ceiling.all_pairs_gbps : 0.0;
+
+  RunReport base;
+  base.card = prop.name;
+  base.num_gpus = bootstrap->size();
+  base.commit = commit_id(env.commit);
+  base.date = utc_date_today();
+  base.command = join_command(argc, argv);
+  base.ceiling_gbps = settings.ceiling_gbps;
+  base.ceiling_one_way_gbps = ceiling.one_way_gbps;
+  base.warmup = options.warmup;
+  base.iters = options.iters;
+  if (lead) std::printf("# NCCL %s\n", nccl_version_string());
+
+  Stream stream;
+  L2Flusher flusher;
+  Outcome outcome;
+  std::string csv = csv_header();
+  const bool several = options.workloads.size() > 1;
+  for (const std::string& name : options.workloads) {
+    const RunReport report = run_workload(session, name, settings, stream.get(), flusher, base);
+    for (const ResultRow& row : report.rows) outcome.check_failed |= row.check == "fail";
+    if (options.min_efficiency) {
+      if (!ceiling.measured) {
+        if (lead) std::printf("# note: --min-efficiency not applied: no ceiling on one rank\n");
+      } else {
+        for (const ResultRow& row : rows_below_efficiency(report.rows, *options.min_efficiency)) {
+          outcome.below_min_efficiency = true;
+          if (lead)
+            std::printf("# FAIL: %s %s %s sms %d tokens %lld: efficiency %.3f below %.3f\n", row.impl.c_str(),
+                        row.op.c_str(), row.dtype.c_str(), row.num_sms, static_cast<long long>(row.tokens),
+                        row.efficiency, *options.min_efficiency);
+        }
+      }
+    }
+    if (!lead) continue;
+    std::printf("%s\n", format_table(report).c_str());
+    std::fflush(stdout);
+    if (!options.json_path.empty())
+      write_text_file(output_path_for(options.json_path, name, several), to_json(report));
+    csv += to_csv_rows(report);
+  }
+  if (lead && !options.csv_path.empty()) write_text_file(options.csv_path, csv);
+  if (outcome.check_failed) {
+    if (lead) std::printf("# FAIL: a data check failed (see the check column and stderr)\n");
+    return kExitCheckFailed;
+  }
+  return outcome.below_min_efficiency ? kExitBelowMinEfficiency : kExitOk;
+}
+
+}  // namespace
+}  // namespace epcomm::bench
+
+int main(int argc, char** argv) {
+  using namespace epcomm::bench;
+  // NOTE: first, before CUDA or NCCL are touched.
+  disable_nvlink_multicast();
+
+  Options options;
+  BenchEnv env;
+  try {
+    options = parse_args(argc, argv);
+    env = read_env();
+  } catch (const epcomm::Error& e) {
+    std::fprintf(stderr, "epcomm-bench: %s\n%s", e.message().c_str(), usage().c_str());
+    return kExitUsage;
+  }
+  if (options.help) {
+    std::printf("%s", usage().c_str());
+    return kExitOk;
+  }
+
+  int num_devices = 0;
+  if (cudaGetDeviceCount(&num_devices) != cudaSuccess || num_devices == 0) {
+    (void)cudaGetLastError();
+    if (env.rank == 0) std::printf("epcomm-bench: no GPU found; nothing to measure\n");
+    return kExitOk;
+  }
+  if (num_devices < env.local_world_size || env.local_rank >= num_devices) {
+    if (env.rank == 0)
+      std::printf("epcomm-bench: %d GPU(s) found, %d needed (one per local rank); nothing to measure\n",
+                  num_devices, env.local_world_size);
+    return kExitOk;
+  }
+
+  try {
+    return run(options, env, argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "epcomm-bench: rank %d: %s\n", env.rank, e.what());
+    return kExitError;
+  }
+}

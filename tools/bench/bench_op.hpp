@@ -1,0 +1,57 @@
+// The op interface of epcomm-bench. Every measured thing (the NCCL baseline today, epcomm's own
+// dispatch/combine tomorrow) is a BenchOp; factories turn a workload into ops, and ops.cpp lists
+// the factories. To add epcomm's ops: write `std::vector<BenchOp> make_epcomm_ops(BenchContext&)`
+// in its own file and append it to op_factories() in ops.cpp.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bench/device_inputs.hpp"
+#include "bench/expected.hpp"
+#include "bench/session.hpp"
+#include "bench/workload.hpp"
+
+namespace epcomm::bench {
+
+struct BenchOp {
+  std::string impl = "epcomm";  // "epcomm"; "nccl" (the baseline); "nccl-a2av" (its raw row exchange)
+  std::string op;               // BENCH.md: dispatch, combine, dispatch+combine, dispatch-send, ...
+  std::string dtype;            // "bf16" or "fp8"
+  int num_sms = 0;              // SMs the op may use; 0 = not set by the benchmark
+  int min_ranks = 1;            // on fewer ranks the op is skipped with a note
+  double recv_bytes = 0;        // logical bytes: received rows on this rank, local ones included
+                                // (combine: the byte count of its dispatch)
+  double wire_bytes = 0;        // bytes this rank sends to other GPUs in one call
+  // Optional, untimed, once before the first call (e.g. a dispatch that produces combine's input).
+  std::function<void(cudaStream_t)> setup;
+  // One call, timed with events on `stream`. May synchronize the host (the NCCL baseline does).
+  std::function<void(cudaStream_t)> run;
+  // Optional: after the timed calls and a device synchronize, compares the last call's outputs with
+  // the CPU reference element by element; returns false (after printing the first mismatch) on any
+  // difference. Absent, or --no-check, reports "skip".
+  std::function<bool()> check;
+  // Optional: the summed kernel duration of the last call in microseconds (device clock/profiler).
+  std::function<double()> kernel_us;
+};
+
+// Everything an op factory may use for one workload variant.
+struct BenchContext {
+  Session& session;
+  const Workload& workload;
+  const DeviceInputs& inputs;  // this rank's inputs on its GPU
+  const Traffic& traffic;      // this rank's row counts (from every rank's routing)
+  // The CPU reference for this rank, computed on first call (seconds for ht workloads); only call
+  // it from a check.
+  std::function<const ExpectedHt&()> expected_ht;
+};
+
+using OpFactory = std::function<std::vector<BenchOp>(BenchContext&)>;
+
+// The ops measured for every workload, in order. Every rank must produce the same list.
+std::vector<OpFactory> op_factories();
+
+}  // namespace epcomm::bench

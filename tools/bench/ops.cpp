@@ -1,0 +1,16 @@
+// The registry of measured ops: every workload runs these factories' ops in this order (the
+// order of the table's rows). Append epcomm's own factories here.
+#include "bench/bench_op.hpp"
+#include "bench/nccl_baseline.hpp"
+
+namespace epcomm::bench {
+
+std::vector<OpFactory> op_factories() {
+  return {
+      make_nccl_baseline_ops,
+      // make_epcomm_ht_ops,  (epcomm's high-throughput dispatch/combine, once written)
+      // make_epcomm_ll_ops,  (epcomm's low-latency dispatch/combine, once written)
+  };
+}
+
+}  // namespace epcomm::bench

@@ -1,0 +1,256 @@
+#include "bench/report.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/check.hpp"
+
+#ifndef EPCOMM_BENCH_GIT_COMMIT
+#define EPCOMM_BENCH_GIT_COMMIT ""
+#endif
+
+namespace epcomm::bench {
+
+namespace {
+
+std::string quoted(std::string_view text) {
+  std::string out(1, '"');  // built piecewise: GCC 12 warns (-Wrestrict) on "\"" + std::string
+  out += json_escape(text);
+  out += '"';
+  return out;
+}
+
+std::string json_optional(const std::optional<double>& value) {
+  return value ? json_number(*value) : std::string("null");
+}
+
+std::string fixed(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
+std::string table_optional(const std::optional<double>& value, int decimals) {
+  return value && std::isfinite(*value) ? fixed(*value, decimals) : std::string("-");
+}
+
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string csv_optional(const std::optional<double>& value) {
+  return value && std::isfinite(*value) ? json_number(*value) : std::string();
+}
+
+}  // namespace
+
+std::string json_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += buf;
+        } else {
+          out += c;  // UTF-8 bytes pass through unchanged
+        }
+    }
+  }
+  return out;
+}
+
+std::string json_number(double value) {
+  if (!std::isfinite(value)) return "null";
+  std::string s = fixed(value, 4);
+  // Trim trailing zeros but keep one decimal: 355.0000 -> 355.0, 0.4810 -> 0.481.
+  while (s.size() > 2 && s.back() == '0' && s[s.size() - 2] != '.') s.pop_back();
+  if (s == "-0.0") s = "0.0";
+  return s;
+}
+
+std::string to_json(const RunReport& r) {
+  std::ostringstream os;
+  os << "{\n";
+  os << "  \"workload\": " << quoted(r.workload) << ", \"card\": " << quoted(r.card)
+     << ", \"num_gpus\": " << r.num_gpus << ", \"commit\": " << quoted(r.commit) << ",\n";
+  os << "  \"date\": " << quoted(r.date) << ", \"command\": " << quoted(r.command) << ",\n";
+  os << "  \"ceiling_gbps\": " << json_number(r.ceiling_gbps) << ",\n";
+  os << "  \"rows\": [";
+  for (std::size_t i = 0; i < r.rows.size(); ++i) {
+    const ResultRow& w = r.rows[i];
+    os << (i == 0 ? "\n" : ",\n");
+    os << "    {\"impl\": " << quoted(w.impl) << ", \"op\": " << quoted(w.op)
+       << ", \"dtype\": " << quoted(w.dtype) << ", \"num_sms\": " << w.num_sms << ", \"tokens\": " << w.tokens
+       << ", \"hidden\": " << w.hidden << ",\n";
+    os << "     \"time_us\": " << json_number(w.time_us) << ", \"kernel_us\": " << json_optional(w.kernel_us)
+       << ", \"logical_gbps\": " << json_number(w.logical_gbps)
+       << ", \"wire_gbps\": " << json_number(w.wire_gbps) << ", \"efficiency\": " << json_number(w.efficiency)
+       << ",\n";
+    os << "     \"nccl_time_us\": " << json_optional(w.nccl_time_us)
+       << ", \"speedup_vs_nccl\": " << json_optional(w.speedup_vs_nccl) << ", \"check\": " << quoted(w.check)
+       << "}";
+  }
+  os << (r.rows.empty() ? "]\n" : "\n  ]\n");
+  os << "}\n";
+  return os.str();
+}
+
+std::string format_table(const RunReport& r) {
+  std::ostringstream os;
+  os << "# epcomm-bench  workload " << r.workload << "  card " << r.card << "  gpus " << r.num_gpus
+     << "  commit " << r.commit << "  date " << r.date << "\n";
+  os << "# command: " << r.command << "\n";
+  os << "# timing: median of " << r.iters << " calls after " << r.warmup
+     << " warm-up calls (CUDA events, L2 flushed), max over ranks\n";
+  if (r.ceiling_gbps > 0) {
+    os << "# ceiling: all-pairs peer copy " << fixed(r.ceiling_gbps, 1)
+       << " GB/s per GPU outgoing; one direction " << fixed(r.ceiling_one_way_gbps, 1) << " GB/s\n";
+  } else {
+    os << "# ceiling: not measured (needs 2 or more GPUs); efficiency is 0\n";
+  }
+  char line[512];
+  const char* header_fmt = "%-10s %-17s %-5s %4s %7s %7s %10s %10s %12s %10s %10s %12s %8s %6s\n";
+  std::snprintf(line, sizeof line, header_fmt, "# impl", "op", "dtype", "sms", "tokens", "hidden", "time_us",
+                "kernel_us", "logical_GB/s", "wire_GB/s", "efficiency", "nccl_us", "speedup", "check");
+  os << line;
+  for (const ResultRow& w : r.rows) {
+    std::snprintf(line, sizeof line, header_fmt, w.impl.c_str(), w.op.c_str(), w.dtype.c_str(),
+                  w.num_sms > 0 ? std::to_string(w.num_sms).c_str() : "-", std::to_string(w.tokens).c_str(),
+                  std::to_string(w.hidden).c_str(), fixed(w.time_us, 1).c_str(),
+                  table_optional(w.kernel_us, 1).c_str(), fixed(w.logical_gbps, 1).c_str(),
+                  fixed(w.wire_gbps, 1).c_str(), fixed(w.efficiency, 3).c_str(),
+                  table_optional(w.nccl_time_us, 1).c_str(), table_optional(w.speedup_vs_nccl, 2).c_str(),
+                  w.check.c_str());
+    os << line;
+  }
+  return os.str();
+}
+
+std::string csv_header() {
+  return "workload,card,num_gpus,commit,date,impl,op,dtype,num_sms,tokens,hidden,time_us,kernel_us,"
+         "logical_gbps,wire_gbps,efficiency,nccl_time_us,speedup_vs_nccl,check\n";
+}
+
+std::string to_csv_rows(const RunReport& r) {
+  std::ostringstream os;
+  for (const ResultRow& w : r.rows) {
+    os << csv_field(r.workload) << ',' << csv_field(r.card) << ',' << r.num_gpus << ',' << csv_field(r.commit)
+       << ',' << csv_field(r.date) << ',' << csv_field(w.impl) << ',' << csv_field(w.op) << ','
+       << csv_field(w.dtype) << ',' << w.num_sms << ',' << w.tokens << ',' << w.hidden << ','
+       << json_number(w.time_us) << ',' << csv_optional(w.kernel_us) << ',' << json_number(w.logical_gbps)
+       << ',' << json_number(w.wire_gbps) << ',' << json_number(w.efficiency) << ','
+       << csv_optional(w.nccl_time_us) << ',' << csv_optional(w.speedup_vs_nccl) << ',' << csv_field(w.check)
+       << '\n';
+  }
+  return os.str();
+}
+
+void fill_nccl_comparison(std::vector<ResultRow>& rows) {
+  for (ResultRow& row : rows) {
+    row.nccl_time_us.reset();
+    row.speedup_vs_nccl.reset();
+    for (const ResultRow& base : rows) {
+      if (base.impl != "nccl" || base.op != row.op || base.dtype != row.dtype || base.tokens != row.tokens)
+        continue;
+      row.nccl_time_us = base.time_us;
+      if (row.time_us > 0) row.speedup_vs_nccl = base.time_us / row.time_us;
+      break;
+    }
+  }
+}
+
+std::vector<ResultRow> rows_below_efficiency(const std::vector<ResultRow>& rows, double min_efficiency) {
+  std::vector<ResultRow> below;
+  for (const ResultRow& row : rows)
+    if (row.impl == "epcomm" && !(row.efficiency >= min_efficiency)) below.push_back(row);
+  return below;
+}
+
+std::string output_path_for(const std::string& path, const std::string& workload, bool several_workloads) {
+  const std::string placeholder = "{workload}";
+  if (const auto at = path.find(placeholder); at != std::string::npos) {
+    std::string out = path;
+    out.replace(at, placeholder.size(), workload);
+    return out;
+  }
+  if (!several_workloads) return path;
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.find_last_of('.');
+  const bool has_extension = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+  if (!has_extension) return path + "-" + workload;
+  return path.substr(0, dot) + "-" + workload + path.substr(dot);
+}
+
+std::string utc_date_today() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+std::string commit_id(const std::string& env_commit) {
+  if (!env_commit.empty()) return env_commit;
+  const std::string configured = EPCOMM_BENCH_GIT_COMMIT;
+  return configured.empty() ? std::string("unknown") : configured;
+}
+
+std::string join_command(int argc, const char* const* argv) {
+  std::string out;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i > 0) out += ' ';
+    const bool plain = !arg.empty() && arg.find_first_not_of(
+                                           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789-_=+./,:@%") == std::string::npos;
+    if (plain) {
+      out += arg;
+      continue;
+    }
+    out += '\'';
+    for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += '\'';
+  }
+  return out;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  EPCOMM_CHECK_ARG(file.good(), "output file '", path, "': cannot open it for writing");
+  file << text;
+  file.close();
+  EPCOMM_CHECK_ARG(!file.fail(), "output file '", path, "': writing failed");
+}
+
+}  // namespace epcomm::bench

@@ -1,0 +1,75 @@
+// Results: the printed nccl-tests-style table, the JSON file of BENCH.md "Result files", and CSV.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace epcomm::bench {
+
+// One measured (impl, op, dtype, num_sms, tokens). Bandwidths use the busiest rank's bytes over the
+// max-over-ranks median time (runner.cpp).
+struct ResultRow {
+  std::string impl;   // "epcomm"; "nccl" (the baseline); "nccl-a2av" (the baseline's row exchange alone)
+  std::string op;     // BENCH.md: dispatch, combine, dispatch+combine, dispatch-send, ...
+  std::string dtype;  // "bf16" or "fp8"
+  int num_sms = 0;    // 0: not set by the benchmark (NCCL chooses its own)
+  int64_t tokens = 0;
+  int64_t hidden = 0;
+  double time_us = 0;                     // CUDA events around the whole call
+  std::optional<double> kernel_us;        // summed kernel duration, where the op can measure it
+  double logical_gbps = 0;                // received bytes (local rows included) / time
+  double wire_gbps = 0;                   // bytes sent to other GPUs / time
+  double efficiency = 0;                  // wire_gbps / ceiling_gbps (0 without a ceiling)
+  std::optional<double> nccl_time_us;     // the NCCL baseline's time for the same op, dtype, tokens
+  std::optional<double> speedup_vs_nccl;  // nccl_time_us / time_us
+  std::string check = "skip";             // "pass" (every element matched on every rank), "fail", "skip"
+};
+
+struct RunReport {
+  std::string workload;
+  std::string card;  // cudaDeviceProp::name
+  int num_gpus = 0;
+  std::string commit;
+  std::string date;                 // YYYY-MM-DD (UTC)
+  std::string command;              // argv joined
+  double ceiling_gbps = 0;          // all-pairs peer copy, per GPU outgoing; 0 where not measured
+  double ceiling_one_way_gbps = 0;  // one-direction peer copy (printed, not in the JSON shape)
+  int warmup = 0;                   // printed
+  int iters = 0;                    // printed
+  std::vector<ResultRow> rows;
+};
+
+// ---- formats ------------------------------------------------------------------------------------
+
+std::string json_escape(std::string_view text);  // the contents of a JSON string, without quotes
+std::string json_number(double value);           // "null" for NaN/inf; else up to 4 decimals, e.g. "355.0"
+std::string to_json(const RunReport& report);    // BENCH.md shape (rows carry "impl" in addition)
+std::string format_table(const RunReport& report);
+std::string csv_header();
+std::string to_csv_rows(const RunReport& report);  // one line per row, the run's fields repeated
+
+// ---- derived fields -----------------------------------------------------------------------------
+
+// Fills nccl_time_us and speedup_vs_nccl of every row from the impl == "nccl" row of the same op,
+// dtype and tokens (the NCCL rows themselves get speed-up 1).
+void fill_nccl_comparison(std::vector<ResultRow>& rows);
+// The epcomm rows whose efficiency is below `min_efficiency`.
+std::vector<ResultRow> rows_below_efficiency(const std::vector<ResultRow>& rows, double min_efficiency);
+
+// ---- run facts and files ------------------------------------------------------------------------
+
+// Where the JSON of `workload` goes: "{workload}" in `path` is replaced by the name; otherwise, when
+// the run has several workloads, "-<workload>" is inserted before the extension.
+std::string output_path_for(const std::string& path, const std::string& workload, bool several_workloads);
+std::string utc_date_today();
+// `env_commit` (EPCOMM_COMMIT) when non-empty, else the commit seen at configure time, else "unknown".
+std::string commit_id(const std::string& env_commit);
+// argv joined by spaces; an argument with spaces or shell characters is single-quoted.
+std::string join_command(int argc, const char* const* argv);
+// Throws epcomm::Error (invalid argument) naming the path when it cannot be written.
+void write_text_file(const std::string& path, const std::string& text);
+
+}  // namespace epcomm::bench

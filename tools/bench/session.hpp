@@ -1,0 +1,39 @@
+// What lives for the whole run of one epcomm-bench process: its rank, GPU, bootstrap, NCCL
+// communicator and the options that every workload shares.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/nccl_comm.hpp"
+#include "epcomm/bootstrap.hpp"
+
+namespace epcomm::bench {
+
+class Session {
+ public:
+  Session(Bootstrap& bootstrap, int device, std::vector<int> sms)
+      : bootstrap_(bootstrap), device_(device), sms_(std::move(sms)) {}
+
+  Bootstrap& bootstrap() const { return bootstrap_; }
+  int rank() const { return bootstrap_.rank(); }
+  int num_ranks() const { return bootstrap_.size(); }
+  int device() const { return device_; }
+  // SM budgets to sweep for epcomm's own ops (--sms).
+  const std::vector<int>& sms() const { return sms_; }
+  // The NCCL communicator of all ranks, created on first use. Collective: every rank must reach
+  // its first call at the same point.
+  NcclComm& nccl() {
+    if (!nccl_) nccl_ = std::make_unique<NcclComm>(bootstrap_);
+    return *nccl_;
+  }
+
+ private:
+  Bootstrap& bootstrap_;
+  int device_ = 0;
+  std::vector<int> sms_;
+  std::unique_ptr<NcclComm> nccl_;
+};
+
+}  // namespace epcomm::bench

@@ -1,0 +1,49 @@
+#include "bench/timing.hpp"
+
+#include <vector>
+
+#include "bench/stats.hpp"
+#include "runtime/cuda_check.hpp"
+
+namespace epcomm::bench {
+
+void L2Flusher::flush(cudaStream_t stream) {
+  EPCOMM_CUDA_CHECK(cudaMemsetAsync(buffer_.get(), 0, buffer_.bytes(), stream));
+}
+
+Timing time_calls(Bootstrap& bootstrap, const std::function<void(cudaStream_t)>& call, cudaStream_t stream,
+                  const TimingOptions& options, L2Flusher& flusher) {
+  EPCOMM_CHECK_ARG(options.iters >= 1, "iters: expected >= 1, given ", options.iters);
+  for (int i = 0; i < options.warmup; ++i) call(stream);
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  bootstrap.barrier();
+
+  std::vector<Event> starts;
+  std::vector<Event> stops;
+  starts.reserve(options.iters);
+  stops.reserve(options.iters);
+  for (int i = 0; i < options.iters; ++i) {
+    starts.emplace_back(true);
+    stops.emplace_back(true);
+  }
+  flusher.flush(stream);
+  for (int i = 0; i < options.iters; ++i) {
+    starts[i].record(stream);
+    call(stream);
+    stops[i].record(stream);
+  }
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+
+  std::vector<double> us(options.iters);
+  for (int i = 0; i < options.iters; ++i) {
+    float ms = 0;
+    EPCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, starts[i].get(), stops[i].get()));
+    us[i] = static_cast<double>(ms) * 1e3;
+  }
+  Timing t;
+  t.median_us = median(std::move(us));
+  t.max_us = max_over_ranks(bootstrap, t.median_us);
+  return t;
+}
+
+}  // namespace epcomm::bench
