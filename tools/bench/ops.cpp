@@ -4,11 +4,15 @@
 #include "bench/nccl_baseline.hpp"
 
 namespace epcomm::bench {
+std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context);  // epcomm_ht_ops.cpp
+}  // namespace epcomm::bench
+
+namespace epcomm::bench {
 
 std::vector<OpFactory> op_factories() {
   return {
       make_nccl_baseline_ops,
-      // make_epcomm_ht_ops,  (epcomm's high-throughput dispatch/combine, once written)
+      make_epcomm_ht_ops,
       // make_epcomm_ll_ops,  (epcomm's low-latency dispatch/combine, once written)
   };
 }

@@ -1,0 +1,156 @@
+// epcomm's own high-throughput dispatch and combine as benchmark ops, one set per SM budget.
+// A dispatch call is timed whole: layout, notify (count exchange and the one host wait) and the
+// data kernel, i.e. what a caller waits for.
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "bench/bench_op.hpp"
+#include "bench/compare.hpp"
+#include "epcomm/buffer.hpp"
+#include "runtime/cuda_check.hpp"
+
+namespace epcomm::bench {
+
+namespace {
+
+bool passed(const Comparison& c, int rank) {
+  if (!c.ok) std::fprintf(stderr, "epcomm-bench: rank %d: check failed: %s\n", rank, c.detail.c_str());
+  return c.ok;
+}
+
+template <typename T>
+std::vector<T> to_host(const DeviceTensor& t) {
+  std::vector<T> host(t.view().nbytes() / sizeof(T));
+  if (!host.empty()) EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), t.data(), t.view().nbytes(), cudaMemcpyDeviceToHost));
+  return host;
+}
+
+// One Buffer for the workload and the last results of each op.
+struct EpcommHt {
+  std::unique_ptr<Buffer> buffer;
+  Tensor x_bf16, x_fp8, scales, topk_idx, topk_weights;
+  int num_experts = 0;
+  DispatchResult bf16, fp8;
+  CombineResult combined;
+  int rank = 0;
+
+  DispatchResult dispatch(bool fp8_payload, int num_sms, cudaStream_t stream) {
+    const DispatchLayout layout = buffer->get_dispatch_layout(topk_idx, num_experts, {.stream = stream});
+    DispatchArgs a;
+    a.x = fp8_payload ? x_fp8 : x_bf16;
+    if (fp8_payload) a.x_scales = scales;
+    a.topk_idx = topk_idx;
+    a.topk_weights = topk_weights;
+    a.num_tokens_per_rank = layout.num_tokens_per_rank;
+    a.is_token_in_rank = layout.is_token_in_rank;
+    a.num_tokens_per_expert = layout.num_tokens_per_expert;
+    a.config.num_sms = num_sms;
+    return buffer->dispatch(a, {.stream = stream});
+  }
+
+  bool check_dispatch(const DispatchResult& got, const ref::HtRankOutput& want, bool fp8_payload) {
+    buffer->check_status();
+    const auto n = static_cast<std::size_t>(want.num_recv_tokens);
+    if (got.handle.num_recv_tokens != want.num_recv_tokens) {
+      std::fprintf(stderr, "epcomm-bench: rank %d: check failed: epcomm dispatch received %lld rows, expected %lld\n",
+                   rank, static_cast<long long>(got.handle.num_recv_tokens),
+                   static_cast<long long>(want.num_recv_tokens));
+      return false;
+    }
+    const auto x = to_host<std::uint8_t>(got.recv_x);
+    const auto idx = to_host<std::int64_t>(got.recv_topk_idx);
+    const auto w = to_host<float>(got.recv_topk_weights);
+    bool ok = passed(compare_bytes("epcomm recv_x", want.recv_x.data(), x.data(), x.size()), rank);
+    ok &= passed(compare_bytes("epcomm recv_topk_idx", reinterpret_cast<const std::uint8_t*>(want.recv_topk_idx.data()),
+                               reinterpret_cast<const std::uint8_t*>(idx.data()), idx.size() * 8),
+                 rank);
+    ok &= passed(compare_floats_exact("epcomm recv_topk_weights", want.recv_topk_weights.data(), w.data(), w.size()),
+                 rank);
+    if (fp8_payload) {
+      const auto s = to_host<float>(got.recv_x_scales);
+      ok &= passed(compare_floats_exact("epcomm recv_x_scales", want.recv_scales.data(), s.data(), s.size()), rank);
+    }
+    ok &= x.size() == n * static_cast<std::size_t>(got.recv_x.size(1)) * dtype_size(got.recv_x.view().dtype);
+    return ok;
+  }
+};
+
+}  // namespace
+
+std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
+  const Workload& w = context.workload;
+  if (w.mode != Mode::kHighThroughput) return {};
+  const DeviceInputs& in = context.inputs;
+  const int R = context.session.num_ranks();
+  auto state = std::make_shared<EpcommHt>();
+  state->rank = context.session.rank();
+  state->num_experts = w.num_experts;
+  // Room for the worst case: every token of every rank arriving here, with all its metadata.
+  const std::int64_t row = w.hidden * 2 + 4 * w.num_scales() + 12 * w.num_topk + 4;
+  const std::int64_t nvl_bytes = R * w.num_tokens * row + (std::int64_t{8} << 20);
+  std::shared_ptr<Bootstrap> bootstrap(&context.session.bootstrap(), [](Bootstrap*) {});  // not owned
+  state->buffer = std::make_unique<Buffer>(bootstrap, BufferOptions{.num_nvl_bytes = nvl_bytes});
+  const std::int64_t T = in.num_tokens;
+  state->x_bf16 = Tensor::contiguous(in.x_bf16.get(), DType::kBF16, {T, in.hidden});
+  state->x_fp8 = Tensor::contiguous(in.x_fp8.get(), DType::kFP8E4M3, {T, in.hidden});
+  state->scales = Tensor::strided(in.scales.get(), DType::kF32, {T, in.num_scales},
+                                  {in.scale_stride_token, in.scale_stride_block});
+  state->topk_idx = Tensor::contiguous(in.topk_idx.get(), DType::kI64, {T, in.num_topk});
+  state->topk_weights = Tensor::contiguous(in.topk_weights.get(), DType::kF32, {T, in.num_topk});
+
+  const Traffic traffic = context.traffic;
+  const std::function<const ExpectedHt&()> expected = context.expected_ht;
+  const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
+  std::vector<BenchOp> ops;
+  for (const int sms : context.session.sms()) {
+    for (const Dtype dtype : {Dtype::kBf16, Dtype::kFp8}) {
+      const bool fp8 = dtype == Dtype::kFp8;
+      const auto row_b = static_cast<double>(row_bytes(w, dtype));
+      BenchOp op;
+      op.op = "dispatch";
+      op.dtype = to_string(dtype);
+      op.num_sms = sms;
+      op.recv_bytes = static_cast<double>(traffic.recv_rows) * row_b;
+      op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row_b;
+      op.run = [state, fp8, sms](cudaStream_t s) { (fp8 ? state->fp8 : state->bf16) = state->dispatch(fp8, sms, s); };
+      op.check = [state, fp8, expected] {
+        return state->check_dispatch(fp8 ? state->fp8 : state->bf16,
+                                     fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
+      };
+      ops.push_back(std::move(op));
+    }
+    BenchOp op;
+    op.op = "combine";
+    op.dtype = "bf16";
+    op.num_sms = sms;
+    op.recv_bytes = static_cast<double>(traffic.recv_rows) * bf16_row;
+    op.wire_bytes = static_cast<double>(traffic.recv_rows_remote) * bf16_row;  // rows go back to their sources
+    op.setup = [state, sms](cudaStream_t s) { state->bf16 = state->dispatch(false, sms, s); };
+    op.run = [state, sms](cudaStream_t s) {
+      CombineArgs c;
+      c.x = state->bf16.recv_x;
+      c.topk_weights = state->bf16.recv_topk_weights;
+      c.handle = &state->bf16.handle;
+      c.config.num_sms = sms;
+      state->combined = state->buffer->combine(c, {.stream = s});
+    };
+    op.check = [state, expected] {
+      state->buffer->check_status();
+      const ExpectedHt& e = expected();
+      const auto out = to_host<std::uint16_t>(state->combined.x);
+      const auto wts = to_host<float>(state->combined.topk_weights);
+      bool ok = passed(compare_bf16("epcomm combine out", e.combine_out.data(), out.data(), out.size()), state->rank);
+      if (wts.size() != e.combine_topk_weights.size()) return false;
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < wts.size(); ++i)
+        bad += std::fabs(wts[i] - e.combine_topk_weights[i]) > 1e-5f * std::fabs(e.combine_topk_weights[i]) + 1e-6f;
+      if (bad != 0) std::fprintf(stderr, "epcomm-bench: rank %d: %zu combined weights off\n", state->rank, bad);
+      return ok && bad == 0;
+    };
+    ops.push_back(std::move(op));
+  }
+  return ops;
+}
+
+}  // namespace epcomm::bench
