@@ -1,4 +1,4 @@
-// Cooperative copies used by the high-throughput kernels. Device code only.
+// Warp-cooperative copies used by the high-throughput kernels. Device code only.
 #pragma once
 
 #include <cstdint>
@@ -7,47 +7,48 @@
 
 namespace epcomm {
 
-// Block-wide copy of `bytes` (a multiple of 16, both pointers 16-byte aligned) of data another
-// GPU wrote and this block acquired: coherent loads, streaming stores.
-__device__ __forceinline__ void block_copy_acquired_v4(void* dst, const void* src, std::size_t bytes) {
+// Warp-wide copy of `bytes` (a multiple of 16, both pointers 16-byte aligned) of data another GPU
+// wrote and this warp acquired: coherent loads, streaming stores, kUnroll pieces in flight per lane.
+__device__ __forceinline__ void warp_copy_acquired_v4(void* dst, const void* src, std::size_t bytes) {
   const auto* s = static_cast<const int4*>(src);
   auto* d = static_cast<int4*>(dst);
   const std::size_t n = bytes / 16;
-  constexpr int kUnroll = 4;
-  std::size_t i = threadIdx.x;
-  for (; i + (kUnroll - 1) * blockDim.x < n; i += kUnroll * blockDim.x) {
+  const std::size_t lane = threadIdx.x % 32;
+  constexpr int kUnroll = 8;
+  std::size_t i = lane;
+  for (; i + (kUnroll - 1) * 32 < n; i += kUnroll * 32) {
     int4 v[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) v[u] = ptx::ld_v4(s + i + u * blockDim.x);
+    for (int u = 0; u < kUnroll; ++u) v[u] = ptx::ld_v4(s + i + u * 32);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) ptx::st_na_v4(d + i + u * blockDim.x, v[u]);
+    for (int u = 0; u < kUnroll; ++u) ptx::st_na_v4(d + i + u * 32, v[u]);
   }
-  for (; i < n; i += blockDim.x) ptx::st_na_v4(d + i, ptx::ld_v4(s + i));
+  for (; i < n; i += 32) ptx::st_na_v4(d + i, ptx::ld_v4(s + i));
 }
 
-// Block-wide copy of `bytes` (a multiple of 4) between 4-byte aligned buffers.
-__device__ __forceinline__ void block_copy_acquired_b32(void* dst, const void* src, std::size_t bytes) {
+// Warp-wide copy of `bytes` (a multiple of 16) of read-only local data to a peer (or local) buffer.
+__device__ __forceinline__ void warp_copy_readonly_v4(void* dst, const void* src, std::size_t bytes) {
+  const auto* s = static_cast<const int4*>(src);
+  auto* d = static_cast<int4*>(dst);
+  const std::size_t n = bytes / 16;
+  const std::size_t lane = threadIdx.x % 32;
+  constexpr int kUnroll = 8;
+  std::size_t i = lane;
+  for (; i + (kUnroll - 1) * 32 < n; i += kUnroll * 32) {
+    int4 v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) v[u] = ptx::ld_nc_na_v4(s + i + u * 32);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) ptx::st_na_v4(d + i + u * 32, v[u]);
+  }
+  for (; i < n; i += 32) ptx::st_na_v4(d + i, ptx::ld_nc_na_v4(s + i));
+}
+
+// Warp-wide copy of `bytes` (a multiple of 4) between 4-byte aligned buffers.
+__device__ __forceinline__ void warp_copy_acquired_b32(void* dst, const void* src, std::size_t bytes) {
   const auto* s = static_cast<const volatile std::int32_t*>(src);
   auto* d = static_cast<std::int32_t*>(dst);
-  for (std::size_t i = threadIdx.x; i < bytes / 4; i += blockDim.x) d[i] = s[i];
-}
-
-// Block-wide copy of `bytes` (a multiple of 16) of read-only local data to a peer (or local)
-// buffer: non-coherent loads (the source does not change during the kernel), streaming stores.
-__device__ __forceinline__ void block_copy_readonly_v4(void* dst, const void* src, std::size_t bytes) {
-  const auto* s = static_cast<const int4*>(src);
-  auto* d = static_cast<int4*>(dst);
-  const std::size_t n = bytes / 16;
-  constexpr int kUnroll = 4;
-  std::size_t i = threadIdx.x;
-  for (; i + (kUnroll - 1) * blockDim.x < n; i += kUnroll * blockDim.x) {
-    int4 v[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) v[u] = ptx::ld_nc_na_v4(s + i + u * blockDim.x);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) ptx::st_na_v4(d + i + u * blockDim.x, v[u]);
-  }
-  for (; i < n; i += blockDim.x) ptx::st_na_v4(d + i, ptx::ld_nc_na_v4(s + i));
+  for (std::size_t i = threadIdx.x % 32; i < bytes / 4; i += 32) d[i] = s[i];
 }
 
 }  // namespace epcomm

@@ -23,6 +23,8 @@ enum class OpId : std::int32_t {
   kNotify,
   kDispatch,
   kCombine,
+  kLlDispatch,  // low-latency dispatch
+  kLlCombine,   // low-latency combine
 };
 
 // Which counter a wait polled; named in the error message.

@@ -28,8 +28,9 @@ struct HtNotifyArgs {
   const std::int32_t* num_tokens_per_expert = nullptr;  // [E]
   std::int64_t num_tokens = 0;
   int num_local_experts = 0;
-  int num_channels = 0;        // C: sender blocks of the dispatch
-  int tokens_per_channel = 0;  // multiple of 32; channel c holds tokens [c*tpc, (c+1)*tpc)
+  int num_channels = 0;        // C: sender warps of the dispatch
+  int tokens_per_channel = 0;  // channel c holds tokens [c*tpc, (c+1)*tpc)
+  std::int32_t* chunk_start = nullptr;  // scratch [G][C + 1]
   int expert_alignment = 1;
   // Outputs (the handle).
   std::int32_t* send_slot = nullptr;         // [T, G]
@@ -53,13 +54,15 @@ struct HtDispatchArgs {
   const float* topk_weights = nullptr;    // [T, k]
   std::int64_t num_tokens = 0;
   int num_local_experts = 0;
-  int num_channels = 0;                   // sender blocks; blocks beyond are receivers
+  int num_senders = 0;                    // sender blocks; blocks beyond are receivers
+  int num_channels = 0;                   // sender warps (num_senders * kHtWarpsPerBlock)
   int tokens_per_channel = 0;
   const std::int32_t* send_slot = nullptr;
   const std::int32_t* count_matrix = nullptr;
   const std::int32_t* recv_chunk_start = nullptr;
   const std::int32_t* recv_chunk_count = nullptr;
   const std::int32_t* num_recv = nullptr;  // [1], for worst-case padding
+  std::int32_t* recv_copied = nullptr;     // scratch [G][C]: rows of each pair already copied out
   std::int64_t num_rows = 0;               // rows of the outputs
   bool num_worst = false;                  // worst-case mode: num_rows is the same on every rank
   // Outputs.
@@ -81,6 +84,7 @@ struct HtCombineArgs {
   std::int64_t hidden = 0;
   std::int64_t num_tokens = 0;
   int num_senders = 0;                    // blocks [0, num_senders) send; the rest reduce
+  int num_shares = 0;                     // sender warps: num_senders * kHtWarpsPerBlock
   const std::int32_t* send_slot = nullptr;     // [T, G]
   const std::int32_t* count_matrix = nullptr;  // [G, G]
   std::uint16_t* out = nullptr;           // [T, hidden]
@@ -90,7 +94,7 @@ static_assert(std::is_trivially_copyable_v<HtCombineArgs>);
 
 // Host-side launchers (stream is a cudaStream_t).
 void launch_ht_notify(const HtNotifyArgs& args, void* stream);
-void launch_ht_prepare(const DomainView& view, void* stream);
+void launch_ht_prepare(const DomainView& view, int num_channels, void* stream);
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream);
 

@@ -1,11 +1,11 @@
 // High-throughput combine within one NVLink domain (see ht_args.hpp for the protocol).
 //
-// Blocks [0, S) are senders: for every source rank s, block b copies its share of the rows this
-// rank received from s (a contiguous block of x) back into s's region, where they land at
-// [rows s sent to ranks before me] + j, and publishes how many rows of its share are done.
-// Blocks [S, grid) are reducers: one warp per token of this rank sums, in float32 and in rank
-// order, the biases and the rows of every rank that received the token, waiting for each row's
-// share to arrive; local rows are read from x directly.
+// Blocks [0, S) send: for every source rank s, warp w (of S * kWarps shares) copies its share of
+// the rows this rank received from s (a contiguous block of x) back into s's region, where they
+// land at [rows s sent to ranks before me] + j, and releases how many rows of its share are done.
+// Blocks [S, grid) reduce: one warp per token of this rank sums, in float32 and in a fixed order
+// (bias0, bias1, then ranks ascending), the rows of every rank that received the token, waiting
+// for each row's share to arrive; local rows are read from x directly.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -20,10 +20,10 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kThreads = 512;
-constexpr int kWarps = kThreads / 32;
-constexpr int kRowsPerPublish = 4;  // rows a sender block copies between progress releases
-constexpr int kPiecesPerLane = 2;   // 16-byte pieces (8 BF16 values each) a lane accumulates at once
+constexpr int kWarps = kHtWarpsPerBlock;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRowsPerPublish = 2;  // rows a sender warp copies between progress releases
+constexpr int kPiecesPerLane = 4;   // 16-byte pieces (8 BF16 values each) a lane accumulates at once
 
 // Share b of n rows among S senders: [n*b/S, n*(b+1)/S).
 __device__ __forceinline__ std::int64_t share_begin(std::int64_t n, int b, int S) { return n * b / S; }
@@ -34,7 +34,9 @@ __device__ __forceinline__ int share_of(std::int64_t n, std::int64_t j, int S) {
 
 __device__ void run_sender(const HtCombineArgs& a) {
   const DomainView& v = a.view;
-  const int G = v.num_domain_ranks, me = v.domain_rank, b = blockIdx.x, S = a.num_senders;
+  const int G = v.num_domain_ranks, me = v.domain_rank, S = a.num_shares;
+  const int lane = threadIdx.x % 32;
+  const int share = blockIdx.x * kWarps + threadIdx.x / 32;
   const HtCombineLayout& l = a.region;
   for (int i = 1; i < G; ++i) {
     const int s = (me + i) % G;  // start with the next rank, so senders spread over peers
@@ -42,24 +44,22 @@ __device__ void run_sender(const HtCombineArgs& a) {
     for (int r = 0; r < s; ++r) recv_base += a.count_matrix[r * G + me];
     for (int r = 0; r < me; ++r) dst_base += a.count_matrix[s * G + r];
     const std::int64_t n = a.count_matrix[s * G + me];
-    const std::int64_t j0 = share_begin(n, b, S), j1 = share_begin(n, b + 1, S);
+    const std::int64_t j0 = share_begin(n, share, S), j1 = share_begin(n, share + 1, S);
     char* region = RegionLayout::data(v.peer_base[s]);
     for (std::int64_t j = j0; j < j1; j += kRowsPerPublish) {
       const std::int64_t rows = min(static_cast<std::int64_t>(kRowsPerPublish), j1 - j);
-      block_copy_readonly_v4(region + l.x_offset + (dst_base + j) * l.row_bytes,
-                             reinterpret_cast<const char*>(a.x) + (recv_base + j) * l.row_bytes,
-                             static_cast<std::size_t>(rows * l.row_bytes));
+      warp_copy_readonly_v4(region + l.x_offset + (dst_base + j) * l.row_bytes,
+                            reinterpret_cast<const char*>(a.x) + (recv_base + j) * l.row_bytes,
+                            static_cast<std::size_t>(rows * l.row_bytes));
       if (l.num_topk > 0) {
         float* dst_w = reinterpret_cast<float*>(region + l.weights_offset) + (dst_base + j) * l.num_topk;
         const float* src_w = a.topk_weights + (recv_base + j) * l.num_topk;
-        for (int i2 = threadIdx.x; i2 < rows * l.num_topk; i2 += blockDim.x) dst_w[i2] = src_w[i2];
+        for (int k = lane; k < rows * l.num_topk; k += 32) dst_w[k] = src_w[k];
       }
-      __syncthreads();
-      if (threadIdx.x == 0) {
-        // NOTE: after the block barrier, so the whole block's rows precede the release.
-        ptx::fence_acq_rel_sys();
-        ptx::st_release_sys(RegionLayout::progress(v.peer_base[s], me, b), static_cast<std::uint64_t>(j + rows - j0));
-      }
+      __syncwarp();
+      // NOTE: after the warp barrier, so every lane's rows precede the release.
+      if (lane == 0)
+        ptx::st_release_sys(RegionLayout::progress(v.peer_base[s], me, share), static_cast<std::uint64_t>(j + rows - j0));
     }
   }
 }
@@ -76,9 +76,9 @@ __device__ __forceinline__ void add_bf16x8(float* acc, const int4& piece) {
 
 __device__ void run_reducer(const HtCombineArgs& a) {
   const DomainView& v = a.view;
-  const int G = v.num_domain_ranks, me = v.domain_rank, S = a.num_senders;
+  const int G = v.num_domain_ranks, me = v.domain_rank, S = a.num_shares;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int reducer = blockIdx.x - S, num_reducers = gridDim.x - S;
+  const int reducer = blockIdx.x - a.num_senders, num_reducers = gridDim.x - a.num_senders;
   const HtCombineLayout& l = a.region;
   __shared__ std::int64_t row_base[kMaxDomainRanks];  // where rank r's rows of mine start here
   __shared__ const int4* srcs[kWarps][kMaxDomainRanks + 2];
@@ -123,16 +123,38 @@ __device__ void run_reducer(const HtCombineArgs& a) {
     if (!__all_sync(0xffffffffu, ok)) return;
     __syncwarp();
 
-    // Payload: float32 sums in source order, one BF16 rounding.
+    // Payload: float32 sums in source order, one BF16 rounding. Two sources' pieces are loaded
+    // before either is added, so a lane keeps 2 * kPiecesPerLane loads in flight.
     auto* out = reinterpret_cast<int4*>(a.out + t * a.hidden);
     for (int base = 0; base < pieces; base += 32 * kPiecesPerLane) {
       float acc[kPiecesPerLane][8] = {};
-      for (int k = 0; k < num_src; ++k) {
-        const int4* src = srcs[warp][k];
+      int k = 0;
+      for (; k + 1 < num_src; k += 2) {
+        const int4* src0 = srcs[warp][k];
+        const int4* src1 = srcs[warp][k + 1];
+        int4 p0[kPiecesPerLane], p1[kPiecesPerLane];
 #pragma unroll
         for (int u = 0; u < kPiecesPerLane; ++u) {
           const int i = base + u * 32 + lane;
-          if (i < pieces) add_bf16x8(acc[u], ptx::ld_v4(src + i));
+          if (i < pieces) {
+            p0[u] = ptx::ld_v4(src0 + i);
+            p1[u] = ptx::ld_v4(src1 + i);
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < kPiecesPerLane; ++u) {
+          if (base + u * 32 + lane < pieces) {
+            add_bf16x8(acc[u], p0[u]);
+            add_bf16x8(acc[u], p1[u]);
+          }
+        }
+      }
+      if (k < num_src) {
+        const int4* src0 = srcs[warp][k];
+#pragma unroll
+        for (int u = 0; u < kPiecesPerLane; ++u) {
+          const int i = base + u * 32 + lane;
+          if (i < pieces) add_bf16x8(acc[u], ptx::ld_v4(src0 + i));
         }
       }
 #pragma unroll

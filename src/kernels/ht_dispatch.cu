@@ -1,11 +1,12 @@
 // High-throughput dispatch within one NVLink domain (see ht_args.hpp for the protocol).
 //
-// Blocks [0, C) are senders: block c owns channel c (a contiguous token range); warp w of a round
-// forwards one token to every rank that needs it, loading each 16-byte piece of the row once and
-// storing it to every destination. Rows land at their final index (source-major, token order),
-// so no per-chunk handshake is needed; after each round the block publishes, per destination,
-// how many of its rows are complete. Blocks [C, grid) are receivers: they copy rows that peers
-// completed from this rank's region into the outputs, whichever chunk has progress first.
+// Blocks [0, S) send; every warp of them owns one channel (a contiguous token range) and forwards
+// each token to every rank that needs it, loading each 16-byte piece of the row once and storing
+// it to every destination. Rows land at their final index (source-major, token order), so no
+// per-chunk handshake is needed; every few tokens the warp releases, per destination, how many of
+// its rows are complete. Nothing waits on a whole block: a warp's release stalls only that warp.
+// Blocks [S, grid) receive: each warp polls the progress of the (source, channel) pairs it owns
+// and copies whatever rows arrived from this rank's region into the outputs.
 #include <cstdint>
 
 #include "kernels/copy.cuh"
@@ -18,9 +19,11 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kThreads = 512;
-constexpr int kWarps = kThreads / 32;
-constexpr int kRowUnroll = 4;  // 16-byte pieces per lane loaded before they are stored
+constexpr int kWarps = kHtWarpsPerBlock;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRowUnroll = 7;       // 16-byte pieces per lane loaded before they are stored
+constexpr int kPublishTokens = 4;   // tokens a sender warp forwards between progress releases
+constexpr int kRankSlots = (kMaxDomainRanks + 31) / 32;  // destinations per lane
 
 struct DispatchRowDst {
   std::uint8_t* x;
@@ -108,147 +111,135 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
 
 __device__ void run_sender(const HtDispatchArgs& a) {
   const DomainView& v = a.view;
-  const int G = v.num_domain_ranks, me = v.domain_rank, channel = blockIdx.x;
+  const int G = v.num_domain_ranks, me = v.domain_rank;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int channel = blockIdx.x * kWarps + warp;
   __shared__ std::int64_t dst_row_base[kMaxDomainRanks];  // my first row on each destination
-  __shared__ std::int32_t sent[kMaxDomainRanks];          // rows of this channel complete per dest
-  __shared__ std::int32_t published[kMaxDomainRanks];     // last count released to each dest
   __shared__ TokenRoute routes[kWarps];
   for (int d = threadIdx.x; d < G; d += blockDim.x) {
     std::int64_t base = 0;
     for (int s = 0; s < me; ++s) base += a.count_matrix[s * G + d];
     dst_row_base[d] = base;
-    sent[d] = 0;
-    published[d] = 0;
   }
   __syncthreads();
+  // Lane l counts this channel's completed rows to destinations l, l + 32, l + 64.
+  std::int32_t sent[kRankSlots] = {}, published[kRankSlots] = {};
   const std::int64_t t_begin = static_cast<std::int64_t>(channel) * a.tokens_per_channel;
   const std::int64_t t_end = min(a.num_tokens, t_begin + a.tokens_per_channel);
-  for (std::int64_t round = t_begin; round < t_end; round += kWarps) {
-    const std::int64_t t = round + warp;
-    if (t < t_end) {
-      TokenRoute& route = routes[warp];
-      // Compact the destinations of t (in rank order) with a warp ballot.
-      int n = 0;
-      for (int d0 = 0; d0 < G; d0 += 32) {
-        const int d = d0 + lane;
-        const std::int32_t slot = d < G ? a.send_slot[t * G + d] : -1;
-        const unsigned ballot = __ballot_sync(0xffffffffu, slot >= 0);
-        if (slot >= 0) {
-          const int k = n + __popc(ballot & ((1u << lane) - 1u));
-          route.dst[k] = d;
-          route.row[k] = dst_row_base[d] + slot;
-        }
-        n += __popc(ballot);
+  TokenRoute& route = routes[warp];
+  for (std::int64_t t = t_begin; t < t_end; ++t) {
+    // Compact the destinations of t (in rank order) with a warp ballot.
+    int n = 0;
+#pragma unroll
+    for (int j = 0; j < kRankSlots; ++j) {
+      const int d0 = j * 32;
+      if (d0 >= G) break;
+      const int d = d0 + lane;
+      const std::int32_t slot = d < G ? a.send_slot[t * G + d] : -1;
+      const unsigned ballot = __ballot_sync(0xffffffffu, slot >= 0);
+      if (slot >= 0) {
+        const int k = n + __popc(ballot & ((1u << lane) - 1u));
+        route.dst[k] = d;
+        route.row[k] = dst_row_base[d] + slot;
+        ++sent[j];
       }
-      if (lane == 0) route.num_dsts = n;
-      __syncwarp();
-      forward_token(a, t, route);
-      if (lane < n && route.dst[lane] != me) atomicAdd_block(&sent[route.dst[lane]], 1);
-      for (int k = 32 + lane; k < n; k += 32)
-        if (route.dst[k] != me) atomicAdd_block(&sent[route.dst[k]], 1);
+      n += __popc(ballot);
     }
-    __syncthreads();
-    // NOTE: publish only after the block barrier, so every warp's rows of this round precede the
-    // release; and only when the count moved, so no late write lands after the peer moved on.
-    for (int d = threadIdx.x; d < G; d += blockDim.x) {
-      const std::int32_t n = sent[d];
-      if (d == me || n == published[d]) continue;
-      ptx::fence_acq_rel_sys();
-      ptx::st_release_sys(RegionLayout::progress(v.peer_base[d], me, channel), static_cast<std::uint64_t>(n));
-      published[d] = n;
+    if (lane == 0) route.num_dsts = n;
+    __syncwarp();
+    forward_token(a, t, route);
+    __syncwarp();
+    // NOTE: release after the warp barrier, so every lane's rows precede it; only when the count
+    // moved, so no late write can land after the receiver moved on to the next operation.
+    if ((t - t_begin) % kPublishTokens == kPublishTokens - 1 || t + 1 == t_end) {
+#pragma unroll
+      for (int j = 0; j < kRankSlots; ++j) {
+        const int d = j * 32 + lane;
+        if (d < G && d != me && sent[j] != published[j]) {
+          ptx::st_release_sys(RegionLayout::progress(v.peer_base[d], me, channel), static_cast<std::uint64_t>(sent[j]));
+          published[j] = sent[j];
+        }
+      }
     }
-    __syncthreads();
   }
 }
 
-// Copies rows [from, to) of one (source, chunk) from this rank's region into the outputs.
+// One warp copies rows [from, to) of one (source, channel) from this rank's region into the
+// outputs.
 __device__ void copy_out(const HtDispatchArgs& a, std::int64_t from, std::int64_t to) {
   const HtDispatchLayout& l = a.region;
   const DispatchRowDst src = region_row(l, a.view.peer_base[a.view.domain_rank], from);
   const DispatchRowDst dst = output_row(a, from);
   const auto rows = static_cast<std::size_t>(to - from);
-  block_copy_acquired_v4(dst.x, src.x, rows * static_cast<std::size_t>(l.row_bytes));
-  if (l.num_scales > 0) block_copy_acquired_b32(dst.scales, src.scales, rows * 4u * l.num_scales);
+  warp_copy_acquired_v4(dst.x, src.x, rows * static_cast<std::size_t>(l.row_bytes));
+  if (l.num_scales > 0) warp_copy_acquired_b32(dst.scales, src.scales, rows * 4u * l.num_scales);
   if (l.num_topk > 0) {
-    block_copy_acquired_b32(dst.topk, src.topk, rows * static_cast<std::size_t>(l.num_topk * l.idx_bytes));
-    block_copy_acquired_b32(dst.weights, src.weights, rows * 4u * l.num_topk);
+    warp_copy_acquired_b32(dst.topk, src.topk, rows * static_cast<std::size_t>(l.num_topk * l.idx_bytes));
+    warp_copy_acquired_b32(dst.weights, src.weights, rows * 4u * l.num_topk);
   }
-  block_copy_acquired_b32(dst.src_idx, src.src_idx, rows * 4u);
+  warp_copy_acquired_b32(dst.src_idx, src.src_idx, rows * 4u);
 }
 
 __device__ void run_receiver(const HtDispatchArgs& a) {
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, me = v.domain_rank, C = a.num_channels;
-  const int receiver = blockIdx.x - C, num_receivers = gridDim.x - C;
-  __shared__ std::uint64_t seen;
-  __shared__ int status;  // 0 running, 1 all done, 2 failed
+  const int lane = threadIdx.x % 32;
+  const int receiver = (blockIdx.x - a.num_senders) * kWarps + threadIdx.x / 32;
+  const int num_receivers = (gridDim.x - a.num_senders) * kWarps;
 
   // Worst-case mode: rows past the real count carry no expert.
   const std::int64_t num_recv = *a.num_recv;
   for (std::int64_t row = num_recv + receiver; row < a.num_rows; row += num_receivers) {
     const DispatchRowDst dst = output_row(a, row);
-    for (int j = threadIdx.x; j < a.region.num_topk; j += blockDim.x) {
-      store_index(dst.topk, j, a.region.idx_bytes, -1);
-      dst.weights[j] = 0.0f;
+    if (lane < a.region.num_topk) {
+      store_index(dst.topk, lane, a.region.idx_bytes, -1);
+      dst.weights[lane] = 0.0f;
     }
-    if (threadIdx.x == 0) *dst.src_idx = -1;
+    if (lane == 0) *dst.src_idx = -1;
   }
 
-  // Pairs (source s != me, channel c) owned by this receiver: p = receiver + i * num_receivers.
-  const int num_pairs = G * C;
-  std::int64_t copied_local = 0;  // rows copied by this block (for progress detection)
+  // Pairs (source s != me, channel c) owned by this warp: p = receiver + i * num_receivers. Each
+  // sweep polls every unfinished pair and copies what arrived.
   std::uint64_t last_progress = ptx::globaltimer();
-  std::int64_t last_copied = -1;
-  extern __shared__ std::int32_t copied[];  // [pairs owned]
-  int owned = 0;
-  for (int p = receiver; p < num_pairs; p += num_receivers) copied[owned++] = 0;
-  __syncthreads();
   while (true) {
-    bool all_done = true;
-    int k = 0;
-    for (int p = receiver; p < num_pairs; p += num_receivers, ++k) {
+    bool all_done = true, moved = false;
+    for (int p = receiver; p < G * C; p += num_receivers) {
       const int s = p / C, c = p % C;
-      const std::int32_t total = a.recv_chunk_count[s * C + c];
-      if (s == me || copied[k] >= total) continue;
+      if (s == me) continue;
+      const std::int32_t total = a.recv_chunk_count[p];
+      // rows [start, start + copied) of the pair are already in the outputs
+      std::int32_t copied = a.recv_copied[p];
+      if (copied >= total) continue;
       all_done = false;
-      if (threadIdx.x == 0) seen = ptx::ld_acquire_sys(RegionLayout::progress(v.peer_base[me], s, c));
-      __syncthreads();
-      const auto ready = static_cast<std::int32_t>(seen);
-      if (ready > copied[k]) {
-        const std::int64_t start = a.recv_chunk_start[s * C + c];
-        copy_out(a, start + copied[k], start + ready);
-        copied_local += ready - copied[k];
+      std::int32_t ready = 0;
+      if (lane == 0) ready = static_cast<std::int32_t>(ptx::ld_acquire_sys(RegionLayout::progress(v.peer_base[me], s, c)));
+      ready = __shfl_sync(0xffffffffu, ready, 0);
+      if (ready > copied) {
+        const std::int64_t start = a.recv_chunk_start[p];
+        copy_out(a, start + copied, start + ready);
+        if (lane == 0) a.recv_copied[p] = ready;
+        __syncwarp();
+        moved = true;
       }
-      __syncthreads();
-      if (threadIdx.x == 0 && ready > copied[k]) copied[k] = ready;
-      __syncthreads();
     }
-    if (all_done) break;
-    if (threadIdx.x == 0) {
-      status = 0;
-      const std::uint64_t now = ptx::globaltimer();
-      if (copied_local != last_copied) {
-        last_copied = copied_local;
-        last_progress = now;
-      } else if (failure_reported(v.status)) {
-        status = 2;
-      } else if (now - last_progress > v.timeout_ns) {
-        // Name the first chunk still short.
-        int k2 = 0;
-        for (int p = receiver; p < num_pairs; p += num_receivers, ++k2) {
-          const int s = p / C, c = p % C;
-          if (s != me && copied[k2] < a.recv_chunk_count[s * C + c]) {
+    if (all_done) return;
+    const std::uint64_t now = ptx::globaltimer();
+    if (moved) {
+      last_progress = now;
+    } else if (failure_reported(v.status)) {
+      return;
+    } else if (now - last_progress > v.timeout_ns) {
+      if (lane == 0) {
+        for (int p = receiver; p < G * C; p += num_receivers) {
+          if (p / C != me && a.recv_copied[p] < a.recv_chunk_count[p]) {
             report_failure(v.status, StatusCode::kTimeout, OpId::kDispatch, CounterId::kRowsArrived, v.rank,
-                           v.domain_base_rank + s, a.recv_chunk_count[s * C + c], copied[k2]);
+                           v.domain_base_rank + p / C, a.recv_chunk_count[p], a.recv_copied[p]);
             break;
           }
         }
-        status = 2;
       }
+      return;
     }
-    __syncthreads();
-    if (status == 2) return;
   }
 }
 
@@ -256,20 +247,18 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
   // Rows received by any rank must fit its region and (worst-case mode) its outputs.
   const std::int64_t limit = a.num_worst ? min(a.region.cap_rows, a.num_rows) : a.region.cap_rows;
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, limit, true, a.view, OpId::kDispatch)) return;
-  if (static_cast<int>(blockIdx.x) < a.num_channels) run_sender(a);
+  if (static_cast<int>(blockIdx.x) < a.num_senders) run_sender(a);
   else run_receiver(a);
 }
 
 }  // namespace
 
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream) {
-  const int num_receivers = num_blocks - args.num_channels;
-  const int pairs = args.view.num_domain_ranks * args.num_channels;
-  const std::size_t smem = sizeof(std::int32_t) * static_cast<std::size_t>((pairs + num_receivers - 1) / num_receivers);
-  if (smem > 32 * 1024)
-    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(ht_dispatch_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(smem)));
-  ht_dispatch_kernel<<<num_blocks, kThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
+  const auto s = static_cast<cudaStream_t>(stream);
+  // Receivers count copied rows per (source, channel) in recv_copied, zeroed here.
+  EPCOMM_CUDA_CHECK(cudaMemsetAsync(args.recv_copied, 0,
+                                    sizeof(std::int32_t) * args.view.num_domain_ranks * args.num_channels, s));
+  ht_dispatch_kernel<<<num_blocks, kThreads, 0, s>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

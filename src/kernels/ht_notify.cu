@@ -14,6 +14,15 @@ constexpr int kWarps = kNotifyThreads / 32;
 
 // What source s leaves in destination p's mailbox (after a 64-byte header holding the epoch flag):
 //   [count_row: G int32][chunk counts for p: C int32][expert counts for p's experts: nle int32]
+// Zeroes this rank's progress counters of channels [0, C) of every source; peers write them only
+// after the exchange or barrier that follows.
+__device__ void zero_progress(const DomainView& v, int C) {
+  for (int s = 0; s < v.num_domain_ranks; ++s) {
+    std::uint64_t* progress = RegionLayout::progress(v.peer_base[v.domain_rank], s, 0);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) progress[c] = 0;
+  }
+}
+
 struct Mailbox {
   std::uint64_t* flag;
   std::int32_t* count_row;
@@ -28,46 +37,48 @@ struct Mailbox {
 };
 
 // Warp w scans column d of is_token_in_rank: send_slot[t][d] = rows to d before t (or -1), and
-// chunk_start[c][d] = rows to d before channel c. tokens_per_channel is a multiple of 32, so a
-// channel boundary always starts a 32-token step.
-__device__ void scan_columns(const HtNotifyArgs& a, int G, int C, std::int32_t* chunk_start) {
+// chunk_start[d][c] = rows to d before channel c (c = 0..C; chunk_start[d][C] is the total).
+__device__ void scan_columns(const HtNotifyArgs& a, int G, int C) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const std::int64_t tpc = a.tokens_per_channel;
   for (int d = warp; d < G; d += kWarps) {
+    std::int32_t* chunk_start = a.chunk_start + d * (C + 1);
     std::int32_t running = 0;
     for (std::int64_t base = 0; base < a.num_tokens; base += 32) {
-      if (base % a.tokens_per_channel == 0 && lane == 0) chunk_start[(base / a.tokens_per_channel) * G + d] = running;
       const std::int64_t t = base + lane;
       const bool in = t < a.num_tokens && a.is_token_in_rank[t * G + d];
       const unsigned ballot = __ballot_sync(0xffffffffu, in);
-      if (t < a.num_tokens) a.send_slot[t * G + d] = in ? running + __popc(ballot & ((1u << lane) - 1u)) : -1;
+      const std::int32_t before = running + __popc(ballot & ((1u << lane) - 1u));
+      if (t < a.num_tokens) {
+        a.send_slot[t * G + d] = in ? before : -1;
+        if (t % tpc == 0) chunk_start[t / tpc] = before;
+      }
       running += __popc(ballot);
     }
     // Channels that start at or past the last token are empty.
     for (int c = lane; c <= C; c += 32)
-      if (static_cast<std::int64_t>(c) * a.tokens_per_channel >= a.num_tokens) chunk_start[c * G + d] = running;
+      if (c * tpc >= a.num_tokens) chunk_start[c] = running;
   }
 }
 
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
-  extern __shared__ std::int32_t chunk_start[];  // [C + 1][G]
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, me = v.domain_rank, nle = a.num_local_experts;
   __shared__ std::uint64_t epoch;
   if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
 
   // Zero this rank's progress flags; peers write them only after this exchange.
-  std::uint64_t* progress = RegionLayout::progress(v.peer_base[me], 0, 0);
-  for (int i = threadIdx.x; i < G * kMaxBlocks; i += blockDim.x) progress[i] = 0;
-  scan_columns(a, G, C, chunk_start);
+  zero_progress(v, C);
+  scan_columns(a, G, C);
   __syncthreads();
   const int parity = static_cast<int>(epoch & 1u);
 
   // Fill my mailbox in every peer's region.
   for (int p = 0; p < G; ++p) {
     Mailbox box(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C);
-    for (int r = threadIdx.x; r < G; r += blockDim.x) box.count_row[r] = chunk_start[C * G + r];
-    for (int c = threadIdx.x; c < C; c += blockDim.x)
-      box.chunk_count[c] = chunk_start[(c + 1) * G + p] - chunk_start[c * G + p];
+    for (int r = threadIdx.x; r < G; r += blockDim.x) box.count_row[r] = a.chunk_start[r * (C + 1) + C];
+    const std::int32_t* starts = a.chunk_start + p * (C + 1);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) box.chunk_count[c] = starts[c + 1] - starts[c];
     for (int e = threadIdx.x; e < nle; e += blockDim.x) box.expert_count[e] = a.num_tokens_per_expert[p * nle + e];
   }
   __syncthreads();
@@ -125,9 +136,8 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   }
 }
 
-__global__ void __launch_bounds__(128, 1) ht_prepare_kernel(DomainView v) {
-  std::uint64_t* progress = RegionLayout::progress(v.peer_base[v.domain_rank], 0, 0);
-  for (int i = threadIdx.x; i < v.num_domain_ranks * kMaxBlocks; i += blockDim.x) progress[i] = 0;
+__global__ void __launch_bounds__(kNotifyThreads, 1) ht_prepare_kernel(DomainView v, int num_channels) {
+  zero_progress(v, num_channels);
   __syncthreads();
   domain_barrier_block(v, OpId::kBarrier);
 }
@@ -135,17 +145,12 @@ __global__ void __launch_bounds__(128, 1) ht_prepare_kernel(DomainView v) {
 }  // namespace
 
 void launch_ht_notify(const HtNotifyArgs& args, void* stream) {
-  const int G = args.view.num_domain_ranks;
-  const std::size_t smem = sizeof(std::int32_t) * static_cast<std::size_t>(args.num_channels + 1) * G;
-  if (smem > 48 * 1024)
-    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(ht_notify_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(smem)));
-  ht_notify_kernel<<<1, kNotifyThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
+  ht_notify_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 
-void launch_ht_prepare(const DomainView& view, void* stream) {
-  ht_prepare_kernel<<<1, 128, 0, static_cast<cudaStream_t>(stream)>>>(view);
+void launch_ht_prepare(const DomainView& view, int num_channels, void* stream) {
+  ht_prepare_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(view, num_channels);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

@@ -2,7 +2,7 @@
 // the host to size the allocation and by kernels to index it. Every rank's region has the same
 // layout, so a rank finds a field in a peer's region at the same offset as in its own.
 //
-//   [ barrier slots | mailboxes [2 parities][G sources] | progress [G sources][kMaxBlocks] | data ]
+//   [ barrier slots | mailboxes [2 parities][G sources] | progress [G sources][kMaxChannels] | data ]
 #pragma once
 
 #include <cstddef>
@@ -22,6 +22,10 @@ namespace epcomm {
 inline constexpr std::size_t kRegionAlignment = 4096;  // data regions start on a page-ish boundary
 // Most thread blocks one operation may use (>= the multiprocessors of any supported GPU).
 inline constexpr int kMaxBlocks = 160;
+// Warps per block of the high-throughput kernels, and so the most warp-sized channels (each a
+// contiguous run of tokens or rows with its own progress counter) one operation may have.
+inline constexpr int kHtWarpsPerBlock = 16;
+inline constexpr int kMaxChannels = kMaxBlocks * kHtWarpsPerBlock;
 
 EPCOMM_HD constexpr std::size_t align_up(std::size_t value, std::size_t alignment) {
   return (value + alignment - 1) / alignment * alignment;
@@ -36,10 +40,10 @@ struct RegionLayout {
   static constexpr std::size_t kMailboxBytes = 32 * 1024;
   static constexpr std::size_t kMailboxes = align_up(kBarrierSlots + kBarrierBytes, 256);
   static constexpr std::size_t kMailboxesBytes = kMailboxBytes * 2 * kMaxDomainRanks;
-  // progress[s][b]: rows sender block b of domain rank s has finished writing into this region
-  // for the current operation. Zeroed by the owner before the operation's opening barrier.
+  // progress[s][c]: rows channel c of domain rank s has finished writing into this region for the
+  // current operation. Zeroed by the owner before the operation's opening barrier.
   static constexpr std::size_t kProgress = align_up(kMailboxes + kMailboxesBytes, 256);
-  static constexpr std::size_t kProgressBytes = sizeof(std::uint64_t) * kMaxDomainRanks * kMaxBlocks;
+  static constexpr std::size_t kProgressBytes = sizeof(std::uint64_t) * kMaxDomainRanks * kMaxChannels;
   // Everything after this is workspace that one operation at a time carves up.
   static constexpr std::size_t kData = align_up(kProgress + kProgressBytes, kRegionAlignment);
 
@@ -53,9 +57,9 @@ struct RegionLayout {
     return static_cast<char*>(region) + kMailboxes +
            kMailboxBytes * (static_cast<std::size_t>(parity) * kMaxDomainRanks + static_cast<std::size_t>(src_domain_rank));
   }
-  EPCOMM_HD static std::uint64_t* progress(void* region, int src_domain_rank, int block) {
+  EPCOMM_HD static std::uint64_t* progress(void* region, int src_domain_rank, int channel) {
     return reinterpret_cast<std::uint64_t*>(static_cast<char*>(region) + kProgress) +
-           static_cast<std::size_t>(src_domain_rank) * kMaxBlocks + block;
+           static_cast<std::size_t>(src_domain_rank) * kMaxChannels + channel;
   }
   EPCOMM_HD static char* data(void* region) { return static_cast<char*>(region) + kData; }
 };

@@ -58,6 +58,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   std::memset(m.status.host(), 0, sizeof(DeviceStatus));
   m.host_counts = MappedHostBuffer(kHostCountsBytes);
   m.counters = DeviceBuffer(4096);
+  m.scratch = DeviceBuffer(HtScratch::kBytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 

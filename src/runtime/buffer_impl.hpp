@@ -23,6 +23,7 @@ struct Buffer::Impl {
   MappedHostBuffer status;             // DeviceStatus, written by kernels
   MappedHostBuffer host_counts;        // notify's results for the host (HtHostCounts)
   DeviceBuffer counters;               // device-private counters (Counter)
+  DeviceBuffer scratch;                // per-operation device scratch (ht_plan.hpp: HtScratch)
   Stream comm;                         // the communication stream
   DomainView view;                     // what kernels get
 

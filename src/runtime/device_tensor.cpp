@@ -1,5 +1,9 @@
 #include "epcomm/device_tensor.hpp"
 
+#include <cstdint>
+#include <mutex>
+#include <set>
+
 #include "runtime/cuda_check.hpp"
 #include "runtime/log.hpp"
 
@@ -7,9 +11,26 @@ namespace epcomm {
 
 namespace {
 
+// NOTE: the device's default memory pool returns its memory to the driver at every synchronisation
+// unless told otherwise, and re-mapping ~100 MB of outputs then costs hundreds of microseconds per
+// dispatch. Keep what it has (like a framework's caching allocator does).
+void keep_pool_memory() {
+  static std::mutex mutex;
+  static std::set<int> configured;
+  int device = 0;
+  EPCOMM_CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (!configured.insert(device).second) return;
+  cudaMemPool_t pool = nullptr;
+  EPCOMM_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  std::uint64_t keep = UINT64_MAX;
+  EPCOMM_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+}
+
 class StreamOrderedAllocator final : public Allocator {
  public:
   void* allocate(std::size_t bytes, cudaStream_t stream) override {
+    keep_pool_memory();
     void* ptr = nullptr;
     if (bytes > 0) EPCOMM_CUDA_CHECK(cudaMallocAsync(&ptr, bytes, stream));
     return ptr;

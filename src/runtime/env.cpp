@@ -33,6 +33,13 @@ constexpr std::array kRegistry = {
           .doc = "How long a device-side wait on a peer spins before the kernel reports a timeout.",
           .min_value = 1,
           .max_value = kMaxInt32},
+    Entry{.name = "EPCOMM_HT_RECEIVER_PERCENT",
+          .type = Type::kInt,
+          .default_value = "33",
+          .doc = "Share of a high-throughput dispatch's SM budget, in percent, that copies arrived rows "
+                 "out of the receive region (the rest sends). A tuning knob.",
+          .min_value = 1,
+          .max_value = 99},
     Entry{.name = "MASTER_ADDR",
           .type = Type::kString,
           .default_value = std::nullopt,

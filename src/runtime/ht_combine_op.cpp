@@ -43,11 +43,12 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.hidden = shape.hidden;
   c.num_tokens = shape.num_tokens;
   c.num_senders = plan.num_senders;
+  c.num_shares = plan.num_shares;
   c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());
   c.count_matrix = static_cast<const std::int32_t*>(h.count_matrix.data());
   c.out = static_cast<std::uint16_t*>(out.x.data());
   c.out_weights = static_cast<float*>(out.topk_weights.data());
-  launch_ht_prepare(m.view, scope.comm());
+  launch_ht_prepare(m.view, plan.num_shares, scope.comm());
   launch_ht_combine(c, plan.num_blocks, scope.comm());
   out.event = scope.finish();
   return out;

@@ -46,6 +46,7 @@ void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchSh
   n.num_local_experts = nle;
   n.num_channels = C;
   n.tokens_per_channel = plan.tokens_per_channel;
+  n.chunk_start = HtScratch::chunk_start(m.scratch.get());
   n.expert_alignment = a.expert_alignment;
   n.send_slot = data_of<std::int32_t>(h.send_slot);
   n.count_matrix = data_of<std::int32_t>(h.count_matrix);
@@ -95,7 +96,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   DispatchHandle& h = out.handle;
   if (cached) {
     h = *a.handle;
-    launch_ht_prepare(m.view, scope.comm());
+    launch_ht_prepare(m.view, plan.num_channels, scope.comm());
   } else {
     h.num_ranks = m.num_ranks();
     h.num_channels = plan.num_channels;
@@ -126,8 +127,10 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.topk_weights = static_cast<const float*>(a.topk_weights.data);
   d.num_tokens = shape.num_tokens;
   d.num_local_experts = h.num_local_experts;
+  d.num_senders = plan.num_senders;
   d.num_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;
+  d.recv_copied = HtScratch::recv_copied(m.scratch.get());
   d.send_slot = data_of<std::int32_t>(h.send_slot);
   d.count_matrix = data_of<std::int32_t>(h.count_matrix);
   d.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);

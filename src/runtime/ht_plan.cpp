@@ -3,24 +3,37 @@
 #include <algorithm>
 
 #include "runtime/check.hpp"
+#include "runtime/env.hpp"
 
 namespace epcomm {
+
+int ht_receiver_blocks(int num_sms) {
+  // Receivers copy arrived rows out of the region while senders also write this rank's own rows
+  // to the outputs: a third of the budget keeps up (bench/NOTES.md).
+  const std::int64_t percent = env::get_int("EPCOMM_HT_RECEIVER_PERCENT");
+  return std::clamp(static_cast<int>(num_sms * percent / 100), 1, num_sms - 1);
+}
 
 HtDispatchPlan plan_ht_dispatch(int num_sms, std::int64_t num_tokens, int num_domain_ranks, int num_channels) {
   EPCOMM_CHECK_ARG(num_sms >= 2 && num_sms <= kMaxBlocks, "config.num_sms: expected 2 to ", kMaxBlocks, ", got ",
                    num_sms);
+  (void)num_domain_ranks;
   HtDispatchPlan plan;
   plan.num_blocks = num_sms;
-  // Receivers copy arrived rows out of the region: about a third of the budget keeps up with
-  // senders that also write this rank's own rows to the outputs directly.
-  const int receivers = std::max(1, num_sms / 3);
-  plan.num_channels = num_channels > 0 ? num_channels : num_sms - receivers;
-  EPCOMM_CHECK_ARG(plan.num_channels < num_sms, "config.num_sms: a cached dispatch must keep at least one receiver ",
-                   "block beside the handle's ", plan.num_channels, " channels; got num_sms ", num_sms);
-  plan.num_receivers = num_sms - plan.num_channels;
-  const std::int64_t per_channel = (num_tokens + plan.num_channels - 1) / plan.num_channels;
-  plan.tokens_per_channel = static_cast<int>(std::max<std::int64_t>(32, (per_channel + 31) / 32 * 32));
-  (void)num_domain_ranks;
+  if (num_channels > 0) {
+    EPCOMM_REQUIRE(num_channels % kHtWarpsPerBlock == 0, ErrorCategory::kInternal, "handle: ", num_channels,
+                   " channels is not a whole number of blocks");
+    plan.num_senders = num_channels / kHtWarpsPerBlock;
+    EPCOMM_CHECK_ARG(plan.num_senders < num_sms, "config.num_sms: a cached dispatch keeps the handle's ",
+                     plan.num_senders, " sender blocks and needs at least one receiver block beside them; got num_sms ",
+                     num_sms);
+  } else {
+    plan.num_senders = num_sms - ht_receiver_blocks(num_sms);
+  }
+  plan.num_receivers = num_sms - plan.num_senders;
+  plan.num_channels = plan.num_senders * kHtWarpsPerBlock;
+  plan.tokens_per_channel =
+      static_cast<int>(std::max<std::int64_t>(1, (num_tokens + plan.num_channels - 1) / plan.num_channels));
   return plan;
 }
 
@@ -32,6 +45,7 @@ HtCombinePlan plan_ht_combine(int num_sms, int num_domain_ranks) {
   plan.num_blocks = num_sms;
   plan.num_senders = std::max(1, num_sms / 2);
   plan.num_reducers = num_sms - plan.num_senders;
+  plan.num_shares = plan.num_senders * kHtWarpsPerBlock;
   return plan;
 }
 

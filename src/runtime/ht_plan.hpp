@@ -13,18 +13,20 @@ namespace epcomm {
 
 struct HtDispatchPlan {
   int num_blocks = 0;          // = num_sms
-  int num_channels = 0;        // sender blocks
+  int num_senders = 0;         // sender blocks
   int num_receivers = 0;       // copy-out blocks
-  int tokens_per_channel = 0;  // multiple of 32
+  int num_channels = 0;        // sender warps: num_senders * kHtWarpsPerBlock
+  int tokens_per_channel = 0;  // channel c holds tokens [c * tpc, (c + 1) * tpc)
 };
 
-// num_sms in [2, kMaxBlocks]; num_channels fixed (cached dispatch) or 0 to derive it.
+// num_sms in [2, kMaxBlocks]; num_channels fixed (cached dispatch: the handle's) or 0 to derive.
 HtDispatchPlan plan_ht_dispatch(int num_sms, std::int64_t num_tokens, int num_domain_ranks, int num_channels = 0);
 
 struct HtCombinePlan {
   int num_blocks = 0;
-  int num_senders = 0;
-  int num_reducers = 0;
+  int num_senders = 0;   // sender blocks
+  int num_reducers = 0;  // reducer blocks
+  int num_shares = 0;    // sender warps: each copies one share of every source's rows
 };
 HtCombinePlan plan_ht_combine(int num_sms, int num_domain_ranks);
 
@@ -35,6 +37,15 @@ inline std::size_t host_counts_ints(int num_local_experts, int num_domain_ranks)
          static_cast<std::size_t>(num_domain_ranks) * static_cast<std::size_t>(num_domain_ranks);
 }
 
+// The Buffer's device scratch as the high-throughput dispatch uses it (stream-ordered: one
+// operation at a time): notify's per-channel prefix sums and the receivers' copied-row counts.
+struct HtScratch {
+  static constexpr std::size_t kInts = static_cast<std::size_t>(kMaxDomainRanks) * (kMaxChannels + 1);
+  static constexpr std::size_t kBytes = 2 * kInts * sizeof(std::int32_t);
+  static std::int32_t* chunk_start(void* scratch) { return static_cast<std::int32_t*>(scratch); }
+  static std::int32_t* recv_copied(void* scratch) { return static_cast<std::int32_t*>(scratch) + kInts; }
+};
+
 // Rows each rank receives (column sums) or gets back in combine (row sums) of a G x G matrix.
 std::vector<std::int64_t> rows_received(const std::int32_t* count_matrix, int G);
 std::vector<std::int64_t> rows_returned(const std::int32_t* count_matrix, int G);
@@ -43,6 +54,10 @@ std::vector<std::int64_t> rows_returned(const std::int32_t* count_matrix, int G)
 // the region's capacity.
 void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows, std::size_t bytes_per_row,
                     const char* what);
+
+// Receiver blocks per sender block of a dispatch (EPCOMM_HT_RECEIVER_SHARE overrides, in percent of
+// the budget).
+int ht_receiver_blocks(int num_sms);
 
 // Largest number of local experts the notify mailbox holds for a domain of G ranks and C channels.
 int max_local_experts(int num_domain_ranks, int num_channels);

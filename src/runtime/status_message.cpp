@@ -12,6 +12,8 @@ const char* to_string(OpId op) noexcept {
     case OpId::kNotify: return "notify (count exchange)";
     case OpId::kDispatch: return "dispatch";
     case OpId::kCombine: return "combine";
+    case OpId::kLlDispatch: return "low-latency dispatch";
+    case OpId::kLlCombine: return "low-latency combine";
   }
   return "unknown operation";
 }

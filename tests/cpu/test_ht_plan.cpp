@@ -16,17 +16,21 @@ namespace {
 
 class PerDomainSize : public ::testing::TestWithParam<int> {};
 
-TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWholeWarps) {
+TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
   const int G = GetParam();
   for (int sms : {2, 3, 8, 24, 64, 132, kMaxBlocks}) {
     for (std::int64_t T : {0, 1, 31, 32, 33, 4096, 8191, 65536}) {
       const HtDispatchPlan p = plan_ht_dispatch(sms, T, G);
       EXPECT_EQ(p.num_blocks, sms);
-      EXPECT_GE(p.num_channels, 1);
+      EXPECT_GE(p.num_senders, 1);
       EXPECT_GE(p.num_receivers, 1);
-      EXPECT_EQ(p.num_channels + p.num_receivers, sms);
-      EXPECT_EQ(p.tokens_per_channel % 32, 0);
+      EXPECT_EQ(p.num_senders + p.num_receivers, sms);
+      EXPECT_EQ(p.num_channels, p.num_senders * kHtWarpsPerBlock);
+      EXPECT_LE(p.num_channels, kMaxChannels);
+      EXPECT_GE(p.tokens_per_channel, 1);
       EXPECT_GE(static_cast<std::int64_t>(p.num_channels) * p.tokens_per_channel, T) << "sms " << sms << " T " << T;
+      // No channel is wasted past the last token by more than one channel's worth.
+      EXPECT_LT(static_cast<std::int64_t>(p.num_channels) * p.tokens_per_channel, T + p.num_channels + 1);
     }
   }
 }
@@ -36,13 +40,14 @@ TEST_P(PerDomainSize, CachedDispatchKeepsTheHandlesChannels) {
   const HtDispatchPlan again = plan_ht_dispatch(30, 4096, GetParam(), first.num_channels);
   EXPECT_EQ(again.num_channels, first.num_channels);
   EXPECT_EQ(again.tokens_per_channel, first.tokens_per_channel);
-  EXPECT_EQ(again.num_receivers, 30 - first.num_channels);
-  EXPECT_THROW(plan_ht_dispatch(first.num_channels, 4096, GetParam(), first.num_channels), Error);
+  EXPECT_EQ(again.num_senders, first.num_senders);
+  EXPECT_EQ(again.num_receivers, 30 - first.num_senders);
+  EXPECT_THROW(plan_ht_dispatch(first.num_senders, 4096, GetParam(), first.num_channels), Error);
 }
 
 TEST_P(PerDomainSize, MailboxHoldsTheCountsOfUpTo1024LocalExperts) {
   const int G = GetParam();
-  EXPECT_GE(max_local_experts(G, kMaxBlocks), 1024);
+  EXPECT_GE(max_local_experts(G, kMaxChannels), 1024);
 }
 
 TEST_P(PerDomainSize, RowsReceivedAndReturnedAreColumnAndRowSums) {
@@ -75,6 +80,7 @@ TEST(HtPlan, BudgetOutsideTwoToMaxBlocksIsAnError) {
   const HtCombinePlan c = plan_ht_combine(2, 2);
   EXPECT_EQ(c.num_senders, 1);
   EXPECT_EQ(c.num_reducers, 1);
+  EXPECT_EQ(c.num_shares, kHtWarpsPerBlock);
 }
 
 TEST(HtPlan, RowsThatDoNotFitNameTheRankAndTheSetting) {
@@ -155,7 +161,7 @@ TEST(RegionLayout, ControlSectionsAreDisjointAndDataIsPageAligned) {
   const std::size_t last = static_cast<std::size_t>(L::mailbox(base + 0, 1, kMaxDomainRanks - 1) - base);
   EXPECT_EQ(last + L::kMailboxBytes, L::kMailboxes + L::kMailboxesBytes);
   EXPECT_EQ(static_cast<std::size_t>(L::mailbox(base, 0, 1) - L::mailbox(base, 0, 0)), L::kMailboxBytes);
-  const auto* p_last = L::progress(base, kMaxDomainRanks - 1, kMaxBlocks - 1);
+  const auto* p_last = L::progress(base, kMaxDomainRanks - 1, kMaxChannels - 1);
   EXPECT_EQ(reinterpret_cast<const char*>(p_last + 1) - base, static_cast<std::ptrdiff_t>(L::kProgress + L::kProgressBytes));
 }
 

@@ -2,6 +2,7 @@
 // A dispatch call is timed whole: layout, notify (count exchange and the one host wait) and the
 // data kernel, i.e. what a caller waits for.
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -31,7 +32,7 @@ struct EpcommHt {
   std::unique_ptr<Buffer> buffer;
   Tensor x_bf16, x_fp8, scales, topk_idx, topk_weights;
   int num_experts = 0;
-  DispatchResult bf16, fp8;
+  DispatchResult bf16, fp8, cached;
   CombineResult combined;
   int rank = 0;
 
@@ -117,6 +118,33 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       op.check = [state, fp8, expected] {
         return state->check_dispatch(fp8 ? state->fp8 : state->bf16,
                                      fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
+      };
+      ops.push_back(std::move(op));
+    }
+    {
+      // The data path alone: a cached dispatch (no layout, no count exchange, no host wait).
+      BenchOp op;
+      op.impl = "epcomm-cached";
+      op.op = "dispatch";
+      op.dtype = "bf16";
+      op.num_sms = sms;
+      op.recv_bytes = static_cast<double>(traffic.recv_rows) * bf16_row;
+      op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * bf16_row;
+      op.setup = [state, sms](cudaStream_t s) { state->bf16 = state->dispatch(false, sms, s); };
+      op.run = [state, sms](cudaStream_t s) {
+        DispatchArgs a;
+        a.x = state->x_bf16;
+        a.handle = &state->bf16.handle;
+        a.config.num_sms = sms;
+        state->cached = state->buffer->dispatch(a, {.stream = s});
+      };
+      op.check = [state, expected] {
+        state->buffer->check_status();
+        const auto x = to_host<std::uint8_t>(state->cached.recv_x);
+        const auto& want = expected().dispatch_bf16.recv_x;
+        return passed(compare_bytes("epcomm cached recv_x", want.data(), x.data(), std::min(x.size(), want.size())),
+                      state->rank) &&
+               x.size() == want.size();
       };
       ops.push_back(std::move(op));
     }
