@@ -57,6 +57,7 @@ struct HtDispatchArgs {
   int num_senders = 0;                    // sender blocks; blocks beyond are receivers
   int num_channels = 0;                   // sender warps (num_senders * kHtWarpsPerBlock)
   int tokens_per_channel = 0;
+  int publish_tokens = 4;                 // tokens a sender warp forwards between progress releases
   const std::int32_t* send_slot = nullptr;
   const std::int32_t* count_matrix = nullptr;
   const std::int32_t* recv_chunk_start = nullptr;

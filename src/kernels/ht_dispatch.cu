@@ -22,8 +22,8 @@ namespace {
 constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowUnroll = 7;       // 16-byte pieces per lane loaded before they are stored
-constexpr int kPublishTokens = 4;   // tokens a sender warp forwards between progress releases
 constexpr int kRankSlots = (kMaxDomainRanks + 31) / 32;  // destinations per lane
+constexpr unsigned kIdlePollNs = 500;  // a receiver sweep that found nothing new sleeps this long
 
 struct DispatchRowDst {
   std::uint8_t* x;
@@ -151,7 +151,7 @@ __device__ void run_sender(const HtDispatchArgs& a) {
     __syncwarp();
     // NOTE: release after the warp barrier, so every lane's rows precede it; only when the count
     // moved, so no late write can land after the receiver moved on to the next operation.
-    if ((t - t_begin) % kPublishTokens == kPublishTokens - 1 || t + 1 == t_end) {
+    if ((t - t_begin) % a.publish_tokens == a.publish_tokens - 1 || t + 1 == t_end) {
 #pragma unroll
       for (int j = 0; j < kRankSlots; ++j) {
         const int d = j * 32 + lane;
@@ -212,7 +212,11 @@ __device__ void run_receiver(const HtDispatchArgs& a) {
       if (copied >= total) continue;
       all_done = false;
       std::int32_t ready = 0;
-      if (lane == 0) ready = static_cast<std::int32_t>(ptx::ld_acquire_sys(RegionLayout::progress(v.peer_base[me], s, c)));
+      if (lane == 0) {
+        const std::uint64_t* flag = RegionLayout::progress(v.peer_base[me], s, c);
+        ready = static_cast<std::int32_t>(ptx::ld_relaxed_sys(flag));
+        if (ready > copied) ready = static_cast<std::int32_t>(ptx::ld_acquire_sys(flag));
+      }
       ready = __shfl_sync(0xffffffffu, ready, 0);
       if (ready > copied) {
         const std::int64_t start = a.recv_chunk_start[p];
@@ -223,6 +227,7 @@ __device__ void run_receiver(const HtDispatchArgs& a) {
       }
     }
     if (all_done) return;
+    if (!moved) ptx::backoff(kIdlePollNs);
     const std::uint64_t now = ptx::globaltimer();
     if (moved) {
       last_progress = now;

@@ -26,6 +26,18 @@ __device__ __forceinline__ int ld_acquire_sys(const int* p) {
   return v;
 }
 
+// Relaxed load at system scope: polls a flag a peer GPU writes without the cost of an acquire on
+// every spin; once the value moved, one ld_acquire_sys of it orders the reads that follow.
+__device__ __forceinline__ std::uint64_t ld_relaxed_sys(const std::uint64_t* p) {
+  std::uint64_t v;
+  asm volatile("ld.relaxed.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// Sleeps about `ns` nanoseconds: a poller that found nothing new backs off, so spinning warps do
+// not flood the memory system that the incoming rows are written through.
+__device__ __forceinline__ void backoff(unsigned ns) { __nanosleep(ns); }
+
 // Release store at system scope: publishes a flag to a peer GPU; every write this thread made
 // before it (and, after a CTA barrier, its block's writes it has observed) is visible to a peer
 // that acquires the flag.

@@ -40,6 +40,13 @@ constexpr std::array kRegistry = {
                  "out of the receive region (the rest sends). A tuning knob.",
           .min_value = 1,
           .max_value = 99},
+    Entry{.name = "EPCOMM_HT_PUBLISH_TOKENS",
+          .type = Type::kInt,
+          .default_value = "4",
+          .doc = "Tokens a high-throughput sender warp forwards between releases of its progress to the "
+                 "receivers. A tuning knob.",
+          .min_value = 1,
+          .max_value = 1 << 20},
     Entry{.name = "MASTER_ADDR",
           .type = Type::kString,
           .default_value = std::nullopt,

@@ -5,6 +5,7 @@
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
 #include "runtime/cuda_check.hpp"
+#include "runtime/env.hpp"
 #include "runtime/ht_plan.hpp"
 #include "runtime/op_checks.hpp"
 
@@ -131,6 +132,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.num_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;
   d.recv_copied = HtScratch::recv_copied(m.scratch.get());
+  d.publish_tokens = static_cast<int>(env::get_int("EPCOMM_HT_PUBLISH_TOKENS"));
   d.send_slot = data_of<std::int32_t>(h.send_slot);
   d.count_matrix = data_of<std::int32_t>(h.count_matrix);
   d.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
