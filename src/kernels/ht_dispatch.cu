@@ -23,7 +23,7 @@ constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowUnroll = 7;       // 16-byte pieces per lane loaded before they are stored
 constexpr int kRankSlots = (kMaxDomainRanks + 31) / 32;  // destinations per lane
-constexpr unsigned kIdlePollNs = 500;  // a receiver sweep that found nothing new sleeps this long
+constexpr unsigned kIdlePollNs = 200;  // a receiver sweep that found nothing new sleeps this long
 
 struct DispatchRowDst {
   std::uint8_t* x;
@@ -200,7 +200,7 @@ __device__ void run_receiver(const HtDispatchArgs& a) {
 
   // Pairs (source s != me, channel c) owned by this warp: p = receiver + i * num_receivers. Each
   // sweep polls every unfinished pair and copies what arrived.
-  std::uint64_t last_progress = ptx::globaltimer();
+  std::uint64_t last_progress = ptx::globaltimer(), last_check = last_progress;
   while (true) {
     bool all_done = true, moved = false;
     for (int p = receiver; p < G * C; p += num_receivers) {
@@ -227,13 +227,19 @@ __device__ void run_receiver(const HtDispatchArgs& a) {
       }
     }
     if (all_done) return;
-    if (!moved) ptx::backoff(kIdlePollNs);
     const std::uint64_t now = ptx::globaltimer();
     if (moved) {
       last_progress = now;
-    } else if (failure_reported(v.status)) {
-      return;
-    } else if (now - last_progress > v.timeout_ns) {
+      continue;
+    }
+    ptx::backoff(kIdlePollNs);
+    // NOTE: the status word lives in host memory: read it rarely, or idle pollers flood PCIe.
+    if (now - last_check < kStatusCheckNs) continue;
+    last_check = now;
+    bool stop = false;
+    if (lane == 0) stop = failure_reported(v.status);
+    if (__shfl_sync(0xffffffffu, stop, 0)) return;
+    if (now - last_progress > v.timeout_ns) {
       if (lane == 0) {
         for (int p = receiver; p < G * C; p += num_receivers) {
           if (p / C != me && a.recv_copied[p] < a.recv_chunk_count[p]) {

@@ -26,6 +26,9 @@ __device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode 
   __threadfence_system();
 }
 
+// How often a waiter looks at the (host-resident) status word and its deadline.
+inline constexpr std::uint64_t kStatusCheckNs = 100000;
+
 // True once another failure was reported: a waiter stops early rather than burn its timeout.
 __device__ __forceinline__ bool failure_reported(const DeviceStatus* status) {
   return status != nullptr && *reinterpret_cast<const volatile std::int32_t*>(&status->code) != 0;
@@ -39,17 +42,21 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
   T observed = ptx::ld_acquire_sys(counter);
   if (observed >= expected) return true;
   const std::uint64_t start = ptx::globaltimer();
+  std::uint64_t last_check = start;
   std::uint32_t spins = 0;
   while (true) {
     observed = ptx::ld_acquire_sys(counter);
     if (observed >= expected) return true;
-    if ((++spins & 1023u) == 0) {
-      if (failure_reported(view.status)) return false;
-      if (ptx::globaltimer() - start > view.timeout_ns) {
-        report_failure(view.status, StatusCode::kTimeout, op, counter_id, view.rank, peer,
-                       static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed));
-        return false;
-      }
+    if ((++spins & 63u) != 0) continue;
+    const std::uint64_t now = ptx::globaltimer();
+    // NOTE: the status word lives in host memory: read it rarely, or waiters flood PCIe.
+    if (now - last_check < kStatusCheckNs) continue;
+    last_check = now;
+    if (failure_reported(view.status)) return false;
+    if (now - start > view.timeout_ns) {
+      report_failure(view.status, StatusCode::kTimeout, op, counter_id, view.rank, peer,
+                     static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed));
+      return false;
     }
   }
 }
