@@ -95,8 +95,14 @@ __device__ void run_reducer(const HtCombineArgs& a) {
   const char* my_region = RegionLayout::data(v.peer_base[me]);
   const int pieces = static_cast<int>(a.hidden / 8);
 
-  for (std::int64_t t = static_cast<std::int64_t>(reducer) * kWarps + warp; t < a.num_tokens;
-       t += static_cast<std::int64_t>(num_reducers) * kWarps) {
+  // NOTE: each reducer warp walks a contiguous token range. Rows of a source arrive in token order
+  // within each share and all shares progress at once, so contiguous ranges let the reducers
+  // follow every share in parallel (interleaved tokens would all wait on the same share).
+  const std::int64_t num_warps = static_cast<std::int64_t>(num_reducers) * kWarps;
+  const std::int64_t my_warp = static_cast<std::int64_t>(reducer) * kWarps + warp;
+  const std::int64_t t_begin = a.num_tokens * my_warp / num_warps;
+  const std::int64_t t_end = a.num_tokens * (my_warp + 1) / num_warps;
+  for (std::int64_t t = t_begin; t < t_end; ++t) {
     // Gather the sources of t (biases first, then ranks in order) and wait for remote rows.
     int num_src = 0;
     bool ok = true;

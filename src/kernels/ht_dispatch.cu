@@ -23,7 +23,9 @@ constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowUnroll = 7;       // 16-byte pieces per lane loaded before they are stored
 constexpr int kRankSlots = (kMaxDomainRanks + 31) / 32;  // destinations per lane
-constexpr unsigned kIdlePollNs = 200;  // a receiver sweep that found nothing new sleeps this long
+// A receiver sweep that found nothing new sleeps, doubling from the minimum to the maximum.
+constexpr unsigned kMinIdlePollNs = 256;
+constexpr unsigned kMaxIdlePollNs = 4096;
 
 struct DispatchRowDst {
   std::uint8_t* x;
@@ -201,6 +203,7 @@ __device__ void run_receiver(const HtDispatchArgs& a) {
   // Pairs (source s != me, channel c) owned by this warp: p = receiver + i * num_receivers. Each
   // sweep polls every unfinished pair and copies what arrived.
   std::uint64_t last_progress = ptx::globaltimer(), last_check = last_progress;
+  unsigned idle_ns = kMinIdlePollNs;
   while (true) {
     bool all_done = true, moved = false;
     for (int p = receiver; p < G * C; p += num_receivers) {
@@ -230,9 +233,11 @@ __device__ void run_receiver(const HtDispatchArgs& a) {
     const std::uint64_t now = ptx::globaltimer();
     if (moved) {
       last_progress = now;
+      idle_ns = kMinIdlePollNs;
       continue;
     }
-    ptx::backoff(kIdlePollNs);
+    ptx::backoff(idle_ns);
+    idle_ns = min(2 * idle_ns, kMaxIdlePollNs);
     // NOTE: the status word lives in host memory: read it rarely, or idle pollers flood PCIe.
     if (now - last_check < kStatusCheckNs) continue;
     last_check = now;

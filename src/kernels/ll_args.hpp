@@ -70,9 +70,9 @@ struct LlDispatchArgs {
   bool use_fp8 = true;
   bool round_scale = false;
   bool use_ue8m0 = false;
-  int half = 0;                      // host half of the outputs
+  int half = 0;  // host half of the outputs
   int phases = kLlBoth;
-  std::int32_t* stats = nullptr;     // [nle] cumulative received rows, or null
+  std::int32_t* stats = nullptr;  // [nle] cumulative received rows, or null
 };
 static_assert(std::is_trivially_copyable_v<LlDispatchArgs>);
 
@@ -86,8 +86,8 @@ struct LlCombineArgs {
   std::int64_t num_tokens = 0;
   int num_topk = 0;
   int num_experts = 0;
-  int dispatch_half = 0;             // outputs half of the dispatch whose route is retraced
-  int half = 0;                      // host half of this combine's output
+  int dispatch_half = 0;  // outputs half of the dispatch whose route is retraced
+  int half = 0;           // host half of this combine's output
   int phases = kLlBoth;
 };
 static_assert(std::is_trivially_copyable_v<LlCombineArgs>);

@@ -19,14 +19,15 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "epcomm/low_latency.hpp"
 #include "kernels/region_layout.hpp"
 
 namespace epcomm {
 
-inline constexpr int kLlScaleBlock = 128;   // channels per FP8 scale
-inline constexpr int kLlScalesPerWord = 4;  // UE8M0 exponents packed into one int32
-inline constexpr std::size_t kLlSmallAlignment = 128;  // small sections: one cache line
-inline constexpr std::size_t kLlLargeAlignment = 4096; // row sections: page-ish boundaries
+inline constexpr int kLlScaleBlock = 128;               // channels per FP8 scale
+inline constexpr int kLlScalesPerWord = 4;              // UE8M0 exponents packed into one int32
+inline constexpr std::size_t kLlSmallAlignment = 128;   // small sections: one cache line
+inline constexpr std::size_t kLlLargeAlignment = 4096;  // row sections: page-ish boundaries
 
 enum LlKind : int { kLlKindDispatch = 0, kLlKindCombine = 1, kLlNumKinds = 2 };
 
@@ -39,22 +40,22 @@ struct LlControl {
   std::uint32_t recv_arrivals;  // receive-phase blocks done in the running launch (last one resets)
   std::uint8_t pad[128 - 32];
   // Written by peers (release stores; read with acquire loads).
-  std::uint64_t done[2][kMaxDomainRanks];      // [parity][source]: seq whose writes into me are complete
-  std::uint64_t freed[2][kMaxDomainRanks];     // [parity][receiver]: seq whose staging it finished reading
-  std::int32_t num_tokens[2][kMaxDomainRanks]; // [parity][source]: T_s of the dispatch (dispatch only)
-  std::int32_t num_topk[2][kMaxDomainRanks];   // [parity][source]: k of the dispatch (dispatch only)
+  std::uint64_t done[2][kMaxDomainRanks];       // [parity][source]: seq whose writes into me are complete
+  std::uint64_t freed[2][kMaxDomainRanks];      // [parity][receiver]: seq whose staging it finished reading
+  std::int32_t num_tokens[2][kMaxDomainRanks];  // [parity][source]: T_s of the dispatch (dispatch only)
+  std::int32_t num_topk[2][kMaxDomainRanks];    // [parity][source]: k of the dispatch (dispatch only)
 };
 static_assert(sizeof(LlControl) % kLlSmallAlignment == 0);
 
 struct LlLayout {
-  int num_ranks = 0;          // R (one NVLink domain)
-  int num_local_experts = 0;  // nle = E / R
-  int max_topk = 0;           // K: slots per token in staging
-  int num_scales = 0;         // hidden / 128
-  int num_scale_words = 0;    // ceil(hidden / 512)
+  int num_ranks = 0;            // R (one NVLink domain)
+  int num_local_experts = 0;    // nle = E / R
+  int max_topk = 0;             // K: slots per token in staging
+  int num_scales = 0;           // hidden / 128
+  int num_scale_words = 0;      // ceil(hidden / 512)
   std::int64_t max_tokens = 0;  // T
   std::int64_t hidden = 0;
-  std::int64_t capacity = 0;    // R * T rows per local expert
+  std::int64_t capacity = 0;          // R * T rows per local expert
   std::size_t staging_row_bytes = 0;  // hidden * 2 (room for a BF16 row; FP8 rows use the first half)
 
   // Offsets from RegionLayout::data(region).
@@ -136,14 +137,16 @@ struct LlLayout {
   }
   EPCOMM_HD std::size_t staging_index(int parity, int src_rank, std::int64_t token_idx) const {
     return (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
-            static_cast<std::size_t>(src_rank)) * static_cast<std::size_t>(max_tokens) +
+            static_cast<std::size_t>(src_rank)) *
+               static_cast<std::size_t>(max_tokens) +
            static_cast<std::size_t>(token_idx);
   }
   // Dispatch staging of token token_idx of source src_rank, in the receiver's region.
   EPCOMM_HD char* staging_x(void* region, int parity, int src_rank, std::int64_t token_idx) const {
     return base(region) + dispatch_x + staging_index(parity, src_rank, token_idx) * staging_row_bytes;
   }
-  EPCOMM_HD std::uint32_t* staging_scales(void* region, int parity, int src_rank, std::int64_t token_idx) const {
+  EPCOMM_HD std::uint32_t* staging_scales(void* region, int parity, int src_rank,
+                                          std::int64_t token_idx) const {
     return reinterpret_cast<std::uint32_t*>(base(region) + dispatch_scales) +
            staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(num_scales);
   }
@@ -154,9 +157,11 @@ struct LlLayout {
   // Combine staging of (token, slot) of the token's owner, in the owner's region.
   EPCOMM_HD std::uint16_t* combine_row(void* region, int parity, std::int64_t token_idx, int slot) const {
     const std::size_t row = (static_cast<std::size_t>(parity) * static_cast<std::size_t>(max_tokens) +
-                             static_cast<std::size_t>(token_idx)) * static_cast<std::size_t>(max_topk) +
+                             static_cast<std::size_t>(token_idx)) *
+                                static_cast<std::size_t>(max_topk) +
                             static_cast<std::size_t>(slot);
-    return reinterpret_cast<std::uint16_t*>(base(region) + combine_x) + row * static_cast<std::size_t>(hidden);
+    return reinterpret_cast<std::uint16_t*>(base(region) + combine_x) +
+           row * static_cast<std::size_t>(hidden);
   }
 
   // ---- this rank's outputs of host half `half` ----
@@ -190,8 +195,14 @@ struct LlLayout {
 };
 
 // A received row's route back: its source rank and the top-k slot it fills there.
-EPCOMM_HD constexpr std::int32_t ll_pack_route(int src_rank, int slot) { return (src_rank << 8) | slot; }
-EPCOMM_HD constexpr int ll_route_rank(std::int32_t route) { return route >> 8; }
-EPCOMM_HD constexpr int ll_route_slot(std::int32_t route) { return route & 0xff; }
+EPCOMM_HD constexpr std::int32_t ll_pack_route(int src_rank, int slot) {
+  return (src_rank << 8) | slot;
+}
+EPCOMM_HD constexpr int ll_route_rank(std::int32_t route) {
+  return route >> 8;
+}
+EPCOMM_HD constexpr int ll_route_slot(std::int32_t route) {
+  return route & 0xff;
+}
 
 }  // namespace epcomm

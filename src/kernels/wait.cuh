@@ -28,6 +28,10 @@ __device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode 
 
 // How often a waiter looks at the (host-resident) status word and its deadline.
 inline constexpr std::uint64_t kStatusCheckNs = 100000;
+// Polls before a waiter starts sleeping between polls, and how long it sleeps.
+inline constexpr std::uint32_t kQuickPolls = 32;
+inline constexpr unsigned kMinBackoffNs = 64;
+inline constexpr unsigned kMaxBackoffNs = 512;
 
 // True once another failure was reported: a waiter stops early rather than burn its timeout.
 __device__ __forceinline__ bool failure_reported(const DeviceStatus* status) {
@@ -47,7 +51,10 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
   while (true) {
     observed = ptx::ld_acquire_sys(counter);
     if (observed >= expected) return true;
-    if ((++spins & 63u) != 0) continue;
+    // Back off after a few quick polls: many spinning warps would otherwise crowd the memory
+    // system that the awaited data arrives through. The sleep stays short to keep latency low.
+    if (++spins > kQuickPolls) ptx::backoff(spins > 4 * kQuickPolls ? kMaxBackoffNs : kMinBackoffNs);
+    if ((spins & 63u) != 0) continue;
     const std::uint64_t now = ptx::globaltimer();
     // NOTE: the status word lives in host memory: read it rarely, or waiters flood PCIe.
     if (now - last_check < kStatusCheckNs) continue;
