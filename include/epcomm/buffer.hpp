@@ -20,6 +20,7 @@
 #include "epcomm/device_tensor.hpp"
 #include "epcomm/dispatch.hpp"
 #include "epcomm/export.hpp"
+#include "epcomm/low_latency.hpp"
 #include "epcomm/stream.hpp"
 #include "epcomm/types.hpp"
 
@@ -81,6 +82,31 @@ class EPCOMM_API Buffer {
 
  private:
   std::unique_ptr<Impl> impl_;
+
+  // ==== BEGIN low-latency mode (SPEC "Low-latency dispatch", "Low-latency combine"; see
+  // epcomm/low_latency.hpp for the outputs' lifetime rule) =====================================
+ public:
+  // A Buffer for low-latency mode: options.low_latency_mode must be set and options.num_nvl_bytes
+  // hold ll_region_bytes_hint(...). Collective, like the other constructor.
+  Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options, const LowLatencyOptions& low_latency);
+
+  // x: [T_r <= T, hidden] bfloat16; topk_idx: [T_r, k <= max_topk] int64 or int32 (-1: no expert).
+  LlDispatchResult low_latency_dispatch(const Tensor& x, const Tensor& topk_idx, const LlDispatchOptions& ll = {},
+                                        const CallOptions& options = {});
+  // y: [nle, R*T, hidden] bfloat16 in the layout of handle's dispatch; topk_idx as given to that
+  // dispatch; topk_weights: [T_r, k] float32.
+  LlCombineResult low_latency_combine(const Tensor& y, const Tensor& topk_idx, const Tensor& topk_weights,
+                                      const LlHandle& handle, const LlCombineOptions& ll = {},
+                                      const CallOptions& options = {});
+  // [nle, R*T, hidden] bfloat16 the caller may write y into for the next combine (zero_copy).
+  Tensor get_next_low_latency_combine_buffer(const LlHandle& handle) const;
+
+  struct LlState;  // internal (src/runtime/ll_state.hpp); null unless made for low-latency mode
+  LlState* low_latency_state() const { return ll_.get(); }
+
+ private:
+  std::shared_ptr<LlState> ll_;
+  // ==== END low-latency mode =================================================================
 };
 
 }  // namespace epcomm

@@ -36,28 +36,56 @@ struct Mailbox {
   }
 };
 
-// Warp w scans column d of is_token_in_rank: send_slot[t][d] = rows to d before t (or -1), and
-// chunk_start[d][c] = rows to d before channel c (c = 0..C; chunk_start[d][C] is the total).
-__device__ void scan_columns(const HtNotifyArgs& a, int G, int C) {
+// Exclusive prefix sum of one value per thread across the block; `total` gets the sum. Every
+// thread of the block must call it.
+__device__ std::int32_t block_exclusive_scan(std::int32_t value, std::int32_t& total) {
+  __shared__ std::int32_t warp_sums[kWarps];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const std::int64_t tpc = a.tokens_per_channel;
-  for (int d = warp; d < G; d += kWarps) {
+  std::int32_t incl = value;
+  for (int off = 1; off < 32; off <<= 1) {
+    const std::int32_t y = __shfl_up_sync(0xffffffffu, incl, off);
+    if (lane >= off) incl += y;
+  }
+  if (lane == 31) warp_sums[warp] = incl;
+  __syncthreads();
+  if (warp == 0) {
+    std::int32_t w = warp_sums[lane];  // kWarps == 32
+    for (int off = 1; off < 32; off <<= 1) {
+      const std::int32_t y = __shfl_up_sync(0xffffffffu, w, off);
+      if (lane >= off) w += y;
+    }
+    warp_sums[lane] = w;  // inclusive over warps
+  }
+  __syncthreads();
+  const std::int32_t before = (warp > 0 ? warp_sums[warp - 1] : 0) + incl - value;
+  total = warp_sums[kWarps - 1];
+  __syncthreads();  // warp_sums is reused by the next call
+  return before;
+}
+
+// Scans each column d of is_token_in_rank with the whole block (thread i owns a contiguous run of
+// tokens): send_slot[t][d] = rows to d before t (or -1), and chunk_start[d][c] = rows to d before
+// channel c (c = 0..C; chunk_start[d][C] is the total).
+__device__ void scan_columns(const HtNotifyArgs& a, int G, int C) {
+  static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
+  const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
+  const std::int64_t per_thread = (T + kNotifyThreads - 1) / kNotifyThreads;
+  const std::int64_t t0 = min(T, per_thread * threadIdx.x), t1 = min(T, t0 + per_thread);
+  for (int d = 0; d < G; ++d) {
+    std::int32_t count = 0;
+    for (std::int64_t t = t0; t < t1; ++t) count += a.is_token_in_rank[t * G + d] ? 1 : 0;
+    std::int32_t total = 0;
+    std::int32_t before = block_exclusive_scan(count, total);
     std::int32_t* chunk_start = a.chunk_start + d * (C + 1);
-    std::int32_t running = 0;
-    for (std::int64_t base = 0; base < a.num_tokens; base += 32) {
-      const std::int64_t t = base + lane;
-      const bool in = t < a.num_tokens && a.is_token_in_rank[t * G + d];
-      const unsigned ballot = __ballot_sync(0xffffffffu, in);
-      const std::int32_t before = running + __popc(ballot & ((1u << lane) - 1u));
-      if (t < a.num_tokens) {
-        a.send_slot[t * G + d] = in ? before : -1;
-        if (t % tpc == 0) chunk_start[t / tpc] = before;
-      }
-      running += __popc(ballot);
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const bool in = a.is_token_in_rank[t * G + d];
+      if (t % tpc == 0) chunk_start[t / tpc] = before;
+      a.send_slot[t * G + d] = in ? before : -1;
+      before += in ? 1 : 0;
     }
     // Channels that start at or past the last token are empty.
-    for (int c = lane; c <= C; c += 32)
-      if (c * tpc >= a.num_tokens) chunk_start[c] = running;
+    for (int c = threadIdx.x; c <= C; c += blockDim.x)
+      if (c * tpc >= T) chunk_start[c] = total;
   }
 }
 
@@ -102,29 +130,28 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     a.count_matrix[i] = n;
     if (a.host_counts != nullptr) a.host_counts[1 + nle + i] = n;
   }
-  if (threadIdx.x < 32) {
-    // One warp: sources in order, their chunks in order.
-    std::int32_t row = 0;
-    for (int s = 0; s < G; ++s) {
-      Mailbox box(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C);
-      for (int c0 = 0; c0 < C; c0 += 32) {
-        const int c = c0 + static_cast<int>(threadIdx.x);
-        const std::int32_t n = c < C ? box.chunk_count[c] : 0;
-        std::int32_t incl = n;  // inclusive warp scan
-        for (int off = 1; off < 32; off <<= 1) {
-          const std::int32_t y = __shfl_up_sync(0xffffffffu, incl, off);
-          if (static_cast<int>(threadIdx.x) >= off) incl += y;
-        }
-        if (c < C) {
-          a.recv_chunk_start[s * C + c] = row + incl - n;
-          a.recv_chunk_count[s * C + c] = n;
-        }
-        row += __shfl_sync(0xffffffffu, incl, 31);
-      }
+  {
+    // Rows land source-major, then channel by channel: a block scan over the flattened (s, c).
+    const std::int64_t items = static_cast<std::int64_t>(G) * C;
+    const std::int64_t per_thread = (items + kNotifyThreads - 1) / kNotifyThreads;
+    const std::int64_t i0 = min(items, per_thread * threadIdx.x), i1 = min(items, i0 + per_thread);
+    auto chunk_count = [&](std::int64_t i) {
+      return Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, static_cast<int>(i / C)), G, C)
+          .chunk_count[i % C];
+    };
+    std::int32_t count = 0;
+    for (std::int64_t i = i0; i < i1; ++i) count += chunk_count(i);
+    std::int32_t total = 0;
+    std::int32_t row = block_exclusive_scan(count, total);
+    for (std::int64_t i = i0; i < i1; ++i) {
+      const std::int32_t n = chunk_count(i);
+      a.recv_chunk_start[i] = row;
+      a.recv_chunk_count[i] = n;
+      row += n;
     }
     if (threadIdx.x == 0) {
-      *a.num_recv = row;
-      if (a.host_counts != nullptr) a.host_counts[0] = row;
+      *a.num_recv = total;
+      if (a.host_counts != nullptr) a.host_counts[0] = total;
     }
   }
   for (int e = threadIdx.x; e < nle; e += blockDim.x) {

@@ -1,0 +1,106 @@
+// Arguments of the low-latency kernels (dispatch, combine): plain data shared by the host code that
+// fills them and the kernels that read them. Sections named below live in ll_layout.hpp.
+//
+// Protocol (one NVLink domain of R ranks; every rank runs the same sequence of LL operations):
+//
+// Sequence numbers and parity. Each kind (dispatch, combine) has a device counter `seq` in its
+// LlControl. The send phase of an operation takes seq = control.seq + 1 (every block reads it at
+// its start; the last block to finish sending stores it back, and into issued[half] for a receive
+// launched later). Staging sections are indexed by the parity p = seq & 1. Because the counter
+// lives on the device, a captured CUDA graph alternates the staging parity on every replay exactly
+// as eager calls do; all ranks replay the same graphs, so their counters agree. The host-side
+// `half` (fixed in the call, and in a captured graph) selects only where the outputs go and which
+// issued[] slot joins a split call's receive to its send.
+//
+// Dispatch, send phase (on rank s):
+//  1. Credit: before writing into receiver d's staging of parity p, wait (bounded) until
+//     s's own control.freed[p][d] >= seq - 2, i.e. d finished reading what s wrote there two
+//     operations ago.
+//  2. Write into every receiver d: the topk row of each of the T_s tokens (k global expert ids,
+//     -1 for none or invalid) at staging_topk[p][s][t], num_tokens[p][s] = T_s, num_topk[p][s] = k.
+//     Write each token's row (cast to FP8 once, in registers, or its BF16 bytes) and scales at
+//     staging_x / staging_scales[p][s][t] in every rank holding at least one of its experts: a
+//     token crosses NVLink once per destination rank, however many experts it selects there.
+//  3. Completion: every block fences and bumps send_arrivals; the last one resets it, stores seq
+//     and issued[half], then release-stores done[p][s] = seq into every receiver.
+// Dispatch, receive phase (on rank d):
+//  4. Wait (bounded) until done[p][s] >= seq for every source s. Values only grow, so one left by
+//     an older operation is never taken for this one: no counter ever needs cleaning.
+//  5. For each local expert e (blocks split the experts, or the rows of one expert): count e's
+//     (token, slot) selections per source and 32-token chunk, prefix-sum them in source, token,
+//     slot order (the CPU reference's order), and copy each selected row from staging into
+//     recv_x[e][row], its scales transposed into recv_scales[e][.][row], src_info[e][row] = t and
+//     route[e][row] = (s, slot); write layout_range and recv_count.
+//  6. Every block bumps recv_arrivals; the last one release-stores freed[p][d] = seq into every
+//     source's control block (the credit of step 1).
+// Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
+// scheme with the combine control block.
+//  7. Send: each received row (e, i) < recv_count[e] goes back to combine_x[p][t][slot] in its
+//     owner's region (route and src_info of the handle's dispatch tell where). Then
+//     done[p][d] = seq into every rank.
+//  8. Receive: the owner waits for done from every rank, then out[t] = the sum over slots k
+//     ascending with 0 <= topk_idx[t,k] < E of w[t,k] * row[t][k], each product rounded to float32
+//     and added in float32 starting from 0, one BF16 rounding (the reference's exact operations).
+//     Then credits, as in step 6.
+//
+// Co-residency: a launch that runs both phases spins in its receive phase on the signal its own
+// send-phase blocks give, so its grid never exceeds the SM count (one block per SM).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/domain_view.hpp"
+#include "kernels/ll_layout.hpp"
+
+namespace epcomm {
+
+// Which phases one launch runs.
+enum LlPhases : int { kLlSend = 1, kLlRecv = 2, kLlBoth = 3 };
+
+struct LlDispatchArgs {
+  DomainView view;
+  LlLayout layout;
+  const std::uint16_t* x = nullptr;  // [num_tokens, hidden] bf16
+  const void* topk_idx = nullptr;    // [num_tokens, num_topk], int64 or int32 (idx_bytes)
+  int idx_bytes = 8;
+  std::int64_t num_tokens = 0;
+  int num_topk = 0;
+  int num_experts = 0;
+  bool use_fp8 = true;
+  bool round_scale = false;
+  bool use_ue8m0 = false;
+  int half = 0;  // host half of the outputs
+  int phases = kLlBoth;
+  std::int32_t* stats = nullptr;  // [nle] cumulative received rows, or null
+};
+static_assert(std::is_trivially_copyable_v<LlDispatchArgs>);
+
+struct LlCombineArgs {
+  DomainView view;
+  LlLayout layout;
+  const std::uint16_t* y = nullptr;  // [nle, capacity, hidden] bf16, dispatch layout
+  const void* topk_idx = nullptr;    // [num_tokens, num_topk]
+  int idx_bytes = 8;
+  const float* topk_weights = nullptr;  // [num_tokens, num_topk]
+  std::int64_t num_tokens = 0;
+  int num_topk = 0;
+  int num_experts = 0;
+  int dispatch_half = 0;  // outputs half of the dispatch whose route is retraced
+  int half = 0;           // host half of this combine's output
+  int phases = kLlBoth;
+};
+static_assert(std::is_trivially_copyable_v<LlCombineArgs>);
+
+// Dynamic shared memory the dispatch kernel needs (its receive phase keeps per-(source, 32-token
+// chunk) counts): host code checks it against the device limit.
+inline std::size_t ll_dispatch_smem_bytes(int num_ranks, std::int64_t max_tokens) {
+  const std::size_t chunks = static_cast<std::size_t>((max_tokens + 31) / 32);
+  return sizeof(std::int32_t) * static_cast<std::size_t>(num_ranks) * chunks;
+}
+
+// Host-side launchers (stream is a cudaStream_t). num_blocks <= the device's SM count.
+void launch_ll_dispatch(const LlDispatchArgs& args, int num_blocks, void* stream);
+void launch_ll_combine(const LlCombineArgs& args, int num_blocks, void* stream);
+
+}  // namespace epcomm

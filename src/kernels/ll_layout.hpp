@@ -1,0 +1,208 @@
+// Where low-latency mode keeps everything inside a rank's data region (RegionLayout::data): the
+// single source of truth the host uses to size the region and to make output views, and kernels
+// use to index their own and their peers' regions (every rank has the same layout). The protocol
+// that uses these sections is described in ll_args.hpp.
+//
+//   [ control: LlControl x 2 kinds                                      (dispatch, combine)     ]
+//   [ dispatch staging x:      [2 parities][R sources][T tokens][hidden * 2 bytes]               ]
+//   [ dispatch staging scales: [2][R][T][hidden/128] f32 (UE8M0: ceil(hidden/512) packed words) ]
+//   [ dispatch staging topk:   [2][R][T][max_topk] int32 (global expert ids, -1 for none)        ]
+//   [ combine staging x:       [2 parities][T tokens][max_topk slots][hidden] bf16               ]
+//   [ zero-copy y, half 0 | half 1: [nle][R*T][hidden] bf16 each                                 ]
+//   [ outputs, half 0 | half 1: recv_x | recv_scales | recv_count | layout_range | src_info |
+//                                route | combine out                                            ]
+//
+// Staging sections are indexed by the device-side parity of an operation (ll_args.hpp); outputs
+// and zero-copy buffers by the host-side half the call returned views of.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "epcomm/low_latency.hpp"
+#include "kernels/region_layout.hpp"
+
+namespace epcomm {
+
+inline constexpr int kLlScaleBlock = 128;               // channels per FP8 scale
+inline constexpr int kLlScalesPerWord = 4;              // UE8M0 exponents packed into one int32
+inline constexpr std::size_t kLlSmallAlignment = 128;   // small sections: one cache line
+inline constexpr std::size_t kLlLargeAlignment = 4096;  // row sections: page-ish boundaries
+
+enum LlKind : int { kLlKindDispatch = 0, kLlKindCombine = 1, kLlNumKinds = 2 };
+
+// Counters of one kind of operation in one rank's region. Region memory starts zeroed.
+struct LlControl {
+  // Local: written only by this rank's own kernels.
+  std::uint64_t seq;            // operations of this kind begun on this rank (device counter)
+  std::uint64_t issued[2];      // seq of the operation whose outputs are in host half h
+  std::uint32_t send_arrivals;  // send-phase blocks done in the running launch (last one resets)
+  std::uint32_t recv_arrivals;  // receive-phase blocks done in the running launch (last one resets)
+  std::uint8_t pad[128 - 32];
+  // Written by peers (release stores; read with acquire loads).
+  std::uint64_t done[2][kMaxDomainRanks];       // [parity][source]: seq whose writes into me are complete
+  std::uint64_t freed[2][kMaxDomainRanks];      // [parity][receiver]: seq whose staging it finished reading
+  std::int32_t num_tokens[2][kMaxDomainRanks];  // [parity][source]: T_s of the dispatch (dispatch only)
+  std::int32_t num_topk[2][kMaxDomainRanks];    // [parity][source]: k of the dispatch (dispatch only)
+};
+static_assert(sizeof(LlControl) % kLlSmallAlignment == 0);
+
+struct LlLayout {
+  int num_ranks = 0;            // R (one NVLink domain)
+  int num_local_experts = 0;    // nle = E / R
+  int max_topk = 0;             // K: slots per token in staging
+  int num_scales = 0;           // hidden / 128
+  int num_scale_words = 0;      // ceil(hidden / 512)
+  std::int64_t max_tokens = 0;  // T
+  std::int64_t hidden = 0;
+  std::int64_t capacity = 0;          // R * T rows per local expert
+  std::size_t staging_row_bytes = 0;  // hidden * 2 (room for a BF16 row; FP8 rows use the first half)
+
+  // Offsets from RegionLayout::data(region).
+  std::size_t control = 0;
+  std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_topk = 0;
+  std::size_t combine_x = 0;
+  std::size_t combine_y[2] = {};
+  std::size_t outputs[2] = {};
+  std::size_t output_bytes = 0;  // one half's output block
+  // Offsets inside an output block.
+  std::size_t out_recv_x = 0, out_recv_scales = 0, out_recv_count = 0, out_layout_range = 0, out_src_info = 0,
+              out_route = 0, out_combine = 0;
+  std::size_t total_bytes = 0;  // data bytes the layout needs (<= the region's data area)
+
+  EPCOMM_HD static LlLayout make(int num_ranks, std::int64_t max_tokens, std::int64_t hidden, int num_experts,
+                                 int max_topk) {
+    LlLayout l;
+    l.num_ranks = num_ranks;
+    l.num_local_experts = num_ranks > 0 ? num_experts / num_ranks : 0;
+    l.max_topk = max_topk;
+    l.num_scales = static_cast<int>(hidden / kLlScaleBlock);
+    l.num_scale_words = (l.num_scales + kLlScalesPerWord - 1) / kLlScalesPerWord;
+    l.max_tokens = max_tokens;
+    l.hidden = hidden;
+    l.capacity = static_cast<std::int64_t>(num_ranks) * max_tokens;
+    l.staging_row_bytes = static_cast<std::size_t>(hidden) * 2u;
+    const auto R = static_cast<std::size_t>(num_ranks);
+    const auto T = static_cast<std::size_t>(max_tokens);
+    const auto K = static_cast<std::size_t>(max_topk);
+    const auto H = static_cast<std::size_t>(hidden);
+    const auto nle = static_cast<std::size_t>(l.num_local_experts);
+    const auto cap = static_cast<std::size_t>(l.capacity);
+    const auto nb = static_cast<std::size_t>(l.num_scales);
+
+    std::size_t at = 0;
+    l.control = at;
+    at += sizeof(LlControl) * kLlNumKinds;
+    l.dispatch_x = at = align_up(at, kLlLargeAlignment);
+    at += 2u * R * T * l.staging_row_bytes;
+    l.dispatch_scales = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * T * nb * 4u;
+    l.dispatch_topk = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * T * K * 4u;
+    l.combine_x = at = align_up(at, kLlLargeAlignment);
+    at += 2u * T * K * H * 2u;
+    for (int h = 0; h < 2; ++h) {
+      l.combine_y[h] = at = align_up(at, kLlLargeAlignment);
+      at += nle * cap * H * 2u;
+    }
+    // One half's outputs, relative to its start.
+    std::size_t o = 0;
+    l.out_recv_x = o;
+    o += nle * cap * H * 2u;
+    l.out_recv_scales = o = align_up(o, kLlSmallAlignment);
+    o += nle * nb * cap * 4u;
+    l.out_recv_count = o = align_up(o, kLlSmallAlignment);
+    o += nle * 4u;
+    l.out_layout_range = o = align_up(o, kLlSmallAlignment);
+    o += nle * R * 8u;
+    l.out_src_info = o = align_up(o, kLlSmallAlignment);
+    o += nle * cap * 4u;
+    l.out_route = o = align_up(o, kLlSmallAlignment);
+    o += nle * cap * 4u;
+    l.out_combine = o = align_up(o, kLlSmallAlignment);
+    o += T * H * 2u;
+    l.output_bytes = align_up(o, kLlLargeAlignment);
+    for (int h = 0; h < 2; ++h) {
+      l.outputs[h] = at = align_up(at, kLlLargeAlignment);
+      at += l.output_bytes;
+    }
+    l.total_bytes = align_up(at, kLlLargeAlignment);
+    return l;
+  }
+
+  // ---- this rank's or a peer's region (`region` is its RegionLayout base) ----
+  EPCOMM_HD static char* base(void* region) { return RegionLayout::data(region); }
+  EPCOMM_HD LlControl* control_of(void* region, int kind) const {
+    return reinterpret_cast<LlControl*>(base(region) + control) + kind;
+  }
+  EPCOMM_HD std::size_t staging_index(int parity, int src_rank, std::int64_t token_idx) const {
+    return (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
+            static_cast<std::size_t>(src_rank)) *
+               static_cast<std::size_t>(max_tokens) +
+           static_cast<std::size_t>(token_idx);
+  }
+  // Dispatch staging of token token_idx of source src_rank, in the receiver's region.
+  EPCOMM_HD char* staging_x(void* region, int parity, int src_rank, std::int64_t token_idx) const {
+    return base(region) + dispatch_x + staging_index(parity, src_rank, token_idx) * staging_row_bytes;
+  }
+  EPCOMM_HD std::uint32_t* staging_scales(void* region, int parity, int src_rank,
+                                          std::int64_t token_idx) const {
+    return reinterpret_cast<std::uint32_t*>(base(region) + dispatch_scales) +
+           staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(num_scales);
+  }
+  EPCOMM_HD std::int32_t* staging_topk(void* region, int parity, int src_rank, std::int64_t token_idx) const {
+    return reinterpret_cast<std::int32_t*>(base(region) + dispatch_topk) +
+           staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(max_topk);
+  }
+  // Combine staging of (token, slot) of the token's owner, in the owner's region.
+  EPCOMM_HD std::uint16_t* combine_row(void* region, int parity, std::int64_t token_idx, int slot) const {
+    const std::size_t row = (static_cast<std::size_t>(parity) * static_cast<std::size_t>(max_tokens) +
+                             static_cast<std::size_t>(token_idx)) *
+                                static_cast<std::size_t>(max_topk) +
+                            static_cast<std::size_t>(slot);
+    return reinterpret_cast<std::uint16_t*>(base(region) + combine_x) +
+           row * static_cast<std::size_t>(hidden);
+  }
+
+  // ---- this rank's outputs of host half `half` ----
+  EPCOMM_HD char* output_block(void* region, int half) const { return base(region) + outputs[half]; }
+  EPCOMM_HD std::uint8_t* recv_x(void* region, int half) const {
+    return reinterpret_cast<std::uint8_t*>(output_block(region, half) + out_recv_x);
+  }
+  // [nle][words][capacity]: float scale_inv (words = num_scales) or packed UE8M0 (num_scale_words).
+  EPCOMM_HD std::uint32_t* recv_scales(void* region, int half) const {
+    return reinterpret_cast<std::uint32_t*>(output_block(region, half) + out_recv_scales);
+  }
+  EPCOMM_HD std::int32_t* recv_count(void* region, int half) const {
+    return reinterpret_cast<std::int32_t*>(output_block(region, half) + out_recv_count);
+  }
+  EPCOMM_HD std::int64_t* layout_range(void* region, int half) const {
+    return reinterpret_cast<std::int64_t*>(output_block(region, half) + out_layout_range);
+  }
+  EPCOMM_HD std::int32_t* src_info(void* region, int half) const {
+    return reinterpret_cast<std::int32_t*>(output_block(region, half) + out_src_info);
+  }
+  // [nle][capacity]: (source rank << 8) | top-k slot of each received row (combine's route back).
+  EPCOMM_HD std::int32_t* route(void* region, int half) const {
+    return reinterpret_cast<std::int32_t*>(output_block(region, half) + out_route);
+  }
+  EPCOMM_HD std::uint16_t* combine_out(void* region, int half) const {
+    return reinterpret_cast<std::uint16_t*>(output_block(region, half) + out_combine);
+  }
+  EPCOMM_HD std::uint16_t* zero_copy_y(void* region, int half) const {
+    return reinterpret_cast<std::uint16_t*>(base(region) + combine_y[half]);
+  }
+};
+
+// A received row's route back: its source rank and the top-k slot it fills there.
+EPCOMM_HD constexpr std::int32_t ll_pack_route(int src_rank, int slot) {
+  return (src_rank << 8) | slot;
+}
+EPCOMM_HD constexpr int ll_route_rank(std::int32_t route) {
+  return route >> 8;
+}
+EPCOMM_HD constexpr int ll_route_slot(std::int32_t route) {
+  return route & 0xff;
+}
+
+}  // namespace epcomm

@@ -1,0 +1,82 @@
+// Device helpers shared by the low-latency kernels: an operation's sequence number, the credit
+// wait before writing into peers' staging, the last-block completion of a phase and the wait for
+// peers' completion signals (ll_args.hpp, steps 1, 3, 4 and 6). Device code only.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/ll_args.hpp"
+#include "kernels/wait.cuh"
+
+namespace epcomm {
+
+// The sequence number of this launch's operation (ll_args.hpp, "Sequence numbers and parity"): a
+// send phase begins operation control.seq + 1; a receive-only launch completes the operation whose
+// send stored its seq in issued[half]. Read once by every thread at the start of the launch.
+__device__ __forceinline__ std::uint64_t ll_launch_seq(const LlControl* control, int phases, int half) {
+  const volatile LlControl* c = control;
+  return (phases & kLlSend) ? c->seq + 1 : c->issued[half];
+}
+
+// Step 1: every peer has finished reading what this rank wrote into its staging of `parity` two
+// operations ago. Called by every thread of the block; false (for all) when a wait failed.
+__device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parity, std::uint64_t seq,
+                                                const DomainView& v, OpId op) {
+  bool ok = true;
+  if (seq > 2) {
+    for (int d = threadIdx.x; d < v.num_domain_ranks && ok; d += blockDim.x)
+      ok = wait_at_least(&mine->freed[parity][d], seq - 2, v, op, CounterId::kSlotFree,
+                         v.domain_base_rank + d);
+  }
+  return __syncthreads_and(ok);
+}
+
+// Step 4: every source has completed its writes of operation `seq` into this rank. Called by every
+// thread of the block; false (for all) when a wait failed.
+__device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, std::uint64_t seq,
+                                             const DomainView& v, OpId op) {
+  bool ok = true;
+  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
+    ok = wait_at_least(&mine->done[parity][s], seq, v, op, CounterId::kRowsArrived, v.domain_base_rank + s);
+  return __syncthreads_and(ok);
+}
+
+// Called by every thread of every block when the block's share of a phase is done. Returns true
+// (for all threads of one block: the last to arrive) once every block of the launch arrived; that
+// block has reset the counter for the next launch.
+__device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
+  __shared__ bool last;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    // NOTE: this fence (after the block barrier) orders every write and read of the block, peers'
+    // memory included, before the arrival; the last block's fence below orders all arrivals before
+    // the release stores that follow it.
+    ptx::fence_acq_rel_sys();
+    last = atomicAdd(arrivals, 1u) == gridDim.x - 1;
+    if (last) {
+      *arrivals = 0;
+      ptx::fence_acq_rel_sys();
+    }
+  }
+  __syncthreads();
+  return last;
+}
+
+// Steps 3 and 6, by the last block: release-stores `value` into the LlControl field that
+// `field_of(peer_control)` selects in every domain peer's region.
+template <typename FieldOf>
+__device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, int kind,
+                                              FieldOf field_of, std::uint64_t value) {
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) {
+    ptx::fence_acq_rel_sys();
+    ptx::st_release_sys(field_of(l.control_of(v.peer_base[p], kind)), value);
+  }
+}
+
+// topk_idx[i] of a [T, k] int64 or int32 tensor.
+__device__ __forceinline__ std::int64_t ll_load_expert(const void* topk_idx, int idx_bytes, std::int64_t i) {
+  return idx_bytes == 8 ? static_cast<const std::int64_t*>(topk_idx)[i]
+                        : static_cast<std::int64_t>(static_cast<const std::int32_t*>(topk_idx)[i]);
+}
+
+}  // namespace epcomm

@@ -1,0 +1,61 @@
+// Low-latency mode of Buffer: the constructor that sets it up, the region size hint and the
+// zero-copy combine buffer. The operations are in ll_dispatch_op.cpp and ll_combine_op.cpp.
+#include <memory>
+
+#include "kernels/ll_layout.hpp"
+#include "runtime/buffer_impl.hpp"
+#include "runtime/check.hpp"
+#include "runtime/ll_checks.hpp"
+#include "runtime/ll_state.hpp"
+#include "runtime/log.hpp"
+
+namespace epcomm {
+
+namespace {
+
+// Checks everything about the low-latency options before the (collective) construction starts,
+// so every rank refuses bad options alike without leaving peers waiting in a barrier.
+const BufferOptions& checked_ll_options(const std::shared_ptr<Bootstrap>& bootstrap,
+                                        const BufferOptions& options, const LowLatencyOptions& ll) {
+  EPCOMM_CHECK_ARG(bootstrap != nullptr, "bootstrap: expected a bootstrap, got null");
+  checks::check_ll_buffer(options, ll, bootstrap->size());
+  return options;
+}
+
+}  // namespace
+
+std::int64_t ll_region_bytes_hint(std::int64_t max_tokens_per_rank, std::int64_t hidden, int num_ranks,
+                                  int num_experts, int max_topk) {
+  checks::check_ll_options({.max_tokens_per_rank = max_tokens_per_rank,
+                            .hidden = hidden,
+                            .num_experts = num_experts,
+                            .max_topk = max_topk},
+                           num_ranks);
+  return static_cast<std::int64_t>(
+      LlLayout::make(num_ranks, max_tokens_per_rank, hidden, num_experts, max_topk).total_bytes);
+}
+
+Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options,
+               const LowLatencyOptions& ll)
+    : Buffer(bootstrap, checked_ll_options(bootstrap, options, ll)) {
+  auto state = std::make_shared<LlState>();
+  state->options = ll;
+  state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);
+  // NOTE: one block per SM at most, so every block of a launch is resident at once (ll_args.hpp).
+  state->num_blocks = impl_->num_sms;
+  ll_ = std::move(state);
+  EPCOMM_LOG_INFO("low-latency mode: max_tokens_per_rank ", ll.max_tokens_per_rank, ", hidden ", ll.hidden,
+                  ", num_experts ", ll.num_experts, ", max_topk ", ll.max_topk, ", ", ll_->layout.total_bytes,
+                  " bytes of the region, ", ll_->num_blocks, " blocks per launch");
+}
+
+Tensor Buffer::get_next_low_latency_combine_buffer(const LlHandle& handle) const {
+  const LlState& st = checks::require_ll_state(ll_.get(), "get_next_low_latency_combine_buffer");
+  checks::check_ll_handle(handle, st, impl_->num_ranks());
+  const LlLayout& l = st.layout;
+  const int half = static_cast<int>(st.num_combines & 1u);
+  return Tensor::contiguous(l.zero_copy_y(impl_->region.get(), half), DType::kBF16,
+                            {l.num_local_experts, l.capacity, l.hidden});
+}
+
+}  // namespace epcomm

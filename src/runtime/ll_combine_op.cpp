@@ -1,0 +1,67 @@
+// Buffer::low_latency_combine: checks, one launch (or two with the receive hook), the output view.
+#include <memory>
+
+#include "kernels/ll_args.hpp"
+#include "runtime/buffer_impl.hpp"
+#include "runtime/check.hpp"
+#include "runtime/ll_checks.hpp"
+#include "runtime/ll_state.hpp"
+
+namespace epcomm {
+
+LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_idx,
+                                            const Tensor& topk_weights, const LlHandle& handle,
+                                            const LlCombineOptions& o, const CallOptions& options) {
+  check_status();
+  LlState& st = checks::require_ll_state(ll_.get(), "low_latency_combine");
+  Impl& m = *impl_;
+  const int half = static_cast<int>(st.num_combines & 1u);
+  checks::check_not_in_flight(st, kLlKindCombine, half);
+  void* region = m.region.get();
+  checks::check_ll_combine_args(y, topk_idx, topk_weights, handle, o, st, m.num_ranks(),
+                                st.layout.zero_copy_y(region, half));
+
+  LlCombineArgs a;
+  a.view = m.view;
+  a.layout = st.layout;
+  a.y = static_cast<const std::uint16_t*>(y.data);
+  a.topk_idx = topk_idx.data;
+  a.idx_bytes = static_cast<int>(dtype_size(topk_idx.dtype));
+  a.topk_weights = static_cast<const float*>(topk_weights.data);
+  a.num_tokens = handle.num_tokens;
+  a.num_topk = handle.num_topk;
+  a.num_experts = st.options.num_experts;
+  a.dispatch_half = handle.half;
+  a.half = half;
+  a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
+
+  CommScope scope(m, options);
+  launch_ll_combine(a, st.num_blocks, scope.comm());
+  ++st.num_combines;
+
+  LlCombineResult out;
+  out.out = Tensor::contiguous(st.layout.combine_out(region, half), DType::kBF16,
+                               {handle.num_tokens, st.layout.hidden});
+  st.pending[kLlKindCombine][half] = nullptr;
+  if (o.return_recv_hook) {
+    // As in dispatch: the receive runs on the caller's stream after the send.
+    const EventHandle sent = EventHandle::record(scope.comm());
+    const cudaStream_t stream = options.stream;
+    const int num_blocks = st.num_blocks;
+    auto received = std::make_shared<bool>(false);
+    st.pending[kLlKindCombine][half] = received;
+    out.receive = [a, sent, stream, num_blocks, received]() mutable {
+      EPCOMM_CHECK_ARG(!*received, "receive: this low-latency combine was already received");
+      // NOTE: no check_status() here: the send already ran on every rank, so the receive must
+      // run too (its credits keep the ranks in step); a reported failure surfaces on the next call.
+      sent.wait(stream);
+      a.phases = kLlRecv;
+      launch_ll_combine(a, num_blocks, stream);
+      *received = true;
+    };
+  }
+  out.event = scope.finish();
+  return out;
+}
+
+}  // namespace epcomm

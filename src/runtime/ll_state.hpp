@@ -1,0 +1,25 @@
+// The host state of a Buffer made for low-latency mode (epcomm/low_latency.hpp), shared by the
+// translation units that implement its operations and by tests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "epcomm/buffer.hpp"
+#include "kernels/ll_layout.hpp"
+
+namespace epcomm {
+
+struct Buffer::LlState {
+  LowLatencyOptions options;
+  LlLayout layout;     // where everything sits in the region's data area
+  int num_blocks = 0;  // grid of every low-latency launch: one block per SM (ll_args.hpp)
+  // Calls so far on the host. The next call of a kind writes its outputs to half (calls & 1).
+  std::uint64_t num_dispatches = 0;
+  std::uint64_t num_combines = 0;
+  // [kind][half]: the receive flag of the last split call of that kind and half (null when that
+  // call was not split). A third split call while the first is not received is refused.
+  std::shared_ptr<bool> pending[kLlNumKinds][2];
+};
+
+}  // namespace epcomm

@@ -1,0 +1,414 @@
+// Host logic of low-latency mode, without a GPU: the region layout (kernels/ll_layout.hpp) and
+// every input check (runtime/ll_checks.hpp).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "epcomm/error.hpp"
+#include "epcomm/low_latency.hpp"
+#include "kernels/ll_args.hpp"
+#include "kernels/ll_layout.hpp"
+#include "runtime/ll_checks.hpp"
+#include "runtime/ll_state.hpp"
+
+namespace epcomm {
+namespace {
+
+// Fake device addresses: nothing here dereferences them.
+void* fake(std::uintptr_t address = 0x10000) {
+  return reinterpret_cast<void*>(address);
+}
+
+template <typename Fn>
+void expect_arg_error(Fn&& fn, const std::string& needle,
+                      ErrorCategory category = ErrorCategory::kInvalidArgument) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an epcomm::Error mentioning '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), category) << e.what();
+    EXPECT_NE(e.message().find(needle), std::string::npos) << "message: " << e.message();
+  }
+}
+
+struct Section {
+  std::string name;
+  std::size_t begin, bytes, alignment;
+};
+
+struct Geometry {
+  int num_ranks;
+  std::int64_t max_tokens, hidden;
+  int num_experts, max_topk;
+};
+
+// Every section of the layout, with its size computed here independently of the layout code.
+std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
+  const auto R = static_cast<std::size_t>(g.num_ranks), T = static_cast<std::size_t>(g.max_tokens),
+             H = static_cast<std::size_t>(g.hidden), K = static_cast<std::size_t>(g.max_topk),
+             nle = static_cast<std::size_t>(g.num_experts / g.num_ranks), cap = R * T, nb = H / 128;
+  std::vector<Section> s = {
+      {"control", l.control, 2 * sizeof(LlControl), 128},
+      {"dispatch_x", l.dispatch_x, 2 * R * T * H * 2, 4096},
+      {"dispatch_scales", l.dispatch_scales, 2 * R * T * nb * 4, 128},
+      {"dispatch_topk", l.dispatch_topk, 2 * R * T * K * 4, 128},
+      {"combine_x", l.combine_x, 2 * T * K * H * 2, 4096},
+  };
+  for (int h = 0; h < 2; ++h) {
+    const std::string half = "[" + std::to_string(h) + "]";
+    s.push_back({"combine_y" + half, l.combine_y[h], nle * cap * H * 2, 4096});
+    const std::size_t o = l.outputs[h];
+    s.push_back({"recv_x" + half, o + l.out_recv_x, nle * cap * H * 2, 4096});
+    s.push_back({"recv_scales" + half, o + l.out_recv_scales, nle * nb * cap * 4, 128});
+    s.push_back({"recv_count" + half, o + l.out_recv_count, nle * 4, 128});
+    s.push_back({"layout_range" + half, o + l.out_layout_range, nle * R * 8, 128});
+    s.push_back({"src_info" + half, o + l.out_src_info, nle * cap * 4, 128});
+    s.push_back({"route" + half, o + l.out_route, nle * cap * 4, 128});
+    s.push_back({"combine_out" + half, o + l.out_combine, T * H * 2, 128});
+  }
+  return s;
+}
+
+const std::vector<Geometry>& geometries() {
+  static const std::vector<Geometry> all = [] {
+    std::vector<Geometry> g;
+    for (int R : {2, 4, 8, 16, 72}) {
+      g.push_back({R, 128, 7168, 288, 8});  // ll-dsv3 (288 experts split over R ranks)
+      g.push_back({R, 1, 128, R, 1});       // smallest
+      g.push_back({R, 1024, 2048, 4 * R, 16});
+      g.push_back({R, 33, 8192, 2 * R, 3});  // odd sizes
+    }
+    return g;
+  }();
+  return all;
+}
+
+TEST(LlLayout, SectionsAreDisjointAlignedAndInBounds) {
+  for (const Geometry& g : geometries()) {
+    SCOPED_TRACE("R=" + std::to_string(g.num_ranks) + " T=" + std::to_string(g.max_tokens) +
+                 " hidden=" + std::to_string(g.hidden) + " E=" + std::to_string(g.num_experts) +
+                 " K=" + std::to_string(g.max_topk));
+    const LlLayout l = LlLayout::make(g.num_ranks, g.max_tokens, g.hidden, g.num_experts, g.max_topk);
+    EXPECT_EQ(l.capacity, g.num_ranks * g.max_tokens);
+    EXPECT_EQ(l.num_local_experts, g.num_experts / g.num_ranks);
+    EXPECT_EQ(l.num_scales, g.hidden / 128);
+    EXPECT_EQ(l.num_scale_words, (g.hidden / 128 + 3) / 4);
+    std::vector<Section> s = sections_of(l, g);
+    for (const Section& sec : s) {
+      EXPECT_EQ(sec.begin % sec.alignment, 0u) << sec.name;
+      EXPECT_LE(sec.begin + sec.bytes, l.total_bytes) << sec.name;
+    }
+    std::sort(s.begin(), s.end(), [](const Section& a, const Section& b) { return a.begin < b.begin; });
+    for (std::size_t i = 1; i < s.size(); ++i)
+      EXPECT_LE(s[i - 1].begin + s[i - 1].bytes, s[i].begin) << s[i - 1].name << " overlaps " << s[i].name;
+    // Each half's outputs lie inside its output block (the tests poison whole blocks).
+    for (int h = 0; h < 2; ++h) {
+      EXPECT_EQ(l.outputs[h] % 4096, 0u);
+      EXPECT_LE(l.out_combine + static_cast<std::size_t>(g.max_tokens * g.hidden * 2), l.output_bytes);
+    }
+    EXPECT_LE(l.outputs[0] + l.output_bytes, l.outputs[1]);
+    EXPECT_EQ(l.total_bytes % 4096, 0u);
+    EXPECT_EQ(ll_region_bytes_hint(g.max_tokens, g.hidden, g.num_ranks, g.num_experts, g.max_topk),
+              static_cast<std::int64_t>(l.total_bytes));
+  }
+}
+
+// The accessors kernels use land inside their sections, at their first and last elements.
+TEST(LlLayout, AccessorsStayInsideTheirSections) {
+  const auto base = reinterpret_cast<std::uintptr_t>(RegionLayout::data(fake(0x1000000)));
+  auto at = [&](const void* p) { return reinterpret_cast<std::uintptr_t>(p) - base; };
+  for (const Geometry& g : geometries()) {
+    const LlLayout l = LlLayout::make(g.num_ranks, g.max_tokens, g.hidden, g.num_experts, g.max_topk);
+    void* region = fake(0x1000000);
+    const int R = g.num_ranks, K = g.max_topk;
+    const std::int64_t T = g.max_tokens, H = g.hidden;
+    EXPECT_EQ(at(l.control_of(region, kLlKindCombine)), l.control + sizeof(LlControl));
+    EXPECT_EQ(at(l.staging_x(region, 0, 0, 0)), l.dispatch_x);
+    EXPECT_EQ(at(l.staging_x(region, 1, R - 1, T - 1)) + static_cast<std::size_t>(H * 2),
+              l.dispatch_x + 2u * R * T * H * 2);
+    EXPECT_EQ(at(l.staging_scales(region, 1, R - 1, T - 1) + l.num_scales),
+              l.dispatch_scales + 2u * R * T * (H / 128) * 4);
+    EXPECT_EQ(at(l.staging_topk(region, 1, R - 1, T - 1) + K), l.dispatch_topk + 2u * R * T * K * 4);
+    EXPECT_EQ(at(l.combine_row(region, 1, T - 1, K - 1) + H), l.combine_x + 2u * T * K * H * 2);
+    for (int h = 0; h < 2; ++h) {
+      const std::size_t o = l.outputs[h];
+      const auto nle = static_cast<std::size_t>(l.num_local_experts),
+                 cap = static_cast<std::size_t>(l.capacity);
+      EXPECT_EQ(at(l.recv_x(region, h)), o + l.out_recv_x);
+      EXPECT_EQ(at(l.recv_scales(region, h) + nle * l.num_scales * cap),
+                o + l.out_recv_scales + nle * (H / 128) * cap * 4);
+      EXPECT_EQ(at(l.recv_count(region, h) + nle), o + l.out_recv_count + nle * 4);
+      EXPECT_EQ(at(l.layout_range(region, h) + nle * R), o + l.out_layout_range + nle * R * 8);
+      EXPECT_EQ(at(l.src_info(region, h) + nle * cap), o + l.out_src_info + nle * cap * 4);
+      EXPECT_EQ(at(l.route(region, h) + nle * cap), o + l.out_route + nle * cap * 4);
+      EXPECT_EQ(at(l.combine_out(region, h) + T * H),
+                o + l.out_combine + static_cast<std::size_t>(T * H * 2));
+      EXPECT_EQ(at(l.zero_copy_y(region, h)), l.combine_y[h]);
+    }
+  }
+}
+
+TEST(LlLayout, RouteRoundTripsEveryRankAndSlot) {
+  for (int rank = 0; rank < kMaxDomainRanks; ++rank)
+    for (int slot = 0; slot < kLlMaxTopk; ++slot) {
+      const std::int32_t r = ll_pack_route(rank, slot);
+      EXPECT_EQ(ll_route_rank(r), rank);
+      EXPECT_EQ(ll_route_slot(r), slot);
+    }
+}
+
+TEST(LlLayout, Dsv3RegionSize) {
+  // ll-dsv3 on 2 ranks: two halves of BF16-capable recv_x and of zero-copy y dominate (4 x 528 MB).
+  const std::int64_t bytes = ll_region_bytes_hint(128, 7168, 2, 288, 8);
+  EXPECT_GT(bytes, std::int64_t{4} * 144 * 256 * 7168 * 2);
+  EXPECT_LT(bytes, std::int64_t{5} * 144 * 256 * 7168 * 2);
+  // Smaller top-k bound, smaller combine staging.
+  EXPECT_LT(ll_region_bytes_hint(128, 7168, 2, 288, 8), ll_region_bytes_hint(128, 7168, 2, 288, 16));
+}
+
+// ---- checks -----------------------------------------------------------------------------------
+
+constexpr LowLatencyOptions kOptions{
+    .max_tokens_per_rank = 128, .hidden = 7168, .num_experts = 288, .max_topk = 8};
+
+TEST(LlChecks, Options) {
+  EXPECT_NO_THROW(checks::check_ll_options(kOptions, 2));
+  EXPECT_NO_THROW(checks::check_ll_options(kOptions, 72));
+  auto with = [](auto change) {
+    LowLatencyOptions o = kOptions;
+    change(o);
+    return o;
+  };
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.max_tokens_per_rank = 0; }), 2); },
+                   "max_tokens_per_rank: expected >= 1, got 0");
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.hidden = 7000; }), 2); },
+                   "hidden: expected a multiple of 128 in [128, 8192]");
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.hidden = 8192 + 128; }), 2); },
+                   "got 8320");
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.hidden = 0; }), 2); }, "hidden");
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.num_experts = 289; }), 2); },
+                   "num_experts: expected a multiple of the number of ranks (2), got 289");
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.num_experts = 0; }), 2); },
+                   "num_experts");
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.max_topk = 17; }), 2); },
+                   "max_topk: expected 1 to 16, got 17");
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.max_topk = 0; }), 2); }, "max_topk");
+  expect_arg_error([&] { checks::check_ll_options(kOptions, 73); },
+                   "num_ranks: low-latency mode serves 1 to 72");
+  expect_arg_error(
+      [&] { checks::check_ll_options(with([](auto& o) { o.max_tokens_per_rank = 1 << 20; }), 8); },
+      "max_tokens_per_rank: at most", ErrorCategory::kUnsupported);
+  // The hint validates too.
+  expect_arg_error([&] { ll_region_bytes_hint(128, 100, 2, 288); }, "hidden");
+}
+
+TEST(LlChecks, BufferNeedsLowLatencyModeAndRoom) {
+  const std::int64_t needed = ll_region_bytes_hint(128, 7168, 2, 288, 8);
+  EXPECT_NO_THROW(checks::check_ll_buffer({.num_nvl_bytes = needed, .low_latency_mode = true}, kOptions, 2));
+  expect_arg_error([&] { checks::check_ll_buffer({.num_nvl_bytes = needed}, kOptions, 2); },
+                   "low_latency_mode: expected true");
+  expect_arg_error(
+      [&] { checks::check_ll_buffer({.num_nvl_bytes = needed - 1, .low_latency_mode = true}, kOptions, 2); },
+      "num_nvl_bytes: low-latency mode with max_tokens_per_rank=128, hidden=7168, 2 ranks, num_experts=288, "
+      "max_topk=8 needs at least " +
+          std::to_string(needed));
+  expect_arg_error([&] { checks::require_ll_state(nullptr, "low_latency_dispatch"); },
+                   "low_latency_dispatch: this Buffer was not made for low-latency mode");
+}
+
+TEST(LlChecks, DispatchArguments) {
+  const Tensor x = Tensor::contiguous(fake(), DType::kBF16, {100, 7168});
+  const Tensor topk = Tensor::contiguous(fake(), DType::kI64, {100, 8});
+  const LlDispatchOptions fp8{};
+  const checks::LlDispatchShape shape = checks::check_ll_dispatch_args(x, topk, fp8, kOptions, 2);
+  EXPECT_EQ(shape.num_tokens, 100);
+  EXPECT_EQ(shape.num_topk, 8);
+  EXPECT_EQ(shape.idx_bytes, 8);
+  const Tensor topk32 = Tensor::contiguous(fake(), DType::kI32, {100, 5});
+  EXPECT_EQ(checks::check_ll_dispatch_args(x, topk32, fp8, kOptions, 2).idx_bytes, 4);
+  // A rank with no tokens is fine.
+  EXPECT_NO_THROW(checks::check_ll_dispatch_args(Tensor::contiguous(nullptr, DType::kBF16, {0, 7168}),
+                                                 Tensor::contiguous(nullptr, DType::kI64, {0, 8}), fp8,
+                                                 kOptions, 2));
+
+  auto dispatch = [&](const Tensor& xx, const Tensor& tt, const LlDispatchOptions& o = {}) {
+    checks::check_ll_dispatch_args(xx, tt, o, kOptions, 2);
+  };
+  expect_arg_error(
+      [&] {
+        dispatch(Tensor::contiguous(fake(), DType::kBF16, {129, 7168}), topk);
+      },
+      "x: expected at most max_tokens_per_rank=128 tokens, got 129");
+  expect_arg_error(
+      [&] {
+        dispatch(Tensor::contiguous(fake(), DType::kBF16, {100, 4096}), topk);
+      },
+      "x: expected shape [*, 7168], got [100, 4096] bfloat16");
+  expect_arg_error(
+      [&] {
+        dispatch(Tensor::contiguous(fake(), DType::kF32, {100, 7168}), topk);
+      },
+      "x: expected dtype bfloat16, got float32");
+  expect_arg_error(
+      [&] {
+        dispatch(Tensor::strided(fake(), DType::kBF16, {100, 7168}, {1, 100}), topk);
+      },
+      "x: expected a contiguous tensor");
+  expect_arg_error(
+      [&] {
+        dispatch(Tensor::contiguous(fake(0x10008), DType::kBF16, {100, 7168}), topk);
+      },
+      "x: expected data aligned to 16 bytes");
+  expect_arg_error(
+      [&] {
+        dispatch(x, Tensor::contiguous(fake(), DType::kI64, {99, 8}));
+      },
+      "topk_idx: expected shape [100, *], got [99, 8] int64");
+  expect_arg_error(
+      [&] {
+        dispatch(x, Tensor::contiguous(fake(), DType::kI64, {100, 9}));
+      },
+      "topk_idx: expected 1 to max_topk=8 columns, got 9");
+  expect_arg_error(
+      [&] {
+        dispatch(x, Tensor::contiguous(fake(), DType::kF32, {100, 8}));
+      },
+      "topk_idx: expected dtype int64 or int32, got float32");
+  expect_arg_error(
+      [&] {
+        dispatch(x, Tensor::strided(fake(), DType::kI64, {100, 8}, {1, 100}));
+      },
+      "topk_idx: expected a contiguous tensor");
+  expect_arg_error([&] { dispatch(x, topk, {.round_scale = false, .use_ue8m0 = true}); },
+                   "use_ue8m0: expected round_scale=true with use_ue8m0=true");
+  expect_arg_error([&] { dispatch(x, topk, {.use_fp8 = false, .round_scale = true}); },
+                   "round_scale: applies to FP8 scales, expected use_fp8=true");
+  EXPECT_NO_THROW(dispatch(x, topk, {.round_scale = true, .use_ue8m0 = true}));
+  EXPECT_NO_THROW(dispatch(x, topk, {.use_fp8 = false}));
+  LlDispatchOptions stats{};
+  stats.cumulative_local_expert_recv_stats = Tensor::contiguous(fake(), DType::kI32, {144});
+  EXPECT_NO_THROW(dispatch(x, topk, stats));
+  stats.cumulative_local_expert_recv_stats = Tensor::contiguous(fake(), DType::kI32, {288});
+  expect_arg_error([&] { dispatch(x, topk, stats); },
+                   "cumulative_local_expert_recv_stats: expected shape [144]");
+  stats.cumulative_local_expert_recv_stats = Tensor::contiguous(fake(), DType::kI64, {144});
+  expect_arg_error([&] { dispatch(x, topk, stats); },
+                   "cumulative_local_expert_recv_stats: expected dtype int32");
+}
+
+// A state and a handle as low_latency_dispatch leaves them.
+struct CombineFixture {
+  Buffer::LlState state;
+  LlHandle handle;
+  CombineFixture() {
+    state.options = kOptions;
+    state.layout = LlLayout::make(2, 128, 7168, 288, 8);
+    state.num_dispatches = 5;
+    handle.num_ranks = 2;
+    handle.num_local_experts = 144;
+    handle.num_tokens = 100;
+    handle.num_topk = 8;
+    handle.max_tokens_per_rank = 128;
+    handle.hidden = 7168;
+    handle.owner = &state;
+    handle.dispatch_index = 5;
+    handle.half = 0;
+  }
+};
+
+TEST(LlChecks, CombineArguments) {
+  CombineFixture f;
+  void* const next_y = fake(0x200000);
+  const Tensor y = Tensor::contiguous(fake(), DType::kBF16, {144, 256, 7168});
+  const Tensor topk = Tensor::contiguous(fake(), DType::kI64, {100, 8});
+  const Tensor w = Tensor::contiguous(fake(), DType::kF32, {100, 8});
+  auto combine = [&](const Tensor& yy, const Tensor& tt, const Tensor& ww, const LlHandle& h,
+                     const LlCombineOptions& o = {}) {
+    checks::check_ll_combine_args(yy, tt, ww, h, o, f.state, 2, next_y);
+  };
+  EXPECT_NO_THROW(combine(y, topk, w, f.handle));
+  const Tensor zero_copy_y = Tensor::contiguous(next_y, DType::kBF16, {144, 256, 7168});
+  EXPECT_NO_THROW(combine(zero_copy_y, topk, w, f.handle, {.zero_copy = true}));
+  expect_arg_error([&] { combine(y, topk, w, f.handle, {.zero_copy = true}); },
+                   "y: with zero_copy, expected the buffer get_next_low_latency_combine_buffer returned");
+
+  expect_arg_error([&] { combine(y, topk, w, LlHandle{}); },
+                   "handle: expected the handle of a low_latency_dispatch");
+  LlHandle other = f.handle;
+  Buffer::LlState other_state;
+  other.owner = &other_state;
+  expect_arg_error([&] { combine(y, topk, w, other); }, "handle: made by another Buffer");
+  LlHandle previous = f.handle;
+  previous.dispatch_index = 4;  // still alive: the other half
+  EXPECT_NO_THROW(combine(y, topk, w, previous));
+  LlHandle stale = f.handle;
+  stale.dispatch_index = 3;
+  expect_arg_error([&] { combine(y, topk, w, stale); },
+                   "handle: the outputs of dispatch #3 were overwritten by dispatch #5");
+  LlHandle future = f.handle;
+  future.dispatch_index = 6;
+  expect_arg_error([&] { combine(y, topk, w, future); }, "handle: not from a dispatch of this buffer");
+  LlHandle split = f.handle;
+  split.received = std::make_shared<bool>(false);
+  expect_arg_error([&] { combine(y, topk, w, split); }, "receive() has not run yet");
+  *split.received = true;
+  EXPECT_NO_THROW(combine(y, topk, w, split));
+
+  expect_arg_error(
+      [&] {
+        combine(Tensor::contiguous(fake(), DType::kBF16, {144, 128, 7168}), topk, w, f.handle);
+      },
+      "y: expected shape [144, 256, 7168]");
+  expect_arg_error(
+      [&] {
+        combine(Tensor::contiguous(fake(), DType::kFP8E4M3, {144, 256, 7168}), topk, w, f.handle);
+      },
+      "y: expected dtype bfloat16");
+  expect_arg_error(
+      [&] {
+        combine(y, Tensor::contiguous(fake(), DType::kI64, {99, 8}), w, f.handle);
+      },
+      "topk_idx: expected shape [100, 8]");
+  expect_arg_error(
+      [&] {
+        combine(y, topk, Tensor::contiguous(fake(), DType::kF32, {100, 7}), f.handle);
+      },
+      "topk_weights: expected shape [100, 8]");
+  expect_arg_error(
+      [&] {
+        combine(y, topk, Tensor::contiguous(fake(), DType::kBF16, {100, 8}), f.handle);
+      },
+      "topk_weights: expected dtype float32");
+  expect_arg_error([&] { combine(y, topk, Tensor{}, f.handle); },
+                   "topk_weights: expected a tensor, got none");
+}
+
+TEST(LlChecks, AtMostTwoSplitCallsInFlight) {
+  Buffer::LlState state;
+  EXPECT_NO_THROW(checks::check_not_in_flight(state, kLlKindDispatch, 0));
+  state.pending[kLlKindDispatch][0] = std::make_shared<bool>(false);
+  expect_arg_error(
+      [&] { checks::check_not_in_flight(state, kLlKindDispatch, 0); },
+      "return_recv_hook: the low-latency dispatch two calls ago was split and its receive() has not "
+      "run yet; at most two low-latency dispatches may be in flight");
+  EXPECT_NO_THROW(checks::check_not_in_flight(state, kLlKindDispatch, 1));
+  EXPECT_NO_THROW(checks::check_not_in_flight(state, kLlKindCombine, 0));
+  *state.pending[kLlKindDispatch][0] = true;
+  EXPECT_NO_THROW(checks::check_not_in_flight(state, kLlKindDispatch, 0));
+  state.pending[kLlKindCombine][1] = std::make_shared<bool>(false);
+  expect_arg_error([&] { checks::check_not_in_flight(state, kLlKindCombine, 1); }, "low-latency combines");
+}
+
+TEST(LlArgs, DispatchSharedMemoryGrowsWithRanksAndTokens) {
+  EXPECT_EQ(ll_dispatch_smem_bytes(2, 128), 2u * 4u * 4u);
+  EXPECT_EQ(ll_dispatch_smem_bytes(72, 1024), 72u * 32u * 4u);
+  EXPECT_EQ(ll_dispatch_smem_bytes(2, 33), 2u * 2u * 4u);
+}
+
+}  // namespace
+}  // namespace epcomm
