@@ -14,7 +14,7 @@ __device__ __forceinline__ void warp_copy_acquired_v4(void* dst, const void* src
   auto* d = static_cast<int4*>(dst);
   const std::size_t n = bytes / 16;
   const std::size_t lane = threadIdx.x % 32;
-  constexpr int kUnroll = 8;
+  constexpr int kUnroll = 16;
   std::size_t i = lane;
   for (; i + (kUnroll - 1) * 32 < n; i += kUnroll * 32) {
     int4 v[kUnroll];
@@ -32,7 +32,7 @@ __device__ __forceinline__ void warp_copy_readonly_v4(void* dst, const void* src
   auto* d = static_cast<int4*>(dst);
   const std::size_t n = bytes / 16;
   const std::size_t lane = threadIdx.x % 32;
-  constexpr int kUnroll = 8;
+  constexpr int kUnroll = 16;
   std::size_t i = lane;
   for (; i + (kUnroll - 1) * 32 < n; i += kUnroll * 32) {
     int4 v[kUnroll];

@@ -23,7 +23,7 @@ namespace {
 constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowsPerPublish = 2;  // rows a sender warp copies between progress releases
-constexpr int kPiecesPerLane = 4;   // 16-byte pieces (8 BF16 values each) a lane accumulates at once
+constexpr int kPiecesPerLane = 6;   // 16-byte pieces (8 BF16 values each) a lane accumulates at once
 
 // Share b of n rows among S senders: [n*b/S, n*(b+1)/S).
 __device__ __forceinline__ std::int64_t share_begin(std::int64_t n, int b, int S) { return n * b / S; }

@@ -21,7 +21,7 @@ namespace {
 
 constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
-constexpr int kRowUnroll = 7;       // 16-byte pieces per lane loaded before they are stored
+constexpr int kRowUnroll = 14;      // 16-byte pieces per lane loaded before they are stored
 constexpr int kRankSlots = (kMaxDomainRanks + 31) / 32;  // destinations per lane
 // A receiver sweep that found nothing new sleeps, doubling from the minimum to the maximum.
 constexpr unsigned kMinIdlePollNs = 256;

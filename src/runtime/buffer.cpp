@@ -141,14 +141,26 @@ CommScope::CommScope(Buffer::Impl& impl, const CallOptions& options) : impl_(imp
     options.previous_event.wait(comm());
   } else {
     // The communication stream starts after the caller's pending work.
-    EventHandle::record(options.stream).wait(comm());
+    impl_.order_event.record(options.stream);
+    EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm(), impl_.order_event.get(), 0));
   }
 }
 
+void CommScope::allocations_ready() {
+  if (alloc_stream() == comm()) return;
+  impl_.order_event.record(alloc_stream());
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm(), impl_.order_event.get(), 0));
+}
+
+void CommScope::host_wait() {
+  impl_.order_event.record(comm());
+  EPCOMM_CUDA_CHECK(cudaEventSynchronize(impl_.order_event.get()));
+}
+
 EventHandle CommScope::finish() {
-  EventHandle done = EventHandle::record(comm());
-  if (options_.async_finish) return done;
-  done.wait(options_.stream);
+  if (options_.async_finish) return EventHandle::record(comm());
+  impl_.order_event.record(comm());
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(options_.stream, impl_.order_event.get(), 0));
   return {};
 }
 

@@ -25,6 +25,7 @@ struct Buffer::Impl {
   DeviceBuffer counters;               // device-private counters (Counter)
   DeviceBuffer scratch;                // per-operation device scratch (ht_plan.hpp: HtScratch)
   Stream comm;                         // the communication stream
+  Event order_event;                   // reused for stream-to-stream ordering inside a call
   DomainView view;                     // what kernels get
 
   // Slots of `counters` (uint64 each).
@@ -48,6 +49,11 @@ class CommScope {
   // Where outputs are allocated (their memory is released on this stream).
   cudaStream_t alloc_stream() const { return options_.allocate_on_comm_stream ? comm() : caller(); }
   cudaStream_t caller() const { return options_.stream; }
+  // Makes the communication stream wait for work queued so far on the allocation stream (the
+  // outputs' allocations), when the two differ.
+  void allocations_ready();
+  // Blocks the host until the communication stream's queued work is done (notify's handshake).
+  void host_wait();
   EventHandle finish();
 
  private:

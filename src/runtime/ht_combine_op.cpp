@@ -31,7 +31,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   out.x = DeviceTensor::empty(m.allocator, DType::kBF16, {shape.num_tokens, shape.hidden}, s);
   if (shape.num_topk > 0)
     out.topk_weights = DeviceTensor::empty(m.allocator, DType::kF32, {shape.num_tokens, shape.num_topk}, s);
-  if (s != scope.comm()) EventHandle::record(s).wait(scope.comm());
+  scope.allocations_ready();
 
   HtCombineArgs c;
   c.view = m.view;

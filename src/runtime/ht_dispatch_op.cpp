@@ -37,7 +37,7 @@ void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchSh
   h.num_recv_dev = DeviceTensor::empty(m.allocator, DType::kI32, {1}, s);
   h.num_recv_tokens_per_expert = DeviceTensor::empty(m.allocator, DType::kI32, {nle}, s);
   h.num_local_experts = nle;
-  if (s != scope.comm()) EventHandle::record(s).wait(scope.comm());
+  scope.allocations_ready();
 
   HtNotifyArgs n;
   n.view = m.view;
@@ -65,7 +65,7 @@ void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchSh
     return;
   }
   // The handshake: the host learns the received count, which sizes the outputs.
-  EventHandle::record(scope.comm()).synchronize();
+  scope.host_wait();
   const auto* counts = static_cast<const std::int32_t*>(m.host_counts.host());
   h.num_recv_tokens = counts[0];
   h.num_rows = counts[0];
@@ -115,7 +115,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     out.recv_topk_weights = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_topk}, s);
   }
   h.recv_src_idx = DeviceTensor::empty(m.allocator, DType::kI32, {rows}, s);
-  if (s != scope.comm()) EventHandle::record(s).wait(scope.comm());
+  scope.allocations_ready();
 
   HtDispatchArgs d;
   d.view = m.view;

@@ -22,7 +22,7 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   out.num_tokens_per_domain = DeviceTensor::empty(m.allocator, DType::kI32, {R / G}, s);
   out.num_tokens_per_expert = DeviceTensor::empty(m.allocator, DType::kI32, {num_experts}, s);
   out.is_token_in_rank = DeviceTensor::empty(m.allocator, DType::kBool, {T, R}, s);
-  if (s != scope.comm()) EventHandle::record(s).wait(scope.comm());  // allocations are ready
+  scope.allocations_ready();
 
   LayoutArgs args;
   args.topk_idx = topk_idx.data;
