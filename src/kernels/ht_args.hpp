@@ -86,6 +86,7 @@ struct HtCombineArgs {
   std::int64_t num_tokens = 0;
   int num_senders = 0;                    // blocks [0, num_senders) send; the rest reduce
   int num_shares = 0;                     // sender warps: num_senders * kHtWarpsPerBlock
+  int publish_rows = 2;                   // rows a sender warp copies between progress releases
   const std::int32_t* send_slot = nullptr;     // [T, G]
   const std::int32_t* count_matrix = nullptr;  // [G, G]
   std::uint16_t* out = nullptr;           // [T, hidden]

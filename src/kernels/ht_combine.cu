@@ -22,7 +22,6 @@ namespace {
 
 constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
-constexpr int kRowsPerPublish = 2;  // rows a sender warp copies between progress releases
 constexpr int kPiecesPerLane = 6;   // 16-byte pieces (8 BF16 values each) a lane accumulates at once
 
 // Share b of n rows among S senders: [n*b/S, n*(b+1)/S).
@@ -46,8 +45,8 @@ __device__ void run_sender(const HtCombineArgs& a) {
     const std::int64_t n = a.count_matrix[s * G + me];
     const std::int64_t j0 = share_begin(n, share, S), j1 = share_begin(n, share + 1, S);
     char* region = RegionLayout::data(v.peer_base[s]);
-    for (std::int64_t j = j0; j < j1; j += kRowsPerPublish) {
-      const std::int64_t rows = min(static_cast<std::int64_t>(kRowsPerPublish), j1 - j);
+    for (std::int64_t j = j0; j < j1; j += a.publish_rows) {
+      const std::int64_t rows = min(static_cast<std::int64_t>(a.publish_rows), j1 - j);
       warp_copy_readonly_v4(region + l.x_offset + (dst_base + j) * l.row_bytes,
                             reinterpret_cast<const char*>(a.x) + (recv_base + j) * l.row_bytes,
                             static_cast<std::size_t>(rows * l.row_bytes));

@@ -47,6 +47,13 @@ constexpr std::array kRegistry = {
                  "receivers. A tuning knob.",
           .min_value = 1,
           .max_value = 1 << 20},
+    Entry{.name = "EPCOMM_HT_COMBINE_PUBLISH_ROWS",
+          .type = Type::kInt,
+          .default_value = "2",
+          .doc = "Rows a high-throughput combine sender warp copies between releases of its progress. "
+                 "A tuning knob.",
+          .min_value = 1,
+          .max_value = 1 << 20},
     Entry{.name = "MASTER_ADDR",
           .type = Type::kString,
           .default_value = std::nullopt,
