@@ -5,6 +5,7 @@
 
 namespace epcomm::bench {
 std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context);  // epcomm_ht_ops.cpp
+std::vector<BenchOp> make_epcomm_ll_ops(BenchContext& context);  // epcomm_ll_ops.cpp
 }  // namespace epcomm::bench
 
 namespace epcomm::bench {
@@ -13,7 +14,7 @@ std::vector<OpFactory> op_factories() {
   return {
       make_nccl_baseline_ops,
       make_epcomm_ht_ops,
-      // make_epcomm_ll_ops,  (epcomm's low-latency dispatch/combine, once written)
+      make_epcomm_ll_ops,
   };
 }
 

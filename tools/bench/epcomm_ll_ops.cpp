@@ -1,0 +1,438 @@
+// epcomm's low-latency dispatch and combine as benchmark ops (workloads ll-dsv3, ll-small): one
+// low-latency Buffer per workload variant. Rows (impl "epcomm", num_sms 0: LL kernels size their
+// own grid):
+//   dispatch fp8          one whole call, BF16 in, cast to FP8 in the kernel (BENCH.md ll-dsv3)
+//   combine bf16          one whole call on the outputs of one (untimed) dispatch
+//   dispatch+combine fp8  an FP8 dispatch and a BF16 combine back to back
+// Byte counts: dispatch receives one row per (token, expert) pair on this rank (Traffic.recv_pairs)
+// of hidden + 4*hidden/128 bytes and sends each token once per destination rank other than its own
+// (Traffic.send_rows_remote; the top-k id rows every receiver also gets are not counted). Combine
+// moves each received pair back as one BF16 row: logical recv_pairs, wire recv_pairs_remote rows.
+//
+// Split phases (return_recv_hook): the runner times each run() between two events on one stream,
+// with nothing untimed between consecutive calls, and every send needs its receive before the send
+// after next (at most two may await). So neither phase can be timed alone: a separate send or
+// receive row would always include the other phase (or overlap it with the next call). They are
+// reported as impl "epcomm-hook", ops "dispatch" (fp8) and "combine" (bf16): the send, then the
+// receive at once; kernel_us is the sum of the two phases' medians measured with CUDA events
+// inside the calls, and the split itself is printed as a note.
+//
+// The data check compares every row of recv_x (FP8 bytes), every scale and recv_count with
+// ref::ll_dispatch for this rank (rows of one (expert, source) matched by token through
+// layout_range and src_info, as tests/gpu/test_ll.cpp does). Combine's input y holds, in the row of
+// token t of source s in expert e, values that depend only on (e, s, t, channel), so each rank
+// computes its combine result alone, without the other ranks' layouts.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "bench/bench_op.hpp"
+#include "bench/compare.hpp"
+#include "bench/stats.hpp"
+#include "epcomm/buffer.hpp"
+#include "runtime/cuda_check.hpp"
+
+namespace epcomm::bench {
+
+namespace {
+
+bool fail(int rank, const std::string& what) {
+  std::fprintf(stderr, "epcomm-bench: rank %d: check failed: %s\n", rank, what.c_str());
+  return false;
+}
+
+bool passed(const Comparison& c, int rank) {
+  return c.ok || fail(rank, c.detail);
+}
+
+template <typename T>
+std::vector<T> download(const void* device, std::size_t count) {
+  std::vector<T> host(count);
+  if (count != 0)
+    EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost));
+  return host;
+}
+
+// The BF16 value of y at `key` (splitmix64, mapped to [-2, 2)).
+std::uint16_t y_value(std::uint64_t key) {
+  key += 0x9e3779b97f4a7c15ull;
+  key = (key ^ (key >> 30)) * 0xbf58476d1ce4e5b9ull;
+  key = (key ^ (key >> 27)) * 0x94d049bb133111ebull;
+  key ^= key >> 31;
+  return ref::float_to_bf16(static_cast<float>(key >> 40) / static_cast<float>(1 << 24) * 4.0f - 2.0f);
+}
+
+// The key of channel 0 of the y row holding token t of source rank s in global expert e.
+std::uint64_t y_key(const Workload& w, int num_ranks, std::int64_t e, int s, std::int64_t t) {
+  return static_cast<std::uint64_t>(((e * num_ranks + s) * w.num_tokens + t) * w.hidden);
+}
+
+struct ExpectedLl {
+  ref::LlRankOutput dispatch;          // this rank's FP8 dispatch
+  std::vector<std::uint16_t> combine;  // [T, hidden]: sum over k of w[t,k] * y of (e = topk[t,k], me, t)
+};
+
+ExpectedLl compute_expected(const Workload& w, int num_ranks, int me) {
+  std::vector<ref::LlRankInput> inputs(static_cast<std::size_t>(num_ranks));
+  std::vector<float> weights;
+  for (int r = 0; r < num_ranks; ++r) {
+    RankInputs in = make_rank_inputs(w, num_ranks, r);
+    ref::LlRankInput& li = inputs[static_cast<std::size_t>(r)];
+    li.num_tokens = in.bf16.num_tokens;
+    li.num_topk = in.bf16.num_topk;
+    li.topk_idx = std::move(in.bf16.topk_idx);
+    li.x.resize(in.bf16.x.size() / sizeof(std::uint16_t));
+    std::memcpy(li.x.data(), in.bf16.x.data(), in.bf16.x.size());  // little-endian BF16
+    if (r == me) weights = std::move(in.bf16.topk_weights);
+  }
+  ExpectedLl e;
+  e.dispatch = std::move(ref::ll_dispatch(geometry_of(w, num_ranks), w.hidden, w.num_tokens, inputs,
+                                          ref::LlOptions{.use_fp8 = true})[static_cast<std::size_t>(me)]);
+  // The reference combine's operations: float32 products added in slot order from 0, one rounding.
+  const auto H = static_cast<std::size_t>(w.hidden);
+  const std::vector<std::int64_t>& idx = inputs[static_cast<std::size_t>(me)].topk_idx;
+  e.combine.resize(static_cast<std::size_t>(w.num_tokens) * H);
+  std::vector<float> acc(H);
+  for (std::int64_t t = 0; t < w.num_tokens; ++t) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int k = 0; k < w.num_topk; ++k) {
+      const auto slot = static_cast<std::size_t>(t * w.num_topk + k);
+      if (idx[slot] < 0) continue;
+      const std::uint64_t key = y_key(w, num_ranks, idx[slot], me, t);
+      for (std::size_t c = 0; c < H; ++c) acc[c] += weights[slot] * ref::bf16_to_float(y_value(key + c));
+    }
+    for (std::size_t c = 0; c < H; ++c)
+      e.combine[static_cast<std::size_t>(t) * H + c] = ref::float_to_bf16(acc[c]);
+  }
+  return e;
+}
+
+// One dispatch's outputs on the host: recv_x holds the valid rows of each expert only.
+struct HostDispatch {
+  std::vector<std::int32_t> count, src;      // [nle], [nle, cap]
+  std::vector<std::int64_t> ranges;          // [nle, R]
+  std::vector<std::vector<std::uint8_t>> x;  // [nle][count[e] * hidden] FP8
+  std::vector<float> scales;                 // [nle, S, cap]
+};
+
+// recv_count exactly; per (expert, source) the range's row count and the rows as a set of tokens;
+// then every payload byte and scale of the rows, put in the reference's row order.
+bool matches_reference(const HostDispatch& got, const ref::LlRankOutput& ref, int R, std::int64_t cap,
+                       std::int64_t S, std::int64_t hidden, int me) {
+  if (got.count != ref.recv_count) return fail(me, "epcomm ll recv_count differs from the reference");
+  const auto H = static_cast<std::size_t>(hidden);
+  const auto nle = static_cast<int>(got.count.size());
+  std::vector<std::uint8_t> x_got, x_ref;  // valid rows, expert after expert, reference row order
+  std::vector<float> s_got, s_ref;
+  for (int e = 0; e < nle; ++e) {
+    const std::int64_t n = got.count[static_cast<std::size_t>(e)];
+    std::vector<std::int64_t> got_row(static_cast<std::size_t>(n), -1);  // reference row j -> got row
+    for (int s_rank = 0; s_rank < R; ++s_rank) {
+      const std::int64_t g = got.ranges[static_cast<std::size_t>(e * R + s_rank)];
+      const std::int64_t r = ref.layout_range[static_cast<std::size_t>(e * R + s_rank)];
+      const std::int64_t gb = g >> 32, gc = g & 0xffffffff, rb = r >> 32, rc = r & 0xffffffff;
+      const std::string where = "expert " + std::to_string(e) + " source " + std::to_string(s_rank);
+      if (gc != rc || gb < 0 || gb + gc > n)
+        return fail(me, "epcomm ll layout_range of " + where + " is wrong");
+      std::map<std::int32_t, std::vector<std::int64_t>> by_token;  // token -> reference rows
+      for (std::int64_t j = rb; j < rb + rc; ++j)
+        by_token[ref.src_info[static_cast<std::size_t>(e * cap + j)]].push_back(j);
+      for (std::int64_t i = gb; i < gb + gc; ++i) {
+        auto it = by_token.find(got.src[static_cast<std::size_t>(e * cap + i)]);
+        if (it == by_token.end() || it->second.empty())
+          return fail(me, "epcomm ll src_info of " + where + " row " + std::to_string(i) +
+                              " names an unexpected token");
+        std::int64_t& slot = got_row[static_cast<std::size_t>(it->second.back())];
+        it->second.pop_back();
+        if (slot >= 0) return fail(me, "epcomm ll " + where + ": a token appears twice");
+        slot = i;
+      }
+    }
+    const std::vector<std::uint8_t>& rows = got.x[static_cast<std::size_t>(e)];
+    for (std::int64_t j = 0; j < n; ++j) {
+      if (got_row[static_cast<std::size_t>(j)] < 0)
+        return fail(me, "epcomm ll layout_range leaves rows uncovered");
+      const auto i = static_cast<std::size_t>(got_row[static_cast<std::size_t>(j)]);
+      x_got.insert(x_got.end(), rows.begin() + static_cast<std::ptrdiff_t>(i * H),
+                   rows.begin() + static_cast<std::ptrdiff_t>((i + 1) * H));
+      const auto* want_row = ref.recv_x.data() + static_cast<std::size_t>(e * cap + j) * H;
+      x_ref.insert(x_ref.end(), want_row, want_row + H);
+      for (std::int64_t k = 0; k < S; ++k) {
+        s_got.push_back(got.scales[static_cast<std::size_t>((e * S + k) * cap) + i]);
+        s_ref.push_back(ref.recv_scales[static_cast<std::size_t>((e * S + k) * cap + j)]);
+      }
+    }
+  }
+  const bool x_ok = passed(
+      compare_bytes("epcomm ll recv_x (reference row order)", x_ref.data(), x_got.data(), x_ref.size()), me);
+  const bool s_ok = passed(compare_floats_exact("epcomm ll recv_scales (reference row order)", s_ref.data(),
+                                                s_got.data(), s_ref.size()),
+                           me);
+  return x_ok && s_ok;
+}
+
+// Per-phase CUDA events of split calls: before the send, after it, after the receive; a ring over
+// the last kCalls calls (the default number of timed calls).
+class PhaseClock {
+ public:
+  static constexpr int kCalls = 50;
+  PhaseClock() {
+    for (int i = 0; i < 3 * kCalls; ++i) events_.emplace_back(true);
+  }
+  void mark(int phase, cudaStream_t stream) {
+    events_[static_cast<std::size_t>((calls_ % kCalls) * 3 + phase)].record(stream);
+    if (phase == 2) ++calls_;
+  }
+  // Medians (us) of the send (0 -> 1) and receive (1 -> 2) phases; call after a synchronize.
+  std::pair<double, double> medians() const {
+    std::vector<double> send, recv;
+    for (int i = 0; i < std::min<std::int64_t>(calls_, kCalls); ++i) {
+      send.push_back(elapsed_us(3 * i, 3 * i + 1));
+      recv.push_back(elapsed_us(3 * i + 1, 3 * i + 2));
+    }
+    if (send.empty()) return {0.0, 0.0};
+    return {median(std::move(send)), median(std::move(recv))};
+  }
+
+ private:
+  double elapsed_us(int from, int to) const {
+    float ms = 0;
+    EPCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[static_cast<std::size_t>(from)].get(),
+                                           events_[static_cast<std::size_t>(to)].get()));
+    return static_cast<double>(ms) * 1e3;
+  }
+  std::vector<Event> events_;
+  std::int64_t calls_ = 0;
+};
+
+// One low-latency Buffer for the workload variant, combine's input and the last results.
+struct EpcommLl {
+  Workload w;
+  Bootstrap* bootstrap = nullptr;
+  int R = 0, me = 0, nle = 0;
+  std::int64_t cap = 0, S = 0;  // rows per local expert (R * T); scales per row
+  std::unique_ptr<Buffer> buffer;
+  Tensor x, topk_idx, topk_weights, y;
+  DeviceBuffer y_memory;
+  std::vector<std::int32_t> y_count, y_src;  // the dispatch layout y was written for
+  std::vector<std::int64_t> y_ranges;
+  LlDispatchResult d;
+  LlCombineResult c;
+  std::optional<ExpectedLl> expected;
+
+  const ExpectedLl& want() {
+    if (!expected) expected = compute_expected(w, R, me);
+    return *expected;
+  }
+
+  LlDispatchResult dispatch(bool hook, cudaStream_t s, PhaseClock* clock = nullptr) {
+    if (clock) clock->mark(0, s);
+    LlDispatchResult r =
+        buffer->low_latency_dispatch(x, topk_idx, {.use_fp8 = true, .return_recv_hook = hook}, {.stream = s});
+    if (clock) clock->mark(1, s);
+    if (hook) r.receive();
+    if (clock) clock->mark(2, s);
+    return r;
+  }
+
+  LlCombineResult combine(const LlHandle& handle, bool hook, cudaStream_t s, PhaseClock* clock = nullptr) {
+    if (clock) clock->mark(0, s);
+    LlCombineResult r = buffer->low_latency_combine(y, topk_idx, topk_weights, handle,
+                                                    {.return_recv_hook = hook}, {.stream = s});
+    if (clock) clock->mark(1, s);
+    if (hook) r.receive();
+    if (clock) clock->mark(2, s);
+    return r;
+  }
+
+  // Untimed: one dispatch into `d`, then y written in its layout (rows beyond recv_count stay zero).
+  void dispatch_and_write_y(cudaStream_t s) {
+    d = dispatch(false, s);
+    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(s));
+    buffer->check_status();
+    y_count = download<std::int32_t>(d.recv_count.data, static_cast<std::size_t>(nle));
+    y_ranges = download<std::int64_t>(d.layout_range.data, static_cast<std::size_t>(nle * R));
+    y_src = download<std::int32_t>(d.src_info.data, static_cast<std::size_t>(nle * cap));
+    const auto H = static_cast<std::size_t>(w.hidden);
+    std::vector<std::uint16_t> rows;
+    for (int e = 0; e < nle; ++e) {
+      const auto n = static_cast<std::size_t>(std::clamp<std::int64_t>(y_count[e], 0, cap));
+      rows.assign(n * H, 0);
+      for (int s_rank = 0; s_rank < R; ++s_rank) {
+        const std::int64_t range = y_ranges[static_cast<std::size_t>(e * R + s_rank)];
+        for (std::int64_t i = range >> 32; i < (range >> 32) + (range & 0xffffffff); ++i) {
+          if (i < 0 || i >= static_cast<std::int64_t>(n)) continue;  // the check reports it
+          const std::int32_t t = y_src[static_cast<std::size_t>(e * cap + i)];
+          const std::uint64_t key = y_key(w, R, static_cast<std::int64_t>(me) * nle + e, s_rank, t);
+          for (std::size_t ch = 0; ch < H; ++ch)
+            rows[static_cast<std::size_t>(i) * H + ch] = y_value(key + ch);
+        }
+      }
+      if (n != 0)
+        EPCOMM_CUDA_CHECK(
+            cudaMemcpy(static_cast<std::uint16_t*>(y_memory.get()) + static_cast<std::size_t>(e * cap) * H,
+                       rows.data(), n * H * sizeof(std::uint16_t), cudaMemcpyHostToDevice));
+    }
+  }
+
+  HostDispatch download_dispatch(const LlDispatchResult& got) const {
+    HostDispatch h;
+    h.count = download<std::int32_t>(got.recv_count.data, static_cast<std::size_t>(nle));
+    h.ranges = download<std::int64_t>(got.layout_range.data, static_cast<std::size_t>(nle * R));
+    h.src = download<std::int32_t>(got.src_info.data, static_cast<std::size_t>(nle * cap));
+    h.scales = download<float>(got.recv_scales.data, static_cast<std::size_t>(nle * S * cap));
+    const auto H = static_cast<std::size_t>(w.hidden);
+    for (int e = 0; e < nle; ++e)
+      h.x.push_back(
+          download<std::uint8_t>(got.recv_x.ptr<std::uint8_t>() + static_cast<std::size_t>(e * cap) * H,
+                                 static_cast<std::size_t>(std::clamp<std::int64_t>(h.count[e], 0, cap)) * H));
+    return h;
+  }
+
+  bool check_dispatch(const LlDispatchResult& got) {
+    buffer->check_status();
+    return matches_reference(download_dispatch(got), want().dispatch, R, cap, S, w.hidden, me);
+  }
+
+  // The layout of the combine's dispatch must be the one y was written for (a fixed routing gives
+  // one layout today; if that changed, y would no longer echo the right rows).
+  bool check_same_layout(const LlDispatchResult& got) const {
+    const HostDispatch h = download_dispatch(got);
+    bool same = h.count == y_count && h.ranges == y_ranges;
+    for (int e = 0; same && e < nle; ++e)
+      same = std::equal(h.src.begin() + e * cap,
+                        h.src.begin() + e * cap + std::clamp<std::int64_t>(h.count[e], 0, cap),
+                        y_src.begin() + e * cap);
+    return same || fail(me, "epcomm ll dispatch layout changed between calls with the same routing");
+  }
+
+  bool check_combine(const LlCombineResult& got) {
+    buffer->check_status();
+    const std::vector<std::uint16_t>& ref = want().combine;
+    if (got.out.numel() != static_cast<std::int64_t>(ref.size()))
+      return fail(me, "epcomm ll combine out is " + got.out.describe());
+    const auto out = download<std::uint16_t>(got.out.data, ref.size());
+    return passed(compare_bf16("epcomm ll combine out", ref.data(), out.data(), out.size()), me);
+  }
+};
+
+// The send/receive split of a hook row: printed (rank 0), summed into kernel_us. Collective.
+std::function<double()> phase_split(std::shared_ptr<EpcommLl> st, std::shared_ptr<PhaseClock> clock,
+                                    std::string what) {
+  return [st, clock, what] {
+    const auto [send, recv] = clock->medians();
+    const double send_max = max_over_ranks(*st->bootstrap, send);
+    const double recv_max = max_over_ranks(*st->bootstrap, recv);
+    if (st->me == 0)
+      std::printf(
+          "# note: epcomm-hook %s, %lld tokens: send %.1f us + receive %.1f us (per-phase CUDA "
+          "events in the last %d calls: medians, max over ranks)\n",
+          what.c_str(), static_cast<long long>(st->w.num_tokens), send_max, recv_max, PhaseClock::kCalls);
+    return send + recv;
+  };
+}
+
+}  // namespace
+
+std::vector<BenchOp> make_epcomm_ll_ops(BenchContext& context) {
+  const Workload& w = context.workload;
+  if (w.mode != Mode::kLowLatency) return {};
+  const DeviceInputs& in = context.inputs;
+  auto st = std::make_shared<EpcommLl>();
+  st->w = w;
+  st->bootstrap = &context.session.bootstrap();
+  st->R = context.session.num_ranks();
+  st->me = context.session.rank();
+  st->nle = w.num_experts / st->R;
+  st->cap = st->R * w.num_tokens;
+  st->S = w.num_scales();
+  const LowLatencyOptions ll{.max_tokens_per_rank = w.num_tokens,
+                             .hidden = w.hidden,
+                             .num_experts = w.num_experts,
+                             .max_topk = w.num_topk};
+  const std::int64_t bytes = ll_region_bytes_hint(w.num_tokens, w.hidden, st->R, w.num_experts, w.num_topk);
+  std::shared_ptr<Bootstrap> bootstrap(st->bootstrap, [](Bootstrap*) {});  // not owned
+  st->buffer = std::make_unique<Buffer>(bootstrap,
+                                        BufferOptions{.num_nvl_bytes = bytes, .low_latency_mode = true}, ll);
+  const std::int64_t T = in.num_tokens;
+  st->x = Tensor::contiguous(in.x_bf16.get(), DType::kBF16, {T, in.hidden});
+  st->topk_idx = Tensor::contiguous(in.topk_idx.get(), DType::kI64, {T, in.num_topk});
+  st->topk_weights = Tensor::contiguous(in.topk_weights.get(), DType::kF32, {T, in.num_topk});
+  st->y_memory = DeviceBuffer(static_cast<std::size_t>(st->nle * st->cap * w.hidden) * sizeof(std::uint16_t));
+  EPCOMM_CUDA_CHECK(cudaMemset(st->y_memory.get(), 0, st->y_memory.bytes()));
+  st->y = Tensor::contiguous(st->y_memory.get(), DType::kBF16, {st->nle, st->cap, w.hidden});
+
+  const Traffic& tr = context.traffic;
+  const auto fp8_row = static_cast<double>(row_bytes(w, Dtype::kFp8));
+  const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
+  const double dispatch_recv = static_cast<double>(tr.recv_pairs) * fp8_row;
+  const double dispatch_wire = static_cast<double>(tr.send_rows_remote) * fp8_row;
+  const double combine_recv = static_cast<double>(tr.recv_pairs) * bf16_row;
+  const double combine_wire = static_cast<double>(tr.recv_pairs_remote) * bf16_row;  // back to the owners
+  auto make = [](const char* impl, const char* op, const char* dtype, double recv, double wire) {
+    BenchOp o;
+    o.impl = impl;
+    o.op = op;
+    o.dtype = dtype;
+    o.recv_bytes = recv;
+    o.wire_bytes = wire;
+    return o;
+  };
+  auto setup_combine = [st](cudaStream_t s) { st->dispatch_and_write_y(s); };
+  auto check_dispatch = [st] { return st->check_dispatch(st->d); };
+  auto check_combine = [st] { return st->check_combine(st->c); };
+
+  std::vector<BenchOp> ops;
+  {
+    BenchOp o = make("epcomm", "dispatch", "fp8", dispatch_recv, dispatch_wire);
+    o.run = [st](cudaStream_t s) { st->d = st->dispatch(false, s); };
+    o.check = check_dispatch;
+    ops.push_back(std::move(o));
+  }
+  {
+    BenchOp o = make("epcomm", "combine", "bf16", combine_recv, combine_wire);
+    o.setup = setup_combine;
+    o.run = [st](cudaStream_t s) { st->c = st->combine(st->d.handle, false, s); };
+    o.check = check_combine;
+    ops.push_back(std::move(o));
+  }
+  {
+    // Logical and wire bytes of both halves: the FP8 dispatch's plus the BF16 combine's.
+    BenchOp o =
+        make("epcomm", "dispatch+combine", "fp8", dispatch_recv + combine_recv, dispatch_wire + combine_wire);
+    o.setup = setup_combine;
+    o.run = [st](cudaStream_t s) {
+      st->d = st->dispatch(false, s);
+      st->c = st->combine(st->d.handle, false, s);
+    };
+    o.check = [st] {
+      const bool d_ok = st->check_dispatch(st->d);
+      return st->check_same_layout(st->d) && st->check_combine(st->c) && d_ok;
+    };
+    ops.push_back(std::move(o));
+  }
+  {
+    auto clock = std::make_shared<PhaseClock>();
+    BenchOp o = make("epcomm-hook", "dispatch", "fp8", dispatch_recv, dispatch_wire);
+    o.run = [st, clock](cudaStream_t s) { st->d = st->dispatch(true, s, clock.get()); };
+    o.check = check_dispatch;
+    o.kernel_us = phase_split(st, clock, "dispatch fp8");
+    ops.push_back(std::move(o));
+  }
+  {
+    auto clock = std::make_shared<PhaseClock>();
+    BenchOp o = make("epcomm-hook", "combine", "bf16", combine_recv, combine_wire);
+    o.setup = setup_combine;
+    o.run = [st, clock](cudaStream_t s) { st->c = st->combine(st->d.handle, true, s, clock.get()); };
+    o.check = check_combine;
+    o.kernel_us = phase_split(st, clock, "combine bf16");
+    ops.push_back(std::move(o));
+  }
+  return ops;
+}
+
+}  // namespace epcomm::bench
