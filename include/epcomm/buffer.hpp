@@ -102,10 +102,7 @@ class EPCOMM_API Buffer {
   Tensor get_next_low_latency_combine_buffer(const LlHandle& handle) const;
 
   struct LlState;  // internal (src/runtime/ll_state.hpp); null unless made for low-latency mode
-  LlState* low_latency_state() const { return ll_.get(); }
-
- private:
-  std::shared_ptr<LlState> ll_;
+  LlState* low_latency_state() const;
   // ==== END low-latency mode =================================================================
 };
 

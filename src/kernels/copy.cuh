@@ -7,41 +7,29 @@
 
 namespace epcomm {
 
-// Warp-wide copy of `bytes` (a multiple of 16, both pointers 16-byte aligned) of data another GPU
-// wrote and this warp acquired: coherent loads, streaming stores, kUnroll pieces in flight per lane.
-__device__ __forceinline__ void warp_copy_acquired_v4(void* dst, const void* src, std::size_t bytes) {
-  const auto* s = static_cast<const int4*>(src);
-  auto* d = static_cast<int4*>(dst);
-  const std::size_t n = bytes / 16;
-  const std::size_t lane = threadIdx.x % 32;
-  constexpr int kUnroll = 16;
-  std::size_t i = lane;
-  for (; i + (kUnroll - 1) * 32 < n; i += kUnroll * 32) {
-    int4 v[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) v[u] = ptx::ld_v4(s + i + u * 32);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) ptx::st_na_v4(d + i + u * 32, v[u]);
-  }
-  for (; i < n; i += 32) ptx::st_na_v4(d + i, ptx::ld_v4(s + i));
-}
+// Where a warp copy reads from: data another GPU wrote and the warp acquired needs coherent loads;
+// read-only local data (a kernel input) may take the non-coherent path.
+enum class CopySource { kAcquired, kReadOnly };
 
-// Warp-wide copy of `bytes` (a multiple of 16) of read-only local data to a peer (or local) buffer.
-__device__ __forceinline__ void warp_copy_readonly_v4(void* dst, const void* src, std::size_t bytes) {
+// Warp-wide copy of `bytes` (a multiple of 16, both pointers 16-byte aligned): kUnroll pieces in
+// flight per lane, streaming stores.
+template <CopySource kSource>
+__device__ __forceinline__ void warp_copy_v4(void* dst, const void* src, std::size_t bytes) {
   const auto* s = static_cast<const int4*>(src);
   auto* d = static_cast<int4*>(dst);
   const std::size_t n = bytes / 16;
   const std::size_t lane = threadIdx.x % 32;
   constexpr int kUnroll = 16;
+  auto load = [](const int4* p) { return kSource == CopySource::kAcquired ? ptx::ld_v4(p) : ptx::ld_nc_na_v4(p); };
   std::size_t i = lane;
   for (; i + (kUnroll - 1) * 32 < n; i += kUnroll * 32) {
     int4 v[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) v[u] = ptx::ld_nc_na_v4(s + i + u * 32);
+    for (int u = 0; u < kUnroll; ++u) v[u] = load(s + i + u * 32);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) ptx::st_na_v4(d + i + u * 32, v[u]);
   }
-  for (; i < n; i += 32) ptx::st_na_v4(d + i, ptx::ld_nc_na_v4(s + i));
+  for (; i < n; i += 32) ptx::st_na_v4(d + i, load(s + i));
 }
 
 // Warp-wide copy of `bytes` (a multiple of 4) between 4-byte aligned buffers.

@@ -47,7 +47,7 @@ __device__ void run_sender(const HtCombineArgs& a) {
     char* region = RegionLayout::data(v.peer_base[s]);
     for (std::int64_t j = j0; j < j1; j += a.publish_rows) {
       const std::int64_t rows = min(static_cast<std::int64_t>(a.publish_rows), j1 - j);
-      warp_copy_readonly_v4(region + l.x_offset + (dst_base + j) * l.row_bytes,
+      warp_copy_v4<CopySource::kReadOnly>(region + l.x_offset + (dst_base + j) * l.row_bytes,
                             reinterpret_cast<const char*>(a.x) + (recv_base + j) * l.row_bytes,
                             static_cast<std::size_t>(rows * l.row_bytes));
       if (l.num_topk > 0) {

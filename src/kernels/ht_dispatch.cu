@@ -173,7 +173,7 @@ __device__ void copy_out(const HtDispatchArgs& a, std::int64_t from, std::int64_
   const DispatchRowDst src = region_row(l, a.view.peer_base[a.view.domain_rank], from);
   const DispatchRowDst dst = output_row(a, from);
   const auto rows = static_cast<std::size_t>(to - from);
-  warp_copy_acquired_v4(dst.x, src.x, rows * static_cast<std::size_t>(l.row_bytes));
+  warp_copy_v4<CopySource::kAcquired>(dst.x, src.x, rows * static_cast<std::size_t>(l.row_bytes));
   if (l.num_scales > 0) warp_copy_acquired_b32(dst.scales, src.scales, rows * 4u * l.num_scales);
   if (l.num_topk > 0) {
     warp_copy_acquired_b32(dst.topk, src.topk, rows * static_cast<std::size_t>(l.num_topk * l.idx_bytes));

@@ -27,6 +27,7 @@ struct Buffer::Impl {
   Stream comm;                         // the communication stream
   Event order_event;                   // reused for stream-to-stream ordering inside a call
   DomainView view;                     // what kernels get
+  std::shared_ptr<Buffer::LlState> ll; // low-latency mode's state (ll_state.hpp); null otherwise
 
   // Slots of `counters` (uint64 each).
   enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1 };

@@ -13,9 +13,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   Impl& m = *impl_;
   const int G = m.domains.ranks_per_domain;
   const checks::CombineShape shape = checks::check_combine_args(a, m.num_ranks());
-  EPCOMM_CHECK_ARG(a.config.num_sms <= m.num_sms, "config.num_sms: this GPU has ", m.num_sms,
-                   " multiprocessors, got ", a.config.num_sms);
-  const HtCombinePlan plan = plan_ht_combine(a.config.num_sms, G);
+  const HtCombinePlan plan = plan_ht_combine(a.config.num_sms, m.num_sms);
   const HtCombineLayout region = HtCombineLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes),
                                                        shape.hidden * 2, shape.num_topk);
   const DispatchHandle& h = *a.handle;

@@ -79,13 +79,10 @@ void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchSh
 DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& options) {
   check_status();
   Impl& m = *impl_;
-  const int G = m.domains.ranks_per_domain;
   const checks::DispatchShape shape = checks::check_dispatch_args(a, m.num_ranks());
-  EPCOMM_CHECK_ARG(a.config.num_sms <= m.num_sms, "config.num_sms: this GPU has ", m.num_sms,
-                   " multiprocessors, got ", a.config.num_sms);
   const bool cached = a.handle != nullptr;
   const HtDispatchPlan plan =
-      plan_ht_dispatch(a.config.num_sms, shape.num_tokens, G, cached ? a.handle->num_channels : 0);
+      plan_ht_dispatch(a.config.num_sms, m.num_sms, shape.num_tokens, cached ? a.handle->num_channels : 0);
   const HtDispatchLayout region =
       HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), shape.row_bytes, shape.num_scales,
                              shape.num_topk, shape.idx_bytes);

@@ -14,10 +14,18 @@ int ht_receiver_blocks(int num_sms) {
   return std::clamp(static_cast<int>(num_sms * percent / 100), 1, num_sms - 1);
 }
 
-HtDispatchPlan plan_ht_dispatch(int num_sms, std::int64_t num_tokens, int num_domain_ranks, int num_channels) {
+namespace {
+// The SM budget of one high-throughput kernel.
+void check_num_sms(int num_sms, int device_sms) {
   EPCOMM_CHECK_ARG(num_sms >= 2 && num_sms <= kMaxBlocks, "config.num_sms: expected 2 to ", kMaxBlocks, ", got ",
                    num_sms);
-  (void)num_domain_ranks;
+  EPCOMM_CHECK_ARG(num_sms <= device_sms, "config.num_sms: this GPU has ", device_sms, " multiprocessors, got ",
+                   num_sms);
+}
+}  // namespace
+
+HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels) {
+  check_num_sms(num_sms, device_sms);
   HtDispatchPlan plan;
   plan.num_blocks = num_sms;
   if (num_channels > 0) {
@@ -37,10 +45,8 @@ HtDispatchPlan plan_ht_dispatch(int num_sms, std::int64_t num_tokens, int num_do
   return plan;
 }
 
-HtCombinePlan plan_ht_combine(int num_sms, int num_domain_ranks) {
-  EPCOMM_CHECK_ARG(num_sms >= 2 && num_sms <= kMaxBlocks, "config.num_sms: expected 2 to ", kMaxBlocks, ", got ",
-                   num_sms);
-  (void)num_domain_ranks;
+HtCombinePlan plan_ht_combine(int num_sms, int device_sms) {
+  check_num_sms(num_sms, device_sms);
   HtCombinePlan plan;
   plan.num_blocks = num_sms;
   plan.num_senders = std::max(1, num_sms / 2);

@@ -19,8 +19,9 @@ struct HtDispatchPlan {
   int tokens_per_channel = 0;  // channel c holds tokens [c * tpc, (c + 1) * tpc)
 };
 
-// num_sms in [2, kMaxBlocks]; num_channels fixed (cached dispatch: the handle's) or 0 to derive.
-HtDispatchPlan plan_ht_dispatch(int num_sms, std::int64_t num_tokens, int num_domain_ranks, int num_channels = 0);
+// num_sms in [2, min(kMaxBlocks, device_sms)]; num_channels fixed (cached dispatch: the handle's)
+// or 0 to derive it.
+HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels = 0);
 
 struct HtCombinePlan {
   int num_blocks = 0;
@@ -28,7 +29,7 @@ struct HtCombinePlan {
   int num_reducers = 0;  // reducer blocks
   int num_shares = 0;    // sender warps: each copies one share of every source's rows
 };
-HtCombinePlan plan_ht_combine(int num_sms, int num_domain_ranks);
+HtCombinePlan plan_ht_combine(int num_sms, int device_sms);
 
 // What notify leaves in mapped host memory: [total][per-expert counts: nle][count matrix: G x G].
 inline constexpr std::size_t kHostCountsBytes = 1 << 20;

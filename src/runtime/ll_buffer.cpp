@@ -43,14 +43,16 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);
   // NOTE: one block per SM at most, so every block of a launch is resident at once (ll_args.hpp).
   state->num_blocks = impl_->num_sms;
-  ll_ = std::move(state);
+  impl_->ll = std::move(state);
   EPCOMM_LOG_INFO("low-latency mode: max_tokens_per_rank ", ll.max_tokens_per_rank, ", hidden ", ll.hidden,
-                  ", num_experts ", ll.num_experts, ", max_topk ", ll.max_topk, ", ", ll_->layout.total_bytes,
-                  " bytes of the region, ", ll_->num_blocks, " blocks per launch");
+                  ", num_experts ", ll.num_experts, ", max_topk ", ll.max_topk, ", ", impl_->ll->layout.total_bytes,
+                  " bytes of the region, ", impl_->ll->num_blocks, " blocks per launch");
 }
 
+Buffer::LlState* Buffer::low_latency_state() const { return impl_->ll.get(); }
+
 Tensor Buffer::get_next_low_latency_combine_buffer(const LlHandle& handle) const {
-  const LlState& st = checks::require_ll_state(ll_.get(), "get_next_low_latency_combine_buffer");
+  const LlState& st = checks::require_ll_state(impl_->ll.get(), "get_next_low_latency_combine_buffer");
   checks::check_ll_handle(handle, st, impl_->num_ranks());
   const LlLayout& l = st.layout;
   const int half = static_cast<int>(st.num_combines & 1u);

@@ -13,7 +13,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
                                             const Tensor& topk_weights, const LlHandle& handle,
                                             const LlCombineOptions& o, const CallOptions& options) {
   check_status();
-  LlState& st = checks::require_ll_state(ll_.get(), "low_latency_combine");
+  LlState& st = checks::require_ll_state(impl_->ll.get(), "low_latency_combine");
   Impl& m = *impl_;
   const int half = static_cast<int>(st.num_combines & 1u);
   checks::check_not_in_flight(st, kLlKindCombine, half);

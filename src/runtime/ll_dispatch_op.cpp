@@ -33,7 +33,7 @@ void fill_views(LlDispatchResult& out, const LlLayout& l, void* region, int half
 LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& topk_idx,
                                               const LlDispatchOptions& o, const CallOptions& options) {
   check_status();
-  LlState& st = checks::require_ll_state(ll_.get(), "low_latency_dispatch");
+  LlState& st = checks::require_ll_state(impl_->ll.get(), "low_latency_dispatch");
   Impl& m = *impl_;
   const checks::LlDispatchShape shape =
       checks::check_ll_dispatch_args(x, topk_idx, o, st.options, m.num_ranks());

@@ -20,7 +20,7 @@ TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
   const int G = GetParam();
   for (int sms : {2, 3, 8, 24, 64, 132, kMaxBlocks}) {
     for (std::int64_t T : {0, 1, 31, 32, 33, 4096, 8191, 65536}) {
-      const HtDispatchPlan p = plan_ht_dispatch(sms, T, G);
+      const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, T);
       EXPECT_EQ(p.num_blocks, sms);
       EXPECT_GE(p.num_senders, 1);
       EXPECT_GE(p.num_receivers, 1);
@@ -36,13 +36,13 @@ TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
 }
 
 TEST_P(PerDomainSize, CachedDispatchKeepsTheHandlesChannels) {
-  const HtDispatchPlan first = plan_ht_dispatch(24, 4096, GetParam());
-  const HtDispatchPlan again = plan_ht_dispatch(30, 4096, GetParam(), first.num_channels);
+  const HtDispatchPlan first = plan_ht_dispatch(24, 132, 4096);
+  const HtDispatchPlan again = plan_ht_dispatch(30, 132, 4096, first.num_channels);
   EXPECT_EQ(again.num_channels, first.num_channels);
   EXPECT_EQ(again.tokens_per_channel, first.tokens_per_channel);
   EXPECT_EQ(again.num_senders, first.num_senders);
   EXPECT_EQ(again.num_receivers, 30 - first.num_senders);
-  EXPECT_THROW(plan_ht_dispatch(first.num_senders, 4096, GetParam(), first.num_channels), Error);
+  EXPECT_THROW(plan_ht_dispatch(first.num_senders, 132, 4096, first.num_channels), Error);
 }
 
 TEST_P(PerDomainSize, MailboxHoldsTheCountsOfUpTo1024LocalExperts) {
@@ -74,10 +74,12 @@ TEST_P(PerDomainSize, RowsReceivedAndReturnedAreColumnAndRowSums) {
 INSTANTIATE_TEST_SUITE_P(Ranks, PerDomainSize, ::testing::Values(1, 2, 4, 8, 16, 72));
 
 TEST(HtPlan, BudgetOutsideTwoToMaxBlocksIsAnError) {
-  EXPECT_THROW(plan_ht_dispatch(1, 100, 2), Error);
-  EXPECT_THROW(plan_ht_dispatch(kMaxBlocks + 1, 100, 2), Error);
-  EXPECT_THROW(plan_ht_combine(1, 2), Error);
-  const HtCombinePlan c = plan_ht_combine(2, 2);
+  EXPECT_THROW(plan_ht_dispatch(1, 132, 100), Error);
+  EXPECT_THROW(plan_ht_dispatch(kMaxBlocks + 1, kMaxBlocks + 8, 100), Error);
+  EXPECT_THROW(plan_ht_dispatch(133, 132, 100), Error);  // more than the GPU has
+  EXPECT_THROW(plan_ht_combine(1, 132), Error);
+  EXPECT_THROW(plan_ht_combine(64, 32), Error);
+  const HtCombinePlan c = plan_ht_combine(2, 132);
   EXPECT_EQ(c.num_senders, 1);
   EXPECT_EQ(c.num_reducers, 1);
   EXPECT_EQ(c.num_shares, kHtWarpsPerBlock);
