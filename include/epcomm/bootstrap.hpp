@@ -49,11 +49,11 @@ EPCOMM_API std::unique_ptr<Bootstrap> make_callback_bootstrap(int rank, int size
 
 // Which ranks share an NVLink domain, derived from what ranks exchange (never assumed).
 struct DomainInfo {
-  int ranks_per_domain = 1;          // G
-  int num_domains = 1;               // R / G
-  int domain = 0;                    // this rank's domain
-  int local_index = 0;               // this rank's index inside its domain
-  std::vector<int> domain_of_rank;   // [R]
+  int ranks_per_domain = 1;         // G
+  int num_domains = 1;              // R / G
+  int domain = 0;                   // this rank's domain
+  int local_index = 0;              // this rank's index inside its domain
+  std::vector<int> domain_of_rank;  // [R]
 };
 
 // Ranks with equal `host_identity` form one domain. Domains must be contiguous blocks of equal

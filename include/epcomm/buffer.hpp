@@ -30,7 +30,7 @@ struct BufferOptions {
   std::int64_t num_nvl_bytes = 0;   // workspace bytes of the NVLink region on each rank
   std::int64_t num_rdma_bytes = 0;  // multi-domain workspace; must be 0 until that mode exists
   bool low_latency_mode = false;
-  std::int64_t timeout_ms = -1;     // bound of every wait on a peer; -1: EPCOMM_TIMEOUT_MS
+  std::int64_t timeout_ms = -1;            // bound of every wait on a peer; -1: EPCOMM_TIMEOUT_MS
   std::shared_ptr<Allocator> allocator{};  // where outputs come from; null: default_allocator()
 };
 
@@ -60,7 +60,8 @@ class EPCOMM_API Buffer {
   // SPEC "Layout". topk_idx: [T, k] int64 or int32, contiguous, on this device; -1 is an empty
   // slot. An index outside [-1, num_experts) is reported by check_status() (it is only visible on
   // the device); the kernel skips it and writes nothing out of bounds.
-  DispatchLayout get_dispatch_layout(const Tensor& topk_idx, int num_experts, const CallOptions& options = {});
+  DispatchLayout get_dispatch_layout(const Tensor& topk_idx, int num_experts,
+                                     const CallOptions& options = {});
 
   // SPEC "High-throughput dispatch". Without num_worst_tokens, waits once on the host for the
   // received count (it sizes the outputs); with it, or with a handle (cached), never.
@@ -77,7 +78,7 @@ class EPCOMM_API Buffer {
   // about the last one.
   void check_status();
 
-  struct Impl;  // internal
+  struct Impl;                               // internal
   Impl& internal() const { return *impl_; }  // for epcomm's own translation units and tests
 
  private:
@@ -88,11 +89,12 @@ class EPCOMM_API Buffer {
  public:
   // A Buffer for low-latency mode: options.low_latency_mode must be set and options.num_nvl_bytes
   // hold ll_region_bytes_hint(...). Collective, like the other constructor.
-  Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options, const LowLatencyOptions& low_latency);
+  Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options,
+         const LowLatencyOptions& low_latency);
 
   // x: [T_r <= T, hidden] bfloat16; topk_idx: [T_r, k <= max_topk] int64 or int32 (-1: no expert).
-  LlDispatchResult low_latency_dispatch(const Tensor& x, const Tensor& topk_idx, const LlDispatchOptions& ll = {},
-                                        const CallOptions& options = {});
+  LlDispatchResult low_latency_dispatch(const Tensor& x, const Tensor& topk_idx,
+                                        const LlDispatchOptions& ll = {}, const CallOptions& options = {});
   // y: [nle, R*T, hidden] bfloat16 in the layout of handle's dispatch; topk_idx as given to that
   // dispatch; topk_weights: [T_r, k] float32.
   LlCombineResult low_latency_combine(const Tensor& y, const Tensor& topk_idx, const Tensor& topk_weights,

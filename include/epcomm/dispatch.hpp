@@ -25,19 +25,19 @@ namespace epcomm {
 // are owned; copies share them.
 struct DispatchHandle {
   int num_ranks = 0;
-  int num_channels = 0;             // sender blocks of the dispatch that made it
-  std::int64_t num_tokens = 0;      // tokens this rank sent from
+  int num_channels = 0;               // sender blocks of the dispatch that made it
+  std::int64_t num_tokens = 0;        // tokens this rank sent from
   std::int64_t num_recv_tokens = -1;  // rows received (host value; -1 in worst-case mode)
-  std::int64_t num_rows = 0;        // rows of the outputs (num_worst_tokens in worst-case mode)
+  std::int64_t num_rows = 0;          // rows of the outputs (num_worst_tokens in worst-case mode)
   int num_local_experts = 0;
   int expert_alignment = 1;
-  DeviceTensor send_slot;           // [T, R] int32: index of token t among this rank's rows to r, or -1
-  DeviceTensor count_matrix;        // [R, R] int32: rows rank s sends to rank d
-  DeviceTensor recv_chunk_start;    // [R, C] int32: first row on this rank from (source s, channel c)
-  DeviceTensor recv_chunk_count;    // [R, C] int32: rows on this rank from (source s, channel c)
-  DeviceTensor recv_src_idx;        // [num_rows] int32: each row's token index on its source rank
-  DeviceTensor num_recv_dev;        // [1] int32: rows received, on the device
-  DeviceTensor num_recv_tokens_per_expert;  // [E/R] int32 on the device (aligned counts)
+  DeviceTensor send_slot;         // [T, R] int32: index of token t among this rank's rows to r, or -1
+  DeviceTensor count_matrix;      // [R, R] int32: rows rank s sends to rank d
+  DeviceTensor recv_chunk_start;  // [R, C] int32: first row on this rank from (source s, channel c)
+  DeviceTensor recv_chunk_count;  // [R, C] int32: rows on this rank from (source s, channel c)
+  DeviceTensor recv_src_idx;      // [num_rows] int32: each row's token index on its source rank
+  DeviceTensor num_recv_dev;      // [1] int32: rows received, on the device
+  DeviceTensor num_recv_tokens_per_expert;      // [E/R] int32 on the device (aligned counts)
   std::vector<std::int32_t> count_matrix_host;  // [R * R]; empty in worst-case mode
   bool defined() const { return num_ranks > 0; }
 };
@@ -48,9 +48,9 @@ struct DispatchArgs {
   Tensor topk_idx;      // [T, k] int64/int32, or none (then no recv_topk_* outputs)
   Tensor topk_weights;  // [T, k] float32; required with topk_idx
   // From get_dispatch_layout; not needed with `handle`.
-  Tensor num_tokens_per_rank;    // [R] int32
-  Tensor is_token_in_rank;       // [T, R] bool
-  Tensor num_tokens_per_expert;  // [E] int32
+  Tensor num_tokens_per_rank;              // [R] int32
+  Tensor is_token_in_rank;                 // [T, R] bool
+  Tensor num_tokens_per_expert;            // [E] int32
   const DispatchHandle* handle = nullptr;  // cached dispatch: same routing, new x
   int expert_alignment = 1;
   std::int64_t num_worst_tokens = 0;  // > 0: no host synchronisation; outputs have this many rows

@@ -34,9 +34,9 @@ class EPCOMM_API EventHandle {
 };
 
 struct CallOptions {
-  cudaStream_t stream = nullptr;  // the caller's stream (nullptr: the legacy default stream)
-  EventHandle previous_event{};   // when valid, wait on it instead of on `stream`
-  bool async_finish = false;      // return an event instead of joining `stream`
+  cudaStream_t stream = nullptr;         // the caller's stream (nullptr: the legacy default stream)
+  EventHandle previous_event{};          // when valid, wait on it instead of on `stream`
+  bool async_finish = false;             // return an event instead of joining `stream`
   bool allocate_on_comm_stream = false;  // outputs allocated on the communication stream
 };
 

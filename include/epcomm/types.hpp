@@ -18,7 +18,7 @@ enum class DType : std::uint8_t {
   kF32,
   kI32,
   kI64,
-  kBool,     // one byte, 0 or 1
+  kBool,  // one byte, 0 or 1
   kU8,
 };
 
@@ -48,7 +48,10 @@ struct EPCOMM_API Tensor {
   bool is_contiguous() const;
   // "[4096, 8] int64" for error messages.
   std::string describe() const;
-  template <typename T> T* ptr() const { return static_cast<T*>(data); }
+  template <typename T>
+  T* ptr() const {
+    return static_cast<T*>(data);
+  }
 };
 
 }  // namespace epcomm

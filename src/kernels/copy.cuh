@@ -20,7 +20,9 @@ __device__ __forceinline__ void warp_copy_v4(void* dst, const void* src, std::si
   const std::size_t n = bytes / 16;
   const std::size_t lane = threadIdx.x % 32;
   constexpr int kUnroll = 16;
-  auto load = [](const int4* p) { return kSource == CopySource::kAcquired ? ptx::ld_v4(p) : ptx::ld_nc_na_v4(p); };
+  auto load = [](const int4* p) {
+    return kSource == CopySource::kAcquired ? ptx::ld_v4(p) : ptx::ld_nc_na_v4(p);
+  };
   std::size_t i = lane;
   for (; i + (kUnroll - 1) * 32 < n; i += kUnroll * 32) {
     int4 v[kUnroll];

@@ -10,9 +10,9 @@ namespace epcomm {
 
 enum class StatusCode : std::int32_t {
   kOk = 0,
-  kTimeout = 1,        // a bounded wait on a peer ran out
-  kInvalidExpert = 2,  // topk_idx held a value outside [-1, num_experts)
-  kRegionTooSmall = 3, // received rows would not fit a region or the outputs (worst-case mode)
+  kTimeout = 1,         // a bounded wait on a peer ran out
+  kInvalidExpert = 2,   // topk_idx held a value outside [-1, num_experts)
+  kRegionTooSmall = 3,  // received rows would not fit a region or the outputs (worst-case mode)
 };
 
 // What an operation was doing; named in the error message.
@@ -30,10 +30,10 @@ enum class OpId : std::int32_t {
 // Which counter a wait polled; named in the error message.
 enum class CounterId : std::int32_t {
   kNone = 0,
-  kBarrierSignal,   // domain barrier slot written by the peer
-  kCountsReady,     // the peer published its per-destination counts
-  kRowsArrived,     // rows the peer has written into this rank's receive region
-  kSlotFree,        // the peer finished reading a region this rank wants to reuse
+  kBarrierSignal,  // domain barrier slot written by the peer
+  kCountsReady,    // the peer published its per-destination counts
+  kRowsArrived,    // rows the peer has written into this rank's receive region
+  kSlotFree,       // the peer finished reading a region this rank wants to reuse
 };
 
 struct DeviceStatus {

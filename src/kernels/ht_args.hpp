@@ -24,40 +24,40 @@ namespace epcomm {
 
 struct HtNotifyArgs {
   DomainView view;
-  const bool* is_token_in_rank = nullptr;         // [T, G]
+  const bool* is_token_in_rank = nullptr;               // [T, G]
   const std::int32_t* num_tokens_per_expert = nullptr;  // [E]
   std::int64_t num_tokens = 0;
   int num_local_experts = 0;
-  int num_channels = 0;        // C: sender warps of the dispatch
-  int tokens_per_channel = 0;  // channel c holds tokens [c*tpc, (c+1)*tpc)
+  int num_channels = 0;                 // C: sender warps of the dispatch
+  int tokens_per_channel = 0;           // channel c holds tokens [c*tpc, (c+1)*tpc)
   std::int32_t* chunk_start = nullptr;  // scratch [G][C + 1]
   int expert_alignment = 1;
   // Outputs (the handle).
-  std::int32_t* send_slot = nullptr;         // [T, G]
-  std::int32_t* count_matrix = nullptr;      // [G, G]
-  std::int32_t* recv_chunk_start = nullptr;  // [G, C]
-  std::int32_t* recv_chunk_count = nullptr;  // [G, C]
-  std::int32_t* num_recv = nullptr;          // [1]
+  std::int32_t* send_slot = nullptr;            // [T, G]
+  std::int32_t* count_matrix = nullptr;         // [G, G]
+  std::int32_t* recv_chunk_start = nullptr;     // [G, C]
+  std::int32_t* recv_chunk_count = nullptr;     // [G, C]
+  std::int32_t* num_recv = nullptr;             // [1]
   std::int32_t* num_recv_per_expert = nullptr;  // [nle], aligned
-  std::int32_t* host_counts = nullptr;       // mapped host memory: [total, per-expert...] or null
-  std::uint64_t* notify_epoch = nullptr;     // device counter of exchanges (selects the parity)
+  std::int32_t* host_counts = nullptr;          // mapped host memory: [total, per-expert...] or null
+  std::uint64_t* notify_epoch = nullptr;        // device counter of exchanges (selects the parity)
 };
 static_assert(std::is_trivially_copyable_v<HtNotifyArgs>);
 
 struct HtDispatchArgs {
   DomainView view;
   HtDispatchLayout region;
-  const std::uint8_t* x = nullptr;        // [T, row_bytes] contiguous
-  const float* x_scales = nullptr;        // FP8 scales, strided
+  const std::uint8_t* x = nullptr;  // [T, row_bytes] contiguous
+  const float* x_scales = nullptr;  // FP8 scales, strided
   std::int64_t scale_stride_token = 0, scale_stride_block = 0;
-  const void* topk_idx = nullptr;         // [T, k], int64 or int32 (region.idx_bytes)
-  const float* topk_weights = nullptr;    // [T, k]
+  const void* topk_idx = nullptr;       // [T, k], int64 or int32 (region.idx_bytes)
+  const float* topk_weights = nullptr;  // [T, k]
   std::int64_t num_tokens = 0;
   int num_local_experts = 0;
-  int num_senders = 0;                    // sender blocks; blocks beyond are receivers
-  int num_channels = 0;                   // sender warps (num_senders * kHtWarpsPerBlock)
+  int num_senders = 0;   // sender blocks; blocks beyond are receivers
+  int num_channels = 0;  // sender warps (num_senders * kHtWarpsPerBlock)
   int tokens_per_channel = 0;
-  int publish_tokens = 4;                 // tokens a sender warp forwards between progress releases
+  int publish_tokens = 4;  // tokens a sender warp forwards between progress releases
   const std::int32_t* send_slot = nullptr;
   const std::int32_t* count_matrix = nullptr;
   const std::int32_t* recv_chunk_start = nullptr;
@@ -78,19 +78,19 @@ static_assert(std::is_trivially_copyable_v<HtDispatchArgs>);
 struct HtCombineArgs {
   DomainView view;
   HtCombineLayout region;
-  const std::uint16_t* x = nullptr;       // [rows, hidden] BF16 in dispatch order
-  const float* topk_weights = nullptr;    // [rows, k] or null
-  const std::uint16_t* bias0 = nullptr;   // [T, hidden] or null
+  const std::uint16_t* x = nullptr;      // [rows, hidden] BF16 in dispatch order
+  const float* topk_weights = nullptr;   // [rows, k] or null
+  const std::uint16_t* bias0 = nullptr;  // [T, hidden] or null
   const std::uint16_t* bias1 = nullptr;
   std::int64_t hidden = 0;
   std::int64_t num_tokens = 0;
-  int num_senders = 0;                    // blocks [0, num_senders) send; the rest reduce
-  int num_shares = 0;                     // sender warps: num_senders * kHtWarpsPerBlock
-  int publish_rows = 2;                   // rows a sender warp copies between progress releases
+  int num_senders = 0;                         // blocks [0, num_senders) send; the rest reduce
+  int num_shares = 0;                          // sender warps: num_senders * kHtWarpsPerBlock
+  int publish_rows = 2;                        // rows a sender warp copies between progress releases
   const std::int32_t* send_slot = nullptr;     // [T, G]
   const std::int32_t* count_matrix = nullptr;  // [G, G]
-  std::uint16_t* out = nullptr;           // [T, hidden]
-  float* out_weights = nullptr;           // [T, k] or null
+  std::uint16_t* out = nullptr;                // [T, hidden]
+  float* out_weights = nullptr;                // [T, k] or null
 };
 static_assert(std::is_trivially_copyable_v<HtCombineArgs>);
 

@@ -22,10 +22,12 @@ namespace {
 
 constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
-constexpr int kPiecesPerLane = 6;   // 16-byte pieces (8 BF16 values each) a lane accumulates at once
+constexpr int kPiecesPerLane = 6;  // 16-byte pieces (8 BF16 values each) a lane accumulates at once
 
 // Share b of n rows among S senders: [n*b/S, n*(b+1)/S).
-__device__ __forceinline__ std::int64_t share_begin(std::int64_t n, int b, int S) { return n * b / S; }
+__device__ __forceinline__ std::int64_t share_begin(std::int64_t n, int b, int S) {
+  return n * b / S;
+}
 // The share holding row j (0 <= j < n): the largest b with share_begin(b) <= j.
 __device__ __forceinline__ int share_of(std::int64_t n, std::int64_t j, int S) {
   return static_cast<int>(((j + 1) * S + n - 1) / n - 1);
@@ -48,8 +50,8 @@ __device__ void run_sender(const HtCombineArgs& a) {
     for (std::int64_t j = j0; j < j1; j += a.publish_rows) {
       const std::int64_t rows = min(static_cast<std::int64_t>(a.publish_rows), j1 - j);
       warp_copy_v4<CopySource::kReadOnly>(region + l.x_offset + (dst_base + j) * l.row_bytes,
-                            reinterpret_cast<const char*>(a.x) + (recv_base + j) * l.row_bytes,
-                            static_cast<std::size_t>(rows * l.row_bytes));
+                                          reinterpret_cast<const char*>(a.x) + (recv_base + j) * l.row_bytes,
+                                          static_cast<std::size_t>(rows * l.row_bytes));
       if (l.num_topk > 0) {
         float* dst_w = reinterpret_cast<float*>(region + l.weights_offset) + (dst_base + j) * l.num_topk;
         const float* src_w = a.topk_weights + (recv_base + j) * l.num_topk;
@@ -58,7 +60,8 @@ __device__ void run_sender(const HtCombineArgs& a) {
       __syncwarp();
       // NOTE: after the warp barrier, so every lane's rows precede the release.
       if (lane == 0)
-        ptx::st_release_sys(RegionLayout::progress(v.peer_base[s], me, share), static_cast<std::uint64_t>(j + rows - j0));
+        ptx::st_release_sys(RegionLayout::progress(v.peer_base[s], me, share),
+                            static_cast<std::uint64_t>(j + rows - j0));
     }
   }
 }
@@ -114,8 +117,9 @@ __device__ void run_reducer(const HtCombineArgs& a) {
         const std::int64_t n = a.count_matrix[me * G + r];
         const int share = share_of(n, slot, S);
         const std::int64_t need = slot - share_begin(n, share, S) + 1;
-        ok = ok && wait_at_least(RegionLayout::progress(v.peer_base[me], r, share), static_cast<std::uint64_t>(need), v,
-                           OpId::kCombine, CounterId::kRowsArrived, v.domain_base_rank + r);
+        ok = ok && wait_at_least(RegionLayout::progress(v.peer_base[me], r, share),
+                                 static_cast<std::uint64_t>(need), v, OpId::kCombine, CounterId::kRowsArrived,
+                                 v.domain_base_rank + r);
       }
       const unsigned ballot = __ballot_sync(0xffffffffu, slot >= 0);
       if (slot >= 0) {
@@ -193,9 +197,12 @@ __device__ void run_reducer(const HtCombineArgs& a) {
 
 __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a) {
   // Rows coming back to any rank must fit its region.
-  if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, false, a.view, OpId::kCombine)) return;
-  if (static_cast<int>(blockIdx.x) < a.num_senders) run_sender(a);
-  else run_reducer(a);
+  if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, false, a.view, OpId::kCombine))
+    return;
+  if (static_cast<int>(blockIdx.x) < a.num_senders)
+    run_sender(a);
+  else
+    run_reducer(a);
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ namespace {
 
 constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
-constexpr int kRowUnroll = 14;      // 16-byte pieces per lane loaded before they are stored
+constexpr int kRowUnroll = 14;  // 16-byte pieces per lane loaded before they are stored
 constexpr int kRankSlots = (kMaxDomainRanks + 31) / 32;  // destinations per lane
 // A receiver sweep that found nothing new sleeps, doubling from the minimum to the maximum.
 constexpr unsigned kMinIdlePollNs = 256;
@@ -36,7 +36,8 @@ struct DispatchRowDst {
 };
 
 // Row `row` of either this rank's outputs or a region laid out by HtDispatchLayout.
-__device__ __forceinline__ DispatchRowDst region_row(const HtDispatchLayout& l, void* region, std::int64_t row) {
+__device__ __forceinline__ DispatchRowDst region_row(const HtDispatchLayout& l, void* region,
+                                                     std::int64_t row) {
   char* base = RegionLayout::data(region);
   return {reinterpret_cast<std::uint8_t*>(base + l.x_offset) + row * l.row_bytes,
           reinterpret_cast<float*>(base + l.scales_offset) + row * l.num_scales,
@@ -47,13 +48,15 @@ __device__ __forceinline__ DispatchRowDst region_row(const HtDispatchLayout& l, 
 __device__ __forceinline__ DispatchRowDst output_row(const HtDispatchArgs& a, std::int64_t row) {
   const HtDispatchLayout& l = a.region;
   return {a.recv_x + row * l.row_bytes, a.recv_scales + row * l.num_scales,
-          static_cast<char*>(a.recv_topk_idx) + row * l.num_topk * l.idx_bytes, a.recv_topk_weights + row * l.num_topk,
-          a.recv_src_idx + row};
+          static_cast<char*>(a.recv_topk_idx) + row * l.num_topk * l.idx_bytes,
+          a.recv_topk_weights + row * l.num_topk, a.recv_src_idx + row};
 }
 
 __device__ __forceinline__ void store_index(char* row, int j, int idx_bytes, std::int64_t value) {
-  if (idx_bytes == 8) reinterpret_cast<std::int64_t*>(row)[j] = value;
-  else reinterpret_cast<std::int32_t*>(row)[j] = static_cast<std::int32_t>(value);
+  if (idx_bytes == 8)
+    reinterpret_cast<std::int64_t*>(row)[j] = value;
+  else
+    reinterpret_cast<std::int32_t*>(row)[j] = static_cast<std::int32_t>(value);
 }
 
 // The destinations of one token: domain ranks and the row each receives it at.
@@ -100,8 +103,9 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
     for (int j = lane; j < l.num_scales; j += 32)
       dst.scales[j] = a.x_scales[t * a.scale_stride_token + j * a.scale_stride_block];
     if (l.num_topk > 0 && lane < l.num_topk) {
-      const std::int64_t e = l.idx_bytes == 8 ? static_cast<const std::int64_t*>(a.topk_idx)[t * l.num_topk + lane]
-                                              : static_cast<const std::int32_t*>(a.topk_idx)[t * l.num_topk + lane];
+      const std::int64_t e = l.idx_bytes == 8
+                                 ? static_cast<const std::int64_t*>(a.topk_idx)[t * l.num_topk + lane]
+                                 : static_cast<const std::int32_t*>(a.topk_idx)[t * l.num_topk + lane];
       const std::int64_t first = static_cast<std::int64_t>(v.domain_base_rank + d) * a.num_local_experts;
       const bool local = e >= first && e < first + a.num_local_experts;
       store_index(dst.topk, lane, l.idx_bytes, local ? e - first : -1);
@@ -158,7 +162,8 @@ __device__ void run_sender(const HtDispatchArgs& a) {
       for (int j = 0; j < kRankSlots; ++j) {
         const int d = j * 32 + lane;
         if (d < G && d != me && sent[j] != published[j]) {
-          ptx::st_release_sys(RegionLayout::progress(v.peer_base[d], me, channel), static_cast<std::uint64_t>(sent[j]));
+          ptx::st_release_sys(RegionLayout::progress(v.peer_base[d], me, channel),
+                              static_cast<std::uint64_t>(sent[j]));
           published[j] = sent[j];
         }
       }
@@ -263,8 +268,10 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
   // Rows received by any rank must fit its region and (worst-case mode) its outputs.
   const std::int64_t limit = a.num_worst ? min(a.region.cap_rows, a.num_rows) : a.region.cap_rows;
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, limit, true, a.view, OpId::kDispatch)) return;
-  if (static_cast<int>(blockIdx.x) < a.num_senders) run_sender(a);
-  else run_receiver(a);
+  if (static_cast<int>(blockIdx.x) < a.num_senders)
+    run_sender(a);
+  else
+    run_receiver(a);
 }
 
 }  // namespace
@@ -272,8 +279,8 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   // Receivers count copied rows per (source, channel) in recv_copied, zeroed here.
-  EPCOMM_CUDA_CHECK(cudaMemsetAsync(args.recv_copied, 0,
-                                    sizeof(std::int32_t) * args.view.num_domain_ranks * args.num_channels, s));
+  EPCOMM_CUDA_CHECK(cudaMemsetAsync(
+      args.recv_copied, 0, sizeof(std::int32_t) * args.view.num_domain_ranks * args.num_channels, s));
   ht_dispatch_kernel<<<num_blocks, kThreads, 0, s>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }

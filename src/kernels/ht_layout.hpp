@@ -30,8 +30,8 @@ struct HtDispatchLayout {
            static_cast<std::size_t>(num_topk) * (static_cast<std::size_t>(idx_bytes) + 4u) + 4u;
   }
   // Lays out as many rows as fit in `data_bytes`.
-  EPCOMM_HD static HtDispatchLayout make(std::size_t data_bytes, std::int64_t row_bytes, int num_scales, int num_topk,
-                                         int idx_bytes) {
+  EPCOMM_HD static HtDispatchLayout make(std::size_t data_bytes, std::int64_t row_bytes, int num_scales,
+                                         int num_topk, int idx_bytes) {
     HtDispatchLayout l;
     l.row_bytes = row_bytes;
     l.num_scales = num_scales;
@@ -42,9 +42,12 @@ struct HtDispatchLayout {
     const auto cap = static_cast<std::size_t>(l.cap_rows);
     l.x_offset = 0;
     l.scales_offset = align_up(l.x_offset + cap * static_cast<std::size_t>(row_bytes), kSectionAlignment);
-    l.topk_offset = align_up(l.scales_offset + cap * 4u * static_cast<std::size_t>(num_scales), kSectionAlignment);
-    l.weights_offset = align_up(l.topk_offset + cap * static_cast<std::size_t>(num_topk * idx_bytes), kSectionAlignment);
-    l.src_idx_offset = align_up(l.weights_offset + cap * 4u * static_cast<std::size_t>(num_topk), kSectionAlignment);
+    l.topk_offset =
+        align_up(l.scales_offset + cap * 4u * static_cast<std::size_t>(num_scales), kSectionAlignment);
+    l.weights_offset =
+        align_up(l.topk_offset + cap * static_cast<std::size_t>(num_topk * idx_bytes), kSectionAlignment);
+    l.src_idx_offset =
+        align_up(l.weights_offset + cap * 4u * static_cast<std::size_t>(num_topk), kSectionAlignment);
     l.total_bytes = l.src_idx_offset + cap * 4u;
     return l;
   }
@@ -63,8 +66,10 @@ struct HtCombineLayout {
     const std::size_t per_row = static_cast<std::size_t>(row_bytes) + 4u * static_cast<std::size_t>(num_topk);
     const std::size_t slack = 2 * kSectionAlignment;
     l.cap_rows = data_bytes > slack ? static_cast<std::int64_t>((data_bytes - slack) / per_row) : 0;
-    l.weights_offset = align_up(static_cast<std::size_t>(l.cap_rows) * static_cast<std::size_t>(row_bytes), kSectionAlignment);
-    l.total_bytes = l.weights_offset + static_cast<std::size_t>(l.cap_rows) * 4u * static_cast<std::size_t>(num_topk);
+    l.weights_offset = align_up(static_cast<std::size_t>(l.cap_rows) * static_cast<std::size_t>(row_bytes),
+                                kSectionAlignment);
+    l.total_bytes =
+        l.weights_offset + static_cast<std::size_t>(l.cap_rows) * 4u * static_cast<std::size_t>(num_topk);
     return l;
   }
 };

@@ -107,7 +107,8 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     for (int r = threadIdx.x; r < G; r += blockDim.x) box.count_row[r] = a.chunk_start[r * (C + 1) + C];
     const std::int32_t* starts = a.chunk_start + p * (C + 1);
     for (int c = threadIdx.x; c < C; c += blockDim.x) box.chunk_count[c] = starts[c + 1] - starts[c];
-    for (int e = threadIdx.x; e < nle; e += blockDim.x) box.expert_count[e] = a.num_tokens_per_expert[p * nle + e];
+    for (int e = threadIdx.x; e < nle; e += blockDim.x)
+      box.expert_count[e] = a.num_tokens_per_expert[p * nle + e];
   }
   __syncthreads();
   bool ok = true;
@@ -156,7 +157,8 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   }
   for (int e = threadIdx.x; e < nle; e += blockDim.x) {
     std::int32_t n = 0;
-    for (int s = 0; s < G; ++s) n += Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).expert_count[e];
+    for (int s = 0; s < G; ++s)
+      n += Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).expert_count[e];
     n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
     a.num_recv_per_expert[e] = n;
     if (a.host_counts != nullptr) a.host_counts[1 + e] = n;

@@ -41,12 +41,14 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
       const std::int64_t expert = static_cast<std::int64_t>(row[slot]);
       if (expert == -1) continue;
       if (expert < -1 || expert >= args.num_experts) {
-        report_failure(args.status, StatusCode::kInvalidExpert, OpId::kLayout, CounterId::kNone, args.rank, -1,
-                       expert, token);
+        report_failure(args.status, StatusCode::kInvalidExpert, OpId::kLayout, CounterId::kNone, args.rank,
+                       -1, expert, token);
         continue;
       }
-      if (shared_experts) atomicAdd(&expert_counts[expert], 1);
-      else atomicAdd(&args.num_tokens_per_expert[expert], 1);
+      if (shared_experts)
+        atomicAdd(&expert_counts[expert], 1);
+      else
+        atomicAdd(&args.num_tokens_per_expert[expert], 1);
       const int rank = static_cast<int>(expert / experts_per_rank);
       // A token counts once per rank and once per domain however many of its experts live there:
       // count at the first slot that reaches that rank (domain).
@@ -81,9 +83,12 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
 void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
   const int num_domains = args.num_ranks / args.ranks_per_domain;
-  EPCOMM_CUDA_CHECK(cudaMemsetAsync(args.num_tokens_per_rank, 0, sizeof(std::int32_t) * args.num_ranks, stream));
-  EPCOMM_CUDA_CHECK(cudaMemsetAsync(args.num_tokens_per_domain, 0, sizeof(std::int32_t) * num_domains, stream));
-  EPCOMM_CUDA_CHECK(cudaMemsetAsync(args.num_tokens_per_expert, 0, sizeof(std::int32_t) * args.num_experts, stream));
+  EPCOMM_CUDA_CHECK(
+      cudaMemsetAsync(args.num_tokens_per_rank, 0, sizeof(std::int32_t) * args.num_ranks, stream));
+  EPCOMM_CUDA_CHECK(
+      cudaMemsetAsync(args.num_tokens_per_domain, 0, sizeof(std::int32_t) * num_domains, stream));
+  EPCOMM_CUDA_CHECK(
+      cudaMemsetAsync(args.num_tokens_per_expert, 0, sizeof(std::int32_t) * args.num_experts, stream));
   if (args.num_tokens == 0) return;
   const int shared_entries =
       args.num_ranks + num_domains + (args.num_experts <= kMaxSharedExperts ? args.num_experts : 0);

@@ -16,7 +16,7 @@ struct LayoutArgs {
   int num_experts = 0;
   int num_ranks = 0;
   int ranks_per_domain = 0;
-  int rank = 0;                             // reported with an invalid index
+  int rank = 0;                                   // reported with an invalid index
   std::int32_t* num_tokens_per_rank = nullptr;    // [num_ranks], zeroed before launch
   std::int32_t* num_tokens_per_domain = nullptr;  // [num_ranks / ranks_per_domain], zeroed
   std::int32_t* num_tokens_per_expert = nullptr;  // [num_experts], zeroed

@@ -36,7 +36,9 @@ __device__ __forceinline__ std::uint64_t ld_relaxed_sys(const std::uint64_t* p) 
 
 // Sleeps about `ns` nanoseconds: a poller that found nothing new backs off, so spinning warps do
 // not flood the memory system that the incoming rows are written through.
-__device__ __forceinline__ void backoff(unsigned ns) { __nanosleep(ns); }
+__device__ __forceinline__ void backoff(unsigned ns) {
+  __nanosleep(ns);
+}
 
 // Release store at system scope: publishes a flag to a peer GPU; every write this thread made
 // before it (and, after a CTA barrier, its block's writes it has observed) is visible to a peer
@@ -60,7 +62,9 @@ __device__ __forceinline__ void red_add_release_sys(int* p, int v) {
 // Full fence at system scope: orders this thread's earlier writes (to peers) before later ones.
 // Used before a block-wide barrier that precedes a single thread's release flag, so writes of
 // every thread in the block are covered (cumulativity through bar.sync).
-__device__ __forceinline__ void fence_acq_rel_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
+__device__ __forceinline__ void fence_acq_rel_sys() {
+  asm volatile("fence.acq_rel.sys;" ::: "memory");
+}
 
 // 16-byte load that bypasses L1 allocation: payload read once (rows to forward). Not for data
 // other GPUs write while this kernel runs.

@@ -55,7 +55,8 @@ struct RegionLayout {
   }
   EPCOMM_HD static char* mailbox(void* region, int parity, int src_domain_rank) {
     return static_cast<char*>(region) + kMailboxes +
-           kMailboxBytes * (static_cast<std::size_t>(parity) * kMaxDomainRanks + static_cast<std::size_t>(src_domain_rank));
+           kMailboxBytes * (static_cast<std::size_t>(parity) * kMaxDomainRanks +
+                            static_cast<std::size_t>(src_domain_rank));
   }
   EPCOMM_HD static std::uint64_t* progress(void* region, int src_domain_rank, int channel) {
     return reinterpret_cast<std::uint64_t*>(static_cast<char*>(region) + kProgress) +

@@ -25,8 +25,8 @@ float e4m3_to_float(uint8_t bits);
 // (either sign) gives 0x7f. Checked against the device intrinsic for all 2^32 inputs.
 uint8_t float_to_e4m3(float value);
 
-constexpr int kFp8BlockSize = 128;  // channels that share one FP8 scale
-constexpr float kFp8Max = 448.0f;   // largest finite E4M3 value
+constexpr int kFp8BlockSize = 128;      // channels that share one FP8 scale
+constexpr float kFp8Max = 448.0f;       // largest finite E4M3 value
 constexpr float kFp8AmaxFloor = 1e-4f;  // amax is clamped from below to avoid a zero scale
 
 // ---- geometry -------------------------------------------------------------------------------
@@ -55,22 +55,22 @@ struct Layout {
 
 // topk_idx: [num_tokens, num_topk] row-major; -1 means an empty slot. Throws epcomm::Error
 // (invalid argument, naming "topk_idx") for an entry outside [-1, E).
-Layout get_dispatch_layout(const Geometry& geometry, const std::vector<int64_t>& topk_idx,
-                           int64_t num_tokens, int num_topk);
+Layout get_dispatch_layout(const Geometry& geometry, const std::vector<int64_t>& topk_idx, int64_t num_tokens,
+                           int num_topk);
 
 // ---- high-throughput dispatch ----------------------------------------------------------------
 
 struct HtRankInput {
   int64_t num_tokens = 0;
   int num_topk = 0;
-  std::vector<int64_t> topk_idx;      // [T, k]: the routing
-  std::vector<float> topk_weights;    // [T, k]; may be empty when with_topk is false
-  int64_t row_bytes = 0;              // payload bytes per row (hidden*2 for BF16, hidden for FP8)
-  std::vector<uint8_t> x;             // [T, row_bytes]
-  int num_scales = 0;                 // FP8: hidden/128 scales per row; 0 for BF16
-  std::vector<float> scales;          // scale (t, j) at scales[t*scale_stride_token + j*scale_stride_block]
-  int64_t scale_stride_token = 0;     // in floats; (num_scales, 1) is row-major,
-  int64_t scale_stride_block = 0;     // (1, T) is column-major
+  std::vector<int64_t> topk_idx;    // [T, k]: the routing
+  std::vector<float> topk_weights;  // [T, k]; may be empty when with_topk is false
+  int64_t row_bytes = 0;            // payload bytes per row (hidden*2 for BF16, hidden for FP8)
+  std::vector<uint8_t> x;           // [T, row_bytes]
+  int num_scales = 0;               // FP8: hidden/128 scales per row; 0 for BF16
+  std::vector<float> scales;        // scale (t, j) at scales[t*scale_stride_token + j*scale_stride_block]
+  int64_t scale_stride_token = 0;   // in floats; (num_scales, 1) is row-major,
+  int64_t scale_stride_block = 0;   // (1, T) is column-major
 };
 
 struct HtDispatchOptions {
@@ -86,13 +86,13 @@ struct HtRoute {
 };
 
 struct HtRankOutput {
-  int64_t num_recv_tokens = 0;   // real received rows
-  int64_t num_rows = 0;          // rows of every output: num_worst_tokens if set, else num_recv_tokens
-  std::vector<uint8_t> recv_x;   // [num_rows, row_bytes]; padding rows are zero here but
-                                 // unspecified on the GPU (tests compare the first num_recv_tokens)
-  std::vector<float> recv_scales;          // [num_rows, num_scales] row-major
-  std::vector<int64_t> recv_topk_idx;      // [num_rows, k]: local expert id or -1 (all -1 on padding)
-  std::vector<float> recv_topk_weights;    // [num_rows, k]: 0 where recv_topk_idx is -1
+  int64_t num_recv_tokens = 0;         // real received rows
+  int64_t num_rows = 0;                // rows of every output: num_worst_tokens if set, else num_recv_tokens
+  std::vector<uint8_t> recv_x;         // [num_rows, row_bytes]; padding rows are zero here but
+                                       // unspecified on the GPU (tests compare the first num_recv_tokens)
+  std::vector<float> recv_scales;      // [num_rows, num_scales] row-major
+  std::vector<int64_t> recv_topk_idx;  // [num_rows, k]: local expert id or -1 (all -1 on padding)
+  std::vector<float> recv_topk_weights;             // [num_rows, k]: 0 where recv_topk_idx is -1
   std::vector<int32_t> num_recv_tokens_per_expert;  // [E/R], each rounded up to expert_alignment
   HtRoute route;
 };
@@ -115,8 +115,8 @@ struct HtCombineRankInput {
 };
 
 struct HtCombineRankOutput {
-  std::vector<uint16_t> out;           // [T, hidden] BF16
-  std::vector<float> topk_weights;     // [T, k] or empty
+  std::vector<uint16_t> out;        // [T, hidden] BF16
+  std::vector<float> topk_weights;  // [T, k] or empty
 };
 
 // out[t] = bias0[t] + bias1[t] + sum over ranks r that received t (ascending r) of x_r[row of t],
@@ -138,10 +138,10 @@ struct LlOptions {
 };
 
 struct LlRankInput {
-  int64_t num_tokens = 0;            // <= max_tokens_per_rank
+  int64_t num_tokens = 0;  // <= max_tokens_per_rank
   int num_topk = 0;
-  std::vector<int64_t> topk_idx;     // [num_tokens, k]
-  std::vector<uint16_t> x;           // [num_tokens, hidden] BF16
+  std::vector<int64_t> topk_idx;  // [num_tokens, k]
+  std::vector<uint16_t> x;        // [num_tokens, hidden] BF16
 };
 
 // One received row per (token, selected expert). The reference orders each expert's rows by source
@@ -152,13 +152,14 @@ struct LlRankInput {
 // the GPU); BF16 rows are stored little-endian. An empty range's begin is where the next source's
 // rows start (the GPU may differ there).
 struct LlRankOutput {
-  int64_t capacity = 0;                   // R * T rows per local expert
-  std::vector<uint8_t> recv_x;            // [nle, capacity, hidden * (fp8 ? 1 : 2)]
-  std::vector<float> recv_scales;         // fp8 && !ue8m0: [nle, hidden/128, capacity] (column-major per expert)
-  std::vector<int32_t> recv_scales_ue8m0; // ue8m0: [nle, ceil(hidden/512), capacity]; byte j of word w is block 4w+j
-  std::vector<int32_t> recv_count;        // [nle]
-  std::vector<int64_t> layout_range;      // [nle, R]: (begin << 32) | count of each source's rows
-  std::vector<int32_t> src_info;          // [nle, capacity]: token index on its source rank
+  int64_t capacity = 0;            // R * T rows per local expert
+  std::vector<uint8_t> recv_x;     // [nle, capacity, hidden * (fp8 ? 1 : 2)]
+  std::vector<float> recv_scales;  // fp8 && !ue8m0: [nle, hidden/128, capacity] (column-major per expert)
+  std::vector<int32_t>
+      recv_scales_ue8m0;  // ue8m0: [nle, ceil(hidden/512), capacity]; byte j of word w is block 4w+j
+  std::vector<int32_t> recv_count;    // [nle]
+  std::vector<int64_t> layout_range;  // [nle, R]: (begin << 32) | count of each source's rows
+  std::vector<int32_t> src_info;      // [nle, capacity]: token index on its source rank
 };
 
 // The FP8 cast of one BF16 row (SPEC "Low-latency dispatch"): q[hidden], scale_inv[hidden/128].

@@ -3,10 +3,10 @@
 #include "kernels/barrier.hpp"
 #include "kernels/region_layout.hpp"
 #include "runtime/buffer_impl.hpp"
-#include "runtime/ht_plan.hpp"
 #include "runtime/check.hpp"
 #include "runtime/cuda_check.hpp"
 #include "runtime/env.hpp"
+#include "runtime/ht_plan.hpp"
 #include "runtime/log.hpp"
 #include "runtime/status_message.hpp"
 
@@ -23,21 +23,26 @@ struct RegionRecord {
 
 void validate_options(const BufferOptions& options, const DomainInfo& domains) {
   EPCOMM_CHECK_ARG(options.num_nvl_bytes >= 0, "num_nvl_bytes: expected >= 0, got ", options.num_nvl_bytes);
-  EPCOMM_CHECK_ARG(options.num_rdma_bytes >= 0, "num_rdma_bytes: expected >= 0, got ", options.num_rdma_bytes);
+  EPCOMM_CHECK_ARG(options.num_rdma_bytes >= 0, "num_rdma_bytes: expected >= 0, got ",
+                   options.num_rdma_bytes);
   EPCOMM_CHECK_ARG(options.timeout_ms == -1 || options.timeout_ms > 0, "timeout_ms: expected > 0 or -1, got ",
                    options.timeout_ms);
-  EPCOMM_REQUIRE(domains.num_domains == 1, ErrorCategory::kUnsupported, "num_domains: this build serves one NVLink ",
-                 "domain (ranks on one host), got ", domains.num_domains, " domains; multi-domain mode needs the ",
+  EPCOMM_REQUIRE(domains.num_domains == 1, ErrorCategory::kUnsupported,
+                 "num_domains: this build serves one NVLink ", "domain (ranks on one host), got ",
+                 domains.num_domains, " domains; multi-domain mode needs the ",
                  "NVSHMEM transport, which is not available yet");
   EPCOMM_REQUIRE(options.num_rdma_bytes == 0, ErrorCategory::kUnsupported,
-                 "num_rdma_bytes: expected 0 (no RDMA transport in this build), got ", options.num_rdma_bytes);
+                 "num_rdma_bytes: expected 0 (no RDMA transport in this build), got ",
+                 options.num_rdma_bytes);
   EPCOMM_REQUIRE(domains.ranks_per_domain <= kMaxDomainRanks, ErrorCategory::kUnsupported,
-                 "ranks per NVLink domain: at most ", kMaxDomainRanks, " supported, got ", domains.ranks_per_domain);
+                 "ranks per NVLink domain: at most ", kMaxDomainRanks, " supported, got ",
+                 domains.ranks_per_domain);
 }
 
 }  // namespace
 
-Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options) : impl_(std::make_unique<Impl>()) {
+Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
+    : impl_(std::make_unique<Impl>()) {
   EPCOMM_CHECK_ARG(bootstrap != nullptr, "bootstrap: expected a bootstrap, got null");
   Impl& m = *impl_;
   m.bootstrap = std::move(bootstrap);
@@ -49,9 +54,11 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
 
   EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));
   EPCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&m.num_sms, cudaDevAttrMultiProcessorCount, m.device));
-  const std::int64_t timeout_ms = options.timeout_ms > 0 ? options.timeout_ms : env::get_int("EPCOMM_TIMEOUT_MS");
+  const std::int64_t timeout_ms =
+      options.timeout_ms > 0 ? options.timeout_ms : env::get_int("EPCOMM_TIMEOUT_MS");
 
-  const std::size_t region_bytes = RegionLayout::region_bytes(static_cast<std::size_t>(options.num_nvl_bytes));
+  const std::size_t region_bytes =
+      RegionLayout::region_bytes(static_cast<std::size_t>(options.num_nvl_bytes));
   m.region = DeviceBuffer(region_bytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.region.get(), 0, region_bytes));
   m.status = MappedHostBuffer(sizeof(DeviceStatus));
@@ -93,8 +100,8 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
     }
   }
   m.bootstrap->barrier();  // every peer has mapped every region before any kernel writes to one
-  EPCOMM_LOG_INFO("buffer ready: ", G, " ranks in the NVLink domain, ", region_bytes, " bytes per region, timeout ",
-                  timeout_ms, " ms");
+  EPCOMM_LOG_INFO("buffer ready: ", G, " ranks in the NVLink domain, ", region_bytes,
+                  " bytes per region, timeout ", timeout_ms, " ms");
 }
 
 Buffer::~Buffer() {
@@ -102,7 +109,8 @@ Buffer::~Buffer() {
   // Peers may still be writing into this rank's region: finish local work, then wait for every rank
   // to reach teardown before unmapping. Errors are logged; a destructor never throws.
   const cudaError_t status = cudaStreamSynchronize(impl_->comm.get());
-  if (status != cudaSuccess) EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
+  if (status != cudaSuccess)
+    EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
   try {
     impl_->bootstrap->barrier();
   } catch (const std::exception& e) {
@@ -110,12 +118,24 @@ Buffer::~Buffer() {
   }
 }
 
-int Buffer::rank() const { return impl_->rank(); }
-int Buffer::num_ranks() const { return impl_->num_ranks(); }
-int Buffer::num_domain_ranks() const { return impl_->domains.ranks_per_domain; }
-int Buffer::num_domains() const { return impl_->domains.num_domains; }
-cudaStream_t Buffer::comm_stream() const { return impl_->comm.get(); }
-std::int64_t Buffer::num_nvl_bytes() const { return impl_->options.num_nvl_bytes; }
+int Buffer::rank() const {
+  return impl_->rank();
+}
+int Buffer::num_ranks() const {
+  return impl_->num_ranks();
+}
+int Buffer::num_domain_ranks() const {
+  return impl_->domains.ranks_per_domain;
+}
+int Buffer::num_domains() const {
+  return impl_->domains.num_domains;
+}
+cudaStream_t Buffer::comm_stream() const {
+  return impl_->comm.get();
+}
+std::int64_t Buffer::num_nvl_bytes() const {
+  return impl_->options.num_nvl_bytes;
+}
 
 void Buffer::check_status() {
   DeviceStatus* status = impl_->status_ptr();

@@ -18,16 +18,16 @@ struct Buffer::Impl {
   int device = 0;
   int num_sms = 0;  // multiprocessors of this device
 
-  DeviceBuffer region;                 // this rank's NVLink region (RegionLayout)
-  std::vector<IpcMapping> peer_maps;   // [G]; empty entry for this rank
-  MappedHostBuffer status;             // DeviceStatus, written by kernels
-  MappedHostBuffer host_counts;        // notify's results for the host (HtHostCounts)
-  DeviceBuffer counters;               // device-private counters (Counter)
-  DeviceBuffer scratch;                // per-operation device scratch (ht_plan.hpp: HtScratch)
-  Stream comm;                         // the communication stream
-  Event order_event;                   // reused for stream-to-stream ordering inside a call
-  DomainView view;                     // what kernels get
-  std::shared_ptr<Buffer::LlState> ll; // low-latency mode's state (ll_state.hpp); null otherwise
+  DeviceBuffer region;                  // this rank's NVLink region (RegionLayout)
+  std::vector<IpcMapping> peer_maps;    // [G]; empty entry for this rank
+  MappedHostBuffer status;              // DeviceStatus, written by kernels
+  MappedHostBuffer host_counts;         // notify's results for the host (HtHostCounts)
+  DeviceBuffer counters;                // device-private counters (Counter)
+  DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
+  Stream comm;                          // the communication stream
+  Event order_event;                    // reused for stream-to-stream ordering inside a call
+  DomainView view;                      // what kernels get
+  std::shared_ptr<Buffer::LlState> ll;  // low-latency mode's state (ll_state.hpp); null otherwise
 
   // Slots of `counters` (uint64 each).
   enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1 };
@@ -38,7 +38,9 @@ struct Buffer::Impl {
   DeviceStatus* status_ptr() const { return static_cast<DeviceStatus*>(status.host()); }
 };
 
-inline const DomainView& buffer_impl_view(const Buffer& buffer) { return buffer.internal().view; }
+inline const DomainView& buffer_impl_view(const Buffer& buffer) {
+  return buffer.internal().view;
+}
 
 // Orders one operation against the caller (see epcomm/stream.hpp): the communication stream waits
 // on the caller's stream or event on construction; finish() joins the caller's stream or returns

@@ -23,10 +23,10 @@ std::string concat(Parts&&... parts) {
 }  // namespace epcomm::detail
 
 // Throws epcomm::Error(category) with the streamed message parts when `cond` is false.
-#define EPCOMM_REQUIRE(cond, category, ...)                                                        \
-  do {                                                                                            \
-    if (!(cond)) ::epcomm::detail::raise((category), ::epcomm::detail::concat(__VA_ARGS__),       \
-                                         __FILE__, __LINE__);                                     \
+#define EPCOMM_REQUIRE(cond, category, ...)                                                           \
+  do {                                                                                                \
+    if (!(cond))                                                                                      \
+      ::epcomm::detail::raise((category), ::epcomm::detail::concat(__VA_ARGS__), __FILE__, __LINE__); \
   } while (0)
 
 // Argument checks: the message must name the argument, what was expected and what was given.

@@ -15,11 +15,11 @@ namespace epcomm::detail {
 
 }  // namespace epcomm::detail
 
-#define EPCOMM_CUDA_CHECK(call)                                                         \
-  do {                                                                                  \
-    const cudaError_t epcomm_status_ = (call);                                          \
-    if (epcomm_status_ != cudaSuccess)                                                  \
-      ::epcomm::detail::raise_cuda(epcomm_status_, #call, __FILE__, __LINE__);          \
+#define EPCOMM_CUDA_CHECK(call)                                                \
+  do {                                                                         \
+    const cudaError_t epcomm_status_ = (call);                                 \
+    if (epcomm_status_ != cudaSuccess)                                         \
+      ::epcomm::detail::raise_cuda(epcomm_status_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // After a kernel launch: reports launch-configuration errors at the launch site.

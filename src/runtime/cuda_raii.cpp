@@ -27,7 +27,9 @@ MappedHostBuffer::~MappedHostBuffer() {
   if (host_ != nullptr) log_release_failure(cudaFreeHost(host_), "cudaFreeHost");
 }
 
-Stream::Stream() { EPCOMM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+Stream::Stream() {
+  EPCOMM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+}
 Stream::~Stream() {
   if (stream_ != nullptr) log_release_failure(cudaStreamDestroy(stream_), "cudaStreamDestroy");
 }
@@ -38,7 +40,9 @@ Event::Event(bool timing) {
 Event::~Event() {
   if (event_ != nullptr) log_release_failure(cudaEventDestroy(event_), "cudaEventDestroy");
 }
-void Event::record(cudaStream_t stream) { EPCOMM_CUDA_CHECK(cudaEventRecord(event_, stream)); }
+void Event::record(cudaStream_t stream) {
+  EPCOMM_CUDA_CHECK(cudaEventRecord(event_, stream));
+}
 
 IpcMapping::IpcMapping(const cudaIpcMemHandle_t& handle) {
   EPCOMM_CUDA_CHECK(cudaIpcOpenMemHandle(&ptr_, handle, cudaIpcMemLazyEnablePeerAccess));

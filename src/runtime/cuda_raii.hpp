@@ -16,16 +16,26 @@ class DeviceBuffer {
   explicit DeviceBuffer(std::size_t bytes);
   ~DeviceBuffer();
   DeviceBuffer(DeviceBuffer&& other) noexcept { swap(other); }
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept { DeviceBuffer tmp(std::move(other)); swap(tmp); return *this; }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    DeviceBuffer tmp(std::move(other));
+    swap(tmp);
+    return *this;
+  }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 
   void* get() const { return ptr_; }
-  template <typename T> T* as() const { return static_cast<T*>(ptr_); }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
   std::size_t bytes() const { return bytes_; }
 
  private:
-  void swap(DeviceBuffer& other) noexcept { std::swap(ptr_, other.ptr_); std::swap(bytes_, other.bytes_); }
+  void swap(DeviceBuffer& other) noexcept {
+    std::swap(ptr_, other.ptr_);
+    std::swap(bytes_, other.bytes_);
+  }
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
 };
@@ -37,7 +47,11 @@ class MappedHostBuffer {
   explicit MappedHostBuffer(std::size_t bytes);
   ~MappedHostBuffer();
   MappedHostBuffer(MappedHostBuffer&& other) noexcept { swap(other); }
-  MappedHostBuffer& operator=(MappedHostBuffer&& other) noexcept { MappedHostBuffer t(std::move(other)); swap(t); return *this; }
+  MappedHostBuffer& operator=(MappedHostBuffer&& other) noexcept {
+    MappedHostBuffer t(std::move(other));
+    swap(t);
+    return *this;
+  }
   MappedHostBuffer(const MappedHostBuffer&) = delete;
   MappedHostBuffer& operator=(const MappedHostBuffer&) = delete;
 
@@ -46,7 +60,11 @@ class MappedHostBuffer {
   std::size_t bytes() const { return bytes_; }
 
  private:
-  void swap(MappedHostBuffer& o) noexcept { std::swap(host_, o.host_); std::swap(device_, o.device_); std::swap(bytes_, o.bytes_); }
+  void swap(MappedHostBuffer& o) noexcept {
+    std::swap(host_, o.host_);
+    std::swap(device_, o.device_);
+    std::swap(bytes_, o.bytes_);
+  }
   void* host_ = nullptr;
   void* device_ = nullptr;
   std::size_t bytes_ = 0;
@@ -71,7 +89,10 @@ class Event {
   explicit Event(bool timing = false);
   ~Event();
   Event(Event&& other) noexcept : event_(std::exchange(other.event_, nullptr)) {}
-  Event& operator=(Event&& other) noexcept { std::swap(event_, other.event_); return *this; }
+  Event& operator=(Event&& other) noexcept {
+    std::swap(event_, other.event_);
+    return *this;
+  }
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
   cudaEvent_t get() const { return event_; }
@@ -88,7 +109,10 @@ class IpcMapping {
   explicit IpcMapping(const cudaIpcMemHandle_t& handle);
   ~IpcMapping();
   IpcMapping(IpcMapping&& other) noexcept : ptr_(std::exchange(other.ptr_, nullptr)) {}
-  IpcMapping& operator=(IpcMapping&& other) noexcept { std::swap(ptr_, other.ptr_); return *this; }
+  IpcMapping& operator=(IpcMapping&& other) noexcept {
+    std::swap(ptr_, other.ptr_);
+    return *this;
+  }
   IpcMapping(const IpcMapping&) = delete;
   IpcMapping& operator=(const IpcMapping&) = delete;
   void* get() const { return ptr_; }

@@ -38,7 +38,8 @@ class StreamOrderedAllocator final : public Allocator {
   void deallocate(void* ptr, std::size_t, cudaStream_t stream) noexcept override {
     if (ptr == nullptr) return;
     const cudaError_t status = cudaFreeAsync(ptr, stream);
-    if (status != cudaSuccess) EPCOMM_LOG_WARN("cudaFreeAsync failed during cleanup: ", cudaGetErrorString(status));
+    if (status != cudaSuccess)
+      EPCOMM_LOG_WARN("cudaFreeAsync failed during cleanup: ", cudaGetErrorString(status));
   }
 };
 
@@ -54,14 +55,13 @@ DeviceTensor DeviceTensor::empty(const std::shared_ptr<Allocator>& allocator, DT
   DeviceTensor t;
   t.view_ = Tensor::contiguous(nullptr, dtype, shape);
   for (int d = 0; d < t.view_.ndim; ++d)
-    EPCOMM_CHECK_ARG(t.view_.shape[static_cast<std::size_t>(d)] >= 0, "DeviceTensor::empty: negative extent in ",
-                     t.view_.describe());
+    EPCOMM_CHECK_ARG(t.view_.shape[static_cast<std::size_t>(d)] >= 0,
+                     "DeviceTensor::empty: negative extent in ", t.view_.describe());
   const std::size_t bytes = t.view_.nbytes();
   void* ptr = allocator->allocate(bytes, stream);
   t.view_.data = ptr;
-  t.storage_ = std::shared_ptr<void>(ptr, [allocator, bytes, stream](void* p) {
-    allocator->deallocate(p, bytes, stream);
-  });
+  t.storage_ = std::shared_ptr<void>(
+      ptr, [allocator, bytes, stream](void* p) { allocator->deallocate(p, bytes, stream); });
   return t;
 }
 

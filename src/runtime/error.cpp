@@ -4,14 +4,22 @@ namespace epcomm {
 
 const char* to_string(ErrorCategory category) noexcept {
   switch (category) {
-    case ErrorCategory::kInvalidArgument: return "invalid argument";
-    case ErrorCategory::kUnsupported: return "unsupported";
-    case ErrorCategory::kCuda: return "cuda";
-    case ErrorCategory::kNccl: return "nccl";
-    case ErrorCategory::kNvshmem: return "nvshmem";
-    case ErrorCategory::kBootstrap: return "bootstrap";
-    case ErrorCategory::kTimeout: return "timeout";
-    case ErrorCategory::kInternal: return "internal";
+    case ErrorCategory::kInvalidArgument:
+      return "invalid argument";
+    case ErrorCategory::kUnsupported:
+      return "unsupported";
+    case ErrorCategory::kCuda:
+      return "cuda";
+    case ErrorCategory::kNccl:
+      return "nccl";
+    case ErrorCategory::kNvshmem:
+      return "nvshmem";
+    case ErrorCategory::kBootstrap:
+      return "bootstrap";
+    case ErrorCategory::kTimeout:
+      return "timeout";
+    case ErrorCategory::kInternal:
+      return "internal";
   }
   return "unknown";
 }

@@ -21,8 +21,8 @@ T* data_of(const DeviceTensor& t) {
 // Runs notify and fills the routing part of the handle. Without worst-case mode, waits for the
 // counts on the host (the one device-to-host handshake) and checks every rank's rows fit.
 void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
-                const HtDispatchPlan& plan, const HtDispatchLayout& region, CommScope& scope, DispatchHandle& h,
-                std::vector<int>& per_expert_host) {
+                const HtDispatchPlan& plan, const HtDispatchLayout& region, CommScope& scope,
+                DispatchHandle& h, std::vector<int>& per_expert_host) {
   const int G = m.domains.ranks_per_domain;
   const int C = plan.num_channels;
   const int nle = shape.num_experts / m.num_ranks();
@@ -71,7 +71,8 @@ void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchSh
   h.num_rows = counts[0];
   per_expert_host.assign(counts + 1, counts + 1 + nle);
   h.count_matrix_host.assign(counts + 1 + nle, counts + 1 + nle + G * G);
-  check_rows_fit(rows_received(h.count_matrix_host.data(), G), region.cap_rows, region.bytes_per_row(), "dispatch");
+  check_rows_fit(rows_received(h.count_matrix_host.data(), G), region.cap_rows, region.bytes_per_row(),
+                 "dispatch");
 }
 
 }  // namespace
@@ -84,10 +85,11 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   const HtDispatchPlan plan =
       plan_ht_dispatch(a.config.num_sms, m.num_sms, shape.num_tokens, cached ? a.handle->num_channels : 0);
   const HtDispatchLayout region =
-      HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), shape.row_bytes, shape.num_scales,
-                             shape.num_topk, shape.idx_bytes);
+      HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), shape.row_bytes,
+                             shape.num_scales, shape.num_topk, shape.idx_bytes);
   if (a.num_worst_tokens > 0 && !cached)
-    check_rows_fit({a.num_worst_tokens}, region.cap_rows, region.bytes_per_row(), "dispatch (num_worst_tokens)");
+    check_rows_fit({a.num_worst_tokens}, region.cap_rows, region.bytes_per_row(),
+                   "dispatch (num_worst_tokens)");
 
   CommScope scope(m, options);
   DispatchResult out;
@@ -106,7 +108,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   const cudaStream_t s = scope.alloc_stream();
   const std::int64_t rows = h.num_rows;
   out.recv_x = DeviceTensor::empty(m.allocator, a.x.dtype, {rows, shape.hidden}, s);
-  if (shape.fp8) out.recv_x_scales = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_scales}, s);
+  if (shape.fp8)
+    out.recv_x_scales = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_scales}, s);
   if (shape.num_topk > 0) {
     out.recv_topk_idx = DeviceTensor::empty(m.allocator, a.topk_idx.dtype, {rows, shape.num_topk}, s);
     out.recv_topk_weights = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_topk}, s);

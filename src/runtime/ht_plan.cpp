@@ -17,10 +17,10 @@ int ht_receiver_blocks(int num_sms) {
 namespace {
 // The SM budget of one high-throughput kernel.
 void check_num_sms(int num_sms, int device_sms) {
-  EPCOMM_CHECK_ARG(num_sms >= 2 && num_sms <= kMaxBlocks, "config.num_sms: expected 2 to ", kMaxBlocks, ", got ",
-                   num_sms);
-  EPCOMM_CHECK_ARG(num_sms <= device_sms, "config.num_sms: this GPU has ", device_sms, " multiprocessors, got ",
-                   num_sms);
+  EPCOMM_CHECK_ARG(num_sms >= 2 && num_sms <= kMaxBlocks, "config.num_sms: expected 2 to ", kMaxBlocks,
+                   ", got ", num_sms);
+  EPCOMM_CHECK_ARG(num_sms <= device_sms, "config.num_sms: this GPU has ", device_sms,
+                   " multiprocessors, got ", num_sms);
 }
 }  // namespace
 
@@ -32,9 +32,9 @@ HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_to
     EPCOMM_REQUIRE(num_channels % kHtWarpsPerBlock == 0, ErrorCategory::kInternal, "handle: ", num_channels,
                    " channels is not a whole number of blocks");
     plan.num_senders = num_channels / kHtWarpsPerBlock;
-    EPCOMM_CHECK_ARG(plan.num_senders < num_sms, "config.num_sms: a cached dispatch keeps the handle's ",
-                     plan.num_senders, " sender blocks and needs at least one receiver block beside them; got num_sms ",
-                     num_sms);
+    EPCOMM_CHECK_ARG(
+        plan.num_senders < num_sms, "config.num_sms: a cached dispatch keeps the handle's ", plan.num_senders,
+        " sender blocks and needs at least one receiver block beside them; got num_sms ", num_sms);
   } else {
     plan.num_senders = num_sms - ht_receiver_blocks(num_sms);
   }
@@ -69,12 +69,13 @@ std::vector<std::int64_t> rows_returned(const std::int32_t* count_matrix, int G)
   return rows;
 }
 
-void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows, std::size_t bytes_per_row,
-                    const char* what) {
+void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows,
+                    std::size_t bytes_per_row, const char* what) {
   for (std::size_t r = 0; r < rows_per_rank.size(); ++r)
     EPCOMM_CHECK_ARG(rows_per_rank[r] <= cap_rows, "num_nvl_bytes: too small for this ", what, ": rank ", r,
-                     " needs ", rows_per_rank[r], " rows of ", bytes_per_row, " bytes but the region holds ", cap_rows,
-                     " (about ", static_cast<double>(rows_per_rank[r]) * static_cast<double>(bytes_per_row) / 1e6,
+                     " needs ", rows_per_rank[r], " rows of ", bytes_per_row, " bytes but the region holds ",
+                     cap_rows, " (about ",
+                     static_cast<double>(rows_per_rank[r]) * static_cast<double>(bytes_per_row) / 1e6,
                      " MB of workspace needed)");
 }
 

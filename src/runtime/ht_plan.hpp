@@ -53,8 +53,8 @@ std::vector<std::int64_t> rows_returned(const std::int32_t* count_matrix, int G)
 
 // Throws epcomm::Error naming num_nvl_bytes (and the rank and rows) when some rank's rows exceed
 // the region's capacity.
-void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows, std::size_t bytes_per_row,
-                    const char* what);
+void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows,
+                    std::size_t bytes_per_row, const char* what);
 
 // Receiver blocks per sender block of a dispatch (EPCOMM_HT_RECEIVER_SHARE overrides, in percent of
 // the budget).

@@ -7,7 +7,8 @@
 
 namespace epcomm {
 
-DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_experts, const CallOptions& options) {
+DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_experts,
+                                           const CallOptions& options) {
   check_status();
   Impl& m = *impl_;
   const int R = m.num_ranks();

@@ -45,11 +45,14 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   state->num_blocks = impl_->num_sms;
   impl_->ll = std::move(state);
   EPCOMM_LOG_INFO("low-latency mode: max_tokens_per_rank ", ll.max_tokens_per_rank, ", hidden ", ll.hidden,
-                  ", num_experts ", ll.num_experts, ", max_topk ", ll.max_topk, ", ", impl_->ll->layout.total_bytes,
-                  " bytes of the region, ", impl_->ll->num_blocks, " blocks per launch");
+                  ", num_experts ", ll.num_experts, ", max_topk ", ll.max_topk, ", ",
+                  impl_->ll->layout.total_bytes, " bytes of the region, ", impl_->ll->num_blocks,
+                  " blocks per launch");
 }
 
-Buffer::LlState* Buffer::low_latency_state() const { return impl_->ll.get(); }
+Buffer::LlState* Buffer::low_latency_state() const {
+  return impl_->ll.get();
+}
 
 Tensor Buffer::get_next_low_latency_combine_buffer(const LlHandle& handle) const {
   const LlState& st = checks::require_ll_state(impl_->ll.get(), "get_next_low_latency_combine_buffer");

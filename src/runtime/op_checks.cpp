@@ -17,13 +17,15 @@ void check_layout_args(const Tensor& topk_idx, int num_experts, int num_ranks) {
   expect_shape(topk_idx, "topk_idx", {kAny, kAny});
   expect_contiguous(topk_idx, "topk_idx");
   const std::int64_t k = topk_idx.size(1);
-  EPCOMM_CHECK_ARG(k >= 1 && k <= kMaxTopk, "topk_idx: expected 1 to ", kMaxTopk, " columns (top-k), got ", k);
+  EPCOMM_CHECK_ARG(k >= 1 && k <= kMaxTopk, "topk_idx: expected 1 to ", kMaxTopk, " columns (top-k), got ",
+                   k);
 }
 
 void check_hidden(std::int64_t hidden, DType dtype, const char* name) {
   const std::int64_t row_bytes = hidden * static_cast<std::int64_t>(dtype_size(dtype));
-  EPCOMM_CHECK_ARG(hidden > 0 && row_bytes % 16 == 0, name, ": expected a hidden size whose rows are a multiple of ",
-                   "16 bytes, got hidden ", hidden, " of ", to_string(dtype), " (", row_bytes, " bytes)");
+  EPCOMM_CHECK_ARG(hidden > 0 && row_bytes % 16 == 0, name,
+                   ": expected a hidden size whose rows are a multiple of ", "16 bytes, got hidden ", hidden,
+                   " of ", to_string(dtype), " (", row_bytes, " bytes)");
 }
 
 }  // namespace epcomm::checks
@@ -35,7 +37,8 @@ constexpr int kFp8ScaleBlock = 128;  // channels sharing one FP8 scale
 
 void check_handle(const DispatchHandle& h, int num_ranks) {
   EPCOMM_CHECK_ARG(h.defined(), "handle: expected the handle of a previous dispatch, got an empty one");
-  EPCOMM_CHECK_ARG(h.num_ranks == num_ranks, "handle: made for ", h.num_ranks, " ranks, this buffer has ", num_ranks);
+  EPCOMM_CHECK_ARG(h.num_ranks == num_ranks, "handle: made for ", h.num_ranks, " ranks, this buffer has ",
+                   num_ranks);
 }
 }  // namespace
 
@@ -52,13 +55,15 @@ DispatchShape check_dispatch_args(const DispatchArgs& a, int num_ranks) {
   shape.row_bytes = shape.hidden * static_cast<std::int64_t>(dtype_size(a.x.dtype));
   const std::int64_t T = shape.num_tokens;
   if (shape.fp8) {
-    EPCOMM_CHECK_ARG(shape.hidden % kFp8ScaleBlock == 0, "x: FP8 rows need a hidden size that is a multiple of ",
-                     kFp8ScaleBlock, ", got ", shape.hidden);
+    EPCOMM_CHECK_ARG(shape.hidden % kFp8ScaleBlock == 0,
+                     "x: FP8 rows need a hidden size that is a multiple of ", kFp8ScaleBlock, ", got ",
+                     shape.hidden);
     shape.num_scales = static_cast<int>(shape.hidden / kFp8ScaleBlock);
     expect_dtype(a.x_scales, "x_scales", {DType::kF32});
     expect_shape(a.x_scales, "x_scales", {T, shape.num_scales});
   } else {
-    EPCOMM_CHECK_ARG(!a.x_scales.defined(), "x_scales: only FP8 x carries scales, but x is ", to_string(a.x.dtype));
+    EPCOMM_CHECK_ARG(!a.x_scales.defined(), "x_scales: only FP8 x carries scales, but x is ",
+                     to_string(a.x.dtype));
   }
   if (a.topk_idx.defined()) {
     expect_dtype(a.topk_idx, "topk_idx", {DType::kI64, DType::kI32});
@@ -114,8 +119,8 @@ CombineShape check_combine_args(const CombineArgs& a, int num_ranks) {
     expect_shape(a.topk_weights, "topk_weights", {h.num_rows, kAny});
     expect_contiguous(a.topk_weights, "topk_weights");
     shape.num_topk = static_cast<int>(a.topk_weights.size(1));
-    EPCOMM_CHECK_ARG(shape.num_topk >= 1 && shape.num_topk <= kMaxTopk, "topk_weights: expected 1 to ", kMaxTopk,
-                     " columns, got ", shape.num_topk);
+    EPCOMM_CHECK_ARG(shape.num_topk >= 1 && shape.num_topk <= kMaxTopk, "topk_weights: expected 1 to ",
+                     kMaxTopk, " columns, got ", shape.num_topk);
   }
   const char* names[2] = {"bias0", "bias1"};
   const Tensor* biases[2] = {&a.bias0, &a.bias1};

@@ -10,7 +10,8 @@ EventHandle EventHandle::record(cudaStream_t stream) {
   EPCOMM_CUDA_CHECK(cudaEventCreateWithFlags(&raw, cudaEventDisableTiming));
   std::shared_ptr<CUevent_st> event(raw, [](cudaEvent_t e) {
     const cudaError_t status = cudaEventDestroy(e);
-    if (status != cudaSuccess) EPCOMM_LOG_WARN("cudaEventDestroy failed during cleanup: ", cudaGetErrorString(status));
+    if (status != cudaSuccess)
+      EPCOMM_LOG_WARN("cudaEventDestroy failed during cleanup: ", cudaGetErrorString(status));
   });
   EPCOMM_CUDA_CHECK(cudaEventRecord(raw, stream));
   return EventHandle(std::move(event));

@@ -45,20 +45,24 @@ void expect_shape(const Tensor& t, const char* name, std::initializer_list<std::
   d = 0;
   for (std::int64_t extent : shape) {
     want << (d++ ? ", " : "");
-    if (extent == kAny) want << '*'; else want << extent;
+    if (extent == kAny)
+      want << '*';
+    else
+      want << extent;
   }
   want << ']';
-  EPCOMM_THROW(ErrorCategory::kInvalidArgument, name, ": expected shape ", want.str(), ", got ", t.describe());
+  EPCOMM_THROW(ErrorCategory::kInvalidArgument, name, ": expected shape ", want.str(), ", got ",
+               t.describe());
 }
 
 void expect_contiguous(const Tensor& t, const char* name) {
-  EPCOMM_CHECK_ARG(t.is_contiguous(), name, ": expected a contiguous tensor, got ", t.describe(), " with strides (",
-                   t.stride[0], t.ndim > 1 ? ", ..." : "", ")");
+  EPCOMM_CHECK_ARG(t.is_contiguous(), name, ": expected a contiguous tensor, got ", t.describe(),
+                   " with strides (", t.stride[0], t.ndim > 1 ? ", ..." : "", ")");
 }
 
 void expect_aligned(const Tensor& t, const char* name, std::size_t alignment) {
-  EPCOMM_CHECK_ARG(reinterpret_cast<std::uintptr_t>(t.data) % alignment == 0, name, ": expected data aligned to ",
-                   alignment, " bytes, got address ", t.data);
+  EPCOMM_CHECK_ARG(reinterpret_cast<std::uintptr_t>(t.data) % alignment == 0, name,
+                   ": expected data aligned to ", alignment, " bytes, got address ", t.data);
 }
 
 void expect_dense_rows(const Tensor& t, const char* name) {
@@ -67,8 +71,8 @@ void expect_dense_rows(const Tensor& t, const char* name) {
   EPCOMM_CHECK_ARG(t.stride[1] == 1, name, ": expected the last dimension dense (stride 1), got stride ",
                    t.stride[1]);
   const std::size_t row_bytes = static_cast<std::size_t>(t.stride[0]) * dtype_size(t.dtype);
-  EPCOMM_CHECK_ARG(t.shape[0] <= 1 || row_bytes % 16 == 0, name, ": expected rows 16-byte aligned, got a row stride of ",
-                   row_bytes, " bytes");
+  EPCOMM_CHECK_ARG(t.shape[0] <= 1 || row_bytes % 16 == 0, name,
+                   ": expected rows 16-byte aligned, got a row stride of ", row_bytes, " bytes");
   expect_aligned(t, name, 16);
 }
 

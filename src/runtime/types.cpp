@@ -8,26 +8,40 @@ namespace epcomm {
 
 std::size_t dtype_size(DType dtype) noexcept {
   switch (dtype) {
-    case DType::kBF16: return 2;
-    case DType::kFP8E4M3: return 1;
-    case DType::kF32: return 4;
-    case DType::kI32: return 4;
-    case DType::kI64: return 8;
-    case DType::kBool: return 1;
-    case DType::kU8: return 1;
+    case DType::kBF16:
+      return 2;
+    case DType::kFP8E4M3:
+      return 1;
+    case DType::kF32:
+      return 4;
+    case DType::kI32:
+      return 4;
+    case DType::kI64:
+      return 8;
+    case DType::kBool:
+      return 1;
+    case DType::kU8:
+      return 1;
   }
   return 0;
 }
 
 const char* to_string(DType dtype) noexcept {
   switch (dtype) {
-    case DType::kBF16: return "bfloat16";
-    case DType::kFP8E4M3: return "float8_e4m3";
-    case DType::kF32: return "float32";
-    case DType::kI32: return "int32";
-    case DType::kI64: return "int64";
-    case DType::kBool: return "bool";
-    case DType::kU8: return "uint8";
+    case DType::kBF16:
+      return "bfloat16";
+    case DType::kFP8E4M3:
+      return "float8_e4m3";
+    case DType::kF32:
+      return "float32";
+    case DType::kI32:
+      return "int32";
+    case DType::kI64:
+      return "int64";
+    case DType::kBool:
+      return "bool";
+    case DType::kU8:
+      return "uint8";
   }
   return "unknown";
 }
@@ -50,8 +64,8 @@ Tensor Tensor::contiguous(void* data, DType dtype, std::initializer_list<std::in
 
 Tensor Tensor::strided(void* data, DType dtype, std::initializer_list<std::int64_t> shape,
                        std::initializer_list<std::int64_t> stride) {
-  EPCOMM_CHECK_ARG(shape.size() == stride.size(), "Tensor: shape has ", shape.size(), " dimensions but stride has ",
-                   stride.size());
+  EPCOMM_CHECK_ARG(shape.size() == stride.size(), "Tensor: shape has ", shape.size(),
+                   " dimensions but stride has ", stride.size());
   Tensor t = contiguous(data, dtype, shape);
   std::copy(stride.begin(), stride.end(), t.stride.begin());
   return t;

@@ -14,7 +14,9 @@ namespace epcomm {
 namespace {
 
 // Fake device addresses: the checks never dereference them.
-void* fake(std::uintptr_t address = 0x10000) { return reinterpret_cast<void*>(address); }
+void* fake(std::uintptr_t address = 0x10000) {
+  return reinterpret_cast<void*>(address);
+}
 
 // Expects `fn` to throw an invalid-argument epcomm::Error whose message contains `needle`.
 template <typename Fn>
@@ -31,34 +33,44 @@ void expect_arg_error(Fn&& fn, const std::string& needle) {
 TEST(TensorChecks, DtypeShapeContiguityAlignment) {
   const Tensor t = Tensor::contiguous(fake(), DType::kI64, {4, 8});
   EXPECT_NO_THROW(checks::expect_dtype(t, "topk_idx", {DType::kI64, DType::kI32}));
-  expect_arg_error([&] { checks::expect_dtype(t, "topk_idx", {DType::kF32}); }, "topk_idx: expected dtype float32, got int64");
-  expect_arg_error([&] { checks::expect_shape(t, "topk_idx", {4, 7}); }, "expected shape [4, 7], got [4, 8] int64");
+  expect_arg_error([&] { checks::expect_dtype(t, "topk_idx", {DType::kF32}); },
+                   "topk_idx: expected dtype float32, got int64");
+  expect_arg_error(
+      [&] {
+        checks::expect_shape(t, "topk_idx", {4, 7});
+      },
+      "expected shape [4, 7], got [4, 8] int64");
   expect_arg_error([&] { checks::expect_shape(t, "topk_idx", {4}); }, "topk_idx");
   EXPECT_NO_THROW(checks::expect_shape(t, "topk_idx", {checks::kAny, 8}));
   const Tensor col_major = Tensor::strided(fake(), DType::kF32, {4, 8}, {1, 4});
   expect_arg_error([&] { checks::expect_contiguous(col_major, "x"); }, "x: expected a contiguous tensor");
   const Tensor misaligned = Tensor::contiguous(fake(0x10004), DType::kBF16, {2, 64});
-  expect_arg_error([&] { checks::expect_aligned(misaligned, "x", 16); }, "x: expected data aligned to 16 bytes");
+  expect_arg_error([&] { checks::expect_aligned(misaligned, "x", 16); },
+                   "x: expected data aligned to 16 bytes");
   expect_arg_error([&] { checks::expect_defined(Tensor{}, "bias0"); }, "bias0: expected a tensor");
 }
 
 TEST(OpChecks, LayoutArguments) {
   const Tensor topk = Tensor::contiguous(fake(), DType::kI64, {16, 8});
   EXPECT_NO_THROW(checks::check_layout_args(topk, 256, 2));
-  expect_arg_error([&] { checks::check_layout_args(topk, 255, 2); }, "num_experts: expected a multiple of the number of ranks (2), got 255");
+  expect_arg_error([&] { checks::check_layout_args(topk, 255, 2); },
+                   "num_experts: expected a multiple of the number of ranks (2), got 255");
   expect_arg_error([&] { checks::check_layout_args(topk, 0, 2); }, "num_experts");
   const Tensor wide = Tensor::contiguous(fake(), DType::kI64, {16, 33});
   expect_arg_error([&] { checks::check_layout_args(wide, 256, 2); }, "topk_idx: expected 1 to 32 columns");
   const Tensor floats = Tensor::contiguous(fake(), DType::kF32, {16, 8});
-  expect_arg_error([&] { checks::check_layout_args(floats, 256, 2); }, "topk_idx: expected dtype int64 or int32");
+  expect_arg_error([&] { checks::check_layout_args(floats, 256, 2); },
+                   "topk_idx: expected dtype int64 or int32");
   const Tensor strided = Tensor::strided(fake(), DType::kI64, {16, 8}, {1, 16});
-  expect_arg_error([&] { checks::check_layout_args(strided, 256, 2); }, "topk_idx: expected a contiguous tensor");
+  expect_arg_error([&] { checks::check_layout_args(strided, 256, 2); },
+                   "topk_idx: expected a contiguous tensor");
 }
 
 TEST(OpChecks, HiddenMustFillWhole16ByteVectors) {
   EXPECT_NO_THROW(checks::check_hidden(7168, DType::kBF16, "x"));
   EXPECT_NO_THROW(checks::check_hidden(16, DType::kFP8E4M3, "x"));
-  expect_arg_error([] { checks::check_hidden(7164, DType::kBF16, "x"); }, "multiple of 16 bytes, got hidden 7164");
+  expect_arg_error([] { checks::check_hidden(7164, DType::kBF16, "x"); },
+                   "multiple of 16 bytes, got hidden 7164");
   expect_arg_error([] { checks::check_hidden(8, DType::kFP8E4M3, "x"); }, "x:");
 }
 
@@ -93,7 +105,8 @@ TEST(OpChecks, DispatchRejectsEachBadArgument) {
   {
     DispatchArgs a = f.args;
     a.x = Tensor::contiguous(fake(), DType::kF32, {f.T, f.hidden});
-    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "x: expected dtype bfloat16 or float8_e4m3");
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); },
+                     "x: expected dtype bfloat16 or float8_e4m3");
   }
   {
     DispatchArgs a = f.args;
@@ -135,12 +148,14 @@ TEST(OpChecks, DispatchRejectsEachBadArgument) {
   {
     DispatchArgs a = f.args;
     a.is_token_in_rank = Tensor::contiguous(fake(), DType::kBool, {f.T, f.R + 1});
-    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "is_token_in_rank: expected shape [32, 4]");
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); },
+                     "is_token_in_rank: expected shape [32, 4]");
   }
   {
     DispatchArgs a = f.args;
     a.num_tokens_per_expert = Tensor::contiguous(fake(), DType::kI32, {63});
-    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "num_experts: expected a multiple of the number of ranks (4), got 63");
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); },
+                     "num_experts: expected a multiple of the number of ranks (4), got 63");
   }
   {
     DispatchArgs a = f.args;
@@ -154,10 +169,12 @@ TEST(OpChecks, DispatchRejectsEachBadArgument) {
     DispatchArgs a = f.args;
     DispatchHandle h;
     a.handle = &h;
-    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "handle: expected the handle of a previous dispatch");
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); },
+                     "handle: expected the handle of a previous dispatch");
     h.num_ranks = f.R;
     h.num_tokens = f.T + 3;
-    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "x: the handle routes 35 tokens, x has 32");
+    expect_arg_error([&] { checks::check_dispatch_args(a, f.R); },
+                     "x: the handle routes 35 tokens, x has 32");
     h.num_ranks = 8;
     expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "handle: made for 8 ranks");
   }

@@ -28,7 +28,8 @@ TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
       EXPECT_EQ(p.num_channels, p.num_senders * kHtWarpsPerBlock);
       EXPECT_LE(p.num_channels, kMaxChannels);
       EXPECT_GE(p.tokens_per_channel, 1);
-      EXPECT_GE(static_cast<std::int64_t>(p.num_channels) * p.tokens_per_channel, T) << "sms " << sms << " T " << T;
+      EXPECT_GE(static_cast<std::int64_t>(p.num_channels) * p.tokens_per_channel, T)
+          << "sms " << sms << " T " << T;
       // No channel is wasted past the last token by more than one channel's worth.
       EXPECT_LT(static_cast<std::int64_t>(p.num_channels) * p.tokens_per_channel, T + p.num_channels + 1);
     }
@@ -102,7 +103,8 @@ struct Section {
   std::size_t begin, end;
 };
 void expect_disjoint_aligned(std::vector<Section> sections, std::size_t limit) {
-  std::sort(sections.begin(), sections.end(), [](const Section& a, const Section& b) { return a.begin < b.begin; });
+  std::sort(sections.begin(), sections.end(),
+            [](const Section& a, const Section& b) { return a.begin < b.begin; });
   for (std::size_t i = 0; i < sections.size(); ++i) {
     EXPECT_EQ(sections[i].begin % 16, 0u) << "section " << i << " at " << sections[i].begin;
     EXPECT_LE(sections[i].end, limit) << "section " << i;
@@ -123,12 +125,13 @@ TEST(HtLayout, DispatchSectionsAreAlignedDisjointAndInBounds) {
           const auto cap = static_cast<std::size_t>(l.cap_rows);
           EXPECT_LE(l.total_bytes, std::max(bytes, std::size_t{0})) << bytes;
           if (cap == 0) continue;
-          expect_disjoint_aligned({{l.x_offset, l.x_offset + cap * static_cast<std::size_t>(row_bytes)},
-                                   {l.scales_offset, l.scales_offset + cap * 4u * static_cast<std::size_t>(scales)},
-                                   {l.topk_offset, l.topk_offset + cap * static_cast<std::size_t>(k * idx_bytes)},
-                                   {l.weights_offset, l.weights_offset + cap * 4u * static_cast<std::size_t>(k)},
-                                   {l.src_idx_offset, l.src_idx_offset + cap * 4u}},
-                                  bytes);
+          expect_disjoint_aligned(
+              {{l.x_offset, l.x_offset + cap * static_cast<std::size_t>(row_bytes)},
+               {l.scales_offset, l.scales_offset + cap * 4u * static_cast<std::size_t>(scales)},
+               {l.topk_offset, l.topk_offset + cap * static_cast<std::size_t>(k * idx_bytes)},
+               {l.weights_offset, l.weights_offset + cap * 4u * static_cast<std::size_t>(k)},
+               {l.src_idx_offset, l.src_idx_offset + cap * 4u}},
+              bytes);
           // One more row would not fit.
           EXPECT_GT((cap + 1) * l.bytes_per_row(), bytes - std::min(bytes, 5 * kSectionAlignment));
         }
@@ -164,7 +167,8 @@ TEST(RegionLayout, ControlSectionsAreDisjointAndDataIsPageAligned) {
   EXPECT_EQ(last + L::kMailboxBytes, L::kMailboxes + L::kMailboxesBytes);
   EXPECT_EQ(static_cast<std::size_t>(L::mailbox(base, 0, 1) - L::mailbox(base, 0, 0)), L::kMailboxBytes);
   const auto* p_last = L::progress(base, kMaxDomainRanks - 1, kMaxChannels - 1);
-  EXPECT_EQ(reinterpret_cast<const char*>(p_last + 1) - base, static_cast<std::ptrdiff_t>(L::kProgress + L::kProgressBytes));
+  EXPECT_EQ(reinterpret_cast<const char*>(p_last + 1) - base,
+            static_cast<std::ptrdiff_t>(L::kProgress + L::kProgressBytes));
 }
 
 }  // namespace

@@ -34,14 +34,16 @@ class PoisoningAllocator final : public Allocator {
 
 }  // namespace
 
-GpuEnv& gpu_env() { return g_env; }
+GpuEnv& gpu_env() {
+  return g_env;
+}
 
 std::shared_ptr<Allocator> poisoning_allocator(std::uint8_t poison) {
   return std::make_shared<PoisoningAllocator>(poison);
 }
 
-std::vector<std::int64_t> random_topk(std::uint64_t seed, std::int64_t num_tokens, int num_topk, int num_experts,
-                                      double empty_fraction) {
+std::vector<std::int64_t> random_topk(std::uint64_t seed, std::int64_t num_tokens, int num_topk,
+                                      int num_experts, double empty_fraction) {
   std::mt19937_64 rng(seed);
   std::vector<std::int64_t> topk(static_cast<std::size_t>(num_tokens * num_topk));
   std::vector<int> experts(static_cast<std::size_t>(num_experts));

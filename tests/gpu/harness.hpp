@@ -36,9 +36,10 @@ std::shared_ptr<Allocator> poisoning_allocator(std::uint8_t poison = 0xAB);
 template <typename T>
 DeviceTensor upload(const std::vector<T>& host, DType dtype, std::initializer_list<std::int64_t> shape) {
   DeviceTensor t = DeviceTensor::empty(default_allocator(), dtype, shape, nullptr);
-  EPCOMM_REQUIRE(t.view().nbytes() == host.size() * sizeof(T), ErrorCategory::kInternal, "upload: ",
-                 host.size() * sizeof(T), " host bytes for ", t.view().describe());
-  if (!host.empty()) EPCOMM_CUDA_CHECK(cudaMemcpy(t.data(), host.data(), t.view().nbytes(), cudaMemcpyHostToDevice));
+  EPCOMM_REQUIRE(t.view().nbytes() == host.size() * sizeof(T), ErrorCategory::kInternal,
+                 "upload: ", host.size() * sizeof(T), " host bytes for ", t.view().describe());
+  if (!host.empty())
+    EPCOMM_CUDA_CHECK(cudaMemcpy(t.data(), host.data(), t.view().nbytes(), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -53,10 +54,12 @@ std::vector<T> download(const Tensor& t) {
 }
 
 // Same on every rank: a seed depends only on the test and the rank whose data it makes.
-inline std::uint64_t seed_for(std::uint64_t test_seed, int rank) { return test_seed * 1000003ull + static_cast<std::uint64_t>(rank); }
+inline std::uint64_t seed_for(std::uint64_t test_seed, int rank) {
+  return test_seed * 1000003ull + static_cast<std::uint64_t>(rank);
+}
 
 // Random top-k routing: k distinct experts per token, and `empty_fraction` of slots set to -1.
-std::vector<std::int64_t> random_topk(std::uint64_t seed, std::int64_t num_tokens, int num_topk, int num_experts,
-                                      double empty_fraction);
+std::vector<std::int64_t> random_topk(std::uint64_t seed, std::int64_t num_tokens, int num_topk,
+                                      int num_experts, double empty_fraction);
 
 }  // namespace epcomm::test

@@ -1,8 +1,8 @@
 #include "ht_inputs.hpp"
 
 #include <algorithm>
-#include <numeric>
 #include <cstring>
+#include <numeric>
 #include <random>
 
 #include "harness.hpp"
@@ -55,7 +55,8 @@ ref::HtRankInput make_ht_input(const HtCase& c, int rank, int num_ranks, std::ui
     std::uniform_int_distribution<int> byte(0, 255);
     for (auto& b : in.x) {
       int v;
-      do v = byte(rng); while ((v & 0x7f) == 0x7f);  // no NaN codes
+      do v = byte(rng);
+      while ((v & 0x7f) == 0x7f);  // no NaN codes
       b = static_cast<std::uint8_t>(v);
     }
     in.num_scales = static_cast<int>(c.hidden / 128);

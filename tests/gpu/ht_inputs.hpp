@@ -17,17 +17,19 @@ struct HtCase {
   int experts_per_rank = 128;
   bool fp8 = false;
   bool with_topk = true;
-  bool skew = false;             // 30% of tokens pinned to rank 0's experts
-  double empty_fraction = 0.1;   // top-k slots set to -1
+  bool skew = false;            // 30% of tokens pinned to rank 0's experts
+  double empty_fraction = 0.1;  // top-k slots set to -1
   bool idx32 = false;
   bool col_major_scales = true;
   int expert_alignment = 1;
   int num_sms = 24;
-  bool worst_case = false;       // num_worst_tokens = num_tokens * R (every token could arrive)
+  bool worst_case = false;  // num_worst_tokens = num_tokens * R (every token could arrive)
   bool biases = true;
   std::uint64_t seed = 1;
 
-  std::int64_t tokens_of(int rank) const { return rank == 1 && tokens_on_rank1 >= 0 ? tokens_on_rank1 : num_tokens; }
+  std::int64_t tokens_of(int rank) const {
+    return rank == 1 && tokens_on_rank1 >= 0 ? tokens_on_rank1 : num_tokens;
+  }
 };
 
 // Rank `rank`'s dispatch input. Token 3 (when present) selects no expert at all.

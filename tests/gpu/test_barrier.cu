@@ -18,7 +18,8 @@ constexpr int kWordsPerPeer = 4096;
 // Every rank writes `round * 1000 + its rank` into its slot of every peer's data region.
 __global__ void write_to_peers(DomainView view, int round) {
   for (int p = 0; p < view.num_domain_ranks; ++p) {
-    int* slot = reinterpret_cast<int*>(RegionLayout::data(view.peer_base[p])) + view.domain_rank * kWordsPerPeer;
+    int* slot =
+        reinterpret_cast<int*>(RegionLayout::data(view.peer_base[p])) + view.domain_rank * kWordsPerPeer;
     for (int i = threadIdx.x + blockIdx.x * blockDim.x; i < kWordsPerPeer; i += blockDim.x * gridDim.x)
       slot[i] = round * 1000 + view.domain_rank + i;
   }

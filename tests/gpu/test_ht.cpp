@@ -13,31 +13,35 @@ namespace epcomm::test {
 namespace {
 
 struct Mode {
-  bool async_finish = false;   // wait on the returned event
-  bool previous_event = false; // order after an event instead of the stream
-  bool cached = true;          // also run a cached dispatch with new payloads
+  bool async_finish = false;    // wait on the returned event
+  bool previous_event = false;  // order after an event instead of the stream
+  bool cached = true;           // also run a cached dispatch with new payloads
   bool combine = true;
 };
 
 template <typename T>
-void expect_equal_prefix(const std::vector<T>& got, const std::vector<T>& want, std::size_t count, const char* what) {
+void expect_equal_prefix(const std::vector<T>& got, const std::vector<T>& want, std::size_t count,
+                         const char* what) {
   ASSERT_GE(got.size(), count) << what;
   ASSERT_GE(want.size(), count) << what;
   std::size_t mismatches = 0, first = count;
   for (std::size_t i = 0; i < count; ++i)
     if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0 && mismatches++ == 0) first = i;
-  EXPECT_EQ(mismatches, 0u) << what << ": " << mismatches << " of " << count << " elements differ, first at " << first;
+  EXPECT_EQ(mismatches, 0u) << what << ": " << mismatches << " of " << count << " elements differ, first at "
+                            << first;
 }
 
-void expect_bf16_close(const std::vector<std::uint16_t>& got, const std::vector<std::uint16_t>& want, const char* what) {
+void expect_bf16_close(const std::vector<std::uint16_t>& got, const std::vector<std::uint16_t>& want,
+                       const char* what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   std::size_t bad = 0, first = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
     const float g = ref::bf16_to_float(got[i]), w = ref::bf16_to_float(want[i]);
     if (!(std::fabs(g - w) <= 1e-2f * std::fabs(w) + 1e-2f) && bad++ == 0) first = i;
   }
-  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " values off, first at " << first << " (got "
-                     << ref::bf16_to_float(got[first]) << ", want " << ref::bf16_to_float(want[first]) << ")";
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " values off, first at " << first
+                     << " (got " << ref::bf16_to_float(got[first]) << ", want "
+                     << ref::bf16_to_float(want[first]) << ")";
 }
 
 DeviceTensor upload_x(const ref::HtRankInput& in, bool fp8, std::int64_t hidden) {
@@ -124,21 +128,25 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
   const auto n = static_cast<std::size_t>(want.num_recv_tokens);
   ASSERT_EQ(got.handle.num_rows, want.num_rows);
   ASSERT_EQ(got.recv_x.size(0), want.num_rows);
-  expect_equal_prefix(download<std::uint8_t>(got.recv_x), want.recv_x, n * static_cast<std::size_t>(in.row_bytes),
-                      "recv_x");
-  expect_equal_prefix(download<std::int32_t>(got.handle.recv_src_idx), want.route.src_token, n, "recv_src_idx");
+  expect_equal_prefix(download<std::uint8_t>(got.recv_x), want.recv_x,
+                      n * static_cast<std::size_t>(in.row_bytes), "recv_x");
+  expect_equal_prefix(download<std::int32_t>(got.handle.recv_src_idx), want.route.src_token, n,
+                      "recv_src_idx");
   if (c.fp8)
-    expect_equal_prefix(download<float>(got.recv_x_scales), want.recv_scales, n * static_cast<std::size_t>(in.num_scales),
-                        "recv_x_scales");
+    expect_equal_prefix(download<float>(got.recv_x_scales), want.recv_scales,
+                        n * static_cast<std::size_t>(in.num_scales), "recv_x_scales");
   if (c.with_topk) {
     const std::size_t rows_k = static_cast<std::size_t>(want.num_rows) * static_cast<std::size_t>(c.num_topk);
-    expect_equal_prefix(download_topk(got.recv_topk_idx, c.idx32), want.recv_topk_idx, rows_k, "recv_topk_idx");
-    expect_equal_prefix(download<float>(got.recv_topk_weights), want.recv_topk_weights, rows_k, "recv_topk_weights");
+    expect_equal_prefix(download_topk(got.recv_topk_idx, c.idx32), want.recv_topk_idx, rows_k,
+                        "recv_topk_idx");
+    expect_equal_prefix(download<float>(got.recv_topk_weights), want.recv_topk_weights, rows_k,
+                        "recv_topk_weights");
   }
   EXPECT_EQ(download<std::int32_t>(got.handle.num_recv_tokens_per_expert), want.num_recv_tokens_per_expert);
   if (!c.worst_case) {
     EXPECT_EQ(got.handle.num_recv_tokens, want.num_recv_tokens);
-    EXPECT_EQ(std::vector<std::int32_t>(got.num_recv_tokens_per_expert.begin(), got.num_recv_tokens_per_expert.end()),
+    EXPECT_EQ(std::vector<std::int32_t>(got.num_recv_tokens_per_expert.begin(),
+                                        got.num_recv_tokens_per_expert.end()),
               want.num_recv_tokens_per_expert);
   }
   EXPECT_EQ(download<std::int32_t>(got.handle.num_recv_dev)[0], want.num_recv_tokens);
@@ -179,8 +187,10 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
     ci.x = random_bf16(seed_for(c.seed * 31 + 5, r), static_cast<std::size_t>(e.num_rows * c.hidden));
     if (c.with_topk) ci.topk_weights = e.recv_topk_weights;
     if (c.biases) {
-      ci.bias0 = random_bf16(seed_for(c.seed * 31 + 6, r), static_cast<std::size_t>(inputs[r].num_tokens * c.hidden));
-      ci.bias1 = random_bf16(seed_for(c.seed * 31 + 7, r), static_cast<std::size_t>(inputs[r].num_tokens * c.hidden));
+      ci.bias0 = random_bf16(seed_for(c.seed * 31 + 6, r),
+                             static_cast<std::size_t>(inputs[r].num_tokens * c.hidden));
+      ci.bias1 = random_bf16(seed_for(c.seed * 31 + 7, r),
+                             static_cast<std::size_t>(inputs[r].num_tokens * c.hidden));
     }
     routes.push_back(e.route);
     num_tokens.push_back(inputs[static_cast<std::size_t>(r)].num_tokens);
@@ -205,13 +215,15 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
   wait_for(combined.event, mode);
   EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
   buffer.check_status();
-  expect_bf16_close(download<std::uint16_t>(combined.x), want_c[static_cast<std::size_t>(me)].out, "combined x");
+  expect_bf16_close(download<std::uint16_t>(combined.x), want_c[static_cast<std::size_t>(me)].out,
+                    "combined x");
   if (c.with_topk) {
     const auto w = download<float>(combined.topk_weights);
     const auto& ww = want_c[static_cast<std::size_t>(me)].topk_weights;
     ASSERT_EQ(w.size(), ww.size());
     std::size_t bad = 0;
-    for (std::size_t i = 0; i < w.size(); ++i) bad += std::fabs(w[i] - ww[i]) > 1e-5f * std::fabs(ww[i]) + 1e-6f;
+    for (std::size_t i = 0; i < w.size(); ++i)
+      bad += std::fabs(w[i] - ww[i]) > 1e-5f * std::fabs(ww[i]) + 1e-6f;
     EXPECT_EQ(bad, 0u) << "combined topk_weights";
   }
 }
@@ -230,21 +242,45 @@ class Ht : public ::testing::Test {
 };
 Buffer* Ht::buffer_ = nullptr;
 
-TEST_F(Ht, Bf16) { run_case(*buffer_, {.seed = 1}); }
-TEST_F(Ht, Fp8ColumnMajorScales) { run_case(*buffer_, {.fp8 = true, .seed = 2}); }
+TEST_F(Ht, Bf16) {
+  run_case(*buffer_, {.seed = 1});
+}
+TEST_F(Ht, Fp8ColumnMajorScales) {
+  run_case(*buffer_, {.fp8 = true, .seed = 2});
+}
 TEST_F(Ht, Fp8RowMajorScalesInt32Index) {
   run_case(*buffer_, {.fp8 = true, .idx32 = true, .col_major_scales = false, .seed = 3});
 }
-TEST_F(Ht, WithoutTopk) { run_case(*buffer_, {.with_topk = false, .seed = 4}); }
-TEST_F(Ht, SkewedRoutingWithEmptySlots) { run_case(*buffer_, {.num_tokens = 1024, .skew = true, .seed = 5}); }
-TEST_F(Ht, RankWithNoTokens) { run_case(*buffer_, {.num_tokens = 300, .tokens_on_rank1 = 0, .seed = 6}); }
-TEST_F(Ht, ExpertAlignment) { run_case(*buffer_, {.expert_alignment = 128, .seed = 7}); }
-TEST_F(Ht, WorstCaseBf16) { run_case(*buffer_, {.worst_case = true, .seed = 8}); }
-TEST_F(Ht, WorstCaseFp8) { run_case(*buffer_, {.fp8 = true, .worst_case = true, .seed = 9}); }
-TEST_F(Ht, AsyncFinish) { run_case(*buffer_, {.seed = 10}, {.async_finish = true}); }
-TEST_F(Ht, PreviousEvent) { run_case(*buffer_, {.seed = 11}, {.async_finish = true, .previous_event = true}); }
-TEST_F(Ht, NoBiases) { run_case(*buffer_, {.biases = false, .seed = 12}); }
-TEST_F(Ht, TopkUpTo32) { run_case(*buffer_, {.num_tokens = 256, .num_topk = 32, .experts_per_rank = 64, .seed = 13}); }
+TEST_F(Ht, WithoutTopk) {
+  run_case(*buffer_, {.with_topk = false, .seed = 4});
+}
+TEST_F(Ht, SkewedRoutingWithEmptySlots) {
+  run_case(*buffer_, {.num_tokens = 1024, .skew = true, .seed = 5});
+}
+TEST_F(Ht, RankWithNoTokens) {
+  run_case(*buffer_, {.num_tokens = 300, .tokens_on_rank1 = 0, .seed = 6});
+}
+TEST_F(Ht, ExpertAlignment) {
+  run_case(*buffer_, {.expert_alignment = 128, .seed = 7});
+}
+TEST_F(Ht, WorstCaseBf16) {
+  run_case(*buffer_, {.worst_case = true, .seed = 8});
+}
+TEST_F(Ht, WorstCaseFp8) {
+  run_case(*buffer_, {.fp8 = true, .worst_case = true, .seed = 9});
+}
+TEST_F(Ht, AsyncFinish) {
+  run_case(*buffer_, {.seed = 10}, {.async_finish = true});
+}
+TEST_F(Ht, PreviousEvent) {
+  run_case(*buffer_, {.seed = 11}, {.async_finish = true, .previous_event = true});
+}
+TEST_F(Ht, NoBiases) {
+  run_case(*buffer_, {.biases = false, .seed = 12});
+}
+TEST_F(Ht, TopkUpTo32) {
+  run_case(*buffer_, {.num_tokens = 256, .num_topk = 32, .experts_per_rank = 64, .seed = 13});
+}
 
 class HtHidden : public Ht, public ::testing::WithParamInterface<std::int64_t> {};
 TEST_P(HtHidden, Bf16AndFp8) {
@@ -256,7 +292,8 @@ INSTANTIATE_TEST_SUITE_P(Sizes, HtHidden, ::testing::Values(2048, 7168, 8192));
 class HtSms : public Ht, public ::testing::WithParamInterface<int> {};
 TEST_P(HtSms, Budget) {
   int sms = GetParam();
-  if (sms == 0) EPCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, gpu_env().local_rank));
+  if (sms == 0)
+    EPCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, gpu_env().local_rank));
   run_case(*buffer_, {.num_tokens = 1500, .skew = true, .num_sms = sms, .seed = 30});
   run_case(*buffer_, {.num_tokens = 1500, .fp8 = true, .num_sms = sms, .worst_case = true, .seed = 31});
 }
@@ -265,8 +302,10 @@ INSTANTIATE_TEST_SUITE_P(Budgets, HtSms, ::testing::Values(2, 8, 24, 0));  // 0:
 TEST_F(Ht, BackToBackCalls) {
   for (int i = 0; i < 2; ++i) run_case(*buffer_, {.num_tokens = 200, .seed = 40u + i});
   for (int i = 0; i < 100; ++i)
-    run_case(*buffer_, {.num_tokens = 64, .hidden = 2048, .num_sms = 4 + i % 8, .worst_case = i % 3 == 0, .seed = 100u + i},
-             {.cached = i % 5 == 0});
+    run_case(
+        *buffer_,
+        {.num_tokens = 64, .hidden = 2048, .num_sms = 4 + i % 8, .worst_case = i % 3 == 0, .seed = 100u + i},
+        {.cached = i % 5 == 0});
 }
 
 TEST_F(Ht, FullSizeDsv3) {
@@ -282,7 +321,8 @@ TEST_F(Ht, RegionTooSmallIsAnErrorBeforeLaunch) {
   DeviceTensor x = upload_x(in, false, c.hidden);
   DeviceTensor topk = upload_topk(in, false);
   DeviceTensor weights = upload(in.topk_weights, DType::kF32, {in.num_tokens, c.num_topk});
-  const DispatchLayout layout = small.get_dispatch_layout(topk, c.experts_per_rank * env.world, {.stream = env.stream});
+  const DispatchLayout layout =
+      small.get_dispatch_layout(topk, c.experts_per_rank * env.world, {.stream = env.stream});
   DispatchArgs args;
   args.x = x;
   args.topk_idx = topk;

@@ -22,7 +22,8 @@ void run_layout_case(Buffer& buffer, const LayoutCase& c, std::uint64_t seed) {
   const int R = env.world;
   const int E = c.experts_per_rank * R;
   const std::int64_t T = (env.rank == 1 && c.tokens_on_rank1 >= 0) ? c.tokens_on_rank1 : c.num_tokens;
-  const std::vector<std::int64_t> topk = random_topk(seed_for(seed, env.rank), T, c.num_topk, E, c.empty_fraction);
+  const std::vector<std::int64_t> topk =
+      random_topk(seed_for(seed, env.rank), T, c.num_topk, E, c.empty_fraction);
 
   ref::Geometry geometry{R, E, R};
   const ref::Layout expected = ref::get_dispatch_layout(geometry, topk, T, c.num_topk);
@@ -45,17 +46,27 @@ void run_layout_case(Buffer& buffer, const LayoutCase& c, std::uint64_t seed) {
 class LayoutTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    buffer_ = std::make_unique<Buffer>(gpu_env().bootstrap,
-                                       BufferOptions{.num_nvl_bytes = 1 << 20, .allocator = poisoning_allocator()});
+    buffer_ = std::make_unique<Buffer>(
+        gpu_env().bootstrap, BufferOptions{.num_nvl_bytes = 1 << 20, .allocator = poisoning_allocator()});
   }
   std::unique_ptr<Buffer> buffer_;
 };
 
-TEST_F(LayoutTest, RandomRoutingInt64) { run_layout_case(*buffer_, {4096, -1, 8, 128, 0.1, false}, 1); }
-TEST_F(LayoutTest, RandomRoutingInt32) { run_layout_case(*buffer_, {1000, -1, 8, 144, 0.1, true}, 2); }
-TEST_F(LayoutTest, RankWithNoTokens) { run_layout_case(*buffer_, {777, 0, 6, 16, 0.2, false}, 3); }
-TEST_F(LayoutTest, ManyExpertsGlobalCounts) { run_layout_case(*buffer_, {513, -1, 32, 5000, 0.05, false}, 4); }
-TEST_F(LayoutTest, AllSlotsEmpty) { run_layout_case(*buffer_, {300, -1, 4, 8, 1.0, false}, 5); }
+TEST_F(LayoutTest, RandomRoutingInt64) {
+  run_layout_case(*buffer_, {4096, -1, 8, 128, 0.1, false}, 1);
+}
+TEST_F(LayoutTest, RandomRoutingInt32) {
+  run_layout_case(*buffer_, {1000, -1, 8, 144, 0.1, true}, 2);
+}
+TEST_F(LayoutTest, RankWithNoTokens) {
+  run_layout_case(*buffer_, {777, 0, 6, 16, 0.2, false}, 3);
+}
+TEST_F(LayoutTest, ManyExpertsGlobalCounts) {
+  run_layout_case(*buffer_, {513, -1, 32, 5000, 0.05, false}, 4);
+}
+TEST_F(LayoutTest, AllSlotsEmpty) {
+  run_layout_case(*buffer_, {300, -1, 4, 8, 1.0, false}, 5);
+}
 
 TEST_F(LayoutTest, RepeatedCallsReuseTheBuffer) {
   for (int i = 0; i < 20; ++i) run_layout_case(*buffer_, {257, -1, 8, 32, 0.1, i % 2 == 1}, 100 + i);
@@ -66,7 +77,8 @@ TEST_F(LayoutTest, AsyncFinishReturnsAnEvent) {
   const int E = 16 * env.world;
   const auto topk = random_topk(seed_for(7, env.rank), 64, 4, E, 0.0);
   DeviceTensor topk_dev = upload(topk, DType::kI64, {64, 4});
-  const DispatchLayout got = buffer_->get_dispatch_layout(topk_dev, E, {.stream = env.stream, .async_finish = true});
+  const DispatchLayout got =
+      buffer_->get_dispatch_layout(topk_dev, E, {.stream = env.stream, .async_finish = true});
   ASSERT_TRUE(got.event.valid());
   got.event.synchronize();
   const ref::Layout expected = ref::get_dispatch_layout({env.world, E, env.world}, topk, 64, 4);

@@ -1,8 +1,8 @@
 // epcomm's own high-throughput dispatch and combine as benchmark ops, one set per SM budget.
 // A dispatch call is timed whole: layout, notify (count exchange and the one host wait) and the
 // data kernel, i.e. what a caller waits for.
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 
@@ -23,7 +23,8 @@ bool passed(const Comparison& c, int rank) {
 template <typename T>
 std::vector<T> to_host(const DeviceTensor& t) {
   std::vector<T> host(t.view().nbytes() / sizeof(T));
-  if (!host.empty()) EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), t.data(), t.view().nbytes(), cudaMemcpyDeviceToHost));
+  if (!host.empty())
+    EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), t.data(), t.view().nbytes(), cudaMemcpyDeviceToHost));
   return host;
 }
 
@@ -54,7 +55,8 @@ struct EpcommHt {
     buffer->check_status();
     const auto n = static_cast<std::size_t>(want.num_recv_tokens);
     if (got.handle.num_recv_tokens != want.num_recv_tokens) {
-      std::fprintf(stderr, "epcomm-bench: rank %d: check failed: epcomm dispatch received %lld rows, expected %lld\n",
+      std::fprintf(stderr,
+                   "epcomm-bench: rank %d: check failed: epcomm dispatch received %lld rows, expected %lld\n",
                    rank, static_cast<long long>(got.handle.num_recv_tokens),
                    static_cast<long long>(want.num_recv_tokens));
       return false;
@@ -63,14 +65,17 @@ struct EpcommHt {
     const auto idx = to_host<std::int64_t>(got.recv_topk_idx);
     const auto w = to_host<float>(got.recv_topk_weights);
     bool ok = passed(compare_bytes("epcomm recv_x", want.recv_x.data(), x.data(), x.size()), rank);
-    ok &= passed(compare_bytes("epcomm recv_topk_idx", reinterpret_cast<const std::uint8_t*>(want.recv_topk_idx.data()),
+    ok &= passed(compare_bytes("epcomm recv_topk_idx",
+                               reinterpret_cast<const std::uint8_t*>(want.recv_topk_idx.data()),
                                reinterpret_cast<const std::uint8_t*>(idx.data()), idx.size() * 8),
                  rank);
-    ok &= passed(compare_floats_exact("epcomm recv_topk_weights", want.recv_topk_weights.data(), w.data(), w.size()),
-                 rank);
+    ok &= passed(
+        compare_floats_exact("epcomm recv_topk_weights", want.recv_topk_weights.data(), w.data(), w.size()),
+        rank);
     if (fp8_payload) {
       const auto s = to_host<float>(got.recv_x_scales);
-      ok &= passed(compare_floats_exact("epcomm recv_x_scales", want.recv_scales.data(), s.data(), s.size()), rank);
+      ok &= passed(compare_floats_exact("epcomm recv_x_scales", want.recv_scales.data(), s.data(), s.size()),
+                   rank);
     }
     ok &= x.size() == n * static_cast<std::size_t>(got.recv_x.size(1)) * dtype_size(got.recv_x.view().dtype);
     return ok;
@@ -114,7 +119,9 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       op.num_sms = sms;
       op.recv_bytes = static_cast<double>(traffic.recv_rows) * row_b;
       op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row_b;
-      op.run = [state, fp8, sms](cudaStream_t s) { (fp8 ? state->fp8 : state->bf16) = state->dispatch(fp8, sms, s); };
+      op.run = [state, fp8, sms](cudaStream_t s) {
+        (fp8 ? state->fp8 : state->bf16) = state->dispatch(fp8, sms, s);
+      };
       op.check = [state, fp8, expected] {
         return state->check_dispatch(fp8 ? state->fp8 : state->bf16,
                                      fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
@@ -142,7 +149,8 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
         state->buffer->check_status();
         const auto x = to_host<std::uint8_t>(state->cached.recv_x);
         const auto& want = expected().dispatch_bf16.recv_x;
-        return passed(compare_bytes("epcomm cached recv_x", want.data(), x.data(), std::min(x.size(), want.size())),
+        return passed(compare_bytes("epcomm cached recv_x", want.data(), x.data(),
+                                    std::min(x.size(), want.size())),
                       state->rank) &&
                x.size() == want.size();
       };
@@ -153,7 +161,8 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
     op.dtype = "bf16";
     op.num_sms = sms;
     op.recv_bytes = static_cast<double>(traffic.recv_rows) * bf16_row;
-    op.wire_bytes = static_cast<double>(traffic.recv_rows_remote) * bf16_row;  // rows go back to their sources
+    op.wire_bytes =
+        static_cast<double>(traffic.recv_rows_remote) * bf16_row;  // rows go back to their sources
     op.setup = [state, sms](cudaStream_t s) { state->bf16 = state->dispatch(false, sms, s); };
     op.run = [state, sms](cudaStream_t s) {
       CombineArgs c;
@@ -168,12 +177,15 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       const ExpectedHt& e = expected();
       const auto out = to_host<std::uint16_t>(state->combined.x);
       const auto wts = to_host<float>(state->combined.topk_weights);
-      bool ok = passed(compare_bf16("epcomm combine out", e.combine_out.data(), out.data(), out.size()), state->rank);
+      bool ok = passed(compare_bf16("epcomm combine out", e.combine_out.data(), out.data(), out.size()),
+                       state->rank);
       if (wts.size() != e.combine_topk_weights.size()) return false;
       std::size_t bad = 0;
       for (std::size_t i = 0; i < wts.size(); ++i)
-        bad += std::fabs(wts[i] - e.combine_topk_weights[i]) > 1e-5f * std::fabs(e.combine_topk_weights[i]) + 1e-6f;
-      if (bad != 0) std::fprintf(stderr, "epcomm-bench: rank %d: %zu combined weights off\n", state->rank, bad);
+        bad += std::fabs(wts[i] - e.combine_topk_weights[i]) >
+               1e-5f * std::fabs(e.combine_topk_weights[i]) + 1e-6f;
+      if (bad != 0)
+        std::fprintf(stderr, "epcomm-bench: rank %d: %zu combined weights off\n", state->rank, bad);
       return ok && bad == 0;
     };
     ops.push_back(std::move(op));
