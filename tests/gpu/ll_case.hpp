@@ -1,0 +1,366 @@
+// Helpers of the low-latency GPU tests (tests/gpu/test_ll.cpp): the cases, their inputs on every
+// rank, output poisoning, and the element-wise comparisons with the CPU reference.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "epcomm/buffer.hpp"
+#include "epcomm/error.hpp"
+#include "harness.hpp"
+#include "ht_inputs.hpp"
+#include "kernels/ll_layout.hpp"
+#include "reference/reference.hpp"
+#include "runtime/buffer_impl.hpp"
+#include "runtime/ll_state.hpp"
+
+namespace epcomm::test {
+
+struct LlCase {
+  std::int64_t max_tokens = 128;      // T, fixed per buffer
+  std::int64_t num_tokens = -1;       // tokens of every rank (-1: T)
+  std::int64_t tokens_on_rank1 = -1;  // >= 0: rank 1 has this many instead
+  std::int64_t hidden = 2048;
+  int num_topk = 8;
+  int max_topk = 8;
+  int experts_per_rank = 16;
+  double empty_fraction = 0.1;  // top-k slots set to -1 (and token 3 selects nothing)
+  bool duplicates = false;      // every 7th token names its first expert in two slots
+  bool use_fp8 = true, round_scale = false, use_ue8m0 = false;
+  bool idx32 = false;
+  std::uint64_t seed = 1;
+
+  std::int64_t tokens_of(int rank) const {
+    if (rank == 1 && tokens_on_rank1 >= 0) return tokens_on_rank1;
+    return num_tokens >= 0 ? num_tokens : max_tokens;
+  }
+  int num_experts(int R) const { return experts_per_rank * R; }
+  LowLatencyOptions buffer_options(int R) const { return {max_tokens, hidden, num_experts(R), max_topk}; }
+  LlDispatchOptions options(bool hook) const {
+    return {.use_fp8 = use_fp8, .round_scale = round_scale, .use_ue8m0 = use_ue8m0, .return_recv_hook = hook};
+  }
+  std::int64_t row_bytes() const { return use_fp8 ? hidden : hidden * 2; }
+  int scale_words() const {
+    return !use_fp8    ? 0
+           : use_ue8m0 ? static_cast<int>((hidden / 128 + 3) / 4)
+                       : static_cast<int>(hidden / 128);
+  }
+};
+
+struct RankData {
+  ref::LlRankInput in;
+  std::vector<float> weights;  // [T_r, k]
+};
+
+// Every rank's inputs (each rank makes all of them, from fixed seeds).
+inline std::vector<RankData> make_inputs(const LlCase& c, int R, std::uint64_t salt) {
+  std::vector<RankData> all(static_cast<std::size_t>(R));
+  for (int r = 0; r < R; ++r) {
+    RankData& d = all[static_cast<std::size_t>(r)];
+    const std::uint64_t seed = seed_for(c.seed * 7919 + salt, r);
+    const std::int64_t T = c.tokens_of(r);
+    d.in.num_tokens = T;
+    d.in.num_topk = c.num_topk;
+    d.in.topk_idx = random_topk(seed, T, c.num_topk, c.num_experts(R), c.empty_fraction);
+    if (T > 3) std::fill_n(d.in.topk_idx.begin() + 3 * c.num_topk, c.num_topk, -1);  // routed nowhere
+    if (c.duplicates && c.num_topk >= 2)
+      for (std::int64_t t = 1; t < T; t += 7)
+        d.in.topk_idx[t * c.num_topk + 1] = d.in.topk_idx[t * c.num_topk];
+    d.in.x = random_bf16(seed + 1, static_cast<std::size_t>(T * c.hidden));
+    std::mt19937_64 rng(seed + 2);
+    std::uniform_real_distribution<float> weight(0.05f, 1.0f);
+    d.weights.resize(d.in.topk_idx.size());
+    for (auto& w : d.weights) w = weight(rng);
+  }
+  return all;
+}
+
+inline ref::Geometry geometry_of(const LlCase& c, int R) {
+  return {R, c.num_experts(R), R};
+}
+
+inline ref::LlOptions ref_options(const LlCase& c) {
+  return {.use_fp8 = c.use_fp8, .round_scale = c.round_scale, .use_ue8m0 = c.use_ue8m0};
+}
+
+// Device copies of one rank's inputs.
+struct DeviceInputs {
+  DeviceTensor x, topk, weights;
+};
+inline DeviceInputs upload_inputs(const RankData& d, const LlCase& c) {
+  DeviceInputs di;
+  const std::int64_t T = d.in.num_tokens;
+  di.x = upload(d.in.x, DType::kBF16, {T, c.hidden});
+  if (c.idx32) {
+    std::vector<std::int32_t> narrow(d.in.topk_idx.begin(), d.in.topk_idx.end());
+    di.topk = upload(narrow, DType::kI32, {T, c.num_topk});
+  } else {
+    di.topk = upload(d.in.topk_idx, DType::kI64, {T, c.num_topk});
+  }
+  di.weights = upload(d.weights, DType::kF32, {T, c.num_topk});
+  return di;
+}
+// Copies new inputs into existing device tensors (the captured buffers of a CUDA graph).
+inline void refill_inputs(const DeviceInputs& di, const RankData& d, const LlCase& c) {
+  EPCOMM_CUDA_CHECK(cudaMemcpy(di.x.data(), d.in.x.data(), di.x.view().nbytes(), cudaMemcpyHostToDevice));
+  if (c.idx32) {
+    std::vector<std::int32_t> narrow(d.in.topk_idx.begin(), d.in.topk_idx.end());
+    EPCOMM_CUDA_CHECK(
+        cudaMemcpy(di.topk.data(), narrow.data(), di.topk.view().nbytes(), cudaMemcpyHostToDevice));
+  } else {
+    EPCOMM_CUDA_CHECK(
+        cudaMemcpy(di.topk.data(), d.in.topk_idx.data(), di.topk.view().nbytes(), cudaMemcpyHostToDevice));
+  }
+  EPCOMM_CUDA_CHECK(
+      cudaMemcpy(di.weights.data(), d.weights.data(), di.weights.view().nbytes(), cudaMemcpyHostToDevice));
+}
+
+// Fills both halves of the buffer's output area with 0xAB.
+inline void poison_outputs(Buffer& buffer) {
+  const Buffer::LlState* st = buffer.low_latency_state();
+  void* region = buffer.internal().region.get();
+  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+  for (int h = 0; h < 2; ++h)
+    EPCOMM_CUDA_CHECK(cudaMemset(st->layout.output_block(region, h), 0xAB, st->layout.output_bytes));
+  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+inline void finish(Buffer& buffer) {
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(gpu_env().stream));
+  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+  buffer.check_status();
+}
+
+// ---- dispatch outputs ---------------------------------------------------------------------------
+
+struct GotDispatch {
+  std::vector<std::int32_t> recv_count, src_info;
+  std::vector<std::int64_t> layout_range;
+  std::vector<std::uint8_t> recv_x;
+  std::vector<std::uint32_t> scales;  // physical [nle][words][capacity]
+};
+inline GotDispatch download_dispatch(const LlDispatchResult& r) {
+  GotDispatch g;
+  g.recv_count = download<std::int32_t>(r.recv_count);
+  g.src_info = download<std::int32_t>(r.src_info);
+  g.layout_range = download<std::int64_t>(r.layout_range);
+  g.recv_x = download<std::uint8_t>(r.recv_x);
+  if (r.recv_scales.defined()) g.scales = download<std::uint32_t>(r.recv_scales);
+  return g;
+}
+
+inline std::uint32_t want_scale_word(const ref::LlRankOutput& want, const LlCase& c, std::size_t index) {
+  if (c.use_ue8m0) return static_cast<std::uint32_t>(want.recv_scales_ue8m0[index]);
+  std::uint32_t bits;
+  std::memcpy(&bits, &want.recv_scales[index], 4);
+  return bits;
+}
+
+// Canonical comparison: counts and ranges exactly; per (expert, source) the rows as a multiset of
+// tokens, each row's bytes and scales bit-exactly against a reference row of the same token.
+inline void expect_dispatch_matches(const GotDispatch& got, const ref::LlRankOutput& want, const LlCase& c,
+                                    int R, const std::string& what) {
+  SCOPED_TRACE(what);
+  const int nle = c.experts_per_rank, words = c.scale_words();
+  const std::int64_t cap = want.capacity, row_bytes = c.row_bytes();
+  ASSERT_EQ(got.recv_count, want.recv_count) << "recv_count";
+  std::size_t bad_range = 0, bad_token = 0, bad_payload = 0, bad_scale = 0;
+  std::string first;
+  auto note = [&](std::size_t& counter, const std::string& text) {
+    if (counter++ == 0 && first.empty()) first = text;
+  };
+  for (int e = 0; e < nle; ++e) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> ranges;  // (begin, count) of non-empty sources
+    for (int s = 0; s < R; ++s) {
+      const std::int64_t g = got.layout_range[static_cast<std::size_t>(e * R + s)];
+      const std::int64_t w = want.layout_range[static_cast<std::size_t>(e * R + s)];
+      const std::int64_t gb = g >> 32, gc = g & 0xffffffff, wb = w >> 32, wc = w & 0xffffffff;
+      if (gc != wc || gb < 0 || gb + gc > cap) {
+        note(bad_range, "expert " + std::to_string(e) + " source " + std::to_string(s) + ": range (" +
+                            std::to_string(gb) + ", " + std::to_string(gc) + "), want count " +
+                            std::to_string(wc));
+        continue;
+      }
+      if (gc > 0) ranges.emplace_back(gb, gc);
+      std::map<std::int32_t, std::vector<std::int64_t>> want_rows;  // token -> reference rows
+      for (std::int64_t i = wb; i < wb + wc; ++i) want_rows[want.src_info[e * cap + i]].push_back(i);
+      for (std::int64_t i = gb; i < gb + gc; ++i) {
+        const std::int32_t t = got.src_info[static_cast<std::size_t>(e * cap + i)];
+        auto it = want_rows.find(t);
+        if (it == want_rows.end() || it->second.empty()) {
+          note(bad_token, "expert " + std::to_string(e) + " row " + std::to_string(i) + ": token " +
+                              std::to_string(t) + " not expected from source " + std::to_string(s));
+          continue;
+        }
+        const std::int64_t j = it->second.back();
+        it->second.pop_back();
+        if (std::memcmp(&got.recv_x[static_cast<std::size_t>((e * cap + i) * row_bytes)],
+                        &want.recv_x[static_cast<std::size_t>((e * cap + j) * row_bytes)],
+                        static_cast<std::size_t>(row_bytes)) != 0)
+          note(bad_payload, "expert " + std::to_string(e) + " row " + std::to_string(i) + " (token " +
+                                std::to_string(t) + "): payload differs");
+        for (int k = 0; k < words; ++k) {
+          const auto gi = static_cast<std::size_t>((e * words + k) * cap + i);
+          const auto wi = static_cast<std::size_t>((e * words + k) * cap + j);
+          if (got.scales[gi] != want_scale_word(want, c, wi))
+            note(bad_scale, "expert " + std::to_string(e) + " row " + std::to_string(i) + " scale " +
+                                std::to_string(k) + " differs");
+        }
+      }
+    }
+    // The non-empty ranges tile [0, recv_count).
+    std::sort(ranges.begin(), ranges.end());
+    std::int64_t next = 0;
+    for (const auto& [b, n] : ranges) {
+      if (b != next) note(bad_range, "expert " + std::to_string(e) + ": ranges do not tile the rows");
+      next = b + n;
+    }
+    if (next != want.recv_count[static_cast<std::size_t>(e)])
+      note(bad_range, "expert " + std::to_string(e) + ": ranges cover " + std::to_string(next) + " rows");
+  }
+  EXPECT_EQ(bad_range + bad_token + bad_payload + bad_scale, 0u)
+      << "ranges " << bad_range << ", tokens " << bad_token << ", payloads " << bad_payload << ", scales "
+      << bad_scale << "; first: " << first;
+}
+
+// Every rank's routing as the GPU produced it (layout_range, src_info), for ref::ll_combine.
+inline std::vector<ref::LlRankOutput> gather_routing(const GotDispatch& mine, const LlCase& c, int R) {
+  const std::size_t nle = static_cast<std::size_t>(c.experts_per_rank);
+  const std::int64_t cap = R * c.max_tokens;
+  std::vector<std::int64_t> ranges(nle * static_cast<std::size_t>(R * R));
+  std::vector<std::int32_t> infos(nle * static_cast<std::size_t>(cap * R));
+  gpu_env().bootstrap->all_gather(mine.layout_range.data(), ranges.data(), mine.layout_range.size() * 8);
+  gpu_env().bootstrap->all_gather(mine.src_info.data(), infos.data(), mine.src_info.size() * 4);
+  std::vector<ref::LlRankOutput> all(static_cast<std::size_t>(R));
+  for (int r = 0; r < R; ++r) {
+    auto& o = all[static_cast<std::size_t>(r)];
+    o.capacity = cap;
+    o.layout_range.assign(ranges.begin() + r * mine.layout_range.size(),
+                          ranges.begin() + (r + 1) * mine.layout_range.size());
+    o.src_info.assign(infos.begin() + r * mine.src_info.size(),
+                      infos.begin() + (r + 1) * mine.src_info.size());
+  }
+  return all;
+}
+
+// ---- combine inputs and checks --------------------------------------------------------------------
+
+enum class YMode { kHash, kEcho };  // hashed values in every row, or each row's dispatched BF16 token
+
+inline std::uint16_t hashed_bf16(std::uint64_t key) {
+  key += 0x9e3779b97f4a7c15ull;
+  key = (key ^ (key >> 30)) * 0xbf58476d1ce4e5b9ull;
+  key = (key ^ (key >> 27)) * 0x94d049bb133111ebull;
+  key ^= key >> 31;
+  return ref::float_to_bf16(static_cast<float>(key >> 40) / static_cast<float>(1 << 24) * 4.0f - 2.0f);
+}
+
+// y of rank r: [nle, capacity, hidden].
+inline std::vector<std::uint16_t> make_y(YMode mode, const LlCase& c, int R, int r, std::uint64_t salt,
+                                         const ref::LlRankOutput& routing,
+                                         const std::vector<RankData>& inputs) {
+  const std::int64_t nle = c.experts_per_rank, cap = R * c.max_tokens, H = c.hidden;
+  std::vector<std::uint16_t> y(static_cast<std::size_t>(nle * cap * H), 0);
+  for (std::int64_t e = 0; e < nle; ++e) {
+    if (mode == YMode::kHash) {
+      const std::uint64_t base = (seed_for(c.seed * 131 + salt, r) * 4099 + static_cast<std::uint64_t>(e))
+                                 << 32;
+      for (std::int64_t i = 0; i < cap * H; ++i)
+        y[static_cast<std::size_t>(e * cap * H + i)] = hashed_bf16(base + static_cast<std::uint64_t>(i));
+      continue;
+    }
+    for (int s = 0; s < R; ++s) {
+      const std::int64_t range = routing.layout_range[static_cast<std::size_t>(e * R + s)];
+      for (std::int64_t i = range >> 32; i < (range >> 32) + (range & 0xffffffff); ++i) {
+        const std::int32_t t = routing.src_info[static_cast<std::size_t>(e * cap + i)];
+        const auto& x = inputs[static_cast<std::size_t>(s)].in.x;
+        std::copy_n(x.begin() + t * H, H, y.begin() + (e * cap + i) * H);
+      }
+    }
+  }
+  return y;
+}
+
+// Runs the reference combine on the GPU's routing and compares this rank's output bit-exactly.
+inline void expect_combine_matches(const std::vector<std::uint16_t>& got, const LlCase& c, int R,
+                                   const std::vector<ref::LlRankOutput>& routing,
+                                   const std::vector<std::vector<std::uint16_t>>& ys,
+                                   const std::vector<RankData>& inputs, const std::string& what) {
+  SCOPED_TRACE(what);
+  std::vector<ref::LlRankInput> ins;
+  std::vector<std::vector<float>> weights;
+  for (const auto& d : inputs) {
+    ins.push_back(d.in);
+    weights.push_back(d.weights);
+  }
+  std::vector<std::vector<std::uint16_t>> want;
+  try {
+    want = ref::ll_combine(geometry_of(c, R), c.hidden, routing, ys, ins, weights);
+  } catch (const Error& e) {
+    FAIL() << "the GPU's routing is inconsistent: " << e.what();
+  }
+  const auto& mine = want[static_cast<std::size_t>(gpu_env().rank)];
+  ASSERT_EQ(got.size(), mine.size());
+  std::size_t bad = 0, first = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (got[i] != mine[i] && bad++ == 0) first = i;
+  EXPECT_EQ(bad, 0u) << bad << " of " << got.size() << " BF16 values differ, first at " << first << " (got "
+                     << (bad ? ref::bf16_to_float(got[first]) : 0.0f) << ", want "
+                     << (bad ? ref::bf16_to_float(mine[first]) : 0.0f) << ")";
+}
+
+// ---- one dispatch + combine -------------------------------------------------------------------------
+
+struct PairMode {
+  bool hook = false;       // split phases (return_recv_hook) for both
+  bool zero_copy = false;  // y written into get_next_low_latency_combine_buffer
+  YMode y = YMode::kHash;
+  std::uint64_t salt = 0;  // fresh inputs per call
+};
+
+inline void run_pair(Buffer& buffer, const LlCase& c, const PairMode& mode = {}) {
+  const GpuEnv& env = gpu_env();
+  const int R = env.world, me = env.rank;
+  const std::vector<RankData> inputs = make_inputs(c, R, mode.salt);
+  std::vector<ref::LlRankInput> ref_in;
+  for (const auto& d : inputs) ref_in.push_back(d.in);
+  const auto expected = ref::ll_dispatch(geometry_of(c, R), c.hidden, c.max_tokens, ref_in, ref_options(c));
+  const DeviceInputs di = upload_inputs(inputs[static_cast<std::size_t>(me)], c);
+  const CallOptions call{.stream = env.stream};
+
+  poison_outputs(buffer);
+  LlDispatchResult d = buffer.low_latency_dispatch(di.x, di.topk, c.options(mode.hook), call);
+  ASSERT_EQ(static_cast<bool>(d.receive), mode.hook);
+  if (mode.hook) d.receive();
+  finish(buffer);
+  const GotDispatch got = download_dispatch(d);
+  expect_dispatch_matches(got, expected[static_cast<std::size_t>(me)], c, R, "dispatch");
+
+  const auto routing = gather_routing(got, c, R);
+  std::vector<std::vector<std::uint16_t>> ys;
+  for (int r = 0; r < R; ++r)
+    ys.push_back(make_y(mode.y, c, R, r, mode.salt, routing[static_cast<std::size_t>(r)], inputs));
+  const auto& my_y = ys[static_cast<std::size_t>(me)];
+  DeviceTensor y_owned;
+  Tensor y;
+  if (mode.zero_copy) {
+    y = buffer.get_next_low_latency_combine_buffer(d.handle);
+    EPCOMM_CUDA_CHECK(cudaMemcpy(y.data, my_y.data(), y.nbytes(), cudaMemcpyHostToDevice));
+  } else {
+    y_owned = upload(my_y, DType::kBF16, {c.experts_per_rank, R * c.max_tokens, c.hidden});
+    y = y_owned;
+  }
+  LlCombineResult cr = buffer.low_latency_combine(
+      y, di.topk, di.weights, d.handle, {.zero_copy = mode.zero_copy, .return_recv_hook = mode.hook}, call);
+  if (mode.hook) cr.receive();
+  finish(buffer);
+  expect_combine_matches(download<std::uint16_t>(cr.out), c, R, routing, ys, inputs, "combine");
+}
+
+}  // namespace epcomm::test
