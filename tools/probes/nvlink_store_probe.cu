@@ -1,0 +1,171 @@
+// Which way of writing rows to a peer GPU keeps NVLink busy with a small SM budget? Both GPUs of a
+// pair write into each other at once (like a 2-rank dispatch), with the knobs the high-throughput
+// kernels have: threads per block, 16-byte pieces in flight per lane, the store cache hint, a
+// system-scope release every N rows per warp (progress publication), and whether every row is
+// also written to a local buffer (a rank's rows to itself). Prints GB/s per direction (the slower
+// GPU) for each variant. One process, two GPUs with peer access:
+//   nvcc -O3 -std=c++17 -arch=sm_90a -o nvlink_store_probe tools/probes/nvlink_store_probe.cu
+// Not part of the library; a measuring tool for bench/NOTES.md.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdio>
+
+#define CK(x)                                                               \
+  do {                                                                      \
+    cudaError_t e = (x);                                                    \
+    if (e != cudaSuccess) {                                                 \
+      std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); \
+      return 1;                                                             \
+    }                                                                       \
+  } while (0)
+
+namespace {
+
+constexpr int kRowBytes = 14336;  // one BF16 row of hidden 7168
+constexpr int kPiecesPerRow = kRowBytes / 16;
+
+struct Variant {
+  const char* name;
+  int threads;
+  int unroll;        // pieces in flight per lane (1, 4, 7, 14)
+  bool no_allocate;  // st.global.L1::no_allocate instead of a plain store
+  int release_rows;  // a st.release.sys by lane 0 every this many rows (0: never)
+  bool local_copy;   // also write every row to a local buffer
+};
+
+__device__ __forceinline__ void store(int4* p, const int4& v, bool no_allocate) {
+  if (no_allocate)
+    asm volatile("st.global.L1::no_allocate.v4.s32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y),
+                 "r"(v.z), "r"(v.w)
+                 : "memory");
+  else
+    *p = v;
+}
+
+// Each warp copies whole rows (row r = warp id + k * total warps), like a dispatch sender warp.
+template <int kUnroll>
+__global__ void rows_kernel(const int4* src, int4* remote, int4* local, unsigned long long* flag, int rows,
+                            bool no_allocate, int release_rows, bool local_copy) {
+  const int lane = threadIdx.x % 32;
+  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+  const int warps = gridDim.x * blockDim.x / 32;
+  int done = 0;
+  for (int r = warp; r < rows; r += warps) {
+    const int4* s = src + static_cast<size_t>(r) * kPiecesPerRow;
+    int4* d = remote + static_cast<size_t>(r) * kPiecesPerRow;
+    int4* l = local + static_cast<size_t>(r) * kPiecesPerRow;
+    for (int base = 0; base < kPiecesPerRow; base += 32 * kUnroll) {
+      int4 v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int i = base + u * 32 + lane;
+        if (i < kPiecesPerRow)
+          asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
+                       : "=r"(v[u].x), "=r"(v[u].y), "=r"(v[u].z), "=r"(v[u].w)
+                       : "l"(s + i));
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int i = base + u * 32 + lane;
+        if (i < kPiecesPerRow) {
+          store(d + i, v[u], no_allocate);
+          if (local_copy) store(l + i, v[u], no_allocate);
+        }
+      }
+    }
+    if (release_rows > 0 && ++done % release_rows == 0) {
+      __syncwarp();
+      if (lane == 0)
+        asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(flag + warp), "l"(1ull * done) : "memory");
+    }
+  }
+}
+
+int launch(const Variant& v, int blocks, const int4* src, int4* remote, int4* local, unsigned long long* flag,
+           int rows, cudaStream_t stream) {
+  switch (v.unroll) {
+    case 1:
+      rows_kernel<1><<<blocks, v.threads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
+                                                       v.release_rows, v.local_copy);
+      break;
+    case 4:
+      rows_kernel<4><<<blocks, v.threads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
+                                                       v.release_rows, v.local_copy);
+      break;
+    case 7:
+      rows_kernel<7><<<blocks, v.threads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
+                                                       v.release_rows, v.local_copy);
+      break;
+    default:
+      rows_kernel<14><<<blocks, v.threads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
+                                                        v.release_rows, v.local_copy);
+      break;
+  }
+  return cudaGetLastError() == cudaSuccess ? 0 : 1;
+}
+
+}  // namespace
+
+int main() {
+  int ndev = 0;
+  CK(cudaGetDeviceCount(&ndev));
+  if (ndev < 2) {
+    std::printf("need 2 GPUs\n");
+    return 0;
+  }
+  const int rows = 4096;  // ~58.7 MB per direction, as ht-dsv3's remote rows
+  const size_t bytes = static_cast<size_t>(rows) * kRowBytes;
+  int4 *src[2], *dst[2], *loc[2];
+  unsigned long long* flag[2];
+  cudaStream_t st[2];
+  cudaEvent_t e0[2], e1[2];
+  for (int d = 0; d < 2; ++d) {
+    CK(cudaSetDevice(d));
+    CK(cudaDeviceEnablePeerAccess(1 - d, 0));
+    CK(cudaMalloc(&src[d], bytes));
+    CK(cudaMalloc(&dst[d], bytes));
+    CK(cudaMalloc(&loc[d], bytes));
+    CK(cudaMalloc(&flag[d], 8 * 4096));
+    CK(cudaMemset(src[d], d + 1, bytes));
+    CK(cudaStreamCreate(&st[d]));
+    CK(cudaEventCreate(&e0[d]));
+    CK(cudaEventCreate(&e1[d]));
+  }
+  const Variant variants[] = {
+      {"512t-u14-na-rel4", 512, 14, true, 4, true},  // today's dispatch sender shape
+      {"512t-u14-na-rel4-nolocal", 512, 14, true, 4, false},
+      {"512t-u14-na-norel", 512, 14, true, 0, true},
+      {"512t-u14-plain-rel4", 512, 14, false, 4, true},
+      {"1024t-u7-na-rel4", 1024, 7, true, 4, true},
+      {"1024t-u4-plain-norel-nolocal", 1024, 4, false, 0, false},  // the copy kernel of BENCH.md
+      {"1024t-u7-plain-rel4", 1024, 7, false, 4, true},
+      {"512t-u4-na-rel4", 512, 4, true, 4, true},
+  };
+  std::printf("variant sms GBps_per_direction\n");
+  for (const Variant& v : variants) {
+    for (int sms : {8, 16, 24}) {
+      float best = 0;
+      for (int rep = 0; rep < 4; ++rep) {
+        for (int d = 0; d < 2; ++d) {
+          CK(cudaSetDevice(d));
+          CK(cudaEventRecord(e0[d], st[d]));
+          if (launch(v, sms, src[d], dst[1 - d], loc[d], flag[d], rows, st[d]) != 0) return 1;
+          CK(cudaEventRecord(e1[d], st[d]));
+        }
+        float worst = 1e30f;
+        for (int d = 0; d < 2; ++d) {
+          CK(cudaSetDevice(d));
+          CK(cudaEventSynchronize(e1[d]));
+          float ms = 0;
+          CK(cudaEventElapsedTime(&ms, e0[d], e1[d]));
+          const float gbps = static_cast<float>(bytes) / (ms * 1e-3f) / 1e9f;
+          if (gbps < worst) worst = gbps;
+        }
+        if (rep > 0 && worst > best) best = worst;
+      }
+      std::printf("%s %d %.1f\n", v.name, sms, best);
+    }
+  }
+  return 0;
+}
