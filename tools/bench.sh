@@ -4,6 +4,9 @@
 # epcomm-bench, e.g. `tools/bench.sh --workload ht-dsv3 --json out.json`.
 # On a machine without GPUs it says so and exits cleanly.
 set -euo pipefail
+# Its own build folder, without the test tier (so GoogleTest is not needed to benchmark).
+default_build="$(cd "$(dirname "$0")/.." && pwd)/build-bench"
+extra_cmake_args="-DEPCOMM_BUILD_TESTS=OFF"
 source "$(dirname "$0")/configure.sh"
 cmake --build "$build" -j "$(nproc)" --target epcomm-bench epcomm-run
 if [ $# -eq 0 ]; then set -- --workload all; fi
