@@ -73,6 +73,10 @@ class EPCOMM_API Buffer {
   // A barrier across the NVLink domain, on the communication stream, with a bounded wait.
   EventHandle barrier(const CallOptions& options = {});
 
+  // The summed duration, in microseconds, of the kernels of this buffer's last operation (waits for
+  // them); -1 unless EPCOMM_KERNEL_TIMING=1 was set when the buffer was made.
+  double last_kernel_us();
+
   // Throws epcomm::Error if a kernel of this buffer reported a failure (a peer that timed out, an
   // invalid expert index). Every operation calls it on entry; call it after synchronising to learn
   // about the last one.

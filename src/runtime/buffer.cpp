@@ -64,6 +64,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.status = MappedHostBuffer(sizeof(DeviceStatus));
   std::memset(m.status.host(), 0, sizeof(DeviceStatus));
   m.host_counts = MappedHostBuffer(kHostCountsBytes);
+  m.timer = KernelTimer(env::get_bool("EPCOMM_KERNEL_TIMING"));
   m.counters = DeviceBuffer(4096);
   m.scratch = DeviceBuffer(HtScratch::kBytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
@@ -156,7 +157,12 @@ EventHandle Buffer::barrier(const CallOptions& options) {
   return scope.finish();
 }
 
+double Buffer::last_kernel_us() {
+  return impl_->timer.total_us();
+}
+
 CommScope::CommScope(Buffer::Impl& impl, const CallOptions& options) : impl_(impl), options_(options) {
+  impl_.timer.reset();
   if (options.previous_event.valid()) {
     options.previous_event.wait(comm());
   } else {

@@ -54,6 +54,11 @@ constexpr std::array kRegistry = {
                  "A tuning knob.",
           .min_value = 1,
           .max_value = 1 << 20},
+    Entry{.name = "EPCOMM_KERNEL_TIMING",
+          .type = Type::kBool,
+          .default_value = "0",
+          .doc = "Time each operation's kernels with CUDA events (Buffer::last_kernel_us, the benchmark's "
+                 "kernel_us column). Costs host time per call."},
     Entry{.name = "MASTER_ADDR",
           .type = Type::kString,
           .default_value = std::nullopt,

@@ -57,7 +57,9 @@ void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchSh
   n.num_recv_per_expert = data_of<std::int32_t>(h.num_recv_tokens_per_expert);
   n.host_counts = worst ? nullptr : static_cast<std::int32_t*>(m.host_counts.device());
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
+  m.timer.begin(scope.comm());
   launch_ht_notify(n, scope.comm());
+  m.timer.end(scope.comm());
 
   if (worst) {
     h.num_recv_tokens = -1;
@@ -96,7 +98,9 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   DispatchHandle& h = out.handle;
   if (cached) {
     h = *a.handle;
+    m.timer.begin(scope.comm());
     launch_ht_prepare(m.view, plan.num_channels, scope.comm());
+    m.timer.end(scope.comm());
   } else {
     h.num_ranks = m.num_ranks();
     h.num_channels = plan.num_channels;
@@ -145,7 +149,9 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.recv_topk_idx = out.recv_topk_idx.data();
   d.recv_topk_weights = data_of<float>(out.recv_topk_weights);
   d.recv_src_idx = data_of<std::int32_t>(h.recv_src_idx);
+  m.timer.begin(scope.comm());
   launch_ht_dispatch(d, plan.num_blocks, scope.comm());
+  m.timer.end(scope.comm());
   out.event = scope.finish();
   return out;
 }

@@ -37,6 +37,9 @@ struct EpcommHt {
   CombineResult combined;
   int rank = 0;
 
+  // The last call's kernel time; only offered when EPCOMM_KERNEL_TIMING=1 (see timing below).
+  double kernel_us() { return buffer->last_kernel_us(); }
+
   DispatchResult dispatch(bool fp8_payload, int num_sms, cudaStream_t stream) {
     const DispatchLayout layout = buffer->get_dispatch_layout(topk_idx, num_experts, {.stream = stream});
     DispatchArgs a;
@@ -105,6 +108,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   state->topk_idx = Tensor::contiguous(in.topk_idx.get(), DType::kI64, {T, in.num_topk});
   state->topk_weights = Tensor::contiguous(in.topk_weights.get(), DType::kF32, {T, in.num_topk});
 
+  const bool timing = state->buffer->last_kernel_us() >= 0;  // EPCOMM_KERNEL_TIMING=1
   const Traffic traffic = context.traffic;
   const std::function<const ExpectedHt&()> expected = context.expected_ht;
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
@@ -122,6 +126,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       op.run = [state, fp8, sms](cudaStream_t s) {
         (fp8 ? state->fp8 : state->bf16) = state->dispatch(fp8, sms, s);
       };
+      if (timing) op.kernel_us = [state] { return state->kernel_us(); };
       op.check = [state, fp8, expected] {
         return state->check_dispatch(fp8 ? state->fp8 : state->bf16,
                                      fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
@@ -145,6 +150,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
         a.config.num_sms = sms;
         state->cached = state->buffer->dispatch(a, {.stream = s});
       };
+      if (timing) op.kernel_us = [state] { return state->kernel_us(); };
       op.check = [state, expected] {
         state->buffer->check_status();
         const auto x = to_host<std::uint8_t>(state->cached.recv_x);
@@ -172,6 +178,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       c.config.num_sms = sms;
       state->combined = state->buffer->combine(c, {.stream = s});
     };
+    if (timing) op.kernel_us = [state] { return state->kernel_us(); };
     op.check = [state, expected] {
       state->buffer->check_status();
       const ExpectedHt& e = expected();
