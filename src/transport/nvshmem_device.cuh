@@ -1,0 +1,104 @@
+// The NVSHMEM transport, device side: the few NVSHMEM operations epcomm's kernels use to reach a
+// peer through the symmetric heap (over NVLink peer-to-peer in tests, over IBGDA, a proxy or
+// libfabric across domains), each with the ordering it gives. Only public NVSHMEM device APIs.
+//
+// NOTE: include only in relocatable device code (-rdc) of a target linked with epcomm_nvshmem,
+// and launch only while an NvshmemTransport is alive (nvshmem_transport.hpp).
+//
+// Arguments named `*_sym` are symmetric addresses: a pointer returned by NvshmemTransport::alloc()
+// on the calling PE (plus an offset); NVSHMEM turns it into the same allocation on `pe`. `src` is
+// local device memory; outside NVLink peer-to-peer it must be symmetric as well.
+//
+// The memory model in short:
+//   - "nbi" operations return before the data has left: the source must stay unchanged until the
+//     operation completes (nvshmem_quiet(), or a barrier, on the sender).
+//   - operations to one PE are delivered in any order unless nvshmem_fence() separates them;
+//     put_signal_nbi is the exception: its signal is delivered after its payload.
+//   - a receiver learns that data arrived only from a signal it observes (wait_signal_geq), never
+//     by looking at the data.
+#pragma once
+
+#include <nvshmem.h>
+#include <nvshmemx.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/device_status.hpp"
+#include "kernels/ptx.cuh"
+#include "kernels/wait.cuh"
+
+namespace epcomm::nvshmem {
+
+// One thread: starts copying `bytes` from `src` to `dst_sym` on `pe`. Gives no order with the
+// thread's later operations to `pe` (a signal_add after it may arrive first: use put_signal_nbi).
+__device__ __forceinline__ void put_nbi(void* dst_sym, const void* src, std::size_t bytes, int pe) {
+  nvshmem_putmem_nbi(dst_sym, src, bytes, pe);
+}
+
+// The whole warp (all 32 lanes, converged, same arguments): put_nbi with the copy spread over the
+// lanes. Same (absent) ordering as put_nbi.
+__device__ __forceinline__ void put_nbi_warp(void* dst_sym, const void* src, std::size_t bytes, int pe) {
+  nvshmemx_putmem_nbi_warp(dst_sym, src, bytes, pe);
+}
+
+// One thread: atomically adds `v` to the 64-bit signal `sig_sym` on `pe`. Adds from any number of
+// senders accumulate (a counter). Not ordered after the thread's earlier puts to `pe` unless an
+// nvshmem_fence() comes between them; to publish a payload, use put_signal_nbi instead.
+__device__ __forceinline__ void signal_add(std::uint64_t* sig_sym, std::uint64_t v, int pe) {
+  nvshmemx_signal_op(sig_sym, v, NVSHMEM_SIGNAL_ADD, pe);
+}
+
+// One thread: put_nbi of `bytes`, then adds `v` to `sig_sym` on `pe`. The signal is delivered
+// after the whole payload, so a receiver that observes the added value (wait_signal_geq) reads the
+// payload complete. The source is reusable only after completion (quiet or barrier).
+__device__ __forceinline__ void put_signal_nbi(void* dst_sym, const void* src, std::size_t bytes,
+                                               std::uint64_t* sig_sym, std::uint64_t v, int pe) {
+  nvshmem_putmem_signal_nbi(dst_sym, src, bytes, sig_sym, v, NVSHMEM_SIGNAL_ADD, pe);
+}
+
+// The whole warp (all 32 lanes, converged, same arguments): put_signal_nbi with the copy spread
+// over the lanes; one signal add per call, delivered after the payload of every lane.
+__device__ __forceinline__ void put_signal_nbi_warp(void* dst_sym, const void* src, std::size_t bytes,
+                                                    std::uint64_t* sig_sym, std::uint64_t v, int pe) {
+  nvshmemx_putmem_signal_nbi_warp(dst_sym, src, bytes, sig_sym, v, NVSHMEM_SIGNAL_ADD, pe);
+}
+
+// One thread: waits until this PE's signal `*sig_local` (a symmetric address of the calling PE)
+// is >= `expected`. Signals only grow (signal_add, put_signal_nbi), so callers wait for running
+// totals (for example round * messages per round). The poll is an acquire load at system scope:
+// after a true return, this thread reads every payload delivered with the signals it counted;
+// a __syncthreads() after the wait extends that to the block.
+//
+// Bounded like kernels/wait.cuh: after `timeout_ns` it records a kTimeout in `status` (first
+// failure wins; `rank` observed it, waiting for `peer`, on `counter` during `op`, with the
+// expected and last observed values) and returns false; it also returns false early once another
+// failure is in `status`. `status` may be null (nothing is recorded).
+__device__ inline bool wait_signal_geq(const std::uint64_t* sig_local, std::uint64_t expected,
+                                       std::uint64_t timeout_ns, DeviceStatus* status, int rank, int peer,
+                                       OpId op, CounterId counter) {
+  std::uint64_t observed = ptx::ld_acquire_sys(sig_local);
+  if (observed >= expected) return true;
+  const std::uint64_t start = ptx::globaltimer();
+  std::uint64_t last_check = start;
+  std::uint32_t spins = 0;
+  while (true) {
+    observed = ptx::ld_acquire_sys(sig_local);
+    if (observed >= expected) return true;
+    // Same pacing as wait_at_least: quick polls, then short sleeps, and a rare look at the
+    // (host-resident) status word and the clock.
+    if (++spins > kQuickPolls) ptx::backoff(spins > 4 * kQuickPolls ? kMaxBackoffNs : kMinBackoffNs);
+    if ((spins & 63u) != 0) continue;
+    const std::uint64_t now = ptx::globaltimer();
+    if (now - last_check < kStatusCheckNs) continue;
+    last_check = now;
+    if (failure_reported(status)) return false;
+    if (now - start > timeout_ns) {
+      report_failure(status, StatusCode::kTimeout, op, counter, rank, peer,
+                     static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed));
+      return false;
+    }
+  }
+}
+
+}  // namespace epcomm::nvshmem
