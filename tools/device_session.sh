@@ -14,7 +14,9 @@ cd "$root"
 head -3 "$OUT/machine.txt"
 gtest=()
 [ -f "$root/.gtest/CMakeLists.txt" ] && gtest=(-DEPCOMM_GTEST_SOURCE_DIR="$root/.gtest")
-if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" > "$OUT/build.log" 2>&1 ||
+# EPCOMM_CMAKE_ARGS passes more options, e.g. -DEPCOMM_WITH_NVSHMEM=ON (found from the Python package).
+# shellcheck disable=SC2086
+if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${EPCOMM_CMAKE_ARGS:-} > "$OUT/build.log" 2>&1 ||
    ! cmake --build "$build" -j "$(nproc)" >> "$OUT/build.log" 2>&1; then
   echo "build failed"; grep -E "error|Error" "$OUT/build.log" | head -40; exit 1
 fi
