@@ -39,10 +39,17 @@ __device__ __forceinline__ bool failure_reported(const DeviceStatus* status) {
   return status != nullptr && *reinterpret_cast<const volatile std::int32_t*>(&status->code) != 0;
 }
 
-// Waits until *counter >= expected (acquire, system scope). Returns false on timeout or when
-// another wait already failed.
+// Who waits, for how long, and where a timeout is recorded.
+struct WaitBound {
+  std::uint64_t timeout_ns;
+  DeviceStatus* status;  // may be null: nothing is recorded
+  int rank;              // the rank that waits (named in the report)
+};
+
+// Waits until *counter >= expected (acquire, system scope). Returns false on timeout (recorded in
+// bound.status, naming op, counter_id and peer) or when another wait already failed.
 template <typename T>
-__device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
+__device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const WaitBound& bound, OpId op,
                                               CounterId counter_id, int peer) {
   T observed = ptx::ld_acquire_sys(counter);
   if (observed >= expected) return true;
@@ -60,13 +67,21 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
     // NOTE: the status word lives in host memory: read it rarely, or waiters flood PCIe.
     if (now - last_check < kStatusCheckNs) continue;
     last_check = now;
-    if (failure_reported(view.status)) return false;
-    if (now - start > view.timeout_ns) {
-      report_failure(view.status, StatusCode::kTimeout, op, counter_id, view.rank, peer,
+    if (failure_reported(bound.status)) return false;
+    if (now - start > bound.timeout_ns) {
+      report_failure(bound.status, StatusCode::kTimeout, op, counter_id, bound.rank, peer,
                      static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed));
       return false;
     }
   }
+}
+
+// The same, bounded by a domain's timeout and status word.
+template <typename T>
+__device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
+                                              CounterId counter_id, int peer) {
+  return wait_at_least(counter, expected, WaitBound{view.timeout_ns, view.status, view.rank}, op, counter_id,
+                       peer);
 }
 
 }  // namespace epcomm

@@ -77,28 +77,7 @@ __device__ __forceinline__ void put_signal_nbi_warp(void* dst_sym, const void* s
 __device__ inline bool wait_signal_geq(const std::uint64_t* sig_local, std::uint64_t expected,
                                        std::uint64_t timeout_ns, DeviceStatus* status, int rank, int peer,
                                        OpId op, CounterId counter) {
-  std::uint64_t observed = ptx::ld_acquire_sys(sig_local);
-  if (observed >= expected) return true;
-  const std::uint64_t start = ptx::globaltimer();
-  std::uint64_t last_check = start;
-  std::uint32_t spins = 0;
-  while (true) {
-    observed = ptx::ld_acquire_sys(sig_local);
-    if (observed >= expected) return true;
-    // Same pacing as wait_at_least: quick polls, then short sleeps, and a rare look at the
-    // (host-resident) status word and the clock.
-    if (++spins > kQuickPolls) ptx::backoff(spins > 4 * kQuickPolls ? kMaxBackoffNs : kMinBackoffNs);
-    if ((spins & 63u) != 0) continue;
-    const std::uint64_t now = ptx::globaltimer();
-    if (now - last_check < kStatusCheckNs) continue;
-    last_check = now;
-    if (failure_reported(status)) return false;
-    if (now - start > timeout_ns) {
-      report_failure(status, StatusCode::kTimeout, op, counter, rank, peer,
-                     static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed));
-      return false;
-    }
-  }
+  return wait_at_least(sig_local, expected, WaitBound{timeout_ns, status, rank}, op, counter, peer);
 }
 
 }  // namespace epcomm::nvshmem
