@@ -167,33 +167,13 @@ __device__ void reduce_tokens(const LlCombineArgs& a, int parity) {
 
 __global__ void __launch_bounds__(kThreads, 1) ll_combine_kernel(LlCombineArgs a) {
   extern __shared__ std::int32_t first[];  // [nle + 1]
-  const DomainView& v = a.view;
-  const LlLayout& l = a.layout;
-  LlControl* mine = l.control_of(v.peer_base[v.domain_rank], kLlKindCombine);
-  const std::uint64_t seq = ll_launch_seq(mine, a.phases, a.half);
-  const int parity = static_cast<int>(seq & 1u);
-  const int me = v.domain_rank;
-
-  if (a.phases & kLlSend) {
-    if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlCombine)) return;
-    expert_prefix(a, first);
-    send_rows_back(a, parity, first);
-    if (ll_arrive_last(&mine->send_arrivals)) {
-      if (threadIdx.x == 0) {
-        mine->seq = seq;
-        mine->issued[a.half] = seq;
-      }
-      ll_signal_all(
-          v, l, kLlKindCombine, [&](LlControl* c) { return &c->done[parity][me]; }, seq);
-    }
-  }
-  if (a.phases & kLlRecv) {
-    if (!ll_wait_done(mine, parity, seq, v, OpId::kLlCombine)) return;
-    reduce_tokens(a, parity);
-    if (ll_arrive_last(&mine->recv_arrivals))
-      ll_signal_all(
-          v, l, kLlKindCombine, [&](LlControl* c) { return &c->freed[parity][me]; }, seq);
-  }
+  ll_run_phases(
+      a.view, a.layout, kLlKindCombine, OpId::kLlCombine, a.phases, a.half,
+      [&](int parity) {
+        expert_prefix(a, first);
+        send_rows_back(a, parity, first);
+      },
+      [&](int parity) { reduce_tokens(a, parity); });
 }
 
 }  // namespace

@@ -368,33 +368,13 @@ __device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* c
 
 __global__ void __launch_bounds__(kThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   extern __shared__ std::int32_t chunk[];  // [R][ceil(T/32)]
-  const DomainView& v = a.view;
-  const LlLayout& l = a.layout;
-  LlControl* mine = l.control_of(v.peer_base[v.domain_rank], kLlKindDispatch);
-  const std::uint64_t seq = ll_launch_seq(mine, a.phases, a.half);
-  const int parity = static_cast<int>(seq & 1u);
-  const int me = v.domain_rank;
-
-  if (a.phases & kLlSend) {
-    if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch)) return;
-    send_topk_rows(a, parity);
-    send_rows(a, parity);
-    if (ll_arrive_last(&mine->send_arrivals)) {
-      if (threadIdx.x == 0) {
-        mine->seq = seq;
-        mine->issued[a.half] = seq;
-      }
-      ll_signal_all(
-          v, l, kLlKindDispatch, [&](LlControl* c) { return &c->done[parity][me]; }, seq);
-    }
-  }
-  if (a.phases & kLlRecv) {
-    if (!ll_wait_done(mine, parity, seq, v, OpId::kLlDispatch)) return;
-    run_receive(a, parity, chunk);
-    if (ll_arrive_last(&mine->recv_arrivals))
-      ll_signal_all(
-          v, l, kLlKindDispatch, [&](LlControl* c) { return &c->freed[parity][me]; }, seq);
-  }
+  ll_run_phases(
+      a.view, a.layout, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half,
+      [&](int parity) {
+        send_topk_rows(a, parity);
+        send_rows(a, parity);
+      },
+      [&](int parity) { run_receive(a, parity, chunk); });
 }
 
 }  // namespace

@@ -73,6 +73,39 @@ __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayou
   }
 }
 
+// The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
+// 6): the send phase waits for credits, runs `send(parity)`, and its last block publishes the
+// operation's seq and signals `done` to every peer; the receive phase waits for every peer's
+// `done`, runs `receive(parity)`, and its last block signals `freed`. `mine` is this rank's
+// control block of `kind`; every thread of every block calls it.
+template <typename Send, typename Receive>
+__device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, int kind, OpId op,
+                                              int phases, int half, Send send, Receive receive) {
+  LlControl* mine = l.control_of(v.peer_base[v.domain_rank], kind);
+  const std::uint64_t seq = ll_launch_seq(mine, phases, half);
+  const int parity = static_cast<int>(seq & 1u);
+  const int me = v.domain_rank;
+  if (phases & kLlSend) {
+    if (!ll_wait_credits(mine, parity, seq, v, op)) return;
+    send(parity);
+    if (ll_arrive_last(&mine->send_arrivals)) {
+      if (threadIdx.x == 0) {
+        mine->seq = seq;
+        mine->issued[half] = seq;
+      }
+      ll_signal_all(
+          v, l, kind, [&](LlControl* c) { return &c->done[parity][me]; }, seq);
+    }
+  }
+  if (phases & kLlRecv) {
+    if (!ll_wait_done(mine, parity, seq, v, op)) return;
+    receive(parity);
+    if (ll_arrive_last(&mine->recv_arrivals))
+      ll_signal_all(
+          v, l, kind, [&](LlControl* c) { return &c->freed[parity][me]; }, seq);
+  }
+}
+
 // topk_idx[i] of a [T, k] int64 or int32 tensor.
 __device__ __forceinline__ std::int64_t ll_load_expert(const void* topk_idx, int idx_bytes, std::int64_t i) {
   return idx_bytes == 8 ? static_cast<const std::int64_t*>(topk_idx)[i]
