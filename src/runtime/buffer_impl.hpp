@@ -7,6 +7,7 @@
 #include "epcomm/buffer.hpp"
 #include "kernels/domain_view.hpp"
 #include "runtime/cuda_raii.hpp"
+#include "runtime/ht_plan.hpp"
 #include "runtime/kernel_timer.hpp"
 
 namespace epcomm {
@@ -27,6 +28,7 @@ struct Buffer::Impl {
   DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
   Stream comm;                          // the communication stream
   Event order_event;                    // reused for stream-to-stream ordering inside a call
+  HtTuning ht_tuning;                   // EPCOMM_HT_* knobs, read once
   KernelTimer timer{false};             // EPCOMM_KERNEL_TIMING: per-call kernel durations
   DomainView view;                      // what kernels get
   std::shared_ptr<Buffer::LlState> ll;  // low-latency mode's state (ll_state.hpp); null otherwise

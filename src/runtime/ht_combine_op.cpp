@@ -2,7 +2,6 @@
 #include "kernels/ht_args.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
-#include "runtime/env.hpp"
 #include "runtime/ht_plan.hpp"
 #include "runtime/op_checks.hpp"
 
@@ -43,7 +42,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.num_tokens = shape.num_tokens;
   c.num_senders = plan.num_senders;
   c.num_shares = plan.num_shares;
-  c.publish_rows = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PUBLISH_ROWS"));
+  c.publish_rows = m.ht_tuning.combine_publish_rows;
   c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());
   c.count_matrix = static_cast<const std::int32_t*>(h.count_matrix.data());
   c.out = static_cast<std::uint16_t*>(out.x.data());

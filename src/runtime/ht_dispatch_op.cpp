@@ -5,7 +5,6 @@
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
 #include "runtime/cuda_check.hpp"
-#include "runtime/env.hpp"
 #include "runtime/ht_plan.hpp"
 #include "runtime/op_checks.hpp"
 
@@ -85,7 +84,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   const checks::DispatchShape shape = checks::check_dispatch_args(a, m.num_ranks());
   const bool cached = a.handle != nullptr;
   const HtDispatchPlan plan =
-      plan_ht_dispatch(a.config.num_sms, m.num_sms, shape.num_tokens, cached ? a.handle->num_channels : 0);
+      plan_ht_dispatch(a.config.num_sms, m.num_sms, shape.num_tokens, cached ? a.handle->num_channels : 0,
+                       m.ht_tuning.receiver_percent);
   const HtDispatchLayout region =
       HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), shape.row_bytes,
                              shape.num_scales, shape.num_topk, shape.idx_bytes);
@@ -136,7 +136,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.num_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;
   d.recv_copied = HtScratch::recv_copied(m.scratch.get());
-  d.publish_tokens = static_cast<int>(env::get_int("EPCOMM_HT_PUBLISH_TOKENS"));
+  d.publish_tokens = m.ht_tuning.publish_tokens;
   d.send_slot = data_of<std::int32_t>(h.send_slot);
   d.count_matrix = data_of<std::int32_t>(h.count_matrix);
   d.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);

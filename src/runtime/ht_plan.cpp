@@ -7,11 +7,12 @@
 
 namespace epcomm {
 
-int ht_receiver_blocks(int num_sms) {
-  // Receivers copy arrived rows out of the region while senders also write this rank's own rows
-  // to the outputs: a third of the budget keeps up (bench/NOTES.md).
-  const std::int64_t percent = env::get_int("EPCOMM_HT_RECEIVER_PERCENT");
-  return std::clamp(static_cast<int>(num_sms * percent / 100), 1, num_sms - 1);
+HtTuning HtTuning::from_env() {
+  HtTuning t;
+  t.receiver_percent = static_cast<int>(env::get_int("EPCOMM_HT_RECEIVER_PERCENT"));
+  t.publish_tokens = static_cast<int>(env::get_int("EPCOMM_HT_PUBLISH_TOKENS"));
+  t.combine_publish_rows = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PUBLISH_ROWS"));
+  return t;
 }
 
 namespace {
@@ -24,7 +25,8 @@ void check_num_sms(int num_sms, int device_sms) {
 }
 }  // namespace
 
-HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels) {
+HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels,
+                                int receiver_percent) {
   check_num_sms(num_sms, device_sms);
   HtDispatchPlan plan;
   plan.num_blocks = num_sms;
@@ -36,7 +38,9 @@ HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_to
         plan.num_senders < num_sms, "config.num_sms: a cached dispatch keeps the handle's ", plan.num_senders,
         " sender blocks and needs at least one receiver block beside them; got num_sms ", num_sms);
   } else {
-    plan.num_senders = num_sms - ht_receiver_blocks(num_sms);
+    // Receivers copy arrived rows out of the region while senders also write this rank's own rows
+    // to the outputs: about a third of the budget keeps up (bench/NOTES.md).
+    plan.num_senders = num_sms - std::clamp(num_sms * receiver_percent / 100, 1, num_sms - 1);
   }
   plan.num_receivers = num_sms - plan.num_senders;
   plan.num_channels = plan.num_senders * kHtWarpsPerBlock;

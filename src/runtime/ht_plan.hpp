@@ -11,6 +11,14 @@
 
 namespace epcomm {
 
+// The high-throughput tuning knobs (EPCOMM_HT_*), read once when a Buffer is made.
+struct HtTuning {
+  int receiver_percent = 33;     // share of a dispatch's SM budget that copies rows out
+  int publish_tokens = 4;        // tokens a dispatch sender warp forwards between releases
+  int combine_publish_rows = 2;  // rows a combine sender warp copies between releases
+  static HtTuning from_env();
+};
+
 struct HtDispatchPlan {
   int num_blocks = 0;          // = num_sms
   int num_senders = 0;         // sender blocks
@@ -21,7 +29,8 @@ struct HtDispatchPlan {
 
 // num_sms in [2, min(kMaxBlocks, device_sms)]; num_channels fixed (cached dispatch: the handle's)
 // or 0 to derive it.
-HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels = 0);
+HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels = 0,
+                                int receiver_percent = HtTuning{}.receiver_percent);
 
 struct HtCombinePlan {
   int num_blocks = 0;
@@ -55,10 +64,6 @@ std::vector<std::int64_t> rows_returned(const std::int32_t* count_matrix, int G)
 // the region's capacity.
 void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows,
                     std::size_t bytes_per_row, const char* what);
-
-// Receiver blocks per sender block of a dispatch (EPCOMM_HT_RECEIVER_SHARE overrides, in percent of
-// the budget).
-int ht_receiver_blocks(int num_sms);
 
 // Largest number of local experts the notify mailbox holds for a domain of G ranks and C channels.
 int max_local_experts(int num_domain_ranks, int num_channels);

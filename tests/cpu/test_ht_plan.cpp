@@ -173,3 +173,17 @@ TEST(RegionLayout, ControlSectionsAreDisjointAndDataIsPageAligned) {
 
 }  // namespace
 }  // namespace epcomm
+
+namespace epcomm {
+namespace {
+
+TEST(HtPlan, ReceiverShareSplitsTheBudgetAndKeepsOneOfEachRole) {
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 33).num_receivers, 7);
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 50).num_receivers, 12);
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 1).num_receivers, 1);   // at least one receiver
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 99).num_senders, 1);    // at least one sender
+  EXPECT_EQ(plan_ht_dispatch(2, 132, 4096, 0, 33).num_receivers, 1);
+}
+
+}  // namespace
+}  // namespace epcomm
