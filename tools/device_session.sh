@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
-#   tools/device_session.sh [tests] [bench WORKLOAD...]
+#   tools/device_session.sh [tests] [probe] [bench WORKLOAD...]
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_REMOTE_TRANSPORT=none
@@ -31,9 +31,15 @@ while [ $# -gt 0 ]; do
       rc=$?; [ $rc -ne 0 ] && status=$rc
       grep -E "tests passed|Passed|Failed|\*\*\*|FAILED|Timeout" "$OUT/gpu_tests.log" | grep -v "^\[rank.*OK \]" | tail -40
       ;;
+    probe)
+      shift
+      "$build/tools/nvlink_store_probe" > "$OUT/store_probe.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== store probe (rc $rc)"; tail -40 "$OUT/store_probe.txt"
+      ;;
     bench)
       shift
-      while [ $# -gt 0 ] && [ "$1" != tests ] && [ "$1" != bench ]; do
+      while [ $# -gt 0 ] && [ "$1" != tests ] && [ "$1" != bench ] && [ "$1" != probe ]; do
         w=$1; shift
         "$build/tools/epcomm-run" -n "$gpus" --timeout 400 "$build/tools/bench/epcomm-bench" --workload "$w" \
           --json "$OUT/$w.json" > "$OUT/$w.txt" 2>&1
