@@ -44,8 +44,8 @@ __device__ __forceinline__ void store(int4* p, const int4& v, bool no_allocate) 
 }
 
 // Each warp copies whole rows (row r = warp id + k * total warps), like a dispatch sender warp.
-template <int kUnroll>
-__global__ void rows_kernel(const int4* src, int4* remote, int4* local, unsigned long long* flag, int rows,
+template <int kUnroll, int kThreads>
+__global__ void __launch_bounds__(kThreads) rows_kernel(const int4* src, int4* remote, int4* local, unsigned long long* flag, int rows,
                             bool no_allocate, int release_rows, bool local_copy) {
   const int lane = threadIdx.x % 32;
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
@@ -82,27 +82,23 @@ __global__ void rows_kernel(const int4* src, int4* remote, int4* local, unsigned
   }
 }
 
-int launch(const Variant& v, int blocks, const int4* src, int4* remote, int4* local, unsigned long long* flag,
-           int rows, cudaStream_t stream) {
-  switch (v.unroll) {
-    case 1:
-      rows_kernel<1><<<blocks, v.threads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
-                                                       v.release_rows, v.local_copy);
-      break;
-    case 4:
-      rows_kernel<4><<<blocks, v.threads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
-                                                       v.release_rows, v.local_copy);
-      break;
-    case 7:
-      rows_kernel<7><<<blocks, v.threads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
-                                                       v.release_rows, v.local_copy);
-      break;
-    default:
-      rows_kernel<14><<<blocks, v.threads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
-                                                        v.release_rows, v.local_copy);
-      break;
+template <int kUnroll, int kThreads>
+cudaError_t launch_one(const Variant& v, int blocks, const int4* src, int4* remote, int4* local,
+                       unsigned long long* flag, int rows, cudaStream_t stream) {
+  rows_kernel<kUnroll, kThreads><<<blocks, kThreads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
+                                                                  v.release_rows, v.local_copy);
+  return cudaGetLastError();
+}
+
+cudaError_t launch(const Variant& v, int blocks, const int4* src, int4* remote, int4* local,
+                   unsigned long long* flag, int rows, cudaStream_t stream) {
+  if (v.threads == 1024) {
+    if (v.unroll == 4) return launch_one<4, 1024>(v, blocks, src, remote, local, flag, rows, stream);
+    return launch_one<7, 1024>(v, blocks, src, remote, local, flag, rows, stream);
   }
-  return cudaGetLastError() == cudaSuccess ? 0 : 1;
+  if (v.unroll == 4) return launch_one<4, 512>(v, blocks, src, remote, local, flag, rows, stream);
+  if (v.unroll == 7) return launch_one<7, 512>(v, blocks, src, remote, local, flag, rows, stream);
+  return launch_one<14, 512>(v, blocks, src, remote, local, flag, rows, stream);
 }
 
 }  // namespace
@@ -141,6 +137,8 @@ int main() {
       {"1024t-u4-plain-norel-nolocal", 1024, 4, false, 0, false},  // the copy kernel of BENCH.md
       {"1024t-u7-plain-rel4", 1024, 7, false, 4, true},
       {"512t-u4-na-rel4", 512, 4, true, 4, true},
+      {"1024t-u4-na-rel4-nolocal", 1024, 4, true, 4, false},
+      {"512t-u7-plain-norel-nolocal", 512, 7, false, 0, false},
   };
   std::printf("variant sms GBps_per_direction\n");
   for (const Variant& v : variants) {
@@ -150,7 +148,7 @@ int main() {
         for (int d = 0; d < 2; ++d) {
           CK(cudaSetDevice(d));
           CK(cudaEventRecord(e0[d], st[d]));
-          if (launch(v, sms, src[d], dst[1 - d], loc[d], flag[d], rows, st[d]) != 0) return 1;
+          CK(launch(v, sms, src[d], dst[1 - d], loc[d], flag[d], rows, st[d]));
           CK(cudaEventRecord(e1[d], st[d]));
         }
         float worst = 1e30f;
