@@ -34,6 +34,12 @@ __device__ __forceinline__ std::uint64_t ld_relaxed_sys(const std::uint64_t* p) 
   return v;
 }
 
+__device__ __forceinline__ int ld_relaxed_sys(const int* p) {
+  int v;
+  asm volatile("ld.relaxed.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
 // Sleeps about `ns` nanoseconds: a poller that found nothing new backs off, so spinning warps do
 // not flood the memory system that the incoming rows are written through.
 __device__ __forceinline__ void backoff(unsigned ns) {

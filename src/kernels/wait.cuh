@@ -51,14 +51,17 @@ struct WaitBound {
 template <typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const WaitBound& bound, OpId op,
                                               CounterId counter_id, int peer) {
-  T observed = ptx::ld_acquire_sys(counter);
-  if (observed >= expected) return true;
+  // NOTE: polls are relaxed; only the load that sees the value is an acquire. An acquire at
+  // system scope also invalidates the SM's whole L1 (CCTL.IVALL in SASS): spinning on it would
+  // stall every warp of the SM, the ones moving data included.
+  T observed = ptx::ld_relaxed_sys(counter);
+  if (observed >= expected) return ptx::ld_acquire_sys(counter) >= expected;
   const std::uint64_t start = ptx::globaltimer();
   std::uint64_t last_check = start;
   std::uint32_t spins = 0;
   while (true) {
-    observed = ptx::ld_acquire_sys(counter);
-    if (observed >= expected) return true;
+    observed = ptx::ld_relaxed_sys(counter);
+    if (observed >= expected) return ptx::ld_acquire_sys(counter) >= expected;
     // Back off after a few quick polls: many spinning warps would otherwise crowd the memory
     // system that the awaited data arrives through. The sleep stays short to keep latency low.
     if (++spins > kQuickPolls) ptx::backoff(spins > 4 * kQuickPolls ? kMaxBackoffNs : kMinBackoffNs);

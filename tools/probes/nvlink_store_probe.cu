@@ -28,11 +28,50 @@ constexpr int kPiecesPerRow = kRowBytes / 16;
 struct Variant {
   const char* name;
   int threads;
-  int unroll;        // pieces in flight per lane (1, 4, 7, 14)
-  bool no_allocate;  // st.global.L1::no_allocate instead of a plain store
-  int release_rows;  // a st.release.sys by lane 0 every this many rows (0: never)
-  bool local_copy;   // also write every row to a local buffer
+  int unroll;         // pieces in flight per lane (1, 4, 7, 14)
+  bool no_allocate;   // st.global.L1::no_allocate instead of a plain store
+  int release_rows;   // a st.release.sys by lane 0 every this many rows (0: never)
+  bool local_copy;    // also write every row to a local buffer
+  int bystander = 0;  // 8 more blocks beside the senders: 1 copy a local buffer, 2 poll with relaxed
+                      // loads, 3 poll with acquire loads (the flags the peer's senders release)
 };
+
+struct Bystander {
+  int mode;
+  const int4* src;  // mode 1: local rows to copy
+  int4* dst;
+  const unsigned long long* flags;  // modes 2, 3: flags the peer releases into this GPU
+  unsigned* senders_done;           // blocks of the senders that finished (pollers stop)
+  int sender_blocks;
+};
+
+// Work beside the senders, as a dispatch's receivers do: copying rows out of local memory, or
+// polling the progress flags the peer writes.
+__device__ void bystand(const Bystander& b, int rows) {
+  const int lane = threadIdx.x % 32;
+  const int warp = ((blockIdx.x - b.sender_blocks) * blockDim.x + threadIdx.x) / 32;
+  const int warps = (gridDim.x - b.sender_blocks) * blockDim.x / 32;
+  if (b.mode == 1) {
+    for (int r = warp; r < rows; r += warps)
+      for (int i = lane; i < kPiecesPerRow; i += 32)
+        b.dst[static_cast<size_t>(r) * kPiecesPerRow + i] = b.src[static_cast<size_t>(r) * kPiecesPerRow + i];
+    return;
+  }
+  unsigned long long sink = 0;
+  while (*reinterpret_cast<volatile unsigned*>(b.senders_done) < static_cast<unsigned>(b.sender_blocks)) {
+    if (lane == 0) {
+      unsigned long long v;
+      const unsigned long long* f = b.flags + (warp * 37) % 4096;
+      if (b.mode == 2)
+        asm volatile("ld.relaxed.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(f) : "memory");
+      else
+        asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(f) : "memory");
+      sink += v;
+    }
+    __nanosleep(256);
+  }
+  if (sink == 42) b.dst[0] = make_int4(1, 2, 3, 4);  // keeps the loads
+}
 
 __device__ __forceinline__ void store(int4* p, const int4& v, bool no_allocate) {
   if (no_allocate)
@@ -45,8 +84,13 @@ __device__ __forceinline__ void store(int4* p, const int4& v, bool no_allocate) 
 
 // Each warp copies whole rows (row r = warp id + k * total warps), like a dispatch sender warp.
 template <int kUnroll, int kThreads>
-__global__ void __launch_bounds__(kThreads) rows_kernel(const int4* src, int4* remote, int4* local, unsigned long long* flag, int rows,
-                            bool no_allocate, int release_rows, bool local_copy) {
+__global__ void __launch_bounds__(kThreads)
+    rows_kernel(const int4* src, int4* remote, int4* local, unsigned long long* flag, int rows,
+                bool no_allocate, int release_rows, bool local_copy, Bystander by) {
+  if (by.mode != 0 && static_cast<int>(blockIdx.x) >= by.sender_blocks) {
+    bystand(by, rows);
+    return;
+  }
   const int lane = threadIdx.x % 32;
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
   const int warps = gridDim.x * blockDim.x / 32;
@@ -77,28 +121,43 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(const int4* src, int4* r
     if (release_rows > 0 && ++done % release_rows == 0) {
       __syncwarp();
       if (lane == 0)
-        asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(flag + warp), "l"(1ull * done) : "memory");
+        asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(flag + warp % 4096), "l"(1ull * done)
+                     : "memory");
     }
   }
+  if (by.mode != 0) {
+    __syncthreads();
+    if (threadIdx.x == 0) atomicAdd(by.senders_done, 1u);
+  }
 }
+
+constexpr int kBystanderBlocks = 8;
 
 template <int kUnroll, int kThreads>
 cudaError_t launch_one(const Variant& v, int blocks, const int4* src, int4* remote, int4* local,
-                       unsigned long long* flag, int rows, cudaStream_t stream) {
-  rows_kernel<kUnroll, kThreads><<<blocks, kThreads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
-                                                                  v.release_rows, v.local_copy);
+                       unsigned long long* flag, int rows, const Bystander& by, cudaStream_t stream) {
+  if (v.bystander != 0) {
+    cudaError_t e = cudaMemsetAsync(by.senders_done, 0, sizeof(unsigned), stream);
+    if (e != cudaSuccess) return e;
+  }
+  const int grid = blocks + (v.bystander != 0 ? kBystanderBlocks : 0);
+  rows_kernel<kUnroll, kThreads><<<grid, kThreads, 0, stream>>>(src, remote, local, flag, rows, v.no_allocate,
+                                                                v.release_rows, v.local_copy, by);
   return cudaGetLastError();
 }
 
+// `flag`: the peer's progress flags (the senders release into them).
 cudaError_t launch(const Variant& v, int blocks, const int4* src, int4* remote, int4* local,
-                   unsigned long long* flag, int rows, cudaStream_t stream) {
+                   unsigned long long* flag, int rows, Bystander by, cudaStream_t stream) {
+  by.mode = v.bystander;
+  by.sender_blocks = blocks;
   if (v.threads == 1024) {
-    if (v.unroll == 4) return launch_one<4, 1024>(v, blocks, src, remote, local, flag, rows, stream);
-    return launch_one<7, 1024>(v, blocks, src, remote, local, flag, rows, stream);
+    if (v.unroll == 4) return launch_one<4, 1024>(v, blocks, src, remote, local, flag, rows, by, stream);
+    return launch_one<7, 1024>(v, blocks, src, remote, local, flag, rows, by, stream);
   }
-  if (v.unroll == 4) return launch_one<4, 512>(v, blocks, src, remote, local, flag, rows, stream);
-  if (v.unroll == 7) return launch_one<7, 512>(v, blocks, src, remote, local, flag, rows, stream);
-  return launch_one<14, 512>(v, blocks, src, remote, local, flag, rows, stream);
+  if (v.unroll == 4) return launch_one<4, 512>(v, blocks, src, remote, local, flag, rows, by, stream);
+  if (v.unroll == 7) return launch_one<7, 512>(v, blocks, src, remote, local, flag, rows, by, stream);
+  return launch_one<14, 512>(v, blocks, src, remote, local, flag, rows, by, stream);
 }
 
 }  // namespace
@@ -114,6 +173,8 @@ int main() {
   const size_t bytes = static_cast<size_t>(rows) * kRowBytes;
   int4 *src[2], *dst[2], *loc[2];
   unsigned long long* flag[2];
+  int4 *copy_src[2], *copy_dst[2];
+  unsigned* senders_done[2];
   cudaStream_t st[2];
   cudaEvent_t e0[2], e1[2];
   for (int d = 0; d < 2; ++d) {
@@ -124,6 +185,11 @@ int main() {
     CK(cudaMalloc(&loc[d], bytes));
     CK(cudaMalloc(&flag[d], 8 * 4096));
     CK(cudaMemset(src[d], d + 1, bytes));
+    CK(cudaMemset(flag[d], 0, 8 * 4096));
+    CK(cudaMalloc(&copy_src[d], bytes));
+    CK(cudaMalloc(&copy_dst[d], bytes));
+    CK(cudaMemset(copy_src[d], 7, bytes));
+    CK(cudaMalloc(&senders_done[d], sizeof(unsigned)));
     CK(cudaStreamCreate(&st[d]));
     CK(cudaEventCreate(&e0[d]));
     CK(cudaEventCreate(&e1[d]));
@@ -139,8 +205,12 @@ int main() {
       {"512t-u4-na-rel4", 512, 4, true, 4, true},
       {"1024t-u4-na-rel4-nolocal", 1024, 4, true, 4, false},
       {"512t-u7-plain-norel-nolocal", 512, 7, false, 0, false},
+      // today's sender shape beside 8 blocks doing what receivers do
+      {"512t-u14-na-rel4+copy8", 512, 14, true, 4, true, 1},
+      {"512t-u14-na-rel4+pollrelaxed8", 512, 14, true, 4, true, 2},
+      {"512t-u14-na-rel4+pollacquire8", 512, 14, true, 4, true, 3},
   };
-  std::printf("variant sms GBps_per_direction\n");
+  std::printf("variant sender_sms GBps_per_direction\n");
   for (const Variant& v : variants) {
     for (int sms : {8, 16, 24}) {
       float best = 0;
@@ -148,7 +218,8 @@ int main() {
         for (int d = 0; d < 2; ++d) {
           CK(cudaSetDevice(d));
           CK(cudaEventRecord(e0[d], st[d]));
-          CK(launch(v, sms, src[d], dst[1 - d], loc[d], flag[d], rows, st[d]));
+          const Bystander by{0, copy_src[d], copy_dst[d], flag[d], senders_done[d], 0};
+          CK(launch(v, sms, src[d], dst[1 - d], loc[d], flag[1 - d], rows, by, st[d]));
           CK(cudaEventRecord(e1[d], st[d]));
         }
         float worst = 1e30f;
