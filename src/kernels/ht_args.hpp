@@ -55,6 +55,7 @@ struct HtDispatchArgs {
   std::int64_t num_tokens = 0;
   int num_local_experts = 0;
   int num_senders = 0;   // sender blocks; blocks beyond are receivers
+  bool phased = false;   // sender blocks receive too, once their sends are done
   int num_channels = 0;  // sender warps (num_senders * kHtWarpsPerBlock)
   int tokens_per_channel = 0;
   int publish_tokens = 4;  // tokens a sender warp forwards between progress releases
@@ -85,6 +86,7 @@ struct HtCombineArgs {
   std::int64_t hidden = 0;
   std::int64_t num_tokens = 0;
   int num_senders = 0;                         // blocks [0, num_senders) send; the rest reduce
+  bool phased = false;                         // every block sends, then reduces
   int num_shares = 0;                          // sender warps: num_senders * kHtWarpsPerBlock
   int publish_rows = 2;                        // rows a sender warp copies between progress releases
   const std::int32_t* send_slot = nullptr;     // [T, G]

@@ -76,11 +76,11 @@ __device__ __forceinline__ void add_bf16x8(float* acc, const int4& piece) {
   }
 }
 
-__device__ void run_reducer(const HtCombineArgs& a) {
+// Reducer block `reducer` of `num_reducers`; every thread of the block calls it.
+__device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducers) {
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, me = v.domain_rank, S = a.num_shares;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int reducer = blockIdx.x - a.num_senders, num_reducers = gridDim.x - a.num_senders;
   const HtCombineLayout& l = a.region;
   __shared__ std::int64_t row_base[kMaxDomainRanks];  // where rank r's rows of mine start here
   __shared__ const int4* srcs[kWarps][kMaxDomainRanks + 2];
@@ -199,10 +199,13 @@ __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a
   // Rows coming back to any rank must fit its region.
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, false, a.view, OpId::kCombine))
     return;
-  if (static_cast<int>(blockIdx.x) < a.num_senders)
-    run_sender(a);
-  else
-    run_reducer(a);
+  const bool sender = static_cast<int>(blockIdx.x) < a.num_senders;
+  if (sender) run_sender(a);
+  // Phased: every block reduces once its sends are done (senders never wait, so no deadlock).
+  if (a.phased)
+    run_reducer(a, blockIdx.x, gridDim.x);
+  else if (!sender)
+    run_reducer(a, blockIdx.x - a.num_senders, gridDim.x - a.num_senders);
 }
 
 }  // namespace

@@ -187,12 +187,11 @@ __device__ void copy_out(const HtDispatchArgs& a, std::int64_t from, std::int64_
   warp_copy_acquired_b32(dst.src_idx, src.src_idx, rows * 4u);
 }
 
-__device__ void run_receiver(const HtDispatchArgs& a) {
+// Receiver warp `receiver` of `num_receivers`.
+__device__ void run_receiver(const HtDispatchArgs& a, int receiver, int num_receivers) {
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, me = v.domain_rank, C = a.num_channels;
   const int lane = threadIdx.x % 32;
-  const int receiver = (blockIdx.x - a.num_senders) * kWarps + threadIdx.x / 32;
-  const int num_receivers = (gridDim.x - a.num_senders) * kWarps;
 
   // Worst-case mode: rows past the real count carry no expert.
   const std::int64_t num_recv = *a.num_recv;
@@ -268,10 +267,15 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
   // Rows received by any rank must fit its region and (worst-case mode) its outputs.
   const std::int64_t limit = a.num_worst ? min(a.region.cap_rows, a.num_rows) : a.region.cap_rows;
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, limit, true, a.view, OpId::kDispatch)) return;
-  if (static_cast<int>(blockIdx.x) < a.num_senders)
-    run_sender(a);
-  else
-    run_receiver(a);
+  const int warp = threadIdx.x / 32;
+  const bool sender = static_cast<int>(blockIdx.x) < a.num_senders;
+  if (sender) run_sender(a);
+  // Phased: every warp of the grid copies out, senders once their own sends are done (they never
+  // wait for receivers, so this cannot deadlock whatever blocks are resident).
+  if (a.phased)
+    run_receiver(a, blockIdx.x * kWarps + warp, gridDim.x * kWarps);
+  else if (!sender)
+    run_receiver(a, (blockIdx.x - a.num_senders) * kWarps + warp, (gridDim.x - a.num_senders) * kWarps);
 }
 
 }  // namespace

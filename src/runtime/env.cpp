@@ -54,6 +54,12 @@ constexpr std::array kRegistry = {
                  "A tuning knob.",
           .min_value = 1,
           .max_value = 1 << 20},
+    Entry{.name = "EPCOMM_HT_PHASED",
+          .type = Type::kBool,
+          .default_value = "0",
+          .doc = "High-throughput kernels: every block sends first and then receives (dispatch copy-out, "
+                 "combine reduction), instead of splitting the SM budget into senders and receivers "
+                 "that run at once. A tuning knob."},
     Entry{.name = "EPCOMM_KERNEL_TIMING",
           .type = Type::kBool,
           .default_value = "0",

@@ -12,7 +12,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   Impl& m = *impl_;
   const int G = m.domains.ranks_per_domain;
   const checks::CombineShape shape = checks::check_combine_args(a, m.num_ranks());
-  const HtCombinePlan plan = plan_ht_combine(a.config.num_sms, m.num_sms);
+  const HtCombinePlan plan = plan_ht_combine(a.config.num_sms, m.num_sms, m.ht_tuning.phased);
   const HtCombineLayout region = HtCombineLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes),
                                                        shape.hidden * 2, shape.num_topk);
   const DispatchHandle& h = *a.handle;
@@ -41,6 +41,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.hidden = shape.hidden;
   c.num_tokens = shape.num_tokens;
   c.num_senders = plan.num_senders;
+  c.phased = plan.phased;
   c.num_shares = plan.num_shares;
   c.publish_rows = m.ht_tuning.combine_publish_rows;
   c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());

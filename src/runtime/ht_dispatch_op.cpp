@@ -85,7 +85,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   const bool cached = a.handle != nullptr;
   const HtDispatchPlan plan =
       plan_ht_dispatch(a.config.num_sms, m.num_sms, shape.num_tokens, cached ? a.handle->num_channels : 0,
-                       m.ht_tuning.receiver_percent);
+                       m.ht_tuning.receiver_percent, m.ht_tuning.phased);
   const HtDispatchLayout region =
       HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), shape.row_bytes,
                              shape.num_scales, shape.num_topk, shape.idx_bytes);
@@ -133,6 +133,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.num_tokens = shape.num_tokens;
   d.num_local_experts = h.num_local_experts;
   d.num_senders = plan.num_senders;
+  d.phased = plan.phased;
   d.num_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;
   d.recv_copied = HtScratch::recv_copied(m.scratch.get());

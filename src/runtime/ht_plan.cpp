@@ -12,6 +12,7 @@ HtTuning HtTuning::from_env() {
   t.receiver_percent = static_cast<int>(env::get_int("EPCOMM_HT_RECEIVER_PERCENT"));
   t.publish_tokens = static_cast<int>(env::get_int("EPCOMM_HT_PUBLISH_TOKENS"));
   t.combine_publish_rows = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PUBLISH_ROWS"));
+  t.phased = env::get_bool("EPCOMM_HT_PHASED");
   return t;
 }
 
@@ -26,17 +27,22 @@ void check_num_sms(int num_sms, int device_sms) {
 }  // namespace
 
 HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels,
-                                int receiver_percent) {
+                                int receiver_percent, bool phased) {
   check_num_sms(num_sms, device_sms);
   HtDispatchPlan plan;
   plan.num_blocks = num_sms;
+  plan.phased = phased;
   if (num_channels > 0) {
     EPCOMM_REQUIRE(num_channels % kHtWarpsPerBlock == 0, ErrorCategory::kInternal, "handle: ", num_channels,
                    " channels is not a whole number of blocks");
     plan.num_senders = num_channels / kHtWarpsPerBlock;
-    EPCOMM_CHECK_ARG(
-        plan.num_senders < num_sms, "config.num_sms: a cached dispatch keeps the handle's ", plan.num_senders,
-        " sender blocks and needs at least one receiver block beside them; got num_sms ", num_sms);
+    EPCOMM_CHECK_ARG(phased ? plan.num_senders <= num_sms : plan.num_senders < num_sms,
+                     "config.num_sms: a cached dispatch keeps the handle's ", plan.num_senders,
+                     " sender blocks", phased ? "" : " and needs at least one receiver block beside them",
+                     "; got num_sms ", num_sms);
+  } else if (phased) {
+    // Every block sends, then copies out what arrived.
+    plan.num_senders = num_sms;
   } else {
     // Receivers copy arrived rows out of the region while senders also write this rank's own rows
     // to the outputs: about a third of the budget keeps up (bench/NOTES.md).
@@ -49,11 +55,12 @@ HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_to
   return plan;
 }
 
-HtCombinePlan plan_ht_combine(int num_sms, int device_sms) {
+HtCombinePlan plan_ht_combine(int num_sms, int device_sms, bool phased) {
   check_num_sms(num_sms, device_sms);
   HtCombinePlan plan;
   plan.num_blocks = num_sms;
-  plan.num_senders = std::max(1, num_sms / 2);
+  plan.phased = phased;
+  plan.num_senders = phased ? num_sms : std::max(1, num_sms / 2);
   plan.num_reducers = num_sms - plan.num_senders;
   plan.num_shares = plan.num_senders * kHtWarpsPerBlock;
   return plan;

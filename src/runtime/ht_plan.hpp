@@ -16,6 +16,7 @@ struct HtTuning {
   int receiver_percent = 33;     // share of a dispatch's SM budget that copies rows out
   int publish_tokens = 4;        // tokens a dispatch sender warp forwards between releases
   int combine_publish_rows = 2;  // rows a combine sender warp copies between releases
+  bool phased = false;           // every block sends, then receives (no concurrent receivers)
   static HtTuning from_env();
 };
 
@@ -25,20 +26,23 @@ struct HtDispatchPlan {
   int num_receivers = 0;       // copy-out blocks
   int num_channels = 0;        // sender warps: num_senders * kHtWarpsPerBlock
   int tokens_per_channel = 0;  // channel c holds tokens [c * tpc, (c + 1) * tpc)
+  bool phased = false;         // sender blocks copy out too once their sends are done
 };
 
 // num_sms in [2, min(kMaxBlocks, device_sms)]; num_channels fixed (cached dispatch: the handle's)
-// or 0 to derive it.
+// or 0 to derive it. Phased: every block sends (receiver_percent is unused), then copies out.
 HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels = 0,
-                                int receiver_percent = HtTuning{}.receiver_percent);
+                                int receiver_percent = HtTuning{}.receiver_percent,
+                                bool phased = HtTuning{}.phased);
 
 struct HtCombinePlan {
   int num_blocks = 0;
   int num_senders = 0;   // sender blocks
   int num_reducers = 0;  // reducer blocks
   int num_shares = 0;    // sender warps: each copies one share of every source's rows
+  bool phased = false;   // every block sends, then reduces (num_reducers is 0)
 };
-HtCombinePlan plan_ht_combine(int num_sms, int device_sms);
+HtCombinePlan plan_ht_combine(int num_sms, int device_sms, bool phased = HtTuning{}.phased);
 
 // What notify leaves in mapped host memory: [total][per-expert counts: nle][count matrix: G x G].
 inline constexpr std::size_t kHostCountsBytes = 1 << 20;

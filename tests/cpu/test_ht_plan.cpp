@@ -20,7 +20,7 @@ TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
   const int G = GetParam();
   for (int sms : {2, 3, 8, 24, 64, 132, kMaxBlocks}) {
     for (std::int64_t T : {0, 1, 31, 32, 33, 4096, 8191, 65536}) {
-      const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, T);
+      const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, T, 0, 33, /*phased=*/false);
       EXPECT_EQ(p.num_blocks, sms);
       EXPECT_GE(p.num_senders, 1);
       EXPECT_GE(p.num_receivers, 1);
@@ -37,13 +37,36 @@ TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
 }
 
 TEST_P(PerDomainSize, CachedDispatchKeepsTheHandlesChannels) {
-  const HtDispatchPlan first = plan_ht_dispatch(24, 132, 4096);
-  const HtDispatchPlan again = plan_ht_dispatch(30, 132, 4096, first.num_channels);
+  const HtDispatchPlan first = plan_ht_dispatch(24, 132, 4096, 0, 33, false);
+  const HtDispatchPlan again = plan_ht_dispatch(30, 132, 4096, first.num_channels, 33, false);
   EXPECT_EQ(again.num_channels, first.num_channels);
   EXPECT_EQ(again.tokens_per_channel, first.tokens_per_channel);
   EXPECT_EQ(again.num_senders, first.num_senders);
   EXPECT_EQ(again.num_receivers, 30 - first.num_senders);
-  EXPECT_THROW(plan_ht_dispatch(first.num_senders, 132, 4096, first.num_channels), Error);
+  EXPECT_THROW(plan_ht_dispatch(first.num_senders, 132, 4096, first.num_channels, 33, false), Error);
+  // Phased: the senders copy out too, so the handle's blocks may be the whole budget.
+  const HtDispatchPlan phased = plan_ht_dispatch(first.num_senders, 132, 4096, first.num_channels, 33, true);
+  EXPECT_TRUE(phased.phased);
+  EXPECT_EQ(phased.num_senders, first.num_senders);
+  EXPECT_EQ(phased.num_receivers, 0);
+  EXPECT_THROW(plan_ht_dispatch(first.num_senders - 1, 132, 4096, first.num_channels, 33, true), Error);
+}
+
+TEST(HtPlan, PhasedPlansGiveEveryBlockBothRoles) {
+  for (int sms : {2, 3, 24, 132, kMaxBlocks}) {
+    const HtDispatchPlan d = plan_ht_dispatch(sms, kMaxBlocks, 4096, 0, 33, true);
+    EXPECT_TRUE(d.phased);
+    EXPECT_EQ(d.num_senders, sms);
+    EXPECT_EQ(d.num_receivers, 0);
+    EXPECT_EQ(d.num_channels, sms * kHtWarpsPerBlock);
+    EXPECT_LE(d.num_channels, kMaxChannels);
+    EXPECT_GE(static_cast<std::int64_t>(d.num_channels) * d.tokens_per_channel, 4096);
+    const HtCombinePlan c = plan_ht_combine(sms, kMaxBlocks, true);
+    EXPECT_TRUE(c.phased);
+    EXPECT_EQ(c.num_senders, sms);
+    EXPECT_EQ(c.num_reducers, 0);
+    EXPECT_EQ(c.num_shares, sms * kHtWarpsPerBlock);
+  }
 }
 
 TEST_P(PerDomainSize, MailboxHoldsTheCountsOfUpTo1024LocalExperts) {
@@ -80,7 +103,7 @@ TEST(HtPlan, BudgetOutsideTwoToMaxBlocksIsAnError) {
   EXPECT_THROW(plan_ht_dispatch(133, 132, 100), Error);  // more than the GPU has
   EXPECT_THROW(plan_ht_combine(1, 132), Error);
   EXPECT_THROW(plan_ht_combine(64, 32), Error);
-  const HtCombinePlan c = plan_ht_combine(2, 132);
+  const HtCombinePlan c = plan_ht_combine(2, 132, false);
   EXPECT_EQ(c.num_senders, 1);
   EXPECT_EQ(c.num_reducers, 1);
   EXPECT_EQ(c.num_shares, kHtWarpsPerBlock);
