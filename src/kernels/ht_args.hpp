@@ -7,10 +7,13 @@
 //     counts through the peers' mailboxes, and derives where every source's rows land here. The
 //     exchange doubles as the opening barrier. One device-to-host handshake (the received total).
 //  2. dispatch: sender blocks write every row straight to its final row in the destination's
-//     region (no handshake per chunk) and publish per-(source, channel) progress; receiver blocks
-//     copy arrived rows into the outputs. A rank's rows to itself go straight to the outputs.
+//     region (no handshake per chunk) and publish per-(source, channel) progress; receivers copy
+//     arrived rows into the outputs. A rank's rows to itself go straight to the outputs.
 //  3. combine: sender blocks write each received block of rows back to its source's region;
-//     reducer blocks sum the rows of each token as they arrive.
+//     reducers sum the rows of each token as they arrive.
+//  Schedules: phased (default) - every block sends, then receives (its warps copy out / reduce);
+//  overlapped - blocks [0, num_senders) send while the others receive. Senders never wait for
+//  receivers, so neither schedule needs its blocks co-resident.
 //  Cached dispatch and combine open with `prepare` (zero own progress, then a domain barrier).
 #pragma once
 

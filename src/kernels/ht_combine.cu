@@ -3,9 +3,10 @@
 // Blocks [0, S) send: for every source rank s, warp w (of S * kWarps shares) copies its share of
 // the rows this rank received from s (a contiguous block of x) back into s's region, where they
 // land at [rows s sent to ranks before me] + j, and releases how many rows of its share are done.
-// Blocks [S, grid) reduce: one warp per token of this rank sums, in float32 and in a fixed order
-// (bias0, bias1, then ranks ascending), the rows of every rank that received the token, waiting
-// for each row's share to arrive; local rows are read from x directly.
+// Reducers: one warp per token of this rank sums, in float32 and in a fixed order (bias0, bias1,
+// then ranks ascending), the rows of every rank that received the token, waiting for each row's
+// share to arrive; local rows are read from x directly. Phased schedule (the default): every block
+// sends, then reduces. Overlapped schedule: blocks [S, grid) reduce from the start.
 #include <cuda_bf16.h>
 
 #include <cstdint>

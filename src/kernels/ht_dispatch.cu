@@ -5,8 +5,10 @@
 // it to every destination. Rows land at their final index (source-major, token order), so no
 // per-chunk handshake is needed; every few tokens the warp releases, per destination, how many of
 // its rows are complete. Nothing waits on a whole block: a warp's release stalls only that warp.
-// Blocks [S, grid) receive: each warp polls the progress of the (source, channel) pairs it owns
-// and copies whatever rows arrived from this rank's region into the outputs.
+// Receivers: each warp polls the progress of the (source, channel) pairs it owns and copies
+// whatever rows arrived from this rank's region into the outputs. Phased schedule (the default):
+// every block is a sender, and each warp turns receiver once its own sends are done. Overlapped
+// schedule: blocks [S, grid) receive from the start.
 #include <cstdint>
 
 #include "kernels/copy.cuh"

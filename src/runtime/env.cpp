@@ -56,10 +56,10 @@ constexpr std::array kRegistry = {
           .max_value = 1 << 20},
     Entry{.name = "EPCOMM_HT_PHASED",
           .type = Type::kBool,
-          .default_value = "0",
-          .doc = "High-throughput kernels: every block sends first and then receives (dispatch copy-out, "
-                 "combine reduction), instead of splitting the SM budget into senders and receivers "
-                 "that run at once. A tuning knob."},
+          .default_value = "1",
+          .doc = "High-throughput kernels: 1 (default): every block sends first and then receives "
+                 "(dispatch copy-out, combine reduction); 0: the SM budget splits into senders and "
+                 "receivers that run at once (EPCOMM_HT_RECEIVER_PERCENT). A tuning knob."},
     Entry{.name = "EPCOMM_KERNEL_TIMING",
           .type = Type::kBool,
           .default_value = "0",

@@ -16,7 +16,7 @@ struct HtTuning {
   int receiver_percent = 33;     // share of a dispatch's SM budget that copies rows out
   int publish_tokens = 4;        // tokens a dispatch sender warp forwards between releases
   int combine_publish_rows = 2;  // rows a combine sender warp copies between releases
-  bool phased = false;           // every block sends, then receives (no concurrent receivers)
+  bool phased = true;            // every block sends, then receives (no concurrent receivers)
   static HtTuning from_env();
 };
 
