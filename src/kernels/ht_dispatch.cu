@@ -25,6 +25,7 @@ constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowUnroll = 14;  // 16-byte pieces per lane loaded before they are stored
 constexpr int kRankSlots = (kMaxDomainRanks + 31) / 32;  // destinations per lane
+constexpr int kScalesPerLane = 2;  // FP8 scales a lane loads ahead (64 per row: hidden up to 8192)
 // A receiver sweep that found nothing new sleeps, doubling from the minimum to the maximum.
 constexpr unsigned kMinIdlePollNs = 256;
 constexpr unsigned kMaxIdlePollNs = 4096;
@@ -78,6 +79,21 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
     return d == v.domain_rank ? output_row(a, route.row[i]) : region_row(l, v.peer_base[d], route.row[i]);
   };
 
+  // Metadata loads first, so their latency hides behind the payload's.
+  float scale[kScalesPerLane];
+#pragma unroll
+  for (int u = 0; u < kScalesPerLane; ++u) {
+    const int j = lane + 32 * u;
+    if (j < l.num_scales) scale[u] = a.x_scales[t * a.scale_stride_token + j * a.scale_stride_block];
+  }
+  std::int64_t expert = -1;
+  float weight = 0.0f;
+  if (lane < l.num_topk) {
+    expert = l.idx_bytes == 8 ? static_cast<const std::int64_t*>(a.topk_idx)[t * l.num_topk + lane]
+                              : static_cast<const std::int32_t*>(a.topk_idx)[t * l.num_topk + lane];
+    weight = a.topk_weights[t * l.num_topk + lane];
+  }
+
   // Payload: each lane loads kRowUnroll pieces, then stores them to every destination.
   const auto* src = reinterpret_cast<const int4*>(a.x + t * l.row_bytes);
   const int pieces = static_cast<int>(l.row_bytes / 16);
@@ -102,16 +118,18 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
   for (int k = 0; k < route.num_dsts; ++k) {
     const int d = route.dst[k];
     const DispatchRowDst dst = dst_of(k);
-    for (int j = lane; j < l.num_scales; j += 32)
+#pragma unroll
+    for (int u = 0; u < kScalesPerLane; ++u) {
+      const int j = lane + 32 * u;
+      if (j < l.num_scales) dst.scales[j] = scale[u];
+    }
+    for (int j = lane + 32 * kScalesPerLane; j < l.num_scales; j += 32)  // hidden > 8192 FP8
       dst.scales[j] = a.x_scales[t * a.scale_stride_token + j * a.scale_stride_block];
-    if (l.num_topk > 0 && lane < l.num_topk) {
-      const std::int64_t e = l.idx_bytes == 8
-                                 ? static_cast<const std::int64_t*>(a.topk_idx)[t * l.num_topk + lane]
-                                 : static_cast<const std::int32_t*>(a.topk_idx)[t * l.num_topk + lane];
+    if (lane < l.num_topk) {
       const std::int64_t first = static_cast<std::int64_t>(v.domain_base_rank + d) * a.num_local_experts;
-      const bool local = e >= first && e < first + a.num_local_experts;
-      store_index(dst.topk, lane, l.idx_bytes, local ? e - first : -1);
-      dst.weights[lane] = local ? a.topk_weights[t * l.num_topk + lane] : 0.0f;
+      const bool local = expert >= first && expert < first + a.num_local_experts;
+      store_index(dst.topk, lane, l.idx_bytes, local ? expert - first : -1);
+      dst.weights[lane] = local ? weight : 0.0f;
     }
     if (lane == 0) *dst.src_idx = static_cast<std::int32_t>(t);
   }
@@ -135,7 +153,21 @@ __device__ void run_sender(const HtDispatchArgs& a) {
   const std::int64_t t_begin = static_cast<std::int64_t>(channel) * a.tokens_per_channel;
   const std::int64_t t_end = min(a.num_tokens, t_begin + a.tokens_per_channel);
   TokenRoute& route = routes[warp];
+  // send_slot of the next token is loaded one token ahead.
+  std::int32_t next_slot[kRankSlots];
+  auto load_slots = [&](std::int64_t t) {
+#pragma unroll
+    for (int j = 0; j < kRankSlots; ++j) {
+      const int d = j * 32 + lane;
+      next_slot[j] = d < G && t < t_end ? a.send_slot[t * G + d] : -1;
+    }
+  };
+  load_slots(t_begin);
   for (std::int64_t t = t_begin; t < t_end; ++t) {
+    std::int32_t slots[kRankSlots];
+#pragma unroll
+    for (int j = 0; j < kRankSlots; ++j) slots[j] = next_slot[j];
+    load_slots(t + 1);
     // Compact the destinations of t (in rank order) with a warp ballot.
     int n = 0;
 #pragma unroll
@@ -143,7 +175,7 @@ __device__ void run_sender(const HtDispatchArgs& a) {
       const int d0 = j * 32;
       if (d0 >= G) break;
       const int d = d0 + lane;
-      const std::int32_t slot = d < G ? a.send_slot[t * G + d] : -1;
+      const std::int32_t slot = slots[j];
       const unsigned ballot = __ballot_sync(0xffffffffu, slot >= 0);
       if (slot >= 0) {
         const int k = n + __popc(ballot & ((1u << lane) - 1u));
@@ -153,7 +185,11 @@ __device__ void run_sender(const HtDispatchArgs& a) {
       }
       n += __popc(ballot);
     }
-    if (lane == 0) route.num_dsts = n;
+    if (lane == 0) {
+      route.num_dsts = n;
+      if (a.prefetch && t + 1 < t_end)
+        ptx::prefetch_l2(a.x + (t + 1) * a.region.row_bytes, static_cast<std::uint32_t>(a.region.row_bytes));
+    }
     __syncwarp();
     forward_token(a, t, route);
     __syncwarp();
@@ -180,6 +216,7 @@ __device__ void copy_out(const HtDispatchArgs& a, std::int64_t from, std::int64_
   const DispatchRowDst src = region_row(l, a.view.peer_base[a.view.domain_rank], from);
   const DispatchRowDst dst = output_row(a, from);
   const auto rows = static_cast<std::size_t>(to - from);
+  if (a.prefetch) warp_prefetch_l2(src.x, rows * static_cast<std::size_t>(l.row_bytes));
   warp_copy_v4<CopySource::kAcquired>(dst.x, src.x, rows * static_cast<std::size_t>(l.row_bytes));
   if (l.num_scales > 0) warp_copy_acquired_b32(dst.scales, src.scales, rows * 4u * l.num_scales);
   if (l.num_topk > 0) {

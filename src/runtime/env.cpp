@@ -60,6 +60,11 @@ constexpr std::array kRegistry = {
           .doc = "High-throughput kernels: 1 (default): every block sends first and then receives "
                  "(dispatch copy-out, combine reduction); 0: the SM budget splits into senders and "
                  "receivers that run at once (EPCOMM_HT_RECEIVER_PERCENT). A tuning knob."},
+    Entry{.name = "EPCOMM_HT_PREFETCH",
+          .type = Type::kBool,
+          .default_value = "1",
+          .doc = "High-throughput kernels ask the L2 for the rows they read next (bulk prefetch). A tuning "
+                 "knob."},
     Entry{.name = "EPCOMM_KERNEL_TIMING",
           .type = Type::kBool,
           .default_value = "0",

@@ -134,6 +134,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.num_local_experts = h.num_local_experts;
   d.num_senders = plan.num_senders;
   d.phased = plan.phased;
+  d.prefetch = m.ht_tuning.prefetch;
   d.num_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;
   d.recv_copied = HtScratch::recv_copied(m.scratch.get());
