@@ -201,11 +201,14 @@ namespace epcomm {
 namespace {
 
 TEST(HtPlan, ReceiverShareSplitsTheBudgetAndKeepsOneOfEachRole) {
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 33).num_receivers, 7);
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 50).num_receivers, 12);
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 1).num_receivers, 1);   // at least one receiver
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 99).num_senders, 1);    // at least one sender
-  EXPECT_EQ(plan_ht_dispatch(2, 132, 4096, 0, 33).num_receivers, 1);
+  // The overlapped schedule (phased = false) splits the budget by the receiver share.
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 33, false).num_receivers, 7);
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 50, false).num_receivers, 12);
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 1, false).num_receivers, 1);  // at least one receiver
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 99, false).num_senders, 1);   // at least one sender
+  EXPECT_EQ(plan_ht_dispatch(2, 132, 4096, 0, 33, false).num_receivers, 1);
+  // The phased schedule ignores it: every block sends.
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 50, true).num_senders, 24);
 }
 
 }  // namespace
