@@ -62,9 +62,9 @@ constexpr std::array kRegistry = {
                  "receivers that run at once (EPCOMM_HT_RECEIVER_PERCENT). A tuning knob."},
     Entry{.name = "EPCOMM_HT_PREFETCH",
           .type = Type::kBool,
-          .default_value = "1",
-          .doc = "High-throughput kernels ask the L2 for the rows they read next (bulk prefetch). A tuning "
-                 "knob."},
+          .default_value = "0",
+          .doc = "1: high-throughput kernels ask the L2 for the rows they read next (bulk prefetch). Off "
+                 "by default: it slowed BF16 dispatch (bench/NOTES.md). A tuning knob."},
     Entry{.name = "EPCOMM_KERNEL_TIMING",
           .type = Type::kBool,
           .default_value = "0",
