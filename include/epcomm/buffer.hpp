@@ -26,12 +26,28 @@
 
 namespace epcomm {
 
+// How low-latency mode reaches peers (BufferOptions::ll_transport).
+enum class LlTransport : int {
+  kAuto = 0,     // NVLink-domain peers through CUDA IPC stores (the only peers today)
+  kNvshmem = 1,  // every peer through NVSHMEM puts and signals, as if each GPU were its own domain
+};
+
 struct BufferOptions {
   std::int64_t num_nvl_bytes = 0;   // workspace bytes of the NVLink region on each rank
   std::int64_t num_rdma_bytes = 0;  // multi-domain workspace; must be 0 until that mode exists
   bool low_latency_mode = false;
   std::int64_t timeout_ms = -1;            // bound of every wait on a peer; -1: EPCOMM_TIMEOUT_MS
   std::shared_ptr<Allocator> allocator{};  // where outputs come from; null: default_allocator()
+  // kNvshmem (low_latency_mode only) runs the cross-domain path even on one node, where NVSHMEM
+  // uses NVLink peer-to-peer. Needs a program linked with epcomm_nvshmem (-DEPCOMM_WITH_NVSHMEM=ON);
+  // otherwise the constructor throws kUnsupported before any collective step. The low-latency
+  // workspace (ll_region_bytes_hint bytes) then comes from NVSHMEM's symmetric heap, not from
+  // num_nvl_bytes; the constructor initialises NVSHMEM (collectively) and sets
+  // NVSHMEM_SYMMETRIC_SIZE to fit unless the user set it. NVSHMEM keeps one state per process: at
+  // most one such Buffer lives at a time (a second throws kUnsupported). A combine whose y lies
+  // outside the Buffer's memory copies it through its zero-copy buffer (puts beyond NVLink read
+  // only symmetric memory), overwriting what get_next_low_latency_combine_buffer returned for it.
+  LlTransport ll_transport = LlTransport::kAuto;
 };
 
 // Outputs of get_dispatch_layout (SPEC "Layout"). Counts are int32; is_token_in_rank is bool.

@@ -1,7 +1,8 @@
 // Arguments of the low-latency kernels (dispatch, combine): plain data shared by the host code that
 // fills them and the kernels that read them. Sections named below live in ll_layout.hpp.
 //
-// Protocol (one NVLink domain of R ranks; every rank runs the same sequence of LL operations):
+// Protocol (R ranks; every rank runs the same sequence of LL operations). "Region" below is the
+// rank's LL workspace (ll_layout.hpp):
 //
 // Sequence numbers and parity. Each kind (dispatch, combine) has a device counter `seq` in its
 // LlControl. The send phase of an operation takes seq = control.seq + 1 (every block reads it at
@@ -45,6 +46,19 @@
 //
 // Co-residency: a launch that runs both phases spins in its receive phase on the signal its own
 // send-phase blocks give, so its grid never exceeds the SM count (one block per SM).
+//
+// Transports (ll_peers.cuh). With CUDA IPC, the writes of steps 2 and 7 and the signals of steps 3
+// and 6 are stores into the peer's mapped workspace. With NVSHMEM (BufferOptions::ll_transport),
+// the workspace is one symmetric allocation and every peer but this rank itself is reached by
+// puts: a dispatch row piece is stored once at its staging slot in this rank's own workspace
+// (slot [p][s][t] is at the same offset on every receiver) and put from there to each
+// destination; the top-k rows and the header are put by the last block, in one put per peer. A
+// combine row is put from y when y lies in the workspace (symmetric), else the warp first copies
+// it into the zero-copy buffer of this combine's half (at the row's own position), because a put
+// beyond NVLink may read only symmetric (registered) memory. Each thread completes its puts
+// (nvshmem_quiet) before its block arrives, so every put has completed before the last block
+// signals; signals are NVSHMEM signal SETs of seq (values still only grow). Waits stay polls of
+// this rank's own memory.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +75,7 @@ enum LlPhases : int { kLlSend = 1, kLlRecv = 2, kLlBoth = 3 };
 struct LlDispatchArgs {
   DomainView view;
   LlLayout layout;
+  char* workspace = nullptr;         // this rank's workspace (ll_layout.hpp)
   const std::uint16_t* x = nullptr;  // [num_tokens, hidden] bf16
   const void* topk_idx = nullptr;    // [num_tokens, num_topk], int64 or int32 (idx_bytes)
   int idx_bytes = 8;
@@ -79,7 +94,9 @@ static_assert(std::is_trivially_copyable_v<LlDispatchArgs>);
 struct LlCombineArgs {
   DomainView view;
   LlLayout layout;
+  char* workspace = nullptr;         // this rank's workspace (ll_layout.hpp)
   const std::uint16_t* y = nullptr;  // [nle, capacity, hidden] bf16, dispatch layout
+  bool y_in_workspace = false;       // y lies inside `workspace` (NVSHMEM: puts may read it in place)
   const void* topk_idx = nullptr;    // [num_tokens, num_topk]
   int idx_bytes = 8;
   const float* topk_weights = nullptr;  // [num_tokens, num_topk]
@@ -99,8 +116,11 @@ inline std::size_t ll_dispatch_smem_bytes(int num_ranks, std::int64_t max_tokens
   return sizeof(std::int32_t) * static_cast<std::size_t>(num_ranks) * chunks;
 }
 
-// Host-side launchers (stream is a cudaStream_t). num_blocks <= the device's SM count.
+// Host-side launchers of the CUDA IPC kernels (stream is a cudaStream_t). num_blocks <= the
+// device's SM count. The NVSHMEM kernels' launchers have the same types (runtime/ll_transport.hpp).
 void launch_ll_dispatch(const LlDispatchArgs& args, int num_blocks, void* stream);
 void launch_ll_combine(const LlCombineArgs& args, int num_blocks, void* stream);
+using LlDispatchLauncher = void (*)(const LlDispatchArgs& args, int num_blocks, void* stream);
+using LlCombineLauncher = void (*)(const LlCombineArgs& args, int num_blocks, void* stream);
 
 }  // namespace epcomm

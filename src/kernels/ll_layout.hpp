@@ -1,7 +1,9 @@
-// Where low-latency mode keeps everything inside a rank's data region (RegionLayout::data): the
-// single source of truth the host uses to size the region and to make output views, and kernels
-// use to index their own and their peers' regions (every rank has the same layout). The protocol
-// that uses these sections is described in ll_args.hpp.
+// Where low-latency mode keeps everything inside a rank's workspace: the single source of truth
+// the host uses to size the workspace and to make output views, and kernels use to index their own
+// and their peers' workspaces (every rank has the same layout). The workspace is the data area of
+// the rank's NVLink region (RegionLayout::data) with the CUDA IPC transport, or one symmetric
+// allocation with the NVSHMEM transport (then every offset names the same bytes on every PE). The
+// protocol that uses these sections is described in ll_args.hpp.
 //
 //   [ control: LlControl x 2 kinds                                      (dispatch, combine)     ]
 //   [ dispatch staging x:      [2 parities][R sources][T tokens][hidden * 2 bytes]               ]
@@ -31,7 +33,7 @@ inline constexpr std::size_t kLlLargeAlignment = 4096;  // row sections: page-is
 
 enum LlKind : int { kLlKindDispatch = 0, kLlKindCombine = 1, kLlNumKinds = 2 };
 
-// Counters of one kind of operation in one rank's region. Region memory starts zeroed.
+// Counters of one kind of operation in one rank's workspace. The workspace starts zeroed.
 struct LlControl {
   // Local: written only by this rank's own kernels.
   std::uint64_t seq;            // operations of this kind begun on this rank (device counter)
@@ -58,7 +60,7 @@ struct LlLayout {
   std::int64_t capacity = 0;          // R * T rows per local expert
   std::size_t staging_row_bytes = 0;  // hidden * 2 (room for a BF16 row; FP8 rows use the first half)
 
-  // Offsets from RegionLayout::data(region).
+  // Offsets from the start of the workspace.
   std::size_t control = 0;
   std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_topk = 0;
   std::size_t combine_x = 0;
@@ -68,7 +70,7 @@ struct LlLayout {
   // Offsets inside an output block.
   std::size_t out_recv_x = 0, out_recv_scales = 0, out_recv_count = 0, out_layout_range = 0, out_src_info = 0,
               out_route = 0, out_combine = 0;
-  std::size_t total_bytes = 0;  // data bytes the layout needs (<= the region's data area)
+  std::size_t total_bytes = 0;  // bytes of the workspace (<= the region's data area with CUDA IPC)
 
   EPCOMM_HD static LlLayout make(int num_ranks, std::int64_t max_tokens, std::int64_t hidden, int num_experts,
                                  int max_topk) {
@@ -130,10 +132,10 @@ struct LlLayout {
     return l;
   }
 
-  // ---- this rank's or a peer's region (`region` is its RegionLayout base) ----
-  EPCOMM_HD static char* base(void* region) { return RegionLayout::data(region); }
-  EPCOMM_HD LlControl* control_of(void* region, int kind) const {
-    return reinterpret_cast<LlControl*>(base(region) + control) + kind;
+  // ---- this rank's or a peer's workspace (`ws` is its first byte) ----
+  EPCOMM_HD static char* base(void* ws) { return static_cast<char*>(ws); }
+  EPCOMM_HD LlControl* control_of(void* ws, int kind) const {
+    return reinterpret_cast<LlControl*>(base(ws) + control) + kind;
   }
   EPCOMM_HD std::size_t staging_index(int parity, int src_rank, std::int64_t token_idx) const {
     return (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
@@ -141,56 +143,54 @@ struct LlLayout {
                static_cast<std::size_t>(max_tokens) +
            static_cast<std::size_t>(token_idx);
   }
-  // Dispatch staging of token token_idx of source src_rank, in the receiver's region.
-  EPCOMM_HD char* staging_x(void* region, int parity, int src_rank, std::int64_t token_idx) const {
-    return base(region) + dispatch_x + staging_index(parity, src_rank, token_idx) * staging_row_bytes;
+  // Dispatch staging of token token_idx of source src_rank, in the receiver's workspace.
+  EPCOMM_HD char* staging_x(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
+    return base(ws) + dispatch_x + staging_index(parity, src_rank, token_idx) * staging_row_bytes;
   }
-  EPCOMM_HD std::uint32_t* staging_scales(void* region, int parity, int src_rank,
-                                          std::int64_t token_idx) const {
-    return reinterpret_cast<std::uint32_t*>(base(region) + dispatch_scales) +
+  EPCOMM_HD std::uint32_t* staging_scales(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
+    return reinterpret_cast<std::uint32_t*>(base(ws) + dispatch_scales) +
            staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(num_scales);
   }
-  EPCOMM_HD std::int32_t* staging_topk(void* region, int parity, int src_rank, std::int64_t token_idx) const {
-    return reinterpret_cast<std::int32_t*>(base(region) + dispatch_topk) +
+  EPCOMM_HD std::int32_t* staging_topk(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
+    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_topk) +
            staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(max_topk);
   }
-  // Combine staging of (token, slot) of the token's owner, in the owner's region.
-  EPCOMM_HD std::uint16_t* combine_row(void* region, int parity, std::int64_t token_idx, int slot) const {
+  // Combine staging of (token, slot) of the token's owner, in the owner's workspace.
+  EPCOMM_HD std::uint16_t* combine_row(void* ws, int parity, std::int64_t token_idx, int slot) const {
     const std::size_t row = (static_cast<std::size_t>(parity) * static_cast<std::size_t>(max_tokens) +
                              static_cast<std::size_t>(token_idx)) *
                                 static_cast<std::size_t>(max_topk) +
                             static_cast<std::size_t>(slot);
-    return reinterpret_cast<std::uint16_t*>(base(region) + combine_x) +
-           row * static_cast<std::size_t>(hidden);
+    return reinterpret_cast<std::uint16_t*>(base(ws) + combine_x) + row * static_cast<std::size_t>(hidden);
   }
 
   // ---- this rank's outputs of host half `half` ----
-  EPCOMM_HD char* output_block(void* region, int half) const { return base(region) + outputs[half]; }
-  EPCOMM_HD std::uint8_t* recv_x(void* region, int half) const {
-    return reinterpret_cast<std::uint8_t*>(output_block(region, half) + out_recv_x);
+  EPCOMM_HD char* output_block(void* ws, int half) const { return base(ws) + outputs[half]; }
+  EPCOMM_HD std::uint8_t* recv_x(void* ws, int half) const {
+    return reinterpret_cast<std::uint8_t*>(output_block(ws, half) + out_recv_x);
   }
   // [nle][words][capacity]: float scale_inv (words = num_scales) or packed UE8M0 (num_scale_words).
-  EPCOMM_HD std::uint32_t* recv_scales(void* region, int half) const {
-    return reinterpret_cast<std::uint32_t*>(output_block(region, half) + out_recv_scales);
+  EPCOMM_HD std::uint32_t* recv_scales(void* ws, int half) const {
+    return reinterpret_cast<std::uint32_t*>(output_block(ws, half) + out_recv_scales);
   }
-  EPCOMM_HD std::int32_t* recv_count(void* region, int half) const {
-    return reinterpret_cast<std::int32_t*>(output_block(region, half) + out_recv_count);
+  EPCOMM_HD std::int32_t* recv_count(void* ws, int half) const {
+    return reinterpret_cast<std::int32_t*>(output_block(ws, half) + out_recv_count);
   }
-  EPCOMM_HD std::int64_t* layout_range(void* region, int half) const {
-    return reinterpret_cast<std::int64_t*>(output_block(region, half) + out_layout_range);
+  EPCOMM_HD std::int64_t* layout_range(void* ws, int half) const {
+    return reinterpret_cast<std::int64_t*>(output_block(ws, half) + out_layout_range);
   }
-  EPCOMM_HD std::int32_t* src_info(void* region, int half) const {
-    return reinterpret_cast<std::int32_t*>(output_block(region, half) + out_src_info);
+  EPCOMM_HD std::int32_t* src_info(void* ws, int half) const {
+    return reinterpret_cast<std::int32_t*>(output_block(ws, half) + out_src_info);
   }
   // [nle][capacity]: (source rank << 8) | top-k slot of each received row (combine's route back).
-  EPCOMM_HD std::int32_t* route(void* region, int half) const {
-    return reinterpret_cast<std::int32_t*>(output_block(region, half) + out_route);
+  EPCOMM_HD std::int32_t* route(void* ws, int half) const {
+    return reinterpret_cast<std::int32_t*>(output_block(ws, half) + out_route);
   }
-  EPCOMM_HD std::uint16_t* combine_out(void* region, int half) const {
-    return reinterpret_cast<std::uint16_t*>(output_block(region, half) + out_combine);
+  EPCOMM_HD std::uint16_t* combine_out(void* ws, int half) const {
+    return reinterpret_cast<std::uint16_t*>(output_block(ws, half) + out_combine);
   }
-  EPCOMM_HD std::uint16_t* zero_copy_y(void* region, int half) const {
-    return reinterpret_cast<std::uint16_t*>(base(region) + combine_y[half]);
+  EPCOMM_HD std::uint16_t* zero_copy_y(void* ws, int half) const {
+    return reinterpret_cast<std::uint16_t*>(base(ws) + combine_y[half]);
   }
 };
 

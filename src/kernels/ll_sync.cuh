@@ -1,6 +1,7 @@
 // Device helpers shared by the low-latency kernels: an operation's sequence number, the credit
 // wait before writing into peers' staging, the last-block completion of a phase and the wait for
-// peers' completion signals (ll_args.hpp, steps 1, 3, 4 and 6). Device code only.
+// peers' completion signals (ll_args.hpp, steps 1, 3, 4 and 6). Peers are reached through the
+// policy of ll_peers.cuh; waits always poll this rank's own memory. Device code only.
 #pragma once
 
 #include <cstdint>
@@ -62,47 +63,55 @@ __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
   return last;
 }
 
-// Steps 3 and 6, by the last block: release-stores `value` into the LlControl field that
-// `field_of(peer_control)` selects in every domain peer's region.
-template <typename FieldOf>
-__device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, int kind,
+// Steps 3 and 6, by the last block: publishes `value` into the LlControl field that
+// `field_of(control)` selects in every domain peer's workspace, through the Peers policy
+// (ll_peers.cuh).
+template <typename Peers, typename FieldOf>
+__device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               FieldOf field_of, std::uint64_t value) {
-  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) {
-    ptx::fence_acq_rel_sys();
-    ptx::st_release_sys(field_of(l.control_of(v.peer_base[p], kind)), value);
-  }
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+    Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
 }
 
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
 // 6): the send phase waits for credits, runs `send(parity)`, and its last block publishes the
 // operation's seq and signals `done` to every peer; the receive phase waits for every peer's
-// `done`, runs `receive(parity)`, and its last block signals `freed`. `mine` is this rank's
-// control block of `kind`; every thread of every block calls it.
-template <typename Send, typename Receive>
-__device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, int kind, OpId op,
-                                              int phases, int half, Send send, Receive receive) {
-  LlControl* mine = l.control_of(v.peer_base[v.domain_rank], kind);
+// `done`, runs `receive(parity)`, and its last block signals `freed`. `own` is this rank's
+// workspace. With a policy that stages locally, every thread completes its puts before its block
+// arrives, and the last block runs `publish(parity)` (puts of what the whole grid staged) and
+// completes those puts before it signals. Every thread of every block calls it.
+template <typename Peers, typename Send, typename Publish, typename Receive>
+__device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                              OpId op, int phases, int half, Send send, Publish publish,
+                                              Receive receive) {
+  LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
   const int parity = static_cast<int>(seq & 1u);
   const int me = v.domain_rank;
   if (phases & kLlSend) {
     if (!ll_wait_credits(mine, parity, seq, v, op)) return;
     send(parity);
+    if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     if (ll_arrive_last(&mine->send_arrivals)) {
       if (threadIdx.x == 0) {
         mine->seq = seq;
         mine->issued[half] = seq;
       }
-      ll_signal_all(
-          v, l, kind, [&](LlControl* c) { return &c->done[parity][me]; }, seq);
+      if constexpr (Peers::kStagesLocally) {
+        publish(parity);
+        Peers::finish_sends();
+        __syncthreads();  // every put of the block completed before any signal leaves
+      }
+      ll_signal_all<Peers>(
+          v, l, own, kind, [&](LlControl* c) { return &c->done[parity][me]; }, seq);
     }
   }
   if (phases & kLlRecv) {
     if (!ll_wait_done(mine, parity, seq, v, op)) return;
     receive(parity);
     if (ll_arrive_last(&mine->recv_arrivals))
-      ll_signal_all(
-          v, l, kind, [&](LlControl* c) { return &c->freed[parity][me]; }, seq);
+      ll_signal_all<Peers>(
+          v, l, own, kind, [&](LlControl* c) { return &c->freed[parity][me]; }, seq);
   }
 }
 

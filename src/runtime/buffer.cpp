@@ -7,6 +7,8 @@
 #include "runtime/cuda_check.hpp"
 #include "runtime/env.hpp"
 #include "runtime/ht_plan.hpp"
+#include "runtime/ll_checks.hpp"
+#include "runtime/ll_transport.hpp"
 #include "runtime/log.hpp"
 #include "runtime/status_message.hpp"
 
@@ -39,10 +41,18 @@ void validate_options(const BufferOptions& options, const DomainInfo& domains) {
                  domains.ranks_per_domain);
 }
 
+// A new Buffer's internals, made once the options pass the checks that need no peer: before any
+// CUDA call and any collective step, so every rank refuses such options alike, leaving no rank
+// waiting for the others.
+std::unique_ptr<Buffer::Impl> new_impl(const BufferOptions& options) {
+  checks::check_ll_transport(options, ll_nvshmem_hooks());
+  return std::make_unique<Buffer::Impl>();
+}
+
 }  // namespace
 
 Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
-    : impl_(std::make_unique<Impl>()) {
+    : impl_(new_impl(options)) {
   EPCOMM_CHECK_ARG(bootstrap != nullptr, "bootstrap: expected a bootstrap, got null");
   Impl& m = *impl_;
   m.bootstrap = std::move(bootstrap);

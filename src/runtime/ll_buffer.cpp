@@ -2,11 +2,14 @@
 // zero-copy combine buffer. The operations are in ll_dispatch_op.cpp and ll_combine_op.cpp.
 #include <memory>
 
+#include "kernels/ll_args.hpp"
 #include "kernels/ll_layout.hpp"
+#include "kernels/region_layout.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
 #include "runtime/ll_checks.hpp"
 #include "runtime/ll_state.hpp"
+#include "runtime/ll_transport.hpp"
 #include "runtime/log.hpp"
 
 namespace epcomm {
@@ -43,11 +46,25 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);
   // NOTE: one block per SM at most, so every block of a launch is resident at once (ll_args.hpp).
   state->num_blocks = impl_->num_sms;
+  const bool nvshmem = options.ll_transport == LlTransport::kNvshmem;
+  if (nvshmem) {
+    const LlNvshmemHooks* hooks = ll_nvshmem_hooks();  // present: checked before any collective step
+    void* workspace = nullptr;
+    state->nvshmem = hooks->open_workspace(*impl_->bootstrap, state->layout.total_bytes, &workspace);
+    state->workspace = static_cast<char*>(workspace);
+    state->launch_dispatch = hooks->launch_dispatch;
+    state->launch_combine = hooks->launch_combine;
+  } else {
+    state->workspace = RegionLayout::data(impl_->region.get());
+    state->launch_dispatch = &launch_ll_dispatch;
+    state->launch_combine = &launch_ll_combine;
+  }
   impl_->ll = std::move(state);
   EPCOMM_LOG_INFO("low-latency mode: max_tokens_per_rank ", ll.max_tokens_per_rank, ", hidden ", ll.hidden,
                   ", num_experts ", ll.num_experts, ", max_topk ", ll.max_topk, ", ",
-                  impl_->ll->layout.total_bytes, " bytes of the region, ", impl_->ll->num_blocks,
-                  " blocks per launch");
+                  impl_->ll->layout.total_bytes, " bytes of ",
+                  nvshmem ? "NVSHMEM symmetric memory (every peer through NVSHMEM)" : "the NVLink region",
+                  ", ", impl_->ll->num_blocks, " blocks per launch");
 }
 
 Buffer::LlState* Buffer::low_latency_state() const {
@@ -59,7 +76,7 @@ Tensor Buffer::get_next_low_latency_combine_buffer(const LlHandle& handle) const
   checks::check_ll_handle(handle, st, impl_->num_ranks());
   const LlLayout& l = st.layout;
   const int half = static_cast<int>(st.num_combines & 1u);
-  return Tensor::contiguous(l.zero_copy_y(impl_->region.get(), half), DType::kBF16,
+  return Tensor::contiguous(l.zero_copy_y(st.workspace, half), DType::kBF16,
                             {l.num_local_experts, l.capacity, l.hidden});
 }
 

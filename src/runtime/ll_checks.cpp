@@ -4,10 +4,29 @@
 #include "kernels/ll_layout.hpp"
 #include "runtime/check.hpp"
 #include "runtime/ll_state.hpp"
+#include "runtime/ll_transport.hpp"
 #include "runtime/op_checks.hpp"
 #include "runtime/tensor_checks.hpp"
 
 namespace epcomm::checks {
+
+void check_ll_transport(const BufferOptions& options, const LlNvshmemHooks* hooks) {
+  EPCOMM_CHECK_ARG(
+      options.ll_transport == LlTransport::kAuto || options.ll_transport == LlTransport::kNvshmem,
+      "ll_transport: expected LlTransport::kAuto or LlTransport::kNvshmem, got ",
+      static_cast<int>(options.ll_transport));
+  if (options.ll_transport != LlTransport::kNvshmem) return;
+  EPCOMM_CHECK_ARG(options.low_latency_mode,
+                   "ll_transport: LlTransport::kNvshmem applies to low-latency mode; expected "
+                   "low_latency_mode = true, got false");
+  EPCOMM_REQUIRE(hooks != nullptr, ErrorCategory::kUnsupported,
+                 "ll_transport: LlTransport::kNvshmem needs the NVSHMEM transport, which this program does "
+                 "not contain (build with -DEPCOMM_WITH_NVSHMEM=ON and link epcomm_nvshmem)");
+  EPCOMM_REQUIRE(!hooks->in_use(), ErrorCategory::kUnsupported,
+                 "ll_transport: LlTransport::kNvshmem, but NVSHMEM is already in use in this process (by "
+                 "another Buffer made with it, or an NvshmemTransport); NVSHMEM keeps one state per "
+                 "process, so destroy that one first");
+}
 
 void check_ll_options(const LowLatencyOptions& ll, int num_ranks) {
   EPCOMM_CHECK_ARG(num_ranks >= 1 && num_ranks <= kMaxDomainRanks, "num_ranks: low-latency mode serves 1 to ",
@@ -37,6 +56,7 @@ void check_ll_buffer(const BufferOptions& options, const LowLatencyOptions& ll, 
   check_ll_options(ll, num_ranks);
   EPCOMM_CHECK_ARG(options.low_latency_mode,
                    "low_latency_mode: expected true for a Buffer made with LowLatencyOptions, got false");
+  if (options.ll_transport == LlTransport::kNvshmem) return;  // the workspace is symmetric memory
   const std::int64_t needed =
       ll_region_bytes_hint(ll.max_tokens_per_rank, ll.hidden, num_ranks, ll.num_experts, ll.max_topk);
   EPCOMM_CHECK_ARG(options.num_nvl_bytes >= needed,

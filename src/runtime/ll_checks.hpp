@@ -8,16 +8,24 @@
 #include "epcomm/buffer.hpp"
 #include "epcomm/low_latency.hpp"
 #include "epcomm/types.hpp"
+#include "runtime/ll_transport.hpp"
 
 namespace epcomm::checks {
 
 // Dynamic shared memory a low-latency kernel may ask for (well under every sm_90 limit).
 inline constexpr std::size_t kLlMaxSharedBytes = 96 * 1024;
 
+// BufferOptions::ll_transport, checked first by every Buffer constructor (before any collective
+// step, so every rank refuses alike): a known value; kNvshmem only with low_latency_mode, in a
+// program that links the NVSHMEM transport (`hooks`, from ll_nvshmem_hooks()), while no other
+// owner holds NVSHMEM in this process.
+void check_ll_transport(const BufferOptions& options, const LlNvshmemHooks* hooks);
+
 // LowLatencyOptions for a group of num_ranks ranks.
 void check_ll_options(const LowLatencyOptions& ll, int num_ranks);
-// A Buffer for low-latency mode: the options above, low_latency_mode set, and a region of at least
-// ll_region_bytes_hint(...) bytes.
+// A Buffer for low-latency mode: the options above, low_latency_mode set, and (CUDA IPC transport)
+// a region of at least ll_region_bytes_hint(...) bytes; with LlTransport::kNvshmem the workspace
+// comes from the symmetric heap and num_nvl_bytes may be anything.
 void check_ll_buffer(const BufferOptions& options, const LowLatencyOptions& ll, int num_ranks);
 // The low-latency state of a Buffer, or an error naming `op` when it was not made for that mode.
 Buffer::LlState& require_ll_state(Buffer::LlState* state, const char* op);

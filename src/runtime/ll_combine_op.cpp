@@ -1,4 +1,5 @@
 // Buffer::low_latency_combine: checks, one launch (or two with the receive hook), the output view.
+#include <cstdint>
 #include <memory>
 
 #include "kernels/ll_args.hpp"
@@ -17,14 +18,19 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   Impl& m = *impl_;
   const int half = static_cast<int>(st.num_combines & 1u);
   checks::check_not_in_flight(st, kLlKindCombine, half);
-  void* region = m.region.get();
+  char* ws = st.workspace;
   checks::check_ll_combine_args(y, topk_idx, topk_weights, handle, o, st, m.num_ranks(),
-                                st.layout.zero_copy_y(region, half));
+                                st.layout.zero_copy_y(ws, half));
 
   LlCombineArgs a;
   a.view = m.view;
   a.layout = st.layout;
+  a.workspace = ws;
   a.y = static_cast<const std::uint16_t*>(y.data);
+  // Whether puts may read y in place (NVSHMEM: only symmetric memory, ll_args.hpp).
+  const auto y_begin = reinterpret_cast<std::uintptr_t>(y.data);
+  const auto ws_begin = reinterpret_cast<std::uintptr_t>(ws);
+  a.y_in_workspace = y_begin >= ws_begin && y_begin + y.nbytes() <= ws_begin + st.layout.total_bytes;
   a.topk_idx = topk_idx.data;
   a.idx_bytes = static_cast<int>(dtype_size(topk_idx.dtype));
   a.topk_weights = static_cast<const float*>(topk_weights.data);
@@ -36,11 +42,11 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
 
   CommScope scope(m, options);
-  launch_ll_combine(a, st.num_blocks, scope.comm());
+  st.launch_combine(a, st.num_blocks, scope.comm());
   ++st.num_combines;
 
   LlCombineResult out;
-  out.out = Tensor::contiguous(st.layout.combine_out(region, half), DType::kBF16,
+  out.out = Tensor::contiguous(st.layout.combine_out(ws, half), DType::kBF16,
                                {handle.num_tokens, st.layout.hidden});
   st.pending[kLlKindCombine][half] = nullptr;
   if (o.return_recv_hook) {
@@ -48,15 +54,16 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
     const EventHandle sent = EventHandle::record(scope.comm());
     const cudaStream_t stream = options.stream;
     const int num_blocks = st.num_blocks;
+    const LlCombineLauncher launch = st.launch_combine;
     auto received = std::make_shared<bool>(false);
     st.pending[kLlKindCombine][half] = received;
-    out.receive = [a, sent, stream, num_blocks, received]() mutable {
+    out.receive = [a, sent, stream, num_blocks, launch, received]() mutable {
       EPCOMM_CHECK_ARG(!*received, "receive: this low-latency combine was already received");
       // NOTE: no check_status() here: the send already ran on every rank, so the receive must
       // run too (its credits keep the ranks in step); a reported failure surfaces on the next call.
       sent.wait(stream);
       a.phases = kLlRecv;
-      launch_ll_combine(a, num_blocks, stream);
+      launch(a, num_blocks, stream);
       *received = true;
     };
   }

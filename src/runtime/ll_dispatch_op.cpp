@@ -12,20 +12,19 @@ namespace epcomm {
 namespace {
 
 // Views of the outputs of half `half` (see LlDispatchResult for the shapes and strides).
-void fill_views(LlDispatchResult& out, const LlLayout& l, void* region, int half,
-                const LlDispatchOptions& o) {
+void fill_views(LlDispatchResult& out, const LlLayout& l, void* ws, int half, const LlDispatchOptions& o) {
   const std::int64_t nle = l.num_local_experts, cap = l.capacity;
-  out.recv_x = Tensor::contiguous(l.recv_x(region, half), o.use_fp8 ? DType::kFP8E4M3 : DType::kBF16,
+  out.recv_x = Tensor::contiguous(l.recv_x(ws, half), o.use_fp8 ? DType::kFP8E4M3 : DType::kBF16,
                                   {nle, cap, l.hidden});
   if (o.use_fp8) {
     // Column-major in the last two dimensions: physically [nle, words, capacity].
     const std::int64_t words = o.use_ue8m0 ? l.num_scale_words : l.num_scales;
-    out.recv_scales = Tensor::strided(l.recv_scales(region, half), o.use_ue8m0 ? DType::kI32 : DType::kF32,
+    out.recv_scales = Tensor::strided(l.recv_scales(ws, half), o.use_ue8m0 ? DType::kI32 : DType::kF32,
                                       {nle, cap, words}, {words * cap, 1, cap});
   }
-  out.recv_count = Tensor::contiguous(l.recv_count(region, half), DType::kI32, {nle});
-  out.layout_range = Tensor::contiguous(l.layout_range(region, half), DType::kI64, {nle, l.num_ranks});
-  out.src_info = Tensor::contiguous(l.src_info(region, half), DType::kI32, {nle, cap});
+  out.recv_count = Tensor::contiguous(l.recv_count(ws, half), DType::kI32, {nle});
+  out.layout_range = Tensor::contiguous(l.layout_range(ws, half), DType::kI64, {nle, l.num_ranks});
+  out.src_info = Tensor::contiguous(l.src_info(ws, half), DType::kI32, {nle, cap});
 }
 
 }  // namespace
@@ -43,6 +42,7 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   LlDispatchArgs a;
   a.view = m.view;
   a.layout = st.layout;
+  a.workspace = st.workspace;
   a.x = static_cast<const std::uint16_t*>(x.data);
   a.topk_idx = topk_idx.data;
   a.idx_bytes = shape.idx_bytes;
@@ -57,11 +57,11 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   a.stats = static_cast<std::int32_t*>(o.cumulative_local_expert_recv_stats.data);
 
   CommScope scope(m, options);
-  launch_ll_dispatch(a, st.num_blocks, scope.comm());
+  st.launch_dispatch(a, st.num_blocks, scope.comm());
   ++st.num_dispatches;
 
   LlDispatchResult out;
-  fill_views(out, st.layout, m.region.get(), half, o);
+  fill_views(out, st.layout, st.workspace, half, o);
   LlHandle& h = out.handle;
   h.num_ranks = m.num_ranks();
   h.num_local_experts = st.layout.num_local_experts;
@@ -82,13 +82,14 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
     h.received = std::make_shared<bool>(false);
     const cudaStream_t stream = options.stream;
     const int num_blocks = st.num_blocks;
-    out.receive = [a, sent, stream, num_blocks, received = h.received]() mutable {
+    const LlDispatchLauncher launch = st.launch_dispatch;
+    out.receive = [a, sent, stream, num_blocks, launch, received = h.received]() mutable {
       EPCOMM_CHECK_ARG(!*received, "receive: this low-latency dispatch was already received");
       // NOTE: no check_status() here: the send already ran on every rank, so the receive must
       // run too (its credits keep the ranks in step); a reported failure surfaces on the next call.
       sent.wait(stream);
       a.phases = kLlRecv;
-      launch_ll_dispatch(a, num_blocks, stream);
+      launch(a, num_blocks, stream);
       *received = true;
     };
   }

@@ -6,14 +6,22 @@
 #include <memory>
 
 #include "epcomm/buffer.hpp"
+#include "kernels/ll_args.hpp"
 #include "kernels/ll_layout.hpp"
 
 namespace epcomm {
 
 struct Buffer::LlState {
   LowLatencyOptions options;
-  LlLayout layout;     // where everything sits in the region's data area
+  LlLayout layout;     // where everything sits in the workspace
   int num_blocks = 0;  // grid of every low-latency launch: one block per SM (ll_args.hpp)
+  // This rank's workspace (layout.total_bytes): the data area of the NVLink region (CUDA IPC), or
+  // symmetric memory owned by `nvshmem` (LlTransport::kNvshmem).
+  char* workspace = nullptr;
+  std::shared_ptr<void> nvshmem;  // NVSHMEM and the symmetric workspace; null with CUDA IPC
+  // The kernels of the transport (runtime/ll_transport.hpp).
+  LlDispatchLauncher launch_dispatch = nullptr;
+  LlCombineLauncher launch_combine = nullptr;
   // Calls so far on the host. The next call of a kind writes its outputs to half (calls & 1).
   std::uint64_t num_dispatches = 0;
   std::uint64_t num_combines = 0;

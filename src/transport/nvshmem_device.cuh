@@ -49,6 +49,21 @@ __device__ __forceinline__ void signal_add(std::uint64_t* sig_sym, std::uint64_t
   nvshmemx_signal_op(sig_sym, v, NVSHMEM_SIGNAL_ADD, pe);
 }
 
+// One thread: sets the 64-bit signal `sig_sym` on `pe` to `v`, for a signal whose values only grow
+// (each is the newest of a sequence; the receiver waits for >= its value). Like signal_add it is
+// not ordered after the thread's earlier puts: complete them first (quiet). Over NVLink
+// peer-to-peer it is a plain store, so precede it with a release fence (ptx::fence_acq_rel_sys).
+__device__ __forceinline__ void signal_set(std::uint64_t* sig_sym, std::uint64_t v, int pe) {
+  nvshmemx_signal_op(sig_sym, v, NVSHMEM_SIGNAL_SET, pe);
+}
+
+// One thread: every put this thread issued before it has completed (its data is in place on the
+// target, and its source may be reused). Operations of other threads are not covered: each thread
+// that issued puts calls it (then a block barrier extends the guarantee to the block).
+__device__ __forceinline__ void quiet() {
+  nvshmem_quiet();
+}
+
 // One thread: put_nbi of `bytes`, then adds `v` to `sig_sym` on `pe`. The signal is delivered
 // after the whole payload, so a receiver that observes the added value (wait_signal_geq) reads the
 // payload complete. The source is reusable only after completion (quiet or barrier).

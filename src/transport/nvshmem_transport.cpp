@@ -93,6 +93,10 @@ NvshmemTransport::~NvshmemTransport() {
   g_transport_alive.store(false);
 }
 
+bool NvshmemTransport::in_use() noexcept {
+  return g_transport_alive.load();
+}
+
 void* NvshmemTransport::alloc(std::size_t bytes) {
   EPCOMM_CHECK_ARG(bytes > 0, "NvshmemTransport::alloc: bytes must be > 0, got 0");
   allocations_.reserve(allocations_.size() + 1);  // so that recording the pointer cannot throw

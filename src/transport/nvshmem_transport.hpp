@@ -39,6 +39,8 @@ class NvshmemTransport {
 
   int rank() const { return rank_; }
   int num_ranks() const { return num_ranks_; }
+  // True while an NvshmemTransport lives in this process (a second one would be refused).
+  static bool in_use() noexcept;
 
   // Collective: `bytes` (> 0, equal on every rank) of symmetric device memory, uninitialised. The
   // same address names the matching allocation of every PE in nvshmem_device.cuh calls. Freed by

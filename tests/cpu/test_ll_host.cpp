@@ -120,7 +120,7 @@ TEST(LlLayout, SectionsAreDisjointAlignedAndInBounds) {
 
 // The accessors kernels use land inside their sections, at their first and last elements.
 TEST(LlLayout, AccessorsStayInsideTheirSections) {
-  const auto base = reinterpret_cast<std::uintptr_t>(RegionLayout::data(fake(0x1000000)));
+  const auto base = reinterpret_cast<std::uintptr_t>(fake(0x1000000));  // accessors take the workspace
   auto at = [&](const void* p) { return reinterpret_cast<std::uintptr_t>(p) - base; };
   for (const Geometry& g : geometries()) {
     const LlLayout l = LlLayout::make(g.num_ranks, g.max_tokens, g.hidden, g.num_experts, g.max_topk);
@@ -217,6 +217,9 @@ TEST(LlChecks, BufferNeedsLowLatencyModeAndRoom) {
       "num_nvl_bytes: low-latency mode with max_tokens_per_rank=128, hidden=7168, 2 ranks, num_experts=288, "
       "max_topk=8 needs at least " +
           std::to_string(needed));
+  // With NVSHMEM the workspace is symmetric memory: the NVLink region needs no room for it.
+  EXPECT_NO_THROW(checks::check_ll_buffer(
+      {.num_nvl_bytes = 0, .low_latency_mode = true, .ll_transport = LlTransport::kNvshmem}, kOptions, 2));
   expect_arg_error([&] { checks::require_ll_state(nullptr, "low_latency_dispatch"); },
                    "low_latency_dispatch: this Buffer was not made for low-latency mode");
 }

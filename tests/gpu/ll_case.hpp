@@ -1,5 +1,6 @@
-// Helpers of the low-latency GPU tests (tests/gpu/test_ll.cpp): the cases, their inputs on every
-// rank, output poisoning, and the element-wise comparisons with the CPU reference.
+// Helpers of the low-latency GPU tests (tests/gpu/test_ll.cpp): the transport under test, the
+// cases, their inputs on every rank, output poisoning, and the element-wise comparisons with the
+// CPU reference.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -21,6 +22,28 @@
 #include "runtime/ll_state.hpp"
 
 namespace epcomm::test {
+
+// test_ll.cpp is built twice: gpu_test_ll (peers through CUDA IPC) and, with EPCOMM_WITH_NVSHMEM,
+// gpu_test_ll_nvshmem (every peer through NVSHMEM puts and signals, NVLink peer-to-peer underneath).
+#if defined(EPCOMM_TEST_LL_NVSHMEM)
+inline constexpr LlTransport kTestLlTransport = LlTransport::kNvshmem;
+#else
+inline constexpr LlTransport kTestLlTransport = LlTransport::kAuto;
+#endif
+
+// Options of a low-latency Buffer for `o` on `num_ranks` ranks, over the transport under test.
+// With NVSHMEM the workspace is symmetric memory and the NVLink region gets none, so a kernel that
+// still wrote through the IPC mappings would fault instead of passing unnoticed.
+inline BufferOptions ll_buffer_options(const LowLatencyOptions& o, int num_ranks,
+                                       std::int64_t timeout_ms = -1) {
+  const bool nvshmem = kTestLlTransport == LlTransport::kNvshmem;
+  return {.num_nvl_bytes = nvshmem ? 0
+                                   : ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden, num_ranks,
+                                                          o.num_experts, o.max_topk),
+          .low_latency_mode = true,
+          .timeout_ms = timeout_ms,
+          .ll_transport = kTestLlTransport};
+}
 
 struct LlCase {
   std::int64_t max_tokens = 128;      // T, fixed per buffer
@@ -124,10 +147,9 @@ inline void refill_inputs(const DeviceInputs& di, const RankData& d, const LlCas
 // Fills both halves of the buffer's output area with 0xAB.
 inline void poison_outputs(Buffer& buffer) {
   const Buffer::LlState* st = buffer.low_latency_state();
-  void* region = buffer.internal().region.get();
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
   for (int h = 0; h < 2; ++h)
-    EPCOMM_CUDA_CHECK(cudaMemset(st->layout.output_block(region, h), 0xAB, st->layout.output_bytes));
+    EPCOMM_CUDA_CHECK(cudaMemset(st->layout.output_block(st->workspace, h), 0xAB, st->layout.output_bytes));
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 }
 

@@ -1,4 +1,5 @@
-// Low-latency dispatch and combine on the GPUs against the CPU reference, every element. Dispatch:
+// Low-latency dispatch and combine on the GPUs against the CPU reference, every element, over the
+// transport this program was built for (ll_case.hpp: CUDA IPC, or NVSHMEM for every peer). Dispatch:
 // per local expert and source rank, the set of rows (token, payload bytes, scales) must equal the
 // reference's, compared through layout_range and src_info (the GPU may order rows differently);
 // payloads and scales bit-exactly. Combine: bit-exactly against ref::ll_combine run on the GPU's
@@ -19,10 +20,7 @@ class Ll : public ::testing::Test {
     if (!buffer_ || o.max_tokens_per_rank != options_.max_tokens_per_rank || o.hidden != options_.hidden ||
         o.num_experts != options_.num_experts || o.max_topk != options_.max_topk) {
       buffer_.reset();
-      const std::int64_t bytes =
-          ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden, gpu_env().world, o.num_experts, o.max_topk);
-      buffer_ = std::make_unique<Buffer>(gpu_env().bootstrap,
-                                         BufferOptions{.num_nvl_bytes = bytes, .low_latency_mode = true}, o);
+      buffer_ = std::make_unique<Buffer>(gpu_env().bootstrap, ll_buffer_options(o, gpu_env().world), o);
       options_ = o;
     }
     return *buffer_;
@@ -296,6 +294,36 @@ TEST_F(Ll, InvalidExpertIsReported) {
   run_pair(buffer, c, {.salt = 1});
 }
 
+#if defined(EPCOMM_TEST_LL_NVSHMEM)
+// The buffer really runs over NVSHMEM: its workspace is symmetric memory, outside the NVLink
+// region (which holds no workspace at all here).
+TEST_F(Ll, WorkspaceIsSymmetricMemory) {
+  const LlCase c{.seed = 90};
+  Buffer& buffer = buffer_for(c);
+  const Buffer::LlState* st = buffer.low_latency_state();
+  ASSERT_NE(st->nvshmem, nullptr);
+  EXPECT_NE(st->workspace, RegionLayout::data(buffer.internal().region.get()));
+  EXPECT_EQ(buffer.num_nvl_bytes(), 0);
+}
+
+// NVSHMEM keeps one state per process: a second such Buffer while one lives is refused on every
+// rank before any collective step (so no rank is left waiting), and the first stays usable.
+TEST_F(Ll, SecondNvshmemBufferIsRefused) {
+  const GpuEnv& env = gpu_env();
+  const LlCase c{.seed = 91};
+  Buffer& buffer = buffer_for(c);
+  const LowLatencyOptions o = c.buffer_options(env.world);
+  try {
+    Buffer second(env.bootstrap, ll_buffer_options(o, env.world), o);
+    ADD_FAILURE() << "a second NVSHMEM buffer was made while one lives";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kUnsupported) << e.what();
+    EXPECT_NE(e.message().find("ll_transport"), std::string::npos) << e.what();
+  }
+  run_pair(buffer, c);
+}
+#endif
+
 // A peer that never calls is reported within the timeout, naming the operation, the peer and the
 // counter; the process does not hang.
 TEST_F(Ll, PeerThatNeverArrivesTimesOut) {
@@ -304,12 +332,7 @@ TEST_F(Ll, PeerThatNeverArrivesTimesOut) {
   const LlCase c{.max_tokens = 8, .hidden = 256, .experts_per_rank = 4, .seed = 80};
   const LowLatencyOptions o = c.buffer_options(env.world);
   {
-    Buffer buffer(
-        env.bootstrap,
-        BufferOptions{.num_nvl_bytes = ll_region_bytes_hint(8, 256, env.world, o.num_experts, o.max_topk),
-                      .low_latency_mode = true,
-                      .timeout_ms = 2000},
-        o);
+    Buffer buffer(env.bootstrap, ll_buffer_options(o, env.world, /*timeout_ms=*/2000), o);
     if (env.rank == 0) {
       const DeviceInputs di = upload_inputs(make_inputs(c, env.world, 0)[0], c);
       buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});

@@ -1,0 +1,117 @@
+// The choice of low-latency transport (BufferOptions::ll_transport, runtime/ll_transport.hpp)
+// without a GPU: what is refused, with which error, and that the refusal comes before any
+// collective step. This program never links epcomm_nvshmem, so it has no NVSHMEM hooks unless a
+// test registers fake ones.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "epcomm/bootstrap.hpp"
+#include "epcomm/buffer.hpp"
+#include "epcomm/error.hpp"
+#include "runtime/ll_checks.hpp"
+#include "runtime/ll_transport.hpp"
+
+namespace epcomm {
+namespace {
+
+template <typename Fn>
+void expect_error(Fn&& fn, ErrorCategory category, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an epcomm::Error mentioning '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), category) << e.what();
+    EXPECT_NE(e.message().find(needle), std::string::npos) << "message: " << e.message();
+  }
+}
+
+// Fake hooks: nothing here opens a workspace or launches a kernel.
+bool g_in_use = false;
+bool fake_in_use() {
+  return g_in_use;
+}
+const LlNvshmemHooks kFakeHooks{nullptr, &fake_in_use, nullptr, nullptr};
+
+// Registers the fake hooks for one test, and takes them away after it.
+class FakeNvshmem {
+ public:
+  explicit FakeNvshmem(bool in_use) {
+    g_in_use = in_use;
+    set_ll_nvshmem_hooks(&kFakeHooks);
+  }
+  ~FakeNvshmem() { set_ll_nvshmem_hooks(nullptr); }
+  FakeNvshmem(const FakeNvshmem&) = delete;
+  FakeNvshmem& operator=(const FakeNvshmem&) = delete;
+};
+
+const BufferOptions kNvshmemOptions{.low_latency_mode = true, .ll_transport = LlTransport::kNvshmem};
+
+TEST(LlTransport, NoHooksUnlessTheNvshmemLibraryIsLinked) {
+  EXPECT_EQ(ll_nvshmem_hooks(), nullptr);
+}
+
+TEST(LlTransport, CudaIpcNeedsNothing) {
+  EXPECT_NO_THROW(checks::check_ll_transport({}, nullptr));
+  EXPECT_NO_THROW(checks::check_ll_transport({.low_latency_mode = true}, nullptr));
+}
+
+TEST(LlTransport, NvshmemWithoutTheTransportIsUnsupported) {
+  expect_error([] { checks::check_ll_transport(kNvshmemOptions, ll_nvshmem_hooks()); },
+               ErrorCategory::kUnsupported,
+               "ll_transport: LlTransport::kNvshmem needs the NVSHMEM transport");
+  expect_error([] { checks::check_ll_transport(kNvshmemOptions, nullptr); }, ErrorCategory::kUnsupported,
+               "-DEPCOMM_WITH_NVSHMEM=ON and link epcomm_nvshmem");
+}
+
+TEST(LlTransport, NvshmemOnlyInLowLatencyMode) {
+  const FakeNvshmem nvshmem(/*in_use=*/false);
+  expect_error(
+      [] { checks::check_ll_transport({.ll_transport = LlTransport::kNvshmem}, ll_nvshmem_hooks()); },
+      ErrorCategory::kInvalidArgument, "ll_transport: LlTransport::kNvshmem applies to low-latency mode");
+}
+
+TEST(LlTransport, UnknownValueIsRefused) {
+  BufferOptions options{.low_latency_mode = true};
+  options.ll_transport = static_cast<LlTransport>(7);
+  expect_error([&] { checks::check_ll_transport(options, nullptr); }, ErrorCategory::kInvalidArgument,
+               "ll_transport: expected LlTransport::kAuto or LlTransport::kNvshmem, got 7");
+}
+
+TEST(LlTransport, NvshmemWithTheTransportIsAccepted) {
+  const FakeNvshmem nvshmem(/*in_use=*/false);
+  EXPECT_NO_THROW(checks::check_ll_transport(kNvshmemOptions, ll_nvshmem_hooks()));
+}
+
+TEST(LlTransport, SecondNvshmemOwnerIsRefused) {
+  const FakeNvshmem nvshmem(/*in_use=*/true);
+  expect_error([] { checks::check_ll_transport(kNvshmemOptions, ll_nvshmem_hooks()); },
+               ErrorCategory::kUnsupported, "NVSHMEM is already in use in this process");
+}
+
+// A bootstrap that fails the test on any exchange: the refusal must come before the first one.
+std::shared_ptr<Bootstrap> no_exchange_bootstrap(int* exchanges) {
+  return make_callback_bootstrap(0, 2, [exchanges](const void*, void*, std::size_t) {
+    ++*exchanges;
+    throw Error(ErrorCategory::kBootstrap, "unexpected exchange", __FILE__, __LINE__);
+  });
+}
+
+TEST(LlTransport, BufferRefusesNvshmemBeforeAnyCollectiveStep) {
+  const LowLatencyOptions ll{.max_tokens_per_rank = 128, .hidden = 7168, .num_experts = 288};
+  int exchanges = 0;
+  expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions, ll); },
+               ErrorCategory::kUnsupported, "ll_transport");
+  expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions); },
+               ErrorCategory::kUnsupported, "ll_transport");
+  {
+    const FakeNvshmem nvshmem(/*in_use=*/true);
+    expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions, ll); },
+                 ErrorCategory::kUnsupported, "already in use");
+  }
+  EXPECT_EQ(exchanges, 0);
+}
+
+}  // namespace
+}  // namespace epcomm
