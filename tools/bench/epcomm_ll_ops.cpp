@@ -4,6 +4,8 @@
 //   dispatch fp8          one whole call, BF16 in, cast to FP8 in the kernel (BENCH.md ll-dsv3)
 //   combine bf16          one whole call on the outputs of one (untimed) dispatch
 //   dispatch+combine fp8  an FP8 dispatch and a BF16 combine back to back
+// Built with EPCOMM_WITH_NVSHMEM, the dispatch and combine rows run again on a Buffer whose peers
+// are all reached through NVSHMEM (impl "epcomm-nvshmem", BufferOptions::ll_transport).
 // Byte counts: dispatch receives one row per (token, expert) pair on this rank (Traffic.recv_pairs)
 // of hidden + 4*hidden/128 bytes and sends each token once per destination rank other than its own
 // (Traffic.send_rows_remote; the top-k id rows every receiver also gets are not counted). Combine
@@ -336,11 +338,13 @@ std::function<double()> phase_split(std::shared_ptr<EpcommLl> st, std::shared_pt
   };
 }
 
-}  // namespace
-
-std::vector<BenchOp> make_epcomm_ll_ops(BenchContext& context) {
+// The ops of one low-latency Buffer reaching its peers through `transport`. kAuto (CUDA IPC within
+// the NVLink domain): every row above. kNvshmem (every peer through NVSHMEM puts and signals, the
+// cross-domain path run over NVLink): the single-call rows, as impl "epcomm-nvshmem".
+std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
   const Workload& w = context.workload;
   if (w.mode != Mode::kLowLatency) return {};
+  const bool nvshmem = transport == LlTransport::kNvshmem;
   const DeviceInputs& in = context.inputs;
   auto st = std::make_shared<EpcommLl>();
   st->w = w;
@@ -356,8 +360,12 @@ std::vector<BenchOp> make_epcomm_ll_ops(BenchContext& context) {
                              .max_topk = w.num_topk};
   const std::int64_t bytes = ll_region_bytes_hint(w.num_tokens, w.hidden, st->R, w.num_experts, w.num_topk);
   std::shared_ptr<Bootstrap> bootstrap(st->bootstrap, [](Bootstrap*) {});  // not owned
-  st->buffer = std::make_unique<Buffer>(bootstrap,
-                                        BufferOptions{.num_nvl_bytes = bytes, .low_latency_mode = true}, ll);
+  // NVSHMEM: the workspace comes from the symmetric heap; no NVLink region is needed.
+  st->buffer = std::make_unique<Buffer>(
+      bootstrap,
+      BufferOptions{
+          .num_nvl_bytes = nvshmem ? 0 : bytes, .low_latency_mode = true, .ll_transport = transport},
+      ll);
   const std::int64_t T = in.num_tokens;
   st->x = Tensor::contiguous(in.x_bf16.get(), DType::kBF16, {T, in.hidden});
   st->topk_idx = Tensor::contiguous(in.topk_idx.get(), DType::kI64, {T, in.num_topk});
@@ -387,19 +395,21 @@ std::vector<BenchOp> make_epcomm_ll_ops(BenchContext& context) {
   auto check_combine = [st] { return st->check_combine(st->c); };
 
   std::vector<BenchOp> ops;
+  const char* impl = nvshmem ? "epcomm-nvshmem" : "epcomm";
   {
-    BenchOp o = make("epcomm", "dispatch", "fp8", dispatch_recv, dispatch_wire);
+    BenchOp o = make(impl, "dispatch", "fp8", dispatch_recv, dispatch_wire);
     o.run = [st](cudaStream_t s) { st->d = st->dispatch(false, s); };
     o.check = check_dispatch;
     ops.push_back(std::move(o));
   }
   {
-    BenchOp o = make("epcomm", "combine", "bf16", combine_recv, combine_wire);
+    BenchOp o = make(impl, "combine", "bf16", combine_recv, combine_wire);
     o.setup = setup_combine;
     o.run = [st](cudaStream_t s) { st->c = st->combine(st->d.handle, false, s); };
     o.check = check_combine;
     ops.push_back(std::move(o));
   }
+  if (nvshmem) return ops;
   {
     // Logical and wire bytes of both halves: the FP8 dispatch's plus the BF16 combine's.
     BenchOp o =
@@ -433,6 +443,16 @@ std::vector<BenchOp> make_epcomm_ll_ops(BenchContext& context) {
     ops.push_back(std::move(o));
   }
   return ops;
+}
+
+}  // namespace
+
+std::vector<BenchOp> make_epcomm_ll_ops(BenchContext& context) {
+  return make_ll_ops(context, LlTransport::kAuto);
+}
+
+std::vector<BenchOp> make_epcomm_ll_nvshmem_ops(BenchContext& context) {
+  return make_ll_ops(context, LlTransport::kNvshmem);
 }
 
 }  // namespace epcomm::bench

@@ -6,6 +6,8 @@
 namespace epcomm::bench {
 std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context);  // epcomm_ht_ops.cpp
 std::vector<BenchOp> make_epcomm_ll_ops(BenchContext& context);  // epcomm_ll_ops.cpp
+// The low-latency path over NVSHMEM (epcomm_ll_ops.cpp); built with EPCOMM_WITH_NVSHMEM only.
+std::vector<BenchOp> make_epcomm_ll_nvshmem_ops(BenchContext& context);
 }  // namespace epcomm::bench
 
 namespace epcomm::bench {
@@ -15,6 +17,9 @@ std::vector<OpFactory> op_factories() {
       make_nccl_baseline_ops,
       make_epcomm_ht_ops,
       make_epcomm_ll_ops,
+#ifdef EPCOMM_BENCH_NVSHMEM
+      make_epcomm_ll_nvshmem_ops,
+#endif
   };
 }
 
