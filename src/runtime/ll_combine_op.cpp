@@ -42,7 +42,9 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
 
   CommScope scope(m, options);
+  m.timer.begin(scope.comm());
   st.launch_combine(a, st.num_blocks, scope.comm());
+  m.timer.end(scope.comm());
   ++st.num_combines;
 
   LlCombineResult out;

@@ -57,7 +57,9 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   a.stats = static_cast<std::int32_t*>(o.cumulative_local_expert_recv_stats.data);
 
   CommScope scope(m, options);
+  m.timer.begin(scope.comm());
   st.launch_dispatch(a, st.num_blocks, scope.comm());
+  m.timer.end(scope.comm());
   ++st.num_dispatches;
 
   LlDispatchResult out;
