@@ -52,10 +52,23 @@ __device__ void bystand(const Bystander& b, int rows) {
   const int warp = ((blockIdx.x - b.sender_blocks) * blockDim.x + threadIdx.x) / 32;
   const int warps = (gridDim.x - b.sender_blocks) * blockDim.x / 32;
   if (b.mode == 1) {
-    for (int r = warp; r < rows; r += warps)
-      for (int i = lane; i < kPiecesPerRow; i += 32)
-        b.dst[static_cast<size_t>(r) * kPiecesPerRow + i] = b.src[static_cast<size_t>(r) * kPiecesPerRow + i];
-    return;
+    // Copy rows (8 pieces in flight per lane) for as long as the senders run, so the kernel's time
+    // stays the senders' time.
+    for (int r = warp;; r = (r + warps) % rows) {
+      if (*reinterpret_cast<volatile unsigned*>(b.senders_done) >= static_cast<unsigned>(b.sender_blocks))
+        return;
+      const int4* s = b.src + static_cast<size_t>(r) * kPiecesPerRow;
+      int4* d = b.dst + static_cast<size_t>(r) * kPiecesPerRow;
+      for (int base = 0; base < kPiecesPerRow; base += 32 * 8) {
+        int4 v[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u)
+          if (base + u * 32 + lane < kPiecesPerRow) v[u] = s[base + u * 32 + lane];
+#pragma unroll
+        for (int u = 0; u < 8; ++u)
+          if (base + u * 32 + lane < kPiecesPerRow) d[base + u * 32 + lane] = v[u];
+      }
+    }
   }
   unsigned long long sink = 0;
   while (*reinterpret_cast<volatile unsigned*>(b.senders_done) < static_cast<unsigned>(b.sender_blocks)) {
@@ -93,7 +106,9 @@ __global__ void __launch_bounds__(kThreads)
   }
   const int lane = threadIdx.x % 32;
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
-  const int warps = gridDim.x * blockDim.x / 32;
+  // Only the sender blocks share the rows (bystander blocks come after them).
+  const int sender_blocks = by.mode != 0 ? by.sender_blocks : static_cast<int>(gridDim.x);
+  const int warps = sender_blocks * blockDim.x / 32;
   int done = 0;
   for (int r = warp; r < rows; r += warps) {
     const int4* s = src + static_cast<size_t>(r) * kPiecesPerRow;
