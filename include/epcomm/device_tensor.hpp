@@ -31,6 +31,8 @@ class EPCOMM_API DeviceTensor {
   DeviceTensor() = default;
   static DeviceTensor empty(const std::shared_ptr<Allocator>& allocator, DType dtype,
                             std::initializer_list<std::int64_t> shape, cudaStream_t stream);
+  // A view of memory owned elsewhere (nothing is freed with it); valid as long as its owner says.
+  static DeviceTensor borrowed(const Tensor& view);
 
   const Tensor& view() const { return view_; }
   operator const Tensor&() const { return view_; }  // NOLINT: a DeviceTensor is usable as a view

@@ -54,6 +54,13 @@ struct DispatchArgs {
   const DispatchHandle* handle = nullptr;  // cached dispatch: same routing, new x
   int expert_alignment = 1;
   std::int64_t num_worst_tokens = 0;  // > 0: no host synchronisation; outputs have this many rows
+  // Zero-copy outputs: recv_x, recv_x_scales, recv_topk_idx, recv_topk_weights and the handle's
+  // recv_src_idx are views of the rows where they arrive in this Buffer's NVLink region, instead of
+  // fresh tensors they are copied into; this saves the copy (a read and a write of every received
+  // row). NOTE the lifetime: the views stay valid until the next dispatch or combine on this
+  // Buffer (both reuse the region); copy out what must live longer. Combine refuses inputs that
+  // lie in the region (copy them out first). The handle itself stays valid as usual.
+  bool zero_copy = false;
   Config config{};
 };
 

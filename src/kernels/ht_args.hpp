@@ -61,8 +61,9 @@ struct HtDispatchArgs {
   bool phased = false;   // sender blocks receive too, once their sends are done
   int num_channels = 0;  // sender warps (num_senders * kHtWarpsPerBlock)
   int tokens_per_channel = 0;
-  int publish_tokens = 4;  // tokens a sender warp forwards between progress releases
-  bool prefetch = false;   // L2 prefetch of the next row (senders) and of each range (copy-out)
+  int publish_tokens = 4;          // tokens a sender warp forwards between progress releases
+  bool prefetch = false;           // L2 prefetch of the next row (senders) and of each range (copy-out)
+  bool outputs_in_region = false;  // zero-copy: the outputs are this rank's region; nothing to copy
   const std::int32_t* send_slot = nullptr;
   const std::int32_t* count_matrix = nullptr;
   const std::int32_t* recv_chunk_start = nullptr;

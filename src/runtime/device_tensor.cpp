@@ -50,6 +50,12 @@ std::shared_ptr<Allocator> default_allocator() {
   return allocator;
 }
 
+DeviceTensor DeviceTensor::borrowed(const Tensor& view) {
+  DeviceTensor t;
+  t.view_ = view;
+  return t;
+}
+
 DeviceTensor DeviceTensor::empty(const std::shared_ptr<Allocator>& allocator, DType dtype,
                                  std::initializer_list<std::int64_t> shape, cudaStream_t stream) {
   DeviceTensor t;

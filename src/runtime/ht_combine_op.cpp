@@ -12,6 +12,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   Impl& m = *impl_;
   const int G = m.domains.ranks_per_domain;
   const checks::CombineShape shape = checks::check_combine_args(a, m.num_ranks());
+  checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());
   const HtCombinePlan plan = plan_ht_combine(a.config.num_sms, m.num_sms, m.ht_tuning.phased);
   const HtCombineLayout region = HtCombineLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes),
                                                        shape.hidden * 2, shape.num_topk);

@@ -82,6 +82,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   check_status();
   Impl& m = *impl_;
   const checks::DispatchShape shape = checks::check_dispatch_args(a, m.num_ranks());
+  checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());
   const bool cached = a.handle != nullptr;
   const HtDispatchPlan plan =
       plan_ht_dispatch(a.config.num_sms, m.num_sms, shape.num_tokens, cached ? a.handle->num_channels : 0,
@@ -109,17 +110,32 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     run_notify(m, a, shape, plan, region, scope, h, out.num_recv_tokens_per_expert);
   }
 
-  const cudaStream_t s = scope.alloc_stream();
   const std::int64_t rows = h.num_rows;
-  out.recv_x = DeviceTensor::empty(m.allocator, a.x.dtype, {rows, shape.hidden}, s);
-  if (shape.fp8)
-    out.recv_x_scales = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_scales}, s);
-  if (shape.num_topk > 0) {
-    out.recv_topk_idx = DeviceTensor::empty(m.allocator, a.topk_idx.dtype, {rows, shape.num_topk}, s);
-    out.recv_topk_weights = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_topk}, s);
+  if (a.zero_copy) {
+    // The outputs are the rows where they arrive: the region's sections, indexed like the outputs.
+    char* data = RegionLayout::data(m.region.get());
+    auto view = [&](std::size_t offset, DType dtype, std::initializer_list<std::int64_t> dims) {
+      return DeviceTensor::borrowed(Tensor::contiguous(data + offset, dtype, dims));
+    };
+    out.recv_x = view(region.x_offset, a.x.dtype, {rows, shape.hidden});
+    if (shape.fp8) out.recv_x_scales = view(region.scales_offset, DType::kF32, {rows, shape.num_scales});
+    if (shape.num_topk > 0) {
+      out.recv_topk_idx = view(region.topk_offset, a.topk_idx.dtype, {rows, shape.num_topk});
+      out.recv_topk_weights = view(region.weights_offset, DType::kF32, {rows, shape.num_topk});
+    }
+    h.recv_src_idx = view(region.src_idx_offset, DType::kI32, {rows});
+  } else {
+    const cudaStream_t s = scope.alloc_stream();
+    out.recv_x = DeviceTensor::empty(m.allocator, a.x.dtype, {rows, shape.hidden}, s);
+    if (shape.fp8)
+      out.recv_x_scales = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_scales}, s);
+    if (shape.num_topk > 0) {
+      out.recv_topk_idx = DeviceTensor::empty(m.allocator, a.topk_idx.dtype, {rows, shape.num_topk}, s);
+      out.recv_topk_weights = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_topk}, s);
+    }
+    h.recv_src_idx = DeviceTensor::empty(m.allocator, DType::kI32, {rows}, s);
+    scope.allocations_ready();
   }
-  h.recv_src_idx = DeviceTensor::empty(m.allocator, DType::kI32, {rows}, s);
-  scope.allocations_ready();
 
   HtDispatchArgs d;
   d.view = m.view;
@@ -135,6 +151,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.num_senders = plan.num_senders;
   d.phased = plan.phased;
   d.prefetch = m.ht_tuning.prefetch;
+  d.outputs_in_region = a.zero_copy;
   d.num_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;
   d.recv_copied = HtScratch::recv_copied(m.scratch.get());

@@ -102,6 +102,37 @@ DispatchShape check_dispatch_args(const DispatchArgs& a, int num_ranks) {
   return shape;
 }
 
+namespace {
+
+// Throws when the memory `t` spans (non-negative strides) meets [begin, begin + bytes).
+void expect_outside(const Tensor& t, const char* name, const void* begin, std::size_t bytes) {
+  if (!t.defined() || t.numel() == 0 || begin == nullptr) return;
+  std::int64_t last = 0;
+  for (int d = 0; d < t.ndim; ++d) last += (t.size(d) - 1) * t.stride[static_cast<std::size_t>(d)];
+  const auto* lo = static_cast<const char*>(t.data);
+  const char* hi = lo + static_cast<std::size_t>(last + 1) * dtype_size(t.dtype);
+  const auto* r0 = static_cast<const char*>(begin);
+  EPCOMM_CHECK_ARG(hi <= r0 || lo >= r0 + bytes, name,
+                   ": lies in this Buffer's NVLink region, which the operation overwrites (a zero-copy "
+                   "dispatch output?); copy it out first");
+}
+
+}  // namespace
+
+void check_inputs_outside_region(const DispatchArgs& a, const void* region, std::size_t region_bytes) {
+  expect_outside(a.x, "x", region, region_bytes);
+  expect_outside(a.x_scales, "x_scales", region, region_bytes);
+  expect_outside(a.topk_idx, "topk_idx", region, region_bytes);
+  expect_outside(a.topk_weights, "topk_weights", region, region_bytes);
+}
+
+void check_inputs_outside_region(const CombineArgs& a, const void* region, std::size_t region_bytes) {
+  expect_outside(a.x, "x", region, region_bytes);
+  expect_outside(a.topk_weights, "topk_weights", region, region_bytes);
+  expect_outside(a.bias0, "bias0", region, region_bytes);
+  expect_outside(a.bias1, "bias1", region, region_bytes);
+}
+
 CombineShape check_combine_args(const CombineArgs& a, int num_ranks) {
   EPCOMM_CHECK_ARG(a.handle != nullptr, "handle: combine needs the handle of the dispatch it reverses");
   check_handle(*a.handle, num_ranks);

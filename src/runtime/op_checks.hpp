@@ -37,4 +37,9 @@ struct CombineShape {
 };
 CombineShape check_combine_args(const CombineArgs& args, int num_ranks);
 
+// No input of the operation may lie in [region, region + region_bytes), the Buffer's NVLink
+// region, which the operation overwrites (zero-copy dispatch outputs live there).
+void check_inputs_outside_region(const DispatchArgs& args, const void* region, std::size_t region_bytes);
+void check_inputs_outside_region(const CombineArgs& args, const void* region, std::size_t region_bytes);
+
 }  // namespace epcomm::checks

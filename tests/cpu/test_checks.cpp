@@ -202,5 +202,31 @@ TEST(OpChecks, CombineRejectsEachBadArgument) {
   expect_arg_error([&] { checks::check_combine_args(a, 2); }, "topk_weights: expected 1 to 32 columns");
 }
 
+TEST(OpChecks, InputsInTheRegionAreRefused) {
+  // A region of 1 MiB at 0x100000; a 4096-byte BF16 row is 2048 values.
+  void* region = fake(0x100000);
+  const std::size_t bytes = 1 << 20;
+  CombineArgs c;
+  c.x = Tensor::contiguous(fake(0x100000 + 4096), DType::kBF16, {4, 2048});  // a zero-copy output
+  expect_arg_error([&] { checks::check_inputs_outside_region(c, region, bytes); },
+                   "x: lies in this Buffer's NVLink region");
+  c.x = Tensor::contiguous(fake(0x100000 - 4 * 4096), DType::kBF16, {4, 2048});  // ends where it starts
+  EXPECT_NO_THROW(checks::check_inputs_outside_region(c, region, bytes));
+  c.x = Tensor::contiguous(fake(0x100000 - 4 * 4096), DType::kBF16, {5, 2048});  // one row into it
+  expect_arg_error([&] { checks::check_inputs_outside_region(c, region, bytes); }, "x: lies in");
+  c.x = Tensor::contiguous(fake(0x100000 + bytes), DType::kBF16, {4, 2048});  // right after it
+  EXPECT_NO_THROW(checks::check_inputs_outside_region(c, region, bytes));
+  c.bias0 = Tensor::contiguous(fake(0x100000 + bytes - 2), DType::kBF16, {1, 8});  // its last bytes
+  expect_arg_error([&] { checks::check_inputs_outside_region(c, region, bytes); }, "bias0: lies in");
+
+  DispatchArgs d;
+  d.x = Tensor::contiguous(fake(0x10), DType::kFP8E4M3, {4, 2048});
+  // Column-major scales whose last column reaches into the region.
+  d.x_scales = Tensor::strided(fake(0x100000 - 64), DType::kF32, {32, 16}, {1, 32});
+  expect_arg_error([&] { checks::check_inputs_outside_region(d, region, bytes); }, "x_scales: lies in");
+  d.x_scales = Tensor::strided(fake(0x100000 - 2048), DType::kF32, {32, 16}, {1, 32});  // 2048 bytes
+  EXPECT_NO_THROW(checks::check_inputs_outside_region(d, region, bytes));
+}
+
 }  // namespace
 }  // namespace epcomm

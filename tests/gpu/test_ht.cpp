@@ -17,7 +17,14 @@ struct Mode {
   bool previous_event = false;  // order after an event instead of the stream
   bool cached = true;           // also run a cached dispatch with new payloads
   bool combine = true;
+  bool zero_copy = false;  // dispatch outputs are views of the region (DispatchArgs::zero_copy)
 };
+
+// Fills the memory a view covers with 0xff bytes (a NaN pattern no kernel writes by chance).
+void poison(const DeviceTensor& t) {
+  if (t.defined() && t.numel() > 0)
+    EPCOMM_CUDA_CHECK(cudaMemsetAsync(t.data(), 0xff, t.view().nbytes(), gpu_env().stream));
+}
 
 template <typename T>
 void expect_equal_prefix(const std::vector<T>& got, const std::vector<T>& want, std::size_t count,
@@ -118,6 +125,17 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
   args.expert_alignment = c.expert_alignment;
   args.num_worst_tokens = ref_options.num_worst_tokens;
   args.config.num_sms = c.num_sms;
+  args.zero_copy = mode.zero_copy;
+  if (mode.zero_copy) {
+    // The region is not poisoned by the allocator: a first call names the rows the outputs will
+    // be, they are poisoned, and the measured call must rewrite every one of them.
+    DispatchResult first = buffer.dispatch(args, options);
+    wait_for(first.event, mode);
+    for (const DeviceTensor* t : {&first.recv_x, &first.recv_x_scales, &first.recv_topk_idx,
+                                  &first.recv_topk_weights, &first.handle.recv_src_idx})
+      poison(*t);
+    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  }
   if (mode.previous_event) options.previous_event = EventHandle::record(env.stream);
   DispatchResult got = buffer.dispatch(args, options);
   wait_for(got.event, mode);
@@ -167,6 +185,7 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
     cached.x_scales = scales2_view;
     cached.handle = &got.handle;
     cached.config.num_sms = c.num_sms;
+    cached.zero_copy = mode.zero_copy;  // then it rewrites the rows of `got` (checked above)
     DispatchResult again = buffer.dispatch(cached, options);
     wait_for(again.event, mode);
     EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
@@ -201,7 +220,11 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
   DeviceTensor b0, b1;
   CombineArgs cargs;
   cargs.x = y;
-  if (c.with_topk) cargs.topk_weights = got.recv_topk_weights;
+  // Zero-copy outputs live in the region, which combine overwrites (and refuses as inputs).
+  DeviceTensor weights_copy;
+  if (c.with_topk && mode.zero_copy)
+    weights_copy = upload(want.recv_topk_weights, DType::kF32, {want.num_rows, c.num_topk});
+  if (c.with_topk) cargs.topk_weights = mode.zero_copy ? weights_copy : got.recv_topk_weights;
   if (c.biases) {
     b0 = upload(mine.bias0, DType::kBF16, {in.num_tokens, c.hidden});
     b1 = upload(mine.bias1, DType::kBF16, {in.num_tokens, c.hidden});
@@ -306,6 +329,62 @@ TEST_F(Ht, BackToBackCalls) {
         *buffer_,
         {.num_tokens = 64, .hidden = 2048, .num_sms = 4 + i % 8, .worst_case = i % 3 == 0, .seed = 100u + i},
         {.cached = i % 5 == 0});
+}
+
+TEST_F(Ht, ZeroCopyBf16) {
+  run_case(*buffer_, {.seed = 70}, {.zero_copy = true});
+}
+TEST_F(Ht, ZeroCopyFp8Int32Index) {
+  run_case(*buffer_, {.fp8 = true, .idx32 = true, .seed = 71}, {.zero_copy = true});
+}
+TEST_F(Ht, ZeroCopyWorstCaseFp8) {
+  run_case(*buffer_, {.fp8 = true, .worst_case = true, .seed = 72}, {.zero_copy = true});
+}
+TEST_F(Ht, ZeroCopySkewedSmallBudgetAsync) {
+  run_case(*buffer_, {.num_tokens = 1500, .skew = true, .num_sms = 2, .seed = 73},
+           {.async_finish = true, .zero_copy = true});
+}
+
+TEST_F(Ht, ZeroCopyOutputsAreRefusedAsCombineInputs) {
+  const GpuEnv& env = gpu_env();
+  HtCase c{.num_tokens = 256, .seed = 74};
+  const ref::HtRankInput in = make_ht_input(c, env.rank, env.world);
+  DeviceTensor x = upload_x(in, false, c.hidden);
+  DeviceTensor topk = upload_topk(in, false);
+  DeviceTensor weights = upload(in.topk_weights, DType::kF32, {in.num_tokens, c.num_topk});
+  const DispatchLayout layout =
+      buffer_->get_dispatch_layout(topk, c.experts_per_rank * env.world, {.stream = env.stream});
+  DispatchArgs args;
+  args.x = x;
+  args.topk_idx = topk;
+  args.topk_weights = weights;
+  args.num_tokens_per_rank = layout.num_tokens_per_rank;
+  args.is_token_in_rank = layout.is_token_in_rank;
+  args.num_tokens_per_expert = layout.num_tokens_per_expert;
+  args.zero_copy = true;
+  const DispatchResult got = buffer_->dispatch(args, {.stream = env.stream});
+  CombineArgs cargs;
+  cargs.x = got.recv_x;  // in the region: combine would overwrite it while reading it
+  cargs.handle = &got.handle;
+  try {
+    buffer_->combine(cargs, {.stream = env.stream});
+    ADD_FAILURE() << "expected an epcomm::Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+    EXPECT_NE(e.message().find("x: lies in this Buffer's NVLink region"), std::string::npos) << e.what();
+  }
+  // So would a (cached) dispatch reading them.
+  DispatchArgs again;
+  again.x = Tensor::contiguous(got.recv_x.data(), DType::kBF16, {in.num_tokens, c.hidden});
+  again.handle = &got.handle;
+  try {
+    buffer_->dispatch(again, {.stream = env.stream});
+    ADD_FAILURE() << "expected an epcomm::Error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("x: lies in this Buffer's NVLink region"), std::string::npos) << e.what();
+  }
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  buffer_->check_status();
 }
 
 TEST_F(Ht, FullSizeDsv3) {

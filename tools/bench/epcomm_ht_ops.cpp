@@ -1,6 +1,7 @@
 // epcomm's own high-throughput dispatch and combine as benchmark ops, one set per SM budget.
 // A dispatch call is timed whole: layout, notify (count exchange and the one host wait) and the
-// data kernel, i.e. what a caller waits for.
+// data kernel, i.e. what a caller waits for. Rows "epcomm-zc": the same call with zero-copy
+// outputs (DispatchArgs::zero_copy: views of the region, no copy-out).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -33,14 +34,14 @@ struct EpcommHt {
   std::unique_ptr<Buffer> buffer;
   Tensor x_bf16, x_fp8, scales, topk_idx, topk_weights;
   int num_experts = 0;
-  DispatchResult bf16, fp8, cached;
+  DispatchResult bf16, fp8, cached, zero_copy;
   CombineResult combined;
   int rank = 0;
 
   // The last call's kernel time; only offered when EPCOMM_KERNEL_TIMING=1 (see timing below).
   double kernel_us() { return buffer->last_kernel_us(); }
 
-  DispatchResult dispatch(bool fp8_payload, int num_sms, cudaStream_t stream) {
+  DispatchResult dispatch(bool fp8_payload, int num_sms, cudaStream_t stream, bool zero_copy = false) {
     const DispatchLayout layout = buffer->get_dispatch_layout(topk_idx, num_experts, {.stream = stream});
     DispatchArgs a;
     a.x = fp8_payload ? x_fp8 : x_bf16;
@@ -51,6 +52,7 @@ struct EpcommHt {
     a.is_token_in_rank = layout.is_token_in_rank;
     a.num_tokens_per_expert = layout.num_tokens_per_expert;
     a.config.num_sms = num_sms;
+    a.zero_copy = zero_copy;
     return buffer->dispatch(a, {.stream = stream});
   }
 
@@ -129,6 +131,25 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       if (timing) op.kernel_us = [state] { return state->kernel_us(); };
       op.check = [state, fp8, expected] {
         return state->check_dispatch(fp8 ? state->fp8 : state->bf16,
+                                     fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
+      };
+      ops.push_back(std::move(op));
+    }
+    for (const Dtype dtype : {Dtype::kBf16, Dtype::kFp8}) {
+      // The same whole dispatch with zero-copy outputs (views of the region: no copy-out).
+      const bool fp8 = dtype == Dtype::kFp8;
+      const auto row_b = static_cast<double>(row_bytes(w, dtype));
+      BenchOp op;
+      op.impl = "epcomm-zc";
+      op.op = "dispatch";
+      op.dtype = to_string(dtype);
+      op.num_sms = sms;
+      op.recv_bytes = static_cast<double>(traffic.recv_rows) * row_b;
+      op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row_b;
+      op.run = [state, fp8, sms](cudaStream_t s) { state->zero_copy = state->dispatch(fp8, sms, s, true); };
+      if (timing) op.kernel_us = [state] { return state->kernel_us(); };
+      op.check = [state, fp8, expected] {
+        return state->check_dispatch(state->zero_copy,
                                      fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
       };
       ops.push_back(std::move(op));
