@@ -88,6 +88,7 @@ struct LlDispatchArgs {
   int half = 0;  // host half of the outputs
   int phases = kLlBoth;
   std::int32_t* stats = nullptr;  // [nle] cumulative received rows, or null
+  int recv_groups = 1;            // warp groups per block in the receive phase (set by the launcher)
 };
 static_assert(std::is_trivially_copyable_v<LlDispatchArgs>);
 
@@ -109,8 +110,12 @@ struct LlCombineArgs {
 };
 static_assert(std::is_trivially_copyable_v<LlCombineArgs>);
 
-// Dynamic shared memory the dispatch kernel needs (its receive phase keeps per-(source, 32-token
-// chunk) counts): host code checks it against the device limit.
+// Dynamic shared memory a low-latency kernel may ask for (well under every sm_90 limit).
+inline constexpr std::size_t kLlMaxSharedBytes = 96 * 1024;
+
+// Dynamic shared memory one receive group of the dispatch kernel needs (per-(source, 32-token
+// chunk) counts); a launch with g groups per block needs g times it. Host code checks one group's
+// against the device limit.
 inline std::size_t ll_dispatch_smem_bytes(int num_ranks, std::int64_t max_tokens) {
   const std::size_t chunks = static_cast<std::size_t>((max_tokens + 31) / 32);
   return sizeof(std::int32_t) * static_cast<std::size_t>(num_ranks) * chunks;

@@ -262,6 +262,28 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
 
 // ---- receive phase --------------------------------------------------------------------------
 
+// The receive phase splits each block's warps into `count` equal groups (1, 2 or 4), each with its
+// own experts, shared counts and named barrier, so a grid with fewer blocks than local experts still
+// receives them all in one round (ll-dsv3: 144 experts, 132 blocks).
+constexpr int kMaxRecvGroups = 4;
+struct RecvGroup {
+  int index;   // group within the block
+  int count;   // groups per block
+  int warps;   // warps per group
+  int warp;    // warp within the group
+  int thread;  // thread within the group
+  __device__ explicit RecvGroup(int groups)
+      : index(static_cast<int>(threadIdx.x / 32) / (kWarps / groups)),
+        count(groups),
+        warps(kWarps / groups),
+        warp(static_cast<int>(threadIdx.x / 32) % (kWarps / groups)),
+        thread(static_cast<int>(threadIdx.x) % (kWarps / groups * 32)) {}
+  // Barrier of the group's threads only (named barrier index + 1; 0 is __syncthreads).
+  __device__ void sync() const {
+    asm volatile("bar.sync %0, %1;" ::"r"(index + 1), "r"(warps * 32) : "memory");
+  }
+};
+
 struct RecvShared {
   std::int32_t num_tokens[kMaxDomainRanks];  // T_s of each source (clamped to [0, T])
   std::int32_t num_topk[kMaxDomainRanks];    // k of each source (clamped to [0, K])
@@ -275,8 +297,15 @@ __device__ __forceinline__ int count_selections(const LlLayout& l, void* ws, int
                                                 std::int64_t t, const RecvShared& sh, std::int32_t expert) {
   if (t >= sh.num_tokens[s]) return 0;
   const std::int32_t* row = l.staging_topk(ws, parity, s, t);
+  const int k = sh.num_topk[s];
+  // NOTE: unrolled to the largest top-k with predicated loads, so all k loads are in flight at
+  // once (a loop over a runtime k issues them a few at a time: several round trips per token).
+  std::int32_t ids[kLlMaxTopk];
+#pragma unroll
+  for (int j = 0; j < kLlMaxTopk; ++j) ids[j] = j < k ? row[j] : -1;
   int m = 0;
-  for (int j = 0; j < sh.num_topk[s]; ++j) m += row[j] == expert ? 1 : 0;
+#pragma unroll
+  for (int j = 0; j < kLlMaxTopk; ++j) m += ids[j] == expert ? 1 : 0;
   return m;
 }
 
@@ -316,30 +345,30 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
   }
 }
 
-// Receives local expert e. Blocks share it: block `share` of `num_shares` copies the rows
+// Receives local expert e. Groups share it: group `share` of `num_shares` copies the rows
 // congruent to `share`; share 0 also writes layout_range, recv_count and the statistics. Every
-// thread of the block calls it.
+// thread of the group calls it.
 __device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, std::int32_t* chunk, int parity,
-                               int e, int share, int num_shares) {
+                               int e, int share, int num_shares, const RecvGroup& g) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
   const int R = v.num_domain_ranks;
   const int C = static_cast<int>((l.max_tokens + 31) / 32);  // 32-token chunks per source
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = g.warp, lane = threadIdx.x % 32;
   const std::int32_t expert = v.rank * l.num_local_experts + e;
 
   // Pass 1: selections per (source, chunk).
-  for (int item = warp; item < R * C; item += kWarps) {
+  for (int item = warp; item < R * C; item += g.warps) {
     const int s = item / C;
     const std::int64_t t = static_cast<std::int64_t>(item % C) * 32 + lane;
     const int m = count_selections(l, ws, parity, s, t, sh, expert);
     const int sum = __reduce_add_sync(kFullMask, m);
     if (lane == 0) chunk[item] = sum;
   }
-  __syncthreads();
+  g.sync();
   // Exclusive prefix over each source's chunks (a warp per source) and each source's total.
-  for (int s = warp; s < R; s += kWarps) {
+  for (int s = warp; s < R; s += g.warps) {
     std::int32_t carry = 0;
     for (int c0 = 0; c0 < C; c0 += 32) {
       const int c = c0 + lane;
@@ -354,8 +383,8 @@ __device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, std::int
     }
     if (lane == 0) sh.total[s] = carry;
   }
-  __syncthreads();
-  if (threadIdx.x == 0) {
+  g.sync();
+  if (g.thread == 0) {
     std::int32_t rows = 0;
     for (int s = 0; s < R; ++s) {
       sh.begin[s] = rows;
@@ -372,21 +401,21 @@ __device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, std::int
     }
     sh.rows = rows;
   }
-  __syncthreads();
+  g.sync();
   if (share == 0) {
-    for (int s = threadIdx.x; s < R; s += blockDim.x) {
+    for (int s = g.thread; s < R; s += g.warps * 32) {
       const std::int64_t n = min(static_cast<std::int64_t>(sh.total[s]), l.max_tokens);
       l.layout_range(ws, a.half)[static_cast<std::int64_t>(e) * R + s] =
           (static_cast<std::int64_t>(sh.begin[s]) << 32) | n;
     }
-    if (threadIdx.x == 0) {
+    if (g.thread == 0) {
       l.recv_count(ws, a.half)[e] = sh.rows;
       if (a.stats != nullptr) atomicAdd(a.stats + e, sh.rows);
     }
   }
 
   // Pass 2: each selection's packed row; the warp that finds it copies it (if this share owns it).
-  for (int item = warp; item < R * C; item += kWarps) {
+  for (int item = warp; item < R * C; item += g.warps) {
     const int s = item / C;
     const std::int64_t chunk_first = static_cast<std::int64_t>(item % C) * 32;
     const int m = count_selections(l, ws, parity, s, chunk_first + lane, sh, expert);
@@ -414,33 +443,39 @@ __device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, std::int
       }
     }
   }
-  __syncthreads();  // chunk[] and sh are reused by the next expert
+  g.sync();  // chunk[] and sh are reused by the group's next expert
 }
 
-__device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* chunk) {
+__device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* chunks) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
-  __shared__ RecvShared sh;
+  __shared__ RecvShared shared[kMaxRecvGroups];
+  const RecvGroup g(a.recv_groups);
+  RecvShared& sh = shared[g.index];
+  const int R = v.num_domain_ranks;
+  std::int32_t* chunk = chunks + static_cast<std::size_t>(g.index) * R * ((l.max_tokens + 31) / 32);
   const LlControl* mine = l.control_of(a.workspace, kLlKindDispatch);
-  for (int s = threadIdx.x; s < v.num_domain_ranks; s += blockDim.x) {
+  for (int s = g.thread; s < R; s += g.warps * 32) {
     const volatile LlControl* c = mine;
     sh.num_tokens[s] = static_cast<std::int32_t>(
         min(max(static_cast<std::int64_t>(c->num_tokens[parity][s]), std::int64_t{0}), l.max_tokens));
     sh.num_topk[s] = min(max(c->num_topk[parity][s], 0), l.max_topk);
   }
-  __syncthreads();
-  const int nle = l.num_local_experts, G = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
-  if (G >= nle) {
-    const int shares = G / nle;
-    if (b < nle * shares) receive_expert(a, sh, chunk, parity, b / shares, b % shares, shares);
+  g.sync();
+  // Group `id` of `groups` in the grid takes its experts.
+  const int nle = l.num_local_experts, groups = static_cast<int>(gridDim.x) * g.count;
+  const int id = static_cast<int>(blockIdx.x) * g.count + g.index;
+  if (groups >= nle) {
+    const int shares = groups / nle;
+    if (id < nle * shares) receive_expert(a, sh, chunk, parity, id / shares, id % shares, shares, g);
   } else {
-    for (int e = b; e < nle; e += G) receive_expert(a, sh, chunk, parity, e, 0, 1);
+    for (int e = id; e < nle; e += groups) receive_expert(a, sh, chunk, parity, e, 0, 1, g);
   }
 }
 
 template <typename Peers>
 __global__ void __launch_bounds__(kThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
-  extern __shared__ std::int32_t chunk[];  // [R][ceil(T/32)]
+  extern __shared__ std::int32_t chunk[];  // [recv_groups][R][ceil(T/32)]
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half,
       [&](int parity) {
@@ -454,11 +489,20 @@ __global__ void __launch_bounds__(kThreads, 1) ll_dispatch_kernel(LlDispatchArgs
 // The launcher of the instantiation for `Peers`.
 template <typename Peers>
 void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* stream) {
-  const std::size_t smem = ll_dispatch_smem_bytes(args.layout.num_ranks, args.layout.max_tokens);
+  // Receive groups per block: enough for every local expert in one round (up to kMaxRecvGroups),
+  // as long as their counts fit the shared memory one group is checked against (ll_checks.cpp).
+  const std::size_t group_smem = ll_dispatch_smem_bytes(args.layout.num_ranks, args.layout.max_tokens);
+  int groups = 1;
+  while (groups < kMaxRecvGroups && groups * num_blocks < args.layout.num_local_experts &&
+         2 * groups * group_smem <= kLlMaxSharedBytes)
+    groups *= 2;
+  LlDispatchArgs a = args;
+  a.recv_groups = groups;
+  const std::size_t smem = static_cast<std::size_t>(groups) * group_smem;
   if (smem > 48 * 1024)
     EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(
         ll_dispatch_kernel<Peers>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  ll_dispatch_kernel<Peers><<<num_blocks, kThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
+  ll_dispatch_kernel<Peers><<<num_blocks, kThreads, smem, static_cast<cudaStream_t>(stream)>>>(a);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

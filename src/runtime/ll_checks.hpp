@@ -8,12 +8,13 @@
 #include "epcomm/buffer.hpp"
 #include "epcomm/low_latency.hpp"
 #include "epcomm/types.hpp"
+#include "kernels/ll_args.hpp"
 #include "runtime/ll_transport.hpp"
 
 namespace epcomm::checks {
 
-// Dynamic shared memory a low-latency kernel may ask for (well under every sm_90 limit).
-inline constexpr std::size_t kLlMaxSharedBytes = 96 * 1024;
+// Dynamic shared memory a low-latency kernel may ask for (kernels/ll_args.hpp).
+using epcomm::kLlMaxSharedBytes;
 
 // BufferOptions::ll_transport, checked first by every Buffer constructor (before any collective
 // step, so every rank refuses alike): a known value; kNvshmem only with low_latency_mode, in a
