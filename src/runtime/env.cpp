@@ -65,6 +65,13 @@ constexpr std::array kRegistry = {
           .default_value = "0",
           .doc = "1: high-throughput kernels ask the L2 for the rows they read next (bulk prefetch). Off "
                  "by default: it slowed BF16 dispatch (bench/NOTES.md). A tuning knob."},
+    Entry{.name = "EPCOMM_LL_BLOCKS",
+          .type = Type::kInt,
+          .default_value = "0",
+          .doc = "Blocks of a low-latency launch (one per SM at most); 0: one per SM of the device. A "
+                 "tuning knob, read when a low-latency Buffer is made.",
+          .min_value = 0,
+          .max_value = 1 << 20},
     Entry{.name = "EPCOMM_KERNEL_TIMING",
           .type = Type::kBool,
           .default_value = "0",

@@ -1,5 +1,6 @@
 // Low-latency mode of Buffer: the constructor that sets it up, the region size hint and the
 // zero-copy combine buffer. The operations are in ll_dispatch_op.cpp and ll_combine_op.cpp.
+#include <algorithm>
 #include <memory>
 
 #include "kernels/ll_args.hpp"
@@ -7,6 +8,7 @@
 #include "kernels/region_layout.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
+#include "runtime/env.hpp"
 #include "runtime/ll_checks.hpp"
 #include "runtime/ll_state.hpp"
 #include "runtime/ll_transport.hpp"
@@ -45,7 +47,8 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   state->options = ll;
   state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);
   // NOTE: one block per SM at most, so every block of a launch is resident at once (ll_args.hpp).
-  state->num_blocks = impl_->num_sms;
+  const auto blocks = static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS"));
+  state->num_blocks = blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms;
   const bool nvshmem = options.ll_transport == LlTransport::kNvshmem;
   if (nvshmem) {
     const LlNvshmemHooks* hooks = ll_nvshmem_hooks();  // present: checked before any collective step
