@@ -4,6 +4,8 @@
 //   dispatch fp8          one whole call, BF16 in, cast to FP8 in the kernel (BENCH.md ll-dsv3)
 //   combine bf16          one whole call on the outputs of one (untimed) dispatch
 //   dispatch+combine fp8  an FP8 dispatch and a BF16 combine back to back
+// Rows "epcomm-graph": the same dispatch / combine captured once in a CUDA graph and replayed
+// (no host work between calls: the kernels' own latency, as in a decoding step's graph).
 // Built with EPCOMM_WITH_NVSHMEM, the dispatch and combine rows run again on a Buffer whose peers
 // are all reached through NVSHMEM (impl "epcomm-nvshmem", BufferOptions::ll_transport).
 // Byte counts: dispatch receives one row per (token, expert) pair on this rank (Traffic.recv_pairs)
@@ -27,6 +29,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -209,6 +212,34 @@ class PhaseClock {
   }
   std::vector<Event> events_;
   std::int64_t calls_ = 0;
+};
+
+// One call captured in a CUDA graph and replayed: a replay costs the host ~2 us, so both ranks'
+// streams stay full and the timing is the kernels' own, without per-call host work between them
+// (as in decoding, where these calls live in captured graphs).
+class CapturedCall {
+ public:
+  CapturedCall() = default;
+  CapturedCall(const CapturedCall&) = delete;
+  CapturedCall& operator=(const CapturedCall&) = delete;
+  ~CapturedCall() {
+    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+  }
+  void capture(const std::function<void(cudaStream_t)>& call, cudaStream_t stream) {
+    if (exec_ != nullptr) EPCOMM_CUDA_CHECK(cudaGraphExecDestroy(exec_));
+    exec_ = nullptr;
+    cudaGraph_t graph = nullptr;
+    EPCOMM_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    call(stream);
+    EPCOMM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    const cudaError_t status = cudaGraphInstantiate(&exec_, graph, 0);
+    EPCOMM_CUDA_CHECK(cudaGraphDestroy(graph));
+    EPCOMM_CUDA_CHECK(status);
+  }
+  void replay(cudaStream_t stream) const { EPCOMM_CUDA_CHECK(cudaGraphLaunch(exec_, stream)); }
+
+ private:
+  cudaGraphExec_t exec_ = nullptr;
 };
 
 // One low-latency Buffer for the workload variant, combine's input and the last results.
@@ -416,6 +447,29 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     ops.push_back(std::move(o));
   }
   if (nvshmem) return ops;
+  {
+    // Replays of one captured dispatch: the kernel latency with the streams kept full. Every
+    // replay writes the outputs the captured call returned (st->d), which the check reads.
+    auto graph = std::make_shared<CapturedCall>();
+    BenchOp o = make("epcomm-graph", "dispatch", "fp8", dispatch_recv, dispatch_wire);
+    o.setup = [st, graph](cudaStream_t s) {
+      graph->capture([st](cudaStream_t c) { st->d = st->dispatch(false, c); }, s);
+    };
+    o.run = [graph](cudaStream_t s) { graph->replay(s); };
+    o.check = check_dispatch;
+    ops.push_back(std::move(o));
+  }
+  {
+    auto graph = std::make_shared<CapturedCall>();
+    BenchOp o = make("epcomm-graph", "combine", "bf16", combine_recv, combine_wire);
+    o.setup = [st, graph](cudaStream_t s) {
+      st->dispatch_and_write_y(s);
+      graph->capture([st](cudaStream_t c) { st->c = st->combine(st->d.handle, false, c); }, s);
+    };
+    o.run = [graph](cudaStream_t s) { graph->replay(s); };
+    o.check = check_combine;
+    ops.push_back(std::move(o));
+  }
   {
     // Logical and wire bytes of both halves: the FP8 dispatch's plus the BF16 combine's.
     BenchOp o =
