@@ -22,9 +22,6 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kThreads = 512;
-constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kSendPieces = 8;                           // 16-byte pieces per lane per send item
 constexpr int kSendPartChannels = 32 * kSendPieces * 8;  // 2048 BF16 channels = 4 KiB
 constexpr int kReduceChannels = 32 * 8;                  // one 16-byte piece (8 channels) per lane
@@ -47,11 +44,11 @@ __device__ void expert_prefix(const LlCombineArgs& a, std::int32_t* first) {
                   : 0;
       std::int32_t incl = n;
       for (int off = 1; off < 32; off <<= 1) {
-        const std::int32_t y = __shfl_up_sync(kFullMask, incl, off);
+        const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
         if (lane >= off) incl += y;
       }
       if (e < nle) first[e] = carry + incl - n;
-      carry += __shfl_sync(kFullMask, incl, 31);
+      carry += __shfl_sync(kLlFullMask, incl, 31);
     }
     if (lane == 0) first[nle] = carry;
   }
@@ -122,8 +119,8 @@ __device__ void send_rows_back(const LlCombineArgs& a, int parity, const std::in
   const int parts = static_cast<int>((l.hidden + kSendPartChannels - 1) / kSendPartChannels);
   const std::int64_t items = static_cast<std::int64_t>(first[nle]) * parts;
   const int pieces_per_row = static_cast<int>(l.hidden / 8);
-  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kWarps;
-  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; item < items;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
        item += num_warps) {
     const auto g = static_cast<std::int32_t>(item / parts);
     const int part = static_cast<int>(item % parts);
@@ -155,9 +152,9 @@ __device__ void reduce_tokens(const LlCombineArgs& a, int parity) {
   const int lane = threadIdx.x % 32;
   const int parts = static_cast<int>((l.hidden + kReduceChannels - 1) / kReduceChannels);
   const std::int64_t items = a.num_tokens * parts;
-  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kWarps;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
   std::uint16_t* out = l.combine_out(ws, a.half);
-  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; item < items;
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
        item += num_warps) {
     const std::int64_t t = item / parts;
     const int part = static_cast<int>(item % parts);
@@ -168,7 +165,7 @@ __device__ void reduce_tokens(const LlCombineArgs& a, int parity) {
       selected = e >= 0 && e < a.num_experts;
       weight = a.topk_weights[t * a.num_topk + lane];
     }
-    const unsigned slots = __ballot_sync(kFullMask, selected);
+    const unsigned slots = __ballot_sync(kLlFullMask, selected);
     const std::int64_t c0 = static_cast<std::int64_t>(part) * kReduceChannels + lane * 8;
     const bool valid = c0 < l.hidden;
     // Loads of every slot first (they overlap), then the sums in slot order.
@@ -182,7 +179,7 @@ __device__ void reduce_tokens(const LlCombineArgs& a, int parity) {
     for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
 #pragma unroll
     for (int j = 0; j < kLlMaxTopk; ++j) {
-      const float w = __shfl_sync(kFullMask, weight, j);
+      const float w = __shfl_sync(kLlFullMask, weight, j);
       if (((slots >> j) & 1u) == 0) continue;
       const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&rows[j]);
 #pragma unroll
@@ -208,7 +205,7 @@ __device__ void reduce_tokens(const LlCombineArgs& a, int parity) {
 }
 
 template <typename Peers>
-__global__ void __launch_bounds__(kThreads, 1) ll_combine_kernel(LlCombineArgs a) {
+__global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
   extern __shared__ std::int32_t first[];  // [nle + 1]
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half,
@@ -227,7 +224,7 @@ void launch_ll_combine_with(const LlCombineArgs& args, int num_blocks, void* str
   if (smem > 48 * 1024)
     EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(
         ll_combine_kernel<Peers>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  ll_combine_kernel<Peers><<<num_blocks, kThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
+  ll_combine_kernel<Peers><<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

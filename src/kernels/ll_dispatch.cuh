@@ -25,9 +25,6 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kThreads = 512;
-constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kChannelsPerLane = 16;                                   // one lane: 2 x 16 bytes of BF16
 constexpr int kPartChannels = 32 * kChannelsPerLane;                   // 512 = one UE8M0 word of scales
 constexpr int kLanesPerScaleBlock = kLlScaleBlock / kChannelsPerLane;  // 8 lanes share one scale
@@ -60,7 +57,7 @@ __device__ __forceinline__ int4 cast_fp8(const int4 (&raw)[2], bool round_scale,
   for (int i = 0; i < kChannelsPerLane; ++i) amax = fmaxf(amax, fabsf(v[i]));
 #pragma unroll
   for (int offset = 1; offset < kLanesPerScaleBlock; offset <<= 1)
-    amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, offset));
+    amax = fmaxf(amax, __shfl_xor_sync(kLlFullMask, amax, offset));
   float sinv = __fdiv_rn(amax, kFp8Max);
   float scale = __fdiv_rn(kFp8Max, amax);
   if (round_scale) {
@@ -137,7 +134,7 @@ __device__ void publish_topk_rows(const LlDispatchArgs& a, int parity) {
     LlControl* c = l.control_of(a.workspace, kLlKindDispatch);
     std::int32_t* rows = l.staging_topk(a.workspace, parity, me, 0);
     const std::size_t row_bytes = static_cast<std::size_t>(a.num_tokens) * l.max_topk * sizeof(std::int32_t);
-    for (int d = static_cast<int>(threadIdx.x / 32); d < v.num_domain_ranks; d += kWarps) {
+    for (int d = static_cast<int>(threadIdx.x / 32); d < v.num_domain_ranks; d += kLlWarps) {
       if (d == me) continue;  // this rank's own copy is already in place
       if (row_bytes > 0) Peers::put_warp(v, rows, rows, row_bytes, d);
       if (lane == 0) {
@@ -202,8 +199,8 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
   const int nle = l.num_local_experts;
   const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
   const std::int64_t items = a.num_tokens * parts;
-  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kWarps;
-  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; item < items;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
        item += num_warps) {
     const std::int64_t t = item / parts;
     const int part = static_cast<int>(item % parts);
@@ -213,8 +210,8 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
       if (e >= 0 && e < a.num_experts) rank = static_cast<int>(e / nle);
     }
-    const unsigned same = __match_any_sync(kFullMask, rank);
-    unsigned firsts = __ballot_sync(kFullMask, rank >= 0 && __ffs(same) - 1 == lane);
+    const unsigned same = __match_any_sync(kLlFullMask, rank);
+    unsigned firsts = __ballot_sync(kLlFullMask, rank >= 0 && __ffs(same) - 1 == lane);
     if (firsts == 0) continue;  // warp-uniform: routed nowhere
 
     const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
@@ -234,7 +231,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
       const std::uint32_t byte = valid ? (__float_as_uint(scale_inv) & kFloatExpMask) >> kFloatMantBits : 0u;
 #pragma unroll
       for (int b = 0; b < kPartChannels / kLlScaleBlock; ++b)
-        word |= __shfl_sync(kFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
+        word |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
     }
     if constexpr (Peers::kStagesLocally) {
       // Staged once, in this rank's own slot (where it receives the token itself, if at all),
@@ -245,14 +242,14 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
       while (firsts != 0) {
         const int src_lane = __ffs(firsts) - 1;
         firsts &= firsts - 1;
-        const int d = __shfl_sync(kFullMask, rank, src_lane);
+        const int d = __shfl_sync(kLlFullMask, rank, src_lane);
         if (d != me) put_piece<Peers>(a, parity, d, t, part);
       }
     } else {
       while (firsts != 0) {
         const int src_lane = __ffs(firsts) - 1;
         firsts &= firsts - 1;
-        const int d = __shfl_sync(kFullMask, rank, src_lane);
+        const int d = __shfl_sync(kLlFullMask, rank, src_lane);
         store_piece(a, parity, Peers::target(a.view, a.workspace, d), t, part, valid, raw, q, scale_inv,
                     word);
       }
@@ -273,11 +270,11 @@ struct RecvGroup {
   int warp;    // warp within the group
   int thread;  // thread within the group
   __device__ explicit RecvGroup(int groups)
-      : index(static_cast<int>(threadIdx.x / 32) / (kWarps / groups)),
+      : index(static_cast<int>(threadIdx.x / 32) / (kLlWarps / groups)),
         count(groups),
-        warps(kWarps / groups),
-        warp(static_cast<int>(threadIdx.x / 32) % (kWarps / groups)),
-        thread(static_cast<int>(threadIdx.x) % (kWarps / groups * 32)) {}
+        warps(kLlWarps / groups),
+        warp(static_cast<int>(threadIdx.x / 32) % (kLlWarps / groups)),
+        thread(static_cast<int>(threadIdx.x) % (kLlWarps / groups * 32)) {}
   // Barrier of the group's threads only (named barrier index + 1; 0 is __syncthreads).
   __device__ void sync() const {
     asm volatile("bar.sync %0, %1;" ::"r"(index + 1), "r"(warps * 32) : "memory");
@@ -363,7 +360,7 @@ __device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, std::int
     const int s = item / C;
     const std::int64_t t = static_cast<std::int64_t>(item % C) * 32 + lane;
     const int m = count_selections(l, ws, parity, s, t, sh, expert);
-    const int sum = __reduce_add_sync(kFullMask, m);
+    const int sum = __reduce_add_sync(kLlFullMask, m);
     if (lane == 0) chunk[item] = sum;
   }
   g.sync();
@@ -375,11 +372,11 @@ __device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, std::int
       const std::int32_t n = c < C ? chunk[s * C + c] : 0;
       std::int32_t incl = n;
       for (int off = 1; off < 32; off <<= 1) {
-        const std::int32_t y = __shfl_up_sync(kFullMask, incl, off);
+        const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
         if (lane >= off) incl += y;
       }
       if (c < C) chunk[s * C + c] = carry + incl - n;
-      carry += __shfl_sync(kFullMask, incl, 31);
+      carry += __shfl_sync(kLlFullMask, incl, 31);
     }
     if (lane == 0) sh.total[s] = carry;
   }
@@ -421,18 +418,18 @@ __device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, std::int
     const int m = count_selections(l, ws, parity, s, chunk_first + lane, sh, expert);
     std::int32_t incl = m;
     for (int off = 1; off < 32; off <<= 1) {
-      const std::int32_t y = __shfl_up_sync(kFullMask, incl, off);
+      const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
       if (lane >= off) incl += y;
     }
     const std::int32_t within = chunk[item] + incl - m;  // index among source s's selections
-    unsigned todo = __ballot_sync(kFullMask, m > 0);
+    unsigned todo = __ballot_sync(kLlFullMask, m > 0);
     while (todo != 0) {
       const int holder = __ffs(todo) - 1;
       todo &= todo - 1;
       const std::int64_t t = chunk_first + holder;
-      std::int32_t next = __shfl_sync(kFullMask, within, holder);
+      std::int32_t next = __shfl_sync(kLlFullMask, within, holder);
       const std::int32_t slot_expert = lane < sh.num_topk[s] ? l.staging_topk(ws, parity, s, t)[lane] : -1;
-      unsigned slots = __ballot_sync(kFullMask, slot_expert == expert);
+      unsigned slots = __ballot_sync(kLlFullMask, slot_expert == expert);
       while (slots != 0) {
         const int slot = __ffs(slots) - 1;
         slots &= slots - 1;
@@ -474,7 +471,7 @@ __device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* c
 }
 
 template <typename Peers>
-__global__ void __launch_bounds__(kThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
+__global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   extern __shared__ std::int32_t chunk[];  // [recv_groups][R][ceil(T/32)]
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half,
@@ -502,7 +499,7 @@ void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* s
   if (smem > 48 * 1024)
     EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(
         ll_dispatch_kernel<Peers>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  ll_dispatch_kernel<Peers><<<num_blocks, kThreads, smem, static_cast<cudaStream_t>(stream)>>>(a);
+  ll_dispatch_kernel<Peers><<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(a);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

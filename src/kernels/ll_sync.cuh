@@ -11,6 +11,12 @@
 
 namespace epcomm {
 
+// Every low-latency kernel runs blocks of 512 threads, at most one per SM (ll_args.hpp,
+// "Co-residency").
+inline constexpr int kLlThreads = 512;
+inline constexpr int kLlWarps = kLlThreads / 32;
+inline constexpr unsigned kLlFullMask = 0xffffffffu;
+
 // The sequence number of this launch's operation (ll_args.hpp, "Sequence numbers and parity"): a
 // send phase begins operation control.seq + 1; a receive-only launch completes the operation whose
 // send stored its seq in issued[half]. Read once by every thread at the start of the launch.

@@ -7,27 +7,18 @@
 #include <vector>
 
 #include "epcomm/error.hpp"
+#include "expect_error.hpp"
 #include "runtime/op_checks.hpp"
 #include "runtime/tensor_checks.hpp"
 
 namespace epcomm {
 namespace {
 
+using test::expect_arg_error;
+
 // Fake device addresses: the checks never dereference them.
 void* fake(std::uintptr_t address = 0x10000) {
   return reinterpret_cast<void*>(address);
-}
-
-// Expects `fn` to throw an invalid-argument epcomm::Error whose message contains `needle`.
-template <typename Fn>
-void expect_arg_error(Fn&& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an epcomm::Error mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument) << e.what();
-    EXPECT_NE(e.message().find(needle), std::string::npos) << "message: " << e.message();
-  }
 }
 
 TEST(TensorChecks, DtypeShapeContiguityAlignment) {

@@ -11,6 +11,7 @@
 
 #include "epcomm/error.hpp"
 #include "epcomm/low_latency.hpp"
+#include "expect_error.hpp"
 #include "kernels/ll_args.hpp"
 #include "kernels/ll_layout.hpp"
 #include "runtime/ll_checks.hpp"
@@ -19,21 +20,11 @@
 namespace epcomm {
 namespace {
 
+using test::expect_arg_error;
+
 // Fake device addresses: nothing here dereferences them.
 void* fake(std::uintptr_t address = 0x10000) {
   return reinterpret_cast<void*>(address);
-}
-
-template <typename Fn>
-void expect_arg_error(Fn&& fn, const std::string& needle,
-                      ErrorCategory category = ErrorCategory::kInvalidArgument) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an epcomm::Error mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.category(), category) << e.what();
-    EXPECT_NE(e.message().find(needle), std::string::npos) << "message: " << e.message();
-  }
 }
 
 struct Section {

@@ -10,22 +10,14 @@
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
+#include "expect_error.hpp"
 #include "runtime/ll_checks.hpp"
 #include "runtime/ll_transport.hpp"
 
 namespace epcomm {
 namespace {
 
-template <typename Fn>
-void expect_error(Fn&& fn, ErrorCategory category, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an epcomm::Error mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.category(), category) << e.what();
-    EXPECT_NE(e.message().find(needle), std::string::npos) << "message: " << e.message();
-  }
-}
+using test::expect_error;
 
 // Fake hooks: nothing here opens a workspace or launches a kernel.
 bool g_in_use = false;
@@ -59,24 +51,25 @@ TEST(LlTransport, CudaIpcNeedsNothing) {
 
 TEST(LlTransport, NvshmemWithoutTheTransportIsUnsupported) {
   expect_error([] { checks::check_ll_transport(kNvshmemOptions, ll_nvshmem_hooks()); },
-               ErrorCategory::kUnsupported,
-               "ll_transport: LlTransport::kNvshmem needs the NVSHMEM transport");
-  expect_error([] { checks::check_ll_transport(kNvshmemOptions, nullptr); }, ErrorCategory::kUnsupported,
-               "-DEPCOMM_WITH_NVSHMEM=ON and link epcomm_nvshmem");
+               "ll_transport: LlTransport::kNvshmem needs the NVSHMEM transport",
+               ErrorCategory::kUnsupported);
+  expect_error([] { checks::check_ll_transport(kNvshmemOptions, nullptr); },
+               "-DEPCOMM_WITH_NVSHMEM=ON and link epcomm_nvshmem", ErrorCategory::kUnsupported);
 }
 
 TEST(LlTransport, NvshmemOnlyInLowLatencyMode) {
   const FakeNvshmem nvshmem(/*in_use=*/false);
   expect_error(
       [] { checks::check_ll_transport({.ll_transport = LlTransport::kNvshmem}, ll_nvshmem_hooks()); },
-      ErrorCategory::kInvalidArgument, "ll_transport: LlTransport::kNvshmem applies to low-latency mode");
+      "ll_transport: LlTransport::kNvshmem applies to low-latency mode", ErrorCategory::kInvalidArgument);
 }
 
 TEST(LlTransport, UnknownValueIsRefused) {
   BufferOptions options{.low_latency_mode = true};
   options.ll_transport = static_cast<LlTransport>(7);
-  expect_error([&] { checks::check_ll_transport(options, nullptr); }, ErrorCategory::kInvalidArgument,
-               "ll_transport: expected LlTransport::kAuto or LlTransport::kNvshmem, got 7");
+  expect_error([&] { checks::check_ll_transport(options, nullptr); },
+               "ll_transport: expected LlTransport::kAuto or LlTransport::kNvshmem, got 7",
+               ErrorCategory::kInvalidArgument);
 }
 
 TEST(LlTransport, NvshmemWithTheTransportIsAccepted) {
@@ -87,7 +80,7 @@ TEST(LlTransport, NvshmemWithTheTransportIsAccepted) {
 TEST(LlTransport, SecondNvshmemOwnerIsRefused) {
   const FakeNvshmem nvshmem(/*in_use=*/true);
   expect_error([] { checks::check_ll_transport(kNvshmemOptions, ll_nvshmem_hooks()); },
-               ErrorCategory::kUnsupported, "NVSHMEM is already in use in this process");
+               "NVSHMEM is already in use in this process", ErrorCategory::kUnsupported);
 }
 
 // A bootstrap that fails the test on any exchange: the refusal must come before the first one.
@@ -101,14 +94,14 @@ std::shared_ptr<Bootstrap> no_exchange_bootstrap(int* exchanges) {
 TEST(LlTransport, BufferRefusesNvshmemBeforeAnyCollectiveStep) {
   const LowLatencyOptions ll{.max_tokens_per_rank = 128, .hidden = 7168, .num_experts = 288};
   int exchanges = 0;
-  expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions, ll); },
-               ErrorCategory::kUnsupported, "ll_transport");
-  expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions); },
-               ErrorCategory::kUnsupported, "ll_transport");
+  expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions, ll); }, "ll_transport",
+               ErrorCategory::kUnsupported);
+  expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions); }, "ll_transport",
+               ErrorCategory::kUnsupported);
   {
     const FakeNvshmem nvshmem(/*in_use=*/true);
     expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions, ll); },
-                 ErrorCategory::kUnsupported, "already in use");
+                 "already in use", ErrorCategory::kUnsupported);
   }
   EXPECT_EQ(exchanges, 0);
 }

@@ -251,6 +251,31 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
   }
 }
 
+// One rank's inputs of a plain BF16 dispatch of case `c` on `buffer` (layout included) and the
+// arguments that name them; the tensors live as long as this does.
+struct PlainDispatch {
+  ref::HtRankInput in;
+  DeviceTensor x, topk, weights;
+  DispatchLayout layout;
+  DispatchArgs args;
+};
+PlainDispatch plain_dispatch(Buffer& buffer, const HtCase& c) {
+  const GpuEnv& env = gpu_env();
+  PlainDispatch p;
+  p.in = make_ht_input(c, env.rank, env.world);
+  p.x = upload_x(p.in, false, c.hidden);
+  p.topk = upload_topk(p.in, false);
+  p.weights = upload(p.in.topk_weights, DType::kF32, {p.in.num_tokens, c.num_topk});
+  p.layout = buffer.get_dispatch_layout(p.topk, c.experts_per_rank * env.world, {.stream = env.stream});
+  p.args.x = p.x;
+  p.args.topk_idx = p.topk;
+  p.args.topk_weights = p.weights;
+  p.args.num_tokens_per_rank = p.layout.num_tokens_per_rank;
+  p.args.is_token_in_rank = p.layout.is_token_in_rank;
+  p.args.num_tokens_per_expert = p.layout.num_tokens_per_expert;
+  return p;
+}
+
 class Ht : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -347,22 +372,10 @@ TEST_F(Ht, ZeroCopySkewedSmallBudgetAsync) {
 
 TEST_F(Ht, ZeroCopyOutputsAreRefusedAsCombineInputs) {
   const GpuEnv& env = gpu_env();
-  HtCase c{.num_tokens = 256, .seed = 74};
-  const ref::HtRankInput in = make_ht_input(c, env.rank, env.world);
-  DeviceTensor x = upload_x(in, false, c.hidden);
-  DeviceTensor topk = upload_topk(in, false);
-  DeviceTensor weights = upload(in.topk_weights, DType::kF32, {in.num_tokens, c.num_topk});
-  const DispatchLayout layout =
-      buffer_->get_dispatch_layout(topk, c.experts_per_rank * env.world, {.stream = env.stream});
-  DispatchArgs args;
-  args.x = x;
-  args.topk_idx = topk;
-  args.topk_weights = weights;
-  args.num_tokens_per_rank = layout.num_tokens_per_rank;
-  args.is_token_in_rank = layout.is_token_in_rank;
-  args.num_tokens_per_expert = layout.num_tokens_per_expert;
-  args.zero_copy = true;
-  const DispatchResult got = buffer_->dispatch(args, {.stream = env.stream});
+  const HtCase c{.num_tokens = 256, .seed = 74};
+  PlainDispatch p = plain_dispatch(*buffer_, c);
+  p.args.zero_copy = true;
+  const DispatchResult got = buffer_->dispatch(p.args, {.stream = env.stream});
   CombineArgs cargs;
   cargs.x = got.recv_x;  // in the region: combine would overwrite it while reading it
   cargs.handle = &got.handle;
@@ -375,7 +388,7 @@ TEST_F(Ht, ZeroCopyOutputsAreRefusedAsCombineInputs) {
   }
   // So would a (cached) dispatch reading them.
   DispatchArgs again;
-  again.x = Tensor::contiguous(got.recv_x.data(), DType::kBF16, {in.num_tokens, c.hidden});
+  again.x = Tensor::contiguous(got.recv_x.data(), DType::kBF16, {p.in.num_tokens, c.hidden});
   again.handle = &got.handle;
   try {
     buffer_->dispatch(again, {.stream = env.stream});
@@ -395,20 +408,8 @@ TEST_F(Ht, FullSizeDsv3) {
 TEST_F(Ht, RegionTooSmallIsAnErrorBeforeLaunch) {
   const GpuEnv& env = gpu_env();
   Buffer small(env.bootstrap, BufferOptions{.num_nvl_bytes = 1 << 20});
-  HtCase c{.num_tokens = 512, .seed = 60};
-  const ref::HtRankInput in = make_ht_input(c, env.rank, env.world);
-  DeviceTensor x = upload_x(in, false, c.hidden);
-  DeviceTensor topk = upload_topk(in, false);
-  DeviceTensor weights = upload(in.topk_weights, DType::kF32, {in.num_tokens, c.num_topk});
-  const DispatchLayout layout =
-      small.get_dispatch_layout(topk, c.experts_per_rank * env.world, {.stream = env.stream});
-  DispatchArgs args;
-  args.x = x;
-  args.topk_idx = topk;
-  args.topk_weights = weights;
-  args.num_tokens_per_rank = layout.num_tokens_per_rank;
-  args.is_token_in_rank = layout.is_token_in_rank;
-  args.num_tokens_per_expert = layout.num_tokens_per_expert;
+  PlainDispatch p = plain_dispatch(small, {.num_tokens = 512, .seed = 60});
+  DispatchArgs& args = p.args;
   try {
     small.dispatch(args, {.stream = env.stream});
     ADD_FAILURE() << "expected an error: 1 MiB cannot hold the rows";
