@@ -34,15 +34,6 @@ __device__ __forceinline__ void warp_copy_v4(void* dst, const void* src, std::si
   for (; i < n; i += 32) ptx::st_na_v4(d + i, load(s + i));
 }
 
-// Warp-wide L2 prefetch of `bytes` (a multiple of 16) at `src` (16-byte aligned): each lane asks
-// for 16 KB pieces of it. Returns at once.
-__device__ __forceinline__ void warp_prefetch_l2(const void* src, std::size_t bytes) {
-  constexpr std::size_t kPiece = 16384;
-  const auto* p = static_cast<const char*>(src);
-  for (std::size_t off = (threadIdx.x % 32) * kPiece; off < bytes; off += 32 * kPiece)
-    ptx::prefetch_l2(p + off, static_cast<std::uint32_t>(bytes - off < kPiece ? bytes - off : kPiece));
-}
-
 // Warp-wide copy of `bytes` (a multiple of 4) between 4-byte aligned buffers.
 __device__ __forceinline__ void warp_copy_acquired_b32(void* dst, const void* src, std::size_t bytes) {
   const auto* s = static_cast<const volatile std::int32_t*>(src);

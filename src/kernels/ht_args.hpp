@@ -62,7 +62,6 @@ struct HtDispatchArgs {
   int num_channels = 0;  // sender warps (num_senders * kHtWarpsPerBlock)
   int tokens_per_channel = 0;
   int publish_tokens = 4;          // tokens a sender warp forwards between progress releases
-  bool prefetch = false;           // L2 prefetch of the next row (senders) and of each range (copy-out)
   bool outputs_in_region = false;  // zero-copy: the outputs are this rank's region; nothing to copy
   const std::int32_t* send_slot = nullptr;
   const std::int32_t* count_matrix = nullptr;
@@ -94,7 +93,6 @@ struct HtCombineArgs {
   bool phased = false;                         // every block sends, then reduces
   int num_shares = 0;                          // sender warps: num_senders * kHtWarpsPerBlock
   int publish_rows = 2;                        // rows a sender warp copies between progress releases
-  bool prefetch = false;                       // L2 prefetch of the next rows (senders, reducers)
   const std::int32_t* send_slot = nullptr;     // [T, G]
   const std::int32_t* count_matrix = nullptr;  // [G, G]
   std::uint16_t* out = nullptr;                // [T, hidden]

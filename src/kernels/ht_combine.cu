@@ -24,7 +24,6 @@ namespace {
 constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
 constexpr int kPiecesPerLane = 6;  // 16-byte pieces (8 BF16 values each) a lane accumulates at once
-constexpr int kPrefetchRows = 4;   // rows of x a sender warp keeps requested ahead of its copy
 
 // Share b of n rows among S senders: [n*b/S, n*(b+1)/S).
 __device__ __forceinline__ std::int64_t share_begin(std::int64_t n, int b, int S) {
@@ -49,19 +48,8 @@ __device__ void run_sender(const HtCombineArgs& a) {
     const std::int64_t n = a.count_matrix[s * G + me];
     const std::int64_t j0 = share_begin(n, share, S), j1 = share_begin(n, share + 1, S);
     char* region = RegionLayout::data(v.peer_base[s]);
-    if (a.prefetch && j0 < j1)
-      warp_prefetch_l2(
-          reinterpret_cast<const char*>(a.x) + (recv_base + j0) * l.row_bytes,
-          static_cast<std::size_t>(min(j1 - j0, static_cast<std::int64_t>(kPrefetchRows)) * l.row_bytes));
     for (std::int64_t j = j0; j < j1; j += a.publish_rows) {
       const std::int64_t rows = min(static_cast<std::int64_t>(a.publish_rows), j1 - j);
-      // Keep kPrefetchRows rows of x ahead of the copy in flight to the L2.
-      if (a.prefetch && lane == 0) {
-        const std::int64_t ahead = j + kPrefetchRows;
-        if (ahead < j1)
-          ptx::prefetch_l2(reinterpret_cast<const char*>(a.x) + (recv_base + ahead) * l.row_bytes,
-                           static_cast<std::uint32_t>(min(rows, j1 - ahead) * l.row_bytes));
-      }
       warp_copy_v4<CopySource::kReadOnly>(region + l.x_offset + (dst_base + j) * l.row_bytes,
                                           reinterpret_cast<const char*>(a.x) + (recv_base + j) * l.row_bytes,
                                           static_cast<std::size_t>(rows * l.row_bytes));
@@ -126,14 +114,6 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
     for (int r0 = 0; r0 < G; r0 += 32) {
       const int r = r0 + lane;
       const std::int32_t slot = r < G ? a.send_slot[t * G + r] : -1;
-      if (a.prefetch && r < G && t + 1 < t_end) {
-        // The next token's rows, so its loads find them in the L2.
-        const std::int32_t next = a.send_slot[(t + 1) * G + r];
-        if (next >= 0)
-          ptx::prefetch_l2(r == me ? reinterpret_cast<const char*>(a.x) + (row_base[r] + next) * l.row_bytes
-                                   : my_region + l.x_offset + (row_base[r] + next) * l.row_bytes,
-                           static_cast<std::uint32_t>(l.row_bytes));
-      }
       if (slot >= 0 && r != me) {
         const std::int64_t n = a.count_matrix[me * G + r];
         const int share = share_of(n, slot, S);

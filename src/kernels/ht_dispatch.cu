@@ -185,11 +185,7 @@ __device__ void run_sender(const HtDispatchArgs& a) {
       }
       n += __popc(ballot);
     }
-    if (lane == 0) {
-      route.num_dsts = n;
-      if (a.prefetch && t + 1 < t_end)
-        ptx::prefetch_l2(a.x + (t + 1) * a.region.row_bytes, static_cast<std::uint32_t>(a.region.row_bytes));
-    }
+    if (lane == 0) route.num_dsts = n;
     __syncwarp();
     forward_token(a, t, route);
     __syncwarp();
@@ -216,7 +212,6 @@ __device__ void copy_out(const HtDispatchArgs& a, std::int64_t from, std::int64_
   const DispatchRowDst src = region_row(l, a.view.peer_base[a.view.domain_rank], from);
   const DispatchRowDst dst = output_row(a, from);
   const auto rows = static_cast<std::size_t>(to - from);
-  if (a.prefetch) warp_prefetch_l2(src.x, rows * static_cast<std::size_t>(l.row_bytes));
   warp_copy_v4<CopySource::kAcquired>(dst.x, src.x, rows * static_cast<std::size_t>(l.row_bytes));
   if (l.num_scales > 0) warp_copy_acquired_b32(dst.scales, src.scales, rows * 4u * l.num_scales);
   if (l.num_topk > 0) {

@@ -40,13 +40,6 @@ __device__ __forceinline__ int ld_relaxed_sys(const int* p) {
   return v;
 }
 
-// Asks the L2 to fetch [p, p + bytes) from memory ahead of the loads that will read it (TMA bulk
-// prefetch; p 16-byte aligned, bytes a multiple of 16). A hint: it returns at once, and the L2
-// stays coherent with peers' writes into this GPU, so a range that is still arriving is safe.
-__device__ __forceinline__ void prefetch_l2(const void* p, std::uint32_t bytes) {
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-}
-
 // Sleeps about `ns` nanoseconds: a poller that found nothing new backs off, so spinning warps do
 // not flood the memory system that the incoming rows are written through.
 __device__ __forceinline__ void backoff(unsigned ns) {

@@ -60,11 +60,6 @@ constexpr std::array kRegistry = {
           .doc = "High-throughput kernels: 1 (default): every block sends first and then receives "
                  "(dispatch copy-out, combine reduction); 0: the SM budget splits into senders and "
                  "receivers that run at once (EPCOMM_HT_RECEIVER_PERCENT). A tuning knob."},
-    Entry{.name = "EPCOMM_HT_PREFETCH",
-          .type = Type::kBool,
-          .default_value = "0",
-          .doc = "1: high-throughput kernels ask the L2 for the rows they read next (bulk prefetch). Off "
-                 "by default: it slowed BF16 dispatch (bench/NOTES.md). A tuning knob."},
     Entry{.name = "EPCOMM_LL_BLOCKS",
           .type = Type::kInt,
           .default_value = "0",

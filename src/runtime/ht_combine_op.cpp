@@ -43,7 +43,6 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.num_tokens = shape.num_tokens;
   c.num_senders = plan.num_senders;
   c.phased = plan.phased;
-  c.prefetch = m.ht_tuning.prefetch;
   c.num_shares = plan.num_shares;
   c.publish_rows = m.ht_tuning.combine_publish_rows;
   c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());

@@ -150,7 +150,6 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.num_local_experts = h.num_local_experts;
   d.num_senders = plan.num_senders;
   d.phased = plan.phased;
-  d.prefetch = m.ht_tuning.prefetch;
   d.outputs_in_region = a.zero_copy;
   d.num_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;

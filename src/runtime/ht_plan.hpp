@@ -17,7 +17,6 @@ struct HtTuning {
   int publish_tokens = 4;        // tokens a dispatch sender warp forwards between releases
   int combine_publish_rows = 2;  // rows a combine sender warp copies between releases
   bool phased = true;            // every block sends, then receives (no concurrent receivers)
-  bool prefetch = false;         // L2 prefetch of the rows read next
   static HtTuning from_env();
 };
 
