@@ -38,6 +38,11 @@ struct EpcommHt {
   CombineResult combined;
   int rank = 0;
 
+  // Where the last whole dispatch of each kind keeps its result.
+  DispatchResult& result(bool fp8_payload, bool zero_copy_outputs) {
+    return zero_copy_outputs ? zero_copy : fp8_payload ? fp8 : bf16;
+  }
+
   // The last call's kernel time; only offered when EPCOMM_KERNEL_TIMING=1 (see timing below).
   double kernel_us() { return buffer->last_kernel_us(); }
 
@@ -116,43 +121,28 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
   std::vector<BenchOp> ops;
   for (const int sms : context.session.sms()) {
-    for (const Dtype dtype : {Dtype::kBf16, Dtype::kFp8}) {
-      const bool fp8 = dtype == Dtype::kFp8;
-      const auto row_b = static_cast<double>(row_bytes(w, dtype));
-      BenchOp op;
-      op.op = "dispatch";
-      op.dtype = to_string(dtype);
-      op.num_sms = sms;
-      op.recv_bytes = static_cast<double>(traffic.recv_rows) * row_b;
-      op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row_b;
-      op.run = [state, fp8, sms](cudaStream_t s) {
-        (fp8 ? state->fp8 : state->bf16) = state->dispatch(fp8, sms, s);
-      };
-      if (timing) op.kernel_us = [state] { return state->kernel_us(); };
-      op.check = [state, fp8, expected] {
-        return state->check_dispatch(fp8 ? state->fp8 : state->bf16,
-                                     fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
-      };
-      ops.push_back(std::move(op));
-    }
-    for (const Dtype dtype : {Dtype::kBf16, Dtype::kFp8}) {
-      // The same whole dispatch with zero-copy outputs (views of the region: no copy-out).
-      const bool fp8 = dtype == Dtype::kFp8;
-      const auto row_b = static_cast<double>(row_bytes(w, dtype));
-      BenchOp op;
-      op.impl = "epcomm-zc";
-      op.op = "dispatch";
-      op.dtype = to_string(dtype);
-      op.num_sms = sms;
-      op.recv_bytes = static_cast<double>(traffic.recv_rows) * row_b;
-      op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row_b;
-      op.run = [state, fp8, sms](cudaStream_t s) { state->zero_copy = state->dispatch(fp8, sms, s, true); };
-      if (timing) op.kernel_us = [state] { return state->kernel_us(); };
-      op.check = [state, fp8, expected] {
-        return state->check_dispatch(state->zero_copy,
-                                     fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
-      };
-      ops.push_back(std::move(op));
+    // The whole dispatch, then the same with zero-copy outputs (views of the region: no copy-out).
+    for (const bool zero_copy : {false, true}) {
+      for (const Dtype dtype : {Dtype::kBf16, Dtype::kFp8}) {
+        const bool fp8 = dtype == Dtype::kFp8;
+        const auto row_b = static_cast<double>(row_bytes(w, dtype));
+        BenchOp op;
+        if (zero_copy) op.impl = "epcomm-zc";
+        op.op = "dispatch";
+        op.dtype = to_string(dtype);
+        op.num_sms = sms;
+        op.recv_bytes = static_cast<double>(traffic.recv_rows) * row_b;
+        op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row_b;
+        op.run = [state, fp8, zero_copy, sms](cudaStream_t s) {
+          state->result(fp8, zero_copy) = state->dispatch(fp8, sms, s, zero_copy);
+        };
+        if (timing) op.kernel_us = [state] { return state->kernel_us(); };
+        op.check = [state, fp8, zero_copy, expected] {
+          return state->check_dispatch(state->result(fp8, zero_copy),
+                                       fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
+        };
+        ops.push_back(std::move(op));
+      }
     }
     {
       // The data path alone: a cached dispatch (no layout, no count exchange, no host wait).
