@@ -72,6 +72,22 @@ namespace epcomm {
 // Which phases one launch runs.
 enum LlPhases : int { kLlSend = 1, kLlRecv = 2, kLlBoth = 3 };
 
+// Phase-boundary timestamps (EPCOMM_LL_TRACE): with a non-null `trace`, thread 0 of every block
+// stores %globaltimer at each point into trace[(seq % kLlTraceRing) * grid + block][point]. A launch
+// that sends first clears its block's entry; a receive-only launch adds its points to it.
+enum LlTracePoint : int {
+  kLlTraceEntry,         // the launch began (send-capable launch)
+  kLlTraceCredits,       // peers freed the staging this operation writes
+  kLlTraceSent,          // the block's sends were issued
+  kLlTraceSendArrived,   // past the grid-wide arrival (the last block: after its signals)
+  kLlTraceRecvEntry,     // a receive-only launch began
+  kLlTraceDoneSeen,      // every source's completion signal was seen
+  kLlTraceReceived,      // the block's receive work is done
+  kLlTraceExit,          // past the final arrival (the last block: after its signals)
+  kLlTracePoints
+};
+inline constexpr int kLlTraceRing = 64;
+
 struct LlDispatchArgs {
   DomainView view;
   LlLayout layout;
@@ -89,6 +105,7 @@ struct LlDispatchArgs {
   int phases = kLlBoth;
   std::int32_t* stats = nullptr;  // [nle] cumulative received rows, or null
   int recv_groups = 1;            // warp groups per block in the receive phase (set by the launcher)
+  std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
 };
 static_assert(std::is_trivially_copyable_v<LlDispatchArgs>);
 
@@ -107,6 +124,7 @@ struct LlCombineArgs {
   int dispatch_half = 0;  // outputs half of the dispatch whose route is retraced
   int half = 0;           // host half of this combine's output
   int phases = kLlBoth;
+  std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
 };
 static_assert(std::is_trivially_copyable_v<LlCombineArgs>);
 

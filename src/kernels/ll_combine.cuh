@@ -208,7 +208,7 @@ template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
   extern __shared__ std::int32_t first[];  // [nle + 1]
   ll_run_phases<Peers>(
-      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half,
+      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace,
       [&](int parity) {
         expert_prefix(a, first);
         send_rows_back<Peers>(a, parity, first);

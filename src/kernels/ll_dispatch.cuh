@@ -474,7 +474,7 @@ template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   extern __shared__ std::int32_t chunk[];  // [recv_groups][R][ceil(T/32)]
   ll_run_phases<Peers>(
-      a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half,
+      a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
       [&](int parity) {
         send_topk_rows<Peers>(a, parity);
         send_rows<Peers>(a, parity);

@@ -79,6 +79,26 @@ __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayou
     Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
 }
 
+// Thread 0 of the block stores the time of `point` in the block's trace entry (LlTracePoint);
+// nothing when tracing is off.
+struct LlTracer {
+  std::uint64_t* stamps = nullptr;  // this block's entry, or null
+  __device__ LlTracer(std::uint64_t* trace, std::uint64_t seq) {
+    if (trace != nullptr && threadIdx.x == 0)
+      stamps = trace + ((seq % kLlTraceRing) * gridDim.x + blockIdx.x) * kLlTracePoints;
+  }
+  __device__ __forceinline__ void mark(int point, std::uint64_t when) const {
+    if (stamps != nullptr) stamps[point] = when;
+  }
+  __device__ __forceinline__ void mark(int point) const {
+    if (stamps != nullptr) stamps[point] = ptx::globaltimer();
+  }
+  __device__ __forceinline__ void clear() const {
+    if (stamps != nullptr)
+      for (int p = 0; p < kLlTracePoints; ++p) stamps[p] = 0;
+  }
+};
+
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
 // 6): the send phase waits for credits, runs `send(parity)`, and its last block publishes the
 // operation's seq and signals `done` to every peer; the receive phase waits for every peer's
@@ -88,16 +108,22 @@ __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayou
 // completes those puts before it signals. Every thread of every block calls it.
 template <typename Peers, typename Send, typename Publish, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                              OpId op, int phases, int half, Send send, Publish publish,
-                                              Receive receive) {
+                                              OpId op, int phases, int half, std::uint64_t* trace, Send send,
+                                              Publish publish, Receive receive) {
+  const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
   const int parity = static_cast<int>(seq & 1u);
   const int me = v.domain_rank;
+  const LlTracer tracer(trace, seq);
   if (phases & kLlSend) {
+    tracer.clear();
+    tracer.mark(kLlTraceEntry, entered);
     if (!ll_wait_credits(mine, parity, seq, v, op)) return;
+    tracer.mark(kLlTraceCredits);
     send(parity);
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
+    tracer.mark(kLlTraceSent);
     if (ll_arrive_last(&mine->send_arrivals)) {
       if (threadIdx.x == 0) {
         mine->seq = seq;
@@ -111,13 +137,19 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
       ll_signal_all<Peers>(
           v, l, own, kind, [&](LlControl* c) { return &c->done[parity][me]; }, seq);
     }
+    tracer.mark(kLlTraceSendArrived);
+  } else {
+    tracer.mark(kLlTraceRecvEntry, entered);
   }
   if (phases & kLlRecv) {
     if (!ll_wait_done(mine, parity, seq, v, op)) return;
+    tracer.mark(kLlTraceDoneSeen);
     receive(parity);
+    tracer.mark(kLlTraceReceived);
     if (ll_arrive_last(&mine->recv_arrivals))
       ll_signal_all<Peers>(
           v, l, own, kind, [&](LlControl* c) { return &c->freed[parity][me]; }, seq);
+    tracer.mark(kLlTraceExit);
   }
 }
 

@@ -67,6 +67,12 @@ constexpr std::array kRegistry = {
                  "tuning knob, read when a low-latency Buffer is made.",
           .min_value = 0,
           .max_value = 1 << 20},
+    Entry{.name = "EPCOMM_LL_TRACE",
+          .type = Type::kBool,
+          .default_value = "0",
+          .doc = "Low-latency kernels record a device timestamp per block at each phase boundary (the "
+                 "benchmark prints where a launch spends its time). A diagnostic, read when a "
+                 "low-latency Buffer is made."},
     Entry{.name = "EPCOMM_KERNEL_TIMING",
           .type = Type::kBool,
           .default_value = "0",

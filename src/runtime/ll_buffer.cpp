@@ -8,6 +8,7 @@
 #include "kernels/region_layout.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
+#include "runtime/cuda_check.hpp"
 #include "runtime/env.hpp"
 #include "runtime/ll_checks.hpp"
 #include "runtime/ll_state.hpp"
@@ -49,6 +50,13 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   // NOTE: one block per SM at most, so every block of a launch is resident at once (ll_args.hpp).
   const auto blocks = static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS"));
   state->num_blocks = blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms;
+  if (env::get_bool("EPCOMM_LL_TRACE")) {
+    const std::size_t bytes = sizeof(std::uint64_t) * kLlTraceRing * kLlTracePoints * state->num_blocks;
+    for (DeviceBuffer& trace : state->trace) {
+      trace = DeviceBuffer(bytes);
+      EPCOMM_CUDA_CHECK(cudaMemset(trace.get(), 0, bytes));
+    }
+  }
   const bool nvshmem = options.ll_transport == LlTransport::kNvshmem;
   if (nvshmem) {
     const LlNvshmemHooks* hooks = ll_nvshmem_hooks();  // present: checked before any collective step

@@ -40,6 +40,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.dispatch_half = handle.half;
   a.half = half;
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
+  a.trace = st.trace_of(kLlKindCombine);
 
   CommScope scope(m, options);
   m.timer.begin(scope.comm());

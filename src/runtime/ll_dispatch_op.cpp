@@ -55,6 +55,7 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   a.half = half;
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
   a.stats = static_cast<std::int32_t*>(o.cumulative_local_expert_recv_stats.data);
+  a.trace = st.trace_of(kLlKindDispatch);
 
   CommScope scope(m, options);
   m.timer.begin(scope.comm());

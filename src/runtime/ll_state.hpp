@@ -8,6 +8,7 @@
 #include "epcomm/buffer.hpp"
 #include "kernels/ll_args.hpp"
 #include "kernels/ll_layout.hpp"
+#include "runtime/cuda_raii.hpp"
 
 namespace epcomm {
 
@@ -28,6 +29,10 @@ struct Buffer::LlState {
   // [kind][half]: the receive flag of the last split call of that kind and half (null when that
   // call was not split). A third split call while the first is not received is refused.
   std::shared_ptr<bool> pending[kLlNumKinds][2];
+  // [kind]: phase timestamps of the last kLlTraceRing launches, [ring][num_blocks][kLlTracePoints]
+  // (ll_args.hpp, LlTracePoint); empty unless EPCOMM_LL_TRACE was set when the Buffer was made.
+  DeviceBuffer trace[kLlNumKinds];
+  std::uint64_t* trace_of(int kind) const { return trace[kind].as<std::uint64_t>(); }
 };
 
 }  // namespace epcomm

@@ -36,6 +36,8 @@ struct BenchOp {
   std::function<bool()> check;
   // Optional: the summed kernel duration of the last call in microseconds (device clock/profiler).
   std::function<double()> kernel_us;
+  // Optional: after the timed calls and the check, prints this rank's diagnostics of the calls.
+  std::function<void()> after;
 };
 
 // Everything an op factory may use for one workload variant.

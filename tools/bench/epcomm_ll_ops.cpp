@@ -37,8 +37,10 @@
 
 #include "bench/bench_op.hpp"
 #include "bench/compare.hpp"
+#include "bench/ll_trace.hpp"
 #include "bench/stats.hpp"
 #include "epcomm/buffer.hpp"
+#include "kernels/ll_args.hpp"
 #include "runtime/cuda_check.hpp"
 
 namespace epcomm::bench {
@@ -369,6 +371,20 @@ std::function<double()> phase_split(std::shared_ptr<EpcommLl> st, std::shared_pt
   };
 }
 
+// EPCOMM_LL_TRACE=1: after each row, the phase timestamps of its launches (bench/ll_trace.hpp).
+std::vector<BenchOp> with_traces(std::vector<BenchOp>& ops, const std::shared_ptr<EpcommLl>& st,
+                                 std::int64_t tokens) {
+  for (BenchOp& o : ops) {
+    const std::string label = o.impl + " " + o.op + " " + std::to_string(tokens) + " tokens";
+    const bool dispatch = o.op != "combine", combine = o.op != "dispatch";
+    o.after = [st, label, dispatch, combine] {
+      if (dispatch) print_ll_trace(*st->buffer, kLlKindDispatch, label + " [dispatch kernel]", st->me);
+      if (combine) print_ll_trace(*st->buffer, kLlKindCombine, label + " [combine kernel]", st->me);
+    };
+  }
+  return std::move(ops);
+}
+
 // The ops of one low-latency Buffer reaching its peers through `transport`. kAuto (CUDA IPC within
 // the NVLink domain): every row above. kNvshmem (every peer through NVSHMEM puts and signals, the
 // cross-domain path run over NVLink): the single-call rows, as impl "epcomm-nvshmem".
@@ -446,7 +462,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     if (timing) o.kernel_us = kernel_us;
     ops.push_back(std::move(o));
   }
-  if (nvshmem) return ops;
+  if (nvshmem) return with_traces(ops, st, w.num_tokens);
   {
     // Replays of one captured dispatch: the kernel latency with the streams kept full. Every
     // replay writes the outputs the captured call returned (st->d), which the check reads.
@@ -502,7 +518,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     o.kernel_us = phase_split(st, clock, "combine bf16");
     ops.push_back(std::move(o));
   }
-  return ops;
+  return with_traces(ops, st, w.num_tokens);
 }
 
 }  // namespace

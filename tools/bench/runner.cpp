@@ -51,6 +51,7 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Benc
     row.check = all_ranks_true(bootstrap, ok) ? "pass" : "fail";
   }
   if (op.kernel_us) row.kernel_us = max_over_ranks(bootstrap, op.kernel_us());
+  if (op.after) op.after();
 
   const double recv_bytes = max_over_ranks(bootstrap, op.recv_bytes);
   const double wire_bytes = max_over_ranks(bootstrap, op.wire_bytes);

@@ -1,0 +1,17 @@
+// Where a low-latency launch spends its time, from the kernels' own phase timestamps
+// (EPCOMM_LL_TRACE=1, kernels/ll_args.hpp LlTracePoint). A diagnostic beside the timed rows.
+#pragma once
+
+#include <string>
+
+#include "epcomm/buffer.hpp"
+
+namespace epcomm::bench {
+
+// Prints, for the launches of `kind` (kLlKindDispatch / kLlKindCombine) recorded since the last
+// call, the median over launches of each phase point's earliest, median and latest block (us after
+// the launch's first block began), the launch span and the gap to the next launch; then clears the
+// record. Nothing when the Buffer was made without EPCOMM_LL_TRACE.
+void print_ll_trace(const Buffer& buffer, int kind, const std::string& label, int rank);
+
+}  // namespace epcomm::bench
