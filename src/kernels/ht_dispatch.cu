@@ -281,7 +281,7 @@ __device__ void run_receiver(const HtDispatchArgs& a, int receiver, int num_rece
     if (now - last_check < kStatusCheckNs) continue;
     last_check = now;
     bool stop = false;
-    if (lane == 0) stop = failure_reported(v.status);
+    if (lane == 0) stop = timeout_reported(v.status);
     if (__shfl_sync(0xffffffffu, stop, 0)) return;
     if (now - last_progress > v.timeout_ns) {
       if (lane == 0) {

@@ -34,9 +34,14 @@ inline constexpr std::uint32_t kQuickPolls = 32;
 inline constexpr unsigned kMinBackoffNs = 64;
 inline constexpr unsigned kMaxBackoffNs = 512;
 
-// True once another failure was reported: a waiter stops early rather than burn its timeout.
-__device__ __forceinline__ bool failure_reported(const DeviceStatus* status) {
-  return status != nullptr && *reinterpret_cast<const volatile std::int32_t*>(&status->code) != 0;
+// True once a wait on this rank timed out: a peer is gone, so other waiters stop early rather than
+// burn their own timeouts. Only a timeout counts: a kernel that reports anything else (an invalid
+// expert id, rows that do not fit) still runs its protocol to the end, so its peers get their
+// signals and credits; a waiter that stopped on such a report would withhold its own and leave
+// the next operation waiting for them.
+__device__ __forceinline__ bool timeout_reported(const DeviceStatus* status) {
+  return status != nullptr && *reinterpret_cast<const volatile std::int32_t*>(&status->code) ==
+                                  static_cast<std::int32_t>(StatusCode::kTimeout);
 }
 
 // Who waits, for how long, and where a timeout is recorded.
@@ -47,7 +52,7 @@ struct WaitBound {
 };
 
 // Waits until *counter >= expected (acquire, system scope). Returns false on timeout (recorded in
-// bound.status, naming op, counter_id and peer) or when another wait already failed.
+// bound.status, naming op, counter_id and peer) or when another wait already timed out.
 template <typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const WaitBound& bound, OpId op,
                                               CounterId counter_id, int peer) {
@@ -70,7 +75,7 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
     // NOTE: the status word lives in host memory: read it rarely, or waiters flood PCIe.
     if (now - last_check < kStatusCheckNs) continue;
     last_check = now;
-    if (failure_reported(bound.status)) return false;
+    if (timeout_reported(bound.status)) return false;
     if (now - start > bound.timeout_ns) {
       report_failure(bound.status, StatusCode::kTimeout, op, counter_id, bound.rank, peer,
                      static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed));

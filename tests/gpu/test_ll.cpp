@@ -5,6 +5,9 @@
 // payloads and scales bit-exactly. Combine: bit-exactly against ref::ll_combine run on the GPU's
 // own routing (every rank's layout_range and src_info, gathered). Outputs are poisoned (0xAB)
 // before every run, so anything a kernel forgets to write shows up.
+#include <chrono>
+#include <thread>
+
 #include "ll_case.hpp"
 
 namespace epcomm::test {
@@ -273,6 +276,10 @@ TEST_F(Ll, InvalidExpertIsReported) {
   RankData& mine = inputs[static_cast<std::size_t>(env.rank)];
   if (env.rank == 0) mine.in.topk_idx[5 * c.num_topk + 2] = c.num_experts(env.world) + 3;
   const DeviceInputs di = upload_inputs(mine, c);
+  // Rank 1 calls late, so rank 0's kernel waits (long past a waiter's status check) with the
+  // report already in its status word: waiting must go on, or rank 0 withholds its credits and
+  // the calls below time out.
+  if (env.rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   LlDispatchResult d = buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
   if (env.rank == 0) {
