@@ -2,6 +2,7 @@
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
 #   tools/device_session.sh [tests] [probe] [bench WORKLOAD...]
+#   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_REMOTE_TRANSPORT=none
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     tests)
       shift
-      ctest --test-dir "$build" -L gpu --output-on-failure > "$OUT/gpu_tests.log" 2>&1
+      ctest --test-dir "$build" -L gpu -R "${EPCOMM_GPU_TESTS:-.}" --output-on-failure > "$OUT/gpu_tests.log" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       grep -E "tests passed|Passed|Failed|\*\*\*|FAILED|Timeout" "$OUT/gpu_tests.log" | grep -v "^\[rank.*OK \]" | tail -40
       ;;

@@ -38,6 +38,7 @@
 namespace epcomm {
 
 inline constexpr int kLlMaxTopk = 16;               // top-k bound of low-latency mode
+inline constexpr std::int64_t kLlMaxTokensPerRank = 1 << 16;  // tokens per rank (T) bound
 inline constexpr std::int64_t kLlMaxHidden = 8192;  // channels per token
 inline constexpr int kLlHiddenMultiple = 128;       // one FP8 scale per 128 channels
 

@@ -17,21 +17,23 @@
 //  1. Credit: before writing into receiver d's staging of parity p, wait (bounded) until
 //     s's own control.freed[p][d] >= seq - 2, i.e. d finished reading what s wrote there two
 //     operations ago.
-//  2. Write into every receiver d: the topk row of each of the T_s tokens (k global expert ids,
-//     -1 for none or invalid) at staging_topk[p][s][t], num_tokens[p][s] = T_s, num_topk[p][s] = k.
-//     Write each token's row (cast to FP8 once, in registers, or its BF16 bytes) and scales at
-//     staging_x / staging_scales[p][s][t] in every rank holding at least one of its experts: a
-//     token crosses NVLink once per destination rank, however many experts it selects there.
+//  2. Each valid (token t, slot j) selection of expert e takes entry n = tally[p][e]++ (a local
+//     atomic; list order is therefore not deterministic, as SPEC allows) and stores (t << 8) | j at
+//     sel[p][s][e][n] in e's holder (n >= T: reported and dropped). Write each token's row (cast to
+//     FP8 once, in registers, or its BF16 bytes) and scales at staging_x / staging_scales[p][s][t]
+//     in every rank holding at least one of its experts: a token crosses NVLink once per
+//     destination rank, however many experts it selects there.
 //  3. Completion: every block fences and bumps send_arrivals; the last one resets it, stores seq
-//     and issued[half], then release-stores done[p][s] = seq into every receiver.
+//     and issued[half], moves each tally[p][e] (reset to 0) to sel_count[p][s][e] in e's holder,
+//     then release-stores done[p][s] = seq into every receiver.
 // Dispatch, receive phase (on rank d):
 //  4. Wait (bounded) until done[p][s] >= seq for every source s. Values only grow, so one left by
 //     an older operation is never taken for this one: no counter ever needs cleaning.
-//  5. For each local expert e (blocks split the experts, or the rows of one expert): count e's
-//     (token, slot) selections per source and 32-token chunk, prefix-sum them in source, token,
-//     slot order (the CPU reference's order), and copy each selected row from staging into
-//     recv_x[e][row], its scales transposed into recv_scales[e][.][row], src_info[e][row] = t and
-//     route[e][row] = (s, slot); write layout_range and recv_count.
+//  5. For each local expert e (blocks split the experts, or the rows of one expert): its rows are
+//     the lists of sources 0..R-1 one after the other (sel_count gives their lengths); row i copies
+//     the staged token its entry names from staging into recv_x[e][i], its scales transposed into
+//     recv_scales[e][.][i], src_info[e][i] = t and route[e][i] = (s, slot); write layout_range and
+//     recv_count.
 //  6. Every block bumps recv_arrivals; the last one release-stores freed[p][d] = seq into every
 //     source's control block (the credit of step 1).
 // Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
@@ -52,7 +54,7 @@
 // the workspace is one symmetric allocation and every peer but this rank itself is reached by
 // puts: a dispatch row piece is stored once at its staging slot in this rank's own workspace
 // (slot [p][s][t] is at the same offset on every receiver) and put from there to each
-// destination; the top-k rows and the header are put by the last block, in one put per peer. A
+// destination; the selection lists and counts are put by the last block, a put per (peer, expert). A
 // combine row is put from y when y lies in the workspace (symmetric), else the warp first copies
 // it into the zero-copy buffer of this combine's half (at the row's own position), because a put
 // beyond NVLink may read only symmetric (registered) memory. Each thread completes its puts
@@ -130,14 +132,6 @@ static_assert(std::is_trivially_copyable_v<LlCombineArgs>);
 
 // Dynamic shared memory a low-latency kernel may ask for (well under every sm_90 limit).
 inline constexpr std::size_t kLlMaxSharedBytes = 96 * 1024;
-
-// Dynamic shared memory one receive group of the dispatch kernel needs (per-(source, 32-token
-// chunk) counts); a launch with g groups per block needs g times it. Host code checks one group's
-// against the device limit.
-inline std::size_t ll_dispatch_smem_bytes(int num_ranks, std::int64_t max_tokens) {
-  const std::size_t chunks = static_cast<std::size_t>((max_tokens + 31) / 32);
-  return sizeof(std::int32_t) * static_cast<std::size_t>(num_ranks) * chunks;
-}
 
 // Host-side launchers of the CUDA IPC kernels (stream is a cudaStream_t). num_blocks <= the
 // device's SM count. The NVSHMEM kernels' launchers have the same types (runtime/ll_transport.hpp).

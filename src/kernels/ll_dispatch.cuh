@@ -3,13 +3,15 @@
 // it: ll_dispatch.cu (CUDA IPC) and transport/nvshmem_ll_kernels.cu (NVSHMEM); its definitions sit
 // in an unnamed namespace, one private copy per such unit.
 //
-// Send phase: warp w of the grid takes (token, 512-channel part) items; it finds the token's
-// destination ranks (distinct ranks of its valid experts), loads 16 channels per lane, casts them
-// to FP8 in registers when asked (the 8 lanes of a 128-channel block reduce the amax by shuffles),
-// and stores the piece and its scales once into each destination's staging. Receive phase: blocks
-// take local experts (several blocks share one expert when there are more blocks than experts):
-// per expert, two passes over the received top-k rows give every selection its packed row, and
-// the warp that finds a selection copies its row into recv_x.
+// Send phase: every (token, slot) selection takes an entry in its expert's list at the expert's
+// holder (send_selections); warp w of the grid takes (token, 512-channel part) items; it finds the
+// token's destination ranks (distinct ranks of its valid experts), loads 16 channels per lane,
+// casts them to FP8 in registers when asked (the 8 lanes of a 128-channel block reduce the amax by
+// shuffles), and stores the piece and its scales once into each destination's staging. The last
+// block sends each holder the lists' lengths. Receive phase: blocks take local experts (several
+// blocks share one expert when there are more blocks than experts); an expert's rows are its
+// sources' lists one after the other, and the warp that owns row i copies the staged token its
+// entry names into recv_x.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -84,63 +86,71 @@ __device__ __forceinline__ int4 cast_fp8(const int4 (&raw)[2], bool round_scale,
                    static_cast<int>(words[3]));
 }
 
-// Every receiver gets every token's top-k row (it finds its experts' selections there) and the
-// header of this rank's operation. Entries outside [-1, E) are reported and sent as -1. A policy
-// that stages locally writes only this rank's own copy; publish_topk_rows puts it to the peers.
+// Every valid (token, slot) selection of expert e takes the next entry of this rank's list for e
+// (a local atomic on tally[e]; the order within a list is whatever the atomics give) and stores
+// (token << 8) | slot there, in the list's place in e's holder (a staging policy: in this rank's
+// own workspace, put later by publish_selections). Entries outside [-1, E) are reported and
+// skipped; selections beyond T of one expert (a token naming it twice) are reported and dropped.
 template <typename Peers>
-__device__ void send_topk_rows(const LlDispatchArgs& a, int parity) {
+__device__ void send_selections(const LlDispatchArgs& a, int parity) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
-  const int R = v.num_domain_ranks, me = v.domain_rank;
+  const int me = v.domain_rank, nle = l.num_local_experts;
   const std::int64_t n = a.num_tokens * a.num_topk;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  std::int32_t* tally = l.tally(a.workspace, parity);
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
     const std::int64_t t = i / a.num_topk;
     const int j = static_cast<int>(i % a.num_topk);
-    std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, i);
+    const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, i);
     if (e < -1 || e >= a.num_experts) {
       report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1, e,
                      t);
-      e = -1;
+      continue;
     }
-    if constexpr (Peers::kStagesLocally) {
-      l.staging_topk(a.workspace, parity, me, t)[j] = static_cast<std::int32_t>(e);
-    } else {
-      for (int d = 0; d < R; ++d)
-        l.staging_topk(Peers::target(v, a.workspace, d), parity, me, t)[j] = static_cast<std::int32_t>(e);
+    if (e < 0) continue;
+    const auto expert = static_cast<int>(e);
+    const std::int32_t entry = atomicAdd(tally + expert, 1);
+    if (entry >= l.max_tokens) {
+      // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
+      // them. The extra rows are dropped, never written out of bounds.
+      if (entry == l.max_tokens)
+        report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
+                       expert / nle, l.max_tokens, entry + 1);
+      continue;
     }
-  }
-  if (blockIdx.x == 0) {
-    const int num_targets = Peers::kStagesLocally ? 1 : R;
-    for (int i = threadIdx.x; i < num_targets; i += blockDim.x) {
-      const int d = Peers::kStagesLocally ? me : i;
-      LlControl* c = l.control_of(Peers::target(v, a.workspace, d), kLlKindDispatch);
-      c->num_tokens[parity][me] = static_cast<std::int32_t>(a.num_tokens);
-      c->num_topk[parity][me] = a.num_topk;
-    }
+    void* holder = Peers::kStagesLocally ? a.workspace : Peers::target(v, a.workspace, expert / nle);
+    l.sel(holder, parity, me, expert)[entry] = static_cast<std::int32_t>((t << 8) | j);
   }
 }
 
-// Staging policies only, by the last send block once the whole grid has staged: puts this rank's
-// top-k rows and header to every peer, a warp per peer (one put of all T_s rows, which are
-// contiguous at stride max_topk, and the two header words).
+// By the last send block once the whole grid has sent: each expert's count of this rank's
+// selections (read and reset in one atomic) goes to the expert's holder; a staging policy then
+// puts each holder its counts and lists, a warp per (holder, expert).
 template <typename Peers>
-__device__ void publish_topk_rows(const LlDispatchArgs& a, int parity) {
+__device__ void publish_selections(const LlDispatchArgs& a, int parity) {
+  const LlLayout& l = a.layout;
+  const DomainView& v = a.view;
+  const int me = v.domain_rank, nle = l.num_local_experts;
+  std::int32_t* tally = l.tally(a.workspace, parity);
+  for (int e = threadIdx.x; e < a.num_experts; e += blockDim.x) {
+    const std::int32_t count = min(atomicExch(tally + e, 0), static_cast<std::int32_t>(l.max_tokens));
+    void* holder = Peers::kStagesLocally ? a.workspace : Peers::target(v, a.workspace, e / nle);
+    l.sel_count(holder, parity, me)[e] = count;
+  }
   if constexpr (Peers::kStagesLocally) {
-    const LlLayout& l = a.layout;
-    const DomainView& v = a.view;
-    const int me = v.domain_rank, lane = threadIdx.x % 32;
-    LlControl* c = l.control_of(a.workspace, kLlKindDispatch);
-    std::int32_t* rows = l.staging_topk(a.workspace, parity, me, 0);
-    const std::size_t row_bytes = static_cast<std::size_t>(a.num_tokens) * l.max_topk * sizeof(std::int32_t);
-    for (int d = static_cast<int>(threadIdx.x / 32); d < v.num_domain_ranks; d += kLlWarps) {
-      if (d == me) continue;  // this rank's own copy is already in place
-      if (row_bytes > 0) Peers::put_warp(v, rows, rows, row_bytes, d);
-      if (lane == 0) {
-        Peers::put(v, &c->num_tokens[parity][me], &c->num_tokens[parity][me], sizeof(std::int32_t), d);
-        Peers::put(v, &c->num_topk[parity][me], &c->num_topk[parity][me], sizeof(std::int32_t), d);
-      }
+    __syncthreads();
+    const std::int32_t* counts = l.sel_count(a.workspace, parity, me);
+    for (int item = static_cast<int>(threadIdx.x / 32); item < a.num_experts; item += kLlWarps) {
+      const int d = item / nle;
+      if (d == me) continue;  // this rank's own lists and counts are already in place
+      const std::int32_t count = counts[item];
+      if (count > 0) Peers::put_warp(v, l.sel(a.workspace, parity, me, item), l.sel(a.workspace, parity, me, item),
+                                     sizeof(std::int32_t) * static_cast<std::size_t>(count), d);
+      if (item % nle == 0 && threadIdx.x % 32 == 0)
+        Peers::put(v, l.sel_count(a.workspace, parity, me) + item, l.sel_count(a.workspace, parity, me) + item,
+                   sizeof(std::int32_t) * static_cast<std::size_t>(nle), d);
     }
   }
 }
@@ -282,29 +292,10 @@ struct RecvGroup {
 };
 
 struct RecvShared {
-  std::int32_t num_tokens[kMaxDomainRanks];  // T_s of each source (clamped to [0, T])
-  std::int32_t num_topk[kMaxDomainRanks];    // k of each source (clamped to [0, K])
-  std::int32_t total[kMaxDomainRanks];       // selections of the expert from each source
-  std::int32_t begin[kMaxDomainRanks];       // first packed row of each source
-  std::int32_t rows;                         // packed rows of the expert
+  std::int32_t total[kMaxDomainRanks];  // rows of the expert from each source (at most T)
+  std::int32_t begin[kMaxDomainRanks];  // first packed row of each source
+  std::int32_t rows;                    // packed rows of the expert
 };
-
-// Selections of expert `expert` (global id) by token t of source s: how many of its slots name it.
-__device__ __forceinline__ int count_selections(const LlLayout& l, void* ws, int parity, int s,
-                                                std::int64_t t, const RecvShared& sh, std::int32_t expert) {
-  if (t >= sh.num_tokens[s]) return 0;
-  const std::int32_t* row = l.staging_topk(ws, parity, s, t);
-  const int k = sh.num_topk[s];
-  // NOTE: unrolled to the largest top-k with predicated loads, so all k loads are in flight at
-  // once (a loop over a runtime k issues them a few at a time: several round trips per token).
-  std::int32_t ids[kLlMaxTopk];
-#pragma unroll
-  for (int j = 0; j < kLlMaxTopk; ++j) ids[j] = j < k ? row[j] : -1;
-  int m = 0;
-#pragma unroll
-  for (int j = 0; j < kLlMaxTopk; ++j) m += ids[j] == expert ? 1 : 0;
-  return m;
-}
 
 // One warp copies staged token t of source s into packed row `row` of local expert e.
 __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_t t, int e, std::int64_t row,
@@ -342,164 +333,87 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
   }
 }
 
-// Receives local expert e. Groups share it: group `share` of `num_shares` copies the rows
-// congruent to `share`; share 0 also writes layout_range, recv_count and the statistics. Every
-// thread of the group calls it.
-__device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, std::int32_t* chunk, int parity,
-                               int e, int share, int num_shares, const RecvGroup& g) {
+// Receives local expert e: each source's rows in one block, in its list order. Groups share it:
+// group `share` of `num_shares` copies the rows congruent to `share`; share 0 also writes
+// layout_range, recv_count and the statistics. Every thread of the group calls it.
+__device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, int parity, int e, int share,
+                               int num_shares, const RecvGroup& g) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
   const int R = v.num_domain_ranks;
-  const int C = static_cast<int>((l.max_tokens + 31) / 32);  // 32-token chunks per source
-  const int warp = g.warp, lane = threadIdx.x % 32;
-  const std::int32_t expert = v.rank * l.num_local_experts + e;
-
-  // Pass 1: selections per (source, chunk).
-  for (int item = warp; item < R * C; item += g.warps) {
-    const int s = item / C;
-    const std::int64_t t = static_cast<std::int64_t>(item % C) * 32 + lane;
-    const int m = count_selections(l, ws, parity, s, t, sh, expert);
-    const int sum = __reduce_add_sync(kLlFullMask, m);
-    if (lane == 0) chunk[item] = sum;
-  }
-  g.sync();
-  // Exclusive prefix over each source's chunks (a warp per source) and each source's total.
-  for (int s = warp; s < R; s += g.warps) {
-    std::int32_t carry = 0;
-    for (int c0 = 0; c0 < C; c0 += 32) {
-      const int c = c0 + lane;
-      const std::int32_t n = c < C ? chunk[s * C + c] : 0;
-      std::int32_t incl = n;
-      for (int off = 1; off < 32; off <<= 1) {
-        const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
-        if (lane >= off) incl += y;
-      }
-      if (c < C) chunk[s * C + c] = carry + incl - n;
-      carry += __shfl_sync(kLlFullMask, incl, 31);
-    }
-    if (lane == 0) sh.total[s] = carry;
+  const int expert = v.rank * l.num_local_experts + e;
+  for (int s = g.thread; s < R; s += g.warps * 32) {
+    const std::int32_t n = l.sel_count(ws, parity, s)[expert];
+    sh.total[s] = min(max(n, 0), static_cast<std::int32_t>(l.max_tokens));
   }
   g.sync();
   if (g.thread == 0) {
     std::int32_t rows = 0;
     for (int s = 0; s < R; ++s) {
       sh.begin[s] = rows;
-      std::int32_t n = sh.total[s];
-      if (n > l.max_tokens) {
-        // NOTE: a source owns T rows of each expert; only a token naming an expert twice can
-        // exceed them. The extra rows are dropped, never written out of bounds.
-        if (share == 0)
-          report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
-                         v.domain_base_rank + s, l.max_tokens, n);
-        n = static_cast<std::int32_t>(l.max_tokens);
-      }
-      rows += n;
+      rows += sh.total[s];
     }
     sh.rows = rows;
   }
   g.sync();
   if (share == 0) {
-    for (int s = g.thread; s < R; s += g.warps * 32) {
-      const std::int64_t n = min(static_cast<std::int64_t>(sh.total[s]), l.max_tokens);
+    for (int s = g.thread; s < R; s += g.warps * 32)
       l.layout_range(ws, a.half)[static_cast<std::int64_t>(e) * R + s] =
-          (static_cast<std::int64_t>(sh.begin[s]) << 32) | n;
-    }
+          (static_cast<std::int64_t>(sh.begin[s]) << 32) | sh.total[s];
     if (g.thread == 0) {
       l.recv_count(ws, a.half)[e] = sh.rows;
       if (a.stats != nullptr) atomicAdd(a.stats + e, sh.rows);
     }
   }
-
-  // Pass 2: each selection's packed row; the warp that finds it copies it (if this share owns it).
-  for (int item = warp; item < R * C; item += g.warps) {
-    const int s = item / C;
-    const std::int64_t chunk_first = static_cast<std::int64_t>(item % C) * 32;
-    const int m = count_selections(l, ws, parity, s, chunk_first + lane, sh, expert);
-    std::int32_t incl = m;
-    for (int off = 1; off < 32; off <<= 1) {
-      const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
-      if (lane >= off) incl += y;
-    }
-    const std::int32_t within = chunk[item] + incl - m;  // index among source s's selections
-    unsigned todo = __ballot_sync(kLlFullMask, m > 0);
-    while (todo != 0) {
-      const int holder = __ffs(todo) - 1;
-      todo &= todo - 1;
-      const std::int64_t t = chunk_first + holder;
-      std::int32_t next = __shfl_sync(kLlFullMask, within, holder);
-      const std::int32_t slot_expert = lane < sh.num_topk[s] ? l.staging_topk(ws, parity, s, t)[lane] : -1;
-      unsigned slots = __ballot_sync(kLlFullMask, slot_expert == expert);
-      while (slots != 0) {
-        const int slot = __ffs(slots) - 1;
-        slots &= slots - 1;
-        const std::int32_t n = next++;
-        if (n >= l.max_tokens) continue;
-        const std::int64_t row = sh.begin[s] + n;
-        if (row % num_shares == share) copy_row(a, parity, s, t, e, row, slot);
-      }
-    }
+  // Row i of the expert: entry i - begin[s] of source s's list.
+  for (int i = share + num_shares * g.warp; i < sh.rows; i += num_shares * g.warps) {
+    int s = 0;
+    while (s + 1 < R && sh.begin[s + 1] <= i) ++s;
+    const std::int32_t entry = l.sel(ws, parity, s, expert)[i - sh.begin[s]];
+    const std::int64_t t = entry >> 8;
+    if (t < l.max_tokens) copy_row(a, parity, s, t, e, i, entry & 0xff);
   }
-  g.sync();  // chunk[] and sh are reused by the group's next expert
+  g.sync();  // sh is reused by the group's next expert
 }
 
-__device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* chunks) {
+__device__ void run_receive(const LlDispatchArgs& a, int parity) {
   const LlLayout& l = a.layout;
-  const DomainView& v = a.view;
   __shared__ RecvShared shared[kMaxRecvGroups];
   const RecvGroup g(a.recv_groups);
   RecvShared& sh = shared[g.index];
-  const int R = v.num_domain_ranks;
-  std::int32_t* chunk = chunks + static_cast<std::size_t>(g.index) * R * ((l.max_tokens + 31) / 32);
-  const LlControl* mine = l.control_of(a.workspace, kLlKindDispatch);
-  for (int s = g.thread; s < R; s += g.warps * 32) {
-    const volatile LlControl* c = mine;
-    sh.num_tokens[s] = static_cast<std::int32_t>(
-        min(max(static_cast<std::int64_t>(c->num_tokens[parity][s]), std::int64_t{0}), l.max_tokens));
-    sh.num_topk[s] = min(max(c->num_topk[parity][s], 0), l.max_topk);
-  }
-  g.sync();
   // Group `id` of `groups` in the grid takes its experts.
   const int nle = l.num_local_experts, groups = static_cast<int>(gridDim.x) * g.count;
   const int id = static_cast<int>(blockIdx.x) * g.count + g.index;
   if (groups >= nle) {
     const int shares = groups / nle;
-    if (id < nle * shares) receive_expert(a, sh, chunk, parity, id / shares, id % shares, shares, g);
+    if (id < nle * shares) receive_expert(a, sh, parity, id / shares, id % shares, shares, g);
   } else {
-    for (int e = id; e < nle; e += groups) receive_expert(a, sh, chunk, parity, e, 0, 1, g);
+    for (int e = id; e < nle; e += groups) receive_expert(a, sh, parity, e, 0, 1, g);
   }
 }
 
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
-  extern __shared__ std::int32_t chunk[];  // [recv_groups][R][ceil(T/32)]
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
       [&](int parity) {
-        send_topk_rows<Peers>(a, parity);
+        send_selections<Peers>(a, parity);
         send_rows<Peers>(a, parity);
       },
-      [&](int parity) { publish_topk_rows<Peers>(a, parity); },
-      [&](int parity) { run_receive(a, parity, chunk); });
+      [&](int parity) { publish_selections<Peers>(a, parity); },
+      [&](int parity) { run_receive(a, parity); });
 }
 
 // The launcher of the instantiation for `Peers`.
 template <typename Peers>
 void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* stream) {
-  // Receive groups per block: enough for every local expert in one round (up to kMaxRecvGroups),
-  // as long as their counts fit the shared memory one group is checked against (ll_checks.cpp).
-  const std::size_t group_smem = ll_dispatch_smem_bytes(args.layout.num_ranks, args.layout.max_tokens);
+  // Receive groups per block: enough for every local expert in one round (up to kMaxRecvGroups).
   int groups = 1;
-  while (groups < kMaxRecvGroups && groups * num_blocks < args.layout.num_local_experts &&
-         2 * groups * group_smem <= kLlMaxSharedBytes)
-    groups *= 2;
+  while (groups < kMaxRecvGroups && groups * num_blocks < args.layout.num_local_experts) groups *= 2;
   LlDispatchArgs a = args;
   a.recv_groups = groups;
-  const std::size_t smem = static_cast<std::size_t>(groups) * group_smem;
-  if (smem > 48 * 1024)
-    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(
-        ll_dispatch_kernel<Peers>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  ll_dispatch_kernel<Peers><<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(a);
+  ll_dispatch_kernel<Peers><<<num_blocks, kLlThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

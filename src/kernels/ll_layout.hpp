@@ -8,7 +8,8 @@
 //   [ control: LlControl x 2 kinds                                      (dispatch, combine)     ]
 //   [ dispatch staging x:      [2 parities][R sources][T tokens][hidden * 2 bytes]               ]
 //   [ dispatch staging scales: [2][R][T][hidden/128] f32 (UE8M0: ceil(hidden/512) packed words) ]
-//   [ dispatch staging topk:   [2][R][T][max_topk] int32 (global expert ids, -1 for none)        ]
+//   [ dispatch selections:     [2][R sources][E experts][T] int32 ((token << 8) | top-k slot)    ]
+//   [ dispatch selection counts: [2][R sources][E] int32; dispatch tally: [2][E] int32 (own)       ]
 //   [ combine staging x:       [2 parities][T tokens][max_topk slots][hidden] bf16               ]
 //   [ zero-copy y, half 0 | half 1: [nle][R*T][hidden] bf16 each                                 ]
 //   [ outputs, half 0 | half 1: recv_x | recv_scales | recv_count | layout_range | src_info |
@@ -42,10 +43,8 @@ struct LlControl {
   std::uint32_t recv_arrivals;  // receive-phase blocks done in the running launch (last one resets)
   std::uint8_t pad[128 - 32];
   // Written by peers (release stores; read with acquire loads).
-  std::uint64_t done[2][kMaxDomainRanks];       // [parity][source]: seq whose writes into me are complete
-  std::uint64_t freed[2][kMaxDomainRanks];      // [parity][receiver]: seq whose staging it finished reading
-  std::int32_t num_tokens[2][kMaxDomainRanks];  // [parity][source]: T_s of the dispatch (dispatch only)
-  std::int32_t num_topk[2][kMaxDomainRanks];    // [parity][source]: k of the dispatch (dispatch only)
+  std::uint64_t done[2][kMaxDomainRanks];   // [parity][source]: seq whose writes into me are complete
+  std::uint64_t freed[2][kMaxDomainRanks];  // [parity][receiver]: seq whose staging it finished reading
 };
 static_assert(sizeof(LlControl) % kLlSmallAlignment == 0);
 
@@ -62,7 +61,8 @@ struct LlLayout {
 
   // Offsets from the start of the workspace.
   std::size_t control = 0;
-  std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_topk = 0;
+  int num_experts = 0;          // E (global)
+  std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0, dispatch_tally = 0;
   std::size_t combine_x = 0;
   std::size_t combine_y[2] = {};
   std::size_t outputs[2] = {};
@@ -77,6 +77,7 @@ struct LlLayout {
     LlLayout l;
     l.num_ranks = num_ranks;
     l.num_local_experts = num_ranks > 0 ? num_experts / num_ranks : 0;
+    l.num_experts = num_experts;
     l.max_topk = max_topk;
     l.num_scales = static_cast<int>(hidden / kLlScaleBlock);
     l.num_scale_words = (l.num_scales + kLlScalesPerWord - 1) / kLlScalesPerWord;
@@ -87,6 +88,7 @@ struct LlLayout {
     const auto R = static_cast<std::size_t>(num_ranks);
     const auto T = static_cast<std::size_t>(max_tokens);
     const auto K = static_cast<std::size_t>(max_topk);
+    const auto E = static_cast<std::size_t>(num_experts);
     const auto H = static_cast<std::size_t>(hidden);
     const auto nle = static_cast<std::size_t>(l.num_local_experts);
     const auto cap = static_cast<std::size_t>(l.capacity);
@@ -99,8 +101,12 @@ struct LlLayout {
     at += 2u * R * T * l.staging_row_bytes;
     l.dispatch_scales = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * T * nb * 4u;
-    l.dispatch_topk = at = align_up(at, kLlSmallAlignment);
-    at += 2u * R * T * K * 4u;
+    l.dispatch_sel = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * E * T * 4u;
+    l.dispatch_sel_count = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * E * 4u;
+    l.dispatch_tally = at = align_up(at, kLlSmallAlignment);
+    at += 2u * E * 4u;
     l.combine_x = at = align_up(at, kLlLargeAlignment);
     at += 2u * T * K * H * 2u;
     for (int h = 0; h < 2; ++h) {
@@ -151,9 +157,27 @@ struct LlLayout {
     return reinterpret_cast<std::uint32_t*>(base(ws) + dispatch_scales) +
            staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(num_scales);
   }
-  EPCOMM_HD std::int32_t* staging_topk(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
-    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_topk) +
-           staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(max_topk);
+  // Selections of global expert `expert` made by source src_rank, in the expert's holder's
+  // workspace: T entries, (token << 8) | top-k slot, the first sel_count(...)[expert] of them valid.
+  EPCOMM_HD std::int32_t* sel(void* ws, int parity, int src_rank, int expert) const {
+    const std::size_t list = (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
+                              static_cast<std::size_t>(src_rank)) *
+                                 static_cast<std::size_t>(num_experts) +
+                             static_cast<std::size_t>(expert);
+    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_sel) + list * static_cast<std::size_t>(max_tokens);
+  }
+  // [E]: how many selections of each expert source src_rank made (valid where this rank holds it).
+  EPCOMM_HD std::int32_t* sel_count(void* ws, int parity, int src_rank) const {
+    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_sel_count) +
+           (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
+            static_cast<std::size_t>(src_rank)) *
+               static_cast<std::size_t>(num_experts);
+  }
+  // [E]: this rank's own running count of its selections of each expert (reset by the send phase
+  // that read it).
+  EPCOMM_HD std::int32_t* tally(void* ws, int parity) const {
+    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_tally) +
+           static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_experts);
   }
   // Combine staging of (token, slot) of the token's owner, in the owner's workspace.
   EPCOMM_HD std::uint16_t* combine_row(void* ws, int parity, std::int64_t token_idx, int slot) const {

@@ -50,15 +50,20 @@ __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, 
 
 // Called by every thread of every block when the block's share of a phase is done. Returns true
 // (for all threads of one block: the last to arrive) once every block of the launch arrived; that
-// block has reset the counter for the next launch.
+// block has reset the counter for the next launch. kLocalOnly: the blocks wrote nothing to peers
+// in this phase (the receive phases), so a GPU-scope fence orders their work before the arrival.
+template <bool kLocalOnly = false>
 __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
   __shared__ bool last;
   __syncthreads();
   if (threadIdx.x == 0) {
     // NOTE: this fence (after the block barrier) orders every write and read of the block, peers'
-    // memory included, before the arrival; the last block's fence below orders all arrivals before
-    // the release stores that follow it.
-    ptx::fence_acq_rel_sys();
+    // memory included, before the arrival; the last block's fence below (system scope, whatever
+    // kLocalOnly says) orders all arrivals before the release stores that follow it.
+    if constexpr (kLocalOnly)
+      ptx::fence_acq_rel_gpu();
+    else
+      ptx::fence_acq_rel_sys();
     last = atomicAdd(arrivals, 1u) == gridDim.x - 1;
     if (last) {
       *arrivals = 0;
@@ -103,9 +108,10 @@ struct LlTracer {
 // 6): the send phase waits for credits, runs `send(parity)`, and its last block publishes the
 // operation's seq and signals `done` to every peer; the receive phase waits for every peer's
 // `done`, runs `receive(parity)`, and its last block signals `freed`. `own` is this rank's
-// workspace. With a policy that stages locally, every thread completes its puts before its block
-// arrives, and the last block runs `publish(parity)` (puts of what the whole grid staged) and
-// completes those puts before it signals. Every thread of every block calls it.
+// workspace. The last send block runs `publish(parity)` (what needs the whole grid's sends: counts,
+// and with a policy that stages locally the puts of what the grid staged) before it signals; with
+// such a policy every thread completes its puts before its block arrives, and the last block its
+// publish puts before the signal. Every thread of every block calls it.
 template <typename Peers, typename Send, typename Publish, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               OpId op, int phases, int half, std::uint64_t* trace, Send send,
@@ -129,11 +135,9 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
         mine->seq = seq;
         mine->issued[half] = seq;
       }
-      if constexpr (Peers::kStagesLocally) {
-        publish(parity);
-        Peers::finish_sends();
-        __syncthreads();  // every put of the block completed before any signal leaves
-      }
+      publish(parity);
+      if constexpr (Peers::kStagesLocally) Peers::finish_sends();
+      __syncthreads();  // every store and completed put of the block comes before any signal
       ll_signal_all<Peers>(
           v, l, own, kind, [&](LlControl* c) { return &c->done[parity][me]; }, seq);
     }
@@ -146,7 +150,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     tracer.mark(kLlTraceDoneSeen);
     receive(parity);
     tracer.mark(kLlTraceReceived);
-    if (ll_arrive_last(&mine->recv_arrivals))
+    if (ll_arrive_last</*kLocalOnly=*/true>(&mine->recv_arrivals))
       ll_signal_all<Peers>(
           v, l, own, kind, [&](LlControl* c) { return &c->freed[parity][me]; }, seq);
     tracer.mark(kLlTraceExit);

@@ -33,6 +33,9 @@ void check_ll_options(const LowLatencyOptions& ll, int num_ranks) {
                    kMaxDomainRanks, " ranks (one NVLink domain), got ", num_ranks);
   EPCOMM_CHECK_ARG(ll.max_tokens_per_rank >= 1, "max_tokens_per_rank: expected >= 1, got ",
                    ll.max_tokens_per_rank);
+  EPCOMM_REQUIRE(ll.max_tokens_per_rank <= kLlMaxTokensPerRank, ErrorCategory::kUnsupported,
+                 "max_tokens_per_rank: at most ", kLlMaxTokensPerRank, " tokens per rank supported, got ",
+                 ll.max_tokens_per_rank);
   EPCOMM_CHECK_ARG(
       ll.hidden >= kLlHiddenMultiple && ll.hidden <= kLlMaxHidden && ll.hidden % kLlHiddenMultiple == 0,
       "hidden: expected a multiple of ", kLlHiddenMultiple, " in [", kLlHiddenMultiple, ", ", kLlMaxHidden,
@@ -40,12 +43,7 @@ void check_ll_options(const LowLatencyOptions& ll, int num_ranks) {
   check_experts(ll.num_experts, num_ranks);
   EPCOMM_CHECK_ARG(ll.max_topk >= 1 && ll.max_topk <= kLlMaxTopk, "max_topk: expected 1 to ", kLlMaxTopk,
                    ", got ", ll.max_topk);
-  // Shared memory of the receive phases: per-(source, 32-token chunk) counts, per-expert prefixes.
-  const std::size_t dispatch_smem = ll_dispatch_smem_bytes(num_ranks, ll.max_tokens_per_rank);
-  EPCOMM_REQUIRE(dispatch_smem <= kLlMaxSharedBytes, ErrorCategory::kUnsupported,
-                 "max_tokens_per_rank: at most ",
-                 kLlMaxSharedBytes / 4 / static_cast<std::size_t>(num_ranks) * 32,
-                 " tokens per rank supported with ", num_ranks, " ranks, got ", ll.max_tokens_per_rank);
+  // Shared memory of the combine send phase: per-expert prefixes.
   const std::size_t combine_smem = 4u * (static_cast<std::size_t>(ll.num_experts / num_ranks) + 1u);
   EPCOMM_REQUIRE(combine_smem <= kLlMaxSharedBytes, ErrorCategory::kUnsupported, "num_experts: at most ",
                  kLlMaxSharedBytes / 4 - 1, " local experts per rank supported, got ",

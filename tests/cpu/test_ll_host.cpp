@@ -42,12 +42,15 @@ struct Geometry {
 std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
   const auto R = static_cast<std::size_t>(g.num_ranks), T = static_cast<std::size_t>(g.max_tokens),
              H = static_cast<std::size_t>(g.hidden), K = static_cast<std::size_t>(g.max_topk),
-             nle = static_cast<std::size_t>(g.num_experts / g.num_ranks), cap = R * T, nb = H / 128;
+             nle = static_cast<std::size_t>(g.num_experts / g.num_ranks), cap = R * T, nb = H / 128,
+             E = static_cast<std::size_t>(g.num_experts);
   std::vector<Section> s = {
       {"control", l.control, 2 * sizeof(LlControl), 128},
       {"dispatch_x", l.dispatch_x, 2 * R * T * H * 2, 4096},
       {"dispatch_scales", l.dispatch_scales, 2 * R * T * nb * 4, 128},
-      {"dispatch_topk", l.dispatch_topk, 2 * R * T * K * 4, 128},
+      {"dispatch_sel", l.dispatch_sel, 2 * R * E * T * 4, 128},
+      {"dispatch_sel_count", l.dispatch_sel_count, 2 * R * E * 4, 128},
+      {"dispatch_tally", l.dispatch_tally, 2 * E * 4, 128},
       {"combine_x", l.combine_x, 2 * T * K * H * 2, 4096},
   };
   for (int h = 0; h < 2; ++h) {
@@ -124,7 +127,12 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
               l.dispatch_x + 2u * R * T * H * 2);
     EXPECT_EQ(at(l.staging_scales(region, 1, R - 1, T - 1) + l.num_scales),
               l.dispatch_scales + 2u * R * T * (H / 128) * 4);
-    EXPECT_EQ(at(l.staging_topk(region, 1, R - 1, T - 1) + K), l.dispatch_topk + 2u * R * T * K * 4);
+    const int E = g.num_experts;
+    EXPECT_EQ(at(l.sel(region, 0, 0, 0)), l.dispatch_sel);
+    EXPECT_EQ(at(l.sel(region, 1, R - 1, E - 1) + T), l.dispatch_sel + 2u * R * E * T * 4);
+    EXPECT_EQ(at(l.sel(region, 0, 1 % R, 3 % E)), l.dispatch_sel + ((1u % R) * E + 3u % E) * T * 4);
+    EXPECT_EQ(at(l.sel_count(region, 1, R - 1) + E), l.dispatch_sel_count + 2u * R * E * 4);
+    EXPECT_EQ(at(l.tally(region, 1) + E), l.dispatch_tally + 2u * E * 4);
     EXPECT_EQ(at(l.combine_row(region, 1, T - 1, K - 1) + H), l.combine_x + 2u * T * K * H * 2);
     for (int h = 0; h < 2; ++h) {
       const std::size_t o = l.outputs[h];
@@ -396,12 +404,6 @@ TEST(LlChecks, AtMostTwoSplitCallsInFlight) {
   EXPECT_NO_THROW(checks::check_not_in_flight(state, kLlKindDispatch, 0));
   state.pending[kLlKindCombine][1] = std::make_shared<bool>(false);
   expect_arg_error([&] { checks::check_not_in_flight(state, kLlKindCombine, 1); }, "low-latency combines");
-}
-
-TEST(LlArgs, DispatchSharedMemoryGrowsWithRanksAndTokens) {
-  EXPECT_EQ(ll_dispatch_smem_bytes(2, 128), 2u * 4u * 4u);
-  EXPECT_EQ(ll_dispatch_smem_bytes(72, 1024), 72u * 32u * 4u);
-  EXPECT_EQ(ll_dispatch_smem_bytes(2, 33), 2u * 2u * 4u);
 }
 
 }  // namespace

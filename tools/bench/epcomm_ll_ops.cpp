@@ -371,12 +371,20 @@ std::function<double()> phase_split(std::shared_ptr<EpcommLl> st, std::shared_pt
   };
 }
 
-// EPCOMM_LL_TRACE=1: after each row, the phase timestamps of its launches (bench/ll_trace.hpp).
+// EPCOMM_LL_TRACE=1: after each row, the phase timestamps of its launches (bench/ll_trace.hpp), and
+// kernel_us from them where the row has no other kernel time.
 std::vector<BenchOp> with_traces(std::vector<BenchOp>& ops, const std::shared_ptr<EpcommLl>& st,
                                  std::int64_t tokens) {
+  if (!ll_traced(*st->buffer)) return std::move(ops);
   for (BenchOp& o : ops) {
     const std::string label = o.impl + " " + o.op + " " + std::to_string(tokens) + " tokens";
     const bool dispatch = o.op != "combine", combine = o.op != "dispatch";
+    // kernel_us from the device clock: the launches' median span (both kernels' for both ops).
+    if (!o.kernel_us)
+      o.kernel_us = [st, dispatch, combine] {
+        return (dispatch ? ll_trace_span_us(*st->buffer, kLlKindDispatch) : 0.0) +
+               (combine ? ll_trace_span_us(*st->buffer, kLlKindCombine) : 0.0);
+      };
     o.after = [st, label, dispatch, combine] {
       if (dispatch) print_ll_trace(*st->buffer, kLlKindDispatch, label + " [dispatch kernel]", st->me);
       if (combine) print_ll_trace(*st->buffer, kLlKindCombine, label + " [combine kernel]", st->me);

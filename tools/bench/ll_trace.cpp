@@ -48,19 +48,41 @@ std::vector<Launch> read_launches(const std::vector<std::uint64_t>& stamps, int 
 
 }  // namespace
 
-void print_ll_trace(const Buffer& buffer, int kind, const std::string& label, int rank) {
+namespace {
+
+std::vector<Launch> download_launches(const Buffer& buffer, int kind, bool clear) {
   const Buffer::LlState* st = buffer.low_latency_state();
-  if (st == nullptr || st->trace_of(kind) == nullptr) return;
+  if (st == nullptr || st->trace_of(kind) == nullptr) return {};
   const DeviceBuffer& trace = st->trace[kind];
   std::vector<std::uint64_t> stamps(trace.bytes() / sizeof(std::uint64_t));
   EPCOMM_CUDA_CHECK(cudaMemcpy(stamps.data(), trace.get(), trace.bytes(), cudaMemcpyDeviceToHost));
-  EPCOMM_CUDA_CHECK(cudaMemset(trace.get(), 0, trace.bytes()));
-  const std::vector<Launch> launches = read_launches(stamps, st->num_blocks);
-  if (launches.empty()) return;
+  if (clear) EPCOMM_CUDA_CHECK(cudaMemset(trace.get(), 0, trace.bytes()));
+  return read_launches(stamps, st->num_blocks);
+}
 
+double span_us(const Launch& l) {
+  return static_cast<double>(l.end - l.begin) * 1e-3;
+}
+
+}  // namespace
+
+bool ll_traced(const Buffer& buffer) {
+  const Buffer::LlState* st = buffer.low_latency_state();
+  return st != nullptr && st->trace_of(kLlKindDispatch) != nullptr;
+}
+
+double ll_trace_span_us(const Buffer& buffer, int kind) {
+  std::vector<double> spans;
+  for (const Launch& l : download_launches(buffer, kind, /*clear=*/false)) spans.push_back(span_us(l));
+  return spans.empty() ? 0.0 : median(spans);
+}
+
+void print_ll_trace(const Buffer& buffer, int kind, const std::string& label, int rank) {
+  const std::vector<Launch> launches = download_launches(buffer, kind, /*clear=*/true);
+  if (launches.empty()) return;
   std::vector<double> spans, gaps;
   for (std::size_t i = 0; i < launches.size(); ++i) {
-    spans.push_back(static_cast<double>(launches[i].end - launches[i].begin) * 1e-3);
+    spans.push_back(span_us(launches[i]));
     if (i + 1 < launches.size() && launches[i + 1].begin > launches[i].end)
       gaps.push_back(static_cast<double>(launches[i + 1].begin - launches[i].end) * 1e-3);
   }

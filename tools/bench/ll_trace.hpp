@@ -14,4 +14,11 @@ namespace epcomm::bench {
 // record. Nothing when the Buffer was made without EPCOMM_LL_TRACE.
 void print_ll_trace(const Buffer& buffer, int kind, const std::string& label, int rank);
 
+// True when the Buffer records phase timestamps (made with EPCOMM_LL_TRACE=1).
+bool ll_traced(const Buffer& buffer);
+
+// The median over the recorded launches of `kind` of the span from the first block's entry to the
+// last block's last stamp (us): the kernel's duration on the device clock. 0 when none recorded.
+double ll_trace_span_us(const Buffer& buffer, int kind);
+
 }  // namespace epcomm::bench
