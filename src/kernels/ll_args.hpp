@@ -17,15 +17,14 @@
 //  1. Credit: before writing into receiver d's staging of parity p, wait (bounded) until
 //     s's own control.freed[p][d] >= seq - 2, i.e. d finished reading what s wrote there two
 //     operations ago.
-//  2. Each valid (token t, slot j) selection of expert e takes entry n = tally[p][e]++ (a local
-//     atomic; list order is therefore not deterministic, as SPEC allows) and stores (t << 8) | j at
-//     sel[p][s][e][n] in e's holder (n >= T: reported and dropped). Write each token's row (cast to
+//  2. For each expert e, one warp writes the list of s's (token t, slot j) selections of e, in token
+//     and slot order, as (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at
+//     sel_count[p][s][e] (more than T: reported, the rest dropped). Write each token's row (cast to
 //     FP8 once, in registers, or its BF16 bytes) and scales at staging_x / staging_scales[p][s][t]
 //     in every rank holding at least one of its experts: a token crosses NVLink once per
 //     destination rank, however many experts it selects there.
 //  3. Completion: every block fences and bumps send_arrivals; the last one resets it, stores seq
-//     and issued[half], moves each tally[p][e] (reset to 0) to sel_count[p][s][e] in e's holder,
-//     then release-stores done[p][s] = seq into every receiver.
+//     and issued[half], then release-stores done[p][s] = seq into every receiver.
 // Dispatch, receive phase (on rank d):
 //  4. Wait (bounded) until done[p][s] >= seq for every source s. Values only grow, so one left by
 //     an older operation is never taken for this one: no counter ever needs cleaning.
@@ -54,7 +53,7 @@
 // the workspace is one symmetric allocation and every peer but this rank itself is reached by
 // puts: a dispatch row piece is stored once at its staging slot in this rank's own workspace
 // (slot [p][s][t] is at the same offset on every receiver) and put from there to each
-// destination; the selection lists and counts are put by the last block, a put per (peer, expert). A
+// destination; each expert's list and count are put by the warp that wrote them. A
 // combine row is put from y when y lies in the workspace (symmetric), else the warp first copies
 // it into the zero-copy buffer of this combine's half (at the row's own position), because a put
 // beyond NVLink may read only symmetric (registered) memory. Each thread completes its puts
@@ -78,14 +77,14 @@ enum LlPhases : int { kLlSend = 1, kLlRecv = 2, kLlBoth = 3 };
 // stores %globaltimer at each point into trace[(seq % kLlTraceRing) * grid + block][point]. A launch
 // that sends first clears its block's entry; a receive-only launch adds its points to it.
 enum LlTracePoint : int {
-  kLlTraceEntry,         // the launch began (send-capable launch)
-  kLlTraceCredits,       // peers freed the staging this operation writes
-  kLlTraceSent,          // the block's sends were issued
-  kLlTraceSendArrived,   // past the grid-wide arrival (the last block: after its signals)
-  kLlTraceRecvEntry,     // a receive-only launch began
-  kLlTraceDoneSeen,      // every source's completion signal was seen
-  kLlTraceReceived,      // the block's receive work is done
-  kLlTraceExit,          // past the final arrival (the last block: after its signals)
+  kLlTraceEntry,        // the launch began (send-capable launch)
+  kLlTraceCredits,      // peers freed the staging this operation writes
+  kLlTraceSent,         // the block's sends were issued
+  kLlTraceSendArrived,  // past the grid-wide arrival (the last block: after its signals)
+  kLlTraceRecvEntry,    // a receive-only launch began
+  kLlTraceDoneSeen,     // every source's completion signal was seen
+  kLlTraceReceived,     // the block's receive work is done
+  kLlTraceExit,         // past the final arrival (the last block: after its signals)
   kLlTracePoints
 };
 inline constexpr int kLlTraceRing = 64;
@@ -105,8 +104,8 @@ struct LlDispatchArgs {
   bool use_ue8m0 = false;
   int half = 0;  // host half of the outputs
   int phases = kLlBoth;
-  std::int32_t* stats = nullptr;  // [nle] cumulative received rows, or null
-  int recv_groups = 1;            // warp groups per block in the receive phase (set by the launcher)
+  std::int32_t* stats = nullptr;   // [nle] cumulative received rows, or null
+  int recv_groups = 1;             // warp groups per block in the receive phase (set by the launcher)
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
 };
 static_assert(std::is_trivially_copyable_v<LlDispatchArgs>);

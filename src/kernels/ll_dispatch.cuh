@@ -3,12 +3,12 @@
 // it: ll_dispatch.cu (CUDA IPC) and transport/nvshmem_ll_kernels.cu (NVSHMEM); its definitions sit
 // in an unnamed namespace, one private copy per such unit.
 //
-// Send phase: every (token, slot) selection takes an entry in its expert's list at the expert's
-// holder (send_selections); warp w of the grid takes (token, 512-channel part) items; it finds the
-// token's destination ranks (distinct ranks of its valid experts), loads 16 channels per lane,
-// casts them to FP8 in registers when asked (the 8 lanes of a 128-channel block reduce the amax by
-// shuffles), and stores the piece and its scales once into each destination's staging. The last
-// block sends each holder the lists' lengths. Receive phase: blocks take local experts (several
+// Send phase: a warp per expert writes the list of this rank's (token, slot) selections of it into
+// the expert's holder (send_selections); warp w of the grid takes (token, 512-channel part) items;
+// it finds the token's destination ranks (distinct ranks of its valid experts), loads 16 channels
+// per lane, casts them to FP8 in registers when asked (the 8 lanes of a 128-channel block reduce
+// the amax by shuffles), and stores the piece and its scales once into each destination's
+// staging. Receive phase: blocks take local experts (several
 // blocks share one expert when there are more blocks than experts); an expert's rows are its
 // sources' lists one after the other, and the warp that owns row i copies the staged token its
 // entry names into recv_x.
@@ -86,73 +86,72 @@ __device__ __forceinline__ int4 cast_fp8(const int4 (&raw)[2], bool round_scale,
                    static_cast<int>(words[3]));
 }
 
-// Every valid (token, slot) selection of expert e takes the next entry of this rank's list for e
-// (a local atomic on tally[e]; the order within a list is whatever the atomics give) and stores
-// (token << 8) | slot there, in the list's place in e's holder (a staging policy: in this rank's
-// own workspace, put later by publish_selections). Entries outside [-1, E) are reported and
-// skipped; selections beyond T of one expert (a token naming it twice) are reported and dropped.
+constexpr int kListUnroll = 8;  // 32-selection chunks of topk_idx in flight per lane
+
+// One warp builds expert `expert`'s list of this rank's selections, in token order and slot order
+// within a token (the reference's order), and stores it with its length in the expert's holder (a
+// staging policy: in this rank's own workspace, then puts it). The warp of expert 0 also reports
+// entries outside [-1, E); selections beyond T of one expert (a token naming it twice) are
+// reported and dropped.
 template <typename Peers>
-__device__ void send_selections(const LlDispatchArgs& a, int parity) {
+__device__ void send_expert_list(const LlDispatchArgs& a, int parity, int expert) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
-  const int me = v.domain_rank, nle = l.num_local_experts;
+  const int lane = threadIdx.x % 32, me = v.domain_rank;
+  const int holder_rank = expert / l.num_local_experts;
+  void* holder = Peers::kStagesLocally ? a.workspace : Peers::target(v, a.workspace, holder_rank);
+  std::int32_t* list = l.sel(holder, parity, me, expert);
   const std::int64_t n = a.num_tokens * a.num_topk;
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  std::int32_t* tally = l.tally(a.workspace, parity);
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride) {
-    const std::int64_t t = i / a.num_topk;
-    const int j = static_cast<int>(i % a.num_topk);
-    const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, i);
-    if (e < -1 || e >= a.num_experts) {
-      report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1, e,
-                     t);
-      continue;
+  std::int64_t count = 0;
+  for (std::int64_t base = 0; base < n; base += 32 * kListUnroll) {
+    std::int64_t ids[kListUnroll];
+#pragma unroll
+    for (int u = 0; u < kListUnroll; ++u) {
+      const std::int64_t i = base + u * 32 + lane;
+      ids[u] = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
     }
-    if (e < 0) continue;
-    const auto expert = static_cast<int>(e);
-    const std::int32_t entry = atomicAdd(tally + expert, 1);
-    if (entry >= l.max_tokens) {
-      // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
-      // them. The extra rows are dropped, never written out of bounds.
-      if (entry == l.max_tokens)
-        report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
-                       expert / nle, l.max_tokens, entry + 1);
-      continue;
+#pragma unroll
+    for (int u = 0; u < kListUnroll; ++u) {
+      const std::int64_t i = base + u * 32 + lane;
+      if (expert == 0 && (ids[u] < -1 || ids[u] >= a.num_experts))
+        report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1,
+                       ids[u], i / a.num_topk);
+      const bool hit = ids[u] == expert;
+      const unsigned hits = __ballot_sync(kLlFullMask, hit);
+      const std::int64_t at = count + __popc(hits & ((1u << lane) - 1u));
+      if (hit && at < l.max_tokens)
+        list[at] = static_cast<std::int32_t>(((i / a.num_topk) << 8) | (i % a.num_topk));
+      count += __popc(hits);
     }
-    void* holder = Peers::kStagesLocally ? a.workspace : Peers::target(v, a.workspace, expert / nle);
-    l.sel(holder, parity, me, expert)[entry] = static_cast<std::int32_t>((t << 8) | j);
+  }
+  if (count > l.max_tokens) {
+    // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
+    // them. The extra rows are dropped, never written out of bounds.
+    if (lane == 0)
+      report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
+                     holder_rank, l.max_tokens, count);
+    count = l.max_tokens;
+  }
+  std::int32_t* count_slot = l.sel_count(holder, parity, me) + expert;
+  if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
+  if constexpr (Peers::kStagesLocally) {
+    if (holder_rank != me) {
+      __syncwarp();
+      if (count > 0)
+        Peers::put_warp(v, list, list, sizeof(std::int32_t) * static_cast<std::size_t>(count), holder_rank);
+      if (lane == 0) Peers::put(v, count_slot, count_slot, sizeof(std::int32_t), holder_rank);
+    }
   }
 }
 
-// By the last send block once the whole grid has sent: each expert's count of this rank's
-// selections (read and reset in one atomic) goes to the expert's holder; a staging policy then
-// puts each holder its counts and lists, a warp per (holder, expert).
+// Every expert's list, a warp each: the grid's last warps take them (the first ones take rows).
 template <typename Peers>
-__device__ void publish_selections(const LlDispatchArgs& a, int parity) {
-  const LlLayout& l = a.layout;
-  const DomainView& v = a.view;
-  const int me = v.domain_rank, nle = l.num_local_experts;
-  std::int32_t* tally = l.tally(a.workspace, parity);
-  for (int e = threadIdx.x; e < a.num_experts; e += blockDim.x) {
-    const std::int32_t count = min(atomicExch(tally + e, 0), static_cast<std::int32_t>(l.max_tokens));
-    void* holder = Peers::kStagesLocally ? a.workspace : Peers::target(v, a.workspace, e / nle);
-    l.sel_count(holder, parity, me)[e] = count;
-  }
-  if constexpr (Peers::kStagesLocally) {
-    __syncthreads();
-    const std::int32_t* counts = l.sel_count(a.workspace, parity, me);
-    for (int item = static_cast<int>(threadIdx.x / 32); item < a.num_experts; item += kLlWarps) {
-      const int d = item / nle;
-      if (d == me) continue;  // this rank's own lists and counts are already in place
-      const std::int32_t count = counts[item];
-      if (count > 0) Peers::put_warp(v, l.sel(a.workspace, parity, me, item), l.sel(a.workspace, parity, me, item),
-                                     sizeof(std::int32_t) * static_cast<std::size_t>(count), d);
-      if (item % nle == 0 && threadIdx.x % 32 == 0)
-        Peers::put(v, l.sel_count(a.workspace, parity, me) + item, l.sel_count(a.workspace, parity, me) + item,
-                   sizeof(std::int32_t) * static_cast<std::size_t>(nle), d);
-    }
-  }
+__device__ void send_selections(const LlDispatchArgs& a, int parity) {
+  const int num_warps = static_cast<int>(gridDim.x) * kLlWarps;
+  const int from_end =
+      num_warps - 1 - (static_cast<int>(blockIdx.x) * kLlWarps + static_cast<int>(threadIdx.x / 32));
+  for (int expert = from_end; expert < a.num_experts; expert += num_warps)
+    send_expert_list<Peers>(a, parity, expert);
 }
 
 // Stores one lane's piece of part `part` of token t (and the part's scales) into the staging of
@@ -401,7 +400,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
         send_selections<Peers>(a, parity);
         send_rows<Peers>(a, parity);
       },
-      [&](int parity) { publish_selections<Peers>(a, parity); },
+      [&](int) {},  // every list was sent by its warp
       [&](int parity) { run_receive(a, parity); });
 }
 

@@ -9,7 +9,7 @@
 //   [ dispatch staging x:      [2 parities][R sources][T tokens][hidden * 2 bytes]               ]
 //   [ dispatch staging scales: [2][R][T][hidden/128] f32 (UE8M0: ceil(hidden/512) packed words) ]
 //   [ dispatch selections:     [2][R sources][E experts][T] int32 ((token << 8) | top-k slot)    ]
-//   [ dispatch selection counts: [2][R sources][E] int32; dispatch tally: [2][E] int32 (own)       ]
+//   [ dispatch selection counts: [2][R sources][E] int32                                        ]
 //   [ combine staging x:       [2 parities][T tokens][max_topk slots][hidden] bf16               ]
 //   [ zero-copy y, half 0 | half 1: [nle][R*T][hidden] bf16 each                                 ]
 //   [ outputs, half 0 | half 1: recv_x | recv_scales | recv_count | layout_range | src_info |
@@ -61,8 +61,8 @@ struct LlLayout {
 
   // Offsets from the start of the workspace.
   std::size_t control = 0;
-  int num_experts = 0;          // E (global)
-  std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0, dispatch_tally = 0;
+  int num_experts = 0;  // E (global)
+  std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0;
   std::size_t combine_x = 0;
   std::size_t combine_y[2] = {};
   std::size_t outputs[2] = {};
@@ -105,8 +105,6 @@ struct LlLayout {
     at += 2u * R * E * T * 4u;
     l.dispatch_sel_count = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * E * 4u;
-    l.dispatch_tally = at = align_up(at, kLlSmallAlignment);
-    at += 2u * E * 4u;
     l.combine_x = at = align_up(at, kLlLargeAlignment);
     at += 2u * T * K * H * 2u;
     for (int h = 0; h < 2; ++h) {
@@ -164,7 +162,8 @@ struct LlLayout {
                               static_cast<std::size_t>(src_rank)) *
                                  static_cast<std::size_t>(num_experts) +
                              static_cast<std::size_t>(expert);
-    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_sel) + list * static_cast<std::size_t>(max_tokens);
+    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_sel) +
+           list * static_cast<std::size_t>(max_tokens);
   }
   // [E]: how many selections of each expert source src_rank made (valid where this rank holds it).
   EPCOMM_HD std::int32_t* sel_count(void* ws, int parity, int src_rank) const {
@@ -172,12 +171,6 @@ struct LlLayout {
            (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
             static_cast<std::size_t>(src_rank)) *
                static_cast<std::size_t>(num_experts);
-  }
-  // [E]: this rank's own running count of its selections of each expert (reset by the send phase
-  // that read it).
-  EPCOMM_HD std::int32_t* tally(void* ws, int parity) const {
-    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_tally) +
-           static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_experts);
   }
   // Combine staging of (token, slot) of the token's owner, in the owner's workspace.
   EPCOMM_HD std::uint16_t* combine_row(void* ws, int parity, std::int64_t token_idx, int slot) const {

@@ -50,7 +50,6 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
       {"dispatch_scales", l.dispatch_scales, 2 * R * T * nb * 4, 128},
       {"dispatch_sel", l.dispatch_sel, 2 * R * E * T * 4, 128},
       {"dispatch_sel_count", l.dispatch_sel_count, 2 * R * E * 4, 128},
-      {"dispatch_tally", l.dispatch_tally, 2 * E * 4, 128},
       {"combine_x", l.combine_x, 2 * T * K * H * 2, 4096},
   };
   for (int h = 0; h < 2; ++h) {
@@ -132,7 +131,6 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
     EXPECT_EQ(at(l.sel(region, 1, R - 1, E - 1) + T), l.dispatch_sel + 2u * R * E * T * 4);
     EXPECT_EQ(at(l.sel(region, 0, 1 % R, 3 % E)), l.dispatch_sel + ((1u % R) * E + 3u % E) * T * 4);
     EXPECT_EQ(at(l.sel_count(region, 1, R - 1) + E), l.dispatch_sel_count + 2u * R * E * 4);
-    EXPECT_EQ(at(l.tally(region, 1) + E), l.dispatch_tally + 2u * E * 4);
     EXPECT_EQ(at(l.combine_row(region, 1, T - 1, K - 1) + H), l.combine_x + 2u * T * K * H * 2);
     for (int h = 0; h < 2; ++h) {
       const std::size_t o = l.outputs[h];

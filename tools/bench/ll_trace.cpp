@@ -15,7 +15,7 @@ namespace epcomm::bench {
 
 namespace {
 
-constexpr const char* kPointNames[kLlTracePoints] = {"entry", "credits",   "sent",     "send-arrived",
+constexpr const char* kPointNames[kLlTracePoints] = {"entry",      "credits",   "sent",     "send-arrived",
                                                      "recv-entry", "done-seen", "received", "exit"};
 
 // One recorded launch: per point, the offsets (us) of the blocks that reached it.
@@ -42,7 +42,8 @@ std::vector<Launch> read_launches(const std::vector<std::uint64_t>& stamps, int 
         }
     launches.push_back(std::move(l));
   }
-  std::sort(launches.begin(), launches.end(), [](const Launch& a, const Launch& b) { return a.begin < b.begin; });
+  std::sort(launches.begin(), launches.end(),
+            [](const Launch& a, const Launch& b) { return a.begin < b.begin; });
   return launches;
 }
 
