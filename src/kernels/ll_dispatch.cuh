@@ -86,7 +86,11 @@ __device__ __forceinline__ int4 cast_fp8(const int4 (&raw)[2], bool round_scale,
                    static_cast<int>(words[3]));
 }
 
-constexpr int kListUnroll = 8;  // 32-selection chunks of topk_idx in flight per lane
+// 32-selection chunks of topk_idx in flight per lane (16: two rounds for ll-dsv3's T * k = 1024;
+// 32 would be one, but spills).
+constexpr int kListUnroll = 16;
+// A list entry packs (token << 8) | slot into an int32.
+static_assert(kLlMaxTopk <= 256 && kLlMaxTokensPerRank * kLlMaxTopk < (std::int64_t{1} << 23));
 
 // One warp builds expert `expert`'s list of this rank's selections, in token order and slot order
 // within a token (the reference's order), and stores it with its length in the expert's holder (a
@@ -101,26 +105,29 @@ __device__ void send_expert_list(const LlDispatchArgs& a, int parity, int expert
   const int holder_rank = expert / l.num_local_experts;
   void* holder = Peers::kStagesLocally ? a.workspace : Peers::target(v, a.workspace, holder_rank);
   std::int32_t* list = l.sel(holder, parity, me, expert);
-  const std::int64_t n = a.num_tokens * a.num_topk;
+  // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
+  const int n = static_cast<int>(a.num_tokens) * a.num_topk;
   std::int64_t count = 0;
-  for (std::int64_t base = 0; base < n; base += 32 * kListUnroll) {
+  for (int base = 0; base < n; base += 32 * kListUnroll) {
     std::int64_t ids[kListUnroll];
 #pragma unroll
     for (int u = 0; u < kListUnroll; ++u) {
-      const std::int64_t i = base + u * 32 + lane;
+      const int i = base + u * 32 + lane;
       ids[u] = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
     }
 #pragma unroll
     for (int u = 0; u < kListUnroll; ++u) {
-      const std::int64_t i = base + u * 32 + lane;
+      const int i = base + u * 32 + lane;
       if (expert == 0 && (ids[u] < -1 || ids[u] >= a.num_experts))
         report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1,
                        ids[u], i / a.num_topk);
       const bool hit = ids[u] == expert;
       const unsigned hits = __ballot_sync(kLlFullMask, hit);
       const std::int64_t at = count + __popc(hits & ((1u << lane) - 1u));
-      if (hit && at < l.max_tokens)
-        list[at] = static_cast<std::int32_t>(((i / a.num_topk) << 8) | (i % a.num_topk));
+      if (hit && at < l.max_tokens) {
+        const int t = i / a.num_topk;
+        list[at] = (t << 8) | (i - t * a.num_topk);
+      }
       count += __popc(hits);
     }
   }
