@@ -34,6 +34,7 @@ enum class CounterId : std::int32_t {
   kCountsReady,    // the peer published its per-destination counts
   kRowsArrived,    // rows the peer has written into this rank's receive region
   kSlotFree,       // the peer finished reading a region this rank wants to reuse
+  kWeightsReady,   // the peer wrote its tokens' combine weights into this rank
 };
 
 struct DeviceStatus {

@@ -31,19 +31,23 @@
 //  5. For each local expert e (blocks split the experts, or the rows of one expert): its rows are
 //     the lists of sources 0..R-1 one after the other (sel_count gives their lengths); row i copies
 //     the staged token its entry names from staging into recv_x[e][i], its scales transposed into
-//     recv_scales[e][.][i], src_info[e][i] = t and route[e][i] = (s, slot); write layout_range and
+//     recv_scales[e][.][i], src_info[e][i] = t, route[e][i] = (s, slot) and token_rows[s][t][slot]
+//     = e * capacity + i (the send phase cleared token_rows to -1); write layout_range and
 //     recv_count.
 //  6. Every block bumps recv_arrivals; the last one release-stores freed[p][d] = seq into every
 //     source's control block (the credit of step 1).
 // Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
 // scheme with the combine control block.
-//  7. Send: each received row (e, i) < recv_count[e] goes back to combine_x[p][t][slot] in its
-//     owner's region (route and src_info of the handle's dispatch tell where). Then
-//     done[p][d] = seq into every rank.
-//  8. Receive: the owner waits for done from every rank, then out[t] = the sum over slots k
-//     ascending with 0 <= topk_idx[t,k] < E of w[t,k] * row[t][k], each product rounded to float32
-//     and added in float32 starting from 0, one BF16 rounding (the reference's exact operations).
-//     Then credits, as in step 6.
+//  7. Send: block 0 writes the owner's top-k weights of its T_s tokens into every holder d at
+//     combine_weights[p][s] and release-stores weights[p][s] = seq there. As a holder, for each
+//     (source s, token t) with rows here (token_rows of the handle's dispatch, filled by its
+//     receive), wait for weights[p][s], then partial = the sum over those slots ascending of
+//     w[t,k] * y[row], each product rounded to float32 and added in float32 from 0, stored at
+//     combine_partial[p][t][d] in the owner. Then done[p][d] = seq into every rank, as in step 3.
+//  8. Receive: the owner waits for done from every rank, then out[t] = the sum of the partials of
+//     the distinct ranks holding t's valid slots (0 <= topk_idx[t,k] < E), in rank order, added in
+//     float32 from 0, one BF16 rounding (the reference's exact operations). Then credits, as in
+//     step 6.
 //
 // Co-residency: a launch that runs both phases spins in its receive phase on the signal its own
 // send-phase blocks give, so its grid never exceeds the SM count (one block per SM).
@@ -53,10 +57,9 @@
 // the workspace is one symmetric allocation and every peer but this rank itself is reached by
 // puts: a dispatch row piece is stored once at its staging slot in this rank's own workspace
 // (slot [p][s][t] is at the same offset on every receiver) and put from there to each
-// destination; each expert's list and count are put by the warp that wrote them. A
-// combine row is put from y when y lies in the workspace (symmetric), else the warp first copies
-// it into the zero-copy buffer of this combine's half (at the row's own position), because a put
-// beyond NVLink may read only symmetric (registered) memory. Each thread completes its puts
+// destination; each expert's list and count are put by the warp that wrote them. Combine weights
+// are put by block 0 (completed before their signal); a partial sum for another owner is computed
+// into combine_stage and put from there. Each thread completes its puts
 // (nvshmem_quiet) before its block arrives, so every put has completed before the last block
 // signals; signals are NVSHMEM signal SETs of seq (values still only grow). Waits stay polls of
 // this rank's own memory.
@@ -115,7 +118,6 @@ struct LlCombineArgs {
   LlLayout layout;
   char* workspace = nullptr;         // this rank's workspace (ll_layout.hpp)
   const std::uint16_t* y = nullptr;  // [nle, capacity, hidden] bf16, dispatch layout
-  bool y_in_workspace = false;       // y lies inside `workspace` (NVSHMEM: puts may read it in place)
   const void* topk_idx = nullptr;    // [num_tokens, num_topk]
   int idx_bytes = 8;
   const float* topk_weights = nullptr;  // [num_tokens, num_topk]
@@ -128,9 +130,6 @@ struct LlCombineArgs {
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
 };
 static_assert(std::is_trivially_copyable_v<LlCombineArgs>);
-
-// Dynamic shared memory a low-latency kernel may ask for (well under every sm_90 limit).
-inline constexpr std::size_t kLlMaxSharedBytes = 96 * 1024;
 
 // Host-side launchers of the CUDA IPC kernels (stream is a cudaStream_t). num_blocks <= the
 // device's SM count. The NVSHMEM kernels' launchers have the same types (runtime/ll_transport.hpp).

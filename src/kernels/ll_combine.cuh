@@ -3,11 +3,13 @@
 // that instantiate it: ll_combine.cu (CUDA IPC) and transport/nvshmem_ll_kernels.cu (NVSHMEM); its
 // definitions sit in an unnamed namespace, one private copy per such unit.
 //
-// Send phase: warps take (received row, 4 KiB part) items over all local experts' valid rows and
-// copy each part of y straight into the combine staging slot (token, top-k slot) of the row's owner.
-// Receive phase: warps take (token, 256-channel part) items; each lane loads the 8 channels of
-// every valid slot of its token first, then sums weight * value in slot order in float32 and
-// rounds once to BF16.
+// Send phase: block 0 first writes this rank's tokens' top-k weights into every holder and signals
+// them. Then, as a holder, warps take (source, token, 256-channel part) items: a token with rows
+// here (the dispatch's token_rows) has its weighted rows summed here, in slot order, in float32 from
+// 0, and that partial sum goes to the token's owner, into the owner's slot for this holder. A token
+// crosses NVLink back once per holder (in float32) instead of once per selected expert (BF16).
+// Receive phase: warps take (token, 256-channel part) items; the owner adds the partials of the
+// ranks holding its token's experts in rank order, in float32 from 0, and rounds once to BF16.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -22,158 +24,82 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kSendPieces = 8;                           // 16-byte pieces per lane per send item
-constexpr int kSendPartChannels = 32 * kSendPieces * 8;  // 2048 BF16 channels = 4 KiB
-constexpr int kReduceChannels = 32 * 8;                  // one 16-byte piece (8 channels) per lane
+constexpr int kPartChannels = 32 * 8;  // 8 channels per lane: 16 bytes of BF16 in, 32 of float out
+constexpr int kRankBatch = 4;          // partials one lane loads at once in the receive phase
 
 // ---- send phase -----------------------------------------------------------------------------
 
-// first[e] = rows of local experts before e (first[nle] = all rows): the dispatch's recv_count,
-// each clamped to the capacity. One warp scans; every thread of the block calls it.
-__device__ void expert_prefix(const LlCombineArgs& a, std::int32_t* first) {
-  const LlLayout& l = a.layout;
-  const std::int32_t* counts = l.recv_count(a.workspace, a.dispatch_half);
-  const int nle = l.num_local_experts, lane = threadIdx.x % 32;
-  if (threadIdx.x < 32) {
-    std::int32_t carry = 0;
-    for (int e0 = 0; e0 < nle; e0 += 32) {
-      const int e = e0 + lane;
-      const std::int32_t n =
-          e < nle ? static_cast<std::int32_t>(
-                        min(max(static_cast<std::int64_t>(counts[e]), std::int64_t{0}), l.capacity))
-                  : 0;
-      std::int32_t incl = n;
-      for (int off = 1; off < 32; off <<= 1) {
-        const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
-        if (lane >= off) incl += y;
-      }
-      if (e < nle) first[e] = carry + incl - n;
-      carry += __shfl_sync(kLlFullMask, incl, 31);
-    }
-    if (lane == 0) first[nle] = carry;
-  }
-  __syncthreads();
-}
-
-// The local expert holding global row g: the largest e with first[e] <= g.
-__device__ __forceinline__ int expert_of_row(const std::int32_t* first, int nle, std::int32_t g) {
-  int lo = 0, hi = nle - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (first[mid] <= g)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  return lo;
-}
-
-// The warp copies part `part` (kSendPartChannels channels) of a row from `src` to `dst` (both
-// [hidden] bf16 rows).
-__device__ __forceinline__ void copy_part(const int4* src, int4* dst, int part, int pieces_per_row) {
-  const int lane = threadIdx.x % 32;
-  int4 piece[kSendPieces];
-#pragma unroll
-  for (int u = 0; u < kSendPieces; ++u) {
-    const int i = part * (kSendPartChannels / 8) + u * 32 + lane;
-    if (i < pieces_per_row) piece[u] = ptx::ld_nc_na_v4(src + i);
-  }
-#pragma unroll
-  for (int u = 0; u < kSendPieces; ++u) {
-    const int i = part * (kSendPartChannels / 8) + u * 32 + lane;
-    if (i < pieces_per_row) ptx::st_na_v4(dst + i, piece[u]);
-  }
-}
-
-// Staging policies only, the whole warp: puts part `part` of received row `row` into the combine
-// staging slot (t, slot) of its owner. NOTE: a put beyond NVLink may read only symmetric memory:
-// y is read in place when it lies in the workspace (the zero-copy buffer, or dispatch outputs);
-// otherwise the part is first copied into the zero-copy buffer of this combine's half, at the
-// row's own position (this combine does not use that buffer; the next combine uses the other).
+// Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me] (a staging
+// policy: its own copy, then one put per peer), then weights[p][me] = seq is signalled to each.
 template <typename Peers>
-__device__ __forceinline__ void put_part_back(const LlCombineArgs& a, int parity, std::int64_t row, int part,
-                                              int owner, std::int32_t t, int slot) {
+__device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq) {
   const LlLayout& l = a.layout;
-  const std::int64_t first = static_cast<std::int64_t>(part) * kSendPartChannels;
-  const std::int64_t channels = min(static_cast<std::int64_t>(kSendPartChannels), l.hidden - first);
-  const std::uint16_t* src = a.y + row * l.hidden;
-  if (!a.y_in_workspace) {
-    std::uint16_t* stage = l.zero_copy_y(a.workspace, a.half) + row * l.hidden;
-    copy_part(reinterpret_cast<const int4*>(src), reinterpret_cast<int4*>(stage), part,
-              static_cast<int>(l.hidden / 8));
-    __syncwarp();
-    src = stage;
+  const DomainView& v = a.view;
+  const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk;
+  const std::int64_t n = a.num_tokens * a.num_topk;
+  const int first_target = Peers::kStagesLocally ? me : 0;
+  const int end_target = Peers::kStagesLocally ? me + 1 : R;
+  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float w = a.topk_weights[i];
+    const std::int64_t t = i / a.num_topk, j = i % a.num_topk;
+    for (int d = first_target; d < end_target; ++d)
+      l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
   }
-  Peers::put_warp(a.view, l.combine_row(a.workspace, parity, t, slot) + first, src + first,
-                  static_cast<std::size_t>(channels) * sizeof(std::uint16_t), owner);
+  if constexpr (Peers::kStagesLocally) {
+    __syncthreads();
+    float* mine = l.combine_weights_of(a.workspace, parity, me);
+    const std::size_t bytes = sizeof(float) * static_cast<std::size_t>(a.num_tokens * K);
+    for (int d = static_cast<int>(threadIdx.x / 32); d < R; d += kLlWarps)
+      if (d != me && bytes > 0) Peers::put_warp(v, mine, mine, bytes, d);
+    Peers::finish_sends();
+  }
+  __syncthreads();  // every store and completed put of the block comes before any signal
+  ll_signal_all<Peers>(
+      v, l, a.workspace, kLlKindCombine, [&](LlControl* c) { return &c->weights[parity][me]; }, seq);
 }
 
+// As a holder: the partial sums of every token with rows here. Returns false when a wait failed.
 template <typename Peers>
-__device__ void send_rows_back(const LlCombineArgs& a, int parity, const std::int32_t* first) {
+__device__ bool send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
-  const std::int32_t* route = l.route(ws, a.dispatch_half);
-  const std::int32_t* src_info = l.src_info(ws, a.dispatch_half);
-  const int nle = l.num_local_experts;
-  const int parts = static_cast<int>((l.hidden + kSendPartChannels - 1) / kSendPartChannels);
-  const std::int64_t items = static_cast<std::int64_t>(first[nle]) * parts;
-  const int pieces_per_row = static_cast<int>(l.hidden / 8);
+  const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk, lane = threadIdx.x % 32;
+  const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+  const std::int64_t per_source = l.max_tokens * parts;
+  const std::int64_t items = R * per_source;
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const LlControl* mine = l.control_of(ws, kLlKindCombine);
+  int weights_seen = -1;  // the last source whose weights this warp waited for
   for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
        item += num_warps) {
-    const auto g = static_cast<std::int32_t>(item / parts);
+    const int s = static_cast<int>(item / per_source);
+    const std::int64_t t = (item % per_source) / parts;
     const int part = static_cast<int>(item % parts);
-    const int e = expert_of_row(first, nle, g);
-    const std::int64_t row = static_cast<std::int64_t>(e) * l.capacity + (g - first[e]);
-    const std::int32_t r = route[row];
-    const int owner = ll_route_rank(r), slot = ll_route_slot(r);
-    const std::int32_t t = src_info[row];
-    // A corrupted handle must not write outside the staging.
-    if (owner < 0 || owner >= v.num_domain_ranks || slot >= l.max_topk || t < 0 || t >= l.max_tokens)
-      continue;
-    if constexpr (Peers::kStagesLocally) {
-      if (owner != v.domain_rank) {
-        put_part_back<Peers>(a, parity, row, part, owner, t, slot);
-        continue;
-      }
-    }
-    const auto* src = reinterpret_cast<const int4*>(a.y + row * l.hidden);
-    auto* dst = reinterpret_cast<int4*>(l.combine_row(Peers::target(v, a.workspace, owner), parity, t, slot));
-    copy_part(src, dst, part, pieces_per_row);
-  }
-}
-
-// ---- receive phase --------------------------------------------------------------------------
-
-__device__ void reduce_tokens(const LlCombineArgs& a, int parity) {
-  const LlLayout& l = a.layout;
-  void* ws = a.workspace;
-  const int lane = threadIdx.x % 32;
-  const int parts = static_cast<int>((l.hidden + kReduceChannels - 1) / kReduceChannels);
-  const std::int64_t items = a.num_tokens * parts;
-  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
-  std::uint16_t* out = l.combine_out(ws, a.half);
-  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
-       item += num_warps) {
-    const std::int64_t t = item / parts;
-    const int part = static_cast<int>(item % parts);
-    float weight = 0.0f;
-    bool selected = false;
-    if (lane < a.num_topk) {
-      const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
-      selected = e >= 0 && e < a.num_experts;
-      weight = a.topk_weights[t * a.num_topk + lane];
-    }
-    const unsigned slots = __ballot_sync(kLlFullMask, selected);
-    const std::int64_t c0 = static_cast<std::int64_t>(part) * kReduceChannels + lane * 8;
+    const std::int32_t row = lane < K ? l.token_rows(ws, a.dispatch_half, s)[t * K + lane] : -1;
+    const unsigned slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
+    if (slots == 0) continue;  // warp-uniform: no row of this token here
+    const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * 8;
     const bool valid = c0 < l.hidden;
-    // Loads of every slot first (they overlap), then the sums in slot order.
-    int4 rows[kLlMaxTopk] = {};
+    // The rows' loads first (they need no weights), in slot order.
+    int4 vals[kLlMaxTopk] = {};
 #pragma unroll
-    for (int j = 0; j < kLlMaxTopk; ++j)
+    for (int j = 0; j < kLlMaxTopk; ++j) {
+      const std::int32_t r = __shfl_sync(kLlFullMask, row, j);
       if (valid && ((slots >> j) & 1u) != 0)
-        rows[j] = ptx::ld_v4(reinterpret_cast<const int4*>(l.combine_row(ws, parity, t, j) + c0));
+        vals[j] = ptx::ld_nc_na_v4(
+            reinterpret_cast<const int4*>(a.y + static_cast<std::int64_t>(r) * l.hidden + c0));
+    }
+    if (s != weights_seen) {
+      bool ok = true;
+      if (lane == 0)
+        ok = wait_at_least(&mine->weights[parity][s], seq, v, OpId::kLlCombine, CounterId::kWeightsReady,
+                           v.domain_base_rank + s);
+      if (!__shfl_sync(kLlFullMask, ok, 0)) return false;
+      weights_seen = s;
+    }
+    const float weight =
+        ((slots >> lane) & 1u) != 0 ? l.combine_weights_of(ws, parity, s)[t * K + lane] : 0.0f;
     float acc[8];
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
@@ -181,7 +107,7 @@ __device__ void reduce_tokens(const LlCombineArgs& a, int parity) {
     for (int j = 0; j < kLlMaxTopk; ++j) {
       const float w = __shfl_sync(kLlFullMask, weight, j);
       if (((slots >> j) & 1u) == 0) continue;
-      const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&rows[j]);
+      const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&vals[j]);
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const float2 f = __bfloat1622float2(pairs[i]);
@@ -189,6 +115,84 @@ __device__ void reduce_tokens(const LlCombineArgs& a, int parity) {
         acc[2 * i] = __fadd_rn(acc[2 * i], __fmul_rn(w, f.x));
         acc[2 * i + 1] = __fadd_rn(acc[2 * i + 1], __fmul_rn(w, f.y));
       }
+    }
+    const bool staged = Peers::kStagesLocally && s != me;
+    float* dst = staged ? l.combine_staged(ws, parity, s, t)
+                        : l.combine_partial(Peers::target(v, a.workspace, s), parity, t, me);
+    if (valid) {
+      auto* out = reinterpret_cast<int4*>(dst + c0);
+      ptx::st_na_v4(out, make_int4(__float_as_int(acc[0]), __float_as_int(acc[1]), __float_as_int(acc[2]),
+                                   __float_as_int(acc[3])));
+      ptx::st_na_v4(out + 1, make_int4(__float_as_int(acc[4]), __float_as_int(acc[5]), __float_as_int(acc[6]),
+                                       __float_as_int(acc[7])));
+    }
+    if constexpr (Peers::kStagesLocally) {
+      if (staged) {
+        __syncwarp();
+        const std::int64_t first = static_cast<std::int64_t>(part) * kPartChannels;
+        const std::int64_t channels = min(static_cast<std::int64_t>(kPartChannels), l.hidden - first);
+        Peers::put_warp(v, l.combine_partial(ws, parity, t, me) + first, dst + first,
+                        sizeof(float) * static_cast<std::size_t>(channels), s);
+      }
+    }
+  }
+  return true;
+}
+
+// ---- receive phase --------------------------------------------------------------------------
+
+__device__ void reduce_partials(const LlCombineArgs& a, int parity) {
+  const LlLayout& l = a.layout;
+  void* ws = a.workspace;
+  const int R = a.view.num_domain_ranks, lane = threadIdx.x % 32;
+  const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+  const std::int64_t items = a.num_tokens * parts;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  std::uint16_t* out = l.combine_out(ws, a.half);
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
+       item += num_warps) {
+    const std::int64_t t = item / parts;
+    const int part = static_cast<int>(item % parts);
+    // The rank holding each valid slot's expert (R: none).
+    unsigned rank = static_cast<unsigned>(R);
+    if (lane < a.num_topk) {
+      const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
+      if (e >= 0 && e < a.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
+    }
+    const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * 8;
+    const bool valid = c0 < l.hidden;
+    float acc[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
+    // The distinct holders in ascending order, kRankBatch at a time: loads first, then the sums.
+    int last = -1;
+    bool more = true;
+    while (more) {
+      int holder[kRankBatch];
+      bool has[kRankBatch];
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        const unsigned candidate = static_cast<int>(rank) > last ? rank : static_cast<unsigned>(R);
+        holder[b] = static_cast<int>(__reduce_min_sync(kLlFullMask, candidate));
+        has[b] = holder[b] < R;
+        if (has[b]) last = holder[b];
+      }
+      int4 part_values[kRankBatch][2];
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b)
+        if (has[b] && valid) {
+          const auto* src = reinterpret_cast<const int4*>(l.combine_partial(ws, parity, t, holder[b]) + c0);
+          part_values[b][0] = ptx::ld_v4(src);
+          part_values[b][1] = ptx::ld_v4(src + 1);
+        }
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        if (!has[b]) continue;
+        const int* words = reinterpret_cast<const int*>(part_values[b]);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[i] = __fadd_rn(acc[i], __int_as_float(words[i]));
+      }
+      more = has[kRankBatch - 1];
     }
     if (!valid) continue;
     std::uint32_t words[4];
@@ -206,25 +210,20 @@ __device__ void reduce_tokens(const LlCombineArgs& a, int parity) {
 
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
-  extern __shared__ std::int32_t first[];  // [nle + 1]
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace,
-      [&](int parity) {
-        expert_prefix(a, first);
-        send_rows_back<Peers>(a, parity, first);
+      [&](int parity, std::uint64_t seq) {
+        if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq);
+        send_partials<Peers>(a, parity, seq);
       },
-      [&](int) {},  // every row was put by its warp
-      [&](int parity) { reduce_tokens(a, parity); });
+      [&](int) {},  // every partial was put by its warp
+      [&](int parity) { reduce_partials(a, parity); });
 }
 
 // The launcher of the instantiation for `Peers`.
 template <typename Peers>
 void launch_ll_combine_with(const LlCombineArgs& args, int num_blocks, void* stream) {
-  const std::size_t smem = sizeof(std::int32_t) * static_cast<std::size_t>(args.layout.num_local_experts + 1);
-  if (smem > 48 * 1024)
-    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(
-        ll_combine_kernel<Peers>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  ll_combine_kernel<Peers><<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
+  ll_combine_kernel<Peers><<<num_blocks, kLlThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

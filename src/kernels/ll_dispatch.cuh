@@ -86,6 +86,18 @@ __device__ __forceinline__ int4 cast_fp8(const int4 (&raw)[2], bool round_scale,
                    static_cast<int>(words[3]));
 }
 
+// The map from (source, token, slot) to the row it arrives in starts empty (-1) in this call's
+// outputs; this rank's receive phase fills it, after every block of the grid has cleared its share
+// (the receive waits for this rank's own completion signal too).
+__device__ void clear_token_rows(const LlDispatchArgs& a) {
+  const LlLayout& l = a.layout;
+  std::int32_t* rows = l.token_rows(a.workspace, a.half, 0);
+  const std::int64_t n = static_cast<std::int64_t>(l.num_ranks) * l.max_tokens * l.max_topk;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    rows[i] = -1;
+}
+
 // 32-selection chunks of topk_idx in flight per lane (16: two rounds for ll-dsv3's T * k = 1024;
 // 32 would be one, but spills).
 constexpr int kListUnroll = 16;
@@ -336,6 +348,7 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
   if (lane == 0) {
     l.src_info(ws, a.half)[out_row] = static_cast<std::int32_t>(t);
     l.route(ws, a.half)[out_row] = ll_pack_route(s, slot);
+    l.token_rows(ws, a.half, s)[t * l.max_topk + slot] = static_cast<std::int32_t>(out_row);
   }
 }
 
@@ -403,7 +416,8 @@ template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
-      [&](int parity) {
+      [&](int parity, std::uint64_t) {
+        clear_token_rows(a);
         send_selections<Peers>(a, parity);
         send_rows<Peers>(a, parity);
       },

@@ -10,10 +10,12 @@
 //   [ dispatch staging scales: [2][R][T][hidden/128] f32 (UE8M0: ceil(hidden/512) packed words) ]
 //   [ dispatch selections:     [2][R sources][E experts][T] int32 ((token << 8) | top-k slot)    ]
 //   [ dispatch selection counts: [2][R sources][E] int32                                        ]
-//   [ combine staging x:       [2 parities][T tokens][max_topk slots][hidden] bf16               ]
+//   [ combine weights:         [2 parities][R sources][T tokens][max_topk] f32 (the owners')     ]
+//   [ combine partials:        [2 parities][T tokens][R holders][hidden] f32 (into the owner)     ]
+//   [ combine stage:           [2 parities][R owners][T tokens][hidden] f32 (puts' source)        ]
 //   [ zero-copy y, half 0 | half 1: [nle][R*T][hidden] bf16 each                                 ]
 //   [ outputs, half 0 | half 1: recv_x | recv_scales | recv_count | layout_range | src_info |
-//                                route | combine out                                            ]
+//                                route | token_rows | combine out                               ]
 //
 // Staging sections are indexed by the device-side parity of an operation (ll_args.hpp); outputs
 // and zero-copy buffers by the host-side half the call returned views of.
@@ -43,8 +45,9 @@ struct LlControl {
   std::uint32_t recv_arrivals;  // receive-phase blocks done in the running launch (last one resets)
   std::uint8_t pad[128 - 32];
   // Written by peers (release stores; read with acquire loads).
-  std::uint64_t done[2][kMaxDomainRanks];   // [parity][source]: seq whose writes into me are complete
-  std::uint64_t freed[2][kMaxDomainRanks];  // [parity][receiver]: seq whose staging it finished reading
+  std::uint64_t done[2][kMaxDomainRanks];     // [parity][source]: seq whose writes into me are complete
+  std::uint64_t freed[2][kMaxDomainRanks];    // [parity][receiver]: seq whose staging it finished reading
+  std::uint64_t weights[2][kMaxDomainRanks];  // [parity][source]: seq whose combine weights are in place
 };
 static_assert(sizeof(LlControl) % kLlSmallAlignment == 0);
 
@@ -63,13 +66,13 @@ struct LlLayout {
   std::size_t control = 0;
   int num_experts = 0;  // E (global)
   std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0;
-  std::size_t combine_x = 0;
+  std::size_t combine_weights = 0, combine_part = 0, combine_stage = 0;
   std::size_t combine_y[2] = {};
   std::size_t outputs[2] = {};
   std::size_t output_bytes = 0;  // one half's output block
   // Offsets inside an output block.
   std::size_t out_recv_x = 0, out_recv_scales = 0, out_recv_count = 0, out_layout_range = 0, out_src_info = 0,
-              out_route = 0, out_combine = 0;
+              out_route = 0, out_token_rows = 0, out_combine = 0;
   std::size_t total_bytes = 0;  // bytes of the workspace (<= the region's data area with CUDA IPC)
 
   EPCOMM_HD static LlLayout make(int num_ranks, std::int64_t max_tokens, std::int64_t hidden, int num_experts,
@@ -105,8 +108,12 @@ struct LlLayout {
     at += 2u * R * E * T * 4u;
     l.dispatch_sel_count = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * E * 4u;
-    l.combine_x = at = align_up(at, kLlLargeAlignment);
-    at += 2u * T * K * H * 2u;
+    l.combine_weights = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * T * K * 4u;
+    l.combine_part = at = align_up(at, kLlLargeAlignment);
+    at += 2u * T * R * H * 4u;
+    l.combine_stage = at = align_up(at, kLlLargeAlignment);
+    at += 2u * R * T * H * 4u;
     for (int h = 0; h < 2; ++h) {
       l.combine_y[h] = at = align_up(at, kLlLargeAlignment);
       at += nle * cap * H * 2u;
@@ -125,6 +132,8 @@ struct LlLayout {
     o += nle * cap * 4u;
     l.out_route = o = align_up(o, kLlSmallAlignment);
     o += nle * cap * 4u;
+    l.out_token_rows = o = align_up(o, kLlSmallAlignment);
+    o += R * T * K * 4u;
     l.out_combine = o = align_up(o, kLlSmallAlignment);
     o += T * H * 2u;
     l.output_bytes = align_up(o, kLlLargeAlignment);
@@ -172,13 +181,28 @@ struct LlLayout {
             static_cast<std::size_t>(src_rank)) *
                static_cast<std::size_t>(num_experts);
   }
-  // Combine staging of (token, slot) of the token's owner, in the owner's workspace.
-  EPCOMM_HD std::uint16_t* combine_row(void* ws, int parity, std::int64_t token_idx, int slot) const {
+  // [T][max_topk]: the combine weights of source src_rank's tokens, in a holder's workspace.
+  EPCOMM_HD float* combine_weights_of(void* ws, int parity, int src_rank) const {
+    return reinterpret_cast<float*>(base(ws) + combine_weights) +
+           (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
+            static_cast<std::size_t>(src_rank)) *
+               static_cast<std::size_t>(max_tokens) * static_cast<std::size_t>(max_topk);
+  }
+  // [hidden]: holder `holder`'s partial sum of token token_idx, in the token's owner's workspace.
+  EPCOMM_HD float* combine_partial(void* ws, int parity, std::int64_t token_idx, int holder) const {
     const std::size_t row = (static_cast<std::size_t>(parity) * static_cast<std::size_t>(max_tokens) +
                              static_cast<std::size_t>(token_idx)) *
-                                static_cast<std::size_t>(max_topk) +
-                            static_cast<std::size_t>(slot);
-    return reinterpret_cast<std::uint16_t*>(base(ws) + combine_x) + row * static_cast<std::size_t>(hidden);
+                                static_cast<std::size_t>(num_ranks) +
+                            static_cast<std::size_t>(holder);
+    return reinterpret_cast<float*>(base(ws) + combine_part) + row * static_cast<std::size_t>(hidden);
+  }
+  // [hidden]: where a staging transport computes its partial of owner `owner`'s token before the put.
+  EPCOMM_HD float* combine_staged(void* ws, int parity, int owner, std::int64_t token_idx) const {
+    const std::size_t row = (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
+                             static_cast<std::size_t>(owner)) *
+                                static_cast<std::size_t>(max_tokens) +
+                            static_cast<std::size_t>(token_idx);
+    return reinterpret_cast<float*>(base(ws) + combine_stage) + row * static_cast<std::size_t>(hidden);
   }
 
   // ---- this rank's outputs of host half `half` ----
@@ -202,6 +226,13 @@ struct LlLayout {
   // [nle][capacity]: (source rank << 8) | top-k slot of each received row (combine's route back).
   EPCOMM_HD std::int32_t* route(void* ws, int half) const {
     return reinterpret_cast<std::int32_t*>(output_block(ws, half) + out_route);
+  }
+  // [R][T][max_topk]: the local row (expert * capacity + row) that (source, token, slot) was
+  // received into, or -1: the dispatch's map for its combine.
+  EPCOMM_HD std::int32_t* token_rows(void* ws, int half, int src_rank) const {
+    return reinterpret_cast<std::int32_t*>(output_block(ws, half) + out_token_rows) +
+           static_cast<std::size_t>(src_rank) * static_cast<std::size_t>(max_tokens) *
+               static_cast<std::size_t>(max_topk);
   }
   EPCOMM_HD std::uint16_t* combine_out(void* ws, int half) const {
     return reinterpret_cast<std::uint16_t*>(output_block(ws, half) + out_combine);

@@ -105,7 +105,7 @@ struct LlTracer {
 };
 
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
-// 6): the send phase waits for credits, runs `send(parity)`, and its last block publishes the
+// 6): the send phase waits for credits, runs `send(parity, seq)`, and its last block publishes the
 // operation's seq and signals `done` to every peer; the receive phase waits for every peer's
 // `done`, runs `receive(parity)`, and its last block signals `freed`. `own` is this rank's
 // workspace. The last send block runs `publish(parity)` (what needs the whole grid's sends: counts,
@@ -127,7 +127,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     tracer.mark(kLlTraceEntry, entered);
     if (!ll_wait_credits(mine, parity, seq, v, op)) return;
     tracer.mark(kLlTraceCredits);
-    send(parity);
+    send(parity, seq);
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     tracer.mark(kLlTraceSent);
     if (ll_arrive_last(&mine->send_arrivals)) {

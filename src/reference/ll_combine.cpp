@@ -87,29 +87,36 @@ std::vector<std::vector<uint16_t>> ll_combine(const Geometry& geometry, int64_t 
   check_inputs(geometry, hidden, dispatch, y, inputs, topk_weights);
   const int64_t num_local_experts = geometry.num_local_experts();
   std::vector<std::vector<uint16_t>> outputs(geometry.num_ranks);
-  std::vector<float> acc(hidden);
+  std::vector<float> acc(hidden), partial(hidden);
   for (int src_rank = 0; src_rank < geometry.num_ranks; ++src_rank) {
     const LlRankInput& in = inputs[src_rank];
     outputs[src_rank].resize(in.num_tokens * hidden);
     for (int64_t token_idx = 0; token_idx < in.num_tokens; ++token_idx) {
       std::fill(acc.begin(), acc.end(), 0.0f);
       const int64_t* experts = in.topk_idx.data() + token_idx * in.num_topk;
-      // out[t] = sum over slots k (ascending) with topk_idx[t,k] >= 0 of w[t,k] * y_e[row of t],
-      // each term w * y rounded to float, then added in float32.
-      for (int slot = 0; slot < in.num_topk; ++slot) {
-        const int64_t expert_idx = experts[slot];
-        if (expert_idx < 0) continue;
-        const int occurrence = static_cast<int>(std::count(experts, experts + slot, expert_idx));
-        const int64_t row = find_row(geometry, dispatch, src_rank, token_idx, expert_idx, occurrence);
-        const int dst_rank = geometry.rank_of_expert(expert_idx);
-        const int64_t local_expert = expert_idx % num_local_experts;
-        const uint16_t* y_row =
-            y[dst_rank].data() + (local_expert * dispatch[dst_rank].capacity + row) * hidden;
-        const float weight = topk_weights[src_rank][token_idx * in.num_topk + slot];
-        for (int64_t h = 0; h < hidden; ++h) {
-          const float term = weight * bf16_to_float(y_row[h]);
-          acc[h] += term;
+      // out[t] = sum over the ranks holding t's experts (ascending) of that rank's partial: the sum
+      // over t's slots k (ascending) with an expert there of w[t,k] * y_e[row of t], each term
+      // rounded to float and added in float32 from 0; the partials are added in float32 from 0.
+      for (int dst_rank = 0; dst_rank < geometry.num_ranks; ++dst_rank) {
+        bool held = false;
+        std::fill(partial.begin(), partial.end(), 0.0f);
+        for (int slot = 0; slot < in.num_topk; ++slot) {
+          const int64_t expert_idx = experts[slot];
+          if (expert_idx < 0 || geometry.rank_of_expert(expert_idx) != dst_rank) continue;
+          held = true;
+          const int occurrence = static_cast<int>(std::count(experts, experts + slot, expert_idx));
+          const int64_t row = find_row(geometry, dispatch, src_rank, token_idx, expert_idx, occurrence);
+          const int64_t local_expert = expert_idx % num_local_experts;
+          const uint16_t* y_row =
+              y[dst_rank].data() + (local_expert * dispatch[dst_rank].capacity + row) * hidden;
+          const float weight = topk_weights[src_rank][token_idx * in.num_topk + slot];
+          for (int64_t h = 0; h < hidden; ++h) {
+            const float term = weight * bf16_to_float(y_row[h]);
+            partial[h] += term;
+          }
         }
+        if (!held) continue;
+        for (int64_t h = 0; h < hidden; ++h) acc[h] += partial[h];
       }
       // One BF16 rounding per element; a token with no expert comes out as zeros.
       for (int64_t h = 0; h < hidden; ++h) outputs[src_rank][token_idx * hidden + h] = float_to_bf16(acc[h]);

@@ -187,9 +187,10 @@ std::vector<LlRankOutput> ll_dispatch(const Geometry& geometry, int64_t hidden, 
 // ---- low-latency combine ---------------------------------------------------------------------
 
 // y[rank]: [nle, capacity, hidden] BF16 in the layout of dispatch[rank]. Returns out per rank,
-// [num_tokens, hidden] BF16: out[t] = sum over k (ascending) with topk_idx[t,k] >= 0 of
-// topk_weights[t,k] * y_{expert}[row of t], float32 accumulation, one BF16 rounding (each term
-// is the float product w * y, added in slot order). The row of t in expert e is the one of source
+// [num_tokens, hidden] BF16: out[t] = sum over k with topk_idx[t,k] >= 0 of topk_weights[t,k] *
+// y_{expert}[row of t], float32 accumulation, one BF16 rounding, in this order: for each rank
+// holding one of t's experts (ascending), a partial sum of its slots' terms (ascending; each term
+// the float product w * y, added from 0), then the partials added from 0 in rank order. The row of t in expert e is the one of source
 // rank = this rank in dispatch[rank_of_expert(e)].layout_range whose src_info is t; a token naming
 // e in several slots matches its rows to its slots in order. inputs[r].x is not read.
 std::vector<std::vector<uint16_t>> ll_combine(const Geometry& geometry, int64_t hidden,

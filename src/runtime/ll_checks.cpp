@@ -43,11 +43,6 @@ void check_ll_options(const LowLatencyOptions& ll, int num_ranks) {
   check_experts(ll.num_experts, num_ranks);
   EPCOMM_CHECK_ARG(ll.max_topk >= 1 && ll.max_topk <= kLlMaxTopk, "max_topk: expected 1 to ", kLlMaxTopk,
                    ", got ", ll.max_topk);
-  // Shared memory of the combine send phase: per-expert prefixes.
-  const std::size_t combine_smem = 4u * (static_cast<std::size_t>(ll.num_experts / num_ranks) + 1u);
-  EPCOMM_REQUIRE(combine_smem <= kLlMaxSharedBytes, ErrorCategory::kUnsupported, "num_experts: at most ",
-                 kLlMaxSharedBytes / 4 - 1, " local experts per rank supported, got ",
-                 ll.num_experts / num_ranks);
 }
 
 void check_ll_buffer(const BufferOptions& options, const LowLatencyOptions& ll, int num_ranks) {

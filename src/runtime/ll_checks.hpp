@@ -14,7 +14,6 @@
 namespace epcomm::checks {
 
 // Dynamic shared memory a low-latency kernel may ask for (kernels/ll_args.hpp).
-using epcomm::kLlMaxSharedBytes;
 
 // BufferOptions::ll_transport, checked first by every Buffer constructor (before any collective
 // step, so every rank refuses alike): a known value; kNvshmem only with low_latency_mode, in a

@@ -27,10 +27,6 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.layout = st.layout;
   a.workspace = ws;
   a.y = static_cast<const std::uint16_t*>(y.data);
-  // Whether puts may read y in place (NVSHMEM: only symmetric memory, ll_args.hpp).
-  const auto y_begin = reinterpret_cast<std::uintptr_t>(y.data);
-  const auto ws_begin = reinterpret_cast<std::uintptr_t>(ws);
-  a.y_in_workspace = y_begin >= ws_begin && y_begin + y.nbytes() <= ws_begin + st.layout.total_bytes;
   a.topk_idx = topk_idx.data;
   a.idx_bytes = static_cast<int>(dtype_size(topk_idx.dtype));
   a.topk_weights = static_cast<const float*>(topk_weights.data);

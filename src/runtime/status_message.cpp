@@ -38,6 +38,8 @@ const char* to_string(CounterId counter) noexcept {
       return "rows arrived";
     case CounterId::kSlotFree:
       return "slot free";
+    case CounterId::kWeightsReady:
+      return "combine weights ready";
   }
   return "unknown counter";
 }

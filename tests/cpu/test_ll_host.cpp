@@ -50,7 +50,9 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
       {"dispatch_scales", l.dispatch_scales, 2 * R * T * nb * 4, 128},
       {"dispatch_sel", l.dispatch_sel, 2 * R * E * T * 4, 128},
       {"dispatch_sel_count", l.dispatch_sel_count, 2 * R * E * 4, 128},
-      {"combine_x", l.combine_x, 2 * T * K * H * 2, 4096},
+      {"combine_weights", l.combine_weights, 2 * R * T * K * 4, 128},
+      {"combine_part", l.combine_part, 2 * T * R * H * 4, 4096},
+      {"combine_stage", l.combine_stage, 2 * R * T * H * 4, 4096},
   };
   for (int h = 0; h < 2; ++h) {
     const std::string half = "[" + std::to_string(h) + "]";
@@ -62,6 +64,7 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
     s.push_back({"layout_range" + half, o + l.out_layout_range, nle * R * 8, 128});
     s.push_back({"src_info" + half, o + l.out_src_info, nle * cap * 4, 128});
     s.push_back({"route" + half, o + l.out_route, nle * cap * 4, 128});
+    s.push_back({"token_rows" + half, o + l.out_token_rows, R * T * K * 4, 128});
     s.push_back({"combine_out" + half, o + l.out_combine, T * H * 2, 128});
   }
   return s;
@@ -131,7 +134,11 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
     EXPECT_EQ(at(l.sel(region, 1, R - 1, E - 1) + T), l.dispatch_sel + 2u * R * E * T * 4);
     EXPECT_EQ(at(l.sel(region, 0, 1 % R, 3 % E)), l.dispatch_sel + ((1u % R) * E + 3u % E) * T * 4);
     EXPECT_EQ(at(l.sel_count(region, 1, R - 1) + E), l.dispatch_sel_count + 2u * R * E * 4);
-    EXPECT_EQ(at(l.combine_row(region, 1, T - 1, K - 1) + H), l.combine_x + 2u * T * K * H * 2);
+    EXPECT_EQ(at(l.combine_weights_of(region, 1, R - 1) + T * K), l.combine_weights + 2u * R * T * K * 4);
+    EXPECT_EQ(at(l.combine_partial(region, 1, T - 1, R - 1) + H), l.combine_part + 2u * T * R * H * 4);
+    EXPECT_EQ(at(l.combine_partial(region, 0, 1 % T, 1 % R)),
+              l.combine_part + ((1u % T) * R + 1u % R) * H * 4);
+    EXPECT_EQ(at(l.combine_staged(region, 1, R - 1, T - 1) + H), l.combine_stage + 2u * R * T * H * 4);
     for (int h = 0; h < 2; ++h) {
       const std::size_t o = l.outputs[h];
       const auto nle = static_cast<std::size_t>(l.num_local_experts),
@@ -143,6 +150,7 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
       EXPECT_EQ(at(l.layout_range(region, h) + nle * R), o + l.out_layout_range + nle * R * 8);
       EXPECT_EQ(at(l.src_info(region, h) + nle * cap), o + l.out_src_info + nle * cap * 4);
       EXPECT_EQ(at(l.route(region, h) + nle * cap), o + l.out_route + nle * cap * 4);
+      EXPECT_EQ(at(l.token_rows(region, h, R - 1) + T * K), o + l.out_token_rows + R * T * K * 4);
       EXPECT_EQ(at(l.combine_out(region, h) + T * H),
                 o + l.out_combine + static_cast<std::size_t>(T * H * 2));
       EXPECT_EQ(at(l.zero_copy_y(region, h)), l.combine_y[h]);

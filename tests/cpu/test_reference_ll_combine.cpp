@@ -108,6 +108,32 @@ TEST(ReferenceLlCombine, HandScenarioThroughDispatch) {
   EXPECT_EQ(out[1], bf16_of({7.5f, 9, 0, 0, 9, 10}));
 }
 
+// Float32 addition is not associative, so the order is part of the contract (the GPU kernels
+// reproduce it bit for bit): each holding rank's partial first, then the partials in rank order.
+// Terms 2^24 (rank 0), 1 (rank 1), -2^24 (rank 0) in slot order: added slot by slot they give 0
+// (2^24 + 1 rounds back to 2^24); per rank first, (2^24 - 2^24) + 1 = 1.
+TEST(ReferenceLlCombine, AddsEachRanksPartialThenTheRanksInOrder) {
+  std::vector<LlRankInput> inputs(2);
+  inputs[0].num_tokens = 1;
+  inputs[0].num_topk = 3;
+  inputs[0].topk_idx = {0, 2, 1};
+  inputs[0].x = bf16_of({1, 1});
+  inputs[1].num_topk = 3;
+  const std::vector<LlRankOutput> handles = ll_dispatch(kHandGeometry, 2, 1, inputs, {.use_fp8 = false});
+  // Every row of expert e holds value_of[e] (experts 0, 1 on rank 0; 2, 3 on rank 1).
+  const float value_of[4] = {0x1p24f, -0x1p24f, 1.0f, 0.0f};
+  std::vector<std::vector<uint16_t>> y(2);
+  for (int r = 0; r < 2; ++r) {
+    const int64_t cap = handles[r].capacity;
+    y[r].resize(static_cast<size_t>(2 * cap * 2));
+    for (int64_t i = 0; i < 2 * cap * 2; ++i)
+      y[r][static_cast<size_t>(i)] = float_to_bf16(value_of[r * 2 + i / (cap * 2)]);
+  }
+  const std::vector<std::vector<uint16_t>> out =
+      ll_combine(kHandGeometry, 2, handles, y, inputs, {{1.0f, 1.0f, 1.0f}, {}});
+  EXPECT_EQ(out[0], bf16_of({1, 1}));
+}
+
 // ---- properties and pressure --------------------------------------------------------------------
 
 // combine(dispatch(x)) with y = the received rows (a unit expert) is sum_k w_k x[t], for BF16 and

@@ -10,8 +10,9 @@
 // are all reached through NVSHMEM (impl "epcomm-nvshmem", BufferOptions::ll_transport).
 // Byte counts: dispatch receives one row per (token, expert) pair on this rank (Traffic.recv_pairs)
 // of hidden + 4*hidden/128 bytes and sends each token once per destination rank other than its own
-// (Traffic.send_rows_remote; the top-k id rows every receiver also gets are not counted). Combine
-// moves each received pair back as one BF16 row: logical recv_pairs, wire recv_pairs_remote rows.
+// (Traffic.send_rows_remote; the selection lists every holder also gets are not counted). Combine:
+// logical recv_pairs BF16 rows (BENCH.md: its dispatch's count); wire: one float32 partial sum per
+// remote token received (Traffic.recv_rows_remote rows of hidden x 4 bytes).
 //
 // Split phases (return_recv_hook): the runner times each run() between two events on one stream,
 // with nothing untimed between consecutive calls, and every send needs its receive before the send
@@ -81,6 +82,7 @@ std::uint64_t y_key(const Workload& w, int num_ranks, std::int64_t e, int s, std
 struct ExpectedLl {
   ref::LlRankOutput dispatch;          // this rank's FP8 dispatch
   std::vector<std::uint16_t> combine;  // [T, hidden]: sum over k of w[t,k] * y of (e = topk[t,k], me, t)
+                                       // in ref::ll_combine's order
 };
 
 ExpectedLl compute_expected(const Workload& w, int num_ranks, int me) {
@@ -99,18 +101,28 @@ ExpectedLl compute_expected(const Workload& w, int num_ranks, int me) {
   ExpectedLl e;
   e.dispatch = std::move(ref::ll_dispatch(geometry_of(w, num_ranks), w.hidden, w.num_tokens, inputs,
                                           ref::LlOptions{.use_fp8 = true})[static_cast<std::size_t>(me)]);
-  // The reference combine's operations: float32 products added in slot order from 0, one rounding.
+  // The reference combine's operations (ref::ll_combine): per holding rank (ascending), float32
+  // products added in slot order from 0; the ranks' partials added from 0; one rounding.
   const auto H = static_cast<std::size_t>(w.hidden);
   const std::vector<std::int64_t>& idx = inputs[static_cast<std::size_t>(me)].topk_idx;
+  const std::int64_t nle = w.num_experts / num_ranks;
   e.combine.resize(static_cast<std::size_t>(w.num_tokens) * H);
-  std::vector<float> acc(H);
+  std::vector<float> acc(H), partial(H);
   for (std::int64_t t = 0; t < w.num_tokens; ++t) {
     std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int k = 0; k < w.num_topk; ++k) {
-      const auto slot = static_cast<std::size_t>(t * w.num_topk + k);
-      if (idx[slot] < 0) continue;
-      const std::uint64_t key = y_key(w, num_ranks, idx[slot], me, t);
-      for (std::size_t c = 0; c < H; ++c) acc[c] += weights[slot] * ref::bf16_to_float(y_value(key + c));
+    for (int r = 0; r < num_ranks; ++r) {
+      bool held = false;
+      std::fill(partial.begin(), partial.end(), 0.0f);
+      for (int k = 0; k < w.num_topk; ++k) {
+        const auto slot = static_cast<std::size_t>(t * w.num_topk + k);
+        if (idx[slot] < 0 || idx[slot] / nle != r) continue;
+        held = true;
+        const std::uint64_t key = y_key(w, num_ranks, idx[slot], me, t);
+        for (std::size_t c = 0; c < H; ++c)
+          partial[c] += weights[slot] * ref::bf16_to_float(y_value(key + c));
+      }
+      if (held)
+        for (std::size_t c = 0; c < H; ++c) acc[c] += partial[c];
     }
     for (std::size_t c = 0; c < H; ++c)
       e.combine[static_cast<std::size_t>(t) * H + c] = ref::float_to_bf16(acc[c]);
@@ -435,7 +447,8 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
   const double dispatch_recv = static_cast<double>(tr.recv_pairs) * fp8_row;
   const double dispatch_wire = static_cast<double>(tr.send_rows_remote) * fp8_row;
   const double combine_recv = static_cast<double>(tr.recv_pairs) * bf16_row;
-  const double combine_wire = static_cast<double>(tr.recv_pairs_remote) * bf16_row;  // back to the owners
+  // float32 partial sums back to the owners, one per remote token received
+  const double combine_wire = static_cast<double>(tr.recv_rows_remote) * static_cast<double>(w.hidden) * 4.0;
   auto make = [](const char* impl, const char* op, const char* dtype, double recv, double wire) {
     BenchOp o;
     o.impl = impl;
