@@ -24,8 +24,22 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kPartChannels = 32 * 8;  // 8 channels per lane: 16 bytes of BF16 in, 32 of float out
-constexpr int kRankBatch = 4;          // partials one lane loads at once in the receive phase
+// A warp item is 256 channels, two halves of 128; a lane takes 4 channels of each half (8 bytes of
+// BF16 in, 16 of float out), so every warp-wide load and store instruction covers one contiguous
+// span (a lane with 8 adjacent channels would store its 32 bytes as two 16-byte halves, each
+// instruction writing every other 16 bytes: twice the NVLink transactions).
+constexpr int kHalfChannels = 32 * 4;
+constexpr int kPartChannels = 2 * kHalfChannels;
+constexpr int kRankBatch = 4;  // partials one lane loads at once in the receive phase
+
+// The first channel of half h of part `part` that this lane takes.
+__device__ __forceinline__ std::int64_t lane_channel(int part, int h) {
+  return static_cast<std::int64_t>(part) * kPartChannels + h * kHalfChannels + (threadIdx.x % 32) * 4;
+}
+
+__device__ __forceinline__ int4 float4_bits(const float* f) {
+  return make_int4(__float_as_int(f[0]), __float_as_int(f[1]), __float_as_int(f[2]), __float_as_int(f[3]));
+}
 
 // ---- send phase -----------------------------------------------------------------------------
 
@@ -79,16 +93,21 @@ __device__ bool send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
     const std::int32_t row = lane < K ? l.token_rows(ws, a.dispatch_half, s)[t * K + lane] : -1;
     const unsigned slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
     if (slots == 0) continue;  // warp-uniform: no row of this token here
-    const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * 8;
-    const bool valid = c0 < l.hidden;
+    // hidden % 128 == 0: each half of the part is wholly valid or not.
+    bool valid[2];
+    valid[0] = lane_channel(part, 0) < l.hidden;
+    valid[1] = lane_channel(part, 1) < l.hidden;
     // The rows' loads first (they need no weights), in slot order.
-    int4 vals[kLlMaxTopk] = {};
+    uint2 vals[kLlMaxTopk][2] = {};
 #pragma unroll
     for (int j = 0; j < kLlMaxTopk; ++j) {
       const std::int32_t r = __shfl_sync(kLlFullMask, row, j);
-      if (valid && ((slots >> j) & 1u) != 0)
-        vals[j] = ptx::ld_nc_na_v4(
-            reinterpret_cast<const int4*>(a.y + static_cast<std::int64_t>(r) * l.hidden + c0));
+      if (((slots >> j) & 1u) == 0) continue;
+      const std::uint16_t* y_row = a.y + static_cast<std::int64_t>(r) * l.hidden;
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        if (valid[h])
+          vals[j][h] = ptx::ld_nc_na_v2(reinterpret_cast<const uint2*>(y_row + lane_channel(part, h)));
     }
     if (s != weights_seen) {
       bool ok = true;
@@ -100,32 +119,33 @@ __device__ bool send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
     }
     const float weight =
         ((slots >> lane) & 1u) != 0 ? l.combine_weights_of(ws, parity, s)[t * K + lane] : 0.0f;
-    float acc[8];
+    float acc[2][4];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
 #pragma unroll
     for (int j = 0; j < kLlMaxTopk; ++j) {
       const float w = __shfl_sync(kLlFullMask, weight, j);
       if (((slots >> j) & 1u) == 0) continue;
-      const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&vals[j]);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float2 f = __bfloat1622float2(pairs[i]);
-        // NOTE: explicit roundings (no FMA contraction), as the reference: acc += (w * y).
-        acc[2 * i] = __fadd_rn(acc[2 * i], __fmul_rn(w, f.x));
-        acc[2 * i + 1] = __fadd_rn(acc[2 * i + 1], __fmul_rn(w, f.y));
+      for (int h = 0; h < 2; ++h) {
+        const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&vals[j][h]);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const float2 f = __bfloat1622float2(pairs[i]);
+          // NOTE: explicit roundings (no FMA contraction), as the reference: acc += (w * y).
+          acc[h][2 * i] = __fadd_rn(acc[h][2 * i], __fmul_rn(w, f.x));
+          acc[h][2 * i + 1] = __fadd_rn(acc[h][2 * i + 1], __fmul_rn(w, f.y));
+        }
       }
     }
     const bool staged = Peers::kStagesLocally && s != me;
     float* dst = staged ? l.combine_staged(ws, parity, s, t)
                         : l.combine_partial(Peers::target(v, a.workspace, s), parity, t, me);
-    if (valid) {
-      auto* out = reinterpret_cast<int4*>(dst + c0);
-      ptx::st_na_v4(out, make_int4(__float_as_int(acc[0]), __float_as_int(acc[1]), __float_as_int(acc[2]),
-                                   __float_as_int(acc[3])));
-      ptx::st_na_v4(out + 1, make_int4(__float_as_int(acc[4]), __float_as_int(acc[5]), __float_as_int(acc[6]),
-                                       __float_as_int(acc[7])));
-    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (valid[h]) ptx::st_na_v4(reinterpret_cast<int4*>(dst + lane_channel(part, h)), float4_bits(acc[h]));
     if constexpr (Peers::kStagesLocally) {
       if (staged) {
         __syncwarp();
@@ -159,11 +179,14 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
       if (e >= 0 && e < a.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
     }
-    const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * 8;
-    const bool valid = c0 < l.hidden;
-    float acc[8];
+    bool valid[2];
+    valid[0] = lane_channel(part, 0) < l.hidden;
+    valid[1] = lane_channel(part, 1) < l.hidden;
+    float acc[2][4];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
     // The distinct holders in ascending order, kRankBatch at a time: loads first, then the sums.
     int last = -1;
     bool more = true;
@@ -179,32 +202,35 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
       }
       int4 part_values[kRankBatch][2];
 #pragma unroll
-      for (int b = 0; b < kRankBatch; ++b)
-        if (has[b] && valid) {
-          const auto* src = reinterpret_cast<const int4*>(l.combine_partial(ws, parity, t, holder[b]) + c0);
-          part_values[b][0] = ptx::ld_v4(src);
-          part_values[b][1] = ptx::ld_v4(src + 1);
-        }
+      for (int b = 0; b < kRankBatch; ++b) {
+        const float* partial = l.combine_partial(ws, parity, t, has[b] ? holder[b] : 0);
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          if (has[b] && valid[h])
+            part_values[b][h] = ptx::ld_v4(reinterpret_cast<const int4*>(partial + lane_channel(part, h)));
+      }
 #pragma unroll
       for (int b = 0; b < kRankBatch; ++b) {
         if (!has[b]) continue;
-        const int* words = reinterpret_cast<const int*>(part_values[b]);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc[i] = __fadd_rn(acc[i], __int_as_float(words[i]));
+        for (int h = 0; h < 2; ++h) {
+          const int* words = reinterpret_cast<const int*>(&part_values[b][h]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) acc[h][i] = __fadd_rn(acc[h][i], __int_as_float(words[i]));
+        }
       }
       more = has[kRankBatch - 1];
     }
-    if (!valid) continue;
-    std::uint32_t words[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const std::uint16_t lo = __bfloat16_as_ushort(__float2bfloat16_rn(acc[2 * i]));
-      const std::uint16_t hi = __bfloat16_as_ushort(__float2bfloat16_rn(acc[2 * i + 1]));
-      words[i] = static_cast<std::uint32_t>(lo) | (static_cast<std::uint32_t>(hi) << 16);
+    for (int h = 0; h < 2; ++h) {
+      if (!valid[h]) continue;
+      uint2 bits;
+      bits.x = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][0]))) |
+               (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][1]))) << 16);
+      bits.y = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][2]))) |
+               (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][3]))) << 16);
+      ptx::st_na_v2(reinterpret_cast<uint2*>(out + t * l.hidden + lane_channel(part, h)), bits);
     }
-    ptx::st_na_v4(reinterpret_cast<int4*>(out + t * l.hidden + c0),
-                  make_int4(static_cast<int>(words[0]), static_cast<int>(words[1]),
-                            static_cast<int>(words[2]), static_cast<int>(words[3])));
   }
 }
 

@@ -88,6 +88,13 @@ __device__ __forceinline__ int4 ld_nc_na_v4(const int4* p) {
   return v;
 }
 
+// 8-byte load, otherwise as ld_nc_na_v4.
+__device__ __forceinline__ uint2 ld_nc_na_v2(const uint2* p) {
+  uint2 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
+  return v;
+}
+
 // 16-byte load of data another GPU wrote and we acquired: must not use the non-coherent path.
 __device__ __forceinline__ int4 ld_v4(const int4* p) {
   int4 v;
@@ -103,6 +110,11 @@ __device__ __forceinline__ void st_na_v4(int4* p, const int4& v) {
   asm volatile("st.global.L1::no_allocate.v4.s32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y),
                "r"(v.z), "r"(v.w)
                : "memory");
+}
+
+// 8-byte store, otherwise as st_na_v4.
+__device__ __forceinline__ void st_na_v2(uint2* p, const uint2& v) {
+  asm volatile("st.global.L1::no_allocate.v2.u32 [%0], {%1, %2};" ::"l"(p), "r"(v.x), "r"(v.y) : "memory");
 }
 
 }  // namespace epcomm::ptx
