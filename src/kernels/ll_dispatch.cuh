@@ -3,15 +3,14 @@
 // it: ll_dispatch.cu (CUDA IPC) and transport/nvshmem_ll_kernels.cu (NVSHMEM); its definitions sit
 // in an unnamed namespace, one private copy per such unit.
 //
-// Send phase: a warp per expert writes the list of this rank's (token, slot) selections of it into
-// the expert's holder (send_selections); warp w of the grid takes (token, 512-channel part) items;
-// it finds the token's destination ranks (distinct ranks of its valid experts), loads 16 channels
-// per lane, casts them to FP8 in registers when asked (the 8 lanes of a 128-channel block reduce
-// the amax by shuffles), and stores the piece and its scales once into each destination's
-// staging. Receive phase: blocks take local experts (several
-// blocks share one expert when there are more blocks than experts); an expert's rows are its
-// sources' lists one after the other, and the warp that owns row i copies the staged token its
-// entry names into recv_x.
+// Send phase: a warp per expert (in the grid's last blocks) writes the list of this rank's (token,
+// slot) selections of it into the expert's holder (send_selections); warp w of the grid takes (token,
+// 512-channel part) items; it finds the token's destination ranks (distinct ranks of its valid experts),
+// loads 16 channels per lane, casts them to FP8 in registers when asked (the 8 lanes of a 128-channel block
+// reduce the amax by shuffles), and stores the piece and its scales once into each destination's staging.
+// Receive phase: blocks take local experts (several blocks share one expert when there are more blocks than
+// experts); an expert's rows are its sources' lists one after the other, and the warp that owns row i copies
+// the staged token its entry names into recv_x.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -98,79 +97,101 @@ __device__ void clear_token_rows(const LlDispatchArgs& a) {
     rows[i] = -1;
 }
 
-// 32-selection chunks of topk_idx in flight per lane (16: two rounds for ll-dsv3's T * k = 1024;
-// 32 would be one, but spills).
-constexpr int kListUnroll = 16;
+// Selections (top-k ids) a list block stages in shared memory at once.
+constexpr int kListChunk = 4096;
+constexpr int kListUnroll = 4;  // 32-selection steps of a warp's scan in flight
+constexpr std::int32_t kInvalidId = -2;
 // A list entry packs (token << 8) | slot into an int32.
 static_assert(kLlMaxTopk <= 256 && kLlMaxTokensPerRank * kLlMaxTopk < (std::int64_t{1} << 23));
 
-// One warp builds expert `expert`'s list of this rank's selections, in token order and slot order
-// within a token (the reference's order), and stores it with its length in the expert's holder (a
-// staging policy: in this rank's own workspace, then puts it). The warp of expert 0 also reports
-// entries outside [-1, E); selections beyond T of one expert (a token naming it twice) are
-// reported and dropped.
-template <typename Peers>
-__device__ void send_expert_list(const LlDispatchArgs& a, int parity, int expert) {
-  const LlLayout& l = a.layout;
-  const DomainView& v = a.view;
-  const int lane = threadIdx.x % 32, me = v.domain_rank;
-  const int holder_rank = expert / l.num_local_experts;
-  void* holder = Peers::kStagesLocally ? a.workspace : Peers::target(v, a.workspace, holder_rank);
-  std::int32_t* list = l.sel(holder, parity, me, expert);
-  // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
-  const int n = static_cast<int>(a.num_tokens) * a.num_topk;
-  std::int64_t count = 0;
-  for (int base = 0; base < n; base += 32 * kListUnroll) {
-    std::int64_t ids[kListUnroll];
+// One warp appends expert `expert`'s selections among ids[0, n) (global selection index `base` +
+// i) to its list, in index order (token order, then slot order: the reference's), from *count on.
+__device__ __forceinline__ void scan_expert(const std::int32_t* ids, int n, int base, int num_topk,
+                                            int expert, std::int64_t max_rows, std::int32_t* list,
+                                            std::int64_t* count) {
+  const int lane = threadIdx.x % 32;
+  for (int i0 = 0; i0 < n; i0 += 32 * kListUnroll) {
+    std::int32_t id[kListUnroll];
 #pragma unroll
     for (int u = 0; u < kListUnroll; ++u) {
-      const int i = base + u * 32 + lane;
-      ids[u] = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
+      const int i = i0 + u * 32 + lane;
+      id[u] = i < n ? ids[i] : -1;
     }
 #pragma unroll
     for (int u = 0; u < kListUnroll; ++u) {
-      const int i = base + u * 32 + lane;
-      if (expert == 0 && (ids[u] < -1 || ids[u] >= a.num_experts))
-        report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1,
-                       ids[u], i / a.num_topk);
-      const bool hit = ids[u] == expert;
+      const bool hit = id[u] == expert;
       const unsigned hits = __ballot_sync(kLlFullMask, hit);
-      const std::int64_t at = count + __popc(hits & ((1u << lane) - 1u));
-      if (hit && at < l.max_tokens) {
-        const int t = i / a.num_topk;
-        list[at] = (t << 8) | (i - t * a.num_topk);
+      const std::int64_t at = *count + __popc(hits & ((1u << lane) - 1u));
+      if (hit && at < max_rows) {
+        const int g = base + i0 + u * 32 + lane;
+        const int t = g / num_topk;
+        list[at] = (t << 8) | (g - t * num_topk);
       }
-      count += __popc(hits);
-    }
-  }
-  if (count > l.max_tokens) {
-    // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
-    // them. The extra rows are dropped, never written out of bounds.
-    if (lane == 0)
-      report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
-                     holder_rank, l.max_tokens, count);
-    count = l.max_tokens;
-  }
-  std::int32_t* count_slot = l.sel_count(holder, parity, me) + expert;
-  if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
-  if constexpr (Peers::kStagesLocally) {
-    if (holder_rank != me) {
-      __syncwarp();
-      if (count > 0)
-        Peers::put_warp(v, list, list, sizeof(std::int32_t) * static_cast<std::size_t>(count), holder_rank);
-      if (lane == 0) Peers::put(v, count_slot, count_slot, sizeof(std::int32_t), holder_rank);
+      *count += __popc(hits);
     }
   }
 }
 
-// Every expert's list, a warp each: the grid's last warps take them (the first ones take rows).
+// The grid's last ceil(E / warps per block) blocks write every expert's list of this rank's
+// selections into the expert's holder, with its length (a staging policy: into this rank's own
+// workspace, then puts them): the block stages the top-k ids in shared memory, then each warp scans
+// them for its expert. Entries outside [-1, E) are reported; selections beyond T of one expert (a
+// token naming it twice) are reported and dropped. The other blocks return at once.
 template <typename Peers>
 __device__ void send_selections(const LlDispatchArgs& a, int parity) {
-  const int num_warps = static_cast<int>(gridDim.x) * kLlWarps;
-  const int from_end =
-      num_warps - 1 - (static_cast<int>(blockIdx.x) * kLlWarps + static_cast<int>(threadIdx.x / 32));
-  for (int expert = from_end; expert < a.num_experts; expert += num_warps)
-    send_expert_list<Peers>(a, parity, expert);
+  __shared__ std::int32_t ids[kListChunk];
+  const LlLayout& l = a.layout;
+  const DomainView& v = a.view;
+  const int list_blocks = min(static_cast<int>(gridDim.x), (a.num_experts + kLlWarps - 1) / kLlWarps);
+  const int b = static_cast<int>(blockIdx.x) - (static_cast<int>(gridDim.x) - list_blocks);
+  if (b < 0) return;  // block-uniform
+  const int lane = threadIdx.x % 32, warp = static_cast<int>(threadIdx.x / 32), me = v.domain_rank;
+  // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
+  const int n = static_cast<int>(a.num_tokens) * a.num_topk;
+  const int rounds = (a.num_experts + list_blocks * kLlWarps - 1) / (list_blocks * kLlWarps);
+  for (int round = 0; round < rounds; ++round) {
+    const int expert = (round * list_blocks + b) * kLlWarps + warp;  // may be >= E: only stages
+    const int holder_rank = expert / l.num_local_experts;
+    void* holder = Peers::kStagesLocally || expert >= a.num_experts
+                       ? a.workspace
+                       : Peers::target(v, a.workspace, holder_rank);
+    std::int32_t* list = l.sel(holder, parity, me, expert < a.num_experts ? expert : 0);
+    std::int64_t count = 0;
+    for (int base = 0; base < n; base += kListChunk) {
+      const int chunk = min(kListChunk, n - base);
+      __syncthreads();  // the previous chunk is scanned
+      for (int i = threadIdx.x; i < chunk; i += blockDim.x) {
+        const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, base + i);
+        const bool bad = e < -1 || e >= a.num_experts;
+        if (bad && b == 0 && round == 0)
+          report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
+                         -1, e, (base + i) / a.num_topk);
+        ids[i] = bad ? kInvalidId : static_cast<std::int32_t>(e);
+      }
+      __syncthreads();
+      if (expert < a.num_experts)
+        scan_expert(ids, chunk, base, a.num_topk, expert, l.max_tokens, list, &count);
+    }
+    if (expert >= a.num_experts) continue;
+    if (count > l.max_tokens) {
+      // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
+      // them. The extra rows are dropped, never written out of bounds.
+      if (lane == 0)
+        report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
+                       holder_rank, l.max_tokens, count);
+      count = l.max_tokens;
+    }
+    std::int32_t* count_slot = l.sel_count(holder, parity, me) + expert;
+    if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
+    if constexpr (Peers::kStagesLocally) {
+      if (holder_rank != me) {
+        __syncwarp();
+        if (count > 0)
+          Peers::put_warp(v, list, list, sizeof(std::int32_t) * static_cast<std::size_t>(count), holder_rank);
+        if (lane == 0) Peers::put(v, count_slot, count_slot, sizeof(std::int32_t), holder_rank);
+      }
+    }
+  }
 }
 
 // Stores one lane's piece of part `part` of token t (and the part's scales) into the staging of
@@ -315,9 +336,10 @@ struct RecvShared {
   std::int32_t rows;                    // packed rows of the expert
 };
 
-// One warp copies staged token t of source s into packed row `row` of local expert e.
+// One warp copies batch `batch` (32 x kCopyUnroll pieces of 16 bytes) of staged token t of source s
+// into packed row `row` of local expert e.
 __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_t t, int e, std::int64_t row,
-                         int slot) {
+                         int slot, int batch) {
   const LlLayout& l = a.layout;
   void* ws = a.workspace;
   const int lane = threadIdx.x % 32;
@@ -326,19 +348,19 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
   const auto* src = reinterpret_cast<const int4*>(l.staging_x(ws, parity, s, t));
   auto* dst = reinterpret_cast<int4*>(l.recv_x(ws, a.half) + out_row * row_bytes);
   const int pieces = static_cast<int>(row_bytes / 16);
-  for (int base = 0; base < pieces; base += 32 * kCopyUnroll) {
-    int4 r[kCopyUnroll];
+  const int base = batch * 32 * kCopyUnroll;
+  int4 r[kCopyUnroll];
 #pragma unroll
-    for (int u = 0; u < kCopyUnroll; ++u) {
-      const int i = base + u * 32 + lane;
-      if (i < pieces) r[u] = ptx::ld_v4(src + i);
-    }
-#pragma unroll
-    for (int u = 0; u < kCopyUnroll; ++u) {
-      const int i = base + u * 32 + lane;
-      if (i < pieces) ptx::st_na_v4(dst + i, r[u]);
-    }
+  for (int u = 0; u < kCopyUnroll; ++u) {
+    const int i = base + u * 32 + lane;
+    if (i < pieces) r[u] = ptx::ld_v4(src + i);
   }
+#pragma unroll
+  for (int u = 0; u < kCopyUnroll; ++u) {
+    const int i = base + u * 32 + lane;
+    if (i < pieces) ptx::st_na_v4(dst + i, r[u]);
+  }
+  if (batch != 0) return;
   // Scales transposed: [nle][words][capacity].
   const int words = !a.use_fp8 ? 0 : a.use_ue8m0 ? l.num_scale_words : l.num_scales;
   const std::uint32_t* src_scales = l.staging_scales(ws, parity, s, t);
@@ -385,13 +407,16 @@ __device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, int pari
       if (a.stats != nullptr) atomicAdd(a.stats + e, sh.rows);
     }
   }
-  // Row i of the expert: entry i - begin[s] of source s's list.
-  for (int i = share + num_shares * g.warp; i < sh.rows; i += num_shares * g.warps) {
+  // Row i of the expert: entry i - begin[s] of source s's list; warps take (row, batch) items.
+  const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
+  const int batches = static_cast<int>((row_bytes / 16 + 32 * kCopyUnroll - 1) / (32 * kCopyUnroll));
+  for (int item = share + num_shares * g.warp; item < sh.rows * batches; item += num_shares * g.warps) {
+    const int i = item / batches;
     int s = 0;
     while (s + 1 < R && sh.begin[s + 1] <= i) ++s;
     const std::int32_t entry = l.sel(ws, parity, s, expert)[i - sh.begin[s]];
     const std::int64_t t = entry >> 8;
-    if (t < l.max_tokens) copy_row(a, parity, s, t, e, i, entry & 0xff);
+    if (t < l.max_tokens) copy_row(a, parity, s, t, e, i, entry & 0xff, item % batches);
   }
   g.sync();  // sh is reused by the group's next expert
 }
