@@ -108,7 +108,6 @@ struct LlDispatchArgs {
   int half = 0;  // host half of the outputs
   int phases = kLlBoth;
   std::int32_t* stats = nullptr;   // [nle] cumulative received rows, or null
-  int recv_groups = 1;             // warp groups per block in the receive phase (set by the launcher)
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
 };
 static_assert(std::is_trivially_copyable_v<LlDispatchArgs>);
@@ -130,6 +129,16 @@ struct LlCombineArgs {
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
 };
 static_assert(std::is_trivially_copyable_v<LlCombineArgs>);
+
+// Dynamic shared memory a low-latency kernel may ask for (well under every sm_90 limit).
+inline constexpr std::size_t kLlMaxSharedBytes = 96 * 1024;
+
+// Dynamic shared memory of the dispatch kernel's receive phase: the rows' layout, per (local expert,
+// source) and per local expert (ll_dispatch.cuh, RecvLayout). Host code checks it against the limit.
+inline std::size_t ll_dispatch_smem_bytes(int num_ranks, int num_local_experts) {
+  const auto nle = static_cast<std::size_t>(num_local_experts);
+  return sizeof(std::int32_t) * (nle * static_cast<std::size_t>(num_ranks) + 1 + nle + 1);
+}
 
 // Host-side launchers of the CUDA IPC kernels (stream is a cudaStream_t). num_blocks <= the
 // device's SM count. The NVSHMEM kernels' launchers have the same types (runtime/ll_transport.hpp).

@@ -4,13 +4,14 @@
 // in an unnamed namespace, one private copy per such unit.
 //
 // Send phase: a warp per expert (in the grid's last blocks) writes the list of this rank's (token,
-// slot) selections of it into the expert's holder (send_selections); warp w of the grid takes (token,
-// 512-channel part) items; it finds the token's destination ranks (distinct ranks of its valid experts),
-// loads 16 channels per lane, casts them to FP8 in registers when asked (the 8 lanes of a 128-channel block
-// reduce the amax by shuffles), and stores the piece and its scales once into each destination's staging.
-// Receive phase: blocks take local experts (several blocks share one expert when there are more blocks than
-// experts); an expert's rows are its sources' lists one after the other, and the warp that owns row i copies
-// the staged token its entry names into recv_x.
+// slot) selections of it into the expert's holder (send_selections); warp w of the grid takes
+// (token, 512-channel part) items; it finds the token's destination ranks (distinct ranks of its
+// valid experts), loads 16 channels per lane, casts them to FP8 in registers when asked (the 8
+// lanes of a 128-channel block reduce the amax by shuffles), and stores the piece and its scales
+// once into each destination's staging. Receive phase: every block scans the lists' lengths into
+// the rows' layout (an expert's rows are its sources' lists one after the other), then all warps of
+// the grid take (row, batch) items over all experts and copy the staged token each entry names
+// into recv_x.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -308,34 +309,6 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
 
 // ---- receive phase --------------------------------------------------------------------------
 
-// The receive phase splits each block's warps into `count` equal groups (1, 2 or 4), each with its
-// own experts, shared counts and named barrier, so a grid with fewer blocks than local experts still
-// receives them all in one round (ll-dsv3: 144 experts, 132 blocks).
-constexpr int kMaxRecvGroups = 4;
-struct RecvGroup {
-  int index;   // group within the block
-  int count;   // groups per block
-  int warps;   // warps per group
-  int warp;    // warp within the group
-  int thread;  // thread within the group
-  __device__ explicit RecvGroup(int groups)
-      : index(static_cast<int>(threadIdx.x / 32) / (kLlWarps / groups)),
-        count(groups),
-        warps(kLlWarps / groups),
-        warp(static_cast<int>(threadIdx.x / 32) % (kLlWarps / groups)),
-        thread(static_cast<int>(threadIdx.x) % (kLlWarps / groups * 32)) {}
-  // Barrier of the group's threads only (named barrier index + 1; 0 is __syncthreads).
-  __device__ void sync() const {
-    asm volatile("bar.sync %0, %1;" ::"r"(index + 1), "r"(warps * 32) : "memory");
-  }
-};
-
-struct RecvShared {
-  std::int32_t total[kMaxDomainRanks];  // rows of the expert from each source (at most T)
-  std::int32_t begin[kMaxDomainRanks];  // first packed row of each source
-  std::int32_t rows;                    // packed rows of the expert
-};
-
 // One warp copies batch `batch` (32 x kCopyUnroll pieces of 16 bytes) of staged token t of source s
 // into packed row `row` of local expert e.
 __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_t t, int e, std::int64_t row,
@@ -374,71 +347,113 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
   }
 }
 
-// Receives local expert e: each source's rows in one block, in its list order. Groups share it:
-// group `share` of `num_shares` copies the rows congruent to `share`; share 0 also writes
-// layout_range, recv_count and the statistics. Every thread of the group calls it.
-__device__ void receive_expert(const LlDispatchArgs& a, RecvShared& sh, int parity, int e, int share,
-                               int num_shares, const RecvGroup& g) {
+// The receive phase's shared view of what arrived, computed by every block alike: begin[e * R + s]
+// = the first row of local expert e that source s's list fills (an exclusive prefix over the
+// sources, per expert), and first[e] = expert e's first row in the flattened order of all experts'
+// rows (first[nle] = all rows).
+struct RecvLayout {
+  std::int32_t* begin;  // [nle * R + 1]
+  std::int32_t* first;  // [nle + 1]
+};
+
+// Every thread of the block: the counts of the lists every source sent (sel_count), clamped to T,
+// scanned into `r`. Block b also writes layout_range, recv_count and the statistics of the experts
+// e = b (mod grid).
+__device__ void scan_arrivals(const LlDispatchArgs& a, int parity, const RecvLayout& r) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
-  const int R = v.num_domain_ranks;
-  const int expert = v.rank * l.num_local_experts + e;
-  for (int s = g.thread; s < R; s += g.warps * 32) {
-    const std::int32_t n = l.sel_count(ws, parity, s)[expert];
-    sh.total[s] = min(max(n, 0), static_cast<std::int32_t>(l.max_tokens));
+  const int R = v.num_domain_ranks, nle = l.num_local_experts, lane = threadIdx.x % 32;
+  const int expert0 = v.rank * nle;
+  for (int i = threadIdx.x; i < nle * R; i += blockDim.x) {
+    const int e = i / R, s = i % R;
+    const std::int32_t n = l.sel_count(ws, parity, s)[expert0 + e];
+    r.begin[i] = min(max(n, 0), static_cast<std::int32_t>(l.max_tokens));
   }
-  g.sync();
-  if (g.thread == 0) {
+  __syncthreads();
+  // Per expert, the exclusive prefix over its sources (a thread per expert); its total into first.
+  for (int e = threadIdx.x; e < nle; e += blockDim.x) {
     std::int32_t rows = 0;
     for (int s = 0; s < R; ++s) {
-      sh.begin[s] = rows;
-      rows += sh.total[s];
+      const std::int32_t n = r.begin[e * R + s];
+      r.begin[e * R + s] = rows;
+      rows += n;
     }
-    sh.rows = rows;
+    r.first[e] = rows;
   }
-  g.sync();
-  if (share == 0) {
-    for (int s = g.thread; s < R; s += g.warps * 32)
+  __syncthreads();
+  // first[]: exclusive prefix over experts, one warp.
+  if (threadIdx.x < 32) {
+    std::int32_t carry = 0;
+    for (int e0 = 0; e0 < nle; e0 += 32) {
+      const int e = e0 + lane;
+      const std::int32_t n = e < nle ? r.first[e] : 0;
+      std::int32_t incl = n;
+      for (int off = 1; off < 32; off <<= 1) {
+        const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
+        if (lane >= off) incl += y;
+      }
+      if (e < nle) r.first[e] = carry + incl - n;
+      carry += __shfl_sync(kLlFullMask, incl, 31);
+    }
+    if (lane == 0) r.first[nle] = carry;
+  }
+  __syncthreads();
+  for (int e = blockIdx.x; e < nle; e += gridDim.x) {
+    const std::int32_t rows = r.first[e + 1] - r.first[e];
+    for (int s = threadIdx.x; s < R; s += blockDim.x) {
+      const std::int32_t n = (s + 1 < R ? r.begin[e * R + s + 1] : rows) - r.begin[e * R + s];
       l.layout_range(ws, a.half)[static_cast<std::int64_t>(e) * R + s] =
-          (static_cast<std::int64_t>(sh.begin[s]) << 32) | sh.total[s];
-    if (g.thread == 0) {
-      l.recv_count(ws, a.half)[e] = sh.rows;
-      if (a.stats != nullptr) atomicAdd(a.stats + e, sh.rows);
+          (static_cast<std::int64_t>(r.begin[e * R + s]) << 32) | n;
+    }
+    if (threadIdx.x == 0) {
+      l.recv_count(ws, a.half)[e] = rows;
+      if (a.stats != nullptr) atomicAdd(a.stats + e, rows);
     }
   }
-  // Row i of the expert: entry i - begin[s] of source s's list; warps take (row, batch) items.
-  const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
-  const int batches = static_cast<int>((row_bytes / 16 + 32 * kCopyUnroll - 1) / (32 * kCopyUnroll));
-  for (int item = share + num_shares * g.warp; item < sh.rows * batches; item += num_shares * g.warps) {
-    const int i = item / batches;
-    int s = 0;
-    while (s + 1 < R && sh.begin[s + 1] <= i) ++s;
-    const std::int32_t entry = l.sel(ws, parity, s, expert)[i - sh.begin[s]];
-    const std::int64_t t = entry >> 8;
-    if (t < l.max_tokens) copy_row(a, parity, s, t, e, i, entry & 0xff, item % batches);
-  }
-  g.sync();  // sh is reused by the group's next expert
 }
 
-__device__ void run_receive(const LlDispatchArgs& a, int parity) {
+// The local expert holding flattened row g: the largest e with first[e] <= g.
+__device__ __forceinline__ int expert_of(const std::int32_t* first, int nle, std::int32_t g) {
+  int lo = 0, hi = nle - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (first[mid] <= g)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+// All warps of the grid take (row, batch) items over every local expert's rows: row i of expert e
+// is entry i - begin of its source's list, whose staged token the warp copies.
+__device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* smem) {
   const LlLayout& l = a.layout;
-  __shared__ RecvShared shared[kMaxRecvGroups];
-  const RecvGroup g(a.recv_groups);
-  RecvShared& sh = shared[g.index];
-  // Group `id` of `groups` in the grid takes its experts.
-  const int nle = l.num_local_experts, groups = static_cast<int>(gridDim.x) * g.count;
-  const int id = static_cast<int>(blockIdx.x) * g.count + g.index;
-  if (groups >= nle) {
-    const int shares = groups / nle;
-    if (id < nle * shares) receive_expert(a, sh, parity, id / shares, id % shares, shares, g);
-  } else {
-    for (int e = id; e < nle; e += groups) receive_expert(a, sh, parity, e, 0, 1, g);
+  const int R = a.view.num_domain_ranks, nle = l.num_local_experts;
+  const RecvLayout r{smem, smem + nle * R + 1};
+  scan_arrivals(a, parity, r);
+  const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
+  const int batches = static_cast<int>((row_bytes / 16 + 32 * kCopyUnroll - 1) / (32 * kCopyUnroll));
+  const std::int64_t items = static_cast<std::int64_t>(r.first[nle]) * batches;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const int expert0 = a.view.rank * nle;
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
+       item += num_warps) {
+    const auto g = static_cast<std::int32_t>(item / batches);
+    const int e = expert_of(r.first, nle, g);
+    const std::int32_t i = g - r.first[e];
+    int s = 0;
+    while (s + 1 < R && r.begin[e * R + s + 1] <= i) ++s;
+    const std::int32_t entry = l.sel(a.workspace, parity, s, expert0 + e)[i - r.begin[e * R + s]];
+    const std::int64_t t = entry >> 8;
+    if (t < l.max_tokens) copy_row(a, parity, s, t, e, i, entry & 0xff, static_cast<int>(item % batches));
   }
 }
 
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
+  extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
       [&](int parity, std::uint64_t) {
@@ -447,18 +462,17 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
         send_rows<Peers>(a, parity);
       },
       [&](int) {},  // every list was sent by its warp
-      [&](int parity) { run_receive(a, parity); });
+      [&](int parity) { run_receive(a, parity, recv_smem); });
 }
 
 // The launcher of the instantiation for `Peers`.
 template <typename Peers>
 void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* stream) {
-  // Receive groups per block: enough for every local expert in one round (up to kMaxRecvGroups).
-  int groups = 1;
-  while (groups < kMaxRecvGroups && groups * num_blocks < args.layout.num_local_experts) groups *= 2;
-  LlDispatchArgs a = args;
-  a.recv_groups = groups;
-  ll_dispatch_kernel<Peers><<<num_blocks, kLlThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
+  const std::size_t smem = ll_dispatch_smem_bytes(args.layout.num_ranks, args.layout.num_local_experts);
+  if (smem > 48 * 1024)
+    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(
+        ll_dispatch_kernel<Peers>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  ll_dispatch_kernel<Peers><<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

@@ -43,6 +43,13 @@ void check_ll_options(const LowLatencyOptions& ll, int num_ranks) {
   check_experts(ll.num_experts, num_ranks);
   EPCOMM_CHECK_ARG(ll.max_topk >= 1 && ll.max_topk <= kLlMaxTopk, "max_topk: expected 1 to ", kLlMaxTopk,
                    ", got ", ll.max_topk);
+  // The dispatch receive phase keeps the rows' layout (per local expert and source) in shared memory.
+  const std::size_t max_local =
+      (kLlMaxSharedBytes / sizeof(std::int32_t) - 2) / (static_cast<std::size_t>(num_ranks) + 1);
+  EPCOMM_REQUIRE(ll_dispatch_smem_bytes(num_ranks, ll.num_experts / num_ranks) <= kLlMaxSharedBytes,
+                 ErrorCategory::kUnsupported, "num_experts: at most ",
+                 max_local * static_cast<std::size_t>(num_ranks), " experts supported with ", num_ranks,
+                 " ranks (", max_local, " per rank), got ", ll.num_experts);
 }
 
 void check_ll_buffer(const BufferOptions& options, const LowLatencyOptions& ll, int num_ranks) {

@@ -208,6 +208,11 @@ TEST(LlChecks, Options) {
   expect_arg_error(
       [&] { checks::check_ll_options(with([](auto& o) { o.max_tokens_per_rank = 1 << 20; }), 8); },
       "max_tokens_per_rank: at most", ErrorCategory::kUnsupported);
+  // The dispatch's receive layout must fit shared memory: 2 ranks x 8192 local experts do not.
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.num_experts = 2 * 8192; }), 2); },
+                   "num_experts: at most 16382 experts supported with 2 ranks", ErrorCategory::kUnsupported);
+  EXPECT_NO_THROW(checks::check_ll_options(with([](auto& o) { o.num_experts = 16382; }), 2));
+  EXPECT_EQ(ll_dispatch_smem_bytes(2, 144), 4u * (2u * 144u + 1u + 144u + 1u));
   // The hint validates too.
   expect_arg_error([&] { ll_region_bytes_hint(128, 100, 2, 288); }, "hidden");
 }
