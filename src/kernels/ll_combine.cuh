@@ -85,8 +85,10 @@ __device__ bool send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
   const LlControl* mine = l.control_of(ws, kLlKindCombine);
   int weights_seen = -1;  // the last source whose weights this warp waited for
-  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
-       item += num_warps) {
+  // NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
+  const std::int64_t first_item =
+      static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;
+  for (std::int64_t item = first_item; item < items; item += num_warps) {
     const int s = static_cast<int>(item / per_source);
     const std::int64_t t = (item % per_source) / parts;
     const int part = static_cast<int>(item % parts);
