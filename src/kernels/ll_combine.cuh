@@ -80,17 +80,21 @@ __device__ bool send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   void* ws = a.workspace;
   const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk, lane = threadIdx.x % 32;
   const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
-  const std::int64_t per_source = l.max_tokens * parts;
-  const std::int64_t items = R * per_source;
+  const std::int64_t items = l.max_tokens * R * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
   const LlControl* mine = l.control_of(ws, kLlKindCombine);
-  int weights_seen = -1;  // the last source whose weights this warp waited for
+  // Sources whose weights this warp has waited for (one acquire each: an acquire at system scope
+  // invalidates the SM's L1).
+  static_assert(kMaxDomainRanks <= 128);
+  std::uint64_t seen_low = 0, seen_high = 0;  // bit s: sources 0-63, 64-127
   // NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
   const std::int64_t first_item =
       static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;
   for (std::int64_t item = first_item; item < items; item += num_warps) {
-    const int s = static_cast<int>(item / per_source);
-    const std::int64_t t = (item % per_source) / parts;
+    // Items run token-major, sources inside: at any moment the grid writes partials both to this
+    // rank and over NVLink (source-major order left NVLink idle for one half of the phase).
+    const std::int64_t t = item / (R * parts);
+    const int s = static_cast<int>(item / parts % R);
     const int part = static_cast<int>(item % parts);
     const std::int32_t row = lane < K ? l.token_rows(ws, a.dispatch_half, s)[t * K + lane] : -1;
     const unsigned slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
@@ -111,13 +115,17 @@ __device__ bool send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
         if (valid[h])
           vals[j][h] = ptx::ld_nc_na_v2(reinterpret_cast<const uint2*>(y_row + lane_channel(part, h)));
     }
-    if (s != weights_seen) {
+    const std::uint64_t bit = std::uint64_t{1} << (s % 64);
+    if (((s < 64 ? seen_low : seen_high) & bit) == 0) {
       bool ok = true;
       if (lane == 0)
         ok = wait_at_least(&mine->weights[parity][s], seq, v, OpId::kLlCombine, CounterId::kWeightsReady,
                            v.domain_base_rank + s);
       if (!__shfl_sync(kLlFullMask, ok, 0)) return false;
-      weights_seen = s;
+      if (s < 64)
+        seen_low |= bit;
+      else
+        seen_high |= bit;
     }
     const float weight =
         ((slots >> lane) & 1u) != 0 ? l.combine_weights_of(ws, parity, s)[t * K + lane] : 0.0f;
