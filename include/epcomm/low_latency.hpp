@@ -109,7 +109,10 @@ struct LlCombineOptions {
 };
 
 struct LlCombineResult {
-  Tensor out;  // [T_r, hidden] bfloat16: sum over k of topk_weights[t,k] * y of expert topk_idx[t,k]
+  // [T_r, hidden] bfloat16: sum over k of topk_weights[t,k] * y of expert topk_idx[t,k], in float32:
+  // each rank holding t's experts sums its slots (ascending), the partials are added in rank order,
+  // one rounding (ref::ll_combine does the same operations).
+  Tensor out;
   EventHandle event;
   std::function<void()> receive;
 };
