@@ -1,0 +1,79 @@
+#include "bench/ll_trace_stats.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "bench/stats.hpp"
+#include "runtime/check.hpp"
+
+namespace epcomm::bench {
+
+namespace {
+
+// One recorded launch: per point, the offsets (us) of the blocks that reached it.
+struct Launch {
+  std::uint64_t begin = 0, end = 0;  // earliest beginning, latest stamp of any block (ns)
+  std::vector<std::vector<double>> offsets;
+};
+
+}  // namespace
+
+LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int ring, int blocks, int points,
+                                  std::initializer_list<int> begin_points) {
+  EPCOMM_CHECK_ARG(ring >= 0 && blocks >= 0 && points >= 1 &&
+                       stamps.size() == static_cast<std::size_t>(ring) * blocks * points,
+                   "stamps: expected ring x blocks x points = ", ring, " x ", blocks, " x ", points,
+                   " values, got ", stamps.size());
+  std::vector<Launch> launches;
+  for (int r = 0; r < ring; ++r) {
+    const std::uint64_t* slot = stamps.data() + static_cast<std::size_t>(r) * blocks * points;
+    Launch l;
+    l.begin = std::numeric_limits<std::uint64_t>::max();
+    for (int b = 0; b < blocks; ++b)
+      for (const int p : begin_points)
+        if (const std::uint64_t t = slot[b * points + p]; t != 0) l.begin = std::min(l.begin, t);
+    if (l.begin == std::numeric_limits<std::uint64_t>::max()) continue;
+    l.offsets.resize(static_cast<std::size_t>(points));
+    for (int b = 0; b < blocks; ++b)
+      for (int p = 0; p < points; ++p)
+        if (const std::uint64_t t = slot[b * points + p]; t != 0 && t >= l.begin) {
+          l.offsets[static_cast<std::size_t>(p)].push_back(static_cast<double>(t - l.begin) * 1e-3);
+          l.end = std::max(l.end, t);
+        }
+    launches.push_back(std::move(l));
+  }
+  std::sort(launches.begin(), launches.end(),
+            [](const Launch& a, const Launch& b) { return a.begin < b.begin; });
+
+  LlTraceSummary summary;
+  summary.launches = static_cast<int>(launches.size());
+  summary.points.resize(static_cast<std::size_t>(points));
+  if (launches.empty()) return summary;
+  std::vector<double> spans, gaps;
+  for (std::size_t i = 0; i < launches.size(); ++i) {
+    spans.push_back(static_cast<double>(launches[i].end - launches[i].begin) * 1e-3);
+    if (i + 1 < launches.size() && launches[i + 1].begin > launches[i].end)
+      gaps.push_back(static_cast<double>(launches[i + 1].begin - launches[i].end) * 1e-3);
+  }
+  summary.span_us = median(spans);
+  summary.gap_us = gaps.empty() ? 0.0 : median(gaps);
+  for (int p = 0; p < points; ++p) {
+    std::vector<double> first, mid, last;
+    for (const Launch& l : launches) {
+      const std::vector<double>& o = l.offsets[static_cast<std::size_t>(p)];
+      if (o.empty()) continue;
+      first.push_back(*std::min_element(o.begin(), o.end()));
+      mid.push_back(median(o));
+      last.push_back(*std::max_element(o.begin(), o.end()));
+    }
+    if (first.empty()) continue;
+    TracePointStats& s = summary.points[static_cast<std::size_t>(p)];
+    s.seen = true;
+    s.first_us = median(first);
+    s.median_us = median(mid);
+    s.last_us = median(last);
+  }
+  return summary;
+}
+
+}  // namespace epcomm::bench

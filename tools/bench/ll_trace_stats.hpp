@@ -1,0 +1,31 @@
+// The statistics of a low-latency phase trace (bench/ll_trace.hpp): host-only, so CPU tests cover
+// them.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <vector>
+
+namespace epcomm::bench {
+
+// One phase point over the recorded launches: the median over launches of the earliest, the
+// median and the latest block to reach it (us after the launch's first block began).
+struct TracePointStats {
+  bool seen = false;  // some block of some launch reached it
+  double first_us = 0, median_us = 0, last_us = 0;
+};
+
+struct LlTraceSummary {
+  int launches = 0;
+  double span_us = 0;  // median over launches: the first block's beginning to the last stamp
+  double gap_us = 0;   // median over consecutive launches: one's last stamp to the next's beginning
+  std::vector<TracePointStats> points;  // one per point
+};
+
+// stamps: [ring][blocks][points] device timestamps in ns, 0 where nothing was stamped. A ring slot
+// with no stamp at any of `begin_points` holds no launch; a launch begins at the earliest such
+// stamp of any block, and stamps before it (left by an older launch) are ignored.
+LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int ring, int blocks, int points,
+                                  std::initializer_list<int> begin_points);
+
+}  // namespace epcomm::bench
