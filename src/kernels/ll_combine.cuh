@@ -1,6 +1,6 @@
 // Low-latency combine, the kernel family's body (see ll_args.hpp for the protocol, steps 7 and 8),
 // templated on how peers are reached (ll_peers.cuh). Included by exactly the translation units
-// that instantiate it: ll_combine.cu (CUDA IPC) and transport/nvshmem_ll_kernels.cu (NVSHMEM); its
+// that instantiate it: ll_combine.cu (CUDA IPC) and transport/nvshmem_ll_combine.cu (NVSHMEM); its
 // definitions sit in an unnamed namespace, one private copy per such unit.
 //
 // Send phase: block 0 first writes this rank's tokens' top-k weights into every holder and signals
