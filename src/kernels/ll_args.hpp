@@ -101,7 +101,6 @@ struct LlDispatchArgs {
   int idx_bytes = 8;
   std::int64_t num_tokens = 0;
   int num_topk = 0;
-  int num_experts = 0;
   bool use_fp8 = true;
   bool round_scale = false;
   bool use_ue8m0 = false;
@@ -122,7 +121,6 @@ struct LlCombineArgs {
   const float* topk_weights = nullptr;  // [num_tokens, num_topk]
   std::int64_t num_tokens = 0;
   int num_topk = 0;
-  int num_experts = 0;
   int dispatch_half = 0;  // outputs half of the dispatch whose route is retraced
   int half = 0;           // host half of this combine's output
   int phases = kLlBoth;

@@ -72,9 +72,10 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
       v, l, a.workspace, kLlKindCombine, [&](LlControl* c) { return &c->weights[parity][me]; }, seq);
 }
 
-// As a holder: the partial sums of every token with rows here. Returns false when a wait failed.
+// As a holder: the partial sums of every token with rows here. A warp whose wait for weights
+// failed stops (the failure is in the status word).
 template <typename Peers>
-__device__ bool send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq) {
+__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
@@ -121,7 +122,7 @@ __device__ bool send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
       if (lane == 0)
         ok = wait_at_least(&mine->weights[parity][s], seq, v, OpId::kLlCombine, CounterId::kWeightsReady,
                            v.domain_base_rank + s);
-      if (!__shfl_sync(kLlFullMask, ok, 0)) return false;
+      if (!__shfl_sync(kLlFullMask, ok, 0)) return;
       if (s < 64)
         seen_low |= bit;
       else
@@ -166,7 +167,6 @@ __device__ bool send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
       }
     }
   }
-  return true;
 }
 
 // ---- receive phase --------------------------------------------------------------------------
@@ -187,7 +187,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
     unsigned rank = static_cast<unsigned>(R);
     if (lane < a.num_topk) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
-      if (e >= 0 && e < a.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
+      if (e >= 0 && e < l.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
     }
     bool valid[2];
     valid[0] = lane_channel(part, 0) < l.hidden;
@@ -252,7 +252,6 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
         if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq);
         send_partials<Peers>(a, parity, seq);
       },
-      [&](int) {},  // every partial was put by its warp
       [&](int parity) { reduce_partials(a, parity); });
 }
 

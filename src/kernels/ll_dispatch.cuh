@@ -36,7 +36,6 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
         send_selections<Peers>(a, parity);
         send_rows<Peers>(a, parity);
       },
-      [&](int) {},  // every list was sent by its warp
       [&](int parity) { run_receive(a, parity, recv_smem); });
 }
 

@@ -129,37 +129,37 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
   __shared__ std::int32_t ids[kListChunk];
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
-  const int list_blocks = min(static_cast<int>(gridDim.x), (a.num_experts + kLlWarps - 1) / kLlWarps);
+  const int list_blocks = min(static_cast<int>(gridDim.x), (l.num_experts + kLlWarps - 1) / kLlWarps);
   const int b = static_cast<int>(blockIdx.x) - (static_cast<int>(gridDim.x) - list_blocks);
   if (b < 0) return;  // block-uniform
   const int lane = threadIdx.x % 32, warp = static_cast<int>(threadIdx.x / 32), me = v.domain_rank;
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
   const int n = static_cast<int>(a.num_tokens) * a.num_topk;
-  const int rounds = (a.num_experts + list_blocks * kLlWarps - 1) / (list_blocks * kLlWarps);
+  const int rounds = (l.num_experts + list_blocks * kLlWarps - 1) / (list_blocks * kLlWarps);
   for (int round = 0; round < rounds; ++round) {
     const int expert = (round * list_blocks + b) * kLlWarps + warp;  // may be >= E: only stages
     const int holder_rank = expert / l.num_local_experts;
-    void* holder = Peers::kStagesLocally || expert >= a.num_experts
+    void* holder = Peers::kStagesLocally || expert >= l.num_experts
                        ? a.workspace
                        : Peers::target(v, a.workspace, holder_rank);
-    std::int32_t* list = l.sel(holder, parity, me, expert < a.num_experts ? expert : 0);
+    std::int32_t* list = l.sel(holder, parity, me, expert < l.num_experts ? expert : 0);
     std::int64_t count = 0;
     for (int base = 0; base < n; base += kListChunk) {
       const int chunk = min(kListChunk, n - base);
       __syncthreads();  // the previous chunk is scanned
       for (int i = threadIdx.x; i < chunk; i += blockDim.x) {
         const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, base + i);
-        const bool bad = e < -1 || e >= a.num_experts;
+        const bool bad = e < -1 || e >= l.num_experts;
         if (bad && b == 0 && round == 0)
           report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
                          -1, e, (base + i) / a.num_topk);
         ids[i] = bad ? kInvalidId : static_cast<std::int32_t>(e);
       }
       __syncthreads();
-      if (expert < a.num_experts)
+      if (expert < l.num_experts)
         scan_expert(ids, chunk, base, a.num_topk, expert, l.max_tokens, list, &count);
     }
-    if (expert >= a.num_experts) continue;
+    if (expert >= l.num_experts) continue;
     if (count > l.max_tokens) {
       // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
       // them. The extra rows are dropped, never written out of bounds.
@@ -244,7 +244,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
     int rank = -1;
     if (lane < a.num_topk) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
-      if (e >= 0 && e < a.num_experts) rank = static_cast<int>(e / nle);
+      if (e >= 0 && e < l.num_experts) rank = static_cast<int>(e / nle);
     }
     const unsigned same = __match_any_sync(kLlFullMask, rank);
     unsigned firsts = __ballot_sync(kLlFullMask, rank >= 0 && __ffs(same) - 1 == lane);

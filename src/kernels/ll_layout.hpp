@@ -53,6 +53,7 @@ static_assert(sizeof(LlControl) % kLlSmallAlignment == 0);
 
 struct LlLayout {
   int num_ranks = 0;            // R (one NVLink domain)
+  int num_experts = 0;          // E (global)
   int num_local_experts = 0;    // nle = E / R
   int max_topk = 0;             // K: slots per token in staging
   int num_scales = 0;           // hidden / 128
@@ -64,7 +65,6 @@ struct LlLayout {
 
   // Offsets from the start of the workspace.
   std::size_t control = 0;
-  int num_experts = 0;  // E (global)
   std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0;
   std::size_t combine_weights = 0, combine_part = 0, combine_stage = 0;
   std::size_t combine_y[2] = {};

@@ -74,7 +74,8 @@ __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
   return last;
 }
 
-// Steps 3 and 6, by the last block: publishes `value` into the LlControl field that
+// By one block (the last one of a phase, steps 3 and 6; combine's block 0 for its weights, step
+// 7): publishes `value` into the LlControl field that
 // `field_of(control)` selects in every domain peer's workspace, through the Peers policy
 // (ll_peers.cuh).
 template <typename Peers, typename FieldOf>
@@ -108,14 +109,12 @@ struct LlTracer {
 // 6): the send phase waits for credits, runs `send(parity, seq)`, and its last block publishes the
 // operation's seq and signals `done` to every peer; the receive phase waits for every peer's
 // `done`, runs `receive(parity)`, and its last block signals `freed`. `own` is this rank's
-// workspace. The last send block runs `publish(parity)` (what needs the whole grid's sends: counts,
-// and with a policy that stages locally the puts of what the grid staged) before it signals; with
-// such a policy every thread completes its puts before its block arrives, and the last block its
-// publish puts before the signal. Every thread of every block calls it.
-template <typename Peers, typename Send, typename Publish, typename Receive>
+// workspace. With a policy that stages locally, every thread completes its puts before its block
+// arrives, so every put has completed before the signal. Every thread of every block calls it.
+template <typename Peers, typename Send, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               OpId op, int phases, int half, std::uint64_t* trace, Send send,
-                                              Publish publish, Receive receive) {
+                                              Receive receive) {
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
@@ -135,9 +134,6 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
         mine->seq = seq;
         mine->issued[half] = seq;
       }
-      publish(parity);
-      if constexpr (Peers::kStagesLocally) Peers::finish_sends();
-      __syncthreads();  // every store and completed put of the block comes before any signal
       ll_signal_all<Peers>(
           v, l, own, kind, [&](LlControl* c) { return &c->done[parity][me]; }, seq);
     }

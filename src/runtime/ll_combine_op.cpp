@@ -32,7 +32,6 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.topk_weights = static_cast<const float*>(topk_weights.data);
   a.num_tokens = handle.num_tokens;
   a.num_topk = handle.num_topk;
-  a.num_experts = st.options.num_experts;
   a.dispatch_half = handle.half;
   a.half = half;
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;

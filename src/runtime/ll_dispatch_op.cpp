@@ -48,7 +48,6 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   a.idx_bytes = shape.idx_bytes;
   a.num_tokens = shape.num_tokens;
   a.num_topk = shape.num_topk;
-  a.num_experts = st.options.num_experts;
   a.use_fp8 = o.use_fp8;
   a.round_scale = o.round_scale;
   a.use_ue8m0 = o.use_ue8m0;

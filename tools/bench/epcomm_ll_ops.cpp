@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "bench/bench_op.hpp"
 #include "bench/compare.hpp"
@@ -385,9 +386,9 @@ std::function<double()> phase_split(std::shared_ptr<EpcommLl> st, std::shared_pt
 
 // EPCOMM_LL_TRACE=1: after each row, the phase timestamps of its launches (bench/ll_trace.hpp), and
 // kernel_us from them where the row has no other kernel time.
-std::vector<BenchOp> with_traces(std::vector<BenchOp>& ops, const std::shared_ptr<EpcommLl>& st,
+std::vector<BenchOp> with_traces(std::vector<BenchOp> ops, const std::shared_ptr<EpcommLl>& st,
                                  std::int64_t tokens) {
-  if (!ll_traced(*st->buffer)) return std::move(ops);
+  if (!ll_traced(*st->buffer)) return ops;
   for (BenchOp& o : ops) {
     const std::string label = o.impl + " " + o.op + " " + std::to_string(tokens) + " tokens";
     const bool dispatch = o.op != "combine", combine = o.op != "dispatch";
@@ -402,7 +403,7 @@ std::vector<BenchOp> with_traces(std::vector<BenchOp>& ops, const std::shared_pt
       if (combine) print_ll_trace(*st->buffer, kLlKindCombine, label + " [combine kernel]", st->me);
     };
   }
-  return std::move(ops);
+  return ops;
 }
 
 // The ops of one low-latency Buffer reaching its peers through `transport`. kAuto (CUDA IPC within
@@ -483,7 +484,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     if (timing) o.kernel_us = kernel_us;
     ops.push_back(std::move(o));
   }
-  if (nvshmem) return with_traces(ops, st, w.num_tokens);
+  if (nvshmem) return with_traces(std::move(ops), st, w.num_tokens);
   {
     // Replays of one captured dispatch: the kernel latency with the streams kept full. Every
     // replay writes the outputs the captured call returned (st->d), which the check reads.
@@ -539,7 +540,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     o.kernel_us = phase_split(st, clock, "combine bf16");
     ops.push_back(std::move(o));
   }
-  return with_traces(ops, st, w.num_tokens);
+  return with_traces(std::move(ops), st, w.num_tokens);
 }
 
 }  // namespace
