@@ -31,9 +31,8 @@
 //  5. For each local expert e (blocks split the experts, or the rows of one expert): its rows are
 //     the lists of sources 0..R-1 one after the other (sel_count gives their lengths); row i copies
 //     the staged token its entry names from staging into recv_x[e][i], its scales transposed into
-//     recv_scales[e][.][i], src_info[e][i] = t, route[e][i] = (s, slot) and token_rows[s][t][slot]
-//     = e * capacity + i (the send phase cleared token_rows to -1); write layout_range and
-//     recv_count.
+//     recv_scales[e][.][i], src_info[e][i] = t and token_rows[s][t][slot] = e * capacity + i (the
+//     send phase cleared token_rows to -1); write layout_range and recv_count.
 //  6. Every block bumps recv_arrivals; the last one release-stores freed[p][d] = seq into every
 //     source's control block (the credit of step 1).
 // Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
@@ -121,7 +120,7 @@ struct LlCombineArgs {
   const float* topk_weights = nullptr;  // [num_tokens, num_topk]
   std::int64_t num_tokens = 0;
   int num_topk = 0;
-  int dispatch_half = 0;  // outputs half of the dispatch whose route is retraced
+  int dispatch_half = 0;  // outputs half of the dispatch whose token_rows map the rows
   int half = 0;           // host half of this combine's output
   int phases = kLlBoth;
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null

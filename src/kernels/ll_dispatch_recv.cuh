@@ -48,7 +48,6 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
     dst_scales[(static_cast<std::int64_t>(e) * words + w) * l.capacity + row] = src_scales[w];
   if (lane == 0) {
     l.src_info(ws, a.half)[out_row] = static_cast<std::int32_t>(t);
-    l.route(ws, a.half)[out_row] = ll_pack_route(s, slot);
     l.token_rows(ws, a.half, s)[t * l.max_topk + slot] = static_cast<std::int32_t>(out_row);
   }
 }
@@ -152,8 +151,9 @@ __device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* s
     int s = 0;
     while (s + 1 < R && r.begin[e * R + s + 1] <= i) ++s;
     const std::int32_t entry = l.sel(a.workspace, parity, s, expert0 + e)[i - r.begin[e * R + s]];
-    const std::int64_t t = entry >> 8;
-    if (t < l.max_tokens) copy_row(a, parity, s, t, e, i, entry & 0xff, static_cast<int>(item % batches));
+    const std::int64_t t = ll_selection_token(entry);
+    if (t < l.max_tokens)
+      copy_row(a, parity, s, t, e, i, ll_selection_slot(entry), static_cast<int>(item % batches));
   }
 }
 

@@ -88,8 +88,6 @@ __device__ void clear_token_rows(const LlDispatchArgs& a) {
 constexpr int kListChunk = 4096;
 constexpr int kListUnroll = 4;  // 32-selection steps of a warp's scan in flight
 constexpr std::int32_t kInvalidId = -2;
-// A list entry packs (token << 8) | slot into an int32.
-static_assert(kLlMaxTopk <= 256 && kLlMaxTokensPerRank * kLlMaxTopk < (std::int64_t{1} << 23));
 
 // One warp appends expert `expert`'s selections among ids[0, n) (global selection index `base` +
 // i) to its list, in index order (token order, then slot order: the reference's), from *count on.
@@ -112,7 +110,7 @@ __device__ __forceinline__ void scan_expert(const std::int32_t* ids, int n, int 
       if (hit && at < max_rows) {
         const int g = base + i0 + u * 32 + lane;
         const int t = g / num_topk;
-        list[at] = (t << 8) | (g - t * num_topk);
+        list[at] = ll_pack_selection(t, g - t * num_topk);
       }
       *count += __popc(hits);
     }

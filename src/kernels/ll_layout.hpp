@@ -15,7 +15,7 @@
 //   [ combine stage:           [2 parities][R owners][T tokens][hidden] f32 (puts' source)        ]
 //   [ zero-copy y, half 0 | half 1: [nle][R*T][hidden] bf16 each                                 ]
 //   [ outputs, half 0 | half 1: recv_x | recv_scales | recv_count | layout_range | src_info |
-//                                route | token_rows | combine out                               ]
+//                                token_rows | combine out                                       ]
 //
 // Staging sections are indexed by the device-side parity of an operation (ll_args.hpp); outputs
 // and zero-copy buffers by the host-side half the call returned views of.
@@ -72,7 +72,7 @@ struct LlLayout {
   std::size_t output_bytes = 0;  // one half's output block
   // Offsets inside an output block.
   std::size_t out_recv_x = 0, out_recv_scales = 0, out_recv_count = 0, out_layout_range = 0, out_src_info = 0,
-              out_route = 0, out_token_rows = 0, out_combine = 0;
+              out_token_rows = 0, out_combine = 0;
   std::size_t total_bytes = 0;  // bytes of the workspace (<= the region's data area with CUDA IPC)
 
   EPCOMM_HD static LlLayout make(int num_ranks, std::int64_t max_tokens, std::int64_t hidden, int num_experts,
@@ -129,8 +129,6 @@ struct LlLayout {
     l.out_layout_range = o = align_up(o, kLlSmallAlignment);
     o += nle * R * 8u;
     l.out_src_info = o = align_up(o, kLlSmallAlignment);
-    o += nle * cap * 4u;
-    l.out_route = o = align_up(o, kLlSmallAlignment);
     o += nle * cap * 4u;
     l.out_token_rows = o = align_up(o, kLlSmallAlignment);
     o += R * T * K * 4u;
@@ -223,10 +221,6 @@ struct LlLayout {
   EPCOMM_HD std::int32_t* src_info(void* ws, int half) const {
     return reinterpret_cast<std::int32_t*>(output_block(ws, half) + out_src_info);
   }
-  // [nle][capacity]: (source rank << 8) | top-k slot of each received row (combine's route back).
-  EPCOMM_HD std::int32_t* route(void* ws, int half) const {
-    return reinterpret_cast<std::int32_t*>(output_block(ws, half) + out_route);
-  }
   // [R][T][max_topk]: the local row (expert * capacity + row) that (source, token, slot) was
   // received into, or -1: the dispatch's map for its combine.
   EPCOMM_HD std::int32_t* token_rows(void* ws, int half, int src_rank) const {
@@ -242,15 +236,17 @@ struct LlLayout {
   }
 };
 
-// A received row's route back: its source rank and the top-k slot it fills there.
-EPCOMM_HD constexpr std::int32_t ll_pack_route(int src_rank, int slot) {
-  return (src_rank << 8) | slot;
+// An entry of a dispatch selection list (sel): the token and the top-k slot that selected the
+// expert.
+static_assert(kLlMaxTopk <= 256 && kLlMaxTokensPerRank * kLlMaxTopk < (std::int64_t{1} << 23));
+EPCOMM_HD constexpr std::int32_t ll_pack_selection(std::int32_t token, int slot) {
+  return (token << 8) | slot;
 }
-EPCOMM_HD constexpr int ll_route_rank(std::int32_t route) {
-  return route >> 8;
+EPCOMM_HD constexpr std::int32_t ll_selection_token(std::int32_t entry) {
+  return entry >> 8;
 }
-EPCOMM_HD constexpr int ll_route_slot(std::int32_t route) {
-  return route & 0xff;
+EPCOMM_HD constexpr int ll_selection_slot(std::int32_t entry) {
+  return entry & 0xff;
 }
 
 }  // namespace epcomm

@@ -63,7 +63,6 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
     s.push_back({"recv_count" + half, o + l.out_recv_count, nle * 4, 128});
     s.push_back({"layout_range" + half, o + l.out_layout_range, nle * R * 8, 128});
     s.push_back({"src_info" + half, o + l.out_src_info, nle * cap * 4, 128});
-    s.push_back({"route" + half, o + l.out_route, nle * cap * 4, 128});
     s.push_back({"token_rows" + half, o + l.out_token_rows, R * T * K * 4, 128});
     s.push_back({"combine_out" + half, o + l.out_combine, T * H * 2, 128});
   }
@@ -149,7 +148,6 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
       EXPECT_EQ(at(l.recv_count(region, h) + nle), o + l.out_recv_count + nle * 4);
       EXPECT_EQ(at(l.layout_range(region, h) + nle * R), o + l.out_layout_range + nle * R * 8);
       EXPECT_EQ(at(l.src_info(region, h) + nle * cap), o + l.out_src_info + nle * cap * 4);
-      EXPECT_EQ(at(l.route(region, h) + nle * cap), o + l.out_route + nle * cap * 4);
       EXPECT_EQ(at(l.token_rows(region, h, R - 1) + T * K), o + l.out_token_rows + R * T * K * 4);
       EXPECT_EQ(at(l.combine_out(region, h) + T * H),
                 o + l.out_combine + static_cast<std::size_t>(T * H * 2));
@@ -158,12 +156,12 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
   }
 }
 
-TEST(LlLayout, RouteRoundTripsEveryRankAndSlot) {
-  for (int rank = 0; rank < kMaxDomainRanks; ++rank)
+TEST(LlLayout, SelectionEntryRoundTripsEveryTokenAndSlot) {
+  for (std::int32_t token : {0, 1, 255, 256, 4095, static_cast<int>(kLlMaxTokensPerRank) - 1})
     for (int slot = 0; slot < kLlMaxTopk; ++slot) {
-      const std::int32_t r = ll_pack_route(rank, slot);
-      EXPECT_EQ(ll_route_rank(r), rank);
-      EXPECT_EQ(ll_route_slot(r), slot);
+      const std::int32_t entry = ll_pack_selection(token, slot);
+      EXPECT_EQ(ll_selection_token(entry), token);
+      EXPECT_EQ(ll_selection_slot(entry), slot);
     }
 }
 
