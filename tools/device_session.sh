@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
-#   tools/device_session.sh [tests] [probe] [bench WORKLOAD...]
+#   tools/device_session.sh [tests] [probe] [bench WORKLOAD...] [shared N PROGRAM...]
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
+#   shared N PROGRAM...: GPU test programs (test_ll, test_ht, ...) on N ranks that share the local
+#   GPUs (EPCOMM_TEST_SHARE_GPUS=1): the ranks' kernels take turns, so this checks correctness of
+#   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases.
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_REMOTE_TRANSPORT=none
@@ -11,7 +14,7 @@ mkdir -p "$OUT"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-gpu"
 cd "$root"
-{ nvidia-smi -L; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; nvidia-smi topo -m; } > "$OUT/machine.txt" 2>&1
+{ nvidia-smi -L; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,compute_mode --format=csv; nvidia-smi topo -m; } > "$OUT/machine.txt" 2>&1
 head -3 "$OUT/machine.txt"
 gtest=()
 [ -f "$root/.gtest/CMakeLists.txt" ] && gtest=(-DEPCOMM_GTEST_SOURCE_DIR="$root/.gtest")
@@ -46,6 +49,19 @@ while [ $# -gt 0 ]; do
           --json "$OUT/$w.json" > "$OUT/$w.txt" 2>&1
         rc=$?; [ $rc -ne 0 ] && status=$rc
         echo "== $w (rc $rc)"; grep -v "^\[rank 1\]" "$OUT/$w.txt" | tail -30
+      done
+      ;;
+    shared)
+      n=$2; shift 2
+      while [ $# -gt 0 ] && [ "$1" != tests ] && [ "$1" != bench ] && [ "$1" != probe ] && [ "$1" != shared ]; do
+        p=$1; shift
+        start=$(date +%s)
+        EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} \
+          "$build/tools/epcomm-run" -n "$n" --timeout "${EPCOMM_SHARED_TIMEOUT_S:-400}" "$build/tests/gpu_$p" \
+          > "$OUT/shared_${n}_$p.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== shared $n ranks: $p (rc $rc, $(( $(date +%s) - start )) s)"
+        grep -E "PASSED|FAILED|skipped|Failure|error" "$OUT/shared_${n}_$p.log" | grep -v "^\[rank [1-9]" | tail -20
       done
       ;;
     *) echo "unknown step $1"; exit 2 ;;

@@ -23,6 +23,7 @@ struct GpuEnv {
   int rank = 0;
   int world = 1;
   int local_rank = 0;
+  int device = 0;  // the CUDA device this rank runs on (shared by several ranks under EPCOMM_TEST_SHARE_GPUS)
   std::shared_ptr<Bootstrap> bootstrap;
   cudaStream_t stream = nullptr;  // a non-blocking stream for the test's own work
 };

@@ -341,7 +341,7 @@ class HtSms : public Ht, public ::testing::WithParamInterface<int> {};
 TEST_P(HtSms, Budget) {
   int sms = GetParam();
   if (sms == 0)
-    EPCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, gpu_env().local_rank));
+    EPCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, gpu_env().device));
   run_case(*buffer_, {.num_tokens = 1500, .skew = true, .num_sms = sms, .seed = 30});
   run_case(*buffer_, {.num_tokens = 1500, .fp8 = true, .num_sms = sms, .worst_case = true, .seed = 31});
 }
