@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 
 namespace epcomm::test {
 
@@ -44,6 +46,9 @@ std::shared_ptr<Allocator> poisoning_allocator(std::uint8_t poison) {
 
 std::vector<std::int64_t> random_topk(std::uint64_t seed, std::int64_t num_tokens, int num_topk,
                                       int num_experts, double empty_fraction) {
+  if (num_topk > num_experts)  // k distinct experts must exist
+    throw std::invalid_argument("random_topk: num_topk " + std::to_string(num_topk) +
+                                " exceeds num_experts " + std::to_string(num_experts));
   std::mt19937_64 rng(seed);
   std::vector<std::int64_t> topk(static_cast<std::size_t>(num_tokens * num_topk));
   std::vector<int> experts(static_cast<std::size_t>(num_experts));

@@ -5,6 +5,7 @@
 // payloads and scales bit-exactly. Combine: bit-exactly against ref::ll_combine run on the GPU's
 // own routing (every rank's layout_range and src_info, gathered). Outputs are poisoned (0xAB)
 // before every run, so anything a kernel forgets to write shows up.
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -96,8 +97,13 @@ TEST_F(Ll, ThousandTokensPerRank) {
            {.hook = true, .y = YMode::kEcho});
 }
 TEST_F(Ll, MoreBlocksThanExperts) {  // several blocks share each expert's rows
-  const LlCase c{
-      .max_tokens = 256, .hidden = 1024, .num_topk = 4, .max_topk = 4, .experts_per_rank = 2, .seed = 15};
+  // Two experts per rank (four on one rank, so that top-4 has four distinct experts to pick).
+  const LlCase c{.max_tokens = 256,
+                 .hidden = 1024,
+                 .num_topk = 4,
+                 .max_topk = 4,
+                 .experts_per_rank = std::max(2, 4 / gpu_env().world),
+                 .seed = 15};
   run_pair(buffer_for(c), c);
 }
 TEST_F(Ll, FullSizeDsv3) {  // ll-dsv3: 128 tokens, hidden 7168, top-8 of 288 experts
