@@ -309,6 +309,66 @@ inline std::vector<std::uint16_t> make_y(YMode mode, const LlCase& c, int R, int
   return y;
 }
 
+// After a combine mismatch: for the first few wrong tokens of this rank, which single fault the
+// wrong row matches exactly, found by rerunning the reference with one change: one holder's partial
+// left out, or one slot's weight zero. Names the token's holders (rank of each slot's expert) too.
+inline std::string diagnose_combine(const std::vector<std::uint16_t>& got, const LlCase& c, int R,
+                                    const std::vector<ref::LlRankOutput>& routing,
+                                    const std::vector<std::vector<std::uint16_t>>& ys,
+                                    const std::vector<ref::LlRankInput>& ins,
+                                    const std::vector<std::vector<float>>& weights,
+                                    const std::vector<std::uint16_t>& want) {
+  const int me = gpu_env().rank;
+  const std::int64_t H = c.hidden, k = ins[static_cast<std::size_t>(me)].num_topk;
+  const int nle = c.experts_per_rank;
+  std::string report;
+  int shown = 0;
+  const auto row_matches = [&](const std::vector<std::vector<std::uint16_t>>& alt, std::int64_t t) {
+    const auto& a = alt[static_cast<std::size_t>(me)];
+    return std::equal(got.begin() + t * H, got.begin() + (t + 1) * H, a.begin() + t * H);
+  };
+  for (std::int64_t t = 0; t < ins[static_cast<std::size_t>(me)].num_tokens && shown < 3; ++t) {
+    if (std::equal(got.begin() + t * H, got.begin() + (t + 1) * H, want.begin() + t * H)) continue;
+    ++shown;
+    const auto& idx = ins[static_cast<std::size_t>(me)].topk_idx;
+    report += "\n  token " + std::to_string(t) + ": slots->holder";
+    for (std::int64_t j = 0; j < k; ++j) {
+      const std::int64_t e = idx[static_cast<std::size_t>(t * k + j)];
+      report += " " + (e < 0 ? std::string("-") : std::to_string(e / nle));
+    }
+    report += "; matches:";
+    bool any = false;
+    for (int d = 0; d < R; ++d) {  // holder d's partial missing
+      auto alt_ins = ins;
+      bool held = false;
+      for (std::int64_t j = 0; j < k; ++j) {
+        auto& e = alt_ins[static_cast<std::size_t>(me)].topk_idx[static_cast<std::size_t>(t * k + j)];
+        if (e >= 0 && e / nle == d) {
+          e = -1;
+          held = true;
+        }
+      }
+      if (held && row_matches(ref::ll_combine(geometry_of(c, R), H, routing, ys, alt_ins, weights), t)) {
+        report += " partial of rank " + std::to_string(d) + " missing;";
+        any = true;
+      }
+    }
+    for (std::int64_t j = 0; j < k; ++j) {  // slot j's weight zero
+      if (idx[static_cast<std::size_t>(t * k + j)] < 0) continue;
+      auto alt_w = weights;
+      alt_w[static_cast<std::size_t>(me)][static_cast<std::size_t>(t * k + j)] = 0.0f;
+      if (row_matches(ref::ll_combine(geometry_of(c, R), H, routing, ys, ins, alt_w), t)) {
+        report += " weight of slot " + std::to_string(j) + " zero;";
+        any = true;
+      }
+    }
+    if (!any) report += " none";
+    report += " (channel 0: got " + std::to_string(ref::bf16_to_float(got[static_cast<std::size_t>(t * H)])) +
+              ", want " + std::to_string(ref::bf16_to_float(want[static_cast<std::size_t>(t * H)])) + ")";
+  }
+  return report;
+}
+
 // Runs the reference combine on the GPU's routing and compares this rank's output bit-exactly.
 inline void expect_combine_matches(const std::vector<std::uint16_t>& got, const LlCase& c, int R,
                                    const std::vector<ref::LlRankOutput>& routing,
@@ -334,7 +394,8 @@ inline void expect_combine_matches(const std::vector<std::uint16_t>& got, const 
     if (got[i] != mine[i] && bad++ == 0) first = i;
   EXPECT_EQ(bad, 0u) << bad << " of " << got.size() << " BF16 values differ, first at " << first << " (got "
                      << (bad ? ref::bf16_to_float(got[first]) : 0.0f) << ", want "
-                     << (bad ? ref::bf16_to_float(mine[first]) : 0.0f) << ")";
+                     << (bad ? ref::bf16_to_float(mine[first]) : 0.0f) << ")"
+                     << (bad ? diagnose_combine(got, c, R, routing, ys, ins, weights, mine) : std::string());
 }
 
 // ---- one dispatch + combine -------------------------------------------------------------------------
