@@ -251,6 +251,72 @@ inline void expect_dispatch_matches(const GotDispatch& got, const ref::LlRankOut
       << bad_scale << "; first: " << first;
 }
 
+// The kernels' internal state a combine relies on, checked in memory: token_rows of the dispatch's
+// half (every valid selection of an expert here maps to a row of that expert whose src_info is the
+// token; every other entry is -1) and, with `combine_parity` >= 0, the owners' weights in this
+// holder's combine_weights of that parity. Counts and names the first few wrong entries.
+inline void expect_ll_state(Buffer& buffer, const LlHandle& handle, const LlCase& c, int R,
+                            const std::vector<RankData>& inputs, const GotDispatch& got, int combine_parity,
+                            const std::string& what) {
+  SCOPED_TRACE(what);
+  const Buffer::LlState* st = buffer.low_latency_state();
+  const LlLayout& l = st->layout;
+  const int me = gpu_env().rank, nle = c.experts_per_rank;
+  const std::int64_t T = c.max_tokens, K = l.max_topk, cap = l.capacity;
+  std::vector<std::int32_t> rows(static_cast<std::size_t>(R * T * K));
+  EPCOMM_CUDA_CHECK(cudaMemcpy(rows.data(), l.token_rows(st->workspace, handle.half, 0),
+                               rows.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost));
+  std::size_t bad_rows = 0;
+  std::string first;
+  for (int s = 0; s < R; ++s) {
+    const RankData& d = inputs[static_cast<std::size_t>(s)];
+    for (std::int64_t t = 0; t < T; ++t)
+      for (std::int64_t j = 0; j < K; ++j) {
+        const std::int32_t r = rows[static_cast<std::size_t>((s * T + t) * K + j)];
+        std::int64_t e = -1;
+        if (t < d.in.num_tokens && j < d.in.num_topk)
+          e = d.in.topk_idx[static_cast<std::size_t>(t * d.in.num_topk + j)];
+        const bool here = e >= 0 && e / nle == me;
+        bool ok = !here && r == -1;
+        if (here) {
+          const std::int64_t le = e % nle;
+          ok = r >= le * cap && r < (le + 1) * cap && got.src_info[static_cast<std::size_t>(r)] == t;
+        }
+        if (!ok && bad_rows++ < 4)
+          first += " [s " + std::to_string(s) + " t " + std::to_string(t) + " slot " + std::to_string(j) +
+                   ": " + std::to_string(r) + (here ? ", expert here" : "") + "]";
+      }
+  }
+  EXPECT_EQ(bad_rows, 0u) << bad_rows << " token_rows entries wrong:" << first;
+  if (combine_parity < 0) return;
+  std::size_t bad_weights = 0;
+  first.clear();
+  for (int s = 0; s < R; ++s) {
+    const RankData& d = inputs[static_cast<std::size_t>(s)];
+    std::vector<float> w(static_cast<std::size_t>(T * K));
+    EPCOMM_CUDA_CHECK(cudaMemcpy(w.data(), l.combine_weights_of(st->workspace, combine_parity, s),
+                                 w.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    for (std::int64_t t = 0; t < d.in.num_tokens; ++t)
+      for (std::int64_t j = 0; j < d.in.num_topk; ++j)
+        if (w[static_cast<std::size_t>(t * K + j)] !=
+                d.weights[static_cast<std::size_t>(t * d.in.num_topk + j)] &&
+            bad_weights++ < 4)
+          first +=
+              " [s " + std::to_string(s) + " t " + std::to_string(t) + " slot " + std::to_string(j) + "]";
+  }
+  EXPECT_EQ(bad_weights, 0u) << bad_weights << " combine weights wrong (parity " << combine_parity
+                             << "):" << first;
+}
+
+// The combine parity of the last combine: its seq's low bit (the seq lives in the device control block).
+inline int last_combine_parity(Buffer& buffer) {
+  const Buffer::LlState* st = buffer.low_latency_state();
+  std::uint64_t seq = 0;
+  EPCOMM_CUDA_CHECK(cudaMemcpy(&seq, &st->layout.control_of(st->workspace, kLlKindCombine)->seq, sizeof(seq),
+                               cudaMemcpyDeviceToHost));
+  return static_cast<int>(seq & 1u);
+}
+
 // Every rank's routing as the GPU produced it (layout_range, src_info), for ref::ll_combine.
 inline std::vector<ref::LlRankOutput> gather_routing(const GotDispatch& mine, const LlCase& c, int R) {
   const std::size_t nle = static_cast<std::size_t>(c.experts_per_rank);
@@ -424,6 +490,7 @@ inline void run_pair(Buffer& buffer, const LlCase& c, const PairMode& mode = {})
   finish(buffer);
   const GotDispatch got = download_dispatch(d);
   expect_dispatch_matches(got, expected[static_cast<std::size_t>(me)], c, R, "dispatch");
+  expect_ll_state(buffer, d.handle, c, R, inputs, got, -1, "after dispatch");
 
   const auto routing = gather_routing(got, c, R);
   std::vector<std::vector<std::uint16_t>> ys;
@@ -443,6 +510,7 @@ inline void run_pair(Buffer& buffer, const LlCase& c, const PairMode& mode = {})
       y, di.topk, di.weights, d.handle, {.zero_copy = mode.zero_copy, .return_recv_hook = mode.hook}, call);
   if (mode.hook) cr.receive();
   finish(buffer);
+  expect_ll_state(buffer, d.handle, c, R, inputs, got, last_combine_parity(buffer), "after combine");
   expect_combine_matches(download<std::uint16_t>(cr.out), c, R, routing, ys, inputs, "combine");
 }
 
