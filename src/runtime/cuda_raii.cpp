@@ -51,6 +51,12 @@ IpcMapping::~IpcMapping() {
   if (ptr_ != nullptr) log_release_failure(cudaIpcCloseMemHandle(ptr_), "cudaIpcCloseMemHandle");
 }
 
+void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  EPCOMM_CUDA_CHECK(cudaMemcpy(device_dst, host_src, bytes, cudaMemcpyHostToDevice));
+  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 cudaIpcMemHandle_t ipc_handle_of(const DeviceBuffer& buffer) {
   cudaIpcMemHandle_t handle{};
   EPCOMM_CUDA_CHECK(cudaIpcGetMemHandle(&handle, buffer.get()));

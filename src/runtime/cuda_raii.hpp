@@ -121,6 +121,12 @@ class IpcMapping {
   void* ptr_ = nullptr;
 };
 
+// Copies host memory to the device and returns once the bytes are on the device. A plain cudaMemcpy
+// from pageable memory may return while its DMA is still landing, on the legacy default stream,
+// which work on non-blocking streams does not wait for: a kernel launched there right after could
+// read part of the old contents.
+void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes);
+
 cudaIpcMemHandle_t ipc_handle_of(const DeviceBuffer& buffer);
 
 }  // namespace epcomm

@@ -16,6 +16,7 @@
 #include "epcomm/device_tensor.hpp"
 #include "epcomm/types.hpp"
 #include "runtime/cuda_check.hpp"
+#include "runtime/cuda_raii.hpp"
 
 namespace epcomm::test {
 
@@ -39,8 +40,7 @@ DeviceTensor upload(const std::vector<T>& host, DType dtype, std::initializer_li
   DeviceTensor t = DeviceTensor::empty(default_allocator(), dtype, shape, nullptr);
   EPCOMM_REQUIRE(t.view().nbytes() == host.size() * sizeof(T), ErrorCategory::kInternal,
                  "upload: ", host.size() * sizeof(T), " host bytes for ", t.view().describe());
-  if (!host.empty())
-    EPCOMM_CUDA_CHECK(cudaMemcpy(t.data(), host.data(), t.view().nbytes(), cudaMemcpyHostToDevice));
+  copy_to_device(t.data(), host.data(), t.view().nbytes());
   return t;
 }
 

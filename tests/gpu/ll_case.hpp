@@ -131,17 +131,14 @@ inline DeviceInputs upload_inputs(const RankData& d, const LlCase& c) {
 }
 // Copies new inputs into existing device tensors (the captured buffers of a CUDA graph).
 inline void refill_inputs(const DeviceInputs& di, const RankData& d, const LlCase& c) {
-  EPCOMM_CUDA_CHECK(cudaMemcpy(di.x.data(), d.in.x.data(), di.x.view().nbytes(), cudaMemcpyHostToDevice));
+  copy_to_device(di.x.data(), d.in.x.data(), di.x.view().nbytes());
   if (c.idx32) {
     std::vector<std::int32_t> narrow(d.in.topk_idx.begin(), d.in.topk_idx.end());
-    EPCOMM_CUDA_CHECK(
-        cudaMemcpy(di.topk.data(), narrow.data(), di.topk.view().nbytes(), cudaMemcpyHostToDevice));
+    copy_to_device(di.topk.data(), narrow.data(), di.topk.view().nbytes());
   } else {
-    EPCOMM_CUDA_CHECK(
-        cudaMemcpy(di.topk.data(), d.in.topk_idx.data(), di.topk.view().nbytes(), cudaMemcpyHostToDevice));
+    copy_to_device(di.topk.data(), d.in.topk_idx.data(), di.topk.view().nbytes());
   }
-  EPCOMM_CUDA_CHECK(
-      cudaMemcpy(di.weights.data(), d.weights.data(), di.weights.view().nbytes(), cudaMemcpyHostToDevice));
+  copy_to_device(di.weights.data(), d.weights.data(), di.weights.view().nbytes());
 }
 
 // Fills both halves of the buffer's output area with 0xAB.
@@ -501,7 +498,7 @@ inline void run_pair(Buffer& buffer, const LlCase& c, const PairMode& mode = {})
   Tensor y;
   if (mode.zero_copy) {
     y = buffer.get_next_low_latency_combine_buffer(d.handle);
-    EPCOMM_CUDA_CHECK(cudaMemcpy(y.data, my_y.data(), y.nbytes(), cudaMemcpyHostToDevice));
+    copy_to_device(y.data, my_y.data(), y.nbytes());
   } else {
     y_owned = upload(my_y, DType::kBF16, {c.experts_per_rank, R * c.max_tokens, c.hidden});
     y = y_owned;

@@ -241,8 +241,7 @@ void run_graph(const LlCase& c, Buffer& buffer, bool hook, int replays) {
     if (!echo) {  // hashed y does not depend on the routing: made before the replay
       for (int r = 0; r < R; ++r)
         ys[static_cast<std::size_t>(r)] = make_y(YMode::kHash, c, R, r, salt, {}, inputs);
-      EPCOMM_CUDA_CHECK(
-          cudaMemcpy(y.data, ys[static_cast<std::size_t>(me)].data(), y.nbytes(), cudaMemcpyHostToDevice));
+      copy_to_device(y.data, ys[static_cast<std::size_t>(me)].data(), y.nbytes());
     }
     poison_outputs(buffer);
     EPCOMM_CUDA_CHECK(cudaGraphLaunch(exec, env.stream));

@@ -11,8 +11,7 @@ namespace {
 template <typename T>
 DeviceBuffer upload(const std::vector<T>& host) {
   DeviceBuffer buffer(host.size() * sizeof(T));
-  if (!host.empty())
-    EPCOMM_CUDA_CHECK(cudaMemcpy(buffer.get(), host.data(), buffer.bytes(), cudaMemcpyHostToDevice));
+  copy_to_device(buffer.get(), host.data(), buffer.bytes());
   return buffer;
 }
 

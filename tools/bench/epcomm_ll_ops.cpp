@@ -321,9 +321,8 @@ struct EpcommLl {
         }
       }
       if (n != 0)
-        EPCOMM_CUDA_CHECK(
-            cudaMemcpy(static_cast<std::uint16_t*>(y_memory.get()) + static_cast<std::size_t>(e * cap) * H,
-                       rows.data(), n * H * sizeof(std::uint16_t), cudaMemcpyHostToDevice));
+        copy_to_device(static_cast<std::uint16_t*>(y_memory.get()) + static_cast<std::size_t>(e * cap) * H,
+                       rows.data(), n * H * sizeof(std::uint16_t));
     }
   }
 
