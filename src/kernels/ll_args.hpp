@@ -15,8 +15,9 @@
 //
 // Dispatch, send phase (on rank s):
 //  1. Credit: before writing into receiver d's staging of parity p, wait (bounded) until
-//     s's own control.freed[p][d] >= seq - 2, i.e. d finished reading what s wrote there two
-//     operations ago.
+//     s's own control.freed[p][d] >= (seq - 1) / 2 * G, i.e. each of the G receive-phase blocks of
+//     each earlier operation of parity p on d finished reading what s wrote there. Every rank
+//     launches the same grid of G blocks (the Buffer agrees on it when it is made).
 //  2. For each expert e, one warp writes the list of s's (token t, slot j) selections of e, in token
 //     and slot order, as (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at
 //     sel_count[p][s][e] (more than T: reported, the rest dropped). Write each token's row (cast to
@@ -33,8 +34,8 @@
 //     the staged token its entry names from staging into recv_x[e][i], its scales transposed into
 //     recv_scales[e][.][i], src_info[e][i] = t and token_rows[s][t][slot] = e * capacity + i (the
 //     send phase cleared token_rows to -1); write layout_range and recv_count.
-//  6. Every block bumps recv_arrivals; the last one release-stores freed[p][d] = seq into every
-//     source's control block (the credit of step 1).
+//  6. Every block, once its copies are done, release-adds 1 to freed[p][d] in every source's
+//     control block (the credit of step 1): no block waits for the grid's last one.
 // Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
 // scheme with the combine control block.
 //  7. Send: block 0 writes the owner's top-k weights of its T_s tokens into every holder d at

@@ -42,11 +42,12 @@ struct LlControl {
   std::uint64_t seq;            // operations of this kind begun on this rank (device counter)
   std::uint64_t issued[2];      // seq of the operation whose outputs are in host half h
   std::uint32_t send_arrivals;  // send-phase blocks done in the running launch (last one resets)
-  std::uint32_t recv_arrivals;  // receive-phase blocks done in the running launch (last one resets)
-  std::uint8_t pad[128 - 32];
-  // Written by peers (release stores; read with acquire loads).
-  std::uint64_t done[2][kMaxDomainRanks];     // [parity][source]: seq whose writes into me are complete
-  std::uint64_t freed[2][kMaxDomainRanks];    // [parity][receiver]: seq whose staging it finished reading
+  std::uint8_t pad[128 - 28];
+  // Written by peers (release stores or adds; read with acquire loads).
+  std::uint64_t done[2][kMaxDomainRanks];  // [parity][source]: seq whose writes into me are complete
+  // [parity][receiver]: the receiver's receive-phase blocks that finished reading this rank's
+  // staging, over all operations of that parity (each block of each operation adds 1).
+  std::uint64_t freed[2][kMaxDomainRanks];
   std::uint64_t weights[2][kMaxDomainRanks];  // [parity][source]: seq whose combine weights are in place
 };
 static_assert(sizeof(LlControl) % kLlSmallAlignment == 0);

@@ -12,6 +12,8 @@
 //   target(v, own, d)             the workspace this rank's stores for rank d go to;
 //   signal(v, field, value, d)    release-publishes `value` into the 64-bit `field` of rank d,
 //                                 `field` being an address inside target(v, own, d);
+//   signal_add(v, field, value, d)  the same, adding `value` to the field (a counter that many
+//                                 blocks bump) instead of storing it;
 // and, when kStagesLocally:
 //   put_warp(v, dst, src, bytes, d)  the whole warp: copies [src, src + bytes) of this rank to
 //                                 rank d, at the offset `dst` has in this rank's workspace
@@ -47,6 +49,11 @@ struct IpcPeers {
                                                 std::uint64_t value, int /*d*/) {
     ptx::fence_acq_rel_sys();
     ptx::st_release_sys(field, value);
+  }
+  __device__ __forceinline__ static void signal_add(const DomainView& /*v*/, std::uint64_t* field,
+                                                    std::uint64_t value, int /*d*/) {
+    ptx::fence_acq_rel_sys();
+    ptx::red_add_release_sys(field, value);
   }
 };
 

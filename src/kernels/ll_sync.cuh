@@ -1,7 +1,7 @@
 // Device helpers shared by the low-latency kernels: an operation's sequence number, the credit
-// wait before writing into peers' staging, the last-block completion of a phase and the wait for
-// peers' completion signals (ll_args.hpp, steps 1, 3, 4 and 6). Peers are reached through the
-// policy of ll_peers.cuh; waits always poll this rank's own memory. Device code only.
+// wait before writing into peers' staging, the last-block completion of the send phase, the wait
+// for peers' completion signals and the per-block credits (ll_args.hpp, steps 1, 3, 4 and 6). Peers are
+// reached through the policy of ll_peers.cuh; waits always poll this rank's own memory. Device code only.
 #pragma once
 
 #include <cstdint>
@@ -26,13 +26,16 @@ __device__ __forceinline__ std::uint64_t ll_launch_seq(const LlControl* control,
 }
 
 // Step 1: every peer has finished reading what this rank wrote into its staging of `parity` two
-// operations ago. Called by every thread of the block; false (for all) when a wait failed.
+// operations ago: every receive-phase block of every earlier operation of this parity has added
+// its credit, (seq - 1) / 2 operations of gridDim.x blocks each (every rank launches the same
+// grid). Called by every thread of the block; false (for all) when a wait failed.
 __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parity, std::uint64_t seq,
                                                 const DomainView& v, OpId op) {
   bool ok = true;
-  if (seq > 2) {
+  const std::uint64_t credits = (seq - 1) / 2 * gridDim.x;
+  if (credits > 0) {
     for (int d = threadIdx.x; d < v.num_domain_ranks && ok; d += blockDim.x)
-      ok = wait_at_least(&mine->freed[parity][d], seq - 2, v, op, CounterId::kSlotFree,
+      ok = wait_at_least(&mine->freed[parity][d], credits, v, op, CounterId::kSlotFree,
                          v.domain_base_rank + d);
   }
   return __syncthreads_and(ok);
@@ -48,22 +51,17 @@ __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, 
   return __syncthreads_and(ok);
 }
 
-// Called by every thread of every block when the block's share of a phase is done. Returns true
-// (for all threads of one block: the last to arrive) once every block of the launch arrived; that
-// block has reset the counter for the next launch. kLocalOnly: the blocks wrote nothing to peers
-// in this phase (the receive phases), so a GPU-scope fence orders their work before the arrival.
-template <bool kLocalOnly = false>
+// Called by every thread of every block when the block's share of the send phase is done. Returns
+// true (for all threads of one block: the last to arrive) once every block of the launch arrived;
+// that block has reset the counter for the next launch.
 __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
   __shared__ bool last;
   __syncthreads();
   if (threadIdx.x == 0) {
     // NOTE: this fence (after the block barrier) orders every write and read of the block, peers'
-    // memory included, before the arrival; the last block's fence below (system scope, whatever
-    // kLocalOnly says) orders all arrivals before the release stores that follow it.
-    if constexpr (kLocalOnly)
-      ptx::fence_acq_rel_gpu();
-    else
-      ptx::fence_acq_rel_sys();
+    // memory included, before the arrival; the last block's fence below orders all arrivals before
+    // the release stores that follow it.
+    ptx::fence_acq_rel_sys();
     last = atomicAdd(arrivals, 1u) == gridDim.x - 1;
     if (last) {
       *arrivals = 0;
@@ -74,15 +72,25 @@ __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
   return last;
 }
 
-// By one block (the last one of a phase, steps 3 and 6; combine's block 0 for its weights, step
-// 7): publishes `value` into the LlControl field that
-// `field_of(control)` selects in every domain peer's workspace, through the Peers policy
-// (ll_peers.cuh).
+// By one block (the last one of the send phase, step 3; combine's block 0 for its weights, step
+// 7): publishes `value` into the LlControl field that `field_of(control)` selects in every domain
+// peer's workspace, through the Peers policy (ll_peers.cuh).
 template <typename Peers, typename FieldOf>
 __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               FieldOf field_of, std::uint64_t value) {
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
     Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
+}
+
+// Step 6, by every block once its receive work is done: adds this block's credit to
+// freed[parity][this rank] in every domain peer (a block barrier first: every read of the block
+// comes before the adds).
+template <typename Peers>
+__device__ __forceinline__ void ll_give_credits(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                                int parity) {
+  __syncthreads();
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+    Peers::signal_add(v, &l.control_of(Peers::target(v, own, p), kind)->freed[parity][v.domain_rank], 1, p);
 }
 
 // Thread 0 of the block stores the time of `point` in the block's trace entry (LlTracePoint);
@@ -108,8 +116,8 @@ struct LlTracer {
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
 // 6): the send phase waits for credits, runs `send(parity, seq)`, and its last block publishes the
 // operation's seq and signals `done` to every peer; the receive phase waits for every peer's
-// `done`, runs `receive(parity)`, and its last block signals `freed`. `own` is this rank's
-// workspace. With a policy that stages locally, every thread completes its puts before its block
+// `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer. `own` is this
+// rank's workspace. With a policy that stages locally, every thread completes its puts before its block
 // arrives, so every put has completed before the signal. Every thread of every block calls it.
 template <typename Peers, typename Send, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
@@ -146,9 +154,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     tracer.mark(kLlTraceDoneSeen);
     receive(parity);
     tracer.mark(kLlTraceReceived);
-    if (ll_arrive_last</*kLocalOnly=*/true>(&mine->recv_arrivals))
-      ll_signal_all<Peers>(
-          v, l, own, kind, [&](LlControl* c) { return &c->freed[parity][me]; }, seq);
+    ll_give_credits<Peers>(v, l, own, kind, parity);
     tracer.mark(kLlTraceExit);
   }
 }

@@ -72,12 +72,6 @@ __device__ __forceinline__ void fence_acq_rel_sys() {
   asm volatile("fence.acq_rel.sys;" ::: "memory");
 }
 
-// The same at GPU scope: enough where everything the block did stayed on this GPU and the thread
-// that later tells a peer about it fences at system scope itself (cumulativity).
-__device__ __forceinline__ void fence_acq_rel_gpu() {
-  asm volatile("fence.acq_rel.gpu;" ::: "memory");
-}
-
 // 16-byte load that bypasses L1 allocation: payload read once (rows to forward). Not for data
 // other GPUs write while this kernel runs.
 __device__ __forceinline__ int4 ld_nc_na_v4(const int4* p) {

@@ -63,8 +63,9 @@ constexpr std::array kRegistry = {
     Entry{.name = "EPCOMM_LL_BLOCKS",
           .type = Type::kInt,
           .default_value = "0",
-          .doc = "Blocks of a low-latency launch (one per SM at most); 0: one per SM of the device. A "
-                 "tuning knob, read when a low-latency Buffer is made.",
+          .doc = "Blocks of a low-latency launch (one per SM at most); 0: one per SM of the device. Every "
+                 "rank launches the smallest grid any rank asks for. A tuning knob, read when a "
+                 "low-latency Buffer is made.",
           .min_value = 0,
           .max_value = 1 << 20},
     Entry{.name = "EPCOMM_LL_TRACE",

@@ -2,6 +2,7 @@
 // zero-copy combine buffer. The operations are in ll_dispatch_op.cpp and ll_combine_op.cpp.
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "kernels/ll_args.hpp"
 #include "kernels/ll_layout.hpp"
@@ -47,9 +48,13 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   auto state = std::make_shared<LlState>();
   state->options = ll;
   state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);
-  // NOTE: one block per SM at most, so every block of a launch is resident at once (ll_args.hpp).
+  // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
+  // grid on every rank, the smallest any rank can run, since credits count blocks (ll_args.hpp).
   const auto blocks = static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS"));
-  state->num_blocks = blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms;
+  const int mine = blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms;
+  std::vector<int> every(static_cast<std::size_t>(num_ranks()));
+  impl_->bootstrap->all_gather(&mine, every.data(), sizeof(int));
+  state->num_blocks = *std::min_element(every.begin(), every.end());
   if (env::get_bool("EPCOMM_LL_TRACE")) {
     const std::size_t bytes = sizeof(std::uint64_t) * kLlTraceRing * kLlTracePoints * state->num_blocks;
     for (DeviceBuffer& trace : state->trace) {

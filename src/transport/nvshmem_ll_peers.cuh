@@ -50,6 +50,14 @@ struct NvshmemPeers {
     else
       nvshmem::signal_set(field, value, pe(v, d));
   }
+  __device__ __forceinline__ static void signal_add(const DomainView& v, std::uint64_t* field,
+                                                    std::uint64_t value, int d) {
+    ptx::fence_acq_rel_sys();
+    if (d == v.domain_rank)
+      ptx::red_add_release_sys(field, value);
+    else
+      nvshmem::signal_add(field, value, pe(v, d));
+  }
 };
 
 }  // namespace epcomm
