@@ -194,6 +194,14 @@ void CommScope::host_wait() {
   EPCOMM_CUDA_CHECK(cudaEventSynchronize(impl_.order_event.get()));
 }
 
+void CommScope::mark() {
+  impl_.mark_event.record(comm());
+}
+
+void CommScope::wait_for_mark() {
+  EPCOMM_CUDA_CHECK(cudaEventSynchronize(impl_.mark_event.get()));
+}
+
 EventHandle CommScope::finish() {
   if (options_.async_finish) return EventHandle::record(comm());
   impl_.order_event.record(comm());

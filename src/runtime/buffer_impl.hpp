@@ -28,6 +28,7 @@ struct Buffer::Impl {
   DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
   Stream comm;                          // the communication stream
   Event order_event;                    // reused for stream-to-stream ordering inside a call
+  Event mark_event;                     // a point on the communication stream the host waits for
   HtTuning ht_tuning;                   // EPCOMM_HT_* knobs, read once
   KernelTimer timer{false};             // EPCOMM_KERNEL_TIMING: per-call kernel durations
   DomainView view;                      // what kernels get
@@ -61,6 +62,10 @@ class CommScope {
   void allocations_ready();
   // Blocks the host until the communication stream's queued work is done (notify's handshake).
   void host_wait();
+  // mark() records the work queued so far; wait_for_mark() blocks the host until that work is done
+  // (work queued after the mark may still run: a kernel launched to overlap the handshake).
+  void mark();
+  void wait_for_mark();
   EventHandle finish();
 
  private:

@@ -1,7 +1,10 @@
 // Buffer::dispatch: checks, notify (or prepare for a cached dispatch), outputs, dispatch kernel.
 #include <cstring>
 
+#include "epcomm/error.hpp"
+#include "kernels/device_status.hpp"
 #include "kernels/ht_args.hpp"
+#include "kernels/region_layout.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
 #include "runtime/cuda_check.hpp"
@@ -17,11 +20,22 @@ T* data_of(const DeviceTensor& t) {
   return static_cast<T*>(t.data());
 }
 
-// Runs notify and fills the routing part of the handle. Without worst-case mode, waits for the
-// counts on the host (the one device-to-host handshake) and checks every rank's rows fit.
-void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
-                const HtDispatchPlan& plan, const HtDispatchLayout& region, CommScope& scope,
-                DispatchHandle& h, std::vector<int>& per_expert_host) {
+// Where the dispatch kernel writes its outputs.
+struct OutputPointers {
+  void *x, *scales, *topk, *weights, *src_idx;
+};
+
+// Forgets a device-reported failure of kind `code` (a kernel's report of an error the host raised
+// itself); any other status stays for check_status().
+void clear_status(Buffer::Impl& m, StatusCode code) {
+  DeviceStatus* status = m.status_ptr();
+  if (*reinterpret_cast<volatile std::int32_t*>(&status->code) == static_cast<std::int32_t>(code))
+    std::memset(status, 0, sizeof(DeviceStatus));
+}
+
+// Launches notify and fills the routing part of the handle that needs no host synchronisation.
+void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
+                   const HtDispatchPlan& plan, CommScope& scope, DispatchHandle& h) {
   const int G = m.domains.ranks_per_domain;
   const int C = plan.num_channels;
   const int nle = shape.num_experts / m.num_ranks();
@@ -59,14 +73,18 @@ void run_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchSh
   m.timer.begin(scope.comm());
   launch_ht_notify(n, scope.comm());
   m.timer.end(scope.comm());
-
   if (worst) {
     h.num_recv_tokens = -1;
     h.num_rows = a.num_worst_tokens;
-    return;
   }
-  // The handshake: the host learns the received count, which sizes the outputs.
-  scope.host_wait();
+}
+
+// The handshake, once notify has run (the caller waited for it): the host learns the received
+// count, which sizes the outputs, and checks every rank's rows fit the region.
+void receive_counts(Buffer::Impl& m, const HtDispatchLayout& region, DispatchHandle& h,
+                    std::vector<int>& per_expert_host) {
+  const int G = m.domains.ranks_per_domain;
+  const int nle = h.num_local_experts;
   const auto* counts = static_cast<const std::int32_t*>(m.host_counts.host());
   h.num_recv_tokens = counts[0];
   h.num_rows = counts[0];
@@ -97,6 +115,10 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   CommScope scope(m, options);
   DispatchResult out;
   DispatchHandle& h = out.handle;
+  // Zero-copy outputs live at fixed places in the region, so the kernel need not wait for the host
+  // to learn the received count: it is launched right after notify, and the handshake overlaps it
+  // (the kernel bounds itself by the count matrix, ht_guard.cuh).
+  const bool launch_early = a.zero_copy && !cached && a.num_worst_tokens <= 0;
   if (cached) {
     h = *a.handle;
     m.timer.begin(scope.comm());
@@ -107,24 +129,23 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     h.num_channels = plan.num_channels;
     h.num_tokens = shape.num_tokens;
     h.expert_alignment = a.expert_alignment;
-    run_notify(m, a, shape, plan, region, scope, h, out.num_recv_tokens_per_expert);
+    launch_notify(m, a, shape, plan, scope, h);
+    if (a.num_worst_tokens <= 0) {
+      if (launch_early) {
+        scope.mark();
+      } else {
+        scope.host_wait();
+        receive_counts(m, region, h, out.num_recv_tokens_per_expert);
+      }
+    }
   }
 
-  const std::int64_t rows = h.num_rows;
-  if (a.zero_copy) {
-    // The outputs are the rows where they arrive: the region's sections, indexed like the outputs.
-    char* data = RegionLayout::data(m.region.get());
-    auto view = [&](std::size_t offset, DType dtype, std::initializer_list<std::int64_t> dims) {
-      return DeviceTensor::borrowed(Tensor::contiguous(data + offset, dtype, dims));
-    };
-    out.recv_x = view(region.x_offset, a.x.dtype, {rows, shape.hidden});
-    if (shape.fp8) out.recv_x_scales = view(region.scales_offset, DType::kF32, {rows, shape.num_scales});
-    if (shape.num_topk > 0) {
-      out.recv_topk_idx = view(region.topk_offset, a.topk_idx.dtype, {rows, shape.num_topk});
-      out.recv_topk_weights = view(region.weights_offset, DType::kF32, {rows, shape.num_topk});
-    }
-    h.recv_src_idx = view(region.src_idx_offset, DType::kI32, {rows});
-  } else {
+  // Where the outputs go: the region's sections (zero-copy) or new tensors of h.num_rows rows.
+  char* const data = RegionLayout::data(m.region.get());
+  OutputPointers zc{data + region.x_offset, data + region.scales_offset, data + region.topk_offset,
+                    data + region.weights_offset, data + region.src_idx_offset};
+  if (!a.zero_copy) {
+    const std::int64_t rows = h.num_rows;
     const cudaStream_t s = scope.alloc_stream();
     out.recv_x = DeviceTensor::empty(m.allocator, a.x.dtype, {rows, shape.hidden}, s);
     if (shape.fp8)
@@ -135,6 +156,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     }
     h.recv_src_idx = DeviceTensor::empty(m.allocator, DType::kI32, {rows}, s);
     scope.allocations_ready();
+    zc = {out.recv_x.data(), out.recv_x_scales.data(), out.recv_topk_idx.data(), out.recv_topk_weights.data(),
+          h.recv_src_idx.data()};
   }
 
   HtDispatchArgs d;
@@ -160,16 +183,43 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
   d.recv_chunk_count = data_of<std::int32_t>(h.recv_chunk_count);
   d.num_recv = data_of<std::int32_t>(h.num_recv_dev);
-  d.num_rows = rows;
-  d.num_worst = h.num_recv_tokens < 0;
-  d.recv_x = data_of<std::uint8_t>(out.recv_x);
-  d.recv_scales = data_of<float>(out.recv_x_scales);
-  d.recv_topk_idx = out.recv_topk_idx.data();
-  d.recv_topk_weights = data_of<float>(out.recv_topk_weights);
-  d.recv_src_idx = data_of<std::int32_t>(h.recv_src_idx);
+  // Launched early, the row count is not known yet; the kernel reads only worst-case mode's.
+  d.num_rows = launch_early ? 0 : h.num_rows;
+  d.num_worst = !launch_early && h.num_recv_tokens < 0;
+  d.recv_x = static_cast<std::uint8_t*>(zc.x);
+  d.recv_scales = shape.fp8 ? static_cast<float*>(zc.scales) : nullptr;
+  d.recv_topk_idx = shape.num_topk > 0 ? zc.topk : nullptr;
+  d.recv_topk_weights = shape.num_topk > 0 ? static_cast<float*>(zc.weights) : nullptr;
+  d.recv_src_idx = static_cast<std::int32_t*>(zc.src_idx);
   m.timer.begin(scope.comm());
   launch_ht_dispatch(d, plan.num_blocks, scope.comm());
   m.timer.end(scope.comm());
+  if (launch_early) {
+    scope.wait_for_mark();  // notify's counts, not the dispatch kernel
+    try {
+      receive_counts(m, region, h, out.num_recv_tokens_per_expert);
+    } catch (const Error&) {
+      // Every rank's kernel saw the same counts and stopped before writing (ht_guard.cuh); its report
+      // of that is this very error, so it is cleared once the kernel is done.
+      EPCOMM_CUDA_CHECK(cudaStreamSynchronize(scope.comm()));
+      clear_status(m, StatusCode::kRegionTooSmall);
+      throw;
+    }
+  }
+  if (a.zero_copy) {
+    // The outputs are the rows where they arrive: the region's sections, indexed like the outputs.
+    const std::int64_t rows = h.num_rows;
+    auto view = [&](void* at, DType dtype, std::initializer_list<std::int64_t> dims) {
+      return DeviceTensor::borrowed(Tensor::contiguous(at, dtype, dims));
+    };
+    out.recv_x = view(zc.x, a.x.dtype, {rows, shape.hidden});
+    if (shape.fp8) out.recv_x_scales = view(zc.scales, DType::kF32, {rows, shape.num_scales});
+    if (shape.num_topk > 0) {
+      out.recv_topk_idx = view(zc.topk, a.topk_idx.dtype, {rows, shape.num_topk});
+      out.recv_topk_weights = view(zc.weights, DType::kF32, {rows, shape.num_topk});
+    }
+    h.recv_src_idx = view(zc.src_idx, DType::kI32, {rows});
+  }
   out.event = scope.finish();
   return out;
 }

@@ -423,5 +423,23 @@ TEST_F(Ht, RegionTooSmallIsAnErrorBeforeLaunch) {
   small.check_status();
 }
 
+// Zero-copy launches the dispatch kernel before the host knows the counts: the kernel stops on its
+// own (every rank alike), the host raises the same error, and the buffer stays usable.
+TEST_F(Ht, RegionTooSmallWithZeroCopyLeavesTheBufferUsable) {
+  const GpuEnv& env = gpu_env();
+  Buffer small(env.bootstrap, BufferOptions{.num_nvl_bytes = 1 << 20});
+  PlainDispatch p = plain_dispatch(small, {.num_tokens = 512, .seed = 61});
+  p.args.zero_copy = true;
+  try {
+    small.dispatch(p.args, {.stream = env.stream});
+    ADD_FAILURE() << "expected an error: 1 MiB cannot hold the rows";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+    EXPECT_NE(e.message().find("num_nvl_bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(small.check_status());
+  run_case(small, {.num_tokens = 8, .hidden = 2048, .seed = 62}, {.cached = false, .zero_copy = true});
+}
+
 }  // namespace
 }  // namespace epcomm::test
