@@ -91,13 +91,22 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   // NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
   const std::int64_t first_item =
       static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;
+  // Items run token-major, sources inside: at any moment the grid writes partials both to this
+  // rank and over NVLink (source-major order left NVLink idle for one half of the phase). A lane's
+  // row of the warp's next item is loaded one item ahead, so its latency hides behind this one.
+  const auto row_of = [&](std::int64_t item) -> std::int32_t {
+    if (item >= items || lane >= K) return -1;
+    const std::int64_t t = item / (R * parts);
+    const int s = static_cast<int>(item / parts % R);
+    return l.token_rows(ws, a.dispatch_half, s)[t * K + lane];
+  };
+  std::int32_t next_row = row_of(first_item);
   for (std::int64_t item = first_item; item < items; item += num_warps) {
-    // Items run token-major, sources inside: at any moment the grid writes partials both to this
-    // rank and over NVLink (source-major order left NVLink idle for one half of the phase).
     const std::int64_t t = item / (R * parts);
     const int s = static_cast<int>(item / parts % R);
     const int part = static_cast<int>(item % parts);
-    const std::int32_t row = lane < K ? l.token_rows(ws, a.dispatch_half, s)[t * K + lane] : -1;
+    const std::int32_t row = next_row;
+    next_row = row_of(item + num_warps);
     const unsigned slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
     if (slots == 0) continue;  // warp-uniform: no row of this token here
     // hidden % 128 == 0: each half of the part is wholly valid or not.
