@@ -76,6 +76,13 @@ namespace epcomm {
 // Which phases one launch runs.
 enum LlPhases : int { kLlSend = 1, kLlRecv = 2, kLlBoth = 3 };
 
+// Step 1's bound: the credits (freed adds) a receiver has given a sender, for staging of the
+// parity of operation `seq` (1-based), once every earlier operation of that parity was read by all
+// `grid` receive-phase blocks: (seq - 1) / 2 operations.
+EPCOMM_HD constexpr std::uint64_t ll_credits_before(std::uint64_t seq, std::uint64_t grid) {
+  return seq == 0 ? 0 : (seq - 1) / 2 * grid;
+}
+
 // Phase-boundary timestamps (EPCOMM_LL_TRACE): with a non-null `trace`, thread 0 of every block
 // stores %globaltimer at each point into trace[(seq % kLlTraceRing) * grid + block][point]. A launch
 // that sends first clears its block's entry; a receive-only launch adds its points to it.

@@ -32,7 +32,7 @@ __device__ __forceinline__ std::uint64_t ll_launch_seq(const LlControl* control,
 __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parity, std::uint64_t seq,
                                                 const DomainView& v, OpId op) {
   bool ok = true;
-  const std::uint64_t credits = (seq - 1) / 2 * gridDim.x;
+  const std::uint64_t credits = ll_credits_before(seq, gridDim.x);
   if (credits > 0) {
     for (int d = threadIdx.x; d < v.num_domain_ranks && ok; d += blockDim.x)
       ok = wait_at_least(&mine->freed[parity][d], credits, v, op, CounterId::kSlotFree,

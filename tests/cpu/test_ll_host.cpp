@@ -156,6 +156,20 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
   }
 }
 
+// The credit bound counts, for operation seq, every earlier operation of the same parity (seq
+// starts at 1), each with one credit per block.
+TEST(LlProtocol, CreditsBeforeCountEveryEarlierOperationOfTheParity) {
+  for (const std::uint64_t grid : {1u, 16u, 132u}) {
+    for (std::uint64_t seq = 1; seq <= 64; ++seq) {
+      std::uint64_t earlier = 0;
+      for (std::uint64_t older = 1; older < seq; ++older) earlier += (older % 2 == seq % 2) ? 1 : 0;
+      EXPECT_EQ(ll_credits_before(seq, grid), earlier * grid) << "seq " << seq << ", grid " << grid;
+    }
+  }
+  EXPECT_EQ(ll_credits_before(1, 132), 0u);  // the first use of each parity waits for nothing
+  EXPECT_EQ(ll_credits_before(2, 132), 0u);
+}
+
 TEST(LlLayout, SelectionEntryRoundTripsEveryTokenAndSlot) {
   for (std::int32_t token : {0, 1, 255, 256, 4095, static_cast<int>(kLlMaxTokensPerRank) - 1})
     for (int slot = 0; slot < kLlMaxTopk; ++slot) {
