@@ -9,7 +9,7 @@
 #include <chrono>
 #include <thread>
 
-#include "ll_case.hpp"
+#include "ll_check.hpp"
 
 namespace epcomm::test {
 namespace {
