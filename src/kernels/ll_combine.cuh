@@ -94,19 +94,24 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   // Items run token-major, sources inside: at any moment the grid writes partials both to this
   // rank and over NVLink (source-major order left NVLink idle for one half of the phase). A lane's
   // row of the warp's next item is loaded one item ahead, so its latency hides behind this one.
-  const auto row_of = [&](std::int64_t item) -> std::int32_t {
-    if (item >= items || lane >= K) return -1;
-    const std::int64_t t = item / (R * parts);
-    const int s = static_cast<int>(item / parts % R);
-    return l.token_rows(ws, a.dispatch_half, s)[t * K + lane];
+  struct Located {
+    std::int64_t t;
+    int s;
+    std::int32_t row;  // this lane's slot's row here, or -1
   };
-  std::int32_t next_row = row_of(first_item);
+  const auto locate = [&](std::int64_t item) {
+    Located at{item / (R * parts), static_cast<int>(item / parts % R), -1};
+    if (item < items && lane < K) at.row = l.token_rows(ws, a.dispatch_half, at.s)[at.t * K + lane];
+    return at;
+  };
+  Located next = locate(first_item);
   for (std::int64_t item = first_item; item < items; item += num_warps) {
-    const std::int64_t t = item / (R * parts);
-    const int s = static_cast<int>(item / parts % R);
+    const Located here = next;
+    next = locate(item + num_warps);
+    const std::int64_t t = here.t;
+    const int s = here.s;
     const int part = static_cast<int>(item % parts);
-    const std::int32_t row = next_row;
-    next_row = row_of(item + num_warps);
+    const std::int32_t row = here.row;
     const unsigned slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
     if (slots == 0) continue;  // warp-uniform: no row of this token here
     // hidden % 128 == 0: each half of the part is wholly valid or not.

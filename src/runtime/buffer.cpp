@@ -157,8 +157,14 @@ void Buffer::check_status() {
   DeviceStatus copy = *status;
   const Error error = status_error(copy, impl_->view.timeout_ns / 1000000ull, __FILE__, __LINE__);
   // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks.
-  if (code == StatusCode::kInvalidExpert) std::memset(status, 0, sizeof(DeviceStatus));
+  impl_->clear_status(StatusCode::kInvalidExpert);
   throw error;
+}
+
+void Buffer::Impl::clear_status(StatusCode code) const {
+  DeviceStatus* s = status_ptr();
+  if (*reinterpret_cast<volatile std::int32_t*>(&s->code) == static_cast<std::int32_t>(code))
+    std::memset(s, 0, sizeof(DeviceStatus));
 }
 
 EventHandle Buffer::barrier(const CallOptions& options) {

@@ -41,6 +41,9 @@ struct Buffer::Impl {
   int rank() const { return bootstrap->rank(); }
   int num_ranks() const { return bootstrap->size(); }
   DeviceStatus* status_ptr() const { return static_cast<DeviceStatus*>(status.host()); }
+  // Forgets a device-reported failure of kind `code` (one that leaves the buffer usable); any other
+  // status stays.
+  void clear_status(StatusCode code) const;
 };
 
 inline const DomainView& buffer_impl_view(const Buffer& buffer) {

@@ -25,14 +25,6 @@ struct OutputPointers {
   void *x, *scales, *topk, *weights, *src_idx;
 };
 
-// Forgets a device-reported failure of kind `code` (a kernel's report of an error the host raised
-// itself); any other status stays for check_status().
-void clear_status(Buffer::Impl& m, StatusCode code) {
-  DeviceStatus* status = m.status_ptr();
-  if (*reinterpret_cast<volatile std::int32_t*>(&status->code) == static_cast<std::int32_t>(code))
-    std::memset(status, 0, sizeof(DeviceStatus));
-}
-
 // Launches notify and fills the routing part of the handle that needs no host synchronisation.
 void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
                    const HtDispatchPlan& plan, CommScope& scope, DispatchHandle& h) {
@@ -202,7 +194,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
       // Every rank's kernel saw the same counts and stopped before writing (ht_guard.cuh); its report
       // of that is this very error, so it is cleared once the kernel is done.
       EPCOMM_CUDA_CHECK(cudaStreamSynchronize(scope.comm()));
-      clear_status(m, StatusCode::kRegionTooSmall);
+      m.clear_status(StatusCode::kRegionTooSmall);
       throw;
     }
   }
