@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/device_tensor.hpp"
@@ -92,6 +93,11 @@ class EPCOMM_API Buffer {
   // The summed duration, in microseconds, of the kernels of this buffer's last operation (waits for
   // them); -1 unless EPCOMM_KERNEL_TIMING=1 was set when the buffer was made.
   double last_kernel_us();
+
+  // With EPCOMM_KERNEL_TIMING=1, the last operation's timeline (waits for its kernels): each kernel
+  // with the idle time on the communication stream before it, then the host's steps in microseconds
+  // after the operation's checks. Empty otherwise. A diagnostic; its format may change.
+  std::string last_call_timeline();
 
   // Throws epcomm::Error if a kernel of this buffer reported a failure (a peer that timed out, an
   // invalid expert index). Every operation calls it on entry; call it after synchronising to learn

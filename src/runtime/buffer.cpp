@@ -178,8 +178,11 @@ double Buffer::last_kernel_us() {
   return impl_->timer.total_us();
 }
 
+std::string Buffer::last_call_timeline() {
+  return impl_->timer.timeline();
+}
+
 CommScope::CommScope(Buffer::Impl& impl, const CallOptions& options) : impl_(impl), options_(options) {
-  impl_.timer.reset();
   if (options.previous_event.valid()) {
     options.previous_event.wait(comm());
   } else {
@@ -187,6 +190,7 @@ CommScope::CommScope(Buffer::Impl& impl, const CallOptions& options) : impl_(imp
     impl_.order_event.record(options.stream);
     EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm(), impl_.order_event.get(), 0));
   }
+  impl_.timer.reset(comm());
 }
 
 void CommScope::allocations_ready() {

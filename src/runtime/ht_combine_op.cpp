@@ -49,7 +49,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.count_matrix = static_cast<const std::int32_t*>(h.count_matrix.data());
   c.out = static_cast<std::uint16_t*>(out.x.data());
   c.out_weights = static_cast<float*>(out.topk_weights.data());
-  m.timer.begin(scope.comm());
+  m.timer.begin(scope.comm(), "prepare+combine");
   launch_ht_prepare(m.view, plan.num_shares, scope.comm());
   launch_ht_combine(c, plan.num_blocks, scope.comm());
   m.timer.end(scope.comm());

@@ -62,7 +62,8 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   n.num_recv_per_expert = data_of<std::int32_t>(h.num_recv_tokens_per_expert);
   n.host_counts = worst ? nullptr : static_cast<std::int32_t*>(m.host_counts.device());
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
-  m.timer.begin(scope.comm());
+  m.timer.host_step("notify-args");
+  m.timer.begin(scope.comm(), "notify");
   launch_ht_notify(n, scope.comm());
   m.timer.end(scope.comm());
   if (worst) {
@@ -113,7 +114,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   const bool launch_early = a.zero_copy && !cached && a.num_worst_tokens <= 0;
   if (cached) {
     h = *a.handle;
-    m.timer.begin(scope.comm());
+    m.timer.begin(scope.comm(), "prepare");
     launch_ht_prepare(m.view, plan.num_channels, scope.comm());
     m.timer.end(scope.comm());
   } else {
@@ -126,7 +127,9 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
       if (launch_early) {
         scope.mark();
       } else {
+        m.timer.host_step("notify-queued");
         scope.host_wait();
+        m.timer.host_step("counts-seen");
         receive_counts(m, region, h, out.num_recv_tokens_per_expert);
       }
     }
@@ -183,11 +186,14 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.recv_topk_idx = shape.num_topk > 0 ? zc.topk : nullptr;
   d.recv_topk_weights = shape.num_topk > 0 ? static_cast<float*>(zc.weights) : nullptr;
   d.recv_src_idx = static_cast<std::int32_t*>(zc.src_idx);
-  m.timer.begin(scope.comm());
+  m.timer.host_step("dispatch-args");
+  m.timer.begin(scope.comm(), "dispatch");
   launch_ht_dispatch(d, plan.num_blocks, scope.comm());
   m.timer.end(scope.comm());
+  m.timer.host_step("dispatch-queued");
   if (launch_early) {
     scope.wait_for_mark();  // notify's counts, not the dispatch kernel
+    m.timer.host_step("counts-seen");
     try {
       receive_counts(m, region, h, out.num_recv_tokens_per_expert);
     } catch (const Error&) {
@@ -213,6 +219,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     h.recv_src_idx = view(zc.src_idx, DType::kI32, {rows});
   }
   out.event = scope.finish();
+  m.timer.host_step("returned");
   return out;
 }
 

@@ -1,13 +1,48 @@
 #include "runtime/kernel_timer.hpp"
 
+#include <cstdio>
+
 #include "runtime/cuda_check.hpp"
 
 namespace epcomm {
 
-void KernelTimer::begin(cudaStream_t stream) {
+namespace {
+
+std::string fixed1(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", v);
+  return text;
+}
+
+}  // namespace
+
+std::string format_timeline(const std::vector<TimelineKernel>& kernels,
+                            const std::vector<TimelineHostStep>& host) {
+  std::string out = "gpu:";
+  for (const TimelineKernel& k : kernels)
+    out += " +" + fixed1(k.gap_before_us) + " " + k.label + " " + fixed1(k.kernel_us);
+  out += " | host:";
+  for (std::size_t i = 0; i < host.size(); ++i)
+    out += std::string(i == 0 ? " " : ", ") + host[i].label + " " + fixed1(host[i].at_us);
+  return out;
+}
+
+void KernelTimer::reset(cudaStream_t stream) {
+  used_ = 0;
+  labels_.clear();
+  host_.clear();
+  if (!enabled_) return;
+  host_start_ = Clock::now();
+  if (events_.empty()) events_.emplace_back(/*timing=*/true);
+  events_[0].record(stream);
+  used_ = 1;
+}
+
+void KernelTimer::begin(cudaStream_t stream, const char* label) {
   if (!enabled_) return;
   while (events_.size() < used_ + 2) events_.emplace_back(/*timing=*/true);
   events_[used_].record(stream);
+  labels_.push_back(label);
 }
 
 void KernelTimer::end(cudaStream_t stream) {
@@ -16,16 +51,36 @@ void KernelTimer::end(cudaStream_t stream) {
   used_ += 2;
 }
 
+void KernelTimer::host_step(const char* label) {
+  if (!enabled_) return;
+  const std::chrono::duration<double, std::micro> since = Clock::now() - host_start_;
+  host_.push_back({label, since.count()});
+}
+
+std::vector<TimelineKernel> KernelTimer::kernels() {
+  std::vector<TimelineKernel> out;
+  if (used_ < 3) return out;
+  EPCOMM_CUDA_CHECK(cudaEventSynchronize(events_[used_ - 1].get()));
+  auto ms_between = [&](std::size_t a, std::size_t b) {
+    float ms = 0.0f;
+    EPCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[a].get(), events_[b].get()));
+    return 1000.0 * ms;
+  };
+  for (std::size_t i = 1; i + 1 < used_; i += 2)
+    out.push_back({labels_[(i - 1) / 2], ms_between(i - 1, i), ms_between(i, i + 1)});
+  return out;
+}
+
 double KernelTimer::total_us() {
   if (!enabled_) return -1.0;
   double total = 0.0;
-  for (std::size_t i = 0; i + 1 < used_; i += 2) {
-    EPCOMM_CUDA_CHECK(cudaEventSynchronize(events_[i + 1].get()));
-    float ms = 0.0f;
-    EPCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i].get(), events_[i + 1].get()));
-    total += 1000.0 * ms;
-  }
+  for (const TimelineKernel& k : kernels()) total += k.kernel_us;
   return total;
+}
+
+std::string KernelTimer::timeline() {
+  if (!enabled_) return {};
+  return format_timeline(kernels(), host_);
 }
 
 }  // namespace epcomm

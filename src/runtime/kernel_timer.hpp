@@ -1,15 +1,36 @@
-// Optional timing of one call's kernels (EPCOMM_KERNEL_TIMING=1): an event pair around each launch
-// on the communication stream; their summed durations are the call's kernel time, without the
-// host work and launch gaps between kernels. Off by default (the events cost host time per call).
+// Optional timing of one call (EPCOMM_KERNEL_TIMING=1): an event when the call's work may start on
+// the communication stream, an event pair around each launch, and host timestamps at the call's
+// steps. The kernels' summed durations are the call's kernel time; the timeline adds the gaps
+// between them and where the host was. Off by default (the events cost host time per call).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <chrono>
+#include <string>
 #include <vector>
 
 #include "runtime/cuda_raii.hpp"
 
 namespace epcomm {
+
+// One launch of a call: the idle time on the stream before it (after the call's start or the
+// previous launch) and its duration.
+struct TimelineKernel {
+  const char* label;
+  double gap_before_us;
+  double kernel_us;
+};
+
+// Where the host was, in microseconds after the call began.
+struct TimelineHostStep {
+  const char* label;
+  double at_us;
+};
+
+// "gpu: +2.1 notify 10.3 +18.0 dispatch 66.0 | host: checked 1.2, notify-queued 5.3"
+std::string format_timeline(const std::vector<TimelineKernel>& kernels,
+                            const std::vector<TimelineHostStep>& host);
 
 class KernelTimer {
  public:
@@ -17,16 +38,27 @@ class KernelTimer {
   KernelTimer(KernelTimer&&) noexcept = default;
   KernelTimer& operator=(KernelTimer&&) noexcept = default;
   bool enabled() const { return enabled_; }
-  void reset() { used_ = 0; }  // at the start of a call
-  void begin(cudaStream_t stream);
+  // At the start of a call, once `stream` waits for the caller's work.
+  void reset(cudaStream_t stream);
+  void begin(cudaStream_t stream, const char* label);
   void end(cudaStream_t stream);
+  void host_step(const char* label);
   // Microseconds of the last call's kernels; waits for them. -1 when disabled.
   double total_us();
+  // The last call's kernels with the gaps before them, and its host steps; waits for the kernels.
+  // Empty when disabled.
+  std::string timeline();
 
  private:
+  std::vector<TimelineKernel> kernels();
+
+  using Clock = std::chrono::steady_clock;
   bool enabled_;
-  std::vector<Event> events_;  // [begin, end] per launch, reused across calls
+  std::vector<Event> events_;  // [start, (begin, end) per launch], reused across calls
+  std::vector<const char*> labels_;
   std::size_t used_ = 0;
+  Clock::time_point host_start_;
+  std::vector<TimelineHostStep> host_;
 };
 
 }  // namespace epcomm

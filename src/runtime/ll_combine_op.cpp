@@ -38,7 +38,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.trace = st.trace_of(kLlKindCombine);
 
   CommScope scope(m, options);
-  m.timer.begin(scope.comm());
+  m.timer.begin(scope.comm(), "combine");
   st.launch_combine(a, st.num_blocks, scope.comm());
   m.timer.end(scope.comm());
   ++st.num_combines;

@@ -57,7 +57,7 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   a.trace = st.trace_of(kLlKindDispatch);
 
   CommScope scope(m, options);
-  m.timer.begin(scope.comm());
+  m.timer.begin(scope.comm(), "dispatch");
   st.launch_dispatch(a, st.num_blocks, scope.comm());
   m.timer.end(scope.comm());
   ++st.num_dispatches;

@@ -1,5 +1,5 @@
 // The kernel timer is off unless asked for: then it records nothing and touches no CUDA state, so
-// operations pay nothing for it.
+// operations pay nothing for it. Its timeline text is checked here too.
 #include <gtest/gtest.h>
 
 #include "runtime/kernel_timer.hpp"
@@ -10,10 +10,19 @@ namespace {
 TEST(KernelTimer, DisabledRecordsNothingAndReportsMinusOne) {
   KernelTimer timer(false);
   EXPECT_FALSE(timer.enabled());
-  timer.reset();
-  timer.begin(nullptr);  // no GPU here: an enabled timer would fail to create its events
+  timer.reset(nullptr);  // no GPU here: an enabled timer would fail to create its events
+  timer.begin(nullptr, "kernel");
   timer.end(nullptr);
+  timer.host_step("queued");
   EXPECT_EQ(timer.total_us(), -1.0);
+  EXPECT_EQ(timer.timeline(), "");
+}
+
+TEST(KernelTimer, TimelineListsGapsKernelsAndHostSteps) {
+  const std::string text =
+      format_timeline({{"notify", 2.04, 10.26}, {"dispatch", 18.0, 66.0}}, {{"queued", 5.31}, {"seen", 20.0}});
+  EXPECT_EQ(text, "gpu: +2.0 notify 10.3 +18.0 dispatch 66.0 | host: queued 5.3, seen 20.0");
+  EXPECT_EQ(format_timeline({}, {}), "gpu: | host:");
 }
 
 }  // namespace

@@ -6,11 +6,13 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "bench/bench_op.hpp"
 #include "bench/compare.hpp"
 #include "epcomm/buffer.hpp"
 #include "runtime/cuda_check.hpp"
+#include "runtime/cuda_raii.hpp"
 
 namespace epcomm::bench {
 
@@ -43,11 +45,32 @@ struct EpcommHt {
     return zero_copy_outputs ? zero_copy : fp8_payload ? fp8 : bf16;
   }
 
+  // Prints where the last call's time went (EPCOMM_KERNEL_TIMING=1): the layout call before a whole
+  // dispatch, then the operation's kernels, the idle gaps before them, and the host's steps.
+  void print_timeline(const std::string& row, bool after_layout) {
+    std::string layout;
+    if (after_layout) {
+      float ms = 0.0f;
+      EPCOMM_CUDA_CHECK(cudaEventSynchronize(layout_end->get()));
+      EPCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, layout_start->get(), layout_end->get()));
+      char text[64];
+      std::snprintf(text, sizeof text, "layout call %.1f us, then ", 1000.0 * ms);
+      layout = text;
+    }
+    std::printf("# timeline rank %d %s (last call): %s%s\n", rank, row.c_str(), layout.c_str(),
+                buffer->last_call_timeline().c_str());
+  }
+
   // The last call's kernel time; only offered when EPCOMM_KERNEL_TIMING=1 (see timing below).
   double kernel_us() { return buffer->last_kernel_us(); }
 
+  // With EPCOMM_KERNEL_TIMING=1: events around the layout call of the last whole dispatch.
+  std::unique_ptr<Event> layout_start, layout_end;
+
   DispatchResult dispatch(bool fp8_payload, int num_sms, cudaStream_t stream, bool zero_copy = false) {
+    if (layout_start) layout_start->record(stream);
     const DispatchLayout layout = buffer->get_dispatch_layout(topk_idx, num_experts, {.stream = stream});
+    if (layout_end) layout_end->record(stream);
     DispatchArgs a;
     a.x = fp8_payload ? x_fp8 : x_bf16;
     if (fp8_payload) a.x_scales = scales;
@@ -92,6 +115,10 @@ struct EpcommHt {
   }
 };
 
+std::string row_name(const BenchOp& op) {
+  return op.impl + " " + op.op + " " + op.dtype + " " + std::to_string(op.num_sms) + " SMs";
+}
+
 }  // namespace
 
 std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
@@ -116,6 +143,10 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   state->topk_weights = Tensor::contiguous(in.topk_weights.get(), DType::kF32, {T, in.num_topk});
 
   const bool timing = state->buffer->last_kernel_us() >= 0;  // EPCOMM_KERNEL_TIMING=1
+  if (timing) {
+    state->layout_start = std::make_unique<Event>(/*timing=*/true);
+    state->layout_end = std::make_unique<Event>(/*timing=*/true);
+  }
   const Traffic traffic = context.traffic;
   const std::function<const ExpectedHt&()> expected = context.expected_ht;
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
@@ -136,7 +167,10 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
         op.run = [state, fp8, zero_copy, sms](cudaStream_t s) {
           state->result(fp8, zero_copy) = state->dispatch(fp8, sms, s, zero_copy);
         };
-        if (timing) op.kernel_us = [state] { return state->kernel_us(); };
+        if (timing) {
+          op.kernel_us = [state] { return state->kernel_us(); };
+          op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/true); };
+        }
         op.check = [state, fp8, zero_copy, expected] {
           return state->check_dispatch(state->result(fp8, zero_copy),
                                        fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
@@ -161,7 +195,10 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
         a.config.num_sms = sms;
         state->cached = state->buffer->dispatch(a, {.stream = s});
       };
-      if (timing) op.kernel_us = [state] { return state->kernel_us(); };
+      if (timing) {
+        op.kernel_us = [state] { return state->kernel_us(); };
+        op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/false); };
+      }
       op.check = [state, expected] {
         state->buffer->check_status();
         const auto x = to_host<std::uint8_t>(state->cached.recv_x);
@@ -189,7 +226,10 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       c.config.num_sms = sms;
       state->combined = state->buffer->combine(c, {.stream = s});
     };
-    if (timing) op.kernel_us = [state] { return state->kernel_us(); };
+    if (timing) {
+      op.kernel_us = [state] { return state->kernel_us(); };
+      op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/false); };
+    }
     op.check = [state, expected] {
       state->buffer->check_status();
       const ExpectedHt& e = expected();
