@@ -23,7 +23,13 @@ namespace {
 
 constexpr int kWarps = kHtWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
-constexpr int kPiecesPerLane = 6;  // 16-byte pieces (8 BF16 values each) a lane accumulates at once
+// The reducers stream rows through shared memory: a chunk is kStagePieces 16-byte pieces (8 BF16
+// values each) per lane, and each warp keeps kReduceStages chunks in flight (cp.async), far more
+// bytes than loads into registers could hold (the reduction is bound by bytes in flight per SM).
+constexpr int kStagePieces = 4;
+constexpr int kChunkPieces = 32 * kStagePieces;  // 2 KiB per warp
+constexpr int kReduceStages = 6;
+constexpr std::size_t kStageBytes = sizeof(int4) * kWarps * kReduceStages * kChunkPieces;  // 192 KiB
 
 // Share b of n rows among S senders: [n*b/S, n*(b+1)/S).
 __device__ __forceinline__ std::int64_t share_begin(std::int64_t n, int b, int S) {
@@ -77,14 +83,167 @@ __device__ __forceinline__ void add_bf16x8(float* acc, const int4& piece) {
   }
 }
 
+// Everything a reducer warp reads, fixed for the call.
+struct ReduceContext {
+  const HtCombineArgs& a;
+  const std::int64_t* row_base;   // [G]: where rank r's rows of mine start (in x for me, else the region)
+  const std::int64_t* back_rows;  // [G]: rows rank r sends back to me
+  const char* my_region;
+  int pieces;  // 16-byte pieces per row
+  int chunks;  // staged chunks per row
+  int lane;
+};
+
+// What the last wait of this lane's rank (lanes < 32 only) acquired: a later row of the same share
+// at or below it needs no wait (nor the acquire's L1 invalidation).
+struct SeenProgress {
+  int share = -1;
+  std::uint64_t rows = 0;
+};
+
+// Fills srcs with token t's rows in summation order (biases, then ranks ascending) once every
+// remote one has arrived. Returns how many, or -1 when a wait timed out (it is reported).
+__device__ int gather_sources(const ReduceContext& c, std::int64_t t, const int4** srcs, SeenProgress& seen) {
+  const HtCombineArgs& a = c.a;
+  const DomainView& v = a.view;
+  const int G = v.num_domain_ranks, me = v.domain_rank, S = a.num_shares;
+  const HtCombineLayout& l = a.region;
+  __syncwarp();  // every lane is done with the previous token's sources
+  int num_src = 0;
+  bool ok = true;
+  if (a.bias0 != nullptr) srcs[num_src++] = reinterpret_cast<const int4*>(a.bias0 + t * a.hidden);
+  if (a.bias1 != nullptr) srcs[num_src++] = reinterpret_cast<const int4*>(a.bias1 + t * a.hidden);
+  for (int r0 = 0; r0 < G; r0 += 32) {
+    const int r = r0 + c.lane;
+    const std::int32_t slot = r < G ? a.send_slot[t * G + r] : -1;
+    if (slot >= 0 && r != me) {
+      const std::int64_t n = c.back_rows[r];
+      const int share = share_of(n, slot, S);
+      const std::uint64_t need = static_cast<std::uint64_t>(slot - share_begin(n, share, S) + 1);
+      const bool cached = r0 == 0 && share == seen.share && need <= seen.rows;
+      if (!cached) {
+        std::uint64_t acquired = 0;
+        ok = ok && wait_at_least(RegionLayout::progress(v.peer_base[me], r, share), need, v, OpId::kCombine,
+                                 CounterId::kRowsArrived, v.domain_base_rank + r, &acquired);
+        if (r0 == 0) seen = {share, acquired};
+      }
+    }
+    const unsigned ballot = __ballot_sync(0xffffffffu, slot >= 0);
+    if (slot >= 0) {
+      const char* row = r == me ? reinterpret_cast<const char*>(a.x) + (c.row_base[r] + slot) * l.row_bytes
+                                : c.my_region + l.x_offset + (c.row_base[r] + slot) * l.row_bytes;
+      srcs[num_src + __popc(ballot & ((1u << c.lane) - 1u))] = reinterpret_cast<const int4*>(row);
+    }
+    num_src += __popc(ballot);
+  }
+  __syncwarp();
+  return __all_sync(0xffffffffu, ok) ? num_src : -1;
+}
+
+// A staged chunk: its token (after the warp's first), its chunk of the row, and whether it is that
+// chunk's last source (the sum is then stored). Chunks < 1024 (hidden < 2^20 BF16 values) and
+// tokens per warp < 2^21.
+__device__ __forceinline__ std::uint32_t pack_item(std::int64_t token, int chunk, bool last) {
+  return static_cast<std::uint32_t>(token) << 11 | static_cast<std::uint32_t>(chunk) << 1 | (last ? 1u : 0u);
+}
+__device__ __forceinline__ std::int64_t item_token(std::uint32_t item) {
+  return item >> 11;
+}
+__device__ __forceinline__ int item_chunk(std::uint32_t item) {
+  return static_cast<int>(item >> 1 & 1023u);
+}
+__device__ __forceinline__ bool item_last(std::uint32_t item) {
+  return (item & 1u) != 0;
+}
+
+// The front of a reducer warp's pipeline: walks (token, chunk, source) in the order the sums
+// consume them and copies each chunk into the next stage slot with cp.async (one commit group per
+// call), noting in `items` (one copy per lane: no lane reads another's) which token and chunk the
+// slot holds and whether it is the chunk's last source. kReduceStages chunks are on their way
+// while the warp adds the oldest.
+struct ReduceIssuer {
+  std::int64_t t, t_begin, t_end;
+  int chunk = 0, src = 0, num_src = 0;
+  int issued = 0;  // commit groups so far (empty ones once every chunk is issued)
+  int copied = 0;  // chunks among them
+  SeenProgress seen;
+
+  // Moves to the next token with rows to sum; a token with none gets a zero row here.
+  __device__ void next_token(const ReduceContext& c, const int4** srcs) {
+    while (++t < t_end) {
+      num_src = gather_sources(c, t, srcs, seen);
+      if (num_src < 0) {  // a remote row never came (reported): nothing more is issued
+        t = t_end;
+        return;
+      }
+      if (num_src > 0) return;
+      auto* out = reinterpret_cast<int4*>(c.a.out + t * c.a.hidden);
+      for (int i = c.lane; i < c.pieces; i += 32) ptx::st_na_v4(out + i, make_int4(0, 0, 0, 0));
+    }
+  }
+
+  __device__ void issue(const ReduceContext& c, const int4** srcs, int4* stage, std::uint32_t* items) {
+    if (t < t_end) {
+      const int index = issued % kReduceStages;
+      const int4* from = srcs[src];
+      int4* slot = stage + index * kChunkPieces;
+      const int base = chunk * kChunkPieces;
+#pragma unroll
+      for (int u = 0; u < kStagePieces; ++u) {
+        const int i = base + u * 32 + c.lane;
+        if (i < c.pieces) ptx::cp_async_16(slot + u * 32 + c.lane, from + i);
+      }
+      const bool last = src + 1 == num_src;
+      items[index * 32 + c.lane] = pack_item(t - t_begin, chunk, last);
+      ++copied;
+      if (last) {
+        src = 0;
+        if (++chunk == c.chunks) {
+          chunk = 0;
+          next_token(c, srcs);
+        }
+      } else {
+        ++src;
+      }
+    }
+    ptx::cp_async_commit();
+    ++issued;
+  }
+};
+
+// Weight rows of tokens [t_begin, t_end): summed over the ranks that received each token, in rank
+// order; a lane per (token, slot).
+__device__ void reduce_weights(const ReduceContext& c, std::int64_t t_begin, std::int64_t t_end) {
+  const HtCombineArgs& a = c.a;
+  const int G = a.view.num_domain_ranks, me = a.view.domain_rank;
+  const int K = a.region.num_topk;
+  if (a.out_weights == nullptr || K == 0) return;
+  for (std::int64_t e = t_begin * K + c.lane; e < t_end * K; e += 32) {
+    const std::int64_t t = e / K;
+    const int k = static_cast<int>(e % K);
+    float w = 0.0f;
+    for (int r = 0; r < G; ++r) {
+      const std::int32_t slot = a.send_slot[t * G + r];
+      if (slot < 0) continue;
+      const float* row = r == me ? a.topk_weights + (c.row_base[r] + slot) * K
+                                 : reinterpret_cast<const float*>(c.my_region + a.region.weights_offset) +
+                                       (c.row_base[r] + slot) * K;
+      w += *reinterpret_cast<const volatile float*>(row + k);
+    }
+    a.out_weights[e] = w;
+  }
+}
+
 // Reducer block `reducer` of `num_reducers`; every thread of the block calls it.
 __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducers) {
   const DomainView& v = a.view;
-  const int G = v.num_domain_ranks, me = v.domain_rank, S = a.num_shares;
+  const int G = v.num_domain_ranks, me = v.domain_rank;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const HtCombineLayout& l = a.region;
   __shared__ std::int64_t row_base[kMaxDomainRanks];  // where rank r's rows of mine start here
+  __shared__ std::int64_t back_rows[kMaxDomainRanks];
   __shared__ const int4* srcs[kWarps][kMaxDomainRanks + 2];
+  __shared__ std::uint32_t items[kWarps][kReduceStages * 32];
+  extern __shared__ int4 stages[];  // [kWarps][kReduceStages][kChunkPieces]
   for (int r = threadIdx.x; r < G; r += blockDim.x) {
     std::int64_t base = 0;
     if (r == me) {
@@ -93,10 +252,13 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
       for (int q = 0; q < r; ++q) base += a.count_matrix[me * G + q];
     }
     row_base[r] = base;
+    back_rows[r] = a.count_matrix[me * G + r];
   }
   __syncthreads();
-  const char* my_region = RegionLayout::data(v.peer_base[me]);
   const int pieces = static_cast<int>(a.hidden / 8);
+  const ReduceContext c{a, row_base, back_rows, RegionLayout::data(v.peer_base[me]), pieces,
+                        (pieces + kChunkPieces - 1) / kChunkPieces, lane};
+  int4* stage = stages + static_cast<std::size_t>(warp) * kReduceStages * kChunkPieces;
 
   // NOTE: each reducer warp walks a contiguous token range. Rows of a source arrive in token order
   // within each share and all shares progress at once, so contiguous ranges let the reducers
@@ -105,95 +267,39 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
   const std::int64_t my_warp = static_cast<std::int64_t>(reducer) * kWarps + warp;
   const std::int64_t t_begin = a.num_tokens * my_warp / num_warps;
   const std::int64_t t_end = a.num_tokens * (my_warp + 1) / num_warps;
-  for (std::int64_t t = t_begin; t < t_end; ++t) {
-    // Gather the sources of t (biases first, then ranks in order) and wait for remote rows.
-    int num_src = 0;
-    bool ok = true;
-    if (a.bias0 != nullptr) srcs[warp][num_src++] = reinterpret_cast<const int4*>(a.bias0 + t * a.hidden);
-    if (a.bias1 != nullptr) srcs[warp][num_src++] = reinterpret_cast<const int4*>(a.bias1 + t * a.hidden);
-    for (int r0 = 0; r0 < G; r0 += 32) {
-      const int r = r0 + lane;
-      const std::int32_t slot = r < G ? a.send_slot[t * G + r] : -1;
-      if (slot >= 0 && r != me) {
-        const std::int64_t n = a.count_matrix[me * G + r];
-        const int share = share_of(n, slot, S);
-        const std::int64_t need = slot - share_begin(n, share, S) + 1;
-        ok = ok && wait_at_least(RegionLayout::progress(v.peer_base[me], r, share),
-                                 static_cast<std::uint64_t>(need), v, OpId::kCombine, CounterId::kRowsArrived,
-                                 v.domain_base_rank + r);
-      }
-      const unsigned ballot = __ballot_sync(0xffffffffu, slot >= 0);
-      if (slot >= 0) {
-        const char* row = r == me ? reinterpret_cast<const char*>(a.x) + (row_base[r] + slot) * l.row_bytes
-                                  : my_region + l.x_offset + (row_base[r] + slot) * l.row_bytes;
-        srcs[warp][num_src + __popc(ballot & ((1u << lane) - 1u))] = reinterpret_cast<const int4*>(row);
-      }
-      num_src += __popc(ballot);
-    }
-    if (!__all_sync(0xffffffffu, ok)) return;
-    __syncwarp();
+  ReduceIssuer issuer{t_begin - 1, t_begin, t_end};
+  issuer.next_token(c, srcs[warp]);
+  for (int s = 0; s < kReduceStages; ++s) issuer.issue(c, srcs[warp], stage, items[warp]);
 
-    // Payload: float32 sums in source order, one BF16 rounding. Two sources' pieces are loaded
-    // before either is added, so a lane keeps 2 * kPiecesPerLane loads in flight.
-    auto* out = reinterpret_cast<int4*>(a.out + t * a.hidden);
-    for (int base = 0; base < pieces; base += 32 * kPiecesPerLane) {
-      float acc[kPiecesPerLane][8] = {};
-      int k = 0;
-      for (; k + 1 < num_src; k += 2) {
-        const int4* src0 = srcs[warp][k];
-        const int4* src1 = srcs[warp][k + 1];
-        int4 p0[kPiecesPerLane], p1[kPiecesPerLane];
+  // Payload: float32 sums in source order, one BF16 rounding per value.
+  float acc[kStagePieces][8] = {};
+  for (int consumed = 0; consumed < issuer.copied; ++consumed) {
+    ptx::cp_async_wait_pending<kReduceStages - 1>();  // the oldest chunk has landed
+    const int index = consumed % kReduceStages;
+    const std::uint32_t item = items[warp][index * 32 + lane];
+    const int base = item_chunk(item) * kChunkPieces;
+    const int4* slot = stage + index * kChunkPieces;
 #pragma unroll
-        for (int u = 0; u < kPiecesPerLane; ++u) {
-          const int i = base + u * 32 + lane;
-          if (i < pieces) {
-            p0[u] = ptx::ld_v4(src0 + i);
-            p1[u] = ptx::ld_v4(src1 + i);
-          }
-        }
+    for (int u = 0; u < kStagePieces; ++u)
+      if (base + u * 32 + lane < pieces) add_bf16x8(acc[u], slot[u * 32 + lane]);
+    issuer.issue(c, srcs[warp], stage, items[warp]);  // refills the slot just read
+    if (!item_last(item)) continue;
+    auto* out = reinterpret_cast<int4*>(a.out + (t_begin + item_token(item)) * a.hidden) + base;
 #pragma unroll
-        for (int u = 0; u < kPiecesPerLane; ++u) {
-          if (base + u * 32 + lane < pieces) {
-            add_bf16x8(acc[u], p0[u]);
-            add_bf16x8(acc[u], p1[u]);
-          }
-        }
-      }
-      if (k < num_src) {
-        const int4* src0 = srcs[warp][k];
-#pragma unroll
-        for (int u = 0; u < kPiecesPerLane; ++u) {
-          const int i = base + u * 32 + lane;
-          if (i < pieces) add_bf16x8(acc[u], ptx::ld_v4(src0 + i));
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kPiecesPerLane; ++u) {
-        const int i = base + u * 32 + lane;
-        if (i >= pieces) continue;
+    for (int u = 0; u < kStagePieces; ++u) {
+      if (base + u * 32 + lane < pieces) {
         int4 packed;
         auto* h = reinterpret_cast<__nv_bfloat162*>(&packed);
 #pragma unroll
         for (int q = 0; q < 4; ++q) h[q] = __floats2bfloat162_rn(acc[u][2 * q], acc[u][2 * q + 1]);
-        ptx::st_na_v4(out + i, packed);
+        ptx::st_na_v4(out + u * 32 + lane, packed);
       }
+#pragma unroll
+      for (int q = 0; q < 8; ++q) acc[u][q] = 0.0f;
     }
-
-    // Weight rows: summed over the same ranks, in rank order.
-    if (a.out_weights != nullptr && lane < l.num_topk) {
-      float w = 0.0f;
-      for (int r = 0; r < G; ++r) {
-        const std::int32_t slot = a.send_slot[t * G + r];
-        if (slot < 0) continue;
-        const float* row = r == me ? a.topk_weights + (row_base[r] + slot) * l.num_topk
-                                   : reinterpret_cast<const float*>(my_region + l.weights_offset) +
-                                         (row_base[r] + slot) * l.num_topk;
-        w += *reinterpret_cast<const volatile float*>(row + lane);
-      }
-      a.out_weights[t * l.num_topk + lane] = w;
-    }
-    __syncwarp();
   }
+  ptx::cp_async_wait_pending<0>();
+  reduce_weights(c, t_begin, t_end);
 }
 
 __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a) {
@@ -212,7 +318,9 @@ __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a
 }  // namespace
 
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream) {
-  ht_combine_kernel<<<num_blocks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
+  EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(ht_combine_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(kStageBytes)));
+  ht_combine_kernel<<<num_blocks, kThreads, kStageBytes, static_cast<cudaStream_t>(stream)>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

@@ -111,4 +111,20 @@ __device__ __forceinline__ void st_na_v2(uint2* p, const uint2& v) {
   asm volatile("st.global.L1::no_allocate.v2.u32 [%0], {%1, %2};" ::"l"(p), "r"(v.x), "r"(v.y) : "memory");
 }
 
+// Asynchronous 16-byte copy from global to shared memory, cached in L2 only. It holds no register
+// while in flight, so a warp can keep many more bytes on their way than loads into registers allow.
+// The copy belongs to the group that the issuing thread's next commit_group closes.
+__device__ __forceinline__ void cp_async_16(void* smem_dst, const void* src) {
+  const auto dst = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait_pending() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
 }  // namespace epcomm::ptx

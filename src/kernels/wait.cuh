@@ -52,21 +52,27 @@ struct WaitBound {
 };
 
 // Waits until *counter >= expected (acquire, system scope). Returns false on timeout (recorded in
-// bound.status, naming op, counter_id and peer) or when another wait already timed out.
+// bound.status, naming op, counter_id and peer) or when another wait already timed out. `seen`, if
+// given, receives the value acquired (a waiter may skip later waits for no more than that).
 template <typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const WaitBound& bound, OpId op,
-                                              CounterId counter_id, int peer) {
+                                              CounterId counter_id, int peer, T* seen = nullptr) {
+  auto acquire = [&] {
+    const T value = ptx::ld_acquire_sys(counter);
+    if (seen != nullptr) *seen = value;
+    return value >= expected;
+  };
   // NOTE: polls are relaxed; only the load that sees the value is an acquire. An acquire at
   // system scope also invalidates the SM's whole L1 (CCTL.IVALL in SASS): spinning on it would
   // stall every warp of the SM, the ones moving data included.
   T observed = ptx::ld_relaxed_sys(counter);
-  if (observed >= expected) return ptx::ld_acquire_sys(counter) >= expected;
+  if (observed >= expected) return acquire();
   const std::uint64_t start = ptx::globaltimer();
   std::uint64_t last_check = start;
   std::uint32_t spins = 0;
   while (true) {
     observed = ptx::ld_relaxed_sys(counter);
-    if (observed >= expected) return ptx::ld_acquire_sys(counter) >= expected;
+    if (observed >= expected) return acquire();
     // Back off after a few quick polls: many spinning warps would otherwise crowd the memory
     // system that the awaited data arrives through. The sleep stays short to keep latency low.
     if (++spins > kQuickPolls) ptx::backoff(spins > 4 * kQuickPolls ? kMaxBackoffNs : kMinBackoffNs);
@@ -87,9 +93,9 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
 // The same, bounded by a domain's timeout and status word.
 template <typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
-                                              CounterId counter_id, int peer) {
+                                              CounterId counter_id, int peer, T* seen = nullptr) {
   return wait_at_least(counter, expected, WaitBound{view.timeout_ns, view.status, view.rank}, op, counter_id,
-                       peer);
+                       peer, seen);
 }
 
 }  // namespace epcomm

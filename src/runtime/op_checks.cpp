@@ -26,6 +26,9 @@ void check_hidden(std::int64_t hidden, DType dtype, const char* name) {
   EPCOMM_CHECK_ARG(hidden > 0 && row_bytes % 16 == 0, name,
                    ": expected a hidden size whose rows are a multiple of ", "16 bytes, got hidden ", hidden,
                    " of ", to_string(dtype), " (", row_bytes, " bytes)");
+  // The combine reducers number a row's staged chunks in 10 bits (ht_combine.cu).
+  EPCOMM_CHECK_ARG(hidden <= kMaxHidden, name, ": expected a hidden size of at most ", kMaxHidden, ", got ",
+                   hidden);
 }
 
 }  // namespace epcomm::checks

@@ -8,6 +8,8 @@
 namespace epcomm::checks {
 
 inline constexpr int kMaxTopk = 32;
+// Largest hidden size of a row (in values); far above any model's, far below what the kernels index.
+inline constexpr std::int64_t kMaxHidden = std::int64_t{1} << 17;
 
 // Geometry: num_experts > 0 and divisible by num_ranks.
 void check_experts(int num_experts, int num_ranks);

@@ -65,6 +65,12 @@ TEST(OpChecks, HiddenMustFillWhole16ByteVectors) {
   expect_arg_error([] { checks::check_hidden(8, DType::kFP8E4M3, "x"); }, "x:");
 }
 
+TEST(OpChecks, HiddenHasAnUpperBound) {
+  EXPECT_NO_THROW(checks::check_hidden(checks::kMaxHidden, DType::kBF16, "x"));
+  expect_arg_error([] { checks::check_hidden(checks::kMaxHidden + 8, DType::kBF16, "x"); },
+                   "x: expected a hidden size of at most 131072, got 131080");
+}
+
 // A valid dispatch on R ranks: BF16 x [T, 7168], top-8 of 16 experts per rank.
 struct DispatchFixture {
   int R = 4;
