@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
+#include <vector>
 
 #include "epcomm/export.hpp"
 #include "epcomm/types.hpp"
@@ -31,6 +32,11 @@ class EPCOMM_API DeviceTensor {
   DeviceTensor() = default;
   static DeviceTensor empty(const std::shared_ptr<Allocator>& allocator, DType dtype,
                             std::initializer_list<std::int64_t> shape, cudaStream_t stream);
+  // Tensors shaped like `layouts` (contiguous; their data pointers are ignored) in one allocation,
+  // each at a 256-byte boundary, so a call that returns several outputs asks the allocator once. The
+  // memory goes back when the last of them goes.
+  static std::vector<DeviceTensor> empty_together(const std::shared_ptr<Allocator>& allocator,
+                                                  const std::vector<Tensor>& layouts, cudaStream_t stream);
   // A view of memory owned elsewhere (nothing is freed with it); valid as long as its owner says.
   static DeviceTensor borrowed(const Tensor& view);
 

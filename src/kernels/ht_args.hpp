@@ -34,6 +34,7 @@ struct HtNotifyArgs {
   int num_channels = 0;                 // C: sender warps of the dispatch
   int tokens_per_channel = 0;           // channel c holds tokens [c*tpc, (c+1)*tpc)
   std::int32_t* chunk_start = nullptr;  // scratch [G][C + 1]
+  std::int32_t* recv_copied = nullptr;  // scratch [G][C]: zeroed for the dispatch that follows
   int expert_alignment = 1;
   // Outputs (the handle).
   std::int32_t* send_slot = nullptr;            // [T, G]
@@ -43,6 +44,8 @@ struct HtNotifyArgs {
   std::int32_t* num_recv = nullptr;             // [1]
   std::int32_t* num_recv_per_expert = nullptr;  // [nle], aligned
   std::int32_t* host_counts = nullptr;          // mapped host memory: [total, per-expert...] or null
+  std::uint64_t* host_ready = nullptr;          // mapped host memory: host_ready_seq once counts are written
+  std::uint64_t host_ready_seq = 0;
   std::uint64_t* notify_epoch = nullptr;        // device counter of exchanges (selects the parity)
 };
 static_assert(std::is_trivially_copyable_v<HtNotifyArgs>);
@@ -68,7 +71,7 @@ struct HtDispatchArgs {
   const std::int32_t* recv_chunk_start = nullptr;
   const std::int32_t* recv_chunk_count = nullptr;
   const std::int32_t* num_recv = nullptr;  // [1], for worst-case padding
-  std::int32_t* recv_copied = nullptr;     // scratch [G][C]: rows of each pair already copied out
+  std::int32_t* recv_copied = nullptr;     // scratch [G][C]: rows of each pair copied out (zeroed by notify/prepare)
   std::int64_t num_rows = 0;               // rows of the outputs
   bool num_worst = false;                  // worst-case mode: num_rows is the same on every rank
   // Outputs.
@@ -102,7 +105,8 @@ static_assert(std::is_trivially_copyable_v<HtCombineArgs>);
 
 // Host-side launchers (stream is a cudaStream_t).
 void launch_ht_notify(const HtNotifyArgs& args, void* stream);
-void launch_ht_prepare(const DomainView& view, int num_channels, void* stream);
+// `recv_copied` ([G][num_channels], may be null) is zeroed for the cached dispatch that follows.
+void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, void* stream);
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream);
 

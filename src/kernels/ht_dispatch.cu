@@ -317,9 +317,6 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
 
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  // Receivers count copied rows per (source, channel) in recv_copied, zeroed here.
-  EPCOMM_CUDA_CHECK(cudaMemsetAsync(
-      args.recv_copied, 0, sizeof(std::int32_t) * args.view.num_domain_ranks * args.num_channels, s));
   ht_dispatch_kernel<<<num_blocks, kThreads, 0, s>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }

@@ -15,12 +15,15 @@ constexpr int kWarps = kNotifyThreads / 32;
 // What source s leaves in destination p's mailbox (after a 64-byte header holding the epoch flag):
 //   [count_row: G int32][chunk counts for p: C int32][expert counts for p's experts: nle int32]
 // Zeroes this rank's progress counters of channels [0, C) of every source; peers write them only
-// after the exchange or barrier that follows.
-__device__ void zero_progress(const DomainView& v, int C) {
+// after the exchange or barrier that follows. Also zeroes the dispatch receivers' copied-row counts
+// (recv_copied, [G][C], when given), read only by the kernel that follows on the stream.
+__device__ void zero_progress(const DomainView& v, int C, std::int32_t* recv_copied) {
   for (int s = 0; s < v.num_domain_ranks; ++s) {
     std::uint64_t* progress = RegionLayout::progress(v.peer_base[v.domain_rank], s, 0);
     for (int c = threadIdx.x; c < C; c += blockDim.x) progress[c] = 0;
   }
+  if (recv_copied != nullptr)
+    for (int i = threadIdx.x; i < v.num_domain_ranks * C; i += blockDim.x) recv_copied[i] = 0;
 }
 
 struct Mailbox {
@@ -96,7 +99,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
 
   // Zero this rank's progress flags; peers write them only after this exchange.
-  zero_progress(v, C);
+  zero_progress(v, C, a.recv_copied);
   scan_columns(a, G, C);
   __syncthreads();
   const int parity = static_cast<int>(epoch & 1u);
@@ -163,10 +166,18 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     a.num_recv_per_expert[e] = n;
     if (a.host_counts != nullptr) a.host_counts[1 + e] = n;
   }
+  if (a.host_ready == nullptr) return;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    // NOTE: fence + release after the block barrier: every thread's host counts precede the word.
+    ptx::fence_acq_rel_sys();
+    ptx::st_release_sys(a.host_ready, a.host_ready_seq);
+  }
 }
 
-__global__ void __launch_bounds__(kNotifyThreads, 1) ht_prepare_kernel(DomainView v, int num_channels) {
-  zero_progress(v, num_channels);
+__global__ void __launch_bounds__(kNotifyThreads, 1) ht_prepare_kernel(DomainView v, int num_channels,
+                                                                        std::int32_t* recv_copied) {
+  zero_progress(v, num_channels, recv_copied);
   __syncthreads();
   domain_barrier_block(v, OpId::kBarrier);
 }
@@ -178,8 +189,9 @@ void launch_ht_notify(const HtNotifyArgs& args, void* stream) {
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 
-void launch_ht_prepare(const DomainView& view, int num_channels, void* stream) {
-  ht_prepare_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(view, num_channels);
+void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, void* stream) {
+  ht_prepare_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(view, num_channels,
+                                                                                  recv_copied);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

@@ -2,7 +2,8 @@
 // mask, from topk_idx (SPEC "Layout").
 //
 // One thread per token. Each block accumulates its counts in shared memory and adds them to the
-// global counts once, so global atomics scale with blocks, not tokens.
+// global counts (zeroed by the caller, in one memset) once, so global atomics scale with blocks,
+// not tokens.
 #include <cstdint>
 
 #include "kernels/layout_args.hpp"
@@ -14,67 +15,78 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kLayoutThreads = 256;
+constexpr int kLayoutThreads = 128;
 // Per-expert counts go through shared memory up to this many experts, straight to global memory
 // beyond (48 KiB of int32 histograms leaves room for the rank and domain counts).
 constexpr int kMaxSharedExperts = 8192;
+// Up to this many ranks, a token's ranks and domains seen so far are bits of a register.
+constexpr int kMaskRanks = 64;
 
 template <typename Index>
 __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutArgs args) {
   extern __shared__ std::int32_t smem[];
-  const int num_domains = args.num_ranks / args.ranks_per_domain;
-  const bool shared_experts = args.num_experts <= kMaxSharedExperts;
+  const int R = args.num_ranks, G = args.ranks_per_domain, E = args.num_experts;
+  const int num_domains = R / G;
+  const bool shared_experts = E <= kMaxSharedExperts;
   std::int32_t* rank_counts = smem;
-  std::int32_t* domain_counts = rank_counts + args.num_ranks;
+  std::int32_t* domain_counts = rank_counts + R;
   std::int32_t* expert_counts = domain_counts + num_domains;
-  const int smem_entries = args.num_ranks + num_domains + (shared_experts ? args.num_experts : 0);
+  const int smem_entries = R + num_domains + (shared_experts ? E : 0);
   for (int i = threadIdx.x; i < smem_entries; i += blockDim.x) smem[i] = 0;
   __syncthreads();
 
   const std::int64_t token = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (token < args.num_tokens) {
     const Index* row = static_cast<const Index*>(args.topk_idx) + token * args.num_topk;
-    const int experts_per_rank = args.num_experts / args.num_ranks;
-    bool* mask = args.is_token_in_rank + token * args.num_ranks;
-    for (int r = 0; r < args.num_ranks; ++r) mask[r] = false;
+    const int experts_per_rank = E / R;
+    const bool masks = R <= kMaskRanks;
+    std::uint64_t rank_mask = 0, domain_mask = 0;
+    bool* in_rank = args.is_token_in_rank + token * R;
+    if (!masks)
+      for (int r = 0; r < R; ++r) in_rank[r] = false;
     for (int slot = 0; slot < args.num_topk; ++slot) {
       const std::int64_t expert = static_cast<std::int64_t>(row[slot]);
       if (expert == -1) continue;
-      if (expert < -1 || expert >= args.num_experts) {
+      if (expert < -1 || expert >= E) {
         report_failure(args.status, StatusCode::kInvalidExpert, OpId::kLayout, CounterId::kNone, args.rank,
                        -1, expert, token);
         continue;
       }
-      if (shared_experts)
-        atomicAdd(&expert_counts[expert], 1);
-      else
-        atomicAdd(&args.num_tokens_per_expert[expert], 1);
-      const int rank = static_cast<int>(expert / experts_per_rank);
+      const int e = static_cast<int>(expert);
+      atomicAdd(shared_experts ? &expert_counts[e] : &args.num_tokens_per_expert[e], 1);
+      const int rank = e / experts_per_rank, domain = rank / G;
       // A token counts once per rank and once per domain however many of its experts live there:
-      // count at the first slot that reaches that rank (domain).
+      // at the first slot that reaches that rank (domain).
       bool rank_seen = false, domain_seen = false;
-      for (int prev = 0; prev < slot; ++prev) {
-        const std::int64_t e = static_cast<std::int64_t>(row[prev]);
-        if (e < 0 || e >= args.num_experts) continue;
-        const int r = static_cast<int>(e / experts_per_rank);
-        rank_seen |= r == rank;
-        domain_seen |= r / args.ranks_per_domain == rank / args.ranks_per_domain;
+      if (masks) {
+        rank_seen = (rank_mask >> rank & 1u) != 0;
+        domain_seen = (domain_mask >> domain & 1u) != 0;
+        rank_mask |= std::uint64_t{1} << rank;
+        domain_mask |= std::uint64_t{1} << domain;
+      } else {
+        for (int prev = 0; prev < slot; ++prev) {
+          const std::int64_t p = static_cast<std::int64_t>(row[prev]);
+          if (p < 0 || p >= E) continue;
+          const int r = static_cast<int>(p) / experts_per_rank;
+          rank_seen |= r == rank;
+          domain_seen |= r / G == domain;
+        }
+        if (!rank_seen) in_rank[rank] = true;
       }
-      if (!rank_seen) {
-        atomicAdd(&rank_counts[rank], 1);
-        mask[rank] = true;
-      }
-      if (!domain_seen) atomicAdd(&domain_counts[rank / args.ranks_per_domain], 1);
+      if (!rank_seen) atomicAdd(&rank_counts[rank], 1);
+      if (!domain_seen) atomicAdd(&domain_counts[domain], 1);
     }
+    if (masks)
+      for (int r = 0; r < R; ++r) in_rank[r] = (rank_mask >> r & 1u) != 0;
   }
   __syncthreads();
 
-  for (int i = threadIdx.x; i < args.num_ranks; i += blockDim.x)
+  for (int i = threadIdx.x; i < R; i += blockDim.x)
     if (rank_counts[i] != 0) atomicAdd(&args.num_tokens_per_rank[i], rank_counts[i]);
   for (int i = threadIdx.x; i < num_domains; i += blockDim.x)
     if (domain_counts[i] != 0) atomicAdd(&args.num_tokens_per_domain[i], domain_counts[i]);
   if (shared_experts)
-    for (int i = threadIdx.x; i < args.num_experts; i += blockDim.x)
+    for (int i = threadIdx.x; i < E; i += blockDim.x)
       if (expert_counts[i] != 0) atomicAdd(&args.num_tokens_per_expert[i], expert_counts[i]);
 }
 
@@ -83,12 +95,6 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
 void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
   const int num_domains = args.num_ranks / args.ranks_per_domain;
-  EPCOMM_CUDA_CHECK(
-      cudaMemsetAsync(args.num_tokens_per_rank, 0, sizeof(std::int32_t) * args.num_ranks, stream));
-  EPCOMM_CUDA_CHECK(
-      cudaMemsetAsync(args.num_tokens_per_domain, 0, sizeof(std::int32_t) * num_domains, stream));
-  EPCOMM_CUDA_CHECK(
-      cudaMemsetAsync(args.num_tokens_per_expert, 0, sizeof(std::int32_t) * args.num_experts, stream));
   if (args.num_tokens == 0) return;
   const int shared_entries =
       args.num_ranks + num_domains + (args.num_experts <= kMaxSharedExperts ? args.num_experts : 0);

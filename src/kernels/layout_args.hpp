@@ -25,7 +25,8 @@ struct LayoutArgs {
 };
 static_assert(std::is_trivially_copyable_v<LayoutArgs>);
 
-// Zeroes the counts and launches the kernel on `stream`.
+// Launches the kernel on `stream`; the three count arrays must be zero by then (the caller clears
+// them, one memset when they share an allocation).
 void launch_dispatch_layout(const LayoutArgs& args, void* stream);
 
 }  // namespace epcomm

@@ -1,3 +1,4 @@
+#include <atomic>
 #include <cstring>
 
 #include "kernels/barrier.hpp"
@@ -150,14 +151,18 @@ std::int64_t Buffer::num_nvl_bytes() const {
 }
 
 void Buffer::check_status() {
-  DeviceStatus* status = impl_->status_ptr();
+  impl_->raise_status();
+}
+
+void Buffer::Impl::raise_status() const {
+  DeviceStatus* status = status_ptr();
   const auto code = static_cast<StatusCode>(*reinterpret_cast<volatile std::int32_t*>(&status->code));
   if (code == StatusCode::kOk) return;
   if (static_cast<std::int32_t>(code) == -1) return;  // a kernel is still writing the record
   DeviceStatus copy = *status;
-  const Error error = status_error(copy, impl_->view.timeout_ns / 1000000ull, __FILE__, __LINE__);
+  const Error error = status_error(copy, view.timeout_ns / 1000000ull, __FILE__, __LINE__);
   // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks.
-  impl_->clear_status(StatusCode::kInvalidExpert);
+  clear_status(StatusCode::kInvalidExpert);
   throw error;
 }
 
@@ -199,17 +204,24 @@ void CommScope::allocations_ready() {
   EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm(), impl_.order_event.get(), 0));
 }
 
-void CommScope::host_wait() {
-  impl_.order_event.record(comm());
-  EPCOMM_CUDA_CHECK(cudaEventSynchronize(impl_.order_event.get()));
-}
-
 void CommScope::mark() {
   impl_.mark_event.record(comm());
 }
 
-void CommScope::wait_for_mark() {
-  EPCOMM_CUDA_CHECK(cudaEventSynchronize(impl_.mark_event.get()));
+void CommScope::wait_for_word(const std::uint64_t* word, std::uint64_t value) {
+  const volatile std::uint64_t* seen = word;
+  for (std::uint32_t spins = 1;; ++spins) {
+    if (*seen == value) break;
+    // NOTE: a driver call per poll would slow the wake-up; ask about the marked work now and then.
+    if (spins % 256 != 0) continue;
+    const cudaError_t done = cudaEventQuery(impl_.mark_event.get());
+    if (done == cudaErrorNotReady) continue;
+    EPCOMM_CUDA_CHECK(done);
+    if (*seen == value) break;
+    impl_.raise_status();
+    EPCOMM_REQUIRE(false, ErrorCategory::kInternal, "notify ended without publishing its counts");
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);  // the counts were written before the word
 }
 
 EventHandle CommScope::finish() {

@@ -33,6 +33,7 @@ struct Buffer::Impl {
   KernelTimer timer{false};             // EPCOMM_KERNEL_TIMING: per-call kernel durations
   DomainView view;                      // what kernels get
   std::shared_ptr<Buffer::LlState> ll;  // low-latency mode's state (ll_state.hpp); null otherwise
+  std::uint64_t notify_calls = 0;       // notify publishes its counts under this sequence number
 
   // Slots of `counters` (uint64 each).
   enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1 };
@@ -44,6 +45,8 @@ struct Buffer::Impl {
   // Forgets a device-reported failure of kind `code` (one that leaves the buffer usable); any other
   // status stays.
   void clear_status(StatusCode code) const;
+  // Throws the device-reported failure, if any (Buffer::check_status).
+  void raise_status() const;
 };
 
 inline const DomainView& buffer_impl_view(const Buffer& buffer) {
@@ -63,12 +66,13 @@ class CommScope {
   // Makes the communication stream wait for work queued so far on the allocation stream (the
   // outputs' allocations), when the two differ.
   void allocations_ready();
-  // Blocks the host until the communication stream's queued work is done (notify's handshake).
-  void host_wait();
-  // mark() records the work queued so far; wait_for_mark() blocks the host until that work is done
-  // (work queued after the mark may still run: a kernel launched to overlap the handshake).
+  // mark() records the work queued so far (notify); wait_for_word() then blocks the host until
+  // `*word == value` in mapped host memory (notify publishing its counts, seen as soon as written,
+  // before the kernel even ends), or until the marked work is done without it: a failed exchange,
+  // thrown as the device's report. Work queued after the mark may still run (a kernel launched to
+  // overlap the handshake).
   void mark();
-  void wait_for_mark();
+  void wait_for_word(const std::uint64_t* word, std::uint64_t value);
   EventHandle finish();
 
  private:

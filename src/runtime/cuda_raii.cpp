@@ -1,5 +1,7 @@
 #include "runtime/cuda_raii.hpp"
 
+#include <cstring>
+
 #include "runtime/cuda_check.hpp"
 #include "runtime/log.hpp"
 
@@ -22,6 +24,7 @@ DeviceBuffer::~DeviceBuffer() {
 MappedHostBuffer::MappedHostBuffer(std::size_t bytes) : bytes_(bytes) {
   EPCOMM_CUDA_CHECK(cudaHostAlloc(&host_, bytes, cudaHostAllocMapped | cudaHostAllocPortable));
   EPCOMM_CUDA_CHECK(cudaHostGetDevicePointer(&device_, host_, 0));
+  std::memset(host_, 0, bytes);  // words the host waits on start from a known value
 }
 MappedHostBuffer::~MappedHostBuffer() {
   if (host_ != nullptr) log_release_failure(cudaFreeHost(host_), "cudaFreeHost");

@@ -56,6 +56,31 @@ DeviceTensor DeviceTensor::borrowed(const Tensor& view) {
   return t;
 }
 
+std::vector<DeviceTensor> DeviceTensor::empty_together(const std::shared_ptr<Allocator>& allocator,
+                                                        const std::vector<Tensor>& layouts, cudaStream_t stream) {
+  constexpr std::size_t kAlign = 256;
+  std::vector<std::size_t> offsets;
+  offsets.reserve(layouts.size());
+  std::size_t bytes = 0;
+  for (const Tensor& layout : layouts) {
+    for (int d = 0; d < layout.ndim; ++d)
+      EPCOMM_CHECK_ARG(layout.shape[static_cast<std::size_t>(d)] >= 0,
+                       "DeviceTensor::empty_together: negative extent in ", layout.describe());
+    offsets.push_back(bytes);
+    bytes += (layout.nbytes() + kAlign - 1) / kAlign * kAlign;
+  }
+  void* ptr = allocator->allocate(bytes, stream);
+  const std::shared_ptr<void> storage(
+      ptr, [allocator, bytes, stream](void* p) { allocator->deallocate(p, bytes, stream); });
+  std::vector<DeviceTensor> out(layouts.size());
+  for (std::size_t i = 0; i < layouts.size(); ++i) {
+    out[i].view_ = layouts[i];
+    out[i].view_.data = ptr == nullptr ? nullptr : static_cast<char*>(ptr) + offsets[i];
+    out[i].storage_ = storage;
+  }
+  return out;
+}
+
 DeviceTensor DeviceTensor::empty(const std::shared_ptr<Allocator>& allocator, DType dtype,
                                  std::initializer_list<std::int64_t> shape, cudaStream_t stream) {
   DeviceTensor t;

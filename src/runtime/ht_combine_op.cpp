@@ -50,7 +50,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.out = static_cast<std::uint16_t*>(out.x.data());
   c.out_weights = static_cast<float*>(out.topk_weights.data());
   m.timer.begin(scope.comm(), "prepare+combine");
-  launch_ht_prepare(m.view, plan.num_shares, scope.comm());
+  launch_ht_prepare(m.view, plan.num_shares, nullptr, scope.comm());
   launch_ht_combine(c, plan.num_blocks, scope.comm());
   m.timer.end(scope.comm());
   out.event = scope.finish();

@@ -34,13 +34,18 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   const bool worst = a.num_worst_tokens > 0;
   EPCOMM_CHECK_ARG(nle <= max_local_experts(G, C), "num_tokens_per_expert: at most ", max_local_experts(G, C),
                    " local experts per rank supported, got ", nle);
-  const cudaStream_t s = scope.alloc_stream();
-  h.send_slot = DeviceTensor::empty(m.allocator, DType::kI32, {shape.num_tokens, G}, s);
-  h.count_matrix = DeviceTensor::empty(m.allocator, DType::kI32, {G, G}, s);
-  h.recv_chunk_start = DeviceTensor::empty(m.allocator, DType::kI32, {G, C}, s);
-  h.recv_chunk_count = DeviceTensor::empty(m.allocator, DType::kI32, {G, C}, s);
-  h.num_recv_dev = DeviceTensor::empty(m.allocator, DType::kI32, {1}, s);
-  h.num_recv_tokens_per_expert = DeviceTensor::empty(m.allocator, DType::kI32, {nle}, s);
+  const auto i32 = [](std::initializer_list<std::int64_t> dims) {
+    return Tensor::contiguous(nullptr, DType::kI32, dims);
+  };
+  std::vector<DeviceTensor> routing = DeviceTensor::empty_together(
+      m.allocator, {i32({shape.num_tokens, G}), i32({G, G}), i32({G, C}), i32({G, C}), i32({1}), i32({nle})},
+      scope.alloc_stream());
+  h.send_slot = routing[0];
+  h.count_matrix = routing[1];
+  h.recv_chunk_start = routing[2];
+  h.recv_chunk_count = routing[3];
+  h.num_recv_dev = routing[4];
+  h.num_recv_tokens_per_expert = routing[5];
   h.num_local_experts = nle;
   scope.allocations_ready();
 
@@ -53,6 +58,7 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   n.num_channels = C;
   n.tokens_per_channel = plan.tokens_per_channel;
   n.chunk_start = HtScratch::chunk_start(m.scratch.get());
+  n.recv_copied = HtScratch::recv_copied(m.scratch.get());
   n.expert_alignment = a.expert_alignment;
   n.send_slot = data_of<std::int32_t>(h.send_slot);
   n.count_matrix = data_of<std::int32_t>(h.count_matrix);
@@ -61,6 +67,10 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   n.num_recv = data_of<std::int32_t>(h.num_recv_dev);
   n.num_recv_per_expert = data_of<std::int32_t>(h.num_recv_tokens_per_expert);
   n.host_counts = worst ? nullptr : static_cast<std::int32_t*>(m.host_counts.device());
+  if (!worst) {
+    n.host_ready = reinterpret_cast<std::uint64_t*>(static_cast<char*>(m.host_counts.device()) + kHostReadyOffset);
+    n.host_ready_seq = ++m.notify_calls;
+  }
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
   m.timer.host_step("notify-args");
   m.timer.begin(scope.comm(), "notify");
@@ -70,6 +80,13 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
     h.num_recv_tokens = -1;
     h.num_rows = a.num_worst_tokens;
   }
+}
+
+// Blocks until notify (marked on the scope) has published this call's counts in mapped host memory.
+void wait_for_counts(Buffer::Impl& m, CommScope& scope) {
+  const auto* ready =
+      reinterpret_cast<const std::uint64_t*>(static_cast<const char*>(m.host_counts.host()) + kHostReadyOffset);
+  scope.wait_for_word(ready, m.notify_calls);
 }
 
 // The handshake, once notify has run (the caller waited for it): the host learns the received
@@ -115,7 +132,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   if (cached) {
     h = *a.handle;
     m.timer.begin(scope.comm(), "prepare");
-    launch_ht_prepare(m.view, plan.num_channels, scope.comm());
+    launch_ht_prepare(m.view, plan.num_channels, HtScratch::recv_copied(m.scratch.get()), scope.comm());
     m.timer.end(scope.comm());
   } else {
     h.num_ranks = m.num_ranks();
@@ -124,11 +141,10 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     h.expert_alignment = a.expert_alignment;
     launch_notify(m, a, shape, plan, scope, h);
     if (a.num_worst_tokens <= 0) {
-      if (launch_early) {
-        scope.mark();
-      } else {
+      scope.mark();
+      if (!launch_early) {
         m.timer.host_step("notify-queued");
-        scope.host_wait();
+        wait_for_counts(m, scope);
         m.timer.host_step("counts-seen");
         receive_counts(m, region, h, out.num_recv_tokens_per_expert);
       }
@@ -140,16 +156,24 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   OutputPointers zc{data + region.x_offset, data + region.scales_offset, data + region.topk_offset,
                     data + region.weights_offset, data + region.src_idx_offset};
   if (!a.zero_copy) {
+    // One allocation for all outputs: [x, src_idx, scales (FP8), topk_idx and weights (with top-k)].
     const std::int64_t rows = h.num_rows;
-    const cudaStream_t s = scope.alloc_stream();
-    out.recv_x = DeviceTensor::empty(m.allocator, a.x.dtype, {rows, shape.hidden}, s);
-    if (shape.fp8)
-      out.recv_x_scales = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_scales}, s);
+    std::vector<Tensor> layouts{Tensor::contiguous(nullptr, a.x.dtype, {rows, shape.hidden}),
+                                Tensor::contiguous(nullptr, DType::kI32, {rows})};
+    if (shape.fp8) layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_scales}));
     if (shape.num_topk > 0) {
-      out.recv_topk_idx = DeviceTensor::empty(m.allocator, a.topk_idx.dtype, {rows, shape.num_topk}, s);
-      out.recv_topk_weights = DeviceTensor::empty(m.allocator, DType::kF32, {rows, shape.num_topk}, s);
+      layouts.push_back(Tensor::contiguous(nullptr, a.topk_idx.dtype, {rows, shape.num_topk}));
+      layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_topk}));
     }
-    h.recv_src_idx = DeviceTensor::empty(m.allocator, DType::kI32, {rows}, s);
+    std::vector<DeviceTensor> outputs = DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
+    out.recv_x = outputs[0];
+    h.recv_src_idx = outputs[1];
+    std::size_t next = 2;
+    if (shape.fp8) out.recv_x_scales = outputs[next++];
+    if (shape.num_topk > 0) {
+      out.recv_topk_idx = outputs[next++];
+      out.recv_topk_weights = outputs[next++];
+    }
     scope.allocations_ready();
     zc = {out.recv_x.data(), out.recv_x_scales.data(), out.recv_topk_idx.data(), out.recv_topk_weights.data(),
           h.recv_src_idx.data()};
@@ -192,7 +216,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   m.timer.end(scope.comm());
   m.timer.host_step("dispatch-queued");
   if (launch_early) {
-    scope.wait_for_mark();  // notify's counts, not the dispatch kernel
+    wait_for_counts(m, scope);  // notify's counts, not the dispatch kernel
     m.timer.host_step("counts-seen");
     try {
       receive_counts(m, region, h, out.num_recv_tokens_per_expert);

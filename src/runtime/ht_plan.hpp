@@ -44,8 +44,10 @@ struct HtCombinePlan {
 };
 HtCombinePlan plan_ht_combine(int num_sms, int device_sms, bool phased = HtTuning{}.phased);
 
-// What notify leaves in mapped host memory: [total][per-expert counts: nle][count matrix: G x G].
+// What notify leaves in mapped host memory: [total][per-expert counts: nle][count matrix: G x G],
+// and at kHostReadyOffset the call's sequence number, stored once the counts are written.
 inline constexpr std::size_t kHostCountsBytes = 1 << 20;
+inline constexpr std::size_t kHostReadyOffset = kHostCountsBytes - 64;
 inline std::size_t host_counts_ints(int num_local_experts, int num_domain_ranks) {
   return 1u + static_cast<std::size_t>(num_local_experts) +
          static_cast<std::size_t>(num_domain_ranks) * static_cast<std::size_t>(num_domain_ranks);

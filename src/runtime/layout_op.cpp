@@ -2,6 +2,7 @@
 #include "kernels/layout_args.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
+#include "runtime/cuda_check.hpp"
 #include "runtime/op_checks.hpp"
 #include "runtime/tensor_checks.hpp"
 
@@ -19,11 +20,20 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   CommScope scope(m, options);
   DispatchLayout out;
   const cudaStream_t s = scope.alloc_stream();
-  out.num_tokens_per_rank = DeviceTensor::empty(m.allocator, DType::kI32, {R}, s);
-  out.num_tokens_per_domain = DeviceTensor::empty(m.allocator, DType::kI32, {R / G}, s);
-  out.num_tokens_per_expert = DeviceTensor::empty(m.allocator, DType::kI32, {num_experts}, s);
-  out.is_token_in_rank = DeviceTensor::empty(m.allocator, DType::kBool, {T, R}, s);
+  // One allocation, the three counts first: one memset clears them.
+  std::vector<DeviceTensor> outputs = DeviceTensor::empty_together(
+      m.allocator,
+      {Tensor::contiguous(nullptr, DType::kI32, {R}), Tensor::contiguous(nullptr, DType::kI32, {R / G}),
+       Tensor::contiguous(nullptr, DType::kI32, {num_experts}), Tensor::contiguous(nullptr, DType::kBool, {T, R})},
+      s);
+  out.num_tokens_per_rank = outputs[0];
+  out.num_tokens_per_domain = outputs[1];
+  out.num_tokens_per_expert = outputs[2];
+  out.is_token_in_rank = outputs[3];
   scope.allocations_ready();
+  auto* const counts_begin = static_cast<char*>(out.num_tokens_per_rank.data());
+  auto* const counts_end = static_cast<char*>(out.num_tokens_per_expert.data()) + sizeof(std::int32_t) * num_experts;
+  EPCOMM_CUDA_CHECK(cudaMemsetAsync(counts_begin, 0, static_cast<std::size_t>(counts_end - counts_begin), scope.comm()));
 
   LayoutArgs args;
   args.topk_idx = topk_idx.data;

@@ -441,5 +441,26 @@ TEST_F(Ht, RegionTooSmallWithZeroCopyLeavesTheBufferUsable) {
   run_case(small, {.num_tokens = 8, .hidden = 2048, .seed = 62}, {.cached = false, .zero_copy = true});
 }
 
+// A peer that never calls dispatch: this rank's count exchange times out, and the dispatch call
+// itself throws the device's report (naming the operation and the rank waited for), not a hang.
+TEST_F(Ht, PeerThatSkipsTheDispatchTimesOut) {
+  const GpuEnv& env = gpu_env();
+  if (env.world < 2) GTEST_SKIP() << "needs a peer that can fail to arrive";
+  {
+    Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = 2000});
+    if (env.rank == 0) {
+      PlainDispatch p = plain_dispatch(buffer, {.num_tokens = 64, .hidden = 2048, .seed = 63});
+      try {
+        buffer.dispatch(p.args, {.stream = env.stream});
+        ADD_FAILURE() << "expected a timeout";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.category(), ErrorCategory::kTimeout);
+        EXPECT_NE(e.message().find("timed out"), std::string::npos) << e.what();
+        EXPECT_NE(e.message().find("waiting for rank"), std::string::npos) << e.what();
+      }
+    }
+  }  // both ranks meet in the destructor
+}
+
 }  // namespace
 }  // namespace epcomm::test
