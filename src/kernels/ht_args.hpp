@@ -44,8 +44,8 @@ struct HtNotifyArgs {
   std::int32_t* num_recv = nullptr;             // [1]
   std::int32_t* num_recv_per_expert = nullptr;  // [nle], aligned
   std::int32_t* host_counts = nullptr;          // mapped host memory: [total, per-expert...] or null
-  std::uint64_t* host_ready = nullptr;          // mapped host memory: host_ready_seq once counts are written
-  std::uint64_t host_ready_seq = 0;
+  std::uint64_t* host_ready = nullptr;          // mapped host memory: host_ready_seq after the counts
+  std::uint64_t host_ready_seq = 0;             // this call's sequence number (Buffer::Impl::notify_calls)
   std::uint64_t* notify_epoch = nullptr;        // device counter of exchanges (selects the parity)
 };
 static_assert(std::is_trivially_copyable_v<HtNotifyArgs>);
@@ -71,7 +71,7 @@ struct HtDispatchArgs {
   const std::int32_t* recv_chunk_start = nullptr;
   const std::int32_t* recv_chunk_count = nullptr;
   const std::int32_t* num_recv = nullptr;  // [1], for worst-case padding
-  std::int32_t* recv_copied = nullptr;     // scratch [G][C]: rows of each pair copied out (zeroed by notify/prepare)
+  std::int32_t* recv_copied = nullptr;     // scratch [G][C]: rows copied out (notify/prepare zero it)
   std::int64_t num_rows = 0;               // rows of the outputs
   bool num_worst = false;                  // worst-case mode: num_rows is the same on every rank
   // Outputs.

@@ -3,9 +3,11 @@
 // Blocks [0, S) send: for every source rank s, warp w (of S * kWarps shares) copies its share of
 // the rows this rank received from s (a contiguous block of x) back into s's region, where they
 // land at [rows s sent to ranks before me] + j, and releases how many rows of its share are done.
-// Reducers: one warp per token of this rank sums, in float32 and in a fixed order (bias0, bias1,
-// then ranks ascending), the rows of every rank that received the token, waiting for each row's
-// share to arrive; local rows are read from x directly. Phased schedule (the default): every block
+// Reducers: each warp takes a contiguous range of this rank's tokens and sums, in float32 and in a
+// fixed order (bias0, bias1, then ranks ascending), the rows of every rank that received each
+// token, waiting for each row's share to arrive; local rows are read from x directly. Rows stream
+// through shared memory (cp.async, several chunks per warp in flight), since the reduction is
+// bound by the bytes an SM keeps in flight. Phased schedule (the default): every block
 // sends, then reduces. Overlapped schedule: blocks [S, grid) reduce from the start.
 #include <cuda_bf16.h>
 
@@ -256,8 +258,8 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
   }
   __syncthreads();
   const int pieces = static_cast<int>(a.hidden / 8);
-  const ReduceContext c{a, row_base, back_rows, RegionLayout::data(v.peer_base[me]), pieces,
-                        (pieces + kChunkPieces - 1) / kChunkPieces, lane};
+  const int chunks = (pieces + kChunkPieces - 1) / kChunkPieces;
+  const ReduceContext c{a, row_base, back_rows, RegionLayout::data(v.peer_base[me]), pieces, chunks, lane};
   int4* stage = stages + static_cast<std::size_t>(warp) * kReduceStages * kChunkPieces;
 
   // NOTE: each reducer warp walks a contiguous token range. Rows of a source arrive in token order

@@ -57,7 +57,8 @@ DeviceTensor DeviceTensor::borrowed(const Tensor& view) {
 }
 
 std::vector<DeviceTensor> DeviceTensor::empty_together(const std::shared_ptr<Allocator>& allocator,
-                                                        const std::vector<Tensor>& layouts, cudaStream_t stream) {
+                                                       const std::vector<Tensor>& layouts,
+                                                       cudaStream_t stream) {
   constexpr std::size_t kAlign = 256;
   std::vector<std::size_t> offsets;
   offsets.reserve(layouts.size());

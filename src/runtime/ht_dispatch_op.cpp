@@ -68,7 +68,8 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   n.num_recv_per_expert = data_of<std::int32_t>(h.num_recv_tokens_per_expert);
   n.host_counts = worst ? nullptr : static_cast<std::int32_t*>(m.host_counts.device());
   if (!worst) {
-    n.host_ready = reinterpret_cast<std::uint64_t*>(static_cast<char*>(m.host_counts.device()) + kHostReadyOffset);
+    n.host_ready =
+        reinterpret_cast<std::uint64_t*>(static_cast<char*>(m.host_counts.device()) + kHostReadyOffset);
     n.host_ready_seq = ++m.notify_calls;
   }
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
@@ -84,8 +85,8 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
 
 // Blocks until notify (marked on the scope) has published this call's counts in mapped host memory.
 void wait_for_counts(Buffer::Impl& m, CommScope& scope) {
-  const auto* ready =
-      reinterpret_cast<const std::uint64_t*>(static_cast<const char*>(m.host_counts.host()) + kHostReadyOffset);
+  const auto* ready = reinterpret_cast<const std::uint64_t*>(static_cast<const char*>(m.host_counts.host()) +
+                                                             kHostReadyOffset);
   scope.wait_for_word(ready, m.notify_calls);
 }
 
@@ -165,7 +166,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
       layouts.push_back(Tensor::contiguous(nullptr, a.topk_idx.dtype, {rows, shape.num_topk}));
       layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_topk}));
     }
-    std::vector<DeviceTensor> outputs = DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
+    std::vector<DeviceTensor> outputs =
+        DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
     out.recv_x = outputs[0];
     h.recv_src_idx = outputs[1];
     std::size_t next = 2;

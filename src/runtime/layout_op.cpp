@@ -24,7 +24,8 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   std::vector<DeviceTensor> outputs = DeviceTensor::empty_together(
       m.allocator,
       {Tensor::contiguous(nullptr, DType::kI32, {R}), Tensor::contiguous(nullptr, DType::kI32, {R / G}),
-       Tensor::contiguous(nullptr, DType::kI32, {num_experts}), Tensor::contiguous(nullptr, DType::kBool, {T, R})},
+       Tensor::contiguous(nullptr, DType::kI32, {num_experts}),
+       Tensor::contiguous(nullptr, DType::kBool, {T, R})},
       s);
   out.num_tokens_per_rank = outputs[0];
   out.num_tokens_per_domain = outputs[1];
@@ -32,8 +33,10 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   out.is_token_in_rank = outputs[3];
   scope.allocations_ready();
   auto* const counts_begin = static_cast<char*>(out.num_tokens_per_rank.data());
-  auto* const counts_end = static_cast<char*>(out.num_tokens_per_expert.data()) + sizeof(std::int32_t) * num_experts;
-  EPCOMM_CUDA_CHECK(cudaMemsetAsync(counts_begin, 0, static_cast<std::size_t>(counts_end - counts_begin), scope.comm()));
+  auto* const counts_end =
+      static_cast<char*>(out.num_tokens_per_expert.data()) + sizeof(std::int32_t) * num_experts;
+  EPCOMM_CUDA_CHECK(
+      cudaMemsetAsync(counts_begin, 0, static_cast<std::size_t>(counts_end - counts_begin), scope.comm()));
 
   LayoutArgs args;
   args.topk_idx = topk_idx.data;

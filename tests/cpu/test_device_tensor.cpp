@@ -35,10 +35,12 @@ TEST(DeviceTensor, EmptyTogetherPlacesEachTensorAt256ByteBoundariesOfOneAllocati
         nullptr);
     ASSERT_EQ(t.size(), 4u);
     EXPECT_EQ(allocator->allocations, 1);
-    const auto at = [&](int i) { return reinterpret_cast<std::uintptr_t>(t[static_cast<std::size_t>(i)].data()); };
-    EXPECT_EQ(at(1) - at(0), 256u);                // 12 bytes, rounded up
-    EXPECT_EQ(at(2) - at(1), 5u * 7168 * 2);       // already a multiple of 256
-    EXPECT_EQ(at(3), at(2));                       // an empty tensor takes no room
+    const auto at = [&](int i) {
+      return reinterpret_cast<std::uintptr_t>(t[static_cast<std::size_t>(i)].data());
+    };
+    EXPECT_EQ(at(1) - at(0), 256u);                                 // 12 bytes, rounded up
+    EXPECT_EQ(at(2) - at(1), 5u * 7168 * 2);                        // already a multiple of 256
+    EXPECT_EQ(at(3), at(2));                                        // an empty tensor takes no room
     EXPECT_EQ(allocator->last_bytes, 256u + 5u * 7168 * 2 + 256u);  // 160 bytes, rounded up
     EXPECT_EQ(t[1].size(1), 7168);
     EXPECT_EQ(t[3].view().dtype, DType::kF32);
@@ -50,8 +52,9 @@ TEST(DeviceTensor, EmptyTogetherPlacesEachTensorAt256ByteBoundariesOfOneAllocati
 
 TEST(DeviceTensor, EmptyTogetherRefusesANegativeExtent) {
   auto allocator = std::make_shared<CountingAllocator>();
-  EXPECT_THROW(DeviceTensor::empty_together(allocator, {Tensor::contiguous(nullptr, DType::kI32, {-1})}, nullptr),
-               Error);
+  EXPECT_THROW(
+      DeviceTensor::empty_together(allocator, {Tensor::contiguous(nullptr, DType::kI32, {-1})}, nullptr),
+      Error);
   EXPECT_EQ(allocator->allocations, 0);
 }
 

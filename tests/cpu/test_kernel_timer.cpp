@@ -19,8 +19,8 @@ TEST(KernelTimer, DisabledRecordsNothingAndReportsMinusOne) {
 }
 
 TEST(KernelTimer, TimelineListsGapsKernelsAndHostSteps) {
-  const std::string text =
-      format_timeline({{"notify", 2.04, 10.26}, {"dispatch", 18.0, 66.0}}, {{"queued", 5.31}, {"seen", 20.0}});
+  const std::string text = format_timeline({{"notify", 2.04, 10.26}, {"dispatch", 18.0, 66.0}},
+                                           {{"queued", 5.31}, {"seen", 20.0}});
   EXPECT_EQ(text, "gpu: +2.0 notify 10.3 +18.0 dispatch 66.0 | host: queued 5.3, seen 20.0");
   EXPECT_EQ(format_timeline({}, {}), "gpu: | host:");
 }
