@@ -78,7 +78,8 @@ constexpr std::array kRegistry = {
           .type = Type::kBool,
           .default_value = "0",
           .doc = "Time each operation's kernels with CUDA events (Buffer::last_kernel_us, the benchmark's "
-                 "kernel_us column). Costs host time per call."},
+                 "kernel_us column) and keep the last call's timeline (Buffer::last_call_timeline). Costs "
+                 "host time per call."},
     Entry{.name = "MASTER_ADDR",
           .type = Type::kString,
           .default_value = std::nullopt,
