@@ -17,7 +17,7 @@ constexpr int kWarps = kNotifyThreads / 32;
 // Zeroes this rank's progress counters of channels [0, C) of every source; peers write them only
 // after the exchange or barrier that follows. Also zeroes the dispatch receivers' copied-row counts
 // (recv_copied, [G][C], when given), read only by the kernel that follows on the stream.
-__device__ void zero_progress(const DomainView& v, int C, std::int32_t* recv_copied) {
+__device__ void zero_counters(const DomainView& v, int C, std::int32_t* recv_copied) {
   for (int s = 0; s < v.num_domain_ranks; ++s) {
     std::uint64_t* progress = RegionLayout::progress(v.peer_base[v.domain_rank], s, 0);
     for (int c = threadIdx.x; c < C; c += blockDim.x) progress[c] = 0;
@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
 
   // Zero this rank's progress flags; peers write them only after this exchange.
-  zero_progress(v, C, a.recv_copied);
+  zero_counters(v, C, a.recv_copied);
   scan_columns(a, G, C);
   __syncthreads();
   const int parity = static_cast<int>(epoch & 1u);
@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
 
 __global__ void __launch_bounds__(kNotifyThreads, 1)
     ht_prepare_kernel(DomainView v, int num_channels, std::int32_t* recv_copied) {
-  zero_progress(v, num_channels, recv_copied);
+  zero_counters(v, num_channels, recv_copied);
   __syncthreads();
   domain_barrier_block(v, OpId::kBarrier);
 }

@@ -84,17 +84,7 @@ std::vector<DeviceTensor> DeviceTensor::empty_together(const std::shared_ptr<All
 
 DeviceTensor DeviceTensor::empty(const std::shared_ptr<Allocator>& allocator, DType dtype,
                                  std::initializer_list<std::int64_t> shape, cudaStream_t stream) {
-  DeviceTensor t;
-  t.view_ = Tensor::contiguous(nullptr, dtype, shape);
-  for (int d = 0; d < t.view_.ndim; ++d)
-    EPCOMM_CHECK_ARG(t.view_.shape[static_cast<std::size_t>(d)] >= 0,
-                     "DeviceTensor::empty: negative extent in ", t.view_.describe());
-  const std::size_t bytes = t.view_.nbytes();
-  void* ptr = allocator->allocate(bytes, stream);
-  t.view_.data = ptr;
-  t.storage_ = std::shared_ptr<void>(
-      ptr, [allocator, bytes, stream](void* p) { allocator->deallocate(p, bytes, stream); });
-  return t;
+  return empty_together(allocator, {Tensor::contiguous(nullptr, dtype, shape)}, stream)[0];
 }
 
 }  // namespace epcomm

@@ -68,8 +68,7 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   n.num_recv_per_expert = data_of<std::int32_t>(h.num_recv_tokens_per_expert);
   n.host_counts = worst ? nullptr : static_cast<std::int32_t*>(m.host_counts.device());
   if (!worst) {
-    n.host_ready =
-        reinterpret_cast<std::uint64_t*>(static_cast<char*>(m.host_counts.device()) + kHostReadyOffset);
+    n.host_ready = host_ready_word(m.host_counts.device());
     n.host_ready_seq = ++m.notify_calls;
   }
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
@@ -85,9 +84,7 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
 
 // Blocks until notify (marked on the scope) has published this call's counts in mapped host memory.
 void wait_for_counts(Buffer::Impl& m, CommScope& scope) {
-  const auto* ready = reinterpret_cast<const std::uint64_t*>(static_cast<const char*>(m.host_counts.host()) +
-                                                             kHostReadyOffset);
-  scope.wait_for_word(ready, m.notify_calls);
+  scope.wait_for_word(host_ready_word(m.host_counts.host()), m.notify_calls);
 }
 
 // The handshake, once notify has run (the caller waited for it): the host learns the received
@@ -154,8 +151,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
 
   // Where the outputs go: the region's sections (zero-copy) or new tensors of h.num_rows rows.
   char* const data = RegionLayout::data(m.region.get());
-  OutputPointers zc{data + region.x_offset, data + region.scales_offset, data + region.topk_offset,
-                    data + region.weights_offset, data + region.src_idx_offset};
+  OutputPointers dst{data + region.x_offset, data + region.scales_offset, data + region.topk_offset,
+                     data + region.weights_offset, data + region.src_idx_offset};
   if (!a.zero_copy) {
     // One allocation for all outputs: [x, src_idx, scales (FP8), topk_idx and weights (with top-k)].
     const std::int64_t rows = h.num_rows;
@@ -177,8 +174,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
       out.recv_topk_weights = outputs[next++];
     }
     scope.allocations_ready();
-    zc = {out.recv_x.data(), out.recv_x_scales.data(), out.recv_topk_idx.data(), out.recv_topk_weights.data(),
-          h.recv_src_idx.data()};
+    dst = {out.recv_x.data(), out.recv_x_scales.data(), out.recv_topk_idx.data(),
+           out.recv_topk_weights.data(), h.recv_src_idx.data()};
   }
 
   HtDispatchArgs d;
@@ -207,11 +204,11 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   // Launched early, the row count is not known yet; the kernel reads only worst-case mode's.
   d.num_rows = launch_early ? 0 : h.num_rows;
   d.num_worst = !launch_early && h.num_recv_tokens < 0;
-  d.recv_x = static_cast<std::uint8_t*>(zc.x);
-  d.recv_scales = shape.fp8 ? static_cast<float*>(zc.scales) : nullptr;
-  d.recv_topk_idx = shape.num_topk > 0 ? zc.topk : nullptr;
-  d.recv_topk_weights = shape.num_topk > 0 ? static_cast<float*>(zc.weights) : nullptr;
-  d.recv_src_idx = static_cast<std::int32_t*>(zc.src_idx);
+  d.recv_x = static_cast<std::uint8_t*>(dst.x);
+  d.recv_scales = shape.fp8 ? static_cast<float*>(dst.scales) : nullptr;
+  d.recv_topk_idx = shape.num_topk > 0 ? dst.topk : nullptr;
+  d.recv_topk_weights = shape.num_topk > 0 ? static_cast<float*>(dst.weights) : nullptr;
+  d.recv_src_idx = static_cast<std::int32_t*>(dst.src_idx);
   m.timer.host_step("dispatch-args");
   m.timer.begin(scope.comm(), "dispatch");
   launch_ht_dispatch(d, plan.num_blocks, scope.comm());
@@ -236,13 +233,13 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     auto view = [&](void* at, DType dtype, std::initializer_list<std::int64_t> dims) {
       return DeviceTensor::borrowed(Tensor::contiguous(at, dtype, dims));
     };
-    out.recv_x = view(zc.x, a.x.dtype, {rows, shape.hidden});
-    if (shape.fp8) out.recv_x_scales = view(zc.scales, DType::kF32, {rows, shape.num_scales});
+    out.recv_x = view(dst.x, a.x.dtype, {rows, shape.hidden});
+    if (shape.fp8) out.recv_x_scales = view(dst.scales, DType::kF32, {rows, shape.num_scales});
     if (shape.num_topk > 0) {
-      out.recv_topk_idx = view(zc.topk, a.topk_idx.dtype, {rows, shape.num_topk});
-      out.recv_topk_weights = view(zc.weights, DType::kF32, {rows, shape.num_topk});
+      out.recv_topk_idx = view(dst.topk, a.topk_idx.dtype, {rows, shape.num_topk});
+      out.recv_topk_weights = view(dst.weights, DType::kF32, {rows, shape.num_topk});
     }
-    h.recv_src_idx = view(zc.src_idx, DType::kI32, {rows});
+    h.recv_src_idx = view(dst.src_idx, DType::kI32, {rows});
   }
   out.event = scope.finish();
   m.timer.host_step("returned");

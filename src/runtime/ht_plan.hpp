@@ -48,6 +48,10 @@ HtCombinePlan plan_ht_combine(int num_sms, int device_sms, bool phased = HtTunin
 // and at kHostReadyOffset the call's sequence number, stored once the counts are written.
 inline constexpr std::size_t kHostCountsBytes = 1 << 20;
 inline constexpr std::size_t kHostReadyOffset = kHostCountsBytes - 64;
+// That word, given the host or the device address of the buffer.
+inline std::uint64_t* host_ready_word(void* host_counts) {
+  return reinterpret_cast<std::uint64_t*>(static_cast<char*>(host_counts) + kHostReadyOffset);
+}
 inline std::size_t host_counts_ints(int num_local_experts, int num_domain_ranks) {
   return 1u + static_cast<std::size_t>(num_local_experts) +
          static_cast<std::size_t>(num_domain_ranks) * static_cast<std::size_t>(num_domain_ranks);
