@@ -40,6 +40,9 @@ while [ $# -gt 0 ]; do
       "$build/tools/nvlink_store_probe" > "$OUT/store_probe.txt" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== store probe (rc $rc)"; tail -40 "$OUT/store_probe.txt"
+      "$build/tools/nvlink_pull_probe" > "$OUT/pull_probe.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== pull probe (rc $rc)"; tail -30 "$OUT/pull_probe.txt"
       ;;
     bench)
       shift

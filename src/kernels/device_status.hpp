@@ -35,6 +35,7 @@ enum class CounterId : std::int32_t {
   kRowsArrived,    // rows the peer has written into this rank's receive region
   kSlotFree,       // the peer finished reading a region this rank wants to reuse
   kWeightsReady,   // the peer wrote its tokens' combine weights into this rank
+  kRowsStaged,     // rows the peer has staged in its own region for this rank to read
 };
 
 struct DeviceStatus {

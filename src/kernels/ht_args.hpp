@@ -9,8 +9,9 @@
 //  2. dispatch: sender blocks write every row straight to its final row in the destination's
 //     region (no handshake per chunk) and publish per-(source, channel) progress; receivers copy
 //     arrived rows into the outputs. A rank's rows to itself go straight to the outputs.
-//  3. combine: sender blocks write each received block of rows back to its source's region;
-//     reducers sum the rows of each token as they arrive.
+//  3. combine: sender blocks write each received block of rows back to its source's region (push),
+//     or stage it in their own region for the source to read (pull); reducers sum the rows of each
+//     token as they arrive (pull: reading the peers' regions over NVLink).
 //  Schedules: phased (default) - every block sends, then receives (its warps copy out / reduce);
 //  overlapped - blocks [0, num_senders) send while the others receive. Senders never wait for
 //  receivers, so neither schedule needs its blocks co-resident.
@@ -94,6 +95,7 @@ struct HtCombineArgs {
   std::int64_t num_tokens = 0;
   int num_senders = 0;                         // blocks [0, num_senders) send; the rest reduce
   bool phased = false;                         // every block sends, then reduces
+  bool pull = false;                           // senders stage rows locally; reducers read peers
   int num_shares = 0;                          // sender warps: num_senders * kHtWarpsPerBlock
   int publish_rows = 2;                        // rows a sender warp copies between progress releases
   const std::int32_t* send_slot = nullptr;     // [T, G]

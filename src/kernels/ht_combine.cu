@@ -1,14 +1,18 @@
 // High-throughput combine within one NVLink domain (see ht_args.hpp for the protocol).
 //
-// Blocks [0, S) send: for every source rank s, warp w (of S * kWarps shares) copies its share of
-// the rows this rank received from s (a contiguous block of x) back into s's region, where they
-// land at [rows s sent to ranks before me] + j, and releases how many rows of its share are done.
+// Blocks [0, S) move rows: for every source rank s, warp w (of S * kWarps shares) takes its share
+// of the rows this rank received from s (a contiguous block of x) and, releasing after each few
+// rows how many of its share are done,
+//  - push (the default): writes them into s's region, where they land at [rows s sent to ranks
+//    before me] + j;
+//  - pull: stages them in this rank's own region at the index they have in x, for s to read over
+//    NVLink (a local copy: the transfer becomes the reducers' reads, which overlap the reduction).
 // Reducers: each warp takes a contiguous range of this rank's tokens and sums, in float32 and in a
 // fixed order (bias0, bias1, then ranks ascending), the rows of every rank that received each
-// token, waiting for each row's share to arrive; local rows are read from x directly. Rows stream
-// through shared memory (cp.async, several chunks per warp in flight), since the reduction is
-// bound by the bytes an SM keeps in flight. Phased schedule (the default): every block
-// sends, then reduces. Overlapped schedule: blocks [S, grid) reduce from the start.
+// token, waiting for each row's share; local rows are read from x directly. Rows stream through
+// shared memory (cp.async, several chunks per warp in flight), since the reduction is bound by the
+// bytes an SM keeps in flight. Phased schedule (the default): every block moves rows, then
+// reduces. Overlapped schedule: blocks [S, grid) reduce from the start.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -50,12 +54,19 @@ __device__ void run_sender(const HtCombineArgs& a) {
   const HtCombineLayout& l = a.region;
   for (int i = 1; i < G; ++i) {
     const int s = (me + i) % G;  // start with the next rank, so senders spread over peers
-    std::int64_t recv_base = 0, dst_base = 0;
+    std::int64_t recv_base = 0;  // where s's rows sit in x
     for (int r = 0; r < s; ++r) recv_base += a.count_matrix[r * G + me];
-    for (int r = 0; r < me; ++r) dst_base += a.count_matrix[s * G + r];
+    // Push: into s's region after the rows s sent to ranks before me. Pull: my own region, as in x.
+    std::int64_t dst_base = recv_base;
+    if (!a.pull) {
+      dst_base = 0;
+      for (int r = 0; r < me; ++r) dst_base += a.count_matrix[s * G + r];
+    }
+    char* region = RegionLayout::data(v.peer_base[a.pull ? me : s]);
+    std::uint64_t* progress = a.pull ? RegionLayout::progress(v.peer_base[me], s, share)
+                                     : RegionLayout::progress(v.peer_base[s], me, share);
     const std::int64_t n = a.count_matrix[s * G + me];
     const std::int64_t j0 = share_begin(n, share, S), j1 = share_begin(n, share + 1, S);
-    char* region = RegionLayout::data(v.peer_base[s]);
     for (std::int64_t j = j0; j < j1; j += a.publish_rows) {
       const std::int64_t rows = min(static_cast<std::int64_t>(a.publish_rows), j1 - j);
       warp_copy_v4<CopySource::kReadOnly>(region + l.x_offset + (dst_base + j) * l.row_bytes,
@@ -68,9 +79,7 @@ __device__ void run_sender(const HtCombineArgs& a) {
       }
       __syncwarp();
       // NOTE: after the warp barrier, so every lane's rows precede the release.
-      if (lane == 0)
-        ptx::st_release_sys(RegionLayout::progress(v.peer_base[s], me, share),
-                            static_cast<std::uint64_t>(j + rows - j0));
+      if (lane == 0) ptx::st_release_sys(progress, static_cast<std::uint64_t>(j + rows - j0));
     }
   }
 }
@@ -85,14 +94,17 @@ __device__ __forceinline__ void add_bf16x8(float* acc, const int4& piece) {
   }
 }
 
-// Everything a reducer warp reads, fixed for the call.
+// Everything a reducer warp reads, fixed for the call. Per rank r (r == me: this rank's own rows,
+// in x): where r's rows of my tokens start, their weight rows, and r's progress counters for me
+// (push: in my region, written by r; pull: in r's region, written by r as it stages).
 struct ReduceContext {
   const HtCombineArgs& a;
-  const std::int64_t* row_base;   // [G]: where rank r's rows of mine start (in x for me, else the region)
-  const std::int64_t* back_rows;  // [G]: rows rank r sends back to me
-  const char* my_region;
-  int pieces;  // 16-byte pieces per row
-  int chunks;  // staged chunks per row
+  const char* const* rows;             // [G]
+  const float* const* weights;         // [G]
+  const std::uint64_t* const* shares;  // [G]: share 0's counter; share b's is b further
+  const std::int64_t* back_rows;       // [G]: rows rank r returns to me
+  int pieces;                          // 16-byte pieces per row
+  int chunks;                          // staged chunks per row
   int lane;
 };
 
@@ -125,15 +137,15 @@ __device__ int gather_sources(const ReduceContext& c, std::int64_t t, const int4
       const bool cached = r0 == 0 && share == seen.share && need <= seen.rows;
       if (!cached) {
         std::uint64_t acquired = 0;
-        ok = ok && wait_at_least(RegionLayout::progress(v.peer_base[me], r, share), need, v, OpId::kCombine,
-                                 CounterId::kRowsArrived, v.domain_base_rank + r, &acquired);
+        ok = ok && wait_at_least(c.shares[r] + share, need, v, OpId::kCombine,
+                                 a.pull ? CounterId::kRowsStaged : CounterId::kRowsArrived,
+                                 v.domain_base_rank + r, &acquired);
         if (r0 == 0) seen = {share, acquired};
       }
     }
     const unsigned ballot = __ballot_sync(0xffffffffu, slot >= 0);
     if (slot >= 0) {
-      const char* row = r == me ? reinterpret_cast<const char*>(a.x) + (c.row_base[r] + slot) * l.row_bytes
-                                : c.my_region + l.x_offset + (c.row_base[r] + slot) * l.row_bytes;
+      const char* row = c.rows[r] + static_cast<std::int64_t>(slot) * l.row_bytes;
       srcs[num_src + __popc(ballot & ((1u << c.lane) - 1u))] = reinterpret_cast<const int4*>(row);
     }
     num_src += __popc(ballot);
@@ -217,7 +229,7 @@ struct ReduceIssuer {
 // order; a lane per (token, slot).
 __device__ void reduce_weights(const ReduceContext& c, std::int64_t t_begin, std::int64_t t_end) {
   const HtCombineArgs& a = c.a;
-  const int G = a.view.num_domain_ranks, me = a.view.domain_rank;
+  const int G = a.view.num_domain_ranks;
   const int K = a.region.num_topk;
   if (a.out_weights == nullptr || K == 0) return;
   for (std::int64_t e = t_begin * K + c.lane; e < t_end * K; e += 32) {
@@ -227,10 +239,7 @@ __device__ void reduce_weights(const ReduceContext& c, std::int64_t t_begin, std
     for (int r = 0; r < G; ++r) {
       const std::int32_t slot = a.send_slot[t * G + r];
       if (slot < 0) continue;
-      const float* row = r == me ? a.topk_weights + (c.row_base[r] + slot) * K
-                                 : reinterpret_cast<const float*>(c.my_region + a.region.weights_offset) +
-                                       (c.row_base[r] + slot) * K;
-      w += *reinterpret_cast<const volatile float*>(row + k);
+      w += *reinterpret_cast<const volatile float*>(c.weights[r] + static_cast<std::int64_t>(slot) * K + k);
     }
     a.out_weights[e] = w;
   }
@@ -241,25 +250,40 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, me = v.domain_rank;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __shared__ std::int64_t row_base[kMaxDomainRanks];  // where rank r's rows of mine start here
+  __shared__ const char* rows[kMaxDomainRanks];
+  __shared__ const float* weights[kMaxDomainRanks];
+  __shared__ const std::uint64_t* shares[kMaxDomainRanks];
   __shared__ std::int64_t back_rows[kMaxDomainRanks];
   __shared__ const int4* srcs[kWarps][kMaxDomainRanks + 2];
   __shared__ std::uint32_t items[kWarps][kReduceStages * 32];
   extern __shared__ int4 stages[];  // [kWarps][kReduceStages][kChunkPieces]
+  const HtCombineLayout& l = a.region;
   for (int r = threadIdx.x; r < G; r += blockDim.x) {
+    // Rank r's rows of my tokens: in x after the rows of ranks before me (mine: x itself, pull:
+    // r's region, staged as in r's x), or in my region after the rows I sent to ranks before r.
     std::int64_t base = 0;
-    if (r == me) {
-      for (int s = 0; s < me; ++s) base += a.count_matrix[s * G + me];  // my own rows sit in x
+    if (r == me || a.pull) {
+      for (int q = 0; q < me; ++q) base += a.count_matrix[q * G + r];
     } else {
       for (int q = 0; q < r; ++q) base += a.count_matrix[me * G + q];
     }
-    row_base[r] = base;
+    if (r == me) {
+      rows[r] = reinterpret_cast<const char*>(a.x) + base * l.row_bytes;
+      weights[r] = a.topk_weights + base * l.num_topk;
+      shares[r] = nullptr;
+    } else {
+      const char* region = RegionLayout::data(v.peer_base[a.pull ? r : me]);
+      rows[r] = region + l.x_offset + base * l.row_bytes;
+      weights[r] = reinterpret_cast<const float*>(region + l.weights_offset) + base * l.num_topk;
+      shares[r] = a.pull ? RegionLayout::progress(v.peer_base[r], me, 0)
+                         : RegionLayout::progress(v.peer_base[me], r, 0);
+    }
     back_rows[r] = a.count_matrix[me * G + r];
   }
   __syncthreads();
   const int pieces = static_cast<int>(a.hidden / 8);
   const int chunks = (pieces + kChunkPieces - 1) / kChunkPieces;
-  const ReduceContext c{a, row_base, back_rows, RegionLayout::data(v.peer_base[me]), pieces, chunks, lane};
+  const ReduceContext c{a, rows, weights, shares, back_rows, pieces, chunks, lane};
   int4* stage = stages + static_cast<std::size_t>(warp) * kReduceStages * kChunkPieces;
 
   // NOTE: each reducer warp walks a contiguous token range. Rows of a source arrive in token order
@@ -305,8 +329,8 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
 }
 
 __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a) {
-  // Rows coming back to any rank must fit its region.
-  if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, false, a.view, OpId::kCombine))
+  // Rows coming back to any rank (pull: staged by any rank) must fit its region.
+  if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, a.pull, a.view, OpId::kCombine))
     return;
   const bool sender = static_cast<int>(blockIdx.x) < a.num_senders;
   if (sender) run_sender(a);

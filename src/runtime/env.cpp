@@ -60,6 +60,12 @@ constexpr std::array kRegistry = {
           .doc = "High-throughput kernels: 1 (default): every block sends first and then receives "
                  "(dispatch copy-out, combine reduction); 0: the SM budget splits into senders and "
                  "receivers that run at once (EPCOMM_HT_RECEIVER_PERCENT). A tuning knob."},
+    Entry{.name = "EPCOMM_HT_COMBINE_PULL",
+          .type = Type::kBool,
+          .default_value = "0",
+          .doc = "High-throughput combine: 0 (default): each rank writes the rows it computed into their "
+                 "owners' regions, then the owners reduce; 1: each rank stages them in its own region "
+                 "and the owners' reducers read them over NVLink as they sum. A tuning knob."},
     Entry{.name = "EPCOMM_LL_BLOCKS",
           .type = Type::kInt,
           .default_value = "0",

@@ -18,11 +18,15 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
                                                        shape.hidden * 2, shape.num_topk);
   const DispatchHandle& h = *a.handle;
   // Every rank checks every rank's rows from the same host copy of the counts, so all stop alike.
-  // (In worst-case mode the kernel's guard does this on the device.)
+  // (In worst-case mode the kernel's guard does this on the device.) Push: a rank's region takes
+  // the rows it gets back; pull: the rows it received, staged where they sit in x.
+  const bool pull = m.ht_tuning.combine_pull;
   if (!h.count_matrix_host.empty())
-    check_rows_fit(rows_returned(h.count_matrix_host.data(), G), region.cap_rows,
-                   static_cast<std::size_t>(region.row_bytes) + 4u * static_cast<std::size_t>(shape.num_topk),
-                   "combine");
+    check_rows_fit(
+        pull ? rows_received(h.count_matrix_host.data(), G) : rows_returned(h.count_matrix_host.data(), G),
+        region.cap_rows,
+        static_cast<std::size_t>(region.row_bytes) + 4u * static_cast<std::size_t>(shape.num_topk),
+        "combine");
 
   CommScope scope(m, options);
   CombineResult out;
@@ -43,6 +47,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.num_tokens = shape.num_tokens;
   c.num_senders = plan.num_senders;
   c.phased = plan.phased;
+  c.pull = pull;
   c.num_shares = plan.num_shares;
   c.publish_rows = m.ht_tuning.combine_publish_rows;
   c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());

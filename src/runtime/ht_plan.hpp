@@ -17,6 +17,7 @@ struct HtTuning {
   int publish_tokens = 4;        // tokens a dispatch sender warp forwards between releases
   int combine_publish_rows = 2;  // rows a combine sender warp copies between releases
   bool phased = true;            // every block sends, then receives (no concurrent receivers)
+  bool combine_pull = false;     // combine stages rows locally and the owners read them (NVLink reads)
   static HtTuning from_env();
 };
 

@@ -40,6 +40,8 @@ const char* to_string(CounterId counter) noexcept {
       return "slot free";
     case CounterId::kWeightsReady:
       return "combine weights ready";
+    case CounterId::kRowsStaged:
+      return "rows staged";
   }
   return "unknown counter";
 }

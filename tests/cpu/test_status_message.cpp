@@ -61,7 +61,7 @@ TEST(StatusMessage, UnknownCodeIsAnInternalError) {
 TEST(StatusMessage, EveryOperationAndCounterHasAName) {
   for (int op = 1; op <= static_cast<int>(OpId::kLlCombine); ++op)  // 0 is kNone
     EXPECT_STRNE(to_string(static_cast<OpId>(op)), "unknown operation") << op;
-  for (int c = 0; c <= static_cast<int>(CounterId::kSlotFree); ++c)
+  for (int c = 0; c <= static_cast<int>(CounterId::kRowsStaged); ++c)
     EXPECT_STRNE(to_string(static_cast<CounterId>(c)), "unknown counter") << c;
 }
 
