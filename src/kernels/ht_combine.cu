@@ -7,6 +7,8 @@
 //    before me] + j;
 //  - pull: stages them in this rank's own region at the index they have in x, for s to read over
 //    NVLink (a local copy: the transfer becomes the reducers' reads, which overlap the reduction).
+//    When the copy engine staged them before the kernel (`staged`), block 0 only publishes each
+//    source's whole count and every block reduces.
 // Reducers: each warp takes a contiguous range of this rank's tokens and sums, in float32 and in a
 // fixed order (bias0, bias1, then ranks ascending), the rows of every rank that received each
 // token, waiting for each row's share; local rows are read from x directly. Rows stream through
@@ -44,6 +46,17 @@ __device__ __forceinline__ std::int64_t share_begin(std::int64_t n, int b, int S
 // The share holding row j (0 <= j < n): the largest b with share_begin(b) <= j.
 __device__ __forceinline__ int share_of(std::int64_t n, std::int64_t j, int S) {
   return static_cast<int>(((j + 1) * S + n - 1) / n - 1);
+}
+
+// Rows staged before the kernel (stream order: the copies are complete): one share per source.
+__device__ void publish_staged(const HtCombineArgs& a) {
+  const DomainView& v = a.view;
+  const int G = v.num_domain_ranks, me = v.domain_rank;
+  const int s = static_cast<int>(threadIdx.x);
+  if (blockIdx.x != 0 || s >= G || s == me) return;
+  __threadfence_system();
+  ptx::st_release_sys(RegionLayout::progress(v.peer_base[me], s, 0),
+                      static_cast<std::uint64_t>(a.count_matrix[s * G + me]));
 }
 
 __device__ void run_sender(const HtCombineArgs& a) {
@@ -120,7 +133,7 @@ struct SeenProgress {
 __device__ int gather_sources(const ReduceContext& c, std::int64_t t, const int4** srcs, SeenProgress& seen) {
   const HtCombineArgs& a = c.a;
   const DomainView& v = a.view;
-  const int G = v.num_domain_ranks, me = v.domain_rank, S = a.num_shares;
+  const int G = v.num_domain_ranks, me = v.domain_rank, S = a.staged ? 1 : a.num_shares;
   const HtCombineLayout& l = a.region;
   __syncwarp();  // every lane is done with the previous token's sources
   int num_src = 0;
@@ -332,6 +345,11 @@ __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a
   // Rows coming back to any rank (pull: staged by any rank) must fit its region.
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, a.pull, a.view, OpId::kCombine))
     return;
+  if (a.staged) {
+    publish_staged(a);
+    run_reducer(a, blockIdx.x, gridDim.x);
+    return;
+  }
   const bool sender = static_cast<int>(blockIdx.x) < a.num_senders;
   if (sender) run_sender(a);
   // Phased: every block reduces once its sends are done (senders never wait, so no deadlock).

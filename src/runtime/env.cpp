@@ -61,11 +61,15 @@ constexpr std::array kRegistry = {
                  "(dispatch copy-out, combine reduction); 0: the SM budget splits into senders and "
                  "receivers that run at once (EPCOMM_HT_RECEIVER_PERCENT). A tuning knob."},
     Entry{.name = "EPCOMM_HT_COMBINE_PULL",
-          .type = Type::kBool,
+          .type = Type::kInt,
           .default_value = "0",
           .doc = "High-throughput combine: 0 (default): each rank writes the rows it computed into their "
-                 "owners' regions, then the owners reduce; 1: each rank stages them in its own region "
-                 "and the owners' reducers read them over NVLink as they sum. A tuning knob."},
+                 "owners' regions, then the owners reduce; 1: each rank's SMs stage them in its own "
+                 "region and the owners' reducers read them over NVLink as they sum; 2: the same with "
+                 "the rows staged by the copy engine before the kernel (1 in worst-case mode, where "
+                 "the host lacks the counts). A tuning knob.",
+          .min_value = 0,
+          .max_value = 2},
     Entry{.name = "EPCOMM_LL_BLOCKS",
           .type = Type::kInt,
           .default_value = "0",

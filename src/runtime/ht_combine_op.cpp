@@ -1,11 +1,44 @@
-// Buffer::combine: checks, prepare (zero progress, barrier), combine kernel.
+// Buffer::combine: checks, prepare (zero progress, barrier), [pull mode: the copy engine stages the
+// rows], combine kernel.
 #include "kernels/ht_args.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
+#include "runtime/cuda_check.hpp"
 #include "runtime/ht_plan.hpp"
 #include "runtime/op_checks.hpp"
 
 namespace epcomm {
+
+namespace {
+
+// Pull mode with the copy engine: copies the rows (and weight rows) this rank received from each
+// peer into its own region, at the index they have in x, where that peer's reducers read them.
+void stage_rows(const HtCombineArgs& c, const std::int32_t* count_matrix, cudaStream_t stream) {
+  const int G = c.view.num_domain_ranks, me = c.view.domain_rank;
+  char* region = RegionLayout::data(c.view.peer_base[me]);
+  const HtCombineLayout& l = c.region;
+  std::int64_t base = 0;  // where source s's rows start in x
+  for (int s = 0; s < G; ++s) {
+    const std::int64_t n = count_matrix[s * G + me];
+    if (s != me && n > 0) {
+      const auto row_bytes = static_cast<std::size_t>(l.row_bytes);
+      EPCOMM_CUDA_CHECK(
+          cudaMemcpyAsync(region + l.x_offset + static_cast<std::size_t>(base) * row_bytes,
+                          reinterpret_cast<const char*>(c.x) + static_cast<std::size_t>(base) * row_bytes,
+                          static_cast<std::size_t>(n) * row_bytes, cudaMemcpyDeviceToDevice, stream));
+      if (l.num_topk > 0) {
+        const std::size_t w_bytes = sizeof(float) * static_cast<std::size_t>(l.num_topk);
+        EPCOMM_CUDA_CHECK(cudaMemcpyAsync(
+            region + l.weights_offset + static_cast<std::size_t>(base) * w_bytes,
+            reinterpret_cast<const char*>(c.topk_weights) + static_cast<std::size_t>(base) * w_bytes,
+            static_cast<std::size_t>(n) * w_bytes, cudaMemcpyDeviceToDevice, stream));
+      }
+    }
+    base += n;
+  }
+}
+
+}  // namespace
 
 CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) {
   check_status();
@@ -20,7 +53,9 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   // Every rank checks every rank's rows from the same host copy of the counts, so all stop alike.
   // (In worst-case mode the kernel's guard does this on the device.) Push: a rank's region takes
   // the rows it gets back; pull: the rows it received, staged where they sit in x.
-  const bool pull = m.ht_tuning.combine_pull;
+  const bool pull = m.ht_tuning.combine_pull != kCombinePush;
+  // The copy engine stages from the host's counts (none in worst-case mode: the SMs stage there).
+  const bool staged = m.ht_tuning.combine_pull == kCombinePullCopyEngine && !h.count_matrix_host.empty();
   if (!h.count_matrix_host.empty())
     check_rows_fit(
         pull ? rows_received(h.count_matrix_host.data(), G) : rows_returned(h.count_matrix_host.data(), G),
@@ -48,6 +83,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.num_senders = plan.num_senders;
   c.phased = plan.phased;
   c.pull = pull;
+  c.staged = staged;
   c.num_shares = plan.num_shares;
   c.publish_rows = m.ht_tuning.combine_publish_rows;
   c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());
@@ -56,6 +92,8 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.out_weights = static_cast<float*>(out.topk_weights.data());
   m.timer.begin(scope.comm(), "prepare+combine");
   launch_ht_prepare(m.view, plan.num_shares, nullptr, scope.comm());
+  // NOTE: after prepare's barrier: every peer has finished the operations that read this region.
+  if (staged) stage_rows(c, h.count_matrix_host.data(), scope.comm());
   launch_ht_combine(c, plan.num_blocks, scope.comm());
   m.timer.end(scope.comm());
   out.event = scope.finish();

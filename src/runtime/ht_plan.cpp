@@ -13,7 +13,7 @@ HtTuning HtTuning::from_env() {
   t.publish_tokens = static_cast<int>(env::get_int("EPCOMM_HT_PUBLISH_TOKENS"));
   t.combine_publish_rows = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PUBLISH_ROWS"));
   t.phased = env::get_bool("EPCOMM_HT_PHASED");
-  t.combine_pull = env::get_bool("EPCOMM_HT_COMBINE_PULL");
+  t.combine_pull = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PULL"));
   return t;
 }
 

@@ -17,7 +17,7 @@ struct HtTuning {
   int publish_tokens = 4;        // tokens a dispatch sender warp forwards between releases
   int combine_publish_rows = 2;  // rows a combine sender warp copies between releases
   bool phased = true;            // every block sends, then receives (no concurrent receivers)
-  bool combine_pull = false;     // combine stages rows locally and the owners read them (NVLink reads)
+  int combine_pull = 0;  // 0 push; pull (the owners read staged rows): 1 staged by SMs, 2 by the copy engine
   static HtTuning from_env();
 };
 
@@ -35,6 +35,11 @@ struct HtDispatchPlan {
 HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels = 0,
                                 int receiver_percent = HtTuning{}.receiver_percent,
                                 bool phased = HtTuning{}.phased);
+
+// EPCOMM_HT_COMBINE_PULL: how combine moves rows to their owners.
+inline constexpr int kCombinePush = 0;            // written into the owners' regions, then reduced
+inline constexpr int kCombinePullSms = 1;         // staged in the own region by the kernel's SMs
+inline constexpr int kCombinePullCopyEngine = 2;  // staged by the copy engine before the kernel
 
 struct HtCombinePlan {
   int num_blocks = 0;

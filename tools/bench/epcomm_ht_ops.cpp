@@ -1,7 +1,8 @@
 // epcomm's own high-throughput dispatch and combine as benchmark ops, one set per SM budget.
 // A dispatch call is timed whole: layout, notify (count exchange and the one host wait) and the
 // data kernel, i.e. what a caller waits for. Rows "epcomm-zc": the same call with zero-copy
-// outputs (DispatchArgs::zero_copy: views of the region, no copy-out).
+// outputs (DispatchArgs::zero_copy: views of the region, no copy-out). Combine runs under each
+// schedule of its kernel (phased or overlapped, push or pull).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -10,9 +11,12 @@
 
 #include "bench/bench_op.hpp"
 #include "bench/compare.hpp"
+#include "bench/variants.hpp"
 #include "epcomm/buffer.hpp"
+#include "runtime/buffer_impl.hpp"
 #include "runtime/cuda_check.hpp"
 #include "runtime/cuda_raii.hpp"
+#include "runtime/ht_plan.hpp"
 
 namespace epcomm::bench {
 
@@ -31,6 +35,23 @@ std::vector<T> to_host(const DeviceTensor& t) {
   return host;
 }
 
+// The Buffer's high-throughput tuning replaced for one call (benchmark variants in one run).
+class TuningOverride {
+ public:
+  TuningOverride(Buffer& buffer, const CombineSchedule& schedule)
+      : current_(buffer.internal().ht_tuning), saved_(current_) {
+    current_.phased = schedule.phased;
+    current_.combine_pull = schedule.pull;
+  }
+  ~TuningOverride() { current_ = saved_; }
+  TuningOverride(const TuningOverride&) = delete;
+  TuningOverride& operator=(const TuningOverride&) = delete;
+
+ private:
+  HtTuning& current_;
+  HtTuning saved_;
+};
+
 // One Buffer for the workload and the last results of each op.
 struct EpcommHt {
   std::unique_ptr<Buffer> buffer;
@@ -39,6 +60,20 @@ struct EpcommHt {
   DispatchResult bf16, fp8, cached, zero_copy;
   CombineResult combined;
   int rank = 0;
+
+  bool check_combine(const ExpectedHt& e) {
+    buffer->check_status();
+    const auto out = to_host<std::uint16_t>(combined.x);
+    const auto wts = to_host<float>(combined.topk_weights);
+    bool ok = passed(compare_bf16("epcomm combine out", e.combine_out.data(), out.data(), out.size()), rank);
+    if (wts.size() != e.combine_topk_weights.size()) return false;
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < wts.size(); ++i)
+      bad += std::fabs(wts[i] - e.combine_topk_weights[i]) >
+             1e-5f * std::fabs(e.combine_topk_weights[i]) + 1e-6f;
+    if (bad != 0) std::fprintf(stderr, "epcomm-bench: rank %d: %zu combined weights off\n", rank, bad);
+    return ok && bad == 0;
+  }
 
   // Where the last whole dispatch of each kind keeps its result.
   DispatchResult& result(bool fp8_payload, bool zero_copy_outputs) {
@@ -210,43 +245,36 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       };
       ops.push_back(std::move(op));
     }
-    BenchOp op;
-    op.op = "combine";
-    op.dtype = "bf16";
-    op.num_sms = sms;
-    op.recv_bytes = static_cast<double>(traffic.recv_rows) * bf16_row;
-    op.wire_bytes =
-        static_cast<double>(traffic.recv_rows_remote) * bf16_row;  // rows go back to their sources
-    op.setup = [state, sms](cudaStream_t s) { state->bf16 = state->dispatch(false, sms, s); };
-    op.run = [state, sms](cudaStream_t s) {
-      CombineArgs c;
-      c.x = state->bf16.recv_x;
-      c.topk_weights = state->bf16.recv_topk_weights;
-      c.handle = &state->bf16.handle;
-      c.config.num_sms = sms;
-      state->combined = state->buffer->combine(c, {.stream = s});
-    };
-    if (timing) {
-      op.kernel_us = [state] { return state->kernel_us(); };
-      op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/false); };
+    // Combine under each schedule of the kernel in one run (same data, so the ratios compare):
+    // the Buffer's tuning (EPCOMM_HT_PHASED, EPCOMM_HT_COMBINE_PULL) on row "epcomm", then the
+    // other three as "epcomm-<variant>".
+    const HtTuning& own = state->buffer->internal().ht_tuning;
+    for (const CombineVariant& variant : combine_variants({own.phased, own.combine_pull})) {
+      BenchOp op;
+      op.impl = variant.impl;
+      op.op = "combine";
+      op.dtype = "bf16";
+      op.num_sms = sms;
+      op.recv_bytes = static_cast<double>(traffic.recv_rows) * bf16_row;
+      op.wire_bytes =
+          static_cast<double>(traffic.recv_rows_remote) * bf16_row;  // rows go back to their sources
+      op.setup = [state, sms](cudaStream_t s) { state->bf16 = state->dispatch(false, sms, s); };
+      op.run = [state, sms, schedule = variant.schedule](cudaStream_t s) {
+        CombineArgs c;
+        c.x = state->bf16.recv_x;
+        c.topk_weights = state->bf16.recv_topk_weights;
+        c.handle = &state->bf16.handle;
+        c.config.num_sms = sms;
+        const TuningOverride scoped(*state->buffer, schedule);
+        state->combined = state->buffer->combine(c, {.stream = s});
+      };
+      if (timing) {
+        op.kernel_us = [state] { return state->kernel_us(); };
+        op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/false); };
+      }
+      op.check = [state, expected] { return state->check_combine(expected()); };
+      ops.push_back(std::move(op));
     }
-    op.check = [state, expected] {
-      state->buffer->check_status();
-      const ExpectedHt& e = expected();
-      const auto out = to_host<std::uint16_t>(state->combined.x);
-      const auto wts = to_host<float>(state->combined.topk_weights);
-      bool ok = passed(compare_bf16("epcomm combine out", e.combine_out.data(), out.data(), out.size()),
-                       state->rank);
-      if (wts.size() != e.combine_topk_weights.size()) return false;
-      std::size_t bad = 0;
-      for (std::size_t i = 0; i < wts.size(); ++i)
-        bad += std::fabs(wts[i] - e.combine_topk_weights[i]) >
-               1e-5f * std::fabs(e.combine_topk_weights[i]) + 1e-6f;
-      if (bad != 0)
-        std::fprintf(stderr, "epcomm-bench: rank %d: %zu combined weights off\n", state->rank, bad);
-      return ok && bad == 0;
-    };
-    ops.push_back(std::move(op));
   }
   return ops;
 }

@@ -4,7 +4,9 @@
 // other at once through shared memory with cp.async (warps of 32 lanes, `stages` chunks of 2 KiB
 // in flight per warp, as the reducer does), optionally add a local row and write the BF16 sum to a
 // local output (the reducer's whole work). Prints GB/s of remote rows per direction (the slower
-// GPU) for each variant. One process, two GPUs with peer access:
+// GPU) for each variant. First, on one GPU, what staging the rows locally costs (pull mode's local
+// copy): the copy engine (cudaMemcpyAsync) against a copy kernel on 8 to 32 SMs. One process;
+// the NVLink part needs two GPUs with peer access:
 //   nvcc -O3 -std=c++17 -arch=sm_90a -o nvlink_pull_probe tools/probes/nvlink_pull_probe.cu
 // Not part of the library; a measuring tool for bench/NOTES.md.
 #include <cuda_bf16.h>
@@ -105,6 +107,56 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
   cp_async_wait<0>();
 }
 
+// A plain copy: each warp moves 16-byte pieces, 8 in flight per lane.
+__global__ void __launch_bounds__(512) copy_kernel(const int4* src, int4* dst, size_t pieces) {
+  const size_t lane = threadIdx.x % 32, warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+  const size_t warps = gridDim.x * blockDim.x / 32;
+  for (size_t base = warp * 256; base < pieces; base += warps * 256) {
+    int4 v[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u)
+      if (base + u * 32 + lane < pieces) v[u] = src[base + u * 32 + lane];
+#pragma unroll
+    for (int u = 0; u < 8; ++u)
+      if (base + u * 32 + lane < pieces) dst[base + u * 32 + lane] = v[u];
+  }
+}
+
+// Local staging of `bytes` on the current GPU: prints GB/s of rows copied (read once, written once).
+int local_staging(size_t bytes) {
+  int4 *a = nullptr, *b = nullptr;
+  cudaStream_t st;
+  cudaEvent_t e0, e1;
+  CK(cudaMalloc(&a, bytes));
+  CK(cudaMalloc(&b, bytes));
+  CK(cudaMemset(a, 1, bytes));
+  CK(cudaStreamCreate(&st));
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  std::printf("local_staging sms GBps_copied\n");
+  for (int sms : {0, 8, 16, 24, 32}) {  // 0: the copy engine
+    float best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+      CK(cudaEventRecord(e0, st));
+      if (sms == 0)
+        CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, st));
+      else
+        copy_kernel<<<sms, 512, 0, st>>>(a, b, bytes / 16);
+      CK(cudaGetLastError());
+      CK(cudaEventRecord(e1, st));
+      CK(cudaEventSynchronize(e1));
+      float ms = 0;
+      CK(cudaEventElapsedTime(&ms, e0, e1));
+      const float gbps = static_cast<float>(bytes) / (ms * 1e-3f) / 1e9f;
+      if (rep > 0 && gbps > best) best = gbps;
+    }
+    std::printf("%s %d %.1f\n", sms == 0 ? "copy-engine" : "copy-kernel", sms, best);
+  }
+  CK(cudaFree(a));
+  CK(cudaFree(b));
+  return 0;
+}
+
 struct Variant {
   const char* name;
   int stages;
@@ -141,12 +193,13 @@ cudaError_t launch(const Variant& v, int blocks, const int4* remote, const int4*
 int main() {
   int ndev = 0;
   CK(cudaGetDeviceCount(&ndev));
-  if (ndev < 2) {
-    std::printf("need 2 GPUs\n");
-    return 0;
-  }
   const int rows = 4096;  // ~58.7 MB per direction, as ht-dsv3's remote rows
   const size_t bytes = static_cast<size_t>(rows) * kRowBytes;
+  if (local_staging(bytes) != 0) return 1;
+  if (ndev < 2) {
+    std::printf("pull: needs 2 GPUs\n");
+    return 0;
+  }
   int4 *src[2], *loc[2], *out[2];
   cudaStream_t st[2];
   cudaEvent_t e0[2], e1[2];

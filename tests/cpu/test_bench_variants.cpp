@@ -1,0 +1,53 @@
+// The benchmark's combine schedules: the Buffer's own first under "epcomm", then every other
+// schedule exactly once under its own name.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <utility>
+
+#include "bench/variants.hpp"
+
+namespace epcomm::bench {
+namespace {
+
+std::set<std::string> names(const std::vector<CombineVariant>& v) {
+  std::set<std::string> out;
+  for (const CombineVariant& c : v) out.insert(c.impl);
+  return out;
+}
+
+TEST(BenchVariants, OwnScheduleFirstThenEveryOtherOnce) {
+  for (const int pull : {0, 1}) {
+    for (const bool phased : {false, true}) {
+      const std::vector<CombineVariant> v = combine_variants({phased, pull});
+      ASSERT_EQ(v.size(), 5u);
+      EXPECT_EQ(v[0].impl, "epcomm");
+      EXPECT_EQ(v[0].schedule.pull, pull);
+      EXPECT_EQ(v[0].schedule.phased, phased);
+      std::set<std::pair<bool, int>> schedules;
+      for (const CombineVariant& c : v) schedules.insert({c.schedule.phased, c.schedule.pull});
+      EXPECT_EQ(schedules.size(), 5u);
+      EXPECT_EQ(names(v).size(), 5u);
+    }
+  }
+}
+
+TEST(BenchVariants, TheDefaultScheduleNamesTheOthers) {
+  EXPECT_EQ(names(combine_variants({/*phased=*/true, /*pull=*/0})),
+            (std::set<std::string>{"epcomm", "epcomm-push-ovl", "epcomm-pull", "epcomm-pull-ovl",
+                                   "epcomm-pull-ce"}));
+}
+
+TEST(BenchVariants, CopyEngineStagingHasNoOverlappedForm) {
+  // With the copy engine staging, the schedule does not matter: either way it is one variant.
+  for (const bool phased : {false, true}) {
+    const std::vector<CombineVariant> v = combine_variants({phased, 2});
+    EXPECT_EQ(v.size(), 5u);
+    EXPECT_EQ(names(v).count("epcomm-pull-ce"), 0u);
+    EXPECT_EQ(names(v).count("epcomm-push"), 1u);
+  }
+}
+
+}  // namespace
+}  // namespace epcomm::bench

@@ -1,0 +1,23 @@
+#include "bench/variants.hpp"
+
+namespace epcomm::bench {
+
+namespace {
+bool same(const CombineSchedule& a, const CombineSchedule& b) {
+  return a.pull == b.pull && (a.phased == b.phased || a.pull == 2);
+}
+}  // namespace
+
+std::vector<CombineVariant> combine_variants(const CombineSchedule& own) {
+  const CombineVariant all[] = {{"epcomm-push", {true, 0}},
+                                {"epcomm-push-ovl", {false, 0}},
+                                {"epcomm-pull", {true, 1}},
+                                {"epcomm-pull-ovl", {false, 1}},
+                                {"epcomm-pull-ce", {true, 2}}};
+  std::vector<CombineVariant> variants{{"epcomm", own}};
+  for (const CombineVariant& v : all)
+    if (!same(v.schedule, own)) variants.push_back(v);
+  return variants;
+}
+
+}  // namespace epcomm::bench
