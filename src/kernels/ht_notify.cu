@@ -39,56 +39,84 @@ struct Mailbox {
   }
 };
 
-// Exclusive prefix sum of one value per thread across the block; `total` gets the sum. Every
-// thread of the block must call it.
-__device__ std::int32_t block_exclusive_scan(std::int32_t value, std::int32_t& total) {
-  __shared__ std::int32_t warp_sums[kWarps];
+// Exclusive prefix sums of N values per thread across the block (N independent scans at the cost
+// of one: three block barriers): on return v[k] holds the sum of v[k] over the threads before this
+// one, and total[k] the sum over all. Every thread of the block must call it.
+template <int N>
+__device__ void block_exclusive_scan(std::int32_t (&v)[N], std::int32_t (&total)[N]) {
+  static_assert(N <= kWarps, "one warp scans each column's warp sums");
+  __shared__ std::int32_t warp_sums[N][kWarps];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  std::int32_t incl = value;
-  for (int off = 1; off < 32; off <<= 1) {
-    const std::int32_t y = __shfl_up_sync(0xffffffffu, incl, off);
-    if (lane >= off) incl += y;
+  std::int32_t incl[N];
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    incl[k] = v[k];
+    for (int off = 1; off < 32; off <<= 1) {
+      const std::int32_t y = __shfl_up_sync(0xffffffffu, incl[k], off);
+      if (lane >= off) incl[k] += y;
+    }
+    if (lane == 31) warp_sums[k][warp] = incl[k];
   }
-  if (lane == 31) warp_sums[warp] = incl;
   __syncthreads();
-  if (warp == 0) {
-    std::int32_t w = warp_sums[lane];  // kWarps == 32
+  if (warp < N) {
+    std::int32_t w = warp_sums[warp][lane];  // kWarps == 32
     for (int off = 1; off < 32; off <<= 1) {
       const std::int32_t y = __shfl_up_sync(0xffffffffu, w, off);
       if (lane >= off) w += y;
     }
-    warp_sums[lane] = w;  // inclusive over warps
+    warp_sums[warp][lane] = w;  // inclusive over warps
   }
   __syncthreads();
-  const std::int32_t before = (warp > 0 ? warp_sums[warp - 1] : 0) + incl - value;
-  total = warp_sums[kWarps - 1];
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    total[k] = warp_sums[k][kWarps - 1];
+    v[k] = (warp > 0 ? warp_sums[k][warp - 1] : 0) + incl[k] - v[k];
+  }
   __syncthreads();  // warp_sums is reused by the next call
-  return before;
 }
 
-// Scans each column d of is_token_in_rank with the whole block (thread i owns a contiguous run of
-// tokens): send_slot[t][d] = rows to d before t (or -1), and chunk_start[d][c] = rows to d before
-// channel c (c = 0..C; chunk_start[d][C] is the total).
+// Columns of is_token_in_rank one pass of scan_columns takes: a token's flags for them are
+// adjacent bytes, and their prefix sums share one block scan.
+constexpr int kScanColumns = 8;
+
+// Scans the columns d of is_token_in_rank with the whole block (thread i owns a contiguous run of
+// tokens), kScanColumns at a time: send_slot[t][d] = rows to d before t (or -1), and
+// chunk_start[d][c] = rows to d before channel c (c = 0..C; chunk_start[d][C] is the total).
 __device__ void scan_columns(const HtNotifyArgs& a, int G, int C) {
   static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
   const std::int64_t per_thread = (T + kNotifyThreads - 1) / kNotifyThreads;
   const std::int64_t t0 = min(T, per_thread * threadIdx.x), t1 = min(T, t0 + per_thread);
-  for (int d = 0; d < G; ++d) {
-    std::int32_t count = 0;
-    for (std::int64_t t = t0; t < t1; ++t) count += a.is_token_in_rank[t * G + d] ? 1 : 0;
-    std::int32_t total = 0;
-    std::int32_t before = block_exclusive_scan(count, total);
-    std::int32_t* chunk_start = a.chunk_start + d * (C + 1);
+  for (int d0 = 0; d0 < G; d0 += kScanColumns) {
+    const int n = min(kScanColumns, G - d0);
+    std::int32_t before[kScanColumns] = {};
     for (std::int64_t t = t0; t < t1; ++t) {
-      const bool in = a.is_token_in_rank[t * G + d];
-      if (t % tpc == 0) chunk_start[t / tpc] = before;
-      a.send_slot[t * G + d] = in ? before : -1;
-      before += in ? 1 : 0;
+      const bool* flags = a.is_token_in_rank + t * G + d0;
+#pragma unroll
+      for (int k = 0; k < kScanColumns; ++k)
+        if (k < n) before[k] += flags[k] ? 1 : 0;
+    }
+    std::int32_t total[kScanColumns];
+    block_exclusive_scan(before, total);
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const bool* flags = a.is_token_in_rank + t * G + d0;
+      std::int32_t* slots = a.send_slot + t * G + d0;
+#pragma unroll
+      for (int k = 0; k < kScanColumns; ++k) {
+        if (k >= n) continue;
+        const bool in = flags[k];
+        if (t % tpc == 0) a.chunk_start[(d0 + k) * (C + 1) + t / tpc] = before[k];
+        slots[k] = in ? before[k] : -1;
+        before[k] += in ? 1 : 0;
+      }
     }
     // Channels that start at or past the last token are empty.
-    for (int c = threadIdx.x; c <= C; c += blockDim.x)
-      if (c * tpc >= T) chunk_start[c] = total;
+    for (int c = threadIdx.x; c <= C; c += blockDim.x) {
+      if (c * tpc < T) continue;
+#pragma unroll
+      for (int k = 0; k < kScanColumns; ++k)
+        if (k < n) a.chunk_start[(d0 + k) * (C + 1) + c] = total[k];
+    }
   }
 }
 
@@ -143,19 +171,19 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
       return Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, static_cast<int>(i / C)), G, C)
           .chunk_count[i % C];
     };
-    std::int32_t count = 0;
-    for (std::int64_t i = i0; i < i1; ++i) count += chunk_count(i);
-    std::int32_t total = 0;
-    std::int32_t row = block_exclusive_scan(count, total);
+    std::int32_t row[1] = {0};
+    for (std::int64_t i = i0; i < i1; ++i) row[0] += chunk_count(i);
+    std::int32_t total[1];
+    block_exclusive_scan(row, total);
     for (std::int64_t i = i0; i < i1; ++i) {
       const std::int32_t n = chunk_count(i);
-      a.recv_chunk_start[i] = row;
+      a.recv_chunk_start[i] = row[0];
       a.recv_chunk_count[i] = n;
-      row += n;
+      row[0] += n;
     }
     if (threadIdx.x == 0) {
-      *a.num_recv = total;
-      if (a.host_counts != nullptr) a.host_counts[0] = total;
+      *a.num_recv = total[0];
+      if (a.host_counts != nullptr) a.host_counts[0] = total[0];
     }
   }
   for (int e = threadIdx.x; e < nle; e += blockDim.x) {
