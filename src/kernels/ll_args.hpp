@@ -7,10 +7,10 @@
 // Sequence numbers and parity. Each kind (dispatch, combine) has a device counter `seq` in its
 // LlControl. The send phase of an operation takes seq = control.seq + 1 (every block reads it at
 // its start; the last block to finish sending stores it back, and into issued[half] for a receive
-// launched later). Staging sections are indexed by the parity p = seq & 1. Because the counter
-// lives on the device, a captured CUDA graph alternates the staging parity on every replay exactly
-// as eager calls do; all ranks replay the same graphs, so their counters agree. The host-side
-// `half` (fixed in the call, and in a captured graph) selects only where the outputs go and which
+// launched later: an arrival counter, off the path to the peers). Staging sections are indexed by the parity
+// p = seq & 1. Because the counter lives on the device, a captured CUDA graph alternates the staging parity
+// on every replay exactly as eager calls do; all ranks replay the same graphs, so their counters agree. The
+// host-side `half` (fixed in the call, and in a captured graph) selects only where the outputs go and which
 // issued[] slot joins a split call's receive to its send.
 //
 // Dispatch, send phase (on rank s):
@@ -24,11 +24,13 @@
 //     FP8 once, in registers, or its BF16 bytes) and scales at staging_x / staging_scales[p][s][t]
 //     in every rank holding at least one of its experts: a token crosses NVLink once per
 //     destination rank, however many experts it selects there.
-//  3. Completion: every block fences and bumps send_arrivals; the last one resets it, stores seq
-//     and issued[half], then release-stores done[p][s] = seq into every receiver.
+//  3. Completion: every block, once its sends are done, fences and release-adds 1 to done[p][s]
+//     in every receiver (no block waits for the grid's last one). Then it bumps send_arrivals;
+//     the last one resets it and stores seq and issued[half].
 // Dispatch, receive phase (on rank d):
-//  4. Wait (bounded) until done[p][s] >= seq for every source s. Values only grow, so one left by
-//     an older operation is never taken for this one: no counter ever needs cleaning.
+//  4. Wait (bounded) until done[p][s] >= (seq + 1) / 2 * G for every source s: every block of this
+//     operation and of each earlier one of parity p has signalled. Values only grow, so adds left
+//     by older operations are counted, never mistaken: no counter ever needs cleaning.
 //  5. For each local expert e (blocks split the experts, or the rows of one expert): its rows are
 //     the lists of sources 0..R-1 one after the other (sel_count gives their lengths); row i copies
 //     the staged token its entry names from staging into recv_x[e][i], its scales transposed into
@@ -43,7 +45,8 @@
 //     (source s, token t) with rows here (token_rows of the handle's dispatch, filled by its
 //     receive), wait for weights[p][s], then partial = the sum over those slots ascending of
 //     w[t,k] * y[row], each product rounded to float32 and added in float32 from 0, stored at
-//     combine_partial[p][t][d] in the owner. Then done[p][d] = seq into every rank, as in step 3.
+//     combine_partial[p][t][d] in the owner. Then every block adds to done[p][d] in every rank, as
+//     in step 3.
 //  8. Receive: the owner waits for done from every rank, then out[t] = the sum of the partials of
 //     the distinct ranks holding t's valid slots (0 <= topk_idx[t,k] < E), in rank order, added in
 //     float32 from 0, one BF16 rounding (the reference's exact operations). Then credits, as in
@@ -61,8 +64,8 @@
 // are put by block 0 (completed before their signal); a partial sum for another owner is computed
 // into combine_stage and put from there. Each thread completes its puts
 // (nvshmem_quiet) before its block arrives, so every put has completed before the last block
-// signals; signals are NVSHMEM signal SETs of seq (values still only grow). Waits stay polls of
-// this rank's own memory.
+// signals; signals are NVSHMEM signal SETs (weights: seq) or ADDs (done, freed); values still only
+// grow. Waits stay polls of this rank's own memory.
 #pragma once
 
 #include <cstdint>
@@ -81,6 +84,13 @@ enum LlPhases : int { kLlSend = 1, kLlRecv = 2, kLlBoth = 3 };
 // `grid` receive-phase blocks: (seq - 1) / 2 operations.
 EPCOMM_HD constexpr std::uint64_t ll_credits_before(std::uint64_t seq, std::uint64_t grid) {
   return seq == 0 ? 0 : (seq - 1) / 2 * grid;
+}
+
+// Step 4's bound: the done adds a receiver has from each source once operation `seq` (1-based)
+// and every earlier operation of its parity have finished sending, `grid` blocks each: (seq + 1) / 2
+// operations.
+EPCOMM_HD constexpr std::uint64_t ll_done_after(std::uint64_t seq, std::uint64_t grid) {
+  return (seq + 1) / 2 * grid;
 }
 
 // Phase-boundary timestamps (EPCOMM_LL_TRACE): with a non-null `trace`, thread 0 of every block

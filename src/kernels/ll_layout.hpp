@@ -44,7 +44,7 @@ struct LlControl {
   std::uint32_t send_arrivals;  // send-phase blocks done in the running launch (last one resets)
   std::uint8_t pad[128 - 28];
   // Written by peers (release stores or adds; read with acquire loads).
-  std::uint64_t done[2][kMaxDomainRanks];  // [parity][source]: seq whose writes into me are complete
+  std::uint64_t done[2][kMaxDomainRanks];  // [parity][source]: its blocks done writing into me (all ops)
   // [parity][receiver]: the receiver's receive-phase blocks that finished reading this rank's
   // staging, over all operations of that parity (each block of each operation adds 1).
   std::uint64_t freed[2][kMaxDomainRanks];

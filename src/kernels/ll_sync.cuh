@@ -1,7 +1,8 @@
 // Device helpers shared by the low-latency kernels: an operation's sequence number, the credit
-// wait before writing into peers' staging, the last-block completion of the send phase, the wait
-// for peers' completion signals and the per-block credits (ll_args.hpp, steps 1, 3, 4 and 6). Peers are
-// reached through the policy of ll_peers.cuh; waits always poll this rank's own memory. Device code only.
+// wait before writing into peers' staging, the per-block completion signals of the send phase (and
+// the last block's bookkeeping), the wait for peers' completion signals and the per-block credits
+// (ll_args.hpp, steps 1, 3, 4 and 6). Peers are reached through the policy of ll_peers.cuh; waits always poll
+// this rank's own memory. Device code only.
 #pragma once
 
 #include <cstdint>
@@ -41,32 +42,30 @@ __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parit
   return __syncthreads_and(ok);
 }
 
-// Step 4: every source has completed its writes of operation `seq` into this rank. Called by every
-// thread of the block; false (for all) when a wait failed.
+// Step 4: every block of every source has completed its writes of operation `seq` into this rank
+// (every rank launches the same grid). Called by every thread of the block; false (for all) when a
+// wait failed.
 __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, std::uint64_t seq,
                                              const DomainView& v, OpId op) {
   bool ok = true;
+  const std::uint64_t signals = ll_done_after(seq, gridDim.x);
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
-    ok = wait_at_least(&mine->done[parity][s], seq, v, op, CounterId::kRowsArrived, v.domain_base_rank + s);
+    ok = wait_at_least(&mine->done[parity][s], signals, v, op, CounterId::kRowsArrived,
+                       v.domain_base_rank + s);
   return __syncthreads_and(ok);
 }
 
-// Called by every thread of every block when the block's share of the send phase is done. Returns
-// true (for all threads of one block: the last to arrive) once every block of the launch arrived;
-// that block has reset the counter for the next launch.
+// Called by every thread of every block when the block's share of the send phase is done (and
+// signalled). Returns true (for all threads of one block: the last to arrive) once every block of
+// the launch arrived; that block has reset the counter for the next launch.
 __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
   __shared__ bool last;
   __syncthreads();
   if (threadIdx.x == 0) {
-    // NOTE: this fence (after the block barrier) orders every write and read of the block, peers'
-    // memory included, before the arrival; the last block's fence below orders all arrivals before
-    // the release stores that follow it.
-    ptx::fence_acq_rel_sys();
+    // NOTE: no fence: the peers learn of the sends from each block's own done signal; what the last
+    // block stores here (the reset, the seq) is read only by later launches, after this one ends.
     last = atomicAdd(arrivals, 1u) == gridDim.x - 1;
-    if (last) {
-      *arrivals = 0;
-      ptx::fence_acq_rel_sys();
-    }
+    if (last) *arrivals = 0;
   }
   __syncthreads();
   return last;
@@ -80,6 +79,17 @@ __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayou
                                               FieldOf field_of, std::uint64_t value) {
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
     Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
+}
+
+// Step 3, by every block once its sends are done (and, when staging locally, completed): adds 1 to
+// done[parity][this rank] in every domain peer (a block barrier first: every write of the block
+// comes before the adds; the signal's fence orders them at system scope).
+template <typename Peers>
+__device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                               int parity) {
+  __syncthreads();
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+    Peers::signal_add(v, &l.control_of(Peers::target(v, own, p), kind)->done[parity][v.domain_rank], 1, p);
 }
 
 // Step 6, by every block once its receive work is done: adds this block's credit to
@@ -114,11 +124,11 @@ struct LlTracer {
 };
 
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
-// 6): the send phase waits for credits, runs `send(parity, seq)`, and its last block publishes the
-// operation's seq and signals `done` to every peer; the receive phase waits for every peer's
-// `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer. `own` is this
-// rank's workspace. With a policy that stages locally, every thread completes its puts before its block
-// arrives, so every put has completed before the signal. Every thread of every block calls it.
+// 6): the send phase waits for credits, runs `send(parity, seq)`, every block adds its `done`
+// signal in every peer, and the last block to arrive stores the operation's seq; the receive phase waits for
+// every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
+// `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
+// its block arrives, so every put has completed before the signal. Every thread of every block calls it.
 template <typename Peers, typename Send, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               OpId op, int phases, int half, std::uint64_t* trace, Send send,
@@ -127,7 +137,6 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
   const int parity = static_cast<int>(seq & 1u);
-  const int me = v.domain_rank;
   const LlTracer tracer(trace, seq);
   if (phases & kLlSend) {
     tracer.clear();
@@ -137,13 +146,10 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     send(parity, seq);
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     tracer.mark(kLlTraceSent);
-    if (ll_arrive_last(&mine->send_arrivals)) {
-      if (threadIdx.x == 0) {
-        mine->seq = seq;
-        mine->issued[half] = seq;
-      }
-      ll_signal_all<Peers>(
-          v, l, own, kind, [&](LlControl* c) { return &c->done[parity][me]; }, seq);
+    ll_signal_done<Peers>(v, l, own, kind, parity);
+    if (ll_arrive_last(&mine->send_arrivals) && threadIdx.x == 0) {
+      mine->seq = seq;
+      mine->issued[half] = seq;
     }
     tracer.mark(kLlTraceSendArrived);
   } else {

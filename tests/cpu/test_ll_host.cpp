@@ -170,6 +170,21 @@ TEST(LlProtocol, CreditsBeforeCountEveryEarlierOperationOfTheParity) {
   EXPECT_EQ(ll_credits_before(2, 132), 0u);
 }
 
+// The completion bound counts, for operation seq, every block of it and of every earlier operation
+// of the same parity: each block of each sender adds one done signal.
+TEST(LlProtocol, DoneAfterCountsThisAndEveryEarlierOperationOfTheParity) {
+  for (const std::uint64_t grid : {1u, 16u, 132u}) {
+    for (std::uint64_t seq = 1; seq <= 64; ++seq) {
+      std::uint64_t operations = 0;
+      for (std::uint64_t older = 1; older <= seq; ++older) operations += (older % 2 == seq % 2) ? 1 : 0;
+      EXPECT_EQ(ll_done_after(seq, grid), operations * grid) << "seq " << seq << ", grid " << grid;
+      // What a sender's receivers were owed before this operation is exactly its credit bound plus
+      // this operation's blocks: credits and completions count the same operations.
+      EXPECT_EQ(ll_done_after(seq, grid), ll_credits_before(seq, grid) + grid);
+    }
+  }
+}
+
 TEST(LlLayout, SelectionEntryRoundTripsEveryTokenAndSlot) {
   for (std::int32_t token : {0, 1, 255, 256, 4095, static_cast<int>(kLlMaxTokensPerRank) - 1})
     for (int slot = 0; slot < kLlMaxTopk; ++slot) {
