@@ -75,14 +75,12 @@ __device__ void block_exclusive_scan(std::int32_t (&v)[N], std::int32_t (&total)
   __syncthreads();  // warp_sums is reused by the next call
 }
 
-// Columns of is_token_in_rank one pass of scan_columns takes: a token's flags for them are
-// adjacent bytes, and their prefix sums share one block scan.
-constexpr int kScanColumns = 8;
-
 // Scans the columns d of is_token_in_rank with the whole block (thread i owns a contiguous run of
-// tokens), kScanColumns at a time: send_slot[t][d] = rows to d before t (or -1), and
-// chunk_start[d][c] = rows to d before channel c (c = 0..C; chunk_start[d][C] is the total).
-__device__ void scan_columns(const HtNotifyArgs& a, int G, int C) {
+// tokens), kColumns at a time (a token's flags for them are adjacent bytes, and their prefix sums
+// share one block scan): send_slot[t][d] = rows to d before t (or -1), and chunk_start[d][c] =
+// rows to d before channel c (c = 0..C; chunk_start[d][C] is the total).
+template <int kScanColumns>
+__device__ void scan_columns_by(const HtNotifyArgs& a, int G, int C) {
   static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
   const std::int64_t per_thread = (T + kNotifyThreads - 1) / kNotifyThreads;
@@ -118,6 +116,19 @@ __device__ void scan_columns(const HtNotifyArgs& a, int G, int C) {
         if (k < n) a.chunk_start[(d0 + k) * (C + 1) + c] = total[k];
     }
   }
+}
+
+// The narrowest pass that takes every column at once, up to 8 at a time (a wider scan costs more
+// per pass: 8 columns cost ~2 us more than one on one rank).
+__device__ void scan_columns(const HtNotifyArgs& a, int G, int C) {
+  if (G == 1)
+    scan_columns_by<1>(a, G, C);
+  else if (G == 2)
+    scan_columns_by<2>(a, G, C);
+  else if (G <= 4)
+    scan_columns_by<4>(a, G, C);
+  else
+    scan_columns_by<8>(a, G, C);
 }
 
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
