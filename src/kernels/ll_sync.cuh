@@ -81,26 +81,31 @@ __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayou
     Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
 }
 
-// Step 3, by every block once its sends are done (and, when staging locally, completed): adds 1 to
-// done[parity][this rank] in every domain peer (a block barrier first: every write of the block
-// comes before the adds; the signal's fence orders them at system scope).
+// Adds 1 to the LlControl counter `field_of(control)` of every domain peer's workspace, by every
+// block (a block barrier first: every access of the block comes before the adds; the signal's
+// fence orders them at system scope).
+template <typename Peers, typename FieldOf>
+__device__ __forceinline__ void ll_add_all(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                           FieldOf field_of) {
+  __syncthreads();
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+    Peers::signal_add(v, field_of(l.control_of(Peers::target(v, own, p), kind)), 1, p);
+}
+
+// Step 3, by every block once its sends are done (and, when staging locally, completed): its
+// completion, done[parity][this rank], in every peer.
 template <typename Peers>
 __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayout& l, char* own, int kind,
                                                int parity) {
-  __syncthreads();
-  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    Peers::signal_add(v, &l.control_of(Peers::target(v, own, p), kind)->done[parity][v.domain_rank], 1, p);
+  ll_add_all<Peers>(v, l, own, kind, [&](LlControl* c) { return &c->done[parity][v.domain_rank]; });
 }
 
-// Step 6, by every block once its receive work is done: adds this block's credit to
-// freed[parity][this rank] in every domain peer (a block barrier first: every read of the block
-// comes before the adds).
+// Step 6, by every block once its receive work is done (every read of the staging): its credit,
+// freed[parity][this rank], in every peer.
 template <typename Peers>
 __device__ __forceinline__ void ll_give_credits(const DomainView& v, const LlLayout& l, char* own, int kind,
                                                 int parity) {
-  __syncthreads();
-  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    Peers::signal_add(v, &l.control_of(Peers::target(v, own, p), kind)->freed[parity][v.domain_rank], 1, p);
+  ll_add_all<Peers>(v, l, own, kind, [&](LlControl* c) { return &c->freed[parity][v.domain_rank]; });
 }
 
 // Thread 0 of the block stores the time of `point` in the block's trace entry (LlTracePoint);

@@ -15,14 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 
-#define CK(x)                                                               \
-  do {                                                                      \
-    cudaError_t e = (x);                                                    \
-    if (e != cudaSuccess) {                                                 \
-      std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); \
-      return 1;                                                             \
-    }                                                                       \
-  } while (0)
+#include "gpu_pair.cuh"
 
 namespace {
 
@@ -203,17 +196,14 @@ int main() {
   int4 *src[2], *loc[2], *out[2];
   cudaStream_t st[2];
   cudaEvent_t e0[2], e1[2];
+  CK(open_pair(st, e0, e1));
   for (int d = 0; d < 2; ++d) {
     CK(cudaSetDevice(d));
-    CK(cudaDeviceEnablePeerAccess(1 - d, 0));
     CK(cudaMalloc(&src[d], bytes));
     CK(cudaMalloc(&loc[d], bytes));
     CK(cudaMalloc(&out[d], bytes));
     CK(cudaMemset(src[d], 0x3f, bytes));  // BF16 values near 0.75
     CK(cudaMemset(loc[d], 0x3e, bytes));
-    CK(cudaStreamCreate(&st[d]));
-    CK(cudaEventCreate(&e0[d]));
-    CK(cudaEventCreate(&e1[d]));
   }
   const Variant variants[] = {
       {"pull-s2", 2, false},   {"pull-s4", 4, false},      {"pull-s6", 6, false},
@@ -223,24 +213,12 @@ int main() {
   for (const Variant& v : variants) {
     for (int sms : {8, 16, 24, 32}) {
       float best = 0;
-      for (int rep = 0; rep < 4; ++rep) {
-        for (int d = 0; d < 2; ++d) {
-          CK(cudaSetDevice(d));
-          CK(cudaEventRecord(e0[d], st[d]));
-          CK(launch(v, sms, src[1 - d], loc[d], out[d], rows, st[d]));  // reads the peer's rows
-          CK(cudaEventRecord(e1[d], st[d]));
-        }
-        float worst = 1e30f;
-        for (int d = 0; d < 2; ++d) {
-          CK(cudaSetDevice(d));
-          CK(cudaEventSynchronize(e1[d]));
-          float ms = 0;
-          CK(cudaEventElapsedTime(&ms, e0[d], e1[d]));
-          const float gbps = static_cast<float>(bytes) / (ms * 1e-3f) / 1e9f;
-          if (gbps < worst) worst = gbps;
-        }
-        if (rep > 0 && worst > best) best = worst;
-      }
+      CK(time_pair(
+          st, e0, e1, bytes, 4,
+          [&](int d, cudaStream_t s) {
+            return launch(v, sms, src[1 - d], loc[d], out[d], rows, s);  // reads the peer's rows
+          },
+          &best));
       std::printf("%s %d %.1f\n", v.name, sms, best);
     }
   }

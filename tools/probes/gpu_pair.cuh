@@ -1,0 +1,60 @@
+// Shared by the NVLink probes: timing one kernel launch on both GPUs of a pair at once.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdio>
+
+// In main() and other int-returning functions: prints a failing CUDA call and returns 1.
+#define CK(x)                                                               \
+  do {                                                                      \
+    cudaError_t e = (x);                                                    \
+    if (e != cudaSuccess) {                                                 \
+      std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); \
+      return 1;                                                             \
+    }                                                                       \
+  } while (0)
+
+// GPUs 0 and 1: peer access both ways, a stream and two timing events on each.
+inline cudaError_t open_pair(cudaStream_t (&st)[2], cudaEvent_t (&e0)[2], cudaEvent_t (&e1)[2]) {
+  for (int d = 0; d < 2; ++d) {
+    cudaError_t e = cudaSetDevice(d);
+    if (e == cudaSuccess) e = cudaDeviceEnablePeerAccess(1 - d, 0);
+    if (e == cudaSuccess) e = cudaStreamCreate(&st[d]);
+    if (e == cudaSuccess) e = cudaEventCreate(&e0[d]);
+    if (e == cudaSuccess) e = cudaEventCreate(&e1[d]);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+// Runs launch(d, stream) on GPUs 0 and 1 at once, `reps` times, each GPU timed by events on its own
+// stream, and stores in *best the best over the reps after the first (a warm-up) of the slower
+// GPU's GB/s for `bytes`. Returns the first failing call's status.
+template <typename Launch>
+cudaError_t time_pair(cudaStream_t (&st)[2], cudaEvent_t (&e0)[2], cudaEvent_t (&e1)[2], std::size_t bytes,
+                      int reps, Launch launch, float* best) {
+  *best = 0;
+  for (int rep = 0; rep < reps; ++rep) {
+    for (int d = 0; d < 2; ++d) {
+      cudaError_t e = cudaSetDevice(d);
+      if (e == cudaSuccess) e = cudaEventRecord(e0[d], st[d]);
+      if (e == cudaSuccess) e = launch(d, st[d]);
+      if (e == cudaSuccess) e = cudaEventRecord(e1[d], st[d]);
+      if (e != cudaSuccess) return e;
+    }
+    float worst = 1e30f;
+    for (int d = 0; d < 2; ++d) {
+      float ms = 0;
+      cudaError_t e = cudaSetDevice(d);
+      if (e == cudaSuccess) e = cudaEventSynchronize(e1[d]);
+      if (e == cudaSuccess) e = cudaEventElapsedTime(&ms, e0[d], e1[d]);
+      if (e != cudaSuccess) return e;
+      const float gbps = static_cast<float>(bytes) / (ms * 1e-3f) / 1e9f;
+      if (gbps < worst) worst = gbps;
+    }
+    if (rep > 0 && worst > *best) *best = worst;
+  }
+  return cudaSuccess;
+}
