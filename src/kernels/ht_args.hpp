@@ -93,12 +93,12 @@ struct HtCombineArgs {
   const std::uint16_t* bias1 = nullptr;
   std::int64_t hidden = 0;
   std::int64_t num_tokens = 0;
-  int num_senders = 0;                         // blocks [0, num_senders) send; the rest reduce
-  bool phased = false;                         // every block sends, then reduces
-  bool pull = false;                           // senders stage rows locally; reducers read peers
-  bool staged = false;  // pull: the rows were staged before the kernel (copy engine); one share each
-  int num_shares = 0;                          // sender warps: num_senders * kHtWarpsPerBlock
-  int publish_rows = 2;                        // rows a sender warp copies between progress releases
+  int num_senders = 0;   // blocks [0, num_senders) send; the rest reduce
+  bool phased = false;   // every block sends, then reduces
+  bool pull = false;     // senders stage rows locally; reducers read peers
+  bool staged = false;   // pull: the rows were staged before the kernel (copy engine); one share each
+  int num_shares = 0;    // sender warps: num_senders * kHtWarpsPerBlock
+  int publish_rows = 2;  // rows a sender warp copies between progress releases
   const std::int32_t* send_slot = nullptr;     // [T, G]
   const std::int32_t* count_matrix = nullptr;  // [G, G]
   std::uint16_t* out = nullptr;                // [T, hidden]
@@ -109,7 +109,9 @@ static_assert(std::is_trivially_copyable_v<HtCombineArgs>);
 // Host-side launchers (stream is a cudaStream_t).
 void launch_ht_notify(const HtNotifyArgs& args, void* stream);
 // `recv_copied` ([G][num_channels], may be null) is zeroed for the cached dispatch that follows.
-void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, void* stream);
+// `op` (kDispatch or kCombine) is the operation a barrier timeout is reported under.
+void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
+                       void* stream);
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream);
 

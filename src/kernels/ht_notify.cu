@@ -215,10 +215,10 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
 }
 
 __global__ void __launch_bounds__(kNotifyThreads, 1)
-    ht_prepare_kernel(DomainView v, int num_channels, std::int32_t* recv_copied) {
+    ht_prepare_kernel(DomainView v, int num_channels, std::int32_t* recv_copied, OpId op) {
   zero_counters(v, num_channels, recv_copied);
   __syncthreads();
-  domain_barrier_block(v, OpId::kBarrier);
+  domain_barrier_block(v, op);
 }
 
 }  // namespace
@@ -228,9 +228,10 @@ void launch_ht_notify(const HtNotifyArgs& args, void* stream) {
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 
-void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, void* stream) {
+void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
+                       void* stream) {
   ht_prepare_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(view, num_channels,
-                                                                                 recv_copied);
+                                                                                 recv_copied, op);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

@@ -130,7 +130,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   if (cached) {
     h = *a.handle;
     m.timer.begin(scope.comm(), "prepare");
-    launch_ht_prepare(m.view, plan.num_channels, HtScratch::recv_copied(m.scratch.get()), scope.comm());
+    launch_ht_prepare(m.view, plan.num_channels, HtScratch::recv_copied(m.scratch.get()), OpId::kDispatch,
+                      scope.comm());
     m.timer.end(scope.comm());
   } else {
     h.num_ranks = m.num_ranks();

@@ -462,5 +462,34 @@ TEST_F(Ht, PeerThatSkipsTheDispatchTimesOut) {
   }  // both ranks meet in the destructor
 }
 
+// A peer that never calls combine: this rank's combine times out in its opening barrier, and the
+// next check_status() throws the device's report naming combine and the rank waited for.
+TEST_F(Ht, PeerThatSkipsTheCombineTimesOut) {
+  const GpuEnv& env = gpu_env();
+  if (env.world < 2) GTEST_SKIP() << "needs a peer that can fail to arrive";
+  {
+    Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = 2000});
+    PlainDispatch p = plain_dispatch(buffer, {.num_tokens = 64, .hidden = 2048, .seed = 64});
+    const DispatchResult r = buffer.dispatch(p.args, {.stream = env.stream});
+    if (env.rank == 0) {
+      try {
+        CombineArgs c;
+        c.x = r.recv_x;
+        c.topk_weights = r.recv_topk_weights;
+        c.handle = &r.handle;
+        const CombineResult out = buffer.combine(c, {.stream = env.stream});
+        EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+        buffer.check_status();
+        ADD_FAILURE() << "expected a timeout";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.category(), ErrorCategory::kTimeout);
+        EXPECT_NE(e.message().find("combine timed out"), std::string::npos) << e.what();
+        EXPECT_NE(e.message().find("waiting for rank"), std::string::npos) << e.what();
+      }
+    }
+    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  }  // both ranks meet in the destructor
+}
+
 }  // namespace
 }  // namespace epcomm::test
