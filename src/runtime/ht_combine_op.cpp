@@ -14,27 +14,19 @@ namespace {
 // Pull mode with the copy engine: copies the rows (and weight rows) this rank received from each
 // peer into its own region, at the index they have in x, where that peer's reducers read them.
 void stage_rows(const HtCombineArgs& c, const std::int32_t* count_matrix, cudaStream_t stream) {
-  const int G = c.view.num_domain_ranks, me = c.view.domain_rank;
-  char* region = RegionLayout::data(c.view.peer_base[me]);
   const HtCombineLayout& l = c.region;
-  std::int64_t base = 0;  // where source s's rows start in x
-  for (int s = 0; s < G; ++s) {
-    const std::int64_t n = count_matrix[s * G + me];
-    if (s != me && n > 0) {
-      const auto row_bytes = static_cast<std::size_t>(l.row_bytes);
-      EPCOMM_CUDA_CHECK(
-          cudaMemcpyAsync(region + l.x_offset + static_cast<std::size_t>(base) * row_bytes,
-                          reinterpret_cast<const char*>(c.x) + static_cast<std::size_t>(base) * row_bytes,
-                          static_cast<std::size_t>(n) * row_bytes, cudaMemcpyDeviceToDevice, stream));
-      if (l.num_topk > 0) {
-        const std::size_t w_bytes = sizeof(float) * static_cast<std::size_t>(l.num_topk);
-        EPCOMM_CUDA_CHECK(cudaMemcpyAsync(
-            region + l.weights_offset + static_cast<std::size_t>(base) * w_bytes,
-            reinterpret_cast<const char*>(c.topk_weights) + static_cast<std::size_t>(base) * w_bytes,
-            static_cast<std::size_t>(n) * w_bytes, cudaMemcpyDeviceToDevice, stream));
-      }
-    }
-    base += n;
+  char* region = RegionLayout::data(c.view.peer_base[c.view.domain_rank]);
+  const auto row_bytes = static_cast<std::size_t>(l.row_bytes);
+  const std::size_t w_bytes = sizeof(float) * static_cast<std::size_t>(l.num_topk);
+  for (const StagedRows& r : pull_staged_rows(count_matrix, c.view.num_domain_ranks, c.view.domain_rank)) {
+    const auto first = static_cast<std::size_t>(r.first), count = static_cast<std::size_t>(r.count);
+    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.x_offset + first * row_bytes,
+                                      reinterpret_cast<const char*>(c.x) + first * row_bytes,
+                                      count * row_bytes, cudaMemcpyDeviceToDevice, stream));
+    if (l.num_topk > 0)
+      EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.weights_offset + first * w_bytes,
+                                        reinterpret_cast<const char*>(c.topk_weights) + first * w_bytes,
+                                        count * w_bytes, cudaMemcpyDeviceToDevice, stream));
   }
 }
 
@@ -57,11 +49,9 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   // The copy engine stages from the host's counts (none in worst-case mode: the SMs stage there).
   const bool staged = m.ht_tuning.combine_pull == kCombinePullCopyEngine && !h.count_matrix_host.empty();
   if (!h.count_matrix_host.empty())
-    check_rows_fit(
-        pull ? rows_received(h.count_matrix_host.data(), G) : rows_returned(h.count_matrix_host.data(), G),
-        region.cap_rows,
-        static_cast<std::size_t>(region.row_bytes) + 4u * static_cast<std::size_t>(shape.num_topk),
-        "combine");
+    check_rows_fit(combine_region_rows(h.count_matrix_host.data(), G, pull), region.cap_rows,
+                   static_cast<std::size_t>(region.row_bytes) + 4u * static_cast<std::size_t>(shape.num_topk),
+                   "combine");
 
   CommScope scope(m, options);
   CombineResult out;

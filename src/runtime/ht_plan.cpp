@@ -81,6 +81,21 @@ std::vector<std::int64_t> rows_returned(const std::int32_t* count_matrix, int G)
   return rows;
 }
 
+std::vector<std::int64_t> combine_region_rows(const std::int32_t* count_matrix, int G, bool pull) {
+  return pull ? rows_received(count_matrix, G) : rows_returned(count_matrix, G);
+}
+
+std::vector<StagedRows> pull_staged_rows(const std::int32_t* count_matrix, int G, int me) {
+  std::vector<StagedRows> staged;
+  std::int64_t first = 0;
+  for (int s = 0; s < G; ++s) {
+    const std::int64_t n = count_matrix[s * G + me];
+    if (s != me && n > 0) staged.push_back({s, first, n});
+    first += n;
+  }
+  return staged;
+}
+
 void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows,
                     std::size_t bytes_per_row, const char* what) {
   for (std::size_t r = 0; r < rows_per_rank.size(); ++r)

@@ -76,6 +76,19 @@ struct HtScratch {
 std::vector<std::int64_t> rows_received(const std::int32_t* count_matrix, int G);
 std::vector<std::int64_t> rows_returned(const std::int32_t* count_matrix, int G);
 
+// The rows a rank's combine region must hold, per rank: push, the rows it gets back (row sums);
+// pull, the rows it received (column sums: they are staged at the index they have in x).
+std::vector<std::int64_t> combine_region_rows(const std::int32_t* count_matrix, int G, bool pull);
+
+// Pull mode's staging on domain rank `me`: the rows it received from each other rank, as
+// [first, first + count) of x, where they are also staged in its region. Sources ascending, empty
+// ones and `me` (its own rows are read from x) left out.
+struct StagedRows {
+  int source = 0;
+  std::int64_t first = 0, count = 0;
+};
+std::vector<StagedRows> pull_staged_rows(const std::int32_t* count_matrix, int G, int me);
+
 // Throws epcomm::Error naming num_nvl_bytes (and the rank and rows) when some rank's rows exceed
 // the region's capacity.
 void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows,

@@ -95,6 +95,46 @@ TEST_P(PerDomainSize, RowsReceivedAndReturnedAreColumnAndRowSums) {
             std::accumulate(returned.begin(), returned.end(), std::int64_t{0}));
 }
 
+TEST_P(PerDomainSize, CombineRegionHoldsReturnedRowsForPushAndReceivedRowsForPull) {
+  const int G = GetParam();
+  std::vector<std::int32_t> counts(static_cast<std::size_t>(G * G));
+  for (int s = 0; s < G; ++s)
+    for (int d = 0; d < G; ++d) counts[static_cast<std::size_t>(s * G + d)] = 7 * s + 3 * d + 1;
+  EXPECT_EQ(combine_region_rows(counts.data(), G, /*pull=*/false), rows_returned(counts.data(), G));
+  EXPECT_EQ(combine_region_rows(counts.data(), G, /*pull=*/true), rows_received(counts.data(), G));
+}
+
+// Each rank stages, for every other source, the block of x that source's rows occupy: the blocks
+// are x's source-major blocks (in order, contiguous), its own block and empty ones left out.
+TEST_P(PerDomainSize, PullStagesEveryOtherSourcesBlockOfX) {
+  const int G = GetParam();
+  std::vector<std::int32_t> counts(static_cast<std::size_t>(G * G));
+  for (int s = 0; s < G; ++s)
+    for (int d = 0; d < G; ++d)
+      counts[static_cast<std::size_t>(s * G + d)] = (s + 2 * d) % 3 == 0 ? 0 : 5 * s + d;
+  for (int me = 0; me < G; ++me) {
+    const std::vector<StagedRows> staged = pull_staged_rows(counts.data(), G, me);
+    std::int64_t first = 0, total = 0;
+    std::size_t i = 0;
+    for (int s = 0; s < G; ++s) {
+      const std::int64_t n = counts[static_cast<std::size_t>(s * G + me)];
+      if (s != me && n > 0) {
+        ASSERT_LT(i, staged.size());
+        EXPECT_EQ(staged[i].source, s);
+        EXPECT_EQ(staged[i].first, first);
+        EXPECT_EQ(staged[i].count, n);
+        total += n;
+        ++i;
+      }
+      first += n;
+    }
+    EXPECT_EQ(i, staged.size()) << "me " << me;
+    // Everything received but this rank's own rows is staged.
+    EXPECT_EQ(total, rows_received(counts.data(), G)[static_cast<std::size_t>(me)] -
+                         counts[static_cast<std::size_t>(me * G + me)]);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Ranks, PerDomainSize, ::testing::Values(1, 2, 4, 8, 16, 72));
 
 TEST(HtPlan, BudgetOutsideTwoToMaxBlocksIsAnError) {
