@@ -39,15 +39,6 @@ constexpr int kChunkPieces = 32 * kStagePieces;  // 2 KiB per warp
 constexpr int kReduceStages = 6;
 constexpr std::size_t kStageBytes = sizeof(int4) * kWarps * kReduceStages * kChunkPieces;  // 192 KiB
 
-// Share b of n rows among S senders: [n*b/S, n*(b+1)/S).
-__device__ __forceinline__ std::int64_t share_begin(std::int64_t n, int b, int S) {
-  return n * b / S;
-}
-// The share holding row j (0 <= j < n): the largest b with share_begin(b) <= j.
-__device__ __forceinline__ int share_of(std::int64_t n, std::int64_t j, int S) {
-  return static_cast<int>(((j + 1) * S + n - 1) / n - 1);
-}
-
 // Rows staged before the kernel (stream order: the copies are complete): one share per source.
 __device__ void publish_staged(const HtCombineArgs& a) {
   const DomainView& v = a.view;

@@ -53,6 +53,16 @@ struct HtDispatchLayout {
   }
 };
 
+// Combine's shares: the rows one rank moves for one peer split among S warps, share b being
+// [n*b/S, n*(b+1)/S); each share has its own progress counter.
+EPCOMM_HD inline std::int64_t share_begin(std::int64_t n, int b, int S) {
+  return n * b / S;
+}
+// The share holding row j (0 <= j < n): the largest b with share_begin(b) <= j.
+EPCOMM_HD inline int share_of(std::int64_t n, std::int64_t j, int S) {
+  return static_cast<int>(((j + 1) * S + n - 1) / n - 1);
+}
+
 struct HtCombineLayout {
   std::int64_t cap_rows = 0;
   std::int64_t row_bytes = 0;  // hidden * 2 (BF16)

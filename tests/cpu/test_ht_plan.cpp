@@ -137,6 +137,28 @@ TEST_P(PerDomainSize, PullStagesEveryOtherSourcesBlockOfX) {
 
 INSTANTIATE_TEST_SUITE_P(Ranks, PerDomainSize, ::testing::Values(1, 2, 4, 8, 16, 72));
 
+// A reducer waits on the share holding each row: share_of must name the share whose range holds
+// it, for any row count and share count (1: rows staged before the kernel, one share per peer).
+TEST(HtShares, EveryRowLiesInTheShareNamedForIt) {
+  for (const int S : {1, 2, 3, 16, 384, 2560}) {
+    for (const std::int64_t n : {1, 2, 5, 383, 384, 385, 4080, 8191}) {
+      std::int64_t covered = 0;
+      for (int b = 0; b < S; ++b) {
+        EXPECT_LE(share_begin(n, b, S), share_begin(n, b + 1, S));
+        covered += share_begin(n, b + 1, S) - share_begin(n, b, S);
+      }
+      EXPECT_EQ(covered, n) << "n " << n << " S " << S;
+      for (std::int64_t j = 0; j < n; ++j) {
+        const int b = share_of(n, j, S);
+        ASSERT_GE(b, 0);
+        ASSERT_LT(b, S);
+        ASSERT_LE(share_begin(n, b, S), j) << "n " << n << " S " << S << " j " << j;
+        ASSERT_LT(j, share_begin(n, b + 1, S)) << "n " << n << " S " << S << " j " << j;
+      }
+    }
+  }
+}
+
 TEST(HtPlan, BudgetOutsideTwoToMaxBlocksIsAnError) {
   EXPECT_THROW(plan_ht_dispatch(1, 132, 100), Error);
   EXPECT_THROW(plan_ht_dispatch(kMaxBlocks + 1, kMaxBlocks + 8, 100), Error);
