@@ -295,6 +295,38 @@ TEST(BenchReport, EfficiencyGateLooksAtEpcommRowsOnly) {
   EXPECT_TRUE(rows_below_efficiency(rows, 0.5).empty());
 }
 
+// The summary names, per op, dtype and SM budget, the fastest of epcomm's variants; a group with a
+// failed check is not summarised (a wrong answer is not a result).
+TEST(BenchReport, FastestVariantPerGroup) {
+  std::vector<ResultRow> rows = {
+      row("nccl", "combine", "bf16", 100),        row("epcomm", "combine", "bf16", 300),
+      row("epcomm-pull", "combine", "bf16", 250), row("epcomm-pull-ce", "combine", "bf16", 210),
+      row("epcomm", "dispatch", "bf16", 330),     row("epcomm-zc", "dispatch", "bf16", 280),
+      row("epcomm", "dispatch", "fp8", 230),      row("epcomm-zc", "dispatch", "fp8", 190)};
+  for (ResultRow& r : rows) {
+    r.num_sms = r.impl == "nccl" ? 0 : 24;
+    r.check = "pass";
+  }
+  rows.push_back(row("epcomm", "combine", "bf16", 150));  // another budget: its own group
+  rows.back().num_sms = 64;
+  rows[7].check = "fail";  // FP8 zero-copy failed: no FP8 summary
+  fill_nccl_comparison(rows);
+  const std::vector<ResultRow> fastest = fastest_epcomm_rows(rows);
+  ASSERT_EQ(fastest.size(), 3u);
+  EXPECT_EQ(fastest[0].impl, "epcomm-pull-ce");
+  EXPECT_EQ(fastest[0].op, "combine");
+  EXPECT_EQ(fastest[1].impl, "epcomm-zc");
+  EXPECT_EQ(fastest[1].op, "dispatch");
+  EXPECT_EQ(fastest[2].num_sms, 64);
+  const std::string text = format_fastest(fastest);
+  EXPECT_NE(
+      text.find("# fastest: combine bf16 sms 24 tokens 4096: epcomm-pull-ce 210.0 us, efficiency 0.000, "
+                "0.48x NCCL"),
+      std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("nccl"), std::string::npos) << text;  // the baseline is never a variant
+}
+
 TEST(BenchReport, TableAndCsv) {
   const RunReport report = sample_report();
   const std::string table = format_table(report);

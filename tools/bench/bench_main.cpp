@@ -130,6 +130,7 @@ int run(const Options& options, const BenchEnv& env, int argc, const char* const
     }
     if (!lead) continue;
     std::printf("%s\n", format_table(report).c_str());
+    std::printf("%s", format_fastest(fastest_epcomm_rows(report.rows)).c_str());
     std::fflush(stdout);
     if (!options.json_path.empty())
       write_text_file(output_path_for(options.json_path, name, several), to_json(report));

@@ -196,6 +196,50 @@ std::vector<ResultRow> rows_below_efficiency(const std::vector<ResultRow>& rows,
   return below;
 }
 
+namespace {
+bool is_epcomm(const std::string& impl) {
+  return impl == "epcomm" || impl.rfind("epcomm-", 0) == 0;
+}
+bool same_group(const ResultRow& a, const ResultRow& b) {
+  return a.op == b.op && a.dtype == b.dtype && a.num_sms == b.num_sms && a.tokens == b.tokens;
+}
+}  // namespace
+
+std::vector<ResultRow> fastest_epcomm_rows(const std::vector<ResultRow>& rows) {
+  std::vector<ResultRow> fastest;
+  std::vector<bool> failed;
+  for (const ResultRow& row : rows) {
+    if (!is_epcomm(row.impl)) continue;
+    std::size_t g = 0;
+    while (g < fastest.size() && !same_group(fastest[g], row)) ++g;
+    if (g == fastest.size()) {
+      fastest.push_back(row);
+      failed.push_back(false);
+    } else if (row.time_us < fastest[g].time_us) {
+      fastest[g] = row;
+    }
+    failed[g] = failed[g] || row.check == "fail";
+  }
+  std::vector<ResultRow> kept;
+  for (std::size_t g = 0; g < fastest.size(); ++g)
+    if (!failed[g]) kept.push_back(fastest[g]);
+  return kept;
+}
+
+std::string format_fastest(const std::vector<ResultRow>& fastest) {
+  std::string out;
+  for (const ResultRow& r : fastest) {
+    char speedup[48] = "";
+    if (r.speedup_vs_nccl) std::snprintf(speedup, sizeof speedup, ", %.2fx NCCL", *r.speedup_vs_nccl);
+    char line[256];
+    std::snprintf(line, sizeof line, "# fastest: %s %s sms %d tokens %lld: %s %.1f us, efficiency %.3f%s\n",
+                  r.op.c_str(), r.dtype.c_str(), r.num_sms, static_cast<long long>(r.tokens), r.impl.c_str(),
+                  r.time_us, r.efficiency, speedup);
+    out += line;
+  }
+  return out;
+}
+
 std::string output_path_for(const std::string& path, const std::string& workload, bool several_workloads) {
   const std::string placeholder = "{workload}";
   if (const auto at = path.find(placeholder); at != std::string::npos) {

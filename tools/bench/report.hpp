@@ -59,6 +59,13 @@ void fill_nccl_comparison(std::vector<ResultRow>& rows);
 // The epcomm rows whose efficiency is below `min_efficiency`.
 std::vector<ResultRow> rows_below_efficiency(const std::vector<ResultRow>& rows, double min_efficiency);
 
+// Per (op, dtype, num_sms, tokens), the fastest row among epcomm's variants (impl "epcomm" or
+// "epcomm-..."), in the order the groups first appear; a group whose rows failed their check is
+// left out.
+std::vector<ResultRow> fastest_epcomm_rows(const std::vector<ResultRow>& rows);
+// One "# fastest: ..." line per row of fastest_epcomm_rows (variant, time, efficiency, speed-up).
+std::string format_fastest(const std::vector<ResultRow>& fastest);
+
 // ---- run facts and files ------------------------------------------------------------------------
 
 // Where the JSON of `workload` goes: "{workload}" in `path` is replaced by the name; otherwise, when
