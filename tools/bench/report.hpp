@@ -59,9 +59,10 @@ void fill_nccl_comparison(std::vector<ResultRow>& rows);
 // The epcomm rows whose efficiency is below `min_efficiency`.
 std::vector<ResultRow> rows_below_efficiency(const std::vector<ResultRow>& rows, double min_efficiency);
 
-// Per (op, dtype, num_sms, tokens), the fastest row among epcomm's variants (impl "epcomm" or
-// "epcomm-..."), in the order the groups first appear; a group whose rows failed their check is
-// left out.
+// Per (op, dtype, num_sms, tokens), the fastest row among epcomm's variants of the whole call
+// (impl "epcomm" or "epcomm-...", not "epcomm-cached": a cached dispatch skips the layout and the
+// count exchange), in the order the groups first appear; a group whose rows failed their check
+// is left out.
 std::vector<ResultRow> fastest_epcomm_rows(const std::vector<ResultRow>& rows);
 // One "# fastest: ..." line per row of fastest_epcomm_rows (variant, time, efficiency, speed-up).
 std::string format_fastest(const std::vector<ResultRow>& fastest);
