@@ -96,8 +96,8 @@ struct HtCombineArgs {
   int num_senders = 0;   // blocks [0, num_senders) send; the rest reduce
   bool phased = false;   // every block sends, then reduces
   bool pull = false;     // senders stage rows locally; reducers read peers
-  bool staged = false;   // pull: the rows were staged before the kernel (copy engine); one share each
-  int num_shares = 0;    // sender warps: num_senders * kHtWarpsPerBlock
+  bool staged = false;   // pull: the rows were staged before the kernel (copy engine)
+  int num_shares = 0;    // sender warps: num_senders * kHtWarpsPerBlock; 1 when staged (a whole block)
   int publish_rows = 2;  // rows a sender warp copies between progress releases
   const std::int32_t* send_slot = nullptr;     // [T, G]
   const std::int32_t* count_matrix = nullptr;  // [G, G]

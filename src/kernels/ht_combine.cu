@@ -124,7 +124,7 @@ struct SeenProgress {
 __device__ int gather_sources(const ReduceContext& c, std::int64_t t, const int4** srcs, SeenProgress& seen) {
   const HtCombineArgs& a = c.a;
   const DomainView& v = a.view;
-  const int G = v.num_domain_ranks, me = v.domain_rank, S = a.staged ? 1 : a.num_shares;
+  const int G = v.num_domain_ranks, me = v.domain_rank, S = a.num_shares;
   const HtCombineLayout& l = a.region;
   __syncwarp();  // every lane is done with the previous token's sources
   int num_src = 0;

@@ -63,8 +63,8 @@
 // destination; each expert's list and count are put by the warp that wrote them. Combine weights
 // are put by block 0 (completed before their signal); a partial sum for another owner is computed
 // into combine_stage and put from there. Each thread completes its puts
-// (nvshmem_quiet) before its block arrives, so every put has completed before the last block
-// signals; signals are NVSHMEM signal SETs (weights: seq) or ADDs (done, freed); values still only
+// (nvshmem_quiet) before its block signals, so every put of the block has completed before its
+// done; signals are NVSHMEM signal SETs (weights: seq) or ADDs (done, freed); values still only
 // grow. Waits stay polls of this rank's own memory.
 #pragma once
 

@@ -71,9 +71,9 @@ __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
   return last;
 }
 
-// By one block (the last one of the send phase, step 3; combine's block 0 for its weights, step
-// 7): publishes `value` into the LlControl field that `field_of(control)` selects in every domain
-// peer's workspace, through the Peers policy (ll_peers.cuh).
+// By one block (combine's block 0 for its weights, step 7): publishes `value` into the LlControl
+// field that `field_of(control)` selects in every domain peer's workspace, through the Peers policy
+// (ll_peers.cuh).
 template <typename Peers, typename FieldOf>
 __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               FieldOf field_of, std::uint64_t value) {
@@ -133,7 +133,7 @@ struct LlTracer {
 // signal in every peer, and the last block to arrive stores the operation's seq; the receive phase waits for
 // every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
-// its block arrives, so every put has completed before the signal. Every thread of every block calls it.
+// its block signals, so every put has completed before the signal. Every thread of every block calls it.
 template <typename Peers, typename Send, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               OpId op, int phases, int half, std::uint64_t* trace, Send send,

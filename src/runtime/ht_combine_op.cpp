@@ -74,7 +74,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.phased = plan.phased;
   c.pull = pull;
   c.staged = staged;
-  c.num_shares = plan.num_shares;
+  c.num_shares = staged ? 1 : plan.num_shares;  // staged: each peer's rows are published at once
   c.publish_rows = m.ht_tuning.combine_publish_rows;
   c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());
   c.count_matrix = static_cast<const std::int32_t*>(h.count_matrix.data());

@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/device_tensor.hpp"
+#include "epcomm/error.hpp"
 #include "epcomm/types.hpp"
 #include "runtime/cuda_check.hpp"
 #include "runtime/cuda_raii.hpp"
@@ -33,6 +35,21 @@ GpuEnv& gpu_env();
 // An allocator that fills every allocation with `poison` before handing it out, so outputs a
 // kernel forgets to write are caught.
 std::shared_ptr<Allocator> poisoning_allocator(std::uint8_t poison = 0xAB);
+
+// Runs `call`, which must throw the device's report of a peer that never came: an epcomm::Error of
+// category kTimeout whose message says `what` (e.g. "combine timed out") and names the rank waited
+// for.
+template <typename Call>
+void expect_peer_timeout(Call&& call, const std::string& what) {
+  try {
+    call();
+    ADD_FAILURE() << "expected a timeout: " << what;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kTimeout) << e.what();
+    EXPECT_NE(e.message().find(what), std::string::npos) << e.what();
+    EXPECT_NE(e.message().find("waiting for rank"), std::string::npos) << e.what();
+  }
+}
 
 // Copies host data into a new device tensor (default allocator, synchronous).
 template <typename T>

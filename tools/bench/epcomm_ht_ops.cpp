@@ -247,7 +247,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
     }
     // Combine under each schedule of the kernel in one run (same data, so the ratios compare):
     // the Buffer's tuning (EPCOMM_HT_PHASED, EPCOMM_HT_COMBINE_PULL) on row "epcomm", then the
-    // other three as "epcomm-<variant>".
+    // other schedules as "epcomm-<variant>" (bench/variants.hpp).
     const HtTuning& own = state->buffer->internal().ht_tuning;
     for (const CombineVariant& variant : combine_variants({own.phased, own.combine_pull})) {
       BenchOp op;
