@@ -25,7 +25,8 @@ namespace epcomm {
 // are owned; copies share them.
 struct DispatchHandle {
   int num_ranks = 0;
-  int num_channels = 0;               // sender blocks of the dispatch that made it
+  int num_channels = 0;               // sender warps (channels) of the dispatch that made it
+  int copy_chunks = 0;                // copy-engine dispatch (EPCOMM_HT_DISPATCH_CE): its chunks; else 0
   std::int64_t num_tokens = 0;        // tokens this rank sent from
   std::int64_t num_recv_tokens = -1;  // rows received (host value; -1 in worst-case mode)
   std::int64_t num_rows = 0;          // rows of the outputs (num_worst_tokens in worst-case mode)
@@ -39,6 +40,8 @@ struct DispatchHandle {
   DeviceTensor num_recv_dev;      // [1] int32: rows received, on the device
   DeviceTensor num_recv_tokens_per_expert;      // [E/R] int32 on the device (aligned counts)
   std::vector<std::int32_t> count_matrix_host;  // [R * R]; empty in worst-case mode
+  std::vector<std::int32_t> send_prefix_host;   // copy-engine dispatch: [R, copy_chunks + 1], this
+                                                // rank's rows to each rank before each chunk
   bool defined() const { return num_ranks > 0; }
 };
 

@@ -37,6 +37,7 @@ struct HtNotifyArgs {
   std::int32_t* chunk_start = nullptr;  // scratch [G][C + 1]
   std::int32_t* recv_copied = nullptr;  // scratch [G][C]: zeroed for the dispatch that follows
   int expert_alignment = 1;
+  int copy_chunks = 0;  // copy-engine dispatch: K, whose chunk boundaries' send counts the host gets
   // Outputs (the handle).
   std::int32_t* send_slot = nullptr;            // [T, G]
   std::int32_t* count_matrix = nullptr;         // [G, G]
@@ -44,7 +45,7 @@ struct HtNotifyArgs {
   std::int32_t* recv_chunk_count = nullptr;     // [G, C]
   std::int32_t* num_recv = nullptr;             // [1]
   std::int32_t* num_recv_per_expert = nullptr;  // [nle], aligned
-  std::int32_t* host_counts = nullptr;          // mapped host memory: [total, per-expert...] or null
+  std::int32_t* host_counts = nullptr;          // mapped host memory (ht_plan.hpp) or null
   std::uint64_t* host_ready = nullptr;          // mapped host memory: host_ready_seq after the counts
   std::uint64_t host_ready_seq = 0;             // this call's sequence number (Buffer::Impl::notify_calls)
   std::uint64_t* notify_epoch = nullptr;        // device counter of exchanges (selects the parity)
@@ -67,6 +68,12 @@ struct HtDispatchArgs {
   int tokens_per_channel = 0;
   int publish_tokens = 4;          // tokens a sender warp forwards between progress releases
   bool outputs_in_region = false;  // zero-copy: the outputs are this rank's region; nothing to copy
+  // Copy-engine dispatch's pack launches: senders store each payload row for a peer into stage_x
+  // (first_staged_row), metadata still straight into the peer's region, and publish no progress
+  // (launch_ht_dispatch_signal does, once the copy engine moved the chunk); channels start at
+  // channel_offset. Null stage_x: SM stores to the peers' regions.
+  std::uint8_t* stage_x = nullptr;
+  int channel_offset = 0;
   const std::int32_t* send_slot = nullptr;
   const std::int32_t* count_matrix = nullptr;
   const std::int32_t* recv_chunk_start = nullptr;
@@ -113,6 +120,10 @@ void launch_ht_notify(const HtNotifyArgs& args, void* stream);
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
                        void* stream);
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);
+// Copy-engine dispatch: once the copy engine has moved channels [c0, c1) of this rank's rows into
+// every peer's region, marks those channels complete there (kChannelComplete).
+void launch_ht_dispatch_signal(const DomainView& view, int c0, int c1, void* stream);
+inline constexpr std::uint64_t kChannelComplete = 0x7fffffff;  // receivers clamp it to the channel's rows
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream);
 
 }  // namespace epcomm

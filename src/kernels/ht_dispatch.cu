@@ -8,7 +8,9 @@
 // Receivers: each warp polls the progress of the (source, channel) pairs it owns and copies
 // whatever rows arrived from this rank's region into the outputs. Phased schedule (the default):
 // every block is a sender, and each warp turns receiver once its own sends are done. Overlapped
-// schedule: blocks [S, grid) receive from the start.
+// schedule: blocks [S, grid) receive from the start. Copy-engine dispatch (HtDispatchArgs::stage_x):
+// launches of senders only pack each chunk of rows into local staging, the copy engine moves it
+// and launch_ht_dispatch_signal publishes it; then a launch of receivers only copies out.
 #include <cstdint>
 
 #include "kernels/copy.cuh"
@@ -69,14 +71,21 @@ struct TokenRoute {
   std::int64_t row[kMaxDomainRanks];
 };
 
-// One warp forwards token t to every destination of `route`.
-__device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const TokenRoute& route) {
+// One warp forwards token t to every destination of `route`. stage_shift (copy-engine pack only,
+// else null): per destination, its staging row minus its region row.
+__device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const TokenRoute& route,
+                              const std::int64_t* stage_shift) {
   const HtDispatchLayout& l = a.region;
   const DomainView& v = a.view;
   const int lane = threadIdx.x % 32;
   auto dst_of = [&](int i) {
     const int d = route.dst[i];
     return d == v.domain_rank ? output_row(a, route.row[i]) : region_row(l, v.peer_base[d], route.row[i]);
+  };
+  auto payload_of = [&](int i) {
+    const int d = route.dst[i];
+    if (stage_shift == nullptr || d == v.domain_rank) return dst_of(i).x;
+    return a.stage_x + (route.row[i] + stage_shift[d]) * l.row_bytes;
   };
 
   // Metadata loads first, so their latency hides behind the payload's.
@@ -105,7 +114,7 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
       if (i < pieces) v4[u] = ptx::ld_nc_na_v4(src + i);
     }
     for (int k = 0; k < route.num_dsts; ++k) {
-      auto* dst = reinterpret_cast<int4*>(dst_of(k).x);
+      auto* dst = reinterpret_cast<int4*>(payload_of(k));
 #pragma unroll
       for (int u = 0; u < kRowUnroll; ++u) {
         const int i = base + u * 32 + lane;
@@ -139,13 +148,14 @@ __device__ void run_sender(const HtDispatchArgs& a) {
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, me = v.domain_rank;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int channel = blockIdx.x * kWarps + warp;
+  const int channel = a.channel_offset + blockIdx.x * kWarps + warp;
+  const bool pack = a.stage_x != nullptr;  // copy-engine dispatch: payload to staging, no progress
   __shared__ std::int64_t dst_row_base[kMaxDomainRanks];  // my first row on each destination
+  __shared__ std::int64_t stage_shift[kMaxDomainRanks];   // pack: staging row - region row
   __shared__ TokenRoute routes[kWarps];
   for (int d = threadIdx.x; d < G; d += blockDim.x) {
-    std::int64_t base = 0;
-    for (int s = 0; s < me; ++s) base += a.count_matrix[s * G + d];
-    dst_row_base[d] = base;
+    dst_row_base[d] = first_row_on(a.count_matrix, G, me, d);
+    stage_shift[d] = first_staged_row(a.count_matrix, G, me, d) - dst_row_base[d];
   }
   __syncthreads();
   // Lane l counts this channel's completed rows to destinations l, l + 32, l + 64.
@@ -187,8 +197,9 @@ __device__ void run_sender(const HtDispatchArgs& a) {
     }
     if (lane == 0) route.num_dsts = n;
     __syncwarp();
-    forward_token(a, t, route);
+    forward_token(a, t, route, pack ? stage_shift : nullptr);
     __syncwarp();
+    if (pack) continue;
     // NOTE: release after the warp barrier, so every lane's rows precede it; only when the count
     // moved, so no late write can land after the receiver moved on to the next operation.
     if ((t - t_begin) % a.publish_tokens == a.publish_tokens - 1 || t + 1 == t_end) {
@@ -203,6 +214,9 @@ __device__ void run_sender(const HtDispatchArgs& a) {
       }
     }
   }
+  // Pack: the metadata stored into the peers' regions is visible system-wide before the signal
+  // that follows the chunk's copies (launch_ht_dispatch_signal, another stream) releases it.
+  if (pack) __threadfence_system();
 }
 
 // One warp copies rows [from, to) of one (source, channel) from this rank's region into the
@@ -258,7 +272,8 @@ __device__ void run_receiver(const HtDispatchArgs& a, int receiver, int num_rece
         ready = static_cast<std::int32_t>(ptx::ld_relaxed_sys(flag));
         if (ready > copied) ready = static_cast<std::int32_t>(ptx::ld_acquire_sys(flag));
       }
-      ready = __shfl_sync(0xffffffffu, ready, 0);
+      // A copy-engine dispatch marks a whole channel with kChannelComplete.
+      ready = min(__shfl_sync(0xffffffffu, ready, 0), total);
       if (ready > copied) {
         const std::int64_t start = a.recv_chunk_start[p];
         // Zero-copy: the rows already are the outputs; the receiver only sees them all arrive.
@@ -313,7 +328,24 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
     run_receiver(a, (blockIdx.x - a.num_senders) * kWarps + warp, (gridDim.x - a.num_senders) * kWarps);
 }
 
+__global__ void ht_dispatch_signal_kernel(DomainView v, int c0, int c1) {
+  const int G = v.num_domain_ranks, me = v.domain_rank, n = c1 - c0;
+  // NOTE: the chunk's copies completed before this kernel began (stream order); the fence keeps
+  // them, and the pack's metadata, ahead of the releases in every peer's view.
+  __threadfence_system();
+  for (int i = threadIdx.x; i < G * n; i += blockDim.x) {
+    const int d = i / n;
+    if (d != me)
+      ptx::st_release_sys(RegionLayout::progress(v.peer_base[d], me, c0 + i % n), kChannelComplete);
+  }
+}
+
 }  // namespace
+
+void launch_ht_dispatch_signal(const DomainView& view, int c0, int c1, void* stream) {
+  ht_dispatch_signal_kernel<<<1, 256, 0, static_cast<cudaStream_t>(stream)>>>(view, c0, c1);
+  EPCOMM_CUDA_CHECK_LAUNCH();
+}
 
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);

@@ -63,6 +63,27 @@ EPCOMM_HD inline int share_of(std::int64_t n, std::int64_t j, int S) {
   return static_cast<int>(((j + 1) * S + n - 1) / n - 1);
 }
 
+// Dispatch rows land source-major: source s's rows to rank d start after those of sources < s.
+EPCOMM_HD inline std::int64_t first_row_on(const std::int32_t* count_matrix, int G, int src, int dst) {
+  std::int64_t row = 0;
+  for (int s = 0; s < src; ++s) row += count_matrix[s * G + dst];
+  return row;
+}
+
+// Copy-engine dispatch (EPCOMM_HT_DISPATCH_CE): domain rank `me` packs its payload rows to each
+// peer into local staging, the peers in rank order, each peer's rows contiguous in token order;
+// the first staged row of peer `dst`.
+EPCOMM_HD inline std::int64_t first_staged_row(const std::int32_t* count_matrix, int G, int me, int dst) {
+  std::int64_t row = 0;
+  for (int d = 0; d < dst; ++d)
+    if (d != me) row += count_matrix[me * G + d];
+  return row;
+}
+// Its K chunks are consecutive runs of C / K channels (C a multiple of K): chunk k opens here.
+EPCOMM_HD inline int copy_chunk_channel(int k, int K, int C) {
+  return C / K * k;
+}
+
 struct HtCombineLayout {
   std::int64_t cap_rows = 0;
   std::int64_t row_bytes = 0;  // hidden * 2 (BF16)

@@ -141,6 +141,13 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   zero_counters(v, C, a.recv_copied);
   scan_columns(a, G, C);
   __syncthreads();
+  if (a.host_counts != nullptr && a.copy_chunks > 0) {
+    // This rank's rows to each rank before each chunk boundary: the host's copy plan.
+    const int K = a.copy_chunks;
+    std::int32_t* prefix = a.host_counts + 1 + nle + G * G;
+    for (int i = threadIdx.x; i < G * (K + 1); i += blockDim.x)
+      prefix[i] = a.chunk_start[(i / (K + 1)) * (C + 1) + copy_chunk_channel(i % (K + 1), K, C)];
+  }
   const int parity = static_cast<int>(epoch & 1u);
 
   // Fill my mailbox in every peer's region.

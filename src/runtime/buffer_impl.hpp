@@ -27,6 +27,8 @@ struct Buffer::Impl {
   DeviceBuffer counters;                // device-private counters (Counter)
   DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
   Stream comm;                          // the communication stream
+  Stream copy;                          // copy-engine dispatch: its copies to the peers (joined into comm)
+  std::vector<Event> copy_events;       // copy-engine dispatch: one per chunk packed, one for all copied
   Event order_event;                    // reused for stream-to-stream ordering inside a call
   Event mark_event;                     // a point on the communication stream the host waits for
   HtTuning ht_tuning;                   // EPCOMM_HT_* knobs, read once

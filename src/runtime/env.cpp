@@ -70,6 +70,15 @@ constexpr std::array kRegistry = {
                  "the host lacks the counts). A tuning knob.",
           .min_value = 0,
           .max_value = 2},
+    Entry{.name = "EPCOMM_HT_DISPATCH_CE",
+          .type = Type::kInt,
+          .default_value = "0",
+          .doc = "High-throughput dispatch: 0 (default): the SMs store each row into its destination's "
+                 "region; n > 0: the SMs pack the rows for each peer into local staging in n chunks "
+                 "and the copy engine moves each chunk to the peers while the next is packed (SM "
+                 "stores in worst-case mode, where the host lacks the counts). A tuning knob.",
+          .min_value = 0,
+          .max_value = 8},
     Entry{.name = "EPCOMM_LL_BLOCKS",
           .type = Type::kInt,
           .default_value = "0",

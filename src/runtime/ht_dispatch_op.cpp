@@ -8,6 +8,7 @@
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
 #include "runtime/cuda_check.hpp"
+#include "runtime/ht_dispatch_copy.hpp"
 #include "runtime/ht_plan.hpp"
 #include "runtime/op_checks.hpp"
 
@@ -60,6 +61,7 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   n.chunk_start = HtScratch::chunk_start(m.scratch.get());
   n.recv_copied = HtScratch::recv_copied(m.scratch.get());
   n.expert_alignment = a.expert_alignment;
+  n.copy_chunks = plan.copy_chunks;
   n.send_slot = data_of<std::int32_t>(h.send_slot);
   n.count_matrix = data_of<std::int32_t>(h.count_matrix);
   n.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
@@ -98,6 +100,10 @@ void receive_counts(Buffer::Impl& m, const HtDispatchLayout& region, DispatchHan
   h.num_rows = counts[0];
   per_expert_host.assign(counts + 1, counts + 1 + nle);
   h.count_matrix_host.assign(counts + 1 + nle, counts + 1 + nle + G * G);
+  if (h.copy_chunks > 0) {
+    const std::int32_t* prefix = counts + host_send_prefix_offset(nle, G);
+    h.send_prefix_host.assign(prefix, prefix + G * (h.copy_chunks + 1));
+  }
   check_rows_fit(rows_received(h.count_matrix_host.data(), G), region.cap_rows, region.bytes_per_row(),
                  "dispatch");
 }
@@ -110,9 +116,14 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   const checks::DispatchShape shape = checks::check_dispatch_args(a, m.num_ranks());
   checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());
   const bool cached = a.handle != nullptr;
+  // The copy engine needs the host to know the counts: not in worst-case mode. A cached dispatch
+  // moves rows as the handle's dispatch did (its channels are laid out for that).
+  const int copy_chunks = cached                   ? a.handle->copy_chunks
+                          : a.num_worst_tokens > 0 ? 0
+                                                   : m.ht_tuning.dispatch_copy_chunks;
   const HtDispatchPlan plan =
       plan_ht_dispatch(a.config.num_sms, m.num_sms, shape.num_tokens, cached ? a.handle->num_channels : 0,
-                       m.ht_tuning.receiver_percent, m.ht_tuning.phased);
+                       m.ht_tuning.receiver_percent, m.ht_tuning.phased, copy_chunks);
   const HtDispatchLayout region =
       HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), shape.row_bytes,
                              shape.num_scales, shape.num_topk, shape.idx_bytes);
@@ -126,7 +137,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   // Zero-copy outputs live at fixed places in the region, so the kernel need not wait for the host
   // to learn the received count: it is launched right after notify, and the handshake overlaps it
   // (the kernel bounds itself by the count matrix, ht_guard.cuh).
-  const bool launch_early = a.zero_copy && !cached && a.num_worst_tokens <= 0;
+  // (Not a copy-engine dispatch: its copies are sized by the host's counts.)
+  const bool launch_early = a.zero_copy && !cached && a.num_worst_tokens <= 0 && plan.copy_chunks == 0;
   if (cached) {
     h = *a.handle;
     m.timer.begin(scope.comm(), "prepare");
@@ -136,6 +148,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   } else {
     h.num_ranks = m.num_ranks();
     h.num_channels = plan.num_channels;
+    h.copy_chunks = plan.copy_chunks;
     h.num_tokens = shape.num_tokens;
     h.expert_alignment = a.expert_alignment;
     launch_notify(m, a, shape, plan, scope, h);
@@ -211,9 +224,13 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.recv_topk_weights = shape.num_topk > 0 ? static_cast<float*>(dst.weights) : nullptr;
   d.recv_src_idx = static_cast<std::int32_t*>(dst.src_idx);
   m.timer.host_step("dispatch-args");
-  m.timer.begin(scope.comm(), "dispatch");
-  launch_ht_dispatch(d, plan.num_blocks, scope.comm());
-  m.timer.end(scope.comm());
+  if (plan.copy_chunks > 0) {
+    queue_copy_engine_dispatch(m, d, plan, h, scope);
+  } else {
+    m.timer.begin(scope.comm(), "dispatch");
+    launch_ht_dispatch(d, plan.num_blocks, scope.comm());
+    m.timer.end(scope.comm());
+  }
   m.timer.host_step("dispatch-queued");
   if (launch_early) {
     wait_for_counts(m, scope);  // notify's counts, not the dispatch kernel

@@ -14,6 +14,7 @@ HtTuning HtTuning::from_env() {
   t.combine_publish_rows = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PUBLISH_ROWS"));
   t.phased = env::get_bool("EPCOMM_HT_PHASED");
   t.combine_pull = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PULL"));
+  t.dispatch_copy_chunks = static_cast<int>(env::get_int("EPCOMM_HT_DISPATCH_CE"));
   return t;
 }
 
@@ -28,11 +29,34 @@ void check_num_sms(int num_sms, int device_sms) {
 }  // namespace
 
 HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels,
-                                int receiver_percent, bool phased) {
+                                int receiver_percent, bool phased, int copy_chunks) {
   check_num_sms(num_sms, device_sms);
+  EPCOMM_REQUIRE(copy_chunks >= 0 && copy_chunks <= kMaxCopyChunks, ErrorCategory::kInternal,
+                 "copy_chunks: expected 0 to ", kMaxCopyChunks, ", got ", copy_chunks);
   HtDispatchPlan plan;
   plan.num_blocks = num_sms;
   plan.phased = phased;
+  if (copy_chunks > 0) {
+    // Every chunk is packed by up to num_sms blocks, then all of them receive.
+    plan.phased = true;
+    if (num_channels > 0) {
+      const int per_chunk = num_channels / copy_chunks;
+      EPCOMM_REQUIRE(num_channels % copy_chunks == 0 && per_chunk % kHtWarpsPerBlock == 0,
+                     ErrorCategory::kInternal, "handle: ", num_channels, " channels do not make ",
+                     copy_chunks, " chunks of whole blocks");
+      plan.num_senders = per_chunk / kHtWarpsPerBlock;
+      EPCOMM_CHECK_ARG(plan.num_senders <= num_sms, "config.num_sms: a cached dispatch keeps the handle's ",
+                       plan.num_senders, " blocks per chunk; got num_sms ", num_sms);
+      plan.copy_chunks = copy_chunks;
+    } else {
+      plan.num_senders = num_sms;
+      plan.copy_chunks = std::min(copy_chunks, kMaxChannels / (num_sms * kHtWarpsPerBlock));
+    }
+    plan.num_channels = plan.copy_chunks * plan.num_senders * kHtWarpsPerBlock;
+    plan.tokens_per_channel =
+        static_cast<int>(std::max<std::int64_t>(1, (num_tokens + plan.num_channels - 1) / plan.num_channels));
+    return plan;
+  }
   if (num_channels > 0) {
     EPCOMM_REQUIRE(num_channels % kHtWarpsPerBlock == 0, ErrorCategory::kInternal, "handle: ", num_channels,
                    " channels is not a whole number of blocks");
@@ -94,6 +118,21 @@ std::vector<StagedRows> pull_staged_rows(const std::int32_t* count_matrix, int G
     first += n;
   }
   return staged;
+}
+
+std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,
+                                             const std::int32_t* send_prefix, int G, int me, int K) {
+  std::vector<ChunkCopy> copies;
+  for (int k = 0; k < K; ++k) {
+    for (int d = 0; d < G; ++d) {
+      const std::int32_t* prefix = send_prefix + d * (K + 1);
+      const std::int64_t rows = prefix[k + 1] - prefix[k];
+      if (d == me || rows <= 0) continue;
+      copies.push_back({k, d, first_staged_row(count_matrix, G, me, d) + prefix[k],
+                        first_row_on(count_matrix, G, me, d) + prefix[k], rows});
+    }
+  }
+  return copies;
 }
 
 void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t cap_rows,

@@ -18,6 +18,7 @@ struct HtTuning {
   int combine_publish_rows = 2;  // rows a combine sender warp copies between releases
   bool phased = true;            // every block sends, then receives (no concurrent receivers)
   int combine_pull = 0;  // 0 push; pull (the owners read staged rows): 1 staged by SMs, 2 by the copy engine
+  int dispatch_copy_chunks = 0;  // 0: SM stores carry dispatch rows to peers; n: the copy engine, in n chunks
   static HtTuning from_env();
 };
 
@@ -28,13 +29,22 @@ struct HtDispatchPlan {
   int num_channels = 0;        // sender warps: num_senders * kHtWarpsPerBlock
   int tokens_per_channel = 0;  // channel c holds tokens [c * tpc, (c + 1) * tpc)
   bool phased = false;         // sender blocks copy out too once their sends are done
+  // Copy-engine dispatch: the SMs pack rows in `copy_chunks` launches of num_senders blocks (each
+  // launch a run of num_channels / copy_chunks channels) and the copy engine moves each chunk to
+  // the peers; then num_blocks blocks receive. 0: SM stores to the peers' regions.
+  int copy_chunks = 0;
 };
 
-// num_sms in [2, min(kMaxBlocks, device_sms)]; num_channels fixed (cached dispatch: the handle's)
-// or 0 to derive it. Phased: every block sends (receiver_percent is unused), then copies out.
+// EPCOMM_HT_DISPATCH_CE takes at most this many chunks.
+inline constexpr int kMaxCopyChunks = 8;
+
+// num_sms in [2, min(kMaxBlocks, device_sms)]; num_channels fixed (cached dispatch: the handle's,
+// with its copy_chunks) or 0 to derive it. Phased: every block sends (receiver_percent is unused),
+// then copies out. copy_chunks > 0 (at most kMaxCopyChunks): a copy-engine dispatch, phased, with
+// as many of the chunks as the progress counters allow (kMaxChannels), at least one.
 HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels = 0,
                                 int receiver_percent = HtTuning{}.receiver_percent,
-                                bool phased = HtTuning{}.phased);
+                                bool phased = HtTuning{}.phased, int copy_chunks = 0);
 
 // EPCOMM_HT_COMBINE_PULL: how combine moves rows to their owners.
 inline constexpr int kCombinePush = 0;            // written into the owners' regions, then reduced
@@ -50,7 +60,8 @@ struct HtCombinePlan {
 };
 HtCombinePlan plan_ht_combine(int num_sms, int device_sms, bool phased = HtTuning{}.phased);
 
-// What notify leaves in mapped host memory: [total][per-expert counts: nle][count matrix: G x G],
+// What notify leaves in mapped host memory: [total][per-expert counts: nle][count matrix: G x G]
+// [copy-engine dispatch only: this rank's rows to each rank before each chunk boundary: G x (K + 1)],
 // and at kHostReadyOffset the call's sequence number, stored once the counts are written.
 inline constexpr std::size_t kHostCountsBytes = 1 << 20;
 inline constexpr std::size_t kHostReadyOffset = kHostCountsBytes - 64;
@@ -58,9 +69,14 @@ inline constexpr std::size_t kHostReadyOffset = kHostCountsBytes - 64;
 inline std::uint64_t* host_ready_word(void* host_counts) {
   return reinterpret_cast<std::uint64_t*>(static_cast<char*>(host_counts) + kHostReadyOffset);
 }
-inline std::size_t host_counts_ints(int num_local_experts, int num_domain_ranks) {
-  return 1u + static_cast<std::size_t>(num_local_experts) +
-         static_cast<std::size_t>(num_domain_ranks) * static_cast<std::size_t>(num_domain_ranks);
+inline std::size_t host_counts_ints(int num_local_experts, int num_domain_ranks, int copy_chunks = 0) {
+  const auto G = static_cast<std::size_t>(num_domain_ranks);
+  return 1u + static_cast<std::size_t>(num_local_experts) + G * G +
+         (copy_chunks > 0 ? G * static_cast<std::size_t>(copy_chunks + 1) : 0u);
+}
+// Where the copy-engine section starts.
+inline std::size_t host_send_prefix_offset(int num_local_experts, int num_domain_ranks) {
+  return host_counts_ints(num_local_experts, num_domain_ranks);
 }
 
 // The Buffer's device scratch as the high-throughput dispatch uses it (stream-ordered: one
@@ -88,6 +104,17 @@ struct StagedRows {
   std::int64_t first = 0, count = 0;
 };
 std::vector<StagedRows> pull_staged_rows(const std::int32_t* count_matrix, int G, int me);
+
+// Copy-engine dispatch on domain rank `me`: one copy of chunk k to peer d moves this rank's rows
+// [send_prefix[d][k], send_prefix[d][k + 1]) to d (send_prefix: G x (K + 1), from notify) from
+// its staging (first_staged_row) to where they land in d's region (first_row_on). Chunks ascending,
+// then peers; empty copies and `me` (its rows go straight to its outputs) left out.
+struct ChunkCopy {
+  int chunk = 0, dst = 0;
+  std::int64_t stage_row = 0, region_row = 0, rows = 0;
+};
+std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,
+                                             const std::int32_t* send_prefix, int G, int me, int K);
 
 // Throws epcomm::Error naming num_nvl_bytes (and the rank and rows) when some rank's rows exceed
 // the region's capacity.

@@ -1,5 +1,5 @@
-// The benchmark's combine schedules: the Buffer's own first under "epcomm", then every other
-// schedule exactly once under its own name.
+// The benchmark's ways of moving rows: the Buffer's own first under "epcomm", then every other
+// way exactly once under its own name.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -47,6 +47,21 @@ TEST(BenchVariants, CopyEngineStagingHasNoOverlappedForm) {
     EXPECT_EQ(names(v).count("epcomm-pull-ce"), 0u);
     EXPECT_EQ(names(v).count("epcomm-push"), 1u);
   }
+}
+
+TEST(BenchVariants, DispatchRunsTheOtherWayOfMovingRowsToo) {
+  const std::vector<DispatchVariant> sm = dispatch_variants(0);
+  ASSERT_EQ(sm.size(), 2u);
+  EXPECT_EQ(sm[0].impl, "epcomm");
+  EXPECT_EQ(sm[0].copy_chunks, 0);
+  EXPECT_EQ(sm[1].impl, "epcomm-ce");
+  EXPECT_EQ(sm[1].copy_chunks, kBenchCopyChunks);
+  const std::vector<DispatchVariant> ce = dispatch_variants(3);
+  ASSERT_EQ(ce.size(), 2u);
+  EXPECT_EQ(ce[0].impl, "epcomm");
+  EXPECT_EQ(ce[0].copy_chunks, 3);
+  EXPECT_EQ(ce[1].impl, "epcomm-sm");
+  EXPECT_EQ(ce[1].copy_chunks, 0);
 }
 
 }  // namespace

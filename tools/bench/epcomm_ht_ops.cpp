@@ -1,7 +1,8 @@
 // epcomm's own high-throughput dispatch and combine as benchmark ops, one set per SM budget.
 // A dispatch call is timed whole: layout, notify (count exchange and the one host wait) and the
 // data kernel, i.e. what a caller waits for. Rows "epcomm-zc": the same call with zero-copy
-// outputs (DispatchArgs::zero_copy: views of the region, no copy-out). Combine runs under each
+// outputs (DispatchArgs::zero_copy: views of the region, no copy-out). Dispatch also runs with the
+// rows moved the other way (SM stores or copy engine, bench/variants.hpp), combine under each
 // schedule of its kernel (phased or overlapped, push or pull).
 #include <algorithm>
 #include <cmath>
@@ -42,6 +43,10 @@ class TuningOverride {
       : current_(buffer.internal().ht_tuning), saved_(current_) {
     current_.phased = schedule.phased;
     current_.combine_pull = schedule.pull;
+  }
+  TuningOverride(Buffer& buffer, const DispatchVariant& variant)
+      : current_(buffer.internal().ht_tuning), saved_(current_) {
+    current_.dispatch_copy_chunks = variant.copy_chunks;
   }
   ~TuningOverride() { current_ = saved_; }
   TuningOverride(const TuningOverride&) = delete;
@@ -186,43 +191,53 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const std::function<const ExpectedHt&()> expected = context.expected_ht;
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
   std::vector<BenchOp> ops;
+  const std::vector<DispatchVariant> dispatch_ways =
+      dispatch_variants(state->buffer->internal().ht_tuning.dispatch_copy_chunks);
   for (const int sms : context.session.sms()) {
-    // The whole dispatch, then the same with zero-copy outputs (views of the region: no copy-out).
-    for (const bool zero_copy : {false, true}) {
-      for (const Dtype dtype : {Dtype::kBf16, Dtype::kFp8}) {
-        const bool fp8 = dtype == Dtype::kFp8;
-        const auto row_b = static_cast<double>(row_bytes(w, dtype));
-        BenchOp op;
-        if (zero_copy) op.impl = "epcomm-zc";
-        op.op = "dispatch";
-        op.dtype = to_string(dtype);
-        op.num_sms = sms;
-        op.recv_bytes = static_cast<double>(traffic.recv_rows) * row_b;
-        op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row_b;
-        op.run = [state, fp8, zero_copy, sms](cudaStream_t s) {
-          state->result(fp8, zero_copy) = state->dispatch(fp8, sms, s, zero_copy);
-        };
-        if (timing) {
-          op.kernel_us = [state] { return state->kernel_us(); };
-          op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/true); };
+    // The whole dispatch, then the same with zero-copy outputs (views of the region: no copy-out),
+    // each way of moving the rows.
+    for (const DispatchVariant& way : dispatch_ways) {
+      for (const bool zero_copy : {false, true}) {
+        for (const Dtype dtype : {Dtype::kBf16, Dtype::kFp8}) {
+          const bool fp8 = dtype == Dtype::kFp8;
+          const auto row_b = static_cast<double>(row_bytes(w, dtype));
+          BenchOp op;
+          op.impl = zero_copy ? way.impl + "-zc" : way.impl;
+          op.op = "dispatch";
+          op.dtype = to_string(dtype);
+          op.num_sms = sms;
+          op.recv_bytes = static_cast<double>(traffic.recv_rows) * row_b;
+          op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row_b;
+          op.run = [state, fp8, zero_copy, sms, way](cudaStream_t s) {
+            const TuningOverride scoped(*state->buffer, way);
+            state->result(fp8, zero_copy) = state->dispatch(fp8, sms, s, zero_copy);
+          };
+          if (timing) {
+            op.kernel_us = [state] { return state->kernel_us(); };
+            op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/true); };
+          }
+          op.check = [state, fp8, zero_copy, expected] {
+            return state->check_dispatch(state->result(fp8, zero_copy),
+                                         fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
+          };
+          ops.push_back(std::move(op));
         }
-        op.check = [state, fp8, zero_copy, expected] {
-          return state->check_dispatch(state->result(fp8, zero_copy),
-                                       fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
-        };
-        ops.push_back(std::move(op));
       }
     }
-    {
-      // The data path alone: a cached dispatch (no layout, no count exchange, no host wait).
+    for (const DispatchVariant& way : dispatch_ways) {
+      // The data path alone: a cached dispatch (no layout, no count exchange, no host wait), from
+      // a handle made the same way (a cached dispatch moves rows as its handle's dispatch did).
       BenchOp op;
-      op.impl = "epcomm-cached";
+      op.impl = way.impl + "-cached";
       op.op = "dispatch";
       op.dtype = "bf16";
       op.num_sms = sms;
       op.recv_bytes = static_cast<double>(traffic.recv_rows) * bf16_row;
       op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * bf16_row;
-      op.setup = [state, sms](cudaStream_t s) { state->bf16 = state->dispatch(false, sms, s); };
+      op.setup = [state, sms, way](cudaStream_t s) {
+        const TuningOverride scoped(*state->buffer, way);
+        state->bf16 = state->dispatch(false, sms, s);
+      };
       op.run = [state, sms](cudaStream_t s) {
         DispatchArgs a;
         a.x = state->x_bf16;

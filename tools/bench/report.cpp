@@ -198,7 +198,8 @@ std::vector<ResultRow> rows_below_efficiency(const std::vector<ResultRow>& rows,
 
 namespace {
 bool is_epcomm(const std::string& impl) {
-  return impl == "epcomm" || (impl.rfind("epcomm-", 0) == 0 && impl != "epcomm-cached");
+  // Cached dispatches ("epcomm-cached", "epcomm-ce-cached") are not whole calls.
+  return impl == "epcomm" || (impl.rfind("epcomm-", 0) == 0 && impl.find("cached") == std::string::npos);
 }
 bool same_group(const ResultRow& a, const ResultRow& b) {
   return a.op == b.op && a.dtype == b.dtype && a.num_sms == b.num_sms && a.tokens == b.tokens;

@@ -20,4 +20,9 @@ std::vector<CombineVariant> combine_variants(const CombineSchedule& own) {
   return variants;
 }
 
+std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks) {
+  if (own_copy_chunks > 0) return {{"epcomm", own_copy_chunks}, {"epcomm-sm", 0}};
+  return {{"epcomm", 0}, {"epcomm-ce", kBenchCopyChunks}};
+}
+
 }  // namespace epcomm::bench

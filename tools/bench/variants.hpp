@@ -1,5 +1,6 @@
-// The schedules of the high-throughput combine kernel the benchmark runs side by side in one run
-// (same data, so their ratios compare), and the row name of each.
+// The ways of moving rows the high-throughput benchmark runs side by side in one run (same data,
+// so their ratios compare), and the row name of each: dispatch by SM stores or by the copy engine,
+// and the schedules of the combine kernel.
 #pragma once
 
 #include <string>
@@ -21,5 +22,17 @@ struct CombineVariant {
 // The Buffer's own schedule first, then the others: push and pull (staged by SMs), each phased and
 // overlapped, and pull staged by the copy engine (which has no senders, so no overlapped form).
 std::vector<CombineVariant> combine_variants(const CombineSchedule& own);
+
+// EPCOMM_HT_DISPATCH_CE of the copy-engine dispatch rows when the Buffer's own dispatch uses SM stores.
+inline constexpr int kBenchCopyChunks = 4;
+
+struct DispatchVariant {
+  std::string impl;     // "epcomm" for the Buffer's own, "epcomm-ce" (copy engine) or "epcomm-sm" (SM stores)
+  int copy_chunks = 0;  // EPCOMM_HT_DISPATCH_CE
+};
+
+// The Buffer's own dispatch first, then the other way: the copy engine in kBenchCopyChunks chunks
+// when the Buffer's uses SM stores (own_copy_chunks 0), else SM stores.
+std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks);
 
 }  // namespace epcomm::bench

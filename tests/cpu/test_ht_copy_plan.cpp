@@ -1,0 +1,134 @@
+// Host math of the copy-engine dispatch (EPCOMM_HT_DISPATCH_CE) for domains of 1 to 72 ranks: the
+// plan's chunks and channels, and the copies, which must move each peer's rows exactly once from
+// where the pack kernel staged them to where the receiver expects them.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "epcomm/error.hpp"
+#include "kernels/ht_layout.hpp"
+#include "kernels/region_layout.hpp"
+#include "runtime/ht_plan.hpp"
+
+namespace epcomm {
+namespace {
+
+TEST(HtCopyPlan, ChunksAreRunsOfWholeLaunchesOfChannels) {
+  for (int sms : {2, 3, 8, 24, 64, 132, kMaxBlocks}) {
+    for (int K : {1, 2, 4, kMaxCopyChunks}) {
+      const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, 4096, 0, 33, /*phased=*/false, K);
+      EXPECT_TRUE(p.phased);  // the receivers run after the packs
+      EXPECT_EQ(p.num_blocks, sms);
+      EXPECT_EQ(p.num_senders, sms);  // every pack launch takes the whole budget
+      EXPECT_GE(p.copy_chunks, 1);
+      EXPECT_LE(p.copy_chunks, K);
+      EXPECT_EQ(p.num_channels, p.copy_chunks * sms * kHtWarpsPerBlock);
+      EXPECT_LE(p.num_channels, kMaxChannels);  // one progress counter per channel
+      // As many chunks as asked for whenever the counters allow it.
+      if (K * sms * kHtWarpsPerBlock <= kMaxChannels) EXPECT_EQ(p.copy_chunks, K) << "sms " << sms;
+      EXPECT_GE(static_cast<std::int64_t>(p.num_channels) * p.tokens_per_channel, 4096);
+      for (int k = 0; k < p.copy_chunks; ++k)
+        EXPECT_EQ(copy_chunk_channel(k + 1, p.copy_chunks, p.num_channels) -
+                      copy_chunk_channel(k, p.copy_chunks, p.num_channels),
+                  sms * kHtWarpsPerBlock);
+      EXPECT_EQ(copy_chunk_channel(p.copy_chunks, p.copy_chunks, p.num_channels), p.num_channels);
+    }
+  }
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 33, true, 4).copy_chunks, 4);
+  EXPECT_EQ(plan_ht_dispatch(132, 132, 4096, 0, 33, true, 4).copy_chunks, 1);
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 33, true, 0).copy_chunks, 0);  // SM stores
+  EXPECT_THROW(plan_ht_dispatch(24, 132, 4096, 0, 33, true, kMaxCopyChunks + 1), Error);
+}
+
+TEST(HtCopyPlan, CachedDispatchKeepsTheHandlesChunks) {
+  const HtDispatchPlan first = plan_ht_dispatch(24, 132, 4096, 0, 33, true, 4);
+  for (int sms : {24, 30, 132}) {
+    const HtDispatchPlan again = plan_ht_dispatch(sms, 132, 4096, first.num_channels, 33, true, 4);
+    EXPECT_EQ(again.copy_chunks, 4);
+    EXPECT_EQ(again.num_channels, first.num_channels);
+    EXPECT_EQ(again.tokens_per_channel, first.tokens_per_channel);
+    EXPECT_EQ(again.num_senders, 24);  // blocks per pack launch, as the handle laid them out
+    EXPECT_EQ(again.num_blocks, sms);  // the receivers take the whole budget
+  }
+  // Fewer SMs than a chunk's blocks: refused, naming the setting.
+  try {
+    plan_ht_dispatch(23, 132, 4096, first.num_channels, 33, true, 4);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.num_sms"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(plan_ht_dispatch(24, 132, 4096, 24 * kHtWarpsPerBlock * 4 + 1, 33, true, 4), Error);
+}
+
+TEST(HtCopyPlan, HostCountsMakeRoomForTheChunkBoundaries) {
+  EXPECT_EQ(host_counts_ints(16, 2), 1u + 16 + 4);
+  EXPECT_EQ(host_counts_ints(16, 2, 4), 1u + 16 + 4 + 2 * 5);
+  EXPECT_EQ(host_send_prefix_offset(16, 2), host_counts_ints(16, 2));
+  // The largest case still fits below the ready word.
+  EXPECT_LE(
+      host_counts_ints(max_local_experts(kMaxDomainRanks, kMaxChannels), kMaxDomainRanks, kMaxCopyChunks) *
+          sizeof(std::int32_t),
+      kHostReadyOffset);
+}
+
+// Random counts and chunk boundaries: every peer's rows are copied exactly once, in order, from the
+// staging rows the pack kernel wrote (first_staged_row + index among the rows to that peer) to the
+// region rows the receiver reads (first_row_on + the same index).
+class CopyPlanPerDomainSize : public ::testing::TestWithParam<int> {};
+
+TEST_P(CopyPlanPerDomainSize, EveryPeersRowsAreCopiedOnceToWhereTheyLand) {
+  const int G = GetParam();
+  std::mt19937 rng(1234u + static_cast<unsigned>(G));
+  for (int K : {1, 3, kMaxCopyChunks}) {
+    std::vector<std::int32_t> counts(static_cast<std::size_t>(G * G));
+    for (auto& c : counts) c = static_cast<std::int32_t>(rng() % 4 == 0 ? 0 : rng() % 500);
+    for (int me = 0; me < G; ++me) {
+      // send_prefix[d][k]: non-decreasing from 0 to counts[me][d].
+      std::vector<std::int32_t> prefix(static_cast<std::size_t>(G * (K + 1)));
+      for (int d = 0; d < G; ++d) {
+        const std::int32_t n = counts[static_cast<std::size_t>(me * G + d)];
+        std::vector<std::int32_t> cuts;
+        for (int k = 1; k < K; ++k) cuts.push_back(static_cast<std::int32_t>(rng() % (n + 1)));
+        std::sort(cuts.begin(), cuts.end());
+        prefix[static_cast<std::size_t>(d * (K + 1))] = 0;
+        for (int k = 1; k < K; ++k) prefix[static_cast<std::size_t>(d * (K + 1) + k)] = cuts[k - 1];
+        prefix[static_cast<std::size_t>(d * (K + 1) + K)] = n;
+      }
+      const std::vector<ChunkCopy> copies = dispatch_chunk_copies(counts.data(), prefix.data(), G, me, K);
+      // next[d]: the index (among this rank's rows to d) the next copy to d must start at.
+      std::vector<std::int64_t> next(static_cast<std::size_t>(G), 0);
+      int last_chunk = 0;
+      for (const ChunkCopy& c : copies) {
+        ASSERT_NE(c.dst, me);
+        ASSERT_GT(c.rows, 0);
+        ASSERT_GE(c.chunk, last_chunk);  // chunk order: copy k waits only for pack k
+        last_chunk = c.chunk;
+        const auto d = static_cast<std::size_t>(c.dst);
+        EXPECT_EQ(c.stage_row, first_staged_row(counts.data(), G, me, c.dst) + next[d]);
+        EXPECT_EQ(c.region_row, first_row_on(counts.data(), G, me, c.dst) + next[d]);
+        EXPECT_EQ(next[d], prefix[d * static_cast<std::size_t>(K + 1) + static_cast<std::size_t>(c.chunk)]);
+        next[d] += c.rows;
+      }
+      std::int64_t staged = 0;
+      for (int d = 0; d < G; ++d) {
+        const std::int64_t n = counts[static_cast<std::size_t>(me * G + d)];
+        EXPECT_EQ(next[static_cast<std::size_t>(d)], d == me ? 0 : n)
+            << "G " << G << " me " << me << " d " << d;
+        // Each peer's rows end in d's region before the next source's begin.
+        if (d != me) {
+          EXPECT_LE(first_row_on(counts.data(), G, me, d) + n, first_row_on(counts.data(), G, me + 1, d));
+          staged += n;
+        }
+      }
+      EXPECT_EQ(first_staged_row(counts.data(), G, me, G), staged);  // the staging's size in rows
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, CopyPlanPerDomainSize, ::testing::Values(1, 2, 4, 8, 16, 72));
+
+}  // namespace
+}  // namespace epcomm
