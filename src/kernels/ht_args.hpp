@@ -68,12 +68,16 @@ struct HtDispatchArgs {
   int tokens_per_channel = 0;
   int publish_tokens = 4;          // tokens a sender warp forwards between progress releases
   bool outputs_in_region = false;  // zero-copy: the outputs are this rank's region; nothing to copy
-  // Copy-engine dispatch's pack launches: senders store each payload row for a peer into stage_x
-  // (first_staged_row), metadata still straight into the peer's region, and publish no progress
-  // (launch_ht_dispatch_signal does, once the copy engine moved the chunk); channels start at
-  // channel_offset. Null stage_x: SM stores to the peers' regions.
-  std::uint8_t* stage_x = nullptr;
+  // The channels this launch's senders forward, [channel_offset, + num_send_channels), each
+  // sender warp taking every (num_senders * kHtWarpsPerBlock)-th.
   int channel_offset = 0;
+  int num_send_channels = 0;
+  // Copy-engine dispatch: its pack launches (stage_x set) forward only the peers' rows, each
+  // payload row into stage_x (first_staged_row), the metadata straight into the peer's region, and
+  // publish no progress (launch_ht_dispatch_signal does, once the copy engine moved the chunk);
+  // its last launch (self_only) forwards only this rank's own rows, then receives.
+  std::uint8_t* stage_x = nullptr;
+  bool self_only = false;
   const std::int32_t* send_slot = nullptr;
   const std::int32_t* count_matrix = nullptr;
   const std::int32_t* recv_chunk_start = nullptr;

@@ -144,25 +144,24 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
   }
 }
 
-__device__ void run_sender(const HtDispatchArgs& a) {
+// Per block: this rank's first row on each destination, and (pack) staging row minus region row.
+struct SenderBases {
+  std::int64_t dst_row_base[kMaxDomainRanks];
+  std::int64_t stage_shift[kMaxDomainRanks];
+};
+
+// One warp forwards the tokens of `channel` to the destinations this launch serves: every one
+// (SM stores), the peers (pack: payload to staging, no progress) or this rank (self_only).
+__device__ void send_channel(const HtDispatchArgs& a, int channel, const SenderBases& bases,
+                             TokenRoute& route) {
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, me = v.domain_rank;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int channel = a.channel_offset + blockIdx.x * kWarps + warp;
-  const bool pack = a.stage_x != nullptr;  // copy-engine dispatch: payload to staging, no progress
-  __shared__ std::int64_t dst_row_base[kMaxDomainRanks];  // my first row on each destination
-  __shared__ std::int64_t stage_shift[kMaxDomainRanks];   // pack: staging row - region row
-  __shared__ TokenRoute routes[kWarps];
-  for (int d = threadIdx.x; d < G; d += blockDim.x) {
-    dst_row_base[d] = first_row_on(a.count_matrix, G, me, d);
-    stage_shift[d] = first_staged_row(a.count_matrix, G, me, d) - dst_row_base[d];
-  }
-  __syncthreads();
+  const int lane = threadIdx.x % 32;
+  const bool pack = a.stage_x != nullptr;
   // Lane l counts this channel's completed rows to destinations l, l + 32, l + 64.
   std::int32_t sent[kRankSlots] = {}, published[kRankSlots] = {};
   const std::int64_t t_begin = static_cast<std::int64_t>(channel) * a.tokens_per_channel;
   const std::int64_t t_end = min(a.num_tokens, t_begin + a.tokens_per_channel);
-  TokenRoute& route = routes[warp];
   // send_slot of the next token is loaded one token ahead.
   std::int32_t next_slot[kRankSlots];
   auto load_slots = [&](std::int64_t t) {
@@ -185,21 +184,22 @@ __device__ void run_sender(const HtDispatchArgs& a) {
       const int d0 = j * 32;
       if (d0 >= G) break;
       const int d = d0 + lane;
-      const std::int32_t slot = slots[j];
+      const bool served = pack ? d != me : !a.self_only || d == me;
+      const std::int32_t slot = served ? slots[j] : -1;
       const unsigned ballot = __ballot_sync(0xffffffffu, slot >= 0);
       if (slot >= 0) {
         const int k = n + __popc(ballot & ((1u << lane) - 1u));
         route.dst[k] = d;
-        route.row[k] = dst_row_base[d] + slot;
+        route.row[k] = bases.dst_row_base[d] + slot;
         ++sent[j];
       }
       n += __popc(ballot);
     }
     if (lane == 0) route.num_dsts = n;
     __syncwarp();
-    forward_token(a, t, route, pack ? stage_shift : nullptr);
+    forward_token(a, t, route, pack ? bases.stage_shift : nullptr);
     __syncwarp();
-    if (pack) continue;
+    if (pack || a.self_only) continue;  // no peer rows, or the copy engine's signal publishes them
     // NOTE: release after the warp barrier, so every lane's rows precede it; only when the count
     // moved, so no late write can land after the receiver moved on to the next operation.
     if ((t - t_begin) % a.publish_tokens == a.publish_tokens - 1 || t + 1 == t_end) {
@@ -214,9 +214,24 @@ __device__ void run_sender(const HtDispatchArgs& a) {
       }
     }
   }
+}
+
+__device__ void run_sender(const HtDispatchArgs& a) {
+  const int G = a.view.num_domain_ranks, me = a.view.domain_rank;
+  const int warp = threadIdx.x / 32;
+  __shared__ SenderBases bases;
+  __shared__ TokenRoute routes[kWarps];
+  for (int d = threadIdx.x; d < G; d += blockDim.x) {
+    bases.dst_row_base[d] = first_row_on(a.count_matrix, G, me, d);
+    bases.stage_shift[d] = first_staged_row(a.count_matrix, G, me, d) - bases.dst_row_base[d];
+  }
+  __syncthreads();
+  const int end = a.channel_offset + a.num_send_channels;
+  for (int c = a.channel_offset + blockIdx.x * kWarps + warp; c < end; c += a.num_senders * kWarps)
+    send_channel(a, c, bases, routes[warp]);
   // Pack: the metadata stored into the peers' regions is visible system-wide before the signal
   // that follows the chunk's copies (launch_ht_dispatch_signal, another stream) releases it.
-  if (pack) __threadfence_system();
+  if (a.stage_x != nullptr) __threadfence_system();
 }
 
 // One warp copies rows [from, to) of one (source, channel) from this rank's region into the

@@ -30,6 +30,7 @@ void queue_copy_engine_dispatch(Buffer::Impl& m, HtDispatchArgs d, const HtDispa
   for (int k = 0; k < K; ++k) {
     const int c0 = copy_chunk_channel(k, K, C), c1 = copy_chunk_channel(k + 1, K, C);
     d.channel_offset = c0;
+    d.num_send_channels = c1 - c0;
     m.timer.begin(comm, "pack");
     launch_ht_dispatch(d, plan.num_senders, comm);
     m.timer.end(comm);
@@ -47,9 +48,14 @@ void queue_copy_engine_dispatch(Buffer::Impl& m, HtDispatchArgs d, const HtDispa
   }
   m.timer.host_step("copies-queued");
 
+  // This rank's own rows (every channel) while the copy engine still carries the peers', then
+  // every warp receives.
   d.stage_x = nullptr;
+  d.self_only = true;
   d.channel_offset = 0;
-  d.num_senders = 0;  // every block receives
+  d.num_send_channels = C;
+  d.num_senders = plan.num_blocks;
+  d.phased = true;
   m.timer.begin(comm, "dispatch");
   launch_ht_dispatch(d, plan.num_blocks, comm);
   m.timer.end(comm);

@@ -207,6 +207,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   d.phased = plan.phased;
   d.outputs_in_region = a.zero_copy;
   d.num_channels = plan.num_channels;
+  d.num_send_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;
   d.recv_copied = HtScratch::recv_copied(m.scratch.get());
   d.publish_tokens = m.ht_tuning.publish_tokens;
