@@ -197,7 +197,8 @@ __device__ void send_channel(const HtDispatchArgs& a, int channel, const SenderB
     }
     if (lane == 0) route.num_dsts = n;
     __syncwarp();
-    forward_token(a, t, route, pack ? bases.stage_shift : nullptr);
+    // (A token with no destination this launch serves is not even read.)
+    if (n > 0) forward_token(a, t, route, pack ? bases.stage_shift : nullptr);
     __syncwarp();
     if (pack || a.self_only) continue;  // no peer rows, or the copy engine's signal publishes them
     // NOTE: release after the warp barrier, so every lane's rows precede it; only when the count
