@@ -23,17 +23,21 @@ void queue_copy_engine_dispatch(Buffer::Impl& m, HtDispatchArgs d, const HtDispa
       m.allocator, DType::kU8, {std::max<std::int64_t>(1, staged) * d.region.row_bytes}, comm);
   while (m.copy_events.size() < static_cast<std::size_t>(K + 1)) m.copy_events.emplace_back();
 
+  // One launch of `blocks` blocks (all senders) forwarding channels [c0, c1).
+  auto launch = [&](const char* label, int blocks, int c0, int c1) {
+    d.num_senders = blocks;
+    d.channel_offset = c0;
+    d.num_send_channels = c1 - c0;
+    m.timer.begin(comm, label);
+    launch_ht_dispatch(d, blocks, comm);
+    m.timer.end(comm);
+  };
   d.stage_x = static_cast<std::uint8_t*>(staging.data());
-  d.num_senders = plan.num_senders;
   d.phased = false;
   auto next = copies.begin();
   for (int k = 0; k < K; ++k) {
     const int c0 = copy_chunk_channel(k, K, C), c1 = copy_chunk_channel(k + 1, K, C);
-    d.channel_offset = c0;
-    d.num_send_channels = c1 - c0;
-    m.timer.begin(comm, "pack");
-    launch_ht_dispatch(d, plan.num_senders, comm);
-    m.timer.end(comm);
+    launch("pack", plan.num_senders, c0, c1);
     Event& packed = m.copy_events[static_cast<std::size_t>(k)];
     packed.record(comm);
     EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, packed.get(), 0));
@@ -52,13 +56,8 @@ void queue_copy_engine_dispatch(Buffer::Impl& m, HtDispatchArgs d, const HtDispa
   // every warp receives.
   d.stage_x = nullptr;
   d.self_only = true;
-  d.channel_offset = 0;
-  d.num_send_channels = C;
-  d.num_senders = plan.num_blocks;
   d.phased = true;
-  m.timer.begin(comm, "dispatch");
-  launch_ht_dispatch(d, plan.num_blocks, comm);
-  m.timer.end(comm);
+  launch("dispatch", plan.num_blocks, 0, C);
   Event& copied = m.copy_events[static_cast<std::size_t>(K)];
   copied.record(copy);
   // NOTE: before staging is released (on comm) and before the next operation reuses the regions.
