@@ -1,4 +1,5 @@
 // notify: the count exchange that opens a (non-cached) high-throughput dispatch. One block.
+#include <climits>
 #include <cstdint>
 
 #include "kernels/barrier.cuh"
@@ -171,7 +172,13 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   }
   ok = __syncthreads_and(ok);
   if (threadIdx.x == 0) *a.notify_epoch = epoch;
-  if (!ok) return;
+  if (!ok) {
+    // NOTE: kernels queued behind notify before the host sees this failure (zero-copy's early
+    // launch, the copy engine's packs) must not forward rows by counts that were never exchanged:
+    // counts no region can hold stop them in their guard (ht_guard.cuh) before they write.
+    for (int i = threadIdx.x; i < G * G; i += blockDim.x) a.count_matrix[i] = INT32_MAX;
+    return;
+  }
 
   // Every source's counts are here: where each source's rows and chunks land on this rank.
   for (int i = threadIdx.x; i < G * G; i += blockDim.x) {

@@ -1,67 +1,81 @@
 #include "runtime/ht_dispatch_copy.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "runtime/check.hpp"
 #include "runtime/cuda_check.hpp"
 
 namespace epcomm {
 
-void queue_copy_engine_dispatch(Buffer::Impl& m, HtDispatchArgs d, const HtDispatchPlan& plan,
-                                const DispatchHandle& h, CommScope& scope) {
-  const int G = m.view.num_domain_ranks, me = m.view.domain_rank;
-  const int K = plan.copy_chunks, C = plan.num_channels;
+CopyEngineDispatch::CopyEngineDispatch(Buffer::Impl& m, const HtDispatchPlan& plan, std::int64_t staged_rows,
+                                       std::int64_t row_bytes, cudaStream_t comm)
+    : m_(m),
+      plan_(plan),
+      comm_(comm),
+      staging_(DeviceTensor::empty(m.allocator, DType::kU8,
+                                   {std::max<std::int64_t>(1, staged_rows) * row_bytes}, comm)),
+      staged_rows_(staged_rows) {
+  while (m.copy_events.size() < static_cast<std::size_t>(plan.copy_chunks + 1)) m.copy_events.emplace_back();
+}
+
+void CopyEngineDispatch::launch(HtDispatchArgs& d, const char* label, int blocks, int c0, int c1) {
+  d.num_senders = blocks;
+  d.channel_offset = c0;
+  d.num_send_channels = c1 - c0;
+  m_.timer.begin(comm_, label);
+  launch_ht_dispatch(d, blocks, comm_);
+  m_.timer.end(comm_);
+}
+
+void CopyEngineDispatch::pack(HtDispatchArgs d) {
+  const int K = plan_.copy_chunks, C = plan_.num_channels;
+  d.stage_x = static_cast<std::uint8_t*>(staging_.data());
+  d.phased = false;
+  for (int k = 0; k < K; ++k) {
+    launch(d, "pack", plan_.num_senders, copy_chunk_channel(k, K, C), copy_chunk_channel(k + 1, K, C));
+    m_.copy_events[static_cast<std::size_t>(k)].record(comm_);
+  }
+  m_.timer.host_step("packs-queued");
+}
+
+void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
+  const int G = m_.view.num_domain_ranks, me = m_.view.domain_rank;
+  const int K = plan_.copy_chunks, C = plan_.num_channels;
   EPCOMM_REQUIRE(K > 0 && h.send_prefix_host.size() == static_cast<std::size_t>(G * (K + 1)) &&
                      h.count_matrix_host.size() == static_cast<std::size_t>(G * G),
                  ErrorCategory::kInternal, "copy-engine dispatch without the host's counts");
-  const cudaStream_t comm = scope.comm(), copy = m.copy.get();
   const std::int32_t* counts = h.count_matrix_host.data();
+  EPCOMM_REQUIRE(first_staged_row(counts, G, me, G) <= staged_rows_, ErrorCategory::kInternal,
+                 "copy-engine dispatch: staging too small");
   const std::vector<ChunkCopy> copies = dispatch_chunk_copies(counts, h.send_prefix_host.data(), G, me, K);
   const auto row_bytes = static_cast<std::size_t>(d.region.row_bytes);
-  const std::int64_t staged = first_staged_row(counts, G, me, G);  // every peer's rows
-  const DeviceTensor staging = DeviceTensor::empty(
-      m.allocator, DType::kU8, {std::max<std::int64_t>(1, staged) * d.region.row_bytes}, comm);
-  while (m.copy_events.size() < static_cast<std::size_t>(K + 1)) m.copy_events.emplace_back();
-
-  // One launch of `blocks` blocks (all senders) forwarding channels [c0, c1).
-  auto launch = [&](const char* label, int blocks, int c0, int c1) {
-    d.num_senders = blocks;
-    d.channel_offset = c0;
-    d.num_send_channels = c1 - c0;
-    m.timer.begin(comm, label);
-    launch_ht_dispatch(d, blocks, comm);
-    m.timer.end(comm);
-  };
-  d.stage_x = static_cast<std::uint8_t*>(staging.data());
-  d.phased = false;
+  const auto* staging = static_cast<const char*>(staging_.data());
+  const cudaStream_t copy = m_.copy.get();
   auto next = copies.begin();
   for (int k = 0; k < K; ++k) {
-    const int c0 = copy_chunk_channel(k, K, C), c1 = copy_chunk_channel(k + 1, K, C);
-    launch("pack", plan.num_senders, c0, c1);
-    Event& packed = m.copy_events[static_cast<std::size_t>(k)];
-    packed.record(comm);
-    EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, packed.get(), 0));
+    EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_events[static_cast<std::size_t>(k)].get(), 0));
     for (; next != copies.end() && next->chunk == k; ++next) {
-      char* region = RegionLayout::data(m.view.peer_base[next->dst]) + d.region.x_offset;
+      char* region = RegionLayout::data(m_.view.peer_base[next->dst]) + d.region.x_offset;
       EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + static_cast<std::size_t>(next->region_row) * row_bytes,
-                                        d.stage_x + static_cast<std::size_t>(next->stage_row) * row_bytes,
+                                        staging + static_cast<std::size_t>(next->stage_row) * row_bytes,
                                         static_cast<std::size_t>(next->rows) * row_bytes,
                                         cudaMemcpyDeviceToDevice, copy));
     }
-    launch_ht_dispatch_signal(m.view, c0, c1, copy);
+    launch_ht_dispatch_signal(m_.view, copy_chunk_channel(k, K, C), copy_chunk_channel(k + 1, K, C), copy);
   }
-  m.timer.host_step("copies-queued");
+  m_.timer.host_step("copies-queued");
 
   // This rank's own rows (every channel) while the copy engine still carries the peers', then
   // every warp receives.
   d.stage_x = nullptr;
   d.self_only = true;
   d.phased = true;
-  launch("dispatch", plan.num_blocks, 0, C);
-  Event& copied = m.copy_events[static_cast<std::size_t>(K)];
+  launch(d, "dispatch", plan_.num_blocks, 0, C);
+  Event& copied = m_.copy_events[static_cast<std::size_t>(K)];
   copied.record(copy);
   // NOTE: before staging is released (on comm) and before the next operation reuses the regions.
-  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm, copied.get(), 0));
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm_, copied.get(), 0));
 }
 
 }  // namespace epcomm

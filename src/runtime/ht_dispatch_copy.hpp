@@ -1,6 +1,9 @@
 // The copy-engine dispatch (EPCOMM_HT_DISPATCH_CE): the SMs pack, the copy engine carries.
 #pragma once
 
+#include <cstdint>
+
+#include "epcomm/device_tensor.hpp"
 #include "epcomm/dispatch.hpp"
 #include "kernels/ht_args.hpp"
 #include "runtime/buffer_impl.hpp"
@@ -8,15 +11,35 @@
 
 namespace epcomm {
 
-// Queued after notify or prepare (the opening barrier), with the host's counts in `h`
-// (count_matrix_host, send_prefix_host). For each of the plan's chunks: a launch of sender blocks
-// packs the chunk's rows for the peers (payload into local staging) on the communication stream;
-// the copy stream then copies each peer's packed rows into that peer's region and marks the
-// chunk's channels arrived there. A last launch writes this rank's own rows to the outputs while
-// the copies run, then every warp receives (copies out). The communication stream joins the copy
-// stream before returning, so the call's event covers it.
-// `d` holds everything but the launch-specific fields.
-void queue_copy_engine_dispatch(Buffer::Impl& m, HtDispatchArgs d, const HtDispatchPlan& plan,
-                                const DispatchHandle& h, CommScope& scope);
+// One call's copy-engine dispatch, in two steps on the communication stream after notify or
+// prepare (the opening barrier):
+//  pack(): per chunk of the plan, a launch of sender blocks packs the chunk's rows for the peers
+//    (payload into local staging, metadata straight into the peers' regions). Needs only the
+//    device's counts, so it may run while the host still waits for notify's.
+//  finish(): with the host's counts in the handle (count_matrix_host, send_prefix_host), the copy
+//    stream copies each chunk's packed rows into each peer's region once packed and marks the
+//    chunk's channels arrived there; a last launch writes this rank's own rows to the outputs while
+//    the copies run, then every warp receives (copies out). The communication stream joins the
+//    copy stream, so the call's event covers the copies.
+// Staging is released (stream-ordered, on the communication stream) when this goes.
+class CopyEngineDispatch {
+ public:
+  // `staged_rows`: at least this rank's rows to its peers.
+  CopyEngineDispatch(Buffer::Impl& m, const HtDispatchPlan& plan, std::int64_t staged_rows,
+                     std::int64_t row_bytes, cudaStream_t comm);
+  // `d` holds everything but the launch-specific fields (outputs unused).
+  void pack(HtDispatchArgs d);
+  void finish(HtDispatchArgs d, const DispatchHandle& h);
+
+ private:
+  // One launch of `blocks` sender blocks forwarding channels [c0, c1).
+  void launch(HtDispatchArgs& d, const char* label, int blocks, int c0, int c1);
+
+  Buffer::Impl& m_;
+  HtDispatchPlan plan_;
+  cudaStream_t comm_;
+  DeviceTensor staging_;
+  std::int64_t staged_rows_;
+};
 
 }  // namespace epcomm

@@ -1,5 +1,6 @@
 // Buffer::dispatch: checks, notify (or prepare for a cached dispatch), outputs, dispatch kernel.
 #include <cstring>
+#include <optional>
 
 #include "epcomm/error.hpp"
 #include "kernels/device_status.hpp"
@@ -108,6 +109,51 @@ void receive_counts(Buffer::Impl& m, const HtDispatchLayout& region, DispatchHan
                  "dispatch");
 }
 
+// The dispatch kernel's arguments that do not depend on the outputs: inputs, plan, routing (the
+// handle's device tensors, which exist once notify is queued or the handle is given).
+HtDispatchArgs input_args(const Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
+                          const HtDispatchPlan& plan, const HtDispatchLayout& region,
+                          const DispatchHandle& h) {
+  HtDispatchArgs d;
+  d.view = m.view;
+  d.region = region;
+  d.x = static_cast<const std::uint8_t*>(a.x.data);
+  d.x_scales = static_cast<const float*>(a.x_scales.data);
+  d.scale_stride_token = shape.fp8 ? a.x_scales.stride[0] : 0;
+  d.scale_stride_block = shape.fp8 ? a.x_scales.stride[1] : 0;
+  d.topk_idx = a.topk_idx.data;
+  d.topk_weights = static_cast<const float*>(a.topk_weights.data);
+  d.num_tokens = shape.num_tokens;
+  d.num_local_experts = h.num_local_experts;
+  d.num_senders = plan.num_senders;
+  d.phased = plan.phased;
+  d.outputs_in_region = a.zero_copy;
+  d.num_channels = plan.num_channels;
+  d.num_send_channels = plan.num_channels;
+  d.tokens_per_channel = plan.tokens_per_channel;
+  d.recv_copied = HtScratch::recv_copied(m.scratch.get());
+  d.publish_tokens = m.ht_tuning.publish_tokens;
+  d.send_slot = data_of<std::int32_t>(h.send_slot);
+  d.count_matrix = data_of<std::int32_t>(h.count_matrix);
+  d.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
+  d.recv_chunk_count = data_of<std::int32_t>(h.recv_chunk_count);
+  d.num_recv = data_of<std::int32_t>(h.num_recv_dev);
+  return d;
+}
+
+// Where the kernel writes, and how many rows (0 when launched before the host knows the count:
+// the kernel reads only worst-case mode's).
+void set_outputs(HtDispatchArgs& d, const OutputPointers& dst, const checks::DispatchShape& shape,
+                 std::int64_t num_rows, bool worst) {
+  d.num_rows = num_rows;
+  d.num_worst = worst;
+  d.recv_x = static_cast<std::uint8_t*>(dst.x);
+  d.recv_scales = shape.fp8 ? static_cast<float*>(dst.scales) : nullptr;
+  d.recv_topk_idx = shape.num_topk > 0 ? dst.topk : nullptr;
+  d.recv_topk_weights = shape.num_topk > 0 ? static_cast<float*>(dst.weights) : nullptr;
+  d.recv_src_idx = static_cast<std::int32_t*>(dst.src_idx);
+}
+
 }  // namespace
 
 DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& options) {
@@ -152,16 +198,38 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     h.num_tokens = shape.num_tokens;
     h.expert_alignment = a.expert_alignment;
     launch_notify(m, a, shape, plan, scope, h);
-    if (a.num_worst_tokens <= 0) {
-      scope.mark();
-      if (!launch_early) {
-        m.timer.host_step("notify-queued");
-        wait_for_counts(m, scope);
-        m.timer.host_step("counts-seen");
-        receive_counts(m, region, h, out.num_recv_tokens_per_expert);
+    if (a.num_worst_tokens <= 0) scope.mark();
+  }
+  HtDispatchArgs d = input_args(m, a, shape, plan, region, h);
+  // The copy engine's packs need only the device's counts: they run during the handshake when
+  // staging for the worst case is small enough (a cached dispatch knows the exact size).
+  const int G = m.domains.ranks_per_domain;
+  std::optional<CopyEngineDispatch> copy_engine;
+  auto start_copy_engine = [&](std::int64_t staged_rows) {
+    copy_engine.emplace(m, plan, staged_rows, region.row_bytes, scope.comm());
+    copy_engine->pack(d);
+  };
+  if (plan.copy_chunks > 0 && cached)
+    start_copy_engine(first_staged_row(h.count_matrix_host.data(), G, m.view.domain_rank, G));
+  else if (plan.copy_chunks > 0 && early_staging_rows(shape.num_tokens, G, region.row_bytes) >= 0)
+    start_copy_engine(early_staging_rows(shape.num_tokens, G, region.row_bytes));
+  if (!cached && a.num_worst_tokens <= 0 && !launch_early) {
+    m.timer.host_step("notify-queued");
+    wait_for_counts(m, scope);
+    m.timer.host_step("counts-seen");
+    try {
+      receive_counts(m, region, h, out.num_recv_tokens_per_expert);
+    } catch (const Error&) {
+      // As for the early launch below: the packs saw the same counts and stopped before writing.
+      if (copy_engine) {
+        EPCOMM_CUDA_CHECK(cudaStreamSynchronize(scope.comm()));
+        m.clear_status(StatusCode::kRegionTooSmall);
       }
+      throw;
     }
   }
+  if (plan.copy_chunks > 0 && !copy_engine)
+    start_copy_engine(first_staged_row(h.count_matrix_host.data(), G, m.view.domain_rank, G));
 
   // Where the outputs go: the region's sections (zero-copy) or new tensors of h.num_rows rows.
   char* const data = RegionLayout::data(m.region.get());
@@ -192,41 +260,10 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
            out.recv_topk_weights.data(), h.recv_src_idx.data()};
   }
 
-  HtDispatchArgs d;
-  d.view = m.view;
-  d.region = region;
-  d.x = static_cast<const std::uint8_t*>(a.x.data);
-  d.x_scales = static_cast<const float*>(a.x_scales.data);
-  d.scale_stride_token = shape.fp8 ? a.x_scales.stride[0] : 0;
-  d.scale_stride_block = shape.fp8 ? a.x_scales.stride[1] : 0;
-  d.topk_idx = a.topk_idx.data;
-  d.topk_weights = static_cast<const float*>(a.topk_weights.data);
-  d.num_tokens = shape.num_tokens;
-  d.num_local_experts = h.num_local_experts;
-  d.num_senders = plan.num_senders;
-  d.phased = plan.phased;
-  d.outputs_in_region = a.zero_copy;
-  d.num_channels = plan.num_channels;
-  d.num_send_channels = plan.num_channels;
-  d.tokens_per_channel = plan.tokens_per_channel;
-  d.recv_copied = HtScratch::recv_copied(m.scratch.get());
-  d.publish_tokens = m.ht_tuning.publish_tokens;
-  d.send_slot = data_of<std::int32_t>(h.send_slot);
-  d.count_matrix = data_of<std::int32_t>(h.count_matrix);
-  d.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
-  d.recv_chunk_count = data_of<std::int32_t>(h.recv_chunk_count);
-  d.num_recv = data_of<std::int32_t>(h.num_recv_dev);
-  // Launched early, the row count is not known yet; the kernel reads only worst-case mode's.
-  d.num_rows = launch_early ? 0 : h.num_rows;
-  d.num_worst = !launch_early && h.num_recv_tokens < 0;
-  d.recv_x = static_cast<std::uint8_t*>(dst.x);
-  d.recv_scales = shape.fp8 ? static_cast<float*>(dst.scales) : nullptr;
-  d.recv_topk_idx = shape.num_topk > 0 ? dst.topk : nullptr;
-  d.recv_topk_weights = shape.num_topk > 0 ? static_cast<float*>(dst.weights) : nullptr;
-  d.recv_src_idx = static_cast<std::int32_t*>(dst.src_idx);
+  set_outputs(d, dst, shape, launch_early ? 0 : h.num_rows, !launch_early && h.num_recv_tokens < 0);
   m.timer.host_step("dispatch-args");
-  if (plan.copy_chunks > 0) {
-    queue_copy_engine_dispatch(m, d, plan, h, scope);
+  if (copy_engine) {
+    copy_engine->finish(d, h);
   } else {
     m.timer.begin(scope.comm(), "dispatch");
     launch_ht_dispatch(d, plan.num_blocks, scope.comm());

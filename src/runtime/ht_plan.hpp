@@ -109,6 +109,12 @@ std::vector<StagedRows> pull_staged_rows(const std::int32_t* count_matrix, int G
 // [send_prefix[d][k], send_prefix[d][k + 1]) to d (send_prefix: G x (K + 1), from notify) from
 // its staging (first_staged_row) to where they land in d's region (first_row_on). Chunks ascending,
 // then peers; empty copies and `me` (its rows go straight to its outputs) left out.
+// Copy-engine dispatch: packing may start before the host knows the counts when staging sized for
+// the worst case (every token to every peer) is at most kMaxEarlyStagingBytes. That many rows, or
+// -1 when the bound is larger (the packs then wait for the counts).
+inline constexpr std::int64_t kMaxEarlyStagingBytes = std::int64_t{256} << 20;
+std::int64_t early_staging_rows(std::int64_t num_tokens, int num_domain_ranks, std::int64_t row_bytes);
+
 struct ChunkCopy {
   int chunk = 0, dst = 0;
   std::int64_t stage_row = 0, region_row = 0, rows = 0;

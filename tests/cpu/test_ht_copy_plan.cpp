@@ -74,6 +74,17 @@ TEST(HtCopyPlan, HostCountsMakeRoomForTheChunkBoundaries) {
       kHostReadyOffset);
 }
 
+TEST(HtCopyPlan, PacksStartEarlyOnlyWhenWorstCaseStagingIsSmall) {
+  EXPECT_EQ(early_staging_rows(4096, 2, 14336), 4096);     // ht-dsv3 on 2 ranks: 59 MB
+  EXPECT_EQ(early_staging_rows(4096, 1, 14336), 0);        // no peers, nothing staged
+  EXPECT_EQ(early_staging_rows(4096, 8, 14336), -1);       // 411 MB: wait for the exact size
+  EXPECT_EQ(early_staging_rows(4096, 8, 7168), 7 * 4096);  // FP8 on 8 ranks: 206 MB
+  EXPECT_EQ(early_staging_rows(0, 72, 14336), 0);
+  const std::int64_t rows = kMaxEarlyStagingBytes / 16384;  // exactly the limit
+  EXPECT_EQ(early_staging_rows(rows, 2, 16384), rows);
+  EXPECT_EQ(early_staging_rows(rows + 1, 2, 16384), -1);
+}
+
 // Random counts and chunk boundaries: every peer's rows are copied exactly once, in order, from the
 // staging rows the pack kernel wrote (first_staged_row + index among the rows to that peer) to the
 // region rows the receiver reads (first_row_on + the same index).

@@ -455,6 +455,23 @@ TEST_F(Ht, PeerThatSkipsTheDispatchTimesOut) {
   }  // both ranks meet in the destructor
 }
 
+// The same with zero-copy outputs, whose kernel is launched before the host sees notify fail (as
+// are the copy engine's packs, EPCOMM_HT_DISPATCH_CE, in the case above): notify leaves counts no
+// region holds, so that kernel stops in its guard instead of forwarding rows by unexchanged counts.
+TEST_F(Ht, PeerThatSkipsAZeroCopyDispatchTimesOut) {
+  const GpuEnv& env = gpu_env();
+  if (env.world < 2) GTEST_SKIP() << "needs a peer that can fail to arrive";
+  {
+    Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = 2000});
+    if (env.rank == 0) {
+      PlainDispatch p = plain_dispatch(buffer, {.num_tokens = 64, .hidden = 2048, .seed = 64});
+      p.args.zero_copy = true;
+      expect_peer_timeout([&] { buffer.dispatch(p.args, {.stream = env.stream}); }, "timed out");
+      EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+    }
+  }  // both ranks meet in the destructor
+}
+
 // A peer that never calls combine: this rank's combine times out in its opening barrier, and the
 // next check_status() throws the device's report naming combine and the rank waited for.
 TEST_F(Ht, PeerThatSkipsTheCombineTimesOut) {
