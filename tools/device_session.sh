@@ -3,6 +3,7 @@
 # result files go to $OUT (the device tool brings that folder back). Usage:
 #   tools/device_session.sh [tests] [probe] [bench WORKLOAD...] [shared N PROGRAM...]
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
+#   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
 #   shared N PROGRAM...: GPU test programs (test_ll, test_ht, ...) on N ranks that share the local
 #   GPUs (EPCOMM_TEST_SHARE_GPUS=1): the ranks' kernels take turns, so this checks correctness of
 #   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases.
@@ -48,8 +49,9 @@ while [ $# -gt 0 ]; do
       shift
       while [ $# -gt 0 ] && [ "$1" != tests ] && [ "$1" != bench ] && [ "$1" != probe ]; do
         w=$1; shift
+        # shellcheck disable=SC2086
         "$build/tools/epcomm-run" -n "$gpus" --timeout 400 "$build/tools/bench/epcomm-bench" --workload "$w" \
-          --json "$OUT/$w.json" > "$OUT/$w.txt" 2>&1
+          --json "$OUT/$w.json" ${EPCOMM_BENCH_ARGS:-} > "$OUT/$w.txt" 2>&1
         rc=$?; [ $rc -ne 0 ] && status=$rc
         echo "== $w (rc $rc)"; grep -v "^\[rank 1\]" "$OUT/$w.txt" | tail -30
       done

@@ -28,7 +28,7 @@ TEST(BenchCli, DefaultsFollowTheProtocol) {
 TEST(BenchCli, Flags) {
   const Options o = parse({"--workload", "all", "--warmup=20", "--iters", "100", "--json",
                            "r-{workload}.json", "--csv=r.csv", "--no-check", "--sms", "8,16,24",
-                           "--min-efficiency", "0.75", "--ceiling-mib", "1024"});
+                           "--min-efficiency", "0.75", "--ceiling-mib", "1024", "--ce-chunks", "2,4,8"});
   EXPECT_EQ(o.workloads, (std::vector<std::string>{"ht-dsv3", "ht-skew", "ll-dsv3", "ll-small"}));
   EXPECT_EQ(o.warmup, 20);
   EXPECT_EQ(o.iters, 100);
@@ -38,6 +38,8 @@ TEST(BenchCli, Flags) {
   EXPECT_EQ(o.sms, (std::vector<int>{8, 16, 24}));
   EXPECT_DOUBLE_EQ(*o.min_efficiency, 0.75);
   EXPECT_EQ(o.ceiling_mib, 1024u);
+  EXPECT_EQ(o.ce_chunks, (std::vector<int>{2, 4, 8}));
+  EXPECT_EQ(parse({}).ce_chunks, std::vector<int>{4});
   EXPECT_EQ(parse({"--workload", "ll-small,ht-skew"}).workloads,
             (std::vector<std::string>{"ll-small", "ht-skew"}));
 }
@@ -57,6 +59,8 @@ TEST(BenchCli, BadArgumentsNameTheFlag) {
   EXPECT_NE(message_of({"--warmup"}).find("expected a value"), std::string::npos);
   EXPECT_NE(message_of({"--workload", "ht-big"}).find("ht-dsv3"), std::string::npos);
   EXPECT_NE(message_of({"--sms", "8,,16"}).find("--sms"), std::string::npos);
+  EXPECT_NE(message_of({"--ce-chunks", "9"}).find("at most 8"), std::string::npos);
+  EXPECT_NE(message_of({"--ce-chunks", ""}).find("chunk counts"), std::string::npos);
   EXPECT_NE(message_of({"--min-efficiency", "-1"}).find("--min-efficiency"), std::string::npos);
   EXPECT_NE(message_of({"--no-check=1"}).find("takes no value"), std::string::npos);
   EXPECT_NE(message_of({"--frobnicate"}).find("--frobnicate"), std::string::npos);

@@ -56,7 +56,10 @@ TEST(BenchVariants, DispatchRunsTheOtherWayOfMovingRowsToo) {
   EXPECT_EQ(sm[0].copy_chunks, 0);
   EXPECT_EQ(sm[1].impl, "epcomm-ce");
   EXPECT_EQ(sm[1].copy_chunks, kBenchCopyChunks);
-  const std::vector<DispatchVariant> ce = dispatch_variants(3);
+  std::vector<std::string> swept;
+  for (const DispatchVariant& v : dispatch_variants(0, {2, kBenchCopyChunks, 8})) swept.push_back(v.impl);
+  EXPECT_EQ(swept, (std::vector<std::string>{"epcomm", "epcomm-ce2", "epcomm-ce", "epcomm-ce8"}));
+  const std::vector<DispatchVariant> ce = dispatch_variants(3, {2, 8});  // SM stores, whatever the sweep
   ASSERT_EQ(ce.size(), 2u);
   EXPECT_EQ(ce[0].impl, "epcomm");
   EXPECT_EQ(ce[0].copy_chunks, 3);

@@ -82,7 +82,7 @@ int run(const Options& options, const BenchEnv& env, int argc, const char* const
   cudaDeviceProp prop{};
   EPCOMM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
 
-  Session session(*bootstrap, device, options.sms);
+  Session session(*bootstrap, device, options.sms, options.ce_chunks);
   RunSettings settings;
   settings.timing = TimingOptions{options.warmup, options.iters};
   settings.check = options.check;

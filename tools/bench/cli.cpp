@@ -6,6 +6,7 @@
 
 #include "bench/workload.hpp"
 #include "runtime/check.hpp"
+#include "runtime/ht_plan.hpp"
 
 namespace epcomm::bench {
 
@@ -29,12 +30,17 @@ double parse_double(const std::string& flag, const std::string& text) {
   return value;
 }
 
-std::vector<int> parse_int_list(const std::string& flag, const std::string& text) {
+// A comma-separated list of integers in [1, max_value], e.g. SM counts.
+std::vector<int> parse_int_list(const std::string& flag, const std::string& text, const char* what,
+                                int max_value = 1000000000) {
   std::vector<int> values;
   std::stringstream ss(text);
   std::string item;
-  while (std::getline(ss, item, ',')) values.push_back(parse_int(flag, item, 1));
-  EPCOMM_CHECK_ARG(!values.empty(), flag, ": expected a comma-separated list of SM counts, given '", text,
+  while (std::getline(ss, item, ',')) {
+    values.push_back(parse_int(flag, item, 1));
+    EPCOMM_CHECK_ARG(values.back() <= max_value, flag, ": at most ", max_value, ", given ", values.back());
+  }
+  EPCOMM_CHECK_ARG(!values.empty(), flag, ": expected a comma-separated list of ", what, ", given '", text,
                    "'");
   return values;
 }
@@ -73,6 +79,7 @@ std::string usage() {
          "  --csv PATH     every row of every workload as CSV\n"
          "  --no-check     skip the element-wise comparison with the CPU reference\n"
          "  --sms LIST     SM budgets of epcomm's own ops, e.g. 24,48,64\n"
+         "  --ce-chunks LIST  chunk counts of the copy-engine dispatch rows, e.g. 2,4,8 (default 4)\n"
          "  --min-efficiency X  exit 4 when an epcomm op's wire efficiency is below X (0..1)\n"
          "  --ceiling-mib N     bytes per peer copy of the NVLink ceiling (default 256)\n"
          "  exit codes: 0 ok (also: no GPU), 1 error, 2 usage, 3 data check failed, 4 below "
@@ -111,7 +118,9 @@ Options parse_args(int argc, const char* const* argv) {
       no_value();
       o.check = false;
     } else if (flag == "--sms") {
-      o.sms = parse_int_list(flag, value());
+      o.sms = parse_int_list(flag, value(), "SM counts");
+    } else if (flag == "--ce-chunks") {
+      o.ce_chunks = parse_int_list(flag, value(), "chunk counts", kMaxCopyChunks);
     } else if (flag == "--min-efficiency") {
       o.min_efficiency = parse_double(flag, value());
     } else if (flag == "--ceiling-mib") {

@@ -16,6 +16,7 @@ struct Options {
   std::string csv_path;                              // empty: no CSV
   bool check = true;                                 // compare every element with the CPU reference
   std::vector<int> sms = {24, 48, 64};               // SM budgets for epcomm's own ops
+  std::vector<int> ce_chunks = {4};                  // chunk counts of the copy-engine dispatch rows
   std::optional<double> min_efficiency;              // gate on epcomm ops' wire efficiency
   std::size_t ceiling_mib = 256;                     // bytes per peer of the ceiling's copies, MiB
   bool help = false;

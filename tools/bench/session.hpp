@@ -13,8 +13,8 @@ namespace epcomm::bench {
 
 class Session {
  public:
-  Session(Bootstrap& bootstrap, int device, std::vector<int> sms)
-      : bootstrap_(bootstrap), device_(device), sms_(std::move(sms)) {}
+  Session(Bootstrap& bootstrap, int device, std::vector<int> sms, std::vector<int> ce_chunks = {4})
+      : bootstrap_(bootstrap), device_(device), sms_(std::move(sms)), ce_chunks_(std::move(ce_chunks)) {}
 
   Bootstrap& bootstrap() const { return bootstrap_; }
   int rank() const { return bootstrap_.rank(); }
@@ -22,6 +22,8 @@ class Session {
   int device() const { return device_; }
   // SM budgets to sweep for epcomm's own ops (--sms).
   const std::vector<int>& sms() const { return sms_; }
+  // Chunk counts of the copy-engine dispatch rows (--ce-chunks).
+  const std::vector<int>& ce_chunks() const { return ce_chunks_; }
   // The NCCL communicator of all ranks, created on first use. Collective: every rank must reach
   // its first call at the same point.
   NcclComm& nccl() {
@@ -33,6 +35,7 @@ class Session {
   Bootstrap& bootstrap_;
   int device_ = 0;
   std::vector<int> sms_;
+  std::vector<int> ce_chunks_;
   std::unique_ptr<NcclComm> nccl_;
 };
 

@@ -20,9 +20,12 @@ std::vector<CombineVariant> combine_variants(const CombineSchedule& own) {
   return variants;
 }
 
-std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks) {
+std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks, const std::vector<int>& ce_chunks) {
   if (own_copy_chunks > 0) return {{"epcomm", own_copy_chunks}, {"epcomm-sm", 0}};
-  return {{"epcomm", 0}, {"epcomm-ce", kBenchCopyChunks}};
+  std::vector<DispatchVariant> variants{{"epcomm", 0}};
+  for (const int k : ce_chunks)
+    variants.push_back({k == kBenchCopyChunks ? "epcomm-ce" : "epcomm-ce" + std::to_string(k), k});
+  return variants;
 }
 
 }  // namespace epcomm::bench

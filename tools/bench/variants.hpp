@@ -23,16 +23,18 @@ struct CombineVariant {
 // overlapped, and pull staged by the copy engine (which has no senders, so no overlapped form).
 std::vector<CombineVariant> combine_variants(const CombineSchedule& own);
 
-// EPCOMM_HT_DISPATCH_CE of the copy-engine dispatch rows when the Buffer's own dispatch uses SM stores.
+// EPCOMM_HT_DISPATCH_CE of the copy-engine dispatch rows named plainly "epcomm-ce".
 inline constexpr int kBenchCopyChunks = 4;
 
 struct DispatchVariant {
-  std::string impl;     // "epcomm" for the Buffer's own, "epcomm-ce" (copy engine) or "epcomm-sm" (SM stores)
+  std::string impl;     // "epcomm" for the Buffer's own, "epcomm-ce[<chunks>]" or "epcomm-sm" (SM stores)
   int copy_chunks = 0;  // EPCOMM_HT_DISPATCH_CE
 };
 
-// The Buffer's own dispatch first, then the other way: the copy engine in kBenchCopyChunks chunks
-// when the Buffer's uses SM stores (own_copy_chunks 0), else SM stores.
-std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks);
+// The Buffer's own dispatch first, then the other way: when the Buffer's uses SM stores
+// (own_copy_chunks 0), the copy engine in each of `ce_chunks` chunk counts ("epcomm-ce" for
+// kBenchCopyChunks, "epcomm-ce<n>" otherwise); else SM stores.
+std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks,
+                                               const std::vector<int>& ce_chunks = {kBenchCopyChunks});
 
 }  // namespace epcomm::bench
