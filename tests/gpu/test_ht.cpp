@@ -443,33 +443,27 @@ TEST_F(Ht, RegionTooSmallWithZeroCopyLeavesTheBufferUsable) {
 
 // A peer that never calls dispatch: this rank's count exchange times out, and the dispatch call
 // itself throws the device's report (naming the operation and the rank waited for), not a hang.
-TEST_F(Ht, PeerThatSkipsTheDispatchTimesOut) {
+void expect_dispatch_without_peer_to_time_out(bool zero_copy, std::uint64_t seed) {
   const GpuEnv& env = gpu_env();
   if (env.world < 2) GTEST_SKIP() << "needs a peer that can fail to arrive";
   {
     Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = 2000});
     if (env.rank == 0) {
-      PlainDispatch p = plain_dispatch(buffer, {.num_tokens = 64, .hidden = 2048, .seed = 63});
-      expect_peer_timeout([&] { buffer.dispatch(p.args, {.stream = env.stream}); }, "timed out");
-    }
-  }  // both ranks meet in the destructor
-}
-
-// The same with zero-copy outputs, whose kernel is launched before the host sees notify fail (as
-// are the copy engine's packs, EPCOMM_HT_DISPATCH_CE, in the case above): notify leaves counts no
-// region holds, so that kernel stops in its guard instead of forwarding rows by unexchanged counts.
-TEST_F(Ht, PeerThatSkipsAZeroCopyDispatchTimesOut) {
-  const GpuEnv& env = gpu_env();
-  if (env.world < 2) GTEST_SKIP() << "needs a peer that can fail to arrive";
-  {
-    Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = 2000});
-    if (env.rank == 0) {
-      PlainDispatch p = plain_dispatch(buffer, {.num_tokens = 64, .hidden = 2048, .seed = 64});
-      p.args.zero_copy = true;
+      PlainDispatch p = plain_dispatch(buffer, {.num_tokens = 64, .hidden = 2048, .seed = seed});
+      p.args.zero_copy = zero_copy;
       expect_peer_timeout([&] { buffer.dispatch(p.args, {.stream = env.stream}); }, "timed out");
       EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
     }
   }  // both ranks meet in the destructor
+}
+TEST_F(Ht, PeerThatSkipsTheDispatchTimesOut) {
+  expect_dispatch_without_peer_to_time_out(/*zero_copy=*/false, 63);
+}
+// With zero-copy outputs the kernel is launched before the host sees notify fail (as are the copy
+// engine's packs, EPCOMM_HT_DISPATCH_CE, in the case above): notify leaves counts no region holds,
+// so that kernel stops in its guard instead of forwarding rows by counts never exchanged.
+TEST_F(Ht, PeerThatSkipsAZeroCopyDispatchTimesOut) {
+  expect_dispatch_without_peer_to_time_out(/*zero_copy=*/true, 64);
 }
 
 // A peer that never calls combine: this rank's combine times out in its opening barrier, and the
