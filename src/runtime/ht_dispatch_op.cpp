@@ -209,10 +209,12 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     copy_engine.emplace(m, plan, staged_rows, region.row_bytes, scope.comm());
     copy_engine->pack(d);
   };
+  const std::int64_t early_rows = early_staging_rows(shape.num_tokens, G, region.row_bytes,
+                                                    m.ht_tuning.dispatch_early_staging_bytes);
   if (plan.copy_chunks > 0 && cached)
     start_copy_engine(first_staged_row(h.count_matrix_host.data(), G, m.view.domain_rank, G));
-  else if (plan.copy_chunks > 0 && early_staging_rows(shape.num_tokens, G, region.row_bytes) >= 0)
-    start_copy_engine(early_staging_rows(shape.num_tokens, G, region.row_bytes));
+  else if (plan.copy_chunks > 0 && early_rows >= 0)
+    start_copy_engine(early_rows);
   if (!cached && a.num_worst_tokens <= 0 && !launch_early) {
     m.timer.host_step("notify-queued");
     wait_for_counts(m, scope);

@@ -120,9 +120,10 @@ std::vector<StagedRows> pull_staged_rows(const std::int32_t* count_matrix, int G
   return staged;
 }
 
-std::int64_t early_staging_rows(std::int64_t num_tokens, int num_domain_ranks, std::int64_t row_bytes) {
+std::int64_t early_staging_rows(std::int64_t num_tokens, int num_domain_ranks, std::int64_t row_bytes,
+                                std::int64_t max_bytes) {
   const std::int64_t rows = num_tokens * (num_domain_ranks - 1);
-  return rows * row_bytes <= kMaxEarlyStagingBytes ? rows : -1;
+  return rows * row_bytes <= max_bytes ? rows : -1;
 }
 
 std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,

@@ -19,6 +19,9 @@ struct HtTuning {
   bool phased = true;            // every block sends, then receives (no concurrent receivers)
   int combine_pull = 0;  // 0 push; pull (the owners read staged rows): 1 staged by SMs, 2 by the copy engine
   int dispatch_copy_chunks = 0;  // 0: SM stores carry dispatch rows to peers; n: the copy engine, in n chunks
+  // Copy-engine dispatch: largest worst-case staging the packs may use before the host knows the
+  // counts (early_staging_rows). Not an environment knob; tests lower it to reach the other path.
+  std::int64_t dispatch_early_staging_bytes = std::int64_t{256} << 20;
   static HtTuning from_env();
 };
 
@@ -110,10 +113,10 @@ std::vector<StagedRows> pull_staged_rows(const std::int32_t* count_matrix, int G
 // its staging (first_staged_row) to where they land in d's region (first_row_on). Chunks ascending,
 // then peers; empty copies and `me` (its rows go straight to its outputs) left out.
 // Copy-engine dispatch: packing may start before the host knows the counts when staging sized for
-// the worst case (every token to every peer) is at most kMaxEarlyStagingBytes. That many rows, or
-// -1 when the bound is larger (the packs then wait for the counts).
-inline constexpr std::int64_t kMaxEarlyStagingBytes = std::int64_t{256} << 20;
-std::int64_t early_staging_rows(std::int64_t num_tokens, int num_domain_ranks, std::int64_t row_bytes);
+// the worst case (every token to every peer) is at most `max_bytes` (HtTuning). That many rows,
+// or -1 when the bound is larger (the packs then wait for the counts).
+std::int64_t early_staging_rows(std::int64_t num_tokens, int num_domain_ranks, std::int64_t row_bytes,
+                                std::int64_t max_bytes = HtTuning{}.dispatch_early_staging_bytes);
 
 struct ChunkCopy {
   int chunk = 0, dst = 0;

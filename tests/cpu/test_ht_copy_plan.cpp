@@ -80,9 +80,13 @@ TEST(HtCopyPlan, PacksStartEarlyOnlyWhenWorstCaseStagingIsSmall) {
   EXPECT_EQ(early_staging_rows(4096, 8, 14336), -1);       // 411 MB: wait for the exact size
   EXPECT_EQ(early_staging_rows(4096, 8, 7168), 7 * 4096);  // FP8 on 8 ranks: 206 MB
   EXPECT_EQ(early_staging_rows(0, 72, 14336), 0);
-  const std::int64_t rows = kMaxEarlyStagingBytes / 16384;  // exactly the limit
+  const std::int64_t limit = HtTuning{}.dispatch_early_staging_bytes;
+  EXPECT_EQ(limit, std::int64_t{256} << 20);
+  const std::int64_t rows = limit / 16384;  // exactly the limit
   EXPECT_EQ(early_staging_rows(rows, 2, 16384), rows);
   EXPECT_EQ(early_staging_rows(rows + 1, 2, 16384), -1);
+  EXPECT_EQ(early_staging_rows(1, 2, 16, /*max_bytes=*/0), -1);  // always after the counts
+  EXPECT_EQ(early_staging_rows(0, 2, 16, /*max_bytes=*/0), 0);
 }
 
 // Random counts and chunk boundaries: every peer's rows are copied exactly once, in order, from the

@@ -8,6 +8,7 @@
 #include "epcomm/error.hpp"
 #include "harness.hpp"
 #include "ht_inputs.hpp"
+#include "runtime/buffer_impl.hpp"
 
 namespace epcomm::test {
 namespace {
@@ -368,6 +369,36 @@ TEST_F(Ht, ZeroCopyWorstCaseFp8) {
 TEST_F(Ht, ZeroCopySkewedSmallBudgetAsync) {
   run_case(*buffer_, {.num_tokens = 1500, .skew = true, .num_sms = 2, .seed = 73},
            {.async_finish = true, .zero_copy = true});
+}
+
+// The copy-engine dispatch (EPCOMM_HT_DISPATCH_CE) in the default tier too: the SMs pack, the copy
+// engine carries, with the packs queued during the handshake, then with staging sized only once
+// the host has the counts (the path of large domains).
+class CopyEngineTuning {
+ public:
+  CopyEngineTuning(Buffer& buffer, int chunks, std::int64_t early_staging_bytes)
+      : tuning_(buffer.internal().ht_tuning), saved_(tuning_) {
+    tuning_.dispatch_copy_chunks = chunks;
+    tuning_.dispatch_early_staging_bytes = early_staging_bytes;
+  }
+  ~CopyEngineTuning() { tuning_ = saved_; }
+  CopyEngineTuning(const CopyEngineTuning&) = delete;
+  CopyEngineTuning& operator=(const CopyEngineTuning&) = delete;
+
+ private:
+  HtTuning& tuning_;
+  HtTuning saved_;
+};
+TEST_F(Ht, CopyEngineDispatch) {
+  const CopyEngineTuning scoped(*buffer_, 3, HtTuning{}.dispatch_early_staging_bytes);
+  run_case(*buffer_, {.num_tokens = 700, .skew = true, .seed = 80});
+  run_case(*buffer_, {.fp8 = true, .idx32 = true, .seed = 81}, {.zero_copy = true});
+  run_case(*buffer_, {.num_tokens = 300, .num_sms = 2, .seed = 82}, {.async_finish = true});
+}
+TEST_F(Ht, CopyEngineDispatchStagedAfterTheCounts) {
+  const CopyEngineTuning scoped(*buffer_, 2, /*early_staging_bytes=*/0);
+  run_case(*buffer_, {.seed = 83});
+  run_case(*buffer_, {.fp8 = true, .seed = 84}, {.zero_copy = true});
 }
 
 TEST_F(Ht, ZeroCopyOutputsAreRefusedAsCombineInputs) {
