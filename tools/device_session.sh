@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
-#   tools/device_session.sh [tests] [probe] [bench WORKLOAD...] [shared N PROGRAM...]
+#   tools/device_session.sh [tests] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [pack]
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
 #   shared N PROGRAM...: GPU test programs (test_ll, test_ht, ...) on N ranks that share the local
 #   GPUs (EPCOMM_TEST_SHARE_GPUS=1): the ranks' kernels take turns, so this checks correctness of
 #   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases.
+#   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
+#   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_REMOTE_TRANSPORT=none
@@ -27,6 +29,7 @@ if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${
 fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
+is_step() { case "$1" in tests | probe | bench | shared | pack) return 0 ;; *) return 1 ;; esac; }
 status=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -47,7 +50,7 @@ while [ $# -gt 0 ]; do
       ;;
     bench)
       shift
-      while [ $# -gt 0 ] && [ "$1" != tests ] && [ "$1" != bench ] && [ "$1" != probe ]; do
+      while [ $# -gt 0 ] && ! is_step "$1"; do
         w=$1; shift
         # shellcheck disable=SC2086
         "$build/tools/epcomm-run" -n "$gpus" --timeout 400 "$build/tools/bench/epcomm-bench" --workload "$w" \
@@ -58,7 +61,7 @@ while [ $# -gt 0 ]; do
       ;;
     shared)
       n=$2; shift 2
-      while [ $# -gt 0 ] && [ "$1" != tests ] && [ "$1" != bench ] && [ "$1" != probe ] && [ "$1" != shared ]; do
+      while [ $# -gt 0 ] && ! is_step "$1"; do
         p=$1; shift
         start=$(date +%s)
         EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} \
@@ -68,6 +71,10 @@ while [ $# -gt 0 ]; do
         echo "== shared $n ranks: $p (rc $rc, $(( $(date +%s) - start )) s)"
         grep -E "PASSED|FAILED|skipped|Failure|error" "$OUT/shared_${n}_$p.log" | grep -v "^\[rank [1-9]" | tail -20
       done
+      ;;
+    pack)
+      shift
+      tar czf "$OUT.tgz.part" -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv "$OUT.tgz.part" "$OUT/out.tgz"
       ;;
     *) echo "unknown step $1"; exit 2 ;;
   esac
