@@ -68,10 +68,12 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
 
   // This rank's own rows (every channel) while the copy engine still carries the peers', then
   // every warp receives.
+  // NOTE: its receivers spin until the signal kernels on the copy stream have run; a grid holding
+  // every SM (one block fills an SM's registers) would leave those no room: keep one SM free.
   d.stage_x = nullptr;
   d.self_only = true;
   d.phased = true;
-  launch(d, "dispatch", plan_.num_blocks, 0, C);
+  launch(d, "dispatch", std::min(plan_.num_blocks, m_.num_sms - 1), 0, C);
   Event& copied = m_.copy_events[static_cast<std::size_t>(K)];
   copied.record(copy);
   // NOTE: before staging is released (on comm) and before the next operation reuses the regions.
