@@ -395,6 +395,15 @@ TEST_F(Ht, CopyEngineDispatch) {
   run_case(*buffer_, {.fp8 = true, .idx32 = true, .seed = 81}, {.zero_copy = true});
   run_case(*buffer_, {.num_tokens = 300, .num_sms = 2, .seed = 82}, {.async_finish = true});
 }
+// The whole GPU as the budget, with rows for every receiving block (one chunk of 16 channels per
+// SM, 3 tokens each): the receivers spin while the copy stream's signal kernels still need an SM.
+TEST_F(Ht, CopyEngineDispatchOnEverySm) {
+  int sms = 0;
+  EPCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, gpu_env().device));
+  const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes);
+  run_case(*buffer_, {.num_tokens = 3 * kHtWarpsPerBlock * sms, .hidden = 2048, .num_sms = sms, .seed = 85},
+           {.cached = false});
+}
 TEST_F(Ht, CopyEngineDispatchStagedAfterTheCounts) {
   const CopyEngineTuning scoped(*buffer_, 2, /*early_staging_bytes=*/0);
   run_case(*buffer_, {.seed = 83});
