@@ -104,12 +104,17 @@ struct HtCombineArgs {
   const std::uint16_t* bias1 = nullptr;
   std::int64_t hidden = 0;
   std::int64_t num_tokens = 0;
-  int num_senders = 0;   // blocks [0, num_senders) send; the rest reduce
-  bool phased = false;   // every block sends, then reduces
-  bool pull = false;     // senders stage rows locally; reducers read peers
-  bool staged = false;   // pull: the rows were staged before the kernel (copy engine)
-  int num_shares = 0;    // sender warps: num_senders * kHtWarpsPerBlock; 1 when staged (a whole block)
-  int publish_rows = 2;  // rows a sender warp copies between progress releases
+  int num_senders = 0;  // blocks [0, num_senders) send; the rest reduce
+  bool phased = false;  // every block sends, then reduces
+  bool pull = false;    // senders stage rows locally; reducers read peers
+  bool staged = false;  // pull: the rows were staged before the kernel (copy engine)
+  // Push by the peers' copy engines: they write share b of their rows for this rank into its
+  // region and publish it (progress(my region, peer, b) = the share's rows); no senders here.
+  bool copy_pushed = false;
+  int num_shares =
+      0;  // sender warps: num_senders * kHtWarpsPerBlock; 1 when staged; the chunks when copy_pushed
+  int reduce_segments = 1;  // reducer warps take a part of each of this many slices of the tokens
+  int publish_rows = 2;     // rows a sender warp copies between progress releases
   const std::int32_t* send_slot = nullptr;     // [T, G]
   const std::int32_t* count_matrix = nullptr;  // [G, G]
   std::uint16_t* out = nullptr;                // [T, hidden]

@@ -9,6 +9,9 @@
 //    NVLink (a local copy: the transfer becomes the reducers' reads, which overlap the reduction).
 //    When the copy engine staged them before the kernel (`staged`), block 0 only publishes each
 //    source's whole count and every block reduces.
+//  - copy-engine push (`copy_pushed`): the peers' copy engines write each share into this rank's
+//    region and publish it while the kernel runs; every block reduces, taking its tokens from each
+//    of `reduce_segments` slices of the token range in turn, the order in which the shares land.
 // Reducers: each warp takes a contiguous range of this rank's tokens and sums, in float32 and in a
 // fixed order (bias0, bias1, then ranks ascending), the rows of every rank that received each
 // token, waiting for each row's share; local rows are read from x directly. Rows stream through
@@ -179,16 +182,47 @@ __device__ __forceinline__ bool item_last(std::uint32_t item) {
 // call), noting in `items` (one copy per lane: no lane reads another's) which token and chunk the
 // slot holds and whether it is the chunk's last source. kReduceStages chunks are on their way
 // while the warp adds the oldest.
+// The tokens a reducer warp sums: in each of `segments` equal slices of [0, num_tokens), its part
+// (one slice: one contiguous range per warp).
+struct WarpTokens {
+  std::int64_t num_tokens, warp, num_warps;
+  int segments;
+  __device__ std::int64_t begin(int q) const { return part(q, warp); }
+  __device__ std::int64_t end(int q) const { return part(q, warp + 1); }
+
+ private:
+  __device__ std::int64_t part(int q, std::int64_t w) const {
+    const std::int64_t b = num_tokens * q / segments, e = num_tokens * (q + 1) / segments;
+    return b + (e - b) * w / num_warps;
+  }
+};
+
 struct ReduceIssuer {
-  std::int64_t t, t_begin, t_end;
+  WarpTokens range;
+  std::int64_t t, t_begin, t_end;  // t_end: past the last slice's part (every token is below it)
+  int seg = 0;
+  std::int64_t seg_end;
   int chunk = 0, src = 0, num_src = 0;
   int issued = 0;  // commit groups so far (empty ones once every chunk is issued)
   int copied = 0;  // chunks among them
   SeenProgress seen;
 
+  __device__ explicit ReduceIssuer(const WarpTokens& r)
+      : range(r), t(r.begin(0) - 1), t_begin(r.begin(0)), t_end(r.end(r.segments - 1)), seg_end(r.end(0)) {}
+
   // Moves to the next token with rows to sum; a token with none gets a zero row here.
   __device__ void next_token(const ReduceContext& c, const int4** srcs) {
-    while (++t < t_end) {
+    while (true) {
+      if (++t >= seg_end) {  // on to the next slice with tokens of this warp, if any
+        do {
+          if (++seg >= range.segments) {
+            t = t_end;
+            return;
+          }
+          t = range.begin(seg);
+          seg_end = range.end(seg);
+        } while (t >= seg_end);
+      }
       num_src = gather_sources(c, t, srcs, seen);
       if (num_src < 0) {  // a remote row never came (reported): nothing more is issued
         t = t_end;
@@ -290,14 +324,15 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
   const ReduceContext c{a, rows, weights, shares, back_rows, pieces, chunks, lane};
   int4* stage = stages + static_cast<std::size_t>(warp) * kReduceStages * kChunkPieces;
 
-  // NOTE: each reducer warp walks a contiguous token range. Rows of a source arrive in token order
-  // within each share and all shares progress at once, so contiguous ranges let the reducers
-  // follow every share in parallel (interleaved tokens would all wait on the same share).
-  const std::int64_t num_warps = static_cast<std::int64_t>(num_reducers) * kWarps;
-  const std::int64_t my_warp = static_cast<std::int64_t>(reducer) * kWarps + warp;
-  const std::int64_t t_begin = a.num_tokens * my_warp / num_warps;
-  const std::int64_t t_end = a.num_tokens * (my_warp + 1) / num_warps;
-  ReduceIssuer issuer{t_begin - 1, t_begin, t_end};
+  // NOTE: each reducer warp walks a contiguous token range (per slice). Rows of a source arrive in
+  // token order within each share and all shares progress at once, so contiguous ranges let the
+  // reducers follow every share in parallel (interleaved tokens would all wait on the same share).
+  // When the shares land one after another (copy-engine push), every warp takes a part of each
+  // slice in turn, so all of them work on the share that has landed.
+  const WarpTokens range{a.num_tokens, static_cast<std::int64_t>(reducer) * kWarps + warp,
+                         static_cast<std::int64_t>(num_reducers) * kWarps, a.reduce_segments};
+  ReduceIssuer issuer(range);
+  const std::int64_t t_begin = issuer.t_begin;
   issuer.next_token(c, srcs[warp]);
   for (int s = 0; s < kReduceStages; ++s) issuer.issue(c, srcs[warp], stage, items[warp]);
 
@@ -329,15 +364,15 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
     }
   }
   ptx::cp_async_wait_pending<0>();
-  reduce_weights(c, t_begin, t_end);
+  for (int q = 0; q < range.segments; ++q) reduce_weights(c, range.begin(q), range.end(q));
 }
 
 __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a) {
   // Rows coming back to any rank (pull: staged by any rank) must fit its region.
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, a.pull, a.view, OpId::kCombine))
     return;
-  if (a.staged) {
-    publish_staged(a);
+  if (a.staged || a.copy_pushed) {
+    if (a.staged) publish_staged(a);
     run_reducer(a, blockIdx.x, gridDim.x);
     return;
   }

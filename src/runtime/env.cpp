@@ -79,6 +79,16 @@ constexpr std::array kRegistry = {
                  "stores in worst-case mode, where the host lacks the counts). A tuning knob.",
           .min_value = 0,
           .max_value = 8},
+    Entry{.name = "EPCOMM_HT_COMBINE_CE",
+          .type = Type::kInt,
+          .default_value = "0",
+          .doc = "High-throughput combine: n > 0: the copy engine writes the rows each rank computed "
+                 "into their owners' regions in n chunks (each a contiguous block of x per owner), "
+                 "published by stream memory operations, while every SM reduces what has landed; "
+                 "overrides EPCOMM_HT_COMBINE_PULL (which applies in worst-case mode, where the host "
+                 "lacks the counts). 0 (default): off. A tuning knob.",
+          .min_value = 0,
+          .max_value = 8},
     Entry{.name = "EPCOMM_LL_BLOCKS",
           .type = Type::kInt,
           .default_value = "0",

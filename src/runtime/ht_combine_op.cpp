@@ -1,11 +1,14 @@
 // Buffer::combine: checks, prepare (zero progress, barrier), [pull mode: the copy engine stages the
-// rows], combine kernel.
+// rows; copy-engine push: it writes them into the owners' regions beside the kernel], combine kernel.
+#include <algorithm>
+
 #include "kernels/ht_args.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
 #include "runtime/cuda_check.hpp"
 #include "runtime/ht_plan.hpp"
 #include "runtime/op_checks.hpp"
+#include "runtime/stream_write.hpp"
 
 namespace epcomm {
 
@@ -30,6 +33,48 @@ void stage_rows(const HtCombineArgs& c, const std::int32_t* count_matrix, cudaSt
   }
 }
 
+// Copy-engine push, queued after prepare's barrier (recorded in `opened`): on the copy stream, each
+// chunk's copies of x rows and weight rows into the owners' regions, each followed by a stream write
+// that publishes the share to its owner; the kernel is queued on the communication stream once the
+// first chunk's copies are, and the communication stream joins the copy stream at the end.
+void push_by_copy_engine(Buffer::Impl& m, const HtCombineArgs& c, int K, const std::int32_t* count_matrix,
+                         int num_blocks, cudaStream_t comm) {
+  const HtCombineLayout& l = c.region;
+  const DomainView& v = c.view;
+  const auto row_bytes = static_cast<std::size_t>(l.row_bytes);
+  const std::size_t w_bytes = sizeof(float) * static_cast<std::size_t>(l.num_topk);
+  const cudaStream_t copy = m.copy.get();
+  while (m.copy_events.size() < 2) m.copy_events.emplace_back();
+  m.copy_events[0].record(comm);
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m.copy_events[0].get(), 0));
+  const std::vector<CombineCopy> copies =
+      combine_chunk_copies(count_matrix, v.num_domain_ranks, v.domain_rank, K);
+  bool launched = false;
+  for (const CombineCopy& cc : copies) {
+    if (cc.chunk > 0 && !launched) {
+      launch_ht_combine(c, num_blocks, comm);
+      launched = true;
+    }
+    char* region = RegionLayout::data(v.peer_base[cc.owner]);
+    const auto x_row = static_cast<std::size_t>(cc.x_row), at = static_cast<std::size_t>(cc.region_row);
+    const auto rows = static_cast<std::size_t>(cc.rows);
+    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.x_offset + at * row_bytes,
+                                      reinterpret_cast<const char*>(c.x) + x_row * row_bytes,
+                                      rows * row_bytes, cudaMemcpyDeviceToDevice, copy));
+    if (l.num_topk > 0)
+      EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.weights_offset + at * w_bytes,
+                                        reinterpret_cast<const char*>(c.topk_weights) + x_row * w_bytes,
+                                        rows * w_bytes, cudaMemcpyDeviceToDevice, copy));
+    // The owner's reducers wait for share `chunk` of my rows to reach its size.
+    stream_write_u64(copy, RegionLayout::progress(v.peer_base[cc.owner], v.domain_rank, cc.chunk),
+                     static_cast<std::uint64_t>(cc.rows));
+  }
+  if (!launched) launch_ht_combine(c, num_blocks, comm);
+  m.copy_events[1].record(copy);
+  // NOTE: x stays the caller's until the copies are done: the call's event covers them.
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm, m.copy_events[1].get(), 0));
+}
+
 }  // namespace
 
 CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) {
@@ -45,9 +90,11 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   // Every rank checks every rank's rows from the same host copy of the counts, so all stop alike.
   // (In worst-case mode the kernel's guard does this on the device.) Push: a rank's region takes
   // the rows it gets back; pull: the rows it received, staged where they sit in x.
-  const bool pull = m.ht_tuning.combine_pull != kCombinePush;
-  // The copy engine stages from the host's counts (none in worst-case mode: the SMs stage there).
-  const bool staged = m.ht_tuning.combine_pull == kCombinePullCopyEngine && !h.count_matrix_host.empty();
+  // The copy engine works from the host's counts (none in worst-case mode: the SMs move rows there).
+  const bool host_counts = !h.count_matrix_host.empty();
+  const int copy_chunks = host_counts ? m.ht_tuning.combine_copy_chunks : 0;
+  const bool pull = copy_chunks == 0 && m.ht_tuning.combine_pull != kCombinePush;
+  const bool staged = pull && m.ht_tuning.combine_pull == kCombinePullCopyEngine && host_counts;
   if (!h.count_matrix_host.empty())
     check_rows_fit(combine_region_rows(h.count_matrix_host.data(), G, pull), region.cap_rows,
                    static_cast<std::size_t>(region.row_bytes) + 4u * static_cast<std::size_t>(shape.num_topk),
@@ -74,7 +121,11 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.phased = plan.phased;
   c.pull = pull;
   c.staged = staged;
-  c.num_shares = staged ? 1 : plan.num_shares;  // staged: each peer's rows are published at once
+  c.copy_pushed = copy_chunks > 0;
+  // Staged: each peer's rows are published at once; copy-engine push: chunk by chunk, and the
+  // reducers take their tokens slice by slice in the order the chunks land.
+  c.num_shares = copy_chunks > 0 ? copy_chunks : staged ? 1 : plan.num_shares;
+  c.reduce_segments = std::max(1, copy_chunks);
   c.publish_rows = m.ht_tuning.combine_publish_rows;
   c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());
   c.count_matrix = static_cast<const std::int32_t*>(h.count_matrix.data());
@@ -84,7 +135,10 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   launch_ht_prepare(m.view, plan.num_shares, nullptr, OpId::kCombine, scope.comm());
   // NOTE: after prepare's barrier: every peer has finished the operations that read this region.
   if (staged) stage_rows(c, h.count_matrix_host.data(), scope.comm());
-  launch_ht_combine(c, plan.num_blocks, scope.comm());
+  if (copy_chunks > 0)
+    push_by_copy_engine(m, c, copy_chunks, h.count_matrix_host.data(), plan.num_blocks, scope.comm());
+  else
+    launch_ht_combine(c, plan.num_blocks, scope.comm());
   m.timer.end(scope.comm());
   out.event = scope.finish();
   return out;

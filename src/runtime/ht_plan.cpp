@@ -15,6 +15,7 @@ HtTuning HtTuning::from_env() {
   t.phased = env::get_bool("EPCOMM_HT_PHASED");
   t.combine_pull = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PULL"));
   t.dispatch_copy_chunks = static_cast<int>(env::get_int("EPCOMM_HT_DISPATCH_CE"));
+  t.combine_copy_chunks = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_CE"));
   return t;
 }
 
@@ -136,6 +137,21 @@ std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,
       if (d == me || rows <= 0) continue;
       copies.push_back({k, d, first_staged_row(count_matrix, G, me, d) + prefix[k],
                         first_row_on(count_matrix, G, me, d) + prefix[k], rows});
+    }
+  }
+  return copies;
+}
+
+std::vector<CombineCopy> combine_chunk_copies(const std::int32_t* count_matrix, int G, int me, int K) {
+  std::vector<CombineCopy> copies;
+  for (int b = 0; b < K; ++b) {
+    for (int s = 0; s < G; ++s) {
+      const std::int64_t n = count_matrix[s * G + me];
+      const std::int64_t j0 = share_begin(n, b, K), j1 = share_begin(n, b + 1, K);
+      if (s == me || j1 == j0) continue;
+      std::int64_t region_base = 0;  // in s's region: after the rows s sent to ranks before me
+      for (int r = 0; r < me; ++r) region_base += count_matrix[s * G + r];
+      copies.push_back({b, s, first_row_on(count_matrix, G, s, me) + j0, region_base + j0, j1 - j0});
     }
   }
   return copies;

@@ -19,6 +19,8 @@ struct HtTuning {
   bool phased = true;            // every block sends, then receives (no concurrent receivers)
   int combine_pull = 0;  // 0 push; pull (the owners read staged rows): 1 staged by SMs, 2 by the copy engine
   int dispatch_copy_chunks = 0;  // 0: SM stores carry dispatch rows to peers; n: the copy engine, in n chunks
+  int combine_copy_chunks =
+      0;  // n > 0: the copy engine pushes combine's rows, in n chunks (over combine_pull)
   // Copy-engine dispatch: largest worst-case staging the packs may use before the host knows the
   // counts (early_staging_rows). Not an environment knob; tests lower it to reach the other path.
   std::int64_t dispatch_early_staging_bytes = std::int64_t{256} << 20;
@@ -124,6 +126,16 @@ struct ChunkCopy {
 };
 std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,
                                              const std::int32_t* send_prefix, int G, int me, int K);
+
+// Combine pushed by the copy engine (EPCOMM_HT_COMBINE_CE) on domain rank `me`: the copy of chunk
+// b to owner s moves share b (share_begin(n, b, K)) of the n rows this rank received from s, from
+// x (where s's rows start at first_row_on(s, me)) to s's region, after the rows s sent to ranks
+// before me. Chunks ascending, then owners; empty copies and `me` left out.
+struct CombineCopy {
+  int chunk = 0, owner = 0;
+  std::int64_t x_row = 0, region_row = 0, rows = 0;
+};
+std::vector<CombineCopy> combine_chunk_copies(const std::int32_t* count_matrix, int G, int me, int K);
 
 // Throws epcomm::Error naming num_nvl_bytes (and the rank and rows) when some rank's rows exceed
 // the region's capacity.

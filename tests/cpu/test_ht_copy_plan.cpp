@@ -1,6 +1,6 @@
-// Host math of the copy-engine dispatch (EPCOMM_HT_DISPATCH_CE) for domains of 1 to 72 ranks: the
-// plan's chunks and channels, and the copies, which must move each peer's rows exactly once from
-// where the pack kernel staged them to where the receiver expects them.
+// Host math of the copy-engine dispatch (EPCOMM_HT_DISPATCH_CE) and combine (EPCOMM_HT_COMBINE_CE)
+// for domains of 1 to 72 ranks: the plan's chunks and channels, and the copies, which must move
+// each peer's rows exactly once from where they are to where the receiver expects them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -139,6 +139,42 @@ TEST_P(CopyPlanPerDomainSize, EveryPeersRowsAreCopiedOnceToWhereTheyLand) {
         }
       }
       EXPECT_EQ(first_staged_row(counts.data(), G, me, G), staged);  // the staging's size in rows
+    }
+  }
+}
+
+// Combine pushed by the copy engine: each owner gets back, exactly once and in order, the rows this
+// rank received from it (a contiguous block of x), where its reducers look for them (after the
+// rows it sent to ranks before this one), share b of them in chunk b.
+TEST_P(CopyPlanPerDomainSize, CombineCopiesReturnEveryOwnersBlockInShares) {
+  const int G = GetParam();
+  std::mt19937 rng(4321u + static_cast<unsigned>(G));
+  std::vector<std::int32_t> counts(static_cast<std::size_t>(G * G));
+  for (auto& c : counts) c = static_cast<std::int32_t>(rng() % 5 == 0 ? 0 : rng() % 300);
+  for (int K : {1, 3, kMaxCopyChunks}) {
+    for (int me = 0; me < G; ++me) {
+      const std::vector<CombineCopy> copies = combine_chunk_copies(counts.data(), G, me, K);
+      std::vector<std::int64_t> next(static_cast<std::size_t>(G), 0);  // rows returned so far per owner
+      int last_chunk = 0;
+      for (const CombineCopy& c : copies) {
+        ASSERT_NE(c.owner, me);
+        ASSERT_GT(c.rows, 0);
+        ASSERT_GE(c.chunk, last_chunk);
+        last_chunk = c.chunk;
+        const std::int64_t n = counts[static_cast<std::size_t>(c.owner * G + me)];
+        const auto o = static_cast<std::size_t>(c.owner);
+        EXPECT_EQ(next[o], share_begin(n, c.chunk, K));
+        EXPECT_EQ(c.rows, share_begin(n, c.chunk + 1, K) - share_begin(n, c.chunk, K));
+        EXPECT_EQ(c.x_row, first_row_on(counts.data(), G, c.owner, me) + next[o]);
+        std::int64_t sent_before = 0;  // the owner's rows to ranks before me
+        for (int r = 0; r < me; ++r) sent_before += counts[static_cast<std::size_t>(c.owner * G + r)];
+        EXPECT_EQ(c.region_row, sent_before + next[o]);
+        next[o] += c.rows;
+      }
+      for (int s = 0; s < G; ++s)
+        EXPECT_EQ(next[static_cast<std::size_t>(s)],
+                  s == me ? 0 : counts[static_cast<std::size_t>(s * G + me)])
+            << "G " << G << " me " << me << " owner " << s;
     }
   }
 }

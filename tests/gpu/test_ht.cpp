@@ -374,12 +374,16 @@ TEST_F(Ht, ZeroCopySkewedSmallBudgetAsync) {
 // The copy-engine dispatch (EPCOMM_HT_DISPATCH_CE) in the default tier too: the SMs pack, the copy
 // engine carries, with the packs queued during the handshake, then with staging sized only once
 // the host has the counts (the path of large domains).
+// The Buffer's tuning with `dispatch_chunks` (EPCOMM_HT_DISPATCH_CE), its early-staging limit and
+// `combine_chunks` (EPCOMM_HT_COMBINE_CE), for one test.
 class CopyEngineTuning {
  public:
-  CopyEngineTuning(Buffer& buffer, int chunks, std::int64_t early_staging_bytes)
+  CopyEngineTuning(Buffer& buffer, int dispatch_chunks, std::int64_t early_staging_bytes,
+                   int combine_chunks = 0)
       : tuning_(buffer.internal().ht_tuning), saved_(tuning_) {
-    tuning_.dispatch_copy_chunks = chunks;
+    tuning_.dispatch_copy_chunks = dispatch_chunks;
     tuning_.dispatch_early_staging_bytes = early_staging_bytes;
+    tuning_.combine_copy_chunks = combine_chunks;
   }
   ~CopyEngineTuning() { tuning_ = saved_; }
   CopyEngineTuning(const CopyEngineTuning&) = delete;
@@ -403,6 +407,22 @@ TEST_F(Ht, CopyEngineDispatchOnEverySm) {
   const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes);
   run_case(*buffer_, {.num_tokens = 3 * kHtWarpsPerBlock * sms, .hidden = 2048, .num_sms = sms, .seed = 85},
            {.cached = false});
+}
+// Combine pushed by the copy engine (EPCOMM_HT_COMBINE_CE): after SM-store and copy-engine
+// dispatches; skewed routing with a rank of few tokens, no top-k, one chunk, and a worst-case
+// dispatch (no host counts: the SMs move rows there).
+TEST_F(Ht, CopyEnginePushCombine) {
+  const std::int64_t early = HtTuning{}.dispatch_early_staging_bytes;
+  {
+    const CopyEngineTuning scoped(*buffer_, 0, early, 3);
+    run_case(*buffer_, {.num_tokens = 900, .tokens_on_rank1 = 37, .skew = true, .seed = 86});
+    run_case(*buffer_, {.hidden = 2048, .with_topk = false, .seed = 87});
+    run_case(*buffer_, {.num_tokens = 300, .fp8 = true, .worst_case = true, .seed = 88});
+  }
+  {
+    const CopyEngineTuning scoped(*buffer_, 4, early, 1);
+    run_case(*buffer_, {.num_tokens = 700, .num_sms = 8, .seed = 89}, {.async_finish = true});
+  }
 }
 TEST_F(Ht, CopyEngineDispatchStagedAfterTheCounts) {
   const CopyEngineTuning scoped(*buffer_, 2, /*early_staging_bytes=*/0);

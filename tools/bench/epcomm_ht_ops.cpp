@@ -43,6 +43,7 @@ class TuningOverride {
       : current_(buffer.internal().ht_tuning), saved_(current_) {
     current_.phased = schedule.phased;
     current_.combine_pull = schedule.pull;
+    current_.combine_copy_chunks = schedule.copy_chunks;
   }
   TuningOverride(Buffer& buffer, const DispatchVariant& variant)
       : current_(buffer.internal().ht_tuning), saved_(current_) {
@@ -264,7 +265,8 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
     // the Buffer's tuning (EPCOMM_HT_PHASED, EPCOMM_HT_COMBINE_PULL) on row "epcomm", then the
     // other schedules as "epcomm-<variant>" (bench/variants.hpp).
     const HtTuning& own = state->buffer->internal().ht_tuning;
-    for (const CombineVariant& variant : combine_variants({own.phased, own.combine_pull})) {
+    for (const CombineVariant& variant :
+         combine_variants({own.phased, own.combine_pull, own.combine_copy_chunks})) {
       BenchOp op;
       op.impl = variant.impl;
       op.op = "combine";

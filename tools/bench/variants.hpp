@@ -12,6 +12,7 @@ struct CombineSchedule {
   bool phased = true;  // EPCOMM_HT_PHASED: every block moves rows, then reduces
   int pull =
       0;  // EPCOMM_HT_COMBINE_PULL: 0 push; the owners read staged rows: 1 by SMs, 2 by the copy engine
+  int copy_chunks = 0;  // EPCOMM_HT_COMBINE_CE: > 0, the copy engine pushes (the two above unused)
 };
 
 struct CombineVariant {
@@ -20,7 +21,8 @@ struct CombineVariant {
 };
 
 // The Buffer's own schedule first, then the others: push and pull (staged by SMs), each phased and
-// overlapped, and pull staged by the copy engine (which has no senders, so no overlapped form).
+// overlapped, pull staged by the copy engine, and push by the copy engine in kBenchCopyChunks
+// chunks (these two have no senders, so no overlapped form).
 std::vector<CombineVariant> combine_variants(const CombineSchedule& own);
 
 // EPCOMM_HT_DISPATCH_CE of the copy-engine dispatch rows named plainly "epcomm-ce".
