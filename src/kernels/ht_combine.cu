@@ -163,7 +163,7 @@ __device__ int gather_sources(const ReduceContext& c, std::int64_t t, const int4
 
 // A staged chunk: its token (after the warp's first), its chunk of the row, and whether it is that
 // chunk's last source (the sum is then stored). Chunks < 1024 (hidden < 2^20 BF16 values) and
-// tokens per warp < 2^21.
+// tokens < 2^21.
 __device__ __forceinline__ std::uint32_t pack_item(std::int64_t token, int chunk, bool last) {
   return static_cast<std::uint32_t>(token) << 11 | static_cast<std::uint32_t>(chunk) << 1 | (last ? 1u : 0u);
 }
@@ -182,21 +182,6 @@ __device__ __forceinline__ bool item_last(std::uint32_t item) {
 // call), noting in `items` (one copy per lane: no lane reads another's) which token and chunk the
 // slot holds and whether it is the chunk's last source. kReduceStages chunks are on their way
 // while the warp adds the oldest.
-// The tokens a reducer warp sums: in each of `segments` equal slices of [0, num_tokens), its part
-// (one slice: one contiguous range per warp).
-struct WarpTokens {
-  std::int64_t num_tokens, warp, num_warps;
-  int segments;
-  __device__ std::int64_t begin(int q) const { return part(q, warp); }
-  __device__ std::int64_t end(int q) const { return part(q, warp + 1); }
-
- private:
-  __device__ std::int64_t part(int q, std::int64_t w) const {
-    const std::int64_t b = num_tokens * q / segments, e = num_tokens * (q + 1) / segments;
-    return b + (e - b) * w / num_warps;
-  }
-};
-
 struct ReduceIssuer {
   WarpTokens range;
   std::int64_t t, t_begin, t_end;  // t_end: past the last slice's part (every token is below it)

@@ -84,6 +84,21 @@ EPCOMM_HD inline int copy_chunk_channel(int k, int K, int C) {
   return C / K * k;
 }
 
+// The tokens combine's reducer warp `warp` of `num_warps` sums: its part of each of `segments`
+// equal slices of [0, num_tokens), slice by slice (one slice: one contiguous range per warp).
+struct WarpTokens {
+  std::int64_t num_tokens = 0, warp = 0, num_warps = 1;
+  int segments = 1;
+  EPCOMM_HD std::int64_t begin(int q) const { return part(q, warp); }
+  EPCOMM_HD std::int64_t end(int q) const { return part(q, warp + 1); }
+
+ private:
+  EPCOMM_HD std::int64_t part(int q, std::int64_t w) const {
+    const std::int64_t b = num_tokens * q / segments, e = num_tokens * (q + 1) / segments;
+    return b + (e - b) * w / num_warps;
+  }
+};
+
 struct HtCombineLayout {
   std::int64_t cap_rows = 0;
   std::int64_t row_bytes = 0;  // hidden * 2 (BF16)

@@ -89,6 +89,38 @@ TEST(HtCopyPlan, PacksStartEarlyOnlyWhenWorstCaseStagingIsSmall) {
   EXPECT_EQ(early_staging_rows(0, 2, 16, /*max_bytes=*/0), 0);
 }
 
+// Combine's reducer warps cover every token exactly once whatever the slicing, in increasing order
+// per warp (the issuer walks them so), and one slice is the contiguous split of before.
+TEST(HtCopyPlan, ReducerWarpsCoverEveryTokenOnceInEachSlicing) {
+  for (std::int64_t T : {0, 1, 7, 512, 4097}) {
+    for (std::int64_t W : {1, 32, 384}) {
+      for (int S : {1, 3, kMaxCopyChunks}) {
+        std::vector<int> seen(static_cast<std::size_t>(T), 0);
+        for (std::int64_t w = 0; w < W; ++w) {
+          const WarpTokens r{T, w, W, S};
+          std::int64_t last = -1;
+          for (int q = 0; q < S; ++q) {
+            for (std::int64_t t = r.begin(q); t < r.end(q); ++t) {
+              ASSERT_GT(t, last);
+              last = t;
+              ++seen[static_cast<std::size_t>(t)];
+            }
+          }
+          if (S == 1) {
+            EXPECT_EQ(r.begin(0), T * w / W);
+            EXPECT_EQ(r.end(0), T * (w + 1) / W);
+          }
+          EXPECT_GE(r.begin(0), 0);
+          EXPECT_LE(r.end(S - 1), T);
+        }
+        for (std::int64_t t = 0; t < T; ++t)
+          ASSERT_EQ(seen[static_cast<std::size_t>(t)], 1)
+              << "T " << T << " W " << W << " S " << S << " t " << t;
+      }
+    }
+  }
+}
+
 // Random counts and chunk boundaries: every peer's rows are copied exactly once, in order, from the
 // staging rows the pack kernel wrote (first_staged_row + index among the rows to that peer) to the
 // region rows the receiver reads (first_row_on + the same index).
