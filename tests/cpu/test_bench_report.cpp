@@ -333,6 +333,21 @@ TEST(BenchReport, FastestVariantPerGroup) {
   EXPECT_EQ(text.find("nccl"), std::string::npos) << text;  // the baseline is never a variant
 }
 
+// A variant that threw has no time: it is never the fastest, and the others still are summarised.
+TEST(BenchReport, AVariantThatThrewIsNeitherFastestNorAFailure) {
+  std::vector<ResultRow> rows = {row("epcomm", "combine", "bf16", 300),
+                                 row("epcomm-push-ce", "combine", "bf16", 0),
+                                 row("epcomm-pull-ce", "combine", "bf16", 210)};
+  for (ResultRow& r : rows) {
+    r.num_sms = 24;
+    r.check = "pass";
+  }
+  rows[1].check = "error";
+  const std::vector<ResultRow> fastest = fastest_epcomm_rows(rows);
+  ASSERT_EQ(fastest.size(), 1u);
+  EXPECT_EQ(fastest[0].impl, "epcomm-pull-ce");
+}
+
 TEST(BenchReport, TableAndCsv) {
   const RunReport report = sample_report();
   const std::string table = format_table(report);

@@ -114,7 +114,8 @@ int run(const Options& options, const BenchEnv& env, int argc, const char* const
   const bool several = options.workloads.size() > 1;
   for (const std::string& name : options.workloads) {
     const RunReport report = run_workload(session, name, settings, stream.get(), flusher, base);
-    for (const ResultRow& row : report.rows) outcome.check_failed |= row.check == "fail";
+    for (const ResultRow& row : report.rows)
+      outcome.check_failed |= row.check == "fail" || row.check == "error";
     if (options.min_efficiency) {
       if (!ceiling.measured) {
         if (lead) std::printf("# note: --min-efficiency not applied: no ceiling on one rank\n");
@@ -138,7 +139,7 @@ int run(const Options& options, const BenchEnv& env, int argc, const char* const
   }
   if (lead && !options.csv_path.empty()) write_text_file(options.csv_path, csv);
   if (outcome.check_failed) {
-    if (lead) std::printf("# FAIL: a data check failed (see the check column and stderr)\n");
+    if (lead) std::printf("# FAIL: a data check failed or an op threw (see the check column and stderr)\n");
     return kExitCheckFailed;
   }
   return outcome.below_min_efficiency ? kExitBelowMinEfficiency : kExitOk;

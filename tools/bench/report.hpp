@@ -25,7 +25,8 @@ struct ResultRow {
   double efficiency = 0;                  // wire_gbps / ceiling_gbps (0 without a ceiling)
   std::optional<double> nccl_time_us;     // the NCCL baseline's time for the same op, dtype, tokens
   std::optional<double> speedup_vs_nccl;  // nccl_time_us / time_us
-  std::string check = "skip";             // "pass" (every element matched on every rank), "fail", "skip"
+  std::string check =
+      "skip";  // "pass" (every element matched on every rank), "fail", "skip", "error" (threw)
 };
 
 struct RunReport {

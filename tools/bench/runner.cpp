@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "bench/stats.hpp"
+#include "epcomm/error.hpp"
 #include "runtime/cuda_check.hpp"
 
 namespace epcomm::bench {
@@ -32,12 +33,6 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Benc
                   op.dtype.c_str(), op.min_ranks, session.num_ranks());
     return std::nullopt;
   }
-  if (op.setup) op.setup(stream);
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
-
-  const Timing timing = time_calls(bootstrap, op.run, stream, settings.timing, flusher);
-  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
-
   ResultRow row;
   row.impl = op.impl;
   row.op = op.op;
@@ -45,6 +40,24 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Benc
   row.num_sms = op.num_sms;
   row.tokens = workload.num_tokens;
   row.hidden = workload.hidden;
+  // An op that throws (an opt-in variant the driver refuses, a peer timeout) leaves an "error" row
+  // and the run goes on to the next op, instead of ending the run and its remaining rows.
+  Timing timing;
+  bool ran = true;
+  try {
+    if (op.setup) op.setup(stream);
+    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+    timing = time_calls(bootstrap, op.run, stream, settings.timing, flusher);
+    EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "epcomm-bench: rank %d: %s %s %s threw: %s\n", session.rank(), op.impl.c_str(),
+                 op.op.c_str(), op.dtype.c_str(), e.what());
+    ran = false;
+  }
+  if (!all_ranks_true(bootstrap, ran)) {
+    row.check = "error";
+    return row;
+  }
   row.time_us = timing.max_us;
   if (settings.check && op.check) {
     const bool ok = run_check(op, session.rank());
