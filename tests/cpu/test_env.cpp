@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <utility>
@@ -68,6 +71,26 @@ TEST(Env, RegistryListsEveryVariableOnceWithDocs) {
   }
   const std::string table = env::registry_markdown();
   for (const std::string& name : names) EXPECT_NE(table.find("`" + name + "`"), std::string::npos) << name;
+}
+
+// STYLE: every variable is documented in the README for users, and every EPCOMM_ variable the
+// README documents exists.
+TEST(Env, ReadmeDocumentsExactlyTheRegisteredVariables) {
+  std::ifstream file(std::string(EPCOMM_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(file) << "README.md not found under " << EPCOMM_SOURCE_DIR;
+  const std::string readme((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::set<std::string> registered;
+  for (const env::Entry& e : env::registry()) {
+    registered.insert(std::string(e.name));
+    EXPECT_NE(readme.find("`" + std::string(e.name)), std::string::npos) << e.name << " is not in README.md";
+  }
+  // Table rows of the README's environment section name library variables as `EPCOMM_...`.
+  const std::regex row(R"(\n\| `(EPCOMM_[A-Z0-9_]+)` \|)");
+  int rows = 0;
+  for (auto it = std::sregex_iterator(readme.begin(), readme.end(), row); it != std::sregex_iterator();
+       ++it, ++rows)
+    EXPECT_EQ(registered.count((*it)[1].str()), 1u) << (*it)[1].str() << " is documented but not registered";
+  EXPECT_GE(rows, 10) << "the README's environment table was not found";
 }
 
 TEST(Env, DefaultsParseAsTheirType) {
