@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
-#   tools/device_session.sh [tests] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [pack]
+#   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [pack]
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
 #   shared N PROGRAM...: GPU test programs (test_ll, test_ht, ...) on N ranks that share the local
 #   GPUs (EPCOMM_TEST_SHARE_GPUS=1): the ranks' kernels take turns, so this checks correctness of
 #   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases.
+#   examples: every numbered example, one process per local GPU.
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -29,7 +30,7 @@ if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${
 fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
-is_step() { case "$1" in tests | probe | bench | shared | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | examples | probe | bench | shared | pack) return 0 ;; *) return 1 ;; esac; }
 status=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,6 +39,16 @@ while [ $# -gt 0 ]; do
       ctest --test-dir "$build" -L gpu -R "${EPCOMM_GPU_TESTS:-.}" --output-on-failure > "$OUT/gpu_tests.log" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       grep -E "tests passed|Passed|Failed|\*\*\*|FAILED|Timeout" "$OUT/gpu_tests.log" | grep -v "^\[rank.*OK \]" | tail -40
+      ;;
+    examples)
+      shift
+      for ex in "$build"/examples/[0-9][0-9]_*; do
+        [ -x "$ex" ] || continue
+        name=$(basename "$ex")
+        "$build/tools/epcomm-run" -n "$gpus" --timeout 120 "$ex" > "$OUT/example_$name.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== example $name (rc $rc)"; tail -4 "$OUT/example_$name.log"
+      done
       ;;
     probe)
       shift
