@@ -33,10 +33,10 @@ void stage_rows(const HtCombineArgs& c, const std::int32_t* count_matrix, cudaSt
   }
 }
 
-// Copy-engine push, queued after prepare's barrier (recorded in `opened`): on the copy stream, each
-// chunk's copies of x rows and weight rows into the owners' regions, each followed by a stream write
-// that publishes the share to its owner; the kernel is queued on the communication stream once the
-// first chunk's copies are, and the communication stream joins the copy stream at the end.
+// Copy-engine push, queued after prepare's barrier on `comm`: on the copy stream (ordered after the
+// barrier by an event), each chunk's copies of x rows and weight rows into the owners' regions, each
+// followed by a stream write that publishes the share to its owner; the kernel is queued on the
+// communication stream once the first chunk's copies are, and that stream joins the copy stream.
 void push_by_copy_engine(Buffer::Impl& m, const HtCombineArgs& c, int K, const std::int32_t* count_matrix,
                          int num_blocks, cudaStream_t comm) {
   const HtCombineLayout& l = c.region;
