@@ -16,35 +16,10 @@
 #include <random>
 #include <vector>
 
-namespace {
-
-#define CHECK_CUDA(call)                                                          \
-  do {                                                                            \
-    const cudaError_t status = (call);                                            \
-    if (status != cudaSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(status)); \
-      std::exit(1);                                                               \
-    }                                                                             \
-  } while (0)
-
-template <typename T>
-epcomm::DeviceTensor to_device(const std::vector<T>& host, epcomm::DType dtype, std::int64_t rows,
-                               std::int64_t cols) {
-  auto t = epcomm::DeviceTensor::empty(epcomm::default_allocator(), dtype, {rows, cols}, nullptr);
-  CHECK_CUDA(cudaMemcpy(t.data(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return t;
-}
-
-}  // namespace
+#include "example_common.hpp"
 
 int main() {
-  int num_gpus = 0;
-  if (cudaGetDeviceCount(&num_gpus) != cudaSuccess || num_gpus == 0) {
-    std::printf("no GPU: nothing to run\n");
-    return 0;
-  }
-  const char* local_rank_env = std::getenv("LOCAL_RANK");
-  CHECK_CUDA(cudaSetDevice(local_rank_env ? std::atoi(local_rank_env) : 0));
+  if (!use_local_gpu()) return 0;
   try {
     std::shared_ptr<epcomm::Bootstrap> bootstrap =
         epcomm::make_tcp_bootstrap(epcomm::tcp_bootstrap_options_from_env());

@@ -61,14 +61,9 @@ __device__ void run_sender(const HtCombineArgs& a) {
   const HtCombineLayout& l = a.region;
   for (int i = 1; i < G; ++i) {
     const int s = (me + i) % G;  // start with the next rank, so senders spread over peers
-    std::int64_t recv_base = 0;  // where s's rows sit in x
-    for (int r = 0; r < s; ++r) recv_base += a.count_matrix[r * G + me];
+    const std::int64_t recv_base = first_row_on(a.count_matrix, G, s, me);  // where s's rows sit in x
     // Push: into s's region after the rows s sent to ranks before me. Pull: my own region, as in x.
-    std::int64_t dst_base = recv_base;
-    if (!a.pull) {
-      dst_base = 0;
-      for (int r = 0; r < me; ++r) dst_base += a.count_matrix[s * G + r];
-    }
+    const std::int64_t dst_base = a.pull ? recv_base : first_row_back(a.count_matrix, G, s, me);
     char* region = RegionLayout::data(v.peer_base[a.pull ? me : s]);
     std::uint64_t* progress = a.pull ? RegionLayout::progress(v.peer_base[me], s, share)
                                      : RegionLayout::progress(v.peer_base[s], me, share);
@@ -284,12 +279,8 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
   for (int r = threadIdx.x; r < G; r += blockDim.x) {
     // Rank r's rows of my tokens: in x after the rows of ranks before me (mine: x itself, pull:
     // r's region, staged as in r's x), or in my region after the rows I sent to ranks before r.
-    std::int64_t base = 0;
-    if (r == me || a.pull) {
-      for (int q = 0; q < me; ++q) base += a.count_matrix[q * G + r];
-    } else {
-      for (int q = 0; q < r; ++q) base += a.count_matrix[me * G + q];
-    }
+    const std::int64_t base =
+        r == me || a.pull ? first_row_on(a.count_matrix, G, me, r) : first_row_back(a.count_matrix, G, me, r);
     if (r == me) {
       rows[r] = reinterpret_cast<const char*>(a.x) + base * l.row_bytes;
       weights[r] = a.topk_weights + base * l.num_topk;

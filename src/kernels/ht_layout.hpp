@@ -70,6 +70,14 @@ EPCOMM_HD inline std::int64_t first_row_on(const std::int32_t* count_matrix, int
   return row;
 }
 
+// Combine returns rows the other way: in `src`'s region (push), the rows coming back from rank
+// `dst` start after those `src` sent to ranks < dst.
+EPCOMM_HD inline std::int64_t first_row_back(const std::int32_t* count_matrix, int G, int src, int dst) {
+  std::int64_t row = 0;
+  for (int d = 0; d < dst; ++d) row += count_matrix[src * G + d];
+  return row;
+}
+
 // Copy-engine dispatch (EPCOMM_HT_DISPATCH_CE): domain rank `me` packs its payload rows to each
 // peer into local staging, the peers in rank order, each peer's rows contiguous in token order;
 // the first staged row of peer `dst`.

@@ -14,23 +14,31 @@ namespace epcomm {
 
 namespace {
 
+// Queues on `stream` a copy of `rows` rows of combine's input (payload and weight rows) from row
+// `from` of x to row `to` of the combine sections of the region at `region_base`.
+void copy_rows(const HtCombineArgs& c, void* region_base, std::int64_t from, std::int64_t to,
+               std::int64_t rows, cudaStream_t stream) {
+  const HtCombineLayout& l = c.region;
+  char* region = RegionLayout::data(region_base);
+  const auto row_bytes = static_cast<std::size_t>(l.row_bytes);
+  const std::size_t w_bytes = sizeof(float) * static_cast<std::size_t>(l.num_topk);
+  const auto f = static_cast<std::size_t>(from), t = static_cast<std::size_t>(to),
+             n = static_cast<std::size_t>(rows);
+  EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.x_offset + t * row_bytes,
+                                    reinterpret_cast<const char*>(c.x) + f * row_bytes, n * row_bytes,
+                                    cudaMemcpyDeviceToDevice, stream));
+  if (l.num_topk > 0)
+    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.weights_offset + t * w_bytes,
+                                      reinterpret_cast<const char*>(c.topk_weights) + f * w_bytes,
+                                      n * w_bytes, cudaMemcpyDeviceToDevice, stream));
+}
+
 // Pull mode with the copy engine: copies the rows (and weight rows) this rank received from each
 // peer into its own region, at the index they have in x, where that peer's reducers read them.
 void stage_rows(const HtCombineArgs& c, const std::int32_t* count_matrix, cudaStream_t stream) {
-  const HtCombineLayout& l = c.region;
-  char* region = RegionLayout::data(c.view.peer_base[c.view.domain_rank]);
-  const auto row_bytes = static_cast<std::size_t>(l.row_bytes);
-  const std::size_t w_bytes = sizeof(float) * static_cast<std::size_t>(l.num_topk);
-  for (const StagedRows& r : pull_staged_rows(count_matrix, c.view.num_domain_ranks, c.view.domain_rank)) {
-    const auto first = static_cast<std::size_t>(r.first), count = static_cast<std::size_t>(r.count);
-    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.x_offset + first * row_bytes,
-                                      reinterpret_cast<const char*>(c.x) + first * row_bytes,
-                                      count * row_bytes, cudaMemcpyDeviceToDevice, stream));
-    if (l.num_topk > 0)
-      EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.weights_offset + first * w_bytes,
-                                        reinterpret_cast<const char*>(c.topk_weights) + first * w_bytes,
-                                        count * w_bytes, cudaMemcpyDeviceToDevice, stream));
-  }
+  const DomainView& v = c.view;
+  for (const StagedRows& r : pull_staged_rows(count_matrix, v.num_domain_ranks, v.domain_rank))
+    copy_rows(c, v.peer_base[v.domain_rank], r.first, r.first, r.count, stream);
 }
 
 // Copy-engine push, queued after prepare's barrier on `comm`: on the copy stream (ordered after the
@@ -39,10 +47,7 @@ void stage_rows(const HtCombineArgs& c, const std::int32_t* count_matrix, cudaSt
 // communication stream once the first chunk's copies are, and that stream joins the copy stream.
 void push_by_copy_engine(Buffer::Impl& m, const HtCombineArgs& c, int K, const std::int32_t* count_matrix,
                          int num_blocks, cudaStream_t comm) {
-  const HtCombineLayout& l = c.region;
   const DomainView& v = c.view;
-  const auto row_bytes = static_cast<std::size_t>(l.row_bytes);
-  const std::size_t w_bytes = sizeof(float) * static_cast<std::size_t>(l.num_topk);
   const cudaStream_t copy = m.copy.get();
   while (m.copy_events.size() < 2) m.copy_events.emplace_back();
   m.copy_events[0].record(comm);
@@ -55,16 +60,7 @@ void push_by_copy_engine(Buffer::Impl& m, const HtCombineArgs& c, int K, const s
       launch_ht_combine(c, num_blocks, comm);
       launched = true;
     }
-    char* region = RegionLayout::data(v.peer_base[cc.owner]);
-    const auto x_row = static_cast<std::size_t>(cc.x_row), at = static_cast<std::size_t>(cc.region_row);
-    const auto rows = static_cast<std::size_t>(cc.rows);
-    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.x_offset + at * row_bytes,
-                                      reinterpret_cast<const char*>(c.x) + x_row * row_bytes,
-                                      rows * row_bytes, cudaMemcpyDeviceToDevice, copy));
-    if (l.num_topk > 0)
-      EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.weights_offset + at * w_bytes,
-                                        reinterpret_cast<const char*>(c.topk_weights) + x_row * w_bytes,
-                                        rows * w_bytes, cudaMemcpyDeviceToDevice, copy));
+    copy_rows(c, v.peer_base[cc.owner], cc.x_row, cc.region_row, cc.rows, copy);
     // The owner's reducers wait for share `chunk` of my rows to reach its size.
     stream_write_u64(copy, RegionLayout::progress(v.peer_base[cc.owner], v.domain_rank, cc.chunk),
                      static_cast<std::uint64_t>(cc.rows));

@@ -149,9 +149,8 @@ std::vector<CombineCopy> combine_chunk_copies(const std::int32_t* count_matrix, 
       const std::int64_t n = count_matrix[s * G + me];
       const std::int64_t j0 = share_begin(n, b, K), j1 = share_begin(n, b + 1, K);
       if (s == me || j1 == j0) continue;
-      std::int64_t region_base = 0;  // in s's region: after the rows s sent to ranks before me
-      for (int r = 0; r < me; ++r) region_base += count_matrix[s * G + r];
-      copies.push_back({b, s, first_row_on(count_matrix, G, s, me) + j0, region_base + j0, j1 - j0});
+      copies.push_back({b, s, first_row_on(count_matrix, G, s, me) + j0,
+                        first_row_back(count_matrix, G, s, me) + j0, j1 - j0});
     }
   }
   return copies;

@@ -129,8 +129,8 @@ std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,
 
 // Combine pushed by the copy engine (EPCOMM_HT_COMBINE_CE) on domain rank `me`: the copy of chunk
 // b to owner s moves share b (share_begin(n, b, K)) of the n rows this rank received from s, from
-// x (where s's rows start at first_row_on(s, me)) to s's region, after the rows s sent to ranks
-// before me. Chunks ascending, then owners; empty copies and `me` left out.
+// x (where s's rows start at first_row_on(s, me)) to s's region at first_row_back(s, me). Chunks ascending,
+// then owners; empty copies and `me` left out.
 struct CombineCopy {
   int chunk = 0, owner = 0;
   std::int64_t x_row = 0, region_row = 0, rows = 0;

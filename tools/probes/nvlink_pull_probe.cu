@@ -16,6 +16,7 @@
 #include <cstdio>
 
 #include "gpu_pair.cuh"
+#include "kernels/ptx.cuh"  // the library's own cp.async wrappers, as its reducers use them
 
 namespace {
 
@@ -24,18 +25,6 @@ constexpr int kPieces = kRowBytes / 16;
 constexpr int kWarps = 16;
 constexpr int kChunk = 32 * 4;  // 16-byte pieces per chunk: 2 KiB
 constexpr int kMaxStages = 12;
-
-__device__ __forceinline__ void cp_async_16(void* smem, const void* src) {
-  const auto dst = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;" ::: "memory");
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 
 // Chunk k of a warp's work: row (warp + (k / chunks) * warps), chunk k % chunks; the sources of
 // a row are the remote row, then (with_local) the local one.
@@ -58,14 +47,15 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
       int4* slot = stage + (k % kStages) * kChunk;
 #pragma unroll
       for (int u = 0; u < 4; ++u)
-        if (chunk * kChunk + u * 32 + lane < kPieces) cp_async_16(slot + u * 32 + lane, from + u * 32 + lane);
+        if (chunk * kChunk + u * 32 + lane < kPieces)
+          epcomm::ptx::cp_async_16(slot + u * 32 + lane, from + u * 32 + lane);
     }
-    cp_async_commit();
+    epcomm::ptx::cp_async_commit();
   };
   for (int k = 0; k < kStages; ++k) issue(k);
   float acc[4][8] = {};
   for (int k = 0; k < total; ++k) {
-    cp_async_wait<kStages - 1>();
+    epcomm::ptx::cp_async_wait_pending<kStages - 1>();
     const int chunk = (k / sources) % kChunks, row = warp + (k / sources / kChunks) * warps;
     const int4* slot = stage + (k % kStages) * kChunk;
 #pragma unroll
@@ -97,7 +87,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
       for (int q = 0; q < 8; ++q) acc[u][q] = 0.0f;
     }
   }
-  cp_async_wait<0>();
+  epcomm::ptx::cp_async_wait_pending<0>();
 }
 
 // A plain copy: each warp moves 16-byte pieces, 8 in flight per lane.
