@@ -33,7 +33,8 @@ inline bool use_local_gpu() {
     std::printf("no GPU: nothing to run\n");
     return false;
   }
+  // Rank r runs on GPU r mod count, so several ranks may share one GPU (correct, not fast).
   const char* local_rank = std::getenv("LOCAL_RANK");
-  CHECK_CUDA(cudaSetDevice(local_rank ? std::atoi(local_rank) : 0));
+  CHECK_CUDA(cudaSetDevice(local_rank ? std::atoi(local_rank) % num_gpus : 0));
   return true;
 }
