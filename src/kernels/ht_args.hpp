@@ -74,10 +74,13 @@ struct HtDispatchArgs {
   int num_send_channels = 0;
   // Copy-engine dispatch: its pack launches (stage_x set) forward only the peers' rows, each
   // payload row into stage_x (first_staged_row), the metadata straight into the peer's region, and
-  // publish no progress (launch_ht_dispatch_signal does, once the copy engine moved the chunk);
-  // its last launch (self_only) forwards only this rank's own rows, then receives.
+  // publish no progress; its last launch (self_only) forwards only this rank's own rows, then
+  // receives. Once the copy engine has moved chunk k of a source's rows, a stream write stores
+  // kChannelComplete into the progress counter of the chunk's first channel (copy_chunk_channel),
+  // which stands for every channel of the chunk: receivers read that one when signal_chunks > 0.
   std::uint8_t* stage_x = nullptr;
   bool self_only = false;
+  int signal_chunks = 0;
   const std::int32_t* send_slot = nullptr;
   const std::int32_t* count_matrix = nullptr;
   const std::int32_t* recv_chunk_start = nullptr;
@@ -129,10 +132,8 @@ void launch_ht_notify(const HtNotifyArgs& args, void* stream);
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
                        void* stream);
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);
-// Copy-engine dispatch: once the copy engine has moved channels [c0, c1) of this rank's rows into
-// every peer's region, marks those channels complete there (kChannelComplete).
-void launch_ht_dispatch_signal(const DomainView& view, int c0, int c1, void* stream);
-inline constexpr std::uint64_t kChannelComplete = 0x7fffffff;  // receivers clamp it to the channel's rows
+// Copy-engine dispatch: a chunk's channels are complete (receivers clamp it to each channel's rows).
+inline constexpr std::uint64_t kChannelComplete = 0x7fffffff;
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream);
 
 }  // namespace epcomm

@@ -10,7 +10,7 @@
 // every block is a sender, and each warp turns receiver once its own sends are done. Overlapped
 // schedule: blocks [S, grid) receive from the start. Copy-engine dispatch (HtDispatchArgs::stage_x):
 // launches of senders only pack each chunk of rows into local staging, the copy engine moves it
-// and launch_ht_dispatch_signal publishes it; then a launch of receivers only copies out.
+// and a stream write publishes it; then one launch writes the own rows and copies out.
 #include <cstdint>
 
 #include "kernels/copy.cuh"
@@ -200,7 +200,7 @@ __device__ void send_channel(const HtDispatchArgs& a, int channel, const SenderB
     // (A token with no destination this launch serves is not even read.)
     if (n > 0) forward_token(a, t, route, pack ? bases.stage_shift : nullptr);
     __syncwarp();
-    if (pack || a.self_only) continue;  // no peer rows, or the copy engine's signal publishes them
+    if (pack || a.self_only) continue;  // no peer rows, or the copy stream publishes them
     // NOTE: release after the warp barrier, so every lane's rows precede it; only when the count
     // moved, so no late write can land after the receiver moved on to the next operation.
     if ((t - t_begin) % a.publish_tokens == a.publish_tokens - 1 || t + 1 == t_end) {
@@ -230,8 +230,8 @@ __device__ void run_sender(const HtDispatchArgs& a) {
   const int end = a.channel_offset + a.num_send_channels;
   for (int c = a.channel_offset + blockIdx.x * kWarps + warp; c < end; c += a.num_senders * kWarps)
     send_channel(a, c, bases, routes[warp]);
-  // Pack: the metadata stored into the peers' regions is visible system-wide before the signal
-  // that follows the chunk's copies (launch_ht_dispatch_signal, another stream) releases it.
+  // Pack: the metadata stored into the peers' regions is visible system-wide before the stream
+  // write that follows the chunk's copies (on another stream) publishes it.
   if (a.stage_x != nullptr) __threadfence_system();
 }
 
@@ -284,11 +284,13 @@ __device__ void run_receiver(const HtDispatchArgs& a, int receiver, int num_rece
       all_done = false;
       std::int32_t ready = 0;
       if (lane == 0) {
-        const std::uint64_t* flag = RegionLayout::progress(v.peer_base[me], s, c);
+        // A copy-engine dispatch publishes a chunk at its first channel.
+        const int flag_channel = a.signal_chunks > 0 ? c - c % (C / a.signal_chunks) : c;
+        const std::uint64_t* flag = RegionLayout::progress(v.peer_base[me], s, flag_channel);
         ready = static_cast<std::int32_t>(ptx::ld_relaxed_sys(flag));
         if (ready > copied) ready = static_cast<std::int32_t>(ptx::ld_acquire_sys(flag));
       }
-      // A copy-engine dispatch marks a whole channel with kChannelComplete.
+      // kChannelComplete (copy engine): the whole channel.
       ready = min(__shfl_sync(0xffffffffu, ready, 0), total);
       if (ready > copied) {
         const std::int64_t start = a.recv_chunk_start[p];
@@ -344,24 +346,7 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
     run_receiver(a, (blockIdx.x - a.num_senders) * kWarps + warp, (gridDim.x - a.num_senders) * kWarps);
 }
 
-__global__ void ht_dispatch_signal_kernel(DomainView v, int c0, int c1) {
-  const int G = v.num_domain_ranks, me = v.domain_rank, n = c1 - c0;
-  // NOTE: the chunk's copies completed before this kernel began (stream order); the fence keeps
-  // them, and the pack's metadata, ahead of the releases in every peer's view.
-  __threadfence_system();
-  for (int i = threadIdx.x; i < G * n; i += blockDim.x) {
-    const int d = i / n;
-    if (d != me)
-      ptx::st_release_sys(RegionLayout::progress(v.peer_base[d], me, c0 + i % n), kChannelComplete);
-  }
-}
-
 }  // namespace
-
-void launch_ht_dispatch_signal(const DomainView& view, int c0, int c1, void* stream) {
-  ht_dispatch_signal_kernel<<<1, 256, 0, static_cast<cudaStream_t>(stream)>>>(view, c0, c1);
-  EPCOMM_CUDA_CHECK_LAUNCH();
-}
 
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);

@@ -5,6 +5,7 @@
 
 #include "runtime/check.hpp"
 #include "runtime/cuda_check.hpp"
+#include "runtime/stream_write.hpp"
 
 namespace epcomm {
 
@@ -62,18 +63,23 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
                                         static_cast<std::size_t>(next->rows) * row_bytes,
                                         cudaMemcpyDeviceToDevice, copy));
     }
-    launch_ht_dispatch_signal(m_.view, copy_chunk_channel(k, K, C), copy_chunk_channel(k + 1, K, C), copy);
+    // After the chunk's copies (the write's fence orders them first), its first channel stands for
+    // all of its channels in every peer's region.
+    const int flag_channel = copy_chunk_channel(k, K, C);
+    for (int p = 0; p < G; ++p)
+      if (p != me)
+        stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[p], me, flag_channel), kChannelComplete);
   }
   m_.timer.host_step("copies-queued");
 
   // This rank's own rows (every channel) while the copy engine still carries the peers', then
-  // every warp receives.
-  // NOTE: its receivers spin until the signal kernels on the copy stream have run; a grid holding
-  // every SM (one block fills an SM's registers) would leave those no room: keep one SM free.
+  // every warp receives. Its receivers spin until the copy stream's writes land: those need no SM,
+  // so the grid may hold every SM.
   d.stage_x = nullptr;
   d.self_only = true;
   d.phased = true;
-  launch(d, "dispatch", std::min(plan_.num_blocks, m_.num_sms - 1), 0, C);
+  d.signal_chunks = K;
+  launch(d, "dispatch", plan_.num_blocks, 0, C);
   Event& copied = m_.copy_events[static_cast<std::size_t>(K)];
   copied.record(copy);
   // NOTE: before staging is released (on comm) and before the next operation reuses the regions.
