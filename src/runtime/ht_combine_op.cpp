@@ -132,7 +132,8 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   // NOTE: after prepare's barrier: every peer has finished the operations that read this region.
   if (staged) stage_rows(c, h.count_matrix_host.data(), scope.comm());
   if (copy_chunks > 0)
-    push_by_copy_engine(m, c, copy_chunks, h.count_matrix_host.data(), plan.num_blocks, scope.comm());
+    push_by_copy_engine(m, c, copy_chunks, h.count_matrix_host.data(),
+                        blocks_beside_copies(plan.num_blocks, m.num_sms), scope.comm());
   else
     launch_ht_combine(c, plan.num_blocks, scope.comm());
   m.timer.end(scope.comm());

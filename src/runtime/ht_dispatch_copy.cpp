@@ -73,13 +73,12 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
   m_.timer.host_step("copies-queued");
 
   // This rank's own rows (every channel) while the copy engine still carries the peers', then
-  // every warp receives. Its receivers spin until the copy stream's writes land: those need no SM,
-  // so the grid may hold every SM.
+  // every warp receives (spinning until the copy stream's writes land).
   d.stage_x = nullptr;
   d.self_only = true;
   d.phased = true;
   d.signal_chunks = K;
-  launch(d, "dispatch", plan_.num_blocks, 0, C);
+  launch(d, "dispatch", blocks_beside_copies(plan_.num_blocks, m_.num_sms), 0, C);
   Event& copied = m_.copy_events[static_cast<std::size_t>(K)];
   copied.record(copy);
   // NOTE: before staging is released (on comm) and before the next operation reuses the regions.

@@ -43,6 +43,15 @@ struct HtDispatchPlan {
 // EPCOMM_HT_DISPATCH_CE takes at most this many chunks.
 inline constexpr int kMaxCopyChunks = 8;
 
+// Blocks for a kernel whose warps spin until the copy stream's copies and writes land (copy-engine
+// dispatch's receiving launch, copy-engine push combine): one SM is always left free.
+// NOTE: measured (session 8, ranks sharing one H200): with every SM held, such a dispatch hung on 4
+// and 8 ranks (2 passed); with one SM free every count passed. Something the copy stream runs needs
+// an SM there (a copy between two processes' memory on one device may run as a kernel).
+inline int blocks_beside_copies(int blocks, int device_sms) {
+  return blocks < device_sms ? blocks : device_sms - 1;
+}
+
 // num_sms in [2, min(kMaxBlocks, device_sms)]; num_channels fixed (cached dispatch: the handle's,
 // with its copy_chunks) or 0 to derive it. Phased: every block sends (receiver_percent is unused),
 // then copies out. copy_chunks > 0 (at most kMaxCopyChunks): a copy-engine dispatch, phased, with

@@ -43,6 +43,13 @@ TEST(HtCopyPlan, ChunksAreRunsOfWholeLaunchesOfChannels) {
   EXPECT_THROW(plan_ht_dispatch(24, 132, 4096, 0, 33, true, kMaxCopyChunks + 1), Error);
 }
 
+TEST(HtCopyPlan, KernelsBesideTheCopiesLeaveOneSmFree) {
+  EXPECT_EQ(blocks_beside_copies(24, 132), 24);
+  EXPECT_EQ(blocks_beside_copies(131, 132), 131);
+  EXPECT_EQ(blocks_beside_copies(132, 132), 131);
+  EXPECT_EQ(blocks_beside_copies(2, 2), 1);
+}
+
 TEST(HtCopyPlan, CachedDispatchKeepsTheHandlesChunks) {
   const HtDispatchPlan first = plan_ht_dispatch(24, 132, 4096, 0, 33, true, 4);
   for (int sms : {24, 30, 132}) {

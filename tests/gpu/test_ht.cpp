@@ -400,7 +400,7 @@ TEST_F(Ht, CopyEngineDispatch) {
   run_case(*buffer_, {.num_tokens = 300, .num_sms = 2, .seed = 82}, {.async_finish = true});
 }
 // The whole GPU as the budget, with rows for every receiving block (one chunk of 16 channels per
-// SM, 3 tokens each): the receivers hold every SM while the copy stream still has chunks to publish.
+// SM, 3 tokens each): the receivers spin while the copy stream still has work (blocks_beside_copies).
 TEST_F(Ht, CopyEngineDispatchOnEverySm) {
   int sms = 0;
   EPCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, gpu_env().device));
