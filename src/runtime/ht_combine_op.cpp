@@ -5,6 +5,7 @@
 #include "kernels/ht_args.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
+#include "runtime/copy_batch.hpp"
 #include "runtime/cuda_check.hpp"
 #include "runtime/ht_plan.hpp"
 #include "runtime/op_checks.hpp"
@@ -14,31 +15,31 @@ namespace epcomm {
 
 namespace {
 
-// Queues on `stream` a copy of `rows` rows of combine's input (payload and weight rows) from row
+// Adds to `batch` the copy of `rows` rows of combine's input (payload and weight rows) from row
 // `from` of x to row `to` of the combine sections of the region at `region_base`.
 void copy_rows(const HtCombineArgs& c, void* region_base, std::int64_t from, std::int64_t to,
-               std::int64_t rows, cudaStream_t stream) {
+               std::int64_t rows, CopyBatch& batch) {
   const HtCombineLayout& l = c.region;
   char* region = RegionLayout::data(region_base);
   const auto row_bytes = static_cast<std::size_t>(l.row_bytes);
   const std::size_t w_bytes = sizeof(float) * static_cast<std::size_t>(l.num_topk);
   const auto f = static_cast<std::size_t>(from), t = static_cast<std::size_t>(to),
              n = static_cast<std::size_t>(rows);
-  EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.x_offset + t * row_bytes,
-                                    reinterpret_cast<const char*>(c.x) + f * row_bytes, n * row_bytes,
-                                    cudaMemcpyDeviceToDevice, stream));
+  batch.add(region + l.x_offset + t * row_bytes, reinterpret_cast<const char*>(c.x) + f * row_bytes,
+            n * row_bytes);
   if (l.num_topk > 0)
-    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + l.weights_offset + t * w_bytes,
-                                      reinterpret_cast<const char*>(c.topk_weights) + f * w_bytes,
-                                      n * w_bytes, cudaMemcpyDeviceToDevice, stream));
+    batch.add(region + l.weights_offset + t * w_bytes,
+              reinterpret_cast<const char*>(c.topk_weights) + f * w_bytes, n * w_bytes);
 }
 
 // Pull mode with the copy engine: copies the rows (and weight rows) this rank received from each
 // peer into its own region, at the index they have in x, where that peer's reducers read them.
 void stage_rows(const HtCombineArgs& c, const std::int32_t* count_matrix, cudaStream_t stream) {
   const DomainView& v = c.view;
+  CopyBatch batch;
   for (const StagedRows& r : pull_staged_rows(count_matrix, v.num_domain_ranks, v.domain_rank))
-    copy_rows(c, v.peer_base[v.domain_rank], r.first, r.first, r.count, stream);
+    copy_rows(c, v.peer_base[v.domain_rank], r.first, r.first, r.count, batch);
+  batch.flush(stream);
 }
 
 // Copy-engine push, queued after prepare's barrier on `comm`: on the copy stream (ordered after the
@@ -55,15 +56,21 @@ void push_by_copy_engine(Buffer::Impl& m, const HtCombineArgs& c, int K, const s
   const std::vector<CombineCopy> copies =
       combine_chunk_copies(count_matrix, v.num_domain_ranks, v.domain_rank, K);
   bool launched = false;
-  for (const CombineCopy& cc : copies) {
-    if (cc.chunk > 0 && !launched) {
+  CopyBatch batch;
+  for (auto first = copies.begin(); first != copies.end();) {
+    const int chunk = first->chunk;
+    if (chunk > 0 && !launched) {
       launch_ht_combine(c, num_blocks, comm);
       launched = true;
     }
-    copy_rows(c, v.peer_base[cc.owner], cc.x_row, cc.region_row, cc.rows, copy);
-    // The owner's reducers wait for share `chunk` of my rows to reach its size.
-    stream_write_u64(copy, RegionLayout::progress(v.peer_base[cc.owner], v.domain_rank, cc.chunk),
-                     static_cast<std::uint64_t>(cc.rows));
+    auto last = first;
+    for (; last != copies.end() && last->chunk == chunk; ++last)
+      copy_rows(c, v.peer_base[last->owner], last->x_row, last->region_row, last->rows, batch);
+    batch.flush(copy);
+    // Each owner's reducers wait for share `chunk` of my rows to reach its size.
+    for (; first != last; ++first)
+      stream_write_u64(copy, RegionLayout::progress(v.peer_base[first->owner], v.domain_rank, chunk),
+                       static_cast<std::uint64_t>(first->rows));
   }
   if (!launched) launch_ht_combine(c, num_blocks, comm);
   m.copy_events[1].record(copy);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "runtime/check.hpp"
+#include "runtime/copy_batch.hpp"
 #include "runtime/cuda_check.hpp"
 #include "runtime/stream_write.hpp"
 
@@ -54,15 +55,16 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
   const auto* staging = static_cast<const char*>(staging_.data());
   const cudaStream_t copy = m_.copy.get();
   auto next = copies.begin();
+  CopyBatch batch;
   for (int k = 0; k < K; ++k) {
     EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_events[static_cast<std::size_t>(k)].get(), 0));
     for (; next != copies.end() && next->chunk == k; ++next) {
       char* region = RegionLayout::data(m_.view.peer_base[next->dst]) + d.region.x_offset;
-      EPCOMM_CUDA_CHECK(cudaMemcpyAsync(region + static_cast<std::size_t>(next->region_row) * row_bytes,
-                                        staging + static_cast<std::size_t>(next->stage_row) * row_bytes,
-                                        static_cast<std::size_t>(next->rows) * row_bytes,
-                                        cudaMemcpyDeviceToDevice, copy));
+      batch.add(region + static_cast<std::size_t>(next->region_row) * row_bytes,
+                staging + static_cast<std::size_t>(next->stage_row) * row_bytes,
+                static_cast<std::size_t>(next->rows) * row_bytes);
     }
+    batch.flush(copy);
     // After the chunk's copies (the write's fence orders them first), its first channel stands for
     // all of its channels in every peer's region.
     const int flag_channel = copy_chunk_channel(k, K, C);
