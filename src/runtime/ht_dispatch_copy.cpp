@@ -58,6 +58,7 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
   CopyBatch batch;
   for (int k = 0; k < K; ++k) {
     EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_events[static_cast<std::size_t>(k)].get(), 0));
+    const auto first = next;
     for (; next != copies.end() && next->chunk == k; ++next) {
       char* region = RegionLayout::data(m_.view.peer_base[next->dst]) + d.region.x_offset;
       batch.add(region + static_cast<std::size_t>(next->region_row) * row_bytes,
@@ -66,11 +67,14 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
     }
     batch.flush(copy);
     // After the chunk's copies (the write's fence orders them first), its first channel stands for
-    // all of its channels in every peer's region.
+    // all of its channels in the region of each peer that gets rows of it.
+    // NOTE: only those peers: one with no rows in the chunk does not wait for the write, so it could
+    // finish this dispatch, zero its counters in the next notify, and then see the late write
+    // mark the chunk complete in the next dispatch before any row of it arrived.
     const int flag_channel = copy_chunk_channel(k, K, C);
-    for (int p = 0; p < G; ++p)
-      if (p != me)
-        stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[p], me, flag_channel), kChannelComplete);
+    for (auto c = first; c != next; ++c)
+      stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[c->dst], me, flag_channel),
+                       kChannelComplete);
   }
   m_.timer.host_step("copies-queued");
 

@@ -163,6 +163,8 @@ TEST_P(CopyPlanPerDomainSize, EveryPeersRowsAreCopiedOnceToWhereTheyLand) {
         const auto d = static_cast<std::size_t>(c.dst);
         EXPECT_EQ(c.stage_row, first_staged_row(counts.data(), G, me, c.dst) + next[d]);
         EXPECT_EQ(c.region_row, first_row_on(counts.data(), G, me, c.dst) + next[d]);
+        // Hence one copy per (chunk, peer) with rows and none for the others: the copy stream marks
+        // a chunk complete for exactly the peers that wait for it (CopyEngineDispatch::finish).
         EXPECT_EQ(next[d], prefix[d * static_cast<std::size_t>(K + 1) + static_cast<std::size_t>(c.chunk)]);
         next[d] += c.rows;
       }
