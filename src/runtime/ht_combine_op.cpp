@@ -64,6 +64,7 @@ void push_by_copy_engine(Buffer::Impl& m, const HtCombineArgs& c, int K, const s
       launched = true;
     }
     auto last = first;
+    m.timer.begin_copy(copy, "chunk");
     for (; last != copies.end() && last->chunk == chunk; ++last)
       copy_rows(c, v.peer_base[last->owner], last->x_row, last->region_row, last->rows, batch);
     batch.flush(copy);
@@ -71,6 +72,7 @@ void push_by_copy_engine(Buffer::Impl& m, const HtCombineArgs& c, int K, const s
     for (; first != last; ++first)
       stream_write_u64(copy, RegionLayout::progress(v.peer_base[first->owner], v.domain_rank, chunk),
                        static_cast<std::uint64_t>(first->rows));
+    m.timer.end_copy(copy);
   }
   if (!launched) launch_ht_combine(c, num_blocks, comm);
   m.copy_events[1].record(copy);

@@ -59,6 +59,7 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
   for (int k = 0; k < K; ++k) {
     EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_events[static_cast<std::size_t>(k)].get(), 0));
     const auto first = next;
+    m_.timer.begin_copy(copy, "chunk");
     for (; next != copies.end() && next->chunk == k; ++next) {
       char* region = RegionLayout::data(m_.view.peer_base[next->dst]) + d.region.x_offset;
       batch.add(region + static_cast<std::size_t>(next->region_row) * row_bytes,
@@ -75,6 +76,7 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
     for (auto c = first; c != next; ++c)
       stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[c->dst], me, flag_channel),
                        kChannelComplete);
+    m_.timer.end_copy(copy);
   }
   m_.timer.host_step("copies-queued");
 

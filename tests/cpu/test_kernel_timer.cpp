@@ -13,6 +13,8 @@ TEST(KernelTimer, DisabledRecordsNothingAndReportsMinusOne) {
   timer.reset(nullptr);  // no GPU here: an enabled timer would fail to create its events
   timer.begin(nullptr, "kernel");
   timer.end(nullptr);
+  timer.begin_copy(nullptr, "chunk");
+  timer.end_copy(nullptr);
   timer.host_step("queued");
   EXPECT_EQ(timer.total_us(), -1.0);
   EXPECT_EQ(timer.timeline(), "");
@@ -23,6 +25,8 @@ TEST(KernelTimer, TimelineListsGapsKernelsAndHostSteps) {
                                            {{"queued", 5.31}, {"seen", 20.0}});
   EXPECT_EQ(text, "gpu: +2.0 notify 10.3 +18.0 dispatch 66.0 | host: queued 5.3, seen 20.0");
   EXPECT_EQ(format_timeline({}, {}), "gpu: | host:");
+  EXPECT_EQ(format_timeline({{"pack", 1.3, 6.7}}, {}, {{"chunk", 40.21, 41.0}, {"chunk", 81.3, 40.66}}),
+            "gpu: +1.3 pack 6.7 | host: | copies: chunk @40.2 41.0, chunk @81.3 40.7");
 }
 
 }  // namespace
