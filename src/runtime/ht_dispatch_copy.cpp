@@ -73,8 +73,8 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
     // finish this dispatch, zero its counters in the next notify, and then see the late write
     // mark the chunk complete in the next dispatch before any row of it arrived.
     const int flag_channel = copy_chunk_channel(k, K, C);
-    for (auto c = first; c != next; ++c)
-      stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[c->dst], me, flag_channel),
+    for (auto done = first; done != next; ++done)
+      stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[done->dst], me, flag_channel),
                        kChannelComplete);
     m_.timer.end_copy(copy);
   }
