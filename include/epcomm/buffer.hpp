@@ -76,9 +76,7 @@ class EPCOMM_API Buffer {
 
   // SPEC "Layout". topk_idx: [T, k] int64 or int32, contiguous, on this device; -1 is an empty
   // slot. An index outside [-1, num_experts) is reported by check_status() (it is only visible on
-  // the device); the kernel skips it and writes nothing out of bounds. It involves no peer: with the
-  // default options it runs on the caller's stream itself (the same order, no stream hops); with
-  // previous_event, async_finish or allocate_on_comm_stream, on the communication stream.
+  // the device); the kernel skips it and writes nothing out of bounds.
   DispatchLayout get_dispatch_layout(const Tensor& topk_idx, int num_experts,
                                      const CallOptions& options = {});
 

@@ -1,7 +1,6 @@
 // How an epcomm call is ordered against the caller's work.
 //
-// Every communication call runs on the buffer's own communication stream (get_dispatch_layout, which
-// involves no peer, runs on the caller's stream when none of the options below is set). It first waits on the
+// Every communication call runs on the buffer's own communication stream. It first waits on the
 // caller's stream (or on `previous_event` when given), then, unless `async_finish` is set, makes
 // the caller's stream wait for its completion before returning. With `async_finish` the call
 // returns at once with an EventHandle the caller waits on when it needs the outputs.

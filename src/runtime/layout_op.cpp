@@ -1,6 +1,4 @@
 // Buffer::get_dispatch_layout: argument checks, output allocation, launch.
-#include <optional>
-
 #include "kernels/layout_args.hpp"
 #include "runtime/buffer_impl.hpp"
 #include "runtime/check.hpp"
@@ -19,20 +17,9 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   checks::check_layout_args(topk_idx, num_experts, R);
   const std::int64_t T = topk_idx.size(0);
 
-  // The layout needs nothing of the communication stream (no peer, no region). With the default
-  // ordering (no event in, the caller's stream joined on return, outputs on the caller's stream)
-  // it runs on the caller's stream: the same order for the caller, without the hops to the
-  // communication stream and back. Otherwise it runs there like every other call.
-  const bool on_caller =
-      !options.previous_event.valid() && !options.async_finish && !options.allocate_on_comm_stream;
-  std::optional<CommScope> scope;
-  if (on_caller)
-    m.timer.reset(options.stream);
-  else
-    scope.emplace(m, options);
-  const cudaStream_t s = scope ? scope->alloc_stream() : options.stream;
-  const cudaStream_t work = scope ? scope->comm() : options.stream;
+  CommScope scope(m, options);
   DispatchLayout out;
+  const cudaStream_t s = scope.alloc_stream();
   // One allocation, the three counts first: one memset clears them.
   std::vector<DeviceTensor> outputs = DeviceTensor::empty_together(
       m.allocator,
@@ -44,12 +31,12 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   out.num_tokens_per_domain = outputs[1];
   out.num_tokens_per_expert = outputs[2];
   out.is_token_in_rank = outputs[3];
-  if (scope) scope->allocations_ready();
+  scope.allocations_ready();
   auto* const counts_begin = static_cast<char*>(out.num_tokens_per_rank.data());
   auto* const counts_end =
       static_cast<char*>(out.num_tokens_per_expert.data()) + sizeof(std::int32_t) * num_experts;
   EPCOMM_CUDA_CHECK(
-      cudaMemsetAsync(counts_begin, 0, static_cast<std::size_t>(counts_end - counts_begin), work));
+      cudaMemsetAsync(counts_begin, 0, static_cast<std::size_t>(counts_end - counts_begin), scope.comm()));
 
   LayoutArgs args;
   args.topk_idx = topk_idx.data;
@@ -65,10 +52,10 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   args.num_tokens_per_expert = static_cast<std::int32_t*>(out.num_tokens_per_expert.data());
   args.is_token_in_rank = static_cast<bool*>(out.is_token_in_rank.data());
   args.status = m.view.status;
-  m.timer.begin(work, "layout");
-  launch_dispatch_layout(args, work);
-  m.timer.end(work);
-  if (scope) out.event = scope->finish();
+  m.timer.begin(scope.comm(), "layout");
+  launch_dispatch_layout(args, scope.comm());
+  m.timer.end(scope.comm());
+  out.event = scope.finish();
   return out;
 }
 
