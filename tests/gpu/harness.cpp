@@ -40,13 +40,6 @@ GpuEnv& gpu_env() {
   return g_env;
 }
 
-bool any_rank_failed(bool failed_here) {
-  const int mine = failed_here ? 1 : 0;
-  std::vector<int> all(static_cast<std::size_t>(g_env.world));
-  g_env.bootstrap->all_gather(&mine, all.data(), sizeof(int));
-  return std::find(all.begin(), all.end(), 1) != all.end();
-}
-
 std::shared_ptr<Allocator> poisoning_allocator(std::uint8_t poison) {
   return std::make_shared<PoisoningAllocator>(poison);
 }

@@ -32,11 +32,6 @@ struct GpuEnv {
 };
 GpuEnv& gpu_env();
 
-// Whether any rank's current test case has failed (a collective: every rank must call it, at the
-// same point). Fixtures sharing a buffer across cases rebuild it then, so a case that leaves it
-// broken (a timeout's report stays with the buffer) fails alone, not every case after it.
-bool any_rank_failed(bool failed_here);
-
 // An allocator that fills every allocation with `poison` before handing it out, so outputs a
 // kernel forgets to write are caught.
 std::shared_ptr<Allocator> poisoning_allocator(std::uint8_t poison = 0xAB);

@@ -283,12 +283,6 @@ class Ht : public ::testing::Test {
     buffer_ = new Buffer(gpu_env().bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 29,
                                                             .allocator = poisoning_allocator()});
   }
-  void TearDown() override {
-    if (!any_rank_failed(HasFailure())) return;
-    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(gpu_env().stream));
-    TearDownTestSuite();
-    SetUpTestSuite();
-  }
   static void TearDownTestSuite() {
     delete buffer_;
     buffer_ = nullptr;

@@ -29,12 +29,6 @@ class Ll : public ::testing::Test {
     }
     return *buffer_;
   }
-  // After a failed case every rank drops the buffer (the next case builds a fresh one).
-  void TearDown() override {
-    if (!any_rank_failed(HasFailure())) return;
-    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(gpu_env().stream));
-    buffer_.reset();
-  }
   static void TearDownTestSuite() { buffer_.reset(); }
   static std::unique_ptr<Buffer> buffer_;
   static LowLatencyOptions options_;
