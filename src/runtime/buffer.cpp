@@ -121,9 +121,11 @@ Buffer::~Buffer() {
   if (!impl_) return;
   // Peers may still be writing into this rank's region: finish local work, then wait for every rank
   // to reach teardown before unmapping. Errors are logged; a destructor never throws.
-  const cudaError_t status = cudaStreamSynchronize(impl_->comm.get());
-  if (status != cudaSuccess)
-    EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
+  for (cudaStream_t stream : {impl_->comm.get(), impl_->copy.get()}) {
+    const cudaError_t status = cudaStreamSynchronize(stream);
+    if (status != cudaSuccess)
+      EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
+  }
   try {
     impl_->bootstrap->barrier();
   } catch (const std::exception& e) {
@@ -164,6 +166,12 @@ void Buffer::Impl::raise_status() const {
   // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks.
   clear_status(StatusCode::kInvalidExpert);
   throw error;
+}
+
+cudaError_t Buffer::Impl::join_copy_stream() {
+  const cudaError_t recorded = cudaEventRecord(copy_queued.get(), copy.get());
+  if (recorded != cudaSuccess) return recorded;
+  return cudaStreamWaitEvent(comm.get(), copy_queued.get(), 0);
 }
 
 void Buffer::Impl::clear_status(StatusCode code) const {

@@ -27,8 +27,9 @@ struct Buffer::Impl {
   DeviceBuffer counters;                // device-private counters (Counter)
   DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
   Stream comm;                          // the communication stream
-  Stream copy;                          // copy-engine dispatch: its copies to the peers (joined into comm)
-  std::vector<Event> copy_events;       // copy-engine dispatch: one per chunk packed, one for all copied
+  Stream copy;                          // copy-engine paths: their copies and marks (joined into comm)
+  std::vector<Event> copy_events;       // copy-engine paths: where the copy stream waits on comm
+  Event copy_queued;                    // join_copy_stream's point on the copy stream
   Event order_event;                    // reused for stream-to-stream ordering inside a call
   Event mark_event;                     // a point on the communication stream the host waits for
   HtTuning ht_tuning;                   // EPCOMM_HT_* knobs, read once
@@ -49,6 +50,10 @@ struct Buffer::Impl {
   void clear_status(StatusCode code) const;
   // Throws the device-reported failure, if any (Buffer::check_status).
   void raise_status() const;
+  // Makes the communication stream wait for everything queued so far on the copy stream: before
+  // what the copies read is released there, and before the next operation reuses the regions. Also
+  // on error paths, hence a status, not an exception.
+  cudaError_t join_copy_stream();
 };
 
 inline const DomainView& buffer_impl_view(const Buffer& buffer) {

@@ -50,34 +50,40 @@ void push_by_copy_engine(Buffer::Impl& m, const HtCombineArgs& c, int K, const s
                          int num_blocks, cudaStream_t comm) {
   const DomainView& v = c.view;
   const cudaStream_t copy = m.copy.get();
-  while (m.copy_events.size() < 2) m.copy_events.emplace_back();
+  if (m.copy_events.empty()) m.copy_events.emplace_back();
   m.copy_events[0].record(comm);
   EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m.copy_events[0].get(), 0));
   const std::vector<CombineCopy> copies =
       combine_chunk_copies(count_matrix, v.num_domain_ranks, v.domain_rank, K);
   bool launched = false;
   CopyBatch batch;
-  for (auto first = copies.begin(); first != copies.end();) {
-    const int chunk = first->chunk;
-    if (chunk > 0 && !launched) {
-      launch_ht_combine(c, num_blocks, comm);
-      launched = true;
+  // NOTE: should anything below fail, the communication stream still joins the copy stream before
+  // the error leaves (copies already queued read x, which the caller may then release).
+  try {
+    for (auto first = copies.begin(); first != copies.end();) {
+      const int chunk = first->chunk;
+      if (chunk > 0 && !launched) {
+        launch_ht_combine(c, num_blocks, comm);
+        launched = true;
+      }
+      auto last = first;
+      m.timer.begin_copy(copy, "chunk");
+      for (; last != copies.end() && last->chunk == chunk; ++last)
+        copy_rows(c, v.peer_base[last->owner], last->x_row, last->region_row, last->rows, batch);
+      batch.flush(copy);
+      // Each owner's reducers wait for share `chunk` of my rows to reach its size.
+      for (; first != last; ++first)
+        stream_write_u64(copy, RegionLayout::progress(v.peer_base[first->owner], v.domain_rank, chunk),
+                         static_cast<std::uint64_t>(first->rows));
+      m.timer.end_copy(copy);
     }
-    auto last = first;
-    m.timer.begin_copy(copy, "chunk");
-    for (; last != copies.end() && last->chunk == chunk; ++last)
-      copy_rows(c, v.peer_base[last->owner], last->x_row, last->region_row, last->rows, batch);
-    batch.flush(copy);
-    // Each owner's reducers wait for share `chunk` of my rows to reach its size.
-    for (; first != last; ++first)
-      stream_write_u64(copy, RegionLayout::progress(v.peer_base[first->owner], v.domain_rank, chunk),
-                       static_cast<std::uint64_t>(first->rows));
-    m.timer.end_copy(copy);
+    if (!launched) launch_ht_combine(c, num_blocks, comm);
+  } catch (...) {
+    (void)m.join_copy_stream();
+    throw;
   }
-  if (!launched) launch_ht_combine(c, num_blocks, comm);
-  m.copy_events[1].record(copy);
-  // NOTE: x stays the caller's until the copies are done: the call's event covers them.
-  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm, m.copy_events[1].get(), 0));
+  // x stays the caller's until the copies are done: the call's event covers them.
+  EPCOMM_CUDA_CHECK(m.join_copy_stream());
 }
 
 }  // namespace

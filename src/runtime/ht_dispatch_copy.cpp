@@ -18,7 +18,7 @@ CopyEngineDispatch::CopyEngineDispatch(Buffer::Impl& m, const HtDispatchPlan& pl
       staging_(DeviceTensor::empty(m.allocator, DType::kU8,
                                    {std::max<std::int64_t>(1, staged_rows) * row_bytes}, comm)),
       staged_rows_(staged_rows) {
-  while (m.copy_events.size() < static_cast<std::size_t>(plan.copy_chunks + 1)) m.copy_events.emplace_back();
+  while (m.copy_events.size() < static_cast<std::size_t>(plan.copy_chunks)) m.copy_events.emplace_back();
 }
 
 void CopyEngineDispatch::launch(HtDispatchArgs& d, const char* label, int blocks, int c0, int c1) {
@@ -41,12 +41,9 @@ void CopyEngineDispatch::pack(HtDispatchArgs d) {
   m_.timer.host_step("packs-queued");
 }
 
-void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
+void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHandle& h) {
   const int G = m_.view.num_domain_ranks, me = m_.view.domain_rank;
   const int K = plan_.copy_chunks, C = plan_.num_channels;
-  EPCOMM_REQUIRE(K > 0 && h.send_prefix_host.size() == static_cast<std::size_t>(G * (K + 1)) &&
-                     h.count_matrix_host.size() == static_cast<std::size_t>(G * G),
-                 ErrorCategory::kInternal, "copy-engine dispatch without the host's counts");
   const std::int32_t* counts = h.count_matrix_host.data();
   EPCOMM_REQUIRE(first_staged_row(counts, G, me, G) <= staged_rows_, ErrorCategory::kInternal,
                  "copy-engine dispatch: staging too small");
@@ -79,18 +76,31 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
     m_.timer.end_copy(copy);
   }
   m_.timer.host_step("copies-queued");
+}
 
-  // This rank's own rows (every channel) while the copy engine still carries the peers', then
-  // every warp receives (spinning until the copy stream's writes land).
-  d.stage_x = nullptr;
-  d.self_only = true;
-  d.phased = true;
-  d.signal_chunks = K;
-  launch(d, "dispatch", blocks_beside_copies(plan_.num_blocks, m_.num_sms), 0, C);
-  Event& copied = m_.copy_events[static_cast<std::size_t>(K)];
-  copied.record(copy);
-  // NOTE: before staging is released (on comm) and before the next operation reuses the regions.
-  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm_, copied.get(), 0));
+void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
+  const int G = m_.view.num_domain_ranks;
+  const int K = plan_.copy_chunks, C = plan_.num_channels;
+  EPCOMM_REQUIRE(K > 0 && h.send_prefix_host.size() == static_cast<std::size_t>(G * (K + 1)) &&
+                     h.count_matrix_host.size() == static_cast<std::size_t>(G * G),
+                 ErrorCategory::kInternal, "copy-engine dispatch without the host's counts");
+  // NOTE: should anything below fail, the communication stream still joins the copy stream before
+  // the error leaves: staging is released on it while copies already queued may read it.
+  try {
+    queue_copies(d, h);
+    // This rank's own rows (every channel) while the copy engine still carries the peers', then
+    // every warp receives (spinning until the copy stream's writes land).
+    d.stage_x = nullptr;
+    d.self_only = true;
+    d.phased = true;
+    d.signal_chunks = K;
+    launch(d, "dispatch", blocks_beside_copies(plan_.num_blocks, m_.num_sms), 0, C);
+  } catch (...) {
+    (void)m_.join_copy_stream();
+    throw;
+  }
+  // The call's event covers the copies, and the next operation finds the regions free.
+  EPCOMM_CUDA_CHECK(m_.join_copy_stream());
 }
 
 }  // namespace epcomm

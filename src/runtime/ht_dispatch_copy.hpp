@@ -32,6 +32,8 @@ class CopyEngineDispatch {
   void finish(HtDispatchArgs d, const DispatchHandle& h);
 
  private:
+  // On the copy stream, per chunk once packed: the copies into the peers' regions, then the marks.
+  void queue_copies(const HtDispatchArgs& d, const DispatchHandle& h);
   // One launch of `blocks` sender blocks forwarding channels [c0, c1).
   void launch(HtDispatchArgs& d, const char* label, int blocks, int c0, int c1);
 
