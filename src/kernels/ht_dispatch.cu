@@ -285,7 +285,8 @@ __device__ void run_receiver(const HtDispatchArgs& a, int receiver, int num_rece
       std::int32_t ready = 0;
       if (lane == 0) {
         // A copy-engine dispatch publishes a chunk at its first channel.
-        const int flag_channel = a.signal_chunks > 0 ? c - c % (C / a.signal_chunks) : c;
+        const int K = a.signal_chunks;
+        const int flag_channel = K > 0 ? copy_chunk_channel(c / (C / K), K, C) : c;
         const std::uint64_t* flag = RegionLayout::progress(v.peer_base[me], s, flag_channel);
         ready = static_cast<std::int32_t>(ptx::ld_relaxed_sys(flag));
         if (ready > copied) ready = static_cast<std::int32_t>(ptx::ld_acquire_sys(flag));

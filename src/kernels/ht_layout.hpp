@@ -92,6 +92,20 @@ EPCOMM_HD inline int copy_chunk_channel(int k, int K, int C) {
   return C / K * k;
 }
 
+// What notify leaves in mapped host memory for the host, in int32 slots: [received total]
+// [per-expert counts: nle][count matrix: G x G][copy-engine dispatch only: this rank's rows to each
+// rank before each chunk boundary: G x (K + 1)].
+struct HtHostCounts {
+  int num_local_experts = 0, num_domain_ranks = 0;
+  static constexpr int kTotal = 0;
+  EPCOMM_HD int per_expert() const { return 1; }
+  EPCOMM_HD int count_matrix() const { return per_expert() + num_local_experts; }
+  EPCOMM_HD int send_prefix() const { return count_matrix() + num_domain_ranks * num_domain_ranks; }
+  EPCOMM_HD int ints(int copy_chunks) const {
+    return send_prefix() + (copy_chunks > 0 ? num_domain_ranks * (copy_chunks + 1) : 0);
+  }
+};
+
 // The tokens combine's reducer warp `warp` of `num_warps` sums: its part of each of `segments`
 // equal slices of [0, num_tokens), slice by slice (one slice: one contiguous range per warp).
 struct WarpTokens {

@@ -135,6 +135,7 @@ __device__ void scan_columns(const HtNotifyArgs& a, int G, int C) {
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, me = v.domain_rank, nle = a.num_local_experts;
+  const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
   __shared__ std::uint64_t epoch;
   if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
 
@@ -145,7 +146,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   if (a.host_counts != nullptr && a.copy_chunks > 0) {
     // This rank's rows to each rank before each chunk boundary: the host's copy plan.
     const int K = a.copy_chunks;
-    std::int32_t* prefix = a.host_counts + 1 + nle + G * G;
+    std::int32_t* prefix = a.host_counts + slots.send_prefix();
     for (int i = threadIdx.x; i < G * (K + 1); i += blockDim.x)
       prefix[i] = a.chunk_start[(i / (K + 1)) * (C + 1) + copy_chunk_channel(i % (K + 1), K, C)];
   }
@@ -185,7 +186,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     const int s = i / G, r = i % G;
     const std::int32_t n = Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).count_row[r];
     a.count_matrix[i] = n;
-    if (a.host_counts != nullptr) a.host_counts[1 + nle + i] = n;
+    if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
   }
   {
     // Rows land source-major, then channel by channel: a block scan over the flattened (s, c).
@@ -208,7 +209,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     }
     if (threadIdx.x == 0) {
       *a.num_recv = total[0];
-      if (a.host_counts != nullptr) a.host_counts[0] = total[0];
+      if (a.host_counts != nullptr) a.host_counts[HtHostCounts::kTotal] = total[0];
     }
   }
   for (int e = threadIdx.x; e < nle; e += blockDim.x) {
@@ -217,7 +218,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
       n += Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).expert_count[e];
     n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
     a.num_recv_per_expert[e] = n;
-    if (a.host_counts != nullptr) a.host_counts[1 + e] = n;
+    if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
   }
   if (a.host_ready == nullptr) return;
   __syncthreads();

@@ -97,14 +97,13 @@ void receive_counts(Buffer::Impl& m, const HtDispatchLayout& region, DispatchHan
   const int G = m.domains.ranks_per_domain;
   const int nle = h.num_local_experts;
   const auto* counts = static_cast<const std::int32_t*>(m.host_counts.host());
-  h.num_recv_tokens = counts[0];
-  h.num_rows = counts[0];
-  per_expert_host.assign(counts + 1, counts + 1 + nle);
-  h.count_matrix_host.assign(counts + 1 + nle, counts + 1 + nle + G * G);
-  if (h.copy_chunks > 0) {
-    const std::int32_t* prefix = counts + host_send_prefix_offset(nle, G);
-    h.send_prefix_host.assign(prefix, prefix + G * (h.copy_chunks + 1));
-  }
+  const HtHostCounts slots{nle, G};
+  h.num_recv_tokens = counts[HtHostCounts::kTotal];
+  h.num_rows = h.num_recv_tokens;
+  per_expert_host.assign(counts + slots.per_expert(), counts + slots.count_matrix());
+  h.count_matrix_host.assign(counts + slots.count_matrix(), counts + slots.send_prefix());
+  if (h.copy_chunks > 0)
+    h.send_prefix_host.assign(counts + slots.send_prefix(), counts + slots.ints(h.copy_chunks));
   check_rows_fit(rows_received(h.count_matrix_host.data(), G), region.cap_rows, region.bytes_per_row(),
                  "dispatch");
 }
@@ -202,19 +201,17 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   }
   HtDispatchArgs d = input_args(m, a, shape, plan, region, h);
   // The copy engine's packs need only the device's counts: they run during the handshake when
-  // staging for the worst case is small enough (a cached dispatch knows the exact size).
+  // staging for the worst case is small enough; otherwise, and for a cached dispatch (no
+  // handshake), once the host knows the exact size below.
   const int G = m.domains.ranks_per_domain;
   std::optional<CopyEngineDispatch> copy_engine;
   auto start_copy_engine = [&](std::int64_t staged_rows) {
     copy_engine.emplace(m, plan, staged_rows, region.row_bytes, scope.comm());
     copy_engine->pack(d);
   };
-  const std::int64_t early_rows = early_staging_rows(shape.num_tokens, G, region.row_bytes,
-                                                    m.ht_tuning.dispatch_early_staging_bytes);
-  if (plan.copy_chunks > 0 && cached)
-    start_copy_engine(first_staged_row(h.count_matrix_host.data(), G, m.view.domain_rank, G));
-  else if (plan.copy_chunks > 0 && early_rows >= 0)
-    start_copy_engine(early_rows);
+  const std::int64_t early_rows =
+      early_staging_rows(shape.num_tokens, G, region.row_bytes, m.ht_tuning.dispatch_early_staging_bytes);
+  if (plan.copy_chunks > 0 && !cached && early_rows >= 0) start_copy_engine(early_rows);
   if (!cached && a.num_worst_tokens <= 0 && !launch_early) {
     m.timer.host_step("notify-queued");
     wait_for_counts(m, scope);

@@ -74,9 +74,8 @@ struct HtCombinePlan {
 };
 HtCombinePlan plan_ht_combine(int num_sms, int device_sms, bool phased = HtTuning{}.phased);
 
-// What notify leaves in mapped host memory: [total][per-expert counts: nle][count matrix: G x G]
-// [copy-engine dispatch only: this rank's rows to each rank before each chunk boundary: G x (K + 1)],
-// and at kHostReadyOffset the call's sequence number, stored once the counts are written.
+// Notify's counts for the host in mapped host memory (HtHostCounts), and at kHostReadyOffset the
+// call's sequence number, stored once the counts are written.
 inline constexpr std::size_t kHostCountsBytes = 1 << 20;
 inline constexpr std::size_t kHostReadyOffset = kHostCountsBytes - 64;
 // That word, given the host or the device address of the buffer.
@@ -84,13 +83,11 @@ inline std::uint64_t* host_ready_word(void* host_counts) {
   return reinterpret_cast<std::uint64_t*>(static_cast<char*>(host_counts) + kHostReadyOffset);
 }
 inline std::size_t host_counts_ints(int num_local_experts, int num_domain_ranks, int copy_chunks = 0) {
-  const auto G = static_cast<std::size_t>(num_domain_ranks);
-  return 1u + static_cast<std::size_t>(num_local_experts) + G * G +
-         (copy_chunks > 0 ? G * static_cast<std::size_t>(copy_chunks + 1) : 0u);
+  return static_cast<std::size_t>(HtHostCounts{num_local_experts, num_domain_ranks}.ints(copy_chunks));
 }
 // Where the copy-engine section starts.
 inline std::size_t host_send_prefix_offset(int num_local_experts, int num_domain_ranks) {
-  return host_counts_ints(num_local_experts, num_domain_ranks);
+  return static_cast<std::size_t>(HtHostCounts{num_local_experts, num_domain_ranks}.send_prefix());
 }
 
 // The Buffer's device scratch as the high-throughput dispatch uses it (stream-ordered: one

@@ -1,4 +1,5 @@
-// Shared by the NVLink probes: timing one kernel launch on both GPUs of a pair at once.
+// Shared by the NVLink probes: a warp's copy step, and timing one kernel launch on both GPUs of a
+// pair at once.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,6 +16,19 @@
       return 1;                                                             \
     }                                                                       \
   } while (0)
+
+// One warp copies pieces [base, base + 256) of `n` (16 bytes each) from src to dst, 8 in flight per
+// lane: plain loads and stores, the pattern the probes measure.
+__device__ __forceinline__ void warp_copy_256(const int4* src, int4* dst, std::size_t base, std::size_t n) {
+  const std::size_t lane = threadIdx.x % 32;
+  int4 v[8];
+#pragma unroll
+  for (int u = 0; u < 8; ++u)
+    if (base + u * 32 + lane < n) v[u] = src[base + u * 32 + lane];
+#pragma unroll
+  for (int u = 0; u < 8; ++u)
+    if (base + u * 32 + lane < n) dst[base + u * 32 + lane] = v[u];
+}
 
 // GPUs 0 and 1: peer access both ways, a stream and two timing events on each.
 inline cudaError_t open_pair(cudaStream_t (&st)[2], cudaEvent_t (&e0)[2], cudaEvent_t (&e1)[2]) {

@@ -92,17 +92,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
 
 // A plain copy: each warp moves 16-byte pieces, 8 in flight per lane.
 __global__ void __launch_bounds__(512) copy_kernel(const int4* src, int4* dst, size_t pieces) {
-  const size_t lane = threadIdx.x % 32, warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+  const size_t warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
   const size_t warps = gridDim.x * blockDim.x / 32;
-  for (size_t base = warp * 256; base < pieces; base += warps * 256) {
-    int4 v[8];
-#pragma unroll
-    for (int u = 0; u < 8; ++u)
-      if (base + u * 32 + lane < pieces) v[u] = src[base + u * 32 + lane];
-#pragma unroll
-    for (int u = 0; u < 8; ++u)
-      if (base + u * 32 + lane < pieces) dst[base + u * 32 + lane] = v[u];
-  }
+  for (size_t base = warp * 256; base < pieces; base += warps * 256) warp_copy_256(src, dst, base, pieces);
 }
 
 // Local staging of `bytes` on the current GPU: prints GB/s of rows copied (read once, written once).

@@ -52,15 +52,7 @@ __device__ void bystand(const Bystander& b, int rows) {
         return;
       const int4* s = b.src + static_cast<size_t>(r) * kPiecesPerRow;
       int4* d = b.dst + static_cast<size_t>(r) * kPiecesPerRow;
-      for (int base = 0; base < kPiecesPerRow; base += 32 * 8) {
-        int4 v[8];
-#pragma unroll
-        for (int u = 0; u < 8; ++u)
-          if (base + u * 32 + lane < kPiecesPerRow) v[u] = s[base + u * 32 + lane];
-#pragma unroll
-        for (int u = 0; u < 8; ++u)
-          if (base + u * 32 + lane < kPiecesPerRow) d[base + u * 32 + lane] = v[u];
-      }
+      for (int base = 0; base < kPiecesPerRow; base += 32 * 8) warp_copy_256(s, d, base, kPiecesPerRow);
     }
   }
   unsigned long long sink = 0;
