@@ -87,4 +87,21 @@ class CommScope {
   const CallOptions& options_;
 };
 
+// A Buffer's high-throughput tuning changed for a scope and restored after it (tests, benchmark
+// variants in one run); derived classes set the fields they vary through tuning().
+class ScopedHtTuning {
+ public:
+  explicit ScopedHtTuning(Buffer& buffer) : current_(buffer.internal().ht_tuning), saved_(current_) {}
+  ~ScopedHtTuning() { current_ = saved_; }
+  ScopedHtTuning(const ScopedHtTuning&) = delete;
+  ScopedHtTuning& operator=(const ScopedHtTuning&) = delete;
+
+ protected:
+  HtTuning& tuning() { return current_; }
+
+ private:
+  HtTuning& current_;
+  HtTuning saved_;
+};
+
 }  // namespace epcomm

@@ -376,22 +376,15 @@ TEST_F(Ht, ZeroCopySkewedSmallBudgetAsync) {
 // the host has the counts (the path of large domains).
 // The Buffer's tuning with `dispatch_chunks` (EPCOMM_HT_DISPATCH_CE), its early-staging limit and
 // `combine_chunks` (EPCOMM_HT_COMBINE_CE), for one test.
-class CopyEngineTuning {
+class CopyEngineTuning : public ScopedHtTuning {
  public:
   CopyEngineTuning(Buffer& buffer, int dispatch_chunks, std::int64_t early_staging_bytes,
                    int combine_chunks = 0)
-      : tuning_(buffer.internal().ht_tuning), saved_(tuning_) {
-    tuning_.dispatch_copy_chunks = dispatch_chunks;
-    tuning_.dispatch_early_staging_bytes = early_staging_bytes;
-    tuning_.combine_copy_chunks = combine_chunks;
+      : ScopedHtTuning(buffer) {
+    tuning().dispatch_copy_chunks = dispatch_chunks;
+    tuning().dispatch_early_staging_bytes = early_staging_bytes;
+    tuning().combine_copy_chunks = combine_chunks;
   }
-  ~CopyEngineTuning() { tuning_ = saved_; }
-  CopyEngineTuning(const CopyEngineTuning&) = delete;
-  CopyEngineTuning& operator=(const CopyEngineTuning&) = delete;
-
- private:
-  HtTuning& tuning_;
-  HtTuning saved_;
 };
 TEST_F(Ht, CopyEngineDispatch) {
   const CopyEngineTuning scoped(*buffer_, 3, HtTuning{}.dispatch_early_staging_bytes);

@@ -37,25 +37,16 @@ std::vector<T> to_host(const DeviceTensor& t) {
 }
 
 // The Buffer's high-throughput tuning replaced for one call (benchmark variants in one run).
-class TuningOverride {
+class TuningOverride : public ScopedHtTuning {
  public:
-  TuningOverride(Buffer& buffer, const CombineSchedule& schedule)
-      : current_(buffer.internal().ht_tuning), saved_(current_) {
-    current_.phased = schedule.phased;
-    current_.combine_pull = schedule.pull;
-    current_.combine_copy_chunks = schedule.copy_chunks;
+  TuningOverride(Buffer& buffer, const CombineSchedule& schedule) : ScopedHtTuning(buffer) {
+    tuning().phased = schedule.phased;
+    tuning().combine_pull = schedule.pull;
+    tuning().combine_copy_chunks = schedule.copy_chunks;
   }
-  TuningOverride(Buffer& buffer, const DispatchVariant& variant)
-      : current_(buffer.internal().ht_tuning), saved_(current_) {
-    current_.dispatch_copy_chunks = variant.copy_chunks;
+  TuningOverride(Buffer& buffer, const DispatchVariant& variant) : ScopedHtTuning(buffer) {
+    tuning().dispatch_copy_chunks = variant.copy_chunks;
   }
-  ~TuningOverride() { current_ = saved_; }
-  TuningOverride(const TuningOverride&) = delete;
-  TuningOverride& operator=(const TuningOverride&) = delete;
-
- private:
-  HtTuning& current_;
-  HtTuning saved_;
 };
 
 // One Buffer for the workload and the last results of each op.
