@@ -104,6 +104,8 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
   }
 
   // Payload: each lane loads kRowUnroll pieces, then stores them to every destination.
+  // NOTE: coherent loads: the copy-engine dispatch's packs and own rows run beside the copy stream's
+  // copies, which slow non-coherent loads ~3-4x (ptx::ld_na_v4).
   const auto* src = reinterpret_cast<const int4*>(a.x + t * l.row_bytes);
   const int pieces = static_cast<int>(l.row_bytes / 16);
   for (int base = 0; base < pieces; base += 32 * kRowUnroll) {
@@ -111,7 +113,7 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
 #pragma unroll
     for (int u = 0; u < kRowUnroll; ++u) {
       const int i = base + u * 32 + lane;
-      if (i < pieces) v4[u] = ptx::ld_nc_na_v4(src + i);
+      if (i < pieces) v4[u] = ptx::ld_na_v4(src + i);
     }
     for (int k = 0; k < route.num_dsts; ++k) {
       auto* dst = reinterpret_cast<int4*>(payload_of(k));
