@@ -58,6 +58,9 @@ while [ $# -gt 0 ]; do
       "$build/tools/nvlink_pull_probe" > "$OUT/pull_probe.txt" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== pull probe (rc $rc)"; tail -30 "$OUT/pull_probe.txt"
+      timeout 300 "$build/tools/local_copy_probe" > "$OUT/local_copy_probe.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== local copy probe (rc $rc)"; grep -A20 "who waits" "$OUT/local_copy_probe.txt" | cut -c1-150
       ;;
     bench)
       shift

@@ -10,13 +10,15 @@
 //   copy engine: one cudaMemcpyAsync, no SM.
 // Then the copy engine beside SM work on another stream (the copy-engine dispatch's situation: packs
 // and own rows while the copy stream copies): each side's start and duration, with the warp copy's
-// loads non-coherent, plain or coherent without L1 allocation, and beside a kernel that only sleeps.
+// loads non-coherent, plain or coherent without L1 allocation, and beside a kernel that only sleeps;
+// and who waits for whom with copies within the GPU, from the host and (two GPUs) to a peer.
 // Every copy is checked against its source (the destination is poisoned first). Prints GB/s of
 // bytes copied. One GPU:
 //   nvcc -O3 -std=c++17 -arch=sm_90a -Isrc -o local_copy_probe tools/probes/local_copy_probe.cu
 // Not part of the library; a measuring tool for bench/NOTES.md.
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 
@@ -131,6 +133,9 @@ __global__ void bulk_rows(const char* src, char* dst, int issuers, int slots, in
   }
   asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
 }
+
+// A block of 1024 threads with this much shared memory fills an SM: nothing else is resident.
+constexpr int kFullSmemBytes = 200 * 1024;
 
 __global__ void sleep_kernel(unsigned ns) {
   const std::uint64_t until = epcomm::ptx::globaltimer() + ns;
@@ -341,5 +346,82 @@ int main() {
   if (beside("copy engine + sleeping kernel 24 SMs", kBytes, 0, kSleep, 24, false)) return 1;
   if (beside("copy engine + sleeping kernel 132 SMs", kBytes, 0, kSleep, 132, false)) return 1;
   if (beside("warp copy 24 SMs alone, again", 0, 0, kWarpNc, 24, false)) return 1;
+
+  // Who waits for whom, for three kinds of copy: device to device (58.7 MB), from pinned host memory
+  // (8 MB) and, with a second GPU, to its memory over NVLink (58.7 MB). (1) The copy is queued, then
+  // a kernel that sleeps 100 us on 24 SMs: if the kernel's blocks wait for the copy, it spans 100 us
+  // plus the copy's rest. (2) A kernel that sleeps 100 us on every SM, alone on each (1024 threads,
+  // 200 KiB of shared memory), then (30 us later by the host's clock) the copy: a copy that needs an
+  // SM starts only when the kernel ends. (3) The copy beside the warp copy on 24 SMs, non-coherent or
+  // coherent loads.
+  void* host = nullptr;
+  const std::size_t host_bytes = 8u << 20;
+  CK(cudaMallocHost(&host, host_bytes));
+  void* peer = nullptr;
+  int devices = 0;
+  CK(cudaGetDeviceCount(&devices));
+  if (devices > 1) {
+    CK(cudaSetDevice(1));
+    CK(cudaMalloc(&peer, kBytes));
+    CK(cudaDeviceEnablePeerAccess(0, 0));
+    CK(cudaSetDevice(0));
+    CK(cudaDeviceEnablePeerAccess(1, 0));
+  }
+  CK(cudaFuncSetAttribute(sleep_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kFullSmemBytes));
+  std::printf("who waits for whom, 3 runs each: c@start+duration of the copy, k@... of the kernel (us)\n");
+  enum Case { kThenSleep24, kEverySmThenCopy, kBesideNc, kBesideCoherent };
+  const char* const kinds[] = {"device copy", "copy from host", "peer copy"};
+  const char* const cases[] = {", then sleeping kernel 24 SMs", " after every SM sleeping",
+                               " + warp copy 24 SMs", " + warp copy 24 SMs, coherent"};
+  for (int kind = 0; kind < (peer != nullptr ? 3 : 2); ++kind) {
+    for (int c = kThenSleep24; c <= kBesideCoherent; ++c) {
+      char name[96];
+      std::snprintf(name, sizeof name, "%s%s", kinds[kind], cases[c]);
+      std::printf("%-58s", name);
+      for (int rep = 0; rep < 3; ++rep) {
+        CK(cudaEventRecord(fork, r.stream));
+        CK(cudaStreamWaitEvent(side.stream, fork, 0));
+        auto copy = [&]() -> cudaError_t {
+          cudaError_t e = cudaEventRecord(ce0, side.stream);
+          if (e == cudaSuccess)
+            e = kind == 1 ? cudaMemcpyAsync(side.dst, host, host_bytes, cudaMemcpyHostToDevice, side.stream)
+                : kind == 2
+                    ? cudaMemcpyPeerAsync(peer, 1, side.src, 0, kBytes, side.stream)
+                    : cudaMemcpyAsync(side.dst, side.src, kBytes, cudaMemcpyDeviceToDevice, side.stream);
+          if (e == cudaSuccess) e = cudaEventRecord(ce1, side.stream);
+          return e;
+        };
+        if (c != kEverySmThenCopy) CK(copy());
+        CK(cudaEventRecord(k0, r.stream));
+        const auto* in = reinterpret_cast<const int4*>(r.src);
+        auto* out = reinterpret_cast<int4*>(r.dst);
+        if (c == kThenSleep24) sleep_kernel<<<24, 512, 0, r.stream>>>(100000);
+        if (c == kEverySmThenCopy)
+          sleep_kernel<<<prop.multiProcessorCount, 1024, kFullSmemBytes, r.stream>>>(100000);
+        if (c == kBesideNc) warp_rows<14><<<24, 512, 0, r.stream>>>(in, out);
+        if (c == kBesideCoherent) warp_rows<14, Load::kNa><<<24, 512, 0, r.stream>>>(in, out);
+        CK(cudaGetLastError());
+        CK(cudaEventRecord(k1, r.stream));
+        if (c == kEverySmThenCopy) {
+          // A spin, not a sleep: the host's sleeps last far longer than 30 us.
+          const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(30);
+          while (std::chrono::steady_clock::now() < until) {
+          }
+          CK(copy());
+        }
+        CK(cudaEventRecord(join, side.stream));
+        CK(cudaStreamWaitEvent(r.stream, join, 0));
+        CK(cudaStreamSynchronize(r.stream));
+        float t[4] = {};
+        CK(cudaEventElapsedTime(&t[0], fork, ce0));
+        CK(cudaEventElapsedTime(&t[1], fork, ce1));
+        CK(cudaEventElapsedTime(&t[2], fork, k0));
+        CK(cudaEventElapsedTime(&t[3], fork, k1));
+        std::printf(" | c@%.0f+%.0f k@%.0f+%.0f", 1e3f * t[0], 1e3f * (t[1] - t[0]), 1e3f * t[2],
+                    1e3f * (t[3] - t[2]));
+      }
+      std::printf("\n");
+    }
+  }
   return 0;
 }
