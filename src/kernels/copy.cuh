@@ -8,8 +8,7 @@
 namespace epcomm {
 
 // Where a warp copy reads from: data another GPU wrote and the warp acquired (plain loads), or a
-// kernel input read once (loads that skip L1). Neither takes the non-coherent path: beside a copy
-// on another stream it ran ~4x slower on one H200 (ptx::ld_na_v4).
+// kernel input read once (loads that skip L1). Neither takes the non-coherent path (ptx::ld_na_v4).
 enum class CopySource { kAcquired, kReadOnly };
 
 // Warp-wide copy of `bytes` (a multiple of 16, both pointers 16-byte aligned): kUnroll pieces in

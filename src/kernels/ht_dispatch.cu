@@ -105,7 +105,7 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
 
   // Payload: each lane loads kRowUnroll pieces, then stores them to every destination.
   // NOTE: coherent loads: the copy-engine dispatch's packs and own rows run beside the copy stream's
-  // copies, which slow non-coherent loads ~3-4x (ptx::ld_na_v4).
+  // copies, which slow non-coherent loads ~3-4x on one GPU (ptx::ld_na_v4).
   const auto* src = reinterpret_cast<const int4*>(a.x + t * l.row_bytes);
   const int pieces = static_cast<int>(l.row_bytes / 16);
   for (int base = 0; base < pieces; base += 32 * kRowUnroll) {

@@ -128,7 +128,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
 #pragma unroll
       for (int h = 0; h < 2; ++h)
         if (valid[h])
-          vals[j][h] = ptx::ld_nc_na_v2(reinterpret_cast<const uint2*>(y_row + lane_channel(part, h)));
+          vals[j][h] = ptx::ld_na_v2(reinterpret_cast<const uint2*>(y_row + lane_channel(part, h)));
     }
     const std::uint64_t bit = std::uint64_t{1} << (s % 64);
     if (((s < 64 ? seen_low : seen_high) & bit) == 0) {

@@ -253,8 +253,8 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
     int4 raw[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
     if (valid) {
       const auto* src = reinterpret_cast<const int4*>(a.x + t * l.hidden + c0);
-      raw[0] = ptx::ld_nc_na_v4(src);
-      raw[1] = ptx::ld_nc_na_v4(src + 1);
+      raw[0] = ptx::ld_na_v4(src);
+      raw[1] = ptx::ld_na_v4(src + 1);
     }
     int4 q = make_int4(0, 0, 0, 0);
     float scale_inv = 0.0f;

@@ -72,20 +72,10 @@ __device__ __forceinline__ void fence_acq_rel_sys() {
   asm volatile("fence.acq_rel.sys;" ::: "memory");
 }
 
-// 16-byte non-coherent load that bypasses L1 allocation. Not for data other GPUs write while this
-// kernel runs; for large payloads prefer ld_na_v4 (below).
-__device__ __forceinline__ int4 ld_nc_na_v4(const int4* p) {
-  int4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
-// 16-byte load of an input read once, through the coherent path without L1 allocation. As fast as
-// ld_nc_na_v4 alone, and far less hurt by a copy running beside it: on one H200, a 24-SM copy
-// kernel took 232 us with non-coherent loads, 80 us with these, while a cudaMemcpyAsync of the same
-// size ran on another stream (60 us alone; tools/probes/local_copy_probe.cu).
+// 16-byte load of an input read once, through the coherent path without L1 allocation. Not the
+// non-coherent path (ld.global.nc): as fast alone, but on one H200 a 24-SM copy kernel with
+// non-coherent loads took 232 us, with these 80 us, while a device-to-device cudaMemcpyAsync of the
+// same size ran on another stream (60 us alone; tools/probes/local_copy_probe.cu).
 __device__ __forceinline__ int4 ld_na_v4(const int4* p) {
   int4 v;
   asm volatile("ld.global.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
@@ -94,10 +84,10 @@ __device__ __forceinline__ int4 ld_na_v4(const int4* p) {
   return v;
 }
 
-// 8-byte load, otherwise as ld_nc_na_v4.
-__device__ __forceinline__ uint2 ld_nc_na_v2(const uint2* p) {
+// 8-byte load, otherwise as ld_na_v4.
+__device__ __forceinline__ uint2 ld_na_v2(const uint2* p) {
   uint2 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
+  asm volatile("ld.global.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
   return v;
 }
 

@@ -23,7 +23,7 @@
 #include <cstdio>
 
 #include "gpu_pair.cuh"     // CK
-#include "kernels/ptx.cuh"  // the library's load and store wrappers, as the dispatch kernel uses them
+#include "kernels/ptx.cuh"  // the library's load and store wrappers
 
 namespace {
 
@@ -32,6 +32,15 @@ constexpr int kRowBytes = 14336;
 constexpr std::size_t kBytes = static_cast<std::size_t>(kRows) * kRowBytes;
 
 // ---- warp copies ----
+// The non-coherent load the library used for inputs until this probe (it now uses ptx::ld_na_v4).
+__device__ __forceinline__ int4 ld_nc_na_v4(const int4* p) {
+  int4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
 // How warp_rows loads: non-coherent without L1 allocation (the dispatch kernel's x until this
 // probe), plain, or coherent without L1 allocation.
 enum class Load { kNcNa, kPlain, kNa };
@@ -51,7 +60,7 @@ __global__ void warp_rows(const int4* src, int4* dst) {
         if (base + u * 32 + lane < kRowPieces)
           v[u] = kLoad == Load::kPlain ? epcomm::ptx::ld_v4(s + base + u * 32 + lane)
                  : kLoad == Load::kNa  ? epcomm::ptx::ld_na_v4(s + base + u * 32 + lane)
-                                       : epcomm::ptx::ld_nc_na_v4(s + base + u * 32 + lane);
+                                       : ld_nc_na_v4(s + base + u * 32 + lane);
 #pragma unroll
       for (int u = 0; u < kPieces; ++u)
         if (base + u * 32 + lane < kRowPieces) epcomm::ptx::st_na_v4(d + base + u * 32 + lane, v[u]);
