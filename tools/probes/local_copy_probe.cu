@@ -292,6 +292,22 @@ int main() {
   CK(cudaEventCreate(&ce1));
   CK(cudaEventCreate(&k0));
   CK(cudaEventCreate(&k1));
+  // The main stream joins the side stream; then prints " | c@start+duration k@start+duration" of the
+  // copy and the kernel after the fork (us).
+  auto join_and_print = [&]() -> cudaError_t {
+    cudaError_t e = cudaEventRecord(join, side.stream);
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(r.stream, join, 0);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(r.stream);
+    float t[4] = {};
+    if (e == cudaSuccess) e = cudaEventElapsedTime(&t[0], fork, ce0);
+    if (e == cudaSuccess) e = cudaEventElapsedTime(&t[1], fork, ce1);
+    if (e == cudaSuccess) e = cudaEventElapsedTime(&t[2], fork, k0);
+    if (e == cudaSuccess) e = cudaEventElapsedTime(&t[3], fork, k1);
+    if (e == cudaSuccess)
+      std::printf(" | c@%.0f+%.0f k@%.0f+%.0f", 1e3f * t[0], 1e3f * (t[1] - t[0]), 1e3f * t[2],
+                  1e3f * (t[3] - t[2]));
+    return e;
+  };
   enum Kernel { kNone, kWarpNc, kWarpPlain, kWarpNa, kSleep };
   auto beside = [&](const char* name, std::size_t copy_bytes, unsigned copy_delay_ns, Kernel kernel, int sms,
                     bool batched) -> int {
@@ -322,16 +338,7 @@ int main() {
       if (kernel == kSleep) sleep_kernel<<<sms, 512, 0, r.stream>>>(100000);
       CK(cudaGetLastError());
       CK(cudaEventRecord(k1, r.stream));
-      CK(cudaEventRecord(join, side.stream));
-      CK(cudaStreamWaitEvent(r.stream, join, 0));
-      CK(cudaStreamSynchronize(r.stream));
-      float t[4] = {};
-      CK(cudaEventElapsedTime(&t[0], fork, ce0));
-      CK(cudaEventElapsedTime(&t[1], fork, ce1));
-      CK(cudaEventElapsedTime(&t[2], fork, k0));
-      CK(cudaEventElapsedTime(&t[3], fork, k1));
-      std::printf(" | c@%.0f+%.0f k@%.0f+%.0f", 1e3f * t[0], 1e3f * (t[1] - t[0]), 1e3f * t[2],
-                  1e3f * (t[3] - t[2]));
+      CK(join_and_print());
     }
     std::printf("\n");
     return 0;
@@ -418,16 +425,7 @@ int main() {
           }
           CK(copy());
         }
-        CK(cudaEventRecord(join, side.stream));
-        CK(cudaStreamWaitEvent(r.stream, join, 0));
-        CK(cudaStreamSynchronize(r.stream));
-        float t[4] = {};
-        CK(cudaEventElapsedTime(&t[0], fork, ce0));
-        CK(cudaEventElapsedTime(&t[1], fork, ce1));
-        CK(cudaEventElapsedTime(&t[2], fork, k0));
-        CK(cudaEventElapsedTime(&t[3], fork, k1));
-        std::printf(" | c@%.0f+%.0f k@%.0f+%.0f", 1e3f * t[0], 1e3f * (t[1] - t[0]), 1e3f * t[2],
-                    1e3f * (t[3] - t[2]));
+        CK(join_and_print());
       }
       std::printf("\n");
     }
