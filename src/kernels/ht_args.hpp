@@ -68,17 +68,19 @@ struct HtDispatchArgs {
   int tokens_per_channel = 0;
   int publish_tokens = 4;          // tokens a sender warp forwards between progress releases
   bool outputs_in_region = false;  // zero-copy: the outputs are this rank's region; nothing to copy
-  // The channels this launch's senders forward, [channel_offset, + num_send_channels), each
-  // sender warp taking every (num_senders * kHtWarpsPerBlock)-th.
-  int channel_offset = 0;
-  int num_send_channels = 0;
-  // Copy-engine dispatch: its pack launches (stage_x set) forward only the peers' rows, each
+  // Copy-engine dispatch: its pack launch (stage_x set) forwards only the peers' rows, each
   // payload row into stage_x (first_staged_row), the metadata straight into the peer's region, and
-  // publish no progress; its last launch (self_only) forwards only this rank's own rows, then
-  // receives. Once the copy engine has moved chunk k of a source's rows, a stream write stores
-  // kChannelComplete into the progress counter of the chunk's first channel (copy_chunk_channel),
-  // which stands for every channel of the chunk: receivers read that one when signal_chunks > 0.
+  // publishes no progress; it packs chunk after chunk (pack_chunks of them, copy_chunk_channel),
+  // and once a warp's channels of chunk k are packed (visible system-wide) it adds 1 to packed[k]
+  // (zeroed before the launch): the copy stream waits for every warp's count before it copies the
+  // chunk, so every warp counts every chunk, whatever happens. The last launch (self_only)
+  // forwards only this rank's own rows, then receives. Once the copy engine has moved chunk k of a
+  // source's rows, a stream write stores kChannelComplete into the progress counter of the chunk's
+  // first channel, which stands for every channel of the chunk: receivers read that one when
+  // signal_chunks > 0.
   std::uint8_t* stage_x = nullptr;
+  int pack_chunks = 0;
+  std::uint64_t* packed = nullptr;
   bool self_only = false;
   int signal_chunks = 0;
   const std::int32_t* send_slot = nullptr;

@@ -1,6 +1,6 @@
 // High-throughput dispatch within one NVLink domain (see ht_args.hpp for the protocol).
 //
-// Blocks [0, S) send; every warp of them owns one channel (a contiguous token range) and forwards
+// Blocks [0, S) send; every warp of them owns a channel (a contiguous token range) and forwards
 // each token to every rank that needs it, loading each 16-byte piece of the row once and storing
 // it to every destination. Rows land at their final index (source-major, token order), so no
 // per-chunk handshake is needed; every few tokens the warp releases, per destination, how many of
@@ -9,8 +9,9 @@
 // whatever rows arrived from this rank's region into the outputs. Phased schedule (the default):
 // every block is a sender, and each warp turns receiver once its own sends are done. Overlapped
 // schedule: blocks [S, grid) receive from the start. Copy-engine dispatch (HtDispatchArgs::stage_x):
-// launches of senders only pack each chunk of rows into local staging, the copy engine moves it
-// and a stream write publishes it; then one launch writes the own rows and copies out.
+// a launch of senders only packs the rows, chunk by chunk, into local staging, counting each chunk
+// done for the copy stream; the copy engine moves a chunk once packed and a stream write publishes
+// it; then one launch writes the own rows and copies out.
 #include <cstdint>
 
 #include "kernels/copy.cuh"
@@ -219,6 +220,16 @@ __device__ void send_channel(const HtDispatchArgs& a, int channel, const SenderB
   }
 }
 
+// Pack: this warp's channels of chunk k are in staging and in the peers' regions; its stores are
+// visible system-wide before its count, after which the copy stream may copy the chunk.
+__device__ void signal_packed(const HtDispatchArgs& a, int k) {
+  ptx::fence_acq_rel_sys();
+  __syncwarp();
+  if (threadIdx.x % 32 == 0) ptx::red_add_release_sys(a.packed + k, std::uint64_t{1});
+}
+
+// A pack launch goes chunk by chunk (each warp counting each chunk done); any other forwards every
+// channel in one pass. Warp w of the launch takes channels w, w + warps, ... of each pass.
 __device__ void run_sender(const HtDispatchArgs& a) {
   const int G = a.view.num_domain_ranks, me = a.view.domain_rank;
   const int warp = threadIdx.x / 32;
@@ -229,12 +240,14 @@ __device__ void run_sender(const HtDispatchArgs& a) {
     bases.stage_shift[d] = first_staged_row(a.count_matrix, G, me, d) - bases.dst_row_base[d];
   }
   __syncthreads();
-  const int end = a.channel_offset + a.num_send_channels;
-  for (int c = a.channel_offset + blockIdx.x * kWarps + warp; c < end; c += a.num_senders * kWarps)
-    send_channel(a, c, bases, routes[warp]);
-  // Pack: the metadata stored into the peers' regions is visible system-wide before the stream
-  // write that follows the chunk's copies (on another stream) publishes it.
-  if (a.stage_x != nullptr) __threadfence_system();
+  const int first = blockIdx.x * kWarps + warp, step = a.num_senders * kWarps;
+  const int passes = max(1, a.pack_chunks);
+  for (int k = 0; k < passes; ++k) {
+    const int end = copy_chunk_channel(k + 1, passes, a.num_channels);
+    for (int c = copy_chunk_channel(k, passes, a.num_channels) + first; c < end; c += step)
+      send_channel(a, c, bases, routes[warp]);
+    if (a.pack_chunks > 0) signal_packed(a, k);
+  }
 }
 
 // One warp copies rows [from, to) of one (source, channel) from this rank's region into the
@@ -337,7 +350,13 @@ __device__ void run_receiver(const HtDispatchArgs& a, int receiver, int num_rece
 __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs a) {
   // Rows received by any rank must fit its region and (worst-case mode) its outputs.
   const std::int64_t limit = a.num_worst ? min(a.region.cap_rows, a.num_rows) : a.region.cap_rows;
-  if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, limit, true, a.view, OpId::kDispatch)) return;
+  if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, limit, true, a.view, OpId::kDispatch)) {
+    // NOTE: the copy stream waits for every warp's count of every chunk: a pack that stops still
+    // gives them (its host, knowing the same counts, refuses the call before queueing any copy), or
+    // the copy stream, and every stream joined to it, would wait forever.
+    for (int k = 0; k < a.pack_chunks; ++k) signal_packed(a, k);
+    return;
+  }
   const int warp = threadIdx.x / 32;
   const bool sender = static_cast<int>(blockIdx.x) < a.num_senders;
   if (sender) run_sender(a);

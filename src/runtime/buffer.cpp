@@ -77,7 +77,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.host_counts = MappedHostBuffer(kHostCountsBytes);
   m.timer = KernelTimer(env::get_bool("EPCOMM_KERNEL_TIMING"));
   m.ht_tuning = HtTuning::from_env();
-  m.counters = DeviceBuffer(4096);
+  m.counters = DeviceBuffer(Buffer::Impl::kCounterBytes);
   m.scratch = DeviceBuffer(HtScratch::kBytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());

@@ -28,7 +28,7 @@ struct Buffer::Impl {
   DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
   Stream comm;                          // the communication stream
   Stream copy;                          // copy-engine paths: their copies and marks (joined into comm)
-  std::vector<Event> copy_events;       // copy-engine paths: where the copy stream waits on comm
+  std::vector<Event> copy_events;       // copy-engine paths: where the copy stream forks from comm
   Event copy_queued;                    // join_copy_stream's point on the copy stream
   Event order_event;                    // reused for stream-to-stream ordering inside a call
   Event mark_event;                     // a point on the communication stream the host waits for
@@ -39,7 +39,10 @@ struct Buffer::Impl {
   std::uint64_t notify_calls = 0;       // notify publishes its counts under this sequence number
 
   // Slots of `counters` (uint64 each).
-  enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1 };
+  // kPacked: kMaxCopyChunks slots, the copy-engine dispatch's per-chunk pack counts (zeroed per call).
+  enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1, kPacked = 2 };
+  static constexpr std::size_t kCounterBytes = 4096;
+  static_assert((kPacked + kMaxCopyChunks) * sizeof(std::uint64_t) <= kCounterBytes);
   std::uint64_t* counter(Counter c) const { return counters.as<std::uint64_t>() + c; }
 
   int rank() const { return bootstrap->rank(); }

@@ -17,27 +17,28 @@ CopyEngineDispatch::CopyEngineDispatch(Buffer::Impl& m, const HtDispatchPlan& pl
       comm_(comm),
       staging_(DeviceTensor::empty(m.allocator, DType::kU8,
                                    {std::max<std::int64_t>(1, staged_rows) * row_bytes}, comm)),
-      staged_rows_(staged_rows) {
-  while (m.copy_events.size() < static_cast<std::size_t>(plan.copy_chunks)) m.copy_events.emplace_back();
-}
+      staged_rows_(staged_rows) {}
 
-void CopyEngineDispatch::launch(HtDispatchArgs& d, const char* label, int blocks, int c0, int c1) {
+void CopyEngineDispatch::launch(HtDispatchArgs& d, const char* label, int blocks) {
   d.num_senders = blocks;
-  d.channel_offset = c0;
-  d.num_send_channels = c1 - c0;
   m_.timer.begin(comm_, label);
   launch_ht_dispatch(d, blocks, comm_);
   m_.timer.end(comm_);
 }
 
 void CopyEngineDispatch::pack(HtDispatchArgs d) {
-  const int K = plan_.copy_chunks, C = plan_.num_channels;
+  const int K = plan_.copy_chunks;
   d.stage_x = static_cast<std::uint8_t*>(staging_.data());
   d.phased = false;
-  for (int k = 0; k < K; ++k) {
-    launch(d, "pack", plan_.num_senders, copy_chunk_channel(k, K, C), copy_chunk_channel(k + 1, K, C));
-    m_.copy_events[static_cast<std::size_t>(k)].record(comm_);
-  }
+  d.pack_chunks = K;
+  d.packed = m_.counter(Buffer::Impl::kPacked);
+  // Every call counts from zero (a call that failed halfway leaves nothing behind, and a captured
+  // graph replays the same targets); the copy stream forks here, after the reset, so it also joins
+  // a capture of the communication stream.
+  EPCOMM_CUDA_CHECK(cudaMemsetAsync(d.packed, 0, sizeof(std::uint64_t) * static_cast<std::size_t>(K), comm_));
+  if (m_.copy_events.empty()) m_.copy_events.emplace_back();
+  m_.copy_events[0].record(comm_);
+  launch(d, "pack", plan_.num_senders);
   m_.timer.host_step("packs-queued");
 }
 
@@ -53,8 +54,11 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
   const cudaStream_t copy = m_.copy.get();
   auto next = copies.begin();
   CopyBatch batch;
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_events[0].get(), 0));
+  // A chunk is packed once every warp of the pack launch has counted it.
+  const auto warps = static_cast<std::uint64_t>(plan_.num_senders) * kHtWarpsPerBlock;
   for (int k = 0; k < K; ++k) {
-    EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_events[static_cast<std::size_t>(k)].get(), 0));
+    stream_wait_at_least_u64(copy, m_.counter(Buffer::Impl::kPacked) + k, warps);
     const auto first = next;
     m_.timer.begin_copy(copy, "chunk");
     for (; next != copies.end() && next->chunk == k; ++next) {
@@ -80,7 +84,7 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
 
 void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
   const int G = m_.view.num_domain_ranks;
-  const int K = plan_.copy_chunks, C = plan_.num_channels;
+  const int K = plan_.copy_chunks;
   EPCOMM_REQUIRE(K > 0 && h.send_prefix_host.size() == static_cast<std::size_t>(G * (K + 1)) &&
                      h.count_matrix_host.size() == static_cast<std::size_t>(G * G),
                  ErrorCategory::kInternal, "copy-engine dispatch without the host's counts");
@@ -91,10 +95,12 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
     // This rank's own rows (every channel) while the copy engine still carries the peers', then
     // every warp receives (spinning until the copy stream's writes land).
     d.stage_x = nullptr;
+    d.pack_chunks = 0;
+    d.packed = nullptr;
     d.self_only = true;
     d.phased = true;
     d.signal_chunks = K;
-    launch(d, "dispatch", blocks_beside_copies(plan_.num_blocks, m_.num_sms), 0, C);
+    launch(d, "dispatch", blocks_beside_copies(plan_.num_blocks, m_.num_sms));
   } catch (...) {
     (void)m_.join_copy_stream();
     throw;

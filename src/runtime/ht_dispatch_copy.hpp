@@ -13,11 +13,13 @@ namespace epcomm {
 
 // One call's copy-engine dispatch, in two steps on the communication stream after notify or
 // prepare (the opening barrier):
-//  pack(): per chunk of the plan, a launch of sender blocks packs the chunk's rows for the peers
-//    (payload into local staging, metadata straight into the peers' regions). Needs only the
-//    device's counts, so it may run while the host still waits for notify's.
+//  pack(): one launch of sender blocks packs the rows for the peers chunk by chunk (payload into
+//    local staging, metadata straight into the peers' regions), each warp counting each chunk done
+//    in a device counter zeroed just before. Needs only the device's counts, so it may run while the
+//    host still waits for notify's.
 //  finish(): with the host's counts in the handle (count_matrix_host, send_prefix_host), the copy
-//    stream copies each chunk's packed rows into each peer's region once packed and marks the
+//    stream copies each chunk's packed rows into each peer's region once its count says packed
+//    (a stream wait on the counter, no kernel boundary between chunks) and marks the
 //    chunk's channels arrived there; a last launch writes this rank's own rows to the outputs while
 //    the copies run, then every warp receives (copies out). The communication stream joins the
 //    copy stream, so the call's event covers the copies.
@@ -34,8 +36,8 @@ class CopyEngineDispatch {
  private:
   // On the copy stream, per chunk once packed: the copies into the peers' regions, then the marks.
   void queue_copies(const HtDispatchArgs& d, const DispatchHandle& h);
-  // One launch of `blocks` sender blocks forwarding channels [c0, c1).
-  void launch(HtDispatchArgs& d, const char* label, int blocks, int c0, int c1);
+  // One launch of `blocks` sender blocks.
+  void launch(HtDispatchArgs& d, const char* label, int blocks);
 
   Buffer::Impl& m_;
   HtDispatchPlan plan_;

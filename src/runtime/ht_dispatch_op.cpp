@@ -128,7 +128,6 @@ HtDispatchArgs input_args(const Buffer::Impl& m, const DispatchArgs& a, const ch
   d.phased = plan.phased;
   d.outputs_in_region = a.zero_copy;
   d.num_channels = plan.num_channels;
-  d.num_send_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;
   d.recv_copied = HtScratch::recv_copied(m.scratch.get());
   d.publish_tokens = m.ht_tuning.publish_tokens;
@@ -175,6 +174,12 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   if (a.num_worst_tokens > 0 && !cached)
     check_rows_fit({a.num_worst_tokens}, region.cap_rows, region.bytes_per_row(),
                    "dispatch (num_worst_tokens)");
+  // A handle's rows with this call's row size (another hidden size or dtype than its dispatch's):
+  // refused before any launch (the copy engine would copy them past the region).
+  const int G = m.domains.ranks_per_domain;
+  if (cached && a.handle->count_matrix_host.size() == static_cast<std::size_t>(G) * G)
+    check_rows_fit(rows_received(a.handle->count_matrix_host.data(), G), region.cap_rows,
+                   region.bytes_per_row(), "cached dispatch");
 
   CommScope scope(m, options);
   DispatchResult out;
@@ -203,7 +208,6 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   // The copy engine's packs need only the device's counts: they run during the handshake when
   // staging for the worst case is small enough; otherwise, and for a cached dispatch (no
   // handshake), once the host knows the exact size below.
-  const int G = m.domains.ranks_per_domain;
   std::optional<CopyEngineDispatch> copy_engine;
   auto start_copy_engine = [&](std::int64_t staged_rows) {
     copy_engine.emplace(m, plan, staged_rows, region.row_bytes, scope.comm());

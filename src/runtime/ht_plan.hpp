@@ -34,9 +34,10 @@ struct HtDispatchPlan {
   int num_channels = 0;        // sender warps: num_senders * kHtWarpsPerBlock
   int tokens_per_channel = 0;  // channel c holds tokens [c * tpc, (c + 1) * tpc)
   bool phased = false;         // sender blocks copy out too once their sends are done
-  // Copy-engine dispatch: the SMs pack rows in `copy_chunks` launches of num_senders blocks (each
-  // launch a run of num_channels / copy_chunks channels) and the copy engine moves each chunk to
-  // the peers; then num_blocks blocks receive. 0: SM stores to the peers' regions.
+  // Copy-engine dispatch: one launch of num_senders blocks packs rows in `copy_chunks` chunks (each
+  // a run of num_channels / copy_chunks channels, one per sender warp) and the copy engine moves
+  // each chunk to the peers once packed; then num_blocks blocks receive. 0: SM stores to the peers'
+  // regions.
   int copy_chunks = 0;
 };
 

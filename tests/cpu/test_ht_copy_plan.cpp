@@ -22,7 +22,7 @@ TEST(HtCopyPlan, ChunksAreRunsOfWholeLaunchesOfChannels) {
       const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, 4096, 0, 33, /*phased=*/false, K);
       EXPECT_TRUE(p.phased);  // the receivers run after the packs
       EXPECT_EQ(p.num_blocks, sms);
-      EXPECT_EQ(p.num_senders, sms);  // every pack launch takes the whole budget
+      EXPECT_EQ(p.num_senders, sms);  // the pack launch takes the whole budget
       EXPECT_GE(p.copy_chunks, 1);
       EXPECT_LE(p.copy_chunks, K);
       EXPECT_EQ(p.num_channels, p.copy_chunks * sms * kHtWarpsPerBlock);
@@ -57,7 +57,7 @@ TEST(HtCopyPlan, CachedDispatchKeepsTheHandlesChunks) {
     EXPECT_EQ(again.copy_chunks, 4);
     EXPECT_EQ(again.num_channels, first.num_channels);
     EXPECT_EQ(again.tokens_per_channel, first.tokens_per_channel);
-    EXPECT_EQ(again.num_senders, 24);  // blocks per pack launch, as the handle laid them out
+    EXPECT_EQ(again.num_senders, 24);  // blocks of the pack launch, as the handle laid them out
     EXPECT_EQ(again.num_blocks, sms);  // the receivers take the whole budget
   }
   // Fewer SMs than a chunk's blocks: refused, naming the setting.

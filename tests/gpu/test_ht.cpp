@@ -494,6 +494,38 @@ TEST_F(Ht, RegionTooSmallWithZeroCopyLeavesTheBufferUsable) {
   run_case(small, {.num_tokens = 8, .hidden = 2048, .seed = 62}, {.cached = false, .zero_copy = true});
 }
 
+// Copy-engine dispatch in a region sized for 64 tokens of hidden 2048 per rank. Rows of hidden
+// 8192 do not fit: a fresh dispatch is refused after the handshake (its packs, queued before it,
+// stop in their guard and still count every chunk packed), and the next one runs (its copies wait
+// for its own packs' counts, not for ones left behind). A cached dispatch of the same handle with
+// wider rows is refused before any launch (the copy engine would copy past the region).
+TEST_F(Ht, CopyEngineRegionTooSmallLeavesTheBufferUsable) {
+  const GpuEnv& env = gpu_env();
+  constexpr std::int64_t kTokens = 64;
+  Buffer small(env.bootstrap, BufferOptions{.num_nvl_bytes = kTokens * env.world * 4400 + (64 << 10)});
+  const CopyEngineTuning scoped(small, 2, HtTuning{}.dispatch_early_staging_bytes);
+  auto expect_too_small = [&](PlainDispatch& p, const char* what) {
+    try {
+      small.dispatch(p.args, {.stream = env.stream});
+      ADD_FAILURE() << "expected an error: rows of hidden 8192 do not fit";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+      EXPECT_NE(e.message().find(what), std::string::npos) << e.what();
+    }
+    EXPECT_NO_THROW(small.check_status());
+  };
+  PlainDispatch wide = plain_dispatch(small, {.num_tokens = kTokens, .hidden = 8192, .seed = 90});
+  expect_too_small(wide, "num_nvl_bytes");
+  run_case(small, {.num_tokens = kTokens, .hidden = 2048, .seed = 91});
+
+  PlainDispatch narrow = plain_dispatch(small, {.num_tokens = kTokens, .hidden = 2048, .seed = 92});
+  const DispatchResult first = small.dispatch(narrow.args, {.stream = env.stream});
+  PlainDispatch cached = plain_dispatch(small, {.num_tokens = kTokens, .hidden = 8192, .seed = 92});
+  cached.args.handle = &first.handle;
+  expect_too_small(cached, "cached dispatch");
+  run_case(small, {.num_tokens = 8, .hidden = 2048, .seed = 93});
+}
+
 // A peer that never calls dispatch: this rank's count exchange times out, and the dispatch call
 // itself throws the device's report (naming the operation and the rank waited for), not a hang.
 void expect_dispatch_without_peer_to_time_out(bool zero_copy, std::uint64_t seed) {
