@@ -28,7 +28,7 @@ struct Buffer::Impl {
   DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
   Stream comm;                          // the communication stream
   Stream copy;                          // copy-engine paths: their copies and marks (joined into comm)
-  std::vector<Event> copy_events;       // copy-engine paths: where the copy stream forks from comm
+  Event copy_fork;                      // copy-engine paths: where the copy stream forks from comm
   Event copy_queued;                    // join_copy_stream's point on the copy stream
   Event order_event;                    // reused for stream-to-stream ordering inside a call
   Event mark_event;                     // a point on the communication stream the host waits for

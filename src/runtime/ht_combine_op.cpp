@@ -50,9 +50,8 @@ void push_by_copy_engine(Buffer::Impl& m, const HtCombineArgs& c, int K, const s
                          int num_blocks, cudaStream_t comm) {
   const DomainView& v = c.view;
   const cudaStream_t copy = m.copy.get();
-  if (m.copy_events.empty()) m.copy_events.emplace_back();
-  m.copy_events[0].record(comm);
-  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m.copy_events[0].get(), 0));
+  m.copy_fork.record(comm);
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m.copy_fork.get(), 0));
   const std::vector<CombineCopy> copies =
       combine_chunk_copies(count_matrix, v.num_domain_ranks, v.domain_rank, K);
   bool launched = false;

@@ -32,13 +32,17 @@ void CopyEngineDispatch::pack(HtDispatchArgs d) {
   d.phased = false;
   d.pack_chunks = K;
   d.packed = m_.counter(Buffer::Impl::kPacked);
-  // Every call counts from zero (a call that failed halfway leaves nothing behind, and a captured
-  // graph replays the same targets); the copy stream forks here, after the reset, so it also joins
-  // a capture of the communication stream.
+  // Every call counts from zero: a call that failed halfway leaves nothing behind.
   EPCOMM_CUDA_CHECK(cudaMemsetAsync(d.packed, 0, sizeof(std::uint64_t) * static_cast<std::size_t>(K), comm_));
-  if (m_.copy_events.empty()) m_.copy_events.emplace_back();
-  m_.copy_events[0].record(comm_);
+  // The copy stream forks here, after the reset. NOTE: under stream capture the graph would know
+  // nothing of the counts (a value wait can be ordered before the pack it waits for): there the copy
+  // stream forks after the whole pack instead and waits for no count.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  EPCOMM_CUDA_CHECK(cudaStreamIsCapturing(comm_, &capture));
+  wait_for_counts_ = capture == cudaStreamCaptureStatusNone;
+  if (wait_for_counts_) m_.copy_fork.record(comm_);
   launch(d, "pack", plan_.num_senders);
+  if (!wait_for_counts_) m_.copy_fork.record(comm_);
   m_.timer.host_step("packs-queued");
 }
 
@@ -54,11 +58,11 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
   const cudaStream_t copy = m_.copy.get();
   auto next = copies.begin();
   CopyBatch batch;
-  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_events[0].get(), 0));
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_fork.get(), 0));
   // A chunk is packed once every warp of the pack launch has counted it.
   const auto warps = static_cast<std::uint64_t>(plan_.num_senders) * kHtWarpsPerBlock;
   for (int k = 0; k < K; ++k) {
-    stream_wait_at_least_u64(copy, m_.counter(Buffer::Impl::kPacked) + k, warps);
+    if (wait_for_counts_) stream_wait_at_least_u64(copy, m_.counter(Buffer::Impl::kPacked) + k, warps);
     const auto first = next;
     m_.timer.begin_copy(copy, "chunk");
     for (; next != copies.end() && next->chunk == k; ++next) {

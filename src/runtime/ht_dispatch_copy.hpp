@@ -44,6 +44,8 @@ class CopyEngineDispatch {
   cudaStream_t comm_;
   DeviceTensor staging_;
   std::int64_t staged_rows_;
+  // The copy stream waits for each chunk's count (false under stream capture: for the whole pack).
+  bool wait_for_counts_ = true;
 };
 
 }  // namespace epcomm

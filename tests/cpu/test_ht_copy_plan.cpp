@@ -16,7 +16,7 @@
 namespace epcomm {
 namespace {
 
-TEST(HtCopyPlan, ChunksAreRunsOfWholeLaunchesOfChannels) {
+TEST(HtCopyPlan, ChunksAreRunsOfOneChannelPerPackWarp) {
   for (int sms : {2, 3, 8, 24, 64, 132, kMaxBlocks}) {
     for (int K : {1, 2, 4, kMaxCopyChunks}) {
       const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, 4096, 0, 33, /*phased=*/false, K);
