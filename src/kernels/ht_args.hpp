@@ -116,8 +116,8 @@ struct HtCombineArgs {
   // Push by the peers' copy engines: they write share b of their rows for this rank into its
   // region and publish it (progress(my region, peer, b) = the share's rows); no senders here.
   bool copy_pushed = false;
-  int num_shares =
-      0;  // sender warps: num_senders * kHtWarpsPerBlock; 1 when staged; the chunks when copy_pushed
+  // Sender warps (num_senders * kHtWarpsPerBlock); 1 when staged; the chunks when copy_pushed.
+  int num_shares = 0;
   int reduce_segments = 1;  // reducer warps take a part of each of this many slices of the tokens
   int publish_rows = 2;     // rows a sender warp copies between progress releases
   const std::int32_t* send_slot = nullptr;     // [T, G]

@@ -17,10 +17,12 @@ struct HtTuning {
   int publish_tokens = 4;        // tokens a dispatch sender warp forwards between releases
   int combine_publish_rows = 2;  // rows a combine sender warp copies between releases
   bool phased = true;            // every block sends, then receives (no concurrent receivers)
-  int combine_pull = 0;  // 0 push; pull (the owners read staged rows): 1 staged by SMs, 2 by the copy engine
-  int dispatch_copy_chunks = 0;  // 0: SM stores carry dispatch rows to peers; n: the copy engine, in n chunks
-  int combine_copy_chunks =
-      0;  // n > 0: the copy engine pushes combine's rows, in n chunks (over combine_pull)
+  // 0 push; pull (the owners read staged rows): 1 staged by SMs, 2 by the copy engine.
+  int combine_pull = 0;
+  // 0: SM stores carry dispatch rows to peers; n: the copy engine, in n chunks.
+  int dispatch_copy_chunks = 0;
+  // n > 0: the copy engine pushes combine's rows, in n chunks (over combine_pull).
+  int combine_copy_chunks = 0;
   // Copy-engine dispatch: largest worst-case staging the packs may use before the host knows the
   // counts (early_staging_rows). Not an environment knob; tests lower it to reach the other path.
   std::int64_t dispatch_early_staging_bytes = std::int64_t{256} << 20;
@@ -47,8 +49,8 @@ inline constexpr int kMaxCopyChunks = 8;
 // Blocks for a kernel whose warps spin until the copy stream's copies and writes land (copy-engine
 // dispatch's receiving launch, copy-engine push combine): one SM is always left free.
 // NOTE: measured (session 8, ranks sharing one H200): with every SM held, such a dispatch hung on 4
-// and 8 ranks (2 passed); with one SM free every count passed. Something the copy stream runs needs
-// an SM there (a copy between two processes' memory on one device may run as a kernel).
+// and 8 ranks (2 passed); with one SM free every count passed. Cause unknown: within one process a
+// device copy starts while a kernel holds every SM (tools/probes/local_copy_probe.cu).
 inline int blocks_beside_copies(int blocks, int device_sms) {
   return blocks < device_sms ? blocks : device_sms - 1;
 }
@@ -83,13 +85,6 @@ inline constexpr std::size_t kHostReadyOffset = kHostCountsBytes - 64;
 inline std::uint64_t* host_ready_word(void* host_counts) {
   return reinterpret_cast<std::uint64_t*>(static_cast<char*>(host_counts) + kHostReadyOffset);
 }
-inline std::size_t host_counts_ints(int num_local_experts, int num_domain_ranks, int copy_chunks = 0) {
-  return static_cast<std::size_t>(HtHostCounts{num_local_experts, num_domain_ranks}.ints(copy_chunks));
-}
-// Where the copy-engine section starts.
-inline std::size_t host_send_prefix_offset(int num_local_experts, int num_domain_ranks) {
-  return static_cast<std::size_t>(HtHostCounts{num_local_experts, num_domain_ranks}.send_prefix());
-}
 
 // The Buffer's device scratch as the high-throughput dispatch uses it (stream-ordered: one
 // operation at a time): notify's per-channel prefix sums and the receivers' copied-row counts.
@@ -117,16 +112,16 @@ struct StagedRows {
 };
 std::vector<StagedRows> pull_staged_rows(const std::int32_t* count_matrix, int G, int me);
 
-// Copy-engine dispatch on domain rank `me`: one copy of chunk k to peer d moves this rank's rows
-// [send_prefix[d][k], send_prefix[d][k + 1]) to d (send_prefix: G x (K + 1), from notify) from
-// its staging (first_staged_row) to where they land in d's region (first_row_on). Chunks ascending,
-// then peers; empty copies and `me` (its rows go straight to its outputs) left out.
 // Copy-engine dispatch: packing may start before the host knows the counts when staging sized for
 // the worst case (every token to every peer) is at most `max_bytes` (HtTuning). That many rows,
 // or -1 when the bound is larger (the packs then wait for the counts).
 std::int64_t early_staging_rows(std::int64_t num_tokens, int num_domain_ranks, std::int64_t row_bytes,
                                 std::int64_t max_bytes = HtTuning{}.dispatch_early_staging_bytes);
 
+// Copy-engine dispatch on domain rank `me`: one copy of chunk k to peer d moves this rank's rows
+// [send_prefix[d][k], send_prefix[d][k + 1]) to d (send_prefix: G x (K + 1), from notify) from
+// its staging (first_staged_row) to where they land in d's region (first_row_on). Chunks ascending,
+// then peers; empty copies and `me` (its rows go straight to its outputs) left out.
 struct ChunkCopy {
   int chunk = 0, dst = 0;
   std::int64_t stage_row = 0, region_row = 0, rows = 0;
@@ -136,8 +131,8 @@ std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,
 
 // Combine pushed by the copy engine (EPCOMM_HT_COMBINE_CE) on domain rank `me`: the copy of chunk
 // b to owner s moves share b (share_begin(n, b, K)) of the n rows this rank received from s, from
-// x (where s's rows start at first_row_on(s, me)) to s's region at first_row_back(s, me). Chunks ascending,
-// then owners; empty copies and `me` left out.
+// x (where s's rows start at first_row_on(s, me)) to s's region at first_row_back(s, me). Chunks
+// ascending, then owners; empty copies and `me` left out.
 struct CombineCopy {
   int chunk = 0, owner = 0;
   std::int64_t x_row = 0, region_row = 0, rows = 0;

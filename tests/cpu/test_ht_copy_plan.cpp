@@ -71,14 +71,13 @@ TEST(HtCopyPlan, CachedDispatchKeepsTheHandlesChunks) {
 }
 
 TEST(HtCopyPlan, HostCountsMakeRoomForTheChunkBoundaries) {
-  EXPECT_EQ(host_counts_ints(16, 2), 1u + 16 + 4);
-  EXPECT_EQ(host_counts_ints(16, 2, 4), 1u + 16 + 4 + 2 * 5);
-  EXPECT_EQ(host_send_prefix_offset(16, 2), host_counts_ints(16, 2));
+  const HtHostCounts small{16, 2};
+  EXPECT_EQ(small.ints(0), 1 + 16 + 4);
+  EXPECT_EQ(small.ints(4), 1 + 16 + 4 + 2 * 5);
+  EXPECT_EQ(small.send_prefix(), small.ints(0));
   // The largest case still fits below the ready word.
-  EXPECT_LE(
-      host_counts_ints(max_local_experts(kMaxDomainRanks, kMaxChannels), kMaxDomainRanks, kMaxCopyChunks) *
-          sizeof(std::int32_t),
-      kHostReadyOffset);
+  const HtHostCounts largest{max_local_experts(kMaxDomainRanks, kMaxChannels), kMaxDomainRanks};
+  EXPECT_LE(static_cast<std::size_t>(largest.ints(kMaxCopyChunks)) * sizeof(std::int32_t), kHostReadyOffset);
 }
 
 TEST(HtCopyPlan, PacksStartEarlyOnlyWhenWorstCaseStagingIsSmall) {

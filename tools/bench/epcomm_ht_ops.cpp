@@ -91,15 +91,7 @@ struct EpcommHt {
     }
     std::printf("# timeline rank %d %s (last call): %s%s\n", rank, row.c_str(), layout.c_str(),
                 buffer->last_call_timeline().c_str());
-    if (after_layout && !layout_timeline_printed) {
-      // Once per run: where a layout call's own time goes (its kernel against the stream hops,
-      // allocation and memset around it), from one more call outside the timed loop.
-      layout_timeline_printed = true;
-      const DispatchLayout again = buffer->get_dispatch_layout(topk_idx, num_experts);
-      std::printf("# timeline rank %d layout call alone: %s\n", rank, buffer->last_call_timeline().c_str());
-    }
   }
-  bool layout_timeline_printed = false;
 
   // The last call's kernel time; only offered when EPCOMM_KERNEL_TIMING=1 (see timing below).
   double kernel_us() { return buffer->last_kernel_us(); }
