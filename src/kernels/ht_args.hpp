@@ -77,8 +77,10 @@ struct HtDispatchArgs {
   // forwards only this rank's own rows, then receives. Once the copy engine has moved chunk k of a
   // source's rows, a stream write stores kChannelComplete into the progress counter of the chunk's
   // first channel, which stands for every channel of the chunk: receivers read that one when
-  // signal_chunks > 0.
+  // signal_chunks > 0. With `straight`, the pack stages no payload for a peer whose rows are
+  // straight_copies (the copy engine copies those rows from x): only their metadata.
   std::uint8_t* stage_x = nullptr;
+  bool straight = false;
   int pack_chunks = 0;
   std::uint64_t* packed = nullptr;
   bool self_only = false;

@@ -73,7 +73,9 @@ struct TokenRoute {
 };
 
 // One warp forwards token t to every destination of `route`. stage_shift (copy-engine pack only,
-// else null): per destination, its staging row minus its region row.
+// else null): per destination, its staging row minus its region row, or kNoStaging for a peer whose
+// payload the copy engine copies straight from x (metadata only).
+constexpr std::int64_t kNoStaging = INT64_MIN;
 __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const TokenRoute& route,
                               const std::int64_t* stage_shift) {
   const HtDispatchLayout& l = a.region;
@@ -83,11 +85,14 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
     const int d = route.dst[i];
     return d == v.domain_rank ? output_row(a, route.row[i]) : region_row(l, v.peer_base[d], route.row[i]);
   };
-  auto payload_of = [&](int i) {
+  auto payload_of = [&](int i) -> std::uint8_t* {
     const int d = route.dst[i];
     if (stage_shift == nullptr || d == v.domain_rank) return dst_of(i).x;
+    if (stage_shift[d] == kNoStaging) return nullptr;
     return a.stage_x + (route.row[i] + stage_shift[d]) * l.row_bytes;
   };
+  bool any_payload = stage_shift == nullptr;
+  for (int k = 0; k < route.num_dsts && !any_payload; ++k) any_payload = payload_of(k) != nullptr;
 
   // Metadata loads first, so their latency hides behind the payload's.
   float scale[kScalesPerLane];
@@ -108,7 +113,7 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
   // NOTE: coherent loads: the copy-engine dispatch's packs and own rows run beside the copy stream's
   // copies, which slow non-coherent loads ~3-4x on one GPU (ptx::ld_na_v4).
   const auto* src = reinterpret_cast<const int4*>(a.x + t * l.row_bytes);
-  const int pieces = static_cast<int>(l.row_bytes / 16);
+  const int pieces = any_payload ? static_cast<int>(l.row_bytes / 16) : 0;
   for (int base = 0; base < pieces; base += 32 * kRowUnroll) {
     int4 v4[kRowUnroll];
 #pragma unroll
@@ -118,6 +123,7 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
     }
     for (int k = 0; k < route.num_dsts; ++k) {
       auto* dst = reinterpret_cast<int4*>(payload_of(k));
+      if (dst == nullptr) continue;
 #pragma unroll
       for (int u = 0; u < kRowUnroll; ++u) {
         const int i = base + u * 32 + lane;
@@ -237,7 +243,9 @@ __device__ void run_sender(const HtDispatchArgs& a) {
   __shared__ TokenRoute routes[kWarps];
   for (int d = threadIdx.x; d < G; d += blockDim.x) {
     bases.dst_row_base[d] = first_row_on(a.count_matrix, G, me, d);
-    bases.stage_shift[d] = first_staged_row(a.count_matrix, G, me, d) - bases.dst_row_base[d];
+    bases.stage_shift[d] = a.straight && straight_copies(a.count_matrix[me * G + d], a.num_tokens)
+                               ? kNoStaging
+                               : first_staged_row(a.count_matrix, G, me, d) - bases.dst_row_base[d];
   }
   __syncthreads();
   const int first = blockIdx.x * kWarps + warp, step = a.num_senders * kWarps;

@@ -92,6 +92,15 @@ EPCOMM_HD inline int copy_chunk_channel(int k, int K, int C) {
   return C / K * k;
 }
 
+// Copy-engine dispatch, straight copies: a peer that gets all but at most 1/kStraightMissingShare of
+// the tokens gets its payload copied by the copy engine straight from x, one copy per run of
+// consecutive tokens (few and long), instead of packed first. The pack kernel and the host decide
+// alike, from this rank's rows to the peer.
+inline constexpr int kStraightMissingShare = 32;
+EPCOMM_HD inline bool straight_copies(std::int64_t rows, std::int64_t num_tokens) {
+  return rows > 0 && (num_tokens - rows) * kStraightMissingShare <= num_tokens;
+}
+
 // What notify leaves in mapped host memory for the host, in int32 slots: [received total]
 // [per-expert counts: nle][count matrix: G x G][copy-engine dispatch only: this rank's rows to each
 // rank before each chunk boundary: G x (K + 1)].

@@ -30,6 +30,8 @@ struct Buffer::Impl {
   Stream copy;                          // copy-engine paths: their copies and marks (joined into comm)
   Event copy_fork;                      // copy-engine paths: where the copy stream forks from comm
   Event copy_queued;                    // join_copy_stream's point on the copy stream
+  MappedHostBuffer token_ranks;         // copy-engine dispatch: is_token_in_rank, copied for the host
+  Event token_ranks_ready;              // after that copy, on the copy stream
   Event order_event;                    // reused for stream-to-stream ordering inside a call
   Event mark_event;                     // a point on the communication stream the host waits for
   HtTuning ht_tuning;                   // EPCOMM_HT_* knobs, read once

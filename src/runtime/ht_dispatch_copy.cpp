@@ -11,13 +11,19 @@
 namespace epcomm {
 
 CopyEngineDispatch::CopyEngineDispatch(Buffer::Impl& m, const HtDispatchPlan& plan, std::int64_t staged_rows,
-                                       std::int64_t row_bytes, cudaStream_t comm)
+                                       std::int64_t row_bytes, const bool* token_ranks, cudaStream_t comm)
     : m_(m),
       plan_(plan),
       comm_(comm),
       staging_(DeviceTensor::empty(m.allocator, DType::kU8,
                                    {std::max<std::int64_t>(1, staged_rows) * row_bytes}, comm)),
-      staged_rows_(staged_rows) {}
+      staged_rows_(staged_rows),
+      token_ranks_(token_ranks) {}
+
+CopyEngineDispatch::~CopyEngineDispatch() {
+  // Before staging is released on the communication stream, and what the copy stream reads with it.
+  if (!joined_) (void)m_.join_copy_stream();
+}
 
 void CopyEngineDispatch::launch(HtDispatchArgs& d, const char* label, int blocks) {
   d.num_senders = blocks;
@@ -41,6 +47,25 @@ void CopyEngineDispatch::pack(HtDispatchArgs d) {
   EPCOMM_CUDA_CHECK(cudaStreamIsCapturing(comm_, &capture));
   wait_for_counts_ = capture == cudaStreamCaptureStatusNone;
   if (wait_for_counts_) m_.copy_fork.record(comm_);
+  // Straight copies need the host to read is_token_in_rank: copied while the pack runs (not under
+  // capture, where the host reads nothing).
+  straight_ = token_ranks_ != nullptr && wait_for_counts_;
+  if (straight_) {
+    const auto bytes =
+        static_cast<std::size_t>(d.num_tokens) * static_cast<std::size_t>(m_.view.num_domain_ranks);
+    if (m_.token_ranks.bytes() < bytes) {
+      // NOTE: an earlier call that failed before waiting for its copy may still be writing the old one.
+      EPCOMM_CUDA_CHECK(cudaStreamSynchronize(m_.copy.get()));
+      m_.token_ranks = MappedHostBuffer(bytes);
+    }
+    const cudaStream_t copy = m_.copy.get();
+    EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_fork.get(), 0));
+    joined_ = false;
+    EPCOMM_CUDA_CHECK(
+        cudaMemcpyAsync(m_.token_ranks.host(), token_ranks_, bytes, cudaMemcpyDeviceToHost, copy));
+    m_.token_ranks_ready.record(copy);
+  }
+  d.straight = straight_;
   launch(d, "pack", plan_.num_senders);
   if (!wait_for_counts_) m_.copy_fork.record(comm_);
   m_.timer.host_step("packs-queued");
@@ -52,24 +77,54 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
   const std::int32_t* counts = h.count_matrix_host.data();
   EPCOMM_REQUIRE(first_staged_row(counts, G, me, G) <= staged_rows_, ErrorCategory::kInternal,
                  "copy-engine dispatch: staging too small");
-  const std::vector<ChunkCopy> copies = dispatch_chunk_copies(counts, h.send_prefix_host.data(), G, me, K);
+  std::vector<ChunkCopy> copies = dispatch_chunk_copies(counts, h.send_prefix_host.data(), G, me, K);
+  std::vector<StraightCopy> straight;
+  if (straight_) {
+    // Those peers' payload was not packed: the copy engine takes it from x.
+    std::erase_if(copies,
+                  [&](const ChunkCopy& c) { return straight_copies(counts[me * G + c.dst], d.num_tokens); });
+    EPCOMM_CUDA_CHECK(cudaEventSynchronize(m_.token_ranks_ready.get()));
+    straight = dispatch_straight_copies(static_cast<const bool*>(m_.token_ranks.host()), d.num_tokens, counts,
+                                        G, me, K, C, plan_.tokens_per_channel);
+    std::vector<std::int64_t> rows(static_cast<std::size_t>(G), 0);
+    for (const StraightCopy& c : straight) rows[static_cast<std::size_t>(c.dst)] += c.rows;
+    for (int dst = 0; dst < G; ++dst)
+      EPCOMM_REQUIRE(dst == me || !straight_copies(counts[me * G + dst], d.num_tokens) ||
+                         rows[dst] == counts[me * G + dst],
+                     ErrorCategory::kInternal, "copy-engine dispatch: is_token_in_rank gives ", rows[dst],
+                     " rows to rank ", dst, ", notify counted ", counts[me * G + dst]);
+  }
   const auto row_bytes = static_cast<std::size_t>(d.region.row_bytes);
   const auto* staging = static_cast<const char*>(staging_.data());
+  const auto* x = reinterpret_cast<const char*>(d.x);
   const cudaStream_t copy = m_.copy.get();
   auto next = copies.begin();
+  auto next_straight = straight.begin();
   CopyBatch batch;
+  std::vector<char> has_rows(static_cast<std::size_t>(G));
   EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_fork.get(), 0));
+  joined_ = false;
   // A chunk is packed once every warp of the pack launch has counted it.
   const auto warps = static_cast<std::uint64_t>(plan_.num_senders) * kHtWarpsPerBlock;
   for (int k = 0; k < K; ++k) {
     if (wait_for_counts_) stream_wait_at_least_u64(copy, m_.counter(Buffer::Impl::kPacked) + k, warps);
-    const auto first = next;
     m_.timer.begin_copy(copy, "chunk");
+    std::fill(has_rows.begin(), has_rows.end(), 0);
+    auto region_x = [&](int dst, std::int64_t row) {
+      return RegionLayout::data(m_.view.peer_base[dst]) + d.region.x_offset +
+             static_cast<std::size_t>(row) * row_bytes;
+    };
     for (; next != copies.end() && next->chunk == k; ++next) {
-      char* region = RegionLayout::data(m_.view.peer_base[next->dst]) + d.region.x_offset;
-      batch.add(region + static_cast<std::size_t>(next->region_row) * row_bytes,
+      batch.add(region_x(next->dst, next->region_row),
                 staging + static_cast<std::size_t>(next->stage_row) * row_bytes,
                 static_cast<std::size_t>(next->rows) * row_bytes);
+      has_rows[static_cast<std::size_t>(next->dst)] = 1;
+    }
+    for (; next_straight != straight.end() && next_straight->chunk == k; ++next_straight) {
+      batch.add(region_x(next_straight->dst, next_straight->region_row),
+                x + static_cast<std::size_t>(next_straight->token) * row_bytes,
+                static_cast<std::size_t>(next_straight->rows) * row_bytes);
+      has_rows[static_cast<std::size_t>(next_straight->dst)] = 1;
     }
     batch.flush(copy);
     // After the chunk's copies (the write's fence orders them first), its first channel stands for
@@ -78,9 +133,10 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
     // finish this dispatch, zero its counters in the next notify, and then see the late write
     // mark the chunk complete in the next dispatch before any row of it arrived.
     const int flag_channel = copy_chunk_channel(k, K, C);
-    for (auto done = first; done != next; ++done)
-      stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[done->dst], me, flag_channel),
-                       kChannelComplete);
+    for (int dst = 0; dst < G; ++dst)
+      if (has_rows[static_cast<std::size_t>(dst)])
+        stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[dst], me, flag_channel),
+                         kChannelComplete);
     m_.timer.end_copy(copy);
   }
   m_.timer.host_step("copies-queued");
@@ -110,6 +166,7 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
     throw;
   }
   // The call's event covers the copies, and the next operation finds the regions free.
+  joined_ = true;
   EPCOMM_CUDA_CHECK(m_.join_copy_stream());
 }
 

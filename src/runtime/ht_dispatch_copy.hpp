@@ -16,7 +16,9 @@ namespace epcomm {
 //  pack(): one launch of sender blocks packs the rows for the peers chunk by chunk (payload into
 //    local staging, metadata straight into the peers' regions), each warp counting each chunk done
 //    in a device counter zeroed just before. Needs only the device's counts, so it may run while the
-//    host still waits for notify's.
+//    host still waits for notify's. Given is_token_in_rank, peers that get nearly every token
+//    (straight_copies) get only their metadata packed: the copy stream first copies
+//    is_token_in_rank to the host, which then copies those peers' rows straight from x, run by run.
 //  finish(): with the host's counts in the handle (count_matrix_host, send_prefix_host), the copy
 //    stream copies each chunk's packed rows into each peer's region once its count says packed
 //    (a stream wait on the counter, no kernel boundary between chunks) and marks the
@@ -26,9 +28,14 @@ namespace epcomm {
 // Staging is released (stream-ordered, on the communication stream) when this goes.
 class CopyEngineDispatch {
  public:
-  // `staged_rows`: at least this rank's rows to its peers.
+  // `staged_rows`: at least this rank's rows to its peers. `token_ranks`: the call's
+  // is_token_in_rank ([T][G], device), or null for no straight copies.
   CopyEngineDispatch(Buffer::Impl& m, const HtDispatchPlan& plan, std::int64_t staged_rows,
-                     std::int64_t row_bytes, cudaStream_t comm);
+                     std::int64_t row_bytes, const bool* token_ranks, cudaStream_t comm);
+  // Joins the copy stream if finish() did not (a call that failed in between).
+  ~CopyEngineDispatch();
+  CopyEngineDispatch(const CopyEngineDispatch&) = delete;
+  CopyEngineDispatch& operator=(const CopyEngineDispatch&) = delete;
   // `d` holds everything but the launch-specific fields (outputs unused).
   void pack(HtDispatchArgs d);
   void finish(HtDispatchArgs d, const DispatchHandle& h);
@@ -46,6 +53,9 @@ class CopyEngineDispatch {
   std::int64_t staged_rows_;
   // The copy stream waits for each chunk's count (false under stream capture: for the whole pack).
   bool wait_for_counts_ = true;
+  const bool* token_ranks_;
+  bool straight_ = false;  // this call's pack left the straight peers' payload to the copy engine
+  bool joined_ = true;     // nothing queued on the copy stream that the communication stream misses
 };
 
 }  // namespace epcomm

@@ -21,6 +21,9 @@ struct HtTuning {
   int combine_pull = 0;
   // 0: SM stores carry dispatch rows to peers; n: the copy engine, in n chunks.
   int dispatch_copy_chunks = 0;
+  // Copy-engine dispatch: peers that get nearly every token get straight copies from x
+  // (straight_copies) instead of packed rows.
+  bool dispatch_straight = true;
   // n > 0: the copy engine pushes combine's rows, in n chunks (over combine_pull).
   int combine_copy_chunks = 0;
   // Copy-engine dispatch: largest worst-case staging the packs may use before the host knows the
@@ -128,6 +131,20 @@ struct ChunkCopy {
 };
 std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,
                                              const std::int32_t* send_prefix, int G, int me, int K);
+
+// Straight copies (straight_copies) on domain rank `me`: one copy moves rows [token, token + rows)
+// of x to peer `dst`'s region at `region_row` (first_row_on + the tokens to dst before `token`);
+// a run of consecutive tokens to dst, cut where a chunk ends (chunk k: the tokens of channels
+// [copy_chunk_channel(k), copy_chunk_channel(k + 1)), tokens_per_channel each). Peers whose rows
+// are not straight, and `me`, left out; chunks ascending, then peers, then tokens. in_rank: the
+// caller's is_token_in_rank, [num_tokens][G], on the host.
+struct StraightCopy {
+  int chunk = 0, dst = 0;
+  std::int64_t token = 0, region_row = 0, rows = 0;
+};
+std::vector<StraightCopy> dispatch_straight_copies(const bool* in_rank, std::int64_t num_tokens,
+                                                   const std::int32_t* count_matrix, int G, int me, int K,
+                                                   int num_channels, int tokens_per_channel);
 
 // Combine pushed by the copy engine (EPCOMM_HT_COMBINE_CE) on domain rank `me`: the copy of chunk
 // b to owner s moves share b (share_begin(n, b, K)) of the n rows this rank received from s, from

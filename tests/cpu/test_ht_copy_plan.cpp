@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -179,6 +180,78 @@ TEST_P(CopyPlanPerDomainSize, EveryPeersRowsAreCopiedOnceToWhereTheyLand) {
         }
       }
       EXPECT_EQ(first_staged_row(counts.data(), G, me, G), staged);  // the staging's size in rows
+    }
+  }
+}
+
+// Straight copies: a peer missing at most 1/32 of the tokens gets its rows straight from x, each
+// run of consecutive tokens to it one copy cut at the chunk boundaries, every row exactly once at
+// the region row the receiver reads (first_row_on + its index among the rows to that peer); the
+// other peers (packed) and this rank get none.
+TEST_P(CopyPlanPerDomainSize, StraightCopiesMoveEachRunOfTokensOnceToWhereItLands) {
+  const int G = GetParam();
+  std::mt19937 rng(777u + static_cast<unsigned>(G));
+  for (std::int64_t T : {0, 1, 97, 4096}) {
+    for (int K : {1, 3, kMaxCopyChunks}) {
+      const int C = K * 2 * kHtWarpsPerBlock;
+      const int tpc = static_cast<int>(std::max<std::int64_t>(1, (T + C - 1) / C));
+      // Per peer, how often a token is missing from it: never, rarely (straight), often (packed).
+      std::vector<bool> in(static_cast<std::size_t>(T * G));
+      for (int d = 0; d < G; ++d) {
+        const unsigned miss = d % 3 == 0 ? 0u : d % 3 == 1 ? 100u : 3u;
+        for (std::int64_t t = 0; t < T; ++t)
+          in[static_cast<std::size_t>(t * G + d)] = miss == 0 || rng() % miss != 0;
+      }
+      const std::unique_ptr<bool[]> flags(
+          new bool[static_cast<std::size_t>(std::max<std::int64_t>(1, T * G))]);
+      for (std::size_t i = 0; i < in.size(); ++i) flags[i] = in[i];
+      for (int me = 0; me < G; ++me) {
+        std::vector<std::int32_t> counts(static_cast<std::size_t>(G * G));
+        for (auto& c : counts) c = static_cast<std::int32_t>(rng() % 300);
+        for (int d = 0; d < G; ++d) {
+          std::int32_t n = 0;
+          for (std::int64_t t = 0; t < T; ++t) n += in[static_cast<std::size_t>(t * G + d)] ? 1 : 0;
+          counts[static_cast<std::size_t>(me * G + d)] = n;
+        }
+        const std::vector<StraightCopy> copies =
+            dispatch_straight_copies(flags.get(), T, counts.data(), G, me, K, C, tpc);
+        std::vector<std::int64_t> next_token(static_cast<std::size_t>(G), 0),
+            index(static_cast<std::size_t>(G), 0);
+        int last_chunk = 0, last_dst = -1;
+        for (std::size_t i = 0; i < copies.size(); ++i) {
+          const StraightCopy& c = copies[i];
+          const auto d = static_cast<std::size_t>(c.dst);
+          ASSERT_NE(c.dst, me);
+          ASSERT_TRUE(straight_copies(counts[static_cast<std::size_t>(me * G) + d], T));
+          ASSERT_GT(c.rows, 0);
+          ASSERT_TRUE(c.chunk > last_chunk || (c.chunk == last_chunk && c.dst >= last_dst));
+          last_chunk = c.chunk;
+          last_dst = c.dst;
+          // Within one chunk's tokens.
+          ASSERT_GE(c.token, std::int64_t{copy_chunk_channel(c.chunk, K, C)} * tpc);
+          if (c.chunk + 1 < K)
+            ASSERT_LE(c.token + c.rows, std::int64_t{copy_chunk_channel(c.chunk + 1, K, C)} * tpc);
+          // Every token of the run goes to dst; those before it were covered by earlier copies.
+          for (std::int64_t t = next_token[d]; t < c.token; ++t)
+            ASSERT_FALSE(in[static_cast<std::size_t>(t * G) + d]);
+          for (std::int64_t t = c.token; t < c.token + c.rows; ++t)
+            ASSERT_TRUE(in[static_cast<std::size_t>(t * G) + d]);
+          EXPECT_EQ(c.region_row, first_row_on(counts.data(), G, me, c.dst) + index[d]);
+          // Maximal: a run continuing within the same chunk would have been one copy.
+          if (i > 0 && copies[i - 1].dst == c.dst && copies[i - 1].chunk == c.chunk)
+            EXPECT_LT(copies[i - 1].token + copies[i - 1].rows, c.token);
+          next_token[d] = c.token + c.rows;
+          index[d] += c.rows;
+        }
+        for (int d = 0; d < G; ++d) {
+          const std::int32_t n = counts[static_cast<std::size_t>(me * G + d)];
+          const bool straight = d != me && straight_copies(n, T);
+          EXPECT_EQ(index[static_cast<std::size_t>(d)], straight ? n : 0)
+              << "G " << G << " me " << me << " d " << d;
+          if (d % 3 == 0 && d != me && T > 0) EXPECT_TRUE(straight);  // every token
+          if (d % 3 == 2 && T >= 97) EXPECT_FALSE(straight);          // a third missing
+        }
+      }
     }
   }
 }

@@ -379,11 +379,12 @@ TEST_F(Ht, ZeroCopySkewedSmallBudgetAsync) {
 class CopyEngineTuning : public ScopedHtTuning {
  public:
   CopyEngineTuning(Buffer& buffer, int dispatch_chunks, std::int64_t early_staging_bytes,
-                   int combine_chunks = 0)
+                   int combine_chunks = 0, bool straight = true)
       : ScopedHtTuning(buffer) {
     tuning().dispatch_copy_chunks = dispatch_chunks;
     tuning().dispatch_early_staging_bytes = early_staging_bytes;
     tuning().combine_copy_chunks = combine_chunks;
+    tuning().dispatch_straight = straight;
   }
 };
 TEST_F(Ht, CopyEngineDispatch) {
@@ -415,6 +416,22 @@ TEST_F(Ht, CopyEnginePushCombine) {
   {
     const CopyEngineTuning scoped(*buffer_, 4, early, 1);
     run_case(*buffer_, {.num_tokens = 700, .num_sms = 8, .seed = 89}, {.async_finish = true});
+  }
+}
+// Straight copies (EPCOMM_HT_DISPATCH_STRAIGHT) and packed rows in one dispatch: on 2 ranks with
+// skewed routing, rank 1 sends nearly every token to rank 0 (straight from x) while rank 0 keeps
+// ~30% of its tokens home (packed); then dense routing (every peer straight: token 3 goes nowhere,
+// so two runs at least) with zero-copy outputs, FP8 and the staging sized after the counts; then
+// the same with straight copies off (every peer packed).
+TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
+  for (const bool straight : {true, false}) {
+    {
+      const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, straight);
+      run_case(*buffer_, {.num_tokens = 1000, .skew = true, .seed = 90u + straight}, {.cached = false});
+    }
+    const CopyEngineTuning scoped(*buffer_, 3, /*early_staging_bytes=*/0, 0, straight);
+    run_case(*buffer_, {.num_tokens = 2048, .fp8 = true, .seed = 92u + straight},
+             {.cached = false, .zero_copy = true});
   }
 }
 TEST_F(Ht, CopyEngineDispatchStagedAfterTheCounts) {
