@@ -49,7 +49,7 @@ void CopyEngineDispatch::pack(HtDispatchArgs d) {
   if (wait_for_counts_) m_.copy_fork.record(comm_);
   // Straight copies need the host to read is_token_in_rank: copied while the pack runs (not under
   // capture, where the host reads nothing).
-  straight_ = token_ranks_ != nullptr && wait_for_counts_;
+  straight_ = token_ranks_ != nullptr && wait_for_counts_ && d.num_tokens > 0;
   if (straight_) {
     const auto bytes =
         static_cast<std::size_t>(d.num_tokens) * static_cast<std::size_t>(m_.view.num_domain_ranks);
@@ -93,6 +93,7 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
                          rows[dst] == counts[me * G + dst],
                      ErrorCategory::kInternal, "copy-engine dispatch: is_token_in_rank gives ", rows[dst],
                      " rows to rank ", dst, ", notify counted ", counts[me * G + dst]);
+    m_.straight_copies_queued += straight.size();
   }
   const auto row_bytes = static_cast<std::size_t>(d.region.row_bytes);
   const auto* staging = static_cast<const char*>(staging_.data());
@@ -106,25 +107,28 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
   joined_ = false;
   // A chunk is packed once every warp of the pack launch has counted it.
   const auto warps = static_cast<std::uint64_t>(plan_.num_senders) * kHtWarpsPerBlock;
+  auto region_x = [&](int dst, std::int64_t row) {
+    return RegionLayout::data(m_.view.peer_base[dst]) + d.region.x_offset +
+           static_cast<std::size_t>(row) * row_bytes;
+  };
   for (int k = 0; k < K; ++k) {
-    if (wait_for_counts_) stream_wait_at_least_u64(copy, m_.counter(Buffer::Impl::kPacked) + k, warps);
     m_.timer.begin_copy(copy, "chunk");
     std::fill(has_rows.begin(), has_rows.end(), 0);
-    auto region_x = [&](int dst, std::int64_t row) {
-      return RegionLayout::data(m_.view.peer_base[dst]) + d.region.x_offset +
-             static_cast<std::size_t>(row) * row_bytes;
-    };
-    for (; next != copies.end() && next->chunk == k; ++next) {
-      batch.add(region_x(next->dst, next->region_row),
-                staging + static_cast<std::size_t>(next->stage_row) * row_bytes,
-                static_cast<std::size_t>(next->rows) * row_bytes);
-      has_rows[static_cast<std::size_t>(next->dst)] = 1;
-    }
+    // Straight copies read only x: they need not wait for the pack.
     for (; next_straight != straight.end() && next_straight->chunk == k; ++next_straight) {
       batch.add(region_x(next_straight->dst, next_straight->region_row),
                 x + static_cast<std::size_t>(next_straight->token) * row_bytes,
                 static_cast<std::size_t>(next_straight->rows) * row_bytes);
       has_rows[static_cast<std::size_t>(next_straight->dst)] = 1;
+    }
+    batch.flush(copy);
+    // The packed rows, and every peer's metadata for the chunk (which its mark publishes).
+    if (wait_for_counts_) stream_wait_at_least_u64(copy, m_.counter(Buffer::Impl::kPacked) + k, warps);
+    for (; next != copies.end() && next->chunk == k; ++next) {
+      batch.add(region_x(next->dst, next->region_row),
+                staging + static_cast<std::size_t>(next->stage_row) * row_bytes,
+                static_cast<std::size_t>(next->rows) * row_bytes);
+      has_rows[static_cast<std::size_t>(next->dst)] = 1;
     }
     batch.flush(copy);
     // After the chunk's copies (the write's fence orders them first), its first channel stands for

@@ -418,20 +418,28 @@ TEST_F(Ht, CopyEnginePushCombine) {
     run_case(*buffer_, {.num_tokens = 700, .num_sms = 8, .seed = 89}, {.async_finish = true});
   }
 }
-// Straight copies (EPCOMM_HT_DISPATCH_STRAIGHT) and packed rows in one dispatch: on 2 ranks with
-// skewed routing, rank 1 sends nearly every token to rank 0 (straight from x) while rank 0 keeps
-// ~30% of its tokens home (packed); then dense routing (every peer straight: token 3 goes nowhere,
-// so two runs at least) with zero-copy outputs, FP8 and the staging sized after the counts; then
-// the same with straight copies off (every peer packed).
+// Straight copies (EPCOMM_HT_DISPATCH_STRAIGHT) and packed rows: skewed routing with 32 experts a
+// token keeps ~30% of each rank's tokens off every rank but 0, so rank 0 is straight for its peers
+// and the others are packed (one rank has both kinds of peer from 3 ranks on; on 2 ranks rank 1 is
+// straight, rank 0 packed); then dense routing (every peer straight; token 3 goes nowhere, so two
+// runs at least) with zero-copy outputs, FP8 and the staging sized after the counts, which must
+// queue straight copies on every rank; then all of it with straight copies off (every peer packed).
 TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
+  const std::uint64_t& queued = buffer_->internal().straight_copies_queued;
   for (const bool straight : {true, false}) {
     {
       const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, straight);
-      run_case(*buffer_, {.num_tokens = 1000, .skew = true, .seed = 90u + straight}, {.cached = false});
+      run_case(*buffer_, {.num_tokens = 1000, .num_topk = 32, .skew = true, .seed = 90u + straight},
+               {.cached = false});
     }
     const CopyEngineTuning scoped(*buffer_, 3, /*early_staging_bytes=*/0, 0, straight);
-    run_case(*buffer_, {.num_tokens = 2048, .fp8 = true, .seed = 92u + straight},
+    const std::uint64_t before = queued;
+    run_case(*buffer_, {.num_tokens = 2048, .num_topk = 32, .fp8 = true, .seed = 92u + straight},
              {.cached = false, .zero_copy = true});
+    if (straight)
+      EXPECT_GT(queued, before) << "dense routing queued no straight copy";
+    else
+      EXPECT_EQ(queued, before) << "straight copies with EPCOMM_HT_DISPATCH_STRAIGHT off";
   }
 }
 TEST_F(Ht, CopyEngineDispatchStagedAfterTheCounts) {
