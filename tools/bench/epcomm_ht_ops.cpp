@@ -46,6 +46,7 @@ class TuningOverride : public ScopedHtTuning {
   }
   TuningOverride(Buffer& buffer, const DispatchVariant& variant) : ScopedHtTuning(buffer) {
     tuning().dispatch_copy_chunks = variant.copy_chunks;
+    tuning().dispatch_straight = variant.straight;
   }
 };
 
@@ -183,8 +184,9 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const std::function<const ExpectedHt&()> expected = context.expected_ht;
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
   std::vector<BenchOp> ops;
-  const std::vector<DispatchVariant> dispatch_ways = dispatch_variants(
-      state->buffer->internal().ht_tuning.dispatch_copy_chunks, context.session.ce_chunks());
+  const HtTuning& own = state->buffer->internal().ht_tuning;
+  const std::vector<DispatchVariant> dispatch_ways =
+      dispatch_variants(own.dispatch_copy_chunks, own.dispatch_straight, context.session.ce_chunks());
   for (const int sms : context.session.sms()) {
     // The whole dispatch, then the same with zero-copy outputs (views of the region: no copy-out),
     // each way of moving the rows.

@@ -29,14 +29,18 @@ std::vector<CombineVariant> combine_variants(const CombineSchedule& own);
 inline constexpr int kBenchCopyChunks = 4;
 
 struct DispatchVariant {
-  std::string impl;     // "epcomm" for the Buffer's own, "epcomm-ce[<chunks>]" or "epcomm-sm" (SM stores)
-  int copy_chunks = 0;  // EPCOMM_HT_DISPATCH_CE
+  // "epcomm" for the Buffer's own, "epcomm-ce[<chunks>]", "epcomm-ce-packed" or "epcomm-sm" (SM stores)
+  std::string impl;
+  int copy_chunks = 0;   // EPCOMM_HT_DISPATCH_CE
+  bool straight = true;  // EPCOMM_HT_DISPATCH_STRAIGHT
 };
 
-// The Buffer's own dispatch first, then the other way: when the Buffer's uses SM stores
-// (own_copy_chunks 0), the copy engine in each of `ce_chunks` chunk counts ("epcomm-ce" for
-// kBenchCopyChunks, "epcomm-ce<n>" otherwise); else SM stores.
-std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks,
+// The Buffer's own dispatch first (its own_straight too), then the other way: when the Buffer's
+// uses SM stores (own_copy_chunks 0), the copy engine in each of `ce_chunks` chunk counts
+// ("epcomm-ce" for kBenchCopyChunks, "epcomm-ce<n>" otherwise); else SM stores. Last, the copy
+// engine with every peer's rows packed ("epcomm-ce-packed": kBenchCopyChunks chunks, or the
+// Buffer's own), beside which the straight copies' gain shows.
+std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks, bool own_straight = true,
                                                const std::vector<int>& ce_chunks = {kBenchCopyChunks});
 
 }  // namespace epcomm::bench
