@@ -78,9 +78,12 @@ struct HtDispatchArgs {
   // source's rows, a stream write stores kChannelComplete into the progress counter of the chunk's
   // first channel, which stands for every channel of the chunk: receivers read that one when
   // signal_chunks > 0. With `straight`, the pack stages no payload for a peer whose rows are
-  // straight_copies (the copy engine copies those rows from x): only their metadata.
+  // straight_copies (the copy engine copies those rows from x): only their metadata. With
+  // straight_self, the last launch writes only the metadata of this rank's own rows when they are
+  // straight_copies (the copy engine copies their payload to the outputs).
   std::uint8_t* stage_x = nullptr;
   bool straight = false;
+  bool straight_self = false;
   int pack_chunks = 0;
   std::uint64_t* packed = nullptr;
   bool self_only = false;

@@ -74,10 +74,11 @@ struct TokenRoute {
 
 // One warp forwards token t to every destination of `route`. stage_shift (copy-engine pack only,
 // else null): per destination, its staging row minus its region row, or kNoStaging for a peer whose
-// payload the copy engine copies straight from x (metadata only).
+// payload the copy engine copies straight from x (metadata only). own_payload false: the same for
+// this rank's own row.
 constexpr std::int64_t kNoStaging = INT64_MIN;
 __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const TokenRoute& route,
-                              const std::int64_t* stage_shift) {
+                              const std::int64_t* stage_shift, bool own_payload) {
   const HtDispatchLayout& l = a.region;
   const DomainView& v = a.view;
   const int lane = threadIdx.x % 32;
@@ -87,11 +88,12 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
   };
   auto payload_of = [&](int i) -> std::uint8_t* {
     const int d = route.dst[i];
-    if (stage_shift == nullptr || d == v.domain_rank) return dst_of(i).x;
+    if (d == v.domain_rank) return own_payload ? dst_of(i).x : nullptr;
+    if (stage_shift == nullptr) return dst_of(i).x;
     if (stage_shift[d] == kNoStaging) return nullptr;
     return a.stage_x + (route.row[i] + stage_shift[d]) * l.row_bytes;
   };
-  bool any_payload = stage_shift == nullptr;
+  bool any_payload = stage_shift == nullptr && own_payload;
   for (int k = 0; k < route.num_dsts && !any_payload; ++k) any_payload = payload_of(k) != nullptr;
 
   // Metadata loads first, so their latency hides behind the payload's.
@@ -153,10 +155,12 @@ __device__ void forward_token(const HtDispatchArgs& a, std::int64_t t, const Tok
   }
 }
 
-// Per block: this rank's first row on each destination, and (pack) staging row minus region row.
+// Per block: this rank's first row on each destination, (pack) staging row minus region row, and
+// whether this rank writes its own rows' payload.
 struct SenderBases {
   std::int64_t dst_row_base[kMaxDomainRanks];
   std::int64_t stage_shift[kMaxDomainRanks];
+  bool own_payload;
 };
 
 // One warp forwards the tokens of `channel` to the destinations this launch serves: every one
@@ -207,7 +211,7 @@ __device__ void send_channel(const HtDispatchArgs& a, int channel, const SenderB
     if (lane == 0) route.num_dsts = n;
     __syncwarp();
     // (A token with no destination this launch serves is not even read.)
-    if (n > 0) forward_token(a, t, route, pack ? bases.stage_shift : nullptr);
+    if (n > 0) forward_token(a, t, route, pack ? bases.stage_shift : nullptr, bases.own_payload);
     __syncwarp();
     if (pack || a.self_only) continue;  // no peer rows, or the copy stream publishes them
     // NOTE: release after the warp barrier, so every lane's rows precede it; only when the count
@@ -247,6 +251,8 @@ __device__ void run_sender(const HtDispatchArgs& a) {
                                ? kNoStaging
                                : first_staged_row(a.count_matrix, G, me, d) - bases.dst_row_base[d];
   }
+  if (threadIdx.x == 0)
+    bases.own_payload = !a.straight_self || !straight_copies(a.count_matrix[me * G + me], a.num_tokens);
   __syncthreads();
   const int first = blockIdx.x * kWarps + warp, step = a.num_senders * kWarps;
   const int passes = max(1, a.pack_chunks);

@@ -121,7 +121,7 @@ Buffer::~Buffer() {
   if (!impl_) return;
   // Peers may still be writing into this rank's region: finish local work, then wait for every rank
   // to reach teardown before unmapping. Errors are logged; a destructor never throws.
-  for (cudaStream_t stream : {impl_->comm.get(), impl_->copy.get()}) {
+  for (cudaStream_t stream : {impl_->comm.get(), impl_->copy.get(), impl_->own_copy.get()}) {
     const cudaError_t status = cudaStreamSynchronize(stream);
     if (status != cudaSuccess)
       EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
@@ -168,10 +168,21 @@ void Buffer::Impl::raise_status() const {
   throw error;
 }
 
-cudaError_t Buffer::Impl::join_copy_stream() {
-  const cudaError_t recorded = cudaEventRecord(copy_queued.get(), copy.get());
+namespace {
+// `to` waits for everything queued so far on `from` (recorded at `at`).
+cudaError_t join_stream(cudaStream_t to, cudaStream_t from, const Event& at) {
+  const cudaError_t recorded = cudaEventRecord(at.get(), from);
   if (recorded != cudaSuccess) return recorded;
-  return cudaStreamWaitEvent(comm.get(), copy_queued.get(), 0);
+  return cudaStreamWaitEvent(to, at.get(), 0);
+}
+}  // namespace
+
+cudaError_t Buffer::Impl::join_copy_stream() {
+  return join_stream(comm.get(), copy.get(), copy_queued);
+}
+
+cudaError_t Buffer::Impl::join_own_copy_stream() {
+  return join_stream(comm.get(), own_copy.get(), own_copy_done);
 }
 
 void Buffer::Impl::clear_status(StatusCode code) const {

@@ -32,6 +32,8 @@ struct Buffer::Impl {
   Event copy_queued;                         // join_copy_stream's point on the copy stream
   MappedHostBuffer token_ranks;              // copy-engine dispatch: is_token_in_rank, copied for the host
   Event token_ranks_ready;                   // after that copy, on the copy stream
+  Stream own_copy;                           // copy-engine dispatch: its own rows' straight copies
+  Event own_copy_fork, own_copy_done;        // where own_copy forks from comm, and joins it
   Event order_event;                         // reused for stream-to-stream ordering inside a call
   Event mark_event;                          // a point on the communication stream the host waits for
   HtTuning ht_tuning;                        // EPCOMM_HT_* knobs, read once
@@ -60,6 +62,8 @@ struct Buffer::Impl {
   // what the copies read is released there, and before the next operation reuses the regions. Also
   // on error paths, hence a status, not an exception.
   cudaError_t join_copy_stream();
+  // The same for own_copy.
+  cudaError_t join_own_copy_stream();
 };
 
 inline const DomainView& buffer_impl_view(const Buffer& buffer) {

@@ -11,18 +11,21 @@
 namespace epcomm {
 
 CopyEngineDispatch::CopyEngineDispatch(Buffer::Impl& m, const HtDispatchPlan& plan, std::int64_t staged_rows,
-                                       std::int64_t row_bytes, const bool* token_ranks, cudaStream_t comm)
+                                       std::int64_t row_bytes, const bool* token_ranks, int straight,
+                                       cudaStream_t comm)
     : m_(m),
       plan_(plan),
       comm_(comm),
       staging_(DeviceTensor::empty(m.allocator, DType::kU8,
                                    {std::max<std::int64_t>(1, staged_rows) * row_bytes}, comm)),
       staged_rows_(staged_rows),
-      token_ranks_(token_ranks) {}
+      token_ranks_(token_ranks),
+      straight_mode_(straight) {}
 
 CopyEngineDispatch::~CopyEngineDispatch() {
-  // Before staging is released on the communication stream, and what the copy stream reads with it.
+  // Before staging is released on the communication stream, and what the copy streams read with it.
   if (!joined_) (void)m_.join_copy_stream();
+  if (!own_joined_) (void)m_.join_own_copy_stream();
 }
 
 void CopyEngineDispatch::launch(HtDispatchArgs& d, const char* label, int blocks) {
@@ -49,7 +52,9 @@ void CopyEngineDispatch::pack(HtDispatchArgs d) {
   if (wait_for_counts_) m_.copy_fork.record(comm_);
   // Straight copies need the host to read is_token_in_rank: copied while the pack runs (not under
   // capture, where the host reads nothing).
-  straight_ = token_ranks_ != nullptr && wait_for_counts_ && d.num_tokens > 0;
+  straight_ =
+      token_ranks_ != nullptr && straight_mode_ >= kStraightPeers && wait_for_counts_ && d.num_tokens > 0;
+  straight_self_ = straight_ && straight_mode_ >= kStraightAll;
   if (straight_) {
     const auto bytes =
         static_cast<std::size_t>(d.num_tokens) * static_cast<std::size_t>(m_.view.num_domain_ranks);
@@ -85,15 +90,20 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
                   [&](const ChunkCopy& c) { return straight_copies(counts[me * G + c.dst], d.num_tokens); });
     EPCOMM_CUDA_CHECK(cudaEventSynchronize(m_.token_ranks_ready.get()));
     straight = dispatch_straight_copies(static_cast<const bool*>(m_.token_ranks.host()), d.num_tokens, counts,
-                                        G, me, K, C, plan_.tokens_per_channel);
+                                        G, me, K, C, plan_.tokens_per_channel, straight_self_);
     std::vector<std::int64_t> rows(static_cast<std::size_t>(G), 0);
     for (const StraightCopy& c : straight) rows[static_cast<std::size_t>(c.dst)] += c.rows;
     for (int dst = 0; dst < G; ++dst)
-      EPCOMM_REQUIRE(dst == me || !straight_copies(counts[me * G + dst], d.num_tokens) ||
+      EPCOMM_REQUIRE((dst == me && !straight_self_) || !straight_copies(counts[me * G + dst], d.num_tokens) ||
                          rows[dst] == counts[me * G + dst],
                      ErrorCategory::kInternal, "copy-engine dispatch: is_token_in_rank gives ", rows[dst],
                      " rows to rank ", dst, ", notify counted ", counts[me * G + dst]);
     m_.straight_copies_queued += straight.size();
+    // The own rows go to the outputs, on their own stream (queue_own_copies).
+    own_copies_.clear();
+    for (const StraightCopy& c : straight)
+      if (c.dst == me) own_copies_.push_back(c);
+    std::erase_if(straight, [&](const StraightCopy& c) { return c.dst == me; });
   }
   const auto row_bytes = static_cast<std::size_t>(d.region.row_bytes);
   const auto* staging = static_cast<const char*>(staging_.data());
@@ -164,14 +174,40 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
     d.self_only = true;
     d.phased = true;
     d.signal_chunks = K;
+    d.straight_self = straight_self_;
+    queue_own_copies(d);
     launch(d, "dispatch", blocks_beside_copies(plan_.num_blocks, m_.num_sms));
   } catch (...) {
     (void)m_.join_copy_stream();
+    if (!own_joined_) (void)m_.join_own_copy_stream();
     throw;
   }
   // The call's event covers the copies, and the next operation finds the regions free.
   joined_ = true;
   EPCOMM_CUDA_CHECK(m_.join_copy_stream());
+  if (!own_joined_) {
+    own_joined_ = true;
+    EPCOMM_CUDA_CHECK(m_.join_own_copy_stream());
+  }
+}
+
+void CopyEngineDispatch::queue_own_copies(const HtDispatchArgs& d) {
+  if (own_copies_.empty()) return;
+  // After the outputs' allocation (the communication stream waits for it) and the call's start.
+  const cudaStream_t own = m_.own_copy.get();
+  m_.own_copy_fork.record(comm_);
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(own, m_.own_copy_fork.get(), 0));
+  own_joined_ = false;
+  const auto row_bytes = static_cast<std::size_t>(d.region.row_bytes);
+  const auto* x = reinterpret_cast<const char*>(d.x);
+  CopyBatch batch;
+  m_.timer.begin_copy(own, "own");
+  for (const StraightCopy& c : own_copies_)
+    batch.add(d.recv_x + static_cast<std::size_t>(c.region_row) * row_bytes,
+              x + static_cast<std::size_t>(c.token) * row_bytes,
+              static_cast<std::size_t>(c.rows) * row_bytes);
+  batch.flush(own);
+  m_.timer.end_copy(own);
 }
 
 }  // namespace epcomm

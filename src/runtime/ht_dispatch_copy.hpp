@@ -18,7 +18,8 @@ namespace epcomm {
 //    in a device counter zeroed just before. Needs only the device's counts, so it may run while the
 //    host still waits for notify's. Given is_token_in_rank, peers that get nearly every token
 //    (straight_copies) get only their metadata packed: the copy stream first copies
-//    is_token_in_rank to the host, which then copies those peers' rows straight from x, run by run.
+//    is_token_in_rank to the host, which then copies those peers' rows straight from x, run by run
+//    (and, with kStraightAll, this rank's own rows to its outputs, on a second copy stream).
 //  finish(): with the host's counts in the handle (count_matrix_host, send_prefix_host), the copy
 //    stream copies each chunk's packed rows into each peer's region once its count says packed
 //    (a stream wait on the counter, no kernel boundary between chunks) and marks the
@@ -29,10 +30,11 @@ namespace epcomm {
 class CopyEngineDispatch {
  public:
   // `staged_rows`: at least this rank's rows to its peers. `token_ranks`: the call's
-  // is_token_in_rank ([T][G], device), or null for no straight copies.
+  // is_token_in_rank ([T][G], device), or null for no straight copies; `straight`: which rows may
+  // be copied straight (HtTuning::dispatch_straight).
   CopyEngineDispatch(Buffer::Impl& m, const HtDispatchPlan& plan, std::int64_t staged_rows,
-                     std::int64_t row_bytes, const bool* token_ranks, cudaStream_t comm);
-  // Joins the copy stream if finish() did not (a call that failed in between).
+                     std::int64_t row_bytes, const bool* token_ranks, int straight, cudaStream_t comm);
+  // Joins the copy streams if finish() did not (a call that failed in between).
   ~CopyEngineDispatch();
   CopyEngineDispatch(const CopyEngineDispatch&) = delete;
   CopyEngineDispatch& operator=(const CopyEngineDispatch&) = delete;
@@ -42,7 +44,10 @@ class CopyEngineDispatch {
 
  private:
   // On the copy stream, per chunk once packed: the copies into the peers' regions, then the marks.
+  // Keeps the own rows' straight copies, if any, in own_copies_.
   void queue_copies(const HtDispatchArgs& d, const DispatchHandle& h);
+  // On own_copy, after the outputs exist: the own rows' straight copies.
+  void queue_own_copies(const HtDispatchArgs& d);
   // One launch of `blocks` sender blocks.
   void launch(HtDispatchArgs& d, const char* label, int blocks);
 
@@ -54,8 +59,12 @@ class CopyEngineDispatch {
   // The copy stream waits for each chunk's count (false under stream capture: for the whole pack).
   bool wait_for_counts_ = true;
   const bool* token_ranks_;
-  bool straight_ = false;  // this call's pack left the straight peers' payload to the copy engine
-  bool joined_ = true;     // nothing queued on the copy stream that the communication stream misses
+  int straight_mode_;
+  bool straight_ = false;       // this call's pack left the straight peers' payload to the copy engine
+  bool straight_self_ = false;  // and its last launch the own rows' payload (when straight)
+  bool joined_ = true;          // nothing queued on the copy stream that the communication stream misses
+  bool own_joined_ = true;      // the same for own_copy
+  std::vector<StraightCopy> own_copies_;
 };
 
 }  // namespace epcomm

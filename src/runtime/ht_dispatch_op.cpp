@@ -210,10 +210,12 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   // handshake), once the host knows the exact size below.
   std::optional<CopyEngineDispatch> copy_engine;
   // Straight copies need the routing as the host can read it: not for a cached dispatch.
-  const bool* token_ranks =
-      m.ht_tuning.dispatch_straight && !cached ? static_cast<const bool*>(a.is_token_in_rank.data) : nullptr;
+  const bool* token_ranks = m.ht_tuning.dispatch_straight > 0 && !cached
+                                ? static_cast<const bool*>(a.is_token_in_rank.data)
+                                : nullptr;
   auto start_copy_engine = [&](std::int64_t staged_rows) {
-    copy_engine.emplace(m, plan, staged_rows, region.row_bytes, token_ranks, scope.comm());
+    copy_engine.emplace(m, plan, staged_rows, region.row_bytes, token_ranks, m.ht_tuning.dispatch_straight,
+                        scope.comm());
     copy_engine->pack(d);
   };
   const std::int64_t early_rows =

@@ -15,7 +15,7 @@ HtTuning HtTuning::from_env() {
   t.phased = env::get_bool("EPCOMM_HT_PHASED");
   t.combine_pull = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PULL"));
   t.dispatch_copy_chunks = static_cast<int>(env::get_int("EPCOMM_HT_DISPATCH_CE"));
-  t.dispatch_straight = env::get_bool("EPCOMM_HT_DISPATCH_STRAIGHT");
+  t.dispatch_straight = static_cast<int>(env::get_int("EPCOMM_HT_DISPATCH_STRAIGHT"));
   t.combine_copy_chunks = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_CE"));
   return t;
 }
@@ -145,7 +145,7 @@ std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,
 
 std::vector<StraightCopy> dispatch_straight_copies(const bool* in_rank, std::int64_t num_tokens,
                                                    const std::int32_t* count_matrix, int G, int me, int K,
-                                                   int num_channels, int tokens_per_channel) {
+                                                   int num_channels, int tokens_per_channel, bool self) {
   std::vector<StraightCopy> copies;
   std::vector<std::int64_t> next_row(static_cast<std::size_t>(G), 0);
   for (int d = 0; d < G; ++d) next_row[d] = first_row_on(count_matrix, G, me, d);
@@ -157,7 +157,7 @@ std::vector<StraightCopy> dispatch_straight_copies(const bool* in_rank, std::int
                    : std::min(num_tokens,
                               std::int64_t{copy_chunk_channel(k + 1, K, num_channels)} * tokens_per_channel);
     for (int d = 0; d < G; ++d) {
-      if (d == me || !straight_copies(count_matrix[me * G + d], num_tokens)) continue;
+      if ((d == me && !self) || !straight_copies(count_matrix[me * G + d], num_tokens)) continue;
       std::int64_t& row = next_row[static_cast<std::size_t>(d)];
       for (std::int64_t t = t_begin; t < t_end; ++t) {
         if (!in_rank[t * G + d]) continue;

@@ -21,9 +21,10 @@ struct HtTuning {
   int combine_pull = 0;
   // 0: SM stores carry dispatch rows to peers; n: the copy engine, in n chunks.
   int dispatch_copy_chunks = 0;
-  // Copy-engine dispatch: peers that get nearly every token get straight copies from x
-  // (straight_copies) instead of packed rows.
-  bool dispatch_straight = true;
+  // Copy-engine dispatch: rows that go to a rank that gets nearly every token (straight_copies) are
+  // copied by the copy engine straight from x: 0 none (peers packed, own rows by SM stores), 1 the
+  // peers' rows (kStraightPeers), 2 the own rows too, on a second copy stream (kStraightAll).
+  int dispatch_straight = 1;
   // n > 0: the copy engine pushes combine's rows, in n chunks (over combine_pull).
   int combine_copy_chunks = 0;
   // Copy-engine dispatch: largest worst-case staging the packs may use before the host knows the
@@ -31,6 +32,9 @@ struct HtTuning {
   std::int64_t dispatch_early_staging_bytes = std::int64_t{256} << 20;
   static HtTuning from_env();
 };
+
+inline constexpr int kStraightPeers = 1;
+inline constexpr int kStraightAll = 2;
 
 struct HtDispatchPlan {
   int num_blocks = 0;          // = num_sms
@@ -135,16 +139,18 @@ std::vector<ChunkCopy> dispatch_chunk_copies(const std::int32_t* count_matrix,
 // Straight copies (straight_copies) on domain rank `me`: one copy moves rows [token, token + rows)
 // of x to peer `dst`'s region at `region_row` (first_row_on + the tokens to dst before `token`);
 // a run of consecutive tokens to dst, cut where a chunk ends (chunk k: the tokens of channels
-// [copy_chunk_channel(k), copy_chunk_channel(k + 1)), tokens_per_channel each). Peers whose rows
-// are not straight, and `me`, left out; chunks ascending, then peers, then tokens. in_rank: the
-// caller's is_token_in_rank, [num_tokens][G], on the host.
+// [copy_chunk_channel(k), copy_chunk_channel(k + 1)), tokens_per_channel each). Ranks whose rows
+// are not straight, and `me` unless `self` (its own rows, at the same rows of its outputs), left
+// out; chunks ascending, then ranks, then tokens. in_rank: the caller's is_token_in_rank,
+// [num_tokens][G], on the host.
 struct StraightCopy {
   int chunk = 0, dst = 0;
   std::int64_t token = 0, region_row = 0, rows = 0;
 };
 std::vector<StraightCopy> dispatch_straight_copies(const bool* in_rank, std::int64_t num_tokens,
                                                    const std::int32_t* count_matrix, int G, int me, int K,
-                                                   int num_channels, int tokens_per_channel);
+                                                   int num_channels, int tokens_per_channel,
+                                                   bool self = false);
 
 // Combine pushed by the copy engine (EPCOMM_HT_COMBINE_CE) on domain rank `me`: the copy of chunk
 // b to owner s moves share b (share_begin(n, b, K)) of the n rows this rank received from s, from

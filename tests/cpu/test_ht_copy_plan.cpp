@@ -184,10 +184,10 @@ TEST_P(CopyPlanPerDomainSize, EveryPeersRowsAreCopiedOnceToWhereTheyLand) {
   }
 }
 
-// Straight copies: a peer missing at most 1/32 of the tokens gets its rows straight from x, each
+// Straight copies: a rank missing at most 1/32 of the tokens gets its rows straight from x, each
 // run of consecutive tokens to it one copy cut at the chunk boundaries, every row exactly once at
 // the region row the receiver reads (first_row_on + its index among the rows to that peer); the
-// other peers (packed) and this rank get none.
+// other peers (packed) get none, nor this rank unless asked for its own rows.
 TEST_P(CopyPlanPerDomainSize, StraightCopiesMoveEachRunOfTokensOnceToWhereItLands) {
   const int G = GetParam();
   std::mt19937 rng(777u + static_cast<unsigned>(G));
@@ -213,15 +213,17 @@ TEST_P(CopyPlanPerDomainSize, StraightCopiesMoveEachRunOfTokensOnceToWhereItLand
           for (std::int64_t t = 0; t < T; ++t) n += in[static_cast<std::size_t>(t * G + d)] ? 1 : 0;
           counts[static_cast<std::size_t>(me * G + d)] = n;
         }
+        // With `self`, this rank's own rows too (to the same rows of its outputs).
+        const bool self = (me + K) % 2 == 1;
         const std::vector<StraightCopy> copies =
-            dispatch_straight_copies(flags.get(), T, counts.data(), G, me, K, C, tpc);
+            dispatch_straight_copies(flags.get(), T, counts.data(), G, me, K, C, tpc, self);
         std::vector<std::int64_t> next_token(static_cast<std::size_t>(G), 0),
             index(static_cast<std::size_t>(G), 0);
         int last_chunk = 0, last_dst = -1;
         for (std::size_t i = 0; i < copies.size(); ++i) {
           const StraightCopy& c = copies[i];
           const auto d = static_cast<std::size_t>(c.dst);
-          ASSERT_NE(c.dst, me);
+          if (!self) ASSERT_NE(c.dst, me);
           ASSERT_TRUE(straight_copies(counts[static_cast<std::size_t>(me * G) + d], T));
           ASSERT_GT(c.rows, 0);
           ASSERT_TRUE(c.chunk > last_chunk || (c.chunk == last_chunk && c.dst >= last_dst));
@@ -245,11 +247,11 @@ TEST_P(CopyPlanPerDomainSize, StraightCopiesMoveEachRunOfTokensOnceToWhereItLand
         }
         for (int d = 0; d < G; ++d) {
           const std::int32_t n = counts[static_cast<std::size_t>(me * G + d)];
-          const bool straight = d != me && straight_copies(n, T);
+          const bool straight = (d != me || self) && straight_copies(n, T);
           EXPECT_EQ(index[static_cast<std::size_t>(d)], straight ? n : 0)
               << "G " << G << " me " << me << " d " << d;
-          if (d % 3 == 0 && d != me && T > 0) EXPECT_TRUE(straight);  // every token
-          if (d % 3 == 2 && T >= 97) EXPECT_FALSE(straight);          // a third missing
+          if (d % 3 == 0 && (d != me || self) && T > 0) EXPECT_TRUE(straight);  // every token
+          if (d % 3 == 2 && T >= 97) EXPECT_FALSE(straight);                    // a third missing
         }
       }
     }

@@ -379,7 +379,7 @@ TEST_F(Ht, ZeroCopySkewedSmallBudgetAsync) {
 class CopyEngineTuning : public ScopedHtTuning {
  public:
   CopyEngineTuning(Buffer& buffer, int dispatch_chunks, std::int64_t early_staging_bytes,
-                   int combine_chunks = 0, bool straight = true)
+                   int combine_chunks = 0, int straight = kStraightPeers)
       : ScopedHtTuning(buffer) {
     tuning().dispatch_copy_chunks = dispatch_chunks;
     tuning().dispatch_early_staging_bytes = early_staging_bytes;
@@ -423,10 +423,11 @@ TEST_F(Ht, CopyEnginePushCombine) {
 // and the others are packed (one rank has both kinds of peer from 3 ranks on; on 2 ranks rank 1 is
 // straight, rank 0 packed); then dense routing (every peer straight; token 3 goes nowhere, so two
 // runs at least) with zero-copy outputs, FP8 and the staging sized after the counts, which must
-// queue straight copies on every rank; then all of it with straight copies off (every peer packed).
+// queue straight copies on every rank. First with the own rows copied straight too (to fresh
+// outputs in the first case, into the region in the second), then the peers' only, then none.
 TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
   const std::uint64_t& queued = buffer_->internal().straight_copies_queued;
-  for (const bool straight : {true, false}) {
+  for (const int straight : {kStraightAll, kStraightPeers, 0}) {
     {
       const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, straight);
       run_case(*buffer_, {.num_tokens = 1000, .num_topk = 32, .skew = true, .seed = 90u + straight},
@@ -434,13 +435,20 @@ TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
     }
     const CopyEngineTuning scoped(*buffer_, 3, /*early_staging_bytes=*/0, 0, straight);
     const std::uint64_t before = queued;
-    run_case(*buffer_, {.num_tokens = 2048, .num_topk = 32, .fp8 = true, .seed = 92u + straight},
+    run_case(*buffer_, {.num_tokens = 2048, .num_topk = 32, .fp8 = true, .seed = 93u + straight},
              {.cached = false, .zero_copy = true});
-    if (straight)
-      EXPECT_GT(queued, before) << "dense routing queued no straight copy";
+    if (straight > 0)
+      EXPECT_GT(queued, before) << "dense routing queued no straight copy (EPCOMM_HT_DISPATCH_STRAIGHT="
+                                << straight << ")";
     else
-      EXPECT_EQ(queued, before) << "straight copies with EPCOMM_HT_DISPATCH_STRAIGHT off";
+      EXPECT_EQ(queued, before) << "straight copies with EPCOMM_HT_DISPATCH_STRAIGHT=0";
   }
+}
+// One rank's own rows copied straight to its outputs, with BF16 rows and the default routing.
+TEST_F(Ht, CopyEngineDispatchOwnRowsStraight) {
+  const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, kStraightAll);
+  run_case(*buffer_, {.num_tokens = 1500, .seed = 96});
+  run_case(*buffer_, {.num_tokens = 700, .num_sms = 2, .seed = 97}, {.async_finish = true});
 }
 TEST_F(Ht, CopyEngineDispatchStagedAfterTheCounts) {
   const CopyEngineTuning scoped(*buffer_, 2, /*early_staging_bytes=*/0);

@@ -20,7 +20,7 @@ std::vector<CombineVariant> combine_variants(const CombineSchedule& own) {
   return variants;
 }
 
-std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks, bool own_straight,
+std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks, int own_straight,
                                                const std::vector<int>& ce_chunks) {
   std::vector<DispatchVariant> variants{{"epcomm", own_copy_chunks, own_straight}};
   if (own_copy_chunks > 0) {
@@ -29,7 +29,9 @@ std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks, bool own_str
     for (const int k : ce_chunks)
       variants.push_back({k == kBenchCopyChunks ? "epcomm-ce" : "epcomm-ce" + std::to_string(k), k});
   }
-  variants.push_back({"epcomm-ce-packed", own_copy_chunks > 0 ? own_copy_chunks : kBenchCopyChunks, false});
+  const int chunks = own_copy_chunks > 0 ? own_copy_chunks : kBenchCopyChunks;
+  variants.push_back({"epcomm-ce-own", chunks, 2});
+  variants.push_back({"epcomm-ce-packed", chunks, 0});
   return variants;
 }
 
