@@ -20,28 +20,29 @@ struct Buffer::Impl {
   int device = 0;
   int num_sms = 0;  // multiprocessors of this device
 
-  DeviceBuffer region;                       // this rank's NVLink region (RegionLayout)
-  std::vector<IpcMapping> peer_maps;         // [G]; empty entry for this rank
-  MappedHostBuffer status;                   // DeviceStatus, written by kernels
-  MappedHostBuffer host_counts;              // notify's results for the host (HtHostCounts)
-  DeviceBuffer counters;                     // device-private counters (Counter)
-  DeviceBuffer scratch;                      // per-operation device scratch (ht_plan.hpp: HtScratch)
-  Stream comm;                               // the communication stream
-  Stream copy;                               // copy-engine paths: their copies and marks (joined into comm)
-  Event copy_fork;                           // copy-engine paths: where the copy stream forks from comm
-  Event copy_queued;                         // join_copy_stream's point on the copy stream
-  MappedHostBuffer token_ranks;              // copy-engine dispatch: is_token_in_rank, copied for the host
-  Event token_ranks_ready;                   // after that copy, on the copy stream
-  Stream own_copy;                           // copy-engine dispatch: its own rows' straight copies
-  Event own_copy_fork, own_copy_done;        // where own_copy forks from comm, and joins it
-  Event order_event;                         // reused for stream-to-stream ordering inside a call
-  Event mark_event;                          // a point on the communication stream the host waits for
-  HtTuning ht_tuning;                        // EPCOMM_HT_* knobs, read once
-  KernelTimer timer{false};                  // EPCOMM_KERNEL_TIMING: per-call kernel durations
-  DomainView view;                           // what kernels get
-  std::shared_ptr<Buffer::LlState> ll;       // low-latency mode's state (ll_state.hpp); null otherwise
-  std::uint64_t notify_calls = 0;            // notify publishes its counts under this sequence number
-  std::uint64_t straight_copies_queued = 0;  // copy-engine dispatch: straight copies so far (tests)
+  DeviceBuffer region;                  // this rank's NVLink region (RegionLayout)
+  std::vector<IpcMapping> peer_maps;    // [G]; empty entry for this rank
+  MappedHostBuffer status;              // DeviceStatus, written by kernels
+  MappedHostBuffer host_counts;         // notify's results for the host (HtHostCounts)
+  DeviceBuffer counters;                // device-private counters (Counter)
+  DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
+  Stream comm;                          // the communication stream
+  Stream copy;                          // copy-engine paths: their copies and marks (joined into comm)
+  Event copy_fork;                      // copy-engine paths: where the copy stream forks from comm
+  Event copy_queued;                    // join_copy_stream's point on the copy stream
+  MappedHostBuffer token_ranks;         // copy-engine dispatch: is_token_in_rank, copied for the host
+  Event token_ranks_ready;              // after that copy, on the copy stream
+  Stream own_copy;                      // copy-engine dispatch: its own rows' straight copies
+  Event own_copy_fork, own_copy_done;   // where own_copy forks from comm, and joins it
+  Event order_event;                    // reused for stream-to-stream ordering inside a call
+  Event mark_event;                     // a point on the communication stream the host waits for
+  HtTuning ht_tuning;                   // EPCOMM_HT_* knobs, read once
+  KernelTimer timer{false};             // EPCOMM_KERNEL_TIMING: per-call kernel durations
+  DomainView view;                      // what kernels get
+  std::shared_ptr<Buffer::LlState> ll;  // low-latency mode's state (ll_state.hpp); null otherwise
+  std::uint64_t notify_calls = 0;       // notify publishes its counts under this sequence number
+  // Copy-engine dispatch: straight copies queued so far, to peers and to this rank's outputs (tests).
+  std::uint64_t straight_copies_queued = 0, own_straight_copies_queued = 0;
 
   // Slots of `counters` (uint64 each).
   // kPacked: kMaxCopyChunks slots, the copy-engine dispatch's per-chunk pack counts (zeroed per call).

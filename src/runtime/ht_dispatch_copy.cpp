@@ -69,6 +69,11 @@ void CopyEngineDispatch::pack(HtDispatchArgs d) {
     EPCOMM_CUDA_CHECK(
         cudaMemcpyAsync(m_.token_ranks.host(), token_ranks_, bytes, cudaMemcpyDeviceToHost, copy));
     m_.token_ranks_ready.record(copy);
+    if (straight_self_) {
+      // The own rows' copies may start once notify is done (the opening barrier), beside the pack.
+      EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(m_.own_copy.get(), m_.copy_fork.get(), 0));
+      own_joined_ = false;
+    }
   }
   d.straight = straight_;
   launch(d, "pack", plan_.num_senders);
@@ -98,12 +103,13 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
                          rows[dst] == counts[me * G + dst],
                      ErrorCategory::kInternal, "copy-engine dispatch: is_token_in_rank gives ", rows[dst],
                      " rows to rank ", dst, ", notify counted ", counts[me * G + dst]);
-    m_.straight_copies_queued += straight.size();
     // The own rows go to the outputs, on their own stream (queue_own_copies).
     own_copies_.clear();
     for (const StraightCopy& c : straight)
       if (c.dst == me) own_copies_.push_back(c);
     std::erase_if(straight, [&](const StraightCopy& c) { return c.dst == me; });
+    m_.straight_copies_queued += straight.size();
+    m_.own_straight_copies_queued += own_copies_.size();
   }
   const auto row_bytes = static_cast<std::size_t>(d.region.row_bytes);
   const auto* staging = static_cast<const char*>(staging_.data());
@@ -156,7 +162,7 @@ void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHan
   m_.timer.host_step("copies-queued");
 }
 
-void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
+void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h, cudaStream_t outputs_stream) {
   const int G = m_.view.num_domain_ranks;
   const int K = plan_.copy_chunks;
   EPCOMM_REQUIRE(K > 0 && h.send_prefix_host.size() == static_cast<std::size_t>(G * (K + 1)) &&
@@ -175,7 +181,7 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
     d.phased = true;
     d.signal_chunks = K;
     d.straight_self = straight_self_;
-    queue_own_copies(d);
+    queue_own_copies(d, outputs_stream);
     launch(d, "dispatch", blocks_beside_copies(plan_.num_blocks, m_.num_sms));
   } catch (...) {
     (void)m_.join_copy_stream();
@@ -191,13 +197,14 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h) {
   }
 }
 
-void CopyEngineDispatch::queue_own_copies(const HtDispatchArgs& d) {
+void CopyEngineDispatch::queue_own_copies(const HtDispatchArgs& d, cudaStream_t outputs_stream) {
   if (own_copies_.empty()) return;
-  // After the outputs' allocation (the communication stream waits for it) and the call's start.
+  // After notify (pack() made own_copy wait for it) and the outputs' allocation.
   const cudaStream_t own = m_.own_copy.get();
-  m_.own_copy_fork.record(comm_);
-  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(own, m_.own_copy_fork.get(), 0));
-  own_joined_ = false;
+  if (outputs_stream != nullptr) {
+    m_.own_copy_fork.record(outputs_stream);
+    EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(own, m_.own_copy_fork.get(), 0));
+  }
   const auto row_bytes = static_cast<std::size_t>(d.region.row_bytes);
   const auto* x = reinterpret_cast<const char*>(d.x);
   CopyBatch batch;

@@ -40,14 +40,15 @@ class CopyEngineDispatch {
   CopyEngineDispatch& operator=(const CopyEngineDispatch&) = delete;
   // `d` holds everything but the launch-specific fields (outputs unused).
   void pack(HtDispatchArgs d);
-  void finish(HtDispatchArgs d, const DispatchHandle& h);
+  // `outputs_stream`: where fresh outputs were allocated (null: they are the region).
+  void finish(HtDispatchArgs d, const DispatchHandle& h, cudaStream_t outputs_stream);
 
  private:
   // On the copy stream, per chunk once packed: the copies into the peers' regions, then the marks.
   // Keeps the own rows' straight copies, if any, in own_copies_.
   void queue_copies(const HtDispatchArgs& d, const DispatchHandle& h);
-  // On own_copy, after the outputs exist: the own rows' straight copies.
-  void queue_own_copies(const HtDispatchArgs& d);
+  // On own_copy, once the outputs exist: the own rows' straight copies.
+  void queue_own_copies(const HtDispatchArgs& d, cudaStream_t outputs_stream);
   // One launch of `blocks` sender blocks.
   void launch(HtDispatchArgs& d, const char* label, int blocks);
 

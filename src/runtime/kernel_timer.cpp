@@ -98,7 +98,9 @@ std::vector<TimelineKernel> KernelTimer::kernels() {
 std::vector<TimelineCopy> KernelTimer::copies() {
   std::vector<TimelineCopy> out;
   if (used_ == 0 || copies_used_ == 0) return out;
-  EPCOMM_CUDA_CHECK(cudaEventSynchronize(copy_events_[copies_used_ - 1].get()));
+  // Entries may be on several streams: wait for each one's end.
+  for (std::size_t i = 1; i < copies_used_; i += 2)
+    EPCOMM_CUDA_CHECK(cudaEventSynchronize(copy_events_[i].get()));
   for (std::size_t i = 0; i + 1 < copies_used_; i += 2)
     out.push_back({copy_labels_[i / 2], us_between(events_[0], copy_events_[i]),
                    us_between(copy_events_[i], copy_events_[i + 1])});

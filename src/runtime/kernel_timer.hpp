@@ -53,7 +53,8 @@ class KernelTimer {
   void reset(cudaStream_t stream);
   void begin(cudaStream_t stream, const char* label);
   void end(cudaStream_t stream);
-  // Around work on another stream than the call's communication stream (not kernel time).
+  // Around work on another stream than the call's communication stream (not kernel time); entries
+  // may be on several streams.
   void begin_copy(cudaStream_t stream, const char* label);
   void end_copy(cudaStream_t stream);
   void host_step(const char* label);

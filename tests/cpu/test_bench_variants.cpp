@@ -69,6 +69,7 @@ TEST(BenchVariants, DispatchRunsTheOtherWayOfMovingRowsToo) {
   EXPECT_EQ(sm[1].copy_chunks, kBenchCopyChunks);
   EXPECT_EQ(sm[1].straight, 1);
   EXPECT_EQ(sm[2].impl, "epcomm-ce-own");  // the own rows by the copy engine too
+  EXPECT_EQ(sm[2].copy_chunks, kBenchCopyChunks);
   EXPECT_EQ(sm[2].straight, 2);
   EXPECT_EQ(sm[3].impl, "epcomm-ce-packed");  // beside it, what straight copies gain
   EXPECT_EQ(sm[3].copy_chunks, kBenchCopyChunks);
@@ -84,7 +85,9 @@ TEST(BenchVariants, DispatchRunsTheOtherWayOfMovingRowsToo) {
   EXPECT_EQ(ce[0].straight, 0);  // the Buffer's own setting
   EXPECT_EQ(ce[1].impl, "epcomm-sm");
   EXPECT_EQ(ce[1].copy_chunks, 0);
+  EXPECT_EQ(ce[2].impl, "epcomm-ce-own");
   EXPECT_EQ(ce[2].copy_chunks, 3);
+  EXPECT_EQ(ce[2].straight, 2);
   EXPECT_EQ(ce[3].impl, "epcomm-ce-packed");
   EXPECT_EQ(ce[3].copy_chunks, 3);
 }

@@ -427,6 +427,7 @@ TEST_F(Ht, CopyEnginePushCombine) {
 // outputs in the first case, into the region in the second), then the peers' only, then none.
 TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
   const std::uint64_t& queued = buffer_->internal().straight_copies_queued;
+  const std::uint64_t& own_queued = buffer_->internal().own_straight_copies_queued;
   for (const int straight : {kStraightAll, kStraightPeers, 0}) {
     {
       const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, straight);
@@ -434,9 +435,14 @@ TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
                {.cached = false});
     }
     const CopyEngineTuning scoped(*buffer_, 3, /*early_staging_bytes=*/0, 0, straight);
-    const std::uint64_t before = queued;
+    const std::uint64_t before = queued, own_before = own_queued;
     run_case(*buffer_, {.num_tokens = 2048, .num_topk = 32, .fp8 = true, .seed = 93u + straight},
              {.cached = false, .zero_copy = true});
+    if (straight == kStraightAll)
+      EXPECT_GT(own_queued, own_before) << "dense routing copied no own row straight";
+    else
+      EXPECT_EQ(own_queued, own_before)
+          << "own rows copied straight with EPCOMM_HT_DISPATCH_STRAIGHT=" << straight;
     if (straight > 0)
       EXPECT_GT(queued, before) << "dense routing queued no straight copy (EPCOMM_HT_DISPATCH_STRAIGHT="
                                 << straight << ")";
@@ -444,11 +450,16 @@ TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
       EXPECT_EQ(queued, before) << "straight copies with EPCOMM_HT_DISPATCH_STRAIGHT=0";
   }
 }
-// One rank's own rows copied straight to its outputs, with BF16 rows and the default routing.
+// The own rows copied straight to fresh outputs (32 experts a token: every rank gets nearly every
+// token, up to 8 ranks), then a cached dispatch from that handle (SM stores for the own rows), and
+// on a 2-SM budget with the call's event.
 TEST_F(Ht, CopyEngineDispatchOwnRowsStraight) {
   const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, kStraightAll);
-  run_case(*buffer_, {.num_tokens = 1500, .seed = 96});
-  run_case(*buffer_, {.num_tokens = 700, .num_sms = 2, .seed = 97}, {.async_finish = true});
+  const std::uint64_t& own_queued = buffer_->internal().own_straight_copies_queued;
+  const std::uint64_t before = own_queued;
+  run_case(*buffer_, {.num_tokens = 1500, .num_topk = 32, .seed = 96});
+  EXPECT_GT(own_queued, before) << "no own row copied straight";
+  run_case(*buffer_, {.num_tokens = 700, .num_topk = 32, .num_sms = 2, .seed = 97}, {.async_finish = true});
 }
 TEST_F(Ht, CopyEngineDispatchStagedAfterTheCounts) {
   const CopyEngineTuning scoped(*buffer_, 2, /*early_staging_bytes=*/0);

@@ -220,7 +220,9 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
     }
     for (const DispatchVariant& way : dispatch_ways) {
       // The data path alone: a cached dispatch (no layout, no count exchange, no host wait), from
-      // a handle made the same way (a cached dispatch moves rows as its handle's dispatch did).
+      // a handle made the same way (a cached dispatch moves rows as its handle's dispatch did, but
+      // never straight: the -own and -packed rows would repeat epcomm-ce-cached).
+      if (way.impl != "epcomm" && way.straight != 1) continue;
       BenchOp op;
       op.impl = way.impl + "-cached";
       op.op = "dispatch";
