@@ -1,0 +1,104 @@
+// What queueing device copies costs the host: N device-to-device copies (rows of x, as the
+// copy-engine dispatch queues them) as N cudaMemcpyAsync calls or one cudaMemcpyBatchAsync, with
+// and without the overlap-with-compute hint, while a long kernel keeps the stream busy (so no call
+// waits for the GPU). Prints the median host microseconds per queueing of N copies, and how long
+// the GPU took to run them.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#define CHECK(call)                                                                                    \
+  do {                                                                                                 \
+    const cudaError_t status_ = (call);                                                                \
+    if (status_ != cudaSuccess) {                                                                      \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(status_)); \
+      std::exit(1);                                                                                    \
+    }                                                                                                  \
+  } while (0)
+
+namespace {
+
+__global__ void spin_kernel(long long ns) {
+  long long start = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  for (;;) {
+    long long now = 0;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    if (now - start >= ns) break;
+  }
+}
+
+using Clock = std::chrono::steady_clock;
+
+enum class Way { kSingle, kBatch, kBatchHint };
+const char* name(Way w) {
+  return w == Way::kSingle ? "cudaMemcpyAsync x N" : w == Way::kBatch ? "batch" : "batch + overlap hint";
+}
+
+// Queues n copies of `bytes` each (disjoint rows) on `s`.
+void queue(Way way, int n, char* dst, const char* src, std::size_t bytes, cudaStream_t s) {
+  if (way == Way::kSingle) {
+    for (int i = 0; i < n; ++i)
+      CHECK(cudaMemcpyAsync(dst + i * bytes, src + i * bytes, bytes, cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  std::vector<void*> dsts(n);
+  std::vector<const void*> srcs(n);
+  std::vector<std::size_t> sizes(n, bytes);
+  for (int i = 0; i < n; ++i) {
+    dsts[i] = dst + i * bytes;
+    srcs[i] = src + i * bytes;
+  }
+  cudaMemcpyAttributes attrs{};
+  attrs.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+  if (way == Way::kBatchHint) attrs.flags = cudaMemcpyFlagPreferOverlapWithCompute;
+  std::size_t first = 0;
+  CHECK(cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), n, &attrs, &first, 1, s));
+}
+
+}  // namespace
+
+int main() {
+  const std::size_t total = std::size_t{58} << 20;  // about one ht-dsv3 rank's rows
+  char *src = nullptr, *dst = nullptr;
+  CHECK(cudaMalloc(&src, total));
+  CHECK(cudaMalloc(&dst, total));
+  CHECK(cudaMemset(src, 1, total));
+  cudaStream_t s;
+  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  std::printf("%-22s %4s %12s %14s %12s\n", "way", "N", "host_us", "host_us/copy", "gpu_us");
+  for (const Way way : {Way::kSingle, Way::kBatch, Way::kBatchHint}) {
+    for (const int n : {1, 4, 16, 64}) {
+      const std::size_t bytes = total / static_cast<std::size_t>(n) / 16 * 16;
+      std::vector<double> host, gpu;
+      for (int rep = 0; rep < 30; ++rep) {
+        spin_kernel<<<1, 1, 0, s>>>(2000000);  // 2 ms: every call below returns before the copies run
+        CHECK(cudaGetLastError());
+        CHECK(cudaEventRecord(a, s));
+        const auto t0 = Clock::now();
+        queue(way, n, dst, src, bytes, s);
+        const auto t1 = Clock::now();
+        CHECK(cudaEventRecord(b, s));
+        CHECK(cudaEventSynchronize(b));
+        float ms = 0.0f;
+        CHECK(cudaEventElapsedTime(&ms, a, b));
+        host.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        gpu.push_back(1000.0 * ms);
+      }
+      std::sort(host.begin(), host.end());
+      std::sort(gpu.begin(), gpu.end());
+      const double h = host[host.size() / 2];
+      std::printf("%-22s %4d %12.1f %14.2f %12.1f\n", name(way), n, h, h / n, gpu[gpu.size() / 2]);
+    }
+  }
+  CHECK(cudaFree(src));
+  CHECK(cudaFree(dst));
+  return 0;
+}
