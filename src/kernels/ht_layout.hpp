@@ -92,13 +92,14 @@ EPCOMM_HD inline int copy_chunk_channel(int k, int K, int C) {
   return C / K * k;
 }
 
-// Copy-engine dispatch, straight copies: a peer that gets all but at most 1/kStraightMissingShare of
-// the tokens gets its payload copied by the copy engine straight from x, one copy per run of
-// consecutive tokens (few and long), instead of packed first. The pack kernel and the host decide
-// alike, from this rank's rows to the peer.
-inline constexpr int kStraightMissingShare = 32;
+// Copy-engine dispatch, straight copies: a rank that gets all but at most kMaxStraightHoles of the
+// tokens gets its payload copied by the copy engine straight from x, one copy per run of
+// consecutive tokens, instead of packed first. Each copy costs ~2.7 us of copy engine and ~5 us of
+// host (results/...-s10-1gpu-copy-call-probe-*), so only few extra copies pay for the pack they
+// save. The pack kernel and the host decide alike, from this rank's rows to that rank.
+inline constexpr std::int64_t kMaxStraightHoles = 4;
 EPCOMM_HD inline bool straight_copies(std::int64_t rows, std::int64_t num_tokens) {
-  return rows > 0 && (num_tokens - rows) * kStraightMissingShare <= num_tokens;
+  return rows > 0 && num_tokens - rows <= kMaxStraightHoles;
 }
 
 // What notify leaves in mapped host memory for the host, in int32 slots: [received total]

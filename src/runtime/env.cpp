@@ -83,7 +83,7 @@ constexpr std::array kRegistry = {
           .type = Type::kInt,
           .default_value = "1",
           .doc = "Copy-engine dispatch (EPCOMM_HT_DISPATCH_CE > 0): 1 (default): a peer that gets all "
-                 "but at most 1/32 of the tokens gets its rows copied by the copy engine straight from "
+                 "but at most 4 of the tokens gets its rows copied by the copy engine straight from "
                  "x, one copy per run of consecutive tokens, instead of packed by the SMs first; 2: "
                  "the same for this rank's own rows (else written by the SMs), on a second copy "
                  "stream; 0: every peer's rows are packed. A tuning knob.",

@@ -81,85 +81,94 @@ void CopyEngineDispatch::pack(HtDispatchArgs d) {
   m_.timer.host_step("packs-queued");
 }
 
-void CopyEngineDispatch::queue_copies(const HtDispatchArgs& d, const DispatchHandle& h) {
+void CopyEngineDispatch::plan_copies(const HtDispatchArgs& d, const DispatchHandle& h) {
   const int G = m_.view.num_domain_ranks, me = m_.view.domain_rank;
   const int K = plan_.copy_chunks, C = plan_.num_channels;
   const std::int32_t* counts = h.count_matrix_host.data();
   EPCOMM_REQUIRE(first_staged_row(counts, G, me, G) <= staged_rows_, ErrorCategory::kInternal,
                  "copy-engine dispatch: staging too small");
-  std::vector<ChunkCopy> copies = dispatch_chunk_copies(counts, h.send_prefix_host.data(), G, me, K);
-  std::vector<StraightCopy> straight;
+  staged_copies_ = dispatch_chunk_copies(counts, h.send_prefix_host.data(), G, me, K);
+  straight_copies_.clear();
+  own_copies_.clear();
   if (straight_) {
     // Those peers' payload was not packed: the copy engine takes it from x.
-    std::erase_if(copies,
+    std::erase_if(staged_copies_,
                   [&](const ChunkCopy& c) { return straight_copies(counts[me * G + c.dst], d.num_tokens); });
     EPCOMM_CUDA_CHECK(cudaEventSynchronize(m_.token_ranks_ready.get()));
-    straight = dispatch_straight_copies(static_cast<const bool*>(m_.token_ranks.host()), d.num_tokens, counts,
-                                        G, me, K, C, plan_.tokens_per_channel, straight_self_);
+    straight_copies_ =
+        dispatch_straight_copies(static_cast<const bool*>(m_.token_ranks.host()), d.num_tokens, counts, G, me,
+                                 K, C, plan_.tokens_per_channel, straight_self_);
     std::vector<std::int64_t> rows(static_cast<std::size_t>(G), 0);
-    for (const StraightCopy& c : straight) rows[static_cast<std::size_t>(c.dst)] += c.rows;
+    for (const StraightCopy& c : straight_copies_) rows[static_cast<std::size_t>(c.dst)] += c.rows;
     for (int dst = 0; dst < G; ++dst)
       EPCOMM_REQUIRE((dst == me && !straight_self_) || !straight_copies(counts[me * G + dst], d.num_tokens) ||
                          rows[dst] == counts[me * G + dst],
                      ErrorCategory::kInternal, "copy-engine dispatch: is_token_in_rank gives ", rows[dst],
                      " rows to rank ", dst, ", notify counted ", counts[me * G + dst]);
-    // The own rows go to the outputs, on their own stream (queue_own_copies).
-    own_copies_.clear();
-    for (const StraightCopy& c : straight)
-      if (c.dst == me) own_copies_.push_back(c);
-    std::erase_if(straight, [&](const StraightCopy& c) { return c.dst == me; });
-    m_.straight_copies_queued += straight.size();
+    // The own rows go to the outputs on their own stream, in no chunks (nothing waits for one): a
+    // run cut at a chunk boundary is one copy again.
+    for (const StraightCopy& c : straight_copies_) {
+      if (c.dst != me) continue;
+      if (!own_copies_.empty() && own_copies_.back().token + own_copies_.back().rows == c.token)
+        own_copies_.back().rows += c.rows;
+      else
+        own_copies_.push_back(c);
+    }
+    std::erase_if(straight_copies_, [&](const StraightCopy& c) { return c.dst == me; });
+    m_.straight_copies_queued += straight_copies_.size();
     m_.own_straight_copies_queued += own_copies_.size();
   }
+  next_staged_ = 0;
+  next_straight_ = 0;
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(m_.copy.get(), m_.copy_fork.get(), 0));
+  joined_ = false;
+}
+
+void CopyEngineDispatch::queue_chunk(const HtDispatchArgs& d, int k) {
+  const int G = m_.view.num_domain_ranks, me = m_.view.domain_rank;
+  const int K = plan_.copy_chunks, C = plan_.num_channels;
   const auto row_bytes = static_cast<std::size_t>(d.region.row_bytes);
   const auto* staging = static_cast<const char*>(staging_.data());
   const auto* x = reinterpret_cast<const char*>(d.x);
   const cudaStream_t copy = m_.copy.get();
-  auto next = copies.begin();
-  auto next_straight = straight.begin();
-  CopyBatch batch;
-  std::vector<char> has_rows(static_cast<std::size_t>(G));
-  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_fork.get(), 0));
-  joined_ = false;
-  // A chunk is packed once every warp of the pack launch has counted it.
-  const auto warps = static_cast<std::uint64_t>(plan_.num_senders) * kHtWarpsPerBlock;
   auto region_x = [&](int dst, std::int64_t row) {
     return RegionLayout::data(m_.view.peer_base[dst]) + d.region.x_offset +
            static_cast<std::size_t>(row) * row_bytes;
   };
-  for (int k = 0; k < K; ++k) {
-    m_.timer.begin_copy(copy, "chunk");
-    std::fill(has_rows.begin(), has_rows.end(), 0);
-    // Straight copies read only x: they need not wait for the pack.
-    for (; next_straight != straight.end() && next_straight->chunk == k; ++next_straight) {
-      batch.add(region_x(next_straight->dst, next_straight->region_row),
-                x + static_cast<std::size_t>(next_straight->token) * row_bytes,
-                static_cast<std::size_t>(next_straight->rows) * row_bytes);
-      has_rows[static_cast<std::size_t>(next_straight->dst)] = 1;
-    }
-    batch.flush(copy);
-    // The packed rows, and every peer's metadata for the chunk (which its mark publishes).
-    if (wait_for_counts_) stream_wait_at_least_u64(copy, m_.counter(Buffer::Impl::kPacked) + k, warps);
-    for (; next != copies.end() && next->chunk == k; ++next) {
-      batch.add(region_x(next->dst, next->region_row),
-                staging + static_cast<std::size_t>(next->stage_row) * row_bytes,
-                static_cast<std::size_t>(next->rows) * row_bytes);
-      has_rows[static_cast<std::size_t>(next->dst)] = 1;
-    }
-    batch.flush(copy);
-    // After the chunk's copies (the write's fence orders them first), its first channel stands for
-    // all of its channels in the region of each peer that gets rows of it.
-    // NOTE: only those peers: one with no rows in the chunk does not wait for the write, so it could
-    // finish this dispatch, zero its counters in the next notify, and then see the late write
-    // mark the chunk complete in the next dispatch before any row of it arrived.
-    const int flag_channel = copy_chunk_channel(k, K, C);
-    for (int dst = 0; dst < G; ++dst)
-      if (has_rows[static_cast<std::size_t>(dst)])
-        stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[dst], me, flag_channel),
-                         kChannelComplete);
-    m_.timer.end_copy(copy);
+  CopyBatch batch;
+  std::vector<char> has_rows(static_cast<std::size_t>(G), 0);
+  m_.timer.begin_copy(copy, "chunk");
+  // Straight copies read only x: they need not wait for the pack.
+  for (; next_straight_ < straight_copies_.size() && straight_copies_[next_straight_].chunk == k;
+       ++next_straight_) {
+    const StraightCopy& c = straight_copies_[next_straight_];
+    batch.add(region_x(c.dst, c.region_row), x + static_cast<std::size_t>(c.token) * row_bytes,
+              static_cast<std::size_t>(c.rows) * row_bytes);
+    has_rows[static_cast<std::size_t>(c.dst)] = 1;
   }
-  m_.timer.host_step("copies-queued");
+  batch.flush(copy);
+  // The packed rows, and every peer's metadata for the chunk (which its mark publishes): a chunk is
+  // packed once every warp of the pack launch has counted it.
+  const auto warps = static_cast<std::uint64_t>(plan_.num_senders) * kHtWarpsPerBlock;
+  if (wait_for_counts_) stream_wait_at_least_u64(copy, m_.counter(Buffer::Impl::kPacked) + k, warps);
+  for (; next_staged_ < staged_copies_.size() && staged_copies_[next_staged_].chunk == k; ++next_staged_) {
+    const ChunkCopy& c = staged_copies_[next_staged_];
+    batch.add(region_x(c.dst, c.region_row), staging + static_cast<std::size_t>(c.stage_row) * row_bytes,
+              static_cast<std::size_t>(c.rows) * row_bytes);
+    has_rows[static_cast<std::size_t>(c.dst)] = 1;
+  }
+  batch.flush(copy);
+  // After the chunk's copies (the write's fence orders them first), its first channel stands for
+  // all of its channels in the region of each peer that gets rows of it.
+  // NOTE: only those peers: one with no rows in the chunk does not wait for the write, so it could
+  // finish this dispatch, zero its counters in the next notify, and then see the late write
+  // mark the chunk complete in the next dispatch before any row of it arrived.
+  const int flag_channel = copy_chunk_channel(k, K, C);
+  for (int dst = 0; dst < G; ++dst)
+    if (has_rows[static_cast<std::size_t>(dst)])
+      stream_write_u64(copy, RegionLayout::progress(m_.view.peer_base[dst], me, flag_channel),
+                       kChannelComplete);
+  m_.timer.end_copy(copy);
 }
 
 void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h, cudaStream_t outputs_stream) {
@@ -171,9 +180,12 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h, cudaS
   // NOTE: should anything below fail, the communication stream still joins the copy stream before
   // the error leaves: staging is released on it while copies already queued may read it.
   try {
-    queue_copies(d, h);
-    // This rank's own rows (every channel) while the copy engine still carries the peers', then
-    // every warp receives (spinning until the copy stream's writes land).
+    plan_copies(d, h);
+    // The first chunk's copies first (the copy engine bounds the call), then the last launch: this
+    // rank's own rows (every channel) while the copy engine carries the peers', then every warp
+    // receives (spinning until the copy streams' writes land); the other chunks' copies are queued
+    // while it runs (each copy costs the host ~5 us: queued first, they would hold the launch back).
+    queue_chunk(d, 0);
     d.stage_x = nullptr;
     d.pack_chunks = 0;
     d.packed = nullptr;
@@ -183,6 +195,8 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h, cudaS
     d.straight_self = straight_self_;
     queue_own_copies(d, outputs_stream);
     launch(d, "dispatch", blocks_beside_copies(plan_.num_blocks, m_.num_sms));
+    for (int k = 1; k < K; ++k) queue_chunk(d, k);
+    m_.timer.host_step("copies-queued");
   } catch (...) {
     (void)m_.join_copy_stream();
     if (!own_joined_) (void)m_.join_own_copy_stream();

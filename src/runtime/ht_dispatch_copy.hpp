@@ -44,9 +44,12 @@ class CopyEngineDispatch {
   void finish(HtDispatchArgs d, const DispatchHandle& h, cudaStream_t outputs_stream);
 
  private:
-  // On the copy stream, per chunk once packed: the copies into the peers' regions, then the marks.
-  // Keeps the own rows' straight copies, if any, in own_copies_.
-  void queue_copies(const HtDispatchArgs& d, const DispatchHandle& h);
+  // With the host's counts: which copies each chunk takes (and the own rows' straight copies); the
+  // copy stream forks.
+  void plan_copies(const HtDispatchArgs& d, const DispatchHandle& h);
+  // On the copy stream, chunk k: its straight copies, then once packed its packed rows' copies, then
+  // the marks.
+  void queue_chunk(const HtDispatchArgs& d, int k);
   // On own_copy, once the outputs exist: the own rows' straight copies.
   void queue_own_copies(const HtDispatchArgs& d, cudaStream_t outputs_stream);
   // One launch of `blocks` sender blocks.
@@ -65,7 +68,9 @@ class CopyEngineDispatch {
   bool straight_self_ = false;  // and its last launch the own rows' payload (when straight)
   bool joined_ = true;          // nothing queued on the copy stream that the communication stream misses
   bool own_joined_ = true;      // the same for own_copy
-  std::vector<StraightCopy> own_copies_;
+  std::vector<ChunkCopy> staged_copies_;
+  std::vector<StraightCopy> straight_copies_, own_copies_;
+  std::size_t next_staged_ = 0, next_straight_ = 0;  // the first copies of the next chunk to queue
 };
 
 }  // namespace epcomm

@@ -184,7 +184,7 @@ TEST_P(CopyPlanPerDomainSize, EveryPeersRowsAreCopiedOnceToWhereTheyLand) {
   }
 }
 
-// Straight copies: a rank missing at most 1/32 of the tokens gets its rows straight from x, each
+// Straight copies: a rank missing at most kMaxStraightHoles tokens gets its rows straight from x, each
 // run of consecutive tokens to it one copy cut at the chunk boundaries, every row exactly once at
 // the region row the receiver reads (first_row_on + its index among the rows to that peer); the
 // other peers (packed) get none, nor this rank unless asked for its own rows.
@@ -195,12 +195,15 @@ TEST_P(CopyPlanPerDomainSize, StraightCopiesMoveEachRunOfTokensOnceToWhereItLand
     for (int K : {1, 3, kMaxCopyChunks}) {
       const int C = K * 2 * kHtWarpsPerBlock;
       const int tpc = static_cast<int>(std::max<std::int64_t>(1, (T + C - 1) / C));
-      // Per peer, how often a token is missing from it: never, rarely (straight), often (packed).
+      // Per peer, which tokens miss it: none, about 3 (straight when at most kMaxStraightHoles), or a
+      // third (packed).
       std::vector<bool> in(static_cast<std::size_t>(T * G));
       for (int d = 0; d < G; ++d) {
-        const unsigned miss = d % 3 == 0 ? 0u : d % 3 == 1 ? 100u : 3u;
-        for (std::int64_t t = 0; t < T; ++t)
-          in[static_cast<std::size_t>(t * G + d)] = miss == 0 || rng() % miss != 0;
+        for (std::int64_t t = 0; t < T; ++t) {
+          const bool missing =
+              d % 3 == 1 ? rng() % static_cast<unsigned>(T) < 3u : d % 3 == 2 && rng() % 3u == 0u;
+          in[static_cast<std::size_t>(t * G + d)] = !missing;
+        }
       }
       const std::unique_ptr<bool[]> flags(
           new bool[static_cast<std::size_t>(std::max<std::int64_t>(1, T * G))]);

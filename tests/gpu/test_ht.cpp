@@ -418,16 +418,19 @@ TEST_F(Ht, CopyEnginePushCombine) {
     run_case(*buffer_, {.num_tokens = 700, .num_sms = 8, .seed = 89}, {.async_finish = true});
   }
 }
-// Straight copies (EPCOMM_HT_DISPATCH_STRAIGHT) and packed rows: skewed routing with 32 experts a
-// token keeps ~30% of each rank's tokens off every rank but 0, so rank 0 is straight for its peers
-// and the others are packed (one rank has both kinds of peer from 3 ranks on; on 2 ranks rank 1 is
-// straight, rank 0 packed); then dense routing (every peer straight; token 3 goes nowhere, so two
-// runs at least) with zero-copy outputs, FP8 and the staging sized after the counts, which must
-// queue straight copies on every rank. First with the own rows copied straight too (to fresh
-// outputs in the first case, into the region in the second), then the peers' only, then none.
+// Straight copies (EPCOMM_HT_DISPATCH_STRAIGHT) and packed rows. With 32 experts a token, a token
+// misses a given rank of up to 4 with probability ~3e-4 (~0.014 at 8 ranks), so every rank gets all
+// tokens but token 3 (which goes nowhere) and maybe another: at most kMaxStraightHoles. Skewed
+// routing keeps ~30% of each rank's tokens off every rank but 0, so rank 0 is straight for its
+// peers and the others are packed (one rank has both kinds of peer from 3 ranks on); dense routing
+// (zero-copy outputs, FP8, staging sized after the counts) makes every peer straight up to 4 ranks,
+// which the counts of queued straight copies check. First with the own rows copied straight too
+// (to fresh outputs in the first case, into the region in the second), then the peers' only, then
+// none.
 TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
   const std::uint64_t& queued = buffer_->internal().straight_copies_queued;
   const std::uint64_t& own_queued = buffer_->internal().own_straight_copies_queued;
+  const bool dense_is_straight = gpu_env().world <= 4;
   for (const int straight : {kStraightAll, kStraightPeers, 0}) {
     {
       const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, straight);
@@ -438,27 +441,27 @@ TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
     const std::uint64_t before = queued, own_before = own_queued;
     run_case(*buffer_, {.num_tokens = 2048, .num_topk = 32, .fp8 = true, .seed = 93u + straight},
              {.cached = false, .zero_copy = true});
-    if (straight == kStraightAll)
-      EXPECT_GT(own_queued, own_before) << "dense routing copied no own row straight";
-    else
+    if (straight < kStraightAll)
       EXPECT_EQ(own_queued, own_before)
           << "own rows copied straight with EPCOMM_HT_DISPATCH_STRAIGHT=" << straight;
-    if (straight > 0)
+    else if (dense_is_straight)
+      EXPECT_GT(own_queued, own_before) << "dense routing copied no own row straight";
+    if (straight == 0)
+      EXPECT_EQ(queued, before) << "straight copies with EPCOMM_HT_DISPATCH_STRAIGHT=0";
+    else if (dense_is_straight)
       EXPECT_GT(queued, before) << "dense routing queued no straight copy (EPCOMM_HT_DISPATCH_STRAIGHT="
                                 << straight << ")";
-    else
-      EXPECT_EQ(queued, before) << "straight copies with EPCOMM_HT_DISPATCH_STRAIGHT=0";
   }
 }
-// The own rows copied straight to fresh outputs (32 experts a token: every rank gets nearly every
-// token, up to 8 ranks), then a cached dispatch from that handle (SM stores for the own rows), and
-// on a 2-SM budget with the call's event.
+// The own rows copied straight to fresh outputs (32 experts a token: every rank up to 4 gets nearly
+// every token), then a cached dispatch from that handle (SM stores for the own rows), and on a 2-SM
+// budget with the call's event.
 TEST_F(Ht, CopyEngineDispatchOwnRowsStraight) {
   const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, kStraightAll);
   const std::uint64_t& own_queued = buffer_->internal().own_straight_copies_queued;
   const std::uint64_t before = own_queued;
   run_case(*buffer_, {.num_tokens = 1500, .num_topk = 32, .seed = 96});
-  EXPECT_GT(own_queued, before) << "no own row copied straight";
+  if (gpu_env().world <= 4) EXPECT_GT(own_queued, before) << "no own row copied straight";
   run_case(*buffer_, {.num_tokens = 700, .num_topk = 32, .num_sms = 2, .seed = 97}, {.async_finish = true});
 }
 TEST_F(Ht, CopyEngineDispatchStagedAfterTheCounts) {

@@ -46,7 +46,6 @@ class TuningOverride : public ScopedHtTuning {
   }
   TuningOverride(Buffer& buffer, const DispatchVariant& variant) : ScopedHtTuning(buffer) {
     tuning().dispatch_copy_chunks = variant.copy_chunks;
-    tuning().dispatch_straight = variant.straight;
   }
 };
 
@@ -184,9 +183,8 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const std::function<const ExpectedHt&()> expected = context.expected_ht;
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
   std::vector<BenchOp> ops;
-  const HtTuning& own = state->buffer->internal().ht_tuning;
-  const std::vector<DispatchVariant> dispatch_ways =
-      dispatch_variants(own.dispatch_copy_chunks, own.dispatch_straight, context.session.ce_chunks());
+  const std::vector<DispatchVariant> dispatch_ways = dispatch_variants(
+      state->buffer->internal().ht_tuning.dispatch_copy_chunks, context.session.ce_chunks());
   for (const int sms : context.session.sms()) {
     // The whole dispatch, then the same with zero-copy outputs (views of the region: no copy-out),
     // each way of moving the rows.
@@ -220,9 +218,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
     }
     for (const DispatchVariant& way : dispatch_ways) {
       // The data path alone: a cached dispatch (no layout, no count exchange, no host wait), from
-      // a handle made the same way (a cached dispatch moves rows as its handle's dispatch did, but
-      // never straight: the -own and -packed rows would repeat epcomm-ce-cached).
-      if (way.impl != "epcomm" && way.straight != 1) continue;
+      // a handle made the same way (a cached dispatch moves rows as its handle's dispatch did).
       BenchOp op;
       op.impl = way.impl + "-cached";
       op.op = "dispatch";

@@ -20,18 +20,11 @@ std::vector<CombineVariant> combine_variants(const CombineSchedule& own) {
   return variants;
 }
 
-std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks, int own_straight,
-                                               const std::vector<int>& ce_chunks) {
-  std::vector<DispatchVariant> variants{{"epcomm", own_copy_chunks, own_straight}};
-  if (own_copy_chunks > 0) {
-    variants.push_back({"epcomm-sm", 0});
-  } else {
-    for (const int k : ce_chunks)
-      variants.push_back({k == kBenchCopyChunks ? "epcomm-ce" : "epcomm-ce" + std::to_string(k), k});
-  }
-  const int chunks = own_copy_chunks > 0 ? own_copy_chunks : kBenchCopyChunks;
-  variants.push_back({"epcomm-ce-own", chunks, 2});
-  variants.push_back({"epcomm-ce-packed", chunks, 0});
+std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks, const std::vector<int>& ce_chunks) {
+  if (own_copy_chunks > 0) return {{"epcomm", own_copy_chunks}, {"epcomm-sm", 0}};
+  std::vector<DispatchVariant> variants{{"epcomm", 0}};
+  for (const int k : ce_chunks)
+    variants.push_back({k == kBenchCopyChunks ? "epcomm-ce" : "epcomm-ce" + std::to_string(k), k});
   return variants;
 }
 

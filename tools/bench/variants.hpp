@@ -29,20 +29,14 @@ std::vector<CombineVariant> combine_variants(const CombineSchedule& own);
 inline constexpr int kBenchCopyChunks = 4;
 
 struct DispatchVariant {
-  // "epcomm" for the Buffer's own, "epcomm-ce[<chunks>]", "epcomm-ce-own", "epcomm-ce-packed" or
-  // "epcomm-sm" (SM stores)
-  std::string impl;
+  std::string impl;     // "epcomm" for the Buffer's own, "epcomm-ce[<chunks>]" or "epcomm-sm" (SM stores)
   int copy_chunks = 0;  // EPCOMM_HT_DISPATCH_CE
-  int straight = 1;     // EPCOMM_HT_DISPATCH_STRAIGHT: 0 none, 1 the peers' rows, 2 the own rows too
 };
 
-// The Buffer's own dispatch first (its own_straight too), then the other way: when the Buffer's
-// uses SM stores (own_copy_chunks 0), the copy engine in each of `ce_chunks` chunk counts
-// ("epcomm-ce" for kBenchCopyChunks, "epcomm-ce<n>" otherwise); else SM stores. Last, the copy
-// engine (kBenchCopyChunks chunks, or the Buffer's own) with the own rows copied straight too
-// ("epcomm-ce-own") and with every peer's rows packed ("epcomm-ce-packed"), beside which what
-// straight copies change shows.
-std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks, int own_straight = 1,
+// The Buffer's own dispatch first, then the other way: when the Buffer's uses SM stores
+// (own_copy_chunks 0), the copy engine in each of `ce_chunks` chunk counts ("epcomm-ce" for
+// kBenchCopyChunks, "epcomm-ce<n>" otherwise); else SM stores.
+std::vector<DispatchVariant> dispatch_variants(int own_copy_chunks,
                                                const std::vector<int>& ce_chunks = {kBenchCopyChunks});
 
 }  // namespace epcomm::bench
