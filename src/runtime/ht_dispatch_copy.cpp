@@ -50,30 +50,15 @@ void CopyEngineDispatch::pack(HtDispatchArgs d) {
   EPCOMM_CUDA_CHECK(cudaStreamIsCapturing(comm_, &capture));
   wait_for_counts_ = capture == cudaStreamCaptureStatusNone;
   if (wait_for_counts_) m_.copy_fork.record(comm_);
-  // Straight copies need the host to read is_token_in_rank: copied while the pack runs (not under
-  // capture, where the host reads nothing).
+  // Straight copies need the host to read is_token_in_rank (not under capture, where the host
+  // reads nothing): plan_copies() fetches it once the counts say some rank qualifies.
   straight_ =
       token_ranks_ != nullptr && straight_mode_ >= kStraightPeers && wait_for_counts_ && d.num_tokens > 0;
   straight_self_ = straight_ && straight_mode_ >= kStraightAll;
-  if (straight_) {
-    const auto bytes =
-        static_cast<std::size_t>(d.num_tokens) * static_cast<std::size_t>(m_.view.num_domain_ranks);
-    if (m_.token_ranks.bytes() < bytes) {
-      // NOTE: an earlier call that failed before waiting for its copy may still be writing the old one.
-      EPCOMM_CUDA_CHECK(cudaStreamSynchronize(m_.copy.get()));
-      m_.token_ranks = MappedHostBuffer(bytes);
-    }
-    const cudaStream_t copy = m_.copy.get();
-    EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(copy, m_.copy_fork.get(), 0));
-    joined_ = false;
-    EPCOMM_CUDA_CHECK(
-        cudaMemcpyAsync(m_.token_ranks.host(), token_ranks_, bytes, cudaMemcpyDeviceToHost, copy));
-    m_.token_ranks_ready.record(copy);
-    if (straight_self_) {
-      // The own rows' copies may start once notify is done (the opening barrier), beside the pack.
-      EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(m_.own_copy.get(), m_.copy_fork.get(), 0));
-      own_joined_ = false;
-    }
+  if (straight_self_) {
+    // The own rows' copies may start once notify is done (the opening barrier), beside the pack.
+    EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(m_.own_copy.get(), m_.copy_fork.get(), 0));
+    own_joined_ = false;
   }
   d.straight = straight_;
   launch(d, "pack", plan_.num_senders);
@@ -90,8 +75,23 @@ void CopyEngineDispatch::plan_copies(const HtDispatchArgs& d, const DispatchHand
   staged_copies_ = dispatch_chunk_copies(counts, h.send_prefix_host.data(), G, me, K);
   straight_copies_.clear();
   own_copies_.clear();
-  if (straight_) {
-    // Those peers' payload was not packed: the copy engine takes it from x.
+  bool any_straight = false;
+  for (int dst = 0; dst < G; ++dst)
+    any_straight |= (dst != me || straight_self_) && straight_copies(counts[me * G + dst], d.num_tokens);
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(m_.copy.get(), m_.copy_fork.get(), 0));
+  joined_ = false;
+  if (straight_ && any_straight) {
+    // Those ranks' payload was not packed: the copy engine takes it from x, run by run, which the
+    // host reads from is_token_in_rank (T x G bytes, copied now: only calls with such a rank wait).
+    const auto bytes = static_cast<std::size_t>(d.num_tokens) * static_cast<std::size_t>(G);
+    if (m_.token_ranks.bytes() < bytes) {
+      // NOTE: an earlier call that failed before waiting for its copy may still be writing the old one.
+      EPCOMM_CUDA_CHECK(cudaStreamSynchronize(m_.copy.get()));
+      m_.token_ranks = MappedHostBuffer(bytes);
+    }
+    EPCOMM_CUDA_CHECK(
+        cudaMemcpyAsync(m_.token_ranks.host(), token_ranks_, bytes, cudaMemcpyDeviceToHost, m_.copy.get()));
+    m_.token_ranks_ready.record(m_.copy.get());
     std::erase_if(staged_copies_,
                   [&](const ChunkCopy& c) { return straight_copies(counts[me * G + c.dst], d.num_tokens); });
     EPCOMM_CUDA_CHECK(cudaEventSynchronize(m_.token_ranks_ready.get()));
@@ -120,8 +120,6 @@ void CopyEngineDispatch::plan_copies(const HtDispatchArgs& d, const DispatchHand
   }
   next_staged_ = 0;
   next_straight_ = 0;
-  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(m_.copy.get(), m_.copy_fork.get(), 0));
-  joined_ = false;
 }
 
 void CopyEngineDispatch::queue_chunk(const HtDispatchArgs& d, int k) {

@@ -17,9 +17,10 @@ namespace epcomm {
 //    local staging, metadata straight into the peers' regions), each warp counting each chunk done
 //    in a device counter zeroed just before. Needs only the device's counts, so it may run while the
 //    host still waits for notify's. Given is_token_in_rank, peers that get nearly every token
-//    (straight_copies) get only their metadata packed: the copy stream first copies
-//    is_token_in_rank to the host, which then copies those peers' rows straight from x, run by run
-//    (and, with kStraightAll, this rank's own rows to its outputs, on a second copy stream).
+//    (straight_copies) get only their metadata packed: once the host has the counts, the copy
+//    stream copies is_token_in_rank to the host, which then copies those peers' rows straight from
+//    x, run by run (and, with kStraightAll, this rank's own rows to its outputs, on a second copy
+//    stream).
 //  finish(): with the host's counts in the handle (count_matrix_host, send_prefix_host), the copy
 //    stream copies each chunk's packed rows into each peer's region once its count says packed
 //    (a stream wait on the counter, no kernel boundary between chunks) and marks the
