@@ -169,7 +169,8 @@ void CopyEngineDispatch::queue_chunk(const HtDispatchArgs& d, int k) {
   m_.timer.end_copy(copy);
 }
 
-void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h, cudaStream_t outputs_stream) {
+void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h, cudaStream_t outputs_stream,
+                                cudaStream_t caller) {
   const int G = m_.view.num_domain_ranks;
   const int K = plan_.copy_chunks;
   EPCOMM_REQUIRE(K > 0 && h.send_prefix_host.size() == static_cast<std::size_t>(G * (K + 1)) &&
@@ -198,14 +199,19 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h, cudaS
   } catch (...) {
     (void)m_.join_copy_stream();
     if (!own_joined_) (void)m_.join_own_copy_stream();
+    // NOTE: the own copies and the last launch, queued before later steps that may throw, write the
+    // outputs (released on the caller's stream as the error unwinds) and read x: the caller's
+    // stream waits for all of it, as it would for the call's event.
+    if (caller != comm_ && cudaEventRecord(m_.copy_queued.get(), comm_) == cudaSuccess)
+      (void)cudaStreamWaitEvent(caller, m_.copy_queued.get(), 0);
     throw;
   }
   // The call's event covers the copies, and the next operation finds the regions free.
-  joined_ = true;
   EPCOMM_CUDA_CHECK(m_.join_copy_stream());
+  joined_ = true;
   if (!own_joined_) {
-    own_joined_ = true;
     EPCOMM_CUDA_CHECK(m_.join_own_copy_stream());
+    own_joined_ = true;
   }
 }
 

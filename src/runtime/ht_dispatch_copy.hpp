@@ -41,8 +41,9 @@ class CopyEngineDispatch {
   CopyEngineDispatch& operator=(const CopyEngineDispatch&) = delete;
   // `d` holds everything but the launch-specific fields (outputs unused).
   void pack(HtDispatchArgs d);
-  // `outputs_stream`: where fresh outputs were allocated (null: they are the region).
-  void finish(HtDispatchArgs d, const DispatchHandle& h, cudaStream_t outputs_stream);
+  // `outputs_stream`: where fresh outputs were allocated (null: they are the region); `caller`: the
+  // caller's stream, which an error leaves ordered after everything queued.
+  void finish(HtDispatchArgs d, const DispatchHandle& h, cudaStream_t outputs_stream, cudaStream_t caller);
 
  private:
   // With the host's counts: which copies each chunk takes (and the own rows' straight copies); the

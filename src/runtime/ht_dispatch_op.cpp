@@ -271,7 +271,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   set_outputs(d, dst, shape, launch_early ? 0 : h.num_rows, !launch_early && h.num_recv_tokens < 0);
   m.timer.host_step("dispatch-args");
   if (copy_engine) {
-    copy_engine->finish(d, h, a.zero_copy ? nullptr : scope.alloc_stream());
+    copy_engine->finish(d, h, a.zero_copy ? nullptr : scope.alloc_stream(), scope.caller());
   } else {
     m.timer.begin(scope.comm(), "dispatch");
     launch_ht_dispatch(d, plan.num_blocks, scope.comm());
