@@ -61,6 +61,9 @@ while [ $# -gt 0 ]; do
       timeout 300 "$build/tools/local_copy_probe" > "$OUT/local_copy_probe.txt" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== local copy probe (rc $rc)"; grep -A20 "who waits" "$OUT/local_copy_probe.txt" | cut -c1-150
+      timeout 120 "$build/tools/copy_call_probe" > "$OUT/copy_call_probe.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== copy call probe (rc $rc)"; cat "$OUT/copy_call_probe.txt"
       ;;
     bench)
       shift

@@ -2,7 +2,7 @@
 // copy-engine dispatch queues them) as N cudaMemcpyAsync calls or one cudaMemcpyBatchAsync, with
 // and without the overlap-with-compute hint, while a long kernel keeps the stream busy (so no call
 // waits for the GPU). Prints the median host microseconds per queueing of N copies, and how long
-// the GPU took to run them.
+// the GPU took to run them: within GPU 0, then (with 2 GPUs) from GPU 0 to GPU 1 over NVLink.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -43,7 +43,7 @@ const char* name(Way w) {
 void queue(Way way, int n, char* dst, const char* src, std::size_t bytes, cudaStream_t s) {
   if (way == Way::kSingle) {
     for (int i = 0; i < n; ++i)
-      CHECK(cudaMemcpyAsync(dst + i * bytes, src + i * bytes, bytes, cudaMemcpyDeviceToDevice, s));
+      CHECK(cudaMemcpyAsync(dst + i * bytes, src + i * bytes, bytes, cudaMemcpyDefault, s));
     return;
   }
   std::vector<void*> dsts(n);
@@ -60,20 +60,12 @@ void queue(Way way, int n, char* dst, const char* src, std::size_t bytes, cudaSt
   CHECK(cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), n, &attrs, &first, 1, s));
 }
 
-}  // namespace
-
-int main() {
-  const std::size_t total = std::size_t{58} << 20;  // about one ht-dsv3 rank's rows
-  char *src = nullptr, *dst = nullptr;
-  CHECK(cudaMalloc(&src, total));
-  CHECK(cudaMalloc(&dst, total));
-  CHECK(cudaMemset(src, 1, total));
-  cudaStream_t s;
-  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+// The table for copies from src to dst (58 MB in all) queued on s.
+void measure(const char* where, char* dst, const char* src, std::size_t total, cudaStream_t s) {
   cudaEvent_t a, b;
   CHECK(cudaEventCreate(&a));
   CHECK(cudaEventCreate(&b));
-  std::printf("%-22s %4s %12s %14s %12s\n", "way", "N", "host_us", "host_us/copy", "gpu_us");
+  std::printf("# %s\n%-22s %4s %12s %14s %12s\n", where, "way", "N", "host_us", "host_us/copy", "gpu_us");
   for (const Way way : {Way::kSingle, Way::kBatch, Way::kBatchHint}) {
     for (const int n : {1, 4, 16, 64}) {
       const std::size_t bytes = total / static_cast<std::size_t>(n) / 16 * 16;
@@ -97,6 +89,37 @@ int main() {
       const double h = host[host.size() / 2];
       std::printf("%-22s %4d %12.1f %14.2f %12.1f\n", name(way), n, h, h / n, gpu[gpu.size() / 2]);
     }
+  }
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
+}
+
+}  // namespace
+
+int main() {
+  const std::size_t total = std::size_t{58} << 20;  // about one ht-dsv3 rank's rows
+  char *src = nullptr, *dst = nullptr;
+  CHECK(cudaSetDevice(0));
+  CHECK(cudaMalloc(&src, total));
+  CHECK(cudaMalloc(&dst, total));
+  CHECK(cudaMemset(src, 1, total));
+  cudaStream_t s;
+  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  measure("within GPU 0", dst, src, total, s);
+  int devices = 0, can = 0;
+  CHECK(cudaGetDeviceCount(&devices));
+  if (devices >= 2) CHECK(cudaDeviceCanAccessPeer(&can, 0, 1));
+  if (can) {
+    char* peer = nullptr;
+    CHECK(cudaSetDevice(1));
+    CHECK(cudaMalloc(&peer, total));
+    CHECK(cudaSetDevice(0));
+    CHECK(cudaDeviceEnablePeerAccess(1, 0));
+    measure("GPU 0 to GPU 1 (peer access, NVLink)", peer, src, total, s);
+    CHECK(cudaFree(peer));
+  } else {
+    std::printf("# GPU 0 to GPU 1: skipped (%d GPU%s)\n", devices,
+                devices == 1 ? "" : "s without peer access");
   }
   CHECK(cudaFree(src));
   CHECK(cudaFree(dst));
