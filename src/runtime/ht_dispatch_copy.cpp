@@ -52,8 +52,7 @@ void CopyEngineDispatch::pack(HtDispatchArgs d) {
   if (wait_for_counts_) m_.copy_fork.record(comm_);
   // Straight copies need the host to read is_token_in_rank (not under capture, where the host
   // reads nothing): plan_copies() fetches it once the counts say some rank qualifies.
-  straight_ =
-      token_ranks_ != nullptr && straight_mode_ >= kStraightPeers && wait_for_counts_ && d.num_tokens > 0;
+  straight_ = token_ranks_ != nullptr && wait_for_counts_ && d.num_tokens > 0;
   straight_self_ = straight_ && straight_mode_ >= kStraightAll;
   if (straight_self_) {
     // The own rows' copies may start once notify is done (the opening barrier), beside the pack.
@@ -75,12 +74,14 @@ void CopyEngineDispatch::plan_copies(const HtDispatchArgs& d, const DispatchHand
   staged_copies_ = dispatch_chunk_copies(counts, h.send_prefix_host.data(), G, me, K);
   straight_copies_.clear();
   own_copies_.clear();
-  bool any_straight = false;
+  // The ranks whose rows the copy engine takes straight from x (the pack decided alike).
+  std::vector<char> straight(static_cast<std::size_t>(G), 0);
   for (int dst = 0; dst < G; ++dst)
-    any_straight |= (dst != me || straight_self_) && straight_copies(counts[me * G + dst], d.num_tokens);
+    straight[static_cast<std::size_t>(dst)] =
+        straight_ && (dst != me || straight_self_) && straight_copies(counts[me * G + dst], d.num_tokens);
   EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(m_.copy.get(), m_.copy_fork.get(), 0));
   joined_ = false;
-  if (straight_ && any_straight) {
+  if (std::find(straight.begin(), straight.end(), 1) != straight.end()) {
     // Those ranks' payload was not packed: the copy engine takes it from x, run by run, which the
     // host reads from is_token_in_rank (T x G bytes, copied now: only calls with such a rank wait).
     const auto bytes = static_cast<std::size_t>(d.num_tokens) * static_cast<std::size_t>(G);
@@ -93,7 +94,7 @@ void CopyEngineDispatch::plan_copies(const HtDispatchArgs& d, const DispatchHand
         cudaMemcpyAsync(m_.token_ranks.host(), token_ranks_, bytes, cudaMemcpyDeviceToHost, m_.copy.get()));
     m_.token_ranks_ready.record(m_.copy.get());
     std::erase_if(staged_copies_,
-                  [&](const ChunkCopy& c) { return straight_copies(counts[me * G + c.dst], d.num_tokens); });
+                  [&](const ChunkCopy& c) { return straight[static_cast<std::size_t>(c.dst)] != 0; });
     EPCOMM_CUDA_CHECK(cudaEventSynchronize(m_.token_ranks_ready.get()));
     straight_copies_ =
         dispatch_straight_copies(static_cast<const bool*>(m_.token_ranks.host()), d.num_tokens, counts, G, me,
@@ -101,8 +102,7 @@ void CopyEngineDispatch::plan_copies(const HtDispatchArgs& d, const DispatchHand
     std::vector<std::int64_t> rows(static_cast<std::size_t>(G), 0);
     for (const StraightCopy& c : straight_copies_) rows[static_cast<std::size_t>(c.dst)] += c.rows;
     for (int dst = 0; dst < G; ++dst)
-      EPCOMM_REQUIRE((dst == me && !straight_self_) || !straight_copies(counts[me * G + dst], d.num_tokens) ||
-                         rows[dst] == counts[me * G + dst],
+      EPCOMM_REQUIRE(!straight[static_cast<std::size_t>(dst)] || rows[dst] == counts[me * G + dst],
                      ErrorCategory::kInternal, "copy-engine dispatch: is_token_in_rank gives ", rows[dst],
                      " rows to rank ", dst, ", notify counted ", counts[me * G + dst]);
     // The own rows go to the outputs on their own stream, in no chunks (nothing waits for one): a
@@ -202,8 +202,8 @@ void CopyEngineDispatch::finish(HtDispatchArgs d, const DispatchHandle& h, cudaS
     // NOTE: the own copies and the last launch, queued before later steps that may throw, write the
     // outputs (released on the caller's stream as the error unwinds) and read x: the caller's
     // stream waits for all of it, as it would for the call's event.
-    if (caller != comm_ && cudaEventRecord(m_.copy_queued.get(), comm_) == cudaSuccess)
-      (void)cudaStreamWaitEvent(caller, m_.copy_queued.get(), 0);
+    if (caller != comm_ && cudaEventRecord(m_.order_event.get(), comm_) == cudaSuccess)
+      (void)cudaStreamWaitEvent(caller, m_.order_event.get(), 0);
     throw;
   }
   // The call's event covers the copies, and the next operation finds the regions free.

@@ -32,7 +32,7 @@ class CopyEngineDispatch {
  public:
   // `staged_rows`: at least this rank's rows to its peers. `token_ranks`: the call's
   // is_token_in_rank ([T][G], device), or null for no straight copies; `straight`: which rows may
-  // be copied straight (HtTuning::dispatch_straight).
+  // be copied straight when it is given (HtTuning::dispatch_straight, kStraightPeers or more).
   CopyEngineDispatch(Buffer::Impl& m, const HtDispatchPlan& plan, std::int64_t staged_rows,
                      std::int64_t row_bytes, const bool* token_ranks, int straight, cudaStream_t comm);
   // Joins the copy streams if finish() did not (a call that failed in between).

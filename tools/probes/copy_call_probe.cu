@@ -8,27 +8,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <vector>
 
-#define CHECK(call)                                                                                    \
-  do {                                                                                                 \
-    const cudaError_t status_ = (call);                                                                \
-    if (status_ != cudaSuccess) {                                                                      \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(status_)); \
-      std::exit(1);                                                                                    \
-    }                                                                                                  \
-  } while (0)
+#include "gpu_pair.cuh"     // CK
+#include "kernels/ptx.cuh"  // globaltimer
 
 namespace {
 
-__global__ void spin_kernel(long long ns) {
-  long long start = 0;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-  for (;;) {
-    long long now = 0;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    if (now - start >= ns) break;
+__global__ void spin_kernel(std::uint64_t ns) {
+  const std::uint64_t until = epcomm::ptx::globaltimer() + ns;
+  while (epcomm::ptx::globaltimer() < until) {
   }
 }
 
@@ -40,11 +29,13 @@ const char* name(Way w) {
 }
 
 // Queues n copies of `bytes` each (disjoint rows) on `s`.
-void queue(Way way, int n, char* dst, const char* src, std::size_t bytes, cudaStream_t s) {
+cudaError_t queue(Way way, int n, char* dst, const char* src, std::size_t bytes, cudaStream_t s) {
   if (way == Way::kSingle) {
-    for (int i = 0; i < n; ++i)
-      CHECK(cudaMemcpyAsync(dst + i * bytes, src + i * bytes, bytes, cudaMemcpyDefault, s));
-    return;
+    for (int i = 0; i < n; ++i) {
+      const cudaError_t e = cudaMemcpyAsync(dst + i * bytes, src + i * bytes, bytes, cudaMemcpyDefault, s);
+      if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
   }
   std::vector<void*> dsts(n);
   std::vector<const void*> srcs(n);
@@ -57,14 +48,14 @@ void queue(Way way, int n, char* dst, const char* src, std::size_t bytes, cudaSt
   attrs.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
   if (way == Way::kBatchHint) attrs.flags = cudaMemcpyFlagPreferOverlapWithCompute;
   std::size_t first = 0;
-  CHECK(cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), n, &attrs, &first, 1, s));
+  return cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), n, &attrs, &first, 1, s);
 }
 
-// The table for copies from src to dst (58 MB in all) queued on s.
-void measure(const char* where, char* dst, const char* src, std::size_t total, cudaStream_t s) {
+// The table for copies from src to dst (58 MB in all) queued on s; 1 on a CUDA error.
+int measure(const char* where, char* dst, const char* src, std::size_t total, cudaStream_t s) {
   cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
   std::printf("# %s\n%-22s %4s %12s %14s %12s\n", where, "way", "N", "host_us", "host_us/copy", "gpu_us");
   for (const Way way : {Way::kSingle, Way::kBatch, Way::kBatchHint}) {
     for (const int n : {1, 4, 16, 64}) {
@@ -72,15 +63,15 @@ void measure(const char* where, char* dst, const char* src, std::size_t total, c
       std::vector<double> host, gpu;
       for (int rep = 0; rep < 30; ++rep) {
         spin_kernel<<<1, 1, 0, s>>>(2000000);  // 2 ms: every call below returns before the copies run
-        CHECK(cudaGetLastError());
-        CHECK(cudaEventRecord(a, s));
+        CK(cudaGetLastError());
+        CK(cudaEventRecord(a, s));
         const auto t0 = Clock::now();
-        queue(way, n, dst, src, bytes, s);
+        CK(queue(way, n, dst, src, bytes, s));
         const auto t1 = Clock::now();
-        CHECK(cudaEventRecord(b, s));
-        CHECK(cudaEventSynchronize(b));
+        CK(cudaEventRecord(b, s));
+        CK(cudaEventSynchronize(b));
         float ms = 0.0f;
-        CHECK(cudaEventElapsedTime(&ms, a, b));
+        CK(cudaEventElapsedTime(&ms, a, b));
         host.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
         gpu.push_back(1000.0 * ms);
       }
@@ -90,8 +81,9 @@ void measure(const char* where, char* dst, const char* src, std::size_t total, c
       std::printf("%-22s %4d %12.1f %14.2f %12.1f\n", name(way), n, h, h / n, gpu[gpu.size() / 2]);
     }
   }
-  CHECK(cudaEventDestroy(a));
-  CHECK(cudaEventDestroy(b));
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  return 0;
 }
 
 }  // namespace
@@ -99,29 +91,29 @@ void measure(const char* where, char* dst, const char* src, std::size_t total, c
 int main() {
   const std::size_t total = std::size_t{58} << 20;  // about one ht-dsv3 rank's rows
   char *src = nullptr, *dst = nullptr;
-  CHECK(cudaSetDevice(0));
-  CHECK(cudaMalloc(&src, total));
-  CHECK(cudaMalloc(&dst, total));
-  CHECK(cudaMemset(src, 1, total));
+  CK(cudaSetDevice(0));
+  CK(cudaMalloc(&src, total));
+  CK(cudaMalloc(&dst, total));
+  CK(cudaMemset(src, 1, total));
   cudaStream_t s;
-  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  measure("within GPU 0", dst, src, total, s);
+  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  if (measure("within GPU 0", dst, src, total, s) != 0) return 1;
   int devices = 0, can = 0;
-  CHECK(cudaGetDeviceCount(&devices));
-  if (devices >= 2) CHECK(cudaDeviceCanAccessPeer(&can, 0, 1));
+  CK(cudaGetDeviceCount(&devices));
+  if (devices >= 2) CK(cudaDeviceCanAccessPeer(&can, 0, 1));
   if (can) {
     char* peer = nullptr;
-    CHECK(cudaSetDevice(1));
-    CHECK(cudaMalloc(&peer, total));
-    CHECK(cudaSetDevice(0));
-    CHECK(cudaDeviceEnablePeerAccess(1, 0));
-    measure("GPU 0 to GPU 1 (peer access, NVLink)", peer, src, total, s);
-    CHECK(cudaFree(peer));
+    CK(cudaSetDevice(1));
+    CK(cudaMalloc(&peer, total));
+    CK(cudaSetDevice(0));
+    CK(cudaDeviceEnablePeerAccess(1, 0));
+    if (measure("GPU 0 to GPU 1 (peer access, NVLink)", peer, src, total, s) != 0) return 1;
+    CK(cudaFree(peer));
   } else {
     std::printf("# GPU 0 to GPU 1: skipped (%d GPU%s)\n", devices,
                 devices == 1 ? "" : "s without peer access");
   }
-  CHECK(cudaFree(src));
-  CHECK(cudaFree(dst));
+  CK(cudaFree(src));
+  CK(cudaFree(dst));
   return 0;
 }
