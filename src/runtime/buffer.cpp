@@ -24,12 +24,19 @@ struct RegionRecord {
   int device;
 };
 
-void validate_options(const BufferOptions& options, const DomainInfo& domains) {
+// The options' own preconditions: they need no peer and no GPU.
+void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options) {
+  EPCOMM_CHECK_ARG(bootstrap != nullptr, "bootstrap: expected a bootstrap, got null");
   EPCOMM_CHECK_ARG(options.num_nvl_bytes >= 0, "num_nvl_bytes: expected >= 0, got ", options.num_nvl_bytes);
   EPCOMM_CHECK_ARG(options.num_rdma_bytes >= 0, "num_rdma_bytes: expected >= 0, got ",
                    options.num_rdma_bytes);
   EPCOMM_CHECK_ARG(options.timeout_ms == -1 || options.timeout_ms > 0, "timeout_ms: expected > 0 or -1, got ",
                    options.timeout_ms);
+  checks::check_ll_transport(options, ll_nvshmem_hooks());
+}
+
+// What the ranks found about each other (after discovery).
+void validate_domains(const BufferOptions& options, const DomainInfo& domains) {
   EPCOMM_REQUIRE(domains.num_domains == 1, ErrorCategory::kUnsupported,
                  "num_domains: this build serves one NVLink ", "domain (ranks on one host), got ",
                  domains.num_domains, " domains; multi-domain mode needs the ",
@@ -42,25 +49,25 @@ void validate_options(const BufferOptions& options, const DomainInfo& domains) {
                  domains.ranks_per_domain);
 }
 
-// A new Buffer's internals, made once the options pass the checks that need no peer: before any
-// CUDA call and any collective step, so every rank refuses such options alike, leaving no rank
-// waiting for the others.
-std::unique_ptr<Buffer::Impl> new_impl(const BufferOptions& options) {
-  checks::check_ll_transport(options, ll_nvshmem_hooks());
+// A new Buffer's internals (its streams and events), made once the options pass the checks that
+// need no peer: before any CUDA call and any collective step, so every rank refuses such options
+// alike, leaving no rank waiting for the others, and a machine without a GPU still names the
+// argument rather than the missing driver.
+std::unique_ptr<Buffer::Impl> new_impl(const Bootstrap* bootstrap, const BufferOptions& options) {
+  validate_arguments(bootstrap, options);
   return std::make_unique<Buffer::Impl>();
 }
 
 }  // namespace
 
 Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
-    : impl_(new_impl(options)) {
-  EPCOMM_CHECK_ARG(bootstrap != nullptr, "bootstrap: expected a bootstrap, got null");
+    : impl_(new_impl(bootstrap.get(), options)) {
   Impl& m = *impl_;
   m.bootstrap = std::move(bootstrap);
   m.options = options;
   m.allocator = options.allocator ? options.allocator : default_allocator();
   m.domains = discover_domains(*m.bootstrap, local_host_identity());
-  validate_options(options, m.domains);
+  validate_domains(options, m.domains);
   log::set_rank(m.rank());
 
   EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));
