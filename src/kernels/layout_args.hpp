@@ -22,24 +22,11 @@ struct LayoutArgs {
   std::int32_t* num_tokens_per_expert = nullptr;  // [num_experts], zeroed
   bool* is_token_in_rank = nullptr;               // [num_tokens, num_ranks], fully written
   DeviceStatus* status = nullptr;
-  // Many blocks add their counts to the count arrays, zeroed before the launch; otherwise one
-  // block writes them (layout_adds_counts).
-  bool add_counts = true;
 };
 static_assert(std::is_trivially_copyable_v<LayoutArgs>);
 
-// Up to kLayoutOneBlockTokens tokens (and kLayoutSharedExperts experts, whose counts one block
-// keeps in shared memory), one block of 1024 threads takes every token and writes the counts: no
-// memset before it, no global atomics. Beyond, a block per 128 tokens adds its counts to count
-// arrays the caller zeroed.
-inline constexpr std::int64_t kLayoutOneBlockTokens = 4096;
-inline constexpr int kLayoutSharedExperts = 8192;
-inline bool layout_adds_counts(std::int64_t num_tokens, int num_experts) {
-  return num_tokens > kLayoutOneBlockTokens || num_experts > kLayoutSharedExperts;
-}
-
-// Launches the kernel on `stream`; with args.add_counts (layout_adds_counts) the three count
-// arrays must be zero by then (the caller clears them, one memset when they share an allocation).
+// Launches the kernel on `stream`; the three count arrays must be zero by then (the caller clears
+// them, one memset when they share an allocation).
 void launch_dispatch_layout(const LayoutArgs& args, void* stream);
 
 }  // namespace epcomm

@@ -32,14 +32,11 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   out.num_tokens_per_expert = outputs[2];
   out.is_token_in_rank = outputs[3];
   scope.allocations_ready();
-  const bool add_counts = layout_adds_counts(T, num_experts);
-  if (add_counts) {
-    auto* const counts_begin = static_cast<char*>(out.num_tokens_per_rank.data());
-    auto* const counts_end =
-        static_cast<char*>(out.num_tokens_per_expert.data()) + sizeof(std::int32_t) * num_experts;
-    EPCOMM_CUDA_CHECK(
-        cudaMemsetAsync(counts_begin, 0, static_cast<std::size_t>(counts_end - counts_begin), scope.comm()));
-  }
+  auto* const counts_begin = static_cast<char*>(out.num_tokens_per_rank.data());
+  auto* const counts_end =
+      static_cast<char*>(out.num_tokens_per_expert.data()) + sizeof(std::int32_t) * num_experts;
+  EPCOMM_CUDA_CHECK(
+      cudaMemsetAsync(counts_begin, 0, static_cast<std::size_t>(counts_end - counts_begin), scope.comm()));
 
   LayoutArgs args;
   args.topk_idx = topk_idx.data;
@@ -55,7 +52,6 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   args.num_tokens_per_expert = static_cast<std::int32_t*>(out.num_tokens_per_expert.data());
   args.is_token_in_rank = static_cast<bool*>(out.is_token_in_rank.data());
   args.status = m.view.status;
-  args.add_counts = add_counts;
   m.timer.begin(scope.comm(), "layout");
   launch_dispatch_layout(args, scope.comm());
   m.timer.end(scope.comm());
