@@ -3,13 +3,9 @@
 //
 // One thread per token; it loads the token's top-k indices together before it counts them. Each
 // block accumulates its counts in shared memory and adds them to the global counts (zeroed by the
-// caller, in one memset) once, so global atomics scale with blocks, not tokens.
-//
-// NOTE: those atomics all land on a few hundred adjacent counters, which the L2 serves one after
-// another: with 128-thread blocks, ht-dsv3's 32 blocks x 258 counters kept the kernel running
-// ~8 us after its last SM went idle (12.35 us in all, SMs busy at most 3.6 us; ncu,
-// results/...-s11-1gpu-ncu-layout-*). Blocks of 512 threads send a quarter of them. One block for
-// every token sends none but is compute-bound on one SM: 30.6 us (3c86ae7).
+// caller, in one memset) once, so global atomics scale with blocks, not tokens. (One block taking
+// every token would save the memset but is compute-bound: 30.6 us for ht-dsv3's 4096 tokens,
+// results/...-s11-1gpu-ncu-layout-one-block-3c86ae7.txt.)
 #include <cstdint>
 
 #include "kernels/layout_args.hpp"
@@ -21,7 +17,7 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kLayoutThreads = 512;
+constexpr int kLayoutThreads = 128;
 // Per-expert counts go through shared memory up to this many experts, straight to global memory
 // beyond (48 KiB of int32 histograms leaves room for the rank and domain counts).
 constexpr int kMaxSharedExperts = 8192;
