@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
-#   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [pack]
+#   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels] [pack]
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
 #   shared N PROGRAM...: GPU test programs (test_ll, test_ht, ...) on N ranks that share the local
 #   GPUs (EPCOMM_TEST_SHARE_GPUS=1): the ranks' kernels take turns, so this checks correctness of
 #   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases.
 #   examples: every numbered example, one process per local GPU.
+#   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
+#   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
+#   EPCOMM_NCU_SKIP, EPCOMM_NCU_COUNT choose the kernels and launches).
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -17,7 +20,7 @@ OUT=${OUT:-/tmp/epcomm-out}
 mkdir -p "$OUT"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-gpu"
-cd "$root"
+cd "$root" || exit 1
 { nvidia-smi -L; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,compute_mode --format=csv; nvidia-smi topo -m; } > "$OUT/machine.txt" 2>&1
 head -3 "$OUT/machine.txt"
 gtest=()
@@ -30,7 +33,7 @@ if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${
 fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
-is_step() { case "$1" in tests | examples | probe | bench | shared | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | pack) return 0 ;; *) return 1 ;; esac; }
 status=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -88,6 +91,20 @@ while [ $# -gt 0 ]; do
         echo "== shared $n ranks: $p (rc $rc, $(( $(date +%s) - start )) s)"
         grep -E "PASSED|FAILED|skipped|Failure|error" "$OUT/shared_${n}_$p.log" | grep -v "^\[rank [1-9]" | tail -20
       done
+      ;;
+    kernels)
+      shift
+      ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+      timeout 300 "$ncu" --target-processes all --clock-control none --cache-control none \
+        -k regex:"${EPCOMM_NCU_KERNELS:-layout|notify|prepare|dispatch|combine}" \
+        --launch-skip "${EPCOMM_NCU_SKIP:-12}" --launch-count "${EPCOMM_NCU_COUNT:-12}" \
+        --metrics gpu__time_duration.sum,gpc__cycles_elapsed.max,sm__cycles_active.max,launch__shared_mem_config_size,launch__grid_size,launch__block_size \
+        "$build/tools/epcomm-run" -n 1 --timeout 280 "$build/tools/bench/epcomm-bench" --workload ht-dsv3 --sms 24 \
+        --warmup 5 --iters 5 --no-check > "$OUT/kernels.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== kernels (rc $rc)"
+      grep -E "^  [^ ].*\(.*\)x\(|gpu__time_duration|cycles_elapsed|cycles_active|shared_mem_config" "$OUT/kernels.txt" |
+        sed 's/, Context.*//' | cut -c1-110 | tail -72
       ;;
     pack)
       shift

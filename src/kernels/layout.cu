@@ -116,10 +116,17 @@ void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
   EPCOMM_REQUIRE(smem_bytes <= 48 * 1024, ErrorCategory::kInternal, "layout: ", smem_bytes,
                  " bytes of shared counts exceed 48 KiB (num_ranks ", args.num_ranks, ")");
   const auto blocks = static_cast<unsigned>((args.num_tokens + kLayoutThreads - 1) / kLayoutThreads);
+  // The smallest shared-memory carveout that fits (notify's is 8 KiB): left to choose, the driver
+  // gave this kernel 64 KiB (results/...-s11-1gpu-ncu-details-layout-*), so the SMs change carveout
+  // between it and the kernels around it.
+  auto launch = [&](auto kernel) {
+    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 0));
+    kernel<<<blocks, kLayoutThreads, smem_bytes, stream>>>(args);
+  };
   if (args.topk_is_int32)
-    dispatch_layout_kernel<std::int32_t><<<blocks, kLayoutThreads, smem_bytes, stream>>>(args);
+    launch(dispatch_layout_kernel<std::int32_t>);
   else
-    dispatch_layout_kernel<std::int64_t><<<blocks, kLayoutThreads, smem_bytes, stream>>>(args);
+    launch(dispatch_layout_kernel<std::int64_t>);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 
