@@ -32,18 +32,18 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
                    options.num_rdma_bytes);
   EPCOMM_CHECK_ARG(options.timeout_ms == -1 || options.timeout_ms > 0, "timeout_ms: expected > 0 or -1, got ",
                    options.timeout_ms);
+  EPCOMM_REQUIRE(options.num_rdma_bytes == 0, ErrorCategory::kUnsupported,
+                 "num_rdma_bytes: expected 0 (no RDMA transport in this build), got ",
+                 options.num_rdma_bytes);
   checks::check_ll_transport(options, ll_nvshmem_hooks());
 }
 
 // What the ranks found about each other (after discovery).
-void validate_domains(const BufferOptions& options, const DomainInfo& domains) {
+void validate_domains(const DomainInfo& domains) {
   EPCOMM_REQUIRE(domains.num_domains == 1, ErrorCategory::kUnsupported,
                  "num_domains: this build serves one NVLink ", "domain (ranks on one host), got ",
                  domains.num_domains, " domains; multi-domain mode needs the ",
                  "NVSHMEM transport, which is not available yet");
-  EPCOMM_REQUIRE(options.num_rdma_bytes == 0, ErrorCategory::kUnsupported,
-                 "num_rdma_bytes: expected 0 (no RDMA transport in this build), got ",
-                 options.num_rdma_bytes);
   EPCOMM_REQUIRE(domains.ranks_per_domain <= kMaxDomainRanks, ErrorCategory::kUnsupported,
                  "ranks per NVLink domain: at most ", kMaxDomainRanks, " supported, got ",
                  domains.ranks_per_domain);
@@ -67,7 +67,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.options = options;
   m.allocator = options.allocator ? options.allocator : default_allocator();
   m.domains = discover_domains(*m.bootstrap, local_host_identity());
-  validate_domains(options, m.domains);
+  validate_domains(m.domains);
   log::set_rank(m.rank());
 
   EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));
