@@ -96,7 +96,7 @@ while [ $# -gt 0 ]; do
       shift
       ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
       timeout 300 "$ncu" --target-processes all --clock-control none --cache-control none \
-        -k regex:"${EPCOMM_NCU_KERNELS:-layout|notify|prepare|dispatch|combine}" \
+        -k regex:"${EPCOMM_NCU_KERNELS:-dispatch_layout_kernel|ht_notify_kernel|ht_prepare_kernel|ht_dispatch_kernel|ht_combine_kernel}" \
         --launch-skip "${EPCOMM_NCU_SKIP:-12}" --launch-count "${EPCOMM_NCU_COUNT:-12}" \
         --metrics gpu__time_duration.sum,gpc__cycles_elapsed.max,sm__cycles_active.max,launch__shared_mem_config_size,launch__grid_size,launch__block_size \
         "$build/tools/epcomm-run" -n 1 --timeout 280 "$build/tools/bench/epcomm-bench" --workload ht-dsv3 --sms 24 \
