@@ -149,13 +149,12 @@ std::vector<StraightCopy> dispatch_straight_copies(const bool* in_rank, std::int
   std::vector<StraightCopy> copies;
   std::vector<std::int64_t> next_row(static_cast<std::size_t>(G), 0);
   for (int d = 0; d < G; ++d) next_row[d] = first_row_on(count_matrix, G, me, d);
+  // Chunk k's tokens start here (the channels cover every token: C * tokens_per_channel >= T).
+  auto chunk_token = [&](int k) {
+    return std::min(num_tokens, std::int64_t{copy_chunk_channel(k, K, num_channels)} * tokens_per_channel);
+  };
   for (int k = 0; k < K; ++k) {
-    const std::int64_t t_begin =
-        std::min(num_tokens, std::int64_t{copy_chunk_channel(k, K, num_channels)} * tokens_per_channel);
-    const std::int64_t t_end =
-        k + 1 == K ? num_tokens
-                   : std::min(num_tokens,
-                              std::int64_t{copy_chunk_channel(k + 1, K, num_channels)} * tokens_per_channel);
+    const std::int64_t t_begin = chunk_token(k), t_end = chunk_token(k + 1);
     for (int d = 0; d < G; ++d) {
       if ((d == me && !self) || !straight_copies(count_matrix[me * G + d], num_tokens)) continue;
       std::int64_t& row = next_row[static_cast<std::size_t>(d)];
