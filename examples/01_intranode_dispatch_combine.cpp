@@ -57,7 +57,7 @@ int main() {
     d.is_token_in_rank = layout.is_token_in_rank;
     d.num_tokens_per_expert = layout.num_tokens_per_expert;
     const epcomm::DispatchResult r = buffer.dispatch(d);
-    std::printf("rank %d received %lld rows\n", rank, static_cast<long long>(r.handle.num_recv_tokens));
+    std::printf("rank %d received %lld rows\n", rank, static_cast<long long>(r.handle.num_recv_tokens()));
 
     // The "experts" return their input unchanged; combine sums one copy per receiving rank.
     epcomm::CombineArgs c;

@@ -1,6 +1,6 @@
 // epcomm-run: starts N local processes of a command with torchrun's environment, forwards their
 // output line by line with a "[rank K] " prefix, and stops every rank when one fails.
-// The testable pieces (arguments, child environment, exit code) live in src/runtime/launcher.
+// The testable pieces (arguments, child environment, exit code) live in src/bootstrap/launcher.
 //
 // Each child runs in its own process group, so stopping a rank also stops what it started (a
 // `sh -c` wrapper's children). The launcher waits in one poll() loop on the children's pipes and
@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "epcomm/error.hpp"
-#include "runtime/launcher.hpp"
-#include "runtime/socket.hpp"
+#include "bootstrap/launcher.hpp"
+#include "bootstrap/socket.hpp"
 
 extern char** environ;
 

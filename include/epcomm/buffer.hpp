@@ -104,17 +104,12 @@ class EPCOMM_API Buffer {
   // about the last one.
   void check_status();
 
-  struct Impl;                               // internal
-  Impl& internal() const { return *impl_; }  // for epcomm's own translation units and tests
-
- private:
-  std::unique_ptr<Impl> impl_;
-
-  // ==== BEGIN low-latency mode (SPEC "Low-latency dispatch", "Low-latency combine"; see
-  // epcomm/low_latency.hpp for the outputs' lifetime rule) =====================================
- public:
-  // A Buffer for low-latency mode: options.low_latency_mode must be set and options.num_nvl_bytes
-  // hold ll_region_bytes_hint(...). Collective, like the other constructor.
+  // Low-latency mode (SPEC "Low-latency dispatch", "Low-latency combine"; epcomm/low_latency.hpp
+  // has the outputs' lifetime rule). One Buffer class serves both modes, but a Buffer is made for
+  // one: this constructor makes a low-latency Buffer (options.low_latency_mode set, num_nvl_bytes
+  // >= ll_region_bytes_hint(...)), whose workspace holds the low-latency state, so it refuses
+  // dispatch and combine (kUnsupported); a Buffer made by the other constructor refuses the
+  // low-latency calls. Collective, like the other constructor.
   Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options,
          const LowLatencyOptions& low_latency);
 
@@ -129,9 +124,11 @@ class EPCOMM_API Buffer {
   // [nle, R*T, hidden] bfloat16 the caller may write y into for the next combine (zero_copy).
   Tensor get_next_low_latency_combine_buffer(const LlHandle& handle) const;
 
-  struct LlState;  // internal (src/runtime/ll_state.hpp); null unless made for low-latency mode
-  LlState* low_latency_state() const;
-  // ==== END low-latency mode =================================================================
+  struct Impl;  // internal (incomplete here)
+
+ private:
+  friend struct BufferAccess;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace epcomm

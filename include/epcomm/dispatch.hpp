@@ -12,37 +12,41 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "epcomm/config.hpp"
 #include "epcomm/device_tensor.hpp"
+#include "epcomm/export.hpp"
 #include "epcomm/stream.hpp"
 #include "epcomm/types.hpp"
 
 namespace epcomm {
 
-// Everything combine and a cached dispatch need to retrace one dispatch's route. Device tensors
-// are owned; copies share them.
-struct DispatchHandle {
-  int num_ranks = 0;
-  int num_channels = 0;               // sender warps (channels) of the dispatch that made it
-  int copy_chunks = 0;                // copy-engine dispatch (EPCOMM_HT_DISPATCH_CE): its chunks; else 0
-  std::int64_t num_tokens = 0;        // tokens this rank sent from
-  std::int64_t num_recv_tokens = -1;  // rows received (host value; -1 in worst-case mode)
-  std::int64_t num_rows = 0;          // rows of the outputs (num_worst_tokens in worst-case mode)
-  int num_local_experts = 0;
-  int expert_alignment = 1;
-  DeviceTensor send_slot;         // [T, R] int32: index of token t among this rank's rows to r, or -1
-  DeviceTensor count_matrix;      // [R, R] int32: rows rank s sends to rank d
-  DeviceTensor recv_chunk_start;  // [R, C] int32: first row on this rank from (source s, channel c)
-  DeviceTensor recv_chunk_count;  // [R, C] int32: rows on this rank from (source s, channel c)
-  DeviceTensor recv_src_idx;      // [num_rows] int32: each row's token index on its source rank
-  DeviceTensor num_recv_dev;      // [1] int32: rows received, on the device
-  DeviceTensor num_recv_tokens_per_expert;      // [E/R] int32 on the device (aligned counts)
-  std::vector<std::int32_t> count_matrix_host;  // [R * R]; empty in worst-case mode
-  std::vector<std::int32_t> send_prefix_host;   // copy-engine dispatch: [R, copy_chunks + 1], this
-                                                // rank's rows to each rank before each chunk
-  bool defined() const { return num_ranks > 0; }
+// Everything combine and a cached dispatch need to retrace one dispatch's route. Opaque: keep it
+// and pass it back (DispatchArgs::handle, CombineArgs::handle). Copies share its (immutable) state,
+// device tensors included; it stays valid as long as any copy lives, also after the Buffer's next
+// calls (unlike zero-copy outputs).
+class EPCOMM_API DispatchHandle {
+ public:
+  struct State;  // internal
+  DispatchHandle() = default;
+
+  bool defined() const { return state_ != nullptr; }
+  int num_ranks() const;                 // ranks of the group that made it
+  std::int64_t num_tokens() const;       // tokens this rank dispatched from
+  std::int64_t num_rows() const;         // rows of the outputs (num_worst_tokens in worst-case mode)
+  // Rows received, as the host learned it; -1 in worst-case mode (see num_recv_tokens_device()).
+  std::int64_t num_recv_tokens() const;
+  // [1] int32 on the device: rows received (filled in every mode; the count in worst-case mode).
+  Tensor num_recv_tokens_device() const;
+  // [E/R] int32 on the device: rows selecting each local expert, rounded up to expert_alignment.
+  Tensor num_recv_tokens_per_expert_device() const;
+
+ private:
+  friend struct HandleAccess;
+  explicit DispatchHandle(std::shared_ptr<const State> state) : state_(std::move(state)) {}
+  std::shared_ptr<const State> state_;
 };
 
 struct DispatchArgs {
@@ -57,9 +61,8 @@ struct DispatchArgs {
   const DispatchHandle* handle = nullptr;  // cached dispatch: same routing, new x
   int expert_alignment = 1;
   std::int64_t num_worst_tokens = 0;  // > 0: no host synchronisation; outputs have this many rows
-  // Zero-copy outputs: recv_x, recv_x_scales, recv_topk_idx, recv_topk_weights and the handle's
-  // recv_src_idx are views of the rows where they arrive in this Buffer's NVLink region, instead of
-  // fresh tensors they are copied into; this saves the copy (a read and a write of every received
+  // Zero-copy outputs: recv_x, recv_x_scales, recv_topk_idx and recv_topk_weights are views of the
+  // rows where they arrive in this Buffer's NVLink region, instead of fresh tensors they are copied into; this saves the copy (a read and a write of every received
   // row). NOTE the lifetime: the views stay valid until the next dispatch or combine on this
   // Buffer (both reuse the region); copy out what must live longer. Combine refuses inputs that
   // lie in the region (copy them out first). The handle itself stays valid as usual.
@@ -73,7 +76,7 @@ struct DispatchResult {
   DeviceTensor recv_topk_idx;      // [rows, k]: local expert id on this rank, or -1
   DeviceTensor recv_topk_weights;  // [rows, k]: 0 where recv_topk_idx is -1
   // Rows selecting each local expert, each rounded up to expert_alignment. Host copy (empty in
-  // worst-case mode, where only handle.num_recv_tokens_per_expert on the device is filled).
+  // worst-case mode: see handle.num_recv_tokens_per_expert_device()).
   std::vector<int> num_recv_tokens_per_expert;
   DispatchHandle handle;
   EventHandle event;

@@ -65,22 +65,22 @@ struct LlDispatchOptions {
   Tensor cumulative_local_expert_recv_stats{};
 };
 
-// What combine needs to route rows back; also how the caller reads the dispatch outputs. Copies
-// share state; valid as long as the dispatch outputs are (see the lifetime rule above).
-struct LlHandle {
-  int num_ranks = 0;
-  int num_local_experts = 0;
-  std::int64_t num_tokens = 0;  // T_r: tokens this rank dispatched
-  int num_topk = 0;
-  std::int64_t max_tokens_per_rank = 0;  // T
-  std::int64_t hidden = 0;
-  Tensor recv_count, layout_range, src_info;  // as in LlDispatchResult
-  // Internal: which buffer, which dispatch (1-based count on this buffer) and which output half.
-  const void* owner = nullptr;
-  std::uint64_t dispatch_index = 0;
-  int half = 0;
-  std::shared_ptr<bool> received;  // false while a split dispatch awaits its receive
-  bool defined() const { return num_ranks > 0; }
+// What combine needs to route rows back. Opaque: keep it and pass it to low_latency_combine and
+// get_next_low_latency_combine_buffer. Copies share its state; valid as long as the dispatch
+// outputs are (see the lifetime rule above).
+class EPCOMM_API LlHandle {
+ public:
+  struct State;  // internal
+  LlHandle() = default;
+
+  bool defined() const { return state_ != nullptr; }
+  std::int64_t num_tokens() const;  // T_r: tokens this rank dispatched
+  int num_topk() const;             // k of the dispatch's topk_idx
+
+ private:
+  friend struct HandleAccess;
+  explicit LlHandle(std::shared_ptr<const State> state) : state_(std::move(state)) {}
+  std::shared_ptr<const State> state_;
 };
 
 struct LlDispatchResult {

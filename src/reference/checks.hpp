@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "reference/reference.hpp"
-#include "runtime/check.hpp"
+#include "core/check.hpp"
 
 namespace epcomm::ref::detail {
 

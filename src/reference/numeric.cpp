@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "reference/reference.hpp"
-#include "runtime/check.hpp"
+#include "core/check.hpp"
 
 namespace epcomm::ref {
 

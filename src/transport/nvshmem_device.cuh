@@ -24,9 +24,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/device_status.hpp"
-#include "kernels/ptx.cuh"
-#include "kernels/wait.cuh"
+#include "core/device_status.hpp"
+#include "core/ptx.cuh"
+#include "core/wait.cuh"
 
 namespace epcomm::nvshmem {
 
@@ -85,7 +85,7 @@ __device__ __forceinline__ void put_signal_nbi_warp(void* dst_sym, const void* s
 // after a true return, this thread reads every payload delivered with the signals it counted;
 // a __syncthreads() after the wait extends that to the block.
 //
-// Bounded like kernels/wait.cuh: after `timeout_ns` it records a kTimeout in `status` (first
+// Bounded like core/wait.cuh: after `timeout_ns` it records a kTimeout in `status` (first
 // failure wins; `rank` observed it, waiting for `peer`, on `counter` during `op`, with the
 // expected and last observed values) and returns false; it also returns false early once another
 // failure is in `status`. `status` may be null (nothing is recorded).

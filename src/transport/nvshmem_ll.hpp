@@ -1,6 +1,6 @@
 // Low-latency mode over NVSHMEM (epcomm_nvshmem only): the launchers of the NvshmemPeers kernels
 // and the symmetric workspace a Buffer made with LlTransport::kNvshmem owns. The main library
-// reaches them through runtime/ll_transport.hpp, where nvshmem_ll_backend.cpp registers them.
+// reaches them through transport/ll_transport.hpp, where nvshmem_ll_backend.cpp registers them.
 #pragma once
 
 #include <cstddef>
@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "epcomm/bootstrap.hpp"
-#include "kernels/ll_args.hpp"
+#include "low_latency/ll_args.hpp"
 
 namespace epcomm {
 
@@ -19,7 +19,7 @@ void launch_ll_combine_nvshmem(const LlCombineArgs& args, int num_blocks, void* 
 // the workspace plus room for NVSHMEM's own symmetric objects, never below NVSHMEM's default.
 std::uint64_t nvshmem_heap_bytes_for(std::size_t workspace_bytes);
 
-// LlNvshmemHooks::open_workspace (runtime/ll_transport.hpp).
+// LlNvshmemHooks::open_workspace (transport/ll_transport.hpp).
 std::shared_ptr<void> open_nvshmem_ll_workspace(Bootstrap& bootstrap, std::size_t bytes, void** workspace);
 
 }  // namespace epcomm

@@ -1,6 +1,6 @@
 // Low-latency mode over NVSHMEM, host side: the symmetric workspace of a Buffer made with
 // LlTransport::kNvshmem, and the registration of this transport's hooks with the main library
-// (runtime/ll_transport.hpp) when epcomm_nvshmem is linked into a program.
+// (transport/ll_transport.hpp) when epcomm_nvshmem is linked into a program.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -8,11 +8,11 @@
 #include <memory>
 #include <string>
 
-#include "kernels/region_layout.hpp"
-#include "runtime/check.hpp"
-#include "runtime/cuda_check.hpp"
-#include "runtime/ll_transport.hpp"
-#include "runtime/log.hpp"
+#include "transport/region_layout.hpp"
+#include "core/check.hpp"
+#include "core/cuda_check.hpp"
+#include "transport/ll_transport.hpp"
+#include "core/log.hpp"
 #include "transport/nvshmem_ll.hpp"
 #include "transport/nvshmem_transport.hpp"
 

@@ -1,12 +1,12 @@
 // Low-latency combine with every peer reached through NVSHMEM: the NvshmemPeers instantiation of
-// the kernel family in kernels/ll_combine.cuh. Relocatable device code in epcomm_nvshmem,
+// the kernel family in low_latency/ll_combine.cuh. Relocatable device code in epcomm_nvshmem,
 // device-linked with libnvshmem_device.a by whatever links that library.
 //
 // Launched with the ordinary <<<>>> launch on the caller's stream, so it is capturable in a CUDA
 // graph like the IPC kernel: it uses only NVSHMEM puts, signals and quiet, never NVSHMEM
 // collectives or waits (what nvshmemx_collective_launch exists for). Its own waits need every
 // block resident at once, which the grid size guarantees as on the IPC path (ll_args.hpp).
-#include "kernels/ll_combine.cuh"
+#include "low_latency/ll_combine.cuh"
 #include "transport/nvshmem_ll.hpp"
 #include "transport/nvshmem_ll_peers.cuh"
 

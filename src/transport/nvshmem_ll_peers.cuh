@@ -1,4 +1,4 @@
-// The NVSHMEM policy of the low-latency kernels (the contract is in kernels/ll_peers.cuh): the LL
+// The NVSHMEM policy of the low-latency kernels (the contract is in transport/ipc_ll_peers.cuh): the LL
 // workspace is one symmetric allocation, so an offset in this rank's workspace is also the
 // symmetric address of the same bytes on every PE; everything meant for a peer is staged there
 // and put over. Every peer but this rank itself goes through NVSHMEM, also peers NVLink could
@@ -11,8 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/domain_view.hpp"
-#include "kernels/ptx.cuh"
+#include "core/domain_view.hpp"
+#include "core/ptx.cuh"
 #include "transport/nvshmem_device.cuh"
 
 namespace epcomm {

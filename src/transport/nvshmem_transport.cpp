@@ -6,8 +6,8 @@
 #include <atomic>
 #include <cstdlib>
 
-#include "runtime/check.hpp"
-#include "runtime/log.hpp"
+#include "core/check.hpp"
+#include "core/log.hpp"
 
 namespace epcomm {
 

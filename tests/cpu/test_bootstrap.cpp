@@ -19,7 +19,7 @@
 
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/error.hpp"
-#include "runtime/socket.hpp"
+#include "bootstrap/socket.hpp"
 
 namespace epcomm {
 namespace {

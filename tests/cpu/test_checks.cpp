@@ -8,8 +8,9 @@
 
 #include "epcomm/error.hpp"
 #include "expect_error.hpp"
-#include "runtime/op_checks.hpp"
-#include "runtime/tensor_checks.hpp"
+#include "intranode/dispatch_handle.hpp"
+#include "intranode/op_checks.hpp"
+#include "core/tensor_checks.hpp"
 
 namespace epcomm {
 namespace {
@@ -168,20 +169,24 @@ TEST(OpChecks, DispatchRejectsEachBadArgument) {
     a.handle = &h;
     expect_arg_error([&] { checks::check_dispatch_args(a, f.R); },
                      "handle: expected the handle of a previous dispatch");
-    h.num_ranks = f.R;
-    h.num_tokens = f.T + 3;
+    DispatchHandle::State st;
+    st.num_ranks = f.R;
+    st.num_tokens = f.T + 3;
+    h = HandleAccess::make(std::make_shared<const DispatchHandle::State>(st));
     expect_arg_error([&] { checks::check_dispatch_args(a, f.R); },
                      "x: the handle routes 35 tokens, x has 32");
-    h.num_ranks = 8;
+    st.num_ranks = 8;
+    h = HandleAccess::make(std::make_shared<const DispatchHandle::State>(st));
     expect_arg_error([&] { checks::check_dispatch_args(a, f.R); }, "handle: made for 8 ranks");
   }
 }
 
 TEST(OpChecks, CombineRejectsEachBadArgument) {
-  DispatchHandle h;
-  h.num_ranks = 2;
-  h.num_tokens = 10;
-  h.num_rows = 17;
+  DispatchHandle::State st;
+  st.num_ranks = 2;
+  st.num_tokens = 10;
+  st.num_rows = 17;
+  const DispatchHandle h = HandleAccess::make(std::make_shared<const DispatchHandle::State>(st));
   CombineArgs a;
   a.x = Tensor::contiguous(fake(), DType::kBF16, {17, 2048});
   expect_arg_error([&] { checks::check_combine_args(a, 2); }, "handle: combine needs the handle");
@@ -223,6 +228,19 @@ TEST(OpChecks, InputsInTheRegionAreRefused) {
   expect_arg_error([&] { checks::check_inputs_outside_region(d, region, bytes); }, "x_scales: lies in");
   d.x_scales = Tensor::strided(fake(0x100000 - 2048), DType::kF32, {32, 16}, {1, 32});  // 2048 bytes
   EXPECT_NO_THROW(checks::check_inputs_outside_region(d, region, bytes));
+}
+
+// A low-latency Buffer's workspace holds its low-latency state: dispatch and combine are refused
+// there with kUnsupported naming the call, not run over that state.
+TEST(OpChecks, HighThroughputCallsRefusedOnALowLatencyBuffer) {
+  EXPECT_NO_THROW(checks::require_high_throughput_buffer(false, "dispatch"));
+  try {
+    checks::require_high_throughput_buffer(true, "combine");
+    FAIL() << "expected epcomm::Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kUnsupported);
+    EXPECT_NE(e.message().find("combine: this Buffer was made for low-latency mode"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // CopyBatch's bookkeeping (no GPU: an empty batch queues nothing).
 #include <gtest/gtest.h>
 
-#include "runtime/copy_batch.hpp"
+#include "intranode/copy_batch.hpp"
 
 namespace epcomm {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/error.hpp"
-#include "runtime/env.hpp"
+#include "core/env.hpp"
 
 namespace epcomm {
 namespace {

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "epcomm/error.hpp"
-#include "kernels/ht_layout.hpp"
-#include "kernels/region_layout.hpp"
-#include "runtime/ht_plan.hpp"
+#include "intranode/ht_layout.hpp"
+#include "transport/region_layout.hpp"
+#include "intranode/ht_plan.hpp"
 
 namespace epcomm {
 namespace {

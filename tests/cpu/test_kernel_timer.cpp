@@ -2,7 +2,7 @@
 // operations pay nothing for it. Its timeline text is checked here too.
 #include <gtest/gtest.h>
 
-#include "runtime/kernel_timer.hpp"
+#include "core/kernel_timer.hpp"
 
 namespace epcomm {
 namespace {

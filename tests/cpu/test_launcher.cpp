@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "epcomm/error.hpp"
-#include "runtime/launcher.hpp"
+#include "bootstrap/launcher.hpp"
 
 #ifndef EPCOMM_RUN_BINARY
 #error "EPCOMM_RUN_BINARY (the path of the built epcomm-run) must be defined"

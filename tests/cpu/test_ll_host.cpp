@@ -1,5 +1,5 @@
-// Host logic of low-latency mode, without a GPU: the region layout (kernels/ll_layout.hpp) and
-// every input check (runtime/ll_checks.hpp).
+// Host logic of low-latency mode, without a GPU: the region layout (low_latency/ll_layout.hpp) and
+// every input check (low_latency/ll_checks.hpp).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,10 +12,10 @@
 #include "epcomm/error.hpp"
 #include "epcomm/low_latency.hpp"
 #include "expect_error.hpp"
-#include "kernels/ll_args.hpp"
-#include "kernels/ll_layout.hpp"
-#include "runtime/ll_checks.hpp"
-#include "runtime/ll_state.hpp"
+#include "low_latency/ll_args.hpp"
+#include "low_latency/ll_layout.hpp"
+#include "low_latency/ll_checks.hpp"
+#include "low_latency/ll_state.hpp"
 
 namespace epcomm {
 namespace {
@@ -343,21 +343,33 @@ TEST(LlChecks, DispatchArguments) {
 
 // A state and a handle as low_latency_dispatch leaves them.
 struct CombineFixture {
-  Buffer::LlState state;
+  LlState state;
+  LlHandle::State handle_state;
   LlHandle handle;
   CombineFixture() {
     state.options = kOptions;
     state.layout = LlLayout::make(2, 128, 7168, 288, 8);
     state.num_dispatches = 5;
-    handle.num_ranks = 2;
-    handle.num_local_experts = 144;
-    handle.num_tokens = 100;
-    handle.num_topk = 8;
-    handle.max_tokens_per_rank = 128;
-    handle.hidden = 7168;
-    handle.owner = &state;
-    handle.dispatch_index = 5;
-    handle.half = 0;
+    handle_state.num_ranks = 2;
+    handle_state.num_local_experts = 144;
+    handle_state.num_tokens = 100;
+    handle_state.num_topk = 8;
+    handle_state.max_tokens_per_rank = 128;
+    handle_state.hidden = 7168;
+    handle_state.owner = &state;
+    handle_state.dispatch_index = 5;
+    handle_state.half = 0;
+    handle = with(handle_state);
+  }
+  static LlHandle with(const LlHandle::State& s) {
+    return HandleAccess::make(std::make_shared<const LlHandle::State>(s));
+  }
+  // The fixture's handle with one field of its state changed.
+  template <typename Change>
+  LlHandle changed(Change change) const {
+    LlHandle::State s = handle_state;
+    change(s);
+    return with(s);
   }
 };
 
@@ -379,24 +391,20 @@ TEST(LlChecks, CombineArguments) {
 
   expect_arg_error([&] { combine(y, topk, w, LlHandle{}); },
                    "handle: expected the handle of a low_latency_dispatch");
-  LlHandle other = f.handle;
-  Buffer::LlState other_state;
-  other.owner = &other_state;
+  LlState other_state;
+  const LlHandle other = f.changed([&](LlHandle::State& s) { s.owner = &other_state; });
   expect_arg_error([&] { combine(y, topk, w, other); }, "handle: made by another Buffer");
-  LlHandle previous = f.handle;
-  previous.dispatch_index = 4;  // still alive: the other half
+  const LlHandle previous = f.changed([](LlHandle::State& s) { s.dispatch_index = 4; });  // the other half
   EXPECT_NO_THROW(combine(y, topk, w, previous));
-  LlHandle stale = f.handle;
-  stale.dispatch_index = 3;
+  const LlHandle stale = f.changed([](LlHandle::State& s) { s.dispatch_index = 3; });
   expect_arg_error([&] { combine(y, topk, w, stale); },
                    "handle: the outputs of dispatch #3 were overwritten by dispatch #5");
-  LlHandle future = f.handle;
-  future.dispatch_index = 6;
+  const LlHandle future = f.changed([](LlHandle::State& s) { s.dispatch_index = 6; });
   expect_arg_error([&] { combine(y, topk, w, future); }, "handle: not from a dispatch of this buffer");
-  LlHandle split = f.handle;
-  split.received = std::make_shared<bool>(false);
+  const auto received = std::make_shared<bool>(false);
+  const LlHandle split = f.changed([&](LlHandle::State& s) { s.received = received; });
   expect_arg_error([&] { combine(y, topk, w, split); }, "receive() has not run yet");
-  *split.received = true;
+  *received = true;
   EXPECT_NO_THROW(combine(y, topk, w, split));
 
   expect_arg_error(
@@ -429,7 +437,7 @@ TEST(LlChecks, CombineArguments) {
 }
 
 TEST(LlChecks, AtMostTwoSplitCallsInFlight) {
-  Buffer::LlState state;
+  LlState state;
   EXPECT_NO_THROW(checks::check_not_in_flight(state, kLlKindDispatch, 0));
   state.pending[kLlKindDispatch][0] = std::make_shared<bool>(false);
   expect_arg_error(

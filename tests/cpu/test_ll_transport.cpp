@@ -1,4 +1,4 @@
-// The choice of low-latency transport (BufferOptions::ll_transport, runtime/ll_transport.hpp)
+// The choice of low-latency transport (BufferOptions::ll_transport, transport/ll_transport.hpp)
 // without a GPU: what is refused, with which error, and that the refusal comes before any
 // collective step. This program never links epcomm_nvshmem, so it has no NVSHMEM hooks unless a
 // test registers fake ones.
@@ -11,8 +11,8 @@
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
 #include "expect_error.hpp"
-#include "runtime/ll_checks.hpp"
-#include "runtime/ll_transport.hpp"
+#include "low_latency/ll_checks.hpp"
+#include "transport/ll_transport.hpp"
 
 namespace epcomm {
 namespace {

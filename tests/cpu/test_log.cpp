@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/log.hpp"
+#include "core/log.hpp"
 
 namespace epcomm {
 namespace {

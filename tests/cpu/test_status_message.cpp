@@ -5,8 +5,8 @@
 #include <string>
 
 #include "epcomm/error.hpp"
-#include "kernels/device_status.hpp"
-#include "runtime/status_message.hpp"
+#include "core/device_status.hpp"
+#include "core/status_message.hpp"
 
 namespace epcomm {
 namespace {

@@ -17,8 +17,8 @@
 #include "epcomm/device_tensor.hpp"
 #include "epcomm/error.hpp"
 #include "epcomm/types.hpp"
-#include "runtime/cuda_check.hpp"
-#include "runtime/cuda_raii.hpp"
+#include "core/cuda_check.hpp"
+#include "core/cuda_raii.hpp"
 
 namespace epcomm::test {
 

@@ -15,10 +15,10 @@
 #include "epcomm/error.hpp"
 #include "harness.hpp"
 #include "ht_inputs.hpp"
-#include "kernels/ll_layout.hpp"
+#include "low_latency/ll_layout.hpp"
 #include "reference/reference.hpp"
-#include "runtime/buffer_impl.hpp"
-#include "runtime/ll_state.hpp"
+#include "buffer/buffer_impl.hpp"
+#include "low_latency/ll_state.hpp"
 
 namespace epcomm::test {
 
@@ -142,7 +142,7 @@ inline void refill_inputs(const DeviceInputs& di, const RankData& d, const LlCas
 
 // Fills both halves of the buffer's output area with 0xAB.
 inline void poison_outputs(Buffer& buffer) {
-  const Buffer::LlState* st = buffer.low_latency_state();
+  const LlState* st = low_latency_state(buffer);
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
   for (int h = 0; h < 2; ++h)
     EPCOMM_CUDA_CHECK(cudaMemset(st->layout.output_block(st->workspace, h), 0xAB, st->layout.output_bytes));

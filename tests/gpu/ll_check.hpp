@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ll_case.hpp"
+#include "low_latency/ll_handle.hpp"
 
 namespace epcomm::test {
 
@@ -115,12 +116,12 @@ inline void expect_ll_state(Buffer& buffer, const LlHandle& handle, const LlCase
                             const std::vector<RankData>& inputs, const GotDispatch& got, int combine_parity,
                             const std::string& what) {
   SCOPED_TRACE(what);
-  const Buffer::LlState* st = buffer.low_latency_state();
+  const LlState* st = low_latency_state(buffer);
   const LlLayout& l = st->layout;
   const int me = gpu_env().rank, nle = c.experts_per_rank;
   const std::int64_t T = c.max_tokens, K = l.max_topk, cap = l.capacity;
   std::vector<std::int32_t> rows(static_cast<std::size_t>(R * T * K));
-  EPCOMM_CUDA_CHECK(cudaMemcpy(rows.data(), l.token_rows(st->workspace, handle.half, 0),
+  EPCOMM_CUDA_CHECK(cudaMemcpy(rows.data(), l.token_rows(st->workspace, ll_handle_state(handle).half, 0),
                                rows.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost));
   std::size_t bad_rows = 0;
   std::string first;
@@ -166,7 +167,7 @@ inline void expect_ll_state(Buffer& buffer, const LlHandle& handle, const LlCase
 
 // The combine parity of the last combine: its seq's low bit (the seq lives in the device control block).
 inline int last_combine_parity(Buffer& buffer) {
-  const Buffer::LlState* st = buffer.low_latency_state();
+  const LlState* st = low_latency_state(buffer);
   std::uint64_t seq = 0;
   EPCOMM_CUDA_CHECK(cudaMemcpy(&seq, &st->layout.control_of(st->workspace, kLlKindCombine)->seq, sizeof(seq),
                                cudaMemcpyDeviceToHost));

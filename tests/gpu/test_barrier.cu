@@ -6,9 +6,9 @@
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
 #include "harness.hpp"
-#include "kernels/barrier.hpp"
-#include "kernels/region_layout.hpp"
-#include "runtime/buffer_impl.hpp"
+#include "buffer/barrier.hpp"
+#include "transport/region_layout.hpp"
+#include "buffer/buffer_impl.hpp"
 
 namespace epcomm::test {
 namespace {

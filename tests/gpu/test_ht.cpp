@@ -8,7 +8,8 @@
 #include "epcomm/error.hpp"
 #include "harness.hpp"
 #include "ht_inputs.hpp"
-#include "runtime/buffer_impl.hpp"
+#include "buffer/buffer_impl.hpp"
+#include "intranode/dispatch_handle.hpp"
 
 namespace epcomm::test {
 namespace {
@@ -132,8 +133,8 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
     // be, they are poisoned, and the measured call must rewrite every one of them.
     DispatchResult first = buffer.dispatch(args, options);
     wait_for(first.event, mode);
-    for (const DeviceTensor* t : {&first.recv_x, &first.recv_x_scales, &first.recv_topk_idx,
-                                  &first.recv_topk_weights, &first.handle.recv_src_idx})
+    for (const DeviceTensor* t : std::initializer_list<const DeviceTensor*>{&first.recv_x, &first.recv_x_scales, &first.recv_topk_idx,
+                                  &first.recv_topk_weights, &handle_state(first.handle).recv_src_idx})
       poison(*t);
     EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
   }
@@ -145,11 +146,11 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
 
   // Dispatch outputs, every element.
   const auto n = static_cast<std::size_t>(want.num_recv_tokens);
-  ASSERT_EQ(got.handle.num_rows, want.num_rows);
+  ASSERT_EQ(got.handle.num_rows(), want.num_rows);
   ASSERT_EQ(got.recv_x.size(0), want.num_rows);
   expect_equal_prefix(download<std::uint8_t>(got.recv_x), want.recv_x,
                       n * static_cast<std::size_t>(in.row_bytes), "recv_x");
-  expect_equal_prefix(download<std::int32_t>(got.handle.recv_src_idx), want.route.src_token, n,
+  expect_equal_prefix(download<std::int32_t>(handle_state(got.handle).recv_src_idx), want.route.src_token, n,
                       "recv_src_idx");
   if (c.fp8)
     expect_equal_prefix(download<float>(got.recv_x_scales), want.recv_scales,
@@ -161,14 +162,14 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
     expect_equal_prefix(download<float>(got.recv_topk_weights), want.recv_topk_weights, rows_k,
                         "recv_topk_weights");
   }
-  EXPECT_EQ(download<std::int32_t>(got.handle.num_recv_tokens_per_expert), want.num_recv_tokens_per_expert);
+  EXPECT_EQ(download<std::int32_t>(handle_state(got.handle).num_recv_tokens_per_expert), want.num_recv_tokens_per_expert);
   if (!c.worst_case) {
-    EXPECT_EQ(got.handle.num_recv_tokens, want.num_recv_tokens);
+    EXPECT_EQ(got.handle.num_recv_tokens(), want.num_recv_tokens);
     EXPECT_EQ(std::vector<std::int32_t>(got.num_recv_tokens_per_expert.begin(),
                                         got.num_recv_tokens_per_expert.end()),
               want.num_recv_tokens_per_expert);
   }
-  EXPECT_EQ(download<std::int32_t>(got.handle.num_recv_dev)[0], want.num_recv_tokens);
+  EXPECT_EQ(download<std::int32_t>(handle_state(got.handle).num_recv_dev)[0], want.num_recv_tokens);
 
   if (mode.cached) {
     // Same routes, new payloads, no layout and no host wait.
@@ -428,8 +429,8 @@ TEST_F(Ht, CopyEnginePushCombine) {
 // (to fresh outputs in the first case, into the region in the second), then the peers' only, then
 // none.
 TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
-  const std::uint64_t& queued = buffer_->internal().straight_copies_queued;
-  const std::uint64_t& own_queued = buffer_->internal().own_straight_copies_queued;
+  const std::uint64_t& queued = BufferAccess::impl(*buffer_).straight_copies_queued;
+  const std::uint64_t& own_queued = BufferAccess::impl(*buffer_).own_straight_copies_queued;
   const bool dense_is_straight = gpu_env().world <= 4;
   for (const int straight : {kStraightAll, kStraightPeers, 0}) {
     {
@@ -458,7 +459,7 @@ TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
 // budget with the call's event.
 TEST_F(Ht, CopyEngineDispatchOwnRowsStraight) {
   const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, kStraightAll);
-  const std::uint64_t& own_queued = buffer_->internal().own_straight_copies_queued;
+  const std::uint64_t& own_queued = BufferAccess::impl(*buffer_).own_straight_copies_queued;
   const std::uint64_t before = own_queued;
   run_case(*buffer_, {.num_tokens = 1500, .num_topk = 32, .seed = 96});
   if (gpu_env().world <= 4) EXPECT_GT(own_queued, before) << "no own row copied straight";

@@ -312,9 +312,9 @@ TEST_F(Ll, InvalidExpertIsReported) {
 TEST_F(Ll, WorkspaceIsSymmetricMemory) {
   const LlCase c{.seed = 90};
   Buffer& buffer = buffer_for(c);
-  const Buffer::LlState* st = buffer.low_latency_state();
+  const LlState* st = low_latency_state(buffer);
   ASSERT_NE(st->nvshmem, nullptr);
-  EXPECT_NE(st->workspace, RegionLayout::data(buffer.internal().region.get()));
+  EXPECT_NE(st->workspace, RegionLayout::data(BufferAccess::impl(buffer).region.get()));
   EXPECT_EQ(buffer.num_nvl_bytes(), 0);
 }
 

@@ -16,8 +16,8 @@
 
 #include "epcomm/error.hpp"
 #include "harness.hpp"
-#include "runtime/cuda_raii.hpp"
-#include "runtime/status_message.hpp"
+#include "core/cuda_raii.hpp"
+#include "core/status_message.hpp"
 #include "transport/nvshmem_device.cuh"
 #include "transport/nvshmem_transport.hpp"
 

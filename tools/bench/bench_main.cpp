@@ -23,8 +23,8 @@
 #include "bench/workload.hpp"
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/error.hpp"
-#include "runtime/cuda_check.hpp"
-#include "runtime/cuda_raii.hpp"
+#include "core/cuda_check.hpp"
+#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 namespace {

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "bench/stats.hpp"
-#include "runtime/cuda_check.hpp"
-#include "runtime/cuda_raii.hpp"
+#include "core/cuda_check.hpp"
+#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 

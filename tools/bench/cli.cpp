@@ -5,8 +5,8 @@
 #include <sstream>
 
 #include "bench/workload.hpp"
-#include "runtime/check.hpp"
-#include "runtime/ht_plan.hpp"
+#include "core/check.hpp"
+#include "intranode/ht_plan.hpp"
 
 namespace epcomm::bench {
 

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "runtime/cuda_check.hpp"
+#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 

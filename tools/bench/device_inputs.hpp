@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "bench/workload.hpp"
-#include "runtime/cuda_raii.hpp"
+#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 

@@ -14,10 +14,10 @@
 #include "bench/compare.hpp"
 #include "bench/variants.hpp"
 #include "epcomm/buffer.hpp"
-#include "runtime/buffer_impl.hpp"
-#include "runtime/cuda_check.hpp"
-#include "runtime/cuda_raii.hpp"
-#include "runtime/ht_plan.hpp"
+#include "buffer/buffer_impl.hpp"
+#include "core/cuda_check.hpp"
+#include "core/cuda_raii.hpp"
+#include "intranode/ht_plan.hpp"
 
 namespace epcomm::bench {
 
@@ -119,10 +119,10 @@ struct EpcommHt {
   bool check_dispatch(const DispatchResult& got, const ref::HtRankOutput& want, bool fp8_payload) {
     buffer->check_status();
     const auto n = static_cast<std::size_t>(want.num_recv_tokens);
-    if (got.handle.num_recv_tokens != want.num_recv_tokens) {
+    if (got.handle.num_recv_tokens() != want.num_recv_tokens) {
       std::fprintf(stderr,
                    "epcomm-bench: rank %d: check failed: epcomm dispatch received %lld rows, expected %lld\n",
-                   rank, static_cast<long long>(got.handle.num_recv_tokens),
+                   rank, static_cast<long long>(got.handle.num_recv_tokens()),
                    static_cast<long long>(want.num_recv_tokens));
       return false;
     }
@@ -184,7 +184,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
   std::vector<BenchOp> ops;
   const std::vector<DispatchVariant> dispatch_ways = dispatch_variants(
-      state->buffer->internal().ht_tuning.dispatch_copy_chunks, context.session.ce_chunks());
+      BufferAccess::impl(*state->buffer).ht_tuning.dispatch_copy_chunks, context.session.ce_chunks());
   for (const int sms : context.session.sms()) {
     // The whole dispatch, then the same with zero-copy outputs (views of the region: no copy-out),
     // each way of moving the rows.
@@ -255,7 +255,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
     // Combine under each schedule of the kernel in one run (same data, so the ratios compare):
     // the Buffer's tuning (EPCOMM_HT_PHASED, EPCOMM_HT_COMBINE_PULL) on row "epcomm", then the
     // other schedules as "epcomm-<variant>" (bench/variants.hpp).
-    const HtTuning& own = state->buffer->internal().ht_tuning;
+    const HtTuning& own = BufferAccess::impl(*state->buffer).ht_tuning;
     for (const CombineVariant& variant :
          combine_variants({own.phased, own.combine_pull, own.combine_copy_chunks})) {
       BenchOp op;

@@ -42,8 +42,8 @@
 #include "bench/ll_trace.hpp"
 #include "bench/stats.hpp"
 #include "epcomm/buffer.hpp"
-#include "kernels/ll_args.hpp"
-#include "runtime/cuda_check.hpp"
+#include "low_latency/ll_args.hpp"
+#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 

@@ -5,9 +5,10 @@
 #include <vector>
 
 #include "bench/ll_trace_stats.hpp"
-#include "kernels/ll_args.hpp"
-#include "runtime/cuda_check.hpp"
-#include "runtime/ll_state.hpp"
+#include "low_latency/ll_args.hpp"
+#include "core/cuda_check.hpp"
+#include "buffer/buffer_impl.hpp"
+#include "low_latency/ll_state.hpp"
 
 namespace epcomm::bench {
 
@@ -17,7 +18,7 @@ constexpr const char* kPointNames[kLlTracePoints] = {"entry",      "credits",   
                                                      "recv-entry", "done-seen", "received", "exit"};
 
 LlTraceSummary download_summary(const Buffer& buffer, int kind, bool clear) {
-  const Buffer::LlState* st = buffer.low_latency_state();
+  const LlState* st = low_latency_state(buffer);
   if (st == nullptr || st->trace_of(kind) == nullptr) return {};
   const DeviceBuffer& trace = st->trace[kind];
   std::vector<std::uint64_t> stamps(trace.bytes() / sizeof(std::uint64_t));
@@ -30,7 +31,7 @@ LlTraceSummary download_summary(const Buffer& buffer, int kind, bool clear) {
 }  // namespace
 
 bool ll_traced(const Buffer& buffer) {
-  const Buffer::LlState* st = buffer.low_latency_state();
+  const LlState* st = low_latency_state(buffer);
   return st != nullptr && st->trace_of(kLlKindDispatch) != nullptr;
 }
 

@@ -1,5 +1,5 @@
 // Where a low-latency launch spends its time, from the kernels' own phase timestamps
-// (EPCOMM_LL_TRACE=1, kernels/ll_args.hpp LlTracePoint). A diagnostic beside the timed rows.
+// (EPCOMM_LL_TRACE=1, low_latency/ll_args.hpp LlTracePoint). A diagnostic beside the timed rows.
 #pragma once
 
 #include <string>

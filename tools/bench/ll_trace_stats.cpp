@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "bench/stats.hpp"
-#include "runtime/check.hpp"
+#include "core/check.hpp"
 
 namespace epcomm::bench {
 

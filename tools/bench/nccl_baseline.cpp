@@ -7,7 +7,7 @@
 
 #include "bench/compare.hpp"
 #include "bench/nccl_baseline_kernels.cuh"
-#include "runtime/cuda_check.hpp"
+#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 

@@ -19,7 +19,7 @@
 #include "bench/expected.hpp"
 #include "bench/nccl_comm.hpp"
 #include "bench/workload.hpp"
-#include "runtime/cuda_raii.hpp"
+#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 

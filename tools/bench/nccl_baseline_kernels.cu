@@ -4,7 +4,7 @@
 #include <cub/device/device_scan.cuh>
 
 #include "bench/nccl_baseline_kernels.cuh"
-#include "runtime/cuda_check.hpp"
+#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string>
 
-#include "runtime/check.hpp"
+#include "core/check.hpp"
 
 namespace epcomm::bench {
 

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/check.hpp"
+#include "core/check.hpp"
 
 #ifndef EPCOMM_BENCH_GIT_COMMIT
 #define EPCOMM_BENCH_GIT_COMMIT ""

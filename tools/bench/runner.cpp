@@ -5,7 +5,7 @@
 
 #include "bench/stats.hpp"
 #include "epcomm/error.hpp"
-#include "runtime/cuda_check.hpp"
+#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 

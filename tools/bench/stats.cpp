@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "runtime/check.hpp"
+#include "core/check.hpp"
 
 namespace epcomm::bench {
 

@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "bench/stats.hpp"
-#include "runtime/cuda_check.hpp"
+#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 

@@ -8,7 +8,7 @@
 #include <functional>
 
 #include "epcomm/bootstrap.hpp"
-#include "runtime/cuda_raii.hpp"
+#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 

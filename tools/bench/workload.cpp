@@ -6,7 +6,7 @@
 #include <numeric>
 #include <random>
 
-#include "runtime/check.hpp"
+#include "core/check.hpp"
 
 namespace epcomm::bench {
 

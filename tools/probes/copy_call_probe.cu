@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "gpu_pair.cuh"     // CK
-#include "kernels/ptx.cuh"  // globaltimer
+#include "core/ptx.cuh"  // globaltimer
 
 namespace {
 

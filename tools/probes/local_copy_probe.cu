@@ -23,7 +23,7 @@
 #include <cstdio>
 
 #include "gpu_pair.cuh"     // CK
-#include "kernels/ptx.cuh"  // the library's load and store wrappers
+#include "core/ptx.cuh"  // the library's load and store wrappers
 
 namespace {
 

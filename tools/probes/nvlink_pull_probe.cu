@@ -16,7 +16,7 @@
 #include <cstdio>
 
 #include "gpu_pair.cuh"
-#include "kernels/ptx.cuh"  // the library's own cp.async wrappers, as its reducers use them
+#include "core/ptx.cuh"  // the library's own cp.async wrappers, as its reducers use them
 
 namespace {
 

@@ -1,0 +1,260 @@
+#include <atomic>
+#include <cstring>
+
+#include "buffer/barrier.hpp"
+#include "transport/region_layout.hpp"
+#include "buffer/buffer_impl.hpp"
+#include "core/check.hpp"
+#include "core/cuda_check.hpp"
+#include "core/env.hpp"
+#include "intranode/ht_plan.hpp"
+#include "low_latency/ll_checks.hpp"
+#include "transport/ll_transport.hpp"
+#include "core/log.hpp"
+#include "core/status_message.hpp"
+
+namespace epcomm {
+
+namespace {
+
+// What each rank publishes about its region through the bootstrap.
+struct RegionRecord {
+  cudaIpcMemHandle_t handle;
+  std::int64_t region_bytes;
+  int device;
+};
+
+// The options' own preconditions: they need no peer and no GPU.
+void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options) {
+  EPCOMM_CHECK_ARG(bootstrap != nullptr, "bootstrap: expected a bootstrap, got null");
+  EPCOMM_CHECK_ARG(options.num_nvl_bytes >= 0, "num_nvl_bytes: expected >= 0, got ", options.num_nvl_bytes);
+  EPCOMM_CHECK_ARG(options.num_rdma_bytes >= 0, "num_rdma_bytes: expected >= 0, got ",
+                   options.num_rdma_bytes);
+  EPCOMM_CHECK_ARG(options.timeout_ms == -1 || options.timeout_ms > 0, "timeout_ms: expected > 0 or -1, got ",
+                   options.timeout_ms);
+  EPCOMM_REQUIRE(options.num_rdma_bytes == 0, ErrorCategory::kUnsupported,
+                 "num_rdma_bytes: expected 0 (no RDMA transport in this build), got ",
+                 options.num_rdma_bytes);
+  checks::check_ll_transport(options, ll_nvshmem_hooks());
+}
+
+// What the ranks found about each other (after discovery).
+void validate_domains(const DomainInfo& domains) {
+  EPCOMM_REQUIRE(domains.num_domains == 1, ErrorCategory::kUnsupported,
+                 "num_domains: this build serves one NVLink ", "domain (ranks on one host), got ",
+                 domains.num_domains, " domains; multi-domain mode needs the ",
+                 "NVSHMEM transport, which is not available yet");
+  EPCOMM_REQUIRE(domains.ranks_per_domain <= kMaxDomainRanks, ErrorCategory::kUnsupported,
+                 "ranks per NVLink domain: at most ", kMaxDomainRanks, " supported, got ",
+                 domains.ranks_per_domain);
+}
+
+// A new Buffer's internals (its streams and events), made once the options pass the checks that
+// need no peer: before any CUDA call and any collective step, so every rank refuses such options
+// alike, leaving no rank waiting for the others, and a machine without a GPU still names the
+// argument rather than the missing driver.
+std::unique_ptr<Buffer::Impl> new_impl(const Bootstrap* bootstrap, const BufferOptions& options) {
+  validate_arguments(bootstrap, options);
+  return std::make_unique<Buffer::Impl>();
+}
+
+}  // namespace
+
+Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
+    : impl_(new_impl(bootstrap.get(), options)) {
+  Impl& m = *impl_;
+  m.bootstrap = std::move(bootstrap);
+  m.options = options;
+  m.allocator = options.allocator ? options.allocator : default_allocator();
+  m.domains = discover_domains(*m.bootstrap, local_host_identity());
+  validate_domains(m.domains);
+  log::set_rank(m.rank());
+
+  EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));
+  EPCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&m.num_sms, cudaDevAttrMultiProcessorCount, m.device));
+  const std::int64_t timeout_ms =
+      options.timeout_ms > 0 ? options.timeout_ms : env::get_int("EPCOMM_TIMEOUT_MS");
+
+  const std::size_t region_bytes =
+      RegionLayout::region_bytes(static_cast<std::size_t>(options.num_nvl_bytes));
+  m.region = DeviceBuffer(region_bytes);
+  EPCOMM_CUDA_CHECK(cudaMemset(m.region.get(), 0, region_bytes));
+  m.status = MappedHostBuffer(sizeof(DeviceStatus));
+  std::memset(m.status.host(), 0, sizeof(DeviceStatus));
+  m.host_counts = MappedHostBuffer(kHostCountsBytes);
+  m.timer = KernelTimer(env::get_bool("EPCOMM_KERNEL_TIMING"));
+  m.ht_tuning = HtTuning::from_env();
+  m.counters = DeviceBuffer(Buffer::Impl::kCounterBytes);
+  m.scratch = DeviceBuffer(HtScratch::kBytes);
+  EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
+  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+
+  // Exchange region handles and map every domain peer's region.
+  RegionRecord mine{};
+  mine.handle = ipc_handle_of(m.region);
+  mine.region_bytes = static_cast<std::int64_t>(region_bytes);
+  mine.device = m.device;
+  std::vector<RegionRecord> records(static_cast<std::size_t>(m.num_ranks()));
+  m.bootstrap->all_gather(&mine, records.data(), sizeof(RegionRecord));
+
+  const int G = m.domains.ranks_per_domain;
+  const int base = m.domains.domain * G;
+  m.view.rank = m.rank();
+  m.view.domain_rank = m.domains.local_index;
+  m.view.num_domain_ranks = G;
+  m.view.domain_base_rank = base;
+  m.view.status = static_cast<DeviceStatus*>(m.status.device());
+  m.view.barrier_epoch = m.counter(Impl::kBarrierEpoch);
+  m.view.timeout_ns = static_cast<std::uint64_t>(timeout_ms) * 1000000ull;
+  m.peer_maps.resize(static_cast<std::size_t>(G));
+  for (int p = 0; p < G; ++p) {
+    const RegionRecord& rec = records[static_cast<std::size_t>(base + p)];
+    EPCOMM_REQUIRE(rec.region_bytes == mine.region_bytes, ErrorCategory::kInvalidArgument,
+                   "num_nvl_bytes: every rank must pass the same value; rank ", base + p, " has a region of ",
+                   rec.region_bytes, " bytes, rank ", m.rank(), " of ", mine.region_bytes);
+    if (p == m.domains.local_index) {
+      m.view.peer_base[p] = m.region.get();
+    } else {
+      m.peer_maps[static_cast<std::size_t>(p)] = IpcMapping(rec.handle);
+      m.view.peer_base[p] = m.peer_maps[static_cast<std::size_t>(p)].get();
+    }
+  }
+  m.bootstrap->barrier();  // every peer has mapped every region before any kernel writes to one
+  EPCOMM_LOG_INFO("buffer ready: ", G, " ranks in the NVLink domain, ", region_bytes,
+                  " bytes per region, timeout ", timeout_ms, " ms");
+}
+
+Buffer::~Buffer() {
+  if (!impl_) return;
+  // Peers may still be writing into this rank's region: finish local work, then wait for every rank
+  // to reach teardown before unmapping. Errors are logged; a destructor never throws.
+  for (cudaStream_t stream : {impl_->comm.get(), impl_->copy.get(), impl_->own_copy.get()}) {
+    const cudaError_t status = cudaStreamSynchronize(stream);
+    if (status != cudaSuccess)
+      EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
+  }
+  try {
+    impl_->bootstrap->barrier();
+  } catch (const std::exception& e) {
+    EPCOMM_LOG_WARN("Buffer teardown: barrier with peers failed: ", e.what());
+  }
+}
+
+int Buffer::rank() const {
+  return impl_->rank();
+}
+int Buffer::num_ranks() const {
+  return impl_->num_ranks();
+}
+int Buffer::num_domain_ranks() const {
+  return impl_->domains.ranks_per_domain;
+}
+int Buffer::num_domains() const {
+  return impl_->domains.num_domains;
+}
+cudaStream_t Buffer::comm_stream() const {
+  return impl_->comm.get();
+}
+std::int64_t Buffer::num_nvl_bytes() const {
+  return impl_->options.num_nvl_bytes;
+}
+
+void Buffer::check_status() {
+  impl_->raise_status();
+}
+
+void Buffer::Impl::raise_status() const {
+  DeviceStatus* status = status_ptr();
+  const auto code = static_cast<StatusCode>(*reinterpret_cast<volatile std::int32_t*>(&status->code));
+  if (code == StatusCode::kOk) return;
+  if (static_cast<std::int32_t>(code) == -1) return;  // a kernel is still writing the record
+  DeviceStatus copy = *status;
+  const Error error = status_error(copy, view.timeout_ns / 1000000ull, __FILE__, __LINE__);
+  // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks.
+  clear_status(StatusCode::kInvalidExpert);
+  throw error;
+}
+
+namespace {
+// `to` waits for everything queued so far on `from` (recorded at `at`).
+cudaError_t join_stream(cudaStream_t to, cudaStream_t from, const Event& at) {
+  const cudaError_t recorded = cudaEventRecord(at.get(), from);
+  if (recorded != cudaSuccess) return recorded;
+  return cudaStreamWaitEvent(to, at.get(), 0);
+}
+}  // namespace
+
+cudaError_t Buffer::Impl::join_copy_stream() {
+  return join_stream(comm.get(), copy.get(), copy_queued);
+}
+
+cudaError_t Buffer::Impl::join_own_copy_stream() {
+  return join_stream(comm.get(), own_copy.get(), own_copy_done);
+}
+
+void Buffer::Impl::clear_status(StatusCode code) const {
+  DeviceStatus* s = status_ptr();
+  if (*reinterpret_cast<volatile std::int32_t*>(&s->code) == static_cast<std::int32_t>(code))
+    std::memset(s, 0, sizeof(DeviceStatus));
+}
+
+EventHandle Buffer::barrier(const CallOptions& options) {
+  check_status();
+  CommScope scope(*impl_, options);
+  launch_domain_barrier(impl_->view, scope.comm());
+  return scope.finish();
+}
+
+double Buffer::last_kernel_us() {
+  return impl_->timer.total_us();
+}
+
+std::string Buffer::last_call_timeline() {
+  return impl_->timer.timeline();
+}
+
+CommScope::CommScope(Buffer::Impl& impl, const CallOptions& options) : impl_(impl), options_(options) {
+  if (options.previous_event.valid()) {
+    options.previous_event.wait(comm());
+  } else {
+    // The communication stream starts after the caller's pending work.
+    impl_.order_event.record(options.stream);
+    EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm(), impl_.order_event.get(), 0));
+  }
+  impl_.timer.reset(comm());
+}
+
+void CommScope::allocations_ready() {
+  if (alloc_stream() == comm()) return;
+  impl_.order_event.record(alloc_stream());
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm(), impl_.order_event.get(), 0));
+}
+
+void CommScope::mark() {
+  impl_.mark_event.record(comm());
+}
+
+void CommScope::wait_for_word(const std::uint64_t* word, std::uint64_t value) {
+  const volatile std::uint64_t* seen = word;
+  for (std::uint32_t spins = 1;; ++spins) {
+    if (*seen == value) break;
+    // NOTE: a driver call per poll would slow the wake-up; ask about the marked work now and then.
+    if (spins % 256 != 0) continue;
+    const cudaError_t done = cudaEventQuery(impl_.mark_event.get());
+    if (done == cudaErrorNotReady) continue;
+    EPCOMM_CUDA_CHECK(done);
+    if (*seen == value) break;
+    impl_.raise_status();
+    EPCOMM_REQUIRE(false, ErrorCategory::kInternal, "notify ended without publishing its counts");
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);  // the counts were written before the word
+}
+
+EventHandle CommScope::finish() {
+  if (options_.async_finish) return EventHandle::record(comm());
+  impl_.order_event.record(comm());
+  EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(options_.stream, impl_.order_event.get(), 0));
+  return {};
+}
+
+}  // namespace epcomm

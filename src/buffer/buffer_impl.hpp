@@ -1,0 +1,125 @@
+// Buffer's internals, shared by the translation units that implement its operations.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "epcomm/buffer.hpp"
+#include "core/domain_view.hpp"
+#include "core/cuda_raii.hpp"
+#include "intranode/ht_plan.hpp"
+#include "core/kernel_timer.hpp"
+
+namespace epcomm {
+
+struct LlState;  // low_latency/ll_state.hpp
+
+struct Buffer::Impl {
+  std::shared_ptr<Bootstrap> bootstrap;
+  BufferOptions options;
+  std::shared_ptr<Allocator> allocator;
+  DomainInfo domains;
+  int device = 0;
+  int num_sms = 0;  // multiprocessors of this device
+
+  DeviceBuffer region;                  // this rank's NVLink region (RegionLayout)
+  std::vector<IpcMapping> peer_maps;    // [G]; empty entry for this rank
+  MappedHostBuffer status;              // DeviceStatus, written by kernels
+  MappedHostBuffer host_counts;         // notify's results for the host (HtHostCounts)
+  DeviceBuffer counters;                // device-private counters (Counter)
+  DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
+  Stream comm;                          // the communication stream
+  Stream copy;                          // copy-engine paths: their copies and marks (joined into comm)
+  Event copy_fork;                      // copy-engine paths: where the copy stream forks from comm
+  Event copy_queued;                    // join_copy_stream's point on the copy stream
+  MappedHostBuffer token_ranks;         // copy-engine dispatch: is_token_in_rank, copied for the host
+  Event token_ranks_ready;              // after that copy, on the copy stream
+  Stream own_copy;                      // copy-engine dispatch: its own rows' straight copies
+  Event own_copy_fork, own_copy_done;   // where own_copy forks from comm, and joins it
+  Event order_event;                    // reused for stream-to-stream ordering inside a call
+  Event mark_event;                     // a point on the communication stream the host waits for
+  HtTuning ht_tuning;                   // EPCOMM_HT_* knobs, read once
+  KernelTimer timer{false};             // EPCOMM_KERNEL_TIMING: per-call kernel durations
+  DomainView view;                      // what kernels get
+  std::shared_ptr<LlState> ll;  // low-latency mode's state (ll_state.hpp); null otherwise
+  std::uint64_t notify_calls = 0;       // notify publishes its counts under this sequence number
+  // Copy-engine dispatch: straight copies queued so far, to peers and to this rank's outputs (tests).
+  std::uint64_t straight_copies_queued = 0, own_straight_copies_queued = 0;
+
+  // Slots of `counters` (uint64 each).
+  // kPacked: kMaxCopyChunks slots, the copy-engine dispatch's per-chunk pack counts (zeroed per call).
+  enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1, kPacked = 2 };
+  static constexpr std::size_t kCounterBytes = 4096;
+  static_assert((kPacked + kMaxCopyChunks) * sizeof(std::uint64_t) <= kCounterBytes);
+  std::uint64_t* counter(Counter c) const { return counters.as<std::uint64_t>() + c; }
+
+  int rank() const { return bootstrap->rank(); }
+  int num_ranks() const { return bootstrap->size(); }
+  DeviceStatus* status_ptr() const { return static_cast<DeviceStatus*>(status.host()); }
+  // Forgets a device-reported failure of kind `code` (one that leaves the buffer usable); any other
+  // status stays.
+  void clear_status(StatusCode code) const;
+  // Throws the device-reported failure, if any (Buffer::check_status).
+  void raise_status() const;
+  // Makes the communication stream wait for everything queued so far on the copy stream: before
+  // what the copies read is released there, and before the next operation reuses the regions. Also
+  // on error paths, hence a status, not an exception.
+  cudaError_t join_copy_stream();
+  // The same for own_copy.
+  cudaError_t join_own_copy_stream();
+};
+
+// How epcomm's own code and its tests reach a Buffer's internals (the public header shows none).
+struct BufferAccess {
+  static Buffer::Impl& impl(const Buffer& buffer) { return *buffer.impl_; }
+};
+
+inline const DomainView& buffer_impl_view(const Buffer& buffer) { return BufferAccess::impl(buffer).view; }
+// Low-latency mode's state, null unless the Buffer was made for low-latency mode.
+inline LlState* low_latency_state(const Buffer& buffer) { return BufferAccess::impl(buffer).ll.get(); }
+
+// Orders one operation against the caller (see epcomm/stream.hpp): the communication stream waits
+// on the caller's stream or event on construction; finish() joins the caller's stream or returns
+// an event when async_finish is set.
+class CommScope {
+ public:
+  CommScope(Buffer::Impl& impl, const CallOptions& options);
+  cudaStream_t comm() const { return impl_.comm.get(); }
+  // Where outputs are allocated (their memory is released on this stream).
+  cudaStream_t alloc_stream() const { return options_.allocate_on_comm_stream ? comm() : caller(); }
+  cudaStream_t caller() const { return options_.stream; }
+  // Makes the communication stream wait for work queued so far on the allocation stream (the
+  // outputs' allocations), when the two differ.
+  void allocations_ready();
+  // mark() records the work queued so far (notify); wait_for_word() then blocks the host until
+  // `*word == value` in mapped host memory (notify publishing its counts, seen as soon as written,
+  // before the kernel even ends), or until the marked work is done without it: a failed exchange,
+  // thrown as the device's report. Work queued after the mark may still run (a kernel launched to
+  // overlap the handshake).
+  void mark();
+  void wait_for_word(const std::uint64_t* word, std::uint64_t value);
+  EventHandle finish();
+
+ private:
+  Buffer::Impl& impl_;
+  const CallOptions& options_;
+};
+
+// A Buffer's high-throughput tuning changed for a scope and restored after it (tests, benchmark
+// variants in one run); derived classes set the fields they vary through tuning().
+class ScopedHtTuning {
+ public:
+  explicit ScopedHtTuning(Buffer& buffer) : current_(BufferAccess::impl(buffer).ht_tuning), saved_(current_) {}
+  ~ScopedHtTuning() { current_ = saved_; }
+  ScopedHtTuning(const ScopedHtTuning&) = delete;
+  ScopedHtTuning& operator=(const ScopedHtTuning&) = delete;
+
+ protected:
+  HtTuning& tuning() { return current_; }
+
+ private:
+  HtTuning& current_;
+  HtTuning saved_;
+};
+
+}  // namespace epcomm

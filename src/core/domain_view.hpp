@@ -1,0 +1,28 @@
+// The plain-data view of a Buffer's NVLink domain that kernels receive by value: where every
+// peer's communication region is mapped in this process, where the status word is, and the
+// timeout of every bounded wait.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "core/device_status.hpp"
+
+namespace epcomm {
+
+// Largest NVLink domain a Buffer supports (an NVL72 rack). Not "8": nothing assumes a node size.
+inline constexpr int kMaxDomainRanks = 72;
+
+struct DomainView {
+  int rank = 0;                            // global rank
+  int domain_rank = 0;                     // index inside the domain (0..num_domain_ranks-1)
+  int num_domain_ranks = 1;                // G
+  int domain_base_rank = 0;                // global rank of domain index 0
+  void* peer_base[kMaxDomainRanks] = {};   // each domain rank's region, mapped here (own included)
+  DeviceStatus* status = nullptr;          // mapped host memory
+  std::uint64_t* barrier_epoch = nullptr;  // this rank's count of domain barriers (device memory)
+  std::uint64_t timeout_ns = 0;
+};
+static_assert(std::is_trivially_copyable_v<DomainView>, "DomainView is passed to kernels by value");
+
+}  // namespace epcomm

@@ -1,0 +1,101 @@
+// Bounded spin-waits on peers. A wait that runs out records what it waited for in the status word
+// (first failure wins) and returns false; the caller then stops its work and exits, and the host
+// turns the status into an epcomm::Error naming the rank, the peer, the operation and the counter.
+#pragma once
+
+#include <cstdint>
+
+#include "core/domain_view.hpp"
+#include "core/ptx.cuh"
+
+namespace epcomm {
+
+// Records a failure in the status word; the first one wins.
+__device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode code, OpId op,
+                                               CounterId counter, int rank, int peer, std::int64_t expected,
+                                               std::int64_t observed) {
+  if (status == nullptr) return;
+  if (atomicCAS(&status->code, 0, -1) != 0) return;  // someone already reported (-1: being written)
+  status->op = static_cast<std::int32_t>(op);
+  status->counter = static_cast<std::int32_t>(counter);
+  status->rank = rank;
+  status->peer = peer;
+  status->expected = expected;
+  status->observed = observed;
+  __threadfence_system();
+  atomicExch(&status->code, static_cast<std::int32_t>(code));
+  __threadfence_system();
+}
+
+// How often a waiter looks at the (host-resident) status word and its deadline.
+inline constexpr std::uint64_t kStatusCheckNs = 100000;
+// Polls before a waiter starts sleeping between polls, and how long it sleeps.
+inline constexpr std::uint32_t kQuickPolls = 32;
+inline constexpr unsigned kMinBackoffNs = 64;
+inline constexpr unsigned kMaxBackoffNs = 512;
+
+// True once a wait on this rank timed out: a peer is gone, so other waiters stop early rather than
+// burn their own timeouts. Only a timeout counts: a kernel that reports anything else (an invalid
+// expert id, rows that do not fit) still runs its protocol to the end, so its peers get their
+// signals and credits; a waiter that stopped on such a report would withhold its own and leave
+// the next operation waiting for them.
+__device__ __forceinline__ bool timeout_reported(const DeviceStatus* status) {
+  return status != nullptr && *reinterpret_cast<const volatile std::int32_t*>(&status->code) ==
+                                  static_cast<std::int32_t>(StatusCode::kTimeout);
+}
+
+// Who waits, for how long, and where a timeout is recorded.
+struct WaitBound {
+  std::uint64_t timeout_ns;
+  DeviceStatus* status;  // may be null: nothing is recorded
+  int rank;              // the rank that waits (named in the report)
+};
+
+// Waits until *counter >= expected (acquire, system scope). Returns false on timeout (recorded in
+// bound.status, naming op, counter_id and peer) or when another wait already timed out. `seen`, if
+// given, receives the value acquired (a waiter may skip later waits for no more than that).
+template <typename T>
+__device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const WaitBound& bound, OpId op,
+                                              CounterId counter_id, int peer, T* seen = nullptr) {
+  auto acquire = [&] {
+    const T value = ptx::ld_acquire_sys(counter);
+    if (seen != nullptr) *seen = value;
+    return value >= expected;
+  };
+  // NOTE: polls are relaxed; only the load that sees the value is an acquire. An acquire at
+  // system scope also invalidates the SM's whole L1 (CCTL.IVALL in SASS): spinning on it would
+  // stall every warp of the SM, the ones moving data included.
+  T observed = ptx::ld_relaxed_sys(counter);
+  if (observed >= expected) return acquire();
+  const std::uint64_t start = ptx::globaltimer();
+  std::uint64_t last_check = start;
+  std::uint32_t spins = 0;
+  while (true) {
+    observed = ptx::ld_relaxed_sys(counter);
+    if (observed >= expected) return acquire();
+    // Back off after a few quick polls: many spinning warps would otherwise crowd the memory
+    // system that the awaited data arrives through. The sleep stays short to keep latency low.
+    if (++spins > kQuickPolls) ptx::backoff(spins > 4 * kQuickPolls ? kMaxBackoffNs : kMinBackoffNs);
+    if ((spins & 63u) != 0) continue;
+    const std::uint64_t now = ptx::globaltimer();
+    // NOTE: the status word lives in host memory: read it rarely, or waiters flood PCIe.
+    if (now - last_check < kStatusCheckNs) continue;
+    last_check = now;
+    if (timeout_reported(bound.status)) return false;
+    if (now - start > bound.timeout_ns) {
+      report_failure(bound.status, StatusCode::kTimeout, op, counter_id, bound.rank, peer,
+                     static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed));
+      return false;
+    }
+  }
+}
+
+// The same, bounded by a domain's timeout and status word.
+template <typename T>
+__device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
+                                              CounterId counter_id, int peer, T* seen = nullptr) {
+  return wait_at_least(counter, expected, WaitBound{view.timeout_ns, view.status, view.rank}, op, counter_id,
+                       peer, seen);
+}
+
+}  // namespace epcomm

@@ -1,0 +1,23 @@
+// DispatchHandle's accessors (the public, documented part of an opaque handle).
+#include "intranode/dispatch_handle.hpp"
+
+namespace epcomm {
+
+namespace {
+const DispatchHandle::State& state_or_empty(const DispatchHandle& h) {
+  static const DispatchHandle::State empty{};
+  const DispatchHandle::State* s = HandleAccess::state(h);
+  return s != nullptr ? *s : empty;
+}
+}  // namespace
+
+int DispatchHandle::num_ranks() const { return state_or_empty(*this).num_ranks; }
+std::int64_t DispatchHandle::num_tokens() const { return state_or_empty(*this).num_tokens; }
+std::int64_t DispatchHandle::num_rows() const { return state_or_empty(*this).num_rows; }
+std::int64_t DispatchHandle::num_recv_tokens() const { return state_or_empty(*this).num_recv_tokens; }
+Tensor DispatchHandle::num_recv_tokens_device() const { return state_or_empty(*this).num_recv_dev.view(); }
+Tensor DispatchHandle::num_recv_tokens_per_expert_device() const {
+  return state_or_empty(*this).num_recv_tokens_per_expert.view();
+}
+
+}  // namespace epcomm

@@ -1,0 +1,319 @@
+// Buffer::dispatch: checks, notify (or prepare for a cached dispatch), outputs, dispatch kernel.
+#include <cstring>
+#include <optional>
+
+#include "epcomm/error.hpp"
+#include "core/device_status.hpp"
+#include "intranode/ht_args.hpp"
+#include "transport/region_layout.hpp"
+#include "buffer/buffer_impl.hpp"
+#include "core/check.hpp"
+#include "core/cuda_check.hpp"
+#include "intranode/dispatch_handle.hpp"
+#include "intranode/ht_dispatch_copy.hpp"
+#include "intranode/ht_plan.hpp"
+#include "intranode/op_checks.hpp"
+
+namespace epcomm {
+
+namespace {
+
+template <typename T>
+T* data_of(const DeviceTensor& t) {
+  return static_cast<T*>(t.data());
+}
+
+// Where the dispatch kernel writes its outputs.
+struct OutputPointers {
+  void *x, *scales, *topk, *weights, *src_idx;
+};
+
+// Launches notify and fills the routing part of the handle that needs no host synchronisation.
+void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
+                   const HtDispatchPlan& plan, CommScope& scope, DispatchHandle::State& h) {
+  const int G = m.domains.ranks_per_domain;
+  const int C = plan.num_channels;
+  const int nle = shape.num_experts / m.num_ranks();
+  const bool worst = a.num_worst_tokens > 0;
+  EPCOMM_CHECK_ARG(nle <= max_local_experts(G, C), "num_tokens_per_expert: at most ", max_local_experts(G, C),
+                   " local experts per rank supported, got ", nle);
+  const auto i32 = [](std::initializer_list<std::int64_t> dims) {
+    return Tensor::contiguous(nullptr, DType::kI32, dims);
+  };
+  std::vector<DeviceTensor> routing = DeviceTensor::empty_together(
+      m.allocator, {i32({shape.num_tokens, G}), i32({G, G}), i32({G, C}), i32({G, C}), i32({1}), i32({nle})},
+      scope.alloc_stream());
+  h.send_slot = routing[0];
+  h.count_matrix = routing[1];
+  h.recv_chunk_start = routing[2];
+  h.recv_chunk_count = routing[3];
+  h.num_recv_dev = routing[4];
+  h.num_recv_tokens_per_expert = routing[5];
+  h.num_local_experts = nle;
+  scope.allocations_ready();
+
+  HtNotifyArgs n;
+  n.view = m.view;
+  n.is_token_in_rank = static_cast<const bool*>(a.is_token_in_rank.data);
+  n.num_tokens_per_expert = static_cast<const std::int32_t*>(a.num_tokens_per_expert.data);
+  n.num_tokens = shape.num_tokens;
+  n.num_local_experts = nle;
+  n.num_channels = C;
+  n.tokens_per_channel = plan.tokens_per_channel;
+  n.chunk_start = HtScratch::chunk_start(m.scratch.get());
+  n.recv_copied = HtScratch::recv_copied(m.scratch.get());
+  n.expert_alignment = a.expert_alignment;
+  n.copy_chunks = plan.copy_chunks;
+  n.send_slot = data_of<std::int32_t>(h.send_slot);
+  n.count_matrix = data_of<std::int32_t>(h.count_matrix);
+  n.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
+  n.recv_chunk_count = data_of<std::int32_t>(h.recv_chunk_count);
+  n.num_recv = data_of<std::int32_t>(h.num_recv_dev);
+  n.num_recv_per_expert = data_of<std::int32_t>(h.num_recv_tokens_per_expert);
+  n.host_counts = worst ? nullptr : static_cast<std::int32_t*>(m.host_counts.device());
+  if (!worst) {
+    n.host_ready = host_ready_word(m.host_counts.device());
+    n.host_ready_seq = ++m.notify_calls;
+  }
+  n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
+  m.timer.host_step("notify-args");
+  m.timer.begin(scope.comm(), "notify");
+  launch_ht_notify(n, scope.comm());
+  m.timer.end(scope.comm());
+  if (worst) {
+    h.num_recv_tokens = -1;
+    h.num_rows = a.num_worst_tokens;
+  }
+}
+
+// Blocks until notify (marked on the scope) has published this call's counts in mapped host memory.
+void wait_for_counts(Buffer::Impl& m, CommScope& scope) {
+  scope.wait_for_word(host_ready_word(m.host_counts.host()), m.notify_calls);
+}
+
+// The handshake, once notify has run (the caller waited for it): the host learns the received
+// count, which sizes the outputs, and checks every rank's rows fit the region.
+void receive_counts(Buffer::Impl& m, const HtDispatchLayout& region, DispatchHandle::State& h,
+                    std::vector<int>& per_expert_host) {
+  const int G = m.domains.ranks_per_domain;
+  const int nle = h.num_local_experts;
+  const auto* counts = static_cast<const std::int32_t*>(m.host_counts.host());
+  const HtHostCounts slots{nle, G};
+  h.num_recv_tokens = counts[HtHostCounts::kTotal];
+  h.num_rows = h.num_recv_tokens;
+  per_expert_host.assign(counts + slots.per_expert(), counts + slots.count_matrix());
+  h.count_matrix_host.assign(counts + slots.count_matrix(), counts + slots.send_prefix());
+  if (h.copy_chunks > 0)
+    h.send_prefix_host.assign(counts + slots.send_prefix(), counts + slots.ints(h.copy_chunks));
+  check_rows_fit(rows_received(h.count_matrix_host.data(), G), region.cap_rows, region.bytes_per_row(),
+                 "dispatch");
+}
+
+// The dispatch kernel's arguments that do not depend on the outputs: inputs, plan, routing (the
+// handle's device tensors, which exist once notify is queued or the handle is given).
+HtDispatchArgs input_args(const Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
+                          const HtDispatchPlan& plan, const HtDispatchLayout& region,
+                          const DispatchHandle::State& h) {
+  HtDispatchArgs d;
+  d.view = m.view;
+  d.region = region;
+  d.x = static_cast<const std::uint8_t*>(a.x.data);
+  d.x_scales = static_cast<const float*>(a.x_scales.data);
+  d.scale_stride_token = shape.fp8 ? a.x_scales.stride[0] : 0;
+  d.scale_stride_block = shape.fp8 ? a.x_scales.stride[1] : 0;
+  d.topk_idx = a.topk_idx.data;
+  d.topk_weights = static_cast<const float*>(a.topk_weights.data);
+  d.num_tokens = shape.num_tokens;
+  d.num_local_experts = h.num_local_experts;
+  d.num_senders = plan.num_senders;
+  d.phased = plan.phased;
+  d.outputs_in_region = a.zero_copy;
+  d.num_channels = plan.num_channels;
+  d.tokens_per_channel = plan.tokens_per_channel;
+  d.recv_copied = HtScratch::recv_copied(m.scratch.get());
+  d.publish_tokens = m.ht_tuning.publish_tokens;
+  d.send_slot = data_of<std::int32_t>(h.send_slot);
+  d.count_matrix = data_of<std::int32_t>(h.count_matrix);
+  d.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
+  d.recv_chunk_count = data_of<std::int32_t>(h.recv_chunk_count);
+  d.num_recv = data_of<std::int32_t>(h.num_recv_dev);
+  return d;
+}
+
+// Where the kernel writes, and how many rows (0 when launched before the host knows the count:
+// the kernel reads only worst-case mode's).
+void set_outputs(HtDispatchArgs& d, const OutputPointers& dst, const checks::DispatchShape& shape,
+                 std::int64_t num_rows, bool worst) {
+  d.num_rows = num_rows;
+  d.num_worst = worst;
+  d.recv_x = static_cast<std::uint8_t*>(dst.x);
+  d.recv_scales = shape.fp8 ? static_cast<float*>(dst.scales) : nullptr;
+  d.recv_topk_idx = shape.num_topk > 0 ? dst.topk : nullptr;
+  d.recv_topk_weights = shape.num_topk > 0 ? static_cast<float*>(dst.weights) : nullptr;
+  d.recv_src_idx = static_cast<std::int32_t*>(dst.src_idx);
+}
+
+}  // namespace
+
+DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& options) {
+  check_status();
+  Impl& m = *impl_;
+  checks::require_high_throughput_buffer(m.ll != nullptr, "dispatch");
+  const checks::DispatchShape shape = checks::check_dispatch_args(a, m.num_ranks());
+  checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());
+  const bool cached = a.handle != nullptr;
+  // The copy engine needs the host to know the counts: not in worst-case mode. A cached dispatch
+  // moves rows as the handle's dispatch did (its channels are laid out for that).
+  const DispatchHandle::State* cached_state = cached ? &handle_state(*a.handle) : nullptr;
+  const int copy_chunks = cached                   ? cached_state->copy_chunks
+                          : a.num_worst_tokens > 0 ? 0
+                                                   : m.ht_tuning.dispatch_copy_chunks;
+  const HtDispatchPlan plan =
+      plan_ht_dispatch(a.config.num_sms, m.num_sms, shape.num_tokens, cached ? cached_state->num_channels : 0,
+                       m.ht_tuning.receiver_percent, m.ht_tuning.phased, copy_chunks);
+  const HtDispatchLayout region =
+      HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), shape.row_bytes,
+                             shape.num_scales, shape.num_topk, shape.idx_bytes);
+  if (a.num_worst_tokens > 0 && !cached)
+    check_rows_fit({a.num_worst_tokens}, region.cap_rows, region.bytes_per_row(),
+                   "dispatch (num_worst_tokens)");
+  // A handle's rows with this call's row size (another hidden size or dtype than its dispatch's):
+  // refused before any launch (the copy engine would copy them past the region).
+  const int G = m.domains.ranks_per_domain;
+  if (cached && cached_state->count_matrix_host.size() == static_cast<std::size_t>(G) * G)
+    check_rows_fit(rows_received(cached_state->count_matrix_host.data(), G), region.cap_rows,
+                   region.bytes_per_row(), "cached dispatch");
+
+  CommScope scope(m, options);
+  DispatchResult out;
+  // The new handle's state, filled below and frozen into out.handle on return.
+  auto state = cached ? std::make_shared<DispatchHandle::State>(*cached_state)
+                      : std::make_shared<DispatchHandle::State>();
+  DispatchHandle::State& h = *state;
+  // Zero-copy outputs live at fixed places in the region, so the kernel need not wait for the host
+  // to learn the received count: it is launched right after notify, and the handshake overlaps it
+  // (the kernel bounds itself by the count matrix, ht_guard.cuh).
+  // (Not a copy-engine dispatch: its copies are sized by the host's counts.)
+  const bool launch_early = a.zero_copy && !cached && a.num_worst_tokens <= 0 && plan.copy_chunks == 0;
+  if (cached) {
+    m.timer.begin(scope.comm(), "prepare");
+    launch_ht_prepare(m.view, plan.num_channels, HtScratch::recv_copied(m.scratch.get()), OpId::kDispatch,
+                      scope.comm());
+    m.timer.end(scope.comm());
+  } else {
+    h.num_ranks = m.num_ranks();
+    h.num_channels = plan.num_channels;
+    h.copy_chunks = plan.copy_chunks;
+    h.num_tokens = shape.num_tokens;
+    h.expert_alignment = a.expert_alignment;
+    launch_notify(m, a, shape, plan, scope, h);
+    if (a.num_worst_tokens <= 0) scope.mark();
+  }
+  HtDispatchArgs d = input_args(m, a, shape, plan, region, h);
+  // The copy engine's packs need only the device's counts: they run during the handshake when
+  // staging for the worst case is small enough; otherwise, and for a cached dispatch (no
+  // handshake), once the host knows the exact size below.
+  std::optional<CopyEngineDispatch> copy_engine;
+  // Straight copies need the routing as the host can read it: not for a cached dispatch.
+  const bool* token_ranks = m.ht_tuning.dispatch_straight > 0 && !cached
+                                ? static_cast<const bool*>(a.is_token_in_rank.data)
+                                : nullptr;
+  auto start_copy_engine = [&](std::int64_t staged_rows) {
+    copy_engine.emplace(m, plan, staged_rows, region.row_bytes, token_ranks, m.ht_tuning.dispatch_straight,
+                        scope.comm());
+    copy_engine->pack(d);
+  };
+  const std::int64_t early_rows =
+      early_staging_rows(shape.num_tokens, G, region.row_bytes, m.ht_tuning.dispatch_early_staging_bytes);
+  if (plan.copy_chunks > 0 && !cached && early_rows >= 0) start_copy_engine(early_rows);
+  if (!cached && a.num_worst_tokens <= 0 && !launch_early) {
+    m.timer.host_step("notify-queued");
+    wait_for_counts(m, scope);
+    m.timer.host_step("counts-seen");
+    try {
+      receive_counts(m, region, h, out.num_recv_tokens_per_expert);
+    } catch (const Error&) {
+      // As for the early launch below: the packs saw the same counts and stopped before writing.
+      if (copy_engine) {
+        EPCOMM_CUDA_CHECK(cudaStreamSynchronize(scope.comm()));
+        m.clear_status(StatusCode::kRegionTooSmall);
+      }
+      throw;
+    }
+  }
+  if (plan.copy_chunks > 0 && !copy_engine)
+    start_copy_engine(first_staged_row(h.count_matrix_host.data(), G, m.view.domain_rank, G));
+
+  // Where the outputs go: the region's sections (zero-copy) or new tensors of h.num_rows rows.
+  char* const data = RegionLayout::data(m.region.get());
+  OutputPointers dst{data + region.x_offset, data + region.scales_offset, data + region.topk_offset,
+                     data + region.weights_offset, data + region.src_idx_offset};
+  if (!a.zero_copy) {
+    // One allocation for all outputs: [x, src_idx, scales (FP8), topk_idx and weights (with top-k)].
+    const std::int64_t rows = h.num_rows;
+    std::vector<Tensor> layouts{Tensor::contiguous(nullptr, a.x.dtype, {rows, shape.hidden}),
+                                Tensor::contiguous(nullptr, DType::kI32, {rows})};
+    if (shape.fp8) layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_scales}));
+    if (shape.num_topk > 0) {
+      layouts.push_back(Tensor::contiguous(nullptr, a.topk_idx.dtype, {rows, shape.num_topk}));
+      layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_topk}));
+    }
+    std::vector<DeviceTensor> outputs =
+        DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
+    out.recv_x = outputs[0];
+    h.recv_src_idx = outputs[1];
+    std::size_t next = 2;
+    if (shape.fp8) out.recv_x_scales = outputs[next++];
+    if (shape.num_topk > 0) {
+      out.recv_topk_idx = outputs[next++];
+      out.recv_topk_weights = outputs[next++];
+    }
+    scope.allocations_ready();
+    dst = {out.recv_x.data(), out.recv_x_scales.data(), out.recv_topk_idx.data(),
+           out.recv_topk_weights.data(), h.recv_src_idx.data()};
+  }
+
+  set_outputs(d, dst, shape, launch_early ? 0 : h.num_rows, !launch_early && h.num_recv_tokens < 0);
+  m.timer.host_step("dispatch-args");
+  if (copy_engine) {
+    copy_engine->finish(d, h, a.zero_copy ? nullptr : scope.alloc_stream(), scope.caller());
+  } else {
+    m.timer.begin(scope.comm(), "dispatch");
+    launch_ht_dispatch(d, plan.num_blocks, scope.comm());
+    m.timer.end(scope.comm());
+  }
+  m.timer.host_step("dispatch-queued");
+  if (launch_early) {
+    wait_for_counts(m, scope);  // notify's counts, not the dispatch kernel
+    m.timer.host_step("counts-seen");
+    try {
+      receive_counts(m, region, h, out.num_recv_tokens_per_expert);
+    } catch (const Error&) {
+      // Every rank's kernel saw the same counts and stopped before writing (ht_guard.cuh); its report
+      // of that is this very error, so it is cleared once the kernel is done.
+      EPCOMM_CUDA_CHECK(cudaStreamSynchronize(scope.comm()));
+      m.clear_status(StatusCode::kRegionTooSmall);
+      throw;
+    }
+  }
+  if (a.zero_copy) {
+    // The outputs are the rows where they arrive: the region's sections, indexed like the outputs.
+    const std::int64_t rows = h.num_rows;
+    auto view = [&](void* at, DType dtype, std::initializer_list<std::int64_t> dims) {
+      return DeviceTensor::borrowed(Tensor::contiguous(at, dtype, dims));
+    };
+    out.recv_x = view(dst.x, a.x.dtype, {rows, shape.hidden});
+    if (shape.fp8) out.recv_x_scales = view(dst.scales, DType::kF32, {rows, shape.num_scales});
+    if (shape.num_topk > 0) {
+      out.recv_topk_idx = view(dst.topk, a.topk_idx.dtype, {rows, shape.num_topk});
+      out.recv_topk_weights = view(dst.weights, DType::kF32, {rows, shape.num_topk});
+    }
+    h.recv_src_idx = view(dst.src_idx, DType::kI32, {rows});
+  }
+  out.handle = HandleAccess::make(std::move(state));
+  out.event = scope.finish();
+  m.timer.host_step("returned");
+  return out;
+}
+
+}  // namespace epcomm

@@ -1,0 +1,133 @@
+// get_dispatch_layout: per-rank, per-domain and per-expert token counts and the token-to-rank
+// mask, from topk_idx (SPEC "Layout").
+//
+// One thread per token; it loads the token's top-k indices together before it counts them. Each
+// block accumulates its counts in shared memory and adds them to the global counts (zeroed by the
+// caller, in one memset) once, so global atomics scale with blocks, not tokens. (One block taking
+// every token would save the memset but is compute-bound: 30.6 us for ht-dsv3's 4096 tokens,
+// results/...-s11-1gpu-ncu-layout-one-block-3c86ae7.txt.)
+#include <cstdint>
+
+#include "intranode/layout_args.hpp"
+#include "core/wait.cuh"
+#include "core/check.hpp"
+#include "core/cuda_check.hpp"
+
+namespace epcomm {
+
+namespace {
+
+constexpr int kLayoutThreads = 128;
+// Per-expert counts go through shared memory up to this many experts, straight to global memory
+// beyond (48 KiB of int32 histograms leaves room for the rank and domain counts).
+constexpr int kMaxSharedExperts = 8192;
+// Up to this many ranks, a token's ranks and domains seen so far are bits of a register.
+constexpr int kMaskRanks = 64;
+// Top-k indices of one token a thread loads together.
+constexpr int kSlotGroup = 8;
+
+template <typename Index>
+__global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutArgs args) {
+  extern __shared__ std::int32_t smem[];
+  const int R = args.num_ranks, G = args.ranks_per_domain, E = args.num_experts;
+  const int num_domains = R / G;
+  const bool shared_experts = E <= kMaxSharedExperts;
+  std::int32_t* rank_counts = smem;
+  std::int32_t* domain_counts = rank_counts + R;
+  std::int32_t* expert_counts = domain_counts + num_domains;
+  const int smem_entries = R + num_domains + (shared_experts ? E : 0);
+  for (int i = threadIdx.x; i < smem_entries; i += blockDim.x) smem[i] = 0;
+  __syncthreads();
+
+  const std::int64_t token = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (token < args.num_tokens) {
+    const Index* row = static_cast<const Index*>(args.topk_idx) + token * args.num_topk;
+    const int experts_per_rank = E / R;
+    const bool masks = R <= kMaskRanks;
+    std::uint64_t rank_mask = 0, domain_mask = 0;
+    bool* in_rank = args.is_token_in_rank + token * R;
+    if (!masks)
+      for (int r = 0; r < R; ++r) in_rank[r] = false;
+    // A token's indices are loaded kSlotGroup at a time, then counted: one memory round trip per
+    // group, not one per slot (each slot's count waits for its index).
+    for (int first = 0; first < args.num_topk; first += kSlotGroup) {
+      std::int64_t ids[kSlotGroup];
+#pragma unroll
+      for (int j = 0; j < kSlotGroup; ++j)
+        ids[j] = first + j < args.num_topk ? static_cast<std::int64_t>(row[first + j]) : -1;
+#pragma unroll
+      for (int j = 0; j < kSlotGroup; ++j) {
+        const int slot = first + j;
+        const std::int64_t expert = ids[j];
+        if (expert == -1) continue;
+        if (expert < -1 || expert >= E) {
+          report_failure(args.status, StatusCode::kInvalidExpert, OpId::kLayout, CounterId::kNone, args.rank,
+                         -1, expert, token);
+          continue;
+        }
+        const int e = static_cast<int>(expert);
+        atomicAdd(shared_experts ? &expert_counts[e] : &args.num_tokens_per_expert[e], 1);
+        const int rank = e / experts_per_rank, domain = rank / G;
+        // A token counts once per rank and once per domain however many of its experts live
+        // there: at the first slot that reaches that rank (domain).
+        bool rank_seen = false, domain_seen = false;
+        if (masks) {
+          rank_seen = (rank_mask >> rank & 1u) != 0;
+          domain_seen = (domain_mask >> domain & 1u) != 0;
+          rank_mask |= std::uint64_t{1} << rank;
+          domain_mask |= std::uint64_t{1} << domain;
+        } else {
+          for (int prev = 0; prev < slot; ++prev) {
+            const std::int64_t p = static_cast<std::int64_t>(row[prev]);
+            if (p < 0 || p >= E) continue;
+            const int r = static_cast<int>(p) / experts_per_rank;
+            rank_seen |= r == rank;
+            domain_seen |= r / G == domain;
+          }
+          if (!rank_seen) in_rank[rank] = true;
+        }
+        if (!rank_seen) atomicAdd(&rank_counts[rank], 1);
+        if (!domain_seen) atomicAdd(&domain_counts[domain], 1);
+      }
+    }
+    if (masks)
+      for (int r = 0; r < R; ++r) in_rank[r] = (rank_mask >> r & 1u) != 0;
+  }
+  __syncthreads();
+
+  for (int i = threadIdx.x; i < R; i += blockDim.x)
+    if (rank_counts[i] != 0) atomicAdd(&args.num_tokens_per_rank[i], rank_counts[i]);
+  for (int i = threadIdx.x; i < num_domains; i += blockDim.x)
+    if (domain_counts[i] != 0) atomicAdd(&args.num_tokens_per_domain[i], domain_counts[i]);
+  if (shared_experts)
+    for (int i = threadIdx.x; i < E; i += blockDim.x)
+      if (expert_counts[i] != 0) atomicAdd(&args.num_tokens_per_expert[i], expert_counts[i]);
+}
+
+}  // namespace
+
+void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
+  const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  const int num_domains = args.num_ranks / args.ranks_per_domain;
+  if (args.num_tokens == 0) return;
+  const int shared_entries =
+      args.num_ranks + num_domains + (args.num_experts <= kMaxSharedExperts ? args.num_experts : 0);
+  const std::size_t smem_bytes = sizeof(std::int32_t) * static_cast<std::size_t>(shared_entries);
+  EPCOMM_REQUIRE(smem_bytes <= 48 * 1024, ErrorCategory::kInternal, "layout: ", smem_bytes,
+                 " bytes of shared counts exceed 48 KiB (num_ranks ", args.num_ranks, ")");
+  const auto blocks = static_cast<unsigned>((args.num_tokens + kLayoutThreads - 1) / kLayoutThreads);
+  // The smallest shared-memory carveout that fits (notify's is 8 KiB): left to choose, the driver
+  // gave this kernel 64 KiB (results/...-s11-1gpu-ncu-details-layout-*), so the SMs change carveout
+  // between it and the kernels around it.
+  auto launch = [&](auto kernel) {
+    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 0));
+    kernel<<<blocks, kLayoutThreads, smem_bytes, stream>>>(args);
+  };
+  if (args.topk_is_int32)
+    launch(dispatch_layout_kernel<std::int32_t>);
+  else
+    launch(dispatch_layout_kernel<std::int64_t>);
+  EPCOMM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace epcomm

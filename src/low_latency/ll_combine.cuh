@@ -1,0 +1,281 @@
+// Low-latency combine, the kernel family's body (see ll_args.hpp for the protocol, steps 7 and 8),
+// templated on how peers are reached (ll_peers.cuh). Included by exactly the translation units
+// that instantiate it: ll_combine.cu (CUDA IPC) and transport/nvshmem_ll_combine.cu (NVSHMEM); its
+// definitions sit in an unnamed namespace, one private copy per such unit.
+//
+// Send phase: block 0 first writes this rank's tokens' top-k weights into every holder and signals
+// them. Then, as a holder, warps take (source, token, 256-channel part) items: a token with rows
+// here (the dispatch's token_rows) has its weighted rows summed here, in slot order, in float32 from
+// 0, and that partial sum goes to the token's owner, into the owner's slot for this holder. A token
+// crosses NVLink back once per holder (in float32) instead of once per selected expert (BF16).
+// Receive phase: warps take (token, 256-channel part) items; the owner adds the partials of the
+// ranks holding its token's experts in rank order, in float32 from 0, and rounds once to BF16.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "low_latency/ll_args.hpp"
+#include "low_latency/ll_sync.cuh"
+#include "core/cuda_check.hpp"
+
+namespace epcomm {
+
+namespace {
+
+// A warp item is 256 channels, two halves of 128; a lane takes 4 channels of each half (8 bytes of
+// BF16 in, 16 of float out), so every warp-wide load and store instruction covers one contiguous
+// span (a lane with 8 adjacent channels would store its 32 bytes as two 16-byte halves, each
+// instruction writing every other 16 bytes: twice the NVLink transactions).
+constexpr int kHalfChannels = 32 * 4;
+constexpr int kPartChannels = 2 * kHalfChannels;
+constexpr int kRankBatch = 4;  // partials one lane loads at once in the receive phase
+
+// The first channel of half h of part `part` that this lane takes.
+__device__ __forceinline__ std::int64_t lane_channel(int part, int h) {
+  return static_cast<std::int64_t>(part) * kPartChannels + h * kHalfChannels + (threadIdx.x % 32) * 4;
+}
+
+__device__ __forceinline__ int4 float4_bits(const float* f) {
+  return make_int4(__float_as_int(f[0]), __float_as_int(f[1]), __float_as_int(f[2]), __float_as_int(f[3]));
+}
+
+// ---- send phase -----------------------------------------------------------------------------
+
+// Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me] (a staging
+// policy: its own copy, then one put per peer), then weights[p][me] = seq is signalled to each.
+template <typename Peers>
+__device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq) {
+  const LlLayout& l = a.layout;
+  const DomainView& v = a.view;
+  const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk;
+  const std::int64_t n = a.num_tokens * a.num_topk;
+  const int first_target = Peers::kStagesLocally ? me : 0;
+  const int end_target = Peers::kStagesLocally ? me + 1 : R;
+  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float w = a.topk_weights[i];
+    const std::int64_t t = i / a.num_topk, j = i % a.num_topk;
+    for (int d = first_target; d < end_target; ++d)
+      l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
+  }
+  if constexpr (Peers::kStagesLocally) {
+    __syncthreads();
+    float* mine = l.combine_weights_of(a.workspace, parity, me);
+    const std::size_t bytes = sizeof(float) * static_cast<std::size_t>(a.num_tokens * K);
+    for (int d = static_cast<int>(threadIdx.x / 32); d < R; d += kLlWarps)
+      if (d != me && bytes > 0) Peers::put_warp(v, mine, mine, bytes, d);
+    Peers::finish_sends();
+  }
+  __syncthreads();  // every store and completed put of the block comes before any signal
+  ll_signal_all<Peers>(
+      v, l, a.workspace, kLlKindCombine, [&](LlControl* c) { return &c->weights[parity][me]; }, seq);
+}
+
+// As a holder: the partial sums of every token with rows here. A warp whose wait for weights
+// failed stops (the failure is in the status word).
+template <typename Peers>
+__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq) {
+  const LlLayout& l = a.layout;
+  const DomainView& v = a.view;
+  void* ws = a.workspace;
+  const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk, lane = threadIdx.x % 32;
+  const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+  const std::int64_t items = l.max_tokens * R * parts;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const LlControl* mine = l.control_of(ws, kLlKindCombine);
+  // Sources whose weights this warp has waited for (one acquire each: an acquire at system scope
+  // invalidates the SM's L1).
+  static_assert(kMaxDomainRanks <= 128);
+  std::uint64_t seen_low = 0, seen_high = 0;  // bit s: sources 0-63, 64-127
+  // NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
+  const std::int64_t first_item =
+      static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;
+  // Items run token-major, sources inside: at any moment the grid writes partials both to this
+  // rank and over NVLink (source-major order left NVLink idle for one half of the phase). A lane's
+  // row of the warp's next item is loaded one item ahead, so its latency hides behind this one.
+  struct Located {
+    std::int64_t t;
+    int s;
+    std::int32_t row;  // this lane's slot's row here, or -1
+  };
+  const auto locate = [&](std::int64_t item) {
+    Located at{item / (R * parts), static_cast<int>(item / parts % R), -1};
+    if (item < items && lane < K) at.row = l.token_rows(ws, a.dispatch_half, at.s)[at.t * K + lane];
+    return at;
+  };
+  Located next = locate(first_item);
+  for (std::int64_t item = first_item; item < items; item += num_warps) {
+    const Located here = next;
+    next = locate(item + num_warps);
+    const std::int64_t t = here.t;
+    const int s = here.s;
+    const int part = static_cast<int>(item % parts);
+    const std::int32_t row = here.row;
+    const unsigned slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
+    if (slots == 0) continue;  // warp-uniform: no row of this token here
+    // hidden % 128 == 0: each half of the part is wholly valid or not.
+    bool valid[2];
+    valid[0] = lane_channel(part, 0) < l.hidden;
+    valid[1] = lane_channel(part, 1) < l.hidden;
+    // The rows' loads first (they need no weights), in slot order.
+    uint2 vals[kLlMaxTopk][2] = {};
+#pragma unroll
+    for (int j = 0; j < kLlMaxTopk; ++j) {
+      const std::int32_t r = __shfl_sync(kLlFullMask, row, j);
+      if (((slots >> j) & 1u) == 0) continue;
+      const std::uint16_t* y_row = a.y + static_cast<std::int64_t>(r) * l.hidden;
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        if (valid[h])
+          vals[j][h] = ptx::ld_na_v2(reinterpret_cast<const uint2*>(y_row + lane_channel(part, h)));
+    }
+    const std::uint64_t bit = std::uint64_t{1} << (s % 64);
+    if (((s < 64 ? seen_low : seen_high) & bit) == 0) {
+      bool ok = true;
+      if (lane == 0)
+        ok = wait_at_least(&mine->weights[parity][s], seq, v, OpId::kLlCombine, CounterId::kWeightsReady,
+                           v.domain_base_rank + s);
+      if (!__shfl_sync(kLlFullMask, ok, 0)) return;
+      if (s < 64)
+        seen_low |= bit;
+      else
+        seen_high |= bit;
+    }
+    const float weight =
+        ((slots >> lane) & 1u) != 0 ? l.combine_weights_of(ws, parity, s)[t * K + lane] : 0.0f;
+    float acc[2][4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kLlMaxTopk; ++j) {
+      const float w = __shfl_sync(kLlFullMask, weight, j);
+      if (((slots >> j) & 1u) == 0) continue;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&vals[j][h]);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const float2 f = __bfloat1622float2(pairs[i]);
+          // NOTE: explicit roundings (no FMA contraction), as the reference: acc += (w * y).
+          acc[h][2 * i] = __fadd_rn(acc[h][2 * i], __fmul_rn(w, f.x));
+          acc[h][2 * i + 1] = __fadd_rn(acc[h][2 * i + 1], __fmul_rn(w, f.y));
+        }
+      }
+    }
+    const bool staged = Peers::kStagesLocally && s != me;
+    float* dst = staged ? l.combine_staged(ws, parity, s, t)
+                        : l.combine_partial(Peers::target(v, a.workspace, s), parity, t, me);
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (valid[h]) ptx::st_na_v4(reinterpret_cast<int4*>(dst + lane_channel(part, h)), float4_bits(acc[h]));
+    if constexpr (Peers::kStagesLocally) {
+      if (staged) {
+        __syncwarp();
+        const std::int64_t first = static_cast<std::int64_t>(part) * kPartChannels;
+        const std::int64_t channels = min(static_cast<std::int64_t>(kPartChannels), l.hidden - first);
+        Peers::put_warp(v, l.combine_partial(ws, parity, t, me) + first, dst + first,
+                        sizeof(float) * static_cast<std::size_t>(channels), s);
+      }
+    }
+  }
+}
+
+// ---- receive phase --------------------------------------------------------------------------
+
+__device__ void reduce_partials(const LlCombineArgs& a, int parity) {
+  const LlLayout& l = a.layout;
+  void* ws = a.workspace;
+  const int R = a.view.num_domain_ranks, lane = threadIdx.x % 32;
+  const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+  const std::int64_t items = a.num_tokens * parts;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  std::uint16_t* out = l.combine_out(ws, a.half);
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
+       item += num_warps) {
+    const std::int64_t t = item / parts;
+    const int part = static_cast<int>(item % parts);
+    // The rank holding each valid slot's expert (R: none).
+    unsigned rank = static_cast<unsigned>(R);
+    if (lane < a.num_topk) {
+      const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
+      if (e >= 0 && e < l.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
+    }
+    bool valid[2];
+    valid[0] = lane_channel(part, 0) < l.hidden;
+    valid[1] = lane_channel(part, 1) < l.hidden;
+    float acc[2][4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
+    // The distinct holders in ascending order, kRankBatch at a time: loads first, then the sums.
+    int last = -1;
+    bool more = true;
+    while (more) {
+      int holder[kRankBatch];
+      bool has[kRankBatch];
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        const unsigned candidate = static_cast<int>(rank) > last ? rank : static_cast<unsigned>(R);
+        holder[b] = static_cast<int>(__reduce_min_sync(kLlFullMask, candidate));
+        has[b] = holder[b] < R;
+        if (has[b]) last = holder[b];
+      }
+      int4 part_values[kRankBatch][2];
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        const float* partial = l.combine_partial(ws, parity, t, has[b] ? holder[b] : 0);
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          if (has[b] && valid[h])
+            part_values[b][h] = ptx::ld_v4(reinterpret_cast<const int4*>(partial + lane_channel(part, h)));
+      }
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        if (!has[b]) continue;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int* words = reinterpret_cast<const int*>(&part_values[b][h]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) acc[h][i] = __fadd_rn(acc[h][i], __int_as_float(words[i]));
+        }
+      }
+      more = has[kRankBatch - 1];
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (!valid[h]) continue;
+      uint2 bits;
+      bits.x = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][0]))) |
+               (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][1]))) << 16);
+      bits.y = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][2]))) |
+               (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][3]))) << 16);
+      ptx::st_na_v2(reinterpret_cast<uint2*>(out + t * l.hidden + lane_channel(part, h)), bits);
+    }
+  }
+}
+
+template <typename Peers>
+__global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
+  ll_run_phases<Peers>(
+      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace,
+      [&](int parity, std::uint64_t seq) {
+        if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq);
+        send_partials<Peers>(a, parity, seq);
+      },
+      [&](int parity) { reduce_partials(a, parity); });
+}
+
+// The launcher of the instantiation for `Peers`.
+template <typename Peers>
+void launch_ll_combine_with(const LlCombineArgs& args, int num_blocks, void* stream) {
+  ll_combine_kernel<Peers><<<num_blocks, kLlThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
+  EPCOMM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+}  // namespace epcomm

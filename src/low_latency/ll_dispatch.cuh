@@ -1,0 +1,55 @@
+// Low-latency dispatch, the kernel family's body (see ll_args.hpp for the protocol), templated on
+// how peers are reached (ll_peers.cuh). Included by exactly the translation units that instantiate
+// it: ll_dispatch.cu (CUDA IPC) and transport/nvshmem_ll_dispatch.cu (NVSHMEM); its definitions sit
+// in an unnamed namespace, one private copy per such unit.
+//
+// Send phase: a warp per expert (in the grid's last blocks) writes the list of this rank's (token,
+// slot) selections of it into the expert's holder (send_selections); warp w of the grid takes
+// (token, 512-channel part) items; it finds the token's destination ranks (distinct ranks of its
+// valid experts), loads 16 channels per lane, casts them to FP8 in registers when asked (the 8
+// lanes of a 128-channel block reduce the amax by shuffles), and stores the piece and its scales
+// once into each destination's staging. Receive phase: every block scans the lists' lengths into
+// the rows' layout (an expert's rows are its sources' lists one after the other), then all warps of
+// the grid take (row, batch) items over all experts and copy the staged token each entry names
+// into recv_x.
+#pragma once
+
+#include <cstdint>
+
+#include "low_latency/ll_args.hpp"
+#include "low_latency/ll_dispatch_recv.cuh"
+#include "low_latency/ll_dispatch_send.cuh"
+#include "low_latency/ll_sync.cuh"
+#include "core/cuda_check.hpp"
+
+namespace epcomm {
+
+namespace {
+
+template <typename Peers>
+__global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
+  extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
+  ll_run_phases<Peers>(
+      a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
+      [&](int parity, std::uint64_t) {
+        clear_token_rows(a);
+        send_selections<Peers>(a, parity);
+        send_rows<Peers>(a, parity);
+      },
+      [&](int parity) { run_receive(a, parity, recv_smem); });
+}
+
+// The launcher of the instantiation for `Peers`.
+template <typename Peers>
+void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* stream) {
+  const std::size_t smem = ll_dispatch_smem_bytes(args.layout.num_ranks, args.layout.num_local_experts);
+  if (smem > 48 * 1024)
+    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(
+        ll_dispatch_kernel<Peers>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  ll_dispatch_kernel<Peers><<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
+  EPCOMM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+}  // namespace epcomm

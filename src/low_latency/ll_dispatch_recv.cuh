@@ -1,0 +1,162 @@
+// Low-latency dispatch, receive phase (ll_dispatch.cuh has the kernel; ll_args.hpp the protocol):
+// the rows' layout from the lists' lengths, then the copies of the staged tokens into the outputs
+// by all warps of the grid. Definitions in an unnamed namespace, one private copy per including
+// translation unit.
+#pragma once
+
+#include <cstdint>
+
+#include "low_latency/ll_args.hpp"
+#include "low_latency/ll_sync.cuh"
+
+namespace epcomm {
+
+namespace {
+
+constexpr int kCopyUnroll = 8;  // 16-byte loads in flight per lane
+
+// One warp copies batch `batch` (32 x kCopyUnroll pieces of 16 bytes) of staged token t of source s
+// into packed row `row` of local expert e.
+__device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_t t, int e, std::int64_t row,
+                         int slot, int batch) {
+  const LlLayout& l = a.layout;
+  void* ws = a.workspace;
+  const int lane = threadIdx.x % 32;
+  const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
+  const std::int64_t out_row = static_cast<std::int64_t>(e) * l.capacity + row;
+  const auto* src = reinterpret_cast<const int4*>(l.staging_x(ws, parity, s, t));
+  auto* dst = reinterpret_cast<int4*>(l.recv_x(ws, a.half) + out_row * row_bytes);
+  const int pieces = static_cast<int>(row_bytes / 16);
+  const int base = batch * 32 * kCopyUnroll;
+  int4 r[kCopyUnroll];
+#pragma unroll
+  for (int u = 0; u < kCopyUnroll; ++u) {
+    const int i = base + u * 32 + lane;
+    if (i < pieces) r[u] = ptx::ld_v4(src + i);
+  }
+#pragma unroll
+  for (int u = 0; u < kCopyUnroll; ++u) {
+    const int i = base + u * 32 + lane;
+    if (i < pieces) ptx::st_na_v4(dst + i, r[u]);
+  }
+  if (batch != 0) return;
+  // Scales transposed: [nle][words][capacity].
+  const int words = !a.use_fp8 ? 0 : a.use_ue8m0 ? l.num_scale_words : l.num_scales;
+  const std::uint32_t* src_scales = l.staging_scales(ws, parity, s, t);
+  std::uint32_t* dst_scales = l.recv_scales(ws, a.half);
+  for (int w = lane; w < words; w += 32)
+    dst_scales[(static_cast<std::int64_t>(e) * words + w) * l.capacity + row] = src_scales[w];
+  if (lane == 0) {
+    l.src_info(ws, a.half)[out_row] = static_cast<std::int32_t>(t);
+    l.token_rows(ws, a.half, s)[t * l.max_topk + slot] = static_cast<std::int32_t>(out_row);
+  }
+}
+
+// The receive phase's shared view of what arrived, computed by every block alike: begin[e * R + s]
+// = the first row of local expert e that source s's list fills (an exclusive prefix over the
+// sources, per expert), and first[e] = expert e's first row in the flattened order of all experts'
+// rows (first[nle] = all rows).
+struct RecvLayout {
+  std::int32_t* begin;  // [nle * R + 1]
+  std::int32_t* first;  // [nle + 1]
+};
+
+// Every thread of the block: the counts of the lists every source sent (sel_count), clamped to T,
+// scanned into `r`. Block b also writes layout_range, recv_count and the statistics of the experts
+// e = b (mod grid).
+__device__ void scan_arrivals(const LlDispatchArgs& a, int parity, const RecvLayout& r) {
+  const LlLayout& l = a.layout;
+  const DomainView& v = a.view;
+  void* ws = a.workspace;
+  const int R = v.num_domain_ranks, nle = l.num_local_experts, lane = threadIdx.x % 32;
+  const int expert0 = v.rank * nle;
+  for (int i = threadIdx.x; i < nle * R; i += blockDim.x) {
+    const int e = i / R, s = i % R;
+    const std::int32_t n = l.sel_count(ws, parity, s)[expert0 + e];
+    r.begin[i] = min(max(n, 0), static_cast<std::int32_t>(l.max_tokens));
+  }
+  __syncthreads();
+  // Per expert, the exclusive prefix over its sources (a thread per expert); its total into first.
+  for (int e = threadIdx.x; e < nle; e += blockDim.x) {
+    std::int32_t rows = 0;
+    for (int s = 0; s < R; ++s) {
+      const std::int32_t n = r.begin[e * R + s];
+      r.begin[e * R + s] = rows;
+      rows += n;
+    }
+    r.first[e] = rows;
+  }
+  __syncthreads();
+  // first[]: exclusive prefix over experts, one warp.
+  if (threadIdx.x < 32) {
+    std::int32_t carry = 0;
+    for (int e0 = 0; e0 < nle; e0 += 32) {
+      const int e = e0 + lane;
+      const std::int32_t n = e < nle ? r.first[e] : 0;
+      std::int32_t incl = n;
+      for (int off = 1; off < 32; off <<= 1) {
+        const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
+        if (lane >= off) incl += y;
+      }
+      if (e < nle) r.first[e] = carry + incl - n;
+      carry += __shfl_sync(kLlFullMask, incl, 31);
+    }
+    if (lane == 0) r.first[nle] = carry;
+  }
+  __syncthreads();
+  for (int e = blockIdx.x; e < nle; e += gridDim.x) {
+    const std::int32_t rows = r.first[e + 1] - r.first[e];
+    for (int s = threadIdx.x; s < R; s += blockDim.x) {
+      const std::int32_t n = (s + 1 < R ? r.begin[e * R + s + 1] : rows) - r.begin[e * R + s];
+      l.layout_range(ws, a.half)[static_cast<std::int64_t>(e) * R + s] =
+          (static_cast<std::int64_t>(r.begin[e * R + s]) << 32) | n;
+    }
+    if (threadIdx.x == 0) {
+      l.recv_count(ws, a.half)[e] = rows;
+      if (a.stats != nullptr) atomicAdd(a.stats + e, rows);
+    }
+  }
+}
+
+// The local expert holding flattened row g: the largest e with first[e] <= g.
+__device__ __forceinline__ int expert_of(const std::int32_t* first, int nle, std::int32_t g) {
+  int lo = 0, hi = nle - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (first[mid] <= g)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+// All warps of the grid take (row, batch) items over every local expert's rows: row i of expert e
+// is entry i - begin of its source's list, whose staged token the warp copies.
+__device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* smem) {
+  const LlLayout& l = a.layout;
+  const int R = a.view.num_domain_ranks, nle = l.num_local_experts;
+  const RecvLayout r{smem, smem + nle * R + 1};
+  scan_arrivals(a, parity, r);
+  const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
+  const int batches = static_cast<int>((row_bytes / 16 + 32 * kCopyUnroll - 1) / (32 * kCopyUnroll));
+  const std::int64_t items = static_cast<std::int64_t>(r.first[nle]) * batches;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const int expert0 = a.view.rank * nle;
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
+       item += num_warps) {
+    const auto g = static_cast<std::int32_t>(item / batches);
+    const int e = expert_of(r.first, nle, g);
+    const std::int32_t i = g - r.first[e];
+    int s = 0;
+    while (s + 1 < R && r.begin[e * R + s + 1] <= i) ++s;
+    const std::int32_t entry = l.sel(a.workspace, parity, s, expert0 + e)[i - r.begin[e * R + s]];
+    const std::int64_t t = ll_selection_token(entry);
+    if (t < l.max_tokens)
+      copy_row(a, parity, s, t, e, i, ll_selection_slot(entry), static_cast<int>(item % batches));
+  }
+}
+
+}  // namespace
+
+}  // namespace epcomm

@@ -1,0 +1,38 @@
+// The host state of a Buffer made for low-latency mode (epcomm/low_latency.hpp), shared by the
+// translation units that implement its operations and by tests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "epcomm/buffer.hpp"
+#include "low_latency/ll_args.hpp"
+#include "low_latency/ll_layout.hpp"
+#include "core/cuda_raii.hpp"
+
+namespace epcomm {
+
+struct LlState {
+  LowLatencyOptions options;
+  LlLayout layout;     // where everything sits in the workspace
+  int num_blocks = 0;  // grid of every low-latency launch: one block per SM (ll_args.hpp)
+  // This rank's workspace (layout.total_bytes): the data area of the NVLink region (CUDA IPC), or
+  // symmetric memory owned by `nvshmem` (LlTransport::kNvshmem).
+  char* workspace = nullptr;
+  std::shared_ptr<void> nvshmem;  // NVSHMEM and the symmetric workspace; null with CUDA IPC
+  // The kernels of the transport (transport/ll_transport.hpp).
+  LlDispatchLauncher launch_dispatch = nullptr;
+  LlCombineLauncher launch_combine = nullptr;
+  // Calls so far on the host. The next call of a kind writes its outputs to half (calls & 1).
+  std::uint64_t num_dispatches = 0;
+  std::uint64_t num_combines = 0;
+  // [kind][half]: the receive flag of the last split call of that kind and half (null when that
+  // call was not split). A third split call while the first is not received is refused.
+  std::shared_ptr<bool> pending[kLlNumKinds][2];
+  // [kind]: phase timestamps of the last kLlTraceRing launches, [ring][num_blocks][kLlTracePoints]
+  // (ll_args.hpp, LlTracePoint); empty unless EPCOMM_LL_TRACE was set when the Buffer was made.
+  DeviceBuffer trace[kLlNumKinds];
+  std::uint64_t* trace_of(int kind) const { return trace[kind].as<std::uint64_t>(); }
+};
+
+}  // namespace epcomm

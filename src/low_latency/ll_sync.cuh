@@ -1,0 +1,179 @@
+// Device helpers shared by the low-latency kernels: an operation's sequence number, the credit
+// wait before writing into peers' staging, the per-block completion signals of the send phase (and
+// the last block's bookkeeping), the wait for peers' completion signals and the per-block credits
+// (ll_args.hpp, steps 1, 3, 4 and 6). Peers are reached through the policy of ll_peers.cuh; waits always poll
+// this rank's own memory. Device code only.
+#pragma once
+
+#include <cstdint>
+
+#include "low_latency/ll_args.hpp"
+#include "core/wait.cuh"
+
+namespace epcomm {
+
+// Every low-latency kernel runs blocks of 512 threads, at most one per SM (ll_args.hpp,
+// "Co-residency").
+inline constexpr int kLlThreads = 512;
+inline constexpr int kLlWarps = kLlThreads / 32;
+inline constexpr unsigned kLlFullMask = 0xffffffffu;
+
+// The sequence number of this launch's operation (ll_args.hpp, "Sequence numbers and parity"): a
+// send phase begins operation control.seq + 1; a receive-only launch completes the operation whose
+// send stored its seq in issued[half]. Read once by every thread at the start of the launch.
+__device__ __forceinline__ std::uint64_t ll_launch_seq(const LlControl* control, int phases, int half) {
+  const volatile LlControl* c = control;
+  return (phases & kLlSend) ? c->seq + 1 : c->issued[half];
+}
+
+// Step 1: every peer has finished reading what this rank wrote into its staging of `parity` two
+// operations ago: every receive-phase block of every earlier operation of this parity has added
+// its credit, (seq - 1) / 2 operations of gridDim.x blocks each (every rank launches the same
+// grid). Called by every thread of the block; false (for all) when a wait failed.
+__device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parity, std::uint64_t seq,
+                                                const DomainView& v, OpId op) {
+  bool ok = true;
+  const std::uint64_t credits = ll_credits_before(seq, gridDim.x);
+  if (credits > 0) {
+    for (int d = threadIdx.x; d < v.num_domain_ranks && ok; d += blockDim.x)
+      ok = wait_at_least(&mine->freed[parity][d], credits, v, op, CounterId::kSlotFree,
+                         v.domain_base_rank + d);
+  }
+  return __syncthreads_and(ok);
+}
+
+// Step 4: every block of every source has completed its writes of operation `seq` into this rank
+// (every rank launches the same grid). Called by every thread of the block; false (for all) when a
+// wait failed.
+__device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, std::uint64_t seq,
+                                             const DomainView& v, OpId op) {
+  bool ok = true;
+  const std::uint64_t signals = ll_done_after(seq, gridDim.x);
+  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
+    ok = wait_at_least(&mine->done[parity][s], signals, v, op, CounterId::kRowsArrived,
+                       v.domain_base_rank + s);
+  return __syncthreads_and(ok);
+}
+
+// Called by every thread of every block when the block's share of the send phase is done (and
+// signalled). Returns true (for all threads of one block: the last to arrive) once every block of
+// the launch arrived; that block has reset the counter for the next launch.
+__device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
+  __shared__ bool last;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    // NOTE: no fence: the peers learn of the sends from each block's own done signal; what the last
+    // block stores here (the reset, the seq) is read only by later launches, after this one ends.
+    last = atomicAdd(arrivals, 1u) == gridDim.x - 1;
+    if (last) *arrivals = 0;
+  }
+  __syncthreads();
+  return last;
+}
+
+// By one block (combine's block 0 for its weights, step 7): publishes `value` into the LlControl
+// field that `field_of(control)` selects in every domain peer's workspace, through the Peers policy
+// (ll_peers.cuh).
+template <typename Peers, typename FieldOf>
+__device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                              FieldOf field_of, std::uint64_t value) {
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+    Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
+}
+
+// Adds 1 to the LlControl counter `field_of(control)` of every domain peer's workspace, by every
+// block (a block barrier first: every access of the block comes before the adds; the signal's
+// fence orders them at system scope).
+template <typename Peers, typename FieldOf>
+__device__ __forceinline__ void ll_add_all(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                           FieldOf field_of) {
+  __syncthreads();
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+    Peers::signal_add(v, field_of(l.control_of(Peers::target(v, own, p), kind)), 1, p);
+}
+
+// Step 3, by every block once its sends are done (and, when staging locally, completed): its
+// completion, done[parity][this rank], in every peer.
+template <typename Peers>
+__device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                               int parity) {
+  ll_add_all<Peers>(v, l, own, kind, [&](LlControl* c) { return &c->done[parity][v.domain_rank]; });
+}
+
+// Step 6, by every block once its receive work is done (every read of the staging): its credit,
+// freed[parity][this rank], in every peer.
+template <typename Peers>
+__device__ __forceinline__ void ll_give_credits(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                                int parity) {
+  ll_add_all<Peers>(v, l, own, kind, [&](LlControl* c) { return &c->freed[parity][v.domain_rank]; });
+}
+
+// Thread 0 of the block stores the time of `point` in the block's trace entry (LlTracePoint);
+// nothing when tracing is off.
+struct LlTracer {
+  std::uint64_t* stamps = nullptr;  // this block's entry, or null
+  __device__ LlTracer(std::uint64_t* trace, std::uint64_t seq) {
+    if (trace != nullptr && threadIdx.x == 0)
+      stamps = trace + ((seq % kLlTraceRing) * gridDim.x + blockIdx.x) * kLlTracePoints;
+  }
+  __device__ __forceinline__ void mark(int point, std::uint64_t when) const {
+    if (stamps != nullptr) stamps[point] = when;
+  }
+  __device__ __forceinline__ void mark(int point) const {
+    if (stamps != nullptr) stamps[point] = ptx::globaltimer();
+  }
+  __device__ __forceinline__ void clear() const {
+    if (stamps != nullptr)
+      for (int p = 0; p < kLlTracePoints; ++p) stamps[p] = 0;
+  }
+};
+
+// The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
+// 6): the send phase waits for credits, runs `send(parity, seq)`, every block adds its `done`
+// signal in every peer, and the last block to arrive stores the operation's seq; the receive phase waits for
+// every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
+// `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
+// its block signals, so every put has completed before the signal. Every thread of every block calls it.
+template <typename Peers, typename Send, typename Receive>
+__device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                              OpId op, int phases, int half, std::uint64_t* trace, Send send,
+                                              Receive receive) {
+  const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
+  LlControl* mine = l.control_of(own, kind);
+  const std::uint64_t seq = ll_launch_seq(mine, phases, half);
+  const int parity = static_cast<int>(seq & 1u);
+  const LlTracer tracer(trace, seq);
+  if (phases & kLlSend) {
+    tracer.clear();
+    tracer.mark(kLlTraceEntry, entered);
+    if (!ll_wait_credits(mine, parity, seq, v, op)) return;
+    tracer.mark(kLlTraceCredits);
+    send(parity, seq);
+    if constexpr (Peers::kStagesLocally) Peers::finish_sends();
+    tracer.mark(kLlTraceSent);
+    ll_signal_done<Peers>(v, l, own, kind, parity);
+    if (ll_arrive_last(&mine->send_arrivals) && threadIdx.x == 0) {
+      mine->seq = seq;
+      mine->issued[half] = seq;
+    }
+    tracer.mark(kLlTraceSendArrived);
+  } else {
+    tracer.mark(kLlTraceRecvEntry, entered);
+  }
+  if (phases & kLlRecv) {
+    if (!ll_wait_done(mine, parity, seq, v, op)) return;
+    tracer.mark(kLlTraceDoneSeen);
+    receive(parity);
+    tracer.mark(kLlTraceReceived);
+    ll_give_credits<Peers>(v, l, own, kind, parity);
+    tracer.mark(kLlTraceExit);
+  }
+}
+
+// topk_idx[i] of a [T, k] int64 or int32 tensor.
+__device__ __forceinline__ std::int64_t ll_load_expert(const void* topk_idx, int idx_bytes, std::int64_t i) {
+  return idx_bytes == 8 ? static_cast<const std::int64_t*>(topk_idx)[i]
+                        : static_cast<std::int64_t>(static_cast<const std::int32_t*>(topk_idx)[i]);
+}
+
+}  // namespace epcomm

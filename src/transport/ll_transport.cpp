@@ -1,0 +1,23 @@
+#include "transport/ll_transport.hpp"
+
+#include <atomic>
+
+namespace epcomm {
+
+namespace {
+
+// Constant-initialised, so a registration from another object's static initialiser is never
+// overwritten by this one's, whatever their order.
+std::atomic<const LlNvshmemHooks*> g_hooks{nullptr};
+
+}  // namespace
+
+const LlNvshmemHooks* ll_nvshmem_hooks() noexcept {
+  return g_hooks.load(std::memory_order_acquire);
+}
+
+void set_ll_nvshmem_hooks(const LlNvshmemHooks* hooks) noexcept {
+  g_hooks.store(hooks, std::memory_order_release);
+}
+
+}  // namespace epcomm
