@@ -153,163 +153,187 @@ void set_outputs(HtDispatchArgs& d, const OutputPointers& dst, const checks::Dis
   d.recv_src_idx = static_cast<std::int32_t*>(dst.src_idx);
 }
 
-}  // namespace
+// What one dispatch call decided before moving a row: its inputs' shape, the kernels' plan, the
+// region's sections, and which path carries the rows.
+struct DispatchPlanned {
+  checks::DispatchShape shape;
+  const DispatchHandle::State* cached = nullptr;  // the handle's state for a cached dispatch
+  HtDispatchPlan plan;
+  HtDispatchLayout region;
+  // Zero-copy outputs live at fixed places in the region, so the kernel need not wait for the host
+  // to learn the received count: it is launched right after notify, and the handshake overlaps it
+  // (the kernel bounds itself by the count matrix, ht_guard.cuh). Not a copy-engine dispatch: its
+  // copies are sized by the host's counts.
+  bool launch_early = false;
+};
 
-DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& options) {
-  check_status();
-  Impl& m = *impl_;
-  checks::require_high_throughput_buffer(m.ll != nullptr, "dispatch");
-  const checks::DispatchShape shape = checks::check_dispatch_args(a, m.num_ranks());
+// Checks the call and plans it; nothing is launched.
+DispatchPlanned plan_dispatch(const Buffer::Impl& m, const DispatchArgs& a) {
+  DispatchPlanned p;
+  p.shape = checks::check_dispatch_args(a, m.num_ranks());
   checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());
-  const bool cached = a.handle != nullptr;
+  p.cached = a.handle != nullptr ? &handle_state(*a.handle) : nullptr;
   // The copy engine needs the host to know the counts: not in worst-case mode. A cached dispatch
   // moves rows as the handle's dispatch did (its channels are laid out for that).
-  const DispatchHandle::State* cached_state = cached ? &handle_state(*a.handle) : nullptr;
-  const int copy_chunks = cached                   ? cached_state->copy_chunks
+  const int copy_chunks = p.cached != nullptr    ? p.cached->copy_chunks
                           : a.num_worst_tokens > 0 ? 0
                                                    : m.ht_tuning.dispatch_copy_chunks;
-  const HtDispatchPlan plan =
-      plan_ht_dispatch(a.config.num_sms, m.num_sms, shape.num_tokens, cached ? cached_state->num_channels : 0,
-                       m.ht_tuning.receiver_percent, m.ht_tuning.phased, copy_chunks);
-  const HtDispatchLayout region =
-      HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), shape.row_bytes,
-                             shape.num_scales, shape.num_topk, shape.idx_bytes);
-  if (a.num_worst_tokens > 0 && !cached)
-    check_rows_fit({a.num_worst_tokens}, region.cap_rows, region.bytes_per_row(),
+  p.plan = plan_ht_dispatch(a.config.num_sms, m.num_sms, p.shape.num_tokens,
+                            p.cached != nullptr ? p.cached->num_channels : 0, m.ht_tuning.receiver_percent,
+                            m.ht_tuning.phased, copy_chunks);
+  p.region = HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), p.shape.row_bytes,
+                                    p.shape.num_scales, p.shape.num_topk, p.shape.idx_bytes);
+  if (a.num_worst_tokens > 0 && p.cached == nullptr)
+    check_rows_fit({a.num_worst_tokens}, p.region.cap_rows, p.region.bytes_per_row(),
                    "dispatch (num_worst_tokens)");
   // A handle's rows with this call's row size (another hidden size or dtype than its dispatch's):
   // refused before any launch (the copy engine would copy them past the region).
   const int G = m.domains.ranks_per_domain;
-  if (cached && cached_state->count_matrix_host.size() == static_cast<std::size_t>(G) * G)
-    check_rows_fit(rows_received(cached_state->count_matrix_host.data(), G), region.cap_rows,
-                   region.bytes_per_row(), "cached dispatch");
+  if (p.cached != nullptr && p.cached->count_matrix_host.size() == static_cast<std::size_t>(G) * G)
+    check_rows_fit(rows_received(p.cached->count_matrix_host.data(), G), p.region.cap_rows,
+                   p.region.bytes_per_row(), "cached dispatch");
+  p.launch_early = a.zero_copy && p.cached == nullptr && a.num_worst_tokens <= 0 && p.plan.copy_chunks == 0;
+  return p;
+}
+
+// The host's side of the handshake (launch_notify marked it): waits for the counts and takes
+// them into the handle. On a refusal (rows that do not fit), what was already launched saw the same
+// counts and stopped before writing; its report of that is this very error, cleared once it is done.
+void learn_counts(Buffer::Impl& m, CommScope& scope, const HtDispatchLayout& region, DispatchHandle::State& h,
+                  std::vector<int>& per_expert_host, bool launched) {
+  wait_for_counts(m, scope);
+  m.timer.host_step("counts-seen");
+  try {
+    receive_counts(m, region, h, per_expert_host);
+  } catch (const Error&) {
+    if (launched) {
+      EPCOMM_CUDA_CHECK(cudaStreamSynchronize(scope.comm()));
+      m.clear_status(StatusCode::kRegionTooSmall);
+    }
+    throw;
+  }
+}
+
+// Fresh outputs of h.num_rows rows in one allocation: [x, src_idx, scales (FP8), topk_idx and
+// weights (with top-k)]; returns where the kernel writes them.
+OutputPointers allocate_outputs(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
+                                CommScope& scope, DispatchResult& out, DispatchHandle::State& h) {
+  const std::int64_t rows = h.num_rows;
+  std::vector<Tensor> layouts{Tensor::contiguous(nullptr, a.x.dtype, {rows, shape.hidden}),
+                              Tensor::contiguous(nullptr, DType::kI32, {rows})};
+  if (shape.fp8) layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_scales}));
+  if (shape.num_topk > 0) {
+    layouts.push_back(Tensor::contiguous(nullptr, a.topk_idx.dtype, {rows, shape.num_topk}));
+    layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_topk}));
+  }
+  std::vector<DeviceTensor> outputs = DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
+  out.recv_x = outputs[0];
+  h.recv_src_idx = outputs[1];
+  std::size_t next = 2;
+  if (shape.fp8) out.recv_x_scales = outputs[next++];
+  if (shape.num_topk > 0) {
+    out.recv_topk_idx = outputs[next++];
+    out.recv_topk_weights = outputs[next++];
+  }
+  scope.allocations_ready();
+  return {out.recv_x.data(), out.recv_x_scales.data(), out.recv_topk_idx.data(), out.recv_topk_weights.data(),
+          h.recv_src_idx.data()};
+}
+
+// Zero-copy outputs: the rows where they arrive, the region's sections indexed like the outputs.
+void region_views(const DispatchArgs& a, const checks::DispatchShape& shape, const OutputPointers& dst,
+                  DispatchResult& out, DispatchHandle::State& h) {
+  const std::int64_t rows = h.num_rows;
+  auto view = [&](void* at, DType dtype, std::initializer_list<std::int64_t> dims) {
+    return DeviceTensor::borrowed(Tensor::contiguous(at, dtype, dims));
+  };
+  out.recv_x = view(dst.x, a.x.dtype, {rows, shape.hidden});
+  if (shape.fp8) out.recv_x_scales = view(dst.scales, DType::kF32, {rows, shape.num_scales});
+  if (shape.num_topk > 0) {
+    out.recv_topk_idx = view(dst.topk, a.topk_idx.dtype, {rows, shape.num_topk});
+    out.recv_topk_weights = view(dst.weights, DType::kF32, {rows, shape.num_topk});
+  }
+  h.recv_src_idx = view(dst.src_idx, DType::kI32, {rows});
+}
+
+}  // namespace
+
+// The path of one call: plan; route (notify, or a cached handle's routing); learn the received
+// count on the host (unless worst-case or cached, or after the launch when zero-copy); outputs
+// (fresh tensors, or the region's rows); move the rows (the copy engine's packed chunks, or SM
+// stores into the peers' regions); finish on the caller's stream.
+DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& options) {
+  check_status();
+  Impl& m = *impl_;
+  checks::require_high_throughput_buffer(m.ll != nullptr, "dispatch");
+  const DispatchPlanned p = plan_dispatch(m, a);
+  const bool cached = p.cached != nullptr;
+  const bool worst = a.num_worst_tokens > 0;
+  const int G = m.domains.ranks_per_domain;
 
   CommScope scope(m, options);
   DispatchResult out;
   // The new handle's state, filled below and frozen into out.handle on return.
-  auto state = cached ? std::make_shared<DispatchHandle::State>(*cached_state)
+  auto state = cached ? std::make_shared<DispatchHandle::State>(*p.cached)
                       : std::make_shared<DispatchHandle::State>();
   DispatchHandle::State& h = *state;
-  // Zero-copy outputs live at fixed places in the region, so the kernel need not wait for the host
-  // to learn the received count: it is launched right after notify, and the handshake overlaps it
-  // (the kernel bounds itself by the count matrix, ht_guard.cuh).
-  // (Not a copy-engine dispatch: its copies are sized by the host's counts.)
-  const bool launch_early = a.zero_copy && !cached && a.num_worst_tokens <= 0 && plan.copy_chunks == 0;
   if (cached) {
     m.timer.begin(scope.comm(), "prepare");
-    launch_ht_prepare(m.view, plan.num_channels, HtScratch::recv_copied(m.scratch.get()), OpId::kDispatch,
+    launch_ht_prepare(m.view, p.plan.num_channels, HtScratch::recv_copied(m.scratch.get()), OpId::kDispatch,
                       scope.comm());
     m.timer.end(scope.comm());
   } else {
     h.num_ranks = m.num_ranks();
-    h.num_channels = plan.num_channels;
-    h.copy_chunks = plan.copy_chunks;
-    h.num_tokens = shape.num_tokens;
+    h.num_channels = p.plan.num_channels;
+    h.copy_chunks = p.plan.copy_chunks;
+    h.num_tokens = p.shape.num_tokens;
     h.expert_alignment = a.expert_alignment;
-    launch_notify(m, a, shape, plan, scope, h);
-    if (a.num_worst_tokens <= 0) scope.mark();
+    launch_notify(m, a, p.shape, p.plan, scope, h);
+    if (!worst) scope.mark();
   }
-  HtDispatchArgs d = input_args(m, a, shape, plan, region, h);
+  HtDispatchArgs d = input_args(m, a, p.shape, p.plan, p.region, h);
+
   // The copy engine's packs need only the device's counts: they run during the handshake when
   // staging for the worst case is small enough; otherwise, and for a cached dispatch (no
-  // handshake), once the host knows the exact size below.
+  // handshake), once the host knows the exact size below. Straight copies need the routing as the
+  // host can read it: not for a cached dispatch.
   std::optional<CopyEngineDispatch> copy_engine;
-  // Straight copies need the routing as the host can read it: not for a cached dispatch.
   const bool* token_ranks = m.ht_tuning.dispatch_straight > 0 && !cached
                                 ? static_cast<const bool*>(a.is_token_in_rank.data)
                                 : nullptr;
   auto start_copy_engine = [&](std::int64_t staged_rows) {
-    copy_engine.emplace(m, plan, staged_rows, region.row_bytes, token_ranks, m.ht_tuning.dispatch_straight,
+    copy_engine.emplace(m, p.plan, staged_rows, p.region.row_bytes, token_ranks, m.ht_tuning.dispatch_straight,
                         scope.comm());
     copy_engine->pack(d);
   };
   const std::int64_t early_rows =
-      early_staging_rows(shape.num_tokens, G, region.row_bytes, m.ht_tuning.dispatch_early_staging_bytes);
-  if (plan.copy_chunks > 0 && !cached && early_rows >= 0) start_copy_engine(early_rows);
-  if (!cached && a.num_worst_tokens <= 0 && !launch_early) {
+      early_staging_rows(p.shape.num_tokens, G, p.region.row_bytes, m.ht_tuning.dispatch_early_staging_bytes);
+  if (p.plan.copy_chunks > 0 && !cached && early_rows >= 0) start_copy_engine(early_rows);
+  if (!cached && !worst && !p.launch_early) {
     m.timer.host_step("notify-queued");
-    wait_for_counts(m, scope);
-    m.timer.host_step("counts-seen");
-    try {
-      receive_counts(m, region, h, out.num_recv_tokens_per_expert);
-    } catch (const Error&) {
-      // As for the early launch below: the packs saw the same counts and stopped before writing.
-      if (copy_engine) {
-        EPCOMM_CUDA_CHECK(cudaStreamSynchronize(scope.comm()));
-        m.clear_status(StatusCode::kRegionTooSmall);
-      }
-      throw;
-    }
+    learn_counts(m, scope, p.region, h, out.num_recv_tokens_per_expert, copy_engine.has_value());
   }
-  if (plan.copy_chunks > 0 && !copy_engine)
+  if (p.plan.copy_chunks > 0 && !copy_engine)
     start_copy_engine(first_staged_row(h.count_matrix_host.data(), G, m.view.domain_rank, G));
 
-  // Where the outputs go: the region's sections (zero-copy) or new tensors of h.num_rows rows.
   char* const data = RegionLayout::data(m.region.get());
-  OutputPointers dst{data + region.x_offset, data + region.scales_offset, data + region.topk_offset,
-                     data + region.weights_offset, data + region.src_idx_offset};
-  if (!a.zero_copy) {
-    // One allocation for all outputs: [x, src_idx, scales (FP8), topk_idx and weights (with top-k)].
-    const std::int64_t rows = h.num_rows;
-    std::vector<Tensor> layouts{Tensor::contiguous(nullptr, a.x.dtype, {rows, shape.hidden}),
-                                Tensor::contiguous(nullptr, DType::kI32, {rows})};
-    if (shape.fp8) layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_scales}));
-    if (shape.num_topk > 0) {
-      layouts.push_back(Tensor::contiguous(nullptr, a.topk_idx.dtype, {rows, shape.num_topk}));
-      layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_topk}));
-    }
-    std::vector<DeviceTensor> outputs =
-        DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
-    out.recv_x = outputs[0];
-    h.recv_src_idx = outputs[1];
-    std::size_t next = 2;
-    if (shape.fp8) out.recv_x_scales = outputs[next++];
-    if (shape.num_topk > 0) {
-      out.recv_topk_idx = outputs[next++];
-      out.recv_topk_weights = outputs[next++];
-    }
-    scope.allocations_ready();
-    dst = {out.recv_x.data(), out.recv_x_scales.data(), out.recv_topk_idx.data(),
-           out.recv_topk_weights.data(), h.recv_src_idx.data()};
-  }
-
-  set_outputs(d, dst, shape, launch_early ? 0 : h.num_rows, !launch_early && h.num_recv_tokens < 0);
+  const OutputPointers dst =
+      a.zero_copy ? OutputPointers{data + p.region.x_offset, data + p.region.scales_offset,
+                                   data + p.region.topk_offset, data + p.region.weights_offset,
+                                   data + p.region.src_idx_offset}
+                  : allocate_outputs(m, a, p.shape, scope, out, h);
+  set_outputs(d, dst, p.shape, p.launch_early ? 0 : h.num_rows, !p.launch_early && h.num_recv_tokens < 0);
   m.timer.host_step("dispatch-args");
   if (copy_engine) {
     copy_engine->finish(d, h, a.zero_copy ? nullptr : scope.alloc_stream(), scope.caller());
   } else {
     m.timer.begin(scope.comm(), "dispatch");
-    launch_ht_dispatch(d, plan.num_blocks, scope.comm());
+    launch_ht_dispatch(d, p.plan.num_blocks, scope.comm());
     m.timer.end(scope.comm());
   }
   m.timer.host_step("dispatch-queued");
-  if (launch_early) {
-    wait_for_counts(m, scope);  // notify's counts, not the dispatch kernel
-    m.timer.host_step("counts-seen");
-    try {
-      receive_counts(m, region, h, out.num_recv_tokens_per_expert);
-    } catch (const Error&) {
-      // Every rank's kernel saw the same counts and stopped before writing (ht_guard.cuh); its report
-      // of that is this very error, so it is cleared once the kernel is done.
-      EPCOMM_CUDA_CHECK(cudaStreamSynchronize(scope.comm()));
-      m.clear_status(StatusCode::kRegionTooSmall);
-      throw;
-    }
-  }
-  if (a.zero_copy) {
-    // The outputs are the rows where they arrive: the region's sections, indexed like the outputs.
-    const std::int64_t rows = h.num_rows;
-    auto view = [&](void* at, DType dtype, std::initializer_list<std::int64_t> dims) {
-      return DeviceTensor::borrowed(Tensor::contiguous(at, dtype, dims));
-    };
-    out.recv_x = view(dst.x, a.x.dtype, {rows, shape.hidden});
-    if (shape.fp8) out.recv_x_scales = view(dst.scales, DType::kF32, {rows, shape.num_scales});
-    if (shape.num_topk > 0) {
-      out.recv_topk_idx = view(dst.topk, a.topk_idx.dtype, {rows, shape.num_topk});
-      out.recv_topk_weights = view(dst.weights, DType::kF32, {rows, shape.num_topk});
-    }
-    h.recv_src_idx = view(dst.src_idx, DType::kI32, {rows});
-  }
+  if (p.launch_early) learn_counts(m, scope, p.region, h, out.num_recv_tokens_per_expert, /*launched=*/true);
+  if (a.zero_copy) region_views(a, p.shape, dst, out, h);
   out.handle = HandleAccess::make(std::move(state));
   out.event = scope.finish();
   m.timer.host_step("returned");
