@@ -32,15 +32,12 @@
 #include <memory>
 
 #include "epcomm/export.hpp"
+#include "epcomm/low_latency_limits.hpp"
 #include "epcomm/stream.hpp"
 #include "epcomm/types.hpp"
 
 namespace epcomm {
 
-inline constexpr int kLlMaxTopk = 16;               // top-k bound of low-latency mode
-inline constexpr std::int64_t kLlMaxTokensPerRank = 1 << 16;  // tokens per rank (T) bound
-inline constexpr std::int64_t kLlMaxHidden = 8192;  // channels per token
-inline constexpr int kLlHiddenMultiple = 128;       // one FP8 scale per 128 channels
 
 // Fixed when the Buffer is made (the same on every rank): they size the region and the outputs.
 struct LowLatencyOptions {

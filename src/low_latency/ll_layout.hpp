@@ -24,7 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "epcomm/low_latency.hpp"
+#include "epcomm/low_latency_limits.hpp"
 #include "transport/region_layout.hpp"
 
 namespace epcomm {
