@@ -6,3 +6,5 @@ set -euo pipefail
 source "$(dirname "$0")/configure.sh"
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" "$@"
+# The Python package's CPU tier (pytest; builds and installs the package into build-py/ first).
+"$root/python/tests/run_cpu.sh"

@@ -1,0 +1,281 @@
+"""deep_ep.Buffer on epcomm: the reference library's names, arguments, defaults and return tuples.
+
+One epcomm Buffer per mode lives inside: a high-throughput one when num_nvl_bytes > 0, and a
+low-latency one, made on the first low-latency call (or clean_low_latency_buffer), when the shapes
+it needs (tokens per rank, hidden, experts) are known. Differences: docs/python.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Tuple, Union
+
+from .. import _native, torch_support
+from ..buffer import Buffer as _Buffer, LowLatencyOptions
+from ..errors import invalid_argument, unsupported
+from .utils import Config, EventHandle, EventOverlap, native_event, overlap
+
+_C = _native.load()
+
+
+def _group_all_gather(group) -> Callable[[bytes], bytes]:
+    """The bootstrap's exchange over torch.distributed (gloo and NCCL groups alike)."""
+    import torch.distributed as dist
+
+    def all_gather(data: bytes) -> bytes:
+        gathered: List[Any] = [None] * group.size()
+        dist.all_gather_object(gathered, data, group=group)
+        return b"".join(gathered)
+
+    return all_gather
+
+
+def _check_options(num_nvl_bytes, num_rdma_bytes, low_latency_mode, allow_nvlink_for_low_latency_mode,
+                   allow_mnnvl, use_fabric, enable_shrink, comm) -> None:
+    """Refuses, by name, what epcomm cannot honour (before anything collective happens)."""
+    if num_nvl_bytes < 0 or num_rdma_bytes < 0:
+        raise invalid_argument(f"num_nvl_bytes, num_rdma_bytes: expected >= 0, got {num_nvl_bytes}, {num_rdma_bytes}")
+    if num_rdma_bytes > 0 and not low_latency_mode:
+        raise unsupported(f"num_rdma_bytes: expected 0 outside low_latency_mode, got {num_rdma_bytes} "
+                          "(epcomm has no multi-domain high-throughput mode yet: one NVLink domain only)")
+    if low_latency_mode and not allow_nvlink_for_low_latency_mode:
+        raise unsupported("allow_nvlink_for_low_latency_mode=False: epcomm's low-latency mode reaches its "
+                          "peers over NVLink only")
+    for name, value in (("allow_mnnvl", allow_mnnvl), ("use_fabric", use_fabric), ("enable_shrink", enable_shrink)):
+        if value:
+            raise unsupported(f"{name}=True: not supported by epcomm yet (domains are the ranks of one host)")
+    if comm is not None:
+        raise unsupported("comm: an MPI communicator is not supported; pass a torch.distributed group")
+
+
+class Buffer:
+    """deep_ep.Buffer(group, num_nvl_bytes, num_rdma_bytes, low_latency_mode, num_qps_per_rank,
+    allow_nvlink_for_low_latency_mode, allow_mnnvl, explicitly_destroy, ...) on epcomm.
+
+    In low_latency_mode, num_rdma_bytes (get_low_latency_rdma_size_hint) sizes the low-latency
+    workspace, which lies in NVLink memory. num_qps_per_rank sizes RDMA queue pairs, which a single
+    NVLink domain does not use."""
+
+    num_sms: int = _C.DEFAULT_NUM_SMS
+
+    def __init__(self, group, num_nvl_bytes: int = 0, num_rdma_bytes: int = 0, low_latency_mode: bool = False,
+                 num_qps_per_rank: int = 24, allow_nvlink_for_low_latency_mode: bool = True,
+                 allow_mnnvl: bool = False, explicitly_destroy: bool = False, *, use_fabric: bool = False,
+                 enable_shrink: bool = False, comm: Any = None):
+        _check_options(num_nvl_bytes, num_rdma_bytes, low_latency_mode, allow_nvlink_for_low_latency_mode,
+                       allow_mnnvl, use_fabric, enable_shrink, comm)
+        import torch
+        self.group = group
+        self.rank = group.rank()
+        self.group_size = group.size()
+        self.num_nvl_bytes = num_nvl_bytes
+        self.num_rdma_bytes = num_rdma_bytes
+        self.low_latency_mode = low_latency_mode
+        self.num_qps_per_rank = num_qps_per_rank
+        self.explicitly_destroy = explicitly_destroy
+        self.device = torch.cuda.current_device()
+        self._bootstrap = _C.callback_bootstrap(self.rank, self.group_size, _group_all_gather(group))
+        self._allocate = torch_support.allocator(self.device)
+        self._ht = (_Buffer(self._bootstrap, num_nvl_bytes=num_nvl_bytes, allocator=self._allocate)
+                    if num_nvl_bytes > 0 else None)
+        self._ll: Optional[_Buffer] = None
+        self._ll_views: dict = {}  # torch views of the low-latency Buffer's fixed output memory
+
+    # ---- static helpers -----------------------------------------------------------------------
+    @staticmethod
+    def set_num_sms(new_num_sms: int) -> None:
+        if new_num_sms < 2 or new_num_sms % 2 != 0:
+            raise invalid_argument(f"new_num_sms: expected an even number >= 2, got {new_num_sms}")
+        Buffer.num_sms = new_num_sms
+
+    @staticmethod
+    def capture() -> EventOverlap:
+        """An event recorded on the current stream."""
+        return EventOverlap(EventHandle())
+
+    @staticmethod
+    def get_low_latency_rdma_size_hint(num_max_dispatch_tokens_per_rank: int, hidden: int, num_ranks: int,
+                                       num_experts: int) -> int:
+        """Bytes of num_rdma_bytes a low-latency Buffer needs (epcomm's ll_region_bytes_hint)."""
+        return _C.ll_region_bytes_hint(num_max_dispatch_tokens_per_rank, hidden, num_ranks, num_experts)
+
+    @staticmethod
+    def get_dispatch_config(num_ranks: int) -> Config:
+        if num_ranks < 1:
+            raise invalid_argument(f"num_ranks: expected >= 1, got {num_ranks}")
+        return Config(Buffer.num_sms)
+
+    @staticmethod
+    def get_combine_config(num_ranks: int) -> Config:
+        return Buffer.get_dispatch_config(num_ranks)
+
+    # ---- plumbing -----------------------------------------------------------------------------
+    def _need_ht(self, op: str) -> _Buffer:
+        if self._ht is None:
+            raise invalid_argument(f"{op}: this Buffer has no high-throughput memory (num_nvl_bytes=0)")
+        return self._ht
+
+    def _call(self, previous_event, async_finish: bool) -> dict:
+        return dict(stream=torch_support.current_stream(), previous_event=native_event(previous_event),
+                    async_finish=async_finish)
+
+    def get_comm_stream(self):
+        import torch
+        buffer = self._ht or self._ll
+        if buffer is None:
+            raise invalid_argument("get_comm_stream: no epcomm Buffer made yet")
+        return torch.cuda.ExternalStream(buffer.comm_stream, device=torch.device("cuda", self.device))
+
+    def get_local_buffer_tensor(self, dtype, size=None, offset: int = 0, use_rdma_buffer: bool = False):
+        raise unsupported("get_local_buffer_tensor: epcomm does not hand out its communication memory; "
+                          "use get_next_low_latency_combine_buffer for zero-copy low-latency combine")
+
+    def destroy(self) -> None:
+        """Frees the communication memory now (collective; needs explicitly_destroy=True)."""
+        if not self.explicitly_destroy:
+            raise invalid_argument("destroy: the Buffer was made with explicitly_destroy=False")
+        for buffer in (self._ht, self._ll):
+            if buffer is not None and not buffer.destroyed:
+                buffer.destroy()
+        self._ll_views.clear()
+
+    # ---- high-throughput mode -----------------------------------------------------------------
+    def get_dispatch_layout(self, topk_idx, num_experts: int, previous_event: Optional[EventOverlap] = None,
+                            async_finish: bool = False, allocate_on_comm_stream: bool = False):
+        """-> (num_tokens_per_rank, num_tokens_per_rdma_rank (None: one domain), num_tokens_per_expert,
+        is_token_in_rank, event)"""
+        to = torch_support.to_torch
+        layout = self._need_ht("get_dispatch_layout").get_dispatch_layout(
+            torch_support.detached(topk_idx), num_experts, allocate_on_comm_stream=allocate_on_comm_stream,
+            **self._call(previous_event, async_finish))
+        return (to(layout.num_tokens_per_rank), None, to(layout.num_tokens_per_expert),
+                to(layout.is_token_in_rank), overlap(layout.event))
+
+    def dispatch(self, x: Union[Any, Tuple[Any, Any]], handle: Optional[Any] = None,
+                 num_tokens_per_rank=None, num_tokens_per_rdma_rank=None, is_token_in_rank=None,
+                 num_tokens_per_expert=None, topk_idx=None, topk_weights=None, expert_alignment: int = 1,
+                 num_worst_tokens: int = 0, config: Optional[Config] = None,
+                 previous_event: Optional[EventOverlap] = None, async_finish: bool = False,
+                 allocate_on_comm_stream: bool = False):
+        """-> (recv_x or (recv_x, recv_x_scales), recv_topk_idx, recv_topk_weights,
+        num_recv_tokens_per_expert_list, handle, event); cached (handle given):
+        (recv_x..., None, None, None, None, event)."""
+        x, x_scales = x if isinstance(x, tuple) else (x, None)
+        x, fp8 = torch_support.as_input(x, "x")
+        d = torch_support.detached
+        x_scales, topk_idx, topk_weights = d(x_scales), d(topk_idx), d(topk_weights)
+        config = config or self.get_dispatch_config(self.group_size)
+        result = self._need_ht("dispatch").dispatch(
+            x, x_scales=x_scales, x_fp8=fp8, topk_idx=topk_idx, topk_weights=topk_weights,
+            num_tokens_per_rank=num_tokens_per_rank, is_token_in_rank=is_token_in_rank,
+            num_tokens_per_expert=num_tokens_per_expert, handle=handle, expert_alignment=expert_alignment,
+            num_worst_tokens=num_worst_tokens, num_sms=config.num_sms,
+            allocate_on_comm_stream=allocate_on_comm_stream, **self._call(previous_event, async_finish))
+        to = torch_support.to_torch
+        recv_x = (to(result.recv_x), to(result.recv_x_scales)) if x_scales is not None else to(result.recv_x)
+        if handle is not None:
+            return recv_x, None, None, None, None, overlap(result.event)
+        return (recv_x, to(result.recv_topk_idx), to(result.recv_topk_weights),
+                list(result.num_recv_tokens_per_expert), result.handle, overlap(result.event))
+
+    def combine(self, x, handle, topk_weights=None, bias: Union[Any, Tuple[Any, Any], None] = None,
+                config: Optional[Config] = None, previous_event: Optional[EventOverlap] = None,
+                async_finish: bool = False, allocate_on_comm_stream: bool = False):
+        """-> (combined_x, combined_topk_weights, event)"""
+        bias0, bias1 = bias if isinstance(bias, tuple) else (bias, None)
+        d = torch_support.detached
+        x, topk_weights, bias0, bias1 = d(x), d(topk_weights), d(bias0), d(bias1)
+        config = config or self.get_combine_config(self.group_size)
+        result = self._need_ht("combine").combine(
+            x, handle, topk_weights=topk_weights, bias0=bias0, bias1=bias1, num_sms=config.num_sms,
+            allocate_on_comm_stream=allocate_on_comm_stream, **self._call(previous_event, async_finish))
+        to = torch_support.to_torch
+        return to(result.x), to(result.topk_weights), overlap(result.event)
+
+    # ---- low-latency mode ---------------------------------------------------------------------
+    def _need_ll(self, op: str, num_max_dispatch_tokens_per_rank: int, hidden: int, num_experts: int) -> _Buffer:
+        """The low-latency epcomm Buffer, made (collectively) on first use with these shapes."""
+        if not self.low_latency_mode:
+            raise invalid_argument(f"{op}: the Buffer was made with low_latency_mode=False")
+        options = LowLatencyOptions(num_max_dispatch_tokens_per_rank, hidden, num_experts)
+        if self._ll is None:
+            needed = options.region_bytes(self.group_size)
+            if needed > self.num_rdma_bytes:
+                raise invalid_argument(
+                    f"num_rdma_bytes: {self.num_rdma_bytes} is too small for num_max_dispatch_tokens_per_rank="
+                    f"{num_max_dispatch_tokens_per_rank}, hidden={hidden}, num_experts={num_experts}: "
+                    f"get_low_latency_rdma_size_hint gives {needed}")
+            self._ll = _Buffer(self._bootstrap, num_nvl_bytes=needed, low_latency=options,
+                               allocator=self._allocate)
+        elif self._ll.low_latency != options:
+            raise invalid_argument(
+                f"{op}: num_max_dispatch_tokens_per_rank, hidden, num_experts = {num_max_dispatch_tokens_per_rank}, "
+                f"{hidden}, {num_experts} differ from the first low-latency call's {self._ll.low_latency}")
+        return self._ll
+
+    def _ll_view(self, array):
+        """A torch view of low-latency output memory; cached, since the Buffer's outputs stay put."""
+        if array is None:
+            return None
+        key = (array.data_ptr, array.shape, array.strides, array.dtype)
+        view = self._ll_views.get(key)
+        if view is None:
+            view = self._ll_views[key] = torch_support.to_torch(array)
+        return view
+
+    def clean_low_latency_buffer(self, num_max_dispatch_tokens_per_rank: int, hidden: int, num_experts: int) -> None:
+        """Makes the low-latency Buffer now (collective) if the first call has not; epcomm's protocol
+        needs no cleaning between calls, so there is nothing else to do."""
+        self._need_ll("clean_low_latency_buffer", num_max_dispatch_tokens_per_rank, hidden, num_experts)
+
+    def low_latency_dispatch(self, x, topk_idx, num_max_dispatch_tokens_per_rank: int, num_experts: int,
+                             cumulative_local_expert_recv_stats=None, dispatch_wait_recv_cost_stats=None,
+                             use_fp8: bool = True, round_scale: bool = False, use_ue8m0: bool = False,
+                             async_finish: bool = False, return_recv_hook: bool = False):
+        """-> (recv_x or (recv_x, recv_x_scales), recv_count, handle, event, hook)"""
+        if dispatch_wait_recv_cost_stats is not None:
+            raise unsupported("dispatch_wait_recv_cost_stats: not supported by epcomm yet")
+        buffer = self._need_ll("low_latency_dispatch", num_max_dispatch_tokens_per_rank, x.size(1), num_experts)
+        r = buffer.low_latency_dispatch(
+            x.detach(), topk_idx.detach(), use_fp8=use_fp8, round_scale=round_scale, use_ue8m0=use_ue8m0,
+            return_recv_hook=return_recv_hook, cumulative_local_expert_recv_stats=cumulative_local_expert_recv_stats,
+            **self._call(None, async_finish))
+        recv_x = (self._ll_view(r.recv_x), self._ll_view(r.recv_scales)) if use_fp8 else self._ll_view(r.recv_x)
+        return recv_x, self._ll_view(r.recv_count), r.handle, overlap(r.event), r.receive
+
+    def low_latency_combine(self, x, topk_idx, topk_weights, handle, use_logfmt: bool = False,
+                            zero_copy: bool = False, async_finish: bool = False, return_recv_hook: bool = False,
+                            out=None, combine_wait_recv_cost_stats=None):
+        """-> (combined_x, event, hook). combined_x is ``out`` or a new tensor, as in the reference
+        library (epcomm's result, a view of its memory, is copied there once it is complete)."""
+        if use_logfmt:
+            raise unsupported("use_logfmt=True: LogFMT-compressed combine is not supported by epcomm")
+        if combine_wait_recv_cost_stats is not None:
+            raise unsupported("combine_wait_recv_cost_stats: not supported by epcomm yet")
+        if self._ll is None:
+            raise invalid_argument("low_latency_combine: no low_latency_dispatch was made on this Buffer")
+        import torch
+        d = torch_support.detached
+        r = self._ll.low_latency_combine(d(x), d(topk_idx), d(topk_weights), handle, zero_copy=zero_copy,
+                                         return_recv_hook=return_recv_hook, **self._call(None, async_finish))
+        view = self._ll_view(r.out)
+        combined_x = out if out is not None else torch.empty(view.shape, dtype=view.dtype, device=view.device)
+        if return_recv_hook:
+            def hook():
+                r.receive()
+                combined_x.copy_(view)
+            return combined_x, overlap(r.event), hook
+        if async_finish:  # the copy runs where the result completes, the communication stream
+            comm = self.get_comm_stream()
+            with torch.cuda.stream(comm):
+                combined_x.copy_(view)
+            combined_x.record_stream(comm)
+            return combined_x, overlap(_C.EventHandle.record(comm.cuda_stream)), None
+        combined_x.copy_(view)
+        return combined_x, overlap(r.event), None
+
+    def get_next_low_latency_combine_buffer(self, handle):
+        """[num_local_experts, num_ranks * num_max_dispatch_tokens_per_rank, hidden] bfloat16 to write the
+        next combine's x into (then pass zero_copy=True)."""
+        if self._ll is None:
+            raise invalid_argument("get_next_low_latency_combine_buffer: no low_latency_dispatch was made")
+        return self._ll_view(self._ll.get_next_low_latency_combine_buffer(handle))

@@ -1,0 +1,146 @@
+// Declarations shared by the translation units of the extension epcomm._C.
+//
+// The extension sees epcomm only through its public headers. Tensors arrive as DLPack arrays
+// (nb::ndarray: NumPy on the CPU, torch on CUDA, anything with __dlpack__) and leave as DeviceArray
+// objects that export DLPack themselves. Streams are integers (a cudaStream_t's value).
+#pragma once
+
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "epcomm/buffer.hpp"
+#include "epcomm/error.hpp"
+
+namespace epcomm::py {
+
+namespace nb = nanobind;
+
+using Array = nb::ndarray<>;  // any DLPack array: dtype, device and layout are checked by to_tensor
+using OptArray = std::optional<Array>;
+
+// Throws epcomm::Error(kInvalidArgument) from the binding's own checks, like the core's.
+[[noreturn]] void invalid_argument(const std::string& message);
+
+// ---- tensors in (tensors.cpp) -------------------------------------------------------------------
+// What one argument must be. `ndim` 0 accepts any rank up to Tensor::kMaxDims.
+struct TensorSpec {
+  const char* name;
+  std::initializer_list<DType> dtypes;
+  int ndim = 0;
+  bool required = true;
+};
+
+// The view of `array` as epcomm::Tensor after checking, in this order, that it is given (when
+// required), lies in CUDA device memory (a CPU array is refused by name before anything runs), has
+// the expected number of dimensions and one of the expected dtypes. `fp8`: a uint8 array holds
+// float8_e4m3fn bytes (for producers without a DLPack FP8 code; a DLPack float8_e4m3fn array is
+// accepted either way).
+Tensor to_tensor(const OptArray& array, const TensorSpec& spec, bool fp8 = false);
+
+// The dtype name of a DLPack array ("float32", "bfloat16", ...), for messages.
+std::string dlpack_dtype_name(const Array& array);
+
+// ---- tensors out (tensors.cpp) ------------------------------------------------------------------
+class PyAllocator;
+
+// An output: a DeviceTensor (owned, or a view of a Buffer's memory kept alive by `keepalive`),
+// exported through __dlpack__. `alloc_owner`/`alloc_offset` name the Python object of the
+// allocation holding it (what PyAllocator's callable returned) and the byte offset inside it, so a
+// framework can make its tensor a view of its own allocation.
+struct DeviceArray {
+  DeviceTensor tensor;
+  nb::object keepalive{};
+  nb::object alloc_owner{};
+  std::int64_t alloc_offset = 0;
+  int device = 0;
+};
+
+// None for an undefined tensor.
+nb::object export_tensor(const DeviceTensor& tensor, const std::shared_ptr<PyAllocator>& allocator, int device);
+nb::object export_view(const Tensor& view, nb::handle keepalive, int device);
+
+// ---- allocator (allocator.cpp) ------------------------------------------------------------------
+// epcomm::Allocator backed by a Python callable `allocate(nbytes: int, stream: int) -> (ptr: int,
+// owner)`. The owner (a torch uint8 tensor, say) is kept alive until deallocate, which takes the GIL.
+class PyAllocator final : public Allocator {
+ public:
+  explicit PyAllocator(nb::callable allocate);
+  ~PyAllocator() override;
+  void* allocate(std::size_t bytes, cudaStream_t stream) override;
+  void deallocate(void* ptr, std::size_t bytes, cudaStream_t stream) noexcept override;
+  // The owner of the live allocation holding `ptr` and the offset of `ptr` inside it, if any.
+  std::optional<std::pair<nb::object, std::int64_t>> find(const void* ptr);
+
+ private:
+  struct Live {
+    std::size_t bytes;
+    nb::object owner;
+  };
+  nb::callable allocate_;
+  std::mutex mutex_;
+  std::map<std::uintptr_t, Live> live_;
+};
+
+// ---- handles: THE MERGE ADAPTER (handles in buffer.cpp) -----------------------------------------
+// DispatchHandle and LlHandle are opaque to the binding: it stores, copies and passes them and
+// calls defined(). The few values it shows Python are read in describe() alone; when the handles
+// become opaque (accessors instead of fields), only describe() changes.
+struct HandleInfo {
+  std::int64_t num_tokens = 0;       // tokens this rank sent
+  std::int64_t num_recv_tokens = 0;  // rows received (-1 where only the device knows)
+  int num_ranks = 0;
+  int num_local_experts = 0;
+  std::int64_t hidden = 0;  // low-latency handles only
+};
+HandleInfo describe(const DispatchHandle& handle);
+HandleInfo describe(const LlHandle& handle);
+
+// A handle with the Buffer that made it (a handle from another Buffer is refused by name).
+template <typename Handle>
+struct PyHandle {
+  Handle handle;
+  const void* buffer = nullptr;
+};
+using PyDispatchHandle = PyHandle<DispatchHandle>;
+using PyLlHandle = PyHandle<LlHandle>;
+
+// ---- the Buffer (buffer.cpp) --------------------------------------------------------------------
+struct PyBuffer {
+  std::unique_ptr<Buffer> buffer;
+  std::shared_ptr<PyAllocator> allocator;  // null: epcomm's default allocator
+  int device = 0;
+
+  // The live Buffer; a destroyed one is refused, naming the operation.
+  Buffer& get(const char* op);
+  // Refuses a handle made by another Buffer.
+  template <typename Handle>
+  const Handle& own(const PyHandle<Handle>& h, const char* name) const {
+    if (!h.handle.defined()) invalid_argument(std::string(name) + ": expected a handle, got an empty one");
+    if (h.buffer != this) invalid_argument(std::string(name) + ": made by another Buffer");
+    return h.handle;
+  }
+};
+
+// CallOptions from the keyword arguments every operation takes.
+CallOptions call_options(std::uintptr_t stream, const std::optional<EventHandle>& previous_event,
+                         bool async_finish, bool allocate_on_comm_stream);
+
+void bind_errors(nb::module_& m);
+void bind_tensors(nb::module_& m);
+void bind_bootstrap(nb::module_& m);
+nb::class_<PyBuffer> bind_buffer(nb::module_& m);
+void bind_high_throughput(nb::module_& m, nb::class_<PyBuffer>& buffer);
+void bind_low_latency(nb::module_& m, nb::class_<PyBuffer>& buffer);
+
+// The event a call returned: None when it finished synchronously.
+nb::object event_or_none(const EventHandle& event);
+
+}  // namespace epcomm::py
