@@ -34,6 +34,7 @@ class EPCOMM_API DispatchHandle {
 
   bool defined() const { return state_ != nullptr; }
   int num_ranks() const;                 // ranks of the group that made it
+  int num_local_experts() const;         // experts per rank (E/R)
   std::int64_t num_tokens() const;       // tokens this rank dispatched from
   std::int64_t num_rows() const;         // rows of the outputs (num_worst_tokens in worst-case mode)
   // Rows received, as the host learned it; -1 in worst-case mode (see num_recv_tokens_device()).

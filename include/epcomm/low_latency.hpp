@@ -71,6 +71,9 @@ class EPCOMM_API LlHandle {
   LlHandle() = default;
 
   bool defined() const { return state_ != nullptr; }
+  int num_ranks() const;             // ranks of the group that made it
+  int num_local_experts() const;     // experts per rank (E/R)
+  std::int64_t hidden() const;       // channels per token
   std::int64_t num_tokens() const;  // T_r: tokens this rank dispatched
   int num_topk() const;             // k of the dispatch's topk_idx
 

@@ -89,10 +89,9 @@ class PyAllocator final : public Allocator {
   std::map<std::uintptr_t, Live> live_;
 };
 
-// ---- handles: THE MERGE ADAPTER (handles in buffer.cpp) -----------------------------------------
-// DispatchHandle and LlHandle are opaque to the binding: it stores, copies and passes them and
-// calls defined(). The few values it shows Python are read in describe() alone; when the handles
-// become opaque (accessors instead of fields), only describe() changes.
+// ---- handles -----------------------------------------------------------------------------------
+// DispatchHandle and LlHandle are opaque: the binding stores, copies and passes them; the few
+// values it shows Python come from their accessors, in describe() (buffer.cpp).
 struct HandleInfo {
   std::int64_t num_tokens = 0;       // tokens this rank sent
   std::int64_t num_recv_tokens = 0;  // rows received (-1 where only the device knows)

@@ -11,23 +11,21 @@
 
 namespace epcomm::py {
 
-// ==== MERGE ADAPTER: the only code of the binding that reads handle fields ======================
-// When DispatchHandle and LlHandle become opaque, replace these reads with their accessors.
+// The values a handle shows Python, read through the handles' public accessors.
 HandleInfo describe(const DispatchHandle& h) {
-  return {.num_tokens = h.num_tokens,
-          .num_recv_tokens = h.num_recv_tokens,
-          .num_ranks = h.num_ranks,
-          .num_local_experts = h.num_local_experts};
+  return {.num_tokens = h.num_tokens(),
+          .num_recv_tokens = h.num_recv_tokens(),
+          .num_ranks = h.num_ranks(),
+          .num_local_experts = h.num_local_experts()};
 }
 
 HandleInfo describe(const LlHandle& h) {
-  return {.num_tokens = h.num_tokens,
+  return {.num_tokens = h.num_tokens(),
           .num_recv_tokens = -1,  // per expert, on the device (recv_count)
-          .num_ranks = h.num_ranks,
-          .num_local_experts = h.num_local_experts,
-          .hidden = h.hidden};
+          .num_ranks = h.num_ranks(),
+          .num_local_experts = h.num_local_experts(),
+          .hidden = h.hidden()};
 }
-// ==== END MERGE ADAPTER ========================================================================
 
 Buffer& PyBuffer::get(const char* op) {
   if (!buffer) invalid_argument(std::string(op) + ": the Buffer was destroyed");

@@ -12,6 +12,7 @@ const DispatchHandle::State& state_or_empty(const DispatchHandle& h) {
 }  // namespace
 
 int DispatchHandle::num_ranks() const { return state_or_empty(*this).num_ranks; }
+int DispatchHandle::num_local_experts() const { return state_or_empty(*this).num_local_experts; }
 std::int64_t DispatchHandle::num_tokens() const { return state_or_empty(*this).num_tokens; }
 std::int64_t DispatchHandle::num_rows() const { return state_or_empty(*this).num_rows; }
 std::int64_t DispatchHandle::num_recv_tokens() const { return state_or_empty(*this).num_recv_tokens; }
