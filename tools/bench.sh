@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Builds epcomm and runs the benchmark with correctness checks on every local GPU (one process
-# per GPU). Without arguments every workload of BENCH.md runs; otherwise the arguments go to
+# per GPU). Without arguments every named workload runs (docs/benchmark.md); otherwise the arguments go to
 # epcomm-bench, e.g. `tools/bench.sh --workload ht-dsv3 --json out.json`.
 # On a machine without GPUs it says so and exits cleanly.
 set -euo pipefail
-# Its own build folder, without the test tier (so GoogleTest is not needed to benchmark).
-default_build="$(cd "$(dirname "$0")/.." && pwd)/build-bench"
-extra_cmake_args="-DEPCOMM_BUILD_TESTS=OFF"
+# The same build folder as tools/test.sh (build/, or $EPCOMM_BUILD_DIR): only the benchmark's
+# targets are built here.
 source "$(dirname "$0")/configure.sh"
 cmake --build "$build" -j "$(nproc)" --target epcomm-bench epcomm-run
 if [ $# -eq 0 ]; then set -- --workload all; fi
