@@ -47,6 +47,11 @@ def _check_options(num_nvl_bytes, num_rdma_bytes, low_latency_mode, allow_nvlink
         raise unsupported("comm: an MPI communicator is not supported; pass a torch.distributed group")
 
 
+def _native_ll_handle(handle):
+    """epcomm's handle in a low-latency handle tuple (src_info, layout_range, tokens, hidden, experts, native)."""
+    return handle[-1] if isinstance(handle, tuple) else handle
+
+
 class Buffer:
     """deep_ep.Buffer(group, num_nvl_bytes, num_rdma_bytes, low_latency_mode, num_qps_per_rank,
     allow_nvlink_for_low_latency_mode, allow_mnnvl, explicitly_destroy, ...) on epcomm.
@@ -240,7 +245,10 @@ class Buffer:
             return_recv_hook=return_recv_hook, cumulative_local_expert_recv_stats=cumulative_local_expert_recv_stats,
             **self._call(None, async_finish))
         recv_x = (self._ll_view(r.recv_x), self._ll_view(r.recv_scales)) if use_fp8 else self._ll_view(r.recv_x)
-        return recv_x, self._ll_view(r.recv_count), r.handle, overlap(r.event), r.receive
+        # The reference library's handle tuple, with epcomm's own handle last.
+        handle = (self._ll_view(r.src_info), self._ll_view(r.layout_range), num_max_dispatch_tokens_per_rank,
+                  x.size(1), num_experts, r.handle)
+        return recv_x, self._ll_view(r.recv_count), handle, overlap(r.event), r.receive
 
     def low_latency_combine(self, x, topk_idx, topk_weights, handle, use_logfmt: bool = False,
                             zero_copy: bool = False, async_finish: bool = False, return_recv_hook: bool = False,
@@ -255,7 +263,10 @@ class Buffer:
             raise invalid_argument("low_latency_combine: no low_latency_dispatch was made on this Buffer")
         import torch
         d = torch_support.detached
-        r = self._ll.low_latency_combine(d(x), d(topk_idx), d(topk_weights), handle, zero_copy=zero_copy,
+        native = _native_ll_handle(handle)
+        if zero_copy:  # x was written into the combine buffer: epcomm reads that buffer itself
+            x = self._ll_view(self._ll.get_next_low_latency_combine_buffer(native))
+        r = self._ll.low_latency_combine(d(x), d(topk_idx), d(topk_weights), native, zero_copy=zero_copy,
                                          return_recv_hook=return_recv_hook, **self._call(None, async_finish))
         view = self._ll_view(r.out)
         combined_x = out if out is not None else torch.empty(view.shape, dtype=view.dtype, device=view.device)
@@ -278,4 +289,4 @@ class Buffer:
         next combine's x into (then pass zero_copy=True)."""
         if self._ll is None:
             raise invalid_argument("get_next_low_latency_combine_buffer: no low_latency_dispatch was made")
-        return self._ll_view(self._ll.get_next_low_latency_combine_buffer(handle))
+        return self._ll_view(self._ll.get_next_low_latency_combine_buffer(_native_ll_handle(handle)))
