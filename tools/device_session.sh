@@ -2,11 +2,12 @@
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
 #   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels] [pack]
+#   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
 #   shared N PROGRAM...: GPU test programs (test_ll, test_ht, ...) on N ranks that share the local
 #   GPUs (EPCOMM_TEST_SHARE_GPUS=1): the ranks' kernels take turns, so this checks correctness of
-#   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases.
+#   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases. EPCOMM_REQUIRE_GPU=1 there too.
 #   examples: every numbered example, one process per local GPU.
 #   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
 #   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
@@ -39,9 +40,20 @@ while [ $# -gt 0 ]; do
   case "$1" in
     tests)
       shift
-      ctest --test-dir "$build" -L gpu -R "${EPCOMM_GPU_TESTS:-.}" --output-on-failure > "$OUT/gpu_tests.log" 2>&1
+      # A skip is a failure here (EPCOMM_REQUIRE_GPU=1: a program or case that would skip exits 1),
+      # so "100% tests passed" means every test ran. With fewer GPUs than the tests' ranks, the
+      # ranks share the GPUs (correctness only, as in the shared step).
+      ranks=$(sed -n 's/^EPCOMM_GPU_TEST_RANKS:STRING=//p' "$build/CMakeCache.txt"); ranks=${ranks:-2}
+      share=()
+      [ "$gpus" -lt "$ranks" ] && share=(EPCOMM_TEST_SHARE_GPUS=1 "EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000}")
+      [ ${#share[@]} -gt 0 ] && echo "tests: $ranks ranks share $gpus GPU(s) (correctness only)"
+      env EPCOMM_REQUIRE_GPU=1 "${share[@]}" ctest --test-dir "$build" -L gpu -R "${EPCOMM_GPU_TESTS:-.}" \
+        --output-on-failure > "$OUT/gpu_tests.log" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
-      grep -E "tests passed|Passed|Failed|\*\*\*|FAILED|Timeout" "$OUT/gpu_tests.log" | grep -v "^\[rank.*OK \]" | tail -40
+      grep -E "tests passed|Passed|Failed|\*\*\*|FAILED|Timeout|did not run" "$OUT/gpu_tests.log" | grep -v "^\[rank.*OK \]" | tail -40
+      if grep -qE "\*\*\*Skipped|did not run" "$OUT/gpu_tests.log"; then
+        echo "tests: some tests were skipped, which fails this step"; status=1
+      fi
       ;;
     examples)
       shift
@@ -84,7 +96,7 @@ while [ $# -gt 0 ]; do
       while [ $# -gt 0 ] && ! is_step "$1"; do
         p=$1; shift
         start=$(date +%s)
-        EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} \
+        EPCOMM_REQUIRE_GPU=1 EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} \
           "$build/tools/epcomm-run" -n "$n" --timeout "${EPCOMM_SHARED_TIMEOUT_S:-400}" "$build/tests/gpu_$p" \
           > "$OUT/shared_${n}_$p.log" 2>&1
         rc=$?; [ $rc -ne 0 ] && status=$rc

@@ -163,20 +163,25 @@ std::string describe(const ChildResult& result) {
   return text;
 }
 
+// NOTE: kExitSkipped only when every rank skipped: a skip beside a pass or a failure ({0, 77},
+// {77, 1}) is a failure, or a run that did not run everywhere would read as "skipped".
 int aggregate_exit_code(const std::vector<ChildResult>& in_reap_order) {
   auto exited_with = [](int code) {
     return [code](const ChildResult& r) { return !r.signaled && r.value == code; };
   };
   if (std::all_of(in_reap_order.begin(), in_reap_order.end(), exited_with(0))) return 0;
   if (std::all_of(in_reap_order.begin(), in_reap_order.end(), exited_with(kExitSkipped))) return kExitSkipped;
+  const auto failed = [](const ChildResult& r) {
+    return exit_code_of(r) != 0 && exit_code_of(r) != kExitSkipped;
+  };
   for (const ChildResult& r : in_reap_order) {
-    if (!r.stopped_by_launcher && exit_code_of(r) != 0) return exit_code_of(r);
+    if (!r.stopped_by_launcher && failed(r)) return exit_code_of(r);
   }
   // Only children the launcher stopped failed (the caller reports its own reason first).
   for (const ChildResult& r : in_reap_order) {
-    if (exit_code_of(r) != 0) return exit_code_of(r);
+    if (failed(r)) return exit_code_of(r);
   }
-  return 0;
+  return 1;  // passes and skips mixed
 }
 
 }  // namespace epcomm::launcher

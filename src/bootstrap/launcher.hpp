@@ -57,8 +57,9 @@ bool is_failure(const ChildResult& result);
 // "rank 2 exited with code 3", "rank 1 was killed by signal 9 (Killed)".
 std::string describe(const ChildResult& result);
 // The launcher's exit code from the children's endings in the order they were reaped: 0 when all
-// exited 0; kExitSkipped when all exited kExitSkipped; otherwise the code of the first child that
-// ended with a non-zero code on its own (not stopped by the launcher).
+// exited 0; kExitSkipped only when every child exited kExitSkipped; otherwise the first code that
+// is neither 0 nor kExitSkipped (children that ended on their own before those the launcher
+// stopped), or 1 for a mix of passes and skips.
 int aggregate_exit_code(const std::vector<ChildResult>& in_reap_order);
 
 }  // namespace epcomm::launcher

@@ -17,12 +17,14 @@ namespace epcomm::ref {
 
 float bf16_to_float(uint16_t bits);
 // Round to nearest, ties to even (what __float2bfloat16_rn does). Any NaN becomes 0x7fff, CUDA's
-// canonical (quiet) NaN. Checked against the device intrinsic for all 2^32 inputs.
+// canonical (quiet) NaN. gpu.test_numeric (tests/gpu/test_numeric.cu) compares it with the device
+// intrinsic for all 2^32 inputs.
 uint16_t float_to_bf16(float value);
 float e4m3_to_float(uint8_t bits);
 // Round to nearest even with saturation to +-448 (what __nv_cvt_float_to_fp8(v, __NV_SATFINITE,
 // __NV_E4M3) does): subnormals down to 2^-9, |v| >= 448 and +-inf give +-448 (0x7e/0xfe), any NaN
-// (either sign) gives 0x7f. Checked against the device intrinsic for all 2^32 inputs.
+// (either sign) gives 0x7f. gpu.test_numeric (tests/gpu/test_numeric.cu) compares it with the
+// device intrinsic for all 2^32 inputs.
 uint8_t float_to_e4m3(float value);
 
 constexpr int kFp8BlockSize = 128;      // channels that share one FP8 scale

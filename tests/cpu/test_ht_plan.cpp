@@ -16,6 +16,10 @@ namespace {
 
 class PerDomainSize : public ::testing::TestWithParam<int> {};
 
+// The plan itself takes no domain size; G enters through notify's mailbox, which holds G rank
+// counts and one count per channel beside the local experts' counts. Catches (issue 18, item 7):
+// the parameter was unused here, so six identical runs claimed coverage of 2 to 72 ranks; now each
+// domain size checks every plan's channels against its own mailbox.
 TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
   const int G = GetParam();
   for (int sms : {2, 3, 8, 24, 64, 132, kMaxBlocks}) {
@@ -32,24 +36,31 @@ TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
           << "sms " << sms << " T " << T;
       // No channel is wasted past the last token by more than one channel's worth.
       EXPECT_LT(static_cast<std::int64_t>(p.num_channels) * p.tokens_per_channel, T + p.num_channels + 1);
+      EXPECT_GE(max_local_experts(G, p.num_channels), 1024) << "G " << G << " sms " << sms;
     }
   }
 }
 
+// G drives the mailbox check, as above, and the tokens (4096 * G, from 4096 to 294912), so that no
+// two domain sizes run the same plans.
 TEST_P(PerDomainSize, CachedDispatchKeepsTheHandlesChannels) {
-  const HtDispatchPlan first = plan_ht_dispatch(24, 132, 4096, 0, 33, false);
-  const HtDispatchPlan again = plan_ht_dispatch(30, 132, 4096, first.num_channels, 33, false);
+  const int G = GetParam();
+  const std::int64_t T = 4096 * static_cast<std::int64_t>(G);
+  const HtDispatchPlan first = plan_ht_dispatch(24, 132, T, 0, 33, false);
+  const HtDispatchPlan again = plan_ht_dispatch(30, 132, T, first.num_channels, 33, false);
+  EXPECT_GE(max_local_experts(G, first.num_channels), 1024);
+  EXPECT_GE(static_cast<std::int64_t>(again.num_channels) * again.tokens_per_channel, T);
   EXPECT_EQ(again.num_channels, first.num_channels);
   EXPECT_EQ(again.tokens_per_channel, first.tokens_per_channel);
   EXPECT_EQ(again.num_senders, first.num_senders);
   EXPECT_EQ(again.num_receivers, 30 - first.num_senders);
-  EXPECT_THROW(plan_ht_dispatch(first.num_senders, 132, 4096, first.num_channels, 33, false), Error);
+  EXPECT_THROW(plan_ht_dispatch(first.num_senders, 132, T, first.num_channels, 33, false), Error);
   // Phased: the senders copy out too, so the handle's blocks may be the whole budget.
-  const HtDispatchPlan phased = plan_ht_dispatch(first.num_senders, 132, 4096, first.num_channels, 33, true);
+  const HtDispatchPlan phased = plan_ht_dispatch(first.num_senders, 132, T, first.num_channels, 33, true);
   EXPECT_TRUE(phased.phased);
   EXPECT_EQ(phased.num_senders, first.num_senders);
   EXPECT_EQ(phased.num_receivers, 0);
-  EXPECT_THROW(plan_ht_dispatch(first.num_senders - 1, 132, 4096, first.num_channels, 33, true), Error);
+  EXPECT_THROW(plan_ht_dispatch(first.num_senders - 1, 132, T, first.num_channels, 33, true), Error);
 }
 
 TEST(HtPlan, PhasedPlansGiveEveryBlockBothRoles) {

@@ -105,12 +105,17 @@ ChildResult killed(int rank, int sig, bool stopped = false) {
 TEST(LauncherExitCode, Aggregation) {
   EXPECT_EQ(aggregate_exit_code({exited(0, 0), exited(1, 0), exited(2, 0)}), 0);
   EXPECT_EQ(aggregate_exit_code({exited(1, 77), exited(0, 77)}), 77);
-  EXPECT_EQ(aggregate_exit_code({exited(0, 0), exited(1, 77)}), 77);  // partly skipped: not a pass
+  // Catches (issue 18, item 15): mixes of a skip with anything else read as "skipped" (the first
+  // non-zero code); 77 now only when every rank skipped, any other mix fails.
+  EXPECT_EQ(aggregate_exit_code({exited(0, 0), exited(1, 77)}), 1);  // partly skipped: a failure
+  EXPECT_EQ(aggregate_exit_code({exited(1, 77), exited(0, 0), exited(2, 77)}), 1);
   // The first rank that failed on its own decides, not the siblings the launcher stopped.
   EXPECT_EQ(aggregate_exit_code({exited(2, 3), killed(0, 15, true), killed(1, 15, true)}), 3);
   EXPECT_EQ(aggregate_exit_code({killed(0, 15, true), exited(2, 3)}), 3);
   EXPECT_EQ(aggregate_exit_code({exited(0, 0), killed(1, 11), exited(2, 4)}), 139);
-  EXPECT_EQ(aggregate_exit_code({exited(1, 77), exited(0, 1)}), 77);  // first non-zero in reap order
+  EXPECT_EQ(aggregate_exit_code({exited(1, 77), exited(0, 1)}), 1);  // the first non-77 non-zero code
+  EXPECT_EQ(aggregate_exit_code({exited(1, 77), exited(0, 5), exited(2, 3)}), 5);
+  EXPECT_EQ(aggregate_exit_code({exited(0, 77), killed(1, 15, true)}), 143);
 }
 
 TEST(LauncherExitCode, ChildResults) {
@@ -209,6 +214,8 @@ TEST(LauncherBinary, TimeoutExits124) {
 TEST(LauncherBinary, AllSkippedExits77) {
   EXPECT_EQ(run("-n 3 sh -c 'exit 77'").exit_code, kExitSkipped);
   EXPECT_EQ(run("-n 2 sh -c 'exit 0'").exit_code, 0);
+  // One rank skipped, the other passed: not a skip (issue 18, item 15).
+  EXPECT_EQ(run("-n 2 sh -c 'if [ $RANK = 1 ]; then exit 77; fi'").exit_code, 1);
 }
 
 TEST(LauncherBinary, UsageErrorsAndMissingCommand) {

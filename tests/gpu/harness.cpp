@@ -1,11 +1,16 @@
 #include "harness.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+
+#include "checks.hpp"
+#include "gpu_gate.hpp"
 
 namespace epcomm::test {
 
@@ -18,20 +23,25 @@ int env_int(const char* name, int fallback) {
   return v ? std::atoi(v) : fallback;
 }
 
+// Whether a CUDA driver is installed at all: without one the runtime reports
+// cudaErrorInsufficientDriver, which on a machine with a driver means a real mismatch.
+bool cuda_driver_installed() {
+  void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (driver == nullptr) return false;
+  dlclose(driver);
+  return true;
+}
+
 class PoisoningAllocator final : public Allocator {
  public:
-  explicit PoisoningAllocator(std::uint8_t poison) : poison_(poison) {}
   void* allocate(std::size_t bytes, cudaStream_t stream) override {
     void* ptr = default_allocator()->allocate(bytes, stream);
-    if (bytes > 0) EPCOMM_CUDA_CHECK(cudaMemsetAsync(ptr, poison_, bytes, stream));
+    fill_poison(ptr, bytes, stream);
     return ptr;
   }
   void deallocate(void* ptr, std::size_t bytes, cudaStream_t stream) noexcept override {
     default_allocator()->deallocate(ptr, bytes, stream);
   }
-
- private:
-  std::uint8_t poison_;
 };
 
 }  // namespace
@@ -40,8 +50,23 @@ GpuEnv& gpu_env() {
   return g_env;
 }
 
-std::shared_ptr<Allocator> poisoning_allocator(std::uint8_t poison) {
-  return std::make_shared<PoisoningAllocator>(poison);
+std::shared_ptr<Allocator> poisoning_allocator() {
+  return std::make_shared<PoisoningAllocator>();
+}
+
+void fill_poison(void* ptr, std::size_t bytes, cudaStream_t stream) {
+  // One seed copied from the host, then doubled on the device: every copy starts at an even offset,
+  // so the 16-bit pattern keeps its phase. The seed lives as long as the process (copies from
+  // pageable memory may still read it after the call returns).
+  constexpr std::size_t kSeedBytes = std::size_t{64} << 10;
+  static const std::vector<std::uint8_t> seed = poison_bytes(kSeedBytes);
+  if (bytes == 0) return;
+  auto* p = static_cast<std::uint8_t*>(ptr);
+  const std::size_t first = std::min(bytes, kSeedBytes);
+  EPCOMM_CUDA_CHECK(cudaMemcpyAsync(p, seed.data(), first, cudaMemcpyHostToDevice, stream));
+  for (std::size_t done = first; done < bytes; done *= 2)
+    EPCOMM_CUDA_CHECK(
+        cudaMemcpyAsync(p + done, p, std::min(done, bytes - done), cudaMemcpyDeviceToDevice, stream));
 }
 
 std::vector<std::int64_t> random_topk(std::uint64_t seed, std::int64_t num_tokens, int num_topk,
@@ -79,20 +104,25 @@ int main(int argc, char** argv) {
   g_env.world = epcomm::test::env_int("WORLD_SIZE", 1);
   g_env.local_rank = epcomm::test::env_int("LOCAL_RANK", 0);
 
-  int num_gpus = 0;
-  if (cudaGetDeviceCount(&num_gpus) != cudaSuccess || num_gpus == 0) {
-    std::printf("skipped: no GPU\n");
-    return 77;
-  }
+  // Skip (77) only where there is no GPU; EPCOMM_REQUIRE_GPU=1 turns every skip into a failure.
+  const bool require_gpu = epcomm::test::env_int("EPCOMM_REQUIRE_GPU", 0) != 0;
+  epcomm::test::GateInput gate;
+  gate.count_error = cudaGetDeviceCount(&gate.num_gpus);
+  gate.error_text = cudaGetErrorString(gate.count_error);
+  gate.driver_installed = epcomm::test::cuda_driver_installed();
+  gate.world = g_env.world;
   // EPCOMM_TEST_SHARE_GPUS=1 lets several ranks share a GPU (rank r on GPU r mod count): the
   // kernels then see peers on their own device, reached through CUDA IPC all the same, and the
   // ranks' kernels take turns on the GPU (time slices), so such runs check correctness only.
-  const bool share_gpus = epcomm::test::env_int("EPCOMM_TEST_SHARE_GPUS", 0) != 0;
-  if (num_gpus < g_env.world && !share_gpus) {
-    std::printf("skipped: needs %d GPUs, found %d (EPCOMM_TEST_SHARE_GPUS=1 shares them)\n", g_env.world,
-                num_gpus);
-    return 77;
+  gate.share_gpus = epcomm::test::env_int("EPCOMM_TEST_SHARE_GPUS", 0) != 0;
+  gate.require_gpu = require_gpu;
+  const epcomm::test::GateDecision decision = epcomm::test::gpu_gate(gate);
+  if (decision.exit_code >= 0) {
+    std::fprintf(decision.exit_code == epcomm::test::kExitSkip ? stdout : stderr, "%s\n",
+                 decision.message.c_str());
+    return decision.exit_code;
   }
+  const int num_gpus = gate.num_gpus;
   try {
     g_env.device = g_env.local_rank % num_gpus;
     EPCOMM_CUDA_CHECK(cudaSetDevice(g_env.device));
@@ -103,16 +133,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   testing::InitGoogleTest(&argc, argv);
-  int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-  // Every rank learns whether any rank failed, so all exit alike.
+  const bool failed = RUN_ALL_TESTS() != 0;
+  const testing::UnitTest& unit = *testing::UnitTest::GetInstance();
+  if (require_gpu && unit.skipped_test_count() > 0)
+    std::fprintf(stderr, "EPCOMM_REQUIRE_GPU=1, so this fails: %d cases skipped\n",
+                 unit.skipped_test_count());
+  int code = epcomm::test::rank_exit_code(failed, unit.successful_test_count(), unit.skipped_test_count(),
+                                          require_gpu);
+  // Every rank learns every rank's result, so all exit alike.
   std::vector<int> all(static_cast<std::size_t>(g_env.world));
   try {
-    g_env.bootstrap->all_gather(&failed, all.data(), sizeof(int));
+    g_env.bootstrap->all_gather(&code, all.data(), sizeof(int));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "final all_gather failed: %s\n", e.what());
-    return 1;
+    return epcomm::test::kExitFail;
   }
-  const int any_failed = *std::max_element(all.begin(), all.end());
-  if (any_failed && !failed) std::fprintf(stderr, "another rank failed\n");
-  return any_failed ? 1 : 0;
+  const int program = epcomm::test::program_exit_code(all);
+  if (program != code) std::fprintf(stderr, "another rank ended otherwise (exit %d here)\n", code);
+  return program;
 }

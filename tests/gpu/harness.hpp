@@ -1,12 +1,14 @@
 // Shared pieces of the multi-process GPU tests. Each test program is started by epcomm-run (one
-// process per GPU); the harness's main() checks for GPUs (exit 77, "skipped", where there are too
-// few), selects the device, builds the bootstrap and runs the GoogleTest cases. A program passes
-// only when every rank passed.
+// process per GPU); the harness's main() checks for GPUs (exit 77, "skipped", where there is none or
+// too few; any other CUDA error fails: gpu_gate.hpp), selects the device, builds the bootstrap and
+// runs the GoogleTest cases. A program passes only when every rank passed; it skips when every case
+// skipped; with EPCOMM_REQUIRE_GPU=1 (every run that backs a claim) any skip is a failure.
 #pragma once
 
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -32,9 +34,13 @@ struct GpuEnv {
 };
 GpuEnv& gpu_env();
 
-// An allocator that fills every allocation with `poison` before handing it out, so outputs a
-// kernel forgets to write are caught.
-std::shared_ptr<Allocator> poisoning_allocator(std::uint8_t poison = 0xAB);
+// An allocator that poisons every allocation (fill_poison) before handing it out, so outputs a
+// kernel forgets to write are caught, whatever their dtype.
+std::shared_ptr<Allocator> poisoning_allocator();
+
+// Fills `bytes` bytes at `ptr` with the poison of checks.hpp (NaN for every float type, an
+// impossible value for every index type), queued on `stream`.
+void fill_poison(void* ptr, std::size_t bytes, cudaStream_t stream);
 
 // Runs `call`, which must throw the device's report of a peer that never came: an epcomm::Error of
 // category kTimeout whose message says `what` (e.g. "combine timed out") and names the rank waited

@@ -140,12 +140,13 @@ inline void refill_inputs(const DeviceInputs& di, const RankData& d, const LlCas
   copy_to_device(di.weights.data(), d.weights.data(), di.weights.view().nbytes());
 }
 
-// Fills both halves of the buffer's output area with 0xAB.
+// Poisons both halves of the buffer's output area (fill_poison: NaN for floats, impossible indices).
 inline void poison_outputs(Buffer& buffer) {
   const LlState* st = low_latency_state(buffer);
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
   for (int h = 0; h < 2; ++h)
-    EPCOMM_CUDA_CHECK(cudaMemset(st->layout.output_block(st->workspace, h), 0xAB, st->layout.output_bytes));
+    fill_poison(st->layout.output_block(st->workspace, h), st->layout.output_bytes, gpu_env().stream);
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(gpu_env().stream));
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 }
 

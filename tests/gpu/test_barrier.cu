@@ -3,6 +3,9 @@
 // names it instead of a hang.
 #include <cuda_runtime.h>
 
+#include <chrono>
+#include <thread>
+
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
 #include "harness.hpp"
@@ -50,6 +53,32 @@ TEST(Barrier, OrdersPeerWritesOverManyRounds) {
   EXPECT_EQ(download<int>(mismatches)[0], 0);
 }
 
+// Catches (issue 18, item 8): a Buffer::barrier (the public call) that does not order. Each round
+// every rank writes into every peer's region through the peer mapping (buffer_impl_view), passes the
+// barrier, and checks what every peer wrote this round; rank 1 queues its writes late in some rounds
+// (a host sleep), so a barrier that does not wait for it shows the previous round's values.
+TEST(Barrier, ApiBarrierOrdersPeerWrites) {
+  const GpuEnv& env = gpu_env();
+  if (env.world < 2) GTEST_SKIP() << "ordering needs a peer that can be late";
+  Buffer buffer(env.bootstrap, {.num_nvl_bytes = 4 << 20});
+  const DomainView view = buffer_impl_view(buffer);
+  DeviceTensor mismatches = upload(std::vector<int>(1, 0), DType::kI32, {1});
+  const CallOptions call{.stream = env.stream};
+  constexpr int kRounds = 60, kLateEvery = 6;
+  constexpr auto kLate = std::chrono::milliseconds(20);  // far longer than a barrier's round trip
+  for (int round = 1; round <= kRounds; ++round) {
+    if (env.rank == 1 && round % kLateEvery == 0) std::this_thread::sleep_for(kLate);
+    write_to_peers<<<8, 256, 0, env.stream>>>(view, round);
+    buffer.barrier(call);  // every peer's writes of this round are visible after it
+    count_mismatches<<<8, 256, 0, env.stream>>>(view, round, static_cast<int*>(mismatches.data()));
+    buffer.barrier(call);  // nobody overwrites the region before every rank checked it
+  }
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  buffer.check_status();
+  EXPECT_EQ(download<int>(mismatches)[0], 0);
+}
+
+// Without a region, many barriers back to back run and leave no error (ordering: above).
 TEST(Barrier, ManyBackToBackBarriersThroughTheApi) {
   const GpuEnv& env = gpu_env();
   Buffer buffer(env.bootstrap, {.num_nvl_bytes = 0});

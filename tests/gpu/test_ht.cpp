@@ -1,8 +1,9 @@
 // High-throughput dispatch and combine on the GPUs against the CPU reference, every element:
 // payloads, scales, top-k and source indices bit-exactly, combine sums within a BF16 tolerance.
-// Outputs come from a poisoning allocator, so rows the kernels forget show up as mismatches.
-#include <cmath>
-#include <cstring>
+// Outputs come from a poisoning allocator (checks.hpp: NaN for every float type, an impossible
+// value for every index type), so rows the kernels forget show up as mismatches.
+
+#include "checks.hpp"
 
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
@@ -10,6 +11,7 @@
 #include "ht_inputs.hpp"
 #include "buffer/buffer_impl.hpp"
 #include "intranode/dispatch_handle.hpp"
+#include "intranode/ht_plan.hpp"
 
 namespace epcomm::test {
 namespace {
@@ -22,10 +24,11 @@ struct Mode {
   bool zero_copy = false;  // dispatch outputs are views of the region (DispatchArgs::zero_copy)
 };
 
-// Fills the memory a view covers with 0xff bytes (a NaN pattern no kernel writes by chance).
+// Poisons the memory a view covers (zero-copy outputs live in the region, which no allocator
+// poisons). Catches (issue 18, item 3): the old 0xff bytes read -1 as int32/int64, the expected
+// value of every non-local top-k slot and padding row, so unwritten -1s passed.
 void poison(const DeviceTensor& t) {
-  if (t.defined() && t.numel() > 0)
-    EPCOMM_CUDA_CHECK(cudaMemsetAsync(t.data(), 0xff, t.view().nbytes(), gpu_env().stream));
+  if (t.defined() && t.numel() > 0) fill_poison(t.data(), t.view().nbytes(), gpu_env().stream);
 }
 
 template <typename T>
@@ -33,24 +36,29 @@ void expect_equal_prefix(const std::vector<T>& got, const std::vector<T>& want, 
                          const char* what) {
   ASSERT_GE(got.size(), count) << what;
   ASSERT_GE(want.size(), count) << what;
-  std::size_t mismatches = 0, first = count;
-  for (std::size_t i = 0; i < count; ++i)
-    if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0 && mismatches++ == 0) first = i;
-  EXPECT_EQ(mismatches, 0u) << what << ": " << mismatches << " of " << count << " elements differ, first at "
-                            << first;
+  const Mismatches m = bitwise_mismatches(got, want, count);
+  EXPECT_EQ(m.count, 0u) << what << ": " << m.count << " of " << count << " elements differ, first at "
+                         << m.first;
 }
 
+// Catches (issue 18, item 2): with NaN poison and a NaN-aware compare, a combine that never writes
+// a token routed nowhere (expected exactly 0) fails; the old 0xab poison read -1.2e-12, inside the
+// tolerance, and NaN slipped through the old weights compare.
 void expect_bf16_close(const std::vector<std::uint16_t>& got, const std::vector<std::uint16_t>& want,
                        const char* what) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  std::size_t bad = 0, first = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const float g = ref::bf16_to_float(got[i]), w = ref::bf16_to_float(want[i]);
-    if (!(std::fabs(g - w) <= 1e-2f * std::fabs(w) + 1e-2f) && bad++ == 0) first = i;
-  }
-  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " values off, first at " << first
-                     << " (got " << ref::bf16_to_float(got[first]) << ", want "
-                     << ref::bf16_to_float(want[first]) << ")";
+  const Mismatches m = bf16_off(got, want, kCombineXRel, kCombineXAbs);
+  EXPECT_EQ(m.count, 0u) << what << ": " << m.count << " of " << got.size() << " values off, first at "
+                         << m.first << " (got " << (m.count ? ref::bf16_to_float(got[m.first]) : 0.0f)
+                         << ", want " << (m.count ? ref::bf16_to_float(want[m.first]) : 0.0f) << ")";
+}
+
+void expect_f32_close(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  const Mismatches m = f32_off(got, want, kCombineWeightRel, kCombineWeightAbs);
+  EXPECT_EQ(m.count, 0u) << what << ": " << m.count << " of " << got.size() << " values off, first at "
+                         << m.first << " (got " << (m.count ? got[m.first] : 0.0f) << ", want "
+                         << (m.count ? want[m.first] : 0.0f) << ")";
 }
 
 DeviceTensor upload_x(const ref::HtRankInput& in, bool fp8, std::int64_t hidden) {
@@ -194,6 +202,14 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
     buffer.check_status();
     expect_equal_prefix(download<std::uint8_t>(again.recv_x), want2[static_cast<std::size_t>(me)],
                         n * static_cast<std::size_t>(in.row_bytes), "cached recv_x");
+    // Catches (issue 18, item 9): a cached FP8 dispatch that leaves its new scales unsent (the
+    // outputs stay poisoned, or keep the first call's scales in zero-copy mode). The routes do not
+    // depend on the salt, so the full reference of the new inputs gives the cached scales.
+    if (c.fp8)
+      expect_equal_prefix(
+          download<float>(again.recv_x_scales),
+          ref::ht_dispatch(geometry, inputs2, ref_options)[static_cast<std::size_t>(me)].recv_scales,
+          n * static_cast<std::size_t>(in.num_scales), "cached recv_x_scales");
   }
 
   if (!mode.combine) return;
@@ -243,13 +259,8 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
   expect_bf16_close(download<std::uint16_t>(combined.x), want_c[static_cast<std::size_t>(me)].out,
                     "combined x");
   if (c.with_topk) {
-    const auto w = download<float>(combined.topk_weights);
-    const auto& ww = want_c[static_cast<std::size_t>(me)].topk_weights;
-    ASSERT_EQ(w.size(), ww.size());
-    std::size_t bad = 0;
-    for (std::size_t i = 0; i < w.size(); ++i)
-      bad += std::fabs(w[i] - ww[i]) > 1e-5f * std::fabs(ww[i]) + 1e-6f;
-    EXPECT_EQ(bad, 0u) << "combined topk_weights";
+    expect_f32_close(download<float>(combined.topk_weights),
+                     want_c[static_cast<std::size_t>(me)].topk_weights, "combined topk_weights");
   }
 }
 
@@ -419,19 +430,29 @@ TEST_F(Ht, CopyEnginePushCombine) {
     run_case(*buffer_, {.num_tokens = 700, .num_sms = 8, .seed = 89}, {.async_finish = true});
   }
 }
+// Which of this rank's rows of case `c` the copy engine takes straight from x (checks.hpp).
+StraightExpected straight_expected_of(const HtCase& c) {
+  const GpuEnv& env = gpu_env();
+  const ref::HtRankInput in = make_ht_input(c, env.rank, env.world);
+  const ref::Geometry geometry{env.world, c.experts_per_rank * env.world, env.world};
+  const ref::Layout l = ref::get_dispatch_layout(geometry, in.topk_idx, in.num_tokens, in.num_topk);
+  return straight_expected(l.num_tokens_per_rank, in.num_tokens, env.rank);
+}
+
 // Straight copies (EPCOMM_HT_DISPATCH_STRAIGHT) and packed rows. With 32 experts a token, a token
-// misses a given rank of up to 4 with probability ~3e-4 (~0.014 at 8 ranks), so every rank gets all
-// tokens but token 3 (which goes nowhere) and maybe another: at most kMaxStraightHoles. Skewed
-// routing keeps ~30% of each rank's tokens off every rank but 0, so rank 0 is straight for its
-// peers and the others are packed (one rank has both kinds of peer from 3 ranks on); dense routing
-// (zero-copy outputs, FP8, staging sized after the counts) makes every peer straight up to 4 ranks,
-// which the counts of queued straight copies check. First with the own rows copied straight too
-// (to fresh outputs in the first case, into the region in the second), then the peers' only, then
-// none.
+// misses a given rank of up to 4 with probability ~3e-4 (~0.014 at 8 ranks), so up to 4 ranks every
+// rank gets all tokens but token 3 (which goes nowhere) and maybe another: at most
+// kMaxStraightHoles. Skewed routing keeps ~30% of each rank's tokens off every rank but 0, so rank
+// 0 is straight for its peers and the others are packed (one rank has both kinds of peer from 3
+// ranks on); dense routing (zero-copy outputs, FP8, staging sized after the counts) makes peers
+// straight as the reference layout says, which the counts of queued straight copies check. First
+// with the own rows copied straight too (to fresh outputs in the first case, into the region in the
+// second), then the peers' only, then none.
+// Catches (issue 18, item 6): wrong straight-copy decisions at any rank count (the expectation
+// came from "up to 4 ranks" and was skipped silently above).
 TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
   const std::uint64_t& queued = BufferAccess::impl(*buffer_).straight_copies_queued;
   const std::uint64_t& own_queued = BufferAccess::impl(*buffer_).own_straight_copies_queued;
-  const bool dense_is_straight = gpu_env().world <= 4;
   for (const int straight : {kStraightAll, kStraightPeers, 0}) {
     {
       const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, straight);
@@ -440,29 +461,38 @@ TEST_F(Ht, CopyEngineDispatchStraightOrPacked) {
     }
     const CopyEngineTuning scoped(*buffer_, 3, /*early_staging_bytes=*/0, 0, straight);
     const std::uint64_t before = queued, own_before = own_queued;
-    run_case(*buffer_, {.num_tokens = 2048, .num_topk = 32, .fp8 = true, .seed = 93u + straight},
-             {.cached = false, .zero_copy = true});
-    if (straight < kStraightAll)
+    const HtCase dense{.num_tokens = 2048, .num_topk = 32, .fp8 = true, .seed = 93u + straight};
+    const StraightExpected expect = straight_expected_of(dense);
+    run_case(*buffer_, dense, {.cached = false, .zero_copy = true});
+    if (straight == kStraightAll && expect.own)
+      EXPECT_GT(own_queued, own_before) << "the own rows qualify, but none was copied straight";
+    else
       EXPECT_EQ(own_queued, own_before)
-          << "own rows copied straight with EPCOMM_HT_DISPATCH_STRAIGHT=" << straight;
-    else if (dense_is_straight)
-      EXPECT_GT(own_queued, own_before) << "dense routing copied no own row straight";
-    if (straight == 0)
-      EXPECT_EQ(queued, before) << "straight copies with EPCOMM_HT_DISPATCH_STRAIGHT=0";
-    else if (dense_is_straight)
-      EXPECT_GT(queued, before) << "dense routing queued no straight copy (EPCOMM_HT_DISPATCH_STRAIGHT="
-                                << straight << ")";
+          << "own rows copied straight with EPCOMM_HT_DISPATCH_STRAIGHT=" << straight
+          << (expect.own ? "" : " though they do not qualify");
+    if (straight != 0 && expect.peer)
+      EXPECT_GT(queued, before) << "a peer qualifies, but no straight copy was queued "
+                                << "(EPCOMM_HT_DISPATCH_STRAIGHT=" << straight << ")";
+    else
+      EXPECT_EQ(queued, before) << "straight copies with EPCOMM_HT_DISPATCH_STRAIGHT=" << straight
+                                << (expect.peer ? "" : " though no peer qualifies");
   }
 }
 // The own rows copied straight to fresh outputs (32 experts a token: every rank up to 4 gets nearly
 // every token), then a cached dispatch from that handle (SM stores for the own rows), and on a 2-SM
-// budget with the call's event.
+// budget with the call's event. Catches (issue 18, item 6): above 4 ranks too, the own rows copied
+// straight exactly when the reference layout says they qualify.
 TEST_F(Ht, CopyEngineDispatchOwnRowsStraight) {
   const CopyEngineTuning scoped(*buffer_, 4, HtTuning{}.dispatch_early_staging_bytes, 0, kStraightAll);
   const std::uint64_t& own_queued = BufferAccess::impl(*buffer_).own_straight_copies_queued;
   const std::uint64_t before = own_queued;
-  run_case(*buffer_, {.num_tokens = 1500, .num_topk = 32, .seed = 96});
-  if (gpu_env().world <= 4) EXPECT_GT(own_queued, before) << "no own row copied straight";
+  const HtCase dense{.num_tokens = 1500, .num_topk = 32, .seed = 96};
+  const bool own_straight = straight_expected_of(dense).own;
+  run_case(*buffer_, dense);
+  if (own_straight)
+    EXPECT_GT(own_queued, before) << "the own rows qualify, but none was copied straight";
+  else
+    EXPECT_EQ(own_queued, before) << "own rows copied straight though they do not qualify";
   run_case(*buffer_, {.num_tokens = 700, .num_topk = 32, .num_sms = 2, .seed = 97}, {.async_finish = true});
 }
 TEST_F(Ht, CopyEngineDispatchStagedAfterTheCounts) {

@@ -3,8 +3,9 @@
 // per local expert and source rank, the set of rows (token, payload bytes, scales) must equal the
 // reference's, compared through layout_range and src_info (the GPU may order rows differently);
 // payloads and scales bit-exactly. Combine: bit-exactly against ref::ll_combine run on the GPU's
-// own routing (every rank's layout_range and src_info, gathered). Outputs are poisoned (0xAB)
-// before every run, so anything a kernel forgets to write shows up.
+// own routing (every rank's layout_range and src_info, gathered). Outputs are poisoned (checks.hpp:
+// NaN for every float type, an impossible value for every index) before every run, so anything a
+// kernel forgets to write shows up.
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -18,6 +19,15 @@ namespace {
 
 class Ll : public ::testing::Test {
  protected:
+#if defined(EPCOMM_TEST_LL_NVSHMEM)
+  // Catches (issue 18, item 1): one-rank runs of this program counted as NVSHMEM coverage, though a
+  // rank's traffic to itself bypasses NVSHMEM (transport/nvshmem_ll_peers.cuh). Below 2 ranks
+  // every case skips (the program then exits 77; EPCOMM_REQUIRE_GPU=1 makes that a failure).
+  void SetUp() override {
+    if (gpu_env().world < 2)
+      GTEST_SKIP() << "NVSHMEM needs 2 or more PEs here: a rank's traffic to itself bypasses it";
+  }
+#endif
   // The buffer for c (made collectively; the previous one is destroyed when the options differ).
   static Buffer& buffer_for(const LlCase& c) {
     const LowLatencyOptions o = c.buffer_options(gpu_env().world);
@@ -29,7 +39,9 @@ class Ll : public ::testing::Test {
     }
     return *buffer_;
   }
-  static void TearDownTestSuite() { buffer_.reset(); }
+  static void TearDownTestSuite() {
+    buffer_.reset();
+  }
   static std::unique_ptr<Buffer> buffer_;
   static LowLatencyOptions options_;
 };
@@ -131,21 +143,26 @@ TEST_F(Ll, AlternatingPairs) {
                {.hook = i % 3 == 2, .zero_copy = i % 4 == 1, .y = c.use_fp8 ? YMode::kHash : YMode::kEcho});
     }
   }
-  // Statistics: each dispatch adds its recv_count.
+  // Statistics: each dispatch adds the reference's recv_count. Catches (issue 18, item 5): wrong
+  // counts added to the statistics (they were compared with the sum of the GPU's own recv_count).
   const GpuEnv& env = gpu_env();
   DeviceTensor stats = upload(std::vector<std::int32_t>(static_cast<std::size_t>(base.experts_per_rank), 0),
                               DType::kI32, {base.experts_per_rank});
   std::vector<std::int32_t> sum(static_cast<std::size_t>(base.experts_per_rank), 0);
   for (int i = 0; i < 3; ++i) {
     const std::vector<RankData> inputs = make_inputs(base, env.world, 500u + static_cast<std::uint64_t>(i));
+    std::vector<ref::LlRankInput> ref_in;
+    for (const auto& rd : inputs) ref_in.push_back(rd.in);
+    const auto expected = ref::ll_dispatch(geometry_of(base, env.world), base.hidden, base.max_tokens, ref_in,
+                                           ref_options(base));
     const DeviceInputs di = upload_inputs(inputs[static_cast<std::size_t>(env.rank)], base);
     LlDispatchOptions o = base.options(i == 1);
     o.cumulative_local_expert_recv_stats = stats;
     LlDispatchResult d = buffer.low_latency_dispatch(di.x, di.topk, o, {.stream = env.stream});
     if (d.receive) d.receive();
     finish(buffer);
-    const auto counts = download<std::int32_t>(d.recv_count);
-    for (std::size_t e = 0; e < sum.size(); ++e) sum[e] += counts[e];
+    const auto& want = expected[static_cast<std::size_t>(env.rank)].recv_count;
+    for (std::size_t e = 0; e < sum.size(); ++e) sum[e] += want[e];
   }
   EXPECT_EQ(download<std::int32_t>(stats), sum);
 }
