@@ -84,10 +84,15 @@ TEST(Env, ReadmeDocumentsExactlyTheRegisteredVariables) {
     registered.insert(std::string(e.name));
     EXPECT_NE(readme.find("`" + std::string(e.name)), std::string::npos) << e.name << " is not in README.md";
   }
-  // Table rows of the README's environment section name library variables as `EPCOMM_...`.
+  // Table rows of the README's environment section name library variables as `EPCOMM_...` (other
+  // tables, such as the CMake options', may name EPCOMM_ options too).
+  const std::size_t begin = readme.find("## Environment variables");
+  ASSERT_NE(begin, std::string::npos) << "README.md has no '## Environment variables' section";
+  const std::size_t end = readme.find("\n## ", begin + 1);
+  const std::string section = readme.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
   const std::regex row(R"(\n\| `(EPCOMM_[A-Z0-9_]+)` \|)");
   int rows = 0;
-  for (auto it = std::sregex_iterator(readme.begin(), readme.end(), row); it != std::sregex_iterator();
+  for (auto it = std::sregex_iterator(section.begin(), section.end(), row); it != std::sregex_iterator();
        ++it, ++rows)
     EXPECT_EQ(registered.count((*it)[1].str()), 1u) << (*it)[1].str() << " is documented but not registered";
   EXPECT_GE(rows, 10) << "the README's environment table was not found";
