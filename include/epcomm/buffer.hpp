@@ -21,6 +21,7 @@
 #include "epcomm/device_tensor.hpp"
 #include "epcomm/dispatch.hpp"
 #include "epcomm/export.hpp"
+#include "epcomm/ht_options.hpp"
 #include "epcomm/low_latency.hpp"
 #include "epcomm/stream.hpp"
 #include "epcomm/types.hpp"
@@ -49,6 +50,9 @@ struct BufferOptions {
   // outside the Buffer's memory copies it through its zero-copy buffer (puts beyond NVLink read
   // only symmetric memory), overwriting what get_next_low_latency_combine_buffer returned for it.
   LlTransport ll_transport = LlTransport::kAuto;
+  // How high-throughput dispatch and combine move rows (epcomm/ht_options.hpp); the defaults suit
+  // every shape measured so far. Buffer::set_ht_options changes them between calls.
+  HtOptions ht{};
 };
 
 // Outputs of get_dispatch_layout (SPEC "Layout"). Counts are int32; is_token_in_rank is bool.
@@ -86,6 +90,11 @@ class EPCOMM_API Buffer {
 
   // SPEC "High-throughput combine": the reverse of the dispatch that made args.handle.
   CombineResult combine(const CombineArgs& args, const CallOptions& options = {});
+
+  // The transfer paths of the next high-throughput calls (epcomm/ht_options.hpp); every rank must
+  // set the same. Checked (epcomm::Error naming the field); the environment's overrides still apply.
+  void set_ht_options(const HtOptions& options);
+  HtOptions ht_options() const;
 
   // A barrier across the NVLink domain, on the communication stream, with a bounded wait.
   EventHandle barrier(const CallOptions& options = {});

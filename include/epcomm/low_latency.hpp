@@ -45,6 +45,9 @@ struct LowLatencyOptions {
   std::int64_t hidden = 0;               // channels per token, a multiple of 128, <= 8192
   int num_experts = 0;                   // E, a multiple of the number of ranks
   int max_topk = 8;                      // largest k of topk_idx, <= kLlMaxTopk
+  // Blocks of every low-latency launch, at most one per SM; 0: one per SM of the device. Every rank
+  // launches the smallest grid any rank asks for. EPCOMM_LL_BLOCKS overrides it when set.
+  int num_blocks = 0;
 };
 
 // Bytes of BufferOptions::num_nvl_bytes low-latency mode needs for T tokens per rank, `hidden`

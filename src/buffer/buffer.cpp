@@ -36,6 +36,7 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
                  "num_rdma_bytes: expected 0 (no RDMA transport in this build), got ",
                  options.num_rdma_bytes);
   checks::check_ll_transport(options, ll_nvshmem_hooks());
+  check_ht_options(options.ht);
 }
 
 // What the ranks found about each other (after discovery).
@@ -83,7 +84,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   std::memset(m.status.host(), 0, sizeof(DeviceStatus));
   m.host_counts = MappedHostBuffer(kHostCountsBytes);
   m.timer = KernelTimer(env::get_bool("EPCOMM_KERNEL_TIMING"));
-  m.ht_tuning = HtTuning::from_env();
+  m.ht_tuning = HtTuning::resolve(options.ht);
   m.counters = DeviceBuffer(Buffer::Impl::kCounterBytes);
   m.scratch = DeviceBuffer(HtScratch::kBytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
@@ -256,5 +257,13 @@ EventHandle CommScope::finish() {
   EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(options_.stream, impl_.order_event.get(), 0));
   return {};
 }
+
+void Buffer::set_ht_options(const HtOptions& options) {
+  const std::int64_t early_staging = impl_->ht_tuning.dispatch_early_staging_bytes;
+  impl_->ht_tuning = HtTuning::resolve(options);
+  impl_->ht_tuning.dispatch_early_staging_bytes = early_staging;
+}
+
+HtOptions Buffer::ht_options() const { return impl_->ht_tuning.options(); }
 
 }  // namespace epcomm

@@ -67,7 +67,7 @@ constexpr std::array kRegistry = {
                  "owners' regions, then the owners reduce; 1: each rank's SMs stage them in its own "
                  "region and the owners' reducers read them over NVLink as they sum; 2: the same with "
                  "the rows staged by the copy engine before the kernel (1 in worst-case mode, where "
-                 "the host lacks the counts). A tuning knob.",
+                 "the host lacks the counts). Overrides HtOptions::combine when set.",
           .min_value = 0,
           .max_value = 2},
     Entry{.name = "EPCOMM_HT_DISPATCH_CE",
@@ -76,7 +76,8 @@ constexpr std::array kRegistry = {
           .doc = "High-throughput dispatch: 0 (default): the SMs store each row into its destination's "
                  "region; n > 0: the SMs pack the rows for each peer into local staging in n chunks "
                  "and the copy engine moves each chunk to the peers while the next is packed (SM "
-                 "stores in worst-case mode, where the host lacks the counts). A tuning knob.",
+                 "stores in worst-case mode, where the host lacks the counts). Overrides "
+                 "HtOptions::dispatch_copy_chunks when set.",
           .min_value = 0,
           .max_value = 8},
     Entry{.name = "EPCOMM_HT_DISPATCH_STRAIGHT",
@@ -86,7 +87,7 @@ constexpr std::array kRegistry = {
                  "but at most 4 of the tokens gets its rows copied by the copy engine straight from "
                  "x, one copy per run of consecutive tokens, instead of packed by the SMs first; 2: "
                  "the same for this rank's own rows (else written by the SMs), on a second copy "
-                 "stream; 0: every peer's rows are packed. A tuning knob.",
+                 "stream; 0: every peer's rows are packed. Overrides HtOptions::dispatch_straight when set.",
           .min_value = 0,
           .max_value = 2},
     Entry{.name = "EPCOMM_HT_COMBINE_CE",
@@ -96,15 +97,15 @@ constexpr std::array kRegistry = {
                  "into their owners' regions in n chunks (each a contiguous block of x per owner), "
                  "published by stream memory operations, while every SM reduces what has landed; "
                  "overrides EPCOMM_HT_COMBINE_PULL (which applies in worst-case mode, where the host "
-                 "lacks the counts). 0 (default): off. A tuning knob.",
+                 "lacks the counts). 0 (default): off. Overrides HtOptions::combine_copy_chunks when set.",
           .min_value = 0,
           .max_value = 8},
     Entry{.name = "EPCOMM_LL_BLOCKS",
           .type = Type::kInt,
           .default_value = "0",
           .doc = "Blocks of a low-latency launch (one per SM at most); 0: one per SM of the device. Every "
-                 "rank launches the smallest grid any rank asks for. A tuning knob, read when a "
-                 "low-latency Buffer is made.",
+                 "rank launches the smallest grid any rank asks for. Overrides LowLatencyOptions::num_blocks "
+                 "when set, read when a low-latency Buffer is made.",
           .min_value = 0,
           .max_value = 1 << 20},
     Entry{.name = "EPCOMM_LL_TRACE",

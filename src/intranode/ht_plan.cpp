@@ -7,17 +7,41 @@
 
 namespace epcomm {
 
-HtTuning HtTuning::from_env() {
+void check_ht_options(const HtOptions& o) {
+  EPCOMM_CHECK_ARG(o.dispatch_copy_chunks >= 0 && o.dispatch_copy_chunks <= kMaxCopyChunks,
+                   "ht.dispatch_copy_chunks: expected 0 to ", kMaxCopyChunks, ", got ", o.dispatch_copy_chunks);
+  EPCOMM_CHECK_ARG(o.combine_copy_chunks >= 0 && o.combine_copy_chunks <= kMaxCopyChunks,
+                   "ht.combine_copy_chunks: expected 0 to ", kMaxCopyChunks, ", got ", o.combine_copy_chunks);
+  const int straight = static_cast<int>(o.dispatch_straight);
+  EPCOMM_CHECK_ARG(straight >= 0 && straight <= kStraightAll, "ht.dispatch_straight: expected 0 to ",
+                   kStraightAll, ", got ", straight);
+  const int combine = static_cast<int>(o.combine);
+  EPCOMM_CHECK_ARG(combine >= kCombinePush && combine <= kCombinePullCopyEngine, "ht.combine: expected ",
+                   kCombinePush, " to ", kCombinePullCopyEngine, ", got ", combine);
+}
+
+HtTuning HtTuning::resolve(const HtOptions& options) {
+  check_ht_options(options);
   HtTuning t;
   t.receiver_percent = static_cast<int>(env::get_int("EPCOMM_HT_RECEIVER_PERCENT"));
   t.publish_tokens = static_cast<int>(env::get_int("EPCOMM_HT_PUBLISH_TOKENS"));
   t.combine_publish_rows = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PUBLISH_ROWS"));
   t.phased = env::get_bool("EPCOMM_HT_PHASED");
-  t.combine_pull = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PULL"));
-  t.dispatch_copy_chunks = static_cast<int>(env::get_int("EPCOMM_HT_DISPATCH_CE"));
-  t.dispatch_straight = static_cast<int>(env::get_int("EPCOMM_HT_DISPATCH_STRAIGHT"));
-  t.combine_copy_chunks = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_CE"));
+  const auto field = [](const char* name, int option) {
+    return env::is_set(name) ? static_cast<int>(env::get_int(name)) : option;
+  };
+  t.dispatch_copy_chunks = field("EPCOMM_HT_DISPATCH_CE", options.dispatch_copy_chunks);
+  t.dispatch_straight = field("EPCOMM_HT_DISPATCH_STRAIGHT", static_cast<int>(options.dispatch_straight));
+  t.combine_pull = field("EPCOMM_HT_COMBINE_PULL", static_cast<int>(options.combine));
+  t.combine_copy_chunks = field("EPCOMM_HT_COMBINE_CE", options.combine_copy_chunks);
   return t;
+}
+
+HtOptions HtTuning::options() const {
+  return {.dispatch_copy_chunks = dispatch_copy_chunks,
+          .dispatch_straight = static_cast<StraightCopies>(dispatch_straight),
+          .combine = static_cast<CombineTransfer>(combine_pull),
+          .combine_copy_chunks = combine_copy_chunks};
 }
 
 namespace {

@@ -7,11 +7,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "epcomm/ht_options.hpp"
 #include "intranode/ht_layout.hpp"
 
 namespace epcomm {
 
-// The high-throughput tuning knobs (EPCOMM_HT_*), read once when a Buffer is made.
+// The high-throughput transfer paths in force (HtOptions, with the environment's overrides).
 struct HtTuning {
   int receiver_percent = 33;     // share of a dispatch's SM budget that copies rows out
   int publish_tokens = 4;        // tokens a dispatch sender warp forwards between releases
@@ -30,8 +31,15 @@ struct HtTuning {
   // Copy-engine dispatch: largest worst-case staging the packs may use before the host knows the
   // counts (early_staging_rows). Not an environment knob; tests lower it to reach the other path.
   std::int64_t dispatch_early_staging_bytes = std::int64_t{256} << 20;
-  static HtTuning from_env();
+  // The Buffer's options, each field overridden by its environment variable when that is set
+  // (EPCOMM_HT_DISPATCH_CE, _DISPATCH_STRAIGHT, _COMBINE_PULL, _COMBINE_CE). Checked: an option out
+  // of range is an epcomm::Error naming the field.
+  static HtTuning resolve(const HtOptions& options);
+  HtOptions options() const;
 };
+
+// Throws epcomm::Error naming the field of `options` out of range.
+void check_ht_options(const HtOptions& options);
 
 inline constexpr int kStraightPeers = 1;
 inline constexpr int kStraightAll = 2;
@@ -50,8 +58,6 @@ struct HtDispatchPlan {
   int copy_chunks = 0;
 };
 
-// EPCOMM_HT_DISPATCH_CE takes at most this many chunks.
-inline constexpr int kMaxCopyChunks = 8;
 
 // Blocks for a kernel whose warps spin until the copy stream's copies and writes land (copy-engine
 // dispatch's receiving launch, copy-engine push combine): one SM is always left free.

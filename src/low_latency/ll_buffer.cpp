@@ -50,7 +50,8 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);
   // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
   // grid on every rank, the smallest any rank can run, since credits count blocks (ll_args.hpp).
-  const auto blocks = static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS"));
+  const int blocks = env::is_set("EPCOMM_LL_BLOCKS") ? static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS"))
+                                                      : ll.num_blocks;
   const int mine = blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms;
   std::vector<int> every(static_cast<std::size_t>(num_ranks()));
   impl_->bootstrap->all_gather(&mine, every.data(), sizeof(int));

@@ -43,6 +43,7 @@ void check_ll_options(const LowLatencyOptions& ll, int num_ranks) {
   check_experts(ll.num_experts, num_ranks);
   EPCOMM_CHECK_ARG(ll.max_topk >= 1 && ll.max_topk <= kLlMaxTopk, "max_topk: expected 1 to ", kLlMaxTopk,
                    ", got ", ll.max_topk);
+  EPCOMM_CHECK_ARG(ll.num_blocks >= 0, "num_blocks: expected >= 0 (0: one block per SM), got ", ll.num_blocks);
   // The dispatch receive phase keeps the rows' layout (per local expert and source) in shared memory.
   const std::size_t max_local =
       (kLlMaxSharedBytes / sizeof(std::int32_t) - 2) / (static_cast<std::size_t>(num_ranks) + 1);

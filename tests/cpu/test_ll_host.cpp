@@ -230,6 +230,8 @@ TEST(LlChecks, Options) {
   expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.max_topk = 17; }), 2); },
                    "max_topk: expected 1 to 16, got 17");
   expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.max_topk = 0; }), 2); }, "max_topk");
+  expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.num_blocks = -1; }), 2); },
+                   "num_blocks: expected >= 0");
   expect_arg_error([&] { checks::check_ll_options(kOptions, 73); },
                    "num_ranks: low-latency mode serves 1 to 72");
   expect_arg_error(
