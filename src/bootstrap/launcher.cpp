@@ -1,17 +1,30 @@
 #include "bootstrap/launcher.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <thread>
 
+#include "bootstrap/socket.hpp"
 #include "core/check.hpp"
 
 namespace epcomm::launcher {
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The clock of seconds_since_start(): set when this object's static data is initialised, before main().
+const Clock::time_point g_process_start = Clock::now();
 
 constexpr std::array<std::pair<std::string_view, std::string_view>, 3> kForced = {{
     {"NCCL_NVLS_ENABLE", "0"},
@@ -134,12 +147,17 @@ std::vector<std::string> child_environment(const std::vector<std::string>& paren
   return env;
 }
 
-ChildResult from_wait_status(int rank, int wait_status, bool stopped_by_launcher) {
+double seconds_since_start() noexcept {
+  return std::chrono::duration<double>(Clock::now() - g_process_start).count();
+}
+
+ChildResult from_wait_status(int rank, int wait_status, bool stopped_by_launcher, double seconds) {
   ChildResult result;
   result.rank = rank;
   result.signaled = WIFSIGNALED(wait_status);
   result.value = result.signaled ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
   result.stopped_by_launcher = stopped_by_launcher;
+  result.seconds = seconds;
   return result;
 }
 
@@ -151,16 +169,31 @@ bool is_failure(const ChildResult& result) {
   return result.signaled || (result.value != 0 && result.value != kExitSkipped);
 }
 
-std::string describe(const ChildResult& result) {
-  std::string text = "rank " + std::to_string(result.rank);
+namespace {
+
+// "exited with code 3", "was killed by signal 9 (Killed)".
+std::string ending_of(const ChildResult& result) {
   if (result.signaled) {
     const char* name = strsignal(result.value);
-    text += " was killed by signal " + std::to_string(result.value) + " (" + (name ? name : "unknown") + ")";
-  } else {
-    text += " exited with code " + std::to_string(result.value);
-    if (result.value == kExitExecFailed) text += " (command not found or not executable?)";
+    return "was killed by signal " + std::to_string(result.value) + " (" + (name ? name : "unknown") + ")";
   }
+  std::string text = "exited with code " + std::to_string(result.value);
+  if (result.value == kExitExecFailed) text += " (command not found or not executable?)";
   return text;
+}
+
+// " after 0.21 s", or nothing when the time is unknown.
+std::string time_of(const ChildResult& result) {
+  if (result.seconds < 0) return {};
+  char text[48];
+  std::snprintf(text, sizeof(text), " after %.2f s", result.seconds);
+  return text;
+}
+
+}  // namespace
+
+std::string describe(const ChildResult& result) {
+  return "rank " + std::to_string(result.rank) + " " + ending_of(result);
 }
 
 // NOTE: kExitSkipped only when every rank skipped: a skip beside a pass or a failure ({0, 77},
@@ -182,6 +215,223 @@ int aggregate_exit_code(const std::vector<ChildResult>& in_reap_order) {
     if (failed(r)) return exit_code_of(r);
   }
   return 1;  // passes and skips mixed
+}
+
+std::string format_ranks(std::vector<int> ranks) {
+  std::sort(ranks.begin(), ranks.end());
+  ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+  std::string text = ranks.size() == 1 ? "rank " : "ranks ";
+  for (std::size_t i = 0; i < ranks.size();) {
+    std::size_t j = i;
+    while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1) ++j;
+    if (i > 0) text += ", ";
+    text += std::to_string(ranks[i]);
+    if (j > i) {
+      text += '-';
+      text += std::to_string(ranks[j]);
+    }
+    i = j + 1;
+  }
+  return text;
+}
+
+std::optional<std::string> failure_summary(const std::vector<ChildResult>& in_reap_order) {
+  constexpr std::size_t kMaxListed = 8;  // further failures of their own are counted, not listed
+  const auto exited_with = [](int code) {
+    return [code](const ChildResult& r) { return !r.signaled && r.value == code; };
+  };
+  const auto& all = in_reap_order;
+  if (all.empty() || std::all_of(all.begin(), all.end(), exited_with(0)) ||
+      std::all_of(all.begin(), all.end(), exited_with(kExitSkipped))) {
+    return std::nullopt;
+  }
+  std::vector<const ChildResult*> own;  // failed on their own, in reap order
+  std::vector<int> stopped, skipped, passed;
+  for (const ChildResult& r : all) {
+    if (r.stopped_by_launcher) {
+      stopped.push_back(r.rank);
+    } else if (is_failure(r)) {
+      own.push_back(&r);
+    } else {
+      (r.value == 0 ? passed : skipped).push_back(r.rank);
+    }
+  }
+  std::string text;
+  if (!own.empty()) {
+    text = "rank " + std::to_string(own[0]->rank) + " failed first: " + ending_of(*own[0]) + time_of(*own[0]);
+  } else if (!stopped.empty()) {
+    text = "no rank failed on its own";
+  } else {  // passes and skips only
+    return format_ranks(skipped) + " skipped (exit " + std::to_string(kExitSkipped) + ") while " +
+           format_ranks(passed) + " exited 0: a partial skip is a failure";
+  }
+  for (std::size_t i = 1; i < own.size() && i <= kMaxListed; ++i) {
+    text += (i == 1 ? "; then on their own: " : ", ") + describe(*own[i]) + time_of(*own[i]);
+  }
+  if (own.size() > kMaxListed + 1) text += " and " + std::to_string(own.size() - kMaxListed - 1) + " more";
+  if (!stopped.empty()) text += "; stopped by the launcher: " + format_ranks(stopped);
+  return text;
+}
+
+// ---- run_local ----------------------------------------------------------------------------------
+
+namespace {
+
+// Code given to a rank whose end was collected by someone else (waitpid said ECHILD: the caller
+// reaps children with waitpid(-1)); its real ending is unknown, so it counts as a failure.
+constexpr int kExitUnknown = 255;
+constexpr auto kReapInterval = std::chrono::milliseconds(5);  // bound on noticing a rank's end
+
+// One rank of run_local: its process (group) and the memory file holding its output.
+struct LocalChild {
+  LocalChild() = default;
+  LocalChild(const LocalChild&) = delete;
+  LocalChild& operator=(const LocalChild&) = delete;
+  ~LocalChild() {
+    if (output_fd >= 0) ::close(output_fd);
+  }
+  int rank = 0;
+  pid_t pid = -1;
+  int output_fd = -1;
+  bool running = false;
+  bool stopped = false;  // signalled by run_local
+};
+
+std::string read_from_start(int fd) {
+  std::string text;
+  if (::lseek(fd, 0, SEEK_SET) < 0) return text;
+  char buf[16384];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  return text;
+}
+
+// Forks and execs `command` for child.rank with `env`; false (errno set) when fork fails.
+bool start_local(LocalChild& child, const std::vector<std::string>& command,
+                 const std::vector<std::string>& env) {
+  // Everything the child needs is built before fork(): after it, only exec-safe calls.
+  std::vector<char*> argv, envp;
+  for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const std::string exec_error = "epcomm launcher: cannot run '" + command[0] + "': ";
+  // NOTE: signals stay blocked from before fork() until the child has restored the default
+  // handlers, so a SIGTERM sent before exec never runs a handler of the caller's in the child.
+  sigset_t all, old_mask;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, &old_mask);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::setpgid(0, 0);
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    ::dup2(child.output_fd, STDOUT_FILENO);
+    ::dup2(child.output_fd, STDERR_FILENO);
+    ::execvpe(argv[0], argv.data(), envp.data());
+    const char* reason = std::strerror(errno);
+    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, exec_error.data(), exec_error.size());
+    n = ::write(STDERR_FILENO, reason, std::strlen(reason));
+    n = ::write(STDERR_FILENO, "\n", 1);
+    ::_exit(kExitExecFailed);
+  }
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  if (pid < 0) {
+    errno = fork_errno;
+    return false;
+  }
+  ::setpgid(pid, pid);  // also here, so the group exists before it may be signalled
+  child.pid = pid;
+  child.running = true;
+  return true;
+}
+
+void signal_running(std::vector<LocalChild>& children, int sig) {
+  for (LocalChild& c : children) {
+    if (!c.running || c.pid <= 0) continue;
+    c.stopped = true;
+    ::kill(-c.pid, sig);
+  }
+}
+
+}  // namespace
+
+LocalRun run_local(const LocalRunOptions& options) {
+  EPCOMM_CHECK_ARG(!options.command.empty(), "run_local: no command given");
+  EPCOMM_CHECK_ARG(options.num_ranks >= 1 && options.num_ranks <= kMaxRanks,
+                   "run_local: num_ranks expects [1, ", kMaxRanks, "], got ", options.num_ranks);
+  EPCOMM_CHECK_ARG(options.timeout.count() > 0 && options.kill_grace.count() >= 0,
+                   "run_local: expects a positive timeout and a non-negative kill_grace, got ",
+                   options.timeout.count(), " ms and ", options.kill_grace.count(), " ms");
+  const int port = options.port > 0 ? options.port : net::pick_free_port();
+  const auto start = Clock::now();
+  std::vector<LocalChild> children(static_cast<std::size_t>(options.num_ranks));
+  for (int r = 0; r < options.num_ranks; ++r) {
+    LocalChild& c = children[static_cast<std::size_t>(r)];
+    c.rank = r;
+    c.output_fd = ::memfd_create("epcomm-rank-output", MFD_CLOEXEC);
+    const bool started = c.output_fd >= 0 && start_local(c, options.command,
+                                                         child_environment(options.parent_environment, r,
+                                                                           options.num_ranks, port));
+    if (!started) {
+      const std::string reason = std::strerror(errno);
+      signal_running(children, SIGKILL);
+      for (LocalChild& s : children) {
+        if (s.running) ::waitpid(s.pid, nullptr, 0);
+      }
+      EPCOMM_THROW(ErrorCategory::kInternal, "run_local: cannot start rank ", r, ": ", reason);
+    }
+  }
+
+  LocalRun run;
+  bool stopping = false;
+  Clock::time_point kill_at = Clock::time_point::max();  // when SIGKILL follows SIGTERM
+  const auto stop_all = [&] {
+    if (!stopping) kill_at = Clock::now() + options.kill_grace;
+    stopping = true;
+    signal_running(children, SIGTERM);
+  };
+  while (std::any_of(children.begin(), children.end(), [](const LocalChild& c) { return c.running; })) {
+    for (LocalChild& c : children) {
+      if (!c.running) continue;
+      int status = 0;
+      const pid_t got = ::waitpid(c.pid, &status, WNOHANG);
+      if (got == 0 || (got < 0 && errno == EINTR)) continue;
+      if (got < 0) status = kExitUnknown << 8;  // ECHILD: reaped elsewhere (a W_EXITCODE)
+      c.running = false;
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      run.in_reap_order.push_back(from_wait_status(c.rank, status, c.stopped, seconds));
+      if (is_failure(run.in_reap_order.back()) && !stopping) stop_all();
+    }
+    const auto now = Clock::now();
+    if (!run.timed_out && now - start >= options.timeout) {
+      run.timed_out = true;
+      stop_all();
+    }
+    if (now >= kill_at) {
+      signal_running(children, SIGKILL);
+      kill_at = Clock::time_point::max();
+    }
+    std::this_thread::sleep_for(kReapInterval);
+  }
+  if (stopping) {
+    for (const LocalChild& c : children) {
+      if (c.pid > 0) ::kill(-c.pid, SIGKILL);  // leftovers of stopped groups; ESRCH when none
+    }
+  }
+  run.output.reserve(children.size());
+  for (const LocalChild& c : children) run.output.push_back(read_from_start(c.output_fd));
+  run.exit_code = run.timed_out ? kExitTimeout : aggregate_exit_code(run.in_reap_order);
+  return run;
 }
 
 }  // namespace epcomm::launcher

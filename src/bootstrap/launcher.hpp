@@ -1,9 +1,12 @@
 // The testable logic of epcomm-run (tools/epcomm_run.cpp): argument parsing, the environment of
-// each child, and how the children's endings make the launcher's exit code. Host code only.
+// each child, how the children's endings make the launcher's exit code and its one-line summary,
+// and run_local(), a plain supervisor of N local ranks for programs that start ranks themselves
+// (epcomm-doctor). Host code only.
 //
 //   epcomm-run -n N [--timeout SECONDS] [--port P] CMD [ARGS...]
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <span>
 #include <string>
@@ -47,8 +50,13 @@ struct ChildResult {
   bool signaled = false;             // killed by a signal; else it exited
   int value = 0;                     // the exit code, or the signal number
   bool stopped_by_launcher = false;  // the launcher signalled it (a sibling failed, timeout)
+  double seconds = -1;  // when the launcher learned of its end, seconds after the start; < 0: unknown
 };
-ChildResult from_wait_status(int rank, int wait_status, bool stopped_by_launcher);
+// Seconds since this process started (since the launcher code was loaded): the default clock of
+// from_wait_status, close to "since the ranks were started" for a launcher that starts them first.
+double seconds_since_start() noexcept;
+ChildResult from_wait_status(int rank, int wait_status, bool stopped_by_launcher,
+                             double seconds = seconds_since_start());
 // The code a shell would report: the exit code, or 128 + signal.
 int exit_code_of(const ChildResult& result);
 // A failure stops the siblings: a signal, or an exit code other than 0 and kExitSkipped (a
@@ -61,5 +69,42 @@ std::string describe(const ChildResult& result);
 // is neither 0 nor kExitSkipped (children that ended on their own before those the launcher
 // stopped), or 1 for a mix of passes and skips.
 int aggregate_exit_code(const std::vector<ChildResult>& in_reap_order);
+
+// One line saying who failed, for a run that did not pass: none when every child exited 0 or every
+// child exited kExitSkipped (or none was reaped). The first child in reap order that failed on its
+// own (not stopped by the launcher) is named with its ending and time, then any others that failed
+// on their own, then the ranks the launcher stopped afterwards, e.g.
+//   "rank 1 failed first: exited with code 5 after 0.21 s; stopped by the launcher: ranks 0, 2-3"
+// When only stopped ranks failed (a timeout, an interrupt): "no rank failed on its own; ...".
+// A mix of passes and skips says which ranks skipped. Rank lists are compressed into ranges.
+std::optional<std::string> failure_summary(const std::vector<ChildResult>& in_reap_order);
+// "rank 3", "ranks 0-2, 5" (ascending; ranges of consecutive ranks).
+std::string format_ranks(std::vector<int> ranks);
+
+// ---- run_local: N local ranks of a command, their output kept --------------------------------
+
+struct LocalRunOptions {
+  std::vector<std::string> command;             // CMD ARGS... (searched in PATH like execvp)
+  int num_ranks = 1;                            // 1 to kMaxRanks
+  std::vector<std::string> parent_environment;  // "NAME=VALUE"; each rank gets child_environment() of it
+  int port = 0;                                 // MASTER_PORT; 0: a free port
+  std::chrono::milliseconds timeout{60000};     // then every rank still running is stopped
+  std::chrono::milliseconds kill_grace{5000};   // SIGTERM -> SIGKILL
+};
+
+struct LocalRun {
+  std::vector<ChildResult> in_reap_order;  // seconds: since run_local started the first rank
+  std::vector<std::string> output;         // [rank]: its stdout and stderr, interleaved as written
+  bool timed_out = false;                  // options.timeout expired and ranks were stopped
+  int exit_code = 0;                       // aggregate_exit_code, or kExitTimeout when timed out
+};
+
+// Starts options.num_ranks processes of options.command as epcomm-run does (each in its own process
+// group, stdin /dev/null, torchrun's environment) and waits for them; when one fails (is_failure),
+// or the timeout expires, the others get SIGTERM, then SIGKILL after kill_grace. Their output goes
+// to memory files read back at the end, so it suits programs that print little. Installs no signal
+// handler and waits only for its own children. Throws epcomm::Error (kInvalidArgument for bad
+// options, kInternal when a process or memory file cannot be made, after stopping the ranks started).
+LocalRun run_local(const LocalRunOptions& options);
 
 }  // namespace epcomm::launcher
