@@ -56,9 +56,20 @@ struct DomainInfo {
   std::vector<int> domain_of_rank;  // [R]
 };
 
-// Ranks with equal `host_identity` form one domain. Domains must be contiguous blocks of equal
-// size (rank r in domain r / G); otherwise epcomm::Error names the offending ranks.
-EPCOMM_API DomainInfo discover_domains(Bootstrap& bootstrap, const std::string& host_identity);
+// Domains are contiguous blocks of G ranks (rank r in domain r / G), each on one host:
+// - ranks_per_domain = 0 (default): each host is one domain; hosts must hold equally many ranks,
+//   each host's ranks a contiguous block, and at most 72 (kUnsupported beyond, naming the option).
+// - ranks_per_domain = G in [1, 72]: each host's ranks split into domains of G consecutive ranks, so
+//   one host may hold several domains (how multi-domain mode runs on one machine); G must divide
+//   every host's rank count, and no block of G may span two hosts.
+// Every rank must pass the same ranks_per_domain (it travels with the identity). A violation is an
+// epcomm::Error on every rank naming ranks_per_domain, the host, its ranks or the offending ranks.
+EPCOMM_API DomainInfo discover_domains(Bootstrap& bootstrap, const std::string& host_identity,
+                                       int ranks_per_domain = 0);
+// What discover_domains decides once every rank's host identity is known (identity_of_rank[r] is
+// rank r's), for `rank`; nothing is exchanged. The same rules and errors.
+EPCOMM_API DomainInfo plan_domains(const std::vector<std::string>& identity_of_rank, int rank,
+                                   int ranks_per_domain = 0);
 // A string that is equal for processes on one host (hostname plus boot id where available).
 EPCOMM_API std::string local_host_identity();
 

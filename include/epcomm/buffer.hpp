@@ -37,6 +37,12 @@ enum class LlTransport : int {
 struct BufferOptions {
   std::int64_t num_nvl_bytes = 0;   // workspace bytes of the NVLink region on each rank
   std::int64_t num_rdma_bytes = 0;  // multi-domain workspace; must be 0 until that mode exists
+  // G, the ranks of one NVLink domain (docs/multi_domain.md). 0: one domain per host, found from
+  // host identities. 1..72: each host's ranks split into domains of G consecutive ranks, so one
+  // machine may hold several domains; G must divide every host's ranks and be equal on every rank
+  // (else epcomm::Error naming ranks_per_domain). EPCOMM_RANKS_PER_DOMAIN overrides it when set.
+  // Until the multi-domain kernels exist a Buffer still refuses more than one domain (kUnsupported).
+  int ranks_per_domain = 0;
   bool low_latency_mode = false;
   std::int64_t timeout_ms = -1;            // bound of every wait on a peer; -1: EPCOMM_TIMEOUT_MS
   std::shared_ptr<Allocator> allocator{};  // where outputs come from; null: default_allocator()

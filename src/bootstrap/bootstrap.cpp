@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -13,13 +14,15 @@
 
 #include "epcomm/bootstrap.hpp"
 #include "core/check.hpp"
+#include "core/domain_view.hpp"
 
 namespace epcomm {
 namespace {
 
-// A host identity travels as a fixed-size record: a 2-byte big-endian length, then the bytes.
+// A host identity travels as a fixed-size record: a 2-byte big-endian length, the bytes, and in the
+// last 4 bytes the ranks_per_domain the rank asked for (so ranks that disagree are told).
 constexpr std::size_t kIdentityRecordBytes = 256;
-constexpr std::size_t kMaxIdentityBytes = kIdentityRecordBytes - 2;
+constexpr std::size_t kMaxIdentityBytes = kIdentityRecordBytes - 2 - 4;
 constexpr std::size_t kMaxHostNameBytes = 256;
 
 class CallbackBootstrap final : public Bootstrap {
@@ -95,63 +98,142 @@ std::unique_ptr<Bootstrap> make_callback_bootstrap(int rank, int size, AllGather
   return std::make_unique<CallbackBootstrap>(rank, size, std::move(all_gather));
 }
 
-DomainInfo discover_domains(Bootstrap& bootstrap, const std::string& host_identity) {
+namespace {
+
+// Ranks grouped by host, hosts in order of first appearance.
+struct Hosts {
+  std::vector<std::string> identity;        // [H]
+  std::vector<std::vector<int>> ranks;      // [H]: ascending
+  std::vector<int> host_of_rank;            // [R]
+};
+
+Hosts group_by_host(const std::vector<std::string>& identity_of_rank) {
+  Hosts hosts;
+  std::map<std::string, int> index;
+  hosts.host_of_rank.resize(identity_of_rank.size());
+  for (std::size_t r = 0; r < identity_of_rank.size(); ++r) {
+    const auto [it, added] = index.emplace(identity_of_rank[r], static_cast<int>(hosts.identity.size()));
+    if (added) {
+      hosts.identity.push_back(identity_of_rank[r]);
+      hosts.ranks.emplace_back();
+    }
+    hosts.host_of_rank[r] = it->second;
+    hosts.ranks[static_cast<std::size_t>(it->second)].push_back(static_cast<int>(r));
+  }
+  return hosts;
+}
+
+// One domain per host (ranks_per_domain = 0): hosts of equal size, each a contiguous block.
+int ranks_per_host(const Hosts& hosts, const std::vector<std::string>& identity_of_rank) {
+  const std::size_t size = hosts.ranks[0].size();
+  const bool equal_sizes =
+      std::all_of(hosts.ranks.begin(), hosts.ranks.end(), [&](const auto& r) { return r.size() == size; });
+  EPCOMM_REQUIRE(equal_sizes, ErrorCategory::kBootstrap,
+                 "discover_domains: hosts have different numbers of ranks (every NVLink domain must have "
+                 "the same size; ranks_per_domain, a divisor of every host's ranks, splits hosts into equal "
+                 "domains): ",
+                 describe_hosts(identity_of_rank));
+  const int G = static_cast<int>(size);
+  std::vector<int> offending;
+  for (std::size_t r = 0; r < hosts.host_of_rank.size(); ++r)
+    if (hosts.host_of_rank[r] != static_cast<int>(r) / G) offending.push_back(static_cast<int>(r));
+  EPCOMM_REQUIRE(offending.empty(), ErrorCategory::kBootstrap,
+                 "discover_domains: the ranks of each host must be a contiguous block (rank r on host r / ", G,
+                 "); offending ranks ", join(offending), ": ", describe_hosts(identity_of_rank));
+  EPCOMM_REQUIRE(G <= kMaxDomainRanks, ErrorCategory::kUnsupported, "discover_domains: a host holds ", G,
+                 " ranks, more than the ", kMaxDomainRanks,
+                 " one NVLink domain supports; set ranks_per_domain (BufferOptions::ranks_per_domain or "
+                 "EPCOMM_RANKS_PER_DOMAIN) to a divisor of ",
+                 G);
+  return G;
+}
+
+// Domains of G given (ranks_per_domain = G > 0): every host's ranks split into domains of G
+// consecutive ranks, so G divides every host's rank count and no block of G spans two hosts.
+void check_split(const Hosts& hosts, const std::vector<std::string>& identity_of_rank, int G) {
+  for (std::size_t h = 0; h < hosts.ranks.size(); ++h) {
+    const std::size_t n = hosts.ranks[h].size();
+    EPCOMM_REQUIRE(n % static_cast<std::size_t>(G) == 0, ErrorCategory::kInvalidArgument,
+                   "discover_domains: ranks_per_domain=", G, " must divide the ranks of every host; host '",
+                   hosts.identity[h], "' has ", n, " ranks (", join(hosts.ranks[h]), ")");
+  }
+  const int num_ranks = static_cast<int>(identity_of_rank.size());
+  for (int first = 0; first < num_ranks; first += G) {
+    for (int r = first + 1; r < first + G; ++r) {
+      EPCOMM_REQUIRE(identity_of_rank[static_cast<std::size_t>(r)] == identity_of_rank[static_cast<std::size_t>(first)],
+                     ErrorCategory::kBootstrap, "discover_domains: ranks_per_domain=", G, ": domain ", first / G,
+                     " (ranks ", first, "-", first + G - 1, ") spans hosts '", identity_of_rank[static_cast<std::size_t>(first)],
+                     "' and '", identity_of_rank[static_cast<std::size_t>(r)],
+                     "' (a domain's ranks must share a host): ", describe_hosts(identity_of_rank));
+    }
+  }
+}
+
+void check_ranks_per_domain(int ranks_per_domain) {
+  EPCOMM_CHECK_ARG(ranks_per_domain >= 0 && ranks_per_domain <= kMaxDomainRanks,
+                   "discover_domains: ranks_per_domain must be 0 (one domain per host) or in [1, ",
+                   kMaxDomainRanks, "] (an NVLink domain holds at most ", kMaxDomainRanks, " ranks), got ",
+                   ranks_per_domain);
+}
+
+}  // namespace
+
+DomainInfo plan_domains(const std::vector<std::string>& identity_of_rank, int rank, int ranks_per_domain) {
+  check_ranks_per_domain(ranks_per_domain);
+  const int num_ranks = static_cast<int>(identity_of_rank.size());
+  EPCOMM_CHECK_ARG(num_ranks >= 1, "plan_domains: identity_of_rank must name at least one rank");
+  EPCOMM_CHECK_ARG(rank >= 0 && rank < num_ranks, "plan_domains: rank must be in [0, ", num_ranks, "), got ", rank);
+  const Hosts hosts = group_by_host(identity_of_rank);
+  int G = ranks_per_domain;
+  if (G == 0) {
+    G = ranks_per_host(hosts, identity_of_rank);
+  } else {
+    check_split(hosts, identity_of_rank, G);
+  }
+  DomainInfo info;
+  info.ranks_per_domain = G;
+  info.num_domains = num_ranks / G;
+  info.domain = rank / G;
+  info.local_index = rank % G;
+  info.domain_of_rank.resize(static_cast<std::size_t>(num_ranks));
+  for (int r = 0; r < num_ranks; ++r) info.domain_of_rank[static_cast<std::size_t>(r)] = r / G;
+  return info;
+}
+
+DomainInfo discover_domains(Bootstrap& bootstrap, const std::string& host_identity, int ranks_per_domain) {
   EPCOMM_CHECK_ARG(host_identity.size() <= kMaxIdentityBytes, "discover_domains: host_identity has ",
                    host_identity.size(), " bytes, at most ", kMaxIdentityBytes, " are supported");
+  check_ranks_per_domain(ranks_per_domain);
   const int num_ranks = bootstrap.size();
+  // Record: [length: 2 bytes big-endian][identity][...][ranks_per_domain: 4 bytes big-endian, last].
   std::array<unsigned char, kIdentityRecordBytes> mine{};
   mine[0] = static_cast<unsigned char>(host_identity.size() >> 8);
   mine[1] = static_cast<unsigned char>(host_identity.size() & 0xff);
   std::memcpy(mine.data() + 2, host_identity.data(), host_identity.size());
+  const auto g = static_cast<std::uint32_t>(ranks_per_domain);
+  for (int b = 0; b < 4; ++b)
+    mine[kIdentityRecordBytes - 4 + static_cast<std::size_t>(b)] = static_cast<unsigned char>(g >> (24 - 8 * b));
   std::vector<unsigned char> all(kIdentityRecordBytes * static_cast<std::size_t>(num_ranks));
   bootstrap.all_gather(mine.data(), all.data(), kIdentityRecordBytes);
 
   std::vector<std::string> identity_of_rank(static_cast<std::size_t>(num_ranks));
+  std::vector<std::int32_t> asked(static_cast<std::size_t>(num_ranks));
   for (int r = 0; r < num_ranks; ++r) {
     const unsigned char* record = all.data() + static_cast<std::size_t>(r) * kIdentityRecordBytes;
     const std::size_t length =
         std::min<std::size_t>((std::size_t{record[0]} << 8) | record[1], kMaxIdentityBytes);
-    identity_of_rank[r].assign(reinterpret_cast<const char*>(record + 2), length);
+    identity_of_rank[static_cast<std::size_t>(r)].assign(reinterpret_cast<const char*>(record + 2), length);
+    std::uint32_t theirs = 0;
+    for (int b = 0; b < 4; ++b) theirs = theirs << 8 | record[kIdentityRecordBytes - 4 + static_cast<std::size_t>(b)];
+    asked[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(theirs);
   }
-
-  // Domains numbered in order of first appearance; contiguous equal blocks number them r / G.
-  DomainInfo info;
-  info.domain_of_rank.resize(static_cast<std::size_t>(num_ranks));
-  std::vector<std::string> domains;
-  std::vector<int> domain_sizes;
-  for (int r = 0; r < num_ranks; ++r) {
-    auto it = std::find(domains.begin(), domains.end(), identity_of_rank[r]);
-    if (it == domains.end()) {
-      domains.push_back(identity_of_rank[r]);
-      domain_sizes.push_back(0);
-      it = domains.end() - 1;
-    }
-    const int d = static_cast<int>(it - domains.begin());
-    info.domain_of_rank[r] = d;
-    ++domain_sizes[d];
+  // Every rank sees every record, so every rank raises this error alike, with the same words.
+  for (int r = 1; r < num_ranks; ++r) {
+    EPCOMM_CHECK_ARG(asked[static_cast<std::size_t>(r)] == asked[0],
+                     "discover_domains: ranks_per_domain must be the same on every rank; rank 0 passed ", asked[0],
+                     ", rank ", r, " passed ", asked[static_cast<std::size_t>(r)]);
   }
-  const int num_domains = static_cast<int>(domains.size());
-  const bool equal_sizes =
-      std::all_of(domain_sizes.begin(), domain_sizes.end(), [&](int s) { return s == domain_sizes[0]; });
-  EPCOMM_REQUIRE(equal_sizes, ErrorCategory::kBootstrap,
-                 "discover_domains: hosts have different numbers of ranks (every NVLink domain must have "
-                 "the same size): ",
-                 describe_hosts(identity_of_rank));
-  const int ranks_per_domain = num_ranks / num_domains;
-  std::vector<int> offending;
-  for (int r = 0; r < num_ranks; ++r) {
-    if (info.domain_of_rank[r] != r / ranks_per_domain) offending.push_back(r);
-  }
-  EPCOMM_REQUIRE(offending.empty(), ErrorCategory::kBootstrap,
-                 "discover_domains: the ranks of each host must be a contiguous block (rank r on host r / ",
-                 ranks_per_domain, "); offending ranks ", join(offending), ": ",
-                 describe_hosts(identity_of_rank));
-
-  info.ranks_per_domain = ranks_per_domain;
-  info.num_domains = num_domains;
-  info.domain = bootstrap.rank() / ranks_per_domain;
-  info.local_index = bootstrap.rank() % ranks_per_domain;
-  return info;
+  return plan_domains(identity_of_rank, bootstrap.rank(), ranks_per_domain);
 }
 
 std::string local_host_identity() {

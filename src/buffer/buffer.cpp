@@ -37,6 +37,16 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
                  options.num_rdma_bytes);
   checks::check_ll_transport(options, ll_nvshmem_hooks());
   check_ht_options(options.ht);
+  EPCOMM_CHECK_ARG(options.ranks_per_domain >= 0 && options.ranks_per_domain <= kMaxDomainRanks,
+                   "ranks_per_domain: expected 0 (one domain per host) or 1 to ", kMaxDomainRanks, ", got ",
+                   options.ranks_per_domain);
+}
+
+// BufferOptions::ranks_per_domain, or EPCOMM_RANKS_PER_DOMAIN when set (a malformed value throws,
+// naming the variable).
+int requested_ranks_per_domain(const BufferOptions& options) {
+  return env::is_set("EPCOMM_RANKS_PER_DOMAIN") ? static_cast<int>(env::get_int("EPCOMM_RANKS_PER_DOMAIN"))
+                                                 : options.ranks_per_domain;
 }
 
 // What the ranks found about each other (after discovery).
@@ -56,6 +66,7 @@ void validate_domains(const DomainInfo& domains) {
 // argument rather than the missing driver.
 std::unique_ptr<Buffer::Impl> new_impl(const Bootstrap* bootstrap, const BufferOptions& options) {
   validate_arguments(bootstrap, options);
+  requested_ranks_per_domain(options);  // the environment's value is checked before any exchange too
   return std::make_unique<Buffer::Impl>();
 }
 
@@ -67,7 +78,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.bootstrap = std::move(bootstrap);
   m.options = options;
   m.allocator = options.allocator ? options.allocator : default_allocator();
-  m.domains = discover_domains(*m.bootstrap, local_host_identity());
+  m.domains = discover_domains(*m.bootstrap, local_host_identity(), requested_ranks_per_domain(options));
   validate_domains(m.domains);
   log::set_rank(m.rank());
 

@@ -33,6 +33,15 @@ constexpr std::array kRegistry = {
           .doc = "How long a device-side wait on a peer spins before the kernel reports a timeout.",
           .min_value = 1,
           .max_value = kMaxInt32},
+    Entry{.name = "EPCOMM_RANKS_PER_DOMAIN",
+          .type = Type::kInt,
+          .default_value = "0",
+          .doc = "Ranks per NVLink domain (G), overriding BufferOptions::ranks_per_domain when set: 0 "
+                 "discovers one domain per host; G > 0 splits each host's ranks into domains of G "
+                 "consecutive ranks (G must divide every host's ranks), so one machine can run the "
+                 "multi-domain mode.",
+          .min_value = 0,
+          .max_value = 72},
     Entry{.name = "EPCOMM_HT_RECEIVER_PERCENT",
           .type = Type::kInt,
           .default_value = "33",
