@@ -1,6 +1,8 @@
-// epcomm-bench's command line (tools/bench/cli.hpp).
+// epcomm-bench's command line and start decision (tools/bench/cli.hpp).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -44,26 +46,172 @@ TEST(BenchCli, Flags) {
             (std::vector<std::string>{"ll-small", "ht-skew"}));
 }
 
+std::string message_of(std::vector<const char*> args) {
+  try {
+    parse(std::move(args));
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+    return e.message();
+  }
+  return "no error";
+}
+
+bool mentions(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
 TEST(BenchCli, BadArgumentsNameTheFlag) {
-  const auto message_of = [](std::vector<const char*> args) {
-    try {
-      parse(std::move(args));
-    } catch (const Error& e) {
-      EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
-      return e.message();
-    }
-    return std::string("no error");
-  };
   EXPECT_NE(message_of({"--iters", "0"}).find("--iters"), std::string::npos);
   EXPECT_NE(message_of({"--iters", "12x"}).find("12x"), std::string::npos);
   EXPECT_NE(message_of({"--warmup"}).find("expected a value"), std::string::npos);
   EXPECT_NE(message_of({"--workload", "ht-big"}).find("ht-dsv3"), std::string::npos);
   EXPECT_NE(message_of({"--sms", "8,,16"}).find("--sms"), std::string::npos);
-  EXPECT_NE(message_of({"--ce-chunks", "9"}).find("at most 8"), std::string::npos);
+  EXPECT_NE(message_of({"--ce-chunks", "9"}).find("1..8"), std::string::npos);
   EXPECT_NE(message_of({"--ce-chunks", ""}).find("chunk counts"), std::string::npos);
   EXPECT_NE(message_of({"--min-efficiency", "-1"}).find("--min-efficiency"), std::string::npos);
   EXPECT_NE(message_of({"--no-check=1"}).find("takes no value"), std::string::npos);
   EXPECT_NE(message_of({"--frobnicate"}).find("--frobnicate"), std::string::npos);
+}
+
+// Issue 19 item 7: the loose flags.
+TEST(BenchCli, MinEfficiencyIsAFractionInZeroToOne) {
+  EXPECT_TRUE(mentions(message_of({"--min-efficiency", "2"}), "(0, 1]"));
+  EXPECT_TRUE(mentions(message_of({"--min-efficiency", "0"}), "(0, 1]"));
+  EXPECT_TRUE(mentions(message_of({"--min-efficiency", "1.0001"}), "given '1.0001'"));
+  EXPECT_DOUBLE_EQ(*parse({"--min-efficiency", "1"}).min_efficiency, 1.0);
+  EXPECT_DOUBLE_EQ(*parse({"--min-efficiency=0.01"}).min_efficiency, 0.01);
+}
+
+TEST(BenchCli, LimitsAreStatedAndEnforced) {
+  EXPECT_TRUE(mentions(message_of({"--iters", "99999999999"}), "1..100000"));
+  EXPECT_TRUE(mentions(message_of({"--iters", "100001"}), "1..100000"));
+  EXPECT_EQ(parse({"--iters", "100000"}).iters, kMaxIters);
+  EXPECT_TRUE(mentions(message_of({"--warmup", "100001"}), "0..100000"));
+  EXPECT_TRUE(mentions(message_of({"--ceiling-mib", "16385"}), "1..16384"));
+  EXPECT_TRUE(mentions(usage(), "1..100000"));
+}
+
+TEST(BenchCli, RepeatedFlagIsRefused) {
+  EXPECT_TRUE(mentions(message_of({"--iters", "5", "--iters", "6"}), "--iters: given more than once"));
+  EXPECT_TRUE(mentions(message_of({"--iters=5", "--iters", "6"}), "--iters: given more than once"));
+  EXPECT_TRUE(mentions(message_of({"--no-check", "--no-check"}), "--no-check: given more than once"));
+  EXPECT_TRUE(mentions(message_of({"-h", "--help"}), "given more than once"));
+}
+
+TEST(BenchCli, OutputFolderMustExist) {
+  const std::string missing = "/nonexistent-epcomm-bench-folder/r.json";
+  EXPECT_TRUE(mentions(message_of({"--json", missing.c_str()}), "/nonexistent-epcomm-bench-folder"));
+  EXPECT_TRUE(mentions(message_of({"--csv", "/nonexistent-epcomm-bench-folder/r.csv"}), "--csv"));
+  EXPECT_TRUE(mentions(message_of({"--json", "/nonexistent-{workload}/r.json"}), "/nonexistent-ht-dsv3"));
+  const std::string here = std::filesystem::temp_directory_path().string() + "/r-{workload}.json";
+  EXPECT_EQ(parse({"--json", here.c_str()}).json_path, here);
+  EXPECT_EQ(parse({"--csv", "r.csv"}).csv_path, "r.csv");  // the current folder
+}
+
+TEST(BenchCli, UsageListsEveryFlagAndSaysMiB) {
+  for (const char* flag : {"--workload", "--tokens", "--hidden", "--topk", "--experts", "--routing", "--mode",
+                           "--warmup", "--iters", "--json", "--csv", "--no-check", "--sms", "--ce-chunks",
+                           "--min-efficiency", "--ceiling-mib", "--help", "EPCOMM_REQUIRE_GPU"})
+    EXPECT_TRUE(mentions(usage(), flag)) << flag;
+  EXPECT_TRUE(mentions(usage(), "MiB per peer copy"));
+  EXPECT_FALSE(mentions(usage(), "bytes per peer copy"));
+}
+
+// Issue 19 item 7: any shape.
+TEST(BenchCli, CustomWorkload) {
+  const Options o = parse({"--tokens", "4096", "--hidden", "7168", "--topk", "8", "--experts", "256"});
+  ASSERT_TRUE(o.custom.has_value());
+  EXPECT_TRUE(o.workloads.empty());  // only the custom shape runs
+  EXPECT_EQ(o.custom->name, "custom-t4096-h7168-k8-e256-uniform");
+  EXPECT_EQ(o.custom->mode, Mode::kHighThroughput);
+  EXPECT_EQ(o.custom->routing, Routing::kRandom);
+  EXPECT_EQ(run_names(o), std::vector<std::string>{"custom-t4096-h7168-k8-e256-uniform"});
+
+  const Options ll = parse({"--tokens=128", "--hidden=4096", "--topk=6", "--experts=64", "--routing=skew",
+                            "--mode=ll", "--workload", "ll-dsv3"});
+  EXPECT_EQ(ll.custom->name, "custom-t128-h4096-k6-e64-skew-ll");
+  EXPECT_EQ(ll.custom->mode, Mode::kLowLatency);
+  EXPECT_EQ(ll.custom->routing, Routing::kSkewed);
+  EXPECT_EQ(run_names(ll), (std::vector<std::string>{"ll-dsv3", "custom-t128-h4096-k6-e64-skew-ll"}));
+  EXPECT_FALSE(parse({}).custom.has_value());
+}
+
+TEST(BenchCli, CustomWorkloadIsValidated) {
+  const auto shape = [](const char* tokens, const char* hidden, const char* topk, const char* experts,
+                        const char* mode = "ht") {
+    return message_of(
+        {"--tokens", tokens, "--hidden", hidden, "--topk", topk, "--experts", experts, "--mode", mode});
+  };
+  EXPECT_TRUE(mentions(message_of({"--tokens", "8"}), "missing: --hidden, --topk, --experts"));
+  EXPECT_TRUE(mentions(message_of({"--mode", "ll"}), "missing: --tokens"));
+  EXPECT_TRUE(mentions(shape("8", "200", "2", "8"), "--hidden: expected a multiple of 128"));
+  EXPECT_TRUE(mentions(shape("8", "0", "2", "8"), "--hidden"));
+  EXPECT_TRUE(mentions(shape("8", "256", "9", "8"), "--topk: expected 1..8"));
+  EXPECT_TRUE(mentions(shape("8", "256", "17", "64", "ll"), "--topk: expected 1..16"));
+  EXPECT_TRUE(mentions(shape("8", "16384", "2", "8", "ll"), "--hidden"));
+  EXPECT_TRUE(mentions(shape("100000", "256", "2", "8", "ll"), "--tokens: expected 1..65536"));
+  EXPECT_TRUE(mentions(shape("0", "256", "2", "8"), "--tokens"));
+  EXPECT_TRUE(mentions(message_of({"--routing", "zipf"}), "uniform or skew"));
+  EXPECT_TRUE(mentions(message_of({"--mode", "fast"}), "ht or ll"));
+  EXPECT_TRUE(mentions(message_of({"--tokens", "8", "--tokens", "9"}), "--tokens: given more than once"));
+}
+
+// Issue 18 item 13: "skipped" only without a GPU; EPCOMM_REQUIRE_GPU turns a skip into a failure.
+TEST(BenchStart, SkipsOnlyWithoutADevice) {
+  BenchEnv env;
+  DeviceQuery none{.status = DeviceQuery::Status::kNoDevice};
+  StartDecision d = decide_start(none, env);
+  EXPECT_FALSE(d.run);
+  EXPECT_FALSE(d.failure);
+  EXPECT_EQ(d.exit_code, kExitOk);
+  EXPECT_TRUE(mentions(d.message, "skipped: no GPU"));
+
+  d = decide_start({.status = DeviceQuery::Status::kOk, .num_devices = 0}, env);
+  EXPECT_FALSE(d.run);
+  EXPECT_EQ(d.exit_code, kExitOk);
+
+  const DeviceQuery mismatch{.status = DeviceQuery::Status::kError,
+                             .error = "cudaErrorInsufficientDriver: CUDA driver version is insufficient"};
+  d = decide_start(mismatch, env);
+  EXPECT_FALSE(d.run);
+  EXPECT_TRUE(d.failure);
+  EXPECT_EQ(d.exit_code, kExitError);
+  EXPECT_TRUE(mentions(d.message, "cudaErrorInsufficientDriver"));
+
+  EXPECT_TRUE(decide_start({.status = DeviceQuery::Status::kOk, .num_devices = 1}, env).run);
+  env.local_world_size = 2;
+  env.local_rank = 1;
+  d = decide_start({.status = DeviceQuery::Status::kOk, .num_devices = 1}, env);
+  EXPECT_FALSE(d.run);
+  EXPECT_EQ(d.exit_code, kExitOk);
+  EXPECT_TRUE(mentions(d.message, "1 GPU(s) found, 2 needed"));
+}
+
+TEST(BenchStart, RequireGpuTurnsASkipIntoAFailure) {
+  BenchEnv env;
+  env.require_gpu = true;
+  for (const DeviceQuery& q : {DeviceQuery{.status = DeviceQuery::Status::kNoDevice},
+                               DeviceQuery{.status = DeviceQuery::Status::kOk, .num_devices = 0}}) {
+    const StartDecision d = decide_start(q, env);
+    EXPECT_FALSE(d.run);
+    EXPECT_TRUE(d.failure);
+    EXPECT_NE(d.exit_code, kExitOk);
+    EXPECT_TRUE(mentions(d.message, "EPCOMM_REQUIRE_GPU"));
+  }
+  EXPECT_TRUE(decide_start({.status = DeviceQuery::Status::kOk, .num_devices = 1}, env).run);
+}
+
+TEST(BenchStart, ReadsRequireGpu) {
+  unsetenv("WORLD_SIZE");
+  unsetenv("EPCOMM_REQUIRE_GPU");
+  EXPECT_FALSE(read_env().require_gpu);
+  setenv("EPCOMM_REQUIRE_GPU", "1", 1);
+  EXPECT_TRUE(read_env().require_gpu);
+  setenv("EPCOMM_REQUIRE_GPU", "off", 1);
+  EXPECT_FALSE(read_env().require_gpu);
+  setenv("EPCOMM_REQUIRE_GPU", "maybe", 1);
+  EXPECT_THROW(read_env(), Error);
+  unsetenv("EPCOMM_REQUIRE_GPU");
 }
 
 }  // namespace

@@ -65,6 +65,31 @@ TEST(BenchWorkload, ValidateRejectsExpertsNotDivisibleByRanks) {
   EXPECT_THROW(validate(bad, 2), Error);
 }
 
+// Issue 19 item 7: a custom shape gets BENCH.md's name and the same checks as a named workload.
+TEST(BenchWorkload, CustomShape) {
+  const Workload w = make_custom_workload(
+      {.num_tokens = 4096, .hidden = 7168, .num_topk = 8, .num_experts = 256, .routing = Routing::kRandom});
+  EXPECT_EQ(w.name, "custom-t4096-h7168-k8-e256-uniform");
+  EXPECT_EQ(w.num_scales(), 56);
+  EXPECT_NO_THROW(validate(w, 8));
+  try {
+    validate(w, 3);  // experts divisible by ranks: known only at run time
+    FAIL() << "expected epcomm::Error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("divisible by the number of ranks (3)"), std::string::npos) << e.message();
+  }
+  const Workload ll = make_custom_workload({.num_tokens = 32,
+                                            .hidden = 2560,
+                                            .num_topk = 6,
+                                            .num_experts = 160,
+                                            .routing = Routing::kSkewed,
+                                            .mode = Mode::kLowLatency});
+  EXPECT_EQ(ll.name, "custom-t32-h2560-k6-e160-skew-ll");
+  EXPECT_EQ(make_routing(ll, 2, 1).topk_idx.size(), 32u * 6);
+  EXPECT_THROW(make_custom_workload({.num_tokens = 8, .hidden = 2500, .num_topk = 2, .num_experts = 8}),
+               Error);
+}
+
 TEST(BenchWorkload, RowBytes) {
   const Workload ht = workloads_named("ht-dsv3").at(0);
   EXPECT_EQ(row_bytes(ht, Dtype::kBf16), 7168 * 2);

@@ -42,32 +42,37 @@ struct Outcome {
   bool below_min_efficiency = false;
 };
 
-// Runs every op of every variant of one named workload; returns its report (rows filled on every
-// rank, printed and written by rank 0).
-RunReport run_workload(Session& session, const std::string& name, const RunSettings& settings,
-                       cudaStream_t stream, L2Flusher& flusher, RunReport report) {
+// Runs every op of every variant of one workload (a named one's variants, or a custom shape);
+// returns its report (rows filled on every rank, printed and written by rank 0). A named variant
+// the rank count cannot run is skipped with a note; a custom shape it cannot run is an error.
+RunReport run_workload(Session& session, const std::string& name, const std::vector<Workload>& variants,
+                       bool custom, const RunSettings& settings, cudaStream_t stream, L2Flusher& flusher,
+                       RunReport report) {
   const int rank = session.rank();
   const int num_ranks = session.num_ranks();
   report.workload = name;
-  for (const Workload& workload : workloads_named(name)) {
+  for (const Workload& workload : variants) {
     try {
       validate(workload, num_ranks);
     } catch (const Error& e) {
+      if (custom) throw;
       if (rank == 0) std::printf("# note: %s skipped: %s\n", name.c_str(), e.message().c_str());
       continue;
     }
-    DeviceInputs inputs = upload_inputs(make_rank_inputs(workload, num_ranks, rank));
+    DeviceInputs inputs = upload_inputs(make_rank_inputs(workload, num_ranks, rank, InputSet::kTimed),
+                                        make_rank_inputs(workload, num_ranks, rank, InputSet::kCheck));
     const Traffic traffic = compute_traffic(workload, num_ranks, rank);
     std::optional<ExpectedHt> expected;  // NOTE: outlives the ops below, whose checks read it
     const auto expected_ht = [&]() -> const ExpectedHt& {
-      if (!expected) expected = compute_expected_ht(workload, num_ranks, rank);
+      if (!expected) expected = compute_expected_ht(workload, num_ranks, rank, InputSet::kCheck);
       return *expected;
     };
     BenchContext context{session, workload, inputs, traffic, expected_ht};
     for (const OpFactory& factory : op_factories()) {
       std::vector<BenchOp> ops = factory(context);
       for (BenchOp& op : ops)
-        if (auto row = run_op(session, workload, op, stream, flusher, settings)) report.rows.push_back(*row);
+        if (auto row = run_op(session, workload, inputs, op, stream, flusher, settings))
+          report.rows.push_back(*row);
     }
   }
   fill_nccl_comparison(report.rows);
@@ -111,9 +116,13 @@ int run(const Options& options, const BenchEnv& env, int argc, const char* const
   L2Flusher flusher;
   Outcome outcome;
   std::string csv = csv_header();
-  const bool several = options.workloads.size() > 1;
-  for (const std::string& name : options.workloads) {
-    const RunReport report = run_workload(session, name, settings, stream.get(), flusher, base);
+  const std::vector<std::string> names = run_names(options);
+  const bool several = names.size() > 1;
+  for (const std::string& name : names) {
+    const bool custom = options.custom && name == options.custom->name;
+    const RunReport report =
+        run_workload(session, name, custom ? std::vector{*options.custom} : workloads_named(name), custom,
+                     settings, stream.get(), flusher, base);
     for (const ResultRow& row : report.rows)
       outcome.check_failed |= row.check == "fail" || row.check == "error";
     if (options.min_efficiency) {
@@ -167,17 +176,23 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
 
-  int num_devices = 0;
-  if (cudaGetDeviceCount(&num_devices) != cudaSuccess || num_devices == 0) {
-    (void)cudaGetLastError();
-    if (env.rank == 0) std::printf("epcomm-bench: no GPU found; nothing to measure\n");
-    return kExitOk;
+  // NOTE: "skipped" only when there is no GPU; any other CUDA error fails (bench/cli.hpp).
+  DeviceQuery query;
+  const cudaError_t status = cudaGetDeviceCount(&query.num_devices);
+  if (status == cudaErrorNoDevice) {
+    query.status = DeviceQuery::Status::kNoDevice;
+  } else if (status != cudaSuccess) {
+    query.status = DeviceQuery::Status::kError;
+    query.error = std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
   }
-  if (num_devices < env.local_world_size || env.local_rank >= num_devices) {
-    if (env.rank == 0)
-      std::printf("epcomm-bench: %d GPU(s) found, %d needed (one per local rank); nothing to measure\n",
-                  num_devices, env.local_world_size);
-    return kExitOk;
+  (void)cudaGetLastError();
+  const StartDecision start = decide_start(query, env);
+  if (!start.run) {
+    if (start.failure)
+      std::fprintf(stderr, "epcomm-bench: rank %d: %s\n", env.rank, start.message.c_str());
+    else if (env.rank == 0)
+      std::printf("epcomm-bench: %s\n", start.message.c_str());
+    return start.exit_code;
   }
 
   try {

@@ -26,17 +26,27 @@ struct BenchOp {
   double recv_bytes = 0;        // logical bytes: received rows on this rank, local ones included
                                 // (combine: the byte count of its dispatch)
   double wire_bytes = 0;        // bytes this rank sends to other GPUs in one call
-  // Optional, untimed, once before the first call (e.g. a dispatch that produces combine's input).
+  // Optional, untimed, before the first call (e.g. a dispatch that produces combine's input); run
+  // again on the check inputs before the checked call (see `check`).
   std::function<void(cudaStream_t)> setup;
   // One call, timed with events on `stream`. May synchronize the host (the NCCL baseline does).
   std::function<void(cudaStream_t)> run;
-  // Optional: after the timed calls and a device synchronize, compares the last call's outputs with
-  // the CPU reference element by element; returns false (after printing the first mismatch) on any
-  // difference. Absent, or --no-check, reports "skip".
+  // Optional, before the checked call: writes the poison (bench/poison.hpp) over every output of
+  // that call that lives in memory the call does not allocate (zero-copy views of the region,
+  // low-latency outputs, the baseline's buffers); outputs the call allocates are poisoned by the
+  // Session's allocator. May make untimed calls first, to learn where those outputs lie. Collective.
+  std::function<void(cudaStream_t)> poison;
+  // Optional: compares the outputs of the checked call with the CPU reference of the check inputs,
+  // element by element, with the reference's element counts; returns false (after printing every
+  // failed comparison) on any difference. The runner makes that call after the timed ones: check
+  // inputs loaded (other routing and payload than the timed calls'), `setup` again, `poison`, every
+  // rank past a barrier, then one `run` with the allocator poisoning what it hands out. Absent, or
+  // --no-check, reports "skip".
   std::function<bool()> check;
-  // Optional: the summed kernel duration of the last call in microseconds (device clock/profiler).
+  // Optional: the summed kernel duration of the last timed call in microseconds (device clock or
+  // profiler); read before the checked call.
   std::function<double()> kernel_us;
-  // Optional: after the timed calls and the check, prints this rank's diagnostics of the calls.
+  // Optional: after the timed calls (before the checked call), prints this rank's diagnostics.
   std::function<void()> after;
 };
 
@@ -44,10 +54,10 @@ struct BenchOp {
 struct BenchContext {
   Session& session;
   const Workload& workload;
-  const DeviceInputs& inputs;  // this rank's inputs on its GPU
-  const Traffic& traffic;      // this rank's row counts (from every rank's routing)
-  // The CPU reference for this rank, computed on first call (seconds for ht workloads); only call
-  // it from a check.
+  const DeviceInputs& inputs;  // this rank's inputs on its GPU (inputs.loaded: which set)
+  const Traffic& traffic;      // this rank's row counts in the timed calls (from every rank's routing)
+  // The CPU reference of the check inputs for this rank, computed on first call (seconds for ht
+  // workloads); only call it from a check.
   std::function<const ExpectedHt&()> expected_ht;
 };
 

@@ -1,10 +1,15 @@
 #include "bench/cli.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
+#include <set>
 #include <sstream>
 
-#include "bench/workload.hpp"
+#include "bench/report.hpp"
+#include "epcomm/low_latency.hpp"
 #include "core/check.hpp"
 #include "intranode/ht_plan.hpp"
 
@@ -12,34 +17,34 @@ namespace epcomm::bench {
 
 namespace {
 
-int parse_int(const std::string& flag, const std::string& text, int min_value) {
+constexpr long kMaxInt = 1000000000L;  // any other integer flag
+
+int parse_int(const std::string& flag, const std::string& text, long min_value, long max_value = kMaxInt) {
   char* end = nullptr;
   errno = 0;
   const long value = std::strtol(text.c_str(), &end, 10);
-  EPCOMM_CHECK_ARG(!text.empty() && *end == '\0' && errno == 0 && value >= min_value && value <= 1000000000L,
-                   flag, ": expected an integer >= ", min_value, ", given '", text, "'");
+  EPCOMM_CHECK_ARG(!text.empty() && *end == '\0' && errno == 0 && value >= min_value && value <= max_value,
+                   flag, ": expected an integer in ", min_value, "..", max_value, ", given '", text, "'");
   return static_cast<int>(value);
 }
 
-double parse_double(const std::string& flag, const std::string& text) {
+// A number in (0, 1].
+double parse_fraction(const std::string& flag, const std::string& text) {
   char* end = nullptr;
   errno = 0;
   const double value = std::strtod(text.c_str(), &end);
-  EPCOMM_CHECK_ARG(!text.empty() && *end == '\0' && errno == 0 && value >= 0.0, flag,
-                   ": expected a non-negative number, given '", text, "'");
+  EPCOMM_CHECK_ARG(!text.empty() && *end == '\0' && errno == 0 && value > 0.0 && value <= 1.0, flag,
+                   ": expected a number in (0, 1], given '", text, "'");
   return value;
 }
 
 // A comma-separated list of integers in [1, max_value], e.g. SM counts.
 std::vector<int> parse_int_list(const std::string& flag, const std::string& text, const char* what,
-                                int max_value = 1000000000) {
+                                int max_value = kMaxInt) {
   std::vector<int> values;
   std::stringstream ss(text);
   std::string item;
-  while (std::getline(ss, item, ',')) {
-    values.push_back(parse_int(flag, item, 1));
-    EPCOMM_CHECK_ARG(values.back() <= max_value, flag, ": at most ", max_value, ", given ", values.back());
-  }
+  while (std::getline(ss, item, ',')) values.push_back(parse_int(flag, item, 1, max_value));
   EPCOMM_CHECK_ARG(!values.empty(), flag, ": expected a comma-separated list of ", what, ", given '", text,
                    "'");
   return values;
@@ -58,6 +63,49 @@ std::vector<std::string> resolve_workloads(const std::string& text) {
   return names;
 }
 
+// Refuses an output path whose folder does not exist (found now, not after a GPU run).
+void require_folder(const char* flag, const std::string& path) {
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  EPCOMM_CHECK_ARG(folder.empty() || std::filesystem::is_directory(folder, ec), flag, ": the folder '",
+                   folder.string(), "' of '", path, "' does not exist; create it first");
+}
+
+// The custom shape flags seen so far; all four sizes are needed when any custom flag is given.
+struct CustomFlags {
+  std::optional<int> tokens, hidden, topk, experts;
+  Routing routing = Routing::kRandom;
+  Mode mode = Mode::kHighThroughput;
+  bool any = false;
+
+  Workload resolve() const {
+    std::string missing;
+    for (const auto& [flag, value] : {std::pair{"--tokens", tokens}, std::pair{"--hidden", hidden},
+                                      std::pair{"--topk", topk}, std::pair{"--experts", experts}})
+      if (!value) missing += std::string(missing.empty() ? "" : ", ") + flag;
+    EPCOMM_CHECK_ARG(missing.empty(),
+                     "a custom workload needs --tokens, --hidden, --topk and --experts; missing: ", missing);
+    return make_custom_workload({.num_tokens = *tokens,
+                                 .hidden = *hidden,
+                                 .num_topk = *topk,
+                                 .num_experts = *experts,
+                                 .routing = routing,
+                                 .mode = mode});
+  }
+};
+
+bool parse_bool_env(const char* name, bool fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  std::string v(text);
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+  if (v == "0" || v == "false" || v == "no" || v == "off") return false;
+  EPCOMM_CHECK_ARG(false, "environment variable ", name,
+                   ": expected 1|0, true|false, yes|no or on|off, given '", text, "'");
+  return fallback;
+}
+
 int env_int(const char* name, int fallback, int min_value) {
   const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') return fallback;
@@ -66,28 +114,55 @@ int env_int(const char* name, int fallback, int min_value) {
 
 }  // namespace
 
+std::vector<std::string> run_names(const Options& options) {
+  std::vector<std::string> names = options.workloads;
+  if (options.custom) names.push_back(options.custom->name);
+  return names;
+}
+
 std::string usage() {
-  return "usage: epcomm-bench [--workload ht-dsv3|ht-skew|ll-dsv3|ll-small|all] [--warmup N] [--iters N]\n"
-         "                    [--json PATH] [--csv PATH] [--no-check] [--sms LIST] [--min-efficiency X]\n"
-         "                    [--ceiling-mib N]\n"
-         "  Started once per GPU by `epcomm-run -n N epcomm-bench ...` (or torchrun); alone, it runs one "
-         "rank.\n"
-         "  --workload     BENCH.md workload(s), comma-separated, or all (default ht-dsv3)\n"
-         "  --warmup/--iters  calls before / inside the timed loop (default 10 / 50, the protocol's "
-         "minimum)\n"
-         "  --json PATH    BENCH.md result file; '{workload}' in PATH is replaced by the workload name\n"
-         "  --csv PATH     every row of every workload as CSV\n"
-         "  --no-check     skip the element-wise comparison with the CPU reference\n"
-         "  --sms LIST     SM budgets of epcomm's own ops, e.g. 24,48,64\n"
-         "  --ce-chunks LIST  chunk counts of the copy-engine dispatch rows, e.g. 2,4,8 (default 4)\n"
-         "  --min-efficiency X  exit 4 when an epcomm op's wire efficiency is below X (0..1)\n"
-         "  --ceiling-mib N     bytes per peer copy of the NVLink ceiling (default 256)\n"
-         "  exit codes: 0 ok (also: no GPU), 1 error, 2 usage, 3 data check failed, 4 below "
-         "--min-efficiency\n";
+  std::ostringstream os;
+  os << "usage: epcomm-bench [--workload NAMES|all]\n";
+  os << "         [--tokens N --hidden H --topk K --experts E [--routing uniform|skew] [--mode ht|ll]]\n";
+  os << "         [--warmup N] [--iters N] [--json PATH] [--csv PATH] [--no-check] [--sms LIST]\n";
+  os << "         [--ce-chunks LIST] [--min-efficiency X] [--ceiling-mib N] [-h|--help]\n";
+  os << "  Started once per GPU by `epcomm-run -n N epcomm-bench ...` (or torchrun); alone, one rank.\n";
+  os << "  Workloads and the result format: BENCH.md. Each flag may be given once.\n";
+  os << "  --workload NAMES   ht-dsv3, ht-skew, ll-dsv3, ll-small (comma-separated) or all; default\n";
+  os << "                     ht-dsv3, or none when a custom shape is given\n";
+  os << "  --tokens N         custom shape: tokens per rank (ht: 1.." << kMaxCustomTokens << ", ll: 1.."
+     << kLlMaxTokensPerRank << ")\n";
+  os << "  --hidden H         custom shape: channels, a multiple of 128 (ht: up to " << kMaxCustomHidden
+     << ", ll: up to " << kLlMaxHidden << ")\n";
+  os << "  --topk K           custom shape: experts per token, 1..experts (ll: at most " << kLlMaxTopk
+     << ")\n";
+  os << "  --experts E        custom shape: experts, 1.." << kMaxCustomExperts
+     << ", divisible by the number of ranks\n";
+  os << "  --routing R        custom shape: uniform (random top-k, the default) or skew (as ht-skew)\n";
+  os << "  --mode M           custom shape: ht (high-throughput, the default) or ll (low-latency)\n";
+  os << "  --warmup N         untimed calls first, 0.." << kMaxWarmup
+     << " (default 10, the protocol's minimum)\n";
+  os << "  --iters N          timed calls, 1.." << kMaxIters << " (default 50, the protocol's minimum)\n";
+  os << "  --json PATH        BENCH.md result file ('{workload}' in PATH becomes the workload's name);\n";
+  os << "                     its folder must exist\n";
+  os << "  --csv PATH         every row of every workload as CSV; its folder must exist\n";
+  os << "  --no-check         skip the checked call and its comparison with the CPU reference\n";
+  os << "  --sms LIST         SM budgets of epcomm's own ops (default 24,48,64)\n";
+  os << "  --ce-chunks LIST   chunk counts of the copy-engine dispatch rows, each 1.." << kMaxCopyChunks
+     << " (default 4)\n";
+  os << "  --min-efficiency X exit 4 when an epcomm op's wire efficiency is below X, in (0, 1]\n";
+  os << "  --ceiling-mib N    MiB per peer copy of the NVLink ceiling, 1.." << kMaxCeilingMib
+     << " (default 256)\n";
+  os << "  environment: EPCOMM_REQUIRE_GPU=1 makes a run without a GPU fail instead of skipping\n";
+  os << "  exit codes: 0 ok (also: skipped, no GPU), 1 error, 2 usage, 3 data check failed,\n";
+  os << "              4 below --min-efficiency\n";
+  return os.str();
 }
 
 Options parse_args(int argc, const char* const* argv) {
   Options o;
+  CustomFlags custom;
+  std::set<std::string> seen;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::optional<std::string> inline_value;
@@ -95,6 +170,8 @@ Options parse_args(int argc, const char* const* argv) {
       inline_value = flag.substr(eq + 1);
       flag = flag.substr(0, eq);
     }
+    if (flag == "-h") flag = "--help";
+    EPCOMM_CHECK_ARG(seen.insert(flag).second, flag, ": given more than once; give each flag once");
     const auto value = [&]() -> std::string {
       if (inline_value) return *inline_value;
       EPCOMM_CHECK_ARG(i + 1 < argc, flag, ": expected a value, given none");
@@ -103,13 +180,35 @@ Options parse_args(int argc, const char* const* argv) {
     const auto no_value = [&] {
       EPCOMM_CHECK_ARG(!inline_value, flag, ": takes no value, given '", *inline_value, "'");
     };
+    const auto custom_int = [&](std::optional<int>& field) {
+      field = parse_int(flag, value(), 1);
+      custom.any = true;
+    };
 
     if (flag == "--workload") {
       o.workloads = resolve_workloads(value());
+    } else if (flag == "--tokens") {
+      custom_int(custom.tokens);
+    } else if (flag == "--hidden") {
+      custom_int(custom.hidden);
+    } else if (flag == "--topk") {
+      custom_int(custom.topk);
+    } else if (flag == "--experts") {
+      custom_int(custom.experts);
+    } else if (flag == "--routing") {
+      const std::string v = value();
+      EPCOMM_CHECK_ARG(v == "uniform" || v == "skew", flag, ": expected uniform or skew, given '", v, "'");
+      custom.routing = v == "skew" ? Routing::kSkewed : Routing::kRandom;
+      custom.any = true;
+    } else if (flag == "--mode") {
+      const std::string v = value();
+      EPCOMM_CHECK_ARG(v == "ht" || v == "ll", flag, ": expected ht or ll, given '", v, "'");
+      custom.mode = v == "ll" ? Mode::kLowLatency : Mode::kHighThroughput;
+      custom.any = true;
     } else if (flag == "--warmup") {
-      o.warmup = parse_int(flag, value(), 0);
+      o.warmup = parse_int(flag, value(), 0, kMaxWarmup);
     } else if (flag == "--iters") {
-      o.iters = parse_int(flag, value(), 1);
+      o.iters = parse_int(flag, value(), 1, kMaxIters);
     } else if (flag == "--json") {
       o.json_path = value();
     } else if (flag == "--csv") {
@@ -122,16 +221,26 @@ Options parse_args(int argc, const char* const* argv) {
     } else if (flag == "--ce-chunks") {
       o.ce_chunks = parse_int_list(flag, value(), "chunk counts", kMaxCopyChunks);
     } else if (flag == "--min-efficiency") {
-      o.min_efficiency = parse_double(flag, value());
+      o.min_efficiency = parse_fraction(flag, value());
     } else if (flag == "--ceiling-mib") {
-      o.ceiling_mib = static_cast<std::size_t>(parse_int(flag, value(), 1));
-    } else if (flag == "--help" || flag == "-h") {
+      o.ceiling_mib = static_cast<std::size_t>(parse_int(flag, value(), 1, kMaxCeilingMib));
+    } else if (flag == "--help") {
       no_value();
       o.help = true;
     } else {
       EPCOMM_CHECK_ARG(false, "unknown argument '", argv[i], "'");
     }
   }
+  if (o.help) return o;
+  if (custom.any) {
+    o.custom = custom.resolve();
+    if (!seen.contains("--workload")) o.workloads.clear();
+  }
+  const std::vector<std::string> names = run_names(o);
+  if (!o.json_path.empty())
+    for (const std::string& name : names)
+      require_folder("--json", output_path_for(o.json_path, name, names.size() > 1));
+  if (!o.csv_path.empty()) require_folder("--csv", o.csv_path);
   return o;
 }
 
@@ -155,7 +264,37 @@ BenchEnv read_env() {
     env.local_world_size = env_int("LOCAL_WORLD_SIZE", env.world_size, 1);
   }
   if (const char* commit = std::getenv("EPCOMM_COMMIT")) env.commit = commit;
+  env.require_gpu = parse_bool_env("EPCOMM_REQUIRE_GPU", false);
   return env;
+}
+
+StartDecision decide_start(const DeviceQuery& query, const BenchEnv& env) {
+  StartDecision d;
+  if (query.status == DeviceQuery::Status::kError) {
+    d.failure = true;
+    d.exit_code = kExitError;
+    d.message = "cudaGetDeviceCount failed: " + query.error + " (not a missing GPU, so not skipped)";
+    return d;
+  }
+  const int found = query.status == DeviceQuery::Status::kNoDevice ? 0 : query.num_devices;
+  if (found > 0 && found >= env.local_world_size && env.local_rank < found) {
+    d.run = true;
+    return d;
+  }
+  const std::string why = found == 0
+                              ? std::string("no GPU found")
+                              : std::to_string(found) + " GPU(s) found, " +
+                                    std::to_string(std::max(env.local_world_size, env.local_rank + 1)) +
+                                    " needed (one per local rank)";
+  if (env.require_gpu) {
+    d.failure = true;
+    d.exit_code = kExitError;
+    d.message = why + ", and EPCOMM_REQUIRE_GPU is set: failing instead of skipping";
+  } else {
+    d.exit_code = kExitOk;
+    d.message = "skipped: " + why + "; nothing to measure";
+  }
+  return d;
 }
 
 }  // namespace epcomm::bench

@@ -1,4 +1,5 @@
-// epcomm-bench's command line and the environment it reads (all of it, in one place).
+// epcomm-bench's command line, the environment it reads (all of it, in one place) and the decision
+// to run, skip or fail once CUDA has been asked for devices.
 #pragma once
 
 #include <cstddef>
@@ -6,24 +7,37 @@
 #include <string>
 #include <vector>
 
+#include "bench/workload.hpp"
+
 namespace epcomm::bench {
 
+// Bounds of the flags (stated by usage() and by the error for a value outside them).
+inline constexpr int kMaxWarmup = 100000;
+inline constexpr int kMaxIters = 100000;  // one pair of CUDA events per timed call
+inline constexpr int kMaxCeilingMib = 16384;
+
 struct Options {
-  std::vector<std::string> workloads = {"ht-dsv3"};  // resolved: "all" expands to every name
-  int warmup = 10;                                   // BENCH.md: >= 10
-  int iters = 50;                                    // BENCH.md: >= 50
-  std::string json_path;                             // empty: no JSON
-  std::string csv_path;                              // empty: no CSV
-  bool check = true;                                 // compare every element with the CPU reference
-  std::vector<int> sms = {24, 48, 64};               // SM budgets for epcomm's own ops
-  std::vector<int> ce_chunks = {4};                  // chunk counts of the copy-engine dispatch rows
-  std::optional<double> min_efficiency;              // gate on epcomm ops' wire efficiency
-  std::size_t ceiling_mib = 256;                     // bytes per peer of the ceiling's copies, MiB
+  std::vector<std::string> workloads = {"ht-dsv3"};  // resolved: "all" expands to every name; empty
+                                                     // when only a custom workload runs
+  std::optional<Workload> custom;        // --tokens --hidden --topk --experts [--routing] [--mode]
+  int warmup = 10;                       // BENCH.md: >= 10
+  int iters = 50;                        // BENCH.md: >= 50
+  std::string json_path;                 // empty: no JSON
+  std::string csv_path;                  // empty: no CSV
+  bool check = true;                     // compare every element with the CPU reference
+  std::vector<int> sms = {24, 48, 64};   // SM budgets for epcomm's own ops
+  std::vector<int> ce_chunks = {4};      // chunk counts of the copy-engine dispatch rows
+  std::optional<double> min_efficiency;  // gate on epcomm ops' wire efficiency, in (0, 1]
+  std::size_t ceiling_mib = 256;         // MiB per peer copy of the NVLink ceiling
   bool help = false;
 };
 
-// Accepts "--flag value" and "--flag=value". Throws epcomm::Error (invalid argument) naming the
-// flag and the value it could not use.
+// The names of the workloads to run, in order: the named ones, then the custom one.
+std::vector<std::string> run_names(const Options& options);
+
+// Accepts "--flag value" and "--flag=value", each flag at most once. Throws epcomm::Error (invalid
+// argument) naming the flag and the value it could not use, before anything touches a GPU: also
+// for a --json or --csv path whose folder does not exist.
 Options parse_args(int argc, const char* const* argv);
 std::string usage();
 
@@ -45,10 +59,32 @@ struct BenchEnv {
   int local_rank = 0;        // LOCAL_RANK (else RANK): the GPU this process uses
   int local_world_size = 1;  // LOCAL_WORLD_SIZE (else WORLD_SIZE): the GPUs this host must have
   std::string commit;        // EPCOMM_COMMIT (overrides the commit seen at configure time)
+  bool require_gpu = false;  // EPCOMM_REQUIRE_GPU (1|0, true|false, yes|no, on|off): a skip fails
 };
 
 // Throws epcomm::Error (invalid argument) naming a malformed variable. MASTER_ADDR/MASTER_PORT are
 // read by tcp_bootstrap_options_from_env().
 BenchEnv read_env();
+
+// What cudaGetDeviceCount said.
+struct DeviceQuery {
+  enum class Status { kOk, kNoDevice, kError };
+  Status status = Status::kOk;  // kNoDevice: cudaErrorNoDevice; kError: any other error
+  int num_devices = 0;          // with kOk
+  std::string error;            // with kError: the CUDA error's name and text
+};
+
+struct StartDecision {
+  bool run = false;
+  bool failure = false;     // when !run: a failure (stderr, every rank) or a skip (stdout, rank 0)
+  int exit_code = kExitOk;  // when !run
+  std::string message;      // when !run
+};
+
+// Run when this rank has its GPU. Skip (exit 0, "skipped: ...") only when there is no device at
+// all (cudaErrorNoDevice or 0 devices) or fewer devices than local ranks; EPCOMM_REQUIRE_GPU turns
+// a skip into a failure. Any other CUDA error (a driver older than the runtime, ...) is a failure
+// naming the error.
+StartDecision decide_start(const DeviceQuery& query, const BenchEnv& env);
 
 }  // namespace epcomm::bench

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "core/check.hpp"
 #include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
@@ -15,23 +16,51 @@ DeviceBuffer upload(const std::vector<T>& host) {
   return buffer;
 }
 
+DevicePayload upload_payload(const RankInputs& in) {
+  DevicePayload p;
+  p.x_bf16 = upload(in.bf16.x);
+  p.x_fp8 = upload(in.fp8.x);
+  p.scales = upload(in.fp8.scales);
+  p.topk_idx = upload(in.bf16.topk_idx);
+  p.topk_weights = upload(in.bf16.topk_weights);
+  return p;
+}
+
+void copy(DeviceBuffer& to, const DeviceBuffer& from, cudaStream_t stream) {
+  EPCOMM_CHECK_ARG(to.bytes() == from.bytes(), "input sets differ in size: ", to.bytes(), " and ",
+                   from.bytes(), " bytes");
+  if (to.bytes() > 0)
+    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(to.get(), from.get(), to.bytes(), cudaMemcpyDeviceToDevice, stream));
+}
+
 }  // namespace
 
-DeviceInputs upload_inputs(const RankInputs& inputs) {
-  const ref::HtRankInput& bf16 = inputs.bf16;
-  const ref::HtRankInput& fp8 = inputs.fp8;
+void DeviceInputs::load(InputSet set, cudaStream_t stream) {
+  const DevicePayload& from = set == InputSet::kCheck ? check : timed;
+  copy(live.x_bf16, from.x_bf16, stream);
+  copy(live.x_fp8, from.x_fp8, stream);
+  copy(live.scales, from.scales, stream);
+  copy(live.topk_idx, from.topk_idx, stream);
+  copy(live.topk_weights, from.topk_weights, stream);
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  loaded = set;
+}
+
+DeviceInputs upload_inputs(const RankInputs& timed, const RankInputs& check) {
+  const ref::HtRankInput& bf16 = timed.bf16;
+  const ref::HtRankInput& fp8 = timed.fp8;
+  EPCOMM_CHECK_ARG(check.bf16.x.size() == bf16.x.size() && check.bf16.topk_idx.size() == bf16.topk_idx.size(),
+                   "upload_inputs: the check set's shapes differ from the timed set's");
   DeviceInputs d;
   d.num_tokens = bf16.num_tokens;
   d.hidden = bf16.row_bytes / 2;
   d.num_topk = bf16.num_topk;
   d.num_scales = fp8.num_scales;
-  d.x_bf16 = upload(bf16.x);
-  d.x_fp8 = upload(fp8.x);
-  d.scales = upload(fp8.scales);
   d.scale_stride_token = fp8.scale_stride_token;
   d.scale_stride_block = fp8.scale_stride_block;
-  d.topk_idx = upload(bf16.topk_idx);
-  d.topk_weights = upload(bf16.topk_weights);
+  d.live = upload_payload(timed);
+  d.timed = upload_payload(timed);
+  d.check = upload_payload(check);
   return d;
 }
 

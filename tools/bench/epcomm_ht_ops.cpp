@@ -4,36 +4,61 @@
 // outputs (DispatchArgs::zero_copy: views of the region, no copy-out). Dispatch also runs with the
 // rows moved the other way (SM stores or copy engine, bench/variants.hpp), combine under each
 // schedule of its kernel (phased or overlapped, push or pull).
-#include <algorithm>
-#include <cmath>
+//
+// The checked call (bench/runner.hpp): outputs the call allocates come poisoned from the Session's
+// allocator; a zero-copy row first makes one untimed call on the check inputs to learn where its
+// views lie in the region, poisons those rows, and its check requires the checked call's views to
+// be exactly those rows.
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "bench/bench_op.hpp"
 #include "bench/compare.hpp"
+#include "bench/ht_check.hpp"
+#include "bench/poison_device.hpp"
 #include "bench/variants.hpp"
 #include "epcomm/buffer.hpp"
 #include "buffer/buffer_impl.hpp"
 #include "core/cuda_check.hpp"
 #include "core/cuda_raii.hpp"
+#include "intranode/dispatch_handle.hpp"
 #include "intranode/ht_plan.hpp"
 
 namespace epcomm::bench {
 
 namespace {
 
-bool passed(const Comparison& c, int rank) {
-  if (!c.ok) std::fprintf(stderr, "epcomm-bench: rank %d: check failed: %s\n", rank, c.detail.c_str());
-  return c.ok;
-}
-
 template <typename T>
 std::vector<T> to_host(const DeviceTensor& t) {
   std::vector<T> host(t.view().nbytes() / sizeof(T));
   if (!host.empty())
-    EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), t.data(), t.view().nbytes(), cudaMemcpyDeviceToHost));
+    EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), t.data(), host.size() * sizeof(T), cudaMemcpyDeviceToHost));
   return host;
+}
+
+HtDispatchOutputs download(const DispatchResult& r) {
+  HtDispatchOutputs h;
+  h.num_recv_tokens = r.handle.num_recv_tokens();
+  h.recv_x = to_host<std::uint8_t>(r.recv_x);
+  h.recv_x_scales = to_host<float>(r.recv_x_scales);
+  h.recv_topk_idx = to_host<std::int64_t>(r.recv_topk_idx);
+  h.recv_topk_weights = to_host<float>(r.recv_topk_weights);
+  return h;
+}
+
+// The views a zero-copy dispatch returns into the region (its outputs and the handle's
+// recv_src_idx); undefined ones included, so two results compare position by position.
+std::vector<Tensor> region_views(const DispatchResult& r) {
+  return {r.recv_x.view(), r.recv_x_scales.view(), r.recv_topk_idx.view(), r.recv_topk_weights.view(),
+          handle_state(r.handle).recv_src_idx.view()};
+}
+
+bool same_views(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].data != b[i].data || a[i].nbytes() != b[i].nbytes()) return false;
+  return true;
 }
 
 // The Buffer's high-throughput tuning replaced for one call (benchmark variants in one run).
@@ -58,18 +83,13 @@ struct EpcommHt {
   CombineResult combined;
   int rank = 0;
 
+  // The zero-copy views poisoned before the checked call (see make_epcomm_ht_ops).
+  std::vector<Tensor> poisoned_views;
+
   bool check_combine(const ExpectedHt& e) {
     buffer->check_status();
-    const auto out = to_host<std::uint16_t>(combined.x);
-    const auto wts = to_host<float>(combined.topk_weights);
-    bool ok = passed(compare_bf16("epcomm combine out", e.combine_out.data(), out.data(), out.size()), rank);
-    if (wts.size() != e.combine_topk_weights.size()) return false;
-    std::size_t bad = 0;
-    for (std::size_t i = 0; i < wts.size(); ++i)
-      bad += std::fabs(wts[i] - e.combine_topk_weights[i]) >
-             1e-5f * std::fabs(e.combine_topk_weights[i]) + 1e-6f;
-    if (bad != 0) std::fprintf(stderr, "epcomm-bench: rank %d: %zu combined weights off\n", rank, bad);
-    return ok && bad == 0;
+    const HtCombineOutputs got{to_host<std::uint16_t>(combined.x), to_host<float>(combined.topk_weights)};
+    return report_verdict(check_ht_combine(got, e, /*with_topk_weights=*/true, "epcomm"), rank);
   }
 
   // Where the last whole dispatch of each kind keeps its result.
@@ -116,34 +136,22 @@ struct EpcommHt {
     return buffer->dispatch(a, {.stream = stream});
   }
 
-  bool check_dispatch(const DispatchResult& got, const ref::HtRankOutput& want, bool fp8_payload) {
+  bool check_dispatch(const DispatchResult& got, const ref::HtRankOutput& want, bool fp8_payload,
+                      bool zero_copy_outputs) {
     buffer->check_status();
-    const auto n = static_cast<std::size_t>(want.num_recv_tokens);
-    if (got.handle.num_recv_tokens() != want.num_recv_tokens) {
-      std::fprintf(stderr,
-                   "epcomm-bench: rank %d: check failed: epcomm dispatch received %lld rows, expected %lld\n",
-                   rank, static_cast<long long>(got.handle.num_recv_tokens()),
-                   static_cast<long long>(want.num_recv_tokens));
-      return false;
-    }
-    const auto x = to_host<std::uint8_t>(got.recv_x);
-    const auto idx = to_host<std::int64_t>(got.recv_topk_idx);
-    const auto w = to_host<float>(got.recv_topk_weights);
-    bool ok = passed(compare_bytes("epcomm recv_x", want.recv_x.data(), x.data(), x.size()), rank);
-    ok &= passed(compare_bytes("epcomm recv_topk_idx",
-                               reinterpret_cast<const std::uint8_t*>(want.recv_topk_idx.data()),
-                               reinterpret_cast<const std::uint8_t*>(idx.data()), idx.size() * 8),
-                 rank);
-    ok &= passed(
-        compare_floats_exact("epcomm recv_topk_weights", want.recv_topk_weights.data(), w.data(), w.size()),
-        rank);
-    if (fp8_payload) {
-      const auto s = to_host<float>(got.recv_x_scales);
-      ok &= passed(compare_floats_exact("epcomm recv_x_scales", want.recv_scales.data(), s.data(), s.size()),
-                   rank);
-    }
-    ok &= x.size() == n * static_cast<std::size_t>(got.recv_x.size(1)) * dtype_size(got.recv_x.view().dtype);
-    return ok;
+    Verdict v = check_ht_dispatch(download(got), want, {.impl = "epcomm", .fp8 = fp8_payload});
+    if (zero_copy_outputs && !same_views(region_views(got), poisoned_views))
+      v.fail("epcomm-zc: the checked call's views are not the region rows poisoned before it");
+    return report_verdict(v, rank);
+  }
+
+  // Untimed, before a zero-copy checked call: one call to learn where its views lie (the same
+  // rows for the same routing), then the poison over them.
+  void poison_zero_copy(bool fp8_payload, int num_sms, cudaStream_t stream) {
+    DispatchResult& r = result(fp8_payload, /*zero_copy_outputs=*/true);
+    r = dispatch(fp8_payload, num_sms, stream, /*zero_copy=*/true);
+    poisoned_views = region_views(r);
+    for (const Tensor& view : poisoned_views) poison_view(view, stream);
   }
 };
 
@@ -165,14 +173,15 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const std::int64_t row = w.hidden * 2 + 4 * w.num_scales() + 12 * w.num_topk + 4;
   const std::int64_t nvl_bytes = R * w.num_tokens * row + (std::int64_t{8} << 20);
   std::shared_ptr<Bootstrap> bootstrap(&context.session.bootstrap(), [](Bootstrap*) {});  // not owned
-  state->buffer = std::make_unique<Buffer>(bootstrap, BufferOptions{.num_nvl_bytes = nvl_bytes});
+  state->buffer = std::make_unique<Buffer>(
+      bootstrap, BufferOptions{.num_nvl_bytes = nvl_bytes, .allocator = context.session.allocator()});
   const std::int64_t T = in.num_tokens;
-  state->x_bf16 = Tensor::contiguous(in.x_bf16.get(), DType::kBF16, {T, in.hidden});
-  state->x_fp8 = Tensor::contiguous(in.x_fp8.get(), DType::kFP8E4M3, {T, in.hidden});
-  state->scales = Tensor::strided(in.scales.get(), DType::kF32, {T, in.num_scales},
+  state->x_bf16 = Tensor::contiguous(in.live.x_bf16.get(), DType::kBF16, {T, in.hidden});
+  state->x_fp8 = Tensor::contiguous(in.live.x_fp8.get(), DType::kFP8E4M3, {T, in.hidden});
+  state->scales = Tensor::strided(in.live.scales.get(), DType::kF32, {T, in.num_scales},
                                   {in.scale_stride_token, in.scale_stride_block});
-  state->topk_idx = Tensor::contiguous(in.topk_idx.get(), DType::kI64, {T, in.num_topk});
-  state->topk_weights = Tensor::contiguous(in.topk_weights.get(), DType::kF32, {T, in.num_topk});
+  state->topk_idx = Tensor::contiguous(in.live.topk_idx.get(), DType::kI64, {T, in.num_topk});
+  state->topk_weights = Tensor::contiguous(in.live.topk_weights.get(), DType::kF32, {T, in.num_topk});
 
   const bool timing = state->buffer->last_kernel_us() >= 0;  // EPCOMM_KERNEL_TIMING=1
   if (timing) {
@@ -208,9 +217,15 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
             op.kernel_us = [state] { return state->kernel_us(); };
             op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/true); };
           }
+          if (zero_copy)
+            op.poison = [state, fp8, sms, way](cudaStream_t s) {
+              const TuningOverride scoped(*state->buffer, way);
+              state->poison_zero_copy(fp8, sms, s);
+            };
           op.check = [state, fp8, zero_copy, expected] {
             return state->check_dispatch(state->result(fp8, zero_copy),
-                                         fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8);
+                                         fp8 ? expected().dispatch_fp8 : expected().dispatch_bf16, fp8,
+                                         zero_copy);
           };
           ops.push_back(std::move(op));
         }
@@ -243,12 +258,10 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       }
       op.check = [state, expected] {
         state->buffer->check_status();
-        const auto x = to_host<std::uint8_t>(state->cached.recv_x);
-        const auto& want = expected().dispatch_bf16.recv_x;
-        return passed(compare_bytes("epcomm cached recv_x", want.data(), x.data(),
-                                    std::min(x.size(), want.size())),
-                      state->rank) &&
-               x.size() == want.size();
+        Verdict v;
+        v.add(compare_bytes("epcomm cached recv_x", expected().dispatch_bf16.recv_x,
+                            to_host<std::uint8_t>(state->cached.recv_x)));
+        return report_verdict(v, state->rank);
       };
       ops.push_back(std::move(op));
     }

@@ -22,16 +22,15 @@
 // receive at once; kernel_us is the sum of the two phases' medians measured with CUDA events
 // inside the calls, and the split itself is printed as a note.
 //
-// The data check compares every row of recv_x (FP8 bytes), every scale and recv_count with
-// ref::ll_dispatch for this rank (rows of one (expert, source) matched by token through
-// layout_range and src_info, as tests/gpu/test_ll.cpp does). Combine's input y holds, in the row of
-// token t of source s in expert e, values that depend only on (e, s, t, channel), so each rank
-// computes its combine result alone, without the other ranks' layouts.
+// The data check (bench/ll_check.hpp) compares every row of recv_x (FP8 bytes), every scale and
+// recv_count with ref::ll_dispatch for this rank, and combine's output with the reference's sums.
+// Before the checked call (bench/runner.hpp) the outputs are poisoned: the op's call is made twice,
+// untimed, on the check inputs, and the poison written over the outputs both returned, i.e. both
+// halves of the double-buffered outputs (a graph row's replays write its captured outputs only).
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,7 +38,9 @@
 
 #include "bench/bench_op.hpp"
 #include "bench/compare.hpp"
+#include "bench/ll_check.hpp"
 #include "bench/ll_trace.hpp"
+#include "bench/poison_device.hpp"
 #include "bench/stats.hpp"
 #include "epcomm/buffer.hpp"
 #include "low_latency/ll_args.hpp"
@@ -54,145 +55,12 @@ bool fail(int rank, const std::string& what) {
   return false;
 }
 
-bool passed(const Comparison& c, int rank) {
-  return c.ok || fail(rank, c.detail);
-}
-
 template <typename T>
 std::vector<T> download(const void* device, std::size_t count) {
   std::vector<T> host(count);
   if (count != 0)
     EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost));
   return host;
-}
-
-// The BF16 value of y at `key` (splitmix64, mapped to [-2, 2)).
-std::uint16_t y_value(std::uint64_t key) {
-  key += 0x9e3779b97f4a7c15ull;
-  key = (key ^ (key >> 30)) * 0xbf58476d1ce4e5b9ull;
-  key = (key ^ (key >> 27)) * 0x94d049bb133111ebull;
-  key ^= key >> 31;
-  return ref::float_to_bf16(static_cast<float>(key >> 40) / static_cast<float>(1 << 24) * 4.0f - 2.0f);
-}
-
-// The key of channel 0 of the y row holding token t of source rank s in global expert e.
-std::uint64_t y_key(const Workload& w, int num_ranks, std::int64_t e, int s, std::int64_t t) {
-  return static_cast<std::uint64_t>(((e * num_ranks + s) * w.num_tokens + t) * w.hidden);
-}
-
-struct ExpectedLl {
-  ref::LlRankOutput dispatch;          // this rank's FP8 dispatch
-  std::vector<std::uint16_t> combine;  // [T, hidden]: sum over k of w[t,k] * y of (e = topk[t,k], me, t)
-                                       // in ref::ll_combine's order
-};
-
-ExpectedLl compute_expected(const Workload& w, int num_ranks, int me) {
-  std::vector<ref::LlRankInput> inputs(static_cast<std::size_t>(num_ranks));
-  std::vector<float> weights;
-  for (int r = 0; r < num_ranks; ++r) {
-    RankInputs in = make_rank_inputs(w, num_ranks, r);
-    ref::LlRankInput& li = inputs[static_cast<std::size_t>(r)];
-    li.num_tokens = in.bf16.num_tokens;
-    li.num_topk = in.bf16.num_topk;
-    li.topk_idx = std::move(in.bf16.topk_idx);
-    li.x.resize(in.bf16.x.size() / sizeof(std::uint16_t));
-    std::memcpy(li.x.data(), in.bf16.x.data(), in.bf16.x.size());  // little-endian BF16
-    if (r == me) weights = std::move(in.bf16.topk_weights);
-  }
-  ExpectedLl e;
-  e.dispatch = std::move(ref::ll_dispatch(geometry_of(w, num_ranks), w.hidden, w.num_tokens, inputs,
-                                          ref::LlOptions{.use_fp8 = true})[static_cast<std::size_t>(me)]);
-  // The reference combine's operations (ref::ll_combine): per holding rank (ascending), float32
-  // products added in slot order from 0; the ranks' partials added from 0; one rounding.
-  const auto H = static_cast<std::size_t>(w.hidden);
-  const std::vector<std::int64_t>& idx = inputs[static_cast<std::size_t>(me)].topk_idx;
-  const std::int64_t nle = w.num_experts / num_ranks;
-  e.combine.resize(static_cast<std::size_t>(w.num_tokens) * H);
-  std::vector<float> acc(H), partial(H);
-  for (std::int64_t t = 0; t < w.num_tokens; ++t) {
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int r = 0; r < num_ranks; ++r) {
-      bool held = false;
-      std::fill(partial.begin(), partial.end(), 0.0f);
-      for (int k = 0; k < w.num_topk; ++k) {
-        const auto slot = static_cast<std::size_t>(t * w.num_topk + k);
-        if (idx[slot] < 0 || idx[slot] / nle != r) continue;
-        held = true;
-        const std::uint64_t key = y_key(w, num_ranks, idx[slot], me, t);
-        for (std::size_t c = 0; c < H; ++c)
-          partial[c] += weights[slot] * ref::bf16_to_float(y_value(key + c));
-      }
-      if (held)
-        for (std::size_t c = 0; c < H; ++c) acc[c] += partial[c];
-    }
-    for (std::size_t c = 0; c < H; ++c)
-      e.combine[static_cast<std::size_t>(t) * H + c] = ref::float_to_bf16(acc[c]);
-  }
-  return e;
-}
-
-// One dispatch's outputs on the host: recv_x holds the valid rows of each expert only.
-struct HostDispatch {
-  std::vector<std::int32_t> count, src;      // [nle], [nle, cap]
-  std::vector<std::int64_t> ranges;          // [nle, R]
-  std::vector<std::vector<std::uint8_t>> x;  // [nle][count[e] * hidden] FP8
-  std::vector<float> scales;                 // [nle, S, cap]
-};
-
-// recv_count exactly; per (expert, source) the range's row count and the rows as a set of tokens;
-// then every payload byte and scale of the rows, put in the reference's row order.
-bool matches_reference(const HostDispatch& got, const ref::LlRankOutput& ref, int R, std::int64_t cap,
-                       std::int64_t S, std::int64_t hidden, int me) {
-  if (got.count != ref.recv_count) return fail(me, "epcomm ll recv_count differs from the reference");
-  const auto H = static_cast<std::size_t>(hidden);
-  const auto nle = static_cast<int>(got.count.size());
-  std::vector<std::uint8_t> x_got, x_ref;  // valid rows, expert after expert, reference row order
-  std::vector<float> s_got, s_ref;
-  for (int e = 0; e < nle; ++e) {
-    const std::int64_t n = got.count[static_cast<std::size_t>(e)];
-    std::vector<std::int64_t> got_row(static_cast<std::size_t>(n), -1);  // reference row j -> got row
-    for (int s_rank = 0; s_rank < R; ++s_rank) {
-      const std::int64_t g = got.ranges[static_cast<std::size_t>(e * R + s_rank)];
-      const std::int64_t r = ref.layout_range[static_cast<std::size_t>(e * R + s_rank)];
-      const std::int64_t gb = g >> 32, gc = g & 0xffffffff, rb = r >> 32, rc = r & 0xffffffff;
-      const std::string where = "expert " + std::to_string(e) + " source " + std::to_string(s_rank);
-      if (gc != rc || gb < 0 || gb + gc > n)
-        return fail(me, "epcomm ll layout_range of " + where + " is wrong");
-      std::map<std::int32_t, std::vector<std::int64_t>> by_token;  // token -> reference rows
-      for (std::int64_t j = rb; j < rb + rc; ++j)
-        by_token[ref.src_info[static_cast<std::size_t>(e * cap + j)]].push_back(j);
-      for (std::int64_t i = gb; i < gb + gc; ++i) {
-        auto it = by_token.find(got.src[static_cast<std::size_t>(e * cap + i)]);
-        if (it == by_token.end() || it->second.empty())
-          return fail(me, "epcomm ll src_info of " + where + " row " + std::to_string(i) +
-                              " names an unexpected token");
-        std::int64_t& slot = got_row[static_cast<std::size_t>(it->second.back())];
-        it->second.pop_back();
-        if (slot >= 0) return fail(me, "epcomm ll " + where + ": a token appears twice");
-        slot = i;
-      }
-    }
-    const std::vector<std::uint8_t>& rows = got.x[static_cast<std::size_t>(e)];
-    for (std::int64_t j = 0; j < n; ++j) {
-      if (got_row[static_cast<std::size_t>(j)] < 0)
-        return fail(me, "epcomm ll layout_range leaves rows uncovered");
-      const auto i = static_cast<std::size_t>(got_row[static_cast<std::size_t>(j)]);
-      x_got.insert(x_got.end(), rows.begin() + static_cast<std::ptrdiff_t>(i * H),
-                   rows.begin() + static_cast<std::ptrdiff_t>((i + 1) * H));
-      const auto* want_row = ref.recv_x.data() + static_cast<std::size_t>(e * cap + j) * H;
-      x_ref.insert(x_ref.end(), want_row, want_row + H);
-      for (std::int64_t k = 0; k < S; ++k) {
-        s_got.push_back(got.scales[static_cast<std::size_t>((e * S + k) * cap) + i]);
-        s_ref.push_back(ref.recv_scales[static_cast<std::size_t>((e * S + k) * cap + j)]);
-      }
-    }
-  }
-  const bool x_ok = passed(
-      compare_bytes("epcomm ll recv_x (reference row order)", x_ref.data(), x_got.data(), x_ref.size()), me);
-  const bool s_ok = passed(compare_floats_exact("epcomm ll recv_scales (reference row order)", s_ref.data(),
-                                                s_got.data(), s_ref.size()),
-                           me);
-  return x_ok && s_ok;
 }
 
 // Per-phase CUDA events of split calls: before the send, after it, after the receive; a ring over
@@ -271,9 +139,11 @@ struct EpcommLl {
   LlDispatchResult d;
   LlCombineResult c;
   std::optional<ExpectedLl> expected;
+  const DeviceInputs* inputs = nullptr;  // inputs->loaded: the set y is written for
 
+  // Only the checked call is compared, so the reference is that of the check inputs.
   const ExpectedLl& want() {
-    if (!expected) expected = compute_expected(w, R, me);
+    if (!expected) expected = compute_expected_ll(w, R, me, InputSet::kCheck);
     return *expected;
   }
 
@@ -315,7 +185,8 @@ struct EpcommLl {
         for (std::int64_t i = range >> 32; i < (range >> 32) + (range & 0xffffffff); ++i) {
           if (i < 0 || i >= static_cast<std::int64_t>(n)) continue;  // the check reports it
           const std::int32_t t = y_src[static_cast<std::size_t>(e * cap + i)];
-          const std::uint64_t key = y_key(w, R, static_cast<std::int64_t>(me) * nle + e, s_rank, t);
+          const std::uint64_t key =
+              y_key(w, R, static_cast<std::int64_t>(me) * nle + e, s_rank, t, inputs->loaded);
           for (std::size_t ch = 0; ch < H; ++ch)
             rows[static_cast<std::size_t>(i) * H + ch] = y_value(key + ch);
         }
@@ -326,8 +197,8 @@ struct EpcommLl {
     }
   }
 
-  HostDispatch download_dispatch(const LlDispatchResult& got) const {
-    HostDispatch h;
+  HostLlDispatch download_dispatch(const LlDispatchResult& got) const {
+    HostLlDispatch h;
     h.count = download<std::int32_t>(got.recv_count.data, static_cast<std::size_t>(nle));
     h.ranges = download<std::int64_t>(got.layout_range.data, static_cast<std::size_t>(nle * R));
     h.src = download<std::int32_t>(got.src_info.data, static_cast<std::size_t>(nle * cap));
@@ -342,13 +213,14 @@ struct EpcommLl {
 
   bool check_dispatch(const LlDispatchResult& got) {
     buffer->check_status();
-    return matches_reference(download_dispatch(got), want().dispatch, R, cap, S, w.hidden, me);
+    return report_verdict(check_ll_dispatch(download_dispatch(got), want().dispatch, R, cap, S, w.hidden),
+                          me);
   }
 
   // The layout of the combine's dispatch must be the one y was written for (a fixed routing gives
   // one layout today; if that changed, y would no longer echo the right rows).
   bool check_same_layout(const LlDispatchResult& got) const {
-    const HostDispatch h = download_dispatch(got);
+    const HostLlDispatch h = download_dispatch(got);
     bool same = h.count == y_count && h.ranges == y_ranges;
     for (int e = 0; same && e < nle; ++e)
       same = std::equal(h.src.begin() + e * cap,
@@ -359,11 +231,10 @@ struct EpcommLl {
 
   bool check_combine(const LlCombineResult& got) {
     buffer->check_status();
-    const std::vector<std::uint16_t>& ref = want().combine;
-    if (got.out.numel() != static_cast<std::int64_t>(ref.size()))
-      return fail(me, "epcomm ll combine out is " + got.out.describe());
-    const auto out = download<std::uint16_t>(got.out.data, ref.size());
-    return passed(compare_bf16("epcomm ll combine out", ref.data(), out.data(), out.size()), me);
+    const auto out = download<std::uint16_t>(got.out.data, static_cast<std::size_t>(got.out.numel()));
+    Verdict v;
+    v.add(compare_bf16("epcomm ll combine out", want().combine, out));
+    return report_verdict(v, me);
   }
 };
 
@@ -405,6 +276,26 @@ std::vector<BenchOp> with_traces(std::vector<BenchOp> ops, const std::shared_ptr
   return ops;
 }
 
+// Every row's poison hook (see the file comment): two untimed calls, then the poison over the
+// outputs of both, which are both halves of the double-buffered outputs the checked call may use.
+std::vector<BenchOp> with_poison(std::vector<BenchOp> ops, const std::shared_ptr<EpcommLl>& st) {
+  for (BenchOp& o : ops) {
+    const bool dispatch = o.op != "combine", combine = o.op != "dispatch";
+    o.poison = [st, run = o.run, dispatch, combine](cudaStream_t s) {
+      std::vector<Tensor> outputs;
+      for (int call = 0; call < 2; ++call) {
+        run(s);
+        if (dispatch)
+          outputs.insert(outputs.end(), {st->d.recv_x, st->d.recv_scales, st->d.recv_count,
+                                         st->d.layout_range, st->d.src_info});
+        if (combine) outputs.push_back(st->c.out);
+      }
+      for (const Tensor& t : outputs) poison_view(t, s);
+    };
+  }
+  return ops;
+}
+
 // The ops of one low-latency Buffer reaching its peers through `transport`. kAuto (CUDA IPC within
 // the NVLink domain): every row above. kNvshmem (every peer through NVSHMEM puts and signals, the
 // cross-domain path run over NVLink): the single-call rows, as impl "epcomm-nvshmem".
@@ -421,6 +312,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
   st->nle = w.num_experts / st->R;
   st->cap = st->R * w.num_tokens;
   st->S = w.num_scales();
+  st->inputs = &context.inputs;
   const LowLatencyOptions ll{.max_tokens_per_rank = w.num_tokens,
                              .hidden = w.hidden,
                              .num_experts = w.num_experts,
@@ -434,9 +326,9 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
           .num_nvl_bytes = nvshmem ? 0 : bytes, .low_latency_mode = true, .ll_transport = transport},
       ll);
   const std::int64_t T = in.num_tokens;
-  st->x = Tensor::contiguous(in.x_bf16.get(), DType::kBF16, {T, in.hidden});
-  st->topk_idx = Tensor::contiguous(in.topk_idx.get(), DType::kI64, {T, in.num_topk});
-  st->topk_weights = Tensor::contiguous(in.topk_weights.get(), DType::kF32, {T, in.num_topk});
+  st->x = Tensor::contiguous(in.live.x_bf16.get(), DType::kBF16, {T, in.hidden});
+  st->topk_idx = Tensor::contiguous(in.live.topk_idx.get(), DType::kI64, {T, in.num_topk});
+  st->topk_weights = Tensor::contiguous(in.live.topk_weights.get(), DType::kF32, {T, in.num_topk});
   st->y_memory = DeviceBuffer(static_cast<std::size_t>(st->nle * st->cap * w.hidden) * sizeof(std::uint16_t));
   EPCOMM_CUDA_CHECK(cudaMemset(st->y_memory.get(), 0, st->y_memory.bytes()));
   st->y = Tensor::contiguous(st->y_memory.get(), DType::kBF16, {st->nle, st->cap, w.hidden});
@@ -483,7 +375,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     if (timing) o.kernel_us = kernel_us;
     ops.push_back(std::move(o));
   }
-  if (nvshmem) return with_traces(std::move(ops), st, w.num_tokens);
+  if (nvshmem) return with_traces(with_poison(std::move(ops), st), st, w.num_tokens);
   {
     // Replays of one captured dispatch: the kernel latency with the streams kept full. Every
     // replay writes the outputs the captured call returned (st->d), which the check reads.
@@ -539,7 +431,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     o.kernel_us = phase_split(st, clock, "combine bf16");
     ops.push_back(std::move(o));
   }
-  return with_traces(std::move(ops), st, w.num_tokens);
+  return with_traces(with_poison(std::move(ops), st), st, w.num_tokens);
 }
 
 }  // namespace

@@ -7,14 +7,15 @@
 
 namespace epcomm::bench {
 
-ExpectedHt compute_expected_ht(const Workload& workload, int num_ranks, int rank_idx) {
+ExpectedHt compute_expected_ht(const Workload& workload, int num_ranks, int rank_idx, InputSet set) {
   const ref::Geometry geometry = geometry_of(workload, num_ranks);
   ref::HtDispatchOptions options;  // alignment 1, no worst-case padding, with top-k
 
   // Every rank's inputs, generated in parallel (independent seeds; most of the time at 8 ranks).
   std::vector<std::future<RankInputs>> pending;
   for (int r = 0; r < num_ranks; ++r)
-    pending.push_back(std::async(std::launch::async, make_rank_inputs, std::cref(workload), num_ranks, r));
+    pending.push_back(
+        std::async(std::launch::async, make_rank_inputs, std::cref(workload), num_ranks, r, set));
   std::vector<ref::HtRankInput> bf16_inputs(num_ranks);
   std::vector<ref::HtRankInput> fp8_inputs(num_ranks);
   for (int r = 0; r < num_ranks; ++r) {

@@ -9,7 +9,8 @@
 
 namespace epcomm::bench {
 
-// The high-throughput results of `rank_idx`, computed from every rank's inputs (make_rank_inputs).
+// The high-throughput results of `rank_idx`, computed from every rank's inputs of `set`
+// (make_rank_inputs).
 struct ExpectedHt {
   ref::HtRankOutput dispatch_bf16;  // recv_x rows of hidden*2 bytes, ordered (source rank, token)
   ref::HtRankOutput dispatch_fp8;   // recv_x rows of hidden bytes; recv_scales [num_recv, hidden/128]
@@ -21,6 +22,7 @@ struct ExpectedHt {
 
 // Holds every rank's inputs and outputs at once while it runs (about 2 x R x the received bytes of
 // one rank at its peak); keeps only this rank's results.
-ExpectedHt compute_expected_ht(const Workload& workload, int num_ranks, int rank_idx);
+ExpectedHt compute_expected_ht(const Workload& workload, int num_ranks, int rank_idx,
+                               InputSet set = InputSet::kTimed);
 
 }  // namespace epcomm::bench

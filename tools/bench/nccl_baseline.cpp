@@ -6,7 +6,9 @@
 #include <memory>
 
 #include "bench/compare.hpp"
+#include "bench/ht_check.hpp"
 #include "bench/nccl_baseline_kernels.cuh"
+#include "bench/poison_device.hpp"
 #include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
@@ -14,11 +16,6 @@ namespace epcomm::bench {
 namespace {
 
 constexpr std::size_t kI32 = sizeof(int32_t);
-
-bool report(const Comparison& c, int rank) {
-  if (!c.ok) std::fprintf(stderr, "epcomm-bench: rank %d: check failed: %s\n", rank, c.detail.c_str());
-  return c.ok;
-}
 
 }  // namespace
 
@@ -57,7 +54,7 @@ NcclBaseline::NcclBaseline(NcclComm& comm, const Workload& workload, const Devic
 
 void NcclBaseline::route(cudaStream_t stream) {
   RouteArgs route;
-  route.topk_idx = inputs_.topk_idx.as<int64_t>();
+  route.topk_idx = inputs_.live.topk_idx.as<int64_t>();
   route.num_tokens = num_tokens_;
   route.num_topk = inputs_.num_topk;
   route.num_local_experts = num_local_experts_;
@@ -134,9 +131,9 @@ void NcclBaseline::dispatch(Dtype dtype, cudaStream_t stream) {
 
   GatherArgs gather;
   const bool fp8 = dtype == Dtype::kFp8;
-  gather.x = fp8 ? inputs_.x_fp8.as<uint8_t>() : inputs_.x_bf16.as<uint8_t>();
+  gather.x = fp8 ? inputs_.live.x_fp8.as<uint8_t>() : inputs_.live.x_bf16.as<uint8_t>();
   gather.payload_bytes = fp8 ? hidden_ : hidden_ * 2;
-  gather.scales = fp8 ? inputs_.scales.as<float>() : nullptr;
+  gather.scales = fp8 ? inputs_.live.scales.as<float>() : nullptr;
   gather.num_scales = fp8 ? inputs_.num_scales : 0;
   gather.scale_stride_token = inputs_.scale_stride_token;
   gather.scale_stride_block = inputs_.scale_stride_block;
@@ -174,54 +171,53 @@ void NcclBaseline::combine(cudaStream_t stream) {
   launch_combine(args, stream);
 }
 
+void NcclBaseline::poison_dispatch_outputs(Dtype dtype, cudaStream_t stream) {
+  const Rows& r = rows(dtype);
+  poison_bytes(r.recv.get(), r.recv.bytes(), stream);
+}
+
+void NcclBaseline::poison_combine_outputs(cudaStream_t stream) {
+  poison_bytes(back_.get(), back_.bytes(), stream);
+  poison_bytes(out_.get(), out_.bytes(), stream);
+}
+
 bool NcclBaseline::check_dispatch(Dtype dtype, const ExpectedHt& expected) const {
   const Rows& r = rows(dtype);
-  const ref::HtRankOutput& e = dtype == Dtype::kBf16 ? expected.dispatch_bf16 : expected.dispatch_fp8;
-  const int rank = comm_.rank();
-  const int64_t num_rows = total_recv_rows();
-  if (!r.dispatched || num_rows != e.num_recv_tokens) {
-    std::fprintf(
-        stderr, "epcomm-bench: rank %d: check failed: nccl dispatch %s received %lld rows, expected %lld\n",
-        rank, to_string(dtype), static_cast<long long>(num_rows), static_cast<long long>(e.num_recv_tokens));
-    return false;
-  }
+  const bool fp8 = dtype == Dtype::kFp8;
+  const ref::HtRankOutput& e = fp8 ? expected.dispatch_fp8 : expected.dispatch_bf16;
+  const int64_t num_rows = r.dispatched ? total_recv_rows() : 0;
   std::vector<uint8_t> got(static_cast<std::size_t>(num_rows * r.row_bytes));
   if (!got.empty())
     EPCOMM_CUDA_CHECK(cudaMemcpy(got.data(), r.recv.get(), got.size(), cudaMemcpyDeviceToHost));
-  if (dtype == Dtype::kBf16)
-    return report(compare_bytes("nccl dispatch bf16 recv_x", e.recv_x.data(), got.data(), got.size()), rank);
 
-  // FP8 rows: [hidden payload bytes | num_scales fp32]; split them to compare with recv_x and the
-  // row-major recv_scales.
-  const auto payload = static_cast<std::size_t>(hidden_);
-  const auto num_scales = static_cast<std::size_t>(inputs_.num_scales);
-  std::vector<uint8_t> x(static_cast<std::size_t>(num_rows) * payload);
-  std::vector<float> scales(static_cast<std::size_t>(num_rows) * num_scales);
-  for (std::size_t row = 0; row < static_cast<std::size_t>(num_rows); ++row) {
-    const uint8_t* src = got.data() + row * static_cast<std::size_t>(r.row_bytes);
-    std::memcpy(x.data() + row * payload, src, payload);
-    std::memcpy(scales.data() + row * num_scales, src + payload, num_scales * sizeof(float));
+  // BF16 rows are recv_x rows; FP8 rows [hidden payload bytes | num_scales fp32] are split into
+  // recv_x and the row-major recv_x_scales.
+  HtDispatchOutputs out;
+  out.num_recv_tokens = num_rows;
+  if (!fp8) {
+    out.recv_x = std::move(got);
+  } else {
+    const auto payload = static_cast<std::size_t>(hidden_);
+    const auto num_scales = static_cast<std::size_t>(inputs_.num_scales);
+    out.recv_x.resize(static_cast<std::size_t>(num_rows) * payload);
+    out.recv_x_scales.resize(static_cast<std::size_t>(num_rows) * num_scales);
+    for (std::size_t row = 0; row < static_cast<std::size_t>(num_rows); ++row) {
+      const uint8_t* src = got.data() + row * static_cast<std::size_t>(r.row_bytes);
+      std::memcpy(out.recv_x.data() + row * payload, src, payload);
+      std::memcpy(out.recv_x_scales.data() + row * num_scales, src + payload, num_scales * sizeof(float));
+    }
   }
-  const bool x_ok =
-      report(compare_bytes("nccl dispatch fp8 recv_x", e.recv_x.data(), x.data(), x.size()), rank);
-  const bool s_ok = report(compare_floats_exact("nccl dispatch fp8 recv_scales", e.recv_scales.data(),
-                                                scales.data(), scales.size()),
-                           rank);
-  return x_ok && s_ok;
+  const std::string impl = std::string("nccl dispatch ") + to_string(dtype);
+  return report_verdict(check_ht_dispatch(out, e, {.impl = impl, .fp8 = fp8, .with_topk = false}),
+                        comm_.rank());
 }
 
 bool NcclBaseline::check_combine(const ExpectedHt& expected) const {
-  std::vector<uint16_t> got(static_cast<std::size_t>(num_tokens_ * hidden_));
+  HtCombineOutputs got;
+  got.x.resize(static_cast<std::size_t>(num_tokens_ * hidden_));
   EPCOMM_CUDA_CHECK(
-      cudaMemcpy(got.data(), out_.get(), got.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
-  if (expected.combine_out.size() != got.size()) {
-    std::fprintf(stderr,
-                 "epcomm-bench: rank %d: check failed: combine reference has %zu values, expected %zu\n",
-                 comm_.rank(), expected.combine_out.size(), got.size());
-    return false;
-  }
-  return report(compare_bf16("nccl combine out", expected.combine_out.data(), got.data(), got.size()),
-                comm_.rank());
+      cudaMemcpy(got.x.data(), out_.get(), got.x.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+  return report_verdict(check_ht_combine(got, expected, /*with_topk_weights=*/false, "nccl"), comm_.rank());
 }
 
 std::vector<BenchOp> make_nccl_baseline_ops(BenchContext& context) {
@@ -241,6 +237,7 @@ std::vector<BenchOp> make_nccl_baseline_ops(BenchContext& context) {
     op.recv_bytes = static_cast<double>(traffic.recv_rows) * row;
     op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row;
     op.run = [baseline, dtype](cudaStream_t s) { baseline->dispatch(dtype, s); };
+    op.poison = [baseline, dtype](cudaStream_t s) { baseline->poison_dispatch_outputs(dtype, s); };
     op.check = [baseline, dtype, expected] { return baseline->check_dispatch(dtype, expected()); };
     ops.push_back(std::move(op));
   }
@@ -254,6 +251,7 @@ std::vector<BenchOp> make_nccl_baseline_ops(BenchContext& context) {
         static_cast<double>(traffic.recv_rows_remote) * bf16_row;  // rows go back to their sources
     op.setup = [baseline](cudaStream_t s) { baseline->dispatch(Dtype::kBf16, s); };
     op.run = [baseline](cudaStream_t s) { baseline->combine(s); };
+    op.poison = [baseline](cudaStream_t s) { baseline->poison_combine_outputs(s); };
     op.check = [baseline, expected] { return baseline->check_combine(expected()); };
     ops.push_back(std::move(op));
   }
@@ -266,6 +264,9 @@ std::vector<BenchOp> make_nccl_baseline_ops(BenchContext& context) {
     op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * bf16_row;
     op.setup = [baseline](cudaStream_t s) { baseline->dispatch(Dtype::kBf16, s); };
     op.run = [baseline](cudaStream_t s) { baseline->exchange_rows(Dtype::kBf16, s); };
+    // NOTE: setup's dispatch leaves the expected rows in the receive buffer; only the poison makes
+    // a no-op exchange fail.
+    op.poison = [baseline](cudaStream_t s) { baseline->poison_dispatch_outputs(Dtype::kBf16, s); };
     op.check = [baseline, expected] { return baseline->check_dispatch(Dtype::kBf16, expected()); };
     ops.push_back(std::move(op));
   }

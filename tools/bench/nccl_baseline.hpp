@@ -36,6 +36,10 @@ class NcclBaseline {
   // Combine of the last BF16 dispatch's received rows: all_to_all_v back, then the reduction.
   void combine(cudaStream_t stream);
 
+  // Before a checked call: the poison (bench/poison.hpp) over the receive rows of `dtype`, or over
+  // combine's received rows and output.
+  void poison_dispatch_outputs(Dtype dtype, cudaStream_t stream);
+  void poison_combine_outputs(cudaStream_t stream);
   // Compare the device results with the CPU reference (the stream's work must be complete).
   bool check_dispatch(Dtype dtype, const ExpectedHt& expected) const;
   bool check_combine(const ExpectedHt& expected) const;

@@ -13,15 +13,17 @@ namespace epcomm::bench {
 
 struct RunSettings {
   TimingOptions timing;
-  bool check = true;        // run the op's data check
+  bool check = true;        // make the checked call and run the op's data check
   double ceiling_gbps = 0;  // 0: not measured; efficiency is then 0
 };
 
-// Collective: setup, warm-up and timed calls, then the data check (its verdict is "pass" only when
-// every rank matched), the bytes and kernel time reduced over ranks. Bandwidths divide the busiest
-// rank's bytes by the max-over-ranks median time. Returns nothing when the op is skipped (too few
-// ranks; the note is printed by rank 0).
-std::optional<ResultRow> run_op(Session& session, const Workload& workload, BenchOp& op, cudaStream_t stream,
-                                L2Flusher& flusher, const RunSettings& settings);
+// Collective: setup, warm-up and timed calls on the timed inputs, the kernel time and diagnostics;
+// then (with settings.check) one checked call on the check inputs with poisoned outputs
+// (BenchOp::check says how) and the data check, whose verdict is "pass" only when every rank
+// matched; `inputs` holds the timed set again afterwards. Bytes and kernel time are reduced over
+// ranks; bandwidths divide the busiest rank's bytes by the max-over-ranks median time. Returns
+// nothing when the op is skipped (too few ranks; the note is printed by rank 0).
+std::optional<ResultRow> run_op(Session& session, const Workload& workload, DeviceInputs& inputs, BenchOp& op,
+                                cudaStream_t stream, L2Flusher& flusher, const RunSettings& settings);
 
 }  // namespace epcomm::bench

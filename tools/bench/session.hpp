@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bench/nccl_comm.hpp"
+#include "bench/poison_device.hpp"
 #include "epcomm/bootstrap.hpp"
 
 namespace epcomm::bench {
@@ -14,7 +15,11 @@ namespace epcomm::bench {
 class Session {
  public:
   Session(Bootstrap& bootstrap, int device, std::vector<int> sms, std::vector<int> ce_chunks = {4})
-      : bootstrap_(bootstrap), device_(device), sms_(std::move(sms)), ce_chunks_(std::move(ce_chunks)) {}
+      : bootstrap_(bootstrap),
+        device_(device),
+        sms_(std::move(sms)),
+        ce_chunks_(std::move(ce_chunks)),
+        allocator_(std::make_shared<PoisonAllocator>()) {}
 
   Bootstrap& bootstrap() const { return bootstrap_; }
   int rank() const { return bootstrap_.rank(); }
@@ -24,6 +29,9 @@ class Session {
   const std::vector<int>& sms() const { return sms_; }
   // Chunk counts of the copy-engine dispatch rows (--ce-chunks).
   const std::vector<int>& ce_chunks() const { return ce_chunks_; }
+  // The allocator of every Buffer the ops make (BufferOptions::allocator); the runner arms it for
+  // the checked call.
+  const std::shared_ptr<PoisonAllocator>& allocator() const { return allocator_; }
   // The NCCL communicator of all ranks, created on first use. Collective: every rank must reach
   // its first call at the same point.
   NcclComm& nccl() {
@@ -36,6 +44,7 @@ class Session {
   int device_ = 0;
   std::vector<int> sms_;
   std::vector<int> ce_chunks_;
+  std::shared_ptr<PoisonAllocator> allocator_;
   std::unique_ptr<NcclComm> nccl_;
 };
 

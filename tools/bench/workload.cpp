@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 
+#include "epcomm/low_latency.hpp"
 #include "core/check.hpp"
 
 namespace epcomm::bench {
@@ -55,6 +56,16 @@ Workload make(std::string name, Mode mode, Routing routing, int64_t num_tokens, 
 
 }  // namespace
 
+uint64_t routing_seed(InputSet set, int rank_idx) {
+  return kRoutingSeedBase + (set == InputSet::kCheck ? kCheckSeedOffset : 0) +
+         static_cast<uint64_t>(rank_idx);
+}
+
+uint64_t payload_seed(InputSet set, int rank_idx) {
+  return kPayloadSeedBase + (set == InputSet::kCheck ? kCheckSeedOffset : 0) +
+         static_cast<uint64_t>(rank_idx);
+}
+
 const char* to_string(Dtype dtype) {
   return dtype == Dtype::kBf16 ? "bf16" : "fp8";
 }
@@ -91,6 +102,39 @@ void validate(const Workload& w, int num_ranks) {
                    ": num_topk: expected 1..num_experts (", w.num_experts, "), given ", w.num_topk);
 }
 
+Workload make_custom_workload(const CustomShape& shape) {
+  const bool ll = shape.mode == Mode::kLowLatency;
+  const int64_t max_tokens = ll ? kLlMaxTokensPerRank : kMaxCustomTokens;
+  const int64_t max_hidden = ll ? kLlMaxHidden : kMaxCustomHidden;
+  const char* mode = ll ? " in low-latency mode" : "";
+  EPCOMM_CHECK_ARG(shape.num_tokens >= 1 && shape.num_tokens <= max_tokens, "--tokens: expected 1..",
+                   max_tokens, mode, ", given ", shape.num_tokens);
+  // NOTE: both modes move FP8 rows with one fp32 scale per block of 128 channels.
+  EPCOMM_CHECK_ARG(shape.hidden >= ref::kFp8BlockSize && shape.hidden <= max_hidden &&
+                       shape.hidden % ref::kFp8BlockSize == 0,
+                   "--hidden: expected a multiple of ", ref::kFp8BlockSize, " (one FP8 scale per ",
+                   ref::kFp8BlockSize, " channels) in ", ref::kFp8BlockSize, "..", max_hidden, mode,
+                   ", given ", shape.hidden);
+  EPCOMM_CHECK_ARG(shape.num_experts >= 1 && shape.num_experts <= kMaxCustomExperts,
+                   "--experts: expected 1..", kMaxCustomExperts, ", given ", shape.num_experts);
+  const int max_topk = ll ? std::min(kLlMaxTopk, shape.num_experts) : shape.num_experts;
+  EPCOMM_CHECK_ARG(shape.num_topk >= 1 && shape.num_topk <= max_topk, "--topk: expected 1..", max_topk,
+                   " (at most --experts",
+                   ll ? ", and " + std::to_string(kLlMaxTopk) + " in low-latency mode" : std::string(),
+                   "), given ", shape.num_topk);
+  Workload w;
+  w.name = "custom-t" + std::to_string(shape.num_tokens) + "-h" + std::to_string(shape.hidden) + "-k" +
+           std::to_string(shape.num_topk) + "-e" + std::to_string(shape.num_experts) +
+           (shape.routing == Routing::kSkewed ? "-skew" : "-uniform") + (ll ? "-ll" : "");
+  w.mode = shape.mode;
+  w.routing = shape.routing;
+  w.num_tokens = shape.num_tokens;
+  w.hidden = shape.hidden;
+  w.num_topk = shape.num_topk;
+  w.num_experts = shape.num_experts;
+  return w;
+}
+
 ref::Geometry geometry_of(const Workload& w, int num_ranks) {
   ref::Geometry g;
   g.num_ranks = num_ranks;
@@ -99,13 +143,13 @@ ref::Geometry geometry_of(const Workload& w, int num_ranks) {
   return g;
 }
 
-RankRouting make_routing(const Workload& w, int num_ranks, int rank_idx) {
+RankRouting make_routing(const Workload& w, int num_ranks, int rank_idx, InputSet set) {
   validate(w, num_ranks);
   const int num_experts = w.num_experts;
   const int k = w.num_topk;
   const int num_local_experts = num_experts / num_ranks;
   const bool skewed = w.routing == Routing::kSkewed;
-  Rng rng(kRoutingSeedBase + static_cast<uint64_t>(rank_idx));
+  Rng rng(routing_seed(set, rank_idx));
 
   RankRouting out;
   out.topk_idx.resize(static_cast<size_t>(w.num_tokens) * k);
@@ -154,12 +198,12 @@ void quantize_fp8_blockwise(const uint16_t* x, int64_t num_tokens, int64_t hidde
   }
 }
 
-RankInputs make_rank_inputs(const Workload& w, int num_ranks, int rank_idx) {
-  RankRouting routing = make_routing(w, num_ranks, rank_idx);
+RankInputs make_rank_inputs(const Workload& w, int num_ranks, int rank_idx, InputSet set) {
+  RankRouting routing = make_routing(w, num_ranks, rank_idx, set);
   const int64_t num_tokens = w.num_tokens;
   const int64_t hidden = w.hidden;
 
-  Rng rng(kPayloadSeedBase + static_cast<uint64_t>(rank_idx));
+  Rng rng(payload_seed(set, rank_idx));
   std::vector<uint16_t> x(static_cast<size_t>(num_tokens * hidden));
   for (auto& v : x) v = ref::float_to_bf16(static_cast<float>(rng.normal()));
 

@@ -21,7 +21,7 @@ enum class Dtype { kBf16, kFp8 };
 const char* to_string(Dtype dtype);
 
 struct Workload {
-  std::string name;  // the BENCH.md name: "ht-dsv3", "ht-skew", "ll-dsv3", "ll-small"
+  std::string name;  // the BENCH.md name ("ht-dsv3", "ht-skew", "ll-dsv3", "ll-small") or a custom one
   Mode mode = Mode::kHighThroughput;
   Routing routing = Routing::kRandom;
   int64_t num_tokens = 0;  // per rank
@@ -43,6 +43,14 @@ inline constexpr float kMaxTopkWeight = 1.0f;
 inline constexpr uint64_t kRoutingSeedBase = 0x6570636f6d6d0000ull;
 inline constexpr uint64_t kPayloadSeedBase = 0x7061796c6f616400ull;
 
+// Which inputs: the timed calls' or the final checked call's. The checked call's routing and
+// payload come from other seeds (base + kCheckSeedOffset + r), so outputs an earlier timed call
+// left behind never match the reference of the checked call.
+enum class InputSet { kTimed, kCheck };
+inline constexpr uint64_t kCheckSeedOffset = uint64_t{1} << 40;  // far above any rank index
+uint64_t routing_seed(InputSet set, int rank_idx);
+uint64_t payload_seed(InputSet set, int rank_idx);
+
 // The names --workload accepts (besides "all"), in the order "all" runs them.
 const std::vector<std::string>& workload_names();
 // The variants of one named workload (`ll-small` has one per token count: 1, 8, 32). Throws
@@ -54,6 +62,29 @@ void validate(const Workload& workload, int num_ranks);
 
 ref::Geometry geometry_of(const Workload& workload, int num_ranks);
 
+// ---- custom shapes (--tokens --hidden --topk --experts --routing --mode) -------------------------
+
+struct CustomShape {
+  int64_t num_tokens = 0;  // per rank
+  int64_t hidden = 0;
+  int num_topk = 0;
+  int num_experts = 0;
+  Routing routing = Routing::kRandom;  // "uniform" on the command line; kSkewed is "skew"
+  Mode mode = Mode::kHighThroughput;
+};
+
+// Bounds of a custom shape. Low-latency mode adds the library's own (epcomm/low_latency.hpp:
+// kLlMaxTokensPerRank, kLlMaxHidden, kLlMaxTopk).
+inline constexpr int64_t kMaxCustomTokens = int64_t{1} << 20;  // per rank; x alone is then 14 GiB at 7168
+inline constexpr int64_t kMaxCustomHidden = 65536;
+inline constexpr int kMaxCustomExperts = 65536;
+
+// The workload of a custom shape, named as BENCH.md says: custom-t<T>-h<H>-k<K>-e<E>-<uniform|skew>,
+// with "-ll" appended in low-latency mode. Throws epcomm::Error (invalid argument) naming the field
+// for a shape no rank count can run (hidden not a multiple of 128, top-k above the experts, a bound
+// above); experts divisible by the ranks is checked by validate() once the rank count is known.
+Workload make_custom_workload(const CustomShape& shape);
+
 // ---- routing ------------------------------------------------------------------------------------
 
 struct RankRouting {
@@ -64,7 +95,8 @@ struct RankRouting {
 // Random: scores = |randn| + 1 for every (token, expert), the top-k of them per token (highest score
 // first). Skewed: as random, but a pinned token picks its top-k among rank 0's experts only, and
 // each slot is then set to -1 with probability kSkewMaskedFraction.
-RankRouting make_routing(const Workload& workload, int num_ranks, int rank_idx);
+RankRouting make_routing(const Workload& workload, int num_ranks, int rank_idx,
+                         InputSet set = InputSet::kTimed);
 
 // ---- payloads -----------------------------------------------------------------------------------
 
@@ -78,7 +110,8 @@ struct RankInputs {
   ref::HtRankInput fp8;
 };
 
-RankInputs make_rank_inputs(const Workload& workload, int num_ranks, int rank_idx);
+RankInputs make_rank_inputs(const Workload& workload, int num_ranks, int rank_idx,
+                            InputSet set = InputSet::kTimed);
 
 // Block-wise E4M3 quantization of BF16 rows x [num_tokens, hidden] with the reference's cast
 // (ref::ll_cast_row_fp8: scale = max(amax, 1e-4) / 448): q [num_tokens, hidden]; the scale of
@@ -102,7 +135,7 @@ struct Traffic {
 
 // routings[r]: rank r's routing (all ranks).
 Traffic compute_traffic(const Workload& workload, const std::vector<RankRouting>& routings, int rank_idx);
-// Generates every rank's routing, then counts.
+// Generates every rank's routing (of the timed calls), then counts.
 Traffic compute_traffic(const Workload& workload, int num_ranks, int rank_idx);
 
 // Payload bytes of one row: BF16 hidden*2; FP8 hidden + 4*hidden/128 (the scales travel along).
