@@ -97,8 +97,9 @@ class EPCOMM_API Buffer {
   // SPEC "High-throughput combine": the reverse of the dispatch that made args.handle.
   CombineResult combine(const CombineArgs& args, const CallOptions& options = {});
 
-  // The transfer paths of the next high-throughput calls (epcomm/ht_options.hpp); every rank must
-  // set the same. Checked (epcomm::Error naming the field); the environment's overrides still apply.
+  // The transfer paths of the next high-throughput calls (epcomm/ht_options.hpp), exactly as given:
+  // the environment's overrides apply only when the Buffer is made. Every rank must set the same.
+  // Checked (epcomm::Error naming the field).
   void set_ht_options(const HtOptions& options);
   HtOptions ht_options() const;
 

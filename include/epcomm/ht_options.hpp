@@ -4,7 +4,8 @@
 // default and delete the rest. Every rank must use the same options.
 //
 // The EPCOMM_HT_DISPATCH_CE, EPCOMM_HT_DISPATCH_STRAIGHT, EPCOMM_HT_COMBINE_PULL and
-// EPCOMM_HT_COMBINE_CE environment variables override these fields when set (for experiments).
+// EPCOMM_HT_COMBINE_CE environment variables override these fields of BufferOptions::ht when set
+// (for experiments); Buffer::set_ht_options takes its argument as given.
 #pragma once
 
 namespace epcomm {

@@ -269,11 +269,7 @@ EventHandle CommScope::finish() {
   return {};
 }
 
-void Buffer::set_ht_options(const HtOptions& options) {
-  const std::int64_t early_staging = impl_->ht_tuning.dispatch_early_staging_bytes;
-  impl_->ht_tuning = HtTuning::resolve(options);
-  impl_->ht_tuning.dispatch_early_staging_bytes = early_staging;
-}
+void Buffer::set_ht_options(const HtOptions& options) { impl_->ht_tuning.set(options); }
 
 HtOptions Buffer::ht_options() const { return impl_->ht_tuning.options(); }
 

@@ -42,33 +42,6 @@ constexpr std::array kRegistry = {
                  "multi-domain mode.",
           .min_value = 0,
           .max_value = 72},
-    Entry{.name = "EPCOMM_HT_RECEIVER_PERCENT",
-          .type = Type::kInt,
-          .default_value = "33",
-          .doc = "Share of a high-throughput dispatch's SM budget, in percent, that copies arrived rows "
-                 "out of the receive region (the rest sends). A tuning knob.",
-          .min_value = 1,
-          .max_value = 99},
-    Entry{.name = "EPCOMM_HT_PUBLISH_TOKENS",
-          .type = Type::kInt,
-          .default_value = "4",
-          .doc = "Tokens a high-throughput sender warp forwards between releases of its progress to the "
-                 "receivers. A tuning knob.",
-          .min_value = 1,
-          .max_value = 1 << 20},
-    Entry{.name = "EPCOMM_HT_COMBINE_PUBLISH_ROWS",
-          .type = Type::kInt,
-          .default_value = "2",
-          .doc = "Rows a high-throughput combine sender warp copies between releases of its progress. "
-                 "A tuning knob.",
-          .min_value = 1,
-          .max_value = 1 << 20},
-    Entry{.name = "EPCOMM_HT_PHASED",
-          .type = Type::kBool,
-          .default_value = "1",
-          .doc = "High-throughput kernels: 1 (default): every block sends first and then receives "
-                 "(dispatch copy-out, combine reduction); 0: the SM budget splits into senders and "
-                 "receivers that run at once (EPCOMM_HT_RECEIVER_PERCENT). A tuning knob."},
     Entry{.name = "EPCOMM_HT_COMBINE_PULL",
           .type = Type::kInt,
           .default_value = "0",

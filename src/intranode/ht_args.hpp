@@ -12,9 +12,8 @@
 //  3. combine: sender blocks write each received block of rows back to its source's region (push),
 //     or stage it in their own region for the source to read (pull); reducers sum the rows of each
 //     token as they arrive (pull: reading the peers' regions over NVLink).
-//  Schedules: phased (default) - every block sends, then receives (its warps copy out / reduce);
-//  overlapped - blocks [0, num_senders) send while the others receive. Senders never wait for
-//  receivers, so neither schedule needs its blocks co-resident.
+//  Schedule: every block sends, then receives (its warps copy out / reduce). Senders never wait for
+//  receivers, so the blocks need not be co-resident.
 //  Cached dispatch and combine open with `prepare` (zero own progress, then a domain barrier).
 #pragma once
 
@@ -25,6 +24,12 @@
 #include "intranode/ht_layout.hpp"
 
 namespace epcomm {
+
+// Progress granularity: a dispatch sender warp releases its progress every kHtPublishTokens tokens,
+// a combine sender warp every kHtCombinePublishRows rows (settled by the tuning runs of 2026-11-28,
+// bench/NOTES.md; finer releases cost fences, coarser ones delay the receivers).
+inline constexpr int kHtPublishTokens = 4;
+inline constexpr int kHtCombinePublishRows = 2;
 
 struct HtNotifyArgs {
   DomainView view;
@@ -62,11 +67,11 @@ struct HtDispatchArgs {
   const float* topk_weights = nullptr;  // [T, k]
   std::int64_t num_tokens = 0;
   int num_local_experts = 0;
-  int num_senders = 0;   // sender blocks; blocks beyond are receivers
-  bool phased = false;   // sender blocks receive too, once their sends are done
+  int num_senders = 0;   // sender blocks (the whole grid, but for a copy-engine pack launch)
+  bool phased = false;   // sender blocks copy out too once their sends are done (false: a pack launch)
   int num_channels = 0;  // sender warps (num_senders * kHtWarpsPerBlock)
   int tokens_per_channel = 0;
-  int publish_tokens = 4;          // tokens a sender warp forwards between progress releases
+  int publish_tokens = kHtPublishTokens;  // tokens a sender warp forwards between progress releases
   bool outputs_in_region = false;  // zero-copy: the outputs are this rank's region; nothing to copy
   // Copy-engine dispatch: its pack launch (stage_x set) forwards only the peers' rows, each
   // payload row into stage_x (first_staged_row), the metadata straight into the peer's region, and
@@ -114,8 +119,7 @@ struct HtCombineArgs {
   const std::uint16_t* bias1 = nullptr;
   std::int64_t hidden = 0;
   std::int64_t num_tokens = 0;
-  int num_senders = 0;  // blocks [0, num_senders) send; the rest reduce
-  bool phased = false;  // every block sends, then reduces
+  int num_senders = 0;  // blocks [0, num_senders) send; then every block reduces
   bool pull = false;    // senders stage rows locally; reducers read peers
   bool staged = false;  // pull: the rows were staged before the kernel (copy engine)
   // Push by the peers' copy engines: they write share b of their rows for this rank into its
@@ -124,7 +128,7 @@ struct HtCombineArgs {
   // Sender warps (num_senders * kHtWarpsPerBlock); 1 when staged; the chunks when copy_pushed.
   int num_shares = 0;
   int reduce_segments = 1;  // reducer warps take a part of each of this many slices of the tokens
-  int publish_rows = 2;     // rows a sender warp copies between progress releases
+  int publish_rows = kHtCombinePublishRows;  // rows a sender warp copies between progress releases
   const std::int32_t* send_slot = nullptr;     // [T, G]
   const std::int32_t* count_matrix = nullptr;  // [G, G]
   std::uint16_t* out = nullptr;                // [T, hidden]

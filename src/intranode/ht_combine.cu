@@ -354,11 +354,8 @@ __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a
   }
   const bool sender = static_cast<int>(blockIdx.x) < a.num_senders;
   if (sender) run_sender(a);
-  // Phased: every block reduces once its sends are done (senders never wait, so no deadlock).
-  if (a.phased)
-    run_reducer(a, blockIdx.x, gridDim.x);
-  else if (!sender)
-    run_reducer(a, blockIdx.x - a.num_senders, gridDim.x - a.num_senders);
+  // Every block reduces once its sends are done (senders never wait, so no deadlock).
+  run_reducer(a, blockIdx.x, gridDim.x);
 }
 
 }  // namespace

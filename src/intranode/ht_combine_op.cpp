@@ -95,7 +95,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   const int G = m.domains.ranks_per_domain;
   const checks::CombineShape shape = checks::check_combine_args(a, m.num_ranks());
   checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());
-  const HtCombinePlan plan = plan_ht_combine(a.config.num_sms, m.num_sms, m.ht_tuning.phased);
+  const HtCombinePlan plan = plan_ht_combine(a.config.num_sms, m.num_sms);
   const HtCombineLayout region = HtCombineLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes),
                                                        shape.hidden * 2, shape.num_topk);
   const DispatchHandle::State& h = handle_state(*a.handle);
@@ -130,7 +130,6 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.hidden = shape.hidden;
   c.num_tokens = shape.num_tokens;
   c.num_senders = plan.num_senders;
-  c.phased = plan.phased;
   c.pull = pull;
   c.staged = staged;
   c.copy_pushed = copy_chunks > 0;
@@ -138,7 +137,6 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   // reducers take their tokens slice by slice in the order the chunks land.
   c.num_shares = copy_chunks > 0 ? copy_chunks : staged ? 1 : plan.num_shares;
   c.reduce_segments = std::max(1, copy_chunks);
-  c.publish_rows = m.ht_tuning.combine_publish_rows;
   c.send_slot = static_cast<const std::int32_t*>(h.send_slot.data());
   c.count_matrix = static_cast<const std::int32_t*>(h.count_matrix.data());
   c.out = static_cast<std::uint16_t*>(out.x.data());

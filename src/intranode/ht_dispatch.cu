@@ -374,12 +374,9 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
   const int warp = threadIdx.x / 32;
   const bool sender = static_cast<int>(blockIdx.x) < a.num_senders;
   if (sender) run_sender(a);
-  // Phased: every warp of the grid copies out, senders once their own sends are done (they never
-  // wait for receivers, so this cannot deadlock whatever blocks are resident).
-  if (a.phased)
-    run_receiver(a, blockIdx.x * kWarps + warp, gridDim.x * kWarps);
-  else if (!sender)
-    run_receiver(a, (blockIdx.x - a.num_senders) * kWarps + warp, (gridDim.x - a.num_senders) * kWarps);
+  // Every warp of the grid copies out once its block's sends are done (senders never wait for
+  // receivers, so this cannot deadlock whatever blocks are resident). A pack launch only sends.
+  if (a.phased) run_receiver(a, blockIdx.x * kWarps + warp, gridDim.x * kWarps);
 }
 
 }  // namespace

@@ -126,12 +126,11 @@ HtDispatchArgs input_args(const Buffer::Impl& m, const DispatchArgs& a, const ch
   d.num_tokens = shape.num_tokens;
   d.num_local_experts = h.num_local_experts;
   d.num_senders = plan.num_senders;
-  d.phased = plan.phased;
+  d.phased = true;
   d.outputs_in_region = a.zero_copy;
   d.num_channels = plan.num_channels;
   d.tokens_per_channel = plan.tokens_per_channel;
   d.recv_copied = HtScratch::recv_copied(m.scratch.get());
-  d.publish_tokens = m.ht_tuning.publish_tokens;
   d.send_slot = data_of<std::int32_t>(h.send_slot);
   d.count_matrix = data_of<std::int32_t>(h.count_matrix);
   d.recv_chunk_start = data_of<std::int32_t>(h.recv_chunk_start);
@@ -179,8 +178,7 @@ DispatchPlanned plan_dispatch(const Buffer::Impl& m, const DispatchArgs& a) {
                           : a.num_worst_tokens > 0 ? 0
                                                    : m.ht_tuning.dispatch_copy_chunks;
   p.plan = plan_ht_dispatch(a.config.num_sms, m.num_sms, p.shape.num_tokens,
-                            p.cached != nullptr ? p.cached->num_channels : 0, m.ht_tuning.receiver_percent,
-                            m.ht_tuning.phased, copy_chunks);
+                            p.cached != nullptr ? p.cached->num_channels : 0, copy_chunks);
   p.region = HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), p.shape.row_bytes,
                                     p.shape.num_scales, p.shape.num_topk, p.shape.idx_bytes);
   if (a.num_worst_tokens > 0 && p.cached == nullptr)

@@ -23,10 +23,6 @@ void check_ht_options(const HtOptions& o) {
 HtTuning HtTuning::resolve(const HtOptions& options) {
   check_ht_options(options);
   HtTuning t;
-  t.receiver_percent = static_cast<int>(env::get_int("EPCOMM_HT_RECEIVER_PERCENT"));
-  t.publish_tokens = static_cast<int>(env::get_int("EPCOMM_HT_PUBLISH_TOKENS"));
-  t.combine_publish_rows = static_cast<int>(env::get_int("EPCOMM_HT_COMBINE_PUBLISH_ROWS"));
-  t.phased = env::get_bool("EPCOMM_HT_PHASED");
   const auto field = [](const char* name, int option) {
     return env::is_set(name) ? static_cast<int>(env::get_int(name)) : option;
   };
@@ -35,6 +31,14 @@ HtTuning HtTuning::resolve(const HtOptions& options) {
   t.combine_pull = field("EPCOMM_HT_COMBINE_PULL", static_cast<int>(options.combine));
   t.combine_copy_chunks = field("EPCOMM_HT_COMBINE_CE", options.combine_copy_chunks);
   return t;
+}
+
+void HtTuning::set(const HtOptions& o) {
+  check_ht_options(o);
+  dispatch_copy_chunks = o.dispatch_copy_chunks;
+  dispatch_straight = static_cast<int>(o.dispatch_straight);
+  combine_pull = static_cast<int>(o.combine);
+  combine_copy_chunks = o.combine_copy_chunks;
 }
 
 HtOptions HtTuning::options() const {
@@ -55,16 +59,14 @@ void check_num_sms(int num_sms, int device_sms) {
 }  // namespace
 
 HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels,
-                                int receiver_percent, bool phased, int copy_chunks) {
+                                int copy_chunks) {
   check_num_sms(num_sms, device_sms);
   EPCOMM_REQUIRE(copy_chunks >= 0 && copy_chunks <= kMaxCopyChunks, ErrorCategory::kInternal,
                  "copy_chunks: expected 0 to ", kMaxCopyChunks, ", got ", copy_chunks);
   HtDispatchPlan plan;
   plan.num_blocks = num_sms;
-  plan.phased = phased;
   if (copy_chunks > 0) {
     // Every chunk is packed by up to num_sms blocks, then all of them receive.
-    plan.phased = true;
     if (num_channels > 0) {
       const int per_chunk = num_channels / copy_chunks;
       EPCOMM_REQUIRE(num_channels % copy_chunks == 0 && per_chunk % kHtWarpsPerBlock == 0,
@@ -87,32 +89,22 @@ HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_to
     EPCOMM_REQUIRE(num_channels % kHtWarpsPerBlock == 0, ErrorCategory::kInternal, "handle: ", num_channels,
                    " channels is not a whole number of blocks");
     plan.num_senders = num_channels / kHtWarpsPerBlock;
-    EPCOMM_CHECK_ARG(phased ? plan.num_senders <= num_sms : plan.num_senders < num_sms,
-                     "config.num_sms: a cached dispatch keeps the handle's ", plan.num_senders,
-                     " sender blocks", phased ? "" : " and needs at least one receiver block beside them",
-                     "; got num_sms ", num_sms);
-  } else if (phased) {
-    // Every block sends, then copies out what arrived.
-    plan.num_senders = num_sms;
+    EPCOMM_CHECK_ARG(plan.num_senders <= num_sms, "config.num_sms: a cached dispatch keeps the handle's ",
+                     plan.num_senders, " sender blocks; got num_sms ", num_sms);
   } else {
-    // Receivers copy arrived rows out of the region while senders also write this rank's own rows
-    // to the outputs: about a third of the budget keeps up (bench/NOTES.md).
-    plan.num_senders = num_sms - std::clamp(num_sms * receiver_percent / 100, 1, num_sms - 1);
+    plan.num_senders = num_sms;
   }
-  plan.num_receivers = num_sms - plan.num_senders;
   plan.num_channels = plan.num_senders * kHtWarpsPerBlock;
   plan.tokens_per_channel =
       static_cast<int>(std::max<std::int64_t>(1, (num_tokens + plan.num_channels - 1) / plan.num_channels));
   return plan;
 }
 
-HtCombinePlan plan_ht_combine(int num_sms, int device_sms, bool phased) {
+HtCombinePlan plan_ht_combine(int num_sms, int device_sms) {
   check_num_sms(num_sms, device_sms);
   HtCombinePlan plan;
   plan.num_blocks = num_sms;
-  plan.phased = phased;
-  plan.num_senders = phased ? num_sms : std::max(1, num_sms / 2);
-  plan.num_reducers = num_sms - plan.num_senders;
+  plan.num_senders = num_sms;
   plan.num_shares = plan.num_senders * kHtWarpsPerBlock;
   return plan;
 }

@@ -14,10 +14,6 @@ namespace epcomm {
 
 // The high-throughput transfer paths in force (HtOptions, with the environment's overrides).
 struct HtTuning {
-  int receiver_percent = 33;     // share of a dispatch's SM budget that copies rows out
-  int publish_tokens = 4;        // tokens a dispatch sender warp forwards between releases
-  int combine_publish_rows = 2;  // rows a combine sender warp copies between releases
-  bool phased = true;            // every block sends, then receives (no concurrent receivers)
   // 0 push; pull (the owners read staged rows): 1 staged by SMs, 2 by the copy engine.
   int combine_pull = 0;
   // 0: SM stores carry dispatch rows to peers; n: the copy engine, in n chunks.
@@ -35,6 +31,8 @@ struct HtTuning {
   // (EPCOMM_HT_DISPATCH_CE, _DISPATCH_STRAIGHT, _COMBINE_PULL, _COMBINE_CE). Checked: an option out
   // of range is an epcomm::Error naming the field.
   static HtTuning resolve(const HtOptions& options);
+  // Exactly these options, checked (no environment override): Buffer::set_ht_options.
+  void set(const HtOptions& options);
   HtOptions options() const;
 };
 
@@ -46,11 +44,9 @@ inline constexpr int kStraightAll = 2;
 
 struct HtDispatchPlan {
   int num_blocks = 0;          // = num_sms
-  int num_senders = 0;         // sender blocks
-  int num_receivers = 0;       // copy-out blocks
+  int num_senders = 0;         // sender blocks (every block copies out once its sends are done)
   int num_channels = 0;        // sender warps: num_senders * kHtWarpsPerBlock
   int tokens_per_channel = 0;  // channel c holds tokens [c * tpc, (c + 1) * tpc)
-  bool phased = false;         // sender blocks copy out too once their sends are done
   // Copy-engine dispatch: one launch of num_senders blocks packs rows in `copy_chunks` chunks (each
   // a run of num_channels / copy_chunks channels, one per sender warp) and the copy engine moves
   // each chunk to the peers once packed; then num_blocks blocks receive. 0: SM stores to the peers'
@@ -69,12 +65,12 @@ inline int blocks_beside_copies(int blocks, int device_sms) {
 }
 
 // num_sms in [2, min(kMaxBlocks, device_sms)]; num_channels fixed (cached dispatch: the handle's,
-// with its copy_chunks) or 0 to derive it. Phased: every block sends (receiver_percent is unused),
-// then copies out. copy_chunks > 0 (at most kMaxCopyChunks): a copy-engine dispatch, phased, with
-// as many of the chunks as the progress counters allow (kMaxChannels), at least one.
+// with its copy_chunks) or 0 to derive it. Every block sends, then copies out what arrived (the
+// phased schedule; measured against senders and receivers at once, bench/NOTES.md). copy_chunks > 0
+// (at most kMaxCopyChunks): a copy-engine dispatch, with as many of the chunks as the progress
+// counters allow (kMaxChannels), at least one.
 HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels = 0,
-                                int receiver_percent = HtTuning{}.receiver_percent,
-                                bool phased = HtTuning{}.phased, int copy_chunks = 0);
+                                int copy_chunks = 0);
 
 // EPCOMM_HT_COMBINE_PULL: how combine moves rows to their owners.
 inline constexpr int kCombinePush = 0;            // written into the owners' regions, then reduced
@@ -83,12 +79,10 @@ inline constexpr int kCombinePullCopyEngine = 2;  // staged by the copy engine b
 
 struct HtCombinePlan {
   int num_blocks = 0;
-  int num_senders = 0;   // sender blocks
-  int num_reducers = 0;  // reducer blocks
-  int num_shares = 0;    // sender warps: each copies one share of every source's rows
-  bool phased = false;   // every block sends, then reduces (num_reducers is 0)
+  int num_senders = 0;  // sender blocks: every block sends, then reduces
+  int num_shares = 0;   // sender warps: each copies one share of every source's rows
 };
-HtCombinePlan plan_ht_combine(int num_sms, int device_sms, bool phased = HtTuning{}.phased);
+HtCombinePlan plan_ht_combine(int num_sms, int device_sms);
 
 // Notify's counts for the host in mapped host memory (HtHostCounts), and at kHostReadyOffset the
 // call's sequence number, stored once the counts are written.

@@ -19,45 +19,30 @@ std::set<std::string> names(const std::vector<CombineVariant>& v) {
 }
 
 TEST(BenchVariants, OwnScheduleFirstThenEveryOtherOnce) {
-  for (const int pull : {0, 1}) {
-    for (const bool phased : {false, true}) {
-      const std::vector<CombineVariant> v = combine_variants({phased, pull});
-      ASSERT_EQ(v.size(), 6u);
-      EXPECT_EQ(v[0].impl, "epcomm");
-      EXPECT_EQ(v[0].schedule.pull, pull);
-      EXPECT_EQ(v[0].schedule.phased, phased);
-      std::set<std::tuple<bool, int, int>> schedules;
-      for (const CombineVariant& c : v)
-        schedules.insert({c.schedule.phased, c.schedule.pull, c.schedule.copy_chunks});
-      EXPECT_EQ(schedules.size(), 6u);
-      EXPECT_EQ(names(v).size(), 6u);
-    }
+  for (const int pull : {0, 1, 2}) {
+    const std::vector<CombineVariant> v = combine_variants({pull});
+    ASSERT_EQ(v.size(), 4u);
+    EXPECT_EQ(v[0].impl, "epcomm");
+    EXPECT_EQ(v[0].schedule.pull, pull);
+    std::set<std::tuple<int, int>> schedules;
+    for (const CombineVariant& c : v) schedules.insert({c.schedule.pull, c.schedule.copy_chunks});
+    EXPECT_EQ(schedules.size(), 4u);
+    EXPECT_EQ(names(v).size(), 4u);
   }
 }
 
 TEST(BenchVariants, TheDefaultScheduleNamesTheOthers) {
-  EXPECT_EQ(names(combine_variants({/*phased=*/true, /*pull=*/0})),
-            (std::set<std::string>{"epcomm", "epcomm-push-ovl", "epcomm-pull", "epcomm-pull-ovl",
-                                   "epcomm-pull-ce", "epcomm-push-ce"}));
-}
-
-TEST(BenchVariants, CopyEngineStagingHasNoOverlappedForm) {
-  // With the copy engine staging, the schedule does not matter: either way it is one variant.
-  for (const bool phased : {false, true}) {
-    const std::vector<CombineVariant> v = combine_variants({phased, 2});
-    EXPECT_EQ(v.size(), 6u);
-    EXPECT_EQ(names(v).count("epcomm-pull-ce"), 0u);
-    EXPECT_EQ(names(v).count("epcomm-push"), 1u);
-  }
+  EXPECT_EQ(names(combine_variants({/*pull=*/0})),
+            (std::set<std::string>{"epcomm", "epcomm-pull", "epcomm-pull-ce", "epcomm-push-ce"}));
 }
 
 TEST(BenchVariants, CopyEnginePushIsOneVariantWhateverTheOtherKnobs) {
-  const std::vector<CombineVariant> v = combine_variants({/*phased=*/false, /*pull=*/1, /*copy_chunks=*/2});
-  ASSERT_EQ(v.size(), 6u);
+  const std::vector<CombineVariant> v = combine_variants({/*pull=*/1, /*copy_chunks=*/2});
+  ASSERT_EQ(v.size(), 4u);
   EXPECT_EQ(v[0].impl, "epcomm");
   EXPECT_EQ(v[0].schedule.copy_chunks, 2);
-  EXPECT_EQ(names(v).count("epcomm-push-ce"), 0u);   // the Buffer's own already is
-  EXPECT_EQ(names(v).count("epcomm-pull-ovl"), 1u);  // the SM schedules all appear
+  EXPECT_EQ(names(v).count("epcomm-push-ce"), 0u);  // the Buffer's own already is
+  EXPECT_EQ(names(v).count("epcomm-pull"), 1u);     // the SM schedules all appear
 }
 
 TEST(BenchVariants, DispatchRunsTheOtherWayOfMovingRowsToo) {

@@ -20,8 +20,7 @@ namespace {
 TEST(HtCopyPlan, ChunksAreRunsOfOneChannelPerPackWarp) {
   for (int sms : {2, 3, 8, 24, 64, 132, kMaxBlocks}) {
     for (int K : {1, 2, 4, kMaxCopyChunks}) {
-      const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, 4096, 0, 33, /*phased=*/false, K);
-      EXPECT_TRUE(p.phased);  // the receivers run after the packs
+      const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, 4096, 0, K);
       EXPECT_EQ(p.num_blocks, sms);
       EXPECT_EQ(p.num_senders, sms);  // the pack launch takes the whole budget
       EXPECT_GE(p.copy_chunks, 1);
@@ -38,10 +37,10 @@ TEST(HtCopyPlan, ChunksAreRunsOfOneChannelPerPackWarp) {
       EXPECT_EQ(copy_chunk_channel(p.copy_chunks, p.copy_chunks, p.num_channels), p.num_channels);
     }
   }
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 33, true, 4).copy_chunks, 4);
-  EXPECT_EQ(plan_ht_dispatch(132, 132, 4096, 0, 33, true, 4).copy_chunks, 1);
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 33, true, 0).copy_chunks, 0);  // SM stores
-  EXPECT_THROW(plan_ht_dispatch(24, 132, 4096, 0, 33, true, kMaxCopyChunks + 1), Error);
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 4).copy_chunks, 4);
+  EXPECT_EQ(plan_ht_dispatch(132, 132, 4096, 0, 4).copy_chunks, 1);
+  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 0).copy_chunks, 0);  // SM stores
+  EXPECT_THROW(plan_ht_dispatch(24, 132, 4096, 0, kMaxCopyChunks + 1), Error);
 }
 
 TEST(HtCopyPlan, KernelsBesideTheCopiesLeaveOneSmFree) {
@@ -52,9 +51,9 @@ TEST(HtCopyPlan, KernelsBesideTheCopiesLeaveOneSmFree) {
 }
 
 TEST(HtCopyPlan, CachedDispatchKeepsTheHandlesChunks) {
-  const HtDispatchPlan first = plan_ht_dispatch(24, 132, 4096, 0, 33, true, 4);
+  const HtDispatchPlan first = plan_ht_dispatch(24, 132, 4096, 0, 4);
   for (int sms : {24, 30, 132}) {
-    const HtDispatchPlan again = plan_ht_dispatch(sms, 132, 4096, first.num_channels, 33, true, 4);
+    const HtDispatchPlan again = plan_ht_dispatch(sms, 132, 4096, first.num_channels, 4);
     EXPECT_EQ(again.copy_chunks, 4);
     EXPECT_EQ(again.num_channels, first.num_channels);
     EXPECT_EQ(again.tokens_per_channel, first.tokens_per_channel);
@@ -63,12 +62,12 @@ TEST(HtCopyPlan, CachedDispatchKeepsTheHandlesChunks) {
   }
   // Fewer SMs than a chunk's blocks: refused, naming the setting.
   try {
-    plan_ht_dispatch(23, 132, 4096, first.num_channels, 33, true, 4);
+    plan_ht_dispatch(23, 132, 4096, first.num_channels, 4);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("config.num_sms"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(plan_ht_dispatch(24, 132, 4096, 24 * kHtWarpsPerBlock * 4 + 1, 33, true, 4), Error);
+  EXPECT_THROW(plan_ht_dispatch(24, 132, 4096, 24 * kHtWarpsPerBlock * 4 + 1, 4), Error);
 }
 
 TEST(HtCopyPlan, HostCountsMakeRoomForTheChunkBoundaries) {

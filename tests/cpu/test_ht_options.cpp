@@ -68,6 +68,18 @@ TEST(HtOptions, EnvironmentOverridesOnlyTheFieldsItSets) {
   EXPECT_EQ(t.dispatch_straight, kStraightPeers);
 }
 
+// Buffer::set_ht_options: exactly the options given, whatever the environment says (the benchmark
+// times each path in one run), and checked.
+TEST(HtOptions, SetTakesTheOptionsAsGiven) {
+  const EnvVar a("EPCOMM_HT_DISPATCH_CE", "8"), b("EPCOMM_HT_COMBINE_PULL", "2");
+  HtTuning t = HtTuning::resolve({});
+  ASSERT_EQ(t.dispatch_copy_chunks, 8);
+  t.set({.dispatch_copy_chunks = 0, .combine = CombineTransfer::kPush});
+  EXPECT_EQ(t.dispatch_copy_chunks, 0);
+  EXPECT_EQ(t.combine_pull, kCombinePush);
+  expect_arg_error([&] { t.set({.combine_copy_chunks = 99}); }, "ht.combine_copy_chunks");
+}
+
 TEST(HtOptions, OutOfRangeFieldsAreNamed) {
   expect_arg_error([] { check_ht_options({.dispatch_copy_chunks = 9}); },
                    "ht.dispatch_copy_chunks: expected 0 to 8, got 9");

@@ -24,11 +24,9 @@ TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
   const int G = GetParam();
   for (int sms : {2, 3, 8, 24, 64, 132, kMaxBlocks}) {
     for (std::int64_t T : {0, 1, 31, 32, 33, 4096, 8191, 65536}) {
-      const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, T, 0, 33, /*phased=*/false);
+      const HtDispatchPlan p = plan_ht_dispatch(sms, kMaxBlocks, T);
       EXPECT_EQ(p.num_blocks, sms);
-      EXPECT_GE(p.num_senders, 1);
-      EXPECT_GE(p.num_receivers, 1);
-      EXPECT_EQ(p.num_senders + p.num_receivers, sms);
+      EXPECT_EQ(p.num_senders, sms);  // every block sends, then copies out
       EXPECT_EQ(p.num_channels, p.num_senders * kHtWarpsPerBlock);
       EXPECT_LE(p.num_channels, kMaxChannels);
       EXPECT_GE(p.tokens_per_channel, 1);
@@ -46,36 +44,28 @@ TEST_P(PerDomainSize, DispatchPlanCoversEveryTokenWithWarpChannels) {
 TEST_P(PerDomainSize, CachedDispatchKeepsTheHandlesChannels) {
   const int G = GetParam();
   const std::int64_t T = 4096 * static_cast<std::int64_t>(G);
-  const HtDispatchPlan first = plan_ht_dispatch(24, 132, T, 0, 33, false);
-  const HtDispatchPlan again = plan_ht_dispatch(30, 132, T, first.num_channels, 33, false);
+  const HtDispatchPlan first = plan_ht_dispatch(24, 132, T);
+  const HtDispatchPlan again = plan_ht_dispatch(30, 132, T, first.num_channels);
   EXPECT_GE(max_local_experts(G, first.num_channels), 1024);
   EXPECT_GE(static_cast<std::int64_t>(again.num_channels) * again.tokens_per_channel, T);
   EXPECT_EQ(again.num_channels, first.num_channels);
   EXPECT_EQ(again.tokens_per_channel, first.tokens_per_channel);
-  EXPECT_EQ(again.num_senders, first.num_senders);
-  EXPECT_EQ(again.num_receivers, 30 - first.num_senders);
-  EXPECT_THROW(plan_ht_dispatch(first.num_senders, 132, T, first.num_channels, 33, false), Error);
-  // Phased: the senders copy out too, so the handle's blocks may be the whole budget.
-  const HtDispatchPlan phased = plan_ht_dispatch(first.num_senders, 132, T, first.num_channels, 33, true);
-  EXPECT_TRUE(phased.phased);
-  EXPECT_EQ(phased.num_senders, first.num_senders);
-  EXPECT_EQ(phased.num_receivers, 0);
-  EXPECT_THROW(plan_ht_dispatch(first.num_senders - 1, 132, T, first.num_channels, 33, true), Error);
+  EXPECT_EQ(again.num_senders, first.num_senders);  // the other 6 blocks only copy out
+  // The senders copy out too, so the handle's blocks may be the whole budget, never more.
+  const HtDispatchPlan same = plan_ht_dispatch(first.num_senders, 132, T, first.num_channels);
+  EXPECT_EQ(same.num_senders, first.num_senders);
+  EXPECT_THROW(plan_ht_dispatch(first.num_senders - 1, 132, T, first.num_channels), Error);
 }
 
-TEST(HtPlan, PhasedPlansGiveEveryBlockBothRoles) {
+TEST(HtPlan, PlansGiveEveryBlockBothRoles) {
   for (int sms : {2, 3, 24, 132, kMaxBlocks}) {
-    const HtDispatchPlan d = plan_ht_dispatch(sms, kMaxBlocks, 4096, 0, 33, true);
-    EXPECT_TRUE(d.phased);
+    const HtDispatchPlan d = plan_ht_dispatch(sms, kMaxBlocks, 4096);
     EXPECT_EQ(d.num_senders, sms);
-    EXPECT_EQ(d.num_receivers, 0);
     EXPECT_EQ(d.num_channels, sms * kHtWarpsPerBlock);
     EXPECT_LE(d.num_channels, kMaxChannels);
     EXPECT_GE(static_cast<std::int64_t>(d.num_channels) * d.tokens_per_channel, 4096);
-    const HtCombinePlan c = plan_ht_combine(sms, kMaxBlocks, true);
-    EXPECT_TRUE(c.phased);
+    const HtCombinePlan c = plan_ht_combine(sms, kMaxBlocks);
     EXPECT_EQ(c.num_senders, sms);
-    EXPECT_EQ(c.num_reducers, 0);
     EXPECT_EQ(c.num_shares, sms * kHtWarpsPerBlock);
   }
 }
@@ -176,10 +166,9 @@ TEST(HtPlan, BudgetOutsideTwoToMaxBlocksIsAnError) {
   EXPECT_THROW(plan_ht_dispatch(133, 132, 100), Error);  // more than the GPU has
   EXPECT_THROW(plan_ht_combine(1, 132), Error);
   EXPECT_THROW(plan_ht_combine(64, 32), Error);
-  const HtCombinePlan c = plan_ht_combine(2, 132, false);
-  EXPECT_EQ(c.num_senders, 1);
-  EXPECT_EQ(c.num_reducers, 1);
-  EXPECT_EQ(c.num_shares, kHtWarpsPerBlock);
+  const HtCombinePlan c = plan_ht_combine(2, 132);
+  EXPECT_EQ(c.num_senders, 2);
+  EXPECT_EQ(c.num_shares, 2 * kHtWarpsPerBlock);
 }
 
 TEST(HtPlan, RowsThatDoNotFitNameTheRankAndTheSetting) {
@@ -265,23 +254,6 @@ TEST(RegionLayout, ControlSectionsAreDisjointAndDataIsPageAligned) {
   const auto* p_last = L::progress(base, kMaxDomainRanks - 1, kMaxChannels - 1);
   EXPECT_EQ(reinterpret_cast<const char*>(p_last + 1) - base,
             static_cast<std::ptrdiff_t>(L::kProgress + L::kProgressBytes));
-}
-
-}  // namespace
-}  // namespace epcomm
-
-namespace epcomm {
-namespace {
-
-TEST(HtPlan, ReceiverShareSplitsTheBudgetAndKeepsOneOfEachRole) {
-  // The overlapped schedule (phased = false) splits the budget by the receiver share.
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 33, false).num_receivers, 7);
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 50, false).num_receivers, 12);
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 1, false).num_receivers, 1);  // at least one receiver
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 99, false).num_senders, 1);   // at least one sender
-  EXPECT_EQ(plan_ht_dispatch(2, 132, 4096, 0, 33, false).num_receivers, 1);
-  // The phased schedule ignores it: every block sends.
-  EXPECT_EQ(plan_ht_dispatch(24, 132, 4096, 0, 50, true).num_senders, 24);
 }
 
 }  // namespace

@@ -61,17 +61,27 @@ bool same_views(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
   return true;
 }
 
-// The Buffer's high-throughput tuning replaced for one call (benchmark variants in one run).
-class TuningOverride : public ScopedHtTuning {
+// The Buffer's transfer paths replaced for one call (benchmark variants in one run), restored after.
+class TuningOverride {
  public:
-  TuningOverride(Buffer& buffer, const CombineSchedule& schedule) : ScopedHtTuning(buffer) {
-    tuning().phased = schedule.phased;
-    tuning().combine_pull = schedule.pull;
-    tuning().combine_copy_chunks = schedule.copy_chunks;
+  TuningOverride(Buffer& buffer, const CombineSchedule& schedule) : buffer_(buffer), saved_(buffer.ht_options()) {
+    HtOptions o = saved_;
+    o.combine = static_cast<CombineTransfer>(schedule.pull);
+    o.combine_copy_chunks = schedule.copy_chunks;
+    buffer.set_ht_options(o);
   }
-  TuningOverride(Buffer& buffer, const DispatchVariant& variant) : ScopedHtTuning(buffer) {
-    tuning().dispatch_copy_chunks = variant.copy_chunks;
+  TuningOverride(Buffer& buffer, const DispatchVariant& variant) : buffer_(buffer), saved_(buffer.ht_options()) {
+    HtOptions o = saved_;
+    o.dispatch_copy_chunks = variant.copy_chunks;
+    buffer.set_ht_options(o);
   }
+  ~TuningOverride() { buffer_.set_ht_options(saved_); }
+  TuningOverride(const TuningOverride&) = delete;
+  TuningOverride& operator=(const TuningOverride&) = delete;
+
+ private:
+  Buffer& buffer_;
+  HtOptions saved_;
 };
 
 // One Buffer for the workload and the last results of each op.
@@ -193,7 +203,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
   std::vector<BenchOp> ops;
   const std::vector<DispatchVariant> dispatch_ways = dispatch_variants(
-      BufferAccess::impl(*state->buffer).ht_tuning.dispatch_copy_chunks, context.session.ce_chunks());
+      state->buffer->ht_options().dispatch_copy_chunks, context.session.ce_chunks());
   for (const int sms : context.session.sms()) {
     // The whole dispatch, then the same with zero-copy outputs (views of the region: no copy-out),
     // each way of moving the rows.
@@ -266,11 +276,11 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       ops.push_back(std::move(op));
     }
     // Combine under each schedule of the kernel in one run (same data, so the ratios compare):
-    // the Buffer's tuning (EPCOMM_HT_PHASED, EPCOMM_HT_COMBINE_PULL) on row "epcomm", then the
+    // the Buffer's options (HtOptions::combine, combine_copy_chunks) on row "epcomm", then the
     // other schedules as "epcomm-<variant>" (bench/variants.hpp).
-    const HtTuning& own = BufferAccess::impl(*state->buffer).ht_tuning;
+    const HtOptions own = state->buffer->ht_options();
     for (const CombineVariant& variant :
-         combine_variants({own.phased, own.combine_pull, own.combine_copy_chunks})) {
+         combine_variants({static_cast<int>(own.combine), own.combine_copy_chunks})) {
       BenchOp op;
       op.impl = variant.impl;
       op.op = "combine";

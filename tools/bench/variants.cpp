@@ -5,15 +5,13 @@ namespace epcomm::bench {
 namespace {
 bool same(const CombineSchedule& a, const CombineSchedule& b) {
   if (a.copy_chunks > 0 || b.copy_chunks > 0) return (a.copy_chunks > 0) == (b.copy_chunks > 0);
-  return a.pull == b.pull && (a.phased == b.phased || a.pull == 2);
+  return a.pull == b.pull;
 }
 }  // namespace
 
 std::vector<CombineVariant> combine_variants(const CombineSchedule& own) {
   const CombineVariant all[] = {
-      {"epcomm-push", {true, 0}},    {"epcomm-push-ovl", {false, 0}},
-      {"epcomm-pull", {true, 1}},    {"epcomm-pull-ovl", {false, 1}},
-      {"epcomm-pull-ce", {true, 2}}, {"epcomm-push-ce", {true, 0, kBenchCopyChunks}}};
+      {"epcomm-push", {0}}, {"epcomm-pull", {1}}, {"epcomm-pull-ce", {2}}, {"epcomm-push-ce", {0, kBenchCopyChunks}}};
   std::vector<CombineVariant> variants{{"epcomm", own}};
   for (const CombineVariant& v : all)
     if (!same(v.schedule, own)) variants.push_back(v);

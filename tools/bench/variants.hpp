@@ -9,10 +9,8 @@
 namespace epcomm::bench {
 
 struct CombineSchedule {
-  bool phased = true;  // EPCOMM_HT_PHASED: every block moves rows, then reduces
-  int pull =
-      0;  // EPCOMM_HT_COMBINE_PULL: 0 push; the owners read staged rows: 1 by SMs, 2 by the copy engine
-  int copy_chunks = 0;  // EPCOMM_HT_COMBINE_CE: > 0, the copy engine pushes (the two above unused)
+  int pull = 0;         // HtOptions::combine: 0 push; the owners read staged rows: 1 by SMs, 2 by the copy engine
+  int copy_chunks = 0;  // HtOptions::combine_copy_chunks: > 0, the copy engine pushes (pull unused)
 };
 
 struct CombineVariant {
@@ -20,17 +18,16 @@ struct CombineVariant {
   CombineSchedule schedule;
 };
 
-// The Buffer's own schedule first, then the others: push and pull (staged by SMs), each phased and
-// overlapped, pull staged by the copy engine, and push by the copy engine in kBenchCopyChunks
-// chunks (these two have no senders, so no overlapped form).
+// The Buffer's own schedule first, then the others: push, pull staged by the SMs, pull staged by the
+// copy engine, and push by the copy engine in kBenchCopyChunks chunks.
 std::vector<CombineVariant> combine_variants(const CombineSchedule& own);
 
-// EPCOMM_HT_DISPATCH_CE of the copy-engine dispatch rows named plainly "epcomm-ce".
+// HtOptions::dispatch_copy_chunks of the copy-engine dispatch rows named plainly "epcomm-ce".
 inline constexpr int kBenchCopyChunks = 4;
 
 struct DispatchVariant {
   std::string impl;     // "epcomm" for the Buffer's own, "epcomm-ce[<chunks>]" or "epcomm-sm" (SM stores)
-  int copy_chunks = 0;  // EPCOMM_HT_DISPATCH_CE
+  int copy_chunks = 0;  // HtOptions::dispatch_copy_chunks
 };
 
 // The Buffer's own dispatch first, then the other way: when the Buffer's uses SM stores
