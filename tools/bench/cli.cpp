@@ -9,9 +9,9 @@
 #include <sstream>
 
 #include "bench/report.hpp"
+#include "epcomm/ht_options.hpp"
 #include "epcomm/low_latency.hpp"
 #include "core/check.hpp"
-#include "intranode/ht_plan.hpp"
 
 namespace epcomm::bench {
 

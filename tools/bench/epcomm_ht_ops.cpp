@@ -19,11 +19,8 @@
 #include "bench/poison_device.hpp"
 #include "bench/variants.hpp"
 #include "epcomm/buffer.hpp"
-#include "buffer/buffer_impl.hpp"
 #include "core/cuda_check.hpp"
 #include "core/cuda_raii.hpp"
-#include "intranode/dispatch_handle.hpp"
-#include "intranode/ht_plan.hpp"
 
 namespace epcomm::bench {
 
@@ -47,11 +44,10 @@ HtDispatchOutputs download(const DispatchResult& r) {
   return h;
 }
 
-// The views a zero-copy dispatch returns into the region (its outputs and the handle's
-// recv_src_idx); undefined ones included, so two results compare position by position.
+// The views a zero-copy dispatch returns into the region; undefined ones included, so two results
+// compare position by position.
 std::vector<Tensor> region_views(const DispatchResult& r) {
-  return {r.recv_x.view(), r.recv_x_scales.view(), r.recv_topk_idx.view(), r.recv_topk_weights.view(),
-          handle_state(r.handle).recv_src_idx.view()};
+  return {r.recv_x.view(), r.recv_x_scales.view(), r.recv_topk_idx.view(), r.recv_topk_weights.view()};
 }
 
 bool same_views(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
