@@ -178,6 +178,18 @@ TEST(BenchStart, SkipsOnlyWithoutADevice) {
   EXPECT_EQ(d.exit_code, kExitError);
   EXPECT_TRUE(mentions(d.message, "cudaErrorInsufficientDriver"));
 
+  // The same error with no driver to load at all is a machine without a GPU: a skip.
+  DeviceQuery no_driver = mismatch;
+  no_driver.no_driver = true;
+  d = decide_start(no_driver, env);
+  EXPECT_FALSE(d.run);
+  EXPECT_FALSE(d.failure);
+  EXPECT_EQ(d.exit_code, kExitOk);
+  EXPECT_TRUE(mentions(d.message, "skipped: no NVIDIA driver"));
+  env.require_gpu = true;
+  EXPECT_TRUE(decide_start(no_driver, env).failure);
+  env.require_gpu = false;
+
   EXPECT_TRUE(decide_start({.status = DeviceQuery::Status::kOk, .num_devices = 1}, env).run);
   env.local_world_size = 2;
   env.local_rank = 1;

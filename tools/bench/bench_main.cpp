@@ -2,6 +2,7 @@
 // `epcomm-run -n N epcomm-bench ...`; prints one nccl-tests-style table per workload (rank 0) and
 // writes the BENCH.md result files.
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 
 #include <cstdio>
 #include <cstring>
@@ -184,6 +185,11 @@ int main(int argc, char** argv) {
   } else if (status != cudaSuccess) {
     query.status = DeviceQuery::Status::kError;
     query.error = std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
+    if (status == cudaErrorInsufficientDriver) {
+      void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+      query.no_driver = driver == nullptr;
+      if (driver != nullptr) dlclose(driver);
+    }
   }
   (void)cudaGetLastError();
   const StartDecision start = decide_start(query, env);

@@ -270,19 +270,19 @@ BenchEnv read_env() {
 
 StartDecision decide_start(const DeviceQuery& query, const BenchEnv& env) {
   StartDecision d;
-  if (query.status == DeviceQuery::Status::kError) {
+  if (query.status == DeviceQuery::Status::kError && !query.no_driver) {
     d.failure = true;
     d.exit_code = kExitError;
     d.message = "cudaGetDeviceCount failed: " + query.error + " (not a missing GPU, so not skipped)";
     return d;
   }
-  const int found = query.status == DeviceQuery::Status::kNoDevice ? 0 : query.num_devices;
+  const int found = query.status == DeviceQuery::Status::kOk ? query.num_devices : 0;
   if (found > 0 && found >= env.local_world_size && env.local_rank < found) {
     d.run = true;
     return d;
   }
-  const std::string why = found == 0
-                              ? std::string("no GPU found")
+  const std::string why = query.no_driver ? std::string("no NVIDIA driver (no GPU)")
+                          : found == 0     ? std::string("no GPU found")
                               : std::to_string(found) + " GPU(s) found, " +
                                     std::to_string(std::max(env.local_world_size, env.local_rank + 1)) +
                                     " needed (one per local rank)";

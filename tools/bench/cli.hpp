@@ -72,6 +72,9 @@ struct DeviceQuery {
   Status status = Status::kOk;  // kNoDevice: cudaErrorNoDevice; kError: any other error
   int num_devices = 0;          // with kOk
   std::string error;            // with kError: the CUDA error's name and text
+  // With kError: the error was cudaErrorInsufficientDriver and no libcuda.so.1 can be loaded, i.e.
+  // no NVIDIA driver at all (a machine without a GPU), not a driver too old for the runtime.
+  bool no_driver = false;
 };
 
 struct StartDecision {
