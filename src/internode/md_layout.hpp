@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "internode/md_limits.hpp"
 #include "internode/md_slot.hpp"
@@ -183,5 +184,7 @@ struct MdSymmetricLayout {
     return l;
   }
 };
+
+static_assert(std::is_trivially_copyable_v<MdSymmetricLayout>, "kernels receive the layout by value");
 
 }  // namespace epcomm

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "internode/md_limits.hpp"
 #include "transport/region_layout.hpp"
@@ -92,5 +93,9 @@ struct MdDomainRecord {
   EPCOMM_HD int ints() const { return num_domains * ranks_per_domain + num_local_experts; }
   static constexpr int kCapacityInts = static_cast<int>(RegionLayout::kMailboxBytes / sizeof(std::int32_t));
 };
+
+static_assert(std::is_trivially_copyable_v<MdSlot> && std::is_trivially_copyable_v<MdCountRecord> &&
+                  std::is_trivially_copyable_v<MdDomainRecord>,
+              "kernels receive these by value");
 
 }  // namespace epcomm
