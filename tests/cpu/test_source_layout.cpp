@@ -26,7 +26,8 @@ bool host_only(const std::string& name) {
       "core/handle_access.hpp",    "intranode/op_checks.hpp",     "intranode/ht_plan.hpp",
       "intranode/copy_batch.hpp",  "intranode/dispatch_handle.hpp", "intranode/ht_dispatch_copy.hpp",
       "low_latency/ll_state.hpp",  "low_latency/ll_checks.hpp",   "low_latency/ll_handle.hpp",
-      "transport/ll_transport.hpp", "transport/nvshmem_ll.hpp",   "transport/nvshmem_transport.hpp"};
+      "transport/ll_transport.hpp", "transport/nvshmem_ll.hpp",   "transport/nvshmem_transport.hpp",
+      "internode/md_plan.hpp",     "internode/md_sizes.hpp",      "internode/md_model.hpp"};
   return kHostOnly.count(name) > 0 || name.rfind("bootstrap/", 0) == 0;
 }
 
