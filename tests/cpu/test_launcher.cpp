@@ -265,8 +265,10 @@ TEST(LauncherRunLocal, MissingCommandAndBadOptions) {
   o.num_ranks = 2;
   const LocalRun r = run_local(o);
   EXPECT_EQ(r.exit_code, kExitExecFailed);
-  EXPECT_NE(r.output[0].find("cannot run '/nonexistent/epcomm-test-program'"), std::string::npos)
-      << r.output[0];
+  // The rank that failed first said why (the other may be stopped before it could).
+  ASSERT_FALSE(r.in_reap_order.empty());
+  const std::string& said = r.output[static_cast<std::size_t>(r.in_reap_order[0].rank)];
+  EXPECT_NE(said.find("cannot run '/nonexistent/epcomm-test-program'"), std::string::npos) << said;
   o.num_ranks = 0;
   EXPECT_THROW(run_local(o), Error);
   o.num_ranks = 1;

@@ -1,0 +1,94 @@
+// The doctor's end-to-end run: one worker process per GPU, started through the launcher core,
+// each running the tiny case's two phases and reporting one line per phase (probes.hpp).
+#include <cuda_runtime_api.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "core/cuda_raii.hpp"
+#include "core/env.hpp"
+#include "doctor/probes.hpp"
+#include "doctor/worker.hpp"
+#include "epcomm/error.hpp"
+
+namespace epcomm::doctor {
+namespace {
+
+void report(std::string_view phase, Status status, const std::string& detail) {
+  std::printf("%s\n", worker_line(phase, status, detail).c_str());
+  std::fflush(stdout);
+}
+
+// Whether every rank passed `mine`: all ranks learn all results, so all skip the next phase alike.
+bool all_passed(Bootstrap& bootstrap, bool mine) {
+  const int value = mine ? 1 : 0;
+  std::vector<int> all(static_cast<std::size_t>(bootstrap.size()));
+  bootstrap.all_gather(&value, all.data(), sizeof(int));
+  for (int v : all) {
+    if (v == 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+launcher::LocalRun run_workers(int num_gpus, const Self& self) {
+  launcher::LocalRunOptions o;
+  o.command = {self.executable, "--worker"};
+  o.num_ranks = num_gpus;
+  o.parent_environment = self.environment;
+  o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(kWorkerTimeoutSeconds * 1000));
+  return launcher::run_local(o);
+}
+
+int worker_main() {
+  std::shared_ptr<Bootstrap> bootstrap;
+  TinyCase c;
+  int rank = 0;
+  std::unique_ptr<Stream> stream;
+  try {
+    rank = static_cast<int>(env::get_int("RANK"));
+    const int local_rank = static_cast<int>(env::get_int("LOCAL_RANK"));
+    int num_gpus = 0;
+    EPCOMM_CUDA_CHECK(cudaGetDeviceCount(&num_gpus));
+    EPCOMM_CUDA_CHECK(cudaSetDevice(local_rank % num_gpus));
+    bootstrap = make_tcp_bootstrap(tcp_bootstrap_options_from_env());
+    c.num_ranks = bootstrap->size();
+    stream = std::make_unique<Stream>();
+  } catch (const Error& e) {
+    const std::string why = std::string("setting up the rank: ") + e.message();
+    report("ht", Status::kFail, why);
+    report("ll", Status::kFail, why);
+    return 1;
+  }
+  bool ht_ok = false, ll_ok = false;
+  try {
+    std::int64_t rows = 0;
+    const std::string diff = run_ht_phase(c, rank, bootstrap, stream->get(), rows);
+    ht_ok = diff.empty();
+    report("ht", ht_ok ? Status::kOk : Status::kFail,
+           ht_ok ? c.describe() + ": layout, BF16 dispatch (" + std::to_string(rows) + " rows to rank " +
+                       std::to_string(rank) + ") and combine match the CPU reference"
+                 : diff);
+  } catch (const Error& e) {
+    report("ht", Status::kFail, e.what());
+  }
+  try {
+    if (!all_passed(*bootstrap, ht_ok)) {
+      report("ll", Status::kSkip, "not run: the high-throughput phase failed");
+      return 1;
+    }
+    const std::string diff = run_ll_phase(c, rank, bootstrap, stream->get());
+    ll_ok = diff.empty();
+    report("ll", ll_ok ? Status::kOk : Status::kFail,
+           ll_ok ? c.describe() + ": " + std::to_string(kLlRounds) +
+                       " round trips (FP8 dispatch, BF16 combine) match the CPU reference"
+                 : diff);
+    bootstrap->barrier();  // no rank leaves while a peer may still need the rendezvous
+  } catch (const Error& e) {
+    report("ll", Status::kFail, e.what());
+  }
+  return ht_ok && ll_ok ? 0 : 1;
+}
+
+}  // namespace epcomm::doctor
