@@ -111,6 +111,9 @@ TEST(DoctorGpus, WrongComputeCapabilityOrModeFails) {
   GpuFacts prohibited = gpu(0, "NVIDIA H200", 9, 0);
   prohibited.compute_mode = cudaComputeModeProhibited;
   EXPECT_SEEN(decide_gpus({prohibited}, "90a"), Status::kFail, "compute mode Prohibited");
+  GpuFacts exclusive = gpu(0, "NVIDIA H200", 9, 0);
+  exclusive.compute_mode = cudaComputeModeExclusiveProcess;
+  EXPECT_SEEN(decide_gpus({exclusive}, "90a"), Status::kOk, "compute mode Exclusive Process");
   EXPECT_SEEN(decide_gpus({gpu(0, "NVIDIA H200", 9, 0), gpu(1, "NVIDIA H100", 9, 0)}, "90a"), Status::kOk,
               "mixed: GPU 1 is NVIDIA H100");
   EXPECT_EQ(decide_gpus({}, "90a").status, Status::kFail);
@@ -239,6 +242,11 @@ TEST(DoctorIpc, EachFailureKind) {
   ok.written_back = {true, true};
   EXPECT_SEEN(decide_ipc(ok), Status::kOk,
               "a second process opened a buffer of each of the 2 GPUs from the next GPU");
+  IpcFacts one = ok;
+  one.num_gpus = 1;
+  one.written_back = {true};
+  EXPECT_SEEN(decide_ipc(one), Status::kOk,
+              "a second process opened a buffer of the GPU (cudaIpcOpenMemHandle)");
 
   IpcFacts parent = ok;
   parent.parent_error = "preparing the buffers to share: cudaMalloc: out of memory";

@@ -152,6 +152,14 @@ CheckResult decide_gpus(const std::vector<GpuFacts>& gpus, std::string_view buil
   if (gpus.empty()) return {Status::kFail, "gpus", "no GPU could be queried"};
   if (!problems.empty()) return {Status::kFail, "gpus", problems};
   r.seen = listed + "; device code built for " + std::string(built_archs) + " runs on every one";
+  const bool exclusive = std::any_of(gpus.begin(), gpus.end(), [](const GpuFacts& g) {
+    return g.compute_mode == cudaComputeModeExclusiveProcess;
+  });
+  if (exclusive) {
+    r.seen +=
+        "; compute mode Exclusive Process (one process per GPU: fine for epcomm's ranks, but the IPC "
+        "check below needs two)";
+  }
   return r;
 }
 
@@ -205,8 +213,9 @@ CheckResult decide_ipc(const IpcFacts& f) {
   }
   const int n = f.num_gpus;
   return {Status::kOk, "ipc",
-          "a second process opened a buffer of each of the " + std::to_string(n) +
-              (n == 1 ? " GPU" : " GPUs") + (n > 1 ? " from the next GPU" : "") +
+          (n == 1 ? std::string("a second process opened a buffer of the GPU")
+                  : "a second process opened a buffer of each of the " + std::to_string(n) +
+                        " GPUs from the next GPU") +
               " (cudaIpcOpenMemHandle), read what this one wrote and wrote back"};
 }
 

@@ -7,11 +7,13 @@
 // The decisions are checks.hpp's pure functions; the probes (probes.hpp) gather the facts. The
 // doctor re-executes itself for the parts that need other processes: --ipc-child HANDLE... (the
 // second process of the IPC check) and --worker (one rank of the end-to-end run).
+#include <cuda_runtime_api.h>
 #include <unistd.h>
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -86,7 +88,18 @@ CheckResult guarded(const char* check, Probe&& probe) {
     return probe();
   } catch (const epcomm::Error& e) {
     return {Status::kFail, check, e.message()};
+  } catch (const std::exception& e) {
+    return {Status::kFail, check, std::string("the probe failed: ") + e.what()};
   }
+}
+
+// Destroys this process's CUDA contexts, so that the workers alone hold the GPUs (a GPU in
+// exclusive-process compute mode admits one process).
+void release_gpus(int num_gpus) {
+  for (int d = 0; d < num_gpus; ++d) {
+    if (cudaSetDevice(d) == cudaSuccess) cudaDeviceReset();
+  }
+  cudaGetLastError();
 }
 
 int run_checks(const Options& options, const doctor::Self& self, const doctor::Environment& env,
@@ -125,6 +138,7 @@ int run_checks(const Options& options, const doctor::Self& self, const doctor::E
     if (blocked.empty() && failed(check)) blocked = std::string("not run: '") + check + "' failed (above)";
   }
   if (blocked.empty()) {
+    release_gpus(n);
     const epcomm::launcher::LocalRun run = doctor::run_workers(n, self);
     emit(doctor::decide_worker_phase(run, "ht", "dispatch/combine", false));
     emit(doctor::decide_worker_phase(run, "ll", "low-latency", true));

@@ -50,10 +50,9 @@ std::vector<std::vector<std::string>> cuda_links(int num_gpus, std::string& note
     const std::size_t nl = std::min(ids.find('\n', start), ids.size());
     const std::string line = ids.substr(start, nl - start);
     const std::size_t comma = line.find(',');
-    if (comma != std::string::npos) {
-      smi_index_of_bus[normalize_bus_id(line.substr(line.find_first_not_of(' ', comma + 1)))] =
-          std::atoi(line.c_str());
-    }
+    const std::size_t bus = comma == std::string::npos ? comma : line.find_first_not_of(' ', comma + 1);
+    if (bus != std::string::npos)
+      smi_index_of_bus[normalize_bus_id(line.substr(bus))] = std::atoi(line.c_str());
     start = nl + 1;
   }
   std::vector<int> smi_of_cuda(static_cast<std::size_t>(num_gpus), -1);
