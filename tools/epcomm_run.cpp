@@ -187,6 +187,7 @@ class Supervisor {
         if (c.pid > 0) ::kill(-c.pid, SIGKILL);  // leftovers of stopped groups; ESRCH when none
       }
     }
+    if (auto s = launcher::failure_summary(results_)) say(*s);
     if (g_interrupt_signal != 0) return 128 + g_interrupt_signal;
     if (timed_out_) return launcher::kExitTimeout;
     if (start_failed_) return 1;

@@ -341,7 +341,7 @@ TEST(LauncherBinary, FailingRankStopsASleepingSibling) {
 
 // Needs the one-line change in tools/epcomm_run.cpp (Supervisor::run, before its returns:
 // `if (auto s = launcher::failure_summary(results_)) say(*s);`); enable it with that change.
-TEST(LauncherBinary, DISABLED_SummaryNamesTheFirstFailedRank) {
+TEST(LauncherBinary, SummaryNamesTheFirstFailedRank) {
   const RunResult r = run("-n 3 sh -c 'if [ $RANK = 1 ]; then sleep 0.2; exit 5; fi; sleep 30'");
   EXPECT_EQ(r.exit_code, 5) << r.output;
   EXPECT_NE(r.output.find("epcomm-run: rank 1 failed first: exited with code 5 after 0."), std::string::npos)
