@@ -10,27 +10,13 @@ namespace epcomm::py {
 
 namespace {
 
-// The names Python sees in Error.category (epcomm/errors.py maps them to classes).
-const char* category_name(ErrorCategory category) {
-  switch (category) {
-    case ErrorCategory::kInvalidArgument:
-      return "invalid_argument";
-    case ErrorCategory::kUnsupported:
-      return "unsupported";
-    case ErrorCategory::kCuda:
-      return "cuda";
-    case ErrorCategory::kNccl:
-      return "nccl";
-    case ErrorCategory::kNvshmem:
-      return "nvshmem";
-    case ErrorCategory::kBootstrap:
-      return "bootstrap";
-    case ErrorCategory::kTimeout:
-      return "timeout";
-    case ErrorCategory::kInternal:
-      return "internal";
-  }
-  return "internal";
+// The names Python sees in Error.category (epcomm/errors.py maps them to classes): the C++
+// category's name with '_' for ' ' ("invalid argument" -> "invalid_argument").
+std::string category_name(ErrorCategory category) {
+  std::string name = to_string(category);
+  for (char& c : name)
+    if (c == ' ') c = '_';
+  return name;
 }
 
 // Sets the Python error for `error`. Runs with the GIL held (nanobind's translators do).
