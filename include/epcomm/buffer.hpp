@@ -22,6 +22,7 @@
 #include "epcomm/dispatch.hpp"
 #include "epcomm/export.hpp"
 #include "epcomm/ht_options.hpp"
+#include "epcomm/ll_trace.hpp"
 #include "epcomm/low_latency.hpp"
 #include "epcomm/stream.hpp"
 #include "epcomm/types.hpp"
@@ -139,6 +140,12 @@ class EPCOMM_API Buffer {
                                       const CallOptions& options = {});
   // [nle, R*T, hidden] bfloat16 the caller may write y into for the next combine (zero_copy).
   Tensor get_next_low_latency_combine_buffer(const LlHandle& handle) const;
+
+  // A diagnostic (epcomm/ll_trace.hpp): the phase timestamps of `kernel`'s recent calls on this
+  // Buffer, copied to the host after waiting for the device; with `clear`, the record is then zeroed,
+  // so the next read holds only later calls. Empty unless EPCOMM_LL_TRACE=1 was set when this
+  // low-latency Buffer was made (always empty for a high-throughput Buffer).
+  LlTrace low_latency_trace(LlKernel kernel, bool clear = false);
 
   struct Impl;  // internal (incomplete here)
 

@@ -1,6 +1,7 @@
-// Low-latency mode of Buffer: the constructor that sets it up, the region size hint and the
-// zero-copy combine buffer. The operations are in ll_dispatch_op.cpp and ll_combine_op.cpp.
+// Low-latency mode of Buffer: the constructor that sets it up, the region size hint, the zero-copy
+// combine buffer and the phase trace. The operations are in ll_dispatch_op.cpp and ll_combine_op.cpp.
 #include <algorithm>
+#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -19,6 +20,11 @@
 namespace epcomm {
 
 namespace {
+
+// The public names of the trace points (epcomm/ll_trace.hpp), in LlTracePoint order (ll_args.hpp).
+constexpr const char* kLlTracePointNames[] = {"entry",      "credits",   "sent",     "send-arrived",
+                                              "recv-entry", "done-seen", "received", "exit"};
+static_assert(std::size(kLlTracePointNames) == kLlTracePoints, "one name per LlTracePoint");
 
 // Checks everything about the low-latency options before the (collective) construction starts,
 // so every rank refuses bad options alike without leaving peers waiting in a barrier.
@@ -91,6 +97,26 @@ Tensor Buffer::get_next_low_latency_combine_buffer(const LlHandle& handle) const
   const int half = static_cast<int>(st.num_combines & 1u);
   return Tensor::contiguous(l.zero_copy_y(st.workspace, half), DType::kBF16,
                             {l.num_local_experts, l.capacity, l.hidden});
+}
+
+LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
+  const LlState* st = impl_->ll.get();
+  const int kind = kernel == LlKernel::kCombine ? kLlKindCombine : kLlKindDispatch;
+  if (st == nullptr || st->trace_of(kind) == nullptr) return {};
+  const DeviceBuffer& record = st->trace[kind];
+  LlTrace trace{.ring = kLlTraceRing,
+                .blocks = st->num_blocks,
+                .points = {std::begin(kLlTracePointNames), std::end(kLlTracePointNames)},
+                .stamps = std::vector<std::uint64_t>(record.bytes() / sizeof(std::uint64_t))};
+  // The calls ran on the callers' streams: a device-wide wait covers them all, and the clearing is
+  // done before the next call can stamp.
+  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+  EPCOMM_CUDA_CHECK(cudaMemcpy(trace.stamps.data(), record.get(), record.bytes(), cudaMemcpyDeviceToHost));
+  if (clear) {
+    EPCOMM_CUDA_CHECK(cudaMemset(record.get(), 0, record.bytes()));
+    EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+  return trace;
 }
 
 }  // namespace epcomm

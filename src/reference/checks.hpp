@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "reference/reference.hpp"
 #include "core/check.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::ref::detail {
 

@@ -4,8 +4,8 @@
 #include <utility>
 #include <vector>
 
+#include "epcomm/reference.hpp"
 #include "reference/checks.hpp"
-#include "reference/reference.hpp"
 
 namespace epcomm::ref {
 

@@ -3,8 +3,8 @@
 #include <cstring>
 #include <vector>
 
+#include "epcomm/reference.hpp"
 #include "reference/checks.hpp"
-#include "reference/reference.hpp"
 
 namespace epcomm::ref {
 

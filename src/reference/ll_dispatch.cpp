@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "epcomm/reference.hpp"
 #include "reference/checks.hpp"
-#include "reference/reference.hpp"
 
 namespace epcomm::ref {
 

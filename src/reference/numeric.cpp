@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "reference/reference.hpp"
 #include "core/check.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::ref {
 

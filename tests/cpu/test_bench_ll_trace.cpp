@@ -1,6 +1,6 @@
 // epcomm-bench's summary of a low-latency phase trace (tools/bench/ll_trace_stats.hpp): launches
 // found in a ring of per-block timestamps, ordered by time, with their spans, gaps and per-point
-// first / median / last blocks.
+// first / median / last blocks; and the same from a Buffer's trace (epcomm/ll_trace.hpp).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 
 #include "bench/ll_trace_stats.hpp"
 #include "epcomm/error.hpp"
+#include "epcomm/ll_trace.hpp"
 
 namespace epcomm::bench {
 namespace {
@@ -79,6 +80,20 @@ TEST(BenchLlTrace, EmptyRingHasNoLaunchAndWrongSizesAreRefused) {
   for (const TracePointStats& p : s.points) EXPECT_FALSE(p.seen);
   EXPECT_THROW(summarize_ll_trace(std::vector<std::uint64_t>(5, 1), kRing, kBlocks, kPoints, {kEntry}),
                Error);
+}
+
+// A Buffer's trace (epcomm/ll_trace.hpp) is summarized the same way, its launches beginning at the
+// points it names "entry" and "recv-entry", wherever they sit.
+TEST(BenchLlTrace, ABuffersTraceBeginsLaunchesAtItsNamedEntryPoints) {
+  LlTrace trace{.ring = kRing, .blocks = kBlocks, .points = {"entry", "work", "recv-entry", "exit"}};
+  trace.stamps = two_launches().values;
+  const LlTraceSummary s = summarize_ll_trace(trace);
+  EXPECT_EQ(s.launches, 2);
+  EXPECT_DOUBLE_EQ(s.span_us, (4.0 + 3.0) / 2);
+  // Without a point named recv-entry, receive-only launches could not be found: refused.
+  trace.points = {"entry", "work", "recv-entry-renamed", "exit"};
+  EXPECT_THROW(summarize_ll_trace(trace), Error);
+  EXPECT_EQ(summarize_ll_trace(LlTrace{}).launches, 0);  // a Buffer made without EPCOMM_LL_TRACE
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "bench/bench_op.hpp"
 #include "bench/ceiling.hpp"
 #include "bench/cli.hpp"
+#include "bench/cuda.hpp"
 #include "bench/device_inputs.hpp"
 #include "bench/expected.hpp"
 #include "bench/nccl_comm.hpp"
@@ -24,8 +25,6 @@
 #include "bench/workload.hpp"
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/error.hpp"
-#include "core/cuda_check.hpp"
-#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 namespace {
@@ -82,11 +81,11 @@ RunReport run_workload(Session& session, const std::string& name, const std::vec
 
 int run(const Options& options, const BenchEnv& env, int argc, const char* const* argv) {
   const int device = env.local_rank;
-  EPCOMM_CUDA_CHECK(cudaSetDevice(device));
+  BENCH_CUDA(cudaSetDevice(device));
   std::unique_ptr<Bootstrap> bootstrap = make_bootstrap(env);
   const bool lead = bootstrap->rank() == 0;
   cudaDeviceProp prop{};
-  EPCOMM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  BENCH_CUDA(cudaGetDeviceProperties(&prop, device));
 
   Session session(*bootstrap, device, options.sms, options.ce_chunks);
   RunSettings settings;

@@ -5,9 +5,8 @@
 #include <functional>
 #include <vector>
 
+#include "bench/cuda.hpp"
 #include "bench/stats.hpp"
-#include "core/cuda_check.hpp"
-#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 
@@ -20,14 +19,14 @@ double median_round_seconds(Bootstrap& bootstrap, const TimingOptions& options, 
   std::vector<double> seconds;
   const int iters = options.iters < 1 ? 1 : options.iters;
   for (int i = 0; i < options.warmup + iters; ++i) {
-    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+    BENCH_CUDA(cudaStreamSynchronize(stream));
     bootstrap.barrier();
     start.record(stream);
     launch();
     stop.record(stream);
-    EPCOMM_CUDA_CHECK(cudaEventSynchronize(stop.get()));
+    BENCH_CUDA(cudaEventSynchronize(stop.get()));
     float ms = 0;
-    EPCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, start.get(), stop.get()));
+    BENCH_CUDA(cudaEventElapsedTime(&ms, start.get(), stop.get()));
     if (i >= options.warmup) seconds.push_back(static_cast<double>(ms) * 1e-3);
   }
   return median(std::move(seconds));
@@ -41,14 +40,14 @@ void enable_peer_access(Bootstrap& bootstrap, int device) {
   for (const int peer_device : devices) {
     if (peer_device == device) continue;
     int can_access = 0;
-    EPCOMM_CUDA_CHECK(cudaDeviceCanAccessPeer(&can_access, device, peer_device));
+    BENCH_CUDA(cudaDeviceCanAccessPeer(&can_access, device, peer_device));
     if (!can_access) continue;
     const cudaError_t status = cudaDeviceEnablePeerAccess(peer_device, 0);
     if (status == cudaErrorPeerAccessAlreadyEnabled) {
       (void)cudaGetLastError();  // reset the last-error state: a later launch check must not see it
       continue;
     }
-    EPCOMM_CUDA_CHECK(status);
+    BENCH_CUDA(status);
   }
 }
 
@@ -58,15 +57,15 @@ Ceiling measure_ceiling(Bootstrap& bootstrap, int device, std::size_t bytes_per_
   const int rank = bootstrap.rank();
   Ceiling ceiling;
   if (num_ranks < 2) return ceiling;
-  EPCOMM_CHECK_ARG(bytes_per_peer > 0, "bytes_per_peer: expected > 0, given 0");
-  EPCOMM_CUDA_CHECK(cudaSetDevice(device));
+  BENCH_CHECK_ARG(bytes_per_peer > 0, "bytes_per_peer: expected > 0, given 0");
+  BENCH_CUDA(cudaSetDevice(device));
   enable_peer_access(bootstrap, device);
 
   // recv: [R - 1 slots, bytes_per_peer]; sender s writes slot (s < receiver ? s : s - 1).
   DeviceBuffer src(bytes_per_peer);
   DeviceBuffer recv(bytes_per_peer * static_cast<std::size_t>(num_ranks - 1));
-  EPCOMM_CUDA_CHECK(cudaMemset(src.get(), rank + 1, src.bytes()));
-  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+  BENCH_CUDA(cudaMemset(src.get(), rank + 1, src.bytes()));
+  BENCH_CUDA(cudaDeviceSynchronize());
   const cudaIpcMemHandle_t mine = ipc_handle_of(recv);
   std::vector<cudaIpcMemHandle_t> handles(static_cast<std::size_t>(num_ranks));
   bootstrap.all_gather(&mine, handles.data(), sizeof(cudaIpcMemHandle_t));
@@ -94,11 +93,11 @@ Ceiling measure_ceiling(Bootstrap& bootstrap, int device, std::size_t bytes_per_
   const auto copy_to = [&](const std::vector<int>& targets) {
     fork.record(main_stream.get());
     for (const int peer : targets) {
-      EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(streams[peer].get(), fork.get(), 0));
-      EPCOMM_CUDA_CHECK(cudaMemcpyAsync(slot_on(peer), src.get(), bytes_per_peer, cudaMemcpyDeviceToDevice,
-                                        streams[peer].get()));
+      BENCH_CUDA(cudaStreamWaitEvent(streams[peer].get(), fork.get(), 0));
+      BENCH_CUDA(cudaMemcpyAsync(slot_on(peer), src.get(), bytes_per_peer, cudaMemcpyDeviceToDevice,
+                                 streams[peer].get()));
       done[peer].record(streams[peer].get());
-      EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(main_stream.get(), done[peer].get(), 0));
+      BENCH_CUDA(cudaStreamWaitEvent(main_stream.get(), done[peer].get(), 0));
     }
   };
 
@@ -120,7 +119,7 @@ Ceiling measure_ceiling(Bootstrap& bootstrap, int device, std::size_t bytes_per_
   ceiling.measured = true;
 
   // NOTE: every rank closes its mappings before any rank frees the buffer they point to.
-  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+  BENCH_CUDA(cudaDeviceSynchronize());
   peers.clear();
   bootstrap.barrier();
   return ceiling;

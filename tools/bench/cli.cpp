@@ -9,9 +9,9 @@
 #include <sstream>
 
 #include "bench/report.hpp"
+#include "bench/require.hpp"
 #include "epcomm/ht_options.hpp"
 #include "epcomm/low_latency.hpp"
-#include "core/check.hpp"
 
 namespace epcomm::bench {
 
@@ -23,8 +23,8 @@ int parse_int(const std::string& flag, const std::string& text, long min_value, 
   char* end = nullptr;
   errno = 0;
   const long value = std::strtol(text.c_str(), &end, 10);
-  EPCOMM_CHECK_ARG(!text.empty() && *end == '\0' && errno == 0 && value >= min_value && value <= max_value,
-                   flag, ": expected an integer in ", min_value, "..", max_value, ", given '", text, "'");
+  BENCH_CHECK_ARG(!text.empty() && *end == '\0' && errno == 0 && value >= min_value && value <= max_value,
+                  flag, ": expected an integer in ", min_value, "..", max_value, ", given '", text, "'");
   return static_cast<int>(value);
 }
 
@@ -33,8 +33,8 @@ double parse_fraction(const std::string& flag, const std::string& text) {
   char* end = nullptr;
   errno = 0;
   const double value = std::strtod(text.c_str(), &end);
-  EPCOMM_CHECK_ARG(!text.empty() && *end == '\0' && errno == 0 && value > 0.0 && value <= 1.0, flag,
-                   ": expected a number in (0, 1], given '", text, "'");
+  BENCH_CHECK_ARG(!text.empty() && *end == '\0' && errno == 0 && value > 0.0 && value <= 1.0, flag,
+                  ": expected a number in (0, 1], given '", text, "'");
   return value;
 }
 
@@ -45,8 +45,8 @@ std::vector<int> parse_int_list(const std::string& flag, const std::string& text
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) values.push_back(parse_int(flag, item, 1, max_value));
-  EPCOMM_CHECK_ARG(!values.empty(), flag, ": expected a comma-separated list of ", what, ", given '", text,
-                   "'");
+  BENCH_CHECK_ARG(!values.empty(), flag, ": expected a comma-separated list of ", what, ", given '", text,
+                  "'");
   return values;
 }
 
@@ -59,7 +59,7 @@ std::vector<std::string> resolve_workloads(const std::string& text) {
     workloads_named(item);  // throws, listing the known names, for an unknown one
     names.push_back(item);
   }
-  EPCOMM_CHECK_ARG(!names.empty(), "--workload: expected a workload name, given '", text, "'");
+  BENCH_CHECK_ARG(!names.empty(), "--workload: expected a workload name, given '", text, "'");
   return names;
 }
 
@@ -67,8 +67,8 @@ std::vector<std::string> resolve_workloads(const std::string& text) {
 void require_folder(const char* flag, const std::string& path) {
   const std::filesystem::path folder = std::filesystem::path(path).parent_path();
   std::error_code ec;
-  EPCOMM_CHECK_ARG(folder.empty() || std::filesystem::is_directory(folder, ec), flag, ": the folder '",
-                   folder.string(), "' of '", path, "' does not exist; create it first");
+  BENCH_CHECK_ARG(folder.empty() || std::filesystem::is_directory(folder, ec), flag, ": the folder '",
+                  folder.string(), "' of '", path, "' does not exist; create it first");
 }
 
 // The custom shape flags seen so far; all four sizes are needed when any custom flag is given.
@@ -83,8 +83,8 @@ struct CustomFlags {
     for (const auto& [flag, value] : {std::pair{"--tokens", tokens}, std::pair{"--hidden", hidden},
                                       std::pair{"--topk", topk}, std::pair{"--experts", experts}})
       if (!value) missing += std::string(missing.empty() ? "" : ", ") + flag;
-    EPCOMM_CHECK_ARG(missing.empty(),
-                     "a custom workload needs --tokens, --hidden, --topk and --experts; missing: ", missing);
+    BENCH_CHECK_ARG(missing.empty(),
+                    "a custom workload needs --tokens, --hidden, --topk and --experts; missing: ", missing);
     return make_custom_workload({.num_tokens = *tokens,
                                  .hidden = *hidden,
                                  .num_topk = *topk,
@@ -101,8 +101,8 @@ bool parse_bool_env(const char* name, bool fallback) {
   std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
   if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
   if (v == "0" || v == "false" || v == "no" || v == "off") return false;
-  EPCOMM_CHECK_ARG(false, "environment variable ", name,
-                   ": expected 1|0, true|false, yes|no or on|off, given '", text, "'");
+  BENCH_CHECK_ARG(false, "environment variable ", name,
+                  ": expected 1|0, true|false, yes|no or on|off, given '", text, "'");
   return fallback;
 }
 
@@ -171,14 +171,14 @@ Options parse_args(int argc, const char* const* argv) {
       flag = flag.substr(0, eq);
     }
     if (flag == "-h") flag = "--help";
-    EPCOMM_CHECK_ARG(seen.insert(flag).second, flag, ": given more than once; give each flag once");
+    BENCH_CHECK_ARG(seen.insert(flag).second, flag, ": given more than once; give each flag once");
     const auto value = [&]() -> std::string {
       if (inline_value) return *inline_value;
-      EPCOMM_CHECK_ARG(i + 1 < argc, flag, ": expected a value, given none");
+      BENCH_CHECK_ARG(i + 1 < argc, flag, ": expected a value, given none");
       return argv[++i];
     };
     const auto no_value = [&] {
-      EPCOMM_CHECK_ARG(!inline_value, flag, ": takes no value, given '", *inline_value, "'");
+      BENCH_CHECK_ARG(!inline_value, flag, ": takes no value, given '", *inline_value, "'");
     };
     const auto custom_int = [&](std::optional<int>& field) {
       field = parse_int(flag, value(), 1);
@@ -197,12 +197,12 @@ Options parse_args(int argc, const char* const* argv) {
       custom_int(custom.experts);
     } else if (flag == "--routing") {
       const std::string v = value();
-      EPCOMM_CHECK_ARG(v == "uniform" || v == "skew", flag, ": expected uniform or skew, given '", v, "'");
+      BENCH_CHECK_ARG(v == "uniform" || v == "skew", flag, ": expected uniform or skew, given '", v, "'");
       custom.routing = v == "skew" ? Routing::kSkewed : Routing::kRandom;
       custom.any = true;
     } else if (flag == "--mode") {
       const std::string v = value();
-      EPCOMM_CHECK_ARG(v == "ht" || v == "ll", flag, ": expected ht or ll, given '", v, "'");
+      BENCH_CHECK_ARG(v == "ht" || v == "ll", flag, ": expected ht or ll, given '", v, "'");
       custom.mode = v == "ll" ? Mode::kLowLatency : Mode::kHighThroughput;
       custom.any = true;
     } else if (flag == "--warmup") {
@@ -228,7 +228,7 @@ Options parse_args(int argc, const char* const* argv) {
       no_value();
       o.help = true;
     } else {
-      EPCOMM_CHECK_ARG(false, "unknown argument '", argv[i], "'");
+      BENCH_CHECK_ARG(false, "unknown argument '", argv[i], "'");
     }
   }
   if (o.help) return o;
@@ -258,8 +258,8 @@ BenchEnv read_env() {
   if (env.launched) {
     env.world_size = env_int("WORLD_SIZE", 1, 1);
     env.rank = env_int("RANK", 0, 0);
-    EPCOMM_CHECK_ARG(env.rank < env.world_size, "environment variable RANK: expected 0..", env.world_size - 1,
-                     ", given ", env.rank);
+    BENCH_CHECK_ARG(env.rank < env.world_size, "environment variable RANK: expected 0..", env.world_size - 1,
+                    ", given ", env.rank);
     env.local_rank = env_int("LOCAL_RANK", env.rank, 0);
     env.local_world_size = env_int("LOCAL_WORLD_SIZE", env.world_size, 1);
   }
@@ -282,7 +282,8 @@ StartDecision decide_start(const DeviceQuery& query, const BenchEnv& env) {
     return d;
   }
   const std::string why = query.no_driver ? std::string("no NVIDIA driver (no GPU)")
-                          : found == 0     ? std::string("no GPU found")
+                          : found == 0
+                              ? std::string("no GPU found")
                               : std::to_string(found) + " GPU(s) found, " +
                                     std::to_string(std::max(env.local_world_size, env.local_rank + 1)) +
                                     " needed (one per local rank)";

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <sstream>
 
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::bench {
 

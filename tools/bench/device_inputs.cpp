@@ -2,8 +2,8 @@
 
 #include <vector>
 
-#include "core/check.hpp"
-#include "core/cuda_check.hpp"
+#include "bench/cuda.hpp"
+#include "bench/require.hpp"
 
 namespace epcomm::bench {
 
@@ -27,10 +27,10 @@ DevicePayload upload_payload(const RankInputs& in) {
 }
 
 void copy(DeviceBuffer& to, const DeviceBuffer& from, cudaStream_t stream) {
-  EPCOMM_CHECK_ARG(to.bytes() == from.bytes(), "input sets differ in size: ", to.bytes(), " and ",
-                   from.bytes(), " bytes");
+  BENCH_CHECK_ARG(to.bytes() == from.bytes(), "input sets differ in size: ", to.bytes(), " and ",
+                  from.bytes(), " bytes");
   if (to.bytes() > 0)
-    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(to.get(), from.get(), to.bytes(), cudaMemcpyDeviceToDevice, stream));
+    BENCH_CUDA(cudaMemcpyAsync(to.get(), from.get(), to.bytes(), cudaMemcpyDeviceToDevice, stream));
 }
 
 }  // namespace
@@ -42,15 +42,15 @@ void DeviceInputs::load(InputSet set, cudaStream_t stream) {
   copy(live.scales, from.scales, stream);
   copy(live.topk_idx, from.topk_idx, stream);
   copy(live.topk_weights, from.topk_weights, stream);
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  BENCH_CUDA(cudaStreamSynchronize(stream));
   loaded = set;
 }
 
 DeviceInputs upload_inputs(const RankInputs& timed, const RankInputs& check) {
   const ref::HtRankInput& bf16 = timed.bf16;
   const ref::HtRankInput& fp8 = timed.fp8;
-  EPCOMM_CHECK_ARG(check.bf16.x.size() == bf16.x.size() && check.bf16.topk_idx.size() == bf16.topk_idx.size(),
-                   "upload_inputs: the check set's shapes differ from the timed set's");
+  BENCH_CHECK_ARG(check.bf16.x.size() == bf16.x.size() && check.bf16.topk_idx.size() == bf16.topk_idx.size(),
+                  "upload_inputs: the check set's shapes differ from the timed set's");
   DeviceInputs d;
   d.num_tokens = bf16.num_tokens;
   d.hidden = bf16.row_bytes / 2;

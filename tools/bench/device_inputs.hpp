@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
+#include "bench/cuda.hpp"
 #include "bench/workload.hpp"
-#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 

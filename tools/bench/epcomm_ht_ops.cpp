@@ -15,12 +15,11 @@
 
 #include "bench/bench_op.hpp"
 #include "bench/compare.hpp"
+#include "bench/cuda.hpp"
 #include "bench/ht_check.hpp"
 #include "bench/poison_device.hpp"
 #include "bench/variants.hpp"
 #include "epcomm/buffer.hpp"
-#include "core/cuda_check.hpp"
-#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 
@@ -30,7 +29,7 @@ template <typename T>
 std::vector<T> to_host(const DeviceTensor& t) {
   std::vector<T> host(t.view().nbytes() / sizeof(T));
   if (!host.empty())
-    EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), t.data(), host.size() * sizeof(T), cudaMemcpyDeviceToHost));
+    BENCH_CUDA(cudaMemcpy(host.data(), t.data(), host.size() * sizeof(T), cudaMemcpyDeviceToHost));
   return host;
 }
 
@@ -60,13 +59,15 @@ bool same_views(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
 // The Buffer's transfer paths replaced for one call (benchmark variants in one run), restored after.
 class TuningOverride {
  public:
-  TuningOverride(Buffer& buffer, const CombineSchedule& schedule) : buffer_(buffer), saved_(buffer.ht_options()) {
+  TuningOverride(Buffer& buffer, const CombineSchedule& schedule)
+      : buffer_(buffer), saved_(buffer.ht_options()) {
     HtOptions o = saved_;
     o.combine = static_cast<CombineTransfer>(schedule.pull);
     o.combine_copy_chunks = schedule.copy_chunks;
     buffer.set_ht_options(o);
   }
-  TuningOverride(Buffer& buffer, const DispatchVariant& variant) : buffer_(buffer), saved_(buffer.ht_options()) {
+  TuningOverride(Buffer& buffer, const DispatchVariant& variant)
+      : buffer_(buffer), saved_(buffer.ht_options()) {
     HtOptions o = saved_;
     o.dispatch_copy_chunks = variant.copy_chunks;
     buffer.set_ht_options(o);
@@ -109,8 +110,8 @@ struct EpcommHt {
     std::string layout;
     if (after_layout) {
       float ms = 0.0f;
-      EPCOMM_CUDA_CHECK(cudaEventSynchronize(layout_end->get()));
-      EPCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, layout_start->get(), layout_end->get()));
+      BENCH_CUDA(cudaEventSynchronize(layout_end->get()));
+      BENCH_CUDA(cudaEventElapsedTime(&ms, layout_start->get(), layout_end->get()));
       char text[64];
       std::snprintf(text, sizeof text, "layout call %.1f us, then ", 1000.0 * ms);
       layout = text;
@@ -198,8 +199,8 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const std::function<const ExpectedHt&()> expected = context.expected_ht;
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
   std::vector<BenchOp> ops;
-  const std::vector<DispatchVariant> dispatch_ways = dispatch_variants(
-      state->buffer->ht_options().dispatch_copy_chunks, context.session.ce_chunks());
+  const std::vector<DispatchVariant> dispatch_ways =
+      dispatch_variants(state->buffer->ht_options().dispatch_copy_chunks, context.session.ce_chunks());
   for (const int sms : context.session.sms()) {
     // The whole dispatch, then the same with zero-copy outputs (views of the region: no copy-out),
     // each way of moving the rows.

@@ -38,13 +38,12 @@
 
 #include "bench/bench_op.hpp"
 #include "bench/compare.hpp"
+#include "bench/cuda.hpp"
 #include "bench/ll_check.hpp"
 #include "bench/ll_trace.hpp"
 #include "bench/poison_device.hpp"
 #include "bench/stats.hpp"
 #include "epcomm/buffer.hpp"
-#include "low_latency/ll_args.hpp"
-#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 
@@ -58,8 +57,7 @@ bool fail(int rank, const std::string& what) {
 template <typename T>
 std::vector<T> download(const void* device, std::size_t count) {
   std::vector<T> host(count);
-  if (count != 0)
-    EPCOMM_CUDA_CHECK(cudaMemcpy(host.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost));
+  if (count != 0) BENCH_CUDA(cudaMemcpy(host.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost));
   return host;
 }
 
@@ -89,8 +87,8 @@ class PhaseClock {
  private:
   double elapsed_us(int from, int to) const {
     float ms = 0;
-    EPCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[static_cast<std::size_t>(from)].get(),
-                                           events_[static_cast<std::size_t>(to)].get()));
+    BENCH_CUDA(cudaEventElapsedTime(&ms, events_[static_cast<std::size_t>(from)].get(),
+                                    events_[static_cast<std::size_t>(to)].get()));
     return static_cast<double>(ms) * 1e3;
   }
   std::vector<Event> events_;
@@ -109,17 +107,17 @@ class CapturedCall {
     if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
   }
   void capture(const std::function<void(cudaStream_t)>& call, cudaStream_t stream) {
-    if (exec_ != nullptr) EPCOMM_CUDA_CHECK(cudaGraphExecDestroy(exec_));
+    if (exec_ != nullptr) BENCH_CUDA(cudaGraphExecDestroy(exec_));
     exec_ = nullptr;
     cudaGraph_t graph = nullptr;
-    EPCOMM_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    BENCH_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
     call(stream);
-    EPCOMM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    BENCH_CUDA(cudaStreamEndCapture(stream, &graph));
     const cudaError_t status = cudaGraphInstantiate(&exec_, graph, 0);
-    EPCOMM_CUDA_CHECK(cudaGraphDestroy(graph));
-    EPCOMM_CUDA_CHECK(status);
+    BENCH_CUDA(cudaGraphDestroy(graph));
+    BENCH_CUDA(status);
   }
-  void replay(cudaStream_t stream) const { EPCOMM_CUDA_CHECK(cudaGraphLaunch(exec_, stream)); }
+  void replay(cudaStream_t stream) const { BENCH_CUDA(cudaGraphLaunch(exec_, stream)); }
 
  private:
   cudaGraphExec_t exec_ = nullptr;
@@ -170,7 +168,7 @@ struct EpcommLl {
   // Untimed: one dispatch into `d`, then y written in its layout (rows beyond recv_count stay zero).
   void dispatch_and_write_y(cudaStream_t s) {
     d = dispatch(false, s);
-    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(s));
+    BENCH_CUDA(cudaStreamSynchronize(s));
     buffer->check_status();
     y_count = download<std::int32_t>(d.recv_count.data, static_cast<std::size_t>(nle));
     y_ranges = download<std::int64_t>(d.layout_range.data, static_cast<std::size_t>(nle * R));
@@ -265,12 +263,12 @@ std::vector<BenchOp> with_traces(std::vector<BenchOp> ops, const std::shared_ptr
     // kernel_us from the device clock: the launches' median span (both kernels' for both ops).
     if (!o.kernel_us)
       o.kernel_us = [st, dispatch, combine] {
-        return (dispatch ? ll_trace_span_us(*st->buffer, kLlKindDispatch) : 0.0) +
-               (combine ? ll_trace_span_us(*st->buffer, kLlKindCombine) : 0.0);
+        return (dispatch ? ll_trace_span_us(*st->buffer, LlKernel::kDispatch) : 0.0) +
+               (combine ? ll_trace_span_us(*st->buffer, LlKernel::kCombine) : 0.0);
       };
     o.after = [st, label, dispatch, combine] {
-      if (dispatch) print_ll_trace(*st->buffer, kLlKindDispatch, label + " [dispatch kernel]", st->me);
-      if (combine) print_ll_trace(*st->buffer, kLlKindCombine, label + " [combine kernel]", st->me);
+      if (dispatch) print_ll_trace(*st->buffer, LlKernel::kDispatch, label + " [dispatch kernel]", st->me);
+      if (combine) print_ll_trace(*st->buffer, LlKernel::kCombine, label + " [combine kernel]", st->me);
     };
   }
   return ops;
@@ -330,7 +328,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
   st->topk_idx = Tensor::contiguous(in.live.topk_idx.get(), DType::kI64, {T, in.num_topk});
   st->topk_weights = Tensor::contiguous(in.live.topk_weights.get(), DType::kF32, {T, in.num_topk});
   st->y_memory = DeviceBuffer(static_cast<std::size_t>(st->nle * st->cap * w.hidden) * sizeof(std::uint16_t));
-  EPCOMM_CUDA_CHECK(cudaMemset(st->y_memory.get(), 0, st->y_memory.bytes()));
+  BENCH_CUDA(cudaMemset(st->y_memory.get(), 0, st->y_memory.bytes()));
   st->y = Tensor::contiguous(st->y_memory.get(), DType::kBF16, {st->nle, st->cap, w.hidden});
 
   const Traffic& tr = context.traffic;

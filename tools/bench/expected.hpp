@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "bench/workload.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::bench {
 

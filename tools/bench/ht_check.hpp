@@ -11,7 +11,7 @@
 
 #include "bench/compare.hpp"
 #include "bench/expected.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::bench {
 

@@ -13,7 +13,7 @@
 
 #include "bench/compare.hpp"
 #include "bench/workload.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::bench {
 

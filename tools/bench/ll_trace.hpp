@@ -1,5 +1,6 @@
 // Where a low-latency launch spends its time, from the kernels' own phase timestamps
-// (EPCOMM_LL_TRACE=1, low_latency/ll_args.hpp LlTracePoint). A diagnostic beside the timed rows.
+// (EPCOMM_LL_TRACE=1; Buffer::low_latency_trace, epcomm/ll_trace.hpp). A diagnostic beside the
+// timed rows.
 #pragma once
 
 #include <string>
@@ -8,17 +9,17 @@
 
 namespace epcomm::bench {
 
-// Prints, for the launches of `kind` (kLlKindDispatch / kLlKindCombine) recorded since the last
-// call, the median over launches of each phase point's earliest, median and latest block (us after
-// the launch's first block began), the launch span and the gap to the next launch; then clears the
-// record. Nothing when the Buffer was made without EPCOMM_LL_TRACE.
-void print_ll_trace(const Buffer& buffer, int kind, const std::string& label, int rank);
+// Prints, for the launches of `kernel` recorded since the last call, the median over launches of
+// each phase point's earliest, median and latest block (us after the launch's first block began),
+// the launch span and the gap to the next launch; then clears the record. Nothing when the Buffer
+// was made without EPCOMM_LL_TRACE.
+void print_ll_trace(Buffer& buffer, LlKernel kernel, const std::string& label, int rank);
 
 // True when the Buffer records phase timestamps (made with EPCOMM_LL_TRACE=1).
-bool ll_traced(const Buffer& buffer);
+bool ll_traced(Buffer& buffer);
 
-// The median over the recorded launches of `kind` of the span from the first block's entry to the
-// last block's last stamp (us): the kernel's duration on the device clock. 0 when none recorded.
-double ll_trace_span_us(const Buffer& buffer, int kind);
+// The median over the recorded launches of `kernel` of the span from the first block's entry to
+// the last block's last stamp (us): the kernel's duration on the device clock. 0 when none recorded.
+double ll_trace_span_us(Buffer& buffer, LlKernel kernel);
 
 }  // namespace epcomm::bench

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "bench/require.hpp"
 #include "bench/stats.hpp"
-#include "core/check.hpp"
 
 namespace epcomm::bench {
 
@@ -20,10 +20,10 @@ struct Launch {
 
 LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int ring, int blocks, int points,
                                   std::initializer_list<int> begin_points) {
-  EPCOMM_CHECK_ARG(ring >= 0 && blocks >= 0 && points >= 1 &&
-                       stamps.size() == static_cast<std::size_t>(ring) * blocks * points,
-                   "stamps: expected ring x blocks x points = ", ring, " x ", blocks, " x ", points,
-                   " values, got ", stamps.size());
+  BENCH_CHECK_ARG(ring >= 0 && blocks >= 0 && points >= 1 &&
+                      stamps.size() == static_cast<std::size_t>(ring) * blocks * points,
+                  "stamps: expected ring x blocks x points = ", ring, " x ", blocks, " x ", points,
+                  " values, got ", stamps.size());
   std::vector<Launch> launches;
   for (int r = 0; r < ring; ++r) {
     const std::uint64_t* slot = stamps.data() + static_cast<std::size_t>(r) * blocks * points;
@@ -74,6 +74,15 @@ LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int 
     s.last_us = median(last);
   }
   return summary;
+}
+
+LlTraceSummary summarize_ll_trace(const LlTrace& trace) {
+  if (trace.empty()) return {};
+  const int entry = trace.point("entry"), recv_entry = trace.point("recv-entry");
+  BENCH_CHECK_ARG(entry >= 0 && recv_entry >= 0, "trace: expected the points entry and recv-entry, got ",
+                  trace.points.size(), " points without them");
+  return summarize_ll_trace(trace.stamps, trace.ring, trace.blocks, static_cast<int>(trace.points.size()),
+                            {entry, recv_entry});
 }
 
 }  // namespace epcomm::bench

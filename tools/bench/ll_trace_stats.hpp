@@ -1,10 +1,12 @@
-// The statistics of a low-latency phase trace (bench/ll_trace.hpp): host-only, so CPU tests cover
-// them.
+// The statistics of a low-latency phase trace (epcomm/ll_trace.hpp, bench/ll_trace.hpp): host-only,
+// so CPU tests cover them.
 #pragma once
 
 #include <cstdint>
 #include <initializer_list>
 #include <vector>
+
+#include "epcomm/ll_trace.hpp"
 
 namespace epcomm::bench {
 
@@ -27,5 +29,9 @@ struct LlTraceSummary {
 // stamp of any block, and stamps before it (left by an older launch) are ignored.
 LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int ring, int blocks, int points,
                                   std::initializer_list<int> begin_points);
+
+// The same for a Buffer's trace: a launch begins at its "entry" or "recv-entry" stamps. An empty
+// trace has no launch; one without either point is refused (epcomm::Error).
+LlTraceSummary summarize_ll_trace(const LlTrace& trace);
 
 }  // namespace epcomm::bench

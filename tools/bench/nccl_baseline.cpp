@@ -6,10 +6,10 @@
 #include <memory>
 
 #include "bench/compare.hpp"
+#include "bench/cuda.hpp"
 #include "bench/ht_check.hpp"
 #include "bench/nccl_baseline_kernels.cuh"
 #include "bench/poison_device.hpp"
-#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 
@@ -27,8 +27,8 @@ NcclBaseline::NcclBaseline(NcclComm& comm, const Workload& workload, const Devic
       num_tokens_(workload.num_tokens),
       hidden_(workload.hidden) {
   validate(workload, num_ranks_);
-  EPCOMM_CHECK_ARG(inputs.num_tokens == num_tokens_ && inputs.hidden == hidden_, "inputs: expected [",
-                   num_tokens_, ", ", hidden_, "], given [", inputs.num_tokens, ", ", inputs.hidden, "]");
+  BENCH_CHECK_ARG(inputs.num_tokens == num_tokens_ && inputs.hidden == hidden_, "inputs: expected [",
+                  num_tokens_, ", ", hidden_, "], given [", inputs.num_tokens, ", ", inputs.hidden, "]");
   const auto R = static_cast<std::size_t>(num_ranks_);
   const auto T = static_cast<std::size_t>(num_tokens_);
   mask_ = DeviceBuffer(R * T * kI32);
@@ -36,7 +36,7 @@ NcclBaseline::NcclBaseline(NcclComm& comm, const Workload& workload, const Devic
   send_pos_ = DeviceBuffer(T * R * kI32);
   src_token_ = DeviceBuffer(R * T * kI32);
   counts_ = DeviceBuffer(2 * R * kI32);
-  host_counts_ = MappedHostBuffer(2 * R * kI32);
+  host_counts_ = PinnedHostBuffer(2 * R * kI32);
   exclusive_scan(nullptr, scan_temp_bytes_, nullptr, nullptr, static_cast<int64_t>(R * T), nullptr);
   scan_temp_ = DeviceBuffer(scan_temp_bytes_);
 
@@ -79,16 +79,16 @@ void NcclBaseline::route(cudaStream_t stream) {
 void NcclBaseline::exchange_counts(cudaStream_t stream) {
   int32_t* send_counts = counts_.as<int32_t>();
   int32_t* recv_counts = send_counts + num_ranks_;
-  EPCOMM_NCCL_CHECK(ncclGroupStart());
+  BENCH_NCCL(ncclGroupStart());
   for (int peer = 0; peer < num_ranks_; ++peer) {
-    EPCOMM_NCCL_CHECK(ncclSend(send_counts + peer, 1, ncclInt32, peer, comm_.get(), stream));
-    EPCOMM_NCCL_CHECK(ncclRecv(recv_counts + peer, 1, ncclInt32, peer, comm_.get(), stream));
+    BENCH_NCCL(ncclSend(send_counts + peer, 1, ncclInt32, peer, comm_.get(), stream));
+    BENCH_NCCL(ncclRecv(recv_counts + peer, 1, ncclInt32, peer, comm_.get(), stream));
   }
-  EPCOMM_NCCL_CHECK(ncclGroupEnd());
+  BENCH_NCCL(ncclGroupEnd());
   // NOTE: the baseline's host synchronisation (Megatron's alltoall dispatcher does the same).
-  EPCOMM_CUDA_CHECK(
+  BENCH_CUDA(
       cudaMemcpyAsync(host_counts_.host(), counts_.get(), counts_.bytes(), cudaMemcpyDeviceToHost, stream));
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  BENCH_CUDA(cudaStreamSynchronize(stream));
 
   const int32_t* host = static_cast<const int32_t*>(host_counts_.host());
   send_counts_.assign(host, host + num_ranks_);
@@ -97,7 +97,7 @@ void NcclBaseline::exchange_counts(cudaStream_t stream) {
     send_offsets_[peer + 1] = send_offsets_[peer] + send_counts_[peer];
     recv_offsets_[peer + 1] = recv_offsets_[peer] + recv_counts_[peer];
   }
-  EPCOMM_REQUIRE(
+  BENCH_REQUIRE(
       send_offsets_.back() <= num_tokens_ * num_ranks_ && recv_offsets_.back() <= num_tokens_ * num_ranks_,
       ErrorCategory::kInternal, "baseline counts exceed the worst case: send ", send_offsets_.back(),
       ", receive ", recv_offsets_.back(), ", capacity ", num_tokens_ * num_ranks_);
@@ -110,18 +110,18 @@ void NcclBaseline::all_to_all_v(const void* send, const std::vector<int64_t>& se
                                 cudaStream_t stream) {
   const auto* src = static_cast<const uint8_t*>(send);
   auto* dst = static_cast<uint8_t*>(recv);
-  EPCOMM_NCCL_CHECK(ncclGroupStart());
+  BENCH_NCCL(ncclGroupStart());
   for (int peer = 0; peer < num_ranks_; ++peer) {
     if (send_counts[peer] > 0)
-      EPCOMM_NCCL_CHECK(ncclSend(src + send_offsets[peer] * row_bytes,
-                                 static_cast<std::size_t>(send_counts[peer] * row_bytes), ncclUint8, peer,
-                                 comm_.get(), stream));
+      BENCH_NCCL(ncclSend(src + send_offsets[peer] * row_bytes,
+                          static_cast<std::size_t>(send_counts[peer] * row_bytes), ncclUint8, peer,
+                          comm_.get(), stream));
     if (recv_counts[peer] > 0)
-      EPCOMM_NCCL_CHECK(ncclRecv(dst + recv_offsets[peer] * row_bytes,
-                                 static_cast<std::size_t>(recv_counts[peer] * row_bytes), ncclUint8, peer,
-                                 comm_.get(), stream));
+      BENCH_NCCL(ncclRecv(dst + recv_offsets[peer] * row_bytes,
+                          static_cast<std::size_t>(recv_counts[peer] * row_bytes), ncclUint8, peer,
+                          comm_.get(), stream));
   }
-  EPCOMM_NCCL_CHECK(ncclGroupEnd());
+  BENCH_NCCL(ncclGroupEnd());
 }
 
 void NcclBaseline::dispatch(Dtype dtype, cudaStream_t stream) {
@@ -150,14 +150,14 @@ void NcclBaseline::dispatch(Dtype dtype, cudaStream_t stream) {
 
 void NcclBaseline::exchange_rows(Dtype dtype, cudaStream_t stream) {
   Rows& r = rows(dtype);
-  EPCOMM_REQUIRE(r.dispatched, ErrorCategory::kInternal, "exchange_rows(", to_string(dtype),
-                 ") before any dispatch of that dtype");
+  BENCH_REQUIRE(r.dispatched, ErrorCategory::kInternal, "exchange_rows(", to_string(dtype),
+                ") before any dispatch of that dtype");
   all_to_all_v(r.send.get(), send_counts_, send_offsets_, r.recv.get(), recv_counts_, recv_offsets_,
                r.row_bytes, stream);
 }
 
 void NcclBaseline::combine(cudaStream_t stream) {
-  EPCOMM_REQUIRE(bf16_.dispatched, ErrorCategory::kInternal, "combine before any BF16 dispatch");
+  BENCH_REQUIRE(bf16_.dispatched, ErrorCategory::kInternal, "combine before any BF16 dispatch");
   // The received rows go back to where they came from; they land in send-buffer order.
   all_to_all_v(bf16_.recv.get(), recv_counts_, recv_offsets_, back_.get(), send_counts_, send_offsets_,
                bf16_.row_bytes, stream);
@@ -187,8 +187,7 @@ bool NcclBaseline::check_dispatch(Dtype dtype, const ExpectedHt& expected) const
   const ref::HtRankOutput& e = fp8 ? expected.dispatch_fp8 : expected.dispatch_bf16;
   const int64_t num_rows = r.dispatched ? total_recv_rows() : 0;
   std::vector<uint8_t> got(static_cast<std::size_t>(num_rows * r.row_bytes));
-  if (!got.empty())
-    EPCOMM_CUDA_CHECK(cudaMemcpy(got.data(), r.recv.get(), got.size(), cudaMemcpyDeviceToHost));
+  if (!got.empty()) BENCH_CUDA(cudaMemcpy(got.data(), r.recv.get(), got.size(), cudaMemcpyDeviceToHost));
 
   // BF16 rows are recv_x rows; FP8 rows [hidden payload bytes | num_scales fp32] are split into
   // recv_x and the row-major recv_x_scales.
@@ -215,8 +214,7 @@ bool NcclBaseline::check_dispatch(Dtype dtype, const ExpectedHt& expected) const
 bool NcclBaseline::check_combine(const ExpectedHt& expected) const {
   HtCombineOutputs got;
   got.x.resize(static_cast<std::size_t>(num_tokens_ * hidden_));
-  EPCOMM_CUDA_CHECK(
-      cudaMemcpy(got.x.data(), out_.get(), got.x.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+  BENCH_CUDA(cudaMemcpy(got.x.data(), out_.get(), got.x.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
   return report_verdict(check_ht_combine(got, expected, /*with_topk_weights=*/false, "nccl"), comm_.rank());
 }
 

@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "bench/bench_op.hpp"
+#include "bench/cuda.hpp"
 #include "bench/device_inputs.hpp"
 #include "bench/expected.hpp"
 #include "bench/nccl_comm.hpp"
 #include "bench/workload.hpp"
-#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 
@@ -75,7 +75,7 @@ class NcclBaseline {
   DeviceBuffer counts_;     // [2R] int32: send counts, then received counts
   DeviceBuffer scan_temp_;
   std::size_t scan_temp_bytes_ = 0;
-  MappedHostBuffer host_counts_;  // [2R] int32, pinned
+  PinnedHostBuffer host_counts_;  // [2R] int32, pinned
 
   // Host copies of the last count exchange, in rows; offsets have R + 1 entries.
   std::vector<int64_t> send_counts_, recv_counts_, send_offsets_, recv_offsets_;

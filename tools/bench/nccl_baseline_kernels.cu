@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cub/device/device_scan.cuh>
 
+#include "bench/cuda.hpp"
 #include "bench/nccl_baseline_kernels.cuh"
-#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 
@@ -102,25 +102,25 @@ bool aligned16(const void* p) {
 void launch_route(const RouteArgs& args, cudaStream_t stream) {
   if (args.num_tokens == 0) return;
   route_kernel<<<blocks_for(args.num_tokens, kThreads), kThreads, 0, stream>>>(args);
-  EPCOMM_CUDA_CHECK_LAUNCH();
+  BENCH_CUDA(cudaGetLastError());
 }
 
 void exclusive_scan(void* temp, std::size_t& temp_bytes, const int32_t* in, int32_t* out, int64_t count,
                     cudaStream_t stream) {
-  EPCOMM_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp, temp_bytes, in, out, count, stream));
+  BENCH_CUDA(cub::DeviceScan::ExclusiveSum(temp, temp_bytes, in, out, count, stream));
 }
 
 void launch_positions(const PositionArgs& args, cudaStream_t stream) {
   const int64_t total = args.num_tokens * args.num_ranks;
   if (total == 0) return;
   positions_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream>>>(args);
-  EPCOMM_CUDA_CHECK_LAUNCH();
+  BENCH_CUDA(cudaGetLastError());
 }
 
 void launch_gather(const GatherArgs& args, cudaStream_t stream) {
-  EPCOMM_CHECK_ARG(args.payload_bytes % 4 == 0 && args.send_row_bytes % 4 == 0,
-                   "gather: payload_bytes and send_row_bytes must be multiples of 4, given ",
-                   args.payload_bytes, " and ", args.send_row_bytes);
+  BENCH_CHECK_ARG(args.payload_bytes % 4 == 0 && args.send_row_bytes % 4 == 0,
+                  "gather: payload_bytes and send_row_bytes must be multiples of 4, given ",
+                  args.payload_bytes, " and ", args.send_row_bytes);
   if (args.num_rows == 0) return;
   const int blocks = static_cast<int>(std::min<int64_t>(args.num_rows, kMaxBlocks));
   const bool wide = args.payload_bytes % 16 == 0 && args.send_row_bytes % 16 == 0 && aligned16(args.x) &&
@@ -130,15 +130,15 @@ void launch_gather(const GatherArgs& args, cudaStream_t stream) {
   } else {
     gather_kernel<uint32_t><<<blocks, kThreads, 0, stream>>>(args);
   }
-  EPCOMM_CUDA_CHECK_LAUNCH();
+  BENCH_CUDA(cudaGetLastError());
 }
 
 void launch_combine(const CombineArgs& args, cudaStream_t stream) {
-  EPCOMM_CHECK_ARG(args.hidden % 8 == 0, "combine: hidden must be a multiple of 8, given ", args.hidden);
+  BENCH_CHECK_ARG(args.hidden % 8 == 0, "combine: hidden must be a multiple of 8, given ", args.hidden);
   if (args.num_tokens == 0) return;
   const int blocks = static_cast<int>(std::min<int64_t>(args.num_tokens, kMaxBlocks));
   combine_kernel<<<blocks, kThreads, 0, stream>>>(args);
-  EPCOMM_CUDA_CHECK_LAUNCH();
+  BENCH_CUDA(cudaGetLastError());
 }
 
 }  // namespace epcomm::bench

@@ -3,24 +3,24 @@
 #include <cstdio>
 #include <string>
 
-#include "core/check.hpp"
+#include "bench/require.hpp"
 
 namespace epcomm::bench {
 
 void raise_nccl(ncclResult_t status, ncclComm_t comm, const char* call, const char* file, int line) {
   const char* last = ncclGetLastError(comm);
-  detail::raise(ErrorCategory::kNccl,
-                detail::concat(call, " failed: ", ncclGetErrorString(status), " (ncclResult_t ",
-                               static_cast<int>(status), ")",
-                               last != nullptr && *last != '\0' ? std::string("; last error: ") + last : ""),
-                file, line);
+  throw Error(
+      ErrorCategory::kNccl,
+      concat(call, " failed: ", ncclGetErrorString(status), " (ncclResult_t ", static_cast<int>(status), ")",
+             last != nullptr && *last != '\0' ? std::string("; last error: ") + last : ""),
+      file, line);
 }
 
 NcclComm::NcclComm(Bootstrap& bootstrap) : rank_(bootstrap.rank()), size_(bootstrap.size()) {
   ncclUniqueId id{};
-  if (rank_ == 0) EPCOMM_NCCL_CHECK(ncclGetUniqueId(&id));
+  if (rank_ == 0) BENCH_NCCL(ncclGetUniqueId(&id));
   bootstrap.broadcast(&id, sizeof id, 0);
-  EPCOMM_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+  BENCH_NCCL(ncclCommInitRank(&comm_, size_, id, rank_));
 }
 
 NcclComm::~NcclComm() {

@@ -12,11 +12,11 @@ namespace epcomm::bench {
 
 // Every NCCL status is checked; a failure becomes epcomm::Error (category kNccl) naming the call,
 // NCCL's error string and its last error message.
-#define EPCOMM_NCCL_CHECK(call)                                                             \
-  do {                                                                                      \
-    const ncclResult_t epcomm_nccl_status_ = (call);                                        \
-    if (epcomm_nccl_status_ != ncclSuccess)                                                 \
-      ::epcomm::bench::raise_nccl(epcomm_nccl_status_, nullptr, #call, __FILE__, __LINE__); \
+#define BENCH_NCCL(call)                                                                   \
+  do {                                                                                     \
+    const ncclResult_t bench_nccl_status_ = (call);                                        \
+    if (bench_nccl_status_ != ncclSuccess)                                                 \
+      ::epcomm::bench::raise_nccl(bench_nccl_status_, nullptr, #call, __FILE__, __LINE__); \
   } while (0)
 
 // One communicator over the bootstrap's ranks (the unique id travels by bootstrap broadcast).

@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "bench/cuda.hpp"
 #include "bench/poison_device.hpp"
-#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 
@@ -25,7 +25,7 @@ void poison_bytes(void* data, std::size_t bytes, cudaStream_t stream) {
   const auto n = static_cast<int64_t>(bytes);
   const auto blocks = static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, kMaxBlocks));
   poison_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<uint8_t*>(data), n);
-  EPCOMM_CUDA_CHECK(cudaGetLastError());
+  BENCH_CUDA(cudaGetLastError());
 }
 
 }  // namespace epcomm::bench

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/check.hpp"
+#include "bench/require.hpp"
 
 #ifndef EPCOMM_BENCH_GIT_COMMIT
 #define EPCOMM_BENCH_GIT_COMMIT ""
@@ -292,10 +292,10 @@ std::string join_command(int argc, const char* const* argv) {
 
 void write_text_file(const std::string& path, const std::string& text) {
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  EPCOMM_CHECK_ARG(file.good(), "output file '", path, "': cannot open it for writing");
+  BENCH_CHECK_ARG(file.good(), "output file '", path, "': cannot open it for writing");
   file << text;
   file.close();
-  EPCOMM_CHECK_ARG(!file.fail(), "output file '", path, "': writing failed");
+  BENCH_CHECK_ARG(!file.fail(), "output file '", path, "': writing failed");
 }
 
 }  // namespace epcomm::bench

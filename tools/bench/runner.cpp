@@ -3,10 +3,10 @@
 #include <cstdio>
 #include <exception>
 
+#include "bench/cuda.hpp"
 #include "bench/poison_device.hpp"
 #include "bench/stats.hpp"
 #include "epcomm/error.hpp"
-#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 
@@ -20,14 +20,14 @@ bool checked_call(Session& session, DeviceInputs& inputs, BenchOp& op, cudaStrea
     inputs.load(InputSet::kCheck, stream);
     if (op.setup) op.setup(stream);
     if (op.poison) op.poison(stream);
-    EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+    BENCH_CUDA(cudaDeviceSynchronize());
     // NOTE: every rank's poison is in place before any peer's checked call writes into it.
     session.bootstrap().barrier();
     {
       const ArmedPoison armed(*session.allocator());
       op.run(stream);
     }
-    EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+    BENCH_CUDA(cudaDeviceSynchronize());
     ok = op.check();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "epcomm-bench: rank %d: checked call of %s %s %s threw: %s\n", session.rank(),
@@ -62,9 +62,9 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
   bool ran = true;
   try {
     if (op.setup) op.setup(stream);
-    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+    BENCH_CUDA(cudaStreamSynchronize(stream));
     timing = time_calls(bootstrap, op.run, stream, settings.timing, flusher);
-    EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+    BENCH_CUDA(cudaDeviceSynchronize());
   } catch (const Error& e) {
     std::fprintf(stderr, "epcomm-bench: rank %d: %s %s %s threw: %s\n", session.rank(), op.impl.c_str(),
                  op.op.c_str(), op.dtype.c_str(), e.what());

@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "core/check.hpp"
+#include "bench/require.hpp"
 
 namespace epcomm::bench {
 
 double median(std::vector<double> samples) {
-  EPCOMM_CHECK_ARG(!samples.empty(), "median: expected at least one sample, given none");
+  BENCH_CHECK_ARG(!samples.empty(), "median: expected at least one sample, given none");
   const std::size_t n = samples.size();
   const auto mid = samples.begin() + static_cast<std::ptrdiff_t>(n / 2);
   std::nth_element(samples.begin(), mid, samples.end());

@@ -2,20 +2,20 @@
 
 #include <vector>
 
+#include "bench/cuda.hpp"
 #include "bench/stats.hpp"
-#include "core/cuda_check.hpp"
 
 namespace epcomm::bench {
 
 void L2Flusher::flush(cudaStream_t stream) {
-  EPCOMM_CUDA_CHECK(cudaMemsetAsync(buffer_.get(), 0, buffer_.bytes(), stream));
+  BENCH_CUDA(cudaMemsetAsync(buffer_.get(), 0, buffer_.bytes(), stream));
 }
 
 Timing time_calls(Bootstrap& bootstrap, const std::function<void(cudaStream_t)>& call, cudaStream_t stream,
                   const TimingOptions& options, L2Flusher& flusher) {
-  EPCOMM_CHECK_ARG(options.iters >= 1, "iters: expected >= 1, given ", options.iters);
+  BENCH_CHECK_ARG(options.iters >= 1, "iters: expected >= 1, given ", options.iters);
   for (int i = 0; i < options.warmup; ++i) call(stream);
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  BENCH_CUDA(cudaStreamSynchronize(stream));
   bootstrap.barrier();
 
   std::vector<Event> starts;
@@ -32,12 +32,12 @@ Timing time_calls(Bootstrap& bootstrap, const std::function<void(cudaStream_t)>&
     call(stream);
     stops[i].record(stream);
   }
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  BENCH_CUDA(cudaStreamSynchronize(stream));
 
   std::vector<double> us(options.iters);
   for (int i = 0; i < options.iters; ++i) {
     float ms = 0;
-    EPCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, starts[i].get(), stops[i].get()));
+    BENCH_CUDA(cudaEventElapsedTime(&ms, starts[i].get(), stops[i].get()));
     us[i] = static_cast<double>(ms) * 1e3;
   }
   Timing t;

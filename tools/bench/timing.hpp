@@ -7,8 +7,8 @@
 #include <cstddef>
 #include <functional>
 
+#include "bench/cuda.hpp"
 #include "epcomm/bootstrap.hpp"
-#include "core/cuda_raii.hpp"
 
 namespace epcomm::bench {
 

@@ -10,8 +10,10 @@ bool same(const CombineSchedule& a, const CombineSchedule& b) {
 }  // namespace
 
 std::vector<CombineVariant> combine_variants(const CombineSchedule& own) {
-  const CombineVariant all[] = {
-      {"epcomm-push", {0}}, {"epcomm-pull", {1}}, {"epcomm-pull-ce", {2}}, {"epcomm-push-ce", {0, kBenchCopyChunks}}};
+  const CombineVariant all[] = {{"epcomm-push", {0}},
+                                {"epcomm-pull", {1}},
+                                {"epcomm-pull-ce", {2}},
+                                {"epcomm-push-ce", {0, kBenchCopyChunks}}};
   std::vector<CombineVariant> variants{{"epcomm", own}};
   for (const CombineVariant& v : all)
     if (!same(v.schedule, own)) variants.push_back(v);

@@ -9,7 +9,7 @@
 namespace epcomm::bench {
 
 struct CombineSchedule {
-  int pull = 0;         // HtOptions::combine: 0 push; the owners read staged rows: 1 by SMs, 2 by the copy engine
+  int pull = 0;  // HtOptions::combine: 0 push; the owners read staged rows: 1 by SMs, 2 by the copy engine
   int copy_chunks = 0;  // HtOptions::combine_copy_chunks: > 0, the copy engine pushes (pull unused)
 };
 

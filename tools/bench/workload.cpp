@@ -6,8 +6,8 @@
 #include <numeric>
 #include <random>
 
+#include "bench/require.hpp"
 #include "epcomm/low_latency.hpp"
-#include "core/check.hpp"
 
 namespace epcomm::bench {
 
@@ -87,19 +87,19 @@ std::vector<Workload> workloads_named(const std::string& name) {
   }
   std::string known;
   for (const auto& n : workload_names()) known += (known.empty() ? "" : ", ") + n;
-  EPCOMM_CHECK_ARG(false, "workload: expected one of ", known, " or all; given '", name, "'");
+  BENCH_CHECK_ARG(false, "workload: expected one of ", known, " or all; given '", name, "'");
   return {};
 }
 
 void validate(const Workload& w, int num_ranks) {
-  EPCOMM_CHECK_ARG(num_ranks >= 1, "num_ranks: expected >= 1, given ", num_ranks);
-  EPCOMM_CHECK_ARG(w.num_tokens >= 1, w.name, ": num_tokens: expected >= 1, given ", w.num_tokens);
-  EPCOMM_CHECK_ARG(w.hidden > 0 && w.hidden % ref::kFp8BlockSize == 0, w.name,
-                   ": hidden: expected a positive multiple of ", ref::kFp8BlockSize, ", given ", w.hidden);
-  EPCOMM_CHECK_ARG(w.num_experts % num_ranks == 0, w.name, ": num_experts (", w.num_experts,
-                   ") must be divisible by the number of ranks (", num_ranks, ")");
-  EPCOMM_CHECK_ARG(w.num_topk >= 1 && w.num_topk <= w.num_experts, w.name,
-                   ": num_topk: expected 1..num_experts (", w.num_experts, "), given ", w.num_topk);
+  BENCH_CHECK_ARG(num_ranks >= 1, "num_ranks: expected >= 1, given ", num_ranks);
+  BENCH_CHECK_ARG(w.num_tokens >= 1, w.name, ": num_tokens: expected >= 1, given ", w.num_tokens);
+  BENCH_CHECK_ARG(w.hidden > 0 && w.hidden % ref::kFp8BlockSize == 0, w.name,
+                  ": hidden: expected a positive multiple of ", ref::kFp8BlockSize, ", given ", w.hidden);
+  BENCH_CHECK_ARG(w.num_experts % num_ranks == 0, w.name, ": num_experts (", w.num_experts,
+                  ") must be divisible by the number of ranks (", num_ranks, ")");
+  BENCH_CHECK_ARG(w.num_topk >= 1 && w.num_topk <= w.num_experts, w.name,
+                  ": num_topk: expected 1..num_experts (", w.num_experts, "), given ", w.num_topk);
 }
 
 Workload make_custom_workload(const CustomShape& shape) {
@@ -107,21 +107,21 @@ Workload make_custom_workload(const CustomShape& shape) {
   const int64_t max_tokens = ll ? kLlMaxTokensPerRank : kMaxCustomTokens;
   const int64_t max_hidden = ll ? kLlMaxHidden : kMaxCustomHidden;
   const char* mode = ll ? " in low-latency mode" : "";
-  EPCOMM_CHECK_ARG(shape.num_tokens >= 1 && shape.num_tokens <= max_tokens, "--tokens: expected 1..",
-                   max_tokens, mode, ", given ", shape.num_tokens);
+  BENCH_CHECK_ARG(shape.num_tokens >= 1 && shape.num_tokens <= max_tokens, "--tokens: expected 1..",
+                  max_tokens, mode, ", given ", shape.num_tokens);
   // NOTE: both modes move FP8 rows with one fp32 scale per block of 128 channels.
-  EPCOMM_CHECK_ARG(shape.hidden >= ref::kFp8BlockSize && shape.hidden <= max_hidden &&
-                       shape.hidden % ref::kFp8BlockSize == 0,
-                   "--hidden: expected a multiple of ", ref::kFp8BlockSize, " (one FP8 scale per ",
-                   ref::kFp8BlockSize, " channels) in ", ref::kFp8BlockSize, "..", max_hidden, mode,
-                   ", given ", shape.hidden);
-  EPCOMM_CHECK_ARG(shape.num_experts >= 1 && shape.num_experts <= kMaxCustomExperts,
-                   "--experts: expected 1..", kMaxCustomExperts, ", given ", shape.num_experts);
+  BENCH_CHECK_ARG(shape.hidden >= ref::kFp8BlockSize && shape.hidden <= max_hidden &&
+                      shape.hidden % ref::kFp8BlockSize == 0,
+                  "--hidden: expected a multiple of ", ref::kFp8BlockSize, " (one FP8 scale per ",
+                  ref::kFp8BlockSize, " channels) in ", ref::kFp8BlockSize, "..", max_hidden, mode,
+                  ", given ", shape.hidden);
+  BENCH_CHECK_ARG(shape.num_experts >= 1 && shape.num_experts <= kMaxCustomExperts, "--experts: expected 1..",
+                  kMaxCustomExperts, ", given ", shape.num_experts);
   const int max_topk = ll ? std::min(kLlMaxTopk, shape.num_experts) : shape.num_experts;
-  EPCOMM_CHECK_ARG(shape.num_topk >= 1 && shape.num_topk <= max_topk, "--topk: expected 1..", max_topk,
-                   " (at most --experts",
-                   ll ? ", and " + std::to_string(kLlMaxTopk) + " in low-latency mode" : std::string(),
-                   "), given ", shape.num_topk);
+  BENCH_CHECK_ARG(shape.num_topk >= 1 && shape.num_topk <= max_topk, "--topk: expected 1..", max_topk,
+                  " (at most --experts",
+                  ll ? ", and " + std::to_string(kLlMaxTopk) + " in low-latency mode" : std::string(),
+                  "), given ", shape.num_topk);
   Workload w;
   w.name = "custom-t" + std::to_string(shape.num_tokens) + "-h" + std::to_string(shape.hidden) + "-k" +
            std::to_string(shape.num_topk) + "-e" + std::to_string(shape.num_experts) +
@@ -236,16 +236,16 @@ RankInputs make_rank_inputs(const Workload& w, int num_ranks, int rank_idx, Inpu
 Traffic compute_traffic(const Workload& w, const std::vector<RankRouting>& routings, int rank_idx) {
   const int num_ranks = static_cast<int>(routings.size());
   validate(w, num_ranks);
-  EPCOMM_CHECK_ARG(rank_idx >= 0 && rank_idx < num_ranks, "rank_idx: expected 0..", num_ranks - 1, ", given ",
-                   rank_idx);
+  BENCH_CHECK_ARG(rank_idx >= 0 && rank_idx < num_ranks, "rank_idx: expected 0..", num_ranks - 1, ", given ",
+                  rank_idx);
   const int num_local_experts = w.num_experts / num_ranks;
   const int k = w.num_topk;
   Traffic tr;
   std::vector<char> reaches(num_ranks);
   for (int src = 0; src < num_ranks; ++src) {
     const auto& topk_idx = routings[src].topk_idx;
-    EPCOMM_CHECK_ARG(static_cast<int64_t>(topk_idx.size()) == w.num_tokens * k, "routings[", src,
-                     "].topk_idx: expected ", w.num_tokens * k, " entries, given ", topk_idx.size());
+    BENCH_CHECK_ARG(static_cast<int64_t>(topk_idx.size()) == w.num_tokens * k, "routings[", src,
+                    "].topk_idx: expected ", w.num_tokens * k, " entries, given ", topk_idx.size());
     for (int64_t t = 0; t < w.num_tokens; ++t) {
       std::fill(reaches.begin(), reaches.end(), 0);
       for (int slot = 0; slot < k; ++slot) {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::bench {
 
