@@ -1,4 +1,4 @@
-// epcomm-bench's results (tools/bench/report.hpp): JSON escaping and the BENCH.md shape (parsed
+// epcomm-bench's results (tools/bench/report.hpp): JSON escaping and the docs/benchmark.md shape (parsed
 // back), the table, CSV, the NCCL comparison, the efficiency gate and output paths.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// epcomm-bench's workloads (tools/bench/workload.hpp): the BENCH.md table, deterministic routing,
+// epcomm-bench's workloads (tools/bench/workload.hpp): the docs/benchmark.md table, deterministic routing,
 // the skew, the payload forms (FP8 scales column-major) and the traffic counts.
 #include <gtest/gtest.h>
 
@@ -65,7 +65,7 @@ TEST(BenchWorkload, ValidateRejectsExpertsNotDivisibleByRanks) {
   EXPECT_THROW(validate(bad, 2), Error);
 }
 
-// Issue 19 item 7: a custom shape gets BENCH.md's name and the same checks as a named workload.
+// Issue 19 item 7: a custom shape gets docs/benchmark.md's name and the same checks as a named workload.
 TEST(BenchWorkload, CustomShape) {
   const Workload w = make_custom_workload(
       {.num_tokens = 4096, .hidden = 7168, .num_topk = 8, .num_experts = 256, .routing = Routing::kRandom});

@@ -1,6 +1,6 @@
-// epcomm-bench: the benchmark of BENCH.md. One process per GPU, started by
+// epcomm-bench: the benchmark of docs/benchmark.md. One process per GPU, started by
 // `epcomm-run -n N epcomm-bench ...`; prints one nccl-tests-style table per workload (rank 0) and
-// writes the BENCH.md result files.
+// writes the docs/benchmark.md result files.
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 
@@ -92,8 +92,9 @@ int run(const Options& options, const BenchEnv& env, int argc, const char* const
   settings.timing = TimingOptions{options.warmup, options.iters};
   settings.check = options.check;
   if (lead && (options.warmup < 10 || options.iters < 50))
-    std::printf("# note: %d warm-up / %d timed calls is below the BENCH.md protocol (>= 10 / >= 50)\n",
-                options.warmup, options.iters);
+    std::printf(
+        "# note: %d warm-up / %d timed calls is below the docs/benchmark.md protocol (>= 10 / >= 50)\n",
+        options.warmup, options.iters);
 
   const Ceiling ceiling =
       measure_ceiling(*bootstrap, device, options.ceiling_mib * (std::size_t{1} << 20), settings.timing);

@@ -19,7 +19,7 @@ namespace epcomm::bench {
 
 struct BenchOp {
   std::string impl = "epcomm";  // "epcomm"; "nccl" (the baseline); "nccl-a2av" (its raw row exchange)
-  std::string op;               // BENCH.md: dispatch, combine, dispatch+combine, dispatch-send, ...
+  std::string op;               // docs/benchmark.md: dispatch, combine, dispatch+combine, dispatch-send, ...
   std::string dtype;            // "bf16" or "fp8"
   int num_sms = 0;              // SMs the op may use; 0 = not set by the benchmark
   int min_ranks = 1;            // on fewer ranks the op is skipped with a note

@@ -127,7 +127,7 @@ std::string usage() {
   os << "         [--warmup N] [--iters N] [--json PATH] [--csv PATH] [--no-check] [--sms LIST]\n";
   os << "         [--ce-chunks LIST] [--min-efficiency X] [--ceiling-mib N] [-h|--help]\n";
   os << "  Started once per GPU by `epcomm-run -n N epcomm-bench ...` (or torchrun); alone, one rank.\n";
-  os << "  Workloads and the result format: BENCH.md. Each flag may be given once.\n";
+  os << "  Workloads and the result format: docs/benchmark.md. Each flag may be given once.\n";
   os << "  --workload NAMES   ht-dsv3, ht-skew, ll-dsv3, ll-small (comma-separated) or all; default\n";
   os << "                     ht-dsv3, or none when a custom shape is given\n";
   os << "  --tokens N         custom shape: tokens per rank (ht: 1.." << kMaxCustomTokens << ", ll: 1.."
@@ -143,8 +143,8 @@ std::string usage() {
   os << "  --warmup N         untimed calls first, 0.." << kMaxWarmup
      << " (default 10, the protocol's minimum)\n";
   os << "  --iters N          timed calls, 1.." << kMaxIters << " (default 50, the protocol's minimum)\n";
-  os << "  --json PATH        BENCH.md result file ('{workload}' in PATH becomes the workload's name);\n";
-  os << "                     its folder must exist\n";
+  os << "  --json PATH        the result file ('{workload}' in PATH becomes the workload's name); its\n";
+  os << "                     folder must exist\n";
   os << "  --csv PATH         every row of every workload as CSV; its folder must exist\n";
   os << "  --no-check         skip the checked call and its comparison with the CPU reference\n";
   os << "  --sms LIST         SM budgets of epcomm's own ops (default 24,48,64)\n";

@@ -20,8 +20,8 @@ struct Options {
   std::vector<std::string> workloads = {"ht-dsv3"};  // resolved: "all" expands to every name; empty
                                                      // when only a custom workload runs
   std::optional<Workload> custom;        // --tokens --hidden --topk --experts [--routing] [--mode]
-  int warmup = 10;                       // BENCH.md: >= 10
-  int iters = 50;                        // BENCH.md: >= 50
+  int warmup = 10;                       // docs/benchmark.md: >= 10
+  int iters = 50;                        // docs/benchmark.md: >= 50
   std::string json_path;                 // empty: no JSON
   std::string csv_path;                  // empty: no CSV
   bool check = true;                     // compare every element with the CPU reference

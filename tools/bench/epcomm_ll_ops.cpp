@@ -1,7 +1,7 @@
 // epcomm's low-latency dispatch and combine as benchmark ops (workloads ll-dsv3, ll-small): one
 // low-latency Buffer per workload variant. Rows (impl "epcomm", num_sms 0: LL kernels size their
 // own grid):
-//   dispatch fp8          one whole call, BF16 in, cast to FP8 in the kernel (BENCH.md ll-dsv3)
+//   dispatch fp8          one whole call, BF16 in, cast to FP8 in the kernel (docs/benchmark.md ll-dsv3)
 //   combine bf16          one whole call on the outputs of one (untimed) dispatch
 //   dispatch+combine fp8  an FP8 dispatch and a BF16 combine back to back
 // Rows "epcomm-graph": the same dispatch / combine captured once in a CUDA graph and replayed
@@ -11,7 +11,7 @@
 // Byte counts: dispatch receives one row per (token, expert) pair on this rank (Traffic.recv_pairs)
 // of hidden + 4*hidden/128 bytes and sends each token once per destination rank other than its own
 // (Traffic.send_rows_remote; the selection lists every holder also gets are not counted). Combine:
-// logical recv_pairs BF16 rows (BENCH.md: its dispatch's count); wire: one float32 partial sum per
+// logical recv_pairs BF16 rows (docs/benchmark.md: its dispatch's count); wire: one float32 partial sum per
 // remote token received (Traffic.recv_rows_remote rows of hidden x 4 bytes).
 //
 // Split phases (return_recv_hook): the runner times each run() between two events on one stream,
@@ -354,7 +354,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
 
   std::vector<BenchOp> ops;
   const char* impl = nvshmem ? "epcomm-nvshmem" : "epcomm";
-  // EPCOMM_KERNEL_TIMING=1: the single-call rows also report the kernel alone (as BENCH.md quotes
+  // EPCOMM_KERNEL_TIMING=1: the single-call rows also report the kernel alone (as docs/benchmark.md quotes
   // the reference library), without the stream hand-offs and host work around it.
   const bool timing = st->buffer->last_kernel_us() >= 0;
   auto kernel_us = [st] { return st->buffer->last_kernel_us(); };

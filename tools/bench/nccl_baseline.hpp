@@ -1,12 +1,12 @@
-// The NCCL baseline of BENCH.md in C++: what a user writes instead of an EP library (the same as
-// shared/tools/nccl_a2a_baseline.py, with NCCL directly).
+// The NCCL baseline of docs/benchmark.md in C++: what a user writes instead of an EP library, with
+// NCCL directly.
 //
 // Dispatch: per-token destination ranks on the device (a token goes to a rank once if any of its
 // top-k experts lives there), per-rank counts, count exchange (all_to_all through grouped
 // ncclSend/ncclRecv), counts copied to the host (the host synchronisation), rows gathered into a
 // send buffer ordered by destination rank, then all_to_all_v of the rows. Received rows come out
-// ordered by source rank, then token: exactly the order of SPEC.md, so they compare bit-exactly with
-// the CPU reference. Combine: all_to_all_v back, then a float32 reduction into token order.
+// ordered by source rank, then token: exactly the order of docs/operations.md, so they compare bit-exactly
+// with the CPU reference. Combine: all_to_all_v back, then a float32 reduction into token order.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -1,4 +1,4 @@
-// Results: the printed nccl-tests-style table, the JSON file of BENCH.md "Result files", and CSV.
+// Results: the printed nccl-tests-style table, the JSON file of docs/benchmark.md ("Result format"), and CSV.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +13,7 @@ namespace epcomm::bench {
 // max-over-ranks median time (runner.cpp).
 struct ResultRow {
   std::string impl;   // "epcomm"; "nccl" (the baseline); "nccl-a2av" (the baseline's row exchange alone)
-  std::string op;     // BENCH.md: dispatch, combine, dispatch+combine, dispatch-send, ...
+  std::string op;     // docs/benchmark.md: dispatch, combine, dispatch+combine, dispatch-send, ...
   std::string dtype;  // "bf16" or "fp8"
   int num_sms = 0;    // 0: not set by the benchmark (NCCL chooses its own)
   int64_t tokens = 0;
@@ -47,7 +47,7 @@ struct RunReport {
 
 std::string json_escape(std::string_view text);  // the contents of a JSON string, without quotes
 std::string json_number(double value);           // "null" for NaN/inf; else up to 4 decimals, e.g. "355.0"
-std::string to_json(const RunReport& report);    // BENCH.md shape (rows carry "impl" in addition)
+std::string to_json(const RunReport& report);    // docs/benchmark.md shape (rows carry "impl" in addition)
 std::string format_table(const RunReport& report);
 std::string csv_header();
 std::string to_csv_rows(const RunReport& report);  // one line per row, the run's fields repeated

@@ -1,4 +1,4 @@
-// The statistics of BENCH.md: median per rank, then the worst (max) over ranks.
+// The statistics of docs/benchmark.md: median per rank, then the worst (max) over ranks.
 #pragma once
 
 #include <vector>

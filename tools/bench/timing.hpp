@@ -1,4 +1,4 @@
-// Timing one call the way BENCH.md asks: warm-up, L2 flush, CUDA events around each timed call,
+// Timing one call the way docs/benchmark.md asks: warm-up, L2 flush, CUDA events around each timed call,
 // median per rank, max over ranks.
 #pragma once
 
@@ -20,7 +20,7 @@ struct TimingOptions {
 // Evicts the L2 cache by writing a dedicated buffer much larger than it (H100/H200: 50 MiB of L2).
 class L2Flusher {
  public:
-  static constexpr std::size_t kBytes = std::size_t{256} << 20;  // BENCH.md: write 256 MB
+  static constexpr std::size_t kBytes = std::size_t{256} << 20;  // docs/benchmark.md: write 256 MB
   L2Flusher() : buffer_(kBytes) {}
   void flush(cudaStream_t stream);
 

@@ -1,4 +1,4 @@
-// The benchmark workloads of BENCH.md and their deterministic per-rank inputs.
+// The benchmark workloads of docs/benchmark.md and their deterministic per-rank inputs.
 //
 // Every process can generate the inputs of ANY rank (seed = fixed base + rank), because the data
 // check computes the CPU reference of its own rank from all ranks' inputs. The random numbers come
@@ -21,7 +21,8 @@ enum class Dtype { kBf16, kFp8 };
 const char* to_string(Dtype dtype);
 
 struct Workload {
-  std::string name;  // the BENCH.md name ("ht-dsv3", "ht-skew", "ll-dsv3", "ll-small") or a custom one
+  std::string
+      name;  // the docs/benchmark.md name ("ht-dsv3", "ht-skew", "ll-dsv3", "ll-small") or a custom one
   Mode mode = Mode::kHighThroughput;
   Routing routing = Routing::kRandom;
   int64_t num_tokens = 0;  // per rank
@@ -79,7 +80,7 @@ inline constexpr int64_t kMaxCustomTokens = int64_t{1} << 20;  // per rank; x al
 inline constexpr int64_t kMaxCustomHidden = 65536;
 inline constexpr int kMaxCustomExperts = 65536;
 
-// The workload of a custom shape, named as BENCH.md says: custom-t<T>-h<H>-k<K>-e<E>-<uniform|skew>,
+// The workload of a custom shape, named as docs/benchmark.md says: custom-t<T>-h<H>-k<K>-e<E>-<uniform|skew>,
 // with "-ll" appended in low-latency mode. Throws epcomm::Error (invalid argument) naming the field
 // for a shape no rank count can run (hidden not a multiple of 128, top-k above the experts, a bound
 // above); experts divisible by the ranks is checked by validate() once the rank count is known.
