@@ -29,17 +29,35 @@ class EPCOMM_API Bootstrap {
 // TCP rendezvous: rank 0 listens on master_addr:master_port; the others connect to it.
 // Every operation fails with epcomm::Error (category kTimeout or kBootstrap) naming the rank that
 // did not answer, instead of hanging, once `timeout` has passed.
+//
+// Rank 0 admits only its own job: each rank's hello carries the job token, its rank and the world
+// size. A connection that presents another token, claims a rank out of range or already taken, has
+// another world size or protocol version, or sends anything but a well-formed hello (a stranger on
+// the port, a truncated or garbled message) is refused: logged as a warning, told why when it
+// listens (the refused process throws kBootstrap with the reason), closed; the group carries on and
+// completes once the real ranks arrive. If they do not arrive within `timeout`, rank 0's kTimeout
+// error also quotes the refusals (a duplicate RANK shows up there).
+// NOTE: the token tells jobs apart; it is not authentication. It travels in plain text, and any
+// process that can read a rank's environment or its traffic can present it.
 struct TcpBootstrapOptions {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   int rank = 0;
   int world_size = 1;
   std::chrono::milliseconds timeout{30000};
+  // The job's identity, equal on every rank, at most 256 bytes. Empty: EPCOMM_JOB_TOKEN when set
+  // (epcomm-run or the job's launcher sets one per job), else derived from what every rank of a
+  // torchrun-style launch shares: "epcomm:port=<master_port>:world=<world_size>", plus
+  // ":run=<TORCHELASTIC_RUN_ID>" when that is set. master_addr is left out on purpose: ranks may
+  // name rank 0's host differently ("localhost", an address, a host name). A derived token cannot
+  // tell apart two jobs of equal port and world size without a run id; set EPCOMM_JOB_TOKEN for that.
+  std::string job_token;
 };
 EPCOMM_API std::unique_ptr<Bootstrap> make_tcp_bootstrap(const TcpBootstrapOptions& options);
 
 // Reads torchrun's environment: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE (and the timeout from
-// EPCOMM_BOOTSTRAP_TIMEOUT_MS). Throws epcomm::Error naming the missing or malformed variable.
+// EPCOMM_BOOTSTRAP_TIMEOUT_MS); job_token as described above, filled in (EPCOMM_JOB_TOKEN, else
+// derived). Throws epcomm::Error naming the missing or malformed variable.
 EPCOMM_API TcpBootstrapOptions tcp_bootstrap_options_from_env();
 
 // The caller supplies the all-gather (for example torch.distributed's); broadcast and barrier are

@@ -1,13 +1,16 @@
-// The TCP bootstrap: a star around rank 0.
+// The TCP bootstrap: a star around rank 0. The frames are in bootstrap/tcp_wire.hpp.
 //
-// Protocol (every message is a frame: a 16-byte header {magic, kind, payload length}, big-endian,
-// then the payload):
-//   connect:    each rank r > 0 connects to rank 0 and sends kHello {version, r, world_size};
-//               once every rank arrived and checked out, rank 0 sends kWelcome to each.
+//   connect:    each rank r > 0 connects to rank 0 and sends kHello {version, r, world size, job
+//               token}. Rank 0 admits a hello only when it is well formed, of this protocol version,
+//               for this world size, for a rank in [1, world size) not yet arrived, with this job's
+//               token; any other connection (a stranger on the port, junk, a truncated hello, a
+//               duplicate rank, another job) is refused: logged, sent kAbort with the reason when
+//               it can take it, closed; the group carries on. Once every rank arrived, rank 0 sends
+//               kWelcome to each.
 //   all_gather: each rank r > 0 sends kData with its block; rank 0 receives all blocks at once
 //               (poll over every peer), then sends kData with the whole result to each rank.
-//   failure:    when rank 0 fails (a timeout, a size mismatch, a bad hello) it sends kAbort
-//               {category, message} to every peer it can still reach, then closes all sockets.
+//   failure:    when rank 0 fails (a timeout, a size mismatch) it sends kAbort {category, message}
+//               to every peer it can still reach, then closes all sockets.
 // NOTE: non-root ranks wait a grace period longer than rank 0 (report_grace()), so that rank 0's
 // report, which names the rank that is late, reaches them before their own timeout fires.
 // After any failure the bootstrap is unusable: frames would be out of step.
@@ -16,6 +19,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <list>
 #include <limits>
 #include <sstream>
 #include <vector>
@@ -27,6 +31,7 @@
 #include "core/env.hpp"
 #include "core/log.hpp"
 #include "bootstrap/socket.hpp"
+#include "bootstrap/tcp_wire.hpp"
 
 namespace epcomm {
 namespace {
@@ -38,45 +43,16 @@ using net::Deadline;
 using net::IoResult;
 using net::IoStatus;
 using std::chrono::milliseconds;
+using wire::FrameKind;
+using wire::kHeaderBytes;
 
-constexpr std::uint32_t kMagic = 0x45504342;  // "EPCB"
-constexpr std::uint32_t kProtocolVersion = 1;
-constexpr std::size_t kHeaderBytes = 16;
-constexpr std::size_t kHelloBytes = 12;            // version, rank, world size
-constexpr std::size_t kMaxAbortBytes = 64 * 1024;  // an abort report is a short text
-constexpr milliseconds kAbortSendBudget{200};      // rank 0's total effort to deliver reports
-constexpr milliseconds kAbortReadBudget{200};      // a peer's wait for a report after a reset
-constexpr std::size_t kMaxNamedRanks = 16;         // longer rank lists are abbreviated
-
-enum class FrameKind : std::uint32_t { kHello = 1, kWelcome = 2, kData = 3, kAbort = 4 };
-
-struct Header {
-  std::uint32_t magic = 0;
-  FrameKind kind = FrameKind::kData;
-  std::uint64_t length = 0;
-};
-using HeaderBytes = std::array<unsigned char, kHeaderBytes>;
-
-void put_be(unsigned char* p, std::uint64_t value, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i, value >>= 8) p[i] = static_cast<unsigned char>(value & 0xff);
-}
-std::uint64_t get_be(const unsigned char* p, int bytes) {
-  std::uint64_t value = 0;
-  for (int i = 0; i < bytes; ++i) value = (value << 8) | p[i];
-  return value;
-}
-
-HeaderBytes encode(FrameKind kind, std::uint64_t length) {
-  HeaderBytes h{};
-  put_be(h.data(), kMagic, 4);
-  put_be(h.data() + 4, static_cast<std::uint32_t>(kind), 4);
-  put_be(h.data() + 8, length, 8);
-  return h;
-}
-Header decode(const HeaderBytes& h) {
-  return Header{static_cast<std::uint32_t>(get_be(h.data(), 4)),
-                static_cast<FrameKind>(get_be(h.data() + 4, 4)), get_be(h.data() + 8, 8)};
-}
+constexpr milliseconds kAbortSendBudget{200};  // rank 0's total effort to deliver reports
+constexpr milliseconds kAbortReadBudget{200};  // a peer's wait for a report after a reset
+constexpr std::size_t kMaxNamedRanks = 16;     // longer rank lists are abbreviated
+constexpr std::size_t kMaxNamedRefusals = 4;   // refusals a timeout message quotes
+// Connections rank 0 holds while their hello is incomplete. A real rank sends its hello at once, so
+// when more wait, the oldest is refused to make room: strangers cannot exhaust rank 0's descriptors.
+constexpr std::size_t kMaxPendingHellos = 64;
 
 // Grace added to the deadlines of ranks > 0 (see the NOTE at the top).
 milliseconds report_grace(milliseconds timeout) {
@@ -91,40 +67,42 @@ std::string format_ranks(const std::vector<int>& ranks) {
   return os.str();
 }
 
+// The job's identity, when the options name none (see TcpBootstrapOptions::job_token).
+std::string resolve_job_token(const TcpBootstrapOptions& o) {
+  if (!o.job_token.empty()) return o.job_token;
+  if (auto token = env::raw("EPCOMM_JOB_TOKEN")) return *token;
+  std::string derived =
+      "epcomm:port=" + std::to_string(o.master_port) + ":world=" + std::to_string(o.world_size);
+  if (auto run = env::raw("TORCHELASTIC_RUN_ID")) derived += ":run=" + *run;
+  return derived;
+}
+
 // One frame arriving on a non-blocking socket, read in steps as data comes (rank 0 multiplexes).
+// NOTE: a hello's reader points into the same object's `hello`: such an Incoming never moves (rank
+// 0 keeps them in a std::list).
 struct Incoming {
   int fd = -1;
   int rank = -1;  // -1 until a hello names it
-  HeaderBytes head{};
-  std::size_t head_done = 0;
-  bool have_header = false;
-  unsigned char* payload = nullptr;  // set by the header callback
-  std::size_t payload_size = 0;
-  std::size_t payload_done = 0;
-  std::array<unsigned char, kHelloBytes> small{};  // payload storage for hellos
-
-  bool complete() const { return have_header && payload_done == payload_size; }
+  wire::FrameReader reader;
+  std::array<unsigned char, wire::kMaxHelloBytes> hello{};  // payload storage for hellos
 };
 
 // Reads what is available; calls on_header(in, header) once the header is complete, which must
-// set in.payload / in.payload_size (or throw).
+// name the payload's storage (in.reader.set_payload) or throw.
 template <typename OnHeader>
 IoResult read_available(Incoming& in, OnHeader&& on_header) {
-  if (!in.have_header) {
-    IoResult r = net::recv_some(in.fd, in.head.data() + in.head_done, kHeaderBytes - in.head_done);
-    in.head_done += r.done;
-    if (r.status != IoStatus::kOk || in.head_done < kHeaderBytes) return r;
-    in.have_header = true;
-    on_header(in, decode(in.head));
+  while (true) {
+    const std::span<unsigned char> room = in.reader.next();
+    const IoResult r = net::recv_some(in.fd, room.data(), room.size());
+    if (in.reader.advance(r.done)) on_header(in, in.reader.header());
+    if (r.status != IoStatus::kOk || r.done < room.size() || in.reader.complete()) return r;
   }
-  IoResult r = net::recv_some(in.fd, in.payload + in.payload_done, in.payload_size - in.payload_done);
-  in.payload_done += r.done;
-  return r;
 }
 
 class TcpBootstrap final : public Bootstrap {
  public:
   explicit TcpBootstrap(const TcpBootstrapOptions& options) : opt_(options) {
+    opt_.job_token = resolve_job_token(options);
     peers_.resize(static_cast<std::size_t>(opt_.world_size));
     clean_.assign(peers_.size(), true);
     if (opt_.world_size == 1) return;
@@ -175,13 +153,19 @@ class TcpBootstrap final : public Bootstrap {
     detail::raise(category, message, file, line);
   }
 
+  // A wire check that failed (a kBootstrap epcomm::Error) fails the bootstrap, prefixed by `op`.
+  template <typename Check>
+  void checked(const char* op, Check&& check) {
+    try {
+      check();
+    } catch (const Error& e) {
+      if (e.category() != ErrorCategory::kBootstrap) throw;
+      fail(e.category(), std::string(op) + ": " + e.message(), e.file(), e.line());
+    }
+  }
+
   void report_abort(ErrorCategory category, const std::string& message) {
-    const std::string text = message.substr(0, kMaxAbortBytes - 4);
-    std::vector<unsigned char> frame(kHeaderBytes + 4 + text.size());
-    const HeaderBytes h = encode(FrameKind::kAbort, 4 + text.size());
-    std::memcpy(frame.data(), h.data(), kHeaderBytes);
-    put_be(frame.data() + kHeaderBytes, static_cast<std::uint32_t>(category), 4);
-    std::memcpy(frame.data() + kHeaderBytes + 4, text.data(), text.size());
+    const std::vector<unsigned char> frame = wire::encode_abort(category, message);
     const Deadline deadline = net::Clock::now() + kAbortSendBudget;
     auto send = [&](int fd) { net::send_all(fd, frame.data(), frame.size(), deadline); };
     for (std::size_t r = 1; r < peers_.size(); ++r) {
@@ -196,20 +180,17 @@ class TcpBootstrap final : public Bootstrap {
   void root_connect() {
     listener_ = net::listen_tcp(opt_.master_addr, opt_.master_port);
     const Deadline deadline = root_deadline();
-    std::vector<Incoming> hellos;  // accepted connections whose hello is not complete yet
-    int arrived = 1;
-    auto on_header = [&](Incoming& in, const Header& h) {
-      if (h.magic != kMagic || h.kind != FrameKind::kHello || h.length != kHelloBytes) {
-        EPCOMM_TCP_FAIL(ErrorCategory::kBootstrap,
-                        "connect: rank 0 received a malformed hello on " + opt_.master_addr + ":" +
-                            std::to_string(opt_.master_port) + " (is another program using this port?)");
-      }
-      in.payload = in.small.data();
-      in.payload_size = kHelloBytes;
-    };
-    while (arrived < opt_.world_size) {
+    std::list<Incoming> hellos;  // accepted connections whose hello is not complete yet, oldest first
+    std::vector<bool> arrived(peers_.size(), false);
+    arrived[0] = true;
+    int num_arrived = 1;
+    while (num_arrived < opt_.world_size) {
       std::vector<pollfd> fds{{listener_.get(), POLLIN, 0}};
-      for (const Incoming& in : hellos) fds.push_back({in.fd, POLLIN, 0});
+      std::vector<Incoming*> polled{nullptr};  // polled[i] reads fds[i]
+      for (Incoming& in : hellos) {
+        fds.push_back({in.fd, POLLIN, 0});
+        polled.push_back(&in);
+      }
       const int rc = ::poll(fds.data(), fds.size(), net::poll_timeout_ms(deadline));
       if (rc < 0 && errno == EINTR) continue;
       if (rc < 0) {
@@ -217,31 +198,23 @@ class TcpBootstrap final : public Bootstrap {
                         std::string("connect: poll failed: ") + std::strerror(errno));
       }
       if (rc == 0) root_connect_timeout();
-      if (fds[0].revents & POLLIN) {
-        for (net::Fd fd = net::accept_pending(listener_.get()); fd.valid();
-             fd = net::accept_pending(listener_.get())) {
-          hellos.push_back(Incoming{.fd = fd.get()});
-          pending_.push_back(std::move(fd));
-        }
-      }
       for (std::size_t i = 1; i < fds.size(); ++i) {
         if (fds[i].revents == 0) continue;
-        Incoming& in = hellos[i - 1];
-        const IoResult r = read_available(in, on_header);
-        if (r.status != IoStatus::kOk) {
-          // Closed before saying hello: not a rank of ours yet; wait for the real one.
-          drop_pending(in.fd);
+        Incoming& in = *polled[i];
+        if (const int rank = read_hello(in, arrived); rank > 0) {
+          admit(in.fd, rank);
+          arrived[static_cast<std::size_t>(rank)] = true;
+          ++num_arrived;
           in.fd = -1;
-        } else if (in.complete()) {
-          accept_hello(in);
-          in.fd = -1;
-          ++arrived;
         }
       }
       std::erase_if(hellos, [](const Incoming& in) { return in.fd < 0; });
+      if (fds[0].revents & POLLIN) accept_all(hellos);
     }
+    // Connections still in the middle of a hello belong to no rank: every rank arrived.
+    for (const Incoming& in : hellos) refuse(in.fd, "sent no complete hello before every rank arrived");
     listener_.reset();
-    const HeaderBytes welcome = encode(FrameKind::kWelcome, 0);
+    const wire::HeaderBytes welcome = wire::encode_header(FrameKind::kWelcome, 0);
     for (int r = 1; r < opt_.world_size; ++r) {
       const IoResult res = net::send_all(peers_[r].get(), welcome.data(), kHeaderBytes, deadline);
       if (res.status == IoStatus::kTimeout) root_connect_timeout();
@@ -255,40 +228,62 @@ class TcpBootstrap final : public Bootstrap {
     }
   }
 
-  void drop_pending(int fd) {
-    std::erase_if(pending_, [fd](const net::Fd& p) { return p.get() == fd; });
+  // Takes every pending connection; refuses the oldest incomplete hellos beyond kMaxPendingHellos.
+  void accept_all(std::list<Incoming>& hellos) {
+    for (net::Fd fd = net::accept_pending(listener_.get()); fd.valid(); fd = net::accept_pending(listener_.get())) {
+      if (hellos.size() == kMaxPendingHellos) {
+        refuse(hellos.front().fd, "sent no complete hello while " + std::to_string(kMaxPendingHellos) +
+                                      " newer connections waited");
+        hellos.pop_front();
+      }
+      hellos.emplace_back().fd = fd.get();
+      pending_.push_back(std::move(fd));
+    }
   }
 
-  void accept_hello(Incoming& in) {
-    const auto version = static_cast<std::uint32_t>(get_be(in.small.data(), 4));
-    const auto rank = static_cast<std::int32_t>(get_be(in.small.data() + 4, 4));
-    const auto world = static_cast<std::int32_t>(get_be(in.small.data() + 8, 4));
-    const std::string who = "a process claiming rank " + std::to_string(rank);
-    if (version != kProtocolVersion) {
-      EPCOMM_TCP_FAIL(ErrorCategory::kBootstrap,
-                      "connect: " + who + " speaks bootstrap protocol version " + std::to_string(version) +
-                          ", rank 0 speaks " + std::to_string(kProtocolVersion) + " (mixed epcomm builds?)");
+  // Reads what `in` sent. Returns the rank of a complete hello that check_hello() admits; 0 while
+  // the hello is incomplete; -1 once the connection was refused (and closed: in.fd is then -1).
+  int read_hello(Incoming& in, const std::vector<bool>& arrived) {
+    try {
+      const IoResult r = read_available(in, [](Incoming& x, const wire::Header& h) {
+        wire::check_hello_header(h);
+        x.reader.set_payload(std::span<unsigned char>(x.hello).first(static_cast<std::size_t>(h.length)));
+      });
+      if (r.status != IoStatus::kOk) {
+        refuse(in.fd, "closed the connection after " + std::to_string(in.reader.received()) +
+                          " bytes of a hello (" + net::describe(r) + ")");
+      } else if (in.reader.complete()) {
+        const auto payload = std::span<const unsigned char>(in.hello).first(in.reader.header().length);
+        return wire::check_hello(wire::decode_hello(payload), opt_.world_size, opt_.job_token, arrived);
+      } else {
+        return 0;
+      }
+    } catch (const Error& e) {
+      if (e.category() != ErrorCategory::kBootstrap) throw;
+      refuse(in.fd, e.message());
     }
-    if (world != opt_.world_size) {
-      EPCOMM_TCP_FAIL(ErrorCategory::kBootstrap,
-                      "connect: world size mismatch: rank " + std::to_string(rank) + " has WORLD_SIZE " +
-                          std::to_string(world) + " but rank 0 has " + std::to_string(opt_.world_size));
-    }
-    if (rank <= 0 || rank >= opt_.world_size) {
-      EPCOMM_TCP_FAIL(ErrorCategory::kBootstrap,
-                      "connect: " + who + " is out of range: ranks > 0 connect to rank 0 and " +
-                          "must be below WORLD_SIZE " + std::to_string(opt_.world_size) +
-                          (rank == 0 ? " (two processes have RANK 0)" : ""));
-    }
-    if (peers_[rank].valid()) {
-      EPCOMM_TCP_FAIL(ErrorCategory::kBootstrap, "connect: duplicate rank: two processes claim rank " +
-                                                     std::to_string(rank) + " (check RANK of every process)");
-    }
-    auto it =
-        std::find_if(pending_.begin(), pending_.end(), [&](const net::Fd& p) { return p.get() == in.fd; });
-    peers_[rank] = std::move(*it);
+    in.fd = -1;
+    return -1;
+  }
+
+  void admit(int fd, int rank) {
+    auto it = std::find_if(pending_.begin(), pending_.end(), [&](const net::Fd& p) { return p.get() == fd; });
+    peers_[static_cast<std::size_t>(rank)] = std::move(*it);
     pending_.erase(it);
     EPCOMM_LOG_DEBUG("bootstrap: rank ", rank, " arrived");
+  }
+
+  // Logs why, tells the process when it listens (a rank of ours learns the reason at once), closes.
+  // NOTE: the report is sent without waiting: a stranger that reads nothing cannot stall rank 0.
+  void refuse(int fd, const std::string& reason) {
+    const std::string from = net::peer_address(fd);
+    EPCOMM_LOG_WARN("bootstrap: rank 0 refused a connection from ", from, ": ", reason);
+    if (refusals_.size() < kMaxNamedRefusals) refusals_.push_back(from + ": " + reason);
+    ++num_refused_;
+    const std::vector<unsigned char> frame =
+        wire::encode_abort(ErrorCategory::kBootstrap, "rank 0 refused this connection: " + reason);
+    net::send_all(fd, frame.data(), frame.size(), net::Clock::now());
+    std::erase_if(pending_, [fd](const net::Fd& p) { return p.get() == fd; });
   }
 
   [[noreturn]] void root_connect_timeout() {
@@ -296,37 +291,35 @@ class TcpBootstrap final : public Bootstrap {
     for (int r = 1; r < opt_.world_size; ++r) {
       if (!peers_[r].valid()) missing.push_back(r);
     }
+    std::string refused;
+    if (num_refused_ > 0) {
+      refused = "; refused " + std::to_string(num_refused_) + " connection" + (num_refused_ == 1 ? "" : "s");
+      for (std::size_t i = 0; i < refusals_.size(); ++i) refused += (i ? "; " : ": ") + refusals_[i];
+      if (num_refused_ > refusals_.size()) refused += "; ...";
+    }
     EPCOMM_TCP_FAIL(ErrorCategory::kTimeout,
                     "connect: rank 0 timed out after " + timeout_text() + " waiting for " +
                         std::to_string(opt_.world_size) + " ranks at " + opt_.master_addr + ":" +
-                        std::to_string(opt_.master_port) + "; never arrived: " + format_ranks(missing));
+                        std::to_string(opt_.master_port) + "; never arrived: " + format_ranks(missing) + refused);
   }
 
   void root_all_gather(const void* in, unsigned char* out, std::size_t bytes) {
     const Deadline deadline = root_deadline();
     if (bytes > 0) std::memmove(out, in, bytes);
-    std::vector<Incoming> blocks;
-    for (int r = 1; r < opt_.world_size; ++r) blocks.push_back(Incoming{.fd = peers_[r].get(), .rank = r});
-    auto on_header = [&](Incoming& b, const Header& h) {
-      if (h.magic != kMagic || h.kind != FrameKind::kData) {
-        EPCOMM_TCP_FAIL(ErrorCategory::kBootstrap,
-                        "all_gather: rank " + std::to_string(b.rank) +
-                            " sent a malformed message (mismatched collective calls?)");
-      }
-      if (h.length != bytes) {
-        EPCOMM_TCP_FAIL(ErrorCategory::kBootstrap,
-                        "all_gather: size mismatch: rank 0 contributes " + std::to_string(bytes) +
-                            " bytes but rank " + std::to_string(b.rank) + " contributes " +
-                            std::to_string(h.length) + " bytes (all ranks must agree)");
-      }
-      b.payload = out + static_cast<std::size_t>(b.rank) * bytes;
-      b.payload_size = bytes;
+    std::vector<Incoming> blocks(peers_.size() - 1);
+    for (int r = 1; r < opt_.world_size; ++r) {
+      blocks[r - 1].fd = peers_[r].get();
+      blocks[r - 1].rank = r;
+    }
+    auto on_header = [&](Incoming& b, const wire::Header& h) {
+      checked("all_gather", [&] { wire::check_data_header(h, bytes, b.rank); });
+      b.reader.set_payload({out + static_cast<std::size_t>(b.rank) * bytes, bytes});
     };
     while (true) {
       std::vector<pollfd> fds;
       std::vector<Incoming*> waiting;
       for (Incoming& b : blocks) {
-        if (b.complete()) continue;
+        if (b.reader.complete()) continue;
         fds.push_back({b.fd, POLLIN, 0});
         waiting.push_back(&b);
       }
@@ -355,7 +348,7 @@ class TcpBootstrap final : public Bootstrap {
       }
     }
     const std::size_t total = bytes * peers_.size();
-    const HeaderBytes h = encode(FrameKind::kData, total);
+    const wire::HeaderBytes h = wire::encode_header(FrameKind::kData, total);
     for (int r = 1; r < opt_.world_size; ++r) {
       clean_[r] = false;
       IoResult res = net::send_all(peers_[r].get(), h.data(), kHeaderBytes, deadline);
@@ -391,12 +384,10 @@ class TcpBootstrap final : public Bootstrap {
                                                    root_text() + " (last error: " + last_error + ")");
     }
     peers_[0] = std::move(fd);
-    std::array<unsigned char, kHeaderBytes + kHelloBytes> hello{};
-    const HeaderBytes h = encode(FrameKind::kHello, kHelloBytes);
-    std::memcpy(hello.data(), h.data(), kHeaderBytes);
-    put_be(hello.data() + kHeaderBytes, kProtocolVersion, 4);
-    put_be(hello.data() + kHeaderBytes + 4, static_cast<std::uint32_t>(opt_.rank), 4);
-    put_be(hello.data() + kHeaderBytes + 8, static_cast<std::uint32_t>(opt_.world_size), 4);
+    const std::vector<unsigned char> hello = wire::encode_hello({.version = wire::kProtocolVersion,
+                                                                 .rank = static_cast<std::uint32_t>(opt_.rank),
+                                                                 .world_size = static_cast<std::uint32_t>(opt_.world_size),
+                                                                 .token = opt_.job_token});
     const IoResult sent = net::send_all(peers_[0].get(), hello.data(), hello.size(), deadline, true);
     if (sent.done < hello.size()) peer_lost_root("connect", sent, "sending its hello");
     peer_expect(
@@ -407,7 +398,7 @@ class TcpBootstrap final : public Bootstrap {
   void peer_all_gather(const void* in, unsigned char* out, std::size_t bytes) {
     const Deadline deadline = peer_deadline();
     const int fd = peers_[0].get();
-    const HeaderBytes h = encode(FrameKind::kData, bytes);
+    const wire::HeaderBytes h = wire::encode_header(FrameKind::kData, bytes);
     // Rank 0 answers before taking our whole block only to report a failure (send_all stops).
     IoResult sent = net::send_all(fd, h.data(), kHeaderBytes, deadline, true);
     if (sent.done < kHeaderBytes) peer_lost_root("all_gather", sent, "sending its block");
@@ -423,7 +414,7 @@ class TcpBootstrap final : public Bootstrap {
   // error rank 0 reported, or names the timeout or the lost connection.
   void peer_expect(FrameKind kind, std::uint64_t length, Deadline deadline, const char* op,
                    const std::string& waiting_for) {
-    HeaderBytes bytes{};
+    wire::HeaderBytes bytes{};
     const IoResult r = net::recv_all(peers_[0].get(), bytes.data(), kHeaderBytes, deadline);
     if (r.status == IoStatus::kTimeout) {
       EPCOMM_TCP_FAIL(ErrorCategory::kTimeout, std::string(op) + ": rank " + std::to_string(opt_.rank) +
@@ -431,14 +422,11 @@ class TcpBootstrap final : public Bootstrap {
                                                    waiting_for);
     }
     if (r.status != IoStatus::kOk) peer_lost_root(op, r, "waiting " + waiting_for);
-    const Header h = decode(bytes);
-    if (h.magic == kMagic && h.kind == FrameKind::kAbort) peer_reported(op, h, deadline);
-    if (h.magic != kMagic || h.kind != kind || h.length != length) {
-      EPCOMM_TCP_FAIL(ErrorCategory::kBootstrap,
-                      std::string(op) + ": rank " + std::to_string(opt_.rank) +
-                          " received an unexpected message from rank 0 (mismatched "
-                          "collective calls or sizes?)");
-    }
+    const wire::Header h = wire::decode_header(bytes);
+    if (h.is(FrameKind::kAbort)) peer_reported(op, h, deadline);
+    const std::string what = std::string(op) + ": rank " + std::to_string(opt_.rank) +
+                             " received an unexpected message from rank 0";
+    checked(what.c_str(), [&] { wire::check_reply_header(h, kind, length); });
   }
 
   // The connection to rank 0 broke (or rank 0 answered early): read rank 0's report if one came.
@@ -448,11 +436,11 @@ class TcpBootstrap final : public Bootstrap {
                                                    " timed out after " + timeout_text() + " " + doing +
                                                    " (rank 0 stopped reading)");
     }
-    HeaderBytes bytes{};
+    wire::HeaderBytes bytes{};
     const Deadline deadline = net::Clock::now() + kAbortReadBudget;
     if (net::recv_all(peers_[0].get(), bytes.data(), kHeaderBytes, deadline).status == IoStatus::kOk) {
-      const Header h = decode(bytes);
-      if (h.magic == kMagic && h.kind == FrameKind::kAbort) peer_reported(op, h, deadline);
+      const wire::Header h = wire::decode_header(bytes);
+      if (h.is(FrameKind::kAbort)) peer_reported(op, h, deadline);
     }
     EPCOMM_TCP_FAIL(ErrorCategory::kBootstrap,
                     std::string(op) + ": " + root_text() + " closed the connection to rank " +
@@ -461,28 +449,31 @@ class TcpBootstrap final : public Bootstrap {
                         "; did rank 0 fail? see its output)");
   }
 
-  [[noreturn]] void peer_reported(const char* op, const Header& h, Deadline deadline) {
-    std::string text = "(the report was lost)";
-    ErrorCategory category = ErrorCategory::kBootstrap;
-    if (h.length >= 4 && h.length <= kMaxAbortBytes) {
-      std::vector<unsigned char> payload(h.length);
+  // Reads the report whose header `h` (kind kAbort) arrived and throws it. The payload is read only
+  // when its length is within wire::kMaxAbortBytes.
+  [[noreturn]] void peer_reported(const char* op, const wire::Header& h, Deadline deadline) {
+    wire::Abort report{.category = ErrorCategory::kBootstrap, .message = "(the report was lost)"};
+    try {
+      wire::check_abort_header(h);
+      std::vector<unsigned char> payload(static_cast<std::size_t>(h.length));
       if (net::recv_all(peers_[0].get(), payload.data(), payload.size(), deadline).status == IoStatus::kOk) {
-        const auto code = get_be(payload.data(), 4);
-        if (code <= static_cast<std::uint32_t>(ErrorCategory::kInternal)) {
-          category = static_cast<ErrorCategory>(code);
-        }
-        text.assign(payload.begin() + 4, payload.end());
+        report = wire::decode_abort(payload);
       }
+    } catch (const Error& e) {
+      if (e.category() != ErrorCategory::kBootstrap) throw;
+      report.message = "(a malformed report: " + e.message() + ")";
     }
-    EPCOMM_TCP_FAIL(category, std::string(op) + ": rank " + std::to_string(opt_.rank) +
-                                  " stopped because rank 0 reported: " + text);
+    EPCOMM_TCP_FAIL(report.category, std::string(op) + ": rank " + std::to_string(opt_.rank) +
+                                         " stopped because rank 0 reported: " + report.message);
   }
 
-  TcpBootstrapOptions opt_;
+  TcpBootstrapOptions opt_;       // job_token resolved (never empty)
   std::vector<net::Fd> peers_;    // rank 0: [r] is rank r's connection; others: [0] is rank 0's
   std::vector<bool> clean_;       // rank 0: false while a frame to that rank is half sent
-  std::vector<net::Fd> pending_;  // rank 0 during connect: accepted, hello not yet checked
+  std::vector<net::Fd> pending_;  // rank 0 during connect: accepted, hello not yet admitted
   net::Fd listener_;
+  std::vector<std::string> refusals_;  // rank 0: the first kMaxNamedRefusals refusals, for messages
+  std::size_t num_refused_ = 0;
   std::string broken_;  // why the bootstrap is unusable; empty while it works
 };
 
@@ -502,6 +493,10 @@ std::unique_ptr<Bootstrap> make_tcp_bootstrap(const TcpBootstrapOptions& options
                    "TcpBootstrapOptions::master_addr must not be empty");
   EPCOMM_CHECK_ARG(options.timeout.count() > 0, "TcpBootstrapOptions::timeout must be positive, got ",
                    options.timeout.count(), " ms");
+  const std::string token = resolve_job_token(options);
+  EPCOMM_CHECK_ARG(token.size() <= wire::kMaxTokenBytes, "TcpBootstrapOptions::job_token: expected at most ",
+                   wire::kMaxTokenBytes, " bytes, got ", token.size(),
+                   options.job_token.empty() ? " (from EPCOMM_JOB_TOKEN)" : "");
   return std::make_unique<TcpBootstrap>(options);
 }
 
@@ -512,6 +507,7 @@ TcpBootstrapOptions tcp_bootstrap_options_from_env() {
   options.rank = static_cast<int>(env::get_int("RANK"));
   options.world_size = static_cast<int>(env::get_int("WORLD_SIZE"));
   options.timeout = env::get_duration("EPCOMM_BOOTSTRAP_TIMEOUT_MS");
+  options.job_token = resolve_job_token(options);
   EPCOMM_CHECK_ARG(options.rank < options.world_size, "environment: RANK=", options.rank,
                    " must be below WORLD_SIZE=", options.world_size);
   return options;

@@ -67,6 +67,8 @@ IoResult recv_some(int fd, void* data, std::size_t size);
 Fd listen_tcp(const std::string& host, int port);
 // The local port a socket is bound to.
 int local_port(int fd);
+// "host:port" of a connected socket's peer, for logs; "unknown peer" when it cannot be read.
+std::string peer_address(int fd);
 // A connection pending on `listener`, or an invalid Fd when none is pending. Throws kBootstrap.
 Fd accept_pending(int listener);
 // Connects to host:port, retrying with exponential backoff until the deadline (the listener may

@@ -102,6 +102,12 @@ constexpr std::array kRegistry = {
           .doc = "Time each operation's kernels with CUDA events (Buffer::last_kernel_us, the benchmark's "
                  "kernel_us column) and keep the last call's timeline (Buffer::last_call_timeline). Costs "
                  "host time per call."},
+    Entry{.name = "EPCOMM_JOB_TOKEN",
+          .type = Type::kString,
+          .default_value = "",
+          .doc = "The job's identity (at most 256 bytes, equal on every rank): the TCP bootstrap's rank 0 "
+                 "refuses a connection that does not present it. Unset: derived from MASTER_PORT, "
+                 "WORLD_SIZE and TORCHELASTIC_RUN_ID."},
     Entry{.name = "MASTER_ADDR",
           .type = Type::kString,
           .default_value = std::nullopt,
@@ -136,6 +142,10 @@ constexpr std::array kRegistry = {
           .doc = "torchrun: number of processes on this host.",
           .min_value = 1,
           .max_value = kMaxInt32},
+    Entry{.name = "TORCHELASTIC_RUN_ID",
+          .type = Type::kString,
+          .default_value = "",
+          .doc = "torchrun: the run's id; part of the derived job token when EPCOMM_JOB_TOKEN is unset."},
 };
 
 std::string lower(std::string_view text) {
