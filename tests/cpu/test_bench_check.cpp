@@ -18,7 +18,7 @@
 #include "bench/ll_check.hpp"
 #include "bench/poison.hpp"
 #include "bench/workload.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::bench {
 namespace {

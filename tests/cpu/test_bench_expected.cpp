@@ -8,7 +8,7 @@
 
 #include "bench/expected.hpp"
 #include "bench/workload.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::bench {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "bench/workload.hpp"
 #include "epcomm/error.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::bench {
 namespace {

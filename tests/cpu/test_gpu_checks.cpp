@@ -11,7 +11,7 @@
 
 #include "gpu/checks.hpp"
 #include "gpu/gpu_gate.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::test {
 namespace {

@@ -16,7 +16,7 @@
 #include "cpu/test_reference_common.hpp"
 #include "internode/md_plan.hpp"
 #include "internode/md_route.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm {
 namespace {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "epcomm/error.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::ref::testing {
 

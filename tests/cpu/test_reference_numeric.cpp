@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 #include "test_reference_common.hpp"
 
 namespace epcomm::ref {

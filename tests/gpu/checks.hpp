@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "intranode/ht_layout.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::test {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::test {
 

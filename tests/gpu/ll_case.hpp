@@ -16,7 +16,7 @@
 #include "harness.hpp"
 #include "ht_inputs.hpp"
 #include "low_latency/ll_layout.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 #include "buffer/buffer_impl.hpp"
 #include "low_latency/ll_state.hpp"
 

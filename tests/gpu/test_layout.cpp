@@ -3,7 +3,7 @@
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
 #include "harness.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::test {
 namespace {

@@ -1,7 +1,7 @@
 // The reference's float32 conversions against the device intrinsics the kernels use, for every one
 // of the 2^32 float32 bit patterns: ref::float_to_e4m3 against __nv_cvt_float_to_fp8(v,
 // __NV_SATFINITE, __NV_E4M3) (ll_dispatch_send.cuh) and ref::float_to_bf16 against
-// __float2bfloat16_rn (ll_combine.cuh). This is the test src/reference/reference.hpp names for its
+// __float2bfloat16_rn (ll_combine.cuh). This is the test epcomm/reference.hpp names for its
 // "checked against the device intrinsic for all 2^32 inputs". One rank suffices (each rank of a
 // larger run sweeps on its own GPU).
 #include <cuda_bf16.h>
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "harness.hpp"
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::test {
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "reference/reference.hpp"
+#include "epcomm/reference.hpp"
 
 namespace epcomm::doctor {
 
