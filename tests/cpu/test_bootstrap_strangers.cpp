@@ -239,6 +239,47 @@ TEST(TcpBootstrapStrangers, TimeoutQuotesTheRefusals) {
       << reports[0].text;
 }
 
+TEST(TcpBootstrapStrangers, SilentConnectionsCannotCrowdOutTheRanks) {
+  const int port = net::pick_free_port();
+  constexpr int kSilent = 80;  // more than rank 0 keeps waiting for a hello (64)
+  constexpr int kCrowd = 100;
+  auto reports = run_processes({0, 1, 2, kCrowd}, [&](int id) -> std::string {
+    if (id < kWorld) return real_rank(port, id, milliseconds(1000));
+    std::vector<net::Fd> open;  // held until the group formed: rank 0 closes each in the end
+    const auto deadline = Clock::now() + kGroupTimeout;
+    std::string error;
+    for (int i = 0; i < kSilent; ++i) {
+      open.push_back(net::connect_with_retry("127.0.0.1", port, deadline, error));
+      if (!open.back().valid()) return "could not connect: " + error;
+    }
+    for (net::Fd& fd : open) {  // each is refused, evicted early or once the group formed
+      wire::HeaderBytes head{};
+      if (net::recv_all(fd.get(), head.data(), head.size(), deadline).status != net::IoStatus::kOk) {
+        return "a silent connection got no report";
+      }
+    }
+    return "ok";
+  });
+  EXPECT_EQ(reports[0].text.rfind("ok\n", 0), 0u) << reports[0].text;
+  EXPECT_EQ(reports[1].text, "ok");
+  EXPECT_EQ(reports[2].text, "ok");
+  EXPECT_EQ(reports[3].text, "ok");
+  // Beyond 64 waiting, each new connection (a silent one, or a real rank arriving while 64 wait)
+  // made the oldest give way; the rest were refused once every rank arrived. Each was refused once.
+  const auto count = [&](const std::string& needle) {
+    std::size_t n = 0;
+    for (std::size_t at = reports[0].text.find(needle); at != std::string::npos;
+         at = reports[0].text.find(needle, at + 1))
+      ++n;
+    return n;
+  };
+  const std::size_t evicted = count("sent no complete hello while 64 newer connections waited");
+  const std::size_t at_end = count("sent no complete hello before every rank arrived");
+  EXPECT_GE(evicted, std::size_t{kSilent - 64}) << reports[0].text;
+  EXPECT_LE(evicted, std::size_t{kSilent - 64 + kWorld - 1}) << reports[0].text;
+  EXPECT_EQ(evicted + at_end, std::size_t{kSilent}) << reports[0].text;
+}
+
 TEST(TcpBootstrapStrangers, JobTokenComesFromTheEnvironment) {
   // Each case runs in a child process: the environment of this one stays as it was.
   auto token_with = [](const char* job_token, const char* run_id) {
