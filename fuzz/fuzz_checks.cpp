@@ -7,9 +7,11 @@
 // Input (fuzz_input.hpp: fields front to back, zero past the end): byte 0 picks the check, then its
 // arguments. A tensor is 75 bytes: address kind, dtype, ndim + 1 (bit 7: strides made contiguous),
 // 4 extents and 4 strides of 8 bytes, an address of 8 bytes (for address kind 3).
-// Invariant: a check returns or throws epcomm::Error; anything else escaping, a crash or undefined
-// behaviour is a finding.
+// Invariants: a check returns or throws epcomm::Error (anything else escaping, a crash or undefined
+// behaviour is a finding); a shape a check returns is one the plans and kernels can use (counts >= 0,
+// hidden within its bound, top-k within its bound).
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 
 #include "epcomm/buffer.hpp"
@@ -24,6 +26,10 @@
 
 namespace epcomm::fuzz {
 namespace {
+
+void require(bool invariant) {
+  if (!invariant) std::abort();
+}
 
 // Fake addresses: the checks compare and align them, never read through them.
 void* address(std::uint8_t kind, std::uint64_t any) {
@@ -88,7 +94,12 @@ void dispatch_checks(Input& in, int which) {
   const DispatchHandle handle = HandleAccess::make(dispatch_state(in));
   if (in.flag()) a.handle = &handle;
   const int ranks = num_ranks(in);
-  if (which == 0) checks::check_dispatch_args(a, ranks);
+  if (which == 0) {
+    const checks::DispatchShape shape = checks::check_dispatch_args(a, ranks);
+    require(shape.num_tokens >= 0 && shape.hidden > 0 && shape.hidden <= checks::kMaxHidden);
+    require(shape.row_bytes == shape.hidden * static_cast<std::int64_t>(dtype_size(a.x.dtype)));
+    require(shape.num_topk >= 0 && shape.num_topk <= checks::kMaxTopk);
+  }
   if (which == 1) checks::check_layout_args(a.topk_idx, in.i32(), ranks);
   if (which == 2) checks::check_inputs_outside_region(a, address(in.u8(), in.u64()), in.u64());
 }
@@ -101,7 +112,11 @@ void combine_checks(Input& in, int which) {
   a.bias1 = tensor(in);
   const DispatchHandle handle = HandleAccess::make(dispatch_state(in));
   if (in.flag()) a.handle = &handle;
-  if (which == 0) checks::check_combine_args(a, num_ranks(in));
+  if (which == 0) {
+    const checks::CombineShape shape = checks::check_combine_args(a, num_ranks(in));
+    require(shape.num_tokens >= 0 && shape.hidden > 0 && shape.hidden <= checks::kMaxHidden);
+    require(shape.num_topk >= 0 && shape.num_topk <= checks::kMaxTopk);
+  }
   if (which == 1) checks::check_inputs_outside_region(a, address(in.u8(), in.u64()), in.u64());
 }
 
@@ -167,7 +182,9 @@ void ll_call_checks(Input& in, int which) {
     options.round_scale = in.flag();
     options.use_ue8m0 = in.flag();
     options.cumulative_local_expert_recv_stats = tensor(in);
-    checks::check_ll_dispatch_args(x, topk_idx, options, ll, ranks);
+    const checks::LlDispatchShape shape = checks::check_ll_dispatch_args(x, topk_idx, options, ll, ranks);
+    require(shape.num_tokens >= 0 && shape.num_tokens <= ll.max_tokens_per_rank);
+    require(shape.num_topk >= 1 && shape.num_topk <= ll.max_topk);
     return;
   }
   LlState state;

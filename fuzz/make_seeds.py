@@ -54,7 +54,7 @@ NONE = tensor()  # ndim 0: no tensor
 
 
 def handle_state(num_ranks, num_tokens, num_rows, nle):
-    return struct.pack("<IQQI", num_ranks - 1, num_tokens << 1, num_rows << 1, nle << 1)
+    return struct.pack("<IQQI", num_ranks - 1, max(num_tokens, 0) << 1, num_rows << 1, nle << 1)
 
 
 def dispatch(which, T=4, H=128, R=2, E=8, fp8=False, use_handle=False, tail=b"", x=None):
@@ -115,6 +115,11 @@ CHECKS |= {
     # expect_outside() formed a pointer past the end of the address space (pointer overflow).
     "regression_region_wrap": dispatch(2, x=tensor(BF16, (4, 128), kind=ANYWHERE, address=(1 << 64) - 256),
                                        tail=bytes([ALIGNED]) + struct.pack("<QQ", 0, 1 << 20)),
+    # check_dispatch_args() accepted x of -4 tokens (expect_shape let negative extents through).
+    "regression_negative_tokens": dispatch(0, T=-4),
+    # check_ll_dispatch_args() accepted x of -4 tokens likewise.
+    "regression_ll_negative_tokens": bytes([6]) + ll_options() + bytes([1]) + tensor(BF16, (-4, 7168)) +
+                                     tensor(I64, (-4, 8)) + bytes([1, 0, 0]) + tensor(I32, (8,)),
     # plan_ht_dispatch() rounded num_tokens up past int64 (signed overflow).
     "regression_plan_tokens": bytes([8]) + struct.pack("<iIQBB", 24, 131, ((1 << 63) - 1) << 1, 1, 0),
 }
