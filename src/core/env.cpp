@@ -238,7 +238,8 @@ bool is_set(std::string_view name) {
 
 std::int64_t parse_int(std::string_view name, std::string_view text) {
   std::string_view digits = text;
-  if (!digits.empty() && digits.front() == '+') digits.remove_prefix(1);
+  // One optional sign: "+5" and "-5", never "+-5".
+  if (!digits.empty() && digits.front() == '+' && (digits.size() < 2 || digits[1] != '-')) digits.remove_prefix(1);
   std::int64_t value = 0;
   const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
   EPCOMM_CHECK_ARG(!digits.empty() && ec == std::errc() && end == digits.data() + digits.size(),

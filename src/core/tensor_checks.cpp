@@ -21,6 +21,16 @@ std::string list_dtypes(std::initializer_list<DType> allowed) {
 
 void expect_defined(const Tensor& t, const char* name) {
   EPCOMM_CHECK_ARG(t.defined(), name, ": expected a tensor, got none");
+  // A well-formed view: at most kMaxDims dimensions, no negative size, a byte count that fits.
+  EPCOMM_CHECK_ARG(t.ndim <= Tensor::kMaxDims, name, ": expected at most ", Tensor::kMaxDims,
+                   " dimensions, got ", t.ndim);
+  std::int64_t bytes = static_cast<std::int64_t>(dtype_size(t.dtype));
+  for (int d = 0; d < t.ndim; ++d) {
+    const std::int64_t extent = t.shape[static_cast<std::size_t>(d)];
+    EPCOMM_CHECK_ARG(extent >= 0, name, ": expected non-negative sizes, got ", extent, " in dimension ", d);
+    EPCOMM_CHECK_ARG(!__builtin_mul_overflow(bytes, extent, &bytes), name,
+                     ": its size overflows 64-bit byte counts (", t.describe(), ")");
+  }
 }
 
 void expect_dtype(const Tensor& t, const char* name, std::initializer_list<DType> allowed) {

@@ -57,7 +57,9 @@ Tensor Tensor::contiguous(void* data, DType dtype, std::initializer_list<std::in
   std::int64_t stride = 1;
   for (int d = t.ndim - 1; d >= 0; --d) {
     t.stride[static_cast<std::size_t>(d)] = stride;
-    stride *= t.shape[static_cast<std::size_t>(d)];
+    // A product past int64 leaves the outer strides saturated; checks::expect_defined refuses
+    // such a view by name before any use.
+    if (__builtin_mul_overflow(stride, t.shape[static_cast<std::size_t>(d)], &stride)) stride = INT64_MAX;
   }
   return t;
 }
@@ -71,19 +73,29 @@ Tensor Tensor::strided(void* data, DType dtype, std::initializer_list<std::int64
   return t;
 }
 
+// NOTE: the methods below accept any field values (a caller's view is checked only later, by
+// checks::expect_defined): they read at most kMaxDims dimensions and never overflow.
+namespace {
+int dims_of(const Tensor& t) { return t.ndim < 0 ? 0 : (t.ndim > Tensor::kMaxDims ? Tensor::kMaxDims : t.ndim); }
+}  // namespace
+
 std::int64_t Tensor::numel() const {
-  if (ndim == 0) return 0;
+  if (ndim <= 0) return 0;
   std::int64_t n = 1;
-  for (int d = 0; d < ndim; ++d) n *= shape[static_cast<std::size_t>(d)];
+  for (int d = 0; d < dims_of(*this); ++d) {
+    // A negative size gives no elements; a product past int64 saturates (checks refuse both).
+    if (shape[static_cast<std::size_t>(d)] < 0) return 0;
+    if (__builtin_mul_overflow(n, shape[static_cast<std::size_t>(d)], &n)) n = INT64_MAX;
+  }
   return n;
 }
 
 bool Tensor::is_contiguous() const {
   std::int64_t expected = 1;
-  for (int d = ndim - 1; d >= 0; --d) {
+  for (int d = dims_of(*this) - 1; d >= 0; --d) {
     const auto i = static_cast<std::size_t>(d);
     if (shape[i] != 1 && stride[i] != expected) return false;
-    expected *= shape[i];
+    if (__builtin_mul_overflow(expected, shape[i], &expected)) return false;
   }
   return true;
 }
@@ -92,7 +104,8 @@ std::string Tensor::describe() const {
   if (ndim == 0) return "undefined";
   std::ostringstream os;
   os << '[';
-  for (int d = 0; d < ndim; ++d) os << (d ? ", " : "") << shape[static_cast<std::size_t>(d)];
+  for (int d = 0; d < dims_of(*this); ++d) os << (d ? ", " : "") << shape[static_cast<std::size_t>(d)];
+  if (ndim > kMaxDims) os << ", ... (" << ndim << " dimensions)";
   os << "] " << to_string(dtype);
   if (!is_contiguous()) os << " (non-contiguous)";
   return os.str();

@@ -1,6 +1,7 @@
 #include "intranode/ht_plan.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/check.hpp"
 #include "core/env.hpp"
@@ -61,6 +62,9 @@ void check_num_sms(int num_sms, int device_sms) {
 HtDispatchPlan plan_ht_dispatch(int num_sms, int device_sms, std::int64_t num_tokens, int num_channels,
                                 int copy_chunks) {
   check_num_sms(num_sms, device_sms);
+  // Channels count tokens in int (tokens_per_channel); more tokens than that is no real batch.
+  EPCOMM_CHECK_ARG(num_tokens >= 0 && num_tokens <= std::numeric_limits<std::int32_t>::max(),
+                   "x: expected 0 to ", std::numeric_limits<std::int32_t>::max(), " tokens, got ", num_tokens);
   EPCOMM_REQUIRE(copy_chunks >= 0 && copy_chunks <= kMaxCopyChunks, ErrorCategory::kInternal,
                  "copy_chunks: expected 0 to ", kMaxCopyChunks, ", got ", copy_chunks);
   HtDispatchPlan plan;

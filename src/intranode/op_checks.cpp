@@ -22,13 +22,12 @@ void check_layout_args(const Tensor& topk_idx, int num_experts, int num_ranks) {
 }
 
 void check_hidden(std::int64_t hidden, DType dtype, const char* name) {
-  const std::int64_t row_bytes = hidden * static_cast<std::int64_t>(dtype_size(dtype));
-  EPCOMM_CHECK_ARG(hidden > 0 && row_bytes % 16 == 0, name,
-                   ": expected a hidden size whose rows are a multiple of ", "16 bytes, got hidden ", hidden,
-                   " of ", to_string(dtype), " (", row_bytes, " bytes)");
   // The combine reducers number a row's staged chunks in 10 bits (ht_combine.cu).
-  EPCOMM_CHECK_ARG(hidden <= kMaxHidden, name, ": expected a hidden size of at most ", kMaxHidden, ", got ",
-                   hidden);
+  EPCOMM_CHECK_ARG(hidden > 0 && hidden <= kMaxHidden, name, ": expected a hidden size of 1 to ", kMaxHidden,
+                   ", got ", hidden);
+  const std::int64_t row_bytes = hidden * static_cast<std::int64_t>(dtype_size(dtype));
+  EPCOMM_CHECK_ARG(row_bytes % 16 == 0, name, ": expected a hidden size whose rows are a multiple of ",
+                   "16 bytes, got hidden ", hidden, " of ", to_string(dtype), " (", row_bytes, " bytes)");
 }
 
 }  // namespace epcomm::checks
@@ -116,11 +115,25 @@ namespace {
 // Throws when the memory `t` spans (non-negative strides) meets [begin, begin + bytes).
 void expect_outside(const Tensor& t, const char* name, const void* begin, std::size_t bytes) {
   if (!t.defined() || t.numel() == 0 || begin == nullptr) return;
-  std::int64_t last = 0;
-  for (int d = 0; d < t.ndim; ++d) last += (t.size(d) - 1) * t.stride[static_cast<std::size_t>(d)];
-  const auto* lo = static_cast<const char*>(t.data);
-  const char* hi = lo + static_cast<std::size_t>(last + 1) * dtype_size(t.dtype);
-  const auto* r0 = static_cast<const char*>(begin);
+  // In integers, not pointers: the span of any strides (even ones that wrap the address space) is
+  // compared without undefined behaviour; a span that does not fit 64 bits is refused.
+  std::uint64_t last = 0;  // the last element's offset, in elements
+  bool fits = true;
+  for (int d = 0; d < t.ndim && d < Tensor::kMaxDims; ++d) {
+    const std::int64_t stride = t.stride[static_cast<std::size_t>(d)];
+    EPCOMM_CHECK_ARG(stride >= 0, name, ": expected non-negative strides, got ", stride, " in dimension ", d);
+    std::uint64_t step = 0;
+    fits = fits && !__builtin_mul_overflow(static_cast<std::uint64_t>(t.size(d) - 1),
+                                           static_cast<std::uint64_t>(stride), &step) &&
+           !__builtin_add_overflow(last, step, &last);
+  }
+  std::uint64_t span = 0;
+  fits = fits && !__builtin_mul_overflow(last + 1, static_cast<std::uint64_t>(dtype_size(t.dtype)), &span);
+  const auto lo = reinterpret_cast<std::uintptr_t>(t.data);
+  std::uint64_t hi = 0;
+  fits = fits && !__builtin_add_overflow(static_cast<std::uint64_t>(lo), span, &hi);
+  EPCOMM_CHECK_ARG(fits, name, ": its strides span more than the address space (", t.describe(), ")");
+  const auto r0 = reinterpret_cast<std::uintptr_t>(begin);
   EPCOMM_CHECK_ARG(hi <= r0 || lo >= r0 + bytes, name,
                    ": lies in this Buffer's NVLink region, which the operation overwrites (a zero-copy "
                    "dispatch output?); copy it out first");

@@ -69,8 +69,29 @@ TEST(OpChecks, HiddenMustFillWhole16ByteVectors) {
 TEST(OpChecks, HiddenHasAnUpperBound) {
   EXPECT_NO_THROW(checks::check_hidden(checks::kMaxHidden, DType::kBF16, "x"));
   expect_arg_error([] { checks::check_hidden(checks::kMaxHidden + 8, DType::kBF16, "x"); },
-                   "x: expected a hidden size of at most 131072, got 131080");
+                   "x: expected a hidden size of 1 to 131072, got 131080");
+  // Catches the row size overflowing before the bound was checked (found by fuzz_checks).
+  expect_arg_error([] { checks::check_hidden(std::int64_t{1} << 62, DType::kF32, "x"); },
+                   "x: expected a hidden size of 1 to 131072");
 }
+
+// Views the fuzzer found: more dimensions than a Tensor holds, negative sizes, sizes whose byte
+// count overflows, strides that wrap the address space. Each is refused by name, never read past.
+TEST(TensorChecks, MalformedViewsAreRefusedByName) {
+  Tensor five = Tensor::contiguous(fake(), DType::kBF16, {4, 4, 1, 1});
+  five.ndim = 5;
+  EXPECT_EQ(five.numel(), 16);  // reads at most kMaxDims dimensions
+  expect_arg_error([&] { checks::expect_shape(five, "x", {checks::kAny, checks::kAny}); },
+                   "x: expected at most 4 dimensions, got 5");
+  const Tensor negative = Tensor::contiguous(fake(), DType::kBF16, {-3, 128});
+  expect_arg_error([&] { checks::expect_dtype(negative, "x", {DType::kBF16}); },
+                   "x: expected non-negative sizes, got -3 in dimension 0");
+  const Tensor huge = Tensor::contiguous(fake(), DType::kF32, {std::int64_t{1} << 40, std::int64_t{1} << 40});
+  EXPECT_FALSE(huge.is_contiguous() && huge.numel() < 0);
+  expect_arg_error([&] { checks::expect_shape(huge, "x", {checks::kAny, checks::kAny}); },
+                   "x: its size overflows 64-bit byte counts");
+}
+
 
 // A valid dispatch on R ranks: BF16 x [T, 7168], top-8 of 16 experts per rank.
 struct DispatchFixture {

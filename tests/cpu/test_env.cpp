@@ -238,4 +238,13 @@ TEST(Env, TcpBootstrapOptionsFromEnv) {
 }
 
 }  // namespace
+// One sign at most (found by fuzz_env: "+-5" parsed as -5 while no duration accepted it).
+TEST(Env, IntegerTakesOneSignAtMost) {
+  EXPECT_EQ(env::parse_int("X", "+5"), 5);
+  EXPECT_EQ(env::parse_int("X", "-5"), -5);
+  EXPECT_THROW(env::parse_int("X", "+-5"), Error);
+  EXPECT_THROW(env::parse_int("X", "++5"), Error);
+  EXPECT_THROW(env::parse_int("X", "+"), Error);
+}
+
 }  // namespace epcomm

@@ -2,6 +2,8 @@
 // split, channels, region layouts (aligned, disjoint, in bounds) and the row-capacity checks.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <algorithm>
 #include <numeric>
 #include <vector>
@@ -164,6 +166,9 @@ TEST(HtPlan, BudgetOutsideTwoToMaxBlocksIsAnError) {
   EXPECT_THROW(plan_ht_dispatch(1, 132, 100), Error);
   EXPECT_THROW(plan_ht_dispatch(kMaxBlocks + 1, kMaxBlocks + 8, 100), Error);
   EXPECT_THROW(plan_ht_dispatch(133, 132, 100), Error);  // more than the GPU has
+  // Token counts beyond int32 are refused, not overflowed (found by fuzz_checks).
+  EXPECT_THROW(plan_ht_dispatch(24, 132, std::numeric_limits<std::int64_t>::max()), Error);
+  EXPECT_THROW(plan_ht_dispatch(24, 132, -1), Error);
   EXPECT_THROW(plan_ht_combine(1, 132), Error);
   EXPECT_THROW(plan_ht_combine(64, 32), Error);
   const HtCombinePlan c = plan_ht_combine(2, 132);
