@@ -10,6 +10,7 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -125,6 +126,13 @@ std::span<const std::pair<std::string_view, std::string_view>> forced_variables(
   return kForced;
 }
 
+const std::string& launch_job_token() {
+  static const std::string token =
+      "epcomm-run:" + std::to_string(::getpid()) + ":" +
+      std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  return token;
+}
+
 std::vector<std::string> child_environment(const std::vector<std::string>& parent, int rank, int num_ranks,
                                            int port) {
   auto is_ours = [](std::string_view assignment) {
@@ -144,6 +152,10 @@ std::vector<std::string> child_environment(const std::vector<std::string>& paren
   env.push_back("LOCAL_RANK=" + std::to_string(rank));
   env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(num_ranks));
   for (const auto& [name, value] : kForced) env.push_back(std::string(name) + "=" + std::string(value));
+  const bool has_token = std::any_of(parent.begin(), parent.end(), [](const std::string& a) {
+    return variable_name(a) == "EPCOMM_JOB_TOKEN" && a.size() > std::string_view("EPCOMM_JOB_TOKEN=").size();
+  });
+  if (!has_token) env.push_back("EPCOMM_JOB_TOKEN=" + launch_job_token());
   return env;
 }
 

@@ -38,9 +38,13 @@ std::string usage();
 // Variables every child gets whatever the parent's environment says. NOTE: the NVLS / multicast
 // switches are a safety rule of our GPU machines; never drop them.
 std::span<const std::pair<std::string_view, std::string_view>> forced_variables() noexcept;
+// This launch's job identity: the same for every child of one launcher process, different across
+// launches (the launcher's pid and start time).
+const std::string& launch_job_token();
 // The environment ("NAME=VALUE" strings) of rank `rank`: the parent's, minus any variable set
 // here, plus the torchrun rendezvous variables (MASTER_ADDR=127.0.0.1, MASTER_PORT, RANK,
-// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE) and forced_variables().
+// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE) and forced_variables(); and, unless the parent sets
+// one, EPCOMM_JOB_TOKEN=launch_job_token(), so the rendezvous refuses any process of another job.
 std::vector<std::string> child_environment(const std::vector<std::string>& parent, int rank, int num_ranks,
                                            int port);
 

@@ -69,6 +69,23 @@ TEST(LauncherArgs, Rejected) {
   expect_parse_error({"-n", "2", "--bogus", "prog"}, "'--bogus'");
 }
 
+// Every child of one launch presents the same job token (the rendezvous admits only it); a token
+// the parent set is kept. Catches children of one launch refused by their own rank 0.
+TEST(LauncherEnv, OneJobTokenPerLaunchUnlessTheParentSetsOne) {
+  const Args parent = {"PATH=/bin"};
+  const Args a = child_environment(parent, 0, 2, 29555);
+  const Args b = child_environment(parent, 1, 2, 29555);
+  const std::string token = "EPCOMM_JOB_TOKEN=" + launch_job_token();
+  EXPECT_EQ(std::count(a.begin(), a.end(), token), 1);
+  EXPECT_EQ(std::count(b.begin(), b.end(), token), 1);
+  EXPECT_NE(launch_job_token().find("epcomm-run:"), std::string::npos);
+  const Args own = child_environment({"EPCOMM_JOB_TOKEN=mine"}, 0, 2, 29555);
+  EXPECT_EQ(std::count(own.begin(), own.end(), std::string("EPCOMM_JOB_TOKEN=mine")), 1);
+  EXPECT_EQ(std::count_if(own.begin(), own.end(),
+                          [](const std::string& e) { return e.rfind("EPCOMM_JOB_TOKEN=", 0) == 0; }),
+            1);
+}
+
 TEST(LauncherEnv, SetsRendezvousAndForcesSafetyVariables) {
   const Args parent = {"PATH=/bin", "NCCL_NVLS_ENABLE=1", "RANK=9", "NVSHMEM_DISABLE_NVLS=0", "HOME=/root"};
   const Args env = child_environment(parent, 2, 4, 29555);
