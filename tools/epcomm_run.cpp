@@ -17,7 +17,6 @@
 #include <cstring>
 #include <iostream>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -336,47 +335,12 @@ bool install_signal_handlers() {
   return true;
 }
 
-// Refuses an option given twice (`-n 2 -n 3` would otherwise run 3 ranks without a word): scans
-// the options before CMD as launcher::parse_args does (they end at "--" or at the first argument
-// not starting with '-'), spelling each option the ways parse_args accepts it. Unknown options are
-// left for parse_args to name.
-void refuse_repeated_options(const std::vector<std::string>& args) {
-  std::set<std::string> seen;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--" || arg.empty() || arg[0] != '-') return;
-    const bool inline_value = arg.find('=') != std::string::npos;
-    const std::string name = arg.substr(0, arg.find('='));
-    std::string option;
-    bool separate_value = false;  // the value is the next argument
-    if (arg == "-n" || name == "--nproc") {
-      option = "-n";
-      separate_value = !inline_value;
-    } else if (arg.starts_with("-n") && !arg.starts_with("--")) {
-      option = "-n";  // -n3
-    } else if (name == "--timeout" || name == "--port") {
-      option = name;
-      separate_value = !inline_value;
-    } else if (arg == "-h" || arg == "--help") {
-      option = "--help";
-    } else {
-      return;
-    }
-    const std::string given = separate_value && i + 1 < args.size() ? arg + " " + args[i + 1] : arg;
-    EPCOMM_CHECK_ARG(seen.insert(option).second, option, " given more than once (again as '", given,
-                     "'); give each option once");
-    if (separate_value) ++i;
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   launcher::Options options;
   try {
-    const std::vector<std::string> args(argv + 1, argv + argc);
-    refuse_repeated_options(args);
-    options = launcher::parse_args(args);
+    options = launcher::parse_args(std::vector<std::string>(argv + 1, argv + argc));
   } catch (const epcomm::Error& e) {
     std::cerr << "epcomm-run: " << e.message() << "\n\n" << launcher::usage();
     return launcher::kExitUsage;

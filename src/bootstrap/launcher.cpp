@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "bootstrap/socket.hpp"
@@ -82,10 +83,22 @@ Options parse_args(const std::vector<std::string>& args) {
   Options options;
   bool have_num_ranks = false;
   std::size_t i = 0;
+  // An option given twice is refused (`-n 2 -n 3` would otherwise run 3 ranks without a word),
+  // named with the spelling it came in again as.
+  std::set<std::string> seen;
+  auto once = [&](std::string_view option, std::string_view given) {
+    EPCOMM_CHECK_ARG(seen.insert(std::string(option)).second, option, " given more than once (again as '",
+                     given, "'); give each option once");
+  };
   // Returns the value of option `name` given as "--name=V", "-nV" or "--name V".
+  // Also refuses a second use of the option (`once`).
   auto value_of = [&](std::string_view arg, std::string_view name, std::string_view inline_value) {
-    if (!inline_value.empty()) return std::string(inline_value);
+    if (!inline_value.empty()) {
+      once(name, arg);
+      return std::string(inline_value);
+    }
     EPCOMM_CHECK_ARG(i + 1 < args.size(), name, " expects a value (", arg, " was the last argument)");
+    once(name, std::string(arg) + " " + args[i + 1]);
     return args[++i];
   };
   for (; i < args.size(); ++i) {
@@ -100,11 +113,13 @@ Options parse_args(const std::vector<std::string>& args) {
     const std::string_view inline_value =
         eq == std::string_view::npos ? std::string_view() : arg.substr(eq + 1);
     if (arg == "-h" || arg == "--help") {
+      once("--help", arg);
       options.help = true;
     } else if (name == "--nproc" || arg == "-n") {
       options.num_ranks = parse_int_option("-n", value_of(arg, "-n", inline_value), 1, kMaxRanks);
       have_num_ranks = true;
     } else if (arg.starts_with("-n") && !arg.starts_with("--")) {
+      once("-n", arg);
       options.num_ranks = parse_int_option("-n", arg.substr(2), 1, kMaxRanks);
       have_num_ranks = true;
     } else if (name == "--timeout") {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 #include "core/check.hpp"
 #include "core/env.hpp"
@@ -22,15 +23,17 @@ void check_ht_options(const HtOptions& o) {
 }
 
 HtTuning HtTuning::resolve(const HtOptions& options) {
-  check_ht_options(options);
-  HtTuning t;
-  const auto field = [](const char* name, int option) {
-    return env::is_set(name) ? static_cast<int>(env::get_int(name)) : option;
+  check_ht_options(options);  // the caller's fields, named, even where the environment overrides them
+  HtOptions o = options;
+  const auto override_with = [](const char* name, auto& field) {
+    if (env::is_set(name)) field = static_cast<std::remove_reference_t<decltype(field)>>(env::get_int(name));
   };
-  t.dispatch_copy_chunks = field("EPCOMM_HT_DISPATCH_CE", options.dispatch_copy_chunks);
-  t.dispatch_straight = field("EPCOMM_HT_DISPATCH_STRAIGHT", static_cast<int>(options.dispatch_straight));
-  t.combine_pull = field("EPCOMM_HT_COMBINE_PULL", static_cast<int>(options.combine));
-  t.combine_copy_chunks = field("EPCOMM_HT_COMBINE_CE", options.combine_copy_chunks);
+  override_with("EPCOMM_HT_DISPATCH_CE", o.dispatch_copy_chunks);
+  override_with("EPCOMM_HT_DISPATCH_STRAIGHT", o.dispatch_straight);
+  override_with("EPCOMM_HT_COMBINE_PULL", o.combine);
+  override_with("EPCOMM_HT_COMBINE_CE", o.combine_copy_chunks);
+  HtTuning t;
+  t.set(o);
   return t;
 }
 

@@ -5,20 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "cpu/test_doctor_common.hpp"
 #include "doctor/checks.hpp"
 
 namespace epcomm::doctor {
 namespace {
 
-bool contains(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
-#define EXPECT_SEEN(result, status_, needle)                                            \
-  do {                                                                                  \
-    const CheckResult r_ = (result);                                                    \
-    EXPECT_EQ(r_.status, status_) << r_.seen;                                           \
-    EXPECT_TRUE(contains(r_.seen, needle)) << "'" << needle << "' not in: " << r_.seen; \
-  } while (0)
+using testing::contains;
 
 TEST(DoctorFormat, LinesAndExitCodes) {
   EXPECT_EQ(format_line({Status::kOk, "cuda", "fine"}), "ok    cuda: fine");

@@ -404,5 +404,31 @@ TEST(LauncherBinary, UsageErrorsAndMissingCommand) {
       << missing.output;
 }
 
+// An option given twice is refused by parse_args, named with its second spelling (`-n 2 -n 3` would
+// otherwise run 3 ranks without a word); options after CMD belong to CMD.
+TEST(LauncherBinary, RepeatedOptionIsRefused) {
+  for (const char* args : {"-n 2 -n 3 true", "-n2 --nproc 3 true", "--nproc=2 -n3 true"}) {
+    const RunResult r = run(args);
+    EXPECT_EQ(r.exit_code, kExitUsage) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("-n given more than once"), std::string::npos) << args << "\n" << r.output;
+  }
+  const RunResult port = run("-n 1 --port 29500 --port=29501 true");
+  EXPECT_EQ(port.exit_code, kExitUsage) << port.output;
+  EXPECT_NE(port.output.find("--port given more than once (again as '--port=29501')"), std::string::npos)
+      << port.output;
+  const RunResult timeout = run("-n 1 --timeout 5 --timeout 6 true");
+  EXPECT_EQ(timeout.exit_code, kExitUsage) << timeout.output;
+  EXPECT_NE(timeout.output.find("--timeout given more than once (again as '--timeout 6')"), std::string::npos)
+      << timeout.output;
+}
+
+TEST(LauncherBinary, OptionsOfTheCommandAreItsOwn) {
+  // After CMD starts, a repeated flag belongs to CMD: `sh -c 'exit 0' -n -n` passes them to sh.
+  const RunResult r = run("-n 1 -- sh -c 'exit 0' -n -n");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const RunResult once = run("-n 1 true");
+  EXPECT_EQ(once.exit_code, 0) << once.output;
+}
+
 }  // namespace
 }  // namespace epcomm::launcher
