@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
-#   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels] [pack]
+#   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
+#                           [python] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
@@ -12,6 +13,13 @@
 #   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
 #   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
 #   EPCOMM_NCU_SKIP, EPCOMM_NCU_COUNT choose the kernels and launches).
+#   python: the Python package on this machine's PyTorch (docs/python.md): installed with pip from the
+#   tree (no build isolation: nothing can be fetched here, the image has nanobind and scikit-build-core)
+#   or from a carried wheel (EPCOMM_PY_WHEEL=path), into build-py/gpu-site; then its CPU tier, its GPU
+#   tier (python/tests/gpu: 2 and 4 ranks sharing the GPUs, gloo; a skip fails the step;
+#   EPCOMM_PY_TESTS=<pytest -k expression> picks tests), epcomm-bench's ll-dsv3 and ll-small rows on
+#   one rank, and python/tests/gpu/overhead.py (the same calls from Python) beside them in
+#   $OUT/python_overhead.json. Writes more files than the device tool brings back: end with pack.
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -34,7 +42,7 @@ if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${
 fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
-is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | python | pack) return 0 ;; *) return 1 ;; esac; }
 status=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -117,6 +125,45 @@ while [ $# -gt 0 ]; do
       echo "== kernels (rc $rc)"
       grep -E "^  [^ ].*\(.*\)x\(|gpu__time_duration|cycles_elapsed|cycles_active|shared_mem_config" "$OUT/kernels.txt" |
         sed 's/, Context.*//' | cut -c1-110 | tail -72
+      ;;
+    python)
+      shift
+      site="$root/build-py/gpu-site"
+      rm -rf "$site"
+      if [ -n "${EPCOMM_PY_WHEEL:-}" ]; then
+        python3 -m pip install --no-deps --target "$site" "$EPCOMM_PY_WHEEL" > "$OUT/python_install.log" 2>&1
+      else
+        CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) python3 -m pip install --no-build-isolation --no-deps --target "$site" \
+          -C build-dir="$root/build-py/gpu-skbuild" "$root" > "$OUT/python_install.log" 2>&1
+      fi
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== python: install (rc $rc)"; tail -3 "$OUT/python_install.log"
+      [ $rc -ne 0 ] && continue
+      export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+      python3 -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/gpu > "$OUT/python_cpu_tests.log" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== python: CPU tier (rc $rc)"; tail -3 "$OUT/python_cpu_tests.log"
+      start=$(date +%s)
+      EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} python3 -m pytest -v -rs -p no:cacheprovider python/tests/gpu \
+        ${EPCOMM_PY_TESTS:+-k "$EPCOMM_PY_TESTS"} > "$OUT/python_gpu_tests.log" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== python: GPU tier, 2 and 4 shared ranks (rc $rc, $(( $(date +%s) - start )) s)"
+      grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/python_gpu_tests.log" | tail -30
+      if grep -qE "SKIPPED|[0-9]+ skipped" "$OUT/python_gpu_tests.log"; then
+        echo "python: some GPU tests were skipped, which fails this step"; status=1
+      fi
+      bench_json=()
+      for w in ll-dsv3 ll-small; do
+        "$build/tools/epcomm-run" -n 1 --timeout 300 "$build/tools/bench/epcomm-bench" --workload "$w" \
+          --json "$OUT/python_bench_$w.json" > "$OUT/python_bench_$w.txt" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== python: epcomm-bench $w on one rank (rc $rc)"
+        [ $rc -eq 0 ] && bench_json+=("$OUT/python_bench_$w.json")
+      done
+      timeout 500 python3 python/tests/gpu/overhead.py --out "$OUT/python_overhead.json" --bench-json "${bench_json[@]}" \
+        > "$OUT/python_overhead.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== python: overhead (rc $rc)"; grep -E "difference|Error|error" "$OUT/python_overhead.txt" | tail -40
       ;;
     pack)
       shift

@@ -49,7 +49,9 @@ build_wheel() {
     CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
     "$1" -m pip wheel --quiet --no-deps -w "$out" -C build-dir="$dir/wheel-build-$2" "$root" >&2
   local wheels=("$out"/epcomm-*.whl)
-  [ ${#wheels[@]} -eq 1 ] && [ -f "${wheels[0]}" ] || fail "$1: expected one wheel in $out, got: ${wheels[*]}"
+  if [ ${#wheels[@]} -ne 1 ] || [ ! -f "${wheels[0]}" ]; then
+    fail "$1: expected one wheel in $out, got: ${wheels[*]}"
+  fi
   echo "${wheels[0]}"
 }
 
