@@ -110,7 +110,11 @@ void bind_bootstrap(nb::module_& m) {
   m.def(
       "discover_domains",
       [](Bootstrap& b, const std::string& host_identity) {
-        const DomainInfo d = discover_domains(b, host_identity);
+        DomainInfo d;
+        {
+          nb::gil_scoped_release release;  // collective, like all_gather
+          d = discover_domains(b, host_identity);
+        }
         nb::dict out;
         out["ranks_per_domain"] = d.ranks_per_domain;
         out["num_domains"] = d.num_domains;

@@ -1,6 +1,6 @@
-"""The TCP bootstrap's job token from Python: rank 0 admits only ranks presenting its job's token,
-refuses another job's (which raises BootstrapError) and carries on. Ranks are threads on localhost
-(the rendezvous releases the GIL while it waits)."""
+"""The TCP bootstrap from Python, ranks as threads on localhost (every collective releases the GIL
+while it waits): its job token (rank 0 admits only ranks presenting its job's token, refuses another
+job's, which raises BootstrapError, and carries on) and its collectives."""
 
 import socket
 import threading
@@ -30,6 +30,8 @@ class Rank(threading.Thread):
         try:
             self.boot = epcomm.tcp_bootstrap("127.0.0.1", self.port, **self.args)
             self.gathered = self.boot.all_gather(bytes([65 + self.boot.rank]))
+            self.domains = epcomm._C.discover_domains(self.boot, "one-host")
+            self.boot.barrier()
         except epcomm.Error as e:
             self.error = e
 
@@ -48,6 +50,16 @@ def test_ranks_with_the_same_token_form_a_group():
     root, other = run_ranks(Rank(port, 0, job_token="job-a"), Rank(port, 1, job_token="job-a"))
     assert root.error is None and other.error is None, (root.error, other.error)
     assert root.gathered == other.gathered == b"AB"
+
+
+def test_collectives_of_threads_in_one_process():
+    # all_gather, discover_domains and barrier each wait for the other thread: they must not hold the GIL.
+    port = free_port()
+    ranks = run_ranks(*(Rank(port, r, world_size=3, job_token="job-c") for r in range(3)))
+    assert [r.error for r in ranks] == [None] * 3
+    assert [r.gathered for r in ranks] == [b"ABC"] * 3
+    assert [(r.domains["num_domains"], r.domains["ranks_per_domain"], r.domains["local_index"]) for r in ranks] == [
+        (1, 3, 0), (1, 3, 1), (1, 3, 2)]
 
 
 def test_ranks_with_different_tokens_do_not_admit_each_other():
