@@ -20,7 +20,8 @@
 #   test that needs two GPUs;
 #   EPCOMM_PY_TESTS=<pytest -k expression> picks tests), epcomm-bench's ll-dsv3 and ll-small rows on
 #   one rank, and python/tests/gpu/overhead.py (the same calls from Python) beside them in
-#   $OUT/python_overhead.json. Writes more files than the device tool brings back: end with pack.
+#   $OUT/python_overhead.json. EPCOMM_PY_PARTS picks among "cpu gpu overhead" (default: all three),
+#   e.g. to split them over two calls. Writes more files than the device tool brings back: end with pack.
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -43,6 +44,7 @@ if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${
 fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
+py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | python | pack) return 0 ;; *) return 1 ;; esac; }
 status=0
 while [ $# -gt 0 ]; do
@@ -141,19 +143,24 @@ while [ $# -gt 0 ]; do
       echo "== python: install (rc $rc)"; tail -3 "$OUT/python_install.log"
       [ $rc -ne 0 ] && continue
       export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-      python3 -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/gpu > "$OUT/python_cpu_tests.log" 2>&1
-      rc=$?; [ $rc -ne 0 ] && status=$rc
-      echo "== python: CPU tier (rc $rc)"; tail -3 "$OUT/python_cpu_tests.log"
-      start=$(date +%s)
-      EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} python3 -m pytest -v -rs -p no:cacheprovider python/tests/gpu \
-        ${EPCOMM_PY_TESTS:+-k "$EPCOMM_PY_TESTS"} > "$OUT/python_gpu_tests.log" 2>&1
-      rc=$?; [ $rc -ne 0 ] && status=$rc
-      echo "== python: GPU tier, 2 and 4 shared ranks (rc $rc, $(( $(date +%s) - start )) s)"
-      grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/python_gpu_tests.log" | tail -30
-      # Only a test that needs two GPUs may skip (on a machine of one).
-      if grep -E "SKIPPED" "$OUT/python_gpu_tests.log" | grep -qv "needs two GPUs"; then
-        echo "python: some GPU tests were skipped, which fails this step"; status=1
+      if py_part cpu; then
+        python3 -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/gpu > "$OUT/python_cpu_tests.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== python: CPU tier (rc $rc)"; tail -3 "$OUT/python_cpu_tests.log"
       fi
+      if py_part gpu; then
+        start=$(date +%s)
+        EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} python3 -m pytest -v -rs -p no:cacheprovider python/tests/gpu \
+          ${EPCOMM_PY_TESTS:+-k "$EPCOMM_PY_TESTS"} > "$OUT/python_gpu_tests.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== python: GPU tier, 2 and 4 shared ranks (rc $rc, $(( $(date +%s) - start )) s)"
+        grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/python_gpu_tests.log" | tail -30
+        # Only a test that needs two GPUs may skip (on a machine of one).
+        if grep -E "SKIPPED" "$OUT/python_gpu_tests.log" | grep -qv "needs two GPUs"; then
+          echo "python: some GPU tests were skipped, which fails this step"; status=1
+        fi
+      fi
+      py_part overhead || continue
       bench_json=()
       for w in ll-dsv3 ll-small; do
         "$build/tools/epcomm-run" -n 1 --timeout 300 "$build/tools/bench/epcomm-bench" --workload "$w" \
