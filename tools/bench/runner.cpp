@@ -1,5 +1,7 @@
 #include "bench/runner.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 
@@ -36,6 +38,26 @@ bool checked_call(Session& session, DeviceInputs& inputs, BenchOp& op, cudaStrea
   }
   inputs.load(InputSet::kTimed, stream);
   return ok;
+}
+
+// The op's preamble pass (BenchOp::preamble_us); nothing on this rank when it threw (its row keeps
+// its time: the timed calls ran).
+std::optional<double> preamble_pass(Session& session, BenchOp& op, cudaStream_t stream,
+                                    const RunSettings& settings) {
+  try {
+    return op.preamble_us(stream, settings.timing.iters);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "epcomm-bench: rank %d: preamble pass of %s %s %s threw: %s\n", session.rank(),
+                 op.impl.c_str(), op.op.c_str(), op.dtype.c_str(), e.what());
+    return std::nullopt;
+  }
+}
+
+// The max over ranks of a value every rank measured; nothing when a rank has none.
+std::optional<double> max_if_every_rank(Bootstrap& bootstrap, std::optional<double> value) {
+  const std::vector<double> all = gather_values(bootstrap, value.value_or(std::nan("")));
+  if (std::any_of(all.begin(), all.end(), [](double v) { return std::isnan(v); })) return std::nullopt;
+  return *std::max_element(all.begin(), all.end());
 }
 
 }  // namespace
@@ -78,6 +100,8 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
   // Diagnostics of the timed calls, before the checked call replaces "the last call".
   if (op.kernel_us) row.kernel_us = max_over_ranks(bootstrap, op.kernel_us());
   if (op.after) op.after();
+  if (op.preamble_us)
+    row.preamble_us = max_if_every_rank(bootstrap, preamble_pass(session, op, stream, settings));
   if (settings.check && op.check) {
     const bool ok = checked_call(session, inputs, op, stream);
     row.check = all_ranks_true(bootstrap, ok) ? "pass" : "fail";
