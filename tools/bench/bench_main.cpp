@@ -2,6 +2,7 @@
 // `epcomm-run -n N epcomm-bench ...`; prints one nccl-tests-style table per workload (rank 0) and
 // writes the docs/benchmark.md result files.
 #include <cuda_runtime_api.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -38,11 +39,17 @@ std::unique_ptr<Bootstrap> make_bootstrap(const BenchEnv& env) {
   });
 }
 
-// Every rank's GPU identity (its PCI bus id), by rank. Collective.
+// Every rank's GPU identity (host name and PCI bus id: bus ids repeat across hosts), by rank.
+// Collective.
 std::vector<std::string> gpu_of_each_rank(Bootstrap& bootstrap, int device) {
-  constexpr std::size_t kIdBytes = 64;  // cudaDeviceGetPCIBusId needs at most 13 + 1
+  constexpr std::size_t kBusIdBytes = 32;  // cudaDeviceGetPCIBusId writes at most 13 + 1
+  constexpr std::size_t kIdBytes = 320;    // a host name (at most 255) and the bus id
+  std::array<char, kBusIdBytes> bus{};
+  BENCH_CUDA(cudaDeviceGetPCIBusId(bus.data(), static_cast<int>(bus.size()), device));
+  std::array<char, 256> host{};
+  if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
   std::array<char, kIdBytes> mine{};
-  BENCH_CUDA(cudaDeviceGetPCIBusId(mine.data(), static_cast<int>(mine.size()), device));
+  std::snprintf(mine.data(), mine.size(), "%s %s", host.data(), bus.data());
   std::vector<std::array<char, kIdBytes>> all(static_cast<std::size_t>(bootstrap.size()));
   bootstrap.all_gather(mine.data(), all.data(), kIdBytes);
   std::vector<std::string> ids;

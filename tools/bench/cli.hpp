@@ -83,7 +83,7 @@ struct StartDecision {
 // the runtime, ...) is a failure naming the error.
 StartDecision decide_start(const GpuPresence& gpus, const BenchEnv& env, bool shared_gpu_timing);
 
-// Whether two ranks run on one GPU, from every rank's GPU identity (its PCI bus id, by rank).
+// Whether two ranks run on one GPU, from every rank's GPU identity (host and PCI bus id), by rank.
 bool ranks_share_a_gpu(const std::vector<std::string>& gpu_of_rank);
 // Refuses (epcomm::Error naming the ranks and the flag) a run whose ranks share a GPU unless
 // --shared-gpu-timing asked to time them: their times are not NVLink times.
