@@ -110,6 +110,8 @@ int run(const Options& options, const BenchEnv& env, int device, int argc, const
   const bool shared_gpus = ranks_share_a_gpu(gpu_of_rank);
   if (lead && shared_gpus)
     std::printf("# note: ranks share GPUs (--shared-gpu-timing): every row is %s timing\n", kSharedGpuNote);
+  if (lead && options.shared_gpu_timing && !shared_gpus)
+    std::printf("# note: --shared-gpu-timing given, but every rank has a GPU of its own: usual timing\n");
 
   Session session(*bootstrap, device, options.sms, options.ce_chunks, shared_gpus);
   RunSettings settings;
