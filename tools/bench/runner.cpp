@@ -1,7 +1,5 @@
 #include "bench/runner.hpp"
 
-#include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <exception>
 
@@ -53,13 +51,6 @@ std::optional<double> preamble_pass(Session& session, BenchOp& op, cudaStream_t 
   }
 }
 
-// The max over ranks of a value every rank measured; nothing when a rank has none.
-std::optional<double> max_if_every_rank(Bootstrap& bootstrap, std::optional<double> value) {
-  const std::vector<double> all = gather_values(bootstrap, value.value_or(std::nan("")));
-  if (std::any_of(all.begin(), all.end(), [](double v) { return std::isnan(v); })) return std::nullopt;
-  return *std::max_element(all.begin(), all.end());
-}
-
 }  // namespace
 
 std::optional<ResultRow> run_op(Session& session, const Workload& workload, DeviceInputs& inputs, BenchOp& op,
@@ -101,7 +92,7 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
   if (op.kernel_us) row.kernel_us = max_over_ranks(bootstrap, op.kernel_us());
   if (op.after) op.after();
   if (op.preamble_us)
-    row.preamble_us = max_if_every_rank(bootstrap, preamble_pass(session, op, stream, settings));
+    row.preamble_us = max_over_ranks_if_all(bootstrap, preamble_pass(session, op, stream, settings));
   if (settings.check && op.check) {
     const bool ok = checked_call(session, inputs, op, stream);
     row.check = all_ranks_true(bootstrap, ok) ? "pass" : "fail";
