@@ -42,7 +42,7 @@ echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | pack) return 0 ;; *) return 1 ;; esac; }
 # ncu at real clocks over the launches of kernels matching $2 in a 1-rank epcomm-bench run (its
-# flags after $5), cache control $1, launches skipped/counted $3/$4; output in $OUT/$6.txt.
+# flags after $5), cache control $1, launches skipped/counted $3/$4; output in $OUT/<$5>.txt.
 ncu_bench() {
   local cache=$1 kernels=$2 skip=$3 count=$4 name=$5; shift 5
   local ncu; ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
