@@ -26,11 +26,13 @@ def test_rows_meet_the_cpp_row_of_the_same_call():
     reports = [bench_report("ll-dsv3", [("epcomm", "dispatch", 128, 40.0), ("epcomm-graph", "dispatch", 128, 30.0),
                                         ("epcomm", "combine", 128, 50.0), ("epcomm-hook", "dispatch", 128, 99.0),
                                         ("epcomm", "dispatch+combine", 128, 99.0)]),
-               bench_report("ll-small", [("epcomm", "dispatch", 1, 20.0), ("epcomm", "dispatch", 8, 21.0)])]
+               bench_report("ll-small", [("epcomm", "dispatch", 1, 20.0), ("epcomm", "dispatch", 8, 21.0),
+                                         ("epcomm", "combine", 8, None)])]
     rows = [python_row("deep_ep", "ll-dsv3", 128, "dispatch", "eager", 43.5),
             python_row("epcomm", "ll-dsv3", 128, "dispatch", "graph", 30.5),
             python_row("deep_ep", "ll-dsv3", 128, "combine", "graph", 60.0),  # no C++ graph combine row given
-            python_row("deep_ep", "ll-small", 8, "dispatch", "eager", 25.0)]
+            python_row("deep_ep", "ll-small", 8, "dispatch", "eager", 25.0),
+            python_row("deep_ep", "ll-small", 8, "combine", "eager", 25.0)]  # the C++ row has no time (null)
     got = overhead.compare(rows, reports)
     assert [(c["layer"], c["workload"], c["tokens"], c["op"], c["mode"], c["cpp_time_us"]) for c in got] == [
         ("deep_ep", "ll-dsv3", 128, "dispatch", "eager", 40.0), ("epcomm", "ll-dsv3", 128, "dispatch", "graph", 30.0),

@@ -173,7 +173,8 @@ def compare(rows, reports):
     cpp = {}
     for report in reports:
         for r in report["rows"]:
-            if r["impl"] in ("epcomm", "epcomm-graph") and r["op"] in ("dispatch", "combine"):
+            timed = r.get("time_us") is not None  # null: the row has no time (epcomm-bench's JSON)
+            if timed and r["impl"] in ("epcomm", "epcomm-graph") and r["op"] in ("dispatch", "combine"):
                 mode = "graph" if r["impl"] == "epcomm-graph" else "eager"
                 cpp[(report["workload"], r["tokens"], r["op"], mode)] = r["time_us"]
     out = []
