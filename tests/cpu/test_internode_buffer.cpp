@@ -1,0 +1,182 @@
+// A Buffer over several NVLink domains, without a GPU (internode/md_buffer.hpp,
+// epcomm/multi_domain.hpp): which options it takes, what it refuses and when (num_rdma_bytes
+// without the NVSHMEM transport before any collective step; a missing or too small symmetric
+// region once the domains are known), and the public size hints equal to md_sizes' values. This
+// program never links epcomm_nvshmem, so it has NVSHMEM hooks only where a test registers fake ones.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "cpu/expect_error.hpp"
+#include "epcomm/bootstrap.hpp"
+#include "epcomm/buffer.hpp"
+#include "epcomm/multi_domain.hpp"
+#include "internode/md_buffer.hpp"
+#include "internode/md_sizes.hpp"
+#include "transport/ll_transport.hpp"
+
+namespace epcomm {
+namespace {
+
+using test::expect_arg_error;
+using test::expect_error;
+
+// ---- the public hints ------------------------------------------------------------------------
+
+struct HintCase {
+  int G, D, num_sms;
+  bool fp8;
+};
+
+TEST(InternodeBuffer, HintsEqualTheSizesOfTheLayout) {
+  for (const HintCase& c : {HintCase{8, 2, 24, false}, HintCase{8, 4, 24, true}, HintCase{2, 2, 2, false},
+                            HintCase{4, 3, 132, true}, HintCase{1, 64, 24, false}, HintCase{72, 2, 24, true}}) {
+    const MultiDomainShape shape{.num_tokens = 4096, .hidden = 7168, .num_topk = 8, .num_experts = 2 * c.G * c.D,
+                                 .num_ranks = c.G * c.D, .ranks_per_domain = c.G, .fp8 = c.fp8};
+    const MdShape md{.num_tokens = 4096, .hidden = 7168, .num_topk = 8, .num_experts = 2 * c.G * c.D,
+                     .ranks_per_domain = c.G, .num_domains = c.D, .fp8 = c.fp8};
+    SCOPED_TRACE(testing::Message() << c.G << "x" << c.D << " sms " << c.num_sms);
+    EXPECT_EQ(multi_domain_rdma_bytes_hint(shape, c.num_sms), md_rdma_bytes_hint(md, md_ring_config(md, c.num_sms)));
+    EXPECT_EQ(multi_domain_nvl_bytes_hint(shape), md_nvl_bytes_hint(md, std::int64_t{4096} * c.G * c.D));
+    EXPECT_EQ(multi_domain_nvl_bytes_hint(shape, 1000), md_nvl_bytes_hint(md, 1000));
+    // What the hints give is what an operation of that shape accepts.
+    const std::int64_t rdma = multi_domain_rdma_bytes_hint(shape, c.num_sms);
+    const MdRingConfig config = md_ring_config(md, c.num_sms);
+    for (MdOp op : {kMdOpDispatch, kMdOpCombine})
+      EXPECT_GE(md_fit_rdma(rdma, md, config.num_channels, config.staging_slots, op).ring_slots, config.ring_slots);
+    EXPECT_NO_THROW(check_md_nvl_bytes(multi_domain_nvl_bytes_hint(shape, 1000), md, 1000));
+  }
+}
+
+TEST(InternodeBuffer, HintsNameTheFieldOutOfRange) {
+  const MultiDomainShape good{.num_tokens = 128, .hidden = 1024, .num_topk = 2, .num_experts = 8, .num_ranks = 4,
+                              .ranks_per_domain = 2};
+  EXPECT_GT(multi_domain_rdma_bytes_hint(good), 0);
+  MultiDomainShape s = good;
+  s.ranks_per_domain = 3;
+  expect_arg_error([&] { multi_domain_rdma_bytes_hint(s); }, "num_ranks, ranks_per_domain");
+  s = good;
+  s.num_experts = 6;
+  expect_arg_error([&] { multi_domain_nvl_bytes_hint(s); }, "num_experts");
+  s = good;
+  s.fp8 = true;
+  s.hidden = 1000;
+  expect_arg_error([&] { multi_domain_rdma_bytes_hint(s); }, "hidden");
+  expect_arg_error([&] { multi_domain_rdma_bytes_hint(good, 1); }, "num_sms");
+  expect_arg_error([&] { multi_domain_nvl_bytes_hint(good, -2); }, "received_rows");
+}
+
+// ---- the transport check, before any collective step ---------------------------------------------
+
+bool g_in_use = false;
+bool fake_in_use() {
+  return g_in_use;
+}
+const LlNvshmemHooks kFakeHooks{nullptr, &fake_in_use, nullptr, nullptr};
+
+// Registers the fake hooks for one test, and takes them away after it.
+class FakeNvshmem {
+ public:
+  explicit FakeNvshmem(bool in_use) {
+    g_in_use = in_use;
+    set_ll_nvshmem_hooks(&kFakeHooks);
+  }
+  ~FakeNvshmem() { set_ll_nvshmem_hooks(nullptr); }
+  FakeNvshmem(const FakeNvshmem&) = delete;
+  FakeNvshmem& operator=(const FakeNvshmem&) = delete;
+};
+
+TEST(InternodeBuffer, NoSymmetricRegionNeedsNothing) {
+  EXPECT_NO_THROW(checks::check_md_transport({}, nullptr));
+  EXPECT_NO_THROW(checks::check_md_transport({.low_latency_mode = true}, nullptr));
+}
+
+TEST(InternodeBuffer, SymmetricRegionWithoutTheTransportIsUnsupported) {
+  expect_error([] { checks::check_md_transport({.num_rdma_bytes = 1 << 20}, nullptr); },
+               "num_rdma_bytes: 1048576 asks for the multi-domain symmetric region", ErrorCategory::kUnsupported);
+  expect_error([] { checks::check_md_transport({.num_rdma_bytes = 1}, nullptr); }, "-DEPCOMM_WITH_NVSHMEM=ON",
+               ErrorCategory::kUnsupported);
+}
+
+TEST(InternodeBuffer, SymmetricRegionWithTheTransport) {
+  {
+    const FakeNvshmem nvshmem(/*in_use=*/false);
+    EXPECT_NO_THROW(checks::check_md_transport({.num_rdma_bytes = 1 << 20}, ll_nvshmem_hooks()));
+    expect_error(
+        [] { checks::check_md_transport({.num_rdma_bytes = 1 << 20, .low_latency_mode = true}, ll_nvshmem_hooks()); },
+        "num_rdma_bytes: a low-latency Buffer takes its workspace from num_nvl_bytes", ErrorCategory::kUnsupported);
+  }
+  const FakeNvshmem nvshmem(/*in_use=*/true);
+  expect_error([] { checks::check_md_transport({.num_rdma_bytes = 1 << 20}, ll_nvshmem_hooks()); },
+               "num_rdma_bytes: NVSHMEM is already in use in this process", ErrorCategory::kUnsupported);
+}
+
+// A bootstrap that fails the test on any exchange: the refusal must come before the first one.
+std::shared_ptr<Bootstrap> no_exchange_bootstrap(int* exchanges) {
+  return make_callback_bootstrap(0, 2, [exchanges](const void*, void*, std::size_t) {
+    ++*exchanges;
+    throw Error(ErrorCategory::kBootstrap, "unexpected exchange", __FILE__, __LINE__);
+  });
+}
+
+TEST(InternodeBuffer, BufferRefusesTheRegionWithoutTheTransportBeforeAnyExchange) {
+  int exchanges = 0;
+  expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), {.num_rdma_bytes = 1 << 20}); },
+               "num_rdma_bytes", ErrorCategory::kUnsupported);
+  {
+    const FakeNvshmem nvshmem(/*in_use=*/true);
+    expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), {.num_rdma_bytes = 1 << 20}); },
+                 "already in use", ErrorCategory::kUnsupported);
+  }
+  EXPECT_EQ(exchanges, 0);
+}
+
+// ---- the domains' check, after discovery ------------------------------------------------------
+
+DomainInfo domains_of(int G, int D) {
+  DomainInfo info;
+  info.ranks_per_domain = G;
+  info.num_domains = D;
+  return info;
+}
+
+TEST(InternodeBuffer, OneDomainIgnoresTheSymmetricRegion) {
+  EXPECT_FALSE(checks::check_md_domains({}, domains_of(8, 1)));
+  EXPECT_FALSE(checks::check_md_domains({.num_rdma_bytes = 1 << 20}, domains_of(8, 1)));
+  EXPECT_FALSE(checks::check_md_domains({.low_latency_mode = true}, domains_of(8, 1)));
+}
+
+TEST(InternodeBuffer, SeveralDomainsNeedTheRegionsHeaderAtLeast) {
+  for (const auto& [G, D] : {std::pair{1, 2}, std::pair{2, 2}, std::pair{8, 16}, std::pair{8, 256}, std::pair{72, 2}}) {
+    const auto header = static_cast<std::int64_t>(MdHeader::make(D, G).total_bytes);
+    SCOPED_TRACE(testing::Message() << G << "x" << D << ", header " << header);
+    expect_arg_error([&] { checks::check_md_domains({}, domains_of(G, D)); },
+                     "num_rdma_bytes: " + std::to_string(D) + " NVLink domains of " + std::to_string(G) +
+                         " ranks need the symmetric region that rows cross domains through; expected at least " +
+                         std::to_string(header) + " bytes");
+    expect_arg_error([&] { checks::check_md_domains({.num_rdma_bytes = header - 1}, domains_of(G, D)); },
+                     "got " + std::to_string(header - 1));
+    EXPECT_TRUE(checks::check_md_domains({.num_rdma_bytes = header}, domains_of(G, D)));
+  }
+}
+
+TEST(InternodeBuffer, SeveralDomainsRefuseLowLatencyModeAndTooManyDomains) {
+  expect_error([] { checks::check_md_domains({.low_latency_mode = true}, domains_of(2, 2)); },
+               "num_domains: low-latency mode serves one NVLink domain, got 2 domains of 2 ranks",
+               ErrorCategory::kUnsupported);
+  expect_error([] { checks::check_md_domains({.num_rdma_bytes = std::int64_t{1} << 40}, domains_of(1, 257)); },
+               "num_domains: at most 256 NVLink domains supported, got 257", ErrorCategory::kUnsupported);
+}
+
+TEST(InternodeBuffer, DispatchAndCombineWaitForTheKernels) {
+  EXPECT_NO_THROW(checks::require_one_domain(nullptr, "dispatch"));
+  MdState md;
+  md.header = MdHeader::make(4, 2);
+  expect_error([&] { checks::require_one_domain(&md, "combine"); },
+               "combine: this Buffer spans 4 NVLink domains; multi-domain combine is not available yet",
+               ErrorCategory::kUnsupported);
+}
+
+}  // namespace
+}  // namespace epcomm
