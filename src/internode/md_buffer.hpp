@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "buffer/buffer_impl.hpp"
+#include "core/cuda_raii.hpp"
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/buffer.hpp"
 #include "internode/md_layout.hpp"
@@ -23,8 +25,13 @@ struct MdState {
   char* region = nullptr;         // this rank's symmetric region; the same address names every PE's
   std::int64_t region_bytes = 0;  // BufferOptions::num_rdma_bytes, equal on every rank
   MdHeader header;                // fixed for the region's life (its counters are cumulative)
-  std::uint64_t num_notifies = 0;  // count exchanges so far: the epoch of the next one's flags
+  // Per-call device scratch (notify's scan, the forwarders' stream states), grown when a call
+  // needs more; only the communication stream uses it.
+  DeviceBuffer scratch;
 };
+
+// Buffer::dispatch on a multi-domain Buffer (md_dispatch_op.cpp).
+DispatchResult md_dispatch(Buffer::Impl& m, const DispatchArgs& args, const CallOptions& options);
 
 namespace checks {
 

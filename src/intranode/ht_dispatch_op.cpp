@@ -265,7 +265,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   check_status();
   Impl& m = *impl_;
   checks::require_high_throughput_buffer(m.ll != nullptr, "dispatch");
-  checks::require_one_domain(m.md.get(), "dispatch");  // multi-domain kernels: internode/
+  if (m.md) return md_dispatch(m, a, options);  // internode/md_dispatch_op.cpp
   const DispatchPlanned p = plan_dispatch(m, a);
   const bool cached = p.cached != nullptr;
   const bool worst = a.num_worst_tokens > 0;

@@ -12,6 +12,7 @@
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/buffer.hpp"
 #include "epcomm/multi_domain.hpp"
+#include "core/status_message.hpp"
 #include "internode/md_buffer.hpp"
 #include "internode/md_sizes.hpp"
 #include "transport/ll_transport.hpp"
@@ -176,6 +177,31 @@ TEST(InternodeBuffer, DispatchAndCombineWaitForTheKernels) {
   expect_error([&] { checks::require_one_domain(&md, "combine"); },
                "combine: this Buffer spans 4 NVLink domains; multi-domain combine is not available yet",
                ErrorCategory::kUnsupported);
+}
+
+// A wait on a peer of another domain names the peer's domain and the multi-domain counter.
+TEST(InternodeBuffer, TimeoutsNameThePeersDomain) {
+  DeviceStatus s{};
+  s.code = static_cast<std::int32_t>(StatusCode::kTimeout);
+  s.op = static_cast<std::int32_t>(OpId::kDispatch);
+  s.counter = static_cast<std::int32_t>(CounterId::kMdCredits);
+  s.rank = 1;
+  s.peer = 5;
+  s.peer_domain = 2 + 1;
+  s.expected = 9;
+  s.observed = 4;
+  const Error e = status_error(s, 1000, __FILE__, __LINE__);
+  EXPECT_EQ(e.category(), ErrorCategory::kTimeout);
+  EXPECT_NE(e.message().find("rank 1: dispatch timed out after 1000 ms waiting for rank 5 of domain 2 (counter "
+                             "'ring credits from another domain': expected 9, observed 4)"),
+            std::string::npos)
+      << e.message();
+  s.peer_domain = 0;  // a wait within the domain names no domain
+  s.counter = static_cast<std::int32_t>(CounterId::kRowsArrived);
+  EXPECT_NE(status_error(s, 1000, __FILE__, __LINE__).message().find("waiting for rank 5 (counter 'rows arrived'"),
+            std::string::npos);
+  for (CounterId c : {CounterId::kMdCountRecord, CounterId::kMdSlot, CounterId::kMdCredits})
+    EXPECT_NE(std::string(to_string(c)).find("another domain"), std::string::npos) << to_string(c);
 }
 
 }  // namespace

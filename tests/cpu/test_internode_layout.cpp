@@ -48,6 +48,7 @@ std::vector<Interval> sections(const MdSymmetricLayout& l) {
       {"rings", l.rings.rings, l.rings.rings + l.slot.stride * ring_count},
       {"staging", l.rings.staging,
        l.rings.staging + l.slot.stride * static_cast<std::size_t>(l.rings.num_channels * l.rings.staging_slots)},
+      {"record staging", l.header.record_staging, l.header.record_staging + P * l.header.record_capacity_bytes},
   };
 }
 
@@ -72,7 +73,8 @@ TEST(InternodeLayout, SectionsAreAlignedDisjointAndInside) {
         SCOPED_TRACE(testing::Message() << G << "x" << D << " C=" << C << " N=" << N << " S=" << S
                                         << " stride=" << slot.stride);
         const MdSymmetricLayout l = MdSymmetricLayout::make(D, G, C, N, S, slot);
-        for (std::size_t offset : {l.header.counters, l.header.count_flags, l.header.mailboxes})
+        for (std::size_t offset :
+             {l.header.counters, l.header.count_flags, l.header.mailboxes, l.header.record_staging})
           EXPECT_EQ(offset % kMdSmallAlignment, 0u);
         EXPECT_EQ(l.header.record_capacity_bytes % kMdSmallAlignment, 0u);
         for (std::size_t offset : {l.header.total_bytes, l.rings.flags, l.rings.rings, l.rings.staging, l.total_bytes()})
@@ -120,6 +122,13 @@ TEST(InternodeLayout, EveryIndexedElementHasItsOwnBytes) {
       }
     expect_elements_disjoint(std::move(count_flags), sec[1]);
     expect_elements_disjoint(std::move(boxes), sec[2]);
+    std::vector<Interval> records;
+    for (int p = 0; p < P; ++p) {
+      records.push_back({"staged record", l.header.staged_record(p),
+                         l.header.staged_record(p) + l.header.record_capacity_bytes});
+      EXPECT_EQ(l.header.staged_record(p) % kMdSmallAlignment, 0u);
+    }
+    expect_elements_disjoint(std::move(records), sec[6]);
     for (int p = 0; p < P; ++p)
       for (int c = 0; c < C; ++c)
         for (int k = 0; k < N; ++k) {
