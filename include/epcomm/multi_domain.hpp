@@ -35,6 +35,7 @@ EPCOMM_API std::int64_t multi_domain_rdma_bytes_hint(const MultiDomainShape& sha
 // BufferOptions::num_nvl_bytes: room for `received_rows` rows arriving at one rank (dispatch and
 // combine use the same bytes); -1: any routing, every token of every rank (R x T rows), which
 // grows with R: size for the expected routing plus a margin when that is too much.
-EPCOMM_API std::int64_t multi_domain_nvl_bytes_hint(const MultiDomainShape& shape, std::int64_t received_rows = -1);
+EPCOMM_API std::int64_t multi_domain_nvl_bytes_hint(const MultiDomainShape& shape,
+                                                    std::int64_t received_rows = -1);
 
 }  // namespace epcomm

@@ -77,8 +77,8 @@ struct MdDispatchArgs {
   const std::uint8_t* x = nullptr;  // [T, row_bytes]
   const float* x_scales = nullptr;  // FP8 scales, strided
   std::int64_t scale_stride_token = 0, scale_stride_block = 0;
-  const void* topk_idx = nullptr;       // [T, k], int64 or int32 (region.idx_bytes); null without top-k
-  const float* topk_weights = nullptr;  // [T, k]
+  const void* topk_idx = nullptr;          // [T, k], int64 or int32 (region.idx_bytes); null without top-k
+  const float* topk_weights = nullptr;     // [T, k]
   const bool* is_token_in_rank = nullptr;  // [T, R]
   std::int64_t num_tokens = 0;
   int num_local_experts = 0;

@@ -13,13 +13,15 @@ namespace checks {
 
 void check_md_transport(const BufferOptions& options, const LlNvshmemHooks* hooks) {
   if (options.num_rdma_bytes <= 0) return;  // negative values are refused with the other options
-  EPCOMM_REQUIRE(!options.low_latency_mode, ErrorCategory::kUnsupported,
-                 "num_rdma_bytes: a low-latency Buffer takes its workspace from num_nvl_bytes (or from NVSHMEM "
-                 "with ll_transport = LlTransport::kNvshmem); expected 0, got ",
-                 options.num_rdma_bytes);
-  EPCOMM_REQUIRE(hooks != nullptr, ErrorCategory::kUnsupported, "num_rdma_bytes: ", options.num_rdma_bytes,
-                 " asks for the multi-domain symmetric region, which needs the NVSHMEM transport; this program "
-                 "does not contain it (build with -DEPCOMM_WITH_NVSHMEM=ON and link epcomm_nvshmem)");
+  EPCOMM_REQUIRE(
+      !options.low_latency_mode, ErrorCategory::kUnsupported,
+      "num_rdma_bytes: a low-latency Buffer takes its workspace from num_nvl_bytes (or from NVSHMEM "
+      "with ll_transport = LlTransport::kNvshmem); expected 0, got ",
+      options.num_rdma_bytes);
+  EPCOMM_REQUIRE(
+      hooks != nullptr, ErrorCategory::kUnsupported, "num_rdma_bytes: ", options.num_rdma_bytes,
+      " asks for the multi-domain symmetric region, which needs the NVSHMEM transport; this program "
+      "does not contain it (build with -DEPCOMM_WITH_NVSHMEM=ON and link epcomm_nvshmem)");
   EPCOMM_REQUIRE(!hooks->in_use(), ErrorCategory::kUnsupported,
                  "num_rdma_bytes: NVSHMEM is already in use in this process (by another Buffer or an "
                  "NvshmemTransport); NVSHMEM keeps one state per process, so destroy that one first");
@@ -34,14 +36,15 @@ bool check_md_domains(const BufferOptions& options, const DomainInfo& domains) {
                       " ranks form one NVLink domain, so no row crosses between domains");
     return false;
   }
-  EPCOMM_REQUIRE(!options.low_latency_mode, ErrorCategory::kUnsupported, "num_domains: low-latency mode serves ",
-                 "one NVLink domain, got ", D, " domains of ", G,
+  EPCOMM_REQUIRE(!options.low_latency_mode, ErrorCategory::kUnsupported,
+                 "num_domains: low-latency mode serves ", "one NVLink domain, got ", D, " domains of ", G,
                  " ranks (low-latency mode across domains is not available yet)");
   EPCOMM_REQUIRE(D <= kMdMaxDomains, ErrorCategory::kUnsupported, "num_domains: at most ", kMdMaxDomains,
                  " NVLink domains supported, got ", D, " domains of ", G, " ranks");
   const auto header = static_cast<std::int64_t>(MdHeader::make(D, G).total_bytes);
   EPCOMM_CHECK_ARG(options.num_rdma_bytes >= header, "num_rdma_bytes: ", D, " NVLink domains of ", G,
-                   " ranks need the symmetric region that rows cross domains through; expected at least ", header,
+                   " ranks need the symmetric region that rows cross domains through; expected at least ",
+                   header,
                    " bytes (its fixed header; multi_domain_rdma_bytes_hint sizes the rings too), got ",
                    options.num_rdma_bytes);
   return true;
@@ -55,8 +58,8 @@ void require_one_domain(const MdState* md, const char* op) {
 
 }  // namespace checks
 
-std::shared_ptr<MdState> open_md_state(Bootstrap& bootstrap, const BufferOptions& options, const DomainInfo& domains,
-                                       const LlNvshmemHooks& hooks) {
+std::shared_ptr<MdState> open_md_state(Bootstrap& bootstrap, const BufferOptions& options,
+                                       const DomainInfo& domains, const LlNvshmemHooks& hooks) {
   // NOTE: nvshmem_malloc is collective and symmetric: a rank asking for another size would leave
   // the others inside NVSHMEM, so the sizes are compared first.
   const std::int64_t mine = options.num_rdma_bytes;

@@ -55,7 +55,7 @@ void require_one_domain(const MdState* md, const char* op);
 // naming it and the rank), initialises NVSHMEM on the current device and allocates the region,
 // zeroed on every rank before this returns anywhere (hooks->open_workspace, shared with
 // low-latency mode's NVSHMEM transport).
-std::shared_ptr<MdState> open_md_state(Bootstrap& bootstrap, const BufferOptions& options, const DomainInfo& domains,
-                                       const LlNvshmemHooks& hooks);
+std::shared_ptr<MdState> open_md_state(Bootstrap& bootstrap, const BufferOptions& options,
+                                       const DomainInfo& domains, const LlNvshmemHooks& hooks);
 
 }  // namespace epcomm

@@ -51,8 +51,8 @@ __device__ __forceinline__ bool flag_is(const std::uint64_t* flag, std::uint64_t
 }
 
 // Bounded wait for *flag == expected; a timeout names `peer` (a rank) and its domain.
-__device__ inline bool wait_flag(const std::uint64_t* flag, std::uint64_t expected, const DomainView& v, OpId op,
-                                 CounterId counter, int peer, int peer_domain) {
+__device__ inline bool wait_flag(const std::uint64_t* flag, std::uint64_t expected, const DomainView& v,
+                                 OpId op, CounterId counter, int peer, int peer_domain) {
   const std::uint64_t start = ptx::globaltimer();
   std::uint64_t last_check = start;
   for (std::uint32_t spins = 1;; ++spins) {
@@ -64,7 +64,8 @@ __device__ inline bool wait_flag(const std::uint64_t* flag, std::uint64_t expect
     last_check = now;
     if (timeout_reported(v.status)) return false;
     if (now - start > v.timeout_ns) {
-      report_failure(v.status, StatusCode::kTimeout, op, counter, v.rank, peer, static_cast<std::int64_t>(expected),
+      report_failure(v.status, StatusCode::kTimeout, op, counter, v.rank, peer,
+                     static_cast<std::int64_t>(expected),
                      static_cast<std::int64_t>(ptx::ld_relaxed_sys(flag)), peer_domain);
       return false;
     }
@@ -72,8 +73,8 @@ __device__ inline bool wait_flag(const std::uint64_t* flag, std::uint64_t expect
 }
 
 // Bounded wait for *counter >= expected, naming the peer's domain on timeout.
-__device__ inline bool wait_geq(const std::uint64_t* counter, std::uint64_t expected, const DomainView& v, OpId op,
-                                CounterId counter_id, int peer, int peer_domain) {
+__device__ inline bool wait_geq(const std::uint64_t* counter, std::uint64_t expected, const DomainView& v,
+                                OpId op, CounterId counter_id, int peer, int peer_domain) {
   return wait_at_least(counter, expected, WaitBound{v.timeout_ns, v.status, v.rank}, op, counter_id, peer,
                        static_cast<std::uint64_t*>(nullptr), peer_domain);
 }

@@ -71,8 +71,8 @@ __device__ RowDst region_row(const HtDispatchLayout& l, void* region, std::int64
 __device__ RowDst output_row(const MdDispatchArgs& a, std::int64_t row) {
   const HtDispatchLayout& l = a.region;
   return {a.recv_x + row * l.row_bytes, a.recv_scales + row * l.num_scales,
-          static_cast<char*>(a.recv_topk_idx) + row * l.num_topk * l.idx_bytes, a.recv_topk_weights + row * l.num_topk,
-          a.recv_src_idx + row};
+          static_cast<char*>(a.recv_topk_idx) + row * l.num_topk * l.idx_bytes,
+          a.recv_topk_weights + row * l.num_topk, a.recv_src_idx + row};
 }
 
 __device__ std::int64_t load_index(const void* p, int bytes, std::int64_t i) {
@@ -95,7 +95,8 @@ __device__ std::int64_t warp_first_row(const std::int32_t* counts, int G, int sr
 }
 
 // The whole warp: writes one row into rank (me_domain, j)'s region, top-k ids made local to j.
-__device__ void write_row(const MdDispatchArgs& a, const Place& p, const RowSource& src, int j, std::int64_t row) {
+__device__ void write_row(const MdDispatchArgs& a, const Place& p, const RowSource& src, int j,
+                          std::int64_t row) {
   const HtDispatchLayout& l = a.region;
   const int lane = threadIdx.x % 32;
   const RowDst dst = region_row(l, a.view.peer_base[j], row);
@@ -140,9 +141,9 @@ __device__ void token_mask(const MdDispatchArgs& a, const Place& p, std::int64_t
 // ---- sender ----------------------------------------------------------------------------------
 
 struct SenderState {
-  std::uint64_t next_k[kMdMaxDomains];      // per destination domain: the stream's next slot (cumulative)
-  std::int64_t own_row[kMaxDomainRanks];    // next row of this rank's own-domain rows on each rank j
-  std::int32_t pending[kMaxDomainRanks];    // own-domain rows written but not yet released
+  std::uint64_t next_k[kMdMaxDomains];    // per destination domain: the stream's next slot (cumulative)
+  std::int64_t own_row[kMaxDomainRanks];  // next row of this rank's own-domain rows on each rank j
+  std::int32_t pending[kMaxDomainRanks];  // own-domain rows written but not yet released
 };
 
 // Packs token t into staging slot q of channel c and puts it into slot k of its stream at domain
@@ -176,8 +177,9 @@ __device__ bool put_token(const MdDispatchArgs& a, const Place& p, int c, std::i
   const auto N = static_cast<std::uint64_t>(rings.ring_slots);
   bool ok = true;
   if (lane == 0 && k >= N)
-    ok = md::wait_geq(md::at<std::uint64_t>(a.place, a.sym.header.counter(kMdOpDispatch, kMdCredits, p_send, c)),
-                      k + 1 - N, a.view, OpId::kDispatch, CounterId::kMdCredits, pe, d);
+    ok = md::wait_geq(
+        md::at<std::uint64_t>(a.place, a.sym.header.counter(kMdOpDispatch, kMdCredits, p_send, c)), k + 1 - N,
+        a.view, OpId::kDispatch, CounterId::kMdCredits, pe, d);
   if (!__shfl_sync(0xffffffffu, ok, 0)) return false;
   md::put_signal_set_warp(md::at<char>(a.place, rings.slot(p_recv, c, k)), stage, f.put_bytes_full,
                           md::at<std::uint64_t>(a.place, rings.flag(p_recv, c, k)),
@@ -193,7 +195,8 @@ __device__ void run_sender(const MdDispatchArgs& a, const Place& p, int c) {
   for (int d = lane; d < p.D; d += 32)
     st.next_k[d] = d == p.me_domain
                        ? 0
-                       : *md::at<std::uint64_t>(a.place, h.counter(kMdOpDispatch, kMdSent, md_peer_index(p.me_domain, d), c));
+                       : *md::at<std::uint64_t>(
+                             a.place, h.counter(kMdOpDispatch, kMdSent, md_peer_index(p.me_domain, d), c));
   for (int j = 0; j < p.G; ++j) {
     const std::int64_t first = warp_first_row(a.count_matrix, p.G, p.my_rank, j);
     if (lane == 0) {
@@ -202,18 +205,20 @@ __device__ void run_sender(const MdDispatchArgs& a, const Place& p, int c) {
     }
   }
   __syncwarp();
-  const std::int64_t t0 = md_channel_begin(a.num_tokens, c, p.C), t1 = md_channel_begin(a.num_tokens, c + 1, p.C);
+  const std::int64_t t0 = md_channel_begin(a.num_tokens, c, p.C),
+                     t1 = md_channel_begin(a.num_tokens, c + 1, p.C);
   const bool by_index = a.region.num_topk > 0;
   std::uint64_t q = 0;  // staging slots used
   for (std::int64_t t = t0; t < t1; ++t) {
-    const RowSource src{a.x + t * a.region.row_bytes,
-                        a.x_scales + t * a.scale_stride_token,
-                        a.scale_stride_block,
-                        by_index ? static_cast<const char*>(a.topk_idx) + t * a.region.num_topk * a.region.idx_bytes
-                                 : nullptr,
-                        a.region.idx_bytes,
-                        by_index ? a.topk_weights + t * a.region.num_topk : nullptr,
-                        static_cast<std::int32_t>(t)};
+    const RowSource src{
+        a.x + t * a.region.row_bytes,
+        a.x_scales + t * a.scale_stride_token,
+        a.scale_stride_block,
+        by_index ? static_cast<const char*>(a.topk_idx) + t * a.region.num_topk * a.region.idx_bytes
+                 : nullptr,
+        a.region.idx_bytes,
+        by_index ? a.topk_weights + t * a.region.num_topk : nullptr,
+        static_cast<std::int32_t>(t)};
     for (int d = 0; d < p.D; ++d) {
       std::uint32_t mask[kMaskWords];
       token_mask(a, p, t, d, mask);
@@ -293,7 +298,8 @@ __device__ void init_streams(const MdDispatchArgs& a, const Place& p, int c, int
 }
 
 // Consumes the ready slots of one stream; returns whether any was.
-__device__ bool drain_stream(const MdDispatchArgs& a, const Place& p, int peer, int c, std::int32_t* pending) {
+__device__ bool drain_stream(const MdDispatchArgs& a, const Place& p, int peer, int c,
+                             std::int32_t* pending) {
   const int s = md_peer_domain(p.me_domain, peer);
   const std::int32_t len = a.fwd_len[s * p.C + c];
   MdStreamState* st = a.streams + peer * p.C + c;
@@ -306,8 +312,9 @@ __device__ bool drain_stream(const MdDispatchArgs& a, const Place& p, int peer, 
   while (st->consumed < len) {
     const std::uint64_t k = base + static_cast<std::uint64_t>(st->consumed);
     bool ready = false;
-    if (lane == 0) ready = md::flag_is(md::at<std::uint64_t>(a.place, a.sym.rings.flag(peer, c, k)),
-                                       md_slot_flag(kMdOpDispatch, peer, c, k));
+    if (lane == 0)
+      ready = md::flag_is(md::at<std::uint64_t>(a.place, a.sym.rings.flag(peer, c, k)),
+                          md_slot_flag(kMdOpDispatch, peer, c, k));
     if (!__shfl_sync(0xffffffffu, ready, 0)) break;
     __syncwarp();  // lane 0's acquire orders the slot's reads of every lane
     forward_slot(a, p, peer, c, k, st, pending);
@@ -318,7 +325,7 @@ __device__ bool drain_stream(const MdDispatchArgs& a, const Place& p, int peer, 
       // NOTE: credits at least every N/2 slots (a sender waits for k - N + 1) and at the end.
       if (consumed - st->credited >= batch || consumed == len) {
         md::signal_add(md::at<std::uint64_t>(a.place, a.sym.header.counter(kMdOpDispatch, kMdCredits,
-                                                                            md_peer_index(s, p.me_domain), c)),
+                                                                           md_peer_index(s, p.me_domain), c)),
                        static_cast<std::uint64_t>(consumed - st->credited), s * p.G + p.me_local);
         st->credited = consumed;
       }

@@ -41,13 +41,19 @@ MdPlanned plan_md_dispatch(const Buffer::Impl& m, const DispatchArgs& a) {
   const int G = m.domains.ranks_per_domain, D = m.domains.num_domains, R = m.num_ranks();
   if (a.handle != nullptr) {
     p.cached = &handle_state(*a.handle);
-    EPCOMM_CHECK_ARG(p.cached->md != nullptr, "handle: made by a dispatch within one NVLink domain; this Buffer "
-                                              "spans ", D, " domains");
+    EPCOMM_CHECK_ARG(p.cached->md != nullptr,
+                     "handle: made by a dispatch within one NVLink domain; this Buffer "
+                     "spans ",
+                     D, " domains");
   }
   EPCOMM_CHECK_ARG(a.config.num_sms >= 2, "config.num_sms: expected >= 2, got ", a.config.num_sms);
   p.num_local_experts = p.cached != nullptr ? p.cached->num_local_experts : p.shape.num_experts / R;
-  const MdShape shape{.num_tokens = p.shape.num_tokens, .hidden = p.shape.hidden, .num_topk = p.shape.num_topk,
-                      .num_experts = p.num_local_experts * R, .ranks_per_domain = G, .num_domains = D,
+  const MdShape shape{.num_tokens = p.shape.num_tokens,
+                      .hidden = p.shape.hidden,
+                      .num_topk = p.shape.num_topk,
+                      .num_experts = p.num_local_experts * R,
+                      .ranks_per_domain = G,
+                      .num_domains = D,
                       .fp8 = p.shape.fp8};
   // NOTE: 2C blocks, one per SM, all resident at once (forwarders and senders wait on each other
   // across ranks): never more than the device has.
@@ -58,14 +64,15 @@ MdPlanned plan_md_dispatch(const Buffer::Impl& m, const DispatchArgs& a) {
   const MdRingConfig ring = md_fit_rdma(m.md->region_bytes, shape, C, kMdDefaultStagingSlots, kMdOpDispatch);
   p.sym = MdSymmetricLayout::make(D, G, C, ring.ring_slots, ring.staging_slots, md_dispatch_slot(shape));
   const MdDomainRecord record{D, G, p.num_local_experts};
-  EPCOMM_REQUIRE(64 + sizeof(std::int32_t) * static_cast<std::size_t>(record.ints()) <= RegionLayout::kMailboxBytes,
-                 ErrorCategory::kUnsupported, "num_experts: a domain's count record of ", R, " ranks and ",
-                 p.num_local_experts, " local experts does not fit its ", RegionLayout::kMailboxBytes,
-                 "-byte mailbox");
+  EPCOMM_REQUIRE(
+      64 + sizeof(std::int32_t) * static_cast<std::size_t>(record.ints()) <= RegionLayout::kMailboxBytes,
+      ErrorCategory::kUnsupported, "num_experts: a domain's count record of ", R, " ranks and ",
+      p.num_local_experts, " local experts does not fit its ", RegionLayout::kMailboxBytes, "-byte mailbox");
   p.region = HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), p.shape.row_bytes,
                                     p.shape.num_scales, p.shape.num_topk, p.shape.idx_bytes);
   if (a.num_worst_tokens > 0)
-    check_rows_fit({a.num_worst_tokens}, p.region.cap_rows, p.region.bytes_per_row(), "dispatch (num_worst_tokens)");
+    check_rows_fit({a.num_worst_tokens}, p.region.cap_rows, p.region.bytes_per_row(),
+                   "dispatch (num_worst_tokens)");
   return p;
 }
 
@@ -80,7 +87,8 @@ MdScratch md_scratch(MdState& md, int R, int D, int C) {
   const std::size_t stream_bytes = sizeof(MdStreamState) * static_cast<std::size_t>(D - 1) * C;
   if (md.scratch.bytes() < scan_bytes + stream_bytes) md.scratch = DeviceBuffer(scan_bytes + stream_bytes);
   char* base = md.scratch.as<char>();
-  return {reinterpret_cast<std::int32_t*>(base), reinterpret_cast<MdStreamState*>(base + scan_bytes), stream_bytes};
+  return {reinterpret_cast<std::int32_t*>(base), reinterpret_cast<MdStreamState*>(base + scan_bytes),
+          stream_bytes};
 }
 
 // The handle's tables, allocated together on the allocation stream.
@@ -88,7 +96,9 @@ void allocate_tables(Buffer::Impl& m, const MdPlanned& p, CommScope& scope, Disp
                      MdHandleTables& t) {
   const int G = m.domains.ranks_per_domain, D = m.domains.num_domains, R = m.num_ranks();
   const int C = p.sym.rings.num_channels;
-  const auto i32 = [](std::initializer_list<std::int64_t> dims) { return Tensor::contiguous(nullptr, DType::kI32, dims); };
+  const auto i32 = [](std::initializer_list<std::int64_t> dims) {
+    return Tensor::contiguous(nullptr, DType::kI32, dims);
+  };
   std::vector<DeviceTensor> tables = DeviceTensor::empty_together(
       m.allocator,
       {i32({R, G}), i32({D, C + 1, G}), i32({D, C}), i32({1}), i32({p.num_local_experts}),
@@ -137,8 +147,8 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const MdPlanned& p, C
 
 // The handshake: the host learns what this rank receives and whether every rank of its domain's
 // rows fit its region. Returns the error to raise after the kernel ran (drained), if they do not.
-std::optional<Error> learn_counts(Buffer::Impl& m, CommScope& scope, const MdPlanned& p, DispatchHandle::State& h,
-                                  std::vector<int>& per_expert_host) {
+std::optional<Error> learn_counts(Buffer::Impl& m, CommScope& scope, const MdPlanned& p,
+                                  DispatchHandle::State& h, std::vector<int>& per_expert_host) {
   scope.mark();
   scope.wait_for_word(host_ready_word(m.host_counts.host()), m.notify_calls);
   const int G = m.domains.ranks_per_domain;
@@ -173,7 +183,8 @@ MdOutputs allocate_outputs(Buffer::Impl& m, const DispatchArgs& a, const checks:
     layouts.push_back(Tensor::contiguous(nullptr, a.topk_idx.dtype, {rows, shape.num_topk}));
     layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_topk}));
   }
-  std::vector<DeviceTensor> outputs = DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
+  std::vector<DeviceTensor> outputs =
+      DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
   out.recv_x = outputs[0];
   h.recv_src_idx = outputs[1];
   std::size_t next = 2;
@@ -188,8 +199,8 @@ MdOutputs allocate_outputs(Buffer::Impl& m, const DispatchArgs& a, const checks:
 }
 
 // Zero-copy: the rows where they arrive in the region, viewed like the outputs.
-MdOutputs region_outputs(const Buffer::Impl& m, const DispatchArgs& a, const MdPlanned& p, DispatchResult& out,
-                         DispatchHandle::State& h) {
+MdOutputs region_outputs(const Buffer::Impl& m, const DispatchArgs& a, const MdPlanned& p,
+                         DispatchResult& out, DispatchHandle::State& h) {
   char* const data = RegionLayout::data(m.region.get());
   const MdOutputs dst{data + p.region.x_offset, data + p.region.scales_offset, data + p.region.topk_offset,
                       data + p.region.weights_offset, data + p.region.src_idx_offset};
@@ -208,8 +219,8 @@ MdOutputs region_outputs(const Buffer::Impl& m, const DispatchArgs& a, const MdP
 }
 
 MdDispatchArgs dispatch_args(const Buffer::Impl& m, const DispatchArgs& a, const MdPlanned& p,
-                             const MdHandleTables& t, const DispatchHandle::State& h, const MdScratch& scratch,
-                             const MdOutputs& dst) {
+                             const MdHandleTables& t, const DispatchHandle::State& h,
+                             const MdScratch& scratch, const MdOutputs& dst) {
   MdDispatchArgs d;
   d.view = m.view;
   d.place = MdPlace{m.domains.num_domains, m.domains.domain, m.md->region};
@@ -244,8 +255,9 @@ MdDispatchArgs dispatch_args(const Buffer::Impl& m, const DispatchArgs& a, const
 }  // namespace
 
 DispatchResult md_dispatch(Buffer::Impl& m, const DispatchArgs& a, const CallOptions& options) {
-  EPCOMM_REQUIRE(md_kernel_hooks() != nullptr, ErrorCategory::kUnsupported,
-                 "dispatch: the multi-domain kernels are in epcomm_nvshmem, which this program does not link");
+  EPCOMM_REQUIRE(
+      md_kernel_hooks() != nullptr, ErrorCategory::kUnsupported,
+      "dispatch: the multi-domain kernels are in epcomm_nvshmem, which this program does not link");
   const MdPlanned p = plan_md_dispatch(m, a);
   const bool cached = p.cached != nullptr;
   const bool worst = a.num_worst_tokens > 0;
@@ -254,7 +266,8 @@ DispatchResult md_dispatch(Buffer::Impl& m, const DispatchArgs& a, const CallOpt
 
   CommScope scope(m, options);
   DispatchResult out;
-  auto state = cached ? std::make_shared<DispatchHandle::State>(*p.cached) : std::make_shared<DispatchHandle::State>();
+  auto state =
+      cached ? std::make_shared<DispatchHandle::State>(*p.cached) : std::make_shared<DispatchHandle::State>();
   DispatchHandle::State& h = *state;
   auto tables = cached ? std::make_shared<MdHandleTables>(*p.cached->md) : std::make_shared<MdHandleTables>();
   const MdScratch scratch = md_scratch(*m.md, R, D, C);
@@ -268,8 +281,8 @@ DispatchResult md_dispatch(Buffer::Impl& m, const DispatchArgs& a, const CallOpt
     scope.allocations_ready();
     // A cached dispatch gets no routing: it reads this copy.
     EPCOMM_CUDA_CHECK(cudaMemcpyAsync(tables->token_in_rank.data(), a.is_token_in_rank.data,
-                                      static_cast<std::size_t>(p.shape.num_tokens) * R, cudaMemcpyDeviceToDevice,
-                                      scope.comm()));
+                                      static_cast<std::size_t>(p.shape.num_tokens) * R,
+                                      cudaMemcpyDeviceToDevice, scope.comm()));
   }
   launch_notify(m, a, p, scope, *tables, h, scratch);
   std::optional<Error> refused;
@@ -281,7 +294,8 @@ DispatchResult md_dispatch(Buffer::Impl& m, const DispatchArgs& a, const CallOpt
   } else {
     check_rows_fit({h.num_rows}, p.region.cap_rows, p.region.bytes_per_row(), "cached dispatch");
   }
-  const MdOutputs dst = a.zero_copy ? region_outputs(m, a, p, out, h) : allocate_outputs(m, a, p.shape, scope, out, h);
+  const MdOutputs dst =
+      a.zero_copy ? region_outputs(m, a, p, out, h) : allocate_outputs(m, a, p.shape, scope, out, h);
   MdDispatchArgs d = dispatch_args(m, a, p, *tables, h, scratch, dst);
   d.drain = refused.has_value();
   EPCOMM_CUDA_CHECK(cudaMemsetAsync(scratch.streams, 0, scratch.stream_bytes, scope.comm()));

@@ -7,10 +7,10 @@
 namespace epcomm {
 
 struct MdHandleTables {
-  int num_domains = 0;        // D
-  DeviceTensor count_matrix;  // [R][G] int32
-  DeviceTensor fwd_prefix;    // [D][C + 1][G] int32
-  DeviceTensor fwd_len;       // [D][C] int32
+  int num_domains = 0;         // D
+  DeviceTensor count_matrix;   // [R][G] int32
+  DeviceTensor fwd_prefix;     // [D][C + 1][G] int32
+  DeviceTensor fwd_len;        // [D][C] int32
   DeviceTensor token_in_rank;  // [T, R] bool: the dispatch's is_token_in_rank (a cached dispatch has none)
 };
 

@@ -9,11 +9,11 @@ namespace epcomm {
 namespace {
 
 MdShape md_shape_of(const MultiDomainShape& shape) {
-  EPCOMM_CHECK_ARG(shape.ranks_per_domain >= 1 && shape.num_ranks >= 1 &&
-                       shape.num_ranks % shape.ranks_per_domain == 0,
-                   "num_ranks, ranks_per_domain: expected num_ranks a positive multiple of ranks_per_domain >= 1, "
-                   "got ",
-                   shape.num_ranks, ", ", shape.ranks_per_domain);
+  EPCOMM_CHECK_ARG(
+      shape.ranks_per_domain >= 1 && shape.num_ranks >= 1 && shape.num_ranks % shape.ranks_per_domain == 0,
+      "num_ranks, ranks_per_domain: expected num_ranks a positive multiple of ranks_per_domain >= 1, "
+      "got ",
+      shape.num_ranks, ", ", shape.ranks_per_domain);
   return MdShape{.num_tokens = shape.num_tokens,
                  .hidden = shape.hidden,
                  .num_topk = shape.num_topk,

@@ -110,7 +110,8 @@ __device__ bool exchange_records(const MdNotifyArgs& a, const Geometry& g, std::
       if (threadIdx.x % 32 == 0) md::signal_set(flag, epoch, d * g.G + g.me_local);
     } else {
       md::put_signal_set_warp(md::at<char>(a.place, h.mailbox(parity, slot)),
-                              md::at<char>(a.place, h.staged_record(p)), bytes, flag, epoch, d * g.G + g.me_local);
+                              md::at<char>(a.place, h.staged_record(p)), bytes, flag, epoch,
+                              d * g.G + g.me_local);
     }
   }
   // NOTE: the staged records are rewritten by the next exchange: every put has left by then.
@@ -118,8 +119,8 @@ __device__ bool exchange_records(const MdNotifyArgs& a, const Geometry& g, std::
   bool ok = true;
   for (int p = threadIdx.x; p < g.D - 1; p += blockDim.x) {
     const int d = md_peer_domain(g.me_domain, p);
-    ok = ok && md::wait_geq(md::at<std::uint64_t>(a.place, h.count_flag(parity, p)), epoch, a.view, OpId::kNotify,
-                            CounterId::kMdCountRecord, d * g.G + g.me_local, d);
+    ok = ok && md::wait_geq(md::at<std::uint64_t>(a.place, h.count_flag(parity, p)), epoch, a.view,
+                            OpId::kNotify, CounterId::kMdCountRecord, d * g.G + g.me_local, d);
   }
   return __syncthreads_and(ok);
 }
@@ -130,8 +131,9 @@ __device__ void forwarder_tables(const MdNotifyArgs& a, const Geometry& g, int p
   for (int q = threadIdx.x; q < g.D * g.G; q += blockDim.x) {
     const int s = q / g.G, j = q % g.G;
     const std::int32_t* rec =
-        s == g.me_domain ? nullptr
-                         : md::at<std::int32_t>(a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s)));
+        s == g.me_domain
+            ? nullptr
+            : md::at<std::int32_t>(a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s)));
     std::int32_t* prefix = a.fwd_prefix + static_cast<std::size_t>(s) * (g.C + 1) * g.G;
     std::int32_t sum = 0;
     for (int c = 0; c < g.C; ++c) {
@@ -160,7 +162,8 @@ __device__ void write_domain_records(const MdNotifyArgs& a, const Geometry& g, i
       for (int s = 0; s < g.D; ++s)
         v += s == g.me_domain
                  ? a.num_tokens_per_expert[(g.me_domain * g.G + j) * g.nle + e]
-                 : md::at<std::int32_t>(a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s)))[f.per_expert(j, e)];
+                 : md::at<std::int32_t>(
+                       a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s)))[f.per_expert(j, e)];
     }
     domain_record(a.view.peer_base[j], parity, g.me_local)[k] = v;
   }
@@ -216,7 +219,8 @@ __global__ void __launch_bounds__(kThreads, 1) md_notify_kernel(MdNotifyArgs a) 
   __shared__ std::uint64_t epoch;
   if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
   // This rank's progress words: the domain's forwarders add to them only after step 4.
-  for (int s = threadIdx.x; s < g.G; s += blockDim.x) *RegionLayout::progress(a.view.peer_base[g.me_local], s, 0) = 0;
+  for (int s = threadIdx.x; s < g.G; s += blockDim.x)
+    *RegionLayout::progress(a.view.peer_base[g.me_local], s, 0) = 0;
   if (!a.sync_only) scan_channels(a, g);
   __syncthreads();
   const int parity = static_cast<int>(epoch & 1u);
