@@ -39,6 +39,7 @@ struct MdNotifyArgs {
   DomainView view;  // the NVLink domain (G ranks)
   MdPlace place;
   MdHeader header;
+  MdRings rings;  // the rings of the dispatch that follows: notify clears their slot flags
   // Cached dispatch: only the two synchronisations (with the peers of the other domains, then the
   // domain), no counts; every table below but notify_epoch is then unused.
   bool sync_only = false;

@@ -17,7 +17,7 @@
 #include "core/copy.cuh"
 #include "core/cuda_check.hpp"
 #include "internode/md_device.cuh"
-#include "internode/md_route.hpp"
+#include "internode/md_tables.hpp"
 
 namespace epcomm {
 
@@ -83,15 +83,6 @@ __device__ void store_index(char* p, int bytes, std::int64_t i, std::int64_t v) 
     reinterpret_cast<std::int64_t*>(p)[i] = v;
   else
     reinterpret_cast<std::int32_t*>(p)[i] = static_cast<std::int32_t>(v);
-}
-
-// The whole warp: the first row of source rank `src_rank` on rank (me_domain, j) (md_first_row,
-// its sum spread over the lanes).
-__device__ std::int64_t warp_first_row(const std::int32_t* counts, int G, int src_rank, int j) {
-  std::int64_t sum = 0;
-  for (int r = threadIdx.x % 32; r < src_rank; r += 32) sum += counts[r * G + j];
-  for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-  return sum;
 }
 
 // The whole warp: writes one row into rank (me_domain, j)'s region, top-k ids made local to j.
@@ -197,12 +188,9 @@ __device__ void run_sender(const MdDispatchArgs& a, const Place& p, int c) {
                        ? 0
                        : *md::at<std::uint64_t>(
                              a.place, h.counter(kMdOpDispatch, kMdSent, md_peer_index(p.me_domain, d), c));
-  for (int j = 0; j < p.G; ++j) {
-    const std::int64_t first = warp_first_row(a.count_matrix, p.G, p.my_rank, j);
-    if (lane == 0) {
-      st.own_row[j] = first + a.fwd_prefix[(static_cast<std::size_t>(p.me_domain) * (p.C + 1) + c) * p.G + j];
-      st.pending[j] = 0;
-    }
+  for (int j = lane; j < p.G; j += 32) {
+    st.own_row[j] = md_stream_first_row(a.count_matrix, a.fwd_prefix, p.G, p.C, p.my_rank, c, j);
+    st.pending[j] = 0;
   }
   __syncwarp();
   const std::int64_t t0 = md_channel_begin(a.num_tokens, c, p.C),
@@ -287,12 +275,9 @@ __device__ void init_streams(const MdDispatchArgs& a, const Place& p, int c, int
   for (int peer = first_peer; peer < p.D - 1; peer += kWarps) {
     const int s = md_peer_domain(p.me_domain, peer);
     MdStreamState* st = a.streams + peer * p.C + c;
-    for (int j = 0; j < p.G; ++j) {
-      const std::int64_t first = warp_first_row(a.count_matrix, p.G, s * p.G + p.me_local, j);
-      if (threadIdx.x % 32 == 0)
-        st->rows_to[j] = static_cast<std::int32_t>(
-            first + a.fwd_prefix[(static_cast<std::size_t>(s) * (p.C + 1) + c) * p.G + j]);
-    }
+    for (int j = threadIdx.x % 32; j < p.G; j += 32)
+      st->rows_to[j] = static_cast<std::int32_t>(
+          md_stream_first_row(a.count_matrix, a.fwd_prefix, p.G, p.C, s * p.G + p.me_local, c, j));
   }
   __syncwarp();
 }
@@ -441,7 +426,7 @@ __device__ void run_receiver(const MdDispatchArgs& a, const Place& p, int id, in
                          static_cast<std::uint64_t>(rows_through(a, p, i)), a.view, OpId::kDispatch,
                          CounterId::kRowsArrived, a.view.domain_base_rank + i);
     if (!__shfl_sync(0xffffffffu, ok, 0)) return;
-    const std::int64_t first = warp_first_row(a.count_matrix, p.G, r, p.me_local);
+    const std::int64_t first = md_first_row(a.count_matrix, p.G, r, p.me_local);
     if (!a.outputs_in_region) copy_out(a, first, n);
   }
 }

@@ -119,6 +119,7 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const MdPlanned& p, C
   n.view = m.view;
   n.place = MdPlace{m.domains.num_domains, m.domains.domain, m.md->region};
   n.header = p.sym.header;
+  n.rings = p.sym.rings;
   n.sync_only = p.cached != nullptr;
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
   if (!n.sync_only) {

@@ -18,7 +18,7 @@
 
 #include "core/cuda_check.hpp"
 #include "internode/md_device.cuh"
-#include "internode/md_route.hpp"
+#include "internode/md_tables.hpp"
 
 namespace epcomm {
 
@@ -49,44 +49,18 @@ struct Geometry {
 
 // scan[c][r] = rows channel c sends to rank r; scan[C*R + c*D + d] = its tokens reaching domain d.
 __device__ void scan_channels(const MdNotifyArgs& a, const Geometry& g) {
-  const std::int64_t T = a.num_tokens;
-  for (int q = threadIdx.x; q < g.C * g.R; q += blockDim.x) {
-    const int c = q / g.R, r = q % g.R;
-    std::int32_t n = 0;
-    for (std::int64_t t = md_channel_begin(T, c, g.C); t < md_channel_begin(T, c + 1, g.C); ++t)
-      n += a.is_token_in_rank[t * g.R + r] ? 1 : 0;
-    a.scan[q] = n;
-  }
+  for (int q = threadIdx.x; q < g.C * g.R; q += blockDim.x)
+    a.scan[q] = md_scan_rank(a.is_token_in_rank, a.num_tokens, g.R, g.C, q / g.R, q % g.R);
   std::int32_t* to_domain = a.scan + g.C * g.R;
-  for (int q = threadIdx.x; q < g.C * g.D; q += blockDim.x) {
-    const int c = q / g.D, d = q % g.D;
-    std::int32_t n = 0;
-    for (std::int64_t t = md_channel_begin(T, c, g.C); t < md_channel_begin(T, c + 1, g.C); ++t) {
-      bool any = false;
-      for (int j = 0; j < g.G && !any; ++j) any = a.is_token_in_rank[t * g.R + d * g.G + j];
-      n += any ? 1 : 0;
-    }
-    to_domain[q] = n;
-  }
+  for (int q = threadIdx.x; q < g.C * g.D; q += blockDim.x)
+    to_domain[q] = md_scan_domain(a.is_token_in_rank, a.num_tokens, g.R, g.G, g.C, q / g.D, q % g.D);
 }
 
 // The record for domain d, from the scan, into `rec` (MdCountRecord layout).
 __device__ void build_record(const MdNotifyArgs& a, const Geometry& g, int d, std::int32_t* rec) {
   const MdCountRecord f{g.C, g.G, g.nle};
-  const std::int32_t* to_domain = a.scan + g.C * g.R;
-  for (int q = threadIdx.x; q < f.ints(); q += blockDim.x) {
-    std::int32_t v;
-    if (q < g.C) {
-      v = to_domain[q * g.D + d];
-    } else if (q < g.C * (1 + g.G)) {
-      const int c = (q - g.C) / g.G, j = (q - g.C) % g.G;
-      v = a.scan[c * g.R + d * g.G + j];
-    } else {
-      const int j = (q - g.C * (1 + g.G)) / g.nle, e = (q - g.C * (1 + g.G)) % g.nle;
-      v = a.num_tokens_per_expert[(d * g.G + j) * g.nle + e];
-    }
-    rec[q] = v;
-  }
+  for (int q = threadIdx.x; q < f.ints(); q += blockDim.x)
+    rec[q] = md_record_entry(f, q, g.R, g.D, d, a.scan, a.scan + g.C * g.R, a.num_tokens_per_expert);
 }
 
 // Step 2: records out, records in. False when a peer's record did not come (recorded).
@@ -125,22 +99,21 @@ __device__ bool exchange_records(const MdNotifyArgs& a, const Geometry& g, std::
   return __syncthreads_and(ok);
 }
 
+// The count record received from (s, me_local); null for s = me_domain (its own scan stands in).
+__device__ const std::int32_t* record_from(const MdNotifyArgs& a, const Geometry& g, int parity, int s) {
+  return s == g.me_domain
+             ? nullptr
+             : md::at<std::int32_t>(a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s)));
+}
+
 // Step 3: this rank forwards the streams of (s, me_local) for every s; its own domain's from the scan.
 __device__ void forwarder_tables(const MdNotifyArgs& a, const Geometry& g, int parity) {
   const MdCountRecord f{g.C, g.G, g.nle};
   for (int q = threadIdx.x; q < g.D * g.G; q += blockDim.x) {
     const int s = q / g.G, j = q % g.G;
-    const std::int32_t* rec =
-        s == g.me_domain
-            ? nullptr
-            : md::at<std::int32_t>(a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s)));
-    std::int32_t* prefix = a.fwd_prefix + static_cast<std::size_t>(s) * (g.C + 1) * g.G;
-    std::int32_t sum = 0;
-    for (int c = 0; c < g.C; ++c) {
-      prefix[c * g.G + j] = sum;
-      sum += rec == nullptr ? a.scan[c * g.R + g.me_domain * g.G + j] : rec[f.to_rank(c, j)];
-    }
-    prefix[g.C * g.G + j] = sum;
+    const std::int32_t* rec = record_from(a, g, parity, s);
+    md_fill_prefix(f, rec, a.scan, g.R, g.me_domain, j,
+                   a.fwd_prefix + static_cast<std::size_t>(s) * (g.C + 1) * g.G);
     if (j == 0)
       for (int c = 0; c < g.C; ++c) a.fwd_len[s * g.C + c] = rec == nullptr ? 0 : rec[f.tokens(c)];
   }
@@ -151,21 +124,11 @@ __device__ void write_domain_records(const MdNotifyArgs& a, const Geometry& g, i
   const MdCountRecord f{g.C, g.G, g.nle};
   const MdDomainRecord out{g.D, g.G, g.nle};
   const int n = a.sync_only ? 0 : out.ints();
+  auto record_of = [&](int s) { return record_from(a, g, parity, s); };
   for (int q = threadIdx.x; q < g.G * n; q += blockDim.x) {
     const int j = q / n, k = q % n;
-    std::int32_t v = 0;
-    if (k < g.D * g.G) {
-      const int s = k / g.G, jj = k % g.G;
-      v = a.fwd_prefix[(static_cast<std::size_t>(s) * (g.C + 1) + g.C) * g.G + jj];
-    } else {
-      const int e = k - g.D * g.G;
-      for (int s = 0; s < g.D; ++s)
-        v += s == g.me_domain
-                 ? a.num_tokens_per_expert[(g.me_domain * g.G + j) * g.nle + e]
-                 : md::at<std::int32_t>(
-                       a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s)))[f.per_expert(j, e)];
-    }
-    domain_record(a.view.peer_base[j], parity, g.me_local)[k] = v;
+    domain_record(a.view.peer_base[j], parity, g.me_local)[k] =
+        md_domain_record_entry(f, out, k, g.me_domain, j, a.fwd_prefix, a.num_tokens_per_expert, record_of);
   }
 }
 
@@ -221,6 +184,14 @@ __global__ void __launch_bounds__(kThreads, 1) md_notify_kernel(MdNotifyArgs a) 
   // This rank's progress words: the domain's forwarders add to them only after step 4.
   for (int s = threadIdx.x; s < g.G; s += blockDim.x)
     *RegionLayout::progress(a.view.peer_base[g.me_local], s, 0) = 0;
+  // The slot flags of this operation's rings: no sender puts into them before step 2 (it waits for
+  // this rank's record), and every slot of the previous operation was consumed. NOTE: the flags'
+  // values are unique anyway (md_slot_flag), but where the layout moved, a flag word may hold an
+  // earlier layout's payload bytes: cleared, no data can pass for a flag.
+  auto* flags = md::at<std::uint64_t>(a.place, a.rings.flags);
+  const std::size_t num_flags =
+      static_cast<std::size_t>(a.rings.num_peers) * a.rings.num_channels * a.rings.ring_slots;
+  for (std::size_t f = threadIdx.x; f < num_flags; f += blockDim.x) flags[f] = 0;
   if (!a.sync_only) scan_channels(a, g);
   __syncthreads();
   const int parity = static_cast<int>(epoch & 1u);

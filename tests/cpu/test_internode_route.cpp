@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "cpu/test_reference_common.hpp"
 #include "internode/md_plan.hpp"
 #include "internode/md_route.hpp"
+#include "internode/md_tables.hpp"
 #include "epcomm/reference.hpp"
 
 namespace epcomm {
@@ -391,6 +393,119 @@ TEST(InternodeRoute, PerDomainCountsMatchTheReferenceLayout) {
       w.inputs.push_back(std::move(in));
     }
     expect_domain_counts(w, 3);
+  }
+}
+
+// ---- the kernels' arithmetic (md_tables.hpp), as md_notify.cu and md_dispatch.cu use it ----------
+
+// One rank's inputs as the kernels see them: is_token_in_rank and num_tokens_per_expert (the
+// reference layout), then its scan.
+struct KernelInputs {
+  std::unique_ptr<bool[]> in_rank;  // [T, R]
+  std::vector<std::int32_t> per_expert, scan_rows, scan_domains;
+};
+
+KernelInputs kernel_inputs(const World& w, int r, int C) {
+  const ref::HtRankInput& in = w.inputs[static_cast<std::size_t>(r)];
+  const int R = w.geo.num_ranks, G = w.geo.ranks_per_domain, D = w.geo.num_domains();
+  const ref::Layout layout = ref::get_dispatch_layout(w.rgeo, in.topk_idx, in.num_tokens, in.num_topk);
+  KernelInputs k;
+  k.in_rank = std::make_unique<bool[]>(layout.is_token_in_rank.size() + 1);
+  for (std::size_t q = 0; q < layout.is_token_in_rank.size(); ++q) k.in_rank[q] = layout.is_token_in_rank[q] != 0;
+  k.per_expert = layout.num_tokens_per_expert;
+  for (int c = 0; c < C; ++c) {
+    for (int rr = 0; rr < R; ++rr) k.scan_rows.push_back(md_scan_rank(k.in_rank.get(), in.num_tokens, R, C, c, rr));
+    for (int d = 0; d < D; ++d)
+      k.scan_domains.push_back(md_scan_domain(k.in_rank.get(), in.num_tokens, R, G, C, c, d));
+  }
+  return k;
+}
+
+// Every table the kernels build equals the host specification (md_plan.hpp), and the rows the
+// kernels' senders (own domain) and forwarders (other domains) place with them land exactly where
+// ref::ht_dispatch puts them.
+TEST(InternodeRoute, KernelTablesPlaceEveryRowLikeTheReference) {
+  for (const Scenario& sc : kScenarios) {
+    const World w = make_world(sc);
+    const int G = w.geo.ranks_per_domain, D = w.geo.num_domains(), R = w.geo.num_ranks;
+    const int nle = w.geo.num_local_experts();
+    for (int C : {1, 3, 5}) {
+      SCOPED_TRACE(testing::Message() << G << "x" << D << " seed " << sc.seed << " C " << C);
+      const MdCountRecord f{C, G, nle};
+      std::vector<KernelInputs> ins;
+      std::vector<std::vector<std::vector<std::int32_t>>> records(static_cast<std::size_t>(R));  // [src][d]
+      for (int r = 0; r < R; ++r) {
+        ins.push_back(kernel_inputs(w, r, C));
+        for (int d = 0; d < D; ++d) {
+          std::vector<std::int32_t> rec;
+          for (int q = 0; q < f.ints(); ++q)
+            rec.push_back(md_record_entry(f, q, R, D, d, ins[r].scan_rows.data(), ins[r].scan_domains.data(),
+                                          ins[r].per_expert.data()));
+          ASSERT_EQ(rec, md_count_record(w.geo, tokens_of(w.inputs[r]), r, d, C)) << "record of " << r << " for " << d;
+          records[r].push_back(std::move(rec));
+        }
+      }
+      // Forwarder (d, i): its tables, and its domain records (what md_domain_record specifies).
+      std::vector<std::vector<std::int32_t>> prefix(static_cast<std::size_t>(R)), len(static_cast<std::size_t>(R));
+      std::vector<std::vector<std::vector<std::int32_t>>> domain_records(static_cast<std::size_t>(R));  // [j][i]
+      for (int fwd = 0; fwd < R; ++fwd) {
+        const int d = fwd / G, i = fwd % G;
+        auto record_of = [&](int s) { return s == d ? nullptr : records[s * G + i][d].data(); };
+        prefix[fwd].assign(static_cast<std::size_t>(D) * (C + 1) * G, -1);
+        for (int s = 0; s < D; ++s) {
+          for (int j = 0; j < G; ++j)
+            md_fill_prefix(f, record_of(s), ins[fwd].scan_rows.data(), R, d, j,
+                           prefix[fwd].data() + static_cast<std::size_t>(s) * (C + 1) * G);
+          for (int c = 0; c < C; ++c) len[fwd].push_back(s == d ? 0 : records[s * G + i][d][f.tokens(c)]);
+        }
+        std::vector<std::vector<std::int32_t>> to_forwarder;
+        for (int s = 0; s < D; ++s) to_forwarder.push_back(records[s * G + i][d]);
+        const MdDomainRecord out{D, G, nle};
+        for (int j = 0; j < G; ++j) {
+          std::vector<std::int32_t> rec;
+          for (int k = 0; k < out.ints(); ++k)
+            rec.push_back(md_domain_record_entry(f, out, k, d, j, prefix[fwd].data(), ins[fwd].per_expert.data(),
+                                                 record_of));
+          ASSERT_EQ(rec, md_domain_record(w.geo, to_forwarder, C, j)) << "forwarder " << fwd << " to " << j;
+          domain_records[d * G + j].push_back(std::move(rec));
+        }
+      }
+      // Placement: senders for their own domain, forwarders for the others, stream by stream.
+      std::vector<std::vector<std::pair<int, std::int32_t>>> received(static_cast<std::size_t>(R));
+      std::vector<std::vector<std::int32_t>> counts(static_cast<std::size_t>(D));
+      for (int r = 0; r < R; ++r) {
+        const MdDomainCounts learned = md_domain_counts(w.geo, domain_records[r], r % G);
+        received[r].assign(static_cast<std::size_t>(learned.num_recv_rows), {-1, -1});
+        counts[r / G] = learned.counts;
+      }
+      for (int fwd = 0; fwd < R; ++fwd) {
+        const int d = fwd / G, i = fwd % G;
+        for (int s = 0; s < D; ++s)
+          for (int c = 0; c < C; ++c) {
+            const int src = s * G + i;
+            const std::vector<Row> stream = stream_of(w, src, d, c, C);
+            if (s != d) EXPECT_EQ(len[fwd][s * C + c], static_cast<std::int32_t>(stream.size())) << "stream length";
+            std::vector<std::int64_t> next(static_cast<std::size_t>(G));
+            for (int j = 0; j < G; ++j)
+              next[j] = md_stream_first_row(counts[d].data(), prefix[fwd].data(), G, C, src, c, j);
+            for (const Row& row : stream)
+              for (int j = 0; j < G; ++j) {
+                if (!md_mask_has(row.mask.data(), j)) continue;
+                auto& slot = received[d * G + j].at(static_cast<std::size_t>(next[j]++));
+                EXPECT_EQ(slot.first, -1) << "a row of rank " << d * G + j << " written twice";
+                slot = {src, row.token};
+              }
+          }
+      }
+      for (int r = 0; r < R; ++r) {
+        const ref::HtRoute& want = w.expected[static_cast<std::size_t>(r)].route;
+        ASSERT_EQ(received[r].size(), want.src_rank.size()) << "receiver " << r;
+        for (std::size_t row = 0; row < received[r].size(); ++row) {
+          ASSERT_EQ(received[r][row].first, want.src_rank[row]) << "receiver " << r << " row " << row;
+          ASSERT_EQ(received[r][row].second, want.src_token[row]) << "receiver " << r << " row " << row;
+        }
+      }
+    }
   }
 }
 
