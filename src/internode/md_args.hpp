@@ -65,9 +65,11 @@ static_assert(std::is_trivially_copyable_v<MdNotifyArgs>);
 
 // One forwarder stream's progress in this operation (scratch, zeroed before each dispatch).
 struct MdStreamState {
-  std::int32_t consumed;                  // slots of this operation read so far
-  std::int32_t credited;                  // of those, returned to the sender as credits
-  std::int32_t rows_to[kMaxDomainRanks];  // rows written so far to each rank of the domain
+  std::int32_t consumed;  // slots of this operation read so far
+  std::int32_t credited;  // of those, returned to the sender as credits
+  std::int32_t
+      rows_to[kMaxDomainRanks];  // dispatch: the next row on each rank j; combine: the merge's cursor
+  std::int32_t row_end[kMaxDomainRanks];  // combine: where the stream's rows on j end
 };
 
 struct MdDispatchArgs {
@@ -104,19 +106,64 @@ struct MdDispatchArgs {
 };
 static_assert(std::is_trivially_copyable_v<MdDispatchArgs>);
 
+// Where combine's forwarders find the rows a rank received, staged in its NVLink region's data
+// area (RegionLayout::data): [ x rows: cap x hidden BF16 | weights: cap x k f32 | src_idx: cap x i32 ].
+struct MdCombineNvl {
+  std::int64_t cap_rows = 0, hidden = 0;
+  int num_topk = 0;
+  std::size_t x = 0, weights = 0, src_idx = 0;
+
+  EPCOMM_HD static MdCombineNvl make(std::size_t data_bytes, std::int64_t hidden, int num_topk) {
+    MdCombineNvl l;
+    l.hidden = hidden;
+    l.num_topk = num_topk;
+    const std::size_t per_row =
+        static_cast<std::size_t>(hidden) * 2 + 4u * static_cast<std::size_t>(num_topk) + 4u;
+    const std::size_t slack = 3 * kSectionAlignment;
+    l.cap_rows = data_bytes > slack ? static_cast<std::int64_t>((data_bytes - slack) / per_row) : 0;
+    const auto cap = static_cast<std::size_t>(l.cap_rows);
+    l.weights = align_up(cap * static_cast<std::size_t>(hidden) * 2, kSectionAlignment);
+    l.src_idx = align_up(l.weights + cap * 4u * static_cast<std::size_t>(num_topk), kSectionAlignment);
+    return l;
+  }
+};
+
+struct MdCombineArgs {
+  DomainView view;
+  MdPlace place;
+  MdSymmetricLayout sym;  // combine slots and rings
+  MdCombineNvl nvl;       // every rank of the domain staged its rows so (progress(j, j, 1) says when)
+  int num_channels = 0;   // C of the dispatch (the handle's); the grid is 2C blocks
+  int num_local_experts = 0;
+  std::int64_t num_tokens = 0;
+  const bool* is_token_in_rank = nullptr;  // [T, R]: the dispatch's routing (the handle's copy)
+  const std::int32_t* count_matrix = nullptr;
+  const std::int32_t* fwd_prefix = nullptr;
+  const std::int32_t* fwd_len = nullptr;
+  const std::uint16_t* bias0 = nullptr;  // [T, hidden] or null
+  const std::uint16_t* bias1 = nullptr;
+  std::uint16_t* out = nullptr;      // [T, hidden]
+  float* out_weights = nullptr;      // [T, k] or null
+  MdStreamState* streams = nullptr;  // scratch [P][C]: the forwarders' merge cursors (rows_to), zeroed
+};
+static_assert(std::is_trivially_copyable_v<MdCombineArgs>);
+
 inline constexpr int kMdWarpsPerBlock = 16;
 inline constexpr int kMdPublishTokens = 4;  // a writer releases its rows' progress this often
 
 // The launchers (md_notify.cu, md_dispatch.cu; epcomm_nvshmem only). stream: a cudaStream_t.
 void launch_md_notify(const MdNotifyArgs& args, void* stream);
 void launch_md_dispatch(const MdDispatchArgs& args, void* stream);
+void launch_md_combine(const MdCombineArgs& args, void* stream);
 
 using MdNotifyLauncher = void (*)(const MdNotifyArgs& args, void* stream);
 using MdDispatchLauncher = void (*)(const MdDispatchArgs& args, void* stream);
+using MdCombineLauncher = void (*)(const MdCombineArgs& args, void* stream);
 
 struct MdKernelHooks {
   MdNotifyLauncher notify;
   MdDispatchLauncher dispatch;
+  MdCombineLauncher combine;
 };
 // Null unless epcomm_nvshmem is linked into the program.
 const MdKernelHooks* md_kernel_hooks() noexcept;

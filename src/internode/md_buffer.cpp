@@ -4,6 +4,7 @@
 
 #include "core/check.hpp"
 #include "core/log.hpp"
+#include "internode/md_args.hpp"
 #include "internode/md_limits.hpp"
 #include "transport/ll_transport.hpp"
 
@@ -50,13 +51,19 @@ bool check_md_domains(const BufferOptions& options, const DomainInfo& domains) {
   return true;
 }
 
-void require_one_domain(const MdState* md, const char* op) {
-  if (md == nullptr) return;
-  EPCOMM_THROW(ErrorCategory::kUnsupported, op, ": this Buffer spans ", md->header.num_domains,
-               " NVLink domains; multi-domain ", op, " is not available yet (docs/multi_domain.md)");
-}
-
 }  // namespace checks
+
+MdScratch md_scratch(MdState& md, int num_ranks, int num_domains, int num_channels) {
+  const std::size_t scan_bytes = align_up(
+      sizeof(std::int32_t) * static_cast<std::size_t>(num_channels) * (num_ranks + num_domains), 256);
+  const std::size_t stream_bytes =
+      sizeof(MdStreamState) * static_cast<std::size_t>(num_domains - 1) * num_channels;
+  // NOTE: a new buffer frees the old one, which waits for the device: no kernel still uses it.
+  if (md.scratch.bytes() < scan_bytes + stream_bytes) md.scratch = DeviceBuffer(scan_bytes + stream_bytes);
+  char* base = md.scratch.as<char>();
+  return {reinterpret_cast<std::int32_t*>(base), reinterpret_cast<MdStreamState*>(base + scan_bytes),
+          stream_bytes};
+}
 
 std::shared_ptr<MdState> open_md_state(Bootstrap& bootstrap, const BufferOptions& options,
                                        const DomainInfo& domains, const LlNvshmemHooks& hooks) {

@@ -30,8 +30,20 @@ struct MdState {
   DeviceBuffer scratch;
 };
 
-// Buffer::dispatch on a multi-domain Buffer (md_dispatch_op.cpp).
+struct MdStreamState;  // md_args.hpp
+
+// The scratch of one call in MdState::scratch: notify's scan [C][R + D] int32, then the streams'
+// states [P][C] (stream_bytes, zeroed by the caller on its stream).
+struct MdScratch {
+  std::int32_t* scan;
+  MdStreamState* streams;
+  std::size_t stream_bytes;
+};
+MdScratch md_scratch(MdState& md, int num_ranks, int num_domains, int num_channels);
+
+// Buffer::dispatch and Buffer::combine on a multi-domain Buffer (md_dispatch_op.cpp, md_combine_op.cpp).
 DispatchResult md_dispatch(Buffer::Impl& m, const DispatchArgs& args, const CallOptions& options);
+CombineResult md_combine(Buffer::Impl& m, const CombineArgs& args, const CallOptions& options);
 
 namespace checks {
 
@@ -44,10 +56,6 @@ void check_md_transport(const BufferOptions& options, const LlNvshmemHooks* hook
 // needs a high-throughput Buffer, at most kMdMaxDomains domains and num_rdma_bytes of at least the
 // region's fixed header (kUnsupported / kInvalidArgument naming the value otherwise).
 bool check_md_domains(const BufferOptions& options, const DomainInfo& domains);
-
-// The dispatch and combine kernels of multi-domain mode are not built yet: kUnsupported naming
-// `op` on a multi-domain Buffer (before any launch).
-void require_one_domain(const MdState* md, const char* op);
 
 }  // namespace checks
 

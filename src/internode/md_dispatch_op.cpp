@@ -76,21 +76,6 @@ MdPlanned plan_md_dispatch(const Buffer::Impl& m, const DispatchArgs& a) {
   return p;
 }
 
-// The scratch of one call: notify's scan [C][R + D] int32, then the streams' states [P][C].
-struct MdScratch {
-  std::int32_t* scan;
-  MdStreamState* streams;
-  std::size_t stream_bytes;
-};
-MdScratch md_scratch(MdState& md, int R, int D, int C) {
-  const std::size_t scan_bytes = align_up(sizeof(std::int32_t) * static_cast<std::size_t>(C) * (R + D), 256);
-  const std::size_t stream_bytes = sizeof(MdStreamState) * static_cast<std::size_t>(D - 1) * C;
-  if (md.scratch.bytes() < scan_bytes + stream_bytes) md.scratch = DeviceBuffer(scan_bytes + stream_bytes);
-  char* base = md.scratch.as<char>();
-  return {reinterpret_cast<std::int32_t*>(base), reinterpret_cast<MdStreamState*>(base + scan_bytes),
-          stream_bytes};
-}
-
 // The handle's tables, allocated together on the allocation stream.
 void allocate_tables(Buffer::Impl& m, const MdPlanned& p, CommScope& scope, DispatchHandle::State& h,
                      MdHandleTables& t) {
@@ -149,7 +134,8 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const MdPlanned& p, C
 // The handshake: the host learns what this rank receives and whether every rank of its domain's
 // rows fit its region. Returns the error to raise after the kernel ran (drained), if they do not.
 std::optional<Error> learn_counts(Buffer::Impl& m, CommScope& scope, const MdPlanned& p,
-                                  DispatchHandle::State& h, std::vector<int>& per_expert_host) {
+                                  DispatchHandle::State& h, MdHandleTables& t,
+                                  std::vector<int>& per_expert_host) {
   scope.mark();
   scope.wait_for_word(host_ready_word(m.host_counts.host()), m.notify_calls);
   const int G = m.domains.ranks_per_domain;
@@ -159,6 +145,7 @@ std::optional<Error> learn_counts(Buffer::Impl& m, CommScope& scope, const MdPla
   h.num_rows = h.num_recv_tokens;
   per_expert_host.assign(counts + slots.per_expert(), counts + slots.domain_totals());
   const std::vector<std::int64_t> totals(counts + slots.domain_totals(), counts + slots.ints());
+  t.domain_rows = totals;
   try {
     check_rows_fit(totals, p.region.cap_rows, p.region.bytes_per_row(), "dispatch");
   } catch (const Error& e) {
@@ -200,7 +187,7 @@ MdOutputs allocate_outputs(Buffer::Impl& m, const DispatchArgs& a, const checks:
 }
 
 // Zero-copy: the rows where they arrive in the region, viewed like the outputs.
-MdOutputs region_outputs(const Buffer::Impl& m, const DispatchArgs& a, const MdPlanned& p,
+MdOutputs region_outputs(Buffer::Impl& m, CommScope& scope, const DispatchArgs& a, const MdPlanned& p,
                          DispatchResult& out, DispatchHandle::State& h) {
   char* const data = RegionLayout::data(m.region.get());
   const MdOutputs dst{data + p.region.x_offset, data + p.region.scales_offset, data + p.region.topk_offset,
@@ -215,7 +202,10 @@ MdOutputs region_outputs(const Buffer::Impl& m, const DispatchArgs& a, const MdP
     out.recv_topk_idx = view(dst.topk, a.topk_idx.dtype, {rows, p.shape.num_topk});
     out.recv_topk_weights = view(dst.weights, DType::kF32, {rows, p.shape.num_topk});
   }
-  h.recv_src_idx = view(dst.src_idx, DType::kI32, {rows});
+  // NOTE: the rows' source tokens are kept outside the region (copied after the kernel): combine
+  // stages its rows over these bytes and reads the tokens while it does.
+  h.recv_src_idx = DeviceTensor::empty(m.allocator, DType::kI32, {rows}, scope.alloc_stream());
+  scope.allocations_ready();
   return dst;
 }
 
@@ -291,18 +281,22 @@ DispatchResult md_dispatch(Buffer::Impl& m, const DispatchArgs& a, const CallOpt
     h.num_recv_tokens = -1;
     h.num_rows = a.num_worst_tokens;
   } else if (!cached) {
-    refused = learn_counts(m, scope, p, h, out.num_recv_tokens_per_expert);
+    refused = learn_counts(m, scope, p, h, *tables, out.num_recv_tokens_per_expert);
   } else {
     check_rows_fit({h.num_rows}, p.region.cap_rows, p.region.bytes_per_row(), "cached dispatch");
   }
   const MdOutputs dst =
-      a.zero_copy ? region_outputs(m, a, p, out, h) : allocate_outputs(m, a, p.shape, scope, out, h);
+      a.zero_copy ? region_outputs(m, scope, a, p, out, h) : allocate_outputs(m, a, p.shape, scope, out, h);
   MdDispatchArgs d = dispatch_args(m, a, p, *tables, h, scratch, dst);
   d.drain = refused.has_value();
   EPCOMM_CUDA_CHECK(cudaMemsetAsync(scratch.streams, 0, scratch.stream_bytes, scope.comm()));
   m.timer.begin(scope.comm(), "md-dispatch");
   md_kernel_hooks()->dispatch(d, scope.comm());
   m.timer.end(scope.comm());
+  if (a.zero_copy)
+    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(h.recv_src_idx.data(), dst.src_idx,
+                                      sizeof(std::int32_t) * static_cast<std::size_t>(h.num_rows),
+                                      cudaMemcpyDeviceToDevice, scope.comm()));
   if (refused) {
     // The kernel found the same counts and reported them; this rank's refusal is the host's error.
     EPCOMM_CUDA_CHECK(cudaStreamSynchronize(scope.comm()));

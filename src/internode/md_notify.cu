@@ -181,9 +181,10 @@ __global__ void __launch_bounds__(kThreads, 1) md_notify_kernel(MdNotifyArgs a) 
   const Geometry g(a);
   __shared__ std::uint64_t epoch;
   if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
-  // This rank's progress words: the domain's forwarders add to them only after step 4.
-  for (int s = threadIdx.x; s < g.G; s += blockDim.x)
-    *RegionLayout::progress(a.view.peer_base[g.me_local], s, 0) = 0;
+  // This rank's progress words (0: rows from forwarder s; 1: combine's "rows staged", s = itself):
+  // the domain's ranks write them only after step 4.
+  for (int q = threadIdx.x; q < 2 * g.G; q += blockDim.x)
+    *RegionLayout::progress(a.view.peer_base[g.me_local], q / 2, q % 2) = 0;
   // The slot flags of this operation's rings: no sender puts into them before step 2 (it waits for
   // this rank's record), and every slot of the previous operation was consumed. NOTE: the flags'
   // values are unique anyway (md_slot_flag), but where the layout moved, a flag word may hold an

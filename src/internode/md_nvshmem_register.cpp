@@ -6,7 +6,7 @@ namespace epcomm {
 
 namespace {
 
-const MdKernelHooks kHooks{&launch_md_notify, &launch_md_dispatch};
+const MdKernelHooks kHooks{&launch_md_notify, &launch_md_dispatch, &launch_md_combine};
 
 [[maybe_unused]] const bool kRegistered = [] {
   set_md_kernel_hooks(&kHooks);

@@ -93,7 +93,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   check_status();
   Impl& m = *impl_;
   checks::require_high_throughput_buffer(m.ll != nullptr, "combine");
-  checks::require_one_domain(m.md.get(), "combine");  // multi-domain kernels: internode/
+  if (m.md) return md_combine(m, a, options);  // internode/md_combine_op.cpp
   const int G = m.domains.ranks_per_domain;
   const checks::CombineShape shape = checks::check_combine_args(a, m.num_ranks());
   checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());

@@ -195,15 +195,6 @@ TEST(InternodeBuffer, SeveralDomainsRefuseLowLatencyModeAndTooManyDomains) {
       "num_domains: at most 256 NVLink domains supported, got 257", ErrorCategory::kUnsupported);
 }
 
-TEST(InternodeBuffer, DispatchAndCombineWaitForTheKernels) {
-  EXPECT_NO_THROW(checks::require_one_domain(nullptr, "dispatch"));
-  MdState md;
-  md.header = MdHeader::make(4, 2);
-  expect_error([&] { checks::require_one_domain(&md, "combine"); },
-               "combine: this Buffer spans 4 NVLink domains; multi-domain combine is not available yet",
-               ErrorCategory::kUnsupported);
-}
-
 // A wait on a peer of another domain names the peer's domain and the multi-domain counter.
 TEST(InternodeBuffer, TimeoutsNameThePeersDomain) {
   DeviceStatus s{};

@@ -1,9 +1,10 @@
-// Multi-domain dispatch (docs/multi_domain.md) on the GPUs against the CPU reference, every element
-// of every row: the rows cross domains through NVSHMEM and are forwarded over NVLink to their final
-// single-domain place, so ref::ht_dispatch is the oracle unchanged. Run with ranks sharing a GPU
-// and EPCOMM_RANKS_PER_DOMAIN=G (2 ranks as 2 x 1, 4 as 2 x 2 and 4 x 1, 8 as 2 x 4 and 4 x 2);
-// a program whose ranks form one domain fails (it would test nothing of this mode).
-// Outputs come from a poisoning allocator, so rows the kernels forget show up as mismatches.
+// Multi-domain dispatch and combine (docs/multi_domain.md) on the GPUs against the CPU reference,
+// every element of every row (combine within a BF16 tolerance): rows cross domains through NVSHMEM
+// and are forwarded over NVLink to their final single-domain place, so the reference is the
+// oracle unchanged. Run with ranks sharing a GPU and EPCOMM_RANKS_PER_DOMAIN=G (2 ranks as 2 x 1,
+// 4 as 2 x 2 and 4 x 1, 8 as 2 x 4 and 4 x 2); a program whose ranks form one domain fails (it
+// would test nothing of this mode). Outputs come from a poisoning allocator, so rows the kernels
+// forget show up as mismatches.
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -23,6 +24,7 @@ constexpr std::int64_t kNvlBytes = std::int64_t{1} << 29;
 
 struct Mode {
   bool cached = true;      // also a cached dispatch with new payloads
+  bool combine = true;     // then combine the dispatch's rows back (biases and weights as the case says)
   bool zero_copy = false;  // outputs are views of the region
   bool async_finish = false;
 };
@@ -89,6 +91,64 @@ void finish(Buffer& buffer, const EventHandle& event, const Mode& mode) {
   buffer.check_status();
 }
 
+// Combines random expert outputs of `got`'s rows (padding rows too: they must be ignored) with
+// the case's biases and the received weights, against ref::ht_combine.
+void run_combine(Buffer& buffer, const HtCase& c, const Mode& mode,
+                 const std::vector<ref::HtRankInput>& inputs, const std::vector<ref::HtRankOutput>& expected,
+                 const DispatchResult& got) {
+  const GpuEnv& env = gpu_env();
+  const int R = env.world, me = env.rank;
+  std::vector<ref::HtCombineRankInput> cin(static_cast<std::size_t>(R));
+  std::vector<ref::HtRoute> routes;
+  std::vector<std::int64_t> num_tokens;
+  for (int r = 0; r < R; ++r) {
+    const auto& e = expected[static_cast<std::size_t>(r)];
+    auto& ci = cin[static_cast<std::size_t>(r)];
+    const std::int64_t T = inputs[static_cast<std::size_t>(r)].num_tokens;
+    ci.x = random_bf16(seed_for(c.seed * 31 + 5, r), static_cast<std::size_t>(e.num_rows * c.hidden));
+    if (c.with_topk) ci.topk_weights = e.recv_topk_weights;
+    if (c.biases) {
+      ci.bias0 = random_bf16(seed_for(c.seed * 31 + 6, r), static_cast<std::size_t>(T * c.hidden));
+      ci.bias1 = random_bf16(seed_for(c.seed * 31 + 7, r), static_cast<std::size_t>(T * c.hidden));
+    }
+    routes.push_back(e.route);
+    num_tokens.push_back(T);
+  }
+  const auto want = ref::ht_combine(c.hidden, c.with_topk ? c.num_topk : 0, num_tokens, routes, cin);
+  const auto& mine = cin[static_cast<std::size_t>(me)];
+  const ref::HtRankOutput& mine_expected = expected[static_cast<std::size_t>(me)];
+  const std::int64_t T = inputs[static_cast<std::size_t>(me)].num_tokens;
+  DeviceTensor y = upload(mine.x, DType::kBF16, {mine_expected.num_rows, c.hidden});
+  DeviceTensor weights, b0, b1;
+  CombineArgs args;
+  args.x = y;
+  if (c.with_topk) {
+    // A copy: zero-copy outputs live in the region, which combine refuses as input.
+    weights = upload(mine_expected.recv_topk_weights, DType::kF32, {mine_expected.num_rows, c.num_topk});
+    args.topk_weights = weights;
+  }
+  if (c.biases) {
+    b0 = upload(mine.bias0, DType::kBF16, {T, c.hidden});
+    b1 = upload(mine.bias1, DType::kBF16, {T, c.hidden});
+    args.bias0 = b0;
+    args.bias1 = b1;
+  }
+  args.handle = &got.handle;
+  args.config.num_sms = c.num_sms;
+  const CombineResult combined =
+      buffer.combine(args, {.stream = env.stream, .async_finish = mode.async_finish});
+  finish(buffer, combined.event, mode);
+  const Mismatches x_off = bf16_off(download<std::uint16_t>(combined.x),
+                                    want[static_cast<std::size_t>(me)].out, kCombineXRel, kCombineXAbs);
+  EXPECT_EQ(x_off.count, 0u) << "combined x: first off at " << x_off.first;
+  if (c.with_topk) {
+    const Mismatches w_off =
+        f32_off(download<float>(combined.topk_weights), want[static_cast<std::size_t>(me)].topk_weights,
+                kCombineWeightRel, kCombineWeightAbs);
+    EXPECT_EQ(w_off.count, 0u) << "combined topk_weights: first off at " << w_off.first;
+  }
+}
+
 void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
   const GpuEnv& env = gpu_env();
   const int R = env.world, me = env.rank, G = buffer.num_domain_ranks();
@@ -147,6 +207,7 @@ void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
                                         got.num_recv_tokens_per_expert.end()),
               want.num_recv_tokens_per_expert);
   }
+  if (mode.combine) run_combine(buffer, c, mode, inputs, expected, got);
   if (!mode.cached) return;
   // Same routes, new payloads: no layout, no count exchange, no host wait.
   std::vector<ref::HtRankInput> inputs2;
@@ -234,6 +295,9 @@ TEST_F(Md, ZeroCopyBf16) {
 }
 TEST_F(Md, TopkUpTo32) {
   run_case(*buffer_, {.num_tokens = 256, .num_topk = 32, .experts_per_rank = 64, .seed = 13});
+}
+TEST_F(Md, NoBiases) {
+  run_case(*buffer_, {.biases = false, .seed = 12});
 }
 TEST_F(Md, LargestHidden) {
   run_case(*buffer_, {.num_tokens = 700, .hidden = 8192, .seed = 14});
