@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/check.hpp"
+#include "internode/md_args.hpp"
 #include "internode/md_plan.hpp"
 #include "intranode/ht_layout.hpp"
 
@@ -31,8 +32,9 @@ HtDispatchLayout nvl_dispatch(const MdShape& shape, std::size_t data_bytes) {
                                 shape.fp8 ? static_cast<int>(shape.hidden / kFp8ScaleBlock) : 0, shape.num_topk,
                                 /*idx_bytes=*/8);
 }
-HtCombineLayout nvl_combine(const MdShape& shape, std::size_t data_bytes) {
-  return HtCombineLayout::make(data_bytes, shape.hidden * 2, shape.num_topk);
+// Combine stages each received row with its weights and source token (md_combine_op.cpp).
+MdCombineNvl nvl_combine(const MdShape& shape, std::size_t data_bytes) {
+  return MdCombineNvl::make(data_bytes, shape.hidden, shape.num_topk);
 }
 
 }  // namespace
@@ -118,11 +120,11 @@ std::int64_t md_nvl_bytes_hint(const MdShape& shape, std::int64_t rows) {
   check_shape(shape);
   EPCOMM_CHECK_ARG(rows >= 0, "rows: expected >= 0, got ", rows);
   const auto n = static_cast<std::size_t>(rows);
-  // HtDispatchLayout / HtCombineLayout::make keep 5 / 2 section alignments of slack.
+  // HtDispatchLayout / MdCombineNvl::make keep 5 / 3 section alignments of slack.
   const std::size_t dispatch = n * nvl_dispatch(shape, 0).bytes_per_row() + 5 * kSectionAlignment;
   const std::size_t combine =
-      n * (static_cast<std::size_t>(shape.hidden) * 2 + 4u * static_cast<std::size_t>(shape.num_topk)) +
-      2 * kSectionAlignment;
+      n * (static_cast<std::size_t>(shape.hidden) * 2 + 4u * static_cast<std::size_t>(shape.num_topk) + 4u) +
+      3 * kSectionAlignment;
   return static_cast<std::int64_t>(std::max(dispatch, combine));
 }
 
