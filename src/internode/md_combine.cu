@@ -21,7 +21,7 @@
 #include <cstdint>
 
 #include "core/cuda_check.hpp"
-#include "internode/md_device.cuh"
+#include "internode/md_streams.cuh"
 #include "internode/md_tables.hpp"
 
 namespace epcomm {
@@ -31,21 +31,9 @@ namespace {
 constexpr int kWarps = kMdWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaskWords = (kMaxDomainRanks + 31) / 32;
-constexpr unsigned kMinIdlePollNs = 256;
-constexpr unsigned kMaxIdlePollNs = 4096;
 constexpr int kBf16PerPiece = 8;  // one 16-byte load
 
-struct Place {
-  int G, D, R, C, me_domain, me_local, my_rank;
-  __device__ explicit Place(const MdCombineArgs& a)
-      : G(a.view.num_domain_ranks),
-        D(a.place.num_domains),
-        R(a.view.num_domain_ranks * a.place.num_domains),
-        C(a.num_channels),
-        me_domain(a.place.domain),
-        me_local(a.view.domain_rank),
-        my_rank(a.view.rank) {}
-};
+using Place = md::Geom;
 
 __device__ const char* staged(const MdCombineArgs& a, int j) {
   return RegionLayout::data(a.view.peer_base[j]);
@@ -375,61 +363,23 @@ __device__ void init_streams(const MdCombineArgs& a, const Place& p, int c, int 
   __syncwarp();
 }
 
+// The streams (peer, c) of this warp back to their owners, polled in turn until every one is sent.
 __device__ void run_forwarder(const MdCombineArgs& a, const Place& p, int c, int first_peer) {
   __shared__ ForwarderState states[kWarps];
   ForwarderState& fs = states[threadIdx.x / 32];
   if (threadIdx.x % 32 == 0) fs.puts = 0;
   init_streams(a, p, c, first_peer);
   if (!wait_staged(a, p)) return;
-  std::uint64_t last_progress = ptx::globaltimer(), last_check = last_progress;
-  unsigned idle_ns = kMinIdlePollNs;
-  while (true) {
-    bool all_done = true, moved = false;
-    for (int peer = first_peer; peer < p.D - 1; peer += kWarps) {
-      const int s = md_peer_domain(p.me_domain, peer);
-      if (a.streams[peer * p.C + c].consumed >= a.fwd_len[s * p.C + c]) continue;
-      all_done = false;
-      moved = forward_stream(a, p, peer, c, fs) || moved;
-    }
-    if (all_done) break;
-    const std::uint64_t now = ptx::globaltimer();
-    if (moved) {
-      last_progress = now;
-      idle_ns = kMinIdlePollNs;
-      continue;
-    }
-    ptx::backoff(idle_ns);
-    idle_ns = min(2 * idle_ns, kMaxIdlePollNs);
-    if (now - last_check < kStatusCheckNs) continue;  // the status word is host memory: read it rarely
-    last_check = now;
-    bool stop = false;
-    if (threadIdx.x % 32 == 0) stop = timeout_reported(a.view.status);
-    if (__shfl_sync(0xffffffffu, stop, 0)) return;
-    if (now - last_progress > a.view.timeout_ns) {
-      if (threadIdx.x % 32 == 0)
-        for (int peer = first_peer; peer < p.D - 1; peer += kWarps) {
-          const int s = md_peer_domain(p.me_domain, peer);
-          const MdStreamState& st = a.streams[peer * p.C + c];
-          if (st.consumed >= a.fwd_len[s * p.C + c]) continue;
-          report_failure(a.view.status, StatusCode::kTimeout, OpId::kCombine, CounterId::kMdCredits,
-                         p.my_rank, s * p.G + p.me_local, a.fwd_len[s * p.C + c], st.consumed, s);
-          break;
-        }
-      return;
-    }
-  }
-  if (threadIdx.x % 32 == 0)
-    for (int peer = first_peer; peer < p.D - 1; peer += kWarps) {
-      const int s = md_peer_domain(p.me_domain, peer);
-      *md::at<std::uint64_t>(a.place, a.sym.header.counter(kMdOpCombine, kMdSent, peer, c)) +=
-          static_cast<std::uint64_t>(a.fwd_len[s * p.C + c]);
-    }
-  md::quiet();  // the next operation rewrites the staging from its first slot
+  // Every stream sent: the next operation's start after these slots (kMdSent).
+  const bool done = md::poll_streams(
+      a, p, c, first_peer, kMdOpCombine, kMdSent, OpId::kCombine, CounterId::kMdCredits,
+      [&](int peer) { return forward_stream(a, p, peer, c, fs); }, [] {});
+  if (done) md::quiet();  // the next operation rewrites the staging from its first slot
 }
 
 __global__ void __launch_bounds__(kThreads, 1) md_combine_kernel(MdCombineArgs a) {
   if (timeout_reported(a.view.status)) return;  // the synchronisation before did not complete
-  const Place p(a);
+  const Place p = Place::of(a);
   const int warp = threadIdx.x / 32;
   if (static_cast<int>(blockIdx.x) < p.C) {
     if (warp == 0) run_owner(a, p, static_cast<int>(blockIdx.x));

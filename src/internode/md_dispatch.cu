@@ -16,7 +16,7 @@
 
 #include "core/copy.cuh"
 #include "core/cuda_check.hpp"
-#include "internode/md_device.cuh"
+#include "internode/md_streams.cuh"
 #include "internode/md_tables.hpp"
 
 namespace epcomm {
@@ -26,20 +26,8 @@ namespace {
 constexpr int kWarps = kMdWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaskWords = (kMaxDomainRanks + 31) / 32;
-constexpr unsigned kMinIdlePollNs = 256;
-constexpr unsigned kMaxIdlePollNs = 4096;
 
-struct Place {
-  int G, D, R, C, me_domain, me_local, my_rank;
-  __device__ explicit Place(const MdDispatchArgs& a)
-      : G(a.view.num_domain_ranks),
-        D(a.place.num_domains),
-        R(a.view.num_domain_ranks * a.place.num_domains),
-        C(a.num_channels),
-        me_domain(a.place.domain),
-        me_local(a.view.domain_rank),
-        my_rank(a.view.rank) {}
-};
+using Place = md::Geom;
 
 // Where a row comes from: this rank's inputs (its own domain) or a ring slot (another domain's).
 struct RowSource {
@@ -320,63 +308,17 @@ __device__ bool drain_stream(const MdDispatchArgs& a, const Place& p, int peer, 
   return moved;
 }
 
-// Records the timeout of the first unfinished stream of this warp.
-__device__ void report_stalled_stream(const MdDispatchArgs& a, const Place& p, int c, int first_peer) {
-  if (threadIdx.x % 32 != 0) return;
-  for (int peer = first_peer; peer < p.D - 1; peer += kWarps) {
-    const int s = md_peer_domain(p.me_domain, peer);
-    const MdStreamState* st = a.streams + peer * p.C + c;
-    const std::int32_t len = a.fwd_len[s * p.C + c];
-    if (st->consumed >= len) continue;
-    report_failure(a.view.status, StatusCode::kTimeout, OpId::kDispatch, CounterId::kMdSlot, p.my_rank,
-                   s * p.G + p.me_local, len, st->consumed, s);
-    return;
-  }
-}
-
-// The streams (peer, c) of this warp, polled in turn until every one is consumed.
-__device__ void run_forwarder(const MdDispatchArgs& a, const Place& p, int c, int first_peer) {
+// The streams (peer, c) of this warp, polled in turn until every one is consumed. False on a
+// timeout (recorded).
+__device__ bool run_forwarder(const MdDispatchArgs& a, const Place& p, int c, int first_peer) {
   __shared__ std::int32_t pending_of[kWarps][kMaxDomainRanks];
   std::int32_t* pending = pending_of[threadIdx.x / 32];
   for (int j = threadIdx.x % 32; j < p.G; j += 32) pending[j] = 0;
   init_streams(a, p, c, first_peer);
-  std::uint64_t last_progress = ptx::globaltimer(), last_check = last_progress;
-  unsigned idle_ns = kMinIdlePollNs;
-  while (true) {
-    bool all_done = true, moved = false;
-    for (int peer = first_peer; peer < p.D - 1; peer += kWarps) {
-      const int s = md_peer_domain(p.me_domain, peer);
-      if (a.streams[peer * p.C + c].consumed >= a.fwd_len[s * p.C + c]) continue;
-      all_done = false;
-      moved = drain_stream(a, p, peer, c, pending) || moved;
-    }
-    if (moved) publish_rows(a, p, pending);
-    if (all_done) break;
-    const std::uint64_t now = ptx::globaltimer();
-    if (moved) {
-      last_progress = now;
-      idle_ns = kMinIdlePollNs;
-      continue;
-    }
-    ptx::backoff(idle_ns);
-    idle_ns = min(2 * idle_ns, kMaxIdlePollNs);
-    if (now - last_check < kStatusCheckNs) continue;  // the status word is host memory: read it rarely
-    last_check = now;
-    bool stop = false;
-    if (threadIdx.x % 32 == 0) stop = timeout_reported(a.view.status);
-    if (__shfl_sync(0xffffffffu, stop, 0)) return;
-    if (now - last_progress > a.view.timeout_ns) {
-      report_stalled_stream(a, p, c, first_peer);
-      return;
-    }
-  }
-  // Every stream of this operation is consumed: the next one starts after these slots.
-  if (threadIdx.x % 32 == 0)
-    for (int peer = first_peer; peer < p.D - 1; peer += kWarps) {
-      const int s = md_peer_domain(p.me_domain, peer);
-      *md::at<std::uint64_t>(a.place, a.sym.header.counter(kMdOpDispatch, kMdConsumed, peer, c)) +=
-          static_cast<std::uint64_t>(a.fwd_len[s * p.C + c]);
-    }
+  // Every stream consumed: the next operation's start after these slots (kMdConsumed).
+  return md::poll_streams(
+      a, p, c, first_peer, kMdOpDispatch, kMdConsumed, OpId::kDispatch, CounterId::kMdSlot,
+      [&](int peer) { return drain_stream(a, p, peer, c, pending); }, [&] { publish_rows(a, p, pending); });
 }
 
 // ---- receiver --------------------------------------------------------------------------------
@@ -450,7 +392,7 @@ __device__ bool rows_fit(const MdDispatchArgs& a, const Place& p) {
 __global__ void __launch_bounds__(kThreads, 1) md_dispatch_kernel(MdDispatchArgs a) {
   // NOTE: a notify that timed out left no counts: nothing here may run on them.
   if (timeout_reported(a.view.status)) return;
-  const Place p(a);
+  const Place p = Place::of(a);
   if (!rows_fit(a, p)) a.drain = true;
   const int warp = threadIdx.x / 32;
   const int C = p.C;

@@ -17,7 +17,7 @@
 #include <cstdint>
 
 #include "core/cuda_check.hpp"
-#include "internode/md_device.cuh"
+#include "internode/md_streams.cuh"
 #include "internode/md_tables.hpp"
 
 namespace epcomm {
@@ -35,16 +35,10 @@ __device__ std::uint64_t* domain_flag(void* region, int parity, int src) {
   return reinterpret_cast<std::uint64_t*>(RegionLayout::mailbox(region, parity, src));
 }
 
-struct Geometry {
-  int G, D, R, C, nle, me_domain, me_local;
-  __device__ explicit Geometry(const MdNotifyArgs& a)
-      : G(a.view.num_domain_ranks),
-        D(a.place.num_domains),
-        R(a.view.num_domain_ranks * a.place.num_domains),
-        C(a.num_channels),
-        nle(a.num_local_experts),
-        me_domain(a.place.domain),
-        me_local(a.view.domain_rank) {}
+// Rank (me_domain, me_local) of D domains of G ranks, C channels, nle local experts per rank.
+struct Geometry : md::Geom {
+  int nle;
+  __device__ explicit Geometry(const MdNotifyArgs& a) : md::Geom(md::Geom::of(a)), nle(a.num_local_experts) {}
 };
 
 // scan[c][r] = rows channel c sends to rank r; scan[C*R + c*D + d] = its tokens reaching domain d.
