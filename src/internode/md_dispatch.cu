@@ -27,7 +27,11 @@ constexpr int kWarps = kMdWarpsPerBlock;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaskWords = (kMaxDomainRanks + 31) / 32;
 
-using Place = md::Geom;
+// The rank's place, and whether this call writes no row (MdDispatchArgs::drain, or rows that do
+// not fit found here in worst-case mode).
+struct Place : md::Geom {
+  bool drain;
+};
 
 // Where a row comes from: this rank's inputs (its own domain) or a ring slot (another domain's).
 struct RowSource {
@@ -208,7 +212,7 @@ __device__ void run_sender(const MdDispatchArgs& a, const Place& p, int c) {
         __syncwarp();
         continue;
       }
-      if (a.drain) continue;
+      if (p.drain) continue;
       for (int j = 0; j < p.G; ++j) {
         if (!md_mask_has(mask, j)) continue;
         write_row(a, p, src, j, st.own_row[j]);
@@ -236,7 +240,7 @@ __device__ void forward_slot(const MdDispatchArgs& a, const Place& p, int peer, 
                              MdStreamState* st, std::int32_t* pending) {
   const MdSlot& f = a.sym.slot;
   const char* slot = md::at<char>(a.place, a.sym.rings.slot(peer, c, k));
-  if (a.drain) return;
+  if (p.drain) return;
   const auto* mask = reinterpret_cast<const std::uint32_t*>(slot + f.mask_offset);
   const RowSource src{reinterpret_cast<const std::uint8_t*>(slot + f.payload_offset),
                       reinterpret_cast<const float*>(slot + f.scales_offset),
@@ -357,7 +361,7 @@ __device__ void run_receiver(const MdDispatchArgs& a, const Place& p, int id, in
     }
     if (lane == 0) *dst.src_idx = -1;
   }
-  if (a.drain) return;
+  if (p.drain) return;
   for (int r = id; r < p.R; r += count) {
     const std::int64_t n = a.count_matrix[r * p.G + p.me_local];
     if (n == 0) continue;
@@ -374,7 +378,7 @@ __device__ void run_receiver(const MdDispatchArgs& a, const Place& p, int id, in
 }
 
 // Worst-case mode: rows that would not fit some rank's region or outputs stop this domain's writes.
-__device__ bool rows_fit(const MdDispatchArgs& a, const Place& p) {
+__device__ bool rows_fit(const MdDispatchArgs& a, const md::Geom& p) {
   const std::int64_t limit = a.num_worst && a.num_rows < a.region.cap_rows ? a.num_rows : a.region.cap_rows;
   bool fits = true;
   for (int j = threadIdx.x; j < p.G; j += blockDim.x) {
@@ -392,8 +396,9 @@ __device__ bool rows_fit(const MdDispatchArgs& a, const Place& p) {
 __global__ void __launch_bounds__(kThreads, 1) md_dispatch_kernel(MdDispatchArgs a) {
   // NOTE: a notify that timed out left no counts: nothing here may run on them.
   if (timeout_reported(a.view.status)) return;
-  const Place p = Place::of(a);
-  if (!rows_fit(a, p)) a.drain = true;
+  const md::Geom g = md::Geom::of(a);
+  const bool fits = rows_fit(a, g);
+  const Place p{g, a.drain || !fits};
   const int warp = threadIdx.x / 32;
   const int C = p.C;
   const int num_receivers = C * (kWarps - 1) + C * kWarps;
