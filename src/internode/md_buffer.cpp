@@ -53,16 +53,25 @@ bool check_md_domains(const BufferOptions& options, const DomainInfo& domains) {
 
 }  // namespace checks
 
+namespace {
+// Bytes of notify's scan, [C][R + D] int32 (the streams' states follow).
+std::size_t scan_bytes(int num_ranks, int num_domains, int num_channels) {
+  return align_up(sizeof(std::int32_t) * static_cast<std::size_t>(num_channels) * (num_ranks + num_domains),
+                  256);
+}
+std::size_t stream_bytes(int num_domains, int num_channels) {
+  return sizeof(MdStreamState) * static_cast<std::size_t>(num_domains - 1) * num_channels;
+}
+}  // namespace
+
 MdScratch md_scratch(MdState& md, int num_ranks, int num_domains, int num_channels) {
-  const std::size_t scan_bytes = align_up(
-      sizeof(std::int32_t) * static_cast<std::size_t>(num_channels) * (num_ranks + num_domains), 256);
-  const std::size_t stream_bytes =
-      sizeof(MdStreamState) * static_cast<std::size_t>(num_domains - 1) * num_channels;
-  // NOTE: a new buffer frees the old one, which waits for the device: no kernel still uses it.
-  if (md.scratch.bytes() < scan_bytes + stream_bytes) md.scratch = DeviceBuffer(scan_bytes + stream_bytes);
+  const std::size_t scan = scan_bytes(num_ranks, num_domains, num_channels);
+  const std::size_t streams = stream_bytes(num_domains, num_channels);
+  // Sized for kMdMaxChannels when the Buffer was made (a new buffer here would wait for the device).
+  EPCOMM_REQUIRE(md.scratch.bytes() >= scan + streams, ErrorCategory::kInternal, "multi-domain scratch of ",
+                 md.scratch.bytes(), " bytes for ", num_channels, " channels, ", scan + streams, " needed");
   char* base = md.scratch.as<char>();
-  return {reinterpret_cast<std::int32_t*>(base), reinterpret_cast<MdStreamState*>(base + scan_bytes),
-          stream_bytes};
+  return {reinterpret_cast<std::int32_t*>(base), reinterpret_cast<MdStreamState*>(base + scan), streams};
 }
 
 std::shared_ptr<MdState> open_md_state(Bootstrap& bootstrap, const BufferOptions& options,
@@ -82,6 +91,9 @@ std::shared_ptr<MdState> open_md_state(Bootstrap& bootstrap, const BufferOptions
   void* region = nullptr;
   state->nvshmem = hooks.open_workspace(bootstrap, static_cast<std::size_t>(mine), &region);
   state->region = static_cast<char*>(region);
+  const int R = domains.num_domains * domains.ranks_per_domain;
+  state->scratch = DeviceBuffer(scan_bytes(R, domains.num_domains, kMdMaxChannels) +
+                                stream_bytes(domains.num_domains, kMdMaxChannels));
   EPCOMM_LOG_INFO("multi-domain mode: ", domains.num_domains, " NVLink domains of ", domains.ranks_per_domain,
                   " ranks, ", mine, " bytes of NVSHMEM symmetric memory (header ", state->header.total_bytes,
                   " bytes)");

@@ -25,8 +25,8 @@ struct MdState {
   char* region = nullptr;         // this rank's symmetric region; the same address names every PE's
   std::int64_t region_bytes = 0;  // BufferOptions::num_rdma_bytes, equal on every rank
   MdHeader header;                // fixed for the region's life (its counters are cumulative)
-  // Per-call device scratch (notify's scan, the forwarders' stream states), grown when a call
-  // needs more; only the communication stream uses it.
+  // Per-call device scratch (notify's scan, the forwarders' stream states), sized for
+  // kMdMaxChannels when the Buffer is made (no call allocates); only the communication stream uses it.
   DeviceBuffer scratch;
 };
 
