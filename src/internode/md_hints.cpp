@@ -32,8 +32,8 @@ std::int64_t multi_domain_rdma_bytes_hint(const MultiDomainShape& shape, int num
 
 std::int64_t multi_domain_nvl_bytes_hint(const MultiDomainShape& shape, std::int64_t received_rows) {
   const MdShape md = md_shape_of(shape);
-  EPCOMM_CHECK_ARG(received_rows >= -1, "received_rows: expected >= 0, or -1 for any routing, got ",
-                   received_rows);
+  EPCOMM_CHECK_ARG(received_rows >= -1 && received_rows <= std::int64_t{1} << 46,
+                   "received_rows: expected 0 to 2^46, or -1 for any routing, got ", received_rows);
   return md_nvl_bytes_hint(md, received_rows == -1 ? md_worst_recv_rows(md) : received_rows);
 }
 

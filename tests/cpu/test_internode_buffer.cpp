@@ -5,6 +5,7 @@
 // program never links epcomm_nvshmem, so it has NVSHMEM hooks only where a test registers fake ones.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -83,6 +84,17 @@ TEST(InternodeBuffer, HintsNameTheFieldOutOfRange) {
   expect_arg_error([&] { multi_domain_rdma_bytes_hint(s); }, "hidden");
   expect_arg_error([&] { multi_domain_rdma_bytes_hint(good, 1); }, "num_sms");
   expect_arg_error([&] { multi_domain_nvl_bytes_hint(good, -2); }, "received_rows");
+  // Values no call takes are refused, not computed with overflowing sizes.
+  expect_arg_error([&] { multi_domain_nvl_bytes_hint(good, INT64_MAX); }, "received_rows");
+  s = good;
+  s.hidden = INT64_MAX;
+  expect_arg_error([&] { multi_domain_nvl_bytes_hint(s); }, "hidden: expected 1 to 131072");
+  s = good;
+  s.num_tokens = INT64_MAX;
+  expect_arg_error([&] { multi_domain_rdma_bytes_hint(s); }, "num_tokens");
+  s = good;
+  s.num_topk = 33;
+  expect_arg_error([&] { multi_domain_rdma_bytes_hint(s); }, "num_topk: expected 0 to 32");
 }
 
 // ---- the transport check, before any collective step ---------------------------------------------
