@@ -10,7 +10,8 @@
 #   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases. EPCOMM_REQUIRE_GPU=1 there too.
 #   md: the multi-domain GPU tests (gpu_test_md; needs EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON) on
 #   ranks sharing the GPUs, split by EPCOMM_RANKS_PER_DOMAIN: 2 ranks as 2x1, 4 as 2x2 and 4x1, and
-#   8 as 2x4 and 4x2 (a subset of cases: EPCOMM_MD_FILTER_8, default below).
+#   8 as 2x4 and 4x2 (a subset of cases: EPCOMM_MD_FILTER_8, default below). EPCOMM_MD_SHAPES picks
+#   some (ranks:per_domain, e.g. "2:1 4:2"), to stay within one command's time; GTEST_FILTER the cases.
 #   examples: every numbered example, one process per local GPU.
 #   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
 #   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
@@ -63,10 +64,10 @@ while [ $# -gt 0 ]; do
       if [ ! -x "$build/tests/gpu_test_md" ]; then
         echo "md: gpu_test_md was not built (EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON)"; status=1; continue
       fi
-      for shape in 2:1 4:2 4:1 8:4 8:2; do
+      for shape in ${EPCOMM_MD_SHAPES:-2:1 4:2 4:1 8:4 8:2}; do
         n=${shape%%:*}; g=${shape##*:}
-        filter='*'
-        [ "$n" -eq 8 ] && filter=${EPCOMM_MD_FILTER_8:-Md.Bf16:Md.Fp8ColumnMajorScales:Md.WorstCaseBf16:Md.RankWithNoTokens:MdPeerGone.*}
+        filter=${GTEST_FILTER:-*}
+        [ "$n" -eq 8 ] && [ -z "${GTEST_FILTER:-}" ] && filter=${EPCOMM_MD_FILTER_8:-Md.Bf16:Md.Fp8ColumnMajorScales:Md.WorstCaseBf16:Md.RankWithNoTokens:MdPeerGone.*}
         start=$(date +%s)
         EPCOMM_REQUIRE_GPU=1 EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_RANKS_PER_DOMAIN=$g GTEST_FILTER="$filter" \
           EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} "$build/tools/epcomm-run" -n "$n" \
