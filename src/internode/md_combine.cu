@@ -262,7 +262,7 @@ __device__ void run_owner(const MdCombineArgs& a, const Place& p, int c) {
   }
   merge_start(a, p, p.my_rank, c, st.m);
   if (!wait_staged(a, p)) return;
-  const int batch = a.sym.rings.ring_slots / 2 > 1 ? a.sym.rings.ring_slots / 2 : 1;
+  const int batch = md_credit_batch(a.sym.rings.ring_slots);
   const std::int64_t t0 = md_channel_begin(a.num_tokens, c, p.C),
                      t1 = md_channel_begin(a.num_tokens, c + 1, p.C);
   for (std::int64_t t = t0; t < t1; ++t) {

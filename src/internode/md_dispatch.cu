@@ -283,8 +283,7 @@ __device__ bool drain_stream(const MdDispatchArgs& a, const Place& p, int peer, 
   const int lane = threadIdx.x % 32;
   const std::uint64_t base =
       *md::at<std::uint64_t>(a.place, a.sym.header.counter(kMdOpDispatch, kMdConsumed, peer, c));
-  const int N = a.sym.rings.ring_slots;
-  const int batch = N / 2 > 1 ? N / 2 : 1;
+  const int batch = md_credit_batch(a.sym.rings.ring_slots);
   bool moved = false;
   while (st->consumed < len) {
     const std::uint64_t k = base + static_cast<std::uint64_t>(st->consumed);

@@ -59,6 +59,12 @@ EPCOMM_HD constexpr std::uint64_t md_slot_flag(int op, int peer, int channel, st
 EPCOMM_HD constexpr bool md_may_write(std::uint64_t k, std::uint64_t credits, int ring_slots) {
   return k - credits < static_cast<std::uint64_t>(ring_slots);
 }
+// A receiver returns credits once it holds this many unreturned slots of a stream (and at the
+// stream's end). NOTE: at most N/2, so a sender waiting for its k-th slot (credits >= k - N + 1)
+// always finds enough returned once the receiver consumed all k slots before it.
+EPCOMM_HD constexpr int md_credit_batch(int ring_slots) {
+  return ring_slots / 2 > 1 ? ring_slots / 2 : 1;
+}
 
 // The fixed header: depends only on (D, G).
 struct MdHeader {
