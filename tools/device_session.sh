@@ -2,13 +2,17 @@
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
 #   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
-#                           [kernels-cold] [kernels-ll] [python] [pack]
+#                           [kernels-cold] [kernels-ll] [python] [md] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
 #   shared N PROGRAM...: GPU test programs (test_ll, test_ht, ...) on N ranks that share the local
 #   GPUs (EPCOMM_TEST_SHARE_GPUS=1): the ranks' kernels take turns, so this checks correctness of
 #   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases. EPCOMM_REQUIRE_GPU=1 there too.
+#   md: the multi-domain GPU tests (gpu_test_md; needs EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON) on
+#   ranks sharing the GPUs, split by EPCOMM_RANKS_PER_DOMAIN: 2 ranks as 2x1, 4 as 2x2 and 4x1, and
+#   8 as 2x4 and 4x2 (a subset of cases: EPCOMM_MD_FILTER_8, default below). EPCOMM_MD_SHAPES picks
+#   some (ranks:per_domain, e.g. "2:1 4:2"), to stay within one command's time; GTEST_FILTER the cases.
 #   examples: every numbered example, one process per local GPU.
 #   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
 #   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
@@ -50,7 +54,7 @@ fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | python | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | md | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | python | pack) return 0 ;; *) return 1 ;; esac; }
 # ncu at real clocks over the launches of kernels matching $2 in a 1-rank epcomm-bench run (its
 # flags after $5), cache control $1, launches skipped/counted $3/$4; output in $OUT/<$5>.txt.
 ncu_bench() {
@@ -85,6 +89,24 @@ while [ $# -gt 0 ]; do
       if grep -qE "\*\*\*Skipped|did not run" "$OUT/gpu_tests.log"; then
         echo "tests: some tests were skipped, which fails this step"; status=1
       fi
+      ;;
+    md)
+      shift
+      if [ ! -x "$build/tests/gpu_test_md" ]; then
+        echo "md: gpu_test_md was not built (EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON)"; status=1; continue
+      fi
+      for shape in ${EPCOMM_MD_SHAPES:-2:1 4:2 4:1 8:4 8:2}; do
+        n=${shape%%:*}; g=${shape##*:}
+        filter=${GTEST_FILTER:-*}
+        [ "$n" -eq 8 ] && [ -z "${GTEST_FILTER:-}" ] && filter=${EPCOMM_MD_FILTER_8:-Md.Bf16:Md.Fp8ColumnMajorScales:Md.WorstCaseBf16:Md.RankWithNoTokens:MdPeerGone.*}
+        start=$(date +%s)
+        EPCOMM_REQUIRE_GPU=1 EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_RANKS_PER_DOMAIN=$g GTEST_FILTER="$filter" \
+          EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} "$build/tools/epcomm-run" -n "$n" \
+          --timeout "${EPCOMM_SHARED_TIMEOUT_S:-590}" "$build/tests/gpu_test_md" > "$OUT/md_${n}_g$g.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== md: $n ranks, $g per domain (rc $rc, $(( $(date +%s) - start )) s)"
+        grep -E "PASSED|FAILED|skipped|Failure|error" "$OUT/md_${n}_g$g.log" | grep -v "^\[rank [1-9]" | tail -20
+      done
       ;;
     examples)
       shift

@@ -39,12 +39,18 @@ enum class LlTransport : int {
 
 struct BufferOptions {
   std::int64_t num_nvl_bytes = 0;   // workspace bytes of the NVLink region on each rank
-  std::int64_t num_rdma_bytes = 0;  // multi-domain workspace; must be 0 until that mode exists
+  // The symmetric (NVSHMEM) region of multi-domain mode (epcomm/multi_domain.hpp sizes it): needed,
+  // at least its fixed header, when the ranks form more than one NVLink domain; ignored (logged)
+  // with one. > 0 needs a program linked with epcomm_nvshmem (-DEPCOMM_WITH_NVSHMEM=ON), no other
+  // NVSHMEM user in the process and a high-throughput Buffer, else kUnsupported before any
+  // collective step. Equal on every rank.
+  std::int64_t num_rdma_bytes = 0;
   // G, the ranks of one NVLink domain (docs/multi_domain.md). 0: one domain per host, found from
   // host identities. 1..72: each host's ranks split into domains of G consecutive ranks, so one
   // machine may hold several domains; G must divide every host's ranks and be equal on every rank
   // (else epcomm::Error naming ranks_per_domain). EPCOMM_RANKS_PER_DOMAIN overrides it when set.
-  // Until the multi-domain kernels exist a Buffer still refuses more than one domain (kUnsupported).
+  // More than one domain needs num_rdma_bytes; until the multi-domain kernels exist, dispatch and
+  // combine on such a Buffer are refused (kUnsupported); layout and barrier work.
   int ranks_per_domain = 0;
   bool low_latency_mode = false;
   std::int64_t timeout_ms = -1;            // bound of every wait on a peer; -1: EPCOMM_TIMEOUT_MS

@@ -7,6 +7,7 @@
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
 #include "core/env.hpp"
+#include "internode/md_buffer.hpp"
 #include "intranode/ht_plan.hpp"
 #include "low_latency/ll_checks.hpp"
 #include "transport/ll_transport.hpp"
@@ -32,9 +33,7 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
                    options.num_rdma_bytes);
   EPCOMM_CHECK_ARG(options.timeout_ms == -1 || options.timeout_ms > 0, "timeout_ms: expected > 0 or -1, got ",
                    options.timeout_ms);
-  EPCOMM_REQUIRE(options.num_rdma_bytes == 0, ErrorCategory::kUnsupported,
-                 "num_rdma_bytes: expected 0 (no RDMA transport in this build), got ",
-                 options.num_rdma_bytes);
+  checks::check_md_transport(options, ll_nvshmem_hooks());
   checks::check_ll_transport(options, ll_nvshmem_hooks());
   check_ht_options(options.ht);
   EPCOMM_CHECK_ARG(options.ranks_per_domain >= 0 && options.ranks_per_domain <= kMaxDomainRanks,
@@ -49,15 +48,12 @@ int requested_ranks_per_domain(const BufferOptions& options) {
                                                  : options.ranks_per_domain;
 }
 
-// What the ranks found about each other (after discovery).
-void validate_domains(const DomainInfo& domains) {
-  EPCOMM_REQUIRE(domains.num_domains == 1, ErrorCategory::kUnsupported,
-                 "num_domains: this build serves one NVLink ", "domain (ranks on one host), got ",
-                 domains.num_domains, " domains; multi-domain mode needs the ",
-                 "NVSHMEM transport, which is not available yet");
+// What the ranks found about each other (after discovery); true for multi-domain mode.
+bool validate_domains(const DomainInfo& domains, const BufferOptions& options) {
   EPCOMM_REQUIRE(domains.ranks_per_domain <= kMaxDomainRanks, ErrorCategory::kUnsupported,
                  "ranks per NVLink domain: at most ", kMaxDomainRanks, " supported, got ",
                  domains.ranks_per_domain);
+  return checks::check_md_domains(options, domains);
 }
 
 // A new Buffer's internals (its streams and events), made once the options pass the checks that
@@ -79,7 +75,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.options = options;
   m.allocator = options.allocator ? options.allocator : default_allocator();
   m.domains = discover_domains(*m.bootstrap, local_host_identity(), requested_ranks_per_domain(options));
-  validate_domains(m.domains);
+  const bool multi_domain = validate_domains(m.domains, options);
   log::set_rank(m.rank());
 
   EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));
@@ -132,6 +128,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
     }
   }
   m.bootstrap->barrier();  // every peer has mapped every region before any kernel writes to one
+  if (multi_domain) m.md = open_md_state(*m.bootstrap, options, m.domains, *ll_nvshmem_hooks());
   EPCOMM_LOG_INFO("buffer ready: ", G, " ranks in the NVLink domain, ", region_bytes,
                   " bytes per region, timeout ", timeout_ms, " ms");
 }

@@ -13,6 +13,7 @@
 namespace epcomm {
 
 struct LlState;  // low_latency/ll_state.hpp
+struct MdState;  // internode/md_buffer.hpp
 
 struct Buffer::Impl {
   std::shared_ptr<Bootstrap> bootstrap;
@@ -42,6 +43,9 @@ struct Buffer::Impl {
   KernelTimer timer{false};             // EPCOMM_KERNEL_TIMING: per-call kernel durations
   DomainView view;                      // what kernels get
   std::shared_ptr<LlState> ll;  // low-latency mode's state (ll_state.hpp); null otherwise
+  // Multi-domain mode's state and symmetric region (internode/md_buffer.hpp); null with one domain.
+  // NOTE: declared after the regions, so it goes (finalising NVSHMEM, collectively) before them.
+  std::shared_ptr<MdState> md;
   std::uint64_t notify_calls = 0;       // notify publishes its counts under this sequence number
   // Copy-engine dispatch: straight copies queued so far, to peers and to this rank's outputs (tests).
   std::uint64_t straight_copies_queued = 0, own_straight_copies_queued = 0;

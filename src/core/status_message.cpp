@@ -42,6 +42,12 @@ const char* to_string(CounterId counter) noexcept {
       return "combine weights ready";
     case CounterId::kRowsStaged:
       return "rows staged";
+    case CounterId::kMdCountRecord:
+      return "count record of another domain";
+    case CounterId::kMdSlot:
+      return "ring slot from another domain";
+    case CounterId::kMdCredits:
+      return "ring credits from another domain";
   }
   return "unknown counter";
 }
@@ -52,7 +58,9 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
     case StatusCode::kTimeout:
       return Error(ErrorCategory::kTimeout,
                    detail::concat("rank ", s.rank, ": ", to_string(op), " timed out after ", timeout_ms,
-                                  " ms waiting for rank ", s.peer, " (counter '",
+                                  " ms waiting for rank ", s.peer,
+                                  s.peer_domain > 0 ? detail::concat(" of domain ", s.peer_domain - 1) : "",
+                                  " (counter '",
                                   to_string(static_cast<CounterId>(s.counter)), "': expected ", s.expected,
                                   ", observed ", s.observed, ")"),
                    file, line);

@@ -11,15 +11,17 @@
 namespace epcomm {
 
 // Records a failure in the status word; the first one wins.
+// `peer_domain`: the peer's NVLink domain where the waiter knows it (multi-domain mode), else -1.
 __device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode code, OpId op,
                                                CounterId counter, int rank, int peer, std::int64_t expected,
-                                               std::int64_t observed) {
+                                               std::int64_t observed, int peer_domain = -1) {
   if (status == nullptr) return;
   if (atomicCAS(&status->code, 0, -1) != 0) return;  // someone already reported (-1: being written)
   status->op = static_cast<std::int32_t>(op);
   status->counter = static_cast<std::int32_t>(counter);
   status->rank = rank;
   status->peer = peer;
+  status->peer_domain = peer_domain + 1;
   status->expected = expected;
   status->observed = observed;
   __threadfence_system();
@@ -56,7 +58,8 @@ struct WaitBound {
 // given, receives the value acquired (a waiter may skip later waits for no more than that).
 template <typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const WaitBound& bound, OpId op,
-                                              CounterId counter_id, int peer, T* seen = nullptr) {
+                                              CounterId counter_id, int peer, T* seen = nullptr,
+                                              int peer_domain = -1) {
   auto acquire = [&] {
     const T value = ptx::ld_acquire_sys(counter);
     if (seen != nullptr) *seen = value;
@@ -84,7 +87,7 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
     if (timeout_reported(bound.status)) return false;
     if (now - start > bound.timeout_ns) {
       report_failure(bound.status, StatusCode::kTimeout, op, counter_id, bound.rank, peer,
-                     static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed));
+                     static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed), peer_domain);
       return false;
     }
   }
