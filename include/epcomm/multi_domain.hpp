@@ -38,4 +38,15 @@ EPCOMM_API std::int64_t multi_domain_rdma_bytes_hint(const MultiDomainShape& sha
 EPCOMM_API std::int64_t multi_domain_nvl_bytes_hint(const MultiDomainShape& shape,
                                                     std::int64_t received_rows = -1);
 
+// The bytes one row costs on each link (the slot formats of docs/multi_domain.md), for a tool that
+// counts a routing's traffic: multiply by the rows it sends. Throws as the hints do.
+struct MultiDomainRowBytes {
+  std::int64_t dispatch_put = 0;      // one (token, other domain) row through the NIC (shape.fp8: FP8)
+  std::int64_t combine_put_f32 = 0;   // one partial sum back through the NIC: float32 ...
+  std::int64_t combine_put_bf16 = 0;  // ... or BF16 when one rank of that domain alone contributed
+  std::int64_t nvl_dispatch_row = 0;  // one row a forwarder writes to another rank of its domain
+  std::int64_t nvl_combine_row = 0;   // one row (BF16 + weights) a forwarder reads back in combine
+};
+EPCOMM_API MultiDomainRowBytes multi_domain_row_bytes(const MultiDomainShape& shape);
+
 }  // namespace epcomm

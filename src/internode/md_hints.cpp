@@ -3,6 +3,7 @@
 
 #include "core/check.hpp"
 #include "internode/md_sizes.hpp"
+#include "intranode/ht_layout.hpp"
 
 namespace epcomm {
 
@@ -35,6 +36,23 @@ std::int64_t multi_domain_nvl_bytes_hint(const MultiDomainShape& shape, std::int
   EPCOMM_CHECK_ARG(received_rows >= -1 && received_rows <= std::int64_t{1} << 46,
                    "received_rows: expected 0 to 2^46, or -1 for any routing, got ", received_rows);
   return md_nvl_bytes_hint(md, received_rows == -1 ? md_worst_recv_rows(md) : received_rows);
+}
+
+MultiDomainRowBytes multi_domain_row_bytes(const MultiDomainShape& shape) {
+  const MdShape md = md_shape_of(shape);
+  const MdSlot dispatch = md_dispatch_slot(md);  // checks the shape
+  const MdSlot combine = md_combine_slot(md);
+  // NOTE: forwarded rows land in the receiver's HtDispatchLayout with int64 top-k ids (8 bytes),
+  // as md_model.cpp counts them.
+  const HtDispatchLayout row =
+      HtDispatchLayout::make(0, dispatch.row_bytes, dispatch.num_scales, md.num_topk, 8);
+  MultiDomainRowBytes bytes;
+  bytes.dispatch_put = static_cast<std::int64_t>(dispatch.put_bytes_full);
+  bytes.combine_put_f32 = static_cast<std::int64_t>(combine.put_bytes(false));
+  bytes.combine_put_bf16 = static_cast<std::int64_t>(combine.put_bytes(true));
+  bytes.nvl_dispatch_row = static_cast<std::int64_t>(row.bytes_per_row());
+  bytes.nvl_combine_row = md.hidden * 2 + std::int64_t{4} * md.num_topk;
+  return bytes;
 }
 
 }  // namespace epcomm

@@ -378,7 +378,7 @@ TEST(BenchReport, TableAndCsv) {
     return fields;
   };
   const int columns = count_fields(header.substr(0, header.find('\n')));
-  EXPECT_EQ(columns, 21);
+  EXPECT_EQ(columns, 29);
   EXPECT_NE(header.find(",kernel_us,preamble_us,"), std::string::npos) << header;
   size_t begin = 0;
   int lines = 0;

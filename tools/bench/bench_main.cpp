@@ -19,6 +19,7 @@
 #include "bench/cuda.hpp"
 #include "bench/device_inputs.hpp"
 #include "bench/expected.hpp"
+#include "bench/md_traffic.hpp"
 #include "bench/nccl_comm.hpp"
 #include "bench/report.hpp"
 #include "bench/runner.hpp"
@@ -79,15 +80,28 @@ RunReport run_workload(Session& session, const std::string& name, const std::vec
       if (rank == 0) std::printf("# note: %s skipped: %s\n", name.c_str(), e.message().c_str());
       continue;
     }
+    const int G = session.ranks_per_domain();
+    if (G > 0 && workload.mode == Mode::kLowLatency) {
+      if (rank == 0)
+        std::printf(
+            "# note: %s skipped: --ranks-per-domain runs the high-throughput workloads; there is no "
+            "low-latency mode across domains\n",
+            name.c_str());
+      continue;
+    }
     DeviceInputs inputs = upload_inputs(make_rank_inputs(workload, num_ranks, rank, InputSet::kTimed),
                                         make_rank_inputs(workload, num_ranks, rank, InputSet::kCheck));
-    const Traffic traffic = compute_traffic(workload, num_ranks, rank);
+    std::vector<RankRouting> routings;  // every rank's, of the timed calls
+    for (int r = 0; r < num_ranks; ++r) routings.push_back(make_routing(workload, num_ranks, r));
+    const Traffic traffic = compute_traffic(workload, routings, rank);
+    std::optional<MdRows> md_rows;
+    if (G > 0) md_rows = count_md_rows(workload, routings, G, rank);
     std::optional<ExpectedHt> expected;  // NOTE: outlives the ops below, whose checks read it
     const auto expected_ht = [&]() -> const ExpectedHt& {
       if (!expected) expected = compute_expected_ht(workload, num_ranks, rank, InputSet::kCheck);
       return *expected;
     };
-    BenchContext context{session, workload, inputs, traffic, expected_ht};
+    BenchContext context{session, workload, inputs, traffic, md_rows, expected_ht};
     for (const OpFactory& factory : op_factories()) {
       std::vector<BenchOp> ops = factory(context);
       for (BenchOp& op : ops)
@@ -99,25 +113,46 @@ RunReport run_workload(Session& session, const std::string& name, const std::vec
   return report;
 }
 
-int run(const Options& options, const BenchEnv& env, int device, int argc, const char* const* argv) {
+// What the lead prints of a multi-domain run before its rows.
+void print_md_notes(int G, int num_ranks, bool correctness_only, bool shared_gpus) {
+  std::printf(
+      "# note: multi-domain Buffer: %d domains x %d ranks (--ranks-per-domain); low-latency rows are not "
+      "run (no low-latency mode across domains)\n",
+      num_ranks / G, G);
+  if (correctness_only)
+    std::printf(
+        "# note: ranks share GPUs: every row is %s (--shared-gpu-timing times them, not NVLink "
+        "timing)\n",
+        kCorrectnessOnlyNote);
+  else if (shared_gpus)
+    std::printf(
+        "# note: ranks share GPUs and --shared-gpu-timing: rows are timed, not NVLink or NIC timing\n");
+}
+
+int run(const Options& options, const BenchEnv& env, int device, int G, int argc, const char* const* argv) {
   BENCH_CUDA(cudaSetDevice(device));
   std::unique_ptr<Bootstrap> bootstrap = make_bootstrap(env);
   const bool lead = bootstrap->rank() == 0;
   cudaDeviceProp prop{};
   BENCH_CUDA(cudaGetDeviceProperties(&prop, device));
   const std::vector<std::string> gpu_of_rank = gpu_of_each_rank(*bootstrap, device);
-  check_gpu_sharing(gpu_of_rank, options.shared_gpu_timing);
+  check_gpu_sharing(gpu_of_rank, options.shared_gpu_timing || G > 0);
   const bool shared_gpus = ranks_share_a_gpu(gpu_of_rank);
-  if (lead && shared_gpus)
+  // NOTE: ranks sharing a GPU run a multi-domain Buffer's kernels in turns: check them, time nothing.
+  const bool correctness_only = G > 0 && shared_gpus && !options.shared_gpu_timing;
+  if (lead && G > 0) print_md_notes(G, bootstrap->size(), correctness_only, shared_gpus);
+  if (lead && shared_gpus && !correctness_only)
     std::printf("# note: ranks share GPUs (--shared-gpu-timing): every row is %s timing\n", kSharedGpuNote);
   if (lead && options.shared_gpu_timing && !shared_gpus)
     std::printf("# note: --shared-gpu-timing given, but every rank has a GPU of its own: usual timing\n");
 
-  Session session(*bootstrap, device, options.sms, options.ce_chunks, shared_gpus);
+  Session session(*bootstrap, device, options.sms, options.ce_chunks, shared_gpus, G);
   RunSettings settings;
-  settings.timing = TimingOptions{options.warmup, options.iters};
+  settings.timing = correctness_only ? TimingOptions{0, 1} : TimingOptions{options.warmup, options.iters};
   settings.check = options.check;
-  if (lead && (options.warmup < 10 || options.iters < 50))
+  settings.correctness_only = correctness_only;
+  settings.nic_gbps = options.nic_gbps;
+  if (lead && !correctness_only && (options.warmup < 10 || options.iters < 50))
     std::printf(
         "# note: %d warm-up / %d timed calls is below the docs/benchmark.md protocol (>= 10 / >= 50)\n",
         options.warmup, options.iters);
@@ -141,6 +176,11 @@ int run(const Options& options, const BenchEnv& env, int device, int argc, const
   base.ceiling_gbps = settings.ceiling_gbps;
   base.ceiling_one_way_gbps = ceiling.one_way_gbps;
   base.shared_gpus = shared_gpus;
+  if (G > 0)
+    base.multi_domain = MdRunInfo{.ranks_per_domain = G,
+                                  .num_domains = bootstrap->size() / G,
+                                  .nic_gbps = options.nic_gbps,
+                                  .correctness_only = correctness_only};
   base.warmup = options.warmup;
   base.iters = options.iters;
   if (lead) std::printf("# NCCL %s\n", nccl_version_string());
@@ -173,6 +213,7 @@ int run(const Options& options, const BenchEnv& env, int device, int argc, const
     }
     if (!lead) continue;
     std::printf("%s\n", format_table(report).c_str());
+    if (report.multi_domain) std::printf("%s\n", format_md_table(report).c_str());
     std::printf("%s", format_fastest(fastest_epcomm_rows(report.rows)).c_str());
     std::fflush(stdout);
     if (!options.json_path.empty())
@@ -197,9 +238,11 @@ int main(int argc, char** argv) {
 
   Options options;
   BenchEnv env;
+  int ranks_per_domain = 0;
   try {
     options = parse_args(argc, argv);
     env = read_env();
+    ranks_per_domain = resolve_ranks_per_domain(options, env);
   } catch (const epcomm::Error& e) {
     std::fprintf(stderr, "epcomm-bench: %s\n%s", e.message().c_str(), usage().c_str());
     return kExitUsage;
@@ -209,8 +252,18 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
 
+#ifndef EPCOMM_BENCH_NVSHMEM
+  if (ranks_per_domain > 0) {
+    std::fprintf(stderr,
+                 "epcomm-bench: --ranks-per-domain %d needs a multi-domain Buffer, which needs epcomm-bench "
+                 "built with -DEPCOMM_WITH_NVSHMEM=ON\n",
+                 ranks_per_domain);
+    return kExitUsage;
+  }
+#endif
   // NOTE: "skipped" only when there is no GPU; any other CUDA error fails (bench/cli.hpp).
-  const StartDecision start = decide_start(epcomm::probe_gpu_presence(), env, options.shared_gpu_timing);
+  const StartDecision start =
+      decide_start(epcomm::probe_gpu_presence(), env, options.shared_gpu_timing || ranks_per_domain > 0);
   if (!start.run) {
     if (start.failure)
       std::fprintf(stderr, "epcomm-bench: rank %d: %s\n", env.rank, start.message.c_str());
@@ -220,7 +273,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    return run(options, env, start.device, argc, argv);
+    return run(options, env, start.device, ranks_per_domain, argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "epcomm-bench: rank %d: %s\n", env.rank, e.what());
     return kExitError;

@@ -13,6 +13,7 @@
 
 #include "bench/device_inputs.hpp"
 #include "bench/expected.hpp"
+#include "bench/md_traffic.hpp"
 #include "bench/session.hpp"
 #include "bench/workload.hpp"
 
@@ -27,6 +28,9 @@ struct BenchOp {
   double recv_bytes = 0;        // logical bytes: received rows on this rank, local ones included
                                 // (combine: the byte count of its dispatch)
   double wire_bytes = 0;        // bytes this rank sends to other GPUs in one call
+  // On a multi-domain Buffer: this rank's bytes through its NIC and over NVLink in one call,
+  // counted from the routing of the timed calls (bench/md_traffic.hpp).
+  std::optional<MdBytes> md_bytes;
   // Optional, untimed, before the first call (e.g. a dispatch that produces combine's input); run
   // again on the check inputs before the checked call (see `check`).
   std::function<void(cudaStream_t)> setup;
@@ -61,6 +65,7 @@ struct BenchContext {
   const Workload& workload;
   const DeviceInputs& inputs;  // this rank's inputs on its GPU (inputs.loaded: which set)
   const Traffic& traffic;      // this rank's row counts in the timed calls (from every rank's routing)
+  const std::optional<MdRows>& md_rows;  // with Session::ranks_per_domain(): its multi-domain rows
   // The CPU reference of the check inputs for this rank, computed on first call (seconds for ht
   // workloads); only call it from a check.
   std::function<const ExpectedHt&()> expected_ht;

@@ -38,6 +38,16 @@ double parse_fraction(const std::string& flag, const std::string& text) {
   return value;
 }
 
+// A positive number up to `max_value`.
+double parse_positive(const std::string& flag, const std::string& text, double max_value) {
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(text.c_str(), &end);
+  BENCH_CHECK_ARG(!text.empty() && *end == '\0' && errno == 0 && value > 0.0 && value <= max_value, flag,
+                  ": expected a number in (0, ", max_value, "], given '", text, "'");
+  return value;
+}
+
 // A comma-separated list of integers in [1, max_value], e.g. SM counts.
 std::vector<int> parse_int_list(const std::string& flag, const std::string& text, const char* what,
                                 int max_value = kMaxInt) {
@@ -126,6 +136,7 @@ std::string usage() {
   os << "         [--tokens N --hidden H --topk K --experts E [--routing uniform|skew] [--mode ht|ll]]\n";
   os << "         [--warmup N] [--iters N] [--json PATH] [--csv PATH] [--no-check] [--sms LIST]\n";
   os << "         [--ce-chunks LIST] [--min-efficiency X] [--ceiling-mib N] [--shared-gpu-timing]\n";
+  os << "         [--ranks-per-domain G] [--nic-gbps X]\n";
   os << "         [-h|--help]\n";
   os << "  Started once per GPU by `epcomm-run -n N epcomm-bench ...` (or torchrun); alone, one rank.\n";
   os << "  Workloads and the result format: docs/benchmark.md. Each flag may be given once.\n";
@@ -157,6 +168,13 @@ std::string usage() {
   os << "  --shared-gpu-timing with fewer GPUs than ranks, run rank r on GPU r mod count and time it;\n";
   os << "                     every row says its timing is of ranks sharing a GPU, not NVLink timing\n";
   os << "                     (without it such a run is skipped, or refused when ranks see one GPU)\n";
+  os << "  --ranks-per-domain G  run the high-throughput workloads on a multi-domain Buffer of G ranks\n";
+  os << "                     per NVLink domain, 1.." << kMaxRanksPerDomain
+     << ", dividing the ranks (EPCOMM_RANKS_PER_DOMAIN too);\n";
+  os << "                     rows add the bytes through the NIC and over NVLink; ranks sharing a GPU\n";
+  os << "                     are checked, not timed, unless --shared-gpu-timing\n";
+  os << "  --nic-gbps X       NIC rate per GPU of the multi-domain floors, GB/s (default " << kDefaultNicGbps
+     << ")\n";
   os << "  environment: EPCOMM_REQUIRE_GPU=1 makes a run without a GPU fail instead of skipping\n";
   os << "  exit codes: 0 ok (also: skipped, no GPU), 1 error, 2 usage, 3 data check failed,\n";
   os << "              4 below --min-efficiency\n";
@@ -220,6 +238,10 @@ Options parse_args(int argc, const char* const* argv) {
     } else if (flag == "--no-check") {
       no_value();
       o.check = false;
+    } else if (flag == "--ranks-per-domain") {
+      o.ranks_per_domain = parse_int(flag, value(), 1, kMaxRanksPerDomain);
+    } else if (flag == "--nic-gbps") {
+      o.nic_gbps = parse_positive(flag, value(), kMaxNicGbps);
     } else if (flag == "--sms") {
       o.sms = parse_int_list(flag, value(), "SM counts");
     } else if (flag == "--ce-chunks") {
@@ -272,10 +294,34 @@ BenchEnv read_env() {
   }
   if (const char* commit = std::getenv("EPCOMM_COMMIT")) env.commit = commit;
   env.require_gpu = parse_bool_env("EPCOMM_REQUIRE_GPU", false);
+  env.ranks_per_domain = env_int("EPCOMM_RANKS_PER_DOMAIN", 0, 0);
+  BENCH_CHECK_ARG(env.ranks_per_domain <= kMaxRanksPerDomain,
+                  "environment variable EPCOMM_RANKS_PER_DOMAIN: expected 0..", kMaxRanksPerDomain,
+                  ", given ", env.ranks_per_domain);
   return env;
 }
 
-StartDecision decide_start(const GpuPresence& gpus, const BenchEnv& env, bool shared_gpu_timing) {
+int resolve_ranks_per_domain(const Options& o, const BenchEnv& env) {
+  BENCH_CHECK_ARG(
+      o.ranks_per_domain == 0 || env.ranks_per_domain == 0 || o.ranks_per_domain == env.ranks_per_domain,
+      "--ranks-per-domain ", o.ranks_per_domain, " and EPCOMM_RANKS_PER_DOMAIN=", env.ranks_per_domain,
+      " disagree; the Buffer obeys the environment: give one, or the same G in both");
+  const int G = o.ranks_per_domain > 0 ? o.ranks_per_domain : env.ranks_per_domain;
+  if (G == 0) return 0;
+  BENCH_CHECK_ARG(env.world_size % G == 0, "--ranks-per-domain ", G, ": must divide the ", env.world_size,
+                  " ranks of the run (WORLD_SIZE)");
+  BENCH_CHECK_ARG(env.local_world_size % G == 0, "--ranks-per-domain ", G, ": must divide the ",
+                  env.local_world_size, " ranks of this host (LOCAL_WORLD_SIZE): a domain never spans hosts");
+  BENCH_CHECK_ARG(!o.custom || o.custom->mode == Mode::kHighThroughput, "--mode ll with --ranks-per-domain ",
+                  G, ": there is no low-latency mode across domains; run --mode ht");
+  for (const int sms : o.sms)
+    BENCH_CHECK_ARG(
+        sms >= 2, "--sms ", sms, " with --ranks-per-domain ", G,
+        ": a multi-domain call needs at least 2 SMs (a sender and a forwarder block per channel)");
+  return G;
+}
+
+StartDecision decide_start(const GpuPresence& gpus, const BenchEnv& env, bool may_share) {
   StartDecision d;
   if (!gpus.no_gpu() && gpus.count_error != cudaSuccess) {
     d.failure = true;
@@ -286,7 +332,7 @@ StartDecision decide_start(const GpuPresence& gpus, const BenchEnv& env, bool sh
   }
   const int found = gpus.no_gpu() ? 0 : gpus.num_gpus;
   const bool one_each = found >= env.local_world_size && env.local_rank < found;
-  if (found > 0 && (one_each || shared_gpu_timing)) {
+  if (found > 0 && (one_each || may_share)) {
     d.run = true;
     d.device = env.local_rank % found;
     return d;
@@ -324,8 +370,8 @@ bool ranks_share_a_gpu(const std::vector<std::string>& gpu_of_rank) {
   return false;
 }
 
-void check_gpu_sharing(const std::vector<std::string>& gpu_of_rank, bool shared_gpu_timing) {
-  if (shared_gpu_timing) return;
+void check_gpu_sharing(const std::vector<std::string>& gpu_of_rank, bool may_share) {
+  if (may_share) return;
   for (std::size_t rank = 0; rank < gpu_of_rank.size(); ++rank) {
     const int other = next_on_same_gpu(gpu_of_rank, rank);
     BENCH_CHECK_ARG(other < 0, "ranks ", rank, " and ", other, " run on one GPU (", gpu_of_rank[rank],

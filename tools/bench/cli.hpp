@@ -16,6 +16,9 @@ namespace epcomm::bench {
 inline constexpr int kMaxWarmup = 100000;
 inline constexpr int kMaxIters = 100000;  // one pair of CUDA events per timed call
 inline constexpr int kMaxCeilingMib = 16384;
+inline constexpr int kMaxRanksPerDomain = 72;    // BufferOptions::ranks_per_domain
+inline constexpr double kDefaultNicGbps = 50.0;  // a 400 Gb/s NIC per GPU, line rate
+inline constexpr double kMaxNicGbps = 10000.0;
 
 struct Options {
   std::vector<std::string> workloads = {"ht-dsv3"};  // resolved: "all" expands to every name; empty
@@ -31,6 +34,8 @@ struct Options {
   std::optional<double> min_efficiency;  // gate on epcomm ops' wire efficiency, in (0, 1]
   std::size_t ceiling_mib = 256;         // MiB per peer copy of the NVLink ceiling
   bool shared_gpu_timing = false;        // time ranks that share a GPU (rows say so; not NVLink)
+  int ranks_per_domain = 0;              // --ranks-per-domain G: a multi-domain Buffer; 0: one domain
+  double nic_gbps = kDefaultNicGbps;     // --nic-gbps: the NIC rate of a multi-domain row's floor
   bool help = false;
 };
 
@@ -62,11 +67,19 @@ struct BenchEnv {
   int local_world_size = 1;  // LOCAL_WORLD_SIZE (else WORLD_SIZE): the GPUs this host must have
   std::string commit;        // EPCOMM_COMMIT (overrides the commit seen at configure time)
   bool require_gpu = false;  // EPCOMM_REQUIRE_GPU (1|0, true|false, yes|no, on|off): a skip fails
+  int ranks_per_domain = 0;  // EPCOMM_RANKS_PER_DOMAIN (0 or unset: none), which the Buffer obeys
 };
 
 // Throws epcomm::Error (invalid argument) naming a malformed variable. MASTER_ADDR/MASTER_PORT are
 // read by tcp_bootstrap_options_from_env().
 BenchEnv read_env();
+
+// G of a multi-domain run, 0 for a run in one domain: --ranks-per-domain, or
+// EPCOMM_RANKS_PER_DOMAIN (which the Buffer obeys, so the benchmark does too). Throws
+// epcomm::Error (invalid argument) naming the flag when the two disagree, when G does not divide
+// the ranks of the run (WORLD_SIZE) or of this host (LOCAL_WORLD_SIZE), for a low-latency custom
+// shape (there is no low-latency mode across domains), or for an SM budget below 2.
+int resolve_ranks_per_domain(const Options& options, const BenchEnv& env);
 
 struct StartDecision {
   bool run = false;
@@ -76,17 +89,19 @@ struct StartDecision {
   std::string message;      // when !run
 };
 
-// Run when this rank has its GPU (device LOCAL_RANK), or, with `shared_gpu_timing`, when there is
-// any GPU (device LOCAL_RANK mod count: ranks share GPUs). Skip (exit 0, "skipped: ...") only when
+// Run when this rank has its GPU (device LOCAL_RANK), or, with `may_share` (--shared-gpu-timing, or
+// a multi-domain run, whose rows are then correctness only), when there is any GPU (device
+// LOCAL_RANK mod count: ranks share GPUs). Skip (exit 0, "skipped: ...") only when
 // there is no GPU (GpuPresence::no_gpu) or, without `shared_gpu_timing`, fewer GPUs than local
 // ranks; EPCOMM_REQUIRE_GPU turns a skip into a failure. Any other CUDA error (a driver older than
 // the runtime, ...) is a failure naming the error.
-StartDecision decide_start(const GpuPresence& gpus, const BenchEnv& env, bool shared_gpu_timing);
+StartDecision decide_start(const GpuPresence& gpus, const BenchEnv& env, bool may_share);
 
 // Whether two ranks run on one GPU, from every rank's GPU identity (host and PCI bus id), by rank.
 bool ranks_share_a_gpu(const std::vector<std::string>& gpu_of_rank);
 // Refuses (epcomm::Error naming the ranks and the flag) a run whose ranks share a GPU unless
-// --shared-gpu-timing asked to time them: their times are not NVLink times.
-void check_gpu_sharing(const std::vector<std::string>& gpu_of_rank, bool shared_gpu_timing);
+// `may_share` (--shared-gpu-timing asked to time them, or a multi-domain run checks them only):
+// their times are not NVLink times.
+void check_gpu_sharing(const std::vector<std::string>& gpu_of_rank, bool may_share);
 
 }  // namespace epcomm::bench

@@ -12,6 +12,7 @@
 //
 // Every whole dispatch row also reports `preamble_us` (layout plus notify, device time) from a
 // separate pass with the Buffer's kernel timing on, after the timed calls.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -27,6 +28,7 @@
 #include "bench/stats.hpp"
 #include "bench/variants.hpp"
 #include "epcomm/buffer.hpp"
+#include "epcomm/multi_domain.hpp"
 
 namespace epcomm::bench {
 
@@ -212,6 +214,48 @@ struct EpcommHt {
   }
 };
 
+// The workload as the multi-domain size hints see it (G = the session's ranks per domain).
+MultiDomainShape md_shape(const BenchContext& context, bool fp8) {
+  const Workload& w = context.workload;
+  return MultiDomainShape{.num_tokens = w.num_tokens,
+                          .hidden = w.hidden,
+                          .num_topk = w.num_topk,
+                          .num_experts = w.num_experts,
+                          .num_ranks = context.session.num_ranks(),
+                          .ranks_per_domain = context.session.ranks_per_domain(),
+                          .fp8 = fp8};
+}
+
+// The Buffer of the workload. One domain: room for the worst case, every token of every rank
+// arriving here, with all its metadata. Several (--ranks-per-domain): the public hints, the NVLink
+// region for any routing (R x T rows, equal on every rank), the symmetric one for the largest SM
+// budget and payload of the run.
+BufferOptions ht_buffer_options(const BenchContext& context) {
+  const Workload& w = context.workload;
+  const int R = context.session.num_ranks();
+  BufferOptions options{.allocator = context.session.allocator()};
+  if (context.session.ranks_per_domain() == 0) {
+    const std::int64_t row = w.hidden * 2 + 4 * w.num_scales() + 12 * w.num_topk + 4;
+    options.num_nvl_bytes = R * w.num_tokens * row + (std::int64_t{8} << 20);
+    return options;
+  }
+  options.ranks_per_domain = context.session.ranks_per_domain();
+  for (const bool fp8 : {false, true}) {
+    const MultiDomainShape shape = md_shape(context, fp8);
+    options.num_nvl_bytes = std::max(options.num_nvl_bytes, multi_domain_nvl_bytes_hint(shape));
+    for (const int sms : context.session.sms())
+      options.num_rdma_bytes = std::max(options.num_rdma_bytes, multi_domain_rdma_bytes_hint(shape, sms));
+  }
+  return options;
+}
+
+// This rank's bytes through its NIC and over NVLink in one call of a multi-domain run; nothing in
+// one domain.
+std::optional<MdBytes> md_bytes_of(const BenchContext& context, bool fp8, MdOpKind op) {
+  if (!context.md_rows) return std::nullopt;
+  return md_bytes(*context.md_rows, multi_domain_row_bytes(md_shape(context, fp8)), op);
+}
+
 std::string row_name(const BenchOp& op) {
   return op.impl + " " + op.op + " " + op.dtype + " " + std::to_string(op.num_sms) + " SMs";
 }
@@ -222,16 +266,11 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const Workload& w = context.workload;
   if (w.mode != Mode::kHighThroughput) return {};
   const DeviceInputs& in = context.inputs;
-  const int R = context.session.num_ranks();
   auto state = std::make_shared<EpcommHt>();
   state->rank = context.session.rank();
   state->num_experts = w.num_experts;
-  // Room for the worst case: every token of every rank arriving here, with all its metadata.
-  const std::int64_t row = w.hidden * 2 + 4 * w.num_scales() + 12 * w.num_topk + 4;
-  const std::int64_t nvl_bytes = R * w.num_tokens * row + (std::int64_t{8} << 20);
   std::shared_ptr<Bootstrap> bootstrap(&context.session.bootstrap(), [](Bootstrap*) {});  // not owned
-  state->buffer = std::make_unique<Buffer>(
-      bootstrap, BufferOptions{.num_nvl_bytes = nvl_bytes, .allocator = context.session.allocator()});
+  state->buffer = std::make_unique<Buffer>(bootstrap, ht_buffer_options(context));
   const std::int64_t T = in.num_tokens;
   state->x_bf16 = Tensor::contiguous(in.live.x_bf16.get(), DType::kBF16, {T, in.hidden});
   state->x_fp8 = Tensor::contiguous(in.live.x_fp8.get(), DType::kFP8E4M3, {T, in.hidden});
@@ -249,8 +288,12 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   const std::function<const ExpectedHt&()> expected = context.expected_ht;
   const auto bf16_row = static_cast<double>(row_bytes(w, Dtype::kBf16));
   std::vector<BenchOp> ops;
-  const std::vector<DispatchVariant> dispatch_ways =
+  // NOTE: the transfer options (copy engine, pull) do not apply to a multi-domain Buffer
+  // (docs/multi_domain.md): its rows are the Buffer's own way only.
+  const bool multi_domain = context.md_rows.has_value();
+  std::vector<DispatchVariant> dispatch_ways =
       dispatch_variants(state->buffer->ht_options().dispatch_copy_chunks, context.session.ce_chunks());
+  if (multi_domain) dispatch_ways.resize(1);
   for (const int sms : context.session.sms()) {
     // The whole dispatch, then the same with zero-copy outputs (views of the region: no copy-out),
     // each way of moving the rows.
@@ -266,6 +309,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
           op.num_sms = sms;
           op.recv_bytes = static_cast<double>(traffic.recv_rows) * row_b;
           op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * row_b;
+          op.md_bytes = md_bytes_of(context, fp8, MdOpKind::kDispatch);
           op.run = [state, fp8, zero_copy, sms, way](cudaStream_t s) {
             const TuningOverride scoped(*state->buffer, way);
             state->result(fp8, zero_copy) = state->dispatch(fp8, sms, s, zero_copy);
@@ -302,6 +346,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       op.num_sms = sms;
       op.recv_bytes = static_cast<double>(traffic.recv_rows) * bf16_row;
       op.wire_bytes = static_cast<double>(traffic.send_rows_remote) * bf16_row;
+      op.md_bytes = md_bytes_of(context, /*fp8=*/false, MdOpKind::kDispatch);
       op.setup = [state, sms, way](cudaStream_t s) {
         const TuningOverride scoped(*state->buffer, way);
         state->bf16 = state->dispatch(false, sms, s);
@@ -330,8 +375,10 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
     // the Buffer's options (HtOptions::combine, combine_copy_chunks) on row "epcomm", then the
     // other schedules as "epcomm-<variant>" (bench/variants.hpp).
     const HtOptions own = state->buffer->ht_options();
-    for (const CombineVariant& variant :
-         combine_variants({static_cast<int>(own.combine), own.combine_copy_chunks})) {
+    std::vector<CombineVariant> combine_ways =
+        combine_variants({static_cast<int>(own.combine), own.combine_copy_chunks});
+    if (multi_domain) combine_ways.resize(1);
+    for (const CombineVariant& variant : combine_ways) {
       BenchOp op;
       op.impl = variant.impl;
       op.op = "combine";
@@ -340,6 +387,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       op.recv_bytes = static_cast<double>(traffic.recv_rows) * bf16_row;
       op.wire_bytes =
           static_cast<double>(traffic.recv_rows_remote) * bf16_row;  // rows go back to their sources
+      op.md_bytes = md_bytes_of(context, /*fp8=*/false, MdOpKind::kCombine);
       op.setup = [state, sms](cudaStream_t s) { state->bf16 = state->dispatch(false, sms, s); };
       op.run = [state, sms, schedule = variant.schedule](cudaStream_t s) {
         CombineArgs c;

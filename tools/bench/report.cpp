@@ -52,6 +52,35 @@ std::string csv_optional(const std::optional<double>& value) {
   return value && std::isfinite(*value) ? json_number(*value) : std::string();
 }
 
+// The multi-domain columns of a row (a leading comma each), empty for other runs.
+std::string csv_md_fields(const std::optional<MdRunInfo>& info, const ResultRow& w) {
+  if (!info || !w.multi_domain) return ",,,,,,,";
+  const MdRowFields& m = *w.multi_domain;
+  std::ostringstream os;
+  os << ',' << info->ranks_per_domain << ',' << info->num_domains << ',' << json_number(info->nic_gbps) << ','
+     << json_number(m.nic_sent_bytes) << ',' << json_number(m.nic_recv_bytes) << ','
+     << json_number(m.nvl_bytes) << ',' << json_number(m.nic_floor_us);
+  return os.str();
+}
+
+// A timed quantity of a row: null (JSON) where the row was not timed.
+std::string json_timed(const ResultRow& row, double value) {
+  return row.timed ? json_number(value) : std::string("null");
+}
+
+// The multi-domain fields of a row of `info`'s run, as JSON members (a leading ",\n"), or nothing.
+std::string json_md_row(const std::optional<MdRunInfo>& info, const ResultRow& w) {
+  if (!info || !w.multi_domain) return "";
+  const MdRowFields& m = *w.multi_domain;
+  std::ostringstream os;
+  os << ",\n     \"ranks_per_domain\": " << info->ranks_per_domain << ", \"domains\": " << info->num_domains
+     << ", \"nic_sent_bytes\": " << json_number(m.nic_sent_bytes)
+     << ", \"nic_recv_bytes\": " << json_number(m.nic_recv_bytes)
+     << ", \"nvl_bytes\": " << json_number(m.nvl_bytes)
+     << ", \"nic_floor_us\": " << json_number(m.nic_floor_us);
+  return os.str();
+}
+
 }  // namespace
 
 std::string json_escape(std::string_view text) {
@@ -110,6 +139,11 @@ std::string to_json(const RunReport& r) {
      << ", \"commit\": " << quoted(r.commit) << ",\n";
   os << "  \"date\": " << quoted(r.date) << ", \"command\": " << quoted(r.command) << ",\n";
   os << "  \"ceiling_gbps\": " << json_number(r.ceiling_gbps) << ",\n";
+  if (r.multi_domain)
+    os << "  \"ranks_per_domain\": " << r.multi_domain->ranks_per_domain
+       << ", \"domains\": " << r.multi_domain->num_domains
+       << ", \"nic_gbps\": " << json_number(r.multi_domain->nic_gbps)
+       << ", \"correctness_only\": " << json_bool(r.multi_domain->correctness_only) << ",\n";
   os << "  \"rows\": [";
   for (std::size_t i = 0; i < r.rows.size(); ++i) {
     const ResultRow& w = r.rows[i];
@@ -117,11 +151,12 @@ std::string to_json(const RunReport& r) {
     os << "    {\"impl\": " << quoted(w.impl) << ", \"op\": " << quoted(w.op)
        << ", \"dtype\": " << quoted(w.dtype) << ", \"num_sms\": " << w.num_sms << ", \"tokens\": " << w.tokens
        << ", \"hidden\": " << w.hidden << ",\n";
-    os << "     \"time_us\": " << json_number(w.time_us) << ", \"kernel_us\": " << json_optional(w.kernel_us)
+    os << "     \"time_us\": " << json_timed(w, w.time_us)
+       << ", \"kernel_us\": " << json_optional(w.kernel_us)
        << ", \"preamble_us\": " << json_optional(w.preamble_us)
-       << ", \"logical_gbps\": " << json_number(w.logical_gbps)
-       << ", \"wire_gbps\": " << json_number(w.wire_gbps) << ", \"efficiency\": " << json_number(w.efficiency)
-       << ",\n";
+       << ", \"logical_gbps\": " << json_timed(w, w.logical_gbps)
+       << ", \"wire_gbps\": " << json_timed(w, w.wire_gbps)
+       << ", \"efficiency\": " << json_timed(w, w.efficiency) << json_md_row(r.multi_domain, w) << ",\n";
     os << "     \"nccl_time_us\": " << json_optional(w.nccl_time_us)
        << ", \"speedup_vs_nccl\": " << json_optional(w.speedup_vs_nccl) << ", \"check\": " << quoted(w.check)
        << ", \"shared_gpus\": " << json_bool(r.shared_gpus) << "}";
@@ -144,18 +179,24 @@ std::string format_table(const RunReport& r) {
   } else {
     os << "# ceiling: not measured (needs 2 or more GPUs); efficiency is 0\n";
   }
-  if (r.shared_gpus) os << "# " << kSharedGpuNote << ": ranks took turns on shared GPUs; not NVLink timing\n";
+  const bool correctness_only = r.multi_domain && r.multi_domain->correctness_only;
+  if (r.shared_gpus && !correctness_only)
+    os << "# " << kSharedGpuNote << ": ranks took turns on shared GPUs; not NVLink timing\n";
+  if (correctness_only)
+    os << "# " << kCorrectnessOnlyNote << ": ranks share GPUs; one untimed call per row\n";
   char line[512];
   const char* header_fmt = "%-10s %-17s %-5s %4s %7s %7s %10s %10s %11s %12s %10s %10s %12s %8s %6s%s\n";
   std::snprintf(line, sizeof line, header_fmt, "# impl", "op", "dtype", "sms", "tokens", "hidden", "time_us",
                 "kernel_us", "preamble_us", "logical_GB/s", "wire_GB/s", "efficiency", "nccl_us", "speedup",
                 "check", "");
   os << line;
-  const std::string note = r.shared_gpus ? std::string("  ") + kSharedGpuNote : std::string();
   for (const ResultRow& w : r.rows) {
+    const std::string note = !w.timed        ? std::string("  ") + kCorrectnessOnlyNote
+                             : r.shared_gpus ? std::string("  ") + kSharedGpuNote
+                                             : std::string();
     std::snprintf(line, sizeof line, header_fmt, w.impl.c_str(), w.op.c_str(), w.dtype.c_str(),
                   w.num_sms > 0 ? std::to_string(w.num_sms).c_str() : "-", std::to_string(w.tokens).c_str(),
-                  std::to_string(w.hidden).c_str(), fixed(w.time_us, 1).c_str(),
+                  std::to_string(w.hidden).c_str(), w.timed ? fixed(w.time_us, 1).c_str() : "-",
                   table_optional(w.kernel_us, 1).c_str(), table_optional(w.preamble_us, 1).c_str(),
                   fixed(w.logical_gbps, 1).c_str(), fixed(w.wire_gbps, 1).c_str(),
                   fixed(w.efficiency, 3).c_str(), table_optional(w.nccl_time_us, 1).c_str(),
@@ -165,9 +206,35 @@ std::string format_table(const RunReport& r) {
   return os.str();
 }
 
+std::string format_md_table(const RunReport& r) {
+  if (!r.multi_domain) return "";
+  const MdRunInfo& md = *r.multi_domain;
+  std::ostringstream os;
+  os << "# multi-domain: " << md.num_domains << " domains x " << md.ranks_per_domain
+     << " ranks; bytes per call of the busiest rank, counted from the run's routing; NIC floor at "
+     << fixed(md.nic_gbps, 1) << " GB/s\n";
+  char line[256];
+  const char* fmt = "%-10s %-9s %-5s %4s %7s %13s %13s %13s %13s %10s%s\n";
+  std::snprintf(line, sizeof line, fmt, "# impl", "op", "dtype", "sms", "tokens", "nic_sent_MB",
+                "nic_recv_MB", "nvl_MB", "nic_floor_us", "time_us", "");
+  os << line;
+  for (const ResultRow& w : r.rows) {
+    if (!w.multi_domain) continue;
+    const MdRowFields& m = *w.multi_domain;
+    std::snprintf(line, sizeof line, fmt, w.impl.c_str(), w.op.c_str(), w.dtype.c_str(),
+                  w.num_sms > 0 ? std::to_string(w.num_sms).c_str() : "-", std::to_string(w.tokens).c_str(),
+                  fixed(m.nic_sent_bytes / 1e6, 3).c_str(), fixed(m.nic_recv_bytes / 1e6, 3).c_str(),
+                  fixed(m.nvl_bytes / 1e6, 3).c_str(), fixed(m.nic_floor_us, 1).c_str(),
+                  w.timed ? fixed(w.time_us, 1).c_str() : "-", w.timed ? "" : "  correctness only");
+    os << line;
+  }
+  return os.str();
+}
+
 std::string csv_header() {
   return "workload,card,num_gpus,shared_gpus,commit,date,impl,op,dtype,num_sms,tokens,hidden,time_us,"
-         "kernel_us,preamble_us,logical_gbps,wire_gbps,efficiency,nccl_time_us,speedup_vs_nccl,check\n";
+         "kernel_us,preamble_us,logical_gbps,wire_gbps,efficiency,nccl_time_us,speedup_vs_nccl,check,timed,"
+         "ranks_per_domain,domains,nic_gbps,nic_sent_bytes,nic_recv_bytes,nvl_bytes,nic_floor_us\n";
 }
 
 std::string to_csv_rows(const RunReport& r) {
@@ -176,10 +243,11 @@ std::string to_csv_rows(const RunReport& r) {
     os << csv_field(r.workload) << ',' << csv_field(r.card) << ',' << r.num_gpus << ','
        << json_bool(r.shared_gpus) << ',' << csv_field(r.commit) << ',' << csv_field(r.date) << ','
        << csv_field(w.impl) << ',' << csv_field(w.op) << ',' << csv_field(w.dtype) << ',' << w.num_sms << ','
-       << w.tokens << ',' << w.hidden << ',' << json_number(w.time_us) << ',' << csv_optional(w.kernel_us)
-       << ',' << csv_optional(w.preamble_us) << ',' << json_number(w.logical_gbps) << ','
-       << json_number(w.wire_gbps) << ',' << json_number(w.efficiency) << ',' << csv_optional(w.nccl_time_us)
-       << ',' << csv_optional(w.speedup_vs_nccl) << ',' << csv_field(w.check) << '\n';
+       << w.tokens << ',' << w.hidden << ',' << (w.timed ? json_number(w.time_us) : "") << ','
+       << csv_optional(w.kernel_us) << ',' << csv_optional(w.preamble_us) << ','
+       << json_number(w.logical_gbps) << ',' << json_number(w.wire_gbps) << ',' << json_number(w.efficiency)
+       << ',' << csv_optional(w.nccl_time_us) << ',' << csv_optional(w.speedup_vs_nccl) << ','
+       << csv_field(w.check) << ',' << json_bool(w.timed) << csv_md_fields(r.multi_domain, w) << '\n';
   }
   return os.str();
 }
@@ -219,7 +287,8 @@ std::vector<ResultRow> fastest_epcomm_rows(const std::vector<ResultRow>& rows) {
   std::vector<ResultRow> fastest;
   std::vector<bool> failed;
   for (const ResultRow& row : rows) {
-    if (!is_epcomm(row.impl) || row.check == "error") continue;  // an op that threw has no time
+    // An op that threw, or a correctness-only row, has no time.
+    if (!is_epcomm(row.impl) || row.check == "error" || !row.timed) continue;
     std::size_t g = 0;
     while (g < fastest.size() && !same_group(fastest[g], row)) ++g;
     if (g == fastest.size()) {

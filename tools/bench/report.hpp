@@ -9,6 +9,14 @@
 
 namespace epcomm::bench {
 
+// A row's traffic on a multi-domain Buffer (bench/md_traffic.hpp), each field the busiest rank's.
+struct MdRowFields {
+  double nic_sent_bytes = 0;  // bytes this rank's NIC sends to other domains in one call
+  double nic_recv_bytes = 0;  // bytes it receives from them
+  double nvl_bytes = 0;       // dispatch: rows written to other ranks of its domain; combine: read back
+  double nic_floor_us = 0;    // max(sent, received) at the run's NIC rate: the least time the call needs
+};
+
 // One measured (impl, op, dtype, num_sms, tokens). Bandwidths use the busiest rank's bytes over the
 // max-over-ranks median time (runner.cpp).
 struct ResultRow {
@@ -28,6 +36,18 @@ struct ResultRow {
   std::optional<double> speedup_vs_nccl;  // nccl_time_us / time_us
   std::string check =
       "skip";  // "pass" (every element matched on every rank), "fail", "skip", "error" (threw)
+  // false: a correctness-only row (ranks sharing a GPU on a multi-domain Buffer without
+  // --shared-gpu-timing): its one call was not timed; time and rates are null.
+  bool timed = true;
+  std::optional<MdRowFields> multi_domain;  // rows of a multi-domain run
+};
+
+// A run on a multi-domain Buffer (--ranks-per-domain, EPCOMM_RANKS_PER_DOMAIN).
+struct MdRunInfo {
+  int ranks_per_domain = 0;       // G
+  int num_domains = 0;            // D
+  double nic_gbps = 0;            // the NIC rate of the floors (--nic-gbps)
+  bool correctness_only = false;  // ranks shared GPUs without --shared-gpu-timing: no row is timed
 };
 
 struct RunReport {
@@ -42,13 +62,16 @@ struct RunReport {
   // Ranks shared GPUs (--shared-gpu-timing): every row is stamped, its timing is of ranks taking
   // turns on a GPU, not NVLink timing.
   bool shared_gpus = false;
-  int warmup = 0;                   // printed
-  int iters = 0;                    // printed
+  std::optional<MdRunInfo> multi_domain;  // top-level fields of a multi-domain run
+  int warmup = 0;                         // printed
+  int iters = 0;                          // printed
   std::vector<ResultRow> rows;
 };
 
 // Stamped on every row of a run whose ranks shared GPUs (table and JSON `shared_gpus`).
 inline constexpr const char* kSharedGpuNote = "shared-GPU timing, not NVLink";
+// Stamped on every row of a multi-domain run whose ranks shared GPUs without --shared-gpu-timing.
+inline constexpr const char* kCorrectnessOnlyNote = "correctness only, not timed";
 
 // ---- formats ------------------------------------------------------------------------------------
 
@@ -56,6 +79,9 @@ std::string json_escape(std::string_view text);  // the contents of a JSON strin
 std::string json_number(double value);           // "null" for NaN/inf; else up to 4 decimals, e.g. "355.0"
 std::string to_json(const RunReport& report);    // docs/benchmark.md shape (rows carry "impl" in addition)
 std::string format_table(const RunReport& report);
+// A multi-domain run's second table: per row, the bytes through the NIC and over NVLink (busiest
+// rank), the NIC floor and the time; empty for other runs.
+std::string format_md_table(const RunReport& report);
 std::string csv_header();
 std::string to_csv_rows(const RunReport& report);  // one line per row, the run's fields repeated
 

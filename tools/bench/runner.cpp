@@ -51,6 +51,17 @@ std::optional<double> preamble_pass(Session& session, BenchOp& op, cudaStream_t 
   }
 }
 
+// The busiest rank's multi-domain bytes (each field its own maximum) and the floor they imply.
+// Collective.
+MdRowFields md_row_fields(Bootstrap& bootstrap, const MdBytes& mine, double nic_gbps) {
+  const MdBytes busiest{max_over_ranks(bootstrap, mine.nic_sent), max_over_ranks(bootstrap, mine.nic_recv),
+                        max_over_ranks(bootstrap, mine.nvl)};
+  return MdRowFields{.nic_sent_bytes = busiest.nic_sent,
+                     .nic_recv_bytes = busiest.nic_recv,
+                     .nvl_bytes = busiest.nvl,
+                     .nic_floor_us = md_nic_floor_us(busiest, nic_gbps)};
+}
+
 }  // namespace
 
 std::optional<ResultRow> run_op(Session& session, const Workload& workload, DeviceInputs& inputs, BenchOp& op,
@@ -87,11 +98,13 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
     row.check = "error";
     return row;
   }
-  row.time_us = timing.max_us;
+  row.timed = !settings.correctness_only;
+  row.time_us = row.timed ? timing.max_us : 0.0;
+  if (op.md_bytes) row.multi_domain = md_row_fields(bootstrap, *op.md_bytes, settings.nic_gbps);
   // Diagnostics of the timed calls, before the checked call replaces "the last call".
-  if (op.kernel_us) row.kernel_us = max_over_ranks(bootstrap, op.kernel_us());
+  if (op.kernel_us && row.timed) row.kernel_us = max_over_ranks(bootstrap, op.kernel_us());
   if (op.after) op.after();
-  if (op.preamble_us)
+  if (op.preamble_us && row.timed)
     row.preamble_us = max_over_ranks_if_all(bootstrap, preamble_pass(session, op, stream, settings));
   if (settings.check && op.check) {
     const bool ok = checked_call(session, inputs, op, stream);
@@ -100,7 +113,7 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
 
   const double recv_bytes = max_over_ranks(bootstrap, op.recv_bytes);
   const double wire_bytes = max_over_ranks(bootstrap, op.wire_bytes);
-  const double seconds = timing.max_us * 1e-6;
+  const double seconds = row.time_us * 1e-6;
   if (seconds > 0) {
     row.logical_gbps = recv_bytes / seconds / 1e9;
     row.wire_gbps = wire_bytes / seconds / 1e9;

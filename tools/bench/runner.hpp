@@ -15,6 +15,9 @@ struct RunSettings {
   TimingOptions timing;
   bool check = true;        // make the checked call and run the op's data check
   double ceiling_gbps = 0;  // 0: not measured; efficiency is then 0
+  // One untimed call per op (a multi-domain run of ranks sharing a GPU): rows say timed = false.
+  bool correctness_only = false;
+  double nic_gbps = 0;  // the NIC rate of multi-domain rows' floors
 };
 
 // Collective: setup, warm-up and timed calls on the timed inputs, the kernel time and diagnostics;

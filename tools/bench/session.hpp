@@ -15,10 +15,11 @@ namespace epcomm::bench {
 class Session {
  public:
   Session(Bootstrap& bootstrap, int device, std::vector<int> sms, std::vector<int> ce_chunks = {4},
-          bool shared_gpus = false)
+          bool shared_gpus = false, int ranks_per_domain = 0)
       : bootstrap_(bootstrap),
         device_(device),
         shared_gpus_(shared_gpus),
+        ranks_per_domain_(ranks_per_domain),
         sms_(std::move(sms)),
         ce_chunks_(std::move(ce_chunks)),
         allocator_(std::make_shared<PoisonAllocator>()) {}
@@ -30,6 +31,9 @@ class Session {
   // Some ranks run on one GPU (--shared-gpu-timing): no NVLink between them, and no NCCL (which
   // refuses two ranks on one device).
   bool shared_gpus() const { return shared_gpus_; }
+  // G of a multi-domain run (--ranks-per-domain): the high-throughput ops make their Buffer with
+  // it; 0: one domain, as the Buffer finds it.
+  int ranks_per_domain() const { return ranks_per_domain_; }
   // SM budgets to sweep for epcomm's own ops (--sms).
   const std::vector<int>& sms() const { return sms_; }
   // Chunk counts of the copy-engine dispatch rows (--ce-chunks).
@@ -48,6 +52,7 @@ class Session {
   Bootstrap& bootstrap_;
   int device_ = 0;
   bool shared_gpus_ = false;
+  int ranks_per_domain_ = 0;
   std::vector<int> sms_;
   std::vector<int> ce_chunks_;
   std::shared_ptr<PoisonAllocator> allocator_;
