@@ -2,7 +2,7 @@
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
 #   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
-#                           [kernels-cold] [kernels-ll] [python] [md] [pack]
+#                           [kernels-cold] [kernels-ll] [python] [md] [bench-md] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
@@ -13,6 +13,10 @@
 #   ranks sharing the GPUs, split by EPCOMM_RANKS_PER_DOMAIN: 2 ranks as 2x1, 4 as 2x2 and 4x1, and
 #   8 as 2x4 and 4x2 (a subset of cases: EPCOMM_MD_FILTER_8, default below). EPCOMM_MD_SHAPES picks
 #   some (ranks:per_domain, e.g. "2:1 4:2"), to stay within one command's time; GTEST_FILTER the cases.
+#   bench-md: epcomm-bench on a multi-domain Buffer (needs -DEPCOMM_WITH_NVSHMEM=ON): 4 ranks sharing
+#   the GPUs as 2 domains of 2 (EPCOMM_BENCH_MD_G), 24 SMs, a small ht shape and ht-dsv3's shape cut
+#   to 512 tokens; rows checked against the CPU reference, not timed (ranks share a GPU), with the
+#   bytes through the NIC and over NVLink; JSON in $OUT/bench_md_*.json.
 #   examples: every numbered example, one process per local GPU.
 #   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
 #   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
@@ -54,7 +58,7 @@ fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-is_step() { case "$1" in tests | md | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | python | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | md | bench-md | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | python | pack) return 0 ;; *) return 1 ;; esac; }
 # ncu at real clocks over the launches of kernels matching $2 in a 1-rank epcomm-bench run (its
 # flags after $5), cache control $1, launches skipped/counted $3/$4; output in $OUT/<$5>.txt.
 ncu_bench() {
@@ -106,6 +110,20 @@ while [ $# -gt 0 ]; do
         rc=$?; [ $rc -ne 0 ] && status=$rc
         echo "== md: $n ranks, $g per domain (rc $rc, $(( $(date +%s) - start )) s)"
         grep -E "PASSED|FAILED|skipped|Failure|error" "$OUT/md_${n}_g$g.log" | grep -v "^\[rank [1-9]" | tail -20
+      done
+      ;;
+    bench-md)
+      shift
+      for shape in "small 256 2048 4 16" "dsv3-t512 512 7168 8 256"; do
+        read -r name t h k e <<< "$shape"
+        start=$(date +%s)
+        EPCOMM_REQUIRE_GPU=1 EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} "$build/tools/epcomm-run" -n 4 \
+          --timeout "${EPCOMM_SHARED_TIMEOUT_S:-400}" "$build/tools/bench/epcomm-bench" \
+          --ranks-per-domain "${EPCOMM_BENCH_MD_G:-2}" --sms 24 --tokens "$t" --hidden "$h" --topk "$k" \
+          --experts "$e" --json "$OUT/bench_md_$name.json" > "$OUT/bench_md_$name.txt" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== bench-md $name: 4 ranks, ${EPCOMM_BENCH_MD_G:-2} per domain (rc $rc, $(( $(date +%s) - start )) s)"
+        grep -v "^\[rank [1-9]\]" "$OUT/bench_md_$name.txt" | tail -24
       done
       ;;
     examples)

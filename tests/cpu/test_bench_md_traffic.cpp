@@ -17,13 +17,7 @@ namespace {
 
 // 4 ranks as 2 domains of 2: rank r holds experts 2r and 2r+1; domain 0 = ranks 0, 1.
 Workload tiny() {
-  Workload w;
-  w.name = "tiny";
-  w.num_tokens = 3;
-  w.hidden = 128;
-  w.num_topk = 2;
-  w.num_experts = 8;
-  return w;
+  return make_custom_workload({.num_tokens = 3, .hidden = 128, .num_topk = 2, .num_experts = 8});
 }
 
 std::vector<RankRouting> hand_routing() {
