@@ -13,13 +13,14 @@ namespace epcomm {
 // Records a failure in the status word; the first one wins.
 __device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode code, OpId op,
                                                CounterId counter, int rank, int peer, std::int64_t expected,
-                                               std::int64_t observed) {
+                                               std::int64_t observed, std::int32_t detail = 0) {
   if (status == nullptr) return;
   if (atomicCAS(&status->code, 0, -1) != 0) return;  // someone already reported (-1: being written)
   status->op = static_cast<std::int32_t>(op);
   status->counter = static_cast<std::int32_t>(counter);
   status->rank = rank;
   status->peer = peer;
+  status->detail = detail;
   status->expected = expected;
   status->observed = observed;
   __threadfence_system();

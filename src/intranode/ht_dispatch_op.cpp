@@ -54,6 +54,13 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
 
   HtNotifyArgs n;
   n.view = m.view;
+  n.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kDispatch),
+                                .hidden = shape.hidden,
+                                .num_topk = shape.num_topk,
+                                .num_blocks = a.config.num_sms,
+                                .max_tokens = worst ? a.num_worst_tokens : 0,
+                                .num_experts = shape.num_experts,
+                                .flags = shape.fp8 ? kSigFp8 : 0});
   n.is_token_in_rank = static_cast<const bool*>(a.is_token_in_rank.data);
   n.num_tokens_per_expert = static_cast<const std::int32_t*>(a.num_tokens_per_expert.data);
   n.num_tokens = shape.num_tokens;

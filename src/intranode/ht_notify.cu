@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "buffer/barrier.cuh"
+#include "core/call_signature.cuh"
 #include "intranode/ht_args.hpp"
 #include "core/cuda_check.hpp"
 
@@ -13,7 +14,8 @@ namespace {
 constexpr int kNotifyThreads = 1024;
 constexpr int kWarps = kNotifyThreads / 32;
 
-// What source s leaves in destination p's mailbox (after a 64-byte header holding the epoch flag):
+// What source s leaves in destination p's mailbox, after a 64-byte header holding the epoch flag
+// (bytes 0-7) and s's call signature (bytes 32-63, written before the flag):
 //   [count_row: G int32][chunk counts for p: C int32][expert counts for p's experts: nle int32]
 // Zeroes this rank's progress counters of channels [0, C) of every source; peers write them only
 // after the exchange or barrier that follows. Also zeroes the dispatch receivers' copied-row counts
@@ -28,12 +30,16 @@ __device__ void zero_counters(const DomainView& v, int C, std::int32_t* recv_cop
 }
 
 struct Mailbox {
+  static constexpr int kSignatureOffset = 32;
+  static_assert(kSignatureOffset + sizeof(CallSignature) <= 64, "the signature sits in the header");
   std::uint64_t* flag;
+  CallSignature* signature;
   std::int32_t* count_row;
   std::int32_t* chunk_count;
   std::int32_t* expert_count;
   __device__ Mailbox(char* base, int G, int C) {
     flag = reinterpret_cast<std::uint64_t*>(base);
+    signature = reinterpret_cast<CallSignature*>(base + kSignatureOffset);
     count_row = reinterpret_cast<std::int32_t*>(base + 64);
     chunk_count = count_row + G;
     expert_count = chunk_count + C;
@@ -159,6 +165,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   // Fill my mailbox in every peer's region, each field in one pass over all peers (its loads in
   // flight at once: a pass per peer cost ~3 dependent round trips per peer).
   auto box = [&](int p) { return Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C); };
+  for (int p = threadIdx.x; p < G; p += blockDim.x) store_signature(box(p).signature, a.signature);
   for (int i = threadIdx.x; i < G * G; i += blockDim.x) box(i / G).count_row[i % G] = sent_total[i % G];
   for (int i = threadIdx.x; i < G * C; i += blockDim.x) {
     const std::int32_t* start = a.chunk_start + (i / C) * (C + 1) + i % C;
@@ -175,6 +182,9 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     ptx::st_release_sys(Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C).flag, epoch);
     Mailbox mine(RegionLayout::mailbox(v.peer_base[me], parity, p), G, C);
     ok = wait_at_least(mine.flag, epoch, v, OpId::kNotify, CounterId::kCountsReady, v.domain_base_rank + p);
+    // A peer that made another call (shape, top-k, num_sms...) laid out its counts differently:
+    // stop here, as after a timeout, rather than route rows by them.
+    if (ok) ok = signature_matches(mine.signature, a.signature, v, OpId::kDispatch, v.domain_base_rank + p);
   }
   ok = __syncthreads_and(ok);
   if (threadIdx.x == 0) *a.notify_epoch = epoch;

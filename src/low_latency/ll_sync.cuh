@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "low_latency/ll_args.hpp"
+#include "core/call_signature.cuh"
 #include "core/wait.cuh"
 
 namespace epcomm {
@@ -52,6 +53,36 @@ __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, 
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
     ok = wait_at_least(&mine->done[parity][s], signals, v, op, CounterId::kRowsArrived,
                        v.domain_base_rank + s);
+  return __syncthreads_and(ok);
+}
+
+// Step 2's signature, by block 0 before its done signal: this call's signature at
+// signature[parity][this rank] in every peer's control block (staged in this rank's own control
+// block and put from there when the policy stages locally: one thread, which also completes the
+// puts before the block signals).
+template <typename Peers>
+__device__ __forceinline__ void ll_publish_signature(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                                     int parity, const CallSignature& sig) {
+  if (blockIdx.x != 0) return;
+  if constexpr (Peers::kStagesLocally) {
+    if (threadIdx.x != 0) return;
+    CallSignature* staged = &l.control_of(own, kind)->signature[parity][v.domain_rank];
+    store_signature(staged, sig);
+    for (int p = 0; p < v.num_domain_ranks; ++p)
+      if (p != v.domain_rank) Peers::put(v, staged, staged, sizeof(CallSignature), p);
+  } else {
+    for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+      store_signature(&l.control_of(Peers::target(v, own, p), kind)->signature[parity][v.domain_rank], sig);
+  }
+}
+
+// Step 4's check, after ll_wait_done: every source's signature equals this call's. Called by every
+// thread of the block; false (for all) when one differs (reported as kPeerMismatch).
+__device__ __forceinline__ bool ll_signatures_match(const LlControl* mine, int parity, const CallSignature& sig,
+                                                    const DomainView& v, OpId op) {
+  bool ok = true;
+  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
+    ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
   return __syncthreads_and(ok);
 }
 
@@ -134,10 +165,11 @@ struct LlTracer {
 // every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
 // its block signals, so every put has completed before the signal. Every thread of every block calls it.
+// `sig` is this call's signature (published with the sends, checked before the receive).
 template <typename Peers, typename Send, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                              OpId op, int phases, int half, std::uint64_t* trace, Send send,
-                                              Receive receive) {
+                                              OpId op, int phases, int half, std::uint64_t* trace,
+                                              const CallSignature& sig, Send send, Receive receive) {
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
@@ -148,6 +180,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     tracer.mark(kLlTraceEntry, entered);
     if (!ll_wait_credits(mine, parity, seq, v, op)) return;
     tracer.mark(kLlTraceCredits);
+    ll_publish_signature<Peers>(v, l, own, kind, parity, sig);
     send(parity, seq);
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     tracer.mark(kLlTraceSent);
@@ -163,7 +196,8 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
   if (phases & kLlRecv) {
     if (!ll_wait_done(mine, parity, seq, v, op)) return;
     tracer.mark(kLlTraceDoneSeen);
-    receive(parity);
+    // NOTE: a mismatched peer still gets its credits, so it reports the mismatch too, not a timeout.
+    if (ll_signatures_match(mine, parity, sig, v, op)) receive(parity);
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, own, kind, parity);
     tracer.mark(kLlTraceExit);
