@@ -10,6 +10,16 @@
 
 namespace epcomm {
 
+// True when global rank `rank` is masked on this rank (SPEC "Rank masking"): no wait waits on it,
+// nothing is sent to it, nothing it left behind is read.
+__device__ __forceinline__ bool rank_masked(const DomainView& v, int rank) {
+  return v.masked != nullptr && v.masked[rank] != 0;
+}
+// The same by domain index.
+__device__ __forceinline__ bool peer_masked(const DomainView& v, int domain_rank) {
+  return rank_masked(v, v.domain_base_rank + domain_rank);
+}
+
 // Records a failure in the status word; the first one wins.
 __device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode code, OpId op,
                                                CounterId counter, int rank, int peer, std::int64_t expected,
@@ -91,10 +101,15 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
   }
 }
 
-// The same, bounded by a domain's timeout and status word.
+// The same, bounded by a domain's timeout and status word. A masked peer is never waited on: the
+// wait succeeds at once (`seen` gets `expected`), and the caller must not read what it left.
 template <typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
                                               CounterId counter_id, int peer, T* seen = nullptr) {
+  if (rank_masked(view, peer)) {
+    if (seen != nullptr) *seen = expected;
+    return true;
+  }
   return wait_at_least(counter, expected, WaitBound{view.timeout_ns, view.status, view.rank}, op, counter_id,
                        peer, seen);
 }

@@ -50,6 +50,7 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   h.num_recv_dev = routing[4];
   h.num_recv_tokens_per_expert = routing[5];
   h.num_local_experts = nle;
+  h.mask_changes = m.mask_changes;
   scope.allocations_ready();
 
   HtNotifyArgs n;
@@ -179,6 +180,7 @@ DispatchPlanned plan_dispatch(const Buffer::Impl& m, const DispatchArgs& a) {
   p.shape = checks::check_dispatch_args(a, m.num_ranks());
   checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());
   p.cached = a.handle != nullptr ? &handle_state(*a.handle) : nullptr;
+  if (p.cached != nullptr) check_handle_mask(*p.cached, m.mask_changes, "cached dispatch");
   // The copy engine needs the host to know the counts: not in worst-case mode. A cached dispatch
   // moves rows as the handle's dispatch did (its channels are laid out for that).
   const int copy_chunks = p.cached != nullptr    ? p.cached->copy_chunks

@@ -69,10 +69,10 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
     CallSignature* staged = &l.control_of(own, kind)->signature[parity][v.domain_rank];
     store_signature(staged, sig);
     for (int p = 0; p < v.num_domain_ranks; ++p)
-      if (p != v.domain_rank) Peers::put(v, staged, staged, sizeof(CallSignature), p);
+      if (p != v.domain_rank && !peer_masked(v, p)) Peers::put(v, staged, staged, sizeof(CallSignature), p);
   } else {
     for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-      store_signature(&l.control_of(Peers::target(v, own, p), kind)->signature[parity][v.domain_rank], sig);
+      if (!peer_masked(v, p)) store_signature(&l.control_of(Peers::target(v, own, p), kind)->signature[parity][v.domain_rank], sig);
   }
 }
 
@@ -82,7 +82,7 @@ __device__ __forceinline__ bool ll_signatures_match(const LlControl* mine, int p
                                                     const DomainView& v, OpId op) {
   bool ok = true;
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
-    ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
+    if (!peer_masked(v, s)) ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
   return __syncthreads_and(ok);
 }
 
@@ -105,11 +105,12 @@ __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
 // By one block (combine's block 0 for its weights, step 7): publishes `value` into the LlControl
 // field that `field_of(control)` selects in every domain peer's workspace, through the Peers policy
 // (ll_peers.cuh).
+// Masked peers are skipped (as by every signal here).
 template <typename Peers, typename FieldOf>
 __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               FieldOf field_of, std::uint64_t value) {
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
+    if (!peer_masked(v, p)) Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
 }
 
 // Adds 1 to the LlControl counter `field_of(control)` of every domain peer's workspace, by every
@@ -120,7 +121,7 @@ __device__ __forceinline__ void ll_add_all(const DomainView& v, const LlLayout& 
                                            FieldOf field_of) {
   __syncthreads();
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    Peers::signal_add(v, field_of(l.control_of(Peers::target(v, own, p), kind)), 1, p);
+    if (!peer_masked(v, p)) Peers::signal_add(v, field_of(l.control_of(Peers::target(v, own, p), kind)), 1, p);
 }
 
 // Step 3, by every block once its sends are done (and, when staging locally, completed): its
