@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
-#   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels] [pack]
+#   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
+#                           [kernels-cold] [kernels-ll] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
@@ -12,6 +13,11 @@
 #   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
 #   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
 #   EPCOMM_NCU_SKIP, EPCOMM_NCU_COUNT choose the kernels and launches).
+#   kernels-cold: as kernels, with ncu's cache control on (every cache flushed before each profiled
+#   launch), to tell what cold caches cost the short kernels (layout, notify).
+#   kernels-ll: ncu (real clocks) over 1-rank low-latency launches of EPCOMM_NCU_LL_WORKLOADS
+#   (default "ll-dsv3 ll-small"): each kernel's duration, busiest-SM time, DRAM and L2 bytes (to
+#   check the byte count of bench/NOTES.md section 11). EPCOMM_NCU_LL_SKIP / _COUNT choose launches.
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -34,7 +40,22 @@ if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${
 fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
-is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | pack) return 0 ;; *) return 1 ;; esac; }
+# ncu at real clocks over the launches of kernels matching $2 in a 1-rank epcomm-bench run (its
+# flags after $5), cache control $1, launches skipped/counted $3/$4; output in $OUT/<$5>.txt.
+ncu_bench() {
+  local cache=$1 kernels=$2 skip=$3 count=$4 name=$5; shift 5
+  local ncu; ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+  timeout 300 "$ncu" --target-processes all --clock-control none --cache-control "$cache" -k regex:"$kernels" \
+    --launch-skip "$skip" --launch-count "$count" \
+    --metrics gpu__time_duration.sum,gpc__cycles_elapsed.max,sm__cycles_active.max,launch__shared_mem_config_size,launch__grid_size,launch__block_size${EPCOMM_NCU_METRICS:+,$EPCOMM_NCU_METRICS} \
+    "$build/tools/epcomm-run" -n 1 --timeout 280 "$build/tools/bench/epcomm-bench" "$@" \
+    --warmup 5 --iters 5 --no-check > "$OUT/$name.txt" 2>&1
+  rc=$?; [ $rc -ne 0 ] && status=$rc
+  echo "== $name (rc $rc)"
+  grep -E "^  [^ ].*\(.*\)x\(|gpu__time_duration|cycles_elapsed|cycles_active|shared_mem_config|bytes" "$OUT/$name.txt" |
+    sed 's/, Context.*//' | cut -c1-110 | tail -72
+}
 status=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -117,6 +138,19 @@ while [ $# -gt 0 ]; do
       echo "== kernels (rc $rc)"
       grep -E "^  [^ ].*\(.*\)x\(|gpu__time_duration|cycles_elapsed|cycles_active|shared_mem_config" "$OUT/kernels.txt" |
         sed 's/, Context.*//' | cut -c1-110 | tail -72
+      ;;
+    kernels-cold)
+      shift
+      ncu_bench all "${EPCOMM_NCU_KERNELS:-dispatch_layout_kernel|ht_notify_kernel|ht_prepare_kernel}" \
+        "${EPCOMM_NCU_SKIP:-12}" "${EPCOMM_NCU_COUNT:-12}" kernels-cold --workload ht-dsv3 --sms 24
+      ;;
+    kernels-ll)
+      shift
+      for w in ${EPCOMM_NCU_LL_WORKLOADS:-ll-dsv3 ll-small}; do
+        EPCOMM_NCU_METRICS=${EPCOMM_NCU_METRICS:-dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum} \
+          ncu_bench none "ll_dispatch_kernel|ll_combine_kernel" "${EPCOMM_NCU_LL_SKIP:-2}" \
+          "${EPCOMM_NCU_LL_COUNT:-16}" "kernels-$w" --workload "$w"
+      done
       ;;
     pack)
       shift
