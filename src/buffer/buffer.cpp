@@ -10,6 +10,7 @@
 #include "core/env.hpp"
 #include "intranode/ht_plan.hpp"
 #include "low_latency/ll_checks.hpp"
+#include "low_latency/ll_domains.hpp"
 #include "transport/ll_transport.hpp"
 #include "core/log.hpp"
 #include "core/status_message.hpp"
@@ -43,16 +44,10 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
                    options.ranks_per_domain);
 }
 
-// BufferOptions::ranks_per_domain, or EPCOMM_RANKS_PER_DOMAIN when set (a malformed value throws,
-// naming the variable).
-int requested_ranks_per_domain(const BufferOptions& options) {
-  return env::is_set("EPCOMM_RANKS_PER_DOMAIN") ? static_cast<int>(env::get_int("EPCOMM_RANKS_PER_DOMAIN"))
-                                                 : options.ranks_per_domain;
-}
-
-// What the ranks found about each other (after discovery).
-void validate_domains(const DomainInfo& domains) {
-  EPCOMM_REQUIRE(domains.num_domains == 1, ErrorCategory::kUnsupported,
+// What the ranks found about each other (after discovery). Low-latency mode serves several domains
+// (low_latency/ll_domains.hpp decides how, or refuses).
+void validate_domains(const DomainInfo& domains, const BufferOptions& options) {
+  EPCOMM_REQUIRE(domains.num_domains == 1 || options.low_latency_mode, ErrorCategory::kUnsupported,
                  "num_domains: this build serves one NVLink ", "domain (ranks on one host), got ",
                  domains.num_domains, " domains; multi-domain mode needs the ",
                  "NVSHMEM transport, which is not available yet");
@@ -73,6 +68,11 @@ std::unique_ptr<Buffer::Impl> new_impl(const Bootstrap* bootstrap, const BufferO
 
 }  // namespace
 
+int requested_ranks_per_domain(const BufferOptions& options) {
+  return env::is_set("EPCOMM_RANKS_PER_DOMAIN") ? static_cast<int>(env::get_int("EPCOMM_RANKS_PER_DOMAIN"))
+                                                 : options.ranks_per_domain;
+}
+
 Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
     : impl_(new_impl(bootstrap.get(), options)) {
   Impl& m = *impl_;
@@ -80,7 +80,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.options = options;
   m.allocator = options.allocator ? options.allocator : default_allocator();
   m.domains = discover_domains(*m.bootstrap, local_host_identity(), requested_ranks_per_domain(options));
-  validate_domains(m.domains);
+  validate_domains(m.domains, options);
   log::set_rank(m.rank());
 
   EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));
@@ -186,7 +186,8 @@ void Buffer::Impl::raise_status() {
   if (code == StatusCode::kOk) return;
   if (static_cast<std::int32_t>(code) == -1) return;  // a kernel is still writing the record
   DeviceStatus copy = *status;
-  const Error error = status_error(copy, view.timeout_ns / 1000000ull, __FILE__, __LINE__);
+  Error error = status_error(copy, view.timeout_ns / 1000000ull, __FILE__, __LINE__);
+  if (ll != nullptr && domains.num_domains > 1) error = with_peer_domain(error, copy, domains.ranks_per_domain);
   // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks,
   // unless the survivors mask the peer (mask_on_timeout) and carry on without it.
   clear_status(StatusCode::kInvalidExpert);

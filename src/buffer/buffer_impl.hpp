@@ -14,6 +14,10 @@ namespace epcomm {
 
 struct LlState;  // low_latency/ll_state.hpp
 
+// G as the user asked for it: BufferOptions::ranks_per_domain, or EPCOMM_RANKS_PER_DOMAIN when set
+// (a malformed value throws, naming the variable). 0: discovery decides.
+int requested_ranks_per_domain(const BufferOptions& options);
+
 struct Buffer::Impl {
   std::shared_ptr<Bootstrap> bootstrap;
   BufferOptions options;

@@ -19,6 +19,12 @@ struct DomainView {
   int num_domain_ranks = 1;                // G
   int domain_base_rank = 0;                // global rank of domain index 0
   void* peer_base[kMaxDomainRanks] = {};   // each domain rank's region, mapped here (own included)
+  // Low-latency mode across NVLink domains (transport/hybrid_ll_peers.cuh): the view then covers
+  // every rank of the Buffer (domain_rank = rank, num_domain_ranks = R, domain_base_rank = 0), and
+  // the ranks [nvl_first, nvl_first + nvl_ranks) of this rank's NVLink domain are reached by stores,
+  // rank nvl_first + i through peer_base[i] (its workspace). 0 ranks: unused.
+  int nvl_first = 0;
+  int nvl_ranks = 0;
   DeviceStatus* status = nullptr;          // mapped host memory
   std::uint64_t* barrier_epoch = nullptr;  // this rank's count of domain barriers (device memory)
   std::uint64_t timeout_ns = 0;

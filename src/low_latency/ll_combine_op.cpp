@@ -24,7 +24,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
 
   const LlHandle::State& h = ll_handle_state(handle);
   LlCombineArgs a;
-  a.view = m.view;
+  a.view = st.view;
   a.layout = st.layout;
   a.workspace = ws;
   a.y = static_cast<const std::uint16_t*>(y.data);

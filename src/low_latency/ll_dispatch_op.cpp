@@ -40,7 +40,7 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   checks::check_not_in_flight(st, kLlKindDispatch, half);
 
   LlDispatchArgs a;
-  a.view = m.view;
+  a.view = st.view;
   a.layout = st.layout;
   a.workspace = st.workspace;
   a.x = static_cast<const std::uint16_t*>(x.data);

@@ -139,9 +139,9 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
     const int holder_rank = expert / l.num_local_experts;
     // A masked holder gets no list: its experts' slots behave as -1 (SPEC "Rank masking").
     const bool to_masked = expert < l.num_experts && peer_masked(v, holder_rank);
-    void* holder = Peers::kStagesLocally || expert >= l.num_experts
-                       ? a.workspace
-                       : Peers::target(v, a.workspace, holder_rank);
+    // Staged here (and put below) for a holder reached by puts; else straight into its workspace.
+    const bool by_put = expert < l.num_experts && ll_by_put<Peers>(v, holder_rank);
+    void* holder = by_put || expert >= l.num_experts ? a.workspace : Peers::target(v, a.workspace, holder_rank);
     std::int32_t* list = l.sel(holder, parity, me, expert < l.num_experts ? expert : 0);
     std::int64_t count = 0;
     for (int base = 0; base < n; base += kListChunk) {
@@ -171,7 +171,7 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
     std::int32_t* count_slot = l.sel_count(holder, parity, me) + expert;
     if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
     if constexpr (Peers::kStagesLocally) {
-      if (holder_rank != me) {
+      if (by_put) {
         __syncwarp();
         if (count > 0)
           Peers::put_warp(v, list, list, sizeof(std::int32_t) * static_cast<std::size_t>(count), holder_rank);
@@ -270,25 +270,29 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
       for (int b = 0; b < kPartChannels / kLlScaleBlock; ++b)
         word |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
     }
-    if constexpr (Peers::kStagesLocally) {
-      // Staged once, in this rank's own slot (where it receives the token itself, if at all),
-      // then put from there to every other destination.
-      store_piece(a, parity, a.workspace, t, part, valid, raw, q, scale_inv, word);
-      __syncwarp();
-      const int me = a.view.domain_rank;
-      while (firsts != 0) {
-        const int src_lane = __ffs(firsts) - 1;
-        firsts &= firsts - 1;
-        const int d = __shfl_sync(kLlFullMask, rank, src_lane);
-        if (d != me) put_piece<Peers>(a, parity, d, t, part);
+    // Stored straight into each destination reached by stores (this rank itself included); staged
+    // once in this rank's own slot for those reached by puts, then put from there.
+    const int me = a.view.domain_rank;
+    bool own_copy = false;
+    unsigned by_put = 0;  // lanes of `firsts` whose rank is reached by a put
+    for (unsigned left = firsts; left != 0; left &= left - 1) {
+      const int src_lane = __ffs(left) - 1;
+      const int d = __shfl_sync(kLlFullMask, rank, src_lane);
+      if (ll_by_put<Peers>(a.view, d)) {
+        by_put |= 1u << src_lane;
+        own_copy = true;
+      } else if (d == me) {
+        own_copy = true;
+      } else {
+        store_piece(a, parity, Peers::target(a.view, a.workspace, d), t, part, valid, raw, q, scale_inv, word);
       }
-    } else {
-      while (firsts != 0) {
-        const int src_lane = __ffs(firsts) - 1;
-        firsts &= firsts - 1;
-        const int d = __shfl_sync(kLlFullMask, rank, src_lane);
-        store_piece(a, parity, Peers::target(a.view, a.workspace, d), t, part, valid, raw, q, scale_inv,
-                    word);
+    }
+    if (own_copy) store_piece(a, parity, a.workspace, t, part, valid, raw, q, scale_inv, word);
+    if constexpr (Peers::kStagesLocally) {
+      if (by_put != 0) __syncwarp();  // warp-uniform: the staged piece is complete before its puts
+      for (; by_put != 0; by_put &= by_put - 1) {
+        const int d = __shfl_sync(kLlFullMask, rank, __ffs(by_put) - 1);
+        put_piece<Peers>(a, parity, d, t, part);
       }
     }
   }

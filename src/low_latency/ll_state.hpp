@@ -9,6 +9,8 @@
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_layout.hpp"
 #include "core/cuda_raii.hpp"
+#include "core/domain_view.hpp"
+#include "transport/ll_transport.hpp"
 
 namespace epcomm {
 
@@ -16,8 +18,13 @@ struct LlState {
   LowLatencyOptions options;
   LlLayout layout;     // where everything sits in the workspace
   int num_blocks = 0;  // grid of every low-latency launch: one block per SM (ll_args.hpp)
+  LlPath path = LlPath::kIpc;  // how peers are reached (transport/ll_transport.hpp)
+  // What the kernels get: the Buffer's domain view with one domain; with several, the view of
+  // every rank (low_latency/ll_domains.hpp), whose peer_base holds the domain peers' workspaces
+  // (LlPath::kHybrid).
+  DomainView view;
   // This rank's workspace (layout.total_bytes): the data area of the NVLink region (CUDA IPC), or
-  // symmetric memory owned by `nvshmem` (LlTransport::kNvshmem).
+  // symmetric memory owned by `nvshmem` (LlPath::kNvshmem, kHybrid).
   char* workspace = nullptr;
   std::shared_ptr<void> nvshmem;  // NVSHMEM and the symmetric workspace; null with CUDA IPC
   // The kernels of the transport (transport/ll_transport.hpp).

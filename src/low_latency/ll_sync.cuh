@@ -56,23 +56,35 @@ __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, 
   return __syncthreads_and(ok);
 }
 
+// Rank d is reached by puts (its bytes are staged in this rank's own workspace first): always
+// false for a policy that does not stage (transport/ipc_ll_peers.cuh).
+template <typename Peers>
+__device__ __forceinline__ bool ll_by_put(const DomainView& v, int d) {
+  if constexpr (Peers::kStagesLocally)
+    return d < Peers::first_direct(v) || d >= Peers::end_direct(v);
+  else
+    return false;
+}
+
 // Step 2's signature, by block 0 before its done signal: this call's signature at
-// signature[parity][this rank] in every peer's control block (staged in this rank's own control
-// block and put from there when the policy stages locally: one thread, which also completes the
-// puts before the block signals).
+// signature[parity][this rank] in every peer's control block: stored there for the ranks reached
+// by stores; for the others staged in this rank's own control block and put from there (one
+// thread, which also completes the puts before the block signals).
 template <typename Peers>
 __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const LlLayout& l, char* own, int kind,
                                                      int parity, const CallSignature& sig) {
   if (blockIdx.x != 0) return;
+  const int me = v.domain_rank;
+  for (int p = Peers::first_direct(v) + static_cast<int>(threadIdx.x); p < Peers::end_direct(v); p += blockDim.x)
+    if (!peer_masked(v, p) && !(Peers::kStagesLocally && p == me))
+      store_signature(&l.control_of(Peers::target(v, own, p), kind)->signature[parity][me], sig);
   if constexpr (Peers::kStagesLocally) {
     if (threadIdx.x != 0) return;
-    CallSignature* staged = &l.control_of(own, kind)->signature[parity][v.domain_rank];
+    // NOTE: the thread that puts the staged copy writes it, so the puts read what it stored.
+    CallSignature* staged = &l.control_of(own, kind)->signature[parity][me];
     store_signature(staged, sig);
     for (int p = 0; p < v.num_domain_ranks; ++p)
-      if (p != v.domain_rank && !peer_masked(v, p)) Peers::put(v, staged, staged, sizeof(CallSignature), p);
-  } else {
-    for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-      if (!peer_masked(v, p)) store_signature(&l.control_of(Peers::target(v, own, p), kind)->signature[parity][v.domain_rank], sig);
+      if (ll_by_put<Peers>(v, p) && !peer_masked(v, p)) Peers::put(v, staged, staged, sizeof(CallSignature), p);
   }
 }
 

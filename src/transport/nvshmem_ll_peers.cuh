@@ -23,6 +23,10 @@ struct NvshmemPeers {
   // PE of domain rank d. NVSHMEM numbers PEs by global rank (NvshmemTransport checks it).
   __device__ __forceinline__ static int pe(const DomainView& v, int d) { return v.domain_base_rank + d; }
 
+  // Only this rank itself is reached by stores.
+  __device__ __forceinline__ static int first_direct(const DomainView& v) { return v.domain_rank; }
+  __device__ __forceinline__ static int end_direct(const DomainView& v) { return v.domain_rank + 1; }
+
   __device__ __forceinline__ static char* target(const DomainView& /*v*/, char* own, int /*d*/) {
     return own;
   }

@@ -24,7 +24,7 @@ bool g_in_use = false;
 bool fake_in_use() {
   return g_in_use;
 }
-const LlNvshmemHooks kFakeHooks{nullptr, &fake_in_use, nullptr, nullptr};
+const LlNvshmemHooks kFakeHooks{nullptr, &fake_in_use, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 // Registers the fake hooks for one test, and takes them away after it.
 class FakeNvshmem {
