@@ -2,7 +2,7 @@
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
 #   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
-#                           [kernels-cold] [kernels-ll] [pack]
+#                           [kernels-cold] [kernels-ll] [ll-md] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
@@ -18,6 +18,9 @@
 #   kernels-ll: ncu (real clocks) over 1-rank low-latency launches of EPCOMM_NCU_LL_WORKLOADS
 #   (default "ll-dsv3 ll-small"): each kernel's duration, busiest-SM time, DRAM and L2 bytes (to
 #   check the byte count of bench/NOTES.md section 11). EPCOMM_NCU_LL_SKIP / _COUNT choose launches.
+#   ll-md: low-latency mode across NVLink domains on ranks sharing the GPUs (needs
+#   EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON): gpu.test_ll_md_2x2 and gpu.test_ll_nvshmem_2x2 (4 ranks
+#   as 2 domains of 2), gpu.test_rank_mask_ll_md_3x1 (masking, 3 domains of 1); log in $OUT/ll_md.log.
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -40,7 +43,7 @@ if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${
 fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
-is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | ll-md | pack) return 0 ;; *) return 1 ;; esac; }
 # ncu at real clocks over the launches of kernels matching $2 in a 1-rank epcomm-bench run (its
 # flags after $5), cache control $1, launches skipped/counted $3/$4; output in $OUT/<$5>.txt.
 ncu_bench() {
@@ -100,6 +103,15 @@ while [ $# -gt 0 ]; do
       timeout 120 "$build/tools/copy_call_probe" > "$OUT/copy_call_probe.txt" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== copy call probe (rc $rc)"; cat "$OUT/copy_call_probe.txt"
+      ;;
+    ll-md)
+      shift
+      start=$(date +%s)
+      EPCOMM_REQUIRE_GPU=1 ctest --test-dir "$build" -R 'gpu\.test_(ll_md_2x2|ll_nvshmem_2x2|rank_mask_ll_md_3x1)$' \
+        --no-tests=error --output-on-failure > "$OUT/ll_md.log" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== ll-md (rc $rc, $(( $(date +%s) - start )) s)"
+      grep -E "tests passed|Passed|Failed|Not Run|No tests|FAILED|Failure" "$OUT/ll_md.log" | grep -v "^\[rank [1-9]" | tail -20
       ;;
     bench)
       shift
