@@ -33,7 +33,10 @@ namespace epcomm {
 
 // How low-latency mode reaches peers (BufferOptions::ll_transport).
 enum class LlTransport : int {
-  kAuto = 0,     // NVLink-domain peers through CUDA IPC stores (the only peers today)
+  // One NVLink domain: peers through CUDA IPC stores. Several (low-latency mode, a program linked
+  // with epcomm_nvshmem): peers of the domain by stores, the other domains by NVSHMEM puts and
+  // signals, in one launch (docs/multi_domain.md, "Low-latency across domains").
+  kAuto = 0,
   kNvshmem = 1,  // every peer through NVSHMEM puts and signals, as if each GPU were its own domain
 };
 
@@ -44,7 +47,8 @@ struct BufferOptions {
   // host identities. 1..72: each host's ranks split into domains of G consecutive ranks, so one
   // machine may hold several domains; G must divide every host's ranks and be equal on every rank
   // (else epcomm::Error naming ranks_per_domain). EPCOMM_RANKS_PER_DOMAIN overrides it when set.
-  // Until the multi-domain kernels exist a Buffer still refuses more than one domain (kUnsupported).
+  // A low-latency Buffer serves several domains (LlTransport::kAuto); a high-throughput Buffer still
+  // refuses more than one (kUnsupported).
   int ranks_per_domain = 0;
   bool low_latency_mode = false;
   std::int64_t timeout_ms = -1;            // bound of every wait on a peer; -1: EPCOMM_TIMEOUT_MS

@@ -48,9 +48,9 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
 // (low_latency/ll_domains.hpp decides how, or refuses).
 void validate_domains(const DomainInfo& domains, const BufferOptions& options) {
   EPCOMM_REQUIRE(domains.num_domains == 1 || options.low_latency_mode, ErrorCategory::kUnsupported,
-                 "num_domains: this build serves one NVLink ", "domain (ranks on one host), got ",
-                 domains.num_domains, " domains; multi-domain mode needs the ",
-                 "NVSHMEM transport, which is not available yet");
+                 "num_domains: high-throughput mode serves one NVLink ", "domain (ranks on one host), got ",
+                 domains.num_domains, " domains; its multi-domain kernels are not available yet (low-latency ",
+                 "mode serves several)");
   EPCOMM_REQUIRE(domains.ranks_per_domain <= kMaxDomainRanks, ErrorCategory::kUnsupported,
                  "ranks per NVLink domain: at most ", kMaxDomainRanks, " supported, got ",
                  domains.ranks_per_domain);

@@ -69,7 +69,10 @@
 // into combine_stage and put from there. Each thread completes its puts
 // (nvshmem_quiet) before its block signals, so every put of the block has completed before its
 // done; signals are NVSHMEM signal SETs (weights: seq) or ADDs (done, freed); values still only
-// grow. Waits stay polls of this rank's own memory.
+// grow. Waits stay polls of this rank's own memory. Across NVLink domains (the hybrid policy,
+// transport/hybrid_ll_peers.cuh) the view covers every rank; the ranks of this rank's domain are
+// reached as with CUDA IPC (stores into their symmetric workspaces, release signals), the others
+// as with NVSHMEM, each peer decided at run time from its rank.
 #pragma once
 
 #include <cstdint>

@@ -44,7 +44,8 @@ __device__ __forceinline__ int4 float4_bits(const float* f) {
 // ---- send phase -----------------------------------------------------------------------------
 
 // Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me] (stored into
-// the holders reached by stores; for the others its own copy, then one put each), then weights[p][me] = seq is signalled to each.
+// the holders reached by stores; for the others its own copy, then one put each), then
+// weights[p][me] = seq is signalled to each.
 template <typename Peers>
 __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq) {
   const LlLayout& l = a.layout;
