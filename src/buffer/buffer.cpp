@@ -49,7 +49,8 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
 void validate_domains(const DomainInfo& domains, const BufferOptions& options) {
   EPCOMM_REQUIRE(domains.num_domains == 1 || options.low_latency_mode, ErrorCategory::kUnsupported,
                  "num_domains: high-throughput mode serves one NVLink ", "domain (ranks on one host), got ",
-                 domains.num_domains, " domains; its multi-domain kernels are not available yet (low-latency ",
+                 domains.num_domains,
+                 " domains; its multi-domain kernels are not available yet (low-latency ",
                  "mode serves several)");
   EPCOMM_REQUIRE(domains.ranks_per_domain <= kMaxDomainRanks, ErrorCategory::kUnsupported,
                  "ranks per NVLink domain: at most ", kMaxDomainRanks, " supported, got ",
@@ -70,7 +71,7 @@ std::unique_ptr<Buffer::Impl> new_impl(const Bootstrap* bootstrap, const BufferO
 
 int requested_ranks_per_domain(const BufferOptions& options) {
   return env::is_set("EPCOMM_RANKS_PER_DOMAIN") ? static_cast<int>(env::get_int("EPCOMM_RANKS_PER_DOMAIN"))
-                                                 : options.ranks_per_domain;
+                                                : options.ranks_per_domain;
 }
 
 Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
@@ -187,7 +188,8 @@ void Buffer::Impl::raise_status() {
   if (static_cast<std::int32_t>(code) == -1) return;  // a kernel is still writing the record
   DeviceStatus copy = *status;
   Error error = status_error(copy, view.timeout_ns / 1000000ull, __FILE__, __LINE__);
-  if (ll != nullptr && domains.num_domains > 1) error = with_peer_domain(error, copy, domains.ranks_per_domain);
+  if (ll != nullptr && domains.num_domains > 1)
+    error = with_peer_domain(error, copy, domains.ranks_per_domain);
   // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks,
   // unless the survivors mask the peer (mask_on_timeout) and carry on without it.
   clear_status(StatusCode::kInvalidExpert);

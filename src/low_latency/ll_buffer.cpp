@@ -99,7 +99,8 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   auto state = std::make_shared<LlState>();
   state->options = ll;
   state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);
-  const LlPath path = select_ll_path(options, num_ranks(), impl_->domains.ranks_per_domain, ll_nvshmem_hooks());
+  const LlPath path =
+      select_ll_path(options, num_ranks(), impl_->domains.ranks_per_domain, ll_nvshmem_hooks());
   open_ll_workspace(*impl_, *state, path);
   LlReadyRecord mine{.blocks = 0, .unreachable = -1};
   if (path == LlPath::kHybrid)
@@ -133,7 +134,8 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
                   ", num_experts ", ll.num_experts, ", max_topk ", ll.max_topk, ", ",
                   impl_->ll->layout.total_bytes, " bytes of ",
                   path == LlPath::kIpc ? "the NVLink region" : "NVSHMEM symmetric memory", ", transport ",
-                  to_string(path), ", ", impl_->domains.num_domains, " NVLink domains, ", impl_->ll->num_blocks, " blocks per launch");
+                  to_string(path), ", ", impl_->domains.num_domains, " NVLink domains, ",
+                  impl_->ll->num_blocks, " blocks per launch");
 }
 
 Tensor Buffer::get_next_low_latency_combine_buffer(const LlHandle& handle) const {

@@ -141,7 +141,8 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
     const bool to_masked = expert < l.num_experts && peer_masked(v, holder_rank);
     // Staged here (and put below) for a holder reached by puts; else straight into its workspace.
     const bool by_put = expert < l.num_experts && ll_by_put<Peers>(v, holder_rank);
-    void* holder = by_put || expert >= l.num_experts ? a.workspace : Peers::target(v, a.workspace, holder_rank);
+    void* holder =
+        by_put || expert >= l.num_experts ? a.workspace : Peers::target(v, a.workspace, holder_rank);
     std::int32_t* list = l.sel(holder, parity, me, expert < l.num_experts ? expert : 0);
     std::int64_t count = 0;
     for (int base = 0; base < n; base += kListChunk) {
@@ -284,7 +285,8 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
       } else if (d == me) {
         own_copy = true;
       } else {
-        store_piece(a, parity, Peers::target(a.view, a.workspace, d), t, part, valid, raw, q, scale_inv, word);
+        store_piece(a, parity, Peers::target(a.view, a.workspace, d), t, part, valid, raw, q, scale_inv,
+                    word);
       }
     }
     if (own_copy) store_piece(a, parity, a.workspace, t, part, valid, raw, q, scale_inv, word);

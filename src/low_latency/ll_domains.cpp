@@ -20,9 +20,9 @@ LlPath select_ll_path(const BufferOptions& options, int num_ranks, int ranks_per
                  "; low-latency mode across NVLink domains needs the NVSHMEM transport, which this program "
                  "does not contain (build with -DEPCOMM_WITH_NVSHMEM=ON and link epcomm_nvshmem)");
   EPCOMM_REQUIRE(!hooks->in_use(), ErrorCategory::kUnsupported, "ranks_per_domain: low-latency mode across ",
-                 num_domains, " NVLink domains uses NVSHMEM, but NVSHMEM is already in use in this process "
-                 "(by another Buffer or an NvshmemTransport); NVSHMEM keeps one state per process, so destroy "
-                 "that one first");
+                 num_domains, " NVLink domains uses NVSHMEM, but NVSHMEM is already in use in this process (by ",
+                 "another Buffer or an NvshmemTransport); NVSHMEM keeps one state per process, so destroy that ",
+                 "one first");
   return LlPath::kHybrid;
 }
 
@@ -46,14 +46,15 @@ DomainView ll_world_view(const DomainView& domain_view, int rank, int num_ranks,
 }
 
 Error with_peer_domain(const Error& error, const DeviceStatus& status, int ranks_per_domain) {
-  if (static_cast<StatusCode>(status.code) != StatusCode::kTimeout || status.peer < 0 || ranks_per_domain <= 0)
+  if (static_cast<StatusCode>(status.code) != StatusCode::kTimeout || status.peer < 0 ||
+      ranks_per_domain <= 0)
     return error;
   const int domain = status.peer / ranks_per_domain;
   const int first = domain * ranks_per_domain;
   return Error(error.category(),
-               detail::concat(error.message(), "; rank ", status.peer, " is in NVLink domain ", domain, " (ranks ",
-                              first, "-", first + ranks_per_domain - 1, "), rank ", status.rank, " in domain ",
-                              status.rank / ranks_per_domain),
+               detail::concat(error.message(), "; rank ", status.peer, " is in NVLink domain ", domain,
+                              " (ranks ", first, "-", first + ranks_per_domain - 1, "), rank ", status.rank,
+                              " in domain ", status.rank / ranks_per_domain),
                error.file(), error.line());
 }
 

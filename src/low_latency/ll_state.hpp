@@ -5,11 +5,11 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/cuda_raii.hpp"
+#include "core/domain_view.hpp"
 #include "epcomm/buffer.hpp"
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_layout.hpp"
-#include "core/cuda_raii.hpp"
-#include "core/domain_view.hpp"
 #include "transport/ll_transport.hpp"
 
 namespace epcomm {

@@ -75,7 +75,8 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
                                                      int parity, const CallSignature& sig) {
   if (blockIdx.x != 0) return;
   const int me = v.domain_rank;
-  for (int p = Peers::first_direct(v) + static_cast<int>(threadIdx.x); p < Peers::end_direct(v); p += blockDim.x)
+  for (int p = Peers::first_direct(v) + static_cast<int>(threadIdx.x); p < Peers::end_direct(v);
+       p += blockDim.x)
     if (!peer_masked(v, p) && !(Peers::kStagesLocally && p == me))
       store_signature(&l.control_of(Peers::target(v, own, p), kind)->signature[parity][me], sig);
   if constexpr (Peers::kStagesLocally) {
@@ -84,7 +85,8 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
     CallSignature* staged = &l.control_of(own, kind)->signature[parity][me];
     store_signature(staged, sig);
     for (int p = 0; p < v.num_domain_ranks; ++p)
-      if (ll_by_put<Peers>(v, p) && !peer_masked(v, p)) Peers::put(v, staged, staged, sizeof(CallSignature), p);
+      if (ll_by_put<Peers>(v, p) && !peer_masked(v, p))
+        Peers::put(v, staged, staged, sizeof(CallSignature), p);
   }
 }
 

@@ -1,6 +1,7 @@
 // Low-latency mode over NVSHMEM (epcomm_nvshmem only): the launchers of the NvshmemPeers and
-// HybridPeers kernels and the symmetric workspace a Buffer made with LlTransport::kNvshmem owns. The main library
-// reaches them through transport/ll_transport.hpp, where nvshmem_ll_backend.cpp registers them.
+// HybridPeers kernels and the symmetric workspace of a Buffer on those paths (LlPath). The main
+// library reaches them through transport/ll_transport.hpp, where nvshmem_ll_backend.cpp registers
+// them.
 #pragma once
 
 #include <cstddef>

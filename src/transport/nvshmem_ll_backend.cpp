@@ -1,5 +1,5 @@
-// Low-latency mode over NVSHMEM, host side: the symmetric workspace of a Buffer made with
-// LlTransport::kNvshmem, and the registration of this transport's hooks with the main library
+// Low-latency mode over NVSHMEM, host side: the symmetric workspace of a Buffer on the NVSHMEM or
+// hybrid path (LlPath), the peers' load/store addresses in it, and the registration of this transport's hooks with the main library
 // (transport/ll_transport.hpp) when epcomm_nvshmem is linked into a program.
 #include <cuda_runtime_api.h>
 #include <nvshmem_host.h>
@@ -54,8 +54,9 @@ bool nvshmem_in_use() {
   return NvshmemTransport::in_use();
 }
 
-const LlNvshmemHooks kHooks{&open_nvshmem_ll_workspace, &nvshmem_in_use,     &launch_ll_dispatch_nvshmem,
-                            &launch_ll_combine_nvshmem, &launch_ll_dispatch_hybrid, &launch_ll_combine_hybrid,
+const LlNvshmemHooks kHooks{&open_nvshmem_ll_workspace,  &nvshmem_in_use,
+                            &launch_ll_dispatch_nvshmem, &launch_ll_combine_nvshmem,
+                            &launch_ll_dispatch_hybrid,  &launch_ll_combine_hybrid,
                             &nvshmem_ll_peer_pointer};
 
 [[maybe_unused]] const bool kRegistered = [] {

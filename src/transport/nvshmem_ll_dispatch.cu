@@ -9,8 +9,8 @@
 // collectives or waits (what nvshmemx_collective_launch exists for). Its own waits need every
 // block resident at once, which the grid size guarantees as on the IPC path (ll_args.hpp).
 #include "low_latency/ll_dispatch.cuh"
-#include "transport/nvshmem_ll.hpp"
 #include "transport/hybrid_ll_peers.cuh"
+#include "transport/nvshmem_ll.hpp"
 #include "transport/nvshmem_ll_peers.cuh"
 
 namespace epcomm {

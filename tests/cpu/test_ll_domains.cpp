@@ -13,6 +13,7 @@
 #include "epcomm/error.hpp"
 #include "epcomm/low_latency_limits.hpp"
 #include "expect_error.hpp"
+#include "ll_fakes.hpp"
 #include "low_latency/ll_domains.hpp"
 #include "transport/ll_transport.hpp"
 
@@ -20,12 +21,9 @@ namespace epcomm {
 namespace {
 
 using test::expect_error;
-
-bool g_in_use = false;
-bool fake_in_use() {
-  return g_in_use;
-}
-const LlNvshmemHooks kFakeHooks{nullptr, &fake_in_use, nullptr, nullptr, nullptr, nullptr, nullptr};
+using test::fake_ll_hooks;
+using test::fake_nvshmem_in_use;
+using test::no_exchange_bootstrap;
 
 const BufferOptions kAuto{.low_latency_mode = true};
 const BufferOptions kNvshmem{.low_latency_mode = true, .ll_transport = LlTransport::kNvshmem};
@@ -39,15 +37,15 @@ TEST(LlDomains, DomainsKnownBeforeAnyExchange) {
 }
 
 TEST(LlDomains, PathOfEachTransportAndDomainCount) {
-  g_in_use = false;
+  fake_nvshmem_in_use() = false;
   EXPECT_EQ(select_ll_path(kAuto, 8, 8, nullptr), LlPath::kIpc);
-  EXPECT_EQ(select_ll_path(kAuto, 8, 8, &kFakeHooks), LlPath::kIpc);
-  EXPECT_EQ(select_ll_path(kAuto, 4, 2, &kFakeHooks), LlPath::kHybrid);
-  EXPECT_EQ(select_ll_path(kAuto, 128, 64, &kFakeHooks), LlPath::kHybrid);
-  EXPECT_EQ(select_ll_path(kAuto, 3, 1, &kFakeHooks), LlPath::kHybrid);
+  EXPECT_EQ(select_ll_path(kAuto, 8, 8, fake_ll_hooks()), LlPath::kIpc);
+  EXPECT_EQ(select_ll_path(kAuto, 4, 2, fake_ll_hooks()), LlPath::kHybrid);
+  EXPECT_EQ(select_ll_path(kAuto, 128, 64, fake_ll_hooks()), LlPath::kHybrid);
+  EXPECT_EQ(select_ll_path(kAuto, 3, 1, fake_ll_hooks()), LlPath::kHybrid);
   // kNvshmem keeps "every peer by NVSHMEM", with one domain or several (its own checks come first).
-  EXPECT_EQ(select_ll_path(kNvshmem, 4, 4, &kFakeHooks), LlPath::kNvshmem);
-  EXPECT_EQ(select_ll_path(kNvshmem, 4, 2, &kFakeHooks), LlPath::kNvshmem);
+  EXPECT_EQ(select_ll_path(kNvshmem, 4, 4, fake_ll_hooks()), LlPath::kNvshmem);
+  EXPECT_EQ(select_ll_path(kNvshmem, 4, 2, fake_ll_hooks()), LlPath::kNvshmem);
   EXPECT_NE(std::string(to_string(LlPath::kHybrid)).find("NVSHMEM"), std::string::npos);
 }
 
@@ -57,18 +55,10 @@ TEST(LlDomains, SeveralDomainsWithoutTheNvshmemLibraryAreUnsupported) {
                "domains needs the NVSHMEM transport, which this program does not contain (build with "
                "-DEPCOMM_WITH_NVSHMEM=ON and link epcomm_nvshmem)",
                ErrorCategory::kUnsupported);
-  g_in_use = true;
-  expect_error([] { select_ll_path(kAuto, 4, 2, &kFakeHooks); }, "NVSHMEM is already in use in this process",
+  fake_nvshmem_in_use() = true;
+  expect_error([] { select_ll_path(kAuto, 4, 2, fake_ll_hooks()); }, "NVSHMEM is already in use in this process",
                ErrorCategory::kUnsupported);
-  g_in_use = false;
-}
-
-// A bootstrap that fails the test on any exchange: the refusal must come before the first one.
-std::shared_ptr<Bootstrap> no_exchange_bootstrap(int size, int* exchanges) {
-  return make_callback_bootstrap(0, size, [exchanges](const void*, void*, std::size_t) {
-    ++*exchanges;
-    throw Error(ErrorCategory::kBootstrap, "unexpected exchange", __FILE__, __LINE__);
-  });
+  fake_nvshmem_in_use() = false;
 }
 
 TEST(LlDomains, BufferRefusesRequestedDomainsBeforeAnyCollectiveStep) {
@@ -136,11 +126,13 @@ TEST(LlDomains, TimeoutNamesThePeersDomain) {
   const Error base(ErrorCategory::kTimeout, "rank 0: low-latency dispatch timed out", "f.cpp", 7);
   const Error named = with_peer_domain(base, timeout_status(0, 3), 2);
   EXPECT_EQ(named.category(), ErrorCategory::kTimeout);
-  EXPECT_EQ(named.message(),
-            "rank 0: low-latency dispatch timed out; rank 3 is in NVLink domain 1 (ranks 2-3), rank 0 in domain 0");
+  EXPECT_EQ(
+      named.message(),
+      "rank 0: low-latency dispatch timed out; rank 3 is in NVLink domain 1 (ranks 2-3), rank 0 in domain 0");
   EXPECT_EQ(named.line(), 7);
   EXPECT_EQ(with_peer_domain(base, timeout_status(3, 77), 8).message(),
-            "rank 0: low-latency dispatch timed out; rank 77 is in NVLink domain 9 (ranks 72-79), rank 3 in domain 0");
+            "rank 0: low-latency dispatch timed out; rank 77 is in NVLink domain 9 (ranks 72-79), rank 3 in "
+            "domain 0");
   // Nothing to add: no peer, or not a timeout.
   EXPECT_EQ(with_peer_domain(base, timeout_status(0, -1), 2).message(), base.message());
   DeviceStatus mismatch = timeout_status(0, 3);

@@ -46,8 +46,8 @@ inline BufferOptions ll_buffer_options(const LowLatencyOptions& o, int num_ranks
                                        std::int64_t timeout_ms = -1) {
   const bool symmetric = kTestLlTransport == LlTransport::kNvshmem || ll_test_domains(num_ranks) > 1;
   return {.num_nvl_bytes = symmetric ? 0
-                                   : ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden, num_ranks,
-                                                          o.num_experts, o.max_topk),
+                                     : ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden, num_ranks,
+                                                            o.num_experts, o.max_topk),
           .low_latency_mode = true,
           .timeout_ms = timeout_ms,
           .ll_transport = kTestLlTransport};

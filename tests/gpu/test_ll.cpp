@@ -394,7 +394,8 @@ TEST_F(Ll, PeerInAnotherDomainThatNeverCallsTimesOut) {
   {
     Buffer buffer(env.bootstrap, ll_buffer_options(o, env.world, /*timeout_ms=*/2000), o);
     if (env.rank < G) {
-      const DeviceInputs di = upload_inputs(make_inputs(c, env.world, 0)[static_cast<std::size_t>(env.rank)], c);
+      const DeviceInputs di =
+          upload_inputs(make_inputs(c, env.world, 0)[static_cast<std::size_t>(env.rank)], c);
       buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});
       EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
       try {
