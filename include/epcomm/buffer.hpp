@@ -183,6 +183,10 @@ class EPCOMM_API Buffer {
   struct Impl;  // internal (incomplete here)
 
  private:
+  // What both constructors share; `low_latency`: made by the low-latency one, the only Buffer that
+  // may span several NVLink domains so far.
+  Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options);
+
   friend struct BufferAccess;
   std::unique_ptr<Impl> impl_;
 };

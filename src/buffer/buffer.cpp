@@ -44,10 +44,10 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
                    options.ranks_per_domain);
 }
 
-// What the ranks found about each other (after discovery). Low-latency mode serves several domains
-// (low_latency/ll_domains.hpp decides how, or refuses).
-void validate_domains(const DomainInfo& domains, const BufferOptions& options) {
-  EPCOMM_REQUIRE(domains.num_domains == 1 || options.low_latency_mode, ErrorCategory::kUnsupported,
+// What the ranks found about each other (after discovery). A low-latency Buffer serves several
+// domains (low_latency/ll_domains.hpp decides how, or refuses).
+void validate_domains(const DomainInfo& domains, bool low_latency) {
+  EPCOMM_REQUIRE(domains.num_domains == 1 || low_latency, ErrorCategory::kUnsupported,
                  "num_domains: high-throughput mode serves one NVLink ", "domain (ranks on one host), got ",
                  domains.num_domains,
                  " domains; its multi-domain kernels are not available yet (low-latency ",
@@ -75,13 +75,16 @@ int requested_ranks_per_domain(const BufferOptions& options) {
 }
 
 Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
+    : Buffer(/*low_latency=*/false, std::move(bootstrap), options) {}
+
+Buffer::Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
     : impl_(new_impl(bootstrap.get(), options)) {
   Impl& m = *impl_;
   m.bootstrap = std::move(bootstrap);
   m.options = options;
   m.allocator = options.allocator ? options.allocator : default_allocator();
   m.domains = discover_domains(*m.bootstrap, local_host_identity(), requested_ranks_per_domain(options));
-  validate_domains(m.domains, options);
+  validate_domains(m.domains, low_latency);
   log::set_rank(m.rank());
 
   EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));

@@ -383,6 +383,20 @@ TEST_F(Ll, AcrossDomainsRunsTheHybridPath) {
   run_pair(buffer, c);
 }
 
+// Only a low-latency Buffer spans domains: a high-throughput one is refused on every rank alike
+// (after discovery), even with low_latency_mode set.
+TEST_F(Ll, HighThroughputBufferRefusesSeveralDomains) {
+  const GpuEnv& env = gpu_env();
+  try {
+    Buffer ht(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 20, .low_latency_mode = true});
+    ADD_FAILURE() << "a high-throughput Buffer was made across " << ll_test_domains(env.world) << " domains";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kUnsupported) << e.what();
+    EXPECT_NE(e.message().find("num_domains: high-throughput mode serves one NVLink domain"), std::string::npos)
+        << e.what();
+  }
+}
+
 // Only the ranks of domain 0 call: each of them gets a timeout naming a rank of another domain,
 // and that domain, within the timeout (the peers of its own domain answered).
 TEST_F(Ll, PeerInAnotherDomainThatNeverCallsTimesOut) {
