@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
-#   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels] [pack]
+#   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
+#                           [kernels-cold] [kernels-ll] [python] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
@@ -12,6 +13,20 @@
 #   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
 #   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
 #   EPCOMM_NCU_SKIP, EPCOMM_NCU_COUNT choose the kernels and launches).
+#   kernels-cold: as kernels, with ncu's cache control on (every cache flushed before each profiled
+#   launch), to tell what cold caches cost the short kernels (layout, notify).
+#   kernels-ll: ncu (real clocks) over 1-rank low-latency launches of EPCOMM_NCU_LL_WORKLOADS
+#   (default "ll-dsv3 ll-small"): each kernel's duration, busiest-SM time, DRAM and L2 bytes (to
+#   check the byte count of bench/NOTES.md section 11). EPCOMM_NCU_LL_SKIP / _COUNT choose launches.
+#   python: the Python package on this machine's PyTorch (docs/python.md): installed with pip from the
+#   tree (no build isolation: nothing can be fetched here, the image has nanobind and scikit-build-core)
+#   or from a carried wheel (EPCOMM_PY_WHEEL=path), into build-py/gpu-site; then its CPU tier, its GPU
+#   tier (python/tests/gpu: 2 and 4 ranks sharing the GPUs, gloo; a skip fails the step, except of a
+#   test that needs two GPUs;
+#   EPCOMM_PY_TESTS=<pytest -k expression> picks tests), epcomm-bench's ll-dsv3 and ll-small rows on
+#   one rank, and python/tests/gpu/overhead.py (the same calls from Python) beside them in
+#   $OUT/python_overhead.json. EPCOMM_PY_PARTS picks among "cpu gpu overhead" (default: all three),
+#   e.g. to split them over two calls. Writes more files than the device tool brings back: end with pack.
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -34,7 +49,23 @@ if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${
 fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
-is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | pack) return 0 ;; *) return 1 ;; esac; }
+py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | python | pack) return 0 ;; *) return 1 ;; esac; }
+# ncu at real clocks over the launches of kernels matching $2 in a 1-rank epcomm-bench run (its
+# flags after $5), cache control $1, launches skipped/counted $3/$4; output in $OUT/<$5>.txt.
+ncu_bench() {
+  local cache=$1 kernels=$2 skip=$3 count=$4 name=$5; shift 5
+  local ncu; ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+  timeout 300 "$ncu" --target-processes all --clock-control none --cache-control "$cache" -k regex:"$kernels" \
+    --launch-skip "$skip" --launch-count "$count" \
+    --metrics gpu__time_duration.sum,gpc__cycles_elapsed.max,sm__cycles_active.max,launch__shared_mem_config_size,launch__grid_size,launch__block_size${EPCOMM_NCU_METRICS:+,$EPCOMM_NCU_METRICS} \
+    "$build/tools/epcomm-run" -n 1 --timeout 280 "$build/tools/bench/epcomm-bench" "$@" \
+    --warmup 5 --iters 5 --no-check > "$OUT/$name.txt" 2>&1
+  rc=$?; [ $rc -ne 0 ] && status=$rc
+  echo "== $name (rc $rc)"
+  grep -E "^  [^ ].*\(.*\)x\(|gpu__time_duration|cycles_elapsed|cycles_active|shared_mem_config|bytes" "$OUT/$name.txt" |
+    sed 's/, Context.*//' | cut -c1-110 | tail -72
+}
 status=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -117,6 +148,64 @@ while [ $# -gt 0 ]; do
       echo "== kernels (rc $rc)"
       grep -E "^  [^ ].*\(.*\)x\(|gpu__time_duration|cycles_elapsed|cycles_active|shared_mem_config" "$OUT/kernels.txt" |
         sed 's/, Context.*//' | cut -c1-110 | tail -72
+      ;;
+    kernels-cold)
+      shift
+      ncu_bench all "${EPCOMM_NCU_KERNELS:-dispatch_layout_kernel|ht_notify_kernel|ht_prepare_kernel}" \
+        "${EPCOMM_NCU_SKIP:-12}" "${EPCOMM_NCU_COUNT:-12}" kernels-cold --workload ht-dsv3 --sms 24
+      ;;
+    kernels-ll)
+      shift
+      for w in ${EPCOMM_NCU_LL_WORKLOADS:-ll-dsv3 ll-small}; do
+        EPCOMM_NCU_METRICS=${EPCOMM_NCU_METRICS:-dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum} \
+          ncu_bench none "ll_dispatch_kernel|ll_combine_kernel" "${EPCOMM_NCU_LL_SKIP:-2}" \
+          "${EPCOMM_NCU_LL_COUNT:-16}" "kernels-$w" --workload "$w"
+      done
+      ;;
+    python)
+      shift
+      site="$root/build-py/gpu-site"
+      rm -rf "$site"
+      if [ -n "${EPCOMM_PY_WHEEL:-}" ]; then
+        python3 -m pip install --no-deps --target "$site" "$EPCOMM_PY_WHEEL" > "$OUT/python_install.log" 2>&1
+      else
+        CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) python3 -m pip install --no-build-isolation --no-deps --target "$site" \
+          -C build-dir="$root/build-py/gpu-skbuild" "$root" > "$OUT/python_install.log" 2>&1
+      fi
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== python: install (rc $rc)"; tail -3 "$OUT/python_install.log"
+      [ $rc -ne 0 ] && continue
+      export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+      if py_part cpu; then
+        python3 -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/gpu > "$OUT/python_cpu_tests.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== python: CPU tier (rc $rc)"; tail -3 "$OUT/python_cpu_tests.log"
+      fi
+      if py_part gpu; then
+        start=$(date +%s)
+        EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} python3 -m pytest -v -rs -p no:cacheprovider python/tests/gpu \
+          ${EPCOMM_PY_TESTS:+-k "$EPCOMM_PY_TESTS"} > "$OUT/python_gpu_tests.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== python: GPU tier, 2 and 4 shared ranks (rc $rc, $(( $(date +%s) - start )) s)"
+        grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/python_gpu_tests.log" | tail -30
+        # Only a test that needs two GPUs may skip (on a machine of one).
+        if grep -E "SKIPPED" "$OUT/python_gpu_tests.log" | grep -qv "needs two GPUs"; then
+          echo "python: some GPU tests were skipped, which fails this step"; status=1
+        fi
+      fi
+      py_part overhead || continue
+      bench_json=()
+      for w in ll-dsv3 ll-small; do
+        "$build/tools/epcomm-run" -n 1 --timeout 300 "$build/tools/bench/epcomm-bench" --workload "$w" \
+          --json "$OUT/python_bench_$w.json" > "$OUT/python_bench_$w.txt" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== python: epcomm-bench $w on one rank (rc $rc)"
+        [ $rc -eq 0 ] && bench_json+=("$OUT/python_bench_$w.json")
+      done
+      timeout 500 python3 python/tests/gpu/overhead.py --out "$OUT/python_overhead.json" --bench-json "${bench_json[@]}" \
+        > "$OUT/python_overhead.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== python: overhead (rc $rc)"; grep -E "difference|Error|error" "$OUT/python_overhead.txt" | tail -40
       ;;
     pack)
       shift

@@ -16,12 +16,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/device_tensor.hpp"
 #include "epcomm/dispatch.hpp"
 #include "epcomm/export.hpp"
 #include "epcomm/ht_options.hpp"
+#include "epcomm/kernel_time.hpp"
 #include "epcomm/ll_trace.hpp"
 #include "epcomm/low_latency.hpp"
 #include "epcomm/stream.hpp"
@@ -118,6 +120,16 @@ class EPCOMM_API Buffer {
   // with the idle time on the communication stream before it, then the host's steps in microseconds
   // after the operation's checks. Empty otherwise. A diagnostic; its format may change.
   std::string last_call_timeline();
+
+  // Kernel timing of this buffer's next operations, on or off (initially EPCOMM_KERNEL_TIMING as
+  // set when the buffer was made). Timing records events around every launch (host work in every
+  // call), so a measurement turns it on for a separate pass. Call it between operations.
+  void set_kernel_timing(bool enabled);
+  bool kernel_timing() const;
+
+  // With kernel timing on, the last operation's kernels in launch order, each with its device time
+  // (waits for them); empty when timing is off.
+  std::vector<KernelTime> last_kernel_times();
 
   // Throws epcomm::Error if a kernel of this buffer reported a failure (a peer that timed out, an
   // invalid expert index). Every operation calls it on entry; call it after synchronising to learn

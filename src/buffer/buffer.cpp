@@ -232,6 +232,20 @@ std::string Buffer::last_call_timeline() {
   return impl_->timer.timeline();
 }
 
+void Buffer::set_kernel_timing(bool enabled) {
+  impl_->timer.set_enabled(enabled);
+}
+
+bool Buffer::kernel_timing() const {
+  return impl_->timer.enabled();
+}
+
+std::vector<KernelTime> Buffer::last_kernel_times() {
+  std::vector<KernelTime> out;
+  for (const TimelineKernel& k : impl_->timer.kernels()) out.push_back({k.label, k.kernel_us});
+  return out;
+}
+
 CommScope::CommScope(Buffer::Impl& impl, const CallOptions& options) : impl_(impl), options_(options) {
   if (options.previous_event.valid()) {
     options.previous_event.wait(comm());

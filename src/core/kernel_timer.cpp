@@ -87,7 +87,7 @@ void KernelTimer::host_step(const char* label) {
 
 std::vector<TimelineKernel> KernelTimer::kernels() {
   std::vector<TimelineKernel> out;
-  if (used_ < 3) return out;
+  if (!enabled_ || used_ < 3) return out;
   EPCOMM_CUDA_CHECK(cudaEventSynchronize(events_[used_ - 1].get()));
   for (std::size_t i = 1; i + 1 < used_; i += 2)
     out.push_back({labels_[(i - 1) / 2], us_between(events_[i - 1], events_[i]),

@@ -49,6 +49,8 @@ class KernelTimer {
   KernelTimer(KernelTimer&&) noexcept = default;
   KernelTimer& operator=(KernelTimer&&) noexcept = default;
   bool enabled() const { return enabled_; }
+  // Between calls only: the next reset() starts recording (or stops) accordingly.
+  void set_enabled(bool enabled) { enabled_ = enabled; }
   // At the start of a call, once `stream` waits for the caller's work.
   void reset(cudaStream_t stream);
   void begin(cudaStream_t stream, const char* label);
@@ -63,9 +65,11 @@ class KernelTimer {
   // The last call's kernels with the gaps before them, and its host steps; waits for the kernels.
   // Empty when disabled.
   std::string timeline();
+  // The last call's kernels in launch order, each with the gap before it; waits for them. Empty
+  // when disabled or when the call launched nothing.
+  std::vector<TimelineKernel> kernels();
 
  private:
-  std::vector<TimelineKernel> kernels();
   std::vector<TimelineCopy> copies();
 
   using Clock = std::chrono::steady_clock;

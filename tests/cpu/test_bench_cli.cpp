@@ -44,6 +44,8 @@ TEST(BenchCli, Flags) {
   EXPECT_EQ(parse({}).ce_chunks, std::vector<int>{4});
   EXPECT_EQ(parse({"--workload", "ll-small,ht-skew"}).workloads,
             (std::vector<std::string>{"ll-small", "ht-skew"}));
+  EXPECT_FALSE(o.shared_gpu_timing);
+  EXPECT_TRUE(parse({"--shared-gpu-timing"}).shared_gpu_timing);
 }
 
 std::string message_of(std::vector<const char*> args) {
@@ -70,6 +72,7 @@ TEST(BenchCli, BadArgumentsNameTheFlag) {
   EXPECT_NE(message_of({"--ce-chunks", ""}).find("chunk counts"), std::string::npos);
   EXPECT_NE(message_of({"--min-efficiency", "-1"}).find("--min-efficiency"), std::string::npos);
   EXPECT_NE(message_of({"--no-check=1"}).find("takes no value"), std::string::npos);
+  EXPECT_NE(message_of({"--shared-gpu-timing=yes"}).find("takes no value"), std::string::npos);
   EXPECT_NE(message_of({"--frobnicate"}).find("--frobnicate"), std::string::npos);
 }
 
@@ -156,61 +159,112 @@ TEST(BenchCli, CustomWorkloadIsValidated) {
   EXPECT_TRUE(mentions(message_of({"--tokens", "8", "--tokens", "9"}), "--tokens: given more than once"));
 }
 
+// What epcomm::probe_gpu_presence would say on a machine with `num_gpus` GPUs, or with `error`.
+GpuPresence machine(int num_gpus, cudaError_t error = cudaSuccess, bool driver = true) {
+  GpuPresence p;
+  p.count_error = error;
+  p.error_name = error == cudaErrorInsufficientDriver ? "cudaErrorInsufficientDriver" : "cudaErrorOther";
+  p.error_text = "text of the CUDA error";
+  p.num_gpus = error == cudaSuccess ? num_gpus : 0;
+  p.driver_installed = driver;
+  return p;
+}
+
 // Issue 18 item 13: "skipped" only without a GPU; EPCOMM_REQUIRE_GPU turns a skip into a failure.
 TEST(BenchStart, SkipsOnlyWithoutADevice) {
   BenchEnv env;
-  DeviceQuery none{.status = DeviceQuery::Status::kNoDevice};
-  StartDecision d = decide_start(none, env);
+  StartDecision d = decide_start(machine(0, cudaErrorNoDevice), env, false);
   EXPECT_FALSE(d.run);
   EXPECT_FALSE(d.failure);
   EXPECT_EQ(d.exit_code, kExitOk);
   EXPECT_TRUE(mentions(d.message, "skipped: no GPU"));
 
-  d = decide_start({.status = DeviceQuery::Status::kOk, .num_devices = 0}, env);
+  d = decide_start(machine(0), env, false);
   EXPECT_FALSE(d.run);
   EXPECT_EQ(d.exit_code, kExitOk);
 
-  const DeviceQuery mismatch{.status = DeviceQuery::Status::kError,
-                             .error = "cudaErrorInsufficientDriver: CUDA driver version is insufficient"};
-  d = decide_start(mismatch, env);
+  const GpuPresence mismatch = machine(0, cudaErrorInsufficientDriver, /*driver=*/true);
+  d = decide_start(mismatch, env, false);
   EXPECT_FALSE(d.run);
   EXPECT_TRUE(d.failure);
   EXPECT_EQ(d.exit_code, kExitError);
   EXPECT_TRUE(mentions(d.message, "cudaErrorInsufficientDriver"));
 
   // The same error with no driver to load at all is a machine without a GPU: a skip.
-  DeviceQuery no_driver = mismatch;
-  no_driver.no_driver = true;
-  d = decide_start(no_driver, env);
+  GpuPresence no_driver = mismatch;
+  no_driver.driver_installed = false;
+  d = decide_start(no_driver, env, false);
   EXPECT_FALSE(d.run);
   EXPECT_FALSE(d.failure);
   EXPECT_EQ(d.exit_code, kExitOk);
   EXPECT_TRUE(mentions(d.message, "skipped: no NVIDIA driver"));
   env.require_gpu = true;
-  EXPECT_TRUE(decide_start(no_driver, env).failure);
+  EXPECT_TRUE(decide_start(no_driver, env, false).failure);
+  // Nor does --shared-gpu-timing make a GPU out of none.
+  EXPECT_FALSE(decide_start(no_driver, env, true).run);
   env.require_gpu = false;
 
-  EXPECT_TRUE(decide_start({.status = DeviceQuery::Status::kOk, .num_devices = 1}, env).run);
+  d = decide_start(machine(1), env, false);
+  EXPECT_TRUE(d.run);
+  EXPECT_EQ(d.device, 0);
   env.local_world_size = 2;
   env.local_rank = 1;
-  d = decide_start({.status = DeviceQuery::Status::kOk, .num_devices = 1}, env);
+  d = decide_start(machine(1), env, false);
   EXPECT_FALSE(d.run);
   EXPECT_EQ(d.exit_code, kExitOk);
   EXPECT_TRUE(mentions(d.message, "1 GPU(s) found, 2 needed"));
+  EXPECT_TRUE(mentions(d.message, "--shared-gpu-timing"));
 }
 
 TEST(BenchStart, RequireGpuTurnsASkipIntoAFailure) {
   BenchEnv env;
   env.require_gpu = true;
-  for (const DeviceQuery& q : {DeviceQuery{.status = DeviceQuery::Status::kNoDevice},
-                               DeviceQuery{.status = DeviceQuery::Status::kOk, .num_devices = 0}}) {
-    const StartDecision d = decide_start(q, env);
+  for (const GpuPresence& gpus : {machine(0, cudaErrorNoDevice), machine(0)}) {
+    const StartDecision d = decide_start(gpus, env, false);
     EXPECT_FALSE(d.run);
     EXPECT_TRUE(d.failure);
     EXPECT_NE(d.exit_code, kExitOk);
     EXPECT_TRUE(mentions(d.message, "EPCOMM_REQUIRE_GPU"));
   }
-  EXPECT_TRUE(decide_start({.status = DeviceQuery::Status::kOk, .num_devices = 1}, env).run);
+  EXPECT_TRUE(decide_start(machine(1), env, false).run);
+  env.local_world_size = 2;
+  env.local_rank = 1;
+  EXPECT_TRUE(decide_start(machine(1), env, false).failure);  // too few GPUs is a skip, so a failure
+}
+
+// Issue 23: ranks sharing a GPU are timed only when asked, on GPU LOCAL_RANK mod count.
+TEST(BenchStart, SharedGpuTimingRunsRanksOnGpusModCount) {
+  BenchEnv env;
+  env.local_world_size = 4;
+  for (int rank = 0; rank < 4; ++rank) {
+    env.local_rank = rank;
+    EXPECT_FALSE(decide_start(machine(2), env, false).run);
+    const StartDecision d = decide_start(machine(2), env, true);
+    EXPECT_TRUE(d.run);
+    EXPECT_EQ(d.device, rank % 2);
+  }
+  // With a GPU for every rank the flag changes nothing: rank r on GPU r.
+  env.local_rank = 3;
+  EXPECT_EQ(decide_start(machine(8), env, true).device, 3);
+  EXPECT_EQ(decide_start(machine(8), env, false).device, 3);
+}
+
+TEST(BenchStart, RanksOnOneGpuAreRefusedUnlessAsked) {
+  const std::vector<std::string> apart = {"0000:19:00.0", "0000:3B:00.0"};
+  const std::vector<std::string> together = {"0000:19:00.0", "0000:3B:00.0", "0000:19:00.0"};
+  EXPECT_FALSE(ranks_share_a_gpu(apart));
+  EXPECT_FALSE(ranks_share_a_gpu({"0000:19:00.0"}));
+  EXPECT_TRUE(ranks_share_a_gpu(together));
+  EXPECT_NO_THROW(check_gpu_sharing(apart, false));
+  EXPECT_NO_THROW(check_gpu_sharing(together, true));
+  try {
+    check_gpu_sharing(together, false);
+    FAIL() << "ranks 0 and 2 share a GPU without --shared-gpu-timing";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+    EXPECT_TRUE(mentions(e.message(), "ranks 0 and 2 run on one GPU (0000:19:00.0)")) << e.message();
+    EXPECT_TRUE(mentions(e.message(), "--shared-gpu-timing")) << e.message();
+  }
 }
 
 TEST(BenchStart, ReadsRequireGpu) {

@@ -20,6 +20,7 @@ namespace {
 struct Json {
   enum Kind { kNull, kNumber, kString, kArray, kObject, kBool } kind = kNull;
   double number = 0;
+  bool boolean = false;
   std::string text;
   std::vector<Json> items;
   std::vector<std::pair<std::string, Json>> fields;  // in file order
@@ -145,7 +146,8 @@ class JsonReader {
       i_ += 4;
     } else if (s_.compare(i_, 4, "true") == 0 || s_.compare(i_, 5, "false") == 0) {
       v.kind = Json::kBool;
-      i_ += s_[i_] == 't' ? 4 : 5;
+      v.boolean = s_[i_] == 't';
+      i_ += v.boolean ? 4 : 5;
     } else {
       size_t used = 0;
       v.kind = Json::kNumber;
@@ -194,6 +196,7 @@ RunReport sample_report() {
   ResultRow mine = row("epcomm", "dispatch", "bf16", 200.0);
   mine.num_sms = 24;
   mine.kernel_us = 190.5;
+  mine.preamble_us = 21.5;
   mine.check = "fail";
   r.rows = {nccl, mine};
   fill_nccl_comparison(r.rows);
@@ -224,8 +227,10 @@ TEST(BenchReport, JsonHasTheBenchMdShape) {
   const RunReport report = sample_report();
   const Json doc = parse(to_json(report));
   ASSERT_EQ(doc.kind, Json::kObject);
-  EXPECT_EQ(doc.keys(), (std::vector<std::string>{"workload", "card", "num_gpus", "commit", "date", "command",
-                                                  "ceiling_gbps", "rows"}));
+  EXPECT_EQ(doc.keys(), (std::vector<std::string>{"workload", "card", "num_gpus", "shared_gpus", "commit",
+                                                  "date", "command", "ceiling_gbps", "rows"}));
+  EXPECT_EQ(doc.at("shared_gpus").kind, Json::kBool);
+  EXPECT_FALSE(doc.at("shared_gpus").boolean);
   EXPECT_EQ(doc.at("workload").text, "ht-dsv3");
   EXPECT_EQ(doc.at("card").text, "NVIDIA H200");
   EXPECT_EQ(doc.at("num_gpus").number, 2);
@@ -238,8 +243,10 @@ TEST(BenchReport, JsonHasTheBenchMdShape) {
   ASSERT_EQ(rows.kind, Json::kArray);
   ASSERT_EQ(rows.items.size(), 2u);
   const std::vector<std::string> row_keys = {
-      "impl",      "op",           "dtype",     "num_sms",    "tokens",       "hidden",          "time_us",
-      "kernel_us", "logical_gbps", "wire_gbps", "efficiency", "nccl_time_us", "speedup_vs_nccl", "check"};
+      "impl",       "op",         "dtype",        "num_sms",         "tokens",
+      "hidden",     "time_us",    "kernel_us",    "preamble_us",     "logical_gbps",
+      "wire_gbps",  "efficiency", "nccl_time_us", "speedup_vs_nccl", "check",
+      "shared_gpus"};
   for (const Json& r : rows.items) EXPECT_EQ(r.keys(), row_keys);
   const Json& nccl = rows.items[0];
   EXPECT_EQ(nccl.at("impl").text, "nccl");
@@ -255,6 +262,9 @@ TEST(BenchReport, JsonHasTheBenchMdShape) {
   const Json& mine = rows.items[1];
   EXPECT_EQ(mine.at("num_sms").number, 24);
   EXPECT_EQ(mine.at("kernel_us").number, 190.5);
+  EXPECT_EQ(mine.at("preamble_us").number, 21.5);
+  EXPECT_EQ(nccl.at("preamble_us").kind, Json::kNull);  // not a high-throughput dispatch of epcomm
+  EXPECT_FALSE(mine.at("shared_gpus").boolean);
   EXPECT_EQ(mine.at("nccl_time_us").number, 548.25);
   EXPECT_NEAR(mine.at("speedup_vs_nccl").number, 548.25 / 200.0, 1e-4);
   EXPECT_EQ(mine.at("check").text, "fail");
@@ -368,12 +378,45 @@ TEST(BenchReport, TableAndCsv) {
     return fields;
   };
   const int columns = count_fields(header.substr(0, header.find('\n')));
-  EXPECT_EQ(columns, 19);
+  EXPECT_EQ(columns, 21);
+  EXPECT_NE(header.find(",kernel_us,preamble_us,"), std::string::npos) << header;
   size_t begin = 0;
   int lines = 0;
   for (size_t end; (end = rows.find('\n', begin)) != std::string::npos; begin = end + 1, ++lines)
     EXPECT_EQ(count_fields(rows.substr(begin, end - begin)), columns);
   EXPECT_EQ(lines, 2);
+}
+
+// Issue 23: the preamble (layout + notify kernels) has a column of its own; "-" where not measured.
+TEST(BenchReport, TableShowsThePreamble) {
+  const RunReport report = sample_report();
+  const std::string table = format_table(report);
+  EXPECT_NE(table.find("preamble_us"), std::string::npos) << table;
+  EXPECT_NE(table.find(" 190.5        21.5 "), std::string::npos) << table;  // kernel_us, then preamble_us
+  EXPECT_NE(to_csv_rows(report).find(",190.5,21.5,"), std::string::npos) << to_csv_rows(report);
+}
+
+// Issue 23: a run whose ranks shared GPUs says so on every row of the JSON, the table and the CSV;
+// a run that did not says nothing of it in the table.
+TEST(BenchReport, SharedGpuRunsAreStampedOnEveryRow) {
+  RunReport report = sample_report();
+  EXPECT_EQ(format_table(report).find(kSharedGpuNote), std::string::npos);
+  report.shared_gpus = true;
+  const Json doc = parse(to_json(report));
+  EXPECT_TRUE(doc.at("shared_gpus").boolean);
+  ASSERT_EQ(doc.at("rows").items.size(), 2u);
+  for (const Json& row : doc.at("rows").items) EXPECT_TRUE(row.at("shared_gpus").boolean);
+
+  const std::string table = format_table(report);
+  std::size_t stamped = 0;
+  for (std::size_t at = table.find(kSharedGpuNote); at != std::string::npos;
+       at = table.find(kSharedGpuNote, at + 1))
+    ++stamped;
+  EXPECT_EQ(stamped, report.rows.size() + 1) << table;  // each row, and the header's note
+  EXPECT_NE(table.find("not NVLink timing"), std::string::npos) << table;
+
+  const std::string csv = to_csv_rows(report);
+  EXPECT_EQ(csv.find("ht-dsv3,NVIDIA H200,2,true,"), 0u) << csv;
 }
 
 TEST(BenchReport, OutputPaths) {

@@ -2,7 +2,9 @@
 // bootstrap whose other ranks are simulated.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "bench/stats.hpp"
@@ -42,6 +44,17 @@ TEST(BenchStats, MaxOverRanks) {
   EXPECT_EQ(max_over_ranks(*group, 2.0), 7.25);
   EXPECT_EQ(max_over_ranks(*group, 9.0), 9.0);
   EXPECT_EQ(gather_values(*group, 2.0), (std::vector<double>{3.5, 2.0, 7.25, 1.0}));
+}
+
+// A diagnostic some rank could not measure (its preamble pass threw) is reported as missing, not as
+// the others' max.
+TEST(BenchStats, MaxOverRanksIfAllHaveOne) {
+  const double none = std::nan("");
+  auto all_measured = simulated_group(0, {{}, bytes_of(21.5), bytes_of(19.0)});
+  EXPECT_EQ(max_over_ranks_if_all(*all_measured, 20.0), std::optional<double>(21.5));
+  EXPECT_EQ(max_over_ranks_if_all(*all_measured, std::nullopt), std::nullopt);  // this rank has none
+  auto one_missing = simulated_group(0, {{}, bytes_of(none), bytes_of(19.0)});
+  EXPECT_EQ(max_over_ranks_if_all(*one_missing, 20.0), std::nullopt);
 }
 
 TEST(BenchStats, MedianPerRankThenMaxOverRanks) {

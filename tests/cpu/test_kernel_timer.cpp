@@ -20,6 +20,23 @@ TEST(KernelTimer, DisabledRecordsNothingAndReportsMinusOne) {
   EXPECT_EQ(timer.timeline(), "");
 }
 
+// Buffer::set_kernel_timing switches the timer between calls; off, it reports nothing whatever it
+// recorded before (no GPU here: it is never reset while on, which would create events).
+TEST(KernelTimer, SwitchedOffOrOnBetweenCallsReportsNothingYet) {
+  KernelTimer timer(true);
+  timer.set_enabled(false);
+  EXPECT_FALSE(timer.enabled());
+  timer.reset(nullptr);
+  timer.begin(nullptr, "kernel");
+  timer.end(nullptr);
+  EXPECT_TRUE(timer.kernels().empty());
+  EXPECT_EQ(timer.total_us(), -1.0);
+  timer.set_enabled(true);
+  EXPECT_TRUE(timer.enabled());
+  EXPECT_TRUE(timer.kernels().empty());  // the last call ran untimed: no kernels to report
+  EXPECT_EQ(timer.total_us(), 0.0);
+}
+
 TEST(KernelTimer, TimelineListsGapsKernelsAndHostSteps) {
   const std::string text = format_timeline({{"notify", 2.04, 10.26}, {"dispatch", 18.0, 66.0}},
                                            {{"queued", 5.31}, {"seen", 20.0}});

@@ -7,21 +7,20 @@
 #include <string>
 #include <vector>
 
+#include "epcomm/gpu_presence.hpp"
+
 namespace epcomm::test {
 
 inline constexpr int kExitPass = 0;
 inline constexpr int kExitFail = 1;
 inline constexpr int kExitSkip = 77;  // ctest's SKIP_RETURN_CODE; epcomm-run's when every rank skipped
 
-// What the program learned about the machine before any test.
-struct GateInput {
-  cudaError_t count_error = cudaSuccess;  // cudaGetDeviceCount's result
-  std::string error_text;                 // its cudaGetErrorString
-  int num_gpus = 0;                       // its count (meaningful on cudaSuccess)
-  bool driver_installed = true;           // libcuda.so.1 can be loaded
-  int world = 1;                          // ranks of this run
-  bool share_gpus = false;                // EPCOMM_TEST_SHARE_GPUS=1
-  bool require_gpu = false;               // EPCOMM_REQUIRE_GPU=1: a skip is a failure
+// What the program learned about the machine before any test: whether it has GPUs
+// (epcomm::probe_gpu_presence) and how the run wants them.
+struct GateInput : GpuPresence {
+  int world = 1;             // ranks of this run
+  bool share_gpus = false;   // EPCOMM_TEST_SHARE_GPUS=1
+  bool require_gpu = false;  // EPCOMM_REQUIRE_GPU=1: a skip is a failure
 };
 
 struct GateDecision {
@@ -33,11 +32,9 @@ struct GateDecision {
 // at all (the runtime then says cudaErrorInsufficientDriver). Any other error (a driver older than
 // the runtime, a broken install) fails with the CUDA text, as does any skip under require_gpu.
 inline GateDecision gpu_gate(const GateInput& in) {
-  const bool no_driver = in.count_error == cudaErrorInsufficientDriver && !in.driver_installed;
   std::string skip;
-  if (in.count_error == cudaErrorNoDevice || no_driver ||
-      (in.count_error == cudaSuccess && in.num_gpus == 0)) {
-    skip = no_driver ? "skipped: no GPU (no CUDA driver installed)" : "skipped: no GPU";
+  if (in.no_gpu()) {
+    skip = in.no_driver() ? "skipped: no GPU (no CUDA driver installed)" : "skipped: no GPU";
   } else if (in.count_error != cudaSuccess) {
     return {kExitFail, "cudaGetDeviceCount failed: " + in.error_text};
   } else if (in.num_gpus < in.world && !in.share_gpus) {

@@ -1,7 +1,5 @@
 #include "harness.hpp"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -21,15 +19,6 @@ GpuEnv g_env;
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v ? std::atoi(v) : fallback;
-}
-
-// Whether a CUDA driver is installed at all: without one the runtime reports
-// cudaErrorInsufficientDriver, which on a machine with a driver means a real mismatch.
-bool cuda_driver_installed() {
-  void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
-  if (driver == nullptr) return false;
-  dlclose(driver);
-  return true;
 }
 
 class PoisoningAllocator final : public Allocator {
@@ -107,9 +96,7 @@ int main(int argc, char** argv) {
   // Skip (77) only where there is no GPU; EPCOMM_REQUIRE_GPU=1 turns every skip into a failure.
   const bool require_gpu = epcomm::test::env_int("EPCOMM_REQUIRE_GPU", 0) != 0;
   epcomm::test::GateInput gate;
-  gate.count_error = cudaGetDeviceCount(&gate.num_gpus);
-  gate.error_text = cudaGetErrorString(gate.count_error);
-  gate.driver_installed = epcomm::test::cuda_driver_installed();
+  static_cast<epcomm::GpuPresence&>(gate) = epcomm::probe_gpu_presence();
   gate.world = g_env.world;
   // EPCOMM_TEST_SHARE_GPUS=1 lets several ranks share a GPU (rank r on GPU r mod count): the
   // kernels then see peers on their own device, reached through CUDA IPC all the same, and the

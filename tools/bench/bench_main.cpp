@@ -2,8 +2,9 @@
 // `epcomm-run -n N epcomm-bench ...`; prints one nccl-tests-style table per workload (rank 0) and
 // writes the docs/benchmark.md result files.
 #include <cuda_runtime_api.h>
-#include <dlfcn.h>
+#include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -25,6 +26,7 @@
 #include "bench/workload.hpp"
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/error.hpp"
+#include "epcomm/gpu_presence.hpp"
 
 namespace epcomm::bench {
 namespace {
@@ -35,6 +37,24 @@ std::unique_ptr<Bootstrap> make_bootstrap(const BenchEnv& env) {
   return make_callback_bootstrap(0, 1, [](const void* in, void* out, std::size_t bytes) {
     if (bytes > 0) std::memcpy(out, in, bytes);
   });
+}
+
+// Every rank's GPU identity (host name and PCI bus id: bus ids repeat across hosts), by rank.
+// Collective.
+std::vector<std::string> gpu_of_each_rank(Bootstrap& bootstrap, int device) {
+  constexpr std::size_t kBusIdBytes = 32;  // cudaDeviceGetPCIBusId writes at most 13 + 1
+  constexpr std::size_t kIdBytes = 320;    // a host name (at most 255) and the bus id
+  std::array<char, kBusIdBytes> bus{};
+  BENCH_CUDA(cudaDeviceGetPCIBusId(bus.data(), static_cast<int>(bus.size()), device));
+  std::array<char, 256> host{};
+  if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+  std::array<char, kIdBytes> mine{};
+  std::snprintf(mine.data(), mine.size(), "%s %s", host.data(), bus.data());
+  std::vector<std::array<char, kIdBytes>> all(static_cast<std::size_t>(bootstrap.size()));
+  bootstrap.all_gather(mine.data(), all.data(), kIdBytes);
+  std::vector<std::string> ids;
+  for (const auto& id : all) ids.emplace_back(id.data(), strnlen(id.data(), kIdBytes));
+  return ids;
 }
 
 struct Outcome {
@@ -79,15 +99,21 @@ RunReport run_workload(Session& session, const std::string& name, const std::vec
   return report;
 }
 
-int run(const Options& options, const BenchEnv& env, int argc, const char* const* argv) {
-  const int device = env.local_rank;
+int run(const Options& options, const BenchEnv& env, int device, int argc, const char* const* argv) {
   BENCH_CUDA(cudaSetDevice(device));
   std::unique_ptr<Bootstrap> bootstrap = make_bootstrap(env);
   const bool lead = bootstrap->rank() == 0;
   cudaDeviceProp prop{};
   BENCH_CUDA(cudaGetDeviceProperties(&prop, device));
+  const std::vector<std::string> gpu_of_rank = gpu_of_each_rank(*bootstrap, device);
+  check_gpu_sharing(gpu_of_rank, options.shared_gpu_timing);
+  const bool shared_gpus = ranks_share_a_gpu(gpu_of_rank);
+  if (lead && shared_gpus)
+    std::printf("# note: ranks share GPUs (--shared-gpu-timing): every row is %s timing\n", kSharedGpuNote);
+  if (lead && options.shared_gpu_timing && !shared_gpus)
+    std::printf("# note: --shared-gpu-timing given, but every rank has a GPU of its own: usual timing\n");
 
-  Session session(*bootstrap, device, options.sms, options.ce_chunks);
+  Session session(*bootstrap, device, options.sms, options.ce_chunks, shared_gpus);
   RunSettings settings;
   settings.timing = TimingOptions{options.warmup, options.iters};
   settings.check = options.check;
@@ -96,9 +122,14 @@ int run(const Options& options, const BenchEnv& env, int argc, const char* const
         "# note: %d warm-up / %d timed calls is below the docs/benchmark.md protocol (>= 10 / >= 50)\n",
         options.warmup, options.iters);
 
+  // Ranks sharing a GPU have no NVLink between them to measure.
   const Ceiling ceiling =
-      measure_ceiling(*bootstrap, device, options.ceiling_mib * (std::size_t{1} << 20), settings.timing);
-  if (lead && !ceiling.measured) std::printf("# note: NVLink ceiling skipped: needs 2 or more ranks\n");
+      shared_gpus ? Ceiling{}
+                  : measure_ceiling(*bootstrap, device, options.ceiling_mib * (std::size_t{1} << 20),
+                                    settings.timing);
+  if (lead && !ceiling.measured)
+    std::printf("# note: NVLink ceiling skipped: %s\n",
+                shared_gpus ? "ranks share GPUs" : "needs 2 or more ranks");
   settings.ceiling_gbps = ceiling.measured ? ceiling.all_pairs_gbps : 0.0;
 
   RunReport base;
@@ -109,6 +140,7 @@ int run(const Options& options, const BenchEnv& env, int argc, const char* const
   base.command = join_command(argc, argv);
   base.ceiling_gbps = settings.ceiling_gbps;
   base.ceiling_one_way_gbps = ceiling.one_way_gbps;
+  base.shared_gpus = shared_gpus;
   base.warmup = options.warmup;
   base.iters = options.iters;
   if (lead) std::printf("# NCCL %s\n", nccl_version_string());
@@ -178,21 +210,7 @@ int main(int argc, char** argv) {
   }
 
   // NOTE: "skipped" only when there is no GPU; any other CUDA error fails (bench/cli.hpp).
-  DeviceQuery query;
-  const cudaError_t status = cudaGetDeviceCount(&query.num_devices);
-  if (status == cudaErrorNoDevice) {
-    query.status = DeviceQuery::Status::kNoDevice;
-  } else if (status != cudaSuccess) {
-    query.status = DeviceQuery::Status::kError;
-    query.error = std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
-    if (status == cudaErrorInsufficientDriver) {
-      void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
-      query.no_driver = driver == nullptr;
-      if (driver != nullptr) dlclose(driver);
-    }
-  }
-  (void)cudaGetLastError();
-  const StartDecision start = decide_start(query, env);
+  const StartDecision start = decide_start(epcomm::probe_gpu_presence(), env, options.shared_gpu_timing);
   if (!start.run) {
     if (start.failure)
       std::fprintf(stderr, "epcomm-bench: rank %d: %s\n", env.rank, start.message.c_str());
@@ -202,7 +220,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    return run(options, env, argc, argv);
+    return run(options, env, start.device, argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "epcomm-bench: rank %d: %s\n", env.rank, e.what());
     return kExitError;

@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,10 @@ struct BenchOp {
   // Optional: the summed kernel duration of the last timed call in microseconds (device clock or
   // profiler); read before the checked call.
   std::function<double()> kernel_us;
+  // Optional, collective: after the timed calls and `after` (before the checked call), a separate
+  // pass of `calls` calls that measures this rank's median preamble of a high-throughput dispatch
+  // (bench/preamble.hpp: layout plus notify, device time); nothing when it could not be measured.
+  std::function<std::optional<double>(cudaStream_t, int calls)> preamble_us;
   // Optional: after the timed calls (before the checked call), prints this rank's diagnostics.
   std::function<void()> after;
 };

@@ -125,7 +125,8 @@ std::string usage() {
   os << "usage: epcomm-bench [--workload NAMES|all]\n";
   os << "         [--tokens N --hidden H --topk K --experts E [--routing uniform|skew] [--mode ht|ll]]\n";
   os << "         [--warmup N] [--iters N] [--json PATH] [--csv PATH] [--no-check] [--sms LIST]\n";
-  os << "         [--ce-chunks LIST] [--min-efficiency X] [--ceiling-mib N] [-h|--help]\n";
+  os << "         [--ce-chunks LIST] [--min-efficiency X] [--ceiling-mib N] [--shared-gpu-timing]\n";
+  os << "         [-h|--help]\n";
   os << "  Started once per GPU by `epcomm-run -n N epcomm-bench ...` (or torchrun); alone, one rank.\n";
   os << "  Workloads and the result format: docs/benchmark.md. Each flag may be given once.\n";
   os << "  --workload NAMES   ht-dsv3, ht-skew, ll-dsv3, ll-small (comma-separated) or all; default\n";
@@ -153,6 +154,9 @@ std::string usage() {
   os << "  --min-efficiency X exit 4 when an epcomm op's wire efficiency is below X, in (0, 1]\n";
   os << "  --ceiling-mib N    MiB per peer copy of the NVLink ceiling, 1.." << kMaxCeilingMib
      << " (default 256)\n";
+  os << "  --shared-gpu-timing with fewer GPUs than ranks, run rank r on GPU r mod count and time it;\n";
+  os << "                     every row says its timing is of ranks sharing a GPU, not NVLink timing\n";
+  os << "                     (without it such a run is skipped, or refused when ranks see one GPU)\n";
   os << "  environment: EPCOMM_REQUIRE_GPU=1 makes a run without a GPU fail instead of skipping\n";
   os << "  exit codes: 0 ok (also: skipped, no GPU), 1 error, 2 usage, 3 data check failed,\n";
   os << "              4 below --min-efficiency\n";
@@ -224,6 +228,9 @@ Options parse_args(int argc, const char* const* argv) {
       o.min_efficiency = parse_fraction(flag, value());
     } else if (flag == "--ceiling-mib") {
       o.ceiling_mib = static_cast<std::size_t>(parse_int(flag, value(), 1, kMaxCeilingMib));
+    } else if (flag == "--shared-gpu-timing") {
+      no_value();
+      o.shared_gpu_timing = true;
     } else if (flag == "--help") {
       no_value();
       o.help = true;
@@ -268,25 +275,29 @@ BenchEnv read_env() {
   return env;
 }
 
-StartDecision decide_start(const DeviceQuery& query, const BenchEnv& env) {
+StartDecision decide_start(const GpuPresence& gpus, const BenchEnv& env, bool shared_gpu_timing) {
   StartDecision d;
-  if (query.status == DeviceQuery::Status::kError && !query.no_driver) {
+  if (!gpus.no_gpu() && gpus.count_error != cudaSuccess) {
     d.failure = true;
     d.exit_code = kExitError;
-    d.message = "cudaGetDeviceCount failed: " + query.error + " (not a missing GPU, so not skipped)";
+    d.message = "cudaGetDeviceCount failed: " + gpus.error_name + ": " + gpus.error_text +
+                " (not a missing GPU, so not skipped)";
     return d;
   }
-  const int found = query.status == DeviceQuery::Status::kOk ? query.num_devices : 0;
-  if (found > 0 && found >= env.local_world_size && env.local_rank < found) {
+  const int found = gpus.no_gpu() ? 0 : gpus.num_gpus;
+  const bool one_each = found >= env.local_world_size && env.local_rank < found;
+  if (found > 0 && (one_each || shared_gpu_timing)) {
     d.run = true;
+    d.device = env.local_rank % found;
     return d;
   }
-  const std::string why = query.no_driver ? std::string("no NVIDIA driver (no GPU)")
+  const std::string why = gpus.no_driver() ? std::string("no NVIDIA driver (no GPU)")
                           : found == 0
                               ? std::string("no GPU found")
                               : std::to_string(found) + " GPU(s) found, " +
                                     std::to_string(std::max(env.local_world_size, env.local_rank + 1)) +
-                                    " needed (one per local rank)";
+                                    " needed (one per local rank; --shared-gpu-timing times ranks sharing "
+                                    "them, not NVLink timing)";
   if (env.require_gpu) {
     d.failure = true;
     d.exit_code = kExitError;
@@ -296,6 +307,31 @@ StartDecision decide_start(const DeviceQuery& query, const BenchEnv& env) {
     d.message = "skipped: " + why + "; nothing to measure";
   }
   return d;
+}
+
+namespace {
+// The first rank after `rank` on the same GPU, or -1.
+int next_on_same_gpu(const std::vector<std::string>& gpu_of_rank, std::size_t rank) {
+  for (std::size_t other = rank + 1; other < gpu_of_rank.size(); ++other)
+    if (gpu_of_rank[other] == gpu_of_rank[rank]) return static_cast<int>(other);
+  return -1;
+}
+}  // namespace
+
+bool ranks_share_a_gpu(const std::vector<std::string>& gpu_of_rank) {
+  for (std::size_t rank = 0; rank < gpu_of_rank.size(); ++rank)
+    if (next_on_same_gpu(gpu_of_rank, rank) >= 0) return true;
+  return false;
+}
+
+void check_gpu_sharing(const std::vector<std::string>& gpu_of_rank, bool shared_gpu_timing) {
+  if (shared_gpu_timing) return;
+  for (std::size_t rank = 0; rank < gpu_of_rank.size(); ++rank) {
+    const int other = next_on_same_gpu(gpu_of_rank, rank);
+    BENCH_CHECK_ARG(other < 0, "ranks ", rank, " and ", other, " run on one GPU (", gpu_of_rank[rank],
+                    "): their times would not be NVLink times; pass --shared-gpu-timing to time them "
+                    "anyway (every row then says so)");
+  }
 }
 
 }  // namespace epcomm::bench

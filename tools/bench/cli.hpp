@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bench/workload.hpp"
+#include "epcomm/gpu_presence.hpp"
 
 namespace epcomm::bench {
 
@@ -29,6 +30,7 @@ struct Options {
   std::vector<int> ce_chunks = {4};      // chunk counts of the copy-engine dispatch rows
   std::optional<double> min_efficiency;  // gate on epcomm ops' wire efficiency, in (0, 1]
   std::size_t ceiling_mib = 256;         // MiB per peer copy of the NVLink ceiling
+  bool shared_gpu_timing = false;        // time ranks that share a GPU (rows say so; not NVLink)
   bool help = false;
 };
 
@@ -66,28 +68,25 @@ struct BenchEnv {
 // read by tcp_bootstrap_options_from_env().
 BenchEnv read_env();
 
-// What cudaGetDeviceCount said.
-struct DeviceQuery {
-  enum class Status { kOk, kNoDevice, kError };
-  Status status = Status::kOk;  // kNoDevice: cudaErrorNoDevice; kError: any other error
-  int num_devices = 0;          // with kOk
-  std::string error;            // with kError: the CUDA error's name and text
-  // With kError: the error was cudaErrorInsufficientDriver and no libcuda.so.1 can be loaded, i.e.
-  // no NVIDIA driver at all (a machine without a GPU), not a driver too old for the runtime.
-  bool no_driver = false;
-};
-
 struct StartDecision {
   bool run = false;
+  int device = 0;           // when run: the CUDA device of this rank
   bool failure = false;     // when !run: a failure (stderr, every rank) or a skip (stdout, rank 0)
   int exit_code = kExitOk;  // when !run
   std::string message;      // when !run
 };
 
-// Run when this rank has its GPU. Skip (exit 0, "skipped: ...") only when there is no device at
-// all (cudaErrorNoDevice or 0 devices) or fewer devices than local ranks; EPCOMM_REQUIRE_GPU turns
-// a skip into a failure. Any other CUDA error (a driver older than the runtime, ...) is a failure
-// naming the error.
-StartDecision decide_start(const DeviceQuery& query, const BenchEnv& env);
+// Run when this rank has its GPU (device LOCAL_RANK), or, with `shared_gpu_timing`, when there is
+// any GPU (device LOCAL_RANK mod count: ranks share GPUs). Skip (exit 0, "skipped: ...") only when
+// there is no GPU (GpuPresence::no_gpu) or, without `shared_gpu_timing`, fewer GPUs than local
+// ranks; EPCOMM_REQUIRE_GPU turns a skip into a failure. Any other CUDA error (a driver older than
+// the runtime, ...) is a failure naming the error.
+StartDecision decide_start(const GpuPresence& gpus, const BenchEnv& env, bool shared_gpu_timing);
+
+// Whether two ranks run on one GPU, from every rank's GPU identity (host and PCI bus id), by rank.
+bool ranks_share_a_gpu(const std::vector<std::string>& gpu_of_rank);
+// Refuses (epcomm::Error naming the ranks and the flag) a run whose ranks share a GPU unless
+// --shared-gpu-timing asked to time them: their times are not NVLink times.
+void check_gpu_sharing(const std::vector<std::string>& gpu_of_rank, bool shared_gpu_timing);
 
 }  // namespace epcomm::bench

@@ -9,15 +9,22 @@
 // allocator; a zero-copy row first makes one untimed call on the check inputs to learn where its
 // views lie in the region, poisons those rows, and its check requires the checked call's views to
 // be exactly those rows.
+//
+// Every whole dispatch row also reports `preamble_us` (layout plus notify, device time) from a
+// separate pass with the Buffer's kernel timing on, after the timed calls.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "bench/bench_op.hpp"
 #include "bench/compare.hpp"
 #include "bench/cuda.hpp"
 #include "bench/ht_check.hpp"
 #include "bench/poison_device.hpp"
+#include "bench/preamble.hpp"
+#include "bench/stats.hpp"
 #include "bench/variants.hpp"
 #include "epcomm/buffer.hpp"
 
@@ -81,6 +88,21 @@ class TuningOverride {
   HtOptions saved_;
 };
 
+// The Buffer's kernel timing on for a scope (a separate measuring pass), as it was after.
+class KernelTimingOn {
+ public:
+  explicit KernelTimingOn(Buffer& buffer) : buffer_(buffer), was_on_(buffer.kernel_timing()) {
+    buffer.set_kernel_timing(true);
+  }
+  ~KernelTimingOn() { buffer_.set_kernel_timing(was_on_); }
+  KernelTimingOn(const KernelTimingOn&) = delete;
+  KernelTimingOn& operator=(const KernelTimingOn&) = delete;
+
+ private:
+  Buffer& buffer_;
+  bool was_on_;
+};
+
 // One Buffer for the workload and the last results of each op.
 struct EpcommHt {
   std::unique_ptr<Buffer> buffer;
@@ -128,8 +150,17 @@ struct EpcommHt {
 
   DispatchResult dispatch(bool fp8_payload, int num_sms, cudaStream_t stream, bool zero_copy = false) {
     if (layout_start) layout_start->record(stream);
-    const DispatchLayout layout = buffer->get_dispatch_layout(topk_idx, num_experts, {.stream = stream});
+    const DispatchLayout layout = get_layout(stream);
     if (layout_end) layout_end->record(stream);
+    return dispatch_from(layout, fp8_payload, num_sms, stream, zero_copy);
+  }
+
+  DispatchLayout get_layout(cudaStream_t stream) {
+    return buffer->get_dispatch_layout(topk_idx, num_experts, {.stream = stream});
+  }
+
+  DispatchResult dispatch_from(const DispatchLayout& layout, bool fp8_payload, int num_sms,
+                               cudaStream_t stream, bool zero_copy) {
     DispatchArgs a;
     a.x = fp8_payload ? x_fp8 : x_bf16;
     if (fp8_payload) a.x_scales = scales;
@@ -150,6 +181,25 @@ struct EpcommHt {
     if (zero_copy_outputs && !same_views(region_views(got), poisoned_views))
       v.fail("epcomm-zc: the checked call's views are not the region rows poisoned before it");
     return report_verdict(v, rank);
+  }
+
+  // After the timed calls, a pass of its own (its events and waits stay out of time_us): `calls`
+  // whole dispatches with the Buffer's kernel timing on, the kernels of each layout call and each
+  // dispatch call read after it; this rank's median preamble (bench/preamble.hpp).
+  std::optional<double> measure_preamble(bool fp8_payload, int num_sms, bool zero_copy, cudaStream_t stream,
+                                         int calls) {
+    const KernelTimingOn timing(*buffer);
+    std::vector<double> samples;
+    for (int i = 0; i < calls; ++i) {
+      const DispatchLayout layout = get_layout(stream);
+      const std::vector<KernelTime> layout_kernels = buffer->last_kernel_times();
+      result(fp8_payload, zero_copy) = dispatch_from(layout, fp8_payload, num_sms, stream, zero_copy);
+      if (const std::optional<double> us = preamble_us(layout_kernels, buffer->last_kernel_times()))
+        samples.push_back(*us);
+    }
+    BENCH_CUDA(cudaStreamSynchronize(stream));
+    if (samples.size() != static_cast<std::size_t>(calls)) return std::nullopt;  // a kernel went unnamed
+    return median(std::move(samples));
   }
 
   // Untimed, before a zero-copy checked call: one call to learn where its views lie (the same
@@ -190,7 +240,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   state->topk_idx = Tensor::contiguous(in.live.topk_idx.get(), DType::kI64, {T, in.num_topk});
   state->topk_weights = Tensor::contiguous(in.live.topk_weights.get(), DType::kF32, {T, in.num_topk});
 
-  const bool timing = state->buffer->last_kernel_us() >= 0;  // EPCOMM_KERNEL_TIMING=1
+  const bool timing = state->buffer->kernel_timing();  // EPCOMM_KERNEL_TIMING=1
   if (timing) {
     state->layout_start = std::make_unique<Event>(/*timing=*/true);
     state->layout_end = std::make_unique<Event>(/*timing=*/true);
@@ -224,6 +274,10 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
             op.kernel_us = [state] { return state->kernel_us(); };
             op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/true); };
           }
+          op.preamble_us = [state, fp8, zero_copy, sms, way](cudaStream_t s, int calls) {
+            const TuningOverride scoped(*state->buffer, way);
+            return state->measure_preamble(fp8, sms, zero_copy, s, calls);
+          };
           if (zero_copy)
             op.poison = [state, fp8, sms, way](cudaStream_t s) {
               const TuningOverride scoped(*state->buffer, way);

@@ -356,7 +356,7 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
   const char* impl = nvshmem ? "epcomm-nvshmem" : "epcomm";
   // EPCOMM_KERNEL_TIMING=1: the single-call rows also report the kernel alone (as docs/benchmark.md quotes
   // the reference library), without the stream hand-offs and host work around it.
-  const bool timing = st->buffer->last_kernel_us() >= 0;
+  const bool timing = st->buffer->kernel_timing();
   auto kernel_us = [st] { return st->buffer->last_kernel_us(); };
   {
     BenchOp o = make(impl, "dispatch", "fp8", dispatch_recv, dispatch_wire);

@@ -219,6 +219,11 @@ bool NcclBaseline::check_combine(const ExpectedHt& expected) const {
 }
 
 std::vector<BenchOp> make_nccl_baseline_ops(BenchContext& context) {
+  if (context.session.shared_gpus()) {
+    if (context.session.rank() == 0)
+      std::printf("# note: NCCL baseline skipped: ranks share a GPU, which NCCL refuses\n");
+    return {};
+  }
   auto baseline = std::make_shared<NcclBaseline>(context.session.nccl(), context.workload, context.inputs);
   const std::function<const ExpectedHt&()> expected = context.expected_ht;
   const Traffic traffic = context.traffic;

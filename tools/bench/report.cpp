@@ -23,6 +23,10 @@ std::string quoted(std::string_view text) {
   return out;
 }
 
+std::string json_bool(bool value) {
+  return value ? "true" : "false";
+}
+
 std::string json_optional(const std::optional<double>& value) {
   return value ? json_number(*value) : std::string("null");
 }
@@ -102,7 +106,8 @@ std::string to_json(const RunReport& r) {
   std::ostringstream os;
   os << "{\n";
   os << "  \"workload\": " << quoted(r.workload) << ", \"card\": " << quoted(r.card)
-     << ", \"num_gpus\": " << r.num_gpus << ", \"commit\": " << quoted(r.commit) << ",\n";
+     << ", \"num_gpus\": " << r.num_gpus << ", \"shared_gpus\": " << json_bool(r.shared_gpus)
+     << ", \"commit\": " << quoted(r.commit) << ",\n";
   os << "  \"date\": " << quoted(r.date) << ", \"command\": " << quoted(r.command) << ",\n";
   os << "  \"ceiling_gbps\": " << json_number(r.ceiling_gbps) << ",\n";
   os << "  \"rows\": [";
@@ -113,12 +118,13 @@ std::string to_json(const RunReport& r) {
        << ", \"dtype\": " << quoted(w.dtype) << ", \"num_sms\": " << w.num_sms << ", \"tokens\": " << w.tokens
        << ", \"hidden\": " << w.hidden << ",\n";
     os << "     \"time_us\": " << json_number(w.time_us) << ", \"kernel_us\": " << json_optional(w.kernel_us)
+       << ", \"preamble_us\": " << json_optional(w.preamble_us)
        << ", \"logical_gbps\": " << json_number(w.logical_gbps)
        << ", \"wire_gbps\": " << json_number(w.wire_gbps) << ", \"efficiency\": " << json_number(w.efficiency)
        << ",\n";
     os << "     \"nccl_time_us\": " << json_optional(w.nccl_time_us)
        << ", \"speedup_vs_nccl\": " << json_optional(w.speedup_vs_nccl) << ", \"check\": " << quoted(w.check)
-       << "}";
+       << ", \"shared_gpus\": " << json_bool(r.shared_gpus) << "}";
   }
   os << (r.rows.empty() ? "]\n" : "\n  ]\n");
   os << "}\n";
@@ -138,39 +144,42 @@ std::string format_table(const RunReport& r) {
   } else {
     os << "# ceiling: not measured (needs 2 or more GPUs); efficiency is 0\n";
   }
+  if (r.shared_gpus) os << "# " << kSharedGpuNote << ": ranks took turns on shared GPUs; not NVLink timing\n";
   char line[512];
-  const char* header_fmt = "%-10s %-17s %-5s %4s %7s %7s %10s %10s %12s %10s %10s %12s %8s %6s\n";
+  const char* header_fmt = "%-10s %-17s %-5s %4s %7s %7s %10s %10s %11s %12s %10s %10s %12s %8s %6s%s\n";
   std::snprintf(line, sizeof line, header_fmt, "# impl", "op", "dtype", "sms", "tokens", "hidden", "time_us",
-                "kernel_us", "logical_GB/s", "wire_GB/s", "efficiency", "nccl_us", "speedup", "check");
+                "kernel_us", "preamble_us", "logical_GB/s", "wire_GB/s", "efficiency", "nccl_us", "speedup",
+                "check", "");
   os << line;
+  const std::string note = r.shared_gpus ? std::string("  ") + kSharedGpuNote : std::string();
   for (const ResultRow& w : r.rows) {
     std::snprintf(line, sizeof line, header_fmt, w.impl.c_str(), w.op.c_str(), w.dtype.c_str(),
                   w.num_sms > 0 ? std::to_string(w.num_sms).c_str() : "-", std::to_string(w.tokens).c_str(),
                   std::to_string(w.hidden).c_str(), fixed(w.time_us, 1).c_str(),
-                  table_optional(w.kernel_us, 1).c_str(), fixed(w.logical_gbps, 1).c_str(),
-                  fixed(w.wire_gbps, 1).c_str(), fixed(w.efficiency, 3).c_str(),
-                  table_optional(w.nccl_time_us, 1).c_str(), table_optional(w.speedup_vs_nccl, 2).c_str(),
-                  w.check.c_str());
+                  table_optional(w.kernel_us, 1).c_str(), table_optional(w.preamble_us, 1).c_str(),
+                  fixed(w.logical_gbps, 1).c_str(), fixed(w.wire_gbps, 1).c_str(),
+                  fixed(w.efficiency, 3).c_str(), table_optional(w.nccl_time_us, 1).c_str(),
+                  table_optional(w.speedup_vs_nccl, 2).c_str(), w.check.c_str(), note.c_str());
     os << line;
   }
   return os.str();
 }
 
 std::string csv_header() {
-  return "workload,card,num_gpus,commit,date,impl,op,dtype,num_sms,tokens,hidden,time_us,kernel_us,"
-         "logical_gbps,wire_gbps,efficiency,nccl_time_us,speedup_vs_nccl,check\n";
+  return "workload,card,num_gpus,shared_gpus,commit,date,impl,op,dtype,num_sms,tokens,hidden,time_us,"
+         "kernel_us,preamble_us,logical_gbps,wire_gbps,efficiency,nccl_time_us,speedup_vs_nccl,check\n";
 }
 
 std::string to_csv_rows(const RunReport& r) {
   std::ostringstream os;
   for (const ResultRow& w : r.rows) {
-    os << csv_field(r.workload) << ',' << csv_field(r.card) << ',' << r.num_gpus << ',' << csv_field(r.commit)
-       << ',' << csv_field(r.date) << ',' << csv_field(w.impl) << ',' << csv_field(w.op) << ','
-       << csv_field(w.dtype) << ',' << w.num_sms << ',' << w.tokens << ',' << w.hidden << ','
-       << json_number(w.time_us) << ',' << csv_optional(w.kernel_us) << ',' << json_number(w.logical_gbps)
-       << ',' << json_number(w.wire_gbps) << ',' << json_number(w.efficiency) << ','
-       << csv_optional(w.nccl_time_us) << ',' << csv_optional(w.speedup_vs_nccl) << ',' << csv_field(w.check)
-       << '\n';
+    os << csv_field(r.workload) << ',' << csv_field(r.card) << ',' << r.num_gpus << ','
+       << json_bool(r.shared_gpus) << ',' << csv_field(r.commit) << ',' << csv_field(r.date) << ','
+       << csv_field(w.impl) << ',' << csv_field(w.op) << ',' << csv_field(w.dtype) << ',' << w.num_sms << ','
+       << w.tokens << ',' << w.hidden << ',' << json_number(w.time_us) << ',' << csv_optional(w.kernel_us)
+       << ',' << csv_optional(w.preamble_us) << ',' << json_number(w.logical_gbps) << ','
+       << json_number(w.wire_gbps) << ',' << json_number(w.efficiency) << ',' << csv_optional(w.nccl_time_us)
+       << ',' << csv_optional(w.speedup_vs_nccl) << ',' << csv_field(w.check) << '\n';
   }
   return os.str();
 }

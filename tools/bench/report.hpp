@@ -20,6 +20,7 @@ struct ResultRow {
   int64_t hidden = 0;
   double time_us = 0;                     // CUDA events around the whole call
   std::optional<double> kernel_us;        // summed kernel duration, where the op can measure it
+  std::optional<double> preamble_us;      // whole high-throughput dispatch: layout + notify kernels
   double logical_gbps = 0;                // received bytes (local rows included) / time
   double wire_gbps = 0;                   // bytes sent to other GPUs / time
   double efficiency = 0;                  // wire_gbps / ceiling_gbps (0 without a ceiling)
@@ -38,10 +39,16 @@ struct RunReport {
   std::string command;              // argv joined
   double ceiling_gbps = 0;          // all-pairs peer copy, per GPU outgoing; 0 where not measured
   double ceiling_one_way_gbps = 0;  // one-direction peer copy (printed, not in the JSON shape)
+  // Ranks shared GPUs (--shared-gpu-timing): every row is stamped, its timing is of ranks taking
+  // turns on a GPU, not NVLink timing.
+  bool shared_gpus = false;
   int warmup = 0;                   // printed
   int iters = 0;                    // printed
   std::vector<ResultRow> rows;
 };
+
+// Stamped on every row of a run whose ranks shared GPUs (table and JSON `shared_gpus`).
+inline constexpr const char* kSharedGpuNote = "shared-GPU timing, not NVLink";
 
 // ---- formats ------------------------------------------------------------------------------------
 

@@ -14,9 +14,11 @@ namespace epcomm::bench {
 
 class Session {
  public:
-  Session(Bootstrap& bootstrap, int device, std::vector<int> sms, std::vector<int> ce_chunks = {4})
+  Session(Bootstrap& bootstrap, int device, std::vector<int> sms, std::vector<int> ce_chunks = {4},
+          bool shared_gpus = false)
       : bootstrap_(bootstrap),
         device_(device),
+        shared_gpus_(shared_gpus),
         sms_(std::move(sms)),
         ce_chunks_(std::move(ce_chunks)),
         allocator_(std::make_shared<PoisonAllocator>()) {}
@@ -25,6 +27,9 @@ class Session {
   int rank() const { return bootstrap_.rank(); }
   int num_ranks() const { return bootstrap_.size(); }
   int device() const { return device_; }
+  // Some ranks run on one GPU (--shared-gpu-timing): no NVLink between them, and no NCCL (which
+  // refuses two ranks on one device).
+  bool shared_gpus() const { return shared_gpus_; }
   // SM budgets to sweep for epcomm's own ops (--sms).
   const std::vector<int>& sms() const { return sms_; }
   // Chunk counts of the copy-engine dispatch rows (--ce-chunks).
@@ -42,6 +47,7 @@ class Session {
  private:
   Bootstrap& bootstrap_;
   int device_ = 0;
+  bool shared_gpus_ = false;
   std::vector<int> sms_;
   std::vector<int> ce_chunks_;
   std::shared_ptr<PoisonAllocator> allocator_;

@@ -1,6 +1,7 @@
 #include "bench/stats.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "bench/require.hpp"
@@ -26,6 +27,13 @@ std::vector<double> gather_values(Bootstrap& bootstrap, double value) {
 
 double max_over_ranks(Bootstrap& bootstrap, double value) {
   const std::vector<double> all = gather_values(bootstrap, value);
+  return *std::max_element(all.begin(), all.end());
+}
+
+std::optional<double> max_over_ranks_if_all(Bootstrap& bootstrap, std::optional<double> value) {
+  // NOTE: NaN stands for "none" in the exchange; a measured value is never NaN.
+  const std::vector<double> all = gather_values(bootstrap, value.value_or(std::nan("")));
+  if (std::any_of(all.begin(), all.end(), [](double v) { return std::isnan(v); })) return std::nullopt;
   return *std::max_element(all.begin(), all.end());
 }
 

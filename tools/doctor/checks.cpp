@@ -62,18 +62,16 @@ std::string cuda_version_text(int version) {
 }
 
 bool no_gpu(const CudaFacts& f) {
-  const bool no_driver = f.count_error == cudaErrorInsufficientDriver && !f.driver_installed;
-  return f.count_error == cudaErrorNoDevice || no_driver || (f.count_error == cudaSuccess && f.num_gpus == 0);
+  return f.no_gpu();
 }
 
 CheckResult decide_cuda(const CudaFacts& f) {
   CheckResult r{Status::kOk, "cuda", ""};
   const std::string runtime = "CUDA runtime " + cuda_version_text(f.runtime_version);
   if (no_gpu(f)) {
-    const bool no_driver = f.count_error == cudaErrorInsufficientDriver;
     r.seen = std::string("no GPU") +
-             (no_driver ? " (no CUDA driver installed: libcuda.so.1 cannot be loaded)"
-                        : " (the driver sees none)") +
+             (f.no_driver() ? " (no CUDA driver installed: libcuda.so.1 cannot be loaded)"
+                            : " (the driver sees none)") +
              "; " + runtime;
     if (f.require_gpu) {
       r.status = Status::kFail;

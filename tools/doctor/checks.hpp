@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bootstrap/launcher.hpp"
+#include "epcomm/gpu_presence.hpp"
 
 namespace epcomm::doctor {
 
@@ -41,20 +42,15 @@ int exit_code(const std::vector<CheckResult>& results, bool no_gpu);
 
 // ---- CUDA driver and runtime ---------------------------------------------------------------------
 
-struct CudaFacts {
-  cudaError_t count_error = cudaSuccess;  // cudaGetDeviceCount's result
-  std::string error_text;                 // its cudaGetErrorString
-  int num_gpus = 0;                       // its count (meaningful on cudaSuccess)
-  bool driver_installed = true;           // libcuda.so.1 can be loaded
-  int driver_version = 0;                 // cudaDriverGetVersion: 1000 * major + 10 * minor; 0: none
-  int runtime_version = 0;                // cudaRuntimeGetVersion, likewise
-  bool require_gpu = false;               // EPCOMM_REQUIRE_GPU=1
+// Whether there are GPUs (epcomm::probe_gpu_presence), and the versions.
+struct CudaFacts : GpuPresence {
+  int driver_version = 0;    // cudaDriverGetVersion: 1000 * major + 10 * minor; 0: none
+  int runtime_version = 0;   // cudaRuntimeGetVersion, likewise
+  bool require_gpu = false;  // EPCOMM_REQUIRE_GPU=1
 };
 // "13.0" from 13000, "12.8" from 12080; "none" from 0.
 std::string cuda_version_text(int version);
-// No GPU: cudaErrorNoDevice, a count of 0, or no CUDA driver installed at all (the runtime then
-// says cudaErrorInsufficientDriver; with a driver installed that error means the driver is older
-// than the runtime, a failure). The same rule as the GPU tests' gate (tests/gpu/gpu_gate.hpp).
+// No GPU: GpuPresence::no_gpu, the rule the GPU tests' gate and epcomm-bench apply too.
 bool no_gpu(const CudaFacts& facts);
 // skip without a GPU (FAIL under require_gpu), FAIL for a driver older than the runtime or any
 // other error, ok with the versions and the number of GPUs.

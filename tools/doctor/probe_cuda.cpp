@@ -1,6 +1,5 @@
 // The doctor's CUDA probes: versions, GPUs, peers, topology and peer bandwidth (probes.hpp).
 #include <cuda_runtime_api.h>
-#include <dlfcn.h>
 
 #include <cstdio>
 #include <map>
@@ -10,17 +9,10 @@
 #include "core/cuda_raii.hpp"
 #include "doctor/probes.hpp"
 #include "epcomm/error.hpp"
+#include "epcomm/gpu_presence.hpp"
 
 namespace epcomm::doctor {
 namespace {
-
-// Whether a CUDA driver is installed at all (tests/gpu/harness.cpp asks the same).
-bool cuda_driver_installed() {
-  void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
-  if (driver == nullptr) return false;
-  dlclose(driver);
-  return true;
-}
 
 // stdout of a shell command, or empty with `ok` false when it could not run or failed.
 std::string command_output(const char* command, bool& ok) {
@@ -111,11 +103,8 @@ double measure_peer_copy(int src, int dst, const DeviceBuffer& from, const Devic
 
 CudaFacts probe_cuda(bool require_gpu) {
   CudaFacts f;
+  static_cast<GpuPresence&>(f) = probe_gpu_presence();
   f.require_gpu = require_gpu;
-  f.count_error = cudaGetDeviceCount(&f.num_gpus);
-  f.error_text = cudaGetErrorString(f.count_error);
-  cudaGetLastError();
-  f.driver_installed = cuda_driver_installed();
   if (cudaDriverGetVersion(&f.driver_version) != cudaSuccess) f.driver_version = 0;
   if (cudaRuntimeGetVersion(&f.runtime_version) != cudaSuccess) f.runtime_version = 0;
   cudaGetLastError();
