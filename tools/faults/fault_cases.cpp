@@ -38,8 +38,8 @@ std::vector<std::string> op_words(Phase phase) {
       return {"low-latency dispatch", "low-latency combine"};
     case Phase::kBarrier:
       return {"barrier"};
-    case Phase::kCreate:
-      return {"all_gather", "connect", "Buffer"};
+    case Phase::kCreate:  // the constructor's exchanges, or the first call when they passed
+      return {"all_gather", "connect", "Buffer", "low-latency dispatch"};
     case Phase::kDestroy:
       return {};
   }

@@ -120,20 +120,20 @@ int drive(const Args& a) {
     return decision.exit_code;
   }
   ::mkdir(a.out.c_str(), 0755);
-  std::vector<faults::CaseResult> results;
+  cudaDeviceProp prop{};
+  const std::string device = cudaGetDeviceProperties(&prop, 0) == cudaSuccess ? prop.name : "";
   const double bound_ms = static_cast<double>(a.timeout_ms + a.margin_ms);
+  const std::string path = a.json.empty() ? a.out + "/faults.json" : a.json;
+  std::vector<faults::CaseResult> results;
   for (const faults::Case& c : faults::select_cases(a.cases)) {
     faults::Observation obs;
     if (c.expect.outcome != faults::Outcome::kSkipped) obs = run_one(c, a);
     results.push_back({c, obs, faults::judge(c, obs, bound_ms)});
     std::printf("%-32s %s\n", faults::case_name(c).c_str(), results.back().verdict.status.c_str());
     std::fflush(stdout);
+    // Rewritten after every case: a run stopped from outside still leaves what it learned.
+    std::ofstream(path) << faults::report_json({a.timeout_ms, bound_ms, 2, device}, results);
   }
-  cudaDeviceProp prop{};
-  const std::string device = cudaGetDeviceProperties(&prop, 0) == cudaSuccess ? prop.name : "";
-  const std::string json = faults::report_json({a.timeout_ms, bound_ms, 2, device}, results);
-  const std::string path = a.json.empty() ? a.out + "/faults.json" : a.json;
-  std::ofstream(path) << json;
   std::printf("\n%s\nJSON: %s\n", faults::report_table(results).c_str(), path.c_str());
   return faults::report_exit_code(results);
 }
