@@ -2,7 +2,9 @@
 
 #include <sstream>
 
+#include "core/call_signature.hpp"
 #include "core/check.hpp"
+#include "core/status_message.hpp"
 
 namespace epcomm::faults {
 
@@ -18,28 +20,28 @@ constexpr Phase kMaskPhases[] = {Phase::kNotify, Phase::kHtCombine, Phase::kLlDi
                                  Phase::kBarrier};
 
 // The names the survivor's error may give its operation: the call that first waits on the peer
-// after a fault at `phase` (core/status_message.cpp spells the device's; the bootstrap its own).
+// after a fault at `phase`, as the library spells them (core/status_message.cpp; the bootstrap's own).
 std::vector<std::string> op_words(Phase phase) {
   switch (phase) {
     case Phase::kLayout:
     case Phase::kNotify:
-      return {"notify (count exchange)"};
+      return {to_string(OpId::kNotify)};
     case Phase::kHtTransfer:  // the peer's rows may all have arrived before it died
-      return {"dispatch", "combine"};
+      return {to_string(OpId::kDispatch), to_string(OpId::kCombine)};
     case Phase::kHtCombine:
-      return {"combine"};
+      return {to_string(OpId::kCombine)};
     case Phase::kCachedDispatch:
-      return {"dispatch"};
+      return {to_string(OpId::kDispatch)};
     case Phase::kLlDispatch:
-      return {"low-latency dispatch"};
+      return {to_string(OpId::kLlDispatch)};
     case Phase::kLlCombine:
-      return {"low-latency combine"};
+      return {to_string(OpId::kLlCombine)};
     case Phase::kLlSplit:  // the peer sent before it failed: the survivor's receive may complete
-      return {"low-latency dispatch", "low-latency combine"};
+      return {to_string(OpId::kLlDispatch), to_string(OpId::kLlCombine)};
     case Phase::kBarrier:
-      return {"barrier"};
-    case Phase::kCreate:  // the constructor's exchanges, or the first call when they passed
-      return {"all_gather", "connect", "Buffer", "low-latency dispatch"};
+      return {to_string(OpId::kBarrier)};
+    case Phase::kCreate:  // the bootstrap's exchanges, or the first call when they passed
+      return {"all_gather", "connect", "Buffer", to_string(OpId::kLlDispatch)};
     case Phase::kDestroy:
       return {};
   }
@@ -71,7 +73,7 @@ Expectation other_operation(Phase phase) {
   Expectation e = peer_gone(phase);
   if (e.outcome != Outcome::kError) return e;
   e.categories.push_back(ErrorCategory::kInvalidArgument);
-  e.awaited_words.push_back("operation is");
+  e.awaited_words.push_back(std::string(to_string(SigField::kOp)) + " is");
   if (phase == Phase::kCreate) e.awaited_words.push_back("differ");
   return e;
 }
@@ -116,21 +118,21 @@ std::string mismatch_skip_reason(Phase phase, Field field) {
          "(LowLatencyOptions::num_blocks), by design";
 }
 
-// The name core/call_signature.cpp gives each field in a mismatch report.
-std::string signature_name(Field field) {
+// The signature field a mismatch of `field` differs in; its name is what the report says.
+SigField signature_field(Field field) {
   switch (field) {
     case Field::kHidden:
-      return "hidden";
+      return SigField::kHidden;
     case Field::kTopk:
-      return "num_topk";
+      return SigField::kNumTopk;
     case Field::kNumSms:
-      return "num_sms (blocks)";
+      return SigField::kNumBlocks;
     case Field::kTokens:
-      return "num_max_dispatch_tokens_per_rank / num_worst_tokens";
+      return SigField::kMaxTokens;
     case Field::kNone:
       break;
   }
-  return "?";
+  return SigField::kOp;
 }
 
 Expectation mismatch(Phase phase, Field field) {
@@ -140,7 +142,7 @@ Expectation mismatch(Phase phase, Field field) {
   e.categories = {ErrorCategory::kInvalidArgument};
   e.op_words = phase == Phase::kCreate ? op_words(Phase::kLlDispatch) : op_words(phase);
   if (phase == Phase::kCreate) e.op_words.push_back("Buffer");
-  e.awaited_words = {signature_name(field) + " is"};
+  e.awaited_words = {std::string(to_string(signature_field(field))) + " is"};
   if (phase == Phase::kCreate) e.awaited_words.push_back("max_topk");  // LowLatencyOptions' own name
   return e;
 }

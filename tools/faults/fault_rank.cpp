@@ -85,7 +85,7 @@ Step other_op(Phase phase) {
     case Phase::kLlCombine:
       return kLlDispatch;
     case Phase::kCreate:
-      return [](Session& s, const Shape& sh) { s.create_ht(sh, false); };
+      return [](Session& s, const Shape&) { s.create_ht(false); };
     default:
       return kBarrier;
   }
@@ -130,7 +130,7 @@ void run_steps(Session& s, const std::vector<Step>& steps, const Shape& shape) {
 // Rank 1: the prelude, then the fault at the phase. Never returns.
 [[noreturn]] void commit_fault(const Case& c, const RankContext& ctx, Session& s, const Plan& plan) {
   const Shape shape;
-  if (c.phase != Phase::kCreate) plan.ll ? s.create_ll(shape, false) : s.create_ht(shape, false);
+  if (c.phase != Phase::kCreate) plan.ll ? s.create_ll(shape, false) : s.create_ht(false);
   run_steps(s, plan.prelude, shape);
   // Work the fault interrupts: the dispatch kernel just launched, or a split dispatch's send.
   if (c.fault == Fault::kKill || c.fault == Fault::kStall) {
@@ -165,7 +165,7 @@ void run_steps(Session& s, const std::vector<Step>& steps, const Shape& shape) {
 Observation survive(const Case& c, Session& s, const Plan& plan) {
   const Shape shape;
   Observation o;
-  if (c.phase != Phase::kCreate) plan.ll ? s.create_ll(shape, c.mask_on_timeout) : s.create_ht(shape, c.mask_on_timeout);
+  if (c.phase != Phase::kCreate) plan.ll ? s.create_ll(shape, c.mask_on_timeout) : s.create_ht(c.mask_on_timeout);
   run_steps(s, plan.prelude, shape);
   try {
     run_steps(s, plan.steps, shape);

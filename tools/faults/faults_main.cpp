@@ -1,7 +1,10 @@
 // epcomm-faults: the fault matrix of issue 22 on one machine (ranks may share one GPU).
 //
-//   epcomm-faults [--cases WORD,...] [--timeout-ms 3000] [--margin-ms 2000] [--out DIR] [--json FILE]
+//   epcomm-faults [--cases WORD,...] [--timeout-ms 3000] [--margin-ms 2000] [--startup-ms 30000]
+//                 [--out DIR] [--json FILE]
 //   epcomm-faults --list
+//   --rank-command PROGRAM runs PROGRAM (with the same arguments) as each rank instead of this binary's
+//   rank mode, and needs no GPU: how the CPU tests drive the driver with scripted ranks.
 //
 // For each case of fault_cases.cpp it starts two fresh rank processes of itself (--rank-case NAME),
 // with epcomm-run's environment, under a watchdog (watchdog.hpp): rank 1 commits the fault, rank 0
@@ -34,11 +37,13 @@ namespace faults = epcomm::faults;
 struct Args {
   std::string cases;
   std::int64_t timeout_ms = 3000;
-  std::int64_t margin_ms = 2000;
+  std::int64_t margin_ms = 2000;    // the survivor's error may come this long after the timeout
+  std::int64_t startup_ms = 30000;  // a case's processes get this plus three timeouts to end
   std::string out = "faults-out";
   std::string json;
   bool list = false;
-  std::string rank_case;  // rank mode
+  std::string rank_command;  // a substitute for the rank mode (tests)
+  std::string rank_case;     // rank mode
   std::string dir;
 };
 
@@ -54,10 +59,12 @@ Args parse(int argc, char** argv) {
     if (arg == "--cases") a.cases = value();
     else if (arg == "--timeout-ms") a.timeout_ms = std::stoll(value());
     else if (arg == "--margin-ms") a.margin_ms = std::stoll(value());
+    else if (arg == "--startup-ms") a.startup_ms = std::stoll(value());
     else if (arg == "--out") a.out = value();
     else if (arg == "--json") a.json = value();
     else if (arg == "--list") a.list = true;
     else if (arg == "--rank-case") a.rank_case = value();
+    else if (arg == "--rank-command") a.rank_command = value();
     else if (arg == "--dir") a.dir = value();
     else
       throw epcomm::Error(epcomm::ErrorCategory::kInvalidArgument, "unknown argument " + arg, __FILE__, __LINE__);
@@ -90,13 +97,13 @@ faults::Observation run_one(const faults::Case& c, const Args& a) {
   std::remove((dir + "/" + faults::kObservationFile).c_str());
   std::remove((dir + "/" + faults::kFaultTimeFile).c_str());
   faults::RankRunOptions o;
-  o.command = {self_path(), "--rank-case", faults::case_name(c), "--dir", dir, "--timeout-ms",
+  o.command = {a.rank_command.empty() ? self_path() : a.rank_command, "--rank-case", faults::case_name(c), "--dir", dir, "--timeout-ms",
                std::to_string(a.timeout_ms)};
   for (char** e = environ; *e; ++e) o.parent_environment.emplace_back(*e);
   o.extra_environment = {"EPCOMM_TIMEOUT_MS=" + std::to_string(a.timeout_ms),
                          "EPCOMM_BOOTSTRAP_TIMEOUT_MS=" + std::to_string(a.timeout_ms)};
   // Start-up (CUDA, the Buffer) plus up to three timeouts (the call, the carry-on, the teardown).
-  o.bound = std::chrono::milliseconds(3 * a.timeout_ms + 30000);
+  o.bound = std::chrono::milliseconds(3 * a.timeout_ms + a.startup_ms);
   o.log_dir = dir;
   const std::vector<faults::RankEnding> endings = faults::run_ranks(o);
   faults::Observation obs = faults::parse_observation(read_file(dir + "/" + faults::kObservationFile));
@@ -108,20 +115,25 @@ faults::Observation run_one(const faults::Case& c, const Args& a) {
   return obs;
 }
 
-int drive(const Args& a) {
+// Exits (77 or 1) when this machine cannot run the ranks; -1 to go on.
+int gpu_gate_exit(const Args& a) {
+  if (!a.rank_command.empty()) return -1;  // scripted ranks need no GPU
   epcomm::test::GateInput gate;
   static_cast<epcomm::GpuPresence&>(gate) = epcomm::probe_gpu_presence();
   gate.world = 2;
   gate.share_gpus = true;  // the two ranks may share one GPU
   gate.require_gpu = env_int("EPCOMM_REQUIRE_GPU", 0) != 0;
   const epcomm::test::GateDecision decision = epcomm::test::gpu_gate(gate);
-  if (decision.exit_code >= 0) {
-    std::printf("epcomm-faults: %s\n", decision.message.c_str());
-    return decision.exit_code;
-  }
+  if (decision.exit_code >= 0) std::printf("epcomm-faults: %s\n", decision.message.c_str());
+  return decision.exit_code;
+}
+
+int drive(const Args& a) {
+  if (const int code = gpu_gate_exit(a); code >= 0) return code;
   ::mkdir(a.out.c_str(), 0755);
   cudaDeviceProp prop{};
-  const std::string device = cudaGetDeviceProperties(&prop, 0) == cudaSuccess ? prop.name : "";
+  const std::string device =
+      a.rank_command.empty() && cudaGetDeviceProperties(&prop, 0) == cudaSuccess ? prop.name : "";
   const double bound_ms = static_cast<double>(a.timeout_ms + a.margin_ms);
   const std::string path = a.json.empty() ? a.out + "/faults.json" : a.json;
   std::vector<faults::CaseResult> results;

@@ -47,8 +47,7 @@ Session::Session(std::shared_ptr<Bootstrap> bootstrap, int rank, int world, std:
                  cudaStream_t stream)
     : bootstrap_(std::move(bootstrap)), rank_(rank), world_(world), timeout_ms_(timeout_ms), stream_(stream) {}
 
-void Session::create_ht(const Shape& shape, bool mask_on_timeout) {
-  (void)shape;
+void Session::create_ht(bool mask_on_timeout) {
   buffer_ = std::make_unique<Buffer>(
       bootstrap_, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 28, .timeout_ms = timeout_ms_,
                                 .mask_on_timeout = mask_on_timeout});

@@ -33,7 +33,7 @@ class Session {
   Session(std::shared_ptr<Bootstrap> bootstrap, int rank, int world, std::int64_t timeout_ms, cudaStream_t stream);
 
   // The Buffers (collective constructors); a case's Buffer is made once.
-  void create_ht(const Shape& shape, bool mask_on_timeout);
+  void create_ht(bool mask_on_timeout);
   void create_ll(const Shape& shape, bool mask_on_timeout);
   void destroy();  // the Buffer's destructor
   Buffer& buffer() { return *buffer_; }
