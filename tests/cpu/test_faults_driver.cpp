@@ -55,8 +55,9 @@ struct Workdir {
 
 int run_driver(const Workdir& w, const std::string& env, const std::string& cases) {
   const std::string command = "env " + env + " " EPCOMM_FAULTS_BINARY " --rank-command " + w.script +
-                              " --cases " + cases + " --timeout-ms 100 --margin-ms 1500 --startup-ms 1500 --out " +
-                              w.path + "/out --json " + w.path + "/faults.json > " + w.path + "/driver.log 2>&1";
+                              " --cases " + cases +
+                              " --timeout-ms 100 --margin-ms 1500 --startup-ms 1500 --out " + w.path +
+                              "/out --json " + w.path + "/faults.json > " + w.path + "/driver.log 2>&1";
   const int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -78,7 +79,7 @@ TEST(FaultsDriver, ScriptedSurvivorsPassAndSkipsAreCounted) {
       << json;
   EXPECT_NE(json.find("\"peer_ending\":\"killed by signal 9 (Killed)\""), std::string::npos) << json;
   // Each case ran in its own folder, with its ranks' logs.
-  struct stat st{};
+  struct stat st {};
   EXPECT_EQ(::stat((w.path + "/out/ll_dispatch.kill+mask/observed.txt").c_str(), &st), 0);
   EXPECT_EQ(::stat((w.path + "/out/ll_dispatch.kill/rank1.log").c_str(), &st), 0);
   EXPECT_NE(read(w.path + "/driver.log").find("ll_dispatch.kill+mask"), std::string::npos);

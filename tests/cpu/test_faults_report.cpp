@@ -18,7 +18,8 @@ const std::string kTimeoutMessage =
     "rank 0: low-latency dispatch timed out after 3000 ms waiting for rank 1 (counter 'rows arrived': "
     "expected 1, observed 0)";
 const std::string kMismatchMessage =
-    "peer mismatch: rank 0: notify (count exchange): rank 1 made a different call: num_topk is 4 here but 2 at "
+    "peer mismatch: rank 0: notify (count exchange): rank 1 made a different call: num_topk is 4 here but 2 "
+    "at "
     "rank 1; every rank must pass the same num_topk; nothing was received from it";
 
 TEST(FaultMessages, NamesRankAsAWholeNumber) {
@@ -145,7 +146,8 @@ TEST(FaultJson, QuotesAndStructure) {
   JsonWriter w;
   w.begin_object().field("s", "x").field("b", true).field("i", 3).field("d", 1.5);
   w.field("nan", 0.0 / 0.0).string_array("l", {"p", "q"}).begin_array("e").end_array().end_object();
-  EXPECT_EQ(w.text(), "{\"s\":\"x\",\"b\":true,\"i\":3,\"d\":1.500,\"nan\":null,\"l\":[\"p\",\"q\"],\"e\":[]}");
+  EXPECT_EQ(w.text(),
+            "{\"s\":\"x\",\"b\":true,\"i\":3,\"d\":1.500,\"nan\":null,\"l\":[\"p\",\"q\"],\"e\":[]}");
 }
 
 TEST(FaultJson, ReportCountsAndExitCode) {

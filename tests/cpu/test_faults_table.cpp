@@ -46,7 +46,8 @@ CaseResult result(const std::string& name, bool survived) {
   if (survived) {
     o.recorded = o.got_error = o.context_ok = o.survivor_exited = true;
     o.category = "timeout";
-    o.message = "rank 0: low-latency dispatch timed out after 3000 ms waiting for rank 1 (counter 'rows arrived')";
+    o.message =
+        "rank 0: low-latency dispatch timed out after 3000 ms waiting for rank 1 (counter 'rows arrived')";
     o.fault_ns = 1'000'000'000;
     o.event_ns = o.fault_ns + 3'050'000'000;
   }
@@ -65,9 +66,10 @@ TEST(FaultsTable, FaultMatrixCellsAndTotals) {
   EXPECT_NE(out.find("| ll_dispatch | ok, 3050 ms |"), std::string::npos) << out;
   EXPECT_NE(out.find("| notify | **FAIL**: survivor did not end on its own"), std::string::npos) << out;
   EXPECT_NE(out.find("| barrier |  |  |  |  |  | n/a |"), std::string::npos) << out;
-  EXPECT_NE(out.find("Faults tried: 2, survived: 1, failed: 1; cases that cannot be made: 1 (timeout 3000 ms, "
-                     "bound 5000 ms, 2 ranks, NVIDIA H200)."),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("Faults tried: 2, survived: 1, failed: 1; cases that cannot be made: 1 (timeout 3000 ms, "
+               "bound 5000 ms, 2 ranks, NVIDIA H200)."),
+      std::string::npos)
       << out;
 }
 
@@ -88,10 +90,13 @@ TEST(FaultsTable, SoakCountsAndMemory) {
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("| low-latency (graph replay) | 100000 | 1000 | 3 | 61.5 |"), std::string::npos) << out;
   EXPECT_NE(out.find("| high-throughput | 10000 | 100 | 3 | 80.2 |"), std::string::npos) << out;
-  EXPECT_NE(out.find("| device memory used | 1024.0 MiB -> 1025.0 MiB / 1024.0 MiB -> 1024.0 MiB | 64 MiB | yes |"),
+  EXPECT_NE(
+      out.find("| device memory used | 1024.0 MiB -> 1025.0 MiB / 1024.0 MiB -> 1024.0 MiB | 64 MiB | yes |"),
+      std::string::npos)
+      << out;
+  EXPECT_NE(out.find("| host RSS | 2.0 MiB -> 2.0 MiB / 4.0 MiB -> 5.0 MiB | 64 MiB | yes |"),
             std::string::npos)
       << out;
-  EXPECT_NE(out.find("| host RSS | 2.0 MiB -> 2.0 MiB / 4.0 MiB -> 5.0 MiB | 64 MiB | yes |"), std::string::npos) << out;
   EXPECT_NE(out.find("| open descriptors | 20 -> 20 / 21 -> 21 | 0 | yes |"), std::string::npos) << out;
 }
 

@@ -10,9 +10,10 @@ namespace epcomm::faults {
 
 namespace {
 
-constexpr Phase kPhases[] = {Phase::kLayout,     Phase::kNotify,    Phase::kHtTransfer, Phase::kHtCombine,
-                             Phase::kCachedDispatch, Phase::kLlDispatch, Phase::kLlCombine, Phase::kLlSplit,
-                             Phase::kBarrier,    Phase::kCreate,    Phase::kDestroy};
+constexpr Phase kPhases[] = {Phase::kLayout,    Phase::kNotify,         Phase::kHtTransfer,
+                             Phase::kHtCombine, Phase::kCachedDispatch, Phase::kLlDispatch,
+                             Phase::kLlCombine, Phase::kLlSplit,        Phase::kBarrier,
+                             Phase::kCreate,    Phase::kDestroy};
 constexpr Field kFields[] = {Field::kHidden, Field::kTopk, Field::kNumSms, Field::kTokens};
 // Phases where a survivor with mask_on_timeout should carry on after a killed peer: every call
 // that waits on a peer in the kernels (the mask is read there).
@@ -89,7 +90,8 @@ Expectation skipped(std::string reason) {
 std::string mismatch_skip_reason(Phase phase, Field field) {
   switch (phase) {
     case Phase::kLayout:
-      return "get_dispatch_layout is local: a changed shape reaches the peer only through dispatch (notify cases)";
+      return "get_dispatch_layout is local: a changed shape reaches the peer only through dispatch (notify "
+             "cases)";
     case Phase::kHtTransfer:
       return "the call's values are exchanged with the counts, before the transfer (notify cases)";
     case Phase::kLlCombine:

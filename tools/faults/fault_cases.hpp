@@ -13,17 +13,17 @@ namespace epcomm::faults {
 // Where the peer's fault happens. The survivor runs its sequence from this phase on (HT: layout,
 // dispatch, combine, cached dispatch, barrier; LL: dispatch, combine) and records the first error.
 enum class Phase {
-  kLayout,         // get_dispatch_layout (local: the fault shows at the next collective call)
-  kNotify,         // HT dispatch's count exchange: the peer never reaches it
-  kHtTransfer,     // HT dispatch mid-transfer: the peer's dispatch kernel was just launched
-  kHtCombine,      // HT combine
-  kCachedDispatch, // HT dispatch with the handle
-  kLlDispatch,     // low-latency dispatch
-  kLlCombine,      // low-latency combine
-  kLlSplit,        // between a split LL dispatch's send and its receive (return_recv_hook)
-  kBarrier,        // Buffer::barrier
-  kCreate,         // the Buffer's collective constructor
-  kDestroy,        // the Buffer's destructor
+  kLayout,          // get_dispatch_layout (local: the fault shows at the next collective call)
+  kNotify,          // HT dispatch's count exchange: the peer never reaches it
+  kHtTransfer,      // HT dispatch mid-transfer: the peer's dispatch kernel was just launched
+  kHtCombine,       // HT combine
+  kCachedDispatch,  // HT dispatch with the handle
+  kLlDispatch,      // low-latency dispatch
+  kLlCombine,       // low-latency combine
+  kLlSplit,         // between a split LL dispatch's send and its receive (return_recv_hook)
+  kBarrier,         // Buffer::barrier
+  kCreate,          // the Buffer's collective constructor
+  kDestroy,         // the Buffer's destructor
 };
 
 enum class Fault {
@@ -44,11 +44,11 @@ enum class Outcome {
 
 struct Expectation {
   Outcome outcome = Outcome::kError;
-  std::vector<ErrorCategory> categories;  // any of these (kError only)
-  std::vector<std::string> op_words;      // the message names the operation with one of these
-  std::vector<std::string> awaited_words; // ... and what was awaited or what differs, one of these
-  bool names_peer = true;                 // ... and the peer ("rank 1")
-  bool survivor_carries_on = false;       // with mask_on_timeout: the next call succeeds
+  std::vector<ErrorCategory> categories;   // any of these (kError only)
+  std::vector<std::string> op_words;       // the message names the operation with one of these
+  std::vector<std::string> awaited_words;  // ... and what was awaited or what differs, one of these
+  bool names_peer = true;                  // ... and the peer ("rank 1")
+  bool survivor_carries_on = false;        // with mask_on_timeout: the next call succeeds
   std::string skip_reason;
 };
 

@@ -165,7 +165,8 @@ void run_steps(Session& s, const std::vector<Step>& steps, const Shape& shape) {
 Observation survive(const Case& c, Session& s, const Plan& plan) {
   const Shape shape;
   Observation o;
-  if (c.phase != Phase::kCreate) plan.ll ? s.create_ll(shape, c.mask_on_timeout) : s.create_ht(c.mask_on_timeout);
+  if (c.phase != Phase::kCreate)
+    plan.ll ? s.create_ll(shape, c.mask_on_timeout) : s.create_ht(c.mask_on_timeout);
   run_steps(s, plan.prelude, shape);
   try {
     run_steps(s, plan.steps, shape);
@@ -175,13 +176,17 @@ Observation survive(const Case& c, Session& s, const Plan& plan) {
     o.message = e.message();
   }
   o.event_ns = monotonic_ns();
+  // RECOVERY (branch rel): once the bootstrap can be rebuilt among the survivors, a case can also
+  // destroy this Buffer, make one on the survivors and run a call there; mark it in Observation.
   o.context_error = check_cuda_context();
   o.context_ok = o.context_error.empty();
   if (c.mask_on_timeout && s.has_buffer()) {
     const std::vector<bool> masked = s.buffer().masked_ranks();
     o.peer_masked = masked.size() > static_cast<std::size_t>(kPeer) && masked[kPeer];
     try {
-      run_steps(s, plan.ll ? std::vector<Step>{kLlDispatch, kLlCombine} : std::vector<Step>{kLayout, kDispatch, kCombine},
+      run_steps(s,
+                plan.ll ? std::vector<Step>{kLlDispatch, kLlCombine}
+                        : std::vector<Step>{kLayout, kDispatch, kCombine},
                 shape);
       o.carried_on = true;
     } catch (const Error& e) {
@@ -202,14 +207,15 @@ std::int64_t monotonic_ns() {
 int run_case_rank(const Case& c, const RankContext& ctx) {
   if (ctx.world != 2)
     throw Error(ErrorCategory::kInvalidArgument,
-                "WORLD_SIZE: a fault case runs on exactly 2 ranks, not " + std::to_string(ctx.world), __FILE__,
-                __LINE__);
+                "WORLD_SIZE: a fault case runs on exactly 2 ranks, not " + std::to_string(ctx.world),
+                __FILE__, __LINE__);
   int count = 0;
   cuda_check(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
   cuda_check(cudaSetDevice(ctx.local_rank % count), "cudaSetDevice");
   cudaStream_t stream = nullptr;
   cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-  Session s(make_tcp_bootstrap(tcp_bootstrap_options_from_env()), ctx.rank, ctx.world, ctx.timeout_ms, stream);
+  Session s(make_tcp_bootstrap(tcp_bootstrap_options_from_env()), ctx.rank, ctx.world, ctx.timeout_ms,
+            stream);
   const Plan plan = plan_of(c.phase);
   if (ctx.rank == kPeer) commit_fault(c, ctx, s, plan);
   Observation o = survive(c, s, plan);

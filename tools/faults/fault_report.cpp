@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "faults/json_writer.hpp"
@@ -65,16 +66,26 @@ Observation parse_observation(const std::string& text) {
     const auto eq = line.find('=');
     if (eq == std::string::npos) continue;
     const std::string key = line.substr(0, eq), value = line.substr(eq + 1);
-    if (key == "recorded") o.recorded = value == "1";
-    else if (key == "got_error") o.got_error = value == "1";
-    else if (key == "category") o.category = value;
-    else if (key == "message") o.message = value;
-    else if (key == "event_ns") o.event_ns = std::stoll(value);
-    else if (key == "context_ok") o.context_ok = value == "1";
-    else if (key == "context_error") o.context_error = value;
-    else if (key == "peer_masked") o.peer_masked = value == "1";
-    else if (key == "carried_on") o.carried_on = value == "1";
-    else if (key == "carry_error") o.carry_error = value;
+    if (key == "recorded")
+      o.recorded = value == "1";
+    else if (key == "got_error")
+      o.got_error = value == "1";
+    else if (key == "category")
+      o.category = value;
+    else if (key == "message")
+      o.message = value;
+    else if (key == "event_ns")
+      o.event_ns = std::strtoll(value.c_str(), nullptr, 10);  // garbage: 0
+    else if (key == "context_ok")
+      o.context_ok = value == "1";
+    else if (key == "context_error")
+      o.context_error = value;
+    else if (key == "peer_masked")
+      o.peer_masked = value == "1";
+    else if (key == "carried_on")
+      o.carried_on = value == "1";
+    else if (key == "carry_error")
+      o.carry_error = value;
   }
   return o;
 }
@@ -90,8 +101,10 @@ Verdict judge(const Case& c, const Observation& o, double bound_ms) {
   if (!o.survivor_exited) v.reasons.push_back("survivor did not end on its own: " + o.survivor_ending);
   if (!o.recorded) v.reasons.push_back("survivor recorded nothing (" + o.survivor_ending + ")");
   if (o.recorded) {
-    if (e.outcome == Outcome::kError) judge_error(e, o, v);
-    else if (o.got_error) v.reasons.push_back("threw: " + o.message);
+    if (e.outcome == Outcome::kError)
+      judge_error(e, o, v);
+    else if (o.got_error)
+      v.reasons.push_back("threw: " + o.message);
     if (o.fault_ns <= 0) {
       v.reasons.push_back("the peer recorded no fault time");
     } else {
@@ -145,18 +158,19 @@ std::string report_json(const ReportHeader& header, const std::vector<CaseResult
 std::string report_table(const std::vector<CaseResult>& results) {
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-32s %-7s %-17s %9s  %-4s %-2s %-7s %-3s %s\n", "case", "status", "category",
-                "ms", "peer", "op", "awaited", "ctx", "notes");
+  std::snprintf(line, sizeof line, "%-32s %-7s %-17s %9s  %-4s %-2s %-7s %-3s %s\n", "case", "status",
+                "category", "ms", "peer", "op", "awaited", "ctx", "notes");
   out += line;
   for (const CaseResult& r : results) {
     const Verdict& v = r.verdict;
     const bool ran = v.status != "skipped";
     std::string notes;
     for (const auto& reason : v.reasons) notes += (notes.empty() ? "" : "; ") + reason;
-    std::snprintf(line, sizeof line, "%-32s %-7s %-17s %9.1f  %-4s %-2s %-7s %-3s %s\n", case_name(r.c).c_str(),
-                  v.status.c_str(), ran ? r.observed.category.c_str() : "-", v.ms_to_event,
-                  ran && v.names_peer ? "yes" : "-", ran && v.names_op ? "y" : "-", ran && v.names_awaited ? "yes" : "-",
-                  ran && r.observed.context_ok ? "ok" : "-", notes.c_str());
+    std::snprintf(line, sizeof line, "%-32s %-7s %-17s %9.1f  %-4s %-2s %-7s %-3s %s\n",
+                  case_name(r.c).c_str(), v.status.c_str(), ran ? r.observed.category.c_str() : "-",
+                  v.ms_to_event, ran && v.names_peer ? "yes" : "-", ran && v.names_op ? "y" : "-",
+                  ran && v.names_awaited ? "yes" : "-", ran && r.observed.context_ok ? "ok" : "-",
+                  notes.c_str());
     out += line;
   }
   return out;

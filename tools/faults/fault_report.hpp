@@ -13,15 +13,15 @@ namespace epcomm::faults {
 
 struct Observation {
   // From the survivor (rank 0).
-  bool recorded = false;       // the survivor wrote its observation
-  bool got_error = false;      // its call threw an epcomm::Error
-  std::string category;        // to_string(ErrorCategory) of it
-  std::string message;         // Error::message()
-  std::int64_t event_ns = 0;   // CLOCK_MONOTONIC when the call threw (or returned, kReturnsInTime)
-  bool context_ok = false;     // a small kernel and a synchronisation worked after it
+  bool recorded = false;      // the survivor wrote its observation
+  bool got_error = false;     // its call threw an epcomm::Error
+  std::string category;       // to_string(ErrorCategory) of it
+  std::string message;        // Error::message()
+  std::int64_t event_ns = 0;  // CLOCK_MONOTONIC when the call threw (or returned, kReturnsInTime)
+  bool context_ok = false;    // a small kernel and a synchronisation worked after it
   std::string context_error;
-  bool peer_masked = false;    // masked_ranks()[1] after the error (mask cases)
-  bool carried_on = false;     // the next call succeeded (mask cases)
+  bool peer_masked = false;  // masked_ranks()[1] after the error (mask cases)
+  bool carried_on = false;   // the next call succeeded (mask cases)
   std::string carry_error;
   // From the peer (rank 1): CLOCK_MONOTONIC when it committed the fault; 0: it never did.
   std::int64_t fault_ns = 0;
@@ -32,7 +32,7 @@ struct Observation {
 };
 
 struct Verdict {
-  std::string status;  // "pass", "fail" or "skipped"
+  std::string status;                // "pass", "fail" or "skipped"
   std::vector<std::string> reasons;  // why it failed (or the skip reason)
   double ms_to_event = -1;           // fault -> the survivor's error (or return); < 0: unknown
   bool names_peer = false, names_op = false, names_awaited = false;

@@ -53,21 +53,33 @@ Args parse(int argc, char** argv) {
     const std::string arg = argv[i];
     const auto value = [&]() -> std::string {
       if (i + 1 >= argc)
-        throw epcomm::Error(epcomm::ErrorCategory::kInvalidArgument, arg + " needs a value", __FILE__, __LINE__);
+        throw epcomm::Error(epcomm::ErrorCategory::kInvalidArgument, arg + " needs a value", __FILE__,
+                            __LINE__);
       return argv[++i];
     };
-    if (arg == "--cases") a.cases = value();
-    else if (arg == "--timeout-ms") a.timeout_ms = std::stoll(value());
-    else if (arg == "--margin-ms") a.margin_ms = std::stoll(value());
-    else if (arg == "--startup-ms") a.startup_ms = std::stoll(value());
-    else if (arg == "--out") a.out = value();
-    else if (arg == "--json") a.json = value();
-    else if (arg == "--list") a.list = true;
-    else if (arg == "--rank-case") a.rank_case = value();
-    else if (arg == "--rank-command") a.rank_command = value();
-    else if (arg == "--dir") a.dir = value();
+    if (arg == "--cases")
+      a.cases = value();
+    else if (arg == "--timeout-ms")
+      a.timeout_ms = std::stoll(value());
+    else if (arg == "--margin-ms")
+      a.margin_ms = std::stoll(value());
+    else if (arg == "--startup-ms")
+      a.startup_ms = std::stoll(value());
+    else if (arg == "--out")
+      a.out = value();
+    else if (arg == "--json")
+      a.json = value();
+    else if (arg == "--list")
+      a.list = true;
+    else if (arg == "--rank-case")
+      a.rank_case = value();
+    else if (arg == "--rank-command")
+      a.rank_command = value();
+    else if (arg == "--dir")
+      a.dir = value();
     else
-      throw epcomm::Error(epcomm::ErrorCategory::kInvalidArgument, "unknown argument " + arg, __FILE__, __LINE__);
+      throw epcomm::Error(epcomm::ErrorCategory::kInvalidArgument, "unknown argument " + arg, __FILE__,
+                          __LINE__);
   }
   return a;
 }
@@ -97,7 +109,12 @@ faults::Observation run_one(const faults::Case& c, const Args& a) {
   std::remove((dir + "/" + faults::kObservationFile).c_str());
   std::remove((dir + "/" + faults::kFaultTimeFile).c_str());
   faults::RankRunOptions o;
-  o.command = {a.rank_command.empty() ? self_path() : a.rank_command, "--rank-case", faults::case_name(c), "--dir", dir, "--timeout-ms",
+  o.command = {a.rank_command.empty() ? self_path() : a.rank_command,
+               "--rank-case",
+               faults::case_name(c),
+               "--dir",
+               dir,
+               "--timeout-ms",
                std::to_string(a.timeout_ms)};
   for (char** e = environ; *e; ++e) o.parent_environment.emplace_back(*e);
   o.extra_environment = {"EPCOMM_TIMEOUT_MS=" + std::to_string(a.timeout_ms),
@@ -108,7 +125,7 @@ faults::Observation run_one(const faults::Case& c, const Args& a) {
   const std::vector<faults::RankEnding> endings = faults::run_ranks(o);
   faults::Observation obs = faults::parse_observation(read_file(dir + "/" + faults::kObservationFile));
   const std::string fault_ns = read_file(dir + "/" + faults::kFaultTimeFile);
-  obs.fault_ns = fault_ns.empty() ? 0 : std::stoll(fault_ns);
+  obs.fault_ns = std::strtoll(fault_ns.c_str(), nullptr, 10);  // none or garbage: 0, "no fault time"
   obs.survivor_exited = endings[0].ended_on_its_own;
   obs.survivor_ending = endings[0].description;
   obs.peer_ending = endings[1].description;
@@ -151,8 +168,11 @@ int drive(const Args& a) {
 }
 
 int rank_main(const Args& a) {
-  faults::RankContext ctx{.rank = env_int("RANK", 0), .world = env_int("WORLD_SIZE", 1),
-                          .local_rank = env_int("LOCAL_RANK", 0), .timeout_ms = a.timeout_ms, .dir = a.dir};
+  faults::RankContext ctx{.rank = env_int("RANK", 0),
+                          .world = env_int("WORLD_SIZE", 1),
+                          .local_rank = env_int("LOCAL_RANK", 0),
+                          .timeout_ms = a.timeout_ms,
+                          .dir = a.dir};
   return faults::run_case_rank(faults::find_case(a.rank_case), ctx);
 }
 

@@ -11,7 +11,8 @@ std::int64_t status_kib(const std::string& status_text, const std::string& key) 
   std::istringstream in(status_text);
   for (std::string line; std::getline(in, line);) {
     // "VmRSS:\t  123456 kB"
-    if (line.size() <= key.size() || line.compare(0, key.size(), key) != 0 || line[key.size()] != ':') continue;
+    if (line.size() <= key.size() || line.compare(0, key.size(), key) != 0 || line[key.size()] != ':')
+      continue;
     std::istringstream value(line.substr(key.size() + 1));
     std::int64_t kib = -1;
     std::string unit;

@@ -26,8 +26,10 @@ bool names_rank(const std::string& message, int peer) {
         return true;
       // Skip one list element ("0, " or "0-2, ") and look at the next.
       while (digit_at(message, i) || (i < message.size() && message[i] == '-')) ++i;
-      if (i < message.size() && message[i] == ',') ++i;
-      else break;
+      if (i < message.size() && message[i] == ',')
+        ++i;
+      else
+        break;
     }
   }
   return false;

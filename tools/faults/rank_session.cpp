@@ -11,7 +11,8 @@ namespace epcomm::faults {
 
 void cuda_check(cudaError_t status, const char* what) {
   if (status != cudaSuccess)
-    throw Error(ErrorCategory::kCuda, std::string(what) + ": " + cudaGetErrorString(status), __FILE__, __LINE__);
+    throw Error(ErrorCategory::kCuda, std::string(what) + ": " + cudaGetErrorString(status), __FILE__,
+                __LINE__);
 }
 
 namespace {
@@ -45,17 +46,23 @@ struct Session::Inputs {
 
 Session::Session(std::shared_ptr<Bootstrap> bootstrap, int rank, int world, std::int64_t timeout_ms,
                  cudaStream_t stream)
-    : bootstrap_(std::move(bootstrap)), rank_(rank), world_(world), timeout_ms_(timeout_ms), stream_(stream) {}
+    : bootstrap_(std::move(bootstrap)),
+      rank_(rank),
+      world_(world),
+      timeout_ms_(timeout_ms),
+      stream_(stream) {}
 
 void Session::create_ht(bool mask_on_timeout) {
-  buffer_ = std::make_unique<Buffer>(
-      bootstrap_, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 28, .timeout_ms = timeout_ms_,
-                                .mask_on_timeout = mask_on_timeout});
+  buffer_ = std::make_unique<Buffer>(bootstrap_, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 28,
+                                                               .timeout_ms = timeout_ms_,
+                                                               .mask_on_timeout = mask_on_timeout});
 }
 
 void Session::create_ll(const Shape& shape, bool mask_on_timeout) {
-  const LowLatencyOptions o{.max_tokens_per_rank = shape.tokens, .hidden = shape.ll_hidden,
-                            .num_experts = shape.experts_per_rank * world_, .max_topk = shape.num_topk};
+  const LowLatencyOptions o{.max_tokens_per_rank = shape.tokens,
+                            .hidden = shape.ll_hidden,
+                            .num_experts = shape.experts_per_rank * world_,
+                            .max_topk = shape.num_topk};
   const BufferOptions b{.num_nvl_bytes = ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden, world_,
                                                               o.num_experts, o.max_topk),
                         .low_latency_mode = true,

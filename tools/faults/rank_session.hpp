@@ -16,8 +16,8 @@ namespace epcomm::faults {
 
 // The shapes of a session; a mismatch case changes one of them on the peer.
 struct Shape {
-  std::int64_t tokens = 128;     // HT: tokens per rank; LL: T (max_tokens_per_rank)
-  std::int64_t hidden = 2048;    // HT hidden; LL hidden is ll_hidden
+  std::int64_t tokens = 128;   // HT: tokens per rank; LL: T (max_tokens_per_rank)
+  std::int64_t hidden = 2048;  // HT hidden; LL hidden is ll_hidden
   std::int64_t ll_hidden = 512;
   int num_topk = 4;
   int num_sms = 8;
@@ -30,7 +30,8 @@ void cuda_check(cudaError_t status, const char* what);
 
 class Session {
  public:
-  Session(std::shared_ptr<Bootstrap> bootstrap, int rank, int world, std::int64_t timeout_ms, cudaStream_t stream);
+  Session(std::shared_ptr<Bootstrap> bootstrap, int rank, int world, std::int64_t timeout_ms,
+          cudaStream_t stream);
 
   // The Buffers (collective constructors); a case's Buffer is made once.
   void create_ht(bool mask_on_timeout);
@@ -53,7 +54,7 @@ class Session {
 
  private:
   struct Inputs;
-  void finish();  // synchronise the stream, then check_status()
+  void finish();                                      // synchronise the stream, then check_status()
   const Inputs& inputs(const Shape& shape, bool ll);  // made on first use and when they change
   std::shared_ptr<Bootstrap> bootstrap_;
   int rank_, world_;

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "gpu/checks.hpp"
-#include "faults/soak_report.hpp"
 #include "faults/mem_probe.hpp"
+#include "faults/soak_report.hpp"
+#include "gpu/checks.hpp"
 #include "gpu/ht_inputs.hpp"
 #include "gpu/ll_case.hpp"
 #include "gpu/ll_check.hpp"
@@ -72,10 +72,16 @@ struct LlVariant {
 // BF16 and FP8, whole and split calls.
 std::vector<LlVariant> make_ll_variants() {
   std::vector<LlVariant> v(3);
-  v[0].c = {.max_tokens = 128, .hidden = 2048, .num_topk = 8, .experts_per_rank = 8, .use_fp8 = false, .seed = 31};
-  v[1].c = {.max_tokens = 64, .num_tokens = 48, .hidden = 1024, .num_topk = 4, .experts_per_rank = 4, .seed = 32};
+  v[0].c = {
+      .max_tokens = 128, .hidden = 2048, .num_topk = 8, .experts_per_rank = 8, .use_fp8 = false, .seed = 31};
+  v[1].c = {
+      .max_tokens = 64, .num_tokens = 48, .hidden = 1024, .num_topk = 4, .experts_per_rank = 4, .seed = 32};
   v[1].hook = true;
-  v[2].c = {.max_tokens = 32, .tokens_on_rank1 = 20, .hidden = 7168, .num_topk = 6, .experts_per_rank = 16,
+  v[2].c = {.max_tokens = 32,
+            .tokens_on_rank1 = 20,
+            .hidden = 7168,
+            .num_topk = 6,
+            .experts_per_rank = 16,
             .seed = 33};
   return v;
 }
@@ -114,7 +120,8 @@ void checked_ll_replay(LlVariant& v, std::uint64_t salt) {
   const bool echo = !c.use_fp8;
   std::vector<std::vector<std::uint16_t>> ys(static_cast<std::size_t>(R));
   if (!echo) {
-    for (int r = 0; r < R; ++r) ys[static_cast<std::size_t>(r)] = make_y(YMode::kHash, c, R, r, salt, {}, inputs);
+    for (int r = 0; r < R; ++r)
+      ys[static_cast<std::size_t>(r)] = make_y(YMode::kHash, c, R, r, salt, {}, inputs);
     copy_to_device(v.y.data, ys[static_cast<std::size_t>(me)].data(), v.y.nbytes());
   }
   poison_outputs(*v.buffer);
@@ -126,7 +133,8 @@ void checked_ll_replay(LlVariant& v, std::uint64_t salt) {
   const auto routing = gather_routing(got, c, R);
   if (echo)
     for (int r = 0; r < R; ++r)
-      ys[static_cast<std::size_t>(r)] = make_y(YMode::kEcho, c, R, r, salt, routing[static_cast<std::size_t>(r)], inputs);
+      ys[static_cast<std::size_t>(r)] =
+          make_y(YMode::kEcho, c, R, r, salt, routing[static_cast<std::size_t>(r)], inputs);
   expect_combine_matches(download<std::uint16_t>(v.cr.out), c, R, routing, ys, inputs, "soak combine");
 }
 
@@ -140,9 +148,16 @@ struct HtVariant {
 
 std::vector<HtVariant> make_ht_variants() {
   std::vector<HtVariant> v(3);
-  v[0].c = {.num_tokens = 256, .hidden = 2048, .num_topk = 4, .experts_per_rank = 8, .num_sms = 8, .seed = 41};
-  v[1].c = {.num_tokens = 128, .tokens_on_rank1 = 64, .hidden = 4096, .num_topk = 8, .experts_per_rank = 16,
-            .skew = true, .num_sms = 12, .seed = 42};
+  v[0].c = {
+      .num_tokens = 256, .hidden = 2048, .num_topk = 4, .experts_per_rank = 8, .num_sms = 8, .seed = 41};
+  v[1].c = {.num_tokens = 128,
+            .tokens_on_rank1 = 64,
+            .hidden = 4096,
+            .num_topk = 8,
+            .experts_per_rank = 16,
+            .skew = true,
+            .num_sms = 12,
+            .seed = 42};
   v[2].c = {.num_tokens = 64, .hidden = 7168, .num_topk = 2, .experts_per_rank = 4, .num_sms = 6, .seed = 43};
   return v;
 }
@@ -158,7 +173,8 @@ void refill_ht(HtVariant& v, std::uint64_t salt) {
 }
 
 template <typename T>
-void expect_bitwise(const std::vector<T>& got, const std::vector<T>& want, std::size_t count, const char* what) {
+void expect_bitwise(const std::vector<T>& got, const std::vector<T>& want, std::size_t count,
+                    const char* what) {
   ASSERT_GE(got.size(), count) << what;
   ASSERT_GE(want.size(), count) << what;
   const Mismatches m = bitwise_mismatches(got, want, count);
@@ -174,9 +190,10 @@ void check_ht(const HtVariant& v, const DispatchResult& d, const CombineResult& 
   const ref::HtRankOutput& want = expected[static_cast<std::size_t>(me)];
   const auto rows = static_cast<std::size_t>(want.num_recv_tokens);
   ASSERT_EQ(d.handle.num_recv_tokens(), want.num_recv_tokens);
-  expect_bitwise(download<std::uint8_t>(d.recv_x), want.recv_x, rows * static_cast<std::size_t>(v.c.hidden) * 2,
-                 "recv_x");
-  expect_bitwise(download<std::int64_t>(d.recv_topk_idx), want.recv_topk_idx, rows * v.c.num_topk, "recv_topk_idx");
+  expect_bitwise(download<std::uint8_t>(d.recv_x), want.recv_x,
+                 rows * static_cast<std::size_t>(v.c.hidden) * 2, "recv_x");
+  expect_bitwise(download<std::int64_t>(d.recv_topk_idx), want.recv_topk_idx, rows * v.c.num_topk,
+                 "recv_topk_idx");
   expect_bitwise(download<float>(d.recv_topk_weights), want.recv_topk_weights, rows * v.c.num_topk,
                  "recv_topk_weights");
   EXPECT_EQ(d.num_recv_tokens_per_expert, want.num_recv_tokens_per_expert);
@@ -197,8 +214,8 @@ void check_ht(const HtVariant& v, const DispatchResult& d, const CombineResult& 
   const auto& want_c = combined[static_cast<std::size_t>(me)];
   const Mismatches mx = bf16_off(download<std::uint16_t>(cr.x), want_c.out, kCombineXRel, kCombineXAbs);
   EXPECT_EQ(mx.count, 0u) << "combine x: " << mx.count << " values off, first at " << mx.first;
-  const Mismatches mw = f32_off(download<float>(cr.topk_weights), want_c.topk_weights, kCombineWeightRel,
-                                kCombineWeightAbs);
+  const Mismatches mw =
+      f32_off(download<float>(cr.topk_weights), want_c.topk_weights, kCombineWeightRel, kCombineWeightAbs);
   EXPECT_EQ(mw.count, 0u) << "combine weights: " << mw.count << " values off, first at " << mw.first;
 }
 
@@ -231,7 +248,8 @@ faults::SoakPhase run_blocks(std::int64_t pairs, std::int64_t check_every, Varia
   const auto start = Clock::now();
   for (std::int64_t i = 0; i < pairs; ++i) {
     const bool check = i % check_every == 0;
-    auto& v = variants[static_cast<std::size_t>((i / check_every) % static_cast<std::int64_t>(variants.size()))];
+    auto& v =
+        variants[static_cast<std::size_t>((i / check_every) % static_cast<std::int64_t>(variants.size()))];
     call(v, check, static_cast<std::uint64_t>(1000 + i));
     r.checks += check;
     if ((i + 1) % kSyncEvery == 0) EPCOMM_CUDA_CHECK(cudaStreamSynchronize(gpu_env().stream));
@@ -283,7 +301,8 @@ TEST(Soak, GraphReplayedLowLatencyAndHighThroughputPairs) {
   report.device_ok = faults::grew_within(before.device_used, after.device_used, cfg.device_bound);
   report.rss_ok = faults::grew_within(before.rss_kib, after.rss_kib, cfg.rss_bound_kib);
   report.fds_ok = faults::grew_within(before.fds, after.fds, cfg.fd_bound);
-  EXPECT_TRUE(report.device_ok) << "device memory grew from " << before.device_used << " to " << after.device_used;
+  EXPECT_TRUE(report.device_ok) << "device memory grew from " << before.device_used << " to "
+                                << after.device_used;
   EXPECT_TRUE(report.rss_ok) << "RSS grew from " << before.rss_kib << " to " << after.rss_kib << " KiB";
   EXPECT_TRUE(report.fds_ok) << "open descriptors went from " << before.fds << " to " << after.fds;
   report.passed = !::testing::Test::HasFailure();

@@ -24,14 +24,20 @@ void write_usage(JsonWriter& w, const std::string& key, const std::vector<SoakUs
 
 std::string soak_json(const SoakReport& r) {
   JsonWriter w;
-  w.begin_object().field("tool", "epcomm soak").field("num_ranks", r.num_ranks).field("check_every", r.check_every);
+  w.begin_object()
+      .field("tool", "epcomm soak")
+      .field("num_ranks", r.num_ranks)
+      .field("check_every", r.check_every);
   write_phase(w, "ll", r.ll);
   write_phase(w, "ht", r.ht);
   write_usage(w, "before", r.before);
   write_usage(w, "after", r.after);
   w.begin_object("bounds").field("device_bytes", r.device_bound).field("rss_kib", r.rss_bound_kib);
   w.field("fds", r.fd_bound).end_object();
-  w.field("device_ok", r.device_ok).field("rss_ok", r.rss_ok).field("fds_ok", r.fds_ok).field("passed", r.passed);
+  w.field("device_ok", r.device_ok)
+      .field("rss_ok", r.rss_ok)
+      .field("fds_ok", r.fds_ok)
+      .field("passed", r.passed);
   w.end_object();
   return w.text() + "\n";
 }

@@ -33,7 +33,8 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 }
 
 // In the child after fork: own process group, output to the log, exec. Never returns.
-[[noreturn]] void exec_child(std::vector<std::string> argv, std::vector<std::string> env, const std::string& log) {
+[[noreturn]] void exec_child(std::vector<std::string> argv, std::vector<std::string> env,
+                             const std::string& log) {
   ::setpgid(0, 0);
   const int in = ::open("/dev/null", O_RDONLY);
   if (in >= 0) ::dup2(in, STDIN_FILENO);
@@ -75,7 +76,8 @@ void stop(Child& c, Clock::time_point start) {
 
 // Polls until `done` says so or `deadline` passes.
 template <typename Done>
-void wait_until(std::vector<Child>& children, Clock::time_point start, Clock::time_point deadline, Done done) {
+void wait_until(std::vector<Child>& children, Clock::time_point start, Clock::time_point deadline,
+                Done done) {
   while (!done() && Clock::now() < deadline) {
     for (Child& c : children) reap_if_ended(c, start, false);
     if (!done()) std::this_thread::sleep_for(kPollSlice);

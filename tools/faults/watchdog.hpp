@@ -15,20 +15,20 @@ struct RankEnding {
   bool ended_on_its_own = false;  // exited or died before the watchdog stepped in
   bool signaled = false;          // died by a signal (value = its number); else exited (value = code)
   int value = 0;
-  double seconds = -1;            // after the start, when the watchdog learned of the end
-  std::string description;        // "exited with code 0", "killed by signal 9 (Killed)", "stopped by the watchdog"
+  double seconds = -1;      // after the start, when the watchdog learned of the end
+  std::string description;  // "exited with code 0", "killed by signal 9 (Killed)", "stopped by the watchdog"
 };
 
 struct RankRunOptions {
-  std::vector<std::string> command;             // argv; command[0] is a path (not searched in PATH)
+  std::vector<std::string> command;  // argv; command[0] is a path (not searched in PATH)
   int num_ranks = 2;
   std::vector<std::string> parent_environment;  // each rank gets launcher::child_environment() of it
   std::vector<std::string> extra_environment;   // "NAME=VALUE" set on every rank after that
   int port = 0;                                 // MASTER_PORT; 0: a free port
   int watched_rank = 0;
-  std::chrono::milliseconds bound{30000};       // the watched rank's deadline
-  std::chrono::milliseconds grace{2000};        // the others' time after the watched rank ended
-  std::string log_dir;                          // rank r's stdout and stderr go to log_dir/rank<r>.log
+  std::chrono::milliseconds bound{30000};  // the watched rank's deadline
+  std::chrono::milliseconds grace{2000};   // the others' time after the watched rank ended
+  std::string log_dir;                     // rank r's stdout and stderr go to log_dir/rank<r>.log
 };
 
 // Starts the ranks (each in its own process group), waits as described, and returns every rank's
