@@ -163,14 +163,18 @@ TEST(FaultJson, ReportCountsAndExitCode) {
       << json;
   EXPECT_NE(json.find("\"name\":\"ll_dispatch.kill\""), std::string::npos);
   EXPECT_NE(json.find("\"ms_to_error\":3000.000"), std::string::npos) << json;
-  const Case& fail = find_case("notify.kill");
-  results.push_back({fail, {}, judge(fail, {}, 5000)});
+  const Case& fail = find_case("notify.mismatch_hidden");
+  Observation refused;
+  refused.peer_error = "x: hidden 4096 refused";
+  results.push_back({fail, refused, judge(fail, refused, 5000)});
   EXPECT_EQ(report_exit_code(results), 1);
   json = report_json({3000, 5000, 2, "GPU"}, results);
   EXPECT_NE(json.find("\"failed\":1"), std::string::npos);
   const std::string table = report_table(results);
   EXPECT_NE(table.find("ll_dispatch.kill"), std::string::npos);
-  EXPECT_NE(table.find("notify.kill"), std::string::npos);
+  EXPECT_NE(table.find("notify.mismatch_hidden"), std::string::npos);
+  EXPECT_NE(table.find("the peer's call threw: x: hidden 4096 refused"), std::string::npos) << table;
+  EXPECT_NE(json.find("\"peer_error\":\"x: hidden 4096 refused\""), std::string::npos) << json;
   EXPECT_NE(table.find("this call takes no shape or config"), std::string::npos);
 }
 

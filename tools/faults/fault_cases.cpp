@@ -60,7 +60,7 @@ Expectation peer_gone(Phase phase) {
   e.op_words = op_words(phase);
   if (phase == Phase::kCreate) {
     e.categories = {ErrorCategory::kTimeout, ErrorCategory::kBootstrap};
-    e.awaited_words = {"waiting for", "never arrived"};
+    e.awaited_words = {"waiting for", "never arrived", "closed its connection"};  // the bootstrap's words
   } else {
     e.categories = {ErrorCategory::kTimeout};
     e.awaited_words = {"counter '"};

@@ -154,7 +154,8 @@ void run_steps(Session& s, const std::vector<Step>& steps, const Shape& shape) {
         break;
     }
   } catch (const Error& e) {
-    std::fprintf(stderr, "rank %d (the faulty peer): %s\n", ctx.rank, e.what());
+    // Kept for the report: a call the peer's own checks refused never reached the survivor.
+    write_file(ctx.dir + "/" + kPeerErrorFile, e.what());
   }
   std::fflush(nullptr);
   ::_exit(0);  // no teardown: the peer is gone as far as the survivor is concerned

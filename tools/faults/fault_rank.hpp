@@ -14,11 +14,12 @@ struct RankContext {
   int world = 2;
   int local_rank = 0;
   std::int64_t timeout_ms = 3000;
-  std::string dir;  // the case's folder: observed.txt (rank 0), fault_ns.txt (rank 1)
+  std::string dir;  // the case's folder: observed.txt (rank 0), fault_ns.txt and peer_error.txt (rank 1)
 };
 
 inline constexpr const char* kObservationFile = "observed.txt";
 inline constexpr const char* kFaultTimeFile = "fault_ns.txt";
+inline constexpr const char* kPeerErrorFile = "peer_error.txt";  // rank 1's own error, if its call threw
 
 // Runs this rank's side of `c`; returns the process's exit code (0 once the survivor recorded its
 // observation, whatever it was). The faulty rank may never return (SIGKILL, a stall's _exit).

@@ -143,7 +143,7 @@ std::string report_json(const ReportHeader& header, const std::vector<CaseResult
     w.field("category", o.category).field("message", o.message).field("context_ok", o.context_ok);
     w.field("peer_masked", o.peer_masked).field("carried_on", o.carried_on);
     w.field("survivor_exited", o.survivor_exited).field("survivor_ending", o.survivor_ending);
-    w.field("peer_ending", o.peer_ending).end_object();
+    w.field("peer_ending", o.peer_ending).field("peer_error", o.peer_error).end_object();
     w.field("status", r.verdict.status).string_array("reasons", r.verdict.reasons);
     w.field("ms_to_error", r.verdict.ms_to_event).field("names_peer", r.verdict.names_peer);
     w.field("names_op", r.verdict.names_op).field("names_awaited", r.verdict.names_awaited).end_object();
@@ -166,6 +166,8 @@ std::string report_table(const std::vector<CaseResult>& results) {
     const bool ran = v.status != "skipped";
     std::string notes;
     for (const auto& reason : v.reasons) notes += (notes.empty() ? "" : "; ") + reason;
+    if (v.status == "fail" && !r.observed.peer_error.empty())
+      notes += "; the peer's call threw: " + r.observed.peer_error;
     std::snprintf(line, sizeof line, "%-32s %-7s %-17s %9.1f  %-4s %-2s %-7s %-3s %s\n",
                   case_name(r.c).c_str(), v.status.c_str(), ran ? r.observed.category.c_str() : "-",
                   v.ms_to_event, ran && v.names_peer ? "yes" : "-", ran && v.names_op ? "y" : "-",

@@ -25,6 +25,7 @@ struct Observation {
   std::string carry_error;
   // From the peer (rank 1): CLOCK_MONOTONIC when it committed the fault; 0: it never did.
   std::int64_t fault_ns = 0;
+  std::string peer_error;  // what rank 1's own call threw (other_op, mismatch), if it threw
   // From the driver's watchdog.
   bool survivor_exited = false;  // ended on its own within the case's bound
   std::string survivor_ending;   // "exited with code 0", "stopped by the watchdog"

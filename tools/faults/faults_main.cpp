@@ -108,6 +108,7 @@ faults::Observation run_one(const faults::Case& c, const Args& a) {
   ::mkdir(dir.c_str(), 0755);
   std::remove((dir + "/" + faults::kObservationFile).c_str());
   std::remove((dir + "/" + faults::kFaultTimeFile).c_str());
+  std::remove((dir + "/" + faults::kPeerErrorFile).c_str());
   faults::RankRunOptions o;
   o.command = {a.rank_command.empty() ? self_path() : a.rank_command,
                "--rank-case",
@@ -126,6 +127,7 @@ faults::Observation run_one(const faults::Case& c, const Args& a) {
   faults::Observation obs = faults::parse_observation(read_file(dir + "/" + faults::kObservationFile));
   const std::string fault_ns = read_file(dir + "/" + faults::kFaultTimeFile);
   obs.fault_ns = std::strtoll(fault_ns.c_str(), nullptr, 10);  // none or garbage: 0, "no fault time"
+  obs.peer_error = read_file(dir + "/" + faults::kPeerErrorFile);
   obs.survivor_exited = endings[0].ended_on_its_own;
   obs.survivor_ending = endings[0].description;
   obs.peer_ending = endings[1].description;
