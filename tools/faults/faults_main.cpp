@@ -10,6 +10,7 @@
 // with epcomm-run's environment, under a watchdog (watchdog.hpp): rank 1 commits the fault, rank 0
 // records what it observed; then judges it (fault_report.cpp). Prints a table, writes the JSON, and
 // exits 1 when any case failed, 77 without a GPU (1 with EPCOMM_REQUIRE_GPU=1).
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -169,6 +170,12 @@ int drive(const Args& a) {
   return faults::report_exit_code(results);
 }
 
+// A driver stopped from outside (timeout, ^C) takes the case's ranks with it.
+void on_stop_signal(int sig) {
+  faults::kill_running_ranks();
+  ::_exit(128 + sig);
+}
+
 int rank_main(const Args& a) {
   faults::RankContext ctx{.rank = env_int("RANK", 0),
                           .world = env_int("WORLD_SIZE", 1),
@@ -189,7 +196,9 @@ int main(int argc, char** argv) {
                     c.expect.skip_reason.empty() ? "" : (": " + c.expect.skip_reason).c_str());
       return 0;
     }
-    return a.rank_case.empty() ? drive(a) : rank_main(a);
+    if (!a.rank_case.empty()) return rank_main(a);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, on_stop_signal);
+    return drive(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "epcomm-faults: %s\n", e.what());
     return 1;

@@ -18,6 +18,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kPollSlice = std::chrono::milliseconds(5);
+constexpr int kMaxTracked = 64;  // ranks kill_running_ranks can reach (a fault case runs 2)
+
+// The process groups of the ranks now running, for kill_running_ranks (0: free slot).
+volatile sig_atomic_t g_running[kMaxTracked] = {};
+
+void track(pid_t pid, bool running) {
+  for (auto& slot : g_running) {
+    if (running ? slot == 0 : slot == pid) {
+      slot = running ? pid : 0;
+      return;
+    }
+  }
+}
 
 struct Child {
   pid_t pid = -1;
@@ -56,6 +69,7 @@ void reap_if_ended(Child& c, Clock::time_point start, bool block) {
   const pid_t r = ::waitpid(c.pid, &status, block ? 0 : WNOHANG);
   if (r != c.pid) return;
   c.reaped = true;
+  track(c.pid, false);
   c.ending.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   c.ending.signaled = WIFSIGNALED(status);
   c.ending.value = c.ending.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
@@ -109,6 +123,7 @@ std::vector<RankEnding> run_ranks(const RankRunOptions& o) {
     }
     ::setpgid(pid, pid);  // also in the child: whichever runs first
     children[static_cast<std::size_t>(r)].pid = pid;
+    track(pid, true);
   }
   Child& watched = children[static_cast<std::size_t>(o.watched_rank)];
   wait_until(children, start, start + o.bound, [&] { return watched.reaped; });
@@ -125,6 +140,11 @@ std::vector<RankEnding> run_ranks(const RankRunOptions& o) {
     endings.push_back(c.ending);
   }
   return endings;
+}
+
+void kill_running_ranks() noexcept {
+  for (auto& slot : g_running)
+    if (slot != 0) ::kill(-static_cast<pid_t>(slot), SIGKILL);
 }
 
 }  // namespace epcomm::faults

@@ -36,4 +36,8 @@ struct RankRunOptions {
 // cannot be started, after killing those started).
 std::vector<RankEnding> run_ranks(const RankRunOptions& options);
 
+// Kills the process groups of the ranks run_ranks is running now (none: nothing). Async-signal-safe:
+// for a SIGTERM/SIGINT handler of the driver, so a driver stopped from outside leaves no rank behind.
+void kill_running_ranks() noexcept;
+
 }  // namespace epcomm::faults
