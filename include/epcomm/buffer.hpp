@@ -68,6 +68,9 @@ struct BufferOptions {
   // How high-throughput dispatch and combine move rows (epcomm/ht_options.hpp); the defaults suit
   // every shape measured so far. Buffer::set_ht_options changes them between calls.
   HtOptions ht{};
+  // A rank whose wait on a peer times out masks that peer itself (Buffer::mask_rank) before the
+  // timeout is raised, and the Buffer stays usable by the survivors (docs/reliability.md).
+  bool mask_on_timeout = false;
 };
 
 // Outputs of get_dispatch_layout (SPEC "Layout"). Counts are int32; is_token_in_rank is bool.
@@ -138,6 +141,20 @@ class EPCOMM_API Buffer {
   // invalid expert index). Every operation calls it on entry; call it after synchronising to learn
   // about the last one.
   void check_status();
+
+  // Rank masking (SPEC "Rank masking", docs/reliability.md). A masked rank holds no tokens and no
+  // experts for this rank: dispatch sends nothing to it (slots naming its experts behave as -1),
+  // combine takes nothing from it, no wait waits on it; in every mode and in captured graphs (the
+  // kernels read the mask at run time). mask_rank is local and ordered on the communication
+  // stream: every survivor masks the same ranks before its next call. A handle made before the
+  // mask changed is refused by cached dispatch and combine (dispatch again).
+  void mask_rank(int rank);
+  // [num_ranks]: true where the rank is masked here.
+  std::vector<bool> masked_ranks() const;
+  // Collective over every rank of the Buffer, the masked ones included (they are back): waits for
+  // this rank's work, unmasks every rank and resets the counters the ranks keep in step (barrier,
+  // count exchange, low-latency sequence), so a rank that missed calls can rejoin.
+  void clear_rank_mask();
 
   // Low-latency mode (SPEC "Low-latency dispatch", "Low-latency combine"; epcomm/low_latency.hpp
   // has the outputs' lifetime rule). One Buffer class serves both modes, but a Buffer is made for

@@ -4,6 +4,7 @@
 #include "buffer/barrier.hpp"
 #include "transport/region_layout.hpp"
 #include "buffer/buffer_impl.hpp"
+#include "buffer/rank_mask.hpp"
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
 #include "core/env.hpp"
@@ -95,6 +96,9 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.counters = DeviceBuffer(Buffer::Impl::kCounterBytes);
   m.scratch = DeviceBuffer(HtScratch::kBytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
+  m.rank_mask = DeviceBuffer(static_cast<std::size_t>(m.num_ranks()));
+  EPCOMM_CUDA_CHECK(cudaMemset(m.rank_mask.get(), 0, m.rank_mask.bytes()));
+  m.masked_host.assign(static_cast<std::size_t>(m.num_ranks()), 0);
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 
   // Exchange region handles and map every domain peer's region.
@@ -114,6 +118,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.view.status = static_cast<DeviceStatus*>(m.status.device());
   m.view.barrier_epoch = m.counter(Impl::kBarrierEpoch);
   m.view.timeout_ns = static_cast<std::uint64_t>(timeout_ms) * 1000000ull;
+  m.view.masked = m.rank_mask.as<std::uint8_t>();
   m.peer_maps.resize(static_cast<std::size_t>(G));
   for (int p = 0; p < G; ++p) {
     const RegionRecord& rec = records[static_cast<std::size_t>(base + p)];
@@ -172,15 +177,17 @@ void Buffer::check_status() {
   impl_->raise_status();
 }
 
-void Buffer::Impl::raise_status() const {
+void Buffer::Impl::raise_status() {
   DeviceStatus* status = status_ptr();
   const auto code = static_cast<StatusCode>(*reinterpret_cast<volatile std::int32_t*>(&status->code));
   if (code == StatusCode::kOk) return;
   if (static_cast<std::int32_t>(code) == -1) return;  // a kernel is still writing the record
   DeviceStatus copy = *status;
   const Error error = status_error(copy, view.timeout_ns / 1000000ull, __FILE__, __LINE__);
-  // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks.
+  // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks,
+  // unless the survivors mask the peer (mask_on_timeout) and carry on without it.
   clear_status(StatusCode::kInvalidExpert);
+  if (code == StatusCode::kTimeout && options.mask_on_timeout) mask_after_timeout(*this, copy);
   throw error;
 }
 

@@ -22,6 +22,10 @@ struct DomainView {
   DeviceStatus* status = nullptr;          // mapped host memory
   std::uint64_t* barrier_epoch = nullptr;  // this rank's count of domain barriers (device memory)
   std::uint64_t timeout_ns = 0;
+  // [num_ranks] device memory, by global rank: 1 where the rank is masked on this rank
+  // (Buffer::mask_rank). Kernels read it at run time, so a captured graph sees the current mask.
+  // Null: no rank is ever masked.
+  const std::uint8_t* masked = nullptr;
 };
 static_assert(std::is_trivially_copyable_v<DomainView>, "DomainView is passed to kernels by value");
 

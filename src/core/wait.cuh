@@ -10,11 +10,22 @@
 
 namespace epcomm {
 
+// True when global rank `rank` is masked on this rank (SPEC "Rank masking"): no wait waits on it,
+// nothing is sent to it, nothing it left behind is read.
+__device__ __forceinline__ bool rank_masked(const DomainView& v, int rank) {
+  return v.masked != nullptr && v.masked[rank] != 0;
+}
+// The same by domain index.
+__device__ __forceinline__ bool peer_masked(const DomainView& v, int domain_rank) {
+  return rank_masked(v, v.domain_base_rank + domain_rank);
+}
+
 // Records a failure in the status word; the first one wins.
 // `peer_domain`: the peer's NVLink domain where the waiter knows it (multi-domain mode), else -1.
 __device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode code, OpId op,
                                                CounterId counter, int rank, int peer, std::int64_t expected,
-                                               std::int64_t observed, int peer_domain = -1) {
+                                               std::int64_t observed, int peer_domain = -1,
+                                               std::int32_t detail = 0) {
   if (status == nullptr) return;
   if (atomicCAS(&status->code, 0, -1) != 0) return;  // someone already reported (-1: being written)
   status->op = static_cast<std::int32_t>(op);
@@ -22,6 +33,7 @@ __device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode 
   status->rank = rank;
   status->peer = peer;
   status->peer_domain = peer_domain + 1;
+  status->detail = detail;
   status->expected = expected;
   status->observed = observed;
   __threadfence_system();
@@ -93,10 +105,15 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
   }
 }
 
-// The same, bounded by a domain's timeout and status word.
+// The same, bounded by a domain's timeout and status word. A masked peer is never waited on: the
+// wait succeeds at once (`seen` gets `expected`), and the caller must not read what it left.
 template <typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
                                               CounterId counter_id, int peer, T* seen = nullptr) {
+  if (rank_masked(view, peer)) {
+    if (seen != nullptr) *seen = expected;
+    return true;
+  }
   return wait_at_least(counter, expected, WaitBound{view.timeout_ns, view.status, view.rank}, op, counter_id,
                        peer, seen);
 }

@@ -119,4 +119,12 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
   return trace;
 }
 
+void reset_ll_sequence(LlState& state) {
+  EPCOMM_CUDA_CHECK(cudaMemset(state.layout.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
+  state.num_dispatches = 0;
+  state.num_combines = 0;
+  for (auto& kind : state.pending)
+    for (auto& half : kind) half.reset();
+}
+
 }  // namespace epcomm

@@ -57,14 +57,14 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
     const float w = a.topk_weights[i];
     const std::int64_t t = i / a.num_topk, j = i % a.num_topk;
     for (int d = first_target; d < end_target; ++d)
-      l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
+      if (!peer_masked(v, d)) l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
   }
   if constexpr (Peers::kStagesLocally) {
     __syncthreads();
     float* mine = l.combine_weights_of(a.workspace, parity, me);
     const std::size_t bytes = sizeof(float) * static_cast<std::size_t>(a.num_tokens * K);
     for (int d = static_cast<int>(threadIdx.x / 32); d < R; d += kLlWarps)
-      if (d != me && bytes > 0) Peers::put_warp(v, mine, mine, bytes, d);
+      if (d != me && bytes > 0 && !peer_masked(v, d)) Peers::put_warp(v, mine, mine, bytes, d);
     Peers::finish_sends();
   }
   __syncthreads();  // every store and completed put of the block comes before any signal
@@ -101,7 +101,9 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   };
   const auto locate = [&](std::int64_t item) {
     Located at{item / (R * parts), static_cast<int>(item / parts % R), -1};
-    if (item < items && lane < K) at.row = l.token_rows(ws, a.dispatch_half, at.s)[at.t * K + lane];
+    // A masked owner gets no partials (its rows may predate the mask: its dispatch ran before).
+    if (item < items && lane < K && !peer_masked(v, at.s))
+      at.row = l.token_rows(ws, a.dispatch_half, at.s)[at.t * K + lane];
     return at;
   };
   Located next = locate(first_item);
@@ -202,6 +204,8 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
     if (lane < a.num_topk) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
       if (e >= 0 && e < l.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
+      // A masked holder's slots behave as -1: no partial is taken from it.
+      if (rank < static_cast<unsigned>(R) && peer_masked(a.view, static_cast<int>(rank))) rank = static_cast<unsigned>(R);
     }
     bool valid[2];
     valid[0] = lane_channel(part, 0) < l.hidden;
@@ -261,7 +265,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
   ll_run_phases<Peers>(
-      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace,
+      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
       [&](int parity, std::uint64_t seq) {
         if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq);
         send_partials<Peers>(a, parity, seq);

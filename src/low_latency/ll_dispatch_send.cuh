@@ -137,6 +137,8 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
   for (int round = 0; round < rounds; ++round) {
     const int expert = (round * list_blocks + b) * kLlWarps + warp;  // may be >= E: only stages
     const int holder_rank = expert / l.num_local_experts;
+    // A masked holder gets no list: its experts' slots behave as -1 (SPEC "Rank masking").
+    const bool to_masked = expert < l.num_experts && peer_masked(v, holder_rank);
     void* holder = Peers::kStagesLocally || expert >= l.num_experts
                        ? a.workspace
                        : Peers::target(v, a.workspace, holder_rank);
@@ -154,10 +156,10 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
         ids[i] = bad ? kInvalidId : static_cast<std::int32_t>(e);
       }
       __syncthreads();
-      if (expert < l.num_experts)
+      if (expert < l.num_experts && !to_masked)
         scan_expert(ids, chunk, base, a.num_topk, expert, l.max_tokens, list, &count);
     }
-    if (expert >= l.num_experts) continue;
+    if (expert >= l.num_experts || to_masked) continue;
     if (count > l.max_tokens) {
       // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
       // them. The extra rows are dropped, never written out of bounds.
@@ -243,6 +245,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
     if (lane < a.num_topk) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
       if (e >= 0 && e < l.num_experts) rank = static_cast<int>(e / nle);
+      if (rank >= 0 && peer_masked(a.view, rank)) rank = -1;  // nothing goes to a masked rank
     }
     const unsigned same = __match_any_sync(kLlFullMask, rank);
     unsigned firsts = __ballot_sync(kLlFullMask, rank >= 0 && __ffs(same) - 1 == lane);

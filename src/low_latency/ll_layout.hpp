@@ -25,6 +25,7 @@
 #include <cstdint>
 
 #include "epcomm/low_latency_limits.hpp"
+#include "core/call_signature.hpp"
 #include "transport/region_layout.hpp"
 
 namespace epcomm {
@@ -49,6 +50,9 @@ struct LlControl {
   // staging, over all operations of that parity (each block of each operation adds 1).
   std::uint64_t freed[2][kMaxDomainRanks];
   std::uint64_t weights[2][kMaxDomainRanks];  // [parity][source]: seq whose combine weights are in place
+  // [parity][source]: the source's call signature of its latest operation of that parity, written
+  // before its done signal (ll_args.hpp, steps 3 and 4).
+  CallSignature signature[2][kMaxDomainRanks];
 };
 static_assert(sizeof(LlControl) % kLlSmallAlignment == 0);
 

@@ -35,4 +35,9 @@ struct LlState {
   std::uint64_t* trace_of(int kind) const { return trace[kind].as<std::uint64_t>(); }
 };
 
+// Zeroes this rank's control blocks (sequence numbers, done, credits, weights, signatures) and the
+// host's call counts, as when the workspace was made. Only inside a collective reset in which no
+// rank runs a kernel (Buffer::clear_rank_mask).
+void reset_ll_sequence(LlState& state);
+
 }  // namespace epcomm

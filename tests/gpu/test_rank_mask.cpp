@@ -1,0 +1,224 @@
+// Rank masking on the GPUs (SPEC "Rank masking"), run on 3 ranks (gpu.test_rank_mask_3, GPUs
+// shared): rank 2 is masked on ranks 0 and 1 and makes no call at all; 0 and 1 complete layout,
+// high-throughput dispatch and combine, and low-latency dispatch and combine, matching the CPU
+// reference of the masked operations (ref::mask_ranks). Then every rank clears the mask
+// (collective) and all three run unmasked, matching the plain reference. Outputs come from a
+// poisoning allocator, so a row the kernels forget shows up.
+#include <string>
+#include <vector>
+
+#include "checks.hpp"
+#include "epcomm/buffer.hpp"
+#include "harness.hpp"
+#include "ht_inputs.hpp"
+#include "ll_check.hpp"
+
+namespace epcomm::test {
+namespace {
+
+constexpr int kWorld = 3;
+constexpr int kMasked = 2;
+
+std::vector<std::uint8_t> mask_of(bool masked) {
+  std::vector<std::uint8_t> m(kWorld, 0);
+  if (masked) m[kMasked] = 1;
+  return m;
+}
+
+template <typename T>
+void expect_same(const std::vector<T>& got, const std::vector<T>& want, std::size_t count, const char* what) {
+  ASSERT_GE(got.size(), count) << what;
+  ASSERT_GE(want.size(), count) << what;
+  const Mismatches m = bitwise_mismatches(got, want, count);
+  EXPECT_EQ(m.count, 0u) << what << ": " << m.count << " of " << count << " differ, first at " << m.first;
+}
+
+// ---- high-throughput -----------------------------------------------------------------------------
+
+// Layout, dispatch and combine of case `c` on this rank, against the reference of the masked
+// operations (mask: rank 2 masked, or nothing).
+void run_ht(Buffer& buffer, const HtCase& c, const std::vector<std::uint8_t>& mask) {
+  const GpuEnv& env = gpu_env();
+  const ref::Geometry g{kWorld, c.experts_per_rank * kWorld, kWorld};
+  std::vector<ref::HtRankInput> inputs;
+  for (int r = 0; r < kWorld; ++r) inputs.push_back(make_ht_input(c, r, kWorld));
+  const std::vector<ref::HtRankInput> live = ref::mask_ranks(g, inputs, mask);
+  const auto want = ref::ht_dispatch(g, live, {.with_topk = true});
+  const ref::HtRankInput& in = inputs[static_cast<std::size_t>(env.rank)];
+  const ref::HtRankOutput& mine = want[static_cast<std::size_t>(env.rank)];
+
+  DeviceTensor x = upload(in.x, DType::kBF16, {in.num_tokens, c.hidden});
+  DeviceTensor topk = upload(in.topk_idx, DType::kI64, {in.num_tokens, c.num_topk});
+  DeviceTensor weights = upload(in.topk_weights, DType::kF32, {in.num_tokens, c.num_topk});
+  DispatchLayout layout = buffer.get_dispatch_layout(topk, g.num_experts, {.stream = env.stream});
+  const ref::Layout want_layout = ref::get_dispatch_layout(
+      g, live[static_cast<std::size_t>(env.rank)].topk_idx, in.num_tokens, c.num_topk);
+  EXPECT_EQ(download<std::int32_t>(layout.num_tokens_per_rank), want_layout.num_tokens_per_rank);
+  EXPECT_EQ(download<std::int32_t>(layout.num_tokens_per_expert), want_layout.num_tokens_per_expert);
+  EXPECT_EQ(download<std::uint8_t>(layout.is_token_in_rank), want_layout.is_token_in_rank);
+
+  DispatchArgs args = dispatch_args(x, topk, weights, layout);
+  args.config.num_sms = c.num_sms;
+  const DispatchResult got = buffer.dispatch(args, {.stream = env.stream});
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  buffer.check_status();
+  ASSERT_EQ(got.handle.num_recv_tokens(), mine.num_recv_tokens);
+  const auto rows = static_cast<std::size_t>(mine.num_recv_tokens);
+  expect_same(download<std::uint8_t>(got.recv_x), mine.recv_x, rows * in.row_bytes, "recv_x");
+  expect_same(download<std::int64_t>(got.recv_topk_idx), mine.recv_topk_idx, rows * c.num_topk, "recv_topk_idx");
+  expect_same(download<float>(got.recv_topk_weights), mine.recv_topk_weights, rows * c.num_topk,
+              "recv_topk_weights");
+  EXPECT_EQ(got.num_recv_tokens_per_expert,
+            std::vector<int>(mine.num_recv_tokens_per_expert.begin(), mine.num_recv_tokens_per_expert.end()));
+
+  // Combine the received rows as they are (the reference does the same with its own).
+  CombineArgs cargs;
+  cargs.x = got.recv_x;
+  cargs.topk_weights = got.recv_topk_weights;
+  cargs.handle = &got.handle;
+  cargs.config.num_sms = c.num_sms;
+  const CombineResult combined = buffer.combine(cargs, {.stream = env.stream});
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  buffer.check_status();
+  std::vector<std::int64_t> tokens;
+  std::vector<ref::HtRoute> routes;
+  std::vector<ref::HtCombineRankInput> back(kWorld);
+  for (int r = 0; r < kWorld; ++r) {
+    const auto& w = want[static_cast<std::size_t>(r)];
+    tokens.push_back(live[static_cast<std::size_t>(r)].num_tokens);
+    routes.push_back(w.route);
+    auto& b = back[static_cast<std::size_t>(r)];
+    b.x.resize(w.recv_x.size() / 2);
+    std::memcpy(b.x.data(), w.recv_x.data(), w.recv_x.size());
+    b.topk_weights = w.recv_topk_weights;
+  }
+  const auto want_c = ref::ht_combine(c.hidden, c.num_topk, tokens, routes, back);
+  const auto& mine_c = want_c[static_cast<std::size_t>(env.rank)];
+  const Mismatches off = bf16_off(download<std::uint16_t>(combined.x), mine_c.out, kCombineXRel, kCombineXAbs);
+  EXPECT_EQ(off.count, 0u) << "combined x: first off at " << off.first;
+  const Mismatches woff = f32_off(download<float>(combined.topk_weights), mine_c.topk_weights,
+                                  kCombineWeightRel, kCombineWeightAbs);
+  EXPECT_EQ(woff.count, 0u) << "combined topk_weights: first off at " << woff.first;
+}
+
+// ---- low-latency --------------------------------------------------------------------------------
+
+// This rank's routing as the GPU produced it, in the reference's terms.
+ref::LlRankOutput routing_of(const GotDispatch& got, const LlCase& c) {
+  ref::LlRankOutput r;
+  r.capacity = kWorld * c.max_tokens;
+  r.layout_range = got.layout_range;
+  r.src_info = got.src_info;
+  return r;
+}
+
+// Low-latency dispatch and combine (BF16, y echoing each row's token, so the combine does not
+// depend on the GPU's row order) against the reference of the masked operations.
+void run_ll(Buffer& buffer, const LlCase& c, const std::vector<std::uint8_t>& mask) {
+  const GpuEnv& env = gpu_env();
+  const ref::Geometry g = geometry_of(c, kWorld);
+  const std::vector<RankData> inputs = make_inputs(c, kWorld, 0);
+  std::vector<ref::LlRankInput> ref_in;
+  std::vector<std::vector<float>> weights;
+  for (const auto& d : inputs) ref_in.push_back(d.in);
+  const std::vector<ref::LlRankInput> live = ref::mask_ranks(g, ref_in, mask);
+  for (int r = 0; r < kWorld; ++r)
+    weights.push_back(mask[static_cast<std::size_t>(r)] ? std::vector<float>{}
+                                                        : inputs[static_cast<std::size_t>(r)].weights);
+  const auto want = ref::ll_dispatch(g, c.hidden, c.max_tokens, live, ref_options(c));
+  const DeviceInputs di = upload_inputs(inputs[static_cast<std::size_t>(env.rank)], c);
+  const CallOptions call{.stream = env.stream};
+
+  poison_outputs(buffer);
+  LlDispatchResult d = buffer.low_latency_dispatch(di.x, di.topk, c.options(false), call);
+  finish(buffer);
+  const GotDispatch got = download_dispatch(d);
+  expect_dispatch_matches(got, want[static_cast<std::size_t>(env.rank)], c, kWorld, "masked dispatch");
+
+  const auto my_y = make_y(YMode::kEcho, c, kWorld, env.rank, 0, routing_of(got, c), inputs);
+  DeviceTensor y = upload(my_y, DType::kBF16, {c.experts_per_rank, kWorld * c.max_tokens, c.hidden});
+  LlCombineResult cr = buffer.low_latency_combine(y, di.topk, di.weights, d.handle, {}, call);
+  finish(buffer);
+  std::vector<std::vector<std::uint16_t>> ys;
+  for (int r = 0; r < kWorld; ++r)
+    ys.push_back(make_y(YMode::kEcho, c, kWorld, r, 0, want[static_cast<std::size_t>(r)], inputs));
+  const auto want_out = ref::ll_combine(g, c.hidden, want, ys, live, weights);
+  expect_same(download<std::uint16_t>(cr.out), want_out[static_cast<std::size_t>(env.rank)],
+              want_out[static_cast<std::size_t>(env.rank)].size(), "masked combine");
+}
+
+// ---- the cases ----------------------------------------------------------------------------------
+
+class RankMask : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (gpu_env().world != kWorld) GTEST_SKIP() << "runs on exactly " << kWorld << " ranks (gpu.test_rank_mask_3)";
+  }
+  static bool live() { return gpu_env().rank != kMasked; }
+};
+
+TEST_F(RankMask, HighThroughputSkipsAMaskedRankThatNeverCalls) {
+  const GpuEnv& env = gpu_env();
+  Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 27,
+                                             .timeout_ms = 5000,
+                                             .allocator = poisoning_allocator()});
+  const HtCase c{.num_tokens = 96, .hidden = 1024, .num_topk = 4, .experts_per_rank = 8, .biases = false,
+                 .seed = 31};
+  if (live()) {
+    buffer.mask_rank(kMasked);
+    EXPECT_EQ(buffer.masked_ranks(), (std::vector<bool>{false, false, true}));
+    run_ht(buffer, c, mask_of(true));
+    run_ht(buffer, {.num_tokens = 40, .hidden = 512, .num_topk = 2, .experts_per_rank = 8, .biases = false,
+                    .seed = 32},
+           mask_of(true));  // a second call: the exchanges stay in step without rank 2
+  }
+  buffer.clear_rank_mask();  // rank 2 comes back here
+  EXPECT_EQ(buffer.masked_ranks(), std::vector<bool>(kWorld, false));
+  run_ht(buffer, c, mask_of(false));
+}
+
+TEST_F(RankMask, LowLatencySkipsAMaskedRankThatNeverCalls) {
+  const GpuEnv& env = gpu_env();
+  const LlCase c{.max_tokens = 16, .hidden = 512, .num_topk = 4, .experts_per_rank = 4, .use_fp8 = false,
+                 .seed = 41};
+  const LowLatencyOptions o = c.buffer_options(kWorld);
+  Buffer buffer(env.bootstrap, ll_buffer_options(o, kWorld, /*timeout_ms=*/5000), o);
+  if (live()) {
+    buffer.mask_rank(kMasked);
+    run_ll(buffer, c, mask_of(true));
+    run_ll(buffer, c, mask_of(true));  // the other parity of the double buffer
+  }
+  buffer.clear_rank_mask();
+  run_ll(buffer, c, mask_of(false));
+}
+
+// mask_on_timeout: ranks 0 and 1 dispatch while rank 2 stays away; the dispatch that waited for it
+// throws the timeout naming rank 2, each survivor has masked rank 2 itself, and the next calls
+// work without it. A handle made before the mask changed is refused.
+TEST_F(RankMask, MaskOnTimeoutLetsTheSurvivorsCarryOn) {
+  const GpuEnv& env = gpu_env();
+  Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 27,
+                                             .timeout_ms = 2000,
+                                             .allocator = poisoning_allocator(),
+                                             .mask_on_timeout = true});
+  const HtCase c{.num_tokens = 64, .hidden = 512, .num_topk = 4, .experts_per_rank = 8, .biases = false,
+                 .seed = 51};
+  if (live()) {
+    const ref::HtRankInput in = make_ht_input(c, env.rank, kWorld);
+    DeviceTensor x = upload(in.x, DType::kBF16, {in.num_tokens, c.hidden});
+    DeviceTensor topk = upload(in.topk_idx, DType::kI64, {in.num_tokens, c.num_topk});
+    DeviceTensor weights = upload(in.topk_weights, DType::kF32, {in.num_tokens, c.num_topk});
+    DispatchLayout layout = buffer.get_dispatch_layout(topk, c.experts_per_rank * kWorld, {.stream = env.stream});
+    DispatchArgs args = dispatch_args(x, topk, weights, layout);
+    args.config.num_sms = c.num_sms;
+    expect_peer_timeout([&] { buffer.dispatch(args, {.stream = env.stream}); }, "timed out");
+    EXPECT_EQ(buffer.masked_ranks(), (std::vector<bool>{false, false, true}));
+    EXPECT_NO_THROW(buffer.check_status());
+    run_ht(buffer, c, mask_of(true));
+  }
+  buffer.clear_rank_mask();
+  run_ht(buffer, c, mask_of(false));
+}
+
+}  // namespace
+}  // namespace epcomm::test
