@@ -10,6 +10,7 @@
 #include "core/env.hpp"
 #include "intranode/ht_plan.hpp"
 #include "low_latency/ll_checks.hpp"
+#include "low_latency/ll_state.hpp"
 #include "transport/ll_transport.hpp"
 #include "core/log.hpp"
 #include "core/status_message.hpp"
@@ -150,11 +151,16 @@ Buffer::~Buffer() {
     if (status != cudaSuccess)
       EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
   }
+  // NOTE: bounded: the kernels above end within their timeouts, the bootstrap's barrier within its
+  // own (at once when the bootstrap already failed). With a peer gone, local resources are freed.
+  bool peers_answered = true;
   try {
     impl_->bootstrap->barrier();
   } catch (const std::exception& e) {
     EPCOMM_LOG_WARN("Buffer teardown: barrier with peers failed: ", e.what());
+    peers_answered = false;
   }
+  if (impl_->ll && (!peers_answered || peer_lost(*impl_))) abandon_collective_teardown(*impl_->ll);
 }
 
 int Buffer::rank() const {

@@ -31,8 +31,8 @@ __device__ __forceinline__ bool signature_matches(const CallSignature* published
   for (int w = 0; w < static_cast<int>(sizeof(CallSignature) / sizeof(std::uint64_t)); ++w) to[w] = from[w];
   const int field = first_difference(here, peer);
   if (field < 0) return true;
-  report_failure(v.status, StatusCode::kPeerMismatch, op, CounterId::kNone, v.rank, peer_rank, here.field[field],
-                 peer.field[field], field);
+  report_failure(v.status, StatusCode::kPeerMismatch, op, CounterId::kNone, v.rank, peer_rank,
+                 here.field[field], peer.field[field], field);
   return false;
 }
 

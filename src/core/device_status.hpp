@@ -45,7 +45,7 @@ struct DeviceStatus {
   std::int32_t counter;  // CounterId
   std::int32_t rank;     // the rank that observed the failure
   std::int32_t peer;     // the peer waited on (or -1)
-  std::int32_t detail;     // kPeerMismatch: the SigField that differs; otherwise 0
+  std::int32_t detail;   // kPeerMismatch: the SigField that differs; otherwise 0
   std::int64_t expected;  // the value waited for (or the offending index; kPeerMismatch: the value here)
   std::int64_t observed;  // the value last seen (or the token index; kPeerMismatch: the peer's value)
 };

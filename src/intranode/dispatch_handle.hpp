@@ -30,7 +30,7 @@ struct DispatchHandle::State {
   std::vector<std::int32_t> count_matrix_host;  // [R * R]; empty in worst-case mode
   std::vector<std::int32_t> send_prefix_host;   // copy-engine dispatch: [R, copy_chunks + 1], this
                                                 // rank's rows to each rank before each chunk
-  std::uint64_t mask_changes = 0;  // Buffer::Impl::mask_changes when the routing was made
+  std::uint64_t mask_changes = 0;               // Buffer::Impl::mask_changes when the routing was made
 };
 
 // A handle routes as the rank mask was when its dispatch ran (SPEC "Rank masking"): once the mask

@@ -209,8 +209,9 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   for (int i = threadIdx.x; i < G * G; i += blockDim.x) {
     const int s = i / G, r = i % G;
     // Rows from or to a masked rank are none, whatever its mailbox holds.
-    const std::int32_t n =
-        live(s) && live(r) ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).count_row[r] : 0;
+    const std::int32_t n = live(s) && live(r)
+                               ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).count_row[r]
+                               : 0;
     a.count_matrix[i] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
   }
@@ -221,7 +222,8 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     const std::int64_t i0 = min(items, per_thread * threadIdx.x), i1 = min(items, i0 + per_thread);
     auto chunk_count = [&](std::int64_t i) {
       const int s = static_cast<int>(i / C);
-      return live(s) ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).chunk_count[i % C] : 0;
+      return live(s) ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).chunk_count[i % C]
+                     : 0;
     };
     std::int32_t row[1] = {0};
     for (std::int64_t i = i0; i < i1; ++i) row[0] += chunk_count(i);
