@@ -104,6 +104,10 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.rank_mask = DeviceBuffer(static_cast<std::size_t>(m.num_ranks()));
   EPCOMM_CUDA_CHECK(cudaMemset(m.rank_mask.get(), 0, m.rank_mask.bytes()));
   m.masked_host.assign(static_cast<std::size_t>(m.num_ranks()), 0);
+  if (options.peer_telemetry) {
+    m.telemetry = DeviceBuffer(sizeof(PeerCounters) * kTelemetryOps * kMaxDomainRanks);
+    EPCOMM_CUDA_CHECK(cudaMemset(m.telemetry.get(), 0, m.telemetry.bytes()));
+  }
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 
   // Exchange region handles and map every domain peer's region.
@@ -124,6 +128,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.view.barrier_epoch = m.counter(Impl::kBarrierEpoch);
   m.view.timeout_ns = static_cast<std::uint64_t>(timeout_ms) * 1000000ull;
   m.view.masked = m.rank_mask.as<std::uint8_t>();
+  m.view.telemetry = m.telemetry.as<PeerCounters>();
   m.peer_maps.resize(static_cast<std::size_t>(G));
   for (int p = 0; p < G; ++p) {
     const RegionRecord& rec = records[static_cast<std::size_t>(base + p)];
