@@ -140,7 +140,8 @@ class EPCOMM_API Buffer {
   std::vector<bool> masked_ranks() const;
   // Collective over every rank of the Buffer, the masked ones included (they are back): waits for
   // this rank's work, unmasks every rank and resets the counters the ranks keep in step (barrier,
-  // count exchange, low-latency sequence), so a rank that missed calls can rejoin.
+  // count exchange, low-latency sequence), so a rank that missed calls can rejoin. Receive every
+  // split low-latency call (return_recv_hook) first, on every rank.
   void clear_rank_mask();
 
   // Per-peer telemetry since the Buffer was made or last cleared (BufferOptions::peer_telemetry;

@@ -122,8 +122,7 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
 void reset_ll_sequence(LlState& state) {
   EPCOMM_CUDA_CHECK(
       cudaMemset(state.layout.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
-  state.num_dispatches = 0;
-  state.num_combines = 0;
+  // The host's call counts stay: they pick output halves only, and keep judging old handles.
   for (auto& kind : state.pending)
     for (auto& half : kind) half.reset();
 }

@@ -199,10 +199,14 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     tracer.mark(kLlTraceRecvEntry, entered);
   }
   if (phases & kLlRecv) {
-    if (!ll_wait_done(mine, parity, seq, v, op)) return;
-    tracer.mark(kLlTraceDoneSeen);
-    // NOTE: a mismatched peer still gets its credits, so it reports the mismatch too, not a timeout.
-    if (ll_signatures_match(mine, parity, sig, v, op)) receive(parity);
+    // NOTE: the credits below are given even when a wait failed or a signature differed: a
+    // mismatched peer then reports the mismatch too, not a timeout, and after a peer timed out the
+    // survivors stay in step with each other (they mask it and carry on: mask_on_timeout). Nothing
+    // is read from the staging then, so releasing it is safe.
+    if (ll_wait_done(mine, parity, seq, v, op)) {
+      tracer.mark(kLlTraceDoneSeen);
+      if (ll_signatures_match(mine, parity, sig, v, op)) receive(parity);
+    }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, own, kind, parity);
     tracer.mark(kLlTraceExit);

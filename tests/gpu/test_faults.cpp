@@ -80,7 +80,7 @@ TEST(PeerMismatch, HtDispatchTopk) {
   expect_ht_mismatch(2048, 2, 8, "num_topk");
 }
 TEST(PeerMismatch, HtDispatchNumSms) {
-  expect_ht_mismatch(2048, 4, 6, "num_sms");
+  expect_ht_mismatch(2048, 4, 6, "num_sms (blocks)");
 }
 
 // Low-latency dispatch with the last rank's call differing (num_topk, or FP8 against BF16).

@@ -148,5 +148,26 @@ TEST_F(RankMask, MaskOnTimeoutLetsTheSurvivorsCarryOn) {
   run_ht_masked(buffer, c, mask_of(false));
 }
 
+// The same in low-latency mode: the first dispatch times out waiting for rank 2's signals; the
+// survivors mask it, and (their credits having been given despite the timeout) keep exchanging.
+TEST_F(RankMask, LowLatencyMaskOnTimeoutLetsTheSurvivorsCarryOn) {
+  const GpuEnv& env = gpu_env();
+  const LlCase c{.max_tokens = 16, .hidden = 512, .num_topk = 4, .experts_per_rank = 4, .use_fp8 = false,
+                 .seed = 61};
+  const LowLatencyOptions o = c.buffer_options(kWorld);
+  BufferOptions bo = ll_buffer_options(o, kWorld, /*timeout_ms=*/2000);
+  bo.mask_on_timeout = true;
+  Buffer buffer(env.bootstrap, bo, o);
+  if (live()) {
+    const DeviceInputs di = upload_inputs(make_inputs(c, kWorld, 0)[static_cast<std::size_t>(env.rank)], c);
+    buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});
+    expect_peer_timeout([&] { finish(buffer); }, "low-latency dispatch timed out");
+    EXPECT_EQ(buffer.masked_ranks(), (std::vector<bool>{false, false, true}));
+    for (int i = 0; i < 3; ++i) run_ll(buffer, c, mask_of(true));  // both parities, and a credit wait
+  }
+  buffer.clear_rank_mask();
+  run_ll(buffer, c, mask_of(false));
+}
+
 }  // namespace
 }  // namespace epcomm::test
