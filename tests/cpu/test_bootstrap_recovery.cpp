@@ -104,7 +104,7 @@ void survive_a_killed_rank(int dead) {
   for (int r = 0; r < 4; ++r)
     if (r != dead) survivors.push_back(r);
   auto reports = run_processes({0, 1, 2, 3}, [&](int rank) -> std::string {
-    const TcpBootstrapOptions opts = options(port, rank, 4, milliseconds(1500));
+    const TcpBootstrapOptions opts = options(port, rank, 4, milliseconds(5000));
     auto old = make_tcp_bootstrap(opts);
     std::vector<unsigned char> out(4 * 8);
     old->all_gather(block_of(rank, 8).data(), out.data(), 8);
@@ -147,17 +147,17 @@ TEST(SurvivorBootstrap, AStalePeerOfTheOldGroupIsRefused) {
   const int port = net::pick_free_port();
   const int new_port = another_free_port(port);
   auto reports = run_processes({0, 1, 2, 3}, [&](int rank) -> std::string {
-    TcpBootstrapOptions opts = options(port, rank, 4, milliseconds(3000));
+    TcpBootstrapOptions opts = options(port, rank, 4, milliseconds(8000));
     opts.job_token = "job-stale";
     auto old = make_tcp_bootstrap(opts);
     if (rank == 2) {
-      TcpBootstrapOptions stale = options(new_port, 2, 3, milliseconds(3000));
+      TcpBootstrapOptions stale = options(new_port, 2, 3, milliseconds(8000));
       stale.job_token = "job-stale";
       auto b = make_tcp_bootstrap(stale);
       return "the stale peer got in";
     }
     // The real new rank 2 (old rank 3) arrives after the stale one knocked.
-    if (rank == 3) std::this_thread::sleep_for(milliseconds(300));
+    if (rank == 3) std::this_thread::sleep_for(milliseconds(1000));
     auto next = make_survivor_bootstrap(opts, {.survivors = {0, 1, 3}, .master_port = new_port});
     std::vector<unsigned char> gathered(3 * 8);
     next->all_gather(block_of(next->rank(), 8).data(), gathered.data(), 8);
