@@ -63,6 +63,9 @@ struct WaitBound {
   // When given, receives how long a wait that had to poll took (ns); left alone when the first
   // look saw the value (the fast path reads no clock).
   std::uint64_t* polled_ns = nullptr;
+  // When given, the waited-on peer's entry of the rank mask (DomainView::masked): a masked peer is
+  // not waited on.
+  const std::uint8_t* peer_masked = nullptr;
 };
 
 // Waits until *counter >= expected (acquire, system scope). Returns false on timeout (recorded in
@@ -81,6 +84,12 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
   // stall every warp of the SM, the ones moving data included.
   T observed = ptx::ld_relaxed_sys(counter);
   if (observed >= expected) return acquire();
+  // NOTE: the mask is read only once the first look failed: the common case pays no extra load
+  // (after an acquire at system scope it would come from L2).
+  if (bound.peer_masked != nullptr && *bound.peer_masked != 0) {
+    if (seen != nullptr) *seen = expected;
+    return true;
+  }
   const std::uint64_t start = ptx::globaltimer();
   std::uint64_t last_check = start;
   std::uint32_t spins = 0;
@@ -119,18 +128,16 @@ __device__ __forceinline__ void count_traffic(const DomainView& v, OpId op, int 
 }
 
 // The same, bounded by a domain's timeout and status word. A masked peer is never waited on: the
-// wait succeeds at once (`seen` gets `expected`), and the caller must not read what it left. A wait
-// that had to poll adds its time to the view's telemetry (op, peer).
+// wait succeeds at once (`seen` gets `expected`, or what the counter already held), and the caller
+// must not read what the peer left. A wait that had to poll adds its time to the view's telemetry
+// (op, peer).
 template <typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
                                               CounterId counter_id, int peer, T* seen = nullptr) {
-  if (rank_masked(view, peer)) {
-    if (seen != nullptr) *seen = expected;
-    return true;
-  }
   std::uint64_t polled_ns = 0;
   const WaitBound bound{view.timeout_ns, view.status, view.rank,
-                        view.telemetry != nullptr ? &polled_ns : nullptr};
+                        view.telemetry != nullptr ? &polled_ns : nullptr,
+                        view.masked != nullptr ? view.masked + peer : nullptr};
   const bool ok = wait_at_least(counter, expected, bound, op, counter_id, peer, seen);
   if (polled_ns != 0) {
     PeerCounters& c = view.telemetry[static_cast<int>(op) * kMaxDomainRanks + (peer - view.domain_base_rank)];
