@@ -2,8 +2,8 @@
 // or corrupted rows (issue 22): peers that make different calls (the call signature exchanged with
 // the counts, core/call_signature.hpp), and recovery without a restart after a timeout (a new
 // bootstrap and Buffer among the survivors). Each case makes its own Buffer: a mismatch or a
-// timeout leaves the Buffer failed (docs/reliability.md), and the case destroys it. Run on 2 ranks
-// (gpu.test_faults) and on 3 sharing the GPUs (gpu.test_faults_3, which the recovery case needs).
+// timeout leaves the Buffer failed (docs/reliability.md), and the case destroys it. Run on 3 ranks
+// sharing the GPUs where there are fewer (gpu.test_faults; the recovery case needs the third).
 #include <chrono>
 #include <string>
 #include <thread>
@@ -117,7 +117,7 @@ TEST(PeerMismatch, LlDispatchFp8) {
 // dispatch and combine correctly as a group of 2.
 TEST(Recovery, SurvivorsRebuildAndCarryOnAfterATimeout) {
   const GpuEnv& env = gpu_env();
-  if (env.world != 3) GTEST_SKIP() << "runs on 3 ranks (gpu.test_faults_3)";
+  if (env.world != 3) GTEST_SKIP() << "runs on 3 ranks (gpu.test_faults)";
   constexpr std::int64_t kShortMs = 2000;
   const HtCase c{.num_tokens = 64, .hidden = 512, .num_topk = 4, .experts_per_rank = 8, .biases = false,
                  .seed = 71};

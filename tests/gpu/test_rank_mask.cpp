@@ -1,8 +1,8 @@
-// Rank masking on the GPUs (SPEC "Rank masking"), run on 3 ranks (gpu.test_rank_mask_3, GPUs
-// shared): rank 2 is masked on ranks 0 and 1 and makes no call at all; 0 and 1 complete layout,
-// high-throughput dispatch and combine, and low-latency dispatch and combine, matching the CPU
-// reference of the masked operations (ref::mask_ranks). Then every rank clears the mask
-// (collective) and all three run unmasked, matching the plain reference. Outputs come from a
+// Rank masking on the GPUs (SPEC "Rank masking"), run on 3 ranks (gpu.test_rank_mask, GPUs shared
+// where there are fewer): rank 2 is masked on ranks 0 and 1 and makes no call at all; 0 and 1
+// complete layout, high-throughput dispatch and combine, and low-latency dispatch and combine,
+// matching the CPU reference of the masked operations (ref::mask_ranks). Then every rank clears the
+// mask (collective) and all three run unmasked, matching the plain reference. Outputs come from a
 // poisoning allocator, so a row the kernels forget shows up.
 #include <string>
 #include <vector>
@@ -78,7 +78,7 @@ class RankMask : public ::testing::Test {
  protected:
   void SetUp() override {
     if (gpu_env().world != kWorld)
-      GTEST_SKIP() << "runs on exactly " << kWorld << " ranks (gpu.test_rank_mask_3)";
+      GTEST_SKIP() << "runs on exactly " << kWorld << " ranks (gpu.test_rank_mask)";
   }
   static bool live() { return gpu_env().rank != kMasked; }
 };
