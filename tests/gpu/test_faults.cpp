@@ -18,7 +18,10 @@
 namespace epcomm::test {
 namespace {
 
-constexpr std::int64_t kTimeoutMs = 5000;
+// Calls that must succeed (or meet a mismatch) keep the default bound (EPCOMM_TIMEOUT_MS: long
+// where ranks share a GPU and take turns); the one that must time out gets a short one of its own.
+constexpr std::int64_t kTimeoutMs = -1;
+constexpr std::int64_t kShortMs = 10000;
 
 // Runs `call` (and then check_status(), for calls that report on the device only) and expects the
 // device's report of a peer mismatch naming `field`, the values and a peer.
@@ -118,7 +121,6 @@ TEST(PeerMismatch, LlDispatchFp8) {
 TEST(Recovery, SurvivorsRebuildAndCarryOnAfterATimeout) {
   const GpuEnv& env = gpu_env();
   if (env.world != 3) GTEST_SKIP() << "runs on 3 ranks (gpu.test_faults)";
-  constexpr std::int64_t kShortMs = 2000;
   const HtCase c{.num_tokens = 64, .hidden = 512, .num_topk = 4, .experts_per_rank = 8, .biases = false,
                  .seed = 71};
   {
@@ -129,7 +131,7 @@ TEST(Recovery, SurvivorsRebuildAndCarryOnAfterATimeout) {
       HtInputs in = ht_inputs(buffer, 512, 4, 8);
       const auto start = std::chrono::steady_clock::now();
       expect_peer_timeout([&] { buffer.dispatch(in.args, {.stream = env.stream}); }, "waiting for rank 2");
-      EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(kShortMs + 3000));
+      EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2 * kShortMs));
     }
   }  // every rank's teardown meets here
   if (env.rank == 2) return;  // left out of the new group
