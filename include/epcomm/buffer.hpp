@@ -27,6 +27,7 @@
 #include "epcomm/ll_trace.hpp"
 #include "epcomm/low_latency.hpp"
 #include "epcomm/stream.hpp"
+#include "epcomm/telemetry.hpp"
 #include "epcomm/types.hpp"
 
 namespace epcomm {
@@ -71,6 +72,9 @@ struct BufferOptions {
   // A rank whose wait on a peer times out masks that peer itself (Buffer::mask_rank) before the
   // timeout is raised, and the Buffer stays usable by the survivors (docs/reliability.md).
   bool mask_on_timeout = false;
+  // Count per-peer telemetry on the device (epcomm/telemetry.hpp, Buffer::peer_telemetry): bytes
+  // to and from each peer and time waited on each, per operation. Off: nothing is counted.
+  bool peer_telemetry = false;
 };
 
 // Outputs of get_dispatch_layout (SPEC "Layout"). Counts are int32; is_token_in_rank is bool.
@@ -153,8 +157,14 @@ class EPCOMM_API Buffer {
   std::vector<bool> masked_ranks() const;
   // Collective over every rank of the Buffer, the masked ones included (they are back): waits for
   // this rank's work, unmasks every rank and resets the counters the ranks keep in step (barrier,
-  // count exchange, low-latency sequence), so a rank that missed calls can rejoin.
+  // count exchange, low-latency sequence), so a rank that missed calls can rejoin. Receive every
+  // split low-latency call (return_recv_hook) first, on every rank.
   void clear_rank_mask();
+
+  // Per-peer telemetry since the Buffer was made or last cleared (BufferOptions::peer_telemetry;
+  // empty when off): waits for this rank's queued work, then reads the device's counters; with
+  // `clear`, zeroes them. slowest_peer() names the peer waited on longest.
+  std::vector<PeerTraffic> peer_telemetry(bool clear = false);
 
   // Low-latency mode (SPEC "Low-latency dispatch", "Low-latency combine"; epcomm/low_latency.hpp
   // has the outputs' lifetime rule). One Buffer class serves both modes, but a Buffer is made for

@@ -11,6 +11,7 @@
 #include "internode/md_buffer.hpp"
 #include "intranode/ht_plan.hpp"
 #include "low_latency/ll_checks.hpp"
+#include "low_latency/ll_state.hpp"
 #include "transport/ll_transport.hpp"
 #include "core/log.hpp"
 #include "core/status_message.hpp"
@@ -99,6 +100,10 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.rank_mask = DeviceBuffer(static_cast<std::size_t>(m.num_ranks()));
   EPCOMM_CUDA_CHECK(cudaMemset(m.rank_mask.get(), 0, m.rank_mask.bytes()));
   m.masked_host.assign(static_cast<std::size_t>(m.num_ranks()), 0);
+  if (options.peer_telemetry) {
+    m.telemetry = DeviceBuffer(sizeof(PeerCounters) * kTelemetryOps * kMaxDomainRanks);
+    EPCOMM_CUDA_CHECK(cudaMemset(m.telemetry.get(), 0, m.telemetry.bytes()));
+  }
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 
   // Exchange region handles and map every domain peer's region.
@@ -119,6 +124,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.view.barrier_epoch = m.counter(Impl::kBarrierEpoch);
   m.view.timeout_ns = static_cast<std::uint64_t>(timeout_ms) * 1000000ull;
   m.view.masked = m.rank_mask.as<std::uint8_t>();
+  m.view.telemetry = m.telemetry.as<PeerCounters>();
   m.peer_maps.resize(static_cast<std::size_t>(G));
   for (int p = 0; p < G; ++p) {
     const RegionRecord& rec = records[static_cast<std::size_t>(base + p)];
@@ -147,11 +153,16 @@ Buffer::~Buffer() {
     if (status != cudaSuccess)
       EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
   }
+  // NOTE: bounded: the kernels above end within their timeouts, the bootstrap's barrier within its
+  // own (at once when the bootstrap already failed). With a peer gone, local resources are freed.
+  bool peers_answered = true;
   try {
     impl_->bootstrap->barrier();
   } catch (const std::exception& e) {
     EPCOMM_LOG_WARN("Buffer teardown: barrier with peers failed: ", e.what());
+    peers_answered = false;
   }
+  if (impl_->ll && (!peers_answered || peer_lost(*impl_))) abandon_collective_teardown(*impl_->ll);
 }
 
 int Buffer::rank() const {

@@ -47,9 +47,10 @@ struct Buffer::Impl {
   // NOTE: declared after the regions, so it goes (finalising NVSHMEM, collectively) before them.
   std::shared_ptr<MdState> md;
   std::uint64_t notify_calls = 0;       // notify publishes its counts under this sequence number
-  DeviceBuffer rank_mask;                   // [num_ranks] uint8, DomainView::masked (rank_mask.cpp)
-  std::vector<std::uint8_t> masked_host;    // what rank_mask holds once the comm stream gets there
-  std::uint64_t mask_changes = 0;           // handles remember it: one made under another mask is refused
+  DeviceBuffer rank_mask;               // [num_ranks] uint8, DomainView::masked (rank_mask.cpp)
+  std::vector<std::uint8_t> masked_host;  // what rank_mask holds once the comm stream gets there
+  DeviceBuffer telemetry;  // [kTelemetryOps][kMaxDomainRanks] PeerCounters (BufferOptions::peer_telemetry)
+  std::uint64_t mask_changes = 0;         // handles remember it: one made under another mask is refused
   // Copy-engine dispatch: straight copies queued so far, to peers and to this rank's outputs (tests).
   std::uint64_t straight_copies_queued = 0, own_straight_copies_queued = 0;
 

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "core/device_status.hpp"
+#include "core/peer_counters.hpp"
 
 namespace epcomm {
 
@@ -26,6 +27,8 @@ struct DomainView {
   // (Buffer::mask_rank). Kernels read it at run time, so a captured graph sees the current mask.
   // Null: no rank is ever masked.
   const std::uint8_t* masked = nullptr;
+  // [kTelemetryOps][kMaxDomainRanks] device memory (core/peer_counters.hpp); null: nothing counted.
+  PeerCounters* telemetry = nullptr;
 };
 static_assert(std::is_trivially_copyable_v<DomainView>, "DomainView is passed to kernels by value");
 

@@ -228,6 +228,16 @@ __device__ __forceinline__ void put_piece(const LlDispatchArgs& a, int parity, i
   Peers::put_warp(v, words, words, num_words * sizeof(std::uint32_t), d);
 }
 
+// Per-peer telemetry: a token's row and scales, counted once per destination (with part 0).
+__device__ __forceinline__ void count_row_sent(const LlDispatchArgs& a, int part, int d) {
+  if (a.view.telemetry == nullptr || part != 0 || threadIdx.x % 32 != 0 || d == a.view.domain_rank) return;
+  const LlLayout& l = a.layout;
+  const std::uint64_t scales =
+      !a.use_fp8 ? 0u : 4u * static_cast<std::uint64_t>(a.use_ue8m0 ? l.num_scale_words : l.num_scales);
+  const std::uint64_t row = static_cast<std::uint64_t>(l.hidden) * (a.use_fp8 ? 1u : 2u) + scales;
+  count_traffic(a.view, OpId::kLlDispatch, d, row, 0);
+}
+
 template <typename Peers>
 __device__ void send_rows(const LlDispatchArgs& a, int parity) {
   const LlLayout& l = a.layout;
@@ -281,6 +291,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
         firsts &= firsts - 1;
         const int d = __shfl_sync(kLlFullMask, rank, src_lane);
         if (d != me) put_piece<Peers>(a, parity, d, t, part);
+        count_row_sent(a, part, d);
       }
     } else {
       while (firsts != 0) {
@@ -289,6 +300,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
         const int d = __shfl_sync(kLlFullMask, rank, src_lane);
         store_piece(a, parity, Peers::target(a.view, a.workspace, d), t, part, valid, raw, q, scale_inv,
                     word);
+        count_row_sent(a, part, d);
       }
     }
   }
