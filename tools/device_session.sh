@@ -2,13 +2,17 @@
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
 #   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
-#                           [kernels-cold] [kernels-ll] [ll-md] [pack]
+#                           [kernels-cold] [kernels-ll] [ll-md] [python] [md] [faults] [soak] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
 #   shared N PROGRAM...: GPU test programs (test_ll, test_ht, ...) on N ranks that share the local
 #   GPUs (EPCOMM_TEST_SHARE_GPUS=1): the ranks' kernels take turns, so this checks correctness of
 #   N-rank runs on fewer GPUs, never speed. GTEST_FILTER picks cases. EPCOMM_REQUIRE_GPU=1 there too.
+#   md: the multi-domain GPU tests (gpu_test_md; needs EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON) on
+#   ranks sharing the GPUs, split by EPCOMM_RANKS_PER_DOMAIN: 2 ranks as 2x1, 4 as 2x2 and 4x1, and
+#   8 as 2x4 and 4x2 (a subset of cases: EPCOMM_MD_FILTER_8, default below). EPCOMM_MD_SHAPES picks
+#   some (ranks:per_domain, e.g. "2:1 4:2"), to stay within one command's time; GTEST_FILTER the cases.
 #   examples: every numbered example, one process per local GPU.
 #   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
 #   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
@@ -21,6 +25,23 @@
 #   ll-md: low-latency mode across NVLink domains on ranks sharing the GPUs (needs
 #   EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON): gpu.test_ll_md_2x2 and gpu.test_ll_nvshmem_2x2 (4 ranks
 #   as 2 domains of 2), gpu.test_rank_mask_ll_md_3x1 (masking, 3 domains of 1); log in $OUT/ll_md.log.
+#   python: the Python package on this machine's PyTorch (docs/python.md): installed with pip from the
+#   tree (no build isolation: nothing can be fetched here, the image has nanobind and scikit-build-core)
+#   or from a carried wheel (EPCOMM_PY_WHEEL=path), into build-py/gpu-site; then its CPU tier, its GPU
+#   tier (python/tests/gpu: 2 and 4 ranks sharing the GPUs, gloo; a skip fails the step, except of a
+#   test that needs two GPUs;
+#   EPCOMM_PY_TESTS=<pytest -k expression> picks tests), epcomm-bench's ll-dsv3 and ll-small rows on
+#   one rank, and python/tests/gpu/overhead.py (the same calls from Python) beside them in
+#   $OUT/python_overhead.json. EPCOMM_PY_PARTS picks among "cpu gpu overhead" (default: all three),
+#   e.g. to split them over two calls. Writes more files than the device tool brings back: end with pack.
+#   faults: epcomm-faults (the fault matrix of issue 22) on 2 ranks sharing the GPU(s): $OUT/faults.json,
+#   $OUT/faults.txt (the table), each case's rank logs under $OUT/faults/<case>/. EPCOMM_FAULTS_CASES
+#   picks cases (comma-separated name parts, e.g. "notify,ll_"), EPCOMM_FAULTS_TIMEOUT_MS the timeout
+#   (default 3000). A failed case, or a skip (EPCOMM_REQUIRE_GPU=1), fails the step.
+#   soak: the soak of issue 22 (tools/faults/soak.cpp) on 2 ranks sharing the GPU(s): $OUT/soak.json and
+#   $OUT/soak.log. EPCOMM_SOAK_LL_PAIRS / EPCOMM_SOAK_HT_PAIRS / EPCOMM_SOAK_CHECK_EVERY set the counts
+#   (default here 20000 / 2000 / 200, to fit one 10-minute call; the issue's full counts are 100000 /
+#   10000). Then $OUT/faults_table.md from whichever of the two JSONs exist.
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -43,7 +64,15 @@ if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${
 fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
-is_step() { case "$1" in tests | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | ll-md | pack) return 0 ;; *) return 1 ;; esac; }
+py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | md | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
+# The README's markdown of the fault and soak JSONs written so far.
+faults_table() {
+  local args=()
+  [ -f "$OUT/faults.json" ] && args+=(--faults "$OUT/faults.json")
+  [ -f "$OUT/soak.json" ] && args+=(--soak "$OUT/soak.json")
+  [ ${#args[@]} -gt 0 ] && python3 "$root/tools/faults/faults_table.py" "${args[@]}" > "$OUT/faults_table.md"
+}
 # ncu at real clocks over the launches of kernels matching $2 in a 1-rank epcomm-bench run (its
 # flags after $5), cache control $1, launches skipped/counted $3/$4; output in $OUT/<$5>.txt.
 ncu_bench() {
@@ -78,6 +107,24 @@ while [ $# -gt 0 ]; do
       if grep -qE "\*\*\*Skipped|did not run" "$OUT/gpu_tests.log"; then
         echo "tests: some tests were skipped, which fails this step"; status=1
       fi
+      ;;
+    md)
+      shift
+      if [ ! -x "$build/tests/gpu_test_md" ]; then
+        echo "md: gpu_test_md was not built (EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON)"; status=1; continue
+      fi
+      for shape in ${EPCOMM_MD_SHAPES:-2:1 4:2 4:1 8:4 8:2}; do
+        n=${shape%%:*}; g=${shape##*:}
+        filter=${GTEST_FILTER:-*}
+        [ "$n" -eq 8 ] && [ -z "${GTEST_FILTER:-}" ] && filter=${EPCOMM_MD_FILTER_8:-Md.Bf16:Md.Fp8ColumnMajorScales:Md.WorstCaseBf16:Md.RankWithNoTokens:MdPeerGone.*}
+        start=$(date +%s)
+        EPCOMM_REQUIRE_GPU=1 EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_RANKS_PER_DOMAIN=$g GTEST_FILTER="$filter" \
+          EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} "$build/tools/epcomm-run" -n "$n" \
+          --timeout "${EPCOMM_SHARED_TIMEOUT_S:-590}" "$build/tests/gpu_test_md" > "$OUT/md_${n}_g$g.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== md: $n ranks, $g per domain (rc $rc, $(( $(date +%s) - start )) s)"
+        grep -E "PASSED|FAILED|skipped|Failure|error" "$OUT/md_${n}_g$g.log" | grep -v "^\[rank [1-9]" | tail -20
+      done
       ;;
     examples)
       shift
@@ -163,6 +210,74 @@ while [ $# -gt 0 ]; do
           ncu_bench none "ll_dispatch_kernel|ll_combine_kernel" "${EPCOMM_NCU_LL_SKIP:-2}" \
           "${EPCOMM_NCU_LL_COUNT:-16}" "kernels-$w" --workload "$w"
       done
+      ;;
+    python)
+      shift
+      site="$root/build-py/gpu-site"
+      rm -rf "$site"
+      if [ -n "${EPCOMM_PY_WHEEL:-}" ]; then
+        python3 -m pip install --no-deps --target "$site" "$EPCOMM_PY_WHEEL" > "$OUT/python_install.log" 2>&1
+      else
+        CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) python3 -m pip install --no-build-isolation --no-deps --target "$site" \
+          -C build-dir="$root/build-py/gpu-skbuild" "$root" > "$OUT/python_install.log" 2>&1
+      fi
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== python: install (rc $rc)"; tail -3 "$OUT/python_install.log"
+      [ $rc -ne 0 ] && continue
+      export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+      if py_part cpu; then
+        python3 -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/gpu > "$OUT/python_cpu_tests.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== python: CPU tier (rc $rc)"; tail -3 "$OUT/python_cpu_tests.log"
+      fi
+      if py_part gpu; then
+        start=$(date +%s)
+        EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} python3 -m pytest -v -rs -p no:cacheprovider python/tests/gpu \
+          ${EPCOMM_PY_TESTS:+-k "$EPCOMM_PY_TESTS"} > "$OUT/python_gpu_tests.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== python: GPU tier, 2 and 4 shared ranks (rc $rc, $(( $(date +%s) - start )) s)"
+        grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/python_gpu_tests.log" | tail -30
+        # Only a test that needs two GPUs may skip (on a machine of one).
+        if grep -E "SKIPPED" "$OUT/python_gpu_tests.log" | grep -qv "needs two GPUs"; then
+          echo "python: some GPU tests were skipped, which fails this step"; status=1
+        fi
+      fi
+      py_part overhead || continue
+      bench_json=()
+      for w in ll-dsv3 ll-small; do
+        "$build/tools/epcomm-run" -n 1 --timeout 300 "$build/tools/bench/epcomm-bench" --workload "$w" \
+          --json "$OUT/python_bench_$w.json" > "$OUT/python_bench_$w.txt" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== python: epcomm-bench $w on one rank (rc $rc)"
+        [ $rc -eq 0 ] && bench_json+=("$OUT/python_bench_$w.json")
+      done
+      timeout 500 python3 python/tests/gpu/overhead.py --out "$OUT/python_overhead.json" --bench-json "${bench_json[@]}" \
+        > "$OUT/python_overhead.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== python: overhead (rc $rc)"; grep -E "difference|Error|error" "$OUT/python_overhead.txt" | tail -40
+      ;;
+    faults)
+      shift
+      start=$(date +%s)
+      EPCOMM_REQUIRE_GPU=1 timeout 580 "$build/tools/faults/epcomm-faults" --out "$OUT/faults" --json "$OUT/faults.json" \
+        --timeout-ms "${EPCOMM_FAULTS_TIMEOUT_MS:-3000}" ${EPCOMM_FAULTS_CASES:+--cases "$EPCOMM_FAULTS_CASES"} \
+        > "$OUT/faults.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== faults (rc $rc, $(( $(date +%s) - start )) s)"; sed -n '/^case /,$p' "$OUT/faults.txt" | cut -c1-160 | tail -90
+      faults_table
+      ;;
+    soak)
+      shift
+      start=$(date +%s)
+      EPCOMM_REQUIRE_GPU=1 EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} EPCOMM_SOAK_JSON="$OUT/soak.json" \
+        EPCOMM_SOAK_LL_PAIRS=${EPCOMM_SOAK_LL_PAIRS:-20000} EPCOMM_SOAK_HT_PAIRS=${EPCOMM_SOAK_HT_PAIRS:-2000} \
+        EPCOMM_SOAK_CHECK_EVERY=${EPCOMM_SOAK_CHECK_EVERY:-200} \
+        "$build/tools/epcomm-run" -n 2 --timeout 570 "$build/tests/gpu_soak" > "$OUT/soak.log" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== soak (rc $rc, $(( $(date +%s) - start )) s)"
+      grep -E "PASSED|FAILED|Failure|skipped|error" "$OUT/soak.log" | grep -v "^\[rank [1-9]" | tail -20
+      [ -f "$OUT/soak.json" ] && cat "$OUT/soak.json"
+      faults_table
       ;;
     pack)
       shift

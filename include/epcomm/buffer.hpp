@@ -27,6 +27,7 @@
 #include "epcomm/ll_trace.hpp"
 #include "epcomm/low_latency.hpp"
 #include "epcomm/stream.hpp"
+#include "epcomm/telemetry.hpp"
 #include "epcomm/types.hpp"
 
 namespace epcomm {
@@ -42,13 +43,19 @@ enum class LlTransport : int {
 
 struct BufferOptions {
   std::int64_t num_nvl_bytes = 0;   // workspace bytes of the NVLink region on each rank
-  std::int64_t num_rdma_bytes = 0;  // multi-domain workspace; must be 0 until that mode exists
+  // The symmetric (NVSHMEM) region of multi-domain mode (epcomm/multi_domain.hpp sizes it): needed,
+  // at least its fixed header, when the ranks form more than one NVLink domain; ignored (logged)
+  // with one. > 0 needs a program linked with epcomm_nvshmem (-DEPCOMM_WITH_NVSHMEM=ON), no other
+  // NVSHMEM user in the process and a high-throughput Buffer, else kUnsupported before any
+  // collective step. Equal on every rank.
+  std::int64_t num_rdma_bytes = 0;
   // G, the ranks of one NVLink domain (docs/multi_domain.md). 0: one domain per host, found from
   // host identities. 1..72: each host's ranks split into domains of G consecutive ranks, so one
   // machine may hold several domains; G must divide every host's ranks and be equal on every rank
   // (else epcomm::Error naming ranks_per_domain). EPCOMM_RANKS_PER_DOMAIN overrides it when set.
-  // A low-latency Buffer serves several domains (LlTransport::kAuto); a high-throughput Buffer still
-  // refuses more than one (kUnsupported).
+  // Several domains: a low-latency Buffer serves them by its own path (LlTransport::kAuto, no
+  // num_rdma_bytes); a high-throughput Buffer needs num_rdma_bytes (multi-domain mode) and refuses
+  // low_latency_mode set (kUnsupported).
   int ranks_per_domain = 0;
   bool low_latency_mode = false;
   std::int64_t timeout_ms = -1;            // bound of every wait on a peer; -1: EPCOMM_TIMEOUT_MS
@@ -69,6 +76,9 @@ struct BufferOptions {
   // A rank whose wait on a peer times out masks that peer itself (Buffer::mask_rank) before the
   // timeout is raised, and the Buffer stays usable by the survivors (docs/reliability.md).
   bool mask_on_timeout = false;
+  // Count per-peer telemetry on the device (epcomm/telemetry.hpp, Buffer::peer_telemetry): bytes
+  // to and from each peer and time waited on each, per operation. Off: nothing is counted.
+  bool peer_telemetry = false;
 };
 
 // Outputs of get_dispatch_layout (SPEC "Layout"). Counts are int32; is_token_in_rank is bool.
@@ -151,8 +161,14 @@ class EPCOMM_API Buffer {
   std::vector<bool> masked_ranks() const;
   // Collective over every rank of the Buffer, the masked ones included (they are back): waits for
   // this rank's work, unmasks every rank and resets the counters the ranks keep in step (barrier,
-  // count exchange, low-latency sequence), so a rank that missed calls can rejoin.
+  // count exchange, low-latency sequence), so a rank that missed calls can rejoin. Receive every
+  // split low-latency call (return_recv_hook) first, on every rank.
   void clear_rank_mask();
+
+  // Per-peer telemetry since the Buffer was made or last cleared (BufferOptions::peer_telemetry;
+  // empty when off): waits for this rank's queued work, then reads the device's counters; with
+  // `clear`, zeroes them. slowest_peer() names the peer waited on longest.
+  std::vector<PeerTraffic> peer_telemetry(bool clear = false);
 
   // Low-latency mode (SPEC "Low-latency dispatch", "Low-latency combine"; epcomm/low_latency.hpp
   // has the outputs' lifetime rule). One Buffer class serves both modes, but a Buffer is made for

@@ -26,9 +26,11 @@ DispatchHandle = _C.DispatchHandle
 LlHandle = _C.LlHandle
 Event = _C.EventHandle
 ll_region_bytes_hint = _C.ll_region_bytes_hint
+ht_nvl_bytes_hint = _C.ht_nvl_bytes_hint
 cuda_device_count = _C.cuda_device_count
 DEFAULT_NUM_SMS = _C.DEFAULT_NUM_SMS
 LL_MAX_TOPK = _C.LL_MAX_TOPK
+HT_MAX_TOPK = _C.HT_MAX_TOPK
 
 __version__ = "0.1.0"
 
@@ -36,7 +38,8 @@ __all__ = [
     "Buffer", "LowLatencyOptions", "DispatchLayout", "DispatchResult", "CombineResult",
     "LowLatencyDispatchResult", "LowLatencyCombineResult", "Bootstrap", "DeviceArray", "DispatchHandle",
     "LlHandle", "Event", "callback_bootstrap", "tcp_bootstrap", "tcp_bootstrap_from_env",
-    "ll_region_bytes_hint", "cuda_device_count", "DEFAULT_NUM_SMS", "LL_MAX_TOPK", "Error",
+    "ll_region_bytes_hint", "ht_nvl_bytes_hint", "cuda_device_count", "DEFAULT_NUM_SMS", "LL_MAX_TOPK",
+    "HT_MAX_TOPK", "Error",
     "InvalidArgumentError", "UnsupportedError", "CudaError", "NcclError", "NvshmemError", "BootstrapError",
     "TimeoutError", "InternalError",
 ]

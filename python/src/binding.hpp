@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
@@ -43,7 +44,16 @@ struct TensorSpec {
 // the expected number of dimensions and one of the expected dtypes. `fp8`: a uint8 array holds
 // float8_e4m3fn bytes (for producers without a DLPack FP8 code; a DLPack float8_e4m3fn array is
 // accepted either way).
-Tensor to_tensor(const OptArray& array, const TensorSpec& spec, bool fp8 = false);
+// `device` >= 0: a CUDA array must also lie on that device (the Buffer's), else it is refused by
+// name before anything runs (a kernel would fault on, or silently read, another GPU's memory).
+inline constexpr int kAnyDevice = -1;
+Tensor to_tensor(const OptArray& array, const TensorSpec& spec, bool fp8 = false, int device = kAnyDevice);
+
+// Arrays of an operation by argument name, kept alive with the views made of them.
+using NamedArrays = std::vector<std::pair<const char*, OptArray>>;
+// Refuses, by name, a CUDA array of `arrays` (or `array`) on a device other than `device`.
+void check_device(const OptArray& array, const char* name, int device);
+void check_devices(const NamedArrays& arrays, int device);
 
 // The dtype name of a DLPack array ("float32", "bfloat16", ...), for messages.
 std::string dlpack_dtype_name(const Array& array);

@@ -56,13 +56,15 @@ std::shared_ptr<Bootstrap> callback_bootstrap(int rank, int size, nb::callable a
   return make_callback_bootstrap(rank, size, std::move(fn));
 }
 
+// job_token "": EPCOMM_JOB_TOKEN, else derived from the port and world size (TcpBootstrapOptions).
 std::shared_ptr<Bootstrap> tcp_bootstrap(const std::string& master_addr, int master_port, int rank,
-                                         int world_size, std::int64_t timeout_ms) {
+                                         int world_size, std::int64_t timeout_ms, const std::string& job_token) {
   TcpBootstrapOptions options{.master_addr = master_addr,
                               .master_port = master_port,
                               .rank = rank,
                               .world_size = world_size,
-                              .timeout = std::chrono::milliseconds(timeout_ms)};
+                              .timeout = std::chrono::milliseconds(timeout_ms),
+                              .job_token = job_token};
   nb::gil_scoped_release release;  // the rendezvous waits for the other ranks
   return make_tcp_bootstrap(options);
 }
@@ -75,8 +77,13 @@ void bind_bootstrap(nb::module_& m) {
       .def_prop_ro("size", &Bootstrap::size)
       .def("all_gather",
            [](Bootstrap& b, nb::bytes data) {
-             std::string out(data.size() * static_cast<std::size_t>(b.size()), '\0');
-             b.all_gather(data.c_str(), out.data(), data.size());
+             const std::string in(data.c_str(), data.size());
+             std::string out(in.size() * static_cast<std::size_t>(b.size()), '\0');
+             {
+               // Collective: other ranks' threads in this process (and a Python callback) need the GIL.
+               nb::gil_scoped_release release;
+               b.all_gather(in.data(), out.data(), in.size());
+             }
              return nb::bytes(out.data(), out.size());
            })
       .def("barrier", &Bootstrap::barrier, nb::call_guard<nb::gil_scoped_release>());
@@ -85,8 +92,9 @@ void bind_bootstrap(nb::module_& m) {
         "A bootstrap whose all_gather(data: bytes) -> bytes is a Python function returning every rank's "
         "data concatenated in rank order.");
   m.def("tcp_bootstrap", &tcp_bootstrap, nb::arg("master_addr"), nb::arg("master_port"), nb::arg("rank"),
-        nb::arg("world_size"), nb::arg("timeout_ms") = 30000,
-        "TCP rendezvous: rank 0 listens on master_addr:master_port, the others connect.");
+        nb::arg("world_size"), nb::arg("timeout_ms") = 30000, nb::arg("job_token") = "",
+        "TCP rendezvous: rank 0 listens on master_addr:master_port, the others connect; rank 0 admits only "
+        "ranks presenting the same job_token (empty: EPCOMM_JOB_TOKEN, else derived from port and world size).");
   m.def("tcp_bootstrap_options_from_env", [] {
     const TcpBootstrapOptions o = tcp_bootstrap_options_from_env();
     nb::dict d;
@@ -95,13 +103,18 @@ void bind_bootstrap(nb::module_& m) {
     d["rank"] = o.rank;
     d["world_size"] = o.world_size;
     d["timeout_ms"] = static_cast<std::int64_t>(o.timeout.count());
+    d["job_token"] = o.job_token;
     return d;
   });
   m.def("local_host_identity", &local_host_identity);
   m.def(
       "discover_domains",
       [](Bootstrap& b, const std::string& host_identity) {
-        const DomainInfo d = discover_domains(b, host_identity);
+        DomainInfo d;
+        {
+          nb::gil_scoped_release release;  // collective, like all_gather
+          d = discover_domains(b, host_identity);
+        }
         nb::dict out;
         out["ranks_per_domain"] = d.ranks_per_domain;
         out["num_domains"] = d.num_domains;

@@ -1,5 +1,5 @@
 // The Buffer, its events and handles, and the values Python reads from the C++ headers (Config
-// defaults, low-latency bounds, ll_region_bytes_hint).
+// defaults, low-latency bounds, ll_region_bytes_hint, ht_nvl_bytes_hint).
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -8,6 +8,7 @@
 
 #include "binding.hpp"
 #include "epcomm/config.hpp"
+#include "epcomm/size_hints.hpp"
 
 namespace epcomm::py {
 
@@ -116,6 +117,9 @@ nb::class_<PyBuffer> bind_buffer(nb::module_& m) {
 
   m.def("ll_region_bytes_hint", &ll_region_bytes_hint, nb::arg("max_tokens_per_rank"), nb::arg("hidden"),
         nb::arg("num_ranks"), nb::arg("num_experts"), nb::arg("max_topk") = kLlMaxTopk);
+  m.def("ht_nvl_bytes_hint", &ht_nvl_bytes_hint, nb::arg("max_tokens_per_rank"), nb::arg("hidden"),
+        nb::arg("num_ranks"), nb::arg("max_topk") = kHtMaxTopk);
+  m.attr("HT_MAX_TOPK") = kHtMaxTopk;
   m.attr("LL_MAX_TOPK") = kLlMaxTopk;
   m.attr("LL_MAX_TOKENS_PER_RANK") = kLlMaxTokensPerRank;
   m.attr("LL_MAX_HIDDEN") = kLlMaxHidden;

@@ -17,13 +17,13 @@ namespace {
 struct PyDispatchArgs {
   DispatchArgs args;
   std::optional<PyDispatchHandle> handle;
-  std::vector<OptArray> keep;
+  NamedArrays keep;
 };
 
 struct PyCombineArgs {
   CombineArgs args;
   PyDispatchHandle handle;
-  std::vector<OptArray> keep;
+  NamedArrays keep;
 };
 
 void init_dispatch_args(PyDispatchArgs* self, OptArray x, OptArray x_scales, bool x_fp8, OptArray topk_idx,
@@ -42,9 +42,15 @@ void init_dispatch_args(PyDispatchArgs* self, OptArray x, OptArray x_scales, boo
   a.num_worst_tokens = num_worst_tokens;
   a.zero_copy = zero_copy;
   a.config.num_sms = num_sms;
-  new (self) PyDispatchArgs{a, std::move(handle),
-                            {x, x_scales, topk_idx, topk_weights, num_tokens_per_rank, is_token_in_rank,
-                             num_tokens_per_expert}};
+  new (self) PyDispatchArgs{a,
+                            std::move(handle),
+                            {{"x", x},
+                             {"x_scales", x_scales},
+                             {"topk_idx", topk_idx},
+                             {"topk_weights", topk_weights},
+                             {"num_tokens_per_rank", num_tokens_per_rank},
+                             {"is_token_in_rank", is_token_in_rank},
+                             {"num_tokens_per_expert", num_tokens_per_expert}}};
 }
 
 void init_combine_args(PyCombineArgs* self, OptArray x, PyDispatchHandle handle, OptArray topk_weights,
@@ -55,14 +61,15 @@ void init_combine_args(PyCombineArgs* self, OptArray x, PyDispatchHandle handle,
   a.bias0 = to_tensor(bias0, {"bias0", {DType::kBF16}, 2, false});
   a.bias1 = to_tensor(bias1, {"bias1", {DType::kBF16}, 2, false});
   a.config.num_sms = num_sms;
-  new (self) PyCombineArgs{a, std::move(handle), {x, topk_weights, bias0, bias1}};
+  new (self) PyCombineArgs{
+      a, std::move(handle), {{"x", x}, {"topk_weights", topk_weights}, {"bias0", bias0}, {"bias1", bias1}}};
 }
 
 nb::tuple get_dispatch_layout(PyBuffer& b, OptArray topk_idx, int num_experts, std::uintptr_t stream,
                               std::optional<EventHandle> previous_event, bool async_finish,
                               bool allocate_on_comm_stream) {
   Buffer& buf = b.get("get_dispatch_layout");
-  const Tensor idx = to_tensor(topk_idx, {"topk_idx", {DType::kI64, DType::kI32}, 2});
+  const Tensor idx = to_tensor(topk_idx, {"topk_idx", {DType::kI64, DType::kI32}, 2}, false, b.device);
   DispatchLayout l;
   {
     nb::gil_scoped_release release;
@@ -78,6 +85,7 @@ nb::tuple get_dispatch_layout(PyBuffer& b, OptArray topk_idx, int num_experts, s
 nb::tuple dispatch(PyBuffer& b, PyDispatchArgs& a, std::uintptr_t stream, std::optional<EventHandle> previous_event,
                    bool async_finish, bool allocate_on_comm_stream) {
   Buffer& buf = b.get("dispatch");
+  check_devices(a.keep, b.device);
   DispatchArgs args = a.args;
   args.handle = a.handle ? &b.own(*a.handle, "handle") : nullptr;
   DispatchResult r;
@@ -95,6 +103,7 @@ nb::tuple dispatch(PyBuffer& b, PyDispatchArgs& a, std::uintptr_t stream, std::o
 nb::tuple combine(PyBuffer& b, PyCombineArgs& a, std::uintptr_t stream, std::optional<EventHandle> previous_event,
                   bool async_finish, bool allocate_on_comm_stream) {
   Buffer& buf = b.get("combine");
+  check_devices(a.keep, b.device);
   CombineArgs args = a.args;
   args.handle = &b.own(a.handle, "handle");
   CombineResult r;
@@ -117,11 +126,17 @@ void bind_high_throughput(nb::module_& m, nb::class_<PyBuffer>& buffer) {
            nb::arg("num_tokens_per_rank") = nb::none(), nb::arg("is_token_in_rank") = nb::none(),
            nb::arg("num_tokens_per_expert") = nb::none(), nb::arg("handle") = nb::none(),
            nb::arg("expert_alignment") = 1, nb::arg("num_worst_tokens") = 0, nb::arg("zero_copy") = false,
-           nb::arg("num_sms") = default_sms);
+           nb::arg("num_sms") = default_sms)
+      .def(
+          "check_device", [](const PyDispatchArgs& a, int device) { check_devices(a.keep, device); },
+          nb::arg("device"), "Refuses, by name, an array on another CUDA device (dispatch checks the Buffer's).");
   nb::class_<PyCombineArgs>(m, "CombineArgs", "The inputs of one combine, checked when made.")
       .def("__init__", &init_combine_args, nb::kw_only(), nb::arg("x").none(), nb::arg("handle"),
            nb::arg("topk_weights") = nb::none(), nb::arg("bias0") = nb::none(), nb::arg("bias1") = nb::none(),
-           nb::arg("num_sms") = default_sms);
+           nb::arg("num_sms") = default_sms)
+      .def(
+          "check_device", [](const PyCombineArgs& a, int device) { check_devices(a.keep, device); },
+          nb::arg("device"), "Refuses, by name, an array on another CUDA device (combine checks the Buffer's).");
 
   buffer
       .def("get_dispatch_layout", &get_dispatch_layout, nb::arg("topk_idx").none(), nb::arg("num_experts"),

@@ -22,15 +22,16 @@ nb::tuple low_latency_dispatch(Self self, OptArray x, OptArray topk_idx, bool us
                                std::uintptr_t stream, std::optional<EventHandle> previous_event, bool async_finish) {
   PyBuffer& b = *self.p;
   Buffer& buf = b.get("low_latency_dispatch");
-  const Tensor xv = to_tensor(x, {"x", {DType::kBF16}, 2});
-  const Tensor idx = to_tensor(topk_idx, {"topk_idx", {DType::kI64, DType::kI32}, 2});
+  const Tensor xv = to_tensor(x, {"x", {DType::kBF16}, 2}, false, b.device);
+  const Tensor idx = to_tensor(topk_idx, {"topk_idx", {DType::kI64, DType::kI32}, 2}, false, b.device);
   const LlDispatchOptions ll{
       .use_fp8 = use_fp8,
       .round_scale = round_scale,
       .use_ue8m0 = use_ue8m0,
       .return_recv_hook = return_recv_hook,
-      .cumulative_local_expert_recv_stats = to_tensor(
-          cumulative_local_expert_recv_stats, {"cumulative_local_expert_recv_stats", {DType::kI32}, 1, false})};
+      .cumulative_local_expert_recv_stats =
+          to_tensor(cumulative_local_expert_recv_stats,
+                    {"cumulative_local_expert_recv_stats", {DType::kI32}, 1, false}, false, b.device)};
   LlDispatchResult r;
   {
     nb::gil_scoped_release release;
@@ -47,9 +48,9 @@ nb::tuple low_latency_combine(Self self, OptArray y, OptArray topk_idx, OptArray
                               std::optional<EventHandle> previous_event, bool async_finish) {
   PyBuffer& b = *self.p;
   Buffer& buf = b.get("low_latency_combine");
-  const Tensor yv = to_tensor(y, {"y", {DType::kBF16}, 3});
-  const Tensor idx = to_tensor(topk_idx, {"topk_idx", {DType::kI64, DType::kI32}, 2});
-  const Tensor w = to_tensor(topk_weights, {"topk_weights", {DType::kF32}, 2});
+  const Tensor yv = to_tensor(y, {"y", {DType::kBF16}, 3}, false, b.device);
+  const Tensor idx = to_tensor(topk_idx, {"topk_idx", {DType::kI64, DType::kI32}, 2}, false, b.device);
+  const Tensor w = to_tensor(topk_weights, {"topk_weights", {DType::kF32}, 2}, false, b.device);
   const LlHandle& h = b.own(handle, "handle");
   LlCombineResult r;
   {

@@ -1,4 +1,7 @@
 // Tensors across the boundary: DLPack arrays in (to_tensor), DeviceArray out (export_*).
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
 #include <string>
 
 #include "binding.hpp"
@@ -114,7 +117,19 @@ nb::object as_ndarray(const DeviceArray& a, nb::handle self) {
 
 std::string dlpack_dtype_name(const Array& array) { return dtype_name(array.dtype()); }
 
-Tensor to_tensor(const OptArray& array, const TensorSpec& spec, bool fp8) {
+void check_device(const OptArray& array, const char* name, int device) {
+  if (!array || !array->is_valid() || array->device_type() != kDlCuda) return;  // managed memory: any device
+  const int got = array->device_id();
+  if (got != device)
+    invalid_argument(std::string(name) + ": expected a CUDA tensor on cuda:" + std::to_string(device) +
+                     " (the Buffer's device), got one on cuda:" + std::to_string(got));
+}
+
+void check_devices(const NamedArrays& arrays, int device) {
+  for (const auto& [name, array] : arrays) check_device(array, name, device);
+}
+
+Tensor to_tensor(const OptArray& array, const TensorSpec& spec, bool fp8, int device) {
   const std::string name = spec.name;
   if (!array || !array->is_valid()) {
     if (spec.required) invalid_argument(name + ": expected a CUDA tensor, got None");
@@ -123,6 +138,7 @@ Tensor to_tensor(const OptArray& array, const TensorSpec& spec, bool fp8) {
   const Array& a = *array;
   if (a.device_type() != kDlCuda && a.device_type() != kDlCudaManaged)
     invalid_argument(name + ": expected a CUDA tensor, got " + device_name(a.device_type()));
+  if (device != kAnyDevice) check_device(array, spec.name, device);
   const int ndim = static_cast<int>(a.ndim());
   if ((spec.ndim > 0 && ndim != spec.ndim) || ndim < 1 || ndim > Tensor::kMaxDims)
     invalid_argument(name + ": expected " + (spec.ndim > 0 ? std::to_string(spec.ndim) : "1 to 4") +
@@ -167,6 +183,10 @@ nb::object export_view(const Tensor& view, nb::handle keepalive, int device) {
 }
 
 void bind_tensors(nb::module_& m) {
+  m.def(
+      "_check_device", [](OptArray array, const std::string& name, int device) { check_device(array, name.c_str(), device); },
+      nb::arg("array").none(), nb::arg("name"), nb::arg("device"),
+      "The device check every operation applies to its arrays (exposed for tests).");
   using Self = nb::pointer_and_handle<DeviceArray>;
   nb::class_<DeviceArray>(m, "DeviceArray",
                           "An epcomm output in CUDA memory; a DLPack producer (torch.from_dlpack(a)). FP8 "

@@ -35,16 +35,17 @@ _new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
 
 
 class FakeArray:
-    """shape, DLPack (code, bits), device type; row-major. Keep it alive while it is used."""
+    """shape, DLPack (code, bits), device type and id; row-major. Keep it alive while it is used."""
 
-    def __init__(self, shape, code, bits, device_type=CUDA):
+    def __init__(self, shape, code, bits, device_type=CUDA, device_id=0):
         self.device_type = device_type
+        self.device_id = device_id
         self._host = (ctypes.c_uint8 * max(1, math.prod(shape) * bits // 8))()
         self._shape = (ctypes.c_int64 * len(shape))(*shape)
         self._managed = _Managed()
         t = self._managed.dl_tensor
         t.data = ctypes.addressof(self._host)
-        t.device = _Device(device_type, 0)
+        t.device = _Device(device_type, device_id)
         t.ndim = len(shape)
         t.dtype = _DType(code, bits, 1)
         t.shape = self._shape
@@ -52,15 +53,15 @@ class FakeArray:
         self.data_ptr = t.data
 
     def __dlpack_device__(self):
-        return (self.device_type, 0)
+        return (self.device_type, self.device_id)
 
     def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
         return _new_capsule(ctypes.addressof(self._managed), _CAPSULE_NAME, None)
 
 
-def cuda(shape, dtype):
-    """A fake CUDA array of a dtype named as torch names it."""
+def cuda(shape, dtype, device_id=0):
+    """A fake CUDA array of a dtype named as torch names it, on CUDA device ``device_id``."""
     code, bits = {"bfloat16": (BFLOAT, 16), "float8_e4m3fn": (FLOAT8_E4M3FN, 8), "float32": (FLOAT, 32),
                   "float64": (FLOAT, 64), "int32": (INT, 32), "int64": (INT, 64), "bool": (BOOL, 8),
                   "uint8": (UINT, 8)}[dtype]
-    return FakeArray(shape, code, bits)
+    return FakeArray(shape, code, bits, device_id=device_id)

@@ -26,8 +26,6 @@ def test_config_keeps_the_five_fields():
     assert (config.num_sms, config.num_max_nvl_chunked_send_tokens, config.num_max_nvl_chunked_recv_tokens,
             config.num_max_rdma_chunked_send_tokens, config.num_max_rdma_chunked_recv_tokens) == (20, 6, 256, 6, 128)
     assert config.get_rdma_buffer_size_hint(7168 * 2, 8) == 0
-    with pytest.raises(epcomm.UnsupportedError, match="get_nvl_buffer_size_hint"):
-        config.get_nvl_buffer_size_hint(7168 * 2, 8)
 
 
 def test_set_num_sms():
@@ -64,3 +62,36 @@ def test_low_latency_bounds():
 def test_low_latency_size_hint_refuses_bad_shapes(args, name):
     with pytest.raises(epcomm.InvalidArgumentError, match=name):
         deep_ep.Buffer.get_low_latency_rdma_size_hint(*args)
+
+
+@pytest.mark.parametrize("hidden, ranks", [(7168, 8), (4096, 2), (2048, 4), (8, 1), (7168, 72)])
+def test_nvl_buffer_size_hint_is_the_cpp_one_for_the_default_token_count(hidden, ranks):
+    assert deep_ep.DEFAULT_HT_TOKENS_PER_RANK == 4096
+    hint = deep_ep.Config().get_nvl_buffer_size_hint(hidden * 2, ranks)
+    assert hint == _C.ht_nvl_bytes_hint(4096, hidden, ranks, _C.HT_MAX_TOPK)
+    assert hint == epcomm.ht_nvl_bytes_hint(4096, hidden, ranks)
+    # Worst case: every rank's 4096 tokens land on one rank, BF16 rows with 32 int64 top-k.
+    assert hint >= ranks * 4096 * (hidden * 2 + 32 * 12 + 4)
+    assert hint % 4096 == 0
+
+
+def test_nvl_buffer_size_hint_keywords_and_odd_row_bytes():
+    config = deep_ep.Config()
+    assert (config.get_nvl_buffer_size_hint(7168 * 2, 8, max_tokens_per_rank=128, max_topk=8)
+            == _C.ht_nvl_bytes_hint(128, 7168, 8, 8))
+    # A row of 100 bytes is sized as the 7 16-byte vectors (56 BF16 values) holding it.
+    assert config.get_nvl_buffer_size_hint(100, 2) == _C.ht_nvl_bytes_hint(4096, 56, 2)
+    assert config.get_nvl_buffer_size_hint(7168 * 2, 8, max_tokens_per_rank=8192) > config.get_nvl_buffer_size_hint(
+        7168 * 2, 8)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda c: c.get_nvl_buffer_size_hint(0, 8), "hidden_bytes"),
+    (lambda c: c.get_nvl_buffer_size_hint(14336, 0), "num_ranks"),
+    (lambda c: c.get_nvl_buffer_size_hint(14336, 73), "num_ranks"),
+    (lambda c: c.get_nvl_buffer_size_hint(14336, 8, max_tokens_per_rank=0), "max_tokens_per_rank"),
+    (lambda c: c.get_nvl_buffer_size_hint(14336, 8, max_topk=33), "max_topk"),
+])
+def test_nvl_buffer_size_hint_refuses_bad_arguments_by_name(call, name):
+    with pytest.raises(epcomm.InvalidArgumentError, match=name):
+        call(deep_ep.Config())

@@ -8,9 +8,11 @@
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
 #include "core/env.hpp"
+#include "internode/md_buffer.hpp"
 #include "intranode/ht_plan.hpp"
 #include "low_latency/ll_checks.hpp"
 #include "low_latency/ll_domains.hpp"
+#include "low_latency/ll_state.hpp"
 #include "transport/ll_transport.hpp"
 #include "core/log.hpp"
 #include "core/status_message.hpp"
@@ -34,9 +36,7 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
                    options.num_rdma_bytes);
   EPCOMM_CHECK_ARG(options.timeout_ms == -1 || options.timeout_ms > 0, "timeout_ms: expected > 0 or -1, got ",
                    options.timeout_ms);
-  EPCOMM_REQUIRE(options.num_rdma_bytes == 0, ErrorCategory::kUnsupported,
-                 "num_rdma_bytes: expected 0 (no RDMA transport in this build), got ",
-                 options.num_rdma_bytes);
+  checks::check_md_transport(options, ll_nvshmem_hooks());
   checks::check_ll_transport(options, ll_nvshmem_hooks());
   check_ht_options(options.ht);
   EPCOMM_CHECK_ARG(options.ranks_per_domain >= 0 && options.ranks_per_domain <= kMaxDomainRanks,
@@ -44,17 +44,16 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
                    options.ranks_per_domain);
 }
 
-// What the ranks found about each other (after discovery). A low-latency Buffer serves several
-// domains (low_latency/ll_domains.hpp decides how, or refuses).
-void validate_domains(const DomainInfo& domains, bool low_latency) {
-  EPCOMM_REQUIRE(domains.num_domains == 1 || low_latency, ErrorCategory::kUnsupported,
-                 "num_domains: high-throughput mode serves one NVLink ", "domain (ranks on one host), got ",
-                 domains.num_domains,
-                 " domains; its multi-domain kernels are not available yet (low-latency ",
-                 "mode serves several)");
+// What the ranks found about each other (after discovery); true for multi-domain high-throughput
+// mode. A low-latency Buffer serves several domains by its own path (low_latency/ll_domains.hpp
+// decides how, or refuses); a high-throughput one needs num_rdma_bytes for several
+// (internode/md_buffer.hpp), and low_latency_mode unset.
+bool validate_domains(const DomainInfo& domains, const BufferOptions& options, bool low_latency) {
   EPCOMM_REQUIRE(domains.ranks_per_domain <= kMaxDomainRanks, ErrorCategory::kUnsupported,
                  "ranks per NVLink domain: at most ", kMaxDomainRanks, " supported, got ",
                  domains.ranks_per_domain);
+  if (low_latency) return false;
+  return checks::check_md_domains(options, domains);
 }
 
 // A new Buffer's internals (its streams and events), made once the options pass the checks that
@@ -84,7 +83,7 @@ Buffer::Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const Buf
   m.options = options;
   m.allocator = options.allocator ? options.allocator : default_allocator();
   m.domains = discover_domains(*m.bootstrap, local_host_identity(), requested_ranks_per_domain(options));
-  validate_domains(m.domains, low_latency);
+  const bool multi_domain = validate_domains(m.domains, options, low_latency);
   log::set_rank(m.rank());
 
   EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));
@@ -107,6 +106,10 @@ Buffer::Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const Buf
   m.rank_mask = DeviceBuffer(static_cast<std::size_t>(m.num_ranks()));
   EPCOMM_CUDA_CHECK(cudaMemset(m.rank_mask.get(), 0, m.rank_mask.bytes()));
   m.masked_host.assign(static_cast<std::size_t>(m.num_ranks()), 0);
+  if (options.peer_telemetry) {
+    m.telemetry = DeviceBuffer(sizeof(PeerCounters) * kTelemetryOps * kTelemetryPeers);
+    EPCOMM_CUDA_CHECK(cudaMemset(m.telemetry.get(), 0, m.telemetry.bytes()));
+  }
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 
   // Exchange region handles and map every domain peer's region.
@@ -127,6 +130,7 @@ Buffer::Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const Buf
   m.view.barrier_epoch = m.counter(Impl::kBarrierEpoch);
   m.view.timeout_ns = static_cast<std::uint64_t>(timeout_ms) * 1000000ull;
   m.view.masked = m.rank_mask.as<std::uint8_t>();
+  m.view.telemetry = m.telemetry.as<PeerCounters>();
   m.peer_maps.resize(static_cast<std::size_t>(G));
   for (int p = 0; p < G; ++p) {
     const RegionRecord& rec = records[static_cast<std::size_t>(base + p)];
@@ -141,6 +145,7 @@ Buffer::Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const Buf
     }
   }
   m.bootstrap->barrier();  // every peer has mapped every region before any kernel writes to one
+  if (multi_domain) m.md = open_md_state(*m.bootstrap, options, m.domains, *ll_nvshmem_hooks());
   EPCOMM_LOG_INFO("buffer ready: ", G, " ranks in the NVLink domain, ", region_bytes,
                   " bytes per region, timeout ", timeout_ms, " ms");
 }
@@ -154,11 +159,16 @@ Buffer::~Buffer() {
     if (status != cudaSuccess)
       EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
   }
+  // NOTE: bounded: the kernels above end within their timeouts, the bootstrap's barrier within its
+  // own (at once when the bootstrap already failed). With a peer gone, local resources are freed.
+  bool peers_answered = true;
   try {
     impl_->bootstrap->barrier();
   } catch (const std::exception& e) {
     EPCOMM_LOG_WARN("Buffer teardown: barrier with peers failed: ", e.what());
+    peers_answered = false;
   }
+  if (impl_->ll && (!peers_answered || peer_lost(*impl_))) abandon_collective_teardown(*impl_->ll);
 }
 
 int Buffer::rank() const {

@@ -13,6 +13,7 @@
 namespace epcomm {
 
 struct LlState;  // low_latency/ll_state.hpp
+struct MdState;  // internode/md_buffer.hpp
 
 // G as the user asked for it: BufferOptions::ranks_per_domain, or EPCOMM_RANKS_PER_DOMAIN when set
 // (a malformed value throws, naming the variable). 0: discovery decides.
@@ -46,10 +47,14 @@ struct Buffer::Impl {
   KernelTimer timer{false};             // EPCOMM_KERNEL_TIMING: per-call kernel durations
   DomainView view;                      // what kernels get
   std::shared_ptr<LlState> ll;  // low-latency mode's state (ll_state.hpp); null otherwise
+  // Multi-domain mode's state and symmetric region (internode/md_buffer.hpp); null with one domain.
+  // NOTE: declared after the regions, so it goes (finalising NVSHMEM, collectively) before them.
+  std::shared_ptr<MdState> md;
   std::uint64_t notify_calls = 0;       // notify publishes its counts under this sequence number
-  DeviceBuffer rank_mask;                   // [num_ranks] uint8, DomainView::masked (rank_mask.cpp)
-  std::vector<std::uint8_t> masked_host;    // what rank_mask holds once the comm stream gets there
-  std::uint64_t mask_changes = 0;           // handles remember it: one made under another mask is refused
+  DeviceBuffer rank_mask;               // [num_ranks] uint8, DomainView::masked (rank_mask.cpp)
+  std::vector<std::uint8_t> masked_host;  // what rank_mask holds once the comm stream gets there
+  DeviceBuffer telemetry;  // [kTelemetryOps][kTelemetryPeers] PeerCounters (BufferOptions::peer_telemetry)
+  std::uint64_t mask_changes = 0;         // handles remember it: one made under another mask is refused
   // Copy-engine dispatch: straight copies queued so far, to peers and to this rank's outputs (tests).
   std::uint64_t straight_copies_queued = 0, own_straight_copies_queued = 0;
 

@@ -2,6 +2,7 @@
 // mirror, and the collective that clears it.
 #include "buffer/rank_mask.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/check.hpp"
@@ -58,6 +59,12 @@ void mask_after_timeout(Buffer::Impl& m, const DeviceStatus& timeout) noexcept {
   }
   std::memset(m.status_ptr(), 0, sizeof(DeviceStatus));
   EPCOMM_LOG_WARN("mask_on_timeout: rank ", peer, " masked after a timeout waiting for it");
+}
+
+bool peer_lost(const Buffer::Impl& m) noexcept {
+  const auto code = *reinterpret_cast<const volatile std::int32_t*>(&m.status_ptr()->code);
+  if (code == static_cast<std::int32_t>(StatusCode::kTimeout)) return true;
+  return std::find(m.masked_host.begin(), m.masked_host.end(), 1) != m.masked_host.end();
 }
 
 void Buffer::mask_rank(int rank) {

@@ -32,7 +32,7 @@ __device__ __forceinline__ bool signature_matches(const CallSignature* published
   const int field = first_difference(here, peer);
   if (field < 0) return true;
   report_failure(v.status, StatusCode::kPeerMismatch, op, CounterId::kNone, v.rank, peer_rank, here.field[field],
-                 peer.field[field], field);
+                 peer.field[field], /*peer_domain=*/-1, field);
   return false;
 }
 

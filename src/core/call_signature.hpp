@@ -38,8 +38,9 @@ enum SigFlag : std::int32_t {
   kSigCached = 8,      // dispatch reusing a handle's routing
 };
 
-// 8 int32 words (one spare, zero): the record a rank writes into each peer, 4 aligned 64-bit words.
-struct CallSignature {
+// 8 int32 words (one spare, zero): the record a rank writes into each peer, 4 aligned 64-bit words
+// (call_signature.cuh copies it as such, so it is 8-byte aligned wherever it lives).
+struct alignas(8) CallSignature {
   std::int32_t field[8] = {};
 
   EPCOMM_SIG_HD void set(SigField f, std::int64_t value) {

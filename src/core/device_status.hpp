@@ -37,6 +37,10 @@ enum class CounterId : std::int32_t {
   kSlotFree,       // the peer finished reading a region this rank wants to reuse
   kWeightsReady,   // the peer wrote its tokens' combine weights into this rank
   kRowsStaged,     // rows the peer has staged in its own region for this rank to read
+  // Multi-domain mode (docs/multi_domain.md, "Bounded waits"):
+  kMdCountRecord,  // the count record of the peer in another domain (symmetric count flag)
+  kMdSlot,         // slot k of a stream from the peer in another domain (symmetric slot flag)
+  kMdCredits,      // ring slots the peer in another domain has freed (credits of a stream)
 };
 
 struct DeviceStatus {
@@ -45,7 +49,9 @@ struct DeviceStatus {
   std::int32_t counter;  // CounterId
   std::int32_t rank;     // the rank that observed the failure
   std::int32_t peer;     // the peer waited on (or -1)
-  std::int32_t detail;     // kPeerMismatch: the SigField that differs; otherwise 0
+  std::int32_t peer_domain;  // the peer's NVLink domain + 1 when the waiter named it (multi-domain); else 0
+  std::int32_t detail;       // kPeerMismatch: the SigField that differs; otherwise 0
+  std::int32_t reserved;     // keeps expected and observed 8-byte aligned
   std::int64_t expected;  // the value waited for (or the offending index; kPeerMismatch: the value here)
   std::int64_t observed;  // the value last seen (or the token index; kPeerMismatch: the peer's value)
 };

@@ -7,11 +7,13 @@
 #include <type_traits>
 
 #include "core/device_status.hpp"
+#include "core/peer_counters.hpp"
 
 namespace epcomm {
 
 // Largest NVLink domain a Buffer supports (an NVL72 rack). Not "8": nothing assumes a node size.
 inline constexpr int kMaxDomainRanks = 72;
+static_assert(kMaxDomainRanks <= kTelemetryPeers, "a domain peer indexes the telemetry table");
 
 struct DomainView {
   int rank = 0;                            // global rank
@@ -32,6 +34,9 @@ struct DomainView {
   // (Buffer::mask_rank). Kernels read it at run time, so a captured graph sees the current mask.
   // Null: no rank is ever masked.
   const std::uint8_t* masked = nullptr;
+  // [kTelemetryOps][kTelemetryPeers] device memory (core/peer_counters.hpp), by view index
+  // (rank - domain_base_rank); null: nothing counted.
+  PeerCounters* telemetry = nullptr;
 };
 static_assert(std::is_trivially_copyable_v<DomainView>, "DomainView is passed to kernels by value");
 

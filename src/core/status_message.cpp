@@ -43,6 +43,12 @@ const char* to_string(CounterId counter) noexcept {
       return "combine weights ready";
     case CounterId::kRowsStaged:
       return "rows staged";
+    case CounterId::kMdCountRecord:
+      return "count record of another domain";
+    case CounterId::kMdSlot:
+      return "ring slot from another domain";
+    case CounterId::kMdCredits:
+      return "ring credits from another domain";
   }
   return "unknown counter";
 }
@@ -53,7 +59,9 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
     case StatusCode::kTimeout:
       return Error(ErrorCategory::kTimeout,
                    detail::concat("rank ", s.rank, ": ", to_string(op), " timed out after ", timeout_ms,
-                                  " ms waiting for rank ", s.peer, " (counter '",
+                                  " ms waiting for rank ", s.peer,
+                                  s.peer_domain > 0 ? detail::concat(" of domain ", s.peer_domain - 1) : "",
+                                  " (counter '",
                                   to_string(static_cast<CounterId>(s.counter)), "': expected ", s.expected,
                                   ", observed ", s.observed, ")"),
                    file, line);
@@ -72,14 +80,15 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
     case StatusCode::kPeerMismatch: {
       // Category kInvalidArgument: the ranks were given calls that do not match (a caller's error).
       const auto field = static_cast<SigField>(s.detail);
-      return Error(ErrorCategory::kInvalidArgument,
-                   detail::concat("peer mismatch: rank ", s.rank, ": ", to_string(op), ": rank ", s.peer,
-                                  " made a different call: ", to_string(field), " is ",
-                                  describe_signature_value(field, static_cast<std::int32_t>(s.expected)),
-                                  " here but ", describe_signature_value(field, static_cast<std::int32_t>(s.observed)),
-                                  " at rank ", s.peer, "; every rank must pass the same ", to_string(field),
-                                  "; nothing was received from it"),
-                   file, line);
+      return Error(
+          ErrorCategory::kInvalidArgument,
+          detail::concat("peer mismatch: rank ", s.rank, ": ", to_string(op), ": rank ", s.peer,
+                         " made a different call: ", to_string(field), " is ",
+                         describe_signature_value(field, static_cast<std::int32_t>(s.expected)), " here but ",
+                         describe_signature_value(field, static_cast<std::int32_t>(s.observed)), " at rank ",
+                         s.peer, "; every rank must pass the same ", to_string(field),
+                         "; nothing was received from it"),
+          file, line);
     }
     case StatusCode::kOk:
       break;

@@ -11,6 +11,8 @@
 //   header, fixed for a region (never moves between operations, so counters persist):
 //     [ counters [2 ops][3 kinds][P][kMdMaxChannels] u64                                        ]
 //     [ count flags [2 parities][P] u64 | count mailboxes [2 parities][P] x record_capacity_bytes ]
+//     [ record staging [P] x record_capacity_bytes: the records this rank sends (puts read symmetric
+//       memory, so that they can leave through a NIC) ]
 //   rings, carved per operation from what remains (every rank carves alike):
 //     [ slot flags [P][C][N] u64 | receive rings [P][C][N] slots | send staging [C][S] slots     ]
 //
@@ -57,12 +59,19 @@ EPCOMM_HD constexpr std::uint64_t md_slot_flag(int op, int peer, int channel, st
 EPCOMM_HD constexpr bool md_may_write(std::uint64_t k, std::uint64_t credits, int ring_slots) {
   return k - credits < static_cast<std::uint64_t>(ring_slots);
 }
+// A receiver returns credits once it holds this many unreturned slots of a stream (and at the
+// stream's end). NOTE: at most N/2, so a sender waiting for its k-th slot (credits >= k - N + 1)
+// always finds enough returned once the receiver consumed all k slots before it.
+EPCOMM_HD constexpr int md_credit_batch(int ring_slots) {
+  return ring_slots / 2 > 1 ? ring_slots / 2 : 1;
+}
 
 // The fixed header: depends only on (D, G).
 struct MdHeader {
   int num_domains = 0;       // D
   int ranks_per_domain = 0;  // G
-  std::size_t counters = 0, count_flags = 0, mailboxes = 0, record_capacity_bytes = 0, total_bytes = 0;
+  std::size_t counters = 0, count_flags = 0, mailboxes = 0, record_staging = 0, record_capacity_bytes = 0;
+  std::size_t total_bytes = 0;
 
   EPCOMM_HD int num_peers() const { return num_domains - 1; }
   EPCOMM_HD static MdHeader make(int num_domains, int ranks_per_domain) {
@@ -76,7 +85,8 @@ struct MdHeader {
     h.mailboxes = align_up(h.count_flags + sizeof(std::uint64_t) * 2 * P, kMdSmallAlignment);
     h.record_capacity_bytes =
         align_up(sizeof(std::int32_t) * MdCountRecord::capacity_ints(ranks_per_domain), kMdSmallAlignment);
-    h.total_bytes = align_up(h.mailboxes + 2 * P * h.record_capacity_bytes, kRegionAlignment);
+    h.record_staging = h.mailboxes + 2 * P * h.record_capacity_bytes;
+    h.total_bytes = align_up(h.record_staging + P * h.record_capacity_bytes, kRegionAlignment);
     return h;
   }
   EPCOMM_HD std::size_t counter(int op, int kind, int peer, int channel) const {
@@ -93,6 +103,11 @@ struct MdHeader {
   }
   EPCOMM_HD std::size_t mailbox(int parity, int peer) const {
     return mailboxes + record_capacity_bytes * (static_cast<std::size_t>(parity) * num_peers() + peer);
+  }
+  // The record for peer p is built here, then put into p's mailbox. NOTE: reused by the next count
+  // exchange, so the put must have completed (quiet) before that one writes it.
+  EPCOMM_HD std::size_t staged_record(int peer) const {
+    return record_staging + record_capacity_bytes * static_cast<std::size_t>(peer);
   }
 };
 

@@ -11,6 +11,8 @@
 
 namespace epcomm {
 
+struct MdHandleTables;  // internode/md_handle.hpp
+
 struct DispatchHandle::State {
   int num_ranks = 0;
   int num_channels = 0;               // sender warps (channels) of the dispatch that made it
@@ -30,6 +32,8 @@ struct DispatchHandle::State {
   std::vector<std::int32_t> count_matrix_host;  // [R * R]; empty in worst-case mode
   std::vector<std::int32_t> send_prefix_host;   // copy-engine dispatch: [R, copy_chunks + 1], this
                                                 // rank's rows to each rank before each chunk
+  // Multi-domain dispatch only (then count_matrix, recv_chunk_* and send_slot stay empty).
+  std::shared_ptr<const MdHandleTables> md;
   std::uint64_t mask_changes = 0;  // Buffer::Impl::mask_changes when the routing was made
 };
 

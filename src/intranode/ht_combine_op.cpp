@@ -2,6 +2,7 @@
 // rows; copy-engine push: it writes them into the owners' regions beside the kernel], combine kernel.
 #include <algorithm>
 
+#include "internode/md_buffer.hpp"
 #include "intranode/ht_args.hpp"
 #include "buffer/buffer_impl.hpp"
 #include "core/check.hpp"
@@ -92,6 +93,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   check_status();
   Impl& m = *impl_;
   checks::require_high_throughput_buffer(m.ll != nullptr, "combine");
+  if (m.md) return md_combine(m, a, options);  // internode/md_combine_op.cpp
   const int G = m.domains.ranks_per_domain;
   const checks::CombineShape shape = checks::check_combine_args(a, m.num_ranks());
   checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());

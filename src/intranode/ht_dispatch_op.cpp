@@ -4,6 +4,7 @@
 
 #include "epcomm/error.hpp"
 #include "core/device_status.hpp"
+#include "internode/md_buffer.hpp"
 #include "intranode/ht_args.hpp"
 #include "transport/region_layout.hpp"
 #include "buffer/buffer_impl.hpp"
@@ -273,6 +274,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   check_status();
   Impl& m = *impl_;
   checks::require_high_throughput_buffer(m.ll != nullptr, "dispatch");
+  if (m.md) return md_dispatch(m, a, options);  // internode/md_dispatch_op.cpp
   const DispatchPlanned p = plan_dispatch(m, a);
   const bool cached = p.cached != nullptr;
   const bool worst = a.num_worst_tokens > 0;

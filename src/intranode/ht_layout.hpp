@@ -29,6 +29,8 @@ struct HtDispatchLayout {
     return static_cast<std::size_t>(row_bytes) + 4u * static_cast<std::size_t>(num_scales) +
            static_cast<std::size_t>(num_topk) * (static_cast<std::size_t>(idx_bytes) + 4u) + 4u;
   }
+  // What the alignment of the sections after the first may cost: one kSectionAlignment each.
+  static constexpr std::size_t kSlack = 5 * kSectionAlignment;
   // Lays out as many rows as fit in `data_bytes`.
   EPCOMM_HD static HtDispatchLayout make(std::size_t data_bytes, std::int64_t row_bytes, int num_scales,
                                          int num_topk, int idx_bytes) {
@@ -37,8 +39,7 @@ struct HtDispatchLayout {
     l.num_scales = num_scales;
     l.num_topk = num_topk;
     l.idx_bytes = idx_bytes;
-    const std::size_t slack = 5 * kSectionAlignment;
-    l.cap_rows = data_bytes > slack ? static_cast<std::int64_t>((data_bytes - slack) / l.bytes_per_row()) : 0;
+    l.cap_rows = data_bytes > kSlack ? static_cast<std::int64_t>((data_bytes - kSlack) / l.bytes_per_row()) : 0;
     const auto cap = static_cast<std::size_t>(l.cap_rows);
     l.x_offset = 0;
     l.scales_offset = align_up(l.x_offset + cap * static_cast<std::size_t>(row_bytes), kSectionAlignment);
@@ -50,6 +51,12 @@ struct HtDispatchLayout {
         align_up(l.weights_offset + cap * 4u * static_cast<std::size_t>(num_topk), kSectionAlignment);
     l.total_bytes = l.src_idx_offset + cap * 4u;
     return l;
+  }
+  // The inverse of make: the fewest data_bytes whose layout holds `rows` rows.
+  static std::size_t bytes_for_rows(std::int64_t rows, std::int64_t row_bytes, int num_scales, int num_topk,
+                                    int idx_bytes) {
+    const HtDispatchLayout l = make(0, row_bytes, num_scales, num_topk, idx_bytes);
+    return kSlack + static_cast<std::size_t>(rows) * l.bytes_per_row();
   }
 };
 
@@ -137,18 +144,26 @@ struct HtCombineLayout {
   int num_topk = 0;            // weight rows carried back (0: none)
   std::size_t x_offset = 0, weights_offset = 0, total_bytes = 0;
 
+  static constexpr std::size_t kSlack = 2 * kSectionAlignment;  // the weights section's alignment, and spare
+
+  EPCOMM_HD static std::size_t bytes_per_row(std::int64_t row_bytes, int num_topk) {
+    return static_cast<std::size_t>(row_bytes) + 4u * static_cast<std::size_t>(num_topk);
+  }
   EPCOMM_HD static HtCombineLayout make(std::size_t data_bytes, std::int64_t row_bytes, int num_topk) {
     HtCombineLayout l;
     l.row_bytes = row_bytes;
     l.num_topk = num_topk;
-    const std::size_t per_row = static_cast<std::size_t>(row_bytes) + 4u * static_cast<std::size_t>(num_topk);
-    const std::size_t slack = 2 * kSectionAlignment;
-    l.cap_rows = data_bytes > slack ? static_cast<std::int64_t>((data_bytes - slack) / per_row) : 0;
+    const std::size_t per_row = bytes_per_row(row_bytes, num_topk);
+    l.cap_rows = data_bytes > kSlack ? static_cast<std::int64_t>((data_bytes - kSlack) / per_row) : 0;
     l.weights_offset = align_up(static_cast<std::size_t>(l.cap_rows) * static_cast<std::size_t>(row_bytes),
                                 kSectionAlignment);
     l.total_bytes =
         l.weights_offset + static_cast<std::size_t>(l.cap_rows) * 4u * static_cast<std::size_t>(num_topk);
     return l;
+  }
+  // The inverse of make: the fewest data_bytes whose layout holds `rows` rows.
+  static std::size_t bytes_for_rows(std::int64_t rows, std::int64_t row_bytes, int num_topk) {
+    return kSlack + static_cast<std::size_t>(rows) * bytes_per_row(row_bytes, num_topk);
   }
 };
 

@@ -152,7 +152,9 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
   __shared__ std::uint64_t epoch;
   __shared__ std::int32_t sent_total[kMaxDomainRanks];
+  __shared__ bool live_peer[kMaxDomainRanks];  // not masked; read once (the loops below test it often)
   if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
+  for (int p = threadIdx.x; p < G; p += blockDim.x) live_peer[p] = !peer_masked(v, p);
 
   // Zero this rank's progress flags; peers write them only after this exchange.
   zero_counters(v, C, a.recv_copied);
@@ -171,7 +173,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   // flight at once: a pass per peer cost ~3 dependent round trips per peer).
   // Nothing goes to a masked peer, and nothing it left here is read (its counts are zeros below).
   auto box = [&](int p) { return Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C); };
-  auto live = [&](int p) { return !peer_masked(v, p); };
+  auto live = [&](int p) { return live_peer[p]; };  // visible: block barriers came since
   for (int p = threadIdx.x; p < G; p += blockDim.x)
     if (live(p)) store_signature(box(p).signature, a.signature);
   for (int i = threadIdx.x; i < G * G; i += blockDim.x)
@@ -209,8 +211,9 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   for (int i = threadIdx.x; i < G * G; i += blockDim.x) {
     const int s = i / G, r = i % G;
     // Rows from or to a masked rank are none, whatever its mailbox holds.
-    const std::int32_t n =
-        live(s) && live(r) ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).count_row[r] : 0;
+    const std::int32_t n = live(s) && live(r)
+                               ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).count_row[r]
+                               : 0;
     a.count_matrix[i] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
   }
@@ -221,7 +224,8 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     const std::int64_t i0 = min(items, per_thread * threadIdx.x), i1 = min(items, i0 + per_thread);
     auto chunk_count = [&](std::int64_t i) {
       const int s = static_cast<int>(i / C);
-      return live(s) ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).chunk_count[i % C] : 0;
+      return live(s) ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).chunk_count[i % C]
+                     : 0;
     };
     std::int32_t row[1] = {0};
     for (std::int64_t i = i0; i < i1; ++i) row[0] += chunk_count(i);

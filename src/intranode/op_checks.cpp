@@ -35,7 +35,6 @@ void check_hidden(std::int64_t hidden, DType dtype, const char* name) {
 namespace epcomm::checks {
 
 namespace {
-constexpr int kFp8ScaleBlock = 128;  // channels sharing one FP8 scale
 
 void check_handle(const DispatchHandle& h, int num_ranks) {
   EPCOMM_CHECK_ARG(h.defined(), "handle: expected the handle of a previous dispatch, got an empty one");

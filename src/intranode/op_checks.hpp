@@ -3,6 +3,7 @@
 #pragma once
 
 #include "epcomm/dispatch.hpp"
+#include "epcomm/size_hints.hpp"
 #include "epcomm/types.hpp"
 
 namespace epcomm::checks {
@@ -11,7 +12,9 @@ namespace epcomm::checks {
 // overwrite: they are refused there (kUnsupported), before anything is launched.
 void require_high_throughput_buffer(bool low_latency_buffer, const char* op);
 
-inline constexpr int kMaxTopk = 32;
+inline constexpr int kMaxTopk = kHtMaxTopk;
+// Channels sharing one FP8 scale.
+inline constexpr int kFp8ScaleBlock = 128;
 // Largest hidden size of a row (in values); far above any model's, far below what the kernels index.
 inline constexpr std::int64_t kMaxHidden = std::int64_t{1} << 17;
 

@@ -168,11 +168,24 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
 }
 
 void reset_ll_sequence(LlState& state) {
-  EPCOMM_CUDA_CHECK(cudaMemset(state.layout.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
-  state.num_dispatches = 0;
-  state.num_combines = 0;
+  EPCOMM_CUDA_CHECK(
+      cudaMemset(state.layout.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
+  // The host's call counts stay: they pick output halves only, and keep judging old handles.
   for (auto& kind : state.pending)
     for (auto& half : kind) half.reset();
+}
+
+void abandon_collective_teardown(LlState& state) noexcept {
+  if (!state.nvshmem) return;
+  // NOTE: kept alive on purpose (never destroyed): its deleter is the collective teardown.
+  static auto* abandoned = new std::vector<std::shared_ptr<void>>();
+  try {
+    abandoned->push_back(std::move(state.nvshmem));
+    EPCOMM_LOG_WARN("Buffer teardown: a peer is gone, so NVSHMEM's collective teardown is skipped; this "
+                    "process cannot make another NVSHMEM Buffer (restart it to use NVSHMEM again)");
+  } catch (const std::exception& e) {
+    EPCOMM_LOG_WARN("Buffer teardown: could not set NVSHMEM aside: ", e.what());
+  }
 }
 
 }  // namespace epcomm

@@ -59,7 +59,8 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
     const float w = a.topk_weights[i];
     const std::int64_t t = i / a.num_topk, j = i % a.num_topk;
     for (int d = first_target; d < end_target; ++d)
-      if (!peer_masked(v, d)) l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
+      if (!peer_masked(v, d))
+        l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
   }
   if constexpr (Peers::kStagesLocally) {
     __syncthreads();
@@ -207,7 +208,8 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
       if (e >= 0 && e < l.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
       // A masked holder's slots behave as -1: no partial is taken from it.
-      if (rank < static_cast<unsigned>(R) && peer_masked(a.view, static_cast<int>(rank))) rank = static_cast<unsigned>(R);
+      if (rank < static_cast<unsigned>(R) && peer_masked(a.view, static_cast<int>(rank)))
+        rank = static_cast<unsigned>(R);
     }
     bool valid[2];
     valid[0] = lane_channel(part, 0) < l.hidden;

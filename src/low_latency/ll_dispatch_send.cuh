@@ -229,6 +229,16 @@ __device__ __forceinline__ void put_piece(const LlDispatchArgs& a, int parity, i
   Peers::put_warp(v, words, words, num_words * sizeof(std::uint32_t), d);
 }
 
+// Per-peer telemetry: a token's row and scales, counted once per destination (with part 0).
+__device__ __forceinline__ void count_row_sent(const LlDispatchArgs& a, int part, int d) {
+  if (a.view.telemetry == nullptr || part != 0 || threadIdx.x % 32 != 0 || d == a.view.domain_rank) return;
+  const LlLayout& l = a.layout;
+  const std::uint64_t scales =
+      !a.use_fp8 ? 0u : 4u * static_cast<std::uint64_t>(a.use_ue8m0 ? l.num_scale_words : l.num_scales);
+  const std::uint64_t row = static_cast<std::uint64_t>(l.hidden) * (a.use_fp8 ? 1u : 2u) + scales;
+  count_traffic(a.view, OpId::kLlDispatch, d, row, 0);
+}
+
 template <typename Peers>
 __device__ void send_rows(const LlDispatchArgs& a, int parity) {
   const LlLayout& l = a.layout;
@@ -272,7 +282,8 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
         word |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
     }
     // Stored straight into each destination reached by stores (this rank itself included); staged
-    // once in this rank's own slot for those reached by puts, then put from there.
+    // once in this rank's own slot for those reached by puts, then put from there. Each destination
+    // is counted once (per-peer telemetry).
     const int me = a.view.domain_rank;
     bool own_copy = false;
     unsigned by_put = 0;  // lanes of `firsts` whose rank is reached by a put
@@ -288,6 +299,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
         store_piece(a, parity, Peers::target(a.view, a.workspace, d), t, part, valid, raw, q, scale_inv,
                     word);
       }
+      count_row_sent(a, part, d);
     }
     if (own_copy) store_piece(a, parity, a.workspace, t, part, valid, raw, q, scale_inv, word);
     if constexpr (Peers::kStagesLocally) {

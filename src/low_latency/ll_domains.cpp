@@ -5,6 +5,8 @@
 
 namespace epcomm {
 
+static_assert(kLlMaxRanks <= kTelemetryPeers, "a low-latency view across domains indexes telemetry by rank");
+
 int ll_requested_num_domains(int num_ranks, int requested_ranks_per_domain) {
   if (requested_ranks_per_domain <= 0 || num_ranks % requested_ranks_per_domain != 0) return 0;
   return num_ranks / requested_ranks_per_domain;

@@ -42,9 +42,14 @@ struct LlState {
   std::uint64_t* trace_of(int kind) const { return trace[kind].as<std::uint64_t>(); }
 };
 
-// Zeroes this rank's control blocks (sequence numbers, done, credits, weights, signatures) and the
-// host's call counts, as when the workspace was made. Only inside a collective reset in which no
-// rank runs a kernel (Buffer::clear_rank_mask).
+// Zeroes this rank's control blocks (sequence numbers, done, credits, weights, signatures), as when
+// the workspace was made, and forgets split calls not received (their receive must not run after
+// this). Only inside a collective reset in which no rank runs a kernel (Buffer::clear_rank_mask).
 void reset_ll_sequence(LlState& state);
+
+// Teardown with a peer gone: NVSHMEM's (nvshmem_free, nvshmem_finalize) is collective and would wait
+// for that peer forever, so this rank's NVSHMEM state is left as it is (logged); the process cannot
+// make another NVSHMEM Buffer. Nothing to do with CUDA IPC.
+void abandon_collective_teardown(LlState& state) noexcept;
 
 }  // namespace epcomm

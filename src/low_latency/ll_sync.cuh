@@ -71,8 +71,8 @@ __device__ __forceinline__ bool ll_by_put(const DomainView& v, int d) {
 // by stores; for the others staged in this rank's own control block and put from there (one
 // thread, which also completes the puts before the block signals).
 template <typename Peers>
-__device__ __forceinline__ void ll_publish_signature(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                                     int parity, const CallSignature& sig) {
+__device__ __forceinline__ void ll_publish_signature(const DomainView& v, const LlLayout& l, char* own,
+                                                     int kind, int parity, const CallSignature& sig) {
   if (blockIdx.x != 0) return;
   const int me = v.domain_rank;
   for (int p = Peers::first_direct(v) + static_cast<int>(threadIdx.x); p < Peers::end_direct(v);
@@ -92,11 +92,12 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
 
 // Step 4's check, after ll_wait_done: every source's signature equals this call's. Called by every
 // thread of the block; false (for all) when one differs (reported as kPeerMismatch).
-__device__ __forceinline__ bool ll_signatures_match(const LlControl* mine, int parity, const CallSignature& sig,
-                                                    const DomainView& v, OpId op) {
+__device__ __forceinline__ bool ll_signatures_match(const LlControl* mine, int parity,
+                                                    const CallSignature& sig, const DomainView& v, OpId op) {
   bool ok = true;
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
-    if (!peer_masked(v, s)) ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
+    if (!peer_masked(v, s))
+      ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
   return __syncthreads_and(ok);
 }
 
@@ -124,7 +125,8 @@ template <typename Peers, typename FieldOf>
 __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               FieldOf field_of, std::uint64_t value) {
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    if (!peer_masked(v, p)) Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
+    if (!peer_masked(v, p))
+      Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
 }
 
 // Adds 1 to the LlControl counter `field_of(control)` of every domain peer's workspace, by every
@@ -135,7 +137,8 @@ __device__ __forceinline__ void ll_add_all(const DomainView& v, const LlLayout& 
                                            FieldOf field_of) {
   __syncthreads();
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    if (!peer_masked(v, p)) Peers::signal_add(v, field_of(l.control_of(Peers::target(v, own, p), kind)), 1, p);
+    if (!peer_masked(v, p))
+      Peers::signal_add(v, field_of(l.control_of(Peers::target(v, own, p), kind)), 1, p);
 }
 
 // Step 3, by every block once its sends are done (and, when staging locally, completed): its
@@ -209,10 +212,14 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     tracer.mark(kLlTraceRecvEntry, entered);
   }
   if (phases & kLlRecv) {
-    if (!ll_wait_done(mine, parity, seq, v, op)) return;
-    tracer.mark(kLlTraceDoneSeen);
-    // NOTE: a mismatched peer still gets its credits, so it reports the mismatch too, not a timeout.
-    if (ll_signatures_match(mine, parity, sig, v, op)) receive(parity);
+    // NOTE: the credits below are given even when a wait failed or a signature differed: a
+    // mismatched peer then reports the mismatch too, not a timeout, and after a peer timed out the
+    // survivors stay in step with each other (they mask it and carry on: mask_on_timeout). Nothing
+    // is read from the staging then, so releasing it is safe.
+    if (ll_wait_done(mine, parity, seq, v, op)) {
+      tracer.mark(kLlTraceDoneSeen);
+      if (ll_signatures_match(mine, parity, sig, v, op)) receive(parity);
+    }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, own, kind, parity);
     tracer.mark(kLlTraceExit);

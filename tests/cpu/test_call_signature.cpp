@@ -77,8 +77,7 @@ TEST(CallSignature, MismatchMessageNamesFieldBothValuesAndThePeer) {
 }
 
 TEST(CallSignature, MismatchOfFlagsAndOperationIsSpelledOut) {
-  const std::string flags =
-      status_error(mismatch(SigField::kFlags, kSigFp8, 0), 5000, "f.cpp", 3).message();
+  const std::string flags = status_error(mismatch(SigField::kFlags, kSigFp8, 0), 5000, "f.cpp", 3).message();
   EXPECT_NE(flags.find("use_fp8=1 round_scale=0 use_ue8m0=0 cached=0 here but use_fp8=0"), std::string::npos)
       << flags;
   const std::string op = status_error(mismatch(SigField::kOp, static_cast<std::int32_t>(OpId::kLlDispatch),

@@ -32,7 +32,8 @@ void expect_disjoint(std::vector<Interval> parts, std::size_t total) {
   for (std::size_t i = 0; i < parts.size(); ++i) {
     EXPECT_LE(parts[i].begin, parts[i].end) << parts[i].name;
     EXPECT_LE(parts[i].end, total) << parts[i].name << " ends past the region";
-    if (i > 0) EXPECT_LE(parts[i - 1].end, parts[i].begin) << parts[i - 1].name << " overlaps " << parts[i].name;
+    if (i > 0)
+      EXPECT_LE(parts[i - 1].end, parts[i].begin) << parts[i - 1].name << " overlaps " << parts[i].name;
   }
 }
 
@@ -47,14 +48,17 @@ std::vector<Interval> sections(const MdSymmetricLayout& l) {
       {"slot flags", l.rings.flags, l.rings.flags + 8 * ring_count},
       {"rings", l.rings.rings, l.rings.rings + l.slot.stride * ring_count},
       {"staging", l.rings.staging,
-       l.rings.staging + l.slot.stride * static_cast<std::size_t>(l.rings.num_channels * l.rings.staging_slots)},
+       l.rings.staging +
+           l.slot.stride * static_cast<std::size_t>(l.rings.num_channels * l.rings.staging_slots)},
+      {"record staging", l.header.record_staging,
+       l.header.record_staging + P * l.header.record_capacity_bytes},
   };
 }
 
 // The shapes of the sweep: (G, D).
-const std::vector<std::pair<int, int>> kShapes = {{8, 2},  {8, 4},   {8, 8},  {8, 16}, {8, 32}, {8, 256},
-                                                  {4, 3},  {1, 64},  {1, 2},  {72, 2}, {72, 28}, {2, 2},
-                                                  {4, 2},  {2, 4},   {1, 256}, {16, 128}};
+const std::vector<std::pair<int, int>> kShapes = {{8, 2}, {8, 4},  {8, 8},   {8, 16},  {8, 32},  {8, 256},
+                                                  {4, 3}, {1, 64}, {1, 2},   {72, 2},  {72, 28}, {2, 2},
+                                                  {4, 2}, {2, 4},  {1, 256}, {16, 128}};
 
 // Ring configurations of the sweep: (C, N, S).
 const std::vector<std::tuple<int, int, int>> kConfigs = {{1, 4, 1}, {12, 128, 32}, {64, 7, 3}};
@@ -66,16 +70,19 @@ MdSlot dispatch_slot(int G, bool fp8, int k) {
 
 TEST(InternodeLayout, SectionsAreAlignedDisjointAndInside) {
   for (const auto& [G, D] : kShapes) {
-    for (const MdSlot& slot : {dispatch_slot(G, false, 8), dispatch_slot(G, true, 8), dispatch_slot(G, false, 0),
-                               MdSlot::combine(7168, 8), MdSlot::combine(2560, 0)}) {
+    for (const MdSlot& slot :
+         {dispatch_slot(G, false, 8), dispatch_slot(G, true, 8), dispatch_slot(G, false, 0),
+          MdSlot::combine(7168, 8), MdSlot::combine(2560, 0)}) {
       for (const auto& [C, N, S] : kConfigs) {
-        SCOPED_TRACE(testing::Message() << G << "x" << D << " C=" << C << " N=" << N << " S=" << S
-                                        << " stride=" << slot.stride);
+        SCOPED_TRACE(testing::Message()
+                     << G << "x" << D << " C=" << C << " N=" << N << " S=" << S << " stride=" << slot.stride);
         const MdSymmetricLayout l = MdSymmetricLayout::make(D, G, C, N, S, slot);
-        for (std::size_t offset : {l.header.counters, l.header.count_flags, l.header.mailboxes})
+        for (std::size_t offset :
+             {l.header.counters, l.header.count_flags, l.header.mailboxes, l.header.record_staging})
           EXPECT_EQ(offset % kMdSmallAlignment, 0u);
         EXPECT_EQ(l.header.record_capacity_bytes % kMdSmallAlignment, 0u);
-        for (std::size_t offset : {l.header.total_bytes, l.rings.flags, l.rings.rings, l.rings.staging, l.total_bytes()})
+        for (std::size_t offset :
+             {l.header.total_bytes, l.rings.flags, l.rings.rings, l.rings.staging, l.total_bytes()})
           EXPECT_EQ(offset % kRegionAlignment, 0u);
         EXPECT_EQ(l.slot.stride % kMdSlotAlignment, 0u);
         expect_disjoint(sections(l), l.total_bytes());
@@ -114,12 +121,21 @@ TEST(InternodeLayout, EveryIndexedElementHasItsOwnBytes) {
     std::vector<Interval> count_flags;
     for (int parity = 0; parity < 2; ++parity)
       for (int p = 0; p < P; ++p) {
-        count_flags.push_back({"count flag", l.header.count_flag(parity, p), l.header.count_flag(parity, p) + 8});
-        boxes.push_back({"mailbox", l.header.mailbox(parity, p), l.header.mailbox(parity, p) + l.header.record_capacity_bytes});
+        count_flags.push_back(
+            {"count flag", l.header.count_flag(parity, p), l.header.count_flag(parity, p) + 8});
+        boxes.push_back({"mailbox", l.header.mailbox(parity, p),
+                         l.header.mailbox(parity, p) + l.header.record_capacity_bytes});
         EXPECT_EQ(l.header.mailbox(parity, p) % kMdSmallAlignment, 0u);
       }
     expect_elements_disjoint(std::move(count_flags), sec[1]);
     expect_elements_disjoint(std::move(boxes), sec[2]);
+    std::vector<Interval> records;
+    for (int p = 0; p < P; ++p) {
+      records.push_back({"staged record", l.header.staged_record(p),
+                         l.header.staged_record(p) + l.header.record_capacity_bytes});
+      EXPECT_EQ(l.header.staged_record(p) % kMdSmallAlignment, 0u);
+    }
+    expect_elements_disjoint(std::move(records), sec[6]);
     for (int p = 0; p < P; ++p)
       for (int c = 0; c < C; ++c)
         for (int k = 0; k < N; ++k) {
@@ -132,7 +148,8 @@ TEST(InternodeLayout, EveryIndexedElementHasItsOwnBytes) {
     expect_elements_disjoint(std::move(slots), sec[4]);
     for (int c = 0; c < C; ++c)
       for (int k = 0; k < S; ++k)
-        staging.push_back({"staging", l.rings.staging_slot(c, k), l.rings.staging_slot(c, k) + l.slot.stride});
+        staging.push_back(
+            {"staging", l.rings.staging_slot(c, k), l.rings.staging_slot(c, k) + l.slot.stride});
     expect_elements_disjoint(std::move(staging), sec[5]);
   }
 }
@@ -152,8 +169,8 @@ TEST(InternodeLayout, FitTakesTheMostRingSlotsThatFit) {
   for (const auto& [G, D] : kShapes) {
     if (D > 64) continue;  // the walk is the same; keep the sweep short
     const MdSlot slot = dispatch_slot(G, false, 8);
-    for (std::size_t bytes : {std::size_t{1} << 20, std::size_t{100} << 20, std::size_t{1} << 30,
-                              std::size_t{3} << 30}) {
+    for (std::size_t bytes :
+         {std::size_t{1} << 20, std::size_t{100} << 20, std::size_t{1} << 30, std::size_t{3} << 30}) {
       const MdSymmetricLayout l = MdSymmetricLayout::fit(bytes, D, G, 12, 32, slot);
       SCOPED_TRACE(testing::Message() << G << "x" << D << " bytes=" << bytes << " N=" << l.rings.ring_slots);
       if (l.rings.ring_slots > 0) EXPECT_LE(l.total_bytes(), bytes);  // 0: not even one slot fits
@@ -162,8 +179,9 @@ TEST(InternodeLayout, FitTakesTheMostRingSlotsThatFit) {
     }
   }
   // One domain has no peers, hence no rings.
-  EXPECT_EQ(MdSymmetricLayout::fit(std::size_t{1} << 30, 1, 8, 12, 32, dispatch_slot(8, false, 8)).rings.ring_slots,
-            0);
+  EXPECT_EQ(
+      MdSymmetricLayout::fit(std::size_t{1} << 30, 1, 8, 12, 32, dispatch_slot(8, false, 8)).rings.ring_slots,
+      0);
 }
 
 TEST(InternodeLayout, SlotSectionsFitTheirPut) {
@@ -172,15 +190,17 @@ TEST(InternodeLayout, SlotSectionsFitTheirPut) {
                             MdSlot::dispatch(2 * 2560, 0, 1, G)}) {
       SCOPED_TRACE(testing::Message() << "G=" << G << " row=" << s.row_bytes << " k=" << s.num_topk);
       EXPECT_GE(s.mask_words * 32, G);
-      for (std::size_t o : {s.payload_offset, s.scales_offset, s.topk_offset, s.weights_offset, s.src_token_offset})
+      for (std::size_t o :
+           {s.payload_offset, s.scales_offset, s.topk_offset, s.weights_offset, s.src_token_offset})
         EXPECT_EQ(o % kMdSectionAlignment, 0u);
-      expect_disjoint({{"payload", s.payload_offset, s.payload_offset + static_cast<std::size_t>(s.row_bytes)},
-                       {"scales", s.scales_offset, s.scales_offset + 4u * s.num_scales},
-                       {"topk", s.topk_offset, s.topk_offset + 4u * s.num_topk},
-                       {"weights", s.weights_offset, s.weights_offset + 4u * s.num_topk},
-                       {"src_token", s.src_token_offset, s.src_token_offset + 4},
-                       {"mask", s.mask_offset, s.mask_offset + 4u * s.mask_words}},
-                      s.put_bytes_full);
+      expect_disjoint(
+          {{"payload", s.payload_offset, s.payload_offset + static_cast<std::size_t>(s.row_bytes)},
+           {"scales", s.scales_offset, s.scales_offset + 4u * s.num_scales},
+           {"topk", s.topk_offset, s.topk_offset + 4u * s.num_topk},
+           {"weights", s.weights_offset, s.weights_offset + 4u * s.num_topk},
+           {"src_token", s.src_token_offset, s.src_token_offset + 4},
+           {"mask", s.mask_offset, s.mask_offset + 4u * s.mask_words}},
+          s.put_bytes_full);
       EXPECT_EQ(s.put_bytes_full % kMdSectionAlignment, 0u);
       EXPECT_LE(s.put_bytes_full, s.stride);
     }
@@ -246,6 +266,31 @@ TEST(InternodeLayout, CreditsBoundTheSlotsInFlight) {
   EXPECT_TRUE(md_may_write(4, 1, 4));
   EXPECT_TRUE(md_may_write(1000003, 1000000, 4));
   EXPECT_FALSE(md_may_write(1000004, 1000000, 4));
+}
+
+// The kernels' credit rule (md_credit_batch): a receiver that has consumed every slot written so
+// far has returned enough credits for the sender's next slot, whatever the ring size, the stream's
+// length and how many slots the receiver takes at a time, so sender and receiver never both wait.
+TEST(InternodeLayout, CreditBatchesNeverStallASender) {
+  for (int N = kMdMinRingSlots; N <= 67; ++N) {
+    for (std::uint64_t len :
+         {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{7}, std::uint64_t{3} * 67 + 5}) {
+      for (std::uint64_t take : {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{1000}}) {
+        std::uint64_t written = 0, consumed = 0, credits = 0;
+        while (consumed < len) {
+          while (written < len && md_may_write(written, credits, N)) ++written;
+          ASSERT_GT(written, consumed)
+              << "N " << N << " len " << len << ": the sender waits on an empty ring";
+          const std::uint64_t end = std::min(written, consumed + take);
+          for (; consumed < end; ++consumed)
+            if (consumed + 1 - credits >= static_cast<std::uint64_t>(md_credit_batch(N)) ||
+                consumed + 1 == len)
+              credits = consumed + 1;
+        }
+        EXPECT_EQ(credits, len) << "N " << N << ": every credit returned by the stream's end";
+      }
+    }
+  }
 }
 
 TEST(InternodeLayout, ChannelsCoverTheTokensInOrder) {

@@ -8,15 +8,17 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <random>
 #include <tuple>
 #include <vector>
 
 #include "cpu/test_internode_ring.hpp"
 #include "cpu/test_reference_common.hpp"
+#include "epcomm/reference.hpp"
 #include "internode/md_plan.hpp"
 #include "internode/md_route.hpp"
-#include "epcomm/reference.hpp"
+#include "internode/md_tables.hpp"
 
 namespace epcomm {
 namespace {
@@ -48,11 +50,14 @@ World make_world(const Scenario& sc) {
   std::mt19937 rng(sc.seed);
   for (int r = 0; r < R; ++r) {
     ref::HtRankInput in;
-    in.num_tokens = sc.empty_rank && r == 1 ? 0 : std::uniform_int_distribution<std::int64_t>(sc.max_tokens / 2, sc.max_tokens)(rng);
+    in.num_tokens = sc.empty_rank && r == 1
+                        ? 0
+                        : std::uniform_int_distribution<std::int64_t>(sc.max_tokens / 2, sc.max_tokens)(rng);
     in.num_topk = sc.k;
     in.topk_idx = ref::testing::random_topk(rng, w.rgeo, in.num_tokens, sc.k, sc.routing);
     in.topk_weights.resize(static_cast<std::size_t>(in.num_tokens * sc.k));
-    for (float& weight : in.topk_weights) weight = static_cast<float>(std::uniform_int_distribution<int>(1, 4)(rng));
+    for (float& weight : in.topk_weights)
+      weight = static_cast<float>(std::uniform_int_distribution<int>(1, 4)(rng));
     in.row_bytes = 2 * kHidden;
     in.x.assign(static_cast<std::size_t>(in.num_tokens * in.row_bytes), 0);
     w.inputs.push_back(std::move(in));
@@ -76,8 +81,10 @@ std::vector<Row> stream_of(const World& w, int src, int d, int c, int C) {
   const ref::HtRankInput& in = w.inputs[static_cast<std::size_t>(src)];
   const int G = w.geo.ranks_per_domain;
   std::vector<Row> rows;
-  for (std::int64_t t = md_channel_begin(in.num_tokens, c, C); t < md_channel_begin(in.num_tokens, c + 1, C); ++t) {
-    Row row{static_cast<std::int32_t>(t), std::vector<std::uint32_t>(static_cast<std::size_t>((G + 31) / 32), 0)};
+  for (std::int64_t t = md_channel_begin(in.num_tokens, c, C); t < md_channel_begin(in.num_tokens, c + 1, C);
+       ++t) {
+    Row row{static_cast<std::int32_t>(t),
+            std::vector<std::uint32_t>(static_cast<std::size_t>((G + 31) / 32), 0)};
     bool any = false;
     for (int s = 0; s < in.num_topk; ++s) {
       const std::int64_t e = in.topk_idx[static_cast<std::size_t>(t * in.num_topk + s)];
@@ -94,8 +101,8 @@ std::vector<Row> stream_of(const World& w, int src, int d, int c, int C) {
 // One operation's ring shape and the state that outlives operations.
 struct Transport {
   int C = 1, ring_slots = 4;
-  std::vector<RegionMemory<Row>> dispatch_memory;                  // [R]
-  std::vector<RegionMemory<std::vector<float>>> combine_memory;    // [R]
+  std::vector<RegionMemory<Row>> dispatch_memory;                     // [R]
+  std::vector<RegionMemory<std::vector<float>>> combine_memory;       // [R]
   std::map<std::tuple<int, int, int, int>, StreamCounters> counters;  // (op, sender, receiver, channel)
   std::mt19937 rng{7};
 
@@ -113,8 +120,8 @@ struct Placed {
 
 struct DispatchResult {
   std::vector<std::vector<std::pair<int, std::int32_t>>> received;  // [R][row]: (src rank, token)
-  std::vector<std::int64_t> num_recv;                                 // [R] from the counts alone
-  std::vector<std::vector<std::int64_t>> per_expert;                  // [R][nle]
+  std::vector<std::int64_t> num_recv;                               // [R] from the counts alone
+  std::vector<std::vector<std::int64_t>> per_expert;                // [R][nle]
   // [forwarder rank][source domain][channel]: what it placed, in stream order (combine retraces it)
   std::vector<std::vector<std::vector<std::vector<Placed>>>> placed;
 };
@@ -251,15 +258,16 @@ std::vector<ref::HtCombineRankInput> combine_inputs(const World& w, unsigned see
 using Partial = std::vector<float>;
 
 std::vector<ref::HtCombineRankOutput> run_combine(const World& w, const DispatchResult& disp,
-                                                  const std::vector<ref::HtCombineRankInput>& in, Transport& tr) {
+                                                  const std::vector<ref::HtCombineRankInput>& in,
+                                                  Transport& tr) {
   const int G = w.geo.ranks_per_domain, D = w.geo.num_domains(), R = w.geo.num_ranks, C = tr.C;
   const int k = w.inputs[0].num_topk;
   const MdRings rings = tr.rings(w, 256);
   // arrived[owner][d][c]: partials from domain d's forwarder, in the owner's channel order.
   std::vector<std::vector<std::vector<std::vector<Partial>>>> arrived(
       static_cast<std::size_t>(R),
-      std::vector<std::vector<std::vector<Partial>>>(static_cast<std::size_t>(D),
-                                                     std::vector<std::vector<Partial>>(static_cast<std::size_t>(C))));
+      std::vector<std::vector<std::vector<Partial>>>(
+          static_cast<std::size_t>(D), std::vector<std::vector<Partial>>(static_cast<std::size_t>(C))));
   for (int fwd = 0; fwd < R; ++fwd) {
     const int d = w.geo.domain_of(fwd), i = w.geo.local_index(fwd);
     for (int s = 0; s < D; ++s) {
@@ -272,7 +280,8 @@ std::vector<ref::HtCombineRankOutput> run_combine(const World& w, const Dispatch
             const ref::HtCombineRankInput& x = in[static_cast<std::size_t>(d * G + j)];
             for (std::int64_t h = 0; h < kHidden; ++h)
               sum[h] += ref::bf16_to_float(x.x[static_cast<std::size_t>(row * kHidden + h)]);
-            for (int q = 0; q < k; ++q) sum[kHidden + q] += x.topk_weights[static_cast<std::size_t>(row * k + q)];
+            for (int q = 0; q < k; ++q)
+              sum[kHidden + q] += x.topk_weights[static_cast<std::size_t>(row * k + q)];
           }
           if (p.rows.size() == 1) {  // one contributor: the BF16 put of md_slot.hpp is exact
             for (std::int64_t h = 0; h < kHidden; ++h)
@@ -280,10 +289,10 @@ std::vector<ref::HtCombineRankOutput> run_combine(const World& w, const Dispatch
           }
           partials.push_back(std::move(sum));
         }
-        arrived[owner][d][c] = s == d ? partials
-                                      : deliver(partials, rings, kMdOpCombine, md_peer_index(s, d), c,
-                                                tr.combine_memory[owner], tr.counters[{kMdOpCombine, fwd, owner, c}],
-                                                tr.rng);
+        arrived[owner][d][c] =
+            s == d ? partials
+                   : deliver(partials, rings, kMdOpCombine, md_peer_index(s, d), c, tr.combine_memory[owner],
+                             tr.counters[{kMdOpCombine, fwd, owner, c}], tr.rng);
       }
     }
   }
@@ -295,7 +304,8 @@ std::vector<ref::HtCombineRankOutput> run_combine(const World& w, const Dispatch
     out[owner].topk_weights.resize(static_cast<std::size_t>(src.num_tokens * k));
     for (int c = 0; c < C; ++c) {
       std::vector<std::size_t> next(static_cast<std::size_t>(D), 0);
-      for (std::int64_t t = md_channel_begin(src.num_tokens, c, C); t < md_channel_begin(src.num_tokens, c + 1, C); ++t) {
+      for (std::int64_t t = md_channel_begin(src.num_tokens, c, C);
+           t < md_channel_begin(src.num_tokens, c + 1, C); ++t) {
         std::vector<float> acc(static_cast<std::size_t>(kHidden + k), 0.0f);
         for (std::int64_t h = 0; h < kHidden; ++h) {
           const auto at = static_cast<std::size_t>(t * kHidden + h);
@@ -313,7 +323,8 @@ std::vector<ref::HtCombineRankOutput> run_combine(const World& w, const Dispatch
         }
         for (std::int64_t h = 0; h < kHidden; ++h)
           out[owner].out[static_cast<std::size_t>(t * kHidden + h)] = ref::float_to_bf16(acc[h]);
-        for (int q = 0; q < k; ++q) out[owner].topk_weights[static_cast<std::size_t>(t * k + q)] = acc[kHidden + q];
+        for (int q = 0; q < k; ++q)
+          out[owner].topk_weights[static_cast<std::size_t>(t * k + q)] = acc[kHidden + q];
       }
       for (int d = 0; d < D; ++d) EXPECT_EQ(next[d], arrived[owner][d][c].size()) << "partials left over";
     }
@@ -391,6 +402,164 @@ TEST(InternodeRoute, PerDomainCountsMatchTheReferenceLayout) {
       w.inputs.push_back(std::move(in));
     }
     expect_domain_counts(w, 3);
+  }
+}
+
+// ---- the kernels' arithmetic (md_tables.hpp), as md_notify.cu and md_dispatch.cu use it ----------
+
+// One rank's inputs as the kernels see them: is_token_in_rank and num_tokens_per_expert (the
+// reference layout), then its scan.
+struct KernelInputs {
+  std::unique_ptr<bool[]> in_rank;  // [T, R]
+  std::vector<std::int32_t> per_expert, scan_rows, scan_domains;
+};
+
+KernelInputs kernel_inputs(const World& w, int r, int C) {
+  const ref::HtRankInput& in = w.inputs[static_cast<std::size_t>(r)];
+  const int R = w.geo.num_ranks, G = w.geo.ranks_per_domain, D = w.geo.num_domains();
+  const ref::Layout layout = ref::get_dispatch_layout(w.rgeo, in.topk_idx, in.num_tokens, in.num_topk);
+  KernelInputs k;
+  k.in_rank = std::make_unique<bool[]>(layout.is_token_in_rank.size() + 1);
+  for (std::size_t q = 0; q < layout.is_token_in_rank.size(); ++q)
+    k.in_rank[q] = layout.is_token_in_rank[q] != 0;
+  k.per_expert = layout.num_tokens_per_expert;
+  for (int c = 0; c < C; ++c) {
+    for (int rr = 0; rr < R; ++rr)
+      k.scan_rows.push_back(md_scan_rank(k.in_rank.get(), in.num_tokens, R, C, c, rr));
+    for (int d = 0; d < D; ++d)
+      k.scan_domains.push_back(md_scan_domain(k.in_rank.get(), in.num_tokens, R, G, C, c, d));
+  }
+  return k;
+}
+
+// Every table the kernels build equals the host specification (md_plan.hpp), the rows the
+// kernels' senders (own domain) and forwarders (other domains) place with them land exactly where
+// ref::ht_dispatch puts them, and combine's forwarders, merging the placed rows, retrace every
+// stream (its tokens in order, each with its rank mask).
+TEST(InternodeRoute, KernelTablesPlaceEveryRowLikeTheReference) {
+  for (const Scenario& sc : kScenarios) {
+    const World w = make_world(sc);
+    const int G = w.geo.ranks_per_domain, D = w.geo.num_domains(), R = w.geo.num_ranks;
+    const int nle = w.geo.num_local_experts();
+    for (int C : {1, 3, 5}) {
+      SCOPED_TRACE(testing::Message() << G << "x" << D << " seed " << sc.seed << " C " << C);
+      const MdCountRecord f{C, G, nle};
+      std::vector<KernelInputs> ins;
+      std::vector<std::vector<std::vector<std::int32_t>>> records(static_cast<std::size_t>(R));  // [src][d]
+      for (int r = 0; r < R; ++r) {
+        ins.push_back(kernel_inputs(w, r, C));
+        for (int d = 0; d < D; ++d) {
+          std::vector<std::int32_t> rec;
+          for (int q = 0; q < f.ints(); ++q)
+            rec.push_back(md_record_entry(f, q, R, D, d, ins[r].scan_rows.data(), ins[r].scan_domains.data(),
+                                          ins[r].per_expert.data()));
+          ASSERT_EQ(rec, md_count_record(w.geo, tokens_of(w.inputs[r]), r, d, C))
+              << "record of " << r << " for " << d;
+          records[r].push_back(std::move(rec));
+        }
+      }
+      // Forwarder (d, i): its tables, and its domain records (what md_domain_record specifies).
+      std::vector<std::vector<std::int32_t>> prefix(static_cast<std::size_t>(R)),
+          len(static_cast<std::size_t>(R));
+      std::vector<std::vector<std::vector<std::int32_t>>> domain_records(
+          static_cast<std::size_t>(R));  // [j][i]
+      for (int fwd = 0; fwd < R; ++fwd) {
+        const int d = fwd / G, i = fwd % G;
+        auto record_of = [&](int s) { return s == d ? nullptr : records[s * G + i][d].data(); };
+        prefix[fwd].assign(static_cast<std::size_t>(D) * (C + 1) * G, -1);
+        for (int s = 0; s < D; ++s) {
+          for (int j = 0; j < G; ++j)
+            md_fill_prefix(f, record_of(s), ins[fwd].scan_rows.data(), R, d, j,
+                           prefix[fwd].data() + static_cast<std::size_t>(s) * (C + 1) * G);
+          for (int c = 0; c < C; ++c) len[fwd].push_back(s == d ? 0 : records[s * G + i][d][f.tokens(c)]);
+        }
+        std::vector<std::vector<std::int32_t>> to_forwarder;
+        for (int s = 0; s < D; ++s) to_forwarder.push_back(records[s * G + i][d]);
+        const MdDomainRecord out{D, G, nle};
+        for (int j = 0; j < G; ++j) {
+          std::vector<std::int32_t> rec;
+          for (int k = 0; k < out.ints(); ++k)
+            rec.push_back(md_domain_record_entry(f, out, k, d, j, prefix[fwd].data(),
+                                                 ins[fwd].per_expert.data(), record_of));
+          ASSERT_EQ(rec, md_domain_record(w.geo, to_forwarder, C, j)) << "forwarder " << fwd << " to " << j;
+          domain_records[d * G + j].push_back(std::move(rec));
+        }
+      }
+      // Placement: senders for their own domain, forwarders for the others, stream by stream.
+      std::vector<std::vector<std::pair<int, std::int32_t>>> received(static_cast<std::size_t>(R));
+      std::vector<std::vector<std::int32_t>> counts(static_cast<std::size_t>(D));
+      for (int r = 0; r < R; ++r) {
+        const MdDomainCounts learned = md_domain_counts(w.geo, domain_records[r], r % G);
+        received[r].assign(static_cast<std::size_t>(learned.num_recv_rows), {-1, -1});
+        counts[r / G] = learned.counts;
+      }
+      for (int fwd = 0; fwd < R; ++fwd) {
+        const int d = fwd / G, i = fwd % G;
+        for (int s = 0; s < D; ++s)
+          for (int c = 0; c < C; ++c) {
+            const int src = s * G + i;
+            const std::vector<Row> stream = stream_of(w, src, d, c, C);
+            if (s != d)
+              EXPECT_EQ(len[fwd][s * C + c], static_cast<std::int32_t>(stream.size())) << "stream length";
+            std::vector<std::int64_t> next(static_cast<std::size_t>(G));
+            for (int j = 0; j < G; ++j)
+              next[j] = md_stream_first_row(counts[d].data(), prefix[fwd].data(), G, C, src, c, j);
+            for (const Row& row : stream)
+              for (int j = 0; j < G; ++j) {
+                if (!md_mask_has(row.mask.data(), j)) continue;
+                auto& slot = received[d * G + j].at(static_cast<std::size_t>(next[j]++));
+                EXPECT_EQ(slot.first, -1) << "a row of rank " << d * G + j << " written twice";
+                slot = {src, row.token};
+              }
+          }
+      }
+      // Combine's forwarders retrace each stream by merging, over j, the rows [first row of c,
+      // first row of c + 1) on (d, j) by their source token: the stream's tokens and masks again.
+      for (int fwd = 0; fwd < R; ++fwd) {
+        const int d = fwd / G, i = fwd % G;
+        for (int s = 0; s < D; ++s)
+          for (int c = 0; c < C; ++c) {
+            const int src = s * G + i;
+            std::vector<std::int64_t> cur(static_cast<std::size_t>(G)), end(static_cast<std::size_t>(G));
+            for (int j = 0; j < G; ++j) {
+              cur[j] = md_stream_first_row(counts[d].data(), prefix[fwd].data(), G, C, src, c, j);
+              end[j] = md_stream_first_row(counts[d].data(), prefix[fwd].data(), G, C, src, c + 1, j);
+            }
+            std::vector<Row> merged;
+            while (true) {
+              std::int32_t best = -1;
+              for (int j = 0; j < G; ++j)
+                if (cur[j] < end[j]) {
+                  const auto& row = received[d * G + j][static_cast<std::size_t>(cur[j])];
+                  EXPECT_EQ(row.first, src) << "a row of another source inside the stream's range";
+                  if (best < 0 || row.second < best) best = row.second;
+                }
+              if (best < 0) break;
+              Row row{best, std::vector<std::uint32_t>(static_cast<std::size_t>((G + 31) / 32), 0)};
+              for (int j = 0; j < G; ++j)
+                if (cur[j] < end[j] && received[d * G + j][static_cast<std::size_t>(cur[j])].second == best) {
+                  row.mask[static_cast<std::size_t>(j / 32)] |= 1u << (j % 32);
+                  ++cur[j];
+                }
+              merged.push_back(std::move(row));
+            }
+            const std::vector<Row> stream = stream_of(w, src, d, c, C);
+            ASSERT_EQ(merged.size(), stream.size()) << "stream " << src << " -> " << d << " channel " << c;
+            for (std::size_t k = 0; k < merged.size(); ++k) {
+              EXPECT_EQ(merged[k].token, stream[k].token) << "slot " << k;
+              EXPECT_EQ(merged[k].mask, stream[k].mask) << "slot " << k;
+            }
+          }
+      }
+      for (int r = 0; r < R; ++r) {
+        const ref::HtRoute& want = w.expected[static_cast<std::size_t>(r)].route;
+        ASSERT_EQ(received[r].size(), want.src_rank.size()) << "receiver " << r;
+        for (std::size_t row = 0; row < received[r].size(); ++row) {
+          ASSERT_EQ(received[r][row].first, want.src_rank[row]) << "receiver " << r << " row " << row;
+          ASSERT_EQ(received[r][row].second, want.src_token[row]) << "receiver " << r << " row " << row;
+        }
+      }
+    }
   }
 }
 

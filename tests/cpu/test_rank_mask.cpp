@@ -57,8 +57,8 @@ TEST(RankMaskReference, AMaskedRankHoldsNoTokens) {
 }
 
 TEST(RankMaskReference, LayoutCountsNothingForAMaskedRank) {
-  const Layout layout = get_dispatch_layout(kGeometry, mask_topk(kGeometry, {0, 4, 5, 3, 4, 5}, kRank2Masked),
-                                            3, 2);
+  const Layout layout =
+      get_dispatch_layout(kGeometry, mask_topk(kGeometry, {0, 4, 5, 3, 4, 5}, kRank2Masked), 3, 2);
   EXPECT_EQ(layout.num_tokens_per_rank, (std::vector<int32_t>{1, 1, 0}));
   EXPECT_EQ(layout.num_tokens_per_expert, (std::vector<int32_t>{1, 0, 0, 1, 0, 0}));
   EXPECT_EQ(layout.is_token_in_rank, (std::vector<uint8_t>{1, 0, 0, 0, 1, 0, 0, 0, 0}));
@@ -124,7 +124,8 @@ TEST(RankMaskReference, HtCombineTakesNothingFromAMaskedRank) {
         reached += hit ? 1 : 0;
       }
       for (int64_t ch = 0; ch < kHidden; ++ch)
-        EXPECT_EQ(got[static_cast<size_t>(t * kHidden + ch)], x[static_cast<size_t>(t * kHidden + ch)] * reached)
+        EXPECT_EQ(got[static_cast<size_t>(t * kHidden + ch)],
+                  x[static_cast<size_t>(t * kHidden + ch)] * reached)
             << "rank " << r << " token " << t;
     }
   }
@@ -149,7 +150,8 @@ TEST(RankMaskReference, LlDispatchDeliversNothingToOrFromAMaskedRank) {
           << "rank " << r << " expert " << e;
     int32_t want = 0;
     for (int s : {0, 1})
-      for (int64_t e : inputs[static_cast<size_t>(s)].topk_idx) want += e >= 0 && kGeometry.rank_of_expert(e) == r;
+      for (int64_t e : inputs[static_cast<size_t>(s)].topk_idx)
+        want += e >= 0 && kGeometry.rank_of_expert(e) == r;
     EXPECT_EQ(out[static_cast<size_t>(r)].recv_count[0] + out[static_cast<size_t>(r)].recv_count[1], want);
   }
 }

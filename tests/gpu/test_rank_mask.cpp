@@ -1,8 +1,8 @@
-// Rank masking on the GPUs (SPEC "Rank masking"), run on 3 ranks (gpu.test_rank_mask_3, GPUs
-// shared): rank 2 is masked on ranks 0 and 1 and makes no call at all; 0 and 1 complete layout,
-// high-throughput dispatch and combine, and low-latency dispatch and combine, matching the CPU
-// reference of the masked operations (ref::mask_ranks). Then every rank clears the mask
-// (collective) and all three run unmasked, matching the plain reference. Outputs come from a
+// Rank masking on the GPUs (SPEC "Rank masking"), run on 3 ranks (gpu.test_rank_mask, GPUs shared
+// where there are fewer): rank 2 is masked on ranks 0 and 1 and makes no call at all; 0 and 1
+// complete layout, high-throughput dispatch and combine, and low-latency dispatch and combine,
+// matching the CPU reference of the masked operations (ref::mask_ranks). Then every rank clears the
+// mask (collective) and all three run unmasked, matching the plain reference. Outputs come from a
 // poisoning allocator, so a row the kernels forget shows up.
 #include <string>
 #include <vector>
@@ -11,6 +11,7 @@
 #include "epcomm/buffer.hpp"
 #include "harness.hpp"
 #include "ht_inputs.hpp"
+#include "ht_masked_check.hpp"
 #include "ll_check.hpp"
 
 namespace epcomm::test {
@@ -18,87 +19,14 @@ namespace {
 
 constexpr int kWorld = 3;
 constexpr int kMasked = 2;
+// The bound of the calls that must time out (others keep EPCOMM_TIMEOUT_MS: long where ranks share
+// a GPU and take turns); long enough that the survivors' later calls do not time out by accident.
+constexpr std::int64_t kShortMs = 10000;
 
 std::vector<std::uint8_t> mask_of(bool masked) {
   std::vector<std::uint8_t> m(kWorld, 0);
   if (masked) m[kMasked] = 1;
   return m;
-}
-
-template <typename T>
-void expect_same(const std::vector<T>& got, const std::vector<T>& want, std::size_t count, const char* what) {
-  ASSERT_GE(got.size(), count) << what;
-  ASSERT_GE(want.size(), count) << what;
-  const Mismatches m = bitwise_mismatches(got, want, count);
-  EXPECT_EQ(m.count, 0u) << what << ": " << m.count << " of " << count << " differ, first at " << m.first;
-}
-
-// ---- high-throughput -----------------------------------------------------------------------------
-
-// Layout, dispatch and combine of case `c` on this rank, against the reference of the masked
-// operations (mask: rank 2 masked, or nothing).
-void run_ht(Buffer& buffer, const HtCase& c, const std::vector<std::uint8_t>& mask) {
-  const GpuEnv& env = gpu_env();
-  const ref::Geometry g{kWorld, c.experts_per_rank * kWorld, kWorld};
-  std::vector<ref::HtRankInput> inputs;
-  for (int r = 0; r < kWorld; ++r) inputs.push_back(make_ht_input(c, r, kWorld));
-  const std::vector<ref::HtRankInput> live = ref::mask_ranks(g, inputs, mask);
-  const auto want = ref::ht_dispatch(g, live, {.with_topk = true});
-  const ref::HtRankInput& in = inputs[static_cast<std::size_t>(env.rank)];
-  const ref::HtRankOutput& mine = want[static_cast<std::size_t>(env.rank)];
-
-  DeviceTensor x = upload(in.x, DType::kBF16, {in.num_tokens, c.hidden});
-  DeviceTensor topk = upload(in.topk_idx, DType::kI64, {in.num_tokens, c.num_topk});
-  DeviceTensor weights = upload(in.topk_weights, DType::kF32, {in.num_tokens, c.num_topk});
-  DispatchLayout layout = buffer.get_dispatch_layout(topk, g.num_experts, {.stream = env.stream});
-  const ref::Layout want_layout = ref::get_dispatch_layout(
-      g, live[static_cast<std::size_t>(env.rank)].topk_idx, in.num_tokens, c.num_topk);
-  EXPECT_EQ(download<std::int32_t>(layout.num_tokens_per_rank), want_layout.num_tokens_per_rank);
-  EXPECT_EQ(download<std::int32_t>(layout.num_tokens_per_expert), want_layout.num_tokens_per_expert);
-  EXPECT_EQ(download<std::uint8_t>(layout.is_token_in_rank), want_layout.is_token_in_rank);
-
-  DispatchArgs args = dispatch_args(x, topk, weights, layout);
-  args.config.num_sms = c.num_sms;
-  const DispatchResult got = buffer.dispatch(args, {.stream = env.stream});
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
-  buffer.check_status();
-  ASSERT_EQ(got.handle.num_recv_tokens(), mine.num_recv_tokens);
-  const auto rows = static_cast<std::size_t>(mine.num_recv_tokens);
-  expect_same(download<std::uint8_t>(got.recv_x), mine.recv_x, rows * in.row_bytes, "recv_x");
-  expect_same(download<std::int64_t>(got.recv_topk_idx), mine.recv_topk_idx, rows * c.num_topk, "recv_topk_idx");
-  expect_same(download<float>(got.recv_topk_weights), mine.recv_topk_weights, rows * c.num_topk,
-              "recv_topk_weights");
-  EXPECT_EQ(got.num_recv_tokens_per_expert,
-            std::vector<int>(mine.num_recv_tokens_per_expert.begin(), mine.num_recv_tokens_per_expert.end()));
-
-  // Combine the received rows as they are (the reference does the same with its own).
-  CombineArgs cargs;
-  cargs.x = got.recv_x;
-  cargs.topk_weights = got.recv_topk_weights;
-  cargs.handle = &got.handle;
-  cargs.config.num_sms = c.num_sms;
-  const CombineResult combined = buffer.combine(cargs, {.stream = env.stream});
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
-  buffer.check_status();
-  std::vector<std::int64_t> tokens;
-  std::vector<ref::HtRoute> routes;
-  std::vector<ref::HtCombineRankInput> back(kWorld);
-  for (int r = 0; r < kWorld; ++r) {
-    const auto& w = want[static_cast<std::size_t>(r)];
-    tokens.push_back(live[static_cast<std::size_t>(r)].num_tokens);
-    routes.push_back(w.route);
-    auto& b = back[static_cast<std::size_t>(r)];
-    b.x.resize(w.recv_x.size() / 2);
-    std::memcpy(b.x.data(), w.recv_x.data(), w.recv_x.size());
-    b.topk_weights = w.recv_topk_weights;
-  }
-  const auto want_c = ref::ht_combine(c.hidden, c.num_topk, tokens, routes, back);
-  const auto& mine_c = want_c[static_cast<std::size_t>(env.rank)];
-  const Mismatches off = bf16_off(download<std::uint16_t>(combined.x), mine_c.out, kCombineXRel, kCombineXAbs);
-  EXPECT_EQ(off.count, 0u) << "combined x: first off at " << off.first;
-  const Mismatches woff = f32_off(download<float>(combined.topk_weights), mine_c.topk_weights,
-                                  kCombineWeightRel, kCombineWeightAbs);
-  EXPECT_EQ(woff.count, 0u) << "combined topk_weights: first off at " << woff.first;
 }
 
 // ---- low-latency --------------------------------------------------------------------------------
@@ -152,37 +80,38 @@ void run_ll(Buffer& buffer, const LlCase& c, const std::vector<std::uint8_t>& ma
 class RankMask : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (gpu_env().world != kWorld) GTEST_SKIP() << "runs on exactly " << kWorld << " ranks (gpu.test_rank_mask_3)";
+    if (gpu_env().world != kWorld)
+      GTEST_SKIP() << "runs on exactly " << kWorld << " ranks (gpu.test_rank_mask)";
   }
   static bool live() { return gpu_env().rank != kMasked; }
 };
 
 TEST_F(RankMask, HighThroughputSkipsAMaskedRankThatNeverCalls) {
   const GpuEnv& env = gpu_env();
-  Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 27,
-                                             .timeout_ms = 5000,
-                                             .allocator = poisoning_allocator()});
-  const HtCase c{.num_tokens = 96, .hidden = 1024, .num_topk = 4, .experts_per_rank = 8, .biases = false,
-                 .seed = 31};
+  Buffer buffer(env.bootstrap,
+                BufferOptions{.num_nvl_bytes = std::int64_t{1} << 27, .allocator = poisoning_allocator()});
+  const HtCase c{
+      .num_tokens = 96, .hidden = 1024, .num_topk = 4, .experts_per_rank = 8, .biases = false, .seed = 31};
   if (live()) {
     buffer.mask_rank(kMasked);
     EXPECT_EQ(buffer.masked_ranks(), (std::vector<bool>{false, false, true}));
-    run_ht(buffer, c, mask_of(true));
-    run_ht(buffer, {.num_tokens = 40, .hidden = 512, .num_topk = 2, .experts_per_rank = 8, .biases = false,
-                    .seed = 32},
-           mask_of(true));  // a second call: the exchanges stay in step without rank 2
+    run_ht_masked(buffer, c, mask_of(true));
+    run_ht_masked(
+        buffer,
+        {.num_tokens = 40, .hidden = 512, .num_topk = 2, .experts_per_rank = 8, .biases = false, .seed = 32},
+        mask_of(true));  // a second call: the exchanges stay in step without rank 2
   }
   buffer.clear_rank_mask();  // rank 2 comes back here
   EXPECT_EQ(buffer.masked_ranks(), std::vector<bool>(kWorld, false));
-  run_ht(buffer, c, mask_of(false));
+  run_ht_masked(buffer, c, mask_of(false));
 }
 
 TEST_F(RankMask, LowLatencySkipsAMaskedRankThatNeverCalls) {
   const GpuEnv& env = gpu_env();
-  const LlCase c{.max_tokens = 16, .hidden = 512, .num_topk = 4, .experts_per_rank = 4, .use_fp8 = false,
-                 .seed = 41};
+  const LlCase c{
+      .max_tokens = 16, .hidden = 512, .num_topk = 4, .experts_per_rank = 4, .use_fp8 = false, .seed = 41};
   const LowLatencyOptions o = c.buffer_options(kWorld);
-  Buffer buffer(env.bootstrap, ll_buffer_options(o, kWorld, /*timeout_ms=*/5000), o);
+  Buffer buffer(env.bootstrap, ll_buffer_options(o, kWorld), o);
   if (live()) {
     buffer.mask_rank(kMasked);
     run_ll(buffer, c, mask_of(true));
@@ -198,26 +127,48 @@ TEST_F(RankMask, LowLatencySkipsAMaskedRankThatNeverCalls) {
 TEST_F(RankMask, MaskOnTimeoutLetsTheSurvivorsCarryOn) {
   const GpuEnv& env = gpu_env();
   Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 27,
-                                             .timeout_ms = 2000,
+                                             .timeout_ms = kShortMs,
                                              .allocator = poisoning_allocator(),
                                              .mask_on_timeout = true});
-  const HtCase c{.num_tokens = 64, .hidden = 512, .num_topk = 4, .experts_per_rank = 8, .biases = false,
-                 .seed = 51};
+  const HtCase c{
+      .num_tokens = 64, .hidden = 512, .num_topk = 4, .experts_per_rank = 8, .biases = false, .seed = 51};
   if (live()) {
     const ref::HtRankInput in = make_ht_input(c, env.rank, kWorld);
     DeviceTensor x = upload(in.x, DType::kBF16, {in.num_tokens, c.hidden});
     DeviceTensor topk = upload(in.topk_idx, DType::kI64, {in.num_tokens, c.num_topk});
     DeviceTensor weights = upload(in.topk_weights, DType::kF32, {in.num_tokens, c.num_topk});
-    DispatchLayout layout = buffer.get_dispatch_layout(topk, c.experts_per_rank * kWorld, {.stream = env.stream});
+    DispatchLayout layout =
+        buffer.get_dispatch_layout(topk, c.experts_per_rank * kWorld, {.stream = env.stream});
     DispatchArgs args = dispatch_args(x, topk, weights, layout);
     args.config.num_sms = c.num_sms;
     expect_peer_timeout([&] { buffer.dispatch(args, {.stream = env.stream}); }, "timed out");
     EXPECT_EQ(buffer.masked_ranks(), (std::vector<bool>{false, false, true}));
     EXPECT_NO_THROW(buffer.check_status());
-    run_ht(buffer, c, mask_of(true));
+    run_ht_masked(buffer, c, mask_of(true));
   }
   buffer.clear_rank_mask();
-  run_ht(buffer, c, mask_of(false));
+  run_ht_masked(buffer, c, mask_of(false));
+}
+
+// The same in low-latency mode: the first dispatch times out waiting for rank 2's signals; the
+// survivors mask it, and (their credits having been given despite the timeout) keep exchanging.
+TEST_F(RankMask, LowLatencyMaskOnTimeoutLetsTheSurvivorsCarryOn) {
+  const GpuEnv& env = gpu_env();
+  const LlCase c{.max_tokens = 16, .hidden = 512, .num_topk = 4, .experts_per_rank = 4, .use_fp8 = false,
+                 .seed = 61};
+  const LowLatencyOptions o = c.buffer_options(kWorld);
+  BufferOptions bo = ll_buffer_options(o, kWorld, kShortMs);
+  bo.mask_on_timeout = true;
+  Buffer buffer(env.bootstrap, bo, o);
+  if (live()) {
+    const DeviceInputs di = upload_inputs(make_inputs(c, kWorld, 0)[static_cast<std::size_t>(env.rank)], c);
+    buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});
+    expect_peer_timeout([&] { finish(buffer); }, "low-latency dispatch timed out");
+    EXPECT_EQ(buffer.masked_ranks(), (std::vector<bool>{false, false, true}));
+    for (int i = 0; i < 3; ++i) run_ll(buffer, c, mask_of(true));  // both parities, and a credit wait
+  }
+  buffer.clear_rank_mask();
+  run_ll(buffer, c, mask_of(false));
 }
 
 }  // namespace

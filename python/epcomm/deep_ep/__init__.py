@@ -7,7 +7,7 @@ Importing needs no PyTorch; using the Buffer does. docs/python.md lists what dif
 """
 
 from .buffer import Buffer
-from .utils import Config, EventHandle, EventOverlap
+from .utils import DEFAULT_HT_TOKENS_PER_RANK, Config, EventHandle, EventOverlap
 
 __all__ = ["Buffer", "Config", "EventHandle", "EventOverlap", "topk_idx_t"]
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 from .. import _native, torch_support
 from ..buffer import Buffer as _Buffer, LowLatencyOptions
 from ..errors import invalid_argument, unsupported
-from .utils import Config, EventHandle, EventOverlap, native_event, overlap
+from .utils import Config, EventHandle, EventOverlap, check_devices, native_event, overlap
 
 _C = _native.load()
 
@@ -148,6 +148,7 @@ class Buffer:
                             async_finish: bool = False, allocate_on_comm_stream: bool = False):
         """-> (num_tokens_per_rank, num_tokens_per_rdma_rank (None: one domain), num_tokens_per_expert,
         is_token_in_rank, event)"""
+        check_devices(self.device, topk_idx=topk_idx)
         to = torch_support.to_torch
         layout = self._need_ht("get_dispatch_layout").get_dispatch_layout(
             torch_support.detached(topk_idx), num_experts, allocate_on_comm_stream=allocate_on_comm_stream,
@@ -165,6 +166,9 @@ class Buffer:
         num_recv_tokens_per_expert_list, handle, event); cached (handle given):
         (recv_x..., None, None, None, None, event)."""
         x, x_scales = x if isinstance(x, tuple) else (x, None)
+        check_devices(self.device, x=x, x_scales=x_scales, topk_idx=topk_idx, topk_weights=topk_weights,
+                      num_tokens_per_rank=num_tokens_per_rank, is_token_in_rank=is_token_in_rank,
+                      num_tokens_per_expert=num_tokens_per_expert)
         x, fp8 = torch_support.as_input(x, "x")
         d = torch_support.detached
         x_scales, topk_idx, topk_weights = d(x_scales), d(topk_idx), d(topk_weights)
@@ -187,6 +191,7 @@ class Buffer:
                 async_finish: bool = False, allocate_on_comm_stream: bool = False):
         """-> (combined_x, combined_topk_weights, event)"""
         bias0, bias1 = bias if isinstance(bias, tuple) else (bias, None)
+        check_devices(self.device, x=x, topk_weights=topk_weights, bias0=bias0, bias1=bias1)
         d = torch_support.detached
         x, topk_weights, bias0, bias1 = d(x), d(topk_weights), d(bias0), d(bias1)
         config = config or self.get_combine_config(self.group_size)
@@ -239,6 +244,8 @@ class Buffer:
         """-> (recv_x or (recv_x, recv_x_scales), recv_count, handle, event, hook)"""
         if dispatch_wait_recv_cost_stats is not None:
             raise unsupported("dispatch_wait_recv_cost_stats: not supported by epcomm yet")
+        check_devices(self.device, x=x, topk_idx=topk_idx,
+                      cumulative_local_expert_recv_stats=cumulative_local_expert_recv_stats)
         buffer = self._need_ll("low_latency_dispatch", num_max_dispatch_tokens_per_rank, x.size(1), num_experts)
         r = buffer.low_latency_dispatch(
             x.detach(), topk_idx.detach(), use_fp8=use_fp8, round_scale=round_scale, use_ue8m0=use_ue8m0,
@@ -259,6 +266,7 @@ class Buffer:
             raise unsupported("use_logfmt=True: LogFMT-compressed combine is not supported by epcomm")
         if combine_wait_recv_cost_stats is not None:
             raise unsupported("combine_wait_recv_cost_stats: not supported by epcomm yet")
+        check_devices(self.device, x=x, topk_idx=topk_idx, topk_weights=topk_weights, out=out)
         if self._ll is None:
             raise invalid_argument("low_latency_combine: no low_latency_dispatch was made on this Buffer")
         import torch

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 from .. import _native
-from ..errors import unsupported
+from ..errors import invalid_argument
 
 _C = _native.load()
+
+# Tokens per rank Config.get_nvl_buffer_size_hint sizes for when not told (its reference signature
+# takes no token count).
+DEFAULT_HT_TOKENS_PER_RANK = 4096
 
 
 class Config:
@@ -37,11 +41,19 @@ class Config:
     def __repr__(self) -> str:
         return "Config(%d, %d, %d, %d, %d)" % self._fields()
 
-    def get_nvl_buffer_size_hint(self, hidden_bytes: int, num_ranks: int) -> int:
-        raise unsupported(
-            "Config.get_nvl_buffer_size_hint: epcomm's high-throughput region holds every row a rank "
-            "receives, so its size depends on the token count, not on the chunk sizes; size num_nvl_bytes "
-            "as (most rows one rank receives) x (hidden_bytes + 128) and see docs/python.md")
+    def get_nvl_buffer_size_hint(self, hidden_bytes: int, num_ranks: int, *,
+                                 max_tokens_per_rank: int = DEFAULT_HT_TOKENS_PER_RANK,
+                                 max_topk: int = _C.HT_MAX_TOPK) -> int:
+        """num_nvl_bytes for a Buffer whose dispatch and combine never run out of room when every
+        rank passes at most ``max_tokens_per_rank`` tokens (epcomm's keyword; the reference library's
+        signature has none, so it defaults to DEFAULT_HT_TOKENS_PER_RANK = 4096) with rows of
+        ``hidden_bytes`` bytes (as BF16: hidden = hidden_bytes / 2, rounded up to whole 16-byte rows)
+        and at most ``max_topk`` top-k columns. epcomm's region holds every row a rank receives, so
+        the size follows the token count, not this Config's chunk sizes: epcomm.ht_nvl_bytes_hint."""
+        if hidden_bytes < 1:
+            raise invalid_argument(f"hidden_bytes: expected >= 1, got {hidden_bytes}")
+        hidden = -(-hidden_bytes // 16) * 8  # BF16 values in the whole 16-byte vectors holding hidden_bytes
+        return _C.ht_nvl_bytes_hint(max_tokens_per_rank, hidden, num_ranks, max_topk)
 
     def get_rdma_buffer_size_hint(self, hidden_bytes: int, num_ranks: int) -> int:
         return 0  # one NVLink domain: no RDMA buffer (num_rdma_bytes must be 0 outside low-latency mode)
@@ -81,6 +93,23 @@ class EventOverlap:
     def __exit__(self, exc_type, exc_val, exc_tb) -> None:
         if self.event is not None:
             self.event.current_stream_wait()
+
+
+_DLPACK_CUDA = 2  # DLPack's kDLCUDA
+
+
+def check_devices(device: int, **arrays) -> None:
+    """Refuses, by name, a CUDA tensor (any DLPack producer) on another device than ``device``, the
+    Buffer's, before anything runs: a kernel would fault on, or silently read, another GPU's memory.
+    None and non-arrays pass (the layers below name those)."""
+    for name, array in arrays.items():
+        dlpack_device = getattr(array, "__dlpack_device__", None)
+        if dlpack_device is None:
+            continue
+        kind, index = dlpack_device()
+        if kind == _DLPACK_CUDA and index != device:
+            raise invalid_argument(f"{name}: expected a CUDA tensor on cuda:{device} (the Buffer's device), "
+                                   f"got one on cuda:{index}")
 
 
 def overlap(native_event, extra_tensors=None) -> EventOverlap:

@@ -146,3 +146,82 @@ def test_dispatch_combine(num_ranks, fp8, async_mode):
 @pytest.mark.parametrize("num_ranks", [2, 4])
 def test_worst_case_tokens(num_ranks):
     ranks.run(num_ranks, body_worst_tokens)
+
+
+def body_size_hint_worst_case(rank, num_ranks, group):
+    """Every token of every rank goes to every rank: the routing ht_nvl_bytes_hint sizes for. A Buffer
+    of Config.get_nvl_buffer_size_hint's bytes takes it (BF16 and FP8 dispatch, worst-case mode,
+    combine); one of 4096 bytes less refuses it, naming num_nvl_bytes."""
+    import torch
+    import epcomm
+    from epcomm import deep_ep
+
+    tokens = 64  # every rank: max_tokens_per_rank
+
+    def rank_inputs(r):
+        g = torch.Generator().manual_seed(3000 + r)
+        return ((torch.randn(tokens, HIDDEN, generator=g) + 0.5).bfloat16(), torch.rand(tokens, TOPK, generator=g),
+                torch.rand(tokens, HIDDEN // 128, generator=g) + 0.5)
+
+    x, weights, scales = (a.cuda() for a in rank_inputs(rank))
+    topk_idx = torch.full((tokens, TOPK), -1, dtype=torch.int64)
+    for r in range(num_ranks):  # one expert on each rank (TOPK >= 4 >= num_ranks)
+        topk_idx[:, r] = r * EXPERTS_PER_RANK + torch.arange(tokens) % EXPERTS_PER_RANK
+    topk_idx = topk_idx.cuda()
+    hint = deep_ep.Config().get_nvl_buffer_size_hint(HIDDEN * 2, num_ranks, max_tokens_per_rank=tokens,
+                                                     max_topk=TOPK)
+    assert hint == epcomm.ht_nvl_bytes_hint(tokens, HIDDEN, num_ranks, TOPK)
+    num_experts = EXPERTS_PER_RANK * num_ranks
+    expected_x = torch.cat([rank_inputs(s)[0] for s in range(num_ranks)])  # by source rank, then token
+
+    buffer = deep_ep.Buffer(group, num_nvl_bytes=hint, explicitly_destroy=True)
+    per_rank, _, per_expert, in_rank, _ = buffer.get_dispatch_layout(topk_idx, num_experts)
+    layout = dict(num_tokens_per_rank=per_rank, is_token_in_rank=in_rank, num_tokens_per_expert=per_expert,
+                  topk_idx=topk_idx, topk_weights=weights)
+    recv_x, _, recv_w, _, handle, _ = buffer.dispatch(x, **layout)
+    assert torch.equal(recv_x.cpu(), expected_x)
+    (recv_fp8, recv_scales), _, _, _, _, _ = buffer.dispatch((x.to(torch.float8_e4m3fn), scales), **layout)
+    assert torch.equal(recv_fp8.view(torch.uint8).cpu(), expected_x.to(torch.float8_e4m3fn).view(torch.uint8))
+    worst, _, _, _, _, _ = buffer.dispatch(x, num_worst_tokens=num_ranks * tokens, **layout)
+    assert torch.equal(worst.cpu(), expected_x)
+    combined, _, _ = buffer.combine(recv_x, handle, topk_weights=recv_w)
+    torch.testing.assert_close(combined.float(), x.float() * num_ranks, rtol=2e-2, atol=2e-2)
+    buffer.destroy()
+
+    small = deep_ep.Buffer(group, num_nvl_bytes=hint - 4096, explicitly_destroy=True)
+    with pytest.raises(epcomm.InvalidArgumentError, match="num_nvl_bytes"):
+        small.dispatch(x, **layout)
+    torch.cuda.synchronize()
+    small.destroy()
+
+
+@pytest.mark.parametrize("num_ranks", [2, 4])
+def test_size_hint_holds_the_worst_case(num_ranks):
+    ranks.run(num_ranks, body_size_hint_worst_case)
+
+
+def body_other_device(rank, num_ranks, group):
+    """A Buffer on cuda:0 refuses tensors on cuda:1 by name, in epcomm.deep_ep and in the extension."""
+    import torch
+    import epcomm
+    from epcomm import deep_ep
+
+    torch.cuda.set_device(0)
+    x, topk_idx, _, _ = (a.cuda(0) for a in inputs(rank, num_ranks))
+    buffer = deep_ep.Buffer(group, num_nvl_bytes=64 << 20, explicitly_destroy=True)
+    with pytest.raises(epcomm.InvalidArgumentError, match=r"topk_idx: .*cuda:0.*cuda:1"):
+        buffer.get_dispatch_layout(topk_idx.cuda(1), EXPERTS_PER_RANK * num_ranks)
+    native = buffer._ht  # the epcomm Buffer beneath: the extension's own check
+    with pytest.raises(epcomm.InvalidArgumentError, match=r"topk_idx: .*cuda:0.*cuda:1"):
+        native.get_dispatch_layout(topk_idx.cuda(1), EXPERTS_PER_RANK * num_ranks)
+    layout = native.get_dispatch_layout(topk_idx, EXPERTS_PER_RANK * num_ranks)
+    with pytest.raises(epcomm.InvalidArgumentError, match=r"x: .*cuda:0.*cuda:1"):
+        native.dispatch(x.cuda(1), layout=layout)
+    buffer.destroy()
+
+
+def test_tensor_on_another_device_is_refused():
+    import torch
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    ranks.run(1, body_other_device)

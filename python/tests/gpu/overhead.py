@@ -1,0 +1,229 @@
+"""What calling epcomm from Python costs: the low-latency dispatch and combine of the workloads
+ll-dsv3 (128 tokens) and ll-small (1, 8 and 32 tokens) of tools/bench/workload.cpp (hidden 7168, top-8
+of 288 experts, random routing, FP8 dispatch, BF16 combine), on one rank and one GPU, through
+epcomm.deep_ep and through epcomm's own layer, called eagerly and replayed from a CUDA graph.
+
+Not a test (timings never decide pass or fail): tools/device_session.sh's step `python` runs it
+beside epcomm-bench's rows of the same workloads on one rank, and this script puts both in one JSON.
+
+Per (layer, workload, tokens, op, mode) it reports, from `--iters` calls after `--warmup`:
+- event_us: the median of CUDA-event times around each call, the calls back to back on one stream;
+  the method of epcomm-bench's time_us (tools/bench/timing.cpp), so the two compare;
+- batch_us: the time of all the calls between two events, over their number (steady state: the
+  larger of the GPU's time per call and the host's);
+- host_us: the host's wall time to issue one call (no synchronisation between calls).
+With --bench-json (epcomm-bench --json files, one rank), `comparison` holds each Python row's
+event_us beside the C++ row's time_us (impl "epcomm" for eager, "epcomm-graph" for graph replay).
+
+    python overhead.py --out overhead.json [--bench-json ll-dsv3.json ll-small.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HIDDEN, TOPK, EXPERTS = 7168, 8, 288
+WORKLOADS = (("ll-dsv3", 128), ("ll-small", 1), ("ll-small", 8), ("ll-small", 32))
+
+
+def init_group():
+    """A one-rank gloo group (deep_ep.Buffer takes a torch.distributed group)."""
+    import torch.distributed as dist
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    return dist.new_group([0])
+
+
+def inputs(tokens):
+    import torch
+    g = torch.Generator().manual_seed(1234 + tokens)
+    x = torch.randn(tokens, HIDDEN, generator=g).bfloat16().cuda()
+    idx = torch.rand(tokens, EXPERTS, generator=g).topk(TOPK, dim=1).indices.cuda()  # distinct experts
+    weights = torch.rand(tokens, TOPK, generator=g).cuda()
+    y = torch.zeros(EXPERTS, tokens, HIDDEN, dtype=torch.bfloat16, device="cuda")  # [nle, R*T, hidden], R = 1
+    return x, idx, weights, y
+
+
+def time_calls(call, iters, warmup):
+    """(event_us, batch_us, host_us) of `call` as the module's docstring defines them."""
+    import torch
+    for _ in range(warmup):
+        call()
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    stops = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    for start, stop in zip(starts, stops):
+        start.record()
+        call()
+        stop.record()
+    torch.cuda.synchronize()
+    event_us = statistics.median(a.elapsed_time(b) * 1e3 for a, b in zip(starts, stops))
+    first, last = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    first.record()
+    begin = time.perf_counter()
+    for _ in range(iters):
+        call()
+    host_us = (time.perf_counter() - begin) / iters * 1e6
+    last.record()
+    torch.cuda.synchronize()
+    return event_us, first.elapsed_time(last) * 1e3 / iters, host_us
+
+
+def graph_of(call):
+    """`call` captured once in a CUDA graph (after one eager warm-up call); returns its replay."""
+    import torch
+    call()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        call()
+    torch.cuda.synchronize()
+    return graph.replay
+
+
+class DeepEpCalls:
+    """dispatch / combine through epcomm.deep_ep, as a framework calls them."""
+    layer = "deep_ep"
+
+    def __init__(self, group, tokens, x, idx, weights, y):
+        from epcomm import deep_ep
+        hint = deep_ep.Buffer.get_low_latency_rdma_size_hint(tokens, HIDDEN, 1, EXPERTS)
+        self.buffer = deep_ep.Buffer(group, 0, hint, low_latency_mode=True, explicitly_destroy=True)
+        self.buffer.clean_low_latency_buffer(tokens, HIDDEN, EXPERTS)  # made outside any capture
+        self.tokens, self.x, self.idx, self.weights, self.y = tokens, x, idx, weights, y
+        self.handle = self.dispatch()
+
+    def dispatch(self):
+        return self.buffer.low_latency_dispatch(self.x, self.idx, self.tokens, EXPERTS, use_fp8=True)[2]
+
+    def combine(self):
+        self.buffer.low_latency_combine(self.y, self.idx, self.weights, self.handle)
+
+    def close(self):
+        self.buffer.destroy()
+
+
+class EpcommCalls:
+    """dispatch / combine through epcomm's own layer (keyword arguments, explicit streams)."""
+    layer = "epcomm"
+
+    def __init__(self, group, tokens, x, idx, weights, y):
+        import torch
+        import epcomm
+        from epcomm import torch_support
+        del group  # one rank: a callback bootstrap that gathers its own bytes
+        self.buffer = epcomm.Buffer(epcomm.callback_bootstrap(0, 1, lambda data: data),
+                                    low_latency=epcomm.LowLatencyOptions(tokens, HIDDEN, EXPERTS, max_topk=TOPK),
+                                    allocator=torch_support.allocator(torch.cuda.current_device()))
+        self.stream = torch_support.current_stream
+        self.x, self.idx, self.weights, self.y = x, idx, weights, y
+        self.handle = self.dispatch()
+
+    def dispatch(self):
+        return self.buffer.low_latency_dispatch(self.x, self.idx, use_fp8=True, stream=self.stream()).handle
+
+    def combine(self):
+        self.buffer.low_latency_combine(self.y, self.idx, self.weights, self.handle, stream=self.stream())
+
+    def close(self):
+        self.buffer.destroy()
+
+
+def measure(group, iters, warmup):
+    rows = []
+    for layer in (DeepEpCalls, EpcommCalls):
+        for workload, tokens in WORKLOADS:
+            calls = layer(group, tokens, *inputs(tokens))
+            for op in ("dispatch", "combine"):
+                if op == "combine":
+                    calls.handle = calls.dispatch()  # combine the latest dispatch (double buffering)
+                call = getattr(calls, op)
+                for mode in ("eager", "graph"):  # as epcomm-bench: eager rows first, then the captured call
+                    timed = call if mode == "eager" else graph_of(call)
+                    event_us, batch_us, host_us = time_calls(timed, iters, warmup)
+                    rows.append(dict(layer=layer.layer, workload=workload, tokens=tokens, op=op, mode=mode,
+                                     dtype="fp8" if op == "dispatch" else "bf16", event_us=event_us,
+                                     batch_us=batch_us, host_us=host_us))
+                    print("%-8s %-9s T=%-4d %-9s %-6s event %8.2f us  batch %8.2f us  host %7.2f us" %
+                          (layer.layer, workload, tokens, op, mode, event_us, batch_us, host_us), flush=True)
+            calls.close()
+    return rows
+
+
+def load_reports(bench_files):
+    reports = []
+    for path in bench_files:
+        with open(path) as f:
+            reports.append(json.load(f))
+    return reports
+
+
+def compare(rows, reports):
+    """Each Python row beside epcomm-bench's row of the same workload, tokens, op and mode."""
+    cpp = {}
+    for report in reports:
+        for r in report["rows"]:
+            timed = r.get("time_us") is not None  # null: the row has no time (epcomm-bench's JSON)
+            if timed and r["impl"] in ("epcomm", "epcomm-graph") and r["op"] in ("dispatch", "combine"):
+                mode = "graph" if r["impl"] == "epcomm-graph" else "eager"
+                cpp[(report["workload"], r["tokens"], r["op"], mode)] = r["time_us"]
+    out = []
+    for r in rows:
+        key = (r["workload"], r["tokens"], r["op"], r["mode"])
+        if key in cpp:
+            out.append(dict(layer=r["layer"], workload=r["workload"], tokens=r["tokens"], op=r["op"], mode=r["mode"],
+                            python_event_us=r["event_us"], cpp_time_us=cpp[key],
+                            python_minus_cpp_us=r["event_us"] - cpp[key]))
+    return out
+
+
+def commit(reports):
+    """The build's commit: epcomm-bench's (it knows it from CMake), else git's, else EPCOMM_COMMIT."""
+    if reports and reports[0].get("commit"):
+        return reports[0]["commit"]
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__)), check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("EPCOMM_COMMIT", "unknown")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--bench-json", nargs="*", default=[], help="epcomm-bench --json files (one rank)")
+    parser.add_argument("--iters", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    args = parser.parse_args()
+    import torch
+    import epcomm
+    if not torch.cuda.is_available():
+        sys.exit("overhead.py: needs a CUDA GPU")
+    group = init_group()
+    reports = load_reports(args.bench_json)
+    rows = measure(group, args.iters, args.warmup)
+    result = dict(card=torch.cuda.get_device_name(), num_gpus=1, num_ranks=1, commit=commit(reports),
+                  date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                  command=" ".join([os.path.basename(sys.executable)] + sys.argv), python=sys.version.split()[0],
+                  torch=torch.__version__, epcomm=epcomm.__version__, iters=args.iters, warmup=args.warmup,
+                  rows=rows, comparison=compare(rows, reports))
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    for c in result["comparison"]:
+        print("%-8s %-9s T=%-4d %-9s %-6s python %8.2f us  C++ %8.2f us  difference %+7.2f us" %
+              (c["layer"], c["workload"], c["tokens"], c["op"], c["mode"], c["python_event_us"], c["cpp_time_us"],
+               c["python_minus_cpp_us"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The overhead script's (python/tests/gpu/overhead.py) host-side parts, which need no GPU: each
+Python row meets epcomm-bench's row of the same workload, tokens, op and mode, and the commit comes
+from the benchmark's report."""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "gpu"))
+
+import overhead  # noqa: E402
+
+
+def bench_report(workload, rows, commit="abc1234"):
+    return {"workload": workload, "commit": commit, "rows": [
+        {"impl": impl, "op": op, "dtype": "fp8", "num_sms": 0, "tokens": tokens, "hidden": 7168, "time_us": t}
+        for impl, op, tokens, t in rows]}
+
+
+def python_row(layer, workload, tokens, op, mode, event_us):
+    return dict(layer=layer, workload=workload, tokens=tokens, op=op, mode=mode, event_us=event_us,
+                batch_us=event_us, host_us=1.0)
+
+
+def test_rows_meet_the_cpp_row_of_the_same_call():
+    reports = [bench_report("ll-dsv3", [("epcomm", "dispatch", 128, 40.0), ("epcomm-graph", "dispatch", 128, 30.0),
+                                        ("epcomm", "combine", 128, 50.0), ("epcomm-hook", "dispatch", 128, 99.0),
+                                        ("epcomm", "dispatch+combine", 128, 99.0)]),
+               bench_report("ll-small", [("epcomm", "dispatch", 1, 20.0), ("epcomm", "dispatch", 8, 21.0),
+                                         ("epcomm", "combine", 8, None)])]
+    rows = [python_row("deep_ep", "ll-dsv3", 128, "dispatch", "eager", 43.5),
+            python_row("epcomm", "ll-dsv3", 128, "dispatch", "graph", 30.5),
+            python_row("deep_ep", "ll-dsv3", 128, "combine", "graph", 60.0),  # no C++ graph combine row given
+            python_row("deep_ep", "ll-small", 8, "dispatch", "eager", 25.0),
+            python_row("deep_ep", "ll-small", 8, "combine", "eager", 25.0)]  # the C++ row has no time (null)
+    got = overhead.compare(rows, reports)
+    assert [(c["layer"], c["workload"], c["tokens"], c["op"], c["mode"], c["cpp_time_us"]) for c in got] == [
+        ("deep_ep", "ll-dsv3", 128, "dispatch", "eager", 40.0), ("epcomm", "ll-dsv3", 128, "dispatch", "graph", 30.0),
+        ("deep_ep", "ll-small", 8, "dispatch", "eager", 21.0)]
+    assert [c["python_minus_cpp_us"] for c in got] == [3.5, 0.5, 4.0]
+    assert overhead.compare(rows, []) == []
+
+
+def test_commit_comes_from_the_bench_report():
+    assert overhead.commit([bench_report("ll-dsv3", [], commit="feed123")]) == "feed123"
+    assert overhead.commit([]) != ""
+
+
+def test_workloads_are_the_benchmarks():
+    """The script's shapes are read back from tools/bench/workload.cpp, the benchmark's definition."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "bench", "workload.cpp")
+    with open(path) as f:
+        source = f.read()
+    dsv3 = re.search(r'"ll-dsv3"\) return \{make\(name, Mode::kLowLatency, Routing::kRandom, (\d+), (\d+)\)', source)
+    small = re.search(r'"ll-small"\) \{.*?num_tokens : \{([\d, ]+)\}\).*?num_tokens, (\d+)\)', source, re.S)
+    assert dsv3 and small, "workload.cpp no longer reads as this test expects: update overhead.py and this test"
+    expected = [("ll-dsv3", int(dsv3.group(1)))] + [("ll-small", int(t)) for t in small.group(1).split(",")]
+    assert list(overhead.WORKLOADS) == expected
+    assert int(dsv3.group(2)) == int(small.group(2)) == overhead.EXPERTS
+    assert f"w.hidden = {overhead.HIDDEN};" in source and f"w.num_topk = {overhead.TOPK};" in source
