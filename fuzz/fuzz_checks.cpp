@@ -157,7 +157,7 @@ void option_checks(Input& in) {
       ll_region_bytes_hint(ll.max_tokens_per_rank, ll.hidden, ranks, ll.num_experts, ll.max_topk);
       break;
     case 2:
-      checks::check_ll_buffer(o, ll, ranks);
+      checks::check_ll_buffer(o, ll, ranks, in.i32());
       break;
     case 3:
       checks::check_ll_transport(o, nullptr);

@@ -2,7 +2,7 @@
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
 #   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
-#                           [kernels-cold] [kernels-ll] [python] [md] [bench-md] [pack]
+#                           [kernels-cold] [kernels-ll] [ll-md] [python] [md] [bench-md] [faults] [soak] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
@@ -26,6 +26,9 @@
 #   kernels-ll: ncu (real clocks) over 1-rank low-latency launches of EPCOMM_NCU_LL_WORKLOADS
 #   (default "ll-dsv3 ll-small"): each kernel's duration, busiest-SM time, DRAM and L2 bytes (to
 #   check the byte count of bench/NOTES.md section 11). EPCOMM_NCU_LL_SKIP / _COUNT choose launches.
+#   ll-md: low-latency mode across NVLink domains on ranks sharing the GPUs (needs
+#   EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON): gpu.test_ll_md_2x2 and gpu.test_ll_nvshmem_2x2 (4 ranks
+#   as 2 domains of 2), gpu.test_rank_mask_ll_md_3x1 (masking, 3 domains of 1); log in $OUT/ll_md.log.
 #   python: the Python package on this machine's PyTorch (docs/python.md): installed with pip from the
 #   tree (no build isolation: nothing can be fetched here, the image has nanobind and scikit-build-core)
 #   or from a carried wheel (EPCOMM_PY_WHEEL=path), into build-py/gpu-site; then its CPU tier, its GPU
@@ -35,6 +38,14 @@
 #   one rank, and python/tests/gpu/overhead.py (the same calls from Python) beside them in
 #   $OUT/python_overhead.json. EPCOMM_PY_PARTS picks among "cpu gpu overhead" (default: all three),
 #   e.g. to split them over two calls. Writes more files than the device tool brings back: end with pack.
+#   faults: epcomm-faults (the fault matrix of issue 22) on 2 ranks sharing the GPU(s): $OUT/faults.json,
+#   $OUT/faults.txt (the table), each case's rank logs under $OUT/faults/<case>/. EPCOMM_FAULTS_CASES
+#   picks cases (comma-separated name parts, e.g. "notify,ll_"), EPCOMM_FAULTS_TIMEOUT_MS the timeout
+#   (default 3000). A failed case, or a skip (EPCOMM_REQUIRE_GPU=1), fails the step.
+#   soak: the soak of issue 22 (tools/faults/soak.cpp) on 2 ranks sharing the GPU(s): $OUT/soak.json and
+#   $OUT/soak.log. EPCOMM_SOAK_LL_PAIRS / EPCOMM_SOAK_HT_PAIRS / EPCOMM_SOAK_CHECK_EVERY set the counts
+#   (default here 20000 / 2000 / 200, to fit one 10-minute call; the issue's full counts are 100000 /
+#   10000). Then $OUT/faults_table.md from whichever of the two JSONs exist.
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -58,7 +69,14 @@ fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-is_step() { case "$1" in tests | md | bench-md | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | python | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | md | bench-md | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
+# The README's markdown of the fault and soak JSONs written so far.
+faults_table() {
+  local args=()
+  [ -f "$OUT/faults.json" ] && args+=(--faults "$OUT/faults.json")
+  [ -f "$OUT/soak.json" ] && args+=(--soak "$OUT/soak.json")
+  [ ${#args[@]} -gt 0 ] && python3 "$root/tools/faults/faults_table.py" "${args[@]}" > "$OUT/faults_table.md"
+}
 # ncu at real clocks over the launches of kernels matching $2 in a 1-rank epcomm-bench run (its
 # flags after $5), cache control $1, launches skipped/counted $3/$4; output in $OUT/<$5>.txt.
 ncu_bench() {
@@ -150,6 +168,15 @@ while [ $# -gt 0 ]; do
       timeout 120 "$build/tools/copy_call_probe" > "$OUT/copy_call_probe.txt" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== copy call probe (rc $rc)"; cat "$OUT/copy_call_probe.txt"
+      ;;
+    ll-md)
+      shift
+      start=$(date +%s)
+      EPCOMM_REQUIRE_GPU=1 ctest --test-dir "$build" -R 'gpu\.test_(ll_md_2x2|ll_nvshmem_2x2|rank_mask_ll_md_3x1)$' \
+        --no-tests=error --output-on-failure > "$OUT/ll_md.log" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== ll-md (rc $rc, $(( $(date +%s) - start )) s)"
+      grep -E "tests passed|Passed|Failed|Not Run|No tests|FAILED|Failure" "$OUT/ll_md.log" | grep -v "^\[rank [1-9]" | tail -20
       ;;
     bench)
       shift
@@ -246,6 +273,29 @@ while [ $# -gt 0 ]; do
         > "$OUT/python_overhead.txt" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== python: overhead (rc $rc)"; grep -E "difference|Error|error" "$OUT/python_overhead.txt" | tail -40
+      ;;
+    faults)
+      shift
+      start=$(date +%s)
+      EPCOMM_REQUIRE_GPU=1 timeout 580 "$build/tools/faults/epcomm-faults" --out "$OUT/faults" --json "$OUT/faults.json" \
+        --timeout-ms "${EPCOMM_FAULTS_TIMEOUT_MS:-3000}" ${EPCOMM_FAULTS_CASES:+--cases "$EPCOMM_FAULTS_CASES"} \
+        > "$OUT/faults.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== faults (rc $rc, $(( $(date +%s) - start )) s)"; sed -n '/^case /,$p' "$OUT/faults.txt" | cut -c1-160 | tail -90
+      faults_table
+      ;;
+    soak)
+      shift
+      start=$(date +%s)
+      EPCOMM_REQUIRE_GPU=1 EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-120000} EPCOMM_SOAK_JSON="$OUT/soak.json" \
+        EPCOMM_SOAK_LL_PAIRS=${EPCOMM_SOAK_LL_PAIRS:-20000} EPCOMM_SOAK_HT_PAIRS=${EPCOMM_SOAK_HT_PAIRS:-2000} \
+        EPCOMM_SOAK_CHECK_EVERY=${EPCOMM_SOAK_CHECK_EVERY:-200} \
+        "$build/tools/epcomm-run" -n 2 --timeout 570 "$build/tests/gpu_soak" > "$OUT/soak.log" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== soak (rc $rc, $(( $(date +%s) - start )) s)"
+      grep -E "PASSED|FAILED|Failure|skipped|error" "$OUT/soak.log" | grep -v "^\[rank [1-9]" | tail -20
+      [ -f "$OUT/soak.json" ] && cat "$OUT/soak.json"
+      faults_table
       ;;
     pack)
       shift

@@ -55,6 +55,29 @@ struct TcpBootstrapOptions {
 };
 EPCOMM_API std::unique_ptr<Bootstrap> make_tcp_bootstrap(const TcpBootstrapOptions& options);
 
+// Recovery (docs/reliability.md): after a peer failed, the ranks that survive make a new TCP
+// bootstrap among themselves, without restarting. Old rank survivors[i] becomes rank i (dense, in
+// the old order); the new rank 0 (old rank survivors[0]) listens. Every survivor passes the same
+// group. The new rendezvous admits no one from the old group: its job token is the old one
+// (resolved as TcpBootstrapOptions::job_token says) extended with the attempt and a digest of the
+// survivor list, and it listens on another port, so a stale peer, or a survivor that counted other
+// survivors, is refused (logged) and the group completes without it, or times out naming who is
+// missing.
+struct SurvivorGroup {
+  std::vector<int> survivors;  // old ranks that go on, ascending, without repeats; this rank among them
+  int attempt = 1;             // 1 for the first rebuild, 2 for the next...: equal on every survivor
+  std::string master_addr;     // the new rank 0's host; empty: the old master_addr (it survived, or one host)
+  int master_port = 0;         // 0: the old master_port + attempt
+};
+// The new bootstrap's options, from this rank's old ones (pure: checks and arithmetic; the old
+// token is resolved from the environment when the old options name none). Throws epcomm::Error
+// (invalid argument) naming survivors, attempt or master_port.
+EPCOMM_API TcpBootstrapOptions survivor_bootstrap_options(const TcpBootstrapOptions& old,
+                                                          const SurvivorGroup& group);
+// make_tcp_bootstrap(survivor_bootstrap_options(old, group)).
+EPCOMM_API std::unique_ptr<Bootstrap> make_survivor_bootstrap(const TcpBootstrapOptions& old,
+                                                              const SurvivorGroup& group);
+
 // Reads torchrun's environment: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE (and the timeout from
 // EPCOMM_BOOTSTRAP_TIMEOUT_MS); job_token as described above, filled in (EPCOMM_JOB_TOKEN, else
 // derived). Throws epcomm::Error naming the missing or malformed variable.

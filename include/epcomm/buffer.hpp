@@ -27,13 +27,17 @@
 #include "epcomm/ll_trace.hpp"
 #include "epcomm/low_latency.hpp"
 #include "epcomm/stream.hpp"
+#include "epcomm/telemetry.hpp"
 #include "epcomm/types.hpp"
 
 namespace epcomm {
 
 // How low-latency mode reaches peers (BufferOptions::ll_transport).
 enum class LlTransport : int {
-  kAuto = 0,     // NVLink-domain peers through CUDA IPC stores (the only peers today)
+  // One NVLink domain: peers through CUDA IPC stores. Several (low-latency mode, a program linked
+  // with epcomm_nvshmem): peers of the domain by stores, the other domains by NVSHMEM puts and
+  // signals, in one launch (docs/multi_domain.md, "Low-latency across domains").
+  kAuto = 0,
   kNvshmem = 1,  // every peer through NVSHMEM puts and signals, as if each GPU were its own domain
 };
 
@@ -49,8 +53,9 @@ struct BufferOptions {
   // host identities. 1..72: each host's ranks split into domains of G consecutive ranks, so one
   // machine may hold several domains; G must divide every host's ranks and be equal on every rank
   // (else epcomm::Error naming ranks_per_domain). EPCOMM_RANKS_PER_DOMAIN overrides it when set.
-  // More than one domain needs num_rdma_bytes; until the multi-domain kernels exist, dispatch and
-  // combine on such a Buffer are refused (kUnsupported); layout and barrier work.
+  // Several domains: a low-latency Buffer serves them by its own path (LlTransport::kAuto, no
+  // num_rdma_bytes); a high-throughput Buffer needs num_rdma_bytes (multi-domain mode) and refuses
+  // low_latency_mode set (kUnsupported).
   int ranks_per_domain = 0;
   bool low_latency_mode = false;
   std::int64_t timeout_ms = -1;            // bound of every wait on a peer; -1: EPCOMM_TIMEOUT_MS
@@ -68,6 +73,12 @@ struct BufferOptions {
   // How high-throughput dispatch and combine move rows (epcomm/ht_options.hpp); the defaults suit
   // every shape measured so far. Buffer::set_ht_options changes them between calls.
   HtOptions ht{};
+  // A rank whose wait on a peer times out masks that peer itself (Buffer::mask_rank) before the
+  // timeout is raised, and the Buffer stays usable by the survivors (docs/reliability.md).
+  bool mask_on_timeout = false;
+  // Count per-peer telemetry on the device (epcomm/telemetry.hpp, Buffer::peer_telemetry): bytes
+  // to and from each peer and time waited on each, per operation. Off: nothing is counted.
+  bool peer_telemetry = false;
 };
 
 // Outputs of get_dispatch_layout (SPEC "Layout"). Counts are int32; is_token_in_rank is bool.
@@ -139,6 +150,26 @@ class EPCOMM_API Buffer {
   // about the last one.
   void check_status();
 
+  // Rank masking (SPEC "Rank masking", docs/reliability.md). A masked rank holds no tokens and no
+  // experts for this rank: dispatch sends nothing to it (slots naming its experts behave as -1),
+  // combine takes nothing from it, no wait waits on it; in every mode and in captured graphs (the
+  // kernels read the mask at run time). mask_rank is local and ordered on the communication
+  // stream: every survivor masks the same ranks before its next call. A handle made before the
+  // mask changed is refused by cached dispatch and combine (dispatch again).
+  void mask_rank(int rank);
+  // [num_ranks]: true where the rank is masked here.
+  std::vector<bool> masked_ranks() const;
+  // Collective over every rank of the Buffer, the masked ones included (they are back): waits for
+  // this rank's work, unmasks every rank and resets the counters the ranks keep in step (barrier,
+  // count exchange, low-latency sequence), so a rank that missed calls can rejoin. Receive every
+  // split low-latency call (return_recv_hook) first, on every rank.
+  void clear_rank_mask();
+
+  // Per-peer telemetry since the Buffer was made or last cleared (BufferOptions::peer_telemetry;
+  // empty when off): waits for this rank's queued work, then reads the device's counters; with
+  // `clear`, zeroes them. slowest_peer() names the peer waited on longest.
+  std::vector<PeerTraffic> peer_telemetry(bool clear = false);
+
   // Low-latency mode (SPEC "Low-latency dispatch", "Low-latency combine"; epcomm/low_latency.hpp
   // has the outputs' lifetime rule). One Buffer class serves both modes, but a Buffer is made for
   // one: this constructor makes a low-latency Buffer (options.low_latency_mode set, num_nvl_bytes
@@ -168,6 +199,10 @@ class EPCOMM_API Buffer {
   struct Impl;  // internal (incomplete here)
 
  private:
+  // What both constructors share; `low_latency`: made by the low-latency one, the only Buffer that
+  // may span several NVLink domains so far.
+  Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options);
+
   friend struct BufferAccess;
   std::unique_ptr<Impl> impl_;
 };

@@ -203,4 +203,23 @@ std::vector<std::vector<uint16_t>> ll_combine(const Geometry& geometry, int64_t 
                                               const std::vector<LlRankInput>& inputs,
                                               const std::vector<std::vector<float>>& topk_weights);
 
+// ---- rank masking (SPEC "Rank masking") -------------------------------------------------------
+// masked: [R], nonzero where a rank is masked on every live rank. A masked rank holds no tokens
+// and no experts: every slot naming one of its experts behaves as -1. The masked operations'
+// results on the live ranks are the unmasked operations' results on the inputs these return; what
+// they give a masked rank is unspecified (the GPU leaves its outputs alone). Each throws
+// epcomm::Error (invalid argument) naming "masked" when it does not hold R entries, and names the
+// input as the operations do when a topk_idx entry is outside [-1, E).
+
+// topk_idx ([num_tokens, num_topk]) with every slot naming an expert of a masked rank set to -1.
+std::vector<int64_t> mask_topk(const Geometry& geometry, const std::vector<int64_t>& topk_idx,
+                               const std::vector<uint8_t>& masked);
+// The inputs of a high-throughput dispatch as masking leaves them: a masked rank's input has no
+// tokens, and every other rank's slots naming a masked rank's experts are -1 (their weights stay;
+// dispatch zeroes the weights of slots that are not local anyway).
+std::vector<HtRankInput> mask_ranks(const Geometry& geometry, std::vector<HtRankInput> inputs,
+                                    const std::vector<uint8_t>& masked);
+// The same for low-latency dispatch (and so for its combine: pass the masked inputs' topk_idx).
+std::vector<LlRankInput> mask_ranks(const Geometry& geometry, std::vector<LlRankInput> inputs,
+                                    const std::vector<uint8_t>& masked);
 }  // namespace epcomm::ref

@@ -30,10 +30,22 @@
 #include "core/check.hpp"
 #include "core/env.hpp"
 #include "core/log.hpp"
+#include "bootstrap/job_token.hpp"
 #include "bootstrap/socket.hpp"
 #include "bootstrap/tcp_wire.hpp"
 
 namespace epcomm {
+
+// The job's identity, when the options name none (see TcpBootstrapOptions::job_token).
+std::string resolve_job_token(const TcpBootstrapOptions& o) {
+  if (!o.job_token.empty()) return o.job_token;
+  if (auto token = env::raw("EPCOMM_JOB_TOKEN")) return *token;
+  std::string derived =
+      "epcomm:port=" + std::to_string(o.master_port) + ":world=" + std::to_string(o.world_size);
+  if (auto run = env::raw("TORCHELASTIC_RUN_ID")) derived += ":run=" + *run;
+  return derived;
+}
+
 namespace {
 
 // Fails the bootstrap (TcpBootstrap::fail) with the caller's file:line.
@@ -65,16 +77,6 @@ std::string format_ranks(const std::vector<int>& ranks) {
   for (std::size_t i = 0; i < ranks.size() && i < kMaxNamedRanks; ++i) os << (i ? ", " : "") << ranks[i];
   if (ranks.size() > kMaxNamedRanks) os << ", ... (" << ranks.size() << " in all)";
   return os.str();
-}
-
-// The job's identity, when the options name none (see TcpBootstrapOptions::job_token).
-std::string resolve_job_token(const TcpBootstrapOptions& o) {
-  if (!o.job_token.empty()) return o.job_token;
-  if (auto token = env::raw("EPCOMM_JOB_TOKEN")) return *token;
-  std::string derived =
-      "epcomm:port=" + std::to_string(o.master_port) + ":world=" + std::to_string(o.world_size);
-  if (auto run = env::raw("TORCHELASTIC_RUN_ID")) derived += ":run=" + *run;
-  return derived;
 }
 
 // One frame arriving on a non-blocking socket, read in steps as data comes (rank 0 multiplexes).

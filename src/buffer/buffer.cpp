@@ -4,12 +4,15 @@
 #include "buffer/barrier.hpp"
 #include "transport/region_layout.hpp"
 #include "buffer/buffer_impl.hpp"
+#include "buffer/rank_mask.hpp"
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
 #include "core/env.hpp"
 #include "internode/md_buffer.hpp"
 #include "intranode/ht_plan.hpp"
 #include "low_latency/ll_checks.hpp"
+#include "low_latency/ll_domains.hpp"
+#include "low_latency/ll_state.hpp"
 #include "transport/ll_transport.hpp"
 #include "core/log.hpp"
 #include "core/status_message.hpp"
@@ -41,18 +44,15 @@ void validate_arguments(const Bootstrap* bootstrap, const BufferOptions& options
                    options.ranks_per_domain);
 }
 
-// BufferOptions::ranks_per_domain, or EPCOMM_RANKS_PER_DOMAIN when set (a malformed value throws,
-// naming the variable).
-int requested_ranks_per_domain(const BufferOptions& options) {
-  return env::is_set("EPCOMM_RANKS_PER_DOMAIN") ? static_cast<int>(env::get_int("EPCOMM_RANKS_PER_DOMAIN"))
-                                                 : options.ranks_per_domain;
-}
-
-// What the ranks found about each other (after discovery); true for multi-domain mode.
-bool validate_domains(const DomainInfo& domains, const BufferOptions& options) {
+// What the ranks found about each other (after discovery); true for multi-domain high-throughput
+// mode. A low-latency Buffer serves several domains by its own path (low_latency/ll_domains.hpp
+// decides how, or refuses); a high-throughput one needs num_rdma_bytes for several
+// (internode/md_buffer.hpp), and low_latency_mode unset.
+bool validate_domains(const DomainInfo& domains, const BufferOptions& options, bool low_latency) {
   EPCOMM_REQUIRE(domains.ranks_per_domain <= kMaxDomainRanks, ErrorCategory::kUnsupported,
                  "ranks per NVLink domain: at most ", kMaxDomainRanks, " supported, got ",
                  domains.ranks_per_domain);
+  if (low_latency) return false;
   return checks::check_md_domains(options, domains);
 }
 
@@ -68,14 +68,22 @@ std::unique_ptr<Buffer::Impl> new_impl(const Bootstrap* bootstrap, const BufferO
 
 }  // namespace
 
+int requested_ranks_per_domain(const BufferOptions& options) {
+  return env::is_set("EPCOMM_RANKS_PER_DOMAIN") ? static_cast<int>(env::get_int("EPCOMM_RANKS_PER_DOMAIN"))
+                                                : options.ranks_per_domain;
+}
+
 Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
+    : Buffer(/*low_latency=*/false, std::move(bootstrap), options) {}
+
+Buffer::Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
     : impl_(new_impl(bootstrap.get(), options)) {
   Impl& m = *impl_;
   m.bootstrap = std::move(bootstrap);
   m.options = options;
   m.allocator = options.allocator ? options.allocator : default_allocator();
   m.domains = discover_domains(*m.bootstrap, local_host_identity(), requested_ranks_per_domain(options));
-  const bool multi_domain = validate_domains(m.domains, options);
+  const bool multi_domain = validate_domains(m.domains, options, low_latency);
   log::set_rank(m.rank());
 
   EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));
@@ -95,6 +103,13 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.counters = DeviceBuffer(Buffer::Impl::kCounterBytes);
   m.scratch = DeviceBuffer(HtScratch::kBytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
+  m.rank_mask = DeviceBuffer(static_cast<std::size_t>(m.num_ranks()));
+  EPCOMM_CUDA_CHECK(cudaMemset(m.rank_mask.get(), 0, m.rank_mask.bytes()));
+  m.masked_host.assign(static_cast<std::size_t>(m.num_ranks()), 0);
+  if (options.peer_telemetry) {
+    m.telemetry = DeviceBuffer(sizeof(PeerCounters) * kTelemetryOps * kTelemetryPeers);
+    EPCOMM_CUDA_CHECK(cudaMemset(m.telemetry.get(), 0, m.telemetry.bytes()));
+  }
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 
   // Exchange region handles and map every domain peer's region.
@@ -114,6 +129,8 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   m.view.status = static_cast<DeviceStatus*>(m.status.device());
   m.view.barrier_epoch = m.counter(Impl::kBarrierEpoch);
   m.view.timeout_ns = static_cast<std::uint64_t>(timeout_ms) * 1000000ull;
+  m.view.masked = m.rank_mask.as<std::uint8_t>();
+  m.view.telemetry = m.telemetry.as<PeerCounters>();
   m.peer_maps.resize(static_cast<std::size_t>(G));
   for (int p = 0; p < G; ++p) {
     const RegionRecord& rec = records[static_cast<std::size_t>(base + p)];
@@ -142,11 +159,16 @@ Buffer::~Buffer() {
     if (status != cudaSuccess)
       EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
   }
+  // NOTE: bounded: the kernels above end within their timeouts, the bootstrap's barrier within its
+  // own (at once when the bootstrap already failed). With a peer gone, local resources are freed.
+  bool peers_answered = true;
   try {
     impl_->bootstrap->barrier();
   } catch (const std::exception& e) {
     EPCOMM_LOG_WARN("Buffer teardown: barrier with peers failed: ", e.what());
+    peers_answered = false;
   }
+  if (impl_->ll && (!peers_answered || peer_lost(*impl_))) abandon_collective_teardown(*impl_->ll);
 }
 
 int Buffer::rank() const {
@@ -172,15 +194,19 @@ void Buffer::check_status() {
   impl_->raise_status();
 }
 
-void Buffer::Impl::raise_status() const {
+void Buffer::Impl::raise_status() {
   DeviceStatus* status = status_ptr();
   const auto code = static_cast<StatusCode>(*reinterpret_cast<volatile std::int32_t*>(&status->code));
   if (code == StatusCode::kOk) return;
   if (static_cast<std::int32_t>(code) == -1) return;  // a kernel is still writing the record
   DeviceStatus copy = *status;
-  const Error error = status_error(copy, view.timeout_ns / 1000000ull, __FILE__, __LINE__);
-  // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks.
+  Error error = status_error(copy, view.timeout_ns / 1000000ull, __FILE__, __LINE__);
+  if (ll != nullptr && domains.num_domains > 1)
+    error = with_peer_domain(error, copy, domains.ranks_per_domain);
+  // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks,
+  // unless the survivors mask the peer (mask_on_timeout) and carry on without it.
   clear_status(StatusCode::kInvalidExpert);
+  if (code == StatusCode::kTimeout && options.mask_on_timeout) mask_after_timeout(*this, copy);
   throw error;
 }
 

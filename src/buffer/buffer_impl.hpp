@@ -15,6 +15,10 @@ namespace epcomm {
 struct LlState;  // low_latency/ll_state.hpp
 struct MdState;  // internode/md_buffer.hpp
 
+// G as the user asked for it: BufferOptions::ranks_per_domain, or EPCOMM_RANKS_PER_DOMAIN when set
+// (a malformed value throws, naming the variable). 0: discovery decides.
+int requested_ranks_per_domain(const BufferOptions& options);
+
 struct Buffer::Impl {
   std::shared_ptr<Bootstrap> bootstrap;
   BufferOptions options;
@@ -47,6 +51,10 @@ struct Buffer::Impl {
   // NOTE: declared after the regions, so it goes (finalising NVSHMEM, collectively) before them.
   std::shared_ptr<MdState> md;
   std::uint64_t notify_calls = 0;       // notify publishes its counts under this sequence number
+  DeviceBuffer rank_mask;               // [num_ranks] uint8, DomainView::masked (rank_mask.cpp)
+  std::vector<std::uint8_t> masked_host;  // what rank_mask holds once the comm stream gets there
+  DeviceBuffer telemetry;  // [kTelemetryOps][kTelemetryPeers] PeerCounters (BufferOptions::peer_telemetry)
+  std::uint64_t mask_changes = 0;         // handles remember it: one made under another mask is refused
   // Copy-engine dispatch: straight copies queued so far, to peers and to this rank's outputs (tests).
   std::uint64_t straight_copies_queued = 0, own_straight_copies_queued = 0;
 
@@ -64,7 +72,9 @@ struct Buffer::Impl {
   // status stays.
   void clear_status(StatusCode code) const;
   // Throws the device-reported failure, if any (Buffer::check_status).
-  void raise_status() const;
+  void raise_status();
+  // Masks `rank` (host mirror and, ordered on the communication stream, the device mask).
+  void set_masked(int rank);
   // Makes the communication stream wait for everything queued so far on the copy stream: before
   // what the copies read is released there, and before the next operation reuses the regions. Also
   // on error paths, hence a status, not an exception.

@@ -13,6 +13,7 @@ enum class StatusCode : std::int32_t {
   kTimeout = 1,         // a bounded wait on a peer ran out
   kInvalidExpert = 2,   // topk_idx held a value outside [-1, num_experts)
   kRegionTooSmall = 3,  // received rows would not fit a region or the outputs (worst-case mode)
+  kPeerMismatch = 4,    // a peer's call signature differs (core/call_signature.hpp): detail names the field
 };
 
 // What an operation was doing; named in the error message.
@@ -49,8 +50,10 @@ struct DeviceStatus {
   std::int32_t rank;     // the rank that observed the failure
   std::int32_t peer;     // the peer waited on (or -1)
   std::int32_t peer_domain;  // the peer's NVLink domain + 1 when the waiter named it (multi-domain); else 0
-  std::int64_t expected;  // the value waited for (or the offending index)
-  std::int64_t observed;  // the value last seen (or the token index)
+  std::int32_t detail;       // kPeerMismatch: the SigField that differs; otherwise 0
+  std::int32_t reserved;     // keeps expected and observed 8-byte aligned
+  std::int64_t expected;  // the value waited for (or the offending index; kPeerMismatch: the value here)
+  std::int64_t observed;  // the value last seen (or the token index; kPeerMismatch: the peer's value)
 };
 
 const char* to_string(OpId op) noexcept;

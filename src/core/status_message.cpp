@@ -1,5 +1,6 @@
 #include "core/status_message.hpp"
 
+#include "core/call_signature.hpp"
 #include "core/check.hpp"
 
 namespace epcomm {
@@ -76,6 +77,19 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
                                   " would receive ", s.observed, " rows on rank ", s.peer, ", but only ",
                                   s.expected, " fit; nothing was sent"),
                    file, line);
+    case StatusCode::kPeerMismatch: {
+      // Category kInvalidArgument: the ranks were given calls that do not match (a caller's error).
+      const auto field = static_cast<SigField>(s.detail);
+      return Error(
+          ErrorCategory::kInvalidArgument,
+          detail::concat("peer mismatch: rank ", s.rank, ": ", to_string(op), ": rank ", s.peer,
+                         " made a different call: ", to_string(field), " is ",
+                         describe_signature_value(field, static_cast<std::int32_t>(s.expected)), " here but ",
+                         describe_signature_value(field, static_cast<std::int32_t>(s.observed)), " at rank ",
+                         s.peer, "; every rank must pass the same ", to_string(field),
+                         "; nothing was received from it"),
+          file, line);
+    }
     case StatusCode::kOk:
       break;
   }

@@ -10,11 +10,22 @@
 
 namespace epcomm {
 
+// True when global rank `rank` is masked on this rank (SPEC "Rank masking"): no wait waits on it,
+// nothing is sent to it, nothing it left behind is read.
+__device__ __forceinline__ bool rank_masked(const DomainView& v, int rank) {
+  return v.masked != nullptr && v.masked[rank] != 0;
+}
+// The same by domain index.
+__device__ __forceinline__ bool peer_masked(const DomainView& v, int domain_rank) {
+  return rank_masked(v, v.domain_base_rank + domain_rank);
+}
+
 // Records a failure in the status word; the first one wins.
 // `peer_domain`: the peer's NVLink domain where the waiter knows it (multi-domain mode), else -1.
 __device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode code, OpId op,
                                                CounterId counter, int rank, int peer, std::int64_t expected,
-                                               std::int64_t observed, int peer_domain = -1) {
+                                               std::int64_t observed, int peer_domain = -1,
+                                               std::int32_t detail = 0) {
   if (status == nullptr) return;
   if (atomicCAS(&status->code, 0, -1) != 0) return;  // someone already reported (-1: being written)
   status->op = static_cast<std::int32_t>(op);
@@ -22,6 +33,7 @@ __device__ __forceinline__ void report_failure(DeviceStatus* status, StatusCode 
   status->rank = rank;
   status->peer = peer;
   status->peer_domain = peer_domain + 1;
+  status->detail = detail;
   status->expected = expected;
   status->observed = observed;
   __threadfence_system();
@@ -51,6 +63,12 @@ struct WaitBound {
   std::uint64_t timeout_ns;
   DeviceStatus* status;  // may be null: nothing is recorded
   int rank;              // the rank that waits (named in the report)
+  // When given, receives how long a wait that had to poll took (ns); left alone when the first
+  // look saw the value (the fast path reads no clock).
+  std::uint64_t* polled_ns = nullptr;
+  // When given, the waited-on peer's entry of the rank mask (DomainView::masked): a masked peer is
+  // not waited on.
+  const std::uint8_t* peer_masked = nullptr;
 };
 
 // Waits until *counter >= expected (acquire, system scope). Returns false on timeout (recorded in
@@ -70,12 +88,21 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
   // stall every warp of the SM, the ones moving data included.
   T observed = ptx::ld_relaxed_sys(counter);
   if (observed >= expected) return acquire();
+  // NOTE: the mask is read only once the first look failed: the common case pays no extra load
+  // (after an acquire at system scope it would come from L2).
+  if (bound.peer_masked != nullptr && *bound.peer_masked != 0) {
+    if (seen != nullptr) *seen = expected;
+    return true;
+  }
   const std::uint64_t start = ptx::globaltimer();
   std::uint64_t last_check = start;
   std::uint32_t spins = 0;
   while (true) {
     observed = ptx::ld_relaxed_sys(counter);
-    if (observed >= expected) return acquire();
+    if (observed >= expected) {
+      if (bound.polled_ns != nullptr) *bound.polled_ns = ptx::globaltimer() - start;
+      return acquire();
+    }
     // Back off after a few quick polls: many spinning warps would otherwise crowd the memory
     // system that the awaited data arrives through. The sleep stays short to keep latency low.
     if (++spins > kQuickPolls) ptx::backoff(spins > 4 * kQuickPolls ? kMaxBackoffNs : kMinBackoffNs);
@@ -84,6 +111,7 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
     // NOTE: the status word lives in host memory: read it rarely, or waiters flood PCIe.
     if (now - last_check < kStatusCheckNs) continue;
     last_check = now;
+    if (bound.polled_ns != nullptr) *bound.polled_ns = now - start;  // so far: a failed wait counts too
     if (timeout_reported(bound.status)) return false;
     if (now - start > bound.timeout_ns) {
       report_failure(bound.status, StatusCode::kTimeout, op, counter_id, bound.rank, peer,
@@ -93,12 +121,34 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
   }
 }
 
-// The same, bounded by a domain's timeout and status word.
+// Per-peer telemetry: adds `bytes_sent` and `bytes_received` to (op, domain peer) of the view's
+// table, when there is one.
+__device__ __forceinline__ void count_traffic(const DomainView& v, OpId op, int domain_peer,
+                                              std::uint64_t bytes_sent, std::uint64_t bytes_received) {
+  if (v.telemetry == nullptr) return;
+  PeerCounters& c = v.telemetry[static_cast<int>(op) * kTelemetryPeers + domain_peer];
+  if (bytes_sent != 0) atomicAdd(&c.bytes_sent, static_cast<unsigned long long>(bytes_sent));
+  if (bytes_received != 0) atomicAdd(&c.bytes_received, static_cast<unsigned long long>(bytes_received));
+}
+
+// The same, bounded by a domain's timeout and status word. A masked peer is never waited on: the
+// wait succeeds at once (`seen` gets `expected`, or what the counter already held), and the caller
+// must not read what the peer left. A wait that had to poll adds its time to the view's telemetry
+// (op, peer).
 template <typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
                                               CounterId counter_id, int peer, T* seen = nullptr) {
-  return wait_at_least(counter, expected, WaitBound{view.timeout_ns, view.status, view.rank}, op, counter_id,
-                       peer, seen);
+  std::uint64_t polled_ns = 0;
+  const WaitBound bound{view.timeout_ns, view.status, view.rank,
+                        view.telemetry != nullptr ? &polled_ns : nullptr,
+                        view.masked != nullptr ? view.masked + peer : nullptr};
+  const bool ok = wait_at_least(counter, expected, bound, op, counter_id, peer, seen);
+  if (polled_ns != 0) {
+    PeerCounters& c = view.telemetry[static_cast<int>(op) * kTelemetryPeers + (peer - view.domain_base_rank)];
+    atomicAdd(&c.wait_ns, static_cast<unsigned long long>(polled_ns));
+    atomicAdd(&c.waits, 1ull);
+  }
+  return ok;
 }
 
 }  // namespace epcomm

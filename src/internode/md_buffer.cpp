@@ -37,9 +37,12 @@ bool check_md_domains(const BufferOptions& options, const DomainInfo& domains) {
                       " ranks form one NVLink domain, so no row crosses between domains");
     return false;
   }
-  EPCOMM_REQUIRE(!options.low_latency_mode, ErrorCategory::kUnsupported,
-                 "num_domains: low-latency mode serves ", "one NVLink domain, got ", D, " domains of ", G,
-                 " ranks (low-latency mode across domains is not available yet)");
+  EPCOMM_REQUIRE(
+      !options.low_latency_mode, ErrorCategory::kUnsupported,
+      "num_domains: high-throughput mode serves one NVLink domain when low_latency_mode is set, got ", D,
+      " domains of ", G,
+      " ranks (a low-latency Buffer, made with LowLatencyOptions, serves several; a "
+      "high-throughput one needs low_latency_mode unset and num_rdma_bytes)");
   EPCOMM_REQUIRE(D <= kMdMaxDomains, ErrorCategory::kUnsupported, "num_domains: at most ", kMdMaxDomains,
                  " NVLink domains supported, got ", D, " domains of ", G, " ranks");
   const auto header = static_cast<std::int64_t>(MdHeader::make(D, G).total_bytes);

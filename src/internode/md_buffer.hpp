@@ -52,8 +52,9 @@ namespace checks {
 // ll_nvshmem_hooks() returns (null without epcomm_nvshmem).
 void check_md_transport(const BufferOptions& options, const LlNvshmemHooks* hooks);
 
-// After discovery: true when this Buffer runs multi-domain mode (more than one domain), which
-// needs a high-throughput Buffer, at most kMdMaxDomains domains and num_rdma_bytes of at least the
+// After discovery, for a high-throughput Buffer (a low-latency Buffer spans domains by its own
+// path, low_latency/ll_domains.hpp): true when it runs multi-domain mode (more than one domain),
+// which needs low_latency_mode unset, at most kMdMaxDomains domains and num_rdma_bytes of at least the
 // region's fixed header (kUnsupported / kInvalidArgument naming the value otherwise).
 bool check_md_domains(const BufferOptions& options, const DomainInfo& domains);
 

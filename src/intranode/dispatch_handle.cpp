@@ -1,6 +1,8 @@
 // DispatchHandle's accessors (the public, documented part of an opaque handle).
 #include "intranode/dispatch_handle.hpp"
 
+#include "core/check.hpp"
+
 namespace epcomm {
 
 namespace {
@@ -19,6 +21,13 @@ std::int64_t DispatchHandle::num_recv_tokens() const { return state_or_empty(*th
 Tensor DispatchHandle::num_recv_tokens_device() const { return state_or_empty(*this).num_recv_dev.view(); }
 Tensor DispatchHandle::num_recv_tokens_per_expert_device() const {
   return state_or_empty(*this).num_recv_tokens_per_expert.view();
+}
+
+void check_handle_mask(const DispatchHandle::State& h, std::uint64_t mask_changes, const char* op) {
+  EPCOMM_CHECK_ARG(h.mask_changes == mask_changes, "handle: ", op,
+                   " got a handle whose dispatch ran before the rank mask last changed (mask_rank, "
+                   "mask_on_timeout or clear_rank_mask); its routing names other ranks: dispatch again "
+                   "without the handle");
 }
 
 }  // namespace epcomm

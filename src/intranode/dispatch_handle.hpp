@@ -34,7 +34,13 @@ struct DispatchHandle::State {
                                                 // rank's rows to each rank before each chunk
   // Multi-domain dispatch only (then count_matrix, recv_chunk_* and send_slot stay empty).
   std::shared_ptr<const MdHandleTables> md;
+  std::uint64_t mask_changes = 0;  // Buffer::Impl::mask_changes when the routing was made
 };
+
+// A handle routes as the rank mask was when its dispatch ran (SPEC "Rank masking"): once the mask
+// changed, its routing still names the ranks masked since (or skips the ones cleared), so cached
+// dispatch and combine refuse it (`op` names the call). Throws epcomm::Error (invalid argument).
+void check_handle_mask(const DispatchHandle::State& h, std::uint64_t mask_changes, const char* op);
 
 // The state of a defined handle (checked by the caller: check_handle).
 inline const DispatchHandle::State& handle_state(const DispatchHandle& h) { return *HandleAccess::state(h); }

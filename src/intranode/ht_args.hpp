@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/call_signature.hpp"
 #include "core/domain_view.hpp"
 #include "intranode/ht_layout.hpp"
 
@@ -33,6 +34,7 @@ inline constexpr int kHtCombinePublishRows = 2;
 
 struct HtNotifyArgs {
   DomainView view;
+  CallSignature signature;  // this call's; every peer's must equal it (published in the mailboxes)
   const bool* is_token_in_rank = nullptr;               // [T, G]
   const std::int32_t* num_tokens_per_expert = nullptr;  // [E]
   std::int64_t num_tokens = 0;

@@ -343,10 +343,24 @@ __device__ void run_reducer(const HtCombineArgs& a, int reducer, int num_reducer
   for (int q = 0; q < range.segments; ++q) reduce_weights(c, range.begin(q), range.end(q));
 }
 
+// Per-peer telemetry, once per combine (block 0): each peer's rows (and weight rows) go back to
+// it, and this rank's come back from the peers that received them.
+__device__ void count_combine_traffic(const HtCombineArgs& a) {
+  const DomainView& v = a.view;
+  const int G = v.num_domain_ranks, me = v.domain_rank;
+  const auto row = static_cast<std::uint64_t>(a.region.row_bytes) +
+                   (a.topk_weights != nullptr ? 4u * static_cast<std::uint64_t>(a.region.num_topk) : 0u);
+  for (int p = threadIdx.x; p < G; p += blockDim.x)
+    if (p != me)
+      count_traffic(v, OpId::kCombine, p, row * static_cast<std::uint64_t>(a.count_matrix[p * G + me]),
+                    row * static_cast<std::uint64_t>(a.count_matrix[me * G + p]));
+}
+
 __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a) {
   // Rows coming back to any rank (pull: staged by any rank) must fit its region.
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, a.pull, a.view, OpId::kCombine))
     return;
+  if (blockIdx.x == 0) count_combine_traffic(a);
   if (a.staged || a.copy_pushed) {
     if (a.staged) publish_staged(a);
     run_reducer(a, blockIdx.x, gridDim.x);

@@ -101,6 +101,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   const HtCombineLayout region = HtCombineLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes),
                                                        shape.hidden * 2, shape.num_topk);
   const DispatchHandle::State& h = handle_state(*a.handle);
+  check_handle_mask(h, m.mask_changes, "combine");
   // Every rank checks every rank's rows from the same host copy of the counts, so all stop alike.
   // (In worst-case mode the kernel's guard does this on the device.) Push: a rank's region takes
   // the rows it gets back; pull: the rows it received, staged where they sit in x.

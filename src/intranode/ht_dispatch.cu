@@ -361,6 +361,18 @@ __device__ void run_receiver(const HtDispatchArgs& a, int receiver, int num_rece
   }
 }
 
+// Per-peer telemetry, once per dispatch (by block 0 of the launch that receives): the rows each
+// peer gets from this rank and sends to it, with their scales and top-k data.
+__device__ void count_dispatch_traffic(const HtDispatchArgs& a) {
+  const DomainView& v = a.view;
+  const int G = v.num_domain_ranks, me = v.domain_rank;
+  const auto row = static_cast<std::uint64_t>(a.region.bytes_per_row());
+  for (int p = threadIdx.x; p < G; p += blockDim.x)
+    if (p != me)
+      count_traffic(v, OpId::kDispatch, p, row * static_cast<std::uint64_t>(a.count_matrix[me * G + p]),
+                    row * static_cast<std::uint64_t>(a.count_matrix[p * G + me]));
+}
+
 __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs a) {
   // Rows received by any rank must fit its region and (worst-case mode) its outputs.
   const std::int64_t limit = a.num_worst ? min(a.region.cap_rows, a.num_rows) : a.region.cap_rows;
@@ -371,6 +383,7 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
     for (int k = 0; k < a.pack_chunks; ++k) signal_packed(a, k);
     return;
   }
+  if (a.phased && blockIdx.x == 0) count_dispatch_traffic(a);
   const int warp = threadIdx.x / 32;
   const bool sender = static_cast<int>(blockIdx.x) < a.num_senders;
   if (sender) run_sender(a);

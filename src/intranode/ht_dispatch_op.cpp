@@ -51,10 +51,18 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   h.num_recv_dev = routing[4];
   h.num_recv_tokens_per_expert = routing[5];
   h.num_local_experts = nle;
+  h.mask_changes = m.mask_changes;
   scope.allocations_ready();
 
   HtNotifyArgs n;
   n.view = m.view;
+  n.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kDispatch),
+                                .hidden = shape.hidden,
+                                .num_topk = shape.num_topk,
+                                .num_blocks = a.config.num_sms,
+                                .max_tokens = worst ? a.num_worst_tokens : 0,
+                                .num_experts = shape.num_experts,
+                                .flags = shape.fp8 ? kSigFp8 : 0});
   n.is_token_in_rank = static_cast<const bool*>(a.is_token_in_rank.data);
   n.num_tokens_per_expert = static_cast<const std::int32_t*>(a.num_tokens_per_expert.data);
   n.num_tokens = shape.num_tokens;
@@ -173,6 +181,7 @@ DispatchPlanned plan_dispatch(const Buffer::Impl& m, const DispatchArgs& a) {
   p.shape = checks::check_dispatch_args(a, m.num_ranks());
   checks::check_inputs_outside_region(a, m.region.get(), m.region.bytes());
   p.cached = a.handle != nullptr ? &handle_state(*a.handle) : nullptr;
+  if (p.cached != nullptr) check_handle_mask(*p.cached, m.mask_changes, "cached dispatch");
   // The copy engine needs the host to know the counts: not in worst-case mode. A cached dispatch
   // moves rows as the handle's dispatch did (its channels are laid out for that).
   const int copy_chunks = p.cached != nullptr    ? p.cached->copy_chunks

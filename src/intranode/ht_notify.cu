@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "buffer/barrier.cuh"
+#include "core/call_signature.cuh"
 #include "intranode/ht_args.hpp"
 #include "core/cuda_check.hpp"
 
@@ -13,7 +14,8 @@ namespace {
 constexpr int kNotifyThreads = 1024;
 constexpr int kWarps = kNotifyThreads / 32;
 
-// What source s leaves in destination p's mailbox (after a 64-byte header holding the epoch flag):
+// What source s leaves in destination p's mailbox, after a 64-byte header holding the epoch flag
+// (bytes 0-7) and s's call signature (bytes 32-63, written before the flag):
 //   [count_row: G int32][chunk counts for p: C int32][expert counts for p's experts: nle int32]
 // Zeroes this rank's progress counters of channels [0, C) of every source; peers write them only
 // after the exchange or barrier that follows. Also zeroes the dispatch receivers' copied-row counts
@@ -28,12 +30,16 @@ __device__ void zero_counters(const DomainView& v, int C, std::int32_t* recv_cop
 }
 
 struct Mailbox {
+  static constexpr int kSignatureOffset = 32;
+  static_assert(kSignatureOffset + sizeof(CallSignature) <= 64, "the signature sits in the header");
   std::uint64_t* flag;
+  CallSignature* signature;
   std::int32_t* count_row;
   std::int32_t* chunk_count;
   std::int32_t* expert_count;
   __device__ Mailbox(char* base, int G, int C) {
     flag = reinterpret_cast<std::uint64_t*>(base);
+    signature = reinterpret_cast<CallSignature*>(base + kSignatureOffset);
     count_row = reinterpret_cast<std::int32_t*>(base + 64);
     chunk_count = count_row + G;
     expert_count = chunk_count + C;
@@ -80,6 +86,8 @@ __device__ void block_exclusive_scan(std::int32_t (&v)[N], std::int32_t (&total)
 // tokens), kColumns at a time (a token's flags for them are adjacent bytes, and their prefix sums
 // share one block scan): send_slot[t][d] = rows to d before t (or -1), and chunk_start[d][c] =
 // rows to d before channel c (c = 0..C; chunk_start[d][C] is the total).
+// A masked destination's column counts as false whatever is_token_in_rank says (SPEC "Rank
+// masking": dispatch sends nothing to it).
 template <int kScanColumns>
 __device__ void scan_columns_by(const HtNotifyArgs& a, int G, int C, std::int32_t* sent_total) {
   static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
@@ -88,12 +96,15 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, int G, int C, std::int32_
   const std::int64_t t0 = min(T, per_thread * threadIdx.x), t1 = min(T, t0 + per_thread);
   for (int d0 = 0; d0 < G; d0 += kScanColumns) {
     const int n = min(kScanColumns, G - d0);
+    bool live[kScanColumns];
+#pragma unroll
+    for (int k = 0; k < kScanColumns; ++k) live[k] = k < n && !peer_masked(a.view, d0 + k);
     std::int32_t before[kScanColumns] = {};
     for (std::int64_t t = t0; t < t1; ++t) {
       const bool* flags = a.is_token_in_rank + t * G + d0;
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k)
-        if (k < n) before[k] += flags[k] ? 1 : 0;
+        if (k < n) before[k] += live[k] && flags[k] ? 1 : 0;
     }
     std::int32_t total[kScanColumns];
     block_exclusive_scan(before, total);
@@ -105,7 +116,7 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, int G, int C, std::int32_
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k) {
         if (k >= n) continue;
-        const bool in = flags[k];
+        const bool in = live[k] && flags[k];
         if (t % tpc == 0) a.chunk_start[(d0 + k) * (C + 1) + t / tpc] = before[k];
         slots[k] = in ? before[k] : -1;
         before[k] += in ? 1 : 0;
@@ -141,7 +152,9 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
   __shared__ std::uint64_t epoch;
   __shared__ std::int32_t sent_total[kMaxDomainRanks];
+  __shared__ bool live_peer[kMaxDomainRanks];  // not masked; read once (the loops below test it often)
   if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
+  for (int p = threadIdx.x; p < G; p += blockDim.x) live_peer[p] = !peer_masked(v, p);
 
   // Zero this rank's progress flags; peers write them only after this exchange.
   zero_counters(v, C, a.recv_copied);
@@ -158,23 +171,31 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
 
   // Fill my mailbox in every peer's region, each field in one pass over all peers (its loads in
   // flight at once: a pass per peer cost ~3 dependent round trips per peer).
+  // Nothing goes to a masked peer, and nothing it left here is read (its counts are zeros below).
   auto box = [&](int p) { return Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C); };
-  for (int i = threadIdx.x; i < G * G; i += blockDim.x) box(i / G).count_row[i % G] = sent_total[i % G];
+  auto live = [&](int p) { return live_peer[p]; };  // visible: block barriers came since
+  for (int p = threadIdx.x; p < G; p += blockDim.x)
+    if (live(p)) store_signature(box(p).signature, a.signature);
+  for (int i = threadIdx.x; i < G * G; i += blockDim.x)
+    if (live(i / G)) box(i / G).count_row[i % G] = sent_total[i % G];
   for (int i = threadIdx.x; i < G * C; i += blockDim.x) {
     const std::int32_t* start = a.chunk_start + (i / C) * (C + 1) + i % C;
-    box(i / C).chunk_count[i % C] = start[1] - start[0];
+    if (live(i / C)) box(i / C).chunk_count[i % C] = start[1] - start[0];
   }
   for (int i = threadIdx.x; i < G * nle; i += blockDim.x)
-    box(i / nle).expert_count[i % nle] = a.num_tokens_per_expert[i];
+    if (live(i / nle)) box(i / nle).expert_count[i % nle] = a.num_tokens_per_expert[i];
   __syncthreads();
   bool ok = true;
-  if (threadIdx.x < G) {
+  if (threadIdx.x < G && live(threadIdx.x)) {
     const int p = threadIdx.x;
     // NOTE: fence + release after the block barrier: every thread's mailbox writes precede the flag.
     ptx::fence_acq_rel_sys();
     ptx::st_release_sys(Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C).flag, epoch);
     Mailbox mine(RegionLayout::mailbox(v.peer_base[me], parity, p), G, C);
     ok = wait_at_least(mine.flag, epoch, v, OpId::kNotify, CounterId::kCountsReady, v.domain_base_rank + p);
+    // A peer that made another call (shape, top-k, num_sms...) laid out its counts differently:
+    // stop here, as after a timeout, rather than route rows by them.
+    if (ok) ok = signature_matches(mine.signature, a.signature, v, OpId::kDispatch, v.domain_base_rank + p);
   }
   ok = __syncthreads_and(ok);
   if (threadIdx.x == 0) *a.notify_epoch = epoch;
@@ -189,7 +210,10 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   // Every source's counts are here: where each source's rows and chunks land on this rank.
   for (int i = threadIdx.x; i < G * G; i += blockDim.x) {
     const int s = i / G, r = i % G;
-    const std::int32_t n = Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).count_row[r];
+    // Rows from or to a masked rank are none, whatever its mailbox holds.
+    const std::int32_t n = live(s) && live(r)
+                               ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).count_row[r]
+                               : 0;
     a.count_matrix[i] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
   }
@@ -199,8 +223,9 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     const std::int64_t per_thread = (items + kNotifyThreads - 1) / kNotifyThreads;
     const std::int64_t i0 = min(items, per_thread * threadIdx.x), i1 = min(items, i0 + per_thread);
     auto chunk_count = [&](std::int64_t i) {
-      return Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, static_cast<int>(i / C)), G, C)
-          .chunk_count[i % C];
+      const int s = static_cast<int>(i / C);
+      return live(s) ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).chunk_count[i % C]
+                     : 0;
     };
     std::int32_t row[1] = {0};
     for (std::int64_t i = i0; i < i1; ++i) row[0] += chunk_count(i);
@@ -220,7 +245,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   for (int e = threadIdx.x; e < nle; e += blockDim.x) {
     std::int32_t n = 0;
     for (int s = 0; s < G; ++s)
-      n += Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).expert_count[e];
+      if (live(s)) n += Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).expert_count[e];
     n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
     a.num_recv_per_expert[e] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;

@@ -66,6 +66,8 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
           continue;
         }
         const int e = static_cast<int>(expert);
+        // A masked rank holds no experts: its slots are -1 (SPEC "Rank masking").
+        if (args.masked != nullptr && args.masked[e / (E / R)] != 0) continue;
         atomicAdd(shared_experts ? &expert_counts[e] : &args.num_tokens_per_expert[e], 1);
         const int rank = e / experts_per_rank, domain = rank / G;
         // A token counts once per rank and once per domain however many of its experts live
@@ -80,6 +82,7 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
           for (int prev = 0; prev < slot; ++prev) {
             const std::int64_t p = static_cast<std::int64_t>(row[prev]);
             if (p < 0 || p >= E) continue;
+            if (args.masked != nullptr && args.masked[static_cast<int>(p) / experts_per_rank] != 0) continue;
             const int r = static_cast<int>(p) / experts_per_rank;
             rank_seen |= r == rank;
             domain_seen |= r / G == domain;

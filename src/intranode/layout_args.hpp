@@ -22,6 +22,7 @@ struct LayoutArgs {
   std::int32_t* num_tokens_per_expert = nullptr;  // [num_experts], zeroed
   bool* is_token_in_rank = nullptr;               // [num_tokens, num_ranks], fully written
   DeviceStatus* status = nullptr;
+  const std::uint8_t* masked = nullptr;  // [num_ranks]: 1 where a rank is masked (its experts count as -1)
 };
 static_assert(std::is_trivially_copyable_v<LayoutArgs>);
 

@@ -52,6 +52,7 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   args.num_tokens_per_expert = static_cast<std::int32_t*>(out.num_tokens_per_expert.data());
   args.is_token_in_rank = static_cast<bool*>(out.is_token_in_rank.data());
   args.status = m.view.status;
+  args.masked = m.view.masked;
   m.timer.begin(scope.comm(), "layout");
   launch_dispatch_layout(args, scope.comm());
   m.timer.end(scope.comm());

@@ -24,13 +24,17 @@
 //     FP8 once, in registers, or its BF16 bytes) and scales at staging_x / staging_scales[p][s][t]
 //     in every rank holding at least one of its experts: a token crosses NVLink once per
 //     destination rank, however many experts it selects there.
+//     Block 0 also writes this call's signature (core/call_signature.hpp) at signature[p][s] in
+//     every receiver's control block, before its done signal.
 //  3. Completion: every block, once its sends are done, fences and release-adds 1 to done[p][s]
 //     in every receiver (no block waits for the grid's last one). Then it bumps send_arrivals;
 //     the last one resets it and stores seq and issued[half].
 // Dispatch, receive phase (on rank d):
 //  4. Wait (bounded) until done[p][s] >= (seq + 1) / 2 * G for every source s: every block of this
 //     operation and of each earlier one of parity p has signalled. Values only grow, so adds left
-//     by older operations are counted, never mistaken: no counter ever needs cleaning.
+//     by older operations are counted, never mistaken: no counter ever needs cleaning. Then
+//     compare every source's signature with this call's: on a difference, report kPeerMismatch and
+//     skip step 5 (nothing is read by the wrong shape), but still give the credits of step 6.
 //  5. For each local expert e (blocks split the experts, or the rows of one expert): its rows are
 //     the lists of sources 0..R-1 one after the other (sel_count gives their lengths); row i copies
 //     the staged token its entry names from staging into recv_x[e][i], its scales transposed into
@@ -65,7 +69,10 @@
 // into combine_stage and put from there. Each thread completes its puts
 // (nvshmem_quiet) before its block signals, so every put of the block has completed before its
 // done; signals are NVSHMEM signal SETs (weights: seq) or ADDs (done, freed); values still only
-// grow. Waits stay polls of this rank's own memory.
+// grow. Waits stay polls of this rank's own memory. Across NVLink domains (the hybrid policy,
+// transport/hybrid_ll_peers.cuh) the view covers every rank; the ranks of this rank's domain are
+// reached as with CUDA IPC (stores into their symmetric workspaces, release signals), the others
+// as with NVSHMEM, each peer decided at run time from its rank.
 #pragma once
 
 #include <cstdint>
@@ -111,6 +118,7 @@ inline constexpr int kLlTraceRing = 64;
 
 struct LlDispatchArgs {
   DomainView view;
+  CallSignature signature;  // this call's; every peer's must equal it (step 4)
   LlLayout layout;
   char* workspace = nullptr;         // this rank's workspace (ll_layout.hpp)
   const std::uint16_t* x = nullptr;  // [num_tokens, hidden] bf16
@@ -130,6 +138,7 @@ static_assert(std::is_trivially_copyable_v<LlDispatchArgs>);
 
 struct LlCombineArgs {
   DomainView view;
+  CallSignature signature;  // this call's; every peer's must equal it
   LlLayout layout;
   char* workspace = nullptr;         // this rank's workspace (ll_layout.hpp)
   const std::uint16_t* y = nullptr;  // [nle, capacity, hidden] bf16, dispatch layout

@@ -13,6 +13,7 @@
 #include "core/cuda_check.hpp"
 #include "core/env.hpp"
 #include "low_latency/ll_checks.hpp"
+#include "low_latency/ll_domains.hpp"
 #include "low_latency/ll_state.hpp"
 #include "transport/ll_transport.hpp"
 #include "core/log.hpp"
@@ -27,12 +28,56 @@ constexpr const char* kLlTracePointNames[] = {"entry",      "credits",   "sent",
 static_assert(std::size(kLlTracePointNames) == kLlTracePoints, "one name per LlTracePoint");
 
 // Checks everything about the low-latency options before the (collective) construction starts,
-// so every rank refuses bad options alike without leaving peers waiting in a barrier.
+// so every rank refuses bad options alike without leaving peers waiting in a barrier. Domains that
+// a requested ranks_per_domain already makes several are checked here too (discovered ones after
+// discovery, alike on every rank).
 const BufferOptions& checked_ll_options(const std::shared_ptr<Bootstrap>& bootstrap,
                                         const BufferOptions& options, const LowLatencyOptions& ll) {
   EPCOMM_CHECK_ARG(bootstrap != nullptr, "bootstrap: expected a bootstrap, got null");
-  checks::check_ll_buffer(options, ll, bootstrap->size());
+  const int num_ranks = bootstrap->size();
+  const int known_domains = ll_requested_num_domains(num_ranks, requested_ranks_per_domain(options));
+  checks::check_ll_buffer(options, ll, num_ranks, known_domains);
+  if (known_domains > 1) select_ll_path(options, num_ranks, num_ranks / known_domains, ll_nvshmem_hooks());
   return options;
+}
+
+// The load/store address of every workspace of this rank's NVLink domain (view.nvl_first ...),
+// into view.peer_base. Returns the first domain rank NVSHMEM gives no such address for, or -1.
+int map_domain_workspaces(DomainView& view, const LlNvshmemHooks& hooks, char* workspace) {
+  for (int i = 0; i < view.nvl_ranks; ++i) {
+    const int peer = view.nvl_first + i;
+    view.peer_base[i] = peer == view.rank ? workspace : hooks.peer_pointer(workspace, peer);
+    if (view.peer_base[i] == nullptr) return peer;
+  }
+  return -1;
+}
+
+// What each rank tells the others once its workspace is open.
+struct LlReadyRecord {
+  int blocks;       // the grid this rank can run (one block per SM at most)
+  int unreachable;  // a domain peer without a load/store address here (hybrid), or -1
+};
+
+// Opens the workspace of `path` and picks its kernels; with several domains the kernels get the
+// view of every rank. Collective with the NVSHMEM paths.
+void open_ll_workspace(Buffer::Impl& m, LlState& state, LlPath path) {
+  state.path = path;
+  state.view = m.view;
+  if (path == LlPath::kIpc) {
+    state.workspace = RegionLayout::data(m.region.get());
+    state.launch_dispatch = &launch_ll_dispatch;
+    state.launch_combine = &launch_ll_combine;
+    return;
+  }
+  const LlNvshmemHooks* hooks = ll_nvshmem_hooks();  // present: select_ll_path checked
+  void* workspace = nullptr;
+  state.nvshmem = hooks->open_workspace(*m.bootstrap, state.layout.total_bytes, &workspace);
+  state.workspace = static_cast<char*>(workspace);
+  const bool hybrid = path == LlPath::kHybrid;
+  state.launch_dispatch = hybrid ? hooks->launch_dispatch_hybrid : hooks->launch_dispatch;
+  state.launch_combine = hybrid ? hooks->launch_combine_hybrid : hooks->launch_combine;
+  if (m.domains.num_domains > 1)
+    state.view = ll_world_view(m.view, m.rank(), m.num_ranks(), m.domains.ranks_per_domain, path);
 }
 
 }  // namespace
@@ -50,18 +95,33 @@ std::int64_t ll_region_bytes_hint(std::int64_t max_tokens_per_rank, std::int64_t
 
 Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options,
                const LowLatencyOptions& ll)
-    : Buffer(bootstrap, checked_ll_options(bootstrap, options, ll)) {
+    : Buffer(/*low_latency=*/true, bootstrap, checked_ll_options(bootstrap, options, ll)) {
   auto state = std::make_shared<LlState>();
   state->options = ll;
   state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);
+  const LlPath path =
+      select_ll_path(options, num_ranks(), impl_->domains.ranks_per_domain, ll_nvshmem_hooks());
+  open_ll_workspace(*impl_, *state, path);
+  LlReadyRecord mine{.blocks = 0, .unreachable = -1};
+  if (path == LlPath::kHybrid)
+    mine.unreachable = map_domain_workspaces(state->view, *ll_nvshmem_hooks(), state->workspace);
   // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
   // grid on every rank, the smallest any rank can run, since credits count blocks (ll_args.hpp).
   const int blocks = env::is_set("EPCOMM_LL_BLOCKS") ? static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS"))
                                                       : ll.num_blocks;
-  const int mine = blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms;
-  std::vector<int> every(static_cast<std::size_t>(num_ranks()));
-  impl_->bootstrap->all_gather(&mine, every.data(), sizeof(int));
-  state->num_blocks = *std::min_element(every.begin(), every.end());
+  mine.blocks = blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms;
+  std::vector<LlReadyRecord> every(static_cast<std::size_t>(num_ranks()));
+  impl_->bootstrap->all_gather(&mine, every.data(), sizeof(LlReadyRecord));
+  state->num_blocks = impl_->num_sms;
+  for (const LlReadyRecord& r : every) state->num_blocks = std::min(state->num_blocks, r.blocks);
+  // Every rank refuses alike when one of them cannot store into a peer of its domain.
+  for (std::size_t r = 0; r < every.size(); ++r)
+    EPCOMM_REQUIRE(every[r].unreachable < 0, ErrorCategory::kUnsupported, "ranks_per_domain: rank ", r,
+                   " has no load/store address of rank ", every[r].unreachable,
+                   "'s workspace (nvshmem_ptr returned null), although both are in NVLink domain ",
+                   r / static_cast<std::size_t>(impl_->domains.ranks_per_domain),
+                   "; the ranks of a domain must reach each other peer-to-peer (set ranks_per_domain so "
+                   "that they do)");
   if (env::get_bool("EPCOMM_LL_TRACE")) {
     const std::size_t bytes = sizeof(std::uint64_t) * kLlTraceRing * kLlTracePoints * state->num_blocks;
     for (DeviceBuffer& trace : state->trace) {
@@ -69,25 +129,13 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
       EPCOMM_CUDA_CHECK(cudaMemset(trace.get(), 0, bytes));
     }
   }
-  const bool nvshmem = options.ll_transport == LlTransport::kNvshmem;
-  if (nvshmem) {
-    const LlNvshmemHooks* hooks = ll_nvshmem_hooks();  // present: checked before any collective step
-    void* workspace = nullptr;
-    state->nvshmem = hooks->open_workspace(*impl_->bootstrap, state->layout.total_bytes, &workspace);
-    state->workspace = static_cast<char*>(workspace);
-    state->launch_dispatch = hooks->launch_dispatch;
-    state->launch_combine = hooks->launch_combine;
-  } else {
-    state->workspace = RegionLayout::data(impl_->region.get());
-    state->launch_dispatch = &launch_ll_dispatch;
-    state->launch_combine = &launch_ll_combine;
-  }
   impl_->ll = std::move(state);
   EPCOMM_LOG_INFO("low-latency mode: max_tokens_per_rank ", ll.max_tokens_per_rank, ", hidden ", ll.hidden,
                   ", num_experts ", ll.num_experts, ", max_topk ", ll.max_topk, ", ",
                   impl_->ll->layout.total_bytes, " bytes of ",
-                  nvshmem ? "NVSHMEM symmetric memory (every peer through NVSHMEM)" : "the NVLink region",
-                  ", ", impl_->ll->num_blocks, " blocks per launch");
+                  path == LlPath::kIpc ? "the NVLink region" : "NVSHMEM symmetric memory", ", transport ",
+                  to_string(path), ", ", impl_->domains.num_domains, " NVLink domains, ",
+                  impl_->ll->num_blocks, " blocks per launch");
 }
 
 Tensor Buffer::get_next_low_latency_combine_buffer(const LlHandle& handle) const {
@@ -117,6 +165,27 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
     EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
   }
   return trace;
+}
+
+void reset_ll_sequence(LlState& state) {
+  EPCOMM_CUDA_CHECK(
+      cudaMemset(state.layout.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
+  // The host's call counts stay: they pick output halves only, and keep judging old handles.
+  for (auto& kind : state.pending)
+    for (auto& half : kind) half.reset();
+}
+
+void abandon_collective_teardown(LlState& state) noexcept {
+  if (!state.nvshmem) return;
+  // NOTE: kept alive on purpose (never destroyed): its deleter is the collective teardown.
+  static auto* abandoned = new std::vector<std::shared_ptr<void>>();
+  try {
+    abandoned->push_back(std::move(state.nvshmem));
+    EPCOMM_LOG_WARN("Buffer teardown: a peer is gone, so NVSHMEM's collective teardown is skipped; this "
+                    "process cannot make another NVSHMEM Buffer (restart it to use NVSHMEM again)");
+  } catch (const std::exception& e) {
+    EPCOMM_LOG_WARN("Buffer teardown: could not set NVSHMEM aside: ", e.what());
+  }
 }
 
 }  // namespace epcomm

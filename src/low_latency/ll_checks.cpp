@@ -29,8 +29,10 @@ void check_ll_transport(const BufferOptions& options, const LlNvshmemHooks* hook
 }
 
 void check_ll_options(const LowLatencyOptions& ll, int num_ranks) {
-  EPCOMM_CHECK_ARG(num_ranks >= 1 && num_ranks <= kMaxDomainRanks, "num_ranks: low-latency mode serves 1 to ",
-                   kMaxDomainRanks, " ranks (one NVLink domain), got ", num_ranks);
+  EPCOMM_CHECK_ARG(num_ranks >= 1, "num_ranks: expected >= 1, got ", num_ranks);
+  EPCOMM_REQUIRE(num_ranks <= kLlMaxRanks, ErrorCategory::kUnsupported,
+                 "num_ranks: low-latency mode serves 1 to ", kLlMaxRanks, " ranks (at most ", kMaxDomainRanks,
+                 " in one NVLink domain), got ", num_ranks);
   EPCOMM_CHECK_ARG(ll.max_tokens_per_rank >= 1, "max_tokens_per_rank: expected >= 1, got ",
                    ll.max_tokens_per_rank);
   EPCOMM_REQUIRE(ll.max_tokens_per_rank <= kLlMaxTokensPerRank, ErrorCategory::kUnsupported,
@@ -53,11 +55,13 @@ void check_ll_options(const LowLatencyOptions& ll, int num_ranks) {
                  " ranks (", max_local, " per rank), got ", ll.num_experts);
 }
 
-void check_ll_buffer(const BufferOptions& options, const LowLatencyOptions& ll, int num_ranks) {
+void check_ll_buffer(const BufferOptions& options, const LowLatencyOptions& ll, int num_ranks,
+                     int known_domains) {
   check_ll_options(ll, num_ranks);
   EPCOMM_CHECK_ARG(options.low_latency_mode,
                    "low_latency_mode: expected true for a Buffer made with LowLatencyOptions, got false");
-  if (options.ll_transport == LlTransport::kNvshmem) return;  // the workspace is symmetric memory
+  // The workspace is symmetric memory.
+  if (options.ll_transport == LlTransport::kNvshmem || known_domains > 1) return;
   const std::int64_t needed =
       ll_region_bytes_hint(ll.max_tokens_per_rank, ll.hidden, num_ranks, ll.num_experts, ll.max_topk);
   EPCOMM_CHECK_ARG(options.num_nvl_bytes >= needed,

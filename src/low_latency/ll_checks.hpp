@@ -29,9 +29,11 @@ void check_ll_transport(const BufferOptions& options, const LlNvshmemHooks* hook
 // LowLatencyOptions for a group of num_ranks ranks.
 void check_ll_options(const LowLatencyOptions& ll, int num_ranks);
 // A Buffer for low-latency mode: the options above, low_latency_mode set, and (CUDA IPC transport)
-// a region of at least ll_region_bytes_hint(...) bytes; with LlTransport::kNvshmem the workspace
-// comes from the symmetric heap and num_nvl_bytes may be anything.
-void check_ll_buffer(const BufferOptions& options, const LowLatencyOptions& ll, int num_ranks);
+// a region of at least ll_region_bytes_hint(...) bytes; with LlTransport::kNvshmem, or across
+// `known_domains` > 1 NVLink domains (ll_requested_num_domains: known before any exchange), the
+// workspace comes from the symmetric heap and num_nvl_bytes may be anything.
+void check_ll_buffer(const BufferOptions& options, const LowLatencyOptions& ll, int num_ranks,
+                     int known_domains);
 // The low-latency state of a Buffer, or an error naming `op` when it was not made for that mode.
 LlState& require_ll_state(LlState* state, const char* op);
 

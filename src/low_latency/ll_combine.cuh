@@ -43,28 +43,31 @@ __device__ __forceinline__ int4 float4_bits(const float* f) {
 
 // ---- send phase -----------------------------------------------------------------------------
 
-// Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me] (a staging
-// policy: its own copy, then one put per peer), then weights[p][me] = seq is signalled to each.
+// Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me] (stored into
+// the holders reached by stores; for the others its own copy, then one put each), then
+// weights[p][me] = seq is signalled to each.
 template <typename Peers>
 __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk;
   const std::int64_t n = a.num_tokens * a.num_topk;
-  const int first_target = Peers::kStagesLocally ? me : 0;
-  const int end_target = Peers::kStagesLocally ? me + 1 : R;
+  // Stored into every rank reached by stores (this rank's own copy is the puts' source).
+  const int first_target = Peers::first_direct(v);
+  const int end_target = Peers::end_direct(v);
   for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     const float w = a.topk_weights[i];
     const std::int64_t t = i / a.num_topk, j = i % a.num_topk;
     for (int d = first_target; d < end_target; ++d)
-      l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
+      if (!peer_masked(v, d))
+        l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
   }
   if constexpr (Peers::kStagesLocally) {
     __syncthreads();
     float* mine = l.combine_weights_of(a.workspace, parity, me);
     const std::size_t bytes = sizeof(float) * static_cast<std::size_t>(a.num_tokens * K);
     for (int d = static_cast<int>(threadIdx.x / 32); d < R; d += kLlWarps)
-      if (d != me && bytes > 0) Peers::put_warp(v, mine, mine, bytes, d);
+      if (ll_by_put<Peers>(v, d) && bytes > 0 && !peer_masked(v, d)) Peers::put_warp(v, mine, mine, bytes, d);
     Peers::finish_sends();
   }
   __syncthreads();  // every store and completed put of the block comes before any signal
@@ -86,7 +89,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   const LlControl* mine = l.control_of(ws, kLlKindCombine);
   // Sources whose weights this warp has waited for (one acquire each: an acquire at system scope
   // invalidates the SM's L1).
-  static_assert(kMaxDomainRanks <= 128);
+  static_assert(kLlMaxRanks <= 128);
   std::uint64_t seen_low = 0, seen_high = 0;  // bit s: sources 0-63, 64-127
   // NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
   const std::int64_t first_item =
@@ -101,7 +104,9 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   };
   const auto locate = [&](std::int64_t item) {
     Located at{item / (R * parts), static_cast<int>(item / parts % R), -1};
-    if (item < items && lane < K) at.row = l.token_rows(ws, a.dispatch_half, at.s)[at.t * K + lane];
+    // A masked owner gets no partials (its rows may predate the mask: its dispatch ran before).
+    if (item < items && lane < K && !peer_masked(v, at.s))
+      at.row = l.token_rows(ws, a.dispatch_half, at.s)[at.t * K + lane];
     return at;
   };
   Located next = locate(first_item);
@@ -165,7 +170,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
         }
       }
     }
-    const bool staged = Peers::kStagesLocally && s != me;
+    const bool staged = ll_by_put<Peers>(v, s);
     float* dst = staged ? l.combine_staged(ws, parity, s, t)
                         : l.combine_partial(Peers::target(v, a.workspace, s), parity, t, me);
 #pragma unroll
@@ -202,6 +207,9 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
     if (lane < a.num_topk) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
       if (e >= 0 && e < l.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
+      // A masked holder's slots behave as -1: no partial is taken from it.
+      if (rank < static_cast<unsigned>(R) && peer_masked(a.view, static_cast<int>(rank)))
+        rank = static_cast<unsigned>(R);
     }
     bool valid[2];
     valid[0] = lane_channel(part, 0) < l.hidden;
@@ -261,7 +269,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
   ll_run_phases<Peers>(
-      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace,
+      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
       [&](int parity, std::uint64_t seq) {
         if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq);
         send_partials<Peers>(a, parity, seq);

@@ -24,7 +24,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
 
   const LlHandle::State& h = ll_handle_state(handle);
   LlCombineArgs a;
-  a.view = m.view;
+  a.view = st.view;
   a.layout = st.layout;
   a.workspace = ws;
   a.y = static_cast<const std::uint16_t*>(y.data);
@@ -37,6 +37,12 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.half = half;
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
   a.trace = st.trace_of(kLlKindCombine);
+  a.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kLlCombine),
+                                .hidden = st.layout.hidden,
+                                .num_topk = h.num_topk,
+                                .num_blocks = st.num_blocks,
+                                .max_tokens = st.layout.max_tokens,
+                                .num_experts = st.layout.num_experts});
 
   CommScope scope(m, options);
   m.timer.begin(scope.comm(), "combine");

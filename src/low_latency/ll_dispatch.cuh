@@ -31,6 +31,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
   extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
+      a.signature,
       [&](int parity, std::uint64_t) {
         clear_token_rows(a);
         send_selections<Peers>(a, parity);

@@ -40,7 +40,7 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   checks::check_not_in_flight(st, kLlKindDispatch, half);
 
   LlDispatchArgs a;
-  a.view = m.view;
+  a.view = st.view;
   a.layout = st.layout;
   a.workspace = st.workspace;
   a.x = static_cast<const std::uint16_t*>(x.data);
@@ -55,6 +55,14 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
   a.stats = static_cast<std::int32_t*>(o.cumulative_local_expert_recv_stats.data);
   a.trace = st.trace_of(kLlKindDispatch);
+  a.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kLlDispatch),
+                                .hidden = st.layout.hidden,
+                                .num_topk = shape.num_topk,
+                                .num_blocks = st.num_blocks,
+                                .max_tokens = st.layout.max_tokens,
+                                .num_experts = st.layout.num_experts,
+                                .flags = (o.use_fp8 ? kSigFp8 : 0) | (o.round_scale ? kSigRoundScale : 0) |
+                                         (o.use_ue8m0 ? kSigUe8m0 : 0)});
 
   CommScope scope(m, options);
   m.timer.begin(scope.comm(), "dispatch");

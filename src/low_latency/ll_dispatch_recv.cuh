@@ -72,7 +72,8 @@ __device__ void scan_arrivals(const LlDispatchArgs& a, int parity, const RecvLay
   const int expert0 = v.rank * nle;
   for (int i = threadIdx.x; i < nle * R; i += blockDim.x) {
     const int e = i / R, s = i % R;
-    const std::int32_t n = l.sel_count(ws, parity, s)[expert0 + e];
+    // A masked source sent nothing: whatever its count slot holds is stale.
+    const std::int32_t n = peer_masked(v, s) ? 0 : l.sel_count(ws, parity, s)[expert0 + e];
     r.begin[i] = min(max(n, 0), static_cast<std::int32_t>(l.max_tokens));
   }
   __syncthreads();

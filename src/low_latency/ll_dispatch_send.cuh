@@ -137,9 +137,12 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
   for (int round = 0; round < rounds; ++round) {
     const int expert = (round * list_blocks + b) * kLlWarps + warp;  // may be >= E: only stages
     const int holder_rank = expert / l.num_local_experts;
-    void* holder = Peers::kStagesLocally || expert >= l.num_experts
-                       ? a.workspace
-                       : Peers::target(v, a.workspace, holder_rank);
+    // A masked holder gets no list: its experts' slots behave as -1 (SPEC "Rank masking").
+    const bool to_masked = expert < l.num_experts && peer_masked(v, holder_rank);
+    // Staged here (and put below) for a holder reached by puts; else straight into its workspace.
+    const bool by_put = expert < l.num_experts && ll_by_put<Peers>(v, holder_rank);
+    void* holder =
+        by_put || expert >= l.num_experts ? a.workspace : Peers::target(v, a.workspace, holder_rank);
     std::int32_t* list = l.sel(holder, parity, me, expert < l.num_experts ? expert : 0);
     std::int64_t count = 0;
     for (int base = 0; base < n; base += kListChunk) {
@@ -154,10 +157,10 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
         ids[i] = bad ? kInvalidId : static_cast<std::int32_t>(e);
       }
       __syncthreads();
-      if (expert < l.num_experts)
+      if (expert < l.num_experts && !to_masked)
         scan_expert(ids, chunk, base, a.num_topk, expert, l.max_tokens, list, &count);
     }
-    if (expert >= l.num_experts) continue;
+    if (expert >= l.num_experts || to_masked) continue;
     if (count > l.max_tokens) {
       // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
       // them. The extra rows are dropped, never written out of bounds.
@@ -169,7 +172,7 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
     std::int32_t* count_slot = l.sel_count(holder, parity, me) + expert;
     if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
     if constexpr (Peers::kStagesLocally) {
-      if (holder_rank != me) {
+      if (by_put) {
         __syncwarp();
         if (count > 0)
           Peers::put_warp(v, list, list, sizeof(std::int32_t) * static_cast<std::size_t>(count), holder_rank);
@@ -226,6 +229,16 @@ __device__ __forceinline__ void put_piece(const LlDispatchArgs& a, int parity, i
   Peers::put_warp(v, words, words, num_words * sizeof(std::uint32_t), d);
 }
 
+// Per-peer telemetry: a token's row and scales, counted once per destination (with part 0).
+__device__ __forceinline__ void count_row_sent(const LlDispatchArgs& a, int part, int d) {
+  if (a.view.telemetry == nullptr || part != 0 || threadIdx.x % 32 != 0 || d == a.view.domain_rank) return;
+  const LlLayout& l = a.layout;
+  const std::uint64_t scales =
+      !a.use_fp8 ? 0u : 4u * static_cast<std::uint64_t>(a.use_ue8m0 ? l.num_scale_words : l.num_scales);
+  const std::uint64_t row = static_cast<std::uint64_t>(l.hidden) * (a.use_fp8 ? 1u : 2u) + scales;
+  count_traffic(a.view, OpId::kLlDispatch, d, row, 0);
+}
+
 template <typename Peers>
 __device__ void send_rows(const LlDispatchArgs& a, int parity) {
   const LlLayout& l = a.layout;
@@ -243,6 +256,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
     if (lane < a.num_topk) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
       if (e >= 0 && e < l.num_experts) rank = static_cast<int>(e / nle);
+      if (rank >= 0 && peer_masked(a.view, rank)) rank = -1;  // nothing goes to a masked rank
     }
     const unsigned same = __match_any_sync(kLlFullMask, rank);
     unsigned firsts = __ballot_sync(kLlFullMask, rank >= 0 && __ffs(same) - 1 == lane);
@@ -267,25 +281,32 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity) {
       for (int b = 0; b < kPartChannels / kLlScaleBlock; ++b)
         word |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
     }
-    if constexpr (Peers::kStagesLocally) {
-      // Staged once, in this rank's own slot (where it receives the token itself, if at all),
-      // then put from there to every other destination.
-      store_piece(a, parity, a.workspace, t, part, valid, raw, q, scale_inv, word);
-      __syncwarp();
-      const int me = a.view.domain_rank;
-      while (firsts != 0) {
-        const int src_lane = __ffs(firsts) - 1;
-        firsts &= firsts - 1;
-        const int d = __shfl_sync(kLlFullMask, rank, src_lane);
-        if (d != me) put_piece<Peers>(a, parity, d, t, part);
-      }
-    } else {
-      while (firsts != 0) {
-        const int src_lane = __ffs(firsts) - 1;
-        firsts &= firsts - 1;
-        const int d = __shfl_sync(kLlFullMask, rank, src_lane);
+    // Stored straight into each destination reached by stores (this rank itself included); staged
+    // once in this rank's own slot for those reached by puts, then put from there. Each destination
+    // is counted once (per-peer telemetry).
+    const int me = a.view.domain_rank;
+    bool own_copy = false;
+    unsigned by_put = 0;  // lanes of `firsts` whose rank is reached by a put
+    for (unsigned left = firsts; left != 0; left &= left - 1) {
+      const int src_lane = __ffs(left) - 1;
+      const int d = __shfl_sync(kLlFullMask, rank, src_lane);
+      if (ll_by_put<Peers>(a.view, d)) {
+        by_put |= 1u << src_lane;
+        own_copy = true;
+      } else if (d == me) {
+        own_copy = true;
+      } else {
         store_piece(a, parity, Peers::target(a.view, a.workspace, d), t, part, valid, raw, q, scale_inv,
                     word);
+      }
+      count_row_sent(a, part, d);
+    }
+    if (own_copy) store_piece(a, parity, a.workspace, t, part, valid, raw, q, scale_inv, word);
+    if constexpr (Peers::kStagesLocally) {
+      if (by_put != 0) __syncwarp();  // warp-uniform: the staged piece is complete before its puts
+      for (; by_put != 0; by_put &= by_put - 1) {
+        const int d = __shfl_sync(kLlFullMask, rank, __ffs(by_put) - 1);
+        put_piece<Peers>(a, parity, d, t, part);
       }
     }
   }

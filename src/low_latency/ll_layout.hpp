@@ -25,6 +25,7 @@
 #include <cstdint>
 
 #include "epcomm/low_latency_limits.hpp"
+#include "core/call_signature.hpp"
 #include "transport/region_layout.hpp"
 
 namespace epcomm {
@@ -44,16 +45,19 @@ struct LlControl {
   std::uint32_t send_arrivals;  // send-phase blocks done in the running launch (last one resets)
   std::uint8_t pad[128 - 28];
   // Written by peers (release stores or adds; read with acquire loads).
-  std::uint64_t done[2][kMaxDomainRanks];  // [parity][source]: its blocks done writing into me (all ops)
+  std::uint64_t done[2][kLlMaxRanks];  // [parity][source]: its blocks done writing into me (all ops)
   // [parity][receiver]: the receiver's receive-phase blocks that finished reading this rank's
   // staging, over all operations of that parity (each block of each operation adds 1).
-  std::uint64_t freed[2][kMaxDomainRanks];
-  std::uint64_t weights[2][kMaxDomainRanks];  // [parity][source]: seq whose combine weights are in place
+  std::uint64_t freed[2][kLlMaxRanks];
+  std::uint64_t weights[2][kLlMaxRanks];  // [parity][source]: seq whose combine weights are in place
+  // [parity][source]: the source's call signature of its latest operation of that parity, written
+  // before its done signal (ll_args.hpp, steps 3 and 4).
+  CallSignature signature[2][kLlMaxRanks];
 };
 static_assert(sizeof(LlControl) % kLlSmallAlignment == 0);
 
 struct LlLayout {
-  int num_ranks = 0;            // R (one NVLink domain)
+  int num_ranks = 0;            // R (every rank of the Buffer, across NVLink domains too)
   int num_experts = 0;          // E (global)
   int num_local_experts = 0;    // nle = E / R
   int max_topk = 0;             // K: slots per token in staging

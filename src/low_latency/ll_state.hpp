@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/cuda_raii.hpp"
+#include "core/domain_view.hpp"
 #include "epcomm/buffer.hpp"
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_layout.hpp"
-#include "core/cuda_raii.hpp"
+#include "transport/ll_transport.hpp"
 
 namespace epcomm {
 
@@ -16,8 +18,13 @@ struct LlState {
   LowLatencyOptions options;
   LlLayout layout;     // where everything sits in the workspace
   int num_blocks = 0;  // grid of every low-latency launch: one block per SM (ll_args.hpp)
+  LlPath path = LlPath::kIpc;  // how peers are reached (transport/ll_transport.hpp)
+  // What the kernels get: the Buffer's domain view with one domain; with several, the view of
+  // every rank (low_latency/ll_domains.hpp), whose peer_base holds the domain peers' workspaces
+  // (LlPath::kHybrid).
+  DomainView view;
   // This rank's workspace (layout.total_bytes): the data area of the NVLink region (CUDA IPC), or
-  // symmetric memory owned by `nvshmem` (LlTransport::kNvshmem).
+  // symmetric memory owned by `nvshmem` (LlPath::kNvshmem, kHybrid).
   char* workspace = nullptr;
   std::shared_ptr<void> nvshmem;  // NVSHMEM and the symmetric workspace; null with CUDA IPC
   // The kernels of the transport (transport/ll_transport.hpp).
@@ -34,5 +41,15 @@ struct LlState {
   DeviceBuffer trace[kLlNumKinds];
   std::uint64_t* trace_of(int kind) const { return trace[kind].as<std::uint64_t>(); }
 };
+
+// Zeroes this rank's control blocks (sequence numbers, done, credits, weights, signatures), as when
+// the workspace was made, and forgets split calls not received (their receive must not run after
+// this). Only inside a collective reset in which no rank runs a kernel (Buffer::clear_rank_mask).
+void reset_ll_sequence(LlState& state);
+
+// Teardown with a peer gone: NVSHMEM's (nvshmem_free, nvshmem_finalize) is collective and would wait
+// for that peer forever, so this rank's NVSHMEM state is left as it is (logged); the process cannot
+// make another NVSHMEM Buffer. Nothing to do with CUDA IPC.
+void abandon_collective_teardown(LlState& state) noexcept;
 
 }  // namespace epcomm

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "low_latency/ll_args.hpp"
+#include "core/call_signature.cuh"
 #include "core/wait.cuh"
 
 namespace epcomm {
@@ -55,6 +56,51 @@ __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, 
   return __syncthreads_and(ok);
 }
 
+// Rank d is reached by puts (its bytes are staged in this rank's own workspace first): always
+// false for a policy that does not stage (transport/ipc_ll_peers.cuh).
+template <typename Peers>
+__device__ __forceinline__ bool ll_by_put(const DomainView& v, int d) {
+  if constexpr (Peers::kStagesLocally)
+    return d < Peers::first_direct(v) || d >= Peers::end_direct(v);
+  else
+    return false;
+}
+
+// Step 2's signature, by block 0 before its done signal: this call's signature at
+// signature[parity][this rank] in every peer's control block: stored there for the ranks reached
+// by stores; for the others staged in this rank's own control block and put from there (one
+// thread, which also completes the puts before the block signals).
+template <typename Peers>
+__device__ __forceinline__ void ll_publish_signature(const DomainView& v, const LlLayout& l, char* own,
+                                                     int kind, int parity, const CallSignature& sig) {
+  if (blockIdx.x != 0) return;
+  const int me = v.domain_rank;
+  for (int p = Peers::first_direct(v) + static_cast<int>(threadIdx.x); p < Peers::end_direct(v);
+       p += blockDim.x)
+    if (!peer_masked(v, p) && !(Peers::kStagesLocally && p == me))
+      store_signature(&l.control_of(Peers::target(v, own, p), kind)->signature[parity][me], sig);
+  if constexpr (Peers::kStagesLocally) {
+    if (threadIdx.x != 0) return;
+    // NOTE: the thread that puts the staged copy writes it, so the puts read what it stored.
+    CallSignature* staged = &l.control_of(own, kind)->signature[parity][me];
+    store_signature(staged, sig);
+    for (int p = 0; p < v.num_domain_ranks; ++p)
+      if (ll_by_put<Peers>(v, p) && !peer_masked(v, p))
+        Peers::put(v, staged, staged, sizeof(CallSignature), p);
+  }
+}
+
+// Step 4's check, after ll_wait_done: every source's signature equals this call's. Called by every
+// thread of the block; false (for all) when one differs (reported as kPeerMismatch).
+__device__ __forceinline__ bool ll_signatures_match(const LlControl* mine, int parity,
+                                                    const CallSignature& sig, const DomainView& v, OpId op) {
+  bool ok = true;
+  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
+    if (!peer_masked(v, s))
+      ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
+  return __syncthreads_and(ok);
+}
+
 // Called by every thread of every block when the block's share of the send phase is done (and
 // signalled). Returns true (for all threads of one block: the last to arrive) once every block of
 // the launch arrived; that block has reset the counter for the next launch.
@@ -74,11 +120,13 @@ __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
 // By one block (combine's block 0 for its weights, step 7): publishes `value` into the LlControl
 // field that `field_of(control)` selects in every domain peer's workspace, through the Peers policy
 // (ll_peers.cuh).
+// Masked peers are skipped (as by every signal here).
 template <typename Peers, typename FieldOf>
 __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               FieldOf field_of, std::uint64_t value) {
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
+    if (!peer_masked(v, p))
+      Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
 }
 
 // Adds 1 to the LlControl counter `field_of(control)` of every domain peer's workspace, by every
@@ -89,7 +137,8 @@ __device__ __forceinline__ void ll_add_all(const DomainView& v, const LlLayout& 
                                            FieldOf field_of) {
   __syncthreads();
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    Peers::signal_add(v, field_of(l.control_of(Peers::target(v, own, p), kind)), 1, p);
+    if (!peer_masked(v, p))
+      Peers::signal_add(v, field_of(l.control_of(Peers::target(v, own, p), kind)), 1, p);
 }
 
 // Step 3, by every block once its sends are done (and, when staging locally, completed): its
@@ -134,10 +183,11 @@ struct LlTracer {
 // every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
 // its block signals, so every put has completed before the signal. Every thread of every block calls it.
+// `sig` is this call's signature (published with the sends, checked before the receive).
 template <typename Peers, typename Send, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                              OpId op, int phases, int half, std::uint64_t* trace, Send send,
-                                              Receive receive) {
+                                              OpId op, int phases, int half, std::uint64_t* trace,
+                                              const CallSignature& sig, Send send, Receive receive) {
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
@@ -148,6 +198,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     tracer.mark(kLlTraceEntry, entered);
     if (!ll_wait_credits(mine, parity, seq, v, op)) return;
     tracer.mark(kLlTraceCredits);
+    ll_publish_signature<Peers>(v, l, own, kind, parity, sig);
     send(parity, seq);
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     tracer.mark(kLlTraceSent);
@@ -161,9 +212,14 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     tracer.mark(kLlTraceRecvEntry, entered);
   }
   if (phases & kLlRecv) {
-    if (!ll_wait_done(mine, parity, seq, v, op)) return;
-    tracer.mark(kLlTraceDoneSeen);
-    receive(parity);
+    // NOTE: the credits below are given even when a wait failed or a signature differed: a
+    // mismatched peer then reports the mismatch too, not a timeout, and after a peer timed out the
+    // survivors stay in step with each other (they mask it and carry on: mask_on_timeout). Nothing
+    // is read from the staging then, so releasing it is safe.
+    if (ll_wait_done(mine, parity, seq, v, op)) {
+      tracer.mark(kLlTraceDoneSeen);
+      if (ll_signatures_match(mine, parity, sig, v, op)) receive(parity);
+    }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, own, kind, parity);
     tracer.mark(kLlTraceExit);

@@ -4,17 +4,25 @@
 // (transport/nvshmem_ll_peers.cuh) is compiled only into epcomm_nvshmem.
 //
 // A policy provides:
-//   kStagesLocally   false: stores reach the peer's workspace directly (target(d) is the peer's
-//                    workspace, mapped here). true: everything meant for a peer is first stored at
-//                    its offset in this rank's own workspace (that offset is where it belongs on
-//                    the peer too, since the staging sections are indexed by source rank), then a
-//                    put copies it over; the kernels then call put_warp/put and finish_sends.
-//   target(v, own, d)             the workspace this rank's stores for rank d go to;
+//   kStagesLocally   false: stores reach every peer's workspace directly (target(d) is the peer's
+//                    workspace, mapped here). true: some peers are reached by puts: everything meant
+//                    for such a peer is first stored at its offset in this rank's own workspace
+//                    (that offset is where it belongs on the peer too, since the staging sections
+//                    are indexed by source rank), then a put copies it over; the kernels then call
+//                    put_warp/put and finish_sends.
+//   first_direct(v), end_direct(v)  the ranks [first, end) this rank reaches by stores through
+//                                 target() (this rank itself always among them); with
+//                                 kStagesLocally every other rank is reached by puts
+//                                 (ll_by_put in low_latency/ll_sync.cuh);
+//   target(v, own, d)             the workspace this rank's stores for rank d go to: d's own
+//                                 (mapped here) for a rank reached by stores, else `own`;
 //   signal(v, field, value, d)    release-publishes `value` into the 64-bit `field` of rank d,
-//                                 `field` being an address inside target(v, own, d);
+//                                 `field` being an address inside target(v, own, d): everything the
+//                                 block stored before (and, for puts, completed) is visible to d
+//                                 before the value;
 //   signal_add(v, field, value, d)  the same, adding `value` to the field (a counter that many
 //                                 blocks bump) instead of storing it;
-// and, when kStagesLocally:
+// and, when kStagesLocally, for a rank d reached by puts:
 //   put_warp(v, dst, src, bytes, d)  the whole warp: copies [src, src + bytes) of this rank to
 //                                 rank d, at the offset `dst` has in this rank's workspace
 //                                 (non-blocking; src is in the workspace or, over NVLink only,
@@ -38,6 +46,9 @@ namespace epcomm {
 // straight into the peer's workspace, and a release store publishes a counter.
 struct IpcPeers {
   static constexpr bool kStagesLocally = false;
+
+  __device__ __forceinline__ static int first_direct(const DomainView& /*v*/) { return 0; }
+  __device__ __forceinline__ static int end_direct(const DomainView& v) { return v.num_domain_ranks; }
 
   __device__ __forceinline__ static char* target(const DomainView& v, char* /*own*/, int d) {
     return RegionLayout::data(v.peer_base[d]);

@@ -12,6 +12,18 @@ std::atomic<const LlNvshmemHooks*> g_hooks{nullptr};
 
 }  // namespace
 
+const char* to_string(LlPath path) noexcept {
+  switch (path) {
+    case LlPath::kIpc:
+      return "CUDA IPC (one NVLink domain)";
+    case LlPath::kNvshmem:
+      return "NVSHMEM (every peer through NVSHMEM)";
+    case LlPath::kHybrid:
+      return "hybrid (NVLink-domain peers by stores, the other domains through NVSHMEM)";
+  }
+  return "unknown";
+}
+
 const LlNvshmemHooks* ll_nvshmem_hooks() noexcept {
   return g_hooks.load(std::memory_order_acquire);
 }

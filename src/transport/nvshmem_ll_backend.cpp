@@ -1,7 +1,8 @@
-// Low-latency mode over NVSHMEM, host side: the symmetric workspace of a Buffer made with
-// LlTransport::kNvshmem, and the registration of this transport's hooks with the main library
+// Low-latency mode over NVSHMEM, host side: the symmetric workspace of a Buffer on the NVSHMEM or
+// hybrid path (LlPath), the peers' load/store addresses in it, and the registration of this transport's hooks with the main library
 // (transport/ll_transport.hpp) when epcomm_nvshmem is linked into a program.
 #include <cuda_runtime_api.h>
+#include <nvshmem_host.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -53,8 +54,10 @@ bool nvshmem_in_use() {
   return NvshmemTransport::in_use();
 }
 
-const LlNvshmemHooks kHooks{&open_nvshmem_ll_workspace, &nvshmem_in_use, &launch_ll_dispatch_nvshmem,
-                            &launch_ll_combine_nvshmem};
+const LlNvshmemHooks kHooks{&open_nvshmem_ll_workspace,  &nvshmem_in_use,
+                            &launch_ll_dispatch_nvshmem, &launch_ll_combine_nvshmem,
+                            &launch_ll_dispatch_hybrid,  &launch_ll_combine_hybrid,
+                            &nvshmem_ll_peer_pointer};
 
 [[maybe_unused]] const bool kRegistered = [] {
   set_ll_nvshmem_hooks(&kHooks);
@@ -67,6 +70,10 @@ std::uint64_t nvshmem_heap_bytes_for(std::size_t workspace_bytes) {
   const std::uint64_t wanted =
       align_up(static_cast<std::uint64_t>(workspace_bytes) + kNvshmemReserveBytes, kHeapGranularity);
   return wanted > kNvshmemDefaultHeapBytes ? wanted : kNvshmemDefaultHeapBytes;
+}
+
+void* nvshmem_ll_peer_pointer(void* workspace, int pe) {
+  return nvshmem_ptr(workspace, pe);
 }
 
 std::shared_ptr<void> open_nvshmem_ll_workspace(Bootstrap& bootstrap, std::size_t bytes, void** workspace) {

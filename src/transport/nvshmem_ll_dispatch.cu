@@ -1,12 +1,15 @@
-// Low-latency dispatch with every peer reached through NVSHMEM: the NvshmemPeers instantiation of
-// the kernel family in low_latency/ll_dispatch.cuh. Relocatable device code in epcomm_nvshmem,
-// device-linked with libnvshmem_device.a by whatever links that library.
+// Low-latency dispatch over NVSHMEM: the NvshmemPeers instantiation of the kernel family in
+// low_latency/ll_dispatch.cuh (every peer reached through NVSHMEM) and the HybridPeers one (peers of
+// this rank's NVLink domain by stores, the others through NVSHMEM; transport/hybrid_ll_peers.cuh).
+// Relocatable device code in epcomm_nvshmem, device-linked with libnvshmem_device.a by whatever
+// links that library.
 //
 // Launched with the ordinary <<<>>> launch on the caller's stream, so it is capturable in a CUDA
 // graph like the IPC kernel: it uses only NVSHMEM puts, signals and quiet, never NVSHMEM
 // collectives or waits (what nvshmemx_collective_launch exists for). Its own waits need every
 // block resident at once, which the grid size guarantees as on the IPC path (ll_args.hpp).
 #include "low_latency/ll_dispatch.cuh"
+#include "transport/hybrid_ll_peers.cuh"
 #include "transport/nvshmem_ll.hpp"
 #include "transport/nvshmem_ll_peers.cuh"
 
@@ -14,6 +17,10 @@ namespace epcomm {
 
 void launch_ll_dispatch_nvshmem(const LlDispatchArgs& args, int num_blocks, void* stream) {
   launch_ll_dispatch_with<NvshmemPeers>(args, num_blocks, stream);
+}
+
+void launch_ll_dispatch_hybrid(const LlDispatchArgs& args, int num_blocks, void* stream) {
+  launch_ll_dispatch_with<HybridPeers>(args, num_blocks, stream);
 }
 
 }  // namespace epcomm

@@ -1,9 +1,18 @@
-// The NVSHMEM policy of the low-latency kernels (the contract is in transport/ipc_ll_peers.cuh): the LL
-// workspace is one symmetric allocation, so an offset in this rank's workspace is also the
-// symmetric address of the same bytes on every PE; everything meant for a peer is staged there
-// and put over. Every peer but this rank itself goes through NVSHMEM, also peers NVLink could
-// reach (BufferOptions::ll_transport), so this path runs over NVLink peer-to-peer on one node
-// exactly as it would across domains.
+// The NVSHMEM policies of the low-latency kernels (the contract is in transport/ipc_ll_peers.cuh):
+// the LL workspace is one symmetric allocation, so an offset in this rank's workspace is also the
+// symmetric address of the same bytes on every PE. A range of ranks is reached by stores (`Direct`:
+// first(v), end(v), and workspace(v, own, d), where this process stores rank d's bytes); everything
+// meant for any other rank is staged in this rank's own workspace and put over, and signalled by
+// NVSHMEM signal operations.
+//
+// NvshmemPeers: only this rank itself is reached by stores; every other peer goes through NVSHMEM,
+// also peers NVLink could reach (BufferOptions::ll_transport), so this path runs over NVLink
+// peer-to-peer on one node exactly as it would across domains. HybridPeers
+// (transport/hybrid_ll_peers.cuh) reaches this rank's whole NVLink domain by stores.
+//
+// Memory ordering: stores are published by a system-scope fence and a release store or add (as
+// IpcPeers); puts are completed (finish_sends, nvshmem_quiet, by every thread that issued any)
+// before the block's signal, an NVSHMEM signal operation after the same fence.
 //
 // NOTE: relocatable device code only, in epcomm_nvshmem (see nvshmem_device.cuh).
 #pragma once
@@ -17,35 +26,44 @@
 
 namespace epcomm {
 
-struct NvshmemPeers {
+template <typename Direct>
+struct NvshmemStagingPeers {
   static constexpr bool kStagesLocally = true;
 
-  // PE of domain rank d. NVSHMEM numbers PEs by global rank (NvshmemTransport checks it).
-  __device__ __forceinline__ static int pe(const DomainView& v, int d) { return v.domain_base_rank + d; }
-
-  __device__ __forceinline__ static char* target(const DomainView& /*v*/, char* own, int /*d*/) {
-    return own;
+  __device__ __forceinline__ static int first_direct(const DomainView& v) { return Direct::first(v); }
+  __device__ __forceinline__ static int end_direct(const DomainView& v) { return Direct::end(v); }
+  __device__ __forceinline__ static bool direct(const DomainView& v, int d) {
+    return static_cast<unsigned>(d - Direct::first(v)) <
+           static_cast<unsigned>(Direct::end(v) - Direct::first(v));
   }
 
+  // PE of view rank d. NVSHMEM numbers PEs by global rank (NvshmemTransport checks it).
+  __device__ __forceinline__ static int pe(const DomainView& v, int d) { return v.domain_base_rank + d; }
+
+  __device__ __forceinline__ static char* target(const DomainView& v, char* own, int d) {
+    return direct(v, d) ? Direct::workspace(v, own, d) : own;
+  }
+
+  // Called for ranks reached by puts (ll_by_put); a rank reached by stores has its bytes already.
   __device__ __forceinline__ static void put_warp(const DomainView& v, void* dst, const void* src,
                                                   std::size_t bytes, int d) {
-    nvshmem::put_nbi_warp(dst, src, bytes, pe(v, d));
+    if (!direct(v, d)) nvshmem::put_nbi_warp(dst, src, bytes, pe(v, d));
   }
   __device__ __forceinline__ static void put(const DomainView& v, void* dst, const void* src,
                                              std::size_t bytes, int d) {
-    nvshmem::put_nbi(dst, src, bytes, pe(v, d));
+    if (!direct(v, d)) nvshmem::put_nbi(dst, src, bytes, pe(v, d));
   }
 
   __device__ __forceinline__ static void finish_sends() { nvshmem::quiet(); }
 
-  // `field` is in this rank's own workspace (target() is), so it is also the symmetric address of
-  // rank d's field. This rank's own field is written locally. NOTE: the fence makes the signal a
-  // release: the block's writes and completed puts (ll_arrive_last's barrier and fences come
-  // first) are ordered before it.
+  // `field` is inside target(v, own, d): rank d's workspace as stored into here (a release store
+  // reaches it), or this rank's own, whose offset is the symmetric address of d's field. NOTE: the
+  // fence makes the signal a release: the block's writes and completed puts (ll_arrive_last's
+  // barrier and fences come first) are ordered before it.
   __device__ __forceinline__ static void signal(const DomainView& v, std::uint64_t* field,
                                                 std::uint64_t value, int d) {
     ptx::fence_acq_rel_sys();
-    if (d == v.domain_rank)
+    if (direct(v, d))
       ptx::st_release_sys(field, value);
     else
       nvshmem::signal_set(field, value, pe(v, d));
@@ -53,11 +71,22 @@ struct NvshmemPeers {
   __device__ __forceinline__ static void signal_add(const DomainView& v, std::uint64_t* field,
                                                     std::uint64_t value, int d) {
     ptx::fence_acq_rel_sys();
-    if (d == v.domain_rank)
+    if (direct(v, d))
       ptx::red_add_release_sys(field, value);
     else
       nvshmem::signal_add(field, value, pe(v, d));
   }
 };
+
+// This rank alone is reached by stores, into its own workspace.
+struct NvshmemSelfOnly {
+  __device__ __forceinline__ static int first(const DomainView& v) { return v.domain_rank; }
+  __device__ __forceinline__ static int end(const DomainView& v) { return v.domain_rank + 1; }
+  __device__ __forceinline__ static char* workspace(const DomainView& /*v*/, char* own, int /*d*/) {
+    return own;
+  }
+};
+
+using NvshmemPeers = NvshmemStagingPeers<NvshmemSelfOnly>;
 
 }  // namespace epcomm

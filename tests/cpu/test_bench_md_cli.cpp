@@ -74,7 +74,7 @@ TEST(BenchMdCli, RefusesWhatAMultiDomainRunCannotDo) {
                                         "--topk", "2", "--experts", "8", "--mode", "ll"}),
                                  launched(2, 2));
       },
-      "no low-latency mode across domains");
+      "the bench does not run low-latency on multi-domain Buffers yet");
   test::expect_arg_error(
       [] {
         resolve_ranks_per_domain(parse({"--ranks-per-domain", "1", "--sms", "1,24"}), launched(2, 2));

@@ -180,9 +180,11 @@ TEST(InternodeBuffer, SeveralDomainsNeedTheRegionsHeaderAtLeast) {
 }
 
 TEST(InternodeBuffer, SeveralDomainsRefuseLowLatencyModeAndTooManyDomains) {
-  expect_error([] { checks::check_md_domains({.low_latency_mode = true}, domains_of(2, 2)); },
-               "num_domains: low-latency mode serves one NVLink domain, got 2 domains of 2 ranks",
-               ErrorCategory::kUnsupported);
+  expect_error(
+      [] { checks::check_md_domains({.low_latency_mode = true}, domains_of(2, 2)); },
+      "num_domains: high-throughput mode serves one NVLink domain when low_latency_mode is set, got 2 "
+      "domains of 2 ranks",
+      ErrorCategory::kUnsupported);
   expect_error(
       [] { checks::check_md_domains({.num_rdma_bytes = std::int64_t{1} << 40}, domains_of(1, 257)); },
       "num_domains: at most 256 NVLink domains supported, got 257", ErrorCategory::kUnsupported);

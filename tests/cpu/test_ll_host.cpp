@@ -232,8 +232,13 @@ TEST(LlChecks, Options) {
   expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.max_topk = 0; }), 2); }, "max_topk");
   expect_arg_error([&] { checks::check_ll_options(with([](auto& o) { o.num_blocks = -1; }), 2); },
                    "num_blocks: expected >= 0");
-  expect_arg_error([&] { checks::check_ll_options(kOptions, 73); },
-                   "num_ranks: low-latency mode serves 1 to 72");
+  // Across NVLink domains a low-latency Buffer may hold more ranks than one domain (72).
+  EXPECT_NO_THROW(checks::check_ll_options(with([](auto& o) { o.num_experts = 256; }), 128));
+  expect_arg_error(
+      [&] { checks::check_ll_options(kOptions, 129); },
+      "num_ranks: low-latency mode serves 1 to 128 ranks (at most 72 in one NVLink domain), got 129",
+      ErrorCategory::kUnsupported);
+  expect_arg_error([&] { checks::check_ll_options(kOptions, 0); }, "num_ranks: expected >= 1, got 0");
   expect_arg_error(
       [&] { checks::check_ll_options(with([](auto& o) { o.max_tokens_per_rank = 1 << 20; }), 8); },
       "max_tokens_per_rank: at most", ErrorCategory::kUnsupported);
@@ -248,17 +253,22 @@ TEST(LlChecks, Options) {
 
 TEST(LlChecks, BufferNeedsLowLatencyModeAndRoom) {
   const std::int64_t needed = ll_region_bytes_hint(128, 7168, 2, 288, 8);
-  EXPECT_NO_THROW(checks::check_ll_buffer({.num_nvl_bytes = needed, .low_latency_mode = true}, kOptions, 2));
-  expect_arg_error([&] { checks::check_ll_buffer({.num_nvl_bytes = needed}, kOptions, 2); },
+  EXPECT_NO_THROW(
+      checks::check_ll_buffer({.num_nvl_bytes = needed, .low_latency_mode = true}, kOptions, 2, 1));
+  expect_arg_error([&] { checks::check_ll_buffer({.num_nvl_bytes = needed}, kOptions, 2, 1); },
                    "low_latency_mode: expected true");
   expect_arg_error(
-      [&] { checks::check_ll_buffer({.num_nvl_bytes = needed - 1, .low_latency_mode = true}, kOptions, 2); },
+      [&] {
+        checks::check_ll_buffer({.num_nvl_bytes = needed - 1, .low_latency_mode = true}, kOptions, 2, 1);
+      },
       "num_nvl_bytes: low-latency mode with max_tokens_per_rank=128, hidden=7168, 2 ranks, num_experts=288, "
       "max_topk=8 needs at least " +
           std::to_string(needed));
   // With NVSHMEM the workspace is symmetric memory: the NVLink region needs no room for it.
   EXPECT_NO_THROW(checks::check_ll_buffer(
-      {.num_nvl_bytes = 0, .low_latency_mode = true, .ll_transport = LlTransport::kNvshmem}, kOptions, 2));
+      {.num_nvl_bytes = 0, .low_latency_mode = true, .ll_transport = LlTransport::kNvshmem}, kOptions, 2, 1));
+  // Nor across NVLink domains (the hybrid path's workspace is symmetric memory too).
+  EXPECT_NO_THROW(checks::check_ll_buffer({.num_nvl_bytes = 0, .low_latency_mode = true}, kOptions, 2, 2));
   expect_arg_error([&] { checks::require_ll_state(nullptr, "low_latency_dispatch"); },
                    "low_latency_dispatch: this Buffer was not made for low-latency mode");
 }

@@ -11,6 +11,7 @@
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
 #include "expect_error.hpp"
+#include "ll_fakes.hpp"
 #include "low_latency/ll_checks.hpp"
 #include "transport/ll_transport.hpp"
 
@@ -19,24 +20,8 @@ namespace {
 
 using test::expect_error;
 
-// Fake hooks: nothing here opens a workspace or launches a kernel.
-bool g_in_use = false;
-bool fake_in_use() {
-  return g_in_use;
-}
-const LlNvshmemHooks kFakeHooks{nullptr, &fake_in_use, nullptr, nullptr};
-
-// Registers the fake hooks for one test, and takes them away after it.
-class FakeNvshmem {
- public:
-  explicit FakeNvshmem(bool in_use) {
-    g_in_use = in_use;
-    set_ll_nvshmem_hooks(&kFakeHooks);
-  }
-  ~FakeNvshmem() { set_ll_nvshmem_hooks(nullptr); }
-  FakeNvshmem(const FakeNvshmem&) = delete;
-  FakeNvshmem& operator=(const FakeNvshmem&) = delete;
-};
+using test::FakeNvshmem;
+using test::no_exchange_bootstrap;
 
 const BufferOptions kNvshmemOptions{.low_latency_mode = true, .ll_transport = LlTransport::kNvshmem};
 
@@ -83,24 +68,16 @@ TEST(LlTransport, SecondNvshmemOwnerIsRefused) {
                "NVSHMEM is already in use in this process", ErrorCategory::kUnsupported);
 }
 
-// A bootstrap that fails the test on any exchange: the refusal must come before the first one.
-std::shared_ptr<Bootstrap> no_exchange_bootstrap(int* exchanges) {
-  return make_callback_bootstrap(0, 2, [exchanges](const void*, void*, std::size_t) {
-    ++*exchanges;
-    throw Error(ErrorCategory::kBootstrap, "unexpected exchange", __FILE__, __LINE__);
-  });
-}
-
 TEST(LlTransport, BufferRefusesNvshmemBeforeAnyCollectiveStep) {
   const LowLatencyOptions ll{.max_tokens_per_rank = 128, .hidden = 7168, .num_experts = 288};
   int exchanges = 0;
-  expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions, ll); }, "ll_transport",
+  expect_error([&] { Buffer buffer(no_exchange_bootstrap(2, &exchanges), kNvshmemOptions, ll); }, "ll_transport",
                ErrorCategory::kUnsupported);
-  expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions); }, "ll_transport",
+  expect_error([&] { Buffer buffer(no_exchange_bootstrap(2, &exchanges), kNvshmemOptions); }, "ll_transport",
                ErrorCategory::kUnsupported);
   {
     const FakeNvshmem nvshmem(/*in_use=*/true);
-    expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), kNvshmemOptions, ll); },
+    expect_error([&] { Buffer buffer(no_exchange_bootstrap(2, &exchanges), kNvshmemOptions, ll); },
                  "already in use", ErrorCategory::kUnsupported);
   }
   EXPECT_EQ(exchanges, 0);

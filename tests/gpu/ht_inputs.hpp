@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "epcomm/buffer.hpp"
 #include "epcomm/reference.hpp"
 
 namespace epcomm::test {
@@ -34,6 +35,19 @@ struct HtCase {
 
 // Rank `rank`'s dispatch input. Token 3 (when present) selects no expert at all.
 ref::HtRankInput make_ht_input(const HtCase& c, int rank, int num_ranks, std::uint64_t salt = 0);
+// A plain dispatch's arguments: the inputs and the layout get_dispatch_layout made of them.
+inline DispatchArgs dispatch_args(const Tensor& x, const Tensor& topk, const Tensor& weights,
+                                  const DispatchLayout& layout) {
+  DispatchArgs args;
+  args.x = x;
+  args.topk_idx = topk;
+  args.topk_weights = weights;
+  args.num_tokens_per_rank = layout.num_tokens_per_rank;
+  args.is_token_in_rank = layout.is_token_in_rank;
+  args.num_tokens_per_expert = layout.num_tokens_per_expert;
+  return args;
+}
+
 // Random BF16 values (never all zero), deterministic in (seed, count).
 std::vector<std::uint16_t> random_bf16(std::uint64_t seed, std::size_t count);
 

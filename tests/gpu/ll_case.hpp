@@ -18,27 +18,36 @@
 #include "low_latency/ll_layout.hpp"
 #include "epcomm/reference.hpp"
 #include "buffer/buffer_impl.hpp"
+#include "low_latency/ll_domains.hpp"
 #include "low_latency/ll_state.hpp"
 
 namespace epcomm::test {
 
-// test_ll.cpp is built twice: gpu_test_ll (peers through CUDA IPC) and, with EPCOMM_WITH_NVSHMEM,
-// gpu_test_ll_nvshmem (every peer through NVSHMEM puts and signals, NVLink peer-to-peer underneath).
+// test_ll.cpp is built three times: gpu_test_ll (peers through CUDA IPC) and, with
+// EPCOMM_WITH_NVSHMEM, gpu_test_ll_nvshmem (every peer through NVSHMEM puts and signals, NVLink
+// peer-to-peer underneath) and gpu_test_ll_md (LlTransport::kAuto with the NVSHMEM library linked:
+// across NVLink domains, EPCOMM_RANKS_PER_DOMAIN, the hybrid path of transport/hybrid_ll_peers.cuh).
 #if defined(EPCOMM_TEST_LL_NVSHMEM)
 inline constexpr LlTransport kTestLlTransport = LlTransport::kNvshmem;
 #else
 inline constexpr LlTransport kTestLlTransport = LlTransport::kAuto;
 #endif
 
+// The NVLink domains `num_ranks` ranks form as EPCOMM_RANKS_PER_DOMAIN asks (1 when it is unset).
+inline int ll_test_domains(int num_ranks) {
+  const int known = ll_requested_num_domains(num_ranks, requested_ranks_per_domain({}));
+  return known > 0 ? known : 1;
+}
+
 // Options of a low-latency Buffer for `o` on `num_ranks` ranks, over the transport under test.
-// With NVSHMEM the workspace is symmetric memory and the NVLink region gets none, so a kernel that
-// still wrote through the IPC mappings would fault instead of passing unnoticed.
+// With NVSHMEM (or across domains) the workspace is symmetric memory and the NVLink region gets
+// none, so a kernel that still wrote through the IPC mappings would fault instead of passing unnoticed.
 inline BufferOptions ll_buffer_options(const LowLatencyOptions& o, int num_ranks,
                                        std::int64_t timeout_ms = -1) {
-  const bool nvshmem = kTestLlTransport == LlTransport::kNvshmem;
-  return {.num_nvl_bytes = nvshmem ? 0
-                                   : ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden, num_ranks,
-                                                          o.num_experts, o.max_topk),
+  const bool symmetric = kTestLlTransport == LlTransport::kNvshmem || ll_test_domains(num_ranks) > 1;
+  return {.num_nvl_bytes = symmetric ? 0
+                                     : ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden, num_ranks,
+                                                            o.num_experts, o.max_topk),
           .low_latency_mode = true,
           .timeout_ms = timeout_ms,
           .ll_transport = kTestLlTransport};

@@ -280,12 +280,7 @@ PlainDispatch plain_dispatch(Buffer& buffer, const HtCase& c) {
   p.topk = upload_topk(p.in, false);
   p.weights = upload(p.in.topk_weights, DType::kF32, {p.in.num_tokens, c.num_topk});
   p.layout = buffer.get_dispatch_layout(p.topk, c.experts_per_rank * env.world, {.stream = env.stream});
-  p.args.x = p.x;
-  p.args.topk_idx = p.topk;
-  p.args.topk_weights = p.weights;
-  p.args.num_tokens_per_rank = p.layout.num_tokens_per_rank;
-  p.args.is_token_in_rank = p.layout.is_token_in_rank;
-  p.args.num_tokens_per_expert = p.layout.num_tokens_per_expert;
+  p.args = dispatch_args(p.x, p.topk, p.weights, p.layout);
   return p;
 }
 

@@ -1,5 +1,6 @@
 // Low-latency dispatch and combine on the GPUs against the CPU reference, every element, over the
-// transport this program was built for (ll_case.hpp: CUDA IPC, or NVSHMEM for every peer). Dispatch:
+// transport this program was built for (ll_case.hpp: CUDA IPC, NVSHMEM for every peer, or across
+// NVLink domains: stores within a domain, NVSHMEM between). Dispatch:
 // per local expert and source rank, the set of rows (token, payload bytes, scales) must equal the
 // reference's, compared through layout_range and src_info (the GPU may order rows differently);
 // payloads and scales bit-exactly. Combine: bit-exactly against ref::ll_combine run on the GPU's
@@ -26,6 +27,13 @@ class Ll : public ::testing::Test {
   void SetUp() override {
     if (gpu_env().world < 2)
       GTEST_SKIP() << "NVSHMEM needs 2 or more PEs here: a rank's traffic to itself bypasses it";
+  }
+#elif defined(EPCOMM_TEST_LL_MD)
+  // With one domain this program would run the CUDA IPC path again, not what it is for.
+  void SetUp() override {
+    if (ll_test_domains(gpu_env().world) < 2)
+      GTEST_SKIP() << "covers low-latency mode across NVLink domains: set EPCOMM_RANKS_PER_DOMAIN so the "
+                   << gpu_env().world << " ranks form 2 or more (gpu.test_ll_md_2x2)";
   }
 #endif
   // The buffer for c (made collectively; the previous one is destroyed when the options differ).
@@ -350,6 +358,71 @@ TEST_F(Ll, SecondNvshmemBufferIsRefused) {
     EXPECT_NE(e.message().find("ll_transport"), std::string::npos) << e.what();
   }
   run_pair(buffer, c);
+}
+#endif
+
+#if defined(EPCOMM_TEST_LL_MD)
+// The Buffer runs the hybrid path: its kernels see every rank, this rank's domain by stores through
+// each peer's symmetric workspace (its own included), the other domains through NVSHMEM.
+TEST_F(Ll, AcrossDomainsRunsTheHybridPath) {
+  const GpuEnv& env = gpu_env();
+  const LlCase c{.seed = 92};
+  Buffer& buffer = buffer_for(c);
+  const LlState* st = low_latency_state(buffer);
+  const int G = env.world / ll_test_domains(env.world);
+  EXPECT_EQ(buffer.num_domains(), ll_test_domains(env.world));
+  EXPECT_EQ(st->path, LlPath::kHybrid);
+  ASSERT_NE(st->nvshmem, nullptr);
+  EXPECT_NE(st->workspace, RegionLayout::data(BufferAccess::impl(buffer).region.get()));
+  EXPECT_EQ(st->view.num_domain_ranks, env.world);
+  EXPECT_EQ(st->view.domain_rank, env.rank);
+  EXPECT_EQ(st->view.nvl_first, env.rank - env.rank % G);
+  EXPECT_EQ(st->view.nvl_ranks, G);
+  for (int i = 0; i < G; ++i) EXPECT_NE(st->view.peer_base[i], nullptr) << "domain peer " << i;
+  EXPECT_EQ(st->view.peer_base[env.rank % G], st->workspace);
+  run_pair(buffer, c);
+}
+
+// Only a low-latency Buffer spans domains: a high-throughput one is refused on every rank alike
+// (after discovery), even with low_latency_mode set.
+TEST_F(Ll, HighThroughputBufferRefusesSeveralDomains) {
+  const GpuEnv& env = gpu_env();
+  try {
+    Buffer ht(env.bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 20, .low_latency_mode = true});
+    ADD_FAILURE() << "a high-throughput Buffer was made across " << ll_test_domains(env.world) << " domains";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kUnsupported) << e.what();
+    EXPECT_NE(e.message().find("num_domains: high-throughput mode serves one NVLink domain"), std::string::npos)
+        << e.what();
+  }
+}
+
+// Only the ranks of domain 0 call: each of them gets a timeout naming a rank of another domain,
+// and that domain, within the timeout (the peers of its own domain answered).
+TEST_F(Ll, PeerInAnotherDomainThatNeverCallsTimesOut) {
+  const GpuEnv& env = gpu_env();
+  const int G = env.world / ll_test_domains(env.world);
+  buffer_.reset();
+  const LlCase c{.max_tokens = 8, .hidden = 256, .experts_per_rank = 4, .seed = 81};
+  const LowLatencyOptions o = c.buffer_options(env.world);
+  {
+    Buffer buffer(env.bootstrap, ll_buffer_options(o, env.world, /*timeout_ms=*/2000), o);
+    if (env.rank < G) {
+      const DeviceInputs di =
+          upload_inputs(make_inputs(c, env.world, 0)[static_cast<std::size_t>(env.rank)], c);
+      buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});
+      EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+      try {
+        buffer.check_status();
+        ADD_FAILURE() << "expected a timeout";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.category(), ErrorCategory::kTimeout) << e.what();
+        EXPECT_NE(e.message().find("low-latency dispatch timed out"), std::string::npos) << e.what();
+        EXPECT_NE(e.message().find(" is in NVLink domain "), std::string::npos) << e.what();
+        EXPECT_EQ(e.message().find(" is in NVLink domain 0 "), std::string::npos) << e.what();
+      }
+    }
+  }  // every rank meets in the destructor
 }
 #endif
 

@@ -84,8 +84,8 @@ RunReport run_workload(Session& session, const std::string& name, const std::vec
     if (G > 0 && workload.mode == Mode::kLowLatency) {
       if (rank == 0)
         std::printf(
-            "# note: %s skipped: --ranks-per-domain runs the high-throughput workloads; there is no "
-            "low-latency mode across domains\n",
+            "# note: %s skipped: --ranks-per-domain runs the high-throughput workloads; the bench does "
+            "not run low-latency workloads on multi-domain Buffers yet\n",
             name.c_str());
       continue;
     }
@@ -117,7 +117,7 @@ RunReport run_workload(Session& session, const std::string& name, const std::vec
 void print_md_notes(int G, int num_ranks, bool correctness_only, bool shared_gpus) {
   std::printf(
       "# note: multi-domain Buffer: %d domains x %d ranks (--ranks-per-domain); low-latency rows are not "
-      "run (no low-latency mode across domains)\n",
+      "run (the bench does not run low-latency workloads on multi-domain Buffers yet)\n",
       num_ranks / G, G);
   if (correctness_only)
     std::printf(

@@ -313,7 +313,7 @@ int resolve_ranks_per_domain(const Options& o, const BenchEnv& env) {
   BENCH_CHECK_ARG(env.local_world_size % G == 0, "--ranks-per-domain ", G, ": must divide the ",
                   env.local_world_size, " ranks of this host (LOCAL_WORLD_SIZE): a domain never spans hosts");
   BENCH_CHECK_ARG(!o.custom || o.custom->mode == Mode::kHighThroughput, "--mode ll with --ranks-per-domain ",
-                  G, ": there is no low-latency mode across domains; run --mode ht");
+                  G, ": the bench does not run low-latency on multi-domain Buffers yet; run --mode ht");
   for (const int sms : o.sms)
     BENCH_CHECK_ARG(
         sms >= 2, "--sms ", sms, " with --ranks-per-domain ", G,

@@ -78,7 +78,7 @@ BenchEnv read_env();
 // EPCOMM_RANKS_PER_DOMAIN (which the Buffer obeys, so the benchmark does too). Throws
 // epcomm::Error (invalid argument) naming the flag when the two disagree, when G does not divide
 // the ranks of the run (WORLD_SIZE) or of this host (LOCAL_WORLD_SIZE), for a low-latency custom
-// shape (there is no low-latency mode across domains), or for an SM budget below 2.
+// shape (the bench does not run low-latency on multi-domain Buffers yet), or for an SM budget below 2.
 int resolve_ranks_per_domain(const Options& options, const BenchEnv& env);
 
 struct StartDecision {
