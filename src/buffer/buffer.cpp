@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <vector>
 #include <atomic>
 #include <cstring>
 
@@ -159,16 +161,22 @@ Buffer::~Buffer() {
     if (status != cudaSuccess)
       EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
   }
-  // NOTE: bounded: the kernels above end within their timeouts, the bootstrap's barrier within its
+  // NOTE: bounded: the kernels above end within their timeouts, the bootstrap's exchange within its
   // own (at once when the bootstrap already failed). With a peer gone, local resources are freed.
-  bool peers_answered = true;
+  // The ranks decide together whether NVSHMEM's collective teardown runs: a rank that lost a peer
+  // skips it, so the others must skip it too, or they would wait in it for that rank forever
+  // (a late peer that is alive reaches this exchange and learns it here).
+  const char lost_here = peer_lost(*impl_) ? 1 : 0;
+  bool collective_teardown = true;
   try {
-    impl_->bootstrap->barrier();
+    std::vector<char> lost(static_cast<std::size_t>(impl_->num_ranks()));
+    impl_->bootstrap->all_gather(&lost_here, lost.data(), 1);
+    collective_teardown = std::find(lost.begin(), lost.end(), 1) == lost.end();
   } catch (const std::exception& e) {
-    EPCOMM_LOG_WARN("Buffer teardown: barrier with peers failed: ", e.what());
-    peers_answered = false;
+    EPCOMM_LOG_WARN("Buffer teardown: exchange with peers failed: ", e.what());
+    collective_teardown = false;
   }
-  if (impl_->ll && (!peers_answered || peer_lost(*impl_))) abandon_collective_teardown(*impl_->ll);
+  if (impl_->ll && !collective_teardown) abandon_collective_teardown(*impl_->ll);
 }
 
 int Buffer::rank() const {
