@@ -49,6 +49,8 @@
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
+# The machine's copy of .git may name an older commit than the tree it runs: give the true one as
+# EPCOMM_COMMIT=<hash> (epcomm-bench writes it into its results).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_REMOTE_TRANSPORT=none
 OUT=${OUT:-/tmp/epcomm-out}
@@ -172,8 +174,9 @@ while [ $# -gt 0 ]; do
     ll-md)
       shift
       start=$(date +%s)
+      # -V streams every rank's lines into the log as they come, so a case that hangs is named.
       EPCOMM_REQUIRE_GPU=1 ctest --test-dir "$build" -R 'gpu\.test_(ll_md_2x2|ll_nvshmem_2x2|rank_mask_ll_md_3x1)$' \
-        --no-tests=error --output-on-failure > "$OUT/ll_md.log" 2>&1
+        --no-tests=error -V > "$OUT/ll_md.log" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== ll-md (rc $rc, $(( $(date +%s) - start )) s)"
       grep -E "tests passed|Passed|Failed|Not Run|No tests|FAILED|Failure" "$OUT/ll_md.log" | grep -v "^\[rank [1-9]" | tail -20
