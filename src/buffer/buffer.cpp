@@ -1,7 +1,6 @@
-#include <algorithm>
-#include <vector>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "buffer/barrier.hpp"
 #include "transport/region_layout.hpp"
@@ -161,22 +160,20 @@ Buffer::~Buffer() {
     if (status != cudaSuccess)
       EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
   }
-  // NOTE: bounded: the kernels above end within their timeouts, the bootstrap's exchange within its
+  // NOTE: bounded: the kernels above end within their timeouts, the bootstrap's barrier within its
   // own (at once when the bootstrap already failed). With a peer gone, local resources are freed.
-  // The ranks decide together whether NVSHMEM's collective teardown runs: a rank that lost a peer
-  // skips it, so the others must skip it too, or they would wait in it for that rank forever
-  // (a late peer that is alive reaches this exchange and learns it here).
-  const char lost_here = peer_lost(*impl_) ? 1 : 0;
-  bool collective_teardown = true;
+  // NVSHMEM's collective teardown runs exactly when every rank answered here, so all of them are
+  // in it together. An earlier timeout alone is no reason to skip it: on the H200 (2026-12-05), a
+  // rank that skipped it while its late but live peer entered it left that peer waiting there for
+  // ever, and a process that exits with NVSHMEM never finalised was killed by SIGSEGV at exit.
+  bool peers_answered = true;
   try {
-    std::vector<char> lost(static_cast<std::size_t>(impl_->num_ranks()));
-    impl_->bootstrap->all_gather(&lost_here, lost.data(), 1);
-    collective_teardown = std::find(lost.begin(), lost.end(), 1) == lost.end();
+    impl_->bootstrap->barrier();
   } catch (const std::exception& e) {
-    EPCOMM_LOG_WARN("Buffer teardown: exchange with peers failed: ", e.what());
-    collective_teardown = false;
+    EPCOMM_LOG_WARN("Buffer teardown: barrier with peers failed: ", e.what());
+    peers_answered = false;
   }
-  if (impl_->ll && !collective_teardown) abandon_collective_teardown(*impl_->ll);
+  if (impl_->ll && !peers_answered) abandon_collective_teardown(*impl_->ll);
 }
 
 int Buffer::rank() const {

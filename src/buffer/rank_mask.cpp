@@ -61,12 +61,6 @@ void mask_after_timeout(Buffer::Impl& m, const DeviceStatus& timeout) noexcept {
   EPCOMM_LOG_WARN("mask_on_timeout: rank ", peer, " masked after a timeout waiting for it");
 }
 
-bool peer_lost(const Buffer::Impl& m) noexcept {
-  const auto code = *reinterpret_cast<const volatile std::int32_t*>(&m.status_ptr()->code);
-  if (code == static_cast<std::int32_t>(StatusCode::kTimeout)) return true;
-  return std::find(m.masked_host.begin(), m.masked_host.end(), 1) != m.masked_host.end();
-}
-
 void Buffer::mask_rank(int rank) {
   impl_->set_masked(rank);
 }

@@ -11,8 +11,4 @@ namespace epcomm {
 // throws: a failure is logged and the report stays.
 void mask_after_timeout(Buffer::Impl& m, const DeviceStatus& timeout) noexcept;
 
-// True once this Buffer knows a peer is gone or out of step: a timeout is on record, or a rank is
-// masked. Its destructor then skips collective teardown steps that would wait for that peer.
-bool peer_lost(const Buffer::Impl& m) noexcept;
-
 }  // namespace epcomm
