@@ -41,8 +41,12 @@ class Ll : public ::testing::Test {
     const LowLatencyOptions o = c.buffer_options(gpu_env().world);
     if (!buffer_ || o.max_tokens_per_rank != options_.max_tokens_per_rank || o.hidden != options_.hidden ||
         o.num_experts != options_.num_experts || o.max_topk != options_.max_topk) {
+      ll_progress(buffer_ ? "destroying the previous Buffer (collective)" : "no Buffer yet");
       buffer_.reset();
+      ll_progress("making a Buffer (collective): max_tokens " + std::to_string(o.max_tokens_per_rank) +
+                  ", hidden " + std::to_string(o.hidden) + ", experts " + std::to_string(o.num_experts));
       buffer_ = std::make_unique<Buffer>(gpu_env().bootstrap, ll_buffer_options(o, gpu_env().world), o);
+      ll_progress("Buffer ready");
       options_ = o;
     }
     return *buffer_;
@@ -270,7 +274,7 @@ void run_graph(const LlCase& c, Buffer& buffer, bool hook, int replays) {
     }
     poison_outputs(buffer);
     EPCOMM_CUDA_CHECK(cudaGraphLaunch(exec, env.stream));
-    finish(buffer);
+    finish(buffer, "graph replay");
     const GotDispatch got = download_dispatch(d);
     expect_dispatch_matches(got, expected[static_cast<std::size_t>(me)], c, R, "dispatch");
     const auto routing = gather_routing(got, c, R);
