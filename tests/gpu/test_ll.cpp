@@ -432,6 +432,11 @@ TEST_F(Ll, PeerInAnotherDomainThatNeverCallsTimesOut) {
 
 // A peer that never calls is reported within the timeout, naming the operation, the peer and the
 // counter; the process does not hang.
+// NOTE: not in the program across domains: a timeout leaves NVSHMEM unusable in the process (the
+// ranks skip its collective teardown, abandon_collective_teardown), so one timeout case per
+// process, the last: there PeerInAnotherDomainThatNeverCallsTimesOut. A second one would make its
+// Buffer while NVSHMEM is still held, and be refused on every rank ("already in use").
+#if !defined(EPCOMM_TEST_LL_MD)
 TEST_F(Ll, PeerThatNeverArrivesTimesOut) {
   const GpuEnv& env = gpu_env();
   if (env.world < 2) GTEST_SKIP() << "needs a peer that can fail to arrive";
@@ -448,6 +453,7 @@ TEST_F(Ll, PeerThatNeverArrivesTimesOut) {
     }
   }  // both ranks meet in the destructor
 }
+#endif
 
 }  // namespace
 }  // namespace epcomm::test
