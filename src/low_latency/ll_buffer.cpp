@@ -41,17 +41,6 @@ const BufferOptions& checked_ll_options(const std::shared_ptr<Bootstrap>& bootst
   return options;
 }
 
-// The load/store address of every workspace of this rank's NVLink domain (view.nvl_first ...),
-// into view.peer_base. Returns the first domain rank NVSHMEM gives no such address for, or -1.
-int map_domain_workspaces(DomainView& view, const LlNvshmemHooks& hooks, char* workspace) {
-  for (int i = 0; i < view.nvl_ranks; ++i) {
-    const int peer = view.nvl_first + i;
-    view.peer_base[i] = peer == view.rank ? workspace : hooks.peer_pointer(workspace, peer);
-    if (view.peer_base[i] == nullptr) return peer;
-  }
-  return -1;
-}
-
 // What each rank tells the others once its workspace is open.
 struct LlReadyRecord {
   int blocks;       // the grid this rank can run (one block per SM at most)
@@ -101,15 +90,17 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);
   const LlPath path =
       select_ll_path(options, num_ranks(), impl_->domains.ranks_per_domain, ll_nvshmem_hooks());
+  EPCOMM_LOG_INFO("low-latency Buffer: opening the workspace, transport ", to_string(path));
   open_ll_workspace(*impl_, *state, path);
   LlReadyRecord mine{.blocks = 0, .unreachable = -1};
   if (path == LlPath::kHybrid)
-    mine.unreachable = map_domain_workspaces(state->view, *ll_nvshmem_hooks(), state->workspace);
+    mine.unreachable = map_domain_workspaces(state->view, ll_nvshmem_hooks()->peer_pointer, state->workspace);
   // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
   // grid on every rank, the smallest any rank can run, since credits count blocks (ll_args.hpp).
   const int blocks = env::is_set("EPCOMM_LL_BLOCKS") ? static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS"))
                                                       : ll.num_blocks;
   mine.blocks = blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms;
+  EPCOMM_LOG_INFO("low-latency Buffer: workspace open; agreeing on the grid with every rank");
   std::vector<LlReadyRecord> every(static_cast<std::size_t>(num_ranks()));
   impl_->bootstrap->all_gather(&mine, every.data(), sizeof(LlReadyRecord));
   state->num_blocks = impl_->num_sms;

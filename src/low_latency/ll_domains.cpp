@@ -1,7 +1,11 @@
 #include "low_latency/ll_domains.hpp"
 
+#include <cstdint>
+#include <vector>
+
 #include "core/check.hpp"
 #include "epcomm/low_latency_limits.hpp"
+#include "low_latency/ll_reach.hpp"
 
 namespace epcomm {
 
@@ -45,6 +49,26 @@ DomainView ll_world_view(const DomainView& domain_view, int rank, int num_ranks,
   v.nvl_first = hybrid ? rank - rank % ranks_per_domain : 0;
   v.nvl_ranks = hybrid ? ranks_per_domain : 0;
   return v;
+}
+
+void check_same_ll_workspace_bytes(Bootstrap& bootstrap, std::size_t bytes) {
+  const auto mine = static_cast<std::uint64_t>(bytes);
+  std::vector<std::uint64_t> every(static_cast<std::size_t>(bootstrap.size()));
+  bootstrap.all_gather(&mine, every.data(), sizeof(mine));
+  for (std::size_t r = 0; r < every.size(); ++r)
+    EPCOMM_REQUIRE(every[r] == mine, ErrorCategory::kInvalidArgument,
+                   "low-latency options: every rank must make the same NVSHMEM workspace; rank ", r, " asks for ",
+                   every[r], " bytes, rank ", bootstrap.rank(), " for ", mine,
+                   " (max_tokens_per_rank, hidden, num_experts, max_topk or num_rdma_bytes differ)");
+}
+
+int map_domain_workspaces(DomainView& view, void* (*peer_pointer)(void* workspace, int pe), char* workspace) {
+  for (int peer = view.nvl_first; ll_in_nvl_domain(view, peer); ++peer) {
+    void*& base = view.peer_base[ll_nvl_slot(view, peer)];
+    base = peer == view.domain_rank ? workspace : peer_pointer(workspace, ll_pe(view, peer));
+    if (base == nullptr) return peer;
+  }
+  return -1;
 }
 
 Error with_peer_domain(const Error& error, const DeviceStatus& status, int ranks_per_domain) {

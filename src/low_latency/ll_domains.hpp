@@ -3,10 +3,12 @@
 // domains, and the peer's domain in a timeout's message. Pure host code, covered by CPU tests.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "core/device_status.hpp"
 #include "core/domain_view.hpp"
+#include "epcomm/bootstrap.hpp"
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
 #include "transport/ll_transport.hpp"
@@ -31,6 +33,18 @@ LlPath select_ll_path(const BufferOptions& options, int num_ranks, int ranks_per
 // none. R must not exceed kLlMaxRanks, nor G kMaxDomainRanks (checked before).
 DomainView ll_world_view(const DomainView& domain_view, int rank, int num_ranks, int ranks_per_domain,
                          LlPath path);
+
+// Collective over `bootstrap` (bounded, as its exchanges are): every rank asks for the same
+// symmetric workspace of `bytes`, else kInvalidArgument on every rank alike, naming the first rank
+// that differs from this one. Before nvshmem_malloc, a collective that would wait unbounded.
+void check_same_ll_workspace_bytes(Bootstrap& bootstrap, std::size_t bytes);
+
+// Fills view.peer_base with the load/store address, in this process, of the workspace of every
+// rank of this rank's NVLink domain (slot ll_nvl_slot(view, d) for rank d, ll_reach.hpp):
+// `workspace` itself for this rank, else peer_pointer(workspace, NVSHMEM PE of d) (nvshmem_ptr).
+// Returns the first rank of the domain that has no such address (peer_pointer gave null), or -1.
+// A view without NVLink-domain ranks (nvl_ranks 0) is left alone.
+int map_domain_workspaces(DomainView& view, void* (*peer_pointer)(void* workspace, int pe), char* workspace);
 
 // `error` (from a low-latency call on a Buffer with several domains of `ranks_per_domain`) with the
 // waited-on peer's domain appended when it is a timeout naming a peer; otherwise `error` itself.

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "core/domain_view.hpp"
+#include "low_latency/ll_reach.hpp"
 #include "transport/nvshmem_ll_peers.cuh"
 
 namespace epcomm {
@@ -20,7 +21,7 @@ struct NvlDomainRanks {
   __device__ __forceinline__ static int first(const DomainView& v) { return v.nvl_first; }
   __device__ __forceinline__ static int end(const DomainView& v) { return v.nvl_first + v.nvl_ranks; }
   __device__ __forceinline__ static char* workspace(const DomainView& v, char* /*own*/, int d) {
-    return static_cast<char*>(v.peer_base[d - v.nvl_first]);
+    return static_cast<char*>(v.peer_base[ll_nvl_slot(v, d)]);
   }
 };
 

@@ -14,6 +14,7 @@
 #include "core/cuda_check.hpp"
 #include "transport/ll_transport.hpp"
 #include "core/log.hpp"
+#include "low_latency/ll_domains.hpp"
 #include "transport/nvshmem_ll.hpp"
 #include "transport/nvshmem_transport.hpp"
 
@@ -77,14 +78,22 @@ void* nvshmem_ll_peer_pointer(void* workspace, int pe) {
 }
 
 std::shared_ptr<void> open_nvshmem_ll_workspace(Bootstrap& bootstrap, std::size_t bytes, void** workspace) {
+  // NOTE: nvshmem_malloc is a collective whose waits NVSHMEM does not bound: ranks that asked for
+  // different sizes would wait in it for ever (or corrupt the heap). The bounded exchange first
+  // refuses that on every rank alike, before NVSHMEM is initialised.
+  check_same_ll_workspace_bytes(bootstrap, bytes);
   size_symmetric_heap(bytes);
+  EPCOMM_LOG_INFO("nvshmem: initialising NVSHMEM on ", bootstrap.size(), " PEs for a workspace of ", bytes,
+                  " bytes");
   auto transport = std::make_shared<NvshmemTransport>(bootstrap);
+  EPCOMM_LOG_INFO("nvshmem: allocating the symmetric workspace (collective)");
   void* ptr = transport->alloc(bytes);
   // NOTE: the protocol's counters start at zero (ll_layout.hpp), and no rank may signal into a
   // peer's workspace before that peer has zeroed it: zero, wait for the device, then meet.
   EPCOMM_CUDA_CHECK(cudaMemset(ptr, 0, bytes));
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
   bootstrap.barrier();
+  EPCOMM_LOG_INFO("nvshmem: workspace zeroed on every PE");
   *workspace = ptr;
   return transport;  // frees the workspace and finalises NVSHMEM when the Buffer's state goes
 }

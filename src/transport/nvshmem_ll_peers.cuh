@@ -22,6 +22,7 @@
 
 #include "core/domain_view.hpp"
 #include "core/ptx.cuh"
+#include "low_latency/ll_reach.hpp"
 #include "transport/nvshmem_device.cuh"
 
 namespace epcomm {
@@ -33,12 +34,10 @@ struct NvshmemStagingPeers {
   __device__ __forceinline__ static int first_direct(const DomainView& v) { return Direct::first(v); }
   __device__ __forceinline__ static int end_direct(const DomainView& v) { return Direct::end(v); }
   __device__ __forceinline__ static bool direct(const DomainView& v, int d) {
-    return static_cast<unsigned>(d - Direct::first(v)) <
-           static_cast<unsigned>(Direct::end(v) - Direct::first(v));
+    return ll_rank_in(Direct::first(v), Direct::end(v) - Direct::first(v), d);
   }
 
-  // PE of view rank d. NVSHMEM numbers PEs by global rank (NvshmemTransport checks it).
-  __device__ __forceinline__ static int pe(const DomainView& v, int d) { return v.domain_base_rank + d; }
+  __device__ __forceinline__ static int pe(const DomainView& v, int d) { return ll_pe(v, d); }
 
   __device__ __forceinline__ static char* target(const DomainView& v, char* own, int d) {
     return direct(v, d) ? Direct::workspace(v, own, d) : own;

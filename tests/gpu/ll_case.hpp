@@ -15,6 +15,7 @@
 #include "epcomm/error.hpp"
 #include "harness.hpp"
 #include "ht_inputs.hpp"
+#include "ll_progress.hpp"
 #include "low_latency/ll_layout.hpp"
 #include "epcomm/reference.hpp"
 #include "buffer/buffer_impl.hpp"
@@ -159,9 +160,10 @@ inline void poison_outputs(Buffer& buffer) {
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-inline void finish(Buffer& buffer) {
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(gpu_env().stream));
-  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+// Waits for everything queued (`what`: the calls, named in progress lines, ll_progress.hpp), then
+// reports the device's status.
+inline void finish(Buffer& buffer, const char* what = "the calls") {
+  ll_wait_device(buffer.comm_stream(), what);
   buffer.check_status();
 }
 

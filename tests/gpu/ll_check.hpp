@@ -306,7 +306,7 @@ inline void run_pair(Buffer& buffer, const LlCase& c, const PairMode& mode = {})
   LlDispatchResult d = buffer.low_latency_dispatch(di.x, di.topk, c.options(mode.hook), call);
   ASSERT_EQ(static_cast<bool>(d.receive), mode.hook);
   if (mode.hook) d.receive();
-  finish(buffer);
+  finish(buffer, "dispatch");
   const GotDispatch got = download_dispatch(d);
   expect_dispatch_matches(got, expected[static_cast<std::size_t>(me)], c, R, "dispatch");
   expect_ll_state(buffer, d.handle, c, R, inputs, got, -1, "after dispatch");
@@ -328,7 +328,7 @@ inline void run_pair(Buffer& buffer, const LlCase& c, const PairMode& mode = {})
   LlCombineResult cr = buffer.low_latency_combine(
       y, di.topk, di.weights, d.handle, {.zero_copy = mode.zero_copy, .return_recv_hook = mode.hook}, call);
   if (mode.hook) cr.receive();
-  finish(buffer);
+  finish(buffer, "combine");
   expect_ll_state(buffer, d.handle, c, R, inputs, got, last_combine_parity(buffer), "after combine");
   expect_combine_matches(download<std::uint16_t>(cr.out), c, R, routing, ys, inputs, "combine");
 }

@@ -41,8 +41,12 @@ class Ll : public ::testing::Test {
     const LowLatencyOptions o = c.buffer_options(gpu_env().world);
     if (!buffer_ || o.max_tokens_per_rank != options_.max_tokens_per_rank || o.hidden != options_.hidden ||
         o.num_experts != options_.num_experts || o.max_topk != options_.max_topk) {
+      ll_progress(buffer_ ? "destroying the previous Buffer (collective)" : "no Buffer yet");
       buffer_.reset();
+      ll_progress("making a Buffer (collective): max_tokens " + std::to_string(o.max_tokens_per_rank) +
+                  ", hidden " + std::to_string(o.hidden) + ", experts " + std::to_string(o.num_experts));
       buffer_ = std::make_unique<Buffer>(gpu_env().bootstrap, ll_buffer_options(o, gpu_env().world), o);
+      ll_progress("Buffer ready");
       options_ = o;
     }
     return *buffer_;
@@ -270,7 +274,7 @@ void run_graph(const LlCase& c, Buffer& buffer, bool hook, int replays) {
     }
     poison_outputs(buffer);
     EPCOMM_CUDA_CHECK(cudaGraphLaunch(exec, env.stream));
-    finish(buffer);
+    finish(buffer, "graph replay");
     const GotDispatch got = download_dispatch(d);
     expect_dispatch_matches(got, expected[static_cast<std::size_t>(me)], c, R, "dispatch");
     const auto routing = gather_routing(got, c, R);
@@ -285,14 +289,23 @@ void run_graph(const LlCase& c, Buffer& buffer, bool hook, int replays) {
   EPCOMM_CUDA_CHECK(cudaGraphDestroy(graph));
 }
 
+// Replays of each captured graph. Across domains the program runs 4 ranks taking turns on one GPU,
+// where a replay costs tens of times more: 8 replays still run each staging parity 4 times (the
+// device's sequence counter alternates it on every replay, ll_args.hpp).
+#if defined(EPCOMM_TEST_LL_MD)
+constexpr int kGraphReplays = 8;
+#else
+constexpr int kGraphReplays = 50;
+#endif
+
 TEST_F(Ll, CudaGraphBf16) {
   const LlCase c{.use_fp8 = false, .seed = 50};
-  run_graph(c, buffer_for(c), /*hook=*/false, 50);
+  run_graph(c, buffer_for(c), /*hook=*/false, kGraphReplays);
   run_pair(buffer_for(c), c, {.y = YMode::kEcho, .salt = 7});  // eager calls after replays still agree
 }
 TEST_F(Ll, CudaGraphSplitPhasesFp8ZeroCopy) {
   const LlCase c{.round_scale = true, .use_ue8m0 = true, .seed = 51};
-  run_graph(c, buffer_for(c), /*hook=*/true, 50);
+  run_graph(c, buffer_for(c), /*hook=*/true, kGraphReplays);
   run_pair(buffer_for(c), c, {.salt = 7});
 }
 
@@ -428,6 +441,11 @@ TEST_F(Ll, PeerInAnotherDomainThatNeverCallsTimesOut) {
 
 // A peer that never calls is reported within the timeout, naming the operation, the peer and the
 // counter; the process does not hang.
+// NOTE: not in the program across domains: a timeout leaves NVSHMEM unusable in the process (the
+// ranks skip its collective teardown, abandon_collective_teardown), so one timeout case per
+// process, the last: there PeerInAnotherDomainThatNeverCallsTimesOut. A second one would make its
+// Buffer while NVSHMEM is still held, and be refused on every rank ("already in use").
+#if !defined(EPCOMM_TEST_LL_MD)
 TEST_F(Ll, PeerThatNeverArrivesTimesOut) {
   const GpuEnv& env = gpu_env();
   if (env.world < 2) GTEST_SKIP() << "needs a peer that can fail to arrive";
@@ -444,6 +462,7 @@ TEST_F(Ll, PeerThatNeverArrivesTimesOut) {
     }
   }  // both ranks meet in the destructor
 }
+#endif
 
 }  // namespace
 }  // namespace epcomm::test
