@@ -175,7 +175,10 @@ while [ $# -gt 0 ]; do
       shift
       start=$(date +%s)
       # -V streams every rank's lines into the log as they come, so a case that hangs is named.
-      EPCOMM_REQUIRE_GPU=1 ctest --test-dir "$build" -R 'gpu\.test_(ll_md_2x2|ll_nvshmem_2x2|rank_mask_ll_md_3x1)$' \
+      # EPCOMM_LOG=info names each collective step of a Buffer's construction; the program's
+      # [ll progress] lines name each case's waits (a run of 4 shared ranks may need 130-250 s).
+      EPCOMM_LOG=${EPCOMM_LOG:-info} EPCOMM_REQUIRE_GPU=1 ctest --test-dir "$build" \
+        -R "${EPCOMM_LL_MD_TESTS:-gpu\.test_(ll_md_2x2|ll_nvshmem_2x2|rank_mask_ll_md_3x1)\$}" \
         --no-tests=error -V > "$OUT/ll_md.log" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== ll-md (rc $rc, $(( $(date +%s) - start )) s)"
