@@ -133,8 +133,12 @@ def test_rdma_hint_sizes_several_domains(no_rpd_env):
     assert hint == expected > 0
     assert config.get_rdma_buffer_size_hint(7168 * 2, 8, ranks_per_domain=2) > 0
     no_rpd_env.setenv("EPCOMM_RANKS_PER_DOMAIN", "2")
-    assert config.get_rdma_buffer_size_hint(7168 * 2, 8) == config.get_rdma_buffer_size_hint(
-        7168 * 2, 8, ranks_per_domain=2)
+    with_two = config.get_rdma_buffer_size_hint(7168 * 2, 8)
+    assert with_two > 0
+    no_rpd_env.delenv("EPCOMM_RANKS_PER_DOMAIN")
+    assert with_two == config.get_rdma_buffer_size_hint(7168 * 2, 8, ranks_per_domain=2)
+    no_rpd_env.setenv("EPCOMM_RANKS_PER_DOMAIN", "8")  # the environment wins over the keyword
+    assert config.get_rdma_buffer_size_hint(7168 * 2, 8, ranks_per_domain=2) == 0
 
 
 @pytest.mark.parametrize("env, args, name", [

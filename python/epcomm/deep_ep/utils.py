@@ -26,14 +26,15 @@ def _hidden_of(hidden_bytes: int) -> int:
 
 
 def _ranks_per_domain(ranks_per_domain: int, num_ranks: int) -> int:
-    if ranks_per_domain > 0:
-        return ranks_per_domain
+    """G as the Buffer will see it: EPCOMM_RANKS_PER_DOMAIN wins when set (as in C++), then the keyword."""
     env = os.environ.get("EPCOMM_RANKS_PER_DOMAIN", "")
     if env:
         try:
             return int(env)
         except ValueError:
             raise invalid_argument(f"EPCOMM_RANKS_PER_DOMAIN: expected an integer, got '{env}'") from None
+    if ranks_per_domain > 0:
+        return ranks_per_domain
     return min(num_ranks, DEFAULT_RANKS_PER_DOMAIN)
 
 
@@ -80,9 +81,9 @@ class Config:
                                   max_topk: int = _C.HT_MAX_TOPK, num_experts: int = 0,
                                   ranks_per_domain: int = 0) -> int:
         """num_rdma_bytes of a multi-domain Buffer (epcomm's multi_domain_rdma_bytes_hint at this
-        Config's num_sms), 0 when the num_ranks ranks form one NVLink domain. Domains:
-        ``ranks_per_domain`` (epcomm's keyword), else EPCOMM_RANKS_PER_DOMAIN, else 8 per domain as the
-        reference library assumes. ``max_tokens_per_rank``, ``max_topk``: as get_nvl_buffer_size_hint;
+        Config's num_sms), 0 when the num_ranks ranks form one NVLink domain. Domains: of
+        EPCOMM_RANKS_PER_DOMAIN ranks when set (it wins, as in the Buffer), else ``ranks_per_domain``
+        (epcomm's keyword), else 8, the reference library's NVLink peers per node. ``max_tokens_per_rank``, ``max_topk``: as get_nvl_buffer_size_hint;
         ``num_experts`` 0: num_ranks (the rings do not depend on the routing)."""
         if num_ranks < 1:
             raise invalid_argument(f"num_ranks: expected >= 1, got {num_ranks}")
