@@ -46,7 +46,8 @@ def test_buffer_with_bad_options_is_refused_before_cuda(options, name):
         epcomm.Buffer(single_rank_bootstrap(), **options)
 
 
-def test_rdma_bytes_are_unsupported():
+@pytest.mark.skipif(epcomm.WITH_NVSHMEM, reason="this extension has NVSHMEM: num_rdma_bytes is accepted")
+def test_rdma_bytes_need_an_nvshmem_extension():
     with pytest.raises(epcomm.UnsupportedError, match="num_rdma_bytes"):
         _C.Buffer(single_rank_bootstrap(), num_nvl_bytes=1 << 20, num_rdma_bytes=1 << 20)
 

@@ -39,12 +39,6 @@ def test_ranks_per_domain_out_of_range_is_refused_by_name(ranks_per_domain):
         epcomm.Buffer(single_rank_bootstrap(), num_nvl_bytes=1 << 20, ranks_per_domain=ranks_per_domain)
 
 
-@pytest.mark.skipif(epcomm.WITH_NVSHMEM, reason="this extension has NVSHMEM")
-def test_rdma_bytes_need_nvshmem():
-    with pytest.raises(epcomm.UnsupportedError, match="num_rdma_bytes"):
-        epcomm.Buffer(single_rank_bootstrap(), num_nvl_bytes=1 << 20, num_rdma_bytes=1 << 20)
-
-
 @pytest.mark.skipif(epcomm.cuda_device_count() > 0, reason="a GPU is present: the Buffer would be made")
 def test_masking_and_telemetry_options_reach_the_buffer():
     # Accepted by every layer (a TypeError or InvalidArgumentError otherwise); only CUDA is missing.

@@ -63,17 +63,24 @@ class Survivor(threading.Thread):
             self.error = e
 
 
+def finish(thread):
+    thread.join(30)
+    assert not thread.is_alive(), "a rank hung"
+
+
 def test_survivors_form_a_group_without_a_stale_rank():
     old_port, new_port = free_port(), free_port()
-    # Old ranks 0 and 2 survive; old rank 1 comes back believing everyone survived: refused.
-    group = [Survivor(old_options(r, old_port), [0, 2], new_port) for r in (0, 2)]
+    # Old ranks 0 and 2 survive; old rank 1 comes back believing everyone survived. It knocks while
+    # the new rank 0 waits for its peer (after the group formed nobody would listen): refused.
+    root, last = (Survivor(old_options(r, old_port), [0, 2], new_port) for r in (0, 2))
     stale = Survivor(old_options(1, old_port), [0, 1, 2], new_port)
-    for t in (*group, stale):
-        t.start()
-    for t in (*group, stale):
-        t.join(30)
-        assert not t.is_alive(), "a rank hung"
-    assert [t.error for t in group] == [None, None]
-    assert [t.boot.rank for t in group] == [0, 1] and [t.boot.size for t in group] == [2, 2]
-    assert [t.gathered for t in group] == [b"AC", b"AC"]
-    assert isinstance(stale.error, epcomm.BootstrapError)
+    root.start()
+    stale.start()
+    finish(stale)
+    last.start()
+    finish(root)
+    finish(last)
+    assert isinstance(stale.error, epcomm.BootstrapError), stale.error
+    assert [root.error, last.error] == [None, None]
+    assert [root.boot.rank, last.boot.rank] == [0, 1] and [root.boot.size, last.boot.size] == [2, 2]
+    assert root.gathered == last.gathered == b"AC"
