@@ -144,8 +144,8 @@ void bind_reliability(nb::module_& m, nb::class_<PyBuffer>& buffer) {
     return slowest_peer(records);
   });
   // Whether this extension carries the NVSHMEM transport (multi-domain high-throughput mode,
-  // ll_transport='nvshmem'). python/CMakeLists.txt would define EPCOMM_PY_WITH_NVSHMEM where it links
-  // epcomm_nvshmem; it links only libepcomm so far, so the package refuses those modes by name.
+  // ll_transport='nvshmem'): python/CMakeLists.txt defines EPCOMM_PY_WITH_NVSHMEM where it links
+  // epcomm_nvshmem (EPCOMM_WITH_NVSHMEM=ON); without it the package refuses those modes by name.
 #ifdef EPCOMM_PY_WITH_NVSHMEM
   m.attr("WITH_NVSHMEM") = true;
 #else

@@ -1,5 +1,6 @@
-"""Rank masking and multi-domain mode through epcomm.deep_ep, ranks as processes sharing the GPU(s),
-checked against PyTorch written here (inputs and oracle of test_high_throughput)."""
+"""Rank masking and multi-domain mode through epcomm.deep_ep, and per-peer telemetry and kernel
+timing through epcomm, ranks as processes sharing the GPU(s), checked against PyTorch written here
+(inputs and oracle of test_high_throughput)."""
 
 import pytest
 
@@ -94,3 +95,46 @@ def test_multi_domain_through_deep_ep(num_ranks, ranks_per_domain):
     if not epcomm.WITH_NVSHMEM:
         pytest.skip("the extension was built without NVSHMEM (epcomm.WITH_NVSHMEM is False)")
     ranks.run(num_ranks, body_multi_domain, ranks_per_domain)
+
+
+def body_telemetry_and_timing(rank, num_ranks, group):
+    """epcomm's own layer: per-peer telemetry counts the dispatch's bytes to every peer that gets
+    tokens, clears on request; kernel timing names the kernels of the last call; no rank is masked."""
+    import torch
+    import epcomm
+    from epcomm import torch_support as ts
+    from epcomm.deep_ep.buffer import _group_all_gather
+
+    boot = epcomm.callback_bootstrap(rank, num_ranks, _group_all_gather(group))
+    device = torch.cuda.current_device()
+    x, topk_idx, weights, _ = (a.cuda() for a in inputs(rank, num_ranks))
+    with epcomm.Buffer(boot, num_nvl_bytes=256 << 20, allocator=ts.allocator(device), peer_telemetry=True) as buf:
+        assert buf.masked_ranks() == [False] * num_ranks and buf.masked_rank_ids() == []
+        buf.kernel_timing = True
+        assert buf.kernel_timing
+        s = ts.current_stream()
+        layout = buf.get_dispatch_layout(topk_idx, EXPERTS_PER_RANK * num_ranks, stream=s)
+        r = buf.dispatch(x, topk_idx=topk_idx, topk_weights=weights, layout=layout, stream=s)
+        times = buf.last_kernel_times()
+        assert times and all(isinstance(t, epcomm.KernelTime) and t.us > 0 for t in times)
+        buf.combine(ts.to_torch(r.recv_x), r.handle, stream=s)
+        torch.cuda.synchronize()
+        records = buf.peer_telemetry(clear=True)
+        owner = torch.where(topk_idx >= 0, topk_idx // EXPERTS_PER_RANK, torch.full_like(topk_idx, -1))
+        sent = {p: 0 for p in range(num_ranks)}
+        for rec in records.of_operation("dispatch"):
+            sent[rec.peer] += rec.bytes_sent
+        for p in range(num_ranks):
+            if p != rank and bool((owner == p).any()):
+                assert sent[p] > 0, (p, records)
+        assert -1 <= records.slowest_peer() < num_ranks
+        after = buf.peer_telemetry()
+        assert all(rec.bytes_sent == rec.bytes_received == rec.wait_ns == 0 for rec in after)
+        buf.kernel_timing = False
+        buf.barrier(stream=s)
+        assert buf.last_kernel_times() == []
+
+
+@pytest.mark.parametrize("num_ranks", [2, 4])
+def test_telemetry_and_kernel_timing(num_ranks):
+    ranks.run(num_ranks, body_telemetry_and_timing)
