@@ -62,8 +62,8 @@ class Buffer:
     In low_latency_mode, num_rdma_bytes (get_low_latency_rdma_size_hint) sizes the low-latency
     workspace. Outside it, num_rdma_bytes > 0 makes the high-throughput Buffer a multi-domain one
     (rows between NVLink domains through NVSHMEM; Config.get_rdma_buffer_size_hint sizes it), which
-    needs an extension built with NVSHMEM. Domains: ``ranks_per_domain`` (epcomm's keyword; 0: the
-    environment's EPCOMM_RANKS_PER_DOMAIN, else one domain per host). num_qps_per_rank sizes the
+    needs an extension built with NVSHMEM. Domains: of EPCOMM_RANKS_PER_DOMAIN ranks when set, else
+    of ``ranks_per_domain`` (epcomm's keyword), else one per host. num_qps_per_rank sizes the
     reference library's RDMA queue pairs; epcomm has none to size. ``enable_shrink`` makes a rank
     whose wait on a peer times out mask that peer (epcomm's mask_on_timeout); the mask API works
     either way."""
@@ -87,12 +87,12 @@ class Buffer:
         self.explicitly_destroy = explicitly_destroy
         self.enable_shrink = enable_shrink
         self._masked: Set[int] = set()  # ranks the caller masked (low_latency_update_mask_buffer)
-        # What every epcomm Buffer of this one is made with besides its sizes.
-        self._options = dict(allocator=None, ranks_per_domain=ranks_per_domain, mask_on_timeout=enable_shrink)
         self.device = torch.cuda.current_device()
         self._bootstrap = _C.callback_bootstrap(self.rank, self.group_size, _group_all_gather(group))
         self._allocate = torch_support.allocator(self.device)
-        self._options["allocator"] = self._allocate
+        # What every epcomm Buffer of this one is made with besides its sizes.
+        self._options = dict(allocator=self._allocate, ranks_per_domain=ranks_per_domain,
+                             mask_on_timeout=enable_shrink)
         self._ht = (_Buffer(self._bootstrap, num_nvl_bytes=num_nvl_bytes,
                             num_rdma_bytes=0 if low_latency_mode else num_rdma_bytes, **self._options)
                     if num_nvl_bytes > 0 else None)
