@@ -15,10 +15,14 @@ from . import _native
 _C = _native.load()
 
 from .errors import (BootstrapError, CudaError, Error, InternalError, InvalidArgumentError,  # noqa: E402
-                     NcclError, NvshmemError, TimeoutError, UnsupportedError)
+                     NcclError, NvshmemError, PeerMismatchError, TimeoutError, UnsupportedError)
 from .buffer import (Buffer, CombineResult, DispatchLayout, DispatchResult,  # noqa: E402
                      LowLatencyCombineResult, LowLatencyDispatchResult, LowLatencyOptions)
-from .bootstrap import callback_bootstrap, tcp_bootstrap, tcp_bootstrap_from_env  # noqa: E402
+from .bootstrap import (TcpBootstrapOptions, callback_bootstrap, survivor_bootstrap,  # noqa: E402
+                        survivor_bootstrap_options, tcp_bootstrap, tcp_bootstrap_from_env,
+                        tcp_bootstrap_options_from_env)
+from .multi_domain import MultiDomainRowBytes, MultiDomainShape  # noqa: E402
+from .telemetry import KernelTime, PeerTelemetry, PeerTraffic  # noqa: E402
 
 Bootstrap = _C.Bootstrap
 DeviceArray = _C.DeviceArray
@@ -31,6 +35,7 @@ cuda_device_count = _C.cuda_device_count
 DEFAULT_NUM_SMS = _C.DEFAULT_NUM_SMS
 LL_MAX_TOPK = _C.LL_MAX_TOPK
 HT_MAX_TOPK = _C.HT_MAX_TOPK
+WITH_NVSHMEM = _C.WITH_NVSHMEM  # the extension carries the NVSHMEM transport (multi-domain HT mode)
 
 __version__ = "0.1.0"
 
@@ -38,8 +43,10 @@ __all__ = [
     "Buffer", "LowLatencyOptions", "DispatchLayout", "DispatchResult", "CombineResult",
     "LowLatencyDispatchResult", "LowLatencyCombineResult", "Bootstrap", "DeviceArray", "DispatchHandle",
     "LlHandle", "Event", "callback_bootstrap", "tcp_bootstrap", "tcp_bootstrap_from_env",
+    "TcpBootstrapOptions", "tcp_bootstrap_options_from_env", "survivor_bootstrap", "survivor_bootstrap_options",
+    "MultiDomainShape", "MultiDomainRowBytes", "PeerTraffic", "PeerTelemetry", "KernelTime", "WITH_NVSHMEM",
     "ll_region_bytes_hint", "ht_nvl_bytes_hint", "cuda_device_count", "DEFAULT_NUM_SMS", "LL_MAX_TOPK",
     "HT_MAX_TOPK", "Error",
     "InvalidArgumentError", "UnsupportedError", "CudaError", "NcclError", "NvshmemError", "BootstrapError",
-    "TimeoutError", "InternalError",
+    "TimeoutError", "InternalError", "PeerMismatchError",
 ]

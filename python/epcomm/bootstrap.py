@@ -1,8 +1,10 @@
-"""How the ranks of a group find each other (before and outside the GPU data path)."""
+"""How the ranks of a group find each other (before and outside the GPU data path), and how the
+survivors of a failure find each other again (recovery, docs/reliability.md)."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional, Sequence
 
 from . import _native
 
@@ -30,10 +32,58 @@ def tcp_bootstrap(master_addr: str = "127.0.0.1", master_port: int = 29500, *, r
     return _C.tcp_bootstrap(master_addr, master_port, rank, world_size, timeout_ms, job_token or "")
 
 
+@dataclass(frozen=True)
+class TcpBootstrapOptions:
+    """What a TCP bootstrap is made from (C++ ``TcpBootstrapOptions``); ``job_token`` "" resolves as
+    :func:`tcp_bootstrap` says."""
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
+    rank: int = 0
+    world_size: int = 1
+    timeout_ms: int = 30000
+    job_token: str = ""
+
+    def bootstrap(self):
+        """The TCP bootstrap of these options (collective: every rank calls it)."""
+        return _C.tcp_bootstrap(**asdict(self))
+
+
+def tcp_bootstrap_options_from_env() -> TcpBootstrapOptions:
+    """torchrun's environment (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, EPCOMM_BOOTSTRAP_TIMEOUT_MS)
+    as options, the job token filled in (EPCOMM_JOB_TOKEN, else derived); a missing or malformed
+    variable raises InvalidArgumentError. Keep them: recovery starts from them."""
+    return TcpBootstrapOptions(**_C.tcp_bootstrap_options_from_env())
+
+
 def tcp_bootstrap_from_env():
     """The TCP bootstrap from torchrun's environment (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE,
     EPCOMM_BOOTSTRAP_TIMEOUT_MS; the job token from EPCOMM_JOB_TOKEN, else derived as in
     :func:`tcp_bootstrap`); a missing or malformed variable raises InvalidArgumentError."""
-    o = _C.tcp_bootstrap_options_from_env()
-    return _C.tcp_bootstrap(o["master_addr"], o["master_port"], o["rank"], o["world_size"], o["timeout_ms"],
-                            o["job_token"])
+    return tcp_bootstrap_options_from_env().bootstrap()
+
+
+def _survivor_args(old: TcpBootstrapOptions, survivors: Sequence[int], attempt: int, master_addr: Optional[str],
+                   master_port: int) -> dict:
+    return dict(asdict(old), survivors=list(survivors), attempt=attempt, new_master_addr=master_addr or "",
+                new_master_port=master_port)
+
+
+def survivor_bootstrap_options(old: TcpBootstrapOptions, *, survivors: Sequence[int], attempt: int = 1,
+                               master_addr: Optional[str] = None, master_port: int = 0) -> TcpBootstrapOptions:
+    """The options of the survivors' new bootstrap, from this rank's ``old`` ones (pure: checks and
+    arithmetic). Old rank ``survivors[i]`` becomes rank i; the new rank 0 listens on ``master_addr``
+    (None: the old one) and ``master_port`` (0: the old port + ``attempt``). The job token is the old
+    one extended with the attempt and a digest of ``survivors``, so no one outside the group (a stale
+    peer, a survivor that counted other survivors) is admitted. Every survivor passes the same
+    ``survivors`` (ascending, no repeats, this rank among them) and ``attempt`` (1, then 2, ...);
+    otherwise InvalidArgumentError names the argument."""
+    return TcpBootstrapOptions(**_C.survivor_bootstrap_options(
+        **_survivor_args(old, survivors, attempt, master_addr, master_port)))
+
+
+def survivor_bootstrap(old: TcpBootstrapOptions, *, survivors: Sequence[int], attempt: int = 1,
+                       master_addr: Optional[str] = None, master_port: int = 0):
+    """The survivors' new TCP bootstrap (collective over ``survivors``), without restarting the
+    process: :func:`survivor_bootstrap_options` then the rendezvous. A survivor that does not arrive
+    within the old timeout raises TimeoutError naming who is missing. Make new Buffers on it."""
+    return _C.survivor_bootstrap(**_survivor_args(old, survivors, attempt, master_addr, master_port))

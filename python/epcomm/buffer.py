@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
 from . import _native
+from .telemetry import KernelTime, PeerTelemetry
 
 _C = _native.load()
 
@@ -87,11 +88,25 @@ class Buffer:
     options need); otherwise it serves the high-throughput operations. ``allocator(nbytes, stream)
     -> (data_ptr, owner)`` supplies the outputs' memory (epcomm keeps ``owner`` until it frees it);
     None uses cudaMallocAsync. ``destroy()`` (or leaving a ``with`` block) frees it collectively.
+
+    Multi-domain mode (docs/multi_domain.md): ``num_rdma_bytes`` > 0 (:class:`MultiDomainShape`
+    sizes it) gives a high-throughput Buffer its symmetric NVSHMEM region, needed when the ranks form
+    more than one NVLink domain; it needs an extension built with NVSHMEM (``epcomm.WITH_NVSHMEM``),
+    else UnsupportedError before anything collective. ``ranks_per_domain`` = G splits each host's
+    ranks into domains of G consecutive ranks (0: one domain per host; EPCOMM_RANKS_PER_DOMAIN
+    overrides it). A low-latency Buffer spans domains by itself (no num_rdma_bytes).
+
+    Reliability (docs/reliability.md): ``mask_on_timeout`` makes a rank whose wait on a peer times
+    out mask that peer (:meth:`mask_rank`) before raising TimeoutError, so the survivors go on with
+    this Buffer. ``peer_telemetry`` counts per-peer bytes and waits on the device
+    (:meth:`peer_telemetry`).
     """
 
     def __init__(self, bootstrap, *, num_nvl_bytes: Optional[int] = None,
                  low_latency: Optional[LowLatencyOptions] = None, timeout_ms: int = -1,
-                 allocator: Optional[Callable[[int, int], Any]] = None, ll_transport: str = "auto"):
+                 allocator: Optional[Callable[[int, int], Any]] = None, ll_transport: str = "auto",
+                 num_rdma_bytes: int = 0, ranks_per_domain: int = 0, mask_on_timeout: bool = False,
+                 peer_telemetry: bool = False):
         ll = None
         if low_latency is not None:
             ll = _C.LowLatencyOptions(low_latency.max_tokens_per_rank, low_latency.hidden,
@@ -100,7 +115,9 @@ class Buffer:
                 num_nvl_bytes = low_latency.region_bytes(bootstrap.size)
         self._native = _C.Buffer(bootstrap, num_nvl_bytes=num_nvl_bytes or 0, low_latency_mode=ll is not None,
                                  timeout_ms=timeout_ms, allocator=allocator, low_latency=ll,
-                                 ll_transport=ll_transport)
+                                 ll_transport=ll_transport, num_rdma_bytes=num_rdma_bytes,
+                                 ranks_per_domain=ranks_per_domain, mask_on_timeout=mask_on_timeout,
+                                 peer_telemetry=peer_telemetry)
         self.low_latency = low_latency
 
     # ---- properties ---------------------------------------------------------------------------
@@ -188,6 +205,59 @@ class Buffer:
     def check_status(self) -> None:
         """Raises epcomm.Error if a kernel of this Buffer reported a failure (a timeout, a bad index)."""
         self._native.check_status()
+
+    # ---- rank masking (docs/reliability.md) -----------------------------------------------------
+    def mask_rank(self, rank: int) -> None:
+        """Masks ``rank`` on this rank: it then holds no tokens and no experts here (dispatch sends it
+        nothing, slots naming its experts behave as -1, combine takes nothing from it, no wait waits
+        on it), in every mode and in captured graphs. Local and ordered on the communication stream:
+        every survivor masks the same ranks before its next call. Handles made before are refused by
+        cached dispatch and combine (dispatch again). A rank out of range raises InvalidArgumentError."""
+        self._native.mask_rank(rank)
+
+    def masked_ranks(self) -> List[bool]:
+        """[num_ranks]: True where the rank is masked here."""
+        return list(self._native.masked_ranks())
+
+    def masked_rank_ids(self) -> List[int]:
+        """The masked ranks, ascending."""
+        return [r for r, masked in enumerate(self.masked_ranks()) if masked]
+
+    def clear_rank_mask(self) -> None:
+        """Unmasks every rank. Collective over every rank of the Buffer, the masked ones included (they
+        are back): waits for this rank's work and resets the counters ranks keep in step, so a rank
+        that missed calls can rejoin. Receive every split low-latency call (return_recv_hook) first."""
+        self._native.clear_rank_mask()
+
+    # ---- diagnostics --------------------------------------------------------------------------
+    def peer_telemetry(self, *, clear: bool = False) -> PeerTelemetry:
+        """Per-peer records since the Buffer was made or last cleared (empty unless made with
+        ``peer_telemetry=True``): waits for this rank's queued work; ``clear`` zeroes the counters
+        after reading. ``.slowest_peer()`` names the peer waited on longest."""
+        return PeerTelemetry._from_native(self._native.peer_telemetry(clear))
+
+    @property
+    def kernel_timing(self) -> bool:
+        """Whether the next operations time their kernels (initially EPCOMM_KERNEL_TIMING). Setting
+        it (between operations; every launch then records events) is ``set_kernel_timing``."""
+        return self._native.kernel_timing
+
+    @kernel_timing.setter
+    def kernel_timing(self, enabled: bool) -> None:
+        self._native.set_kernel_timing(bool(enabled))
+
+    def last_kernel_times(self) -> List[KernelTime]:
+        """With kernel timing on, the last operation's kernels in launch order with their device times
+        (waits for them); empty when off."""
+        return [KernelTime(name, us) for name, us in self._native.last_kernel_times()]
+
+    def last_kernel_us(self) -> float:
+        """The summed device time of the last operation's kernels; -1 with kernel timing off."""
+        return self._native.last_kernel_us()
+
+    def last_call_timeline(self) -> str:
+        """With kernel timing on, the last operation's timeline as text (a diagnostic; format may change)."""
+        return self._native.last_call_timeline()
 
     def destroy(self) -> None:
         """Frees the Buffer now; collective. Later calls raise InvalidArgumentError."""

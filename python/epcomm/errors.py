@@ -8,7 +8,9 @@ Every error epcomm raises is an :class:`Error` (a ``RuntimeError``) with
   expected and what was given);
 - ``file``, ``line``: where the check that raised it sits (C++ or Python).
 
-Catch a category by its subclass, e.g. ``except epcomm.TimeoutError``.
+Catch a category by its subclass, e.g. ``except epcomm.TimeoutError``. A peer whose call differs from
+this rank's (another shape, another handle: C++ reports it as an invalid argument whose message
+starts "peer mismatch:") raises :class:`PeerMismatchError`, an InvalidArgumentError.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Optional
 
 __all__ = [
     "Error", "InvalidArgumentError", "UnsupportedError", "CudaError", "NcclError", "NvshmemError",
-    "BootstrapError", "TimeoutError", "InternalError", "CATEGORIES",
+    "BootstrapError", "TimeoutError", "InternalError", "PeerMismatchError", "CATEGORIES",
 ]
 
 
@@ -37,6 +39,14 @@ class Error(RuntimeError):
 class InvalidArgumentError(Error, ValueError):
     """A caller's input broke a documented precondition (the message names the argument)."""
     category = "invalid_argument"
+
+
+class PeerMismatchError(InvalidArgumentError):
+    """A peer called with other arguments than this rank (the message names the rank, the peer, the
+    operation and the field that differs). Category "invalid_argument", as in C++."""
+
+
+_PEER_MISMATCH = "peer mismatch:"
 
 
 class UnsupportedError(Error, NotImplementedError):
@@ -80,7 +90,10 @@ CATEGORIES = tuple(_BY_CATEGORY)
 
 def _from_native(category: str, text: str, message: str, file: str, line: int) -> Error:
     """Called by the extension to turn a C++ epcomm::Error into its Python class."""
-    return _BY_CATEGORY.get(category, Error)(text, message=message, file=file, line=line)
+    cls = _BY_CATEGORY.get(category, Error)
+    if cls is InvalidArgumentError and message.startswith(_PEER_MISMATCH):
+        cls = PeerMismatchError
+    return cls(text, message=message, file=file, line=line)
 
 
 def invalid_argument(message: str) -> InvalidArgumentError:

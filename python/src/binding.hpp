@@ -148,6 +148,8 @@ void bind_bootstrap(nb::module_& m);
 nb::class_<PyBuffer> bind_buffer(nb::module_& m);
 void bind_high_throughput(nb::module_& m, nb::class_<PyBuffer>& buffer);
 void bind_low_latency(nb::module_& m, nb::class_<PyBuffer>& buffer);
+// Masking, telemetry, kernel timing, multi-domain hints (reliability.cpp).
+void bind_reliability(nb::module_& m, nb::class_<PyBuffer>& buffer);
 
 // The event a call returned: None when it finished synchronously.
 nb::object event_or_none(const EventHandle& event);

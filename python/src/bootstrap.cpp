@@ -1,11 +1,15 @@
 // Bootstraps from Python: a callback whose all_gather is a Python function (the deep_ep layer
-// passes one built on torch.distributed.all_gather_object), and the TCP bootstrap.
+// passes one built on torch.distributed.all_gather_object), the TCP bootstrap and the survivors'
+// bootstrap of recovery (docs/reliability.md).
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "binding.hpp"
 
@@ -56,17 +60,63 @@ std::shared_ptr<Bootstrap> callback_bootstrap(int rank, int size, nb::callable a
   return make_callback_bootstrap(rank, size, std::move(fn));
 }
 
+// The TCP options from the keyword arguments tcp_bootstrap takes.
+TcpBootstrapOptions tcp_options(const std::string& master_addr, int master_port, int rank, int world_size,
+                                std::int64_t timeout_ms, const std::string& job_token) {
+  return {.master_addr = master_addr,
+          .master_port = master_port,
+          .rank = rank,
+          .world_size = world_size,
+          .timeout = std::chrono::milliseconds(timeout_ms),
+          .job_token = job_token};
+}
+
+nb::dict options_dict(const TcpBootstrapOptions& o) {
+  nb::dict d;
+  d["master_addr"] = o.master_addr;
+  d["master_port"] = o.master_port;
+  d["rank"] = o.rank;
+  d["world_size"] = o.world_size;
+  d["timeout_ms"] = static_cast<std::int64_t>(o.timeout.count());
+  d["job_token"] = o.job_token;
+  return d;
+}
+
 // job_token "": EPCOMM_JOB_TOKEN, else derived from the port and world size (TcpBootstrapOptions).
 std::shared_ptr<Bootstrap> tcp_bootstrap(const std::string& master_addr, int master_port, int rank,
                                          int world_size, std::int64_t timeout_ms, const std::string& job_token) {
-  TcpBootstrapOptions options{.master_addr = master_addr,
-                              .master_port = master_port,
-                              .rank = rank,
-                              .world_size = world_size,
-                              .timeout = std::chrono::milliseconds(timeout_ms),
-                              .job_token = job_token};
+  const TcpBootstrapOptions options = tcp_options(master_addr, master_port, rank, world_size, timeout_ms, job_token);
   nb::gil_scoped_release release;  // the rendezvous waits for the other ranks
   return make_tcp_bootstrap(options);
+}
+
+// Recovery: this rank's old TCP options (as tcp_bootstrap takes them) and the survivors' group.
+void bind_survivors(nb::module_& m) {
+  m.def(
+      "survivor_bootstrap_options",
+      [](const std::string& master_addr, int master_port, int rank, int world_size, std::int64_t timeout_ms,
+         const std::string& job_token, std::vector<int> survivors, int attempt, const std::string& new_master_addr,
+         int new_master_port) {
+        const SurvivorGroup group{std::move(survivors), attempt, new_master_addr, new_master_port};
+        return options_dict(survivor_bootstrap_options(
+            tcp_options(master_addr, master_port, rank, world_size, timeout_ms, job_token), group));
+      },
+      nb::arg("master_addr"), nb::arg("master_port"), nb::arg("rank"), nb::arg("world_size"), nb::arg("timeout_ms"),
+      nb::arg("job_token"), nb::arg("survivors"), nb::arg("attempt"), nb::arg("new_master_addr"),
+      nb::arg("new_master_port"));
+  m.def(
+      "survivor_bootstrap",
+      [](const std::string& master_addr, int master_port, int rank, int world_size, std::int64_t timeout_ms,
+         const std::string& job_token, std::vector<int> survivors, int attempt, const std::string& new_master_addr,
+         int new_master_port) {
+        const TcpBootstrapOptions old = tcp_options(master_addr, master_port, rank, world_size, timeout_ms, job_token);
+        const SurvivorGroup group{std::move(survivors), attempt, new_master_addr, new_master_port};
+        nb::gil_scoped_release release;  // the rendezvous waits for the other survivors
+        return std::shared_ptr<Bootstrap>(make_survivor_bootstrap(old, group));
+      },
+      nb::arg("master_addr"), nb::arg("master_port"), nb::arg("rank"), nb::arg("world_size"), nb::arg("timeout_ms"),
+      nb::arg("job_token"), nb::arg("survivors"), nb::arg("attempt"), nb::arg("new_master_addr"),
+      nb::arg("new_master_port"));
 }
 
 }  // namespace
@@ -95,25 +145,16 @@ void bind_bootstrap(nb::module_& m) {
         nb::arg("world_size"), nb::arg("timeout_ms") = 30000, nb::arg("job_token") = "",
         "TCP rendezvous: rank 0 listens on master_addr:master_port, the others connect; rank 0 admits only "
         "ranks presenting the same job_token (empty: EPCOMM_JOB_TOKEN, else derived from port and world size).");
-  m.def("tcp_bootstrap_options_from_env", [] {
-    const TcpBootstrapOptions o = tcp_bootstrap_options_from_env();
-    nb::dict d;
-    d["master_addr"] = o.master_addr;
-    d["master_port"] = o.master_port;
-    d["rank"] = o.rank;
-    d["world_size"] = o.world_size;
-    d["timeout_ms"] = static_cast<std::int64_t>(o.timeout.count());
-    d["job_token"] = o.job_token;
-    return d;
-  });
+  m.def("tcp_bootstrap_options_from_env", [] { return options_dict(tcp_bootstrap_options_from_env()); });
+  bind_survivors(m);
   m.def("local_host_identity", &local_host_identity);
   m.def(
       "discover_domains",
-      [](Bootstrap& b, const std::string& host_identity) {
+      [](Bootstrap& b, const std::string& host_identity, int ranks_per_domain) {
         DomainInfo d;
         {
           nb::gil_scoped_release release;  // collective, like all_gather
-          d = discover_domains(b, host_identity);
+          d = discover_domains(b, host_identity, ranks_per_domain);
         }
         nb::dict out;
         out["ranks_per_domain"] = d.ranks_per_domain;
@@ -125,7 +166,7 @@ void bind_bootstrap(nb::module_& m) {
         out["domain_of_rank"] = of_rank;
         return out;
       },
-      nb::arg("bootstrap"), nb::arg("host_identity"));
+      nb::arg("bootstrap"), nb::arg("host_identity"), nb::arg("ranks_per_domain") = 0);
 }
 
 }  // namespace epcomm::py

@@ -50,17 +50,20 @@ namespace {
 void init_buffer(PyBuffer* self, std::shared_ptr<Bootstrap> bootstrap, std::int64_t num_nvl_bytes,
                  std::int64_t num_rdma_bytes, bool low_latency_mode, std::int64_t timeout_ms,
                  std::optional<nb::callable> allocator, const std::optional<LowLatencyOptions>& low_latency,
-                 const std::string& ll_transport) {
+                 const std::string& ll_transport, int ranks_per_domain, bool mask_on_timeout, bool peer_telemetry) {
   std::shared_ptr<PyAllocator> py_allocator;
   if (allocator) py_allocator = std::make_shared<PyAllocator>(std::move(*allocator));
   if (ll_transport != "auto" && ll_transport != "nvshmem")
     invalid_argument("ll_transport: expected 'auto' or 'nvshmem', got '" + ll_transport + "'");
   const BufferOptions options{.num_nvl_bytes = num_nvl_bytes,
                               .num_rdma_bytes = num_rdma_bytes,
+                              .ranks_per_domain = ranks_per_domain,
                               .low_latency_mode = low_latency_mode,
                               .timeout_ms = timeout_ms,
                               .allocator = py_allocator,
-                              .ll_transport = ll_transport == "nvshmem" ? LlTransport::kNvshmem : LlTransport::kAuto};
+                              .ll_transport = ll_transport == "nvshmem" ? LlTransport::kNvshmem : LlTransport::kAuto,
+                              .mask_on_timeout = mask_on_timeout,
+                              .peer_telemetry = peer_telemetry};
   std::unique_ptr<Buffer> buffer;
   int device = 0;
   {
@@ -134,7 +137,8 @@ nb::class_<PyBuffer> bind_buffer(nb::module_& m) {
       .def("__init__", &init_buffer, nb::arg("bootstrap"), nb::kw_only(), nb::arg("num_nvl_bytes") = 0,
            nb::arg("num_rdma_bytes") = 0, nb::arg("low_latency_mode") = false, nb::arg("timeout_ms") = -1,
            nb::arg("allocator") = nb::none(), nb::arg("low_latency") = nb::none(),
-           nb::arg("ll_transport") = "auto")
+           nb::arg("ll_transport") = "auto", nb::arg("ranks_per_domain") = 0, nb::arg("mask_on_timeout") = false,
+           nb::arg("peer_telemetry") = false)
       .def_prop_ro("rank", [](PyBuffer& b) { return b.get("rank").rank(); })
       .def_prop_ro("num_ranks", [](PyBuffer& b) { return b.get("num_ranks").num_ranks(); })
       .def_prop_ro("num_domain_ranks", [](PyBuffer& b) { return b.get("num_domain_ranks").num_domain_ranks(); })

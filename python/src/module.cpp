@@ -13,4 +13,5 @@ NB_MODULE(_C, m) {
   auto buffer = bind_buffer(m);
   bind_high_throughput(m, buffer);
   bind_low_latency(m, buffer);
+  bind_reliability(m, buffer);
 }

@@ -46,7 +46,8 @@ def test_buffer_with_bad_options_is_refused_before_cuda(options, name):
         epcomm.Buffer(single_rank_bootstrap(), **options)
 
 
-def test_rdma_bytes_are_unsupported():
+@pytest.mark.skipif(epcomm.WITH_NVSHMEM, reason="this extension has NVSHMEM: num_rdma_bytes is accepted")
+def test_rdma_bytes_need_an_nvshmem_extension():
     with pytest.raises(epcomm.UnsupportedError, match="num_rdma_bytes"):
         _C.Buffer(single_rank_bootstrap(), num_nvl_bytes=1 << 20, num_rdma_bytes=1 << 20)
 
@@ -121,12 +122,10 @@ def test_single_rank_tcp_bootstrap():
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    (dict(num_nvl_bytes=1 << 20, num_rdma_bytes=1 << 20), "num_rdma_bytes"),
     (dict(low_latency_mode=True, num_rdma_bytes=1 << 20, allow_nvlink_for_low_latency_mode=False),
      "allow_nvlink_for_low_latency_mode"),
     (dict(allow_mnnvl=True), "allow_mnnvl"),
     (dict(use_fabric=True), "use_fabric"),
-    (dict(enable_shrink=True), "enable_shrink"),
     (dict(comm=object()), "comm"),
 ])
 def test_deep_ep_buffer_refuses_what_epcomm_cannot_honour(kwargs, name):

@@ -24,7 +24,9 @@ def test_epcomm_api_names():
     for name in epcomm.__all__:
         assert hasattr(epcomm, name), name
     for method in ("get_dispatch_layout", "dispatch", "combine", "low_latency_dispatch", "low_latency_combine",
-                   "get_next_low_latency_combine_buffer", "barrier", "check_status", "destroy"):
+                   "get_next_low_latency_combine_buffer", "barrier", "check_status", "destroy", "mask_rank",
+                   "masked_ranks", "masked_rank_ids", "clear_rank_mask", "peer_telemetry", "last_kernel_times",
+                   "last_kernel_us", "last_call_timeline"):
         assert callable(getattr(epcomm.Buffer, method)), method
 
 
@@ -33,7 +35,9 @@ def test_deep_ep_api_names():
     for method in ("get_dispatch_layout", "dispatch", "combine", "low_latency_dispatch", "low_latency_combine",
                    "get_next_low_latency_combine_buffer", "clean_low_latency_buffer",
                    "get_low_latency_rdma_size_hint", "get_dispatch_config", "get_combine_config", "set_num_sms",
-                   "capture", "get_local_buffer_tensor", "destroy", "get_comm_stream"):
+                   "capture", "get_local_buffer_tensor", "destroy", "get_comm_stream",
+                   "low_latency_update_mask_buffer", "low_latency_query_mask_buffer",
+                   "low_latency_clean_mask_buffer"):
         assert callable(getattr(deep_ep.Buffer, method)), method
     for method in ("current_stream_wait", "__enter__", "__exit__"):
         assert callable(getattr(deep_ep.EventOverlap, method)), method

@@ -7,11 +7,12 @@ it needs (tokens per rank, hidden, experts) are known. Differences: docs/python.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Set, Tuple, Union
 
 from .. import _native, torch_support
 from ..buffer import Buffer as _Buffer, LowLatencyOptions
 from ..errors import invalid_argument, unsupported
+from . import masking
 from .utils import Config, EventHandle, EventOverlap, check_devices, native_event, overlap
 
 _C = _native.load()
@@ -30,19 +31,21 @@ def _group_all_gather(group) -> Callable[[bytes], bytes]:
 
 
 def _check_options(num_nvl_bytes, num_rdma_bytes, low_latency_mode, allow_nvlink_for_low_latency_mode,
-                   allow_mnnvl, use_fabric, enable_shrink, comm) -> None:
+                   allow_mnnvl, use_fabric, comm) -> None:
     """Refuses, by name, what epcomm cannot honour (before anything collective happens)."""
     if num_nvl_bytes < 0 or num_rdma_bytes < 0:
         raise invalid_argument(f"num_nvl_bytes, num_rdma_bytes: expected >= 0, got {num_nvl_bytes}, {num_rdma_bytes}")
-    if num_rdma_bytes > 0 and not low_latency_mode:
-        raise unsupported(f"num_rdma_bytes: expected 0 outside low_latency_mode, got {num_rdma_bytes} "
-                          "(epcomm has no multi-domain high-throughput mode yet: one NVLink domain only)")
+    if num_rdma_bytes > 0 and not low_latency_mode and not _C.WITH_NVSHMEM:
+        raise unsupported(f"num_rdma_bytes: {num_rdma_bytes} outside low_latency_mode asks for epcomm's multi-domain "
+                          "mode, which needs NVSHMEM, and this build of the extension has none "
+                          "(epcomm.WITH_NVSHMEM is False); pass 0 for one NVLink domain")
     if low_latency_mode and not allow_nvlink_for_low_latency_mode:
-        raise unsupported("allow_nvlink_for_low_latency_mode=False: epcomm's low-latency mode reaches its "
-                          "peers over NVLink only")
-    for name, value in (("allow_mnnvl", allow_mnnvl), ("use_fabric", use_fabric), ("enable_shrink", enable_shrink)):
+        raise unsupported("allow_nvlink_for_low_latency_mode=False: epcomm's low-latency mode reaches the peers "
+                          "of its NVLink domain over NVLink")
+    for name, value in (("allow_mnnvl", allow_mnnvl), ("use_fabric", use_fabric)):
         if value:
-            raise unsupported(f"{name}=True: not supported by epcomm yet (domains are the ranks of one host)")
+            raise unsupported(f"{name}=True: not supported by epcomm yet (domains are found from hosts or "
+                              "ranks_per_domain)")
     if comm is not None:
         raise unsupported("comm: an MPI communicator is not supported; pass a torch.distributed group")
 
@@ -57,17 +60,22 @@ class Buffer:
     allow_nvlink_for_low_latency_mode, allow_mnnvl, explicitly_destroy, ...) on epcomm.
 
     In low_latency_mode, num_rdma_bytes (get_low_latency_rdma_size_hint) sizes the low-latency
-    workspace, which lies in NVLink memory. num_qps_per_rank sizes RDMA queue pairs, which a single
-    NVLink domain does not use."""
+    workspace. Outside it, num_rdma_bytes > 0 makes the high-throughput Buffer a multi-domain one
+    (rows between NVLink domains through NVSHMEM; Config.get_rdma_buffer_size_hint sizes it), which
+    needs an extension built with NVSHMEM. Domains: of EPCOMM_RANKS_PER_DOMAIN ranks when set, else
+    of ``ranks_per_domain`` (epcomm's keyword), else one per host. num_qps_per_rank sizes the
+    reference library's RDMA queue pairs; epcomm has none to size. ``enable_shrink`` makes a rank
+    whose wait on a peer times out mask that peer (epcomm's mask_on_timeout); the mask API works
+    either way."""
 
     num_sms: int = _C.DEFAULT_NUM_SMS
 
     def __init__(self, group, num_nvl_bytes: int = 0, num_rdma_bytes: int = 0, low_latency_mode: bool = False,
                  num_qps_per_rank: int = 24, allow_nvlink_for_low_latency_mode: bool = True,
                  allow_mnnvl: bool = False, explicitly_destroy: bool = False, *, use_fabric: bool = False,
-                 enable_shrink: bool = False, comm: Any = None):
+                 enable_shrink: bool = False, comm: Any = None, ranks_per_domain: int = 0):
         _check_options(num_nvl_bytes, num_rdma_bytes, low_latency_mode, allow_nvlink_for_low_latency_mode,
-                       allow_mnnvl, use_fabric, enable_shrink, comm)
+                       allow_mnnvl, use_fabric, comm)
         import torch
         self.group = group
         self.rank = group.rank()
@@ -77,10 +85,16 @@ class Buffer:
         self.low_latency_mode = low_latency_mode
         self.num_qps_per_rank = num_qps_per_rank
         self.explicitly_destroy = explicitly_destroy
+        self.enable_shrink = enable_shrink
+        self._masked: Set[int] = set()  # ranks the caller masked (low_latency_update_mask_buffer)
         self.device = torch.cuda.current_device()
         self._bootstrap = _C.callback_bootstrap(self.rank, self.group_size, _group_all_gather(group))
         self._allocate = torch_support.allocator(self.device)
-        self._ht = (_Buffer(self._bootstrap, num_nvl_bytes=num_nvl_bytes, allocator=self._allocate)
+        # What every epcomm Buffer of this one is made with besides its sizes.
+        self._options = dict(allocator=self._allocate, ranks_per_domain=ranks_per_domain,
+                             mask_on_timeout=enable_shrink)
+        self._ht = (_Buffer(self._bootstrap, num_nvl_bytes=num_nvl_bytes,
+                            num_rdma_bytes=0 if low_latency_mode else num_rdma_bytes, **self._options)
                     if num_nvl_bytes > 0 else None)
         self._ll: Optional[_Buffer] = None
         self._ll_views: dict = {}  # torch views of the low-latency Buffer's fixed output memory
@@ -143,17 +157,54 @@ class Buffer:
                 buffer.destroy()
         self._ll_views.clear()
 
+    # ---- rank masking -------------------------------------------------------------------------
+    def _native_buffers(self) -> List[_Buffer]:
+        return [b for b in (self._ht, self._ll) if b is not None and not b.destroyed]
+
+    def low_latency_update_mask_buffer(self, rank_to_mask: int, mask: bool = False) -> None:
+        """mask=True: masks ``rank_to_mask`` on this rank, in every epcomm Buffer held (high-throughput
+        too) and in the low-latency one when it is made later; local, as in the reference library.
+        mask=False: nothing to do when the rank is not masked; epcomm cannot unmask one rank, so a
+        masked one raises UnsupportedError pointing to low_latency_clean_mask_buffer."""
+        rank = masking.check_rank_to_mask(rank_to_mask, self.group_size)
+        if not mask:
+            if masking.masked_union(self.group_size, self._masked, self._native_buffers())[rank]:
+                masking.refuse_single_unmask(rank)
+            return
+        self._masked.add(rank)
+        for buffer in self._native_buffers():
+            buffer.mask_rank(rank)
+
+    def low_latency_query_mask_buffer(self, mask_status) -> None:
+        """Writes 1 where a rank is masked, else 0, into ``mask_status`` (a tensor of group_size
+        integers): masked by low_latency_update_mask_buffer or by a timeout (enable_shrink). Waits for
+        nothing on the device; a host read."""
+        masking.check_mask_status(mask_status, self.group_size)
+        import torch
+        status = masking.masked_union(self.group_size, self._masked, self._native_buffers())
+        mask_status.copy_(torch.tensor(status, dtype=mask_status.dtype))
+
+    def low_latency_clean_mask_buffer(self) -> None:
+        """Unmasks every rank. Unlike the reference library's (local), epcomm's is collective over every
+        rank of the group, the masked ones included, and resets the counters ranks keep in step."""
+        for buffer in self._native_buffers():
+            buffer.clear_rank_mask()
+        self._masked.clear()
+
     # ---- high-throughput mode -----------------------------------------------------------------
     def get_dispatch_layout(self, topk_idx, num_experts: int, previous_event: Optional[EventOverlap] = None,
                             async_finish: bool = False, allocate_on_comm_stream: bool = False):
-        """-> (num_tokens_per_rank, num_tokens_per_rdma_rank (None: one domain), num_tokens_per_expert,
-        is_token_in_rank, event)"""
+        """-> (num_tokens_per_rank, num_tokens_per_rdma_rank, num_tokens_per_expert, is_token_in_rank,
+        event). num_tokens_per_rdma_rank: tokens per NVLink domain (epcomm's num_tokens_per_domain)
+        when the ranks form several domains; None with one, as the reference library's intranode."""
         check_devices(self.device, topk_idx=topk_idx)
         to = torch_support.to_torch
-        layout = self._need_ht("get_dispatch_layout").get_dispatch_layout(
+        buffer = self._need_ht("get_dispatch_layout")
+        layout = buffer.get_dispatch_layout(
             torch_support.detached(topk_idx), num_experts, allocate_on_comm_stream=allocate_on_comm_stream,
             **self._call(previous_event, async_finish))
-        return (to(layout.num_tokens_per_rank), None, to(layout.num_tokens_per_expert),
+        per_domain = to(layout.num_tokens_per_domain) if buffer.num_domains > 1 else None
+        return (to(layout.num_tokens_per_rank), per_domain, to(layout.num_tokens_per_expert),
                 to(layout.is_token_in_rank), overlap(layout.event))
 
     def dispatch(self, x: Union[Any, Tuple[Any, Any]], handle: Optional[Any] = None,
@@ -214,8 +265,9 @@ class Buffer:
                     f"num_rdma_bytes: {self.num_rdma_bytes} is too small for num_max_dispatch_tokens_per_rank="
                     f"{num_max_dispatch_tokens_per_rank}, hidden={hidden}, num_experts={num_experts}: "
                     f"get_low_latency_rdma_size_hint gives {needed}")
-            self._ll = _Buffer(self._bootstrap, num_nvl_bytes=needed, low_latency=options,
-                               allocator=self._allocate)
+            self._ll = _Buffer(self._bootstrap, num_nvl_bytes=needed, low_latency=options, **self._options)
+            for rank in sorted(self._masked):  # what the caller masked before this Buffer existed
+                self._ll.mask_rank(rank)
         elif self._ll.low_latency != options:
             raise invalid_argument(
                 f"{op}: num_max_dispatch_tokens_per_rank, hidden, num_experts = {num_max_dispatch_tokens_per_rank}, "

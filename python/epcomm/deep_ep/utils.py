@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional, Tuple
 
 from .. import _native
@@ -12,6 +13,29 @@ _C = _native.load()
 # Tokens per rank Config.get_nvl_buffer_size_hint sizes for when not told (its reference signature
 # takes no token count).
 DEFAULT_HT_TOKENS_PER_RANK = 4096
+# Ranks of one NVLink domain Config.get_rdma_buffer_size_hint assumes when neither its keyword nor
+# EPCOMM_RANKS_PER_DOMAIN says: the reference library's NVLink peers per node.
+DEFAULT_RANKS_PER_DOMAIN = 8
+
+
+def _hidden_of(hidden_bytes: int) -> int:
+    """BF16 values in the whole 16-byte vectors holding hidden_bytes (the hints take a hidden size)."""
+    if hidden_bytes < 1:
+        raise invalid_argument(f"hidden_bytes: expected >= 1, got {hidden_bytes}")
+    return -(-hidden_bytes // 16) * 8
+
+
+def _ranks_per_domain(ranks_per_domain: int, num_ranks: int) -> int:
+    """G as the Buffer will see it: EPCOMM_RANKS_PER_DOMAIN wins when set (as in C++), then the keyword."""
+    env = os.environ.get("EPCOMM_RANKS_PER_DOMAIN", "")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise invalid_argument(f"EPCOMM_RANKS_PER_DOMAIN: expected an integer, got '{env}'") from None
+    if ranks_per_domain > 0:
+        return ranks_per_domain
+    return min(num_ranks, DEFAULT_RANKS_PER_DOMAIN)
 
 
 class Config:
@@ -50,13 +74,26 @@ class Config:
         ``hidden_bytes`` bytes (as BF16: hidden = hidden_bytes / 2, rounded up to whole 16-byte rows)
         and at most ``max_topk`` top-k columns. epcomm's region holds every row a rank receives, so
         the size follows the token count, not this Config's chunk sizes: epcomm.ht_nvl_bytes_hint."""
-        if hidden_bytes < 1:
-            raise invalid_argument(f"hidden_bytes: expected >= 1, got {hidden_bytes}")
-        hidden = -(-hidden_bytes // 16) * 8  # BF16 values in the whole 16-byte vectors holding hidden_bytes
-        return _C.ht_nvl_bytes_hint(max_tokens_per_rank, hidden, num_ranks, max_topk)
+        return _C.ht_nvl_bytes_hint(max_tokens_per_rank, _hidden_of(hidden_bytes), num_ranks, max_topk)
 
-    def get_rdma_buffer_size_hint(self, hidden_bytes: int, num_ranks: int) -> int:
-        return 0  # one NVLink domain: no RDMA buffer (num_rdma_bytes must be 0 outside low-latency mode)
+    def get_rdma_buffer_size_hint(self, hidden_bytes: int, num_ranks: int, *,
+                                  max_tokens_per_rank: int = DEFAULT_HT_TOKENS_PER_RANK,
+                                  max_topk: int = _C.HT_MAX_TOPK, num_experts: int = 0,
+                                  ranks_per_domain: int = 0) -> int:
+        """num_rdma_bytes of a multi-domain Buffer (epcomm's multi_domain_rdma_bytes_hint at this
+        Config's num_sms), 0 when the num_ranks ranks form one NVLink domain. Domains: of
+        EPCOMM_RANKS_PER_DOMAIN ranks when set (it wins, as in the Buffer), else ``ranks_per_domain``
+        (epcomm's keyword), else 8, the reference library's NVLink peers per node. ``max_tokens_per_rank``, ``max_topk``: as get_nvl_buffer_size_hint;
+        ``num_experts`` 0: num_ranks (the rings do not depend on the routing)."""
+        if num_ranks < 1:
+            raise invalid_argument(f"num_ranks: expected >= 1, got {num_ranks}")
+        hidden = _hidden_of(hidden_bytes)
+        group = _ranks_per_domain(ranks_per_domain, num_ranks)
+        if group >= num_ranks:
+            return 0
+        return _C.multi_domain_rdma_bytes_hint(
+            num_tokens=max_tokens_per_rank, hidden=hidden, num_topk=max_topk, num_experts=num_experts or num_ranks,
+            num_ranks=num_ranks, ranks_per_domain=group, fp8=False, num_sms=self.num_sms)
 
 
 class EventHandle:
