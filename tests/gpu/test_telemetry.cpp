@@ -79,17 +79,32 @@ TEST(Telemetry, HighThroughputBytesFollowTheRouting) {
   EXPECT_TRUE(buffer.peer_telemetry().empty()) << "cleared";
 }
 
+// A low-latency Buffer of `c` with telemetry on, every rank's inputs, and this rank's uploaded.
+struct CountingLl {
+  explicit CountingLl(const LlCase& ll)
+      : buffer(gpu_env().bootstrap, options(ll), ll.buffer_options(gpu_env().world)),
+        inputs(make_inputs(ll, gpu_env().world, 0)),
+        di(upload_inputs(mine(), ll)) {}
+  static BufferOptions options(const LlCase& ll) {
+    BufferOptions bo = ll_buffer_options(ll.buffer_options(gpu_env().world), gpu_env().world);
+    bo.peer_telemetry = true;
+    return bo;
+  }
+  const RankData& mine() const { return inputs[static_cast<std::size_t>(gpu_env().rank)]; }
+
+  Buffer buffer;
+  std::vector<RankData> inputs;
+  DeviceInputs di;
+};
+
 TEST(Telemetry, LowLatencyBytesSentFollowTheRouting) {
   const GpuEnv& env = gpu_env();
   if (env.world < 2) GTEST_SKIP() << "needs a peer";
   const LlCase c{.max_tokens = 32, .hidden = 1024, .num_topk = 4, .experts_per_rank = 4, .seed = 82};
-  const LowLatencyOptions o = c.buffer_options(env.world);
-  BufferOptions bo = ll_buffer_options(o, env.world);
-  bo.peer_telemetry = true;
-  Buffer buffer(env.bootstrap, bo, o);
-  const std::vector<RankData> inputs = make_inputs(c, env.world, 0);
-  const RankData& mine = inputs[static_cast<std::size_t>(env.rank)];
-  const DeviceInputs di = upload_inputs(mine, c);
+  CountingLl ll(c);
+  Buffer& buffer = ll.buffer;
+  const RankData& mine = ll.mine();
+  const DeviceInputs& di = ll.di;
   buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});
   finish(buffer);
   const std::vector<PeerTraffic> rows = buffer.peer_telemetry();
@@ -112,13 +127,11 @@ TEST(Telemetry, LowLatencyCombineBytesFollowTheRouting) {
   if (env.world < 2) GTEST_SKIP() << "needs a peer";
   const LlCase c{
       .max_tokens = 32, .hidden = 1024, .num_topk = 4, .experts_per_rank = 4, .use_fp8 = false, .seed = 83};
-  const LowLatencyOptions o = c.buffer_options(env.world);
-  BufferOptions bo = ll_buffer_options(o, env.world);
-  bo.peer_telemetry = true;
-  Buffer buffer(env.bootstrap, bo, o);
-  const std::vector<RankData> inputs = make_inputs(c, env.world, 0);
-  const RankData& mine = inputs[static_cast<std::size_t>(env.rank)];
-  const DeviceInputs di = upload_inputs(mine, c);
+  CountingLl ll(c);
+  Buffer& buffer = ll.buffer;
+  const std::vector<RankData>& inputs = ll.inputs;
+  const RankData& mine = ll.mine();
+  const DeviceInputs& di = ll.di;
   const CallOptions call{.stream = env.stream};
   const LlDispatchResult d = buffer.low_latency_dispatch(di.x, di.topk, c.options(false), call);
   buffer.low_latency_combine(d.recv_x, di.topk, di.weights, d.handle, {}, call);
