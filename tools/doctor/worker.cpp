@@ -44,20 +44,21 @@ std::string gathered_telemetry_words(Bootstrap& bootstrap, const std::vector<Pee
   return telemetry_words(by_rank);
 }
 
-// Collective: reports `phase` once every rank's verdict is known, adding the gathered telemetry
-// when every rank matched; returns whether every rank did. A failure of the rendezvous itself is
-// the phase's failure: its verdict could not be shared.
+// Collective: reports `phase`: a failure at once (sharing verdicts may wait on a dead peer), a
+// match once every rank's verdict is known, with the gathered telemetry when every rank matched.
+// Returns whether every rank did; a rendezvous that fails while sharing fails the phase.
 bool report_phase(Bootstrap& bootstrap, std::string_view phase, bool ok, std::string detail,
                   const std::vector<PeerTraffic>& traffic) {
+  if (!ok) report(phase, Status::kFail, detail);
   bool every = false;
   try {
     every = all_passed(bootstrap, ok);
     if (every) detail += "; " + gathered_telemetry_words(bootstrap, traffic);
   } catch (const Error& e) {
-    ok = every = false;
-    detail = std::string("sharing the ranks' results: ") + e.what();
+    if (ok) report(phase, Status::kFail, std::string("sharing the ranks' results: ") + e.what());
+    return false;
   }
-  report(phase, ok ? Status::kOk : Status::kFail, detail);
+  if (ok) report(phase, Status::kOk, detail);
   return every;
 }
 
