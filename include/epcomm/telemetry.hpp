@@ -22,9 +22,10 @@ struct PeerTraffic {
   std::uint64_t waits = 0;  // how many such waits
 };
 
-// What is counted: bytes of high-throughput dispatch (cached too) and combine both ways, low-latency
-// dispatch both ways (rows and scales; the selection lists are not counted); not the low-latency
-// combine's partials (its waits are counted). Waits of every operation.
+// What is counted: bytes of high-throughput dispatch (cached too) and combine both ways; low-latency
+// dispatch sent (rows and scales, once per destination rank; the selection lists are not counted;
+// the receiving side does not count them); low-latency combine both ways (the float32 partial
+// rows; the weights are not counted). Waits of every operation.
 
 // The peer with the largest wait_ns summed over all operations, or -1 when no wait polled.
 EPCOMM_API int slowest_peer(const std::vector<PeerTraffic>& traffic);

@@ -170,6 +170,9 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
         }
       }
     }
+    // Per-peer telemetry: one float32 partial row per (token, owner), counted with its part 0.
+    if (part == 0 && lane == 0 && s != me)
+      count_traffic(v, OpId::kLlCombine, s, sizeof(float) * static_cast<std::uint64_t>(l.hidden), 0);
     const bool staged = ll_by_put<Peers>(v, s);
     float* dst = staged ? l.combine_staged(ws, parity, s, t)
                         : l.combine_partial(Peers::target(v, a.workspace, s), parity, t, me);
@@ -250,6 +253,13 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
 #pragma unroll
           for (int i = 0; i < 4; ++i) acc[h][i] = __fadd_rn(acc[h][i], __int_as_float(words[i]));
         }
+      }
+      // Per-peer telemetry: each other holder's partial row of t, counted with its part 0.
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        if (has[b] && part == 0 && lane == 0 && holder[b] != a.view.domain_rank)
+          count_traffic(a.view, OpId::kLlCombine, holder[b], 0,
+                        sizeof(float) * static_cast<std::uint64_t>(l.hidden));
       }
       more = has[kRankBatch - 1];
     }

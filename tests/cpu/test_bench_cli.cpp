@@ -46,6 +46,8 @@ TEST(BenchCli, Flags) {
             (std::vector<std::string>{"ll-small", "ht-skew"}));
   EXPECT_FALSE(o.shared_gpu_timing);
   EXPECT_TRUE(parse({"--shared-gpu-timing"}).shared_gpu_timing);
+  EXPECT_FALSE(o.telemetry);
+  EXPECT_TRUE(parse({"--telemetry"}).telemetry);
 }
 
 std::string message_of(std::vector<const char*> args) {
@@ -73,6 +75,7 @@ TEST(BenchCli, BadArgumentsNameTheFlag) {
   EXPECT_NE(message_of({"--min-efficiency", "-1"}).find("--min-efficiency"), std::string::npos);
   EXPECT_NE(message_of({"--no-check=1"}).find("takes no value"), std::string::npos);
   EXPECT_NE(message_of({"--shared-gpu-timing=yes"}).find("takes no value"), std::string::npos);
+  EXPECT_NE(message_of({"--telemetry=1"}).find("--telemetry"), std::string::npos);
   EXPECT_NE(message_of({"--frobnicate"}).find("--frobnicate"), std::string::npos);
 }
 
@@ -112,9 +115,10 @@ TEST(BenchCli, OutputFolderMustExist) {
 }
 
 TEST(BenchCli, UsageListsEveryFlagAndSaysMiB) {
-  for (const char* flag : {"--workload", "--tokens", "--hidden", "--topk", "--experts", "--routing", "--mode",
-                           "--warmup", "--iters", "--json", "--csv", "--no-check", "--sms", "--ce-chunks",
-                           "--min-efficiency", "--ceiling-mib", "--help", "EPCOMM_REQUIRE_GPU"})
+  for (const char* flag :
+       {"--workload", "--tokens", "--hidden", "--topk", "--experts", "--routing", "--mode", "--warmup",
+        "--iters", "--json", "--csv", "--no-check", "--sms", "--ce-chunks", "--min-efficiency",
+        "--ceiling-mib", "--telemetry", "--help", "EPCOMM_REQUIRE_GPU"})
     EXPECT_TRUE(mentions(usage(), flag)) << flag;
   EXPECT_TRUE(mentions(usage(), "MiB per peer copy"));
   EXPECT_FALSE(mentions(usage(), "bytes per peer copy"));

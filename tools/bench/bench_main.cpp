@@ -146,7 +146,7 @@ int run(const Options& options, const BenchEnv& env, int device, int G, int argc
   if (lead && options.shared_gpu_timing && !shared_gpus)
     std::printf("# note: --shared-gpu-timing given, but every rank has a GPU of its own: usual timing\n");
 
-  Session session(*bootstrap, device, options.sms, options.ce_chunks, shared_gpus, G);
+  Session session(*bootstrap, device, options.sms, options.ce_chunks, shared_gpus, G, options.telemetry);
   RunSettings settings;
   settings.timing = correctness_only ? TimingOptions{0, 1} : TimingOptions{options.warmup, options.iters};
   settings.check = options.check;
@@ -214,6 +214,7 @@ int run(const Options& options, const BenchEnv& env, int device, int G, int argc
     if (!lead) continue;
     std::printf("%s\n", format_table(report).c_str());
     if (report.multi_domain) std::printf("%s\n", format_md_table(report).c_str());
+    std::printf("%s", format_run_telemetry(report).c_str());
     std::printf("%s", format_fastest(fastest_epcomm_rows(report.rows)).c_str());
     std::fflush(stdout);
     if (!options.json_path.empty())

@@ -16,6 +16,7 @@
 #include "bench/md_traffic.hpp"
 #include "bench/session.hpp"
 #include "bench/workload.hpp"
+#include "epcomm/telemetry.hpp"
 
 namespace epcomm::bench {
 
@@ -55,6 +56,10 @@ struct BenchOp {
   // pass of `calls` calls that measures this rank's median preamble of a high-throughput dispatch
   // (bench/preamble.hpp: layout plus notify, device time); nothing when it could not be measured.
   std::function<std::optional<double>(cudaStream_t, int calls)> preamble_us;
+  // Optional: this rank's per-peer telemetry of the op's Buffer (Buffer::peer_telemetry), zeroed
+  // after reading with `clear`; set on epcomm's ops when the run has --telemetry. The runner clears
+  // it before the warm-up and reads it after the timed calls.
+  std::function<std::vector<PeerTraffic>(bool clear)> telemetry;
   // Optional: after the timed calls (before the checked call), prints this rank's diagnostics.
   std::function<void()> after;
 };

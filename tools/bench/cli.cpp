@@ -136,6 +136,7 @@ std::string usage() {
   os << "         [--tokens N --hidden H --topk K --experts E [--routing uniform|skew] [--mode ht|ll]]\n";
   os << "         [--warmup N] [--iters N] [--json PATH] [--csv PATH] [--no-check] [--sms LIST]\n";
   os << "         [--ce-chunks LIST] [--min-efficiency X] [--ceiling-mib N] [--shared-gpu-timing]\n";
+  os << "         [--telemetry]\n";
   os << "         [--ranks-per-domain G] [--nic-gbps X]\n";
   os << "         [-h|--help]\n";
   os << "  Started once per GPU by `epcomm-run -n N epcomm-bench ...` (or torchrun); alone, one rank.\n";
@@ -168,6 +169,9 @@ std::string usage() {
   os << "  --shared-gpu-timing with fewer GPUs than ranks, run rank r on GPU r mod count and time it;\n";
   os << "                     every row says its timing is of ranks sharing a GPU, not NVLink timing\n";
   os << "                     (without it such a run is skipped, or refused when ranks see one GPU)\n";
+  os << "  --telemetry        make epcomm's Buffers with per-peer telemetry on; after each row's timed\n";
+  os << "                     calls print (and put in the JSON) the bytes to and from each peer, the time\n";
+  os << "                     waited on it per operation, and the peer the others waited on longest\n";
   os << "  --ranks-per-domain G  run the high-throughput workloads on a multi-domain Buffer of G ranks\n";
   os << "                     per NVLink domain, 1.." << kMaxRanksPerDomain
      << ", dividing the ranks (EPCOMM_RANKS_PER_DOMAIN too);\n";
@@ -253,6 +257,9 @@ Options parse_args(int argc, const char* const* argv) {
     } else if (flag == "--shared-gpu-timing") {
       no_value();
       o.shared_gpu_timing = true;
+    } else if (flag == "--telemetry") {
+      no_value();
+      o.telemetry = true;
     } else if (flag == "--help") {
       no_value();
       o.help = true;

@@ -34,6 +34,7 @@ struct Options {
   std::optional<double> min_efficiency;  // gate on epcomm ops' wire efficiency, in (0, 1]
   std::size_t ceiling_mib = 256;         // MiB per peer copy of the NVLink ceiling
   bool shared_gpu_timing = false;        // time ranks that share a GPU (rows say so; not NVLink)
+  bool telemetry = false;                // --telemetry: Buffers count per-peer telemetry; rows report it
   int ranks_per_domain = 0;              // --ranks-per-domain G: a multi-domain Buffer; 0: one domain
   double nic_gbps = kDefaultNicGbps;     // --nic-gbps: the NIC rate of a multi-domain row's floor
   bool help = false;

@@ -233,7 +233,8 @@ MultiDomainShape md_shape(const BenchContext& context, bool fp8) {
 BufferOptions ht_buffer_options(const BenchContext& context) {
   const Workload& w = context.workload;
   const int R = context.session.num_ranks();
-  BufferOptions options{.allocator = context.session.allocator()};
+  BufferOptions options{.allocator = context.session.allocator(),
+                        .peer_telemetry = context.session.telemetry()};
   if (context.session.ranks_per_domain() == 0) {
     const std::int64_t row = w.hidden * 2 + 4 * w.num_scales() + 12 * w.num_topk + 4;
     options.num_nvl_bytes = R * w.num_tokens * row + (std::int64_t{8} << 20);
@@ -405,6 +406,10 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
       op.check = [state, expected] { return state->check_combine(expected()); };
       ops.push_back(std::move(op));
     }
+  }
+  if (context.session.telemetry()) {
+    for (BenchOp& op : ops)
+      op.telemetry = [state](bool clear) { return state->buffer->peer_telemetry(clear); };
   }
   return ops;
 }

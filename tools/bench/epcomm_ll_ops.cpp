@@ -274,6 +274,13 @@ std::vector<BenchOp> with_traces(std::vector<BenchOp> ops, const std::shared_ptr
   return ops;
 }
 
+// --telemetry: every row reads the Buffer's per-peer telemetry.
+std::vector<BenchOp> with_telemetry(std::vector<BenchOp> ops, const std::shared_ptr<EpcommLl>& st, bool on) {
+  if (!on) return ops;
+  for (BenchOp& o : ops) o.telemetry = [st](bool clear) { return st->buffer->peer_telemetry(clear); };
+  return ops;
+}
+
 // Every row's poison hook (see the file comment): two untimed calls, then the poison over the
 // outputs of both, which are both halves of the double-buffered outputs the checked call may use.
 std::vector<BenchOp> with_poison(std::vector<BenchOp> ops, const std::shared_ptr<EpcommLl>& st) {
@@ -318,11 +325,12 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
   const std::int64_t bytes = ll_region_bytes_hint(w.num_tokens, w.hidden, st->R, w.num_experts, w.num_topk);
   std::shared_ptr<Bootstrap> bootstrap(st->bootstrap, [](Bootstrap*) {});  // not owned
   // NVSHMEM: the workspace comes from the symmetric heap; no NVLink region is needed.
-  st->buffer = std::make_unique<Buffer>(
-      bootstrap,
-      BufferOptions{
-          .num_nvl_bytes = nvshmem ? 0 : bytes, .low_latency_mode = true, .ll_transport = transport},
-      ll);
+  st->buffer = std::make_unique<Buffer>(bootstrap,
+                                        BufferOptions{.num_nvl_bytes = nvshmem ? 0 : bytes,
+                                                      .low_latency_mode = true,
+                                                      .ll_transport = transport,
+                                                      .peer_telemetry = context.session.telemetry()},
+                                        ll);
   const std::int64_t T = in.num_tokens;
   st->x = Tensor::contiguous(in.live.x_bf16.get(), DType::kBF16, {T, in.hidden});
   st->topk_idx = Tensor::contiguous(in.live.topk_idx.get(), DType::kI64, {T, in.num_topk});
@@ -373,7 +381,9 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     if (timing) o.kernel_us = kernel_us;
     ops.push_back(std::move(o));
   }
-  if (nvshmem) return with_traces(with_poison(std::move(ops), st), st, w.num_tokens);
+  if (nvshmem)
+    return with_telemetry(with_traces(with_poison(std::move(ops), st), st, w.num_tokens), st,
+                          context.session.telemetry());
   {
     // Replays of one captured dispatch: the kernel latency with the streams kept full. Every
     // replay writes the outputs the captured call returned (st->d), which the check reads.
@@ -429,7 +439,8 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     o.kernel_us = phase_split(st, clock, "combine bf16");
     ops.push_back(std::move(o));
   }
-  return with_traces(with_poison(std::move(ops), st), st, w.num_tokens);
+  return with_telemetry(with_traces(with_poison(std::move(ops), st), st, w.num_tokens), st,
+                        context.session.telemetry());
 }
 
 }  // namespace

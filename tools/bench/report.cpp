@@ -159,11 +159,24 @@ std::string to_json(const RunReport& r) {
        << ", \"efficiency\": " << json_timed(w, w.efficiency) << json_md_row(r.multi_domain, w) << ",\n";
     os << "     \"nccl_time_us\": " << json_optional(w.nccl_time_us)
        << ", \"speedup_vs_nccl\": " << json_optional(w.speedup_vs_nccl) << ", \"check\": " << quoted(w.check)
-       << ", \"shared_gpus\": " << json_bool(r.shared_gpus) << "}";
+       << ", \"shared_gpus\": " << json_bool(r.shared_gpus);
+    if (w.telemetry) os << ",\n     \"telemetry\": " << telemetry_json(*w.telemetry);
+    os << "}";
   }
   os << (r.rows.empty() ? "]\n" : "\n  ]\n");
   os << "}\n";
   return os.str();
+}
+
+std::string format_run_telemetry(const RunReport& r) {
+  std::string out;
+  for (const ResultRow& w : r.rows) {
+    if (!w.telemetry) continue;
+    out += format_telemetry(w.impl + " " + w.op + " " + w.dtype + " " + std::to_string(w.num_sms) + " SMs " +
+                                std::to_string(w.tokens) + " tokens",
+                            *w.telemetry);
+  }
+  return out;
 }
 
 std::string format_table(const RunReport& r) {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "bench/telemetry.hpp"
+
 namespace epcomm::bench {
 
 // A row's traffic on a multi-domain Buffer (bench/md_traffic.hpp), each field the busiest rank's.
@@ -40,6 +42,7 @@ struct ResultRow {
   // --shared-gpu-timing): its one call was not timed; time and rates are null.
   bool timed = true;
   std::optional<MdRowFields> multi_domain;  // rows of a multi-domain run
+  std::optional<RowTelemetry> telemetry;    // --telemetry: every rank's per-peer counts (bench/telemetry.hpp)
 };
 
 // A run on a multi-domain Buffer (--ranks-per-domain, EPCOMM_RANKS_PER_DOMAIN).
@@ -82,6 +85,8 @@ std::string format_table(const RunReport& report);
 // A multi-domain run's second table: per row, the bytes through the NIC and over NVLink (busiest
 // rank), the NIC floor and the time; empty for other runs.
 std::string format_md_table(const RunReport& report);
+// --telemetry: format_telemetry of every row that has telemetry; empty when none has.
+std::string format_run_telemetry(const RunReport& report);
 std::string csv_header();
 std::string to_csv_rows(const RunReport& report);  // one line per row, the run's fields repeated
 

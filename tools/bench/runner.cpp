@@ -6,6 +6,7 @@
 #include "bench/cuda.hpp"
 #include "bench/poison_device.hpp"
 #include "bench/stats.hpp"
+#include "bench/telemetry.hpp"
 #include "epcomm/error.hpp"
 
 namespace epcomm::bench {
@@ -87,6 +88,7 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
   try {
     if (op.setup) op.setup(stream);
     BENCH_CUDA(cudaStreamSynchronize(stream));
+    if (op.telemetry) op.telemetry(/*clear=*/true);  // the row counts its warm-up and timed calls only
     timing = time_calls(bootstrap, op.run, stream, settings.timing, flusher);
     BENCH_CUDA(cudaDeviceSynchronize());
   } catch (const Error& e) {
@@ -102,6 +104,10 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
   row.time_us = row.timed ? timing.max_us : 0.0;
   if (op.md_bytes) row.multi_domain = md_row_fields(bootstrap, *op.md_bytes, settings.nic_gbps);
   // Diagnostics of the timed calls, before the checked call replaces "the last call".
+  if (op.telemetry) {
+    const std::vector<RankTraffic> all = gather_telemetry(bootstrap, op.telemetry(/*clear=*/false));
+    row.telemetry = summarize_telemetry(all, settings.timing.warmup + settings.timing.iters);
+  }
   if (op.kernel_us && row.timed) row.kernel_us = max_over_ranks(bootstrap, op.kernel_us());
   if (op.after) op.after();
   if (op.preamble_us && row.timed)

@@ -15,11 +15,12 @@ namespace epcomm::bench {
 class Session {
  public:
   Session(Bootstrap& bootstrap, int device, std::vector<int> sms, std::vector<int> ce_chunks = {4},
-          bool shared_gpus = false, int ranks_per_domain = 0)
+          bool shared_gpus = false, int ranks_per_domain = 0, bool telemetry = false)
       : bootstrap_(bootstrap),
         device_(device),
         shared_gpus_(shared_gpus),
         ranks_per_domain_(ranks_per_domain),
+        telemetry_(telemetry),
         sms_(std::move(sms)),
         ce_chunks_(std::move(ce_chunks)),
         allocator_(std::make_shared<PoisonAllocator>()) {}
@@ -34,6 +35,9 @@ class Session {
   // G of a multi-domain run (--ranks-per-domain): the high-throughput ops make their Buffer with
   // it; 0: one domain, as the Buffer finds it.
   int ranks_per_domain() const { return ranks_per_domain_; }
+  // --telemetry: the ops make their Buffers with BufferOptions::peer_telemetry and set
+  // BenchOp::telemetry.
+  bool telemetry() const { return telemetry_; }
   // SM budgets to sweep for epcomm's own ops (--sms).
   const std::vector<int>& sms() const { return sms_; }
   // Chunk counts of the copy-engine dispatch rows (--ce-chunks).
@@ -53,6 +57,7 @@ class Session {
   int device_ = 0;
   bool shared_gpus_ = false;
   int ranks_per_domain_ = 0;
+  bool telemetry_ = false;
   std::vector<int> sms_;
   std::vector<int> ce_chunks_;
   std::shared_ptr<PoisonAllocator> allocator_;

@@ -8,6 +8,7 @@
 #include "core/cuda_raii.hpp"
 #include "core/env.hpp"
 #include "doctor/probes.hpp"
+#include "doctor/telemetry_words.hpp"
 #include "doctor/worker.hpp"
 #include "epcomm/error.hpp"
 
@@ -28,6 +29,37 @@ bool all_passed(Bootstrap& bootstrap, bool mine) {
     if (v == 0) return false;
   }
   return true;
+}
+
+// Collective: every rank's telemetry of a phase summed per peer, gathered, in words
+// (doctor/telemetry_words.hpp); the same words on every rank.
+std::string gathered_telemetry_words(Bootstrap& bootstrap, const std::vector<PeerTraffic>& mine) {
+  const int R = bootstrap.size();
+  const std::vector<std::uint64_t> words = to_words(sum_by_peer(mine, R));
+  std::vector<std::uint64_t> all(words.size() * static_cast<std::size_t>(R));
+  bootstrap.all_gather(words.data(), all.data(), words.size() * sizeof(std::uint64_t));
+  std::vector<std::vector<PeerSums>> by_rank;
+  for (int r = 0; r < R; ++r)
+    by_rank.push_back(from_words(all.data() + static_cast<std::size_t>(r) * words.size(), R));
+  return telemetry_words(by_rank);
+}
+
+// Collective: reports `phase`: a failure at once (sharing verdicts may wait on a dead peer), a
+// match once every rank's verdict is known, with the gathered telemetry when every rank matched.
+// Returns whether every rank did; a rendezvous that fails while sharing fails the phase.
+bool report_phase(Bootstrap& bootstrap, std::string_view phase, bool ok, std::string detail,
+                  const std::vector<PeerTraffic>& traffic) {
+  if (!ok) report(phase, Status::kFail, detail);
+  bool every = false;
+  try {
+    every = all_passed(bootstrap, ok);
+    if (every) detail += "; " + gathered_telemetry_words(bootstrap, traffic);
+  } catch (const Error& e) {
+    if (ok) report(phase, Status::kFail, std::string("sharing the ranks' results: ") + e.what());
+    return false;
+  }
+  if (ok) report(phase, Status::kOk, detail);
+  return every;
 }
 
 }  // namespace
@@ -61,34 +93,42 @@ int worker_main() {
     report("ll", Status::kFail, why);
     return 1;
   }
-  bool ht_ok = false, ll_ok = false;
+  std::vector<PeerTraffic> traffic;
+  bool ok = false;
+  std::string detail;
   try {
     std::int64_t rows = 0;
-    const std::string diff = run_ht_phase(c, rank, bootstrap, stream->get(), rows);
-    ht_ok = diff.empty();
-    report("ht", ht_ok ? Status::kOk : Status::kFail,
-           ht_ok ? c.describe() + ": layout, BF16 dispatch (" + std::to_string(rows) + " rows to rank " +
-                       std::to_string(rank) + ") and combine match the CPU reference"
-                 : diff);
+    const std::string diff = run_ht_phase(c, rank, bootstrap, stream->get(), rows, traffic);
+    ok = diff.empty();
+    detail = ok ? c.describe() + ": layout, BF16 dispatch (" + std::to_string(rows) + " rows to rank " +
+                      std::to_string(rank) + ") and combine match the CPU reference"
+                : diff;
   } catch (const Error& e) {
-    report("ht", Status::kFail, e.what());
+    detail = e.what();
   }
+  if (!report_phase(*bootstrap, "ht", ok, detail, traffic)) {
+    report("ll", Status::kSkip, "not run: the high-throughput phase failed");
+    return 1;
+  }
+  ok = false;
+  traffic.clear();
   try {
-    if (!all_passed(*bootstrap, ht_ok)) {
-      report("ll", Status::kSkip, "not run: the high-throughput phase failed");
-      return 1;
-    }
-    const std::string diff = run_ll_phase(c, rank, bootstrap, stream->get());
-    ll_ok = diff.empty();
-    report("ll", ll_ok ? Status::kOk : Status::kFail,
-           ll_ok ? c.describe() + ": " + std::to_string(kLlRounds) +
-                       " round trips (FP8 dispatch, BF16 combine) match the CPU reference"
-                 : diff);
+    const std::string diff = run_ll_phase(c, rank, bootstrap, stream->get(), traffic);
+    ok = diff.empty();
+    detail = ok ? c.describe() + ": " + std::to_string(kLlRounds) +
+                      " round trips (FP8 dispatch, BF16 combine) match the CPU reference"
+                : diff;
+  } catch (const Error& e) {
+    detail = e.what();
+  }
+  if (!report_phase(*bootstrap, "ll", ok, detail, traffic)) return 1;
+  try {
     bootstrap->barrier();  // no rank leaves while a peer may still need the rendezvous
   } catch (const Error& e) {
-    report("ll", Status::kFail, e.what());
+    std::fprintf(stderr, "epcomm-doctor worker %d: the final barrier failed: %s\n", rank, e.what());
+    return 1;
   }
-  return ht_ok && ll_ok ? 0 : 1;
+  return 0;
 }
 
 }  // namespace epcomm::doctor

@@ -13,6 +13,7 @@
 #include "doctor/tiny_case.hpp"
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/device_tensor.hpp"
+#include "epcomm/telemetry.hpp"
 
 namespace epcomm::doctor {
 
@@ -43,13 +44,15 @@ std::vector<T> download(const Tensor& t) {
   return host;
 }
 
-// Layout, dispatch and combine of the tiny case on a high-throughput Buffer.
+// Layout, dispatch and combine of the tiny case on a high-throughput Buffer, with per-peer
+// telemetry on: `traffic` gets this rank's (Buffer::peer_telemetry) when the phase matched.
 std::string run_ht_phase(const TinyCase& c, int rank, const std::shared_ptr<Bootstrap>& bootstrap,
-                         cudaStream_t stream, std::int64_t& rows_received);
+                         cudaStream_t stream, std::int64_t& rows_received, std::vector<PeerTraffic>& traffic);
 // kLlRounds dispatch/combine round trips on a low-latency Buffer, each with its own inputs; a
-// round's outputs are poisoned once checked, so the round two later writes into poison.
+// round's outputs are poisoned once checked, so the round two later writes into poison. Telemetry
+// as run_ht_phase's.
 inline constexpr int kLlRounds = 3;
 std::string run_ll_phase(const TinyCase& c, int rank, const std::shared_ptr<Bootstrap>& bootstrap,
-                         cudaStream_t stream);
+                         cudaStream_t stream, std::vector<PeerTraffic>& traffic);
 
 }  // namespace epcomm::doctor

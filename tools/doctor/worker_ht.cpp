@@ -32,7 +32,8 @@ void poison(const Tensor& t, cudaStream_t stream) {
 }
 
 std::string run_ht_phase(const TinyCase& c, int rank, const std::shared_ptr<Bootstrap>& bootstrap,
-                         cudaStream_t stream, std::int64_t& rows_received) {
+                         cudaStream_t stream, std::int64_t& rows_received,
+                         std::vector<PeerTraffic>& traffic) {
   const std::vector<RankInputs> inputs = make_all_inputs(c);
   const HtExpected want = expect_ht(c, inputs)[static_cast<std::size_t>(rank)];
   const RankInputs& in = inputs[static_cast<std::size_t>(rank)];
@@ -43,7 +44,8 @@ std::string run_ht_phase(const TinyCase& c, int rank, const std::shared_ptr<Boot
 
   Buffer buffer(bootstrap, {.num_nvl_bytes = kHtRegionBytes,
                             .timeout_ms = kWorkerPeerTimeoutMs,
-                            .allocator = poisoning_allocator()});
+                            .allocator = poisoning_allocator(),
+                            .peer_telemetry = true});
   const CallOptions on_stream{.stream = stream};
   const DispatchLayout layout = buffer.get_dispatch_layout(topk, c.num_experts(), on_stream);
   DispatchArgs d;
@@ -74,6 +76,7 @@ std::string run_ht_phase(const TinyCase& c, int rank, const std::shared_ptr<Boot
   got.combined_x = download<std::uint16_t>(combined.x);
   got.combined_weights = download<float>(combined.topk_weights);
   rows_received = got.num_recv_tokens;
+  traffic = buffer.peer_telemetry();
   return compare_ht(got, want);
 }
 

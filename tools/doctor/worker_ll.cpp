@@ -6,7 +6,7 @@
 namespace epcomm::doctor {
 
 std::string run_ll_phase(const TinyCase& c, int rank, const std::shared_ptr<Bootstrap>& bootstrap,
-                         cudaStream_t stream) {
+                         cudaStream_t stream, std::vector<PeerTraffic>& traffic) {
   const std::int64_t T = c.num_tokens, k = c.num_topk, H = c.hidden;
   const std::int64_t nle = c.experts_per_rank, cap = c.num_ranks * T;
   const LowLatencyOptions ll{
@@ -14,7 +14,8 @@ std::string run_ll_phase(const TinyCase& c, int rank, const std::shared_ptr<Boot
   Buffer buffer(bootstrap,
                 {.num_nvl_bytes = ll_region_bytes_hint(T, H, c.num_ranks, c.num_experts(), c.num_topk),
                  .low_latency_mode = true,
-                 .timeout_ms = kWorkerPeerTimeoutMs},
+                 .timeout_ms = kWorkerPeerTimeoutMs,
+                 .peer_telemetry = true},
                 ll);
   const CallOptions on_stream{.stream = stream};
   for (int round = 0; round < kLlRounds; ++round) {
@@ -63,6 +64,7 @@ std::string run_ll_phase(const TinyCase& c, int rank, const std::shared_ptr<Boot
     }
     EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
   }
+  traffic = buffer.peer_telemetry();
   return {};
 }
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Turns epcomm-faults' JSON (and the soak's) into the README's markdown tables (issue 22).
+"""Turns epcomm-faults', the soak's and epcomm-bench --telemetry's JSON into the README's markdown (issue 22).
 
-    tools/faults/faults_table.py [--faults faults.json] [--soak soak.json] > table.md
+    tools/faults/faults_table.py [--faults faults.json] [--soak soak.json] [--bench bench.json ...] > table.md
 
 The fault table has one row per phase and one column per fault; a cell says whether the survivor got
 the error it should (with the time from the fault to it), failed (with the first reason), or why the
-case cannot be made. Then one line of totals; then the soak's counts and memory before/after.
+case cannot be made. Then one line of totals; then the soak's counts and memory before/after; then,
+per epcomm-bench row that carries telemetry (docs/benchmark.md, "Per-peer telemetry"), the peer the
+other ranks waited on longest.
 """
 import argparse
 import json
@@ -79,13 +81,43 @@ def soak_table(report):
     return lines
 
 
+def peer_wait_share(telemetry):
+    """The slowest peer's share of all waiting in the row, in percent; None when nothing waited."""
+    total = sum(p["wait_us"] for op in telemetry["operations"] for p in op["peers"])
+    return None if total <= 0 else 100.0 * telemetry["slowest_wait_us"] / total
+
+
+def telemetry_table(report):
+    lines = ["| workload | row | calls | slowest peer | waited on it | share of all waiting | per operation |",
+             "|---|---|---|---|---|---|---|"]
+    for row in report["rows"]:
+        t = row.get("telemetry")
+        if t is None:
+            continue
+        name = "%s %s %s %d SMs %d tokens" % (row["impl"], row["op"], row["dtype"], row["num_sms"], row["tokens"])
+        ops = ", ".join("%s: %s" % (op["operation"], "none" if op["slowest_peer"] < 0 else
+                                    "rank %d" % op["slowest_peer"]) for op in t["operations"])
+        share = peer_wait_share(t)
+        if t["slowest_peer"] < 0:
+            peer, waited = "none (no wait polled)", ""
+        else:
+            peer, waited = "rank %d" % t["slowest_peer"], "%.1f us" % t["slowest_wait_us"]
+        lines.append("| %s | %s | %d | %s | %s | %s | %s |" % (
+            report["workload"], name, t["calls"], peer, waited, "" if share is None else "%.0f%%" % share, ops))
+    if len(lines) == 2:
+        lines.append("| %s | no row carries telemetry (run epcomm-bench with --telemetry) | | | | | |"
+                     % report["workload"])
+    return lines
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faults", help="epcomm-faults' JSON")
     parser.add_argument("--soak", help="the soak's JSON")
+    parser.add_argument("--bench", nargs="+", default=[], help="epcomm-bench --telemetry JSON files")
     args = parser.parse_args(argv)
-    if not args.faults and not args.soak:
-        parser.error("give --faults, --soak or both")
+    if not args.faults and not args.soak and not args.bench:
+        parser.error("give --faults, --soak, --bench or several")
     out = []
     if args.faults:
         with open(args.faults) as f:
@@ -93,6 +125,12 @@ def main(argv):
     if args.soak:
         with open(args.soak) as f:
             out += ["### Soak", ""] + soak_table(json.load(f)) + [""]
+    if args.bench:
+        out += ["### Slowest peer (per-peer telemetry)", ""]
+        for i, path in enumerate(args.bench):
+            with open(path) as f:
+                out += telemetry_table(json.load(f))[0 if i == 0 else 2:]
+        out += [""]
     sys.stdout.write("\n".join(out))
     return 0
 
