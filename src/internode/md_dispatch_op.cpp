@@ -13,6 +13,7 @@
 #include "internode/md_handle.hpp"
 #include "internode/md_sizes.hpp"
 #include "intranode/dispatch_handle.hpp"
+#include "intranode/dispatch_outputs.hpp"
 #include "intranode/ht_plan.hpp"
 #include "intranode/op_checks.hpp"
 
@@ -157,61 +158,21 @@ std::optional<Error> learn_counts(Buffer::Impl& m, CommScope& scope, const MdPla
   return std::nullopt;
 }
 
-struct MdOutputs {
-  void *x, *scales, *topk, *weights, *src_idx;
-};
-
-MdOutputs allocate_outputs(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
-                           CommScope& scope, DispatchResult& out, DispatchHandle::State& h) {
-  const std::int64_t rows = h.num_rows;
-  std::vector<Tensor> layouts{Tensor::contiguous(nullptr, a.x.dtype, {rows, shape.hidden}),
-                              Tensor::contiguous(nullptr, DType::kI32, {rows})};
-  if (shape.fp8) layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_scales}));
-  if (shape.num_topk > 0) {
-    layouts.push_back(Tensor::contiguous(nullptr, a.topk_idx.dtype, {rows, shape.num_topk}));
-    layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_topk}));
-  }
-  std::vector<DeviceTensor> outputs =
-      DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
-  out.recv_x = outputs[0];
-  h.recv_src_idx = outputs[1];
-  std::size_t next = 2;
-  if (shape.fp8) out.recv_x_scales = outputs[next++];
-  if (shape.num_topk > 0) {
-    out.recv_topk_idx = outputs[next++];
-    out.recv_topk_weights = outputs[next++];
-  }
-  scope.allocations_ready();
-  return {out.recv_x.data(), out.recv_x_scales.data(), out.recv_topk_idx.data(), out.recv_topk_weights.data(),
-          h.recv_src_idx.data()};
-}
-
 // Zero-copy: the rows where they arrive in the region, viewed like the outputs.
-MdOutputs region_outputs(Buffer::Impl& m, CommScope& scope, const DispatchArgs& a, const MdPlanned& p,
-                         DispatchResult& out, DispatchHandle::State& h) {
-  char* const data = RegionLayout::data(m.region.get());
-  const MdOutputs dst{data + p.region.x_offset, data + p.region.scales_offset, data + p.region.topk_offset,
-                      data + p.region.weights_offset, data + p.region.src_idx_offset};
-  const std::int64_t rows = h.num_rows;
-  auto view = [&](void* at, DType dtype, std::initializer_list<std::int64_t> dims) {
-    return DeviceTensor::borrowed(Tensor::contiguous(at, dtype, dims));
-  };
-  out.recv_x = view(dst.x, a.x.dtype, {rows, p.shape.hidden});
-  if (p.shape.fp8) out.recv_x_scales = view(dst.scales, DType::kF32, {rows, p.shape.num_scales});
-  if (p.shape.num_topk > 0) {
-    out.recv_topk_idx = view(dst.topk, a.topk_idx.dtype, {rows, p.shape.num_topk});
-    out.recv_topk_weights = view(dst.weights, DType::kF32, {rows, p.shape.num_topk});
-  }
+OutputPointers region_outputs(Buffer::Impl& m, CommScope& scope, const DispatchArgs& a, const MdPlanned& p,
+                              DispatchResult& out, DispatchHandle::State& h) {
+  const OutputPointers dst = region_pointers(m.region.get(), p.region);
+  region_views(a, p.shape, dst, out, h);
   // NOTE: the rows' source tokens are kept outside the region (copied after the kernel): combine
   // stages its rows over these bytes and reads the tokens while it does.
-  h.recv_src_idx = DeviceTensor::empty(m.allocator, DType::kI32, {rows}, scope.alloc_stream());
+  h.recv_src_idx = DeviceTensor::empty(m.allocator, DType::kI32, {h.num_rows}, scope.alloc_stream());
   scope.allocations_ready();
   return dst;
 }
 
 MdDispatchArgs dispatch_args(const Buffer::Impl& m, const DispatchArgs& a, const MdPlanned& p,
                              const MdHandleTables& t, const DispatchHandle::State& h,
-                             const MdScratch& scratch, const MdOutputs& dst) {
+                             const MdScratch& scratch, const OutputPointers& dst) {
   MdDispatchArgs d;
   d.view = m.view;
   d.place = MdPlace{m.domains.num_domains, m.domains.domain, m.md->region};
@@ -285,7 +246,7 @@ DispatchResult md_dispatch(Buffer::Impl& m, const DispatchArgs& a, const CallOpt
   } else {
     check_rows_fit({h.num_rows}, p.region.cap_rows, p.region.bytes_per_row(), "cached dispatch");
   }
-  const MdOutputs dst =
+  const OutputPointers dst =
       a.zero_copy ? region_outputs(m, scope, a, p, out, h) : allocate_outputs(m, a, p.shape, scope, out, h);
   MdDispatchArgs d = dispatch_args(m, a, p, *tables, h, scratch, dst);
   d.drain = refused.has_value();

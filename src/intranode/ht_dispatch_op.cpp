@@ -11,6 +11,7 @@
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
 #include "intranode/dispatch_handle.hpp"
+#include "intranode/dispatch_outputs.hpp"
 #include "intranode/ht_dispatch_copy.hpp"
 #include "intranode/ht_plan.hpp"
 #include "intranode/op_checks.hpp"
@@ -24,10 +25,6 @@ T* data_of(const DeviceTensor& t) {
   return static_cast<T*>(t.data());
 }
 
-// Where the dispatch kernel writes its outputs.
-struct OutputPointers {
-  void *x, *scales, *topk, *weights, *src_idx;
-};
 
 // Launches notify and fills the routing part of the handle that needs no host synchronisation.
 void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
@@ -222,48 +219,6 @@ void learn_counts(Buffer::Impl& m, CommScope& scope, const HtDispatchLayout& reg
   }
 }
 
-// Fresh outputs of h.num_rows rows in one allocation: [x, src_idx, scales (FP8), topk_idx and
-// weights (with top-k)]; returns where the kernel writes them.
-OutputPointers allocate_outputs(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
-                                CommScope& scope, DispatchResult& out, DispatchHandle::State& h) {
-  const std::int64_t rows = h.num_rows;
-  std::vector<Tensor> layouts{Tensor::contiguous(nullptr, a.x.dtype, {rows, shape.hidden}),
-                              Tensor::contiguous(nullptr, DType::kI32, {rows})};
-  if (shape.fp8) layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_scales}));
-  if (shape.num_topk > 0) {
-    layouts.push_back(Tensor::contiguous(nullptr, a.topk_idx.dtype, {rows, shape.num_topk}));
-    layouts.push_back(Tensor::contiguous(nullptr, DType::kF32, {rows, shape.num_topk}));
-  }
-  std::vector<DeviceTensor> outputs = DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
-  out.recv_x = outputs[0];
-  h.recv_src_idx = outputs[1];
-  std::size_t next = 2;
-  if (shape.fp8) out.recv_x_scales = outputs[next++];
-  if (shape.num_topk > 0) {
-    out.recv_topk_idx = outputs[next++];
-    out.recv_topk_weights = outputs[next++];
-  }
-  scope.allocations_ready();
-  return {out.recv_x.data(), out.recv_x_scales.data(), out.recv_topk_idx.data(), out.recv_topk_weights.data(),
-          h.recv_src_idx.data()};
-}
-
-// Zero-copy outputs: the rows where they arrive, the region's sections indexed like the outputs.
-void region_views(const DispatchArgs& a, const checks::DispatchShape& shape, const OutputPointers& dst,
-                  DispatchResult& out, DispatchHandle::State& h) {
-  const std::int64_t rows = h.num_rows;
-  auto view = [&](void* at, DType dtype, std::initializer_list<std::int64_t> dims) {
-    return DeviceTensor::borrowed(Tensor::contiguous(at, dtype, dims));
-  };
-  out.recv_x = view(dst.x, a.x.dtype, {rows, shape.hidden});
-  if (shape.fp8) out.recv_x_scales = view(dst.scales, DType::kF32, {rows, shape.num_scales});
-  if (shape.num_topk > 0) {
-    out.recv_topk_idx = view(dst.topk, a.topk_idx.dtype, {rows, shape.num_topk});
-    out.recv_topk_weights = view(dst.weights, DType::kF32, {rows, shape.num_topk});
-  }
-  h.recv_src_idx = view(dst.src_idx, DType::kI32, {rows});
-}
-
 }  // namespace
 
 // The path of one call: plan; route (notify, or a cached handle's routing); learn the received
@@ -325,12 +280,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   if (p.plan.copy_chunks > 0 && !copy_engine)
     start_copy_engine(first_staged_row(h.count_matrix_host.data(), G, m.view.domain_rank, G));
 
-  char* const data = RegionLayout::data(m.region.get());
-  const OutputPointers dst =
-      a.zero_copy ? OutputPointers{data + p.region.x_offset, data + p.region.scales_offset,
-                                   data + p.region.topk_offset, data + p.region.weights_offset,
-                                   data + p.region.src_idx_offset}
-                  : allocate_outputs(m, a, p.shape, scope, out, h);
+  const OutputPointers dst = a.zero_copy ? region_pointers(m.region.get(), p.region)
+                                         : allocate_outputs(m, a, p.shape, scope, out, h);
   set_outputs(d, dst, p.shape, p.launch_early ? 0 : h.num_rows, !p.launch_early && h.num_recv_tokens < 0);
   m.timer.host_step("dispatch-args");
   if (copy_engine) {
