@@ -16,13 +16,6 @@ namespace epcomm::bench {
 
 namespace {
 
-std::string quoted(std::string_view text) {
-  std::string out(1, '"');  // built piecewise: GCC 12 warns (-Wrestrict) on "\"" + std::string
-  out += json_escape(text);
-  out += '"';
-  return out;
-}
-
 std::string json_bool(bool value) {
   return value ? "true" : "false";
 }
@@ -83,45 +76,6 @@ std::string json_md_row(const std::optional<MdRunInfo>& info, const ResultRow& w
 
 }  // namespace
 
-std::string json_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;  // UTF-8 bytes pass through unchanged
-        }
-    }
-  }
-  return out;
-}
-
 std::string json_number(double value) {
   if (!std::isfinite(value)) return "null";
   std::string s = fixed(value, 4);
@@ -134,10 +88,10 @@ std::string json_number(double value) {
 std::string to_json(const RunReport& r) {
   std::ostringstream os;
   os << "{\n";
-  os << "  \"workload\": " << quoted(r.workload) << ", \"card\": " << quoted(r.card)
+  os << "  \"workload\": " << json_quote(r.workload) << ", \"card\": " << json_quote(r.card)
      << ", \"num_gpus\": " << r.num_gpus << ", \"shared_gpus\": " << json_bool(r.shared_gpus)
-     << ", \"commit\": " << quoted(r.commit) << ",\n";
-  os << "  \"date\": " << quoted(r.date) << ", \"command\": " << quoted(r.command) << ",\n";
+     << ", \"commit\": " << json_quote(r.commit) << ",\n";
+  os << "  \"date\": " << json_quote(r.date) << ", \"command\": " << json_quote(r.command) << ",\n";
   os << "  \"ceiling_gbps\": " << json_number(r.ceiling_gbps) << ",\n";
   if (r.multi_domain)
     os << "  \"ranks_per_domain\": " << r.multi_domain->ranks_per_domain
@@ -148,8 +102,8 @@ std::string to_json(const RunReport& r) {
   for (std::size_t i = 0; i < r.rows.size(); ++i) {
     const ResultRow& w = r.rows[i];
     os << (i == 0 ? "\n" : ",\n");
-    os << "    {\"impl\": " << quoted(w.impl) << ", \"op\": " << quoted(w.op)
-       << ", \"dtype\": " << quoted(w.dtype) << ", \"num_sms\": " << w.num_sms << ", \"tokens\": " << w.tokens
+    os << "    {\"impl\": " << json_quote(w.impl) << ", \"op\": " << json_quote(w.op)
+       << ", \"dtype\": " << json_quote(w.dtype) << ", \"num_sms\": " << w.num_sms << ", \"tokens\": " << w.tokens
        << ", \"hidden\": " << w.hidden << ",\n";
     os << "     \"time_us\": " << json_timed(w, w.time_us)
        << ", \"kernel_us\": " << json_optional(w.kernel_us)
@@ -158,7 +112,7 @@ std::string to_json(const RunReport& r) {
        << ", \"wire_gbps\": " << json_timed(w, w.wire_gbps)
        << ", \"efficiency\": " << json_timed(w, w.efficiency) << json_md_row(r.multi_domain, w) << ",\n";
     os << "     \"nccl_time_us\": " << json_optional(w.nccl_time_us)
-       << ", \"speedup_vs_nccl\": " << json_optional(w.speedup_vs_nccl) << ", \"check\": " << quoted(w.check)
+       << ", \"speedup_vs_nccl\": " << json_optional(w.speedup_vs_nccl) << ", \"check\": " << json_quote(w.check)
        << ", \"shared_gpus\": " << json_bool(r.shared_gpus);
     if (w.telemetry) os << ",\n     \"telemetry\": " << telemetry_json(*w.telemetry);
     os << "}";

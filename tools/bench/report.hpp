@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bench/telemetry.hpp"
+#include "common/json_quote.hpp"
 
 namespace epcomm::bench {
 
@@ -78,7 +79,8 @@ inline constexpr const char* kCorrectnessOnlyNote = "correctness only, not timed
 
 // ---- formats ------------------------------------------------------------------------------------
 
-std::string json_escape(std::string_view text);  // the contents of a JSON string, without quotes
+using tools::json_escape;  // the contents of a JSON string, without quotes (common/json_quote.hpp)
+using tools::json_quote;   // the same between quotes
 std::string json_number(double value);           // "null" for NaN/inf; else up to 4 decimals, e.g. "355.0"
 std::string to_json(const RunReport& report);    // docs/benchmark.md shape (rows carry "impl" in addition)
 std::string format_table(const RunReport& report);

@@ -6,10 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "common/json_quote.hpp"
+
 namespace epcomm::faults {
 
-// The JSON spelling of `text` with its quotes: ", \ and control characters escaped.
-std::string json_quote(const std::string& text);
+// The JSON spelling of a string with its quotes (common/json_quote.hpp, shared with the benchmark).
+using tools::json_quote;
 
 class JsonWriter {
  public:
