@@ -78,7 +78,7 @@ inline Mismatches bf16_off(const std::vector<std::uint16_t>& got, const std::vec
   return m;
 }
 
-// Combine's tolerances (test_ht.cpp): x is summed in float32 and rounded to BF16 once, weights stay
+// Combine's tolerances (ht_run.cpp): x is summed in float32 and rounded to BF16 once, weights stay
 // float32 sums in a possibly different order.
 inline constexpr float kCombineXRel = 1e-2f, kCombineXAbs = 1e-2f;
 inline constexpr float kCombineWeightRel = 1e-5f, kCombineWeightAbs = 1e-6f;

@@ -9,17 +9,9 @@
 #include "epcomm/buffer.hpp"
 #include "harness.hpp"
 #include "ht_inputs.hpp"
+#include "ht_run.hpp"  // expect_same
 
 namespace epcomm::test {
-
-// Exactly equal in the first `count` elements (bit for bit).
-template <typename T>
-inline void expect_same(const std::vector<T>& got, const std::vector<T>& want, std::size_t count, const char* what) {
-  ASSERT_GE(got.size(), count) << what;
-  ASSERT_GE(want.size(), count) << what;
-  const Mismatches m = bitwise_mismatches(got, want, count);
-  EXPECT_EQ(m.count, 0u) << what << ": " << m.count << " of " << count << " differ, first at " << m.first;
-}
 
 // Layout, dispatch and combine of case `c` (BF16, no biases) on this rank of `buffer`'s group,
 // against the reference of the masked operations (mask: [R], nonzero where a rank is masked).

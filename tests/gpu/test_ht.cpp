@@ -1,267 +1,50 @@
 // High-throughput dispatch and combine on the GPUs against the CPU reference, every element:
 // payloads, scales, top-k and source indices bit-exactly, combine sums within a BF16 tolerance.
 // Outputs come from a poisoning allocator (checks.hpp: NaN for every float type, an impossible
-// value for every index type), so rows the kernels forget show up as mismatches.
+// value for every index type), so rows the kernels forget show up as mismatches. The cases this
+// program shares with test_md.cpp are in ht_cases.hpp, the steps of a run in ht_run.hpp.
 
 #include "checks.hpp"
 
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
 #include "harness.hpp"
+#include "ht_cases.hpp"
 #include "ht_inputs.hpp"
+#include "ht_run.hpp"
 #include "buffer/buffer_impl.hpp"
-#include "intranode/dispatch_handle.hpp"
 #include "intranode/ht_plan.hpp"
 
 namespace epcomm::test {
 namespace {
 
-struct Mode {
-  bool async_finish = false;    // wait on the returned event
-  bool previous_event = false;  // order after an event instead of the stream
-  bool cached = true;           // also run a cached dispatch with new payloads
-  bool combine = true;
-  bool zero_copy = false;  // dispatch outputs are views of the region (DispatchArgs::zero_copy)
-};
-
-// Poisons the memory a view covers (zero-copy outputs live in the region, which no allocator
-// poisons). Catches (issue 18, item 3): the old 0xff bytes read -1 as int32/int64, the expected
-// value of every non-local top-k slot and padding row, so unwritten -1s passed.
-void poison(const DeviceTensor& t) {
-  if (t.defined() && t.numel() > 0) fill_poison(t.data(), t.view().nbytes(), gpu_env().stream);
-}
-
-template <typename T>
-void expect_equal_prefix(const std::vector<T>& got, const std::vector<T>& want, std::size_t count,
-                         const char* what) {
-  ASSERT_GE(got.size(), count) << what;
-  ASSERT_GE(want.size(), count) << what;
-  const Mismatches m = bitwise_mismatches(got, want, count);
-  EXPECT_EQ(m.count, 0u) << what << ": " << m.count << " of " << count << " elements differ, first at "
-                         << m.first;
-}
-
-// Catches (issue 18, item 2): with NaN poison and a NaN-aware compare, a combine that never writes
-// a token routed nowhere (expected exactly 0) fails; the old 0xab poison read -1.2e-12, inside the
-// tolerance, and NaN slipped through the old weights compare.
-void expect_bf16_close(const std::vector<std::uint16_t>& got, const std::vector<std::uint16_t>& want,
-                       const char* what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  const Mismatches m = bf16_off(got, want, kCombineXRel, kCombineXAbs);
-  EXPECT_EQ(m.count, 0u) << what << ": " << m.count << " of " << got.size() << " values off, first at "
-                         << m.first << " (got " << (m.count ? ref::bf16_to_float(got[m.first]) : 0.0f)
-                         << ", want " << (m.count ? ref::bf16_to_float(want[m.first]) : 0.0f) << ")";
-}
-
-void expect_f32_close(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  const Mismatches m = f32_off(got, want, kCombineWeightRel, kCombineWeightAbs);
-  EXPECT_EQ(m.count, 0u) << what << ": " << m.count << " of " << got.size() << " values off, first at "
-                         << m.first << " (got " << (m.count ? got[m.first] : 0.0f) << ", want "
-                         << (m.count ? want[m.first] : 0.0f) << ")";
-}
-
-DeviceTensor upload_x(const ref::HtRankInput& in, bool fp8, std::int64_t hidden) {
-  return upload(in.x, fp8 ? DType::kFP8E4M3 : DType::kBF16, {in.num_tokens, hidden});
-}
-
-DeviceTensor upload_scales(const ref::HtRankInput& in, Tensor* view) {
-  DeviceTensor t = upload(in.scales, DType::kF32, {static_cast<std::int64_t>(in.scales.size())});
-  *view = Tensor::strided(t.data(), DType::kF32, {in.num_tokens, in.num_scales},
-                          {in.scale_stride_token, in.scale_stride_block});
-  return t;
-}
-
-DeviceTensor upload_topk(const ref::HtRankInput& in, bool idx32) {
-  if (!idx32) return upload(in.topk_idx, DType::kI64, {in.num_tokens, in.num_topk});
-  std::vector<std::int32_t> narrow(in.topk_idx.begin(), in.topk_idx.end());
-  return upload(narrow, DType::kI32, {in.num_tokens, in.num_topk});
-}
-
-std::vector<std::int64_t> download_topk(const DeviceTensor& t, bool idx32) {
-  if (!idx32) return download<std::int64_t>(t);
-  const auto narrow = download<std::int32_t>(t);
-  return {narrow.begin(), narrow.end()};
-}
-
-// Waits for a result the way the mode says.
-void wait_for(const EventHandle& event, const Mode& mode) {
-  if (mode.async_finish) {
-    ASSERT_TRUE(event.valid());
-    event.wait(gpu_env().stream);
-  } else {
-    EXPECT_FALSE(event.valid());
-  }
-}
-
-void run_case(Buffer& buffer, const HtCase& c, const Mode& mode = {}) {
+// Layout, dispatch (zero-copy outputs poisoned by a first call), a cached dispatch and combine of
+// case `c`, each against the reference, with every call ordered and waited for as `mode` says.
+void run_case(Buffer& buffer, const HtCase& c, const HtMode& mode = {}) {
   const GpuEnv& env = gpu_env();
-  const int R = env.world, me = env.rank;
-  const ref::Geometry geometry{R, c.experts_per_rank * R, R};
-  std::vector<ref::HtRankInput> inputs;
-  for (int r = 0; r < R; ++r) inputs.push_back(make_ht_input(c, r, R));
-  ref::HtDispatchOptions ref_options;
-  ref_options.expert_alignment = c.expert_alignment;
-  ref_options.with_topk = c.with_topk;
-  std::int64_t max_tokens = 0;
-  for (const auto& in : inputs) max_tokens = std::max(max_tokens, in.num_tokens);
-  ref_options.num_worst_tokens = c.worst_case ? max_tokens * R : 0;
-  const std::vector<ref::HtRankOutput> expected = ref::ht_dispatch(geometry, inputs, ref_options);
-  const ref::HtRankInput& in = inputs[static_cast<std::size_t>(me)];
-  const ref::HtRankOutput& want = expected[static_cast<std::size_t>(me)];
-
-  // Inputs on the device.
-  DeviceTensor x = upload_x(in, c.fp8, c.hidden);
-  Tensor scales_view;
-  DeviceTensor scales;
-  if (c.fp8) scales = upload_scales(in, &scales_view);
-  DeviceTensor topk = upload_topk(in, c.idx32);
-  DeviceTensor weights = upload(in.topk_weights, DType::kF32, {in.num_tokens, c.num_topk});
+  const HtExpected expected = ht_expected(c, env.world, /*ranks_per_domain=*/env.world);
+  const ref::HtRankInput& in = expected.input(env.rank);
 
   CallOptions options{.stream = env.stream, .async_finish = mode.async_finish};
   if (mode.previous_event) options.previous_event = EventHandle::record(env.stream);
-  const DispatchLayout layout = buffer.get_dispatch_layout(topk, geometry.num_experts, options);
-  wait_for(layout.event, mode);
-  DispatchArgs args;
-  args.x = x;
-  args.x_scales = scales_view;
-  if (c.with_topk) {
-    args.topk_idx = topk;
-    args.topk_weights = weights;
-  }
-  args.num_tokens_per_rank = layout.num_tokens_per_rank;
-  args.is_token_in_rank = layout.is_token_in_rank;
-  args.num_tokens_per_expert = layout.num_tokens_per_expert;
-  args.expert_alignment = c.expert_alignment;
-  args.num_worst_tokens = ref_options.num_worst_tokens;
-  args.config.num_sms = c.num_sms;
-  args.zero_copy = mode.zero_copy;
-  if (mode.zero_copy) {
-    // The region is not poisoned by the allocator: a first call names the rows the outputs will
-    // be, they are poisoned, and the measured call must rewrite every one of them.
-    DispatchResult first = buffer.dispatch(args, options);
-    wait_for(first.event, mode);
-    for (const DeviceTensor* t : std::initializer_list<const DeviceTensor*>{&first.recv_x, &first.recv_x_scales, &first.recv_topk_idx,
-                                  &first.recv_topk_weights, &handle_state(first.handle).recv_src_idx})
-      poison(*t);
-    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
-  }
+  HtDeviceInputs u = upload_inputs(buffer, c, in, expected.geometry.num_experts, options);
+  wait_for(u.layout.event, mode.async_finish);
+  u.args.num_worst_tokens = expected.options.num_worst_tokens;
+  u.args.zero_copy = mode.zero_copy;
+  if (mode.zero_copy) dispatch_and_poison(buffer, u.args, options);
   if (mode.previous_event) options.previous_event = EventHandle::record(env.stream);
-  DispatchResult got = buffer.dispatch(args, options);
-  wait_for(got.event, mode);
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
-  buffer.check_status();
+  const DispatchResult got = buffer.dispatch(u.args, options);
+  finish(buffer, got.event, mode.async_finish);
+  expect_dispatch_outputs(got, c, in, expected.output(env.rank));
+  if (::testing::Test::HasFatalFailure()) return;
 
-  // Dispatch outputs, every element.
-  const auto n = static_cast<std::size_t>(want.num_recv_tokens);
-  ASSERT_EQ(got.handle.num_rows(), want.num_rows);
-  ASSERT_EQ(got.recv_x.size(0), want.num_rows);
-  expect_equal_prefix(download<std::uint8_t>(got.recv_x), want.recv_x,
-                      n * static_cast<std::size_t>(in.row_bytes), "recv_x");
-  expect_equal_prefix(download<std::int32_t>(handle_state(got.handle).recv_src_idx), want.route.src_token, n,
-                      "recv_src_idx");
-  if (c.fp8)
-    expect_equal_prefix(download<float>(got.recv_x_scales), want.recv_scales,
-                        n * static_cast<std::size_t>(in.num_scales), "recv_x_scales");
-  if (c.with_topk) {
-    const std::size_t rows_k = static_cast<std::size_t>(want.num_rows) * static_cast<std::size_t>(c.num_topk);
-    expect_equal_prefix(download_topk(got.recv_topk_idx, c.idx32), want.recv_topk_idx, rows_k,
-                        "recv_topk_idx");
-    expect_equal_prefix(download<float>(got.recv_topk_weights), want.recv_topk_weights, rows_k,
-                        "recv_topk_weights");
-  }
-  EXPECT_EQ(download<std::int32_t>(handle_state(got.handle).num_recv_tokens_per_expert), want.num_recv_tokens_per_expert);
-  if (!c.worst_case) {
-    EXPECT_EQ(got.handle.num_recv_tokens(), want.num_recv_tokens);
-    EXPECT_EQ(std::vector<std::int32_t>(got.num_recv_tokens_per_expert.begin(),
-                                        got.num_recv_tokens_per_expert.end()),
-              want.num_recv_tokens_per_expert);
-  }
-  EXPECT_EQ(download<std::int32_t>(handle_state(got.handle).num_recv_dev)[0], want.num_recv_tokens);
-
-  if (mode.cached) {
-    // Same routes, new payloads, no layout and no host wait.
-    std::vector<ref::HtRankInput> inputs2;
-    for (int r = 0; r < R; ++r) inputs2.push_back(make_ht_input(c, r, R, /*salt=*/1));
-    std::vector<ref::HtRoute> routes;
-    for (const auto& e : expected) routes.push_back(e.route);
-    const auto want2 = ref::ht_dispatch_cached(routes, inputs2);
-    DeviceTensor x2 = upload_x(inputs2[static_cast<std::size_t>(me)], c.fp8, c.hidden);
-    Tensor scales2_view;
-    DeviceTensor scales2;
-    if (c.fp8) scales2 = upload_scales(inputs2[static_cast<std::size_t>(me)], &scales2_view);
-    DispatchArgs cached;
-    cached.x = x2;
-    cached.x_scales = scales2_view;
-    cached.handle = &got.handle;
-    cached.config.num_sms = c.num_sms;
-    cached.zero_copy = mode.zero_copy;  // then it rewrites the rows of `got` (checked above)
-    DispatchResult again = buffer.dispatch(cached, options);
-    wait_for(again.event, mode);
-    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
-    buffer.check_status();
-    expect_equal_prefix(download<std::uint8_t>(again.recv_x), want2[static_cast<std::size_t>(me)],
-                        n * static_cast<std::size_t>(in.row_bytes), "cached recv_x");
-    // Catches (issue 18, item 9): a cached FP8 dispatch that leaves its new scales unsent (the
-    // outputs stay poisoned, or keep the first call's scales in zero-copy mode). The routes do not
-    // depend on the salt, so the full reference of the new inputs gives the cached scales.
-    if (c.fp8)
-      expect_equal_prefix(
-          download<float>(again.recv_x_scales),
-          ref::ht_dispatch(geometry, inputs2, ref_options)[static_cast<std::size_t>(me)].recv_scales,
-          n * static_cast<std::size_t>(in.num_scales), "cached recv_x_scales");
-  }
-
+  // With zero-copy outputs it rewrites the rows of `got` (checked above).
+  if (mode.cached) run_cached_dispatch(buffer, c, env.world, got, mode.zero_copy, options);
   if (!mode.combine) return;
-  // Combine random expert outputs (padding rows too: they must be ignored) with biases and the
-  // received weights.
-  std::vector<ref::HtCombineRankInput> cin(static_cast<std::size_t>(R));
-  std::vector<ref::HtRoute> routes;
-  std::vector<std::int64_t> num_tokens;
-  for (int r = 0; r < R; ++r) {
-    const auto& e = expected[static_cast<std::size_t>(r)];
-    auto& ci = cin[static_cast<std::size_t>(r)];
-    ci.x = random_bf16(seed_for(c.seed * 31 + 5, r), static_cast<std::size_t>(e.num_rows * c.hidden));
-    if (c.with_topk) ci.topk_weights = e.recv_topk_weights;
-    if (c.biases) {
-      ci.bias0 = random_bf16(seed_for(c.seed * 31 + 6, r),
-                             static_cast<std::size_t>(inputs[r].num_tokens * c.hidden));
-      ci.bias1 = random_bf16(seed_for(c.seed * 31 + 7, r),
-                             static_cast<std::size_t>(inputs[r].num_tokens * c.hidden));
-    }
-    routes.push_back(e.route);
-    num_tokens.push_back(inputs[static_cast<std::size_t>(r)].num_tokens);
-  }
-  const auto want_c = ref::ht_combine(c.hidden, c.with_topk ? c.num_topk : 0, num_tokens, routes, cin);
-  const auto& mine = cin[static_cast<std::size_t>(me)];
-  DeviceTensor y = upload(mine.x, DType::kBF16, {want.num_rows, c.hidden});
-  DeviceTensor b0, b1;
-  CombineArgs cargs;
-  cargs.x = y;
-  // Zero-copy outputs live in the region, which combine overwrites (and refuses as inputs).
-  DeviceTensor weights_copy;
-  if (c.with_topk && mode.zero_copy)
-    weights_copy = upload(want.recv_topk_weights, DType::kF32, {want.num_rows, c.num_topk});
-  if (c.with_topk) cargs.topk_weights = mode.zero_copy ? weights_copy : got.recv_topk_weights;
-  if (c.biases) {
-    b0 = upload(mine.bias0, DType::kBF16, {in.num_tokens, c.hidden});
-    b1 = upload(mine.bias1, DType::kBF16, {in.num_tokens, c.hidden});
-    cargs.bias0 = b0;
-    cargs.bias1 = b1;
-  }
-  cargs.handle = &got.handle;
-  cargs.config.num_sms = c.num_sms;
   if (mode.previous_event) options.previous_event = EventHandle::record(env.stream);
-  const CombineResult combined = buffer.combine(cargs, options);
-  wait_for(combined.event, mode);
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
-  buffer.check_status();
-  expect_bf16_close(download<std::uint16_t>(combined.x), want_c[static_cast<std::size_t>(me)].out,
-                    "combined x");
-  if (c.with_topk) {
-    expect_f32_close(download<float>(combined.topk_weights),
-                     want_c[static_cast<std::size_t>(me)].topk_weights, "combined topk_weights");
-  }
+  // Zero-copy outputs live in the region, which combine overwrites (and refuses as inputs): then
+  // it gets a copy of the received weights.
+  run_combine(buffer, c, expected, got, mode.zero_copy ? Tensor{} : got.recv_topk_weights.view(), options);
 }
 
 // One rank's inputs of a plain BF16 dispatch of case `c` on `buffer` (layout included) and the
@@ -276,67 +59,31 @@ PlainDispatch plain_dispatch(Buffer& buffer, const HtCase& c) {
   const GpuEnv& env = gpu_env();
   PlainDispatch p;
   p.in = make_ht_input(c, env.rank, env.world);
-  p.x = upload_x(p.in, false, c.hidden);
-  p.topk = upload_topk(p.in, false);
+  p.x = upload(p.in.x, DType::kBF16, {p.in.num_tokens, c.hidden});
+  p.topk = upload(p.in.topk_idx, DType::kI64, {p.in.num_tokens, p.in.num_topk});
   p.weights = upload(p.in.topk_weights, DType::kF32, {p.in.num_tokens, c.num_topk});
   p.layout = buffer.get_dispatch_layout(p.topk, c.experts_per_rank * env.world, {.stream = env.stream});
   p.args = dispatch_args(p.x, p.topk, p.weights, p.layout);
   return p;
 }
 
-class Ht : public ::testing::Test {
+BufferOptions ht_buffer_options() {
+  return {.num_nvl_bytes = std::int64_t{1} << 29, .allocator = poisoning_allocator()};
+}
+class Ht : public SharedBufferSuite<ht_buffer_options> {
  protected:
-  static void SetUpTestSuite() {
-    buffer_ = new Buffer(gpu_env().bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 29,
-                                                            .allocator = poisoning_allocator()});
-  }
-  static void TearDownTestSuite() {
-    delete buffer_;
-    buffer_ = nullptr;
-  }
-  static Buffer* buffer_;
+  static void run(const HtCase& c, const HtMode& mode) { run_case(*buffer_, c, mode); }
 };
-Buffer* Ht::buffer_ = nullptr;
 
-TEST_F(Ht, Bf16) {
-  run_case(*buffer_, {.seed = 1});
-}
-TEST_F(Ht, Fp8ColumnMajorScales) {
-  run_case(*buffer_, {.fp8 = true, .seed = 2});
-}
-TEST_F(Ht, Fp8RowMajorScalesInt32Index) {
-  run_case(*buffer_, {.fp8 = true, .idx32 = true, .col_major_scales = false, .seed = 3});
-}
-TEST_F(Ht, WithoutTopk) {
-  run_case(*buffer_, {.with_topk = false, .seed = 4});
-}
-TEST_F(Ht, SkewedRoutingWithEmptySlots) {
-  run_case(*buffer_, {.num_tokens = 1024, .skew = true, .seed = 5});
-}
-TEST_F(Ht, RankWithNoTokens) {
-  run_case(*buffer_, {.num_tokens = 300, .tokens_on_rank1 = 0, .seed = 6});
-}
-TEST_F(Ht, ExpertAlignment) {
-  run_case(*buffer_, {.expert_alignment = 128, .seed = 7});
-}
-TEST_F(Ht, WorstCaseBf16) {
-  run_case(*buffer_, {.worst_case = true, .seed = 8});
-}
-TEST_F(Ht, WorstCaseFp8) {
-  run_case(*buffer_, {.fp8 = true, .worst_case = true, .seed = 9});
-}
-TEST_F(Ht, AsyncFinish) {
-  run_case(*buffer_, {.seed = 10}, {.async_finish = true});
-}
-TEST_F(Ht, PreviousEvent) {
-  run_case(*buffer_, {.seed = 11}, {.async_finish = true, .previous_event = true});
-}
-TEST_F(Ht, NoBiases) {
-  run_case(*buffer_, {.biases = false, .seed = 12});
-}
-TEST_F(Ht, TopkUpTo32) {
-  run_case(*buffer_, {.num_tokens = 256, .num_topk = 32, .experts_per_rank = 64, .seed = 13});
-}
+// The cases of ht_cases.hpp, then this program's own, as tests Ht.<name>.
+[[maybe_unused]] const bool kCasesRegistered =
+    register_cases<Ht>("Ht", shared_ht_cases(), __FILE__, __LINE__) &&
+    register_cases<Ht>("Ht",
+                       {
+                           {"WorstCaseFp8", {.fp8 = true, .worst_case = true, .seed = 9}},
+                           {"PreviousEvent", {.seed = 11}, {.async_finish = true, .previous_event = true}},
+                       },
+                       __FILE__, __LINE__);
 
 class HtHidden : public Ht, public ::testing::WithParamInterface<std::int64_t> {};
 TEST_P(HtHidden, Bf16AndFp8) {
@@ -347,11 +94,7 @@ INSTANTIATE_TEST_SUITE_P(Sizes, HtHidden, ::testing::Values(2048, 7168, 8192));
 
 class HtSms : public Ht, public ::testing::WithParamInterface<int> {};
 TEST_P(HtSms, Budget) {
-  int sms = GetParam();
-  if (sms == 0)
-    EPCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, gpu_env().device));
-  run_case(*buffer_, {.num_tokens = 1500, .skew = true, .num_sms = sms, .seed = 30});
-  run_case(*buffer_, {.num_tokens = 1500, .fp8 = true, .num_sms = sms, .worst_case = true, .seed = 31});
+  for (const HtCase& c : budget_cases(sm_budget(GetParam()))) run_case(*buffer_, c);
 }
 INSTANTIATE_TEST_SUITE_P(Budgets, HtSms, ::testing::Values(2, 8, 24, 0));  // 0: every SM
 
