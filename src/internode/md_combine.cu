@@ -20,6 +20,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "core/bf16_sum.cuh"
 #include "core/cuda_check.hpp"
 #include "internode/md_streams.cuh"
 #include "internode/md_tables.hpp"
@@ -48,15 +49,6 @@ __device__ std::int32_t staged_token(const MdCombineArgs& a, int j, std::int64_t
   return reinterpret_cast<const std::int32_t*>(staged(a, j) + a.nvl.src_idx)[row];
 }
 
-__device__ __forceinline__ void add_bf16x8(float (&acc)[kBf16PerPiece], const int4& piece) {
-  const auto* h = reinterpret_cast<const __nv_bfloat162*>(&piece);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    acc[2 * i] += f.x;
-    acc[2 * i + 1] += f.y;
-  }
-}
 __device__ __forceinline__ void add_f32x8(float (&acc)[kBf16PerPiece], const float* p) {
   const float4 lo = reinterpret_cast<const float4*>(p)[0], hi = reinterpret_cast<const float4*>(p)[1];
   acc[0] += lo.x, acc[1] += lo.y, acc[2] += lo.z, acc[3] += lo.w;

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "core/copy.cuh"
+#include "intranode/dispatch_rows.cuh"
 #include "core/cuda_check.hpp"
 #include "internode/md_streams.cuh"
 #include "internode/md_tables.hpp"
@@ -44,29 +45,6 @@ struct RowSource {
   std::int32_t src_token;
 };
 
-struct RowDst {
-  std::uint8_t* x;
-  float* scales;
-  char* topk;
-  float* weights;
-  std::int32_t* src_idx;
-};
-
-__device__ RowDst region_row(const HtDispatchLayout& l, void* region, std::int64_t row) {
-  char* base = RegionLayout::data(region);
-  return {reinterpret_cast<std::uint8_t*>(base + l.x_offset) + row * l.row_bytes,
-          reinterpret_cast<float*>(base + l.scales_offset) + row * l.num_scales,
-          base + l.topk_offset + row * l.num_topk * l.idx_bytes,
-          reinterpret_cast<float*>(base + l.weights_offset) + row * l.num_topk,
-          reinterpret_cast<std::int32_t*>(base + l.src_idx_offset) + row};
-}
-__device__ RowDst output_row(const MdDispatchArgs& a, std::int64_t row) {
-  const HtDispatchLayout& l = a.region;
-  return {a.recv_x + row * l.row_bytes, a.recv_scales + row * l.num_scales,
-          static_cast<char*>(a.recv_topk_idx) + row * l.num_topk * l.idx_bytes,
-          a.recv_topk_weights + row * l.num_topk, a.recv_src_idx + row};
-}
-
 __device__ std::int64_t load_index(const void* p, int bytes, std::int64_t i) {
   return bytes == 8 ? static_cast<const std::int64_t*>(p)[i] : static_cast<const std::int32_t*>(p)[i];
 }
@@ -82,7 +60,7 @@ __device__ void write_row(const MdDispatchArgs& a, const Place& p, const RowSour
                           std::int64_t row) {
   const HtDispatchLayout& l = a.region;
   const int lane = threadIdx.x % 32;
-  const RowDst dst = region_row(l, a.view.peer_base[j], row);
+  const DispatchRowDst dst = region_row(l, a.view.peer_base[j], row);
   warp_copy_v4<CopySource::kAcquired>(dst.x, src.payload, static_cast<std::size_t>(l.row_bytes));
   for (int q = lane; q < l.num_scales; q += 32) dst.scales[q] = src.scales[q * src.scale_stride];
   if (lane < l.num_topk) {
@@ -335,16 +313,8 @@ __device__ std::int64_t rows_through(const MdDispatchArgs& a, const Place& p, in
 
 __device__ void copy_out(const MdDispatchArgs& a, std::int64_t from, std::int64_t rows) {
   const HtDispatchLayout& l = a.region;
-  const RowDst src = region_row(l, a.view.peer_base[a.view.domain_rank], from);
-  const RowDst dst = output_row(a, from);
-  const auto n = static_cast<std::size_t>(rows);
-  warp_copy_v4<CopySource::kAcquired>(dst.x, src.x, n * static_cast<std::size_t>(l.row_bytes));
-  if (l.num_scales > 0) warp_copy_acquired_b32(dst.scales, src.scales, n * 4u * l.num_scales);
-  if (l.num_topk > 0) {
-    warp_copy_acquired_b32(dst.topk, src.topk, n * static_cast<std::size_t>(l.num_topk * l.idx_bytes));
-    warp_copy_acquired_b32(dst.weights, src.weights, n * 4u * l.num_topk);
-  }
-  warp_copy_acquired_b32(dst.src_idx, src.src_idx, n * 4u);
+  warp_copy_rows(l, output_row(a, from), region_row(l, a.view.peer_base[a.view.domain_rank], from),
+                 static_cast<std::size_t>(rows));
 }
 
 // Receiver warp `id` of `count`: pads worst-case rows, then per source rank r it owns waits for
@@ -353,7 +323,7 @@ __device__ void run_receiver(const MdDispatchArgs& a, const Place& p, int id, in
   const int lane = threadIdx.x % 32;
   const std::int64_t num_recv = *a.num_recv;
   for (std::int64_t row = num_recv + id; row < a.num_rows; row += count) {
-    const RowDst dst = output_row(a, row);
+    const DispatchRowDst dst = output_row(a, row);
     if (lane < a.region.num_topk) {
       store_index(dst.topk, a.region.idx_bytes, lane, -1);
       dst.weights[lane] = 0.0f;

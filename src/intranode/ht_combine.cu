@@ -26,6 +26,7 @@
 #include "intranode/ht_args.hpp"
 #include "intranode/ht_guard.cuh"
 #include "core/wait.cuh"
+#include "core/bf16_sum.cuh"
 #include "core/cuda_check.hpp"
 
 namespace epcomm {
@@ -83,16 +84,6 @@ __device__ void run_sender(const HtCombineArgs& a) {
       // NOTE: after the warp barrier, so every lane's rows precede the release.
       if (lane == 0) ptx::st_release_sys(progress, static_cast<std::uint64_t>(j + rows - j0));
     }
-  }
-}
-
-__device__ __forceinline__ void add_bf16x8(float* acc, const int4& piece) {
-  const auto* h = reinterpret_cast<const __nv_bfloat162*>(&piece);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    acc[2 * i] += f.x;
-    acc[2 * i + 1] += f.y;
   }
 }
 

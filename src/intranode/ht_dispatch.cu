@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "core/copy.cuh"
+#include "intranode/dispatch_rows.cuh"
 #include "intranode/ht_args.hpp"
 #include "intranode/ht_guard.cuh"
 #include "core/wait.cuh"
@@ -32,31 +33,6 @@ constexpr int kScalesPerLane = 2;  // FP8 scales a lane loads ahead (64 per row:
 // A receiver sweep that found nothing new sleeps, doubling from the minimum to the maximum.
 constexpr unsigned kMinIdlePollNs = 256;
 constexpr unsigned kMaxIdlePollNs = 4096;
-
-struct DispatchRowDst {
-  std::uint8_t* x;
-  float* scales;
-  char* topk;
-  float* weights;
-  std::int32_t* src_idx;
-};
-
-// Row `row` of either this rank's outputs or a region laid out by HtDispatchLayout.
-__device__ __forceinline__ DispatchRowDst region_row(const HtDispatchLayout& l, void* region,
-                                                     std::int64_t row) {
-  char* base = RegionLayout::data(region);
-  return {reinterpret_cast<std::uint8_t*>(base + l.x_offset) + row * l.row_bytes,
-          reinterpret_cast<float*>(base + l.scales_offset) + row * l.num_scales,
-          base + l.topk_offset + row * l.num_topk * l.idx_bytes,
-          reinterpret_cast<float*>(base + l.weights_offset) + row * l.num_topk,
-          reinterpret_cast<std::int32_t*>(base + l.src_idx_offset) + row};
-}
-__device__ __forceinline__ DispatchRowDst output_row(const HtDispatchArgs& a, std::int64_t row) {
-  const HtDispatchLayout& l = a.region;
-  return {a.recv_x + row * l.row_bytes, a.recv_scales + row * l.num_scales,
-          static_cast<char*>(a.recv_topk_idx) + row * l.num_topk * l.idx_bytes,
-          a.recv_topk_weights + row * l.num_topk, a.recv_src_idx + row};
-}
 
 __device__ __forceinline__ void store_index(char* row, int j, int idx_bytes, std::int64_t value) {
   if (idx_bytes == 8)
@@ -268,16 +244,8 @@ __device__ void run_sender(const HtDispatchArgs& a) {
 // outputs.
 __device__ void copy_out(const HtDispatchArgs& a, std::int64_t from, std::int64_t to) {
   const HtDispatchLayout& l = a.region;
-  const DispatchRowDst src = region_row(l, a.view.peer_base[a.view.domain_rank], from);
-  const DispatchRowDst dst = output_row(a, from);
-  const auto rows = static_cast<std::size_t>(to - from);
-  warp_copy_v4<CopySource::kAcquired>(dst.x, src.x, rows * static_cast<std::size_t>(l.row_bytes));
-  if (l.num_scales > 0) warp_copy_acquired_b32(dst.scales, src.scales, rows * 4u * l.num_scales);
-  if (l.num_topk > 0) {
-    warp_copy_acquired_b32(dst.topk, src.topk, rows * static_cast<std::size_t>(l.num_topk * l.idx_bytes));
-    warp_copy_acquired_b32(dst.weights, src.weights, rows * 4u * l.num_topk);
-  }
-  warp_copy_acquired_b32(dst.src_idx, src.src_idx, rows * 4u);
+  warp_copy_rows(l, output_row(a, from), region_row(l, a.view.peer_base[a.view.domain_rank], from),
+                 static_cast<std::size_t>(to - from));
 }
 
 // Receiver warp `receiver` of `num_receivers`.
