@@ -91,11 +91,13 @@ constexpr std::array kRegistry = {
           .min_value = 0,
           .max_value = 1 << 20},
     Entry{.name = "EPCOMM_LL_TRACE",
-          .type = Type::kBool,
+          .type = Type::kInt,
           .default_value = "0",
-          .doc = "Low-latency kernels record a device timestamp per block at each phase boundary (the "
-                 "benchmark prints where a launch spends its time). A diagnostic, read when a "
-                 "low-latency Buffer is made."},
+          .doc = "1 or 2: low-latency kernels record a device timestamp per block at each phase boundary "
+                 "(the benchmark prints where a launch spends its time; with 2 also each block's "
+                 "median per point). A diagnostic, read when a low-latency Buffer is made.",
+          .min_value = 0,
+          .max_value = 2},
     Entry{.name = "EPCOMM_KERNEL_TIMING",
           .type = Type::kBool,
           .default_value = "0",

@@ -3,6 +3,7 @@
 // first / median / last blocks; and the same from a Buffer's trace (epcomm/ll_trace.hpp).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -73,11 +74,32 @@ TEST(BenchLlTrace, PointsAreMediansOverLaunchesOfFirstMedianLastBlock) {
   EXPECT_DOUBLE_EQ(s.points[kRecvEntry].last_us, 0.0);
 }
 
+// Each block's own median (EPCOMM_LL_TRACE=2's lines): the block keeps its identity, so blocks of
+// different roles can be told apart; a block that never reached a point is NaN there.
+TEST(BenchLlTrace, ByBlockKeepsEachBlocksMedianOverLaunches) {
+  const LlTraceSummary s =
+      summarize_ll_trace(two_launches().values, kRing, kBlocks, kPoints, {kEntry, kRecvEntry});
+  ASSERT_EQ(s.by_block.size(), static_cast<std::size_t>(kPoints));
+  ASSERT_EQ(s.by_block[kWork].size(), static_cast<std::size_t>(kBlocks));
+  // Work: only launch A (B's 900 predates B): 1.0 / 1.5 / 2.0 us after A began.
+  EXPECT_DOUBLE_EQ(s.by_block[kWork][0], 1.0);
+  EXPECT_DOUBLE_EQ(s.by_block[kWork][1], 1.5);
+  EXPECT_DOUBLE_EQ(s.by_block[kWork][2], 2.0);
+  // Exit: block 0 in both launches (4.0 and 3.0 us: median 3.5), block 1 in A (3.0), block 2 never.
+  EXPECT_DOUBLE_EQ(s.by_block[kExit][0], 3.5);
+  EXPECT_DOUBLE_EQ(s.by_block[kExit][1], 3.0);
+  EXPECT_TRUE(std::isnan(s.by_block[kExit][2]));
+  // Receive entry: only block 0 of B.
+  EXPECT_DOUBLE_EQ(s.by_block[kRecvEntry][0], 0.0);
+  EXPECT_TRUE(std::isnan(s.by_block[kRecvEntry][1]));
+}
+
 TEST(BenchLlTrace, EmptyRingHasNoLaunchAndWrongSizesAreRefused) {
   const LlTraceSummary s = summarize_ll_trace(Stamps{}.values, kRing, kBlocks, kPoints, {kEntry, kRecvEntry});
   EXPECT_EQ(s.launches, 0);
   EXPECT_DOUBLE_EQ(s.span_us, 0.0);
   for (const TracePointStats& p : s.points) EXPECT_FALSE(p.seen);
+  EXPECT_TRUE(s.by_block.empty());
   EXPECT_THROW(summarize_ll_trace(std::vector<std::uint64_t>(5, 1), kRing, kBlocks, kPoints, {kEntry}),
                Error);
 }

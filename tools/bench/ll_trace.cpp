@@ -1,6 +1,9 @@
 #include "bench/ll_trace.hpp"
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 
 #include "bench/ll_trace_stats.hpp"
 
@@ -25,6 +28,21 @@ void print_ll_trace(Buffer& buffer, LlKernel kernel, const std::string& label, i
     if (!point.seen) continue;
     std::printf("#   %-13s first %7.2f  median %7.2f  last %7.2f us\n", trace.points[p].c_str(),
                 point.first_us, point.median_us, point.last_us);
+  }
+  // EPCOMM_LL_TRACE=2 (the library checked the value when the Buffer was made): each block's median
+  // per point, block 0 first ("-": never reached).
+  const char* level = std::getenv("EPCOMM_LL_TRACE");
+  if (level == nullptr || std::string_view(level) != "2") return;
+  for (std::size_t p = 0; p < s.by_block.size(); ++p) {
+    if (!s.points[p].seen) continue;
+    std::printf("#   by block %-13s", trace.points[p].c_str());
+    for (const double us : s.by_block[p]) {
+      if (std::isnan(us))
+        std::printf(" -");
+      else
+        std::printf(" %.2f", us);
+    }
+    std::printf("\n");
   }
 }
 

@@ -1,6 +1,7 @@
 #include "bench/ll_trace_stats.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "bench/require.hpp"
@@ -10,10 +11,13 @@ namespace epcomm::bench {
 
 namespace {
 
+constexpr double kNotReached = std::numeric_limits<double>::quiet_NaN();
+
 // One recorded launch: per point, the offsets (us) of the blocks that reached it.
 struct Launch {
   std::uint64_t begin = 0, end = 0;  // earliest beginning, latest stamp of any block (ns)
   std::vector<std::vector<double>> offsets;
+  std::vector<std::vector<double>> by_block;  // [point][block], NaN where not reached
 };
 
 }  // namespace
@@ -34,10 +38,14 @@ LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int 
         if (const std::uint64_t t = slot[b * points + p]; t != 0) l.begin = std::min(l.begin, t);
     if (l.begin == std::numeric_limits<std::uint64_t>::max()) continue;
     l.offsets.resize(static_cast<std::size_t>(points));
+    l.by_block.assign(static_cast<std::size_t>(points),
+                      std::vector<double>(static_cast<std::size_t>(blocks), kNotReached));
     for (int b = 0; b < blocks; ++b)
       for (int p = 0; p < points; ++p)
         if (const std::uint64_t t = slot[b * points + p]; t != 0 && t >= l.begin) {
-          l.offsets[static_cast<std::size_t>(p)].push_back(static_cast<double>(t - l.begin) * 1e-3);
+          const double us = static_cast<double>(t - l.begin) * 1e-3;
+          l.offsets[static_cast<std::size_t>(p)].push_back(us);
+          l.by_block[static_cast<std::size_t>(p)][static_cast<std::size_t>(b)] = us;
           l.end = std::max(l.end, t);
         }
     launches.push_back(std::move(l));
@@ -49,6 +57,15 @@ LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int 
   summary.launches = static_cast<int>(launches.size());
   summary.points.resize(static_cast<std::size_t>(points));
   if (launches.empty()) return summary;
+  summary.by_block.assign(static_cast<std::size_t>(points),
+                          std::vector<double>(static_cast<std::size_t>(blocks), kNotReached));
+  for (std::size_t p = 0; p < summary.by_block.size(); ++p)
+    for (std::size_t b = 0; b < summary.by_block[p].size(); ++b) {
+      std::vector<double> reached;
+      for (const Launch& l : launches)
+        if (!std::isnan(l.by_block[p][b])) reached.push_back(l.by_block[p][b]);
+      if (!reached.empty()) summary.by_block[p][b] = median(reached);
+    }
   std::vector<double> spans, gaps;
   for (std::size_t i = 0; i < launches.size(); ++i) {
     spans.push_back(static_cast<double>(launches[i].end - launches[i].begin) * 1e-3);

@@ -22,6 +22,10 @@ struct LlTraceSummary {
   double span_us = 0;  // median over launches: the first block's beginning to the last stamp
   double gap_us = 0;   // median over consecutive launches: one's last stamp to the next's beginning
   std::vector<TracePointStats> points;  // one per point
+  // [point][block]: the median over launches of the block's stamp (us after its launch began), or
+  // NaN where the block never reached the point. Tells blocks of different roles apart (e.g. the
+  // dispatch's list blocks, the grid's last, against its row blocks).
+  std::vector<std::vector<double>> by_block;
 };
 
 // stamps: [ring][blocks][points] device timestamps in ns, 0 where nothing was stamped. A ring slot
