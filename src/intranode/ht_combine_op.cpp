@@ -145,7 +145,9 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.out = static_cast<std::uint16_t*>(out.x.data());
   c.out_weights = static_cast<float*>(out.topk_weights.data());
   m.timer.begin(scope.comm(), "prepare+combine");
-  launch_ht_prepare(m.view, plan.num_shares, nullptr, OpId::kCombine, scope.comm());
+  // Pull: this rank's counters count the rows it stages for the peers, who read them (an extra barrier).
+  launch_ht_prepare(m.view, plan.num_shares, nullptr, OpId::kCombine, scope.comm(),
+                    /*peers_read_counters=*/pull);
   // NOTE: after prepare's barrier: every peer has finished the operations that read this region.
   if (staged) stage_rows(c, h.count_matrix_host.data(), scope.comm());
   if (copy_chunks > 0)

@@ -25,6 +25,7 @@ struct HtMode {
   bool cached = true;           // also run a cached dispatch with new payloads
   bool combine = true;          // combine the dispatch's rows back
   bool zero_copy = false;       // dispatch outputs are views of the region (DispatchArgs::zero_copy)
+  int combine_calls = 1;        // combines issued back to back (no wait between), the last checked
 };
 
 // Every rank's inputs of a case and what the reference dispatch gives each rank.
@@ -93,7 +94,9 @@ void run_cached_dispatch(Buffer& buffer, const HtCase& c, int ranks_per_domain, 
 // the BF16 tolerance, weights within float32 rounding, NaN-aware). `recv_weights`: the weights to
 // pass, or none to pass a copy of the reference's (zero-copy outputs live in the region, which
 // combine refuses as input).
+// `calls` combines of the same inputs are issued back to back, with no wait between them (a rank may
+// begin the next while a peer still reduces the last); the last one's outputs are checked.
 void run_combine(Buffer& buffer, const HtCase& c, const HtExpected& expected, const DispatchResult& got,
-                 const Tensor& recv_weights, const CallOptions& options);
+                 const Tensor& recv_weights, const CallOptions& options, int calls = 1);
 
 }  // namespace epcomm::test

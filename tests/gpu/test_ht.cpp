@@ -44,7 +44,8 @@ void run_case(Buffer& buffer, const HtCase& c, const HtMode& mode = {}) {
   if (mode.previous_event) options.previous_event = EventHandle::record(env.stream);
   // Zero-copy outputs live in the region, which combine overwrites (and refuses as inputs): then
   // it gets a copy of the received weights.
-  run_combine(buffer, c, expected, got, mode.zero_copy ? Tensor{} : got.recv_topk_weights.view(), options);
+  run_combine(buffer, c, expected, got, mode.zero_copy ? Tensor{} : got.recv_topk_weights.view(), options,
+              mode.combine_calls);
 }
 
 // One rank's inputs of a plain BF16 dispatch of case `c` on `buffer` (layout included) and the
@@ -105,6 +106,16 @@ TEST_F(Ht, BackToBackCalls) {
         *buffer_,
         {.num_tokens = 64, .hidden = 2048, .num_sms = 4 + i % 8, .worst_case = i % 3 == 0, .seed = 100u + i},
         {.cached = i % 5 == 0});
+}
+
+// Combines issued back to back with no wait between, the ranks' loads unequal (rank 1 has few
+// tokens), so a rank may begin the next call while a peer still reduces the last. Catches (in
+// gpu.test_ht_pull1 / _pull2, where a rank counts the rows it stages for the peers in its own
+// region): the next call zeroing those counts before a slower peer had read them (that peer then
+// timed out: seen with 2 ranks sharing a GPU, 2026-12-05, bbebea6).
+TEST_F(Ht, CombineCallsBackToBackWithUnequalLoads) {
+  run_case(*buffer_, {.num_tokens = 1024, .tokens_on_rank1 = 32, .seed = 90},
+           {.async_finish = true, .cached = false, .combine_calls = 20});
 }
 
 TEST_F(Ht, ZeroCopyBf16) {
