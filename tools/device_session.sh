@@ -27,8 +27,9 @@
 #   (default "ll-dsv3 ll-small"): each kernel's duration, busiest-SM time, DRAM and L2 bytes (to
 #   check the byte count of bench/NOTES.md section 11). EPCOMM_NCU_LL_SKIP / _COUNT choose launches.
 #   ll-md: low-latency mode across NVLink domains on ranks sharing the GPUs (needs
-#   EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON): gpu.test_ll_md_2x2 and gpu.test_ll_nvshmem_2x2 (4 ranks
-#   as 2 domains of 2), gpu.test_rank_mask_ll_md_3x1 (masking, 3 domains of 1); log in $OUT/ll_md.log.
+#   EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON): the cases of gpu_test_ll_md and gpu_test_ll_nvshmem (4 ranks
+#   as 2 domains of 2) and rank masking's low-latency cases (3 domains of 1), one case at a time, each
+#   under EPCOMM_LL_MD_CASE_S (60), the step under EPCOMM_LL_MD_BUDGET_S (540); log in $OUT/ll_md.log.
 #   python: the Python package on this machine's PyTorch (docs/python.md): installed with pip from the
 #   tree (no build isolation: nothing can be fetched here, the image has nanobind and scikit-build-core)
 #   or from a carried wheel (EPCOMM_PY_WHEEL=path), into build-py/gpu-site; then its CPU tier, its GPU
@@ -174,15 +175,31 @@ while [ $# -gt 0 ]; do
     ll-md)
       shift
       start=$(date +%s)
-      # -V streams every rank's lines into the log as they come, so a case that hangs is named.
-      # EPCOMM_LOG=info names each collective step of a Buffer's construction; the program's
-      # [ll progress] lines name each case's waits (a run of 4 shared ranks may need 130-250 s).
-      EPCOMM_LOG=${EPCOMM_LOG:-info} EPCOMM_REQUIRE_GPU=1 ctest --test-dir "$build" \
-        -R "${EPCOMM_LL_MD_TESTS:-gpu\.test_(ll_md_2x2|ll_nvshmem_2x2|rank_mask_ll_md_3x1)\$}" \
-        --no-tests=error -V > "$OUT/ll_md.log" 2>&1
-      rc=$?; [ $rc -ne 0 ] && status=$rc
-      echo "== ll-md (rc $rc, $(( $(date +%s) - start )) s)"
-      grep -E "tests passed|Passed|Failed|Not Run|No tests|FAILED|Failure" "$OUT/ll_md.log" | grep -v "^\[rank [1-9]" | tail -20
+      # One process group per case, each under its own bound (EPCOMM_LL_MD_CASE_S), the whole step
+      # under EPCOMM_LL_MD_BUDGET_S: a case that stalls is named and the others still run (at
+      # 39577aa the whole program stalled unnamed; case by case at bbebea6 the first cases passed
+      # in ~1 s each). EPCOMM_LOG=info names each collective step of a Buffer's construction; the
+      # program's [ll progress] lines name each case's waits. Log: $OUT/ll_md.log.
+      : > "$OUT/ll_md.log"
+      for spec in "test_ll_md 4 2 Ll.*" "test_ll_nvshmem 4 2 Ll.*" "test_rank_mask_md 3 1 RankMask.LowLatency*"; do
+        read -r prog n g filter <<< "$spec"
+        cases=$(GTEST_FILTER="$filter" timeout 60 "$build/tools/epcomm-run" -n 1 --timeout 55 "$build/tests/gpu_$prog" \
+          --gtest_list_tests 2>/dev/null | sed 's/^\[rank 0\] //' | awk '/^[A-Za-z]/ {suite=$1} /^  [A-Za-z]/ {print suite $1}')
+        [ -n "$cases" ] || { echo "ll-md: no cases listed by gpu_$prog" | tee -a "$OUT/ll_md.log"; status=1; continue; }
+        for c in $cases; do
+          left=$(( ${EPCOMM_LL_MD_BUDGET_S:-540} - ($(date +%s) - start) ))
+          if [ "$left" -lt 20 ]; then echo "ll-md: out of time before $prog $c" | tee -a "$OUT/ll_md.log"; status=1; break 2; fi
+          bound=$(( left < ${EPCOMM_LL_MD_CASE_S:-60} ? left : ${EPCOMM_LL_MD_CASE_S:-60} ))
+          t=$(date +%s)
+          echo "=== $prog ($n ranks, $g per domain): $c" >> "$OUT/ll_md.log"
+          EPCOMM_LOG=${EPCOMM_LOG:-info} EPCOMM_REQUIRE_GPU=1 EPCOMM_TEST_SHARE_GPUS=1 EPCOMM_RANKS_PER_DOMAIN=$g \
+            EPCOMM_TIMEOUT_MS=${EPCOMM_TIMEOUT_MS:-30000} GTEST_FILTER="$c" timeout "$bound" \
+            "$build/tools/epcomm-run" -n "$n" --timeout "$(( bound - 2 ))" "$build/tests/gpu_$prog" >> "$OUT/ll_md.log" 2>&1
+          rc=$?; [ $rc -ne 0 ] && status=$rc
+          echo "ll-md: $prog $c rc $rc, $(( $(date +%s) - t )) s" | tee -a "$OUT/ll_md.log"
+        done
+      done
+      echo "== ll-md ($(( $(date +%s) - start )) s)"
       ;;
     bench)
       shift
