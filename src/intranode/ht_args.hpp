@@ -141,12 +141,10 @@ static_assert(std::is_trivially_copyable_v<HtCombineArgs>);
 // Host-side launchers (stream is a cudaStream_t).
 void launch_ht_notify(const HtNotifyArgs& args, void* stream);
 // `recv_copied` ([G][num_channels], may be null) is zeroed for the cached dispatch that follows.
-// `op` (kDispatch or kCombine) is the operation a barrier timeout is reported under.
-// `peers_read_counters`: this rank's progress counters are written by this rank and read by the
-// peers (combine's pull modes), not the other way round; then a first barrier makes sure every peer
-// has finished reading the last call's values before they are zeroed.
+// `op` (kDispatch or kCombine) is the operation a barrier timeout is reported under. With
+// num_channels 0 and no recv_copied it is a domain barrier alone.
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
-                       void* stream, bool peers_read_counters = false);
+                       void* stream);
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);
 // Copy-engine dispatch: a chunk's channels are complete (receivers clamp it to each channel's rows).
 inline constexpr std::uint64_t kChannelComplete = 0x7fffffff;

@@ -145,9 +145,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.out = static_cast<std::uint16_t*>(out.x.data());
   c.out_weights = static_cast<float*>(out.topk_weights.data());
   m.timer.begin(scope.comm(), "prepare+combine");
-  // Pull: this rank's counters count the rows it stages for the peers, who read them (an extra barrier).
-  launch_ht_prepare(m.view, plan.num_shares, nullptr, OpId::kCombine, scope.comm(),
-                    /*peers_read_counters=*/pull);
+  launch_ht_prepare(m.view, plan.num_shares, nullptr, OpId::kCombine, scope.comm());
   // NOTE: after prepare's barrier: every peer has finished the operations that read this region.
   if (staged) stage_rows(c, h.count_matrix_host.data(), scope.comm());
   if (copy_chunks > 0)
@@ -155,6 +153,10 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
                         blocks_beside_copies(plan.num_blocks, m.num_sms), scope.comm());
   else
     launch_ht_combine(c, plan.num_blocks, scope.comm());
+  // NOTE: pull: this rank's progress counters count the rows it staged for the peers, who read them.
+  // The next operation (combine's prepare, dispatch's notify) zeroes them before its own barrier, so
+  // a rank a whole call ahead would erase counts a slower peer still waits for: a barrier first.
+  if (pull) launch_ht_prepare(m.view, 0, nullptr, OpId::kCombine, scope.comm());
   m.timer.end(scope.comm());
   out.event = scope.finish();
   return out;

@@ -259,14 +259,10 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   }
 }
 
-// Zeroes this rank's progress counters, then a barrier: no peer reads or writes them for the next
-// operation before they are zero. When the peers are their readers (combine's pull modes: this rank
-// stages rows and counts them here), a first barrier also keeps the zeroing from overtaking a peer
-// that is still reading the last call's counts (a rank a whole call ahead would zero them under it).
+// Zeroes this rank's progress counters, then a barrier: no peer writes them for the next operation
+// before they are zero.
 __global__ void __launch_bounds__(kNotifyThreads, 1)
-    ht_prepare_kernel(DomainView v, int num_channels, std::int32_t* recv_copied, OpId op,
-                      bool peers_read_counters) {
-  if (peers_read_counters) domain_barrier_block(v, op);
+    ht_prepare_kernel(DomainView v, int num_channels, std::int32_t* recv_copied, OpId op) {
   zero_counters(v, num_channels, recv_copied);
   __syncthreads();
   domain_barrier_block(v, op);
@@ -280,9 +276,9 @@ void launch_ht_notify(const HtNotifyArgs& args, void* stream) {
 }
 
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
-                       void* stream, bool peers_read_counters) {
-  ht_prepare_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      view, num_channels, recv_copied, op, peers_read_counters);
+                       void* stream) {
+  ht_prepare_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(view, num_channels,
+                                                                                 recv_copied, op);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 
