@@ -8,13 +8,13 @@ namespace {
 constexpr int kBarrierThreads = 128;  // >= kMaxDomainRanks, one thread per peer
 static_assert(kBarrierThreads >= kMaxDomainRanks);
 
-__global__ void __launch_bounds__(kBarrierThreads, 1) domain_barrier_kernel(DomainView view) {
-  domain_barrier_block(view, OpId::kBarrier);
+__global__ void __launch_bounds__(kBarrierThreads, 1) domain_barrier_kernel(DomainView view, OpId op) {
+  domain_barrier_block(view, op);
 }
 }  // namespace
 
-void launch_domain_barrier(const DomainView& view, void* stream) {
-  domain_barrier_kernel<<<1, kBarrierThreads, 0, static_cast<cudaStream_t>(stream)>>>(view);
+void launch_domain_barrier(const DomainView& view, void* stream, OpId op) {
+  domain_barrier_kernel<<<1, kBarrierThreads, 0, static_cast<cudaStream_t>(stream)>>>(view, op);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

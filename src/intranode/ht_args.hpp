@@ -141,8 +141,7 @@ static_assert(std::is_trivially_copyable_v<HtCombineArgs>);
 // Host-side launchers (stream is a cudaStream_t).
 void launch_ht_notify(const HtNotifyArgs& args, void* stream);
 // `recv_copied` ([G][num_channels], may be null) is zeroed for the cached dispatch that follows.
-// `op` (kDispatch or kCombine) is the operation a barrier timeout is reported under. With
-// num_channels 0 and no recv_copied it is a domain barrier alone.
+// `op` (kDispatch or kCombine) is the operation a barrier timeout is reported under.
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
                        void* stream);
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);

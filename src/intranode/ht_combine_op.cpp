@@ -4,6 +4,7 @@
 
 #include "internode/md_buffer.hpp"
 #include "intranode/ht_args.hpp"
+#include "buffer/barrier.hpp"
 #include "buffer/buffer_impl.hpp"
 #include "core/check.hpp"
 #include "intranode/copy_batch.hpp"
@@ -156,7 +157,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   // NOTE: pull: this rank's progress counters count the rows it staged for the peers, who read them.
   // The next operation (combine's prepare, dispatch's notify) zeroes them before its own barrier, so
   // a rank a whole call ahead would erase counts a slower peer still waits for: a barrier first.
-  if (pull) launch_ht_prepare(m.view, 0, nullptr, OpId::kCombine, scope.comm());
+  if (pull) launch_domain_barrier(m.view, scope.comm(), OpId::kCombine);
   m.timer.end(scope.comm());
   out.event = scope.finish();
   return out;
