@@ -13,12 +13,19 @@ namespace {
 
 constexpr double kNotReached = std::numeric_limits<double>::quiet_NaN();
 
-// One recorded launch: per point, the offsets (us) of the blocks that reached it.
+// One recorded launch: per point, each block's offset (us), NaN where the block did not reach it.
 struct Launch {
   std::uint64_t begin = 0, end = 0;  // earliest beginning, latest stamp of any block (ns)
-  std::vector<std::vector<double>> offsets;
-  std::vector<std::vector<double>> by_block;  // [point][block], NaN where not reached
+  std::vector<std::vector<double>> by_block;  // [point][block]
 };
+
+// The values that are not NaN.
+std::vector<double> reached(const std::vector<double>& values) {
+  std::vector<double> out;
+  for (const double v : values)
+    if (!std::isnan(v)) out.push_back(v);
+  return out;
+}
 
 }  // namespace
 
@@ -37,15 +44,13 @@ LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int 
       for (const int p : begin_points)
         if (const std::uint64_t t = slot[b * points + p]; t != 0) l.begin = std::min(l.begin, t);
     if (l.begin == std::numeric_limits<std::uint64_t>::max()) continue;
-    l.offsets.resize(static_cast<std::size_t>(points));
     l.by_block.assign(static_cast<std::size_t>(points),
                       std::vector<double>(static_cast<std::size_t>(blocks), kNotReached));
     for (int b = 0; b < blocks; ++b)
       for (int p = 0; p < points; ++p)
         if (const std::uint64_t t = slot[b * points + p]; t != 0 && t >= l.begin) {
-          const double us = static_cast<double>(t - l.begin) * 1e-3;
-          l.offsets[static_cast<std::size_t>(p)].push_back(us);
-          l.by_block[static_cast<std::size_t>(p)][static_cast<std::size_t>(b)] = us;
+          l.by_block[static_cast<std::size_t>(p)][static_cast<std::size_t>(b)] =
+              static_cast<double>(t - l.begin) * 1e-3;
           l.end = std::max(l.end, t);
         }
     launches.push_back(std::move(l));
@@ -61,10 +66,9 @@ LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int 
                           std::vector<double>(static_cast<std::size_t>(blocks), kNotReached));
   for (std::size_t p = 0; p < summary.by_block.size(); ++p)
     for (std::size_t b = 0; b < summary.by_block[p].size(); ++b) {
-      std::vector<double> reached;
-      for (const Launch& l : launches)
-        if (!std::isnan(l.by_block[p][b])) reached.push_back(l.by_block[p][b]);
-      if (!reached.empty()) summary.by_block[p][b] = median(reached);
+      std::vector<double> across;  // this block's offsets over the launches
+      for (const Launch& l : launches) across.push_back(l.by_block[p][b]);
+      if (const std::vector<double> r = reached(across); !r.empty()) summary.by_block[p][b] = median(r);
     }
   std::vector<double> spans, gaps;
   for (std::size_t i = 0; i < launches.size(); ++i) {
@@ -77,7 +81,7 @@ LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int 
   for (int p = 0; p < points; ++p) {
     std::vector<double> first, mid, last;
     for (const Launch& l : launches) {
-      const std::vector<double>& o = l.offsets[static_cast<std::size_t>(p)];
+      const std::vector<double> o = reached(l.by_block[static_cast<std::size_t>(p)]);
       if (o.empty()) continue;
       first.push_back(*std::min_element(o.begin(), o.end()));
       mid.push_back(median(o));
