@@ -42,19 +42,6 @@ std::string us_text(std::uint64_t ns) {
   return buf;
 }
 
-// The peer with the most wait_ns of `waited` (peer -> ns), the lower rank on a tie; -1 for none.
-int most_waited(const std::map<int, std::uint64_t>& waited) {
-  int slowest = -1;
-  std::uint64_t most = 0;
-  for (const auto& [peer, ns] : waited) {  // ascending peers: a tie keeps the first
-    if (ns > most) {
-      most = ns;
-      slowest = peer;
-    }
-  }
-  return slowest;
-}
-
 }  // namespace
 
 RowTelemetry summarize_telemetry(const std::vector<RankTraffic>& records, int calls) {
@@ -62,6 +49,8 @@ RowTelemetry summarize_telemetry(const std::vector<RankTraffic>& records, int ca
   t.calls = calls;
   std::vector<std::string> order;
   std::map<std::string, std::map<int, PeerTotals>> by_op;
+  std::map<std::string, std::vector<PeerTraffic>> rows_by_op;  // for slowest_peer (the API's rule)
+  std::vector<PeerTraffic> rows;
   std::map<int, std::uint64_t> waited_all;
   for (const RankTraffic& r : records) {
     const PeerTraffic& p = r.traffic;
@@ -74,19 +63,17 @@ RowTelemetry summarize_telemetry(const std::vector<RankTraffic>& records, int ca
     totals.wait_ns += p.wait_ns;
     totals.waits += p.waits;
     waited_all[p.peer] += p.wait_ns;
+    rows_by_op[p.operation].push_back(p);
+    rows.push_back(p);
   }
   for (const std::string& name : order) {
     OpTelemetry op;
     op.operation = name;
-    std::map<int, std::uint64_t> waited;
-    for (const auto& [peer, totals] : by_op[name]) {
-      op.peers.push_back(totals);
-      waited[peer] = totals.wait_ns;
-    }
-    op.slowest_peer = most_waited(waited);
+    for (const auto& [peer, totals] : by_op[name]) op.peers.push_back(totals);
+    op.slowest_peer = slowest_peer(rows_by_op[name]);
     t.operations.push_back(std::move(op));
   }
-  t.slowest_peer = most_waited(waited_all);
+  t.slowest_peer = slowest_peer(rows);
   if (t.slowest_peer >= 0) t.slowest_wait_ns = waited_all[t.slowest_peer];
   return t;
 }
