@@ -17,9 +17,8 @@ __device__ __forceinline__ bool domain_barrier_block(const DomainView& view, OpI
   bool ok = true;
   const int peer = static_cast<int>(threadIdx.x);
   if (peer < view.num_domain_ranks && !peer_masked(view, peer)) {
-    // NOTE: the fence makes this rank's earlier writes to the peer (from any block, ordered by
-    // the preceding __syncthreads or kernel boundary) visible before the signal.
-    ptx::fence_acq_rel_sys();
+    // NOTE: the release makes this rank's earlier writes to the peer (from any block, ordered by
+    // the preceding __syncthreads or kernel boundary) visible before the signal (ptx.cuh).
     ptx::st_release_sys(RegionLayout::barrier_slots(view.peer_base[peer]) + view.domain_rank, epoch);
     const std::uint64_t* my_slot = RegionLayout::barrier_slots(view.peer_base[view.domain_rank]) + peer;
     ok = wait_at_least(my_slot, epoch, view, op, CounterId::kBarrierSignal, view.domain_base_rank + peer);

@@ -47,8 +47,10 @@ __device__ __forceinline__ void backoff(unsigned ns) {
 }
 
 // Release store at system scope: publishes a flag to a peer GPU; every write this thread made
-// before it (and, after a CTA barrier, its block's writes it has observed) is visible to a peer
-// that acquires the flag.
+// before it (and, after a CTA barrier, its block's writes it has observed: releases are cumulative)
+// is visible to a peer that acquires the flag. NOTE: no fence before it: ptxas already emits
+// MEMBAR.ALL.SYS for the release itself, so a fence.acq_rel.sys in front only adds a second one
+// (seen in the SASS of the low-latency kernels: two MEMBAR.ALL.SYS back to back per signal).
 __device__ __forceinline__ void st_release_sys(std::uint64_t* p, std::uint64_t v) {
   asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
@@ -57,7 +59,7 @@ __device__ __forceinline__ void st_release_sys(int* p, int v) {
 }
 
 // Release add at system scope: a counter that several writers bump (rows arrived from one source
-// written by several blocks).
+// written by several blocks). As st_release_sys: no fence needed before it.
 __device__ __forceinline__ void red_add_release_sys(std::uint64_t* p, std::uint64_t v) {
   asm volatile("red.release.sys.global.add.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
@@ -65,9 +67,17 @@ __device__ __forceinline__ void red_add_release_sys(int* p, int v) {
   asm volatile("red.release.sys.global.add.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
+// Relaxed add at system scope: a counter that carries no data, only "I am done reading" (the
+// low-latency credits). It waits for nothing: a release would first drain every write this SM
+// has outstanding (ll_sync.cuh, ll_give_credits, says why the reads need no fence).
+__device__ __forceinline__ void red_add_relaxed_sys(std::uint64_t* p, std::uint64_t v) {
+  asm volatile("red.relaxed.sys.global.add.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
 // Full fence at system scope: orders this thread's earlier writes (to peers) before later ones.
-// Used before a block-wide barrier that precedes a single thread's release flag, so writes of
-// every thread in the block are covered (cumulativity through bar.sync).
+// Needed where no release of this thread follows: before an NVSHMEM put or signal that a NIC or
+// a proxy may carry (the puts read memory this block wrote), or where every lane's writes must be
+// ordered before a flag another lane sets.
 __device__ __forceinline__ void fence_acq_rel_sys() {
   asm volatile("fence.acq_rel.sys;" ::: "memory");
 }

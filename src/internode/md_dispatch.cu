@@ -78,8 +78,7 @@ __device__ void publish_rows(const MdDispatchArgs& a, const Place& p, std::int32
   __syncwarp();
   for (int j = threadIdx.x % 32; j < p.G; j += 32) {
     if (pending[j] == 0) continue;
-    // NOTE: fence after the warp barrier: every lane's rows precede the count.
-    ptx::fence_acq_rel_sys();
+    // NOTE: a release after the warp barrier: every lane's rows precede the count.
     ptx::red_add_release_sys(RegionLayout::progress(a.view.peer_base[j], p.me_local, 0),
                              static_cast<std::uint64_t>(pending[j]));
     pending[j] = 0;

@@ -134,8 +134,7 @@ __device__ bool exchange_in_domain(const MdNotifyArgs& a, const Geometry& g, std
   bool ok = true;
   if (threadIdx.x < g.G) {
     const int j = threadIdx.x;
-    // NOTE: fence + release after the block barrier: every thread's record precedes the flag.
-    ptx::fence_acq_rel_sys();
+    // NOTE: a release after the block barrier: every thread's record precedes the flag.
     ptx::st_release_sys(domain_flag(a.view.peer_base[j], parity, g.me_local), epoch);
     ok = wait_at_least(domain_flag(a.view.peer_base[g.me_local], parity, j), epoch, a.view, OpId::kNotify,
                        CounterId::kCountsReady, a.view.domain_base_rank + j);
@@ -200,8 +199,7 @@ __global__ void __launch_bounds__(kThreads, 1) md_notify_kernel(MdNotifyArgs a) 
   if (a.host_ready == nullptr) return;
   __syncthreads();
   if (threadIdx.x == 0) {
-    // NOTE: fence + release after the block barrier: every thread's host counts precede the word.
-    ptx::fence_acq_rel_sys();
+    // NOTE: a release after the block barrier: every thread's host counts precede the word.
     ptx::st_release_sys(a.host_ready, a.host_ready_seq);
   }
 }

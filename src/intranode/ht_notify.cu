@@ -188,8 +188,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   bool ok = true;
   if (threadIdx.x < G && live(threadIdx.x)) {
     const int p = threadIdx.x;
-    // NOTE: fence + release after the block barrier: every thread's mailbox writes precede the flag.
-    ptx::fence_acq_rel_sys();
+    // NOTE: a release after the block barrier: every thread's mailbox writes precede the flag.
     ptx::st_release_sys(Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C).flag, epoch);
     Mailbox mine(RegionLayout::mailbox(v.peer_base[me], parity, p), G, C);
     ok = wait_at_least(mine.flag, epoch, v, OpId::kNotify, CounterId::kCountsReady, v.domain_base_rank + p);
@@ -253,8 +252,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   if (a.host_ready == nullptr) return;
   __syncthreads();
   if (threadIdx.x == 0) {
-    // NOTE: fence + release after the block barrier: every thread's host counts precede the word.
-    ptx::fence_acq_rel_sys();
+    // NOTE: a release after the block barrier: every thread's host counts precede the word.
     ptx::st_release_sys(a.host_ready, a.host_ready_seq);
   }
 }

@@ -22,6 +22,8 @@
 //                                 before the value;
 //   signal_add(v, field, value, d)  the same, adding `value` to the field (a counter that many
 //                                 blocks bump) instead of storing it;
+//   credit_add(v, field, value, d)  adds `value` to the field with no ordering at all: for a
+//                                 counter that says only "done reading" (ll_give_credits);
 // and, when kStagesLocally, for a rank d reached by puts:
 //   put_warp(v, dst, src, bytes, d)  the whole warp: copies [src, src + bytes) of this rank to
 //                                 rank d, at the offset `dst` has in this rank's workspace
@@ -54,17 +56,19 @@ struct IpcPeers {
     return RegionLayout::data(v.peer_base[d]);
   }
 
-  // NOTE: the fence orders everything this thread (and, after a block barrier, its block) wrote
-  // or read before the store that tells the peer about it.
+  // NOTE: the release orders everything this thread (and, after a block barrier, its block) wrote
+  // or read before the store that tells the peer about it; it is itself the fence (ptx.cuh).
   __device__ __forceinline__ static void signal(const DomainView& /*v*/, std::uint64_t* field,
                                                 std::uint64_t value, int /*d*/) {
-    ptx::fence_acq_rel_sys();
     ptx::st_release_sys(field, value);
   }
   __device__ __forceinline__ static void signal_add(const DomainView& /*v*/, std::uint64_t* field,
                                                     std::uint64_t value, int /*d*/) {
-    ptx::fence_acq_rel_sys();
     ptx::red_add_release_sys(field, value);
+  }
+  __device__ __forceinline__ static void credit_add(const DomainView& /*v*/, std::uint64_t* field,
+                                                    std::uint64_t value, int /*d*/) {
+    ptx::red_add_relaxed_sys(field, value);
   }
 };
 

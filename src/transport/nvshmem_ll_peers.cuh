@@ -10,9 +10,10 @@
 // peer-to-peer on one node exactly as it would across domains. HybridPeers
 // (transport/hybrid_ll_peers.cuh) reaches this rank's whole NVLink domain by stores.
 //
-// Memory ordering: stores are published by a system-scope fence and a release store or add (as
-// IpcPeers); puts are completed (finish_sends, nvshmem_quiet, by every thread that issued any)
-// before the block's signal, an NVSHMEM signal operation after the same fence.
+// Memory ordering: stores are published by a release store or add at system scope (as IpcPeers);
+// puts are completed (finish_sends, nvshmem_quiet, by every thread that issued any) before the
+// block's signal, an NVSHMEM signal operation after a system-scope fence. Credits are unordered
+// adds (ll_give_credits).
 //
 // NOTE: relocatable device code only, in epcomm_nvshmem (see nvshmem_device.cuh).
 #pragma once
@@ -56,22 +57,33 @@ struct NvshmemStagingPeers {
   __device__ __forceinline__ static void finish_sends() { nvshmem::quiet(); }
 
   // `field` is inside target(v, own, d): rank d's workspace as stored into here (a release store
-  // reaches it), or this rank's own, whose offset is the symmetric address of d's field. NOTE: the
-  // fence makes the signal a release: the block's writes and completed puts (ll_arrive_last's
-  // barrier and fences come first) are ordered before it.
+  // reaches it), or this rank's own, whose offset is the symmetric address of d's field. NOTE: for
+  // a rank reached by puts the fence makes the NVSHMEM signal a release: the block's writes and
+  // completed puts (the block barrier before the signal comes first) are ordered before it; a
+  // release store is its own fence (ptx.cuh).
   __device__ __forceinline__ static void signal(const DomainView& v, std::uint64_t* field,
                                                 std::uint64_t value, int d) {
-    ptx::fence_acq_rel_sys();
-    if (direct(v, d))
+    if (direct(v, d)) {
       ptx::st_release_sys(field, value);
-    else
+    } else {
+      ptx::fence_acq_rel_sys();
       nvshmem::signal_set(field, value, pe(v, d));
+    }
   }
   __device__ __forceinline__ static void signal_add(const DomainView& v, std::uint64_t* field,
                                                     std::uint64_t value, int d) {
-    ptx::fence_acq_rel_sys();
-    if (direct(v, d))
+    if (direct(v, d)) {
       ptx::red_add_release_sys(field, value);
+    } else {
+      ptx::fence_acq_rel_sys();
+      nvshmem::signal_add(field, value, pe(v, d));
+    }
+  }
+  // A credit orders nothing (ll_give_credits): no fence either way.
+  __device__ __forceinline__ static void credit_add(const DomainView& v, std::uint64_t* field,
+                                                    std::uint64_t value, int d) {
+    if (direct(v, d))
+      ptx::red_add_relaxed_sys(field, value);
     else
       nvshmem::signal_add(field, value, pe(v, d));
   }
