@@ -18,16 +18,17 @@
 //     s's own control.freed[p][d] >= (seq - 1) / 2 * G, i.e. each of the G receive-phase blocks of
 //     each earlier operation of parity p on d finished reading what s wrote there. Every rank
 //     launches the same grid of G blocks (the Buffer agrees on it when it is made).
-//  2. For each expert e, one warp writes the list of s's (token t, slot j) selections of e, in token
-//     and slot order, as (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at
-//     sel_count[p][s][e] (more than T: reported, the rest dropped). Write each token's row (cast to
-//     FP8 once, in registers, or its BF16 bytes) and scales at staging_x / staging_scales[p][s][t]
-//     in every rank holding at least one of its experts: a token crosses NVLink once per
-//     destination rank, however many experts it selects there.
+//  2. Write each token's row (cast to FP8 once, in registers, or its BF16 bytes) and scales at
+//     staging_x / staging_scales[p][s][t] in every rank holding at least one of its experts: a
+//     token crosses NVLink once per destination rank, however many experts it selects there. (Each
+//     warp's first row is loaded and cast before the credit wait.) Then, for each expert e, block
+//     e mod G writes the list of s's (token t, slot j) selections of e, in token and slot order, as
+//     (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at sel_count[p][s][e] (more
+//     than T: reported, the rest dropped).
 //     Block 0 also writes this call's signature (core/call_signature.hpp) at signature[p][s] in
 //     every receiver's control block, before its done signal.
-//  3. Completion: every block, once its sends are done, fences and release-adds 1 to done[p][s]
-//     in every receiver (no block waits for the grid's last one). Then it bumps send_arrivals;
+//  3. Completion: every block, once its sends are done, release-adds 1 to done[p][s] in every
+//     receiver (no block waits for the grid's last one). Then it bumps send_arrivals;
 //     the last one resets it and stores seq and issued[half].
 // Dispatch, receive phase (on rank d):
 //  4. Wait (bounded) until done[p][s] >= (seq + 1) / 2 * G for every source s: every block of this
@@ -40,8 +41,9 @@
 //     the staged token its entry names from staging into recv_x[e][i], its scales transposed into
 //     recv_scales[e][.][i], src_info[e][i] = t and token_rows[s][t][slot] = e * capacity + i (the
 //     send phase cleared token_rows to -1); write layout_range and recv_count.
-//  6. Every block, once its copies are done, release-adds 1 to freed[p][d] in every source's
-//     control block (the credit of step 1): no block waits for the grid's last one.
+//  6. Every block, once its copies are done, adds 1 to freed[p][d] in every source's control
+//     block (the credit of step 1), unordered (ll_give_credits says why that suffices): no block
+//     waits for the grid's last one, nor for its own output writes.
 // Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
 // scheme with the combine control block.
 //  7. Send: block 0 writes the owner's top-k weights of its T_s tokens into every holder d at
@@ -105,7 +107,7 @@ EPCOMM_HD constexpr std::uint64_t ll_done_after(std::uint64_t seq, std::uint64_t
 // that sends first clears its block's entry; a receive-only launch adds its points to it.
 enum LlTracePoint : int {
   kLlTraceEntry,        // the launch began (send-capable launch)
-  kLlTraceCredits,      // peers freed the staging this operation writes
+  kLlTraceCredits,      // peers freed the staging this operation writes (the first loads done)
   kLlTraceSent,         // the block's sends were issued
   kLlTraceSendArrived,  // past the grid-wide arrival (the last block: after its signals)
   kLlTraceRecvEntry,    // a receive-only launch began

@@ -88,22 +88,31 @@ __device__ void scan_arrivals(const LlDispatchArgs& a, int parity, const RecvLay
     r.first[e] = rows;
   }
   __syncthreads();
-  // first[]: exclusive prefix over experts, one warp.
-  if (threadIdx.x < 32) {
-    std::int32_t carry = 0;
-    for (int e0 = 0; e0 < nle; e0 += 32) {
-      const int e = e0 + lane;
-      const std::int32_t n = e < nle ? r.first[e] : 0;
-      std::int32_t incl = n;
-      for (int off = 1; off < 32; off <<= 1) {
-        const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
-        if (lane >= off) incl += y;
-      }
-      if (e < nle) r.first[e] = carry + incl - n;
-      carry += __shfl_sync(kLlFullMask, incl, 31);
+  // first[]: exclusive prefix over experts, by the whole block, a thread per expert (a pass per
+  // kLlThreads experts): each warp scans its 32 by shuffles, then adds the totals of the warps
+  // before it. Each thread reads and writes only its own expert's entry.
+  __shared__ std::int32_t warp_total[kLlWarps];
+  const int warp = static_cast<int>(threadIdx.x / 32);
+  std::int32_t carry = 0;  // the same in every thread: the experts of earlier passes
+  for (int e0 = 0; e0 < nle; e0 += kLlThreads) {
+    const int e = e0 + static_cast<int>(threadIdx.x);
+    const std::int32_t n = e < nle ? r.first[e] : 0;
+    std::int32_t incl = n;
+    for (int off = 1; off < 32; off <<= 1) {
+      const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
+      if (lane >= off) incl += y;
     }
-    if (lane == 0) r.first[nle] = carry;
+    if (lane == 31) warp_total[warp] = incl;
+    __syncthreads();
+    std::int32_t before = carry + incl - n;
+    for (int w = 0; w < kLlWarps; ++w) {
+      if (w < warp) before += warp_total[w];
+      carry += warp_total[w];
+    }
+    if (e < nle) r.first[e] = before;
+    __syncthreads();  // warp_total is read by all before the next pass writes it
   }
+  if (threadIdx.x == 0) r.first[nle] = carry;
   __syncthreads();
   for (int e = blockIdx.x; e < nle; e += gridDim.x) {
     const std::int32_t rows = r.first[e + 1] - r.first[e];

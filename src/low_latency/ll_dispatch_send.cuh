@@ -84,101 +84,118 @@ __device__ void clear_token_rows(const LlDispatchArgs& a) {
     rows[i] = -1;
 }
 
-// Selections (top-k ids) a list block stages in shared memory at once.
-constexpr int kListChunk = 4096;
-constexpr int kListUnroll = 4;  // 32-selection steps of a warp's scan in flight
-constexpr std::int32_t kInvalidId = -2;
+// Experts whose lists one pass over the top-k ids builds in a block (bounds its shared memory).
+constexpr int kListGroup = 32;
+// Top-k ids each thread takes per round of a pass: a round covers kLlThreads * kListSpan ids.
+constexpr int kListSpan = 2;
 
-// One warp appends expert `expert`'s selections among ids[0, n) (global selection index `base` +
-// i) to its list, in index order (token order, then slot order: the reference's), from *count on.
-__device__ __forceinline__ void scan_expert(const std::int32_t* ids, int n, int base, int num_topk,
-                                            int expert, std::int64_t max_rows, std::int32_t* list,
-                                            std::int64_t* count) {
-  const int lane = threadIdx.x % 32;
-  for (int i0 = 0; i0 < n; i0 += 32 * kListUnroll) {
-    std::int32_t id[kListUnroll];
-#pragma unroll
-    for (int u = 0; u < kListUnroll; ++u) {
-      const int i = i0 + u * 32 + lane;
-      id[u] = i < n ? ids[i] : -1;
-    }
-#pragma unroll
-    for (int u = 0; u < kListUnroll; ++u) {
-      const bool hit = id[u] == expert;
-      const unsigned hits = __ballot_sync(kLlFullMask, hit);
-      const std::int64_t at = *count + __popc(hits & ((1u << lane) - 1u));
-      if (hit && at < max_rows) {
-        const int g = base + i0 + u * 32 + lane;
-        const int t = g / num_topk;
-        list[at] = ll_pack_selection(t, g - t * num_topk);
-      }
-      *count += __popc(hits);
-    }
-  }
-}
-
-// The grid's last ceil(E / warps per block) blocks write every expert's list of this rank's
-// selections into the expert's holder, with its length (a staging policy: into this rank's own
-// workspace, then puts them): the block stages the top-k ids in shared memory, then each warp scans
-// them for its expert. Entries outside [-1, E) are reported; selections beyond T of one expert (a
-// token naming it twice) are reported and dropped. The other blocks return at once.
+// Block b builds the lists of experts b, b + grid, b + 2 grid, ... (every block builds some, after
+// its rows, so no block's lists are the send phase's tail): per round, each thread reads kListSpan
+// top-k ids; per expert, each warp counts its hits by a ballot, and a hit's place in the list is
+// the expert's entries of earlier rounds, plus those of the round's earlier spans, warps and
+// lanes, so every list comes out in index order (token order, then slot order: the reference's)
+// with no atomics. A list and its length go into the expert's holder (a staging policy: into this
+// rank's own workspace, then puts them). Entries outside [-1, E) are reported (by block 0);
+// selections beyond T of one expert (a token naming it twice) are reported and dropped. A masked
+// holder gets no list: its experts' slots behave as -1 (SPEC "Rank masking").
 template <typename Peers>
 __device__ void send_selections(const LlDispatchArgs& a, int parity) {
-  __shared__ std::int32_t ids[kListChunk];
+  // A round's hits per (span, expert of the group, warp), by round parity: a round's counts are
+  // still summed into `filled` while the next round's are written.
+  __shared__ std::int32_t hits_of[2][kListSpan][kListGroup][kLlWarps];
+  __shared__ std::int32_t filled[kListGroup];  // entries of each expert of the group, rounds so far
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
-  const int list_blocks = min(static_cast<int>(gridDim.x), (l.num_experts + kLlWarps - 1) / kLlWarps);
-  const int b = static_cast<int>(blockIdx.x) - (static_cast<int>(gridDim.x) - list_blocks);
-  if (b < 0) return;  // block-uniform
+  const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
   const int lane = threadIdx.x % 32, warp = static_cast<int>(threadIdx.x / 32), me = v.domain_rank;
+  const unsigned lanes_before = (1u << lane) - 1u;
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
   const int n = static_cast<int>(a.num_tokens) * a.num_topk;
-  const int rounds = (l.num_experts + list_blocks * kLlWarps - 1) / (list_blocks * kLlWarps);
-  for (int round = 0; round < rounds; ++round) {
-    const int expert = (round * list_blocks + b) * kLlWarps + warp;  // may be >= E: only stages
+  const int mine = b < l.num_experts ? (l.num_experts - b + grid - 1) / grid : 0;  // block-uniform
+  auto list_of = [&](int expert) {
     const int holder_rank = expert / l.num_local_experts;
-    // A masked holder gets no list: its experts' slots behave as -1 (SPEC "Rank masking").
-    const bool to_masked = expert < l.num_experts && peer_masked(v, holder_rank);
-    // Staged here (and put below) for a holder reached by puts; else straight into its workspace.
-    const bool by_put = expert < l.num_experts && ll_by_put<Peers>(v, holder_rank);
-    void* holder =
-        by_put || expert >= l.num_experts ? a.workspace : Peers::target(v, a.workspace, holder_rank);
-    std::int32_t* list = l.sel(holder, parity, me, expert < l.num_experts ? expert : 0);
-    std::int64_t count = 0;
-    for (int base = 0; base < n; base += kListChunk) {
-      const int chunk = min(kListChunk, n - base);
-      __syncthreads();  // the previous chunk is scanned
-      for (int i = threadIdx.x; i < chunk; i += blockDim.x) {
-        const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, base + i);
-        const bool bad = e < -1 || e >= l.num_experts;
-        if (bad && b == 0 && round == 0)
+    void* holder = ll_by_put<Peers>(v, holder_rank) ? a.workspace : Peers::target(v, a.workspace, holder_rank);
+    return l.sel(holder, parity, me, expert);
+  };
+  for (int g0 = 0; g0 < mine; g0 += kListGroup) {
+    const int group = min(kListGroup, mine - g0);  // experts b + (g0 + k) * grid, k < group
+    if (static_cast<int>(threadIdx.x) < group) filled[threadIdx.x] = 0;
+    int round = 0;
+    for (int base = 0; base < n; base += kLlThreads * kListSpan, ++round) {
+      const int r = round & 1;
+      int k[kListSpan];       // the list of the group each id joins, or -1
+      int before[kListSpan];  // its hits in the lanes before this one
+#pragma unroll
+      for (int u = 0; u < kListSpan; ++u) {
+        const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
+        const std::int64_t e = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
+        if ((e < -1 || e >= l.num_experts) && b == 0 && g0 == 0)
           report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
-                         -1, e, (base + i) / a.num_topk);
-        ids[i] = bad ? kInvalidId : static_cast<std::int32_t>(e);
+                         -1, e, i / a.num_topk);
+        k[u] = -1;
+        if (e >= b && e < l.num_experts && (e - b) % grid == 0) {
+          const int at = static_cast<int>((e - b) / grid) - g0;
+          if (at >= 0 && at < group) k[u] = at;
+        }
+        before[u] = 0;
+        for (int j = 0; j < group; ++j) {
+          const unsigned hits = __ballot_sync(kLlFullMask, k[u] == j);
+          if (lane == 0) hits_of[r][u][j][warp] = __popc(hits);
+          if (k[u] == j) before[u] = __popc(hits & lanes_before);
+        }
       }
-      __syncthreads();
-      if (expert < l.num_experts && !to_masked)
-        scan_expert(ids, chunk, base, a.num_topk, expert, l.max_tokens, list, &count);
-    }
-    if (expert >= l.num_experts || to_masked) continue;
-    if (count > l.max_tokens) {
-      // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
-      // them. The extra rows are dropped, never written out of bounds.
-      if (lane == 0)
-        report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
-                       holder_rank, l.max_tokens, count);
-      count = l.max_tokens;
-    }
-    std::int32_t* count_slot = l.sel_count(holder, parity, me) + expert;
-    if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
-    if constexpr (Peers::kStagesLocally) {
-      if (by_put) {
-        __syncwarp();
-        if (count > 0)
-          Peers::put_warp(v, list, list, sizeof(std::int32_t) * static_cast<std::size_t>(count), holder_rank);
-        if (lane == 0) Peers::put(v, count_slot, count_slot, sizeof(std::int32_t), holder_rank);
+      __syncthreads();  // the round's hits are counted; `filled` holds the earlier rounds'
+#pragma unroll
+      for (int u = 0; u < kListSpan; ++u) {
+        if (k[u] < 0) continue;
+        std::int64_t at = filled[k[u]] + before[u];
+        for (int s = 0; s < u; ++s)
+          for (int w = 0; w < kLlWarps; ++w) at += hits_of[r][s][k[u]][w];
+        for (int w = 0; w < warp; ++w) at += hits_of[r][u][k[u]][w];
+        const int expert = b + (g0 + k[u]) * grid;
+        if (at < l.max_tokens && !peer_masked(v, expert / l.num_local_experts)) {
+          const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
+          const int t = i / a.num_topk;
+          list_of(expert)[at] = ll_pack_selection(t, i - t * a.num_topk);
+        }
+      }
+      __syncthreads();  // every place was taken from `filled`
+      if (static_cast<int>(threadIdx.x) < group) {
+        std::int32_t sum = 0;
+        for (int u = 0; u < kListSpan; ++u)
+          for (int w = 0; w < kLlWarps; ++w) sum += hits_of[r][u][threadIdx.x][w];
+        filled[threadIdx.x] += sum;
       }
     }
+    __syncthreads();  // `filled` is final; every entry of the group's lists is written
+    for (int k = warp; k < group; k += kLlWarps) {
+      const int expert = b + (g0 + k) * grid;
+      const int holder_rank = expert / l.num_local_experts;
+      if (peer_masked(v, holder_rank)) continue;
+      std::int64_t count = filled[k];
+      if (count > l.max_tokens) {
+        // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
+        // them. The extra rows are dropped, never written out of bounds.
+        if (lane == 0)
+          report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
+                         holder_rank, l.max_tokens, count);
+        count = l.max_tokens;
+      }
+      const bool by_put = ll_by_put<Peers>(v, holder_rank);
+      void* holder = by_put ? a.workspace : Peers::target(v, a.workspace, holder_rank);
+      std::int32_t* count_slot = l.sel_count(holder, parity, me) + expert;
+      if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
+      if constexpr (Peers::kStagesLocally) {
+        if (by_put) {
+          __syncwarp();
+          std::int32_t* list = l.sel(holder, parity, me, expert);
+          if (count > 0)
+            Peers::put_warp(v, list, list, sizeof(std::int32_t) * static_cast<std::size_t>(count), holder_rank);
+          if (lane == 0) Peers::put(v, count_slot, count_slot, sizeof(std::int32_t), holder_rank);
+        }
+      }
+    }
+    __syncthreads();  // the next group resets `filled`
   }
 }
 
@@ -239,76 +256,125 @@ __device__ __forceinline__ void count_row_sent(const LlDispatchArgs& a, int part
   count_traffic(a.view, OpId::kLlDispatch, d, row, 0);
 }
 
-template <typename Peers>
-__device__ void send_rows(const LlDispatchArgs& a, int parity) {
+// One warp's send item, (token t, 512-channel part): what it loads, then the token's destinations
+// and, for FP8, the cast, all in registers. Lane j holds top-k slot j's destination rank; `firsts`
+// has one lane per distinct destination (0: routed nowhere).
+struct RowItem {
+  std::int64_t t = -1;  // -1: the warp has no item
+  int part = 0;
+  bool valid = false;   // this lane's 16 channels lie inside the row
+  std::int64_t expert = -1;
+  int rank = -1;
+  unsigned firsts = 0;
+  int4 raw[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
+  int4 q = make_int4(0, 0, 0, 0);
+  float scale_inv = 0.0f;
+  std::uint32_t word = 0;
+};
+
+__device__ __forceinline__ int ll_row_parts(const LlLayout& l) {
+  return static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+}
+
+// The whole warp: issues item `item`'s loads (the lane's piece of x and its top-k id), nothing that
+// waits for them. x does not wait for the ids: a token routed nowhere costs one unused read.
+__device__ __forceinline__ RowItem load_row_item(const LlDispatchArgs& a, std::int64_t item) {
   const LlLayout& l = a.layout;
   const int lane = threadIdx.x % 32;
-  const int nle = l.num_local_experts;
-  const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
-  const std::int64_t items = a.num_tokens * parts;
+  const int parts = ll_row_parts(l);
+  RowItem it;
+  it.t = item / parts;
+  it.part = static_cast<int>(item % parts);
+  const std::int64_t c0 = static_cast<std::int64_t>(it.part) * kPartChannels + lane * kChannelsPerLane;
+  it.valid = c0 < l.hidden;  // whole 128-channel blocks are valid or not (hidden % 128 == 0)
+  if (it.valid) {
+    const auto* src = reinterpret_cast<const int4*>(a.x + it.t * l.hidden + c0);
+    it.raw[0] = ptx::ld_na_v4(src);
+    it.raw[1] = ptx::ld_na_v4(src + 1);
+  }
+  if (lane < a.num_topk) it.expert = ll_load_expert(a.topk_idx, a.idx_bytes, it.t * a.num_topk + lane);
+  return it;
+}
+
+// The whole warp, once the loads of `it` are back: its destinations and its FP8 cast.
+__device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem& it) {
+  const LlLayout& l = a.layout;
+  const int lane = threadIdx.x % 32;
+  if (it.expert >= 0 && it.expert < l.num_experts) it.rank = static_cast<int>(it.expert / l.num_local_experts);
+  if (it.rank >= 0 && peer_masked(a.view, it.rank)) it.rank = -1;  // nothing goes to a masked rank
+  const unsigned same = __match_any_sync(kLlFullMask, it.rank);
+  it.firsts = __ballot_sync(kLlFullMask, it.rank >= 0 && __ffs(same) - 1 == lane);
+  if (!a.use_fp8 || it.firsts == 0) return;  // warp-uniform
+  it.q = cast_fp8(it.raw, a.round_scale, &it.scale_inv);
+  // UE8M0: the exponent bytes of the part's 4 blocks, from lanes 0, 8, 16, 24.
+  const std::uint32_t byte = it.valid ? (__float_as_uint(it.scale_inv) & kFloatExpMask) >> kFloatMantBits : 0u;
+#pragma unroll
+  for (int b = 0; b < kPartChannels / kLlScaleBlock; ++b)
+    it.word |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
+}
+
+// The warp's first item, loaded and routed before the credit wait (none of it touches a peer's
+// staging): a launch's first rows are ready to store the moment the credits are.
+__device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a) {
+  const std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
+  if (item >= a.num_tokens * ll_row_parts(a.layout)) return RowItem{};
+  RowItem it = load_row_item(a, item);
+  route_row_item(a, it);
+  return it;
+}
+
+// The whole warp: stores item `it` into each destination's staging. Stored straight into each
+// destination reached by stores (this rank itself included); staged once in this rank's own slot
+// for those reached by puts, then put from there. Each destination is counted once (per-peer
+// telemetry).
+template <typename Peers>
+__device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int parity, const RowItem& it) {
+  if (it.firsts == 0) return;  // warp-uniform: routed nowhere
+  const int me = a.view.domain_rank;
+  bool own_copy = false;
+  unsigned by_put = 0;  // lanes of `firsts` whose rank is reached by a put
+  for (unsigned left = it.firsts; left != 0; left &= left - 1) {
+    const int src_lane = __ffs(left) - 1;
+    const int d = __shfl_sync(kLlFullMask, it.rank, src_lane);
+    if (ll_by_put<Peers>(a.view, d)) {
+      by_put |= 1u << src_lane;
+      own_copy = true;
+    } else if (d == me) {
+      own_copy = true;
+    } else {
+      store_piece(a, parity, Peers::target(a.view, a.workspace, d), it.t, it.part, it.valid, it.raw, it.q,
+                  it.scale_inv, it.word);
+    }
+    count_row_sent(a, it.part, d);
+  }
+  if (own_copy)
+    store_piece(a, parity, a.workspace, it.t, it.part, it.valid, it.raw, it.q, it.scale_inv, it.word);
+  if constexpr (Peers::kStagesLocally) {
+    if (by_put != 0) __syncwarp();  // warp-uniform: the staged piece is complete before its puts
+    for (; by_put != 0; by_put &= by_put - 1) {
+      const int d = __shfl_sync(kLlFullMask, it.rank, __ffs(by_put) - 1);
+      put_piece<Peers>(a, parity, d, it.t, it.part);
+    }
+  }
+}
+
+// Warp w of the grid takes items w, w + warps, ...: the first as first_row_item left it; each
+// later one's loads are issued before the item ahead of it is stored, so they overlap.
+template <typename Peers>
+__device__ void send_rows(const LlDispatchArgs& a, int parity, const RowItem& first) {
+  if (first.t < 0) return;  // warp-uniform: no item
+  const std::int64_t items = a.num_tokens * ll_row_parts(a.layout);
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  RowItem cur = first;
   for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
        item += num_warps) {
-    const std::int64_t t = item / parts;
-    const int part = static_cast<int>(item % parts);
-    // Destinations: the distinct ranks of t's valid experts, one per lane of `firsts`.
-    int rank = -1;
-    if (lane < a.num_topk) {
-      const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
-      if (e >= 0 && e < l.num_experts) rank = static_cast<int>(e / nle);
-      if (rank >= 0 && peer_masked(a.view, rank)) rank = -1;  // nothing goes to a masked rank
-    }
-    const unsigned same = __match_any_sync(kLlFullMask, rank);
-    unsigned firsts = __ballot_sync(kLlFullMask, rank >= 0 && __ffs(same) - 1 == lane);
-    if (firsts == 0) continue;  // warp-uniform: routed nowhere
-
-    const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
-    const bool valid = c0 < l.hidden;  // whole 128-channel blocks are valid or not (hidden % 128 == 0)
-    int4 raw[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
-    if (valid) {
-      const auto* src = reinterpret_cast<const int4*>(a.x + t * l.hidden + c0);
-      raw[0] = ptx::ld_na_v4(src);
-      raw[1] = ptx::ld_na_v4(src + 1);
-    }
-    int4 q = make_int4(0, 0, 0, 0);
-    float scale_inv = 0.0f;
-    std::uint32_t word = 0;
-    if (a.use_fp8) {
-      q = cast_fp8(raw, a.round_scale, &scale_inv);
-      // UE8M0: the exponent bytes of the part's 4 blocks, from lanes 0, 8, 16, 24.
-      const std::uint32_t byte = valid ? (__float_as_uint(scale_inv) & kFloatExpMask) >> kFloatMantBits : 0u;
-#pragma unroll
-      for (int b = 0; b < kPartChannels / kLlScaleBlock; ++b)
-        word |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
-    }
-    // Stored straight into each destination reached by stores (this rank itself included); staged
-    // once in this rank's own slot for those reached by puts, then put from there. Each destination
-    // is counted once (per-peer telemetry).
-    const int me = a.view.domain_rank;
-    bool own_copy = false;
-    unsigned by_put = 0;  // lanes of `firsts` whose rank is reached by a put
-    for (unsigned left = firsts; left != 0; left &= left - 1) {
-      const int src_lane = __ffs(left) - 1;
-      const int d = __shfl_sync(kLlFullMask, rank, src_lane);
-      if (ll_by_put<Peers>(a.view, d)) {
-        by_put |= 1u << src_lane;
-        own_copy = true;
-      } else if (d == me) {
-        own_copy = true;
-      } else {
-        store_piece(a, parity, Peers::target(a.view, a.workspace, d), t, part, valid, raw, q, scale_inv,
-                    word);
-      }
-      count_row_sent(a, part, d);
-    }
-    if (own_copy) store_piece(a, parity, a.workspace, t, part, valid, raw, q, scale_inv, word);
-    if constexpr (Peers::kStagesLocally) {
-      if (by_put != 0) __syncwarp();  // warp-uniform: the staged piece is complete before its puts
-      for (; by_put != 0; by_put &= by_put - 1) {
-        const int d = __shfl_sync(kLlFullMask, rank, __ffs(by_put) - 1);
-        put_piece<Peers>(a, parity, d, t, part);
-      }
-    }
+    const bool more = item + num_warps < items;  // warp-uniform
+    RowItem next;
+    if (more) next = load_row_item(a, item + num_warps);
+    store_row_item<Peers>(a, parity, cur);
+    if (!more) break;
+    route_row_item(a, next);
+    cur = next;
   }
 }
 

@@ -179,16 +179,18 @@ struct LlTracer {
 };
 
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
-// 6): the send phase waits for credits, runs `send(parity, seq)`, every block adds its `done`
+// 6): the send phase runs `prepare()` (loads that touch no peer's staging), waits for credits,
+// runs `send(parity, seq)`, every block adds its `done`
 // signal in every peer, and the last block to arrive stores the operation's seq; the receive phase waits for
 // every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
 // its block signals, so every put has completed before the signal. Every thread of every block calls it.
 // `sig` is this call's signature (published with the sends, checked before the receive).
-template <typename Peers, typename Send, typename Receive>
+template <typename Peers, typename Prepare, typename Send, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               OpId op, int phases, int half, std::uint64_t* trace,
-                                              const CallSignature& sig, Send send, Receive receive) {
+                                              const CallSignature& sig, Prepare prepare, Send send,
+                                              Receive receive) {
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
@@ -197,6 +199,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
   if (phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
+    prepare();
     if (!ll_wait_credits(mine, parity, seq, v, op)) return;
     tracer.mark(kLlTraceCredits);
     ll_publish_signature<Peers>(v, l, own, kind, parity, sig);
