@@ -66,6 +66,7 @@ struct LlCase {
   bool duplicates = false;      // every 7th token names its first expert in two slots
   bool use_fp8 = true, round_scale = false, use_ue8m0 = false;
   bool idx32 = false;
+  int num_blocks = 0;  // the grid of every launch (LowLatencyOptions::num_blocks; 0: one per SM)
   std::uint64_t seed = 1;
 
   std::int64_t tokens_of(int rank) const {
@@ -73,7 +74,9 @@ struct LlCase {
     return num_tokens >= 0 ? num_tokens : max_tokens;
   }
   int num_experts(int R) const { return experts_per_rank * R; }
-  LowLatencyOptions buffer_options(int R) const { return {max_tokens, hidden, num_experts(R), max_topk}; }
+  LowLatencyOptions buffer_options(int R) const {
+    return {max_tokens, hidden, num_experts(R), max_topk, num_blocks};
+  }
   LlDispatchOptions options(bool hook) const {
     return {.use_fp8 = use_fp8, .round_scale = round_scale, .use_ue8m0 = use_ue8m0, .return_recv_hook = hook};
   }

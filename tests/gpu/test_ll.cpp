@@ -40,7 +40,8 @@ class Ll : public ::testing::Test {
   static Buffer& buffer_for(const LlCase& c) {
     const LowLatencyOptions o = c.buffer_options(gpu_env().world);
     if (!buffer_ || o.max_tokens_per_rank != options_.max_tokens_per_rank || o.hidden != options_.hidden ||
-        o.num_experts != options_.num_experts || o.max_topk != options_.max_topk) {
+        o.num_experts != options_.num_experts || o.max_topk != options_.max_topk ||
+        o.num_blocks != options_.num_blocks) {
       ll_progress(buffer_ ? "destroying the previous Buffer (collective)" : "no Buffer yet");
       buffer_.reset();
       ll_progress("making a Buffer (collective): max_tokens " + std::to_string(o.max_tokens_per_rank) +
@@ -129,6 +130,23 @@ TEST_F(Ll, MoreBlocksThanExperts) {  // several blocks share each expert's rows
                  .experts_per_rank = std::max(2, 4 / gpu_env().world),
                  .seed = 15};
   run_pair(buffer_for(c), c);
+}
+TEST_F(Ll, TwoBlocksBuildEveryList) {  // each block builds the lists of 24+ experts: two groups of lists
+  const LlCase c{.max_tokens = 600,
+                 .hidden = 512,
+                 .experts_per_rank = std::max(40, 80 / gpu_env().world),
+                 .duplicates = true,
+                 .num_blocks = 2,
+                 .seed = 19};
+  run_pair(buffer_for(c), c);
+  run_pair(buffer_for(c), LlCase{.max_tokens = 600,
+                                 .num_tokens = 37,
+                                 .hidden = 512,
+                                 .experts_per_rank = std::max(40, 80 / gpu_env().world),
+                                 .use_fp8 = false,
+                                 .num_blocks = 2,
+                                 .seed = 20},
+           {.hook = true, .y = YMode::kEcho});
 }
 TEST_F(Ll, FullSizeDsv3) {  // ll-dsv3: 128 tokens, hidden 7168, top-8 of 288 experts
   const LlCase c{.hidden = 7168, .experts_per_rank = 288 / gpu_env().world, .seed = 16};
