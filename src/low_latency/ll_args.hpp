@@ -111,7 +111,7 @@ enum LlTracePoint : int {
   kLlTraceSent,         // the block's sends were issued
   kLlTraceSendArrived,  // past the grid-wide arrival (the last block: after its signals)
   kLlTraceRecvEntry,    // a receive-only launch began
-  kLlTraceDoneSeen,     // every source's completion signal was seen
+  kLlTraceDoneSeen,     // every source's completion signal was seen (and its signature checked)
   kLlTraceReceived,     // the block's receive work is done
   kLlTraceExit,         // past the final arrival (the last block: after its signals)
   kLlTracePoints

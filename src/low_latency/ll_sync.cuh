@@ -44,15 +44,20 @@ __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parit
 }
 
 // Step 4: every block of every source has completed its writes of operation `seq` into this rank
-// (every rank launches the same grid). Called by every thread of the block; false (for all) when a
-// wait failed.
+// (every rank launches the same grid), and every source's signature equals this call's `sig`: the
+// thread that acquires a source's done signal reads the signature it wrote before it. Called by
+// every thread of the block; false (for all) when a wait failed or a signature differed (reported
+// as kPeerMismatch).
 __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, std::uint64_t seq,
-                                             const DomainView& v, OpId op) {
+                                             const CallSignature& sig, const DomainView& v, OpId op) {
   bool ok = true;
   const std::uint64_t signals = ll_done_after(seq, gridDim.x);
-  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
+  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x) {
     ok = wait_at_least(&mine->done[parity][s], signals, v, op, CounterId::kRowsArrived,
                        v.domain_base_rank + s);
+    if (ok && !peer_masked(v, s))
+      ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
+  }
   return __syncthreads_and(ok);
 }
 
@@ -88,17 +93,6 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
       if (ll_by_put<Peers>(v, p) && !peer_masked(v, p))
         Peers::put(v, staged, staged, sizeof(CallSignature), p);
   }
-}
-
-// Step 4's check, after ll_wait_done: every source's signature equals this call's. Called by every
-// thread of the block; false (for all) when one differs (reported as kPeerMismatch).
-__device__ __forceinline__ bool ll_signatures_match(const LlControl* mine, int parity,
-                                                    const CallSignature& sig, const DomainView& v, OpId op) {
-  bool ok = true;
-  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
-    if (!peer_masked(v, s))
-      ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
-  return __syncthreads_and(ok);
 }
 
 // Called by every thread of every block when the block's share of the send phase is done (and
@@ -220,9 +214,9 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     // mismatched peer then reports the mismatch too, not a timeout, and after a peer timed out the
     // survivors stay in step with each other (they mask it and carry on: mask_on_timeout). Nothing
     // is read from the staging then, so releasing it is safe.
-    if (ll_wait_done(mine, parity, seq, v, op)) {
+    if (ll_wait_done(mine, parity, seq, sig, v, op)) {
       tracer.mark(kLlTraceDoneSeen);
-      if (ll_signatures_match(mine, parity, sig, v, op)) receive(parity);
+      receive(parity);
     }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, own, kind, parity);
