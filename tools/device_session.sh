@@ -47,6 +47,11 @@
 #   $OUT/soak.log. EPCOMM_SOAK_LL_PAIRS / EPCOMM_SOAK_HT_PAIRS / EPCOMM_SOAK_CHECK_EVERY set the counts
 #   (default here 20000 / 2000 / 200, to fit one 10-minute call; the full counts are 100000 /
 #   10000). Then $OUT/faults_table.md from whichever of the two JSONs exist.
+#   bench-base WORKLOAD...: the bench step's runs (same EPCOMM_BENCH_ARGS) by a baseline tree: the
+#   sources in EPCOMM_BASE_SRC (e.g. `git archive <commit> | tar x -C .dev/base`, carried), built into
+#   build-base with the same options, its commit named by EPCOMM_BASE_COMMIT; results in
+#   $OUT/base-<workload>.{json,txt}. Beside the bench
+#   step in the same call, it gives a change's before and after on the same card and clocks.
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -72,7 +77,7 @@ fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-is_step() { case "$1" in tests | md | bench-md | examples | probe | bench | shared | kernels | kernels-cold | kernels-ll | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | md | bench-md | examples | probe | bench | bench-base | shared | kernels | kernels-cold | kernels-ll | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
 # The README's markdown of the fault and soak JSONs written so far.
 faults_table() {
   local args=()
@@ -210,6 +215,29 @@ while [ $# -gt 0 ]; do
           --json "$OUT/$w.json" ${EPCOMM_BENCH_ARGS:-} > "$OUT/$w.txt" 2>&1
         rc=$?; [ $rc -ne 0 ] && status=$rc
         echo "== $w (rc $rc)"; grep -v "^\[rank 1\]" "$OUT/$w.txt" | tail -30
+      done
+      ;;
+    bench-base)
+      shift
+      base="$root/build-base"
+      if [ -z "${EPCOMM_BASE_SRC:-}" ] || [ ! -f "$EPCOMM_BASE_SRC/CMakeLists.txt" ]; then
+        echo "bench-base: EPCOMM_BASE_SRC names no source tree"; status=1
+        while [ $# -gt 0 ] && ! is_step "$1"; do shift; done; continue
+      fi
+      # shellcheck disable=SC2086
+      if ! cmake -S "$EPCOMM_BASE_SRC" -B "$base" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${EPCOMM_CMAKE_ARGS:-} \
+          > "$OUT/base_build.log" 2>&1 || ! cmake --build "$base" -j "$(nproc)" --target epcomm-bench epcomm-run >> "$OUT/base_build.log" 2>&1; then
+        echo "bench-base: build failed"; grep -E "error|Error" "$OUT/base_build.log" | head -20; status=1
+        while [ $# -gt 0 ] && ! is_step "$1"; do shift; done; continue
+      fi
+      while [ $# -gt 0 ] && ! is_step "$1"; do
+        w=$1; shift
+        # shellcheck disable=SC2086
+        EPCOMM_COMMIT=${EPCOMM_BASE_COMMIT:-baseline} \
+          "$base/tools/epcomm-run" -n "$gpus" --timeout 400 "$base/tools/bench/epcomm-bench" --workload "$w" \
+          --json "$OUT/base-$w.json" ${EPCOMM_BENCH_ARGS:-} > "$OUT/base-$w.txt" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        echo "== base $w (rc $rc)"; grep -v "^\[rank 1\]" "$OUT/base-$w.txt" | tail -30
       done
       ;;
     shared)
