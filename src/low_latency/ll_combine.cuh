@@ -4,7 +4,8 @@
 // definitions sit in an unnamed namespace, one private copy per such unit.
 //
 // Send phase: block 0 first writes this rank's tokens' top-k weights into every holder and signals
-// them. Then, as a holder, warps take (source, token, 256-channel part) items: a token with rows
+// them. Then, as a holder, warps take (source, token, 256-channel part) items (each warp's first
+// item located and its rows' loads issued before the credit wait): a token with rows
 // here (the dispatch's token_rows) has its weighted rows summed here, in slot order, in float32 from
 // 0, and that partial sum goes to the token's owner, into the owner's slot for this holder. A token
 // crosses NVLink back once per holder (in float32) instead of once per selected expert (BF16).
@@ -75,15 +76,91 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
       v, l, a.workspace, kLlKindCombine, [&](LlControl* c) { return &c->weights[parity][me]; }, seq);
 }
 
-// As a holder: the partial sums of every token with rows here. A warp whose wait for weights
-// failed stops (the failure is in the status word).
+// A holder's send items run token-major, sources inside: item = (t * R + s) * parts + part. At any
+// moment the grid writes partials both to this rank and over NVLink (source-major order left
+// NVLink idle for one half of the phase).
+__device__ __forceinline__ int partial_parts(const LlLayout& l) {
+  return static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+}
+
+// NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
+__device__ __forceinline__ std::int64_t first_partial_item() {
+  return static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;
+}
+
+// Where item `item` is: its token and source, and this lane's slot's row here (-1: none).
+struct Located {
+  std::int64_t t = 0;
+  int s = 0;
+  std::int32_t row = -1;
+};
+
+// The whole warp: the rows of item `item` (token_rows of the handle's dispatch). A masked owner
+// gets no partials (its rows may predate the mask: its dispatch ran before).
+__device__ __forceinline__ Located locate_partial(const LlCombineArgs& a, std::int64_t item) {
+  const LlLayout& l = a.layout;
+  const int R = a.view.num_domain_ranks, parts = partial_parts(l), lane = threadIdx.x % 32;
+  Located at{item / (R * parts), static_cast<int>(item / parts % R), -1};
+  if (item < l.max_tokens * R * parts && lane < l.max_topk && !peer_masked(a.view, at.s))
+    at.row = l.token_rows(a.workspace, a.dispatch_half, at.s)[at.t * l.max_topk + lane];
+  return at;
+}
+
+// One warp's item with its rows' loads issued (they need no weights and touch no peer's staging).
+struct PartialItem {
+  std::int64_t item = -1;  // -1: none
+  Located at;
+  unsigned slots = 0;  // the slots with a row here (0: nothing to send)
+  bool valid[2] = {false, false};
+  uint2 vals[kLlMaxTopk][2] = {};
+};
+
+__device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a, std::int64_t item,
+                                                         const Located& at) {
+  const LlLayout& l = a.layout;
+  const int lane = threadIdx.x % 32;
+  PartialItem it;
+  it.item = item;
+  it.at = at;
+  it.slots = __ballot_sync(kLlFullMask, at.row >= 0 && at.row < l.num_local_experts * l.capacity);
+  if (it.slots == 0) return it;  // warp-uniform: no row of this token here
+  const int part = static_cast<int>(item % partial_parts(l));
+  // hidden % 128 == 0: each half of the part is wholly valid or not.
+  it.valid[0] = lane_channel(part, 0) < l.hidden;
+  it.valid[1] = lane_channel(part, 1) < l.hidden;
+#pragma unroll
+  for (int j = 0; j < kLlMaxTopk; ++j) {
+    const std::int32_t r = __shfl_sync(kLlFullMask, at.row, j);
+    if (((it.slots >> j) & 1u) == 0) continue;
+    const std::uint16_t* y_row = a.y + static_cast<std::int64_t>(r) * l.hidden;
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (it.valid[h])
+        it.vals[j][h] = ptx::ld_na_v2(reinterpret_cast<const uint2*>(y_row + lane_channel(part, h)));
+  }
+  return it;
+}
+
+// The warp's first item, located and its rows' loads issued before the credit wait.
+__device__ __forceinline__ PartialItem first_partial(const LlCombineArgs& a) {
+  const std::int64_t item = first_partial_item();
+  const std::int64_t items = a.layout.max_tokens * a.view.num_domain_ranks * partial_parts(a.layout);
+  if (item >= items) return PartialItem{};
+  return load_partial_item(a, item, locate_partial(a, item));
+}
+
+// As a holder: the partial sums of every token with rows here, warp w of the grid taking items
+// first_partial_item(), + warps, ...: the first as first_partial left it; the next one's rows are
+// located while this one is summed. A warp whose wait for weights failed stops (the failure is in
+// the status word).
 template <typename Peers>
-__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq) {
+__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq, const PartialItem& first) {
+  if (first.item < 0) return;  // warp-uniform: no item
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
   const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk, lane = threadIdx.x % 32;
-  const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+  const int parts = partial_parts(l);
   const std::int64_t items = l.max_tokens * R * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
   const LlControl* mine = l.control_of(ws, kLlKindCombine);
@@ -91,103 +168,72 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   // invalidates the SM's L1).
   static_assert(kLlMaxRanks <= 128);
   std::uint64_t seen_low = 0, seen_high = 0;  // bit s: sources 0-63, 64-127
-  // NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
-  const std::int64_t first_item =
-      static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;
-  // Items run token-major, sources inside: at any moment the grid writes partials both to this
-  // rank and over NVLink (source-major order left NVLink idle for one half of the phase). A lane's
-  // row of the warp's next item is loaded one item ahead, so its latency hides behind this one.
-  struct Located {
-    std::int64_t t;
-    int s;
-    std::int32_t row;  // this lane's slot's row here, or -1
-  };
-  const auto locate = [&](std::int64_t item) {
-    Located at{item / (R * parts), static_cast<int>(item / parts % R), -1};
-    // A masked owner gets no partials (its rows may predate the mask: its dispatch ran before).
-    if (item < items && lane < K && !peer_masked(v, at.s))
-      at.row = l.token_rows(ws, a.dispatch_half, at.s)[at.t * K + lane];
-    return at;
-  };
-  Located next = locate(first_item);
-  for (std::int64_t item = first_item; item < items; item += num_warps) {
-    const Located here = next;
-    next = locate(item + num_warps);
-    const std::int64_t t = here.t;
-    const int s = here.s;
-    const int part = static_cast<int>(item % parts);
-    const std::int32_t row = here.row;
-    const unsigned slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
-    if (slots == 0) continue;  // warp-uniform: no row of this token here
-    // hidden % 128 == 0: each half of the part is wholly valid or not.
-    bool valid[2];
-    valid[0] = lane_channel(part, 0) < l.hidden;
-    valid[1] = lane_channel(part, 1) < l.hidden;
-    // The rows' loads first (they need no weights), in slot order.
-    uint2 vals[kLlMaxTopk][2] = {};
-#pragma unroll
-    for (int j = 0; j < kLlMaxTopk; ++j) {
-      const std::int32_t r = __shfl_sync(kLlFullMask, row, j);
-      if (((slots >> j) & 1u) == 0) continue;
-      const std::uint16_t* y_row = a.y + static_cast<std::int64_t>(r) * l.hidden;
+  PartialItem cur = first;
+  for (std::int64_t item = first.item; item < items; item += num_warps) {
+    const bool more = item + num_warps < items;  // warp-uniform
+    Located next;
+    if (more) next = locate_partial(a, item + num_warps);
+    if (cur.slots != 0) {  // warp-uniform
+      const std::int64_t t = cur.at.t;
+      const int s = cur.at.s;
+      const int part = static_cast<int>(item % parts);
+      const std::uint64_t bit = std::uint64_t{1} << (s % 64);
+      if (((s < 64 ? seen_low : seen_high) & bit) == 0) {
+        bool ok = true;
+        if (lane == 0)
+          ok = wait_at_least(&mine->weights[parity][s], seq, v, OpId::kLlCombine, CounterId::kWeightsReady,
+                             v.domain_base_rank + s);
+        if (!__shfl_sync(kLlFullMask, ok, 0)) return;
+        if (s < 64)
+          seen_low |= bit;
+        else
+          seen_high |= bit;
+      }
+      const float weight =
+          ((cur.slots >> lane) & 1u) != 0 ? l.combine_weights_of(ws, parity, s)[t * K + lane] : 0.0f;
+      float acc[2][4];
 #pragma unroll
       for (int h = 0; h < 2; ++h)
-        if (valid[h])
-          vals[j][h] = ptx::ld_na_v2(reinterpret_cast<const uint2*>(y_row + lane_channel(part, h)));
-    }
-    const std::uint64_t bit = std::uint64_t{1} << (s % 64);
-    if (((s < 64 ? seen_low : seen_high) & bit) == 0) {
-      bool ok = true;
-      if (lane == 0)
-        ok = wait_at_least(&mine->weights[parity][s], seq, v, OpId::kLlCombine, CounterId::kWeightsReady,
-                           v.domain_base_rank + s);
-      if (!__shfl_sync(kLlFullMask, ok, 0)) return;
-      if (s < 64)
-        seen_low |= bit;
-      else
-        seen_high |= bit;
-    }
-    const float weight =
-        ((slots >> lane) & 1u) != 0 ? l.combine_weights_of(ws, parity, s)[t * K + lane] : 0.0f;
-    float acc[2][4];
 #pragma unroll
-    for (int h = 0; h < 2; ++h)
+        for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
+      for (int j = 0; j < kLlMaxTopk; ++j) {
+        const float w = __shfl_sync(kLlFullMask, weight, j);
+        if (((cur.slots >> j) & 1u) == 0) continue;
 #pragma unroll
-    for (int j = 0; j < kLlMaxTopk; ++j) {
-      const float w = __shfl_sync(kLlFullMask, weight, j);
-      if (((slots >> j) & 1u) == 0) continue;
+        for (int h = 0; h < 2; ++h) {
+          const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&cur.vals[j][h]);
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&vals[j][h]);
+          for (int i = 0; i < 2; ++i) {
+            const float2 f = __bfloat1622float2(pairs[i]);
+            // NOTE: explicit roundings (no FMA contraction), as the reference: acc += (w * y).
+            acc[h][2 * i] = __fadd_rn(acc[h][2 * i], __fmul_rn(w, f.x));
+            acc[h][2 * i + 1] = __fadd_rn(acc[h][2 * i + 1], __fmul_rn(w, f.y));
+          }
+        }
+      }
+      // Per-peer telemetry: one float32 partial row per (token, owner), counted with its part 0.
+      if (part == 0 && lane == 0 && s != me)
+        count_traffic(v, OpId::kLlCombine, s, sizeof(float) * static_cast<std::uint64_t>(l.hidden), 0);
+      const bool staged = ll_by_put<Peers>(v, s);
+      float* dst = staged ? l.combine_staged(ws, parity, s, t)
+                          : l.combine_partial(Peers::target(v, a.workspace, s), parity, t, me);
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const float2 f = __bfloat1622float2(pairs[i]);
-          // NOTE: explicit roundings (no FMA contraction), as the reference: acc += (w * y).
-          acc[h][2 * i] = __fadd_rn(acc[h][2 * i], __fmul_rn(w, f.x));
-          acc[h][2 * i + 1] = __fadd_rn(acc[h][2 * i + 1], __fmul_rn(w, f.y));
+      for (int h = 0; h < 2; ++h)
+        if (cur.valid[h])
+          ptx::st_na_v4(reinterpret_cast<int4*>(dst + lane_channel(part, h)), float4_bits(acc[h]));
+      if constexpr (Peers::kStagesLocally) {
+        if (staged) {
+          __syncwarp();
+          const std::int64_t first_channel = static_cast<std::int64_t>(part) * kPartChannels;
+          const std::int64_t channels = min(static_cast<std::int64_t>(kPartChannels), l.hidden - first_channel);
+          Peers::put_warp(v, l.combine_partial(ws, parity, t, me) + first_channel, dst + first_channel,
+                          sizeof(float) * static_cast<std::size_t>(channels), s);
         }
       }
     }
-    // Per-peer telemetry: one float32 partial row per (token, owner), counted with its part 0.
-    if (part == 0 && lane == 0 && s != me)
-      count_traffic(v, OpId::kLlCombine, s, sizeof(float) * static_cast<std::uint64_t>(l.hidden), 0);
-    const bool staged = ll_by_put<Peers>(v, s);
-    float* dst = staged ? l.combine_staged(ws, parity, s, t)
-                        : l.combine_partial(Peers::target(v, a.workspace, s), parity, t, me);
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-      if (valid[h]) ptx::st_na_v4(reinterpret_cast<int4*>(dst + lane_channel(part, h)), float4_bits(acc[h]));
-    if constexpr (Peers::kStagesLocally) {
-      if (staged) {
-        __syncwarp();
-        const std::int64_t first = static_cast<std::int64_t>(part) * kPartChannels;
-        const std::int64_t channels = min(static_cast<std::int64_t>(kPartChannels), l.hidden - first);
-        Peers::put_warp(v, l.combine_partial(ws, parity, t, me) + first, dst + first,
-                        sizeof(float) * static_cast<std::size_t>(channels), s);
-      }
-    }
+    if (!more) break;
+    cur = load_partial_item(a, item + num_warps, next);
   }
 }
 
@@ -278,12 +324,13 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
 
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
+  PartialItem first;
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
-      [] {},
+      [&] { first = first_partial(a); },
       [&](int parity, std::uint64_t seq) {
         if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq);
-        send_partials<Peers>(a, parity, seq);
+        send_partials<Peers>(a, parity, seq, first);
       },
       [&](int parity) { reduce_partials(a, parity); });
 }
