@@ -14,6 +14,8 @@ namespace epcomm {
 namespace {
 
 constexpr int kCopyUnroll = 8;  // 16-byte loads in flight per lane
+// Scale words of one row a lane copies (<= kLlMaxHidden / kLlScaleBlock words over 32 lanes).
+constexpr int kScaleWordsPerLane = static_cast<int>(kLlMaxHidden / kLlScaleBlock + 31) / 32;
 
 // One warp copies batch `batch` (32 x kCopyUnroll pieces of 16 bytes) of staged token t of source s
 // into packed row `row` of local expert e.
@@ -28,12 +30,20 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
   auto* dst = reinterpret_cast<int4*>(l.recv_x(ws, a.half) + out_row * row_bytes);
   const int pieces = static_cast<int>(row_bytes / 16);
   const int base = batch * 32 * kCopyUnroll;
+  // Every load first (the piece's bytes and, with batch 0, the row's scales), then the stores:
+  // one round trip to the staging per item.
   int4 r[kCopyUnroll];
 #pragma unroll
   for (int u = 0; u < kCopyUnroll; ++u) {
     const int i = base + u * 32 + lane;
     if (i < pieces) r[u] = ptx::ld_v4(src + i);
   }
+  const int words = batch != 0 || !a.use_fp8 ? 0 : a.use_ue8m0 ? l.num_scale_words : l.num_scales;
+  const std::uint32_t* src_scales = l.staging_scales(ws, parity, s, t);
+  std::uint32_t scales[kScaleWordsPerLane];
+#pragma unroll
+  for (int k = 0; k < kScaleWordsPerLane; ++k)
+    if (lane + 32 * k < words) scales[k] = src_scales[lane + 32 * k];
 #pragma unroll
   for (int u = 0; u < kCopyUnroll; ++u) {
     const int i = base + u * 32 + lane;
@@ -41,11 +51,11 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
   }
   if (batch != 0) return;
   // Scales transposed: [nle][words][capacity].
-  const int words = !a.use_fp8 ? 0 : a.use_ue8m0 ? l.num_scale_words : l.num_scales;
-  const std::uint32_t* src_scales = l.staging_scales(ws, parity, s, t);
   std::uint32_t* dst_scales = l.recv_scales(ws, a.half);
-  for (int w = lane; w < words; w += 32)
-    dst_scales[(static_cast<std::int64_t>(e) * words + w) * l.capacity + row] = src_scales[w];
+#pragma unroll
+  for (int k = 0; k < kScaleWordsPerLane; ++k)
+    if (lane + 32 * k < words)
+      dst_scales[(static_cast<std::int64_t>(e) * words + lane + 32 * k) * l.capacity + row] = scales[k];
   if (lane == 0) {
     l.src_info(ws, a.half)[out_row] = static_cast<std::int32_t>(t);
     l.token_rows(ws, a.half, s)[t * l.max_topk + slot] = static_cast<std::int32_t>(out_row);
