@@ -74,10 +74,11 @@ __device__ __forceinline__ void red_add_relaxed_sys(std::uint64_t* p, std::uint6
   asm volatile("red.relaxed.sys.global.add.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
 
-// Full fence at system scope: orders this thread's earlier writes (to peers) before later ones.
-// Needed where no release of this thread follows: before an NVSHMEM put or signal that a NIC or
-// a proxy may carry (the puts read memory this block wrote), or where every lane's writes must be
-// ordered before a flag another lane sets.
+// Full fence at system scope: orders this thread's earlier writes (and, after a block or warp
+// barrier, those of the threads it synchronised with) before its later operations. Needed where
+// no release of this thread follows: before an NVSHMEM signal that a NIC or a proxy may carry,
+// before NVSHMEM puts whose source other warps of the block wrote, or where every lane's writes
+// must be ordered before a flag another lane sets.
 __device__ __forceinline__ void fence_acq_rel_sys() {
   asm volatile("fence.acq_rel.sys;" ::: "memory");
 }

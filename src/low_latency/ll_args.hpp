@@ -66,7 +66,8 @@
 // the workspace is one symmetric allocation and every peer but this rank itself is reached by
 // puts: a dispatch row piece is stored once at its staging slot in this rank's own workspace
 // (slot [p][s][t] is at the same offset on every receiver) and put from there to each
-// destination; each expert's list and count are put by the warp that wrote them. Combine weights
+// destination; each expert's list and count, written by its block, are put by one warp after a
+// block barrier and a system-scope fence. Combine weights
 // are put by block 0 (completed before their signal); a partial sum for another owner is computed
 // into combine_stage and put from there. Each thread completes its puts
 // (nvshmem_quiet) before its block signals, so every put of the block has completed before its

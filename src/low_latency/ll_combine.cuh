@@ -239,6 +239,8 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
 
 // ---- receive phase --------------------------------------------------------------------------
 
+// NOTE: every partial read here is summed and stored before the block's credit (ll_give_credits:
+// an unordered add); no read of the staging may be left in flight past it.
 __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
   const LlLayout& l = a.layout;
   void* ws = a.workspace;

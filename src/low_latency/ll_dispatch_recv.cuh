@@ -19,6 +19,10 @@ constexpr int kScaleWordsPerLane = static_cast<int>(kLlMaxHidden / kLlScaleBlock
 
 // One warp copies batch `batch` (32 x kCopyUnroll pieces of 16 bytes) of staged token t of source s
 // into packed row `row` of local expert e.
+// NOTE: every read of the staging in the receive phase (here, the list entries and counts) must
+// have its value used before the block's credit (ll_give_credits: an unordered add); a look-ahead
+// load, or a cp.async without its wait, before the credit would let a sender overwrite what it
+// has yet to read.
 __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_t t, int e, std::int64_t row,
                          int slot, int batch) {
   const LlLayout& l = a.layout;

@@ -187,6 +187,9 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
       if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
       if constexpr (Peers::kStagesLocally) {
         if (by_put) {
+          // NOTE: other warps of the block wrote the list (ordered here by the block barrier
+          // above); the fence makes their writes visible to whatever carries the put (a NIC too).
+          ptx::fence_acq_rel_sys();
           __syncwarp();
           std::int32_t* list = l.sel(holder, parity, me, expert);
           if (count > 0)
@@ -199,30 +202,45 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
   }
 }
 
-// Stores one lane's piece of part `part` of token t (and the part's scales) into the staging of
-// the workspace `ws` (a receiver's, or this rank's own when the policy stages locally).
-__device__ __forceinline__ void store_piece(const LlDispatchArgs& a, int parity, void* ws, std::int64_t t,
-                                            int part, bool valid, const int4 (&raw)[2], const int4& q,
-                                            float scale_inv, std::uint32_t ue8m0_word) {
+// One warp's send item, (token t, 512-channel part): what it loads, then the token's destinations
+// and, for FP8, the cast, all in registers. Lane j holds top-k slot j's destination rank; `firsts`
+// has one lane per distinct destination (0: routed nowhere).
+struct RowItem {
+  std::int64_t t = -1;  // -1: the warp has no item
+  int part = 0;
+  bool valid = false;   // this lane's 16 channels lie inside the row
+  std::int64_t expert = -1;
+  int rank = -1;
+  unsigned firsts = 0;
+  // The lane's piece: its 16 BF16 channels as loaded; with FP8, once routed, data[0] holds their
+  // 16 E4M3 bytes (data[1] is then unused).
+  int4 data[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
+  // FP8 only: the part's UE8M0 word (use_ue8m0) or the bits of this lane's block's scale_inv.
+  std::uint32_t scale = 0;
+};
+
+// Stores one lane's piece of item `it` (and the part's scales) into the staging of the workspace
+// `ws` (a receiver's, or this rank's own when the policy stages locally).
+__device__ __forceinline__ void store_piece(const LlDispatchArgs& a, int parity, void* ws, const RowItem& it) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   const int lane = threadIdx.x % 32;
-  const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
-  char* row = l.staging_x(ws, parity, v.domain_rank, t);
+  const std::int64_t c0 = static_cast<std::int64_t>(it.part) * kPartChannels + lane * kChannelsPerLane;
+  char* row = l.staging_x(ws, parity, v.domain_rank, it.t);
   if (!a.use_fp8) {
-    if (valid) {
+    if (it.valid) {
       auto* dst = reinterpret_cast<int4*>(row + c0 * 2);
-      ptx::st_na_v4(dst, raw[0]);
-      ptx::st_na_v4(dst + 1, raw[1]);
+      ptx::st_na_v4(dst, it.data[0]);
+      ptx::st_na_v4(dst + 1, it.data[1]);
     }
     return;
   }
-  if (valid) ptx::st_na_v4(reinterpret_cast<int4*>(row + c0), q);
-  std::uint32_t* scales = l.staging_scales(ws, parity, v.domain_rank, t);
+  if (it.valid) ptx::st_na_v4(reinterpret_cast<int4*>(row + c0), it.data[0]);
+  std::uint32_t* scales = l.staging_scales(ws, parity, v.domain_rank, it.t);
   if (a.use_ue8m0) {
-    if (lane == 0) scales[part] = ue8m0_word;  // a 512-channel part is exactly one word
-  } else if (valid && lane % kLanesPerScaleBlock == 0) {
-    scales[part * (kPartChannels / kLlScaleBlock) + lane / kLanesPerScaleBlock] = __float_as_uint(scale_inv);
+    if (lane == 0) scales[it.part] = it.scale;  // a 512-channel part is exactly one word
+  } else if (it.valid && lane % kLanesPerScaleBlock == 0) {
+    scales[it.part * (kPartChannels / kLlScaleBlock) + lane / kLanesPerScaleBlock] = it.scale;
   }
 }
 
@@ -256,22 +274,6 @@ __device__ __forceinline__ void count_row_sent(const LlDispatchArgs& a, int part
   count_traffic(a.view, OpId::kLlDispatch, d, row, 0);
 }
 
-// One warp's send item, (token t, 512-channel part): what it loads, then the token's destinations
-// and, for FP8, the cast, all in registers. Lane j holds top-k slot j's destination rank; `firsts`
-// has one lane per distinct destination (0: routed nowhere).
-struct RowItem {
-  std::int64_t t = -1;  // -1: the warp has no item
-  int part = 0;
-  bool valid = false;   // this lane's 16 channels lie inside the row
-  std::int64_t expert = -1;
-  int rank = -1;
-  unsigned firsts = 0;
-  int4 raw[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
-  int4 q = make_int4(0, 0, 0, 0);
-  float scale_inv = 0.0f;
-  std::uint32_t word = 0;
-};
-
 __device__ __forceinline__ int ll_row_parts(const LlLayout& l) {
   return static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
 }
@@ -289,8 +291,8 @@ __device__ __forceinline__ RowItem load_row_item(const LlDispatchArgs& a, std::i
   it.valid = c0 < l.hidden;  // whole 128-channel blocks are valid or not (hidden % 128 == 0)
   if (it.valid) {
     const auto* src = reinterpret_cast<const int4*>(a.x + it.t * l.hidden + c0);
-    it.raw[0] = ptx::ld_na_v4(src);
-    it.raw[1] = ptx::ld_na_v4(src + 1);
+    it.data[0] = ptx::ld_na_v4(src);
+    it.data[1] = ptx::ld_na_v4(src + 1);
   }
   if (lane < a.num_topk) it.expert = ll_load_expert(a.topk_idx, a.idx_bytes, it.t * a.num_topk + lane);
   return it;
@@ -305,12 +307,18 @@ __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem&
   const unsigned same = __match_any_sync(kLlFullMask, it.rank);
   it.firsts = __ballot_sync(kLlFullMask, it.rank >= 0 && __ffs(same) - 1 == lane);
   if (!a.use_fp8 || it.firsts == 0) return;  // warp-uniform
-  it.q = cast_fp8(it.raw, a.round_scale, &it.scale_inv);
+  float scale_inv = 0.0f;
+  it.data[0] = cast_fp8(it.data, a.round_scale, &scale_inv);
+  if (!a.use_ue8m0) {
+    it.scale = __float_as_uint(scale_inv);
+    return;
+  }
   // UE8M0: the exponent bytes of the part's 4 blocks, from lanes 0, 8, 16, 24.
-  const std::uint32_t byte = it.valid ? (__float_as_uint(it.scale_inv) & kFloatExpMask) >> kFloatMantBits : 0u;
+  const std::uint32_t byte = it.valid ? (__float_as_uint(scale_inv) & kFloatExpMask) >> kFloatMantBits : 0u;
+  it.scale = 0;
 #pragma unroll
   for (int b = 0; b < kPartChannels / kLlScaleBlock; ++b)
-    it.word |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
+    it.scale |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
 }
 
 // The warp's first item, loaded and routed before the credit wait (none of it touches a peer's
@@ -342,13 +350,11 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
     } else if (d == me) {
       own_copy = true;
     } else {
-      store_piece(a, parity, Peers::target(a.view, a.workspace, d), it.t, it.part, it.valid, it.raw, it.q,
-                  it.scale_inv, it.word);
+      store_piece(a, parity, Peers::target(a.view, a.workspace, d), it);
     }
     count_row_sent(a, it.part, d);
   }
-  if (own_copy)
-    store_piece(a, parity, a.workspace, it.t, it.part, it.valid, it.raw, it.q, it.scale_inv, it.word);
+  if (own_copy) store_piece(a, parity, a.workspace, it);
   if constexpr (Peers::kStagesLocally) {
     if (by_put != 0) __syncwarp();  // warp-uniform: the staged piece is complete before its puts
     for (; by_put != 0; by_put &= by_put - 1) {

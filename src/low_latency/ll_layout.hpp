@@ -44,14 +44,14 @@ struct LlControl {
   std::uint64_t issued[2];      // seq of the operation whose outputs are in host half h
   std::uint32_t send_arrivals;  // send-phase blocks done in the running launch (last one resets)
   std::uint8_t pad[128 - 28];
-  // Written by peers (release stores or adds; read with acquire loads).
+  // Written by peers (release stores or adds, read with acquire loads; freed: unordered adds).
   std::uint64_t done[2][kLlMaxRanks];  // [parity][source]: its blocks done writing into me (all ops)
   // [parity][receiver]: the receiver's receive-phase blocks that finished reading this rank's
   // staging, over all operations of that parity (each block of each operation adds 1).
   std::uint64_t freed[2][kLlMaxRanks];
   std::uint64_t weights[2][kLlMaxRanks];  // [parity][source]: seq whose combine weights are in place
   // [parity][source]: the source's call signature of its latest operation of that parity, written
-  // before its done signal (ll_args.hpp, steps 3 and 4).
+  // before its done signal (ll_args.hpp, steps 2 and 4).
   CallSignature signature[2][kLlMaxRanks];
 };
 static_assert(sizeof(LlControl) % kLlSmallAlignment == 0);

@@ -47,7 +47,8 @@ __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parit
 // (every rank launches the same grid), and every source's signature equals this call's `sig`: the
 // thread that acquires a source's done signal reads the signature it wrote before it. Called by
 // every thread of the block; false (for all) when a wait failed or a signature differed (reported
-// as kPeerMismatch).
+// as kPeerMismatch). NOTE: with one peer gone and another mismatched at once, whichever is seen
+// first is reported (the first report wins), so such a double fault may read as a mismatch.
 __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, std::uint64_t seq,
                                              const CallSignature& sig, const DomainView& v, OpId op) {
   bool ok = true;

@@ -9,6 +9,7 @@
 // kernel forgets to write shows up.
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "ll_check.hpp"
@@ -131,7 +132,13 @@ TEST_F(Ll, MoreBlocksThanExperts) {  // several blocks share each expert's rows
                  .seed = 15};
   run_pair(buffer_for(c), c);
 }
-TEST_F(Ll, TwoBlocksBuildEveryList) {  // each block builds the lists of 24+ experts: two groups of lists
+// The grid's size (LowLatencyOptions::num_blocks) is what these cases are about; EPCOMM_LL_BLOCKS
+// would override it.
+bool grid_overridden() {
+  return std::getenv("EPCOMM_LL_BLOCKS") != nullptr;
+}
+TEST_F(Ll, TwoBlocksBuildEveryList) {  // each block builds the lists of 40 or 80 experts: 2-3 groups
+  if (grid_overridden()) GTEST_SKIP() << "EPCOMM_LL_BLOCKS overrides the grid this case sets";
   const LlCase c{.max_tokens = 600,
                  .hidden = 512,
                  .experts_per_rank = std::max(40, 80 / gpu_env().world),
@@ -147,6 +154,11 @@ TEST_F(Ll, TwoBlocksBuildEveryList) {  // each block builds the lists of 24+ exp
                                  .num_blocks = 2,
                                  .seed = 20},
            {.hook = true, .y = YMode::kEcho});
+}
+TEST_F(Ll, OneBlockManyLocalExperts) {  // grid 1: 17+ groups of lists; 520 local experts: a 2-pass prefix
+  if (grid_overridden()) GTEST_SKIP() << "EPCOMM_LL_BLOCKS overrides the grid this case sets";
+  const LlCase c{.max_tokens = 16, .hidden = 512, .experts_per_rank = 520, .num_blocks = 1, .seed = 21};
+  run_pair(buffer_for(c), c);
 }
 TEST_F(Ll, FullSizeDsv3) {  // ll-dsv3: 128 tokens, hidden 7168, top-8 of 288 experts
   const LlCase c{.hidden = 7168, .experts_per_rank = 288 / gpu_env().world, .seed = 16};

@@ -24,7 +24,7 @@ struct LlTraceSummary {
   std::vector<TracePointStats> points;  // one per point
   // [point][block]: the median over launches of the block's stamp (us after its launch began), or
   // NaN where the block never reached the point. Tells blocks of different roles apart (e.g. the
-  // dispatch's list blocks, the grid's last, against its row blocks).
+  // dispatch's blocks with row items against those without).
   std::vector<std::vector<double>> by_block;
 };
 
