@@ -118,7 +118,6 @@ struct PartialItem {
 __device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a, std::int64_t item,
                                                          const Located& at) {
   const LlLayout& l = a.layout;
-  const int lane = threadIdx.x % 32;
   PartialItem it;
   it.item = item;
   it.at = at;
@@ -329,9 +328,15 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
   PartialItem first;
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
-      [&] { first = first_partial(a); },
+      // NOTE: with a staging policy the NVSHMEM calls between prepare and the sends (signature,
+      // weights) are real calls: a first item held across them spills its rows to local memory
+      // (766-818 B at c2482e6), so there it is loaded after them.
+      [&] {
+        if constexpr (!Peers::kStagesLocally) first = first_partial(a);
+      },
       [&](int parity, std::uint64_t seq) {
         if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq);
+        if constexpr (Peers::kStagesLocally) first = first_partial(a);
         send_partials<Peers>(a, parity, seq, first);
       },
       [&](int parity) { reduce_partials(a, parity); });

@@ -168,6 +168,17 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
       }
     }
     __syncthreads();  // `filled` is final; every entry of the group's lists is written
+    if constexpr (Peers::kStagesLocally) {
+      // NOTE: other warps of the block wrote the lists this warp puts (ordered here by the block
+      // barrier above); one fence per warp that puts any makes them visible to whatever carries
+      // the puts (a NIC too).
+      bool puts = false;  // warp-uniform
+      for (int k = warp; k < group; k += kLlWarps) {
+        const int holder_rank = (b + (g0 + k) * grid) / l.num_local_experts;
+        puts |= !peer_masked(v, holder_rank) && ll_by_put<Peers>(v, holder_rank);
+      }
+      if (puts) ptx::fence_acq_rel_sys();
+    }
     for (int k = warp; k < group; k += kLlWarps) {
       const int expert = b + (g0 + k) * grid;
       const int holder_rank = expert / l.num_local_experts;
@@ -187,9 +198,6 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
       if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
       if constexpr (Peers::kStagesLocally) {
         if (by_put) {
-          // NOTE: other warps of the block wrote the list (ordered here by the block barrier
-          // above); the fence makes their writes visible to whatever carries the put (a NIC too).
-          ptx::fence_acq_rel_sys();
           __syncwarp();
           std::int32_t* list = l.sel(holder, parity, me, expert);
           if (count > 0)
