@@ -8,6 +8,7 @@
 
 #include "bench/cli.hpp"
 #include "epcomm/error.hpp"
+#include "expect_error.hpp"
 
 namespace epcomm::bench {
 namespace {
@@ -48,6 +49,11 @@ TEST(BenchCli, Flags) {
   EXPECT_TRUE(parse({"--shared-gpu-timing"}).shared_gpu_timing);
   EXPECT_FALSE(o.telemetry);
   EXPECT_TRUE(parse({"--telemetry"}).telemetry);
+  EXPECT_EQ(parse({}).preamble_hold_us, 200);
+  EXPECT_EQ(parse({"--preamble-hold-us", "0"}).preamble_hold_us, 0);
+  EXPECT_EQ(parse({"--preamble-hold-us=1000"}).preamble_hold_us, 1000);
+  for (const char* bad : {"-1", "100001", "soon", ""})
+    test::expect_arg_error([&] { parse({"--preamble-hold-us", bad}); }, "--preamble-hold-us");
 }
 
 std::string message_of(std::vector<const char*> args) {
@@ -118,7 +124,7 @@ TEST(BenchCli, UsageListsEveryFlagAndSaysMiB) {
   for (const char* flag :
        {"--workload", "--tokens", "--hidden", "--topk", "--experts", "--routing", "--mode", "--warmup",
         "--iters", "--json", "--csv", "--no-check", "--sms", "--ce-chunks", "--min-efficiency",
-        "--ceiling-mib", "--telemetry", "--help", "EPCOMM_REQUIRE_GPU"})
+        "--ceiling-mib", "--telemetry", "--preamble-hold-us", "--help", "EPCOMM_REQUIRE_GPU"})
     EXPECT_TRUE(mentions(usage(), flag)) << flag;
   EXPECT_TRUE(mentions(usage(), "MiB per peer copy"));
   EXPECT_FALSE(mentions(usage(), "bytes per peer copy"));

@@ -358,6 +358,16 @@ TEST(BenchReport, AVariantThatThrewIsNeitherFastestNorAFailure) {
   EXPECT_EQ(fastest[0].impl, "epcomm-pull-ce");
 }
 
+// The preamble's method is on every table: with a hold, its events time the device; without, the
+// host's launch latency too.
+TEST(BenchReport, TableSaysHowThePreambleWasTimed) {
+  RunReport report = sample_report();
+  report.preamble_hold_us = 200;
+  EXPECT_NE(format_table(report).find("queued behind a 200 us hold"), std::string::npos);
+  report.preamble_hold_us = 0;
+  EXPECT_NE(format_table(report).find("queued behind a 0 us hold of the stream (0: none"), std::string::npos);
+}
+
 TEST(BenchReport, TableAndCsv) {
   const RunReport report = sample_report();
   const std::string table = format_table(report);

@@ -152,6 +152,7 @@ int run(const Options& options, const BenchEnv& env, int device, int G, int argc
   settings.check = options.check;
   settings.correctness_only = correctness_only;
   settings.nic_gbps = options.nic_gbps;
+  settings.preamble_hold_us = options.preamble_hold_us;
   if (lead && !correctness_only && (options.warmup < 10 || options.iters < 50))
     std::printf(
         "# note: %d warm-up / %d timed calls is below the docs/benchmark.md protocol (>= 10 / >= 50)\n",
@@ -183,6 +184,7 @@ int run(const Options& options, const BenchEnv& env, int device, int G, int argc
                                   .correctness_only = correctness_only};
   base.warmup = options.warmup;
   base.iters = options.iters;
+  base.preamble_hold_us = options.preamble_hold_us;
   if (lead) std::printf("# NCCL %s\n", nccl_version_string());
 
   Stream stream;

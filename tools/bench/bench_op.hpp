@@ -55,7 +55,7 @@ struct BenchOp {
   // Optional, collective: after the timed calls and `after` (before the checked call), a separate
   // pass of `calls` calls that measures this rank's median preamble of a high-throughput dispatch
   // (bench/preamble.hpp: layout plus notify, device time); nothing when it could not be measured.
-  std::function<std::optional<double>(cudaStream_t, int calls)> preamble_us;
+  std::function<std::optional<double>(cudaStream_t, int calls, double hold_us)> preamble_us;
   // Optional: this rank's per-peer telemetry of the op's Buffer (Buffer::peer_telemetry), zeroed
   // after reading with `clear`; set on epcomm's ops when the run has --telemetry. The runner clears
   // it before the warm-up and reads it after the timed calls.

@@ -137,7 +137,7 @@ std::string usage() {
   os << "         [--warmup N] [--iters N] [--json PATH] [--csv PATH] [--no-check] [--sms LIST]\n";
   os << "         [--ce-chunks LIST] [--min-efficiency X] [--ceiling-mib N] [--shared-gpu-timing]\n";
   os << "         [--telemetry]\n";
-  os << "         [--ranks-per-domain G] [--nic-gbps X]\n";
+  os << "         [--ranks-per-domain G] [--nic-gbps X] [--preamble-hold-us N]\n";
   os << "         [-h|--help]\n";
   os << "  Started once per GPU by `epcomm-run -n N epcomm-bench ...` (or torchrun); alone, one rank.\n";
   os << "  Workloads and the result format: docs/benchmark.md. Each flag may be given once.\n";
@@ -179,6 +179,9 @@ std::string usage() {
   os << "                     are checked, not timed, unless --shared-gpu-timing\n";
   os << "  --nic-gbps X       NIC rate per GPU of the multi-domain floors, GB/s (default " << kDefaultNicGbps
      << ")\n";
+  os << "  --preamble-hold-us N  before each call of the preamble pass, hold the stream N us on the\n";
+  os << "                     device so its events time the kernels, not the host's launches, 0.."
+     << kMaxPreambleHoldUs << " (default " << kDefaultPreambleHoldUs << "; 0: no hold)\n";
   os << "  environment: EPCOMM_REQUIRE_GPU=1 makes a run without a GPU fail instead of skipping\n";
   os << "  exit codes: 0 ok (also: skipped, no GPU), 1 error, 2 usage, 3 data check failed,\n";
   os << "              4 below --min-efficiency\n";
@@ -244,6 +247,8 @@ Options parse_args(int argc, const char* const* argv) {
       o.check = false;
     } else if (flag == "--ranks-per-domain") {
       o.ranks_per_domain = parse_int(flag, value(), 1, kMaxRanksPerDomain);
+    } else if (flag == "--preamble-hold-us") {
+      o.preamble_hold_us = parse_int(flag, value(), 0, kMaxPreambleHoldUs);
     } else if (flag == "--nic-gbps") {
       o.nic_gbps = parse_positive(flag, value(), kMaxNicGbps);
     } else if (flag == "--sms") {

@@ -19,6 +19,8 @@ inline constexpr int kMaxCeilingMib = 16384;
 inline constexpr int kMaxRanksPerDomain = 72;    // BufferOptions::ranks_per_domain
 inline constexpr double kDefaultNicGbps = 50.0;  // a 400 Gb/s NIC per GPU, line rate
 inline constexpr double kMaxNicGbps = 10000.0;
+inline constexpr int kDefaultPreambleHoldUs = 200;  // bench/stream_hold.hpp
+inline constexpr int kMaxPreambleHoldUs = 100000;
 
 struct Options {
   std::vector<std::string> workloads = {"ht-dsv3"};  // resolved: "all" expands to every name; empty
@@ -37,6 +39,7 @@ struct Options {
   bool telemetry = false;                // --telemetry: Buffers count per-peer telemetry; rows report it
   int ranks_per_domain = 0;              // --ranks-per-domain G: a multi-domain Buffer; 0: one domain
   double nic_gbps = kDefaultNicGbps;     // --nic-gbps: the NIC rate of a multi-domain row's floor
+  int preamble_hold_us = kDefaultPreambleHoldUs;  // --preamble-hold-us: see RunSettings
   bool help = false;
 };
 

@@ -25,6 +25,7 @@
 #include "bench/ht_check.hpp"
 #include "bench/poison_device.hpp"
 #include "bench/preamble.hpp"
+#include "bench/stream_hold.hpp"
 #include "bench/stats.hpp"
 #include "bench/variants.hpp"
 #include "epcomm/buffer.hpp"
@@ -187,14 +188,18 @@ struct EpcommHt {
 
   // After the timed calls, a pass of its own (its events and waits stay out of time_us): `calls`
   // whole dispatches with the Buffer's kernel timing on, the kernels of each layout call and each
-  // dispatch call read after it; this rank's median preamble (bench/preamble.hpp).
+  // dispatch call read after it; this rank's median preamble (bench/preamble.hpp). Each call is
+  // queued behind a hold of `hold_us` on the stream (bench/stream_hold.hpp), so its kernels' events
+  // time the device, not the host's launches onto an idle stream.
   std::optional<double> measure_preamble(bool fp8_payload, int num_sms, bool zero_copy, cudaStream_t stream,
-                                         int calls) {
+                                         int calls, double hold_us) {
     const KernelTimingOn timing(*buffer);
     std::vector<double> samples;
     for (int i = 0; i < calls; ++i) {
+      hold_stream(stream, hold_us);
       const DispatchLayout layout = get_layout(stream);
       const std::vector<KernelTime> layout_kernels = buffer->last_kernel_times();
+      hold_stream(stream, hold_us);
       result(fp8_payload, zero_copy) = dispatch_from(layout, fp8_payload, num_sms, stream, zero_copy);
       if (const std::optional<double> us = preamble_us(layout_kernels, buffer->last_kernel_times()))
         samples.push_back(*us);
@@ -319,9 +324,9 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
             op.kernel_us = [state] { return state->kernel_us(); };
             op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/true); };
           }
-          op.preamble_us = [state, fp8, zero_copy, sms, way](cudaStream_t s, int calls) {
+          op.preamble_us = [state, fp8, zero_copy, sms, way](cudaStream_t s, int calls, double hold_us) {
             const TuningOverride scoped(*state->buffer, way);
-            return state->measure_preamble(fp8, sms, zero_copy, s, calls);
+            return state->measure_preamble(fp8, sms, zero_copy, s, calls, hold_us);
           };
           if (zero_copy)
             op.poison = [state, fp8, sms, way](cudaStream_t s) {

@@ -140,6 +140,8 @@ std::string format_table(const RunReport& r) {
   os << "# command: " << r.command << "\n";
   os << "# timing: median of " << r.iters << " calls after " << r.warmup
      << " warm-up calls (CUDA events, L2 flushed), max over ranks\n";
+  os << "# preamble_us: layout + notify kernel time by CUDA events, each call queued behind a "
+     << r.preamble_hold_us << " us hold of the stream (0: none, so host launch latency counts)\n";
   if (r.ceiling_gbps > 0) {
     os << "# ceiling: all-pairs peer copy " << fixed(r.ceiling_gbps, 1)
        << " GB/s per GPU outgoing; one direction " << fixed(r.ceiling_one_way_gbps, 1) << " GB/s\n";

@@ -69,6 +69,7 @@ struct RunReport {
   std::optional<MdRunInfo> multi_domain;  // top-level fields of a multi-domain run
   int warmup = 0;                         // printed
   int iters = 0;                          // printed
+  int preamble_hold_us = 0;               // printed: the preamble pass's stream hold (RunSettings)
   std::vector<ResultRow> rows;
 };
 

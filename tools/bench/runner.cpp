@@ -44,7 +44,7 @@ bool checked_call(Session& session, DeviceInputs& inputs, BenchOp& op, cudaStrea
 std::optional<double> preamble_pass(Session& session, BenchOp& op, cudaStream_t stream,
                                     const RunSettings& settings) {
   try {
-    return op.preamble_us(stream, settings.timing.iters);
+    return op.preamble_us(stream, settings.timing.iters, settings.preamble_hold_us);
   } catch (const Error& e) {
     std::fprintf(stderr, "epcomm-bench: rank %d: preamble pass of %s %s %s threw: %s\n", session.rank(),
                  op.impl.c_str(), op.op.c_str(), op.dtype.c_str(), e.what());

@@ -18,6 +18,9 @@ struct RunSettings {
   // One untimed call per op (a multi-domain run of ranks sharing a GPU): rows say timed = false.
   bool correctness_only = false;
   double nic_gbps = 0;  // the NIC rate of multi-domain rows' floors
+  // The preamble pass holds the stream this long before each call it times (bench/stream_hold.hpp);
+  // 0: not at all (its events then include the host's launch latency).
+  double preamble_hold_us = 200;
 };
 
 // Collective: setup, warm-up and timed calls on the timed inputs, the kernel time and diagnostics;
