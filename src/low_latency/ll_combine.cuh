@@ -44,11 +44,29 @@ __device__ __forceinline__ int4 float4_bits(const float* f) {
 
 // ---- send phase -----------------------------------------------------------------------------
 
+// The first weights each thread of block 0 sends (T * k up to kWeightsAhead * 512 of them), loaded
+// before the credit wait: every holder waits for block 0's weights before its first sum.
+constexpr int kWeightsAhead = 4;
+struct WeightsAhead {
+  float w[kWeightsAhead] = {};
+};
+
+__device__ __forceinline__ WeightsAhead load_weights_ahead(const LlCombineArgs& a) {
+  WeightsAhead ahead;
+  const std::int64_t n = a.num_tokens * a.num_topk;
+#pragma unroll
+  for (int u = 0; u < kWeightsAhead; ++u) {
+    const std::int64_t i = threadIdx.x + static_cast<std::int64_t>(u) * blockDim.x;
+    if (i < n) ahead.w[u] = a.topk_weights[i];
+  }
+  return ahead;
+}
+
 // Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me] (stored into
 // the holders reached by stores; for the others its own copy, then one put each), then
-// weights[p][me] = seq is signalled to each.
+// weights[p][me] = seq is signalled to each. The first ones come from `ahead`.
 template <typename Peers>
-__device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq) {
+__device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq, const WeightsAhead& ahead) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk;
@@ -56,13 +74,20 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
   // Stored into every rank reached by stores (this rank's own copy is the puts' source).
   const int first_target = Peers::first_direct(v);
   const int end_target = Peers::end_direct(v);
-  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const float w = a.topk_weights[i];
+  const auto store = [&](std::int64_t i, float w) {
     const std::int64_t t = i / a.num_topk, j = i % a.num_topk;
     for (int d = first_target; d < end_target; ++d)
       if (!peer_masked(v, d))
         l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
+  };
+#pragma unroll
+  for (int u = 0; u < kWeightsAhead; ++u) {
+    const std::int64_t i = threadIdx.x + static_cast<std::int64_t>(u) * blockDim.x;
+    if (i < n) store(i, ahead.w[u]);
   }
+  for (std::int64_t i = threadIdx.x + static_cast<std::int64_t>(kWeightsAhead) * blockDim.x; i < n;
+       i += blockDim.x)
+    store(i, a.topk_weights[i]);
   if constexpr (Peers::kStagesLocally) {
     __syncthreads();
     float* mine = l.combine_weights_of(a.workspace, parity, me);
@@ -326,16 +351,18 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
   PartialItem first;
+  WeightsAhead weights;
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
       // NOTE: with a staging policy the NVSHMEM calls between prepare and the sends (signature,
       // weights) are real calls: a first item held across them spills its rows to local memory
       // (766-818 B at c2482e6), so there it is loaded after them.
       [&] {
+        if (blockIdx.x == 0) weights = load_weights_ahead(a);
         if constexpr (!Peers::kStagesLocally) first = first_partial(a);
       },
       [&](int parity, std::uint64_t seq) {
-        if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq);
+        if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq, weights);
         if constexpr (Peers::kStagesLocally) first = first_partial(a);
         send_partials<Peers>(a, parity, seq, first);
       },
