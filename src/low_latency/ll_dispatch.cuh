@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "low_latency/ll_args.hpp"
+#include "low_latency/ll_dispatch_lists.cuh"
 #include "low_latency/ll_dispatch_recv.cuh"
 #include "low_latency/ll_dispatch_send.cuh"
 #include "low_latency/ll_sync.cuh"

@@ -1,0 +1,32 @@
+// Low-latency combine: how a warp item's channels are laid out over the lanes, shared by the send
+// phase (ll_combine.cuh) and the receive phase (ll_combine_recv.cuh). Definitions in an unnamed
+// namespace, one private copy per including translation unit.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace epcomm {
+
+namespace {
+
+// A warp item is 256 channels, two halves of 128; a lane takes 4 channels of each half (8 bytes of
+// BF16 in, 16 of float out), so every warp-wide load and store instruction covers one contiguous
+// span (a lane with 8 adjacent channels would store its 32 bytes as two 16-byte halves, each
+// instruction writing every other 16 bytes: twice the NVLink transactions).
+constexpr int kHalfChannels = 32 * 4;
+constexpr int kPartChannels = 2 * kHalfChannels;
+
+// The first channel of half h of part `part` that this lane takes.
+__device__ __forceinline__ std::int64_t lane_channel(int part, int h) {
+  return static_cast<std::int64_t>(part) * kPartChannels + h * kHalfChannels + (threadIdx.x % 32) * 4;
+}
+
+__device__ __forceinline__ int4 float4_bits(const float* f) {
+  return make_int4(__float_as_int(f[0]), __float_as_int(f[1]), __float_as_int(f[2]), __float_as_int(f[3]));
+}
+
+}  // namespace
+
+}  // namespace epcomm

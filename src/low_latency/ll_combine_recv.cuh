@@ -1,0 +1,108 @@
+// Low-latency combine, receive phase (ll_combine.cuh has the kernel; ll_args.hpp, step 8, the
+// protocol): the owner adds the partial sums of the ranks holding its tokens' experts and rounds
+// once to BF16. Definitions in an unnamed namespace, one private copy per including translation
+// unit.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "low_latency/ll_args.hpp"
+#include "low_latency/ll_combine_parts.cuh"
+#include "low_latency/ll_sync.cuh"
+
+namespace epcomm {
+
+namespace {
+
+constexpr int kRankBatch = 4;  // partials one lane loads at once
+
+// NOTE: every partial read here is summed and stored before the block's credit (ll_give_credits:
+// an unordered add); no read of the staging may be left in flight past it.
+__device__ void reduce_partials(const LlCombineArgs& a, int parity) {
+  const LlLayout& l = a.layout;
+  void* ws = a.workspace;
+  const int R = a.view.num_domain_ranks, lane = threadIdx.x % 32;
+  const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+  const std::int64_t items = a.num_tokens * parts;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  std::uint16_t* out = l.combine_out(ws, a.half);
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
+       item += num_warps) {
+    const std::int64_t t = item / parts;
+    const int part = static_cast<int>(item % parts);
+    // The rank holding each valid slot's expert (R: none).
+    unsigned rank = static_cast<unsigned>(R);
+    if (lane < a.num_topk) {
+      const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
+      if (e >= 0 && e < l.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
+      // A masked holder's slots behave as -1: no partial is taken from it.
+      if (rank < static_cast<unsigned>(R) && peer_masked(a.view, static_cast<int>(rank)))
+        rank = static_cast<unsigned>(R);
+    }
+    bool valid[2];
+    valid[0] = lane_channel(part, 0) < l.hidden;
+    valid[1] = lane_channel(part, 1) < l.hidden;
+    float acc[2][4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
+    // The distinct holders in ascending order, kRankBatch at a time: loads first, then the sums.
+    int last = -1;
+    bool more = true;
+    while (more) {
+      int holder[kRankBatch];
+      bool has[kRankBatch];
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        const unsigned candidate = static_cast<int>(rank) > last ? rank : static_cast<unsigned>(R);
+        holder[b] = static_cast<int>(__reduce_min_sync(kLlFullMask, candidate));
+        has[b] = holder[b] < R;
+        if (has[b]) last = holder[b];
+      }
+      int4 part_values[kRankBatch][2];
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        const float* partial = l.combine_partial(ws, parity, t, has[b] ? holder[b] : 0);
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          if (has[b] && valid[h])
+            part_values[b][h] = ptx::ld_v4(reinterpret_cast<const int4*>(partial + lane_channel(part, h)));
+      }
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        if (!has[b]) continue;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int* words = reinterpret_cast<const int*>(&part_values[b][h]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) acc[h][i] = __fadd_rn(acc[h][i], __int_as_float(words[i]));
+        }
+      }
+      // Per-peer telemetry: each other holder's partial row of t, counted with its part 0.
+#pragma unroll
+      for (int b = 0; b < kRankBatch; ++b) {
+        if (has[b] && part == 0 && lane == 0 && holder[b] != a.view.domain_rank)
+          count_traffic(a.view, OpId::kLlCombine, holder[b], 0,
+                        sizeof(float) * static_cast<std::uint64_t>(l.hidden));
+      }
+      more = has[kRankBatch - 1];
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (!valid[h]) continue;
+      uint2 bits;
+      bits.x = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][0]))) |
+               (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][1]))) << 16);
+      bits.y = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][2]))) |
+               (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][3]))) << 16);
+      ptx::st_na_v2(reinterpret_cast<uint2*>(out + t * l.hidden + lane_channel(part, h)), bits);
+    }
+  }
+}
+
+}  // namespace
+
+}  // namespace epcomm
