@@ -99,59 +99,93 @@ __device__ __forceinline__ std::int64_t first_partial_item() {
   return static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;
 }
 
-// Where item `item` is: its token and source, and this lane's slot's row here (-1: none).
-struct Located {
-  std::int64_t t = 0;
-  int s = 0;
-  std::int32_t row = -1;
-};
-
-// The whole warp: the rows of item `item` (token_rows of the handle's dispatch). A masked owner
-// gets no partials (its rows may predate the mask: its dispatch ran before).
-__device__ __forceinline__ Located locate_partial(const LlCombineArgs& a, std::int64_t item) {
-  const LlLayout& l = a.layout;
-  const int R = a.view.num_domain_ranks, parts = partial_parts(l), lane = threadIdx.x % 32;
-  Located at{item / (R * parts), static_cast<int>(item / parts % R), -1};
-  if (item < l.max_tokens * R * parts && lane < l.max_topk && !peer_masked(a.view, at.s))
-    at.row = l.token_rows(a.workspace, a.dispatch_half, at.s)[at.t * l.max_topk + lane];
-  return at;
+// The token and the source of item `item` (of R sources).
+__device__ __forceinline__ std::int64_t partial_token(std::int64_t item, int R, int parts) {
+  return item / (static_cast<std::int64_t>(R) * parts);
+}
+__device__ __forceinline__ int partial_source(std::int64_t item, int R, int parts) {
+  return static_cast<int>(item / parts % R);
 }
 
-// One warp's item with its rows' loads issued (they need no weights and touch no peer's staging).
+// The whole warp: this lane's slot's row here for item `item` (token_rows of the handle's
+// dispatch), -1 for none. A masked owner gets no partials (its rows may predate the mask: its
+// dispatch ran before).
+__device__ __forceinline__ std::int32_t locate_partial(const LlCombineArgs& a, std::int64_t item) {
+  const LlLayout& l = a.layout;
+  const int R = a.view.num_domain_ranks, parts = partial_parts(l), lane = threadIdx.x % 32;
+  const int s = partial_source(item, R, parts);
+  if (item >= l.max_tokens * R * parts || lane >= l.max_topk || peer_masked(a.view, s)) return -1;
+  return l.token_rows(a.workspace, a.dispatch_half, s)[partial_token(item, R, parts) * l.max_topk + lane];
+}
+
+// Slots whose rows a warp loads at once: an item's rows come in batches of this many slots (one
+// batch for top-k <= 8), so that the rows of two items fit in registers together.
+constexpr int kSlotBatch = 8;
+static_assert(kLlMaxTopk <= 2 * kSlotBatch, "an item's rows are at most two batches");
+
+// One warp's item (its index is the caller's) with the loads of its first batch of rows issued
+// (they need no weights and touch no peer's staging).
 struct PartialItem {
-  std::int64_t item = -1;  // -1: none
-  Located at;
-  unsigned slots = 0;  // the slots with a row here (0: nothing to send)
-  bool valid[2] = {false, false};
-  uint2 vals[kLlMaxTopk][2] = {};
+  unsigned slots = 0;    // the slots with a row here (0: nothing to send)
+  std::int32_t row = -1;  // this lane's slot's row here
+  uint2 vals[kSlotBatch][2] = {};  // this lane's pieces of the rows of slots [0, kSlotBatch)
 };
 
-__device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a, std::int64_t item,
-                                                         const Located& at) {
+// Whether half h of part `part` is inside the row (hidden % 128 == 0: wholly or not at all).
+__device__ __forceinline__ bool half_valid(const LlLayout& l, int part, int h) {
+  return lane_channel(part, h) < l.hidden;
+}
+
+// The whole warp: this lane's pieces of the rows of slots [first_slot, first_slot + kSlotBatch) of
+// `it` (part `part`) into `vals` (a slot without a row here leaves its entry as it was).
+__device__ __forceinline__ void load_slot_batch(const LlCombineArgs& a, const PartialItem& it, int part,
+                                                int first_slot, uint2 (&vals)[kSlotBatch][2]) {
   const LlLayout& l = a.layout;
-  PartialItem it;
-  it.item = item;
-  it.at = at;
-  it.slots = __ballot_sync(kLlFullMask, at.row >= 0 && at.row < l.num_local_experts * l.capacity);
-  if (it.slots == 0) return it;  // warp-uniform: no row of this token here
-  const int part = static_cast<int>(item % partial_parts(l));
-  // hidden % 128 == 0: each half of the part is wholly valid or not.
-  it.valid[0] = lane_channel(part, 0) < l.hidden;
-  it.valid[1] = lane_channel(part, 1) < l.hidden;
 #pragma unroll
-  for (int j = 0; j < kLlMaxTopk; ++j) {
-    const std::int32_t r = __shfl_sync(kLlFullMask, at.row, j);
-    if (((it.slots >> j) & 1u) == 0) continue;
+  for (int j = 0; j < kSlotBatch; ++j) {
+    const std::int32_t r = __shfl_sync(kLlFullMask, it.row, first_slot + j);
+    if (((it.slots >> (first_slot + j)) & 1u) == 0) continue;
     const std::uint16_t* y_row = a.y + static_cast<std::int64_t>(r) * l.hidden;
 #pragma unroll
     for (int h = 0; h < 2; ++h)
-      if (it.valid[h])
-        it.vals[j][h] = ptx::ld_na_v2(reinterpret_cast<const uint2*>(y_row + lane_channel(part, h)));
+      if (half_valid(l, part, h))
+        vals[j][h] = ptx::ld_na_v2(reinterpret_cast<const uint2*>(y_row + lane_channel(part, h)));
   }
+}
+
+__device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a, std::int64_t item, std::int32_t row) {
+  const LlLayout& l = a.layout;
+  PartialItem it;
+  it.row = row;
+  it.slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
+  if (it.slots == 0) return it;  // warp-uniform: no row of this token here
+  load_slot_batch(a, it, static_cast<int>(item % partial_parts(l)), 0, it.vals);
   return it;
 }
 
-// The warp's first item, located and its rows' loads issued before the credit wait.
+// acc += w * row for the slots [first_slot, first_slot + kSlotBatch) present in `slots`, ascending;
+// lane j holds slot j's weight. NOTE: explicit roundings (no FMA contraction), as the reference.
+__device__ __forceinline__ void add_slot_batch(float (&acc)[2][4], const uint2 (&vals)[kSlotBatch][2], unsigned slots,
+                                               int first_slot, float weight) {
+#pragma unroll
+  for (int j = 0; j < kSlotBatch; ++j) {
+    const float w = __shfl_sync(kLlFullMask, weight, first_slot + j);
+    if (((slots >> (first_slot + j)) & 1u) == 0) continue;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&vals[j][h]);
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const float2 f = __bfloat1622float2(pairs[i]);
+        acc[h][2 * i] = __fadd_rn(acc[h][2 * i], __fmul_rn(w, f.x));
+        acc[h][2 * i + 1] = __fadd_rn(acc[h][2 * i + 1], __fmul_rn(w, f.y));
+      }
+    }
+  }
+}
+
+// The warp's first item (first_partial_item()), located and its rows' loads issued before the
+// credit wait; nothing for a warp with no item.
 __device__ __forceinline__ PartialItem first_partial(const LlCombineArgs& a) {
   const std::int64_t item = first_partial_item();
   const std::int64_t items = a.layout.max_tokens * a.view.num_domain_ranks * partial_parts(a.layout);
@@ -160,12 +194,13 @@ __device__ __forceinline__ PartialItem first_partial(const LlCombineArgs& a) {
 }
 
 // As a holder: the partial sums of every token with rows here, warp w of the grid taking items
-// first_partial_item(), + warps, ...: the first as first_partial left it; the next one's rows are
-// located while this one is summed. A warp whose wait for weights failed stops (the failure is in
-// the status word).
+// first_partial_item(), + warps, ...: the first as first_partial left it. While an item is summed,
+// the next one is being located and (CUDA IPC) its rows are already on their way. A warp whose
+// wait for weights failed stops (the failure is in the status word).
+// NOTE: with a staging policy the next item's rows are loaded after this one is summed: two items'
+// rows held across the NVSHMEM calls spill (16 / 80 B at this commit's parent).
 template <typename Peers>
 __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq, const PartialItem& first) {
-  if (first.item < 0) return;  // warp-uniform: no item
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
@@ -178,14 +213,21 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   // invalidates the SM's L1).
   static_assert(kLlMaxRanks <= 128);
   std::uint64_t seen_low = 0, seen_high = 0;  // bit s: sources 0-63, 64-127
+  constexpr bool kRowsAhead = !Peers::kStagesLocally;
   PartialItem cur = first;
-  for (std::int64_t item = first.item; item < items; item += num_warps) {
+  std::int64_t item = first_partial_item();
+  std::int32_t ahead = locate_partial(a, item + num_warps);
+  for (; item < items; item += num_warps) {
     const bool more = item + num_warps < items;  // warp-uniform
-    Located next;
-    if (more) next = locate_partial(a, item + num_warps);
+    PartialItem next;
+    std::int32_t after = -1;
+    if (more) {
+      if constexpr (kRowsAhead) next = load_partial_item(a, item + num_warps, ahead);
+      after = locate_partial(a, item + 2 * num_warps);
+    }
     if (cur.slots != 0) {  // warp-uniform
-      const std::int64_t t = cur.at.t;
-      const int s = cur.at.s;
+      const std::int64_t t = partial_token(item, R, parts);
+      const int s = partial_source(item, R, parts);
       const int part = static_cast<int>(item % parts);
       const std::uint64_t bit = std::uint64_t{1} << (s % 64);
       if (((s < 64 ? seen_low : seen_high) & bit) == 0) {
@@ -206,21 +248,10 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
       for (int h = 0; h < 2; ++h)
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kLlMaxTopk; ++j) {
-        const float w = __shfl_sync(kLlFullMask, weight, j);
-        if (((cur.slots >> j) & 1u) == 0) continue;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&cur.vals[j][h]);
-#pragma unroll
-          for (int i = 0; i < 2; ++i) {
-            const float2 f = __bfloat1622float2(pairs[i]);
-            // NOTE: explicit roundings (no FMA contraction), as the reference: acc += (w * y).
-            acc[h][2 * i] = __fadd_rn(acc[h][2 * i], __fmul_rn(w, f.x));
-            acc[h][2 * i + 1] = __fadd_rn(acc[h][2 * i + 1], __fmul_rn(w, f.y));
-          }
-        }
+      add_slot_batch(acc, cur.vals, cur.slots, 0, weight);
+      if ((cur.slots >> kSlotBatch) != 0) {  // warp-uniform: top-k above kSlotBatch
+        load_slot_batch(a, cur, part, kSlotBatch, cur.vals);
+        add_slot_batch(acc, cur.vals, cur.slots, kSlotBatch, weight);
       }
       // Per-peer telemetry: one float32 partial row per (token, owner), counted with its part 0.
       if (part == 0 && lane == 0 && s != me)
@@ -230,7 +261,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
                           : l.combine_partial(Peers::target(v, a.workspace, s), parity, t, me);
 #pragma unroll
       for (int h = 0; h < 2; ++h)
-        if (cur.valid[h])
+        if (half_valid(l, part, h))
           ptx::st_na_v4(reinterpret_cast<int4*>(dst + lane_channel(part, h)), float4_bits(acc[h]));
       if constexpr (Peers::kStagesLocally) {
         if (staged) {
@@ -243,7 +274,9 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
       }
     }
     if (!more) break;
-    cur = load_partial_item(a, item + num_warps, next);
+    if constexpr (!kRowsAhead) next = load_partial_item(a, item + num_warps, ahead);
+    cur = next;
+    ahead = after;
   }
 }
 
