@@ -47,7 +47,8 @@
 // Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
 // scheme with the combine control block.
 //  7. Send: block 0 writes the owner's top-k weights of its T_s tokens into every holder d at
-//     combine_weights[p][s] and release-stores weights[p][s] = seq there. As a holder, for each
+//     combine_weights[p][s] and release-stores weights[p][s] = seq there (it loads the first of
+//     them, and with CUDA IPC every warp its first item's rows, before the credit wait). As a holder, for each
 //     (source s, token t) with rows here (token_rows of the handle's dispatch, filled by its
 //     receive), wait for weights[p][s], then partial = the sum over those slots ascending of
 //     w[t,k] * y[row], each product rounded to float32 and added in float32 from 0, stored at

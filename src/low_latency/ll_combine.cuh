@@ -4,10 +4,12 @@
 // definitions sit in an unnamed namespace, one private copy per such unit.
 //
 // Send phase: block 0 first writes this rank's tokens' top-k weights into every holder and signals
-// them. Then, as a holder, warps take (source, token, 256-channel part) items (each warp's first
-// item located and its rows' loads issued before the credit wait): a token with rows
-// here (the dispatch's token_rows) has its weighted rows summed here, in slot order, in float32 from
-// 0, and that partial sum goes to the token's owner, into the owner's slot for this holder. A token
+// them (the first 2048 weights loaded before the credit wait). Then, as a holder, warps take
+// (source, token, 256-channel part) items (with CUDA IPC each warp's first item is located and its
+// rows' loads issued before the credit wait, and a warp's next item's rows load while it sums this
+// one): a token with rows here (the dispatch's token_rows) has its weighted rows summed here, in
+// slot order, in float32 from 0, and that partial sum goes to the token's owner, into the owner's
+// slot for this holder. A token
 // crosses NVLink back once per holder (in float32) instead of once per selected expert (BF16).
 // Receive phase (ll_combine_recv.cuh): warps take (token, 256-channel part) items; the owner adds
 // the partials of the ranks holding its token's experts in rank order, in float32 from 0, and
@@ -18,11 +20,11 @@
 
 #include <cstdint>
 
+#include "core/cuda_check.hpp"
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_combine_parts.cuh"
 #include "low_latency/ll_combine_recv.cuh"
 #include "low_latency/ll_sync.cuh"
-#include "core/cuda_check.hpp"
 
 namespace epcomm {
 
@@ -30,8 +32,8 @@ namespace {
 
 // ---- send phase -----------------------------------------------------------------------------
 
-// The first weights each thread of block 0 sends (T * k up to kWeightsAhead * 512 of them), loaded
-// before the credit wait: every holder waits for block 0's weights before its first sum.
+// The first weights each thread of block 0 sends (T * k up to kWeightsAhead * kLlThreads of them),
+// loaded before the credit wait: every holder waits for block 0's weights before its first sum.
 constexpr int kWeightsAhead = 4;
 struct WeightsAhead {
   float w[kWeightsAhead] = {};
@@ -52,7 +54,8 @@ __device__ __forceinline__ WeightsAhead load_weights_ahead(const LlCombineArgs& 
 // the holders reached by stores; for the others its own copy, then one put each), then
 // weights[p][me] = seq is signalled to each. The first ones come from `ahead`.
 template <typename Peers>
-__device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq, const WeightsAhead& ahead) {
+__device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq,
+                             const WeightsAhead& ahead) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk;
@@ -126,8 +129,8 @@ static_assert(kLlMaxTopk <= 2 * kSlotBatch, "an item's rows are at most two batc
 // One warp's item (its index is the caller's) with the loads of its first batch of rows issued
 // (they need no weights and touch no peer's staging).
 struct PartialItem {
-  unsigned slots = 0;    // the slots with a row here (0: nothing to send)
-  std::int32_t row = -1;  // this lane's slot's row here
+  unsigned slots = 0;              // the slots with a row here (0: nothing to send)
+  std::int32_t row = -1;           // this lane's slot's row here
   uint2 vals[kSlotBatch][2] = {};  // this lane's pieces of the rows of slots [0, kSlotBatch)
 };
 
@@ -153,7 +156,8 @@ __device__ __forceinline__ void load_slot_batch(const LlCombineArgs& a, const Pa
   }
 }
 
-__device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a, std::int64_t item, std::int32_t row) {
+__device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a, std::int64_t item,
+                                                         std::int32_t row) {
   const LlLayout& l = a.layout;
   PartialItem it;
   it.row = row;
@@ -165,8 +169,8 @@ __device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a,
 
 // acc += w * row for the slots [first_slot, first_slot + kSlotBatch) present in `slots`, ascending;
 // lane j holds slot j's weight. NOTE: explicit roundings (no FMA contraction), as the reference.
-__device__ __forceinline__ void add_slot_batch(float (&acc)[2][4], const uint2 (&vals)[kSlotBatch][2], unsigned slots,
-                                               int first_slot, float weight) {
+__device__ __forceinline__ void add_slot_batch(float (&acc)[2][4], const uint2 (&vals)[kSlotBatch][2],
+                                               unsigned slots, int first_slot, float weight) {
 #pragma unroll
   for (int j = 0; j < kSlotBatch; ++j) {
     const float w = __shfl_sync(kLlFullMask, weight, first_slot + j);
@@ -198,9 +202,10 @@ __device__ __forceinline__ PartialItem first_partial(const LlCombineArgs& a) {
 // the next one is being located and (CUDA IPC) its rows are already on their way. A warp whose
 // wait for weights failed stops (the failure is in the status word).
 // NOTE: with a staging policy the next item's rows are loaded after this one is summed: two items'
-// rows held across the NVSHMEM calls spill (16 / 80 B at this commit's parent).
+// rows held across the NVSHMEM calls spill (the NVSHMEM instantiation: 16 / 80 B at 49f1066).
 template <typename Peers>
-__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq, const PartialItem& first) {
+__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq,
+                              const PartialItem& first) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
@@ -267,7 +272,8 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
         if (staged) {
           __syncwarp();
           const std::int64_t first_channel = static_cast<std::int64_t>(part) * kPartChannels;
-          const std::int64_t channels = min(static_cast<std::int64_t>(kPartChannels), l.hidden - first_channel);
+          const std::int64_t channels =
+              min(static_cast<std::int64_t>(kPartChannels), l.hidden - first_channel);
           Peers::put_warp(v, l.combine_partial(ws, parity, t, me) + first_channel, dst + first_channel,
                           sizeof(float) * static_cast<std::size_t>(channels), s);
         }

@@ -17,12 +17,12 @@
 
 #include <cstdint>
 
+#include "core/cuda_check.hpp"
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_dispatch_lists.cuh"
 #include "low_latency/ll_dispatch_recv.cuh"
 #include "low_latency/ll_dispatch_send.cuh"
 #include "low_latency/ll_sync.cuh"
-#include "core/cuda_check.hpp"
 
 namespace epcomm {
 

@@ -43,7 +43,8 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
   const int mine = b < l.num_experts ? (l.num_experts - b + grid - 1) / grid : 0;  // block-uniform
   auto list_of = [&](int expert) {
     const int holder_rank = expert / l.num_local_experts;
-    void* holder = ll_by_put<Peers>(v, holder_rank) ? a.workspace : Peers::target(v, a.workspace, holder_rank);
+    void* holder =
+        ll_by_put<Peers>(v, holder_rank) ? a.workspace : Peers::target(v, a.workspace, holder_rank);
     return l.sel(holder, parity, me, expert);
   };
   for (int g0 = 0; g0 < mine; g0 += kListGroup) {
@@ -130,7 +131,8 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
           __syncwarp();
           std::int32_t* list = l.sel(holder, parity, me, expert);
           if (count > 0)
-            Peers::put_warp(v, list, list, sizeof(std::int32_t) * static_cast<std::size_t>(count), holder_rank);
+            Peers::put_warp(v, list, list, sizeof(std::int32_t) * static_cast<std::size_t>(count),
+                            holder_rank);
           if (lane == 0) Peers::put(v, count_slot, count_slot, sizeof(std::int32_t), holder_rank);
         }
       }

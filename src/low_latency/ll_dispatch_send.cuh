@@ -1,7 +1,7 @@
 // Low-latency dispatch, send phase (ll_dispatch.cuh has the kernel; ll_args.hpp the protocol):
 // the token rows cast to FP8 in registers, and their stores or puts into the destinations'
-// staging (the selection lists are in ll_dispatch_lists.cuh). Templated on how peers are reached (ll_peers.cuh); definitions
-// in an unnamed namespace, one private copy per including translation unit.
+// staging (the selection lists are in ll_dispatch_lists.cuh). Templated on how peers are reached
+// (ll_peers.cuh); definitions in an unnamed namespace, one private copy per including translation unit.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -90,7 +90,7 @@ __device__ void clear_token_rows(const LlDispatchArgs& a) {
 struct RowItem {
   std::int64_t t = -1;  // -1: the warp has no item
   int part = 0;
-  bool valid = false;   // this lane's 16 channels lie inside the row
+  bool valid = false;  // this lane's 16 channels lie inside the row
   std::int64_t expert = -1;
   int rank = -1;
   unsigned firsts = 0;
@@ -103,7 +103,8 @@ struct RowItem {
 
 // Stores one lane's piece of item `it` (and the part's scales) into the staging of the workspace
 // `ws` (a receiver's, or this rank's own when the policy stages locally).
-__device__ __forceinline__ void store_piece(const LlDispatchArgs& a, int parity, void* ws, const RowItem& it) {
+__device__ __forceinline__ void store_piece(const LlDispatchArgs& a, int parity, void* ws,
+                                            const RowItem& it) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   const int lane = threadIdx.x % 32;
@@ -184,7 +185,8 @@ __device__ __forceinline__ RowItem load_row_item(const LlDispatchArgs& a, std::i
 __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem& it) {
   const LlLayout& l = a.layout;
   const int lane = threadIdx.x % 32;
-  if (it.expert >= 0 && it.expert < l.num_experts) it.rank = static_cast<int>(it.expert / l.num_local_experts);
+  if (it.expert >= 0 && it.expert < l.num_experts)
+    it.rank = static_cast<int>(it.expert / l.num_local_experts);
   if (it.rank >= 0 && peer_masked(a.view, it.rank)) it.rank = -1;  // nothing goes to a masked rank
   const unsigned same = __match_any_sync(kLlFullMask, it.rank);
   it.firsts = __ballot_sync(kLlFullMask, it.rank >= 0 && __ffs(same) - 1 == lane);

@@ -7,9 +7,9 @@
 
 #include <cstdint>
 
-#include "low_latency/ll_args.hpp"
 #include "core/call_signature.cuh"
 #include "core/wait.cuh"
+#include "low_latency/ll_args.hpp"
 
 namespace epcomm {
 
