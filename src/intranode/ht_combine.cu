@@ -28,6 +28,7 @@
 #include "core/wait.cuh"
 #include "core/bf16_sum.cuh"
 #include "core/cuda_check.hpp"
+#include "core/func_attributes.hpp"
 
 namespace epcomm {
 
@@ -366,8 +367,8 @@ __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a
 }  // namespace
 
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream) {
-  EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(ht_combine_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(kStageBytes)));
+  raise_func_attribute(reinterpret_cast<const void*>(ht_combine_kernel),
+                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kStageBytes));
   ht_combine_kernel<<<num_blocks, kThreads, kStageBytes, static_cast<cudaStream_t>(stream)>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }

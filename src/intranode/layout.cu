@@ -12,6 +12,7 @@
 #include "core/wait.cuh"
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
+#include "core/func_attributes.hpp"
 
 namespace epcomm {
 
@@ -123,7 +124,7 @@ void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
   // gave this kernel 64 KiB (results/...-s11-1gpu-ncu-details-layout-*), so the SMs change carveout
   // between it and the kernels around it.
   auto launch = [&](auto kernel) {
-    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 0));
+    raise_func_attribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributePreferredSharedMemoryCarveout, 0);
     kernel<<<blocks, kLayoutThreads, smem_bytes, stream>>>(args);
   };
   if (args.topk_is_int32)

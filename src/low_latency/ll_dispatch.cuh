@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "core/cuda_check.hpp"
+#include "core/func_attributes.hpp"
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_dispatch_lists.cuh"
 #include "low_latency/ll_dispatch_recv.cuh"
@@ -60,8 +61,8 @@ void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* s
   const std::size_t smem = ll_dispatch_smem_bytes(args.layout.num_ranks, args.layout.num_local_experts);
   // NOTE: without the opt-in a launch may use 48 KiB of static and dynamic shared memory together.
   if (smem + ll_dispatch_static_smem<Peers>() > 48 * 1024)
-    EPCOMM_CUDA_CHECK(cudaFuncSetAttribute(
-        ll_dispatch_kernel<Peers>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    raise_func_attribute(reinterpret_cast<const void*>(ll_dispatch_kernel<Peers>),
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   ll_dispatch_kernel<Peers><<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
