@@ -100,6 +100,16 @@ ncu_bench() {
   grep -E "^  [^ ].*\(.*\)x\(|gpu__time_duration|cycles_elapsed|cycles_active|shared_mem_config|bytes" "$OUT/$name.txt" |
     sed 's/, Context.*//' | cut -c1-110 | tail -72
 }
+# One epcomm-bench run of workload $3 by the build in $1 (EPCOMM_BENCH_ARGS added), into
+# $OUT/$2$3.json and .txt.
+bench_workload() {
+  local dir=$1 name=$2$3
+  # shellcheck disable=SC2086
+  "$dir/tools/epcomm-run" -n "$gpus" --timeout 400 "$dir/tools/bench/epcomm-bench" --workload "$3" \
+    --json "$OUT/$name.json" ${EPCOMM_BENCH_ARGS:-} > "$OUT/$name.txt" 2>&1
+  rc=$?; [ $rc -ne 0 ] && status=$rc
+  echo "== $name (rc $rc)"; grep -v "^\[rank 1\]" "$OUT/$name.txt" | tail -30
+}
 status=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -208,37 +218,22 @@ while [ $# -gt 0 ]; do
       ;;
     bench)
       shift
-      while [ $# -gt 0 ] && ! is_step "$1"; do
-        w=$1; shift
-        # shellcheck disable=SC2086
-        "$build/tools/epcomm-run" -n "$gpus" --timeout 400 "$build/tools/bench/epcomm-bench" --workload "$w" \
-          --json "$OUT/$w.json" ${EPCOMM_BENCH_ARGS:-} > "$OUT/$w.txt" 2>&1
-        rc=$?; [ $rc -ne 0 ] && status=$rc
-        echo "== $w (rc $rc)"; grep -v "^\[rank 1\]" "$OUT/$w.txt" | tail -30
-      done
+      while [ $# -gt 0 ] && ! is_step "$1"; do bench_workload "$build" "" "$1"; shift; done
       ;;
     bench-base)
       shift
+      workloads=()
+      while [ $# -gt 0 ] && ! is_step "$1"; do workloads+=("$1"); shift; done
       base="$root/build-base"
       if [ -z "${EPCOMM_BASE_SRC:-}" ] || [ ! -f "$EPCOMM_BASE_SRC/CMakeLists.txt" ]; then
-        echo "bench-base: EPCOMM_BASE_SRC names no source tree"; status=1
-        while [ $# -gt 0 ] && ! is_step "$1"; do shift; done; continue
+        echo "bench-base: EPCOMM_BASE_SRC names no source tree"; status=1; continue
       fi
       # shellcheck disable=SC2086
       if ! cmake -S "$EPCOMM_BASE_SRC" -B "$base" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${EPCOMM_CMAKE_ARGS:-} \
           > "$OUT/base_build.log" 2>&1 || ! cmake --build "$base" -j "$(nproc)" --target epcomm-bench epcomm-run >> "$OUT/base_build.log" 2>&1; then
-        echo "bench-base: build failed"; grep -E "error|Error" "$OUT/base_build.log" | head -20; status=1
-        while [ $# -gt 0 ] && ! is_step "$1"; do shift; done; continue
+        echo "bench-base: build failed"; grep -E "error|Error" "$OUT/base_build.log" | head -20; status=1; continue
       fi
-      while [ $# -gt 0 ] && ! is_step "$1"; do
-        w=$1; shift
-        # shellcheck disable=SC2086
-        EPCOMM_COMMIT=${EPCOMM_BASE_COMMIT:-baseline} \
-          "$base/tools/epcomm-run" -n "$gpus" --timeout 400 "$base/tools/bench/epcomm-bench" --workload "$w" \
-          --json "$OUT/base-$w.json" ${EPCOMM_BENCH_ARGS:-} > "$OUT/base-$w.txt" 2>&1
-        rc=$?; [ $rc -ne 0 ] && status=$rc
-        echo "== base $w (rc $rc)"; grep -v "^\[rank 1\]" "$OUT/base-$w.txt" | tail -30
-      done
+      for w in "${workloads[@]}"; do EPCOMM_COMMIT=${EPCOMM_BASE_COMMIT:-baseline} bench_workload "$base" base- "$w"; done
       ;;
     shared)
       n=$2; shift 2
