@@ -33,6 +33,9 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
   // still summed into `filled` while the next round's are written.
   __shared__ std::int32_t hits_of[2][kListSpan][kListGroup][kLlWarps];
   __shared__ std::int32_t filled[kListGroup];  // entries of each expert of the group, rounds so far
+  // The workspace each expert of the group's list goes into (its holder's, or this rank's own
+  // for a holder reached by puts); null for a masked holder. Decided once per group, not per hit.
+  __shared__ void* holder_of[kListGroup];
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
@@ -41,15 +44,16 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
   const int n = static_cast<int>(a.num_tokens) * a.num_topk;
   const int mine = b < l.num_experts ? (l.num_experts - b + grid - 1) / grid : 0;  // block-uniform
-  auto list_of = [&](int expert) {
-    const int holder_rank = expert / l.num_local_experts;
-    void* holder =
-        ll_by_put<Peers>(v, holder_rank) ? a.workspace : Peers::target(v, a.workspace, holder_rank);
-    return l.sel(holder, parity, me, expert);
-  };
   for (int g0 = 0; g0 < mine; g0 += kListGroup) {
     const int group = min(kListGroup, mine - g0);  // experts b + (g0 + k) * grid, k < group
-    if (static_cast<int>(threadIdx.x) < group) filled[threadIdx.x] = 0;
+    if (static_cast<int>(threadIdx.x) < group) {
+      const int holder_rank = (b + (g0 + static_cast<int>(threadIdx.x)) * grid) / l.num_local_experts;
+      void* holder = nullptr;
+      if (!peer_masked(v, holder_rank))
+        holder = ll_by_put<Peers>(v, holder_rank) ? a.workspace : Peers::target(v, a.workspace, holder_rank);
+      filled[threadIdx.x] = 0;
+      holder_of[threadIdx.x] = holder;
+    }
     int round = 0;
     for (int base = 0; base < n; base += kLlThreads * kListSpan, ++round) {
       const int r = round & 1;
@@ -82,11 +86,11 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
         for (int s = 0; s < u; ++s)
           for (int w = 0; w < kLlWarps; ++w) at += hits_of[r][s][k[u]][w];
         for (int w = 0; w < warp; ++w) at += hits_of[r][u][k[u]][w];
-        const int expert = b + (g0 + k[u]) * grid;
-        if (at < l.max_tokens && !peer_masked(v, expert / l.num_local_experts)) {
+        void* holder = holder_of[k[u]];
+        if (at < l.max_tokens && holder != nullptr) {
           const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
           const int t = i / a.num_topk;
-          list_of(expert)[at] = ll_pack_selection(t, i - t * a.num_topk);
+          l.sel(holder, parity, me, b + (g0 + k[u]) * grid)[at] = ll_pack_selection(t, i - t * a.num_topk);
         }
       }
       __syncthreads();  // every place was taken from `filled`
@@ -103,16 +107,15 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
       // barrier above); one fence per warp that puts any makes them visible to whatever carries
       // the puts (a NIC too).
       bool puts = false;  // warp-uniform
-      for (int k = warp; k < group; k += kLlWarps) {
-        const int holder_rank = (b + (g0 + k) * grid) / l.num_local_experts;
-        puts |= !peer_masked(v, holder_rank) && ll_by_put<Peers>(v, holder_rank);
-      }
+      for (int k = warp; k < group; k += kLlWarps)
+        puts |= holder_of[k] != nullptr && ll_by_put<Peers>(v, (b + (g0 + k) * grid) / l.num_local_experts);
       if (puts) ptx::fence_acq_rel_sys();
     }
     for (int k = warp; k < group; k += kLlWarps) {
       const int expert = b + (g0 + k) * grid;
       const int holder_rank = expert / l.num_local_experts;
-      if (peer_masked(v, holder_rank)) continue;
+      void* holder = holder_of[k];
+      if (holder == nullptr) continue;  // masked
       std::int64_t count = filled[k];
       if (count > l.max_tokens) {
         // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
@@ -122,12 +125,10 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
                          holder_rank, l.max_tokens, count);
         count = l.max_tokens;
       }
-      const bool by_put = ll_by_put<Peers>(v, holder_rank);
-      void* holder = by_put ? a.workspace : Peers::target(v, a.workspace, holder_rank);
       std::int32_t* count_slot = l.sel_count(holder, parity, me) + expert;
       if (lane == 0) *count_slot = static_cast<std::int32_t>(count);
       if constexpr (Peers::kStagesLocally) {
-        if (by_put) {
+        if (ll_by_put<Peers>(v, holder_rank)) {
           __syncwarp();
           std::int32_t* list = l.sel(holder, parity, me, expert);
           if (count > 0)
@@ -137,7 +138,7 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
         }
       }
     }
-    __syncthreads();  // the next group resets `filled`
+    __syncthreads();  // the next group resets `filled` and `holder_of`
   }
 }
 
