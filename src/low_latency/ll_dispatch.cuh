@@ -44,25 +44,14 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
       [&](int parity) { run_receive(a, parity, recv_smem); });
 }
 
-// The kernel's static shared memory (the lists' counters), asked once per instantiation.
-template <typename Peers>
-std::size_t ll_dispatch_static_smem() {
-  static const std::size_t bytes = [] {
-    cudaFuncAttributes attr{};
-    EPCOMM_CUDA_CHECK(cudaFuncGetAttributes(&attr, ll_dispatch_kernel<Peers>));
-    return attr.sharedSizeBytes;
-  }();
-  return bytes;
-}
-
 // The launcher of the instantiation for `Peers`.
 template <typename Peers>
 void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* stream) {
   const std::size_t smem = ll_dispatch_smem_bytes(args.layout.num_ranks, args.layout.num_local_experts);
-  // NOTE: without the opt-in a launch may use 48 KiB of static and dynamic shared memory together.
-  if (smem + ll_dispatch_static_smem<Peers>() > 48 * 1024)
-    raise_func_attribute(reinterpret_cast<const void*>(ll_dispatch_kernel<Peers>),
-                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  // NOTE: raised for every size, not only past 48 KiB: that default covers static and dynamic
+  // shared memory together, and the ledger makes the call free once the limit is in place.
+  raise_func_attribute(reinterpret_cast<const void*>(ll_dispatch_kernel<Peers>),
+                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   ll_dispatch_kernel<Peers><<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
