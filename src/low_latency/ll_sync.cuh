@@ -112,16 +112,23 @@ __device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
   return last;
 }
 
+// A thread per domain peer p, masked peers skipped (as by every signal here): signal(p, c) with c
+// the LlControl of kind `kind` in p's workspace as this rank reaches it (Peers::target).
+template <typename Peers, typename Signal>
+__device__ __forceinline__ void ll_for_each_peer(const DomainView& v, const LlLayout& l, char* own, int kind,
+                                                 Signal signal) {
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+    if (!peer_masked(v, p)) signal(p, l.control_of(Peers::target(v, own, p), kind));
+}
+
 // By one block (combine's block 0 for its weights, step 7): publishes `value` into the LlControl
 // field that `field_of(control)` selects in every domain peer's workspace, through the Peers policy
 // (ll_peers.cuh).
-// Masked peers are skipped (as by every signal here).
 template <typename Peers, typename FieldOf>
 __device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               FieldOf field_of, std::uint64_t value) {
-  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    if (!peer_masked(v, p))
-      Peers::signal(v, field_of(l.control_of(Peers::target(v, own, p), kind)), value, p);
+  ll_for_each_peer<Peers>(v, l, own, kind,
+                          [&](int p, LlControl* c) { Peers::signal(v, field_of(c), value, p); });
 }
 
 // Step 3, by every block once its sends are done (and, when staging locally, completed): its
@@ -131,9 +138,9 @@ template <typename Peers>
 __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayout& l, char* own, int kind,
                                                int parity) {
   __syncthreads();
-  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    if (!peer_masked(v, p))
-      Peers::signal_add(v, &l.control_of(Peers::target(v, own, p), kind)->done[parity][v.domain_rank], 1, p);
+  ll_for_each_peer<Peers>(v, l, own, kind, [&](int p, LlControl* c) {
+    Peers::signal_add(v, &c->done[parity][v.domain_rank], 1, p);
+  });
 }
 
 // Step 6, by every block once its receive work is done (every read of the staging): its credit,
@@ -148,9 +155,9 @@ template <typename Peers>
 __device__ __forceinline__ void ll_give_credits(const DomainView& v, const LlLayout& l, char* own, int kind,
                                                 int parity) {
   __syncthreads();
-  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    if (!peer_masked(v, p))
-      Peers::credit_add(v, &l.control_of(Peers::target(v, own, p), kind)->freed[parity][v.domain_rank], 1, p);
+  ll_for_each_peer<Peers>(v, l, own, kind, [&](int p, LlControl* c) {
+    Peers::credit_add(v, &c->freed[parity][v.domain_rank], 1, p);
+  });
 }
 
 // Thread 0 of the block stores the time of `point` in the block's trace entry (LlTracePoint);
