@@ -1,4 +1,11 @@
 // notify: the count exchange that opens a (non-cached) high-throughput dispatch. One block.
+//
+// One block is the whole kernel, so its time is the sum of its phases, and a phase that computes
+// costs its instructions times the 8 warps each scheduler holds. Hence: no 64-bit division on a
+// per-token or per-item path (each is a call of ~100 instructions: they were ~25 % of the kernel,
+// bench/NOTES.md 11.9), and each mailbox field is stored as soon as it is known (the expert counts
+// before the scan, the count row right after it, a chunk's start by the thread that finds it), so
+// the exchange waits for no second pass over what the scan wrote.
 #include <climits>
 #include <cstdint>
 
@@ -14,9 +21,6 @@ namespace {
 constexpr int kNotifyThreads = 1024;
 constexpr int kWarps = kNotifyThreads / 32;
 
-// What source s leaves in destination p's mailbox, after a 64-byte header holding the epoch flag
-// (bytes 0-7) and s's call signature (bytes 32-63, written before the flag):
-//   [count_row: G int32][chunk counts for p: C int32][expert counts for p's experts: nle int32]
 // Zeroes this rank's progress counters of channels [0, C) of every source; peers write them only
 // after the exchange or barrier that follows. Also zeroes the dispatch receivers' copied-row counts
 // (recv_copied, [G][C], when given), read only by the kernel that follows on the stream.
@@ -29,22 +33,60 @@ __device__ void zero_counters(const DomainView& v, int C, std::int32_t* recv_cop
     for (int i = threadIdx.x; i < v.num_domain_ranks * C; i += blockDim.x) recv_copied[i] = 0;
 }
 
+// What source s leaves in destination p's mailbox, after a 64-byte header holding the epoch flag
+// (bytes 0-7) and s's call signature (bytes 32-63, written before the flag):
+//   [count_row: G int32][chunk_start: C + 1 int32][expert counts for p's experts: nle int32]
+// count_row[r]: s's rows to rank r; chunk_start[c]: s's rows to p before channel c (chunk_start[C]
+// is all of them), so channel c brings chunk_start[c + 1] - chunk_start[c] rows.
 struct Mailbox {
   static constexpr int kSignatureOffset = 32;
   static_assert(kSignatureOffset + sizeof(CallSignature) <= 64, "the signature sits in the header");
   std::uint64_t* flag;
   CallSignature* signature;
   std::int32_t* count_row;
-  std::int32_t* chunk_count;
+  std::int32_t* chunk_start;
   std::int32_t* expert_count;
   __device__ Mailbox(char* base, int G, int C) {
     flag = reinterpret_cast<std::uint64_t*>(base);
     signature = reinterpret_cast<CallSignature*>(base + kSignatureOffset);
     count_row = reinterpret_cast<std::int32_t*>(base + 64);
-    chunk_count = count_row + G;
-    expert_count = chunk_count + C;
+    chunk_start = count_row + G;
+    expert_count = chunk_start + C + 1;
   }
 };
+
+// The mailboxes of this call (its parity) and which peers take part (not masked: nothing goes to
+// a masked peer, and nothing it left here is read).
+struct Exchange {
+  const DomainView& v;
+  int G, C, parity;
+  const bool* live_peer;  // shared memory, [G]
+  __device__ bool live(int p) const { return live_peer[p]; }
+  // This rank's mailbox in peer p's region.
+  __device__ Mailbox out(int p) const { return Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, v.domain_rank), G, C); }
+  // Source s's mailbox in this rank's region.
+  __device__ Mailbox in(int s) const { return Mailbox(RegionLayout::mailbox(v.peer_base[v.domain_rank], parity, s), G, C); }
+};
+
+// Calls f(row, col, index) for this thread's cells of a rows x cols grid (index = row * cols + col
+// = threadIdx.x, + kNotifyThreads, ...): one 32-bit division per thread, none per cell.
+template <typename F>
+__device__ __forceinline__ void for_each_cell(int rows, int cols, F&& f) {
+  const int cells = rows * cols;
+  const int first = static_cast<int>(threadIdx.x);
+  if (first >= cells) return;
+  int r = first / cols, c = first - r * cols;
+  const int dr = kNotifyThreads / cols, dc = kNotifyThreads - dr * cols;
+  for (int i = first; i < cells; i += kNotifyThreads) {
+    f(r, c, i);
+    r += dr;
+    c += dc;
+    if (c >= cols) {
+      c -= cols;
+      ++r;
+    }
+  }
+}
 
 // Exclusive prefix sums of N values per thread across the block (N independent scans at the cost
 // of one: three block barriers): on return v[k] holds the sum of v[k] over the threads before this
@@ -82,25 +124,38 @@ __device__ void block_exclusive_scan(std::int32_t (&v)[N], std::int32_t (&total)
   __syncthreads();  // warp_sums is reused by the next call
 }
 
+// This thread's contiguous run of [0, n): the runs of threads 0, 1, ... follow each other.
+struct ThreadRun {
+  std::int64_t begin, end;
+  __device__ explicit ThreadRun(std::int64_t n) {
+    const std::int64_t per_thread = (n + kNotifyThreads - 1) / kNotifyThreads;
+    begin = min(n, per_thread * threadIdx.x);
+    end = min(n, begin + per_thread);
+  }
+};
+
 // Scans the columns d of is_token_in_rank with the whole block (thread i owns a contiguous run of
 // tokens), kColumns at a time (a token's flags for them are adjacent bytes, and their prefix sums
 // share one block scan): send_slot[t][d] = rows to d before t (or -1), and chunk_start[d][c] =
-// rows to d before channel c (c = 0..C; chunk_start[d][C] is the total).
+// rows to d before channel c (c = 0..C; chunk_start[d][C] is the total), each also stored in d's
+// mailbox, with the count row (rows to each d) and sent_total[d] (shared).
 // A masked destination's column counts as false whatever is_token_in_rank says (SPEC "Rank
 // masking": dispatch sends nothing to it).
 template <int kScanColumns>
-__device__ void scan_columns_by(const HtNotifyArgs& a, int G, int C, std::int32_t* sent_total) {
+__device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, std::int32_t* sent_total) {
   static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
+  const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
-  const std::int64_t per_thread = (T + kNotifyThreads - 1) / kNotifyThreads;
-  const std::int64_t t0 = min(T, per_thread * threadIdx.x), t1 = min(T, t0 + per_thread);
+  const ThreadRun run(T);
+  // The first channel that starts in this thread's run (one division per thread, not per token).
+  const std::int64_t first_channel = (run.begin + tpc - 1) / tpc;
   for (int d0 = 0; d0 < G; d0 += kScanColumns) {
     const int n = min(kScanColumns, G - d0);
     bool live[kScanColumns];
 #pragma unroll
-    for (int k = 0; k < kScanColumns; ++k) live[k] = k < n && !peer_masked(a.view, d0 + k);
+    for (int k = 0; k < kScanColumns; ++k) live[k] = k < n && x.live(d0 + k);
     std::int32_t before[kScanColumns] = {};
-    for (std::int64_t t = t0; t < t1; ++t) {
+    for (std::int64_t t = run.begin; t < run.end; ++t) {
       const bool* flags = a.is_token_in_rank + t * G + d0;
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k)
@@ -110,87 +165,124 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, int G, int C, std::int32_
     block_exclusive_scan(before, total);
     if (threadIdx.x == 0)
       for (int k = 0; k < n; ++k) sent_total[d0 + k] = total[k];
-    for (std::int64_t t = t0; t < t1; ++t) {
+    for (int p = threadIdx.x; p < G; p += kNotifyThreads)
+      if (x.live(p)) {
+        std::int32_t* row = x.out(p).count_row + d0;
+#pragma unroll
+        for (int k = 0; k < kScanColumns; ++k)
+          if (k < n) row[k] = total[k];
+      }
+    // A channel's start goes where the token that opens it is counted (or, past the last token,
+    // below): to the scratch (the host's copy plan reads it) and to the destination's mailbox.
+    auto record_start = [&](int k, std::int64_t c, std::int32_t rows) {
+      a.chunk_start[(d0 + k) * (C + 1) + c] = rows;
+      if (live[k]) x.out(d0 + k).chunk_start[c] = rows;
+    };
+    std::int64_t channel = first_channel, channel_token = first_channel * tpc;
+    for (std::int64_t t = run.begin; t < run.end; ++t) {
       const bool* flags = a.is_token_in_rank + t * G + d0;
       std::int32_t* slots = a.send_slot + t * G + d0;
+      const bool opens = t == channel_token;
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k) {
         if (k >= n) continue;
         const bool in = live[k] && flags[k];
-        if (t % tpc == 0) a.chunk_start[(d0 + k) * (C + 1) + t / tpc] = before[k];
+        if (opens) record_start(k, channel, before[k]);
         slots[k] = in ? before[k] : -1;
         before[k] += in ? 1 : 0;
       }
+      if (opens) {
+        ++channel;
+        channel_token += tpc;
+      }
     }
     // Channels that start at or past the last token are empty.
-    for (int c = threadIdx.x; c <= C; c += blockDim.x) {
+    for (int c = threadIdx.x; c <= C; c += kNotifyThreads) {
       if (c * tpc < T) continue;
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k)
-        if (k < n) a.chunk_start[(d0 + k) * (C + 1) + c] = total[k];
+        if (k < n) record_start(k, c, total[k]);
     }
   }
 }
 
 // The narrowest pass that takes every column at once, up to 8 at a time (a wider scan costs more
 // per pass: 8 columns cost ~2 us more than one on one rank).
-// sent_total[d] (shared) gets this rank's rows to d.
-__device__ void scan_columns(const HtNotifyArgs& a, int G, int C, std::int32_t* sent_total) {
-  if (G == 1)
-    scan_columns_by<1>(a, G, C, sent_total);
-  else if (G == 2)
-    scan_columns_by<2>(a, G, C, sent_total);
-  else if (G <= 4)
-    scan_columns_by<4>(a, G, C, sent_total);
+__device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x, std::int32_t* sent_total) {
+  if (x.G == 1)
+    scan_columns_by<1>(a, x, sent_total);
+  else if (x.G == 2)
+    scan_columns_by<2>(a, x, sent_total);
+  else if (x.G <= 4)
+    scan_columns_by<4>(a, x, sent_total);
   else
-    scan_columns_by<8>(a, G, C, sent_total);
+    scan_columns_by<8>(a, x, sent_total);
+}
+
+// Where each source's rows land here, source-major, then channel by channel: a block scan over the
+// flattened (s, c), each thread a contiguous run of it.
+__device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) {
+  const int C = x.C;
+  const ThreadRun run(static_cast<std::int64_t>(x.G) * C);
+  const int i0 = static_cast<int>(run.begin), i1 = static_cast<int>(run.end);
+  // Calls f(i, rows of item i) along the run, stepping (s, c) instead of dividing per item.
+  auto along_run = [&](auto&& f) {
+    if (i0 == i1) return;
+    int s = i0 / C, c = i0 - s * C;
+    const std::int32_t* start = x.live(s) ? x.in(s).chunk_start : nullptr;
+    for (int i = i0; i < i1; ++i) {
+      f(i, start != nullptr ? start[c + 1] - start[c] : 0);
+      if (++c == C && i + 1 < i1) {
+        c = 0;
+        ++s;
+        start = x.live(s) ? x.in(s).chunk_start : nullptr;
+      }
+    }
+  };
+  std::int32_t row[1] = {0};
+  along_run([&](int, std::int32_t n) { row[0] += n; });
+  std::int32_t total[1];
+  block_exclusive_scan(row, total);
+  along_run([&](int i, std::int32_t n) {
+    a.recv_chunk_start[i] = row[0];
+    a.recv_chunk_count[i] = n;
+    row[0] += n;
+  });
+  if (threadIdx.x == 0) {
+    *a.num_recv = total[0];
+    if (a.host_counts != nullptr) a.host_counts[HtHostCounts::kTotal] = total[0];
+  }
 }
 
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
   const DomainView& v = a.view;
-  const int G = v.num_domain_ranks, C = a.num_channels, me = v.domain_rank, nle = a.num_local_experts;
+  const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
   const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
-  __shared__ std::uint64_t epoch;
   __shared__ std::int32_t sent_total[kMaxDomainRanks];
   __shared__ bool live_peer[kMaxDomainRanks];  // not masked; read once (the loops below test it often)
-  if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
+  // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
+  const std::uint64_t epoch = *a.notify_epoch + 1;
+  const Exchange x{v, G, C, static_cast<int>(epoch & 1u), live_peer};
   for (int p = threadIdx.x; p < G; p += blockDim.x) live_peer[p] = !peer_masked(v, p);
 
   // Zero this rank's progress flags; peers write them only after this exchange.
   zero_counters(v, C, a.recv_copied);
-  scan_columns(a, G, C, sent_total);
   __syncthreads();
-  if (a.host_counts != nullptr && a.copy_chunks > 0) {
-    // This rank's rows to each rank before each chunk boundary: the host's copy plan.
-    const int K = a.copy_chunks;
-    std::int32_t* prefix = a.host_counts + slots.send_prefix();
-    for (int i = threadIdx.x; i < G * (K + 1); i += blockDim.x)
-      prefix[i] = a.chunk_start[(i / (K + 1)) * (C + 1) + copy_chunk_channel(i % (K + 1), K, C)];
-  }
-  const int parity = static_cast<int>(epoch & 1u);
-
-  // Fill my mailbox in every peer's region, each field in one pass over all peers (its loads in
-  // flight at once: a pass per peer cost ~3 dependent round trips per peer).
-  // Nothing goes to a masked peer, and nothing it left here is read (its counts are zeros below).
-  auto box = [&](int p) { return Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C); };
-  auto live = [&](int p) { return live_peer[p]; };  // visible: block barriers came since
+  // What the scan does not decide goes to the peers first (its loads overlap the scan's).
   for (int p = threadIdx.x; p < G; p += blockDim.x)
-    if (live(p)) store_signature(box(p).signature, a.signature);
-  for (int i = threadIdx.x; i < G * G; i += blockDim.x)
-    if (live(i / G)) box(i / G).count_row[i % G] = sent_total[i % G];
-  for (int i = threadIdx.x; i < G * C; i += blockDim.x) {
-    const std::int32_t* start = a.chunk_start + (i / C) * (C + 1) + i % C;
-    if (live(i / C)) box(i / C).chunk_count[i % C] = start[1] - start[0];
-  }
-  for (int i = threadIdx.x; i < G * nle; i += blockDim.x)
-    if (live(i / nle)) box(i / nle).expert_count[i % nle] = a.num_tokens_per_expert[i];
+    if (x.live(p)) store_signature(x.out(p).signature, a.signature);
+  for_each_cell(G, nle, [&](int p, int e, int i) {
+    if (x.live(p)) x.out(p).expert_count[e] = a.num_tokens_per_expert[i];
+  });
+  scan_columns(a, x, sent_total);
   __syncthreads();
+
   bool ok = true;
-  if (threadIdx.x < G && live(threadIdx.x)) {
+  if (threadIdx.x < G && x.live(threadIdx.x)) {
     const int p = threadIdx.x;
     // NOTE: a release after the block barrier: every thread's mailbox writes precede the flag.
-    ptx::st_release_sys(Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, me), G, C).flag, epoch);
-    Mailbox mine(RegionLayout::mailbox(v.peer_base[me], parity, p), G, C);
+    ptx::st_release_sys(x.out(p).flag, epoch);
+    const Mailbox mine = x.in(p);
     ok = wait_at_least(mine.flag, epoch, v, OpId::kNotify, CounterId::kCountsReady, v.domain_base_rank + p);
     // A peer that made another call (shape, top-k, num_sms...) laid out its counts differently:
     // stop here, as after a timeout, rather than route rows by them.
@@ -207,47 +299,30 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   }
 
   // Every source's counts are here: where each source's rows and chunks land on this rank.
-  for (int i = threadIdx.x; i < G * G; i += blockDim.x) {
-    const int s = i / G, r = i % G;
+  for_each_cell(G, G, [&](int s, int r, int i) {
     // Rows from or to a masked rank are none, whatever its mailbox holds.
-    const std::int32_t n = live(s) && live(r)
-                               ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).count_row[r]
-                               : 0;
+    const std::int32_t n = x.live(s) && x.live(r) ? x.in(s).count_row[r] : 0;
     a.count_matrix[i] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
-  }
-  {
-    // Rows land source-major, then channel by channel: a block scan over the flattened (s, c).
-    const std::int64_t items = static_cast<std::int64_t>(G) * C;
-    const std::int64_t per_thread = (items + kNotifyThreads - 1) / kNotifyThreads;
-    const std::int64_t i0 = min(items, per_thread * threadIdx.x), i1 = min(items, i0 + per_thread);
-    auto chunk_count = [&](std::int64_t i) {
-      const int s = static_cast<int>(i / C);
-      return live(s) ? Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).chunk_count[i % C]
-                     : 0;
-    };
-    std::int32_t row[1] = {0};
-    for (std::int64_t i = i0; i < i1; ++i) row[0] += chunk_count(i);
-    std::int32_t total[1];
-    block_exclusive_scan(row, total);
-    for (std::int64_t i = i0; i < i1; ++i) {
-      const std::int32_t n = chunk_count(i);
-      a.recv_chunk_start[i] = row[0];
-      a.recv_chunk_count[i] = n;
-      row[0] += n;
-    }
-    if (threadIdx.x == 0) {
-      *a.num_recv = total[0];
-      if (a.host_counts != nullptr) a.host_counts[HtHostCounts::kTotal] = total[0];
-    }
-  }
+  });
   for (int e = threadIdx.x; e < nle; e += blockDim.x) {
     std::int32_t n = 0;
+#pragma unroll 8
     for (int s = 0; s < G; ++s)
-      if (live(s)) n += Mailbox(RegionLayout::mailbox(v.peer_base[me], parity, s), G, C).expert_count[e];
-    n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
+      if (x.live(s)) n += x.in(s).expert_count[e];
+    if (a.expert_alignment > 1) n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
     a.num_recv_per_expert[e] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
+  }
+  place_received_chunks(a, x);
+  if (a.host_counts != nullptr && a.copy_chunks > 0) {
+    // This rank's rows to each rank before each chunk boundary: the host's copy plan (the scratch
+    // was written before the exchange's block barriers).
+    const int K = a.copy_chunks;
+    std::int32_t* prefix = a.host_counts + slots.send_prefix();
+    for_each_cell(G, K + 1, [&](int d, int k, int i) {
+      prefix[i] = a.chunk_start[d * (C + 1) + copy_chunk_channel(k, K, C)];
+    });
   }
   if (a.host_ready == nullptr) return;
   __syncthreads();

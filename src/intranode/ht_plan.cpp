@@ -221,7 +221,7 @@ void check_rows_fit(const std::vector<std::int64_t>& rows_per_rank, std::int64_t
 
 int max_local_experts(int num_domain_ranks, int num_channels) {
   const std::size_t ints = (RegionLayout::kMailboxBytes - 64) / sizeof(std::int32_t);
-  return static_cast<int>(ints) - num_domain_ranks - num_channels;
+  return static_cast<int>(ints) - num_domain_ranks - (num_channels + 1);  // ht_notify.cu's Mailbox
 }
 
 }  // namespace epcomm
