@@ -12,6 +12,7 @@
 #include "core/wait.cuh"
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
+#include "core/fast_divisor.hpp"
 #include "core/func_attributes.hpp"
 
 namespace epcomm {
@@ -27,7 +28,17 @@ constexpr int kMaskRanks = 64;
 // Top-k indices of one token a thread loads together.
 constexpr int kSlotGroup = 8;
 
-template <typename Index>
+// Reports an expert index out of range. Out of line: the hot loop stays small (a kernel whose
+// code runs once per warp is bound by fetching it: ncu's top stall here was `no_instructions`).
+__device__ __noinline__ void report_invalid_expert(DeviceStatus* status, int rank, std::int64_t expert,
+                                                   std::int64_t token) {
+  report_failure(status, StatusCode::kInvalidExpert, OpId::kLayout, CounterId::kNone, rank, -1, expert, token);
+}
+
+// kRankBits: R <= kMaskRanks, a token's ranks and domains seen so far are bits of a register;
+// otherwise they are found by looking back over its earlier slots (one instantiation each, so the
+// common one carries no code of the other).
+template <typename Index, bool kRankBits>
 __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutArgs args) {
   extern __shared__ std::int32_t smem[];
   const int R = args.num_ranks, G = args.ranks_per_domain, E = args.num_experts;
@@ -43,11 +54,10 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
   const std::int64_t token = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (token < args.num_tokens) {
     const Index* row = static_cast<const Index*>(args.topk_idx) + token * args.num_topk;
-    const int experts_per_rank = E / R;
-    const bool masks = R <= kMaskRanks;
+    const FastDivisor experts_per_rank(E / R), ranks_per_domain(G);
     std::uint64_t rank_mask = 0, domain_mask = 0;
     bool* in_rank = args.is_token_in_rank + token * R;
-    if (!masks)
+    if constexpr (!kRankBits)
       for (int r = 0; r < R; ++r) in_rank[r] = false;
     // A token's indices are loaded kSlotGroup at a time, then counted: one memory round trip per
     // group, not one per slot (each slot's count waits for its index).
@@ -58,35 +68,37 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
         ids[j] = first + j < args.num_topk ? static_cast<std::int64_t>(row[first + j]) : -1;
 #pragma unroll
       for (int j = 0; j < kSlotGroup; ++j) {
-        const int slot = first + j;
         const std::int64_t expert = ids[j];
         if (expert == -1) continue;
         if (expert < -1 || expert >= E) {
-          report_failure(args.status, StatusCode::kInvalidExpert, OpId::kLayout, CounterId::kNone, args.rank,
-                         -1, expert, token);
+          report_invalid_expert(args.status, args.rank, expert, token);
           continue;
         }
         const int e = static_cast<int>(expert);
+        const int rank = experts_per_rank.divide(e), domain = ranks_per_domain.divide(rank);
         // A masked rank holds no experts: its slots are -1 (SPEC "Rank masking").
-        if (args.masked != nullptr && args.masked[e / (E / R)] != 0) continue;
-        atomicAdd(shared_experts ? &expert_counts[e] : &args.num_tokens_per_expert[e], 1);
-        const int rank = e / experts_per_rank, domain = rank / G;
+        if (args.masked != nullptr && args.masked[rank] != 0) continue;
+        if (shared_experts)  // two atomics, not one through a generic address
+          atomicAdd(&expert_counts[e], 1);
+        else
+          atomicAdd(&args.num_tokens_per_expert[e], 1);
         // A token counts once per rank and once per domain however many of its experts live
         // there: at the first slot that reaches that rank (domain).
         bool rank_seen = false, domain_seen = false;
-        if (masks) {
+        if constexpr (kRankBits) {
           rank_seen = (rank_mask >> rank & 1u) != 0;
           domain_seen = (domain_mask >> domain & 1u) != 0;
           rank_mask |= std::uint64_t{1} << rank;
           domain_mask |= std::uint64_t{1} << domain;
         } else {
-          for (int prev = 0; prev < slot; ++prev) {
+#pragma unroll 1
+          for (int prev = 0; prev < first + j; ++prev) {
             const std::int64_t p = static_cast<std::int64_t>(row[prev]);
             if (p < 0 || p >= E) continue;
-            if (args.masked != nullptr && args.masked[static_cast<int>(p) / experts_per_rank] != 0) continue;
-            const int r = static_cast<int>(p) / experts_per_rank;
+            const int r = experts_per_rank.divide(static_cast<int>(p));
+            if (args.masked != nullptr && args.masked[r] != 0) continue;
             rank_seen |= r == rank;
-            domain_seen |= r / G == domain;
+            domain_seen |= ranks_per_domain.divide(r) == domain;
           }
           if (!rank_seen) in_rank[rank] = true;
         }
@@ -94,7 +106,7 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
         if (!domain_seen) atomicAdd(&domain_counts[domain], 1);
       }
     }
-    if (masks)
+    if constexpr (kRankBits)
       for (int r = 0; r < R; ++r) in_rank[r] = (rank_mask >> r & 1u) != 0;
   }
   __syncthreads();
@@ -127,10 +139,15 @@ void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
     raise_func_attribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributePreferredSharedMemoryCarveout, 0);
     kernel<<<blocks, kLayoutThreads, smem_bytes, stream>>>(args);
   };
-  if (args.topk_is_int32)
-    launch(dispatch_layout_kernel<std::int32_t>);
+  const bool rank_bits = args.num_ranks <= kMaskRanks;
+  if (args.topk_is_int32 && rank_bits)
+    launch(dispatch_layout_kernel<std::int32_t, true>);
+  else if (args.topk_is_int32)
+    launch(dispatch_layout_kernel<std::int32_t, false>);
+  else if (rank_bits)
+    launch(dispatch_layout_kernel<std::int64_t, true>);
   else
-    launch(dispatch_layout_kernel<std::int64_t>);
+    launch(dispatch_layout_kernel<std::int64_t, false>);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 
