@@ -64,7 +64,8 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
   const int first_target = Peers::first_direct(v);
   const int end_target = Peers::end_direct(v);
   const auto store = [&](std::int64_t i, float w) {
-    const std::int64_t t = i / a.num_topk, j = i % a.num_topk;
+    const LlSplit tj = ll_split(i, a.num_topk);
+    const std::int64_t t = tj.quot, j = tj.rem;
     for (int d = first_target; d < end_target; ++d)
       if (!peer_masked(v, d))
         l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
@@ -104,10 +105,10 @@ __device__ __forceinline__ std::int64_t first_partial_item() {
 
 // The token and the source of item `item` (of R sources).
 __device__ __forceinline__ std::int64_t partial_token(std::int64_t item, int R, int parts) {
-  return item / (static_cast<std::int64_t>(R) * parts);
+  return ll_split(item, R * parts).quot;
 }
 __device__ __forceinline__ int partial_source(std::int64_t item, int R, int parts) {
-  return static_cast<int>(item / parts % R);
+  return ll_split(ll_split(item, parts).quot, R).rem;
 }
 
 // The whole warp: this lane's slot's row here for item `item` (token_rows of the handle's
@@ -163,7 +164,7 @@ __device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a,
   it.row = row;
   it.slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
   if (it.slots == 0) return it;  // warp-uniform: no row of this token here
-  load_slot_batch(a, it, static_cast<int>(item % partial_parts(l)), 0, it.vals);
+  load_slot_batch(a, it, ll_split(item, partial_parts(l)).rem, 0, it.vals);
   return it;
 }
 
@@ -233,7 +234,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
     if (cur.slots != 0) {  // warp-uniform
       const std::int64_t t = partial_token(item, R, parts);
       const int s = partial_source(item, R, parts);
-      const int part = static_cast<int>(item % parts);
+      const int part = ll_split(item, parts).rem;
       const std::uint64_t bit = std::uint64_t{1} << (s % 64);
       if (((s < 64 ? seen_low : seen_high) & bit) == 0) {
         bool ok = true;

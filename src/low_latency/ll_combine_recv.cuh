@@ -30,13 +30,14 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
   std::uint16_t* out = l.combine_out(ws, a.half);
   for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
        item += num_warps) {
-    const std::int64_t t = item / parts;
-    const int part = static_cast<int>(item % parts);
+    const LlSplit tp = ll_split(item, parts);
+    const std::int64_t t = tp.quot;
+    const int part = tp.rem;
     // The rank holding each valid slot's expert (R: none).
     unsigned rank = static_cast<unsigned>(R);
     if (lane < a.num_topk) {
       const std::int64_t e = ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
-      if (e >= 0 && e < l.num_experts) rank = static_cast<unsigned>(e / l.num_local_experts);
+      if (e >= 0 && e < l.num_experts) rank = static_cast<unsigned>(static_cast<int>(e) / l.num_local_experts);
       // A masked holder's slots behave as -1: no partial is taken from it.
       if (rank < static_cast<unsigned>(R) && peer_masked(a.view, static_cast<int>(rank)))
         rank = static_cast<unsigned>(R);

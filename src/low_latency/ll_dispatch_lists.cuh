@@ -67,9 +67,9 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
           report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
                          -1, e, i / a.num_topk);
         k[u] = -1;
-        if (e >= b && e < l.num_experts && (e - b) % grid == 0) {
-          const int at = static_cast<int>((e - b) / grid) - g0;
-          if (at >= 0 && at < group) k[u] = at;
+        if (e >= b && e < l.num_experts) {
+          const LlSplit q = ll_split(e - b, grid);
+          if (q.rem == 0 && q.quot >= g0 && q.quot - g0 < group) k[u] = q.quot - g0;
         }
         before[u] = 0;
         for (int j = 0; j < group; ++j) {

@@ -169,7 +169,8 @@ __device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* s
   const int expert0 = a.view.rank * nle;
   for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
        item += num_warps) {
-    const auto g = static_cast<std::int32_t>(item / batches);
+    const LlSplit gb = ll_split(item, batches);
+    const std::int32_t g = gb.quot;
     const int e = expert_of(r.first, nle, g);
     const std::int32_t i = g - r.first[e];
     int s = 0;
@@ -177,7 +178,7 @@ __device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* s
     const std::int32_t entry = l.sel(a.workspace, parity, s, expert0 + e)[i - r.begin[e * R + s]];
     const std::int64_t t = ll_selection_token(entry);
     if (t < l.max_tokens)
-      copy_row(a, parity, s, t, e, i, ll_selection_slot(entry), static_cast<int>(item % batches));
+      copy_row(a, parity, s, t, e, i, ll_selection_slot(entry), gb.rem);
   }
 }
 

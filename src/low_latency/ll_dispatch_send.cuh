@@ -78,9 +78,9 @@ __device__ __forceinline__ int4 cast_fp8(const int4 (&raw)[2], bool round_scale,
 __device__ void clear_token_rows(const LlDispatchArgs& a) {
   const LlLayout& l = a.layout;
   std::int32_t* rows = l.token_rows(a.workspace, a.half, 0);
-  const std::int64_t n = static_cast<std::int64_t>(l.num_ranks) * l.max_tokens * l.max_topk;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+  // At most kLlMaxRanks * kLlMaxTokensPerRank * kLlMaxTopk (2^27) entries: 32-bit indices.
+  const int n = l.num_ranks * static_cast<int>(l.max_tokens) * l.max_topk;
+  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += static_cast<int>(gridDim.x * blockDim.x))
     rows[i] = -1;
 }
 
@@ -168,8 +168,9 @@ __device__ __forceinline__ RowItem load_row_item(const LlDispatchArgs& a, std::i
   const int lane = threadIdx.x % 32;
   const int parts = ll_row_parts(l);
   RowItem it;
-  it.t = item / parts;
-  it.part = static_cast<int>(item % parts);
+  const LlSplit tp = ll_split(item, parts);
+  it.t = tp.quot;
+  it.part = tp.rem;
   const std::int64_t c0 = static_cast<std::int64_t>(it.part) * kPartChannels + lane * kChannelsPerLane;
   it.valid = c0 < l.hidden;  // whole 128-channel blocks are valid or not (hidden % 128 == 0)
   if (it.valid) {
@@ -186,7 +187,7 @@ __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem&
   const LlLayout& l = a.layout;
   const int lane = threadIdx.x % 32;
   if (it.expert >= 0 && it.expert < l.num_experts)
-    it.rank = static_cast<int>(it.expert / l.num_local_experts);
+    it.rank = static_cast<int>(it.expert) / l.num_local_experts;
   if (it.rank >= 0 && peer_masked(a.view, it.rank)) it.rank = -1;  // nothing goes to a masked rank
   const unsigned same = __match_any_sync(kLlFullMask, it.rank);
   it.firsts = __ballot_sync(kLlFullMask, it.rank >= 0 && __ffs(same) - 1 == lane);

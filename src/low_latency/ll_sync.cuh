@@ -19,6 +19,21 @@ inline constexpr int kLlThreads = 512;
 inline constexpr int kLlWarps = kLlThreads / 32;
 inline constexpr unsigned kLlFullMask = 0xffffffffu;
 
+// Work-item indices of the low-latency kernels fit in 32 bits: at most kLlMaxTokensPerRank tokens x
+// kLlMaxRanks sources x 64 parts of 128 channels (2^29), and a grid's warps past the end. Their
+// divisions are done in 32 bits (~20 instructions): with 64-bit operands each is a call of ~100
+// instructions, on the critical path of every row (the item's token decides its first load).
+static_assert(kLlMaxTokensPerRank * kLlMaxRanks * (kLlMaxHidden / 128) < (std::int64_t{1} << 30));
+struct LlSplit {
+  int quot, rem;
+};
+// item / divisor and item % divisor, for 0 <= item < 2^31 and divisor >= 1.
+__device__ __forceinline__ LlSplit ll_split(std::int64_t item, int divisor) {
+  const int i = static_cast<int>(item);
+  const int q = i / divisor;
+  return {q, i - q * divisor};
+}
+
 // The sequence number of this launch's operation (ll_args.hpp, "Sequence numbers and parity"): a
 // send phase begins operation control.seq + 1; a receive-only launch completes the operation whose
 // send stored its seq in issued[half]. Read once by every thread at the start of the launch.
