@@ -192,7 +192,8 @@ __device__ void send_channel(const HtDispatchArgs& a, int channel, const SenderB
     if (pack || a.self_only) continue;  // no peer rows, or the copy stream publishes them
     // NOTE: release after the warp barrier, so every lane's rows precede it; only when the count
     // moved, so no late write can land after the receiver moved on to the next operation.
-    if ((t - t_begin) % a.publish_tokens == a.publish_tokens - 1 || t + 1 == t_end) {
+    // (A channel's tokens number < 2^31 (tokens_per_channel is an int): a 32-bit remainder.)
+    if (static_cast<int>(t - t_begin) % a.publish_tokens == a.publish_tokens - 1 || t + 1 == t_end) {
 #pragma unroll
       for (int j = 0; j < kRankSlots; ++j) {
         const int d = j * 32 + lane;
