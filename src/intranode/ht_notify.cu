@@ -138,11 +138,11 @@ struct ThreadRun {
 // tokens), kColumns at a time (a token's flags for them are adjacent bytes, and their prefix sums
 // share one block scan): send_slot[t][d] = rows to d before t (or -1), and chunk_start[d][c] =
 // rows to d before channel c (c = 0..C; chunk_start[d][C] is the total), each also stored in d's
-// mailbox, with the count row (rows to each d) and sent_total[d] (shared).
+// mailbox, with the count row (rows to each d).
 // A masked destination's column counts as false whatever is_token_in_rank says (SPEC "Rank
 // masking": dispatch sends nothing to it).
 template <int kScanColumns>
-__device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, std::int32_t* sent_total) {
+__device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x) {
   static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
@@ -163,8 +163,6 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, std::i
     }
     std::int32_t total[kScanColumns];
     block_exclusive_scan(before, total);
-    if (threadIdx.x == 0)
-      for (int k = 0; k < n; ++k) sent_total[d0 + k] = total[k];
     for (int p = threadIdx.x; p < G; p += kNotifyThreads)
       if (x.live(p)) {
         std::int32_t* row = x.out(p).count_row + d0;
@@ -208,15 +206,15 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, std::i
 
 // The narrowest pass that takes every column at once, up to 8 at a time (a wider scan costs more
 // per pass: 8 columns cost ~2 us more than one on one rank).
-__device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x, std::int32_t* sent_total) {
+__device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x) {
   if (x.G == 1)
-    scan_columns_by<1>(a, x, sent_total);
+    scan_columns_by<1>(a, x);
   else if (x.G == 2)
-    scan_columns_by<2>(a, x, sent_total);
+    scan_columns_by<2>(a, x);
   else if (x.G <= 4)
-    scan_columns_by<4>(a, x, sent_total);
+    scan_columns_by<4>(a, x);
   else
-    scan_columns_by<8>(a, x, sent_total);
+    scan_columns_by<8>(a, x);
 }
 
 // Where each source's rows land here, source-major, then channel by channel: a block scan over the
@@ -258,7 +256,6 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
   const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
-  __shared__ std::int32_t sent_total[kMaxDomainRanks];
   __shared__ bool live_peer[kMaxDomainRanks];  // not masked; read once (the loops below test it often)
   // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
   const std::uint64_t epoch = *a.notify_epoch + 1;
@@ -274,7 +271,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   for_each_cell(G, nle, [&](int p, int e, int i) {
     if (x.live(p)) x.out(p).expert_count[e] = a.num_tokens_per_expert[i];
   });
-  scan_columns(a, x, sent_total);
+  scan_columns(a, x);
   __syncthreads();
 
   bool ok = true;
@@ -317,7 +314,8 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   place_received_chunks(a, x);
   if (a.host_counts != nullptr && a.copy_chunks > 0) {
     // This rank's rows to each rank before each chunk boundary: the host's copy plan (the scratch
-    // was written before the exchange's block barriers).
+    // was written before the exchange's block barriers). Not written when the exchange failed:
+    // host_ready is then never released, so the host never reads it.
     const int K = a.copy_chunks;
     std::int32_t* prefix = a.host_counts + slots.send_prefix();
     for_each_cell(G, K + 1, [&](int d, int k, int i) {
