@@ -62,12 +62,19 @@ struct HtDispatchLayout {
 
 // Combine's shares: the rows one rank moves for one peer split among S warps, share b being
 // [n*b/S, n*(b+1)/S); each share has its own progress counter.
+// Both divide in 32 bits when the operands fit, as they do for any real region (n * S < 2^32):
+// a 64-bit division is a ~100-instruction call on the GPU, and combine's reducers pay two per
+// token and peer (bench/NOTES.md 11.9).
 EPCOMM_HD inline std::int64_t share_begin(std::int64_t n, int b, int S) {
-  return n * b / S;
+  const std::int64_t num = n * b;
+  if (num <= 0xffffffffLL) return static_cast<std::uint32_t>(num) / static_cast<std::uint32_t>(S);
+  return num / S;
 }
 // The share holding row j (0 <= j < n): the largest b with share_begin(b) <= j.
 EPCOMM_HD inline int share_of(std::int64_t n, std::int64_t j, int S) {
-  return static_cast<int>(((j + 1) * S + n - 1) / n - 1);
+  const std::int64_t num = (j + 1) * S + n - 1;
+  if (num <= 0xffffffffLL) return static_cast<int>(static_cast<std::uint32_t>(num) / static_cast<std::uint32_t>(n)) - 1;
+  return static_cast<int>(num / n - 1);
 }
 
 // Dispatch rows land source-major: source s's rows to rank d start after those of sources < s.

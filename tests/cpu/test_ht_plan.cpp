@@ -162,6 +162,23 @@ TEST(HtShares, EveryRowLiesInTheShareNamedForIt) {
   }
 }
 
+// Beyond n * S = 2^32 the shares are computed in 64 bits: the same contract at the edges of each
+// share, for row counts up to 2^31 - 1.
+TEST(HtShares, LargeRowCountsTakeTheWideDivision) {
+  for (const int S : {3, 384, 2560}) {
+    for (const std::int64_t n : {(std::int64_t{1} << 32) / S + 1, std::int64_t{1} << 30, (std::int64_t{1} << 31) - 1}) {
+      std::int64_t covered = 0;
+      for (int b = 0; b < S; ++b) {
+        const std::int64_t lo = share_begin(n, b, S), hi = share_begin(n, b + 1, S);
+        ASSERT_LT(lo, hi) << "n " << n << " S " << S << " b " << b;
+        covered += hi - lo;
+        for (const std::int64_t j : {lo, hi - 1}) ASSERT_EQ(share_of(n, j, S), b) << "n " << n << " S " << S << " j " << j;
+      }
+      EXPECT_EQ(covered, n) << "n " << n << " S " << S;
+    }
+  }
+}
+
 TEST(HtPlan, BudgetOutsideTwoToMaxBlocksIsAnError) {
   EXPECT_THROW(plan_ht_dispatch(1, 132, 100), Error);
   EXPECT_THROW(plan_ht_dispatch(kMaxBlocks + 1, kMaxBlocks + 8, 100), Error);
