@@ -50,6 +50,10 @@ struct RoundPlaces {
   std::int64_t e[kListSpan];  // the ids, as loaded
   int k[kListSpan];
   std::int64_t at[kListSpan];
+  // Block 0's first group: an id outside [-1, E) and its index in topk_idx (-1: none), reported by
+  // store_round.
+  std::int64_t bad_id = 0;
+  int bad_index = -1;
 };
 
 // Experts this block builds lists for (b, b + grid, ...). Block-uniform.
@@ -85,7 +89,6 @@ __device__ __forceinline__ void load_round_ids(const LlDispatchArgs& a, int n, i
 __device__ void place_round(const LlDispatchArgs& a, ListShared& sh, int g0, int group, int base, int round,
                             RoundPlaces& p) {
   const LlLayout& l = a.layout;
-  const DomainView& v = a.view;
   const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
   const int lane = threadIdx.x % 32, warp = static_cast<int>(threadIdx.x / 32);
   const unsigned lanes_before = (1u << lane) - 1u;
@@ -94,10 +97,11 @@ __device__ void place_round(const LlDispatchArgs& a, ListShared& sh, int g0, int
 #pragma unroll
   for (int u = 0; u < kListSpan; ++u) {
     const std::int64_t e = p.e[u];
+    // NOTE: reported after the credit wait (store_round): placed before it, a report here would
+    // win over the wait's own timeout, which names the lost peer (and lets mask_on_timeout act).
     if ((e < -1 || e >= l.num_experts) && b == 0 && g0 == 0) {
-      const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-      report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1, e,
-                     i / a.num_topk);
+      p.bad_id = e;
+      p.bad_index = base + u * kLlThreads + static_cast<int>(threadIdx.x);
     }
     p.k[u] = -1;
     if (e >= b && e < l.num_experts) {
@@ -136,6 +140,9 @@ __device__ __forceinline__ void store_round(const LlDispatchArgs& a, const ListS
                                             int base, const RoundPlaces& p) {
   const LlLayout& l = a.layout;
   const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
+  if (p.bad_index >= 0)
+    report_failure(a.view.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, a.view.rank,
+                   -1, p.bad_id, p.bad_index / a.num_topk);
 #pragma unroll
   for (int u = 0; u < kListSpan; ++u) {
     if (p.k[u] < 0) continue;

@@ -348,6 +348,41 @@ TEST_F(Ll, CudaGraphSplitPhasesFp8ZeroCopy) {
 
 // An expert index outside [-1, E) is reported by check_status (only the device sees it); the call
 // skips it and the buffer stays usable.
+// A token naming one expert in two slots (twice the selections of a source's T rows of it): the
+// list is cut at T, the overflow reported (never written out of bounds), and the Buffer goes on.
+TEST_F(Ll, SelectionsBeyondTheRowsOfAnExpertAreReported) {
+  const GpuEnv& env = gpu_env();
+  const LlCase c{.max_tokens = 16, .hidden = 1024, .seed = 71};
+  Buffer& buffer = buffer_for(c);
+  std::vector<RankData> inputs = make_inputs(c, env.world, 0);
+  RankData& mine = inputs[static_cast<std::size_t>(env.rank)];
+  if (env.rank == 0)
+    for (std::int64_t t = 0; t < c.max_tokens; ++t) {
+      mine.in.topk_idx[t * c.num_topk] = 0;
+      mine.in.topk_idx[t * c.num_topk + 1] = 0;
+    }
+  const DeviceInputs di = upload_inputs(mine, c);
+  LlDispatchResult d = buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});
+  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+  if (env.rank == 0) {
+    try {
+      buffer.check_status();
+      ADD_FAILURE() << "expected the selections beyond T to be reported";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+      EXPECT_NE(e.message().find("low-latency dispatch"), std::string::npos) << e.what();
+      EXPECT_NE(e.message().find("rows on rank 0, but only 16 fit"), std::string::npos) << e.what();
+    }
+  }
+  const DeviceTensor y =
+      upload(std::vector<std::uint16_t>(
+                 static_cast<std::size_t>(c.experts_per_rank * env.world * c.max_tokens * c.hidden), 0),
+             DType::kBF16, {c.experts_per_rank, env.world * c.max_tokens, c.hidden});
+  buffer.low_latency_combine(y, di.topk, di.weights, d.handle, {}, {.stream = env.stream});
+  finish(buffer);
+  run_pair(buffer, c, {.salt = 1});
+}
+
 TEST_F(Ll, InvalidExpertIsReported) {
   const GpuEnv& env = gpu_env();
   const LlCase c{.seed = 70};
