@@ -346,32 +346,24 @@ TEST_F(Ll, CudaGraphSplitPhasesFp8ZeroCopy) {
   run_pair(buffer_for(c), c, {.salt = 7});
 }
 
-// An expert index outside [-1, E) is reported by check_status (only the device sees it); the call
-// skips it and the buffer stays usable.
-// A token naming one expert in two slots (twice the selections of a source's T rows of it): the
-// list is cut at T, the overflow reported (never written out of bounds), and the Buffer goes on.
-TEST_F(Ll, SelectionsBeyondTheRowsOfAnExpertAreReported) {
+// A dispatch of `mine` (rank 0's made wrong on purpose) that only the device can refuse: rank 0's
+// check_status throws an invalid-argument error of the low-latency dispatch whose message holds
+// `part`; a combine of zeros closes the call, and the Buffer then carries on (a checked pair).
+void expect_reported_then_recover(Buffer& buffer, const LlCase& c, const RankData& mine, const char* part,
+                                  bool rank1_late = false) {
   const GpuEnv& env = gpu_env();
-  const LlCase c{.max_tokens = 16, .hidden = 1024, .seed = 71};
-  Buffer& buffer = buffer_for(c);
-  std::vector<RankData> inputs = make_inputs(c, env.world, 0);
-  RankData& mine = inputs[static_cast<std::size_t>(env.rank)];
-  if (env.rank == 0)
-    for (std::int64_t t = 0; t < c.max_tokens; ++t) {
-      mine.in.topk_idx[t * c.num_topk] = 0;
-      mine.in.topk_idx[t * c.num_topk + 1] = 0;
-    }
   const DeviceInputs di = upload_inputs(mine, c);
+  if (rank1_late && env.rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   LlDispatchResult d = buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
   if (env.rank == 0) {
     try {
       buffer.check_status();
-      ADD_FAILURE() << "expected the selections beyond T to be reported";
+      ADD_FAILURE() << "expected a report holding \"" << part << "\"";
     } catch (const Error& e) {
       EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
       EXPECT_NE(e.message().find("low-latency dispatch"), std::string::npos) << e.what();
-      EXPECT_NE(e.message().find("rows on rank 0, but only 16 fit"), std::string::npos) << e.what();
+      EXPECT_NE(e.message().find(part), std::string::npos) << e.what();
     }
   }
   const DeviceTensor y =
@@ -383,37 +375,33 @@ TEST_F(Ll, SelectionsBeyondTheRowsOfAnExpertAreReported) {
   run_pair(buffer, c, {.salt = 1});
 }
 
+// An expert index outside [-1, E) is reported by check_status (only the device sees it); the call
+// skips it and the buffer stays usable.
 TEST_F(Ll, InvalidExpertIsReported) {
   const GpuEnv& env = gpu_env();
   const LlCase c{.seed = 70};
-  Buffer& buffer = buffer_for(c);
   std::vector<RankData> inputs = make_inputs(c, env.world, 0);
   RankData& mine = inputs[static_cast<std::size_t>(env.rank)];
   if (env.rank == 0) mine.in.topk_idx[5 * c.num_topk + 2] = c.num_experts(env.world) + 3;
-  const DeviceInputs di = upload_inputs(mine, c);
   // Rank 1 calls late, so rank 0's kernel waits (long past a waiter's status check) with the
   // report already in its status word: waiting must go on, or rank 0 withholds its credits and
-  // the calls below time out.
-  if (env.rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  LlDispatchResult d = buffer.low_latency_dispatch(di.x, di.topk, c.options(false), {.stream = env.stream});
-  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
-  if (env.rank == 0) {
-    try {
-      buffer.check_status();
-      ADD_FAILURE() << "expected the invalid expert to be reported";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
-      EXPECT_NE(e.message().find("low-latency dispatch"), std::string::npos) << e.what();
-      EXPECT_NE(e.message().find("token 5"), std::string::npos) << e.what();
+  // the calls that follow time out.
+  expect_reported_then_recover(buffer_for(c), c, mine, "token 5", /*rank1_late=*/true);
+}
+
+// A token naming one expert in two slots (twice the selections of a source's T rows of it): the
+// list is cut at T, the overflow reported (never written out of bounds), and the Buffer goes on.
+TEST_F(Ll, SelectionsBeyondTheRowsOfAnExpertAreReported) {
+  const GpuEnv& env = gpu_env();
+  const LlCase c{.max_tokens = 16, .hidden = 1024, .seed = 71};
+  std::vector<RankData> inputs = make_inputs(c, env.world, 0);
+  RankData& mine = inputs[static_cast<std::size_t>(env.rank)];
+  if (env.rank == 0)
+    for (std::int64_t t = 0; t < c.max_tokens; ++t) {
+      mine.in.topk_idx[t * c.num_topk] = 0;
+      mine.in.topk_idx[t * c.num_topk + 1] = 0;
     }
-  }
-  const DeviceTensor y =
-      upload(std::vector<std::uint16_t>(
-                 static_cast<std::size_t>(c.experts_per_rank * env.world * c.max_tokens * c.hidden), 0),
-             DType::kBF16, {c.experts_per_rank, env.world * c.max_tokens, c.hidden});
-  buffer.low_latency_combine(y, di.topk, di.weights, d.handle, {}, {.stream = env.stream});
-  finish(buffer);
-  run_pair(buffer, c, {.salt = 1});
+  expect_reported_then_recover(buffer_for(c), c, mine, "rows on rank 0, but only 16 fit");
 }
 
 #if defined(EPCOMM_TEST_LL_NVSHMEM)
