@@ -208,9 +208,13 @@ void Buffer::Impl::raise_status() {
   Error error = status_error(copy, view.timeout_ns / 1000000ull, __FILE__, __LINE__);
   if (ll != nullptr && domains.num_domains > 1)
     error = with_peer_domain(error, copy, domains.ranks_per_domain);
-  // An invalid input leaves the buffer usable; a timeout leaves peers out of step, so it sticks,
-  // unless the survivors mask the peer (mask_on_timeout) and carry on without it.
+  // An invalid input leaves the buffer usable (so does a low-latency dispatch's overflow of one
+  // expert's rows: it dropped the extra selections and completed its protocol); a timeout leaves
+  // peers out of step, so it sticks, unless the survivors mask the peer (mask_on_timeout) and carry
+  // on without it.
   clear_status(StatusCode::kInvalidExpert);
+  if (code == StatusCode::kRegionTooSmall && copy.op == static_cast<std::int32_t>(OpId::kLlDispatch))
+    clear_status(StatusCode::kRegionTooSmall);
   if (code == StatusCode::kTimeout && options.mask_on_timeout) mask_after_timeout(*this, copy);
   throw error;
 }

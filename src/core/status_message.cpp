@@ -72,6 +72,15 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
                          ", outside [-1, num_experts); detected by ", to_string(op), ", which skipped it"),
           file, line);
     case StatusCode::kRegionTooSmall:
+      // Low-latency dispatch: a source owns T rows of each expert, so only a token naming one expert
+      // in several slots overflows them; the kernel drops the extra selections and completes.
+      if (op == OpId::kLlDispatch)
+        return Error(ErrorCategory::kInvalidArgument,
+                     detail::concat("topk_idx: rank ", s.rank, ": ", to_string(op), " would receive ", s.observed,
+                                    " rows on rank ", s.peer, ", but only ", s.expected,
+                                    " fit (a token names one expert in more than one slot); the extra "
+                                    "selections were dropped"),
+                     file, line);
       return Error(ErrorCategory::kInvalidArgument,
                    detail::concat("num_nvl_bytes / num_worst_tokens: rank ", s.rank, ": ", to_string(op),
                                   " would receive ", s.observed, " rows on rank ", s.peer, ", but only ",

@@ -99,7 +99,7 @@ __device__ void place_round(const LlDispatchArgs& a, ListShared& sh, int g0, int
     const std::int64_t e = p.e[u];
     // NOTE: reported after the credit wait (store_round): placed before it, a report here would
     // win over the wait's own timeout, which names the lost peer (and lets mask_on_timeout act).
-    if ((e < -1 || e >= l.num_experts) && b == 0 && g0 == 0) {
+    if ((e < -1 || e >= l.num_experts) && b == 0 && g0 == 0 && p.bad_index < 0) {
       p.bad_id = e;
       p.bad_index = base + u * kLlThreads + static_cast<int>(threadIdx.x);
     }

@@ -213,8 +213,9 @@ struct LlTracer {
 };
 
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
-// 6): the send phase runs `prepare()` (loads that touch no peer's staging), waits for credits,
-// runs `send(parity, seq)`, every block adds its `done`
+// 6): the send phase looks at its credits once (ll_credits_seen), runs `prepare()` (loads that
+// touch no peer's staging), waits for the credits not seen yet, runs `send(parity, seq)`, every
+// block adds its `done`
 // signal in every peer, and the last block to arrive stores the operation's seq; the receive phase waits for
 // every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before

@@ -52,6 +52,16 @@ TEST(StatusMessage, RegionTooSmallNamesTheSettingAndTheRows) {
   EXPECT_NE(e.message().find("250 rows on rank 1, but only 100 fit"), std::string::npos) << e.message();
 }
 
+TEST(StatusMessage, LowLatencyOverflowNamesTheDuplicateSlotsNotTheRegion) {
+  const Error e = status_error(
+      make(StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, 0, 0, 16, 32), 1, "f", 1);
+  EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+  EXPECT_NE(e.message().find("topk_idx"), std::string::npos) << e.message();
+  EXPECT_NE(e.message().find("32 rows on rank 0, but only 16 fit"), std::string::npos) << e.message();
+  EXPECT_NE(e.message().find("more than one slot"), std::string::npos) << e.message();
+  EXPECT_EQ(e.message().find("num_nvl_bytes"), std::string::npos) << e.message();
+}
+
 TEST(StatusMessage, UnknownCodeIsAnInternalError) {
   DeviceStatus s{};
   s.code = 99;
