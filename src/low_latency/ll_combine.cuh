@@ -103,12 +103,14 @@ __device__ __forceinline__ std::int64_t first_partial_item() {
   return static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;
 }
 
-// The token and the source of item `item` (of R sources).
-__device__ __forceinline__ std::int64_t partial_token(std::int64_t item, int R, int parts) {
-  return ll_split(item, R * parts).quot;
-}
-__device__ __forceinline__ int partial_source(std::int64_t item, int R, int parts) {
-  return ll_split(ll_split(item, parts).quot, R).rem;
+// Item `item` = (t * R + s) * parts + part taken apart: two 32-bit divisions.
+struct PartialAt {
+  int t, s, part;
+};
+__device__ __forceinline__ PartialAt partial_at(std::int64_t item, int R, int parts) {
+  const LlSplit token_source = ll_split(item, parts);
+  const LlSplit t_s = ll_split(token_source.quot, R);
+  return {t_s.quot, t_s.rem, token_source.rem};
 }
 
 // The whole warp: this lane's slot's row here for item `item` (token_rows of the handle's
@@ -117,9 +119,10 @@ __device__ __forceinline__ int partial_source(std::int64_t item, int R, int part
 __device__ __forceinline__ std::int32_t locate_partial(const LlCombineArgs& a, std::int64_t item) {
   const LlLayout& l = a.layout;
   const int R = a.view.num_domain_ranks, parts = partial_parts(l), lane = threadIdx.x % 32;
-  const int s = partial_source(item, R, parts);
-  if (item >= l.max_tokens * R * parts || lane >= l.max_topk || peer_masked(a.view, s)) return -1;
-  return l.token_rows(a.workspace, a.dispatch_half, s)[partial_token(item, R, parts) * l.max_topk + lane];
+  if (item >= l.max_tokens * R * parts || lane >= l.max_topk) return -1;
+  const PartialAt at = partial_at(item, R, parts);
+  if (peer_masked(a.view, at.s)) return -1;
+  return l.token_rows(a.workspace, a.dispatch_half, at.s)[static_cast<std::int64_t>(at.t) * l.max_topk + lane];
 }
 
 // Slots whose rows a warp loads at once: an item's rows come in batches of this many slots (one
@@ -232,9 +235,9 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
       after = locate_partial(a, item + 2 * num_warps);
     }
     if (cur.slots != 0) {  // warp-uniform
-      const std::int64_t t = partial_token(item, R, parts);
-      const int s = partial_source(item, R, parts);
-      const int part = ll_split(item, parts).rem;
+      const PartialAt at = partial_at(item, R, parts);
+      const std::int64_t t = at.t;
+      const int s = at.s, part = at.part;
       const std::uint64_t bit = std::uint64_t{1} << (s % 64);
       if (((s < 64 ? seen_low : seen_high) & bit) == 0) {
         bool ok = true;
