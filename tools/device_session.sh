@@ -282,8 +282,11 @@ while [ $# -gt 0 ]; do
       if [ -n "${EPCOMM_PY_WHEEL:-}" ]; then
         python3 -m pip install --no-deps --target "$site" "$EPCOMM_PY_WHEEL" > "$OUT/python_install.log" 2>&1
       else
+        # The extension carries the NVSHMEM transport when the C++ build does (the multi-domain tests need it).
+        py_defs=()
+        case " ${EPCOMM_CMAKE_ARGS:-} " in *-DEPCOMM_WITH_NVSHMEM=ON*) py_defs=(-C cmake.define.EPCOMM_WITH_NVSHMEM=ON) ;; esac
         CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) python3 -m pip install --no-build-isolation --no-deps --target "$site" \
-          -C build-dir="$root/build-py/gpu-skbuild" "$root" > "$OUT/python_install.log" 2>&1
+          -C build-dir="$root/build-py/gpu-skbuild" "${py_defs[@]}" "$root" > "$OUT/python_install.log" 2>&1
       fi
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== python: install (rc $rc)"; tail -3 "$OUT/python_install.log"
