@@ -27,7 +27,10 @@ def dequantize(recv_x, scales, ue8m0):
     """[rows, HIDDEN] float32 from FP8 rows and their per-128-channel scales."""
     import torch
     if ue8m0:  # four exponent bytes per int32: byte j of word w is block 4w + j
-        exps = scales.contiguous().view(torch.uint8)[..., :HIDDEN // 128].float()
+        # Taken apart arithmetically: a view as uint8 needs stride 1 in the last dimension, which the
+        # column-major [rows, 1] words lack (contiguous() keeps that stride: the dimension has size 1).
+        shifts = 8 * torch.arange(4, device=scales.device)
+        exps = ((scales.long()[..., None] >> shifts) & 0xFF).flatten(-2)[..., :HIDDEN // 128].float()
         scales = torch.pow(2.0, exps - 127)
     return recv_x.float() * scales.repeat_interleave(128, dim=-1)
 
