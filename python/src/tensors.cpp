@@ -1,6 +1,7 @@
 // Tensors across the boundary: DLPack arrays in (to_tensor), DeviceArray out (export_*).
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include <string>
 
@@ -103,8 +104,10 @@ nb::tuple as_tuple(const std::array<std::int64_t, Tensor::kMaxDims>& values, int
   return nb::tuple(out);
 }
 
-// The DLPack producer of a DeviceArray: a nanobind ndarray over its memory that keeps `self` alive.
-nb::object as_ndarray(const DeviceArray& a, nb::handle self) {
+// The DLPack capsule of a DeviceArray: a nanobind ndarray over its memory that keeps `self` alive.
+// NOTE: nanobind casts an ndarray of no framework to a bare DLPack capsule ("dltensor"), not to an
+// object with __dlpack__: the capsule is what __dlpack__ returns.
+nb::object as_capsule(const DeviceArray& a, nb::handle self) {
   const Tensor& v = a.tensor.view();
   std::size_t shape[Tensor::kMaxDims];
   for (int i = 0; i < v.ndim; ++i) shape[i] = static_cast<std::size_t>(v.shape[static_cast<std::size_t>(i)]);
@@ -187,6 +190,27 @@ void bind_tensors(nb::module_& m) {
       "_check_device", [](OptArray array, const std::string& name, int device) { check_device(array, name.c_str(), device); },
       nb::arg("array").none(), nb::arg("name"), nb::arg("device"),
       "The device check every operation applies to its arrays (exposed for tests).");
+  m.def(
+      "_device_array_for_test",
+      [](std::uintptr_t ptr, std::vector<std::int64_t> shape, int device, nb::object keepalive) {
+        // A DeviceArray over any memory (a host buffer on a machine without a GPU): the tests of
+        // the Python layer's round trips (a layout handed back to dispatch) run on the CPU.
+        if (shape.empty() || shape.size() > static_cast<std::size_t>(Tensor::kMaxDims))
+          invalid_argument("shape: expected 1 to 4 dimensions");
+        Tensor view;
+        view.data = reinterpret_cast<void*>(ptr);
+        view.dtype = DType::kI32;
+        view.ndim = static_cast<int>(shape.size());
+        std::int64_t stride = 1;
+        for (int i = view.ndim - 1; i >= 0; --i) {
+          view.shape[static_cast<std::size_t>(i)] = shape[static_cast<std::size_t>(i)];
+          view.stride[static_cast<std::size_t>(i)] = stride;
+          stride *= shape[static_cast<std::size_t>(i)];
+        }
+        return export_view(view, keepalive, device);
+      },
+      nb::arg("ptr"), nb::arg("shape"), nb::arg("device"), nb::arg("keepalive").none(),
+      "An int32 DeviceArray labelled cuda:device over `ptr` (tests only).");
   using Self = nb::pointer_and_handle<DeviceArray>;
   nb::class_<DeviceArray>(m, "DeviceArray",
                           "An epcomm output in CUDA memory; a DLPack producer (torch.from_dlpack(a)). FP8 "
@@ -198,14 +222,18 @@ void bind_tensors(nb::module_& m) {
       .def_prop_ro("itemsize", [](const DeviceArray& a) { return dtype_size(a.tensor.view().dtype); })
       .def_prop_ro("data_ptr", [](const DeviceArray& a) { return reinterpret_cast<std::uintptr_t>(a.tensor.data()); })
       .def_prop_ro("device", [](const DeviceArray& a) { return a.device; }, "CUDA device ordinal.")
-      .def_prop_ro("alloc_owner", [](const DeviceArray& a) { return a.alloc_owner; },
+      .def_prop_ro("alloc_owner", [](const DeviceArray& a) { return a.alloc_owner.is_valid() ? a.alloc_owner : nb::none(); },
                    "The object the Python allocator returned for the allocation holding this array, or None.")
       .def_prop_ro("alloc_offset", [](const DeviceArray& a) { return a.alloc_offset; },
                    "Byte offset of data_ptr inside alloc_owner's allocation.")
-      .def("__dlpack__",
-           [](Self self, nb::args args, nb::kwargs kwargs) {
-             return as_ndarray(*self.p, self.h).attr("__dlpack__")(*args, **kwargs);
-           })
+      .def(
+          "__dlpack__",
+          [](Self self, nb::args, nb::kwargs) {
+            // A legacy (unversioned) capsule whatever max_version asks, which the protocol allows;
+            // no stream handshake: the data was written on the stream of the call that made it.
+            return as_capsule(*self.p, self.h);
+          },
+          "A DLPack capsule over the array (it keeps the array alive).")
       .def("__dlpack_device__", [](const DeviceArray& a) { return nb::make_tuple(kDlCuda, a.device); })
       .def("__repr__", [](const DeviceArray& a) {
         const Tensor& v = a.tensor.view();
