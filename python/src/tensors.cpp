@@ -92,7 +92,7 @@ std::string device_name(int device_type) {
   }
 }
 
-std::string shape_string(const Array& a) {
+std::string shape_string(const OptArray& a) {
   std::string s = "[";
   for (std::size_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
   return s + "]";
@@ -138,7 +138,7 @@ Tensor to_tensor(const OptArray& array, const TensorSpec& spec, bool fp8, int de
     if (spec.required) invalid_argument(name + ": expected a CUDA tensor, got None");
     return Tensor{};
   }
-  const Array& a = *array;
+  const OptArray& a = array;
   if (a.device_type() != kDlCuda && a.device_type() != kDlCudaManaged)
     invalid_argument(name + ": expected a CUDA tensor, got " + device_name(a.device_type()));
   if (device != kAnyDevice) check_device(array, spec.name, device);
