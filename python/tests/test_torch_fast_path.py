@@ -73,3 +73,25 @@ def test_the_arguments_keep_the_tensor_alive():
     assert sys.getrefcount(x) == before + 1
     del args
     assert sys.getrefcount(x) == before
+
+
+def test_deep_ep_device_check_reads_torch_attributes():
+    from epcomm.deep_ep.utils import check_devices
+    x = on_cuda0(torch.zeros(4, 128, dtype=torch.bfloat16))
+    check_devices(0, x=x, topk_idx=None, scales=(x, x))  # same device; None and tuples pass
+    with pytest.raises(epcomm.InvalidArgumentError,
+                       match=r"topk_idx: expected a CUDA tensor on cuda:1 \(the Buffer's device\), got one on cuda:0"):
+        check_devices(1, x=None, topk_idx=x)
+    check_devices(1, x=torch.zeros(2))  # a CPU tensor is left to the extension, which names it
+
+
+def test_only_tensors_that_require_grad_are_detached():
+    from epcomm import torch_support
+    plain = torch.zeros(3)
+    assert torch_support.detached(plain) is plain
+    leaf = torch.zeros(3, requires_grad=True)
+    out = torch_support.detached(leaf)
+    assert out is not leaf and not out.requires_grad and out.data_ptr() == leaf.data_ptr()
+    array, fp8 = torch_support.as_input(leaf, "x")
+    assert not array.requires_grad and not fp8
+    assert torch_support.as_input(plain, "x") == (plain, False)

@@ -140,6 +140,14 @@ def check_devices(device: int, **arrays) -> None:
     Buffer's, before anything runs: a kernel would fault on, or silently read, another GPU's memory.
     None and non-arrays pass (the layers below name those)."""
     for name, array in arrays.items():
+        if array is None:
+            continue
+        get_device = getattr(array, "get_device", None)  # a torch tensor: ~0.1 us against ~2.7 for DLPack's
+        if get_device is not None and isinstance(getattr(array, "is_cuda", None), bool):
+            if array.is_cuda and get_device() != device:
+                raise invalid_argument(f"{name}: expected a CUDA tensor on cuda:{device} (the Buffer's device), "
+                                       f"got one on cuda:{get_device()}")
+            continue
         dlpack_device = getattr(array, "__dlpack_device__", None)
         if dlpack_device is None:
             continue
