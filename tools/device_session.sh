@@ -36,7 +36,7 @@
 #   tier (python/tests/gpu: 2 and 4 ranks sharing the GPUs, gloo; a skip fails the step, except of a
 #   test that needs two GPUs;
 #   EPCOMM_PY_TESTS=<pytest -k expression> picks tests), epcomm-bench's ll-dsv3 and ll-small rows on
-#   one rank, and python/tests/gpu/overhead.py (the same calls from Python) beside them in
+#   one rank, and python/tests/gpu/overhead.py (the same calls from Python; then EPCOMM_PY_PROFILE (200) eager calls of each under cProfile) beside them in
 #   $OUT/python_overhead.json. EPCOMM_PY_PARTS picks among "cpu gpu overhead" (default: all three),
 #   e.g. to split them over two calls. Writes more files than the device tool brings back: end with pack.
 #   faults: epcomm-faults (the fault matrix of issue 22) on 2 ranks sharing the GPU(s): $OUT/faults.json,
@@ -318,7 +318,7 @@ while [ $# -gt 0 ]; do
         echo "== python: epcomm-bench $w on one rank (rc $rc)"
         [ $rc -eq 0 ] && bench_json+=("$OUT/python_bench_$w.json")
       done
-      timeout 500 python3 python/tests/gpu/overhead.py --out "$OUT/python_overhead.json" --bench-json "${bench_json[@]}" \
+      timeout 500 python3 python/tests/gpu/overhead.py --out "$OUT/python_overhead.json" --bench-json "${bench_json[@]}" --profile "${EPCOMM_PY_PROFILE:-200}" \
         > "$OUT/python_overhead.txt" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== python: overhead (rc $rc)"; grep -E "difference|Error|error" "$OUT/python_overhead.txt" | tail -40

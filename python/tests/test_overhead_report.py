@@ -58,3 +58,37 @@ def test_workloads_are_the_benchmarks():
     assert list(overhead.WORKLOADS) == expected
     assert int(dsv3.group(2)) == int(small.group(2)) == overhead.EXPERTS
     assert f"w.hidden = {overhead.HIDDEN};" in source and f"w.num_topk = {overhead.TOPK};" in source
+
+
+def test_profiles_name_where_each_call_spends_its_host_time(monkeypatch):
+    """profile_calls over stand-in layers (no GPU): one entry per layer, workload and op, each listing
+    the functions by own time per call, the stand-in's own work first."""
+    def slow_step():
+        sum(range(2000))
+
+    class StandIn:
+        def __init__(self, group, tokens, *inputs):
+            self.handle = None
+
+        def dispatch(self):
+            slow_step()
+            return "handle"
+
+        def combine(self):
+            slow_step()
+
+        def close(self):
+            pass
+
+    deep_ep_layer = type("DeepEpStandIn", (StandIn,), {"layer": "deep_ep"})
+    epcomm_layer = type("EpcommStandIn", (StandIn,), {"layer": "epcomm"})
+    monkeypatch.setattr(overhead, "DeepEpCalls", deep_ep_layer)
+    monkeypatch.setattr(overhead, "EpcommCalls", epcomm_layer)
+    monkeypatch.setattr(overhead, "inputs", lambda tokens: ())
+    profiles = overhead.profile_calls(None, 5, top=4)
+    assert len(profiles) == 2 * len(overhead.WORKLOADS) * 2
+    rows = profiles["epcomm ll-dsv3 T=128 combine"]
+    assert len(rows) <= 4 and [r[2] for r in rows] == sorted((r[2] for r in rows), reverse=True)
+    step = [r for r in rows if r[0].endswith(":slow_step")]
+    assert len(step) == 1 and step[0][1] == 5  # called once per profiled call
+    assert all(r[1] >= 1 and r[3] >= r[2] >= 0 for r in rows)

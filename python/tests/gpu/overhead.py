@@ -15,7 +15,11 @@ Per (layer, workload, tokens, op, mode) it reports, from `--iters` calls after `
 With --bench-json (epcomm-bench --json files, one rank), `comparison` holds each Python row's
 event_us beside the C++ row's time_us (impl "epcomm" for eager, "epcomm-graph" for graph replay).
 
-    python overhead.py --out overhead.json [--bench-json ll-dsv3.json ll-small.json]
+    python overhead.py --out overhead.json [--bench-json ll-dsv3.json ll-small.json] [--profile 200]
+
+--profile N: after the timings, N eager calls of each (layer, workload, op) under cProfile; the
+functions that took the host's time (own time, then with callees) are printed and kept in the JSON
+(`profiles`), to tell which step of the Python call costs what.
 """
 
 from __future__ import annotations
@@ -160,6 +164,37 @@ def measure(group, iters, warmup):
     return rows
 
 
+def profile_calls(group, calls_each, top=12):
+    """{"layer workload T op": [[function, calls, own_us_per_call, cumulative_us_per_call], ...]}."""
+    import cProfile
+    import pstats
+    out = {}
+    for layer in (DeepEpCalls, EpcommCalls):
+        for workload, tokens in WORKLOADS:
+            calls = layer(group, tokens, *inputs(tokens))
+            for op in ("dispatch", "combine"):
+                if op == "combine":
+                    calls.handle = calls.dispatch()
+                call = getattr(calls, op)
+                for _ in range(20):
+                    call()
+                profiler = cProfile.Profile()
+                profiler.enable()
+                for _ in range(calls_each):
+                    call()
+                profiler.disable()
+                stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
+                rows = sorted(((f"{os.path.basename(k[0])}:{k[1]}:{k[2]}", v[1], v[2] / calls_each * 1e6,
+                                v[3] / calls_each * 1e6) for k, v in stats.items()), key=lambda r: -r[2])[:top]
+                key = f"{layer.layer} {workload} T={tokens} {op}"
+                out[key] = [list(r) for r in rows]
+                print(f"profile {key}: own us per call, cumulative us per call", flush=True)
+                for name, n, own, cum in rows:
+                    print(f"    {own:7.2f} {cum:7.2f}  x{n // calls_each:<3d} {name}", flush=True)
+            calls.close()
+    return out
+
+
 def load_reports(bench_files):
     reports = []
     for path in bench_files:
@@ -204,6 +239,8 @@ def main():
     parser.add_argument("--bench-json", nargs="*", default=[], help="epcomm-bench --json files (one rank)")
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="then N eager calls of each under cProfile (0: none)")
     args = parser.parse_args()
     import torch
     import epcomm
@@ -217,6 +254,9 @@ def main():
                   command=" ".join([os.path.basename(sys.executable)] + sys.argv), python=sys.version.split()[0],
                   torch=torch.__version__, epcomm=epcomm.__version__, iters=args.iters, warmup=args.warmup,
                   rows=rows, comparison=compare(rows, reports))
+    if args.profile > 0:
+        torch.cuda.synchronize()
+        result["profiles"] = profile_calls(group, args.profile)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
     for c in result["comparison"]:
