@@ -109,9 +109,14 @@ struct LlCombineOptions {
   // place either way (it never copies y), so this only selects and checks the buffer.
   bool zero_copy = false;
   bool return_recv_hook = false;  // return after the sends; LlCombineResult::receive completes
+  // Optional: [T_r, hidden] bfloat16, contiguous, 16-byte aligned, on the Buffer's device, not
+  // overlapping y. Combine writes its result there instead of into the Buffer's memory (a
+  // framework's own tensor, with no copy after the call); LlCombineResult::out is then this tensor.
+  Tensor out{};
 };
 
 struct LlCombineResult {
+  // LlCombineOptions::out when given, else a view of the Buffer's memory.
   // [T_r, hidden] bfloat16: sum over k of topk_weights[t,k] * y of expert topk_idx[t,k], in float32:
   // each rank holding t's experts sums its slots (ascending), the partials are added in rank order,
   // one rounding (ref::ll_combine does the same operations).

@@ -75,7 +75,7 @@ class LowLatencyDispatchResult:
 
 @dataclass
 class LowLatencyCombineResult:
-    out: Any  # [T_r, hidden] bfloat16 (a view of the Buffer's memory: see the lifetime rule)
+    out: Any  # [T_r, hidden] bfloat16: the caller's ``out``, else a view of the Buffer's memory (see the lifetime rule)
     event: Optional[Any]
     receive: Optional[Callable[[], None]]
 
@@ -186,12 +186,17 @@ class Buffer:
             previous_event=previous_event, async_finish=async_finish))
 
     def low_latency_combine(self, y, topk_idx, topk_weights, handle, *, zero_copy: bool = False,
-                            return_recv_hook: bool = False, stream: int = 0, previous_event=None,
+                            return_recv_hook: bool = False, out=None, stream: int = 0, previous_event=None,
                             async_finish: bool = False) -> LowLatencyCombineResult:
-        """out[t] = sum over k of topk_weights[t, k] * (expert topk_idx[t, k]'s row of t in y)."""
-        return LowLatencyCombineResult(*self._native.low_latency_combine(
+        """out[t] = sum over k of topk_weights[t, k] * (expert topk_idx[t, k]'s row of t in y).
+        ``out``: [T, hidden] bfloat16 on the Buffer's device, contiguous, not overlapping y: the
+        result is written there (and returned as ``.out``) instead of into the Buffer's memory."""
+        result = LowLatencyCombineResult(*self._native.low_latency_combine(
             y, topk_idx, topk_weights, handle, zero_copy=zero_copy, return_recv_hook=return_recv_hook,
-            stream=stream, previous_event=previous_event, async_finish=async_finish))
+            out=out, stream=stream, previous_event=previous_event, async_finish=async_finish))
+        if out is not None:
+            result.out = out
+        return result
 
     def get_next_low_latency_combine_buffer(self, handle):
         """[nle, R*T, hidden] bfloat16 the caller may write y into for the next combine (zero_copy)."""

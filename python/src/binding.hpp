@@ -202,7 +202,7 @@ nb::object event_or_none(const EventHandle& event);
 namespace nanobind::detail {
 template <>
 struct type_caster<epcomm::py::OptArray> {
-  NB_TYPE_CASTER(epcomm::py::OptArray, const_name("ndarray[] | None"))
+  NB_TYPE_CASTER(epcomm::py::OptArray, const_name("ndarray[]"))
 
   bool from_python(handle src, uint8_t flags, cleanup_list* cleanup) noexcept {
     if (src.is_none()) {

@@ -44,18 +44,19 @@ nb::tuple low_latency_dispatch(Self self, OptArray x, OptArray topk_idx, bool us
 }
 
 nb::tuple low_latency_combine(Self self, OptArray y, OptArray topk_idx, OptArray topk_weights,
-                              const PyLlHandle& handle, bool zero_copy, bool return_recv_hook, std::uintptr_t stream,
-                              std::optional<EventHandle> previous_event, bool async_finish) {
+                              const PyLlHandle& handle, bool zero_copy, bool return_recv_hook, OptArray out,
+                              std::uintptr_t stream, std::optional<EventHandle> previous_event, bool async_finish) {
   PyBuffer& b = *self.p;
   Buffer& buf = b.get("low_latency_combine");
   const Tensor yv = to_tensor(y, {"y", {DType::kBF16}, 3}, false, b.device);
   const Tensor idx = to_tensor(topk_idx, {"topk_idx", {DType::kI64, DType::kI32}, 2}, false, b.device);
   const Tensor w = to_tensor(topk_weights, {"topk_weights", {DType::kF32}, 2}, false, b.device);
+  const Tensor o = to_tensor(out, {"out", {DType::kBF16}, 2, false}, false, b.device);
   const LlHandle& h = b.own(handle, "handle");
   LlCombineResult r;
   {
     nb::gil_scoped_release release;
-    r = buf.low_latency_combine(yv, idx, w, h, {.zero_copy = zero_copy, .return_recv_hook = return_recv_hook},
+    r = buf.low_latency_combine(yv, idx, w, h, {.zero_copy = zero_copy, .return_recv_hook = return_recv_hook, .out = o},
                                 call_options(stream, previous_event, async_finish, false));
   }
   return nb::make_tuple(export_view(r.out, self.h, b.device), event_or_none(r.event),
@@ -80,7 +81,7 @@ void bind_low_latency(nb::module_&, nb::class_<PyBuffer>& buffer) {
            "-> (recv_x, recv_scales, recv_count, layout_range, src_info, handle, event, receive)")
       .def("low_latency_combine", &low_latency_combine, nb::arg("y").none(), nb::arg("topk_idx").none(),
            nb::arg("topk_weights").none(), nb::arg("handle"), nb::kw_only(), nb::arg("zero_copy") = false,
-           nb::arg("return_recv_hook") = false, nb::arg("stream") = 0, nb::arg("previous_event") = nb::none(),
+           nb::arg("return_recv_hook") = false, nb::arg("out") = nb::none(), nb::arg("stream") = 0, nb::arg("previous_event") = nb::none(),
            nb::arg("async_finish") = false, "-> (out, event, receive)")
       .def("get_next_low_latency_combine_buffer", &next_combine_buffer, nb::arg("handle"));
 }

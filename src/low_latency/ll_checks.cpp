@@ -152,6 +152,16 @@ void check_ll_combine_args(const Tensor& y, const Tensor& topk_idx, const Tensor
   expect_dtype(topk_weights, "topk_weights", {DType::kF32});
   expect_shape(topk_weights, "topk_weights", {h.num_tokens, h.num_topk});
   expect_contiguous(topk_weights, "topk_weights");
+  if (options.out.defined()) {
+    const Tensor& out = options.out;
+    expect_dtype(out, "out", {DType::kBF16});
+    expect_shape(out, "out", {h.num_tokens, l.hidden});
+    expect_contiguous(out, "out");
+    expect_aligned(out, "out", 16);
+    const auto* o0 = static_cast<const char*>(out.data);
+    const auto* y0 = static_cast<const char*>(y.data);
+    EPCOMM_CHECK_ARG(o0 + out.nbytes() <= y0 || y0 + y.nbytes() <= o0, "out: overlaps y (combine reads y while it writes out)");
+  }
 }
 
 void check_not_in_flight(const LlState& state, int kind, int half) {

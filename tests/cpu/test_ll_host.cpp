@@ -448,6 +448,32 @@ TEST(LlChecks, CombineArguments) {
                    "topk_weights: expected a tensor, got none");
 }
 
+// The caller's output tensor (LlCombineOptions::out): [tokens, hidden] bf16, contiguous, aligned,
+// clear of y; anything else is refused by name before a launch.
+TEST(LlChecks, CombineOutput) {
+  CombineFixture f;
+  void* const next_y = fake(0x200000);
+  const Tensor y = Tensor::contiguous(fake(0x10000000), DType::kBF16, {144, 256, 7168});
+  const Tensor topk = Tensor::contiguous(fake(), DType::kI64, {100, 8});
+  const Tensor w = Tensor::contiguous(fake(), DType::kF32, {100, 8});
+  auto combine_into = [&](const Tensor& out) {
+    checks::check_ll_combine_args(y, topk, w, f.handle, {.out = out}, f.state, 2, next_y);
+  };
+  EXPECT_NO_THROW(combine_into(Tensor::contiguous(fake(0x1000), DType::kBF16, {100, 7168})));
+  expect_arg_error([&] { combine_into(Tensor::contiguous(fake(0x1000), DType::kBF16, {99, 7168})); },
+                   "out: expected shape [100, 7168]");
+  expect_arg_error([&] { combine_into(Tensor::contiguous(fake(0x1000), DType::kF32, {100, 7168})); },
+                   "out: expected dtype bfloat16");
+  expect_arg_error([&] { combine_into(Tensor::strided(fake(0x1000), DType::kBF16, {100, 7168}, {8192, 1})); },
+                   "out");
+  expect_arg_error(
+      [&] { combine_into(Tensor::contiguous(static_cast<char*>(fake(0x1000)) + 2, DType::kBF16, {100, 7168})); },
+      "out");
+  expect_arg_error(
+      [&] { combine_into(Tensor::contiguous(static_cast<char*>(y.data) + 4096, DType::kBF16, {100, 7168})); },
+      "out: overlaps y");
+}
+
 TEST(LlChecks, AtMostTwoSplitCallsInFlight) {
   LlState state;
   EXPECT_NO_THROW(checks::check_not_in_flight(state, kLlKindDispatch, 0));

@@ -288,6 +288,7 @@ inline void expect_combine_matches(const std::vector<std::uint16_t>& got, const 
 struct PairMode {
   bool hook = false;       // split phases (return_recv_hook) for both
   bool zero_copy = false;  // y written into get_next_low_latency_combine_buffer
+  bool caller_out = false;  // combine writes into the test's own tensor (LlCombineOptions::out), poisoned first
   YMode y = YMode::kHash;
   std::uint64_t salt = 0;  // fresh inputs per call
 };
@@ -325,8 +326,16 @@ inline void run_pair(Buffer& buffer, const LlCase& c, const PairMode& mode = {})
     y_owned = upload(my_y, DType::kBF16, {c.experts_per_rank, R * c.max_tokens, c.hidden});
     y = y_owned;
   }
+  DeviceTensor out_owned;
+  if (mode.caller_out) {  // all-ones bits: a NaN in every bfloat16 the kernel forgets to write
+    const std::vector<std::uint16_t> poison(static_cast<std::size_t>(di.topk.size(0) * c.hidden), 0xFFFFu);
+    out_owned = upload(poison, DType::kBF16, {di.topk.size(0), c.hidden});
+  }
+  const Tensor out = mode.caller_out ? static_cast<Tensor>(out_owned) : Tensor{};
   LlCombineResult cr = buffer.low_latency_combine(
-      y, di.topk, di.weights, d.handle, {.zero_copy = mode.zero_copy, .return_recv_hook = mode.hook}, call);
+      y, di.topk, di.weights, d.handle,
+      {.zero_copy = mode.zero_copy, .return_recv_hook = mode.hook, .out = out}, call);
+  if (mode.caller_out) EXPECT_EQ(cr.out.data, out.data) << "combine: out is the caller's tensor";
   if (mode.hook) cr.receive();
   finish(buffer, "combine");
   expect_ll_state(buffer, d.handle, c, R, inputs, got, last_combine_parity(buffer), "after combine");

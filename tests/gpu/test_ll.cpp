@@ -93,6 +93,12 @@ TEST_F(Ll, ZeroCopyCombine) {
   run_pair(buffer_for(c), c, {.zero_copy = true});
   run_pair(buffer_for(c), c, {.hook = true, .zero_copy = true, .salt = 1});
 }
+TEST_F(Ll, CombineIntoTheCallersTensor) {  // LlCombineOptions::out: no copy after the call
+  const LlCase c{.seed = 31};
+  run_pair(buffer_for(c), c, {.caller_out = true});
+  run_pair(buffer_for(c), c, {.hook = true, .caller_out = true, .salt = 1});
+  run_pair(buffer_for(c), c, {.zero_copy = true, .caller_out = true, .salt = 2});
+}
 TEST_F(Ll, Int32IndicesDuplicatesAndEmptySlots) {
   const LlCase c{.empty_fraction = 0.3, .duplicates = true, .idx32 = true, .seed = 8};
   run_pair(buffer_for(c), c);

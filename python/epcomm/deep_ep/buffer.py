@@ -318,7 +318,7 @@ class Buffer:
                             zero_copy: bool = False, async_finish: bool = False, return_recv_hook: bool = False,
                             out=None, combine_wait_recv_cost_stats=None):
         """-> (combined_x, event, hook). combined_x is ``out`` or a new tensor, as in the reference
-        library (epcomm's result, a view of its memory, is copied there once it is complete)."""
+        library: epcomm's combine writes its result there directly (no copy after the call)."""
         if use_logfmt:
             raise unsupported("use_logfmt=True: LogFMT-compressed combine is not supported by epcomm")
         if combine_wait_recv_cost_stats is not None:
@@ -331,23 +331,14 @@ class Buffer:
         native = _native_ll_handle(handle)
         if zero_copy:  # x was written into the combine buffer: epcomm reads that buffer itself
             x = self._ll_view(self._ll.get_next_low_latency_combine_buffer(native))
+        combined_x = out if out is not None else torch.empty(
+            (topk_idx.size(0), x.size(-1)), dtype=torch.bfloat16, device=torch.device("cuda", self.device))
         r = self._ll.low_latency_combine(d(x), d(topk_idx), d(topk_weights), native, zero_copy=zero_copy,
-                                         return_recv_hook=return_recv_hook, **self._call(None, async_finish))
-        view = self._ll_view(r.out)
-        combined_x = out if out is not None else torch.empty(view.shape, dtype=view.dtype, device=view.device)
-        if return_recv_hook:
-            def hook():
-                r.receive()
-                combined_x.copy_(view)
-            return combined_x, overlap(r.event), hook
-        if async_finish:  # the copy runs where the result completes, the communication stream
-            comm = self.get_comm_stream()
-            with torch.cuda.stream(comm):
-                combined_x.copy_(view)
-            combined_x.record_stream(comm)
-            return combined_x, overlap(_C.EventHandle.record(comm.cuda_stream)), None
-        combined_x.copy_(view)
-        return combined_x, overlap(r.event), None
+                                         return_recv_hook=return_recv_hook, out=d(combined_x),
+                                         **self._call(None, async_finish))
+        if async_finish:  # written on the communication stream: the allocator must know
+            combined_x.record_stream(self.get_comm_stream())
+        return combined_x, overlap(r.event), r.receive
 
     def get_next_low_latency_combine_buffer(self, handle):
         """[num_local_experts, num_ranks * num_max_dispatch_tokens_per_rank, hidden] bfloat16 to write the
