@@ -283,7 +283,7 @@ class Buffer:
         """A torch view of low-latency output memory; cached, since the Buffer's outputs stay put."""
         if array is None:
             return None
-        key = (array.data_ptr, array.shape, array.strides, array.dtype)
+        key = (array.data_ptr, array.dtype, array.shape)  # each output's strides follow from these
         view = self._ll_views.get(key)
         if view is None:
             view = self._ll_views[key] = torch_support.to_torch(array)
