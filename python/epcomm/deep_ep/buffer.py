@@ -336,8 +336,9 @@ class Buffer:
         r = self._ll.low_latency_combine(d(x), d(topk_idx), d(topk_weights), native, zero_copy=zero_copy,
                                          return_recv_hook=return_recv_hook, out=d(combined_x),
                                          **self._call(None, async_finish))
-        if async_finish:  # written on the communication stream: the allocator must know
-            combined_x.record_stream(self.get_comm_stream())
+        if async_finish:  # written on the low-latency Buffer's communication stream: the allocator must know
+            combined_x.record_stream(torch.cuda.ExternalStream(self._ll.comm_stream,
+                                                               device=torch.device("cuda", self.device)))
         return combined_x, overlap(r.event), r.receive
 
     def get_next_low_latency_combine_buffer(self, handle):
