@@ -85,8 +85,7 @@ def as_input(tensor, name: str):
     torch = _torch()
     if not isinstance(tensor, torch.Tensor):
         raise invalid_argument(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
-    if tensor.requires_grad:
-        tensor = tensor.detach()
+    tensor = detached(tensor)
     if tensor.dtype == torch.float8_e4m3fn:
         return tensor.view(torch.uint8), True
     return tensor, False

@@ -155,7 +155,7 @@ struct LlCombineArgs {
   int half = 0;           // host half of this combine's output
   int phases = kLlBoth;
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
-  std::uint16_t* out = nullptr;    // [num_tokens, hidden] bf16: the caller's output, else null (the workspace's)
+  std::uint16_t* out = nullptr;    // [num_tokens, hidden] bf16: the caller's output, or the workspace's
 };
 static_assert(std::is_trivially_copyable_v<LlCombineArgs>);
 

@@ -37,7 +37,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.half = half;
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
   a.trace = st.trace_of(kLlKindCombine);
-  a.out = static_cast<std::uint16_t*>(o.out.data);  // null when not given
+  a.out = o.out.defined() ? static_cast<std::uint16_t*>(o.out.data) : st.layout.combine_out(ws, half);
   a.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kLlCombine),
                                 .hidden = st.layout.hidden,
                                 .num_topk = h.num_topk,
@@ -52,9 +52,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   ++st.num_combines;
 
   LlCombineResult out;
-  out.out = o.out.defined() ? o.out
-                            : Tensor::contiguous(st.layout.combine_out(ws, half), DType::kBF16,
-                                                 {h.num_tokens, st.layout.hidden});
+  out.out = o.out.defined() ? o.out : Tensor::contiguous(a.out, DType::kBF16, {h.num_tokens, st.layout.hidden});
   st.pending[kLlKindCombine][half] = nullptr;
   if (o.return_recv_hook) {
     // As in dispatch: the receive runs on the caller's stream after the send.

@@ -27,7 +27,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity) {
   const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
   const std::int64_t items = a.num_tokens * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
-  std::uint16_t* out = a.out != nullptr ? a.out : l.combine_out(ws, a.half);
+  std::uint16_t* out = a.out;
   for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
        item += num_warps) {
     const LlSplit tp = ll_split(item, parts);

@@ -98,7 +98,6 @@ class Buffer:
                     if num_nvl_bytes > 0 else None)
         self._ll: Optional[_Buffer] = None
         self._ll_views: dict = {}  # torch views of the low-latency Buffer's fixed output memory
-        self._ll_shape: Optional[tuple] = None  # (T, hidden, num_experts) of the low-latency Buffer
 
     # ---- static helpers -----------------------------------------------------------------------
     @staticmethod
@@ -258,9 +257,11 @@ class Buffer:
         """The low-latency epcomm Buffer, made (collectively) on first use with these shapes."""
         if not self.low_latency_mode:
             raise invalid_argument(f"{op}: the Buffer was made with low_latency_mode=False")
-        shape = (num_max_dispatch_tokens_per_rank, hidden, num_experts)
-        if self._ll is not None and shape == self._ll_shape:  # every call after the first
-            return self._ll
+        if self._ll is not None:  # every call after the first: no LowLatencyOptions built (~1.5 us)
+            made = self._ll.low_latency
+            if (made.max_tokens_per_rank, made.hidden, made.num_experts) == (
+                    num_max_dispatch_tokens_per_rank, hidden, num_experts):
+                return self._ll
         options = LowLatencyOptions(num_max_dispatch_tokens_per_rank, hidden, num_experts)
         if self._ll is None:
             needed = options.region_bytes(self.group_size)
@@ -270,7 +271,6 @@ class Buffer:
                     f"{num_max_dispatch_tokens_per_rank}, hidden={hidden}, num_experts={num_experts}: "
                     f"get_low_latency_rdma_size_hint gives {needed}")
             self._ll = _Buffer(self._bootstrap, num_nvl_bytes=needed, low_latency=options, **self._options)
-            self._ll_shape = shape
             for rank in sorted(self._masked):  # what the caller masked before this Buffer existed
                 self._ll.mask_rank(rank)
         elif self._ll.low_latency != options:
