@@ -7,9 +7,8 @@
 // lane, finds the token's destination ranks (distinct ranks of its valid experts), casts the
 // channels to FP8 in registers when asked (the 8 lanes of a 128-channel block reduce the amax by
 // shuffles), and stores the piece and its scales once into each destination's staging. Its first
-// item is loaded and cast before the credit wait, and (when they take one pass) the places of this
-// rank's (token, slot) selections in the lists of the block's experts (b, b + grid, ...) are found
-// there too; after its rows, every block writes those lists into their holders (send_selections).
+// item is loaded and cast before the credit wait. Then every block writes the lists of this rank's
+// (token, slot) selections of its experts (b, b + grid, ...) into their holders (send_selections).
 // Receive phase: every block scans the lists' lengths into
 // the rows' layout (an expert's rows are its sources' lists one after the other), then all warps of
 // the grid take (row, batch) items over all experts and copy the staged token each entry names
@@ -33,16 +32,14 @@ namespace {
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
-  __shared__ ListShared lists;
   RowItem first;
-  RoundPlaces places;
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
-      a.signature, [&] { plan_selections<Peers>(a, lists, places, [&] { first = first_row_item(a); }); },
+      a.signature, [&] { first = first_row_item(a); },
       [&](int parity, std::uint64_t) {
         clear_token_rows(a);
         send_rows<Peers>(a, parity, first);
-        send_selections<Peers>(a, lists, parity, places);
+        send_selections<Peers>(a, parity);
       },
       [&](int parity) { run_receive(a, parity, recv_smem); });
 }

@@ -46,33 +46,16 @@ __device__ __forceinline__ std::uint64_t ll_launch_seq(const LlControl* control,
 // operations ago: every receive-phase block of every earlier operation of this parity has added
 // its credit, (seq - 1) / 2 operations of gridDim.x blocks each (every rank launches the same
 // grid). Called by every thread of the block; false (for all) when a wait failed.
-// `seen`: this thread already acquired its peers' credits (ll_credits_seen), so it only joins the
-// block's barrier.
 __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parity, std::uint64_t seq,
-                                                const DomainView& v, OpId op, bool seen) {
+                                                const DomainView& v, OpId op) {
   bool ok = true;
   const std::uint64_t credits = ll_credits_before(seq, gridDim.x);
-  if (credits > 0 && !seen) {
+  if (credits > 0) {
     for (int d = threadIdx.x; d < v.num_domain_ranks && ok; d += blockDim.x)
       ok = wait_at_least(&mine->freed[parity][d], credits, v, op, CounterId::kSlotFree,
                          v.domain_base_rank + d);
   }
   return __syncthreads_and(ok);
-}
-
-// Step 1 looked at once, before the launch issues its early loads (ll_run_phases' prepare): true
-// when every credit this thread waits for (peers threadIdx.x, + blockDim.x, ...) is already there,
-// acquired. NOTE: an acquire at system scope waits for the loads its thread has in flight (it
-// invalidates the SM's L1), so a first look after prepare() waited for all of its loads: combine's
-// rows, ~8 MB across the grid at ll-dsv3, moved its credits point from 1.3 to 4.0 us (bench/NOTES.md
-// 11.10). Usually the credits came long before (the peers' previous receive of this parity).
-__device__ __forceinline__ bool ll_credits_seen(const LlControl* mine, int parity, std::uint64_t seq,
-                                                const DomainView& v) {
-  const std::uint64_t credits = ll_credits_before(seq, gridDim.x);
-  bool seen = true;
-  for (int d = threadIdx.x; d < v.num_domain_ranks && seen; d += blockDim.x)
-    seen = credits == 0 || ptx::ld_acquire_sys(&mine->freed[parity][d]) >= credits;
-  return seen;
 }
 
 // Step 4: every block of every source has completed its writes of operation `seq` into this rank
@@ -213,9 +196,8 @@ struct LlTracer {
 };
 
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
-// 6): the send phase looks at its credits once (ll_credits_seen), runs `prepare()` (loads that
-// touch no peer's staging), waits for the credits not seen yet, runs `send(parity, seq)`, every
-// block adds its `done`
+// 6): the send phase runs `prepare()` (loads that touch no peer's staging), waits for credits,
+// runs `send(parity, seq)`, every block adds its `done`
 // signal in every peer, and the last block to arrive stores the operation's seq; the receive phase waits for
 // every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
@@ -234,9 +216,8 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
   if (phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
-    const bool credits_seen = ll_credits_seen(mine, parity, seq, v);
     prepare();
-    if (!ll_wait_credits(mine, parity, seq, v, op, credits_seen)) return;
+    if (!ll_wait_credits(mine, parity, seq, v, op)) return;
     tracer.mark(kLlTraceCredits);
     ll_publish_signature<Peers>(v, l, own, kind, parity, sig);
     send(parity, seq);
