@@ -199,9 +199,9 @@ class EPCOMM_API Buffer {
   struct Impl;  // internal (incomplete here)
 
  private:
-  // What both constructors share; `low_latency`: made by the low-latency one, the only Buffer that
-  // may span several NVLink domains so far.
-  Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options);
+  // What both constructors share; `low_latency`: the options of the low-latency one (the only Buffer
+  // that may span several NVLink domains so far), null for the high-throughput one.
+  Buffer(const LowLatencyOptions* low_latency, std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options);
 
   friend struct BufferAccess;
   std::unique_ptr<Impl> impl_;

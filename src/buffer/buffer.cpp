@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "buffer/barrier.hpp"
+#include "buffer/creation_record.hpp"
 #include "transport/region_layout.hpp"
 #include "buffer/buffer_impl.hpp"
 #include "buffer/rank_mask.hpp"
@@ -25,7 +26,7 @@ namespace {
 // What each rank publishes about its region through the bootstrap.
 struct RegionRecord {
   cudaIpcMemHandle_t handle;
-  std::int64_t region_bytes;
+  CreationRecord creation;
   int device;
 };
 
@@ -75,16 +76,17 @@ int requested_ranks_per_domain(const BufferOptions& options) {
 }
 
 Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
-    : Buffer(/*low_latency=*/false, std::move(bootstrap), options) {}
+    : Buffer(/*low_latency=*/nullptr, std::move(bootstrap), options) {}
 
-Buffer::Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options)
+Buffer::Buffer(const LowLatencyOptions* low_latency, std::shared_ptr<Bootstrap> bootstrap,
+               const BufferOptions& options)
     : impl_(new_impl(bootstrap.get(), options)) {
   Impl& m = *impl_;
   m.bootstrap = std::move(bootstrap);
   m.options = options;
   m.allocator = options.allocator ? options.allocator : default_allocator();
   m.domains = discover_domains(*m.bootstrap, local_host_identity(), requested_ranks_per_domain(options));
-  const bool multi_domain = validate_domains(m.domains, options, low_latency);
+  const bool multi_domain = validate_domains(m.domains, options, low_latency != nullptr);
   log::set_rank(m.rank());
 
   EPCOMM_CUDA_CHECK(cudaGetDevice(&m.device));
@@ -116,7 +118,7 @@ Buffer::Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const Buf
   // Exchange region handles and map every domain peer's region.
   RegionRecord mine{};
   mine.handle = ipc_handle_of(m.region);
-  mine.region_bytes = static_cast<std::int64_t>(region_bytes);
+  mine.creation = make_creation_record(low_latency, static_cast<std::int64_t>(region_bytes));
   mine.device = m.device;
   std::vector<RegionRecord> records(static_cast<std::size_t>(m.num_ranks()));
   m.bootstrap->all_gather(&mine, records.data(), sizeof(RegionRecord));
@@ -135,9 +137,8 @@ Buffer::Buffer(bool low_latency, std::shared_ptr<Bootstrap> bootstrap, const Buf
   m.peer_maps.resize(static_cast<std::size_t>(G));
   for (int p = 0; p < G; ++p) {
     const RegionRecord& rec = records[static_cast<std::size_t>(base + p)];
-    EPCOMM_REQUIRE(rec.region_bytes == mine.region_bytes, ErrorCategory::kInvalidArgument,
-                   "num_nvl_bytes: every rank must pass the same value; rank ", base + p, " has a region of ",
-                   rec.region_bytes, " bytes, rank ", m.rank(), " of ", mine.region_bytes);
+    const std::string difference = creation_difference(mine.creation, rec.creation, m.rank(), base + p);
+    EPCOMM_REQUIRE(difference.empty(), ErrorCategory::kInvalidArgument, difference);
     if (p == m.domains.local_index) {
       m.view.peer_base[p] = m.region.get();
     } else {

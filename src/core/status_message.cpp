@@ -14,7 +14,7 @@ const char* to_string(OpId op) noexcept {
     case OpId::kLayout:
       return "get_dispatch_layout";
     case OpId::kNotify:
-      return "notify (count exchange)";
+      return "dispatch's count exchange (notify)";
     case OpId::kDispatch:
       return "dispatch";
     case OpId::kCombine:

@@ -84,7 +84,7 @@ std::int64_t ll_region_bytes_hint(std::int64_t max_tokens_per_rank, std::int64_t
 
 Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& options,
                const LowLatencyOptions& ll)
-    : Buffer(/*low_latency=*/true, bootstrap, checked_ll_options(bootstrap, options, ll)) {
+    : Buffer(&ll, bootstrap, checked_ll_options(bootstrap, options, ll)) {
   auto state = std::make_shared<LlState>();
   state->options = ll;
   state->layout = LlLayout::make(num_ranks(), ll.max_tokens_per_rank, ll.hidden, ll.num_experts, ll.max_topk);

@@ -25,7 +25,7 @@ TEST(Telemetry, RowsNameTheOperationAndGlobalRankAndSkipEmptyEntries) {
   const std::vector<PeerTraffic> rows = telemetry_rows(table.data(), kTelemetryPeers, 4, /*base_rank=*/8);
   ASSERT_EQ(rows.size(), 3u);
   // Operation-major (OpId order), then by peer.
-  EXPECT_EQ(rows[0].operation, "notify (count exchange)");
+  EXPECT_EQ(rows[0].operation, "dispatch's count exchange (notify)");
   EXPECT_EQ(rows[0].peer, 11);
   EXPECT_EQ(rows[0].wait_ns, 1500u);
   EXPECT_EQ(rows[0].waits, 2u);

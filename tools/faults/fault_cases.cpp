@@ -24,9 +24,9 @@ constexpr Phase kMaskPhases[] = {Phase::kNotify, Phase::kHtCombine, Phase::kLlDi
 // after a fault at `phase`, as the library spells them (core/status_message.cpp; the bootstrap's own).
 std::vector<std::string> op_words(Phase phase) {
   switch (phase) {
-    case Phase::kLayout:
+    case Phase::kLayout:  // the count exchange is named as part of dispatch, as is a mismatch found there
     case Phase::kNotify:
-      return {to_string(OpId::kNotify)};
+      return {to_string(OpId::kDispatch)};
     case Phase::kHtTransfer:  // the peer's rows may all have arrived before it died
       return {to_string(OpId::kDispatch), to_string(OpId::kCombine)};
     case Phase::kHtCombine:
@@ -137,6 +137,22 @@ SigField signature_field(Field field) {
   return SigField::kOp;
 }
 
+// The LowLatencyOptions field a mismatch of `field` at creation differs in.
+const char* ll_option_name(Field field) {
+  switch (field) {
+    case Field::kHidden:
+      return "hidden";
+    case Field::kTopk:
+      return "max_topk";
+    case Field::kTokens:
+      return "max_tokens_per_rank";
+    case Field::kNumSms:
+    case Field::kNone:
+      break;
+  }
+  return "?";
+}
+
 Expectation mismatch(Phase phase, Field field) {
   std::string reason = mismatch_skip_reason(phase, field);
   if (!reason.empty()) return skipped(std::move(reason));
@@ -144,8 +160,8 @@ Expectation mismatch(Phase phase, Field field) {
   e.categories = {ErrorCategory::kInvalidArgument};
   e.op_words = phase == Phase::kCreate ? op_words(Phase::kLlDispatch) : op_words(phase);
   if (phase == Phase::kCreate) e.op_words.push_back("Buffer");
-  e.awaited_words = {std::string(to_string(signature_field(field))) + " is"};
-  if (phase == Phase::kCreate) e.awaited_words.push_back("max_topk");  // LowLatencyOptions' own name
+  e.awaited_words = {std::string(phase == Phase::kCreate ? ll_option_name(field) : to_string(signature_field(field))) +
+                     " is"};
   return e;
 }
 

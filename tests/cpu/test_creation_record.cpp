@@ -1,0 +1,59 @@
+// What a rank says when a peer makes a different Buffer: the kind or the LowLatencyOptions field
+// that differs (with both values and the peer), before the region size those options led to.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "buffer/creation_record.hpp"
+
+namespace epcomm {
+namespace {
+
+const LowLatencyOptions kLl{.max_tokens_per_rank = 128, .hidden = 7168, .num_experts = 256, .max_topk = 8};
+
+CreationRecord ll_record(LowLatencyOptions ll, std::int64_t region_bytes = 1 << 20) {
+  return make_creation_record(&ll, region_bytes);
+}
+
+TEST(CreationRecord, SameOptionsMatch) {
+  EXPECT_EQ(creation_difference(ll_record(kLl), ll_record(kLl), 0, 1), "");
+  const CreationRecord ht = make_creation_record(nullptr, 4096);
+  EXPECT_EQ(creation_difference(ht, ht, 0, 1), "");
+}
+
+TEST(CreationRecord, EachLowLatencyOptionIsNamedWithBothValues) {
+  LowLatencyOptions other = kLl;
+  other.hidden = 4096;
+  EXPECT_EQ(creation_difference(ll_record(kLl), ll_record(other, 1 << 19), 0, 1),
+            "Buffer: LowLatencyOptions differ: hidden is 7168 here but 4096 at rank 1; every rank must pass "
+            "the same max_tokens_per_rank, hidden, num_experts and max_topk");
+  other = kLl;
+  other.max_tokens_per_rank = 64;
+  EXPECT_NE(creation_difference(ll_record(kLl), ll_record(other), 2, 3)
+                .find("max_tokens_per_rank is 128 here but 64 at rank 3"),
+            std::string::npos);
+  other = kLl;
+  other.num_experts = 288;
+  EXPECT_NE(creation_difference(ll_record(kLl), ll_record(other), 0, 1).find("num_experts is 256 here but 288"),
+            std::string::npos);
+  other = kLl;
+  other.max_topk = 4;
+  EXPECT_NE(creation_difference(ll_record(kLl), ll_record(other), 0, 1).find("max_topk is 8 here but 4"),
+            std::string::npos);
+}
+
+TEST(CreationRecord, KindDifferenceComesFirst) {
+  const std::string m = creation_difference(ll_record(kLl), make_creation_record(nullptr, 1 << 28), 0, 1);
+  EXPECT_EQ(m,
+            "Buffer: the ranks' Buffers differ: rank 1 made a high-throughput Buffer, rank 0 a low-latency one; "
+            "every rank must make the same kind of Buffer with the same options");
+}
+
+TEST(CreationRecord, RegionSizeIsNamedWhenTheOptionsAgree) {
+  EXPECT_EQ(creation_difference(make_creation_record(nullptr, 1000), make_creation_record(nullptr, 2000), 0, 1),
+            "num_nvl_bytes: every rank must pass the same value; rank 1 has a region of 2000 bytes, rank 0 of "
+            "1000");
+}
+
+}  // namespace
+}  // namespace epcomm
