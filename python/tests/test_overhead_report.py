@@ -13,7 +13,8 @@ import overhead  # noqa: E402
 
 def bench_report(workload, rows, commit="abc1234"):
     return {"workload": workload, "commit": commit, "rows": [
-        {"impl": impl, "op": op, "dtype": "fp8", "num_sms": 0, "tokens": tokens, "hidden": 7168, "time_us": t}
+        {"impl": impl, "op": op, "dtype": "fp8", "num_sms": 0, "tokens": tokens, "hidden": 7168, "time_us": t,
+         "host_us": None if t is None else t / 10}
         for impl, op, tokens, t in rows]}
 
 
@@ -38,6 +39,7 @@ def test_rows_meet_the_cpp_row_of_the_same_call():
         ("deep_ep", "ll-dsv3", 128, "dispatch", "eager", 40.0), ("epcomm", "ll-dsv3", 128, "dispatch", "graph", 30.0),
         ("deep_ep", "ll-small", 8, "dispatch", "eager", 21.0)]
     assert [c["python_minus_cpp_us"] for c in got] == [3.5, 0.5, 4.0]
+    assert [c["host_python_minus_cpp_us"] for c in got] == [1.0 - 4.0, 1.0 - 3.0, 1.0 - 2.1]
     assert overhead.compare(rows, []) == []
 
 

@@ -197,6 +197,7 @@ RunReport sample_report() {
   mine.num_sms = 24;
   mine.kernel_us = 190.5;
   mine.preamble_us = 21.5;
+  mine.host_us = 6.25;
   mine.check = "fail";
   r.rows = {nccl, mine};
   fill_nccl_comparison(r.rows);
@@ -244,9 +245,9 @@ TEST(BenchReport, JsonHasTheBenchMdShape) {
   ASSERT_EQ(rows.items.size(), 2u);
   const std::vector<std::string> row_keys = {
       "impl",       "op",         "dtype",        "num_sms",         "tokens",
-      "hidden",     "time_us",    "kernel_us",    "preamble_us",     "logical_gbps",
-      "wire_gbps",  "efficiency", "nccl_time_us", "speedup_vs_nccl", "check",
-      "shared_gpus"};
+      "hidden",     "time_us",    "kernel_us",    "preamble_us",     "host_us",
+      "logical_gbps", "wire_gbps",  "efficiency", "nccl_time_us", "speedup_vs_nccl",
+      "check",      "shared_gpus"};
   for (const Json& r : rows.items) EXPECT_EQ(r.keys(), row_keys);
   const Json& nccl = rows.items[0];
   EXPECT_EQ(nccl.at("impl").text, "nccl");
@@ -264,6 +265,8 @@ TEST(BenchReport, JsonHasTheBenchMdShape) {
   EXPECT_EQ(mine.at("kernel_us").number, 190.5);
   EXPECT_EQ(mine.at("preamble_us").number, 21.5);
   EXPECT_EQ(nccl.at("preamble_us").kind, Json::kNull);  // not a high-throughput dispatch of epcomm
+  EXPECT_EQ(mine.at("host_us").number, 6.25);
+  EXPECT_EQ(nccl.at("host_us").kind, Json::kNull);
   EXPECT_FALSE(mine.at("shared_gpus").boolean);
   EXPECT_EQ(mine.at("nccl_time_us").number, 548.25);
   EXPECT_NEAR(mine.at("speedup_vs_nccl").number, 548.25 / 200.0, 1e-4);

@@ -102,6 +102,7 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
   }
   row.timed = !settings.correctness_only;
   row.time_us = row.timed ? timing.max_us : 0.0;
+  if (row.timed) row.host_us = timing.host_us;
   if (op.md_bytes) row.multi_domain = md_row_fields(bootstrap, *op.md_bytes, settings.nic_gbps);
   // Diagnostics of the timed calls, before the checked call replaces "the last call".
   if (op.telemetry) {

@@ -1,5 +1,6 @@
 #include "bench/timing.hpp"
 
+#include <chrono>
 #include <vector>
 
 #include "bench/cuda.hpp"
@@ -27,11 +28,13 @@ Timing time_calls(Bootstrap& bootstrap, const std::function<void(cudaStream_t)>&
     stops.emplace_back(true);
   }
   flusher.flush(stream);
+  const auto begin = std::chrono::steady_clock::now();
   for (int i = 0; i < options.iters; ++i) {
     starts[i].record(stream);
     call(stream);
     stops[i].record(stream);
   }
+  const std::chrono::duration<double, std::micro> issued = std::chrono::steady_clock::now() - begin;
   BENCH_CUDA(cudaStreamSynchronize(stream));
 
   std::vector<double> us(options.iters);
@@ -43,6 +46,7 @@ Timing time_calls(Bootstrap& bootstrap, const std::function<void(cudaStream_t)>&
   Timing t;
   t.median_us = median(std::move(us));
   t.max_us = max_over_ranks(bootstrap, t.median_us);
+  t.host_us = max_over_ranks(bootstrap, issued.count() / options.iters);
   return t;
 }
 

@@ -31,6 +31,9 @@ class L2Flusher {
 struct Timing {
   double median_us = 0;  // this rank's median
   double max_us = 0;     // max over ranks of the medians (what the report uses)
+  // The host's time to issue one timed call with its two event records (the timed loop's wall time
+  // over its calls, nothing synchronised inside it), max over ranks: what a caller's thread spends.
+  double host_us = 0;
 };
 
 // Collective. Runs `call` warmup times, synchronizes, meets the other ranks at a barrier, flushes
