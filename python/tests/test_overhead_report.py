@@ -33,13 +33,14 @@ def test_rows_meet_the_cpp_row_of_the_same_call():
             python_row("epcomm", "ll-dsv3", 128, "dispatch", "graph", 30.5),
             python_row("deep_ep", "ll-dsv3", 128, "combine", "graph", 60.0),  # no C++ graph combine row given
             python_row("deep_ep", "ll-small", 8, "dispatch", "eager", 25.0),
-            python_row("deep_ep", "ll-small", 8, "combine", "eager", 25.0)]  # the C++ row has no time (null)
+            python_row("deep_ep", "ll-small", 8, "combine", "eager", 25.0),  # the C++ row has no time (null)
+            python_row("epcomm", "ll-dsv3", 128, "dispatch", "graph-raw", 30.25)]  # meets epcomm-graph too
     got = overhead.compare(rows, reports)
     assert [(c["layer"], c["workload"], c["tokens"], c["op"], c["mode"], c["cpp_time_us"]) for c in got] == [
         ("deep_ep", "ll-dsv3", 128, "dispatch", "eager", 40.0), ("epcomm", "ll-dsv3", 128, "dispatch", "graph", 30.0),
-        ("deep_ep", "ll-small", 8, "dispatch", "eager", 21.0)]
-    assert [c["python_minus_cpp_us"] for c in got] == [3.5, 0.5, 4.0]
-    assert [c["host_python_minus_cpp_us"] for c in got] == [1.0 - 4.0, 1.0 - 3.0, 1.0 - 2.1]
+        ("deep_ep", "ll-small", 8, "dispatch", "eager", 21.0), ("epcomm", "ll-dsv3", 128, "dispatch", "graph-raw", 30.0)]
+    assert [c["python_minus_cpp_us"] for c in got] == [3.5, 0.5, 4.0, 0.25]
+    assert [c["host_python_minus_cpp_us"] for c in got] == [1.0 - 4.0, 1.0 - 3.0, 1.0 - 2.1, 1.0 - 3.0]
     assert overhead.compare(rows, []) == []
 
 

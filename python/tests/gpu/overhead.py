@@ -19,6 +19,10 @@ event_us and host_us beside the C++ row's time_us and host_us (impl "epcomm" for
 thread; event_us minus time_us is what it costs the GPU's timeline, which is nothing while the host
 issues calls faster than the GPU runs them.
 
+Modes: eager; graph (torch.cuda.CUDAGraph.replay of the captured call); graph-raw (the same graph's
+executable launched by cudaGraphLaunch, as epcomm-bench launches its graphs: where graph-raw
+matches the C++ graph row, the difference of graph is torch's replay, not epcomm's).
+
     python overhead.py --out overhead.json [--bench-json ll-dsv3.json ll-small.json] [--profile 200]
 
 --profile N: after the timings, N eager calls of each (layer, workload, op) under cProfile; the
@@ -88,7 +92,7 @@ def time_calls(call, iters, warmup):
 
 
 def graph_of(call):
-    """`call` captured once in a CUDA graph (after one eager warm-up call); returns its replay."""
+    """`call` captured once in a CUDA graph (after one eager warm-up call)."""
     import torch
     call()
     torch.cuda.synchronize()
@@ -96,7 +100,34 @@ def graph_of(call):
     with torch.cuda.graph(graph):
         call()
     torch.cuda.synchronize()
-    return graph.replay
+    return graph
+
+
+def raw_launch_of(graph):
+    """A launch of `graph`'s executable by cudaGraphLaunch itself on the current stream, as
+    epcomm-bench replays its graphs (torch's replay() adds steps of its own); None where this torch
+    does not hand out the executable or no CUDA runtime is loaded."""
+    import ctypes
+    import torch
+    exec_of = getattr(graph, "raw_cuda_graph_exec", None)
+    if exec_of is None:
+        return None
+    for name in ("libcudart.so.13", "libcudart.so.12", "libcudart.so"):
+        try:
+            launch = ctypes.CDLL(name).cudaGraphLaunch
+            break
+        except OSError:
+            continue
+    else:
+        return None
+    launch.argtypes, launch.restype = (ctypes.c_void_p, ctypes.c_void_p), ctypes.c_int
+    handle, stream = ctypes.c_void_p(exec_of()), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+
+    def replay():
+        rc = launch(handle, stream)
+        if rc != 0:
+            raise RuntimeError(f"cudaGraphLaunch: CUDA error {rc}")
+    return replay
 
 
 class DeepEpCalls:
@@ -156,8 +187,17 @@ def measure(group, iters, warmup):
                 if op == "combine":
                     calls.handle = calls.dispatch()  # combine the latest dispatch (double buffering)
                 call = getattr(calls, op)
-                for mode in ("eager", "graph"):  # as epcomm-bench: eager rows first, then the captured call
-                    timed = call if mode == "eager" else graph_of(call)
+                graph = None
+                for mode in ("eager", "graph", "graph-raw"):  # as epcomm-bench: eager rows first, then the graph
+                    if mode == "eager":
+                        timed = call
+                    elif mode == "graph":
+                        graph = graph_of(call)
+                        timed = graph.replay
+                    else:
+                        timed = raw_launch_of(graph)
+                        if timed is None:
+                            continue
                     event_us, batch_us, host_us = time_calls(timed, iters, warmup)
                     rows.append(dict(layer=layer.layer, workload=workload, tokens=tokens, op=op, mode=mode,
                                      dtype="fp8" if op == "dispatch" else "bf16", event_us=event_us,
@@ -218,7 +258,7 @@ def compare(rows, reports):
                 cpp[(report["workload"], r["tokens"], r["op"], mode)] = (r["time_us"], r.get("host_us"))
     out = []
     for r in rows:
-        key = (r["workload"], r["tokens"], r["op"], r["mode"])
+        key = (r["workload"], r["tokens"], r["op"], "graph" if r["mode"].startswith("graph") else r["mode"])
         if key in cpp:
             time_us, host_us = cpp[key]
             out.append(dict(layer=r["layer"], workload=r["workload"], tokens=r["tokens"], op=r["op"], mode=r["mode"],
