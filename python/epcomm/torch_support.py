@@ -10,25 +10,50 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Tuple
+import os
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .errors import invalid_argument
 
+_torch_module = None
+# torch._C's readers of the current device and of a device's current raw stream, once a first
+# current_stream() has initialised CUDA in PyTorch; None before (and in a forked child).
+_stream_readers: Optional[Tuple[Callable[[], int], Callable[[int], int]]] = None
+
 
 def _torch():
-    import torch
-    return torch
+    global _torch_module
+    if _torch_module is None:  # a module global: ~0.1 us less than an import statement per call
+        import torch
+        _torch_module = torch
+    return _torch_module
 
 
 def current_stream() -> int:
-    """The current CUDA stream of PyTorch, as the integer epcomm takes. Read raw where PyTorch has the
-    call its compiled code uses (no torch.cuda.Stream object per call: a few microseconds of every
-    eager call's host time), else through the public API."""
+    """The current CUDA stream of PyTorch, as the integer epcomm takes. After a first call, read raw
+    where PyTorch has the calls its compiled code uses (no torch.cuda.Stream object, no lazy-init
+    check per call: a few microseconds of every eager call's host time), else through the public API."""
+    global _stream_readers
+    if _stream_readers is not None:
+        get_device, get_stream = _stream_readers
+        return get_stream(get_device())
     torch = _torch()
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    if raw is None:
+    get_device = getattr(torch._C, "_cuda_getDevice", None)
+    get_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if get_device is None or get_stream is None:
         return torch.cuda.current_stream().cuda_stream
-    return raw(torch.cuda.current_device())
+    stream = get_stream(torch.cuda.current_device())  # current_device() initialises CUDA in PyTorch
+    _stream_readers = get_device, get_stream
+    return stream
+
+
+def _forget_stream_readers() -> None:
+    global _stream_readers
+    _stream_readers = None
+
+
+# A forked child goes through torch.cuda again, which refuses a CUDA its parent initialised by name.
+os.register_at_fork(after_in_child=_forget_stream_readers)
 
 
 def allocator(device: int) -> Callable[[int, int], Tuple[int, Any]]:

@@ -3,11 +3,14 @@ CPU a torch.Tensor subclass that says it lies on cuda:0 stands in for one: the f
 CUDA, while DLPack (which asks the tensor's real device) would see a CPU array. Needs PyTorch; skipped
 without it."""
 
+import os
 import sys
+import types
 
 import pytest
 
 import epcomm
+from fake_dlpack import cuda
 
 torch = pytest.importorskip("torch")
 _C = epcomm._C
@@ -83,6 +86,8 @@ def test_deep_ep_device_check_reads_torch_attributes():
                        match=r"topk_idx: expected a CUDA tensor on cuda:1 \(the Buffer's device\), got one on cuda:0"):
         check_devices(1, x=None, topk_idx=x)
     check_devices(1, x=torch.zeros(2))  # a CPU tensor is left to the extension, which names it
+    with pytest.raises(epcomm.InvalidArgumentError, match=r"y: expected a CUDA tensor on cuda:0 .*got one on cuda:1"):
+        check_devices(0, x=x, y=cuda((4, 2), "int64", device_id=1))  # a DLPack array after a torch tensor
 
 
 def test_only_tensors_that_require_grad_are_detached():
@@ -95,3 +100,42 @@ def test_only_tensors_that_require_grad_are_detached():
     array, fp8 = torch_support.as_input(leaf, "x")
     assert not array.requires_grad and not fp8
     assert torch_support.as_input(plain, "x") == (plain, False)
+
+
+@pytest.fixture
+def stream_readers(monkeypatch):
+    """torch_support with no raw readers yet, and a record of what current_stream() calls in torch."""
+    from epcomm import torch_support
+    calls = []
+    monkeypatch.setattr(torch_support, "_stream_readers", None)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: calls.append("current_device") or 3)
+    monkeypatch.setattr(torch._C, "_cuda_getDevice", lambda: calls.append("getDevice") or 3, raising=False)
+    monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda d: calls.append(("stream", d)) or 1000 + d,
+                        raising=False)
+    return torch_support, calls
+
+
+def test_current_stream_goes_through_torch_cuda_once_then_reads_raw(stream_readers):
+    torch_support, calls = stream_readers
+    assert torch_support.current_stream() == torch_support.current_stream() == 1003
+    assert calls == ["current_device", ("stream", 3), "getDevice", ("stream", 3)]
+
+
+def test_current_stream_without_the_raw_readers_uses_the_public_api(stream_readers, monkeypatch):
+    torch_support, calls = stream_readers
+    monkeypatch.delattr(torch._C, "_cuda_getDevice")
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: types.SimpleNamespace(cuda_stream=42))
+    assert torch_support.current_stream() == torch_support.current_stream() == 42
+    assert calls == [] and torch_support._stream_readers is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_goes_through_torch_cuda_again(stream_readers):
+    torch_support, _ = stream_readers
+    torch_support.current_stream()
+    assert torch_support._stream_readers is not None
+    pid = os.fork()
+    if pid == 0:  # the child: torch.cuda refuses a CUDA its parent initialised, so no raw read here
+        os._exit(0 if torch_support._stream_readers is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -88,6 +88,7 @@ class Buffer:
         self.enable_shrink = enable_shrink
         self._masked: Set[int] = set()  # ranks the caller masked (low_latency_update_mask_buffer)
         self.device = torch.cuda.current_device()
+        self._torch_device = torch.device("cuda", self.device)  # made once: ~0.3 us a call otherwise
         self._bootstrap = _C.callback_bootstrap(self.rank, self.group_size, _group_all_gather(group))
         self._allocate = torch_support.allocator(self.device)
         # What every epcomm Buffer of this one is made with besides its sizes.
@@ -97,7 +98,12 @@ class Buffer:
                             num_rdma_bytes=0 if low_latency_mode else num_rdma_bytes, **self._options)
                     if num_nvl_bytes > 0 else None)
         self._ll: Optional[_Buffer] = None
-        self._ll_views: dict = {}  # torch views of the low-latency Buffer's fixed output memory
+        # Torch views of the low-latency Buffer's output memory, which stays put: of one array (a
+        # combine buffer) by _ll_view, and of a dispatch's outputs, (recv_x or (recv_x, recv_x_scales),
+        # recv_count, src_info, layout_range), by (recv_x's address: the half; use_fp8, use_ue8m0: the
+        # dtypes and shapes), so that a dispatch reads one property of its outputs.
+        self._ll_views: dict = {}
+        self._ll_outputs: dict = {}
 
     # ---- static helpers -----------------------------------------------------------------------
     @staticmethod
@@ -142,7 +148,7 @@ class Buffer:
         buffer = self._ht or self._ll
         if buffer is None:
             raise invalid_argument("get_comm_stream: no epcomm Buffer made yet")
-        return torch.cuda.ExternalStream(buffer.comm_stream, device=torch.device("cuda", self.device))
+        return torch.cuda.ExternalStream(buffer.comm_stream, device=self._torch_device)
 
     def get_local_buffer_tensor(self, dtype, size=None, offset: int = 0, use_rdma_buffer: bool = False):
         raise unsupported("get_local_buffer_tensor: epcomm does not hand out its communication memory; "
@@ -156,6 +162,7 @@ class Buffer:
             if buffer is not None and not buffer.destroyed:
                 buffer.destroy()
         self._ll_views.clear()
+        self._ll_outputs.clear()
 
     # ---- rank masking -------------------------------------------------------------------------
     def _native_buffers(self) -> List[_Buffer]:
@@ -303,16 +310,23 @@ class Buffer:
             raise unsupported("dispatch_wait_recv_cost_stats: not supported by epcomm yet")
         check_devices(self.device, x=x, topk_idx=topk_idx,
                       cumulative_local_expert_recv_stats=cumulative_local_expert_recv_stats)
-        buffer = self._need_ll("low_latency_dispatch", num_max_dispatch_tokens_per_rank, x.size(1), num_experts)
+        hidden = x.size(1)
+        buffer = self._need_ll("low_latency_dispatch", num_max_dispatch_tokens_per_rank, hidden, num_experts)
+        d = torch_support.detached
         r = buffer.low_latency_dispatch(
-            x.detach(), topk_idx.detach(), use_fp8=use_fp8, round_scale=round_scale, use_ue8m0=use_ue8m0,
+            d(x), d(topk_idx), use_fp8=use_fp8, round_scale=round_scale, use_ue8m0=use_ue8m0,
             return_recv_hook=return_recv_hook, cumulative_local_expert_recv_stats=cumulative_local_expert_recv_stats,
-            **self._call(None, async_finish))
-        recv_x = (self._ll_view(r.recv_x), self._ll_view(r.recv_scales)) if use_fp8 else self._ll_view(r.recv_x)
+            stream=torch_support.current_stream(), async_finish=async_finish)
+        key = (r.recv_x.data_ptr, use_fp8, use_ue8m0)
+        views = self._ll_outputs.get(key)
+        if views is None:
+            to = torch_support.to_torch
+            recv_x = (to(r.recv_x), to(r.recv_scales)) if use_fp8 else to(r.recv_x)
+            views = self._ll_outputs[key] = (recv_x, to(r.recv_count), to(r.src_info), to(r.layout_range))
+        recv_x, recv_count, src_info, layout_range = views
         # The reference library's handle tuple, with epcomm's own handle last.
-        handle = (self._ll_view(r.src_info), self._ll_view(r.layout_range), num_max_dispatch_tokens_per_rank,
-                  x.size(1), num_experts, r.handle)
-        return recv_x, self._ll_view(r.recv_count), handle, overlap(r.event), r.receive
+        handle = (src_info, layout_range, num_max_dispatch_tokens_per_rank, hidden, num_experts, r.handle)
+        return recv_x, recv_count, handle, overlap(r.event), r.receive
 
     def low_latency_combine(self, x, topk_idx, topk_weights, handle, use_logfmt: bool = False,
                             zero_copy: bool = False, async_finish: bool = False, return_recv_hook: bool = False,
@@ -332,13 +346,12 @@ class Buffer:
         if zero_copy:  # x was written into the combine buffer: epcomm reads that buffer itself
             x = self._ll_view(self._ll.get_next_low_latency_combine_buffer(native))
         combined_x = out if out is not None else torch.empty(
-            (topk_idx.size(0), x.size(-1)), dtype=torch.bfloat16, device=torch.device("cuda", self.device))
+            (topk_idx.size(0), x.size(-1)), dtype=torch.bfloat16, device=self._torch_device)
         r = self._ll.low_latency_combine(d(x), d(topk_idx), d(topk_weights), native, zero_copy=zero_copy,
                                          return_recv_hook=return_recv_hook, out=d(combined_x),
-                                         **self._call(None, async_finish))
+                                         stream=torch_support.current_stream(), async_finish=async_finish)
         if async_finish:  # written on the low-latency Buffer's communication stream: the allocator must know
-            combined_x.record_stream(torch.cuda.ExternalStream(self._ll.comm_stream,
-                                                               device=torch.device("cuda", self.device)))
+            combined_x.record_stream(torch.cuda.ExternalStream(self._ll.comm_stream, device=self._torch_device))
         return combined_x, overlap(r.event), r.receive
 
     def get_next_low_latency_combine_buffer(self, handle):
