@@ -14,7 +14,7 @@ import overhead  # noqa: E402
 def bench_report(workload, rows, commit="abc1234"):
     return {"workload": workload, "commit": commit, "rows": [
         {"impl": impl, "op": op, "dtype": "fp8", "num_sms": 0, "tokens": tokens, "hidden": 7168, "time_us": t,
-         "host_us": None if t is None else t / 10}
+         "batch_us": None if t is None else t - 1, "host_us": None if t is None else t / 10}
         for impl, op, tokens, t in rows]}
 
 
@@ -41,6 +41,7 @@ def test_rows_meet_the_cpp_row_of_the_same_call():
         ("deep_ep", "ll-small", 8, "dispatch", "eager", 21.0), ("epcomm", "ll-dsv3", 128, "dispatch", "graph-raw", 30.0)]
     assert [c["python_minus_cpp_us"] for c in got] == [3.5, 0.5, 4.0, 0.25]
     assert [c["host_python_minus_cpp_us"] for c in got] == [1.0 - 4.0, 1.0 - 3.0, 1.0 - 2.1, 1.0 - 3.0]
+    assert [c["batch_python_minus_cpp_us"] for c in got] == [43.5 - 39.0, 30.5 - 29.0, 25.0 - 20.0, 30.25 - 29.0]
     assert overhead.compare(rows, []) == []
 
 

@@ -130,6 +130,7 @@ def test_current_stream_without_the_raw_readers_uses_the_public_api(stream_reade
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")  # the child only exits
 def test_a_forked_child_goes_through_torch_cuda_again(stream_readers):
     torch_support, _ = stream_readers
     torch_support.current_stream()

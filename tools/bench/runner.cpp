@@ -102,12 +102,15 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
   }
   row.timed = !settings.correctness_only;
   row.time_us = row.timed ? timing.max_us : 0.0;
-  if (row.timed) row.host_us = timing.host_us;
+  if (row.timed) {
+    row.batch_us = timing.batch_us;
+    row.host_us = timing.host_us;
+  }
   if (op.md_bytes) row.multi_domain = md_row_fields(bootstrap, *op.md_bytes, settings.nic_gbps);
   // Diagnostics of the timed calls, before the checked call replaces "the last call".
   if (op.telemetry) {
     const std::vector<RankTraffic> all = gather_telemetry(bootstrap, op.telemetry(/*clear=*/false));
-    row.telemetry = summarize_telemetry(all, settings.timing.warmup + settings.timing.iters);
+    row.telemetry = summarize_telemetry(all, settings.timing.warmup + 2 * settings.timing.iters);  // two timed loops
   }
   if (op.kernel_us && row.timed) row.kernel_us = max_over_ranks(bootstrap, op.kernel_us());
   if (op.after) op.after();

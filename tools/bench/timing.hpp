@@ -31,13 +31,15 @@ class L2Flusher {
 struct Timing {
   double median_us = 0;  // this rank's median
   double max_us = 0;     // max over ranks of the medians (what the report uses)
-  // The host's time to issue one timed call with its two event records (the timed loop's wall time
-  // over its calls, nothing synchronised inside it), max over ranks: what a caller's thread spends.
-  double host_us = 0;
+  // A second loop of `iters` calls back to back with no event between them, max over ranks:
+  double batch_us = 0;  // the time between two events around the loop, per call: the larger of the
+                        // GPU's time per call and the host's (the steady state of back-to-back calls)
+  double host_us = 0;   // the host's wall time to issue one call: what a caller's thread spends
 };
 
 // Collective. Runs `call` warmup times, synchronizes, meets the other ranks at a barrier, flushes
-// L2, then times `iters` calls back to back, each between two events on `stream`.
+// L2, then times `iters` calls back to back, each between two events on `stream`; then, after another
+// flush, `iters` calls with events only around the whole loop (batch_us, host_us).
 Timing time_calls(Bootstrap& bootstrap, const std::function<void(cudaStream_t)>& call, cudaStream_t stream,
                   const TimingOptions& options, L2Flusher& flusher);
 

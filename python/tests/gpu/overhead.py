@@ -9,15 +9,17 @@ beside epcomm-bench's rows of the same workloads on one rank, and this script pu
 Per (layer, workload, tokens, op, mode) it reports, from `--iters` calls after `--warmup`:
 - event_us: the median of CUDA-event times around each call, the calls back to back on one stream;
   the method of epcomm-bench's time_us (tools/bench/timing.cpp), so the two compare;
-- batch_us: the time of all the calls between two events, over their number (steady state: the
-  larger of the GPU's time per call and the host's);
-- host_us: the host's wall time to issue one call of the event-timed loop, its two event records
-  included (nothing synchronised inside the loop): epcomm-bench's host_us, so the two compare.
-With --bench-json (epcomm-bench --json files, one rank), `comparison` holds each Python row's
-event_us and host_us beside the C++ row's time_us and host_us (impl "epcomm" for eager,
-"epcomm-graph" for graph replay). host_us minus host_us is what the Python layer costs the calling
-thread; event_us minus time_us is what it costs the GPU's timeline, which is nothing while the host
-issues calls faster than the GPU runs them.
+- batch_us: the time of a second loop of calls between two events, over their number (steady
+  state: the larger of the GPU's time per call and the host's);
+- host_us: the host's wall time to issue one call of that loop (no event inside it).
+batch_us and host_us are epcomm-bench's (tools/bench/timing.cpp), measured alike. event_us is
+not a fair measure of a Python call: torch.cuda.Event.record costs ~7 us of host time from Python,
+so the event-timed loop starves the GPU and each event time takes in the host's time before the
+launch. With --bench-json (epcomm-bench --json files, one rank), `comparison` holds each Python
+row beside the C++ row of the same call (impl "epcomm" for eager, "epcomm-graph" for graph
+replay): host_us minus host_us is what the Python layer costs the calling thread, batch_us minus
+batch_us what it costs the GPU's timeline (nothing while the host issues calls faster than the GPU
+runs them).
 
 Modes: eager; graph (torch.cuda.CUDAGraph.replay of the captured call); graph-raw (the same graph's
 executable launched by cudaGraphLaunch, as epcomm-bench launches its graphs: where graph-raw
@@ -74,18 +76,18 @@ def time_calls(call, iters, warmup):
     torch.cuda.synchronize()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
     stops = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    begin = time.perf_counter()
     for start, stop in zip(starts, stops):
         start.record()
         call()
         stop.record()
-    host_us = (time.perf_counter() - begin) / iters * 1e6
     torch.cuda.synchronize()
     event_us = statistics.median(a.elapsed_time(b) * 1e3 for a, b in zip(starts, stops))
     first, last = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     first.record()
+    begin = time.perf_counter()
     for _ in range(iters):
         call()
+    host_us = (time.perf_counter() - begin) / iters * 1e6
     last.record()
     torch.cuda.synchronize()
     return event_us, first.elapsed_time(last) * 1e3 / iters, host_us
@@ -255,16 +257,18 @@ def compare(rows, reports):
             timed = r.get("time_us") is not None  # null: the row has no time (epcomm-bench's JSON)
             if timed and r["impl"] in ("epcomm", "epcomm-graph") and r["op"] in ("dispatch", "combine"):
                 mode = "graph" if r["impl"] == "epcomm-graph" else "eager"
-                cpp[(report["workload"], r["tokens"], r["op"], mode)] = (r["time_us"], r.get("host_us"))
+                cpp[(report["workload"], r["tokens"], r["op"], mode)] = (r["time_us"], r.get("batch_us"), r.get("host_us"))
     out = []
     for r in rows:
         key = (r["workload"], r["tokens"], r["op"], "graph" if r["mode"].startswith("graph") else r["mode"])
         if key in cpp:
-            time_us, host_us = cpp[key]
+            time_us, batch_us, host_us = cpp[key]
             out.append(dict(layer=r["layer"], workload=r["workload"], tokens=r["tokens"], op=r["op"], mode=r["mode"],
                             python_event_us=r["event_us"], cpp_time_us=time_us,
-                            python_minus_cpp_us=r["event_us"] - time_us, python_host_us=r["host_us"],
-                            cpp_host_us=host_us,
+                            python_minus_cpp_us=r["event_us"] - time_us,
+                            python_batch_us=r["batch_us"], cpp_batch_us=batch_us,
+                            batch_python_minus_cpp_us=None if batch_us is None else r["batch_us"] - batch_us,
+                            python_host_us=r["host_us"], cpp_host_us=host_us,
                             host_python_minus_cpp_us=None if host_us is None else r["host_us"] - host_us))
     return out
 
@@ -307,11 +311,15 @@ def main():
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
     for c in result["comparison"]:
-        host = "" if c["cpp_host_us"] is None else "  host python %6.2f us  C++ %6.2f us  difference %+6.2f us" % (
-            c["python_host_us"], c["cpp_host_us"], c["host_python_minus_cpp_us"])
-        print("%-8s %-9s T=%-4d %-9s %-6s python %8.2f us  C++ %8.2f us  difference %+7.2f us%s" %
-              (c["layer"], c["workload"], c["tokens"], c["op"], c["mode"], c["python_event_us"], c["cpp_time_us"],
-               c["python_minus_cpp_us"], host))
+        if c["cpp_host_us"] is None:  # a report from before epcomm-bench had batch_us and host_us
+            print("%-8s %-9s T=%-4d %-9s %-9s event: python %6.2f us  C++ %6.2f us  difference %+6.2f us" %
+                  (c["layer"], c["workload"], c["tokens"], c["op"], c["mode"], c["python_event_us"],
+                   c["cpp_time_us"], c["python_minus_cpp_us"]))
+            continue
+        print("%-8s %-9s T=%-4d %-9s %-9s batch: python %6.2f us  C++ %6.2f us  difference %+6.2f us   "
+              "host: python %6.2f us  C++ %6.2f us  difference %+6.2f us" %
+              (c["layer"], c["workload"], c["tokens"], c["op"], c["mode"], c["python_batch_us"], c["cpp_batch_us"],
+               c["batch_python_minus_cpp_us"], c["python_host_us"], c["cpp_host_us"], c["host_python_minus_cpp_us"]))
 
 
 if __name__ == "__main__":
