@@ -33,7 +33,8 @@ std::string describe_signature_value(SigField field, std::int32_t value) {
   // Spelled out, so "use_fp8=1 at rank 0, 0 at rank 1" reads without a bit table.
   return detail::concat("use_fp8=", (value & kSigFp8) ? 1 : 0,
                         " round_scale=", (value & kSigRoundScale) ? 1 : 0,
-                        " use_ue8m0=", (value & kSigUe8m0) ? 1 : 0, " cached=", (value & kSigCached) ? 1 : 0);
+                        " use_ue8m0=", (value & kSigUe8m0) ? 1 : 0, " cached=", (value & kSigCached) ? 1 : 0,
+                        " pull=", (value & kSigPull) ? 1 : 0, " copy_engine=", (value & kSigCopyEngine) ? 1 : 0);
 }
 
 }  // namespace epcomm

@@ -36,6 +36,8 @@ enum SigFlag : std::int32_t {
   kSigRoundScale = 2,  // low-latency: scales rounded to powers of two
   kSigUe8m0 = 4,       // low-latency: UE8M0 scales
   kSigCached = 8,      // dispatch reusing a handle's routing
+  kSigPull = 16,       // high-throughput combine: pulled by the rows' owners
+  kSigCopyEngine = 32, // high-throughput combine: rows moved by the copy engine
 };
 
 // 8 int32 words (one spare, zero): the record a rank writes into each peer, 4 aligned 64-bit words

@@ -141,9 +141,10 @@ static_assert(std::is_trivially_copyable_v<HtCombineArgs>);
 // Host-side launchers (stream is a cudaStream_t).
 void launch_ht_notify(const HtNotifyArgs& args, void* stream);
 // `recv_copied` ([G][num_channels], may be null) is zeroed for the cached dispatch that follows.
-// `op` (kDispatch or kCombine) is the operation a barrier timeout is reported under.
+// `op` (kDispatch or kCombine) is the operation a barrier timeout is reported under; `sig` the call
+// every peer's must equal (checked in the barrier: combine and a cached dispatch exchange no counts).
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
-                       void* stream);
+                       const CallSignature& sig, void* stream);
 void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);
 // Copy-engine dispatch: a chunk's channels are complete (receivers clamp it to each channel's rows).
 inline constexpr std::uint64_t kChannelComplete = 0x7fffffff;

@@ -243,8 +243,13 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   DispatchHandle::State& h = *state;
   if (cached) {
     m.timer.begin(scope.comm(), "prepare");
+    const CallSignature sig = make_signature({.op = static_cast<std::int32_t>(OpId::kDispatch),
+                                              .hidden = p.shape.hidden,
+                                              .num_topk = p.shape.num_topk,
+                                              .num_blocks = a.config.num_sms,
+                                              .flags = (p.shape.fp8 ? kSigFp8 : 0) | kSigCached});
     launch_ht_prepare(m.view, p.plan.num_channels, HtScratch::recv_copied(m.scratch.get()), OpId::kDispatch,
-                      scope.comm());
+                      sig, scope.comm());
     m.timer.end(scope.comm());
   } else {
     h.num_ranks = m.num_ranks();

@@ -330,13 +330,14 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   }
 }
 
-// Zeroes this rank's progress counters, then a barrier: no peer writes them for the next operation
-// before they are zero.
+// Zeroes this rank's progress counters, then a barrier that checks every peer's call against
+// `sig`: no peer writes them for the next operation before they are zero, and a peer that made
+// another call is reported before a row moves.
 __global__ void __launch_bounds__(kNotifyThreads, 1)
-    ht_prepare_kernel(DomainView v, int num_channels, std::int32_t* recv_copied, OpId op) {
+    ht_prepare_kernel(DomainView v, int num_channels, std::int32_t* recv_copied, OpId op, CallSignature sig) {
   zero_counters(v, num_channels, recv_copied);
   __syncthreads();
-  domain_barrier_block(v, op);
+  domain_barrier_block(v, op, &sig);
 }
 
 }  // namespace
@@ -347,9 +348,9 @@ void launch_ht_notify(const HtNotifyArgs& args, void* stream) {
 }
 
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
-                       void* stream) {
+                       const CallSignature& sig, void* stream) {
   ht_prepare_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(view, num_channels,
-                                                                                 recv_copied, op);
+                                                                                 recv_copied, op, sig);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

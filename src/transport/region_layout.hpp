@@ -2,7 +2,8 @@
 // the host to size the allocation and by kernels to index it. Every rank's region has the same
 // layout, so a rank finds a field in a peer's region at the same offset as in its own.
 //
-//   [ barrier slots | mailboxes [2 parities][G sources] | progress [G sources][kMaxChannels] | data ]
+//   [ barrier slots | call records [2 parities][G sources] | mailboxes [2 parities][G sources]
+//     | progress [G sources][kMaxChannels] | data ]
 #pragma once
 
 #include <cstddef>
@@ -35,10 +36,16 @@ struct RegionLayout {
   // slot[p]: the newest barrier epoch domain rank p has signalled to this rank.
   static constexpr std::size_t kBarrierSlots = 0;
   static constexpr std::size_t kBarrierBytes = sizeof(std::uint64_t) * kMaxDomainRanks;
+  // Per-source records of the call a barrier opens (a CallSignature, then the barrier's epoch),
+  // written by the source before its signal: by the parity of the epoch, since a peer can be one
+  // barrier ahead but not two (buffer/barrier.cuh).
+  static constexpr std::size_t kCallRecordBytes = 64;
+  static constexpr std::size_t kCallRecords = align_up(kBarrierSlots + kBarrierBytes, 256);
+  static constexpr std::size_t kCallRecordsBytes = kCallRecordBytes * 2 * kMaxDomainRanks;
   // Per-source mailboxes of the count exchange (notify), two parities so a fast rank can write
   // the next exchange while a slow one still reads this one: 32 KiB per (parity, source).
   static constexpr std::size_t kMailboxBytes = 32 * 1024;
-  static constexpr std::size_t kMailboxes = align_up(kBarrierSlots + kBarrierBytes, 256);
+  static constexpr std::size_t kMailboxes = align_up(kCallRecords + kCallRecordsBytes, 256);
   static constexpr std::size_t kMailboxesBytes = kMailboxBytes * 2 * kMaxDomainRanks;
   // progress[s][c]: rows channel c of domain rank s has finished writing into this region for the
   // current operation. Zeroed by the owner before the operation's opening barrier.
@@ -52,6 +59,11 @@ struct RegionLayout {
   }
   EPCOMM_HD static std::uint64_t* barrier_slots(void* region) {
     return reinterpret_cast<std::uint64_t*>(static_cast<char*>(region) + kBarrierSlots);
+  }
+  EPCOMM_HD static char* call_record(void* region, int parity, int src_domain_rank) {
+    return static_cast<char*>(region) + kCallRecords +
+           kCallRecordBytes * (static_cast<std::size_t>(parity) * kMaxDomainRanks +
+                               static_cast<std::size_t>(src_domain_rank));
   }
   EPCOMM_HD static char* mailbox(void* region, int parity, int src_domain_rank) {
     return static_cast<char*>(region) + kMailboxes +

@@ -78,8 +78,15 @@ TEST(CallSignature, MismatchMessageNamesFieldBothValuesAndThePeer) {
 
 TEST(CallSignature, MismatchOfFlagsAndOperationIsSpelledOut) {
   const std::string flags = status_error(mismatch(SigField::kFlags, kSigFp8, 0), 5000, "f.cpp", 3).message();
-  EXPECT_NE(flags.find("use_fp8=1 round_scale=0 use_ue8m0=0 cached=0 here but use_fp8=0"), std::string::npos)
+  EXPECT_NE(flags.find("use_fp8=1 round_scale=0 use_ue8m0=0 cached=0 pull=0 copy_engine=0 here but use_fp8=0"),
+            std::string::npos)
       << flags;
+  const std::string schedule =
+      status_error(mismatch(SigField::kFlags, kSigPull, kSigCopyEngine), 5000, "f.cpp", 3).message();
+  EXPECT_NE(schedule.find("pull=1 copy_engine=0 here but use_fp8=0 round_scale=0 use_ue8m0=0 cached=0 pull=0 "
+                          "copy_engine=1 at rank 1"),
+            std::string::npos)
+      << schedule;
   const std::string op = status_error(mismatch(SigField::kOp, static_cast<std::int32_t>(OpId::kLlDispatch),
                                                static_cast<std::int32_t>(OpId::kLlCombine)),
                                       5000, "f.cpp", 3)
@@ -87,6 +94,11 @@ TEST(CallSignature, MismatchOfFlagsAndOperationIsSpelledOut) {
   EXPECT_NE(op.find("operation is low-latency dispatch here but low-latency combine at rank 1"),
             std::string::npos)
       << op;
+  // A barrier whose peer came from another operation (its call record is not of this epoch).
+  const std::string other =
+      status_error(mismatch(SigField::kOp, static_cast<std::int32_t>(OpId::kCombine), 0), 5000, "f.cpp", 3)
+          .message();
+  EXPECT_NE(other.find("operation is combine here but unknown operation at rank 1"), std::string::npos) << other;
   const std::string sms = status_error(mismatch(SigField::kNumBlocks, 24, 20), 5000, "f.cpp", 3).message();
   EXPECT_NE(sms.find("num_sms (blocks) is 24 here but 20 at rank 1"), std::string::npos) << sms;
 }

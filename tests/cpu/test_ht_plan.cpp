@@ -263,6 +263,7 @@ TEST(HtLayout, CombineSectionsAreAlignedDisjointAndInBounds) {
 TEST(RegionLayout, ControlSectionsAreDisjointAndDataIsPageAligned) {
   using L = RegionLayout;
   expect_disjoint_aligned({{L::kBarrierSlots, L::kBarrierSlots + L::kBarrierBytes},
+                           {L::kCallRecords, L::kCallRecords + L::kCallRecordsBytes},
                            {L::kMailboxes, L::kMailboxes + L::kMailboxesBytes},
                            {L::kProgress, L::kProgress + L::kProgressBytes}},
                           L::kData);
@@ -273,6 +274,12 @@ TEST(RegionLayout, ControlSectionsAreDisjointAndDataIsPageAligned) {
   const std::size_t last = static_cast<std::size_t>(L::mailbox(base + 0, 1, kMaxDomainRanks - 1) - base);
   EXPECT_EQ(last + L::kMailboxBytes, L::kMailboxes + L::kMailboxesBytes);
   EXPECT_EQ(static_cast<std::size_t>(L::mailbox(base, 0, 1) - L::mailbox(base, 0, 0)), L::kMailboxBytes);
+  // Likewise the call records.
+  const std::size_t last_record =
+      static_cast<std::size_t>(L::call_record(base + 0, 1, kMaxDomainRanks - 1) - base);
+  EXPECT_EQ(last_record + L::kCallRecordBytes, L::kCallRecords + L::kCallRecordsBytes);
+  EXPECT_EQ(static_cast<std::size_t>(L::call_record(base, 1, 0) - L::call_record(base, 0, 0)),
+            L::kCallRecordBytes * kMaxDomainRanks);
   const auto* p_last = L::progress(base, kMaxDomainRanks - 1, kMaxChannels - 1);
   EXPECT_EQ(reinterpret_cast<const char*>(p_last + 1) - base,
             static_cast<std::ptrdiff_t>(L::kProgress + L::kProgressBytes));

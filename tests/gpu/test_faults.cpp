@@ -1,6 +1,6 @@
 // Faults between ranks that must end in a clear epcomm::Error on every surviving rank, never a hang
 // or corrupted rows (issue 22): peers that make different calls (the call signature exchanged with
-// the counts, core/call_signature.hpp), and recovery without a restart after a timeout (a new
+// the counts, or in the barrier that opens a combine or a cached dispatch, core/call_signature.hpp), and recovery without a restart after a timeout (a new
 // bootstrap and Buffer among the survivors). Each case makes its own Buffer: a mismatch or a
 // timeout leaves the Buffer failed (docs/reliability.md), and the case destroys it. Run on 3 ranks
 // sharing the GPUs where there are fewer (gpu.test_faults; the recovery case needs the third).
@@ -84,6 +84,57 @@ TEST(PeerMismatch, HtDispatchTopk) {
 }
 TEST(PeerMismatch, HtDispatchNumSms) {
   expect_ht_mismatch(2048, 4, 6, "num_sms (blocks)");
+}
+
+// Every rank dispatches alike; then a combine, or a cached dispatch through the handle, in which the
+// last rank's call differs in hidden or num_sms: found in the barrier that opens the call, before
+// any row moves (these calls exchange no counts). The call's kernels still run to their end: with
+// other num_sms, until the short timeout; the error is the mismatch, reported first.
+void expect_mismatch_after_dispatch(bool combine, std::int64_t hidden_last, int sms_last,
+                                    const std::string& field) {
+  const GpuEnv& env = gpu_env();
+  if (env.world < 2) GTEST_SKIP() << "needs a peer";
+  const bool last = env.rank == env.world - 1;
+  Buffer buffer(env.bootstrap,
+                BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = kShortMs});
+  HtInputs in = ht_inputs(buffer, 2048, 4, 8);
+  const DispatchResult got = buffer.dispatch(in.args, {.stream = env.stream});
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  buffer.check_status();
+  const std::int64_t hidden = last ? hidden_last : 2048;
+  const int sms = last ? sms_last : 8;
+  if (combine) {
+    const std::int64_t rows = got.recv_x.size(0);
+    const DeviceTensor x = upload(random_bf16(seed_for(9, env.rank), static_cast<std::size_t>(rows * hidden)),
+                                  DType::kBF16, {rows, hidden});
+    CombineArgs args;
+    args.x = x;
+    args.handle = &got.handle;
+    args.config.num_sms = sms;
+    expect_peer_mismatch(buffer, [&] { buffer.combine(args, {.stream = env.stream}); }, field);
+  } else {
+    const std::int64_t tokens = in.x.size(0);
+    const DeviceTensor x = upload(random_bf16(seed_for(10, env.rank), static_cast<std::size_t>(tokens * hidden)),
+                                  DType::kBF16, {tokens, hidden});
+    DispatchArgs args;
+    args.x = x;
+    args.handle = &got.handle;
+    args.config.num_sms = sms;
+    expect_peer_mismatch(buffer, [&] { buffer.dispatch(args, {.stream = env.stream}); }, field);
+  }
+}
+
+TEST(PeerMismatch, HtCombineHidden) {
+  expect_mismatch_after_dispatch(/*combine=*/true, 4096, 8, "hidden");
+}
+TEST(PeerMismatch, HtCombineNumSms) {
+  expect_mismatch_after_dispatch(/*combine=*/true, 2048, 6, "num_sms (blocks)");
+}
+TEST(PeerMismatch, CachedDispatchHidden) {
+  expect_mismatch_after_dispatch(/*combine=*/false, 4096, 8, "hidden");
+}
+TEST(PeerMismatch, CachedDispatchNumSms) {
+  expect_mismatch_after_dispatch(/*combine=*/false, 2048, 6, "num_sms (blocks)");
 }
 
 // Low-latency dispatch with the last rank's call differing (num_topk, or FP8 against BF16).
