@@ -101,25 +101,20 @@ void expect_mismatch_after_dispatch(bool combine, std::int64_t hidden_last, int 
   const DispatchResult got = buffer.dispatch(in.args, {.stream = env.stream});
   EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
   buffer.check_status();
+  // Combine takes the received rows back; a cached dispatch sends the tokens again.
+  const std::int64_t rows = combine ? got.recv_x.size(0) : in.x.size(0);
   const std::int64_t hidden = last ? hidden_last : 2048;
-  const int sms = last ? sms_last : 8;
+  const DeviceTensor x = upload(random_bf16(seed_for(9, env.rank), static_cast<std::size_t>(rows * hidden)),
+                                DType::kBF16, {rows, hidden});
+  const Config config{.num_sms = last ? sms_last : 8};
   if (combine) {
-    const std::int64_t rows = got.recv_x.size(0);
-    const DeviceTensor x = upload(random_bf16(seed_for(9, env.rank), static_cast<std::size_t>(rows * hidden)),
-                                  DType::kBF16, {rows, hidden});
-    CombineArgs args;
-    args.x = x;
-    args.handle = &got.handle;
-    args.config.num_sms = sms;
+    const CombineArgs args{.x = x, .handle = &got.handle, .config = config};
     expect_peer_mismatch(buffer, [&] { buffer.combine(args, {.stream = env.stream}); }, field);
   } else {
-    const std::int64_t tokens = in.x.size(0);
-    const DeviceTensor x = upload(random_bf16(seed_for(10, env.rank), static_cast<std::size_t>(tokens * hidden)),
-                                  DType::kBF16, {tokens, hidden});
     DispatchArgs args;
     args.x = x;
     args.handle = &got.handle;
-    args.config.num_sms = sms;
+    args.config = config;
     expect_peer_mismatch(buffer, [&] { buffer.dispatch(args, {.stream = env.stream}); }, field);
   }
 }
