@@ -52,7 +52,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   ++st.num_combines;
 
   LlCombineResult out;
-  out.out = o.out.defined() ? o.out : Tensor::contiguous(a.out, DType::kBF16, {h.num_tokens, st.layout.hidden});
+  out.out = Tensor::contiguous(a.out, DType::kBF16, {h.num_tokens, st.layout.hidden});  // o.out when given
   st.pending[kLlKindCombine][half] = nullptr;
   if (o.return_recv_hook) {
     // As in dispatch: the receive runs on the caller's stream after the send.
