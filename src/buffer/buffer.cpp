@@ -156,11 +156,8 @@ Buffer::~Buffer() {
   if (!impl_) return;
   // Peers may still be writing into this rank's region: finish local work, then wait for every rank
   // to reach teardown before unmapping. Errors are logged; a destructor never throws.
-  for (cudaStream_t stream : {impl_->comm.get(), impl_->copy.get(), impl_->own_copy.get()}) {
-    const cudaError_t status = cudaStreamSynchronize(stream);
-    if (status != cudaSuccess)
-      EPCOMM_LOG_WARN("Buffer teardown: cudaStreamSynchronize: ", cudaGetErrorString(status));
-  }
+  if (const cudaError_t status = impl_->drain(); status != cudaSuccess)
+    EPCOMM_LOG_WARN("Buffer teardown: waiting for its kernels: ", cudaGetErrorString(status));
   // NOTE: bounded: the kernels above end within their timeouts, the bootstrap's barrier within its
   // own (at once when the bootstrap already failed). With a peer gone, local resources are freed.
   // NVSHMEM's collective teardown runs exactly when every rank answered here, so all of them are
@@ -272,8 +269,14 @@ std::vector<KernelTime> Buffer::last_kernel_times() {
   return out;
 }
 
-CommScope::CommScope(Buffer::Impl& impl, const CallOptions& options) : impl_(impl), options_(options) {
-  if (options.previous_event.valid()) {
+CommScope::CommScope(Buffer::Impl& impl, const CallOptions& options, bool direct)
+    : impl_(impl),
+      options_(options),
+      direct_(direct && !options.async_finish && !options.previous_event.valid() &&
+              !options.allocate_on_comm_stream) {
+  if (direct_) {
+    impl_.direct_launches = true;
+  } else if (options.previous_event.valid()) {
     options.previous_event.wait(comm());
   } else {
     // The communication stream starts after the caller's pending work.
@@ -281,6 +284,16 @@ CommScope::CommScope(Buffer::Impl& impl, const CallOptions& options) : impl_(imp
     EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(comm(), impl_.order_event.get(), 0));
   }
   impl_.timer.reset(comm());
+}
+
+cudaError_t Buffer::Impl::drain() noexcept {
+  if (direct_launches) return cudaDeviceSynchronize();
+  cudaError_t first = cudaSuccess;
+  for (cudaStream_t stream : {comm.get(), copy.get(), own_copy.get()}) {
+    const cudaError_t status = cudaStreamSynchronize(stream);
+    if (first == cudaSuccess) first = status;
+  }
+  return first;
 }
 
 void CommScope::allocations_ready() {
@@ -310,6 +323,7 @@ void CommScope::wait_for_word(const std::uint64_t* word, std::uint64_t value) {
 }
 
 EventHandle CommScope::finish() {
+  if (direct_) return {};
   if (options_.async_finish) return EventHandle::record(comm());
   impl_.order_event.record(comm());
   EPCOMM_CUDA_CHECK(cudaStreamWaitEvent(options_.stream, impl_.order_event.get(), 0));

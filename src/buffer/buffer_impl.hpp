@@ -55,6 +55,11 @@ struct Buffer::Impl {
   std::vector<std::uint8_t> masked_host;  // what rank_mask holds once the comm stream gets there
   DeviceBuffer telemetry;  // [kTelemetryOps][kTelemetryPeers] PeerCounters (BufferOptions::peer_telemetry)
   std::uint64_t mask_changes = 0;         // handles remember it: one made under another mask is refused
+  // A call ran its kernels on the caller's stream (CommScope's direct mode): the Buffer's own
+  // streams no longer hold all of its work, so waits for "everything of this Buffer" are device-wide.
+  bool direct_launches = false;
+  // Waits for every kernel this Buffer queued (teardown, telemetry reads, mask changes).
+  cudaError_t drain() noexcept;
   // Copy-engine dispatch: straight copies queued so far, to peers and to this rank's outputs (tests).
   std::uint64_t straight_copies_queued = 0, own_straight_copies_queued = 0;
 
@@ -95,10 +100,13 @@ inline LlState* low_latency_state(const Buffer& buffer) { return BufferAccess::i
 // Orders one operation against the caller (see epcomm/stream.hpp): the communication stream waits
 // on the caller's stream or event on construction; finish() joins the caller's stream or returns
 // an event when async_finish is set.
+// Direct mode (`direct`, for a call of one launch and no allocation: the low-latency kernels without a
+// receive hook): when the caller asks for no event and waits on none, the kernels run on the
+// caller's stream itself, with none of the four stream-ordering driver calls.
 class CommScope {
  public:
-  CommScope(Buffer::Impl& impl, const CallOptions& options);
-  cudaStream_t comm() const { return impl_.comm.get(); }
+  CommScope(Buffer::Impl& impl, const CallOptions& options, bool direct = false);
+  cudaStream_t comm() const { return direct_ ? options_.stream : impl_.comm.get(); }
   // Where outputs are allocated (their memory is released on this stream).
   cudaStream_t alloc_stream() const { return options_.allocate_on_comm_stream ? comm() : caller(); }
   cudaStream_t caller() const { return options_.stream; }
@@ -117,6 +125,7 @@ class CommScope {
  private:
   Buffer::Impl& impl_;
   const CallOptions& options_;
+  bool direct_;
 };
 
 // A Buffer's high-throughput tuning changed for a scope and restored after it (tests, benchmark

@@ -11,7 +11,7 @@ namespace epcomm {
 std::vector<PeerTraffic> Buffer::peer_telemetry(bool clear) {
   Impl& m = *impl_;
   if (m.telemetry.get() == nullptr) return {};
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(m.comm.get()));
+  EPCOMM_CUDA_CHECK(m.drain());
   std::vector<PeerCounters> table(static_cast<std::size_t>(kTelemetryOps) * kTelemetryPeers);
   EPCOMM_CUDA_CHECK(cudaMemcpy(table.data(), m.telemetry.get(), m.telemetry.bytes(), cudaMemcpyDeviceToHost));
   if (clear) EPCOMM_CUDA_CHECK(cudaMemset(m.telemetry.get(), 0, m.telemetry.bytes()));

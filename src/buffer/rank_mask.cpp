@@ -17,14 +17,10 @@ namespace {
 
 // Waits for this rank's queued work on every stream the Buffer uses; false (logged) on a CUDA error.
 bool drain_streams(Buffer::Impl& m) noexcept {
-  bool ok = true;
-  for (cudaStream_t stream : {m.comm.get(), m.copy.get(), m.own_copy.get()}) {
-    const cudaError_t status = cudaStreamSynchronize(stream);
-    if (status == cudaSuccess) continue;
-    EPCOMM_LOG_WARN("rank mask: cudaStreamSynchronize: ", cudaGetErrorString(status));
-    ok = false;
-  }
-  return ok;
+  const cudaError_t status = m.drain();
+  if (status == cudaSuccess) return true;
+  EPCOMM_LOG_WARN("rank mask: waiting for the Buffer's kernels: ", cudaGetErrorString(status));
+  return false;
 }
 
 void check_rank(const Buffer::Impl& m, int rank) {
@@ -39,8 +35,11 @@ void Buffer::Impl::set_masked(int rank) {
   check_rank(*this, rank);
   if (masked_host[static_cast<std::size_t>(rank)] != 0) return;
   // NOTE: ordered on the communication stream: a kernel queued before sees the old mask, every
-  // later one (and every later graph replay on it) the new.
+  // later one (and every later graph replay on it) the new. Kernels that ran on callers' streams
+  // (direct mode) are waited for first, and the write is complete before any later launch.
+  if (direct_launches) EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
   EPCOMM_CUDA_CHECK(cudaMemsetAsync(rank_mask.as<std::uint8_t>() + rank, 1, 1, comm.get()));
+  if (direct_launches) EPCOMM_CUDA_CHECK(cudaStreamSynchronize(comm.get()));
   masked_host[static_cast<std::size_t>(rank)] = 1;
   ++mask_changes;
 }
