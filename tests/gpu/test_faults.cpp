@@ -128,8 +128,39 @@ TEST(PeerMismatch, HtCombineNumSms) {
 TEST(PeerMismatch, CachedDispatchHidden) {
   expect_mismatch_after_dispatch(/*combine=*/false, 4096, 8, "hidden");
 }
-TEST(PeerMismatch, CachedDispatchNumSms) {
-  expect_mismatch_after_dispatch(/*combine=*/false, 2048, 6, "num_sms (blocks)");
+// A cached dispatch keeps the handle's sender blocks, so num_sms cannot differ between peers: fewer
+// is bad input on the rank that asks (refused before launch, naming the argument), and its peers,
+// already in the call, time out naming that rank.
+TEST(PeerMismatch, CachedDispatchWithFewerSmsIsRefusedWhereAsked) {
+  const GpuEnv& env = gpu_env();
+  if (env.world < 2) GTEST_SKIP() << "needs a peer";
+  const int last = env.world - 1;
+  Buffer buffer(env.bootstrap,
+                BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = kShortMs});
+  HtInputs in = ht_inputs(buffer, 2048, 4, 8);
+  const DispatchResult got = buffer.dispatch(in.args, {.stream = env.stream});
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  buffer.check_status();
+  DispatchArgs args;
+  args.x = in.x;
+  args.handle = &got.handle;
+  args.config = Config{.num_sms = env.rank == last ? 6 : 8};
+  try {
+    buffer.dispatch(args, {.stream = env.stream});
+    EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
+    buffer.check_status();
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    if (env.rank == last) {
+      EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument) << e.what();
+      EXPECT_NE(e.message().find("config.num_sms"), std::string::npos) << e.what();
+    } else {
+      EXPECT_EQ(e.category(), ErrorCategory::kTimeout) << e.what();
+      EXPECT_NE(e.message().find("waiting for rank " + std::to_string(last)), std::string::npos) << e.what();
+      EXPECT_NE(e.message().find("dispatch"), std::string::npos) << e.what();
+    }
+  }
+  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 // Low-latency dispatch with the last rank's call differing (num_topk, or FP8 against BF16).

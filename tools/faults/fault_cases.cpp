@@ -107,6 +107,9 @@ std::string mismatch_skip_reason(Phase phase, Field field) {
     case Phase::kCachedDispatch:
       if (field == Field::kTopk || field == Field::kTokens)
         return "k and T are fixed by the dispatch's handle";
+      if (phase == Phase::kCachedDispatch && field == Field::kNumSms)
+        return "a cached dispatch keeps the handle's sender blocks: fewer is refused on the calling rank "
+               "before launch (its peers time out naming it), more are left idle";
       return {};
     case Phase::kLlDispatch:
       if (field == Field::kTopk) return {};
