@@ -53,6 +53,13 @@ void fill_poison(void* ptr, std::size_t bytes, cudaStream_t stream) {
   auto* p = static_cast<std::uint8_t*>(ptr);
   const std::size_t first = std::min(bytes, kSeedBytes);
   EPCOMM_CUDA_CHECK(cudaMemcpyAsync(p, seed.data(), first, cudaMemcpyHostToDevice, stream));
+  // NOTE: a copy from pageable memory may still be landing when the call returns; the doublings
+  // below read what it wrote. They are ordered after it on the stream, but compute-sanitizer's
+  // initcheck judged them at the call and reported the seed uninitialized (2026-12-05): outside a
+  // graph capture, the seed is waited for first.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  EPCOMM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture == cudaStreamCaptureStatusNone) EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
   for (std::size_t done = first; done < bytes; done *= 2)
     EPCOMM_CUDA_CHECK(
         cudaMemcpyAsync(p + done, p, std::min(done, bytes - done), cudaMemcpyDeviceToDevice, stream));
