@@ -90,17 +90,26 @@ TEST(PeerMismatch, HtDispatchNumSms) {
 // last rank's call differs in hidden or num_sms: found in the barrier that opens the call, before
 // any row moves (these calls exchange no counts). The call's kernels still run to their end: with
 // other num_sms, until the short timeout; the error is the mismatch, reported first.
+// A Buffer (with the short timeout) after one dispatch that every rank made alike.
+struct AfterDispatch {
+  Buffer buffer{gpu_env().bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = kShortMs}};
+  HtInputs in = ht_inputs(buffer, 2048, 4, 8);
+  DispatchResult got = buffer.dispatch(in.args, {.stream = gpu_env().stream});
+  AfterDispatch() {
+    EPCOMM_CUDA_CHECK(cudaStreamSynchronize(gpu_env().stream));
+    buffer.check_status();
+  }
+};
+
 void expect_mismatch_after_dispatch(bool combine, std::int64_t hidden_last, int sms_last,
                                     const std::string& field) {
   const GpuEnv& env = gpu_env();
   if (env.world < 2) GTEST_SKIP() << "needs a peer";
   const bool last = env.rank == env.world - 1;
-  Buffer buffer(env.bootstrap,
-                BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = kShortMs});
-  HtInputs in = ht_inputs(buffer, 2048, 4, 8);
-  const DispatchResult got = buffer.dispatch(in.args, {.stream = env.stream});
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
-  buffer.check_status();
+  AfterDispatch d;
+  Buffer& buffer = d.buffer;
+  const HtInputs& in = d.in;
+  const DispatchResult& got = d.got;
   // Combine takes the received rows back; a cached dispatch sends the tokens again.
   const std::int64_t rows = combine ? got.recv_x.size(0) : in.x.size(0);
   const std::int64_t hidden = last ? hidden_last : 2048;
@@ -135,15 +144,11 @@ TEST(PeerMismatch, CachedDispatchWithFewerSmsIsRefusedWhereAsked) {
   const GpuEnv& env = gpu_env();
   if (env.world < 2) GTEST_SKIP() << "needs a peer";
   const int last = env.world - 1;
-  Buffer buffer(env.bootstrap,
-                BufferOptions{.num_nvl_bytes = std::int64_t{1} << 26, .timeout_ms = kShortMs});
-  HtInputs in = ht_inputs(buffer, 2048, 4, 8);
-  const DispatchResult got = buffer.dispatch(in.args, {.stream = env.stream});
-  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
-  buffer.check_status();
+  AfterDispatch d;
+  Buffer& buffer = d.buffer;
   DispatchArgs args;
-  args.x = in.x;
-  args.handle = &got.handle;
+  args.x = d.in.x;
+  args.handle = &d.got.handle;
   args.config = Config{.num_sms = env.rank == last ? 6 : 8};
   try {
     buffer.dispatch(args, {.stream = env.stream});
