@@ -7,6 +7,7 @@
 
 #include "core/domain_view.hpp"
 #include "core/ptx.cuh"
+#include "core/wait_limit.hpp"
 
 namespace epcomm {
 
@@ -71,17 +72,6 @@ struct WaitBound {
   const std::uint8_t* peer_masked = nullptr;
 };
 
-// A wait on this rank's own signals (peer == the waiter) runs out only when one of this rank's own
-// blocks is held up, by a peer whose wait runs out at about the same moment. It gets a grace period
-// past the timeout, so that the report names that peer rather than this rank; it reports itself
-// only when no other wait did by then (its own blocks were never scheduled, say).
-__device__ __forceinline__ std::uint64_t wait_limit_ns(const WaitBound& bound, int peer) {
-  if (peer != bound.rank) return bound.timeout_ns;
-  constexpr std::uint64_t kMinGraceNs = 1000000, kMaxGraceNs = 1000000000;
-  const std::uint64_t grace = bound.timeout_ns / 8;
-  return bound.timeout_ns + (grace < kMinGraceNs ? kMinGraceNs : grace > kMaxGraceNs ? kMaxGraceNs : grace);
-}
-
 // Waits until *counter >= expected (acquire, system scope). Returns false on timeout (recorded in
 // bound.status, naming op, counter_id and peer) or when another wait already timed out. `seen`, if
 // given, receives the value acquired (a waiter may skip later waits for no more than that).
@@ -124,7 +114,7 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
     last_check = now;
     if (bound.polled_ns != nullptr) *bound.polled_ns = now - start;  // so far: a failed wait counts too
     if (timeout_reported(bound.status)) return false;
-    if (now - start > wait_limit_ns(bound, peer)) {
+    if (now - start > wait_limit_ns(bound.timeout_ns, peer == bound.rank)) {
       report_failure(bound.status, StatusCode::kTimeout, op, counter_id, bound.rank, peer,
                      static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed), peer_domain);
       return false;

@@ -63,7 +63,7 @@ __device__ inline bool wait_flag(const std::uint64_t* flag, std::uint64_t expect
     if (now - last_check < kStatusCheckNs) continue;  // the status word is host memory: read it rarely
     last_check = now;
     if (timeout_reported(v.status)) return false;
-    if (now - start > v.timeout_ns) {
+    if (now - start > wait_limit_ns(v.timeout_ns, peer == v.rank)) {
       report_failure(v.status, StatusCode::kTimeout, op, counter, v.rank, peer,
                      static_cast<std::int64_t>(expected),
                      static_cast<std::int64_t>(ptx::ld_relaxed_sys(flag)), peer_domain);
