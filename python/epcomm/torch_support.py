@@ -21,12 +21,15 @@ _torch_module = None
 _stream_readers: Optional[Tuple[Callable[[], int], Callable[[int], int]]] = None
 
 
-def _torch():
+def torch_module():
+    """The torch module, imported on first use (a module global: ~0.1 us less than an import
+    statement per call)."""
     global _torch_module
-    if _torch_module is None:  # a module global: ~0.1 us less than an import statement per call
+    if _torch_module is None:
         import torch
         _torch_module = torch
     return _torch_module
+
 
 
 def current_stream() -> int:
@@ -37,7 +40,7 @@ def current_stream() -> int:
     if _stream_readers is not None:
         get_device, get_stream = _stream_readers
         return get_stream(get_device())
-    torch = _torch()
+    torch = torch_module()
     get_device = getattr(torch._C, "_cuda_getDevice", None)
     get_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
     if get_device is None or get_stream is None:
@@ -59,7 +62,7 @@ os.register_at_fork(after_in_child=_forget_stream_readers)
 def allocator(device: int) -> Callable[[int, int], Tuple[int, Any]]:
     """``allocate(nbytes, stream) -> (data_ptr, owner)``: a uint8 tensor from PyTorch's caching
     allocator, allocated on ``stream``; epcomm keeps it until it frees the memory."""
-    torch = _torch()
+    torch = torch_module()
     streams: Dict[int, Any] = {}
 
     def stream_of(handle: int):
@@ -79,7 +82,7 @@ def allocator(device: int) -> Callable[[int, int], Tuple[int, Any]]:
 
 
 def _dtype(name: str):
-    torch = _torch()
+    torch = torch_module()
     return {"bfloat16": torch.bfloat16, "float8_e4m3fn": torch.float8_e4m3fn, "float32": torch.float32,
             "int32": torch.int32, "int64": torch.int64, "bool": torch.bool, "uint8": torch.uint8}[name]
 
@@ -88,7 +91,7 @@ def to_torch(array):
     """An epcomm DeviceArray (or None) as a torch.Tensor sharing its memory."""
     if array is None:
         return None
-    torch = _torch()
+    torch = torch_module()
     dtype = _dtype(array.dtype)
     owner = array.alloc_owner
     shape, strides = tuple(array.shape), tuple(array.strides)
@@ -107,7 +110,7 @@ def as_input(tensor, name: str):
     float8_e4m3fn tensors as uint8 bytes."""
     if tensor is None:
         return None, False
-    torch = _torch()
+    torch = torch_module()
     if not isinstance(tensor, torch.Tensor):
         raise invalid_argument(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
     tensor = detached(tensor)

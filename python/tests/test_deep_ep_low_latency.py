@@ -100,3 +100,41 @@ def test_destroy_forgets_the_views(buffer):
     assert b._ll_outputs
     b.destroy()
     assert b._ll.destroyed and b._ll_outputs == {} and b._ll_views == {}
+
+
+class CheckingLlNative(FakeLlNative):
+    """The stand-in, refusing a combine's y as the extension refuses a bad tensor, by its own name."""
+
+    def low_latency_combine(self, y, topk_idx, topk_weights, handle, **options):
+        message = "y: expected bfloat16, got float32"
+        raise epcomm.errors._from_native("invalid_argument", f"epcomm [invalid argument] {message} (tensors.cpp:156)",
+                                         message, "tensors.cpp", 156)
+
+
+def test_combine_names_its_x_where_the_extension_says_y(buffer):
+    b, _ = buffer
+    b._ll._native = CheckingLlNative()
+    _, _, handle = dispatch(b)
+    with pytest.raises(epcomm.InvalidArgumentError, match=r"^epcomm \[invalid argument\] x: expected bfloat16, "
+                                                          r"got float32 \(tensors.cpp:156\)$") as caught:
+        b.low_latency_combine(Tensor(EXPERTS, T, HIDDEN), Tensor(T, 2), Tensor(T, 2), handle, out=Tensor(T, HIDDEN))
+    assert caught.value.message == "x: expected bfloat16, got float32"
+    assert (caught.value.file, caught.value.line) == ("tensors.cpp", 156)
+
+
+def test_after_the_first_call_the_extension_checks_the_devices(buffer):
+    """The Python pass over the tensors' devices runs only before the low-latency Buffer exists (the
+    first call makes it, collectively); afterwards the extension refuses another device by name."""
+    b, _ = buffer
+
+    class OnCuda1(Tensor):
+        is_cuda = True
+
+        def get_device(self):
+            return 1
+
+    dispatch(b)
+    b.low_latency_dispatch(OnCuda1(T, HIDDEN), Tensor(T, 2), T, EXPERTS)  # the stand-in does not check
+    b._ll = None
+    with pytest.raises(epcomm.InvalidArgumentError, match=r"^epcomm \[invalid argument\] x: expected a CUDA tensor on cuda:0"):
+        b.low_latency_dispatch(OnCuda1(T, HIDDEN), Tensor(T, 2), T, EXPERTS)

@@ -139,3 +139,15 @@ def test_deep_ep_event_overlap_without_event():
         assert overlap.event is None and overlap.extra_tensors is None
     with pytest.raises(AssertionError):
         deep_ep.EventOverlap().current_stream_wait()
+
+
+def test_renamed_names_the_reference_librarys_argument():
+    from epcomm.deep_ep.utils import renamed
+    e = epcomm.errors._from_native("invalid_argument", "epcomm [invalid argument] y: expected 3 dimensions (t.cpp:1)",
+                                   "y: expected 3 dimensions", "t.cpp", 1)
+    r = renamed(e, "y", "x")
+    assert type(r) is epcomm.InvalidArgumentError and r.category == "invalid_argument"
+    assert str(r) == "epcomm [invalid argument] x: expected 3 dimensions (t.cpp:1)"
+    assert (r.message, r.file, r.line) == ("x: expected 3 dimensions", "t.cpp", 1)
+    other = epcomm.errors._from_native("invalid_argument", "epcomm [invalid argument] yy: bad", "yy: bad", "", 0)
+    assert renamed(other, "y", "x") is other  # another argument's name is left alone

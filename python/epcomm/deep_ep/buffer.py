@@ -11,9 +11,9 @@ from typing import Any, Callable, List, Optional, Set, Tuple, Union
 
 from .. import _native, torch_support
 from ..buffer import Buffer as _Buffer, LowLatencyOptions
-from ..errors import invalid_argument, unsupported
+from ..errors import InvalidArgumentError, invalid_argument, unsupported
 from . import masking
-from .utils import Config, EventHandle, EventOverlap, check_devices, native_event, overlap
+from .utils import Config, EventHandle, EventOverlap, check_devices, native_event, overlap, renamed
 
 _C = _native.load()
 
@@ -69,6 +69,7 @@ class Buffer:
     either way."""
 
     num_sms: int = _C.DEFAULT_NUM_SMS
+    _ll: Optional[_Buffer] = None  # the low-latency epcomm Buffer, made by the first low-latency call
 
     def __init__(self, group, num_nvl_bytes: int = 0, num_rdma_bytes: int = 0, low_latency_mode: bool = False,
                  num_qps_per_rank: int = 24, allow_nvlink_for_low_latency_mode: bool = True,
@@ -308,8 +309,9 @@ class Buffer:
         """-> (recv_x or (recv_x, recv_x_scales), recv_count, handle, event, hook)"""
         if dispatch_wait_recv_cost_stats is not None:
             raise unsupported("dispatch_wait_recv_cost_stats: not supported by epcomm yet")
-        check_devices(self.device, x=x, topk_idx=topk_idx,
-                      cumulative_local_expert_recv_stats=cumulative_local_expert_recv_stats)
+        if self._ll is None:  # before the (collective) first call makes the low-latency Buffer; then
+            check_devices(self.device, x=x, topk_idx=topk_idx,  # the extension checks them, by the same names
+                          cumulative_local_expert_recv_stats=cumulative_local_expert_recv_stats)
         hidden = x.size(1)
         buffer = self._need_ll("low_latency_dispatch", num_max_dispatch_tokens_per_rank, hidden, num_experts)
         d = torch_support.detached
@@ -337,20 +339,26 @@ class Buffer:
             raise unsupported("use_logfmt=True: LogFMT-compressed combine is not supported by epcomm")
         if combine_wait_recv_cost_stats is not None:
             raise unsupported("combine_wait_recv_cost_stats: not supported by epcomm yet")
-        check_devices(self.device, x=x, topk_idx=topk_idx, topk_weights=topk_weights, out=out)
         if self._ll is None:
+            check_devices(self.device, x=x, topk_idx=topk_idx, topk_weights=topk_weights, out=out)
             raise invalid_argument("low_latency_combine: no low_latency_dispatch was made on this Buffer")
-        import torch
         d = torch_support.detached
         native = _native_ll_handle(handle)
         if zero_copy:  # x was written into the combine buffer: epcomm reads that buffer itself
             x = self._ll_view(self._ll.get_next_low_latency_combine_buffer(native))
-        combined_x = out if out is not None else torch.empty(
-            (topk_idx.size(0), x.size(-1)), dtype=torch.bfloat16, device=self._torch_device)
-        r = self._ll.low_latency_combine(d(x), d(topk_idx), d(topk_weights), native, zero_copy=zero_copy,
-                                         return_recv_hook=return_recv_hook, out=d(combined_x),
-                                         stream=torch_support.current_stream(), async_finish=async_finish)
+        if out is None:
+            torch = torch_support.torch_module()
+            combined_x = torch.empty((topk_idx.size(0), x.size(-1)), dtype=torch.bfloat16, device=self._torch_device)
+        else:
+            combined_x = out
+        try:  # the extension checks each tensor (device, dtype, shape) by its own names: x is its y
+            r = self._ll.low_latency_combine(d(x), d(topk_idx), d(topk_weights), native, zero_copy=zero_copy,
+                                             return_recv_hook=return_recv_hook, out=d(combined_x),
+                                             stream=torch_support.current_stream(), async_finish=async_finish)
+        except InvalidArgumentError as e:
+            raise renamed(e, "y", "x") from None
         if async_finish:  # written on the low-latency Buffer's communication stream: the allocator must know
+            torch = torch_support.torch_module()
             combined_x.record_stream(torch.cuda.ExternalStream(self._ll.comm_stream, device=self._torch_device))
         return combined_x, overlap(r.event), r.receive
 

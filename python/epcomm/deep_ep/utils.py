@@ -158,6 +158,16 @@ def check_devices(device: int, **arrays) -> None:
                                    f"got one on cuda:{index}")
 
 
+def renamed(error, native_name: str, name: str):
+    """``error`` with the argument its message starts with, ``native_name`` (epcomm's name), called
+    ``name`` (the reference library's); ``error`` itself when its message names another."""
+    if not error.message.startswith(native_name + ":"):
+        return error
+    message = name + error.message[len(native_name):]
+    return type(error)(str(error).replace(error.message, message, 1), message=message, file=error.file,
+                       line=error.line)
+
+
 def overlap(native_event, extra_tensors=None) -> EventOverlap:
     """EventOverlap of a call's native event (None when the call finished synchronously)."""
     return EventOverlap(EventHandle(native_event) if native_event is not None else None, extra_tensors)
