@@ -4,9 +4,10 @@
 // caller's stream (or on `previous_event` when given), then, unless `async_finish` is set, makes
 // the caller's stream wait for its completion before returning. With `async_finish` the call
 // returns at once with an EventHandle the caller waits on when it needs the outputs.
-// Exception, the same ordering for the caller: a low-latency dispatch or combine with none of
-// `previous_event`, `async_finish`, `allocate_on_comm_stream` and a receive hook launches its one
-// kernel on the caller's stream itself (no stream-to-stream waits: 1-3 us less host time a call).
+// Exception, the same ordering for the caller: get_dispatch_layout, and a low-latency dispatch or
+// combine without a receive hook, called with none of `previous_event`, `async_finish` and
+// `allocate_on_comm_stream`, launch their one kernel on the caller's stream itself (no
+// stream-to-stream waits: 1-3 us less host time a call; EPCOMM_CALLER_STREAM=0 turns this off).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -102,6 +102,7 @@ Buffer::Buffer(const LowLatencyOptions* low_latency, std::shared_ptr<Bootstrap> 
   std::memset(m.status.host(), 0, sizeof(DeviceStatus));
   m.host_counts = MappedHostBuffer(kHostCountsBytes);
   m.timer = KernelTimer(env::get_bool("EPCOMM_KERNEL_TIMING"));
+  m.on_caller_stream = env::get_bool("EPCOMM_CALLER_STREAM");
   m.ht_tuning = HtTuning::resolve(options.ht);
   m.counters = DeviceBuffer(Buffer::Impl::kCounterBytes);
   m.scratch = DeviceBuffer(HtScratch::kBytes);

@@ -55,6 +55,10 @@ struct Buffer::Impl {
   std::vector<std::uint8_t> masked_host;  // what rank_mask holds once the comm stream gets there
   DeviceBuffer telemetry;  // [kTelemetryOps][kTelemetryPeers] PeerCounters (BufferOptions::peer_telemetry)
   std::uint64_t mask_changes = 0;         // handles remember it: one made under another mask is refused
+  // Calls of one local kernel (get_dispatch_layout; low-latency dispatch and combine without a hook)
+  // that ask for no event and wait on none launch on the caller's stream (CommScope's direct mode);
+  // false with EPCOMM_CALLER_STREAM=0, read when the Buffer is made.
+  bool on_caller_stream = true;
   // A call ran its kernels on the caller's stream (CommScope's direct mode): the Buffer's own
   // streams no longer hold all of its work, so waits for "everything of this Buffer" are device-wide.
   bool direct_launches = false;
@@ -100,9 +104,10 @@ inline LlState* low_latency_state(const Buffer& buffer) { return BufferAccess::i
 // Orders one operation against the caller (see epcomm/stream.hpp): the communication stream waits
 // on the caller's stream or event on construction; finish() joins the caller's stream or returns
 // an event when async_finish is set.
-// Direct mode (`direct`, for a call of one launch and no allocation: the low-latency kernels without a
-// receive hook): when the caller asks for no event and waits on none, the kernels run on the
-// caller's stream itself, with none of the four stream-ordering driver calls.
+// Direct mode (`direct`, for a call of one local launch whose outputs, if any, are allocated on the
+// caller's stream: get_dispatch_layout, the low-latency kernels without a receive hook): when the
+// caller asks for no event, waits on none and allocates on its own stream, the kernels run on the
+// caller's stream itself, with none of the stream-ordering driver calls.
 class CommScope {
  public:
   CommScope(Buffer::Impl& impl, const CallOptions& options, bool direct = false);

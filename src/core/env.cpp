@@ -90,13 +90,14 @@ constexpr std::array kRegistry = {
                  "when set, read when a low-latency Buffer is made.",
           .min_value = 0,
           .max_value = 1 << 20},
-    Entry{.name = "EPCOMM_LL_CALLER_STREAM",
+    Entry{.name = "EPCOMM_CALLER_STREAM",
           .type = Type::kBool,
           .default_value = "1",
-          .doc = "1 (default): a low-latency dispatch or combine without previous_event, async_finish, "
-                 "allocate_on_comm_stream or a receive hook launches its kernel on the caller's stream; "
-                 "0: on the Buffer's communication stream, ordered against the caller's by events, as "
-                 "every other call. Read when a low-latency Buffer is made (to compare the two)."},
+          .doc = "1 (default): get_dispatch_layout, and a low-latency dispatch or combine without a receive "
+                 "hook, launch their kernel on the caller's stream when called without previous_event, "
+                 "async_finish and allocate_on_comm_stream; 0: on the Buffer's communication stream, "
+                 "ordered against the caller's by events, as every other call. Read when a Buffer is made "
+                 "(to compare the two)."},
     Entry{.name = "EPCOMM_LL_TRACE",
           .type = Type::kInt,
           .default_value = "0",

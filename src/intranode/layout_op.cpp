@@ -17,7 +17,7 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   checks::check_layout_args(topk_idx, num_experts, R);
   const std::int64_t T = topk_idx.size(0);
 
-  CommScope scope(m, options);
+  CommScope scope(m, options, /*direct=*/m.on_caller_stream);
   DispatchLayout out;
   const cudaStream_t s = scope.alloc_stream();
   // One allocation, the three counts first: one memset clears them.

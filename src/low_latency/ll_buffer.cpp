@@ -113,7 +113,6 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
                    r / static_cast<std::size_t>(impl_->domains.ranks_per_domain),
                    "; the ranks of a domain must reach each other peer-to-peer (set ranks_per_domain so "
                    "that they do)");
-  state->on_caller_stream = env::get_bool("EPCOMM_LL_CALLER_STREAM");
   if (env::get_int("EPCOMM_LL_TRACE") > 0) {
     const std::size_t bytes = sizeof(std::uint64_t) * kLlTraceRing * kLlTracePoints * state->num_blocks;
     for (DeviceBuffer& trace : state->trace) {

@@ -45,7 +45,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
                                 .max_tokens = st.layout.max_tokens,
                                 .num_experts = st.layout.num_experts});
 
-  CommScope scope(m, options, /*direct=*/st.on_caller_stream && !o.return_recv_hook);
+  CommScope scope(m, options, /*direct=*/m.on_caller_stream && !o.return_recv_hook);
   m.timer.begin(scope.comm(), "combine");
   st.launch_combine(a, st.num_blocks, scope.comm());
   m.timer.end(scope.comm());

@@ -64,7 +64,7 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
                                 .flags = (o.use_fp8 ? kSigFp8 : 0) | (o.round_scale ? kSigRoundScale : 0) |
                                          (o.use_ue8m0 ? kSigUe8m0 : 0)});
 
-  CommScope scope(m, options, /*direct=*/st.on_caller_stream && !o.return_recv_hook);
+  CommScope scope(m, options, /*direct=*/m.on_caller_stream && !o.return_recv_hook);
   m.timer.begin(scope.comm(), "dispatch");
   st.launch_dispatch(a, st.num_blocks, scope.comm());
   m.timer.end(scope.comm());

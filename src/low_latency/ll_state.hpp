@@ -30,9 +30,6 @@ struct LlState {
   // The kernels of the transport (transport/ll_transport.hpp).
   LlDispatchLauncher launch_dispatch = nullptr;
   LlCombineLauncher launch_combine = nullptr;
-  // Calls without an event, hook or allocate_on_comm_stream launch on the caller's stream
-  // (CommScope's direct mode); false with EPCOMM_LL_CALLER_STREAM=0.
-  bool on_caller_stream = true;
   // Calls so far on the host. The next call of a kind writes its outputs to half (calls & 1).
   std::uint64_t num_dispatches = 0;
   std::uint64_t num_combines = 0;
