@@ -42,7 +42,9 @@
 #   faults: epcomm-faults (the fault matrix of issue 22) on 2 ranks sharing the GPU(s): $OUT/faults.json,
 #   $OUT/faults.txt (the table), each case's rank logs under $OUT/faults/<case>/. EPCOMM_FAULTS_CASES
 #   picks cases (comma-separated name parts, e.g. "notify,ll_"), EPCOMM_FAULTS_TIMEOUT_MS the timeout
-#   (default 3000). A failed case, or a skip (EPCOMM_REQUIRE_GPU=1), fails the step.
+#   (default 3000), EPCOMM_FAULTS_RANKS_PER_DOMAIN=1 the two ranks as two NVLink domains (every phase on
+#   its multi-domain path; needs EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON). A failed case, or a skip
+#   (EPCOMM_REQUIRE_GPU=1), fails the step.
 #   soak: the soak of issue 22 (tools/faults/soak.cpp) on 2 ranks sharing the GPU(s): $OUT/soak.json and
 #   $OUT/soak.log. EPCOMM_SOAK_LL_PAIRS / EPCOMM_SOAK_HT_PAIRS / EPCOMM_SOAK_CHECK_EVERY set the counts
 #   (default here 20000 / 2000 / 200, to fit one 10-minute call; the issue's full counts are 100000 /
@@ -326,9 +328,12 @@ while [ $# -gt 0 ]; do
     faults)
       shift
       start=$(date +%s)
-      EPCOMM_REQUIRE_GPU=1 timeout 580 "$build/tools/faults/epcomm-faults" --out "$OUT/faults" --json "$OUT/faults.json" \
+      # EPCOMM_FAULTS_RANKS_PER_DOMAIN=1: the matrix across two NVLink domains (the NVSHMEM build's epcomm-faults-md).
+      faults_bin="$build/tools/faults/epcomm-faults"
+      [ "${EPCOMM_FAULTS_RANKS_PER_DOMAIN:-0}" != 0 ] && faults_bin="$build/tools/faults/epcomm-faults-md"
+      EPCOMM_REQUIRE_GPU=1 timeout 580 "$faults_bin" --out "$OUT/faults" --json "$OUT/faults.json" \
         --timeout-ms "${EPCOMM_FAULTS_TIMEOUT_MS:-3000}" ${EPCOMM_FAULTS_CASES:+--cases "$EPCOMM_FAULTS_CASES"} \
-        > "$OUT/faults.txt" 2>&1
+        --ranks-per-domain "${EPCOMM_FAULTS_RANKS_PER_DOMAIN:-0}" > "$OUT/faults.txt" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== faults (rc $rc, $(( $(date +%s) - start )) s)"; sed -n '/^case /,$p' "$OUT/faults.txt" | cut -c1-160 | tail -90
       faults_table

@@ -28,6 +28,7 @@ namespace {
 // (date +%s%N) on both sides.
 constexpr const char* kRankScript = R"SH(#!/bin/sh
 dir=$4
+echo "$* EPCOMM_RANKS_PER_DOMAIN=$EPCOMM_RANKS_PER_DOMAIN" > "$dir/args$RANK"
 if [ "$HANG" = 2 ]; then echo $$ > "$dir/pid$RANK"; exec sleep 60; fi
 if [ "$RANK" = 1 ]; then date +%s%N > "$dir/fault_ns.txt"; kill -9 $$; fi
 [ "$HANG" = 1 ] && exec sleep 60
@@ -58,9 +59,10 @@ struct Workdir {
   ~Workdir() { std::system(("rm -rf '" + path + "'").c_str()); }
 };
 
-int run_driver(const Workdir& w, const std::string& env, const std::string& cases) {
+int run_driver(const Workdir& w, const std::string& env, const std::string& cases,
+               const std::string& more = "") {
   const std::string command = "env " + env + " " EPCOMM_FAULTS_BINARY " --rank-command " + w.script +
-                              " --cases " + cases +
+                              " --cases " + cases + more +
                               " --timeout-ms 100 --margin-ms 1500 --startup-ms 1500 --out " + w.path +
                               "/out --json " + w.path + "/faults.json > " + w.path + "/driver.log 2>&1";
   const int status = std::system(command.c_str());
@@ -88,6 +90,22 @@ TEST(FaultsDriver, ScriptedSurvivorsPassAndSkipsAreCounted) {
   EXPECT_EQ(::stat((w.path + "/out/ll_dispatch.kill+mask/observed.txt").c_str(), &st), 0);
   EXPECT_EQ(::stat((w.path + "/out/ll_dispatch.kill/rank1.log").c_str(), &st), 0);
   EXPECT_NE(read(w.path + "/driver.log").find("ll_dispatch.kill+mask"), std::string::npos);
+}
+
+TEST(FaultsDriver, TwoDomainsReachTheRanksAndTheReport) {
+  Workdir w;
+  ASSERT_FALSE(w.path.empty());
+  EXPECT_EQ(run_driver(w, "HANG=0", "ll_dispatch.kill", " --ranks-per-domain 1"), 0) << read(w.path + "/driver.log");
+  for (const char* rank : {"0", "1"})
+    EXPECT_NE(read(w.path + "/out/ll_dispatch.kill/args" + rank).find("--ranks-per-domain 1 EPCOMM_RANKS_PER_DOMAIN=1"),
+              std::string::npos)
+        << rank;
+  EXPECT_NE(read(w.path + "/faults.json").find("\"ranks_per_domain\":1"), std::string::npos);
+  // A run without it is one domain, and says so.
+  Workdir one;
+  EXPECT_EQ(run_driver(one, "HANG=0", "ll_dispatch.kill"), 0);
+  EXPECT_NE(read(one.path + "/faults.json").find("\"ranks_per_domain\":0"), std::string::npos);
+  EXPECT_NE(run_driver(one, "HANG=0", "ll_dispatch.kill", " --ranks-per-domain 3"), 0);  // 2 ranks: 0 or 1 (or 2)
 }
 
 TEST(FaultsDriver, AHungSurvivorFailsTheCaseAndTheRun) {

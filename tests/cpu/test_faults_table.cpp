@@ -73,6 +73,17 @@ TEST(FaultsTable, FaultMatrixCellsAndTotals) {
       << out;
 }
 
+TEST(FaultsTable, TwoDomainsAreNamedInTheTotals) {
+  const TempFile json(report_json({3000, 5000, 2, "NVIDIA H100 80GB HBM3", 1}, {result("ll_dispatch.kill", true)}));
+  std::string out;
+  const int rc = run_script("--faults " + json.path, out);
+  if (rc == -1) GTEST_SKIP() << "python3 not found";
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("(timeout 3000 ms, bound 5000 ms, 2 ranks as 2 NVLink domains of 1, NVIDIA H100 80GB HBM3)."),
+            std::string::npos)
+      << out;
+}
+
 TEST(FaultsTable, SoakCountsAndMemory) {
   SoakReport r;
   r.check_every = 100;

@@ -216,7 +216,7 @@ int run_case_rank(const Case& c, const RankContext& ctx) {
   cudaStream_t stream = nullptr;
   cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   Session s(make_tcp_bootstrap(tcp_bootstrap_options_from_env()), ctx.rank, ctx.world, ctx.timeout_ms,
-            stream);
+            stream, ctx.ranks_per_domain);
   const Plan plan = plan_of(c.phase);
   if (ctx.rank == kPeer) commit_fault(c, ctx, s, plan);
   Observation o = survive(c, s, plan);

@@ -14,6 +14,7 @@ struct RankContext {
   int world = 2;
   int local_rank = 0;
   std::int64_t timeout_ms = 3000;
+  int ranks_per_domain = 0;  // > 0: the Buffers split the ranks into NVLink domains of this many
   std::string dir;  // the case's folder: observed.txt (rank 0), fault_ns.txt and peer_error.txt (rank 1)
 };
 

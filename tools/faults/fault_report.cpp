@@ -122,7 +122,8 @@ Verdict judge(const Case& c, const Observation& o, double bound_ms) {
 std::string report_json(const ReportHeader& header, const std::vector<CaseResult>& results) {
   JsonWriter w;
   w.begin_object().field("tool", "epcomm-faults").field("timeout_ms", header.timeout_ms);
-  w.field("bound_ms", header.bound_ms).field("num_ranks", header.num_ranks).field("device", header.device);
+  w.field("bound_ms", header.bound_ms).field("num_ranks", header.num_ranks);
+  w.field("ranks_per_domain", header.ranks_per_domain).field("device", header.device);
   int passed = 0, failed = 0, skipped = 0;
   w.begin_array("cases");
   for (const CaseResult& r : results) {

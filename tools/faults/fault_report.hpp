@@ -56,7 +56,8 @@ struct ReportHeader {
   std::int64_t timeout_ms = 0;
   double bound_ms = 0;
   int num_ranks = 2;
-  std::string device;  // the GPU's name, or "" when unknown
+  std::string device;        // the GPU's name, or "" when unknown
+  int ranks_per_domain = 0;  // > 0: the ranks formed NVLink domains of this many (multi-domain cases)
 };
 
 // The whole run as one JSON document: header, every case (expected, observed, verdict), summary.

@@ -1,8 +1,11 @@
 // epcomm-faults: the fault matrix of issue 22 on one machine (ranks may share one GPU).
 //
 //   epcomm-faults [--cases WORD,...] [--timeout-ms 3000] [--margin-ms 2000] [--startup-ms 30000]
-//                 [--out DIR] [--json FILE]
+//                 [--ranks-per-domain G] [--out DIR] [--json FILE]
 //   epcomm-faults --list
+//   --ranks-per-domain 1: the two ranks form two NVLink domains, so every phase runs its multi-domain
+//   path (high throughput through NVSHMEM rings, low latency by NVSHMEM puts); only in the build that
+//   links NVSHMEM, epcomm-faults-md (-DEPCOMM_WITH_NVSHMEM=ON).
 //   --rank-command PROGRAM runs PROGRAM (with the same arguments) as each rank instead of this binary's
 //   rank mode, and needs no GPU: how the CPU tests drive the driver with scripted ranks.
 //
@@ -40,6 +43,7 @@ struct Args {
   std::int64_t timeout_ms = 3000;
   std::int64_t margin_ms = 2000;    // the survivor's error may come this long after the timeout
   std::int64_t startup_ms = 30000;  // a case's processes get this plus three timeouts to end
+  int ranks_per_domain = 0;         // > 0: the ranks form NVLink domains of this many
   std::string out = "faults-out";
   std::string json;
   bool list = false;
@@ -66,6 +70,8 @@ Args parse(int argc, char** argv) {
       a.margin_ms = std::stoll(value());
     else if (arg == "--startup-ms")
       a.startup_ms = std::stoll(value());
+    else if (arg == "--ranks-per-domain")
+      a.ranks_per_domain = std::stoi(value());
     else if (arg == "--out")
       a.out = value();
     else if (arg == "--json")
@@ -117,10 +123,14 @@ faults::Observation run_one(const faults::Case& c, const Args& a) {
                "--dir",
                dir,
                "--timeout-ms",
-               std::to_string(a.timeout_ms)};
+               std::to_string(a.timeout_ms),
+               "--ranks-per-domain",
+               std::to_string(a.ranks_per_domain)};
   for (char** e = environ; *e; ++e) o.parent_environment.emplace_back(*e);
   o.extra_environment = {"EPCOMM_TIMEOUT_MS=" + std::to_string(a.timeout_ms),
-                         "EPCOMM_BOOTSTRAP_TIMEOUT_MS=" + std::to_string(a.timeout_ms)};
+                         "EPCOMM_BOOTSTRAP_TIMEOUT_MS=" + std::to_string(a.timeout_ms),
+                         // The library's own override (env.cpp) agrees with what the ranks pass.
+                         "EPCOMM_RANKS_PER_DOMAIN=" + std::to_string(a.ranks_per_domain)};
   // Start-up (CUDA, the Buffer) plus up to three timeouts (the call, the carry-on, the teardown).
   o.bound = std::chrono::milliseconds(3 * a.timeout_ms + a.startup_ms);
   o.log_dir = dir;
@@ -148,7 +158,24 @@ int gpu_gate_exit(const Args& a) {
   return decision.exit_code;
 }
 
+#ifdef EPCOMM_FAULTS_WITH_NVSHMEM
+constexpr bool kWithNvshmem = true;
+#else
+constexpr bool kWithNvshmem = false;
+#endif
+
 int drive(const Args& a) {
+  if (a.ranks_per_domain < 0 || (a.ranks_per_domain > 0 && 2 % a.ranks_per_domain != 0))
+    throw epcomm::Error(epcomm::ErrorCategory::kInvalidArgument,
+                        "--ranks-per-domain: 0 (one domain) or 1 (two domains of one rank) for 2 ranks, got " +
+                            std::to_string(a.ranks_per_domain),
+                        __FILE__, __LINE__);
+  // Scripted ranks (tests) need no library; the rank mode needs NVSHMEM for two domains.
+  if (a.ranks_per_domain == 1 && a.rank_command.empty() && !kWithNvshmem)
+    throw epcomm::Error(epcomm::ErrorCategory::kUnsupported,
+                        "--ranks-per-domain 1: two NVLink domains need NVSHMEM, which this epcomm-faults does not "
+                        "link; run epcomm-faults-md (built with -DEPCOMM_WITH_NVSHMEM=ON)",
+                        __FILE__, __LINE__);
   if (const int code = gpu_gate_exit(a); code >= 0) return code;
   ::mkdir(a.out.c_str(), 0755);
   cudaDeviceProp prop{};
@@ -164,7 +191,7 @@ int drive(const Args& a) {
     std::printf("%-32s %s\n", faults::case_name(c).c_str(), results.back().verdict.status.c_str());
     std::fflush(stdout);
     // Rewritten after every case: a run stopped from outside still leaves what it learned.
-    std::ofstream(path) << faults::report_json({a.timeout_ms, bound_ms, 2, device}, results);
+    std::ofstream(path) << faults::report_json({a.timeout_ms, bound_ms, 2, device, a.ranks_per_domain}, results);
   }
   std::printf("\n%s\nJSON: %s\n", faults::report_table(results).c_str(), path.c_str());
   return faults::report_exit_code(results);
@@ -181,6 +208,7 @@ int rank_main(const Args& a) {
                           .world = env_int("WORLD_SIZE", 1),
                           .local_rank = env_int("LOCAL_RANK", 0),
                           .timeout_ms = a.timeout_ms,
+                          .ranks_per_domain = a.ranks_per_domain,
                           .dir = a.dir};
   return faults::run_case_rank(faults::find_case(a.rank_case), ctx);
 }

@@ -46,10 +46,14 @@ def fault_table(report):
         lines.append("| " + phase + " | " + " | ".join(row) + " |")
     s = report["summary"]
     lines.append("")
+    per_domain = report.get("ranks_per_domain", 0)
+    ranks = "%d ranks" % report["num_ranks"]
+    if per_domain and report["num_ranks"] // per_domain > 1:
+        ranks += " as %d NVLink domains of %d" % (report["num_ranks"] // per_domain, per_domain)
     lines.append("Faults tried: %d, survived: %d, failed: %d; cases that cannot be made: %d "
-                 "(timeout %d ms, bound %.0f ms, %d ranks%s)."
+                 "(timeout %d ms, bound %.0f ms, %s%s)."
                  % (s["tried"], s["survived"], s["failed"], s["skipped"], report["timeout_ms"],
-                    report["bound_ms"], report["num_ranks"],
+                    report["bound_ms"], ranks,
                     ", " + report["device"] if report.get("device") else ""))
     return lines
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "epcomm/error.hpp"
+#include "epcomm/multi_domain.hpp"
 
 namespace epcomm::faults {
 
@@ -45,17 +46,39 @@ struct Session::Inputs {
 };
 
 Session::Session(std::shared_ptr<Bootstrap> bootstrap, int rank, int world, std::int64_t timeout_ms,
-                 cudaStream_t stream)
+                 cudaStream_t stream, int ranks_per_domain)
     : bootstrap_(std::move(bootstrap)),
       rank_(rank),
       world_(world),
       timeout_ms_(timeout_ms),
+      ranks_per_domain_(ranks_per_domain),
       stream_(stream) {}
 
+namespace {
+
+// The symmetric region of a multi-domain Buffer, for the largest of a case's shapes: a mismatch
+// doubles hidden or the worst-case tokens on the peer, and both ranks make the same Buffer.
+std::int64_t md_rdma_bytes(int world, int ranks_per_domain) {
+  const Shape s;
+  const MultiDomainShape md{.num_tokens = 2 * s.tokens,
+                            .hidden = 2 * s.hidden,
+                            .num_topk = s.num_topk,
+                            .num_experts = s.experts_per_rank * world,
+                            .num_ranks = world,
+                            .ranks_per_domain = ranks_per_domain};
+  return multi_domain_rdma_bytes_hint(md, s.num_sms);
+}
+
+}  // namespace
+
 void Session::create_ht(bool mask_on_timeout) {
-  buffer_ = std::make_unique<Buffer>(bootstrap_, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 28,
-                                                               .timeout_ms = timeout_ms_,
-                                                               .mask_on_timeout = mask_on_timeout});
+  const bool multi_domain = ranks_per_domain_ > 0 && world_ / ranks_per_domain_ > 1;
+  buffer_ = std::make_unique<Buffer>(
+      bootstrap_, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 28,
+                                .num_rdma_bytes = multi_domain ? md_rdma_bytes(world_, ranks_per_domain_) : 0,
+                                .ranks_per_domain = ranks_per_domain_,
+                                .timeout_ms = timeout_ms_,
+                                .mask_on_timeout = mask_on_timeout});
 }
 
 void Session::create_ll(const Shape& shape, bool mask_on_timeout) {
@@ -63,8 +86,12 @@ void Session::create_ll(const Shape& shape, bool mask_on_timeout) {
                             .hidden = shape.ll_hidden,
                             .num_experts = shape.experts_per_rank * world_,
                             .max_topk = shape.num_topk};
-  const BufferOptions b{.num_nvl_bytes = ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden, world_,
-                                                              o.num_experts, o.max_topk),
+  // Across domains the workspace is NVSHMEM's symmetric memory: the NVLink region gets none.
+  const bool multi_domain = ranks_per_domain_ > 0 && world_ / ranks_per_domain_ > 1;
+  const BufferOptions b{.num_nvl_bytes = multi_domain ? 0
+                                                      : ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden,
+                                                                             world_, o.num_experts, o.max_topk),
+                        .ranks_per_domain = ranks_per_domain_,
                         .low_latency_mode = true,
                         .timeout_ms = timeout_ms_,
                         .mask_on_timeout = mask_on_timeout};

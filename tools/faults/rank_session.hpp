@@ -30,8 +30,12 @@ void cuda_check(cudaError_t status, const char* what);
 
 class Session {
  public:
+  // ranks_per_domain > 0 splits the ranks into NVLink domains of that many (BufferOptions::
+  // ranks_per_domain): with two or more, the high-throughput Buffer is a multi-domain one (rows
+  // between domains through NVSHMEM, num_rdma_bytes sized for every shape a case uses) and the
+  // low-latency one crosses domains by NVSHMEM puts. Needs a program linked with epcomm_nvshmem.
   Session(std::shared_ptr<Bootstrap> bootstrap, int rank, int world, std::int64_t timeout_ms,
-          cudaStream_t stream);
+          cudaStream_t stream, int ranks_per_domain = 0);
 
   // The Buffers (collective constructors); a case's Buffer is made once.
   void create_ht(bool mask_on_timeout);
@@ -59,6 +63,7 @@ class Session {
   std::shared_ptr<Bootstrap> bootstrap_;
   int rank_, world_;
   std::int64_t timeout_ms_;
+  int ranks_per_domain_;
   cudaStream_t stream_;
   std::unique_ptr<Buffer> buffer_;
   std::shared_ptr<Inputs> inputs_;
