@@ -146,11 +146,12 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
   c.out = static_cast<std::uint16_t*>(out.x.data());
   c.out_weights = static_cast<float*>(out.topk_weights.data());
   m.timer.begin(scope.comm(), "prepare+combine");
+  const std::int32_t schedule = (pull ? kSigPull : 0) | (staged || copy_chunks > 0 ? kSigCopyEngine : 0);
   const CallSignature sig = make_signature({.op = static_cast<std::int32_t>(OpId::kCombine),
                                             .hidden = shape.hidden,
                                             .num_topk = shape.num_topk,
-                                            .num_blocks = a.config.num_sms,
-                                            .flags = (pull ? kSigPull : 0) | (staged || copy_chunks > 0 ? kSigCopyEngine : 0)});
+                                            .num_blocks = plan.num_senders,
+                                            .flags = schedule});
   launch_ht_prepare(m.view, plan.num_shares, nullptr, OpId::kCombine, sig, scope.comm());
   // NOTE: after prepare's barrier: every peer has finished the operations that read this region.
   if (staged) stage_rows(c, h.count_matrix_host.data(), scope.comm());

@@ -246,7 +246,8 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     const CallSignature sig = make_signature({.op = static_cast<std::int32_t>(OpId::kDispatch),
                                               .hidden = p.shape.hidden,
                                               .num_topk = p.shape.num_topk,
-                                              .num_blocks = a.config.num_sms,
+                                              // the handle's sender blocks: a larger num_sms leaves the rest idle
+                                              .num_blocks = p.plan.num_senders,
                                               .flags = (p.shape.fp8 ? kSigFp8 : 0) | kSigCached});
     launch_ht_prepare(m.view, p.plan.num_channels, HtScratch::recv_copied(m.scratch.get()), OpId::kDispatch,
                       sig, scope.comm());

@@ -168,6 +168,22 @@ TEST(PeerMismatch, CachedDispatchWithFewerSmsIsRefusedWhereAsked) {
   EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+// A larger num_sms on one rank is no mismatch for a cached dispatch: every rank runs the handle's
+// sender blocks, and the call's signature says so.
+TEST(PeerMismatch, CachedDispatchWithMoreSmsRunsTheHandlesBlocks) {
+  const GpuEnv& env = gpu_env();
+  if (env.world < 2) GTEST_SKIP() << "needs a peer";
+  AfterDispatch d;
+  DispatchArgs args;
+  args.x = d.in.x;
+  args.handle = &d.got.handle;
+  args.config = Config{.num_sms = env.rank == env.world - 1 ? 12 : 8};
+  const DispatchResult again = d.buffer.dispatch(args, {.stream = env.stream});
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  d.buffer.check_status();
+  EXPECT_EQ(again.recv_x.size(0), d.got.recv_x.size(0));
+}
+
 // Low-latency dispatch with the last rank's call differing (num_topk, or FP8 against BF16).
 void expect_ll_mismatch(int topk_last, bool fp8_last, const std::string& field) {
   const GpuEnv& env = gpu_env();
