@@ -172,7 +172,10 @@ Buffer::~Buffer() {
     EPCOMM_LOG_WARN("Buffer teardown: barrier with peers failed: ", e.what());
     peers_answered = false;
   }
-  if (impl_->ll && !peers_answered) abandon_collective_teardown(*impl_->ll);
+  if (!peers_answered) {
+    if (impl_->ll) abandon_collective_teardown(impl_->ll->nvshmem);
+    if (impl_->md) abandon_collective_teardown(impl_->md->nvshmem);
+  }
 }
 
 int Buffer::rank() const {

@@ -33,6 +33,9 @@ void check_rank(const Buffer::Impl& m, int rank) {
 
 void Buffer::Impl::set_masked(int rank) {
   check_rank(*this, rank);
+  EPCOMM_REQUIRE(md == nullptr, ErrorCategory::kUnsupported, "rank: a multi-domain Buffer (",
+                 domains.num_domains, " NVLink domains) cannot mask ranks yet (rank ", rank,
+                 "): its kernels between domains do not read the mask");
   if (masked_host[static_cast<std::size_t>(rank)] != 0) return;
   // NOTE: ordered on the communication stream: a kernel queued before sees the old mask, every
   // later one (and every later graph replay on it) the new. Kernels that ran on callers' streams

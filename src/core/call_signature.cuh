@@ -22,8 +22,10 @@ __device__ __forceinline__ void store_signature(CallSignature* dst, const CallSi
 // Compares the signature peer `peer_rank` published at `published` (read after acquiring the flag
 // or signal that followed it) with this call's. On a difference, reports kPeerMismatch naming the
 // first field that differs, its value here and at the peer (first failure wins), and returns false.
+// `peer_domain`: the peer's NVLink domain where the ranks span several (-1: one domain).
 __device__ __forceinline__ bool signature_matches(const CallSignature* published, const CallSignature& here,
-                                                  const DomainView& v, OpId op, int peer_rank) {
+                                                  const DomainView& v, OpId op, int peer_rank,
+                                                  int peer_domain = -1) {
   CallSignature peer;
   const auto* from = reinterpret_cast<const volatile std::uint64_t*>(published);
   auto* to = reinterpret_cast<std::uint64_t*>(&peer);
@@ -32,7 +34,7 @@ __device__ __forceinline__ bool signature_matches(const CallSignature* published
   const int field = first_difference(here, peer);
   if (field < 0) return true;
   report_failure(v.status, StatusCode::kPeerMismatch, op, CounterId::kNone, v.rank, peer_rank, here.field[field],
-                 peer.field[field], /*peer_domain=*/-1, field);
+                 peer.field[field], peer_domain, field);
   return false;
 }
 

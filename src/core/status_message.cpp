@@ -92,6 +92,7 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
       return Error(
           ErrorCategory::kInvalidArgument,
           detail::concat("peer mismatch: rank ", s.rank, ": ", to_string(op), ": rank ", s.peer,
+                         s.peer_domain > 0 ? detail::concat(" of domain ", s.peer_domain - 1) : "",
                          " made a different call: ", to_string(field), " is ",
                          describe_signature_value(field, static_cast<std::int32_t>(s.expected)), " here but ",
                          describe_signature_value(field, static_cast<std::int32_t>(s.observed)), " at rank ",

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/call_signature.hpp"
 #include "core/domain_view.hpp"
 #include "internode/md_layout.hpp"
 #include "intranode/ht_layout.hpp"
@@ -40,8 +41,11 @@ struct MdNotifyArgs {
   MdPlace place;
   MdHeader header;
   MdRings rings;  // the rings of the dispatch that follows: notify clears their slot flags
-  // Cached dispatch: only the two synchronisations (with the peers of the other domains, then the
-  // domain), no counts; every table below but notify_epoch is then unused.
+  // This call's; every peer's must equal it. It travels with the records of both exchanges (the
+  // other domains' peers, then the domain's), sync_only included.
+  CallSignature signature;
+  // Cached dispatch and combine: only the two synchronisations (with the peers of the other
+  // domains, then the domain), no counts; every table below but notify_epoch is then unused.
   bool sync_only = false;
   const bool* is_token_in_rank = nullptr;               // [T, R]
   const std::int32_t* num_tokens_per_expert = nullptr;  // [E]

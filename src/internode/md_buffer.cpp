@@ -45,6 +45,11 @@ bool check_md_domains(const BufferOptions& options, const DomainInfo& domains) {
       "high-throughput one needs low_latency_mode unset and num_rdma_bytes)");
   EPCOMM_REQUIRE(D <= kMdMaxDomains, ErrorCategory::kUnsupported, "num_domains: at most ", kMdMaxDomains,
                  " NVLink domains supported, got ", D, " domains of ", G, " ranks");
+  EPCOMM_REQUIRE(!options.mask_on_timeout, ErrorCategory::kUnsupported,
+                 "mask_on_timeout: a multi-domain Buffer (", D, " NVLink domains of ", G,
+                 " ranks) cannot mask ranks yet: its kernels between domains do not read the mask, so a "
+                 "timeout there stays; destroy the Buffer and make a new one among the survivors "
+                 "(docs/reliability.md)");
   const auto header = static_cast<std::int64_t>(MdHeader::make(D, G).total_bytes);
   EPCOMM_CHECK_ARG(options.num_rdma_bytes >= header, "num_rdma_bytes: ", D, " NVLink domains of ", G,
                    " ranks need the symmetric region that rows cross domains through; expected at least ",

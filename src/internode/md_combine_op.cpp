@@ -64,6 +64,10 @@ void launch_sync(Buffer::Impl& m, const MdCombinePlanned& p, CommScope& scope) {
   n.header = p.sym.header;
   n.rings = p.sym.rings;
   n.sync_only = true;
+  n.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kCombine),
+                                .hidden = p.shape.hidden,
+                                .num_topk = p.shape.num_topk,
+                                .num_blocks = 2 * p.sym.rings.num_channels});
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
   m.timer.begin(scope.comm(), "md-combine-sync");
   md_kernel_hooks()->notify(n, scope.comm());

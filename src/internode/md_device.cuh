@@ -27,12 +27,6 @@ __device__ __forceinline__ void signal_add(std::uint64_t* sig_sym, std::uint64_t
   nvshmemx_signal_op(sig_sym, delta, NVSHMEM_SIGNAL_ADD, pe);
 }
 
-// One thread: sets `sig_sym` on `pe` to `value` (a flag whose values only grow). Not ordered after
-// this thread's earlier puts: quiet() first when it must follow them.
-__device__ __forceinline__ void signal_set(std::uint64_t* sig_sym, std::uint64_t value, int pe) {
-  nvshmemx_signal_op(sig_sym, value, NVSHMEM_SIGNAL_SET, pe);
-}
-
 // One thread: every put this thread issued has completed (its source may be rewritten).
 __device__ __forceinline__ void quiet() {
   nvshmem_quiet();

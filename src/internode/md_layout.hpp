@@ -11,6 +11,7 @@
 //   header, fixed for a region (never moves between operations, so counters persist):
 //     [ counters [2 ops][3 kinds][P][kMdMaxChannels] u64                                        ]
 //     [ count flags [2 parities][P] u64 | count mailboxes [2 parities][P] x record_capacity_bytes ]
+//       (a mailbox: the sender's call signature, then its count record)
 //     [ record staging [P] x record_capacity_bytes: the records this rank sends (puts read symmetric
 //       memory, so that they can leave through a NIC) ]
 //   rings, carved per operation from what remains (every rank carves alike):
@@ -27,6 +28,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/call_signature.hpp"
 #include "internode/md_limits.hpp"
 #include "internode/md_slot.hpp"
 #include "transport/region_layout.hpp"
@@ -68,6 +70,10 @@ EPCOMM_HD constexpr int md_credit_batch(int ring_slots) {
 
 // The fixed header: depends only on (D, G).
 struct MdHeader {
+  // A count mailbox, and the staging of what is put into one: [the sender's CallSignature | its
+  // MdCountRecord (int32)]. The signature travels even when the record is empty (sync_only).
+  static constexpr std::size_t kRecordSignatureBytes = sizeof(CallSignature);
+
   int num_domains = 0;       // D
   int ranks_per_domain = 0;  // G
   std::size_t counters = 0, count_flags = 0, mailboxes = 0, record_staging = 0, record_capacity_bytes = 0;
@@ -84,7 +90,8 @@ struct MdHeader {
     h.count_flags = align_up(h.counters + counter_bytes, kMdSmallAlignment);
     h.mailboxes = align_up(h.count_flags + sizeof(std::uint64_t) * 2 * P, kMdSmallAlignment);
     h.record_capacity_bytes =
-        align_up(sizeof(std::int32_t) * MdCountRecord::capacity_ints(ranks_per_domain), kMdSmallAlignment);
+        align_up(kRecordSignatureBytes + sizeof(std::int32_t) * MdCountRecord::capacity_ints(ranks_per_domain),
+                 kMdSmallAlignment);
     h.record_staging = h.mailboxes + 2 * P * h.record_capacity_bytes;
     h.total_bytes = align_up(h.record_staging + P * h.record_capacity_bytes, kRegionAlignment);
     return h;

@@ -16,6 +16,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "core/call_signature.cuh"
 #include "core/cuda_check.hpp"
 #include "internode/md_streams.cuh"
 #include "internode/md_tables.hpp"
@@ -26,13 +27,24 @@ namespace {
 
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
-constexpr std::size_t kDomainRecordOffset = 64;  // a domain mailbox: [flag u64 | pad | MdDomainRecord]
+// A domain mailbox: [flag u64 | pad | the writer's CallSignature at 32 | MdDomainRecord at 64].
+constexpr std::size_t kDomainSignatureOffset = 32;
+constexpr std::size_t kDomainRecordOffset = 64;
+static_assert(kDomainSignatureOffset >= sizeof(std::uint64_t) &&
+              kDomainSignatureOffset + sizeof(CallSignature) <= kDomainRecordOffset);
 
 __device__ std::int32_t* domain_record(void* region, int parity, int src) {
   return reinterpret_cast<std::int32_t*>(RegionLayout::mailbox(region, parity, src) + kDomainRecordOffset);
 }
 __device__ std::uint64_t* domain_flag(void* region, int parity, int src) {
   return reinterpret_cast<std::uint64_t*>(RegionLayout::mailbox(region, parity, src));
+}
+__device__ CallSignature* domain_signature(void* region, int parity, int src) {
+  return reinterpret_cast<CallSignature*>(RegionLayout::mailbox(region, parity, src) + kDomainSignatureOffset);
+}
+// The count record in a count mailbox or its staging, after the signature (MdHeader).
+__device__ std::int32_t* count_record(char* mailbox) {
+  return reinterpret_cast<std::int32_t*>(mailbox + MdHeader::kRecordSignatureBytes);
 }
 
 // Rank (me_domain, me_local) of D domains of G ranks, C channels, nle local experts per rank.
@@ -57,15 +69,24 @@ __device__ void build_record(const MdNotifyArgs& a, const Geometry& g, int d, st
     rec[q] = md_record_entry(f, q, g.R, g.D, d, a.scan, a.scan + g.C * g.R, a.num_tokens_per_expert);
 }
 
-// Step 2: records out, records in. False when a peer's record did not come (recorded).
+// The operation the signature names (what a mismatch report calls this rank's call).
+__device__ OpId op_of(const MdNotifyArgs& a) {
+  return static_cast<OpId>(a.signature.get(SigField::kOp));
+}
+
+// Step 2: records out, records in. False when a peer's record did not come or was made by another
+// call (recorded).
 __device__ bool exchange_records(const MdNotifyArgs& a, const Geometry& g, std::uint64_t epoch) {
   const MdHeader& h = a.header;
   const int parity = static_cast<int>(epoch & 1u);
   const MdCountRecord f{g.C, g.G, g.nle};
-  const std::size_t bytes = a.sync_only ? 0 : sizeof(std::int32_t) * static_cast<std::size_t>(f.ints());
+  const std::size_t bytes = MdHeader::kRecordSignatureBytes +
+                            (a.sync_only ? 0 : sizeof(std::int32_t) * static_cast<std::size_t>(f.ints()));
+  for (int p = threadIdx.x; p < g.D - 1; p += blockDim.x)
+    store_signature(md::at<CallSignature>(a.place, h.staged_record(p)), a.signature);
   if (!a.sync_only)
     for (int p = 0; p < g.D - 1; ++p)
-      build_record(a, g, md_peer_domain(g.me_domain, p), md::at<std::int32_t>(a.place, h.staged_record(p)));
+      build_record(a, g, md_peer_domain(g.me_domain, p), count_record(md::at<char>(a.place, h.staged_record(p))));
   // NOTE: the records must be visible to whatever reads them for the put (a NIC included).
   ptx::fence_acq_rel_sys();
   __syncthreads();
@@ -74,30 +95,29 @@ __device__ bool exchange_records(const MdNotifyArgs& a, const Geometry& g, std::
     const int d = md_peer_domain(g.me_domain, p);
     const int slot = md_peer_index(d, g.me_domain);  // this rank as seen from domain d
     std::uint64_t* flag = md::at<std::uint64_t>(a.place, h.count_flag(parity, slot));
-    if (bytes == 0) {
-      if (threadIdx.x % 32 == 0) md::signal_set(flag, epoch, d * g.G + g.me_local);
-    } else {
-      md::put_signal_set_warp(md::at<char>(a.place, h.mailbox(parity, slot)),
-                              md::at<char>(a.place, h.staged_record(p)), bytes, flag, epoch,
-                              d * g.G + g.me_local);
-    }
+    md::put_signal_set_warp(md::at<char>(a.place, h.mailbox(parity, slot)),
+                            md::at<char>(a.place, h.staged_record(p)), bytes, flag, epoch, d * g.G + g.me_local);
   }
   // NOTE: the staged records are rewritten by the next exchange: every put has left by then.
   md::quiet();
   bool ok = true;
   for (int p = threadIdx.x; p < g.D - 1; p += blockDim.x) {
     const int d = md_peer_domain(g.me_domain, p);
+    const int peer = d * g.G + g.me_local;
     ok = ok && md::wait_geq(md::at<std::uint64_t>(a.place, h.count_flag(parity, p)), epoch, a.view,
-                            OpId::kNotify, CounterId::kMdCountRecord, d * g.G + g.me_local, d);
+                            OpId::kNotify, CounterId::kMdCountRecord, peer, d);
+    // A peer that made another call (shape, top-k, num_sms, operation) laid out its record and its
+    // rows differently: stop here, as after a timeout, rather than route rows by them.
+    ok = ok && signature_matches(md::at<CallSignature>(a.place, h.mailbox(parity, p)), a.signature, a.view,
+                                 op_of(a), peer, d);
   }
   return __syncthreads_and(ok);
 }
 
 // The count record received from (s, me_local); null for s = me_domain (its own scan stands in).
 __device__ const std::int32_t* record_from(const MdNotifyArgs& a, const Geometry& g, int parity, int s) {
-  return s == g.me_domain
-             ? nullptr
-             : md::at<std::int32_t>(a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s)));
+  return s == g.me_domain ? nullptr
+                          : count_record(md::at<char>(a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s))));
 }
 
 // Step 3: this rank forwards the streams of (s, me_local) for every s; its own domain's from the scan.
@@ -126,7 +146,7 @@ __device__ void write_domain_records(const MdNotifyArgs& a, const Geometry& g, i
   }
 }
 
-// Step 4: records to the domain, then from it. False on a timeout (recorded).
+// Step 4: records to the domain, then from it. False on a timeout or another call (recorded).
 __device__ bool exchange_in_domain(const MdNotifyArgs& a, const Geometry& g, std::uint64_t epoch) {
   const int parity = static_cast<int>(epoch & 1u);
   write_domain_records(a, g, parity);
@@ -134,10 +154,17 @@ __device__ bool exchange_in_domain(const MdNotifyArgs& a, const Geometry& g, std
   bool ok = true;
   if (threadIdx.x < g.G) {
     const int j = threadIdx.x;
-    // NOTE: a release after the block barrier: every thread's record precedes the flag.
+    store_signature(domain_signature(a.view.peer_base[j], parity, g.me_local), a.signature);
+    // NOTE: a release after the block barrier: every thread's record (and this thread's
+    // signature) precedes the flag.
     ptx::st_release_sys(domain_flag(a.view.peer_base[j], parity, g.me_local), epoch);
+    const int peer = a.view.domain_base_rank + j;
     ok = wait_at_least(domain_flag(a.view.peer_base[g.me_local], parity, j), epoch, a.view, OpId::kNotify,
-                       CounterId::kCountsReady, a.view.domain_base_rank + j);
+                       CounterId::kCountsReady, peer);
+    // A masked peer is not waited on, and what it left is not read.
+    if (ok && !peer_masked(a.view, j))
+      ok = signature_matches(domain_signature(a.view.peer_base[g.me_local], parity, j), a.signature, a.view,
+                             op_of(a), peer);
   }
   return __syncthreads_and(ok);
 }

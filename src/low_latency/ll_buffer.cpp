@@ -166,17 +166,4 @@ void reset_ll_sequence(LlState& state) {
     for (auto& half : kind) half.reset();
 }
 
-void abandon_collective_teardown(LlState& state) noexcept {
-  if (!state.nvshmem) return;
-  // NOTE: kept alive on purpose (never destroyed): its deleter is the collective teardown.
-  static auto* abandoned = new std::vector<std::shared_ptr<void>>();
-  try {
-    abandoned->push_back(std::move(state.nvshmem));
-    EPCOMM_LOG_WARN("Buffer teardown: a peer is gone, so NVSHMEM's collective teardown is skipped; this "
-                    "process cannot make another NVSHMEM Buffer (restart it to use NVSHMEM again)");
-  } catch (const std::exception& e) {
-    EPCOMM_LOG_WARN("Buffer teardown: could not set NVSHMEM aside: ", e.what());
-  }
-}
-
 }  // namespace epcomm

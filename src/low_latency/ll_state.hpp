@@ -47,9 +47,4 @@ struct LlState {
 // this). Only inside a collective reset in which no rank runs a kernel (Buffer::clear_rank_mask).
 void reset_ll_sequence(LlState& state);
 
-// Teardown with a peer gone: NVSHMEM's (nvshmem_free, nvshmem_finalize) is collective and would wait
-// for that peer forever, so this rank's NVSHMEM state is left as it is (logged); the process cannot
-// make another NVSHMEM Buffer. Nothing to do with CUDA IPC.
-void abandon_collective_teardown(LlState& state) noexcept;
-
 }  // namespace epcomm

@@ -1,6 +1,10 @@
 #include "transport/ll_transport.hpp"
 
 #include <atomic>
+#include <exception>
+#include <vector>
+
+#include "core/log.hpp"
 
 namespace epcomm {
 
@@ -30,6 +34,19 @@ const LlNvshmemHooks* ll_nvshmem_hooks() noexcept {
 
 void set_ll_nvshmem_hooks(const LlNvshmemHooks* hooks) noexcept {
   g_hooks.store(hooks, std::memory_order_release);
+}
+
+void abandon_collective_teardown(std::shared_ptr<void>& owner) noexcept {
+  if (!owner) return;
+  // NOTE: kept alive on purpose (never destroyed): its deleter is the collective teardown.
+  static auto* abandoned = new std::vector<std::shared_ptr<void>>();
+  try {
+    abandoned->push_back(std::move(owner));
+    EPCOMM_LOG_WARN("Buffer teardown: a peer is gone, so NVSHMEM's collective teardown is skipped; this "
+                    "process cannot make another NVSHMEM Buffer (restart it to use NVSHMEM again)");
+  } catch (const std::exception& e) {
+    EPCOMM_LOG_WARN("Buffer teardown: could not set NVSHMEM aside: ", e.what());
+  }
 }
 
 }  // namespace epcomm

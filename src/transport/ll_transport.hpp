@@ -44,6 +44,12 @@ struct LlNvshmemHooks {
   void* (*peer_pointer)(void* workspace, int pe);
 };
 
+// Teardown with a peer gone: NVSHMEM's (nvshmem_free, nvshmem_finalize) is collective and would wait
+// for that peer forever, so the owner `open_workspace` returned is set aside, never destroyed
+// (logged), and `owner` is left empty; the process cannot make another NVSHMEM Buffer. Nothing to
+// do when `owner` is empty (a Buffer on CUDA IPC only).
+void abandon_collective_teardown(std::shared_ptr<void>& owner) noexcept;
+
 // Null unless epcomm_nvshmem is linked into the program (or a test registered its own).
 const LlNvshmemHooks* ll_nvshmem_hooks() noexcept;
 // Registers `hooks` (a static object; null unregisters). Called while the program starts.

@@ -88,6 +88,34 @@ TEST(FaultCases, OnlyMaskedKillsExpectTheSurvivorToCarryOn) {
   EXPECT_EQ(masked, kMaskCases);
 }
 
+// Across two NVLink domains the matrix keeps every case and its expectation, but skips, saying
+// why, exactly what the multi-domain Buffer does differently by design.
+TEST(FaultCases, TwoDomainsSkipOnlyWhatTheMultiDomainBufferLacks) {
+  const std::vector<Case> one = select_cases(""), two = select_cases("", /*two_domains=*/true);
+  ASSERT_EQ(one.size(), two.size());
+  std::set<std::string> newly_skipped;
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    const std::string name = case_name(one[i]);
+    EXPECT_EQ(case_name(two[i]), name);
+    if (one[i].expect.outcome == Outcome::kSkipped) {
+      EXPECT_EQ(two[i].expect.skip_reason, one[i].expect.skip_reason) << name;
+    } else if (two[i].expect.outcome == Outcome::kSkipped) {
+      EXPECT_FALSE(two[i].expect.skip_reason.empty()) << name;
+      newly_skipped.insert(name);
+    } else {
+      EXPECT_EQ(two[i].expect.awaited_words, one[i].expect.awaited_words) << name;
+      EXPECT_EQ(two[i].expect.categories, one[i].expect.categories) << name;
+    }
+  }
+  const std::set<std::string> expected{"barrier.kill",        "barrier.stall",        "barrier.other_op",
+                                       "barrier.kill+mask",   "notify.kill+mask",     "ht_combine.kill+mask",
+                                       "ht_combine.mismatch_num_sms"};
+  EXPECT_EQ(newly_skipped, expected);
+  // Low-latency Buffers across domains read the mask: their masked kills still carry on.
+  for (const Case& c : two)
+    if (c.mask_on_timeout && is_low_latency(c.phase)) EXPECT_TRUE(c.expect.survivor_carries_on) << case_name(c);
+}
+
 TEST(FaultCases, LowLatencyPhasesAreTheLowLatencyBuffers) {
   EXPECT_TRUE(is_low_latency(Phase::kLlSplit));
   EXPECT_TRUE(is_low_latency(Phase::kCreate));  // create cases make a low-latency Buffer

@@ -190,6 +190,36 @@ TEST(InternodeBuffer, SeveralDomainsRefuseLowLatencyModeAndTooManyDomains) {
       "num_domains: at most 256 NVLink domains supported, got 257", ErrorCategory::kUnsupported);
 }
 
+// The multi-domain kernels do not read the rank mask: asking a timeout to mask is refused when the
+// Buffer is made, not left to fail at the first timeout.
+TEST(InternodeBuffer, SeveralDomainsRefuseMaskOnTimeout) {
+  const auto header = static_cast<std::int64_t>(MdHeader::make(2, 1).total_bytes);
+  expect_error(
+      [&] { checks::check_md_domains({.num_rdma_bytes = header, .mask_on_timeout = true}, domains_of(1, 2)); },
+      "mask_on_timeout: a multi-domain Buffer (2 NVLink domains of 1 ranks) cannot mask ranks yet",
+      ErrorCategory::kUnsupported);
+  EXPECT_FALSE(checks::check_md_domains({.mask_on_timeout = true}, domains_of(8, 1)));  // one domain: masks
+}
+
+// A peer of another domain that made another call is named with its domain.
+TEST(InternodeBuffer, MismatchesNameThePeersDomain) {
+  DeviceStatus s{};
+  s.code = static_cast<std::int32_t>(StatusCode::kPeerMismatch);
+  s.op = static_cast<std::int32_t>(OpId::kCombine);
+  s.rank = 0;
+  s.peer = 1;
+  s.peer_domain = 1 + 1;
+  s.detail = static_cast<std::int32_t>(SigField::kHidden);
+  s.expected = 7168;
+  s.observed = 4096;
+  const Error e = status_error(s, 1000, __FILE__, __LINE__);
+  EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument);
+  EXPECT_NE(e.message().find("rank 0: combine: rank 1 of domain 1 made a different call: hidden is 7168 here "
+                             "but 4096 at rank 1"),
+            std::string::npos)
+      << e.message();
+}
+
 // A wait on a peer of another domain names the peer's domain and the multi-domain counter.
 TEST(InternodeBuffer, TimeoutsNameThePeersDomain) {
   DeviceStatus s{};

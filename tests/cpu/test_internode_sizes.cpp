@@ -74,7 +74,7 @@ TEST(InternodeSizes, HtDsv3HintsOfTheDoc) {
   const std::vector<Row> doc = {{2, 12, 128, 52.8, 902.3, 367.9},
                                 {4, 12, 128, 137.2, 1804.5, 409.8},
                                 {8, 12, 128, 306.2, 3609.0, 432.8},
-                                {256, 12, 12, 1027.8, 115488.0, 451.1}};
+                                {256, 12, 12, 1028.0, 115488.0, 451.1}};
   std::printf("D  C  N  num_rdma_bytes MiB | num_nvl_bytes MiB: R x T rows, expected rows\n");
   for (const Row& row : doc) {
     const MdShape shape = ht_dsv3(8, row.D, false);

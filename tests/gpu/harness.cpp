@@ -43,28 +43,6 @@ std::shared_ptr<Allocator> poisoning_allocator() {
   return std::make_shared<PoisoningAllocator>();
 }
 
-void fill_poison(void* ptr, std::size_t bytes, cudaStream_t stream) {
-  // One seed copied from the host, then doubled on the device: every copy starts at an even offset,
-  // so the 16-bit pattern keeps its phase. The seed lives as long as the process (copies from
-  // pageable memory may still read it after the call returns).
-  constexpr std::size_t kSeedBytes = std::size_t{64} << 10;
-  static const std::vector<std::uint8_t> seed = poison_bytes(kSeedBytes);
-  if (bytes == 0) return;
-  auto* p = static_cast<std::uint8_t*>(ptr);
-  const std::size_t first = std::min(bytes, kSeedBytes);
-  EPCOMM_CUDA_CHECK(cudaMemcpyAsync(p, seed.data(), first, cudaMemcpyHostToDevice, stream));
-  // NOTE: a copy from pageable memory may still be landing when the call returns; the doublings
-  // below read what it wrote. They are ordered after it on the stream, but compute-sanitizer's
-  // initcheck judged them at the call and reported the seed uninitialized (2026-12-05): outside a
-  // graph capture, the seed is waited for first.
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  EPCOMM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  if (capture == cudaStreamCaptureStatusNone) EPCOMM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (std::size_t done = first; done < bytes; done *= 2)
-    EPCOMM_CUDA_CHECK(
-        cudaMemcpyAsync(p + done, p, std::min(done, bytes - done), cudaMemcpyDeviceToDevice, stream));
-}
-
 std::vector<std::int64_t> random_topk(std::uint64_t seed, std::int64_t num_tokens, int num_topk,
                                       int num_experts, double empty_fraction) {
   if (num_topk > num_experts)  // k distinct experts must exist

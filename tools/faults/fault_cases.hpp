@@ -73,7 +73,12 @@ std::string case_name(const Case& c);
 const std::vector<Case>& all_cases();
 // The case named `name`; throws epcomm::Error(kInvalidArgument) naming it when none is.
 const Case& find_case(const std::string& name);
-// The cases whose names contain any of the comma-separated `filter` words (empty: all).
-std::vector<Case> select_cases(const std::string& filter);
+// The cases whose names contain any of the comma-separated `filter` words (empty: all); with
+// `two_domains`, as they read for two ranks in two NVLink domains (for_two_domains).
+std::vector<Case> select_cases(const std::string& filter, bool two_domains = false);
+// `c` for two ranks in two NVLink domains (--ranks-per-domain 1, every phase on its multi-domain
+// path): the same expectation, but skipped where the multi-domain Buffer differs by design (its
+// barrier spans one domain, its high-throughput kernels read no rank mask, its combine no num_sms).
+Case for_two_domains(Case c);
 
 }  // namespace epcomm::faults

@@ -184,7 +184,7 @@ int drive(const Args& a) {
   const double bound_ms = static_cast<double>(a.timeout_ms + a.margin_ms);
   const std::string path = a.json.empty() ? a.out + "/faults.json" : a.json;
   std::vector<faults::CaseResult> results;
-  for (const faults::Case& c : faults::select_cases(a.cases)) {
+  for (const faults::Case& c : faults::select_cases(a.cases, a.ranks_per_domain == 1)) {
     faults::Observation obs;
     if (c.expect.outcome != faults::Outcome::kSkipped) obs = run_one(c, a);
     results.push_back({c, obs, faults::judge(c, obs, bound_ms)});
@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
   try {
     const Args a = parse(argc, argv);
     if (a.list) {
-      for (const auto& c : faults::all_cases())
+      for (const auto& c : faults::select_cases("", a.ranks_per_domain == 1))
         std::printf("%-32s %s%s\n", faults::case_name(c).c_str(), faults::to_string(c.expect.outcome),
                     c.expect.skip_reason.empty() ? "" : (": " + c.expect.skip_reason).c_str());
       return 0;
