@@ -135,11 +135,14 @@ Buffer::Buffer(const LowLatencyOptions* low_latency, std::shared_ptr<Bootstrap> 
   m.view.timeout_ns = static_cast<std::uint64_t>(timeout_ms) * 1000000ull;
   m.view.masked = m.rank_mask.as<std::uint8_t>();
   m.view.telemetry = m.telemetry.as<PeerCounters>();
+  std::vector<CreationRecord> creations;
+  creations.reserve(records.size());
+  for (const RegionRecord& rec : records) creations.push_back(rec.creation);
+  const std::string difference = first_creation_difference(creations, m.rank(), base, G);
+  EPCOMM_REQUIRE(difference.empty(), ErrorCategory::kInvalidArgument, difference);
   m.peer_maps.resize(static_cast<std::size_t>(G));
   for (int p = 0; p < G; ++p) {
     const RegionRecord& rec = records[static_cast<std::size_t>(base + p)];
-    const std::string difference = creation_difference(mine.creation, rec.creation, m.rank(), base + p);
-    EPCOMM_REQUIRE(difference.empty(), ErrorCategory::kInvalidArgument, difference);
     if (p == m.domains.local_index) {
       m.view.peer_base[p] = m.region.get();
     } else {

@@ -53,4 +53,16 @@ std::string creation_difference(const CreationRecord& mine, const CreationRecord
   return {};
 }
 
+std::string first_creation_difference(const std::vector<CreationRecord>& every, int my_rank, int domain_first,
+                                      int domain_ranks) {
+  const CreationRecord& mine = every.at(static_cast<std::size_t>(my_rank));
+  for (int r = 0; r < static_cast<int>(every.size()); ++r) {
+    CreationRecord theirs = every[static_cast<std::size_t>(r)];
+    if (r < domain_first || r >= domain_first + domain_ranks) theirs.region_bytes = mine.region_bytes;
+    std::string difference = creation_difference(mine, theirs, my_rank, r);
+    if (!difference.empty()) return difference;
+  }
+  return {};
+}
+
 }  // namespace epcomm

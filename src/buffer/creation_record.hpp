@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "epcomm/low_latency.hpp"
 
@@ -27,5 +28,14 @@ CreationRecord make_creation_record(const LowLatencyOptions* low_latency, std::i
 // the Buffer kind and the LowLatencyOptions before the region size.
 std::string creation_difference(const CreationRecord& mine, const CreationRecord& theirs, int my_rank,
                                 int their_rank);
+
+// Every rank's record compared with `every[my_rank]`: empty when all agree, else the sentence for
+// the first that differs. Every rank must make the same kind of Buffer with the same options; the
+// region's size is compared only within this rank's NVLink domain, ranks [domain_first,
+// domain_first + domain_ranks) (the peers that map it). Ranks of other domains are compared too, so
+// a Buffer spanning domains (multi-domain, or low-latency through NVSHMEM) names the option that
+// differs before any NVSHMEM exchange.
+std::string first_creation_difference(const std::vector<CreationRecord>& every, int my_rank, int domain_first,
+                                      int domain_ranks);
 
 }  // namespace epcomm

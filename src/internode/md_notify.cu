@@ -73,6 +73,11 @@ __device__ void build_record(const MdNotifyArgs& a, const Geometry& g, int d, st
 __device__ OpId op_of(const MdNotifyArgs& a) {
   return static_cast<OpId>(a.signature.get(SigField::kOp));
 }
+// What a timeout here calls the operation: the combine whose opening synchronisation this is, or
+// dispatch's count exchange (a cached dispatch's included).
+__device__ OpId waiting_op(const MdNotifyArgs& a) {
+  return op_of(a) == OpId::kCombine ? OpId::kCombine : OpId::kNotify;
+}
 
 // Step 2: records out, records in. False when a peer's record did not come or was made by another
 // call (recorded).
@@ -105,7 +110,7 @@ __device__ bool exchange_records(const MdNotifyArgs& a, const Geometry& g, std::
     const int d = md_peer_domain(g.me_domain, p);
     const int peer = d * g.G + g.me_local;
     ok = ok && md::wait_geq(md::at<std::uint64_t>(a.place, h.count_flag(parity, p)), epoch, a.view,
-                            OpId::kNotify, CounterId::kMdCountRecord, peer, d);
+                            waiting_op(a), CounterId::kMdCountRecord, peer, d);
     // A peer that made another call (shape, top-k, num_sms, operation) laid out its record and its
     // rows differently: stop here, as after a timeout, rather than route rows by them.
     ok = ok && signature_matches(md::at<CallSignature>(a.place, h.mailbox(parity, p)), a.signature, a.view,
@@ -159,7 +164,7 @@ __device__ bool exchange_in_domain(const MdNotifyArgs& a, const Geometry& g, std
     // signature) precedes the flag.
     ptx::st_release_sys(domain_flag(a.view.peer_base[j], parity, g.me_local), epoch);
     const int peer = a.view.domain_base_rank + j;
-    ok = wait_at_least(domain_flag(a.view.peer_base[g.me_local], parity, j), epoch, a.view, OpId::kNotify,
+    ok = wait_at_least(domain_flag(a.view.peer_base[g.me_local], parity, j), epoch, a.view, waiting_op(a),
                        CounterId::kCountsReady, peer);
     // A masked peer is not waited on, and what it left is not read.
     if (ok && !peer_masked(a.view, j))

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "buffer/creation_record.hpp"
 
@@ -53,6 +54,29 @@ TEST(CreationRecord, RegionSizeIsNamedWhenTheOptionsAgree) {
   EXPECT_EQ(creation_difference(make_creation_record(nullptr, 1000), make_creation_record(nullptr, 2000), 0, 1),
             "num_nvl_bytes: every rank must pass the same value; rank 1 has a region of 2000 bytes, rank 0 of "
             "1000");
+}
+
+// Every rank is compared, those of other NVLink domains included (a Buffer across domains learns
+// which option differs before NVSHMEM is touched); the region size only within the domain.
+TEST(CreationRecord, EveryRankIsComparedTheRegionOnlyWithinTheDomain) {
+  LowLatencyOptions other = kLl;
+  other.hidden = 4096;
+  // 4 ranks, domains of 2; this rank is 1 (domain 0: ranks 0-1).
+  std::vector<CreationRecord> every(4, ll_record(kLl));
+  EXPECT_EQ(first_creation_difference(every, 1, 0, 2), "");
+  every[3] = ll_record(kLl, 1 << 19);  // another domain's region size: not this domain's business
+  EXPECT_EQ(first_creation_difference(every, 1, 0, 2), "");
+  every[0] = ll_record(kLl, 1 << 19);  // a domain peer's region: named
+  EXPECT_NE(first_creation_difference(every, 1, 0, 2).find("num_nvl_bytes: every rank must pass the same value; "
+                                                          "rank 0 has a region of 524288 bytes"),
+            std::string::npos);
+  every[0] = ll_record(kLl);
+  every[2] = ll_record(other);  // another domain's options: named
+  EXPECT_NE(first_creation_difference(every, 1, 0, 2).find("hidden is 7168 here but 4096 at rank 2"),
+            std::string::npos);
+  every[2] = make_creation_record(nullptr, 1 << 20);  // another domain's kind: named
+  EXPECT_NE(first_creation_difference(every, 1, 0, 2).find("rank 2 made a high-throughput Buffer"),
+            std::string::npos);
 }
 
 }  // namespace
