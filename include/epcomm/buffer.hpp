@@ -74,7 +74,8 @@ struct BufferOptions {
   // every shape measured so far. Buffer::set_ht_options changes them between calls.
   HtOptions ht{};
   // A rank whose wait on a peer times out masks that peer itself (Buffer::mask_rank) before the
-  // timeout is raised, and the Buffer stays usable by the survivors (docs/reliability.md).
+  // timeout is raised, and the Buffer stays usable by the survivors (docs/reliability.md). Refused
+  // (kUnsupported) by a multi-domain high-throughput Buffer, which cannot mask.
   bool mask_on_timeout = false;
   // Count per-peer telemetry on the device (epcomm/telemetry.hpp, Buffer::peer_telemetry): bytes
   // to and from each peer and time waited on each, per operation. Off: nothing is counted.
@@ -152,8 +153,10 @@ class EPCOMM_API Buffer {
 
   // Rank masking (SPEC "Rank masking", docs/reliability.md). A masked rank holds no tokens and no
   // experts for this rank: dispatch sends nothing to it (slots naming its experts behave as -1),
-  // combine takes nothing from it, no wait waits on it; in every mode and in captured graphs (the
-  // kernels read the mask at run time). mask_rank is local and ordered on the communication
+  // combine takes nothing from it, no wait waits on it; in high-throughput and low-latency mode
+  // (across NVLink domains too) and in captured graphs (the kernels read the mask at run time). A
+  // multi-domain high-throughput Buffer (num_rdma_bytes across domains) refuses it (kUnsupported):
+  // its kernels between domains read no mask. mask_rank is local and ordered on the communication
   // stream: every survivor masks the same ranks before its next call. A handle made before the
   // mask changed is refused by cached dispatch and combine (dispatch again).
   void mask_rank(int rank);

@@ -215,7 +215,8 @@ class Buffer:
     def mask_rank(self, rank: int) -> None:
         """Masks ``rank`` on this rank: it then holds no tokens and no experts here (dispatch sends it
         nothing, slots naming its experts behave as -1, combine takes nothing from it, no wait waits
-        on it), in every mode and in captured graphs. Local and ordered on the communication stream:
+        on it), in high-throughput and low-latency mode and in captured graphs; a multi-domain
+        high-throughput Buffer refuses it (UnsupportedError). Local and ordered on the communication stream:
         every survivor masks the same ranks before its next call. Handles made before are refused by
         cached dispatch and combine (dispatch again). A rank out of range raises InvalidArgumentError."""
         self._native.mask_rank(rank)
