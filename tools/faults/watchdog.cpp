@@ -1,6 +1,7 @@
 #include "faults/watchdog.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kPollSlice = std::chrono::milliseconds(5);
+
+// SIGTERM, SIGINT and SIGHUP (the driver's stop signals, which kill the tracked ranks) held pending
+// for this object's life; delivered when it ends.
+class StopSignalsHeld {
+ public:
+  StopSignalsHeld() {
+    sigset_t stop;
+    sigemptyset(&stop);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&stop, sig);
+    ::pthread_sigmask(SIG_BLOCK, &stop, &previous_);
+  }
+  ~StopSignalsHeld() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  StopSignalsHeld(const StopSignalsHeld&) = delete;
+  StopSignalsHeld& operator=(const StopSignalsHeld&) = delete;
+  // In a forked child, before exec: the mask it had before.
+  void restore_in_child() const noexcept { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+
+ private:
+  sigset_t previous_{};
+};
 constexpr int kMaxTracked = 64;  // ranks kill_running_ranks can reach (a fault case runs 2)
 
 // The process groups of the ranks now running, for kill_running_ranks (0: free slot).
@@ -113,8 +134,16 @@ std::vector<RankEnding> run_ranks(const RankRunOptions& o) {
     std::vector<std::string> env = launcher::child_environment(o.parent_environment, r, o.num_ranks, port);
     env.insert(env.end(), o.extra_environment.begin(), o.extra_environment.end());
     const std::string log = o.log_dir.empty() ? "" : o.log_dir + "/rank" + std::to_string(r) + ".log";
+    // NOTE: the stop signals wait while a rank is forked and tracked: a child can start, run and
+    // be seen running before fork() returns here, and a stop in that window killed every rank but
+    // the one not yet tracked (seen on a loaded CI machine, 2026-12-05). The child restores the mask
+    // before it execs (exec keeps it).
+    const StopSignalsHeld held;
     const pid_t pid = ::fork();
-    if (pid == 0) exec_child(o.command, std::move(env), log);
+    if (pid == 0) {
+      held.restore_in_child();
+      exec_child(o.command, std::move(env), log);
+    }
     if (pid < 0) {
       const std::string why = std::strerror(errno);
       for (Child& c : children)
