@@ -220,7 +220,10 @@ TEST(InternodeLayout, CountRecordsFitTheirMailboxes) {
     const MdHeader h = MdHeader::make(4, G);
     const MdCountRecord most{kMdMaxChannels, G, kMdMaxLocalExperts};
     EXPECT_EQ(most.ints(), MdCountRecord::capacity_ints(G));
-    EXPECT_LE(sizeof(std::int32_t) * most.ints(), h.record_capacity_bytes);
+    // The sender's call signature first, then the largest record (md_notify.cu puts both).
+    EXPECT_EQ(MdHeader::kRecordSignatureBytes, sizeof(CallSignature));
+    EXPECT_LE(MdHeader::kRecordSignatureBytes + sizeof(std::int32_t) * most.ints(), h.record_capacity_bytes);
+    EXPECT_EQ(MdHeader::kRecordSignatureBytes % alignof(std::int32_t), 0u);
     EXPECT_EQ(most.per_expert(G - 1, kMdMaxLocalExperts - 1), most.ints() - 1);
     EXPECT_EQ(most.to_rank(kMdMaxChannels - 1, G - 1), most.per_expert(0, 0) - 1);
   }
