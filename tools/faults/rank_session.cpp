@@ -72,10 +72,9 @@ std::int64_t md_rdma_bytes(int world, int ranks_per_domain) {
 }  // namespace
 
 void Session::create_ht(bool mask_on_timeout) {
-  const bool multi_domain = ranks_per_domain_ > 0 && world_ / ranks_per_domain_ > 1;
   buffer_ = std::make_unique<Buffer>(
       bootstrap_, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 28,
-                                .num_rdma_bytes = multi_domain ? md_rdma_bytes(world_, ranks_per_domain_) : 0,
+                                .num_rdma_bytes = multi_domain() ? md_rdma_bytes(world_, ranks_per_domain_) : 0,
                                 .ranks_per_domain = ranks_per_domain_,
                                 .timeout_ms = timeout_ms_,
                                 .mask_on_timeout = mask_on_timeout});
@@ -87,8 +86,7 @@ void Session::create_ll(const Shape& shape, bool mask_on_timeout) {
                             .num_experts = shape.experts_per_rank * world_,
                             .max_topk = shape.num_topk};
   // Across domains the workspace is NVSHMEM's symmetric memory: the NVLink region gets none.
-  const bool multi_domain = ranks_per_domain_ > 0 && world_ / ranks_per_domain_ > 1;
-  const BufferOptions b{.num_nvl_bytes = multi_domain ? 0
+  const BufferOptions b{.num_nvl_bytes = multi_domain() ? 0
                                                       : ll_region_bytes_hint(o.max_tokens_per_rank, o.hidden,
                                                                              world_, o.num_experts, o.max_topk),
                         .ranks_per_domain = ranks_per_domain_,

@@ -64,6 +64,8 @@ class Session {
   int rank_, world_;
   std::int64_t timeout_ms_;
   int ranks_per_domain_;
+  // The ranks span two or more NVLink domains.
+  bool multi_domain() const { return ranks_per_domain_ > 0 && world_ / ranks_per_domain_ > 1; }
   cudaStream_t stream_;
   std::unique_ptr<Buffer> buffer_;
   std::shared_ptr<Inputs> inputs_;

@@ -33,8 +33,12 @@ class StopSignalsHeld {
   ~StopSignalsHeld() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
   StopSignalsHeld(const StopSignalsHeld&) = delete;
   StopSignalsHeld& operator=(const StopSignalsHeld&) = delete;
-  // In a forked child, before exec: the mask it had before.
-  void restore_in_child() const noexcept { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  // In a forked child, before exec: the default actions (not the driver's handlers, which would
+  // stop the other ranks), then the mask it had before.
+  void restore_in_child() const noexcept {
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
+    ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+  }
 
  private:
   sigset_t previous_{};
