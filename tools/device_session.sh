@@ -2,7 +2,8 @@
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
 #   tools/device_session.sh [tests] [examples] [probe] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
-#                           [kernels-cold] [kernels-ll] [ll-md] [python] [md] [bench-md] [faults] [soak] [pack]
+#                           [kernels-cold] [kernels-ll] [kernels-lines] [ll-md] [python] [md] [bench-md] [faults]
+#                           [soak] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
 #   EPCOMM_GPU_TESTS=<regex> runs only the GPU tests whose names match (default: all).
 #   EPCOMM_BENCH_ARGS: more epcomm-bench flags for the bench step, e.g. "--sms 24 --ce-chunks 2,4,8".
@@ -26,6 +27,11 @@
 #   kernels-ll: ncu (real clocks) over 1-rank low-latency launches of EPCOMM_NCU_LL_WORKLOADS
 #   (default "ll-dsv3 ll-small"): each kernel's duration, busiest-SM time, DRAM and L2 bytes (to
 #   check the byte count of bench/NOTES.md section 11). EPCOMM_NCU_LL_SKIP / _COUNT choose launches.
+#   kernels-lines: ncu warp-state sampling per source line (every sample, real clocks) of the
+#   preamble kernels (layout, notify) in 1-rank ht-dsv3 calls and of the low-latency kernels in 1-rank
+#   ll-dsv3 calls: $OUT/lines-<name>.ncu-rep and its source page as CSV, $OUT/lines-<name>.csv (CUDA
+#   lines with their samples; the build has -lineinfo), for where inside a kernel its time goes.
+#   EPCOMM_NCU_LINES_COUNT launches of each kernel (default 4), after EPCOMM_NCU_SKIP (12).
 #   ll-md: low-latency mode across NVLink domains on ranks sharing the GPUs (needs
 #   EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON): the cases of gpu_test_ll_md and gpu_test_ll_nvshmem (4 ranks
 #   as 2 domains of 2) and rank masking's low-latency cases (3 domains of 1), one case at a time, each
@@ -79,7 +85,7 @@ fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-is_step() { case "$1" in tests | md | bench-md | examples | probe | bench | bench-base | shared | kernels | kernels-cold | kernels-ll | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | md | bench-md | examples | probe | bench | bench-base | shared | kernels | kernels-cold | kernels-ll | kernels-lines | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
 # The README's markdown of the fault and soak JSONs written so far.
 faults_table() {
   local args=()
@@ -268,6 +274,24 @@ while [ $# -gt 0 ]; do
       shift
       ncu_bench all "${EPCOMM_NCU_KERNELS:-dispatch_layout_kernel|ht_notify_kernel|ht_prepare_kernel}" \
         "${EPCOMM_NCU_SKIP:-12}" "${EPCOMM_NCU_COUNT:-12}" kernels-cold --workload ht-dsv3 --sms 24
+      ;;
+    kernels-lines)
+      shift
+      ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+      for spec in "preamble|dispatch_layout_kernel|ht_notify_kernel|ht-dsv3|--sms 24" \
+                  "ll|ll_dispatch_kernel|ll_combine_kernel|ll-dsv3|"; do
+        IFS='|' read -r name k1 k2 workload extra <<< "$spec"
+        # shellcheck disable=SC2086
+        timeout 240 "$ncu" --target-processes all --clock-control none --cache-control none \
+          --section SourceCounters --section WarpStateStats --warp-sampling-interval 0 --import-source yes \
+          -k regex:"$k1|$k2" --launch-skip "${EPCOMM_NCU_SKIP:-12}" --launch-count "$(( 2 * ${EPCOMM_NCU_LINES_COUNT:-4} ))" \
+          -f -o "$OUT/lines-$name" "$build/tools/epcomm-run" -n 1 --timeout 220 "$build/tools/bench/epcomm-bench" \
+          --workload "$workload" $extra --warmup 5 --iters 5 --no-check > "$OUT/lines-$name.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && status=$rc
+        "$ncu" --import "$OUT/lines-$name.ncu-rep" --page source --csv --print-source cuda \
+          > "$OUT/lines-$name.csv" 2> "$OUT/lines-$name.err"
+        echo "== kernels-lines $name (rc $rc, import rc $?): $(wc -l < "$OUT/lines-$name.csv") CSV lines"
+      done
       ;;
     kernels-ll)
       shift

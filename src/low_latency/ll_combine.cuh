@@ -13,7 +13,8 @@
 // crosses NVLink back once per holder (in float32) instead of once per selected expert (BF16).
 // Receive phase (ll_combine_recv.cuh): warps take (token, 256-channel part) items; the owner adds
 // the partials of the ranks holding its token's experts in rank order, in float32 from 0, and
-// rounds once to BF16.
+// rounds once to BF16. The expert ids of each warp's first item are loaded before the wait for the
+// done signals, each next item's while this one is summed.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -122,7 +123,8 @@ __device__ __forceinline__ std::int32_t locate_partial(const LlCombineArgs& a, s
   if (item >= l.max_tokens * R * parts || lane >= l.max_topk) return -1;
   const PartialAt at = partial_at(item, R, parts);
   if (peer_masked(a.view, at.s)) return -1;
-  return l.token_rows(a.workspace, a.dispatch_half, at.s)[static_cast<std::int64_t>(at.t) * l.max_topk + lane];
+  return l.token_rows(a.workspace, a.dispatch_half,
+                      at.s)[static_cast<std::int64_t>(at.t) * l.max_topk + lane];
 }
 
 // Slots whose rows a warp loads at once: an item's rows come in batches of this many slots (one
@@ -294,6 +296,7 @@ template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
   PartialItem first;
   WeightsAhead weights;
+  ReduceAhead reduce_ahead;
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
       // NOTE: with a staging policy the NVSHMEM calls between prepare and the sends (signature,
@@ -308,7 +311,8 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
         if constexpr (Peers::kStagesLocally) first = first_partial(a);
         send_partials<Peers>(a, parity, seq, first);
       },
-      [&](int parity) { reduce_partials(a, parity); });
+      [&] { reduce_ahead = locate_reduce(a); },
+      [&](int parity) { reduce_partials(a, parity, reduce_ahead); });
 }
 
 // The launcher of the instantiation for `Peers`.

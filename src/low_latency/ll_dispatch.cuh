@@ -41,7 +41,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
         send_rows<Peers>(a, parity, first);
         send_selections<Peers>(a, parity);
       },
-      [&](int parity) { run_receive(a, parity, recv_smem); });
+      [] {}, [&](int parity) { run_receive(a, parity, recv_smem); });
 }
 
 // The launcher of the instantiation for `Peers`.

@@ -200,14 +200,16 @@ struct LlTracer {
 // runs `send(parity, seq)`, every block adds its `done`
 // signal in every peer, and the last block to arrive stores the operation's seq; the receive phase waits for
 // every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
+// `locate()` runs in the receive phase before that wait: loads of this call's own inputs that the
+// receive needs first (their round trip hides behind the wait instead of following it).
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
 // its block signals, so every put has completed before the signal. Every thread of every block calls it.
 // `sig` is this call's signature (published with the sends, checked before the receive).
-template <typename Peers, typename Prepare, typename Send, typename Receive>
+template <typename Peers, typename Prepare, typename Send, typename Locate, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               OpId op, int phases, int half, std::uint64_t* trace,
                                               const CallSignature& sig, Prepare prepare, Send send,
-                                              Receive receive) {
+                                              Locate locate, Receive receive) {
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
@@ -237,6 +239,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     // mismatched peer then reports the mismatch too, not a timeout, and after a peer timed out the
     // survivors stay in step with each other (they mask it and carry on: mask_on_timeout). Nothing
     // is read from the staging then, so releasing it is safe.
+    locate();
     if (ll_wait_done(mine, parity, seq, sig, v, op)) {
       tracer.mark(kLlTraceDoneSeen);
       receive(parity);
