@@ -21,10 +21,11 @@
 //  2. Write each token's row (cast to FP8 once, in registers, or its BF16 bytes) and scales at
 //     staging_x / staging_scales[p][s][t] in every rank holding at least one of its experts: a
 //     token crosses NVLink once per destination rank, however many experts it selects there. (Each
-//     warp's first row is loaded and cast before the credit wait.) Then, for each expert e, block
-//     e mod G writes the list of s's (token t, slot j) selections of e, in token and slot order, as
-//     (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at sel_count[p][s][e] (more
-//     than T: reported, the rest dropped).
+//     warp's first row is loaded and cast before the credit wait.) For each expert e, one block
+//     (ll_list_blocks: one of the grid's last blocks, which take no rows, or on a small grid block
+//     e mod G after its rows) writes the list of s's (token t, slot j) selections of e, in token and
+//     slot order, as (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at
+//     sel_count[p][s][e] (more than T: reported, the rest dropped).
 //     Block 0 also writes this call's signature (core/call_signature.hpp) at signature[p][s] in
 //     every receiver's control block, before its done signal.
 //  3. Completion: every block, once its sends are done, release-adds 1 to done[p][s] in every
@@ -48,12 +49,11 @@
 // scheme with the combine control block.
 //  7. Send: block 0 writes the owner's top-k weights of its T_s tokens into every holder d at
 //     combine_weights[p][s] and release-stores weights[p][s] = seq there (it loads the first of
-//     them, and with CUDA IPC every warp its first item's rows, before the credit wait). As a holder, for each
-//     (source s, token t) with rows here (token_rows of the handle's dispatch, filled by its
-//     receive), wait for weights[p][s], then partial = the sum over those slots ascending of
-//     w[t,k] * y[row], each product rounded to float32 and added in float32 from 0, stored at
-//     combine_partial[p][t][d] in the owner. Then every block adds to done[p][d] in every rank, as
-//     in step 3.
+//     them, and with CUDA IPC every warp its first item's rows, before the credit wait). As a holder, for
+//     each (source s, token t) with rows here (token_rows of the handle's dispatch, filled by its receive),
+//     wait for weights[p][s], then partial = the sum over those slots ascending of w[t,k] * y[row], each
+//     product rounded to float32 and added in float32 from 0, stored at combine_partial[p][t][d] in the
+//     owner. Then every block adds to done[p][d] in every rank, as in step 3.
 //  8. Receive: the owner waits for done from every rank, then out[t] = the sum of the partials of
 //     the distinct ranks holding t's valid slots (0 <= topk_idx[t,k] < E), in rank order, added in
 //     float32 from 0, one BF16 rounding (the reference's exact operations). Then credits, as in
@@ -95,6 +95,18 @@ enum LlPhases : int { kLlSend = 1, kLlRecv = 2, kLlBoth = 3 };
 // `grid` receive-phase blocks: (seq - 1) / 2 operations.
 EPCOMM_HD constexpr std::uint64_t ll_credits_before(std::uint64_t seq, std::uint64_t grid) {
   return seq == 0 ? 0 : (seq - 1) / 2 * grid;
+}
+
+// Step 2's split of a dispatch grid of `grid` blocks: its last ll_list_blocks() blocks build the
+// selection lists (list block j: experts j, j + L, j + 2L, ..., kLlListExperts of them per pass over
+// the top-k ids) and take no row; the others take the row items. 0 (grids under 8 blocks): every
+// block takes rows, then builds the lists of experts b, b + grid, ... (NOTES 11.14: a block that
+// builds lists after its rows adds their ~2.8 us to its sends, and the receivers wait for the last).
+inline constexpr int kLlListExperts = 32;
+EPCOMM_HD constexpr int ll_list_blocks(int grid, int num_experts) {
+  if (grid < 8) return 0;
+  const int wanted = (num_experts + kLlListExperts - 1) / kLlListExperts;
+  return wanted < grid / 4 ? wanted : grid / 4;
 }
 
 // Step 4's bound: the done adds a receiver has from each source once operation `seq` (1-based)

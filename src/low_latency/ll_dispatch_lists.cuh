@@ -14,12 +14,13 @@ namespace epcomm {
 namespace {
 
 // Experts whose lists one pass over the top-k ids builds in a block (bounds its shared memory).
-constexpr int kListGroup = 32;
+constexpr int kListGroup = kLlListExperts;
 // Top-k ids each thread takes per round of a pass: a round covers kLlThreads * kListSpan ids.
 constexpr int kListSpan = 2;
 
-// Block b builds the lists of experts b, b + grid, b + 2 grid, ... (every block builds some, after
-// its rows, so no block's lists are the send phase's tail): per round, each thread reads kListSpan
+// The grid's list blocks build every list (ll_list_blocks: the last L blocks, which take no rows;
+// list block j takes experts j, j + L, j + 2L, ...); on a grid too small to split, block b builds
+// those of experts b, b + grid, ... after its rows. Per round, each thread reads kListSpan
 // top-k ids; per expert, each warp counts its hits by a ballot, and a hit's place in the list is
 // the expert's entries of earlier rounds, plus those of the round's earlier spans, warps and
 // lanes, so every list comes out in index order (token order, then slot order: the reference's)
@@ -38,7 +39,12 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
   __shared__ void* holder_of[kListGroup];
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
-  const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
+  // This block's experts: b, b + grid, ... (the block-uniform stride `grid` and first expert `b`).
+  const int list_blocks = ll_list_blocks(static_cast<int>(gridDim.x), l.num_experts);
+  const int row_blocks = static_cast<int>(gridDim.x) - list_blocks;
+  if (list_blocks > 0 && static_cast<int>(blockIdx.x) < row_blocks) return;  // a row block
+  const int grid = list_blocks > 0 ? list_blocks : static_cast<int>(gridDim.x);
+  const int b = static_cast<int>(blockIdx.x) - (list_blocks > 0 ? row_blocks : 0);
   const int lane = threadIdx.x % 32, warp = static_cast<int>(threadIdx.x / 32), me = v.domain_rank;
   const unsigned lanes_before = (1u << lane) - 1u;
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
