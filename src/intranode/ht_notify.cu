@@ -11,8 +11,8 @@
 
 #include "buffer/barrier.cuh"
 #include "core/call_signature.cuh"
-#include "intranode/ht_args.hpp"
 #include "core/cuda_check.hpp"
+#include "intranode/ht_args.hpp"
 
 namespace epcomm {
 
@@ -63,9 +63,13 @@ struct Exchange {
   const bool* live_peer;  // shared memory, [G]
   __device__ bool live(int p) const { return live_peer[p]; }
   // This rank's mailbox in peer p's region.
-  __device__ Mailbox out(int p) const { return Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, v.domain_rank), G, C); }
+  __device__ Mailbox out(int p) const {
+    return Mailbox(RegionLayout::mailbox(v.peer_base[p], parity, v.domain_rank), G, C);
+  }
   // Source s's mailbox in this rank's region.
-  __device__ Mailbox in(int s) const { return Mailbox(RegionLayout::mailbox(v.peer_base[v.domain_rank], parity, s), G, C); }
+  __device__ Mailbox in(int s) const {
+    return Mailbox(RegionLayout::mailbox(v.peer_base[v.domain_rank], parity, s), G, C);
+  }
 };
 
 // Calls f(row, col, index) for this thread's cells of a rows x cols grid (index = row * cols + col
@@ -255,21 +259,25 @@ __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) 
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
-  const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
+  const HtHostCounts slots{nle, G};            // where the host's copies of the counts go
   __shared__ bool live_peer[kMaxDomainRanks];  // not masked; read once (the loops below test it often)
   // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
   const std::uint64_t epoch = *a.notify_epoch + 1;
   const Exchange x{v, G, C, static_cast<int>(epoch & 1u), live_peer};
+  // This thread's first cell of the expert counts (cell i of G x nle is expert i), loaded before
+  // the barrier: its round trip overlaps the epoch's and the zeroing, not the scan's loads.
+  const int first_cell = static_cast<int>(threadIdx.x);
+  const std::int32_t first_count = first_cell < G * nle ? a.num_tokens_per_expert[first_cell] : 0;
   for (int p = threadIdx.x; p < G; p += blockDim.x) live_peer[p] = !peer_masked(v, p);
 
   // Zero this rank's progress flags; peers write them only after this exchange.
   zero_counters(v, C, a.recv_copied);
   __syncthreads();
-  // What the scan does not decide goes to the peers first (its loads overlap the scan's).
+  // What the scan does not decide goes to the peers first.
   for (int p = threadIdx.x; p < G; p += blockDim.x)
     if (x.live(p)) store_signature(x.out(p).signature, a.signature);
   for_each_cell(G, nle, [&](int p, int e, int i) {
-    if (x.live(p)) x.out(p).expert_count[e] = a.num_tokens_per_expert[i];
+    if (x.live(p)) x.out(p).expert_count[e] = i == first_cell ? first_count : a.num_tokens_per_expert[i];
   });
   scan_columns(a, x);
   __syncthreads();

@@ -8,12 +8,12 @@
 // results/...-s11-1gpu-ncu-layout-one-block-3c86ae7.txt.)
 #include <cstdint>
 
-#include "intranode/layout_args.hpp"
-#include "core/wait.cuh"
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
 #include "core/fast_divisor.hpp"
 #include "core/func_attributes.hpp"
+#include "core/wait.cuh"
+#include "intranode/layout_args.hpp"
 
 namespace epcomm {
 
@@ -32,7 +32,8 @@ constexpr int kSlotGroup = 8;
 // code runs once per warp is bound by fetching it: ncu's top stall here was `no_instructions`).
 __device__ __noinline__ void report_invalid_expert(DeviceStatus* status, int rank, std::int64_t expert,
                                                    std::int64_t token) {
-  report_failure(status, StatusCode::kInvalidExpert, OpId::kLayout, CounterId::kNone, rank, -1, expert, token);
+  report_failure(status, StatusCode::kInvalidExpert, OpId::kLayout, CounterId::kNone, rank, -1, expert,
+                 token);
 }
 
 // kRankBits: R <= kMaskRanks, a token's ranks and domains seen so far are bits of a register;
@@ -48,24 +49,43 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
   std::int32_t* domain_counts = rank_counts + R;
   std::int32_t* expert_counts = domain_counts + num_domains;
   const int smem_entries = R + num_domains + (shared_experts ? E : 0);
+  const std::int64_t token = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const Index* row = static_cast<const Index*>(args.topk_idx) + token * args.num_topk;
+  // A token's indices are loaded kSlotGroup at a time, then counted: one memory round trip per
+  // group, not one per slot (each slot's count waits for its index). The first group's loads go
+  // out before the block barrier below, with the mask's: their round trips overlap.
+  std::int64_t ids[kSlotGroup];
+  auto load_group = [&](int first) {
+#pragma unroll
+    for (int j = 0; j < kSlotGroup; ++j)
+      ids[j] = token < args.num_tokens && first + j < args.num_topk
+                   ? static_cast<std::int64_t>(row[first + j])
+                   : -1;
+  };
+  load_group(0);
+  // kRankBits: bit r of the block's mask word is rank r's mask (read here once, not once per slot
+  // behind the slot's index).
+  __shared__ std::uint32_t masked_words[kMaskRanks / 32];
+  if constexpr (kRankBits) {
+    static_assert(kLayoutThreads >= kMaskRanks, "whole warps read the mask");
+    if (threadIdx.x < kMaskRanks) {
+      const int r = static_cast<int>(threadIdx.x);
+      const unsigned bits =
+          __ballot_sync(0xffffffffu, args.masked != nullptr && r < R && args.masked[r] != 0);
+      if (r % 32 == 0) masked_words[r / 32] = bits;
+    }
+  }
   for (int i = threadIdx.x; i < smem_entries; i += blockDim.x) smem[i] = 0;
   __syncthreads();
 
-  const std::int64_t token = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (token < args.num_tokens) {
-    const Index* row = static_cast<const Index*>(args.topk_idx) + token * args.num_topk;
     const FastDivisor experts_per_rank(E / R), ranks_per_domain(G);
     std::uint64_t rank_mask = 0, domain_mask = 0;
     bool* in_rank = args.is_token_in_rank + token * R;
     if constexpr (!kRankBits)
       for (int r = 0; r < R; ++r) in_rank[r] = false;
-    // A token's indices are loaded kSlotGroup at a time, then counted: one memory round trip per
-    // group, not one per slot (each slot's count waits for its index).
     for (int first = 0; first < args.num_topk; first += kSlotGroup) {
-      std::int64_t ids[kSlotGroup];
-#pragma unroll
-      for (int j = 0; j < kSlotGroup; ++j)
-        ids[j] = first + j < args.num_topk ? static_cast<std::int64_t>(row[first + j]) : -1;
+      if (first > 0) load_group(first);
 #pragma unroll
       for (int j = 0; j < kSlotGroup; ++j) {
         const std::int64_t expert = ids[j];
@@ -77,7 +97,11 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
         const int e = static_cast<int>(expert);
         const int rank = experts_per_rank.divide(e), domain = ranks_per_domain.divide(rank);
         // A masked rank holds no experts: its slots are -1 (SPEC "Rank masking").
-        if (args.masked != nullptr && args.masked[rank] != 0) continue;
+        if constexpr (kRankBits) {
+          if ((masked_words[rank / 32] >> (rank % 32) & 1u) != 0) continue;
+        } else if (args.masked != nullptr && args.masked[rank] != 0) {
+          continue;
+        }
         if (shared_experts)  // two atomics, not one through a generic address
           atomicAdd(&expert_counts[e], 1);
         else
@@ -136,7 +160,8 @@ void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
   // gave this kernel 64 KiB (results/...-s11-1gpu-ncu-details-layout-*), so the SMs change carveout
   // between it and the kernels around it.
   auto launch = [&](auto kernel) {
-    raise_func_attribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributePreferredSharedMemoryCarveout, 0);
+    raise_func_attribute(reinterpret_cast<const void*>(kernel),
+                         cudaFuncAttributePreferredSharedMemoryCarveout, 0);
     kernel<<<blocks, kLayoutThreads, smem_bytes, stream>>>(args);
   };
   const bool rank_bits = args.num_ranks <= kMaskRanks;
