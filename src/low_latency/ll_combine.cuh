@@ -5,9 +5,9 @@
 //
 // Send phase: block 0 first writes this rank's tokens' top-k weights into every holder and signals
 // them (the first 2048 weights loaded before the credit wait). Then, as a holder, warps take
-// (source, token, 256-channel part) items (with CUDA IPC each warp's first item is located and its
-// rows' loads issued before the credit wait, and a warp's next item's rows load while it sums this
-// one): a token with rows here (the dispatch's token_rows) has its weighted rows summed here, in
+// (source, token, 256-channel part) items (with CUDA IPC each warp's first item, but block 0's, is
+// located and its rows' loads issued before the credit wait, and a warp's next item's rows load while
+// it sums this one): a token with rows here (the dispatch's token_rows) has its weighted rows summed here, in
 // slot order, in float32 from 0, and that partial sum goes to the token's owner, into the owner's
 // slot for this holder. A token
 // crosses NVLink back once per holder (in float32) instead of once per selected expert (BF16).
@@ -301,14 +301,19 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
       a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
       // NOTE: with a staging policy the NVSHMEM calls between prepare and the sends (signature,
       // weights) are real calls: a first item held across them spills its rows to local memory
-      // (766-818 B at c2482e6), so there it is loaded after them.
+      // (766-818 B at c2482e6), so there it is loaded after them. Block 0 loads its first item
+      // after its weights too: its credit wait waited for those rows' loads (every block's
+      // `credits` ~5 us at 963b21c, NOTES 11.16), and every holder's first sum waits for the
+      // weights block 0 sends after that wait.
       [&] {
-        if (blockIdx.x == 0) weights = load_weights_ahead(a);
-        if constexpr (!Peers::kStagesLocally) first = first_partial(a);
+        if (blockIdx.x == 0)
+          weights = load_weights_ahead(a);
+        else if constexpr (!Peers::kStagesLocally)
+          first = first_partial(a);
       },
       [&](int parity, std::uint64_t seq) {
         if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq, weights);
-        if constexpr (Peers::kStagesLocally) first = first_partial(a);
+        if (Peers::kStagesLocally || blockIdx.x == 0) first = first_partial(a);
         send_partials<Peers>(a, parity, seq, first);
       },
       [&] { reduce_ahead = locate_reduce(a); },
