@@ -138,7 +138,7 @@ Buffer::Buffer(const LowLatencyOptions* low_latency, std::shared_ptr<Bootstrap> 
   std::vector<CreationRecord> creations;
   creations.reserve(records.size());
   for (const RegionRecord& rec : records) creations.push_back(rec.creation);
-  const std::string difference = first_creation_difference(creations, m.rank(), base, G);
+  const std::string difference = first_creation_difference(creations, m.rank(), G);
   EPCOMM_REQUIRE(difference.empty(), ErrorCategory::kInvalidArgument, difference);
   m.peer_maps.resize(static_cast<std::size_t>(G));
   for (int p = 0; p < G; ++p) {

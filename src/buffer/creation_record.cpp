@@ -6,7 +6,9 @@ namespace epcomm {
 
 namespace {
 
-const char* kind_of(const CreationRecord& r) { return r.low_latency ? "a low-latency" : "a high-throughput"; }
+const char* kind_of(const CreationRecord& r) {
+  return r.low_latency ? "a low-latency" : "a high-throughput";
+}
 
 template <typename T>
 std::string differs(const char* name, T mine, T theirs, int their_rank) {
@@ -44,8 +46,9 @@ std::string creation_difference(const CreationRecord& mine, const CreationRecord
   else if (mine.max_topk != theirs.max_topk)
     what = differs("max_topk", mine.max_topk, theirs.max_topk, their_rank);
   if (!what.empty())
-    return detail::concat("Buffer: LowLatencyOptions differ: ", what,
-                          "; every rank must pass the same max_tokens_per_rank, hidden, num_experts and max_topk");
+    return detail::concat(
+        "Buffer: LowLatencyOptions differ: ", what,
+        "; every rank must pass the same max_tokens_per_rank, hidden, num_experts and max_topk");
   if (mine.region_bytes != theirs.region_bytes)
     return detail::concat("num_nvl_bytes: every rank must pass the same value; rank ", their_rank,
                           " has a region of ", theirs.region_bytes, " bytes, rank ", my_rank, " of ",
@@ -53,14 +56,34 @@ std::string creation_difference(const CreationRecord& mine, const CreationRecord
   return {};
 }
 
-std::string first_creation_difference(const std::vector<CreationRecord>& every, int my_rank, int domain_first,
+std::string first_creation_difference(const std::vector<CreationRecord>& every, int my_rank,
                                       int domain_ranks) {
   const CreationRecord& mine = every.at(static_cast<std::size_t>(my_rank));
-  for (int r = 0; r < static_cast<int>(every.size()); ++r) {
+  const int n = static_cast<int>(every.size());
+  // The kind and the options, every rank against this one.
+  for (int r = 0; r < n; ++r) {
     CreationRecord theirs = every[static_cast<std::size_t>(r)];
-    if (r < domain_first || r >= domain_first + domain_ranks) theirs.region_bytes = mine.region_bytes;
+    theirs.region_bytes = mine.region_bytes;
     std::string difference = creation_difference(mine, theirs, my_rank, r);
     if (!difference.empty()) return difference;
+  }
+  // The region, within each domain: this rank's peers against this rank, every other domain's
+  // ranks against their domain's first, so that every rank refuses alike (a domain that passed
+  // would wait for the others in the next collective step until the bootstrap's timeout).
+  const int my_first = my_rank / domain_ranks * domain_ranks;
+  for (int r = my_first; r < my_first + domain_ranks && r < n; ++r) {
+    std::string difference = creation_difference(mine, every[static_cast<std::size_t>(r)], my_rank, r);
+    if (!difference.empty()) return difference;
+  }
+  for (int r = 0; r < n; ++r) {
+    const int first = r / domain_ranks * domain_ranks;
+    if (first == my_first) continue;
+    const std::int64_t theirs = every[static_cast<std::size_t>(r)].region_bytes;
+    const std::int64_t domain = every[static_cast<std::size_t>(first)].region_bytes;
+    if (theirs != domain)
+      return detail::concat("num_nvl_bytes: every rank of an NVLink domain must pass the same value; rank ",
+                            r, " has a region of ", theirs, " bytes, rank ", first, " of its domain (",
+                            r / domain_ranks, ") of ", domain);
   }
   return {};
 }

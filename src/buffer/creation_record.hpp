@@ -30,12 +30,12 @@ std::string creation_difference(const CreationRecord& mine, const CreationRecord
                                 int their_rank);
 
 // Every rank's record compared with `every[my_rank]`: empty when all agree, else the sentence for
-// the first that differs. Every rank must make the same kind of Buffer with the same options; the
-// region's size is compared only within this rank's NVLink domain, ranks [domain_first,
-// domain_first + domain_ranks) (the peers that map it). Ranks of other domains are compared too, so
-// a Buffer spanning domains (multi-domain, or low-latency through NVSHMEM) names the option that
-// differs before any NVSHMEM exchange.
-std::string first_creation_difference(const std::vector<CreationRecord>& every, int my_rank, int domain_first,
+// the first that differs. Every rank must make the same kind of Buffer with the same options (ranks
+// of other NVLink domains too, so a Buffer spanning domains names the option that differs before
+// any NVSHMEM exchange). The region's size must agree within each domain of `domain_ranks`
+// consecutive ranks (the peers that map each other's regions; domains may differ): every domain is
+// checked, so every rank refuses when any domain's ranks disagree.
+std::string first_creation_difference(const std::vector<CreationRecord>& every, int my_rank,
                                       int domain_ranks);
 
 }  // namespace epcomm

@@ -32,12 +32,12 @@ enum class SigField : std::int32_t {
 inline constexpr int kSigFields = static_cast<int>(SigField::kCount);
 
 enum SigFlag : std::int32_t {
-  kSigFp8 = 1,         // FP8 rows
-  kSigRoundScale = 2,  // low-latency: scales rounded to powers of two
-  kSigUe8m0 = 4,       // low-latency: UE8M0 scales
-  kSigCached = 8,      // dispatch reusing a handle's routing
-  kSigPull = 16,       // high-throughput combine: pulled by the rows' owners
-  kSigCopyEngine = 32, // high-throughput combine: rows moved by the copy engine
+  kSigFp8 = 1,          // FP8 rows
+  kSigRoundScale = 2,   // low-latency: scales rounded to powers of two
+  kSigUe8m0 = 4,        // low-latency: UE8M0 scales
+  kSigCached = 8,       // dispatch reusing a handle's routing
+  kSigPull = 16,        // high-throughput combine: pulled by the rows' owners
+  kSigCopyEngine = 32,  // high-throughput combine: rows moved by the copy engine
 };
 
 // 8 int32 words (one spare, zero): the record a rank writes into each peer, 4 aligned 64-bit words
@@ -75,8 +75,18 @@ EPCOMM_SIG_HD inline CallSignature make_signature(const SignatureFields& f) {
   return s;
 }
 
-// The first field where `here` and `peer` differ, or -1 when they agree.
+// The operation field of a rank that stopped its count exchange because a peer in another NVLink
+// domain made a different call: it tells its own domain's ranks so at once (they would otherwise
+// wait for its records until their timeout). Its own error names the call that differed.
+inline constexpr std::int32_t kSigOpStopped = -1;
+
+// The first field where `here` and `peer` differ, or -1 when they agree. The operation comes first,
+// then whether the call is cached (kSigCached: a cached call leaves the fields it does not use at
+// zero, so the difference that matters is that one), then the fields in order.
 EPCOMM_SIG_HD inline int first_difference(const CallSignature& here, const CallSignature& peer) {
+  constexpr int kOp = static_cast<int>(SigField::kOp), kFlagsField = static_cast<int>(SigField::kFlags);
+  if (here.field[kOp] != peer.field[kOp]) return kOp;
+  if (((here.field[kFlagsField] ^ peer.field[kFlagsField]) & kSigCached) != 0) return kFlagsField;
   for (int f = 0; f < kSigFields; ++f)
     if (here.field[f] != peer.field[f]) return f;
   return -1;

@@ -61,9 +61,8 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
                    detail::concat("rank ", s.rank, ": ", to_string(op), " timed out after ", timeout_ms,
                                   " ms waiting for rank ", s.peer,
                                   s.peer_domain > 0 ? detail::concat(" of domain ", s.peer_domain - 1) : "",
-                                  " (counter '",
-                                  to_string(static_cast<CounterId>(s.counter)), "': expected ", s.expected,
-                                  ", observed ", s.observed, ")"),
+                                  " (counter '", to_string(static_cast<CounterId>(s.counter)), "': expected ",
+                                  s.expected, ", observed ", s.observed, ")"),
                    file, line);
     case StatusCode::kInvalidExpert:
       return Error(
@@ -76,8 +75,8 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
       // in several slots overflows them; the kernel drops the extra selections and completes.
       if (op == OpId::kLlDispatch)
         return Error(ErrorCategory::kInvalidArgument,
-                     detail::concat("topk_idx: rank ", s.rank, ": ", to_string(op), " would receive ", s.observed,
-                                    " rows on rank ", s.peer, ", but only ", s.expected,
+                     detail::concat("topk_idx: rank ", s.rank, ": ", to_string(op), " would receive ",
+                                    s.observed, " rows on rank ", s.peer, ", but only ", s.expected,
                                     " fit (a token names one expert in more than one slot); the extra "
                                     "selections were dropped"),
                      file, line);
@@ -89,6 +88,14 @@ Error status_error(const DeviceStatus& s, std::uint64_t timeout_ms, const char* 
     case StatusCode::kPeerMismatch: {
       // Category kInvalidArgument: the ranks were given calls that do not match (a caller's error).
       const auto field = static_cast<SigField>(s.detail);
+      if (field == SigField::kOp && s.observed == kSigOpStopped)
+        return Error(
+            ErrorCategory::kInvalidArgument,
+            detail::concat("peer mismatch: rank ", s.rank, ": ", to_string(op), ": rank ", s.peer,
+                           " stopped its count exchange: a rank of another NVLink domain made a "
+                           "different call from it (that rank's error names what differs); nothing was "
+                           "received from it"),
+            file, line);
       return Error(
           ErrorCategory::kInvalidArgument,
           detail::concat("peer mismatch: rank ", s.rank, ": ", to_string(op), ": rank ", s.peer,

@@ -59,6 +59,18 @@ __device__ __forceinline__ bool timeout_reported(const DeviceStatus* status) {
                                   static_cast<std::int32_t>(StatusCode::kTimeout);
 }
 
+// True once this rank's timeout or a peer's different call is recorded: the multi-domain kernels
+// behind a count exchange or opening synchronisation that failed stop at once (a multi-domain
+// notify leaves no counts after either; the single-domain kernels are stopped by the count matrix
+// their notify fills with INT32_MAX, ht_guard.cuh). Only those: a low-latency kernel that sees a
+// mismatch still gives its credits (ll_sync.cuh).
+__device__ __forceinline__ bool sync_failed(const DeviceStatus* status) {
+  if (status == nullptr) return false;
+  const std::int32_t code = *reinterpret_cast<const volatile std::int32_t*>(&status->code);
+  return code == static_cast<std::int32_t>(StatusCode::kTimeout) ||
+         code == static_cast<std::int32_t>(StatusCode::kPeerMismatch);
+}
+
 // Who waits, for how long, and where a timeout is recorded.
 struct WaitBound {
   std::uint64_t timeout_ns;

@@ -370,7 +370,7 @@ __device__ void run_forwarder(const MdCombineArgs& a, const Place& p, int c, int
 }
 
 __global__ void __launch_bounds__(kThreads, 1) md_combine_kernel(MdCombineArgs a) {
-  if (timeout_reported(a.view.status)) return;  // the synchronisation before did not complete
+  if (sync_failed(a.view.status)) return;  // the synchronisation before did not complete
   const Place p = Place::of(a);
   const int warp = threadIdx.x / 32;
   if (static_cast<int>(blockIdx.x) < p.C) {

@@ -56,7 +56,7 @@ __device__ inline bool wait_flag(const std::uint64_t* flag, std::uint64_t expect
     const std::uint64_t now = ptx::globaltimer();
     if (now - last_check < kStatusCheckNs) continue;  // the status word is host memory: read it rarely
     last_check = now;
-    if (timeout_reported(v.status)) return false;
+    if (sync_failed(v.status)) return false;
     if (now - start > wait_limit_ns(v.timeout_ns, peer == v.rank)) {
       report_failure(v.status, StatusCode::kTimeout, op, counter, v.rank, peer,
                      static_cast<std::int64_t>(expected),

@@ -15,10 +15,10 @@
 #include <cstdint>
 
 #include "core/copy.cuh"
-#include "intranode/dispatch_rows.cuh"
 #include "core/cuda_check.hpp"
 #include "internode/md_streams.cuh"
 #include "internode/md_tables.hpp"
+#include "intranode/dispatch_rows.cuh"
 
 namespace epcomm {
 
@@ -362,8 +362,8 @@ __device__ bool rows_fit(const MdDispatchArgs& a, const md::Geom& p) {
 }
 
 __global__ void __launch_bounds__(kThreads, 1) md_dispatch_kernel(MdDispatchArgs a) {
-  // NOTE: a notify that timed out left no counts: nothing here may run on them.
-  if (timeout_reported(a.view.status)) return;
+  // NOTE: a notify that timed out or met another call left no counts: nothing here may run on them.
+  if (sync_failed(a.view.status)) return;
   const md::Geom g = md::Geom::of(a);
   const bool fits = rows_fit(a, g);
   const Place p{g, a.drain || !fits};

@@ -66,7 +66,8 @@ MdPlanned plan_md_dispatch(const Buffer::Impl& m, const DispatchArgs& a) {
   p.sym = MdSymmetricLayout::make(D, G, C, ring.ring_slots, ring.staging_slots, md_dispatch_slot(shape));
   const MdDomainRecord record{D, G, p.num_local_experts};
   EPCOMM_REQUIRE(
-      64 + sizeof(std::int32_t) * static_cast<std::size_t>(record.ints()) <= RegionLayout::kMailboxBytes,
+      MdDomainRecord::kOffsetBytes + sizeof(std::int32_t) * static_cast<std::size_t>(record.ints()) <=
+          RegionLayout::kMailboxBytes,
       ErrorCategory::kUnsupported, "num_experts: a domain's count record of ", R, " ranks and ",
       p.num_local_experts, " local experts does not fit its ", RegionLayout::kMailboxBytes, "-byte mailbox");
   p.region = HtDispatchLayout::make(static_cast<std::size_t>(m.options.num_nvl_bytes), p.shape.row_bytes,
@@ -108,14 +109,13 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const MdPlanned& p, C
   n.rings = p.sym.rings;
   n.sync_only = p.cached != nullptr;
   // The blocks every rank launches: 2C (a cached dispatch's C is the handle's, whatever num_sms).
-  n.signature = make_signature(
-      {.op = static_cast<std::int32_t>(OpId::kDispatch),
-       .hidden = p.shape.hidden,
-       .num_topk = p.shape.num_topk,
-       .num_blocks = 2 * p.sym.rings.num_channels,
-       .max_tokens = !n.sync_only && a.num_worst_tokens > 0 ? a.num_worst_tokens : 0,
-       .num_experts = n.sync_only ? 0 : p.shape.num_experts,
-       .flags = (p.shape.fp8 ? kSigFp8 : 0) | (n.sync_only ? kSigCached : 0)});
+  n.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kDispatch),
+                                .hidden = p.shape.hidden,
+                                .num_topk = p.shape.num_topk,
+                                .num_blocks = 2 * p.sym.rings.num_channels,
+                                .max_tokens = !n.sync_only && a.num_worst_tokens > 0 ? a.num_worst_tokens : 0,
+                                .num_experts = n.sync_only ? 0 : p.shape.num_experts,
+                                .flags = (p.shape.fp8 ? kSigFp8 : 0) | (n.sync_only ? kSigCached : 0)});
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
   if (!n.sync_only) {
     n.is_token_in_rank = static_cast<const bool*>(a.is_token_in_rank.data);

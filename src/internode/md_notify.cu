@@ -29,7 +29,7 @@ constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 // A domain mailbox: [flag u64 | pad | the writer's CallSignature at 32 | MdDomainRecord at 64].
 constexpr std::size_t kDomainSignatureOffset = 32;
-constexpr std::size_t kDomainRecordOffset = 64;
+constexpr std::size_t kDomainRecordOffset = MdDomainRecord::kOffsetBytes;
 static_assert(kDomainSignatureOffset >= sizeof(std::uint64_t) &&
               kDomainSignatureOffset + sizeof(CallSignature) <= kDomainRecordOffset);
 
@@ -40,7 +40,8 @@ __device__ std::uint64_t* domain_flag(void* region, int parity, int src) {
   return reinterpret_cast<std::uint64_t*>(RegionLayout::mailbox(region, parity, src));
 }
 __device__ CallSignature* domain_signature(void* region, int parity, int src) {
-  return reinterpret_cast<CallSignature*>(RegionLayout::mailbox(region, parity, src) + kDomainSignatureOffset);
+  return reinterpret_cast<CallSignature*>(RegionLayout::mailbox(region, parity, src) +
+                                          kDomainSignatureOffset);
 }
 // The count record in a count mailbox or its staging, after the signature (MdHeader).
 __device__ std::int32_t* count_record(char* mailbox) {
@@ -79,9 +80,12 @@ __device__ OpId waiting_op(const MdNotifyArgs& a) {
   return op_of(a) == OpId::kCombine ? OpId::kCombine : OpId::kNotify;
 }
 
-// Step 2: records out, records in. False when a peer's record did not come or was made by another
+// How step 2 ended (the same in every thread).
+enum class Exchanged { kOk, kTimedOut, kMismatch };
+
+// Step 2: records out, records in. Not kOk when a peer's record did not come or was made by another
 // call (recorded).
-__device__ bool exchange_records(const MdNotifyArgs& a, const Geometry& g, std::uint64_t epoch) {
+__device__ Exchanged exchange_records(const MdNotifyArgs& a, const Geometry& g, std::uint64_t epoch) {
   const MdHeader& h = a.header;
   const int parity = static_cast<int>(epoch & 1u);
   const MdCountRecord f{g.C, g.G, g.nle};
@@ -91,7 +95,8 @@ __device__ bool exchange_records(const MdNotifyArgs& a, const Geometry& g, std::
     store_signature(md::at<CallSignature>(a.place, h.staged_record(p)), a.signature);
   if (!a.sync_only)
     for (int p = 0; p < g.D - 1; ++p)
-      build_record(a, g, md_peer_domain(g.me_domain, p), count_record(md::at<char>(a.place, h.staged_record(p))));
+      build_record(a, g, md_peer_domain(g.me_domain, p),
+                   count_record(md::at<char>(a.place, h.staged_record(p))));
   // NOTE: the records must be visible to whatever reads them for the put (a NIC included).
   ptx::fence_acq_rel_sys();
   __syncthreads();
@@ -101,28 +106,49 @@ __device__ bool exchange_records(const MdNotifyArgs& a, const Geometry& g, std::
     const int slot = md_peer_index(d, g.me_domain);  // this rank as seen from domain d
     std::uint64_t* flag = md::at<std::uint64_t>(a.place, h.count_flag(parity, slot));
     md::put_signal_set_warp(md::at<char>(a.place, h.mailbox(parity, slot)),
-                            md::at<char>(a.place, h.staged_record(p)), bytes, flag, epoch, d * g.G + g.me_local);
+                            md::at<char>(a.place, h.staged_record(p)), bytes, flag, epoch,
+                            d * g.G + g.me_local);
   }
   // NOTE: the staged records are rewritten by the next exchange: every put has left by then.
   md::quiet();
-  bool ok = true;
-  for (int p = threadIdx.x; p < g.D - 1; p += blockDim.x) {
+  bool ok = true, mismatch = false;
+  for (int p = threadIdx.x; p < g.D - 1 && ok; p += blockDim.x) {
     const int d = md_peer_domain(g.me_domain, p);
     const int peer = d * g.G + g.me_local;
-    ok = ok && md::wait_geq(md::at<std::uint64_t>(a.place, h.count_flag(parity, p)), epoch, a.view,
-                            waiting_op(a), CounterId::kMdCountRecord, peer, d);
+    ok = md::wait_geq(md::at<std::uint64_t>(a.place, h.count_flag(parity, p)), epoch, a.view, waiting_op(a),
+                      CounterId::kMdCountRecord, peer, d);
     // A peer that made another call (shape, top-k, num_sms, operation) laid out its record and its
     // rows differently: stop here, as after a timeout, rather than route rows by them.
-    ok = ok && signature_matches(md::at<CallSignature>(a.place, h.mailbox(parity, p)), a.signature, a.view,
-                                 op_of(a), peer, d);
+    if (ok && !signature_matches(md::at<CallSignature>(a.place, h.mailbox(parity, p)), a.signature, a.view,
+                                 op_of(a), peer, d)) {
+      ok = false;
+      mismatch = true;
+    }
   }
-  return __syncthreads_and(ok);
+  if (__syncthreads_and(ok)) return Exchanged::kOk;
+  return __syncthreads_or(mismatch) ? Exchanged::kMismatch : Exchanged::kTimedOut;
+}
+
+// After a mismatch in step 2: this rank's domain peers are told at once, by a signature whose
+// operation is kSigOpStopped under the domain flag of this exchange, instead of waiting for its
+// domain records until their timeout. (After a timeout they time out as well: that peer is gone.)
+__device__ void tell_domain_stopped(const MdNotifyArgs& a, const Geometry& g, std::uint64_t epoch) {
+  const int parity = static_cast<int>(epoch & 1u);
+  CallSignature stopped = a.signature;
+  stopped.set(SigField::kOp, kSigOpStopped);
+  if (threadIdx.x < g.G && static_cast<int>(threadIdx.x) != g.me_local) {
+    const int j = threadIdx.x;
+    store_signature(domain_signature(a.view.peer_base[j], parity, g.me_local), stopped);
+    // NOTE: the same thread's signature precedes the flag (a release).
+    ptx::st_release_sys(domain_flag(a.view.peer_base[j], parity, g.me_local), epoch);
+  }
 }
 
 // The count record received from (s, me_local); null for s = me_domain (its own scan stands in).
 __device__ const std::int32_t* record_from(const MdNotifyArgs& a, const Geometry& g, int parity, int s) {
-  return s == g.me_domain ? nullptr
-                          : count_record(md::at<char>(a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s))));
+  return s == g.me_domain
+             ? nullptr
+             : count_record(md::at<char>(a.place, a.header.mailbox(parity, md_peer_index(g.me_domain, s))));
 }
 
 // Step 3: this rank forwards the streams of (s, me_local) for every s; its own domain's from the scan.
@@ -220,7 +246,10 @@ __global__ void __launch_bounds__(kThreads, 1) md_notify_kernel(MdNotifyArgs a) 
   if (!a.sync_only) scan_channels(a, g);
   __syncthreads();
   const int parity = static_cast<int>(epoch & 1u);
-  if (!exchange_records(a, g, epoch)) return;  // the dispatch behind sees the timeout and stops
+  // On a failure the kernels behind this one see it in the status word and stop (sync_failed).
+  const Exchanged records = exchange_records(a, g, epoch);
+  if (records == Exchanged::kMismatch) tell_domain_stopped(a, g, epoch);
+  if (records != Exchanged::kOk) return;
   if (!a.sync_only) forwarder_tables(a, g, parity);
   __syncthreads();
   const bool ok = exchange_in_domain(a, g, epoch);

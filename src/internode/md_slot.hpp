@@ -28,7 +28,8 @@ struct MdSlot {
   std::size_t payload_offset = 0, scales_offset = 0, topk_offset = 0, weights_offset = 0;
   std::size_t src_token_offset = 0, mask_offset = 0, put_bytes_full = 0, put_bytes_bf16 = 0, stride = 0;
 
-  EPCOMM_HD static MdSlot dispatch(std::int64_t row_bytes, int num_scales, int num_topk, int ranks_per_domain) {
+  EPCOMM_HD static MdSlot dispatch(std::int64_t row_bytes, int num_scales, int num_topk,
+                                   int ranks_per_domain) {
     MdSlot s;
     s.row_bytes = row_bytes;
     s.num_scales = num_scales;
@@ -37,11 +38,13 @@ struct MdSlot {
     const auto k = static_cast<std::size_t>(num_topk);
     s.payload_offset = 0;
     s.scales_offset = align_up(static_cast<std::size_t>(row_bytes), kMdSectionAlignment);
-    s.topk_offset = align_up(s.scales_offset + 4u * static_cast<std::size_t>(num_scales), kMdSectionAlignment);
+    s.topk_offset =
+        align_up(s.scales_offset + 4u * static_cast<std::size_t>(num_scales), kMdSectionAlignment);
     s.weights_offset = align_up(s.topk_offset + 4u * k, kMdSectionAlignment);
     s.src_token_offset = align_up(s.weights_offset + 4u * k, kMdSectionAlignment);
     s.mask_offset = s.src_token_offset + 4u;
-    s.put_bytes_full = align_up(s.mask_offset + 4u * static_cast<std::size_t>(s.mask_words), kMdSectionAlignment);
+    s.put_bytes_full =
+        align_up(s.mask_offset + 4u * static_cast<std::size_t>(s.mask_words), kMdSectionAlignment);
     s.put_bytes_bf16 = s.put_bytes_full;
     s.stride = align_up(s.put_bytes_full, kMdSlotAlignment);
     return s;
@@ -53,12 +56,16 @@ struct MdSlot {
     s.weights_offset = 0;
     s.payload_offset = align_up(4u * static_cast<std::size_t>(num_topk), kMdSectionAlignment);
     s.scales_offset = s.topk_offset = s.src_token_offset = s.mask_offset = s.payload_offset;
-    s.put_bytes_full = align_up(s.payload_offset + static_cast<std::size_t>(hidden) * 4u, kMdSectionAlignment);
-    s.put_bytes_bf16 = align_up(s.payload_offset + static_cast<std::size_t>(hidden) * 2u, kMdSectionAlignment);
+    s.put_bytes_full =
+        align_up(s.payload_offset + static_cast<std::size_t>(hidden) * 4u, kMdSectionAlignment);
+    s.put_bytes_bf16 =
+        align_up(s.payload_offset + static_cast<std::size_t>(hidden) * 2u, kMdSectionAlignment);
     s.stride = align_up(s.put_bytes_full, kMdSlotAlignment);
     return s;
   }
-  EPCOMM_HD std::size_t put_bytes(bool bf16_partial) const { return bf16_partial ? put_bytes_bf16 : put_bytes_full; }
+  EPCOMM_HD std::size_t put_bytes(bool bf16_partial) const {
+    return bf16_partial ? put_bytes_bf16 : put_bytes_full;
+  }
 };
 
 // Source (s, i) -> forwarder (d, i), once per dispatch, before any row: everything (d, i) needs
@@ -74,7 +81,9 @@ struct MdCountRecord {
   EPCOMM_HD int per_expert(int j, int expert) const {
     return num_channels * (1 + ranks_per_domain) + j * num_local_experts + expert;
   }
-  EPCOMM_HD int ints() const { return num_channels * (1 + ranks_per_domain) + ranks_per_domain * num_local_experts; }
+  EPCOMM_HD int ints() const {
+    return num_channels * (1 + ranks_per_domain) + ranks_per_domain * num_local_experts;
+  }
   // What every mailbox holds room for (the header is fixed, so at the limits).
   EPCOMM_HD static constexpr int capacity_ints(int ranks_per_domain) {
     return kMdMaxChannels * (1 + ranks_per_domain) + ranks_per_domain * kMdMaxLocalExperts;
@@ -91,7 +100,10 @@ struct MdDomainRecord {
   EPCOMM_HD int count(int src_domain, int j) const { return src_domain * ranks_per_domain + j; }
   EPCOMM_HD int per_expert(int expert) const { return num_domains * ranks_per_domain + expert; }
   EPCOMM_HD int ints() const { return num_domains * ranks_per_domain + num_local_experts; }
-  static constexpr int kCapacityInts = static_cast<int>(RegionLayout::kMailboxBytes / sizeof(std::int32_t));
+  // Where the record starts in the mailbox: after the flag and the writer's CallSignature (at 32).
+  static constexpr std::size_t kOffsetBytes = 64;
+  static constexpr int kCapacityInts =
+      static_cast<int>((RegionLayout::kMailboxBytes - kOffsetBytes) / sizeof(std::int32_t));
 };
 
 static_assert(std::is_trivially_copyable_v<MdSlot> && std::is_trivially_copyable_v<MdCountRecord> &&

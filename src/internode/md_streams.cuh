@@ -56,7 +56,7 @@ __device__ bool poll_streams(const Args& a, const Geom& g, int c, int first_peer
     if (now - last_check < kStatusCheckNs) continue;  // the status word is host memory: read it rarely
     last_check = now;
     bool stop = false;
-    if (threadIdx.x % 32 == 0) stop = timeout_reported(a.view.status);
+    if (threadIdx.x % 32 == 0) stop = sync_failed(a.view.status);
     if (__shfl_sync(0xffffffffu, stop, 0)) return false;
     if (now - last_progress <= a.view.timeout_ns) continue;
     if (threadIdx.x % 32 == 0)

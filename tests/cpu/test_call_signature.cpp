@@ -54,6 +54,21 @@ TEST(CallSignature, NamesTheFirstFieldThatDiffers) {
   EXPECT_EQ(first_difference(here, make_signature(two)), static_cast<int>(SigField::kNumTopk));
 }
 
+// A cached call leaves the fields it does not use at zero (num_experts, num_worst_tokens): that
+// the call is cached is the difference named, not those zeros; the operation still comes first.
+TEST(CallSignature, CachedBeforeTheFieldsItLeavesZero) {
+  SignatureFields fresh = ht_fields();
+  fresh.max_tokens = 512;
+  SignatureFields cached = fresh;
+  cached.max_tokens = 0;
+  cached.num_experts = 0;
+  cached.flags |= kSigCached;
+  EXPECT_EQ(first_difference(make_signature(fresh), make_signature(cached)),
+            static_cast<int>(SigField::kFlags));
+  cached.op = static_cast<std::int32_t>(OpId::kCombine);
+  EXPECT_EQ(first_difference(make_signature(fresh), make_signature(cached)), static_cast<int>(SigField::kOp));
+}
+
 DeviceStatus mismatch(SigField field, std::int64_t here, std::int64_t peer) {
   DeviceStatus s{};
   s.code = static_cast<std::int32_t>(StatusCode::kPeerMismatch);
@@ -78,8 +93,9 @@ TEST(CallSignature, MismatchMessageNamesFieldBothValuesAndThePeer) {
 
 TEST(CallSignature, MismatchOfFlagsAndOperationIsSpelledOut) {
   const std::string flags = status_error(mismatch(SigField::kFlags, kSigFp8, 0), 5000, "f.cpp", 3).message();
-  EXPECT_NE(flags.find("use_fp8=1 round_scale=0 use_ue8m0=0 cached=0 pull=0 copy_engine=0 here but use_fp8=0"),
-            std::string::npos)
+  EXPECT_NE(
+      flags.find("use_fp8=1 round_scale=0 use_ue8m0=0 cached=0 pull=0 copy_engine=0 here but use_fp8=0"),
+      std::string::npos)
       << flags;
   const std::string schedule =
       status_error(mismatch(SigField::kFlags, kSigPull, kSigCopyEngine), 5000, "f.cpp", 3).message();
@@ -98,9 +114,26 @@ TEST(CallSignature, MismatchOfFlagsAndOperationIsSpelledOut) {
   const std::string other =
       status_error(mismatch(SigField::kOp, static_cast<std::int32_t>(OpId::kCombine), 0), 5000, "f.cpp", 3)
           .message();
-  EXPECT_NE(other.find("operation is combine here but unknown operation at rank 1"), std::string::npos) << other;
+  EXPECT_NE(other.find("operation is combine here but unknown operation at rank 1"), std::string::npos)
+      << other;
   const std::string sms = status_error(mismatch(SigField::kNumBlocks, 24, 20), 5000, "f.cpp", 3).message();
   EXPECT_NE(sms.find("num_sms (blocks) is 24 here but 20 at rank 1"), std::string::npos) << sms;
+}
+
+// A multi-domain rank that stopped its exchange (a peer in another domain made another call) tells
+// its domain's ranks so; their error says that, not that it made a different call.
+TEST(CallSignature, StoppedPeerIsNamedAsStopped) {
+  const std::string m =
+      status_error(mismatch(SigField::kOp, static_cast<std::int32_t>(OpId::kDispatch), kSigOpStopped), 5000,
+                   "f.cpp", 3)
+          .message();
+  EXPECT_NE(
+      m.find("rank 0: dispatch: rank 1 stopped its count exchange: a rank of another NVLink domain made a "
+             "different call from it"),
+      std::string::npos)
+      << m;
+  EXPECT_EQ(m.find("every rank must pass the same"), std::string::npos) << m;
+  EXPECT_NE(describe_signature_value(SigField::kOp, kSigOpStopped).find("stopped"), std::string::npos);
 }
 
 }  // namespace

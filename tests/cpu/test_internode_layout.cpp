@@ -231,6 +231,9 @@ TEST(InternodeLayout, CountRecordsFitTheirMailboxes) {
   const MdDomainRecord ep2048{256, 8, kMdMaxLocalExperts};
   EXPECT_LE(ep2048.ints(), MdDomainRecord::kCapacityInts);
   EXPECT_EQ(ep2048.per_expert(0), ep2048.count(255, 7) + 1);
+  // The capacity the planner checks is what the mailbox holds after its header (flag, signature).
+  EXPECT_EQ(MdDomainRecord::kOffsetBytes + sizeof(std::int32_t) * MdDomainRecord::kCapacityInts,
+            RegionLayout::kMailboxBytes);
 }
 
 TEST(InternodeLayout, PeerIndexIsABijection) {
