@@ -135,5 +135,38 @@ TEST(MdPeerGone, OthersTimeOutNamingIt) {
   env.bootstrap->barrier();  // the silent rank stays until the others have their errors
 }
 
+// The last rank dispatches another hidden: every rank gets the mismatch within a fraction of the
+// timeout, none a timeout. The rank paired with it across domains compares the two calls and names
+// the field; a rank whose own peers agree is told by its domain peer that it stopped
+// (docs/multi_domain.md, "Bounded waits"); the data kernels behind the exchange stop at once.
+TEST(MdPeerMismatch, EveryRankIsToldAtOnce) {
+  const GpuEnv& env = gpu_env();
+  Buffer buffer(env.bootstrap, BufferOptions{.num_nvl_bytes = kNvlBytes,
+                                             .num_rdma_bytes = rdma_bytes(),
+                                             .timeout_ms = 20000,
+                                             .allocator = poisoning_allocator()});
+  ASSERT_GT(buffer.num_domains(), 1) << "set EPCOMM_RANKS_PER_DOMAIN so that the ranks form several domains";
+  const bool last = env.rank == env.world - 1;
+  const HtCase c{.num_tokens = 128, .hidden = last ? 4096 : 2048, .seed = 60};
+  HtDeviceInputs u = upload_inputs(buffer, c, make_ht_input(c, env.rank, env.world),
+                                   c.experts_per_rank * env.world, {.stream = env.stream});
+  EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));
+  env.bootstrap->barrier();
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    buffer.dispatch(u.args, {.stream = env.stream});
+    ADD_FAILURE() << "expected a peer mismatch: rank " << env.world - 1 << " passes another hidden";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kInvalidArgument) << e.what();
+    EXPECT_NE(e.message().find("peer mismatch"), std::string::npos) << e.what();
+    const bool compared = e.message().find("hidden is") != std::string::npos;
+    const bool told = e.message().find("stopped its count exchange") != std::string::npos;
+    EXPECT_TRUE(compared || told) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10))
+      << "a timeout, not the mismatch";
+  env.bootstrap->barrier();
+}
+
 }  // namespace
 }  // namespace epcomm::test
