@@ -66,7 +66,10 @@ __device__ inline bool wait_flag(const std::uint64_t* flag, std::uint64_t expect
   }
 }
 
-// Bounded wait for *counter >= expected, naming the peer's domain on timeout.
+// Bounded wait for *counter >= expected, naming the peer's domain on timeout. It stops early on this
+// rank's timeout only (wait_at_least), not on a mismatch: it waits for words (step 2's records, the
+// dispatch's credits) that a peer writes before any wait of its own, and a call that met another
+// call is stopped before it (sync_failed at the kernels' entries and at notify's step 2).
 __device__ inline bool wait_geq(const std::uint64_t* counter, std::uint64_t expected, const DomainView& v,
                                 OpId op, CounterId counter_id, int peer, int peer_domain) {
   return wait_at_least(counter, expected, WaitBound{v.timeout_ns, v.status, v.rank}, op, counter_id, peer,

@@ -84,8 +84,11 @@ __device__ OpId waiting_op(const MdNotifyArgs& a) {
 enum class Exchanged { kOk, kTimedOut, kMismatch };
 
 // Step 2: records out, records in. Not kOk when a peer's record did not come or was made by another
-// call (recorded).
-__device__ Exchanged exchange_records(const MdNotifyArgs& a, const Geometry& g, std::uint64_t epoch) {
+// call (recorded), or when `failed_before` (thread 0's look at the status word at the kernel's entry:
+// a failure recorded before this call, e.g. by a combine's opening synchronisation the host did
+// not wait for) says the ranks' exchanges may be out of step: then nothing is put and nothing waited for.
+__device__ Exchanged exchange_records(const MdNotifyArgs& a, const Geometry& g, std::uint64_t epoch,
+                                      bool failed_before) {
   const MdHeader& h = a.header;
   const int parity = static_cast<int>(epoch & 1u);
   const MdCountRecord f{g.C, g.G, g.nle};
@@ -99,7 +102,7 @@ __device__ Exchanged exchange_records(const MdNotifyArgs& a, const Geometry& g, 
                    count_record(md::at<char>(a.place, h.staged_record(p))));
   // NOTE: the records must be visible to whatever reads them for the put (a NIC included).
   ptx::fence_acq_rel_sys();
-  __syncthreads();
+  if (__syncthreads_or(failed_before)) return Exchanged::kTimedOut;
   const int warp = threadIdx.x / 32;
   for (int p = warp; p < g.D - 1; p += kWarps) {
     const int d = md_peer_domain(g.me_domain, p);
@@ -228,6 +231,8 @@ __device__ void domain_counts(const MdNotifyArgs& a, const Geometry& g, int pari
 }
 
 __global__ void __launch_bounds__(kThreads, 1) md_notify_kernel(MdNotifyArgs a) {
+  // Read now, used at step 2's barrier: the host-memory read's round trip overlaps the scan.
+  const bool failed_before = threadIdx.x == 0 && sync_failed(a.view.status);
   const Geometry g(a);
   __shared__ std::uint64_t epoch;
   if (threadIdx.x == 0) epoch = *a.notify_epoch + 1;
@@ -247,8 +252,11 @@ __global__ void __launch_bounds__(kThreads, 1) md_notify_kernel(MdNotifyArgs a) 
   __syncthreads();
   const int parity = static_cast<int>(epoch & 1u);
   // On a failure the kernels behind this one see it in the status word and stop (sync_failed).
-  const Exchanged records = exchange_records(a, g, epoch);
-  if (records == Exchanged::kMismatch) tell_domain_stopped(a, g, epoch);
+  const Exchanged records = exchange_records(a, g, epoch, failed_before);
+  if (records == Exchanged::kMismatch) {
+    tell_domain_stopped(a, g, epoch);
+    if (threadIdx.x == 0) *a.notify_epoch = epoch;  // in step with the domain ranks it told
+  }
   if (records != Exchanged::kOk) return;
   if (!a.sync_only) forwarder_tables(a, g, parity);
   __syncthreads();

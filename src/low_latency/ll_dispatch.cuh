@@ -3,12 +3,14 @@
 // it: ll_dispatch.cu (CUDA IPC) and transport/nvshmem_ll_dispatch.cu (NVSHMEM); its definitions sit
 // in an unnamed namespace, one private copy per such unit.
 //
-// Send phase: warp w of the grid takes (token, 512-channel part) items; it loads 16 channels per
-// lane, finds the token's destination ranks (distinct ranks of its valid experts), casts the
-// channels to FP8 in registers when asked (the 8 lanes of a 128-channel block reduce the amax by
-// shuffles), and stores the piece and its scales once into each destination's staging. Its first
-// item is loaded and cast before the credit wait. Then every block writes the lists of this rank's
-// (token, slot) selections of its experts (b, b + grid, ...) into their holders (send_selections).
+// Send phase: warp w of the row blocks (all but the grid's last ll_list_blocks()) takes (token,
+// 512-channel part) items; it loads 16 channels per lane, finds the token's destination ranks
+// (distinct ranks of its valid experts), casts the channels to FP8 in registers when asked (the 8
+// lanes of a 128-channel block reduce the amax by shuffles), and stores the piece and its scales
+// once into each destination's staging. Its first item is loaded and cast before the credit wait.
+// The list blocks write the lists of this rank's (token, slot) selections of their experts (list
+// block j: j, j + L, ...) into their holders (send_selections); on a grid under 8 blocks every
+// block does both, its lists (experts b, b + grid, ...) after its rows.
 // Receive phase: every block scans the lists' lengths into
 // the rows' layout (an expert's rows are its sources' lists one after the other), then all warps of
 // the grid take (row, batch) items over all experts and copy the staged token each entry names
