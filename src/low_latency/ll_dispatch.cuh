@@ -35,13 +35,28 @@ template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
   RowItem first;
+  ListIds list_ids;  // with CUDA IPC, a list block's first round of ids, loaded before the credit wait
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
-      a.signature, [&] { first = first_row_item(a); },
+      a.signature,
+      [&] {
+        first = first_row_item(a);
+        if constexpr (!Peers::kStagesLocally)
+          if (is_list_block(a.layout)) list_ids = load_list_ids(a);
+      },
       [&](int parity, std::uint64_t) {
         clear_token_rows(a);
+        // NOTE: a list block takes its own path, so that its ids are not held across the row sends
+        // (128 registers, against 112, when they were). A staging policy loads them in the send
+        // phase, as before: early, its instantiations took 128 registers (111 without).
+        if constexpr (!Peers::kStagesLocally) {
+          if (is_list_block(a.layout)) {
+            send_selections<Peers>(a, parity, list_ids);
+            return;
+          }
+        }
         send_rows<Peers>(a, parity, first);
-        send_selections<Peers>(a, parity);
+        send_selections<Peers>(a, parity, ListIds{});  // a row block returns at once, but on a small grid
       },
       [] {}, [&](int parity) { run_receive(a, parity, recv_smem); });
 }

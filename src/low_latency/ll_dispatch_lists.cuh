@@ -28,8 +28,34 @@ constexpr int kListSpan = 2;
 // rank's own workspace, then puts them). Entries outside [-1, E) are reported (by block 0);
 // selections beyond T of one expert (a token naming it twice) are reported and dropped. A masked
 // holder gets no list: its experts' slots behave as -1 (SPEC "Rank masking").
+// Whether this block is one of the grid's dedicated list blocks (ll_list_blocks; none on a grid under
+// 8 blocks).
+__device__ __forceinline__ bool is_list_block(const LlLayout& l) {
+  const int list_blocks = ll_list_blocks(static_cast<int>(gridDim.x), l.num_experts);
+  return list_blocks > 0 && static_cast<int>(blockIdx.x) >= static_cast<int>(gridDim.x) - list_blocks;
+}
+
+// The top-k ids of a pass's first round, this thread's kListSpan of them (-1 past T * k): loaded by
+// a list block before the credit wait (they are this call's own input), so its first round, in
+// every group, starts with them in registers.
+struct ListIds {
+  std::int64_t e[kListSpan];
+  bool loaded = false;
+};
+__device__ __forceinline__ ListIds load_list_ids(const LlDispatchArgs& a) {
+  ListIds ids;
+  const int n = static_cast<int>(a.num_tokens) * a.num_topk;
+#pragma unroll
+  for (int u = 0; u < kListSpan; ++u) {
+    const int i = u * kLlThreads + static_cast<int>(threadIdx.x);
+    ids.e[u] = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
+  }
+  ids.loaded = true;
+  return ids;
+}
+
 template <typename Peers>
-__device__ void send_selections(const LlDispatchArgs& a, int parity) {
+__device__ void send_selections(const LlDispatchArgs& a, int parity, const ListIds& first_round) {
   // A round's hits per (span, expert of the group, warp), by round parity: a round's counts are
   // still summed into `filled` while the next round's are written.
   __shared__ std::int32_t hits_of[2][kListSpan][kListGroup][kLlWarps];
@@ -68,7 +94,9 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
 #pragma unroll
       for (int u = 0; u < kListSpan; ++u) {
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-        const std::int64_t e = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
+        const std::int64_t e = base == 0 && first_round.loaded ? first_round.e[u]
+                               : i < n                         ? ll_load_expert(a.topk_idx, a.idx_bytes, i)
+                                                               : -1;
         if ((e < -1 || e >= l.num_experts) && b == 0 && g0 == 0)
           report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
                          -1, e, i / a.num_topk);
