@@ -18,16 +18,6 @@ constexpr int kListGroup = kLlListExperts;
 // Top-k ids each thread takes per round of a pass: a round covers kLlThreads * kListSpan ids.
 constexpr int kListSpan = 2;
 
-// The grid's list blocks build every list (ll_list_blocks: the last L blocks, which take no rows;
-// list block j takes experts j, j + L, j + 2L, ...); on a grid too small to split, block b builds
-// those of experts b, b + grid, ... after its rows. Per round, each thread reads kListSpan
-// top-k ids; per expert, each warp counts its hits by a ballot, and a hit's place in the list is
-// the expert's entries of earlier rounds, plus those of the round's earlier spans, warps and
-// lanes, so every list comes out in index order (token order, then slot order: the reference's)
-// with no atomics. A list and its length go into the expert's holder (a staging policy: into this
-// rank's own workspace, then puts them). Entries outside [-1, E) are reported (by block 0);
-// selections beyond T of one expert (a token naming it twice) are reported and dropped. A masked
-// holder gets no list: its experts' slots behave as -1 (SPEC "Rank masking").
 // Whether this block is one of the grid's dedicated list blocks (ll_list_blocks; none on a grid under
 // 8 blocks).
 __device__ __forceinline__ bool is_list_block(const LlLayout& l) {
@@ -54,6 +44,17 @@ __device__ __forceinline__ ListIds load_list_ids(const LlDispatchArgs& a) {
   return ids;
 }
 
+// The grid's list blocks build every list (ll_list_blocks: the last L blocks, which take no rows;
+// list block j takes experts j, j + L, j + 2L, ...); on a grid too small to split, block b builds
+// those of experts b, b + grid, ... after its rows. Per round, each thread reads kListSpan
+// top-k ids; per expert, each warp counts its hits by a ballot, and a hit's place in the list is
+// the expert's entries of earlier rounds, plus those of the round's earlier spans, warps and
+// lanes, so every list comes out in index order (token order, then slot order: the reference's)
+// with no atomics. A list and its length go into the expert's holder (a staging policy: into this
+// rank's own workspace, then puts them). Entries outside [-1, E) are reported (by list block 0, or
+// block 0 on a small grid); selections beyond T of one expert (a token naming it twice) are
+// reported and dropped. A masked holder gets no list: its experts' slots behave as -1 (SPEC "Rank
+// masking").
 template <typename Peers>
 __device__ void send_selections(const LlDispatchArgs& a, int parity, const ListIds& first_round) {
   // A round's hits per (span, expert of the group, warp), by round parity: a round's counts are
