@@ -304,17 +304,27 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   }
 
   // Every source's counts are here: where each source's rows and chunks land on this rank.
-  for_each_cell(G, G, [&](int s, int r, int i) {
-    // Rows from or to a masked rank are none, whatever its mailbox holds.
-    const std::int32_t n = x.live(s) && x.live(r) ? x.in(s).count_row[r] : 0;
-    a.count_matrix[i] = n;
-    if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
-  });
-  for (int e = threadIdx.x; e < nle; e += blockDim.x) {
+  // Rows from or to a masked rank are none, whatever its mailbox holds.
+  auto count_of = [&](int s, int r) { return x.live(s) && x.live(r) ? x.in(s).count_row[r] : 0; };
+  auto expert_sum = [&](int e) {
     std::int32_t n = 0;
 #pragma unroll 8
     for (int s = 0; s < G; ++s)
       if (x.live(s)) n += x.in(s).expert_count[e];
+    return n;
+  };
+  // This thread's first count cell and first expert, loaded together before any output is stored:
+  // one round trip to the mailboxes, not one per kind of output (a store may alias a later load).
+  const int tid = static_cast<int>(threadIdx.x);
+  const std::int32_t first_cell_rows = tid < G * G ? count_of(tid / G, tid % G) : 0;
+  const std::int32_t first_expert_rows = tid < nle ? expert_sum(tid) : 0;
+  for_each_cell(G, G, [&](int s, int r, int i) {
+    const std::int32_t n = i == tid ? first_cell_rows : count_of(s, r);
+    a.count_matrix[i] = n;
+    if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
+  });
+  for (int e = tid; e < nle; e += blockDim.x) {
+    std::int32_t n = e == tid ? first_expert_rows : expert_sum(e);
     if (a.expert_alignment > 1) n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
     a.num_recv_per_expert[e] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
