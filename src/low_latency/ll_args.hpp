@@ -21,13 +21,12 @@
 //  2. Write each token's row (cast to FP8 once, in registers, or its BF16 bytes) and scales at
 //     staging_x / staging_scales[p][s][t] in every rank holding at least one of its experts: a
 //     token crosses NVLink once per destination rank, however many experts it selects there. (Each
-//     warp's first row is loaded and cast before the credit wait.) For each expert e, one block
-//     (ll_list_blocks: one of the grid's last blocks, which take no rows, or on a small grid block
-//     e mod G after its rows) writes the list of s's (token t, slot j) selections of e, in token and
-//     slot order, as (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at
-//     sel_count[p][s][e] (more than T: reported, the rest dropped).
-//     Block 0 also writes this call's signature (core/call_signature.hpp) at signature[p][s] in
-//     every receiver's control block, before its done signal.
+//     warp's first row is loaded before the credit wait, routed and cast after it.) For each expert e, one
+//     block (ll_list_blocks: one of the grid's last blocks, which take no rows, or on a small grid block e
+//     mod G after its rows) writes the list of s's (token t, slot j) selections of e, in token and slot
+//     order, as (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at sel_count[p][s][e] (more
+//     than T: reported, the rest dropped). Block 0 also writes this call's signature
+//     (core/call_signature.hpp) at signature[p][s] in every receiver's control block, before its done signal.
 //  3. Completion: every block, once its sends are done, release-adds 1 to done[p][s] in every
 //     receiver (no block waits for the grid's last one). Then it bumps send_arrivals;
 //     the last one resets it and stores seq and issued[half].

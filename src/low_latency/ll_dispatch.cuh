@@ -7,7 +7,8 @@
 // 512-channel part) items; it loads 16 channels per lane, finds the token's destination ranks
 // (distinct ranks of its valid experts), casts the channels to FP8 in registers when asked (the 8
 // lanes of a 128-channel block reduce the amax by shuffles), and stores the piece and its scales
-// once into each destination's staging. Its first item is loaded and cast before the credit wait.
+// once into each destination's staging. Its first item's loads go out before the credit wait; it is
+// routed and cast after it.
 // The list blocks write the lists of this rank's (token, slot) selections of their experts (list
 // block j: j, j + L, ...) into their holders (send_selections); on a grid under 8 blocks every
 // block does both, its lists (experts b, b + grid, ...) after its rows.
@@ -55,6 +56,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
             return;
           }
         }
+        route_first_row_item(a, first);
         send_rows<Peers>(a, parity, first);
         send_selections<Peers>(a, parity, ListIds{});  // a row block returns at once, but on a small grid
       },

@@ -216,14 +216,16 @@ __device__ __forceinline__ std::int64_t first_row_item_index(const LlLayout& l) 
   return static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
 }
 
-// The warp's first item, loaded and routed before the credit wait (none of it touches a peer's
-// staging): a launch's first rows are ready to store the moment the credits are.
+// The warp's first item, its loads issued before the credit wait (none of it touches a peer's
+// staging) and routed and cast after it (route_first_row_item): the wait's round trip overlaps
+// the loads' instead of following them.
 __device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a) {
   const std::int64_t item = first_row_item_index(a.layout);
   if (item < 0 || item >= a.num_tokens * ll_row_parts(a.layout)) return RowItem{};
-  RowItem it = load_row_item(a, item);
-  route_row_item(a, it);
-  return it;
+  return load_row_item(a, item);
+}
+__device__ __forceinline__ void route_first_row_item(const LlDispatchArgs& a, RowItem& it) {
+  if (it.t >= 0) route_row_item(a, it);  // warp-uniform
 }
 
 // The whole warp: stores item `it` into each destination's staging. Stored straight into each
@@ -259,8 +261,9 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
   }
 }
 
-// Warp w of the row blocks takes items w, w + their warps, ...: the first as first_row_item left
-// it; each later one's loads are issued before the item ahead of it is stored, so they overlap.
+// Warp w of the row blocks takes items w, w + their warps, ...: the first as first_row_item and
+// route_first_row_item left it; each later one's loads are issued before the item ahead of it is stored, so
+// they overlap.
 template <typename Peers>
 __device__ void send_rows(const LlDispatchArgs& a, int parity, const RowItem& first) {
   if (first.t < 0) return;  // warp-uniform: no item
