@@ -318,6 +318,14 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   const int tid = static_cast<int>(threadIdx.x);
   const std::int32_t first_cell_rows = tid < G * G ? count_of(tid / G, tid % G) : 0;
   const std::int32_t first_expert_rows = tid < nle ? expert_sum(tid) : 0;
+  // The host's copy plan (copy-engine dispatch): this rank's rows to each rank before each chunk
+  // boundary, from its own scratch (written before the exchange's block barriers); its first cell
+  // is loaded with the others.
+  const int K = a.copy_chunks;
+  const bool copy_plan = a.host_counts != nullptr && K > 0;
+  auto plan_entry = [&](int d, int k) { return a.chunk_start[d * (C + 1) + copy_chunk_channel(k, K, C)]; };
+  const std::int32_t first_plan =
+      copy_plan && tid < G * (K + 1) ? plan_entry(tid / (K + 1), tid % (K + 1)) : 0;
   for_each_cell(G, G, [&](int s, int r, int i) {
     const std::int32_t n = i == tid ? first_cell_rows : count_of(s, r);
     a.count_matrix[i] = n;
@@ -330,15 +338,12 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
   }
   place_received_chunks(a, x);
-  if (a.host_counts != nullptr && a.copy_chunks > 0) {
-    // This rank's rows to each rank before each chunk boundary: the host's copy plan (the scratch
-    // was written before the exchange's block barriers). Not written when the exchange failed:
-    // host_ready is then never released, so the host never reads it.
-    const int K = a.copy_chunks;
+  if (copy_plan) {
+    // Not written when the exchange failed: host_ready is then never released, so the host never
+    // reads it.
     std::int32_t* prefix = a.host_counts + slots.send_prefix();
-    for_each_cell(G, K + 1, [&](int d, int k, int i) {
-      prefix[i] = a.chunk_start[d * (C + 1) + copy_chunk_channel(k, K, C)];
-    });
+    for_each_cell(G, K + 1,
+                  [&](int d, int k, int i) { prefix[i] = i == tid ? first_plan : plan_entry(d, k); });
   }
   if (a.host_ready == nullptr) return;
   __syncthreads();
