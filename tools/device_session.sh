@@ -30,7 +30,8 @@
 #   kernels-lines: ncu warp-state sampling per source line (every sample, real clocks) of the
 #   preamble kernels (layout, notify) in 1-rank ht-dsv3 calls and of the low-latency kernels in 1-rank
 #   ll-dsv3 calls: $OUT/lines-<name>.ncu-rep and its source page as CSV, $OUT/lines-<name>.csv (CUDA
-#   lines with their samples; the build has -lineinfo), for where inside a kernel its time goes.
+#   lines with their samples; the build has -lineinfo) and the sections in words
+#   ($OUT/lines-<name>-details.txt: warp states per kernel), for where inside a kernel its time goes.
 #   EPCOMM_NCU_LINES_COUNT launches of each kernel (default 4), after EPCOMM_NCU_SKIP (12).
 #   ll-md: low-latency mode across NVLink domains on ranks sharing the GPUs (needs
 #   EPCOMM_CMAKE_ARGS=-DEPCOMM_WITH_NVSHMEM=ON): the cases of gpu_test_ll_md and gpu_test_ll_nvshmem (4 ranks
@@ -283,7 +284,8 @@ while [ $# -gt 0 ]; do
         IFS='|' read -r name k1 k2 workload extra <<< "$spec"
         # shellcheck disable=SC2086
         timeout 240 "$ncu" --target-processes all --clock-control none --cache-control none \
-          --section SourceCounters --section WarpStateStats --warp-sampling-interval 0 --import-source yes \
+          --section SpeedOfLight --section LaunchStats --section SourceCounters --section WarpStateStats \
+          --warp-sampling-interval 0 --import-source yes \
           -k regex:"$k1|$k2" --launch-skip "${EPCOMM_NCU_SKIP:-12}" --launch-count "$(( 2 * ${EPCOMM_NCU_LINES_COUNT:-4} ))" \
           -f -o "$OUT/lines-$name" "$build/tools/epcomm-run" -n 1 --timeout 220 "$build/tools/bench/epcomm-bench" \
           --workload "$workload" $extra --warmup 5 --iters 5 --no-check > "$OUT/lines-$name.log" 2>&1
@@ -291,6 +293,8 @@ while [ $# -gt 0 ]; do
         "$ncu" --import "$OUT/lines-$name.ncu-rep" --page source --csv --print-source cuda \
           > "$OUT/lines-$name.csv" 2> "$OUT/lines-$name.err"
         echo "== kernels-lines $name (rc $rc, import rc $?): $(wc -l < "$OUT/lines-$name.csv") CSV lines"
+        # The sections in words (warp states: what the warps waited on, per kernel).
+        "$ncu" --import "$OUT/lines-$name.ncu-rep" --page details > "$OUT/lines-$name-details.txt" 2>> "$OUT/lines-$name.err"
       done
       ;;
     kernels-ll)
