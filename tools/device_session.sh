@@ -30,7 +30,8 @@
 #   kernels-lines: ncu warp-state sampling per source line (every sample, real clocks) of the
 #   preamble kernels (layout, notify) in 1-rank ht-dsv3 calls and of the low-latency kernels in 1-rank
 #   ll-dsv3 calls: $OUT/lines-<name>.ncu-rep and its source page as CSV, $OUT/lines-<name>.csv (CUDA
-#   lines with their samples; the build has -lineinfo) and the sections in words
+#   lines with their samples; the build has -lineinfo; tools/probes/ncu_lines.py sums them per line)
+#   and the sections in words
 #   ($OUT/lines-<name>-details.txt: warp states per kernel), for where inside a kernel its time goes.
 #   EPCOMM_NCU_LINES_COUNT launches of each kernel (default 4), after EPCOMM_NCU_SKIP (12).
 #   ll-md: low-latency mode across NVLink domains on ranks sharing the GPUs (needs

@@ -2,15 +2,12 @@
 // --telemetry rows), so the README table's script and the benchmark cannot drift apart. Skipped
 // where python3 is absent.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "bench/report.hpp"
 #include "bench/telemetry.hpp"
+#include "python_tool.hpp"
 
 namespace epcomm::bench {
 namespace {
@@ -18,22 +15,12 @@ namespace {
 // The script's markdown for `report` written as JSON; "" when python3 is missing or the run failed
 // (the failure's output is printed).
 std::string markdown_of(const RunReport& report) {
-  if (std::system("python3 --version > /dev/null 2>&1") != 0) return "";
-  // NOTE: one file per test and process: ctest runs the tests of this file in parallel.
-  const std::string json_path = testing::TempDir() + "epcomm_bench_telemetry_table_" +
-                                testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
-                                std::to_string(::getpid()) + ".json";
-  std::ofstream(json_path) << to_json(report);
-  const std::string command =
-      "python3 " EPCOMM_SOURCE_DIR "/tools/faults/faults_table.py --bench " + json_path + " 2>&1";
+  const test::TempFile json(to_json(report));
   std::string text;
-  if (FILE* pipe = ::popen(command.c_str(), "r")) {
-    for (int c = std::fgetc(pipe); c != EOF; c = std::fgetc(pipe)) text += static_cast<char>(c);
-    const int status = ::pclose(pipe);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << text;
-  }
-  std::remove(json_path.c_str());
-  return text;
+  const int rc = test::run_python_tool("tools/faults/faults_table.py", "--bench " + json.path, text);
+  if (rc < 0) return "";
+  EXPECT_EQ(rc, 0) << text;
+  return rc == 0 ? text : "";
 }
 
 RunReport two_rows() {

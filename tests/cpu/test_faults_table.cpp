@@ -2,42 +2,22 @@
 // so the script and the writers cannot drift apart: the markdown must hold each case's cell, the
 // totals and the soak's counts and memory lines. Skipped where python3 is absent.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "faults/fault_cases.hpp"
 #include "faults/fault_report.hpp"
 #include "faults/soak_report.hpp"
+#include "python_tool.hpp"
 
 namespace epcomm::faults {
 namespace {
 
-struct TempFile {
-  std::string path;
-  explicit TempFile(const std::string& text) {
-    char tmpl[] = "/tmp/epcomm_faults_tableXXXXXX";
-    const int fd = ::mkstemp(tmpl);
-    path = tmpl;
-    if (fd >= 0) ::close(fd);
-    std::ofstream(path) << text;
-  }
-  ~TempFile() { std::remove(path.c_str()); }
-};
+using test::TempFile;
 
 // Runs the script with `args`; the exit code, stdout in `out`. -1 when python3 is missing.
 int run_script(const std::string& args, std::string& out) {
-  if (std::system("python3 --version > /dev/null 2>&1") != 0) return -1;
-  const std::string command = "python3 " EPCOMM_SOURCE_DIR "/tools/faults/faults_table.py " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return test::run_python_tool("tools/faults/faults_table.py", args, out);
 }
 
 CaseResult result(const std::string& name, bool survived) {
@@ -74,13 +54,15 @@ TEST(FaultsTable, FaultMatrixCellsAndTotals) {
 }
 
 TEST(FaultsTable, TwoDomainsAreNamedInTheTotals) {
-  const TempFile json(report_json({3000, 5000, 2, "NVIDIA H100 80GB HBM3", 1}, {result("ll_dispatch.kill", true)}));
+  const TempFile json(
+      report_json({3000, 5000, 2, "NVIDIA H100 80GB HBM3", 1}, {result("ll_dispatch.kill", true)}));
   std::string out;
   const int rc = run_script("--faults " + json.path, out);
   if (rc == -1) GTEST_SKIP() << "python3 not found";
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("(timeout 3000 ms, bound 5000 ms, 2 ranks as 2 NVLink domains of 1, NVIDIA H100 80GB HBM3)."),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("(timeout 3000 ms, bound 5000 ms, 2 ranks as 2 NVLink domains of 1, NVIDIA H100 80GB HBM3)."),
+      std::string::npos)
       << out;
 }
 

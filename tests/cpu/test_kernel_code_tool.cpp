@@ -2,12 +2,10 @@
 // writes it: instructions counted per kernel and per source line, calls named by callee, and the
 // lines of other sections (constants, relocations) not counted as code. Skipped without python3.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
 #include <string>
+
+#include "python_tool.hpp"
 
 namespace epcomm {
 namespace {
@@ -34,28 +32,13 @@ kernel_b:
         /*0000*/ 	.byte	0x04, 0x2f
 )";
 
-std::string run_tool(const std::string& listing_path) {
-  const std::string command =
-      "python3 " EPCOMM_SOURCE_DIR "/tools/probes/kernel_code.py --top 3 --from-disasm " + listing_path + " 2>&1";
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
-  return out;
-}
-
 TEST(KernelCodeTool, CountsInstructionsCallsAndLines) {
-  if (std::system("python3 --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "python3 not found";
-  char tmpl[] = "/tmp/epcomm_kernel_codeXXXXXX";
-  const int fd = ::mkstemp(tmpl);
-  ASSERT_GE(fd, 0);
-  ::close(fd);
-  std::ofstream(tmpl) << kListing;
-  const std::string out = run_tool(tmpl);
-  std::remove(tmpl);
+  const test::TempFile listing(kListing);
+  std::string out;
+  const int rc =
+      test::run_python_tool("tools/probes/kernel_code.py", "--top 3 --from-disasm " + listing.path, out);
+  if (rc < 0) GTEST_SKIP() << "python3 not found";
+  ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("kernel_a\n  instructions 6; calls: 2 x __cuda_sm20_div_s64, 1 x __cuda_sm20_rem_s64"),
             std::string::npos)
       << out;

@@ -1,0 +1,60 @@
+// tools/probes/ncu_lines.py on a source page in the layout Nsight Compute exports it (a title line
+// per profiled launch, a header naming the columns, a row per source line): launches of one kernel
+// are added together, lines come out by their samples with their share, columns are found by name.
+// Skipped where python3 is absent.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "python_tool.hpp"
+
+namespace epcomm::test {
+namespace {
+
+// Two launches of notify (the second with the columns in another order) and one of layout.
+constexpr const char* kPage =
+    "\"void epcomm::(anonymous namespace)::ht_notify_kernel(epcomm::HtNotifyArgs)\"\n"
+    "\"#\",\"Source\",\"Warp Stall Sampling (All Samples)\",\"Warp Stall Sampling (Not-issued Samples)\"\n"
+    "\"10\",\"  ok = __syncthreads_and(ok);\",\"300\",\"290\"\n"
+    "\"11\",\"  ptx::fence_acq_rel_sys();\",\"100\",\"95\"\n"
+    "\"12\",\"  int unused = 0;\",\"0\",\"0\"\n"
+    "\n"
+    "\"void epcomm::(anonymous namespace)::ht_notify_kernel(epcomm::HtNotifyArgs)\"\n"
+    "\"Warp Stall Sampling (All Samples)\",\"#\",\"Source\"\n"
+    "\"1,100\",\"11\",\"  ptx::fence_acq_rel_sys();\"\n"
+    "\"void epcomm::(anonymous namespace)::dispatch_layout_kernel<long, true>(epcomm::LayoutArgs)\"\n"
+    "\"#\",\"Source\",\"Warp Stall Sampling (All Samples)\"\n"
+    "\"70\",\"    atomicAdd(&expert_counts[e], 1);\",\"50\"\n";
+
+TEST(NcuLines, AddsLaunchesPerKernelAndRanksLines) {
+  const TempFile csv(kPage);
+  std::string out;
+  const int rc = run_python_tool("tools/probes/ncu_lines.py", csv.path, out);
+  if (rc < 0) GTEST_SKIP() << "python3 not found";
+  ASSERT_EQ(rc, 0) << out;
+  // notify: 300 + 100 + 1100 samples over two launches; the fence line first (1200, 80 %).
+  EXPECT_NE(out.find("== ht_notify_kernel: 1500 samples, 385 not issued over 2 launch(es)"),
+            std::string::npos)
+      << out;
+  const auto fence = out.find("1200  80.0%  11  ptx::fence_acq_rel_sys();");
+  const auto barrier = out.find("300  20.0%  10  ok = __syncthreads_and(ok);");
+  ASSERT_NE(fence, std::string::npos) << out;
+  ASSERT_NE(barrier, std::string::npos) << out;
+  EXPECT_LT(fence, barrier) << out;
+  EXPECT_EQ(out.find("int unused"), std::string::npos) << out;  // a line without samples is left out
+  EXPECT_NE(out.find("== dispatch_layout_kernel<long, true>: 50 samples over 1 launch(es)"),
+            std::string::npos)
+      << out;
+}
+
+TEST(NcuLines, APageWithoutSamplesIsAnError) {
+  const TempFile csv("\"a\",\"b\"\n\"1\",\"2\"\n");
+  std::string out;
+  const int rc = run_python_tool("tools/probes/ncu_lines.py", csv.path, out);
+  if (rc < 0) GTEST_SKIP() << "python3 not found";
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("no table with a 'Warp Stall Sampling (All Samples)' column"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace epcomm::test
