@@ -132,19 +132,24 @@ __device__ Exchanged exchange_records(const MdNotifyArgs& a, const Geometry& g, 
   return __syncthreads_or(mismatch) ? Exchanged::kMismatch : Exchanged::kTimedOut;
 }
 
+// Step 4's publication to domain peer j: `sig`, then the domain flag of this exchange.
+// NOTE: a release: this thread's signature, and every thread's record before the caller's block
+// barrier, precede the flag.
+__device__ void publish_in_domain(const MdNotifyArgs& a, const Geometry& g, int j, const CallSignature& sig,
+                                  std::uint64_t epoch) {
+  const int parity = static_cast<int>(epoch & 1u);
+  store_signature(domain_signature(a.view.peer_base[j], parity, g.me_local), sig);
+  ptx::st_release_sys(domain_flag(a.view.peer_base[j], parity, g.me_local), epoch);
+}
+
 // After a mismatch in step 2: this rank's domain peers are told at once, by a signature whose
 // operation is kSigOpStopped under the domain flag of this exchange, instead of waiting for its
 // domain records until their timeout. (After a timeout they time out as well: that peer is gone.)
 __device__ void tell_domain_stopped(const MdNotifyArgs& a, const Geometry& g, std::uint64_t epoch) {
-  const int parity = static_cast<int>(epoch & 1u);
   CallSignature stopped = a.signature;
   stopped.set(SigField::kOp, kSigOpStopped);
-  if (threadIdx.x < g.G && static_cast<int>(threadIdx.x) != g.me_local) {
-    const int j = threadIdx.x;
-    store_signature(domain_signature(a.view.peer_base[j], parity, g.me_local), stopped);
-    // NOTE: the same thread's signature precedes the flag (a release).
-    ptx::st_release_sys(domain_flag(a.view.peer_base[j], parity, g.me_local), epoch);
-  }
+  const int j = static_cast<int>(threadIdx.x);
+  if (j < g.G && j != g.me_local) publish_in_domain(a, g, j, stopped, epoch);
 }
 
 // The count record received from (s, me_local); null for s = me_domain (its own scan stands in).
@@ -188,10 +193,7 @@ __device__ bool exchange_in_domain(const MdNotifyArgs& a, const Geometry& g, std
   bool ok = true;
   if (threadIdx.x < g.G) {
     const int j = threadIdx.x;
-    store_signature(domain_signature(a.view.peer_base[j], parity, g.me_local), a.signature);
-    // NOTE: a release after the block barrier: every thread's record (and this thread's
-    // signature) precedes the flag.
-    ptx::st_release_sys(domain_flag(a.view.peer_base[j], parity, g.me_local), epoch);
+    publish_in_domain(a, g, j, a.signature, epoch);
     const int peer = a.view.domain_base_rank + j;
     ok = wait_at_least(domain_flag(a.view.peer_base[g.me_local], parity, j), epoch, a.view, waiting_op(a),
                        CounterId::kCountsReady, peer);

@@ -264,10 +264,11 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
   const std::uint64_t epoch = *a.notify_epoch + 1;
   const Exchange x{v, G, C, static_cast<int>(epoch & 1u), live_peer};
-  // This thread's first cell of the expert counts (cell i of G x nle is expert i), loaded before
-  // the barrier: its round trip overlaps the epoch's and the zeroing, not the scan's loads.
-  const int first_cell = static_cast<int>(threadIdx.x);
-  const std::int32_t first_count = first_cell < G * nle ? a.num_tokens_per_expert[first_cell] : 0;
+  // A thread's first cell of each grid below (for_each_cell) is cell tid.
+  const int tid = static_cast<int>(threadIdx.x);
+  // Its first cell of the expert counts (cell i of G x nle is expert i), loaded before the barrier:
+  // its round trip overlaps the epoch's and the zeroing, not the scan's loads.
+  const std::int32_t first_count = tid < G * nle ? a.num_tokens_per_expert[tid] : 0;
   for (int p = threadIdx.x; p < G; p += blockDim.x) live_peer[p] = !peer_masked(v, p);
 
   // Zero this rank's progress flags; peers write them only after this exchange.
@@ -277,7 +278,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   for (int p = threadIdx.x; p < G; p += blockDim.x)
     if (x.live(p)) store_signature(x.out(p).signature, a.signature);
   for_each_cell(G, nle, [&](int p, int e, int i) {
-    if (x.live(p)) x.out(p).expert_count[e] = i == first_cell ? first_count : a.num_tokens_per_expert[i];
+    if (x.live(p)) x.out(p).expert_count[e] = i == tid ? first_count : a.num_tokens_per_expert[i];
   });
   scan_columns(a, x);
   __syncthreads();
@@ -315,7 +316,6 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   };
   // This thread's first count cell and first expert, loaded together before any output is stored:
   // one round trip to the mailboxes, not one per kind of output (a store may alias a later load).
-  const int tid = static_cast<int>(threadIdx.x);
   const std::int32_t first_cell_rows = tid < G * G ? count_of(tid / G, tid % G) : 0;
   const std::int32_t first_expert_rows = tid < nle ? expert_sum(tid) : 0;
   // The host's copy plan (copy-engine dispatch): this rank's rows to each rank before each chunk

@@ -107,6 +107,11 @@ EPCOMM_HD constexpr int ll_list_blocks(int grid, int num_experts) {
   const int wanted = (num_experts + kLlListExperts - 1) / kLlListExperts;
   return wanted < grid / 4 ? wanted : grid / 4;
 }
+// The blocks of that grid that take row items: the first ones, all of them when there are no list
+// blocks (block b is a list block exactly when b >= ll_row_blocks()).
+EPCOMM_HD constexpr int ll_row_blocks(int grid, int num_experts) {
+  return grid - ll_list_blocks(grid, num_experts);
+}
 
 // Step 4's bound: the done adds a receiver has from each source once operation `seq` (1-based)
 // and every earlier operation of its parity have finished sending, `grid` blocks each: (seq + 1) / 2

@@ -92,13 +92,9 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
       v, l, a.workspace, kLlKindCombine, [&](LlControl* c) { return &c->weights[parity][me]; }, seq);
 }
 
-// A holder's send items run token-major, sources inside: item = (t * R + s) * parts + part. At any
-// moment the grid writes partials both to this rank and over NVLink (source-major order left
-// NVLink idle for one half of the phase).
-__device__ __forceinline__ int partial_parts(const LlLayout& l) {
-  return static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
-}
-
+// A holder's send items run token-major, sources inside: item = (t * R + s) * parts + part
+// (partial_parts). At any moment the grid writes partials both to this rank and over NVLink
+// (source-major order left NVLink idle for one half of the phase).
 // NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
 __device__ __forceinline__ std::int64_t first_partial_item() {
   return static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "low_latency/ll_layout.hpp"
+
 namespace epcomm {
 
 namespace {
@@ -17,6 +19,11 @@ namespace {
 // instruction writing every other 16 bytes: twice the NVLink transactions).
 constexpr int kHalfChannels = 32 * 4;
 constexpr int kPartChannels = 2 * kHalfChannels;
+
+// The parts of a row: a warp item each, in send and receive alike.
+__device__ __forceinline__ int partial_parts(const LlLayout& l) {
+  return static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+}
 
 // The first channel of half h of part `part` that this lane takes.
 __device__ __forceinline__ std::int64_t lane_channel(int part, int h) {

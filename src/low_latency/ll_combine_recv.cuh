@@ -40,7 +40,7 @@ __device__ __forceinline__ std::int64_t slot_expert(const LlCombineArgs& a, std:
 }
 
 __device__ __forceinline__ ReduceAhead locate_reduce(const LlCombineArgs& a) {
-  const int parts = static_cast<int>((a.layout.hidden + kPartChannels - 1) / kPartChannels);
+  const int parts = partial_parts(a.layout);
   ReduceAhead ahead;
   ahead.expert = slot_expert(a, first_reduce_item(), parts);
   if (a.view.masked != nullptr)
@@ -73,7 +73,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
   const LlLayout& l = a.layout;
   void* ws = a.workspace;
   const int R = a.view.num_domain_ranks, lane = threadIdx.x % 32;
-  const int parts = static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+  const int parts = partial_parts(l);
   const std::int64_t items = a.num_tokens * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
   std::uint16_t* out = a.out;

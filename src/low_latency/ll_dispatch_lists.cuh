@@ -21,8 +21,7 @@ constexpr int kListSpan = 2;
 // Whether this block is one of the grid's dedicated list blocks (ll_list_blocks; none on a grid under
 // 8 blocks).
 __device__ __forceinline__ bool is_list_block(const LlLayout& l) {
-  const int list_blocks = ll_list_blocks(static_cast<int>(gridDim.x), l.num_experts);
-  return list_blocks > 0 && static_cast<int>(blockIdx.x) >= static_cast<int>(gridDim.x) - list_blocks;
+  return static_cast<int>(blockIdx.x) >= ll_row_blocks(static_cast<int>(gridDim.x), l.num_experts);
 }
 
 // The top-k ids of a pass's first round, this thread's kListSpan of them (-1 past T * k): loaded by
@@ -67,8 +66,8 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity, const ListI
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   // This block's experts: b, b + grid, ... (the block-uniform stride `grid` and first expert `b`).
-  const int list_blocks = ll_list_blocks(static_cast<int>(gridDim.x), l.num_experts);
-  const int row_blocks = static_cast<int>(gridDim.x) - list_blocks;
+  const int row_blocks = ll_row_blocks(static_cast<int>(gridDim.x), l.num_experts);
+  const int list_blocks = static_cast<int>(gridDim.x) - row_blocks;
   if (list_blocks > 0 && static_cast<int>(blockIdx.x) < row_blocks) return;  // a row block
   const int grid = list_blocks > 0 ? list_blocks : static_cast<int>(gridDim.x);
   const int b = static_cast<int>(blockIdx.x) - (list_blocks > 0 ? row_blocks : 0);

@@ -207,12 +207,12 @@ __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem&
     it.scale |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
 }
 
-// The blocks that take row items: all but the grid's list blocks (ll_list_blocks), the first ones.
-__device__ __forceinline__ int ll_row_blocks(const LlLayout& l) {
-  return static_cast<int>(gridDim.x) - ll_list_blocks(static_cast<int>(gridDim.x), l.num_experts);
+// The warps of the row blocks (ll_row_blocks) take the row items; -1 for a list block's.
+__device__ __forceinline__ int row_blocks_of(const LlLayout& l) {
+  return ll_row_blocks(static_cast<int>(gridDim.x), l.num_experts);
 }
 __device__ __forceinline__ std::int64_t first_row_item_index(const LlLayout& l) {
-  if (static_cast<int>(blockIdx.x) >= ll_row_blocks(l)) return -1;  // a list block: no rows
+  if (static_cast<int>(blockIdx.x) >= row_blocks_of(l)) return -1;
   return static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
 }
 
@@ -268,7 +268,7 @@ template <typename Peers>
 __device__ void send_rows(const LlDispatchArgs& a, int parity, const RowItem& first) {
   if (first.t < 0) return;  // warp-uniform: no item
   const std::int64_t items = a.num_tokens * ll_row_parts(a.layout);
-  const std::int64_t num_warps = static_cast<std::int64_t>(ll_row_blocks(a.layout)) * kLlWarps;
+  const std::int64_t num_warps = static_cast<std::int64_t>(row_blocks_of(a.layout)) * kLlWarps;
   RowItem cur = first;
   for (std::int64_t item = first_row_item_index(a.layout); item < items; item += num_warps) {
     const bool more = item + num_warps < items;  // warp-uniform

@@ -163,6 +163,7 @@ TEST(LlProtocol, ListBlocksLeaveRowBlocksAndCoverEveryExpertOnce) {
   for (int grid = 1; grid <= 264; ++grid) {
     for (const int experts : {1, 2, 8, 31, 32, 33, 64, 256, 288, 1000, 4096, 10250}) {
       const int L = ll_list_blocks(grid, experts);
+      EXPECT_EQ(ll_row_blocks(grid, experts), grid - L);  // the list blocks are the grid's last
       SCOPED_TRACE("grid " + std::to_string(grid) + ", experts " + std::to_string(experts));
       ASSERT_GE(L, 0);
       if (grid < 8) {
