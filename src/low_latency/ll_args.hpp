@@ -21,12 +21,12 @@
 //  2. Write each token's row (cast to FP8 once, in registers, or its BF16 bytes) and scales at
 //     staging_x / staging_scales[p][s][t] in every rank holding at least one of its experts: a
 //     token crosses NVLink once per destination rank, however many experts it selects there. (Each
-//     warp's first row is loaded before the credit wait, routed and cast after it.) For each expert e, one
-//     block (ll_list_blocks: one of the grid's last blocks, which take no rows, or on a small grid block e
-//     mod G after its rows) writes the list of s's (token t, slot j) selections of e, in token and slot
-//     order, as (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at sel_count[p][s][e] (more
-//     than T: reported, the rest dropped). Block 0 also writes this call's signature
-//     (core/call_signature.hpp) at signature[p][s] in every receiver's control block, before its done signal.
+//     warp's first row is loaded and cast before the credit wait.) Then, for each expert e, block
+//     e mod G writes the list of s's (token t, slot j) selections of e, in token and slot order, as
+//     (t << 8) | j at sel[p][s][e][.] in e's holder, and its length at sel_count[p][s][e] (more
+//     than T: reported, the rest dropped).
+//     Block 0 also writes this call's signature (core/call_signature.hpp) at signature[p][s] in
+//     every receiver's control block, before its done signal.
 //  3. Completion: every block, once its sends are done, release-adds 1 to done[p][s] in every
 //     receiver (no block waits for the grid's last one). Then it bumps send_arrivals;
 //     the last one resets it and stores seq and issued[half].
@@ -94,23 +94,6 @@ enum LlPhases : int { kLlSend = 1, kLlRecv = 2, kLlBoth = 3 };
 // `grid` receive-phase blocks: (seq - 1) / 2 operations.
 EPCOMM_HD constexpr std::uint64_t ll_credits_before(std::uint64_t seq, std::uint64_t grid) {
   return seq == 0 ? 0 : (seq - 1) / 2 * grid;
-}
-
-// Step 2's split of a dispatch grid of `grid` blocks: its last ll_list_blocks() blocks build the
-// selection lists (list block j: experts j, j + L, j + 2L, ..., kLlListExperts of them per pass over
-// the top-k ids) and take no row; the others take the row items. 0 (grids under 8 blocks): every
-// block takes rows, then builds the lists of experts b, b + grid, ... (NOTES 11.14: a block that
-// builds lists after its rows adds their ~2.8 us to its sends, and the receivers wait for the last).
-inline constexpr int kLlListExperts = 32;
-EPCOMM_HD constexpr int ll_list_blocks(int grid, int num_experts) {
-  if (grid < 8) return 0;
-  const int wanted = (num_experts + kLlListExperts - 1) / kLlListExperts;
-  return wanted < grid / 4 ? wanted : grid / 4;
-}
-// The blocks of that grid that take row items: the first ones, all of them when there are no list
-// blocks (block b is a list block exactly when b >= ll_row_blocks()).
-EPCOMM_HD constexpr int ll_row_blocks(int grid, int num_experts) {
-  return grid - ll_list_blocks(grid, num_experts);
 }
 
 // Step 4's bound: the done adds a receiver has from each source once operation `seq` (1-based)

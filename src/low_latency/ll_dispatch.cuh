@@ -3,15 +3,12 @@
 // it: ll_dispatch.cu (CUDA IPC) and transport/nvshmem_ll_dispatch.cu (NVSHMEM); its definitions sit
 // in an unnamed namespace, one private copy per such unit.
 //
-// Send phase: warp w of the row blocks (all but the grid's last ll_list_blocks()) takes (token,
-// 512-channel part) items; it loads 16 channels per lane, finds the token's destination ranks
-// (distinct ranks of its valid experts), casts the channels to FP8 in registers when asked (the 8
-// lanes of a 128-channel block reduce the amax by shuffles), and stores the piece and its scales
-// once into each destination's staging. Its first item's loads go out before the credit wait; it is
-// routed and cast after it.
-// The list blocks write the lists of this rank's (token, slot) selections of their experts (list
-// block j: j, j + L, ...) into their holders (send_selections); on a grid under 8 blocks every
-// block does both, its lists (experts b, b + grid, ...) after its rows.
+// Send phase: warp w of the grid takes (token, 512-channel part) items; it loads 16 channels per
+// lane, finds the token's destination ranks (distinct ranks of its valid experts), casts the
+// channels to FP8 in registers when asked (the 8 lanes of a 128-channel block reduce the amax by
+// shuffles), and stores the piece and its scales once into each destination's staging. Its first
+// item is loaded and cast before the credit wait. Then every block writes the lists of this rank's
+// (token, slot) selections of its experts (b, b + grid, ...) into their holders (send_selections).
 // Receive phase: every block scans the lists' lengths into
 // the rows' layout (an expert's rows are its sources' lists one after the other), then all warps of
 // the grid take (row, batch) items over all experts and copy the staged token each entry names
@@ -36,29 +33,13 @@ template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
   RowItem first;
-  ListIds list_ids;  // with CUDA IPC, a list block's first round of ids, loaded before the credit wait
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
-      a.signature,
-      [&] {
-        first = first_row_item(a);
-        if constexpr (!Peers::kStagesLocally)
-          if (is_list_block(a.layout)) list_ids = load_list_ids(a);
-      },
+      a.signature, [&] { first = first_row_item(a); },
       [&](int parity, std::uint64_t) {
         clear_token_rows(a);
-        // NOTE: a list block takes its own path, so that its ids are not held across the row sends
-        // (128 registers, against 112, when they were). A staging policy loads them in the send
-        // phase, as before: early, its instantiations took 128 registers (111 without).
-        if constexpr (!Peers::kStagesLocally) {
-          if (is_list_block(a.layout)) {
-            send_selections<Peers>(a, parity, list_ids);
-            return;
-          }
-        }
-        route_first_row_item(a, first);
         send_rows<Peers>(a, parity, first);
-        send_selections<Peers>(a, parity, ListIds{});  // a row block returns at once, but on a small grid
+        send_selections<Peers>(a, parity);
       },
       [] {}, [&](int parity) { run_receive(a, parity, recv_smem); });
 }

@@ -14,48 +14,21 @@ namespace epcomm {
 namespace {
 
 // Experts whose lists one pass over the top-k ids builds in a block (bounds its shared memory).
-constexpr int kListGroup = kLlListExperts;
+constexpr int kListGroup = 32;
 // Top-k ids each thread takes per round of a pass: a round covers kLlThreads * kListSpan ids.
 constexpr int kListSpan = 2;
 
-// Whether this block is one of the grid's dedicated list blocks (ll_list_blocks; none on a grid under
-// 8 blocks).
-__device__ __forceinline__ bool is_list_block(const LlLayout& l) {
-  return static_cast<int>(blockIdx.x) >= ll_row_blocks(static_cast<int>(gridDim.x), l.num_experts);
-}
-
-// The top-k ids of a pass's first round, this thread's kListSpan of them (-1 past T * k): loaded by
-// a list block before the credit wait (they are this call's own input), so its first round, in
-// every group, starts with them in registers.
-struct ListIds {
-  std::int64_t e[kListSpan];
-  bool loaded = false;
-};
-__device__ __forceinline__ ListIds load_list_ids(const LlDispatchArgs& a) {
-  ListIds ids;
-  const int n = static_cast<int>(a.num_tokens) * a.num_topk;
-#pragma unroll
-  for (int u = 0; u < kListSpan; ++u) {
-    const int i = u * kLlThreads + static_cast<int>(threadIdx.x);
-    ids.e[u] = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
-  }
-  ids.loaded = true;
-  return ids;
-}
-
-// The grid's list blocks build every list (ll_list_blocks: the last L blocks, which take no rows;
-// list block j takes experts j, j + L, j + 2L, ...); on a grid too small to split, block b builds
-// those of experts b, b + grid, ... after its rows. Per round, each thread reads kListSpan
+// Block b builds the lists of experts b, b + grid, b + 2 grid, ... (every block builds some, after
+// its rows, so no block's lists are the send phase's tail): per round, each thread reads kListSpan
 // top-k ids; per expert, each warp counts its hits by a ballot, and a hit's place in the list is
 // the expert's entries of earlier rounds, plus those of the round's earlier spans, warps and
 // lanes, so every list comes out in index order (token order, then slot order: the reference's)
 // with no atomics. A list and its length go into the expert's holder (a staging policy: into this
-// rank's own workspace, then puts them). Entries outside [-1, E) are reported (by list block 0, or
-// block 0 on a small grid); selections beyond T of one expert (a token naming it twice) are
-// reported and dropped. A masked holder gets no list: its experts' slots behave as -1 (SPEC "Rank
-// masking").
+// rank's own workspace, then puts them). Entries outside [-1, E) are reported (by block 0);
+// selections beyond T of one expert (a token naming it twice) are reported and dropped. A masked
+// holder gets no list: its experts' slots behave as -1 (SPEC "Rank masking").
 template <typename Peers>
-__device__ void send_selections(const LlDispatchArgs& a, int parity, const ListIds& first_round) {
+__device__ void send_selections(const LlDispatchArgs& a, int parity) {
   // A round's hits per (span, expert of the group, warp), by round parity: a round's counts are
   // still summed into `filled` while the next round's are written.
   __shared__ std::int32_t hits_of[2][kListSpan][kListGroup][kLlWarps];
@@ -65,12 +38,7 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity, const ListI
   __shared__ void* holder_of[kListGroup];
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
-  // This block's experts: b, b + grid, ... (the block-uniform stride `grid` and first expert `b`).
-  const int row_blocks = ll_row_blocks(static_cast<int>(gridDim.x), l.num_experts);
-  const int list_blocks = static_cast<int>(gridDim.x) - row_blocks;
-  if (list_blocks > 0 && static_cast<int>(blockIdx.x) < row_blocks) return;  // a row block
-  const int grid = list_blocks > 0 ? list_blocks : static_cast<int>(gridDim.x);
-  const int b = static_cast<int>(blockIdx.x) - (list_blocks > 0 ? row_blocks : 0);
+  const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
   const int lane = threadIdx.x % 32, warp = static_cast<int>(threadIdx.x / 32), me = v.domain_rank;
   const unsigned lanes_before = (1u << lane) - 1u;
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
@@ -94,9 +62,7 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity, const ListI
 #pragma unroll
       for (int u = 0; u < kListSpan; ++u) {
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-        const std::int64_t e = base == 0 && first_round.loaded ? first_round.e[u]
-                               : i < n                         ? ll_load_expert(a.topk_idx, a.idx_bytes, i)
-                                                               : -1;
+        const std::int64_t e = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
         if ((e < -1 || e >= l.num_experts) && b == 0 && g0 == 0)
           report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
                          -1, e, i / a.num_topk);

@@ -80,8 +80,7 @@ __device__ void clear_token_rows(const LlDispatchArgs& a) {
   std::int32_t* rows = l.token_rows(a.workspace, a.half, 0);
   // At most kLlMaxRanks * kLlMaxTokensPerRank * kLlMaxTopk (2^27) entries: 32-bit indices.
   const int n = l.num_ranks * static_cast<int>(l.max_tokens) * l.max_topk;
-  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n;
-       i += static_cast<int>(gridDim.x * blockDim.x))
+  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += static_cast<int>(gridDim.x * blockDim.x))
     rows[i] = -1;
 }
 
@@ -207,25 +206,14 @@ __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem&
     it.scale |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
 }
 
-// The warps of the row blocks (ll_row_blocks) take the row items; -1 for a list block's.
-__device__ __forceinline__ int row_blocks_of(const LlLayout& l) {
-  return ll_row_blocks(static_cast<int>(gridDim.x), l.num_experts);
-}
-__device__ __forceinline__ std::int64_t first_row_item_index(const LlLayout& l) {
-  if (static_cast<int>(blockIdx.x) >= row_blocks_of(l)) return -1;
-  return static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
-}
-
-// The warp's first item, its loads issued before the credit wait (none of it touches a peer's
-// staging) and routed and cast after it (route_first_row_item): the wait's round trip overlaps
-// the loads' instead of following them.
+// The warp's first item, loaded and routed before the credit wait (none of it touches a peer's
+// staging): a launch's first rows are ready to store the moment the credits are.
 __device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a) {
-  const std::int64_t item = first_row_item_index(a.layout);
-  if (item < 0 || item >= a.num_tokens * ll_row_parts(a.layout)) return RowItem{};
-  return load_row_item(a, item);
-}
-__device__ __forceinline__ void route_first_row_item(const LlDispatchArgs& a, RowItem& it) {
-  if (it.t >= 0) route_row_item(a, it);  // warp-uniform
+  const std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
+  if (item >= a.num_tokens * ll_row_parts(a.layout)) return RowItem{};
+  RowItem it = load_row_item(a, item);
+  route_row_item(a, it);
+  return it;
 }
 
 // The whole warp: stores item `it` into each destination's staging. Stored straight into each
@@ -261,16 +249,16 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
   }
 }
 
-// Warp w of the row blocks takes items w, w + their warps, ...: the first as first_row_item and
-// route_first_row_item left it; each later one's loads are issued before the item ahead of it is stored, so
-// they overlap.
+// Warp w of the grid takes items w, w + warps, ...: the first as first_row_item left it; each
+// later one's loads are issued before the item ahead of it is stored, so they overlap.
 template <typename Peers>
 __device__ void send_rows(const LlDispatchArgs& a, int parity, const RowItem& first) {
   if (first.t < 0) return;  // warp-uniform: no item
   const std::int64_t items = a.num_tokens * ll_row_parts(a.layout);
-  const std::int64_t num_warps = static_cast<std::int64_t>(row_blocks_of(a.layout)) * kLlWarps;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
   RowItem cur = first;
-  for (std::int64_t item = first_row_item_index(a.layout); item < items; item += num_warps) {
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
+       item += num_warps) {
     const bool more = item + num_warps < items;  // warp-uniform
     RowItem next;
     if (more) next = load_row_item(a, item + num_warps);

@@ -161,25 +161,6 @@ TEST_F(Ll, TwoBlocksBuildEveryList) {  // each block builds the lists of 40 expe
                                  .seed = 20},
            {.hook = true, .y = YMode::kEcho});
 }
-// Grid 12: its last 3 blocks build every list (ll_list_blocks), 67 experts each in three passes,
-// and take no rows; the 9 row blocks take several items per warp.
-TEST_F(Ll, ListBlocksBuildSeveralPasses) {
-  if (grid_overridden()) GTEST_SKIP() << "EPCOMM_LL_BLOCKS overrides the grid this case sets";
-  const LlCase c{.max_tokens = 300,
-                 .hidden = 1024,
-                 .experts_per_rank = std::max(1, 200 / gpu_env().world),
-                 .duplicates = true,
-                 .num_blocks = 12,
-                 .seed = 23};
-  run_pair(buffer_for(c), c);
-  run_pair(buffer_for(c), LlCase{.max_tokens = 300,
-                                 .num_tokens = 5,
-                                 .hidden = 1024,
-                                 .experts_per_rank = std::max(1, 200 / gpu_env().world),
-                                 .num_blocks = 12,
-                                 .seed = 24},
-           {.hook = true, .y = YMode::kHash});
-}
 // Grid 1: each block builds 100+ groups of lists. 2000+ local experts: a prefix of several passes,
 // and ~41 KB of dynamic shared memory, which with the kernel's static bytes passes the 48 KiB that
 // a launch may use without opting in.
