@@ -26,11 +26,17 @@ std::string run_json(const std::string& card, const std::string& commit, double 
          "\"pass\"}]}";
 }
 
+// ab_table.py on two runs (their JSON texts) and `more` arguments: its exit code (-1: no python3).
+int run_ab(const std::string& base_json, const std::string& new_json, std::string& out,
+           const std::string& more = "") {
+  const TempFile base(base_json), change(new_json);
+  return run_python_tool("tools/bench/ab_table.py", base.path + " " + change.path + more, out);
+}
+
 TEST(AbTable, DifferencesMatchedRows) {
-  const TempFile base(run_json("H100", "aaaaaaa", 14.43, 11.33, "pass"));
-  const TempFile change(run_json("H100", "bbbbbbb", 15.17, 12.06, "pass"));
   std::string out;
-  const int rc = run_python_tool("tools/bench/ab_table.py", base.path + " " + change.path, out);
+  const int rc = run_ab(run_json("H100", "aaaaaaa", 14.43, 11.33, "pass"),
+                        run_json("H100", "bbbbbbb", 15.17, 12.06, "pass"), out);
   if (rc < 0) GTEST_SKIP() << "python3 not found";
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("base aaaaaaa, new bbbbbbb: ll-small, H100"), std::string::npos) << out;
@@ -43,20 +49,18 @@ TEST(AbTable, DifferencesMatchedRows) {
 }
 
 TEST(AbTable, AFailedCheckIsMarkedAndFailsTheRun) {
-  const TempFile base(run_json("H100", "a", 14.0, 11.0, "pass"));
-  const TempFile change(run_json("H100", "b", 13.0, 10.0, "FAIL"));
   std::string out;
-  const int rc = run_python_tool("tools/bench/ab_table.py", base.path + " " + change.path, out);
+  const int rc =
+      run_ab(run_json("H100", "a", 14.0, 11.0, "pass"), run_json("H100", "b", 13.0, 10.0, "FAIL"), out);
   if (rc < 0) GTEST_SKIP() << "python3 not found";
   EXPECT_EQ(rc, 3) << out;
   EXPECT_NE(out.find("| **pass/FAIL** |"), std::string::npos) << out;
 }
 
 TEST(AbTable, RunsOfDifferentCardsAreRefused) {
-  const TempFile base(run_json("H100", "a", 14.0, 11.0, "pass"));
-  const TempFile change(run_json("H200", "b", 13.0, 10.0, "pass"));
   std::string out;
-  const int rc = run_python_tool("tools/bench/ab_table.py", base.path + " " + change.path, out);
+  const int rc =
+      run_ab(run_json("H100", "a", 14.0, 11.0, "pass"), run_json("H200", "b", 13.0, 10.0, "pass"), out);
   if (rc < 0) GTEST_SKIP() << "python3 not found";
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("different cards (H100 / H200)"), std::string::npos) << out;
@@ -81,14 +85,11 @@ std::string trace_text(double sent_median, double sent_last, double span) {
 }
 
 TEST(AbTable, TracesPairPhasePoints) {
-  const TempFile base(run_json("H100", "a", 14.0, 11.0, "pass"));
-  const TempFile change(run_json("H100", "b", 13.0, 10.0, "pass"));
   const TempFile base_txt(trace_text(6.18, 7.10, 14.94));
   const TempFile change_txt(trace_text(3.74, 7.46, 15.04));
   std::string out;
-  const int rc = run_python_tool(
-      "tools/bench/ab_table.py",
-      base.path + " " + change.path + " --traces " + base_txt.path + " " + change_txt.path, out);
+  const int rc = run_ab(run_json("H100", "a", 14.0, 11.0, "pass"), run_json("H100", "b", 13.0, 10.0, "pass"),
+                        out, " --traces " + base_txt.path + " " + change_txt.path);
   if (rc < 0) GTEST_SKIP() << "python3 not found";
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("epcomm-graph dispatch 8 tokens [dispatch kernel]: span 14.94 -> 15.04 us (+0.10)"),
