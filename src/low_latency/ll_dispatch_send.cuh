@@ -80,7 +80,8 @@ __device__ void clear_token_rows(const LlDispatchArgs& a) {
   std::int32_t* rows = l.token_rows(a.workspace, a.half, 0);
   // At most kLlMaxRanks * kLlMaxTokensPerRank * kLlMaxTopk (2^27) entries: 32-bit indices.
   const int n = l.num_ranks * static_cast<int>(l.max_tokens) * l.max_topk;
-  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += static_cast<int>(gridDim.x * blockDim.x))
+  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n;
+       i += static_cast<int>(gridDim.x * blockDim.x))
     rows[i] = -1;
 }
 
@@ -206,10 +207,15 @@ __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem&
     it.scale |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
 }
 
+// Warp w of the grid's first item is w.
+__device__ __forceinline__ std::int64_t first_row_item_index() {
+  return static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
+}
+
 // The warp's first item, loaded and routed before the credit wait (none of it touches a peer's
 // staging): a launch's first rows are ready to store the moment the credits are.
 __device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a) {
-  const std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
+  const std::int64_t item = first_row_item_index();
   if (item >= a.num_tokens * ll_row_parts(a.layout)) return RowItem{};
   RowItem it = load_row_item(a, item);
   route_row_item(a, it);
@@ -257,8 +263,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity, const RowItem& fi
   const std::int64_t items = a.num_tokens * ll_row_parts(a.layout);
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
   RowItem cur = first;
-  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32; item < items;
-       item += num_warps) {
+  for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
     const bool more = item + num_warps < items;  // warp-uniform
     RowItem next;
     if (more) next = load_row_item(a, item + num_warps);

@@ -13,8 +13,8 @@
 #include "epcomm/low_latency.hpp"
 #include "expect_error.hpp"
 #include "low_latency/ll_args.hpp"
-#include "low_latency/ll_layout.hpp"
 #include "low_latency/ll_checks.hpp"
+#include "low_latency/ll_layout.hpp"
 #include "low_latency/ll_state.hpp"
 
 namespace epcomm {
@@ -460,17 +460,30 @@ TEST(LlChecks, CombineOutput) {
     checks::check_ll_combine_args(y, topk, w, f.handle, {.out = out}, f.state, 2, next_y);
   };
   EXPECT_NO_THROW(combine_into(Tensor::contiguous(fake(0x1000), DType::kBF16, {100, 7168})));
-  expect_arg_error([&] { combine_into(Tensor::contiguous(fake(0x1000), DType::kBF16, {99, 7168})); },
-                   "out: expected shape [100, 7168]");
-  expect_arg_error([&] { combine_into(Tensor::contiguous(fake(0x1000), DType::kF32, {100, 7168})); },
-                   "out: expected dtype bfloat16");
-  expect_arg_error([&] { combine_into(Tensor::strided(fake(0x1000), DType::kBF16, {100, 7168}, {8192, 1})); },
-                   "out");
   expect_arg_error(
-      [&] { combine_into(Tensor::contiguous(static_cast<char*>(fake(0x1000)) + 2, DType::kBF16, {100, 7168})); },
+      [&] {
+        combine_into(Tensor::contiguous(fake(0x1000), DType::kBF16, {99, 7168}));
+      },
+      "out: expected shape [100, 7168]");
+  expect_arg_error(
+      [&] {
+        combine_into(Tensor::contiguous(fake(0x1000), DType::kF32, {100, 7168}));
+      },
+      "out: expected dtype bfloat16");
+  expect_arg_error(
+      [&] {
+        combine_into(Tensor::strided(fake(0x1000), DType::kBF16, {100, 7168}, {8192, 1}));
+      },
       "out");
   expect_arg_error(
-      [&] { combine_into(Tensor::contiguous(static_cast<char*>(y.data) + 4096, DType::kBF16, {100, 7168})); },
+      [&] {
+        combine_into(Tensor::contiguous(static_cast<char*>(fake(0x1000)) + 2, DType::kBF16, {100, 7168}));
+      },
+      "out");
+  expect_arg_error(
+      [&] {
+        combine_into(Tensor::contiguous(static_cast<char*>(y.data) + 4096, DType::kBF16, {100, 7168}));
+      },
       "out: overlaps y");
 }
 
