@@ -99,7 +99,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   // grid on every rank, the smallest any rank can run, since credits count blocks (ll_args.hpp).
   const int blocks = env::is_set("EPCOMM_LL_BLOCKS") ? static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS"))
                                                       : ll.num_blocks;
-  mine.blocks = blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms;
+  mine.blocks = std::min(blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms, kLlMaxBlocks);
   EPCOMM_LOG_INFO("low-latency Buffer: workspace open; agreeing on the grid with every rank");
   std::vector<LlReadyRecord> every(static_cast<std::size_t>(num_ranks()));
   impl_->bootstrap->all_gather(&mine, every.data(), sizeof(LlReadyRecord));
@@ -159,8 +159,11 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
 }
 
 void reset_ll_sequence(LlState& state) {
-  EPCOMM_CUDA_CHECK(
-      cudaMemset(state.layout.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
+  const LlLayout& l = state.layout;
+  EPCOMM_CUDA_CHECK(cudaMemset(l.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
+  // The direct dispatch's per-block flags hold sequence numbers, which restart from 0.
+  EPCOMM_CUDA_CHECK(cudaMemset(l.rows_done(state.workspace, 0, 0, 0), 0,
+                               2u * static_cast<std::size_t>(l.num_ranks) * kLlMaxBlocks * sizeof(std::uint64_t)));
   // The host's call counts stay: they pick output halves only, and keep judging old handles.
   for (auto& kind : state.pending)
     for (auto& half : kind) half.reset();

@@ -20,6 +20,7 @@
 #include "core/cuda_check.hpp"
 #include "core/func_attributes.hpp"
 #include "low_latency/ll_args.hpp"
+#include "low_latency/ll_dispatch_direct.cuh"
 #include "low_latency/ll_dispatch_lists.cuh"
 #include "low_latency/ll_dispatch_recv.cuh"
 #include "low_latency/ll_dispatch_send.cuh"
@@ -32,13 +33,17 @@ namespace {
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
+  if constexpr (!Peers::kStagesLocally) {
+    ll_dispatch_direct<Peers>(a, recv_smem);
+    return;
+  }
   RowItem first;
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
-      a.signature, [&] { first = first_row_item(a); },
+      a.signature, [&] { first = first_row_item(a, gridDim.x); },
       [&](int parity, std::uint64_t) {
         clear_token_rows(a);
-        send_rows<Peers>(a, parity, first);
+        send_rows<Peers>(a, parity, first, gridDim.x);
         send_selections<Peers>(a, parity);
       },
       [] {}, [&](int parity) { run_receive(a, parity, recv_smem); });

@@ -18,6 +18,7 @@ namespace {
 
 constexpr int kChannelsPerLane = 16;                                   // one lane: 2 x 16 bytes of BF16
 constexpr int kPartChannels = 32 * kChannelsPerLane;                   // 512 = one UE8M0 word of scales
+static_assert(kPartChannels == kLlPartChannels, "a send item is the layout's part");
 constexpr int kLanesPerScaleBlock = kLlScaleBlock / kChannelsPerLane;  // 8 lanes share one scale
 constexpr float kFp8Max = 448.0f;                                      // largest finite E4M3 value
 constexpr float kAmaxFloor = 1e-4f;                                    // amax is clamped from below
@@ -94,6 +95,7 @@ struct RowItem {
   bool valid = false;  // this lane's 16 channels lie inside the row
   std::int64_t expert = -1;
   int rank = -1;
+  unsigned same = 0;  // the lanes whose slot goes to this lane's rank
   unsigned firsts = 0;
   // The lane's piece: its 16 BF16 channels as loaded; with FP8, once routed, data[0] holds their
   // 16 E4M3 bytes (data[1] is then unused).
@@ -190,8 +192,8 @@ __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem&
   if (it.expert >= 0 && it.expert < l.num_experts)
     it.rank = static_cast<int>(it.expert) / l.num_local_experts;
   if (it.rank >= 0 && peer_masked(a.view, it.rank)) it.rank = -1;  // nothing goes to a masked rank
-  const unsigned same = __match_any_sync(kLlFullMask, it.rank);
-  it.firsts = __ballot_sync(kLlFullMask, it.rank >= 0 && __ffs(same) - 1 == lane);
+  it.same = __match_any_sync(kLlFullMask, it.rank);
+  it.firsts = __ballot_sync(kLlFullMask, it.rank >= 0 && __ffs(it.same) - 1 == lane);
   if (!a.use_fp8 || it.firsts == 0) return;  // warp-uniform
   float scale_inv = 0.0f;
   it.data[0] = cast_fp8(it.data, a.round_scale, &scale_inv);
@@ -213,10 +215,12 @@ __device__ __forceinline__ std::int64_t first_row_item_index() {
 }
 
 // The warp's first item, loaded and routed before the credit wait (none of it touches a peer's
-// staging): a launch's first rows are ready to store the moment the credits are.
-__device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a) {
+// staging): a launch's first rows are ready to store the moment the credits are. Items go to the
+// grid's first `row_blocks` blocks.
+__device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a, int row_blocks) {
   const std::int64_t item = first_row_item_index();
-  if (item >= a.num_tokens * ll_row_parts(a.layout)) return RowItem{};
+  if (static_cast<int>(blockIdx.x) >= row_blocks || item >= a.num_tokens * ll_row_parts(a.layout))
+    return RowItem{};
   RowItem it = load_row_item(a, item);
   route_row_item(a, it);
   return it;
@@ -243,6 +247,12 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
     } else {
       store_piece(a, parity, Peers::target(a.view, a.workspace, d), it);
     }
+    if constexpr (!Peers::kStagesLocally) {
+      // The item's slots that d holds, beside its bytes (ll_dispatch_direct.cuh's receive).
+      const unsigned slots = __shfl_sync(kLlFullMask, it.same, src_lane);
+      if (threadIdx.x % 32 == 0)
+        a.layout.part_mask(Peers::target(a.view, a.workspace, d), parity, me, it.t)[it.part] = slots;
+    }
     count_row_sent(a, it.part, d);
   }
   if (own_copy) store_piece(a, parity, a.workspace, it);
@@ -255,13 +265,14 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
   }
 }
 
-// Warp w of the grid takes items w, w + warps, ...: the first as first_row_item left it; each
-// later one's loads are issued before the item ahead of it is stored, so they overlap.
+// Warp w of the first `row_blocks` blocks takes items w, w + warps, ... (warps: theirs): the first
+// as first_row_item left it; each later one's loads are issued before the item ahead of it is
+// stored, so they overlap.
 template <typename Peers>
-__device__ void send_rows(const LlDispatchArgs& a, int parity, const RowItem& first) {
+__device__ void send_rows(const LlDispatchArgs& a, int parity, const RowItem& first, int row_blocks) {
   if (first.t < 0) return;  // warp-uniform: no item
   const std::int64_t items = a.num_tokens * ll_row_parts(a.layout);
-  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const std::int64_t num_warps = static_cast<std::int64_t>(row_blocks) * kLlWarps;
   RowItem cur = first;
   for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
     const bool more = item + num_warps < items;  // warp-uniform

@@ -10,6 +10,9 @@
 //   [ dispatch staging scales: [2][R][T][hidden/128] f32 (UE8M0: ceil(hidden/512) packed words) ]
 //   [ dispatch selections:     [2][R sources][E experts][T] int32 ((token << 8) | top-k slot)    ]
 //   [ dispatch selection counts: [2][R sources][E] int32                                        ]
+//   [ dispatch slot places:    [2][R sources][T][max_topk] int32 ((local expert << 16) | place)  ]
+//   [ dispatch part masks:     [2][R sources][T][ceil(hidden/512)] u32 (slots held here)        ]
+//   [ dispatch rows done:      [2][R sources][kLlMaxBlocks] u64 (seq of each sending block)     ]
 //   [ combine weights:         [2 parities][R sources][T tokens][max_topk] f32 (the owners')     ]
 //   [ combine partials:        [2 parities][T tokens][R holders][hidden] f32 (into the owner)     ]
 //   [ combine stage:           [2 parities][R owners][T tokens][hidden] f32 (puts' source)        ]
@@ -34,6 +37,10 @@ inline constexpr int kLlScaleBlock = 128;               // channels per FP8 scal
 inline constexpr int kLlScalesPerWord = 4;              // UE8M0 exponents packed into one int32
 inline constexpr std::size_t kLlSmallAlignment = 128;   // small sections: one cache line
 inline constexpr std::size_t kLlLargeAlignment = 4096;  // row sections: page-ish boundaries
+// Channels of one dispatch send item (a warp's part of a row: 16 channels a lane).
+inline constexpr int kLlPartChannels = 512;
+// Blocks of a low-latency launch at most (one per SM): sizes the per-block completion flags.
+inline constexpr int kLlMaxBlocks = 256;
 
 enum LlKind : int { kLlKindDispatch = 0, kLlKindCombine = 1, kLlNumKinds = 2 };
 
@@ -50,6 +57,11 @@ struct LlControl {
   // staging, over all operations of that parity (each block of each operation adds 1).
   std::uint64_t freed[2][kLlMaxRanks];
   std::uint64_t weights[2][kLlMaxRanks];  // [parity][source]: seq whose combine weights are in place
+  // Dispatch by direct stores (ll_dispatch_direct.cuh), [parity][source]: the source's list blocks
+  // done writing their slot places and counts into me (all ops), and the source's token count of
+  // its latest operation of that parity (written before its list blocks' signal).
+  std::uint64_t lists[2][kLlMaxRanks];
+  std::int64_t tokens[2][kLlMaxRanks];
   // [parity][source]: the source's call signature of its latest operation of that parity, written
   // before its done signal (ll_args.hpp, steps 2 and 4).
   CallSignature signature[2][kLlMaxRanks];
@@ -71,6 +83,8 @@ struct LlLayout {
   // Offsets from the start of the workspace.
   std::size_t control = 0;
   std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0;
+  std::size_t dispatch_slot_place = 0, dispatch_part_mask = 0, dispatch_rows_done = 0;
+  int num_parts = 0;  // ceil(hidden / kLlPartChannels): send items per token
   std::size_t combine_weights = 0, combine_part = 0, combine_stage = 0;
   std::size_t combine_y[2] = {};
   std::size_t outputs[2] = {};
@@ -93,6 +107,7 @@ struct LlLayout {
     l.hidden = hidden;
     l.capacity = static_cast<std::int64_t>(num_ranks) * max_tokens;
     l.staging_row_bytes = static_cast<std::size_t>(hidden) * 2u;
+    l.num_parts = static_cast<int>((hidden + kLlPartChannels - 1) / kLlPartChannels);
     const auto R = static_cast<std::size_t>(num_ranks);
     const auto T = static_cast<std::size_t>(max_tokens);
     const auto K = static_cast<std::size_t>(max_topk);
@@ -113,6 +128,12 @@ struct LlLayout {
     at += 2u * R * E * T * 4u;
     l.dispatch_sel_count = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * E * 4u;
+    l.dispatch_slot_place = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * T * K * 4u;
+    l.dispatch_part_mask = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * T * static_cast<std::size_t>(l.num_parts) * 4u;
+    l.dispatch_rows_done = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * static_cast<std::size_t>(kLlMaxBlocks) * 8u;
     l.combine_weights = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * T * K * 4u;
     l.combine_part = at = align_up(at, kLlLargeAlignment);
@@ -183,6 +204,28 @@ struct LlLayout {
            (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
             static_cast<std::size_t>(src_rank)) *
                static_cast<std::size_t>(num_experts);
+  }
+  // Dispatch by direct stores (ll_dispatch_direct.cuh), in the receiver's workspace:
+  // [max_topk]: where source src_rank's token token_idx's slots land here, (local expert << 16) |
+  // place in that expert's list of the source; valid for the slots its part masks name.
+  EPCOMM_HD std::int32_t* slot_place(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
+    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_slot_place) +
+           staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(max_topk);
+  }
+  // [num_parts]: per send item of source src_rank's token token_idx, the slots (bit j: top-k slot
+  // j) whose experts this rank holds, written with the item's bytes.
+  EPCOMM_HD std::uint32_t* part_mask(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
+    return reinterpret_cast<std::uint32_t*>(base(ws) + dispatch_part_mask) +
+           staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(num_parts);
+  }
+  // The seq of source src_rank's latest operation of this parity whose block `block` has finished
+  // writing its rows here.
+  EPCOMM_HD std::uint64_t* rows_done(void* ws, int parity, int src_rank, int block) const {
+    return reinterpret_cast<std::uint64_t*>(base(ws) + dispatch_rows_done) +
+           (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
+            static_cast<std::size_t>(src_rank)) *
+               static_cast<std::size_t>(kLlMaxBlocks) +
+           static_cast<std::size_t>(block);
   }
   // [T][max_topk]: the combine weights of source src_rank's tokens, in a holder's workspace.
   EPCOMM_HD float* combine_weights_of(void* ws, int parity, int src_rank) const {

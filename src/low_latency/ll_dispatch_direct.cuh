@@ -1,0 +1,316 @@
+// Low-latency dispatch when every peer is reached by stores (CUDA IPC; ll_dispatch.cuh picks it):
+// the receive of each block starts as soon as the rows it copies have landed, not when the
+// grid's last block has sent. Definitions in an unnamed namespace, one private copy per including
+// translation unit.
+//
+// Roles. The grid's last L blocks (ll_list_blocks) are list blocks, the others row blocks (a grid
+// of one block is both).
+//  - A row block b takes the send items (token, 512-channel part) of its warps, as in the staging
+//    form (ll_dispatch_send.cuh), and stores beside each item, in each destination, the mask of the
+//    token's slots that destination holds (part_mask). Then it release-stores seq into
+//    rows_done[p][this rank][b] of every peer.
+//  - A list block takes experts j, j + L, ... (j: its index among the list blocks). For each
+//    (token t, slot k) naming such an expert e, it takes a place in e's list by a shared-memory
+//    atomic and stores (local expert << 16) | place at slot_place[p][this rank][t][k] in e's
+//    holder; then each expert's count at sel_count[p][this rank][e] there (places are in no fixed
+//    order: SPEC lets the rows of one source come in any order, described by src_info). The first
+//    list block also stores this call's signature and token count in every peer. Then each list
+//    block release-adds 1 to lists[p][this rank] of every peer.
+// Receive, every block: wait until lists[p][s] >= ceil(seq / 2) * L for every source s (the
+// signature and token count of s are then in place), scan the counts into the rows' layout
+// (scan_arrivals: layout_range, recv_count); then row block b waits for rows_done[p][s][b] >= seq
+// of each source s and copies the items that block b of s sent, with the same item numbering
+// (its warp w takes what warp w of b sent): each item's piece goes to every row its part mask
+// names (row = expert's first row of s + place), with its scales; the token's part-0 item writes
+// src_info and token_rows (every slot: its row, or -1; tokens past the source's count: -1).
+// Then credits, as in the staging form. Every other counter and bound is the staging form's
+// (ll_args.hpp).
+#pragma once
+
+#include <cstdint>
+
+#include "low_latency/ll_args.hpp"
+#include "low_latency/ll_dispatch_recv.cuh"
+#include "low_latency/ll_dispatch_send.cuh"
+#include "low_latency/ll_sync.cuh"
+
+namespace epcomm {
+
+namespace {
+
+// Experts one list block takes at most (about): few enough that one pass over the top-k ids is
+// short, with a list block per 64 experts, and at most an eighth of the grid.
+constexpr int kExpertsPerListBlock = 64;
+
+__device__ __forceinline__ int ll_list_blocks(int num_experts, int grid) {
+  const int want = (num_experts + kExpertsPerListBlock - 1) / kExpertsPerListBlock;
+  return max(1, min(want, grid / 8));
+}
+
+// Which blocks send rows ([0, row_blocks)) and which build lists ([grid - list_blocks, grid)).
+struct DirectRoles {
+  int list_blocks, row_blocks;
+  bool rows, lists;  // this block's
+  int list_index;    // among the list blocks (valid when `lists`)
+  __device__ explicit DirectRoles(int num_experts) {
+    const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
+    list_blocks = ll_list_blocks(num_experts, grid);
+    row_blocks = max(1, grid - list_blocks);
+    rows = b < row_blocks;
+    list_index = b - (grid - list_blocks);
+    lists = list_index >= 0;
+  }
+};
+
+// Top-k ids each thread of a list block loads before it places any of them.
+constexpr int kPlaceSpan = 4;
+
+// A list block's pass: the places of its experts' selections and their counts, in the holders.
+// `count` is shared memory for one int per expert of the block (the kernel's dynamic buffer).
+// Entries outside [-1, E) are reported (by the first list block); selections beyond T of one expert
+// (a token naming it twice) are reported and dropped. A masked holder gets nothing: its experts'
+// slots behave as -1 (SPEC "Rank masking"), as the row blocks' routing also has it.
+template <typename Peers>
+__device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles, std::int32_t* count) {
+  const LlLayout& l = a.layout;
+  const DomainView& v = a.view;
+  const int L = roles.list_blocks, j = roles.list_index, me = v.domain_rank;
+  const int mine = j < l.num_experts ? (l.num_experts - j + L - 1) / L : 0;  // experts j, j + L, ...
+  for (int k = threadIdx.x; k < mine; k += blockDim.x) count[k] = 0;
+  __syncthreads();
+  // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
+  const int n = static_cast<int>(a.num_tokens) * a.num_topk;
+  for (int base = 0; base < n; base += kLlThreads * kPlaceSpan) {
+    std::int64_t ids[kPlaceSpan];
+#pragma unroll
+    for (int u = 0; u < kPlaceSpan; ++u) {
+      const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
+      ids[u] = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
+    }
+#pragma unroll
+    for (int u = 0; u < kPlaceSpan; ++u) {
+      const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
+      const std::int64_t e = ids[u];
+      if ((e < -1 || e >= l.num_experts) && j == 0)
+        report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1,
+                       e, i / a.num_topk);
+      if (e < j || e >= l.num_experts) continue;
+      const LlSplit q = ll_split(static_cast<std::int64_t>(e - j), L);
+      if (q.rem != 0) continue;
+      const int holder = static_cast<int>(e) / l.num_local_experts;
+      if (peer_masked(v, holder)) continue;
+      const int place = atomicAdd(&count[q.quot], 1);
+      const int t = i / a.num_topk;
+      const int local = static_cast<int>(e) - holder * l.num_local_experts;
+      // A selection past T (reported below) is marked dropped: the receive skips it.
+      l.slot_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk] =
+          place < l.max_tokens ? (local << 16) | place : -1;
+    }
+  }
+  __syncthreads();
+  for (int k = threadIdx.x; k < mine; k += blockDim.x) {
+    const int e = j + k * L;
+    const int holder = e / l.num_local_experts;
+    if (peer_masked(v, holder)) continue;
+    std::int32_t n_e = count[k];
+    if (n_e > l.max_tokens) {
+      // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
+      // them. The extra rows are dropped, never written out of bounds.
+      report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank, holder,
+                     l.max_tokens, n_e);
+      n_e = static_cast<std::int32_t>(l.max_tokens);
+    }
+    l.sel_count(Peers::target(v, a.workspace, holder), parity, me)[e] = n_e;
+  }
+}
+
+// By the first list block, before its signal: this call's signature and token count in every
+// peer's dispatch control block.
+template <typename Peers>
+__device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity) {
+  const DomainView& v = a.view;
+  const int me = v.domain_rank;
+  ll_for_each_peer<Peers>(v, a.layout, a.workspace, kLlKindDispatch, [&](int, LlControl* c) {
+    store_signature(&c->signature[parity][me], a.signature);
+    c->tokens[parity][me] = a.num_tokens;
+  });
+}
+
+// Every thread of the block: every source's list blocks have signalled (their places, counts,
+// signature and token count are in place) and every source's signature equals this call's; the
+// sources' token counts into tokens[] (shared, [R]). False (for all) when a wait failed or a
+// signature differed.
+__device__ __forceinline__ bool wait_lists(const LlDispatchArgs& a, int parity, std::uint64_t seq,
+                                           const DirectRoles& roles, std::int64_t* tokens) {
+  const DomainView& v = a.view;
+  const LlControl* mine = a.layout.control_of(a.workspace, kLlKindDispatch);
+  const std::uint64_t signals = (seq + 1) / 2 * static_cast<std::uint64_t>(roles.list_blocks);
+  bool ok = true;
+  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x) {
+    ok = wait_at_least(&mine->lists[parity][s], signals, v, OpId::kLlDispatch, CounterId::kRowsArrived,
+                       v.domain_base_rank + s);
+    tokens[s] = 0;
+    if (ok && !peer_masked(v, s)) {
+      ok = signature_matches(&mine->signature[parity][s], a.signature, v, OpId::kLlDispatch,
+                             v.domain_base_rank + s);
+      const volatile std::int64_t* count = &mine->tokens[parity][s];
+      tokens[s] = min(*count, a.layout.max_tokens);
+    }
+  }
+  return __syncthreads_and(ok);
+}
+
+// Every thread of row block b: every source's block b has written its rows here.
+__device__ __forceinline__ bool wait_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq) {
+  const DomainView& v = a.view;
+  bool ok = true;
+  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
+    ok = wait_at_least(a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v,
+                       OpId::kLlDispatch, CounterId::kRowsArrived, v.domain_base_rank + s);
+  return __syncthreads_and(ok);
+}
+
+// The whole warp: item (t, part) of source s as block b of s sent it, copied into each row of this
+// rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
+__device__ void receive_item(const LlDispatchArgs& a, int parity, const RecvLayout& r, int s, int t, int part) {
+  const LlLayout& l = a.layout;
+  void* ws = a.workspace;
+  const int lane = threadIdx.x % 32, R = a.view.num_domain_ranks;
+  // Every load first: the mask, the slots' places, the piece and its scales (one round trip).
+  const unsigned slots = l.part_mask(ws, parity, s, t)[part];
+  const std::int32_t place = lane < a.num_topk ? l.slot_place(ws, parity, s, t)[lane] : 0;
+  const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
+  const bool valid = c0 < l.hidden;
+  const char* row = l.staging_x(ws, parity, s, t);
+  int4 data[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
+  if (valid) {
+    const auto* src = reinterpret_cast<const int4*>(row + (a.use_fp8 ? c0 : c0 * 2));
+    data[0] = ptx::ld_v4(src);
+    if (!a.use_fp8) data[1] = ptx::ld_v4(src + 1);
+  }
+  // The part's scale words: UE8M0 one word (lane 0), else one per 128 channels (lanes 0-3).
+  const int words = a.use_ue8m0 ? l.num_scale_words : l.num_scales;
+  const int part_words = !a.use_fp8 ? 0 : a.use_ue8m0 ? 1 : kPartChannels / kLlScaleBlock;
+  const int word = (a.use_ue8m0 ? part : part * (kPartChannels / kLlScaleBlock)) + lane;
+  const bool has_word = lane < part_words && word < words;
+  const std::uint32_t scale = has_word ? l.staging_scales(ws, parity, s, t)[word] : 0u;
+  // This lane's slot's row here: expert e_lane, row i_lane within it (-1: none, or dropped: its
+  // expert's list was full, as the sender reported; or out of range).
+  int e_lane = -1;
+  std::int32_t i_lane = -1;
+  if (lane < a.num_topk && (slots >> lane & 1u) != 0 && place >= 0 && (place >> 16) < l.num_local_experts) {
+    const int e = place >> 16;
+    const std::int32_t i = r.begin[e * R + s] + (place & 0xffff);
+    const std::int32_t end = s + 1 < R ? r.begin[e * R + s + 1] : r.first[e + 1] - r.first[e];
+    if (i < end) {
+      e_lane = e;
+      i_lane = i;
+    }
+  }
+  const std::int64_t out_lane = e_lane < 0 ? -1 : static_cast<std::int64_t>(e_lane) * l.capacity + i_lane;
+  if (part == 0) {
+    if (lane < l.max_topk)
+      l.token_rows(ws, a.half, s)[static_cast<std::int64_t>(t) * l.max_topk + lane] =
+          static_cast<std::int32_t>(out_lane);
+    if (out_lane >= 0) l.src_info(ws, a.half)[out_lane] = t;
+  }
+  const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
+  for (unsigned left = __ballot_sync(kLlFullMask, e_lane >= 0); left != 0; left &= left - 1) {
+    const int k = __ffs(left) - 1;
+    const int e = __shfl_sync(kLlFullMask, e_lane, k);
+    const std::int32_t i = __shfl_sync(kLlFullMask, i_lane, k);
+    const std::int64_t out_row = static_cast<std::int64_t>(e) * l.capacity + i;
+    if (valid) {
+      auto* dst = reinterpret_cast<int4*>(l.recv_x(ws, a.half) + out_row * row_bytes + (a.use_fp8 ? c0 : c0 * 2));
+      ptx::st_na_v4(dst, data[0]);
+      if (!a.use_fp8) ptx::st_na_v4(dst + 1, data[1]);
+    }
+    if (has_word)  // scales transposed: [nle][words][capacity]
+      l.recv_scales(ws, a.half)[(static_cast<std::int64_t>(e) * words + word) * l.capacity + i] = scale;
+  }
+}
+
+// Row block b, every warp: the items block b of each source sent (warp w: what its warp w sent),
+// after that block's rows are in. Items of tokens past a source's count only clear token_rows.
+__device__ void receive_rows(const LlDispatchArgs& a, int parity, const RecvLayout& r, const DirectRoles& roles,
+                             const std::int64_t* tokens) {
+  const LlLayout& l = a.layout;
+  const int parts = ll_row_parts(l);
+  const std::int64_t items = l.max_tokens * parts;
+  const std::int64_t num_warps = static_cast<std::int64_t>(roles.row_blocks) * kLlWarps;
+  for (int s = 0; s < a.view.num_domain_ranks; ++s) {
+    if (peer_masked(a.view, s)) continue;  // nothing was sent; combine skips its token_rows
+    for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
+      const LlSplit tp = ll_split(item, parts);
+      if (tp.quot < tokens[s]) {
+        receive_item(a, parity, r, s, tp.quot, tp.rem);
+      } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {
+        l.token_rows(a.workspace, a.half, s)[static_cast<std::int64_t>(tp.quot) * l.max_topk + threadIdx.x % 32] =
+            -1;
+      }
+    }
+  }
+}
+
+// The kernel body (every thread of every block): ll_run_phases' steps in this form's order.
+template <typename Peers>
+__device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) {
+  static_assert(!Peers::kStagesLocally, "the direct form stores into every peer");
+  __shared__ std::int64_t tokens[kLlMaxRanks];
+  const std::uint64_t entered = a.trace != nullptr ? ptx::globaltimer() : 0;
+  const DomainView& v = a.view;
+  const LlLayout& l = a.layout;
+  LlControl* mine = l.control_of(a.workspace, kLlKindDispatch);
+  const std::uint64_t seq = ll_launch_seq(mine, a.phases, a.half);
+  const int parity = static_cast<int>(seq & 1u);
+  const LlTracer tracer(a.trace, seq);
+  const DirectRoles roles(l.num_experts);
+  if (a.phases & kLlSend) {
+    tracer.clear();
+    tracer.mark(kLlTraceEntry, entered);
+    const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks) : RowItem{};
+    if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch)) return;
+    tracer.mark(kLlTraceCredits);
+    if (roles.lists) {
+      if (roles.list_index == 0) publish_call<Peers>(a, parity);
+      send_places<Peers>(a, parity, roles, smem);
+      __syncthreads();  // every place and count of the block is stored before its signal
+      ll_for_each_peer<Peers>(v, l, a.workspace, kLlKindDispatch, [&](int p, LlControl* c) {
+        Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
+      });
+    }
+    if (roles.rows) {
+      send_rows<Peers>(a, parity, first, roles.row_blocks);
+      __syncthreads();
+      for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+        if (!peer_masked(v, p))
+          Peers::signal(v, l.rows_done(Peers::target(v, a.workspace, p), parity, v.domain_rank, blockIdx.x), seq, p);
+    }
+    tracer.mark(kLlTraceSent);
+    if (ll_arrive_last(&mine->send_arrivals) && threadIdx.x == 0) {
+      mine->seq = seq;
+      mine->issued[a.half] = seq;
+    }
+    tracer.mark(kLlTraceSendArrived);
+  } else {
+    tracer.mark(kLlTraceRecvEntry, entered);
+  }
+  if (a.phases & kLlRecv) {
+    // NOTE: as in ll_run_phases, the credits are given even when a wait failed or a signature
+    // differed (nothing is read from the staging then).
+    __syncthreads();  // a list block's counts in `smem` were read before the scan reuses it
+    if (wait_lists(a, parity, seq, roles, tokens)) {
+      tracer.mark(kLlTraceDoneSeen);
+      const RecvLayout r{smem, smem + l.num_local_experts * v.num_domain_ranks + 1};
+      scan_arrivals(a, parity, r);
+      if (roles.rows && wait_rows(a, parity, seq)) receive_rows(a, parity, r, roles, tokens);
+    }
+    tracer.mark(kLlTraceReceived);
+    ll_give_credits<Peers>(v, l, a.workspace, kLlKindDispatch, parity);
+    tracer.mark(kLlTraceExit);
+  }
+}
+
+}  // namespace
+
+}  // namespace epcomm
