@@ -13,6 +13,12 @@
 // host-side `half` (fixed in the call, and in a captured graph) selects only where the outputs go and which
 // issued[] slot joins a split call's receive to its send.
 //
+// Dispatch has two forms. The one below (the staging form) serves every transport; with CUDA IPC,
+// where every peer is reached by stores, the direct form (ll_dispatch_direct.cuh) replaces steps
+// 2-5: list blocks publish each selection's place and the counts early, row blocks flag their
+// rows per block, and each receiving block copies the items its same-numbered sender blocks sent
+// as soon as their flags are set, not after the whole grid's done signal.
+//
 // Dispatch, send phase (on rank s):
 //  1. Credit: before writing into receiver d's staging of parity p, wait (bounded) until
 //     s's own control.freed[p][d] >= (seq - 1) / 2 * G, i.e. each of the G receive-phase blocks of
