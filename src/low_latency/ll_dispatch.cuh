@@ -41,9 +41,9 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
       a.signature, [&] { first = first_row_item(a, gridDim.x); },
-      [&](int parity, std::uint64_t) {
+      [&](int parity, std::uint64_t seq) {
         clear_token_rows(a);
-        send_rows<Peers>(a, parity, first, gridDim.x);
+        send_rows<Peers>(a, parity, seq, first, gridDim.x);
         send_selections<Peers>(a, parity);
       },
       [] {}, [&](int parity) { run_receive(a, parity, recv_smem); });

@@ -7,8 +7,9 @@
 // of one block is both).
 //  - A row block b takes the send items (token, 512-channel part) of its warps, as in the staging
 //    form (ll_dispatch_send.cuh), and stores beside each item, in each destination, the mask of the
-//    token's slots that destination holds (part_mask). Then it release-stores seq into
-//    rows_done[p][this rank][b] of every peer.
+//    token's slots that destination holds, tagged with seq (part_mask: a receiver reads the mask of
+//    every token, and one left by an earlier operation names no slot). Then it release-stores seq
+//    into rows_done[p][this rank][b] of every peer.
 //  - A list block takes experts j, j + L, ... (j: its index among the list blocks). For each
 //    (token t, slot k) naming such an expert e, it takes a place in e's list by a shared-memory
 //    atomic and stores (local expert << 16) | place at slot_place[p][this rank][t][k] in e's
@@ -17,9 +18,9 @@
 //    list block also stores this call's signature and token count in every peer. Then each list
 //    block release-adds 1 to lists[p][this rank] of every peer.
 // Receive, every block: wait until lists[p][s] >= ceil(seq / 2) * L for every source s (the
-// signature and token count of s are then in place), scan the counts into the rows' layout
-// (scan_arrivals: layout_range, recv_count); then row block b waits for rows_done[p][s][b] >= seq
-// of each source s and copies the items that block b of s sent, with the same item numbering
+// signature and token count of s are then in place) and, in row block b, rows_done[p][s][b] >= seq;
+// scan the counts into the rows' layout (scan_arrivals: layout_range, recv_count); then row block b
+// copies the items that block b of each source s sent, with the same item numbering
 // (its warp w takes what warp w of b sent): each item's piece goes to every row its part mask
 // names (row = expert's first row of s + place), with its scales; the token's part-0 item writes
 // src_info and token_rows (every slot: its row, or -1; tokens past the source's count: -1).
@@ -64,6 +65,25 @@ struct DirectRoles {
 
 // Top-k ids each thread of a list block loads before it places any of them.
 constexpr int kPlaceSpan = 4;
+// The seq bits a part mask carries (above its 16 slot bits).
+constexpr std::uint64_t kLlMaskSeqBits = (std::uint64_t{1} << 48) - 1;
+static_assert(kLlMaxTopk <= 16, "a part mask has 16 slot bits");
+
+// A list block's top-k ids of one round of its pass (-1 past the end), loaded before the credit
+// wait for the first round: only the places' stores need the credits.
+struct PlaceIds {
+  std::int64_t id[kPlaceSpan];
+};
+__device__ __forceinline__ PlaceIds load_place_ids(const LlDispatchArgs& a, int base) {
+  const int n = static_cast<int>(a.num_tokens) * a.num_topk;
+  PlaceIds ids;
+#pragma unroll
+  for (int u = 0; u < kPlaceSpan; ++u) {
+    const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
+    ids.id[u] = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
+  }
+  return ids;
+}
 
 // A list block's pass: the places of its experts' selections and their counts, in the holders.
 // `count` is shared memory for one int per expert of the block (the kernel's dynamic buffer).
@@ -71,7 +91,8 @@ constexpr int kPlaceSpan = 4;
 // (a token naming it twice) are reported and dropped. A masked holder gets nothing: its experts'
 // slots behave as -1 (SPEC "Rank masking"), as the row blocks' routing also has it.
 template <typename Peers>
-__device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles, std::int32_t* count) {
+__device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles, const PlaceIds& first,
+                            std::int32_t* count) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   const int L = roles.list_blocks, j = roles.list_index, me = v.domain_rank;
@@ -81,16 +102,11 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
   const int n = static_cast<int>(a.num_tokens) * a.num_topk;
   for (int base = 0; base < n; base += kLlThreads * kPlaceSpan) {
-    std::int64_t ids[kPlaceSpan];
+    const PlaceIds ids = base == 0 ? first : load_place_ids(a, base);
 #pragma unroll
     for (int u = 0; u < kPlaceSpan; ++u) {
       const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-      ids[u] = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
-    }
-#pragma unroll
-    for (int u = 0; u < kPlaceSpan; ++u) {
-      const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-      const std::int64_t e = ids[u];
+      const std::int64_t e = ids.id[u];
       if ((e < -1 || e >= l.num_experts) && j == 0)
         report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1,
                        e, i / a.num_topk);
@@ -137,22 +153,24 @@ __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity
 }
 
 // Every thread of the block: every source's list blocks have signalled (their places, counts,
-// signature and token count are in place) and every source's signature equals this call's; the
-// sources' token counts into tokens[] (shared, [R]). False (for all) when a wait failed or a
-// signature differed.
-__device__ __forceinline__ bool wait_lists(const LlDispatchArgs& a, int parity, std::uint64_t seq,
-                                           const DirectRoles& roles, std::int64_t* tokens) {
+// signature and token count are in place), and, in a row block b, every source's block b has
+// written its rows here; every source's signature equals this call's. The sources' token counts
+// into tokens[] (shared, [R]). False (for all) when a wait failed or a signature differed.
+__device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity, std::uint64_t seq,
+                                             const DirectRoles& roles, std::int64_t* tokens) {
   const DomainView& v = a.view;
   const LlControl* mine = a.layout.control_of(a.workspace, kLlKindDispatch);
   const std::uint64_t signals = (seq + 1) / 2 * static_cast<std::uint64_t>(roles.list_blocks);
   bool ok = true;
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x) {
-    ok = wait_at_least(&mine->lists[parity][s], signals, v, OpId::kLlDispatch, CounterId::kRowsArrived,
-                       v.domain_base_rank + s);
+    const int peer = v.domain_base_rank + s;
+    ok = wait_at_least(&mine->lists[parity][s], signals, v, OpId::kLlDispatch, CounterId::kRowsArrived, peer);
+    if (ok && roles.rows)
+      ok = wait_at_least(a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v,
+                         OpId::kLlDispatch, CounterId::kRowsArrived, peer);
     tokens[s] = 0;
     if (ok && !peer_masked(v, s)) {
-      ok = signature_matches(&mine->signature[parity][s], a.signature, v, OpId::kLlDispatch,
-                             v.domain_base_rank + s);
+      ok = signature_matches(&mine->signature[parity][s], a.signature, v, OpId::kLlDispatch, peer);
       const volatile std::int64_t* count = &mine->tokens[parity][s];
       tokens[s] = min(*count, a.layout.max_tokens);
     }
@@ -160,24 +178,17 @@ __device__ __forceinline__ bool wait_lists(const LlDispatchArgs& a, int parity, 
   return __syncthreads_and(ok);
 }
 
-// Every thread of row block b: every source's block b has written its rows here.
-__device__ __forceinline__ bool wait_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq) {
-  const DomainView& v = a.view;
-  bool ok = true;
-  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x)
-    ok = wait_at_least(a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v,
-                       OpId::kLlDispatch, CounterId::kRowsArrived, v.domain_base_rank + s);
-  return __syncthreads_and(ok);
-}
-
 // The whole warp: item (t, part) of source s as block b of s sent it, copied into each row of this
 // rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
-__device__ void receive_item(const LlDispatchArgs& a, int parity, const RecvLayout& r, int s, int t, int part) {
+__device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RecvLayout& r, int s,
+                             int t, int part) {
   const LlLayout& l = a.layout;
   void* ws = a.workspace;
   const int lane = threadIdx.x % 32, R = a.view.num_domain_ranks;
-  // Every load first: the mask, the slots' places, the piece and its scales (one round trip).
-  const unsigned slots = l.part_mask(ws, parity, s, t)[part];
+  // Every load first: the mask, the slots' places, the piece and its scales (one round trip). A
+  // mask left by an earlier operation (the token was not sent here this time) names no slot.
+  const std::uint64_t mask = l.part_mask(ws, parity, s, t)[part];
+  const unsigned slots = (mask >> 16) == (seq & kLlMaskSeqBits) ? static_cast<unsigned>(mask & 0xffffu) : 0u;
   const std::int32_t place = lane < a.num_topk ? l.slot_place(ws, parity, s, t)[lane] : 0;
   const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
   const bool valid = c0 < l.hidden;
@@ -232,8 +243,8 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, const RecvLayo
 
 // Row block b, every warp: the items block b of each source sent (warp w: what its warp w sent),
 // after that block's rows are in. Items of tokens past a source's count only clear token_rows.
-__device__ void receive_rows(const LlDispatchArgs& a, int parity, const RecvLayout& r, const DirectRoles& roles,
-                             const std::int64_t* tokens) {
+__device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RecvLayout& r,
+                             const DirectRoles& roles, const std::int64_t* tokens) {
   const LlLayout& l = a.layout;
   const int parts = ll_row_parts(l);
   const std::int64_t items = l.max_tokens * parts;
@@ -243,7 +254,7 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, const RecvLayo
     for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
       const LlSplit tp = ll_split(item, parts);
       if (tp.quot < tokens[s]) {
-        receive_item(a, parity, r, s, tp.quot, tp.rem);
+        receive_item(a, parity, seq, r, s, tp.quot, tp.rem);
       } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {
         l.token_rows(a.workspace, a.half, s)[static_cast<std::int64_t>(tp.quot) * l.max_topk + threadIdx.x % 32] =
             -1;
@@ -269,18 +280,19 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
     const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks) : RowItem{};
+    const PlaceIds ids = roles.lists ? load_place_ids(a, 0) : PlaceIds{};
     if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch)) return;
     tracer.mark(kLlTraceCredits);
     if (roles.lists) {
       if (roles.list_index == 0) publish_call<Peers>(a, parity);
-      send_places<Peers>(a, parity, roles, smem);
+      send_places<Peers>(a, parity, roles, ids, smem);
       __syncthreads();  // every place and count of the block is stored before its signal
       ll_for_each_peer<Peers>(v, l, a.workspace, kLlKindDispatch, [&](int p, LlControl* c) {
         Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
       });
     }
     if (roles.rows) {
-      send_rows<Peers>(a, parity, first, roles.row_blocks);
+      send_rows<Peers>(a, parity, seq, first, roles.row_blocks);
       __syncthreads();
       for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
         if (!peer_masked(v, p))
@@ -299,11 +311,11 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     // NOTE: as in ll_run_phases, the credits are given even when a wait failed or a signature
     // differed (nothing is read from the staging then).
     __syncthreads();  // a list block's counts in `smem` were read before the scan reuses it
-    if (wait_lists(a, parity, seq, roles, tokens)) {
+    if (wait_sources(a, parity, seq, roles, tokens)) {
       tracer.mark(kLlTraceDoneSeen);
       const RecvLayout r{smem, smem + l.num_local_experts * v.num_domain_ranks + 1};
       scan_arrivals(a, parity, r);
-      if (roles.rows && wait_rows(a, parity, seq)) receive_rows(a, parity, r, roles, tokens);
+      if (roles.rows) receive_rows(a, parity, seq, r, roles, tokens);
     }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, a.workspace, kLlKindDispatch, parity);

@@ -231,7 +231,8 @@ __device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a, int r
 // for those reached by puts, then put from there. Each destination is counted once (per-peer
 // telemetry).
 template <typename Peers>
-__device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int parity, const RowItem& it) {
+__device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int parity, std::uint64_t seq,
+                                               const RowItem& it) {
   if (it.firsts == 0) return;  // warp-uniform: routed nowhere
   const int me = a.view.domain_rank;
   bool own_copy = false;
@@ -248,10 +249,12 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
       store_piece(a, parity, Peers::target(a.view, a.workspace, d), it);
     }
     if constexpr (!Peers::kStagesLocally) {
-      // The item's slots that d holds, beside its bytes (ll_dispatch_direct.cuh's receive).
+      // The item's slots that d holds, tagged with the operation, beside its bytes
+      // (ll_dispatch_direct.cuh's receive).
       const unsigned slots = __shfl_sync(kLlFullMask, it.same, src_lane);
       if (threadIdx.x % 32 == 0)
-        a.layout.part_mask(Peers::target(a.view, a.workspace, d), parity, me, it.t)[it.part] = slots;
+        a.layout.part_mask(Peers::target(a.view, a.workspace, d), parity, me, it.t)[it.part] =
+            seq << 16 | (slots & 0xffffu);
     }
     count_row_sent(a, it.part, d);
   }
@@ -269,7 +272,8 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
 // as first_row_item left it; each later one's loads are issued before the item ahead of it is
 // stored, so they overlap.
 template <typename Peers>
-__device__ void send_rows(const LlDispatchArgs& a, int parity, const RowItem& first, int row_blocks) {
+__device__ void send_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RowItem& first,
+                          int row_blocks) {
   if (first.t < 0) return;  // warp-uniform: no item
   const std::int64_t items = a.num_tokens * ll_row_parts(a.layout);
   const std::int64_t num_warps = static_cast<std::int64_t>(row_blocks) * kLlWarps;
@@ -278,7 +282,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity, const RowItem& fi
     const bool more = item + num_warps < items;  // warp-uniform
     RowItem next;
     if (more) next = load_row_item(a, item + num_warps);
-    store_row_item<Peers>(a, parity, cur);
+    store_row_item<Peers>(a, parity, seq, cur);
     if (!more) break;
     route_row_item(a, next);
     cur = next;

@@ -11,7 +11,7 @@
 //   [ dispatch selections:     [2][R sources][E experts][T] int32 ((token << 8) | top-k slot)    ]
 //   [ dispatch selection counts: [2][R sources][E] int32                                        ]
 //   [ dispatch slot places:    [2][R sources][T][max_topk] int32 ((local expert << 16) | place)  ]
-//   [ dispatch part masks:     [2][R sources][T][ceil(hidden/512)] u32 (slots held here)        ]
+//   [ dispatch part masks:     [2][R sources][T][ceil(hidden/512)] u64 ((seq << 16) | slots)     ]
 //   [ dispatch rows done:      [2][R sources][kLlMaxBlocks] u64 (seq of each sending block)     ]
 //   [ combine weights:         [2 parities][R sources][T tokens][max_topk] f32 (the owners')     ]
 //   [ combine partials:        [2 parities][T tokens][R holders][hidden] f32 (into the owner)     ]
@@ -131,7 +131,7 @@ struct LlLayout {
     l.dispatch_slot_place = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * T * K * 4u;
     l.dispatch_part_mask = at = align_up(at, kLlSmallAlignment);
-    at += 2u * R * T * static_cast<std::size_t>(l.num_parts) * 4u;
+    at += 2u * R * T * static_cast<std::size_t>(l.num_parts) * 8u;
     l.dispatch_rows_done = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * static_cast<std::size_t>(kLlMaxBlocks) * 8u;
     l.combine_weights = at = align_up(at, kLlSmallAlignment);
@@ -212,10 +212,11 @@ struct LlLayout {
     return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_slot_place) +
            staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(max_topk);
   }
-  // [num_parts]: per send item of source src_rank's token token_idx, the slots (bit j: top-k slot
-  // j) whose experts this rank holds, written with the item's bytes.
-  EPCOMM_HD std::uint32_t* part_mask(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
-    return reinterpret_cast<std::uint32_t*>(base(ws) + dispatch_part_mask) +
+  // [num_parts]: per send item of source src_rank's token token_idx, written with the item's bytes:
+  // (seq << 16) | the slots (bit j: top-k slot j) whose experts this rank holds. The seq tells this
+  // operation's mask from one an earlier operation left for a token not sent here this time.
+  EPCOMM_HD std::uint64_t* part_mask(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
+    return reinterpret_cast<std::uint64_t*>(base(ws) + dispatch_part_mask) +
            staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(num_parts);
   }
   // The seq of source src_rank's latest operation of this parity whose block `block` has finished

@@ -51,7 +51,7 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
       {"dispatch_sel", l.dispatch_sel, 2 * R * E * T * 4, 128},
       {"dispatch_sel_count", l.dispatch_sel_count, 2 * R * E * 4, 128},
       {"dispatch_slot_place", l.dispatch_slot_place, 2 * R * T * K * 4, 128},
-      {"dispatch_part_mask", l.dispatch_part_mask, 2 * R * T * ((H + 511) / 512) * 4, 128},
+      {"dispatch_part_mask", l.dispatch_part_mask, 2 * R * T * ((H + 511) / 512) * 8, 128},
       {"dispatch_rows_done", l.dispatch_rows_done, 2 * R * kLlMaxBlocks * 8, 128},
       {"combine_weights", l.combine_weights, 2 * R * T * K * 4, 128},
       {"combine_part", l.combine_part, 2 * T * R * H * 4, 4096},
@@ -139,7 +139,7 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
     const std::size_t parts = (static_cast<std::size_t>(H) + 511) / 512;
     EXPECT_EQ(at(l.slot_place(region, 1, R - 1, T - 1) + K), l.dispatch_slot_place + 2u * R * T * K * 4);
     EXPECT_EQ(at(l.slot_place(region, 0, 1 % R, 2 % T)), l.dispatch_slot_place + ((1u % R) * T + 2u % T) * K * 4);
-    EXPECT_EQ(at(l.part_mask(region, 1, R - 1, T - 1) + parts), l.dispatch_part_mask + 2u * R * T * parts * 4);
+    EXPECT_EQ(at(l.part_mask(region, 1, R - 1, T - 1) + parts), l.dispatch_part_mask + 2u * R * T * parts * 8);
     EXPECT_EQ(at(l.rows_done(region, 1, R - 1, kLlMaxBlocks - 1) + 1),
               l.dispatch_rows_done + 2u * R * kLlMaxBlocks * 8);
     EXPECT_EQ(at(l.rows_done(region, 0, 1 % R, 5)), l.dispatch_rows_done + ((1u % R) * kLlMaxBlocks + 5) * 8);
