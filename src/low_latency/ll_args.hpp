@@ -140,6 +140,7 @@ struct LlDispatchArgs {
   bool use_ue8m0 = false;
   int half = 0;  // host half of the outputs
   int phases = kLlBoth;
+  bool direct = false;             // the direct form (CUDA IPC only; ll_dispatch_direct.cuh)
   std::int32_t* stats = nullptr;   // [nle] cumulative received rows, or null
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
 };

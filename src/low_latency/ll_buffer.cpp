@@ -45,6 +45,7 @@ const BufferOptions& checked_ll_options(const std::shared_ptr<Bootstrap>& bootst
 struct LlReadyRecord {
   int blocks;       // the grid this rank can run (one block per SM at most)
   int unreachable;  // a domain peer without a load/store address here (hybrid), or -1
+  int direct;       // 1: this rank asks for the direct dispatch (CUDA IPC only)
 };
 
 // Opens the workspace of `path` and picks its kernels; with several domains the kernels get the
@@ -92,7 +93,9 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
       select_ll_path(options, num_ranks(), impl_->domains.ranks_per_domain, ll_nvshmem_hooks());
   EPCOMM_LOG_INFO("low-latency Buffer: opening the workspace, transport ", to_string(path));
   open_ll_workspace(*impl_, *state, path);
-  LlReadyRecord mine{.blocks = 0, .unreachable = -1};
+  LlReadyRecord mine{.blocks = 0,
+                     .unreachable = -1,
+                     .direct = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_DISPATCH") ? 1 : 0};
   if (path == LlPath::kHybrid)
     mine.unreachable = map_domain_workspaces(state->view, ll_nvshmem_hooks()->peer_pointer, state->workspace);
   // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
@@ -104,7 +107,11 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   std::vector<LlReadyRecord> every(static_cast<std::size_t>(num_ranks()));
   impl_->bootstrap->all_gather(&mine, every.data(), sizeof(LlReadyRecord));
   state->num_blocks = impl_->num_sms;
-  for (const LlReadyRecord& r : every) state->num_blocks = std::min(state->num_blocks, r.blocks);
+  state->direct_dispatch = true;
+  for (const LlReadyRecord& r : every) {
+    state->num_blocks = std::min(state->num_blocks, r.blocks);
+    state->direct_dispatch = state->direct_dispatch && r.direct != 0;
+  }
   // Every rank refuses alike when one of them cannot store into a peer of its domain.
   for (std::size_t r = 0; r < every.size(); ++r)
     EPCOMM_REQUIRE(every[r].unreachable < 0, ErrorCategory::kUnsupported, "ranks_per_domain: rank ", r,

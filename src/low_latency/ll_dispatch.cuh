@@ -34,8 +34,10 @@ template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
   if constexpr (!Peers::kStagesLocally) {
-    ll_dispatch_direct<Peers>(a, recv_smem);
-    return;
+    if (a.direct) {
+      ll_dispatch_direct<Peers>(a, recv_smem);
+      return;
+    }
   }
   RowItem first;
   ll_run_phases<Peers>(
