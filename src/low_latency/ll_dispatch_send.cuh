@@ -248,7 +248,7 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
     } else {
       store_piece(a, parity, Peers::target(a.view, a.workspace, d), it);
     }
-    if constexpr (!Peers::kStagesLocally) {
+    if (!Peers::kStagesLocally && a.direct) {  // warp-uniform
       // The item's slots that d holds, tagged with the operation, beside its bytes
       // (ll_dispatch_direct.cuh's receive).
       const unsigned slots = __shfl_sync(kLlFullMask, it.same, src_lane);
