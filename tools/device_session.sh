@@ -291,9 +291,17 @@ while [ $# -gt 0 ]; do
           -f -o "$OUT/lines-$name" "$build/tools/epcomm-run" -n 1 --timeout 220 "$build/tools/bench/epcomm-bench" \
           --workload "$workload" $extra --warmup 5 --iters 5 --no-check > "$OUT/lines-$name.log" 2>&1
         rc=$?; [ $rc -ne 0 ] && status=$rc
+        # NOTE: the CUDA view alone came back without metric columns on the H100 image (session 23:
+        # "Line No","Source" only); the SASS view carries the samples per instruction with each
+        # instruction's source line, and cuda,sass interleaves both (what session 11 summed).
         "$ncu" --import "$OUT/lines-$name.ncu-rep" --page source --csv --print-source cuda \
           > "$OUT/lines-$name.csv" 2> "$OUT/lines-$name.err"
         echo "== kernels-lines $name (rc $rc, import rc $?): $(wc -l < "$OUT/lines-$name.csv") CSV lines"
+        for view in sass cuda,sass; do
+          "$ncu" --import "$OUT/lines-$name.ncu-rep" --page source --csv --print-source "$view" \
+            > "$OUT/lines-$name-${view/,/-}.csv" 2>> "$OUT/lines-$name.err"
+          echo "   $view view: $(wc -l < "$OUT/lines-$name-${view/,/-}.csv") CSV lines"
+        done
         # The sections in words (warp states: what the warps waited on, per kernel).
         "$ncu" --import "$OUT/lines-$name.ncu-rep" --page details > "$OUT/lines-$name-details.txt" 2>> "$OUT/lines-$name.err"
       done

@@ -92,12 +92,13 @@ constexpr std::array kRegistry = {
           .max_value = 1 << 20},
     Entry{.name = "EPCOMM_LL_DIRECT_DISPATCH",
           .type = Type::kBool,
-          .default_value = "1",
-          .doc = "CUDA IPC low-latency dispatch: 1 (default): the direct form (each receiving block copies "
-                 "the rows its same-numbered sender blocks sent as soon as their flags are set); 0: the "
-                 "staging form that NVSHMEM and multi-domain Buffers use (every receiver waits for every "
-                 "sender block, then copies by selection lists). Every rank uses the direct form only "
-                 "if every rank asks for it. Read when a low-latency Buffer is made."},
+          .default_value = "0",
+          .doc = "CUDA IPC low-latency dispatch: 1: the direct form, under test (each receiving block "
+                 "copies the rows its same-numbered sender blocks sent as soon as their flags are set); "
+                 "0 (default): the staging form, which NVSHMEM and multi-domain Buffers also use (every "
+                 "receiver waits for every sender block, then copies by selection lists). Every rank "
+                 "uses the direct form only if every rank asks for it. Read when a low-latency Buffer "
+                 "is made."},
     Entry{.name = "EPCOMM_CALLER_STREAM",
           .type = Type::kBool,
           .default_value = "1",
