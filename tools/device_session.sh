@@ -281,7 +281,7 @@ while [ $# -gt 0 ]; do
       shift
       ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
       for spec in "preamble|dispatch_layout_kernel|ht_notify_kernel|ht-dsv3|--sms 24" \
-                  "ll|ll_dispatch_kernel|ll_combine_kernel|ll-dsv3|"; do
+                  "ll|ll_dispatch_(direct_)?kernel|ll_combine_kernel|ll-dsv3|"; do
         IFS='|' read -r name k1 k2 workload extra <<< "$spec"
         # shellcheck disable=SC2086
         timeout 240 "$ncu" --target-processes all --clock-control none --cache-control none \
@@ -310,7 +310,7 @@ while [ $# -gt 0 ]; do
       shift
       for w in ${EPCOMM_NCU_LL_WORKLOADS:-ll-dsv3 ll-small}; do
         EPCOMM_NCU_METRICS=${EPCOMM_NCU_METRICS:-dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum} \
-          ncu_bench none "ll_dispatch_kernel|ll_combine_kernel" "${EPCOMM_NCU_LL_SKIP:-2}" \
+          ncu_bench none "ll_dispatch_(direct_)?kernel|ll_combine_kernel" "${EPCOMM_NCU_LL_SKIP:-2}" \
           "${EPCOMM_NCU_LL_COUNT:-16}" "kernels-$w" --workload "$w"
       done
       ;;

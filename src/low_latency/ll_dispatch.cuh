@@ -30,15 +30,10 @@ namespace epcomm {
 
 namespace {
 
+// The staging form (every transport).
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
   extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
-  if constexpr (!Peers::kStagesLocally) {
-    if (a.direct) {
-      ll_dispatch_direct<Peers>(a, recv_smem);
-      return;
-    }
-  }
   RowItem first;
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
@@ -51,15 +46,34 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
       [] {}, [&](int parity) { run_receive(a, parity, recv_smem); });
 }
 
-// The launcher of the instantiation for `Peers`.
+// The direct form (ll_dispatch_direct.cuh): a kernel of its own, so that the staging form's
+// registers are its own too.
+template <typename Peers>
+__global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_direct_kernel(LlDispatchArgs a) {
+  extern __shared__ std::int32_t smem[];  // a list block's counts, then RecvLayout
+  ll_dispatch_direct<Peers>(a, smem);
+}
+
+// The launcher of the instantiation for `Peers`: the direct form where the policy stores into
+// every peer and the Buffer chose it (LlDispatchArgs::direct), else the staging form.
 template <typename Peers>
 void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* stream) {
   const std::size_t smem = ll_dispatch_smem_bytes(args.layout.num_ranks, args.layout.num_local_experts);
-  // NOTE: raised for every size, not only past 48 KiB: that default covers static and dynamic
-  // shared memory together, and the ledger makes the call free once the limit is in place.
-  raise_func_attribute(reinterpret_cast<const void*>(ll_dispatch_kernel<Peers>),
-                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  ll_dispatch_kernel<Peers><<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
+  auto launch = [&](auto kernel) {
+    // NOTE: raised for every size, not only past 48 KiB: that default covers static and dynamic
+    // shared memory together, and the ledger makes the call free once the limit is in place.
+    raise_func_attribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(smem));
+    kernel<<<num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream)>>>(args);
+  };
+  if constexpr (!Peers::kStagesLocally) {
+    if (args.direct) {
+      launch(ll_dispatch_direct_kernel<Peers>);
+      EPCOMM_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
+  launch(ll_dispatch_kernel<Peers>);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 
