@@ -15,23 +15,24 @@ namespace {
 
 // Experts whose lists one pass over the top-k ids builds in a block (bounds its shared memory).
 constexpr int kListGroup = 32;
-// Top-k ids each thread loads before it places any of them (loads in flight per thread).
-constexpr int kListSpan = 4;
+// Top-k ids each thread takes per round of a pass: a round covers kLlThreads * kListSpan ids.
+constexpr int kListSpan = 2;
 
 // Block b builds the lists of experts b, b + grid, b + 2 grid, ... (every block builds some, after
-// its rows, so no block's lists are the send phase's tail). One pass over the top-k ids per group
-// of kListGroup experts: each thread loads kListSpan ids, and an id of the group takes its place in
-// its expert's list by a shared-memory atomic on the expert's length, then stores its entry. No
-// block barrier between ids: one before the pass (the lengths start at 0) and one after (the
-// lengths are final). An expert's list is in no fixed order (SPEC: rows of one source need not be
-// in token order; layout_range and src_info describe the order the receive makes from it). A list
-// and its length go into the expert's holder (a staging policy: into this rank's own workspace,
-// then puts them). Entries outside [-1, E) are reported (by block 0); selections beyond T of one
-// expert (a token naming it twice) are reported and dropped. A masked holder gets no list: its
-// experts' slots behave as -1 (SPEC "Rank masking").
+// its rows, so no block's lists are the send phase's tail): per round, each thread reads kListSpan
+// top-k ids; per expert, each warp counts its hits by a ballot, and a hit's place in the list is
+// the expert's entries of earlier rounds, plus those of the round's earlier spans, warps and
+// lanes, so every list comes out in index order (token order, then slot order: the reference's)
+// with no atomics. A list and its length go into the expert's holder (a staging policy: into this
+// rank's own workspace, then puts them). Entries outside [-1, E) are reported (by block 0);
+// selections beyond T of one expert (a token naming it twice) are reported and dropped. A masked
+// holder gets no list: its experts' slots behave as -1 (SPEC "Rank masking").
 template <typename Peers>
 __device__ void send_selections(const LlDispatchArgs& a, int parity) {
-  __shared__ std::int32_t filled[kListGroup];  // entries of each expert of the group so far
+  // A round's hits per (span, expert of the group, warp), by round parity: a round's counts are
+  // still summed into `filled` while the next round's are written.
+  __shared__ std::int32_t hits_of[2][kListSpan][kListGroup][kLlWarps];
+  __shared__ std::int32_t filled[kListGroup];  // entries of each expert of the group, rounds so far
   // The workspace each expert of the group's list goes into (its holder's, or this rank's own
   // for a holder reached by puts); null for a masked holder. Decided once per group, not per hit.
   __shared__ void* holder_of[kListGroup];
@@ -39,6 +40,7 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
   const DomainView& v = a.view;
   const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
   const int lane = threadIdx.x % 32, warp = static_cast<int>(threadIdx.x / 32), me = v.domain_rank;
+  const unsigned lanes_before = (1u << lane) - 1u;
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
   const int n = static_cast<int>(a.num_tokens) * a.num_topk;
   const int mine = b < l.num_experts ? (l.num_experts - b + grid - 1) / grid : 0;  // block-uniform
@@ -52,32 +54,51 @@ __device__ void send_selections(const LlDispatchArgs& a, int parity) {
       filled[threadIdx.x] = 0;
       holder_of[threadIdx.x] = holder;
     }
-    __syncthreads();  // the group's lengths are 0 and its holders known
-    for (int base = 0; base < n; base += kLlThreads * kListSpan) {
-      std::int64_t ids[kListSpan];
+    int round = 0;
+    for (int base = 0; base < n; base += kLlThreads * kListSpan, ++round) {
+      const int r = round & 1;
+      int k[kListSpan];       // the list of the group each id joins, or -1
+      int before[kListSpan];  // its hits in the lanes before this one
 #pragma unroll
       for (int u = 0; u < kListSpan; ++u) {
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-        ids[u] = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
-      }
-#pragma unroll
-      for (int u = 0; u < kListSpan; ++u) {
-        const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-        const std::int64_t e = ids[u];
+        const std::int64_t e = i < n ? ll_load_expert(a.topk_idx, a.idx_bytes, i) : -1;
         if ((e < -1 || e >= l.num_experts) && b == 0 && g0 == 0)
           report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
                          -1, e, i / a.num_topk);
-        if (e < b || e >= l.num_experts) continue;
-        const LlSplit q = ll_split(e - b, grid);
-        const int k = q.quot - g0;
-        if (q.rem != 0 || k < 0 || k >= group) continue;
-        void* holder = holder_of[k];
-        if (holder == nullptr) continue;  // masked
-        const int at = atomicAdd(&filled[k], 1);
-        if (at < l.max_tokens) {
-          const int t = i / a.num_topk;
-          l.sel(holder, parity, me, static_cast<int>(e))[at] = ll_pack_selection(t, i - t * a.num_topk);
+        k[u] = -1;
+        if (e >= b && e < l.num_experts) {
+          const LlSplit q = ll_split(e - b, grid);
+          if (q.rem == 0 && q.quot >= g0 && q.quot - g0 < group) k[u] = q.quot - g0;
         }
+        before[u] = 0;
+        for (int j = 0; j < group; ++j) {
+          const unsigned hits = __ballot_sync(kLlFullMask, k[u] == j);
+          if (lane == 0) hits_of[r][u][j][warp] = __popc(hits);
+          if (k[u] == j) before[u] = __popc(hits & lanes_before);
+        }
+      }
+      __syncthreads();  // the round's hits are counted; `filled` holds the earlier rounds'
+#pragma unroll
+      for (int u = 0; u < kListSpan; ++u) {
+        if (k[u] < 0) continue;
+        std::int64_t at = filled[k[u]] + before[u];
+        for (int s = 0; s < u; ++s)
+          for (int w = 0; w < kLlWarps; ++w) at += hits_of[r][s][k[u]][w];
+        for (int w = 0; w < warp; ++w) at += hits_of[r][u][k[u]][w];
+        void* holder = holder_of[k[u]];
+        if (at < l.max_tokens && holder != nullptr) {
+          const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
+          const int t = i / a.num_topk;
+          l.sel(holder, parity, me, b + (g0 + k[u]) * grid)[at] = ll_pack_selection(t, i - t * a.num_topk);
+        }
+      }
+      __syncthreads();  // every place was taken from `filled`
+      if (static_cast<int>(threadIdx.x) < group) {
+        std::int32_t sum = 0;
+        for (int u = 0; u < kListSpan; ++u)
+          for (int w = 0; w < kLlWarps; ++w) sum += hits_of[r][u][threadIdx.x][w];
+        filled[threadIdx.x] += sum;
       }
     }
     __syncthreads();  // `filled` is final; every entry of the group's lists is written
