@@ -86,58 +86,101 @@ __device__ __forceinline__ PlaceIds load_place_ids(const LlDispatchArgs& a, int 
   return ids;
 }
 
+// Experts whose places one pass over the top-k ids takes (bounds the shared table below).
+constexpr int kPlaceGroup = 64;
+
 // A list block's pass: the places of its experts' selections and their counts, in the holders.
-// `count` is shared memory for one int per expert of the block (the kernel's dynamic buffer).
-// Entries outside [-1, E) are reported (by the first list block); selections beyond T of one expert
-// (a token naming it twice) are reported and dropped. A masked holder gets nothing: its experts'
-// slots behave as -1 (SPEC "Rank masking"), as the row blocks' routing also has it.
+// Places follow the ids' order (token, then slot: the reference's row order), whatever the grid:
+// per round (kPlaceSpan ids a thread, id i = base + u * threads + thread), an id's place is its
+// expert's selections in earlier rounds, plus those of the round before it in (u, warp, lane)
+// order: the lanes before it with the same expert (__match_any_sync), and a per-expert prefix over
+// the round's (u, warp) counts. No atomics, three block barriers a round, and a cost that does not
+// grow with the experts of the group. Entries outside [-1, E) are reported (by the first list
+// block); selections beyond T of one expert (a token naming it twice) are reported and marked
+// dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank
+// masking"), as the row blocks' routing also has it.
 template <typename Peers>
-__device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles, const PlaceIds& first,
-                            std::int32_t* count) {
+__device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles, const PlaceIds& first) {
+  // [u][warp][k]: the round's selections of expert k of the group by warp `warp`'s ids of span u,
+  // then (after the prefix) the places before them.
+  __shared__ std::int32_t hits[kPlaceSpan][kLlWarps][kPlaceGroup];
+  __shared__ std::int32_t filled[kPlaceGroup];  // the group's places taken in earlier rounds
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   const int L = roles.list_blocks, j = roles.list_index, me = v.domain_rank;
+  const int lane = threadIdx.x % 32, warp = static_cast<int>(threadIdx.x / 32);
+  const unsigned lanes_before = (1u << lane) - 1u;
   const int mine = j < l.num_experts ? (l.num_experts - j + L - 1) / L : 0;  // experts j, j + L, ...
-  for (int k = threadIdx.x; k < mine; k += blockDim.x) count[k] = 0;
-  __syncthreads();
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
   const int n = static_cast<int>(a.num_tokens) * a.num_topk;
-  for (int base = 0; base < n; base += kLlThreads * kPlaceSpan) {
-    const PlaceIds ids = base == 0 ? first : load_place_ids(a, base);
+  for (int g0 = 0; g0 < mine; g0 += kPlaceGroup) {
+    const int group = min(kPlaceGroup, mine - g0);  // experts j + (g0 + k) * L, k < group
+    if (static_cast<int>(threadIdx.x) < group) filled[threadIdx.x] = 0;
+    for (int base = 0; base < n; base += kLlThreads * kPlaceSpan) {
+      const PlaceIds ids = base == 0 && g0 == 0 ? first : load_place_ids(a, base);
+      for (int c = threadIdx.x; c < kPlaceSpan * kLlWarps * kPlaceGroup; c += blockDim.x)
+        (&hits[0][0][0])[c] = 0;
+      __syncthreads();  // the table is clear (and `filled` set) before any count goes in
+      int k[kPlaceSpan];       // the id's expert within the group, or -1
+      int before[kPlaceSpan];  // the lanes before it in its warp with the same expert
 #pragma unroll
-    for (int u = 0; u < kPlaceSpan; ++u) {
-      const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-      const std::int64_t e = ids.id[u];
-      if ((e < -1 || e >= l.num_experts) && j == 0)
-        report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1,
-                       e, i / a.num_topk);
-      if (e < j || e >= l.num_experts) continue;
-      const LlSplit q = ll_split(static_cast<std::int64_t>(e - j), L);
-      if (q.rem != 0) continue;
-      const int holder = static_cast<int>(e) / l.num_local_experts;
+      for (int u = 0; u < kPlaceSpan; ++u) {
+        const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
+        const std::int64_t e = ids.id[u];
+        if ((e < -1 || e >= l.num_experts) && j == 0 && g0 == 0)
+          report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1,
+                         e, i / a.num_topk);
+        k[u] = -1;
+        if (e >= j && e < l.num_experts) {
+          const LlSplit q = ll_split(static_cast<std::int64_t>(e - j), L);
+          if (q.rem == 0 && q.quot >= g0 && q.quot - g0 < group) k[u] = q.quot - g0;
+        }
+        const unsigned same = __match_any_sync(kLlFullMask, k[u]);
+        before[u] = __popc(same & lanes_before);
+        if (k[u] >= 0 && before[u] == 0) hits[u][warp][k[u]] = __popc(same);
+      }
+      __syncthreads();  // the round's counts are in
+      if (static_cast<int>(threadIdx.x) < group) {
+        std::int32_t run = filled[threadIdx.x];
+        for (int u = 0; u < kPlaceSpan; ++u)
+          for (int w = 0; w < kLlWarps; ++w) {
+            const std::int32_t c = hits[u][w][threadIdx.x];
+            hits[u][w][threadIdx.x] = run;
+            run += c;
+          }
+        filled[threadIdx.x] = run;
+      }
+      __syncthreads();  // every (u, warp) entry holds the places before it
+#pragma unroll
+      for (int u = 0; u < kPlaceSpan; ++u) {
+        if (k[u] < 0) continue;
+        const int e = j + (g0 + k[u]) * L;
+        const int holder = e / l.num_local_experts;
+        if (peer_masked(v, holder)) continue;
+        const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
+        const int t = i / a.num_topk;
+        const std::int32_t place = hits[u][warp][k[u]] + before[u];
+        // A selection past T (reported below) is marked dropped: the receive skips it.
+        l.slot_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk] =
+            place < l.max_tokens ? ((e - holder * l.num_local_experts) << 16) | place : -1;
+      }
+      __syncthreads();  // the table is read before the next round clears it
+    }
+    for (int k = threadIdx.x; k < group; k += blockDim.x) {
+      const int e = j + (g0 + k) * L;
+      const int holder = e / l.num_local_experts;
       if (peer_masked(v, holder)) continue;
-      const int place = atomicAdd(&count[q.quot], 1);
-      const int t = i / a.num_topk;
-      const int local = static_cast<int>(e) - holder * l.num_local_experts;
-      // A selection past T (reported below) is marked dropped: the receive skips it.
-      l.slot_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk] =
-          place < l.max_tokens ? (local << 16) | place : -1;
+      std::int32_t n_e = filled[k];
+      if (n_e > l.max_tokens) {
+        // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
+        // them. The extra rows are dropped, never written out of bounds.
+        report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
+                       holder, l.max_tokens, n_e);
+        n_e = static_cast<std::int32_t>(l.max_tokens);
+      }
+      l.sel_count(Peers::target(v, a.workspace, holder), parity, me)[e] = n_e;
     }
-  }
-  __syncthreads();
-  for (int k = threadIdx.x; k < mine; k += blockDim.x) {
-    const int e = j + k * L;
-    const int holder = e / l.num_local_experts;
-    if (peer_masked(v, holder)) continue;
-    std::int32_t n_e = count[k];
-    if (n_e > l.max_tokens) {
-      // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
-      // them. The extra rows are dropped, never written out of bounds.
-      report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank, holder,
-                     l.max_tokens, n_e);
-      n_e = static_cast<std::int32_t>(l.max_tokens);
-    }
-    l.sel_count(Peers::target(v, a.workspace, holder), parity, me)[e] = n_e;
+    __syncthreads();  // `filled` is read before the next group resets it
   }
 }
 
@@ -286,7 +329,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     tracer.mark(kLlTraceCredits);
     if (roles.lists) {
       if (roles.list_index == 0) publish_call<Peers>(a, parity);
-      send_places<Peers>(a, parity, roles, ids, smem);
+      send_places<Peers>(a, parity, roles, ids);
       __syncthreads();  // every place and count of the block is stored before its signal
       ll_for_each_peer<Peers>(v, l, a.workspace, kLlKindDispatch, [&](int p, LlControl* c) {
         Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
