@@ -109,6 +109,22 @@ EPCOMM_HD constexpr std::uint64_t ll_done_after(std::uint64_t seq, std::uint64_t
   return (seq + 1) / 2 * grid;
 }
 
+// The direct dispatch's roles (ll_dispatch_direct.cuh): its grid's last list_blocks blocks build
+// the lists, about one per kLlExpertsPerListBlock experts and at most an eighth of the grid (at
+// least one); its first row_blocks blocks send the rows (a grid of one block does both). Every rank
+// computes the same roles from the same grid and experts.
+inline constexpr int kLlExpertsPerListBlock = 64;
+struct LlDirectRoles {
+  int list_blocks, row_blocks;
+};
+EPCOMM_HD constexpr LlDirectRoles ll_direct_roles(int num_experts, int grid) {
+  const int want = (num_experts + kLlExpertsPerListBlock - 1) / kLlExpertsPerListBlock;
+  const int cap = grid / 8;
+  const int lists = want < cap ? want : cap;
+  const int list_blocks = lists > 1 ? lists : 1;
+  return {list_blocks, grid - list_blocks > 1 ? grid - list_blocks : 1};
+}
+
 // Phase-boundary timestamps (EPCOMM_LL_TRACE): with a non-null `trace`, thread 0 of every block
 // stores %globaltimer at each point into trace[(seq % kLlTraceRing) * grid + block][point]. A launch
 // that sends first clears its block's entry; a receive-only launch adds its points to it.

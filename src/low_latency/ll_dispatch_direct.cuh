@@ -4,7 +4,7 @@
 // (LlDispatchArgs::direct; ll_dispatch.cuh picks the form at run time). Definitions in an unnamed namespace, one private copy per including
 // translation unit.
 //
-// Roles. The grid's last L blocks (ll_list_blocks) are list blocks, the others row blocks (a grid
+// Roles. The grid's last L blocks (ll_direct_roles, ll_args.hpp) are list blocks, the others row blocks (a grid
 // of one block is both).
 //  - A row block b takes the send items (token, 512-channel part) of its warps, as in the staging
 //    form (ll_dispatch_send.cuh), and stores beside each item, in each destination, the mask of the
@@ -40,15 +40,6 @@ namespace epcomm {
 
 namespace {
 
-// Experts one list block takes at most (about): few enough that one pass over the top-k ids is
-// short, with a list block per 64 experts, and at most an eighth of the grid.
-constexpr int kExpertsPerListBlock = 64;
-
-__device__ __forceinline__ int ll_list_blocks(int num_experts, int grid) {
-  const int want = (num_experts + kExpertsPerListBlock - 1) / kExpertsPerListBlock;
-  return max(1, min(want, grid / 8));
-}
-
 // Which blocks send rows ([0, row_blocks)) and which build lists ([grid - list_blocks, grid)).
 struct DirectRoles {
   int list_blocks, row_blocks;
@@ -56,8 +47,9 @@ struct DirectRoles {
   int list_index;    // among the list blocks (valid when `lists`)
   __device__ explicit DirectRoles(int num_experts) {
     const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
-    list_blocks = ll_list_blocks(num_experts, grid);
-    row_blocks = max(1, grid - list_blocks);
+    const LlDirectRoles split = ll_direct_roles(num_experts, grid);
+    list_blocks = split.list_blocks;
+    row_blocks = split.row_blocks;
     rows = b < row_blocks;
     list_index = b - (grid - list_blocks);
     lists = list_index >= 0;

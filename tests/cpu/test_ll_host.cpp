@@ -513,5 +513,34 @@ TEST(LlChecks, AtMostTwoSplitCallsInFlight) {
   expect_arg_error([&] { checks::check_not_in_flight(state, kLlKindCombine, 1); }, "low-latency combines");
 }
 
+// The direct dispatch's roles: row and list blocks cover the grid once (a grid of one block does
+// both), rows keep at least 7/8 of a grid of 8 or more, no more list blocks than 64-expert shares,
+// and the list blocks' experts (j, j + L, ...) cover every expert exactly once.
+TEST(LlProtocol, DirectRolesSplitTheGridAndCoverEveryExpertOnce) {
+  for (int E : {1, 2, 7, 63, 64, 65, 128, 256, 288, 1024, 4096}) {
+    for (int grid = 1; grid <= kLlMaxBlocks; ++grid) {
+      const LlDirectRoles r = ll_direct_roles(E, grid);
+      SCOPED_TRACE("E " + std::to_string(E) + ", grid " + std::to_string(grid));
+      ASSERT_GE(r.list_blocks, 1);
+      ASSERT_GE(r.row_blocks, 1);
+      if (grid == 1) {
+        EXPECT_EQ(r.list_blocks, 1);
+        EXPECT_EQ(r.row_blocks, 1);
+      } else {
+        EXPECT_EQ(r.list_blocks + r.row_blocks, grid);
+      }
+      EXPECT_LE(r.list_blocks, std::max(1, grid / 8));
+      EXPECT_LE(r.list_blocks, (E + 63) / 64);
+      std::vector<int> owners(static_cast<std::size_t>(E), 0);
+      for (int j = 0; j < r.list_blocks; ++j)
+        for (int e = j; e < E; e += r.list_blocks) ++owners[static_cast<std::size_t>(e)];
+      EXPECT_EQ(std::count(owners.begin(), owners.end(), 1), E);
+    }
+  }
+  // ll-dsv3 on one H100 (NOTES 11.20): 5 list blocks of at most 58 experts, 127 row blocks.
+  EXPECT_EQ(ll_direct_roles(288, 132).list_blocks, 5);
+  EXPECT_EQ(ll_direct_roles(288, 132).row_blocks, 127);
+}
+
 }  // namespace
 }  // namespace epcomm
