@@ -168,12 +168,9 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
 void reset_ll_sequence(LlState& state) {
   const LlLayout& l = state.layout;
   EPCOMM_CUDA_CHECK(cudaMemset(l.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
-  // The direct dispatch's per-block flags and part masks hold sequence numbers, which restart from 0.
-  EPCOMM_CUDA_CHECK(cudaMemset(l.rows_done(state.workspace, 0, 0, 0), 0,
-                               2u * static_cast<std::size_t>(l.num_ranks) * kLlMaxBlocks * sizeof(std::uint64_t)));
-  EPCOMM_CUDA_CHECK(cudaMemset(l.part_mask(state.workspace, 0, 0, 0), 0,
-                               2u * static_cast<std::size_t>(l.num_ranks) * static_cast<std::size_t>(l.max_tokens) *
-                                   static_cast<std::size_t>(l.num_parts) * sizeof(std::uint64_t)));
+  // The direct dispatch's part masks and per-block flags hold sequence numbers, which restart from 0.
+  EPCOMM_CUDA_CHECK(cudaMemset(LlLayout::base(state.workspace) + l.dispatch_part_mask, 0,
+                               l.dispatch_direct_end - l.dispatch_part_mask));
   // The host's call counts stay: they pick output halves only, and keep judging old handles.
   for (auto& kind : state.pending)
     for (auto& half : kind) half.reset();

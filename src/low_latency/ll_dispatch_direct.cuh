@@ -12,10 +12,10 @@
 //    every token, and one left by an earlier operation names no slot). Then it release-stores seq
 //    into rows_done[p][this rank][b] of every peer.
 //  - A list block takes experts j, j + L, ... (j: its index among the list blocks). For each
-//    (token t, slot k) naming such an expert e, it takes a place in e's list by a shared-memory
-//    atomic and stores (local expert << 16) | place at slot_place[p][this rank][t][k] in e's
-//    holder; then each expert's count at sel_count[p][this rank][e] there (places are in no fixed
-//    order: SPEC lets the rows of one source come in any order, described by src_info). The first
+//    (token t, slot k) naming such an expert e, it takes the next place in e's list in the ids'
+//    order (token, then slot: the reference's row order; send_places) and stores it with the
+//    local expert (ll_pack_place) at slot_place[p][this rank][t][k] in e's holder; then each
+//    expert's count at sel_count[p][this rank][e] there. The first
 //    list block also stores this call's signature and token count in every peer. Then each list
 //    block release-adds 1 to lists[p][this rank] of every peer.
 // Receive, every block: wait until lists[p][s] >= ceil(seq / 2) * L for every source s (the
@@ -58,9 +58,6 @@ struct DirectRoles {
 
 // Top-k ids each thread of a list block loads before it places any of them.
 constexpr int kPlaceSpan = 4;
-// The seq bits a part mask carries (above its 16 slot bits).
-constexpr std::uint64_t kLlMaskSeqBits = (std::uint64_t{1} << 48) - 1;
-static_assert(kLlMaxTopk <= 16, "a part mask has 16 slot bits");
 
 // A list block's top-k ids of one round of its pass (-1 past the end), loaded before the credit
 // wait for the first round: only the places' stores need the credits.
@@ -154,7 +151,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
         const std::int32_t place = hits[u][warp][k[u]] + before[u];
         // A selection past T (reported below) is marked dropped: the receive skips it.
         l.slot_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk] =
-            place < l.max_tokens ? ((e - holder * l.num_local_experts) << 16) | place : -1;
+            place < l.max_tokens ? ll_pack_place(e - holder * l.num_local_experts, place) : kLlDroppedPlace;
       }
       __syncthreads();  // the table is read before the next round clears it
     }
@@ -224,7 +221,7 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
   // Every load first: the mask, the slots' places, the piece and its scales (one round trip). A
   // mask left by an earlier operation (the token was not sent here this time) names no slot.
   const std::uint64_t mask = l.part_mask(ws, parity, s, t)[part];
-  const unsigned slots = (mask >> 16) == (seq & kLlMaskSeqBits) ? static_cast<unsigned>(mask & 0xffffu) : 0u;
+  const unsigned slots = ll_part_slots(mask, seq);
   const std::int32_t place = lane < a.num_topk ? l.slot_place(ws, parity, s, t)[lane] : 0;
   const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
   const bool valid = c0 < l.hidden;
@@ -245,9 +242,10 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
   // expert's list was full, as the sender reported; or out of range).
   int e_lane = -1;
   std::int32_t i_lane = -1;
-  if (lane < a.num_topk && (slots >> lane & 1u) != 0 && place >= 0 && (place >> 16) < l.num_local_experts) {
-    const int e = place >> 16;
-    const std::int32_t i = r.begin[e * R + s] + (place & 0xffff);
+  if (lane < a.num_topk && (slots >> lane & 1u) != 0 && place >= 0 &&
+      ll_place_expert(place) < l.num_local_experts) {
+    const int e = ll_place_expert(place);
+    const std::int32_t i = r.begin[e * R + s] + ll_place_row(place);
     const std::int32_t end = s + 1 < R ? r.begin[e * R + s + 1] : r.first[e + 1] - r.first[e];
     if (i < end) {
       e_lane = e;
@@ -282,7 +280,7 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
 __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RecvLayout& r,
                              const DirectRoles& roles, const std::int64_t* tokens) {
   const LlLayout& l = a.layout;
-  const int parts = ll_row_parts(l);
+  const int parts = l.num_parts;
   const std::int64_t items = l.max_tokens * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(roles.row_blocks) * kLlWarps;
   for (int s = 0; s < a.view.num_domain_ranks; ++s) {
@@ -346,7 +344,6 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
   if (a.phases & kLlRecv) {
     // NOTE: as in ll_run_phases, the credits are given even when a wait failed or a signature
     // differed (nothing is read from the staging then).
-    __syncthreads();  // a list block's counts in `smem` were read before the scan reuses it
     if (wait_sources(a, parity, seq, roles, tokens)) {
       tracer.mark(kLlTraceDoneSeen);
       const RecvLayout r{smem, smem + l.num_local_experts * v.num_domain_ranks + 1};

@@ -160,16 +160,12 @@ __device__ __forceinline__ void count_row_sent(const LlDispatchArgs& a, int part
   count_traffic(a.view, OpId::kLlDispatch, d, row, 0);
 }
 
-__device__ __forceinline__ int ll_row_parts(const LlLayout& l) {
-  return static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
-}
-
 // The whole warp: issues item `item`'s loads (the lane's piece of x and its top-k id), nothing that
 // waits for them. x does not wait for the ids: a token routed nowhere costs one unused read.
 __device__ __forceinline__ RowItem load_row_item(const LlDispatchArgs& a, std::int64_t item) {
   const LlLayout& l = a.layout;
   const int lane = threadIdx.x % 32;
-  const int parts = ll_row_parts(l);
+  const int parts = l.num_parts;
   RowItem it;
   const LlSplit tp = ll_split(item, parts);
   it.t = tp.quot;
@@ -219,7 +215,7 @@ __device__ __forceinline__ std::int64_t first_row_item_index() {
 // grid's first `row_blocks` blocks.
 __device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a, int row_blocks) {
   const std::int64_t item = first_row_item_index();
-  if (static_cast<int>(blockIdx.x) >= row_blocks || item >= a.num_tokens * ll_row_parts(a.layout))
+  if (static_cast<int>(blockIdx.x) >= row_blocks || item >= a.num_tokens * a.layout.num_parts)
     return RowItem{};
   RowItem it = load_row_item(a, item);
   route_row_item(a, it);
@@ -254,7 +250,7 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
       const unsigned slots = __shfl_sync(kLlFullMask, it.same, src_lane);
       if (threadIdx.x % 32 == 0)
         a.layout.part_mask(Peers::target(a.view, a.workspace, d), parity, me, it.t)[it.part] =
-            seq << 16 | (slots & 0xffffu);
+            ll_pack_part_mask(seq, slots);
     }
     count_row_sent(a, it.part, d);
   }
@@ -275,7 +271,7 @@ template <typename Peers>
 __device__ void send_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RowItem& first,
                           int row_blocks) {
   if (first.t < 0) return;  // warp-uniform: no item
-  const std::int64_t items = a.num_tokens * ll_row_parts(a.layout);
+  const std::int64_t items = a.num_tokens * a.layout.num_parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(row_blocks) * kLlWarps;
   RowItem cur = first;
   for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {

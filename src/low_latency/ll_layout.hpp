@@ -84,6 +84,7 @@ struct LlLayout {
   std::size_t control = 0;
   std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0;
   std::size_t dispatch_slot_place = 0, dispatch_part_mask = 0, dispatch_rows_done = 0;
+  std::size_t dispatch_direct_end = 0;  // end of rows_done: [part_mask, here) holds sequence numbers
   int num_parts = 0;  // ceil(hidden / kLlPartChannels): send items per token
   std::size_t combine_weights = 0, combine_part = 0, combine_stage = 0;
   std::size_t combine_y[2] = {};
@@ -134,6 +135,7 @@ struct LlLayout {
     at += 2u * R * T * static_cast<std::size_t>(l.num_parts) * 8u;
     l.dispatch_rows_done = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * static_cast<std::size_t>(kLlMaxBlocks) * 8u;
+    l.dispatch_direct_end = at;
     l.combine_weights = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * T * K * 4u;
     l.combine_part = at = align_up(at, kLlLargeAlignment);
@@ -296,6 +298,31 @@ EPCOMM_HD constexpr std::int32_t ll_selection_token(std::int32_t entry) {
 }
 EPCOMM_HD constexpr int ll_selection_slot(std::int32_t entry) {
   return entry & 0xff;
+}
+
+// A slot place of the direct dispatch (slot_place): the local expert and the place in its list
+// of the source, or kLlDroppedPlace for a selection past T.
+static_assert(kLlMaxTokensPerRank <= (1 << 16), "a place fits in 16 bits");
+inline constexpr std::int32_t kLlDroppedPlace = -1;
+EPCOMM_HD constexpr std::int32_t ll_pack_place(int local_expert, std::int32_t place) {
+  return (local_expert << 16) | place;
+}
+EPCOMM_HD constexpr int ll_place_expert(std::int32_t entry) {
+  return entry >> 16;
+}
+EPCOMM_HD constexpr std::int32_t ll_place_row(std::int32_t entry) {
+  return entry & 0xffff;
+}
+
+// A part mask of the direct dispatch (part_mask): the operation's seq (48 bits) above the 16 slot
+// bits; a mask some other operation left names no slot.
+static_assert(kLlMaxTopk <= 16, "a part mask has 16 slot bits");
+inline constexpr std::uint64_t kLlMaskSeqBits = (std::uint64_t{1} << 48) - 1;
+EPCOMM_HD constexpr std::uint64_t ll_pack_part_mask(std::uint64_t seq, unsigned slots) {
+  return (seq & kLlMaskSeqBits) << 16 | (slots & 0xffffu);
+}
+EPCOMM_HD constexpr unsigned ll_part_slots(std::uint64_t mask, std::uint64_t seq) {
+  return (mask >> 16) == (seq & kLlMaskSeqBits) ? static_cast<unsigned>(mask & 0xffffu) : 0u;
 }
 
 }  // namespace epcomm

@@ -143,6 +143,9 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
     EXPECT_EQ(at(l.rows_done(region, 1, R - 1, kLlMaxBlocks - 1) + 1),
               l.dispatch_rows_done + 2u * R * kLlMaxBlocks * 8);
     EXPECT_EQ(at(l.rows_done(region, 0, 1 % R, 5)), l.dispatch_rows_done + ((1u % R) * kLlMaxBlocks + 5) * 8);
+    // The range reset_ll_sequence clears: the part masks and the per-block flags, nothing else.
+    EXPECT_EQ(l.dispatch_direct_end, l.dispatch_rows_done + 2u * R * kLlMaxBlocks * 8);
+    EXPECT_EQ(l.dispatch_rows_done, l.dispatch_part_mask + ((2u * R * T * parts * 8 + 127) / 128) * 128);
     EXPECT_EQ(at(l.combine_weights_of(region, 1, R - 1) + T * K), l.combine_weights + 2u * R * T * K * 4);
     EXPECT_EQ(at(l.combine_partial(region, 1, T - 1, R - 1) + H), l.combine_part + 2u * T * R * H * 4);
     EXPECT_EQ(at(l.combine_partial(region, 0, 1 % T, 1 % R)),
@@ -511,6 +514,26 @@ TEST(LlChecks, AtMostTwoSplitCallsInFlight) {
   EXPECT_NO_THROW(checks::check_not_in_flight(state, kLlKindDispatch, 0));
   state.pending[kLlKindCombine][1] = std::make_shared<bool>(false);
   expect_arg_error([&] { checks::check_not_in_flight(state, kLlKindCombine, 1); }, "low-latency combines");
+}
+
+// The direct dispatch's encodings: a place keeps its expert and row; a part mask names its slots
+// only to the operation that wrote it.
+TEST(LlProtocol, DirectPlacesAndPartMasksRoundTrip) {
+  for (int e : {0, 1, 287, 12287})
+    for (std::int32_t place : {0, 1, 127, 65535}) {
+      const std::int32_t entry = ll_pack_place(e, place);
+      EXPECT_GE(entry, 0);
+      EXPECT_EQ(ll_place_expert(entry), e);
+      EXPECT_EQ(ll_place_row(entry), place);
+    }
+  EXPECT_LT(kLlDroppedPlace, 0);
+  for (std::uint64_t seq : {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{1} << 40, kLlMaskSeqBits})
+    for (unsigned slots : {0u, 1u, 0x8001u, 0xffffu}) {
+      const std::uint64_t mask = ll_pack_part_mask(seq, slots);
+      EXPECT_EQ(ll_part_slots(mask, seq), slots);
+      EXPECT_EQ(ll_part_slots(mask, seq + 2), 0u);  // the next operation of the same parity
+      EXPECT_EQ(ll_part_slots(0, seq), 0u);         // a fresh or reset workspace
+    }
 }
 
 // The direct dispatch's roles: row and list blocks cover the grid once (a grid of one block does
