@@ -92,10 +92,10 @@ constexpr std::array kRegistry = {
           .max_value = 1 << 20},
     Entry{.name = "EPCOMM_LL_DIRECT_DISPATCH",
           .type = Type::kBool,
-          .default_value = "0",
-          .doc = "CUDA IPC low-latency dispatch: 1: the direct form, under test (each receiving block "
+          .default_value = "1",
+          .doc = "CUDA IPC low-latency dispatch: 1 (default): the direct form (each receiving block "
                  "copies the rows its same-numbered sender blocks sent as soon as their flags are set); "
-                 "0 (default): the staging form, which NVSHMEM and multi-domain Buffers also use (every "
+                 "0: the staging form, which NVSHMEM and multi-domain Buffers always use (every "
                  "receiver waits for every sender block, then copies by selection lists). Every rank "
                  "uses the direct form only if every rank asks for it. Read when a low-latency Buffer "
                  "is made."},

@@ -1,8 +1,8 @@
 // Low-latency dispatch when every peer is reached by stores (CUDA IPC), the direct form: the
 // receive of each block starts as soon as the rows it copies have landed, not when the grid's last
-// block has sent. Under test: run when every rank made its Buffer with EPCOMM_LL_DIRECT_DISPATCH=1
-// (LlDispatchArgs::direct; ll_dispatch.cuh picks the form at run time). Definitions in an unnamed namespace, one private copy per including
-// translation unit.
+// block has sent. The default for CUDA IPC: run unless a rank made its Buffer with
+// EPCOMM_LL_DIRECT_DISPATCH=0 (LlDispatchArgs::direct; ll_dispatch.cuh picks the form at run time).
+// Definitions in an unnamed namespace, one private copy per including translation unit.
 //
 // Roles. The grid's last L blocks (ll_direct_roles, ll_args.hpp) are list blocks, the others row blocks (a grid
 // of one block is both).
