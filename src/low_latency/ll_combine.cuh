@@ -190,13 +190,42 @@ __device__ __forceinline__ void add_slot_batch(float (&acc)[2][4], const uint2 (
   }
 }
 
-// The warp's first item (first_partial_item()), located and its rows' loads issued before the
-// credit wait; nothing for a warp with no item.
-__device__ __forceinline__ PartialItem first_partial(const LlCombineArgs& a) {
+// This lane's slot's row of item `item` (row: locate_partial's) asked into L2: the half-parts of
+// the part that lie inside the row, 128 bytes each (hidden % 128 == 0). No register holds them and
+// no acquire waits for them.
+__device__ __forceinline__ void prefetch_partial_rows(const LlCombineArgs& a, std::int64_t item, std::int32_t row) {
+  const LlLayout& l = a.layout;
+  if (row < 0 || row >= l.num_local_experts * l.capacity) return;
+  const int part = ll_split(item, partial_parts(l)).rem;
+  const std::int64_t first = static_cast<std::int64_t>(part) * kPartChannels;
+  const std::uint16_t* y_row = a.y + static_cast<std::int64_t>(row) * l.hidden;
+#pragma unroll
+  for (int c = 0; c < kPartChannels; c += 64)  // 64 BF16 channels: one 128-byte line
+    if (first + c < l.hidden) ptx::prefetch_l2(y_row + first + c);
+}
+
+// The warp's first item (first_partial_item()) located and its rows' loads issued, and (CUDA IPC)
+// the rows of its next item (a grid of warps later) located and asked into L2; before the credit
+// wait with CUDA IPC (none of it needs a credit). The wait's acquire, and the weights' after it,
+// each wait for every load in flight, so the next item's loads, issued after them, started only
+// once the first item's had landed (~5 us into the kernel at `ll-dsv3`, NOTES 11.24): from L2
+// they take one L2 round trip. Nothing for a warp with no item.
+struct FirstPartial {
+  PartialItem item;
+  std::int32_t next_row = -1;  // locate_partial of the next item (with_next), else unknown
+};
+__device__ __forceinline__ FirstPartial first_partial(const LlCombineArgs& a, bool with_next) {
   const std::int64_t item = first_partial_item();
   const std::int64_t items = a.layout.max_tokens * a.view.num_domain_ranks * partial_parts(a.layout);
-  if (item >= items) return PartialItem{};
-  return load_partial_item(a, item, locate_partial(a, item));
+  const std::int64_t next = item + static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  FirstPartial f;
+  if (item >= items) return f;
+  // Both token_rows loads before the first item's ballot: one round trip for the two.
+  const std::int32_t row = locate_partial(a, item);
+  if (with_next) f.next_row = locate_partial(a, next);
+  f.item = load_partial_item(a, item, row);
+  if (with_next) prefetch_partial_rows(a, next, f.next_row);
+  return f;
 }
 
 // As a holder: the partial sums of every token with rows here, warp w of the grid taking items
@@ -206,8 +235,7 @@ __device__ __forceinline__ PartialItem first_partial(const LlCombineArgs& a) {
 // NOTE: with a staging policy the next item's rows are loaded after this one is summed: two items'
 // rows held across the NVSHMEM calls spill (the NVSHMEM instantiation: 16 / 80 B at 49f1066).
 template <typename Peers>
-__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq,
-                              const PartialItem& first) {
+__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq, const FirstPartial& first) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
@@ -221,9 +249,9 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   static_assert(kLlMaxRanks <= 128);
   std::uint64_t seen_low = 0, seen_high = 0;  // bit s: sources 0-63, 64-127
   constexpr bool kRowsAhead = !Peers::kStagesLocally;
-  PartialItem cur = first;
+  PartialItem cur = first.item;
   std::int64_t item = first_partial_item();
-  std::int32_t ahead = locate_partial(a, item + num_warps);
+  std::int32_t ahead = kRowsAhead ? first.next_row : locate_partial(a, item + num_warps);
   for (; item < items; item += num_warps) {
     const bool more = item + num_warps < items;  // warp-uniform
     PartialItem next;
@@ -290,7 +318,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
 
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
-  PartialItem first;
+  FirstPartial first;
   WeightsAhead weights;
   ReduceAhead reduce_ahead;
   ll_run_phases<Peers>(
@@ -305,11 +333,11 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
         if (blockIdx.x == 0)
           weights = load_weights_ahead(a);
         else if constexpr (!Peers::kStagesLocally)
-          first = first_partial(a);
+          first = first_partial(a, /*with_next=*/true);
       },
       [&](int parity, std::uint64_t seq) {
         if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq, weights);
-        if (Peers::kStagesLocally || blockIdx.x == 0) first = first_partial(a);
+        if (Peers::kStagesLocally || blockIdx.x == 0) first = first_partial(a, !Peers::kStagesLocally);
         send_partials<Peers>(a, parity, seq, first);
       },
       [&] { reduce_ahead = locate_reduce(a); },

@@ -50,7 +50,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
 // registers are its own too.
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_direct_kernel(LlDispatchArgs a) {
-  extern __shared__ std::int32_t smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
+  extern __shared__ std::int32_t smem[];  // SourceRows: [nle * R] + [nle] (within RecvLayout's size)
   ll_dispatch_direct<Peers>(a, smem);
 }
 

@@ -20,7 +20,7 @@
 //    block release-adds 1 to lists[p][this rank] of every peer.
 // Receive, every block: wait until lists[p][s] >= ceil(seq / 2) * L for every source s (the
 // signature and token count of s are then in place) and, in row block b, rows_done[p][s][b] >= seq;
-// scan the counts into the rows' layout (scan_arrivals: layout_range, recv_count); then row block b
+// scan the counts into the rows' layout (scan_sources: layout_range, recv_count); then row block b
 // copies the items that block b of each source s sent, with the same item numbering
 // (its warp w takes what warp w of b sent): each item's piece goes to every row its part mask
 // names (row = expert's first row of s + place), with its scales; the token's part-0 item writes
@@ -90,9 +90,13 @@ constexpr int kPlaceGroup = 64;
 // masking"), as the row blocks' routing also has it.
 template <typename Peers>
 __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles, const PlaceIds& first) {
-  // [u][warp][k]: the round's selections of expert k of the group by warp `warp`'s ids of span u,
-  // then (after the prefix) the places before them.
-  __shared__ std::int32_t hits[kPlaceSpan][kLlWarps][kPlaceGroup];
+  // [k][u * warps + warp]: the round's selections of expert k of the group by warp `warp`'s ids of
+  // span u, then (after the prefix) the places before them. One expert's entries are adjacent (a
+  // warp scans them at once); the row pitch of kCells + 1 puts the entries of one (u, warp) for
+  // different experts in different banks (the leaders of one warp store them together).
+  constexpr int kCells = kPlaceSpan * kLlWarps;
+  static_assert(kCells == 64, "a lane takes two cells of an expert's prefix");
+  __shared__ std::int32_t hits[kPlaceGroup][kCells + 1];
   __shared__ std::int32_t filled[kPlaceGroup];  // the group's places taken in earlier rounds
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
@@ -107,8 +111,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
     if (static_cast<int>(threadIdx.x) < group) filled[threadIdx.x] = 0;
     for (int base = 0; base < n; base += kLlThreads * kPlaceSpan) {
       const PlaceIds ids = base == 0 && g0 == 0 ? first : load_place_ids(a, base);
-      for (int c = threadIdx.x; c < kPlaceSpan * kLlWarps * kPlaceGroup; c += blockDim.x)
-        (&hits[0][0][0])[c] = 0;
+      for (int c = threadIdx.x; c < kPlaceGroup * (kCells + 1); c += blockDim.x) (&hits[0][0])[c] = 0;
       __syncthreads();  // the table is clear (and `filled` set) before any count goes in
       int k[kPlaceSpan];       // the id's expert within the group, or -1
       int before[kPlaceSpan];  // the lanes before it in its warp with the same expert
@@ -126,18 +129,24 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
         }
         const unsigned same = __match_any_sync(kLlFullMask, k[u]);
         before[u] = __popc(same & lanes_before);
-        if (k[u] >= 0 && before[u] == 0) hits[u][warp][k[u]] = __popc(same);
+        if (k[u] >= 0 && before[u] == 0) hits[k[u]][u * kLlWarps + warp] = __popc(same);
       }
       __syncthreads();  // the round's counts are in
-      if (static_cast<int>(threadIdx.x) < group) {
-        std::int32_t run = filled[threadIdx.x];
-        for (int u = 0; u < kPlaceSpan; ++u)
-          for (int w = 0; w < kLlWarps; ++w) {
-            const std::int32_t c = hits[u][w][threadIdx.x];
-            hits[u][w][threadIdx.x] = run;
-            run += c;
-          }
-        filled[threadIdx.x] = run;
+      // Per expert, the exclusive prefix over its cells in (u, warp) order, from `filled`: a warp per
+      // expert, lane i taking cells 2i and 2i + 1 (a thread walking 64 cells was ~0.8 us by count).
+      for (int kk = warp; kk < group; kk += kLlWarps) {
+        const std::int32_t c0 = hits[kk][2 * lane], c1 = hits[kk][2 * lane + 1];
+        std::int32_t incl = c0 + c1;
+#pragma unroll
+        for (int off = 1; off < 32; off <<= 1) {
+          const std::int32_t y = __shfl_up_sync(kLlFullMask, incl, off);
+          if (lane >= off) incl += y;
+        }
+        const std::int32_t before_cells = filled[kk] + incl - (c0 + c1);
+        hits[kk][2 * lane] = before_cells;
+        hits[kk][2 * lane + 1] = before_cells + c0;
+        __syncwarp();  // every lane has read filled[kk]
+        if (lane == 31) filled[kk] = before_cells + c0 + c1;
       }
       __syncthreads();  // every (u, warp) entry holds the places before it
 #pragma unroll
@@ -148,7 +157,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
         if (peer_masked(v, holder)) continue;
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
         const int t = i / a.num_topk;
-        const std::int32_t place = hits[u][warp][k[u]] + before[u];
+        const std::int32_t place = hits[k[u]][u * kLlWarps + warp] + before[u];
         // A selection past T (reported below) is marked dropped: the receive skips it.
         l.slot_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk] =
             place < l.max_tokens ? ll_pack_place(e - holder * l.num_local_experts, place) : kLlDroppedPlace;
@@ -211,9 +220,59 @@ __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity
   return __syncthreads_and(ok);
 }
 
+// Where the rows of each source land among a local expert's rows: begin[e * R + s], the rows of
+// sources before s (clamped counts, as the staging form's scan_arrivals), and total[e] (shared
+// memory, [nle * R] and [nle]). A thread per expert, straight from the sources' counts (sel_count):
+// one round trip and one barrier. The direct receive numbers rows per expert only, so it needs no
+// prefix over experts (the staging form's scan takes three more barriers for it; ~1.5 us of its
+// receive with nothing to copy, NOTES 11.24). Block b also writes layout_range, recv_count and the
+// statistics of experts e = b (mod grid).
+struct SourceRows {
+  std::int32_t* begin;
+  std::int32_t* total;
+};
+__device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r) {
+  const LlLayout& l = a.layout;
+  const DomainView& v = a.view;
+  void* ws = a.workspace;
+  const int R = v.num_domain_ranks, nle = l.num_local_experts;
+  const int expert0 = v.rank * nle;
+  constexpr int kLoadsAhead = 8;  // sources whose counts a thread loads before it adds them
+  for (int e = threadIdx.x; e < nle; e += blockDim.x) {
+    const bool writes = e % static_cast<int>(gridDim.x) == static_cast<int>(blockIdx.x);
+    std::int32_t rows = 0;
+    for (int s0 = 0; s0 < R; s0 += kLoadsAhead) {
+      std::int32_t n[kLoadsAhead];
+#pragma unroll
+      for (int u = 0; u < kLoadsAhead; ++u) {
+        const int s = s0 + u;
+        // A masked source sent nothing: whatever its count slot holds is stale.
+        n[u] = s < R && !peer_masked(v, s) ? l.sel_count(ws, parity, s)[expert0 + e] : 0;
+      }
+#pragma unroll
+      for (int u = 0; u < kLoadsAhead; ++u) {
+        const int s = s0 + u;
+        if (s >= R) break;
+        const std::int32_t count = min(max(n[u], 0), static_cast<std::int32_t>(l.max_tokens));
+        r.begin[e * R + s] = rows;
+        if (writes)
+          l.layout_range(ws, a.half)[static_cast<std::int64_t>(e) * R + s] =
+              (static_cast<std::int64_t>(rows) << 32) | count;
+        rows += count;
+      }
+    }
+    r.total[e] = rows;
+    if (writes) {
+      l.recv_count(ws, a.half)[e] = rows;
+      if (a.stats != nullptr) atomicAdd(a.stats + e, rows);
+    }
+  }
+  __syncthreads();
+}
+
 // The whole warp: item (t, part) of source s as block b of s sent it, copied into each row of this
 // rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
-__device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RecvLayout& r, int s,
+__device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r, int s,
                              int t, int part) {
   const LlLayout& l = a.layout;
   void* ws = a.workspace;
@@ -246,7 +305,7 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
       ll_place_expert(place) < l.num_local_experts) {
     const int e = ll_place_expert(place);
     const std::int32_t i = r.begin[e * R + s] + ll_place_row(place);
-    const std::int32_t end = s + 1 < R ? r.begin[e * R + s + 1] : r.first[e + 1] - r.first[e];
+    const std::int32_t end = s + 1 < R ? r.begin[e * R + s + 1] : r.total[e];
     if (i < end) {
       e_lane = e;
       i_lane = i;
@@ -277,7 +336,7 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
 
 // Row block b, every warp: the items block b of each source sent (warp w: what its warp w sent),
 // after that block's rows are in. Items of tokens past a source's count only clear token_rows.
-__device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RecvLayout& r,
+__device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
                              const DirectRoles& roles, const std::int64_t* tokens) {
   const LlLayout& l = a.layout;
   const int parts = l.num_parts;
@@ -346,8 +405,8 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     // differed (nothing is read from the staging then).
     if (wait_sources(a, parity, seq, roles, tokens)) {
       tracer.mark(kLlTraceDoneSeen);
-      const RecvLayout r{smem, smem + l.num_local_experts * v.num_domain_ranks + 1};
-      scan_arrivals(a, parity, r);
+      const SourceRows r{smem, smem + l.num_local_experts * v.num_domain_ranks};
+      scan_sources(a, parity, r);
       if (roles.rows) receive_rows(a, parity, seq, r, roles, tokens);
     }
     tracer.mark(kLlTraceReceived);
