@@ -20,9 +20,10 @@ constexpr int kRankBatch = 4;  // partials one lane loads at once
 
 // The receive's first loads, issued before the wait for the peers' done signals (they read only
 // this call's topk_idx and the mask, which no peer writes during the call): this lane's slot's
-// expert id for the warp's first item, and the mask of the domain's ranks.
+// expert ids for the warp's first two items, and the mask of the domain's ranks.
 struct ReduceAhead {
-  std::int64_t expert = -1;  // topk_idx of this lane's slot of the item's token; -1 for none
+  std::int64_t expert = -1;       // topk_idx of this lane's slot of the item's token; -1 for none
+  std::int64_t next_expert = -1;  // the same for the warp's second item
   unsigned masked_bits = 0;  // bit j: domain rank 32 * j + lane is masked
 };
 static_assert(kLlMaxRanks <= 32 * 32, "a lane's mask word covers its ranks");
@@ -43,6 +44,7 @@ __device__ __forceinline__ ReduceAhead locate_reduce(const LlCombineArgs& a) {
   const int parts = partial_parts(a.layout);
   ReduceAhead ahead;
   ahead.expert = slot_expert(a, first_reduce_item(), parts);
+  ahead.next_expert = slot_expert(a, first_reduce_item() + static_cast<std::int64_t>(gridDim.x) * kLlWarps, parts);
   if (a.view.masked != nullptr)
     for (int j = 0; 32 * j < a.view.num_domain_ranks; ++j) {
       const int r = 32 * j + static_cast<int>(threadIdx.x % 32);
@@ -65,78 +67,103 @@ __device__ __forceinline__ unsigned slot_holder(const LlCombineArgs& a, std::int
   return rank < R && masked ? R : rank;
 }
 
+// One batch of an item's holders: the next kRankBatch distinct holders above `last` in ascending
+// order (R past the last), with the loads of their partials issued.
+struct HolderBatch {
+  int holder[kRankBatch];
+  int4 values[kRankBatch][2];
+  int last = -1;  // the highest holder taken so far (-1: none yet)
+};
+
+// The whole warp: item (t, part)'s next batch after `last`; `rank` is this lane's slot's holder
+// (slot_holder).
+__device__ __forceinline__ HolderBatch load_holder_batch(const LlCombineArgs& a, int parity, int t, int part,
+                                                         unsigned rank, int last) {
+  const LlLayout& l = a.layout;
+  const int R = a.view.num_domain_ranks;
+  HolderBatch b;
+  b.last = last;
+#pragma unroll
+  for (int k = 0; k < kRankBatch; ++k) {
+    const unsigned candidate = static_cast<int>(rank) > b.last ? rank : static_cast<unsigned>(R);
+    b.holder[k] = static_cast<int>(__reduce_min_sync(kLlFullMask, candidate));
+    if (b.holder[k] < R) b.last = b.holder[k];
+  }
+#pragma unroll
+  for (int k = 0; k < kRankBatch; ++k) {
+    const float* partial = l.combine_partial(a.workspace, parity, t, b.holder[k] < R ? b.holder[k] : 0);
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (b.holder[k] < R && lane_channel(part, h) < l.hidden)
+        b.values[k][h] = ptx::ld_v4(reinterpret_cast<const int4*>(partial + lane_channel(part, h)));
+  }
+  return b;
+}
+
+// acc += the batch's partials, holder by holder (ascending, as the reference); true when the
+// batch was full (more holders may follow).
+__device__ __forceinline__ bool add_holder_batch(const LlCombineArgs& a, int part, const HolderBatch& b,
+                                                 float (&acc)[2][4]) {
+  const int R = a.view.num_domain_ranks;
+#pragma unroll
+  for (int k = 0; k < kRankBatch; ++k) {
+    if (b.holder[k] >= R) continue;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (lane_channel(part, h) >= a.layout.hidden) continue;
+      const int* words = reinterpret_cast<const int*>(&b.values[k][h]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[h][i] = __fadd_rn(acc[h][i], __int_as_float(words[i]));
+    }
+    // Per-peer telemetry: each other holder's partial row of the token, counted with its part 0.
+    if (part == 0 && threadIdx.x % 32 == 0 && b.holder[k] != a.view.domain_rank)
+      count_traffic(a.view, OpId::kLlCombine, b.holder[k], 0,
+                    sizeof(float) * static_cast<std::uint64_t>(a.layout.hidden));
+  }
+  return b.holder[kRankBatch - 1] < R;
+}
+
 // NOTE: every partial read here is summed and stored before the block's credit (ll_give_credits:
 // an unordered add); no read of the staging may be left in flight past it.
 // `ahead` is locate_reduce()'s, from before the done wait; each later item's expert ids are loaded
-// one item ahead, so an item's only round trip is its partials'.
+// one item ahead, and its first batch of partials is loaded while this item is summed (at
+// `ll-dsv3` a warp's second item cost one more round trip after the first's sum, NOTES 11.25).
 __device__ void reduce_partials(const LlCombineArgs& a, int parity, const ReduceAhead& ahead) {
   const LlLayout& l = a.layout;
-  void* ws = a.workspace;
-  const int R = a.view.num_domain_ranks, lane = threadIdx.x % 32;
   const int parts = partial_parts(l);
   const std::int64_t items = a.num_tokens * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
   std::uint16_t* out = a.out;
-  std::int64_t expert = ahead.expert;
-  for (std::int64_t item = first_reduce_item(); item < items; item += num_warps) {
-    const std::int64_t next_expert = slot_expert(a, item + num_warps, parts);
-    const LlSplit tp = ll_split(item, parts);
+  std::int64_t item = first_reduce_item();
+  if (item >= items) return;  // warp-uniform
+  unsigned rank = slot_holder(a, ahead.expert, ahead.masked_bits);
+  LlSplit tp = ll_split(item, parts);
+  HolderBatch cur = load_holder_batch(a, parity, tp.quot, tp.rem, rank, -1);
+  std::int64_t next_expert = ahead.next_expert;
+  for (;;) {
+    const bool more = item + num_warps < items;  // warp-uniform
+    // The next item's first batch goes out before this one is summed.
+    HolderBatch next;
+    unsigned next_rank = 0;
+    LlSplit next_tp{0, 0};
+    if (more) {
+      next_tp = ll_split(item + num_warps, parts);
+      next_rank = slot_holder(a, next_expert, ahead.masked_bits);
+      next = load_holder_batch(a, parity, next_tp.quot, next_tp.rem, next_rank, -1);
+      next_expert = slot_expert(a, item + 2 * num_warps, parts);
+    }
     const std::int64_t t = tp.quot;
     const int part = tp.rem;
-    const unsigned rank = slot_holder(a, expert, ahead.masked_bits);
-    expert = next_expert;
-    bool valid[2];
-    valid[0] = lane_channel(part, 0) < l.hidden;
-    valid[1] = lane_channel(part, 1) < l.hidden;
     float acc[2][4];
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
-    // The distinct holders in ascending order, kRankBatch at a time: loads first, then the sums.
-    int last = -1;
-    bool more = true;
-    while (more) {
-      int holder[kRankBatch];
-      bool has[kRankBatch];
-#pragma unroll
-      for (int b = 0; b < kRankBatch; ++b) {
-        const unsigned candidate = static_cast<int>(rank) > last ? rank : static_cast<unsigned>(R);
-        holder[b] = static_cast<int>(__reduce_min_sync(kLlFullMask, candidate));
-        has[b] = holder[b] < R;
-        if (has[b]) last = holder[b];
-      }
-      int4 part_values[kRankBatch][2];
-#pragma unroll
-      for (int b = 0; b < kRankBatch; ++b) {
-        const float* partial = l.combine_partial(ws, parity, t, has[b] ? holder[b] : 0);
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-          if (has[b] && valid[h])
-            part_values[b][h] = ptx::ld_v4(reinterpret_cast<const int4*>(partial + lane_channel(part, h)));
-      }
-#pragma unroll
-      for (int b = 0; b < kRankBatch; ++b) {
-        if (!has[b]) continue;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int* words = reinterpret_cast<const int*>(&part_values[b][h]);
-#pragma unroll
-          for (int i = 0; i < 4; ++i) acc[h][i] = __fadd_rn(acc[h][i], __int_as_float(words[i]));
-        }
-      }
-      // Per-peer telemetry: each other holder's partial row of t, counted with its part 0.
-#pragma unroll
-      for (int b = 0; b < kRankBatch; ++b) {
-        if (has[b] && part == 0 && lane == 0 && holder[b] != a.view.domain_rank)
-          count_traffic(a.view, OpId::kLlCombine, holder[b], 0,
-                        sizeof(float) * static_cast<std::uint64_t>(l.hidden));
-      }
-      more = has[kRankBatch - 1];
-    }
+    // Holders past the first batch (more than kRankBatch of them): one batch at a time.
+    while (add_holder_batch(a, part, cur, acc)) cur = load_holder_batch(a, parity, tp.quot, part, rank, cur.last);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      if (!valid[h]) continue;
+      if (lane_channel(part, h) >= l.hidden) continue;
       uint2 bits;
       bits.x = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][0]))) |
                (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][1]))) << 16);
@@ -144,6 +171,11 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
                (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][3]))) << 16);
       ptx::st_na_v2(reinterpret_cast<uint2*>(out + t * l.hidden + lane_channel(part, h)), bits);
     }
+    if (!more) break;
+    item += num_warps;
+    tp = next_tp;
+    rank = next_rank;
+    cur = next;
   }
 }
 
