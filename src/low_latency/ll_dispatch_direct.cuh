@@ -88,8 +88,12 @@ constexpr int kPlaceGroup = 64;
 // block); selections beyond T of one expert (a token naming it twice) are reported and marked
 // dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank
 // masking"), as the row blocks' routing also has it.
-template <typename Peers>
-__device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles, const PlaceIds& first) {
+// `credited` (every thread, once, before the block's first store into a peer) waits for the credits
+// if the block has not yet: the ids' pass needs none, only its stores. False (for all) when that
+// wait failed: nothing was stored.
+template <typename Peers, typename Credited>
+__device__ bool send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles, const PlaceIds& first,
+                            Credited&& credited) {
   // [k][u * warps + warp]: the round's selections of expert k of the group by warp `warp`'s ids of
   // span u, then (after the prefix) the places before them. One expert's entries are adjacent (a
   // warp scans them at once); the row pitch of kCells + 1 puts the entries of one (u, warp) for
@@ -149,6 +153,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
         if (lane == 31) filled[kk] = before_cells + c0 + c1;
       }
       __syncthreads();  // every (u, warp) entry holds the places before it
+      if (!credited()) return false;
 #pragma unroll
       for (int u = 0; u < kPlaceSpan; ++u) {
         if (k[u] < 0) continue;
@@ -164,6 +169,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
       }
       __syncthreads();  // the table is read before the next round clears it
     }
+    if (!credited()) return false;  // (no round ran: no tokens)
     for (int k = threadIdx.x; k < group; k += blockDim.x) {
       const int e = j + (g0 + k) * L;
       const int holder = e / l.num_local_experts;
@@ -180,6 +186,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
     }
     __syncthreads();  // `filled` is read before the next group resets it
   }
+  return credited();  // (no group: a list block without experts)
 }
 
 // By the first list block, before its signal: this call's signature and token count in every
@@ -374,11 +381,27 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     tracer.mark(kLlTraceEntry, entered);
     const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks) : RowItem{};
     const PlaceIds ids = roles.lists ? load_place_ids(a, 0) : PlaceIds{};
-    if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch)) return;
-    tracer.mark(kLlTraceCredits);
+    // A list block waits for its credits only before its first store (send_places): its pass over
+    // the ids needs none, and it is the send phase's tail (NOTES 11.24).
+    bool credits_seen = false;
+    const auto wait_credits = [&] {
+      if (credits_seen) return true;
+      if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch)) return false;
+      tracer.mark(kLlTraceCredits);
+      credits_seen = true;
+      return true;
+    };
+    if (roles.rows && !wait_credits()) return;
     if (roles.lists) {
-      if (roles.list_index == 0) publish_call<Peers>(a, parity);
-      send_places<Peers>(a, parity, roles, ids);
+      const auto credited = [&] {
+        if (credits_seen) return true;
+        if (!wait_credits()) return false;
+        if (roles.list_index == 0) publish_call<Peers>(a, parity);
+        return true;
+      };
+      // A one-block grid (rows and lists) waited above: it publishes here.
+      if (credits_seen && roles.list_index == 0) publish_call<Peers>(a, parity);
+      if (!send_places<Peers>(a, parity, roles, ids, credited)) return;
       __syncthreads();  // every place and count of the block is stored before its signal
       ll_for_each_peer<Peers>(v, l, a.workspace, kLlKindDispatch, [&](int p, LlControl* c) {
         Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
