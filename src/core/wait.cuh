@@ -84,23 +84,32 @@ struct WaitBound {
   const std::uint8_t* peer_masked = nullptr;
 };
 
+// How a wait looks at its counter.
+//  - kRelaxed: relaxed polls, then one acquire load once a poll sees the value (two round trips
+//    when it is already there). For waits beside warps that move data: an acquire at system scope
+//    also invalidates the SM's whole L1 (CCTL.IVALL in SASS), and spinning on it would stall every
+//    warp of the SM, the ones moving data included.
+//  - kAcquire: every look is an acquire, and the one that sees the value is the wait's acquire (one
+//    round trip when it is already there). For a block that waits with nothing else to do.
+enum class Polls { kRelaxed, kAcquire };
+
 // Waits until *counter >= expected (acquire, system scope). Returns false on timeout (recorded in
 // bound.status, naming op, counter_id and peer) or when another wait already timed out. `seen`, if
 // given, receives the value acquired (a waiter may skip later waits for no more than that).
-template <typename T>
+template <Polls kPolls = Polls::kRelaxed, typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const WaitBound& bound, OpId op,
                                               CounterId counter_id, int peer, T* seen = nullptr,
                                               int peer_domain = -1) {
-  auto acquire = [&] {
-    const T value = ptx::ld_acquire_sys(counter);
+  constexpr bool kAcquireLooks = kPolls == Polls::kAcquire;
+  auto look = [&] { return kAcquireLooks ? ptx::ld_acquire_sys(counter) : ptx::ld_relaxed_sys(counter); };
+  // The value a look saw reaching `expected`: with relaxed looks, acquired by one more load.
+  auto acquire = [&](T observed) {
+    const T value = kAcquireLooks ? observed : ptx::ld_acquire_sys(counter);
     if (seen != nullptr) *seen = value;
     return value >= expected;
   };
-  // NOTE: polls are relaxed; only the load that sees the value is an acquire. An acquire at
-  // system scope also invalidates the SM's whole L1 (CCTL.IVALL in SASS): spinning on it would
-  // stall every warp of the SM, the ones moving data included.
-  T observed = ptx::ld_relaxed_sys(counter);
-  if (observed >= expected) return acquire();
+  T observed = look();
+  if (observed >= expected) return acquire(observed);
   // NOTE: the mask is read only once the first look failed: the common case pays no extra load
   // (after an acquire at system scope it would come from L2).
   if (bound.peer_masked != nullptr && *bound.peer_masked != 0) {
@@ -111,10 +120,10 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
   std::uint64_t last_check = start;
   std::uint32_t spins = 0;
   while (true) {
-    observed = ptx::ld_relaxed_sys(counter);
+    observed = look();
     if (observed >= expected) {
       if (bound.polled_ns != nullptr) *bound.polled_ns = ptx::globaltimer() - start;
-      return acquire();
+      return acquire(observed);
     }
     // Back off after a few quick polls: many spinning warps would otherwise crowd the memory
     // system that the awaited data arrives through. The sleep stays short to keep latency low.
@@ -148,14 +157,14 @@ __device__ __forceinline__ void count_traffic(const DomainView& v, OpId op, int 
 // wait succeeds at once (`seen` gets `expected`, or what the counter already held), and the caller
 // must not read what the peer left. A wait that had to poll adds its time to the view's telemetry
 // (op, peer).
-template <typename T>
+template <Polls kPolls = Polls::kRelaxed, typename T>
 __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, const DomainView& view, OpId op,
                                               CounterId counter_id, int peer, T* seen = nullptr) {
   std::uint64_t polled_ns = 0;
   const WaitBound bound{view.timeout_ns, view.status, view.rank,
                         view.telemetry != nullptr ? &polled_ns : nullptr,
                         view.masked != nullptr ? view.masked + peer : nullptr};
-  const bool ok = wait_at_least(counter, expected, bound, op, counter_id, peer, seen);
+  const bool ok = wait_at_least<kPolls>(counter, expected, bound, op, counter_id, peer, seen);
   if (polled_ns != 0) {
     PeerCounters& c = view.telemetry[static_cast<int>(op) * kTelemetryPeers + (peer - view.domain_base_rank)];
     atomicAdd(&c.wait_ns, static_cast<unsigned long long>(polled_ns));

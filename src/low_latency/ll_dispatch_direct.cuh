@@ -4,8 +4,8 @@
 // EPCOMM_LL_DIRECT_DISPATCH=0 (LlDispatchArgs::direct; ll_dispatch.cuh picks the form at run time).
 // Definitions in an unnamed namespace, one private copy per including translation unit.
 //
-// Roles. The grid's last L blocks (ll_direct_roles, ll_args.hpp) are list blocks, the others row blocks (a grid
-// of one block is both).
+// Roles. The grid's last L blocks (ll_direct_roles, ll_args.hpp) are list blocks, the others row blocks (a
+// grid of one block is both).
 //  - A row block b takes the send items (token, 512-channel part) of its warps, as in the staging
 //    form (ll_dispatch_send.cuh), and stores beside each item, in each destination, the mask of the
 //    token's slots that destination holds, tagged with seq (part_mask: a receiver reads the mask of
@@ -88,12 +88,9 @@ constexpr int kPlaceGroup = 64;
 // block); selections beyond T of one expert (a token naming it twice) are reported and marked
 // dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank
 // masking"), as the row blocks' routing also has it.
-// `credited` (every thread, once, before the block's first store into a peer) waits for the credits
-// if the block has not yet: the ids' pass needs none, only its stores. False (for all) when that
-// wait failed: nothing was stored.
-template <typename Peers, typename Credited>
-__device__ bool send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles, const PlaceIds& first,
-                            Credited&& credited) {
+template <typename Peers>
+__device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles,
+                            const PlaceIds& first) {
   // [k][u * warps + warp]: the round's selections of expert k of the group by warp `warp`'s ids of
   // span u, then (after the prefix) the places before them. One expert's entries are adjacent (a
   // warp scans them at once); the row pitch of kCells + 1 puts the entries of one (u, warp) for
@@ -116,7 +113,7 @@ __device__ bool send_places(const LlDispatchArgs& a, int parity, const DirectRol
     for (int base = 0; base < n; base += kLlThreads * kPlaceSpan) {
       const PlaceIds ids = base == 0 && g0 == 0 ? first : load_place_ids(a, base);
       for (int c = threadIdx.x; c < kPlaceGroup * (kCells + 1); c += blockDim.x) (&hits[0][0])[c] = 0;
-      __syncthreads();  // the table is clear (and `filled` set) before any count goes in
+      __syncthreads();         // the table is clear (and `filled` set) before any count goes in
       int k[kPlaceSpan];       // the id's expert within the group, or -1
       int before[kPlaceSpan];  // the lanes before it in its warp with the same expert
 #pragma unroll
@@ -124,8 +121,8 @@ __device__ bool send_places(const LlDispatchArgs& a, int parity, const DirectRol
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
         const std::int64_t e = ids.id[u];
         if ((e < -1 || e >= l.num_experts) && j == 0 && g0 == 0)
-          report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank, -1,
-                         e, i / a.num_topk);
+          report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
+                         -1, e, i / a.num_topk);
         k[u] = -1;
         if (e >= j && e < l.num_experts) {
           const LlSplit q = ll_split(static_cast<std::int64_t>(e - j), L);
@@ -153,7 +150,6 @@ __device__ bool send_places(const LlDispatchArgs& a, int parity, const DirectRol
         if (lane == 31) filled[kk] = before_cells + c0 + c1;
       }
       __syncthreads();  // every (u, warp) entry holds the places before it
-      if (!credited()) return false;
 #pragma unroll
       for (int u = 0; u < kPlaceSpan; ++u) {
         if (k[u] < 0) continue;
@@ -169,7 +165,6 @@ __device__ bool send_places(const LlDispatchArgs& a, int parity, const DirectRol
       }
       __syncthreads();  // the table is read before the next round clears it
     }
-    if (!credited()) return false;  // (no round ran: no tokens)
     for (int k = threadIdx.x; k < group; k += blockDim.x) {
       const int e = j + (g0 + k) * L;
       const int holder = e / l.num_local_experts;
@@ -186,7 +181,6 @@ __device__ bool send_places(const LlDispatchArgs& a, int parity, const DirectRol
     }
     __syncthreads();  // `filled` is read before the next group resets it
   }
-  return credited();  // (no group: a list block without experts)
 }
 
 // By the first list block, before its signal: this call's signature and token count in every
@@ -213,10 +207,12 @@ __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity
   bool ok = true;
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x) {
     const int peer = v.domain_base_rank + s;
-    ok = wait_at_least(&mine->lists[parity][s], signals, v, OpId::kLlDispatch, CounterId::kRowsArrived, peer);
+    ok = wait_at_least<Polls::kAcquire>(&mine->lists[parity][s], signals, v, OpId::kLlDispatch,
+                                        CounterId::kRowsArrived, peer);
     if (ok && roles.rows)
-      ok = wait_at_least(a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v,
-                         OpId::kLlDispatch, CounterId::kRowsArrived, peer);
+      ok = wait_at_least<Polls::kAcquire>(
+          a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v, OpId::kLlDispatch,
+          CounterId::kRowsArrived, peer);
     tokens[s] = 0;
     if (ok && !peer_masked(v, s)) {
       ok = signature_matches(&mine->signature[parity][s], a.signature, v, OpId::kLlDispatch, peer);
@@ -279,8 +275,8 @@ __device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRo
 
 // The whole warp: item (t, part) of source s as block b of s sent it, copied into each row of this
 // rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
-__device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r, int s,
-                             int t, int part) {
+__device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
+                             int s, int t, int part) {
   const LlLayout& l = a.layout;
   void* ws = a.workspace;
   const int lane = threadIdx.x % 32, R = a.view.num_domain_ranks;
@@ -332,7 +328,8 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
     const std::int32_t i = __shfl_sync(kLlFullMask, i_lane, k);
     const std::int64_t out_row = static_cast<std::int64_t>(e) * l.capacity + i;
     if (valid) {
-      auto* dst = reinterpret_cast<int4*>(l.recv_x(ws, a.half) + out_row * row_bytes + (a.use_fp8 ? c0 : c0 * 2));
+      auto* dst =
+          reinterpret_cast<int4*>(l.recv_x(ws, a.half) + out_row * row_bytes + (a.use_fp8 ? c0 : c0 * 2));
       ptx::st_na_v4(dst, data[0]);
       if (!a.use_fp8) ptx::st_na_v4(dst + 1, data[1]);
     }
@@ -356,8 +353,8 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
       if (tp.quot < tokens[s]) {
         receive_item(a, parity, seq, r, s, tp.quot, tp.rem);
       } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {
-        l.token_rows(a.workspace, a.half, s)[static_cast<std::int64_t>(tp.quot) * l.max_topk + threadIdx.x % 32] =
-            -1;
+        l.token_rows(a.workspace, a.half,
+                     s)[static_cast<std::int64_t>(tp.quot) * l.max_topk + threadIdx.x % 32] = -1;
       }
     }
   }
@@ -381,27 +378,11 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     tracer.mark(kLlTraceEntry, entered);
     const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks) : RowItem{};
     const PlaceIds ids = roles.lists ? load_place_ids(a, 0) : PlaceIds{};
-    // A list block waits for its credits only before its first store (send_places): its pass over
-    // the ids needs none, and it is the send phase's tail (NOTES 11.24).
-    bool credits_seen = false;
-    const auto wait_credits = [&] {
-      if (credits_seen) return true;
-      if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch)) return false;
-      tracer.mark(kLlTraceCredits);
-      credits_seen = true;
-      return true;
-    };
-    if (roles.rows && !wait_credits()) return;
+    if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch)) return;
+    tracer.mark(kLlTraceCredits);
     if (roles.lists) {
-      const auto credited = [&] {
-        if (credits_seen) return true;
-        if (!wait_credits()) return false;
-        if (roles.list_index == 0) publish_call<Peers>(a, parity);
-        return true;
-      };
-      // A one-block grid (rows and lists) waited above: it publishes here.
-      if (credits_seen && roles.list_index == 0) publish_call<Peers>(a, parity);
-      if (!send_places<Peers>(a, parity, roles, ids, credited)) return;
+      if (roles.list_index == 0) publish_call<Peers>(a, parity);
+      send_places<Peers>(a, parity, roles, ids);
       __syncthreads();  // every place and count of the block is stored before its signal
       ll_for_each_peer<Peers>(v, l, a.workspace, kLlKindDispatch, [&](int p, LlControl* c) {
         Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
@@ -412,7 +393,8 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
       __syncthreads();
       for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
         if (!peer_masked(v, p))
-          Peers::signal(v, l.rows_done(Peers::target(v, a.workspace, p), parity, v.domain_rank, blockIdx.x), seq, p);
+          Peers::signal(v, l.rows_done(Peers::target(v, a.workspace, p), parity, v.domain_rank, blockIdx.x),
+                        seq, p);
     }
     tracer.mark(kLlTraceSent);
     if (ll_arrive_last(&mine->send_arrivals) && threadIdx.x == 0) {

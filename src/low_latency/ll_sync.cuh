@@ -52,8 +52,8 @@ __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parit
   const std::uint64_t credits = ll_credits_before(seq, gridDim.x);
   if (credits > 0) {
     for (int d = threadIdx.x; d < v.num_domain_ranks && ok; d += blockDim.x)
-      ok = wait_at_least(&mine->freed[parity][d], credits, v, op, CounterId::kSlotFree,
-                         v.domain_base_rank + d);
+      ok = wait_at_least<Polls::kAcquire>(&mine->freed[parity][d], credits, v, op, CounterId::kSlotFree,
+                                          v.domain_base_rank + d);
   }
   return __syncthreads_and(ok);
 }
@@ -69,8 +69,8 @@ __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, 
   bool ok = true;
   const std::uint64_t signals = ll_done_after(seq, gridDim.x);
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x) {
-    ok = wait_at_least(&mine->done[parity][s], signals, v, op, CounterId::kRowsArrived,
-                       v.domain_base_rank + s);
+    ok = wait_at_least<Polls::kAcquire>(&mine->done[parity][s], signals, v, op, CounterId::kRowsArrived,
+                                        v.domain_base_rank + s);
     if (ok && !peer_masked(v, s))
       ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
   }
