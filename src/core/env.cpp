@@ -99,6 +99,14 @@ constexpr std::array kRegistry = {
                  "receiver waits for every sender block, then copies by selection lists). Every rank "
                  "uses the direct form only if every rank asks for it. Read when a low-latency Buffer "
                  "is made."},
+    Entry{.name = "EPCOMM_LL_DIRECT_COMBINE",
+          .type = Type::kBool,
+          .default_value = "0",
+          .doc = "CUDA IPC low-latency combine: 1: the direct form, under test (each owner's warp waits "
+                 "for the holder blocks that wrote its tokens' partials, not for every block of every "
+                 "holder); 0 (default): every owner block waits for every holder block. Every rank uses "
+                 "the direct form only if every rank asks for it. Read when a low-latency Buffer is "
+                 "made."},
     Entry{.name = "EPCOMM_CALLER_STREAM",
           .type = Type::kBool,
           .default_value = "1",
@@ -258,7 +266,8 @@ bool is_set(std::string_view name) {
 std::int64_t parse_int(std::string_view name, std::string_view text) {
   std::string_view digits = text;
   // One optional sign: "+5" and "-5", never "+-5".
-  if (!digits.empty() && digits.front() == '+' && (digits.size() < 2 || digits[1] != '-')) digits.remove_prefix(1);
+  if (!digits.empty() && digits.front() == '+' && (digits.size() < 2 || digits[1] != '-'))
+    digits.remove_prefix(1);
   std::int64_t value = 0;
   const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
   EPCOMM_CHECK_ARG(!digits.empty() && ec == std::errc() && end == digits.data() + digits.size(),

@@ -5,18 +5,18 @@
 #include <memory>
 #include <vector>
 
-#include "low_latency/ll_args.hpp"
-#include "low_latency/ll_layout.hpp"
-#include "transport/region_layout.hpp"
 #include "buffer/buffer_impl.hpp"
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
 #include "core/env.hpp"
+#include "core/log.hpp"
+#include "low_latency/ll_args.hpp"
 #include "low_latency/ll_checks.hpp"
 #include "low_latency/ll_domains.hpp"
+#include "low_latency/ll_layout.hpp"
 #include "low_latency/ll_state.hpp"
 #include "transport/ll_transport.hpp"
-#include "core/log.hpp"
+#include "transport/region_layout.hpp"
 
 namespace epcomm {
 
@@ -43,9 +43,10 @@ const BufferOptions& checked_ll_options(const std::shared_ptr<Bootstrap>& bootst
 
 // What each rank tells the others once its workspace is open.
 struct LlReadyRecord {
-  int blocks;       // the grid this rank can run (one block per SM at most)
-  int unreachable;  // a domain peer without a load/store address here (hybrid), or -1
-  int direct;       // 1: this rank asks for the direct dispatch (CUDA IPC only)
+  int blocks;          // the grid this rank can run (one block per SM at most)
+  int unreachable;     // a domain peer without a load/store address here (hybrid), or -1
+  int direct;          // 1: this rank asks for the direct dispatch (CUDA IPC only)
+  int direct_combine;  // 1: this rank asks for the direct combine (CUDA IPC only)
 };
 
 // Opens the workspace of `path` and picks its kernels; with several domains the kernels get the
@@ -93,24 +94,28 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
       select_ll_path(options, num_ranks(), impl_->domains.ranks_per_domain, ll_nvshmem_hooks());
   EPCOMM_LOG_INFO("low-latency Buffer: opening the workspace, transport ", to_string(path));
   open_ll_workspace(*impl_, *state, path);
-  LlReadyRecord mine{.blocks = 0,
-                     .unreachable = -1,
-                     .direct = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_DISPATCH") ? 1 : 0};
+  LlReadyRecord mine{
+      .blocks = 0,
+      .unreachable = -1,
+      .direct = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_DISPATCH") ? 1 : 0,
+      .direct_combine = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_COMBINE") ? 1 : 0};
   if (path == LlPath::kHybrid)
     mine.unreachable = map_domain_workspaces(state->view, ll_nvshmem_hooks()->peer_pointer, state->workspace);
   // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
   // grid on every rank, the smallest any rank can run, since credits count blocks (ll_args.hpp).
-  const int blocks = env::is_set("EPCOMM_LL_BLOCKS") ? static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS"))
-                                                      : ll.num_blocks;
+  const int blocks =
+      env::is_set("EPCOMM_LL_BLOCKS") ? static_cast<int>(env::get_int("EPCOMM_LL_BLOCKS")) : ll.num_blocks;
   mine.blocks = std::min(blocks > 0 ? std::min(blocks, impl_->num_sms) : impl_->num_sms, kLlMaxBlocks);
   EPCOMM_LOG_INFO("low-latency Buffer: workspace open; agreeing on the grid with every rank");
   std::vector<LlReadyRecord> every(static_cast<std::size_t>(num_ranks()));
   impl_->bootstrap->all_gather(&mine, every.data(), sizeof(LlReadyRecord));
   state->num_blocks = impl_->num_sms;
   state->direct_dispatch = true;
+  state->direct_combine = true;
   for (const LlReadyRecord& r : every) {
     state->num_blocks = std::min(state->num_blocks, r.blocks);
     state->direct_dispatch = state->direct_dispatch && r.direct != 0;
+    state->direct_combine = state->direct_combine && r.direct_combine != 0;
   }
   // Every rank refuses alike when one of them cannot store into a peer of its domain.
   for (std::size_t r = 0; r < every.size(); ++r)
@@ -168,7 +173,7 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
 void reset_ll_sequence(LlState& state) {
   const LlLayout& l = state.layout;
   EPCOMM_CUDA_CHECK(cudaMemset(l.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
-  // The direct dispatch's part masks and per-block flags hold sequence numbers, which restart from 0.
+  // The direct forms' part masks and per-block flags hold sequence numbers, which restart from 0.
   EPCOMM_CUDA_CHECK(cudaMemset(LlLayout::base(state.workspace) + l.dispatch_part_mask, 0,
                                l.dispatch_direct_end - l.dispatch_part_mask));
   // The host's call counts stay: they pick output halves only, and keep judging old handles.

@@ -23,6 +23,7 @@
 
 #include "core/cuda_check.hpp"
 #include "low_latency/ll_args.hpp"
+#include "low_latency/ll_combine_direct.cuh"
 #include "low_latency/ll_combine_parts.cuh"
 #include "low_latency/ll_combine_recv.cuh"
 #include "low_latency/ll_sync.cuh"
@@ -97,7 +98,10 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
 // (source-major order left NVLink idle for one half of the phase).
 // NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
 __device__ __forceinline__ std::int64_t first_partial_item() {
-  return static_cast<std::int64_t>((blockIdx.x + gridDim.x - 1) % gridDim.x) * kLlWarps + threadIdx.x / 32;
+  return static_cast<std::int64_t>(
+             ll_partial_slot_block(static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x))) *
+             kLlWarps +
+         threadIdx.x / 32;
 }
 
 // Item `item` = (t * R + s) * parts + part taken apart: two 32-bit divisions.
@@ -193,7 +197,8 @@ __device__ __forceinline__ void add_slot_batch(float (&acc)[2][4], const uint2 (
 // This lane's slot's row of item `item` (row: locate_partial's) asked into L2: the half-parts of
 // the part that lie inside the row, 128 bytes each (hidden % 128 == 0). No register holds them and
 // no acquire waits for them.
-__device__ __forceinline__ void prefetch_partial_rows(const LlCombineArgs& a, std::int64_t item, std::int32_t row) {
+__device__ __forceinline__ void prefetch_partial_rows(const LlCombineArgs& a, std::int64_t item,
+                                                      std::int32_t row) {
   const LlLayout& l = a.layout;
   if (row < 0 || row >= l.num_local_experts * l.capacity) return;
   const int part = ll_split(item, partial_parts(l)).rem;
@@ -235,7 +240,8 @@ __device__ __forceinline__ FirstPartial first_partial(const LlCombineArgs& a, bo
 // NOTE: with a staging policy the next item's rows are loaded after this one is summed: two items'
 // rows held across the NVSHMEM calls spill (the NVSHMEM instantiation: 16 / 80 B at 49f1066).
 template <typename Peers>
-__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq, const FirstPartial& first) {
+__device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t seq,
+                              const FirstPartial& first) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
@@ -316,38 +322,54 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   }
 }
 
-template <typename Peers>
+// kDirect: the direct form (ll_combine_direct.cuh), a kernel of its own (in one kernel with the
+// staging form, both forms' registers spilled: 68 / 200 B at 2068afb).
+template <typename Peers, bool kDirect>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
   FirstPartial first;
   WeightsAhead weights;
   ReduceAhead reduce_ahead;
-  ll_run_phases<Peers>(
-      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
-      // NOTE: with a staging policy the NVSHMEM calls between prepare and the sends (signature,
-      // weights) are real calls: a first item held across them spills its rows to local memory
-      // (766-818 B at c2482e6), so there it is loaded after them. Block 0 loads its first item
-      // after its weights too: its credit wait waited for those rows' loads (every block's
-      // `credits` ~5 us at 963b21c, NOTES 11.16), and every holder's first sum waits for the
-      // weights block 0 sends after that wait.
-      [&] {
-        if (blockIdx.x == 0)
-          weights = load_weights_ahead(a);
-        else if constexpr (!Peers::kStagesLocally)
-          first = first_partial(a, /*with_next=*/true);
-      },
-      [&](int parity, std::uint64_t seq) {
-        if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq, weights);
-        if (Peers::kStagesLocally || blockIdx.x == 0) first = first_partial(a, !Peers::kStagesLocally);
-        send_partials<Peers>(a, parity, seq, first);
-      },
-      [&] { reduce_ahead = locate_reduce(a); },
-      [&](int parity) { reduce_partials(a, parity, reduce_ahead); });
+  // NOTE: with a staging policy the NVSHMEM calls between prepare and the sends (signature,
+  // weights) are real calls: a first item held across them spills its rows to local memory
+  // (766-818 B at c2482e6), so there it is loaded after them. Block 0 loads its first item
+  // after its weights too: its credit wait waited for those rows' loads (every block's
+  // `credits` ~5 us at 963b21c, NOTES 11.16), and every holder's first sum waits for the
+  // weights block 0 sends after that wait.
+  const auto prepare = [&] {
+    if (blockIdx.x == 0)
+      weights = load_weights_ahead(a);
+    else if constexpr (!Peers::kStagesLocally)
+      first = first_partial(a, /*with_next=*/true);
+  };
+  const auto send = [&](int parity, std::uint64_t seq) {
+    if (blockIdx.x == 0) send_weights<Peers>(a, parity, seq, weights);
+    if (Peers::kStagesLocally || blockIdx.x == 0) first = first_partial(a, !Peers::kStagesLocally);
+    send_partials<Peers>(a, parity, seq, first);
+  };
+  const auto locate = [&] { reduce_ahead = locate_reduce(a); };
+  if constexpr (kDirect) {
+    ll_run_combine_direct<Peers>(a, prepare, send, locate, [&](int parity, std::uint64_t seq) {
+      reduce_partials<true>(a, parity, reduce_ahead, seq);
+    });
+  } else {
+    ll_run_phases<Peers>(a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half,
+                         a.trace, a.signature, prepare, send, locate,
+                         [&](int parity) { reduce_partials<false>(a, parity, reduce_ahead, 0); });
+  }
 }
 
 // The launcher of the instantiation for `Peers`.
 template <typename Peers>
 void launch_ll_combine_with(const LlCombineArgs& args, int num_blocks, void* stream) {
-  ll_combine_kernel<Peers><<<num_blocks, kLlThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
+  const auto cuda_stream = static_cast<cudaStream_t>(stream);
+  if constexpr (!Peers::kStagesLocally) {
+    if (args.direct != 0) {
+      ll_combine_kernel<Peers, true><<<num_blocks, kLlThreads, 0, cuda_stream>>>(args);
+      EPCOMM_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
+  ll_combine_kernel<Peers, false><<<num_blocks, kLlThreads, 0, cuda_stream>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

@@ -24,7 +24,7 @@ constexpr int kRankBatch = 4;  // partials one lane loads at once
 struct ReduceAhead {
   std::int64_t expert = -1;       // topk_idx of this lane's slot of the item's token; -1 for none
   std::int64_t next_expert = -1;  // the same for the warp's second item
-  unsigned masked_bits = 0;  // bit j: domain rank 32 * j + lane is masked
+  unsigned masked_bits = 0;       // bit j: domain rank 32 * j + lane is masked
 };
 static_assert(kLlMaxRanks <= 32 * 32, "a lane's mask word covers its ranks");
 
@@ -44,7 +44,8 @@ __device__ __forceinline__ ReduceAhead locate_reduce(const LlCombineArgs& a) {
   const int parts = partial_parts(a.layout);
   ReduceAhead ahead;
   ahead.expert = slot_expert(a, first_reduce_item(), parts);
-  ahead.next_expert = slot_expert(a, first_reduce_item() + static_cast<std::int64_t>(gridDim.x) * kLlWarps, parts);
+  ahead.next_expert =
+      slot_expert(a, first_reduce_item() + static_cast<std::int64_t>(gridDim.x) * kLlWarps, parts);
   if (a.view.masked != nullptr)
     for (int j = 0; 32 * j < a.view.num_domain_ranks; ++j) {
       const int r = 32 * j + static_cast<int>(threadIdx.x % 32);
@@ -123,12 +124,44 @@ __device__ __forceinline__ bool add_holder_batch(const LlCombineArgs& a, int par
   return b.holder[kRankBatch - 1] < R;
 }
 
+// The direct form (ll_combine_direct.cuh), the whole warp, before it reads any partial: for each of
+// its receive items (t, part) (the items
+// reduce_partials gives it) and each holder s, the block of s that sent (t, this rank, part) has
+// flagged its partials (partials_done >= seq). Lanes take the (item, holder) pairs. False (for the
+// warp) when a wait failed: its reads are skipped, and the block still gives its credit.
+__device__ __forceinline__ bool wait_partials(const LlCombineArgs& a, int parity, std::uint64_t seq,
+                                              std::int64_t first_item) {
+  const LlLayout& l = a.layout;
+  const DomainView& v = a.view;
+  const int R = v.num_domain_ranks, me = v.domain_rank, parts = partial_parts(l);
+  const std::int64_t items = a.num_tokens * parts;
+  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const int rounds =
+      first_item < items ? static_cast<int>((items - first_item + num_warps - 1) / num_warps) : 0;
+  bool ok = true;
+  for (int q = static_cast<int>(threadIdx.x % 32); q < rounds * R && ok; q += 32) {
+    const int s = q % R;
+    const LlSplit tp = ll_split(first_item + static_cast<std::int64_t>(q / R) * num_warps, parts);
+    const std::int64_t sent_as = (static_cast<std::int64_t>(tp.quot) * R + me) * parts + tp.rem;
+    const int block = ll_partial_item_block(sent_as, static_cast<int>(gridDim.x), kLlWarps);
+    ok = wait_at_least<Polls::kAcquire>(l.partials_done(a.workspace, parity, s, block), seq, v,
+                                        OpId::kLlCombine, CounterId::kRowsArrived, v.domain_base_rank + s);
+  }
+  const bool all = __all_sync(kLlFullMask, ok);
+  __syncwarp();  // the lanes that acquired a flag come before every lane's reads of the partials
+  return all;
+}
+
 // NOTE: every partial read here is summed and stored before the block's credit (ll_give_credits:
 // an unordered add); no read of the staging may be left in flight past it.
 // `ahead` is locate_reduce()'s, from before the done wait; each later item's expert ids are loaded
 // one item ahead, and its first batch of partials is loaded while this item is summed (at
 // `ll-dsv3` a warp's second item cost one more round trip after the first's sum, NOTES 11.25).
-__device__ void reduce_partials(const LlCombineArgs& a, int parity, const ReduceAhead& ahead) {
+// kDirect: the direct form, which first waits for the holder blocks of each item (wait_partials,
+// for operation `seq`); the staging form has waited for every holder block already (seq unused).
+template <bool kDirect>
+__device__ void reduce_partials(const LlCombineArgs& a, int parity, const ReduceAhead& ahead,
+                                std::uint64_t seq) {
   const LlLayout& l = a.layout;
   const int parts = partial_parts(l);
   const std::int64_t items = a.num_tokens * parts;
@@ -136,6 +169,8 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
   std::uint16_t* out = a.out;
   std::int64_t item = first_reduce_item();
   if (item >= items) return;  // warp-uniform
+  if constexpr (kDirect)
+    if (!wait_partials(a, parity, seq, item)) return;
   unsigned rank = slot_holder(a, ahead.expert, ahead.masked_bits);
   LlSplit tp = ll_split(item, parts);
   HolderBatch cur = load_holder_batch(a, parity, tp.quot, tp.rem, rank, -1);
@@ -160,7 +195,8 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[h][i] = 0.0f;
     // Holders past the first batch (more than kRankBatch of them): one batch at a time.
-    while (add_holder_batch(a, part, cur, acc)) cur = load_holder_batch(a, parity, tp.quot, part, rank, cur.last);
+    while (add_holder_batch(a, part, cur, acc))
+      cur = load_holder_batch(a, parity, tp.quot, part, rank, cur.last);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       if (lane_channel(part, h) >= l.hidden) continue;

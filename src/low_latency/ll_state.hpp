@@ -16,12 +16,15 @@ namespace epcomm {
 
 struct LlState {
   LowLatencyOptions options;
-  LlLayout layout;     // where everything sits in the workspace
-  int num_blocks = 0;  // grid of every low-latency launch: one block per SM (ll_args.hpp)
+  LlLayout layout;             // where everything sits in the workspace
+  int num_blocks = 0;          // grid of every low-latency launch: one block per SM (ll_args.hpp)
   LlPath path = LlPath::kIpc;  // how peers are reached (transport/ll_transport.hpp)
   // The dispatch's direct form (CUDA IPC; every rank agreed, EPCOMM_LL_DIRECT_DISPATCH), else the
   // staging form (low_latency/ll_args.hpp).
   bool direct_dispatch = false;
+  // The combine's direct form (CUDA IPC; every rank agreed, EPCOMM_LL_DIRECT_COMBINE): each owner's
+  // warp waits for the holder blocks that sent its partials, not for every block of every holder.
+  bool direct_combine = false;
   // What the kernels get: the Buffer's domain view with one domain; with several, the view of
   // every rank (low_latency/ll_domains.hpp), whose peer_base holds the domain peers' workspaces
   // (LlPath::kHybrid).
