@@ -304,6 +304,10 @@ while [ $# -gt 0 ]; do
         done
         # The sections in words (warp states: what the warps waited on, per kernel).
         "$ncu" --import "$OUT/lines-$name.ncu-rep" --page details > "$OUT/lines-$name-details.txt" 2>> "$OUT/lines-$name.err"
+        # The top lines per kernel (instantiation), small enough to keep with the results.
+        python3 "$root/tools/probes/ncu_lines.py" --top 30 "$OUT/lines-$name-cuda-sass.csv" \
+          > "$OUT/lines-$name-top.txt" 2>> "$OUT/lines-$name.err"
+        echo "   top lines: lines-$name-top.txt (rc $?)"
       done
       ;;
     kernels-ll)

@@ -33,8 +33,7 @@ TEST(NcuLines, AddsLaunchesPerKernelAndRanksLines) {
   if (rc < 0) GTEST_SKIP() << "python3 not found";
   ASSERT_EQ(rc, 0) << out;
   // notify: 300 + 100 + 1100 samples over two launches; the fence line first (1200, 80 %).
-  EXPECT_NE(out.find("== ht_notify_kernel: 1500 samples, 385 not issued over 2 launch(es)"),
-            std::string::npos)
+  EXPECT_NE(out.find("== ht_notify_kernel: 1500 samples, 385 not issued over 2 table(s)"), std::string::npos)
       << out;
   const auto fence = out.find("1200  80.0%  11  ptx::fence_acq_rel_sys();");
   const auto barrier = out.find("300  20.0%  10  ok = __syncthreads_and(ok);");
@@ -42,8 +41,42 @@ TEST(NcuLines, AddsLaunchesPerKernelAndRanksLines) {
   ASSERT_NE(barrier, std::string::npos) << out;
   EXPECT_LT(fence, barrier) << out;
   EXPECT_EQ(out.find("int unused"), std::string::npos) << out;  // a line without samples is left out
-  EXPECT_NE(out.find("== dispatch_layout_kernel<long, true>: 50 samples over 1 launch(es)"),
-            std::string::npos)
+  EXPECT_NE(out.find("== dispatch_layout_kernel<long, true>: 50 samples over 1 table(s)"), std::string::npos)
+      << out;
+}
+
+// The cuda,sass view (Nsight Compute 2025): a "Function Name" title, a header with "Line No", two
+// "Source" columns (the line's text, then the instruction's) and "Address"; a line's row holds its
+// samples and the instruction rows under it repeat them. Two instantiations of one template stay
+// apart, each named with its template arguments.
+constexpr const char* kInterleaved =
+    "\"Function Name\",\"void epcomm::<unnamed>::ll_combine_kernel<epcomm::IpcPeers, (bool)1>"
+    "(epcomm::LlCombineArgs)\"\n"
+    "\"Line No\",\"Source\",\"Address\",\"Source\",\"Warp Stall Sampling (All Samples)\"\n"
+    "\"77\",\"return __syncthreads_and(ok);\",\"-\",\"-\",\"40\"\n"
+    "\"\",\"\",\"0x10\",\"      BAR.RED.AND.DEFER_BLOCKING 0x0, P0\",\"30\"\n"
+    "\"\",\"\",\"0x20\",\"      BRA 0x40\",\"10\"\n"
+    "\"\",\"\",\"...\",\"...\",\"-\"\n"
+    "\"305\",\"if (blockIdx.x == 0)\",\"-\",\"-\",\"60\"\n"
+    "\"\",\"\",\"0x30\",\"      LDG.E.64 R2, desc[UR4][R4.64]\",\"60\"\n"
+    "\"Function Name\",\"void epcomm::<unnamed>::ll_combine_kernel<epcomm::IpcPeers, (bool)0>"
+    "(epcomm::LlCombineArgs)\"\n"
+    "\"Line No\",\"Source\",\"Address\",\"Source\",\"Warp Stall Sampling (All Samples)\"\n"
+    "\"58\",\"return __syncthreads_and(ok);\",\"-\",\"-\",\"5\"\n"
+    "\"\",\"\",\"0x10\",\"      BAR.SYNC.DEFER_BLOCKING 0x0\",\"5\"\n";
+
+TEST(NcuLines, InterleavedViewCountsEachLineOnceAndKeepsInstantiationsApart) {
+  const TempFile csv(kInterleaved);
+  std::string out;
+  const int rc = run_python_tool("tools/probes/ncu_lines.py", csv.path, out);
+  if (rc < 0) GTEST_SKIP() << "python3 not found";
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("== ll_combine_kernel<IpcPeers, 1>: 100 samples over 1 table(s)"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("60  60.0%  305  if (blockIdx.x == 0)"), std::string::npos) << out;
+  EXPECT_NE(out.find("40  40.0%  77  return __syncthreads_and(ok);"), std::string::npos) << out;
+  EXPECT_EQ(out.find("BAR.RED"), std::string::npos) << out;  // instruction rows are not lines
+  EXPECT_NE(out.find("== ll_combine_kernel<IpcPeers, 0>: 5 samples over 1 table(s)"), std::string::npos)
       << out;
 }
 
