@@ -18,7 +18,6 @@
 
 #include "core/call_signature.cuh"
 #include "low_latency/ll_args.hpp"
-#include "low_latency/ll_combine_parts.cuh"
 #include "low_latency/ll_sync.cuh"
 
 namespace epcomm {
