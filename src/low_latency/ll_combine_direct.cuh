@@ -68,11 +68,7 @@ __device__ __forceinline__ void ll_run_combine_direct(const LlCombineArgs& a, Pr
       if (!peer_masked(v, p))
         Peers::signal(v, l.partials_done(Peers::target(v, a.workspace, p), parity, v.domain_rank, blockIdx.x),
                       seq, p);
-    if (ll_arrive_last(&mine->send_arrivals) && threadIdx.x == 0) {
-      mine->seq = seq;
-      mine->issued[a.half] = seq;
-    }
-    tracer.mark(kLlTraceSendArrived);
+    ll_arrive_after_send(mine, seq, a.half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
   }

@@ -397,11 +397,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
                         seq, p);
     }
     tracer.mark(kLlTraceSent);
-    if (ll_arrive_last(&mine->send_arrivals) && threadIdx.x == 0) {
-      mine->seq = seq;
-      mine->issued[a.half] = seq;
-    }
-    tracer.mark(kLlTraceSendArrived);
+    ll_arrive_after_send(mine, seq, a.half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
   }

@@ -195,6 +195,18 @@ struct LlTracer {
   }
 };
 
+// Every thread of every block, once the block's sends are done and signalled: the last block to
+// arrive stores the operation's seq, and into issued[half] for a receive launched later; then the
+// block marks `send-arrived`.
+__device__ __forceinline__ void ll_arrive_after_send(LlControl* mine, std::uint64_t seq, int half,
+                                                     const LlTracer& tracer) {
+  if (ll_arrive_last(&mine->send_arrivals) && threadIdx.x == 0) {
+    mine->seq = seq;
+    mine->issued[half] = seq;
+  }
+  tracer.mark(kLlTraceSendArrived);
+}
+
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
 // 6): the send phase runs `prepare()` (loads that touch no peer's staging), waits for credits,
 // runs `send(parity, seq)`, every block adds its `done`
@@ -226,11 +238,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     tracer.mark(kLlTraceSent);
     ll_signal_done<Peers>(v, l, own, kind, parity);
-    if (ll_arrive_last(&mine->send_arrivals) && threadIdx.x == 0) {
-      mine->seq = seq;
-      mine->issued[half] = seq;
-    }
-    tracer.mark(kLlTraceSendArrived);
+    ll_arrive_after_send(mine, seq, half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
   }
