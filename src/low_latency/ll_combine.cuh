@@ -20,6 +20,7 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/cuda_check.hpp"
 #include "low_latency/ll_args.hpp"
@@ -347,15 +348,11 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
     send_partials<Peers>(a, parity, seq, first);
   };
   const auto locate = [&] { reduce_ahead = locate_reduce(a); };
-  if constexpr (kDirect) {
-    ll_run_combine_direct<Peers>(a, prepare, send, locate, [&](int parity, std::uint64_t seq) {
-      reduce_partials<true>(a, parity, reduce_ahead, seq);
-    });
-  } else {
-    ll_run_phases<Peers>(a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half,
-                         a.trace, a.signature, prepare, send, locate,
-                         [&](int parity) { reduce_partials<false>(a, parity, reduce_ahead, 0); });
-  }
+  using Done = std::conditional_t<kDirect, LlPartialsFlags<Peers>, LlDoneCounter<Peers>>;
+  ll_run_phases<Peers>(
+      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
+      prepare, send, locate,
+      [&](int parity, std::uint64_t seq) { reduce_partials<kDirect>(a, parity, reduce_ahead, seq); }, Done{});
 }
 
 // The launcher of the instantiation for `Peers`.

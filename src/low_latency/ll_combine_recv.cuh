@@ -125,10 +125,10 @@ __device__ __forceinline__ bool add_holder_batch(const LlCombineArgs& a, int par
 }
 
 // The direct form (ll_combine_direct.cuh), the whole warp, before it reads any partial: for each of
-// its receive items (t, part) (the items
-// reduce_partials gives it) and each holder s, the block of s that sent (t, this rank, part) has
-// flagged its partials (partials_done >= seq). Lanes take the (item, holder) pairs. False (for the
-// warp) when a wait failed: its reads are skipped, and the block still gives its credit.
+// its receive items (t, part) (those reduce_partials gives it) and each holder s, the block of s
+// that sent (t, this rank, part) has flagged its partials (partials_done >= seq). Lanes take the
+// (item, holder) pairs. False (for the warp) when a wait failed: its reads are skipped, and the
+// block still gives its credit.
 __device__ __forceinline__ bool wait_partials(const LlCombineArgs& a, int parity, std::uint64_t seq,
                                               std::int64_t first_item) {
   const LlLayout& l = a.layout;

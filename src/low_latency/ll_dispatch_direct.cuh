@@ -223,56 +223,6 @@ __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity
   return __syncthreads_and(ok);
 }
 
-// Where the rows of each source land among a local expert's rows: begin[e * R + s], the rows of
-// sources before s (clamped counts, as the staging form's scan_arrivals), and total[e] (shared
-// memory, [nle * R] and [nle]). A thread per expert, straight from the sources' counts (sel_count):
-// one round trip and one barrier. The direct receive numbers rows per expert only, so it needs no
-// prefix over experts (the staging form's scan takes three more barriers for it; ~1.5 us of its
-// receive with nothing to copy, NOTES 11.24). Block b also writes layout_range, recv_count and the
-// statistics of experts e = b (mod grid).
-struct SourceRows {
-  std::int32_t* begin;
-  std::int32_t* total;
-};
-__device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r) {
-  const LlLayout& l = a.layout;
-  const DomainView& v = a.view;
-  void* ws = a.workspace;
-  const int R = v.num_domain_ranks, nle = l.num_local_experts;
-  const int expert0 = v.rank * nle;
-  constexpr int kLoadsAhead = 8;  // sources whose counts a thread loads before it adds them
-  for (int e = threadIdx.x; e < nle; e += blockDim.x) {
-    const bool writes = e % static_cast<int>(gridDim.x) == static_cast<int>(blockIdx.x);
-    std::int32_t rows = 0;
-    for (int s0 = 0; s0 < R; s0 += kLoadsAhead) {
-      std::int32_t n[kLoadsAhead];
-#pragma unroll
-      for (int u = 0; u < kLoadsAhead; ++u) {
-        const int s = s0 + u;
-        // A masked source sent nothing: whatever its count slot holds is stale.
-        n[u] = s < R && !peer_masked(v, s) ? l.sel_count(ws, parity, s)[expert0 + e] : 0;
-      }
-#pragma unroll
-      for (int u = 0; u < kLoadsAhead; ++u) {
-        const int s = s0 + u;
-        if (s >= R) break;
-        const std::int32_t count = min(max(n[u], 0), static_cast<std::int32_t>(l.max_tokens));
-        r.begin[e * R + s] = rows;
-        if (writes)
-          l.layout_range(ws, a.half)[static_cast<std::int64_t>(e) * R + s] =
-              (static_cast<std::int64_t>(rows) << 32) | count;
-        rows += count;
-      }
-    }
-    r.total[e] = rows;
-    if (writes) {
-      l.recv_count(ws, a.half)[e] = rows;
-      if (a.stats != nullptr) atomicAdd(a.stats + e, rows);
-    }
-  }
-  __syncthreads();
-}
-
 // The whole warp: item (t, part) of source s as block b of s sent it, copied into each row of this
 // rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
 __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
@@ -391,10 +341,9 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     if (roles.rows) {
       send_rows<Peers>(a, parity, seq, first, roles.row_blocks);
       __syncthreads();
-      for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-        if (!peer_masked(v, p))
-          Peers::signal(v, l.rows_done(Peers::target(v, a.workspace, p), parity, v.domain_rank, blockIdx.x),
-                        seq, p);
+      ll_flag_block<Peers>(
+          v, a.workspace, [&](char* peer) { return l.rows_done(peer, parity, v.domain_rank, blockIdx.x); },
+          seq);
     }
     tracer.mark(kLlTraceSent);
     ll_arrive_after_send(mine, seq, a.half, tracer);

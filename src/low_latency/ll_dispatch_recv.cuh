@@ -66,6 +66,55 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
   }
 }
 
+// Every thread of the block: where the rows of each source land among a local expert's rows,
+// begin[e * R + s] (the rows of sources before s: the counts every source sent, sel_count, clamped
+// to T) and total[e] (shared memory, [nle * R] and [nle]). A thread per expert, straight from the
+// counts: one round trip and one barrier. Block b also writes layout_range, recv_count and the
+// statistics of experts e = b (mod grid). The direct receive numbers rows per expert and needs no
+// more; the staging form's scan_arrivals adds the prefix over experts.
+struct SourceRows {
+  std::int32_t* begin;
+  std::int32_t* total;
+};
+__device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r) {
+  const LlLayout& l = a.layout;
+  const DomainView& v = a.view;
+  void* ws = a.workspace;
+  const int R = v.num_domain_ranks, nle = l.num_local_experts;
+  const int expert0 = v.rank * nle;
+  constexpr int kLoadsAhead = 8;  // sources whose counts a thread loads before it adds them
+  for (int e = threadIdx.x; e < nle; e += blockDim.x) {
+    const bool writes = e % static_cast<int>(gridDim.x) == static_cast<int>(blockIdx.x);
+    std::int32_t rows = 0;
+    for (int s0 = 0; s0 < R; s0 += kLoadsAhead) {
+      std::int32_t n[kLoadsAhead];
+#pragma unroll
+      for (int u = 0; u < kLoadsAhead; ++u) {
+        const int s = s0 + u;
+        // A masked source sent nothing: whatever its count slot holds is stale.
+        n[u] = s < R && !peer_masked(v, s) ? l.sel_count(ws, parity, s)[expert0 + e] : 0;
+      }
+#pragma unroll
+      for (int u = 0; u < kLoadsAhead; ++u) {
+        const int s = s0 + u;
+        if (s >= R) break;
+        const std::int32_t count = min(max(n[u], 0), static_cast<std::int32_t>(l.max_tokens));
+        r.begin[e * R + s] = rows;
+        if (writes)
+          l.layout_range(ws, a.half)[static_cast<std::int64_t>(e) * R + s] =
+              (static_cast<std::int64_t>(rows) << 32) | count;
+        rows += count;
+      }
+    }
+    r.total[e] = rows;
+    if (writes) {
+      l.recv_count(ws, a.half)[e] = rows;
+      if (a.stats != nullptr) atomicAdd(a.stats + e, rows);
+    }
+  }
+  __syncthreads();
+}
+
 // The receive phase's shared view of what arrived, computed by every block alike: begin[e * R + s]
 // = the first row of local expert e that source s's list fills (an exclusive prefix over the
 // sources, per expert), and first[e] = expert e's first row in the flattened order of all experts'
@@ -75,33 +124,11 @@ struct RecvLayout {
   std::int32_t* first;  // [nle + 1]
 };
 
-// Every thread of the block: the counts of the lists every source sent (sel_count), clamped to T,
-// scanned into `r`. Block b also writes layout_range, recv_count and the statistics of the experts
-// e = b (mod grid).
+// Every thread of the block: scan_sources (begin, each expert's total into first, and block b's
+// layout_range, recv_count and statistics), then first[] as the exclusive prefix over experts.
 __device__ void scan_arrivals(const LlDispatchArgs& a, int parity, const RecvLayout& r) {
-  const LlLayout& l = a.layout;
-  const DomainView& v = a.view;
-  void* ws = a.workspace;
-  const int R = v.num_domain_ranks, nle = l.num_local_experts, lane = threadIdx.x % 32;
-  const int expert0 = v.rank * nle;
-  for (int i = threadIdx.x; i < nle * R; i += blockDim.x) {
-    const int e = i / R, s = i % R;
-    // A masked source sent nothing: whatever its count slot holds is stale.
-    const std::int32_t n = peer_masked(v, s) ? 0 : l.sel_count(ws, parity, s)[expert0 + e];
-    r.begin[i] = min(max(n, 0), static_cast<std::int32_t>(l.max_tokens));
-  }
-  __syncthreads();
-  // Per expert, the exclusive prefix over its sources (a thread per expert); its total into first.
-  for (int e = threadIdx.x; e < nle; e += blockDim.x) {
-    std::int32_t rows = 0;
-    for (int s = 0; s < R; ++s) {
-      const std::int32_t n = r.begin[e * R + s];
-      r.begin[e * R + s] = rows;
-      rows += n;
-    }
-    r.first[e] = rows;
-  }
-  __syncthreads();
+  const int nle = a.layout.num_local_experts, lane = threadIdx.x % 32;
+  scan_sources(a, parity, SourceRows{r.begin, r.first});
   // first[]: exclusive prefix over experts, by the whole block, a thread per expert (a pass per
   // kLlThreads experts): each warp scans its 32 by shuffles, then adds the totals of the warps
   // before it. Each thread reads and writes only its own expert's entry.
@@ -128,18 +155,6 @@ __device__ void scan_arrivals(const LlDispatchArgs& a, int parity, const RecvLay
   }
   if (threadIdx.x == 0) r.first[nle] = carry;
   __syncthreads();
-  for (int e = blockIdx.x; e < nle; e += gridDim.x) {
-    const std::int32_t rows = r.first[e + 1] - r.first[e];
-    for (int s = threadIdx.x; s < R; s += blockDim.x) {
-      const std::int32_t n = (s + 1 < R ? r.begin[e * R + s + 1] : rows) - r.begin[e * R + s];
-      l.layout_range(ws, a.half)[static_cast<std::int64_t>(e) * R + s] =
-          (static_cast<std::int64_t>(r.begin[e * R + s]) << 32) | n;
-    }
-    if (threadIdx.x == 0) {
-      l.recv_count(ws, a.half)[e] = rows;
-      if (a.stats != nullptr) atomicAdd(a.stats + e, rows);
-    }
-  }
 }
 
 // The local expert holding flattened row g: the largest e with first[e] <= g.
@@ -177,8 +192,7 @@ __device__ void run_receive(const LlDispatchArgs& a, int parity, std::int32_t* s
     while (s + 1 < R && r.begin[e * R + s + 1] <= i) ++s;
     const std::int32_t entry = l.sel(a.workspace, parity, s, expert0 + e)[i - r.begin[e * R + s]];
     const std::int64_t t = ll_selection_token(entry);
-    if (t < l.max_tokens)
-      copy_row(a, parity, s, t, e, i, ll_selection_slot(entry), gb.rem);
+    if (t < l.max_tokens) copy_row(a, parity, s, t, e, i, ll_selection_slot(entry), gb.rem);
   }
 }
 

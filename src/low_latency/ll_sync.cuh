@@ -58,23 +58,32 @@ __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parit
   return __syncthreads_and(ok);
 }
 
-// Step 4: every block of every source has completed its writes of operation `seq` into this rank
-// (every rank launches the same grid), and every source's signature equals this call's `sig`: the
-// thread that acquires a source's done signal reads the signature it wrote before it. Called by
-// every thread of the block; false (for all) when a wait failed or a signature differed (reported
-// as kPeerMismatch). NOTE: with one peer gone and another mismatched at once, whichever is seen
-// first is reported (the first report wins), so such a double fault may read as a mismatch.
-__device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, std::uint64_t seq,
-                                             const CallSignature& sig, const DomainView& v, OpId op) {
+// For every source s: *counter_of(s) >= expected (acquired), then s's signature equals this call's
+// `sig` (the thread that acquires a source's signal reads the signature the source wrote before
+// it). Called by every thread of the block; false (for all) when a wait failed or a signature
+// differed (reported as kPeerMismatch). NOTE: with one peer gone and another mismatched at once,
+// whichever is seen first is reported (the first report wins), so such a double fault may read as
+// a mismatch.
+template <typename CounterOf>
+__device__ __forceinline__ bool ll_wait_signed(const LlControl* mine, int parity, CounterOf counter_of,
+                                               std::uint64_t expected, CounterId counter_id,
+                                               const CallSignature& sig, const DomainView& v, OpId op) {
   bool ok = true;
-  const std::uint64_t signals = ll_done_after(seq, gridDim.x);
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x) {
-    ok = wait_at_least<Polls::kAcquire>(&mine->done[parity][s], signals, v, op, CounterId::kRowsArrived,
-                                        v.domain_base_rank + s);
+    ok = wait_at_least<Polls::kAcquire>(counter_of(s), expected, v, op, counter_id, v.domain_base_rank + s);
     if (ok && !peer_masked(v, s))
       ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
   }
   return __syncthreads_and(ok);
+}
+
+// Step 4: every block of every source has completed its writes of operation `seq` into this rank
+// (every rank launches the same grid), and every source's signature equals this call's `sig`.
+__device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, std::uint64_t seq,
+                                             const CallSignature& sig, const DomainView& v, OpId op) {
+  return ll_wait_signed(
+      mine, parity, [&](int s) { return &mine->done[parity][s]; }, ll_done_after(seq, gridDim.x),
+      CounterId::kRowsArrived, sig, v, op);
 }
 
 // Rank d is reached by puts (its bytes are staged in this rank's own workspace first): always
@@ -158,6 +167,16 @@ __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayo
   });
 }
 
+// A thread per domain peer p, masked peers skipped: seq release-stored into flag_of(p's workspace
+// as this rank reaches it, Peers::target): a block's own completion flag in every peer (the direct
+// forms' per-block flags). Call it after a block barrier: the release covers the block's writes.
+template <typename Peers, typename FlagOf>
+__device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, FlagOf flag_of,
+                                              std::uint64_t seq) {
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+    if (!peer_masked(v, p)) Peers::signal(v, flag_of(Peers::target(v, own, p)), seq, p);
+}
+
 // Step 6, by every block once its receive work is done (every read of the staging): its credit,
 // freed[parity][this rank], in every peer.
 // NOTE: an unordered add. A credit carries no data; it says only that this block's reads of the
@@ -207,21 +226,39 @@ __device__ __forceinline__ void ll_arrive_after_send(LlControl* mine, std::uint6
   tracer.mark(kLlTraceSendArrived);
 }
 
+// How the blocks of a send tell the peers they are done, and how a receive waits for it
+// (ll_run_phases' `done`): signal(...) by every thread of every block once its sends are done,
+// wait(...) by every thread before the receive. This one is steps 3 and 4: every block adds to
+// `done`, and a receive waits for every block of every source.
+template <typename Peers>
+struct LlDoneCounter {
+  __device__ void signal(const DomainView& v, const LlLayout& l, char* own, int kind, int parity,
+                         std::uint64_t) const {
+    ll_signal_done<Peers>(v, l, own, kind, parity);
+  }
+  __device__ bool wait(const LlControl* mine, int parity, std::uint64_t seq, const CallSignature& sig,
+                       const DomainView& v, OpId op) const {
+    return ll_wait_done(mine, parity, seq, sig, v, op);
+  }
+};
+
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
 // 6): the send phase runs `prepare()` (loads that touch no peer's staging), waits for credits,
-// runs `send(parity, seq)`, every block adds its `done`
-// signal in every peer, and the last block to arrive stores the operation's seq; the receive phase waits for
-// every peer's `done`, runs `receive(parity)`, and every block gives its credit (`freed`) to every peer.
+// runs `send(parity, seq)`, every block signals its completion (`done`, LlDoneCounter by default),
+// and the last block to arrive stores the operation's seq; the receive phase waits for the
+// completions (`done`), runs `receive(parity, seq)`, and every block gives its credit (`freed`) to
+// every peer.
 // `locate()` runs in the receive phase before that wait: loads of this call's own inputs that the
 // receive needs first (their round trip hides behind the wait instead of following it).
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
 // its block signals, so every put has completed before the signal. Every thread of every block calls it.
 // `sig` is this call's signature (published with the sends, checked before the receive).
-template <typename Peers, typename Prepare, typename Send, typename Locate, typename Receive>
+template <typename Peers, typename Prepare, typename Send, typename Locate, typename Receive,
+          typename Done = LlDoneCounter<Peers>>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               OpId op, int phases, int half, std::uint64_t* trace,
                                               const CallSignature& sig, Prepare prepare, Send send,
-                                              Locate locate, Receive receive) {
+                                              Locate locate, Receive receive, Done done = Done{}) {
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
@@ -237,7 +274,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     send(parity, seq);
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     tracer.mark(kLlTraceSent);
-    ll_signal_done<Peers>(v, l, own, kind, parity);
+    done.signal(v, l, own, kind, parity, seq);
     ll_arrive_after_send(mine, seq, half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
@@ -248,9 +285,9 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     // survivors stay in step with each other (they mask it and carry on: mask_on_timeout). Nothing
     // is read from the staging then, so releasing it is safe.
     locate();
-    if (ll_wait_done(mine, parity, seq, sig, v, op)) {
+    if (done.wait(mine, parity, seq, sig, v, op)) {
       tracer.mark(kLlTraceDoneSeen);
-      receive(parity);
+      receive(parity, seq);
     }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, own, kind, parity);
