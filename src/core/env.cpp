@@ -99,14 +99,6 @@ constexpr std::array kRegistry = {
                  "receiver waits for every sender block, then copies by selection lists). Every rank "
                  "uses the direct form only if every rank asks for it. Read when a low-latency Buffer "
                  "is made."},
-    Entry{.name = "EPCOMM_LL_DIRECT_COMBINE",
-          .type = Type::kBool,
-          .default_value = "0",
-          .doc = "CUDA IPC low-latency combine: 1: the direct form, under test (each owner's warp waits "
-                 "for the holder blocks that wrote its tokens' partials, not for every block of every "
-                 "holder); 0 (default): every owner block waits for every holder block. Every rank uses "
-                 "the direct form only if every rank asks for it. Read when a low-latency Buffer is "
-                 "made."},
     Entry{.name = "EPCOMM_CALLER_STREAM",
           .type = Type::kBool,
           .default_value = "1",

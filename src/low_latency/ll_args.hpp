@@ -63,11 +63,6 @@
 //     the distinct ranks holding t's valid slots (0 <= topk_idx[t,k] < E), in rank order, added in
 //     float32 from 0, one BF16 rounding (the reference's exact operations). Then credits, as in
 //     step 6.
-// The combine's direct form (CUDA IPC, EPCOMM_LL_DIRECT_COMBINE=1, under test;
-// ll_combine_direct.cuh) replaces the done signal of step 7 by a flag per block, partials_done[p][d]
-// [block] = seq in every rank, and the wait of step 8 by a wait per owner warp for the blocks that
-// sent its tokens' partials (ll_partial_item_block), after every holder's weights signal (which
-// follows its signature).
 //
 // Co-residency: a launch that runs both phases spins in its receive phase on the signal its own
 // send-phase blocks give, so its grid never exceeds the SM count (one block per SM).
@@ -132,14 +127,9 @@ EPCOMM_HD constexpr LlDirectRoles ll_direct_roles(int num_experts, int grid) {
 
 // The combine's send items (ll_combine.cuh): block b's warps take the warp slots of block
 // ll_partial_slot_block(b) (block 0, which sends the weights first, takes the grid's last), and item
-// i goes to warp slot i mod (grid * warps_per_block). ll_partial_item_block(i) is the block that
-// sends item i: the direct combine's owner waits for that block's flag (partials_done).
+// i goes to warp slot i mod (grid * warps_per_block).
 EPCOMM_HD constexpr int ll_partial_slot_block(int block, int grid) {
   return (block + grid - 1) % grid;
-}
-EPCOMM_HD constexpr int ll_partial_item_block(std::int64_t item, int grid, int warps_per_block) {
-  const std::int64_t slots = static_cast<std::int64_t>(grid) * warps_per_block;
-  return (static_cast<int>((item % slots) / warps_per_block) + 1) % grid;
 }
 
 // Phase-boundary timestamps (EPCOMM_LL_TRACE): with a non-null `trace`, thread 0 of every block
@@ -195,7 +185,6 @@ struct LlCombineArgs {
   int phases = kLlBoth;
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
   std::uint16_t* out = nullptr;    // [num_tokens, hidden] bf16: the caller's output, or the workspace's
-  int direct = 0;                  // 1: the direct form (CUDA IPC only; ll_combine.cuh)
 };
 static_assert(std::is_trivially_copyable_v<LlCombineArgs>);
 

@@ -43,10 +43,9 @@ const BufferOptions& checked_ll_options(const std::shared_ptr<Bootstrap>& bootst
 
 // What each rank tells the others once its workspace is open.
 struct LlReadyRecord {
-  int blocks;          // the grid this rank can run (one block per SM at most)
-  int unreachable;     // a domain peer without a load/store address here (hybrid), or -1
-  int direct;          // 1: this rank asks for the direct dispatch (CUDA IPC only)
-  int direct_combine;  // 1: this rank asks for the direct combine (CUDA IPC only)
+  int blocks;       // the grid this rank can run (one block per SM at most)
+  int unreachable;  // a domain peer without a load/store address here (hybrid), or -1
+  int direct;       // 1: this rank asks for the direct dispatch (CUDA IPC only)
 };
 
 // Opens the workspace of `path` and picks its kernels; with several domains the kernels get the
@@ -94,11 +93,9 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
       select_ll_path(options, num_ranks(), impl_->domains.ranks_per_domain, ll_nvshmem_hooks());
   EPCOMM_LOG_INFO("low-latency Buffer: opening the workspace, transport ", to_string(path));
   open_ll_workspace(*impl_, *state, path);
-  LlReadyRecord mine{
-      .blocks = 0,
-      .unreachable = -1,
-      .direct = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_DISPATCH") ? 1 : 0,
-      .direct_combine = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_COMBINE") ? 1 : 0};
+  LlReadyRecord mine{.blocks = 0,
+                     .unreachable = -1,
+                     .direct = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_DISPATCH") ? 1 : 0};
   if (path == LlPath::kHybrid)
     mine.unreachable = map_domain_workspaces(state->view, ll_nvshmem_hooks()->peer_pointer, state->workspace);
   // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
@@ -111,11 +108,9 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   impl_->bootstrap->all_gather(&mine, every.data(), sizeof(LlReadyRecord));
   state->num_blocks = impl_->num_sms;
   state->direct_dispatch = true;
-  state->direct_combine = true;
   for (const LlReadyRecord& r : every) {
     state->num_blocks = std::min(state->num_blocks, r.blocks);
     state->direct_dispatch = state->direct_dispatch && r.direct != 0;
-    state->direct_combine = state->direct_combine && r.direct_combine != 0;
   }
   // Every rank refuses alike when one of them cannot store into a peer of its domain.
   for (std::size_t r = 0; r < every.size(); ++r)
@@ -173,7 +168,7 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
 void reset_ll_sequence(LlState& state) {
   const LlLayout& l = state.layout;
   EPCOMM_CUDA_CHECK(cudaMemset(l.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
-  // The direct forms' part masks and per-block flags hold sequence numbers, which restart from 0.
+  // The direct dispatch's part masks and per-block flags hold sequence numbers, which restart from 0.
   EPCOMM_CUDA_CHECK(cudaMemset(LlLayout::base(state.workspace) + l.dispatch_part_mask, 0,
                                l.dispatch_direct_end - l.dispatch_part_mask));
   // The host's call counts stay: they pick output halves only, and keep judging old handles.

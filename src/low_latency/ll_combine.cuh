@@ -20,11 +20,9 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "core/cuda_check.hpp"
 #include "low_latency/ll_args.hpp"
-#include "low_latency/ll_combine_direct.cuh"
 #include "low_latency/ll_combine_parts.cuh"
 #include "low_latency/ll_combine_recv.cuh"
 #include "low_latency/ll_sync.cuh"
@@ -323,9 +321,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   }
 }
 
-// kDirect: the direct form (ll_combine_direct.cuh), a kernel of its own (in one kernel with the
-// staging form, both forms' registers spilled: 68 / 200 B at 2068afb).
-template <typename Peers, bool kDirect>
+template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
   FirstPartial first;
   WeightsAhead weights;
@@ -348,25 +344,15 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
     send_partials<Peers>(a, parity, seq, first);
   };
   const auto locate = [&] { reduce_ahead = locate_reduce(a); };
-  using Done = std::conditional_t<kDirect, LlPartialsFlags<Peers>, LlDoneCounter<Peers>>;
-  ll_run_phases<Peers>(
-      a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half, a.trace, a.signature,
-      prepare, send, locate,
-      [&](int parity, std::uint64_t seq) { reduce_partials<kDirect>(a, parity, reduce_ahead, seq); }, Done{});
+  ll_run_phases<Peers>(a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half,
+                       a.trace, a.signature, prepare, send, locate,
+                       [&](int parity) { reduce_partials(a, parity, reduce_ahead); });
 }
 
 // The launcher of the instantiation for `Peers`.
 template <typename Peers>
 void launch_ll_combine_with(const LlCombineArgs& args, int num_blocks, void* stream) {
-  const auto cuda_stream = static_cast<cudaStream_t>(stream);
-  if constexpr (!Peers::kStagesLocally) {
-    if (args.direct != 0) {
-      ll_combine_kernel<Peers, true><<<num_blocks, kLlThreads, 0, cuda_stream>>>(args);
-      EPCOMM_CUDA_CHECK_LAUNCH();
-      return;
-    }
-  }
-  ll_combine_kernel<Peers, false><<<num_blocks, kLlThreads, 0, cuda_stream>>>(args);
+  ll_combine_kernel<Peers><<<num_blocks, kLlThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
   EPCOMM_CUDA_CHECK_LAUNCH();
 }
 

@@ -37,7 +37,6 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.half = half;
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
   a.trace = st.trace_of(kLlKindCombine);
-  a.direct = st.direct_combine ? 1 : 0;
   a.out = o.out.defined() ? static_cast<std::uint16_t*>(o.out.data) : st.layout.combine_out(ws, half);
   a.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kLlCombine),
                                 .hidden = st.layout.hidden,

@@ -124,44 +124,12 @@ __device__ __forceinline__ bool add_holder_batch(const LlCombineArgs& a, int par
   return b.holder[kRankBatch - 1] < R;
 }
 
-// The direct form (ll_combine_direct.cuh), the whole warp, before it reads any partial: for each of
-// its receive items (t, part) (those reduce_partials gives it) and each holder s, the block of s
-// that sent (t, this rank, part) has flagged its partials (partials_done >= seq). Lanes take the
-// (item, holder) pairs. False (for the warp) when a wait failed: its reads are skipped, and the
-// block still gives its credit.
-__device__ __forceinline__ bool wait_partials(const LlCombineArgs& a, int parity, std::uint64_t seq,
-                                              std::int64_t first_item) {
-  const LlLayout& l = a.layout;
-  const DomainView& v = a.view;
-  const int R = v.num_domain_ranks, me = v.domain_rank, parts = partial_parts(l);
-  const std::int64_t items = a.num_tokens * parts;
-  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
-  const int rounds =
-      first_item < items ? static_cast<int>((items - first_item + num_warps - 1) / num_warps) : 0;
-  bool ok = true;
-  for (int q = static_cast<int>(threadIdx.x % 32); q < rounds * R && ok; q += 32) {
-    const int s = q % R;
-    const LlSplit tp = ll_split(first_item + static_cast<std::int64_t>(q / R) * num_warps, parts);
-    const std::int64_t sent_as = (static_cast<std::int64_t>(tp.quot) * R + me) * parts + tp.rem;
-    const int block = ll_partial_item_block(sent_as, static_cast<int>(gridDim.x), kLlWarps);
-    ok = wait_at_least<Polls::kAcquire>(l.partials_done(a.workspace, parity, s, block), seq, v,
-                                        OpId::kLlCombine, CounterId::kRowsArrived, v.domain_base_rank + s);
-  }
-  const bool all = __all_sync(kLlFullMask, ok);
-  __syncwarp();  // the lanes that acquired a flag come before every lane's reads of the partials
-  return all;
-}
-
 // NOTE: every partial read here is summed and stored before the block's credit (ll_give_credits:
 // an unordered add); no read of the staging may be left in flight past it.
 // `ahead` is locate_reduce()'s, from before the done wait; each later item's expert ids are loaded
 // one item ahead, and its first batch of partials is loaded while this item is summed (at
 // `ll-dsv3` a warp's second item cost one more round trip after the first's sum, NOTES 11.25).
-// kDirect: the direct form, which first waits for the holder blocks of each item (wait_partials,
-// for operation `seq`); the staging form has waited for every holder block already (seq unused).
-template <bool kDirect>
-__device__ void reduce_partials(const LlCombineArgs& a, int parity, const ReduceAhead& ahead,
-                                std::uint64_t seq) {
+__device__ void reduce_partials(const LlCombineArgs& a, int parity, const ReduceAhead& ahead) {
   const LlLayout& l = a.layout;
   const int parts = partial_parts(l);
   const std::int64_t items = a.num_tokens * parts;
@@ -169,8 +137,6 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
   std::uint16_t* out = a.out;
   std::int64_t item = first_reduce_item();
   if (item >= items) return;  // warp-uniform
-  if constexpr (kDirect)
-    if (!wait_partials(a, parity, seq, item)) return;
   unsigned rank = slot_holder(a, ahead.expert, ahead.masked_bits);
   LlSplit tp = ll_split(item, parts);
   HolderBatch cur = load_holder_batch(a, parity, tp.quot, tp.rem, rank, -1);

@@ -43,7 +43,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
         send_rows<Peers>(a, parity, seq, first, gridDim.x);
         send_selections<Peers>(a, parity);
       },
-      [] {}, [&](int parity, std::uint64_t) { run_receive(a, parity, recv_smem); });
+      [] {}, [&](int parity) { run_receive(a, parity, recv_smem); });
 }
 
 // The direct form (ll_dispatch_direct.cuh): a kernel of its own, so that the staging form's

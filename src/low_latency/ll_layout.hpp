@@ -84,8 +84,7 @@ struct LlLayout {
   std::size_t control = 0;
   std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0;
   std::size_t dispatch_slot_place = 0, dispatch_part_mask = 0, dispatch_rows_done = 0;
-  std::size_t combine_partials_done = 0;
-  // End of combine_partials_done: [part_mask, here) holds sequence numbers (the direct forms').
+  // End of dispatch_rows_done: [part_mask, here) holds sequence numbers (the direct dispatch's).
   std::size_t dispatch_direct_end = 0;
   int num_parts = 0;  // ceil(hidden / kLlPartChannels): send items per token
   std::size_t combine_weights = 0, combine_part = 0, combine_stage = 0;
@@ -136,8 +135,6 @@ struct LlLayout {
     l.dispatch_part_mask = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * T * static_cast<std::size_t>(l.num_parts) * 8u;
     l.dispatch_rows_done = at = align_up(at, kLlSmallAlignment);
-    at += 2u * R * static_cast<std::size_t>(kLlMaxBlocks) * 8u;
-    l.combine_partials_done = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * static_cast<std::size_t>(kLlMaxBlocks) * 8u;
     l.dispatch_direct_end = at;
     l.combine_weights = at = align_up(at, kLlSmallAlignment);
@@ -238,11 +235,6 @@ struct LlLayout {
   // writing its rows here.
   EPCOMM_HD std::uint64_t* rows_done(void* ws, int parity, int src_rank, int block) const {
     return block_flag(ws, dispatch_rows_done, parity, src_rank, block);
-  }
-  // The direct combine's (EPCOMM_LL_DIRECT_COMBINE): the seq of holder src_rank's latest operation
-  // of this parity whose block `block` has finished writing its partials here.
-  EPCOMM_HD std::uint64_t* partials_done(void* ws, int parity, int src_rank, int block) const {
-    return block_flag(ws, combine_partials_done, parity, src_rank, block);
   }
   // [T][max_topk]: the combine weights of source src_rank's tokens, in a holder's workspace.
   EPCOMM_HD float* combine_weights_of(void* ws, int parity, int src_rank) const {

@@ -22,9 +22,6 @@ struct LlState {
   // The dispatch's direct form (CUDA IPC; every rank agreed, EPCOMM_LL_DIRECT_DISPATCH), else the
   // staging form (low_latency/ll_args.hpp).
   bool direct_dispatch = false;
-  // The combine's direct form (CUDA IPC; every rank agreed, EPCOMM_LL_DIRECT_COMBINE): each owner's
-  // warp waits for the holder blocks that sent its partials, not for every block of every holder.
-  bool direct_combine = false;
   // What the kernels get: the Buffer's domain view with one domain; with several, the view of
   // every rank (low_latency/ll_domains.hpp), whose peer_base holds the domain peers' workspaces
   // (LlPath::kHybrid).

@@ -169,7 +169,7 @@ __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayo
 
 // A thread per domain peer p, masked peers skipped: seq release-stored into flag_of(p's workspace
 // as this rank reaches it, Peers::target): a block's own completion flag in every peer (the direct
-// forms' per-block flags). Call it after a block barrier: the release covers the block's writes.
+// dispatch's per-block flags). Call it after a block barrier: the release covers the block's writes.
 template <typename Peers, typename FlagOf>
 __device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, FlagOf flag_of,
                                               std::uint64_t seq) {
@@ -226,39 +226,21 @@ __device__ __forceinline__ void ll_arrive_after_send(LlControl* mine, std::uint6
   tracer.mark(kLlTraceSendArrived);
 }
 
-// How the blocks of a send tell the peers they are done, and how a receive waits for it
-// (ll_run_phases' `done`): signal(...) by every thread of every block once its sends are done,
-// wait(...) by every thread before the receive. This one is steps 3 and 4: every block adds to
-// `done`, and a receive waits for every block of every source.
-template <typename Peers>
-struct LlDoneCounter {
-  __device__ void signal(const DomainView& v, const LlLayout& l, char* own, int kind, int parity,
-                         std::uint64_t) const {
-    ll_signal_done<Peers>(v, l, own, kind, parity);
-  }
-  __device__ bool wait(const LlControl* mine, int parity, std::uint64_t seq, const CallSignature& sig,
-                       const DomainView& v, OpId op) const {
-    return ll_wait_done(mine, parity, seq, sig, v, op);
-  }
-};
-
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
 // 6): the send phase runs `prepare()` (loads that touch no peer's staging), waits for credits,
-// runs `send(parity, seq)`, every block signals its completion (`done`, LlDoneCounter by default),
-// and the last block to arrive stores the operation's seq; the receive phase waits for the
-// completions (`done`), runs `receive(parity, seq)`, and every block gives its credit (`freed`) to
-// every peer.
+// runs `send(parity, seq)`, every block adds its `done` signal in every peer, and the last block to
+// arrive stores the operation's seq; the receive phase waits for every peer's `done`, runs
+// `receive(parity)`, and every block gives its credit (`freed`) to every peer.
 // `locate()` runs in the receive phase before that wait: loads of this call's own inputs that the
 // receive needs first (their round trip hides behind the wait instead of following it).
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
 // its block signals, so every put has completed before the signal. Every thread of every block calls it.
 // `sig` is this call's signature (published with the sends, checked before the receive).
-template <typename Peers, typename Prepare, typename Send, typename Locate, typename Receive,
-          typename Done = LlDoneCounter<Peers>>
+template <typename Peers, typename Prepare, typename Send, typename Locate, typename Receive>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               OpId op, int phases, int half, std::uint64_t* trace,
                                               const CallSignature& sig, Prepare prepare, Send send,
-                                              Locate locate, Receive receive, Done done = Done{}) {
+                                              Locate locate, Receive receive) {
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
@@ -274,7 +256,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     send(parity, seq);
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     tracer.mark(kLlTraceSent);
-    done.signal(v, l, own, kind, parity, seq);
+    ll_signal_done<Peers>(v, l, own, kind, parity);
     ll_arrive_after_send(mine, seq, half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
@@ -285,9 +267,9 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     // survivors stay in step with each other (they mask it and carry on: mask_on_timeout). Nothing
     // is read from the staging then, so releasing it is safe.
     locate();
-    if (done.wait(mine, parity, seq, sig, v, op)) {
+    if (ll_wait_done(mine, parity, seq, sig, v, op)) {
       tracer.mark(kLlTraceDoneSeen);
-      receive(parity, seq);
+      receive(parity);
     }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, own, kind, parity);

@@ -53,7 +53,6 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
       {"dispatch_slot_place", l.dispatch_slot_place, 2 * R * T * K * 4, 128},
       {"dispatch_part_mask", l.dispatch_part_mask, 2 * R * T * ((H + 511) / 512) * 8, 128},
       {"dispatch_rows_done", l.dispatch_rows_done, 2 * R * kLlMaxBlocks * 8, 128},
-      {"combine_partials_done", l.combine_partials_done, 2 * R * kLlMaxBlocks * 8, 128},
       {"combine_weights", l.combine_weights, 2 * R * T * K * 4, 128},
       {"combine_part", l.combine_part, 2 * T * R * H * 4, 4096},
       {"combine_stage", l.combine_stage, 2 * R * T * H * 4, 4096},
@@ -146,13 +145,8 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
     EXPECT_EQ(at(l.rows_done(region, 1, R - 1, kLlMaxBlocks - 1) + 1),
               l.dispatch_rows_done + 2u * R * kLlMaxBlocks * 8);
     EXPECT_EQ(at(l.rows_done(region, 0, 1 % R, 5)), l.dispatch_rows_done + ((1u % R) * kLlMaxBlocks + 5) * 8);
-    EXPECT_EQ(at(l.partials_done(region, 1, R - 1, kLlMaxBlocks - 1) + 1),
-              l.combine_partials_done + 2u * R * kLlMaxBlocks * 8);
-    EXPECT_EQ(at(l.partials_done(region, 0, 1 % R, 7)),
-              l.combine_partials_done + ((1u % R) * kLlMaxBlocks + 7) * 8);
-    // The range reset_ll_sequence clears: the part masks and both kinds of per-block flags.
-    EXPECT_EQ(l.combine_partials_done, l.dispatch_rows_done + 2u * R * kLlMaxBlocks * 8);
-    EXPECT_EQ(l.dispatch_direct_end, l.combine_partials_done + 2u * R * kLlMaxBlocks * 8);
+    // The range reset_ll_sequence clears: the part masks and the per-block flags, nothing else.
+    EXPECT_EQ(l.dispatch_direct_end, l.dispatch_rows_done + 2u * R * kLlMaxBlocks * 8);
     EXPECT_EQ(l.dispatch_rows_done, l.dispatch_part_mask + ((2u * R * T * parts * 8 + 127) / 128) * 128);
     EXPECT_EQ(at(l.combine_weights_of(region, 1, R - 1) + T * K), l.combine_weights + 2u * R * T * K * 4);
     EXPECT_EQ(at(l.combine_partial(region, 1, T - 1, R - 1) + H), l.combine_part + 2u * T * R * H * 4);
@@ -544,27 +538,23 @@ TEST(LlProtocol, DirectPlacesAndPartMasksRoundTrip) {
     }
 }
 
-// The combine's send items: each block's warp slots are one block's worth, every block gets a
-// distinct one (block 0 the last), and ll_partial_item_block names the block whose warps take an
-// item (the direct combine's owner waits for that block's flag): the block whose slots hold the
-// item's slot, for items of several rounds past the grid.
-TEST(LlProtocol, PartialItemBlockIsTheBlockThatSendsTheItem) {
+// The combine's send items (ll_combine.cuh, first_partial_item): warp w of block b takes warp slot
+// ll_partial_slot_block(b) * warps + w. Every block gets a distinct block's worth of slots (block 0,
+// which sends the weights first, the grid's last; block b > 0 the slots of block b - 1), so the
+// grid's warps take every warp slot exactly once.
+TEST(LlProtocol, PartialSlotBlocksTakeEveryWarpSlotOnce) {
   constexpr int kWarps = 16;
   for (int grid : {1, 2, 3, 5, 64, 132, kLlMaxBlocks}) {
     SCOPED_TRACE("grid " + std::to_string(grid));
-    std::vector<int> taken(static_cast<std::size_t>(grid), 0);
-    for (int b = 0; b < grid; ++b) ++taken[static_cast<std::size_t>(ll_partial_slot_block(b, grid))];
-    EXPECT_EQ(std::count(taken.begin(), taken.end(), 1), grid);
-    EXPECT_EQ(ll_partial_slot_block(0, grid), grid - 1);
-    const std::int64_t slots = static_cast<std::int64_t>(grid) * kWarps;
-    for (int b = 0; b < grid; ++b)
-      for (int w = 0; w < kWarps; w += 5)
-        for (std::int64_t round = 0; round < 4; ++round) {
-          // Warp w of block b takes items slot, slot + slots, ... (ll_combine.cuh, send_partials).
-          const std::int64_t item =
-              static_cast<std::int64_t>(ll_partial_slot_block(b, grid)) * kWarps + w + round * slots;
-          ASSERT_EQ(ll_partial_item_block(item, grid, kWarps), b) << "item " << item;
-        }
+    std::vector<int> taken(static_cast<std::size_t>(grid) * kWarps, 0);
+    for (int b = 0; b < grid; ++b) {
+      const int slot_block = ll_partial_slot_block(b, grid);
+      ASSERT_GE(slot_block, 0);
+      ASSERT_LT(slot_block, grid);
+      EXPECT_EQ(slot_block, b == 0 ? grid - 1 : b - 1);
+      for (int w = 0; w < kWarps; ++w) ++taken[static_cast<std::size_t>(slot_block) * kWarps + w];
+    }
+    EXPECT_EQ(std::count(taken.begin(), taken.end(), 1), static_cast<std::ptrdiff_t>(grid) * kWarps);
   }
 }
 
