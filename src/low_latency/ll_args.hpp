@@ -34,8 +34,9 @@
 //     Block 0 also writes this call's signature (core/call_signature.hpp) at signature[p][s] in
 //     every receiver's control block, before its done signal.
 //  3. Completion: every block, once its sends are done, release-adds 1 to done[p][s] in every
-//     receiver (no block waits for the grid's last one). Then it bumps send_arrivals;
-//     the last one resets it and stores seq and issued[half].
+//     receiver (no block waits for the grid's last one). One thread of it also bumps
+//     send_arrivals, and no thread waits for that: the last one resets it and stores seq and
+//     issued[half], read by later launches only.
 // Dispatch, receive phase (on rank d):
 //  4. Wait (bounded) until done[p][s] >= (seq + 1) / 2 * G for every source s: every block of this
 //     operation and of each earlier one of parity p has signalled. Values only grow, so adds left
@@ -139,7 +140,7 @@ enum LlTracePoint : int {
   kLlTraceEntry,        // the launch began (send-capable launch)
   kLlTraceCredits,      // peers freed the staging this operation writes (the first loads done)
   kLlTraceSent,         // the block's sends were issued
-  kLlTraceSendArrived,  // past the grid-wide arrival (the last block: after its signals)
+  kLlTraceSendArrived,  // thread 0 past its done signals (their fence)
   kLlTraceRecvEntry,    // a receive-only launch began
   kLlTraceDoneSeen,     // every source's completion signal was seen (and its signature checked)
   kLlTraceReceived,     // the block's receive work is done

@@ -320,6 +320,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
   const LlLayout& l = a.layout;
   LlControl* mine = l.control_of(a.workspace, kLlKindDispatch);
   const std::uint64_t seq = ll_launch_seq(mine, a.phases, a.half);
+  const LlCreditLook look = (a.phases & kLlSend) ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(a.trace, seq);
   const DirectRoles roles(l.num_experts);
@@ -328,7 +329,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     tracer.mark(kLlTraceEntry, entered);
     const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks) : RowItem{};
     const PlaceIds ids = roles.lists ? load_place_ids(a, 0) : PlaceIds{};
-    if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch)) return;
+    if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch, look)) return;
     tracer.mark(kLlTraceCredits);
     if (roles.lists) {
       if (roles.list_index == 0) publish_call<Peers>(a, parity);
@@ -346,7 +347,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
           seq);
     }
     tracer.mark(kLlTraceSent);
-    ll_arrive_after_send(mine, seq, a.half, tracer);
+    ll_arrive_after_send<Peers>(mine, seq, a.half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
   }

@@ -42,19 +42,40 @@ __device__ __forceinline__ std::uint64_t ll_launch_seq(const LlControl* control,
   return (phases & kLlSend) ? c->seq + 1 : c->issued[half];
 }
 
+// Step 1's first look, at the launch's start beside the seq load (one round trip for both, not
+// the seq's then the credits'): the block's last 2R threads acquire freed[i % 2][i / 2], i counted
+// from the last thread, both parities, as the seq that picks one is not yet known. The last warps,
+// because an acquire holds back its thread's later loads by its round trip, and the first warps'
+// loads come first (combine: block 0's weights, warp 0).
+struct LlCreditLook {
+  std::uint64_t value = 0;  // what this thread acquired
+  int rank = -1;            // the receiver whose credits it looked at (-1: none)
+  int parity = 0;
+};
+static_assert(2 * kLlMaxRanks <= kLlThreads, "a thread per (receiver, parity)");
+__device__ __forceinline__ LlCreditLook ll_look_credits(const LlControl* mine, int num_domain_ranks) {
+  const int i = kLlThreads - 1 - static_cast<int>(threadIdx.x);
+  LlCreditLook look;
+  if (i >= 2 * num_domain_ranks) return look;
+  look.rank = i / 2;
+  look.parity = i % 2;
+  look.value = ptx::ld_acquire_sys(&mine->freed[look.parity][look.rank]);
+  return look;
+}
+
 // Step 1: every peer has finished reading what this rank wrote into its staging of `parity` two
 // operations ago: every receive-phase block of every earlier operation of this parity has added
 // its credit, (seq - 1) / 2 operations of gridDim.x blocks each (every rank launches the same
-// grid). Called by every thread of the block; false (for all) when a wait failed.
+// grid). `look`: this thread's ll_look_credits; a thread polls only if its look was of this parity
+// and saw too few.
+// Called by every thread of the block; false (for all) when a wait failed.
 __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parity, std::uint64_t seq,
-                                                const DomainView& v, OpId op) {
+                                                const DomainView& v, OpId op, const LlCreditLook& look) {
   bool ok = true;
   const std::uint64_t credits = ll_credits_before(seq, gridDim.x);
-  if (credits > 0) {
-    for (int d = threadIdx.x; d < v.num_domain_ranks && ok; d += blockDim.x)
-      ok = wait_at_least<Polls::kAcquire>(&mine->freed[parity][d], credits, v, op, CounterId::kSlotFree,
-                                          v.domain_base_rank + d);
-  }
+  if (look.rank >= 0 && look.parity == parity && look.value < credits)
+    ok = wait_at_least<Polls::kAcquire>(&mine->freed[parity][look.rank], credits, v, op, CounterId::kSlotFree,
+                                        v.domain_base_rank + look.rank);
   return __syncthreads_and(ok);
 }
 
@@ -118,22 +139,6 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
       if (ll_by_put<Peers>(v, p) && !peer_masked(v, p))
         Peers::put(v, staged, staged, sizeof(CallSignature), p);
   }
-}
-
-// Called by every thread of every block when the block's share of the send phase is done (and
-// signalled). Returns true (for all threads of one block: the last to arrive) once every block of
-// the launch arrived; that block has reset the counter for the next launch.
-__device__ __forceinline__ bool ll_arrive_last(std::uint32_t* arrivals) {
-  __shared__ bool last;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    // NOTE: no fence: the peers learn of the sends from each block's own done signal; what the last
-    // block stores here (the reset, the seq) is read only by later launches, after this one ends.
-    last = atomicAdd(arrivals, 1u) == gridDim.x - 1;
-    if (last) *arrivals = 0;
-  }
-  __syncthreads();
-  return last;
 }
 
 // A thread per domain peer p, masked peers skipped (as by every signal here): signal(p, c) with c
@@ -214,16 +219,26 @@ struct LlTracer {
   }
 };
 
-// Every thread of every block, once the block's sends are done and signalled: the last block to
-// arrive stores the operation's seq, and into issued[half] for a receive launched later; then the
-// block marks `send-arrived`.
+// Every thread of every block, once the block's sends are done and signalled (after the block
+// barrier in front of the signals): the block's arrival, by its last thread; the last block to
+// arrive resets the counter and stores the operation's seq, and into issued[half] for a receive
+// launched later. Then thread 0 marks `send-arrived` (past its own signals' fence).
+// NOTE: no fence and no barrier: the peers learn of the sends from each block's own signals, and
+// what the arrival stores is read only by later launches, after this one ends. So no thread waits
+// for the arrival's round trip, which overlaps thread 0's release add (with a barrier after it,
+// every block's receive began one round trip after its fence: NOTES 11.31).
+template <typename Peers>
 __device__ __forceinline__ void ll_arrive_after_send(LlControl* mine, std::uint64_t seq, int half,
                                                      const LlTracer& tracer) {
-  if (ll_arrive_last(&mine->send_arrivals) && threadIdx.x == 0) {
+  if (threadIdx.x == kLlThreads - 1 && atomicAdd(&mine->send_arrivals, 1u) == gridDim.x - 1) {
+    mine->send_arrivals = 0;
     mine->seq = seq;
     mine->issued[half] = seq;
   }
   tracer.mark(kLlTraceSendArrived);
+  // NOTE: with a staging policy (NVSHMEM) a barrier here still: without it the receive's first
+  // loads move up among the signals' calls and the combine spills (8 / 28 B).
+  if constexpr (Peers::kStagesLocally) __syncthreads();
 }
 
 // The phase protocol every low-latency kernel follows around its own work (ll_args.hpp, steps 1 to
@@ -244,20 +259,21 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
+  const LlCreditLook look = (phases & kLlSend) ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(trace, seq);
   if (phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
     prepare();
-    if (!ll_wait_credits(mine, parity, seq, v, op)) return;
+    if (!ll_wait_credits(mine, parity, seq, v, op, look)) return;
     tracer.mark(kLlTraceCredits);
     ll_publish_signature<Peers>(v, l, own, kind, parity, sig);
     send(parity, seq);
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     tracer.mark(kLlTraceSent);
     ll_signal_done<Peers>(v, l, own, kind, parity);
-    ll_arrive_after_send(mine, seq, half, tracer);
+    ll_arrive_after_send<Peers>(mine, seq, half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
   }
