@@ -221,38 +221,19 @@ __device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x) {
     scan_columns_by<8>(a, x);
 }
 
-// This thread's contiguous run of the flattened (source, channel) items of place_received_chunks,
-// and the rows of its first item: loaded with the exchange's other first loads (one round trip to
-// the mailboxes instead of one more after the outputs' stores).
-struct ChunkRun {
-  int i0, i1;
-  std::int32_t first_rows;  // rows of item i0 (0 when the run is empty)
-  __device__ explicit ChunkRun(const Exchange& x) {
-    const ThreadRun run(static_cast<std::int64_t>(x.G) * x.C);
-    i0 = static_cast<int>(run.begin);
-    i1 = static_cast<int>(run.end);
-    first_rows = 0;
-    if (i0 == i1) return;
-    const int s = i0 / x.C, c = i0 - s * x.C;
-    if (x.live(s)) {
-      const std::int32_t* start = x.in(s).chunk_start;
-      first_rows = start[c + 1] - start[c];
-    }
-  }
-};
-
 // Where each source's rows land here, source-major, then channel by channel: a block scan over the
-// flattened (s, c), each thread a contiguous run of it (`run`, its first item's rows loaded).
-__device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x, const ChunkRun& run) {
+// flattened (s, c), each thread a contiguous run of it.
+__device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) {
   const int C = x.C;
-  const int i0 = run.i0, i1 = run.i1;
+  const ThreadRun run(static_cast<std::int64_t>(x.G) * C);
+  const int i0 = static_cast<int>(run.begin), i1 = static_cast<int>(run.end);
   // Calls f(i, rows of item i) along the run, stepping (s, c) instead of dividing per item.
   auto along_run = [&](auto&& f) {
     if (i0 == i1) return;
     int s = i0 / C, c = i0 - s * C;
     const std::int32_t* start = x.live(s) ? x.in(s).chunk_start : nullptr;
     for (int i = i0; i < i1; ++i) {
-      f(i, i == i0 ? run.first_rows : start != nullptr ? start[c + 1] - start[c] : 0);
+      f(i, start != nullptr ? start[c + 1] - start[c] : 0);
       if (++c == C && i + 1 < i1) {
         c = 0;
         ++s;
@@ -307,19 +288,19 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     const int p = threadIdx.x;
     // NOTE: a release after the block barrier: every thread's mailbox writes precede the flag.
     ptx::st_release_sys(x.out(p).flag, epoch);
-    ok =
-        wait_at_least(x.in(p).flag, epoch, v, OpId::kNotify, CounterId::kCountsReady, v.domain_base_rank + p);
+    const Mailbox mine = x.in(p);
+    ok = wait_at_least(mine.flag, epoch, v, OpId::kNotify, CounterId::kCountsReady, v.domain_base_rank + p);
+    // A peer that made another call (shape, top-k, num_sms...) laid out its counts differently:
+    // stop here, as after a timeout, rather than route rows by them.
+    if (ok) ok = signature_matches(mine.signature, a.signature, v, OpId::kDispatch, v.domain_base_rank + p);
   }
   ok = __syncthreads_and(ok);
   if (threadIdx.x == 0) *a.notify_epoch = epoch;
-  // NOTE: kernels queued behind notify before the host sees a failure (zero-copy's early launch,
-  // the copy engine's packs) must not forward rows by counts that were never exchanged: counts no
-  // region can hold stop them in their guard (ht_guard.cuh) before they write.
-  auto refuse_counts = [&] {
-    for (int i = threadIdx.x; i < G * G; i += blockDim.x) a.count_matrix[i] = INT32_MAX;
-  };
   if (!ok) {
-    refuse_counts();
+    // NOTE: kernels queued behind notify before the host sees this failure (zero-copy's early
+    // launch, the copy engine's packs) must not forward rows by counts that were never exchanged:
+    // counts no region can hold stop them in their guard (ht_guard.cuh) before they write.
+    for (int i = threadIdx.x; i < G * G; i += blockDim.x) a.count_matrix[i] = INT32_MAX;
     return;
   }
 
@@ -345,17 +326,6 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   auto plan_entry = [&](int d, int k) { return a.chunk_start[d * (C + 1) + copy_chunk_channel(k, K, C)]; };
   const std::int32_t first_plan =
       copy_plan && tid < G * (K + 1) ? plan_entry(tid / (K + 1), tid % (K + 1)) : 0;
-  const ChunkRun chunks(x);
-  // A peer that made another call (shape, top-k, num_sms...) laid out its counts differently: stop
-  // here, as after a timeout, rather than route rows by them. Its signature is read with the loads
-  // above (the same round trip), and nothing they read is used before it is checked.
-  bool same = true;
-  if (threadIdx.x < G && x.live(threadIdx.x))
-    same = signature_matches(x.in(tid).signature, a.signature, v, OpId::kDispatch, v.domain_base_rank + tid);
-  if (!__syncthreads_and(same)) {
-    refuse_counts();
-    return;
-  }
   for_each_cell(G, G, [&](int s, int r, int i) {
     const std::int32_t n = i == tid ? first_cell_rows : count_of(s, r);
     a.count_matrix[i] = n;
@@ -367,7 +337,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     a.num_recv_per_expert[e] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
   }
-  place_received_chunks(a, x, chunks);
+  place_received_chunks(a, x);
   if (copy_plan) {
     // Not written when the exchange failed: host_ready is then never released, so the host never
     // reads it.
