@@ -1,6 +1,7 @@
-// Where a low-latency kernel spends its time, from its own clock (Buffer::low_latency_trace). A
-// diagnostic: recorded only when EPCOMM_LL_TRACE=1 was set when the low-latency Buffer was made
-// (it adds a store per block at each point); its format may change.
+// Where a low-latency kernel spends its time, from its own clock (Buffer::low_latency_trace), and
+// the high-throughput dispatch's count exchange (Buffer::notify_trace, in the same form). A
+// diagnostic: recorded only when EPCOMM_LL_TRACE=1 (EPCOMM_HT_TRACE=1) was set when the Buffer was
+// made (it adds a store per block at each point); its format may change.
 #pragma once
 
 #include <cstddef>

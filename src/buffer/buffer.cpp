@@ -3,21 +3,22 @@
 #include <vector>
 
 #include "buffer/barrier.hpp"
-#include "buffer/creation_record.hpp"
-#include "transport/region_layout.hpp"
 #include "buffer/buffer_impl.hpp"
+#include "buffer/creation_record.hpp"
 #include "buffer/rank_mask.hpp"
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
 #include "core/env.hpp"
+#include "core/log.hpp"
+#include "core/status_message.hpp"
 #include "internode/md_buffer.hpp"
+#include "intranode/ht_args.hpp"
 #include "intranode/ht_plan.hpp"
 #include "low_latency/ll_checks.hpp"
 #include "low_latency/ll_domains.hpp"
 #include "low_latency/ll_state.hpp"
 #include "transport/ll_transport.hpp"
-#include "core/log.hpp"
-#include "core/status_message.hpp"
+#include "transport/region_layout.hpp"
 
 namespace epcomm {
 
@@ -107,6 +108,10 @@ Buffer::Buffer(const LowLatencyOptions* low_latency, std::shared_ptr<Bootstrap> 
   m.counters = DeviceBuffer(Buffer::Impl::kCounterBytes);
   m.scratch = DeviceBuffer(HtScratch::kBytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
+  if (env::get_bool("EPCOMM_HT_TRACE")) {
+    m.notify_trace = DeviceBuffer(sizeof(std::uint64_t) * kNotifyTraceRing * kNotifyTracePoints);
+    EPCOMM_CUDA_CHECK(cudaMemset(m.notify_trace.get(), 0, m.notify_trace.bytes()));
+  }
   m.rank_mask = DeviceBuffer(static_cast<std::size_t>(m.num_ranks()));
   EPCOMM_CUDA_CHECK(cudaMemset(m.rank_mask.get(), 0, m.rank_mask.bytes()));
   m.masked_host.assign(static_cast<std::size_t>(m.num_ranks()), 0);

@@ -32,6 +32,8 @@ struct Buffer::Impl {
   MappedHostBuffer status;              // DeviceStatus, written by kernels
   MappedHostBuffer host_counts;         // notify's results for the host (HtHostCounts)
   DeviceBuffer counters;                // device-private counters (Counter)
+  // EPCOMM_HT_TRACE: notify's phase stamps, [kNotifyTraceRing][kNotifyTracePoints] uint64 (else empty).
+  DeviceBuffer notify_trace;
   DeviceBuffer scratch;                 // per-operation device scratch (ht_plan.hpp: HtScratch)
   Stream comm;                          // the communication stream
   Stream copy;                          // copy-engine paths: their copies and marks (joined into comm)

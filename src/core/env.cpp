@@ -115,6 +115,12 @@ constexpr std::array kRegistry = {
                  "median per point). A diagnostic, read when a low-latency Buffer is made.",
           .min_value = 0,
           .max_value = 2},
+    Entry{.name = "EPCOMM_HT_TRACE",
+          .type = Type::kBool,
+          .default_value = "0",
+          .doc = "1: the count exchange that opens a high-throughput dispatch (notify) records a device "
+                 "timestamp at each of its phases (Buffer::notify_trace; the benchmark prints them after "
+                 "its preamble pass). A diagnostic, read when a Buffer is made."},
     Entry{.name = "EPCOMM_KERNEL_TIMING",
           .type = Type::kBool,
           .default_value = "0",

@@ -56,8 +56,26 @@ struct HtNotifyArgs {
   std::uint64_t* host_ready = nullptr;          // mapped host memory: host_ready_seq after the counts
   std::uint64_t host_ready_seq = 0;             // this call's sequence number (Buffer::Impl::notify_calls)
   std::uint64_t* notify_epoch = nullptr;        // device counter of exchanges (selects the parity)
+  // EPCOMM_HT_TRACE: thread 0 stores %globaltimer at each NotifyTracePoint into
+  // trace[(epoch % kNotifyTraceRing) * kNotifyTracePoints + point], or null.
+  std::uint64_t* trace = nullptr;
 };
 static_assert(std::is_trivially_copyable_v<HtNotifyArgs>);
+
+// notify's phase points (Buffer::notify_trace; names in kNotifyTracePointNames, in this order).
+enum NotifyTracePoint : int {
+  kNotifyTraceEntry,         // the kernel began
+  kNotifyTraceZeroed,        // the progress counters zeroed (block barrier)
+  kNotifyTraceScanned,       // the mailboxes written and the send slots scanned (block barrier)
+  kNotifyTraceFlagsSeen,     // every peer's flag seen and its signature checked (block vote)
+  kNotifyTraceCountsStored,  // thread 0 stored its count matrix and expert counts
+  kNotifyTracePlaced,        // thread 0 past the received chunks' places
+  kNotifyTraceExit,          // thread 0 past the host counts' release (or its last store without it)
+  kNotifyTracePoints
+};
+inline constexpr int kNotifyTraceRing = 64;
+inline constexpr const char* kNotifyTracePointNames[kNotifyTracePoints] = {
+    "entry", "zeroed", "scanned", "flags-seen", "counts-stored", "placed", "exit"};
 
 struct HtDispatchArgs {
   DomainView view;

@@ -82,6 +82,7 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
     n.host_ready_seq = ++m.notify_calls;
   }
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
+  n.trace = m.notify_trace.bytes() > 0 ? m.notify_trace.as<std::uint64_t>() : nullptr;
   m.timer.host_step("notify-args");
   m.timer.begin(scope.comm(), "notify");
   launch_ht_notify(n, scope.comm());

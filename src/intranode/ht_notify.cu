@@ -12,6 +12,7 @@
 #include "buffer/barrier.cuh"
 #include "core/call_signature.cuh"
 #include "core/cuda_check.hpp"
+#include "core/ptx.cuh"
 #include "intranode/ht_args.hpp"
 
 namespace epcomm {
@@ -256,7 +257,23 @@ __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) 
   }
 }
 
+// Thread 0 stores the time of each NotifyTracePoint in this call's slot of the trace
+// (EPCOMM_HT_TRACE); the slot's other points are cleared at the entry. Nothing when tracing is off.
+struct NotifyTracer {
+  std::uint64_t* slot = nullptr;
+  __device__ NotifyTracer(std::uint64_t* trace, std::uint64_t epoch, std::uint64_t entered) {
+    if (trace == nullptr || threadIdx.x != 0) return;
+    slot = trace + (epoch % kNotifyTraceRing) * kNotifyTracePoints;
+    slot[kNotifyTraceEntry] = entered;
+    for (int p = kNotifyTraceEntry + 1; p < kNotifyTracePoints; ++p) slot[p] = 0;
+  }
+  __device__ __forceinline__ void mark(int point) const {
+    if (slot != nullptr) slot[point] = ptx::globaltimer();
+  }
+};
+
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
+  const std::uint64_t entered = a.trace != nullptr ? ptx::globaltimer() : 0;
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
   const HtHostCounts slots{nle, G};            // where the host's copies of the counts go
@@ -264,6 +281,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
   const std::uint64_t epoch = *a.notify_epoch + 1;
   const Exchange x{v, G, C, static_cast<int>(epoch & 1u), live_peer};
+  const NotifyTracer tracer(a.trace, epoch, entered);
   // A thread's first cell of each grid below (for_each_cell) is cell tid.
   const int tid = static_cast<int>(threadIdx.x);
   // Its first cell of the expert counts (cell i of G x nle is expert i), loaded before the barrier:
@@ -274,6 +292,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   // Zero this rank's progress flags; peers write them only after this exchange.
   zero_counters(v, C, a.recv_copied);
   __syncthreads();
+  tracer.mark(kNotifyTraceZeroed);
   // What the scan does not decide goes to the peers first.
   for (int p = threadIdx.x; p < G; p += blockDim.x)
     if (x.live(p)) store_signature(x.out(p).signature, a.signature);
@@ -282,6 +301,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   });
   scan_columns(a, x);
   __syncthreads();
+  tracer.mark(kNotifyTraceScanned);
 
   bool ok = true;
   if (threadIdx.x < G && x.live(threadIdx.x)) {
@@ -295,6 +315,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     if (ok) ok = signature_matches(mine.signature, a.signature, v, OpId::kDispatch, v.domain_base_rank + p);
   }
   ok = __syncthreads_and(ok);
+  tracer.mark(kNotifyTraceFlagsSeen);
   if (threadIdx.x == 0) *a.notify_epoch = epoch;
   if (!ok) {
     // NOTE: kernels queued behind notify before the host sees this failure (zero-copy's early
@@ -337,7 +358,9 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     a.num_recv_per_expert[e] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
   }
+  tracer.mark(kNotifyTraceCountsStored);
   place_received_chunks(a, x);
+  tracer.mark(kNotifyTracePlaced);
   if (copy_plan) {
     // Not written when the exchange failed: host_ready is then never released, so the host never
     // reads it.
@@ -345,12 +368,16 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     for_each_cell(G, K + 1,
                   [&](int d, int k, int i) { prefix[i] = i == tid ? first_plan : plan_entry(d, k); });
   }
-  if (a.host_ready == nullptr) return;
+  if (a.host_ready == nullptr) {
+    tracer.mark(kNotifyTraceExit);
+    return;
+  }
   __syncthreads();
   if (threadIdx.x == 0) {
     // NOTE: a release after the block barrier: every thread's host counts precede the word.
     ptx::st_release_sys(a.host_ready, a.host_ready_seq);
   }
+  tracer.mark(kNotifyTraceExit);
 }
 
 // Zeroes this rank's progress counters, then a barrier that checks every peer's call against

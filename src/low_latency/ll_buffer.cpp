@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "buffer/buffer_impl.hpp"
+#include "buffer/trace_copy.hpp"
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
 #include "core/env.hpp"
@@ -150,19 +151,10 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
   const int kind = kernel == LlKernel::kCombine ? kLlKindCombine : kLlKindDispatch;
   if (st == nullptr || st->trace_of(kind) == nullptr) return {};
   const DeviceBuffer& record = st->trace[kind];
-  LlTrace trace{.ring = kLlTraceRing,
-                .blocks = st->num_blocks,
-                .points = {std::begin(kLlTracePointNames), std::end(kLlTracePointNames)},
-                .stamps = std::vector<std::uint64_t>(record.bytes() / sizeof(std::uint64_t))};
-  // The calls ran on the callers' streams: a device-wide wait covers them all, and the clearing is
-  // done before the next call can stamp.
-  EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
-  EPCOMM_CUDA_CHECK(cudaMemcpy(trace.stamps.data(), record.get(), record.bytes(), cudaMemcpyDeviceToHost));
-  if (clear) {
-    EPCOMM_CUDA_CHECK(cudaMemset(record.get(), 0, record.bytes()));
-    EPCOMM_CUDA_CHECK(cudaDeviceSynchronize());
-  }
-  return trace;
+  return LlTrace{.ring = kLlTraceRing,
+                 .blocks = st->num_blocks,
+                 .points = {std::begin(kLlTracePointNames), std::end(kLlTracePointNames)},
+                 .stamps = copy_trace_stamps(record, clear)};
 }
 
 void reset_ll_sequence(LlState& state) {

@@ -105,17 +105,37 @@ TEST(BenchLlTrace, EmptyRingHasNoLaunchAndWrongSizesAreRefused) {
 }
 
 // A Buffer's trace (epcomm/ll_trace.hpp) is summarized the same way, its launches beginning at the
-// points it names "entry" and "recv-entry", wherever they sit.
+// points it names "entry" and "recv-entry" (when it has one), wherever they sit.
 TEST(BenchLlTrace, ABuffersTraceBeginsLaunchesAtItsNamedEntryPoints) {
   LlTrace trace{.ring = kRing, .blocks = kBlocks, .points = {"entry", "work", "recv-entry", "exit"}};
   trace.stamps = two_launches().values;
   const LlTraceSummary s = summarize_ll_trace(trace);
   EXPECT_EQ(s.launches, 2);
   EXPECT_DOUBLE_EQ(s.span_us, (4.0 + 3.0) / 2);
-  // Without a point named recv-entry, receive-only launches could not be found: refused.
-  trace.points = {"entry", "work", "recv-entry-renamed", "exit"};
+  // Without a point named entry no launch could be found: refused.
+  trace.points = {"entry-renamed", "work", "recv-entry", "exit"};
   EXPECT_THROW(summarize_ll_trace(trace), Error);
   EXPECT_EQ(summarize_ll_trace(LlTrace{}).launches, 0);  // a Buffer made without EPCOMM_LL_TRACE
+}
+
+// notify's trace (Buffer::notify_trace): one block, no recv-entry; each launch begins at its entry
+// and each point is that block's stamp, medians over launches.
+TEST(BenchLlTrace, ANotifyTraceOfOneBlockWithoutRecvEntry) {
+  constexpr int kNotifyPoints = 3;
+  LlTrace trace{.ring = kRing, .blocks = 1, .points = {"entry", "flags-seen", "exit"}};
+  trace.stamps.assign(kRing * kNotifyPoints, 0);
+  const std::uint64_t calls[3][kNotifyPoints] = {
+      {1000, 3000, 9000}, {20000, 23000, 30000}, {40000, 41000, 48000}};
+  for (int c = 0; c < 3; ++c)
+    for (int p = 0; p < kNotifyPoints; ++p)
+      trace.stamps[static_cast<std::size_t>(c * kNotifyPoints + p)] = calls[c][p];
+  const LlTraceSummary s = summarize_ll_trace(trace);
+  EXPECT_EQ(s.launches, 3);
+  EXPECT_DOUBLE_EQ(s.span_us, 8.0);  // 8, 10, 8 us
+  ASSERT_EQ(s.points.size(), static_cast<std::size_t>(kNotifyPoints));
+  EXPECT_DOUBLE_EQ(s.points[1].median_us, 2.0);                 // 2, 3, 1 us
+  EXPECT_DOUBLE_EQ(s.points[1].first_us, s.points[1].last_us);  // one block
+  EXPECT_DOUBLE_EQ(s.points[2].median_us, 8.0);
 }
 
 }  // namespace

@@ -3,7 +3,10 @@
 // its notify first, each with a positive device time that last_kernel_us sums; switched off and
 // on between calls, only calls made while on are reported. The dispatch's rows are checked against
 // the CPU reference, so timing a call does not change what it computes.
+// Buffer::notify_trace (EPCOMM_HT_TRACE=1): empty unless asked for; asked for, each dispatch
+// stamps notify's points in order in one ring slot of its own.
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -128,6 +131,49 @@ TEST_F(KernelTimes, SwitchedBetweenCallsReportsOnlyTimedCalls) {
   buffer_->set_kernel_timing(true);
   expect_rows_match(dispatch(l));
   EXPECT_EQ(buffer_->last_kernel_times().front().name, "notify");
+}
+
+TEST_F(KernelTimes, NotifyTraceIsEmptyUnlessAskedFor) {
+  if (std::getenv("EPCOMM_HT_TRACE") != nullptr) GTEST_SKIP() << "EPCOMM_HT_TRACE is set here";
+  expect_rows_match(dispatch(layout()));
+  EXPECT_TRUE(buffer_->notify_trace().empty());
+}
+
+TEST_F(KernelTimes, NotifyTraceStampsEveryPointInOrderOncePerCall) {
+  // Every rank makes its Buffer with the variable set (a collective call), then unsets it.
+  buffer_.reset();
+  setenv("EPCOMM_HT_TRACE", "1", 1);
+  buffer_ =
+      std::make_unique<Buffer>(gpu_env().bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 27});
+  unsetenv("EPCOMM_HT_TRACE");
+  constexpr int kCalls = 3;
+  for (int i = 0; i < kCalls; ++i) expect_rows_match(dispatch(layout()));
+  const LlTrace trace = buffer_->notify_trace(/*clear=*/true);
+  ASSERT_FALSE(trace.empty());
+  EXPECT_EQ(trace.blocks, 1);
+  const auto points = static_cast<int>(trace.points.size());
+  ASSERT_EQ(trace.stamps.size(), static_cast<std::size_t>(trace.ring) * static_cast<std::size_t>(points));
+  ASSERT_EQ(trace.point("entry"), 0);
+  ASSERT_EQ(trace.point("exit"), points - 1);
+  int slots_used = 0;
+  for (int slot = 0; slot < trace.ring; ++slot) {
+    const std::uint64_t* s = trace.stamps.data() + static_cast<std::ptrdiff_t>(slot) * points;
+    if (s[0] == 0) {
+      for (int p = 0; p < points; ++p) EXPECT_EQ(s[p], 0u) << "slot " << slot << " point " << trace.points[p];
+      continue;
+    }
+    ++slots_used;
+    for (int p = 1; p < points; ++p) {
+      EXPECT_GE(s[p], s[p - 1]) << "slot " << slot << ": " << trace.points[p] << " before "
+                                << trace.points[p - 1];
+    }
+    // A bound to catch garbage (a stamp of another call or none), not a timing claim: one second.
+    EXPECT_LT(s[points - 1] - s[0], std::uint64_t{1000000000}) << "slot " << slot;
+  }
+  EXPECT_EQ(slots_used, kCalls);
+  // Cleared by the read: the next read holds nothing until the next call.
+  const LlTrace after = buffer_->notify_trace();
+  EXPECT_TRUE(std::all_of(after.stamps.begin(), after.stamps.end(), [](std::uint64_t v) { return v == 0; }));
 }
 
 }  // namespace

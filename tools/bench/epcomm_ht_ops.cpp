@@ -23,10 +23,11 @@
 #include "bench/compare.hpp"
 #include "bench/cuda.hpp"
 #include "bench/ht_check.hpp"
+#include "bench/ll_trace.hpp"
 #include "bench/poison_device.hpp"
 #include "bench/preamble.hpp"
-#include "bench/stream_hold.hpp"
 #include "bench/stats.hpp"
+#include "bench/stream_hold.hpp"
 #include "bench/variants.hpp"
 #include "epcomm/buffer.hpp"
 #include "epcomm/multi_domain.hpp"
@@ -191,9 +192,11 @@ struct EpcommHt {
   // dispatch call read after it; this rank's median preamble (bench/preamble.hpp). Each call is
   // queued behind a hold of `hold_us` on the stream (bench/stream_hold.hpp), so its kernels' events
   // time the device, not the host's launches onto an idle stream.
+  // With EPCOMM_HT_TRACE=1 the pass's notify phases are printed after it, labelled `row`.
   std::optional<double> measure_preamble(bool fp8_payload, int num_sms, bool zero_copy, cudaStream_t stream,
-                                         int calls, double hold_us) {
+                                         int calls, double hold_us, const std::string& row) {
     const KernelTimingOn timing(*buffer);
+    buffer->notify_trace(/*clear=*/true);  // the timed calls' stamps: not this pass's
     std::vector<double> samples;
     for (int i = 0; i < calls; ++i) {
       hold_stream(stream, hold_us);
@@ -205,6 +208,7 @@ struct EpcommHt {
         samples.push_back(*us);
     }
     BENCH_CUDA(cudaStreamSynchronize(stream));
+    print_notify_trace(*buffer, row + " [notify, preamble pass]", rank);
     if (samples.size() != static_cast<std::size_t>(calls)) return std::nullopt;  // a kernel went unnamed
     return median(std::move(samples));
   }
@@ -324,9 +328,10 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
             op.kernel_us = [state] { return state->kernel_us(); };
             op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/true); };
           }
-          op.preamble_us = [state, fp8, zero_copy, sms, way](cudaStream_t s, int calls, double hold_us) {
+          op.preamble_us = [state, fp8, zero_copy, sms, way, row = row_name(op)](cudaStream_t s, int calls,
+                                                                                 double hold_us) {
             const TuningOverride scoped(*state->buffer, way);
-            return state->measure_preamble(fp8, sms, zero_copy, s, calls, hold_us);
+            return state->measure_preamble(fp8, sms, zero_copy, s, calls, hold_us, row);
           };
           if (zero_copy)
             op.poison = [state, fp8, sms, way](cudaStream_t s) {

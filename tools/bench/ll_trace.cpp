@@ -17,8 +17,10 @@ double ll_trace_span_us(Buffer& buffer, LlKernel kernel) {
   return summarize_ll_trace(buffer.low_latency_trace(kernel)).span_us;
 }
 
-void print_ll_trace(Buffer& buffer, LlKernel kernel, const std::string& label, int rank) {
-  const LlTrace trace = buffer.low_latency_trace(kernel, /*clear=*/true);
+namespace {
+
+// The summary of `trace` (print_ll_trace's lines); with `by_block`, each block's median per point.
+void print_trace(const LlTrace& trace, const std::string& label, int rank, bool by_block) {
   const LlTraceSummary s = summarize_ll_trace(trace);
   if (s.launches == 0) return;
   std::printf("# trace rank %d %s: %d launches; span %.2f us, gap to the next %.2f us (medians)\n", rank,
@@ -29,10 +31,8 @@ void print_ll_trace(Buffer& buffer, LlKernel kernel, const std::string& label, i
     std::printf("#   %-13s first %7.2f  median %7.2f  last %7.2f us\n", trace.points[p].c_str(),
                 point.first_us, point.median_us, point.last_us);
   }
-  // EPCOMM_LL_TRACE=2 (the library checked the value when the Buffer was made): each block's median
-  // per point, block 0 first ("-": never reached).
-  const char* level = std::getenv("EPCOMM_LL_TRACE");
-  if (level == nullptr || std::string_view(level) != "2") return;
+  if (!by_block) return;
+  // Each block's median per point, block 0 first ("-": never reached).
   for (std::size_t p = 0; p < s.by_block.size(); ++p) {
     if (!s.points[p].seen) continue;
     std::printf("#   by block %-13s", trace.points[p].c_str());
@@ -44,6 +44,19 @@ void print_ll_trace(Buffer& buffer, LlKernel kernel, const std::string& label, i
     }
     std::printf("\n");
   }
+}
+
+}  // namespace
+
+void print_ll_trace(Buffer& buffer, LlKernel kernel, const std::string& label, int rank) {
+  // EPCOMM_LL_TRACE=2 (the library checked the value when the Buffer was made): by block too.
+  const char* level = std::getenv("EPCOMM_LL_TRACE");
+  print_trace(buffer.low_latency_trace(kernel, /*clear=*/true), label, rank,
+              level != nullptr && std::string_view(level) == "2");
+}
+
+void print_notify_trace(Buffer& buffer, const std::string& label, int rank) {
+  print_trace(buffer.notify_trace(/*clear=*/true), label, rank, /*by_block=*/false);
 }
 
 }  // namespace epcomm::bench

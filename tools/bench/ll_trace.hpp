@@ -15,6 +15,11 @@ namespace epcomm::bench {
 // was made without EPCOMM_LL_TRACE.
 void print_ll_trace(Buffer& buffer, LlKernel kernel, const std::string& label, int rank);
 
+// The same for the high-throughput dispatch's count exchange (notify, one block; EPCOMM_HT_TRACE=1,
+// Buffer::notify_trace): its calls recorded since the last read, then clears the record. Nothing
+// when the Buffer was made without EPCOMM_HT_TRACE.
+void print_notify_trace(Buffer& buffer, const std::string& label, int rank);
+
 // True when the Buffer records phase timestamps (made with EPCOMM_LL_TRACE=1).
 bool ll_traced(Buffer& buffer);
 

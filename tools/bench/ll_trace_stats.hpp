@@ -34,8 +34,9 @@ struct LlTraceSummary {
 LlTraceSummary summarize_ll_trace(const std::vector<std::uint64_t>& stamps, int ring, int blocks, int points,
                                   std::initializer_list<int> begin_points);
 
-// The same for a Buffer's trace: a launch begins at its "entry" or "recv-entry" stamps. An empty
-// trace has no launch; one without either point is refused (epcomm::Error).
+// The same for a Buffer's trace: a launch begins at its "entry" or "recv-entry" stamps (notify's
+// trace has no recv-entry). An empty trace has no launch; one without "entry" is refused
+// (epcomm::Error).
 LlTraceSummary summarize_ll_trace(const LlTrace& trace);
 
 }  // namespace epcomm::bench
