@@ -12,6 +12,7 @@
 #include "buffer/barrier.cuh"
 #include "core/call_signature.cuh"
 #include "core/cuda_check.hpp"
+#include "core/phase_tracer.cuh"
 #include "core/ptx.cuh"
 #include "intranode/ht_args.hpp"
 
@@ -257,20 +258,8 @@ __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) 
   }
 }
 
-// Thread 0 stores the time of each NotifyTracePoint in this call's slot of the trace
-// (EPCOMM_HT_TRACE); the slot's other points are cleared at the entry. Nothing when tracing is off.
-struct NotifyTracer {
-  std::uint64_t* slot = nullptr;
-  __device__ NotifyTracer(std::uint64_t* trace, std::uint64_t epoch, std::uint64_t entered) {
-    if (trace == nullptr || threadIdx.x != 0) return;
-    slot = trace + (epoch % kNotifyTraceRing) * kNotifyTracePoints;
-    slot[kNotifyTraceEntry] = entered;
-    for (int p = kNotifyTraceEntry + 1; p < kNotifyTracePoints; ++p) slot[p] = 0;
-  }
-  __device__ __forceinline__ void mark(int point) const {
-    if (slot != nullptr) slot[point] = ptx::globaltimer();
-  }
-};
+// notify's phase stamps (NotifyTracePoint, ht_args.hpp): one block, one entry per exchange.
+using NotifyTracer = PhaseTracer<kNotifyTraceRing, kNotifyTracePoints>;
 
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
   const std::uint64_t entered = a.trace != nullptr ? ptx::globaltimer() : 0;
@@ -281,7 +270,9 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
   const std::uint64_t epoch = *a.notify_epoch + 1;
   const Exchange x{v, G, C, static_cast<int>(epoch & 1u), live_peer};
-  const NotifyTracer tracer(a.trace, epoch, entered);
+  const NotifyTracer tracer(a.trace, epoch);
+  tracer.clear();
+  tracer.mark(kNotifyTraceEntry, entered);
   // A thread's first cell of each grid below (for_each_cell) is cell tid.
   const int tid = static_cast<int>(threadIdx.x);
   // Its first cell of the expert counts (cell i of G x nle is expert i), loaded before the barrier:

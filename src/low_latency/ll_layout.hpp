@@ -183,15 +183,6 @@ struct LlLayout {
                static_cast<std::size_t>(max_tokens) +
            static_cast<std::size_t>(token_idx);
   }
-  // Block `block`'s flag of source src_rank in a [2][R][kLlMaxBlocks] u64 section at `section`.
-  EPCOMM_HD std::uint64_t* block_flag(void* ws, std::size_t section, int parity, int src_rank,
-                                      int block) const {
-    return reinterpret_cast<std::uint64_t*>(base(ws) + section) +
-           (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
-            static_cast<std::size_t>(src_rank)) *
-               static_cast<std::size_t>(kLlMaxBlocks) +
-           static_cast<std::size_t>(block);
-  }
   // Dispatch staging of token token_idx of source src_rank, in the receiver's workspace.
   EPCOMM_HD char* staging_x(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
     return base(ws) + dispatch_x + staging_index(parity, src_rank, token_idx) * staging_row_bytes;
@@ -234,7 +225,11 @@ struct LlLayout {
   // The seq of source src_rank's latest operation of this parity whose block `block` has finished
   // writing its rows here.
   EPCOMM_HD std::uint64_t* rows_done(void* ws, int parity, int src_rank, int block) const {
-    return block_flag(ws, dispatch_rows_done, parity, src_rank, block);
+    return reinterpret_cast<std::uint64_t*>(base(ws) + dispatch_rows_done) +
+           (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
+            static_cast<std::size_t>(src_rank)) *
+               static_cast<std::size_t>(kLlMaxBlocks) +
+           static_cast<std::size_t>(block);
   }
   // [T][max_topk]: the combine weights of source src_rank's tokens, in a holder's workspace.
   EPCOMM_HD float* combine_weights_of(void* ws, int parity, int src_rank) const {

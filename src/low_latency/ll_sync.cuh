@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/call_signature.cuh"
+#include "core/phase_tracer.cuh"
 #include "core/wait.cuh"
 #include "low_latency/ll_args.hpp"
 
@@ -79,32 +80,23 @@ __device__ __forceinline__ bool ll_wait_credits(const LlControl* mine, int parit
   return __syncthreads_and(ok);
 }
 
-// For every source s: *counter_of(s) >= expected (acquired), then s's signature equals this call's
-// `sig` (the thread that acquires a source's signal reads the signature the source wrote before
-// it). Called by every thread of the block; false (for all) when a wait failed or a signature
-// differed (reported as kPeerMismatch). NOTE: with one peer gone and another mismatched at once,
-// whichever is seen first is reported (the first report wins), so such a double fault may read as
-// a mismatch.
-template <typename CounterOf>
-__device__ __forceinline__ bool ll_wait_signed(const LlControl* mine, int parity, CounterOf counter_of,
-                                               std::uint64_t expected, CounterId counter_id,
-                                               const CallSignature& sig, const DomainView& v, OpId op) {
+// Step 4: every block of every source has completed its writes of operation `seq` into this rank
+// (every rank launches the same grid), and every source's signature equals this call's `sig`: the
+// thread that acquires a source's done signal reads the signature it wrote before it. Called by
+// every thread of the block; false (for all) when a wait failed or a signature differed (reported
+// as kPeerMismatch). NOTE: with one peer gone and another mismatched at once, whichever is seen
+// first is reported (the first report wins), so such a double fault may read as a mismatch.
+__device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, std::uint64_t seq,
+                                             const CallSignature& sig, const DomainView& v, OpId op) {
   bool ok = true;
+  const std::uint64_t signals = ll_done_after(seq, gridDim.x);
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x) {
-    ok = wait_at_least<Polls::kAcquire>(counter_of(s), expected, v, op, counter_id, v.domain_base_rank + s);
+    ok = wait_at_least<Polls::kAcquire>(&mine->done[parity][s], signals, v, op, CounterId::kRowsArrived,
+                                        v.domain_base_rank + s);
     if (ok && !peer_masked(v, s))
       ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
   }
   return __syncthreads_and(ok);
-}
-
-// Step 4: every block of every source has completed its writes of operation `seq` into this rank
-// (every rank launches the same grid), and every source's signature equals this call's `sig`.
-__device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, std::uint64_t seq,
-                                             const CallSignature& sig, const DomainView& v, OpId op) {
-  return ll_wait_signed(
-      mine, parity, [&](int s) { return &mine->done[parity][s]; }, ll_done_after(seq, gridDim.x),
-      CounterId::kRowsArrived, sig, v, op);
 }
 
 // Rank d is reached by puts (its bytes are staged in this rank's own workspace first): always
@@ -199,25 +191,8 @@ __device__ __forceinline__ void ll_give_credits(const DomainView& v, const LlLay
   });
 }
 
-// Thread 0 of the block stores the time of `point` in the block's trace entry (LlTracePoint);
-// nothing when tracing is off.
-struct LlTracer {
-  std::uint64_t* stamps = nullptr;  // this block's entry, or null
-  __device__ LlTracer(std::uint64_t* trace, std::uint64_t seq) {
-    if (trace != nullptr && threadIdx.x == 0)
-      stamps = trace + ((seq % kLlTraceRing) * gridDim.x + blockIdx.x) * kLlTracePoints;
-  }
-  __device__ __forceinline__ void mark(int point, std::uint64_t when) const {
-    if (stamps != nullptr) stamps[point] = when;
-  }
-  __device__ __forceinline__ void mark(int point) const {
-    if (stamps != nullptr) stamps[point] = ptx::globaltimer();
-  }
-  __device__ __forceinline__ void clear() const {
-    if (stamps != nullptr)
-      for (int p = 0; p < kLlTracePoints; ++p) stamps[p] = 0;
-  }
-};
+// The low-latency kernels' phase stamps (LlTracePoint, ll_args.hpp), one entry per block.
+using LlTracer = PhaseTracer<kLlTraceRing, kLlTracePoints>;
 
 // Every thread of every block, once the block's sends are done and signalled (after the block
 // barrier in front of the signals): the block's arrival, by its last thread; the last block to
