@@ -15,7 +15,8 @@ template <int kRing, int kPoints>
 struct PhaseTracer {
   std::uint64_t* stamps = nullptr;  // this block's entry, or null
   __device__ PhaseTracer(std::uint64_t* trace, std::uint64_t call) {
-    if (trace != nullptr && threadIdx.x == 0) stamps = trace + ((call % kRing) * gridDim.x + blockIdx.x) * kPoints;
+    if (trace != nullptr && threadIdx.x == 0)
+      stamps = trace + ((call % kRing) * gridDim.x + blockIdx.x) * kPoints;
   }
   __device__ __forceinline__ void mark(int point, std::uint64_t when) const {
     if (stamps != nullptr) stamps[point] = when;
