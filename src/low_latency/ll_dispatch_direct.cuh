@@ -199,26 +199,33 @@ __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity
 // signature and token count are in place), and, in a row block b, every source's block b has
 // written its rows here; every source's signature equals this call's. The sources' token counts
 // into tokens[] (shared, [R]). False (for all) when a wait failed or a signature differed.
+// Two threads per source, waiting at once: thread s for its lists' signal, then its signature and
+// token count (written before that signal); thread R + s for its block b's flag (row blocks). One
+// thread waiting for both took a round trip more (the second acquire after the first).
 __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity, std::uint64_t seq,
                                              const DirectRoles& roles, std::int64_t* tokens) {
   const DomainView& v = a.view;
   const LlControl* mine = a.layout.control_of(a.workspace, kLlKindDispatch);
   const std::uint64_t signals = (seq + 1) / 2 * static_cast<std::uint64_t>(roles.list_blocks);
+  const int R = v.num_domain_ranks;
+  static_assert(2 * kLlMaxRanks <= kLlThreads, "two threads per source");
+  const int i = static_cast<int>(threadIdx.x);
   bool ok = true;
-  for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x) {
-    const int peer = v.domain_base_rank + s;
-    ok = wait_at_least<Polls::kAcquire>(&mine->lists[parity][s], signals, v, OpId::kLlDispatch,
+  if (i < R) {
+    const int peer = v.domain_base_rank + i;
+    ok = wait_at_least<Polls::kAcquire>(&mine->lists[parity][i], signals, v, OpId::kLlDispatch,
                                         CounterId::kRowsArrived, peer);
-    if (ok && roles.rows)
-      ok = wait_at_least<Polls::kAcquire>(
-          a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v, OpId::kLlDispatch,
-          CounterId::kRowsArrived, peer);
-    tokens[s] = 0;
-    if (ok && !peer_masked(v, s)) {
-      ok = signature_matches(&mine->signature[parity][s], a.signature, v, OpId::kLlDispatch, peer);
-      const volatile std::int64_t* count = &mine->tokens[parity][s];
-      tokens[s] = min(*count, a.layout.max_tokens);
+    tokens[i] = 0;
+    if (ok && !peer_masked(v, i)) {
+      ok = signature_matches(&mine->signature[parity][i], a.signature, v, OpId::kLlDispatch, peer);
+      const volatile std::int64_t* count = &mine->tokens[parity][i];
+      tokens[i] = min(*count, a.layout.max_tokens);
     }
+  } else if (i < 2 * R && roles.rows) {
+    const int s = i - R;
+    ok = wait_at_least<Polls::kAcquire>(
+        a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v, OpId::kLlDispatch,
+        CounterId::kRowsArrived, v.domain_base_rank + s);
   }
   return __syncthreads_and(ok);
 }
