@@ -259,13 +259,16 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   std::int32_t ahead = kRowsAhead ? first.next_row : locate_partial(a, item + num_warps);
   for (; item < items; item += num_warps) {
     const bool more = item + num_warps < items;  // warp-uniform
-    // This item's source's weights first, then the next item's loads: the weights' acquire waits
-    // for every load in flight, and with the next item's issued before it, it waited for those too
-    // (NOTES 11.33). Its weight's load goes out with them.
-    const PartialAt at = partial_at(item, R, parts);
-    float weight = 0.0f;
+    PartialItem next;
+    std::int32_t after = -1;
+    if (more) {
+      if constexpr (kRowsAhead) next = load_partial_item(a, item + num_warps, ahead);
+      after = locate_partial(a, item + 2 * num_warps);
+    }
     if (cur.slots != 0) {  // warp-uniform
-      const int s = at.s;
+      const PartialAt at = partial_at(item, R, parts);
+      const std::int64_t t = at.t;
+      const int s = at.s, part = at.part;
       const std::uint64_t bit = std::uint64_t{1} << (s % 64);
       if (((s < 64 ? seen_low : seen_high) & bit) == 0) {
         bool ok = true;
@@ -278,18 +281,8 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
         else
           seen_high |= bit;
       }
-      if (((cur.slots >> lane) & 1u) != 0)
-        weight = l.combine_weights_of(ws, parity, s)[static_cast<std::int64_t>(at.t) * K + lane];
-    }
-    PartialItem next;
-    std::int32_t after = -1;
-    if (more) {
-      if constexpr (kRowsAhead) next = load_partial_item(a, item + num_warps, ahead);
-      after = locate_partial(a, item + 2 * num_warps);
-    }
-    if (cur.slots != 0) {  // warp-uniform
-      const std::int64_t t = at.t;
-      const int s = at.s, part = at.part;
+      const float weight =
+          ((cur.slots >> lane) & 1u) != 0 ? l.combine_weights_of(ws, parity, s)[t * K + lane] : 0.0f;
       float acc[2][4];
 #pragma unroll
       for (int h = 0; h < 2; ++h)
