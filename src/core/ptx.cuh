@@ -13,6 +13,22 @@ __device__ __forceinline__ std::uint64_t globaltimer() {
   return t;
 }
 
+// Grid dependency control (sm_90; no-ops below it and when the launch did not allow an early
+// start). Waits until every grid this one depends on (the kernel ahead of it on the stream) has
+// completed and its memory operations are visible here.
+__device__ __forceinline__ void wait_prior_grids() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// Lets the grid launched behind this one be scheduled once every block of this one has called it
+// or exited (a hint; the dependent still waits in wait_prior_grids for this grid to complete).
+__device__ __forceinline__ void allow_dependent_grids() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // Acquire load at system scope: a flag written by a peer GPU (over NVLink) or by the host. Reads
 // after it observe everything the writer released before setting the flag.
 __device__ __forceinline__ std::uint64_t ld_acquire_sys(const std::uint64_t* p) {

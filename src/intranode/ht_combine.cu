@@ -22,13 +22,15 @@
 
 #include <cstdint>
 
+#include "core/bf16_sum.cuh"
 #include "core/copy.cuh"
+#include "core/cuda_check.hpp"
+#include "core/early_launch.cuh"
+#include "core/early_launch.hpp"
+#include "core/func_attributes.hpp"
+#include "core/wait.cuh"
 #include "intranode/ht_args.hpp"
 #include "intranode/ht_guard.cuh"
-#include "core/wait.cuh"
-#include "core/bf16_sum.cuh"
-#include "core/cuda_check.hpp"
-#include "core/func_attributes.hpp"
 
 namespace epcomm {
 
@@ -349,6 +351,7 @@ __device__ void count_combine_traffic(const HtCombineArgs& a) {
 }
 
 __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a) {
+  early_launch_entry();
   // Rows coming back to any rank (pull: staged by any rank) must fit its region.
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, a.pull, a.view, OpId::kCombine))
     return;
@@ -369,8 +372,7 @@ __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream) {
   raise_func_attribute(reinterpret_cast<const void*>(ht_combine_kernel),
                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kStageBytes));
-  ht_combine_kernel<<<num_blocks, kThreads, kStageBytes, static_cast<cudaStream_t>(stream)>>>(args);
-  EPCOMM_CUDA_CHECK_LAUNCH();
+  launch_early(ht_combine_kernel, num_blocks, kThreads, kStageBytes, static_cast<cudaStream_t>(stream), args);
 }
 
 }  // namespace epcomm

@@ -12,6 +12,8 @@
 #include "buffer/barrier.cuh"
 #include "core/call_signature.cuh"
 #include "core/cuda_check.hpp"
+#include "core/early_launch.cuh"
+#include "core/early_launch.hpp"
 #include "core/phase_tracer.cuh"
 #include "core/ptx.cuh"
 #include "intranode/ht_args.hpp"
@@ -262,6 +264,7 @@ __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) 
 using NotifyTracer = PhaseTracer<kNotifyTraceRing, kNotifyTracePoints>;
 
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
+  early_launch_entry();
   const std::uint64_t entered = a.trace != nullptr ? ptx::globaltimer() : 0;
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
@@ -376,6 +379,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
 // another call is reported before a row moves.
 __global__ void __launch_bounds__(kNotifyThreads, 1)
     ht_prepare_kernel(DomainView v, int num_channels, std::int32_t* recv_copied, OpId op, CallSignature sig) {
+  early_launch_entry();
   zero_counters(v, num_channels, recv_copied);
   __syncthreads();
   domain_barrier_block(v, op, &sig);
@@ -384,15 +388,13 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
 }  // namespace
 
 void launch_ht_notify(const HtNotifyArgs& args, void* stream) {
-  ht_notify_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
-  EPCOMM_CUDA_CHECK_LAUNCH();
+  launch_early(ht_notify_kernel, 1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream), args);
 }
 
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
                        const CallSignature& sig, void* stream) {
-  ht_prepare_kernel<<<1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream)>>>(view, num_channels,
-                                                                                 recv_copied, op, sig);
-  EPCOMM_CUDA_CHECK_LAUNCH();
+  launch_early(ht_prepare_kernel, 1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream), view, num_channels,
+               recv_copied, op, sig);
 }
 
 }  // namespace epcomm
