@@ -90,12 +90,12 @@ constexpr std::array kRegistry = {
                  "when set, read when a low-latency Buffer is made.",
           .min_value = 0,
           .max_value = 1 << 20},
-    Entry{.name = "EPCOMM_EARLY_LAUNCH",
+    Entry{.name = "EPCOMM_PDL",
           .type = Type::kBool,
           .default_value = "1",
           .doc = "1 (default): epcomm's single-domain kernels are launched with programmatic dependent "
-                 "launch (sm_90), so each may be scheduled while the kernel ahead of it on the stream "
-                 "drains, and waits for it on the device; 0: ordinary launches. Read once per process."},
+                 "launch (PDL, sm_90), so each may be placed on the GPU while the kernel ahead of it on "
+                 "the stream drains, and waits for it there; 0: ordinary launches. Read once per process."},
     Entry{.name = "EPCOMM_LL_DIRECT_DISPATCH",
           .type = Type::kBool,
           .default_value = "1",

@@ -22,6 +22,7 @@
 
 #include "core/call_signature.hpp"
 #include "core/domain_view.hpp"
+#include "core/pdl.hpp"
 #include "intranode/ht_layout.hpp"
 
 namespace epcomm {
@@ -161,9 +162,10 @@ void launch_ht_notify(const HtNotifyArgs& args, void* stream);
 // `recv_copied` ([G][num_channels], may be null) is zeroed for the cached dispatch that follows.
 // `op` (kDispatch or kCombine) is the operation a barrier timeout is reported under; `sig` the call
 // every peer's must equal (checked in the barrier: combine and a cached dispatch exchange no counts).
+// `how`: Launch::kOrdinary for a cached dispatch's (with PDL it cost 2.7 us, bench/NOTES.md 11.36).
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
-                       const CallSignature& sig, void* stream);
-void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream);
+                       const CallSignature& sig, Launch how, void* stream);
+void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, Launch how, void* stream);
 // Copy-engine dispatch: a chunk's channels are complete (receivers clamp it to each channel's rows).
 inline constexpr std::uint64_t kChannelComplete = 0x7fffffff;
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream);

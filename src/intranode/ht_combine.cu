@@ -25,9 +25,9 @@
 #include "core/bf16_sum.cuh"
 #include "core/copy.cuh"
 #include "core/cuda_check.hpp"
-#include "core/early_launch.cuh"
-#include "core/early_launch.hpp"
 #include "core/func_attributes.hpp"
+#include "core/pdl.cuh"
+#include "core/pdl.hpp"
 #include "core/wait.cuh"
 #include "intranode/ht_args.hpp"
 #include "intranode/ht_guard.cuh"
@@ -351,7 +351,7 @@ __device__ void count_combine_traffic(const HtCombineArgs& a) {
 }
 
 __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a) {
-  early_launch_entry();
+  pdl_entry();
   // Rows coming back to any rank (pull: staged by any rank) must fit its region.
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, a.region.cap_rows, a.pull, a.view, OpId::kCombine))
     return;
@@ -372,7 +372,8 @@ __global__ void __launch_bounds__(kThreads, 1) ht_combine_kernel(HtCombineArgs a
 void launch_ht_combine(const HtCombineArgs& args, int num_blocks, void* stream) {
   raise_func_attribute(reinterpret_cast<const void*>(ht_combine_kernel),
                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kStageBytes));
-  launch_early(ht_combine_kernel, num_blocks, kThreads, kStageBytes, static_cast<cudaStream_t>(stream), args);
+  launch_kernel(Launch::kPdl, ht_combine_kernel, num_blocks, kThreads, kStageBytes,
+                static_cast<cudaStream_t>(stream), args);
 }
 
 }  // namespace epcomm

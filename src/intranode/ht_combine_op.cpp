@@ -152,7 +152,7 @@ CombineResult Buffer::combine(const CombineArgs& a, const CallOptions& options) 
                                             .num_topk = shape.num_topk,
                                             .num_blocks = plan.num_senders,
                                             .flags = schedule});
-  launch_ht_prepare(m.view, plan.num_shares, nullptr, OpId::kCombine, sig, scope.comm());
+  launch_ht_prepare(m.view, plan.num_shares, nullptr, OpId::kCombine, sig, Launch::kPdl, scope.comm());
   // NOTE: after prepare's barrier: every peer has finished the operations that read this region.
   if (staged) stage_rows(c, h.count_matrix_host.data(), scope.comm());
   if (copy_chunks > 0)

@@ -16,8 +16,8 @@
 
 #include "core/copy.cuh"
 #include "core/cuda_check.hpp"
-#include "core/early_launch.cuh"
-#include "core/early_launch.hpp"
+#include "core/pdl.cuh"
+#include "core/pdl.hpp"
 #include "core/wait.cuh"
 #include "intranode/dispatch_rows.cuh"
 #include "intranode/ht_args.hpp"
@@ -345,7 +345,7 @@ __device__ void count_dispatch_traffic(const HtDispatchArgs& a) {
 }
 
 __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs a) {
-  early_launch_entry();
+  pdl_entry();
   // Rows received by any rank must fit its region and (worst-case mode) its outputs.
   const std::int64_t limit = a.num_worst ? min(a.region.cap_rows, a.num_rows) : a.region.cap_rows;
   if (!rows_fit(a.count_matrix, a.view.num_domain_ranks, limit, true, a.view, OpId::kDispatch)) {
@@ -366,9 +366,9 @@ __global__ void __launch_bounds__(kThreads, 1) ht_dispatch_kernel(HtDispatchArgs
 
 }  // namespace
 
-void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, void* stream) {
+void launch_ht_dispatch(const HtDispatchArgs& args, int num_blocks, Launch how, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  launch_early(ht_dispatch_kernel, num_blocks, kThreads, 0, s, args);
+  launch_kernel(how, ht_dispatch_kernel, num_blocks, kThreads, 0, s, args);
 }
 
 }  // namespace epcomm

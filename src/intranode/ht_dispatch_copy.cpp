@@ -31,7 +31,7 @@ CopyEngineDispatch::~CopyEngineDispatch() {
 void CopyEngineDispatch::launch(HtDispatchArgs& d, const char* label, int blocks) {
   d.num_senders = blocks;
   m_.timer.begin(comm_, label);
-  launch_ht_dispatch(d, blocks, comm_);
+  launch_ht_dispatch(d, blocks, Launch::kPdl, comm_);
   m_.timer.end(comm_);
 }
 

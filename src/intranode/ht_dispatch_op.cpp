@@ -251,7 +251,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
                                               .num_blocks = p.plan.num_senders,
                                               .flags = (p.shape.fp8 ? kSigFp8 : 0) | kSigCached});
     launch_ht_prepare(m.view, p.plan.num_channels, HtScratch::recv_copied(m.scratch.get()), OpId::kDispatch,
-                      sig, scope.comm());
+                      sig, Launch::kOrdinary, scope.comm());
     m.timer.end(scope.comm());
   } else {
     h.num_ranks = m.num_ranks();
@@ -295,7 +295,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     copy_engine->finish(d, h, a.zero_copy ? nullptr : scope.alloc_stream(), scope.caller());
   } else {
     m.timer.begin(scope.comm(), "dispatch");
-    launch_ht_dispatch(d, p.plan.num_blocks, scope.comm());
+    launch_ht_dispatch(d, p.plan.num_blocks, cached ? Launch::kOrdinary : Launch::kPdl, scope.comm());
     m.timer.end(scope.comm());
   }
   m.timer.host_step("dispatch-queued");

@@ -12,8 +12,8 @@
 #include "buffer/barrier.cuh"
 #include "core/call_signature.cuh"
 #include "core/cuda_check.hpp"
-#include "core/early_launch.cuh"
-#include "core/early_launch.hpp"
+#include "core/pdl.cuh"
+#include "core/pdl.hpp"
 #include "core/phase_tracer.cuh"
 #include "core/ptx.cuh"
 #include "intranode/ht_args.hpp"
@@ -264,7 +264,7 @@ __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) 
 using NotifyTracer = PhaseTracer<kNotifyTraceRing, kNotifyTracePoints>;
 
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
-  early_launch_entry();
+  pdl_entry();
   const std::uint64_t entered = a.trace != nullptr ? ptx::globaltimer() : 0;
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
@@ -379,7 +379,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
 // another call is reported before a row moves.
 __global__ void __launch_bounds__(kNotifyThreads, 1)
     ht_prepare_kernel(DomainView v, int num_channels, std::int32_t* recv_copied, OpId op, CallSignature sig) {
-  early_launch_entry();
+  pdl_entry();
   zero_counters(v, num_channels, recv_copied);
   __syncthreads();
   domain_barrier_block(v, op, &sig);
@@ -388,13 +388,14 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
 }  // namespace
 
 void launch_ht_notify(const HtNotifyArgs& args, void* stream) {
-  launch_early(ht_notify_kernel, 1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream), args);
+  launch_kernel(Launch::kPdl, ht_notify_kernel, 1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream),
+                args);
 }
 
 void launch_ht_prepare(const DomainView& view, int num_channels, std::int32_t* recv_copied, OpId op,
-                       const CallSignature& sig, void* stream) {
-  launch_early(ht_prepare_kernel, 1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream), view, num_channels,
-               recv_copied, op, sig);
+                       const CallSignature& sig, Launch how, void* stream) {
+  launch_kernel(how, ht_prepare_kernel, 1, kNotifyThreads, 0, static_cast<cudaStream_t>(stream), view,
+                num_channels, recv_copied, op, sig);
 }
 
 }  // namespace epcomm

@@ -10,10 +10,10 @@
 
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
-#include "core/early_launch.cuh"
-#include "core/early_launch.hpp"
 #include "core/fast_divisor.hpp"
 #include "core/func_attributes.hpp"
+#include "core/pdl.cuh"
+#include "core/pdl.hpp"
 #include "core/wait.cuh"
 #include "intranode/layout_args.hpp"
 
@@ -43,7 +43,7 @@ __device__ __noinline__ void report_invalid_expert(DeviceStatus* status, int ran
 // common one carries no code of the other).
 template <typename Index, bool kRankBits>
 __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutArgs args) {
-  early_launch_entry();
+  pdl_entry();
   extern __shared__ std::int32_t smem[];
   const int R = args.num_ranks, G = args.ranks_per_domain, E = args.num_experts;
   const int num_domains = R / G;
@@ -165,7 +165,7 @@ void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
   auto launch = [&](auto kernel) {
     raise_func_attribute(reinterpret_cast<const void*>(kernel),
                          cudaFuncAttributePreferredSharedMemoryCarveout, 0);
-    launch_early(kernel, blocks, kLayoutThreads, smem_bytes, stream, args);
+    launch_kernel(Launch::kPdl, kernel, blocks, kLayoutThreads, smem_bytes, stream, args);
   };
   const bool rank_bits = args.num_ranks <= kMaskRanks;
   if (args.topk_is_int32 && rank_bits)

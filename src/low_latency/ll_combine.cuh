@@ -22,8 +22,8 @@
 #include <cstdint>
 
 #include "core/cuda_check.hpp"
-#include "core/early_launch.cuh"
-#include "core/early_launch.hpp"
+#include "core/pdl.cuh"
+#include "core/pdl.hpp"
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_combine_parts.cuh"
 #include "low_latency/ll_combine_recv.cuh"
@@ -325,7 +325,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
 
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs a) {
-  early_launch_entry();
+  pdl_entry();
   FirstPartial first;
   WeightsAhead weights;
   ReduceAhead reduce_ahead;
@@ -355,7 +355,8 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
 // The launcher of the instantiation for `Peers`.
 template <typename Peers>
 void launch_ll_combine_with(const LlCombineArgs& args, int num_blocks, void* stream) {
-  launch_early(ll_combine_kernel<Peers>, num_blocks, kLlThreads, 0, static_cast<cudaStream_t>(stream), args);
+  launch_kernel(Launch::kPdl, ll_combine_kernel<Peers>, num_blocks, kLlThreads, 0,
+                static_cast<cudaStream_t>(stream), args);
 }
 
 }  // namespace

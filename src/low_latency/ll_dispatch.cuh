@@ -18,9 +18,9 @@
 #include <cstdint>
 
 #include "core/cuda_check.hpp"
-#include "core/early_launch.cuh"
-#include "core/early_launch.hpp"
 #include "core/func_attributes.hpp"
+#include "core/pdl.cuh"
+#include "core/pdl.hpp"
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_dispatch_direct.cuh"
 #include "low_latency/ll_dispatch_lists.cuh"
@@ -35,7 +35,7 @@ namespace {
 // The staging form (every transport).
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchArgs a) {
-  early_launch_entry();
+  pdl_entry();
   extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
   RowItem first;
   ll_run_phases<Peers>(
@@ -53,7 +53,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
 // registers are its own too.
 template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_direct_kernel(LlDispatchArgs a) {
-  early_launch_entry();
+  pdl_entry();
   extern __shared__ std::int32_t smem[];  // SourceRows: [nle * R] + [nle] (within RecvLayout's size)
   ll_dispatch_direct<Peers>(a, smem);
 }
@@ -68,7 +68,8 @@ void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* s
     // shared memory together, and the ledger makes the call free once the limit is in place.
     raise_func_attribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(smem));
-    launch_early(kernel, num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream), args);
+    launch_kernel(Launch::kPdl, kernel, num_blocks, kLlThreads, smem, static_cast<cudaStream_t>(stream),
+                  args);
   };
   if constexpr (!Peers::kStagesLocally) {
     if (args.direct) {
