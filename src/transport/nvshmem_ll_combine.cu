@@ -4,8 +4,8 @@
 // Relocatable device code in epcomm_nvshmem, device-linked with libnvshmem_device.a by whatever
 // links that library.
 //
-// Launched with the ordinary <<<>>> launch on the caller's stream, so it is capturable in a CUDA
-// graph like the IPC kernel: it uses only NVSHMEM puts, signals and quiet, never NVSHMEM
+// Launched as the IPC kernel is (launch_kernel, with PDL: core/pdl.hpp) on the caller's stream, so
+// it is capturable in a CUDA graph: it uses only NVSHMEM puts, signals and quiet, never NVSHMEM
 // collectives or waits (what nvshmemx_collective_launch exists for). Its own waits need every
 // block resident at once, which the grid size guarantees as on the IPC path (ll_args.hpp).
 #include "low_latency/ll_combine.cuh"
