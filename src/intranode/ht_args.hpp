@@ -67,7 +67,10 @@ static_assert(std::is_trivially_copyable_v<HtNotifyArgs>);
 enum NotifyTracePoint : int {
   kNotifyTraceEntry,         // the kernel began
   kNotifyTraceZeroed,        // the progress counters zeroed (block barrier)
+  kNotifyTraceLoaded,        // thread 0 counted its tokens' flags (the scan's first pass, first columns)
+  kNotifyTraceSummed,        // the block's prefix sums over them done (block barriers)
   kNotifyTraceScanned,       // the mailboxes written and the send slots scanned (block barrier)
+  kNotifyTraceReleased,      // thread 0 past its mailbox flag's system-scope release
   kNotifyTraceFlagsSeen,     // every peer's flag seen and its signature checked (block vote)
   kNotifyTraceCountsStored,  // thread 0 stored its count matrix and expert counts
   kNotifyTracePlaced,        // thread 0 past the received chunks' places
@@ -76,7 +79,8 @@ enum NotifyTracePoint : int {
 };
 inline constexpr int kNotifyTraceRing = 64;
 inline constexpr const char* kNotifyTracePointNames[kNotifyTracePoints] = {
-    "entry", "zeroed", "scanned", "flags-seen", "counts-stored", "placed", "exit"};
+    "entry",    "zeroed",     "loaded",        "summed", "scanned",
+    "released", "flags-seen", "counts-stored", "placed", "exit"};
 
 struct HtDispatchArgs {
   DomainView view;

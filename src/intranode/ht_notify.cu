@@ -132,6 +132,9 @@ __device__ void block_exclusive_scan(std::int32_t (&v)[N], std::int32_t (&total)
   __syncthreads();  // warp_sums is reused by the next call
 }
 
+// notify's phase stamps (NotifyTracePoint, ht_args.hpp): one block, one entry per exchange.
+using NotifyTracer = PhaseTracer<kNotifyTraceRing, kNotifyTracePoints>;
+
 // This thread's contiguous run of [0, n): the runs of threads 0, 1, ... follow each other.
 struct ThreadRun {
   std::int64_t begin, end;
@@ -149,8 +152,9 @@ struct ThreadRun {
 // mailbox, with the count row (rows to each d).
 // A masked destination's column counts as false whatever is_token_in_rank says (SPEC "Rank
 // masking": dispatch sends nothing to it).
+// The first column group's first pass and sums are traced (loaded, summed).
 template <int kScanColumns>
-__device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x) {
+__device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const NotifyTracer& tracer) {
   static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
@@ -169,8 +173,10 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x) {
       for (int k = 0; k < kScanColumns; ++k)
         if (k < n) before[k] += live[k] && flags[k] ? 1 : 0;
     }
+    if (d0 == 0) tracer.mark(kNotifyTraceLoaded);
     std::int32_t total[kScanColumns];
     block_exclusive_scan(before, total);
+    if (d0 == 0) tracer.mark(kNotifyTraceSummed);
     for (int p = threadIdx.x; p < G; p += kNotifyThreads)
       if (x.live(p)) {
         std::int32_t* row = x.out(p).count_row + d0;
@@ -214,15 +220,15 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x) {
 
 // The narrowest pass that takes every column at once, up to 8 at a time (a wider scan costs more
 // per pass: 8 columns cost ~2 us more than one on one rank).
-__device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x) {
+__device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x, const NotifyTracer& tracer) {
   if (x.G == 1)
-    scan_columns_by<1>(a, x);
+    scan_columns_by<1>(a, x, tracer);
   else if (x.G == 2)
-    scan_columns_by<2>(a, x);
+    scan_columns_by<2>(a, x, tracer);
   else if (x.G <= 4)
-    scan_columns_by<4>(a, x);
+    scan_columns_by<4>(a, x, tracer);
   else
-    scan_columns_by<8>(a, x);
+    scan_columns_by<8>(a, x, tracer);
 }
 
 // Where each source's rows land here, source-major, then channel by channel: a block scan over the
@@ -260,9 +266,6 @@ __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) 
   }
 }
 
-// notify's phase stamps (NotifyTracePoint, ht_args.hpp): one block, one entry per exchange.
-using NotifyTracer = PhaseTracer<kNotifyTraceRing, kNotifyTracePoints>;
-
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
   pdl_entry();
   const std::uint64_t entered = a.trace != nullptr ? ptx::globaltimer() : 0;
@@ -293,15 +296,17 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   for_each_cell(G, nle, [&](int p, int e, int i) {
     if (x.live(p)) x.out(p).expert_count[e] = i == tid ? first_count : a.num_tokens_per_expert[i];
   });
-  scan_columns(a, x);
+  scan_columns(a, x, tracer);
   __syncthreads();
   tracer.mark(kNotifyTraceScanned);
 
   bool ok = true;
-  if (threadIdx.x < G && x.live(threadIdx.x)) {
+  const bool exchanges = threadIdx.x < G && x.live(threadIdx.x);  // thread p: peer p
+  // NOTE: a release after the block barrier: every thread's mailbox writes precede the flag.
+  if (exchanges) ptx::st_release_sys(x.out(threadIdx.x).flag, epoch);
+  tracer.mark(kNotifyTraceReleased);
+  if (exchanges) {
     const int p = threadIdx.x;
-    // NOTE: a release after the block barrier: every thread's mailbox writes precede the flag.
-    ptx::st_release_sys(x.out(p).flag, epoch);
     const Mailbox mine = x.in(p);
     ok = wait_at_least(mine.flag, epoch, v, OpId::kNotify, CounterId::kCountsReady, v.domain_base_rank + p);
     // A peer that made another call (shape, top-k, num_sms...) laid out its counts differently:
