@@ -95,7 +95,8 @@ constexpr std::array kRegistry = {
           .default_value = "1",
           .doc = "1 (default): epcomm's single-domain kernels are launched with programmatic dependent "
                  "launch (PDL, sm_90), so each may be placed on the GPU while the kernel ahead of it on "
-                 "the stream drains, and waits for it there; 0: ordinary launches. Read once per process."},
+                 "the stream drains, and waits for it there; 0: ordinary launches (as on devices before "
+                 "sm_90). Read once per process, at its first kernel launch."},
     Entry{.name = "EPCOMM_LL_DIRECT_DISPATCH",
           .type = Type::kBool,
           .default_value = "1",

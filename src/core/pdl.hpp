@@ -13,7 +13,7 @@
 
 namespace epcomm {
 
-// EPCOMM_PDL (read once per process).
+// EPCOMM_PDL, on an sm_90 or later device (read at the first launch of the process).
 bool pdl_enabled();
 
 // How launch_kernel starts a kernel: Launch::kPdl with programmatic dependent launch where it is
