@@ -199,10 +199,10 @@ class EPCOMM_API Buffer {
   // low-latency Buffer was made (always empty for a high-throughput Buffer).
   LlTrace low_latency_trace(LlKernel kernel, bool clear = false);
   // The same diagnostic for the count exchange (notify) that opens a high-throughput dispatch on
-  // one NVLink domain: one block (`blocks` is 1), its thread 0 stamping the points entry, zeroed,
-  // scanned, flags-seen, counts-stored, placed and exit (the slot of a call is its exchange's
-  // number modulo `ring`). Empty unless EPCOMM_HT_TRACE=1 was set when this Buffer was made, and
-  // for a Buffer of several NVLink domains (whose exchange is another kernel).
+  // one NVLink domain: one block (`blocks` is 1), its thread 0 stamping each of `points`, from
+  // entry to exit, in order (the slot of a call is its exchange's number modulo `ring`). Empty unless
+  // EPCOMM_HT_TRACE=1 was set when this Buffer was made, and for a Buffer of several NVLink domains (whose
+  // exchange is another kernel).
   LlTrace notify_trace(bool clear = false);
 
   struct Impl;  // internal (incomplete here)

@@ -1,6 +1,8 @@
-// The device half of programmatic dependent launch (pdl.hpp). Device code only.
+// Programmatic dependent launch for kernel files: the device half (pdl_entry) with the host half
+// (launch_kernel, pdl.hpp).
 #pragma once
 
+#include "core/pdl.hpp"
 #include "core/ptx.cuh"
 
 namespace epcomm {

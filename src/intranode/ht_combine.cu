@@ -27,7 +27,6 @@
 #include "core/cuda_check.hpp"
 #include "core/func_attributes.hpp"
 #include "core/pdl.cuh"
-#include "core/pdl.hpp"
 #include "core/wait.cuh"
 #include "intranode/ht_args.hpp"
 #include "intranode/ht_guard.cuh"

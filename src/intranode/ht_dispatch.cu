@@ -17,7 +17,6 @@
 #include "core/copy.cuh"
 #include "core/cuda_check.hpp"
 #include "core/pdl.cuh"
-#include "core/pdl.hpp"
 #include "core/wait.cuh"
 #include "intranode/dispatch_rows.cuh"
 #include "intranode/ht_args.hpp"

@@ -13,7 +13,6 @@
 #include "core/call_signature.cuh"
 #include "core/cuda_check.hpp"
 #include "core/pdl.cuh"
-#include "core/pdl.hpp"
 #include "core/phase_tracer.cuh"
 #include "core/ptx.cuh"
 #include "intranode/ht_args.hpp"
@@ -367,14 +366,12 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     for_each_cell(G, K + 1,
                   [&](int d, int k, int i) { prefix[i] = i == tid ? first_plan : plan_entry(d, k); });
   }
-  if (a.host_ready == nullptr) {
-    tracer.mark(kNotifyTraceExit);
-    return;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    // NOTE: a release after the block barrier: every thread's host counts precede the word.
-    ptx::st_release_sys(a.host_ready, a.host_ready_seq);
+  if (a.host_ready != nullptr) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      // NOTE: a release after the block barrier: every thread's host counts precede the word.
+      ptx::st_release_sys(a.host_ready, a.host_ready_seq);
+    }
   }
   tracer.mark(kNotifyTraceExit);
 }

@@ -13,7 +13,6 @@
 #include "core/fast_divisor.hpp"
 #include "core/func_attributes.hpp"
 #include "core/pdl.cuh"
-#include "core/pdl.hpp"
 #include "core/wait.cuh"
 #include "intranode/layout_args.hpp"
 

@@ -23,7 +23,6 @@
 
 #include "core/cuda_check.hpp"
 #include "core/pdl.cuh"
-#include "core/pdl.hpp"
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_combine_parts.cuh"
 #include "low_latency/ll_combine_recv.cuh"

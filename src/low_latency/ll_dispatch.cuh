@@ -20,7 +20,6 @@
 #include "core/cuda_check.hpp"
 #include "core/func_attributes.hpp"
 #include "core/pdl.cuh"
-#include "core/pdl.hpp"
 #include "low_latency/ll_args.hpp"
 #include "low_latency/ll_dispatch_direct.cuh"
 #include "low_latency/ll_dispatch_lists.cuh"

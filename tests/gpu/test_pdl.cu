@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "core/pdl.cuh"
-#include "core/pdl.hpp"
 #include "core/ptx.cuh"
 #include "harness.hpp"
 
