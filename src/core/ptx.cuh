@@ -99,6 +99,12 @@ __device__ __forceinline__ void fence_acq_rel_sys() {
   asm volatile("fence.acq_rel.sys;" ::: "memory");
 }
 
+// Barrier `id` (1-15; 0 is __syncthreads') of `threads` threads, whole warps: the warps that reach
+// it wait for each other, the block's other warps go on.
+__device__ __forceinline__ void bar_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
 // 16-byte load of an input read once, through the coherent path without L1 allocation. Not the
 // non-coherent path (ld.global.nc): as fast alone, but on one H200 a 24-SM copy kernel with
 // non-coherent loads took 232 us, with these 80 us, while a device-to-device cudaMemcpyAsync of the

@@ -73,8 +73,9 @@ enum NotifyTracePoint : int {
   kNotifyTraceReleased,      // thread 0 past its mailbox flag's system-scope release
   kNotifyTraceFlagsSeen,     // every peer's flag seen and its signature checked (block vote)
   kNotifyTraceCountsStored,  // thread 0 stored its count matrix and expert counts
-  kNotifyTracePlaced,        // thread 0 past the received chunks' places
-  kNotifyTraceExit,          // thread 0 past the host counts' release (or its last store without it)
+  kNotifyTracePlaced,        // thread 0 past the received chunks' places (the last warp releases
+                             // the host's counts meanwhile)
+  kNotifyTraceExit,          // every warp done (a traced call waits at a last block barrier)
   kNotifyTracePoints
 };
 inline constexpr int kNotifyTraceRing = 64;

@@ -95,14 +95,29 @@ __device__ __forceinline__ void for_each_cell(int rows, int cols, F&& f) {
   }
 }
 
-// Exclusive prefix sums of N values per thread across the block (N independent scans at the cost
-// of one: three block barriers): on return v[k] holds the sum of v[k] over the threads before this
-// one, and total[k] the sum over all. Every thread of the block must call it.
-template <int N>
+// Warps [first_warp, first_warp + warps) of the block, synchronised by barrier `id` (0: the whole
+// block's __syncthreads; another id lets the warps outside the group do something else meanwhile).
+template <int kFirstWarp, int kWarpCount, int kBarrier>
+struct WarpGroup {
+  static constexpr int warps = kWarpCount, threads = kWarpCount * 32;
+  static __device__ int thread() { return static_cast<int>(threadIdx.x) - kFirstWarp * 32; }
+  static __device__ void sync() {
+    if constexpr (kBarrier == 0)
+      __syncthreads();
+    else
+      ptx::bar_sync(kBarrier, threads);
+  }
+};
+using WholeBlock = WarpGroup<0, kWarps, 0>;
+
+// Exclusive prefix sums of N values per thread across the group (N independent scans at the cost
+// of one: three barriers): on return v[k] holds the sum of v[k] over the group's threads before
+// this one, and total[k] the sum over all. Every thread of the group must call it.
+template <typename Group, int N>
 __device__ void block_exclusive_scan(std::int32_t (&v)[N], std::int32_t (&total)[N]) {
-  static_assert(N <= kWarps, "one warp scans each column's warp sums");
+  static_assert(N <= Group::warps, "one warp of the group scans each column's warp sums");
   __shared__ std::int32_t warp_sums[N][kWarps];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = Group::thread() / 32, lane = threadIdx.x % 32;
   std::int32_t incl[N];
 #pragma unroll
   for (int k = 0; k < N; ++k) {
@@ -113,33 +128,35 @@ __device__ void block_exclusive_scan(std::int32_t (&v)[N], std::int32_t (&total)
     }
     if (lane == 31) warp_sums[k][warp] = incl[k];
   }
-  __syncthreads();
+  Group::sync();
   if (warp < N) {
-    std::int32_t w = warp_sums[warp][lane];  // kWarps == 32
+    std::int32_t w = lane < Group::warps ? warp_sums[warp][lane] : 0;  // kWarps == 32 lanes
     for (int off = 1; off < 32; off <<= 1) {
       const std::int32_t y = __shfl_up_sync(0xffffffffu, w, off);
       if (lane >= off) w += y;
     }
     warp_sums[warp][lane] = w;  // inclusive over warps
   }
-  __syncthreads();
+  Group::sync();
 #pragma unroll
   for (int k = 0; k < N; ++k) {
-    total[k] = warp_sums[k][kWarps - 1];
+    total[k] = warp_sums[k][Group::warps - 1];
     v[k] = (warp > 0 ? warp_sums[k][warp - 1] : 0) + incl[k] - v[k];
   }
-  __syncthreads();  // warp_sums is reused by the next call
+  Group::sync();  // warp_sums is reused by the next call
 }
 
 // notify's phase stamps (NotifyTracePoint, ht_args.hpp): one block, one entry per exchange.
 using NotifyTracer = PhaseTracer<kNotifyTraceRing, kNotifyTracePoints>;
 
-// This thread's contiguous run of [0, n): the runs of threads 0, 1, ... follow each other.
+// Thread `thread`'s contiguous run of [0, n) among kThreads: the runs of threads 0, 1, ... follow
+// each other (the divisor is a constant: no division instruction).
+template <int kThreads>
 struct ThreadRun {
   std::int64_t begin, end;
-  __device__ explicit ThreadRun(std::int64_t n) {
-    const std::int64_t per_thread = (n + kNotifyThreads - 1) / kNotifyThreads;
-    begin = min(n, per_thread * threadIdx.x);
+  __device__ ThreadRun(std::int64_t n, int thread) {
+    const std::int64_t per_thread = (n + kThreads - 1) / kThreads;
+    begin = min(n, per_thread * thread);
     end = min(n, begin + per_thread);
   }
 };
@@ -151,30 +168,49 @@ struct ThreadRun {
 // mailbox, with the count row (rows to each d).
 // A masked destination's column counts as false whatever is_token_in_rank says (SPEC "Rank
 // masking": dispatch sends nothing to it).
+// The first pass keeps the flags of its first 64 / kColumns tokens as bits, so the second pass
+// over them loads nothing: its stores then wait for no load (11.38). A longer run (over 65,536 /
+// kColumns tokens) loads the rest again.
 // The first column group's first pass and sums are traced (loaded, summed).
 template <int kScanColumns>
 __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const NotifyTracer& tracer) {
   static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
+  constexpr int kHeldTokens = 64 / kScanColumns;
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
-  const ThreadRun run(T);
-  // The first channel that starts in this thread's run (one division per thread, not per token).
-  const std::int64_t first_channel = (run.begin + tpc - 1) / tpc;
+  const ThreadRun<WholeBlock::threads> run(T, WholeBlock::thread());
+  // The first channel that starts in this thread's run: one division per thread, not per token,
+  // and a 32-bit one when the numbers fit (a 64-bit division is a call of ~100 instructions).
+  const std::int64_t first_channel = run.begin + tpc - 1 <= INT32_MAX
+                                         ? static_cast<int>(run.begin + tpc - 1) / static_cast<int>(tpc)
+                                         : (run.begin + tpc - 1) / tpc;
   for (int d0 = 0; d0 < G; d0 += kScanColumns) {
     const int n = min(kScanColumns, G - d0);
     bool live[kScanColumns];
 #pragma unroll
     for (int k = 0; k < kScanColumns; ++k) live[k] = k < n && x.live(d0 + k);
+    // Bit j * kScanColumns + k: token run.begin + j goes to column d0 + k.
+    std::uint64_t held = 0;
+    auto goes = [&](std::int64_t t, int k) -> bool {
+      const std::int64_t j = t - run.begin;
+      if (j < kHeldTokens) return (held >> (j * kScanColumns + k)) & 1u;
+      return live[k] && a.is_token_in_rank[t * G + d0 + k];
+    };
     std::int32_t before[kScanColumns] = {};
     for (std::int64_t t = run.begin; t < run.end; ++t) {
       const bool* flags = a.is_token_in_rank + t * G + d0;
+      const std::int64_t j = t - run.begin;
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k)
-        if (k < n) before[k] += live[k] && flags[k] ? 1 : 0;
+        if (k < n) {
+          const bool in = live[k] && flags[k];
+          before[k] += in ? 1 : 0;
+          if (j < kHeldTokens && in) held |= std::uint64_t{1} << (j * kScanColumns + k);
+        }
     }
     if (d0 == 0) tracer.mark(kNotifyTraceLoaded);
     std::int32_t total[kScanColumns];
-    block_exclusive_scan(before, total);
+    block_exclusive_scan<WholeBlock>(before, total);
     if (d0 == 0) tracer.mark(kNotifyTraceSummed);
     for (int p = threadIdx.x; p < G; p += kNotifyThreads)
       if (x.live(p)) {
@@ -191,13 +227,12 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const 
     };
     std::int64_t channel = first_channel, channel_token = first_channel * tpc;
     for (std::int64_t t = run.begin; t < run.end; ++t) {
-      const bool* flags = a.is_token_in_rank + t * G + d0;
       std::int32_t* slots = a.send_slot + t * G + d0;
       const bool opens = t == channel_token;
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k) {
         if (k >= n) continue;
-        const bool in = live[k] && flags[k];
+        const bool in = goes(t, k);
         if (opens) record_start(k, channel, before[k]);
         slots[k] = in ? before[k] : -1;
         before[k] += in ? 1 : 0;
@@ -230,39 +265,63 @@ __device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x, const Not
     scan_columns_by<8>(a, x, tracer);
 }
 
-// Where each source's rows land here, source-major, then channel by channel: a block scan over the
-// flattened (s, c), each thread a contiguous run of it.
+// The warps that place the received chunks; the block's last warp releases the host's counts
+// meanwhile (its system-scope fence waits for their stores over PCIe: ~0.9 us, 11.38).
+using PlaceWarps = WarpGroup<0, kWarps - 1, 1>;
+
+// Where each source's rows land here, source-major, then channel by channel: a scan over the
+// flattened (s, c) by PlaceWarps, each thread a contiguous run of it. The run's first kHeld items'
+// row counts stay in registers from the sum to the stores (one round trip to the mailboxes).
 __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) {
+  constexpr int kHeld = 4;
   const int C = x.C;
-  const ThreadRun run(static_cast<std::int64_t>(x.G) * C);
+  const ThreadRun<PlaceWarps::threads> run(static_cast<std::int64_t>(x.G) * C, PlaceWarps::thread());
   const int i0 = static_cast<int>(run.begin), i1 = static_cast<int>(run.end);
-  // Calls f(i, rows of item i) along the run, stepping (s, c) instead of dividing per item.
-  auto along_run = [&](auto&& f) {
-    if (i0 == i1) return;
-    int s = i0 / C, c = i0 - s * C;
-    const std::int32_t* start = x.live(s) ? x.in(s).chunk_start : nullptr;
-    for (int i = i0; i < i1; ++i) {
-      f(i, start != nullptr ? start[c + 1] - start[c] : 0);
-      if (++c == C && i + 1 < i1) {
-        c = 0;
-        ++s;
-        start = x.live(s) ? x.in(s).chunk_start : nullptr;
-      }
+  auto rows_of = [&](int s, int c) -> std::int32_t {
+    if (!x.live(s)) return 0;
+    const std::int32_t* start = x.in(s).chunk_start;
+    return start[c + 1] - start[c];
+  };
+  // (s, c) of item i, stepped along the run instead of divided per item.
+  int s = i0 / C, c = i0 - s * C;
+  auto step = [&] {
+    if (++c == C) {
+      c = 0;
+      ++s;
     }
   };
+  std::int32_t held[kHeld];
   std::int32_t row[1] = {0};
-  along_run([&](int, std::int32_t n) { row[0] += n; });
-  std::int32_t total[1];
-  block_exclusive_scan(row, total);
-  along_run([&](int i, std::int32_t n) {
-    a.recv_chunk_start[i] = row[0];
-    a.recv_chunk_count[i] = n;
-    row[0] += n;
-  });
-  if (threadIdx.x == 0) {
-    *a.num_recv = total[0];
-    if (a.host_counts != nullptr) a.host_counts[HtHostCounts::kTotal] = total[0];
+#pragma unroll
+  for (int j = 0; j < kHeld; ++j) {
+    held[j] = 0;
+    if (i0 + j < i1) {
+      held[j] = rows_of(s, c);
+      step();
+    }
+    row[0] += held[j];
   }
+  for (int i = i0 + kHeld; i < i1; ++i, step()) row[0] += rows_of(s, c);
+  std::int32_t total[1];
+  block_exclusive_scan<PlaceWarps>(row, total);
+#pragma unroll
+  for (int j = 0; j < kHeld; ++j)
+    if (i0 + j < i1) {
+      a.recv_chunk_start[i0 + j] = row[0];
+      a.recv_chunk_count[i0 + j] = held[j];
+      row[0] += held[j];
+    }
+  if (i0 + kHeld < i1) {
+    s = (i0 + kHeld) / C;
+    c = i0 + kHeld - s * C;
+    for (int i = i0 + kHeld; i < i1; ++i, step()) {
+      const std::int32_t n = rows_of(s, c);
+      a.recv_chunk_start[i] = row[0];
+      a.recv_chunk_count[i] = n;
+      row[0] += n;
+    }
+  }
+  if (PlaceWarps::thread() == 0) *a.num_recv = total[0];
 }
 
 __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyArgs a) {
@@ -345,6 +404,12 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
   auto plan_entry = [&](int d, int k) { return a.chunk_start[d * (C + 1) + copy_chunk_channel(k, K, C)]; };
   const std::int32_t first_plan =
       copy_plan && tid < G * (K + 1) ? plan_entry(tid / (K + 1), tid % (K + 1)) : 0;
+  // The received total for the host, by the last warp (which releases the host's counts): the
+  // column of the count matrix; place_received_chunks finds the same sum for the device.
+  const bool releases = threadIdx.x / 32 == kWarps - 1;
+  std::int32_t host_total = 0;
+  if (a.host_counts != nullptr && releases)
+    for (int s = threadIdx.x % 32; s < G; s += 32) host_total += count_of(s, v.domain_rank);
   for_each_cell(G, G, [&](int s, int r, int i) {
     const std::int32_t n = i == tid ? first_cell_rows : count_of(s, r);
     a.count_matrix[i] = n;
@@ -356,9 +421,6 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     a.num_recv_per_expert[e] = n;
     if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
   }
-  tracer.mark(kNotifyTraceCountsStored);
-  place_received_chunks(a, x);
-  tracer.mark(kNotifyTracePlaced);
   if (copy_plan) {
     // Not written when the exchange failed: host_ready is then never released, so the host never
     // reads it.
@@ -366,14 +428,23 @@ __global__ void __launch_bounds__(kNotifyThreads, 1) ht_notify_kernel(HtNotifyAr
     for_each_cell(G, K + 1,
                   [&](int d, int k, int i) { prefix[i] = i == tid ? first_plan : plan_entry(d, k); });
   }
-  if (a.host_ready != nullptr) {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      // NOTE: a release after the block barrier: every thread's host counts precede the word.
-      ptx::st_release_sys(a.host_ready, a.host_ready_seq);
-    }
+  if (a.host_counts != nullptr && releases) {
+    host_total = __reduce_add_sync(0xffffffffu, host_total);
+    if (threadIdx.x % 32 == 0) a.host_counts[HtHostCounts::kTotal] = host_total;
   }
-  tracer.mark(kNotifyTraceExit);
+  tracer.mark(kNotifyTraceCountsStored);
+  if (a.host_ready != nullptr) __syncthreads();
+  if (releases) {
+    // NOTE: a release after the block barrier: every thread's host counts precede the word.
+    if (a.host_ready != nullptr && threadIdx.x % 32 == 0) ptx::st_release_sys(a.host_ready, a.host_ready_seq);
+  } else {
+    place_received_chunks(a, x);
+  }
+  tracer.mark(kNotifyTracePlaced);
+  if (a.trace != nullptr) {
+    __syncthreads();  // traced calls only: exit is when every warp is done
+    tracer.mark(kNotifyTraceExit);
+  }
 }
 
 // Zeroes this rank's progress counters, then a barrier that checks every peer's call against

@@ -285,6 +285,14 @@ TEST_F(Ht, FullSizeDsv3) {
   run_case(*buffer_, {.num_tokens = 4096, .fp8 = true, .seed = 51}, {.cached = false, .combine = false});
 }
 
+// notify's threads keep the flags of their first 64 / W tokens in registers (W: 1, 2, 4 or 8
+// columns at a time, by the rank count) and load the rest again. 33,797 tokens give each thread
+// 33: past the 32 held on 2 ranks and the 16 on 4 (one rank holds them all).
+TEST_F(Ht, NotifyThreadsWithMoreTokensThanHeldFlags) {
+  run_case(*buffer_, {.num_tokens = 33 * 1024 + 5, .hidden = 2048, .num_topk = 2, .seed = 52},
+           {.cached = false, .combine = false});
+}
+
 TEST_F(Ht, RegionTooSmallIsAnErrorBeforeLaunch) {
   const GpuEnv& env = gpu_env();
   Buffer small(env.bootstrap, BufferOptions{.num_nvl_bytes = 1 << 20});
