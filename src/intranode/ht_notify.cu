@@ -168,14 +168,10 @@ struct ThreadRun {
 // mailbox, with the count row (rows to each d).
 // A masked destination's column counts as false whatever is_token_in_rank says (SPEC "Rank
 // masking": dispatch sends nothing to it).
-// The first pass keeps the flags of its first 64 / kColumns tokens as bits, so the second pass
-// over them loads nothing: its stores then wait for no load (11.38). A longer run (over 65,536 /
-// kColumns tokens) loads the rest again.
 // The first column group's first pass and sums are traced (loaded, summed).
 template <int kScanColumns>
 __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const NotifyTracer& tracer) {
   static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
-  constexpr int kHeldTokens = 64 / kScanColumns;
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
   const ThreadRun<WholeBlock::threads> run(T, WholeBlock::thread());
@@ -189,24 +185,12 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const 
     bool live[kScanColumns];
 #pragma unroll
     for (int k = 0; k < kScanColumns; ++k) live[k] = k < n && x.live(d0 + k);
-    // Bit j * kScanColumns + k: token run.begin + j goes to column d0 + k.
-    std::uint64_t held = 0;
-    auto goes = [&](std::int64_t t, int k) -> bool {
-      const std::int64_t j = t - run.begin;
-      if (j < kHeldTokens) return (held >> (j * kScanColumns + k)) & 1u;
-      return live[k] && a.is_token_in_rank[t * G + d0 + k];
-    };
     std::int32_t before[kScanColumns] = {};
     for (std::int64_t t = run.begin; t < run.end; ++t) {
       const bool* flags = a.is_token_in_rank + t * G + d0;
-      const std::int64_t j = t - run.begin;
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k)
-        if (k < n) {
-          const bool in = live[k] && flags[k];
-          before[k] += in ? 1 : 0;
-          if (j < kHeldTokens && in) held |= std::uint64_t{1} << (j * kScanColumns + k);
-        }
+        if (k < n) before[k] += live[k] && flags[k] ? 1 : 0;
     }
     if (d0 == 0) tracer.mark(kNotifyTraceLoaded);
     std::int32_t total[kScanColumns];
@@ -227,12 +211,13 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const 
     };
     std::int64_t channel = first_channel, channel_token = first_channel * tpc;
     for (std::int64_t t = run.begin; t < run.end; ++t) {
+      const bool* flags = a.is_token_in_rank + t * G + d0;
       std::int32_t* slots = a.send_slot + t * G + d0;
       const bool opens = t == channel_token;
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k) {
         if (k >= n) continue;
-        const bool in = goes(t, k);
+        const bool in = live[k] && flags[k];
         if (opens) record_start(k, channel, before[k]);
         slots[k] = in ? before[k] : -1;
         before[k] += in ? 1 : 0;

@@ -285,10 +285,9 @@ TEST_F(Ht, FullSizeDsv3) {
   run_case(*buffer_, {.num_tokens = 4096, .fp8 = true, .seed = 51}, {.cached = false, .combine = false});
 }
 
-// notify's threads keep the flags of their first 64 / W tokens in registers (W: 1, 2, 4 or 8
-// columns at a time, by the rank count) and load the rest again. 33,797 tokens give each thread
-// 33: past the 32 held on 2 ranks and the 16 on 4 (one rank holds them all).
-TEST_F(Ht, NotifyThreadsWithMoreTokensThanHeldFlags) {
+// Long token runs in notify's scan: 33,797 tokens give each of its 1,024 threads 33 tokens (the
+// other cases 1 to 4), with channel starts inside and between the runs.
+TEST_F(Ht, NotifyScansLongTokenRuns) {
   run_case(*buffer_, {.num_tokens = 33 * 1024 + 5, .hidden = 2048, .num_topk = 2, .seed = 52},
            {.cached = false, .combine = false});
 }
