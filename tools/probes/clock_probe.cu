@@ -39,6 +39,8 @@ constexpr int kCodeOps = 2048;  // 32 KiB of code
 
 // Two timed passes over the same kCodeOps dependent multiply-adds (8 chains; the loop is kept
 // rolled, so both passes run the same instructions): out[0] and out[1] the ns of each, from thread 0.
+// kSalt makes another instantiation's code differ (an immediate operand), at the same size.
+template <unsigned kSalt>
 __global__ void straight_line(unsigned m, unsigned c, unsigned long long* out, unsigned* sink) {
   unsigned acc[8];
 #pragma unroll
@@ -50,7 +52,7 @@ __global__ void straight_line(unsigned m, unsigned c, unsigned long long* out, u
 #pragma unroll
     for (int i = 0; i < kCodeOps / 8; ++i)
 #pragma unroll
-      for (int k = 0; k < 8; ++k) acc[k] = acc[k] * m + c;
+      for (int k = 0; k < 8; ++k) acc[k] = acc[k] * m + (c ^ (kSalt + k));
     __syncthreads();
     if (threadIdx.x == 0) out[pass] = epcomm::ptx::globaltimer() - t0;
     m += 2;  // the next pass's values differ, its instructions do not
@@ -61,14 +63,31 @@ __global__ void straight_line(unsigned m, unsigned c, unsigned long long* out, u
   if (r == 0x12345u) *sink = r;
 }
 
-// `n` launches of straight_line with `threads` threads, the host idling `idle_us` between them;
-// prints the median ns of the first and the second pass.
-int code_regime(const char* name, int n, int threads, int idle_us, unsigned long long* d_ns, unsigned* d_sink,
-                cudaStream_t s) {
+// Launches 8 other instantiations of straight_line on every SM (256 KiB of code, more than an
+// SM's instruction caches hold), so the next kernel finds its code only in L2.
+int evict_code(int sms, unsigned long long* d_ns, unsigned* d_sink, cudaStream_t s) {
+  straight_line<1><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
+  straight_line<2><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
+  straight_line<3><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
+  straight_line<4><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
+  straight_line<5><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
+  straight_line<6><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
+  straight_line<7><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
+  straight_line<8><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
+  CK(cudaGetLastError());
+  return 0;
+}
+
+// `n` launches of straight_line<0> with `threads` threads, the host idling `idle_us` between them
+// and, with `evict`, other code run on every SM before each; prints the median ns of the first and
+// the second pass.
+int code_regime(const char* name, int n, int threads, int idle_us, bool evict, int sms, unsigned long long* d_ns,
+                unsigned* d_sink, cudaStream_t s) {
   std::vector<double> first, second;
   for (int i = 0; i < n; ++i) {
     unsigned long long ns[2];
-    straight_line<<<1, threads, 0, s>>>(3u + 2u * i, 7u, d_ns, d_sink);
+    if (evict && evict_code(sms, d_ns, d_sink, s) != 0) return 1;
+    straight_line<0><<<1, threads, 0, s>>>(3u + 2u * i, 7u, d_ns, d_sink);
     CK(cudaGetLastError());
     CK(cudaMemcpyAsync(ns, d_ns, sizeof(ns), cudaMemcpyDeviceToHost, s));
     CK(cudaStreamSynchronize(s));
@@ -78,7 +97,7 @@ int code_regime(const char* name, int n, int threads, int idle_us, unsigned long
   }
   std::sort(first.begin(), first.end());
   std::sort(second.begin(), second.end());
-  std::printf("%-40s %4d threads  %d ops (%d KiB)  first pass %7.2f us  second %7.2f us\n", name, threads,
+  std::printf("%-44s %4d threads  %d ops (%d KiB)  first pass %7.2f us  second %7.2f us\n", name, threads,
               kCodeOps, kCodeOps * 16 / 1024, first[n / 2] / 1e3, second[n / 2] / 1e3);
   return 0;
 }
@@ -141,11 +160,18 @@ int main() {
   }
   unsigned long long* d_ns = nullptr;
   unsigned* d_sink = nullptr;
-  CK(cudaMalloc(&d_ns, 2 * sizeof(unsigned long long)));
+  CK(cudaMalloc(&d_ns, 4 * sizeof(unsigned long long)));
   CK(cudaMalloc(&d_sink, sizeof(unsigned)));
   for (int threads : {32, 1024}) {
-    if (code_regime("code: host waits, no idle", 100, threads, 0, d_ns, d_sink, s) != 0) return 1;
-    if (code_regime("code: host waits, then idles 500 us", 100, threads, 500, d_ns, d_sink, s) != 0) return 1;
+    if (code_regime("code: host waits, no idle", 100, threads, 0, false, prop.multiProcessorCount, d_ns, d_sink,
+                    s) != 0)
+      return 1;
+    if (code_regime("code: host waits, then idles 500 us", 100, threads, 500, false, prop.multiProcessorCount, d_ns,
+                    d_sink, s) != 0)
+      return 1;
+    if (code_regime("code: 256 KiB of other code on every SM first", 100, threads, 0, true, prop.multiProcessorCount,
+                    d_ns, d_sink, s) != 0)
+      return 1;
   }
   CK(cudaFree(d_ns));
   CK(cudaFree(d_sink));
