@@ -165,7 +165,7 @@ struct ThreadRun {
 
 // A token's flags for kColumns adjacent columns as one word: byte k is column d0 + k's flag (0 or
 // 1). One load of kColumns bytes when the row's columns are aligned to it (G a multiple of
-// kColumns), else n byte loads.
+// kColumns and the tensor's base aligned), else n byte loads.
 template <int kColumns>
 using FlagWord = std::conditional_t<
     kColumns == 1, std::uint8_t,
@@ -197,7 +197,9 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const 
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
   const ThreadRun<WholeBlock::threads> run(T, WholeBlock::thread());
-  const bool aligned = G % kScanColumns == 0;
+  // A view may start anywhere: the word loads need its base aligned too.
+  const bool aligned =
+      G % kScanColumns == 0 && reinterpret_cast<std::uintptr_t>(a.is_token_in_rank) % kScanColumns == 0;
   // The first channel that starts in this thread's run: one division per thread, not per token,
   // and a 32-bit one when the numbers fit (a 64-bit division is a call of ~100 instructions).
   const std::int64_t first_channel = run.begin + tpc - 1 <= INT32_MAX
