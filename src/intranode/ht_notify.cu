@@ -1,15 +1,13 @@
 // notify: the count exchange that opens a (non-cached) high-throughput dispatch. One block.
 //
 // One block is the whole kernel, so its time is the sum of its phases, and a phase that computes
-// costs its instructions times the warps each scheduler holds. Hence 8 warps (2 per scheduler: the
-// work each warp does whatever the tokens, barriers and lookups, is paid by fewer warps; 11.39), no
-// 64-bit division on a per-token or per-item path (each is a call of ~100 instructions: they were
-// ~25 % of the kernel, bench/NOTES.md 11.9), and each mailbox field is stored as soon as it is
-// known (the expert counts before the scan, the count row right after it, a chunk's start by the
-// thread that finds it), so the exchange waits for no second pass over what the scan wrote.
+// costs its instructions times the 8 warps each scheduler holds. Hence: no 64-bit division on a
+// per-token or per-item path (each is a call of ~100 instructions: they were ~25 % of the kernel,
+// bench/NOTES.md 11.9), and each mailbox field is stored as soon as it is known (the expert counts
+// before the scan, the count row right after it, a chunk's start by the thread that finds it), so
+// the exchange waits for no second pass over what the scan wrote.
 #include <climits>
 #include <cstdint>
-#include <type_traits>
 
 #include "buffer/barrier.cuh"
 #include "core/call_signature.cuh"
@@ -23,7 +21,7 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kNotifyThreads = 256;
+constexpr int kNotifyThreads = 1024;
 constexpr int kWarps = kNotifyThreads / 32;
 
 // Zeroes this rank's progress counters of channels [0, C) of every source; peers write them only
@@ -132,12 +130,12 @@ __device__ void block_exclusive_scan(std::int32_t (&v)[N], std::int32_t (&total)
   }
   Group::sync();
   if (warp < N) {
-    std::int32_t w = lane < Group::warps ? warp_sums[warp][lane] : 0;
+    std::int32_t w = lane < Group::warps ? warp_sums[warp][lane] : 0;  // kWarps == 32 lanes
     for (int off = 1; off < 32; off <<= 1) {
       const std::int32_t y = __shfl_up_sync(0xffffffffu, w, off);
       if (lane >= off) w += y;
     }
-    if (lane < Group::warps) warp_sums[warp][lane] = w;  // inclusive over warps
+    warp_sums[warp][lane] = w;  // inclusive over warps
   }
   Group::sync();
 #pragma unroll
@@ -163,24 +161,6 @@ struct ThreadRun {
   }
 };
 
-// A token's flags for kColumns adjacent columns as one word: byte k is column d0 + k's flag (0 or
-// 1). One load of kColumns bytes when the row's columns are aligned to it (G a multiple of
-// kColumns and the tensor's base aligned), else n byte loads.
-template <int kColumns>
-using FlagWord = std::conditional_t<
-    kColumns == 1, std::uint8_t,
-    std::conditional_t<kColumns == 2, std::uint16_t, std::conditional_t<kColumns == 4, std::uint32_t, std::uint64_t>>>;
-template <int kColumns>
-__device__ __forceinline__ FlagWord<kColumns> load_flags(const bool* flags, int n, bool aligned) {
-  using Word = FlagWord<kColumns>;
-  if (aligned) return *reinterpret_cast<const Word*>(flags);
-  Word w = 0;
-#pragma unroll
-  for (int k = 0; k < kColumns; ++k)
-    if (k < n && flags[k]) w |= Word{1} << (8 * k);
-  return w;
-}
-
 // Scans the columns d of is_token_in_rank with the whole block (thread i owns a contiguous run of
 // tokens), kColumns at a time (a token's flags for them are adjacent bytes, and their prefix sums
 // share one block scan): send_slot[t][d] = rows to d before t (or -1), and chunk_start[d][c] =
@@ -188,18 +168,13 @@ __device__ __forceinline__ FlagWord<kColumns> load_flags(const bool* flags, int 
 // mailbox, with the count row (rows to each d).
 // A masked destination's column counts as false whatever is_token_in_rank says (SPEC "Rank
 // masking": dispatch sends nothing to it).
-// Both passes load a batch of kBatch tokens' flags at once (one round trip per batch, not per
-// token). The first column group's first pass and sums are traced (loaded, summed).
+// The first column group's first pass and sums are traced (loaded, summed).
 template <int kScanColumns>
 __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const NotifyTracer& tracer) {
-  using Word = FlagWord<kScanColumns>;
-  constexpr int kBatch = 16;
+  static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
   const ThreadRun<WholeBlock::threads> run(T, WholeBlock::thread());
-  // A view may start anywhere: the word loads need its base aligned too.
-  const bool aligned =
-      G % kScanColumns == 0 && reinterpret_cast<std::uintptr_t>(a.is_token_in_rank) % kScanColumns == 0;
   // The first channel that starts in this thread's run: one division per thread, not per token,
   // and a 32-bit one when the numbers fit (a 64-bit division is a call of ~100 instructions).
   const std::int64_t first_channel = run.begin + tpc - 1 <= INT32_MAX
@@ -207,28 +182,16 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const 
                                          : (run.begin + tpc - 1) / tpc;
   for (int d0 = 0; d0 < G; d0 += kScanColumns) {
     const int n = min(kScanColumns, G - d0);
-    // Byte k set: column d0 + k is live (not masked, and k < n).
-    Word live_bytes = 0;
+    bool live[kScanColumns];
 #pragma unroll
-    for (int k = 0; k < kScanColumns; ++k)
-      if (k < n && x.live(d0 + k)) live_bytes |= Word{1} << (8 * k);
-    // Calls f(t, word) for each token of batch [t0, t0 + kBatch) of the run, its loads first.
-    auto for_batch = [&](std::int64_t t0, auto&& f) {
-      Word words[kBatch];
-#pragma unroll
-      for (int j = 0; j < kBatch; ++j)
-        words[j] = t0 + j < run.end ? load_flags<kScanColumns>(a.is_token_in_rank + (t0 + j) * G + d0, n, aligned)
-                                    : Word{0};
-#pragma unroll
-      for (int j = 0; j < kBatch; ++j)
-        if (t0 + j < run.end) f(t0 + j, static_cast<Word>(words[j] & live_bytes));
-    };
+    for (int k = 0; k < kScanColumns; ++k) live[k] = k < n && x.live(d0 + k);
     std::int32_t before[kScanColumns] = {};
-    for (std::int64_t t0 = run.begin; t0 < run.end; t0 += kBatch)
-      for_batch(t0, [&](std::int64_t, Word w) {
+    for (std::int64_t t = run.begin; t < run.end; ++t) {
+      const bool* flags = a.is_token_in_rank + t * G + d0;
 #pragma unroll
-        for (int k = 0; k < kScanColumns; ++k) before[k] += static_cast<std::int32_t>(w >> (8 * k) & 1u);
-      });
+      for (int k = 0; k < kScanColumns; ++k)
+        if (k < n) before[k] += live[k] && flags[k] ? 1 : 0;
+    }
     if (d0 == 0) tracer.mark(kNotifyTraceLoaded);
     std::int32_t total[kScanColumns];
     block_exclusive_scan<WholeBlock>(before, total);
@@ -244,26 +207,26 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const 
     // below): to the scratch (the host's copy plan reads it) and to the destination's mailbox.
     auto record_start = [&](int k, std::int64_t c, std::int32_t rows) {
       a.chunk_start[(d0 + k) * (C + 1) + c] = rows;
-      if ((live_bytes >> (8 * k) & 1u) != 0) x.out(d0 + k).chunk_start[c] = rows;
+      if (live[k]) x.out(d0 + k).chunk_start[c] = rows;
     };
     std::int64_t channel = first_channel, channel_token = first_channel * tpc;
-    for (std::int64_t t0 = run.begin; t0 < run.end; t0 += kBatch)
-      for_batch(t0, [&](std::int64_t t, Word w) {
-        std::int32_t* slots = a.send_slot + t * G + d0;
-        const bool opens = t == channel_token;
+    for (std::int64_t t = run.begin; t < run.end; ++t) {
+      const bool* flags = a.is_token_in_rank + t * G + d0;
+      std::int32_t* slots = a.send_slot + t * G + d0;
+      const bool opens = t == channel_token;
 #pragma unroll
-        for (int k = 0; k < kScanColumns; ++k) {
-          if (k >= n) continue;
-          const bool in = (w >> (8 * k) & 1u) != 0;
-          if (opens) record_start(k, channel, before[k]);
-          slots[k] = in ? before[k] : -1;
-          before[k] += in ? 1 : 0;
-        }
-        if (opens) {
-          ++channel;
-          channel_token += tpc;
-        }
-      });
+      for (int k = 0; k < kScanColumns; ++k) {
+        if (k >= n) continue;
+        const bool in = live[k] && flags[k];
+        if (opens) record_start(k, channel, before[k]);
+        slots[k] = in ? before[k] : -1;
+        before[k] += in ? 1 : 0;
+      }
+      if (opens) {
+        ++channel;
+        channel_token += tpc;
+      }
+    }
     // Channels that start at or past the last token are empty.
     for (int c = threadIdx.x; c <= C; c += kNotifyThreads) {
       if (c * tpc < T) continue;
