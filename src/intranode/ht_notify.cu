@@ -95,12 +95,12 @@ __device__ __forceinline__ void for_each_cell(int rows, int cols, F&& f) {
   }
 }
 
-// Warps [first_warp, first_warp + warps) of the block, synchronised by barrier `id` (0: the whole
-// block's __syncthreads; another id lets the warps outside the group do something else meanwhile).
-template <int kFirstWarp, int kWarpCount, int kBarrier>
+// The block's first kWarpCount warps, synchronised by barrier kBarrier (0: the whole block's
+// __syncthreads; another id lets the warps outside the group do something else meanwhile).
+template <int kWarpCount, int kBarrier>
 struct WarpGroup {
   static constexpr int warps = kWarpCount, threads = kWarpCount * 32;
-  static __device__ int thread() { return static_cast<int>(threadIdx.x) - kFirstWarp * 32; }
+  static __device__ int thread() { return static_cast<int>(threadIdx.x); }
   static __device__ void sync() {
     if constexpr (kBarrier == 0)
       __syncthreads();
@@ -108,7 +108,7 @@ struct WarpGroup {
       ptx::bar_sync(kBarrier, threads);
   }
 };
-using WholeBlock = WarpGroup<0, kWarps, 0>;
+using WholeBlock = WarpGroup<kWarps, 0>;
 
 // Exclusive prefix sums of N values per thread across the group (N independent scans at the cost
 // of one: three barriers): on return v[k] holds the sum of v[k] over the group's threads before
@@ -171,15 +171,11 @@ struct ThreadRun {
 // The first column group's first pass and sums are traced (loaded, summed).
 template <int kScanColumns>
 __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const NotifyTracer& tracer) {
-  static_assert(kWarps == 32, "block_exclusive_scan assumes 32 warps");
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
   const ThreadRun<WholeBlock::threads> run(T, WholeBlock::thread());
-  // The first channel that starts in this thread's run: one division per thread, not per token,
-  // and a 32-bit one when the numbers fit (a 64-bit division is a call of ~100 instructions).
-  const std::int64_t first_channel = run.begin + tpc - 1 <= INT32_MAX
-                                         ? static_cast<int>(run.begin + tpc - 1) / static_cast<int>(tpc)
-                                         : (run.begin + tpc - 1) / tpc;
+  // The first channel that starts in this thread's run (one division per thread, not per token).
+  const std::int64_t first_channel = (run.begin + tpc - 1) / tpc;
   for (int d0 = 0; d0 < G; d0 += kScanColumns) {
     const int n = min(kScanColumns, G - d0);
     bool live[kScanColumns];
@@ -252,7 +248,7 @@ __device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x, const Not
 
 // The warps that place the received chunks; the block's last warp releases the host's counts
 // meanwhile (its system-scope fence waits for their stores over PCIe: ~0.9 us, 11.38).
-using PlaceWarps = WarpGroup<0, kWarps - 1, 1>;
+using PlaceWarps = WarpGroup<kWarps - 1, 1>;
 
 // Where each source's rows land here, source-major, then channel by channel: a scan over the
 // flattened (s, c) by PlaceWarps, each thread a contiguous run of it. The run's first kHeld items'

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gpu_pair.cuh"  // CK
@@ -65,15 +66,10 @@ __global__ void straight_line(unsigned m, unsigned c, unsigned long long* out, u
 
 // Launches 8 other instantiations of straight_line on every SM (256 KiB of code, more than an
 // SM's instruction caches hold), so the next kernel finds its code only in L2.
-int evict_code(int sms, unsigned long long* d_ns, unsigned* d_sink, cudaStream_t s) {
-  straight_line<1><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
-  straight_line<2><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
-  straight_line<3><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
-  straight_line<4><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
-  straight_line<5><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
-  straight_line<6><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
-  straight_line<7><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
-  straight_line<8><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink);
+template <unsigned... kSalts>
+int evict_code(std::integer_sequence<unsigned, kSalts...>, int sms, unsigned long long* d_ns,
+               unsigned* d_sink, cudaStream_t s) {
+  (straight_line<kSalts + 1><<<sms, 32, 0, s>>>(3u, 7u, d_ns + 2, d_sink), ...);
   CK(cudaGetLastError());
   return 0;
 }
@@ -86,7 +82,7 @@ int code_regime(const char* name, int n, int threads, int idle_us, bool evict, i
   std::vector<double> first, second;
   for (int i = 0; i < n; ++i) {
     unsigned long long ns[2];
-    if (evict && evict_code(sms, d_ns, d_sink, s) != 0) return 1;
+    if (evict && evict_code(std::make_integer_sequence<unsigned, 8>{}, sms, d_ns, d_sink, s) != 0) return 1;
     straight_line<0><<<1, threads, 0, s>>>(3u + 2u * i, 7u, d_ns, d_sink);
     CK(cudaGetLastError());
     CK(cudaMemcpyAsync(ns, d_ns, sizeof(ns), cudaMemcpyDeviceToHost, s));
