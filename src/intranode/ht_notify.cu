@@ -12,6 +12,7 @@
 #include "buffer/barrier.cuh"
 #include "core/call_signature.cuh"
 #include "core/cuda_check.hpp"
+#include "core/fast_divisor.hpp"
 #include "core/pdl.cuh"
 #include "core/phase_tracer.cuh"
 #include "core/ptx.cuh"
@@ -109,6 +110,7 @@ struct WarpGroup {
   }
 };
 using WholeBlock = WarpGroup<kWarps, 0>;
+static_assert(WholeBlock::threads == kNotifyThreads);
 
 // Exclusive prefix sums of N values per thread across the group (N independent scans at the cost
 // of one: three barriers): on return v[k] holds the sum of v[k] over the group's threads before
@@ -161,36 +163,72 @@ struct ThreadRun {
   }
 };
 
-// Scans the columns d of is_token_in_rank with the whole block (thread i owns a contiguous run of
-// tokens), kColumns at a time (a token's flags for them are adjacent bytes, and their prefix sums
-// share one block scan): send_slot[t][d] = rows to d before t (or -1), and chunk_start[d][c] =
-// rows to d before channel c (c = 0..C; chunk_start[d][C] is the total), each also stored in d's
-// mailbox, with the count row (rows to each d).
+// Scans the columns d of is_token_in_rank with the whole block, kScanColumns at a time (a token's
+// flags for them are adjacent bytes, and their prefix sums share one block scan): send_slot[t][d] =
+// rows to d before t (or -1), and chunk_start[d][c] = rows to d before channel c (c = 0..C;
+// chunk_start[d][C] is the total), each also stored in d's mailbox, with the count row (rows to
+// each d).
+// Tokens go to warps in rows of 32: warp w takes a contiguous range of rows, lane l token 32 * row
+// + l of each. A row's loads and stores are whole lines (a thread's own run of tokens made every
+// store of send_slot span several lines, and the pass waited on the load/store queue: 11.39), and a
+// token's place among its row's rows to d is a ballot and a popcount; the block scan runs over the
+// warps' counts.
 // A masked destination's column counts as false whatever is_token_in_rank says (SPEC "Rank
 // masking": dispatch sends nothing to it).
 // The first column group's first pass and sums are traced (loaded, summed).
 template <int kScanColumns>
 __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const NotifyTracer& tracer) {
+  constexpr int kBatchRows = kScanColumns == 8 ? 2 : 4;  // rows whose flags a warp loads at once
+  static_assert(kBatchRows * kScanColumns <= 32, "a batch's flags fit one word");
   const int G = x.G, C = x.C;
-  const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
-  const ThreadRun<WholeBlock::threads> run(T, WholeBlock::thread());
-  // The first channel that starts in this thread's run (one division per thread, not per token).
-  const std::int64_t first_channel = (run.begin + tpc - 1) / tpc;
+  // At most 2^31 - 1 tokens (plan_ht_dispatch), so token indices are int.
+  const int T = static_cast<int>(a.num_tokens), tpc = a.tokens_per_channel;
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const unsigned lanes_below = (1u << lane) - 1u;
+  const int total_rows = (T + 31) / 32, rows_per_warp = (total_rows + kWarps - 1) / kWarps;
+  const int row_begin = min(total_rows, warp * rows_per_warp);
+  const int row_end = min(total_rows, row_begin + rows_per_warp);
+  const FastDivisor channel_of(tpc);
   for (int d0 = 0; d0 < G; d0 += kScanColumns) {
     const int n = min(kScanColumns, G - d0);
-    bool live[kScanColumns];
+    unsigned live = 0;  // bit k: column d0 + k is a live destination
 #pragma unroll
-    for (int k = 0; k < kScanColumns; ++k) live[k] = k < n && x.live(d0 + k);
-    std::int32_t before[kScanColumns] = {};
-    for (std::int64_t t = run.begin; t < run.end; ++t) {
-      const bool* flags = a.is_token_in_rank + t * G + d0;
+    for (int k = 0; k < kScanColumns; ++k)
+      if (k < n && x.live(d0 + k)) live |= 1u << k;
+    // Calls f(t, in) for this lane's token t of each of the warp's rows in order (bit k of in: t
+    // goes to d0 + k; none past the last token), the flags of kBatchRows rows loaded at once.
+    auto for_rows = [&](auto&& f) {
+      for (int r0 = row_begin; r0 < row_end; r0 += kBatchRows) {
+        unsigned in = 0;  // bit j * kScanColumns + k
 #pragma unroll
-      for (int k = 0; k < kScanColumns; ++k)
-        if (k < n) before[k] += live[k] && flags[k] ? 1 : 0;
-    }
+        for (int j = 0; j < kBatchRows; ++j) {
+          const int t = (r0 + j) * 32 + lane;
+          const bool valid = r0 + j < row_end && t < T;
+          const bool* flags = a.is_token_in_rank + static_cast<std::int64_t>(t) * G + d0;
+#pragma unroll
+          for (int k = 0; k < kScanColumns; ++k)
+            if (valid && (live >> k & 1u) != 0 && flags[k]) in |= 1u << (j * kScanColumns + k);
+        }
+#pragma unroll
+        for (int j = 0; j < kBatchRows; ++j)  // the same rows in every lane
+          if (r0 + j < row_end) f((r0 + j) * 32 + lane, in >> (j * kScanColumns));
+      }
+    };
+    std::int32_t before[kScanColumns] = {};  // lane 0: the warp's rows to d0 + k
+    for_rows([&](int, unsigned in) {
+#pragma unroll
+      for (int k = 0; k < kScanColumns; ++k) {
+        if (k >= n) continue;
+        const int rows = __popc(__ballot_sync(0xffffffffu, (in >> k & 1u) != 0));
+        if (lane == 0) before[k] += rows;
+      }
+    });
     if (d0 == 0) tracer.mark(kNotifyTraceLoaded);
     std::int32_t total[kScanColumns];
     block_exclusive_scan<WholeBlock>(before, total);
+    // Lane 0's exclusive sum is the rows to d0 + k before this warp's first token.
+#pragma unroll
+    for (int k = 0; k < kScanColumns; ++k) before[k] = __shfl_sync(0xffffffffu, before[k], 0);
     if (d0 == 0) tracer.mark(kNotifyTraceSummed);
     for (int p = threadIdx.x; p < G; p += kNotifyThreads)
       if (x.live(p)) {
@@ -201,35 +239,33 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const 
       }
     // A channel's start goes where the token that opens it is counted (or, past the last token,
     // below): to the scratch (the host's copy plan reads it) and to the destination's mailbox.
-    auto record_start = [&](int k, std::int64_t c, std::int32_t rows) {
+    auto record_start = [&](int k, int c, std::int32_t rows) {
       a.chunk_start[(d0 + k) * (C + 1) + c] = rows;
-      if (live[k]) x.out(d0 + k).chunk_start[c] = rows;
+      if ((live >> k & 1u) != 0) x.out(d0 + k).chunk_start[c] = rows;
     };
-    std::int64_t channel = first_channel, channel_token = first_channel * tpc;
-    for (std::int64_t t = run.begin; t < run.end; ++t) {
-      const bool* flags = a.is_token_in_rank + t * G + d0;
-      std::int32_t* slots = a.send_slot + t * G + d0;
-      const bool opens = t == channel_token;
-#pragma unroll
-      for (int k = 0; k < kScanColumns; ++k) {
-        if (k >= n) continue;
-        const bool in = live[k] && flags[k];
-        if (opens) record_start(k, channel, before[k]);
-        slots[k] = in ? before[k] : -1;
-        before[k] += in ? 1 : 0;
-      }
-      if (opens) {
-        ++channel;
-        channel_token += tpc;
-      }
-    }
-    // Channels that start at or past the last token are empty.
+    // Channels that start at or past the last token are empty (before the second pass: total is
+    // then no longer live).
     for (int c = threadIdx.x; c <= C; c += kNotifyThreads) {
-      if (c * tpc < T) continue;
+      if (static_cast<std::int64_t>(c) * tpc < T) continue;
 #pragma unroll
       for (int k = 0; k < kScanColumns; ++k)
         if (k < n) record_start(k, c, total[k]);
     }
+    for_rows([&](int t, unsigned in) {
+      const int c = channel_of.divide(t);
+      const bool valid = t < T, opens = valid && c * tpc == t;
+      std::int32_t* slots = a.send_slot + static_cast<std::int64_t>(t) * G + d0;
+#pragma unroll
+      for (int k = 0; k < kScanColumns; ++k) {
+        if (k >= n) continue;
+        const bool goes = (in >> k & 1u) != 0;
+        const unsigned row = __ballot_sync(0xffffffffu, goes);
+        const std::int32_t place = before[k] + __popc(row & lanes_below);
+        if (opens) record_start(k, c, place);
+        if (valid) slots[k] = goes ? place : -1;
+        before[k] += __popc(row);
+      }
+    });
   }
 }
 

@@ -1,11 +1,19 @@
 // get_dispatch_layout: per-rank, per-domain and per-expert token counts and the token-to-rank
 // mask, from topk_idx (SPEC "Layout").
 //
-// One thread per token; it loads the token's top-k indices together before it counts them. Each
-// block accumulates its counts in shared memory and adds them to the global counts (zeroed by the
-// caller, in one memset) once, so global atomics scale with blocks, not tokens. (One block taking
-// every token would save the memset but is compute-bound: 30.6 us for ht-dsv3's 4096 tokens,
-// results/...-s11-1gpu-ncu-layout-one-block-3c86ae7.txt.)
+// Up to 64 ranks (layout_by_slot_kernel): a lane per top-k slot, kGroup lanes (8 or 32) per token,
+// 1,024 threads a block. A slot finds its rank; the token's first slot on a rank (domain) counts
+// it, found by __match_any_sync among its group; the group's rank bits are OR-ed by shuffles and
+// its lanes store the token's row of is_token_in_rank. A warp's path is one slot's work, not a
+// token's eight (with a thread per token, 128-thread blocks ran ~750 instructions a warp at one
+// warp per scheduler: 3 us of SM time for 4,096 tokens, bench/NOTES.md 11.41).
+// More ranks (layout_lookback_kernel): one thread per token; it loads the token's top-k indices
+// together before it counts them, and finds a rank's first slot by looking back over the earlier
+// ones.
+// Each block accumulates its counts in shared memory and adds them to the global counts (zeroed by
+// the caller, in one memset) once, so global atomics scale with blocks, not tokens. (One block
+// taking every token would save the memset but is compute-bound: 30.6 us for ht-dsv3's 4096
+// tokens, results/...-s11-1gpu-ncu-layout-one-block-3c86ae7.txt.)
 #include <cstdint>
 
 #include "core/check.hpp"
@@ -37,25 +45,107 @@ __device__ __noinline__ void report_invalid_expert(DeviceStatus* status, int ran
                  token);
 }
 
-// kRankBits: R <= kMaskRanks, a token's ranks and domains seen so far are bits of a register;
-// otherwise they are found by looking back over its earlier slots (one instantiation each, so the
-// common one carries no code of the other).
-template <typename Index, bool kRankBits>
-__global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutArgs args) {
+constexpr int kSlotThreads = 1024;
+
+// The block's shared counts (rank, domain, expert when E <= kMaxSharedExperts), zeroed.
+struct SharedCounts {
+  std::int32_t *rank, *domain, *expert;
+  int entries;
+  __device__ SharedCounts(std::int32_t* smem, int R, int num_domains, int E) {
+    rank = smem;
+    domain = rank + R;
+    expert = domain + num_domains;
+    entries = R + num_domains + (E <= kMaxSharedExperts ? E : 0);
+  }
+  // Adds the block's counts to the global ones (after a block barrier).
+  __device__ void flush(const LayoutArgs& args, int R, int num_domains, int E) const {
+    for (int i = threadIdx.x; i < R; i += blockDim.x)
+      if (rank[i] != 0) atomicAdd(&args.num_tokens_per_rank[i], rank[i]);
+    for (int i = threadIdx.x; i < num_domains; i += blockDim.x)
+      if (domain[i] != 0) atomicAdd(&args.num_tokens_per_domain[i], domain[i]);
+    if (E <= kMaxSharedExperts)
+      for (int i = threadIdx.x; i < E; i += blockDim.x)
+        if (expert[i] != 0) atomicAdd(&args.num_tokens_per_expert[i], expert[i]);
+  }
+};
+
+// R <= kMaskRanks. Thread g takes slot g % kGroup of token g / kGroup (kGroup >= num_topk; the
+// lanes past num_topk hold no expert).
+template <typename Index, int kGroup>
+__global__ void __launch_bounds__(kSlotThreads) layout_by_slot_kernel(LayoutArgs args) {
+  static_assert(kGroup == 8 || kGroup == 32, "a token's lanes are an aligned part of a warp");
   pdl_entry();
   extern __shared__ std::int32_t smem[];
   const int R = args.num_ranks, G = args.ranks_per_domain, E = args.num_experts;
   const int num_domains = R / G;
-  const bool shared_experts = E <= kMaxSharedExperts;
-  std::int32_t* rank_counts = smem;
-  std::int32_t* domain_counts = rank_counts + R;
-  std::int32_t* expert_counts = domain_counts + num_domains;
-  const int smem_entries = R + num_domains + (shared_experts ? E : 0);
+  const SharedCounts counts(smem, R, num_domains, E);
+  const std::int64_t thread = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const std::int64_t token = thread / kGroup;
+  const int slot = static_cast<int>(thread % kGroup), lane = static_cast<int>(threadIdx.x % 32);
+  // The slot's index goes out before the block barrier, with the mask's: their round trips overlap.
+  const std::int64_t expert =
+      token < args.num_tokens && slot < args.num_topk
+          ? static_cast<std::int64_t>(static_cast<const Index*>(args.topk_idx)[token * args.num_topk + slot])
+          : -1;
+  __shared__ std::uint32_t masked_words[kMaskRanks / 32];  // bit r: rank r is masked
+  if (threadIdx.x < kMaskRanks) {
+    const int r = static_cast<int>(threadIdx.x);
+    const unsigned bits = __ballot_sync(0xffffffffu, args.masked != nullptr && r < R && args.masked[r] != 0);
+    if (r % 32 == 0) masked_words[r / 32] = bits;
+  }
+  for (int i = threadIdx.x; i < counts.entries; i += blockDim.x) smem[i] = 0;
+  __syncthreads();
+
+  // This slot's rank, or -1 (no expert, an invalid one, or a masked rank: SPEC "Rank masking").
+  int rank = -1;
+  if (expert < -1 || expert >= E) {
+    report_invalid_expert(args.status, args.rank, expert, token);
+  } else if (expert >= 0) {
+    const int e = static_cast<int>(expert);
+    const int r = FastDivisor(E / R).divide(e);
+    if ((masked_words[r / 32] >> (r % 32) & 1u) == 0) {
+      rank = r;
+      if (E <= kMaxSharedExperts)  // two atomics, not one through a generic address
+        atomicAdd(&counts.expert[e], 1);
+      else
+        atomicAdd(&args.num_tokens_per_expert[e], 1);
+    }
+  }
+  const int domain = rank >= 0 ? FastDivisor(G).divide(rank) : -1;
+  // A token counts once per rank and once per domain however many of its experts live there: at
+  // its first slot there (the lowest lane of its group with that rank, or domain).
+  const unsigned group = (kGroup == 32 ? 0xffffffffu : (1u << kGroup) - 1u) << (lane / kGroup * kGroup);
+  const unsigned below = (1u << lane) - 1u;
+  const unsigned same_rank = __match_any_sync(0xffffffffu, rank) & group;
+  const unsigned same_domain = __match_any_sync(0xffffffffu, domain) & group;
+  if (rank >= 0 && (same_rank & below) == 0) atomicAdd(&counts.rank[rank], 1);
+  if (domain >= 0 && (same_domain & below) == 0) atomicAdd(&counts.domain[domain], 1);
+  // The token's ranks, in every lane of its group; its lanes store its row of is_token_in_rank.
+  std::uint64_t ranks = rank >= 0 ? std::uint64_t{1} << rank : 0;
+#pragma unroll
+  for (int off = 1; off < kGroup; off <<= 1) ranks |= __shfl_xor_sync(0xffffffffu, ranks, off);
+  if (token < args.num_tokens) {
+    bool* in_rank = args.is_token_in_rank + token * R;
+    for (int r = slot; r < R; r += kGroup) in_rank[r] = (ranks >> r & 1u) != 0;
+  }
+  __syncthreads();
+  counts.flush(args, R, num_domains, E);
+}
+
+// R > kMaskRanks: a thread per token; a rank's (domain's) first slot is found by looking back over
+// the token's earlier slots.
+template <typename Index>
+__global__ void __launch_bounds__(kLayoutThreads) layout_lookback_kernel(LayoutArgs args) {
+  pdl_entry();
+  extern __shared__ std::int32_t smem[];
+  const int R = args.num_ranks, G = args.ranks_per_domain, E = args.num_experts;
+  const int num_domains = R / G;
+  const SharedCounts counts(smem, R, num_domains, E);
   const std::int64_t token = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const Index* row = static_cast<const Index*>(args.topk_idx) + token * args.num_topk;
   // A token's indices are loaded kSlotGroup at a time, then counted: one memory round trip per
   // group, not one per slot (each slot's count waits for its index). The first group's loads go
-  // out before the block barrier below, with the mask's: their round trips overlap.
+  // out before the block barrier below: their round trips overlap the zeroing.
   std::int64_t ids[kSlotGroup];
   auto load_group = [&](int first) {
 #pragma unroll
@@ -65,27 +155,13 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
                    : -1;
   };
   load_group(0);
-  // kRankBits: bit r of the block's mask word is rank r's mask (read here once, not once per slot
-  // behind the slot's index).
-  __shared__ std::uint32_t masked_words[kMaskRanks / 32];
-  if constexpr (kRankBits) {
-    static_assert(kLayoutThreads >= kMaskRanks, "whole warps read the mask");
-    if (threadIdx.x < kMaskRanks) {
-      const int r = static_cast<int>(threadIdx.x);
-      const unsigned bits =
-          __ballot_sync(0xffffffffu, args.masked != nullptr && r < R && args.masked[r] != 0);
-      if (r % 32 == 0) masked_words[r / 32] = bits;
-    }
-  }
-  for (int i = threadIdx.x; i < smem_entries; i += blockDim.x) smem[i] = 0;
+  for (int i = threadIdx.x; i < counts.entries; i += blockDim.x) smem[i] = 0;
   __syncthreads();
 
   if (token < args.num_tokens) {
     const FastDivisor experts_per_rank(E / R), ranks_per_domain(G);
-    std::uint64_t rank_mask = 0, domain_mask = 0;
     bool* in_rank = args.is_token_in_rank + token * R;
-    if constexpr (!kRankBits)
-      for (int r = 0; r < R; ++r) in_rank[r] = false;
+    for (int r = 0; r < R; ++r) in_rank[r] = false;
     for (int first = 0; first < args.num_topk; first += kSlotGroup) {
       if (first > 0) load_group(first);
 #pragma unroll
@@ -99,51 +175,33 @@ __global__ void __launch_bounds__(kLayoutThreads) dispatch_layout_kernel(LayoutA
         const int e = static_cast<int>(expert);
         const int rank = experts_per_rank.divide(e), domain = ranks_per_domain.divide(rank);
         // A masked rank holds no experts: its slots are -1 (SPEC "Rank masking").
-        if constexpr (kRankBits) {
-          if ((masked_words[rank / 32] >> (rank % 32) & 1u) != 0) continue;
-        } else if (args.masked != nullptr && args.masked[rank] != 0) {
-          continue;
-        }
-        if (shared_experts)  // two atomics, not one through a generic address
-          atomicAdd(&expert_counts[e], 1);
+        if (args.masked != nullptr && args.masked[rank] != 0) continue;
+        if (E <= kMaxSharedExperts)  // two atomics, not one through a generic address
+          atomicAdd(&counts.expert[e], 1);
         else
           atomicAdd(&args.num_tokens_per_expert[e], 1);
         // A token counts once per rank and once per domain however many of its experts live
         // there: at the first slot that reaches that rank (domain).
         bool rank_seen = false, domain_seen = false;
-        if constexpr (kRankBits) {
-          rank_seen = (rank_mask >> rank & 1u) != 0;
-          domain_seen = (domain_mask >> domain & 1u) != 0;
-          rank_mask |= std::uint64_t{1} << rank;
-          domain_mask |= std::uint64_t{1} << domain;
-        } else {
 #pragma unroll 1
-          for (int prev = 0; prev < first + j; ++prev) {
-            const std::int64_t p = static_cast<std::int64_t>(row[prev]);
-            if (p < 0 || p >= E) continue;
-            const int r = experts_per_rank.divide(static_cast<int>(p));
-            if (args.masked != nullptr && args.masked[r] != 0) continue;
-            rank_seen |= r == rank;
-            domain_seen |= ranks_per_domain.divide(r) == domain;
-          }
-          if (!rank_seen) in_rank[rank] = true;
+        for (int prev = 0; prev < first + j; ++prev) {
+          const std::int64_t p = static_cast<std::int64_t>(row[prev]);
+          if (p < 0 || p >= E) continue;
+          const int r = experts_per_rank.divide(static_cast<int>(p));
+          if (args.masked != nullptr && args.masked[r] != 0) continue;
+          rank_seen |= r == rank;
+          domain_seen |= ranks_per_domain.divide(r) == domain;
         }
-        if (!rank_seen) atomicAdd(&rank_counts[rank], 1);
-        if (!domain_seen) atomicAdd(&domain_counts[domain], 1);
+        if (!rank_seen) {
+          in_rank[rank] = true;
+          atomicAdd(&counts.rank[rank], 1);
+        }
+        if (!domain_seen) atomicAdd(&counts.domain[domain], 1);
       }
     }
-    if constexpr (kRankBits)
-      for (int r = 0; r < R; ++r) in_rank[r] = (rank_mask >> r & 1u) != 0;
   }
   __syncthreads();
-
-  for (int i = threadIdx.x; i < R; i += blockDim.x)
-    if (rank_counts[i] != 0) atomicAdd(&args.num_tokens_per_rank[i], rank_counts[i]);
-  for (int i = threadIdx.x; i < num_domains; i += blockDim.x)
-    if (domain_counts[i] != 0) atomicAdd(&args.num_tokens_per_domain[i], domain_counts[i]);
-  if (shared_experts)
-    for (int i = threadIdx.x; i < E; i += blockDim.x)
-      if (expert_counts[i] != 0) atomicAdd(&args.num_tokens_per_expert[i], expert_counts[i]);
+  counts.flush(args, R, num_domains, E);
 }
 
 }  // namespace
@@ -157,24 +215,34 @@ void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
   const std::size_t smem_bytes = sizeof(std::int32_t) * static_cast<std::size_t>(shared_entries);
   EPCOMM_REQUIRE(smem_bytes <= 48 * 1024, ErrorCategory::kInternal, "layout: ", smem_bytes,
                  " bytes of shared counts exceed 48 KiB (num_ranks ", args.num_ranks, ")");
-  const auto blocks = static_cast<unsigned>((args.num_tokens + kLayoutThreads - 1) / kLayoutThreads);
   // The smallest shared-memory carveout that fits (notify's is 8 KiB): left to choose, the driver
   // gave this kernel 64 KiB (results/...-s11-1gpu-ncu-details-layout-*), so the SMs change carveout
   // between it and the kernels around it.
-  auto launch = [&](auto kernel) {
+  auto launch = [&](auto kernel, int threads, std::int64_t threads_needed) {
     raise_func_attribute(reinterpret_cast<const void*>(kernel),
                          cudaFuncAttributePreferredSharedMemoryCarveout, 0);
-    launch_kernel(Launch::kPdl, kernel, blocks, kLayoutThreads, smem_bytes, stream, args);
+    const auto blocks = static_cast<unsigned>((threads_needed + threads - 1) / threads);
+    launch_kernel(Launch::kPdl, kernel, blocks, threads, smem_bytes, stream, args);
   };
-  const bool rank_bits = args.num_ranks <= kMaskRanks;
-  if (args.topk_is_int32 && rank_bits)
-    launch(dispatch_layout_kernel<std::int32_t, true>);
-  else if (args.topk_is_int32)
-    launch(dispatch_layout_kernel<std::int32_t, false>);
-  else if (rank_bits)
-    launch(dispatch_layout_kernel<std::int64_t, true>);
-  else
-    launch(dispatch_layout_kernel<std::int64_t, false>);
+  if (args.num_ranks <= kMaskRanks) {
+    // A lane per slot: 8 lanes a token up to 8 slots, 32 beyond (SPEC: at most 32).
+    EPCOMM_REQUIRE(args.num_topk >= 1 && args.num_topk <= 32, ErrorCategory::kInternal,
+                   "layout: ", args.num_topk, " top-k slots");
+    const int group = args.num_topk <= 8 ? 8 : 32;
+    const std::int64_t threads_needed = args.num_tokens * group;
+    if (args.topk_is_int32 && group == 8)
+      launch(layout_by_slot_kernel<std::int32_t, 8>, kSlotThreads, threads_needed);
+    else if (args.topk_is_int32)
+      launch(layout_by_slot_kernel<std::int32_t, 32>, kSlotThreads, threads_needed);
+    else if (group == 8)
+      launch(layout_by_slot_kernel<std::int64_t, 8>, kSlotThreads, threads_needed);
+    else
+      launch(layout_by_slot_kernel<std::int64_t, 32>, kSlotThreads, threads_needed);
+  } else if (args.topk_is_int32) {
+    launch(layout_lookback_kernel<std::int32_t>, kLayoutThreads, args.num_tokens);
+  } else {
+    launch(layout_lookback_kernel<std::int64_t>, kLayoutThreads, args.num_tokens);
+  }
 }
 
 }  // namespace epcomm

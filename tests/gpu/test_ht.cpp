@@ -285,8 +285,9 @@ TEST_F(Ht, FullSizeDsv3) {
   run_case(*buffer_, {.num_tokens = 4096, .fp8 = true, .seed = 51}, {.cached = false, .combine = false});
 }
 
-// Long token runs in notify's scan: 33,797 tokens give each of its 1,024 threads 33 tokens (the
-// other cases 1 to 4), with channel starts inside and between the runs.
+// Long token runs in notify's scan: 33,797 tokens give each of its warps 34 rows of 32 tokens
+// (nine batches of loads; the other cases one), the last row partial, with channel starts inside
+// and between the rows.
 TEST_F(Ht, NotifyScansLongTokenRuns) {
   run_case(*buffer_, {.num_tokens = 33 * 1024 + 5, .hidden = 2048, .num_topk = 2, .seed = 52},
            {.cached = false, .combine = false});
