@@ -9,6 +9,9 @@
 //   DispatchResult r = buffer.dispatch(d);
 //   ... experts compute y from r.recv_x (rows in r's order) ...
 //   CombineResult c = buffer.combine({.x = y, .handle = &r.handle});
+//
+// Or, without the layout call: DispatchArgs{.x = x, .topk_idx = topk_idx, .topk_weights = w,
+// .num_experts = E}.
 #pragma once
 
 #include <cstdint>
@@ -55,10 +58,13 @@ struct DispatchArgs {
   Tensor x_scales;      // FP8 only: [T, hidden/128] float32, any strides (column-major is common)
   Tensor topk_idx;      // [T, k] int64/int32, or none (then no recv_topk_* outputs)
   Tensor topk_weights;  // [T, k] float32; required with topk_idx
-  // From get_dispatch_layout; not needed with `handle`.
+  // From get_dispatch_layout; not needed with `handle`. Or none of the three, with topk_idx and
+  // num_experts: dispatch then derives them itself, in the launch of its count exchange (one
+  // kernel before the rows move instead of two: the lowest fixed cost).
   Tensor num_tokens_per_rank;              // [R] int32
   Tensor is_token_in_rank;                 // [T, R] bool
   Tensor num_tokens_per_expert;            // [E] int32
+  int num_experts = 0;                     // E, when the three above are not given
   const DispatchHandle* handle = nullptr;  // cached dispatch: same routing, new x
   int expert_alignment = 1;
   std::int64_t num_worst_tokens = 0;  // > 0: no host synchronisation; outputs have this many rows

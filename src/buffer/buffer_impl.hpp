@@ -4,11 +4,12 @@
 #include <memory>
 #include <vector>
 
-#include "epcomm/buffer.hpp"
-#include "core/domain_view.hpp"
 #include "core/cuda_raii.hpp"
-#include "intranode/ht_plan.hpp"
+#include "core/domain_view.hpp"
 #include "core/kernel_timer.hpp"
+#include "epcomm/buffer.hpp"
+#include "intranode/ht_layout_notify.hpp"
+#include "intranode/ht_plan.hpp"
 
 namespace epcomm {
 
@@ -69,6 +70,10 @@ struct Buffer::Impl {
   // Copy-engine dispatch: straight copies queued so far, to peers and to this rank's outputs (tests).
   std::uint64_t straight_copies_queued = 0, own_straight_copies_queued = 0;
 
+  // The fused layout-and-notify launch's scratch (ht_layout_notify.hpp): kFusedLayoutMaxExperts
+  // int32 expert counts, then a uint32 arrival counter; zero between calls.
+  DeviceBuffer preamble_scratch;
+  static constexpr std::size_t kPreambleScratchBytes = (kFusedLayoutMaxExperts + 1) * sizeof(std::int32_t);
   // Slots of `counters` (uint64 each).
   // kPacked: kMaxCopyChunks slots, the copy-engine dispatch's per-chunk pack counts (zeroed per call).
   enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1, kPacked = 2 };

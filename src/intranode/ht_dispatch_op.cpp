@@ -2,19 +2,20 @@
 #include <cstring>
 #include <optional>
 
-#include "epcomm/error.hpp"
-#include "core/device_status.hpp"
-#include "internode/md_buffer.hpp"
-#include "intranode/ht_args.hpp"
-#include "transport/region_layout.hpp"
 #include "buffer/buffer_impl.hpp"
 #include "core/check.hpp"
 #include "core/cuda_check.hpp"
+#include "core/device_status.hpp"
+#include "epcomm/error.hpp"
+#include "internode/md_buffer.hpp"
 #include "intranode/dispatch_handle.hpp"
 #include "intranode/dispatch_outputs.hpp"
+#include "intranode/ht_args.hpp"
 #include "intranode/ht_dispatch_copy.hpp"
+#include "intranode/ht_layout_notify.hpp"
 #include "intranode/ht_plan.hpp"
 #include "intranode/op_checks.hpp"
+#include "transport/region_layout.hpp"
 
 namespace epcomm {
 
@@ -25,6 +26,33 @@ T* data_of(const DeviceTensor& t) {
   return static_cast<T*>(t.data());
 }
 
+// The fused launch's scratch (Buffer::Impl::preamble_scratch): the expert counts, then the arrivals.
+std::int32_t* fused_expert_counts(const Buffer::Impl& m) {
+  return m.preamble_scratch.as<std::int32_t>();
+}
+unsigned* fused_arrivals(const Buffer::Impl& m) {
+  return reinterpret_cast<unsigned*>(m.preamble_scratch.as<std::int32_t>() + kFusedLayoutMaxExperts);
+}
+
+// The layout half of the fused launch: its expert counts into the scratch, its flags into
+// `token_in_rank` ([T, G] bool); no rank or domain counts (notify needs none).
+LayoutArgs fused_layout_args(const Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
+                             const DeviceTensor& token_in_rank) {
+  LayoutArgs l;
+  l.topk_idx = a.topk_idx.data;
+  l.topk_is_int32 = a.topk_idx.dtype == DType::kI32;
+  l.num_tokens = shape.num_tokens;
+  l.num_topk = shape.num_topk;
+  l.num_experts = shape.num_experts;
+  l.num_ranks = m.num_ranks();
+  l.ranks_per_domain = m.domains.ranks_per_domain;
+  l.rank = m.rank();
+  l.num_tokens_per_expert = fused_expert_counts(m);
+  l.is_token_in_rank = data_of<bool>(token_in_rank);
+  l.status = m.view.status;
+  l.masked = m.view.masked;
+  return l;
+}
 
 // Launches notify and fills the routing part of the handle that needs no host synchronisation.
 void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
@@ -38,9 +66,14 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   const auto i32 = [](std::initializer_list<std::int64_t> dims) {
     return Tensor::contiguous(nullptr, DType::kI32, dims);
   };
-  std::vector<DeviceTensor> routing = DeviceTensor::empty_together(
-      m.allocator, {i32({shape.num_tokens, G}), i32({G, G}), i32({G, C}), i32({G, C}), i32({1}), i32({nle})},
-      scope.alloc_stream());
+  std::vector<Tensor> layouts = {
+      i32({shape.num_tokens, G}), i32({G, G}), i32({G, C}), i32({G, C}), i32({1}), i32({nle})};
+  // The derived layout's flags live with the routing (the handle owns the allocation): notify, and
+  // a copy-engine dispatch's host, read them after this function returns.
+  if (shape.derive_layout)
+    layouts.push_back(Tensor::contiguous(nullptr, DType::kBool, {shape.num_tokens, G}));
+  std::vector<DeviceTensor> routing =
+      DeviceTensor::empty_together(m.allocator, layouts, scope.alloc_stream());
   h.send_slot = routing[0];
   h.count_matrix = routing[1];
   h.recv_chunk_start = routing[2];
@@ -60,8 +93,11 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
                                 .max_tokens = worst ? a.num_worst_tokens : 0,
                                 .num_experts = shape.num_experts,
                                 .flags = shape.fp8 ? kSigFp8 : 0});
-  n.is_token_in_rank = static_cast<const bool*>(a.is_token_in_rank.data);
-  n.num_tokens_per_expert = static_cast<const std::int32_t*>(a.num_tokens_per_expert.data);
+  n.is_token_in_rank = shape.derive_layout ? data_of<const bool>(routing[6])
+                                           : static_cast<const bool*>(a.is_token_in_rank.data);
+  n.num_tokens_per_expert = shape.derive_layout
+                                ? fused_expert_counts(m)
+                                : static_cast<const std::int32_t*>(a.num_tokens_per_expert.data);
   n.num_tokens = shape.num_tokens;
   n.num_local_experts = nle;
   n.num_channels = C;
@@ -84,9 +120,18 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
   n.trace = m.notify_trace.bytes() > 0 ? m.notify_trace.as<std::uint64_t>() : nullptr;
   m.timer.host_step("notify-args");
-  m.timer.begin(scope.comm(), "notify");
-  launch_ht_notify(n, scope.comm());
+  if (shape.derive_layout) {
+    n.clear_counts = fused_expert_counts(m);
+    n.num_clear_counts = shape.num_experts;
+    const LayoutArgs l = fused_layout_args(m, a, shape, routing[6]);
+    m.timer.begin(scope.comm(), kFusedPreambleTimerName);
+    launch_ht_layout_notify(l, n, fused_arrivals(m), scope.comm());
+  } else {
+    m.timer.begin(scope.comm(), "notify");
+    launch_ht_notify(n, scope.comm());
+  }
   m.timer.end(scope.comm());
+  if (shape.derive_layout) h.token_in_rank = routing[6];
   if (worst) {
     h.num_recv_tokens = -1;
     h.num_rows = a.num_worst_tokens;
@@ -220,6 +265,24 @@ void learn_counts(Buffer::Impl& m, CommScope& scope, const HtDispatchLayout& reg
   }
 }
 
+// A dispatch given topk_idx alone that the fused launch cannot take (several domains, more than 64
+// ranks or kFusedLayoutMaxExperts experts): get_dispatch_layout, then the dispatch with its
+// outputs. The layout's outputs are allocated on the communication stream (so freed there, after
+// the kernels that read them) and its completion is the dispatch's previous_event.
+DispatchResult dispatch_after_layout(Buffer& b, const DispatchArgs& a, const CallOptions& o) {
+  CallOptions layout_options = o;
+  layout_options.async_finish = true;
+  layout_options.allocate_on_comm_stream = true;
+  const DispatchLayout layout = b.get_dispatch_layout(a.topk_idx, a.num_experts, layout_options);
+  DispatchArgs with_layout = a;
+  with_layout.num_tokens_per_rank = layout.num_tokens_per_rank;
+  with_layout.is_token_in_rank = layout.is_token_in_rank;
+  with_layout.num_tokens_per_expert = layout.num_tokens_per_expert;
+  CallOptions dispatch_options = o;
+  dispatch_options.previous_event = layout.event;
+  return b.dispatch(with_layout, dispatch_options);
+}
+
 }  // namespace
 
 // The path of one call: plan; route (notify, or a cached handle's routing); learn the received
@@ -230,6 +293,13 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   check_status();
   Impl& m = *impl_;
   checks::require_high_throughput_buffer(m.ll != nullptr, "dispatch");
+  if (a.handle == nullptr && !a.num_tokens_per_rank.defined() && !a.is_token_in_rank.defined() &&
+      !a.num_tokens_per_expert.defined()) {
+    const checks::DispatchShape shape = checks::check_dispatch_args(a, m.num_ranks());
+    if (m.md ||
+        !can_fuse_layout_notify(m.num_ranks(), m.domains.ranks_per_domain, shape.num_experts, shape.num_topk))
+      return dispatch_after_layout(*this, a, options);
+  }
   if (m.md) return md_dispatch(m, a, options);  // internode/md_dispatch_op.cpp
   const DispatchPlanned p = plan_dispatch(m, a);
   const bool cached = p.cached != nullptr;
@@ -269,9 +339,9 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   // handshake), once the host knows the exact size below. Straight copies need the routing as the
   // host can read it: not for a cached dispatch.
   std::optional<CopyEngineDispatch> copy_engine;
-  const bool* token_ranks = m.ht_tuning.dispatch_straight > 0 && !cached
-                                ? static_cast<const bool*>(a.is_token_in_rank.data)
-                                : nullptr;
+  const bool* token_ranks = m.ht_tuning.dispatch_straight <= 0 || cached ? nullptr
+                            : p.shape.derive_layout ? data_of<const bool>(h.token_in_rank)
+                                                    : static_cast<const bool*>(a.is_token_in_rank.data);
   auto start_copy_engine = [&](std::int64_t staged_rows) {
     copy_engine.emplace(m, p.plan, staged_rows, p.region.row_bytes, token_ranks, m.ht_tuning.dispatch_straight,
                         scope.comm());

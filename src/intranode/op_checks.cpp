@@ -94,6 +94,19 @@ DispatchShape check_dispatch_args(const DispatchArgs& a, int num_ranks) {
                      " tokens, x has ", T);
     return shape;
   }
+  if (!a.num_tokens_per_rank.defined() && !a.is_token_in_rank.defined() &&
+      !a.num_tokens_per_expert.defined()) {
+    // The layout derived in the dispatch (DispatchArgs::num_experts).
+    EPCOMM_CHECK_ARG(a.topk_idx.defined(),
+                     "topk_idx: required without a handle (to derive the layout) or the layout tensors");
+    EPCOMM_CHECK_ARG(a.num_experts >= 1 && a.num_experts <= (1 << 30),
+                     "num_experts: expected 1 to 2^30 when the layout tensors are not given, got ",
+                     a.num_experts);
+    check_experts(a.num_experts, num_ranks);
+    shape.num_experts = a.num_experts;
+    shape.derive_layout = true;
+    return shape;
+  }
   expect_dtype(a.num_tokens_per_rank, "num_tokens_per_rank", {DType::kI32});
   expect_shape(a.num_tokens_per_rank, "num_tokens_per_rank", {num_ranks});
   expect_dtype(a.is_token_in_rank, "is_token_in_rank", {DType::kBool});
@@ -105,6 +118,8 @@ DispatchShape check_dispatch_args(const DispatchArgs& a, int num_ranks) {
   const std::int64_t E = a.num_tokens_per_expert.size(0);
   EPCOMM_CHECK_ARG(E <= (1 << 30), "num_tokens_per_expert: too many experts (", E, ")");
   check_experts(static_cast<int>(E), num_ranks);
+  EPCOMM_CHECK_ARG(a.num_experts == 0 || a.num_experts == E, "num_experts: ", a.num_experts,
+                   ", but num_tokens_per_expert has ", E, " entries");
   shape.num_experts = static_cast<int>(E);
   return shape;
 }

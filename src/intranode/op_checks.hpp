@@ -35,6 +35,7 @@ struct DispatchShape {
   int idx_bytes = 8;
   int num_experts = 0;  // 0 with a handle
   bool fp8 = false;
+  bool derive_layout = false;  // no layout tensors: dispatch derives them (DispatchArgs::num_experts)
 };
 // Every precondition of Buffer::dispatch that does not need the device.
 DispatchShape check_dispatch_args(const DispatchArgs& args, int num_ranks);

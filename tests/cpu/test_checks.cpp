@@ -202,6 +202,43 @@ TEST(OpChecks, DispatchRejectsEachBadArgument) {
   }
 }
 
+// Without the three layout tensors dispatch derives them from topk_idx: it needs num_experts.
+TEST(OpChecks, DispatchDerivesTheLayoutFromTopkIdxAndNumExperts) {
+  DispatchFixture f;
+  DispatchArgs a = f.args;
+  a.num_tokens_per_rank = Tensor{};
+  a.is_token_in_rank = Tensor{};
+  a.num_tokens_per_expert = Tensor{};
+  expect_arg_error([&] { checks::check_dispatch_args(a, f.R); },
+                   "num_experts: expected 1 to 2^30 when the layout tensors are not given, got 0");
+  a.num_experts = 62;
+  expect_arg_error([&] { checks::check_dispatch_args(a, f.R); },
+                   "num_experts: expected a multiple of the number of ranks (4), got 62");
+  a.num_experts = 64;
+  const checks::DispatchShape shape = checks::check_dispatch_args(a, f.R);
+  EXPECT_TRUE(shape.derive_layout);
+  EXPECT_EQ(shape.num_experts, 64);
+  EXPECT_EQ(shape.num_topk, 8);
+  EXPECT_FALSE(checks::check_dispatch_args(f.args, f.R).derive_layout);
+  {
+    DispatchArgs b = a;
+    b.topk_idx = Tensor{};
+    b.topk_weights = Tensor{};
+    expect_arg_error([&] { checks::check_dispatch_args(b, f.R); }, "topk_idx: required without a handle");
+  }
+  {
+    DispatchArgs b = a;  // one layout tensor of three
+    b.is_token_in_rank = f.args.is_token_in_rank;
+    expect_arg_error([&] { checks::check_dispatch_args(b, f.R); }, "num_tokens_per_rank: expected a tensor");
+  }
+  {
+    DispatchArgs b = f.args;  // the layout tensors, and a num_experts that disagrees with them
+    b.num_experts = 128;
+    expect_arg_error([&] { checks::check_dispatch_args(b, f.R); },
+                     "num_experts: 128, but num_tokens_per_expert has 64 entries");
+  }
+}
+
 TEST(OpChecks, CombineRejectsEachBadArgument) {
   DispatchHandle::State st;
   st.num_ranks = 2;

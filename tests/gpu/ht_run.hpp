@@ -26,6 +26,7 @@ struct HtMode {
   bool combine = true;          // combine the dispatch's rows back
   bool zero_copy = false;       // dispatch outputs are views of the region (DispatchArgs::zero_copy)
   int combine_calls = 1;        // combines issued back to back (no wait between), the last checked
+  bool derive_layout = false;   // dispatch given topk_idx and num_experts, no layout tensors
 };
 
 // Every rank's inputs of a case and what the reference dispatch gives each rank.

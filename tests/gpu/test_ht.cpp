@@ -31,6 +31,12 @@ void run_case(Buffer& buffer, const HtCase& c, const HtMode& mode = {}) {
   wait_for(u.layout.event, mode.async_finish);
   u.args.num_worst_tokens = expected.options.num_worst_tokens;
   u.args.zero_copy = mode.zero_copy;
+  if (mode.derive_layout) {
+    u.args.num_tokens_per_rank = {};
+    u.args.is_token_in_rank = {};
+    u.args.num_tokens_per_expert = {};
+    u.args.num_experts = expected.geometry.num_experts;
+  }
   if (mode.zero_copy) dispatch_and_poison(buffer, u.args, options);
   if (mode.previous_event) options.previous_event = EventHandle::record(env.stream);
   const DispatchResult got = buffer.dispatch(u.args, options);
@@ -79,12 +85,35 @@ class Ht : public SharedBufferSuite<ht_buffer_options> {
 // The cases of ht_cases.hpp, then this program's own, as tests Ht.<name>.
 [[maybe_unused]] const bool kCasesRegistered =
     register_cases<Ht>("Ht", shared_ht_cases(), __FILE__, __LINE__) &&
-    register_cases<Ht>("Ht",
-                       {
-                           {"WorstCaseFp8", {.fp8 = true, .worst_case = true, .seed = 9}},
-                           {"PreviousEvent", {.seed = 11}, {.async_finish = true, .previous_event = true}},
-                       },
-                       __FILE__, __LINE__);
+    register_cases<Ht>(
+        "Ht",
+        {
+            {"WorstCaseFp8", {.fp8 = true, .worst_case = true, .seed = 9}},
+            {"PreviousEvent", {.seed = 11}, {.async_finish = true, .previous_event = true}},
+            // Dispatch given topk_idx alone: layout and notify in one launch (the
+            // last case has more experts than that launch takes: layout, then notify).
+            {"DerivedLayoutBf16", {.seed = 31}, {.derive_layout = true}},
+            {"DerivedLayoutFp8Int32Index", {.fp8 = true, .idx32 = true, .seed = 32}, {.derive_layout = true}},
+            {"DerivedLayoutSkewedRouting",
+             {.num_tokens = 1024, .skew = true, .seed = 33},
+             {.derive_layout = true}},
+            {"DerivedLayoutRankWithNoTokens",
+             {.num_tokens = 300, .tokens_on_rank1 = 0, .seed = 34},
+             {.derive_layout = true}},
+            {"DerivedLayoutWorstCaseZeroCopy",
+             {.worst_case = true, .seed = 35},
+             {.zero_copy = true, .derive_layout = true}},
+            {"DerivedLayoutTopkUpTo32",
+             {.num_tokens = 256, .num_topk = 32, .experts_per_rank = 64, .seed = 36},
+             {.derive_layout = true}},
+            {"DerivedLayoutAsyncPreviousEvent",
+             {.expert_alignment = 64, .seed = 37},
+             {.async_finish = true, .previous_event = true, .derive_layout = true}},
+            {"DerivedLayoutPastTheFusedExperts",
+             {.num_tokens = 256, .hidden = 2048, .experts_per_rank = 4200, .seed = 38},
+             {.derive_layout = true}},
+        },
+        __FILE__, __LINE__);
 
 class HtHidden : public Ht, public ::testing::WithParamInterface<std::int64_t> {};
 TEST_P(HtHidden, Bf16AndFp8) {
@@ -291,6 +320,16 @@ TEST_F(Ht, FullSizeDsv3) {
 TEST_F(Ht, NotifyScansLongTokenRuns) {
   run_case(*buffer_, {.num_tokens = 33 * 1024 + 5, .hidden = 2048, .num_topk = 2, .seed = 52},
            {.cached = false, .combine = false});
+}
+
+// The fused launch's scratch counts start every call at zero (notify clears them): calls of
+// different routings back to back, every one checked; a long run of tokens takes many blocks.
+TEST_F(Ht, DerivedLayoutCallsBackToBack) {
+  for (std::uint64_t seed = 40; seed < 43; ++seed)
+    run_case(*buffer_, {.num_tokens = 200 + 300 * static_cast<std::int64_t>(seed - 40), .seed = seed},
+             {.cached = false, .combine = false, .derive_layout = true});
+  run_case(*buffer_, {.num_tokens = 33 * 1024 + 5, .hidden = 2048, .num_topk = 2, .seed = 43},
+           {.cached = false, .combine = false, .derive_layout = true});
 }
 
 TEST_F(Ht, RegionTooSmallIsAnErrorBeforeLaunch) {

@@ -146,7 +146,8 @@ int run(const Options& options, const BenchEnv& env, int device, int G, int argc
   if (lead && options.shared_gpu_timing && !shared_gpus)
     std::printf("# note: --shared-gpu-timing given, but every rank has a GPU of its own: usual timing\n");
 
-  Session session(*bootstrap, device, options.sms, options.ce_chunks, shared_gpus, G, options.telemetry);
+  Session session(*bootstrap, device, options.sms, options.ce_chunks, shared_gpus, G, options.telemetry,
+                  options.split_layout);
   RunSettings settings;
   settings.timing = correctness_only ? TimingOptions{0, 1} : TimingOptions{options.warmup, options.iters};
   settings.check = options.check;

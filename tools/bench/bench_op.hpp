@@ -14,6 +14,7 @@
 #include "bench/device_inputs.hpp"
 #include "bench/expected.hpp"
 #include "bench/md_traffic.hpp"
+#include "bench/preamble.hpp"
 #include "bench/session.hpp"
 #include "bench/workload.hpp"
 #include "epcomm/telemetry.hpp"
@@ -53,9 +54,9 @@ struct BenchOp {
   // profiler); read before the checked call.
   std::function<double()> kernel_us;
   // Optional, collective: after the timed calls and `after` (before the checked call), a separate
-  // pass of `calls` calls that measures this rank's median preamble of a high-throughput dispatch
-  // (bench/preamble.hpp: layout plus notify, device time); nothing when it could not be measured.
-  std::function<std::optional<double>(cudaStream_t, int calls, double hold_us)> preamble_us;
+  // pass of `calls` calls that measures this rank's median preamble of a high-throughput dispatch,
+  // in each form (bench/preamble.hpp: layout plus notify, device time).
+  std::function<PreambleTimes(cudaStream_t, int calls, double hold_us)> preamble_us;
   // Optional: this rank's per-peer telemetry of the op's Buffer (Buffer::peer_telemetry), zeroed
   // after reading with `clear`; set on epcomm's ops when the run has --telemetry. The runner clears
   // it before the warm-up and reads it after the timed calls.

@@ -136,6 +136,7 @@ std::string usage() {
   os << "         [--tokens N --hidden H --topk K --experts E [--routing uniform|skew] [--mode ht|ll]]\n";
   os << "         [--warmup N] [--iters N] [--json PATH] [--csv PATH] [--no-check] [--sms LIST]\n";
   os << "         [--ce-chunks LIST] [--min-efficiency X] [--ceiling-mib N] [--shared-gpu-timing]\n";
+  os << "         [--split-layout]\n";
   os << "         [--telemetry]\n";
   os << "         [--ranks-per-domain G] [--nic-gbps X] [--preamble-hold-us N]\n";
   os << "         [-h|--help]\n";
@@ -182,6 +183,9 @@ std::string usage() {
   os << "  --preamble-hold-us N  before each call of the preamble pass, hold the stream N us on the\n";
   os << "                     device so its events time the kernels, not the host's launches, 0.."
      << kMaxPreambleHoldUs << " (default " << kDefaultPreambleHoldUs << "; 0: no hold)\n";
+  os << "  --split-layout     a whole high-throughput dispatch calls get_dispatch_layout, then dispatch\n";
+  os << "                     with its tensors (default: dispatch given topk_idx alone, one launch for\n";
+  os << "                     layout and notify)\n";
   os << "  environment: EPCOMM_REQUIRE_GPU=1 makes a run without a GPU fail instead of skipping\n";
   os << "  exit codes: 0 ok (also: skipped, no GPU), 1 error, 2 usage, 3 data check failed,\n";
   os << "              4 below --min-efficiency\n";
@@ -259,6 +263,9 @@ Options parse_args(int argc, const char* const* argv) {
       o.min_efficiency = parse_fraction(flag, value());
     } else if (flag == "--ceiling-mib") {
       o.ceiling_mib = static_cast<std::size_t>(parse_int(flag, value(), 1, kMaxCeilingMib));
+    } else if (flag == "--split-layout") {
+      no_value();
+      o.split_layout = true;
     } else if (flag == "--shared-gpu-timing") {
       no_value();
       o.shared_gpu_timing = true;

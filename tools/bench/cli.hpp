@@ -40,6 +40,7 @@ struct Options {
   int ranks_per_domain = 0;              // --ranks-per-domain G: a multi-domain Buffer; 0: one domain
   double nic_gbps = kDefaultNicGbps;     // --nic-gbps: the NIC rate of a multi-domain row's floor
   int preamble_hold_us = kDefaultPreambleHoldUs;  // --preamble-hold-us: see RunSettings
+  bool split_layout = false;  // --split-layout: a whole dispatch calls get_dispatch_layout first
   bool help = false;
 };
 

@@ -1,8 +1,9 @@
 // epcomm's own high-throughput dispatch and combine as benchmark ops, one set per SM budget.
 // A dispatch call is timed whole: layout, notify (count exchange and the one host wait) and the
-// data kernel, i.e. what a caller waits for. Rows "epcomm-zc": the same call with zero-copy
-// outputs (DispatchArgs::zero_copy: views of the region, no copy-out). Dispatch also runs with the
-// rows moved the other way (SM stores or copy engine, bench/variants.hpp), combine under each
+// data kernel, i.e. what a caller waits for. It is a dispatch given topk_idx alone (layout and
+// notify in one launch), or with --split-layout get_dispatch_layout and then dispatch. Rows "epcomm-zc": the
+// same call with zero-copy outputs (DispatchArgs::zero_copy: views of the region, no copy-out). Dispatch also
+// runs with the rows moved the other way (SM stores or copy engine, bench/variants.hpp), combine under each
 // schedule of its kernel (phased or overlapped, push or pull).
 //
 // The checked call (bench/runner.hpp): outputs the call allocates come poisoned from the Session's
@@ -10,8 +11,9 @@
 // views lie in the region, poisons those rows, and its check requires the checked call's views to
 // be exactly those rows.
 //
-// Every whole dispatch row also reports `preamble_us` (layout plus notify, device time) from a
-// separate pass with the Buffer's kernel timing on, after the timed calls.
+// Every whole dispatch row also reports `preamble_us` (layout plus notify, device time, in the form
+// the row times) and `preamble_split_us` (the two-call form) from a separate pass with the Buffer's
+// kernel timing on, after the timed calls; the pass alternates the two forms call by call.
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -112,6 +114,7 @@ struct EpcommHt {
   std::unique_ptr<Buffer> buffer;
   Tensor x_bf16, x_fp8, scales, topk_idx, topk_weights;
   int num_experts = 0;
+  bool split_layout = false;  // --split-layout (Session::split_layout)
   DispatchResult bf16, fp8, cached, zero_copy;
   CombineResult combined;
   int rank = 0;
@@ -153,26 +156,32 @@ struct EpcommHt {
   std::unique_ptr<Event> layout_start, layout_end;
 
   DispatchResult dispatch(bool fp8_payload, int num_sms, cudaStream_t stream, bool zero_copy = false) {
+    if (!split_layout) return dispatch_from(nullptr, fp8_payload, num_sms, stream, zero_copy);
     if (layout_start) layout_start->record(stream);
     const DispatchLayout layout = get_layout(stream);
     if (layout_end) layout_end->record(stream);
-    return dispatch_from(layout, fp8_payload, num_sms, stream, zero_copy);
+    return dispatch_from(&layout, fp8_payload, num_sms, stream, zero_copy);
   }
 
   DispatchLayout get_layout(cudaStream_t stream) {
     return buffer->get_dispatch_layout(topk_idx, num_experts, {.stream = stream});
   }
 
-  DispatchResult dispatch_from(const DispatchLayout& layout, bool fp8_payload, int num_sms,
+  // With `layout`: its tensors; without: topk_idx alone (the Buffer derives the layout).
+  DispatchResult dispatch_from(const DispatchLayout* layout, bool fp8_payload, int num_sms,
                                cudaStream_t stream, bool zero_copy) {
     DispatchArgs a;
     a.x = fp8_payload ? x_fp8 : x_bf16;
     if (fp8_payload) a.x_scales = scales;
     a.topk_idx = topk_idx;
     a.topk_weights = topk_weights;
-    a.num_tokens_per_rank = layout.num_tokens_per_rank;
-    a.is_token_in_rank = layout.is_token_in_rank;
-    a.num_tokens_per_expert = layout.num_tokens_per_expert;
+    if (layout != nullptr) {
+      a.num_tokens_per_rank = layout->num_tokens_per_rank;
+      a.is_token_in_rank = layout->is_token_in_rank;
+      a.num_tokens_per_expert = layout->num_tokens_per_expert;
+    } else {
+      a.num_experts = num_experts;
+    }
     a.config.num_sms = num_sms;
     a.zero_copy = zero_copy;
     return buffer->dispatch(a, {.stream = stream});
@@ -188,29 +197,41 @@ struct EpcommHt {
   }
 
   // After the timed calls, a pass of its own (its events and waits stay out of time_us): `calls`
-  // whole dispatches with the Buffer's kernel timing on, the kernels of each layout call and each
-  // dispatch call read after it; this rank's median preamble (bench/preamble.hpp). Each call is
-  // queued behind a hold of `hold_us` on the stream (bench/stream_hold.hpp), so its kernels' events
-  // time the device, not the host's launches onto an idle stream.
-  // With EPCOMM_HT_TRACE=1 the pass's notify phases are printed after it, labelled `row`.
-  std::optional<double> measure_preamble(bool fp8_payload, int num_sms, bool zero_copy, cudaStream_t stream,
-                                         int calls, double hold_us, const std::string& row) {
+  // whole dispatches of each form with the Buffer's kernel timing on, alternated (the two-call
+  // form, then topk_idx alone), the kernels of each call read after it; this rank's median
+  // preamble of each (bench/preamble.hpp). Each call is queued behind a hold of `hold_us` on the
+  // stream (bench/stream_hold.hpp), so its kernels' events time the device, not the host's launches
+  // onto an idle stream.
+  // With EPCOMM_HT_TRACE=1 the pass's notify phases (of both forms) are printed after it, labelled `row`.
+  PreambleTimes measure_preamble(bool fp8_payload, int num_sms, bool zero_copy, cudaStream_t stream,
+                                 int calls, double hold_us, const std::string& row) {
     const KernelTimingOn timing(*buffer);
     buffer->notify_trace(/*clear=*/true);  // the timed calls' stamps: not this pass's
-    std::vector<double> samples;
+    std::vector<double> split, fused;
     for (int i = 0; i < calls; ++i) {
       hold_stream(stream, hold_us);
       const DispatchLayout layout = get_layout(stream);
       const std::vector<KernelTime> layout_kernels = buffer->last_kernel_times();
       hold_stream(stream, hold_us);
-      result(fp8_payload, zero_copy) = dispatch_from(layout, fp8_payload, num_sms, stream, zero_copy);
+      result(fp8_payload, zero_copy) = dispatch_from(&layout, fp8_payload, num_sms, stream, zero_copy);
       if (const std::optional<double> us = preamble_us(layout_kernels, buffer->last_kernel_times()))
-        samples.push_back(*us);
+        split.push_back(*us);
+      hold_stream(stream, hold_us);
+      result(fp8_payload, zero_copy) = dispatch_from(nullptr, fp8_payload, num_sms, stream, zero_copy);
+      if (const std::optional<double> us = fused_preamble_us(buffer->last_kernel_times()))
+        fused.push_back(*us);
     }
     BENCH_CUDA(cudaStreamSynchronize(stream));
     print_notify_trace(*buffer, row + " [notify, preamble pass]", rank);
-    if (samples.size() != static_cast<std::size_t>(calls)) return std::nullopt;  // a kernel went unnamed
-    return median(std::move(samples));
+    // A form whose kernel went unnamed in some call reports nothing.
+    const auto median_of = [calls](std::vector<double>& v) -> std::optional<double> {
+      if (v.size() != static_cast<std::size_t>(calls)) return std::nullopt;
+      return median(std::move(v));
+    };
+    PreambleTimes t;
+    t.split_us = median_of(split);
+    t.us = split_layout ? t.split_us : median_of(fused);
+    return t;
   }
 
   // Untimed, before a zero-copy checked call: one call to learn where its views lie (the same
@@ -279,6 +300,7 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
   auto state = std::make_shared<EpcommHt>();
   state->rank = context.session.rank();
   state->num_experts = w.num_experts;
+  state->split_layout = context.session.split_layout();
   std::shared_ptr<Bootstrap> bootstrap(&context.session.bootstrap(), [](Bootstrap*) {});  // not owned
   state->buffer = std::make_unique<Buffer>(bootstrap, ht_buffer_options(context));
   const std::int64_t T = in.num_tokens;
@@ -326,7 +348,9 @@ std::vector<BenchOp> make_epcomm_ht_ops(BenchContext& context) {
           };
           if (timing) {
             op.kernel_us = [state] { return state->kernel_us(); };
-            op.after = [state, row = row_name(op)] { state->print_timeline(row, /*after_layout=*/true); };
+            op.after = [state, row = row_name(op)] {
+              state->print_timeline(row, /*after_layout=*/state->split_layout);
+            };
           }
           op.preamble_us = [state, fp8, zero_copy, sms, way, row = row_name(op)](cudaStream_t s, int calls,
                                                                                  double hold_us) {

@@ -16,6 +16,10 @@ std::optional<double> time_of(const std::vector<KernelTime>& kernels, const std:
 
 }  // namespace
 
+std::optional<double> fused_preamble_us(const std::vector<KernelTime>& dispatch_call) {
+  return time_of(dispatch_call, kFusedPreambleKernel);
+}
+
 std::optional<double> preamble_us(const std::vector<KernelTime>& layout_call,
                                   const std::vector<KernelTime>& dispatch_call) {
   const std::optional<double> layout = time_of(layout_call, kLayoutKernel);

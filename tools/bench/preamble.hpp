@@ -1,6 +1,8 @@
 // The preamble of a high-throughput dispatch (docs/benchmark.md, `preamble_us`): the device time of
-// the layout kernel (Buffer::get_dispatch_layout) plus the notify kernel (the count exchange that
-// opens Buffer::dispatch), i.e. the kernels that run before the first row moves.
+// the kernels that run before the first row moves. A dispatch given topk_idx alone runs one, layout
+// and notify fused; the two-call form (`preamble_split_us`), the layout kernel
+// (Buffer::get_dispatch_layout) plus the notify kernel (the count exchange that opens
+// Buffer::dispatch).
 #pragma once
 
 #include <optional>
@@ -13,6 +15,17 @@ namespace epcomm::bench {
 // The launch labels the Buffer gives those kernels (Buffer::last_kernel_times).
 inline constexpr const char* kLayoutKernel = "layout";
 inline constexpr const char* kNotifyKernel = "notify";
+inline constexpr const char* kFusedPreambleKernel = "layout-notify";
+
+// A preamble pass's medians: of the form the whole-dispatch rows use (`us`), and of the two-call
+// form (`split_us`); each nothing when it could not be measured.
+struct PreambleTimes {
+  std::optional<double> us, split_us;
+};
+
+// One call's preamble from the kernels of a dispatch given topk_idx alone: the time of the kernel
+// named kFusedPreambleKernel. Nothing when there is none.
+std::optional<double> fused_preamble_us(const std::vector<KernelTime>& dispatch_call);
 
 // One call's preamble from the kernels of its layout call and of its dispatch call: the summed time
 // of the kernels named kLayoutKernel in the first and kNotifyKernel in the second. Nothing when

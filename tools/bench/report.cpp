@@ -107,8 +107,9 @@ std::string to_json(const RunReport& r) {
        << ", \"hidden\": " << w.hidden << ",\n";
     os << "     \"time_us\": " << json_timed(w, w.time_us)
        << ", \"kernel_us\": " << json_optional(w.kernel_us)
-       << ", \"preamble_us\": " << json_optional(w.preamble_us) << ", \"batch_us\": " << json_optional(w.batch_us)
-       << ", \"host_us\": " << json_optional(w.host_us)
+       << ", \"preamble_us\": " << json_optional(w.preamble_us)
+       << ", \"preamble_split_us\": " << json_optional(w.preamble_split_us)
+       << ", \"batch_us\": " << json_optional(w.batch_us) << ", \"host_us\": " << json_optional(w.host_us)
        << ", \"logical_gbps\": " << json_timed(w, w.logical_gbps)
        << ", \"wire_gbps\": " << json_timed(w, w.wire_gbps)
        << ", \"efficiency\": " << json_timed(w, w.efficiency) << json_md_row(r.multi_domain, w) << ",\n";

@@ -41,14 +41,13 @@ bool checked_call(Session& session, DeviceInputs& inputs, BenchOp& op, cudaStrea
 
 // The op's preamble pass (BenchOp::preamble_us); nothing on this rank when it threw (its row keeps
 // its time: the timed calls ran).
-std::optional<double> preamble_pass(Session& session, BenchOp& op, cudaStream_t stream,
-                                    const RunSettings& settings) {
+PreambleTimes preamble_pass(Session& session, BenchOp& op, cudaStream_t stream, const RunSettings& settings) {
   try {
     return op.preamble_us(stream, settings.timing.iters, settings.preamble_hold_us);
   } catch (const Error& e) {
     std::fprintf(stderr, "epcomm-bench: rank %d: preamble pass of %s %s %s threw: %s\n", session.rank(),
                  op.impl.c_str(), op.op.c_str(), op.dtype.c_str(), e.what());
-    return std::nullopt;
+    return {};
   }
 }
 
@@ -114,8 +113,11 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
   }
   if (op.kernel_us && row.timed) row.kernel_us = max_over_ranks(bootstrap, op.kernel_us());
   if (op.after) op.after();
-  if (op.preamble_us && row.timed)
-    row.preamble_us = max_over_ranks_if_all(bootstrap, preamble_pass(session, op, stream, settings));
+  if (op.preamble_us && row.timed) {
+    const PreambleTimes pass = preamble_pass(session, op, stream, settings);
+    row.preamble_us = max_over_ranks_if_all(bootstrap, pass.us);
+    row.preamble_split_us = max_over_ranks_if_all(bootstrap, pass.split_us);
+  }
   if (settings.check && op.check) {
     const bool ok = checked_call(session, inputs, op, stream);
     row.check = all_ranks_true(bootstrap, ok) ? "pass" : "fail";

@@ -15,12 +15,14 @@ namespace epcomm::bench {
 class Session {
  public:
   Session(Bootstrap& bootstrap, int device, std::vector<int> sms, std::vector<int> ce_chunks = {4},
-          bool shared_gpus = false, int ranks_per_domain = 0, bool telemetry = false)
+          bool shared_gpus = false, int ranks_per_domain = 0, bool telemetry = false,
+          bool split_layout = false)
       : bootstrap_(bootstrap),
         device_(device),
         shared_gpus_(shared_gpus),
         ranks_per_domain_(ranks_per_domain),
         telemetry_(telemetry),
+        split_layout_(split_layout),
         sms_(std::move(sms)),
         ce_chunks_(std::move(ce_chunks)),
         allocator_(std::make_shared<PoisonAllocator>()) {}
@@ -38,6 +40,9 @@ class Session {
   // --telemetry: the ops make their Buffers with BufferOptions::peer_telemetry and set
   // BenchOp::telemetry.
   bool telemetry() const { return telemetry_; }
+  // --split-layout: a whole high-throughput dispatch is get_dispatch_layout, then dispatch with its
+  // tensors; otherwise dispatch given topk_idx alone (layout and notify in one launch).
+  bool split_layout() const { return split_layout_; }
   // SM budgets to sweep for epcomm's own ops (--sms).
   const std::vector<int>& sms() const { return sms_; }
   // Chunk counts of the copy-engine dispatch rows (--ce-chunks).
@@ -58,6 +63,7 @@ class Session {
   bool shared_gpus_ = false;
   int ranks_per_domain_ = 0;
   bool telemetry_ = false;
+  bool split_layout_ = false;
   std::vector<int> sms_;
   std::vector<int> ce_chunks_;
   std::shared_ptr<PoisonAllocator> allocator_;

@@ -1,0 +1,86 @@
+// The fused preamble of a dispatch given topk_idx alone (no layout tensors): get_dispatch_layout's
+// by-slot blocks and notify in one launch (bench/NOTES.md 11.43).
+//
+// Every block counts its tokens (layout_block.cuh) into the Buffer's scratch expert counts and
+// writes its rows of is_token_in_rank; then, after a block barrier, its first thread fences and
+// adds 1 to an arrival counter. The block that draws the last arrival fences again (every other
+// block's counts and flags are then visible to it, as after a grid barrier) and runs notify's block
+// (ht_notify_block.cuh) on them; the others exit, so the dispatch that follows is placed as they go
+// (PDL). One launch and drain instead of two: each kernel's events held ~2.5 us beside its
+// instructions (11.35).
+//
+// Between calls the scratch counts and the counter are zero: the last block resets the counter
+// before notify, and notify clears the counts once it has read them (HtNotifyArgs::clear_counts),
+// so no memset is queued per call. The stream orders the next call's launch after this one.
+#include "intranode/ht_layout_notify.hpp"
+
+#include "core/check.hpp"
+#include "core/func_attributes.hpp"
+#include "core/pdl.cuh"
+#include "intranode/ht_notify_block.cuh"
+#include "intranode/layout_block.cuh"
+
+namespace epcomm {
+
+namespace {
+
+static_assert(kSlotThreads == kNotifyThreads, "a layout block can run notify's block");
+
+template <typename Index, int kGroup>
+__global__ void __launch_bounds__(kNotifyThreads, 1)
+    ht_layout_notify_kernel(LayoutArgs layout, HtNotifyArgs notify, unsigned* arrivals) {
+  pdl_entry();
+  extern __shared__ std::int32_t smem[];
+  layout_by_slot_block<Index, kGroup>(layout, smem);
+  __shared__ bool last;
+  __syncthreads();  // the block's counts and flags are stored before its arrival
+  if (threadIdx.x == 0) {
+    __threadfence();
+    last = atomicAdd(arrivals, 1u) == gridDim.x - 1;
+    if (last) {
+      __threadfence();  // every block arrived after its stores: they are visible from here on
+      *arrivals = 0;    // the next call's count (no block of this launch adds any more)
+    }
+  }
+  __syncthreads();
+  if (last) ht_notify_block(notify);
+}
+
+}  // namespace
+
+bool can_fuse_layout_notify(int num_ranks, int ranks_per_domain, int num_experts, int num_topk) {
+  return num_ranks == ranks_per_domain && num_ranks <= kMaskRanks && num_experts <= kFusedLayoutMaxExperts &&
+         num_experts <= kMaxSharedExperts && num_topk >= 1 && num_topk <= 32;
+}
+
+void launch_ht_layout_notify(const LayoutArgs& layout, const HtNotifyArgs& notify, unsigned* arrivals,
+                             void* stream_ptr) {
+  EPCOMM_REQUIRE(
+      can_fuse_layout_notify(layout.num_ranks, layout.ranks_per_domain, layout.num_experts, layout.num_topk),
+      ErrorCategory::kInternal, "fused layout and notify: ", layout.num_ranks, " ranks, ", layout.num_experts,
+      " experts, ", layout.num_topk, " top-k slots");
+  const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  const int shared_entries = layout.num_ranks + 1 + layout.num_experts;  // one domain
+  const std::size_t smem_bytes = sizeof(std::int32_t) * static_cast<std::size_t>(shared_entries);
+  const int group = layout.num_topk <= 8 ? 8 : 32;
+  const std::int64_t threads_needed = layout.num_tokens * group;
+  // At least one block: with no tokens, notify still exchanges (empty) counts.
+  const auto blocks = static_cast<unsigned>(
+      std::max<std::int64_t>(1, (threads_needed + kNotifyThreads - 1) / kNotifyThreads));
+  auto launch = [&](auto kernel) {
+    // As the layout kernel's (layout.cu): the smallest carveout that fits.
+    raise_func_attribute(reinterpret_cast<const void*>(kernel),
+                         cudaFuncAttributePreferredSharedMemoryCarveout, 0);
+    launch_kernel(Launch::kPdl, kernel, blocks, kNotifyThreads, smem_bytes, stream, layout, notify, arrivals);
+  };
+  if (layout.topk_is_int32 && group == 8)
+    launch(ht_layout_notify_kernel<std::int32_t, 8>);
+  else if (layout.topk_is_int32)
+    launch(ht_layout_notify_kernel<std::int32_t, 32>);
+  else if (group == 8)
+    launch(ht_layout_notify_kernel<std::int64_t, 8>);
+  else
+    launch(ht_layout_notify_kernel<std::int64_t, 32>);
+}
+
+}  // namespace epcomm
