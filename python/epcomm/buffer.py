@@ -142,11 +142,12 @@ class Buffer:
                  num_tokens_per_expert=None, handle=None, expert_alignment: int = 1, num_worst_tokens: int = 0,
                  zero_copy: bool = False, num_sms: int = _C.DEFAULT_NUM_SMS, stream: int = 0,
                  previous_event=None, async_finish: bool = False,
-                 allocate_on_comm_stream: bool = False) -> DispatchResult:
+                 allocate_on_comm_stream: bool = False, num_experts: int = 0) -> DispatchResult:
         """Sends each token once to every rank holding one of its experts. x: [T, hidden] bfloat16,
         or FP8 with x_scales [T, hidden/128] float32 (x_fp8: x is uint8 holding float8_e4m3fn bytes).
-        The routing comes from ``layout`` (or its three tensors), or from ``handle`` (cached dispatch:
-        same routing, new x, no host synchronisation). num_worst_tokens > 0: no host synchronisation,
+        The routing comes from ``layout`` (or its three tensors), from ``topk_idx`` and ``num_experts``
+        alone (the layout is derived in the launch of the count exchange: no get_dispatch_layout call),
+        or from ``handle`` (cached dispatch: same routing, new x, no host synchronisation). num_worst_tokens > 0: no host synchronisation,
         outputs of that many rows."""
         if layout is not None:
             num_tokens_per_rank = layout.num_tokens_per_rank
@@ -156,7 +157,7 @@ class Buffer:
                                num_tokens_per_rank=num_tokens_per_rank, is_token_in_rank=is_token_in_rank,
                                num_tokens_per_expert=num_tokens_per_expert, handle=handle,
                                expert_alignment=expert_alignment, num_worst_tokens=num_worst_tokens,
-                               zero_copy=zero_copy, num_sms=num_sms)
+                               zero_copy=zero_copy, num_sms=num_sms, num_experts=num_experts)
         return DispatchResult(*self._native.dispatch(
             args, stream=stream, previous_event=previous_event, async_finish=async_finish,
             allocate_on_comm_stream=allocate_on_comm_stream))

@@ -29,7 +29,8 @@ struct PyCombineArgs {
 void init_dispatch_args(PyDispatchArgs* self, OptArray x, OptArray x_scales, bool x_fp8, OptArray topk_idx,
                         OptArray topk_weights, OptArray num_tokens_per_rank, OptArray is_token_in_rank,
                         OptArray num_tokens_per_expert, std::optional<PyDispatchHandle> handle,
-                        int expert_alignment, std::int64_t num_worst_tokens, bool zero_copy, int num_sms) {
+                        int expert_alignment, std::int64_t num_worst_tokens, bool zero_copy, int num_sms,
+                        int num_experts) {
   DispatchArgs a;
   a.x = to_tensor(x, {"x", {DType::kBF16, DType::kFP8E4M3}, 2}, x_fp8);
   a.x_scales = to_tensor(x_scales, {"x_scales", {DType::kF32}, 2, false});
@@ -38,6 +39,7 @@ void init_dispatch_args(PyDispatchArgs* self, OptArray x, OptArray x_scales, boo
   a.num_tokens_per_rank = to_tensor(num_tokens_per_rank, {"num_tokens_per_rank", {DType::kI32}, 1, false});
   a.is_token_in_rank = to_tensor(is_token_in_rank, {"is_token_in_rank", {DType::kBool}, 2, false});
   a.num_tokens_per_expert = to_tensor(num_tokens_per_expert, {"num_tokens_per_expert", {DType::kI32}, 1, false});
+  a.num_experts = num_experts;
   a.expert_alignment = expert_alignment;
   a.num_worst_tokens = num_worst_tokens;
   a.zero_copy = zero_copy;
@@ -121,15 +123,16 @@ void bind_high_throughput(nb::module_& m, nb::class_<PyBuffer>& buffer) {
   const int default_sms = Config{}.num_sms;
   nb::class_<PyDispatchArgs>(m, "DispatchArgs",
                              "The inputs of one dispatch, checked when made (device, dimensions, dtypes).")
-      .def("__init__", &init_dispatch_args, nb::kw_only(), nb::arg("x").none(), nb::arg("x_scales") = nb::none(),
-           nb::arg("x_fp8") = false, nb::arg("topk_idx") = nb::none(), nb::arg("topk_weights") = nb::none(),
-           nb::arg("num_tokens_per_rank") = nb::none(), nb::arg("is_token_in_rank") = nb::none(),
-           nb::arg("num_tokens_per_expert") = nb::none(), nb::arg("handle") = nb::none(),
-           nb::arg("expert_alignment") = 1, nb::arg("num_worst_tokens") = 0, nb::arg("zero_copy") = false,
-           nb::arg("num_sms") = default_sms)
+      .def("__init__", &init_dispatch_args, nb::kw_only(), nb::arg("x").none(),
+           nb::arg("x_scales") = nb::none(), nb::arg("x_fp8") = false, nb::arg("topk_idx") = nb::none(),
+           nb::arg("topk_weights") = nb::none(), nb::arg("num_tokens_per_rank") = nb::none(),
+           nb::arg("is_token_in_rank") = nb::none(), nb::arg("num_tokens_per_expert") = nb::none(),
+           nb::arg("handle") = nb::none(), nb::arg("expert_alignment") = 1, nb::arg("num_worst_tokens") = 0,
+           nb::arg("zero_copy") = false, nb::arg("num_sms") = default_sms, nb::arg("num_experts") = 0)
       .def(
           "check_device", [](const PyDispatchArgs& a, int device) { check_devices(a.keep, device); },
-          nb::arg("device"), "Refuses, by name, an array on another CUDA device (dispatch checks the Buffer's).");
+          nb::arg("device"),
+          "Refuses, by name, an array on another CUDA device (dispatch checks the Buffer's).");
   nb::class_<PyCombineArgs>(m, "CombineArgs", "The inputs of one combine, checked when made.")
       .def("__init__", &init_combine_args, nb::kw_only(), nb::arg("x").none(), nb::arg("handle"),
            nb::arg("topk_weights") = nb::none(), nb::arg("bias0") = nb::none(), nb::arg("bias1") = nb::none(),

@@ -14,8 +14,11 @@
 namespace epcomm::test {
 
 // Layout, dispatch and combine of case `c` (BF16, no biases) on this rank of `buffer`'s group,
-// against the reference of the masked operations (mask: [R], nonzero where a rank is masked).
-inline void run_ht_masked(Buffer& buffer, const HtCase& c, const std::vector<std::uint8_t>& mask) {
+// against the reference of the masked operations (mask: [R], nonzero where a rank is masked). With
+// `derive_layout` the dispatch is given topk_idx and num_experts alone (the layout call's outputs are
+// still checked, then left unused).
+inline void run_ht_masked(Buffer& buffer, const HtCase& c, const std::vector<std::uint8_t>& mask,
+                          bool derive_layout = false) {
   const GpuEnv& env = gpu_env();
   const int R = buffer.num_ranks(), me = buffer.rank();
   const ref::Geometry g{R, c.experts_per_rank * R, R};
@@ -37,6 +40,12 @@ inline void run_ht_masked(Buffer& buffer, const HtCase& c, const std::vector<std
   EXPECT_EQ(download<std::uint8_t>(layout.is_token_in_rank), want_layout.is_token_in_rank);
 
   DispatchArgs args = dispatch_args(x, topk, weights, layout);
+  if (derive_layout) {
+    args.num_tokens_per_rank = {};
+    args.is_token_in_rank = {};
+    args.num_tokens_per_expert = {};
+    args.num_experts = g.num_experts;
+  }
   args.config.num_sms = c.num_sms;
   const DispatchResult got = buffer.dispatch(args, {.stream = env.stream});
   EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));

@@ -99,7 +99,8 @@ TEST_F(RankMask, HighThroughputSkipsAMaskedRankThatNeverCalls) {
     run_ht_masked(
         buffer,
         {.num_tokens = 40, .hidden = 512, .num_topk = 2, .experts_per_rank = 8, .biases = false, .seed = 32},
-        mask_of(true));  // a second call: the exchanges stay in step without rank 2
+        mask_of(true), /*derive_layout=*/true);  // a second call: the exchanges stay in step without rank 2,
+                                                 // layout and notify in one launch
   }
   buffer.clear_rank_mask();  // rank 2 comes back here
   EXPECT_EQ(buffer.masked_ranks(), std::vector<bool>(kWorld, false));

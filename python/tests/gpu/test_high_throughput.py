@@ -200,6 +200,38 @@ def test_size_hint_holds_the_worst_case(num_ranks):
     ranks.run(num_ranks, body_size_hint_worst_case)
 
 
+def body_derived_layout(rank, num_ranks, group):
+    """epcomm.Buffer.dispatch given topk_idx and num_experts alone (no layout call) receives what
+    PyTorch computes here, and combine brings it back."""
+    import torch
+    from epcomm import deep_ep
+
+    x, topk_idx, weights, _ = (a.cuda() for a in inputs(rank, num_ranks))
+    buffer = deep_ep.Buffer(group, num_nvl_bytes=64 << 20, explicitly_destroy=True)
+    native = buffer._ht  # the epcomm Buffer beneath
+    got = native.dispatch(x, topk_idx=topk_idx, topk_weights=weights, num_experts=EXPERTS_PER_RANK * num_ranks)
+    torch.cuda.synchronize()
+    rows, ref_idx, ref_w, ref_counts = expected_dispatch(rank, num_ranks)
+    host = lambda a: torch.from_dlpack(a).cpu()  # noqa: E731 (epcomm's outputs are DLPack producers)
+    assert torch.equal(host(got.recv_x), gathered_x(rows, num_ranks))
+    assert torch.equal(host(got.recv_topk_idx), ref_idx)
+    assert torch.equal(host(got.recv_topk_weights), ref_w)
+    assert list(got.num_recv_tokens_per_expert) == ref_counts
+    combined = native.combine(got.recv_x, got.handle)
+    torch.cuda.synchronize()
+    sent = torch.tensor([sum(1 for r in range(num_ranks) if ((topk_idx[t] >= 0) &
+                                                             (topk_idx[t] // EXPERTS_PER_RANK == r)).any())
+                         for t in range(x.size(0))], dtype=torch.float32)
+    want = (x.float().cpu() * sent[:, None]).bfloat16()
+    assert torch.allclose(host(combined.x).float(), want.float(), rtol=1e-2, atol=1e-2)
+    buffer.destroy()
+
+
+@pytest.mark.parametrize("num_ranks", [2, 4])
+def test_dispatch_derives_the_layout(num_ranks):
+    ranks.run(num_ranks, body_derived_layout)
+
+
 def body_other_device(rank, num_ranks, group):
     """A Buffer on cuda:0 refuses tensors on cuda:1 by name, in epcomm.deep_ep and in the extension."""
     import torch
