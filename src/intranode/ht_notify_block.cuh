@@ -354,7 +354,8 @@ __device__ void ht_notify_block(const HtNotifyArgs& a) {
   // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
   const std::uint64_t epoch = *a.notify_epoch + 1;
   const Exchange x{v, G, C, static_cast<int>(epoch & 1u), live_peer};
-  const NotifyTracer tracer(a.trace, epoch);
+  // One entry a call whatever the grid (in the fused launch notify is one block of many).
+  const NotifyTracer tracer(a.trace, epoch, /*blocks=*/1, /*block=*/0);
   tracer.clear();
   tracer.mark(kNotifyTraceEntry, entered);
   // A thread's first cell of each grid below (for_each_cell) is cell tid.

@@ -59,20 +59,26 @@ class KernelTimes : public ::testing::Test {
     return buffer_->get_dispatch_layout(topk_, geometry_.num_experts, {.stream = gpu_env().stream});
   }
 
-  DispatchResult dispatch(const DispatchLayout& l) {
+  // With the layout's tensors, or (null) given topk_idx alone: layout and notify in one launch.
+  DispatchResult dispatch(const DispatchLayout* l) {
     DispatchArgs a;
     a.x = x_;
     a.topk_idx = topk_;
     a.topk_weights = weights_;
-    a.num_tokens_per_rank = l.num_tokens_per_rank;
-    a.is_token_in_rank = l.is_token_in_rank;
-    a.num_tokens_per_expert = l.num_tokens_per_expert;
+    if (l != nullptr) {
+      a.num_tokens_per_rank = l->num_tokens_per_rank;
+      a.is_token_in_rank = l->is_token_in_rank;
+      a.num_tokens_per_expert = l->num_tokens_per_expert;
+    } else {
+      a.num_experts = geometry_.num_experts;
+    }
     a.config.num_sms = c_.num_sms;
     DispatchResult r = buffer_->dispatch(a, {.stream = gpu_env().stream});
     EPCOMM_CUDA_CHECK(cudaStreamSynchronize(gpu_env().stream));
     buffer_->check_status();
     return r;
   }
+  DispatchResult dispatch(const DispatchLayout& l) { return dispatch(&l); }
 
   void expect_rows_match(const DispatchResult& got) {
     ASSERT_EQ(got.handle.num_recv_tokens(), expected_.num_recv_tokens);
@@ -133,6 +139,17 @@ TEST_F(KernelTimes, SwitchedBetweenCallsReportsOnlyTimedCalls) {
   EXPECT_EQ(buffer_->last_kernel_times().front().name, "notify");
 }
 
+TEST_F(KernelTimes, DispatchGivenTopkAloneReportsTheFusedLaunchFirst) {
+  buffer_->set_kernel_timing(true);
+  expect_rows_match(dispatch(nullptr));
+  const std::vector<KernelTime> kernels = buffer_->last_kernel_times();
+  ASSERT_GE(kernels.size(), 2u);
+  EXPECT_EQ(kernels.front().name, "layout-notify");
+  const std::vector<std::string> names = names_of(kernels);
+  EXPECT_EQ(std::count(names.begin(), names.end(), std::string("notify")), 0);
+  expect_plausible(kernels);
+}
+
 TEST_F(KernelTimes, NotifyTraceIsEmptyUnlessAskedFor) {
   if (std::getenv("EPCOMM_HT_TRACE") != nullptr) GTEST_SKIP() << "EPCOMM_HT_TRACE is set here";
   expect_rows_match(dispatch(layout()));
@@ -146,8 +163,13 @@ TEST_F(KernelTimes, NotifyTraceStampsEveryPointInOrderOncePerCall) {
   buffer_ =
       std::make_unique<Buffer>(gpu_env().bootstrap, BufferOptions{.num_nvl_bytes = std::int64_t{1} << 27});
   unsetenv("EPCOMM_HT_TRACE");
-  constexpr int kCalls = 3;
-  for (int i = 0; i < kCalls; ++i) expect_rows_match(dispatch(layout()));
+  // Both forms: notify's own kernel, and notify's block in the fused launch (one entry a call
+  // whatever that launch's grid: 256 tokens take 2 blocks here).
+  constexpr int kCalls = 6;
+  for (int i = 0; i < kCalls / 2; ++i) {
+    expect_rows_match(dispatch(layout()));
+    expect_rows_match(dispatch(nullptr));
+  }
   const LlTrace trace = buffer_->notify_trace(/*clear=*/true);
   ASSERT_FALSE(trace.empty());
   EXPECT_EQ(trace.blocks, 1);

@@ -16,6 +16,7 @@
 // kernel timing on, after the timed calls; the pass alternates the two forms call by call.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -202,13 +203,14 @@ struct EpcommHt {
   // preamble of each (bench/preamble.hpp). Each call is queued behind a hold of `hold_us` on the
   // stream (bench/stream_hold.hpp), so its kernels' events time the device, not the host's launches
   // onto an idle stream.
-  // With EPCOMM_HT_TRACE=1 the pass's notify phases (of both forms) are printed after it, labelled `row`.
+  // With EPCOMM_HT_TRACE=1 notify's phases are printed labelled `row`, each form's apart: the pass
+  // then runs the two-call form's calls first, its trace printed, then the fused form's.
   PreambleTimes measure_preamble(bool fp8_payload, int num_sms, bool zero_copy, cudaStream_t stream,
                                  int calls, double hold_us, const std::string& row) {
     const KernelTimingOn timing(*buffer);
     buffer->notify_trace(/*clear=*/true);  // the timed calls' stamps: not this pass's
     std::vector<double> split, fused;
-    for (int i = 0; i < calls; ++i) {
+    auto split_call = [&] {
       hold_stream(stream, hold_us);
       const DispatchLayout layout = get_layout(stream);
       const std::vector<KernelTime> layout_kernels = buffer->last_kernel_times();
@@ -216,13 +218,27 @@ struct EpcommHt {
       result(fp8_payload, zero_copy) = dispatch_from(&layout, fp8_payload, num_sms, stream, zero_copy);
       if (const std::optional<double> us = preamble_us(layout_kernels, buffer->last_kernel_times()))
         split.push_back(*us);
+    };
+    auto fused_call = [&] {
       hold_stream(stream, hold_us);
       result(fp8_payload, zero_copy) = dispatch_from(nullptr, fp8_payload, num_sms, stream, zero_copy);
       if (const std::optional<double> us = fused_preamble_us(buffer->last_kernel_times()))
         fused.push_back(*us);
+    };
+    if (std::getenv("EPCOMM_HT_TRACE") != nullptr) {
+      for (int i = 0; i < calls; ++i) split_call();
+      BENCH_CUDA(cudaStreamSynchronize(stream));
+      print_notify_trace(*buffer, row + " [notify, preamble pass, two-call form]", rank);
+      for (int i = 0; i < calls; ++i) fused_call();
+      BENCH_CUDA(cudaStreamSynchronize(stream));
+      print_notify_trace(*buffer, row + " [notify, preamble pass, fused launch]", rank);
+    } else {
+      for (int i = 0; i < calls; ++i) {
+        split_call();
+        fused_call();
+      }
+      BENCH_CUDA(cudaStreamSynchronize(stream));
     }
-    BENCH_CUDA(cudaStreamSynchronize(stream));
-    print_notify_trace(*buffer, row + " [notify, preamble pass]", rank);
     // A form whose kernel went unnamed in some call reports nothing.
     const auto median_of = [calls](std::vector<double>& v) -> std::optional<double> {
       if (v.size() != static_cast<std::size_t>(calls)) return std::nullopt;
