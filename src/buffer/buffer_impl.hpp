@@ -71,9 +71,9 @@ struct Buffer::Impl {
   std::uint64_t straight_copies_queued = 0, own_straight_copies_queued = 0;
 
   // The fused layout-and-notify launch's scratch (ht_layout_notify.hpp): kFusedLayoutMaxExperts
-  // int32 expert counts, then a uint32 arrival counter; zero between calls.
+  // int32 expert counts, then its counters (FusedScratch); zero between calls.
   DeviceBuffer preamble_scratch;
-  static constexpr std::size_t kPreambleScratchBytes = (kFusedLayoutMaxExperts + 1) * sizeof(std::int32_t);
+  static constexpr std::size_t kPreambleScratchBytes = kFusedScratchBytes;
   // Slots of `counters` (uint64 each).
   // kPacked: kMaxCopyChunks slots, the copy-engine dispatch's per-chunk pack counts (zeroed per call).
   enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1, kPacked = 2 };

@@ -69,7 +69,9 @@ static_assert(std::is_trivially_copyable_v<HtNotifyArgs>);
 
 // notify's phase points (Buffer::notify_trace; names in kNotifyTracePointNames, in this order).
 enum NotifyTracePoint : int {
-  kNotifyTraceEntry,         // the kernel began
+  kNotifyTraceLaunch,        // the launch's first block began (the fused launch: its layout blocks;
+                             // notify's own kernel: the same as entry)
+  kNotifyTraceEntry,         // notify's block began (the fused launch: once every block arrived)
   kNotifyTraceZeroed,        // the progress counters zeroed (block barrier)
   kNotifyTraceLoaded,        // thread 0 counted its tokens' flags (the scan's first pass, first columns)
   kNotifyTraceSummed,        // the block's prefix sums over them done (block barriers)
@@ -84,7 +86,7 @@ enum NotifyTracePoint : int {
 };
 inline constexpr int kNotifyTraceRing = 64;
 inline constexpr const char* kNotifyTracePointNames[kNotifyTracePoints] = {
-    "entry",    "zeroed",     "loaded",        "summed", "scanned",
+    "launch",   "entry",      "zeroed",        "loaded", "summed", "scanned",
     "released", "flags-seen", "counts-stored", "placed", "exit"};
 
 struct HtDispatchArgs {

@@ -26,12 +26,13 @@ T* data_of(const DeviceTensor& t) {
   return static_cast<T*>(t.data());
 }
 
-// The fused launch's scratch (Buffer::Impl::preamble_scratch): the expert counts, then the arrivals.
+// The fused launch's scratch (Buffer::Impl::preamble_scratch): the expert counts, then its counters.
 std::int32_t* fused_expert_counts(const Buffer::Impl& m) {
   return m.preamble_scratch.as<std::int32_t>();
 }
-unsigned* fused_arrivals(const Buffer::Impl& m) {
-  return reinterpret_cast<unsigned*>(m.preamble_scratch.as<std::int32_t>() + kFusedLayoutMaxExperts);
+FusedScratch fused_scratch(const Buffer::Impl& m) {
+  std::int32_t* counters = m.preamble_scratch.as<std::int32_t>() + kFusedLayoutMaxExperts;
+  return {reinterpret_cast<unsigned*>(counters), reinterpret_cast<unsigned long long*>(counters + 2)};
 }
 
 // The layout half of the fused launch: its expert counts into the scratch, its flags into
@@ -125,7 +126,7 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
     n.num_clear_counts = shape.num_experts;
     const LayoutArgs l = fused_layout_args(m, a, shape, routing[6]);
     m.timer.begin(scope.comm(), kFusedPreambleTimerName);
-    launch_ht_layout_notify(l, n, fused_arrivals(m), scope.comm());
+    launch_ht_layout_notify(l, n, fused_scratch(m), scope.comm());
   } else {
     m.timer.begin(scope.comm(), "notify");
     launch_ht_notify(n, scope.comm());

@@ -17,6 +17,7 @@
 #include "core/check.hpp"
 #include "core/func_attributes.hpp"
 #include "core/pdl.cuh"
+#include "core/ptx.cuh"
 #include "intranode/ht_notify_block.cuh"
 #include "intranode/layout_block.cuh"
 
@@ -28,22 +29,28 @@ static_assert(kSlotThreads == kNotifyThreads, "a layout block can run notify's b
 
 template <typename Index, int kGroup>
 __global__ void __launch_bounds__(kNotifyThreads, 1)
-    ht_layout_notify_kernel(LayoutArgs layout, HtNotifyArgs notify, unsigned* arrivals) {
+    ht_layout_notify_kernel(LayoutArgs layout, HtNotifyArgs notify, FusedScratch scratch) {
   pdl_entry();
+  // Traced calls: the first block's start, as the largest complement (the word is zero between
+  // calls, so no block needs to initialise it).
+  const bool traced = notify.trace != nullptr;
+  if (traced && threadIdx.x == 0) atomicMax(scratch.first_entry_complement, ~ptx::globaltimer());
   extern __shared__ std::int32_t smem[];
   layout_by_slot_block<Index, kGroup>(layout, smem);
   __shared__ bool last;
   __syncthreads();  // the block's counts and flags are stored before its arrival
+  std::uint64_t launched = 0;
   if (threadIdx.x == 0) {
     __threadfence();
-    last = atomicAdd(arrivals, 1u) == gridDim.x - 1;
+    last = atomicAdd(scratch.arrivals, 1u) == gridDim.x - 1;
     if (last) {
-      __threadfence();  // every block arrived after its stores: they are visible from here on
-      *arrivals = 0;    // the next call's count (no block of this launch adds any more)
+      __threadfence();        // every block arrived after its stores: they are visible from here on
+      *scratch.arrivals = 0;  // the next call's count (no block of this launch adds any more)
+      if (traced) launched = ~atomicExch(scratch.first_entry_complement, 0ull);
     }
   }
   __syncthreads();
-  if (last) ht_notify_block(notify);
+  if (last) ht_notify_block(notify, launched);
 }
 
 }  // namespace
@@ -53,8 +60,8 @@ bool can_fuse_layout_notify(int num_ranks, int ranks_per_domain, int num_experts
          num_experts <= kMaxSharedExperts && num_topk >= 1 && num_topk <= 32;
 }
 
-void launch_ht_layout_notify(const LayoutArgs& layout, const HtNotifyArgs& notify, unsigned* arrivals,
-                             void* stream_ptr) {
+void launch_ht_layout_notify(const LayoutArgs& layout, const HtNotifyArgs& notify,
+                             const FusedScratch& scratch, void* stream_ptr) {
   EPCOMM_REQUIRE(
       can_fuse_layout_notify(layout.num_ranks, layout.ranks_per_domain, layout.num_experts, layout.num_topk),
       ErrorCategory::kInternal, "fused layout and notify: ", layout.num_ranks, " ranks, ", layout.num_experts,
@@ -71,7 +78,7 @@ void launch_ht_layout_notify(const LayoutArgs& layout, const HtNotifyArgs& notif
     // As the layout kernel's (layout.cu): the smallest carveout that fits.
     raise_func_attribute(reinterpret_cast<const void*>(kernel),
                          cudaFuncAttributePreferredSharedMemoryCarveout, 0);
-    launch_kernel(Launch::kPdl, kernel, blocks, kNotifyThreads, smem_bytes, stream, layout, notify, arrivals);
+    launch_kernel(Launch::kPdl, kernel, blocks, kNotifyThreads, smem_bytes, stream, layout, notify, scratch);
   };
   if (layout.topk_is_int32 && group == 8)
     launch(ht_layout_notify_kernel<std::int32_t, 8>);

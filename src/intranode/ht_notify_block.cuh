@@ -344,8 +344,9 @@ __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) 
   if (PlaceWarps::thread() == 0) *a.num_recv = total[0];
 }
 
-// The whole exchange, every thread of a kNotifyThreads-thread block.
-__device__ void ht_notify_block(const HtNotifyArgs& a) {
+// The whole exchange, every thread of a kNotifyThreads-thread block. `launched` (traced calls,
+// thread 0): when the launch's first block began, 0 when this block is the whole launch.
+__device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 0) {
   const std::uint64_t entered = a.trace != nullptr ? ptx::globaltimer() : 0;
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
@@ -357,6 +358,7 @@ __device__ void ht_notify_block(const HtNotifyArgs& a) {
   // One entry a call whatever the grid (in the fused launch notify is one block of many).
   const NotifyTracer tracer(a.trace, epoch, /*blocks=*/1, /*block=*/0);
   tracer.clear();
+  tracer.mark(kNotifyTraceLaunch, launched != 0 ? launched : entered);
   tracer.mark(kNotifyTraceEntry, entered);
   // A thread's first cell of each grid below (for_each_cell) is cell tid.
   const int tid = static_cast<int>(threadIdx.x);

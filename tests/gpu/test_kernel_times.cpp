@@ -175,7 +175,8 @@ TEST_F(KernelTimes, NotifyTraceStampsEveryPointInOrderOncePerCall) {
   EXPECT_EQ(trace.blocks, 1);
   const auto points = static_cast<int>(trace.points.size());
   ASSERT_EQ(trace.stamps.size(), static_cast<std::size_t>(trace.ring) * static_cast<std::size_t>(points));
-  ASSERT_EQ(trace.point("entry"), 0);
+  ASSERT_EQ(trace.point("launch"), 0);
+  ASSERT_EQ(trace.point("entry"), 1);
   ASSERT_EQ(trace.point("exit"), points - 1);
   int slots_used = 0;
   for (int slot = 0; slot < trace.ring; ++slot) {

@@ -103,8 +103,11 @@ LlTraceSummary summarize_ll_trace(const LlTrace& trace) {
   BENCH_CHECK_ARG(entry >= 0, "trace: expected a point named entry, got ", trace.points.size(),
                   " points without it");
   const int points = static_cast<int>(trace.points.size());
-  // notify's trace has no receive-only launches, so no recv-entry.
-  if (recv_entry < 0) return summarize_ll_trace(trace.stamps, trace.ring, trace.blocks, points, {entry});
+  // notify's trace has no receive-only launches, so no recv-entry; its times count from "launch"
+  // (the first block's start of the fused launch) where it has that point.
+  const int launch = trace.point("launch");
+  if (recv_entry < 0)
+    return summarize_ll_trace(trace.stamps, trace.ring, trace.blocks, points, {launch >= 0 ? launch : entry});
   return summarize_ll_trace(trace.stamps, trace.ring, trace.blocks, points, {entry, recv_entry});
 }
 
