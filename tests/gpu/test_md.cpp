@@ -37,6 +37,12 @@ void run_case(Buffer& buffer, const HtCase& c, const HtMode& mode = {}) {
   HtDeviceInputs u = upload_inputs(buffer, c, in, expected.geometry.num_experts, {.stream = env.stream});
   u.args.num_worst_tokens = expected.options.num_worst_tokens;
   u.args.zero_copy = mode.zero_copy;
+  if (mode.derive_layout) {  // several domains: the Buffer runs get_dispatch_layout inside the call
+    u.args.num_tokens_per_rank = {};
+    u.args.is_token_in_rank = {};
+    u.args.num_tokens_per_expert = {};
+    u.args.num_experts = expected.geometry.num_experts;
+  }
   if (mode.zero_copy) dispatch_and_poison(buffer, u.args, options);
   const DispatchResult got = buffer.dispatch(u.args, options);
   finish(buffer, got.event, mode.async_finish);
@@ -79,6 +85,10 @@ class Md : public SharedBufferSuite<md_buffer_options> {
             {"WorstCaseFp8ZeroCopy", {.fp8 = true, .worst_case = true, .seed = 9}, {.zero_copy = true}},
             {"ZeroCopyBf16", {.seed = 11}, {.zero_copy = true}},
             {"LargestHidden", {.num_tokens = 700, .hidden = 8192, .seed = 14}},
+            {"DerivedLayoutBf16", {.seed = 15}, {.derive_layout = true}},
+            {"DerivedLayoutFp8Async",
+             {.fp8 = true, .seed = 16},
+             {.async_finish = true, .derive_layout = true}},
         },
         __FILE__, __LINE__);
 
