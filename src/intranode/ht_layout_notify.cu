@@ -35,30 +35,13 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
   // calls, so no block needs to initialise it).
   const bool traced = notify.trace != nullptr;
   if (traced && threadIdx.x == 0) atomicMax(scratch.first_entry_complement, ~ptx::globaltimer());
-  // notify's part that needs no counts, ahead of them (NotifyAhead): whichever block runs notify
-  // finds it done. Block 0's signature stores go to the peers: its fence below is system-wide.
-  const DomainView& v = notify.view;
-  const NotifyAhead ahead{true, *notify.notify_epoch + 1};
-  load_live_peers(v);
-  zero_counters(v, notify.num_channels, notify.recv_copied,
-                static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x),
-                static_cast<int>(gridDim.x * blockDim.x));
   extern __shared__ std::int32_t smem[];
-  layout_by_slot_block<Index, kGroup>(layout, smem);  // its block barriers order load_live_peers' stores
-  if (blockIdx.x == 0) {
-    const Exchange x{v, v.num_domain_ranks, notify.num_channels, static_cast<int>(ahead.epoch & 1u),
-                     notify_live_peer};
-    for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-      if (x.live(p)) store_signature(x.out(p).signature, notify.signature);
-  }
+  layout_by_slot_block<Index, kGroup>(layout, smem);
   __shared__ bool last;
   __syncthreads();  // the block's counts and flags are stored before its arrival
   std::uint64_t launched = 0;
   if (threadIdx.x == 0) {
-    if (blockIdx.x == 0)
-      __threadfence_system();
-    else
-      __threadfence();
+    __threadfence();
     last = atomicAdd(scratch.arrivals, 1u) == gridDim.x - 1;
     if (last) {
       __threadfence();        // every block arrived after its stores: they are visible from here on
@@ -67,7 +50,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
     }
   }
   __syncthreads();
-  if (last) ht_notify_block(notify, launched, ahead);
+  if (last) ht_notify_block(notify, launched);
 }
 
 }  // namespace
