@@ -10,8 +10,9 @@
 
 #include "epcomm/error.hpp"
 #include "intranode/ht_layout.hpp"
-#include "transport/region_layout.hpp"
+#include "intranode/ht_layout_notify.hpp"
 #include "intranode/ht_plan.hpp"
+#include "transport/region_layout.hpp"
 
 namespace epcomm {
 namespace {
@@ -283,6 +284,21 @@ TEST(RegionLayout, ControlSectionsAreDisjointAndDataIsPageAligned) {
   const auto* p_last = L::progress(base, kMaxDomainRanks - 1, kMaxChannels - 1);
   EXPECT_EQ(reinterpret_cast<const char*>(p_last + 1) - base,
             static_cast<std::ptrdiff_t>(L::kProgress + L::kProgressBytes));
+}
+
+// Which dispatches given topk_idx alone run layout and notify as one launch: one domain, at most 64
+// ranks, kFusedLayoutMaxExperts experts and 32 top-k slots; the others run the layout first.
+TEST(FusedLayoutNotify, TakesOneDomainOfAtMost64RanksAnd8192Experts) {
+  EXPECT_TRUE(can_fuse_layout_notify(1, 1, 256, 8));
+  EXPECT_TRUE(can_fuse_layout_notify(8, 8, 256, 8));
+  EXPECT_TRUE(can_fuse_layout_notify(64, 64, 64 * 128, 32));
+  EXPECT_EQ(kFusedLayoutMaxExperts, 8192);
+  EXPECT_TRUE(can_fuse_layout_notify(2, 2, kFusedLayoutMaxExperts, 1));
+  EXPECT_FALSE(can_fuse_layout_notify(2, 2, kFusedLayoutMaxExperts + 2, 8));  // 8,194 experts
+  EXPECT_FALSE(can_fuse_layout_notify(72, 72, 72 * 8, 8));                    // 72 ranks
+  EXPECT_FALSE(can_fuse_layout_notify(16, 8, 256, 8));                        // two domains
+  EXPECT_FALSE(can_fuse_layout_notify(8, 8, 256, 33));                        // 33 slots
+  EXPECT_FALSE(can_fuse_layout_notify(8, 8, 256, 0));
 }
 
 }  // namespace
