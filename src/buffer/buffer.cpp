@@ -108,7 +108,7 @@ Buffer::Buffer(const LowLatencyOptions* low_latency, std::shared_ptr<Bootstrap> 
   m.counters = DeviceBuffer(Buffer::Impl::kCounterBytes);
   m.scratch = DeviceBuffer(HtScratch::kBytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.counters.get(), 0, m.counters.bytes()));
-  m.preamble_scratch = DeviceBuffer(Buffer::Impl::kPreambleScratchBytes);
+  m.preamble_scratch = DeviceBuffer(kFusedScratchBytes);
   EPCOMM_CUDA_CHECK(cudaMemset(m.preamble_scratch.get(), 0, m.preamble_scratch.bytes()));
   if (env::get_bool("EPCOMM_HT_TRACE")) {
     m.notify_trace = DeviceBuffer(sizeof(std::uint64_t) * kNotifyTraceRing * kNotifyTracePoints);

@@ -72,8 +72,7 @@ struct Buffer::Impl {
 
   // The fused layout-and-notify launch's scratch (ht_layout_notify.hpp): kFusedLayoutMaxExperts
   // int32 expert counts, then its counters (FusedScratch); zero between calls.
-  DeviceBuffer preamble_scratch;
-  static constexpr std::size_t kPreambleScratchBytes = kFusedScratchBytes;
+  DeviceBuffer preamble_scratch;  // kFusedScratchBytes
   // Slots of `counters` (uint64 each).
   // kPacked: kMaxCopyChunks slots, the copy-engine dispatch's per-chunk pack counts (zeroed per call).
   enum Counter : int { kBarrierEpoch = 0, kNotifyEpoch = 1, kPacked = 2 };

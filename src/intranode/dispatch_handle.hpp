@@ -29,7 +29,6 @@ struct DispatchHandle::State {
   DeviceTensor recv_src_idx;      // [num_rows] int32: each row's token index on its source rank
   DeviceTensor num_recv_dev;      // [1] int32: rows received, on the device
   DeviceTensor num_recv_tokens_per_expert;      // [E/R] int32 on the device (aligned counts)
-  DeviceTensor token_in_rank;  // [T, R] bool: the layout this dispatch derived (DispatchArgs::num_experts)
   std::vector<std::int32_t> count_matrix_host;  // [R * R]; empty in worst-case mode
   std::vector<std::int32_t> send_prefix_host;   // copy-engine dispatch: [R, copy_chunks + 1], this
                                                 // rank's rows to each rank before each chunk

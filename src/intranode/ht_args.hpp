@@ -57,10 +57,9 @@ struct HtNotifyArgs {
   std::uint64_t* host_ready = nullptr;          // mapped host memory: host_ready_seq after the counts
   std::uint64_t host_ready_seq = 0;             // this call's sequence number (Buffer::Impl::notify_calls)
   std::uint64_t* notify_epoch = nullptr;        // device counter of exchanges (selects the parity)
-  // The fused launch (ht_layout_notify.cu): num_tokens_per_expert is its scratch, cleared here
-  // once read (num_clear_counts entries); null otherwise.
+  // The fused launch (ht_layout_notify.cu): num_tokens_per_expert, its scratch, writable; notify
+  // clears the G * nle counts it read. Null otherwise.
   std::int32_t* clear_counts = nullptr;
-  int num_clear_counts = 0;
   // EPCOMM_HT_TRACE: thread 0 stores %globaltimer at each NotifyTracePoint into
   // trace[(epoch % kNotifyTraceRing) * kNotifyTracePoints + point], or null.
   std::uint64_t* trace = nullptr;

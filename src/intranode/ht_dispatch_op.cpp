@@ -39,25 +39,18 @@ FusedScratch fused_scratch(const Buffer::Impl& m) {
 // `token_in_rank` ([T, G] bool); no rank or domain counts (notify needs none).
 LayoutArgs fused_layout_args(const Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
                              const DeviceTensor& token_in_rank) {
-  LayoutArgs l;
-  l.topk_idx = a.topk_idx.data;
-  l.topk_is_int32 = a.topk_idx.dtype == DType::kI32;
-  l.num_tokens = shape.num_tokens;
-  l.num_topk = shape.num_topk;
-  l.num_experts = shape.num_experts;
-  l.num_ranks = m.num_ranks();
-  l.ranks_per_domain = m.domains.ranks_per_domain;
-  l.rank = m.rank();
+  LayoutArgs l =
+      layout_inputs(a.topk_idx, shape.num_experts, m.num_ranks(), m.domains.ranks_per_domain, m.view);
   l.num_tokens_per_expert = fused_expert_counts(m);
   l.is_token_in_rank = data_of<bool>(token_in_rank);
-  l.status = m.view.status;
-  l.masked = m.view.masked;
   return l;
 }
 
 // Launches notify and fills the routing part of the handle that needs no host synchronisation.
-void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
-                   const HtDispatchPlan& plan, CommScope& scope, DispatchHandle::State& h) {
+// Returns the token-to-rank flags notify reads: the caller's, or those the fused launch derives
+// (kept in the routing's allocation, which the handle owns).
+const bool* launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::DispatchShape& shape,
+                          const HtDispatchPlan& plan, CommScope& scope, DispatchHandle::State& h) {
   const int G = m.domains.ranks_per_domain;
   const int C = plan.num_channels;
   const int nle = shape.num_experts / m.num_ranks();
@@ -123,7 +116,6 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
   m.timer.host_step("notify-args");
   if (shape.derive_layout) {
     n.clear_counts = fused_expert_counts(m);
-    n.num_clear_counts = shape.num_experts;
     const LayoutArgs l = fused_layout_args(m, a, shape, routing[6]);
     m.timer.begin(scope.comm(), kFusedPreambleTimerName);
     launch_ht_layout_notify(l, n, fused_scratch(m), scope.comm());
@@ -132,11 +124,11 @@ void launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::Dispatc
     launch_ht_notify(n, scope.comm());
   }
   m.timer.end(scope.comm());
-  if (shape.derive_layout) h.token_in_rank = routing[6];
   if (worst) {
     h.num_recv_tokens = -1;
     h.num_rows = a.num_worst_tokens;
   }
+  return n.is_token_in_rank;
 }
 
 // Blocks until notify (marked on the scope) has published this call's counts in mapped host memory.
@@ -294,15 +286,17 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   check_status();
   Impl& m = *impl_;
   checks::require_high_throughput_buffer(m.ll != nullptr, "dispatch");
-  if (a.handle == nullptr && !a.num_tokens_per_rank.defined() && !a.is_token_in_rank.defined() &&
-      !a.num_tokens_per_expert.defined()) {
-    const checks::DispatchShape shape = checks::check_dispatch_args(a, m.num_ranks());
-    if (m.md ||
-        !can_fuse_layout_notify(m.num_ranks(), m.domains.ranks_per_domain, shape.num_experts, shape.num_topk))
+  if (m.md) {
+    if (checks::derives_layout(a)) {
+      (void)checks::check_dispatch_args(a, m.num_ranks());  // its errors name the arguments first
       return dispatch_after_layout(*this, a, options);
+    }
+    return md_dispatch(m, a, options);  // internode/md_dispatch_op.cpp
   }
-  if (m.md) return md_dispatch(m, a, options);  // internode/md_dispatch_op.cpp
   const DispatchPlanned p = plan_dispatch(m, a);
+  if (p.shape.derive_layout && !can_fuse_layout_notify(m.num_ranks(), m.domains.ranks_per_domain,
+                                                       p.shape.num_experts, p.shape.num_topk))
+    return dispatch_after_layout(*this, a, options);
   const bool cached = p.cached != nullptr;
   const bool worst = a.num_worst_tokens > 0;
   const int G = m.domains.ranks_per_domain;
@@ -313,6 +307,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   auto state = cached ? std::make_shared<DispatchHandle::State>(*p.cached)
                       : std::make_shared<DispatchHandle::State>();
   DispatchHandle::State& h = *state;
+  const bool* token_in_rank = nullptr;  // notify's flags (none for a cached dispatch)
   if (cached) {
     m.timer.begin(scope.comm(), "prepare");
     const CallSignature sig = make_signature({.op = static_cast<std::int32_t>(OpId::kDispatch),
@@ -330,7 +325,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     h.copy_chunks = p.plan.copy_chunks;
     h.num_tokens = p.shape.num_tokens;
     h.expert_alignment = a.expert_alignment;
-    launch_notify(m, a, p.shape, p.plan, scope, h);
+    token_in_rank = launch_notify(m, a, p.shape, p.plan, scope, h);
     if (!worst) scope.mark();
   }
   HtDispatchArgs d = input_args(m, a, p.shape, p.plan, p.region, h);
@@ -340,9 +335,7 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
   // handshake), once the host knows the exact size below. Straight copies need the routing as the
   // host can read it: not for a cached dispatch.
   std::optional<CopyEngineDispatch> copy_engine;
-  const bool* token_ranks = m.ht_tuning.dispatch_straight <= 0 || cached ? nullptr
-                            : p.shape.derive_layout ? data_of<const bool>(h.token_in_rank)
-                                                    : static_cast<const bool*>(a.is_token_in_rank.data);
+  const bool* token_ranks = m.ht_tuning.dispatch_straight > 0 ? token_in_rank : nullptr;
   auto start_copy_engine = [&](std::int64_t staged_rows) {
     copy_engine.emplace(m, p.plan, staged_rows, p.region.row_bytes, token_ranks, m.ht_tuning.dispatch_straight,
                         scope.comm());

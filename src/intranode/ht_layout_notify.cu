@@ -26,6 +26,8 @@ namespace epcomm {
 namespace {
 
 static_assert(kSlotThreads == kNotifyThreads, "a layout block can run notify's block");
+static_assert(kFusedLayoutMaxExperts <= kMaxSharedExperts,
+              "the fused launch counts experts in shared memory");
 
 template <typename Index, int kGroup>
 __global__ void __launch_bounds__(kNotifyThreads, 1)
@@ -57,7 +59,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
 
 bool can_fuse_layout_notify(int num_ranks, int ranks_per_domain, int num_experts, int num_topk) {
   return num_ranks == ranks_per_domain && num_ranks <= kMaskRanks && num_experts <= kFusedLayoutMaxExperts &&
-         num_experts <= kMaxSharedExperts && num_topk >= 1 && num_topk <= 32;
+         num_topk >= 1 && num_topk <= 32;
 }
 
 void launch_ht_layout_notify(const LayoutArgs& layout, const HtNotifyArgs& notify,

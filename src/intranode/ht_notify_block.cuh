@@ -381,7 +381,8 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 
   __syncthreads();
   tracer.mark(kNotifyTraceScanned);
   // The fused launch's scratch counts were all read above (before the scan): zero for the next call.
-  for (int i = tid; i < a.num_clear_counts; i += blockDim.x) a.clear_counts[i] = 0;
+  if (a.clear_counts != nullptr)
+    for (int i = tid; i < G * nle; i += blockDim.x) a.clear_counts[i] = 0;
 
   bool ok = true;
   const bool exchanges = threadIdx.x < G && x.live(threadIdx.x);  // thread p: peer p

@@ -5,6 +5,8 @@
 #include <type_traits>
 
 #include "core/device_status.hpp"
+#include "core/domain_view.hpp"
+#include "epcomm/types.hpp"
 
 namespace epcomm {
 
@@ -25,6 +27,24 @@ struct LayoutArgs {
   const std::uint8_t* masked = nullptr;  // [num_ranks]: 1 where a rank is masked (its experts count as -1)
 };
 static_assert(std::is_trivially_copyable_v<LayoutArgs>);
+
+// The inputs of one layout of `topk_idx` (checked by the caller) on a Buffer of `num_ranks` ranks in
+// domains of `ranks_per_domain`, whose view is `v`; the count and flag outputs are the caller's to set.
+inline LayoutArgs layout_inputs(const Tensor& topk_idx, int num_experts, int num_ranks, int ranks_per_domain,
+                                const DomainView& v) {
+  LayoutArgs l;
+  l.topk_idx = topk_idx.data;
+  l.topk_is_int32 = topk_idx.dtype == DType::kI32;
+  l.num_tokens = topk_idx.size(0);
+  l.num_topk = static_cast<int>(topk_idx.size(1));
+  l.num_experts = num_experts;
+  l.num_ranks = num_ranks;
+  l.ranks_per_domain = ranks_per_domain;
+  l.rank = v.rank;
+  l.status = v.status;
+  l.masked = v.masked;
+  return l;
+}
 
 // Launches the kernel on `stream`; the three count arrays must be zero by then (the caller clears
 // them, one memset when they share an allocation).

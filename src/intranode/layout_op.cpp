@@ -38,21 +38,11 @@ DispatchLayout Buffer::get_dispatch_layout(const Tensor& topk_idx, int num_exper
   EPCOMM_CUDA_CHECK(
       cudaMemsetAsync(counts_begin, 0, static_cast<std::size_t>(counts_end - counts_begin), scope.comm()));
 
-  LayoutArgs args;
-  args.topk_idx = topk_idx.data;
-  args.topk_is_int32 = topk_idx.dtype == DType::kI32;
-  args.num_tokens = T;
-  args.num_topk = static_cast<int>(topk_idx.size(1));
-  args.num_experts = num_experts;
-  args.num_ranks = R;
-  args.ranks_per_domain = G;
-  args.rank = m.rank();
+  LayoutArgs args = layout_inputs(topk_idx, num_experts, R, G, m.view);
   args.num_tokens_per_rank = static_cast<std::int32_t*>(out.num_tokens_per_rank.data());
   args.num_tokens_per_domain = static_cast<std::int32_t*>(out.num_tokens_per_domain.data());
   args.num_tokens_per_expert = static_cast<std::int32_t*>(out.num_tokens_per_expert.data());
   args.is_token_in_rank = static_cast<bool*>(out.is_token_in_rank.data());
-  args.status = m.view.status;
-  args.masked = m.view.masked;
   m.timer.begin(scope.comm(), "layout");
   launch_dispatch_layout(args, scope.comm());
   m.timer.end(scope.comm());

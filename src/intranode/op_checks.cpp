@@ -94,8 +94,7 @@ DispatchShape check_dispatch_args(const DispatchArgs& a, int num_ranks) {
                      " tokens, x has ", T);
     return shape;
   }
-  if (!a.num_tokens_per_rank.defined() && !a.is_token_in_rank.defined() &&
-      !a.num_tokens_per_expert.defined()) {
+  if (derives_layout(a)) {
     // The layout derived in the dispatch (DispatchArgs::num_experts).
     EPCOMM_CHECK_ARG(a.topk_idx.defined(),
                      "topk_idx: required without a handle (to derive the layout) or the layout tensors");

@@ -37,6 +37,12 @@ struct DispatchShape {
   bool fp8 = false;
   bool derive_layout = false;  // no layout tensors: dispatch derives them (DispatchArgs::num_experts)
 };
+// A dispatch without a handle given none of the layout tensors: it derives them (from topk_idx and
+// num_experts, which check_dispatch_args then requires).
+inline bool derives_layout(const DispatchArgs& a) {
+  return a.handle == nullptr && !a.num_tokens_per_rank.defined() && !a.is_token_in_rank.defined() &&
+         !a.num_tokens_per_expert.defined();
+}
 // Every precondition of Buffer::dispatch that does not need the device.
 DispatchShape check_dispatch_args(const DispatchArgs& args, int num_ranks);
 

@@ -40,12 +40,7 @@ inline void run_ht_masked(Buffer& buffer, const HtCase& c, const std::vector<std
   EXPECT_EQ(download<std::uint8_t>(layout.is_token_in_rank), want_layout.is_token_in_rank);
 
   DispatchArgs args = dispatch_args(x, topk, weights, layout);
-  if (derive_layout) {
-    args.num_tokens_per_rank = {};
-    args.is_token_in_rank = {};
-    args.num_tokens_per_expert = {};
-    args.num_experts = g.num_experts;
-  }
+  if (derive_layout) leave_layout_to_dispatch(args, g.num_experts);
   args.config.num_sms = c.num_sms;
   const DispatchResult got = buffer.dispatch(args, {.stream = env.stream});
   EPCOMM_CUDA_CHECK(cudaStreamSynchronize(env.stream));

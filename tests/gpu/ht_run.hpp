@@ -18,6 +18,15 @@
 
 namespace epcomm::test {
 
+// Dispatch arguments without the layout tensors, with num_experts instead: the dispatch derives
+// the layout (DispatchArgs::num_experts).
+inline void leave_layout_to_dispatch(DispatchArgs& a, int num_experts) {
+  a.num_tokens_per_rank = {};
+  a.is_token_in_rank = {};
+  a.num_tokens_per_expert = {};
+  a.num_experts = num_experts;
+}
+
 // How a case is run (the case's data is its HtCase).
 struct HtMode {
   bool async_finish = false;    // wait on the returned events

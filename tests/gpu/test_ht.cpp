@@ -31,12 +31,7 @@ void run_case(Buffer& buffer, const HtCase& c, const HtMode& mode = {}) {
   wait_for(u.layout.event, mode.async_finish);
   u.args.num_worst_tokens = expected.options.num_worst_tokens;
   u.args.zero_copy = mode.zero_copy;
-  if (mode.derive_layout) {
-    u.args.num_tokens_per_rank = {};
-    u.args.is_token_in_rank = {};
-    u.args.num_tokens_per_expert = {};
-    u.args.num_experts = expected.geometry.num_experts;
-  }
+  if (mode.derive_layout) leave_layout_to_dispatch(u.args, expected.geometry.num_experts);
   if (mode.zero_copy) dispatch_and_poison(buffer, u.args, options);
   if (mode.previous_event) options.previous_event = EventHandle::record(env.stream);
   const DispatchResult got = buffer.dispatch(u.args, options);

@@ -37,12 +37,8 @@ void run_case(Buffer& buffer, const HtCase& c, const HtMode& mode = {}) {
   HtDeviceInputs u = upload_inputs(buffer, c, in, expected.geometry.num_experts, {.stream = env.stream});
   u.args.num_worst_tokens = expected.options.num_worst_tokens;
   u.args.zero_copy = mode.zero_copy;
-  if (mode.derive_layout) {  // several domains: the Buffer runs get_dispatch_layout inside the call
-    u.args.num_tokens_per_rank = {};
-    u.args.is_token_in_rank = {};
-    u.args.num_tokens_per_expert = {};
-    u.args.num_experts = expected.geometry.num_experts;
-  }
+  // Several domains: the Buffer runs get_dispatch_layout inside the call.
+  if (mode.derive_layout) leave_layout_to_dispatch(u.args, expected.geometry.num_experts);
   if (mode.zero_copy) dispatch_and_poison(buffer, u.args, options);
   const DispatchResult got = buffer.dispatch(u.args, options);
   finish(buffer, got.event, mode.async_finish);
