@@ -95,6 +95,15 @@ __device__ __forceinline__ void red_add_relaxed_sys(std::uint64_t* p, std::uint6
 // no release of this thread follows: before an NVSHMEM signal that a NIC or a proxy may carry,
 // before NVSHMEM puts whose source other warps of the block wrote, or where every lane's writes
 // must be ordered before a flag another lane sets.
+// An acquire-release add at device scope, returning the old value: a release of what the thread
+// (and, through a block barrier before it, its block) wrote, and an acquire of what the earlier adds'
+// writers wrote.
+__device__ __forceinline__ unsigned atom_add_acq_rel_gpu(unsigned* p, unsigned v) {
+  unsigned old;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
+}
+
 __device__ __forceinline__ void fence_acq_rel_sys() {
   asm volatile("fence.acq_rel.sys;" ::: "memory");
 }

@@ -2,9 +2,9 @@
 // by-slot blocks and notify in one launch (bench/NOTES.md 11.43).
 //
 // Every block counts its tokens (layout_block.cuh) into the Buffer's scratch expert counts and
-// writes its rows of is_token_in_rank; then, after a block barrier, its first thread fences and
-// adds 1 to an arrival counter. The block that draws the last arrival fences again (every other
-// block's counts and flags are then visible to it, as after a grid barrier) and runs notify's block
+// writes its rows of is_token_in_rank; then, after a block barrier, its first thread adds 1 to an
+// arrival counter with an acquire-release add. The block that draws the last arrival (every other
+// block's counts and flags are then visible to it, as after a grid barrier) runs notify's block
 // (ht_notify_block.cuh) on them; the others exit, so the dispatch that follows is placed as they go
 // (PDL). One launch and drain instead of two: each kernel's events held ~2.5 us beside its
 // instructions (11.35).
@@ -37,22 +37,39 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
   // calls, so no block needs to initialise it).
   const bool traced = notify.trace != nullptr;
   if (traced && threadIdx.x == 0) atomicMax(scratch.first_entry_complement, ~ptx::globaltimer());
+  // notify's part that needs no counts, ahead of them (NotifyAhead): whichever block runs notify
+  // finds it done. Block 0's signature stores go to the peers: its fence below is system-wide.
+  const DomainView& v = notify.view;
+  const NotifyAhead ahead{true, *notify.notify_epoch + 1};
+  load_live_peers(v);
+  zero_counters(v, notify.num_channels, notify.recv_copied,
+                static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x),
+                static_cast<int>(gridDim.x * blockDim.x));
   extern __shared__ std::int32_t smem[];
-  layout_by_slot_block<Index, kGroup>(layout, smem);
+  layout_by_slot_block<Index, kGroup>(layout, smem);  // its block barriers order load_live_peers' stores
+  if (blockIdx.x == 0) {
+    const Exchange x{v, v.num_domain_ranks, notify.num_channels, static_cast<int>(ahead.epoch & 1u),
+                     notify_live_peer};
+    for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+      if (x.live(p)) store_signature(x.out(p).signature, notify.signature);
+  }
   __shared__ bool last;
   __syncthreads();  // the block's counts and flags are stored before its arrival
   std::uint64_t launched = 0;
   if (threadIdx.x == 0) {
-    __threadfence();
-    last = atomicAdd(scratch.arrivals, 1u) == gridDim.x - 1;
+    // The arrival is an acquire-release add (one device-scope fence, not __threadfence's sequentially
+    // consistent two): it releases what the block stored (ordered before it by the barrier above),
+    // and the block that draws the last arrival acquires what every earlier one released. Block 0's
+    // signatures went to the peers: a system-wide fence first.
+    if (blockIdx.x == 0) ptx::fence_acq_rel_sys();
+    last = ptx::atom_add_acq_rel_gpu(scratch.arrivals, 1u) == gridDim.x - 1;
     if (last) {
-      __threadfence();        // every block arrived after its stores: they are visible from here on
       *scratch.arrivals = 0;  // the next call's count (no block of this launch adds any more)
       if (traced) launched = ~atomicExch(scratch.first_entry_complement, 0ull);
     }
   }
   __syncthreads();
-  if (last) ht_notify_block(notify, launched);
+  if (last) ht_notify_block(notify, launched, ahead);
 }
 
 }  // namespace

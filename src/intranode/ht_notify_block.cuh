@@ -30,15 +30,35 @@ constexpr int kWarps = kNotifyThreads / 32;
 
 // Zeroes this rank's progress counters of channels [0, C) of every source; peers write them only
 // after the exchange or barrier that follows. Also zeroes the dispatch receivers' copied-row counts
-// (recv_copied, [G][C], when given), read only by the kernel that follows on the stream.
-__device__ void zero_counters(const DomainView& v, int C, std::int32_t* recv_copied) {
+// (recv_copied, [G][C], when given), read only by the kernel that follows on the stream. The
+// caller's threads take entries first, first + stride, ... (one block's, or a whole grid's).
+__device__ void zero_counters(const DomainView& v, int C, std::int32_t* recv_copied, int first, int stride) {
   for (int s = 0; s < v.num_domain_ranks; ++s) {
     std::uint64_t* progress = RegionLayout::progress(v.peer_base[v.domain_rank], s, 0);
-    for (int c = threadIdx.x; c < C; c += blockDim.x) progress[c] = 0;
+    for (int c = first; c < C; c += stride) progress[c] = 0;
   }
   if (recv_copied != nullptr)
-    for (int i = threadIdx.x; i < v.num_domain_ranks * C; i += blockDim.x) recv_copied[i] = 0;
+    for (int i = first; i < v.num_domain_ranks * C; i += stride) recv_copied[i] = 0;
 }
+__device__ void zero_counters(const DomainView& v, int C, std::int32_t* recv_copied) {
+  zero_counters(v, C, recv_copied, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x));
+}
+
+// Which peers take part (not masked: nothing goes to a masked peer, and nothing it left here is
+// read), in shared memory: read once, the loops of the exchange test it often.
+__shared__ bool notify_live_peer[kMaxDomainRanks];
+__device__ void load_live_peers(const DomainView& v) {
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) notify_live_peer[p] = !peer_masked(v, p);
+}
+
+// The part of the exchange that needs neither the counts nor any peer, done ahead by every block of
+// the fused launch before it arrives (the progress counters zeroed by the whole grid, each block's
+// live peers, the epoch in every thread, the signature stored by block 0), so that notify's block
+// starts at the counts. `epoch`: this call's.
+struct NotifyAhead {
+  bool done = false;
+  std::uint64_t epoch = 0;
+};
 
 // What source s leaves in destination p's mailbox, after a 64-byte header holding the epoch flag
 // (bytes 0-7) and s's call signature (bytes 32-63, written before the flag):
@@ -346,15 +366,15 @@ __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) 
 
 // The whole exchange, every thread of a kNotifyThreads-thread block. `launched` (traced calls,
 // thread 0): when the launch's first block began, 0 when this block is the whole launch.
-__device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 0) {
+// `ahead`: what the fused launch's blocks did before arriving (NotifyAhead), else nothing.
+__device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 0, NotifyAhead ahead = {}) {
   const std::uint64_t entered = a.trace != nullptr ? ptx::globaltimer() : 0;
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
-  const HtHostCounts slots{nle, G};            // where the host's copies of the counts go
-  __shared__ bool live_peer[kMaxDomainRanks];  // not masked; read once (the loops below test it often)
+  const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
   // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
-  const std::uint64_t epoch = *a.notify_epoch + 1;
-  const Exchange x{v, G, C, static_cast<int>(epoch & 1u), live_peer};
+  const std::uint64_t epoch = ahead.done ? ahead.epoch : *a.notify_epoch + 1;
+  const Exchange x{v, G, C, static_cast<int>(epoch & 1u), notify_live_peer};
   // One entry a call whatever the grid (in the fused launch notify is one block of many).
   const NotifyTracer tracer(a.trace, epoch, /*blocks=*/1, /*block=*/0);
   tracer.clear();
@@ -365,15 +385,17 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 
   // Its first cell of the expert counts (cell i of G x nle is expert i), loaded before the barrier:
   // its round trip overlaps the epoch's and the zeroing, not the scan's loads.
   const std::int32_t first_count = tid < G * nle ? a.num_tokens_per_expert[tid] : 0;
-  for (int p = threadIdx.x; p < G; p += blockDim.x) live_peer[p] = !peer_masked(v, p);
-
-  // Zero this rank's progress flags; peers write them only after this exchange.
-  zero_counters(v, C, a.recv_copied);
+  if (!ahead.done) {
+    load_live_peers(v);
+    // Zero this rank's progress flags; peers write them only after this exchange.
+    zero_counters(v, C, a.recv_copied);
+  }
   __syncthreads();
   tracer.mark(kNotifyTraceZeroed);
   // What the scan does not decide goes to the peers first.
-  for (int p = threadIdx.x; p < G; p += blockDim.x)
-    if (x.live(p)) store_signature(x.out(p).signature, a.signature);
+  if (!ahead.done)
+    for (int p = threadIdx.x; p < G; p += blockDim.x)
+      if (x.live(p)) store_signature(x.out(p).signature, a.signature);
   for_each_cell(G, nle, [&](int p, int e, int i) {
     if (x.live(p)) x.out(p).expert_count[e] = i == tid ? first_count : a.num_tokens_per_expert[i];
   });
