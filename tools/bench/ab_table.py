@@ -16,7 +16,7 @@ import re
 import sys
 
 KEY = ("impl", "op", "dtype", "num_sms", "tokens", "hidden")
-FIELDS = (("time_us", "time"), ("kernel_us", "kernel"), ("preamble_us", "preamble"), ("preamble_split_us", "split"))
+FIELDS = (("time_us", "time"), ("kernel_us", "kernel"), ("preamble_us", "preamble"), ("preamble_split_us", "split"), ("preamble_span_us", "span"))
 
 
 def load_rows(path):

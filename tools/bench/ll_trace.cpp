@@ -20,9 +20,10 @@ double ll_trace_span_us(Buffer& buffer, LlKernel kernel) {
 namespace {
 
 // The summary of `trace` (print_ll_trace's lines); with `by_block`, each block's median per point.
-void print_trace(const LlTrace& trace, const std::string& label, int rank, bool by_block) {
+// Returns the median span, nothing when no launch was recorded.
+std::optional<double> print_trace(const LlTrace& trace, const std::string& label, int rank, bool by_block) {
   const LlTraceSummary s = summarize_ll_trace(trace);
-  if (s.launches == 0) return;
+  if (s.launches == 0) return std::nullopt;
   std::printf("# trace rank %d %s: %d launches; span %.2f us, gap to the next %.2f us (medians)\n", rank,
               label.c_str(), s.launches, s.span_us, s.gap_us);
   for (std::size_t p = 0; p < s.points.size(); ++p) {
@@ -31,7 +32,7 @@ void print_trace(const LlTrace& trace, const std::string& label, int rank, bool 
     std::printf("#   %-13s first %7.2f  median %7.2f  last %7.2f us\n", trace.points[p].c_str(),
                 point.first_us, point.median_us, point.last_us);
   }
-  if (!by_block) return;
+  if (!by_block) return s.span_us;
   // Each block's median per point, block 0 first ("-": never reached).
   for (std::size_t p = 0; p < s.by_block.size(); ++p) {
     if (!s.points[p].seen) continue;
@@ -44,6 +45,7 @@ void print_trace(const LlTrace& trace, const std::string& label, int rank, bool 
     }
     std::printf("\n");
   }
+  return s.span_us;
 }
 
 }  // namespace
@@ -55,8 +57,8 @@ void print_ll_trace(Buffer& buffer, LlKernel kernel, const std::string& label, i
               level != nullptr && std::string_view(level) == "2");
 }
 
-void print_notify_trace(Buffer& buffer, const std::string& label, int rank) {
-  print_trace(buffer.notify_trace(/*clear=*/true), label, rank, /*by_block=*/false);
+std::optional<double> print_notify_trace(Buffer& buffer, const std::string& label, int rank) {
+  return print_trace(buffer.notify_trace(/*clear=*/true), label, rank, /*by_block=*/false);
 }
 
 }  // namespace epcomm::bench

@@ -3,6 +3,7 @@
 // timed rows.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "epcomm/buffer.hpp"
@@ -17,8 +18,9 @@ void print_ll_trace(Buffer& buffer, LlKernel kernel, const std::string& label, i
 
 // The same for the high-throughput dispatch's count exchange (notify, one block; EPCOMM_HT_TRACE=1,
 // Buffer::notify_trace): its calls recorded since the last read, then clears the record. Nothing
-// when the Buffer was made without EPCOMM_HT_TRACE.
-void print_notify_trace(Buffer& buffer, const std::string& label, int rank);
+// when the Buffer was made without EPCOMM_HT_TRACE. Returns the median span (the launch's first
+// stamp to its last, device clock), nothing when no call was recorded.
+std::optional<double> print_notify_trace(Buffer& buffer, const std::string& label, int rank);
 
 // True when the Buffer records phase timestamps (made with EPCOMM_LL_TRACE=1).
 bool ll_traced(Buffer& buffer);

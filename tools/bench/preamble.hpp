@@ -18,9 +18,11 @@ inline constexpr const char* kNotifyKernel = "notify";
 inline constexpr const char* kFusedPreambleKernel = "layout-notify";
 
 // A preamble pass's medians: of the form the whole-dispatch rows use (`us`), and of the two-call
-// form (`split_us`); each nothing when it could not be measured.
+// form (`split_us`); each nothing when it could not be measured. `span_us`: the fused launch's
+// device-clock span, its first block's start to notify's exit (EPCOMM_HT_TRACE=1 only; the fused
+// form's rows only).
 struct PreambleTimes {
-  std::optional<double> us, split_us;
+  std::optional<double> us, split_us, span_us;
 };
 
 // One call's preamble from the kernels of a dispatch given topk_idx alone: the time of the kernel

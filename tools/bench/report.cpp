@@ -109,6 +109,7 @@ std::string to_json(const RunReport& r) {
        << ", \"kernel_us\": " << json_optional(w.kernel_us)
        << ", \"preamble_us\": " << json_optional(w.preamble_us)
        << ", \"preamble_split_us\": " << json_optional(w.preamble_split_us)
+       << ", \"preamble_span_us\": " << json_optional(w.preamble_span_us)
        << ", \"batch_us\": " << json_optional(w.batch_us) << ", \"host_us\": " << json_optional(w.host_us)
        << ", \"logical_gbps\": " << json_timed(w, w.logical_gbps)
        << ", \"wire_gbps\": " << json_timed(w, w.wire_gbps)

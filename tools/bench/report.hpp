@@ -33,6 +33,7 @@ struct ResultRow {
   std::optional<double> kernel_us;        // summed kernel duration, where the op can measure it
   std::optional<double> preamble_us;      // whole high-throughput dispatch: layout + notify kernels
   std::optional<double> preamble_split_us;  // the same in the two-call form (get_dispatch_layout first)
+  std::optional<double> preamble_span_us;   // the fused launch's device-clock span (EPCOMM_HT_TRACE=1)
   std::optional<double> batch_us;         // back-to-back calls, per call (timing.hpp)
   std::optional<double> host_us;          // the host's time to issue one call (timing.hpp)
   double logical_gbps = 0;                // received bytes (local rows included) / time

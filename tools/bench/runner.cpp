@@ -117,6 +117,7 @@ std::optional<ResultRow> run_op(Session& session, const Workload& workload, Devi
     const PreambleTimes pass = preamble_pass(session, op, stream, settings);
     row.preamble_us = max_over_ranks_if_all(bootstrap, pass.us);
     row.preamble_split_us = max_over_ranks_if_all(bootstrap, pass.split_us);
+    row.preamble_span_us = max_over_ranks_if_all(bootstrap, pass.span_us);
   }
   if (settings.check && op.check) {
     const bool ok = checked_call(session, inputs, op, stream);
