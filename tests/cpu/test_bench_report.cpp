@@ -198,6 +198,7 @@ RunReport sample_report() {
   mine.kernel_us = 190.5;
   mine.preamble_us = 21.5;
   mine.preamble_split_us = 24.25;
+  mine.preamble_span_us = 12.5;
   mine.batch_us = 195.5;
   mine.host_us = 6.25;
   mine.check = "fail";
@@ -246,10 +247,10 @@ TEST(BenchReport, JsonHasTheBenchMdShape) {
   ASSERT_EQ(rows.kind, Json::kArray);
   ASSERT_EQ(rows.items.size(), 2u);
   const std::vector<std::string> row_keys = {
-      "impl",         "op",        "dtype",       "num_sms",           "tokens",          "hidden",
-      "time_us",      "kernel_us", "preamble_us", "preamble_split_us", "batch_us",        "host_us",
-      "logical_gbps", "wire_gbps", "efficiency",  "nccl_time_us",      "speedup_vs_nccl", "check",
-      "shared_gpus"};
+      "impl",    "op",           "dtype",       "num_sms",           "tokens",           "hidden",
+      "time_us", "kernel_us",    "preamble_us", "preamble_split_us", "preamble_span_us", "batch_us",
+      "host_us", "logical_gbps", "wire_gbps",   "efficiency",        "nccl_time_us",     "speedup_vs_nccl",
+      "check",   "shared_gpus"};
   for (const Json& r : rows.items) EXPECT_EQ(r.keys(), row_keys);
   const Json& nccl = rows.items[0];
   EXPECT_EQ(nccl.at("impl").text, "nccl");
@@ -268,6 +269,8 @@ TEST(BenchReport, JsonHasTheBenchMdShape) {
   EXPECT_EQ(mine.at("preamble_us").number, 21.5);
   EXPECT_EQ(mine.at("preamble_split_us").number, 24.25);
   EXPECT_EQ(nccl.at("preamble_split_us").kind, Json::kNull);
+  EXPECT_EQ(mine.at("preamble_span_us").number, 12.5);
+  EXPECT_EQ(nccl.at("preamble_span_us").kind, Json::kNull);
   EXPECT_EQ(nccl.at("preamble_us").kind, Json::kNull);  // not a high-throughput dispatch of epcomm
   EXPECT_EQ(mine.at("batch_us").number, 195.5);
   EXPECT_EQ(mine.at("host_us").number, 6.25);
