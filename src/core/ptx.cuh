@@ -50,6 +50,17 @@ __device__ __forceinline__ std::uint64_t ld_relaxed_sys(const std::uint64_t* p) 
   return v;
 }
 
+// Relaxed load and store at device scope: a word blocks of one kernel pass each other whole (it
+// carries its own tag, so nothing else needs ordering with it).
+__device__ __forceinline__ std::uint64_t ld_relaxed_gpu(const std::uint64_t* p) {
+  std::uint64_t v;
+  asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_relaxed_gpu(std::uint64_t* p, std::uint64_t v) {
+  asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
 __device__ __forceinline__ int ld_relaxed_sys(const int* p) {
   int v;
   asm volatile("ld.relaxed.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");

@@ -72,8 +72,10 @@ enum NotifyTracePoint : int {
                              // notify's own kernel: the same as entry)
   kNotifyTraceEntry,         // notify's block began (the fused launch: once every block arrived)
   kNotifyTraceZeroed,        // the progress counters zeroed (block barrier)
-  kNotifyTraceLoaded,        // thread 0 counted its tokens' flags (the scan's first pass, first columns)
-  kNotifyTraceSummed,        // the block's prefix sums over them done (block barriers)
+  kNotifyTraceLoaded,        // thread 0 counted its tokens' flags (the scan's first pass, first columns;
+                             // the fused launch, whose layout blocks scanned: the totals read)
+  kNotifyTraceSummed,        // the block's prefix sums over them done (block barriers; the fused
+                             // launch: the count rows stored)
   kNotifyTraceScanned,       // the mailboxes written and the send slots scanned (block barrier)
   kNotifyTraceReleased,      // thread 0 past its mailbox flag's system-scope release
   kNotifyTraceFlagsSeen,     // every peer's flag seen and its signature checked (block vote)

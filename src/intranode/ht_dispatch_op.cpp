@@ -32,7 +32,9 @@ std::int32_t* fused_expert_counts(const Buffer::Impl& m) {
 }
 FusedScratch fused_scratch(const Buffer::Impl& m) {
   std::int32_t* counters = m.preamble_scratch.as<std::int32_t>() + kFusedLayoutMaxExperts;
-  return {reinterpret_cast<unsigned*>(counters), reinterpret_cast<unsigned long long*>(counters + 2)};
+  auto* first_entry = reinterpret_cast<unsigned long long*>(counters + 2);  // 8-byte aligned
+  return {reinterpret_cast<unsigned*>(counters), reinterpret_cast<unsigned*>(counters + 1), first_entry,
+          reinterpret_cast<std::uint64_t*>(first_entry + 1)};
 }
 
 // The layout half of the fused launch: its expert counts into the scratch, its flags into
@@ -294,8 +296,9 @@ DispatchResult Buffer::dispatch(const DispatchArgs& a, const CallOptions& option
     return md_dispatch(m, a, options);  // internode/md_dispatch_op.cpp
   }
   const DispatchPlanned p = plan_dispatch(m, a);
-  if (p.shape.derive_layout && !can_fuse_layout_notify(m.num_ranks(), m.domains.ranks_per_domain,
-                                                       p.shape.num_experts, p.shape.num_topk))
+  if (p.shape.derive_layout &&
+      !can_fuse_layout_notify(m.num_ranks(), m.domains.ranks_per_domain, p.shape.num_experts,
+                              p.shape.num_topk, p.shape.num_tokens))
     return dispatch_after_layout(*this, a, options);
   const bool cached = p.cached != nullptr;
   const bool worst = a.num_worst_tokens > 0;

@@ -1,23 +1,27 @@
 // The fused preamble of a dispatch given topk_idx alone (no layout tensors): get_dispatch_layout's
 // by-slot blocks and notify in one launch (bench/NOTES.md 11.43).
 //
-// Every block counts its tokens (layout_block.cuh) into the Buffer's scratch expert counts and
-// writes its rows of is_token_in_rank; then, after a block barrier, its first thread adds 1 to an
-// arrival counter with an acquire-release add. The block that draws the last arrival (every other
-// block's counts and flags are then visible to it, as after a grid barrier) runs notify's block
-// (ht_notify_block.cuh) on them; the others exit, so the dispatch that follows is placed as they go
-// (PDL). One launch and drain instead of two: each kernel's events held ~2.5 us beside its
-// instructions (11.35).
+// Every block draws a ticket (its tokens go by it), counts its tokens (layout_block.cuh) into the
+// Buffer's scratch expert counts, writes its rows of is_token_in_rank, and places its tokens among
+// the rows to each rank (send_slot, the channel starts: fused_scan.cuh, 11.49); then, after a block
+// barrier, its first thread adds 1 to an arrival counter with an acquire-release add. The block
+// that draws the last arrival (every other block's stores are then visible to it, as after a grid
+// barrier) runs notify's block (ht_notify_block.cuh) from the exchange on; the others exit, so the
+// dispatch that follows is placed as they go (PDL). One launch and drain instead of two: each
+// kernel's events held ~2.5 us beside its instructions (11.35).
 //
-// Between calls the scratch counts and the counter are zero: the last block resets the counter
+// Between calls the scratch counts and the counters are zero: the last block resets the counters
 // before notify, and notify clears the counts once it has read them (HtNotifyArgs::clear_counts),
 // so no memset is queued per call. The stream orders the next call's launch after this one.
 #include "intranode/ht_layout_notify.hpp"
+
+#include <algorithm>
 
 #include "core/check.hpp"
 #include "core/func_attributes.hpp"
 #include "core/pdl.cuh"
 #include "core/ptx.cuh"
+#include "intranode/fused_scan.cuh"
 #include "intranode/ht_notify_block.cuh"
 #include "intranode/layout_block.cuh"
 
@@ -28,6 +32,7 @@ namespace {
 static_assert(kSlotThreads == kNotifyThreads, "a layout block can run notify's block");
 static_assert(kFusedLayoutMaxExperts <= kMaxSharedExperts,
               "the fused launch counts experts in shared memory");
+static_assert(kFusedMaxRanks == kMaskRanks, "the board has a word for each rank a token's bits hold");
 
 template <typename Index, int kGroup>
 __global__ void __launch_bounds__(kNotifyThreads, 1)
@@ -39,14 +44,21 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
   if (traced && threadIdx.x == 0) atomicMax(scratch.first_entry_complement, ~ptx::globaltimer());
   // notify's part that needs no counts, ahead of them (NotifyAhead): whichever block runs notify
   // finds it done. Block 0's signature stores go to the peers: its fence below is system-wide.
+  __shared__ int ticket;
+  if (threadIdx.x == 0) ticket = static_cast<int>(atomicAdd(scratch.tickets, 1u));
   const DomainView& v = notify.view;
-  const NotifyAhead ahead{true, *notify.notify_epoch + 1};
+  const std::uint64_t epoch = *notify.notify_epoch + 1;
+  const ScanBoard board{scratch.block_rows, BlockRows::tag_of(epoch)};
+  const NotifyAhead ahead{true, epoch, board.at(static_cast<int>(gridDim.x) - 1, 0)};
   load_live_peers(v);
   zero_counters(v, notify.num_channels, notify.recv_copied,
                 static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x),
                 static_cast<int>(gridDim.x * blockDim.x));
   extern __shared__ std::int32_t smem[];
-  layout_by_slot_block<Index, kGroup>(layout, smem);  // its block barriers order load_live_peers' stores
+  __syncthreads();  // the ticket; also orders load_live_peers' stores
+  const std::uint64_t ranks = layout_by_slot_block<Index, kGroup>(layout, smem, ticket);
+  scan_block<kGroup>(notify, board, ticket, ranks,
+                     /*rank_rows=*/smem);  // SharedCounts: the rank counts first
   if (blockIdx.x == 0) {
     const Exchange x{v, v.num_domain_ranks, notify.num_channels, static_cast<int>(ahead.epoch & 1u),
                      notify_live_peer};
@@ -64,7 +76,8 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
     if (blockIdx.x == 0) ptx::fence_acq_rel_sys();
     last = ptx::atom_add_acq_rel_gpu(scratch.arrivals, 1u) == gridDim.x - 1;
     if (last) {
-      *scratch.arrivals = 0;  // the next call's count (no block of this launch adds any more)
+      *scratch.arrivals = 0;  // the next call's counts (no block of this launch adds any more)
+      *scratch.tickets = 0;
       if (traced) launched = ~atomicExch(scratch.first_entry_complement, 0ull);
     }
   }
@@ -74,25 +87,29 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
 
 }  // namespace
 
-bool can_fuse_layout_notify(int num_ranks, int ranks_per_domain, int num_experts, int num_topk) {
+std::int64_t fused_layout_blocks(std::int64_t num_tokens, int num_topk) {
+  const int group = num_topk <= 8 ? 8 : 32;
+  return std::max<std::int64_t>(1, (num_tokens * group + kNotifyThreads - 1) / kNotifyThreads);
+}
+
+bool can_fuse_layout_notify(int num_ranks, int ranks_per_domain, int num_experts, int num_topk,
+                            std::int64_t num_tokens) {
   return num_ranks == ranks_per_domain && num_ranks <= kMaskRanks && num_experts <= kFusedLayoutMaxExperts &&
-         num_topk >= 1 && num_topk <= 32;
+         num_topk >= 1 && num_topk <= 32 && fused_layout_blocks(num_tokens, num_topk) <= kFusedMaxBlocks;
 }
 
 void launch_ht_layout_notify(const LayoutArgs& layout, const HtNotifyArgs& notify,
                              const FusedScratch& scratch, void* stream_ptr) {
-  EPCOMM_REQUIRE(
-      can_fuse_layout_notify(layout.num_ranks, layout.ranks_per_domain, layout.num_experts, layout.num_topk),
-      ErrorCategory::kInternal, "fused layout and notify: ", layout.num_ranks, " ranks, ", layout.num_experts,
-      " experts, ", layout.num_topk, " top-k slots");
+  EPCOMM_REQUIRE(can_fuse_layout_notify(layout.num_ranks, layout.ranks_per_domain, layout.num_experts,
+                                        layout.num_topk, layout.num_tokens),
+                 ErrorCategory::kInternal, "fused layout and notify: ", layout.num_ranks, " ranks, ",
+                 layout.num_experts, " experts, ", layout.num_topk, " top-k slots, ", layout.num_tokens,
+                 " tokens");
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
   const int shared_entries = layout.num_ranks + 1 + layout.num_experts;  // one domain
   const std::size_t smem_bytes = sizeof(std::int32_t) * static_cast<std::size_t>(shared_entries);
   const int group = layout.num_topk <= 8 ? 8 : 32;
-  const std::int64_t threads_needed = layout.num_tokens * group;
-  // At least one block: with no tokens, notify still exchanges (empty) counts.
-  const auto blocks = static_cast<unsigned>(
-      std::max<std::int64_t>(1, (threads_needed + kNotifyThreads - 1) / kNotifyThreads));
+  const auto blocks = static_cast<unsigned>(fused_layout_blocks(layout.num_tokens, layout.num_topk));
   auto launch = [&](auto kernel) {
     // As the layout kernel's (layout.cu): the smallest carveout that fits.
     raise_func_attribute(reinterpret_cast<const void*>(kernel),

@@ -53,11 +53,14 @@ __device__ void load_live_peers(const DomainView& v) {
 
 // The part of the exchange that needs neither the counts nor any peer, done ahead by every block of
 // the fused launch before it arrives (the progress counters zeroed by the whole grid, each block's
-// live peers, the epoch in every thread, the signature stored by block 0), so that notify's block
-// starts at the counts. `epoch`: this call's.
+// live peers, the epoch in every thread, the signature stored by block 0), and the send scan (each
+// block its own tokens, fused_scan.cuh), so that notify's block starts at the exchange. `epoch`:
+// this call's; `last_rows`: the last ticket's words of the scan's board ([kFusedMaxRanks]), whose
+// inclusive sums are the rows to each rank.
 struct NotifyAhead {
   bool done = false;
   std::uint64_t epoch = 0;
+  const std::uint64_t* last_rows = nullptr;
 };
 
 // What source s leaves in destination p's mailbox, after a 64-byte header holding the epoch flag
@@ -305,6 +308,36 @@ __device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x, const Not
     scan_columns_by<8>(a, x, tracer);
 }
 
+// After a scan done ahead (fused_scan.cuh): the count row and every destination's channel starts
+// into the mailboxes, and the starts of the channels past the last token into the scratch.
+// `last_rows`: NotifyAhead's. A masked destination gets nothing in its mailbox (its scratch starts
+// are all 0: no token goes to it). Traced: `loaded` once the totals are read, `summed` once the count
+// rows are stored.
+__device__ void copy_scan(const HtNotifyArgs& a, const Exchange& x, const std::uint64_t* last_rows,
+                          const NotifyTracer& tracer) {
+  const int G = x.G, C = x.C;
+  const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
+  __shared__ std::int32_t total[kMaxDomainRanks];  // rows to each destination
+  for (int d = threadIdx.x; d < G; d += blockDim.x)
+    total[d] = static_cast<std::int32_t>(last_rows[d] & 0x7fffffffu);  // BlockRows::rows
+  __syncthreads();
+  tracer.mark(kNotifyTraceLoaded);
+  for_each_cell(G, G, [&](int p, int d, int) {
+    if (x.live(p)) x.out(p).count_row[d] = total[d];
+  });
+  tracer.mark(kNotifyTraceSummed);
+  for_each_cell(G, C + 1, [&](int d, int c, int i) {
+    std::int32_t start;
+    if (c * tpc < T) {
+      start = a.chunk_start[i];
+    } else {
+      start = total[d];
+      a.chunk_start[i] = start;
+    }
+    if (x.live(d)) x.out(d).chunk_start[c] = start;
+  });
+}
+
 // The warps that place the received chunks; the block's last warp releases the host's counts
 // meanwhile (its system-scope fence waits for their stores over PCIe: ~0.9 us, 11.38).
 using PlaceWarps = WarpGroup<kWarps - 1, 1>;
@@ -399,7 +432,10 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 
   for_each_cell(G, nle, [&](int p, int e, int i) {
     if (x.live(p)) x.out(p).expert_count[e] = i == tid ? first_count : a.num_tokens_per_expert[i];
   });
-  scan_columns(a, x, tracer);
+  if (ahead.last_rows != nullptr)
+    copy_scan(a, x, ahead.last_rows, tracer);
+  else
+    scan_columns(a, x, tracer);
   __syncthreads();
   tracer.mark(kNotifyTraceScanned);
   // The fused launch's scratch counts were all read above (before the scan): zero for the next call.

@@ -37,7 +37,7 @@ template <typename Index, int kGroup>
 __global__ void __launch_bounds__(kSlotThreads) layout_by_slot_kernel(LayoutArgs args) {
   pdl_entry();
   extern __shared__ std::int32_t smem[];
-  layout_by_slot_block<Index, kGroup>(args, smem);
+  layout_by_slot_block<Index, kGroup>(args, smem, blockIdx.x);
 }
 
 // R > kMaskRanks: a thread per token; a rank's (domain's) first slot is found by looking back over

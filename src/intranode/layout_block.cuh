@@ -55,16 +55,19 @@ struct SharedCounts {
   }
 };
 
-// R <= kMaskRanks. Thread g takes slot g % kGroup of token g / kGroup (kGroup >= num_topk; the
-// lanes past num_topk hold no expert).
-// `smem`: the block's shared counts (SharedCounts' entries).
+// R <= kMaskRanks. Thread g of the launch takes slot g % kGroup of token g / kGroup (kGroup >=
+// num_topk; the lanes past num_topk hold no expert), with `block` in place of blockIdx.x (the fused
+// launch takes its blocks' tokens in the order they start).
+// `smem`: the block's shared counts (SharedCounts' entries). Returns the thread's token's ranks (bit
+// r: rank r, masked ranks never), the same in every lane of its group; 0 past the last token.
 template <typename Index, int kGroup>
-__device__ void layout_by_slot_block(const LayoutArgs& args, std::int32_t* smem) {
+__device__ std::uint64_t layout_by_slot_block(const LayoutArgs& args, std::int32_t* smem,
+                                              std::int64_t block) {
   static_assert(kGroup == 8 || kGroup == 32, "a token's lanes are an aligned part of a warp");
   const int R = args.num_ranks, G = args.ranks_per_domain, E = args.num_experts;
   const int num_domains = R / G;
   const SharedCounts counts(smem, R, num_domains, E);
-  const std::int64_t thread = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const std::int64_t thread = block * blockDim.x + threadIdx.x;
   const std::int64_t token = thread / kGroup;
   const int slot = static_cast<int>(thread % kGroup), lane = static_cast<int>(threadIdx.x % 32);
   // The slot's index goes out before the block barrier, with the mask's: their round trips overlap.
@@ -115,6 +118,7 @@ __device__ void layout_by_slot_block(const LayoutArgs& args, std::int32_t* smem)
   }
   __syncthreads();
   counts.flush(args, R, num_domains, E);
+  return ranks;
 }
 
 }  // namespace

@@ -287,18 +287,29 @@ TEST(RegionLayout, ControlSectionsAreDisjointAndDataIsPageAligned) {
 }
 
 // Which dispatches given topk_idx alone run layout and notify as one launch: one domain, at most 64
-// ranks, kFusedLayoutMaxExperts experts and 32 top-k slots; the others run the layout first.
-TEST(FusedLayoutNotify, TakesOneDomainOfAtMost64RanksAnd8192Experts) {
-  EXPECT_TRUE(can_fuse_layout_notify(1, 1, 256, 8));
-  EXPECT_TRUE(can_fuse_layout_notify(8, 8, 256, 8));
-  EXPECT_TRUE(can_fuse_layout_notify(64, 64, 64 * 128, 32));
+// ranks, kFusedLayoutMaxExperts experts, 32 top-k slots and kFusedMaxBlocks blocks of 1,024 slot
+// threads; the others run the layout first.
+TEST(FusedLayoutNotify, TakesOneDomainOfAtMost64RanksAnd8192ExpertsAnd2048Blocks) {
+  EXPECT_TRUE(can_fuse_layout_notify(1, 1, 256, 8, 4096));
+  EXPECT_TRUE(can_fuse_layout_notify(8, 8, 256, 8, 4096));
+  EXPECT_TRUE(can_fuse_layout_notify(64, 64, 64 * 128, 32, 4096));
   EXPECT_EQ(kFusedLayoutMaxExperts, 8192);
-  EXPECT_TRUE(can_fuse_layout_notify(2, 2, kFusedLayoutMaxExperts, 1));
-  EXPECT_FALSE(can_fuse_layout_notify(2, 2, kFusedLayoutMaxExperts + 2, 8));  // 8,194 experts
-  EXPECT_FALSE(can_fuse_layout_notify(72, 72, 72 * 8, 8));                    // 72 ranks
-  EXPECT_FALSE(can_fuse_layout_notify(16, 8, 256, 8));                        // two domains
-  EXPECT_FALSE(can_fuse_layout_notify(8, 8, 256, 33));                        // 33 slots
-  EXPECT_FALSE(can_fuse_layout_notify(8, 8, 256, 0));
+  EXPECT_TRUE(can_fuse_layout_notify(2, 2, kFusedLayoutMaxExperts, 1, 4096));
+  EXPECT_FALSE(can_fuse_layout_notify(2, 2, kFusedLayoutMaxExperts + 2, 8, 4096));  // 8,194 experts
+  EXPECT_FALSE(can_fuse_layout_notify(72, 72, 72 * 8, 8, 4096));                    // 72 ranks
+  EXPECT_FALSE(can_fuse_layout_notify(16, 8, 256, 8, 4096));                        // two domains
+  EXPECT_FALSE(can_fuse_layout_notify(8, 8, 256, 33, 4096));                        // 33 slots
+  EXPECT_FALSE(can_fuse_layout_notify(8, 8, 256, 0, 4096));
+  // A block per 128 tokens of up to 8 slots, per 32 tokens of more; one with no tokens.
+  EXPECT_EQ(fused_layout_blocks(0, 8), 1);
+  EXPECT_EQ(fused_layout_blocks(4096, 8), 32);
+  EXPECT_EQ(fused_layout_blocks(4097, 8), 33);
+  EXPECT_EQ(fused_layout_blocks(33797, 32), 1057);
+  EXPECT_EQ(kFusedMaxBlocks, 2048);
+  EXPECT_TRUE(can_fuse_layout_notify(8, 8, 256, 8, 2048 * 128));
+  EXPECT_FALSE(can_fuse_layout_notify(8, 8, 256, 8, 2048 * 128 + 1));  // 2,049 blocks
+  EXPECT_TRUE(can_fuse_layout_notify(8, 8, 256, 9, 2048 * 32));
+  EXPECT_FALSE(can_fuse_layout_notify(8, 8, 256, 9, 2048 * 32 + 1));
 }
 
 }  // namespace

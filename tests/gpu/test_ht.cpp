@@ -318,13 +318,16 @@ TEST_F(Ht, NotifyScansLongTokenRuns) {
 }
 
 // The fused launch's scratch counts start every call at zero (notify clears them): calls of
-// different routings back to back, every one checked; a long run of tokens takes many blocks.
+// different routings back to back, every one checked; a long run of tokens takes many blocks (its
+// scan looks back over more tickets than a warp has lanes), and the short call after it finds the
+// long one's words on the scan's board (another call's tag).
 TEST_F(Ht, DerivedLayoutCallsBackToBack) {
   for (std::uint64_t seed = 40; seed < 43; ++seed)
     run_case(*buffer_, {.num_tokens = 200 + 300 * static_cast<std::int64_t>(seed - 40), .seed = seed},
              {.cached = false, .combine = false, .derive_layout = true});
   run_case(*buffer_, {.num_tokens = 33 * 1024 + 5, .hidden = 2048, .num_topk = 2, .seed = 43},
            {.cached = false, .combine = false, .derive_layout = true});
+  run_case(*buffer_, {.num_tokens = 300, .seed = 44}, {.cached = false, .combine = false, .derive_layout = true});
 }
 
 TEST_F(Ht, RegionTooSmallIsAnErrorBeforeLaunch) {
