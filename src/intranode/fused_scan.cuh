@@ -129,7 +129,7 @@ __device__ void scan_block(const HtNotifyArgs& a, const ScanBoard& board, int ti
   }
   __syncthreads();
   // (token, d) entries in send_slot's order, so that a warp's stores are whole rows.
-  const FastDivisor by_rank(G), by_channel(tpc);
+  const FastDivisor by_rank(G), by_channel(max(tpc, 1));
   for (int i = tid; i < n * G; i += blockDim.x) {
     const int t = by_rank.divide(i), d = i - t * G;
     const int q = t / 32, bit = t % 32;
