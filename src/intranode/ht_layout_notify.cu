@@ -43,7 +43,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
   const bool traced = notify.trace != nullptr;
   if (traced && threadIdx.x == 0) atomicMax(scratch.first_entry_complement, ~ptx::globaltimer());
   // notify's part that needs no counts, ahead of them (NotifyAhead): whichever block runs notify
-  // finds it done.
+  // finds it done. Block 0's signature stores go to the peers: its fence below is system-wide.
   __shared__ int ticket;
   if (threadIdx.x == 0) ticket = static_cast<int>(atomicAdd(scratch.tickets, 1u));
   const DomainView& v = notify.view;
@@ -59,13 +59,21 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
   const std::uint64_t ranks = layout_by_slot_block<Index, kGroup>(layout, smem, ticket);
   scan_block<kGroup>(notify, board, ticket, ranks,
                      /*rank_rows=*/smem);  // SharedCounts: the rank counts first
+  if (blockIdx.x == 0) {
+    const Exchange x{v, v.num_domain_ranks, notify.num_channels, static_cast<int>(ahead.epoch & 1u),
+                     notify_live_peer};
+    for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
+      if (x.live(p)) store_signature(x.out(p).signature, notify.signature);
+  }
   __shared__ bool last;
   __syncthreads();  // the block's counts and flags are stored before its arrival
   std::uint64_t launched = 0;
   if (threadIdx.x == 0) {
     // The arrival is an acquire-release add (one device-scope fence, not __threadfence's sequentially
     // consistent two): it releases what the block stored (ordered before it by the barrier above),
-    // and the block that draws the last arrival acquires what every earlier one released.
+    // and the block that draws the last arrival acquires what every earlier one released. Block 0's
+    // signatures went to the peers: a system-wide fence first.
+    if (blockIdx.x == 0) ptx::fence_acq_rel_sys();
     last = ptx::atom_add_acq_rel_gpu(scratch.arrivals, 1u) == gridDim.x - 1;
     if (last) {
       *scratch.arrivals = 0;  // the next call's counts (no block of this launch adds any more)

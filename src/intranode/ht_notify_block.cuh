@@ -53,7 +53,7 @@ __device__ void load_live_peers(const DomainView& v) {
 
 // The part of the exchange that needs neither the counts nor any peer, done ahead by every block of
 // the fused launch before it arrives (the progress counters zeroed by the whole grid, each block's
-// live peers, the epoch in every thread), and the send scan (each
+// live peers, the epoch in every thread, the signature stored by block 0), and the send scan (each
 // block its own tokens, fused_scan.cuh), so that notify's block starts at the exchange. `epoch`:
 // this call's; `last_rows`: the last ticket's words of the scan's board ([kFusedMaxRanks]), whose
 // inclusive sums are the rows to each rank.
@@ -426,8 +426,9 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 
   __syncthreads();
   tracer.mark(kNotifyTraceZeroed);
   // What the scan does not decide goes to the peers first.
-  for (int p = threadIdx.x; p < G; p += blockDim.x)
-    if (x.live(p)) store_signature(x.out(p).signature, a.signature);
+  if (!ahead.done)
+    for (int p = threadIdx.x; p < G; p += blockDim.x)
+      if (x.live(p)) store_signature(x.out(p).signature, a.signature);
   for_each_cell(G, nle, [&](int p, int e, int i) {
     if (x.live(p)) x.out(p).expert_count[e] = i == tid ? first_count : a.num_tokens_per_expert[i];
   });
