@@ -35,7 +35,9 @@ struct BlockRows {
   static __device__ std::uint64_t word(std::uint32_t tag, bool inclusive, std::int32_t rows) {
     return std::uint64_t{tag} << 32 | (inclusive ? kInclusive : 0) | static_cast<std::uint32_t>(rows);
   }
-  static __device__ bool tagged(std::uint64_t w, std::uint32_t tag) { return static_cast<std::uint32_t>(w >> 32) == tag; }
+  static __device__ bool tagged(std::uint64_t w, std::uint32_t tag) {
+    return static_cast<std::uint32_t>(w >> 32) == tag;
+  }
   static __device__ bool inclusive(std::uint64_t w) { return (w & kInclusive) != 0; }
   static __device__ std::int32_t rows(std::uint64_t w) { return static_cast<std::int32_t>(w & 0x7fffffffu); }
 };
@@ -44,7 +46,9 @@ struct BlockRows {
 struct ScanBoard {
   std::uint64_t* rows;  // [ticket][kMaskRanks]
   std::uint32_t tag;
-  __device__ std::uint64_t* at(int ticket, int d) const { return rows + static_cast<std::int64_t>(ticket) * kMaskRanks + d; }
+  __device__ std::uint64_t* at(int ticket, int d) const {
+    return rows + static_cast<std::int64_t>(ticket) * kMaskRanks + d;
+  }
 };
 
 // The word at `p` once it carries `tag`. A block only waits for tickets drawn before its own, which
@@ -81,8 +85,8 @@ __device__ std::int32_t rows_before(const ScanBoard& board, int ticket, int d, c
     const std::uint64_t w = k >= 0 ? wait_tagged(board.at(k, d), board.tag, v) : 0;
     const unsigned inclusive = __ballot_sync(0xffffffffu, k >= 0 && BlockRows::inclusive(w));
     const int stop = inclusive != 0 ? __ffs(static_cast<int>(inclusive)) - 1 : 31;  // the nearest one
-    sum += static_cast<std::int32_t>(
-        __reduce_add_sync(0xffffffffu, k >= 0 && lane <= stop ? static_cast<unsigned>(BlockRows::rows(w)) : 0u));
+    sum += static_cast<std::int32_t>(__reduce_add_sync(
+        0xffffffffu, k >= 0 && lane <= stop ? static_cast<unsigned>(BlockRows::rows(w)) : 0u));
     if (inclusive != 0) break;
   }
   return sum;
@@ -124,7 +128,8 @@ __device__ void scan_block(const HtNotifyArgs& a, const ScanBoard& board, int ti
     }
     if (lane == 0) {
       before_block[d] = before;
-      if (ticket > 0) ptx::st_relaxed_gpu(board.at(ticket, d), BlockRows::word(board.tag, true, before + mine));
+      if (ticket > 0)
+        ptx::st_relaxed_gpu(board.at(ticket, d), BlockRows::word(board.tag, true, before + mine));
     }
   }
   __syncthreads();
