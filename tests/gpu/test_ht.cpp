@@ -6,13 +6,13 @@
 
 #include "checks.hpp"
 
+#include "buffer/buffer_impl.hpp"
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
 #include "harness.hpp"
 #include "ht_cases.hpp"
 #include "ht_inputs.hpp"
 #include "ht_run.hpp"
-#include "buffer/buffer_impl.hpp"
 #include "intranode/ht_plan.hpp"
 
 namespace epcomm::test {
@@ -327,7 +327,8 @@ TEST_F(Ht, DerivedLayoutCallsBackToBack) {
              {.cached = false, .combine = false, .derive_layout = true});
   run_case(*buffer_, {.num_tokens = 33 * 1024 + 5, .hidden = 2048, .num_topk = 2, .seed = 43},
            {.cached = false, .combine = false, .derive_layout = true});
-  run_case(*buffer_, {.num_tokens = 300, .seed = 44}, {.cached = false, .combine = false, .derive_layout = true});
+  run_case(*buffer_, {.num_tokens = 300, .seed = 44},
+           {.cached = false, .combine = false, .derive_layout = true});
 }
 
 TEST_F(Ht, RegionTooSmallIsAnErrorBeforeLaunch) {
