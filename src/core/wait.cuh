@@ -93,6 +93,43 @@ struct WaitBound {
 //    round trip when it is already there). For a block that waits with nothing else to do.
 enum class Polls { kRelaxed, kAcquire };
 
+// The polling of a wait whose first look failed: looks (`look()`) until `reached(observed)`, backing
+// off after a few quick polls, and every 64 polls reads the clock: every kStatusCheckNs the status
+// word (another wait's timeout stops this one) and the wait's limit. Returns true with `observed`
+// the value that reached; false on timeout (recorded in bound.status, naming op, counter_id, peer,
+// `expected` and what it last saw) or another wait's. A wait that had to poll stores its time in
+// bound.polled_ns, when given (so far, when it fails).
+template <typename T, typename Look, typename Reached>
+__device__ __forceinline__ bool poll_until(Look look, Reached reached, T& observed, const WaitBound& bound,
+                                           OpId op, CounterId counter_id, int peer, std::int64_t expected,
+                                           int peer_domain = -1) {
+  const std::uint64_t start = ptx::globaltimer();
+  std::uint64_t last_check = start;
+  std::uint32_t spins = 0;
+  while (true) {
+    observed = look();
+    if (reached(observed)) {
+      if (bound.polled_ns != nullptr) *bound.polled_ns = ptx::globaltimer() - start;
+      return true;
+    }
+    // Back off after a few quick polls: many spinning warps would otherwise crowd the memory
+    // system that the awaited data arrives through. The sleep stays short to keep latency low.
+    if (++spins > kQuickPolls) ptx::backoff(spins > 4 * kQuickPolls ? kMaxBackoffNs : kMinBackoffNs);
+    if ((spins & 63u) != 0) continue;
+    const std::uint64_t now = ptx::globaltimer();
+    // NOTE: the status word lives in host memory: read it rarely, or waiters flood PCIe.
+    if (now - last_check < kStatusCheckNs) continue;
+    last_check = now;
+    if (bound.polled_ns != nullptr) *bound.polled_ns = now - start;  // so far: a failed wait counts too
+    if (timeout_reported(bound.status)) return false;
+    if (now - start > wait_limit_ns(bound.timeout_ns, peer == bound.rank)) {
+      report_failure(bound.status, StatusCode::kTimeout, op, counter_id, bound.rank, peer, expected,
+                     static_cast<std::int64_t>(observed), peer_domain);
+      return false;
+    }
+  }
+}
+
 // Waits until *counter >= expected (acquire, system scope). Returns false on timeout (recorded in
 // bound.status, naming op, counter_id and peer) or when another wait already timed out. `seen`, if
 // given, receives the value acquired (a waiter may skip later waits for no more than that).
@@ -116,31 +153,11 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
     if (seen != nullptr) *seen = expected;
     return true;
   }
-  const std::uint64_t start = ptx::globaltimer();
-  std::uint64_t last_check = start;
-  std::uint32_t spins = 0;
-  while (true) {
-    observed = look();
-    if (observed >= expected) {
-      if (bound.polled_ns != nullptr) *bound.polled_ns = ptx::globaltimer() - start;
-      return acquire(observed);
-    }
-    // Back off after a few quick polls: many spinning warps would otherwise crowd the memory
-    // system that the awaited data arrives through. The sleep stays short to keep latency low.
-    if (++spins > kQuickPolls) ptx::backoff(spins > 4 * kQuickPolls ? kMaxBackoffNs : kMinBackoffNs);
-    if ((spins & 63u) != 0) continue;
-    const std::uint64_t now = ptx::globaltimer();
-    // NOTE: the status word lives in host memory: read it rarely, or waiters flood PCIe.
-    if (now - last_check < kStatusCheckNs) continue;
-    last_check = now;
-    if (bound.polled_ns != nullptr) *bound.polled_ns = now - start;  // so far: a failed wait counts too
-    if (timeout_reported(bound.status)) return false;
-    if (now - start > wait_limit_ns(bound.timeout_ns, peer == bound.rank)) {
-      report_failure(bound.status, StatusCode::kTimeout, op, counter_id, bound.rank, peer,
-                     static_cast<std::int64_t>(expected), static_cast<std::int64_t>(observed), peer_domain);
-      return false;
-    }
-  }
+  if (!poll_until(
+          look, [&](T o) { return o >= expected; }, observed, bound, op, counter_id, peer,
+          static_cast<std::int64_t>(expected), peer_domain))
+    return false;
+  return acquire(observed);
 }
 
 // Per-peer telemetry: adds `bytes_sent` and `bytes_received` to (op, domain peer) of the view's

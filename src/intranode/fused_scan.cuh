@@ -18,61 +18,23 @@
 #include "core/wait.cuh"
 #include "intranode/ht_args.hpp"
 #include "intranode/layout_block.cuh"
+#include "intranode/scan_board.cuh"
 
 namespace epcomm {
 
 namespace {
 
-// One ticket's rows to one destination in one 64-bit word of the scratch ([ticket][kMaskRanks]):
-// the call's tag above (from notify's epoch; never 0, the scratch's first value), below it a bit
-// telling an inclusive sum from the block's own rows, then the count. A word of another call has
-// another tag (they repeat after 2^31 calls).
-struct BlockRows {
-  static constexpr std::uint64_t kInclusive = 1ull << 31;
-  static __device__ std::uint32_t tag_of(std::uint64_t epoch) {
-    return static_cast<std::uint32_t>(epoch & 0x7fffffffu) | 0x80000000u;
-  }
-  static __device__ std::uint64_t word(std::uint32_t tag, bool inclusive, std::int32_t rows) {
-    return std::uint64_t{tag} << 32 | (inclusive ? kInclusive : 0) | static_cast<std::uint32_t>(rows);
-  }
-  static __device__ bool tagged(std::uint64_t w, std::uint32_t tag) {
-    return static_cast<std::uint32_t>(w >> 32) == tag;
-  }
-  static __device__ bool inclusive(std::uint64_t w) { return (w & kInclusive) != 0; }
-  static __device__ std::int32_t rows(std::uint64_t w) { return static_cast<std::int32_t>(w & 0x7fffffffu); }
-};
-
-// Where the blocks of one call publish (FusedScratch::block_rows) and under which tag.
-struct ScanBoard {
-  std::uint64_t* rows;  // [ticket][kMaskRanks]
-  std::uint32_t tag;
-  __device__ std::uint64_t* at(int ticket, int d) const {
-    return rows + static_cast<std::int64_t>(ticket) * kMaskRanks + d;
-  }
-};
-
-// The word at `p` once it carries `tag`. A block only waits for tickets drawn before its own, which
-// are running or done; a wait that still runs out (a broken device) is recorded as notify's timeout
-// on this rank and returns what it saw.
+// The word at `p` once it carries `tag` (poll_until, wait.cuh). A block only waits for tickets drawn
+// before its own, which are running or done; a wait that still runs out (a broken device) is
+// recorded as notify's timeout on this rank and returns what it saw.
 __device__ std::uint64_t wait_tagged(const std::uint64_t* p, std::uint32_t tag, const DomainView& v) {
-  std::uint64_t w = ptx::ld_relaxed_gpu(p);
-  if (BlockRows::tagged(w, tag)) return w;
-  const std::uint64_t start = ptx::globaltimer();
-  std::uint64_t last_check = start;
-  for (std::uint32_t spins = 1;; ++spins) {
-    w = ptx::ld_relaxed_gpu(p);
-    if (BlockRows::tagged(w, tag)) return w;
-    if ((spins & 63u) != 0) continue;
-    const std::uint64_t now = ptx::globaltimer();
-    if (now - last_check < kStatusCheckNs) continue;
-    last_check = now;
-    if (timeout_reported(v.status)) return w;
-    if (now - start > wait_limit_ns(v.timeout_ns, /*waits_on_itself=*/true)) {
-      report_failure(v.status, StatusCode::kTimeout, OpId::kNotify, CounterId::kCountsReady, v.rank, v.rank,
-                     static_cast<std::int64_t>(tag), static_cast<std::int64_t>(w >> 32));
-      return w;
-    }
-  }
+  auto look = [p] { return ptx::ld_relaxed_gpu(p); };
+  auto reached = [tag](std::uint64_t w) { return BlockRows::tagged(w, tag); };
+  std::uint64_t w = look();
+  if (!reached(w))
+    poll_until(look, reached, w, WaitBound{v.timeout_ns, v.status, v.rank}, OpId::kNotify,
+               CounterId::kCountsReady, v.rank, static_cast<std::int64_t>(tag));
+  return w;
 }
 
 // Rows to destination d of the tickets before `ticket`: one warp, its lanes on 32 tickets at a time,
@@ -119,17 +81,15 @@ __device__ void scan_block(const HtNotifyArgs& a, const ScanBoard& board, int ti
   __syncthreads();
   for (int d = warp; d < G; d += kSlotThreads / 32) {
     const std::int32_t before = ticket > 0 ? rows_before(board, ticket, d, v) : 0;
-    std::int32_t mine = 0;
 #pragma unroll
     for (int q = 0; q < kWords; ++q) {
       const unsigned bits = __ballot_sync(0xffffffffu, (token_ranks[32 * q + lane] >> d & 1u) != 0);
       if (lane == 0) goes_to[d][q] = bits;
-      mine += __popc(bits);
     }
     if (lane == 0) {
       before_block[d] = before;
       if (ticket > 0)
-        ptx::st_relaxed_gpu(board.at(ticket, d), BlockRows::word(board.tag, true, before + mine));
+        ptx::st_relaxed_gpu(board.at(ticket, d), BlockRows::word(board.tag, true, before + rank_rows[d]));
     }
   }
   __syncthreads();

@@ -34,6 +34,11 @@ static_assert(kFusedLayoutMaxExperts <= kMaxSharedExperts,
               "the fused launch counts experts in shared memory");
 static_assert(kFusedMaxRanks == kMaskRanks, "the board has a word for each rank a token's bits hold");
 
+// A token's threads in the fused launch (one a slot, an aligned part of a warp).
+int token_group(int num_topk) {
+  return num_topk <= 8 ? 8 : 32;
+}
+
 template <typename Index, int kGroup>
 __global__ void __launch_bounds__(kNotifyThreads, 1)
     ht_layout_notify_kernel(LayoutArgs layout, HtNotifyArgs notify, FusedScratch scratch) {
@@ -49,7 +54,7 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
   const DomainView& v = notify.view;
   const std::uint64_t epoch = *notify.notify_epoch + 1;
   const ScanBoard board{scratch.block_rows, BlockRows::tag_of(epoch)};
-  const NotifyAhead ahead{true, epoch, board.at(static_cast<int>(gridDim.x) - 1, 0)};
+  const NotifyAhead ahead{epoch, board.at(static_cast<int>(gridDim.x) - 1, 0)};
   load_live_peers(v);
   zero_counters(v, notify.num_channels, notify.recv_copied,
                 static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x),
@@ -88,8 +93,8 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
 }  // namespace
 
 std::int64_t fused_layout_blocks(std::int64_t num_tokens, int num_topk) {
-  const int group = num_topk <= 8 ? 8 : 32;
-  return std::max<std::int64_t>(1, (num_tokens * group + kNotifyThreads - 1) / kNotifyThreads);
+  return std::max<std::int64_t>(1,
+                                (num_tokens * token_group(num_topk) + kNotifyThreads - 1) / kNotifyThreads);
 }
 
 bool can_fuse_layout_notify(int num_ranks, int ranks_per_domain, int num_experts, int num_topk,
@@ -108,7 +113,7 @@ void launch_ht_layout_notify(const LayoutArgs& layout, const HtNotifyArgs& notif
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
   const int shared_entries = layout.num_ranks + 1 + layout.num_experts;  // one domain
   const std::size_t smem_bytes = sizeof(std::int32_t) * static_cast<std::size_t>(shared_entries);
-  const int group = layout.num_topk <= 8 ? 8 : 32;
+  const int group = token_group(layout.num_topk);
   const auto blocks = static_cast<unsigned>(fused_layout_blocks(layout.num_tokens, layout.num_topk));
   auto launch = [&](auto kernel) {
     // As the layout kernel's (layout.cu): the smallest carveout that fits.

@@ -20,6 +20,7 @@
 #include "core/phase_tracer.cuh"
 #include "core/ptx.cuh"
 #include "intranode/ht_args.hpp"
+#include "intranode/scan_board.cuh"
 
 namespace epcomm {
 
@@ -56,11 +57,11 @@ __device__ void load_live_peers(const DomainView& v) {
 // live peers, the epoch in every thread, the signature stored by block 0), and the send scan (each
 // block its own tokens, fused_scan.cuh), so that notify's block starts at the exchange. `epoch`:
 // this call's; `last_rows`: the last ticket's words of the scan's board ([kFusedMaxRanks]), whose
-// inclusive sums are the rows to each rank.
+// inclusive sums are the rows to each rank; null when nothing was done ahead (notify's own kernel).
 struct NotifyAhead {
-  bool done = false;
   std::uint64_t epoch = 0;
   const std::uint64_t* last_rows = nullptr;
+  __device__ bool done() const { return last_rows != nullptr; }
 };
 
 // What source s leaves in destination p's mailbox, after a 64-byte header holding the epoch flag
@@ -318,8 +319,7 @@ __device__ void copy_scan(const HtNotifyArgs& a, const Exchange& x, const std::u
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
   __shared__ std::int32_t total[kMaxDomainRanks];  // rows to each destination
-  for (int d = threadIdx.x; d < G; d += blockDim.x)
-    total[d] = static_cast<std::int32_t>(last_rows[d] & 0x7fffffffu);  // BlockRows::rows
+  for (int d = threadIdx.x; d < G; d += blockDim.x) total[d] = BlockRows::rows(last_rows[d]);
   __syncthreads();
   tracer.mark(kNotifyTraceLoaded);
   for_each_cell(G, G, [&](int p, int d, int) {
@@ -406,7 +406,7 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 
   const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
   const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
   // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
-  const std::uint64_t epoch = ahead.done ? ahead.epoch : *a.notify_epoch + 1;
+  const std::uint64_t epoch = ahead.done() ? ahead.epoch : *a.notify_epoch + 1;
   const Exchange x{v, G, C, static_cast<int>(epoch & 1u), notify_live_peer};
   // One entry a call whatever the grid (in the fused launch notify is one block of many).
   const NotifyTracer tracer(a.trace, epoch, /*blocks=*/1, /*block=*/0);
@@ -418,7 +418,7 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 
   // Its first cell of the expert counts (cell i of G x nle is expert i), loaded before the barrier:
   // its round trip overlaps the epoch's and the zeroing, not the scan's loads.
   const std::int32_t first_count = tid < G * nle ? a.num_tokens_per_expert[tid] : 0;
-  if (!ahead.done) {
+  if (!ahead.done()) {
     load_live_peers(v);
     // Zero this rank's progress flags; peers write them only after this exchange.
     zero_counters(v, C, a.recv_copied);
@@ -426,13 +426,13 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 
   __syncthreads();
   tracer.mark(kNotifyTraceZeroed);
   // What the scan does not decide goes to the peers first.
-  if (!ahead.done)
+  if (!ahead.done())
     for (int p = threadIdx.x; p < G; p += blockDim.x)
       if (x.live(p)) store_signature(x.out(p).signature, a.signature);
   for_each_cell(G, nle, [&](int p, int e, int i) {
     if (x.live(p)) x.out(p).expert_count[e] = i == tid ? first_count : a.num_tokens_per_expert[i];
   });
-  if (ahead.last_rows != nullptr)
+  if (ahead.done())
     copy_scan(a, x, ahead.last_rows, tracer);
   else
     scan_columns(a, x, tracer);
