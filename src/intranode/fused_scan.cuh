@@ -59,10 +59,11 @@ __device__ std::int32_t rows_before(const ScanBoard& board, int ticket, int d, c
 // layout_by_slot_block returned); `rank_rows`: the block's rows to each rank (its shared counts,
 // final once layout_by_slot_block returned). Stores send_slot for its tokens (rows to d before the
 // token, or -1) and chunk_start[d][c] for each channel c one of its tokens opens; publishes its
-// inclusive sums. Masked ranks are in no token's ranks: no rows go to them.
-template <int kGroup>
+// inclusive sums. Masked ranks are in no token's ranks: no rows go to them. `looked_back()` is
+// called by every thread once the block has its rows before it (the trace's point).
+template <int kGroup, typename Point>
 __device__ void scan_block(const HtNotifyArgs& a, const ScanBoard& board, int ticket, std::uint64_t ranks,
-                           const std::int32_t* rank_rows) {
+                           const std::int32_t* rank_rows, Point&& looked_back) {
   constexpr int kTokens = kSlotThreads / kGroup, kWords = kTokens / 32;
   static_assert(kWords >= 1 && kTokens % 32 == 0, "a block's tokens are whole words of bits");
   const DomainView& v = a.view;
@@ -93,6 +94,7 @@ __device__ void scan_block(const HtNotifyArgs& a, const ScanBoard& board, int ti
     }
   }
   __syncthreads();
+  looked_back();
   // (token, d) entries in send_slot's order, so that a warp's stores are whole rows.
   const FastDivisor by_rank(G), by_channel(max(tpc, 1));
   for (int i = tid; i < n * G; i += blockDim.x) {

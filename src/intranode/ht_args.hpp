@@ -70,6 +70,10 @@ static_assert(std::is_trivially_copyable_v<HtNotifyArgs>);
 enum NotifyTracePoint : int {
   kNotifyTraceLaunch,        // the launch's first block began (the fused launch: its layout blocks;
                              // notify's own kernel: the same as entry)
+  kNotifyTraceTicketed,      // the fused launch only: its last block to draw its ticket,
+  kNotifyTraceCounted,       //   to count its tokens (layout_by_slot_block),
+  kNotifyTraceLookedBack,    //   to have its rows before it (the scan's look-back),
+  kNotifyTraceSlotted,       //   to store its send slots (then it arrives)
   kNotifyTraceEntry,         // notify's block began (the fused launch: once every block arrived)
   kNotifyTraceZeroed,        // the progress counters zeroed (block barrier)
   kNotifyTraceLoaded,        // thread 0 counted its tokens' flags (the scan's first pass, first columns;
@@ -79,16 +83,19 @@ enum NotifyTracePoint : int {
   kNotifyTraceScanned,       // the mailboxes written and the send slots scanned (block barrier)
   kNotifyTraceReleased,      // thread 0 past its mailbox flag's system-scope release
   kNotifyTraceFlagsSeen,     // every peer's flag seen and its signature checked (block vote)
-  kNotifyTraceCountsStored,  // thread 0 stored its count matrix and expert counts
-  kNotifyTracePlaced,        // thread 0 past the received chunks' places (the last warp releases
-                             // the host's counts meanwhile)
+  kNotifyTraceCountsStored,  // thread 0 stored its count matrix and expert counts (CountWarps; their
+                             // last warp then releases the host's counts)
+  kNotifyTracePlaced,        // PlaceWarps' first thread past the received chunks' places (beside
+                             // CountWarps)
   kNotifyTraceExit,          // every warp done (a traced call waits at a last block barrier)
   kNotifyTracePoints
 };
 inline constexpr int kNotifyTraceRing = 64;
+// The fused launch's layout phases (kNotifyTraceTicketed...kNotifyTraceSlotted).
+inline constexpr int kFusedTracePhases = kNotifyTraceEntry - kNotifyTraceTicketed;
 inline constexpr const char* kNotifyTracePointNames[kNotifyTracePoints] = {
-    "launch",   "entry",      "zeroed",        "loaded", "summed", "scanned",
-    "released", "flags-seen", "counts-stored", "placed", "exit"};
+    "launch", "ticketed", "counted",  "looked-back", "slotted",       "entry",  "zeroed", "loaded",
+    "summed", "scanned",  "released", "flags-seen",  "counts-stored", "placed", "exit"};
 
 struct HtDispatchArgs {
   DomainView view;

@@ -34,7 +34,7 @@ FusedScratch fused_scratch(const Buffer::Impl& m) {
   std::int32_t* counters = m.preamble_scratch.as<std::int32_t>() + kFusedLayoutMaxExperts;
   auto* first_entry = reinterpret_cast<unsigned long long*>(counters + 2);  // 8-byte aligned
   return {reinterpret_cast<unsigned*>(counters), reinterpret_cast<unsigned*>(counters + 1), first_entry,
-          reinterpret_cast<std::uint64_t*>(first_entry + 1)};
+          first_entry + 1, reinterpret_cast<std::uint64_t*>(first_entry + 1 + kFusedTracePhases)};
 }
 
 // The layout half of the fused launch: its expert counts into the scratch, its flags into

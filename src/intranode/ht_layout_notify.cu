@@ -47,10 +47,15 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
   // calls, so no block needs to initialise it).
   const bool traced = notify.trace != nullptr;
   if (traced && threadIdx.x == 0) atomicMax(scratch.first_entry_complement, ~ptx::globaltimer());
+  // Traced calls: the last block past each of the layout part's phases (kNotifyTraceTicketed + k).
+  auto passed = [&](int k) {
+    if (traced && threadIdx.x == 0) atomicMax(scratch.last_past + k, ptx::globaltimer());
+  };
   // notify's part that needs no counts, ahead of them (NotifyAhead): whichever block runs notify
   // finds it done. Block 0's signature stores go to the peers: its fence below is system-wide.
   __shared__ int ticket;
   if (threadIdx.x == 0) ticket = static_cast<int>(atomicAdd(scratch.tickets, 1u));
+  passed(0);
   const DomainView& v = notify.view;
   const std::uint64_t epoch = *notify.notify_epoch + 1;
   const ScanBoard board{scratch.block_rows, BlockRows::tag_of(epoch)};
@@ -62,8 +67,10 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
   extern __shared__ std::int32_t smem[];
   __syncthreads();  // the ticket; also orders load_live_peers' stores
   const std::uint64_t ranks = layout_by_slot_block<Index, kGroup>(layout, smem, ticket);
-  scan_block<kGroup>(notify, board, ticket, ranks,
-                     /*rank_rows=*/smem);  // SharedCounts: the rank counts first
+  passed(1);
+  scan_block<kGroup>(notify, board, ticket, ranks, /*rank_rows=*/smem,  // SharedCounts: the rank counts first
+                     [&] { passed(2); });
+  passed(3);
   if (blockIdx.x == 0) {
     const Exchange x{v, v.num_domain_ranks, notify.num_channels, static_cast<int>(ahead.epoch & 1u),
                      notify_live_peer};
@@ -71,8 +78,8 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
       if (x.live(p)) store_signature(x.out(p).signature, notify.signature);
   }
   __shared__ bool last;
-  __syncthreads();  // the block's counts and flags are stored before its arrival
-  std::uint64_t launched = 0;
+  __shared__ LaunchStamps stamps;  // traced calls, the last block's thread 0
+  __syncthreads();                 // the block's counts and flags are stored before its arrival
   if (threadIdx.x == 0) {
     // The arrival is an acquire-release add (one device-scope fence, not __threadfence's sequentially
     // consistent two): it releases what the block stored (ordered before it by the barrier above),
@@ -83,11 +90,14 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
     if (last) {
       *scratch.arrivals = 0;  // the next call's counts (no block of this launch adds any more)
       *scratch.tickets = 0;
-      if (traced) launched = ~atomicExch(scratch.first_entry_complement, 0ull);
+      if (traced) {
+        stamps.launched = ~atomicExch(scratch.first_entry_complement, 0ull);
+        for (int k = 0; k < kFusedTracePhases; ++k) stamps.last[k] = atomicExch(scratch.last_past + k, 0ull);
+      }
     }
   }
   __syncthreads();
-  if (last) ht_notify_block(notify, launched, ahead);
+  if (last) ht_notify_block(notify, traced ? &stamps : nullptr, ahead);
 }
 
 }  // namespace

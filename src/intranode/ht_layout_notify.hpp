@@ -36,11 +36,13 @@ struct FusedScratch {
   unsigned* arrivals = nullptr;                          // blocks done with their layout part
   unsigned* tickets = nullptr;                           // blocks started (a block's tokens go by it)
   unsigned long long* first_entry_complement = nullptr;  // traced calls: ~(first block's start)
+  unsigned long long* last_past = nullptr;  // traced calls: [kFusedTracePhases], the last block past each
   std::uint64_t* block_rows = nullptr;                   // [kFusedMaxBlocks][kFusedMaxRanks] (fused_scan.cuh)
 };
 // Bytes of the Buffer's scratch: the expert counts, the arrivals and the tickets, the first entry,
-// the board.
-inline constexpr std::size_t kFusedScratchBytes = sizeof(std::int32_t) * (kFusedLayoutMaxExperts + 2) + 8 +
+// the last past each phase, the board.
+inline constexpr std::size_t kFusedScratchBytes = sizeof(std::int32_t) * (kFusedLayoutMaxExperts + 2) +
+                                                  8 * (1 + kFusedTracePhases) +
                                                   sizeof(std::uint64_t) * kFusedMaxBlocks * kFusedMaxRanks;
 
 // `layout`'s count outputs: num_tokens_per_expert is the scratch (zero, and left zero: notify

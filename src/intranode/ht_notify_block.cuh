@@ -103,32 +103,15 @@ struct Exchange {
   }
 };
 
-// Calls f(row, col, index) for this thread's cells of a rows x cols grid (index = row * cols + col
-// = threadIdx.x, + kNotifyThreads, ...): one 32-bit division per thread, none per cell.
-template <typename F>
-__device__ __forceinline__ void for_each_cell(int rows, int cols, F&& f) {
-  const int cells = rows * cols;
-  const int first = static_cast<int>(threadIdx.x);
-  if (first >= cells) return;
-  int r = first / cols, c = first - r * cols;
-  const int dr = kNotifyThreads / cols, dc = kNotifyThreads - dr * cols;
-  for (int i = first; i < cells; i += kNotifyThreads) {
-    f(r, c, i);
-    r += dr;
-    c += dc;
-    if (c >= cols) {
-      c -= cols;
-      ++r;
-    }
-  }
-}
-
-// The block's first kWarpCount warps, synchronised by barrier kBarrier (0: the whole block's
-// __syncthreads; another id lets the warps outside the group do something else meanwhile).
-template <int kWarpCount, int kBarrier>
+// Warps [kFirstWarp, kFirstWarp + kWarpCount) of the block, synchronised by barrier kBarrier (0: the
+// whole block's __syncthreads; another id lets the warps outside the group do something else
+// meanwhile). thread(): the thread's index within the group.
+template <int kWarpCount, int kBarrier, int kFirstWarp = 0>
 struct WarpGroup {
-  static constexpr int warps = kWarpCount, threads = kWarpCount * 32;
-  static __device__ int thread() { return static_cast<int>(threadIdx.x); }
+  static constexpr int warps = kWarpCount, threads = kWarpCount * 32, first = kFirstWarp * 32;
+  static_assert(kFirstWarp + kWarpCount <= kWarps, "the group is part of the block");
+  static __device__ int thread() { return static_cast<int>(threadIdx.x) - first; }
+  static __device__ bool member() { return static_cast<unsigned>(thread()) < static_cast<unsigned>(threads); }
   static __device__ void sync() {
     if constexpr (kBarrier == 0)
       __syncthreads();
@@ -138,6 +121,27 @@ struct WarpGroup {
 };
 using WholeBlock = WarpGroup<kWarps, 0>;
 static_assert(WholeBlock::threads == kNotifyThreads);
+
+// Calls f(row, col, index) for this thread's cells of a rows x cols grid (index = row * cols + col
+// = the thread's index in Group, + Group::threads, ...): one 32-bit division per thread, none per
+// cell.
+template <typename Group = WholeBlock, typename F>
+__device__ __forceinline__ void for_each_cell(int rows, int cols, F&& f) {
+  const int cells = rows * cols;
+  const int first = Group::thread();
+  if (first >= cells) return;
+  int r = first / cols, c = first - r * cols;
+  const int dr = Group::threads / cols, dc = Group::threads - dr * cols;
+  for (int i = first; i < cells; i += Group::threads) {
+    f(r, c, i);
+    r += dr;
+    c += dc;
+    if (c >= cols) {
+      c -= cols;
+      ++r;
+    }
+  }
+}
 
 // Exclusive prefix sums of N values per thread across the group (N independent scans at the cost
 // of one: three barriers): on return v[k] holds the sum of v[k] over the group's threads before
@@ -338,9 +342,12 @@ __device__ void copy_scan(const HtNotifyArgs& a, const Exchange& x, const std::u
   });
 }
 
-// The warps that place the received chunks; the block's last warp releases the host's counts
-// meanwhile (its system-scope fence waits for their stores over PCIe: ~0.9 us, 11.38).
-using PlaceWarps = WarpGroup<kWarps - 1, 1>;
+// After the exchange, two groups of warps side by side, as neither needs the other's outputs:
+// CountWarps store the count matrix, the expert counts and the host's copies of them, and their last
+// warp releases the host's counts (its system-scope fence waits for their stores over PCIe: ~0.9 us,
+// 11.38); PlaceWarps place the received chunks. One after the other they took ~2.7 us (11.51).
+using CountWarps = WarpGroup<kWarps / 2, 1>;
+using PlaceWarps = WarpGroup<kWarps / 2, 2, kWarps / 2>;
 
 // Where each source's rows land here, source-major, then channel by channel: a scan over the
 // flattened (s, c) by PlaceWarps, each thread a contiguous run of it. The run's first kHeld items'
@@ -397,21 +404,92 @@ __device__ void place_received_chunks(const HtNotifyArgs& a, const Exchange& x) 
   if (PlaceWarps::thread() == 0) *a.num_recv = total[0];
 }
 
-// The whole exchange, every thread of a kNotifyThreads-thread block. `launched` (traced calls,
-// thread 0): when the launch's first block began, 0 when this block is the whole launch.
+// CountWarps' part after the exchange: the count matrix and the received rows per expert, to the
+// device and (where the host waits for them) to the host's mapped copies, with the copy-engine plan
+// and the received total. Rows from or to a masked rank are none, whatever its mailbox holds.
+__device__ void store_counts(const HtNotifyArgs& a, const Exchange& x) {
+  using Group = CountWarps;
+  const int G = x.G, C = x.C, nle = a.num_local_experts;
+  const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
+  const int tid = Group::thread();
+  auto count_of = [&](int s, int r) { return x.live(s) && x.live(r) ? x.in(s).count_row[r] : 0; };
+  auto expert_sum = [&](int e) {
+    std::int32_t n = 0;
+#pragma unroll 8
+    for (int s = 0; s < G; ++s)
+      if (x.live(s)) n += x.in(s).expert_count[e];
+    return n;
+  };
+  // This thread's first count cell and first expert, loaded together before any output is stored:
+  // one round trip to the mailboxes, not one per kind of output (a store may alias a later load).
+  const std::int32_t first_cell_rows = tid < G * G ? count_of(tid / G, tid % G) : 0;
+  const std::int32_t first_expert_rows = tid < nle ? expert_sum(tid) : 0;
+  // The host's copy plan (copy-engine dispatch): this rank's rows to each rank before each chunk
+  // boundary, from its own scratch (written before the exchange's block barriers); its first cell
+  // is loaded with the others.
+  const int K = a.copy_chunks;
+  const bool copy_plan = a.host_counts != nullptr && K > 0;
+  auto plan_entry = [&](int d, int k) { return a.chunk_start[d * (C + 1) + copy_chunk_channel(k, K, C)]; };
+  const std::int32_t first_plan =
+      copy_plan && tid < G * (K + 1) ? plan_entry(tid / (K + 1), tid % (K + 1)) : 0;
+  // The received total for the host, by the group's last warp (which releases the host's counts):
+  // the column of the count matrix; place_received_chunks finds the same sum for the device.
+  const bool totals = a.host_counts != nullptr && tid / 32 == Group::warps - 1;
+  std::int32_t host_total = 0;
+  if (totals)
+    for (int s = tid % 32; s < G; s += 32) host_total += count_of(s, x.v.domain_rank);
+  for_each_cell<Group>(G, G, [&](int s, int r, int i) {
+    const std::int32_t n = i == tid ? first_cell_rows : count_of(s, r);
+    a.count_matrix[i] = n;
+    if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
+  });
+  for (int e = tid; e < nle; e += Group::threads) {
+    std::int32_t n = e == tid ? first_expert_rows : expert_sum(e);
+    if (a.expert_alignment > 1) n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
+    a.num_recv_per_expert[e] = n;
+    if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
+  }
+  if (copy_plan) {
+    // Not written when the exchange failed: host_ready is then never released, so the host never
+    // reads it.
+    std::int32_t* prefix = a.host_counts + slots.send_prefix();
+    for_each_cell<Group>(G, K + 1,
+                         [&](int d, int k, int i) { prefix[i] = i == tid ? first_plan : plan_entry(d, k); });
+  }
+  if (totals) {
+    host_total = __reduce_add_sync(0xffffffffu, host_total);
+    if (tid % 32 == 0) a.host_counts[HtHostCounts::kTotal] = host_total;
+  }
+}
+
+// The fused launch's layout part for notify's trace (traced calls): when its first block began, and
+// when its last block passed each of its phases (kNotifyTraceTicketed + k).
+struct LaunchStamps {
+  std::uint64_t launched;
+  std::uint64_t last[kFusedTracePhases];
+};
+
+// The whole exchange, every thread of a kNotifyThreads-thread block. `launch` (traced calls, read by
+// thread 0): the fused launch's stamps (LaunchStamps), null when this block is the whole launch.
 // `ahead`: what the fused launch's blocks did before arriving (NotifyAhead), else nothing.
-__device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 0, NotifyAhead ahead = {}) {
+__device__ void ht_notify_block(const HtNotifyArgs& a, const LaunchStamps* launch = nullptr,
+                                NotifyAhead ahead = {}) {
   const std::uint64_t entered = a.trace != nullptr ? ptx::globaltimer() : 0;
   const DomainView& v = a.view;
   const int G = v.num_domain_ranks, C = a.num_channels, nle = a.num_local_experts;
-  const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
   // Every thread reads the epoch itself: one broadcast load, no barrier to wait for.
   const std::uint64_t epoch = ahead.done() ? ahead.epoch : *a.notify_epoch + 1;
   const Exchange x{v, G, C, static_cast<int>(epoch & 1u), notify_live_peer};
   // One entry a call whatever the grid (in the fused launch notify is one block of many).
   const NotifyTracer tracer(a.trace, epoch, /*blocks=*/1, /*block=*/0);
+  const NotifyTracer place_tracer(a.trace, epoch, /*blocks=*/1, /*block=*/0, /*marker=*/PlaceWarps::first);
   tracer.clear();
-  tracer.mark(kNotifyTraceLaunch, launched != 0 ? launched : entered);
+  if (launch != nullptr && tracer.stamps != nullptr) {
+    tracer.mark(kNotifyTraceLaunch, launch->launched);
+    for (int k = 0; k < kFusedTracePhases; ++k) tracer.mark(kNotifyTraceTicketed + k, launch->last[k]);
+  } else {
+    tracer.mark(kNotifyTraceLaunch, entered);
+  }
   tracer.mark(kNotifyTraceEntry, entered);
   // A thread's first cell of each grid below (for_each_cell) is cell tid.
   const int tid = static_cast<int>(threadIdx.x);
@@ -466,65 +544,19 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, std::uint64_t launched = 
     return;
   }
 
-  // Every source's counts are here: where each source's rows and chunks land on this rank.
-  // Rows from or to a masked rank are none, whatever its mailbox holds.
-  auto count_of = [&](int s, int r) { return x.live(s) && x.live(r) ? x.in(s).count_row[r] : 0; };
-  auto expert_sum = [&](int e) {
-    std::int32_t n = 0;
-#pragma unroll 8
-    for (int s = 0; s < G; ++s)
-      if (x.live(s)) n += x.in(s).expert_count[e];
-    return n;
-  };
-  // This thread's first count cell and first expert, loaded together before any output is stored:
-  // one round trip to the mailboxes, not one per kind of output (a store may alias a later load).
-  const std::int32_t first_cell_rows = tid < G * G ? count_of(tid / G, tid % G) : 0;
-  const std::int32_t first_expert_rows = tid < nle ? expert_sum(tid) : 0;
-  // The host's copy plan (copy-engine dispatch): this rank's rows to each rank before each chunk
-  // boundary, from its own scratch (written before the exchange's block barriers); its first cell
-  // is loaded with the others.
-  const int K = a.copy_chunks;
-  const bool copy_plan = a.host_counts != nullptr && K > 0;
-  auto plan_entry = [&](int d, int k) { return a.chunk_start[d * (C + 1) + copy_chunk_channel(k, K, C)]; };
-  const std::int32_t first_plan =
-      copy_plan && tid < G * (K + 1) ? plan_entry(tid / (K + 1), tid % (K + 1)) : 0;
-  // The received total for the host, by the last warp (which releases the host's counts): the
-  // column of the count matrix; place_received_chunks finds the same sum for the device.
-  const bool releases = threadIdx.x / 32 == kWarps - 1;
-  std::int32_t host_total = 0;
-  if (a.host_counts != nullptr && releases)
-    for (int s = threadIdx.x % 32; s < G; s += 32) host_total += count_of(s, v.domain_rank);
-  for_each_cell(G, G, [&](int s, int r, int i) {
-    const std::int32_t n = i == tid ? first_cell_rows : count_of(s, r);
-    a.count_matrix[i] = n;
-    if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
-  });
-  for (int e = tid; e < nle; e += blockDim.x) {
-    std::int32_t n = e == tid ? first_expert_rows : expert_sum(e);
-    if (a.expert_alignment > 1) n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
-    a.num_recv_per_expert[e] = n;
-    if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
-  }
-  if (copy_plan) {
-    // Not written when the exchange failed: host_ready is then never released, so the host never
-    // reads it.
-    std::int32_t* prefix = a.host_counts + slots.send_prefix();
-    for_each_cell(G, K + 1,
-                  [&](int d, int k, int i) { prefix[i] = i == tid ? first_plan : plan_entry(d, k); });
-  }
-  if (a.host_counts != nullptr && releases) {
-    host_total = __reduce_add_sync(0xffffffffu, host_total);
-    if (threadIdx.x % 32 == 0) a.host_counts[HtHostCounts::kTotal] = host_total;
-  }
-  tracer.mark(kNotifyTraceCountsStored);
-  if (a.host_ready != nullptr) __syncthreads();
-  if (releases) {
-    // NOTE: a release after the block barrier: every thread's host counts precede the word.
-    if (a.host_ready != nullptr && threadIdx.x % 32 == 0) ptx::st_release_sys(a.host_ready, a.host_ready_seq);
-  } else {
+  if (PlaceWarps::member()) {
     place_received_chunks(a, x);
+    place_tracer.mark(kNotifyTracePlaced);
+  } else {
+    store_counts(a, x);
+    tracer.mark(kNotifyTraceCountsStored);
+    if (a.host_ready != nullptr) {
+      CountWarps::sync();
+      // NOTE: a release after the group's barrier: every thread's host counts precede the word.
+      if (CountWarps::thread() == CountWarps::threads - 32)
+        ptx::st_release_sys(a.host_ready, a.host_ready_seq);
+    }
   }
-  tracer.mark(kNotifyTracePlaced);
   if (a.trace != nullptr) {
     __syncthreads();  // traced calls only: exit is when every warp is done
     tracer.mark(kNotifyTraceExit);
