@@ -66,19 +66,17 @@ __global__ void __launch_bounds__(kNotifyThreads, 1)
                 static_cast<int>(gridDim.x * blockDim.x));
   extern __shared__ std::int32_t smem[];
   __syncthreads();  // the ticket; also orders load_live_peers' stores
-  // Block 0's signature stores go first, so that they are done (or nearly) by its system-wide fence
-  // before it arrives.
+  const std::uint64_t ranks = layout_by_slot_block<Index, kGroup>(layout, smem, ticket);
+  passed(1);
+  scan_block<kGroup>(notify, board, ticket, ranks, /*rank_rows=*/smem,  // SharedCounts: the rank counts first
+                     [&] { passed(2); });
+  passed(3);
   if (blockIdx.x == 0) {
     const Exchange x{v, v.num_domain_ranks, notify.num_channels, static_cast<int>(ahead.epoch & 1u),
                      notify_live_peer};
     for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
       if (x.live(p)) store_signature(x.out(p).signature, notify.signature);
   }
-  const std::uint64_t ranks = layout_by_slot_block<Index, kGroup>(layout, smem, ticket);
-  passed(1);
-  scan_block<kGroup>(notify, board, ticket, ranks, /*rank_rows=*/smem,  // SharedCounts: the rank counts first
-                     [&] { passed(2); });
-  passed(3);
   __shared__ bool last;
   __shared__ LaunchStamps stamps;  // traced calls, the last block's thread 0
   __syncthreads();                 // the block's counts and flags are stored before its arrival

@@ -316,17 +316,12 @@ __device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x, const Not
 // After a scan done ahead (fused_scan.cuh): the count row and every destination's channel starts
 // into the mailboxes, and the starts of the channels past the last token into the scratch.
 // `last_rows`: NotifyAhead's. A masked destination gets nothing in its mailbox (its scratch starts
-// are all 0: no token goes to it). A thread's first channel start is loaded with the totals (one
-// round trip for both). Traced: `loaded` once the totals are read, `summed` once the count rows are
-// stored.
+// are all 0: no token goes to it). Traced: `loaded` once the totals are read, `summed` once the count
+// rows are stored.
 __device__ void copy_scan(const HtNotifyArgs& a, const Exchange& x, const std::uint64_t* last_rows,
                           const NotifyTracer& tracer) {
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
-  // Starts of channels that begin at or past the last token are the totals, not in the scratch.
-  auto scanned = [&](int c) { return c * tpc < T; };
-  const int tid = static_cast<int>(threadIdx.x), first_d = tid / (C + 1), first_c = tid - first_d * (C + 1);
-  const std::int32_t first_start = first_d < G && scanned(first_c) ? a.chunk_start[tid] : 0;
   __shared__ std::int32_t total[kMaxDomainRanks];  // rows to each destination
   for (int d = threadIdx.x; d < G; d += blockDim.x) total[d] = BlockRows::rows(last_rows[d]);
   __syncthreads();
@@ -337,8 +332,8 @@ __device__ void copy_scan(const HtNotifyArgs& a, const Exchange& x, const std::u
   tracer.mark(kNotifyTraceSummed);
   for_each_cell(G, C + 1, [&](int d, int c, int i) {
     std::int32_t start;
-    if (scanned(c)) {
-      start = i == tid ? first_start : a.chunk_start[i];
+    if (c * tpc < T) {
+      start = a.chunk_start[i];
     } else {
       start = total[d];
       a.chunk_start[i] = start;
@@ -505,8 +500,8 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, const LaunchStamps* launc
     load_live_peers(v);
     // Zero this rank's progress flags; peers write them only after this exchange.
     zero_counters(v, C, a.recv_copied);
-    __syncthreads();  // the live peers (the fused launch's blocks loaded theirs before a barrier)
   }
+  __syncthreads();
   tracer.mark(kNotifyTraceZeroed);
   // What the scan does not decide goes to the peers first.
   if (!ahead.done())
@@ -521,16 +516,15 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, const LaunchStamps* launc
     scan_columns(a, x, tracer);
   __syncthreads();
   tracer.mark(kNotifyTraceScanned);
+  // The fused launch's scratch counts were all read above (before the scan): zero for the next call.
+  if (a.clear_counts != nullptr)
+    for (int i = tid; i < G * nle; i += blockDim.x) a.clear_counts[i] = 0;
 
   bool ok = true;
   const bool exchanges = threadIdx.x < G && x.live(threadIdx.x);  // thread p: peer p
   // NOTE: a release after the block barrier: every thread's mailbox writes precede the flag.
   if (exchanges) ptx::st_release_sys(x.out(threadIdx.x).flag, epoch);
   tracer.mark(kNotifyTraceReleased);
-  // The fused launch's scratch counts were all read above (before the scan): zero for the next call,
-  // after the release (which need not wait for these stores) and before any return.
-  if (a.clear_counts != nullptr)
-    for (int i = tid; i < G * nle; i += blockDim.x) a.clear_counts[i] = 0;
   if (exchanges) {
     const int p = threadIdx.x;
     const Mailbox mine = x.in(p);
