@@ -28,7 +28,7 @@
 #   (default "ll-dsv3 ll-small"): each kernel's duration, busiest-SM time, DRAM and L2 bytes (to
 #   check the byte count of bench/NOTES.md section 11). EPCOMM_NCU_LL_SKIP / _COUNT choose launches.
 #   kernels-lines: ncu warp-state sampling per source line (every sample, real clocks) of the
-#   preamble kernels (layout, notify) in 1-rank ht-dsv3 calls and of the low-latency kernels in 1-rank
+#   preamble kernels (layout, notify, and the two in one launch) in 1-rank ht-dsv3 calls and of the low-latency kernels in 1-rank
 #   ll-dsv3 calls: $OUT/lines-<name>.ncu-rep and its source page as CSV, $OUT/lines-<name>.csv (CUDA
 #   lines with their samples; the build has -lineinfo; tools/probes/ncu_lines.py sums them per line)
 #   and the sections in words
@@ -280,9 +280,9 @@ while [ $# -gt 0 ]; do
     kernels-lines)
       shift
       ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
-      for spec in "preamble|dispatch_layout_kernel|ht_notify_kernel|ht-dsv3|--sms 24" \
-                  "ll|ll_dispatch_(direct_)?kernel|ll_combine_kernel|ll-dsv3|"; do
-        IFS='|' read -r name k1 k2 workload extra <<< "$spec"
+      for spec in "preamble;dispatch_layout_kernel|ht_layout_notify_kernel;ht_notify_kernel;ht-dsv3;--sms 24" \
+                  "ll;ll_dispatch_(direct_)?kernel;ll_combine_kernel;ll-dsv3;"; do
+        IFS=';' read -r name k1 k2 workload extra <<< "$spec"
         # shellcheck disable=SC2086
         timeout 240 "$ncu" --target-processes all --clock-control none --cache-control none \
           --section SpeedOfLight --section LaunchStats --section SourceCounters --section WarpStateStats \
