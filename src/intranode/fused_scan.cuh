@@ -96,7 +96,7 @@ __device__ void scan_block(const HtNotifyArgs& a, const ScanBoard& board, int ti
   __syncthreads();
   looked_back();
   // (token, d) entries in send_slot's order, so that a warp's stores are whole rows.
-  const FastDivisor by_rank(G), by_channel(max(tpc, 1));
+  const FastDivisor by_rank = a.by_domain_rank, by_channel = a.channel_of;
   for (int i = tid; i < n * G; i += blockDim.x) {
     const int t = by_rank.divide(i), d = i - t * G;
     const int q = t / 32, bit = t % 32;

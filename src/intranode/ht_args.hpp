@@ -22,6 +22,7 @@
 
 #include "core/call_signature.hpp"
 #include "core/domain_view.hpp"
+#include "core/fast_divisor.hpp"
 #include "core/pdl.hpp"
 #include "intranode/ht_layout.hpp"
 
@@ -42,6 +43,8 @@ struct HtNotifyArgs {
   int num_local_experts = 0;
   int num_channels = 0;                 // C: sender warps of the dispatch
   int tokens_per_channel = 0;           // channel c holds tokens [c*tpc, (c+1)*tpc)
+  FastDivisor channel_of{1};            // by tokens_per_channel (at least 1), set on the host
+  FastDivisor by_domain_rank{1};        // by view.num_domain_ranks, set on the host
   std::int32_t* chunk_start = nullptr;  // scratch [G][C + 1]
   std::int32_t* recv_copied = nullptr;  // scratch [G][C]: zeroed for the dispatch that follows
   int expert_alignment = 1;

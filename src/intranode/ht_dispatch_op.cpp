@@ -98,6 +98,8 @@ const bool* launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::
   n.num_local_experts = nle;
   n.num_channels = C;
   n.tokens_per_channel = plan.tokens_per_channel;
+  n.channel_of = FastDivisor(std::max(plan.tokens_per_channel, 1));
+  n.by_domain_rank = FastDivisor(std::max(m.view.num_domain_ranks, 1));
   n.chunk_start = HtScratch::chunk_start(m.scratch.get());
   n.recv_copied = HtScratch::recv_copied(m.scratch.get());
   n.expert_alignment = a.expert_alignment;

@@ -113,8 +113,9 @@ bool can_fuse_layout_notify(int num_ranks, int ranks_per_domain, int num_experts
          num_topk >= 1 && num_topk <= 32 && fused_layout_blocks(num_tokens, num_topk) <= kFusedMaxBlocks;
 }
 
-void launch_ht_layout_notify(const LayoutArgs& layout, const HtNotifyArgs& notify,
-                             const FusedScratch& scratch, void* stream_ptr) {
+void launch_ht_layout_notify(const LayoutArgs& given, const HtNotifyArgs& notify, const FusedScratch& scratch,
+                             void* stream_ptr) {
+  const LayoutArgs layout = with_divisors(given);
   EPCOMM_REQUIRE(can_fuse_layout_notify(layout.num_ranks, layout.ranks_per_domain, layout.num_experts,
                                         layout.num_topk, layout.num_tokens),
                  ErrorCategory::kInternal, "fused layout and notify: ", layout.num_ranks, " ranks, ",

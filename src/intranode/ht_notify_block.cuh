@@ -33,13 +33,14 @@ constexpr int kWarps = kNotifyThreads / 32;
 // after the exchange or barrier that follows. Also zeroes the dispatch receivers' copied-row counts
 // (recv_copied, [G][C], when given), read only by the kernel that follows on the stream. The
 // caller's threads take entries first, first + stride, ... (one block's, or a whole grid's).
+// One flat loop over the [G][C] entries: a grid's threads past them (most) test one bound and go.
 __device__ void zero_counters(const DomainView& v, int C, std::int32_t* recv_copied, int first, int stride) {
-  for (int s = 0; s < v.num_domain_ranks; ++s) {
-    std::uint64_t* progress = RegionLayout::progress(v.peer_base[v.domain_rank], s, 0);
-    for (int c = first; c < C; c += stride) progress[c] = 0;
+  const int n = v.num_domain_ranks * C;
+  for (int i = first; i < n; i += stride) {
+    const int s = i / C;
+    *RegionLayout::progress(v.peer_base[v.domain_rank], s, i - s * C) = 0;
+    if (recv_copied != nullptr) recv_copied[i] = 0;
   }
-  if (recv_copied != nullptr)
-    for (int i = first; i < v.num_domain_ranks * C; i += stride) recv_copied[i] = 0;
 }
 __device__ void zero_counters(const DomainView& v, int C, std::int32_t* recv_copied) {
   zero_counters(v, C, recv_copied, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x));
@@ -219,7 +220,7 @@ __device__ void scan_columns_by(const HtNotifyArgs& a, const Exchange& x, const 
   const int total_rows = (T + 31) / 32, rows_per_warp = (total_rows + kWarps - 1) / kWarps;
   const int row_begin = min(total_rows, warp * rows_per_warp);
   const int row_end = min(total_rows, row_begin + rows_per_warp);
-  const FastDivisor channel_of(tpc);
+  const FastDivisor channel_of = a.channel_of;
   for (int d0 = 0; d0 < G; d0 += kScanColumns) {
     const int n = min(kScanColumns, G - d0);
     unsigned live = 0;  // bit k: column d0 + k is a live destination

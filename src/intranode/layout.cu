@@ -46,8 +46,7 @@ template <typename Index>
 __global__ void __launch_bounds__(kLayoutThreads) layout_lookback_kernel(LayoutArgs args) {
   pdl_entry();
   extern __shared__ std::int32_t smem[];
-  const int R = args.num_ranks, G = args.ranks_per_domain, E = args.num_experts;
-  const int num_domains = R / G;
+  const int R = args.num_ranks, E = args.num_experts, num_domains = args.num_domains;
   const SharedCounts counts(smem, R, num_domains, E);
   const std::int64_t token = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const Index* row = static_cast<const Index*>(args.topk_idx) + token * args.num_topk;
@@ -67,7 +66,7 @@ __global__ void __launch_bounds__(kLayoutThreads) layout_lookback_kernel(LayoutA
   __syncthreads();
 
   if (token < args.num_tokens) {
-    const FastDivisor experts_per_rank(E / R), ranks_per_domain(G);
+    const FastDivisor experts_per_rank = args.rank_of_expert, ranks_per_domain = args.domain_of_rank;
     bool* in_rank = args.is_token_in_rank + token * R;
     for (int r = 0; r < R; ++r) in_rank[r] = false;
     for (int first = 0; first < args.num_topk; first += kSlotGroup) {
@@ -114,12 +113,12 @@ __global__ void __launch_bounds__(kLayoutThreads) layout_lookback_kernel(LayoutA
 
 }  // namespace
 
-void launch_dispatch_layout(const LayoutArgs& args, void* stream_ptr) {
+void launch_dispatch_layout(const LayoutArgs& given, void* stream_ptr) {
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
-  const int num_domains = args.num_ranks / args.ranks_per_domain;
+  const LayoutArgs args = with_divisors(given);
   if (args.num_tokens == 0) return;
   const int shared_entries =
-      args.num_ranks + num_domains + (args.num_experts <= kMaxSharedExperts ? args.num_experts : 0);
+      args.num_ranks + args.num_domains + (args.num_experts <= kMaxSharedExperts ? args.num_experts : 0);
   const std::size_t smem_bytes = sizeof(std::int32_t) * static_cast<std::size_t>(shared_entries);
   EPCOMM_REQUIRE(smem_bytes <= 48 * 1024, ErrorCategory::kInternal, "layout: ", smem_bytes,
                  " bytes of shared counts exceed 48 KiB (num_ranks ", args.num_ranks, ")");

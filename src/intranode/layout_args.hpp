@@ -1,11 +1,13 @@
 // Arguments of the dispatch-layout kernel (SPEC "Layout"). Plain data shared by host and device.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
 #include "core/device_status.hpp"
 #include "core/domain_view.hpp"
+#include "core/fast_divisor.hpp"
 #include "epcomm/types.hpp"
 
 namespace epcomm {
@@ -25,6 +27,11 @@ struct LayoutArgs {
   bool* is_token_in_rank = nullptr;               // [num_tokens, num_ranks], fully written
   DeviceStatus* status = nullptr;
   const std::uint8_t* masked = nullptr;  // [num_ranks]: 1 where a rank is masked (its experts count as -1)
+  // Divisions by the shape, set by the launchers from the fields above (with_divisors): a 32-bit
+  // division is ~20 instructions, and each of the layout blocks' threads took three (bench/NOTES.md 11.57).
+  int num_domains = 0;            // num_ranks / ranks_per_domain
+  FastDivisor rank_of_expert{1};  // by num_experts / num_ranks
+  FastDivisor domain_of_rank{1};  // by ranks_per_domain
 };
 static_assert(std::is_trivially_copyable_v<LayoutArgs>);
 
@@ -44,6 +51,14 @@ inline LayoutArgs layout_inputs(const Tensor& topk_idx, int num_experts, int num
   l.status = v.status;
   l.masked = v.masked;
   return l;
+}
+
+// `args` with its divisions by the shape set (the launchers call it: the caller need not).
+inline LayoutArgs with_divisors(LayoutArgs args) {
+  args.num_domains = args.num_ranks / std::max(args.ranks_per_domain, 1);
+  args.rank_of_expert = FastDivisor(std::max(args.num_experts / std::max(args.num_ranks, 1), 1));
+  args.domain_of_rank = FastDivisor(std::max(args.ranks_per_domain, 1));
+  return args;
 }
 
 // Launches the kernel on `stream`; the three count arrays must be zero by then (the caller clears

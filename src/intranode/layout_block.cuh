@@ -64,8 +64,7 @@ template <typename Index, int kGroup>
 __device__ std::uint64_t layout_by_slot_block(const LayoutArgs& args, std::int32_t* smem,
                                               std::int64_t block) {
   static_assert(kGroup == 8 || kGroup == 32, "a token's lanes are an aligned part of a warp");
-  const int R = args.num_ranks, G = args.ranks_per_domain, E = args.num_experts;
-  const int num_domains = R / G;
+  const int R = args.num_ranks, E = args.num_experts, num_domains = args.num_domains;
   const SharedCounts counts(smem, R, num_domains, E);
   const std::int64_t thread = block * blockDim.x + threadIdx.x;
   const std::int64_t token = thread / kGroup;
@@ -90,7 +89,7 @@ __device__ std::uint64_t layout_by_slot_block(const LayoutArgs& args, std::int32
     report_invalid_expert(args.status, args.rank, expert, token);
   } else if (expert >= 0) {
     const int e = static_cast<int>(expert);
-    const int r = FastDivisor(E / R).divide(e);
+    const int r = args.rank_of_expert.divide(e);
     if ((masked_words[r / 32] >> (r % 32) & 1u) == 0) {
       rank = r;
       if (E <= kMaxSharedExperts)  // two atomics, not one through a generic address
@@ -99,7 +98,7 @@ __device__ std::uint64_t layout_by_slot_block(const LayoutArgs& args, std::int32
         atomicAdd(&args.num_tokens_per_expert[e], 1);
     }
   }
-  const int domain = rank >= 0 ? FastDivisor(G).divide(rank) : -1;
+  const int domain = rank >= 0 ? args.domain_of_rank.divide(rank) : -1;
   // A token counts once per rank and once per domain however many of its experts live there: at
   // its first slot there (the lowest lane of its group with that rank, or domain).
   const unsigned group = (kGroup == 32 ? 0xffffffffu : (1u << kGroup) - 1u) << (lane / kGroup * kGroup);

@@ -181,6 +181,12 @@ TEST_F(KernelTimes, NotifyTraceStampsEveryPointInOrderOncePerCall) {
   ASSERT_EQ(trace.point("ticketed"), 1);
   ASSERT_EQ(entry, 5);
   ASSERT_EQ(trace.point("exit"), points - 1);
+  // counts-stored and placed run side by side (two groups of warps after flags-seen): each follows
+  // flags-seen, in either order, and exit follows both.
+  const int flags_seen = trace.point("flags-seen"), counts_stored = trace.point("counts-stored");
+  const int placed = trace.point("placed");
+  ASSERT_EQ(counts_stored, flags_seen + 1);
+  ASSERT_EQ(placed, counts_stored + 1);
   int slots_used = 0, fused_slots = 0;
   for (int slot = 0; slot < trace.ring; ++slot) {
     const std::uint64_t* s = trace.stamps.data() + static_cast<std::ptrdiff_t>(slot) * points;
@@ -198,10 +204,12 @@ TEST_F(KernelTimes, NotifyTraceStampsEveryPointInOrderOncePerCall) {
                             << " stamped by notify's own kernel";
         continue;
       }
-      EXPECT_GE(s[p], s[previous]) << "slot " << slot << ": " << trace.points[p] << " before "
-                                   << trace.points[previous];
+      const int after = p == placed ? flags_seen : previous;
+      EXPECT_GE(s[p], s[after]) << "slot " << slot << ": " << trace.points[p] << " before "
+                                << trace.points[after];
       previous = p;
     }
+    EXPECT_GE(s[points - 1], s[counts_stored]) << "slot " << slot << ": exit before counts-stored";
     // A bound to catch garbage (a stamp of another call or none), not a timing claim: one second.
     EXPECT_LT(s[points - 1] - s[0], std::uint64_t{1000000000}) << "slot " << slot;
   }
