@@ -21,6 +21,8 @@ class FastDivisor {
   EPCOMM_FAST_DIV_HD explicit FastDivisor(int divisor)
       : d_(static_cast<std::uint32_t>(divisor)), m_(0xffffffffu / static_cast<std::uint32_t>(divisor)) {}
 
+  EPCOMM_FAST_DIV_HD int divisor() const { return static_cast<int>(d_); }
+
   EPCOMM_FAST_DIV_HD int divide(int n) const {
     const auto u = static_cast<std::uint32_t>(n);
 #if defined(__CUDA_ARCH__)

@@ -186,6 +186,8 @@ struct LlCombineArgs {
   int phases = kLlBoth;
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
   std::uint16_t* out = nullptr;    // [num_tokens, hidden] bf16: the caller's output, or the workspace's
+  FastDivisor by_domain_ranks{1};  // by view.num_domain_ranks, set on the host
+  FastDivisor by_topk{1};          // by num_topk (at least 1), set on the host
 };
 static_assert(std::is_trivially_copyable_v<LlCombineArgs>);
 

@@ -66,7 +66,7 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
   const int first_target = Peers::first_direct(v);
   const int end_target = Peers::end_direct(v);
   const auto store = [&](std::int64_t i, float w) {
-    const LlSplit tj = ll_split(i, a.num_topk);
+    const LlSplit tj = ll_split(i, a.by_topk);
     const std::int64_t t = tj.quot, j = tj.rem;
     for (int d = first_target; d < end_target; ++d)
       if (!peer_masked(v, d))
@@ -104,13 +104,13 @@ __device__ __forceinline__ std::int64_t first_partial_item() {
          threadIdx.x / 32;
 }
 
-// Item `item` = (t * R + s) * parts + part taken apart: two 32-bit divisions.
+// Item `item` = (t * R + s) * parts + part taken apart (by the host's divisors).
 struct PartialAt {
   int t, s, part;
 };
-__device__ __forceinline__ PartialAt partial_at(std::int64_t item, int R, int parts) {
-  const LlSplit token_source = ll_split(item, parts);
-  const LlSplit t_s = ll_split(token_source.quot, R);
+__device__ __forceinline__ PartialAt partial_at(const LlCombineArgs& a, std::int64_t item) {
+  const LlSplit token_source = ll_split(item, a.layout.by_combine_parts);
+  const LlSplit t_s = ll_split(token_source.quot, a.by_domain_ranks);
   return {t_s.quot, t_s.rem, token_source.rem};
 }
 
@@ -121,7 +121,7 @@ __device__ __forceinline__ std::int32_t locate_partial(const LlCombineArgs& a, s
   const LlLayout& l = a.layout;
   const int R = a.view.num_domain_ranks, parts = partial_parts(l), lane = threadIdx.x % 32;
   if (item >= l.max_tokens * R * parts || lane >= l.max_topk) return -1;
-  const PartialAt at = partial_at(item, R, parts);
+  const PartialAt at = partial_at(a, item);
   if (peer_masked(a.view, at.s)) return -1;
   return l.token_rows(a.workspace, a.dispatch_half,
                       at.s)[static_cast<std::int64_t>(at.t) * l.max_topk + lane];
@@ -169,7 +169,7 @@ __device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a,
   it.row = row;
   it.slots = __ballot_sync(kLlFullMask, row >= 0 && row < l.num_local_experts * l.capacity);
   if (it.slots == 0) return it;  // warp-uniform: no row of this token here
-  load_slot_batch(a, it, ll_split(item, partial_parts(l)).rem, 0, it.vals);
+  load_slot_batch(a, it, ll_split(item, l.by_combine_parts).rem, 0, it.vals);
   return it;
 }
 
@@ -201,7 +201,7 @@ __device__ __forceinline__ void prefetch_partial_rows(const LlCombineArgs& a, st
                                                       std::int32_t row) {
   const LlLayout& l = a.layout;
   if (row < 0 || row >= l.num_local_experts * l.capacity) return;
-  const int part = ll_split(item, partial_parts(l)).rem;
+  const int part = ll_split(item, l.by_combine_parts).rem;
   const std::int64_t first = static_cast<std::int64_t>(part) * kPartChannels;
   const std::uint16_t* y_row = a.y + static_cast<std::int64_t>(row) * l.hidden;
 #pragma unroll
@@ -267,7 +267,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
       after = locate_partial(a, item + 2 * num_warps);
     }
     if (cur.slots != 0) {  // warp-uniform
-      const PartialAt at = partial_at(item, R, parts);
+      const PartialAt at = partial_at(a, item);
       const std::int64_t t = at.t;
       const int s = at.s, part = at.part;
       const std::uint64_t bit = std::uint64_t{1} << (s % 64);

@@ -1,4 +1,5 @@
 // Buffer::low_latency_combine: checks, one launch (or two with the receive hook), the output view.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 
@@ -33,6 +34,8 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.topk_weights = static_cast<const float*>(topk_weights.data);
   a.num_tokens = h.num_tokens;
   a.num_topk = h.num_topk;
+  a.by_domain_ranks = FastDivisor(std::max(st.view.num_domain_ranks, 1));
+  a.by_topk = FastDivisor(std::max(h.num_topk, 1));
   a.dispatch_half = h.half;
   a.half = half;
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;

@@ -19,6 +19,7 @@ namespace {
 // instruction writing every other 16 bytes: twice the NVLink transactions).
 constexpr int kHalfChannels = 32 * 4;
 constexpr int kPartChannels = 2 * kHalfChannels;
+static_assert(kPartChannels == kLlCombinePartChannels, "LlLayout::by_combine_parts divides by it");
 
 // The parts of a row: a warp item each, in send and receive alike.
 __device__ __forceinline__ int partial_parts(const LlLayout& l) {

@@ -37,7 +37,8 @@ __device__ __forceinline__ std::int64_t first_reduce_item() {
 __device__ __forceinline__ std::int64_t slot_expert(const LlCombineArgs& a, std::int64_t item, int parts) {
   const int lane = threadIdx.x % 32;
   if (item >= a.num_tokens * parts || lane >= a.num_topk) return -1;
-  return ll_load_expert(a.topk_idx, a.idx_bytes, ll_split(item, parts).quot * a.num_topk + lane);
+  return ll_load_expert(a.topk_idx, a.idx_bytes,
+                        ll_split(item, a.layout.by_combine_parts).quot * a.num_topk + lane);
 }
 
 __device__ __forceinline__ ReduceAhead locate_reduce(const LlCombineArgs& a) {
@@ -138,7 +139,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
   std::int64_t item = first_reduce_item();
   if (item >= items) return;  // warp-uniform
   unsigned rank = slot_holder(a, ahead.expert, ahead.masked_bits);
-  LlSplit tp = ll_split(item, parts);
+  LlSplit tp = ll_split(item, l.by_combine_parts);
   HolderBatch cur = load_holder_batch(a, parity, tp.quot, tp.rem, rank, -1);
   std::int64_t next_expert = ahead.next_expert;
   for (;;) {
@@ -148,7 +149,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
     unsigned next_rank = 0;
     LlSplit next_tp{0, 0};
     if (more) {
-      next_tp = ll_split(item + num_warps, parts);
+      next_tp = ll_split(item + num_warps, l.by_combine_parts);
       next_rank = slot_holder(a, next_expert, ahead.masked_bits);
       next = load_holder_batch(a, parity, next_tp.quot, next_tp.rem, next_rank, -1);
       next_expert = slot_expert(a, item + 2 * num_warps, parts);

@@ -306,7 +306,7 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
   for (int s = 0; s < a.view.num_domain_ranks; ++s) {
     if (peer_masked(a.view, s)) continue;  // nothing was sent; combine skips its token_rows
     for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
-      const LlSplit tp = ll_split(item, parts);
+      const LlSplit tp = ll_split(item, l.by_parts);
       if (tp.quot < tokens[s]) {
         receive_item(a, parity, seq, r, s, tp.quot, tp.rem);
       } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {

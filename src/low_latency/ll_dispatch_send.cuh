@@ -165,9 +165,8 @@ __device__ __forceinline__ void count_row_sent(const LlDispatchArgs& a, int part
 __device__ __forceinline__ RowItem load_row_item(const LlDispatchArgs& a, std::int64_t item) {
   const LlLayout& l = a.layout;
   const int lane = threadIdx.x % 32;
-  const int parts = l.num_parts;
   RowItem it;
-  const LlSplit tp = ll_split(item, parts);
+  const LlSplit tp = ll_split(item, l.by_parts);
   it.t = tp.quot;
   it.part = tp.rem;
   const std::int64_t c0 = static_cast<std::int64_t>(it.part) * kPartChannels + lane * kChannelsPerLane;

@@ -28,6 +28,7 @@
 #include <cstdint>
 
 #include "core/call_signature.hpp"
+#include "core/fast_divisor.hpp"
 #include "epcomm/low_latency_limits.hpp"
 #include "transport/region_layout.hpp"
 
@@ -39,6 +40,8 @@ inline constexpr std::size_t kLlSmallAlignment = 128;   // small sections: one c
 inline constexpr std::size_t kLlLargeAlignment = 4096;  // row sections: page-ish boundaries
 // Channels of one dispatch send item (a warp's part of a row: 16 channels a lane).
 inline constexpr int kLlPartChannels = 512;
+// The combine's warp items: 256 channels (ll_combine_parts.cuh says why).
+inline constexpr int kLlCombinePartChannels = 256;
 // Blocks of a low-latency launch at most (one per SM): sizes the per-block completion flags.
 inline constexpr int kLlMaxBlocks = 256;
 
@@ -87,6 +90,10 @@ struct LlLayout {
   // End of dispatch_rows_done: [part_mask, here) holds sequence numbers (the direct dispatch's).
   std::size_t dispatch_direct_end = 0;
   int num_parts = 0;  // ceil(hidden / kLlPartChannels): send items per token
+  // Item indices taken apart without a division each (a 32-bit division is ~20 dependent
+  // instructions; the combine's warps took ~18 each, NOTES 11.57): by num_parts, and by the
+  // combine's parts a row, ceil(hidden / kLlCombinePartChannels).
+  FastDivisor by_parts{1}, by_combine_parts{1};
   std::size_t combine_weights = 0, combine_part = 0, combine_stage = 0;
   std::size_t combine_y[2] = {};
   std::size_t outputs[2] = {};
@@ -110,6 +117,10 @@ struct LlLayout {
     l.capacity = static_cast<std::int64_t>(num_ranks) * max_tokens;
     l.staging_row_bytes = static_cast<std::size_t>(hidden) * 2u;
     l.num_parts = static_cast<int>((hidden + kLlPartChannels - 1) / kLlPartChannels);
+    l.by_parts = FastDivisor(l.num_parts > 0 ? l.num_parts : 1);
+    const auto combine_parts =
+        static_cast<int>((hidden + kLlCombinePartChannels - 1) / kLlCombinePartChannels);
+    l.by_combine_parts = FastDivisor(combine_parts > 0 ? combine_parts : 1);
     const auto R = static_cast<std::size_t>(num_ranks);
     const auto T = static_cast<std::size_t>(max_tokens);
     const auto K = static_cast<std::size_t>(max_topk);

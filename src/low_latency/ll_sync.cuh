@@ -34,6 +34,12 @@ __device__ __forceinline__ LlSplit ll_split(std::int64_t item, int divisor) {
   const int q = i / divisor;
   return {q, i - q * divisor};
 }
+// The same by a divisor fixed for the launch (set on the host): a multiply-high and a correction.
+__device__ __forceinline__ LlSplit ll_split(std::int64_t item, const FastDivisor& divisor) {
+  const int i = static_cast<int>(item);
+  const int q = divisor.divide(i);
+  return {q, i - q * divisor.divisor()};
+}
 
 // The sequence number of this launch's operation (ll_args.hpp, "Sequence numbers and parity"): a
 // send phase begins operation control.seq + 1; a receive-only launch completes the operation whose
