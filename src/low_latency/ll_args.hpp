@@ -128,9 +128,10 @@ EPCOMM_HD constexpr LlDirectRoles ll_direct_roles(int num_experts, int grid) {
 
 // The combine's send items (ll_combine.cuh): block b's warps take the warp slots of block
 // ll_partial_slot_block(b) (block 0, which sends the weights first, takes the grid's last), and item
-// i goes to warp slot i mod (grid * warps_per_block).
+// i goes to warp slot i mod (grid * warps_per_block). For 0 <= block < grid: (block + grid - 1) %
+// grid without the division (~50 instructions a warp, NOTES 11.57).
 EPCOMM_HD constexpr int ll_partial_slot_block(int block, int grid) {
-  return (block + grid - 1) % grid;
+  return block == 0 ? grid - 1 : block - 1;
 }
 
 // Phase-boundary timestamps (EPCOMM_LL_TRACE): with a non-null `trace`, thread 0 of every block
