@@ -62,7 +62,7 @@ __device__ __forceinline__ unsigned slot_holder(const LlCombineArgs& a, std::int
   const unsigned R = static_cast<unsigned>(a.view.num_domain_ranks);
   unsigned rank = R;
   if (e >= 0 && e < a.layout.num_experts)
-    rank = static_cast<unsigned>(static_cast<int>(e) / a.layout.num_local_experts);
+    rank = static_cast<unsigned>(a.layout.by_local_experts.divide(static_cast<int>(e)));
   const unsigned asked = rank < R ? rank : 0u;
   const bool masked =
       ((__shfl_sync(kLlFullMask, masked_bits, static_cast<int>(asked % 32)) >> (asked / 32)) & 1u) != 0;

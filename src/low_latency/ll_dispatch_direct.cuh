@@ -154,7 +154,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
       for (int u = 0; u < kPlaceSpan; ++u) {
         if (k[u] < 0) continue;
         const int e = j + (g0 + k[u]) * L;
-        const int holder = e / l.num_local_experts;
+        const int holder = l.by_local_experts.divide(e);
         if (peer_masked(v, holder)) continue;
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
         const int t = i / a.num_topk;
@@ -167,7 +167,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
     }
     for (int k = threadIdx.x; k < group; k += blockDim.x) {
       const int e = j + (g0 + k) * L;
-      const int holder = e / l.num_local_experts;
+      const int holder = l.by_local_experts.divide(e);
       if (peer_masked(v, holder)) continue;
       std::int32_t n_e = filled[k];
       if (n_e > l.max_tokens) {

@@ -185,7 +185,7 @@ __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem&
   const LlLayout& l = a.layout;
   const int lane = threadIdx.x % 32;
   if (it.expert >= 0 && it.expert < l.num_experts)
-    it.rank = static_cast<int>(it.expert) / l.num_local_experts;
+    it.rank = l.by_local_experts.divide(static_cast<int>(it.expert));
   if (it.rank >= 0 && peer_masked(a.view, it.rank)) it.rank = -1;  // nothing goes to a masked rank
   it.same = __match_any_sync(kLlFullMask, it.rank);
   it.firsts = __ballot_sync(kLlFullMask, it.rank >= 0 && __ffs(it.same) - 1 == lane);

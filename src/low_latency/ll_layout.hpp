@@ -91,9 +91,10 @@ struct LlLayout {
   std::size_t dispatch_direct_end = 0;
   int num_parts = 0;  // ceil(hidden / kLlPartChannels): send items per token
   // Item indices taken apart without a division each (a 32-bit division is ~20 dependent
-  // instructions; the combine's warps took ~18 each, NOTES 11.57): by num_parts, and by the
-  // combine's parts a row, ceil(hidden / kLlCombinePartChannels).
-  FastDivisor by_parts{1}, by_combine_parts{1};
+  // instructions; the combine's warps took ~18 each, NOTES 11.57): by num_parts, by the
+  // combine's parts a row, ceil(hidden / kLlCombinePartChannels), and an expert's holder by
+  // num_local_experts.
+  FastDivisor by_parts{1}, by_combine_parts{1}, by_local_experts{1};
   std::size_t combine_weights = 0, combine_part = 0, combine_stage = 0;
   std::size_t combine_y[2] = {};
   std::size_t outputs[2] = {};
@@ -121,6 +122,7 @@ struct LlLayout {
     const auto combine_parts =
         static_cast<int>((hidden + kLlCombinePartChannels - 1) / kLlCombinePartChannels);
     l.by_combine_parts = FastDivisor(combine_parts > 0 ? combine_parts : 1);
+    l.by_local_experts = FastDivisor(l.num_local_experts > 0 ? l.num_local_experts : 1);
     const auto R = static_cast<std::size_t>(num_ranks);
     const auto T = static_cast<std::size_t>(max_tokens);
     const auto K = static_cast<std::size_t>(max_topk);
