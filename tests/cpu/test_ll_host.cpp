@@ -96,6 +96,11 @@ TEST(LlLayout, SectionsAreDisjointAlignedAndInBounds) {
     EXPECT_EQ(l.num_local_experts, g.num_experts / g.num_ranks);
     EXPECT_EQ(l.num_scales, g.hidden / 128);
     EXPECT_EQ(l.num_scale_words, (g.hidden / 128 + 3) / 4);
+    // The kernels' divisors by the shape (set here, on the host).
+    EXPECT_EQ(l.by_parts.divisor(), l.num_parts);
+    EXPECT_EQ(l.num_parts, (g.hidden + kLlPartChannels - 1) / kLlPartChannels);
+    EXPECT_EQ(l.by_combine_parts.divisor(), (g.hidden + kLlCombinePartChannels - 1) / kLlCombinePartChannels);
+    EXPECT_EQ(l.by_local_experts.divisor(), g.num_experts / g.num_ranks);
     std::vector<Section> s = sections_of(l, g);
     for (const Section& sec : s) {
       EXPECT_EQ(sec.begin % sec.alignment, 0u) << sec.name;
