@@ -308,6 +308,9 @@ while [ $# -gt 0 ]; do
         python3 "$root/tools/probes/ncu_lines.py" --top 30 "$OUT/lines-$name-cuda-sass.csv" \
           > "$OUT/lines-$name-top.txt" 2>> "$OUT/lines-$name.err"
         echo "   top lines: lines-$name-top.txt (rc $?)"
+        # The same ranked by the instructions each line executed (what a warp's long path issues).
+        python3 "$root/tools/probes/ncu_lines.py" --top 30 --sort instructions "$OUT/lines-$name-cuda-sass.csv" \
+          > "$OUT/lines-$name-top-instructions.txt" 2>> "$OUT/lines-$name.err"
       done
       ;;
     kernels-ll)

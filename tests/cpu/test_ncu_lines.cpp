@@ -80,6 +80,59 @@ TEST(NcuLines, InterleavedViewCountsEachLineOnceAndKeepsInstantiationsApart) {
       << out;
 }
 
+// The cuda,sass view as Nsight Compute 2025 writes it with SourceCounters: a "File Path" row before
+// each launch's table of that file, "Instructions Executed" and the `stall_*` columns (every sample,
+// then the not-issued ones). Lines are named file:line; a line's instructions and stall reasons are
+// added over the tables; --sort instructions ranks by them.
+constexpr const char* kWithFiles =
+    "\"File Path\",\"/src/intranode/layout_block.cuh\"\n"
+    "\"Function Name\",\"void epcomm::<unnamed>::fused_kernel<long, (int)8>(epcomm::LayoutArgs)\"\n"
+    "\"Line No\",\"Source\",\"Address\",\"Source\",\"Warp Stall Sampling (All Samples)\",\"Instructions "
+    "Executed\",\"stall_barrier\",\"stall_wait\",\"stall_wait (Not Issued)\"\n"
+    "\"93\",\"const int r = by.divide(e);\",\"-\",\"-\",\"10\",\"900\",\"0\",\"8\",\"7\"\n"
+    "\"\",\"\",\"0x10\",\"      IMAD.HI.U32 R2, R3, R4, RZ\",\"10\",\"900\",\"0\",\"8\",\"7\"\n"
+    "\"File Path\",\"/src/intranode/fused_scan.cuh\"\n"
+    "\"Function Name\",\"void epcomm::<unnamed>::fused_kernel<long, (int)8>(epcomm::LayoutArgs)\"\n"
+    "\"Line No\",\"Source\",\"Address\",\"Source\",\"Warp Stall Sampling (All Samples)\",\"Instructions "
+    "Executed\",\"stall_barrier\",\"stall_wait\",\"stall_wait (Not Issued)\"\n"
+    "\"93\",\"__syncthreads();\",\"-\",\"-\",\"60\",\"100\",\"55\",\"1\",\"1\"\n"
+    "\"File Path\",\"/src/intranode/layout_block.cuh\"\n"
+    "\"Function Name\",\"void epcomm::<unnamed>::fused_kernel<long, (int)8>(epcomm::LayoutArgs)\"\n"
+    "\"Line No\",\"Source\",\"Address\",\"Source\",\"Warp Stall Sampling (All Samples)\",\"Instructions "
+    "Executed\",\"stall_barrier\",\"stall_wait\",\"stall_wait (Not Issued)\"\n"
+    "\"93\",\"const int r = by.divide(e);\",\"-\",\"-\",\"30\",\"1,100\",\"2\",\"20\",\"19\"\n";
+
+TEST(NcuLines, NamesLinesByFileAndAddsInstructionsAndStallReasons) {
+  const TempFile csv(kWithFiles);
+  std::string out;
+  const int rc = run_python_tool("tools/probes/ncu_lines.py", csv.path, out);
+  if (rc < 0) GTEST_SKIP() << "python3 not found";
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("== fused_kernel<long, 8>: 100 samples, 2100 instructions executed over 3 table(s)"),
+            std::string::npos)
+      << out;
+  // Line 93 of two files stays two lines; the first file's two launches add up (40 samples, 2000
+  // instructions, wait 28 of every sample: the not-issued column is not a reason of its own).
+  const auto barrier =
+      out.find("60  60.0%  fused_scan.cuh:93  __syncthreads();  [inst 100 (4.8%); barrier 55, wait 1]");
+  const auto divide = out.find(
+      "40  40.0%  layout_block.cuh:93  const int r = by.divide(e);  [inst 2000 (95.2%); wait 28, barrier 2]");
+  ASSERT_NE(barrier, std::string::npos) << out;
+  ASSERT_NE(divide, std::string::npos) << out;
+  EXPECT_LT(barrier, divide) << out;  // by samples
+  EXPECT_EQ(out.find("IMAD"), std::string::npos) << out;
+
+  std::string by_instructions;
+  ASSERT_EQ(run_python_tool("tools/probes/ncu_lines.py", "--sort instructions " + csv.path, by_instructions),
+            0)
+      << by_instructions;
+  const auto first = by_instructions.find("layout_block.cuh:93"),
+             second = by_instructions.find("fused_scan.cuh:93");
+  ASSERT_NE(first, std::string::npos) << by_instructions;
+  ASSERT_NE(second, std::string::npos) << by_instructions;
+  EXPECT_LT(first, second) << by_instructions;
+}
+
 TEST(NcuLines, APageWithoutSamplesIsAnError) {
   const TempFile csv("\"a\",\"b\"\n\"1\",\"2\"\n");
   std::string out;
