@@ -62,6 +62,12 @@
 #   build-base with the same options, its commit named by EPCOMM_BASE_COMMIT; results in
 #   $OUT/base-<workload>.{json,txt}. Beside the bench
 #   step in the same call, it gives a change's before and after on the same card and clocks.
+#   ab ROUNDS SPEC...: this tree against the baseline tree of bench-base (EPCOMM_BASE_SRC, built the
+#   same way), alternated: each round runs every SPEC ("WORKLOAD" or "WORKLOAD:ARGS", e.g.
+#   "ht-dsv3:--sms 24") by this build, then by the baseline, so that both see the same clocks and
+#   neighbours; $OUT/<tag><round>-{new,base}-<workload>.{json,txt} (tag: EPCOMM_AB_TAG, default ab)
+#   and tools/bench/ab_table.py's table of each pair. EPCOMM_HT_TRACE=1 or EPCOMM_LL_TRACE=1 in
+#   the step's environment traces both sides (give such runs their own tag).
 #   pack: everything written to $OUT so far goes into $OUT/out.tgz (the device tool brings back
 #   only a few files).
 # GoogleTest sources may be carried in .gtest (the GPU machine has no libgtest-dev).
@@ -87,7 +93,7 @@ fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-is_step() { case "$1" in tests | md | bench-md | examples | probe | bench | bench-base | shared | kernels | kernels-cold | kernels-ll | kernels-lines | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | md | bench-md | examples | probe | bench | bench-base | ab | shared | kernels | kernels-cold | kernels-ll | kernels-lines | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
 # The README's markdown of the fault and soak JSONs written so far.
 faults_table() {
   local args=()
@@ -118,7 +124,19 @@ bench_workload() {
   "$dir/tools/epcomm-run" -n "$gpus" --timeout 400 "$dir/tools/bench/epcomm-bench" --workload "$3" \
     --json "$OUT/$name.json" ${EPCOMM_BENCH_ARGS:-} > "$OUT/$name.txt" 2>&1
   rc=$?; [ $rc -ne 0 ] && status=$rc
-  echo "== $name (rc $rc)"; grep -v "^\[rank 1\]" "$OUT/$name.txt" | tail -30
+  echo "== $name (rc $rc)"; [ -n "${EPCOMM_BENCH_QUIET:-}" ] || grep -v "^\[rank 1\]" "$OUT/$name.txt" | tail -30
+}
+# The baseline tree (EPCOMM_BASE_SRC) built into build-base, bench and launcher only; 1 on failure.
+build_base() {
+  base="$root/build-base"
+  if [ -z "${EPCOMM_BASE_SRC:-}" ] || [ ! -f "$EPCOMM_BASE_SRC/CMakeLists.txt" ]; then
+    echo "baseline: EPCOMM_BASE_SRC names no source tree"; return 1
+  fi
+  # shellcheck disable=SC2086
+  if ! cmake -S "$EPCOMM_BASE_SRC" -B "$base" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${EPCOMM_CMAKE_ARGS:-} \
+      > "$OUT/base_build.log" 2>&1 || ! cmake --build "$base" -j "$(nproc)" --target epcomm-bench epcomm-run >> "$OUT/base_build.log" 2>&1; then
+    echo "baseline: build failed"; grep -E "error|Error" "$OUT/base_build.log" | head -20; return 1
+  fi
 }
 status=0
 while [ $# -gt 0 ]; do
@@ -234,16 +252,28 @@ while [ $# -gt 0 ]; do
       shift
       workloads=()
       while [ $# -gt 0 ] && ! is_step "$1"; do workloads+=("$1"); shift; done
-      base="$root/build-base"
-      if [ -z "${EPCOMM_BASE_SRC:-}" ] || [ ! -f "$EPCOMM_BASE_SRC/CMakeLists.txt" ]; then
-        echo "bench-base: EPCOMM_BASE_SRC names no source tree"; status=1; continue
-      fi
-      # shellcheck disable=SC2086
-      if ! cmake -S "$EPCOMM_BASE_SRC" -B "$base" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest[@]}" ${EPCOMM_CMAKE_ARGS:-} \
-          > "$OUT/base_build.log" 2>&1 || ! cmake --build "$base" -j "$(nproc)" --target epcomm-bench epcomm-run >> "$OUT/base_build.log" 2>&1; then
-        echo "bench-base: build failed"; grep -E "error|Error" "$OUT/base_build.log" | head -20; status=1; continue
-      fi
+      build_base || { status=1; continue; }
       for w in "${workloads[@]}"; do EPCOMM_COMMIT=${EPCOMM_BASE_COMMIT:-baseline} bench_workload "$base" base- "$w"; done
+      ;;
+    ab)
+      rounds=$2; shift 2
+      specs=()
+      while [ $# -gt 0 ] && ! is_step "$1"; do specs+=("$1"); shift; done
+      build_base || { status=1; continue; }
+      tag=${EPCOMM_AB_TAG:-ab}
+      for r in $(seq 1 "$rounds"); do
+        for spec in "${specs[@]}"; do
+          w=${spec%%:*}; spec_args=""
+          [ "$spec" != "$w" ] && spec_args=${spec#*:}
+          EPCOMM_BENCH_QUIET=1 EPCOMM_BENCH_ARGS="$spec_args" bench_workload "$build" "$tag$r-new-" "$w"
+          EPCOMM_BENCH_QUIET=1 EPCOMM_BENCH_ARGS="$spec_args" EPCOMM_COMMIT=${EPCOMM_BASE_COMMIT:-baseline} \
+            bench_workload "$base" "$tag$r-base-" "$w"
+          python3 "$root/tools/bench/ab_table.py" "$OUT/$tag$r-base-$w.json" "$OUT/$tag$r-new-$w.json" \
+            > "$OUT/$tag$r-table-$w.txt" 2>&1
+          rc=$?; [ $rc -ne 0 ] && status=$rc
+          echo "== $tag$r $w: base against new (ab_table rc $rc)"; cat "$OUT/$tag$r-table-$w.txt"
+        done
+      done
       ;;
     shared)
       n=$2; shift 2
