@@ -21,9 +21,10 @@ constexpr int kHalfChannels = 32 * 4;
 constexpr int kPartChannels = 2 * kHalfChannels;
 static_assert(kPartChannels == kLlCombinePartChannels, "LlLayout::by_combine_parts divides by it");
 
-// The parts of a row: a warp item each, in send and receive alike.
+// The parts of a row: a warp item each, in send and receive alike (LlLayout::make sets the divisor
+// by it, ceil(hidden / kPartChannels)).
 __device__ __forceinline__ int partial_parts(const LlLayout& l) {
-  return static_cast<int>((l.hidden + kPartChannels - 1) / kPartChannels);
+  return l.by_combine_parts.divisor();
 }
 
 // The first channel of half h of part `part` that this lane takes.
