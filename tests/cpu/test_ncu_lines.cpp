@@ -11,6 +11,13 @@
 namespace epcomm::test {
 namespace {
 
+// ncu_lines.py (its flags `args`, each followed by a space) on a file holding `page`: its exit code
+// (-1: no python3) and its output in `out`.
+int run_lines(const std::string& page, const std::string& args, std::string& out) {
+  const TempFile csv(page);
+  return run_python_tool("tools/probes/ncu_lines.py", args + csv.path, out);
+}
+
 // Two launches of notify (the second with the columns in another order) and one of layout.
 constexpr const char* kPage =
     "\"void epcomm::(anonymous namespace)::ht_notify_kernel(epcomm::HtNotifyArgs)\"\n"
@@ -27,9 +34,8 @@ constexpr const char* kPage =
     "\"70\",\"    atomicAdd(&expert_counts[e], 1);\",\"50\"\n";
 
 TEST(NcuLines, AddsLaunchesPerKernelAndRanksLines) {
-  const TempFile csv(kPage);
   std::string out;
-  const int rc = run_python_tool("tools/probes/ncu_lines.py", csv.path, out);
+  const int rc = run_lines(kPage, "", out);
   if (rc < 0) GTEST_SKIP() << "python3 not found";
   ASSERT_EQ(rc, 0) << out;
   // notify: 300 + 100 + 1100 samples over two launches; the fence line first (1200, 80 %).
@@ -66,9 +72,8 @@ constexpr const char* kInterleaved =
     "\"\",\"\",\"0x10\",\"      BAR.SYNC.DEFER_BLOCKING 0x0\",\"5\"\n";
 
 TEST(NcuLines, InterleavedViewCountsEachLineOnceAndKeepsInstantiationsApart) {
-  const TempFile csv(kInterleaved);
   std::string out;
-  const int rc = run_python_tool("tools/probes/ncu_lines.py", csv.path, out);
+  const int rc = run_lines(kInterleaved, "", out);
   if (rc < 0) GTEST_SKIP() << "python3 not found";
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("== ll_combine_kernel<IpcPeers, 1>: 100 samples over 1 table(s)"), std::string::npos)
@@ -103,9 +108,8 @@ constexpr const char* kWithFiles =
     "\"93\",\"const int r = by.divide(e);\",\"-\",\"-\",\"30\",\"1,100\",\"2\",\"20\",\"19\"\n";
 
 TEST(NcuLines, NamesLinesByFileAndAddsInstructionsAndStallReasons) {
-  const TempFile csv(kWithFiles);
   std::string out;
-  const int rc = run_python_tool("tools/probes/ncu_lines.py", csv.path, out);
+  const int rc = run_lines(kWithFiles, "", out);
   if (rc < 0) GTEST_SKIP() << "python3 not found";
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("== fused_kernel<long, 8>: 100 samples, 2100 instructions executed over 3 table(s)"),
@@ -123,9 +127,7 @@ TEST(NcuLines, NamesLinesByFileAndAddsInstructionsAndStallReasons) {
   EXPECT_EQ(out.find("IMAD"), std::string::npos) << out;
 
   std::string by_instructions;
-  ASSERT_EQ(run_python_tool("tools/probes/ncu_lines.py", "--sort instructions " + csv.path, by_instructions),
-            0)
-      << by_instructions;
+  ASSERT_EQ(run_lines(kWithFiles, "--sort instructions ", by_instructions), 0) << by_instructions;
   const auto first = by_instructions.find("layout_block.cuh:93"),
              second = by_instructions.find("fused_scan.cuh:93");
   ASSERT_NE(first, std::string::npos) << by_instructions;
@@ -134,9 +136,8 @@ TEST(NcuLines, NamesLinesByFileAndAddsInstructionsAndStallReasons) {
 }
 
 TEST(NcuLines, APageWithoutSamplesIsAnError) {
-  const TempFile csv("\"a\",\"b\"\n\"1\",\"2\"\n");
   std::string out;
-  const int rc = run_python_tool("tools/probes/ncu_lines.py", csv.path, out);
+  const int rc = run_lines("\"a\",\"b\"\n\"1\",\"2\"\n", "", out);
   if (rc < 0) GTEST_SKIP() << "python3 not found";
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("no table with a 'Warp Stall Sampling (All Samples)' column"), std::string::npos) << out;
