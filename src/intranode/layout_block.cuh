@@ -98,15 +98,18 @@ __device__ std::uint64_t layout_by_slot_block(const LayoutArgs& args, std::int32
         atomicAdd(&args.num_tokens_per_expert[e], 1);
     }
   }
-  const int domain = rank >= 0 ? args.domain_of_rank.divide(rank) : -1;
   // A token counts once per rank and once per domain however many of its experts live there: at
-  // its first slot there (the lowest lane of its group with that rank, or domain).
+  // its first slot there (the lowest lane of its group with that rank, or domain). The domain
+  // counts only where their output is given (the fused launch has one domain and needs none).
   const unsigned group = (kGroup == 32 ? 0xffffffffu : (1u << kGroup) - 1u) << (lane / kGroup * kGroup);
   const unsigned below = (1u << lane) - 1u;
   const unsigned same_rank = __match_any_sync(0xffffffffu, rank) & group;
-  const unsigned same_domain = __match_any_sync(0xffffffffu, domain) & group;
   if (rank >= 0 && (same_rank & below) == 0) atomicAdd(&counts.rank[rank], 1);
-  if (domain >= 0 && (same_domain & below) == 0) atomicAdd(&counts.domain[domain], 1);
+  if (args.num_tokens_per_domain != nullptr) {  // uniform over the launch
+    const int domain = rank >= 0 ? args.domain_of_rank.divide(rank) : -1;
+    const unsigned same_domain = __match_any_sync(0xffffffffu, domain) & group;
+    if (domain >= 0 && (same_domain & below) == 0) atomicAdd(&counts.domain[domain], 1);
+  }
   // The token's ranks, in every lane of its group; its lanes store its row of is_token_in_rank.
   std::uint64_t ranks = rank >= 0 ? std::uint64_t{1} << rank : 0;
 #pragma unroll
