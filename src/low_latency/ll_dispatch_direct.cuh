@@ -278,29 +278,20 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
           static_cast<std::int32_t>(out_lane);
     if (out_lane >= 0) l.src_info(ws, a.half)[out_lane] = t;
   }
-  // Each slot's destination is computed once, by its lane: its row (an int32, as token_rows holds
-  // it) and its scales' index in [nle][words][capacity] less the word's part. The copy below
-  // shuffles them to the warp; each of its stores then adds this lane's own part (its channels, its
-  // word): a 64-bit product or two per slot and lane was ~20% of this kernel's instructions.
-  const int row_bytes = static_cast<int>(a.use_fp8 ? l.hidden : l.hidden * 2);
-  const std::int32_t row_lane = static_cast<std::int32_t>(out_lane);
-  const std::int64_t scales_lane =
-      e_lane < 0 ? 0 : static_cast<std::int64_t>(e_lane) * words * l.capacity + i_lane;
-  std::uint8_t* const x_here = l.recv_x(ws, a.half) + (a.use_fp8 ? c0 : c0 * 2);
-  std::uint32_t* const scales_here =  // scales transposed: [nle][words][capacity]
-      l.recv_scales(ws, a.half) + (has_word ? static_cast<std::int64_t>(word) * l.capacity : 0);
+  const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
   for (unsigned left = __ballot_sync(kLlFullMask, e_lane >= 0); left != 0; left &= left - 1) {
     const int k = __ffs(left) - 1;
-    const std::int32_t row = __shfl_sync(kLlFullMask, row_lane, k);
+    const int e = __shfl_sync(kLlFullMask, e_lane, k);
+    const std::int32_t i = __shfl_sync(kLlFullMask, i_lane, k);
+    const std::int64_t out_row = static_cast<std::int64_t>(e) * l.capacity + i;
     if (valid) {
-      auto* dst = reinterpret_cast<int4*>(x_here + static_cast<std::int64_t>(row) * row_bytes);
+      auto* dst =
+          reinterpret_cast<int4*>(l.recv_x(ws, a.half) + out_row * row_bytes + (a.use_fp8 ? c0 : c0 * 2));
       ptx::st_na_v4(dst, data[0]);
       if (!a.use_fp8) ptx::st_na_v4(dst + 1, data[1]);
     }
-    if (a.use_fp8) {  // warp-uniform
-      const std::int64_t at = __shfl_sync(kLlFullMask, scales_lane, k);
-      if (has_word) scales_here[at] = scale;
-    }
+    if (has_word)  // scales transposed: [nle][words][capacity]
+      l.recv_scales(ws, a.half)[(static_cast<std::int64_t>(e) * words + word) * l.capacity + i] = scale;
   }
 }
 
