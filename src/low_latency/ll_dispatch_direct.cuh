@@ -338,10 +338,14 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     const PlaceIds ids = roles.lists ? load_place_ids(a, 0) : PlaceIds{};
     if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch, look)) return;
     tracer.mark(kLlTraceCredits);
+    // `sent` is stamped past the block barrier that ends its stores and before its signals (as in
+    // ll_run_phases), so `sent` -> `send-arrived` is the signals' system-scope fence. A block of
+    // both roles (a grid of one) stamps it after its rows.
     if (roles.lists) {
       if (roles.list_index == 0) publish_call<Peers>(a, parity);
       send_places<Peers>(a, parity, roles, ids);
       __syncthreads();  // every place and count of the block is stored before its signal
+      if (!roles.rows) tracer.mark(kLlTraceSent);
       ll_for_each_peer<Peers>(v, l, a.workspace, kLlKindDispatch, [&](int p, LlControl* c) {
         Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
       });
@@ -349,11 +353,11 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     if (roles.rows) {
       send_rows<Peers>(a, parity, seq, first, roles.row_blocks);
       __syncthreads();
+      tracer.mark(kLlTraceSent);
       ll_flag_block<Peers>(
           v, a.workspace, [&](char* peer) { return l.rows_done(peer, parity, v.domain_rank, blockIdx.x); },
           seq);
     }
-    tracer.mark(kLlTraceSent);
     ll_arrive_after_send<Peers>(mine, seq, a.half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
