@@ -87,10 +87,11 @@ constexpr int kPlaceGroup = 64;
 // grow with the experts of the group. Entries outside [-1, E) are reported (by the first list
 // block); selections beyond T of one expert (a token naming it twice) are reported and marked
 // dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank
-// masking"), as the row blocks' routing also has it.
+// masking"), as the row blocks' routing also has it. `masked[p]`: domain rank p is masked
+// (MaskCopy, read before the credit wait).
 template <typename Peers>
 __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles,
-                            const PlaceIds& first) {
+                            const PlaceIds& first, const std::uint8_t* masked) {
   // [k][u * warps + warp]: the round's selections of expert k of the group by warp `warp`'s ids of
   // span u, then (after the prefix) the places before them. One expert's entries are adjacent (a
   // warp scans them at once); the row pitch of kCells + 1 puts the entries of one (u, warp) for
@@ -155,7 +156,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
         if (k[u] < 0) continue;
         const int e = j + (g0 + k[u]) * L;
         const int holder = l.by_local_experts.divide(e);
-        if (peer_masked(v, holder)) continue;
+        if (masked[holder] != 0) continue;
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
         const int t = i / a.num_topk;
         const std::int32_t place = hits[k[u]][u * kLlWarps + warp] + before[u];
@@ -168,7 +169,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
     for (int k = threadIdx.x; k < group; k += blockDim.x) {
       const int e = j + (g0 + k) * L;
       const int holder = l.by_local_experts.divide(e);
-      if (peer_masked(v, holder)) continue;
+      if (masked[holder] != 0) continue;
       std::int32_t n_e = filled[k];
       if (n_e > l.max_tokens) {
         // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
@@ -181,6 +182,15 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
     }
     __syncthreads();  // `filled` is read before the next group resets it
   }
+}
+
+// A list block's copy of the domain's mask in shared memory, stored by threads [0, R) before the
+// credit wait (no peer changes it during a call) and read after it: the place stores waited for a
+// load of the mask each, on the list blocks' path (the send phase's tail at `ll-dsv3`, NOTES 11.62).
+__device__ __forceinline__ const std::uint8_t* copy_mask(const DomainView& v) {
+  __shared__ std::uint8_t masked[kLlMaxRanks];
+  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) masked[p] = peer_masked(v, p) ? 1 : 0;
+  return masked;
 }
 
 // By the first list block, before its signal: this call's signature and token count in every
@@ -336,6 +346,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     tracer.mark(kLlTraceEntry, entered);
     const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks) : RowItem{};
     const PlaceIds ids = roles.lists ? load_place_ids(a, 0) : PlaceIds{};
+    const std::uint8_t* masked = roles.lists ? copy_mask(v) : nullptr;  // seen after the wait's barrier
     if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch, look)) return;
     tracer.mark(kLlTraceCredits);
     // `sent` is stamped past the block barrier that ends its stores and before its signals (as in
@@ -343,7 +354,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     // both roles (a grid of one) stamps it after its rows.
     if (roles.lists) {
       if (roles.list_index == 0) publish_call<Peers>(a, parity);
-      send_places<Peers>(a, parity, roles, ids);
+      send_places<Peers>(a, parity, roles, ids, masked);
       __syncthreads();  // every place and count of the block is stored before its signal
       if (!roles.rows) tracer.mark(kLlTraceSent);
       ll_for_each_peer<Peers>(v, l, a.workspace, kLlKindDispatch, [&](int p, LlControl* c) {
