@@ -185,21 +185,31 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
 }
 
 // A list block's copy of the domain's mask in shared memory, stored by threads [0, R) before the
-// credit wait (no peer changes it during a call) and read after it: the place stores waited for a
-// load of the mask each, on the list blocks' path (the send phase's tail at `ll-dsv3`, NOTES 11.62).
+// credit wait (no peer changes it during a call) and read after it. Loaded after the wait's
+// acquire, the mask held each place and count store, the call's publication and the block's
+// signal back by a round trip, on the list blocks' path (the send phase's tail, NOTES 11.62).
 __device__ __forceinline__ const std::uint8_t* copy_mask(const DomainView& v) {
   __shared__ std::uint8_t masked[kLlMaxRanks];
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) masked[p] = peer_masked(v, p) ? 1 : 0;
   return masked;
 }
 
+// ll_for_each_peer by a list block's copy of the mask: a thread per unmasked domain peer p, with
+// p's dispatch control block as this rank reaches it.
+template <typename Peers, typename Fn>
+__device__ __forceinline__ void for_each_unmasked_peer(const LlDispatchArgs& a, const std::uint8_t* masked,
+                                                       Fn fn) {
+  for (int p = threadIdx.x; p < a.view.num_domain_ranks; p += blockDim.x)
+    if (masked[p] == 0) fn(p, a.layout.control_of(Peers::target(a.view, a.workspace, p), kLlKindDispatch));
+}
+
 // By the first list block, before its signal: this call's signature and token count in every
 // peer's dispatch control block.
 template <typename Peers>
-__device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity) {
-  const DomainView& v = a.view;
-  const int me = v.domain_rank;
-  ll_for_each_peer<Peers>(v, a.layout, a.workspace, kLlKindDispatch, [&](int, LlControl* c) {
+__device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity,
+                                             const std::uint8_t* masked) {
+  const int me = a.view.domain_rank;
+  for_each_unmasked_peer<Peers>(a, masked, [&](int, LlControl* c) {
     store_signature(&c->signature[parity][me], a.signature);
     c->tokens[parity][me] = a.num_tokens;
   });
@@ -353,11 +363,11 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     // ll_run_phases), so `sent` -> `send-arrived` is the signals' system-scope fence. A block of
     // both roles (a grid of one) stamps it after its rows.
     if (roles.lists) {
-      if (roles.list_index == 0) publish_call<Peers>(a, parity);
+      if (roles.list_index == 0) publish_call<Peers>(a, parity, masked);
       send_places<Peers>(a, parity, roles, ids, masked);
       __syncthreads();  // every place and count of the block is stored before its signal
       if (!roles.rows) tracer.mark(kLlTraceSent);
-      ll_for_each_peer<Peers>(v, l, a.workspace, kLlKindDispatch, [&](int p, LlControl* c) {
+      for_each_unmasked_peer<Peers>(a, masked, [&](int p, LlControl* c) {
         Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
       });
     }
