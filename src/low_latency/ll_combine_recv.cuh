@@ -24,9 +24,8 @@ constexpr int kRankBatch = 4;  // partials one lane loads at once
 struct ReduceAhead {
   std::int64_t expert = -1;       // topk_idx of this lane's slot of the item's token; -1 for none
   std::int64_t next_expert = -1;  // the same for the warp's second item
-  unsigned masked_bits = 0;       // bit j: domain rank 32 * j + lane is masked
+  WarpMask mask;                  // the domain's mask
 };
-static_assert(kLlMaxRanks <= 32 * 32, "a lane's mask word covers its ranks");
 
 __device__ __forceinline__ std::int64_t first_reduce_item() {
   return static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
@@ -47,26 +46,20 @@ __device__ __forceinline__ ReduceAhead locate_reduce(const LlCombineArgs& a) {
   ahead.expert = slot_expert(a, first_reduce_item(), parts);
   ahead.next_expert =
       slot_expert(a, first_reduce_item() + static_cast<std::int64_t>(gridDim.x) * kLlWarps, parts);
-  if (a.view.masked != nullptr)
-    for (int j = 0; 32 * j < a.view.num_domain_ranks; ++j) {
-      const int r = 32 * j + static_cast<int>(threadIdx.x % 32);
-      if (r < a.view.num_domain_ranks && peer_masked(a.view, r)) ahead.masked_bits |= 1u << j;
-    }
+  ahead.mask = WarpMask::load(a.view);
   return ahead;
 }
 
 // The whole warp: the domain rank holding expert `e` of this lane's slot, R for none (no slot, an
 // id out of range or -1, a masked holder: its slots behave as -1, no partial is taken from it).
 __device__ __forceinline__ unsigned slot_holder(const LlCombineArgs& a, std::int64_t e,
-                                                unsigned masked_bits) {
+                                                const WarpMask& mask) {
   const unsigned R = static_cast<unsigned>(a.view.num_domain_ranks);
   unsigned rank = R;
   if (e >= 0 && e < a.layout.num_experts)
     rank = static_cast<unsigned>(a.layout.by_local_experts.divide(static_cast<int>(e)));
-  const unsigned asked = rank < R ? rank : 0u;
-  const bool masked =
-      ((__shfl_sync(kLlFullMask, masked_bits, static_cast<int>(asked % 32)) >> (asked / 32)) & 1u) != 0;
-  return rank < R && masked ? R : rank;
+  const bool masked = mask.masked(rank < R ? static_cast<int>(rank) : -1);
+  return masked ? R : rank;
 }
 
 // One batch of an item's holders: the next kRankBatch distinct holders above `last` in ascending
@@ -138,7 +131,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
   std::uint16_t* out = a.out;
   std::int64_t item = first_reduce_item();
   if (item >= items) return;  // warp-uniform
-  unsigned rank = slot_holder(a, ahead.expert, ahead.masked_bits);
+  unsigned rank = slot_holder(a, ahead.expert, ahead.mask);
   LlSplit tp = ll_split(item, l.by_combine_parts);
   HolderBatch cur = load_holder_batch(a, parity, tp.quot, tp.rem, rank, -1);
   std::int64_t next_expert = ahead.next_expert;
@@ -150,7 +143,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
     LlSplit next_tp{0, 0};
     if (more) {
       next_tp = ll_split(item + num_warps, l.by_combine_parts);
-      next_rank = slot_holder(a, next_expert, ahead.masked_bits);
+      next_rank = slot_holder(a, next_expert, ahead.mask);
       next = load_holder_batch(a, parity, next_tp.quot, next_tp.rem, next_rank, -1);
       next_expert = slot_expert(a, item + 2 * num_warps, parts);
     }

@@ -37,12 +37,13 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
   pdl_entry();
   extern __shared__ std::int32_t recv_smem[];  // RecvLayout: [nle * R + 1] + [nle + 1]
   RowItem first;
+  WarpMask mask;
   ll_run_phases<Peers>(
       a.view, a.layout, a.workspace, kLlKindDispatch, OpId::kLlDispatch, a.phases, a.half, a.trace,
-      a.signature, [&] { first = first_row_item(a, gridDim.x); },
+      a.signature, [&] { first = first_row_item(a, gridDim.x, mask); },
       [&](int parity, std::uint64_t seq) {
         clear_token_rows(a);
-        send_rows<Peers>(a, parity, seq, first, gridDim.x);
+        send_rows<Peers>(a, parity, seq, first, gridDim.x, mask);
         send_selections<Peers>(a, parity);
       },
       [] {}, [&](int parity) { run_receive(a, parity, recv_smem); });

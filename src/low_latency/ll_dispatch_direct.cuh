@@ -354,7 +354,8 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
   if (a.phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
-    const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks) : RowItem{};
+    WarpMask row_mask;
+    const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks, row_mask) : RowItem{};
     const PlaceIds ids = roles.lists ? load_place_ids(a, 0) : PlaceIds{};
     const std::uint8_t* masked = roles.lists ? copy_mask(v) : nullptr;  // seen after the wait's barrier
     if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch, look)) return;
@@ -372,7 +373,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
       });
     }
     if (roles.rows) {
-      send_rows<Peers>(a, parity, seq, first, roles.row_blocks);
+      send_rows<Peers>(a, parity, seq, first, roles.row_blocks, row_mask);
       __syncthreads();
       tracer.mark(kLlTraceSent);
       ll_flag_block<Peers>(

@@ -180,13 +180,14 @@ __device__ __forceinline__ RowItem load_row_item(const LlDispatchArgs& a, std::i
   return it;
 }
 
-// The whole warp, once the loads of `it` are back: its destinations and its FP8 cast.
-__device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem& it) {
+// The whole warp, once the loads of `it` are back: its destinations and its FP8 cast. `mask`: the
+// warp's (first_row_item's).
+__device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem& it, const WarpMask& mask) {
   const LlLayout& l = a.layout;
   const int lane = threadIdx.x % 32;
   if (it.expert >= 0 && it.expert < l.num_experts)
     it.rank = l.by_local_experts.divide(static_cast<int>(it.expert));
-  if (it.rank >= 0 && peer_masked(a.view, it.rank)) it.rank = -1;  // nothing goes to a masked rank
+  if (mask.masked(it.rank)) it.rank = -1;  // nothing goes to a masked rank
   it.same = __match_any_sync(kLlFullMask, it.rank);
   it.firsts = __ballot_sync(kLlFullMask, it.rank >= 0 && __ffs(it.same) - 1 == lane);
   if (!a.use_fp8 || it.firsts == 0) return;  // warp-uniform
@@ -211,13 +212,15 @@ __device__ __forceinline__ std::int64_t first_row_item_index() {
 
 // The warp's first item, loaded and routed before the credit wait (none of it touches a peer's
 // staging): a launch's first rows are ready to store the moment the credits are. Items go to the
-// grid's first `row_blocks` blocks.
-__device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a, int row_blocks) {
+// grid's first `row_blocks` blocks. The warp's mask into `mask` (for send_rows), its loads issued
+// after the item's: the routing waits for one round trip, not for the ids' and then the mask's.
+__device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a, int row_blocks, WarpMask& mask) {
   const std::int64_t item = first_row_item_index();
   if (static_cast<int>(blockIdx.x) >= row_blocks || item >= a.num_tokens * a.layout.num_parts)
     return RowItem{};
   RowItem it = load_row_item(a, item);
-  route_row_item(a, it);
+  mask = WarpMask::load(a.view);
+  route_row_item(a, it, mask);
   return it;
 }
 
@@ -268,7 +271,7 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
 // stored, so they overlap.
 template <typename Peers>
 __device__ void send_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RowItem& first,
-                          int row_blocks) {
+                          int row_blocks, const WarpMask& mask) {
   if (first.t < 0) return;  // warp-uniform: no item
   const std::int64_t items = a.num_tokens * a.layout.num_parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(row_blocks) * kLlWarps;
@@ -279,7 +282,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq
     if (more) next = load_row_item(a, item + num_warps);
     store_row_item<Peers>(a, parity, seq, cur);
     if (!more) break;
-    route_row_item(a, next);
+    route_row_item(a, next, mask);
     cur = next;
   }
 }

@@ -41,6 +41,32 @@ __device__ __forceinline__ LlSplit ll_split(std::int64_t item, const FastDivisor
   return {q, i - q * divisor.divisor()};
 }
 
+// The domain's mask (DomainView::masked) spread over a warp's lanes: lane l holds in bit j whether
+// domain rank 32 * j + l is masked. Loaded once per warp (its loads go out beside the warp's first
+// others), then asked by shuffles: a rank's check costs no load on the path it gates (NOTES 11.62).
+struct WarpMask {
+  unsigned bits = 0;
+  // The whole warp.
+  __device__ __forceinline__ static WarpMask load(const DomainView& v) {
+    WarpMask m;
+    if (v.masked == nullptr) return m;
+    const int lane = static_cast<int>(threadIdx.x % 32);
+#pragma unroll
+    for (int j = 0; j < kLlMaxRanks / 32; ++j) {
+      const int r = 32 * j + lane;
+      if (r < v.num_domain_ranks && peer_masked(v, r)) m.bits |= 1u << j;
+    }
+    return m;
+  }
+  // The whole warp (a shuffle): whether domain rank r is masked; false for r < 0.
+  __device__ __forceinline__ bool masked(int r) const {
+    const unsigned asked = r >= 0 ? static_cast<unsigned>(r) : 0u;
+    const unsigned word = __shfl_sync(0xffffffffu, bits, static_cast<int>(asked % 32));
+    return r >= 0 && ((word >> (asked / 32)) & 1u) != 0;
+  }
+};
+static_assert(kLlMaxRanks % 32 == 0 && kLlMaxRanks <= 32 * 32, "a lane's word covers its ranks");
+
 // The sequence number of this launch's operation (ll_args.hpp, "Sequence numbers and parity"): a
 // send phase begins operation control.seq + 1; a receive-only launch completes the operation whose
 // send stored its seq in issued[half]. Read once by every thread at the start of the launch.
