@@ -116,15 +116,16 @@ __device__ __forceinline__ PartialAt partial_at(const LlCombineArgs& a, std::int
 
 // The whole warp: this lane's slot's row here for item `item` (token_rows of the handle's
 // dispatch), -1 for none. A masked owner gets no partials (its rows may predate the mask: its
-// dispatch ran before).
+// dispatch ran before). The row is loaded whatever the mask says, beside the mask's load: gated by
+// it, the two round trips came one after the other, before the credit wait (NOTES 11.62).
 __device__ __forceinline__ std::int32_t locate_partial(const LlCombineArgs& a, std::int64_t item) {
   const LlLayout& l = a.layout;
   const int R = a.view.num_domain_ranks, parts = partial_parts(l), lane = threadIdx.x % 32;
   if (item >= l.max_tokens * R * parts || lane >= l.max_topk) return -1;
   const PartialAt at = partial_at(a, item);
-  if (peer_masked(a.view, at.s)) return -1;
-  return l.token_rows(a.workspace, a.dispatch_half,
-                      at.s)[static_cast<std::int64_t>(at.t) * l.max_topk + lane];
+  const std::int32_t row =
+      l.token_rows(a.workspace, a.dispatch_half, at.s)[static_cast<std::int64_t>(at.t) * l.max_topk + lane];
+  return peer_masked(a.view, at.s) ? -1 : row;
 }
 
 // Slots whose rows a warp loads at once: an item's rows come in batches of this many slots (one
