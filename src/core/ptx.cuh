@@ -60,6 +60,10 @@ __device__ __forceinline__ std::uint64_t ld_relaxed_gpu(const std::uint64_t* p) 
 __device__ __forceinline__ void st_relaxed_gpu(std::uint64_t* p, std::uint64_t v) {
   asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
+// The same at system scope: a word a peer GPU polls, whole (it carries its own tag).
+__device__ __forceinline__ void st_relaxed_sys(std::uint64_t* p, std::uint64_t v) {
+  asm volatile("st.relaxed.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
 
 __device__ __forceinline__ int ld_relaxed_sys(const int* p) {
   int v;

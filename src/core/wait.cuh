@@ -98,11 +98,18 @@ enum class Polls { kRelaxed, kAcquire };
 // word (another wait's timeout stops this one) and the wait's limit. Returns true with `observed`
 // the value that reached; false on timeout (recorded in bound.status, naming op, counter_id, peer,
 // `expected` and what it last saw) or another wait's. A wait that had to poll stores its time in
-// bound.polled_ns, when given (so far, when it fails).
-template <typename T, typename Look, typename Reached>
+// bound.polled_ns, when given (so far, when it fails). `reported(observed)` is what a timeout's
+// report names as observed (the value itself by default).
+struct ObservedAsIs {
+  template <typename T>
+  __device__ std::int64_t operator()(T observed) const {
+    return static_cast<std::int64_t>(observed);
+  }
+};
+template <typename T, typename Look, typename Reached, typename Reported = ObservedAsIs>
 __device__ __forceinline__ bool poll_until(Look look, Reached reached, T& observed, const WaitBound& bound,
                                            OpId op, CounterId counter_id, int peer, std::int64_t expected,
-                                           int peer_domain = -1) {
+                                           int peer_domain = -1, Reported reported = {}) {
   const std::uint64_t start = ptx::globaltimer();
   std::uint64_t last_check = start;
   std::uint32_t spins = 0;
@@ -124,7 +131,7 @@ __device__ __forceinline__ bool poll_until(Look look, Reached reached, T& observ
     if (timeout_reported(bound.status)) return false;
     if (now - start > wait_limit_ns(bound.timeout_ns, peer == bound.rank)) {
       report_failure(bound.status, StatusCode::kTimeout, op, counter_id, bound.rank, peer, expected,
-                     static_cast<std::int64_t>(observed), peer_domain);
+                     reported(observed), peer_domain);
       return false;
     }
   }
@@ -182,6 +189,32 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
                         view.telemetry != nullptr ? &polled_ns : nullptr,
                         view.masked != nullptr ? view.masked + peer : nullptr};
   const bool ok = wait_at_least<kPolls>(counter, expected, bound, op, counter_id, peer, seen);
+  if (polled_ns != 0) {
+    PeerCounters& c = view.telemetry[static_cast<int>(op) * kTelemetryPeers + (peer - view.domain_base_rank)];
+    atomicAdd(&c.wait_ns, static_cast<unsigned long long>(polled_ns));
+    atomicAdd(&c.waits, 1ull);
+  }
+  return ok;
+}
+
+// Waits until the word at `word` is one that `is_current` accepts (a word that carries its own tag,
+// written whole by a peer: no flag and no acquire, the value is the data), bounded by the view's
+// timeout and status word as wait_at_least's DomainView form, and counted in its telemetry the same
+// way. A masked peer is not waited on: true at once, with whatever the word held (the caller must
+// not use it). A timeout's report names `expected` and `tag_of(the last word seen)`. The word read
+// into `value`.
+template <typename IsCurrent, typename TagOf>
+__device__ __forceinline__ bool wait_tagged(const std::uint64_t* word, IsCurrent is_current, TagOf tag_of,
+                                            std::int64_t expected, const DomainView& view, OpId op,
+                                            CounterId counter_id, int peer, std::uint64_t& value) {
+  value = ptx::ld_relaxed_sys(word);
+  if (is_current(value)) return true;
+  if (view.masked != nullptr && view.masked[peer] != 0) return true;
+  std::uint64_t polled_ns = 0;
+  const WaitBound bound{view.timeout_ns, view.status, view.rank,
+                        view.telemetry != nullptr ? &polled_ns : nullptr, nullptr};
+  const bool ok = poll_until([&] { return ptx::ld_relaxed_sys(word); }, is_current, value, bound, op,
+                             counter_id, peer, expected, -1, tag_of);
   if (polled_ns != 0) {
     PeerCounters& c = view.telemetry[static_cast<int>(op) * kTelemetryPeers + (peer - view.domain_base_rank)];
     atomicAdd(&c.wait_ns, static_cast<unsigned long long>(polled_ns));

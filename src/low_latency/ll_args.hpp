@@ -54,12 +54,14 @@
 // Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
 // scheme with the combine control block.
 //  7. Send: block 0 writes the owner's top-k weights of its T_s tokens into every holder d at
-//     combine_weights[p][s] and release-stores weights[p][s] = seq there (it loads the first of
-//     them, and with CUDA IPC every other block's warps their first item's rows, before the credit wait). As
-//     a holder, for each (source s, token t) with rows here (token_rows of the handle's dispatch, filled by
-//     its receive), wait for weights[p][s], then partial = the sum over those slots ascending of w[t,k] *
-//     y[row], each product rounded to float32 and added in float32 from 0, stored at combine_partial[p][t][d]
-//     in the owner. Then every block adds to done[p][d] in every rank, as in step 3.
+//     combine_weights[p][s], each tagged with seq in the same 8-byte word (ll_tag_weight), and
+//     release-stores weights[p][s] = seq there (it loads the first of them, and with CUDA IPC every
+//     other block's warps their first item's rows, before the credit wait). As a holder, for each
+//     (source s, token t) with rows here (token_rows of the handle's dispatch, filled by its
+//     receive), read each slot's weight until its tag is seq (a source reached by puts: wait for
+//     weights[p][s] first, as its put is not one word), then partial = the sum over those slots ascending of
+//     w[t,k] * y[row], each product rounded to float32 and added in float32 from 0, stored at
+//     combine_partial[p][t][d] in the owner. Then every block adds to done[p][d] in every rank, as in step 3.
 //  8. Receive: the owner waits for done from every rank, then out[t] = the sum of the partials of
 //     the distinct ranks holding t's valid slots (0 <= topk_idx[t,k] < E), in rank order, added in
 //     float32 from 0, one BF16 rounding (the reference's exact operations). Then credits, as in

@@ -3,9 +3,10 @@
 // that instantiate it: ll_combine.cu (CUDA IPC) and transport/nvshmem_ll_combine.cu (NVSHMEM); its
 // definitions sit in an unnamed namespace, one private copy per such unit.
 //
-// Send phase: block 0 first writes this rank's tokens' top-k weights into every holder and signals
-// them (the first 2048 weights loaded before the credit wait). Then, as a holder, warps take
-// (source, token, 256-channel part) items (with CUDA IPC each warp's first item, but block 0's, is
+// Send phase: block 0 first writes this rank's tokens' top-k weights into every holder, each
+// tagged with the operation, and signals them (the first 2048 weights loaded before the credit
+// wait); a holder reached by stores reads a weight as soon as its tag is this operation's. Then, as a holder,
+// warps take (source, token, 256-channel part) items (with CUDA IPC each warp's first item, but block 0's, is
 // located and its rows' loads issued before the credit wait, and a warp's next item's rows load while
 // it sums this one): a token with rows here (the dispatch's token_rows) has its weighted rows summed here, in
 // slot order, in float32 from 0, and that partial sum goes to the token's owner, into the owner's
@@ -52,9 +53,10 @@ __device__ __forceinline__ WeightsAhead load_weights_ahead(const LlCombineArgs& 
   return ahead;
 }
 
-// Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me] (stored into
-// the holders reached by stores; for the others its own copy, then one put each), then
-// weights[p][me] = seq is signalled to each. The first ones come from `ahead`.
+// Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me], each tagged
+// with seq (ll_tag_weight: stored whole into the holders reached by stores, which read them as soon
+// as they land; for the others into its own copy, then one put each), then weights[p][me] = seq is
+// signalled to each (the holders reached by puts wait for it). The first ones come from `ahead`.
 template <typename Peers>
 __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq,
                              const WeightsAhead& ahead) {
@@ -68,9 +70,11 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
   const auto store = [&](std::int64_t i, float w) {
     const LlSplit tj = ll_split(i, a.by_topk);
     const std::int64_t t = tj.quot, j = tj.rem;
+    const std::uint64_t word = ll_tag_weight(__float_as_uint(w), seq);
     for (int d = first_target; d < end_target; ++d)
       if (!peer_masked(v, d))
-        l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j] = w;
+        ptx::st_relaxed_sys(&l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j],
+                            word);
   };
 #pragma unroll
   for (int u = 0; u < kWeightsAhead; ++u) {
@@ -82,8 +86,8 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
     store(i, a.topk_weights[i]);
   if constexpr (Peers::kStagesLocally) {
     __syncthreads();
-    float* mine = l.combine_weights_of(a.workspace, parity, me);
-    const std::size_t bytes = sizeof(float) * static_cast<std::size_t>(a.num_tokens * K);
+    std::uint64_t* mine = l.combine_weights_of(a.workspace, parity, me);
+    const std::size_t bytes = sizeof(std::uint64_t) * static_cast<std::size_t>(a.num_tokens * K);
     for (int d = static_cast<int>(threadIdx.x / 32); d < R; d += kLlWarps)
       if (ll_by_put<Peers>(v, d) && bytes > 0 && !peer_masked(v, d)) Peers::put_warp(v, mine, mine, bytes, d);
     Peers::finish_sends();
@@ -251,8 +255,9 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   const std::int64_t items = l.max_tokens * R * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
   const LlControl* mine = l.control_of(ws, kLlKindCombine);
-  // Sources whose weights this warp has waited for (one acquire each: an acquire at system scope
-  // invalidates the SM's L1).
+  // Sources reached by puts whose weights signal this warp has waited for (one acquire each: an
+  // acquire at system scope invalidates the SM's L1). Sources reached by stores need none: their
+  // weights carry their operation's tag.
   static_assert(kLlMaxRanks <= 128);
   std::uint64_t seen_low = 0, seen_high = 0;  // bit s: sources 0-63, 64-127
   constexpr bool kRowsAhead = !Peers::kStagesLocally;
@@ -271,8 +276,9 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
       const PartialAt at = partial_at(a, item);
       const std::int64_t t = at.t;
       const int s = at.s, part = at.part;
+      const bool by_put = ll_by_put<Peers>(v, s);  // warp-uniform
       const std::uint64_t bit = std::uint64_t{1} << (s % 64);
-      if (((s < 64 ? seen_low : seen_high) & bit) == 0) {
+      if (by_put && ((s < 64 ? seen_low : seen_high) & bit) == 0) {
         bool ok = true;
         if (lane == 0)
           ok = wait_at_least(&mine->weights[parity][s], seq, v, OpId::kLlCombine, CounterId::kWeightsReady,
@@ -283,8 +289,22 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
         else
           seen_high |= bit;
       }
-      const float weight =
-          ((cur.slots >> lane) & 1u) != 0 ? l.combine_weights_of(ws, parity, s)[t * K + lane] : 0.0f;
+      // This lane's slot's weight: with its tag, one load when it has landed (NOTES 11.62).
+      std::uint64_t word = 0;
+      bool ok = true;
+      if (((cur.slots >> lane) & 1u) != 0) {
+        const std::uint64_t* at_weight = &l.combine_weights_of(ws, parity, s)[t * K + lane];
+        if (by_put)
+          word = *at_weight;  // after the signal's acquire
+        else
+          ok = wait_tagged(
+              at_weight, [&](std::uint64_t w) { return ll_weight_is_of(w, seq); },
+              [](std::uint64_t w) { return static_cast<std::int64_t>(w >> 32); },
+              static_cast<std::int64_t>(ll_weight_tag(seq)), v, OpId::kLlCombine, CounterId::kWeightsReady,
+              v.domain_base_rank + s, word);
+      }
+      if (!__all_sync(kLlFullMask, ok)) return;
+      const float weight = __uint_as_float(ll_weight_bits(word));
       float acc[2][4];
 #pragma unroll
       for (int h = 0; h < 2; ++h)

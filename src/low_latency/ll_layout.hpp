@@ -151,7 +151,7 @@ struct LlLayout {
     at += 2u * R * static_cast<std::size_t>(kLlMaxBlocks) * 8u;
     l.dispatch_direct_end = at;
     l.combine_weights = at = align_up(at, kLlSmallAlignment);
-    at += 2u * R * T * K * 4u;
+    at += l.combine_weights_bytes();
     l.combine_part = at = align_up(at, kLlLargeAlignment);
     at += 2u * T * R * H * 4u;
     l.combine_stage = at = align_up(at, kLlLargeAlignment);
@@ -244,9 +244,16 @@ struct LlLayout {
                static_cast<std::size_t>(kLlMaxBlocks) +
            static_cast<std::size_t>(block);
   }
-  // [T][max_topk]: the combine weights of source src_rank's tokens, in a holder's workspace.
-  EPCOMM_HD float* combine_weights_of(void* ws, int parity, int src_rank) const {
-    return reinterpret_cast<float*>(base(ws) + combine_weights) +
+  // The bytes of the tagged combine weights, [2][R][T][max_topk] of 8 bytes (reset_ll_sequence
+  // clears them: their tags hold sequence numbers, which restart from 0).
+  EPCOMM_HD std::size_t combine_weights_bytes() const {
+    return 2u * static_cast<std::size_t>(num_ranks) * static_cast<std::size_t>(max_tokens) *
+           static_cast<std::size_t>(max_topk) * sizeof(std::uint64_t);
+  }
+  // [T][max_topk]: the combine weights of source src_rank's tokens, in a holder's workspace, each
+  // tagged with its operation (ll_tag_weight).
+  EPCOMM_HD std::uint64_t* combine_weights_of(void* ws, int parity, int src_rank) const {
+    return reinterpret_cast<std::uint64_t*>(base(ws) + combine_weights) +
            (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
             static_cast<std::size_t>(src_rank)) *
                static_cast<std::size_t>(max_tokens) * static_cast<std::size_t>(max_topk);
@@ -300,6 +307,24 @@ struct LlLayout {
     return reinterpret_cast<std::uint16_t*>(base(ws) + combine_y[half]);
   }
 };
+
+// A combine weight as a holder keeps it (combine_weights): the float's bits in the low word and its
+// operation's tag in the high word, so a holder that reads this operation's tag has this
+// operation's weight, with no flag to wait for first (ll_combine.cuh). The tag is seq's low 32 bits
+// with bit 0 set: never 0 (a zeroed entry, as reset_ll_sequence leaves them, matches no operation),
+// and distinct for the operations of one parity (they share bit 0) until 2^32 operations apart.
+EPCOMM_HD constexpr std::uint32_t ll_weight_tag(std::uint64_t seq) {
+  return static_cast<std::uint32_t>(seq) | 1u;
+}
+EPCOMM_HD constexpr std::uint64_t ll_tag_weight(std::uint32_t weight_bits, std::uint64_t seq) {
+  return (static_cast<std::uint64_t>(ll_weight_tag(seq)) << 32) | weight_bits;
+}
+EPCOMM_HD constexpr bool ll_weight_is_of(std::uint64_t word, std::uint64_t seq) {
+  return static_cast<std::uint32_t>(word >> 32) == ll_weight_tag(seq);
+}
+EPCOMM_HD constexpr std::uint32_t ll_weight_bits(std::uint64_t word) {
+  return static_cast<std::uint32_t>(word);
+}
 
 // An entry of a dispatch selection list (sel): the token and the top-k slot that selected the
 // expert.

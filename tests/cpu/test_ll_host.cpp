@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,7 +54,7 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
       {"dispatch_slot_place", l.dispatch_slot_place, 2 * R * T * K * 4, 128},
       {"dispatch_part_mask", l.dispatch_part_mask, 2 * R * T * ((H + 511) / 512) * 8, 128},
       {"dispatch_rows_done", l.dispatch_rows_done, 2 * R * kLlMaxBlocks * 8, 128},
-      {"combine_weights", l.combine_weights, 2 * R * T * K * 4, 128},
+      {"combine_weights", l.combine_weights, 2 * R * T * K * 8, 128},
       {"combine_part", l.combine_part, 2 * T * R * H * 4, 4096},
       {"combine_stage", l.combine_stage, 2 * R * T * H * 4, 4096},
   };
@@ -153,7 +154,8 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
     // The range reset_ll_sequence clears: the part masks and the per-block flags, nothing else.
     EXPECT_EQ(l.dispatch_direct_end, l.dispatch_rows_done + 2u * R * kLlMaxBlocks * 8);
     EXPECT_EQ(l.dispatch_rows_done, l.dispatch_part_mask + ((2u * R * T * parts * 8 + 127) / 128) * 128);
-    EXPECT_EQ(at(l.combine_weights_of(region, 1, R - 1) + T * K), l.combine_weights + 2u * R * T * K * 4);
+    EXPECT_EQ(at(l.combine_weights_of(region, 1, R - 1) + T * K), l.combine_weights + 2u * R * T * K * 8);
+    EXPECT_EQ(l.combine_weights_bytes(), 2u * R * T * K * 8);
     EXPECT_EQ(at(l.combine_partial(region, 1, T - 1, R - 1) + H), l.combine_part + 2u * T * R * H * 4);
     EXPECT_EQ(at(l.combine_partial(region, 0, 1 % T, 1 % R)),
               l.combine_part + ((1u % T) * R + 1u % R) * H * 4);
@@ -212,6 +214,23 @@ TEST(LlLayout, SelectionEntryRoundTripsEveryTokenAndSlot) {
       EXPECT_EQ(ll_selection_token(entry), token);
       EXPECT_EQ(ll_selection_slot(entry), slot);
     }
+}
+
+// A combine weight's tag (ll_tag_weight): the weight's bits come back whole; the word is this
+// operation's and no other operation's of the same parity, nor a zeroed entry's.
+TEST(LlLayout, TaggedWeightsMatchOnlyTheirOperation) {
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(0.3125f);
+  for (std::uint64_t seq :
+       {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{3}, std::uint64_t{1000},
+        (std::uint64_t{1} << 32) - 1, std::uint64_t{1} << 32, (std::uint64_t{1} << 32) + 7}) {
+    const std::uint64_t word = ll_tag_weight(bits, seq);
+    EXPECT_EQ(ll_weight_bits(word), bits) << seq;
+    EXPECT_TRUE(ll_weight_is_of(word, seq)) << seq;
+    EXPECT_FALSE(ll_weight_is_of(0, seq)) << seq;  // never written since a reset
+    for (std::uint64_t older = seq % 2 == 0 ? 2 : 1; older + 2 <= seq && older + 64 > seq; older += 2)
+      EXPECT_FALSE(ll_weight_is_of(ll_tag_weight(bits, older), seq)) << seq << " after " << older;
+    EXPECT_FALSE(ll_weight_is_of(word, seq + 2)) << seq;
+  }
 }
 
 TEST(LlLayout, Dsv3RegionSize) {
