@@ -177,6 +177,15 @@ __device__ __forceinline__ void count_traffic(const DomainView& v, OpId op, int 
   if (bytes_received != 0) atomicAdd(&c.bytes_received, static_cast<unsigned long long>(bytes_received));
 }
 
+// Per-peer telemetry: one wait on domain peer `peer` (a global rank) that had to poll for `polled_ns`.
+__device__ __forceinline__ void count_wait(const DomainView& view, OpId op, int peer,
+                                           std::uint64_t polled_ns) {
+  if (view.telemetry == nullptr) return;
+  PeerCounters& c = view.telemetry[static_cast<int>(op) * kTelemetryPeers + (peer - view.domain_base_rank)];
+  atomicAdd(&c.wait_ns, static_cast<unsigned long long>(polled_ns));
+  atomicAdd(&c.waits, 1ull);
+}
+
 // The same, bounded by a domain's timeout and status word. A masked peer is never waited on: the
 // wait succeeds at once (`seen` gets `expected`, or what the counter already held), and the caller
 // must not read what the peer left. A wait that had to poll adds its time to the view's telemetry
@@ -189,37 +198,30 @@ __device__ __forceinline__ bool wait_at_least(const T* counter, T expected, cons
                         view.telemetry != nullptr ? &polled_ns : nullptr,
                         view.masked != nullptr ? view.masked + peer : nullptr};
   const bool ok = wait_at_least<kPolls>(counter, expected, bound, op, counter_id, peer, seen);
-  if (polled_ns != 0) {
-    PeerCounters& c = view.telemetry[static_cast<int>(op) * kTelemetryPeers + (peer - view.domain_base_rank)];
-    atomicAdd(&c.wait_ns, static_cast<unsigned long long>(polled_ns));
-    atomicAdd(&c.waits, 1ull);
-  }
+  if (polled_ns != 0) count_wait(view, op, peer, polled_ns);
   return ok;
 }
 
 // Waits until the word at `word` is one that `is_current` accepts (a word that carries its own tag,
 // written whole by a peer: no flag and no acquire, the value is the data), bounded by the view's
-// timeout and status word as wait_at_least's DomainView form, and counted in its telemetry the same
-// way. A masked peer is not waited on: true at once, with whatever the word held (the caller must
-// not use it). A timeout's report names `expected` and `tag_of(the last word seen)`. The word read
-// into `value`.
+// timeout and status word as wait_at_least's DomainView form. A masked peer is not waited on: true
+// at once, with whatever the word held (the caller must not use it). A timeout's report names
+// `expected` and `tag_of(the last word seen)`. The word read into `value`; how long it polled into
+// `polled_ns` (0 when the first look saw it; with telemetry on, else 0): the caller counts it
+// (count_wait), once for the lanes that wait together.
 template <typename IsCurrent, typename TagOf>
 __device__ __forceinline__ bool wait_tagged(const std::uint64_t* word, IsCurrent is_current, TagOf tag_of,
                                             std::int64_t expected, const DomainView& view, OpId op,
-                                            CounterId counter_id, int peer, std::uint64_t& value) {
+                                            CounterId counter_id, int peer, std::uint64_t& value,
+                                            std::uint64_t& polled_ns) {
+  polled_ns = 0;
   value = ptx::ld_relaxed_sys(word);
   if (is_current(value)) return true;
   if (view.masked != nullptr && view.masked[peer] != 0) return true;
-  std::uint64_t polled_ns = 0;
   const WaitBound bound{view.timeout_ns, view.status, view.rank,
                         view.telemetry != nullptr ? &polled_ns : nullptr, nullptr};
   const bool ok = poll_until([&] { return ptx::ld_relaxed_sys(word); }, is_current, value, bound, op,
                              counter_id, peer, expected, -1, tag_of);
-  if (polled_ns != 0) {
-    PeerCounters& c = view.telemetry[static_cast<int>(op) * kTelemetryPeers + (peer - view.domain_base_rank)];
-    atomicAdd(&c.wait_ns, static_cast<unsigned long long>(polled_ns));
-    atomicAdd(&c.waits, 1ull);
-  }
   return ok;
 }
 

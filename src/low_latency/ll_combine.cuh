@@ -290,7 +290,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
           seen_high |= bit;
       }
       // This lane's slot's weight: with its tag, one load when it has landed (NOTES 11.62).
-      std::uint64_t word = 0;
+      std::uint64_t word = 0, polled_ns = 0;
       bool ok = true;
       if (((cur.slots >> lane) & 1u) != 0) {
         const std::uint64_t* at_weight = &l.combine_weights_of(ws, parity, s)[t * K + lane];
@@ -301,8 +301,12 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
               at_weight, [&](std::uint64_t w) { return ll_weight_is_of(w, seq); },
               [](std::uint64_t w) { return static_cast<std::int64_t>(w >> 32); },
               static_cast<std::int64_t>(ll_weight_tag(seq)), v, OpId::kLlCombine, CounterId::kWeightsReady,
-              v.domain_base_rank + s, word);
+              v.domain_base_rank + s, word, polled_ns);
       }
+      // Telemetry: the warp's lanes waited together, so one wait, the longest.
+      const unsigned polled = __reduce_max_sync(
+          kLlFullMask, static_cast<unsigned>(polled_ns < 0xffffffffu ? polled_ns : 0xffffffffu));
+      if (polled != 0 && lane == 0) count_wait(v, OpId::kLlCombine, v.domain_base_rank + s, polled);
       if (!__all_sync(kLlFullMask, ok)) return;
       const float weight = __uint_as_float(ll_weight_bits(word));
       float acc[2][4];
