@@ -88,7 +88,7 @@ constexpr int kPlaceGroup = 64;
 // block); selections beyond T of one expert (a token naming it twice) are reported and marked
 // dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank
 // masking"), as the row blocks' routing also has it. `masked[p]`: domain rank p is masked
-// (MaskCopy, read before the credit wait).
+// (copy_mask's, made before the credit wait).
 template <typename Peers>
 __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles,
                             const PlaceIds& first, const std::uint8_t* masked) {
