@@ -304,9 +304,11 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
               v.domain_base_rank + s, word, polled_ns);
       }
       // Telemetry: the warp's lanes waited together, so one wait, the longest.
-      const unsigned polled = __reduce_max_sync(
-          kLlFullMask, static_cast<unsigned>(polled_ns < 0xffffffffu ? polled_ns : 0xffffffffu));
-      if (polled != 0 && lane == 0) count_wait(v, OpId::kLlCombine, v.domain_base_rank + s, polled);
+      if (v.telemetry != nullptr) {  // uniform over the launch
+        const unsigned polled = __reduce_max_sync(
+            kLlFullMask, static_cast<unsigned>(polled_ns < 0xffffffffu ? polled_ns : 0xffffffffu));
+        if (polled != 0 && lane == 0) count_wait(v, OpId::kLlCombine, v.domain_base_rank + s, polled);
+      }
       if (!__all_sync(kLlFullMask, ok)) return;
       const float weight = __uint_as_float(ll_weight_bits(word));
       float acc[2][4];
