@@ -194,25 +194,19 @@ __device__ __forceinline__ const std::uint8_t* copy_mask(const DomainView& v) {
   return masked;
 }
 
-// ll_for_each_peer by a list block's copy of the mask: a thread per unmasked domain peer p, with
-// p's dispatch control block as this rank reaches it.
-template <typename Peers, typename Fn>
-__device__ __forceinline__ void for_each_unmasked_peer(const LlDispatchArgs& a, const std::uint8_t* masked,
-                                                       Fn fn) {
-  for (int p = threadIdx.x; p < a.view.num_domain_ranks; p += blockDim.x)
-    if (masked[p] == 0) fn(p, a.layout.control_of(Peers::target(a.view, a.workspace, p), kLlKindDispatch));
-}
-
 // By the first list block, before its signal: this call's signature and token count in every
 // peer's dispatch control block.
 template <typename Peers>
 __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity,
                                              const std::uint8_t* masked) {
   const int me = a.view.domain_rank;
-  for_each_unmasked_peer<Peers>(a, masked, [&](int, LlControl* c) {
-    store_signature(&c->signature[parity][me], a.signature);
-    c->tokens[parity][me] = a.num_tokens;
-  });
+  ll_for_each_peer<Peers>(
+      a.view, a.layout, a.workspace, kLlKindDispatch,
+      [&](int, LlControl* c) {
+        store_signature(&c->signature[parity][me], a.signature);
+        c->tokens[parity][me] = a.num_tokens;
+      },
+      masked);
 }
 
 // Every thread of the block: every source's list blocks have signalled (their places, counts,
@@ -368,9 +362,9 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
       send_places<Peers>(a, parity, roles, ids, masked);
       __syncthreads();  // every place and count of the block is stored before its signal
       if (!roles.rows) tracer.mark(kLlTraceSent);
-      for_each_unmasked_peer<Peers>(a, masked, [&](int p, LlControl* c) {
-        Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
-      });
+      ll_for_each_peer<Peers>(
+          v, l, a.workspace, kLlKindDispatch,
+          [&](int p, LlControl* c) { Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p); }, masked);
     }
     if (roles.rows) {
       send_rows<Peers>(a, parity, seq, first, roles.row_blocks, row_mask);

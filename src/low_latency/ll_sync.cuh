@@ -166,12 +166,15 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
 }
 
 // A thread per domain peer p, masked peers skipped (as by every signal here): signal(p, c) with c
-// the LlControl of kind `kind` in p's workspace as this rank reaches it (Peers::target).
+// the LlControl of kind `kind` in p's workspace as this rank reaches it (Peers::target). `masked`,
+// when given, is a copy of the domain's mask by domain rank (as ll_dispatch_direct.cuh's list
+// blocks keep in shared memory), read instead of the view's.
 template <typename Peers, typename Signal>
 __device__ __forceinline__ void ll_for_each_peer(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                                 Signal signal) {
+                                                 Signal signal, const std::uint8_t* masked = nullptr) {
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x)
-    if (!peer_masked(v, p)) signal(p, l.control_of(Peers::target(v, own, p), kind));
+    if (masked != nullptr ? masked[p] == 0 : !peer_masked(v, p))
+      signal(p, l.control_of(Peers::target(v, own, p), kind));
 }
 
 // By one block (combine's block 0 for its weights, step 7): publishes `value` into the LlControl
