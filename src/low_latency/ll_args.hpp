@@ -61,11 +61,15 @@
 //     receive), read each slot's weight until its tag is seq (a source reached by puts: wait for
 //     weights[p][s] first, as its put is not one word), then partial = the sum over those slots ascending of
 //     w[t,k] * y[row], each product rounded to float32 and added in float32 from 0, stored at
-//     combine_partial[p][t][d] in the owner. Then every block adds to done[p][d] in every rank, as in step 3.
+//     combine_partial[p][t][d] in the owner. Then every block adds to done[p][d] in every rank, as
+//     in step 3; with CUDA IPC, block b instead release-stores seq into partials_done[p][d][b] in
+//     every rank (block 0 published the signature before its flag).
 //  8. Receive: the owner waits for done from every rank, then out[t] = the sum of the partials of
 //     the distinct ranks holding t's valid slots (0 <= topk_idx[t,k] < E), in rank order, added in
 //     float32 from 0, one BF16 rounding (the reference's exact operations). Then credits, as in
-//     step 6.
+//     step 6. With CUDA IPC, block b waits only for partials_done[p][s][0] and [p][s][b] of every
+//     source s and sums the items its warps' slots took as senders whose owner is this rank: those
+//     block b of every holder summed (every rank runs the same grid; ll_combine_recv.cuh).
 //
 // Co-residency: a launch that runs both phases spins in its receive phase on the signal its own
 // send-phase blocks give, so its grid never exceeds the SM count (one block per SM).

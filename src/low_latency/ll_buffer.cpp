@@ -163,9 +163,9 @@ void reset_ll_sequence(LlState& state) {
   // The direct dispatch's part masks and per-block flags hold sequence numbers, which restart from 0.
   EPCOMM_CUDA_CHECK(cudaMemset(LlLayout::base(state.workspace) + l.dispatch_part_mask, 0,
                                l.dispatch_direct_end - l.dispatch_part_mask));
-  // So do the tags of the combine weights (ll_tag_weight).
-  EPCOMM_CUDA_CHECK(
-      cudaMemset(LlLayout::base(state.workspace) + l.combine_weights, 0, l.combine_weights_bytes()));
+  // So do the tags of the combine weights (ll_tag_weight) and the combine's per-block flags.
+  EPCOMM_CUDA_CHECK(cudaMemset(LlLayout::base(state.workspace) + l.combine_weights, 0,
+                               l.combine_tagged_end - l.combine_weights));
   // The host's call counts stay: they pick output halves only, and keep judging old handles.
   for (auto& kind : state.pending)
     for (auto& half : kind) half.reset();

@@ -14,8 +14,12 @@
 // crosses NVLink back once per holder (in float32) instead of once per selected expert (BF16).
 // Receive phase (ll_combine_recv.cuh): warps take (token, 256-channel part) items; the owner adds
 // the partials of the ranks holding its token's experts in rank order, in float32 from 0, and
-// rounds once to BF16. The expert ids of each warp's first item are loaded before the wait for the
-// done signals, each next item's while this one is summed.
+// rounds once to BF16. With CUDA IPC each block flags its own partials in every owner, and block b
+// of an owner waits only for block b (and block 0) of every holder, then sums the items block b of
+// each holder summed for it: a block's receive starts when its own items have landed, not when the
+// grid's last block has sent (NOTES 11.65). With puts, every block waits for the grid's done
+// signals. The expert ids of each warp's first items are loaded before that wait, each next item's
+// while this one is summed.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -95,27 +99,6 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
   __syncthreads();  // every store and completed put of the block comes before any signal
   ll_signal_all<Peers>(
       v, l, a.workspace, kLlKindCombine, [&](LlControl* c) { return &c->weights[parity][me]; }, seq);
-}
-
-// A holder's send items run token-major, sources inside: item = (t * R + s) * parts + part
-// (partial_parts). At any moment the grid writes partials both to this rank and over NVLink
-// (source-major order left NVLink idle for one half of the phase).
-// NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
-__device__ __forceinline__ std::int64_t first_partial_item() {
-  return static_cast<std::int64_t>(
-             ll_partial_slot_block(static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x))) *
-             kLlWarps +
-         threadIdx.x / 32;
-}
-
-// Item `item` = (t * R + s) * parts + part taken apart (by the host's divisors).
-struct PartialAt {
-  int t, s, part;
-};
-__device__ __forceinline__ PartialAt partial_at(const LlCombineArgs& a, std::int64_t item) {
-  const LlSplit token_source = ll_split(item, a.layout.by_combine_parts);
-  const LlSplit t_s = ll_split(token_source.quot, a.by_domain_ranks);
-  return {t_s.quot, t_s.rem, token_source.rem};
 }
 
 // The whole warp: this lane's slot's row here for item `item` (token_rows of the handle's
@@ -372,10 +355,20 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
     if (Peers::kStagesLocally || blockIdx.x == 0) first = first_partial(a, !Peers::kStagesLocally);
     send_partials<Peers>(a, parity, seq, first);
   };
-  const auto locate = [&] { reduce_ahead = locate_reduce(a); };
-  ll_run_phases<Peers>(a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half,
-                       a.trace, a.signature, prepare, send, locate,
-                       [&](int parity) { reduce_partials(a, parity, reduce_ahead); });
+  // With CUDA IPC each block flags its own partials and block b of an owner sums what block b of
+  // every holder wrote (ReduceWalk); with puts, the grid's done signal and any block's items.
+  constexpr bool kBySendSlot = !Peers::kStagesLocally;
+  const auto locate = [&] { reduce_ahead = locate_reduce<kBySendSlot>(a); };
+  const auto receive = [&](int parity) { reduce_partials<kBySendSlot>(a, parity, reduce_ahead); };
+  if constexpr (kBySendSlot)
+    ll_run_phases<Peers>(a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half,
+                         a.trace, a.signature, prepare, send, locate, receive,
+                         [&](char* ws, int parity, int holder, int block) {
+                           return a.layout.partials_done(ws, parity, holder, block);
+                         });
+  else
+    ll_run_phases<Peers>(a.view, a.layout, a.workspace, kLlKindCombine, OpId::kLlCombine, a.phases, a.half,
+                         a.trace, a.signature, prepare, send, locate, receive);
 }
 
 // The launcher of the instantiation for `Peers`.

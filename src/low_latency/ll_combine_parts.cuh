@@ -1,13 +1,16 @@
-// Low-latency combine: how a warp item's channels are laid out over the lanes, shared by the send
-// phase (ll_combine.cuh) and the receive phase (ll_combine_recv.cuh). Definitions in an unnamed
-// namespace, one private copy per including translation unit.
+// Low-latency combine: how a warp item's channels are laid out over the lanes, and which warp takes
+// which send item, shared by the send phase (ll_combine.cuh) and the receive phase
+// (ll_combine_recv.cuh). Definitions in an unnamed namespace, one private copy per including
+// translation unit.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "low_latency/ll_args.hpp"
 #include "low_latency/ll_layout.hpp"
+#include "low_latency/ll_sync.cuh"
 
 namespace epcomm {
 
@@ -34,6 +37,27 @@ __device__ __forceinline__ std::int64_t lane_channel(int part, int h) {
 
 __device__ __forceinline__ int4 float4_bits(const float* f) {
   return make_int4(__float_as_int(f[0]), __float_as_int(f[1]), __float_as_int(f[2]), __float_as_int(f[3]));
+}
+
+// A holder's send items run token-major, sources inside: item = (t * R + s) * parts + part
+// (partial_parts). At any moment the grid writes partials both to this rank and over NVLink
+// (source-major order left NVLink idle for one half of the phase).
+// NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
+__device__ __forceinline__ std::int64_t first_partial_item() {
+  return static_cast<std::int64_t>(
+             ll_partial_slot_block(static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x))) *
+             kLlWarps +
+         threadIdx.x / 32;
+}
+
+// Item `item` = (t * R + s) * parts + part taken apart (by the host's divisors).
+struct PartialAt {
+  int t, s, part;
+};
+__device__ __forceinline__ PartialAt partial_at(const LlCombineArgs& a, std::int64_t item) {
+  const LlSplit token_source = ll_split(item, a.layout.by_combine_parts);
+  const LlSplit t_s = ll_split(token_source.quot, a.by_domain_ranks);
+  return {t_s.quot, t_s.rem, token_source.rem};
 }
 
 }  // namespace

@@ -18,34 +18,74 @@ namespace {
 
 constexpr int kRankBatch = 4;  // partials one lane loads at once
 
-// The receive's first loads, issued before the wait for the peers' done signals (they read only
-// this call's topk_idx and the mask, which no peer writes during the call): this lane's slot's
-// expert ids for the warp's first two items, and the mask of the domain's ranks.
-struct ReduceAhead {
-  std::int64_t expert = -1;       // topk_idx of this lane's slot of the item's token; -1 for none
-  std::int64_t next_expert = -1;  // the same for the warp's second item
-  WarpMask mask;                  // the domain's mask
-};
-
 __device__ __forceinline__ std::int64_t first_reduce_item() {
   return static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
 }
 
-// This lane's slot's expert id for receive item `item` = (token, part); -1 past the items or the
-// slots.
-__device__ __forceinline__ std::int64_t slot_expert(const LlCombineArgs& a, std::int64_t item, int parts) {
+// The receive's items of one warp, (token, part) each, in the order it takes them, by index:
+//  - kBySendSlot false (every block waits for the whole grid of every source): index i is item
+//    (i / parts, i % parts), from first_reduce_item(), a grid of warps apart, below T * parts;
+//  - kBySendSlot true (block b waits only for block b of every source, ll_combine.cuh): index i is
+//    the combine's send item (t, s, part) (partial_at), from first_partial_item(), a grid of warps
+//    apart, taken only where its owner s is this rank: so each partial block b sums was written by
+//    block b of its holder, as every rank runs the same grid.
+// T is this call's token count; every index is warp-uniform.
+template <bool kBySendSlot>
+struct ReduceWalk {
+  std::int64_t end;  // past the last index
+  std::int64_t stride;
+  __device__ explicit ReduceWalk(const LlCombineArgs& a)
+      : end(a.num_tokens * partial_parts(a.layout) * (kBySendSlot ? a.view.num_domain_ranks : 1)),
+        stride(static_cast<std::int64_t>(gridDim.x) * kLlWarps) {}
+  // The first of the warp's indices at or after i (i being one of its indices or `end`): i itself
+  // unless it is another owner's; `end` when none is left.
+  __device__ __forceinline__ std::int64_t own(const LlCombineArgs& a, std::int64_t i) const {
+    if constexpr (kBySendSlot)
+      while (i < end && partial_at(a, i).s != a.view.domain_rank) i += stride;
+    return i < end ? i : end;
+  }
+  __device__ __forceinline__ std::int64_t first(const LlCombineArgs& a) const {
+    return own(a, kBySendSlot ? first_partial_item() : first_reduce_item());
+  }
+  __device__ __forceinline__ std::int64_t next(const LlCombineArgs& a, std::int64_t i) const {
+    return i < end ? own(a, i + stride) : end;
+  }
+  // Index i's (token, part) as quot and rem; i < end.
+  __device__ __forceinline__ LlSplit at(const LlCombineArgs& a, std::int64_t i) const {
+    if constexpr (kBySendSlot) {
+      const PartialAt p = partial_at(a, i);
+      return {p.t, p.part};
+    } else {
+      return ll_split(i, a.layout.by_combine_parts);
+    }
+  }
+};
+
+// The receive's first loads, issued before the wait for the peers' completion signals (they read
+// only this call's topk_idx and the mask, which no peer writes during the call): the warp's first
+// two items, this lane's slot's expert ids for them, and the mask of the domain's ranks.
+struct ReduceAhead {
+  std::int64_t item = 0, next_item = 0;  // the warp's first two indices (ReduceWalk; `end`: none)
+  std::int64_t expert = -1;              // topk_idx of this lane's slot of the first's token; -1: none
+  std::int64_t next_expert = -1;         // the same for the second
+  WarpMask mask;                         // the domain's mask
+};
+
+// This lane's slot's expert id for token t (-1 for t < 0, or past the slots).
+__device__ __forceinline__ std::int64_t slot_expert(const LlCombineArgs& a, std::int64_t t) {
   const int lane = threadIdx.x % 32;
-  if (item >= a.num_tokens * parts || lane >= a.num_topk) return -1;
-  return ll_load_expert(a.topk_idx, a.idx_bytes,
-                        ll_split(item, a.layout.by_combine_parts).quot * a.num_topk + lane);
+  if (t < 0 || lane >= a.num_topk) return -1;
+  return ll_load_expert(a.topk_idx, a.idx_bytes, t * a.num_topk + lane);
 }
 
+template <bool kBySendSlot>
 __device__ __forceinline__ ReduceAhead locate_reduce(const LlCombineArgs& a) {
-  const int parts = partial_parts(a.layout);
+  const ReduceWalk<kBySendSlot> walk(a);
   ReduceAhead ahead;
-  ahead.expert = slot_expert(a, first_reduce_item(), parts);
-  ahead.next_expert =
-      slot_expert(a, first_reduce_item() + static_cast<std::int64_t>(gridDim.x) * kLlWarps, parts);
+  ahead.item = walk.first(a);
+  ahead.next_item = walk.next(a, ahead.item);
+  ahead.expert = slot_expert(a, ahead.item < walk.end ? walk.at(a, ahead.item).quot : -1);
+  ahead.next_expert = slot_expert(a, ahead.next_item < walk.end ? walk.at(a, ahead.next_item).quot : -1);
   ahead.mask = WarpMask::load(a.view);
   return ahead;
 }
@@ -120,32 +160,32 @@ __device__ __forceinline__ bool add_holder_batch(const LlCombineArgs& a, int par
 
 // NOTE: every partial read here is summed and stored before the block's credit (ll_give_credits:
 // an unordered add); no read of the staging may be left in flight past it.
-// `ahead` is locate_reduce()'s, from before the done wait; each later item's expert ids are loaded
-// one item ahead, and its first batch of partials is loaded while this item is summed (at
-// `ll-dsv3` a warp's second item cost one more round trip after the first's sum, NOTES 11.25).
+// `ahead` is locate_reduce()'s, from before the wait for the sources; each later item's expert ids
+// are loaded one item ahead, and its first batch of partials is loaded while this item is summed
+// (at `ll-dsv3` a warp's second item cost one more round trip after the first's sum, NOTES 11.25).
+template <bool kBySendSlot>
 __device__ void reduce_partials(const LlCombineArgs& a, int parity, const ReduceAhead& ahead) {
   const LlLayout& l = a.layout;
-  const int parts = partial_parts(l);
-  const std::int64_t items = a.num_tokens * parts;
-  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const ReduceWalk<kBySendSlot> walk(a);
   std::uint16_t* out = a.out;
-  std::int64_t item = first_reduce_item();
-  if (item >= items) return;  // warp-uniform
+  if (ahead.item >= walk.end) return;  // warp-uniform
   unsigned rank = slot_holder(a, ahead.expert, ahead.mask);
-  LlSplit tp = ll_split(item, l.by_combine_parts);
+  LlSplit tp = walk.at(a, ahead.item);
   HolderBatch cur = load_holder_batch(a, parity, tp.quot, tp.rem, rank, -1);
-  std::int64_t next_expert = ahead.next_expert;
+  std::int64_t next_item = ahead.next_item, next_expert = ahead.next_expert;
   for (;;) {
-    const bool more = item + num_warps < items;  // warp-uniform
+    const bool more = next_item < walk.end;  // warp-uniform
     // The next item's first batch goes out before this one is summed.
     HolderBatch next;
     unsigned next_rank = 0;
     LlSplit next_tp{0, 0};
+    std::int64_t after = walk.end;
     if (more) {
-      next_tp = ll_split(item + num_warps, l.by_combine_parts);
+      next_tp = walk.at(a, next_item);
       next_rank = slot_holder(a, next_expert, ahead.mask);
       next = load_holder_batch(a, parity, next_tp.quot, next_tp.rem, next_rank, -1);
-      next_expert = slot_expert(a, item + 2 * num_warps, parts);
+      after = walk.next(a, next_item);
+      next_expert = slot_expert(a, after < walk.end ? walk.at(a, after).quot : -1);
     }
     const std::int64_t t = tp.quot;
     const int part = tp.rem;
@@ -168,7 +208,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
       ptx::st_na_v2(reinterpret_cast<uint2*>(out + t * l.hidden + lane_channel(part, h)), bits);
     }
     if (!more) break;
-    item += num_warps;
+    next_item = after;
     tp = next_tp;
     rank = next_rank;
     cur = next;

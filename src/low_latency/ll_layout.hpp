@@ -13,7 +13,8 @@
 //   [ dispatch slot places:    [2][R sources][T][max_topk] int32 ((local expert << 16) | place)  ]
 //   [ dispatch part masks:     [2][R sources][T][ceil(hidden/512)] u64 ((seq << 16) | slots)     ]
 //   [ dispatch rows done:      [2][R sources][kLlMaxBlocks] u64 (seq of each sending block)     ]
-//   [ combine weights:         [2 parities][R sources][T tokens][max_topk] f32 (the owners')     ]
+//   [ combine weights:         [2 parities][R sources][T tokens][max_topk] u64 (tagged f32)      ]
+//   [ combine partials done:   [2][R holders][kLlMaxBlocks] u64 (seq of each summing block)       ]
 //   [ combine partials:        [2 parities][T tokens][R holders][hidden] f32 (into the owner)     ]
 //   [ combine stage:           [2 parities][R owners][T tokens][hidden] f32 (puts' source)        ]
 //   [ zero-copy y, half 0 | half 1: [nle][R*T][hidden] bf16 each                                 ]
@@ -95,7 +96,9 @@ struct LlLayout {
   // combine's parts a row, ceil(hidden / kLlCombinePartChannels), and an expert's holder by
   // num_local_experts.
   FastDivisor by_parts{1}, by_combine_parts{1}, by_local_experts{1};
-  std::size_t combine_weights = 0, combine_part = 0, combine_stage = 0;
+  std::size_t combine_weights = 0, combine_partials_done = 0, combine_part = 0, combine_stage = 0;
+  // End of combine_partials_done: [combine_weights, here) holds sequence numbers (reset_ll_sequence).
+  std::size_t combine_tagged_end = 0;
   std::size_t combine_y[2] = {};
   std::size_t outputs[2] = {};
   std::size_t output_bytes = 0;  // one half's output block
@@ -152,6 +155,9 @@ struct LlLayout {
     l.dispatch_direct_end = at;
     l.combine_weights = at = align_up(at, kLlSmallAlignment);
     at += l.combine_weights_bytes();
+    l.combine_partials_done = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * static_cast<std::size_t>(kLlMaxBlocks) * 8u;
+    l.combine_tagged_end = at;
     l.combine_part = at = align_up(at, kLlLargeAlignment);
     at += 2u * T * R * H * 4u;
     l.combine_stage = at = align_up(at, kLlLargeAlignment);
@@ -257,6 +263,15 @@ struct LlLayout {
            (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
             static_cast<std::size_t>(src_rank)) *
                static_cast<std::size_t>(max_tokens) * static_cast<std::size_t>(max_topk);
+  }
+  // The seq of holder `holder`'s latest combine of this parity whose block `block` has finished
+  // writing its partial sums here (the CUDA IPC combine's per-block flags, ll_combine.cuh).
+  EPCOMM_HD std::uint64_t* partials_done(void* ws, int parity, int holder, int block) const {
+    return reinterpret_cast<std::uint64_t*>(base(ws) + combine_partials_done) +
+           (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
+            static_cast<std::size_t>(holder)) *
+               static_cast<std::size_t>(kLlMaxBlocks) +
+           static_cast<std::size_t>(block);
   }
   // [hidden]: holder `holder`'s partial sum of token token_idx, in the token's owner's workspace.
   EPCOMM_HD float* combine_partial(void* ws, int parity, std::int64_t token_idx, int holder) const {

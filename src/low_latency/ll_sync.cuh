@@ -5,7 +5,9 @@
 // this rank's own memory. Device code only.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/call_signature.cuh"
 #include "core/phase_tracer.cuh"
@@ -127,6 +129,29 @@ __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, 
                                         v.domain_base_rank + s);
     if (ok && !peer_masked(v, s))
       ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
+  }
+  return __syncthreads_and(ok);
+}
+
+// The per-block form of step 4 (the CUDA IPC combine's partials, ll_combine.cuh): every source's
+// block 0 and its block `blockIdx.x` have finished writing their part of operation `seq` here
+// (flag_of(s, b): source s's flag of its block b in this rank's workspace), and every source's
+// signature, published by its block 0 before that block's flag, equals `sig`. Two threads per
+// source, waiting at once: thread s for block 0's flag, then the signature; thread R + s for this
+// block's. Called by every thread of the block; false (for all) when a wait failed or a signature
+// differed.
+template <typename FlagOf>
+__device__ __forceinline__ bool ll_wait_block_flags(const LlControl* mine, int parity, std::uint64_t seq,
+                                                    const CallSignature& sig, const DomainView& v, OpId op,
+                                                    FlagOf flag_of) {
+  static_assert(2 * kLlMaxRanks <= kLlThreads, "two threads per source");
+  const int R = v.num_domain_ranks, i = static_cast<int>(threadIdx.x);
+  const int s = i < R ? i : i - R, block = i < R ? 0 : static_cast<int>(blockIdx.x);
+  bool ok = true;
+  if (i < 2 * R && !peer_masked(v, s)) {
+    ok = wait_at_least<Polls::kAcquire>(flag_of(s, block), seq, v, op, CounterId::kRowsArrived,
+                                        v.domain_base_rank + s);
+    if (ok && i < R) ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
   }
   return __syncthreads_and(ok);
 }
@@ -256,16 +281,22 @@ __device__ __forceinline__ void ll_arrive_after_send(LlControl* mine, std::uint6
 // runs `send(parity, seq)`, every block adds its `done` signal in every peer, and the last block to
 // arrive stores the operation's seq; the receive phase waits for every peer's `done`, runs
 // `receive(parity)`, and every block gives its credit (`freed`) to every peer.
+// With `flag_of` (flag_of(ws, parity, source, block): a block's flag in workspace ws), each block
+// instead release-stores seq into its own flag in every peer, and block b's receive waits only for
+// block 0 and block b of every source (ll_wait_block_flags): for a receive whose block b reads only
+// what block b of each source wrote (the CUDA IPC combine).
 // `locate()` runs in the receive phase before that wait: loads of this call's own inputs that the
 // receive needs first (their round trip hides behind the wait instead of following it).
 // `own` is this rank's workspace. With a policy that stages locally, every thread completes its puts before
 // its block signals, so every put has completed before the signal. Every thread of every block calls it.
 // `sig` is this call's signature (published with the sends, checked before the receive).
-template <typename Peers, typename Prepare, typename Send, typename Locate, typename Receive>
+template <typename Peers, typename Prepare, typename Send, typename Locate, typename Receive,
+          typename FlagOf = std::nullptr_t>
 __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayout& l, char* own, int kind,
                                               OpId op, int phases, int half, std::uint64_t* trace,
                                               const CallSignature& sig, Prepare prepare, Send send,
-                                              Locate locate, Receive receive) {
+                                              Locate locate, Receive receive, FlagOf flag_of = nullptr) {
+  constexpr bool kBlockFlags = !std::is_same_v<FlagOf, std::nullptr_t>;
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
   const std::uint64_t seq = ll_launch_seq(mine, phases, half);
@@ -282,7 +313,15 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     send(parity, seq);
     if constexpr (Peers::kStagesLocally) Peers::finish_sends();
     tracer.mark(kLlTraceSent);
-    ll_signal_done<Peers>(v, l, own, kind, parity);
+    if constexpr (kBlockFlags) {
+      __syncthreads();  // every write of the block comes before its flag (a release, cumulative)
+      ll_flag_block<Peers>(
+          v, own,
+          [&](char* peer) { return flag_of(peer, parity, v.domain_rank, static_cast<int>(blockIdx.x)); },
+          seq);
+    } else {
+      ll_signal_done<Peers>(v, l, own, kind, parity);
+    }
     ll_arrive_after_send<Peers>(mine, seq, half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
@@ -293,7 +332,13 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     // survivors stay in step with each other (they mask it and carry on: mask_on_timeout). Nothing
     // is read from the staging then, so releasing it is safe.
     locate();
-    if (ll_wait_done(mine, parity, seq, sig, v, op)) {
+    bool arrived;
+    if constexpr (kBlockFlags)
+      arrived = ll_wait_block_flags(mine, parity, seq, sig, v, op,
+                                    [&](int s, int b) { return flag_of(own, parity, s, b); });
+    else
+      arrived = ll_wait_done(mine, parity, seq, sig, v, op);
+    if (arrived) {
       tracer.mark(kLlTraceDoneSeen);
       receive(parity);
     }

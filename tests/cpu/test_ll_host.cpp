@@ -55,6 +55,7 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
       {"dispatch_part_mask", l.dispatch_part_mask, 2 * R * T * ((H + 511) / 512) * 8, 128},
       {"dispatch_rows_done", l.dispatch_rows_done, 2 * R * kLlMaxBlocks * 8, 128},
       {"combine_weights", l.combine_weights, 2 * R * T * K * 8, 128},
+      {"combine_partials_done", l.combine_partials_done, 2 * R * kLlMaxBlocks * 8, 128},
       {"combine_part", l.combine_part, 2 * T * R * H * 4, 4096},
       {"combine_stage", l.combine_stage, 2 * R * T * H * 4, 4096},
   };
@@ -156,6 +157,13 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
     EXPECT_EQ(l.dispatch_rows_done, l.dispatch_part_mask + ((2u * R * T * parts * 8 + 127) / 128) * 128);
     EXPECT_EQ(at(l.combine_weights_of(region, 1, R - 1) + T * K), l.combine_weights + 2u * R * T * K * 8);
     EXPECT_EQ(l.combine_weights_bytes(), 2u * R * T * K * 8);
+    EXPECT_EQ(at(l.partials_done(region, 1, R - 1, kLlMaxBlocks - 1) + 1),
+              l.combine_partials_done + 2u * R * kLlMaxBlocks * 8);
+    EXPECT_EQ(at(l.partials_done(region, 0, 1 % R, 7)),
+              l.combine_partials_done + ((1u % R) * kLlMaxBlocks + 7) * 8);
+    // The combine's range reset_ll_sequence clears: the tagged weights and the per-block flags.
+    EXPECT_EQ(l.combine_partials_done, l.combine_weights + ((2u * R * T * K * 8 + 127) / 128) * 128);
+    EXPECT_EQ(l.combine_tagged_end, l.combine_partials_done + 2u * R * kLlMaxBlocks * 8);
     EXPECT_EQ(at(l.combine_partial(region, 1, T - 1, R - 1) + H), l.combine_part + 2u * T * R * H * 4);
     EXPECT_EQ(at(l.combine_partial(region, 0, 1 % T, 1 % R)),
               l.combine_part + ((1u % T) * R + 1u % R) * H * 4);
