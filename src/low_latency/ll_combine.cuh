@@ -17,7 +17,7 @@
 // rounds once to BF16. With CUDA IPC each block flags its own partials in every owner, and block b
 // of an owner waits only for block b (and block 0) of every holder, then sums the items block b of
 // each holder summed for it: a block's receive starts when its own items have landed, not when the
-// grid's last block has sent (NOTES 11.65). With puts, every block waits for the grid's done
+// grid's last block has sent (NOTES 11.64). With puts, every block waits for the grid's done
 // signals. The expert ids of each warp's first items are loaded before that wait, each next item's
 // while this one is summed.
 #pragma once
