@@ -220,9 +220,8 @@ __device__ __forceinline__ bool wait_tagged(const std::uint64_t* word, IsCurrent
   if (view.masked != nullptr && view.masked[peer] != 0) return true;
   const WaitBound bound{view.timeout_ns, view.status, view.rank,
                         view.telemetry != nullptr ? &polled_ns : nullptr, nullptr};
-  const bool ok = poll_until([&] { return ptx::ld_relaxed_sys(word); }, is_current, value, bound, op,
-                             counter_id, peer, expected, -1, tag_of);
-  return ok;
+  return poll_until([&] { return ptx::ld_relaxed_sys(word); }, is_current, value, bound, op, counter_id, peer,
+                    expected, -1, tag_of);
 }
 
 }  // namespace epcomm

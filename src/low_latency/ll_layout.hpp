@@ -60,7 +60,7 @@ struct LlControl {
   // [parity][receiver]: the receiver's receive-phase blocks that finished reading this rank's
   // staging, over all operations of that parity (each block of each operation adds 1).
   std::uint64_t freed[2][kLlMaxRanks];
-  std::uint64_t weights[2][kLlMaxRanks];  // [parity][source]: seq whose combine weights are in place
+  std::uint64_t weights[2][kLlMaxRanks];  // [parity][source reached by puts]: seq whose weights are in place
   // Dispatch by direct stores (ll_dispatch_direct.cuh), [parity][source]: the source's list blocks
   // done writing their slot places and counts into me (all ops), and the source's token count of
   // its latest operation of that parity (written before its list blocks' signal).
@@ -244,11 +244,7 @@ struct LlLayout {
   // The seq of source src_rank's latest operation of this parity whose block `block` has finished
   // writing its rows here.
   EPCOMM_HD std::uint64_t* rows_done(void* ws, int parity, int src_rank, int block) const {
-    return reinterpret_cast<std::uint64_t*>(base(ws) + dispatch_rows_done) +
-           (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
-            static_cast<std::size_t>(src_rank)) *
-               static_cast<std::size_t>(kLlMaxBlocks) +
-           static_cast<std::size_t>(block);
+    return block_flag(ws, dispatch_rows_done, parity, src_rank, block);
   }
   // The bytes of the tagged combine weights, [2][R][T][max_topk] of 8 bytes (reset_ll_sequence
   // clears them: their tags hold sequence numbers, which restart from 0).
@@ -267,9 +263,13 @@ struct LlLayout {
   // The seq of holder `holder`'s latest combine of this parity whose block `block` has finished
   // writing its partial sums here (the CUDA IPC combine's per-block flags, ll_combine.cuh).
   EPCOMM_HD std::uint64_t* partials_done(void* ws, int parity, int holder, int block) const {
-    return reinterpret_cast<std::uint64_t*>(base(ws) + combine_partials_done) +
+    return block_flag(ws, combine_partials_done, parity, holder, block);
+  }
+  // A per-block flag in a [2 parities][R ranks][kLlMaxBlocks] u64 section at offset `section`.
+  EPCOMM_HD std::uint64_t* block_flag(void* ws, std::size_t section, int parity, int rank, int block) const {
+    return reinterpret_cast<std::uint64_t*>(base(ws) + section) +
            (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
-            static_cast<std::size_t>(holder)) *
+            static_cast<std::size_t>(rank)) *
                static_cast<std::size_t>(kLlMaxBlocks) +
            static_cast<std::size_t>(block);
   }
