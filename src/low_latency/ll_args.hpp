@@ -54,8 +54,9 @@
 // Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
 // scheme with the combine control block.
 //  7. Send: block 0 writes the owner's top-k weights of its T_s tokens into every holder d at
-//     combine_weights[p][s], each tagged with seq in the same 8-byte word (ll_tag_weight), and
-//     release-stores weights[p][s] = seq there (it loads the first of them, and with CUDA IPC every
+//     combine_weights[p][s], each tagged with seq in the same 8-byte word (ll_tag_weight), and,
+//     in a holder reached by puts, release-stores weights[p][s] = seq there once its put has
+//     completed (it loads the first of them, and with CUDA IPC every
 //     other block's warps their first item's rows, before the credit wait). As a holder, for each
 //     (source s, token t) with rows here (token_rows of the handle's dispatch, filled by its
 //     receive), read each slot's weight until its tag is seq (a source reached by puts: wait for

@@ -59,8 +59,8 @@ __device__ __forceinline__ WeightsAhead load_weights_ahead(const LlCombineArgs& 
 
 // Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me], each tagged
 // with seq (ll_tag_weight: stored whole into the holders reached by stores, which read them as soon
-// as they land; for the others into its own copy, then one put each), then weights[p][me] = seq is
-// signalled to each (the holders reached by puts wait for it). The first ones come from `ahead`.
+// as they land; for the others into its own copy, then one put each, and then weights[p][me] = seq
+// is signalled to them, as a put is not one word). The first ones come from `ahead`.
 template <typename Peers>
 __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t seq,
                              const WeightsAhead& ahead) {
@@ -95,10 +95,11 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
     for (int d = static_cast<int>(threadIdx.x / 32); d < R; d += kLlWarps)
       if (ll_by_put<Peers>(v, d) && bytes > 0 && !peer_masked(v, d)) Peers::put_warp(v, mine, mine, bytes, d);
     Peers::finish_sends();
+    __syncthreads();  // every completed put of the block comes before any signal
+    ll_for_each_peer<Peers>(v, l, a.workspace, kLlKindCombine, [&](int p, LlControl* c) {
+      if (ll_by_put<Peers>(v, p)) Peers::signal(v, &c->weights[parity][me], seq, p);
+    });
   }
-  __syncthreads();  // every store and completed put of the block comes before any signal
-  ll_signal_all<Peers>(
-      v, l, a.workspace, kLlKindCombine, [&](LlControl* c) { return &c->weights[parity][me]; }, seq);
 }
 
 // The whole warp: this lane's slot's row here for item `item` (token_rows of the handle's

@@ -202,16 +202,6 @@ __device__ __forceinline__ void ll_for_each_peer(const DomainView& v, const LlLa
       signal(p, l.control_of(Peers::target(v, own, p), kind));
 }
 
-// By one block (combine's block 0 for its weights, step 7): publishes `value` into the LlControl
-// field that `field_of(control)` selects in every domain peer's workspace, through the Peers policy
-// (ll_peers.cuh).
-template <typename Peers, typename FieldOf>
-__device__ __forceinline__ void ll_signal_all(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                              FieldOf field_of, std::uint64_t value) {
-  ll_for_each_peer<Peers>(v, l, own, kind,
-                          [&](int p, LlControl* c) { Peers::signal(v, field_of(c), value, p); });
-}
-
 // Step 3, by every block once its sends are done (and, when staging locally, completed): its
 // completion, done[parity][this rank], in every peer (a block barrier first: every write of the
 // block comes before the adds; each add is a release at system scope, cumulative over them).
