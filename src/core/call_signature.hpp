@@ -36,7 +36,7 @@ enum SigFlag : std::int32_t {
   kSigRoundScale = 2,   // low-latency: scales rounded to powers of two
   kSigUe8m0 = 4,        // low-latency: UE8M0 scales
   kSigCached = 8,       // dispatch reusing a handle's routing
-  kSigPull = 16,        // high-throughput combine: pulled by the rows' owners
+  kSigPull = 16,        // combine (high-throughput, low-latency): pulled by the rows' owners
   kSigCopyEngine = 32,  // high-throughput combine: rows moved by the copy engine
 };
 

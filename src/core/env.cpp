@@ -106,6 +106,14 @@ constexpr std::array kRegistry = {
                  "receiver waits for every sender block, then copies by selection lists). Every rank "
                  "uses the direct form only if every rank asks for it. Read when a low-latency Buffer "
                  "is made."},
+    Entry{.name = "EPCOMM_LL_PULL_COMBINE",
+          .type = Type::kBool,
+          .default_value = "1",
+          .doc = "CUDA IPC low-latency combine with a zero-copy y: 1 (default): pulled (each rank reads "
+                 "its tokens' rows straight from the holders' y and sums them, one phase); 0: pushed (each "
+                 "holder sends a float32 partial sum per token to its owner, as without zero-copy and on "
+                 "NVSHMEM and multi-domain Buffers). Every rank pulls only if every rank asks for it. Read "
+                 "when a low-latency Buffer is made."},
     Entry{.name = "EPCOMM_CALLER_STREAM",
           .type = Type::kBool,
           .default_value = "1",

@@ -192,6 +192,9 @@ struct LlCombineArgs {
   int dispatch_half = 0;  // outputs half of the dispatch whose token_rows map the rows
   int half = 0;           // host half of this combine's output
   int phases = kLlBoth;
+  // Pulled by the owners (steps 7p-8p; CUDA IPC with a zero-copy y only: y is then
+  // zero_copy_y(half) in every rank's workspace), else pushed (steps 7-8).
+  bool pull = false;
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
   std::uint16_t* out = nullptr;    // [num_tokens, hidden] bf16: the caller's output, or the workspace's
   FastDivisor by_domain_ranks{1};  // by view.num_domain_ranks, set on the host

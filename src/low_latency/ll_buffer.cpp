@@ -47,6 +47,7 @@ struct LlReadyRecord {
   int blocks;       // the grid this rank can run (one block per SM at most)
   int unreachable;  // a domain peer without a load/store address here (hybrid), or -1
   int direct;       // 1: this rank asks for the direct dispatch (CUDA IPC only)
+  int pull;         // 1: this rank asks for the pulled zero-copy combine (CUDA IPC only)
 };
 
 // Opens the workspace of `path` and picks its kernels; with several domains the kernels get the
@@ -96,7 +97,8 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   open_ll_workspace(*impl_, *state, path);
   LlReadyRecord mine{.blocks = 0,
                      .unreachable = -1,
-                     .direct = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_DISPATCH") ? 1 : 0};
+                     .direct = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_DISPATCH") ? 1 : 0,
+                     .pull = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_PULL_COMBINE") ? 1 : 0};
   if (path == LlPath::kHybrid)
     mine.unreachable = map_domain_workspaces(state->view, ll_nvshmem_hooks()->peer_pointer, state->workspace);
   // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
@@ -109,9 +111,11 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   impl_->bootstrap->all_gather(&mine, every.data(), sizeof(LlReadyRecord));
   state->num_blocks = impl_->num_sms;
   state->direct_dispatch = true;
+  state->pull_combine = true;
   for (const LlReadyRecord& r : every) {
     state->num_blocks = std::min(state->num_blocks, r.blocks);
     state->direct_dispatch = state->direct_dispatch && r.direct != 0;
+    state->pull_combine = state->pull_combine && r.pull != 0;
   }
   // Every rank refuses alike when one of them cannot store into a peer of its domain.
   for (std::size_t r = 0; r < every.size(); ++r)
@@ -142,6 +146,9 @@ Tensor Buffer::get_next_low_latency_combine_buffer(const LlHandle& handle) const
   checks::check_ll_handle(handle, st, impl_->num_ranks());
   const LlLayout& l = st.layout;
   const int half = static_cast<int>(st.num_combines & 1u);
+  // The combine two calls ago read this buffer; split and not yet received, its peers may still
+  // read it (a pulled combine), so it cannot be written yet.
+  checks::check_not_in_flight(st, kLlKindCombine, half);
   return Tensor::contiguous(l.zero_copy_y(st.workspace, half), DType::kBF16,
                             {l.num_local_experts, l.capacity, l.hidden});
 }

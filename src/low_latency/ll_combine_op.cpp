@@ -39,6 +39,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
   a.dispatch_half = h.half;
   a.half = half;
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
+  a.pull = o.zero_copy && st.pull_combine;
   a.trace = st.trace_of(kLlKindCombine);
   a.out = o.out.defined() ? static_cast<std::uint16_t*>(o.out.data) : st.layout.combine_out(ws, half);
   a.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kLlCombine),
@@ -46,7 +47,8 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
                                 .num_topk = h.num_topk,
                                 .num_blocks = st.num_blocks,
                                 .max_tokens = st.layout.max_tokens,
-                                .num_experts = st.layout.num_experts});
+                                .num_experts = st.layout.num_experts,
+                                .flags = a.pull ? kSigPull : 0});
 
   CommScope scope(m, options, /*direct=*/m.on_caller_stream && !o.return_recv_hook);
   m.timer.begin(scope.comm(), "combine");

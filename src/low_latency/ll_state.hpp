@@ -22,6 +22,9 @@ struct LlState {
   // The dispatch's direct form (CUDA IPC; every rank agreed, EPCOMM_LL_DIRECT_DISPATCH), else the
   // staging form (low_latency/ll_args.hpp).
   bool direct_dispatch = false;
+  // A zero-copy combine is pulled by the tokens' owners (CUDA IPC; every rank agreed,
+  // EPCOMM_LL_PULL_COMBINE), else pushed by the holders (low_latency/ll_args.hpp).
+  bool pull_combine = false;
   // What the kernels get: the Buffer's domain view with one domain; with several, the view of
   // every rank (low_latency/ll_domains.hpp), whose peer_base holds the domain peers' workspaces
   // (LlPath::kHybrid).

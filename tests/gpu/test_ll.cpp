@@ -102,6 +102,7 @@ TEST_F(Ll, CombineIntoTheCallersTensor) {  // LlCombineOptions::out: no copy aft
 TEST_F(Ll, Int32IndicesDuplicatesAndEmptySlots) {
   const LlCase c{.empty_fraction = 0.3, .duplicates = true, .idx32 = true, .seed = 8};
   run_pair(buffer_for(c), c);
+  run_pair(buffer_for(c), c, {.zero_copy = true, .salt = 1});
 }
 TEST_F(Ll, RankWithNoTokens) {
   const LlCase c{.tokens_on_rank1 = 0, .seed = 9};

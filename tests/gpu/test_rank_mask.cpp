@@ -41,8 +41,10 @@ ref::LlRankOutput routing_of(const GotDispatch& got, const LlCase& c) {
 }
 
 // Low-latency dispatch and combine (BF16, y echoing each row's token, so the combine does not
-// depend on the GPU's row order) against the reference of the masked operations.
-void run_ll(Buffer& buffer, const LlCase& c, const std::vector<std::uint8_t>& mask) {
+// depend on the GPU's row order) against the reference of the masked operations. With `zero_copy`,
+// y is written into the Buffer's next combine buffer (with CUDA IPC the owners then pull their rows
+// from the holders, which must skip a masked one).
+void run_ll(Buffer& buffer, const LlCase& c, const std::vector<std::uint8_t>& mask, bool zero_copy = false) {
   const GpuEnv& env = gpu_env();
   const ref::Geometry g = geometry_of(c, kWorld);
   const std::vector<RankData> inputs = make_inputs(c, kWorld, 0);
@@ -64,8 +66,15 @@ void run_ll(Buffer& buffer, const LlCase& c, const std::vector<std::uint8_t>& ma
   expect_dispatch_matches(got, want[static_cast<std::size_t>(env.rank)], c, kWorld, "masked dispatch");
 
   const auto my_y = make_y(YMode::kEcho, c, kWorld, env.rank, 0, routing_of(got, c), inputs);
-  DeviceTensor y = upload(my_y, DType::kBF16, {c.experts_per_rank, kWorld * c.max_tokens, c.hidden});
-  LlCombineResult cr = buffer.low_latency_combine(y, di.topk, di.weights, d.handle, {}, call);
+  DeviceTensor uploaded = upload(my_y, DType::kBF16, {c.experts_per_rank, kWorld * c.max_tokens, c.hidden});
+  Tensor y = uploaded;
+  if (zero_copy) {
+    y = buffer.get_next_low_latency_combine_buffer(d.handle);
+    EPCOMM_CUDA_CHECK(
+        cudaMemcpy(y.data, uploaded.data(), my_y.size() * sizeof(std::uint16_t), cudaMemcpyDeviceToDevice));
+  }
+  LlCombineResult cr =
+      buffer.low_latency_combine(y, di.topk, di.weights, d.handle, {.zero_copy = zero_copy}, call);
   finish(buffer);
   std::vector<std::vector<std::uint16_t>> ys;
   for (int r = 0; r < kWorld; ++r)
@@ -117,9 +126,12 @@ TEST_F(RankMask, LowLatencySkipsAMaskedRankThatNeverCalls) {
     buffer.mask_rank(kMasked);
     run_ll(buffer, c, mask_of(true));
     run_ll(buffer, c, mask_of(true));  // the other parity of the double buffer
+    run_ll(buffer, c, mask_of(true), /*zero_copy=*/true);
+    run_ll(buffer, c, mask_of(true), /*zero_copy=*/true);
   }
   buffer.clear_rank_mask();
   run_ll(buffer, c, mask_of(false));
+  run_ll(buffer, c, mask_of(false), /*zero_copy=*/true);
 }
 
 // mask_on_timeout: ranks 0 and 1 dispatch while rank 2 stays away; the dispatch that waited for it
@@ -167,6 +179,7 @@ TEST_F(RankMask, LowLatencyMaskOnTimeoutLetsTheSurvivorsCarryOn) {
     expect_peer_timeout([&] { finish(buffer); }, "low-latency dispatch timed out");
     EXPECT_EQ(buffer.masked_ranks(), (std::vector<bool>{false, false, true}));
     for (int i = 0; i < 3; ++i) run_ll(buffer, c, mask_of(true));  // both parities, and a credit wait
+    run_ll(buffer, c, mask_of(true), /*zero_copy=*/true);
   }
   buffer.clear_rank_mask();
   run_ll(buffer, c, mask_of(false));

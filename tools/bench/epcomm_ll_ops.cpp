@@ -6,13 +6,19 @@
 //   dispatch+combine fp8  an FP8 dispatch and a BF16 combine back to back
 // Rows "epcomm-graph": the same dispatch / combine captured once in a CUDA graph and replayed
 // (no host work between calls: the kernels' own latency, as in a decoding step's graph).
+// Rows "epcomm-zc" and "epcomm-graph-zc", op "combine": the same combine with a zero-copy y
+// (LlCombineOptions::zero_copy), y copied beforehand (untimed) into both halves of the Buffer's
+// zero-copy y, where a model's expert GEMM would write it: with CUDA IPC the owners then pull their
+// tokens' rows from the holders (EPCOMM_LL_PULL_COMBINE).
 // Built with EPCOMM_WITH_NVSHMEM, the dispatch and combine rows run again on a Buffer whose peers
 // are all reached through NVSHMEM (impl "epcomm-nvshmem", BufferOptions::ll_transport).
 // Byte counts: dispatch receives one row per (token, expert) pair on this rank (Traffic.recv_pairs)
 // of hidden + 4*hidden/128 bytes and sends each token once per destination rank other than its own
 // (Traffic.send_rows_remote; the selection lists every holder also gets are not counted). Combine:
 // logical recv_pairs BF16 rows (docs/benchmark.md: its dispatch's count); wire: one float32 partial sum per
-// remote token received (Traffic.recv_rows_remote rows of hidden x 4 bytes).
+// remote token received (Traffic.recv_rows_remote rows of hidden x 4 bytes), or, pulled (the -zc rows
+// with CUDA IPC), one BF16 row per (token, expert) pair of this rank's held elsewhere
+// (Traffic.send_pairs_remote).
 //
 // Split phases (return_recv_hook): the runner times each run() between two events on one stream,
 // with nothing untimed between consecutive calls, and every send needs its receive before the send
@@ -153,6 +159,26 @@ struct EpcommLl {
     if (hook) r.receive();
     if (clock) clock->mark(2, s);
     return r;
+  }
+
+  // A zero-copy combine: y is read where the Buffer's next combine buffer is (write_y_zero_copy).
+  LlCombineResult combine_zero_copy(const LlHandle& handle, cudaStream_t s) {
+    const Tensor y_zc = buffer->get_next_low_latency_combine_buffer(handle);
+    return buffer->low_latency_combine(y_zc, topk_idx, topk_weights, handle, {.zero_copy = true},
+                                       {.stream = s});
+  }
+
+  // Untimed: dispatch_and_write_y, then y copied into both halves of the zero-copy y (an untimed
+  // combine between the two copies moves to the other half; the next combine reads the first).
+  void write_y_zero_copy(cudaStream_t s) {
+    dispatch_and_write_y(s);
+    for (int half = 0; half < 2; ++half) {
+      const Tensor y_zc = buffer->get_next_low_latency_combine_buffer(d.handle);
+      BENCH_CUDA(cudaMemcpyAsync(y_zc.data, y_memory.get(), y_memory.bytes(), cudaMemcpyDeviceToDevice, s));
+      if (half == 0) c = combine_zero_copy(d.handle, s);
+    }
+    BENCH_CUDA(cudaStreamSynchronize(s));
+    buffer->check_status();
   }
 
   LlCombineResult combine(const LlHandle& handle, bool hook, cudaStream_t s, PhaseClock* clock = nullptr) {
@@ -347,6 +373,8 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
   const double combine_recv = static_cast<double>(tr.recv_pairs) * bf16_row;
   // float32 partial sums back to the owners, one per remote token received
   const double combine_wire = static_cast<double>(tr.recv_rows_remote) * static_cast<double>(w.hidden) * 4.0;
+  // Pulled (zero-copy y, CUDA IPC): this rank reads a BF16 row per (token, expert) pair held elsewhere.
+  const double pull_wire = static_cast<double>(tr.send_pairs_remote) * bf16_row;
   auto make = [](const char* impl, const char* op, const char* dtype, double recv, double wire) {
     BenchOp o;
     o.impl = impl;
@@ -402,6 +430,25 @@ std::vector<BenchOp> make_ll_ops(BenchContext& context, LlTransport transport) {
     o.setup = [st, graph](cudaStream_t s) {
       st->dispatch_and_write_y(s);
       graph->capture([st](cudaStream_t c) { st->c = st->combine(st->d.handle, false, c); }, s);
+    };
+    o.run = [graph](cudaStream_t s) { graph->replay(s); };
+    o.check = check_combine;
+    ops.push_back(std::move(o));
+  }
+  {
+    BenchOp o = make("epcomm-zc", "combine", "bf16", combine_recv, pull_wire);
+    o.setup = [st](cudaStream_t s) { st->write_y_zero_copy(s); };
+    o.run = [st](cudaStream_t s) { st->c = st->combine_zero_copy(st->d.handle, s); };
+    o.check = check_combine;
+    if (timing) o.kernel_us = kernel_us;
+    ops.push_back(std::move(o));
+  }
+  {
+    auto graph = std::make_shared<CapturedCall>();
+    BenchOp o = make("epcomm-graph-zc", "combine", "bf16", combine_recv, pull_wire);
+    o.setup = [st, graph](cudaStream_t s) {
+      st->write_y_zero_copy(s);
+      graph->capture([st](cudaStream_t c) { st->c = st->combine_zero_copy(st->d.handle, c); }, s);
     };
     o.run = [graph](cudaStream_t s) { graph->replay(s); };
     o.check = check_combine;
