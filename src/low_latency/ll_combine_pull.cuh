@@ -5,7 +5,8 @@
 // IPC instantiation only (ll_combine.cu picks this kernel when LlCombineArgs::pull is set).
 // Definitions in an unnamed namespace, one private copy per including translation unit.
 //
-// Send phase: block 0 publishes this call's signature in every peer, then adds the grid's count to
+// Send phase: block 0 waits for the credits of the operation two calls ago (as every block of the
+// pushed form does), publishes this call's signature in every peer, then adds the grid's count to
 // done[p][this rank] in every peer (a release: this rank's y, written before the launch, and the
 // token_rows of the handle's dispatch are final). The done counters then count as for the pushed
 // combine (grid adds per operation), so pushed and pulled combines can follow each other.
@@ -17,7 +18,10 @@
 // then the holders' sums added from 0, one BF16 rounding (bit for bit the pushed combine's result).
 // Then each block gives its credit (freed) to every peer, and block 0 waits until every other
 // unmasked rank's blocks have given theirs for this operation: once the launch has completed, no
-// peer reads this rank's y or token_rows any more, so the caller may write the y half again.
+// peer reads this rank's y or token_rows any more, so the caller may write the y half again. So a
+// split call's receive completes only once every rank has received it too: ranks must call their
+// receives at the same place in their sequences of low-latency calls (the same program does);
+// otherwise the wait times out, naming the rank.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -206,11 +210,17 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   const LlSplit tp = ll_split(has_item ? item : 0, l.by_combine_parts);
   const WarpMask mask = WarpMask::load(v);
   const PullSlot first = has_item ? pull_slot(a, tp.quot, mask) : PullSlot{v.num_domain_ranks};
+  const bool publishes = (a.phases & kLlSend) && blockIdx.x == 0;
+  const LlCreditLook look = publishes ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
   if (a.phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
-    tracer.mark(kLlTraceCredits);  // nothing is written into a peer's staging: no credit to wait for
-    if (blockIdx.x == 0) {
+    // Only block 0 writes into peers (the signature and the count), and only there does an
+    // earlier operation's reader matter: a peer still to receive the operation two calls ago
+    // (split) reads the signature slot this one overwrites.
+    if (publishes && !ll_wait_credits(mine, parity, seq, v, OpId::kLlCombine, look)) return;
+    tracer.mark(kLlTraceCredits);
+    if (publishes) {
       // NOTE: thread p stores the signature into p and then releases the count there: its own
       // store, and this rank's y and token_rows (written before the launch), come before it.
       ll_publish_signature<IpcPeers>(v, l, ws, kLlKindCombine, parity, a.signature);
