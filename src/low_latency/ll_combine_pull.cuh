@@ -6,11 +6,14 @@
 // Definitions in an unnamed namespace, one private copy per including translation unit.
 //
 // Send phase: block 0 waits for the credits of the operation two calls ago (as every block of the
-// pushed form does), publishes this call's signature in every peer, then adds the grid's count to
-// done[p][this rank] in every peer (a release: this rank's y, written before the launch, and the
-// token_rows of the handle's dispatch are final). The done counters then count as for the pushed
-// combine (grid adds per operation), so pushed and pulled combines can follow each other.
-// Receive phase, every block: wait for the done count and the signature of every other unmasked
+// pushed form does), publishes this call's signature in every peer, then release-stores seq into
+// done[p][this rank] in every peer (this rank's y, written before the launch, and the token_rows
+// of the handle's dispatch are final). With CUDA IPC the pushed combine flags per block
+// (partials_done) and never adds to done, so done holds the latest pulled operation's seq; the
+// credits (freed) count as in the pushed form (a credit per block per operation), so pushed and
+// pulled combines may follow each other. Every rank must pass the same zero_copy: a rank that
+// pushes while its peers pull waits for flags they never set, and the wait times out naming them.
+// Receive phase, every block: wait for the done flag and the signature of every other unmasked
 // rank (a rank's own rows need no wait: its y and token_rows come before the launch on its stream);
 // then warps take items (token t, 256-channel part), read each slot's row in its holder (the
 // holder's token_rows for this rank, then the holder's y), and sum in the pushed combine's order:
@@ -175,8 +178,8 @@ __device__ __forceinline__ bool wait_holders(const LlCombineArgs& a, int parity,
   bool ok = true;
   if (s < v.num_domain_ranks && s != v.domain_rank && !peer_masked(v, s)) {
     const int peer = v.domain_base_rank + s;
-    ok = wait_at_least<Polls::kAcquire>(&mine->done[parity][s], ll_done_after(seq, gridDim.x), v,
-                                        OpId::kLlCombine, CounterId::kRowsStaged, peer);
+    ok = wait_at_least<Polls::kAcquire>(&mine->done[parity][s], seq, v, OpId::kLlCombine,
+                                        CounterId::kRowsStaged, peer);
     if (ok) ok = signature_matches(&mine->signature[parity][s], a.signature, v, OpId::kLlCombine, peer);
   }
   return __syncthreads_and(ok);
@@ -225,7 +228,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
       // store, and this rank's y and token_rows (written before the launch), come before it.
       ll_publish_signature<IpcPeers>(v, l, ws, kLlKindCombine, parity, a.signature);
       ll_for_each_peer<IpcPeers>(v, l, ws, kLlKindCombine, [&](int p, LlControl* c) {
-        IpcPeers::signal_add(v, &c->done[parity][v.domain_rank], gridDim.x, p);
+        IpcPeers::signal(v, &c->done[parity][v.domain_rank], seq, p);
       });
     }
     tracer.mark(kLlTraceSent);
