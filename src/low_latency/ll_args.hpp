@@ -71,6 +71,18 @@
 //     step 6. With CUDA IPC, block b waits only for partials_done[p][s][0] and [p][s][b] of every
 //     source s and sums the items its warps' slots took as senders whose owner is this rank: those
 //     block b of every holder summed (every rank runs the same grid; ll_combine_recv.cuh).
+// Combine, pulled (CUDA IPC with a zero-copy y, LlCombineArgs::pull; ll_combine_pull.cuh): y is
+// zero_copy_y(half) of every rank's workspace, which every peer has mapped, so the owners read it.
+//  7p. Send: block 0 waits for the credits (step 1), writes the signature into every rank, then
+//      release-stores seq into done[p][d] of every rank (a flag: the IPC pushed combine flags per
+//      block and never adds to done). Nothing else is written into a peer.
+//  8p. Receive: every block waits for done[p][d] >= seq and the signature of every other unmasked
+//      rank d (its own rows need no wait); then warps take (token, 256-channel part) items: each
+//      slot's row is token_rows[s = this rank][t][slot] in its holder, read there with the row of
+//      the holder's y, and out[t] is summed in step 7-8's order (per holder its slots in slot
+//      order from 0, then the holders in rank order from 0, one BF16 rounding): the same bits.
+//      Then credits, as in step 6, and block 0 waits until every other unmasked rank's credits for
+//      this operation have come: when the launch ends no peer reads this rank's y or token_rows.
 //
 // Co-residency: a launch that runs both phases spins in its receive phase on the signal its own
 // send-phase blocks give, so its grid never exceeds the SM count (one block per SM).
