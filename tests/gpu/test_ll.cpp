@@ -272,6 +272,27 @@ TEST_F(Ll, TwoOperationsInFlight) {
   finish(buffer);
   expect_combine_matches(download<std::uint16_t>(c0.out), c, R, routing[0], ys[0], inputs[0], "combine 0");
   expect_combine_matches(download<std::uint16_t>(c1.out), c, R, routing[1], ys[1], inputs[1], "combine 1");
+  // The same two combines with a zero-copy y (pulled with CUDA IPC): both sends, then both
+  // receives. The first one's buffer is not handed out again before its receive (its peers may
+  // still read it).
+  LlCombineResult z[2];
+  const LlHandle* handles[2] = {&d0.handle, &d1.handle};
+  for (int b = 0; b < 2; ++b) {
+    const Tensor y_zc = buffer.get_next_low_latency_combine_buffer(*handles[b]);
+    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(y_zc.data, y[b].data(),
+                                      ys[b][static_cast<std::size_t>(me)].size() * sizeof(std::uint16_t),
+                                      cudaMemcpyDeviceToDevice, env.stream));
+    z[b] = buffer.low_latency_combine(y_zc, di[b].topk, di[b].weights, *handles[b],
+                                      {.zero_copy = true, .return_recv_hook = true}, call);
+  }
+  EXPECT_THROW(buffer.get_next_low_latency_combine_buffer(d0.handle), Error);
+  z[0].receive();
+  z[1].receive();
+  finish(buffer);
+  expect_combine_matches(download<std::uint16_t>(z[0].out), c, R, routing[0], ys[0], inputs[0],
+                         "zero-copy 0");
+  expect_combine_matches(download<std::uint16_t>(z[1].out), c, R, routing[1], ys[1], inputs[1],
+                         "zero-copy 1");
   // A third dispatch reuses the first one's memory: its handle is refused before any launch.
   LlDispatchResult d2 = buffer.low_latency_dispatch(di[0].x, di[0].topk, c.options(false), call);
   EXPECT_THROW(buffer.low_latency_combine(y[0], di[0].topk, di[0].weights, d0.handle, {}, call), Error);
