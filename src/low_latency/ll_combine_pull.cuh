@@ -110,13 +110,16 @@ __device__ __forceinline__ void add_pull_slot(float (&sum)[2][4], const uint2 (&
   }
 }
 
-// The whole warp: item (t, part) of this rank's tokens, read from the holders and summed into out.
-// Holders in rank order: each one's slots from 0 in slot order, then that sum added (a holder whose
-// rows were all dropped adds 0, as the pushed owner adds what its partial would be).
-__device__ __forceinline__ void pull_item(const LlCombineArgs& a, std::int64_t t, int part, PullSlot s) {
+// The whole warp: item (t, part) of this rank's tokens (`s`: this lane's slot, its row located),
+// read from the holders and summed into out. Holders in rank order: each one's slots from 0 in slot
+// order, then that sum added (a holder whose rows were all dropped adds 0, as the pushed owner adds
+// what its partial would be). `ahead()` runs once the rows' loads are issued, before the sum: the
+// warp's next item is located then (its ids and rows: two round trips behind these rows' one).
+template <typename Ahead>
+__device__ __forceinline__ void pull_item(const LlCombineArgs& a, std::int64_t t, int part, const PullSlot& s,
+                                          Ahead ahead) {
   const LlLayout& l = a.layout;
   const int R = a.view.num_domain_ranks, me = a.view.domain_rank;
-  s.row = pull_row(a, s, t);
   const unsigned slots = __ballot_sync(kLlFullMask, s.row >= 0);
   const bool batched = (slots >> kPullSlotBatch) == 0;  // warp-uniform
   uint2 vals[kPullSlotBatch][2] = {};
@@ -125,6 +128,7 @@ __device__ __forceinline__ void pull_item(const LlCombineArgs& a, std::int64_t t
     for (int j = 0; j < kPullSlotBatch; ++j)
       if (((slots >> j) & 1u) != 0) load_pull_slot(a, s, part, j, vals[j]);
   }
+  ahead();
   float acc[2][4] = {};
   for (int last = -1;;) {
     const unsigned above = s.holder < R && s.holder > last ? static_cast<unsigned>(s.holder) : R;
@@ -243,9 +247,21 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
     if (arrived) {
       tracer.mark(kLlTraceDoneSeen);
       const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
-      for (std::int64_t i = item; i < a.num_tokens * parts; i += stride) {
-        const LlSplit at = i == item ? tp : ll_split(i, l.by_combine_parts);
-        pull_item(a, at.quot, at.rem, i == item ? first : pull_slot(a, at.quot, mask));
+      const std::int64_t items = a.num_tokens * parts;
+      PullSlot cur = first;
+      if (has_item) cur.row = pull_row(a, cur, tp.quot);
+      LlSplit at = tp;
+      for (std::int64_t i = item; i < items; i += stride) {
+        PullSlot next{v.num_domain_ranks};
+        LlSplit next_at{0, 0};
+        pull_item(a, at.quot, at.rem, cur, [&] {
+          if (i + stride >= items) return;  // warp-uniform
+          next_at = ll_split(i + stride, l.by_combine_parts);
+          next = pull_slot(a, next_at.quot, mask);
+          next.row = pull_row(a, next, next_at.quot);
+        });
+        cur = next;
+        at = next_at;
       }
     }
     tracer.mark(kLlTraceReceived);
