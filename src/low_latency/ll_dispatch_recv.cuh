@@ -80,15 +80,6 @@ struct SourceRows {
   std::int32_t* total;
 };
 
-// The source at position u of the rows' order: u in rank order; with `own_first`, this rank (me)
-// first, then the others in rank order.
-__device__ __forceinline__ int ll_source_at(int u, int me, bool own_first) {
-  return !own_first ? u : u == 0 ? me : u <= me ? u - 1 : u;
-}
-// Its inverse: source s's position.
-__device__ __forceinline__ int ll_source_position(int s, int me, bool own_first) {
-  return !own_first ? s : s == me ? 0 : s < me ? s + 1 : s;
-}
 __device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r,
                              bool own_first = false) {
   const LlLayout& l = a.layout;
