@@ -73,8 +73,8 @@
 //     block b of every holder summed (every rank runs the same grid; ll_combine_recv.cuh).
 // Combine, pulled (CUDA IPC with a zero-copy y, LlCombineArgs::pull; ll_combine_pull.cuh): y is
 // zero_copy_y(half) of every rank's workspace, which every peer has mapped, so the owners read it.
-//  7p. Send: block 0 waits for the credits (step 1), writes the signature into every rank, then
-//      release-stores seq into done[p][d] of every rank (a flag: the IPC pushed combine flags per
+//  7p. Send: block 0 waits for the credits (step 1), writes the signature into every other rank,
+//      then release-stores seq into done[p][d] there (a flag: the IPC pushed combine flags per
 //      block and never adds to done). Nothing else is written into a peer.
 //  8p. Receive: every block waits for done[p][d] >= seq and the signature of every other unmasked
 //      rank d (its own rows need no wait); then warps take (token, 256-channel part) items: each

@@ -6,8 +6,8 @@
 // Definitions in an unnamed namespace, one private copy per including translation unit.
 //
 // Send phase: block 0 waits for the credits of the operation two calls ago (as every block of the
-// pushed form does), publishes this call's signature in every peer, then release-stores seq into
-// done[p][this rank] in every peer (this rank's y, written before the launch, and the token_rows
+// pushed form does), publishes this call's signature in every other peer, then release-stores seq
+// into done[p][this rank] there (this rank's y, written before the launch, and the token_rows
 // of the handle's dispatch are final). With CUDA IPC the pushed combine flags per block
 // (partials_done) and never adds to done, so done holds the latest pulled operation's seq; the
 // credits (freed) count as in the pushed form (a credit per block per operation), so pushed and
@@ -228,10 +228,12 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
     if (publishes && !ll_wait_credits(mine, parity, seq, v, OpId::kLlCombine, look)) return;
     tracer.mark(kLlTraceCredits);
     if (publishes) {
-      // NOTE: thread p stores the signature into p and then releases the count there: its own
-      // store, and this rank's y and token_rows (written before the launch), come before it.
-      ll_publish_signature<IpcPeers>(v, l, ws, kLlKindCombine, parity, a.signature);
+      // NOTE: thread p stores the signature into p and then releases the flag there: its own
+      // store, and this rank's y and token_rows (written before the launch), come before it. Not
+      // to this rank itself: nothing of its own is waited for (wait_holders).
       ll_for_each_peer<IpcPeers>(v, l, ws, kLlKindCombine, [&](int p, LlControl* c) {
+        if (p == v.domain_rank) return;
+        store_signature(&c->signature[parity][v.domain_rank], a.signature);
         IpcPeers::signal(v, &c->done[parity][v.domain_rank], seq, p);
       });
     }

@@ -14,7 +14,7 @@
 //    row's place is its slot's place in this rank's list, and once this rank's list blocks have
 //    placed (own_places[p], a GPU-scope count) the row block stores the piece straight into each
 //    such row, with its scales, src_info and the token's token_rows (store_own_rows). Then it
-//    release-stores seq into rows_done[p][this rank][b] of every peer.
+//    release-stores seq into rows_done[p][this rank][b] of every other peer.
 //  - A list block takes experts j, j + L, ... (j: its index among the list blocks). For each
 //    (token t, slot k) naming such an expert e, it takes the next place in e's list in the ids'
 //    order (token, then slot: the reference's row order; send_places) and stores it with the
@@ -22,9 +22,10 @@
 //    expert's count at sel_count[p][this rank][e] there. The first
 //    list block also stores this call's signature and token count in every peer. Then each list
 //    block adds 1 to own_places[p] here (a release at GPU scope) and release-adds 1 to
-//    lists[p][this rank] of every peer.
+//    lists[p][this rank] of every peer (at GPU scope into this rank's own).
 // Receive, every block: wait until lists[p][s] >= ceil(seq / 2) * L for every source s (the
-// signature and token count of s are then in place) and, in row block b, rows_done[p][s][b] >= seq;
+// signature and token count of s are then in place) and, in row block b, rows_done[p][s][b] >= seq
+// for every other source;
 // scan the counts into the rows' layout (scan_sources, this rank's own rows first: layout_range,
 // recv_count); then row block b copies the items that block b of each other source s sent, with
 // the same item numbering
@@ -241,7 +242,7 @@ __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity
       const volatile std::int64_t* count = &mine->tokens[parity][i];
       tokens[i] = min(*count, a.layout.max_tokens);
     }
-  } else if (i < 2 * R && roles.rows) {
+  } else if (i < 2 * R && roles.rows && i - R != v.domain_rank) {  // own rows: stored in place
     const int s = i - R;
     ok = wait_at_least<Polls::kAcquire>(
         a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v, OpId::kLlDispatch,
@@ -376,18 +377,27 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
       // store its own rows into their final places; before the signals' system-scope fences.
       if (threadIdx.x == 0) ptx::red_add_release_gpu(&mine->own_places[parity], 1);
       if (!roles.rows) tracer.mark(kLlTraceSent);
+      // To this rank itself at GPU scope: its own receive reads only what this GPU wrote.
       ll_for_each_peer<Peers>(
           v, l, a.workspace, kLlKindDispatch,
-          [&](int p, LlControl* c) { Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p); }, masked);
+          [&](int p, LlControl* c) {
+            if (p == v.domain_rank)
+              ptx::red_add_release_gpu(&c->lists[parity][p], 1);
+            else
+              Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
+          },
+          masked);
     }
     if (roles.rows) {
       send_rows<Peers>(a, parity, seq, first, roles.row_blocks, row_mask,
                        (seq + 1) / 2 * static_cast<std::uint64_t>(roles.list_blocks));
       __syncthreads();
       tracer.mark(kLlTraceSent);
+      // Not to this rank itself: its own rows are in their final places, and its receive copies
+      // none of them (wait_sources does not wait for this flag of its own).
       ll_flag_block<Peers>(
           v, a.workspace, [&](char* peer) { return l.rows_done(peer, parity, v.domain_rank, blockIdx.x); },
-          seq);
+          seq, /*skip_self=*/true);
     }
     ll_arrive_after_send<Peers>(mine, seq, a.half, tracer);
   } else {
