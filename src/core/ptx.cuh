@@ -98,6 +98,12 @@ __device__ __forceinline__ void red_add_release_sys(int* p, int v) {
   asm volatile("red.release.sys.global.add.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
+// Release store at GPU scope: a flag read only by this GPU's own blocks (a low-latency block's
+// flag to its own rank). Its fence waits for this GPU's L2, not for the system's.
+__device__ __forceinline__ void st_release_gpu(std::uint64_t* p, std::uint64_t v) {
+  asm volatile("st.release.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
 // Release add at GPU scope: a counter read only by this GPU's own blocks (the direct dispatch's
 // own places: its list blocks tell its row blocks). Its fence waits for this GPU's L2, not for the
 // system's.
