@@ -522,7 +522,11 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, const LaunchStamps* launc
     for (int i = tid; i < G * nle; i += blockDim.x) a.clear_counts[i] = 0;
 
   bool ok = true;
-  const bool exchanges = threadIdx.x < G && x.live(threadIdx.x);  // thread p: peer p
+  // Thread p: peer p. Not this rank itself: its own mailbox was written by this block, whose
+  // barrier above (and the one below) orders those writes before any read of them, so it needs no
+  // flag, no system-scope release and no wait (~1.8 us on one rank, NOTES 11.38).
+  const bool exchanges =
+      threadIdx.x < G && x.live(threadIdx.x) && static_cast<int>(threadIdx.x) != v.domain_rank;
   // NOTE: a release after the block barrier: every thread's mailbox writes precede the flag.
   if (exchanges) ptx::st_release_sys(x.out(threadIdx.x).flag, epoch);
   tracer.mark(kNotifyTraceReleased);
