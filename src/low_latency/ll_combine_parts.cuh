@@ -4,6 +4,7 @@
 // translation unit.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -33,6 +34,21 @@ __device__ __forceinline__ int partial_parts(const LlLayout& l) {
 // The first channel of half h of part `part` that this lane takes.
 __device__ __forceinline__ std::int64_t lane_channel(int part, int h) {
   return static_cast<std::int64_t>(part) * kPartChannels + h * kHalfChannels + (threadIdx.x % 32) * 4;
+}
+
+// The whole warp: this lane's sums of part `part` (acc[h]: its 4 channels of half h) rounded once to
+// BF16 and stored into `row` (hidden channels).
+__device__ __forceinline__ void store_bf16_part(std::uint16_t* row, std::int64_t hidden, int part,
+                                                const float (&acc)[2][4]) {
+  const auto bf16 = [](float f) {
+    return static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(f)));
+  };
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (lane_channel(part, h) >= hidden) continue;
+    const uint2 bits{bf16(acc[h][0]) | (bf16(acc[h][1]) << 16), bf16(acc[h][2]) | (bf16(acc[h][3]) << 16)};
+    ptx::st_na_v2(reinterpret_cast<uint2*>(row + lane_channel(part, h)), bits);
+  }
 }
 
 __device__ __forceinline__ int4 float4_bits(const float* f) {

@@ -160,16 +160,7 @@ __device__ __forceinline__ void pull_item(const LlCombineArgs& a, std::int64_t t
       count_traffic(a.view, OpId::kLlCombine, holder, 0,
                     sizeof(std::uint16_t) * static_cast<std::uint64_t>(l.hidden) * __popc(of_holder));
   }
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    if (lane_channel(part, h) >= l.hidden) continue;
-    uint2 bits;
-    bits.x = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][0]))) |
-             (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][1]))) << 16);
-    bits.y = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][2]))) |
-             (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][3]))) << 16);
-    ptx::st_na_v2(reinterpret_cast<uint2*>(a.out + t * l.hidden + lane_channel(part, h)), bits);
-  }
+  store_bf16_part(a.out + t * l.hidden, l.hidden, part, acc);
 }
 
 // Every thread of the block: every other unmasked rank has begun this operation (its done count

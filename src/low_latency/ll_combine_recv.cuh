@@ -197,16 +197,7 @@ __device__ void reduce_partials(const LlCombineArgs& a, int parity, const Reduce
     // Holders past the first batch (more than kRankBatch of them): one batch at a time.
     while (add_holder_batch(a, part, cur, acc))
       cur = load_holder_batch(a, parity, tp.quot, part, rank, cur.last);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      if (lane_channel(part, h) >= l.hidden) continue;
-      uint2 bits;
-      bits.x = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][0]))) |
-               (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][1]))) << 16);
-      bits.y = static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][2]))) |
-               (static_cast<std::uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(acc[h][3]))) << 16);
-      ptx::st_na_v2(reinterpret_cast<uint2*>(out + t * l.hidden + lane_channel(part, h)), bits);
-    }
+    store_bf16_part(out + t * l.hidden, l.hidden, part, acc);
     if (!more) break;
     next_item = after;
     tp = next_tp;
