@@ -213,7 +213,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   if (a.phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
-    // Only block 0 writes into peers (the signature and the count), and only there does an
+    // Only block 0 writes into peers (the signature and the flag), and only there does an
     // earlier operation's reader matter: a peer still to receive the operation two calls ago
     // (split) reads the signature slot this one overwrites.
     if (publishes && !ll_wait_credits(mine, parity, seq, v, OpId::kLlCombine, look)) return;
