@@ -11,7 +11,7 @@
 namespace epcomm::faults {
 namespace {
 
-constexpr int kPhases = 11, kFaults = 4, kFields = 4, kMaskCases = 5;
+constexpr int kPhases = 12, kFaults = 4, kFields = 4, kMaskCases = 6;
 
 TEST(FaultCases, EveryPhaseMeetsEveryFault) {
   std::set<std::pair<Phase, Fault>> seen;

@@ -12,13 +12,13 @@ namespace {
 
 constexpr Phase kPhases[] = {Phase::kLayout,    Phase::kNotify,         Phase::kHtTransfer,
                              Phase::kHtCombine, Phase::kCachedDispatch, Phase::kLlDispatch,
-                             Phase::kLlCombine, Phase::kLlSplit,        Phase::kBarrier,
-                             Phase::kCreate,    Phase::kDestroy};
+                             Phase::kLlCombine, Phase::kLlCombineZc,    Phase::kLlSplit,
+                             Phase::kBarrier,   Phase::kCreate,         Phase::kDestroy};
 constexpr Field kFields[] = {Field::kHidden, Field::kTopk, Field::kNumSms, Field::kTokens};
 // Phases where a survivor with mask_on_timeout should carry on after a killed peer: every call
 // that waits on a peer in the kernels (the mask is read there).
-constexpr Phase kMaskPhases[] = {Phase::kNotify, Phase::kHtCombine, Phase::kLlDispatch, Phase::kLlCombine,
-                                 Phase::kBarrier};
+constexpr Phase kMaskPhases[] = {Phase::kNotify,    Phase::kHtCombine,   Phase::kLlDispatch,
+                                 Phase::kLlCombine, Phase::kLlCombineZc, Phase::kBarrier};
 
 // The names the survivor's error may give its operation: the call that first waits on the peer
 // after a fault at `phase`, as the library spells them (core/status_message.cpp; the bootstrap's own).
@@ -36,6 +36,7 @@ std::vector<std::string> op_words(Phase phase) {
     case Phase::kLlDispatch:
       return {to_string(OpId::kLlDispatch)};
     case Phase::kLlCombine:
+    case Phase::kLlCombineZc:
       return {to_string(OpId::kLlCombine)};
     case Phase::kLlSplit:  // the peer sent before it failed: the survivor's receive may complete
       return {to_string(OpId::kLlDispatch), to_string(OpId::kLlCombine)};
@@ -95,6 +96,7 @@ std::string mismatch_skip_reason(Phase phase, Field field) {
     case Phase::kHtTransfer:
       return "the call's values are exchanged with the counts, before the transfer (notify cases)";
     case Phase::kLlCombine:
+    case Phase::kLlCombineZc:
       return "combine's shapes come from the dispatch's handle and are checked locally";
     case Phase::kLlSplit:
       return "a split dispatch exchanges the same signature as ll_dispatch (those cases)";
@@ -202,6 +204,8 @@ const char* to_string(Phase phase) noexcept {
       return "ll_dispatch";
     case Phase::kLlCombine:
       return "ll_combine";
+    case Phase::kLlCombineZc:
+      return "ll_combine_zc";
     case Phase::kLlSplit:
       return "ll_split";
     case Phase::kBarrier:
@@ -257,8 +261,8 @@ const char* to_string(Outcome outcome) noexcept {
 }
 
 bool is_low_latency(Phase phase) noexcept {
-  return phase == Phase::kLlDispatch || phase == Phase::kLlCombine || phase == Phase::kLlSplit ||
-         phase == Phase::kCreate;
+  return phase == Phase::kLlDispatch || phase == Phase::kLlCombine || phase == Phase::kLlCombineZc ||
+         phase == Phase::kLlSplit || phase == Phase::kCreate;
 }
 
 std::string case_name(const Case& c) {

@@ -20,6 +20,7 @@ enum class Phase {
   kCachedDispatch,  // HT dispatch with the handle
   kLlDispatch,      // low-latency dispatch
   kLlCombine,       // low-latency combine
+  kLlCombineZc,     // low-latency combine with a zero-copy y (pulled by the owners with CUDA IPC)
   kLlSplit,         // between a split LL dispatch's send and its receive (return_recv_hook)
   kBarrier,         // Buffer::barrier
   kCreate,          // the Buffer's collective constructor

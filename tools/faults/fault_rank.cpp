@@ -40,6 +40,7 @@ const Step kCached = [](Session& s, const Shape& sh) { s.cached_dispatch(sh); };
 const Step kBarrier = [](Session& s, const Shape&) { s.barrier(); };
 const Step kLlDispatch = [](Session& s, const Shape& sh) { s.ll_dispatch(sh); };
 const Step kLlCombine = [](Session& s, const Shape& sh) { s.ll_combine(sh); };
+const Step kLlCombineZc = [](Session& s, const Shape& sh) { s.ll_combine(sh, /*zero_copy=*/true); };
 const Step kLlSplit = [](Session& s, const Shape& sh) {
   s.ll_send(sh);
   s.ll_receive();
@@ -64,6 +65,8 @@ Plan plan_of(Phase phase) {
       return {true, {kLlDispatch, kLlCombine}, {kLlDispatch, kLlCombine}};
     case Phase::kLlCombine:
       return {true, {kLlDispatch}, {kLlCombine}};
+    case Phase::kLlCombineZc:
+      return {true, {kLlDispatch}, {kLlCombineZc}};
     case Phase::kLlSplit:
       return {true, {kLlDispatch, kLlCombine}, {kLlSplit, kLlCombine}};
     case Phase::kCreate:
@@ -83,6 +86,7 @@ Step other_op(Phase phase) {
     case Phase::kLlSplit:
       return kLlCombine;  // with the prelude's handle
     case Phase::kLlCombine:
+    case Phase::kLlCombineZc:
       return kLlDispatch;
     case Phase::kCreate:
       return [](Session& s, const Shape&) { s.create_ht(false); };

@@ -54,7 +54,9 @@ class Session {
   void ll_dispatch(const Shape& shape);
   void ll_send(const Shape& shape);  // a split dispatch's send (return_recv_hook); receive in ll_receive
   void ll_receive();
-  void ll_combine(const Shape& shape);
+  // With `zero_copy`, the dispatch's rows are copied into the Buffer's next combine buffer first and
+  // the combine reads them there (pulled by the owners with CUDA IPC).
+  void ll_combine(const Shape& shape, bool zero_copy = false);
 
  private:
   struct Inputs;
