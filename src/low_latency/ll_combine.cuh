@@ -163,23 +163,13 @@ __device__ __forceinline__ PartialItem load_partial_item(const LlCombineArgs& a,
 }
 
 // acc += w * row for the slots [first_slot, first_slot + kSlotBatch) present in `slots`, ascending;
-// lane j holds slot j's weight. NOTE: explicit roundings (no FMA contraction), as the reference.
+// lane j holds slot j's weight.
 __device__ __forceinline__ void add_slot_batch(float (&acc)[2][4], const uint2 (&vals)[kSlotBatch][2],
                                                unsigned slots, int first_slot, float weight) {
 #pragma unroll
   for (int j = 0; j < kSlotBatch; ++j) {
     const float w = __shfl_sync(kLlFullMask, weight, first_slot + j);
-    if (((slots >> (first_slot + j)) & 1u) == 0) continue;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&vals[j][h]);
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const float2 f = __bfloat1622float2(pairs[i]);
-        acc[h][2 * i] = __fadd_rn(acc[h][2 * i], __fmul_rn(w, f.x));
-        acc[h][2 * i + 1] = __fadd_rn(acc[h][2 * i + 1], __fmul_rn(w, f.y));
-      }
-    }
+    if (((slots >> (first_slot + j)) & 1u) != 0) add_weighted_piece(acc, vals[j], w);
   }
 }
 

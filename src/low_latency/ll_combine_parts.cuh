@@ -36,6 +36,22 @@ __device__ __forceinline__ std::int64_t lane_channel(int part, int h) {
   return static_cast<std::int64_t>(part) * kPartChannels + h * kHalfChannels + (threadIdx.x % 32) * 4;
 }
 
+// sum += w * piece, channel by channel: this lane's 4 BF16 channels of each half of a row's part
+// (`piece[h]`), as a holder sums its slots (pushed) or an owner its holders' rows (pulled).
+// NOTE: explicit roundings (no FMA contraction), as the reference.
+__device__ __forceinline__ void add_weighted_piece(float (&sum)[2][4], const uint2 (&piece)[2], float w) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&piece[h]);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const float2 f = __bfloat1622float2(pairs[i]);
+      sum[h][2 * i] = __fadd_rn(sum[h][2 * i], __fmul_rn(w, f.x));
+      sum[h][2 * i + 1] = __fadd_rn(sum[h][2 * i + 1], __fmul_rn(w, f.y));
+    }
+  }
+}
+
 // The whole warp: this lane's sums of part `part` (acc[h]: its 4 channels of half h) rounded once to
 // BF16 and stored into `row` (hidden channels).
 __device__ __forceinline__ void store_bf16_part(std::uint16_t* row, std::int64_t hidden, int part,

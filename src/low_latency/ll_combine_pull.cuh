@@ -95,21 +95,6 @@ __device__ __forceinline__ void load_pull_slot(const LlCombineArgs& a, const Pul
       val[h] = ptx::ld_na_v2(reinterpret_cast<const uint2*>(y + lane_channel(part, h)));
 }
 
-// sum += w * val, channel by channel. NOTE: explicit roundings (no FMA contraction), as the pushed
-// combine's holders and the reference.
-__device__ __forceinline__ void add_pull_slot(float (&sum)[2][4], const uint2 (&val)[2], float w) {
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&val[h]);
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const float2 f = __bfloat1622float2(pairs[i]);
-      sum[h][2 * i] = __fadd_rn(sum[h][2 * i], __fmul_rn(w, f.x));
-      sum[h][2 * i + 1] = __fadd_rn(sum[h][2 * i + 1], __fmul_rn(w, f.y));
-    }
-  }
-}
-
 // The whole warp: item (t, part) of this rank's tokens (`s`: this lane's slot, its row located),
 // read from the holders and summed into out. Holders in rank order: each one's slots from 0 in slot
 // order, then that sum added (a holder whose rows were all dropped adds 0, as the pushed owner adds
@@ -139,16 +124,15 @@ __device__ __forceinline__ void pull_item(const LlCombineArgs& a, std::int64_t t
     float sum[2][4] = {};
     if (batched) {
 #pragma unroll
-      for (int j = 0; j < kPullSlotBatch; ++j) {
-        const float w = __shfl_sync(kLlFullMask, s.weight, j);
-        if (((of_holder >> j) & 1u) != 0) add_pull_slot(sum, vals[j], w);
-      }
+      for (int j = 0; j < kPullSlotBatch; ++j)  // of_holder is warp-uniform: the shuffle is whole
+        if (((of_holder >> j) & 1u) != 0)
+          add_weighted_piece(sum, vals[j], __shfl_sync(kLlFullMask, s.weight, j));
     } else {
       for (unsigned left = of_holder; left != 0; left &= left - 1) {
         const int j = __ffs(left) - 1;
         uint2 val[2] = {};
         load_pull_slot(a, s, part, j, val);
-        add_pull_slot(sum, val, __shfl_sync(kLlFullMask, s.weight, j));
+        add_weighted_piece(sum, val, __shfl_sync(kLlFullMask, s.weight, j));
       }
     }
 #pragma unroll
@@ -163,8 +147,8 @@ __device__ __forceinline__ void pull_item(const LlCombineArgs& a, std::int64_t t
   store_bf16_part(a.out + t * l.hidden, l.hidden, part, acc);
 }
 
-// Every thread of the block: every other unmasked rank has begun this operation (its done count
-// reached this operation's) and its signature equals this call's. A thread per such rank. False
+// Every thread of the block: every other unmasked rank has begun this operation (its done flag here
+// is this operation's seq) and its signature equals this call's. A thread per such rank. False
 // (for all) when a wait failed or a signature differed.
 __device__ __forceinline__ bool wait_holders(const LlCombineArgs& a, int parity, std::uint64_t seq) {
   const DomainView& v = a.view;
@@ -201,12 +185,13 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   const std::uint64_t seq = ll_launch_seq(mine, a.phases, a.half);
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(a.trace, seq);
-  // The warp's item, and its slots from this call's own inputs (before any wait).
+  // The warp's item, and its slots from this call's own inputs (before any wait); none in a
+  // send-only launch.
   const int parts = partial_parts(l);
   const std::int64_t item = first_partial_item();
-  const bool has_item = item < a.num_tokens * parts;  // warp-uniform
+  const bool has_item = (a.phases & kLlRecv) && item < a.num_tokens * parts;  // warp-uniform
   const LlSplit tp = ll_split(has_item ? item : 0, l.by_combine_parts);
-  const WarpMask mask = WarpMask::load(v);
+  const WarpMask mask = (a.phases & kLlRecv) ? WarpMask::load(v) : WarpMask{};
   const PullSlot first = has_item ? pull_slot(a, tp.quot, mask) : PullSlot{v.num_domain_ranks};
   const bool publishes = (a.phases & kLlSend) && blockIdx.x == 0;
   const LlCreditLook look = publishes ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};

@@ -208,8 +208,7 @@ void Session::ll_combine(const Shape& shape, bool zero_copy) {
   Tensor y = d.recv_x;
   if (zero_copy) {
     y = buffer_->get_next_low_latency_combine_buffer(d.handle);
-    cuda_check(cudaMemcpyAsync(y.data, d.recv_x.data, static_cast<std::size_t>(d.recv_x.numel()) * 2,
-                               cudaMemcpyDeviceToDevice, stream_),
+    cuda_check(cudaMemcpyAsync(y.data, d.recv_x.data, d.recv_x.nbytes(), cudaMemcpyDeviceToDevice, stream_),
                "cudaMemcpyAsync");
   }
   buffer_->low_latency_combine(y, in.topk, in.weights, d.handle, {.zero_copy = zero_copy},
