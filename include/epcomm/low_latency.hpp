@@ -20,8 +20,9 @@
 // Split phases (return_recv_hook): the call issues its sends and returns a `receive` callable that
 // launches the receive on the call's stream; between the two no GPU compute unit is held. Call each
 // receive exactly once, before the Buffer is destroyed; at most two split calls of a kind may await
-// their receive (a third is refused), and a combine needs its dispatch received. When capturing a
-// CUDA graph, capture a call and its receive in the same graph.
+// their receive (a third is refused), and a combine needs its dispatch received. A split zero-copy
+// combine keeps its dispatch's outputs in use until its receive (a dispatch that would reuse them
+// is refused). When capturing a CUDA graph, capture a call and its receive in the same graph.
 //
 // A Buffer made for low-latency mode keeps its low-latency state in the NVLink region: do not use
 // the high-throughput operations on the same Buffer (they reuse that workspace).

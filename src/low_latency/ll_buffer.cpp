@@ -173,9 +173,15 @@ void reset_ll_sequence(LlState& state) {
   // So do the tags of the combine weights (ll_tag_weight) and the combine's per-block flags.
   EPCOMM_CUDA_CHECK(cudaMemset(LlLayout::base(state.workspace) + l.combine_weights, 0,
                                l.combine_tagged_end - l.combine_weights));
-  // The host's call counts stay: they pick output halves only, and keep judging old handles.
+  // The host's call counts keep judging old handles; rounded up to even, every rank's next call of
+  // a kind writes half 0, though a rank that missed calls made fewer (the pulled combine reads a
+  // peer's y and token_rows at its own halves). A handle whose half the next call reuses is then
+  // refused a little early, never late.
+  state.num_dispatches += state.num_dispatches & 1u;
+  state.num_combines += state.num_combines & 1u;
   for (auto& kind : state.pending)
     for (auto& half : kind) half.reset();
+  for (auto& half : state.zero_copy_reads) half.reset();
 }
 
 }  // namespace epcomm

@@ -173,4 +173,12 @@ void check_not_in_flight(const LlState& state, int kind, int half) {
       dispatch ? "dispatches" : "combines", " may be in flight (call the older receive() first)");
 }
 
+void check_dispatch_outputs_free(const LlState& state, int half) {
+  const std::shared_ptr<bool>& reads = state.zero_copy_reads[half];
+  EPCOMM_CHECK_ARG(reads == nullptr || *reads,
+                   "low_latency_dispatch: a zero-copy combine of the dispatch two calls ago was split "
+                   "(return_recv_hook) and its receive() has not run yet; its peers may still read that "
+                   "dispatch's outputs, which this dispatch would overwrite (call that receive() first)");
+}
+
 }  // namespace epcomm::checks

@@ -59,4 +59,8 @@ void check_ll_handle(const LlHandle& handle, const LlState& state, int num_ranks
 // received (at most two operations of a kind in flight).
 void check_not_in_flight(const LlState& state, int kind, int half);
 
+// A dispatch into output half `half`: no split zero-copy combine that read that half's dispatch
+// awaits its receive (pulled, its peers still read that dispatch's outputs).
+void check_dispatch_outputs_free(const LlState& state, int half);
+
 }  // namespace epcomm::checks

@@ -67,6 +67,7 @@ LlCombineResult Buffer::low_latency_combine(const Tensor& y, const Tensor& topk_
     const LlCombineLauncher launch = st.launch_combine;
     auto received = std::make_shared<bool>(false);
     st.pending[kLlKindCombine][half] = received;
+    if (o.zero_copy) st.zero_copy_reads[h.half] = received;
     out.receive = [a, sent, stream, num_blocks, launch, received]() mutable {
       EPCOMM_CHECK_ARG(!*received, "receive: this low-latency combine was already received");
       // NOTE: no check_status() here: the send already ran on every rank, so the receive must

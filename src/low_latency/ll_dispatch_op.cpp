@@ -38,6 +38,7 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
       checks::check_ll_dispatch_args(x, topk_idx, o, st.options, m.num_ranks());
   const int half = static_cast<int>(st.num_dispatches & 1u);
   checks::check_not_in_flight(st, kLlKindDispatch, half);
+  checks::check_dispatch_outputs_free(st, half);
 
   LlDispatchArgs a;
   a.view = st.view;

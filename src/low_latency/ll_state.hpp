@@ -42,6 +42,10 @@ struct LlState {
   // [kind][half]: the receive flag of the last split call of that kind and half (null when that
   // call was not split). A third split call while the first is not received is refused.
   std::shared_ptr<bool> pending[kLlNumKinds][2];
+  // [dispatch half]: the receive flag of the last split zero-copy combine that read that half's
+  // dispatch (null: none). Pulled, its peers read that dispatch's token_rows until the receive runs,
+  // so a dispatch into that half waits for it (checks::check_dispatch_outputs_free).
+  std::shared_ptr<bool> zero_copy_reads[2];
   // [kind]: phase timestamps of the last kLlTraceRing launches, [ring][num_blocks][kLlTracePoints]
   // (ll_args.hpp, LlTracePoint); empty unless EPCOMM_LL_TRACE was set when the Buffer was made.
   DeviceBuffer trace[kLlNumKinds];
@@ -49,8 +53,10 @@ struct LlState {
 };
 
 // Zeroes this rank's control blocks (sequence numbers, done, credits, weights, signatures), as when
-// the workspace was made, and forgets split calls not received (their receive must not run after
-// this). Only inside a collective reset in which no rank runs a kernel (Buffer::clear_rank_mask).
+// the workspace was made, forgets split calls not received (their receive must not run after
+// this), and rounds the call counts up to even, so that every rank's next dispatch and next combine
+// use half 0 whatever calls it missed (a pulled combine reads its peers' halves as its own). Only
+// inside a collective reset in which no rank runs a kernel (Buffer::clear_rank_mask).
 void reset_ll_sequence(LlState& state);
 
 }  // namespace epcomm

@@ -550,6 +550,19 @@ TEST(LlChecks, AtMostTwoSplitCallsInFlight) {
   expect_arg_error([&] { checks::check_not_in_flight(state, kLlKindCombine, 1); }, "low-latency combines");
 }
 
+// A split zero-copy combine keeps its dispatch's outputs (half 1 here) until its receive runs.
+TEST(LlChecks, SplitZeroCopyCombineHoldsItsDispatchOutputs) {
+  LlState state;
+  EXPECT_NO_THROW(checks::check_dispatch_outputs_free(state, 1));
+  state.zero_copy_reads[1] = std::make_shared<bool>(false);
+  expect_arg_error([&] { checks::check_dispatch_outputs_free(state, 1); },
+                   "low_latency_dispatch: a zero-copy combine of the dispatch two calls ago was split "
+                   "(return_recv_hook) and its receive() has not run yet");
+  EXPECT_NO_THROW(checks::check_dispatch_outputs_free(state, 0));
+  *state.zero_copy_reads[1] = true;
+  EXPECT_NO_THROW(checks::check_dispatch_outputs_free(state, 1));
+}
+
 // The direct dispatch's encodings: a place keeps its expert and row; a part mask names its slots
 // only to the operation that wrote it.
 TEST(LlProtocol, DirectPlacesAndPartMasksRoundTrip) {

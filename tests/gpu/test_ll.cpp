@@ -286,6 +286,8 @@ TEST_F(Ll, TwoOperationsInFlight) {
                                       {.zero_copy = true, .return_recv_hook = true}, call);
   }
   EXPECT_THROW(buffer.get_next_low_latency_combine_buffer(d0.handle), Error);
+  // Nor is the first dispatch's memory: a third dispatch would overwrite what its peers still read.
+  EXPECT_THROW(buffer.low_latency_dispatch(di[0].x, di[0].topk, c.options(false), call), Error);
   z[0].receive();
   z[1].receive();
   finish(buffer);

@@ -183,6 +183,9 @@ TEST_F(RankMask, LowLatencyMaskOnTimeoutLetsTheSurvivorsCarryOn) {
   }
   buffer.clear_rank_mask();
   run_ll(buffer, c, mask_of(false));
+  // The survivors made 5 dispatches, rank 2 none: after the reset every rank's next call uses the
+  // same halves, which a pulled zero-copy combine needs (it reads its peers' halves as its own).
+  run_ll(buffer, c, mask_of(false), /*zero_copy=*/true);
 }
 
 }  // namespace
