@@ -70,8 +70,10 @@ void run_ll(Buffer& buffer, const LlCase& c, const std::vector<std::uint8_t>& ma
   Tensor y = uploaded;
   if (zero_copy) {
     y = buffer.get_next_low_latency_combine_buffer(d.handle);
-    EPCOMM_CUDA_CHECK(
-        cudaMemcpy(y.data, uploaded.data(), my_y.size() * sizeof(std::uint16_t), cudaMemcpyDeviceToDevice));
+    // On the call's stream: a device-to-device cudaMemcpy may return before it is done, and the
+    // stream (non-blocking) would not wait for it; the peers read y once the combine starts.
+    EPCOMM_CUDA_CHECK(cudaMemcpyAsync(y.data, uploaded.data(), my_y.size() * sizeof(std::uint16_t),
+                                      cudaMemcpyDeviceToDevice, env.stream));
   }
   LlCombineResult cr =
       buffer.low_latency_combine(y, di.topk, di.weights, d.handle, {.zero_copy = zero_copy}, call);
