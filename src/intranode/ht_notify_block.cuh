@@ -314,44 +314,29 @@ __device__ void scan_columns(const HtNotifyArgs& a, const Exchange& x, const Not
     scan_columns_by<8>(a, x, tracer);
 }
 
-// What copy_scan reads of the scan done ahead, loaded at notify's entry with the expert counts, so
-// that everything this GPU wrote for the exchange comes in one round trip (not three: the counts,
-// then the totals after a barrier, then the starts). `total` (shared memory): rows to each
-// destination, from NotifyAhead's last_rows, published by the block barrier that follows the loads;
-// `first_start`: the thread's first cell of the channel starts (cell tid of G x (C + 1); a channel
-// past the last token has none yet, so its value is not used).
-__shared__ std::int32_t scan_total[kMaxDomainRanks];
-struct ScanAhead {
-  std::int32_t first_start = 0;
-  __device__ ScanAhead(const HtNotifyArgs& a, const NotifyAhead& ahead, int G, int C) {
-    const int tid = static_cast<int>(threadIdx.x);
-    if (!ahead.done()) return;
-    for (int d = tid; d < G; d += blockDim.x) scan_total[d] = BlockRows::rows(ahead.last_rows[d]);
-    if (tid < G * (C + 1)) first_start = a.chunk_start[tid];
-  }
-};
-
 // After a scan done ahead (fused_scan.cuh): the count row and every destination's channel starts
-// into the mailboxes, and the starts of the channels past the last token into the scratch, from what
-// ScanAhead loaded (its totals published by a block barrier since). A masked destination gets
-// nothing in its mailbox (its scratch starts are all 0: no token goes to it). Traced: `loaded` on
-// entry, `summed` once the count rows are stored.
-__device__ void copy_scan(const HtNotifyArgs& a, const Exchange& x, const ScanAhead& ahead,
+// into the mailboxes, and the starts of the channels past the last token into the scratch.
+// `last_rows`: NotifyAhead's. A masked destination gets nothing in its mailbox (its scratch starts
+// are all 0: no token goes to it). Traced: `loaded` once the totals are read, `summed` once the count
+// rows are stored.
+__device__ void copy_scan(const HtNotifyArgs& a, const Exchange& x, const std::uint64_t* last_rows,
                           const NotifyTracer& tracer) {
   const int G = x.G, C = x.C;
   const std::int64_t T = a.num_tokens, tpc = a.tokens_per_channel;
-  const int tid = static_cast<int>(threadIdx.x);
+  __shared__ std::int32_t total[kMaxDomainRanks];  // rows to each destination
+  for (int d = threadIdx.x; d < G; d += blockDim.x) total[d] = BlockRows::rows(last_rows[d]);
+  __syncthreads();
   tracer.mark(kNotifyTraceLoaded);
   for_each_cell(G, G, [&](int p, int d, int) {
-    if (x.live(p)) x.out(p).count_row[d] = scan_total[d];
+    if (x.live(p)) x.out(p).count_row[d] = total[d];
   });
   tracer.mark(kNotifyTraceSummed);
   for_each_cell(G, C + 1, [&](int d, int c, int i) {
     std::int32_t start;
     if (c * tpc < T) {
-      start = i == tid ? ahead.first_start : a.chunk_start[i];
+      start = a.chunk_start[i];
     } else {
-      start = scan_total[d];
+      start = total[d];
       a.chunk_start[i] = start;
     }
     if (x.live(d)) x.out(d).chunk_start[c] = start;
@@ -512,7 +497,6 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, const LaunchStamps* launc
   // Its first cell of the expert counts (cell i of G x nle is expert i), loaded before the barrier:
   // its round trip overlaps the epoch's and the zeroing, not the scan's loads.
   const std::int32_t first_count = tid < G * nle ? a.num_tokens_per_expert[tid] : 0;
-  const ScanAhead scanned(a, ahead, G, C);  // with them, what the fused launch's scan left
   if (!ahead.done()) {
     load_live_peers(v);
     // Zero this rank's progress flags; peers write them only after this exchange.
@@ -528,7 +512,7 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, const LaunchStamps* launc
     if (x.live(p)) x.out(p).expert_count[e] = i == tid ? first_count : a.num_tokens_per_expert[i];
   });
   if (ahead.done())
-    copy_scan(a, x, scanned, tracer);
+    copy_scan(a, x, ahead.last_rows, tracer);
   else
     scan_columns(a, x, tracer);
   __syncthreads();

@@ -145,17 +145,6 @@ EPCOMM_HD constexpr LlDirectRoles ll_direct_roles(int num_experts, int grid) {
   return {list_blocks, grid - list_blocks > 1 ? grid - list_blocks : 1};
 }
 
-// The order of the sources of a local expert's rows (the dispatch's receive, scan_sources): the
-// source at position u is u (rank order), or, with `own_first` (the direct form, whose own rows
-// are stored in their final places before any count is known), this rank `me` first, then the
-// others in rank order. ll_source_position is its inverse.
-EPCOMM_HD constexpr int ll_source_at(int u, int me, bool own_first) {
-  return !own_first ? u : u == 0 ? me : u <= me ? u - 1 : u;
-}
-EPCOMM_HD constexpr int ll_source_position(int s, int me, bool own_first) {
-  return !own_first ? s : s == me ? 0 : s < me ? s + 1 : s;
-}
-
 // The combine's send items (ll_combine.cuh): block b's warps take the warp slots of block
 // ll_partial_slot_block(b) (block 0, which sends the weights first, takes the grid's last), and item
 // i goes to warp slot i mod (grid * warps_per_block). For 0 <= block < grid: (block + grid - 1) %

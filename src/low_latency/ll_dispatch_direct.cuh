@@ -9,26 +9,19 @@
 //  - A row block b takes the send items (token, 512-channel part) of its warps, as in the staging
 //    form (ll_dispatch_send.cuh), and stores beside each item, in each destination, the mask of the
 //    token's slots that destination holds, tagged with seq (part_mask: a receiver reads the mask of
-//    every token, and one left by an earlier operation names no slot). The slots this rank holds
-//    itself skip the staging: among a local expert's rows this rank's own come first, so such a
-//    row's place is its slot's place in this rank's list, and once this rank's list blocks have
-//    placed (own_places[p], a GPU-scope count) the row block stores the piece straight into each
-//    such row, with its scales, src_info and the token's token_rows (store_own_rows). Then it
-//    release-stores seq into rows_done[p][this rank][b] of every other peer.
+//    every token, and one left by an earlier operation names no slot). Then it release-stores seq
+//    into rows_done[p][this rank][b] of every peer.
 //  - A list block takes experts j, j + L, ... (j: its index among the list blocks). For each
 //    (token t, slot k) naming such an expert e, it takes the next place in e's list in the ids'
 //    order (token, then slot: the reference's row order; send_places) and stores it with the
 //    local expert (ll_pack_place) at slot_place[p][this rank][t][k] in e's holder; then each
 //    expert's count at sel_count[p][this rank][e] there. The first
 //    list block also stores this call's signature and token count in every peer. Then each list
-//    block adds 1 to own_places[p] here (a release at GPU scope) and release-adds 1 to
-//    lists[p][this rank] of every peer (at GPU scope into this rank's own).
+//    block release-adds 1 to lists[p][this rank] of every peer.
 // Receive, every block: wait until lists[p][s] >= ceil(seq / 2) * L for every source s (the
-// signature and token count of s are then in place) and, in row block b, rows_done[p][s][b] >= seq
-// for every other source;
-// scan the counts into the rows' layout (scan_sources, this rank's own rows first: layout_range,
-// recv_count); then row block b copies the items that block b of each other source s sent, with
-// the same item numbering
+// signature and token count of s are then in place) and, in row block b, rows_done[p][s][b] >= seq;
+// scan the counts into the rows' layout (scan_sources: layout_range, recv_count); then row block b
+// copies the items that block b of each source s sent, with the same item numbering
 // (its warp w takes what warp w of b sent): each item's piece goes to every row its part mask
 // names (row = expert's first row of s + place), with its scales; the token's part-0 item writes
 // src_info and token_rows (every slot: its row, or -1; tokens past the source's count: -1).
@@ -242,7 +235,7 @@ __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity
       const volatile std::int64_t* count = &mine->tokens[parity][i];
       tokens[i] = min(*count, a.layout.max_tokens);
     }
-  } else if (i < 2 * R && roles.rows && i - R != v.domain_rank) {  // own rows: stored in place
+  } else if (i < 2 * R && roles.rows) {
     const int s = i - R;
     ok = wait_at_least<Polls::kAcquire>(
         a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v, OpId::kLlDispatch,
@@ -286,10 +279,7 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
       ll_place_expert(place) < l.num_local_experts) {
     const int e = ll_place_expert(place);
     const std::int32_t i = r.begin[e * R + s] + ll_place_row(place);
-    // The end of s's rows: where the next source of the order begins (own rows first).
-    const int next = ll_source_position(s, a.view.domain_rank, true) + 1;
-    const std::int32_t end =
-        next < R ? r.begin[e * R + ll_source_at(next, a.view.domain_rank, true)] : r.total[e];
+    const std::int32_t end = s + 1 < R ? r.begin[e * R + s + 1] : r.total[e];
     if (i < end) {
       e_lane = e;
       i_lane = i;
@@ -328,11 +318,9 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
   const std::int64_t items = l.max_tokens * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(roles.row_blocks) * kLlWarps;
   for (int s = 0; s < a.view.num_domain_ranks; ++s) {
-    if (peer_masked(a.view, s)) continue;      // nothing was sent; combine skips its token_rows
-    const bool own = s == a.view.domain_rank;  // its rows are in place already (store_own_rows)
+    if (peer_masked(a.view, s)) continue;  // nothing was sent; combine skips its token_rows
     for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
       const LlSplit tp = ll_split(item, l.by_parts);
-      if (own && tp.quot < tokens[s]) continue;
       if (tp.quot < tokens[s]) {
         receive_item(a, parity, seq, r, s, tp.quot, tp.rem);
       } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {
@@ -373,31 +361,18 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
       if (roles.list_index == 0) publish_call<Peers>(a, parity, masked);
       send_places<Peers>(a, parity, roles, ids, masked);
       __syncthreads();  // every place and count of the block is stored before its signal
-      // This rank's own row blocks wait for this (GPU scope: only this GPU reads it) before they
-      // store its own rows into their final places; before the signals' system-scope fences.
-      if (threadIdx.x == 0) ptx::red_add_release_gpu(&mine->own_places[parity], 1);
       if (!roles.rows) tracer.mark(kLlTraceSent);
-      // To this rank itself at GPU scope: its own receive reads only what this GPU wrote.
       ll_for_each_peer<Peers>(
           v, l, a.workspace, kLlKindDispatch,
-          [&](int p, LlControl* c) {
-            if (p == v.domain_rank)
-              ptx::red_add_release_gpu(&c->lists[parity][p], 1);
-            else
-              Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p);
-          },
-          masked);
+          [&](int p, LlControl* c) { Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p); }, masked);
     }
     if (roles.rows) {
-      send_rows<Peers>(a, parity, seq, first, roles.row_blocks, row_mask,
-                       (seq + 1) / 2 * static_cast<std::uint64_t>(roles.list_blocks));
+      send_rows<Peers>(a, parity, seq, first, roles.row_blocks, row_mask);
       __syncthreads();
       tracer.mark(kLlTraceSent);
-      // Not to this rank itself: its own rows are in their final places, and its receive copies
-      // none of them (wait_sources does not wait for this flag of its own).
       ll_flag_block<Peers>(
           v, a.workspace, [&](char* peer) { return l.rows_done(peer, parity, v.domain_rank, blockIdx.x); },
-          seq, /*skip_self=*/true);
+          seq);
     }
     ll_arrive_after_send<Peers>(mine, seq, a.half, tracer);
   } else {
@@ -409,7 +384,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     if (wait_sources(a, parity, seq, roles, tokens)) {
       tracer.mark(kLlTraceDoneSeen);
       const SourceRows r{smem, smem + l.num_local_experts * v.num_domain_ranks};
-      scan_sources(a, parity, r, /*own_first=*/true);
+      scan_sources(a, parity, r);
       if (roles.rows) receive_rows(a, parity, seq, r, roles, tokens);
     }
     tracer.mark(kLlTraceReceived);

@@ -67,43 +67,37 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
 }
 
 // Every thread of the block: where the rows of each source land among a local expert's rows,
-// begin[e * R + s] (the rows of the sources laid out before s: the counts every source sent,
-// sel_count, clamped to T) and total[e] (shared memory, [nle * R] and [nle]). Sources in rank
-// order, or with `own_first` this rank's own first, then the others in rank order
-// (ll_source_at; the direct form: its own rows are stored in their final places before any count
-// is known). A thread per expert, straight from the counts: one round
-// trip and one barrier. Block b also writes layout_range, recv_count and the statistics of experts
-// e = b (mod grid). The direct receive numbers rows per expert and needs no more; the staging
-// form's scan_arrivals adds the prefix over experts.
+// begin[e * R + s] (the rows of sources before s: the counts every source sent, sel_count, clamped
+// to T) and total[e] (shared memory, [nle * R] and [nle]). A thread per expert, straight from the
+// counts: one round trip and one barrier. Block b also writes layout_range, recv_count and the
+// statistics of experts e = b (mod grid). The direct receive numbers rows per expert and needs no
+// more; the staging form's scan_arrivals adds the prefix over experts.
 struct SourceRows {
   std::int32_t* begin;
   std::int32_t* total;
 };
-
-__device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r,
-                             bool own_first = false) {
+__device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
-  const int R = v.num_domain_ranks, nle = l.num_local_experts, me = v.domain_rank;
+  const int R = v.num_domain_ranks, nle = l.num_local_experts;
   const int expert0 = v.rank * nle;
   constexpr int kLoadsAhead = 8;  // sources whose counts a thread loads before it adds them
   for (int e = threadIdx.x; e < nle; e += blockDim.x) {
     const bool writes = e % static_cast<int>(gridDim.x) == static_cast<int>(blockIdx.x);
     std::int32_t rows = 0;
-    const auto source_at = [&](int u) { return ll_source_at(u, me, own_first); };
     for (int s0 = 0; s0 < R; s0 += kLoadsAhead) {
       std::int32_t n[kLoadsAhead];
 #pragma unroll
       for (int u = 0; u < kLoadsAhead; ++u) {
-        const int s = s0 + u < R ? source_at(s0 + u) : R;
+        const int s = s0 + u;
         // A masked source sent nothing: whatever its count slot holds is stale.
         n[u] = s < R && !peer_masked(v, s) ? l.sel_count(ws, parity, s)[expert0 + e] : 0;
       }
 #pragma unroll
       for (int u = 0; u < kLoadsAhead; ++u) {
-        if (s0 + u >= R) break;
-        const int s = source_at(s0 + u);
+        const int s = s0 + u;
+        if (s >= R) break;
         const std::int32_t count = min(max(n[u], 0), static_cast<std::int32_t>(l.max_tokens));
         r.begin[e * R + s] = rows;
         if (writes)

@@ -16,8 +16,8 @@ namespace epcomm {
 
 namespace {
 
-constexpr int kChannelsPerLane = 16;                  // one lane: 2 x 16 bytes of BF16
-constexpr int kPartChannels = 32 * kChannelsPerLane;  // 512 = one UE8M0 word of scales
+constexpr int kChannelsPerLane = 16;                                   // one lane: 2 x 16 bytes of BF16
+constexpr int kPartChannels = 32 * kChannelsPerLane;                   // 512 = one UE8M0 word of scales
 static_assert(kPartChannels == kLlPartChannels, "a send item is the layout's part");
 constexpr int kLanesPerScaleBlock = kLlScaleBlock / kChannelsPerLane;  // 8 lanes share one scale
 constexpr float kFp8Max = 448.0f;                                      // largest finite E4M3 value
@@ -224,88 +224,15 @@ __device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a, int r
   return it;
 }
 
-// The direct form's own rows (ll_dispatch_direct.cuh): this rank's own slots' rows go straight
-// into their final places, not through the staging. Among a local expert's rows this rank's own
-// come first (its receive lays the other sources out after them), so a row's place in the
-// expert is its slot's place in this rank's list, which this rank's list blocks compute
-// (slot_place[p][me]); a warp waits once for all of them (own_places, `signals` adds), through
-// lane 0's acquire.
-struct OwnPlaces {
-  std::uint64_t signals = 0;  // own_places[p] once every list block of this operation has placed
-  bool seen = false;          // this warp's wait is done
-};
-
-// The whole warp: item `it`'s piece stored into the final row of each of its slots in `slots`
-// (the slots this rank holds), with the part's scales (transposed, as the receive stores them);
-// for part 0 also src_info and the token's token_rows (every slot: its row here, or -1).
-__device__ __forceinline__ void store_own_rows(const LlDispatchArgs& a, int parity, const RowItem& it,
-                                               unsigned slots, OwnPlaces& own) {
-  const LlLayout& l = a.layout;
-  const DomainView& v = a.view;
-  void* ws = a.workspace;
-  const int lane = threadIdx.x % 32, me = v.domain_rank;
-  if (!own.seen) {
-    bool ok = true;
-    if (lane == 0)
-      ok = wait_at_least<Polls::kAcquire>(&l.control_of(ws, kLlKindDispatch)->own_places[parity], own.signals,
-                                          v, OpId::kLlDispatch, CounterId::kRowsArrived, v.rank);
-    __syncwarp();                                  // the places below are loaded after lane 0's acquire
-    if (!__shfl_sync(kLlFullMask, ok, 0)) return;  // reported; nothing is stored
-    own.seen = true;
-  }
-  const std::int32_t place = lane < a.num_topk ? l.slot_place(ws, parity, me, it.t)[lane] : kLlDroppedPlace;
-  // This lane's slot's row here (-1: not this rank's, or dropped: its expert's list was full).
-  std::int64_t out_lane = -1;
-  if (((slots >> lane) & 1u) != 0 && place >= 0 && ll_place_expert(place) < l.num_local_experts &&
-      ll_place_row(place) < l.max_tokens)
-    out_lane = static_cast<std::int64_t>(ll_place_expert(place)) * l.capacity + ll_place_row(place);
-  if (it.part == 0) {
-    if (lane < l.max_topk)
-      l.token_rows(ws, a.half, me)[it.t * l.max_topk + lane] = static_cast<std::int32_t>(out_lane);
-    if (out_lane >= 0) l.src_info(ws, a.half)[out_lane] = static_cast<std::int32_t>(it.t);
-  }
-  const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
-  const std::int64_t c0 = static_cast<std::int64_t>(it.part) * kPartChannels + lane * kChannelsPerLane;
-  // The scale word this lane stores, if any: UE8M0 the part's one word (lane 0), else its
-  // 128-channel block's scale_inv (the block's first lane).
-  const int words = a.use_ue8m0 ? l.num_scale_words : l.num_scales;
-  const bool has_word = a.use_fp8 && (a.use_ue8m0 ? lane == 0 : it.valid && lane % kLanesPerScaleBlock == 0);
-  const int word =
-      a.use_ue8m0 ? it.part : it.part * (kPartChannels / kLlScaleBlock) + lane / kLanesPerScaleBlock;
-  for (unsigned left = __ballot_sync(kLlFullMask, out_lane >= 0); left != 0; left &= left - 1) {
-    const std::int64_t out_row = __shfl_sync(kLlFullMask, out_lane, __ffs(left) - 1);
-    if (it.valid) {
-      auto* dst =
-          reinterpret_cast<int4*>(l.recv_x(ws, a.half) + out_row * row_bytes + (a.use_fp8 ? c0 : c0 * 2));
-      ptx::st_na_v4(dst, it.data[0]);
-      if (!a.use_fp8) ptx::st_na_v4(dst + 1, it.data[1]);
-    }
-    if (has_word) {
-      const LlSplit er = ll_split(out_row, static_cast<int>(l.capacity));
-      l.recv_scales(ws, a.half)[(static_cast<std::int64_t>(er.quot) * words + word) * l.capacity + er.rem] =
-          it.scale;
-    }
-  }
-}
-
 // The whole warp: stores item `it` into each destination's staging. Stored straight into each
 // destination reached by stores (this rank itself included); staged once in this rank's own slot
 // for those reached by puts, then put from there. Each destination is counted once (per-peer
 // telemetry).
-// With the direct form (`own` given), this rank's own slots' rows go to their final places instead
-// (store_own_rows), after the other destinations'.
 template <typename Peers>
 __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int parity, std::uint64_t seq,
-                                               const RowItem& it, OwnPlaces* own) {
-  const int me = a.view.domain_rank;
-  // This rank's own slots (the lanes whose rank is this rank), placed by the direct form.
-  const unsigned own_slots = own != nullptr ? __ballot_sync(kLlFullMask, it.rank == me) : 0u;
-  if (own != nullptr && own_slots == 0 && it.part == 0 && threadIdx.x % 32 < a.layout.max_topk) {
-    // None of the token's rows is here: its token_rows here say so (the receive no longer
-    // visits this rank's own tokens).
-    a.layout.token_rows(a.workspace, a.half, me)[it.t * a.layout.max_topk + threadIdx.x % 32] = -1;
-  }
+                                               const RowItem& it) {
   if (it.firsts == 0) return;  // warp-uniform: routed nowhere
+  const int me = a.view.domain_rank;
   bool own_copy = false;
   unsigned by_put = 0;  // lanes of `firsts` whose rank is reached by a put
   for (unsigned left = it.firsts; left != 0; left &= left - 1) {
@@ -315,8 +242,7 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
       by_put |= 1u << src_lane;
       own_copy = true;
     } else if (d == me) {
-      if (own == nullptr) own_copy = true;
-      continue;  // stored last (no part mask: the receive copies no own row)
+      own_copy = true;
     } else {
       store_piece(a, parity, Peers::target(a.view, a.workspace, d), it);
     }
@@ -331,7 +257,6 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
     count_row_sent(a, it.part, d);
   }
   if (own_copy) store_piece(a, parity, a.workspace, it);
-  if (own_slots != 0) store_own_rows(a, parity, it, own_slots, *own);
   if constexpr (Peers::kStagesLocally) {
     if (by_put != 0) __syncwarp();  // warp-uniform: the staged piece is complete before its puts
     for (; by_put != 0; by_put &= by_put - 1) {
@@ -345,21 +270,17 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
 // as first_row_item left it; each later one's loads are issued before the item ahead of it is
 // stored, so they overlap.
 template <typename Peers>
-// `own_signals` (the direct form: own_places[p] once its list blocks have placed; 0 for the staging
-// form): this rank's own rows go to their final places (store_own_rows).
 __device__ void send_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RowItem& first,
-                          int row_blocks, const WarpMask& mask, std::uint64_t own_signals = 0) {
+                          int row_blocks, const WarpMask& mask) {
   if (first.t < 0) return;  // warp-uniform: no item
   const std::int64_t items = a.num_tokens * a.layout.num_parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(row_blocks) * kLlWarps;
   RowItem cur = first;
-  OwnPlaces own{own_signals};
-  OwnPlaces* own_rows = own_signals != 0 ? &own : nullptr;
   for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
     const bool more = item + num_warps < items;  // warp-uniform
     RowItem next;
     if (more) next = load_row_item(a, item + num_warps);
-    store_row_item<Peers>(a, parity, seq, cur, own_rows);
+    store_row_item<Peers>(a, parity, seq, cur);
     if (!more) break;
     route_row_item(a, next, mask);
     cur = next;

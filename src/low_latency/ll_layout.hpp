@@ -53,11 +53,8 @@ struct LlControl {
   // Local: written only by this rank's own kernels.
   std::uint64_t seq;            // operations of this kind begun on this rank (device counter)
   std::uint64_t issued[2];      // seq of the operation whose outputs are in host half h
-  // [parity]: the direct dispatch's list blocks done placing this rank's own selections (all ops
-  // of that parity): its row blocks write its own rows into their final places after this.
-  std::uint64_t own_places[2];
   std::uint32_t send_arrivals;  // send-phase blocks done in the running launch (last one resets)
-  std::uint8_t pad[128 - 44];
+  std::uint8_t pad[128 - 28];
   // Written by peers (release stores or adds, read with acquire loads; freed: unordered adds).
   std::uint64_t done[2][kLlMaxRanks];  // [parity][source]: its blocks done writing into me (all ops)
   // [parity][receiver]: the receiver's receive-phase blocks that finished reading this rank's

@@ -214,16 +214,15 @@ __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayo
   });
 }
 
-// A thread per domain peer p, masked peers skipped (and this rank itself with `skip_self`): seq
-// release-stored into flag_of(p's workspace as this rank reaches it, Peers::target): a block's own
+// A thread per domain peer p, masked peers skipped: seq release-stored into flag_of(p's workspace as this rank reaches it, Peers::target): a block's own
 // completion flag in every peer (the direct dispatch's per-block flags). Call it after a block
 // barrier: the release covers the block's writes. The flag to this rank itself is released at GPU
 // scope when peers are reached by stores: its reader reads only what this GPU wrote.
 template <typename Peers, typename FlagOf>
 __device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, FlagOf flag_of,
-                                              std::uint64_t seq, bool skip_self = false) {
+                                              std::uint64_t seq) {
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) {
-    if (peer_masked(v, p) || (skip_self && p == v.domain_rank)) continue;
+    if (peer_masked(v, p)) continue;
     if (!Peers::kStagesLocally && p == v.domain_rank)
       ptx::st_release_gpu(flag_of(Peers::target(v, own, p)), seq);
     else

@@ -603,36 +603,6 @@ TEST(LlProtocol, PartialSlotBlocksTakeEveryWarpSlotOnce) {
   }
 }
 
-// The sources' order in an expert's rows: a permutation of the ranks, its inverse given by
-// ll_source_position; rank order without own_first; with it this rank first, the others after it
-// in rank order (the direct dispatch lays its own rows at the front).
-TEST(LlProtocol, SourceOrderIsAPermutationWithTheOwnRankFirst) {
-  for (int R : {1, 2, 3, 8, 72}) {
-    for (int me = 0; me < R; ++me) {
-      for (const bool own_first : {false, true}) {
-        SCOPED_TRACE("R " + std::to_string(R) + " me " + std::to_string(me) +
-                     (own_first ? " own first" : ""));
-        std::vector<int> seen(static_cast<std::size_t>(R), 0);
-        int last_other = -1;
-        for (int u = 0; u < R; ++u) {
-          const int s = ll_source_at(u, me, own_first);
-          ASSERT_GE(s, 0);
-          ASSERT_LT(s, R);
-          ++seen[static_cast<std::size_t>(s)];
-          EXPECT_EQ(ll_source_position(s, me, own_first), u);
-          if (!own_first) EXPECT_EQ(s, u);
-          if (own_first && u == 0) EXPECT_EQ(s, me);
-          if (own_first && u > 0) {
-            EXPECT_GT(s, last_other);  // the others in rank order
-            last_other = s;
-          }
-        }
-        EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), R);
-      }
-    }
-  }
-}
-
 // The direct dispatch's roles: row and list blocks cover the grid once (a grid of one block does
 // both), rows keep at least 7/8 of a grid of 8 or more, no more list blocks than 64-expert shares,
 // and the list blocks' experts (j, j + L, ...) cover every expert exactly once.
