@@ -80,6 +80,20 @@ __device__ __forceinline__ std::int32_t pull_row(const LlCombineArgs& a, const P
   return row >= 0 && row < l.num_local_experts * l.capacity ? row : -1;
 }
 
+// This lane's slot's row (located: pull_row), part `part` of it, asked into L2 from its holder's y
+// (128-byte lines; hidden is a multiple of 128): the warp's loads of it later take one L2 round trip,
+// not one to memory. No register holds it and nothing waits for it.
+__device__ __forceinline__ void prefetch_pull_row(const LlCombineArgs& a, const PullSlot& s, int part) {
+  if (s.row < 0) return;
+  const LlLayout& l = a.layout;
+  const std::uint16_t* y = l.zero_copy_y(IpcPeers::target(a.view, a.workspace, s.holder), a.half) +
+                           static_cast<std::int64_t>(s.row) * l.hidden;
+  const std::int64_t first = static_cast<std::int64_t>(part) * kPartChannels;
+#pragma unroll
+  for (int c = 0; c < kPartChannels; c += 64)  // 64 BF16 channels: one 128-byte line
+    if (first + c < l.hidden) ptx::prefetch_l2(y + first + c);
+}
+
 // The whole warp: this lane's pieces (half h: 4 channels of 128) of part `part` of slot j's row
 // (its holder and row in lane j).
 __device__ __forceinline__ void load_pull_slot(const LlCombineArgs& a, const PullSlot& s, int part, int j,
@@ -99,7 +113,8 @@ __device__ __forceinline__ void load_pull_slot(const LlCombineArgs& a, const Pul
 // read from the holders and summed into out. Holders in rank order: each one's slots from 0 in slot
 // order, then that sum added (a holder whose rows were all dropped adds 0, as the pushed owner adds
 // what its partial would be). `ahead()` runs once the rows' loads are issued, before the sum: the
-// warp's next item is located then (its ids and rows: two round trips behind these rows' one).
+// warp's item after next is located then (its ids and rows: two round trips behind these rows' one)
+// and its rows asked into L2.
 template <typename Ahead>
 __device__ __forceinline__ void pull_item(const LlCombineArgs& a, std::int64_t t, int part, const PullSlot& s,
                                           Ahead ahead) {
@@ -193,6 +208,14 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   const LlSplit tp = ll_split(has_item ? item : 0, l.by_combine_parts);
   const WarpMask mask = (a.phases & kLlRecv) ? WarpMask::load(v) : WarpMask{};
   const PullSlot first = has_item ? pull_slot(a, tp.quot, mask) : PullSlot{v.num_domain_ranks};
+  // The warp's second item (a grid of warps later), its slots loaded beside the first's: after the
+  // wait both are located in one round trip, and the second's rows go into L2 while the first's
+  // are summed (at ll-dsv3 on one H100 the warps with two items ended ~3 us after those with one,
+  // NOTES 11.72).
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const bool has_second = has_item && item + stride < a.num_tokens * parts;  // warp-uniform
+  const LlSplit sp = ll_split(has_second ? item + stride : 0, l.by_combine_parts);
+  const PullSlot second = has_second ? pull_slot(a, sp.quot, mask) : PullSlot{v.num_domain_ranks};
   const bool publishes = (a.phases & kLlSend) && blockIdx.x == 0;
   const LlCreditLook look = publishes ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
   if (a.phases & kLlSend) {
@@ -224,22 +247,26 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
     const bool arrived = wait_holders(a, parity, seq);
     if (arrived) {
       tracer.mark(kLlTraceDoneSeen);
-      const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
       const std::int64_t items = a.num_tokens * parts;
-      PullSlot cur = first;
+      PullSlot cur = first, next = second;
       if (has_item) cur.row = pull_row(a, cur, tp.quot);
-      LlSplit at = tp;
+      if (has_second) next.row = pull_row(a, next, sp.quot);
+      prefetch_pull_row(a, next, sp.rem);
+      LlSplit at = tp, next_at = sp;
       for (std::int64_t i = item; i < items; i += stride) {
-        PullSlot next{v.num_domain_ranks};
-        LlSplit next_at{0, 0};
+        PullSlot after{v.num_domain_ranks};
+        LlSplit after_at{0, 0};
         pull_item(a, at.quot, at.rem, cur, [&] {
-          if (i + stride >= items) return;  // warp-uniform
-          next_at = ll_split(i + stride, l.by_combine_parts);
-          next = pull_slot(a, next_at.quot, mask);
-          next.row = pull_row(a, next, next_at.quot);
+          if (i + 2 * stride >= items) return;  // warp-uniform
+          after_at = ll_split(i + 2 * stride, l.by_combine_parts);
+          after = pull_slot(a, after_at.quot, mask);
+          after.row = pull_row(a, after, after_at.quot);
+          prefetch_pull_row(a, after, after_at.rem);
         });
         cur = next;
         at = next_at;
+        next = after;
+        next_at = after_at;
       }
     }
     tracer.mark(kLlTraceReceived);
