@@ -322,18 +322,22 @@ void CommScope::mark() {
 
 void CommScope::wait_for_word(const std::uint64_t* word, std::uint64_t value) {
   const volatile std::uint64_t* seen = word;
+  wait_until([&] { return *seen == value; });  // the counts were written before the word
+}
+
+void CommScope::wait_until(const std::function<bool()>& ready) {
   for (std::uint32_t spins = 1;; ++spins) {
-    if (*seen == value) break;
+    if (ready()) break;
     // NOTE: a driver call per poll would slow the wake-up; ask about the marked work now and then.
     if (spins % 256 != 0) continue;
     const cudaError_t done = cudaEventQuery(impl_.mark_event.get());
     if (done == cudaErrorNotReady) continue;
     EPCOMM_CUDA_CHECK(done);
-    if (*seen == value) break;
+    if (ready()) break;
     impl_.raise_status();
     EPCOMM_REQUIRE(false, ErrorCategory::kInternal, "notify ended without publishing its counts");
   }
-  std::atomic_thread_fence(std::memory_order_acquire);  // the counts were written before the word
+  std::atomic_thread_fence(std::memory_order_acquire);
 }
 
 EventHandle CommScope::finish() {

@@ -1,6 +1,7 @@
 // Buffer's internals, shared by the translation units that implement its operations.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -131,6 +132,9 @@ class CommScope {
   // overlap the handshake).
   void mark();
   void wait_for_word(const std::uint64_t* word, std::uint64_t value);
+  // The same for any condition on mapped host memory: `ready()` is asked until true (it reads
+  // through volatile pointers); then an acquire fence.
+  void wait_until(const std::function<bool()>& ready);
   EventHandle finish();
 
  private:

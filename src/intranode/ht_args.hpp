@@ -56,9 +56,8 @@ struct HtNotifyArgs {
   std::int32_t* recv_chunk_count = nullptr;     // [G, C]
   std::int32_t* num_recv = nullptr;             // [1]
   std::int32_t* num_recv_per_expert = nullptr;  // [nle], aligned
-  std::int32_t* host_counts = nullptr;          // mapped host memory (ht_plan.hpp) or null
-  std::uint64_t* host_ready = nullptr;          // mapped host memory: host_ready_seq after the counts
-  std::uint64_t host_ready_seq = 0;             // this call's sequence number (Buffer::Impl::notify_calls)
+  std::uint64_t* host_counts = nullptr;         // mapped host memory (HtHostCounts, ht_layout.hpp) or null
+  std::uint64_t host_count_seq = 0;             // this call's sequence number (Buffer::Impl::notify_calls)
   std::uint64_t* notify_epoch = nullptr;        // device counter of exchanges (selects the parity)
   // The fused launch (ht_layout_notify.cu): num_tokens_per_expert, its scratch, writable; notify
   // clears the G * nle counts it read. Null otherwise.

@@ -110,11 +110,8 @@ const bool* launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::
   n.recv_chunk_count = data_of<std::int32_t>(h.recv_chunk_count);
   n.num_recv = data_of<std::int32_t>(h.num_recv_dev);
   n.num_recv_per_expert = data_of<std::int32_t>(h.num_recv_tokens_per_expert);
-  n.host_counts = worst ? nullptr : static_cast<std::int32_t*>(m.host_counts.device());
-  if (!worst) {
-    n.host_ready = host_ready_word(m.host_counts.device());
-    n.host_ready_seq = ++m.notify_calls;
-  }
+  n.host_counts = worst ? nullptr : static_cast<std::uint64_t*>(m.host_counts.device());
+  if (!worst) n.host_count_seq = ++m.notify_calls;
   n.notify_epoch = m.counter(Buffer::Impl::kNotifyEpoch);
   n.trace = m.notify_trace.bytes() > 0 ? m.notify_trace.as<std::uint64_t>() : nullptr;
   m.timer.host_step("notify-args");
@@ -135,9 +132,17 @@ const bool* launch_notify(Buffer::Impl& m, const DispatchArgs& a, const checks::
   return n.is_token_in_rank;
 }
 
-// Blocks until notify (marked on the scope) has published this call's counts in mapped host memory.
-void wait_for_counts(Buffer::Impl& m, CommScope& scope) {
-  scope.wait_for_word(host_ready_word(m.host_counts.host()), m.notify_calls);
+// Blocks until notify (marked on the scope) has stored this call's counts in mapped host memory:
+// every word the host reads (the handle's copy-engine chunks included) carries this call's tag.
+void wait_for_counts(Buffer::Impl& m, CommScope& scope, const DispatchHandle::State& h) {
+  const HtHostCounts slots{h.num_local_experts, m.domains.ranks_per_domain};
+  const auto* words = static_cast<const std::uint64_t*>(m.host_counts.host());
+  const std::uint64_t seq = m.notify_calls;
+  scope.wait_until([&, next = 0]() mutable {
+    const volatile std::uint64_t* w = words;
+    while (next < slots.ints(h.copy_chunks) && host_count_is(w[next], seq)) ++next;
+    return next == slots.ints(h.copy_chunks);
+  });
 }
 
 // The handshake, once notify has run (the caller waited for it): the host learns the received
@@ -146,14 +151,17 @@ void receive_counts(Buffer::Impl& m, const HtDispatchLayout& region, DispatchHan
                     std::vector<int>& per_expert_host) {
   const int G = m.domains.ranks_per_domain;
   const int nle = h.num_local_experts;
-  const auto* counts = static_cast<const std::int32_t*>(m.host_counts.host());
+  const auto* words = static_cast<const std::uint64_t*>(m.host_counts.host());
   const HtHostCounts slots{nle, G};
-  h.num_recv_tokens = counts[HtHostCounts::kTotal];
+  auto counts = [&](int begin, int end, auto& out) {
+    out.clear();
+    for (int i = begin; i < end; ++i) out.push_back(host_count_value(words[i]));
+  };
+  h.num_recv_tokens = host_count_value(words[HtHostCounts::kTotal]);
   h.num_rows = h.num_recv_tokens;
-  per_expert_host.assign(counts + slots.per_expert(), counts + slots.count_matrix());
-  h.count_matrix_host.assign(counts + slots.count_matrix(), counts + slots.send_prefix());
-  if (h.copy_chunks > 0)
-    h.send_prefix_host.assign(counts + slots.send_prefix(), counts + slots.ints(h.copy_chunks));
+  counts(slots.per_expert(), slots.count_matrix(), per_expert_host);
+  counts(slots.count_matrix(), slots.send_prefix(), h.count_matrix_host);
+  if (h.copy_chunks > 0) counts(slots.send_prefix(), slots.ints(h.copy_chunks), h.send_prefix_host);
   check_rows_fit(rows_received(h.count_matrix_host.data(), G), region.cap_rows, region.bytes_per_row(),
                  "dispatch");
 }
@@ -249,7 +257,7 @@ DispatchPlanned plan_dispatch(const Buffer::Impl& m, const DispatchArgs& a) {
 // counts and stopped before writing; its report of that is this very error, cleared once it is done.
 void learn_counts(Buffer::Impl& m, CommScope& scope, const HtDispatchLayout& region, DispatchHandle::State& h,
                   std::vector<int>& per_expert_host, bool launched) {
-  wait_for_counts(m, scope);
+  wait_for_counts(m, scope, h);
   m.timer.host_step("counts-seen");
   try {
     receive_counts(m, region, h, per_expert_host);

@@ -413,6 +413,8 @@ __device__ void store_counts(const HtNotifyArgs& a, const Exchange& x) {
   const int G = x.G, C = x.C, nle = a.num_local_experts;
   const HtHostCounts slots{nle, G};  // where the host's copies of the counts go
   const int tid = Group::thread();
+  // A host word: the count and this call's tag in one 8-byte store (HtHostCounts).
+  auto host = [&](int slot, std::int32_t n) { a.host_counts[slot] = tag_host_count(n, a.host_count_seq); };
   auto count_of = [&](int s, int r) { return x.live(s) && x.live(r) ? x.in(s).count_row[r] : 0; };
   auto expert_sum = [&](int e) {
     std::int32_t n = 0;
@@ -433,8 +435,8 @@ __device__ void store_counts(const HtNotifyArgs& a, const Exchange& x) {
   auto plan_entry = [&](int d, int k) { return a.chunk_start[d * (C + 1) + copy_chunk_channel(k, K, C)]; };
   const std::int32_t first_plan =
       copy_plan && tid < G * (K + 1) ? plan_entry(tid / (K + 1), tid % (K + 1)) : 0;
-  // The received total for the host, by the group's last warp (which releases the host's counts):
-  // the column of the count matrix; place_received_chunks finds the same sum for the device.
+  // The received total for the host, by the group's last warp: the column of the count matrix;
+  // place_received_chunks finds the same sum for the device.
   const bool totals = a.host_counts != nullptr && tid / 32 == Group::warps - 1;
   std::int32_t host_total = 0;
   if (totals)
@@ -442,24 +444,23 @@ __device__ void store_counts(const HtNotifyArgs& a, const Exchange& x) {
   for_each_cell<Group>(G, G, [&](int s, int r, int i) {
     const std::int32_t n = i == tid ? first_cell_rows : count_of(s, r);
     a.count_matrix[i] = n;
-    if (a.host_counts != nullptr) a.host_counts[slots.count_matrix() + i] = n;
+    if (a.host_counts != nullptr) host(slots.count_matrix() + i, n);
   });
   for (int e = tid; e < nle; e += Group::threads) {
     std::int32_t n = e == tid ? first_expert_rows : expert_sum(e);
     if (a.expert_alignment > 1) n = (n + a.expert_alignment - 1) / a.expert_alignment * a.expert_alignment;
     a.num_recv_per_expert[e] = n;
-    if (a.host_counts != nullptr) a.host_counts[slots.per_expert() + e] = n;
+    if (a.host_counts != nullptr) host(slots.per_expert() + e, n);
   }
   if (copy_plan) {
-    // Not written when the exchange failed: host_ready is then never released, so the host never
-    // reads it.
-    std::int32_t* prefix = a.host_counts + slots.send_prefix();
-    for_each_cell<Group>(G, K + 1,
-                         [&](int d, int k, int i) { prefix[i] = i == tid ? first_plan : plan_entry(d, k); });
+    // Not written when the exchange failed: the host never sees this call's tag then.
+    for_each_cell<Group>(G, K + 1, [&](int d, int k, int i) {
+      host(slots.send_prefix() + i, i == tid ? first_plan : plan_entry(d, k));
+    });
   }
   if (totals) {
     host_total = __reduce_add_sync(0xffffffffu, host_total);
-    if (tid % 32 == 0) a.host_counts[HtHostCounts::kTotal] = host_total;
+    if (tid % 32 == 0) host(HtHostCounts::kTotal, host_total);
   }
 }
 
@@ -553,14 +554,9 @@ __device__ void ht_notify_block(const HtNotifyArgs& a, const LaunchStamps* launc
     place_received_chunks(a, x);
     place_tracer.mark(kNotifyTracePlaced);
   } else {
+    // The host's words carry their call's tag: no flag and no system-scope fence after them.
     store_counts(a, x);
     tracer.mark(kNotifyTraceCountsStored);
-    if (a.host_ready != nullptr) {
-      CountWarps::sync();
-      // NOTE: a release after the group's barrier: every thread's host counts precede the word.
-      if (CountWarps::thread() == CountWarps::threads - 32)
-        ptx::st_release_sys(a.host_ready, a.host_ready_seq);
-    }
   }
   if (a.trace != nullptr) {
     __syncthreads();  // traced calls only: exit is when every warp is done

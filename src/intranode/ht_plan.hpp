@@ -84,8 +84,9 @@ struct HtCombinePlan {
 };
 HtCombinePlan plan_ht_combine(int num_sms, int device_sms);
 
-// Notify's counts for the host in mapped host memory (HtHostCounts), and at kHostReadyOffset the
-// call's sequence number, stored once the counts are written.
+// Notify's counts for the host in mapped host memory (HtHostCounts; the multi-domain notify's too), and
+// at kHostReadyOffset the multi-domain notify's call sequence number, stored once its counts are
+// written.
 inline constexpr std::size_t kHostCountsBytes = 1 << 20;
 inline constexpr std::size_t kHostReadyOffset = kHostCountsBytes - 64;
 // That word, given the host or the device address of the buffer.

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
@@ -75,9 +77,25 @@ TEST(HtCopyPlan, HostCountsMakeRoomForTheChunkBoundaries) {
   EXPECT_EQ(small.ints(0), 1 + 16 + 4);
   EXPECT_EQ(small.ints(4), 1 + 16 + 4 + 2 * 5);
   EXPECT_EQ(small.send_prefix(), small.ints(0));
-  // The largest case still fits below the ready word.
+  // The largest case still fits below the multi-domain ready word, in 8-byte words.
   const HtHostCounts largest{max_local_experts(kMaxDomainRanks, kMaxChannels), kMaxDomainRanks};
-  EXPECT_LE(static_cast<std::size_t>(largest.ints(kMaxCopyChunks)) * sizeof(std::int32_t), kHostReadyOffset);
+  EXPECT_LE(static_cast<std::size_t>(largest.ints(kMaxCopyChunks)) * sizeof(std::uint64_t), kHostReadyOffset);
+}
+
+// A host count word holds its value and its call's tag; a zeroed word, another call's word or a
+// word of the call 2^31 later but one are not this call's.
+TEST(HtCopyPlan, HostCountWordsCarryTheirCall) {
+  for (const std::uint64_t seq :
+       {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{0x7fffffff}, std::uint64_t{1} << 40})
+    for (const std::int32_t n : {0, 1, 4096, INT32_MAX}) {
+      const std::uint64_t word = tag_host_count(n, seq);
+      EXPECT_EQ(host_count_value(word), n);
+      EXPECT_TRUE(host_count_is(word, seq));
+      EXPECT_FALSE(host_count_is(word, seq + 1));
+      EXPECT_FALSE(host_count_is(word, seq - 1));
+    }
+  EXPECT_FALSE(host_count_is(0, 1));
+  EXPECT_FALSE(host_count_is(0, std::uint64_t{1} << 31));  // bit 31 set: a zeroed word matches no call
 }
 
 TEST(HtCopyPlan, PacksStartEarlyOnlyWhenWorstCaseStagingIsSmall) {
