@@ -104,13 +104,6 @@ __device__ __forceinline__ void st_release_gpu(std::uint64_t* p, std::uint64_t v
   asm volatile("st.release.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
 
-// Release add at GPU scope: a counter read only by this GPU's own blocks (the direct dispatch's
-// own places: its list blocks tell its row blocks). Its fence waits for this GPU's L2, not for the
-// system's.
-__device__ __forceinline__ void red_add_release_gpu(std::uint64_t* p, std::uint64_t v) {
-  asm volatile("red.release.gpu.global.add.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
-}
-
 // Relaxed add at system scope: a counter that carries no data, only "I am done reading" (the
 // low-latency credits). It waits for nothing: a release would first drain every write this SM
 // has outstanding (ll_sync.cuh, ll_give_credits, says why the reads need no fence).

@@ -138,10 +138,11 @@ void wait_for_counts(Buffer::Impl& m, CommScope& scope, const DispatchHandle::St
   const HtHostCounts slots{h.num_local_experts, m.domains.ranks_per_domain};
   const auto* words = static_cast<const std::uint64_t*>(m.host_counts.host());
   const std::uint64_t seq = m.notify_calls;
+  const int n = slots.ints(h.copy_chunks);
   scope.wait_until([&, next = 0]() mutable {
     const volatile std::uint64_t* w = words;
-    while (next < slots.ints(h.copy_chunks) && host_count_is(w[next], seq)) ++next;
-    return next == slots.ints(h.copy_chunks);
+    while (next < n && host_count_is(w[next], seq)) ++next;
+    return next == n;
   });
 }
 

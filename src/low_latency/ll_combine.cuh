@@ -173,19 +173,13 @@ __device__ __forceinline__ void add_slot_batch(float (&acc)[2][4], const uint2 (
   }
 }
 
-// This lane's slot's row of item `item` (row: locate_partial's) asked into L2: the half-parts of
-// the part that lie inside the row, 128 bytes each (hidden % 128 == 0). No register holds them and
-// no acquire waits for them.
+// This lane's slot's row of item `item` (row: locate_partial's), the item's part, asked into L2.
 __device__ __forceinline__ void prefetch_partial_rows(const LlCombineArgs& a, std::int64_t item,
                                                       std::int32_t row) {
   const LlLayout& l = a.layout;
   if (row < 0 || row >= l.num_local_experts * l.capacity) return;
-  const int part = ll_split(item, l.by_combine_parts).rem;
-  const std::int64_t first = static_cast<std::int64_t>(part) * kPartChannels;
-  const std::uint16_t* y_row = a.y + static_cast<std::int64_t>(row) * l.hidden;
-#pragma unroll
-  for (int c = 0; c < kPartChannels; c += 64)  // 64 BF16 channels: one 128-byte line
-    if (first + c < l.hidden) ptx::prefetch_l2(y_row + first + c);
+  prefetch_bf16_part(a.y + static_cast<std::int64_t>(row) * l.hidden, l.hidden,
+                     ll_split(item, l.by_combine_parts).rem);
 }
 
 // The warp's first item (first_partial_item()) located and its rows' loads issued, and (CUDA IPC)

@@ -36,6 +36,16 @@ __device__ __forceinline__ std::int64_t lane_channel(int part, int h) {
   return static_cast<std::int64_t>(part) * kPartChannels + h * kHalfChannels + (threadIdx.x % 32) * 4;
 }
 
+// Part `part` of a BF16 row of `hidden` channels (a multiple of 128) asked into L2, a 128-byte line
+// (64 channels) at a time: later loads of it take one L2 round trip. No register holds it and
+// nothing waits for it.
+__device__ __forceinline__ void prefetch_bf16_part(const std::uint16_t* row, std::int64_t hidden, int part) {
+  const std::int64_t first = static_cast<std::int64_t>(part) * kPartChannels;
+#pragma unroll
+  for (int c = 0; c < kPartChannels; c += 64)
+    if (first + c < hidden) ptx::prefetch_l2(row + first + c);
+}
+
 // sum += w * piece, channel by channel: this lane's 4 BF16 channels of each half of a row's part
 // (`piece[h]`), as a holder sums its slots (pushed) or an owner its holders' rows (pulled).
 // NOTE: explicit roundings (no FMA contraction), as the reference.

@@ -80,18 +80,13 @@ __device__ __forceinline__ std::int32_t pull_row(const LlCombineArgs& a, const P
   return row >= 0 && row < l.num_local_experts * l.capacity ? row : -1;
 }
 
-// This lane's slot's row (located: pull_row), part `part` of it, asked into L2 from its holder's y
-// (128-byte lines; hidden is a multiple of 128): the warp's loads of it later take one L2 round trip,
-// not one to memory. No register holds it and nothing waits for it.
+// This lane's slot's row (located: pull_row), part `part` of it, asked into L2 from its holder's y.
 __device__ __forceinline__ void prefetch_pull_row(const LlCombineArgs& a, const PullSlot& s, int part) {
   if (s.row < 0) return;
   const LlLayout& l = a.layout;
-  const std::uint16_t* y = l.zero_copy_y(IpcPeers::target(a.view, a.workspace, s.holder), a.half) +
-                           static_cast<std::int64_t>(s.row) * l.hidden;
-  const std::int64_t first = static_cast<std::int64_t>(part) * kPartChannels;
-#pragma unroll
-  for (int c = 0; c < kPartChannels; c += 64)  // 64 BF16 channels: one 128-byte line
-    if (first + c < l.hidden) ptx::prefetch_l2(y + first + c);
+  prefetch_bf16_part(l.zero_copy_y(IpcPeers::target(a.view, a.workspace, s.holder), a.half) +
+                         static_cast<std::int64_t>(s.row) * l.hidden,
+                     l.hidden, part);
 }
 
 // The whole warp: this lane's pieces (half h: 4 channels of 128) of part `part` of slot j's row
