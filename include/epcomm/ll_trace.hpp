@@ -21,6 +21,8 @@ enum class LlKernel : int { kDispatch = 0, kCombine = 1 };
 // points to its send's slot. The points, in order:
 //   entry         a launch that sends began
 //   credits       peers freed the staging this call writes
+//   list-binned   (the direct dispatch's list blocks) the first round of top-k ids binned by expert
+//   list-placed   (the direct dispatch's list blocks) that round's places stored in the holders
 //   sent          the block's sends were issued
 //   send-arrived  the block signalled its sends' completion to every peer
 //   recv-entry    a receive-only launch began (split calls)

@@ -159,6 +159,8 @@ EPCOMM_HD constexpr int ll_partial_slot_block(int block, int grid) {
 enum LlTracePoint : int {
   kLlTraceEntry,        // the launch began (send-capable launch)
   kLlTraceCredits,      // peers freed the staging this operation writes (the first loads done)
+  kLlTraceListBinned,   // direct dispatch, list blocks: the first round's ids binned by expert
+  kLlTraceListPlaced,   // direct dispatch, list blocks: the first round's places stored
   kLlTraceSent,         // the block's sends were issued
   kLlTraceSendArrived,  // thread 0 past its done signals (their fence)
   kLlTraceRecvEntry,    // a receive-only launch began

@@ -91,7 +91,7 @@ constexpr int kPlaceGroup = 64;
 // (copy_mask's, made before the credit wait).
 template <typename Peers>
 __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles,
-                            const PlaceIds& first, const std::uint8_t* masked) {
+                            const PlaceIds& first, const std::uint8_t* masked, const LlTracer& tracer) {
   // [k][u * warps + warp]: the round's selections of expert k of the group by warp `warp`'s ids of
   // span u, then (after the prefix) the places before them. One expert's entries are adjacent (a
   // warp scans them at once); the row pitch of kCells + 1 puts the entries of one (u, warp) for
@@ -134,6 +134,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
         if (k[u] >= 0 && before[u] == 0) hits[k[u]][u * kLlWarps + warp] = __popc(same);
       }
       __syncthreads();  // the round's counts are in
+      if (g0 == 0 && base == 0) tracer.mark(kLlTraceListBinned);
       // Per expert, the exclusive prefix over its cells in (u, warp) order, from `filled`: a warp per
       // expert, lane i taking cells 2i and 2i + 1 (a thread walking 64 cells was ~0.8 us by count).
       for (int kk = warp; kk < group; kk += kLlWarps) {
@@ -165,6 +166,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
             place < l.max_tokens ? ll_pack_place(e - holder * l.num_local_experts, place) : kLlDroppedPlace;
       }
       __syncthreads();  // the table is read before the next round clears it
+      if (g0 == 0 && base == 0) tracer.mark(kLlTraceListPlaced);
     }
     for (int k = threadIdx.x; k < group; k += blockDim.x) {
       const int e = j + (g0 + k) * L;
@@ -212,10 +214,13 @@ __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity
 // Every thread of the block: every source's list blocks have signalled (their places, counts,
 // signature and token count are in place), and, in a row block b, every source's block b has
 // written its rows here; every source's signature equals this call's. The sources' token counts
-// into tokens[] (shared, [R]). False (for all) when a wait failed or a signature differed.
+// into tokens[] (shared, [R]; -1 for a masked source, which sent nothing). False (for all) when a
+// wait failed or a signature differed.
 // Two threads per source, waiting at once: thread s for its lists' signal, then its signature and
 // token count (written before that signal); thread R + s for its block b's flag (row blocks). One
-// thread waiting for both took a round trip more (the second acquire after the first).
+// thread waiting for both took a round trip more (the second acquire after the first). The mask
+// is loaded beside the first look, not between the acquire and the signature's loads: one round
+// trip after the acquire, not two.
 __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity, std::uint64_t seq,
                                              const DirectRoles& roles, std::int64_t* tokens) {
   const DomainView& v = a.view;
@@ -227,10 +232,11 @@ __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity
   bool ok = true;
   if (i < R) {
     const int peer = v.domain_base_rank + i;
+    const bool live = !peer_masked(v, i);
     ok = wait_at_least<Polls::kAcquire>(&mine->lists[parity][i], signals, v, OpId::kLlDispatch,
                                         CounterId::kRowsArrived, peer);
-    tokens[i] = 0;
-    if (ok && !peer_masked(v, i)) {
+    tokens[i] = live ? 0 : -1;
+    if (ok && live) {
       ok = signature_matches(&mine->signature[parity][i], a.signature, v, OpId::kLlDispatch, peer);
       const volatile std::int64_t* count = &mine->tokens[parity][i];
       tokens[i] = min(*count, a.layout.max_tokens);
@@ -318,7 +324,7 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
   const std::int64_t items = l.max_tokens * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(roles.row_blocks) * kLlWarps;
   for (int s = 0; s < a.view.num_domain_ranks; ++s) {
-    if (peer_masked(a.view, s)) continue;  // nothing was sent; combine skips its token_rows
+    if (tokens[s] < 0) continue;  // masked: nothing was sent; combine skips its token_rows
     for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
       const LlSplit tp = ll_split(item, l.by_parts);
       if (tp.quot < tokens[s]) {
@@ -359,7 +365,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     // both roles (a grid of one) stamps it after its rows.
     if (roles.lists) {
       if (roles.list_index == 0) publish_call<Peers>(a, parity, masked);
-      send_places<Peers>(a, parity, roles, ids, masked);
+      send_places<Peers>(a, parity, roles, ids, masked, tracer);
       __syncthreads();  // every place and count of the block is stored before its signal
       if (!roles.rows) tracer.mark(kLlTraceSent);
       ll_for_each_peer<Peers>(

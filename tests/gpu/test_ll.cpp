@@ -434,6 +434,55 @@ TEST_F(Ll, SelectionsBeyondTheRowsOfAnExpertAreReported) {
   expect_reported_then_recover(buffer_for(c), c, mine, "rows on rank 0, but only 16 fit");
 }
 
+// EPCOMM_LL_TRACE (epcomm/ll_trace.hpp): each block stamps a call's phases in their order, and in
+// the direct dispatch (CUDA IPC's default) the list blocks stamp their pass between their credits
+// and their sends; a checked pair runs on the traced Buffer first.
+TEST_F(Ll, TraceStampsEachBlocksPhasesInOrder) {
+  const LlCase c{.seed = 41};
+  buffer_.reset();  // a Buffer reads EPCOMM_LL_TRACE when it is made (collectively)
+  const LowLatencyOptions o = c.buffer_options(gpu_env().world);
+  setenv("EPCOMM_LL_TRACE", "1", 1);
+  Buffer traced(gpu_env().bootstrap, ll_buffer_options(o, gpu_env().world), o);
+  unsetenv("EPCOMM_LL_TRACE");
+  run_pair(traced, c);
+  run_pair(traced, c, {.salt = 1});
+  const LlTrace t = traced.low_latency_trace(LlKernel::kDispatch, /*clear=*/true);
+  ASSERT_FALSE(t.empty());
+  const int points = static_cast<int>(t.points.size());
+  const int recv_entry = t.point("recv-entry"), binned = t.point("list-binned"),
+            placed = t.point("list-placed");
+  ASSERT_GE(t.point("entry"), 0);
+  ASSERT_GE(binned, 0);
+  ASSERT_EQ(placed, binned + 1);
+  ASSERT_EQ(t.point("credits"), binned - 1);
+  ASSERT_EQ(t.point("sent"), placed + 1);
+  int calls = 0, list_blocks = 0;
+  for (int slot = 0; slot < t.ring; ++slot) {
+    const std::uint64_t* call = t.stamps.data() + static_cast<std::ptrdiff_t>(slot) * t.blocks * points;
+    if (call[t.point("entry")] == 0) continue;  // a slot no call used
+    ++calls;
+    for (int b = 0; b < t.blocks; ++b) {
+      const std::uint64_t* s = call + static_cast<std::ptrdiff_t>(b) * points;
+      EXPECT_NE(s[t.point("exit")], 0u) << "slot " << slot << " block " << b << " never exited";
+      if (s[binned] != 0) ++list_blocks;
+      std::uint64_t last = 0;
+      for (int p = 0; p < points; ++p) {
+        if (p == recv_entry || s[p] == 0) continue;  // not a split call; a point of another role
+        EXPECT_GE(s[p], last) << "slot " << slot << " block " << b << ": " << t.points[p]
+                              << " before an earlier point";
+        last = s[p];
+      }
+      EXPECT_EQ(s[binned] != 0, s[placed] != 0) << "slot " << slot << " block " << b;
+    }
+  }
+  EXPECT_EQ(calls, 2);
+#if !defined(EPCOMM_TEST_LL_NVSHMEM) && !defined(EPCOMM_TEST_LL_MD)
+  const char* direct = std::getenv("EPCOMM_LL_DIRECT_DISPATCH");
+  if (direct == nullptr || std::string(direct) != "0")
+    EXPECT_GT(list_blocks, 0) << "no list block stamped its pass";
+#endif
+}
+
 #if defined(EPCOMM_TEST_LL_NVSHMEM)
 // The buffer really runs over NVSHMEM: its workspace is symmetric memory, outside the NVLink
 // region (which holds no workspace at all here).
