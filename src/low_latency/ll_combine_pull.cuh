@@ -165,14 +165,11 @@ __device__ __forceinline__ bool wait_holders(const LlCombineArgs& a, int parity,
   const LlControl* mine = a.layout.control_of(a.workspace, kLlKindCombine);
   const int s = static_cast<int>(threadIdx.x);
   bool ok = true;
-  if (s < v.num_domain_ranks && s != v.domain_rank) {
+  if (s < v.num_domain_ranks && s != v.domain_rank && !peer_masked(v, s)) {
     const int peer = v.domain_base_rank + s;
-    // The mask is loaded beside the first look, not before it (the wait skips a masked peer itself).
-    const bool live = !peer_masked(v, s);
     ok = wait_at_least<Polls::kAcquire>(&mine->done[parity][s], seq, v, OpId::kLlCombine,
                                         CounterId::kRowsStaged, peer);
-    if (ok && live)
-      ok = signature_matches(&mine->signature[parity][s], a.signature, v, OpId::kLlCombine, peer);
+    if (ok) ok = signature_matches(&mine->signature[parity][s], a.signature, v, OpId::kLlCombine, peer);
   }
   return __syncthreads_and(ok);
 }
@@ -183,7 +180,7 @@ __device__ __forceinline__ void wait_readers(const LlCombineArgs& a, int parity,
   const DomainView& v = a.view;
   const LlControl* mine = a.layout.control_of(a.workspace, kLlKindCombine);
   const int o = static_cast<int>(threadIdx.x);
-  if (o < v.num_domain_ranks && o != v.domain_rank)  // the wait skips a masked rank itself
+  if (o < v.num_domain_ranks && o != v.domain_rank && !peer_masked(v, o))
     wait_at_least<Polls::kAcquire>(&mine->freed[parity][o], ll_done_after(seq, gridDim.x), v,
                                    OpId::kLlCombine, CounterId::kSlotFree, v.domain_base_rank + o);
 }

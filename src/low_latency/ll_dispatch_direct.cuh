@@ -108,6 +108,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
   const int mine = j < l.num_experts ? (l.num_experts - j + L - 1) / L : 0;  // experts j, j + L, ...
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
   const int n = static_cast<int>(a.num_tokens) * a.num_topk;
+  const FastDivisor by_lists(L), by_topk(max(a.num_topk, 1));  // one division each here, not one per id
   for (int g0 = 0; g0 < mine; g0 += kPlaceGroup) {
     const int group = min(kPlaceGroup, mine - g0);  // experts j + (g0 + k) * L, k < group
     if (static_cast<int>(threadIdx.x) < group) filled[threadIdx.x] = 0;
@@ -117,8 +118,13 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
       __syncthreads();         // the table is clear (and `filled` set) before any count goes in
       int k[kPlaceSpan];       // the id's expert within the group, or -1
       int before[kPlaceSpan];  // the lanes before it in its warp with the same expert
+      // The spans that hold ids (the same for the whole block): a span past the last id is skipped
+      // in both passes below, not binned and placed as all -1 (the list pass is issue-bound on
+      // its few blocks: 1,024 ids fill two spans of four at ll-dsv3, 8 ids one).
+      const int spans = min(kPlaceSpan, (n - base + kLlThreads - 1) / kLlThreads);
 #pragma unroll
       for (int u = 0; u < kPlaceSpan; ++u) {
+        if (u >= spans) break;
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
         const std::int64_t e = ids.id[u];
         if ((e < -1 || e >= l.num_experts) && j == 0 && g0 == 0)
@@ -126,7 +132,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
                          -1, e, i / a.num_topk);
         k[u] = -1;
         if (e >= j && e < l.num_experts) {
-          const LlSplit q = ll_split(static_cast<std::int64_t>(e - j), L);
+          const LlSplit q = ll_split(static_cast<std::int64_t>(e - j), by_lists);
           if (q.rem == 0 && q.quot >= g0 && q.quot - g0 < group) k[u] = q.quot - g0;
         }
         const unsigned same = __match_any_sync(kLlFullMask, k[u]);
@@ -154,12 +160,13 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
       __syncthreads();  // every (u, warp) entry holds the places before it
 #pragma unroll
       for (int u = 0; u < kPlaceSpan; ++u) {
+        if (u >= spans) break;
         if (k[u] < 0) continue;
         const int e = j + (g0 + k[u]) * L;
         const int holder = l.by_local_experts.divide(e);
         if (masked[holder] != 0) continue;
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-        const int t = i / a.num_topk;
+        const int t = by_topk.divide(i);
         const std::int32_t place = hits[k[u]][u * kLlWarps + warp] + before[u];
         // A selection past T (reported below) is marked dropped: the receive skips it.
         l.slot_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk] =
@@ -214,13 +221,10 @@ __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity
 // Every thread of the block: every source's list blocks have signalled (their places, counts,
 // signature and token count are in place), and, in a row block b, every source's block b has
 // written its rows here; every source's signature equals this call's. The sources' token counts
-// into tokens[] (shared, [R]; -1 for a masked source, which sent nothing). False (for all) when a
-// wait failed or a signature differed.
+// into tokens[] (shared, [R]). False (for all) when a wait failed or a signature differed.
 // Two threads per source, waiting at once: thread s for its lists' signal, then its signature and
 // token count (written before that signal); thread R + s for its block b's flag (row blocks). One
-// thread waiting for both took a round trip more (the second acquire after the first). The mask
-// is loaded beside the first look, not between the acquire and the signature's loads: one round
-// trip after the acquire, not two.
+// thread waiting for both took a round trip more (the second acquire after the first).
 __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity, std::uint64_t seq,
                                              const DirectRoles& roles, std::int64_t* tokens) {
   const DomainView& v = a.view;
@@ -232,11 +236,10 @@ __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity
   bool ok = true;
   if (i < R) {
     const int peer = v.domain_base_rank + i;
-    const bool live = !peer_masked(v, i);
     ok = wait_at_least<Polls::kAcquire>(&mine->lists[parity][i], signals, v, OpId::kLlDispatch,
                                         CounterId::kRowsArrived, peer);
-    tokens[i] = live ? 0 : -1;
-    if (ok && live) {
+    tokens[i] = 0;
+    if (ok && !peer_masked(v, i)) {
       ok = signature_matches(&mine->signature[parity][i], a.signature, v, OpId::kLlDispatch, peer);
       const volatile std::int64_t* count = &mine->tokens[parity][i];
       tokens[i] = min(*count, a.layout.max_tokens);
@@ -324,7 +327,7 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
   const std::int64_t items = l.max_tokens * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(roles.row_blocks) * kLlWarps;
   for (int s = 0; s < a.view.num_domain_ranks; ++s) {
-    if (tokens[s] < 0) continue;  // masked: nothing was sent; combine skips its token_rows
+    if (peer_masked(a.view, s)) continue;  // nothing was sent; combine skips its token_rows
     for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
       const LlSplit tp = ll_split(item, l.by_parts);
       if (tp.quot < tokens[s]) {

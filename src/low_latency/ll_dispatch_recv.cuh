@@ -91,10 +91,8 @@ __device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRo
 #pragma unroll
       for (int u = 0; u < kLoadsAhead; ++u) {
         const int s = s0 + u;
-        // A masked source sent nothing: whatever its count slot holds is stale, and dropped. The
-        // slot is read whatever the mask says (it is in bounds), so both loads go out together.
-        const std::int32_t sent = s < R ? l.sel_count(ws, parity, s)[expert0 + e] : 0;
-        n[u] = s < R && !peer_masked(v, s) ? sent : 0;
+        // A masked source sent nothing: whatever its count slot holds is stale.
+        n[u] = s < R && !peer_masked(v, s) ? l.sel_count(ws, parity, s)[expert0 + e] : 0;
       }
 #pragma unroll
       for (int u = 0; u < kLoadsAhead; ++u) {

@@ -125,11 +125,10 @@ __device__ __forceinline__ bool ll_wait_done(const LlControl* mine, int parity, 
   bool ok = true;
   const std::uint64_t signals = ll_done_after(seq, gridDim.x);
   for (int s = threadIdx.x; s < v.num_domain_ranks && ok; s += blockDim.x) {
-    // The mask beside the first look (the wait skips a masked peer itself), not after the acquire.
-    const bool live = !peer_masked(v, s);
     ok = wait_at_least<Polls::kAcquire>(&mine->done[parity][s], signals, v, op, CounterId::kRowsArrived,
                                         v.domain_base_rank + s);
-    if (ok && live) ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
+    if (ok && !peer_masked(v, s))
+      ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
   }
   return __syncthreads_and(ok);
 }
@@ -149,13 +148,10 @@ __device__ __forceinline__ bool ll_wait_block_flags(const LlControl* mine, int p
   const int R = v.num_domain_ranks, i = static_cast<int>(threadIdx.x);
   const int s = i < R ? i : i - R, block = i < R ? 0 : static_cast<int>(blockIdx.x);
   bool ok = true;
-  if (i < 2 * R) {
-    // The mask is loaded beside the first look, not before it (the wait skips a masked peer itself).
-    const bool live = !peer_masked(v, s);
+  if (i < 2 * R && !peer_masked(v, s)) {
     ok = wait_at_least<Polls::kAcquire>(flag_of(s, block), seq, v, op, CounterId::kRowsArrived,
                                         v.domain_base_rank + s);
-    if (ok && live && i < R)
-      ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
+    if (ok && i < R) ok = signature_matches(&mine->signature[parity][s], sig, v, op, v.domain_base_rank + s);
   }
   return __syncthreads_and(ok);
 }
