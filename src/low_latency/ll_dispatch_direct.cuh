@@ -108,7 +108,6 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
   const int mine = j < l.num_experts ? (l.num_experts - j + L - 1) / L : 0;  // experts j, j + L, ...
   // NOTE: 32-bit indices: T * k <= kLlMaxTokensPerRank * kLlMaxTopk fits.
   const int n = static_cast<int>(a.num_tokens) * a.num_topk;
-  const FastDivisor by_lists(L), by_topk(max(a.num_topk, 1));  // one division each here, not one per id
   for (int g0 = 0; g0 < mine; g0 += kPlaceGroup) {
     const int group = min(kPlaceGroup, mine - g0);  // experts j + (g0 + k) * L, k < group
     if (static_cast<int>(threadIdx.x) < group) filled[threadIdx.x] = 0;
@@ -118,13 +117,8 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
       __syncthreads();         // the table is clear (and `filled` set) before any count goes in
       int k[kPlaceSpan];       // the id's expert within the group, or -1
       int before[kPlaceSpan];  // the lanes before it in its warp with the same expert
-      // The spans that hold ids (the same for the whole block): a span past the last id is skipped
-      // in both passes below, not binned and placed as all -1 (the list pass is issue-bound on
-      // its few blocks: 1,024 ids fill two spans of four at ll-dsv3, 8 ids one).
-      const int spans = min(kPlaceSpan, (n - base + kLlThreads - 1) / kLlThreads);
 #pragma unroll
       for (int u = 0; u < kPlaceSpan; ++u) {
-        if (u >= spans) break;
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
         const std::int64_t e = ids.id[u];
         if ((e < -1 || e >= l.num_experts) && j == 0 && g0 == 0)
@@ -132,7 +126,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
                          -1, e, i / a.num_topk);
         k[u] = -1;
         if (e >= j && e < l.num_experts) {
-          const LlSplit q = ll_split(static_cast<std::int64_t>(e - j), by_lists);
+          const LlSplit q = ll_split(static_cast<std::int64_t>(e - j), L);
           if (q.rem == 0 && q.quot >= g0 && q.quot - g0 < group) k[u] = q.quot - g0;
         }
         const unsigned same = __match_any_sync(kLlFullMask, k[u]);
@@ -160,13 +154,12 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
       __syncthreads();  // every (u, warp) entry holds the places before it
 #pragma unroll
       for (int u = 0; u < kPlaceSpan; ++u) {
-        if (u >= spans) break;
         if (k[u] < 0) continue;
         const int e = j + (g0 + k[u]) * L;
         const int holder = l.by_local_experts.divide(e);
         if (masked[holder] != 0) continue;
         const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-        const int t = by_topk.divide(i);
+        const int t = i / a.num_topk;
         const std::int32_t place = hits[k[u]][u * kLlWarps + warp] + before[u];
         // A selection past T (reported below) is marked dropped: the receive skips it.
         l.slot_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk] =
