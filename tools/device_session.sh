@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One full session on a lent GPU machine: build, the GPU test tier, then the benchmark. Logs and
 # result files go to $OUT (the device tool brings that folder back). Usage:
-#   tools/device_session.sh [tests] [examples] [probe] [drain] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
+#   tools/device_session.sh [tests] [examples] [probe] [drain] [entry] [bench WORKLOAD...] [shared N PROGRAM...] [kernels]
 #                           [kernels-cold] [kernels-ll] [kernels-lines] [ll-md] [python] [md] [bench-md] [faults]
 #                           [soak] [pack]
 #   tests: the GPU tier (ctest -L gpu) with EPCOMM_REQUIRE_GPU=1: a skipped test fails the step.
@@ -21,6 +21,8 @@
 #   examples: every numbered example, one process per local GPU.
 #   drain: tools/probes/drain_probe (one GPU, ~10 s): what a short kernel's event time holds beside
 #   its blocks' span, by its last writes (device, mapped host, a system-scope release); $OUT/drain_probe.txt.
+#   entry: tools/probes/entry_load_probe (one GPU, ~5 s): how long a load issued at a kernel's entry
+#   takes to come back, by where its line is and what the grid does beside it; $OUT/entry_load_probe.txt.
 #   kernels: ncu (real clocks) over a few whole 1-rank ht-dsv3 dispatch calls: each epcomm kernel's
 #   duration, how long its busiest SM ran it, its shared-memory carveout (EPCOMM_NCU_KERNELS,
 #   EPCOMM_NCU_SKIP, EPCOMM_NCU_COUNT choose the kernels and launches).
@@ -95,7 +97,7 @@ fi
 echo "build ok"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 py_part() { case " ${EPCOMM_PY_PARTS:-cpu gpu overhead} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-is_step() { case "$1" in tests | md | bench-md | examples | probe | drain | bench | bench-base | ab | shared | kernels | kernels-cold | kernels-ll | kernels-lines | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
+is_step() { case "$1" in tests | md | bench-md | examples | probe | drain | entry | bench | bench-base | ab | shared | kernels | kernels-cold | kernels-ll | kernels-lines | ll-md | python | faults | soak | pack) return 0 ;; *) return 1 ;; esac; }
 # The README's markdown of the fault and soak JSONs written so far.
 faults_table() {
   local args=()
@@ -222,6 +224,12 @@ while [ $# -gt 0 ]; do
       timeout 60 "$build/tools/drain_probe" > "$OUT/drain_probe.txt" 2>&1
       rc=$?; [ $rc -ne 0 ] && status=$rc
       echo "== drain probe (rc $rc)"; cat "$OUT/drain_probe.txt"
+      ;;
+    entry)
+      shift
+      timeout 60 "$build/tools/entry_load_probe" > "$OUT/entry_load_probe.txt" 2>&1
+      rc=$?; [ $rc -ne 0 ] && status=$rc
+      echo "== entry load probe (rc $rc)"; cat "$OUT/entry_load_probe.txt"
       ;;
     ll-md)
       shift
