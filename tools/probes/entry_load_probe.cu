@@ -41,10 +41,13 @@ struct Stamp {
   std::uint64_t entry, loaded;
 };
 
-__device__ __forceinline__ std::uint64_t timer_after(const int4& v) {
-  std::uint64_t t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t) : "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
-  return t;
+// The clock once `v` is in registers: a store that needs the value (never taken, but its predicate
+// reads v) comes first, and warps issue in order. (An asm operand the instruction does not name
+// makes no dependency: the first run of this probe timed nothing but the clock reads.)
+__device__ __forceinline__ std::uint64_t timer_after(const int4& v, int* sink) {
+  const int x = v.x ^ v.y ^ v.z ^ v.w;
+  if (x == 0x7fffffff) *sink = x;
+  return epcomm::ptx::globaltimer();
 }
 
 __global__ void __launch_bounds__(kThreads, 1)
@@ -56,9 +59,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (t == 0) {
     if (c == Case::kL2Acquire) (void)epcomm::ptx::ld_acquire_sys(counter);
     const int4 v = line_base[blockIdx.x * 8];  // a 128-byte line of its own per block
-    const std::uint64_t loaded = timer_after(v);
+    const std::uint64_t loaded = timer_after(v, sink);
     stamps[blockIdx.x] = {entry, loaded};
-    if (v.x == 0x7fffffff) *sink = v.y;  // never: keeps the load
   } else if (c == Case::kL2Writes && t >= 32) {
     const std::size_t writers = static_cast<std::size_t>(kBlocks) * (kThreads - 32);
     const std::size_t me = static_cast<std::size_t>(blockIdx.x) * (kThreads - 32) + (t - 32);
