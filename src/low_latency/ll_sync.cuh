@@ -71,10 +71,14 @@ static_assert(kLlMaxRanks % 32 == 0 && kLlMaxRanks <= 32 * 32, "a lane's word co
 
 // The sequence number of this launch's operation (ll_args.hpp, "Sequence numbers and parity"): a
 // send phase begins operation control.seq + 1; a receive-only launch completes the operation whose
-// send stored its seq in issued[half]. Read once by every thread at the start of the launch.
+// send stored its seq in issued[half]. Read once by every thread at the start of the launch, by a
+// plain load: the warps of a block then share one L1 fill, where a volatile (system-scope) load
+// sent every warp of the grid to the same L2 line at once (2,112 requests at 132 x 16 warps).
+// Nothing is stale: no block changes seq or issued[] before every block has read them (the last
+// block to arrive stores them), and the launch's first loads follow the wait for the kernels ahead
+// of it (pdl_entry), whose writes it then sees.
 __device__ __forceinline__ std::uint64_t ll_launch_seq(const LlControl* control, int phases, int half) {
-  const volatile LlControl* c = control;
-  return (phases & kLlSend) ? c->seq + 1 : c->issued[half];
+  return (phases & kLlSend) ? control->seq + 1 : control->issued[half];
 }
 
 // Step 1's first look, at the launch's start beside the seq load (one round trip for both, not

@@ -13,6 +13,10 @@
 //   l2, writes     the L2-resident line while warps 1-15 of every block store 7.3 MB in all
 //                  (the dispatch's receive writes, here at entry)
 //   l2, after      the L2-resident line, each launch queued behind a kernel that stored 7.3 MB
+//   hot, volatile  one 8-byte word every thread of the grid loads at entry with a volatile load
+//                  (a system-scope load per warp: the low-latency kernels' seq read before 11.80);
+//                  thread 0 times its own
+//   hot, plain     the same word by a plain load (the warps of a block share one L1 fill)
 // Prints, per case, the medians over launches of the median and the last block's load time, and
 // of the span from the first block's entry to the last block's load.
 #include <cuda_runtime_api.h>
@@ -35,7 +39,7 @@ constexpr std::size_t kWriteBytes = 7'340'032;  // the ll-dsv3 receive's FP8 row
 static_assert((std::size_t{kReps} << 16) * sizeof(int4) + kBlocks * 8 * sizeof(int4) <= kBigBytes,
               "every hbm launch reads lines of its own");
 
-enum class Case { kL2, kL2Acquire, kL2Peers, kHbm, kL2Writes, kL2After };
+enum class Case { kL2, kL2Acquire, kL2Peers, kHbm, kL2Writes, kL2After, kHotVolatile, kHotPlain };
 
 struct Stamp {
   std::uint64_t entry, loaded;
@@ -56,6 +60,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   const std::uint64_t entry = epcomm::ptx::globaltimer();
   const int t = static_cast<int>(threadIdx.x);
   if (c == Case::kL2Peers && t >= kThreads - 32) (void)epcomm::ptx::ld_acquire_sys(counter + t % 32);
+  if (c == Case::kHotVolatile || c == Case::kHotPlain) {
+    const std::uint64_t w = c == Case::kHotVolatile
+                                ? *reinterpret_cast<const volatile std::uint64_t*>(counter + 32)
+                                : counter[32];
+    if (t == 0) {
+      const std::uint64_t loaded =
+          timer_after(make_int4(static_cast<int>(w), static_cast<int>(w >> 32), 0, 0), sink);
+      stamps[blockIdx.x] = {entry, loaded};
+    } else if (w == 0x7fffffffull) {
+      *sink = t;  // never: keeps every thread's load
+    }
+    return;
+  }
   if (t == 0) {
     if (c == Case::kL2Acquire) (void)epcomm::ptx::ld_acquire_sys(counter);
     const int4 v = line_base[blockIdx.x * 8];  // a 128-byte line of its own per block
@@ -107,8 +124,14 @@ int main() {
   const struct {
     const char* name;
     Case c;
-  } cases[] = {{"l2", Case::kL2},       {"l2, acquire", Case::kL2Acquire}, {"l2, peers", Case::kL2Peers},
-               {"hbm", Case::kHbm},     {"l2, writes", Case::kL2Writes},   {"l2, after", Case::kL2After}};
+  } cases[] = {{"l2", Case::kL2},
+               {"l2, acquire", Case::kL2Acquire},
+               {"l2, peers", Case::kL2Peers},
+               {"hbm", Case::kHbm},
+               {"l2, writes", Case::kL2Writes},
+               {"l2, after", Case::kL2After},
+               {"hot, volatile", Case::kHotVolatile},
+               {"hot, plain", Case::kHotPlain}};
   for (const auto& k : cases) {
     for (int r = 0; r < kReps; ++r) {
       // `hbm`: launch r reads lines 1 MiB apart from launch r - 1's, never read before.
