@@ -54,7 +54,7 @@
 // Combine (rank d holds the experts, rank s owns the tokens): the same seq / parity / credit
 // scheme with the combine control block.
 //  7. Send: block 0 writes the owner's top-k weights of its T_s tokens into every holder d at
-//     combine_weights[p][s], each tagged with seq in the same 8-byte word (ll_tag_weight), and,
+//     combine_weights[p][s], each tagged with seq in the same 8-byte word (ll_tag_word), and,
 //     in a holder reached by puts, release-stores weights[p][s] = seq there once its put has
 //     completed (it loads the first of them, and with CUDA IPC every
 //     other block's warps their first item's rows, before the credit wait). As a holder, for each
@@ -187,6 +187,7 @@ struct LlDispatchArgs {
   int half = 0;  // host half of the outputs
   int phases = kLlBoth;
   bool direct = false;             // the direct form (CUDA IPC only; ll_dispatch_direct.cuh)
+  bool tagged = false;             // the direct form's tagged lists (EPCOMM_LL_TAGGED_LISTS)
   std::int32_t* stats = nullptr;   // [nle] cumulative received rows, or null
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
 };

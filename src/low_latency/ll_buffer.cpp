@@ -49,6 +49,7 @@ struct LlReadyRecord {
   int unreachable;  // a domain peer without a load/store address here (hybrid), or -1
   int direct;       // 1: this rank asks for the direct dispatch (CUDA IPC only)
   int pull;         // 1: this rank asks for the pulled zero-copy combine (CUDA IPC only)
+  int tagged;       // 1: this rank asks for the direct dispatch's tagged lists
 };
 
 // Opens the workspace of `path` and picks its kernels; with several domains the kernels get the
@@ -99,7 +100,8 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   LlReadyRecord mine{.blocks = 0,
                      .unreachable = -1,
                      .direct = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_DISPATCH") ? 1 : 0,
-                     .pull = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_PULL_COMBINE") ? 1 : 0};
+                     .pull = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_PULL_COMBINE") ? 1 : 0,
+                     .tagged = env::get_bool("EPCOMM_LL_TAGGED_LISTS") ? 1 : 0};
   if (path == LlPath::kHybrid)
     mine.unreachable = map_domain_workspaces(state->view, ll_nvshmem_hooks()->peer_pointer, state->workspace);
   // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
@@ -113,11 +115,14 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   state->num_blocks = impl_->num_sms;
   state->direct_dispatch = true;
   state->pull_combine = true;
+  state->tagged_lists = true;
   for (const LlReadyRecord& r : every) {
     state->num_blocks = std::min(state->num_blocks, r.blocks);
     state->direct_dispatch = state->direct_dispatch && r.direct != 0;
     state->pull_combine = state->pull_combine && r.pull != 0;
+    state->tagged_lists = state->tagged_lists && r.tagged != 0;
   }
+  state->tagged_lists = state->tagged_lists && state->direct_dispatch;
   // Every rank refuses alike when one of them cannot store into a peer of its domain.
   for (std::size_t r = 0; r < every.size(); ++r)
     EPCOMM_REQUIRE(every[r].unreachable < 0, ErrorCategory::kUnsupported, "ranks_per_domain: rank ", r,
@@ -168,10 +173,11 @@ LlTrace Buffer::low_latency_trace(LlKernel kernel, bool clear) {
 void reset_ll_sequence(LlState& state) {
   const LlLayout& l = state.layout;
   EPCOMM_CUDA_CHECK(cudaMemset(l.control_of(state.workspace, 0), 0, sizeof(LlControl) * kLlNumKinds));
-  // The direct dispatch's part masks and per-block flags hold sequence numbers, which restart from 0.
+  // The direct dispatch's part masks, tagged lists and per-block flags hold sequence numbers, which
+  // restart from 0.
   EPCOMM_CUDA_CHECK(cudaMemset(LlLayout::base(state.workspace) + l.dispatch_part_mask, 0,
                                l.dispatch_direct_end - l.dispatch_part_mask));
-  // So do the tags of the combine weights (ll_tag_weight) and the combine's per-block flags.
+  // So do the tags of the combine weights (ll_tag_word) and the combine's per-block flags.
   EPCOMM_CUDA_CHECK(cudaMemset(LlLayout::base(state.workspace) + l.combine_weights, 0,
                                l.combine_tagged_end - l.combine_weights));
   // The host's call counts keep judging old handles; rounded up to even, every rank's next call of

@@ -58,7 +58,7 @@ __device__ __forceinline__ WeightsAhead load_weights_ahead(const LlCombineArgs& 
 }
 
 // Block 0: this rank's [T_s, k] weights go to every holder's combine_weights[p][me], each tagged
-// with seq (ll_tag_weight: stored whole into the holders reached by stores, which read them as soon
+// with seq (ll_tag_word: stored whole into the holders reached by stores, which read them as soon
 // as they land; for the others into its own copy, then one put each, and then weights[p][me] = seq
 // is signalled to them, as a put is not one word). The first ones come from `ahead`.
 template <typename Peers>
@@ -74,7 +74,7 @@ __device__ void send_weights(const LlCombineArgs& a, int parity, std::uint64_t s
   const auto store = [&](std::int64_t i, float w) {
     const LlSplit tj = ll_split(i, a.by_topk);
     const std::int64_t t = tj.quot, j = tj.rem;
-    const std::uint64_t word = ll_tag_weight(__float_as_uint(w), seq);
+    const std::uint64_t word = ll_tag_word(__float_as_uint(w), seq);
     for (int d = first_target; d < end_target; ++d)
       if (!peer_masked(v, d))
         ptx::st_relaxed_sys(&l.combine_weights_of(Peers::target(v, a.workspace, d), parity, me)[t * K + j],
@@ -266,9 +266,9 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
           word = *at_weight;  // after the signal's acquire
         else
           ok = wait_tagged(
-              at_weight, [&](std::uint64_t w) { return ll_weight_is_of(w, seq); },
+              at_weight, [&](std::uint64_t w) { return ll_word_is_of(w, seq); },
               [](std::uint64_t w) { return static_cast<std::int64_t>(w >> 32); },
-              static_cast<std::int64_t>(ll_weight_tag(seq)), v, OpId::kLlCombine, CounterId::kWeightsReady,
+              static_cast<std::int64_t>(ll_op_tag(seq)), v, OpId::kLlCombine, CounterId::kWeightsReady,
               v.domain_base_rank + s, word, polled_ns);
       }
       // Telemetry: the warp's lanes waited together, so one wait, the longest.
@@ -278,7 +278,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
         if (polled != 0 && lane == 0) count_wait(v, OpId::kLlCombine, v.domain_base_rank + s, polled);
       }
       if (!__all_sync(kLlFullMask, ok)) return;
-      const float weight = __uint_as_float(ll_weight_bits(word));
+      const float weight = __uint_as_float(ll_word_bits(word));
       float acc[2][4];
 #pragma unroll
       for (int h = 0; h < 2; ++h)

@@ -27,6 +27,12 @@
 // src_info and token_rows (every slot: its row, or -1; tokens past the source's count: -1).
 // Then credits, as in the staging form. Every other counter and bound is the staging form's
 // (ll_args.hpp).
+// The tagged lists (kTagged, EPCOMM_LL_TAGGED_LISTS; bench/NOTES.md 11.81): the list blocks store
+// each place and count as a word tagged with this operation (tagged_place, tagged_count:
+// ll_tag_word) and signal nothing; row block 0 stores the signature and token count before its
+// own flag. A receiver waits for block 0's flag of every source (and its block b's), then reads
+// each count and place as soon as its tag is this operation's: the lists' system-scope fence,
+// their signal and the wait for it leave the path.
 #pragma once
 
 #include <cstdint>
@@ -89,8 +95,8 @@ constexpr int kPlaceGroup = 64;
 // dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank
 // masking"), as the row blocks' routing also has it. `masked[p]`: domain rank p is masked
 // (copy_mask's, made before the credit wait).
-template <typename Peers>
-__device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRoles& roles,
+template <typename Peers, bool kTagged>
+__device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t seq, const DirectRoles& roles,
                             const PlaceIds& first, const std::uint8_t* masked, const LlTracer& tracer) {
   // [k][u * warps + warp]: the round's selections of expert k of the group by warp `warp`'s ids of
   // span u, then (after the prefix) the places before them. One expert's entries are adjacent (a
@@ -162,8 +168,14 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
         const int t = i / a.num_topk;
         const std::int32_t place = hits[k[u]][u * kLlWarps + warp] + before[u];
         // A selection past T (reported below) is marked dropped: the receive skips it.
-        l.slot_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk] =
+        const std::int32_t packed =
             place < l.max_tokens ? ll_pack_place(e - holder * l.num_local_experts, place) : kLlDroppedPlace;
+        char* target = Peers::target(v, a.workspace, holder);
+        if constexpr (kTagged)
+          ptx::st_relaxed_sys(&l.tagged_place(target, parity, me, t)[i - t * a.num_topk],
+                              ll_tag_word(static_cast<std::uint32_t>(packed), seq));
+        else
+          l.slot_place(target, parity, me, t)[i - t * a.num_topk] = packed;
       }
       __syncthreads();  // the table is read before the next round clears it
       if (g0 == 0 && base == 0) tracer.mark(kLlTraceListPlaced);
@@ -180,7 +192,11 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, const DirectRol
                        holder, l.max_tokens, n_e);
         n_e = static_cast<std::int32_t>(l.max_tokens);
       }
-      l.sel_count(Peers::target(v, a.workspace, holder), parity, me)[e] = n_e;
+      if constexpr (kTagged)
+        ptx::st_relaxed_sys(&l.tagged_count(Peers::target(v, a.workspace, holder), parity, me)[e],
+                            ll_tag_word(static_cast<std::uint32_t>(n_e), seq));
+      else
+        l.sel_count(Peers::target(v, a.workspace, holder), parity, me)[e] = n_e;
     }
     __syncthreads();  // `filled` is read before the next group resets it
   }
@@ -196,8 +212,9 @@ __device__ __forceinline__ const std::uint8_t* copy_mask(const DomainView& v) {
   return masked;
 }
 
-// By the first list block, before its signal: this call's signature and token count in every
-// peer's dispatch control block.
+// This call's signature and token count in every peer's dispatch control block: by the first list
+// block before its signal, or with the tagged lists by row block 0 before its flag. `masked`: the
+// block's copy of the mask (copy_mask), or null.
 template <typename Peers>
 __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity,
                                              const std::uint8_t* masked) {
@@ -218,6 +235,9 @@ __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity
 // Two threads per source, waiting at once: thread s for its lists' signal, then its signature and
 // token count (written before that signal); thread R + s for its block b's flag (row blocks). One
 // thread waiting for both took a round trip more (the second acquire after the first).
+// With the tagged lists (kTagged) thread s waits for block 0's flag of source s instead (its
+// signature and token count are then in place; the lists are read by their tags).
+template <bool kTagged>
 __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity, std::uint64_t seq,
                                              const DirectRoles& roles, std::int64_t* tokens) {
   const DomainView& v = a.view;
@@ -229,8 +249,12 @@ __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity
   bool ok = true;
   if (i < R) {
     const int peer = v.domain_base_rank + i;
-    ok = wait_at_least<Polls::kAcquire>(&mine->lists[parity][i], signals, v, OpId::kLlDispatch,
-                                        CounterId::kRowsArrived, peer);
+    if constexpr (kTagged)
+      ok = wait_at_least<Polls::kAcquire>(a.layout.rows_done(a.workspace, parity, i, 0), seq, v,
+                                          OpId::kLlDispatch, CounterId::kRowsArrived, peer);
+    else
+      ok = wait_at_least<Polls::kAcquire>(&mine->lists[parity][i], signals, v, OpId::kLlDispatch,
+                                          CounterId::kRowsArrived, peer);
     tokens[i] = 0;
     if (ok && !peer_masked(v, i)) {
       ok = signature_matches(&mine->signature[parity][i], a.signature, v, OpId::kLlDispatch, peer);
@@ -248,6 +272,9 @@ __device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity
 
 // The whole warp: item (t, part) of source s as block b of s sent it, copied into each row of this
 // rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
+// With the tagged lists (kTagged) each slot's place is read by its tag: loaded beside the mask,
+// waited for only when it has not landed yet.
+template <bool kTagged>
 __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
                              int s, int t, int part) {
   const LlLayout& l = a.layout;
@@ -256,8 +283,24 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
   // Every load first: the mask, the slots' places, the piece and its scales (one round trip). A
   // mask left by an earlier operation (the token was not sent here this time) names no slot.
   const std::uint64_t mask = l.part_mask(ws, parity, s, t)[part];
-  const unsigned slots = ll_part_slots(mask, seq);
-  const std::int32_t place = lane < a.num_topk ? l.slot_place(ws, parity, s, t)[lane] : 0;
+  unsigned slots = ll_part_slots(mask, seq);
+  std::int32_t place = 0;
+  if constexpr (kTagged) {
+    const std::uint64_t* at = l.tagged_place(ws, parity, s, t) + lane;
+    std::uint64_t word = lane < a.num_topk ? ptx::ld_relaxed_sys(at) : 0;
+    if (lane < a.num_topk && (slots >> lane & 1u) != 0 && !ll_word_is_of(word, seq)) {
+      std::uint64_t polled_ns = 0;
+      if (!wait_tagged(
+              at, [&](std::uint64_t w) { return ll_word_is_of(w, seq); },
+              [](std::uint64_t w) { return static_cast<std::int64_t>(w >> 32); },
+              static_cast<std::int64_t>(ll_op_tag(seq)), a.view, OpId::kLlDispatch, CounterId::kRowsArrived,
+              a.view.domain_base_rank + s, word, polled_ns))
+        slots &= ~(1u << lane);  // reported: the host raises; this slot gets no row
+    }
+    place = static_cast<std::int32_t>(ll_word_bits(word));
+  } else {
+    place = lane < a.num_topk ? l.slot_place(ws, parity, s, t)[lane] : 0;
+  }
   const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
   const bool valid = c0 < l.hidden;
   const char* row = l.staging_x(ws, parity, s, t);
@@ -313,6 +356,7 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
 
 // Row block b, every warp: the items block b of each source sent (warp w: what its warp w sent),
 // after that block's rows are in. Items of tokens past a source's count only clear token_rows.
+template <bool kTagged>
 __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
                              const DirectRoles& roles, const std::int64_t* tokens) {
   const LlLayout& l = a.layout;
@@ -324,7 +368,7 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
     for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
       const LlSplit tp = ll_split(item, l.by_parts);
       if (tp.quot < tokens[s]) {
-        receive_item(a, parity, seq, r, s, tp.quot, tp.rem);
+        receive_item<kTagged>(a, parity, seq, r, s, tp.quot, tp.rem);
       } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {
         l.token_rows(a.workspace, a.half,
                      s)[static_cast<std::int64_t>(tp.quot) * l.max_topk + threadIdx.x % 32] = -1;
@@ -334,7 +378,7 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
 }
 
 // The kernel body (every thread of every block): ll_run_phases' steps in this form's order.
-template <typename Peers>
+template <typename Peers, bool kTagged>
 __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) {
   static_assert(!Peers::kStagesLocally, "the direct form stores into every peer");
   __shared__ std::int64_t tokens[kLlMaxRanks];
@@ -360,15 +404,19 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     // ll_run_phases), so `sent` -> `send-arrived` is the signals' system-scope fence. A block of
     // both roles (a grid of one) stamps it after its rows.
     if (roles.lists) {
-      if (roles.list_index == 0) publish_call<Peers>(a, parity, masked);
-      send_places<Peers>(a, parity, roles, ids, masked, tracer);
+      if (!kTagged && roles.list_index == 0) publish_call<Peers>(a, parity, masked);
+      send_places<Peers, kTagged>(a, parity, seq, roles, ids, masked, tracer);
       __syncthreads();  // every place and count of the block is stored before its signal
       if (!roles.rows) tracer.mark(kLlTraceSent);
-      ll_for_each_peer<Peers>(
-          v, l, a.workspace, kLlKindDispatch,
-          [&](int p, LlControl* c) { Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p); }, masked);
+      if constexpr (!kTagged)
+        ll_for_each_peer<Peers>(
+            v, l, a.workspace, kLlKindDispatch,
+            [&](int p, LlControl* c) { Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p); },
+            masked);
     }
     if (roles.rows) {
+      // Tagged lists: row block 0's flag publishes the call (its release covers these stores).
+      if (kTagged && blockIdx.x == 0) publish_call<Peers>(a, parity, nullptr);
       send_rows<Peers>(a, parity, seq, first, roles.row_blocks, row_mask);
       __syncthreads();
       tracer.mark(kLlTraceSent);
@@ -383,11 +431,15 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
   if (a.phases & kLlRecv) {
     // NOTE: as in ll_run_phases, the credits are given even when a wait failed or a signature
     // differed (nothing is read from the staging then).
-    if (wait_sources(a, parity, seq, roles, tokens)) {
+    if (wait_sources<kTagged>(a, parity, seq, roles, tokens)) {
       tracer.mark(kLlTraceDoneSeen);
       const SourceRows r{smem, smem + l.num_local_experts * v.num_domain_ranks};
-      scan_sources(a, parity, r);
-      if (roles.rows) receive_rows(a, parity, seq, r, roles, tokens);
+      bool scanned = true;
+      if constexpr (kTagged)
+        scanned = scan_tagged_sources(a, parity, seq, r);
+      else
+        scan_sources(a, parity, r);
+      if (scanned && roles.rows) receive_rows<kTagged>(a, parity, seq, r, roles, tokens);
     }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, a.workspace, kLlKindDispatch, parity);

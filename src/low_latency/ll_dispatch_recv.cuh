@@ -76,29 +76,37 @@ struct SourceRows {
   std::int32_t* begin;
   std::int32_t* total;
 };
-__device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r) {
+// The scan over counts read by `load(s, expert)` (a raw word, issued kLoadsAhead at a time) and
+// made into counts by `settle(raw, s, expert)` (which may wait for the word; for unmasked sources
+// only). Returns, for every thread, whether every settle succeeded (a block barrier ends it).
+template <typename Load, typename Settle>
+__device__ bool scan_sources_by(const LlDispatchArgs& a, const SourceRows& r, Load load, Settle settle) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
   const int R = v.num_domain_ranks, nle = l.num_local_experts;
   const int expert0 = v.rank * nle;
   constexpr int kLoadsAhead = 8;  // sources whose counts a thread loads before it adds them
+  bool ok = true;
   for (int e = threadIdx.x; e < nle; e += blockDim.x) {
     const bool writes = e % static_cast<int>(gridDim.x) == static_cast<int>(blockIdx.x);
     std::int32_t rows = 0;
     for (int s0 = 0; s0 < R; s0 += kLoadsAhead) {
-      std::int32_t n[kLoadsAhead];
+      decltype(load(0, 0)) n[kLoadsAhead];
+      bool live[kLoadsAhead];
 #pragma unroll
       for (int u = 0; u < kLoadsAhead; ++u) {
         const int s = s0 + u;
         // A masked source sent nothing: whatever its count slot holds is stale.
-        n[u] = s < R && !peer_masked(v, s) ? l.sel_count(ws, parity, s)[expert0 + e] : 0;
+        live[u] = s < R && !peer_masked(v, s);
+        n[u] = live[u] ? load(s, expert0 + e) : decltype(load(0, 0)){0};
       }
 #pragma unroll
       for (int u = 0; u < kLoadsAhead; ++u) {
         const int s = s0 + u;
         if (s >= R) break;
-        const std::int32_t count = min(max(n[u], 0), static_cast<std::int32_t>(l.max_tokens));
+        const std::int32_t sent = live[u] ? settle(n[u], s, expert0 + e, ok) : 0;
+        const std::int32_t count = min(max(sent, 0), static_cast<std::int32_t>(l.max_tokens));
         r.begin[e * R + s] = rows;
         if (writes)
           l.layout_range(ws, a.half)[static_cast<std::int64_t>(e) * R + s] =
@@ -112,7 +120,38 @@ __device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRo
       if (a.stats != nullptr) atomicAdd(a.stats + e, rows);
     }
   }
-  __syncthreads();
+  return __syncthreads_and(ok);
+}
+__device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r) {
+  const LlLayout& l = a.layout;
+  scan_sources_by(
+      a, r, [&](int s, int expert) { return l.sel_count(a.workspace, parity, s)[expert]; },
+      [](std::int32_t n, int, int, bool&) { return n; });
+}
+// The same from the tagged counts (the direct dispatch's tagged lists): each count read as soon as
+// its word carries this operation's tag. False (for all) when a wait for one failed (reported).
+__device__ bool scan_tagged_sources(const LlDispatchArgs& a, int parity, std::uint64_t seq,
+                                    const SourceRows& r) {
+  const LlLayout& l = a.layout;
+  return scan_sources_by(
+      a, r,
+      [&](int s, int expert) { return ptx::ld_relaxed_sys(l.tagged_count(a.workspace, parity, s) + expert); },
+      [&](std::uint64_t word, int s, int expert, bool& ok) {
+        if (!ll_word_is_of(word, seq)) {
+          std::uint64_t polled_ns = 0;
+          if (!wait_tagged(
+                  l.tagged_count(a.workspace, parity, s) + expert,
+                  [&](std::uint64_t w) { return ll_word_is_of(w, seq); },
+                  [](std::uint64_t w) { return static_cast<std::int64_t>(w >> 32); },
+                  static_cast<std::int64_t>(ll_op_tag(seq)), a.view, OpId::kLlDispatch,
+                  CounterId::kRowsArrived, a.view.domain_base_rank + s, word, polled_ns)) {
+            ok = false;
+            return std::int32_t{0};
+          }
+          if (polled_ns != 0) count_wait(a.view, OpId::kLlDispatch, a.view.domain_base_rank + s, polled_ns);
+        }
+        return static_cast<std::int32_t>(ll_word_bits(word));
+      });
 }
 
 // The receive phase's shared view of what arrived, computed by every block alike: begin[e * R + s]

@@ -12,6 +12,8 @@
 //   [ dispatch selection counts: [2][R sources][E] int32                                        ]
 //   [ dispatch slot places:    [2][R sources][T][max_topk] int32 ((local expert << 16) | place)  ]
 //   [ dispatch part masks:     [2][R sources][T][ceil(hidden/512)] u64 ((seq << 16) | slots)     ]
+//   [ dispatch tagged counts:  [2][R sources][E] u64 (ll_tag_word: selection count)             ]
+//   [ dispatch tagged places:  [2][R sources][T][max_topk] u64 (ll_tag_word: slot place)         ]
 //   [ dispatch rows done:      [2][R sources][kLlMaxBlocks] u64 (seq of each sending block)     ]
 //   [ combine weights:         [2 parities][R sources][T tokens][max_topk] u64 (tagged f32)      ]
 //   [ combine partials done:   [2][R holders][kLlMaxBlocks] u64 (seq of each summing block)       ]
@@ -88,6 +90,8 @@ struct LlLayout {
   std::size_t control = 0;
   std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0;
   std::size_t dispatch_slot_place = 0, dispatch_part_mask = 0, dispatch_rows_done = 0;
+  std::size_t dispatch_tagged_count = 0,
+              dispatch_tagged_place = 0;  // the tagged lists (EPCOMM_LL_TAGGED_LISTS)
   // End of dispatch_rows_done: [part_mask, here) holds sequence numbers (the direct dispatch's).
   std::size_t dispatch_direct_end = 0;
   int num_parts = 0;  // ceil(hidden / kLlPartChannels): send items per token
@@ -150,6 +154,10 @@ struct LlLayout {
     at += 2u * R * T * K * 4u;
     l.dispatch_part_mask = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * T * static_cast<std::size_t>(l.num_parts) * 8u;
+    l.dispatch_tagged_count = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * E * 8u;
+    l.dispatch_tagged_place = at = align_up(at, kLlSmallAlignment);
+    at += 2u * R * T * K * 8u;
     l.dispatch_rows_done = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * static_cast<std::size_t>(kLlMaxBlocks) * 8u;
     l.dispatch_direct_end = at;
@@ -241,6 +249,20 @@ struct LlLayout {
     return reinterpret_cast<std::uint64_t*>(base(ws) + dispatch_part_mask) +
            staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(num_parts);
   }
+  // The tagged lists (the direct dispatch with EPCOMM_LL_TAGGED_LISTS), in the receiver's workspace,
+  // each word tagged with its operation (ll_tag_word) and read as soon as its tag is this
+  // operation's, with no signal to wait for first: [E] source src_rank's selection count of each
+  // expert (as sel_count), and [max_topk] the slot places of its token token_idx (as slot_place).
+  EPCOMM_HD std::uint64_t* tagged_count(void* ws, int parity, int src_rank) const {
+    return reinterpret_cast<std::uint64_t*>(base(ws) + dispatch_tagged_count) +
+           (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
+            static_cast<std::size_t>(src_rank)) *
+               static_cast<std::size_t>(num_experts);
+  }
+  EPCOMM_HD std::uint64_t* tagged_place(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
+    return reinterpret_cast<std::uint64_t*>(base(ws) + dispatch_tagged_place) +
+           staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(max_topk);
+  }
   // The seq of source src_rank's latest operation of this parity whose block `block` has finished
   // writing its rows here.
   EPCOMM_HD std::uint64_t* rows_done(void* ws, int parity, int src_rank, int block) const {
@@ -253,7 +275,7 @@ struct LlLayout {
            static_cast<std::size_t>(max_topk) * sizeof(std::uint64_t);
   }
   // [T][max_topk]: the combine weights of source src_rank's tokens, in a holder's workspace, each
-  // tagged with its operation (ll_tag_weight).
+  // tagged with its operation (ll_tag_word).
   EPCOMM_HD std::uint64_t* combine_weights_of(void* ws, int parity, int src_rank) const {
     return reinterpret_cast<std::uint64_t*>(base(ws) + combine_weights) +
            (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
@@ -323,21 +345,22 @@ struct LlLayout {
   }
 };
 
-// A combine weight as a holder keeps it (combine_weights): the float's bits in the low word and its
-// operation's tag in the high word, so a holder that reads this operation's tag has this
-// operation's weight, with no flag to wait for first (ll_combine.cuh). The tag is seq's low 32 bits
-// with bit 0 set: never 0 (a zeroed entry, as reset_ll_sequence leaves them, matches no operation),
-// and distinct for the operations of one parity (they share bit 0) until 2^32 operations apart.
-EPCOMM_HD constexpr std::uint32_t ll_weight_tag(std::uint64_t seq) {
+// A 32-bit value as a peer leaves it for a reader that polls it (a combine weight, a tagged list's
+// count or place): the value's bits in the low word and its operation's tag in the high word, one
+// 8-byte store, so a reader that sees this operation's tag has this operation's value, with no flag
+// to wait for first (ll_combine.cuh, ll_dispatch_direct.cuh). The tag is seq's low 32 bits with bit
+// 0 set: never 0 (a zeroed entry, as reset_ll_sequence leaves them, matches no operation), and
+// distinct for the operations of one parity (they share bit 0) until 2^32 operations apart.
+EPCOMM_HD constexpr std::uint32_t ll_op_tag(std::uint64_t seq) {
   return static_cast<std::uint32_t>(seq) | 1u;
 }
-EPCOMM_HD constexpr std::uint64_t ll_tag_weight(std::uint32_t weight_bits, std::uint64_t seq) {
-  return (static_cast<std::uint64_t>(ll_weight_tag(seq)) << 32) | weight_bits;
+EPCOMM_HD constexpr std::uint64_t ll_tag_word(std::uint32_t bits, std::uint64_t seq) {
+  return (static_cast<std::uint64_t>(ll_op_tag(seq)) << 32) | bits;
 }
-EPCOMM_HD constexpr bool ll_weight_is_of(std::uint64_t word, std::uint64_t seq) {
-  return static_cast<std::uint32_t>(word >> 32) == ll_weight_tag(seq);
+EPCOMM_HD constexpr bool ll_word_is_of(std::uint64_t word, std::uint64_t seq) {
+  return static_cast<std::uint32_t>(word >> 32) == ll_op_tag(seq);
 }
-EPCOMM_HD constexpr std::uint32_t ll_weight_bits(std::uint64_t word) {
+EPCOMM_HD constexpr std::uint32_t ll_word_bits(std::uint64_t word) {
   return static_cast<std::uint32_t>(word);
 }
 

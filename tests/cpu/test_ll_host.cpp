@@ -53,6 +53,8 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
       {"dispatch_sel_count", l.dispatch_sel_count, 2 * R * E * 4, 128},
       {"dispatch_slot_place", l.dispatch_slot_place, 2 * R * T * K * 4, 128},
       {"dispatch_part_mask", l.dispatch_part_mask, 2 * R * T * ((H + 511) / 512) * 8, 128},
+      {"dispatch_tagged_count", l.dispatch_tagged_count, 2 * R * E * 8, 128},
+      {"dispatch_tagged_place", l.dispatch_tagged_place, 2 * R * T * K * 8, 128},
       {"dispatch_rows_done", l.dispatch_rows_done, 2 * R * kLlMaxBlocks * 8, 128},
       {"combine_weights", l.combine_weights, 2 * R * T * K * 8, 128},
       {"combine_partials_done", l.combine_partials_done, 2 * R * kLlMaxBlocks * 8, 128},
@@ -149,12 +151,20 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
               l.dispatch_slot_place + ((1u % R) * T + 2u % T) * K * 4);
     EXPECT_EQ(at(l.part_mask(region, 1, R - 1, T - 1) + parts),
               l.dispatch_part_mask + 2u * R * T * parts * 8);
+    EXPECT_EQ(at(l.tagged_count(region, 1, R - 1) + E), l.dispatch_tagged_count + 2u * R * E * 8);
+    EXPECT_EQ(at(l.tagged_count(region, 0, 1 % R)), l.dispatch_tagged_count + (1u % R) * E * 8);
+    EXPECT_EQ(at(l.tagged_place(region, 1, R - 1, T - 1) + K), l.dispatch_tagged_place + 2u * R * T * K * 8);
+    EXPECT_EQ(at(l.tagged_place(region, 0, 1 % R, 2 % T)),
+              l.dispatch_tagged_place + ((1u % R) * T + 2u % T) * K * 8);
     EXPECT_EQ(at(l.rows_done(region, 1, R - 1, kLlMaxBlocks - 1) + 1),
               l.dispatch_rows_done + 2u * R * kLlMaxBlocks * 8);
     EXPECT_EQ(at(l.rows_done(region, 0, 1 % R, 5)), l.dispatch_rows_done + ((1u % R) * kLlMaxBlocks + 5) * 8);
-    // The range reset_ll_sequence clears: the part masks and the per-block flags, nothing else.
+    // The range reset_ll_sequence clears: the part masks, the tagged lists and the per-block flags,
+    // nothing else.
     EXPECT_EQ(l.dispatch_direct_end, l.dispatch_rows_done + 2u * R * kLlMaxBlocks * 8);
-    EXPECT_EQ(l.dispatch_rows_done, l.dispatch_part_mask + ((2u * R * T * parts * 8 + 127) / 128) * 128);
+    EXPECT_EQ(l.dispatch_tagged_count, l.dispatch_part_mask + ((2u * R * T * parts * 8 + 127) / 128) * 128);
+    EXPECT_EQ(l.dispatch_tagged_place, l.dispatch_tagged_count + ((2u * R * E * 8 + 127) / 128) * 128);
+    EXPECT_EQ(l.dispatch_rows_done, l.dispatch_tagged_place + ((2u * R * T * K * 8 + 127) / 128) * 128);
     EXPECT_EQ(at(l.combine_weights_of(region, 1, R - 1) + T * K), l.combine_weights + 2u * R * T * K * 8);
     EXPECT_EQ(l.combine_weights_bytes(), 2u * R * T * K * 8);
     EXPECT_EQ(at(l.partials_done(region, 1, R - 1, kLlMaxBlocks - 1) + 1),
@@ -224,20 +234,20 @@ TEST(LlLayout, SelectionEntryRoundTripsEveryTokenAndSlot) {
     }
 }
 
-// A combine weight's tag (ll_tag_weight): the weight's bits come back whole; the word is this
+// A combine weight's tag (ll_tag_word): the weight's bits come back whole; the word is this
 // operation's and no other operation's of the same parity, nor a zeroed entry's.
 TEST(LlLayout, TaggedWeightsMatchOnlyTheirOperation) {
   const std::uint32_t bits = std::bit_cast<std::uint32_t>(0.3125f);
   for (std::uint64_t seq :
        {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{3}, std::uint64_t{1000},
         (std::uint64_t{1} << 32) - 1, std::uint64_t{1} << 32, (std::uint64_t{1} << 32) + 7}) {
-    const std::uint64_t word = ll_tag_weight(bits, seq);
-    EXPECT_EQ(ll_weight_bits(word), bits) << seq;
-    EXPECT_TRUE(ll_weight_is_of(word, seq)) << seq;
-    EXPECT_FALSE(ll_weight_is_of(0, seq)) << seq;  // never written since a reset
+    const std::uint64_t word = ll_tag_word(bits, seq);
+    EXPECT_EQ(ll_word_bits(word), bits) << seq;
+    EXPECT_TRUE(ll_word_is_of(word, seq)) << seq;
+    EXPECT_FALSE(ll_word_is_of(0, seq)) << seq;  // never written since a reset
     for (std::uint64_t older = seq % 2 == 0 ? 2 : 1; older + 2 <= seq && older + 64 > seq; older += 2)
-      EXPECT_FALSE(ll_weight_is_of(ll_tag_weight(bits, older), seq)) << seq << " after " << older;
-    EXPECT_FALSE(ll_weight_is_of(word, seq + 2)) << seq;
+      EXPECT_FALSE(ll_word_is_of(ll_tag_word(bits, older), seq)) << seq << " after " << older;
+    EXPECT_FALSE(ll_word_is_of(word, seq + 2)) << seq;
   }
 }
 

@@ -151,12 +151,12 @@ inline void expect_ll_state(Buffer& buffer, const LlHandle& handle, const LlCase
   first.clear();
   for (int s = 0; s < R; ++s) {
     const RankData& d = inputs[static_cast<std::size_t>(s)];
-    std::vector<std::uint64_t> w(static_cast<std::size_t>(T * K));  // tagged (ll_tag_weight)
+    std::vector<std::uint64_t> w(static_cast<std::size_t>(T * K));  // tagged (ll_tag_word)
     EPCOMM_CUDA_CHECK(cudaMemcpy(w.data(), l.combine_weights_of(st->workspace, combine_parity, s),
                                  w.size() * sizeof(std::uint64_t), cudaMemcpyDeviceToHost));
     for (std::int64_t t = 0; t < d.in.num_tokens; ++t)
       for (std::int64_t j = 0; j < d.in.num_topk; ++j)
-        if (std::bit_cast<float>(ll_weight_bits(w[static_cast<std::size_t>(t * K + j)])) !=
+        if (std::bit_cast<float>(ll_word_bits(w[static_cast<std::size_t>(t * K + j)])) !=
                 d.weights[static_cast<std::size_t>(t * d.in.num_topk + j)] &&
             bad_weights++ < 4)
           first +=
