@@ -17,6 +17,12 @@
 //                  (a system-scope load per warp: the low-latency kernels' seq read before 11.80);
 //                  thread 0 times its own
 //   hot, plain     the same word by a plain load (the warps of a block share one L1 fill)
+//   credit path    not one load but the low-latency kernels' path to their credit wait, for a
+//                  block with no work: every thread's volatile load of one control word, the last
+//                  two threads' ld.acquire.sys of a credit word each, a block barrier-and; timed
+//                  from entry to past the barrier. Then the same launched with programmatic
+//                  dependent launch (griddepcontrol.wait first, as pdl_entry), and that with 32 KiB
+//                  of dynamic shared memory (the direct dispatch's launch)
 // Prints, per case, the medians over launches of the median and the last block's load time, and
 // of the span from the first block's entry to the last block's load.
 #include <cuda_runtime_api.h>
@@ -85,6 +91,25 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
+// The credit path (see the cases above); `pdl`: the kernel begins as pdl_entry does.
+__global__ void __launch_bounds__(kThreads, 1)
+    credit_path_kernel(bool pdl, const std::uint64_t* control, Stamp* stamps, int* sink) {
+  if (pdl) {
+    epcomm::ptx::wait_prior_grids();
+    epcomm::ptx::allow_dependent_grids();
+  }
+  const std::uint64_t entry = epcomm::ptx::globaltimer();
+  const int t = static_cast<int>(threadIdx.x);
+  const std::uint64_t seq = *reinterpret_cast<const volatile std::uint64_t*>(control) + 1;
+  std::uint64_t credits = seq;
+  if (t >= kThreads - 2) credits = epcomm::ptx::ld_acquire_sys(control + 16 + (t & 1)) + seq;
+  const bool ok = __syncthreads_and(credits >= seq);
+  if (t == 0) {
+    stamps[blockIdx.x] = {entry, epcomm::ptx::globaltimer()};
+    if (!ok) *sink = 1;  // never
+  }
+}
+
 __global__ void writer_kernel(int4* writes, std::size_t write_words) {
   const std::size_t n = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < write_words; i += n)
@@ -94,6 +119,29 @@ __global__ void writer_kernel(int4* writes, std::size_t write_words) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// One line (0; 1 after a failed copy): the medians over launches (past the warm-up) of the median and the last block's time
+// and of the first entry to the last second stamp.
+int report(const char* name, const Stamp* stamps) {
+  std::vector<Stamp> got(static_cast<std::size_t>(kReps) * kBlocks);
+  CK(cudaMemcpy(got.data(), stamps, got.size() * sizeof(Stamp), cudaMemcpyDeviceToHost));
+  std::vector<double> med, last, span;
+  for (int r = kWarmup; r < kReps; ++r) {
+    std::vector<double> each;
+    std::uint64_t first_entry = ~0ull, last_loaded = 0;
+    for (int b = 0; b < kBlocks; ++b) {
+      const Stamp& x = got[static_cast<std::size_t>(r) * kBlocks + b];
+      each.push_back(static_cast<double>(x.loaded - x.entry) / 1000.0);
+      first_entry = std::min(first_entry, x.entry);
+      last_loaded = std::max(last_loaded, x.loaded);
+    }
+    med.push_back(median(each));
+    last.push_back(*std::max_element(each.begin(), each.end()));
+    span.push_back(static_cast<double>(last_loaded - first_entry) / 1000.0);
+  }
+  std::printf("%-22s %12.2f %12.2f %12.2f\n", name, median(med), median(last), median(span));
+  return 0;
 }
 
 }  // namespace
@@ -120,7 +168,7 @@ int main() {
   CK(cudaMemset(big, 0, kBigBytes));
   CK(cudaMemset(counter, 0, 64 * sizeof(std::uint64_t)));
   const std::size_t write_words = kWriteBytes / sizeof(int4);
-  std::printf("%-14s %12s %12s %12s\n", "case", "median_blk", "last_blk", "grid_span");
+  std::printf("%-22s %12s %12s %12s\n", "case", "median_blk", "last_blk", "grid_span");
   const struct {
     const char* name;
     Case c;
@@ -142,23 +190,32 @@ int main() {
       CK(cudaGetLastError());
     }
     CK(cudaStreamSynchronize(s));
-    std::vector<Stamp> got(static_cast<std::size_t>(kReps) * kBlocks);
-    CK(cudaMemcpy(got.data(), stamps, got.size() * sizeof(Stamp), cudaMemcpyDeviceToHost));
-    std::vector<double> med, last, span;
-    for (int r = kWarmup; r < kReps; ++r) {
-      std::vector<double> each;
-      std::uint64_t first_entry = ~0ull, last_loaded = 0;
-      for (int b = 0; b < kBlocks; ++b) {
-        const Stamp& x = got[static_cast<std::size_t>(r) * kBlocks + b];
-        each.push_back(static_cast<double>(x.loaded - x.entry) / 1000.0);
-        first_entry = std::min(first_entry, x.entry);
-        last_loaded = std::max(last_loaded, x.loaded);
-      }
-      med.push_back(median(each));
-      last.push_back(*std::max_element(each.begin(), each.end()));
-      span.push_back(static_cast<double>(last_loaded - first_entry) / 1000.0);
+    if (report(k.name, stamps) != 0) return 1;
+  }
+  const struct {
+    const char* name;
+    bool pdl;
+    std::size_t smem;
+  } paths[] = {
+      {"credit path", false, 0}, {"credit path, pdl", true, 0}, {"credit path, pdl, 32K", true, 32 << 10}};
+  CK(cudaFuncSetAttribute(credit_path_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 32 << 10));
+  for (const auto& k : paths) {
+    for (int r = 0; r < kReps; ++r) {
+      cudaLaunchAttribute attr{};
+      attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr.val.programmaticStreamSerializationAllowed = 1;
+      cudaLaunchConfig_t config{};
+      config.gridDim = dim3(kBlocks);
+      config.blockDim = dim3(kThreads);
+      config.dynamicSmemBytes = k.smem;
+      config.stream = s;
+      config.attrs = &attr;
+      config.numAttrs = k.pdl ? 1 : 0;
+      CK(cudaLaunchKernelEx(&config, credit_path_kernel, k.pdl, static_cast<const std::uint64_t*>(counter),
+                            stamps + static_cast<std::size_t>(r) * kBlocks, sink));
     }
-    std::printf("%-14s %12.2f %12.2f %12.2f\n", k.name, median(med), median(last), median(span));
+    CK(cudaStreamSynchronize(s));
+    if (report(k.name, stamps) != 0) return 1;
   }
   CK(cudaFree(small));
   CK(cudaFree(big));
