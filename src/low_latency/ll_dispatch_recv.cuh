@@ -115,12 +115,15 @@ __device__ bool scan_sources_by(const LlDispatchArgs& a, const SourceRows& r, Lo
       }
     }
     r.total[e] = rows;
-    if (writes) {
-      l.recv_count(ws, a.half)[e] = rows;
-      if (a.stats != nullptr) atomicAdd(a.stats + e, rows);
-    }
+    if (writes) l.recv_count(ws, a.half)[e] = rows;
   }
-  return __syncthreads_and(ok);
+  const bool all = __syncthreads_and(ok);
+  // The statistics only from a scan that read every count (a failed wait adds none, as in the
+  // form whose receive stops before its scan); each thread adds its own experts' totals.
+  if (all && a.stats != nullptr)
+    for (int e = threadIdx.x; e < nle; e += blockDim.x)
+      if (e % static_cast<int>(gridDim.x) == static_cast<int>(blockIdx.x)) atomicAdd(a.stats + e, r.total[e]);
+  return all;
 }
 __device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r) {
   const LlLayout& l = a.layout;
@@ -148,7 +151,10 @@ __device__ bool scan_tagged_sources(const LlDispatchArgs& a, int parity, std::ui
             ok = false;
             return std::int32_t{0};
           }
-          if (polled_ns != 0) count_wait(a.view, OpId::kLlDispatch, a.view.domain_base_rank + s, polled_ns);
+          // Telemetry: one wait per source and call (block 0's thread of the first local expert),
+          // not one per thread and block.
+          if (polled_ns != 0 && blockIdx.x == 0 && expert == a.view.rank * l.num_local_experts)
+            count_wait(a.view, OpId::kLlDispatch, a.view.domain_base_rank + s, polled_ns);
         }
         return static_cast<std::int32_t>(ll_word_bits(word));
       });
