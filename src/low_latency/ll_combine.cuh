@@ -265,11 +265,8 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
         if (by_put)
           word = *at_weight;  // after the signal's acquire
         else
-          ok = wait_tagged(
-              at_weight, [&](std::uint64_t w) { return ll_word_is_of(w, seq); },
-              [](std::uint64_t w) { return static_cast<std::int64_t>(w >> 32); },
-              static_cast<std::int64_t>(ll_op_tag(seq)), v, OpId::kLlCombine, CounterId::kWeightsReady,
-              v.domain_base_rank + s, word, polled_ns);
+          ok = wait_op_word(at_weight, seq, v, OpId::kLlCombine, CounterId::kWeightsReady,
+                            v.domain_base_rank + s, word, polled_ns);
       }
       // Telemetry: the warp's lanes waited together, so one wait, the longest.
       if (v.telemetry != nullptr) {  // uniform over the launch

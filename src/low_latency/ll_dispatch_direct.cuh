@@ -290,11 +290,8 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
     std::uint64_t word = lane < a.num_topk ? ptx::ld_relaxed_sys(at) : 0;
     if (lane < a.num_topk && (slots >> lane & 1u) != 0 && !ll_word_is_of(word, seq)) {
       std::uint64_t polled_ns = 0;
-      if (!wait_tagged(
-              at, [&](std::uint64_t w) { return ll_word_is_of(w, seq); },
-              [](std::uint64_t w) { return static_cast<std::int64_t>(w >> 32); },
-              static_cast<std::int64_t>(ll_op_tag(seq)), a.view, OpId::kLlDispatch, CounterId::kRowsArrived,
-              a.view.domain_base_rank + s, word, polled_ns))
+      if (!wait_op_word(at, seq, a.view, OpId::kLlDispatch, CounterId::kRowsArrived,
+                        a.view.domain_base_rank + s, word, polled_ns))
         slots &= ~(1u << lane);  // reported: the host raises; this slot gets no row
     }
     place = static_cast<std::int32_t>(ll_word_bits(word));

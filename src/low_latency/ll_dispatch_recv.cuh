@@ -142,12 +142,8 @@ __device__ bool scan_tagged_sources(const LlDispatchArgs& a, int parity, std::ui
       [&](std::uint64_t word, int s, int expert, bool& ok) {
         if (!ll_word_is_of(word, seq)) {
           std::uint64_t polled_ns = 0;
-          if (!wait_tagged(
-                  l.tagged_count(a.workspace, parity, s) + expert,
-                  [&](std::uint64_t w) { return ll_word_is_of(w, seq); },
-                  [](std::uint64_t w) { return static_cast<std::int64_t>(w >> 32); },
-                  static_cast<std::int64_t>(ll_op_tag(seq)), a.view, OpId::kLlDispatch,
-                  CounterId::kRowsArrived, a.view.domain_base_rank + s, word, polled_ns)) {
+          if (!wait_op_word(l.tagged_count(a.workspace, parity, s) + expert, seq, a.view, OpId::kLlDispatch,
+                            CounterId::kRowsArrived, a.view.domain_base_rank + s, word, polled_ns)) {
             ok = false;
             return std::int32_t{0};
           }

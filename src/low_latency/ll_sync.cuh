@@ -81,6 +81,19 @@ __device__ __forceinline__ std::uint64_t ll_launch_seq(const LlControl* control,
   return (phases & kLlSend) ? control->seq + 1 : control->issued[half];
 }
 
+// Waits for the word a peer leaves at `at` tagged with operation `seq` (ll_tag_word: a combine
+// weight, a tagged list's count or place): true once its tag is seq's, the word in `word`; false on
+// a timeout or after another wait's (reported, naming `peer`, `op` and `counter`, the tags as
+// expected and seen). `polled_ns` as wait_tagged's.
+__device__ __forceinline__ bool wait_op_word(const std::uint64_t* at, std::uint64_t seq, const DomainView& v,
+                                             OpId op, CounterId counter, int peer, std::uint64_t& word,
+                                             std::uint64_t& polled_ns) {
+  return wait_tagged(
+      at, [&](std::uint64_t w) { return ll_word_is_of(w, seq); },
+      [](std::uint64_t w) { return static_cast<std::int64_t>(w >> 32); },
+      static_cast<std::int64_t>(ll_op_tag(seq)), v, op, counter, peer, word, polled_ns);
+}
+
 // Step 1's first look, at the launch's start beside the seq load (one round trip for both, not
 // the seq's then the credits'): the block's last 2R threads acquire freed[i % 2][i / 2], i counted
 // from the last thread, both parities, as the seq that picks one is not yet known. The last warps,
@@ -218,10 +231,11 @@ __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayo
   });
 }
 
-// A thread per domain peer p, masked peers skipped: seq release-stored into flag_of(p's workspace as this rank reaches it, Peers::target): a block's own
-// completion flag in every peer (the direct dispatch's per-block flags). Call it after a block
-// barrier: the release covers the block's writes. The flag to this rank itself is released at GPU
-// scope when peers are reached by stores: its reader reads only what this GPU wrote.
+// A thread per domain peer p, masked peers skipped: seq release-stored into flag_of(p's workspace
+// as this rank reaches it, Peers::target): a block's own completion flag in every peer (the direct dispatch's
+// per-block flags). Call it after a block barrier: the release covers the block's writes. The flag to this
+// rank itself is released at GPU scope when peers are reached by stores: its reader reads only what this GPU
+// wrote.
 template <typename Peers, typename FlagOf>
 __device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, FlagOf flag_of,
                                               std::uint64_t seq) {

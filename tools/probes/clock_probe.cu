@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "gpu_pair.cuh"  // CK
 #include "core/ptx.cuh"  // globaltimer
+#include "gpu_pair.cuh"  // CK, median
 
 namespace {
 
@@ -96,11 +96,6 @@ int code_regime(const char* name, int n, int threads, int idle_us, bool evict, i
   std::printf("%-44s %4d threads  %d ops (%d KiB)  first pass %7.2f us  second %7.2f us\n", name, threads,
               kCodeOps, kCodeOps * 16 / 1024, first[n / 2] / 1e3, second[n / 2] / 1e3);
   return 0;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // Runs `n` launches of a `cycles` spin, the host idling `idle_us` after each (0: back to back, no

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "core/ptx.cuh"  // globaltimer, st_release_sys, fence_acq_rel_sys
-#include "gpu_pair.cuh"  // CK
+#include "gpu_pair.cuh"  // CK, median
 
 namespace {
 
@@ -61,11 +61,6 @@ __global__ void __launch_bounds__(1024, 1)
   }
   __syncthreads();
   if (threadIdx.x == 0) atomicMax(&span->last_exit, epcomm::ptx::globaltimer());
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 int run_case(const char* name, Tail tail, int blocks, cudaStream_t s, int* d_words, int* h_words,

@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "core/ptx.cuh"  // globaltimer, ld_acquire_sys
-#include "gpu_pair.cuh"  // CK
+#include "gpu_pair.cuh"  // CK, median
 
 namespace {
 
@@ -114,11 +114,6 @@ __global__ void writer_kernel(int4* writes, std::size_t write_words) {
   const std::size_t n = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < write_words; i += n)
     writes[i] = make_int4(static_cast<int>(i), 1, 2, 3);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // One line (0; 1 after a failed copy): the medians over launches (past the warm-up) of the median and the last block's time

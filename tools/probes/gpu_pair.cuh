@@ -1,11 +1,13 @@
-// Shared by the NVLink probes: a warp's copy step, and timing one kernel launch on both GPUs of a
-// pair at once.
+// Shared by the probes: the CK error macro, the median of samples, a warp's copy step, and timing one
+// kernel launch on both GPUs of a pair at once.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdio>
+#include <vector>
 
 // In main() and other int-returning functions: prints a failing CUDA call and returns 1.
 #define CK(x)                                                               \
@@ -16,6 +18,12 @@
       return 1;                                                             \
     }                                                                       \
   } while (0)
+
+// The median of a probe's samples (the upper one of an even count).
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
 // One warp copies pieces [base, base + 256) of `n` (16 bytes each) from src to dst, 8 in flight per
 // lane: plain loads and stores, the pattern the probes measure.
