@@ -106,15 +106,6 @@ constexpr std::array kRegistry = {
                  "receiver waits for every sender block, then copies by selection lists). Every rank "
                  "uses the direct form only if every rank asks for it. Read when a low-latency Buffer "
                  "is made."},
-    Entry{.name = "EPCOMM_LL_TAGGED_LISTS",
-          .type = Type::kBool,
-          .default_value = "0",
-          .doc = "CUDA IPC low-latency dispatch, direct form: 1: its selection lists (each slot's place "
-                 "and each expert's count) go to the receivers as words tagged with their call, read as "
-                 "soon as they land, with no signal and no system-scope fence; the call's signature and "
-                 "token count go with the first row block's flag. 0 (default): the lists are signalled. "
-                 "Every rank uses the tagged lists only if every rank asks for them. Read when a "
-                 "low-latency Buffer is made."},
     Entry{.name = "EPCOMM_LL_PULL_COMBINE",
           .type = Type::kBool,
           .default_value = "1",

@@ -164,7 +164,8 @@ enum LlTracePoint : int {
   kLlTraceSent,         // the block's sends were issued
   kLlTraceSendArrived,  // thread 0 past its done signals (their fence)
   kLlTraceRecvEntry,    // a receive-only launch began
-  kLlTraceDoneSeen,     // every source's completion signal was seen (and its signature checked)
+  kLlTraceDoneSeen,     // every source's completion signal was seen (and its signature checked;
+                        // direct dispatch: and the counts scanned)
   kLlTraceReceived,     // the block's receive work is done
   kLlTraceExit,         // past the final arrival (the last block: after its signals)
   kLlTracePoints
@@ -187,7 +188,6 @@ struct LlDispatchArgs {
   int half = 0;  // host half of the outputs
   int phases = kLlBoth;
   bool direct = false;             // the direct form (CUDA IPC only; ll_dispatch_direct.cuh)
-  bool tagged = false;             // the direct form's tagged lists (EPCOMM_LL_TAGGED_LISTS)
   std::int32_t* stats = nullptr;   // [nle] cumulative received rows, or null
   std::uint64_t* trace = nullptr;  // phase timestamps (LlTracePoint), or null
 };

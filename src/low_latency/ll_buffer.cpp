@@ -49,7 +49,6 @@ struct LlReadyRecord {
   int unreachable;  // a domain peer without a load/store address here (hybrid), or -1
   int direct;       // 1: this rank asks for the direct dispatch (CUDA IPC only)
   int pull;         // 1: this rank asks for the pulled zero-copy combine (CUDA IPC only)
-  int tagged;       // 1: this rank asks for the direct dispatch's tagged lists
 };
 
 // Opens the workspace of `path` and picks its kernels; with several domains the kernels get the
@@ -100,8 +99,7 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   LlReadyRecord mine{.blocks = 0,
                      .unreachable = -1,
                      .direct = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_DIRECT_DISPATCH") ? 1 : 0,
-                     .pull = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_PULL_COMBINE") ? 1 : 0,
-                     .tagged = env::get_bool("EPCOMM_LL_TAGGED_LISTS") ? 1 : 0};
+                     .pull = path == LlPath::kIpc && env::get_bool("EPCOMM_LL_PULL_COMBINE") ? 1 : 0};
   if (path == LlPath::kHybrid)
     mine.unreachable = map_domain_workspaces(state->view, ll_nvshmem_hooks()->peer_pointer, state->workspace);
   // NOTE: one block per SM at most, so every block of a launch is resident at once; and the same
@@ -115,14 +113,11 @@ Buffer::Buffer(std::shared_ptr<Bootstrap> bootstrap, const BufferOptions& option
   state->num_blocks = impl_->num_sms;
   state->direct_dispatch = true;
   state->pull_combine = true;
-  state->tagged_lists = true;
   for (const LlReadyRecord& r : every) {
     state->num_blocks = std::min(state->num_blocks, r.blocks);
     state->direct_dispatch = state->direct_dispatch && r.direct != 0;
     state->pull_combine = state->pull_combine && r.pull != 0;
-    state->tagged_lists = state->tagged_lists && r.tagged != 0;
   }
-  state->tagged_lists = state->tagged_lists && state->direct_dispatch;
   // Every rank refuses alike when one of them cannot store into a peer of its domain.
   for (std::size_t r = 0; r < every.size(); ++r)
     EPCOMM_REQUIRE(every[r].unreachable < 0, ErrorCategory::kUnsupported, "ranks_per_domain: rank ", r,

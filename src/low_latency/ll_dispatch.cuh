@@ -50,17 +50,16 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_kernel(LlDispatchAr
 }
 
 // The direct form (ll_dispatch_direct.cuh): a kernel of its own, so that the staging form's
-// registers are its own too; kTagged: with the tagged lists.
-template <typename Peers, bool kTagged>
+// registers are its own too.
+template <typename Peers>
 __global__ void __launch_bounds__(kLlThreads, 1) ll_dispatch_direct_kernel(LlDispatchArgs a) {
   pdl_entry();
   extern __shared__ std::int32_t smem[];  // SourceRows: [nle * R] + [nle] (within RecvLayout's size)
-  ll_dispatch_direct<Peers, kTagged>(a, smem);
+  ll_dispatch_direct<Peers>(a, smem);
 }
 
 // The launcher of the instantiation for `Peers`: the direct form where the policy stores into
-// every peer and the Buffer chose it (LlDispatchArgs::direct; with the tagged lists where it chose
-// them too, LlDispatchArgs::tagged), else the staging form.
+// every peer and the Buffer chose it (LlDispatchArgs::direct), else the staging form.
 template <typename Peers>
 void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* stream) {
   const std::size_t smem = ll_dispatch_smem_bytes(args.layout.num_ranks, args.layout.num_local_experts);
@@ -74,10 +73,7 @@ void launch_ll_dispatch_with(const LlDispatchArgs& args, int num_blocks, void* s
   };
   if constexpr (!Peers::kStagesLocally) {
     if (args.direct) {
-      if (args.tagged)
-        launch(ll_dispatch_direct_kernel<Peers, true>);
-      else
-        launch(ll_dispatch_direct_kernel<Peers, false>);
+      launch(ll_dispatch_direct_kernel<Peers>);
       return;
     }
   }

@@ -14,25 +14,23 @@
 //  - A list block takes experts j, j + L, ... (j: its index among the list blocks). For each
 //    (token t, slot k) naming such an expert e, it takes the next place in e's list in the ids'
 //    order (token, then slot: the reference's row order; send_places) and stores it with the
-//    local expert (ll_pack_place) at slot_place[p][this rank][t][k] in e's holder; then each
-//    expert's count at sel_count[p][this rank][e] there. The first
-//    list block also stores this call's signature and token count in every peer. Then each list
-//    block release-adds 1 to lists[p][this rank] of every peer.
-// Receive, every block: wait until lists[p][s] >= ceil(seq / 2) * L for every source s (the
-// signature and token count of s are then in place) and, in row block b, rows_done[p][s][b] >= seq;
-// scan the counts into the rows' layout (scan_sources: layout_range, recv_count); then row block b
-// copies the items that block b of each source s sent, with the same item numbering
-// (its warp w takes what warp w of b sent): each item's piece goes to every row its part mask
-// names (row = expert's first row of s + place), with its scales; the token's part-0 item writes
-// src_info and token_rows (every slot: its row, or -1; tokens past the source's count: -1).
-// Then credits, as in the staging form. Every other counter and bound is the staging form's
-// (ll_args.hpp).
-// The tagged lists (kTagged, EPCOMM_LL_TAGGED_LISTS; bench/NOTES.md 11.81): the list blocks store
-// each place and count as a word tagged with this operation (tagged_place, tagged_count:
-// ll_tag_word) and signal nothing; row block 0 stores the signature and token count before its
-// own flag. A receiver waits for block 0's flag of every source (and its block b's), then reads
-// each count and place as soon as its tag is this operation's: the lists' system-scope fence,
-// their signal and the wait for it leave the path.
+//    local expert (ll_pack_place) at tagged_place[p][this rank][t][k] in e's holder; then each
+//    expert's count at tagged_count[p][this rank][e] there. Each is an 8-byte word tagged with
+//    the operation (ll_tag_word), stored relaxed at system scope: no fence, no signal.
+//  - Row block 0 also stores this call's signature and token count in every peer before its flag
+//    (whose release covers them).
+// Receive, every block, at once (wait_and_scan): wait for block 0's flag of every source s
+// (rows_done[p][s][0] >= seq: the signature and token count of s are then in place) and, in row
+// block b, for block b's flag of every source; meanwhile scan the counts into the rows' layout
+// (scan_tagged_counts: layout_range, recv_count), reading each as soon as its tag is this
+// operation's. Then row block b copies the items that block b of each source s sent, with the
+// same item numbering (its warp w takes what warp w of b sent): each item's piece goes to every
+// row its part mask names (row = expert's first row of s + place, the place read by its tag),
+// with its scales; the token's part-0 item writes src_info and token_rows (every slot: its row,
+// or -1; tokens past the source's count: -1). Then credits, as in the staging form. Every other
+// counter and bound is the staging form's (ll_args.hpp). bench/NOTES.md 11.81 and 11.83 say why
+// the lists carry tags rather than a signal (the signal's system-scope fence and its wait cost
+// ~1 us on the path at one token).
 #pragma once
 
 #include <cstdint>
@@ -95,7 +93,7 @@ constexpr int kPlaceGroup = 64;
 // dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank
 // masking"), as the row blocks' routing also has it. `masked[p]`: domain rank p is masked
 // (copy_mask's, made before the credit wait).
-template <typename Peers, bool kTagged>
+template <typename Peers>
 __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t seq, const DirectRoles& roles,
                             const PlaceIds& first, const std::uint8_t* masked, const LlTracer& tracer) {
   // [k][u * warps + warp]: the round's selections of expert k of the group by warp `warp`'s ids of
@@ -170,12 +168,9 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t s
         // A selection past T (reported below) is marked dropped: the receive skips it.
         const std::int32_t packed =
             place < l.max_tokens ? ll_pack_place(e - holder * l.num_local_experts, place) : kLlDroppedPlace;
-        char* target = Peers::target(v, a.workspace, holder);
-        if constexpr (kTagged)
-          ptx::st_relaxed_sys(&l.tagged_place(target, parity, me, t)[i - t * a.num_topk],
-                              ll_tag_word(static_cast<std::uint32_t>(packed), seq));
-        else
-          l.slot_place(target, parity, me, t)[i - t * a.num_topk] = packed;
+        ptx::st_relaxed_sys(
+            &l.tagged_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk],
+            ll_tag_word(static_cast<std::uint32_t>(packed), seq));
       }
       __syncthreads();  // the table is read before the next round clears it
       if (g0 == 0 && base == 0) tracer.mark(kLlTraceListPlaced);
@@ -192,29 +187,25 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t s
                        holder, l.max_tokens, n_e);
         n_e = static_cast<std::int32_t>(l.max_tokens);
       }
-      if constexpr (kTagged)
-        ptx::st_relaxed_sys(&l.tagged_count(Peers::target(v, a.workspace, holder), parity, me)[e],
-                            ll_tag_word(static_cast<std::uint32_t>(n_e), seq));
-      else
-        l.sel_count(Peers::target(v, a.workspace, holder), parity, me)[e] = n_e;
+      ptx::st_relaxed_sys(&l.tagged_count(Peers::target(v, a.workspace, holder), parity, me)[e],
+                          ll_tag_word(static_cast<std::uint32_t>(n_e), seq));
     }
     __syncthreads();  // `filled` is read before the next group resets it
   }
 }
 
-// A list block's copy of the domain's mask in shared memory, stored by threads [0, R) before the
-// credit wait (no peer changes it during a call) and read after it. Loaded after the wait's
-// acquire, the mask held each place and count store, the call's publication and the block's
-// signal back by a round trip, on the list blocks' path (the send phase's tail, NOTES 11.62).
+// The block's copy of the domain's mask in shared memory, stored by threads [0, R) at entry (no
+// peer changes it during a call) and read after the block's next barrier. Loaded from global memory
+// after a wait's acquire, the mask held each place and count store back by a round trip (the list
+// blocks' path, NOTES 11.62), and each count of the receive's scan (NOTES 11.83).
 __device__ __forceinline__ const std::uint8_t* copy_mask(const DomainView& v) {
   __shared__ std::uint8_t masked[kLlMaxRanks];
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) masked[p] = peer_masked(v, p) ? 1 : 0;
   return masked;
 }
 
-// This call's signature and token count in every peer's dispatch control block: by the first list
-// block before its signal, or with the tagged lists by row block 0 before its flag. `masked`: the
-// block's copy of the mask (copy_mask), or null.
+// This call's signature and token count in every peer's dispatch control block, by row block 0
+// before its flag. `masked`: the block's copy of the mask (copy_mask).
 template <typename Peers>
 __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity,
                                              const std::uint8_t* masked) {
@@ -228,53 +219,48 @@ __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity
       masked);
 }
 
-// Every thread of the block: every source's list blocks have signalled (their places, counts,
-// signature and token count are in place), and, in a row block b, every source's block b has
-// written its rows here; every source's signature equals this call's. The sources' token counts
-// into tokens[] (shared, [R]). False (for all) when a wait failed or a signature differed.
-// Two threads per source, waiting at once: thread s for its lists' signal, then its signature and
-// token count (written before that signal); thread R + s for its block b's flag (row blocks). One
-// thread waiting for both took a round trip more (the second acquire after the first).
-// With the tagged lists (kTagged) thread s waits for block 0's flag of source s instead (its
-// signature and token count are then in place; the lists are read by their tags).
-template <bool kTagged>
-__device__ __forceinline__ bool wait_sources(const LlDispatchArgs& a, int parity, std::uint64_t seq,
-                                             const DirectRoles& roles, std::int64_t* tokens) {
+// Every thread of the block, at once: the waits for what this block's receive reads, and the scan
+// of the counts (scan_tagged_counts, threads from the first) while they wait. The waits take the
+// block's last threads, w = kLlThreads - 1 - thread: w < R waits for block 0's flag of source w,
+// then checks its signature and loads its token count into tokens[w] (shared, [R]); in a row
+// block b, R <= w < 2R waits for block b's flag of source w - R. (One thread waiting for both
+// flags took a round trip more: the second acquire after the first.) False for all when a wait
+// failed or a signature differed; else the statistics are added.
+__device__ bool wait_and_scan(const LlDispatchArgs& a, int parity, std::uint64_t seq,
+                              const DirectRoles& roles, const std::uint8_t* masked, std::int64_t* tokens,
+                              const SourceRows& r) {
   const DomainView& v = a.view;
   const LlControl* mine = a.layout.control_of(a.workspace, kLlKindDispatch);
-  const std::uint64_t signals = (seq + 1) / 2 * static_cast<std::uint64_t>(roles.list_blocks);
   const int R = v.num_domain_ranks;
   static_assert(2 * kLlMaxRanks <= kLlThreads, "two threads per source");
-  const int i = static_cast<int>(threadIdx.x);
+  const int w = kLlThreads - 1 - static_cast<int>(threadIdx.x);
   bool ok = true;
-  if (i < R) {
-    const int peer = v.domain_base_rank + i;
-    if constexpr (kTagged)
-      ok = wait_at_least<Polls::kAcquire>(a.layout.rows_done(a.workspace, parity, i, 0), seq, v,
-                                          OpId::kLlDispatch, CounterId::kRowsArrived, peer);
-    else
-      ok = wait_at_least<Polls::kAcquire>(&mine->lists[parity][i], signals, v, OpId::kLlDispatch,
-                                          CounterId::kRowsArrived, peer);
-    tokens[i] = 0;
-    if (ok && !peer_masked(v, i)) {
-      ok = signature_matches(&mine->signature[parity][i], a.signature, v, OpId::kLlDispatch, peer);
-      const volatile std::int64_t* count = &mine->tokens[parity][i];
-      tokens[i] = min(*count, a.layout.max_tokens);
+  if (w < R) {
+    const int peer = v.domain_base_rank + w;
+    ok = wait_at_least<Polls::kAcquire>(a.layout.rows_done(a.workspace, parity, w, 0), seq, v,
+                                        OpId::kLlDispatch, CounterId::kRowsArrived, peer);
+    tokens[w] = 0;
+    if (ok && masked[w] == 0) {
+      ok = signature_matches(&mine->signature[parity][w], a.signature, v, OpId::kLlDispatch, peer);
+      const volatile std::int64_t* count = &mine->tokens[parity][w];
+      tokens[w] = min(*count, a.layout.max_tokens);
     }
-  } else if (i < 2 * R && roles.rows) {
-    const int s = i - R;
+  } else if (w < 2 * R && roles.rows) {
+    const int s = w - R;
     ok = wait_at_least<Polls::kAcquire>(
         a.layout.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x)), seq, v, OpId::kLlDispatch,
         CounterId::kRowsArrived, v.domain_base_rank + s);
   }
-  return __syncthreads_and(ok);
+  const bool scanned = scan_tagged_counts(a, parity, seq, r, masked);
+  const bool all = __syncthreads_and(ok && scanned);
+  if (all) add_scan_stats(a, r);
+  return all;
 }
 
 // The whole warp: item (t, part) of source s as block b of s sent it, copied into each row of this
 // rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
-// With the tagged lists (kTagged) each slot's place is read by its tag: loaded beside the mask,
-// waited for only when it has not landed yet.
-template <bool kTagged>
+// Each slot's place is read by its tag: loaded beside the mask and the piece, waited for only when
+// it has not landed yet (the piece and the mask came before block b's flag, which was seen).
 __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
                              int s, int t, int part) {
   const LlLayout& l = a.layout;
@@ -283,21 +269,8 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
   // Every load first: the mask, the slots' places, the piece and its scales (one round trip). A
   // mask left by an earlier operation (the token was not sent here this time) names no slot.
   const std::uint64_t mask = l.part_mask(ws, parity, s, t)[part];
-  unsigned slots = ll_part_slots(mask, seq);
-  std::int32_t place = 0;
-  if constexpr (kTagged) {
-    const std::uint64_t* at = l.tagged_place(ws, parity, s, t) + lane;
-    std::uint64_t word = lane < a.num_topk ? ptx::ld_relaxed_sys(at) : 0;
-    if (lane < a.num_topk && (slots >> lane & 1u) != 0 && !ll_word_is_of(word, seq)) {
-      std::uint64_t polled_ns = 0;
-      if (!wait_op_word(at, seq, a.view, OpId::kLlDispatch, CounterId::kRowsArrived,
-                        a.view.domain_base_rank + s, word, polled_ns))
-        slots &= ~(1u << lane);  // reported: the host raises; this slot gets no row
-    }
-    place = static_cast<std::int32_t>(ll_word_bits(word));
-  } else {
-    place = lane < a.num_topk ? l.slot_place(ws, parity, s, t)[lane] : 0;
-  }
+  const std::uint64_t* place_at = l.tagged_place(ws, parity, s, t) + lane;
+  std::uint64_t place_word = lane < a.num_topk ? ptx::ld_relaxed_sys(place_at) : 0;
   const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
   const bool valid = c0 < l.hidden;
   const char* row = l.staging_x(ws, parity, s, t);
@@ -313,6 +286,14 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
   const int word = (a.use_ue8m0 ? part : part * (kPartChannels / kLlScaleBlock)) + lane;
   const bool has_word = lane < part_words && word < words;
   const std::uint32_t scale = has_word ? l.staging_scales(ws, parity, s, t)[word] : 0u;
+  unsigned slots = ll_part_slots(mask, seq);
+  if (lane < a.num_topk && (slots >> lane & 1u) != 0 && !ll_word_is_of(place_word, seq)) {
+    std::uint64_t polled_ns = 0;
+    if (!wait_op_word(place_at, seq, a.view, OpId::kLlDispatch, CounterId::kRowsArrived,
+                      a.view.domain_base_rank + s, place_word, polled_ns))
+      slots &= ~(1u << lane);  // reported: the host raises; this slot gets no row
+  }
+  const auto place = static_cast<std::int32_t>(ll_word_bits(place_word));
   // This lane's slot's row here: expert e_lane, row i_lane within it (-1: none, or dropped: its
   // expert's list was full, as the sender reported; or out of range).
   int e_lane = -1;
@@ -353,19 +334,20 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
 
 // Row block b, every warp: the items block b of each source sent (warp w: what its warp w sent),
 // after that block's rows are in. Items of tokens past a source's count only clear token_rows.
-template <bool kTagged>
+// `masked`: the block's copy of the mask (copy_mask).
 __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
-                             const DirectRoles& roles, const std::int64_t* tokens) {
+                             const DirectRoles& roles, const std::uint8_t* masked,
+                             const std::int64_t* tokens) {
   const LlLayout& l = a.layout;
   const int parts = l.num_parts;
   const std::int64_t items = l.max_tokens * parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(roles.row_blocks) * kLlWarps;
   for (int s = 0; s < a.view.num_domain_ranks; ++s) {
-    if (peer_masked(a.view, s)) continue;  // nothing was sent; combine skips its token_rows
+    if (masked[s] != 0) continue;  // nothing was sent; combine skips its token_rows
     for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
       const LlSplit tp = ll_split(item, l.by_parts);
       if (tp.quot < tokens[s]) {
-        receive_item<kTagged>(a, parity, seq, r, s, tp.quot, tp.rem);
+        receive_item(a, parity, seq, r, s, tp.quot, tp.rem);
       } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {
         l.token_rows(a.workspace, a.half,
                      s)[static_cast<std::int64_t>(tp.quot) * l.max_topk + threadIdx.x % 32] = -1;
@@ -375,7 +357,7 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
 }
 
 // The kernel body (every thread of every block): ll_run_phases' steps in this form's order.
-template <typename Peers, bool kTagged>
+template <typename Peers>
 __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) {
   static_assert(!Peers::kStagesLocally, "the direct form stores into every peer");
   __shared__ std::int64_t tokens[kLlMaxRanks];
@@ -388,32 +370,26 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(a.trace, seq);
   const DirectRoles roles(l.num_experts);
+  const std::uint8_t* masked = copy_mask(v);  // read after the credit wait's barrier (or the one below)
   if (a.phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
     WarpMask row_mask;
     const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks, row_mask) : RowItem{};
     const PlaceIds ids = roles.lists ? load_place_ids(a, 0) : PlaceIds{};
-    const std::uint8_t* masked = roles.lists ? copy_mask(v) : nullptr;  // seen after the wait's barrier
     if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch, look)) return;
     tracer.mark(kLlTraceCredits);
-    // `sent` is stamped past the block barrier that ends its stores and before its signals (as in
-    // ll_run_phases), so `sent` -> `send-arrived` is the signals' system-scope fence. A block of
-    // both roles (a grid of one) stamps it after its rows.
+    // A row block's `sent` is stamped past the block barrier that ends its stores and before its
+    // flags (as in ll_run_phases), so `sent` -> `send-arrived` is the flags' system-scope fence; a
+    // list block's when thread 0's stores are issued. A block of both roles (a grid of one) stamps
+    // it after its rows.
     if (roles.lists) {
-      if (!kTagged && roles.list_index == 0) publish_call<Peers>(a, parity, masked);
-      send_places<Peers, kTagged>(a, parity, seq, roles, ids, masked, tracer);
-      __syncthreads();  // every place and count of the block is stored before its signal
+      send_places<Peers>(a, parity, seq, roles, ids, masked, tracer);
       if (!roles.rows) tracer.mark(kLlTraceSent);
-      if constexpr (!kTagged)
-        ll_for_each_peer<Peers>(
-            v, l, a.workspace, kLlKindDispatch,
-            [&](int p, LlControl* c) { Peers::signal_add(v, &c->lists[parity][v.domain_rank], 1, p); },
-            masked);
     }
     if (roles.rows) {
-      // Tagged lists: row block 0's flag publishes the call (its release covers these stores).
-      if (kTagged && blockIdx.x == 0) publish_call<Peers>(a, parity, nullptr);
+      // Row block 0's flag publishes the call (its release covers these stores).
+      if (blockIdx.x == 0) publish_call<Peers>(a, parity, masked);
       send_rows<Peers>(a, parity, seq, first, roles.row_blocks, row_mask);
       __syncthreads();
       tracer.mark(kLlTraceSent);
@@ -424,19 +400,15 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     ll_arrive_after_send<Peers>(mine, seq, a.half, tracer);
   } else {
     tracer.mark(kLlTraceRecvEntry, entered);
+    __syncthreads();  // the mask's copy is in
   }
   if (a.phases & kLlRecv) {
     // NOTE: as in ll_run_phases, the credits are given even when a wait failed or a signature
     // differed (nothing is read from the staging then).
-    if (wait_sources<kTagged>(a, parity, seq, roles, tokens)) {
+    const SourceRows r{smem, smem + l.num_local_experts * v.num_domain_ranks};
+    if (wait_and_scan(a, parity, seq, roles, masked, tokens, r)) {
       tracer.mark(kLlTraceDoneSeen);
-      const SourceRows r{smem, smem + l.num_local_experts * v.num_domain_ranks};
-      bool scanned = true;
-      if constexpr (kTagged)
-        scanned = scan_tagged_sources(a, parity, seq, r);
-      else
-        scan_sources(a, parity, r);
-      if (scanned && roles.rows) receive_rows<kTagged>(a, parity, seq, r, roles, tokens);
+      if (roles.rows) receive_rows(a, parity, seq, r, roles, masked, tokens);
     }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, a.workspace, kLlKindDispatch, parity);

@@ -55,7 +55,6 @@ LlDispatchResult Buffer::low_latency_dispatch(const Tensor& x, const Tensor& top
   a.half = half;
   a.phases = o.return_recv_hook ? kLlSend : kLlBoth;
   a.direct = st.direct_dispatch;
-  a.tagged = st.tagged_lists;
   a.stats = static_cast<std::int32_t*>(o.cumulative_local_expert_recv_stats.data);
   a.trace = st.trace_of(kLlKindDispatch);
   a.signature = make_signature({.op = static_cast<std::int32_t>(OpId::kLlDispatch),

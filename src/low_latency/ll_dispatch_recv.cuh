@@ -67,20 +67,22 @@ __device__ void copy_row(const LlDispatchArgs& a, int parity, int s, std::int64_
 }
 
 // Every thread of the block: where the rows of each source land among a local expert's rows,
-// begin[e * R + s] (the rows of sources before s: the counts every source sent, sel_count, clamped
-// to T) and total[e] (shared memory, [nle * R] and [nle]). A thread per expert, straight from the
-// counts: one round trip and one barrier. Block b also writes layout_range, recv_count and the
-// statistics of experts e = b (mod grid). The direct receive numbers rows per expert and needs no
-// more; the staging form's scan_arrivals adds the prefix over experts.
+// begin[e * R + s] (the rows of sources before s: the counts every source sent, sel_count or
+// tagged_count, clamped to T) and total[e] (shared memory, [nle * R] and [nle]). A thread per
+// expert, straight from the counts: one round trip and one barrier. Block b also writes layout_range,
+// recv_count and the statistics of experts e = b (mod grid). The direct receive numbers rows per expert and
+// needs no more; the staging form's scan_arrivals adds the prefix over experts.
 struct SourceRows {
   std::int32_t* begin;
   std::int32_t* total;
 };
 // The scan over counts read by `load(s, expert)` (a raw word, issued kLoadsAhead at a time) and
-// made into counts by `settle(raw, s, expert)` (which may wait for the word; for unmasked sources
-// only). Returns, for every thread, whether every settle succeeded (a block barrier ends it).
-template <typename Load, typename Settle>
-__device__ bool scan_sources_by(const LlDispatchArgs& a, const SourceRows& r, Load load, Settle settle) {
+// made into counts by `settle(raw, s, expert, ok)` (which may wait for the word; for sources not
+// `masked(s)` only). Returns whether this thread's settles all succeeded; no barrier: the caller's
+// ends the scan (shared begin and total are read after it), then add_scan_stats.
+template <typename Masked, typename Load, typename Settle>
+__device__ bool scan_counts_by(const LlDispatchArgs& a, const SourceRows& r, Masked masked, Load load,
+                               Settle settle) {
   const LlLayout& l = a.layout;
   const DomainView& v = a.view;
   void* ws = a.workspace;
@@ -98,7 +100,7 @@ __device__ bool scan_sources_by(const LlDispatchArgs& a, const SourceRows& r, Lo
       for (int u = 0; u < kLoadsAhead; ++u) {
         const int s = s0 + u;
         // A masked source sent nothing: whatever its count slot holds is stale.
-        live[u] = s < R && !peer_masked(v, s);
+        live[u] = s < R && !masked(s);
         n[u] = live[u] ? load(s, expert0 + e) : decltype(load(0, 0)){0};
       }
 #pragma unroll
@@ -117,27 +119,33 @@ __device__ bool scan_sources_by(const LlDispatchArgs& a, const SourceRows& r, Lo
     r.total[e] = rows;
     if (writes) l.recv_count(ws, a.half)[e] = rows;
   }
-  const bool all = __syncthreads_and(ok);
-  // The statistics only from a scan that read every count (a failed wait adds none, as in the
-  // form whose receive stops before its scan); each thread adds its own experts' totals.
-  if (all && a.stats != nullptr)
-    for (int e = threadIdx.x; e < nle; e += blockDim.x)
-      if (e % static_cast<int>(gridDim.x) == static_cast<int>(blockIdx.x)) atomicAdd(a.stats + e, r.total[e]);
-  return all;
+  return ok;
+}
+// After the barrier that ends a scan every thread of which succeeded (a failed wait adds none, as
+// in the form whose receive stops before its scan): block b adds the totals of its experts
+// e = b (mod grid) to the statistics, each thread its own experts'.
+__device__ __forceinline__ void add_scan_stats(const LlDispatchArgs& a, const SourceRows& r) {
+  if (a.stats == nullptr) return;
+  for (int e = threadIdx.x; e < a.layout.num_local_experts; e += blockDim.x)
+    if (e % static_cast<int>(gridDim.x) == static_cast<int>(blockIdx.x)) atomicAdd(a.stats + e, r.total[e]);
 }
 __device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRows& r) {
   const LlLayout& l = a.layout;
-  scan_sources_by(
-      a, r, [&](int s, int expert) { return l.sel_count(a.workspace, parity, s)[expert]; },
+  scan_counts_by(
+      a, r, [&](int s) { return peer_masked(a.view, s); },
+      [&](int s, int expert) { return l.sel_count(a.workspace, parity, s)[expert]; },
       [](std::int32_t n, int, int, bool&) { return n; });
+  __syncthreads();
+  add_scan_stats(a, r);
 }
-// The same from the tagged counts (the direct dispatch's tagged lists): each count read as soon as
-// its word carries this operation's tag. False (for all) when a wait for one failed (reported).
-__device__ bool scan_tagged_sources(const LlDispatchArgs& a, int parity, std::uint64_t seq,
-                                    const SourceRows& r) {
+// The same from the direct dispatch's tagged counts, without the barrier: each count read as soon
+// as its word carries this operation's tag. False when a wait for one failed (reported).
+// `masked`: the block's copy of the mask (copy_mask).
+__device__ bool scan_tagged_counts(const LlDispatchArgs& a, int parity, std::uint64_t seq,
+                                   const SourceRows& r, const std::uint8_t* masked) {
   const LlLayout& l = a.layout;
-  return scan_sources_by(
-      a, r,
+  return scan_counts_by(
+      a, r, [&](int s) { return masked[s] != 0; },
       [&](int s, int expert) { return ptx::ld_relaxed_sys(l.tagged_count(a.workspace, parity, s) + expert); },
       [&](std::uint64_t word, int s, int expert, bool& ok) {
         if (!ll_word_is_of(word, seq)) {

@@ -10,10 +10,9 @@
 //   [ dispatch staging scales: [2][R][T][hidden/128] f32 (UE8M0: ceil(hidden/512) packed words) ]
 //   [ dispatch selections:     [2][R sources][E experts][T] int32 ((token << 8) | top-k slot)    ]
 //   [ dispatch selection counts: [2][R sources][E] int32                                        ]
-//   [ dispatch slot places:    [2][R sources][T][max_topk] int32 ((local expert << 16) | place)  ]
 //   [ dispatch part masks:     [2][R sources][T][ceil(hidden/512)] u64 ((seq << 16) | slots)     ]
 //   [ dispatch tagged counts:  [2][R sources][E] u64 (ll_tag_word: selection count)             ]
-//   [ dispatch tagged places:  [2][R sources][T][max_topk] u64 (ll_tag_word: slot place)         ]
+//   [ dispatch tagged places:  [2][R sources][T][max_topk] u64 (ll_tag_word: slot place)        ]
 //   [ dispatch rows done:      [2][R sources][kLlMaxBlocks] u64 (seq of each sending block)     ]
 //   [ combine weights:         [2 parities][R sources][T tokens][max_topk] u64 (tagged f32)      ]
 //   [ combine partials done:   [2][R holders][kLlMaxBlocks] u64 (seq of each summing block)       ]
@@ -63,10 +62,8 @@ struct LlControl {
   // staging, over all operations of that parity (each block of each operation adds 1).
   std::uint64_t freed[2][kLlMaxRanks];
   std::uint64_t weights[2][kLlMaxRanks];  // [parity][source reached by puts]: seq whose weights are in place
-  // Dispatch by direct stores (ll_dispatch_direct.cuh), [parity][source]: the source's list blocks
-  // done writing their slot places and counts into me (all ops), and the source's token count of
-  // its latest operation of that parity (written before its list blocks' signal).
-  std::uint64_t lists[2][kLlMaxRanks];
+  // Dispatch by direct stores (ll_dispatch_direct.cuh), [parity][source]: the source's token count
+  // of its latest operation of that parity (written before its row block 0's flag).
   std::int64_t tokens[2][kLlMaxRanks];
   // [parity][source]: the source's call signature of its latest operation of that parity, written
   // before its done signal (ll_args.hpp, steps 2 and 4).
@@ -89,9 +86,8 @@ struct LlLayout {
   // Offsets from the start of the workspace.
   std::size_t control = 0;
   std::size_t dispatch_x = 0, dispatch_scales = 0, dispatch_sel = 0, dispatch_sel_count = 0;
-  std::size_t dispatch_slot_place = 0, dispatch_part_mask = 0, dispatch_rows_done = 0;
-  std::size_t dispatch_tagged_count = 0,
-              dispatch_tagged_place = 0;  // the tagged lists (EPCOMM_LL_TAGGED_LISTS)
+  std::size_t dispatch_part_mask = 0, dispatch_rows_done = 0;
+  std::size_t dispatch_tagged_count = 0, dispatch_tagged_place = 0;  // the direct dispatch's lists
   // End of dispatch_rows_done: [part_mask, here) holds sequence numbers (the direct dispatch's).
   std::size_t dispatch_direct_end = 0;
   int num_parts = 0;  // ceil(hidden / kLlPartChannels): send items per token
@@ -150,8 +146,6 @@ struct LlLayout {
     at += 2u * R * E * T * 4u;
     l.dispatch_sel_count = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * E * 4u;
-    l.dispatch_slot_place = at = align_up(at, kLlSmallAlignment);
-    at += 2u * R * T * K * 4u;
     l.dispatch_part_mask = at = align_up(at, kLlSmallAlignment);
     at += 2u * R * T * static_cast<std::size_t>(l.num_parts) * 8u;
     l.dispatch_tagged_count = at = align_up(at, kLlSmallAlignment);
@@ -235,13 +229,6 @@ struct LlLayout {
             static_cast<std::size_t>(src_rank)) *
                static_cast<std::size_t>(num_experts);
   }
-  // Dispatch by direct stores (ll_dispatch_direct.cuh), in the receiver's workspace:
-  // [max_topk]: where source src_rank's token token_idx's slots land here, (local expert << 16) |
-  // place in that expert's list of the source; valid for the slots its part masks name.
-  EPCOMM_HD std::int32_t* slot_place(void* ws, int parity, int src_rank, std::int64_t token_idx) const {
-    return reinterpret_cast<std::int32_t*>(base(ws) + dispatch_slot_place) +
-           staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(max_topk);
-  }
   // [num_parts]: per send item of source src_rank's token token_idx, written with the item's bytes:
   // (seq << 16) | the slots (bit j: top-k slot j) whose experts this rank holds. The seq tells this
   // operation's mask from one an earlier operation left for a token not sent here this time.
@@ -249,10 +236,11 @@ struct LlLayout {
     return reinterpret_cast<std::uint64_t*>(base(ws) + dispatch_part_mask) +
            staging_index(parity, src_rank, token_idx) * static_cast<std::size_t>(num_parts);
   }
-  // The tagged lists (the direct dispatch with EPCOMM_LL_TAGGED_LISTS), in the receiver's workspace,
-  // each word tagged with its operation (ll_tag_word) and read as soon as its tag is this
-  // operation's, with no signal to wait for first: [E] source src_rank's selection count of each
-  // expert (as sel_count), and [max_topk] the slot places of its token token_idx (as slot_place).
+  // The direct dispatch's lists (ll_dispatch_direct.cuh), in the receiver's workspace, each word
+  // tagged with its operation (ll_tag_word) and read as soon as its tag is this operation's, with
+  // no signal to wait for first: [E] source src_rank's selection count of each expert (as
+  // sel_count), and [max_topk] where its token token_idx's slots land here (ll_pack_place: local
+  // expert and place in that expert's list of the source; valid for the slots its part masks name).
   EPCOMM_HD std::uint64_t* tagged_count(void* ws, int parity, int src_rank) const {
     return reinterpret_cast<std::uint64_t*>(base(ws) + dispatch_tagged_count) +
            (static_cast<std::size_t>(parity) * static_cast<std::size_t>(num_ranks) +
@@ -377,7 +365,7 @@ EPCOMM_HD constexpr int ll_selection_slot(std::int32_t entry) {
   return entry & 0xff;
 }
 
-// A slot place of the direct dispatch (slot_place): the local expert and the place in its list
+// A slot place of the direct dispatch (tagged_place): the local expert and the place in its list
 // of the source, or kLlDroppedPlace for a selection past T.
 static_assert(kLlMaxTokensPerRank <= (1 << 16), "a place fits in 16 bits");
 inline constexpr std::int32_t kLlDroppedPlace = -1;

@@ -22,8 +22,6 @@ struct LlState {
   // The dispatch's direct form (CUDA IPC; every rank agreed, EPCOMM_LL_DIRECT_DISPATCH), else the
   // staging form (low_latency/ll_args.hpp).
   bool direct_dispatch = false;
-  // The direct form with its lists as tagged words (every rank agreed, EPCOMM_LL_TAGGED_LISTS).
-  bool tagged_lists = false;
   // A zero-copy combine is pulled by the tokens' owners (CUDA IPC; every rank agreed,
   // EPCOMM_LL_PULL_COMBINE), else pushed by the holders (low_latency/ll_args.hpp).
   bool pull_combine = false;

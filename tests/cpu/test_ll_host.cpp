@@ -51,7 +51,6 @@ std::vector<Section> sections_of(const LlLayout& l, const Geometry& g) {
       {"dispatch_scales", l.dispatch_scales, 2 * R * T * nb * 4, 128},
       {"dispatch_sel", l.dispatch_sel, 2 * R * E * T * 4, 128},
       {"dispatch_sel_count", l.dispatch_sel_count, 2 * R * E * 4, 128},
-      {"dispatch_slot_place", l.dispatch_slot_place, 2 * R * T * K * 4, 128},
       {"dispatch_part_mask", l.dispatch_part_mask, 2 * R * T * ((H + 511) / 512) * 8, 128},
       {"dispatch_tagged_count", l.dispatch_tagged_count, 2 * R * E * 8, 128},
       {"dispatch_tagged_place", l.dispatch_tagged_place, 2 * R * T * K * 8, 128},
@@ -146,9 +145,6 @@ TEST(LlLayout, AccessorsStayInsideTheirSections) {
     EXPECT_EQ(at(l.sel(region, 0, 1 % R, 3 % E)), l.dispatch_sel + ((1u % R) * E + 3u % E) * T * 4);
     EXPECT_EQ(at(l.sel_count(region, 1, R - 1) + E), l.dispatch_sel_count + 2u * R * E * 4);
     const std::size_t parts = (static_cast<std::size_t>(H) + 511) / 512;
-    EXPECT_EQ(at(l.slot_place(region, 1, R - 1, T - 1) + K), l.dispatch_slot_place + 2u * R * T * K * 4);
-    EXPECT_EQ(at(l.slot_place(region, 0, 1 % R, 2 % T)),
-              l.dispatch_slot_place + ((1u % R) * T + 2u % T) * K * 4);
     EXPECT_EQ(at(l.part_mask(region, 1, R - 1, T - 1) + parts),
               l.dispatch_part_mask + 2u * R * T * parts * 8);
     EXPECT_EQ(at(l.tagged_count(region, 1, R - 1) + E), l.dispatch_tagged_count + 2u * R * E * 8);

@@ -461,36 +461,6 @@ TEST_F(Ll, SelectionsBeyondTheRowsOfAnExpertAreReported) {
   expect_reported_then_recover(buffer_for(c), c, mine, "rows on rank 0, but only 16 fit");
 }
 
-// EPCOMM_LL_TAGGED_LISTS: the direct dispatch's lists as tagged words, read as they land (no
-// signal). The same checks as the default form, on cases that stress the lists: FP8 and BF16, split
-// phases, empty slots and duplicates, a rank with no tokens, one token, zero-copy combines.
-TEST_F(Ll, TaggedListsMatchTheReference) {
-  buffer_.reset();  // a Buffer reads EPCOMM_LL_TAGGED_LISTS when it is made (collectively)
-  const LlCase base{.seed = 43};
-  const LowLatencyOptions o = base.buffer_options(gpu_env().world);
-  std::optional<Buffer> made;
-  {
-    const ScopedEnv tagged_env("EPCOMM_LL_TAGGED_LISTS", "1");
-    made.emplace(gpu_env().bootstrap, ll_buffer_options(o, gpu_env().world), o);
-  }
-  Buffer& tagged = *made;
-#if !defined(EPCOMM_TEST_LL_NVSHMEM) && !defined(EPCOMM_TEST_LL_MD)
-  const LlState* st = low_latency_state(tagged);
-  if (!st->direct_dispatch)
-    GTEST_SKIP() << "the tagged lists are the direct dispatch's (EPCOMM_LL_DIRECT_DISPATCH=0 here)";
-  ASSERT_TRUE(st->tagged_lists) << "every rank asked for the tagged lists";
-#endif
-  run_pair(tagged, base);
-  run_pair(tagged, LlCase{.use_fp8 = false, .seed = 44}, {.y = YMode::kEcho});
-  run_pair(tagged, base, {.hook = true, .salt = 1});
-  run_pair(tagged, LlCase{.empty_fraction = 0.3, .duplicates = true, .idx32 = true, .seed = 45});
-  run_pair(tagged, LlCase{.tokens_on_rank1 = 0, .seed = 46});
-  run_pair(tagged, LlCase{.num_tokens = 1, .tokens_on_rank1 = 1, .seed = 47});
-  run_pair(tagged, base, {.zero_copy = true, .salt = 2});
-  for (std::uint64_t salt = 3; salt < 7; ++salt)
-    run_pair(tagged, base, {.salt = salt});  // both parities, twice
-}
-
 // EPCOMM_LL_TRACE (epcomm/ll_trace.hpp): each block stamps a call's phases in their order, and in
 // the direct dispatch (CUDA IPC's default) the list blocks stamp their pass between their credits
 // and their sends; a checked pair runs on the traced Buffer first.
