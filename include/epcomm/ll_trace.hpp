@@ -27,6 +27,8 @@ enum class LlKernel : int { kDispatch = 0, kCombine = 1 };
 //   send-arrived  the block signalled its sends' completion to every peer
 //   recv-entry    a receive-only launch began (split calls)
 //   done-seen     every source's completion signal was seen
+//   item-ready    (the direct dispatch's row blocks with an item) thread 0's first item was loaded
+//                 and located: its row stores come next
 //   received      the block's receive work is done
 //   exit          the block gave every peer its credits back
 struct LlTrace {

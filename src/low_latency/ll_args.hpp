@@ -166,6 +166,7 @@ enum LlTracePoint : int {
   kLlTraceRecvEntry,    // a receive-only launch began
   kLlTraceDoneSeen,     // every source's completion signal was seen (and its signature checked;
                         // direct dispatch: and the counts scanned)
+  kLlTraceItemReady,    // direct dispatch, row blocks: thread 0's first item located, its stores next
   kLlTraceReceived,     // the block's receive work is done
   kLlTraceExit,         // past the final arrival (the last block: after its signals)
   kLlTracePoints

@@ -261,8 +261,9 @@ __device__ bool wait_and_scan(const LlDispatchArgs& a, int parity, std::uint64_t
 // rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
 // Each slot's place is read by its tag: loaded beside the mask and the piece, waited for only when
 // it has not landed yet (the piece and the mask came before block b's flag, which was seen).
+// The trace's item-ready is stamped before the stores when `first` (the warp's first item).
 __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
-                             int s, int t, int part) {
+                             int s, int t, int part, const LlTracer& tracer, bool first) {
   const LlLayout& l = a.layout;
   void* ws = a.workspace;
   const int lane = threadIdx.x % 32, R = a.view.num_domain_ranks;
@@ -316,7 +317,9 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
     if (out_lane >= 0) l.src_info(ws, a.half)[out_lane] = t;
   }
   const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
-  for (unsigned left = __ballot_sync(kLlFullMask, e_lane >= 0); left != 0; left &= left - 1) {
+  const unsigned rows = __ballot_sync(kLlFullMask, e_lane >= 0);
+  if (first) tracer.mark(kLlTraceItemReady);
+  for (unsigned left = rows; left != 0; left &= left - 1) {
     const int k = __ffs(left) - 1;
     const int e = __shfl_sync(kLlFullMask, e_lane, k);
     const std::int32_t i = __shfl_sync(kLlFullMask, i_lane, k);
@@ -336,8 +339,9 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
 // after that block's rows are in. Items of tokens past a source's count only clear token_rows.
 // `masked`: the block's copy of the mask (copy_mask).
 __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
-                             const DirectRoles& roles, const std::uint8_t* masked,
-                             const std::int64_t* tokens) {
+                             const DirectRoles& roles, const std::uint8_t* masked, const std::int64_t* tokens,
+                             const LlTracer& tracer) {
+  bool first = true;
   const LlLayout& l = a.layout;
   const int parts = l.num_parts;
   const std::int64_t items = l.max_tokens * parts;
@@ -347,7 +351,8 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
     for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
       const LlSplit tp = ll_split(item, l.by_parts);
       if (tp.quot < tokens[s]) {
-        receive_item(a, parity, seq, r, s, tp.quot, tp.rem);
+        receive_item(a, parity, seq, r, s, tp.quot, tp.rem, tracer, first);
+        first = false;
       } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {
         l.token_rows(a.workspace, a.half,
                      s)[static_cast<std::int64_t>(tp.quot) * l.max_topk + threadIdx.x % 32] = -1;
@@ -408,7 +413,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     const SourceRows r{smem, smem + l.num_local_experts * v.num_domain_ranks};
     if (wait_and_scan(a, parity, seq, roles, masked, tokens, r)) {
       tracer.mark(kLlTraceDoneSeen);
-      if (roles.rows) receive_rows(a, parity, seq, r, roles, masked, tokens);
+      if (roles.rows) receive_rows(a, parity, seq, r, roles, masked, tokens, tracer);
     }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, a.workspace, kLlKindDispatch, parity);
