@@ -12,37 +12,15 @@
 #include <utility>
 #include <vector>
 
+#include "core/env.hpp"
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/error.hpp"
-#include "core/env.hpp"
+#include "scoped_env.hpp"
 
 namespace epcomm {
 namespace {
 
-// Sets (or, with nullopt, unsets) variables for one scope and restores them afterwards.
-class ScopedEnv {
- public:
-  ScopedEnv(std::initializer_list<std::pair<const char*, std::optional<std::string>>> changes) {
-    for (const auto& [name, value] : changes) {
-      const char* old = std::getenv(name);
-      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-      apply(name, value);
-    }
-  }
-  ~ScopedEnv() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) apply(it->first, it->second);
-  }
-
- private:
-  static void apply(const std::string& name, const std::optional<std::string>& value) {
-    if (value) {
-      ::setenv(name.c_str(), value->c_str(), 1);
-    } else {
-      ::unsetenv(name.c_str());
-    }
-  }
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
+using test::ScopedEnv;
 
 // Runs fn, expects epcomm::Error(category) whose message contains every needle.
 template <typename Fn>

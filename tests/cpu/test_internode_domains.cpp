@@ -13,15 +13,17 @@
 #include <thread>
 #include <vector>
 
+#include "cpu/expect_error.hpp"
 #include "epcomm/bootstrap.hpp"
 #include "epcomm/buffer.hpp"
 #include "epcomm/error.hpp"
-#include "cpu/expect_error.hpp"
+#include "scoped_env.hpp"
 
 namespace epcomm {
 namespace {
 
 using test::expect_error;
+using test::ScopedEnv;
 
 // ---- fakes -----------------------------------------------------------------------------------
 
@@ -278,20 +280,6 @@ TEST(InternodeDomains, ThreadsOfOneHostAsTwoByFourAndFourByTwo) {
 
 // ---- the Buffer option and its environment override -----------------------------------------------
 
-// Sets (or unsets) one variable for a scope.
-class ScopedVariable {
- public:
-  ScopedVariable(const char* name, std::optional<std::string> value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    value ? ::setenv(name, value->c_str(), 1) : ::unsetenv(name);
-  }
-  ~ScopedVariable() { old_ ? ::setenv(name_, old_->c_str(), 1) : ::unsetenv(name_); }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 std::shared_ptr<Bootstrap> no_exchange_bootstrap(int* exchanges) {
   return make_callback_bootstrap(0, 2, [exchanges](const void*, void*, std::size_t) {
     ++*exchanges;
@@ -300,7 +288,7 @@ std::shared_ptr<Bootstrap> no_exchange_bootstrap(int* exchanges) {
 }
 
 TEST(InternodeDomains, BufferRefusesABadGBeforeAnyExchange) {
-  const ScopedVariable unset("EPCOMM_RANKS_PER_DOMAIN", std::nullopt);
+  const ScopedEnv unset("EPCOMM_RANKS_PER_DOMAIN", std::nullopt);
   int exchanges = 0;
   for (int G : {-1, 73}) {
     BufferOptions options;
@@ -310,12 +298,12 @@ TEST(InternodeDomains, BufferRefusesABadGBeforeAnyExchange) {
                  ErrorCategory::kInvalidArgument);
   }
   {
-    const ScopedVariable bad("EPCOMM_RANKS_PER_DOMAIN", "four");
+    const ScopedEnv bad("EPCOMM_RANKS_PER_DOMAIN", "four");
     expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), BufferOptions{}); },
                  "EPCOMM_RANKS_PER_DOMAIN", ErrorCategory::kInvalidArgument);
   }
   {
-    const ScopedVariable too_big("EPCOMM_RANKS_PER_DOMAIN", "100");
+    const ScopedEnv too_big("EPCOMM_RANKS_PER_DOMAIN", "100");
     expect_error([&] { Buffer buffer(no_exchange_bootstrap(&exchanges), BufferOptions{}); },
                  "EPCOMM_RANKS_PER_DOMAIN='100' is out of range", ErrorCategory::kInvalidArgument);
   }

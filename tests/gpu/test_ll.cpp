@@ -15,34 +15,10 @@
 #include <thread>
 
 #include "ll_check.hpp"
+#include "scoped_env.hpp"
 
 namespace epcomm::test {
 namespace {
-
-// An environment variable set for one scope (a Buffer reads its variables when it is made), then
-// given back its earlier value: a run of the whole program under that variable keeps it.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* was = std::getenv(name);
-    if (was != nullptr) was_ = was;
-    had_ = was != nullptr;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_)
-      setenv(name_, was_.c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::string was_;
-  bool had_ = false;
-};
 
 // ---- fixture: one buffer per low-latency configuration ---------------------------------------------
 

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "core/ptx.cuh"  // globaltimer
-#include "gpu_pair.cuh"  // CK, median
+#include "gpu_pair.cuh"  // CK, median, open_one
 
 namespace {
 
@@ -133,13 +133,11 @@ int regime(const char* name, int n, long long cycles, int idle_us, Stamp* d_out,
 }  // namespace
 
 int main() {
-  CK(cudaSetDevice(0));
+  cudaDeviceProp prop{};
   cudaStream_t s;
-  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  CK(open_one(prop, s));
   Stamp* d_out = nullptr;
   CK(cudaMalloc(&d_out, sizeof(Stamp)));
-  cudaDeviceProp prop{};
-  CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("# %s; a spin of N SM cycles in one thread of a 1,024-thread block\n", prop.name);
   for (long long cycles : {4000LL, 20000LL}) {
     if (regime("back to back (warm-up)", 400, cycles, 0, d_out, s) != 0) return 1;

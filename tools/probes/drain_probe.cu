@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "core/ptx.cuh"  // globaltimer, st_release_sys, fence_acq_rel_sys
-#include "gpu_pair.cuh"  // CK, median
+#include "gpu_pair.cuh"  // CK, median, open_one
 
 namespace {
 
@@ -102,13 +102,11 @@ int run_case(const char* name, Tail tail, int blocks, cudaStream_t s, int* d_wor
 }  // namespace
 
 int main() {
-  CK(cudaSetDevice(0));
   cudaDeviceProp prop{};
-  CK(cudaGetDeviceProperties(&prop, 0));
+  cudaStream_t s;
+  CK(open_one(prop, s));
   std::printf("# drain_probe on %s: medians of %d launches, each behind a 30 us spin (us)\n", prop.name,
               kReps - 5);
-  cudaStream_t s;
-  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   int* d_words = nullptr;
   Span* d_span = nullptr;
   int* h_words = nullptr;

@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "core/ptx.cuh"  // globaltimer, ld_acquire_sys
-#include "gpu_pair.cuh"  // CK, median
+#include "gpu_pair.cuh"  // CK, median, open_one
 
 namespace {
 
@@ -142,13 +142,11 @@ int report(const char* name, const Stamp* stamps) {
 }  // namespace
 
 int main() {
-  CK(cudaSetDevice(0));
   cudaDeviceProp prop{};
-  CK(cudaGetDeviceProperties(&prop, 0));
+  cudaStream_t s;
+  CK(open_one(prop, s));
   std::printf("# entry_load_probe on %s: %d blocks x %d threads, medians of %d launches (us)\n", prop.name,
               kBlocks, kThreads, kReps - kWarmup);
-  cudaStream_t s;
-  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   int4 *small = nullptr, *big = nullptr, *writes = nullptr;
   std::uint64_t* counter = nullptr;
   Stamp* stamps = nullptr;

@@ -1,5 +1,5 @@
-// Shared by the probes: the CK error macro, the median of samples, a warp's copy step, and timing one
-// kernel launch on both GPUs of a pair at once.
+// Shared by the probes: the CK error macro, the median of samples, a warp's copy step, opening the
+// one GPU a probe runs on, and timing one kernel launch on both GPUs of a pair at once.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -36,6 +36,14 @@ __device__ __forceinline__ void warp_copy_256(const int4* src, int4* dst, std::s
 #pragma unroll
   for (int u = 0; u < 8; ++u)
     if (base + u * 32 + lane < n) dst[base + u * 32 + lane] = v[u];
+}
+
+// GPU 0 for a one-GPU probe: its properties (for the report's header) and a non-blocking stream.
+inline cudaError_t open_one(cudaDeviceProp& prop, cudaStream_t& stream) {
+  cudaError_t e = cudaSetDevice(0);
+  if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, 0);
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  return e;
 }
 
 // GPUs 0 and 1: peer access both ways, a stream and two timing events on each.
