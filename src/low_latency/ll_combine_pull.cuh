@@ -195,6 +195,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   const std::uint64_t seq = ll_launch_seq(mine, a.phases, a.half);
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(a.trace, seq);
+  const std::uint8_t* masked = copy_mask(v);  // read after the credit wait's barrier, or the credits'
   // The warp's item, and its slots from this call's own inputs (before any wait); none in a
   // send-only launch.
   const int parts = partial_parts(l);
@@ -225,11 +226,14 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
       // NOTE: thread p stores the signature into p and then releases the flag there: its own
       // store, and this rank's y and token_rows (written before the launch), come before it. Not
       // to this rank itself: nothing of its own is waited for (wait_holders).
-      ll_for_each_peer<IpcPeers>(v, l, ws, kLlKindCombine, [&](int p, LlControl* c) {
-        if (p == v.domain_rank) return;
-        store_signature(&c->signature[parity][v.domain_rank], a.signature);
-        IpcPeers::signal(v, &c->done[parity][v.domain_rank], seq, p);
-      });
+      ll_for_each_peer<IpcPeers>(
+          v, l, ws, kLlKindCombine,
+          [&](int p, LlControl* c) {
+            if (p == v.domain_rank) return;
+            store_signature(&c->signature[parity][v.domain_rank], a.signature);
+            IpcPeers::signal(v, &c->done[parity][v.domain_rank], seq, p);
+          },
+          masked);
     }
     tracer.mark(kLlTraceSent);
     ll_arrive_after_send<IpcPeers>(mine, seq, a.half, tracer);
@@ -265,7 +269,7 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
       }
     }
     tracer.mark(kLlTraceReceived);
-    ll_give_credits<IpcPeers>(v, l, ws, kLlKindCombine, parity);
+    ll_give_credits<IpcPeers>(v, l, ws, kLlKindCombine, parity, masked);
     if (blockIdx.x == 0 && arrived) wait_readers(a, parity, seq);
     tracer.mark(kLlTraceExit);
   }

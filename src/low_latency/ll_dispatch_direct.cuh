@@ -194,16 +194,6 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t s
   }
 }
 
-// The block's copy of the domain's mask in shared memory, stored by threads [0, R) at entry (no
-// peer changes it during a call) and read after the block's next barrier. Loaded from global memory
-// after a wait's acquire, the mask held each place and count store back by a round trip (the list
-// blocks' path, NOTES 11.62), and each count of the receive's scan (NOTES 11.83).
-__device__ __forceinline__ const std::uint8_t* copy_mask(const DomainView& v) {
-  __shared__ std::uint8_t masked[kLlMaxRanks];
-  for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) masked[p] = peer_masked(v, p) ? 1 : 0;
-  return masked;
-}
-
 // This call's signature and token count in every peer's dispatch control block, by row block 0
 // before its flag. `masked`: the block's copy of the mask (copy_mask).
 template <typename Peers>
@@ -400,7 +390,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
       tracer.mark(kLlTraceSent);
       ll_flag_block<Peers>(
           v, a.workspace, [&](char* peer) { return l.rows_done(peer, parity, v.domain_rank, blockIdx.x); },
-          seq);
+          seq, masked);
     }
     ll_arrive_after_send<Peers>(mine, seq, a.half, tracer);
   } else {
@@ -416,7 +406,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
       if (roles.rows) receive_rows(a, parity, seq, r, roles, masked, tokens, tracer);
     }
     tracer.mark(kLlTraceReceived);
-    ll_give_credits<Peers>(v, l, a.workspace, kLlKindDispatch, parity);
+    ll_give_credits<Peers>(v, l, a.workspace, kLlKindDispatch, parity, masked);
     tracer.mark(kLlTraceExit);
   }
 }

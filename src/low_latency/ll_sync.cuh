@@ -207,10 +207,22 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
   }
 }
 
+// The block's copy of the domain's mask in shared memory, stored by threads [0, R) at entry (no
+// peer changes it during a call) and read after the block's next barrier. A thread per rank, not a
+// loop: with the loop, the combine's entry spilled (48 B). Loaded from global memory
+// after a wait's acquire, the mask held each place and count store back by a round trip (the list
+// blocks' path, NOTES 11.62), each count of the receive's scan (NOTES 11.83), and each flag and credit.
+__device__ __forceinline__ const std::uint8_t* copy_mask(const DomainView& v) {
+  __shared__ std::uint8_t masked[kLlMaxRanks];
+  static_assert(kLlMaxRanks <= kLlThreads, "a thread per rank");
+  if (const int p = static_cast<int>(threadIdx.x); p < v.num_domain_ranks)
+    masked[p] = peer_masked(v, p) ? 1 : 0;
+  return masked;
+}
+
 // A thread per domain peer p, masked peers skipped (as by every signal here): signal(p, c) with c
 // the LlControl of kind `kind` in p's workspace as this rank reaches it (Peers::target). `masked`,
-// when given, is a copy of the domain's mask by domain rank (as ll_dispatch_direct.cuh's list
-// blocks keep in shared memory), read instead of the view's.
+// when given, is the block's copy of the domain's mask (copy_mask), read instead of the view's.
 template <typename Peers, typename Signal>
 __device__ __forceinline__ void ll_for_each_peer(const DomainView& v, const LlLayout& l, char* own, int kind,
                                                  Signal signal, const std::uint8_t* masked = nullptr) {
@@ -222,25 +234,26 @@ __device__ __forceinline__ void ll_for_each_peer(const DomainView& v, const LlLa
 // Step 3, by every block once its sends are done (and, when staging locally, completed): its
 // completion, done[parity][this rank], in every peer (a block barrier first: every write of the
 // block comes before the adds; each add is a release at system scope, cumulative over them).
+// `masked`: as in ll_for_each_peer.
 template <typename Peers>
 __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                               int parity) {
+                                               int parity, const std::uint8_t* masked = nullptr) {
   __syncthreads();
-  ll_for_each_peer<Peers>(v, l, own, kind, [&](int p, LlControl* c) {
-    Peers::signal_add(v, &c->done[parity][v.domain_rank], 1, p);
-  });
+  ll_for_each_peer<Peers>(
+      v, l, own, kind,
+      [&](int p, LlControl* c) { Peers::signal_add(v, &c->done[parity][v.domain_rank], 1, p); }, masked);
 }
 
 // A thread per domain peer p, masked peers skipped: seq release-stored into flag_of(p's workspace
 // as this rank reaches it, Peers::target): a block's own completion flag in every peer (the direct dispatch's
 // per-block flags). Call it after a block barrier: the release covers the block's writes. The flag to this
 // rank itself is released at GPU scope when peers are reached by stores: its reader reads only what this GPU
-// wrote.
+// wrote. `masked`: as in ll_for_each_peer.
 template <typename Peers, typename FlagOf>
 __device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, FlagOf flag_of,
-                                              std::uint64_t seq) {
+                                              std::uint64_t seq, const std::uint8_t* masked = nullptr) {
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) {
-    if (peer_masked(v, p)) continue;
+    if (masked != nullptr ? masked[p] != 0 : peer_masked(v, p)) continue;
     if (!Peers::kStagesLocally && p == v.domain_rank)
       ptx::st_release_gpu(flag_of(Peers::target(v, own, p)), seq);
     else
@@ -255,14 +268,14 @@ __device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, Fl
 // every value read is used before it (stored to the outputs, summed, or used as an index), so
 // no write that the credit lets a sender make can reach an earlier read. A release here would
 // wait for the block's outstanding output writes (1.2-1.5 us of every kernel's tail, NOTES 11.2),
-// which nobody this credit reaches reads.
+// which nobody this credit reaches reads. `masked`: as in ll_for_each_peer.
 template <typename Peers>
 __device__ __forceinline__ void ll_give_credits(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                                int parity) {
+                                                int parity, const std::uint8_t* masked = nullptr) {
   __syncthreads();
-  ll_for_each_peer<Peers>(v, l, own, kind, [&](int p, LlControl* c) {
-    Peers::credit_add(v, &c->freed[parity][v.domain_rank], 1, p);
-  });
+  ll_for_each_peer<Peers>(
+      v, l, own, kind,
+      [&](int p, LlControl* c) { Peers::credit_add(v, &c->freed[parity][v.domain_rank], 1, p); }, masked);
 }
 
 // The low-latency kernels' phase stamps (LlTracePoint, ll_args.hpp), one entry per block.
@@ -317,6 +330,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
   const LlCreditLook look = (phases & kLlSend) ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(trace, seq);
+  const std::uint8_t* masked = copy_mask(v);  // read by the signals, each after a block barrier
   if (phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
@@ -331,10 +345,10 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
       __syncthreads();  // every write of the block comes before its flag (a release, cumulative)
       ll_flag_block<Peers>(
           v, own,
-          [&](char* peer) { return flag_of(peer, parity, v.domain_rank, static_cast<int>(blockIdx.x)); },
-          seq);
+          [&](char* peer) { return flag_of(peer, parity, v.domain_rank, static_cast<int>(blockIdx.x)); }, seq,
+          masked);
     } else {
-      ll_signal_done<Peers>(v, l, own, kind, parity);
+      ll_signal_done<Peers>(v, l, own, kind, parity, masked);
     }
     ll_arrive_after_send<Peers>(mine, seq, half, tracer);
   } else {
@@ -357,7 +371,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
       receive(parity);
     }
     tracer.mark(kLlTraceReceived);
-    ll_give_credits<Peers>(v, l, own, kind, parity);
+    ll_give_credits<Peers>(v, l, own, kind, parity, masked);
     tracer.mark(kLlTraceExit);
   }
 }
