@@ -234,10 +234,10 @@ __device__ __forceinline__ void ll_for_each_peer(const DomainView& v, const LlLa
 // Step 3, by every block once its sends are done (and, when staging locally, completed): its
 // completion, done[parity][this rank], in every peer (a block barrier first: every write of the
 // block comes before the adds; each add is a release at system scope, cumulative over them).
-// `masked`: as in ll_for_each_peer.
+// `masked`: the block's copy of the mask (copy_mask).
 template <typename Peers>
 __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                               int parity, const std::uint8_t* masked = nullptr) {
+                                               int parity, const std::uint8_t* masked) {
   __syncthreads();
   ll_for_each_peer<Peers>(
       v, l, own, kind,
@@ -248,12 +248,12 @@ __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayo
 // as this rank reaches it, Peers::target): a block's own completion flag in every peer (the direct dispatch's
 // per-block flags). Call it after a block barrier: the release covers the block's writes. The flag to this
 // rank itself is released at GPU scope when peers are reached by stores: its reader reads only what this GPU
-// wrote. `masked`: as in ll_for_each_peer.
+// wrote. `masked`: the block's copy of the mask (copy_mask).
 template <typename Peers, typename FlagOf>
 __device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, FlagOf flag_of,
-                                              std::uint64_t seq, const std::uint8_t* masked = nullptr) {
+                                              std::uint64_t seq, const std::uint8_t* masked) {
   for (int p = threadIdx.x; p < v.num_domain_ranks; p += blockDim.x) {
-    if (masked != nullptr ? masked[p] != 0 : peer_masked(v, p)) continue;
+    if (masked[p] != 0) continue;
     if (!Peers::kStagesLocally && p == v.domain_rank)
       ptx::st_release_gpu(flag_of(Peers::target(v, own, p)), seq);
     else
@@ -268,10 +268,10 @@ __device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, Fl
 // every value read is used before it (stored to the outputs, summed, or used as an index), so
 // no write that the credit lets a sender make can reach an earlier read. A release here would
 // wait for the block's outstanding output writes (1.2-1.5 us of every kernel's tail, NOTES 11.2),
-// which nobody this credit reaches reads. `masked`: as in ll_for_each_peer.
+// which nobody this credit reaches reads. `masked`: the block's copy of the mask (copy_mask).
 template <typename Peers>
 __device__ __forceinline__ void ll_give_credits(const DomainView& v, const LlLayout& l, char* own, int kind,
-                                                int parity, const std::uint8_t* masked = nullptr) {
+                                                int parity, const std::uint8_t* masked) {
   __syncthreads();
   ll_for_each_peer<Peers>(
       v, l, own, kind,
