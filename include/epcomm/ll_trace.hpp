@@ -29,7 +29,6 @@ enum class LlKernel : int { kDispatch = 0, kCombine = 1 };
 //   done-seen     every source's completion signal was seen
 //   item-ready    (the direct dispatch's row blocks with an item) thread 0's first item was loaded
 //                 and located: its row stores come next
-//   item-stored   (the same) that item's row stores were issued: its piece had come back
 //   received      the block's receive work is done
 //   exit          the block gave every peer its credits back
 struct LlTrace {

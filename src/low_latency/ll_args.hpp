@@ -167,8 +167,6 @@ enum LlTracePoint : int {
   kLlTraceDoneSeen,     // every source's completion signal was seen (and its signature checked;
                         // direct dispatch: and the counts scanned)
   kLlTraceItemReady,    // direct dispatch, row blocks: thread 0's first item located, its stores next
-  kLlTraceItemStored,   // direct dispatch, row blocks: thread 0's first item's stores issued (its piece
-                        // loaded)
   kLlTraceReceived,     // the block's receive work is done
   kLlTraceExit,         // past the final arrival (the last block: after its signals)
   kLlTracePoints

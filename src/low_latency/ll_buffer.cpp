@@ -26,7 +26,7 @@ namespace {
 // The public names of the trace points (epcomm/ll_trace.hpp), in LlTracePoint order (ll_args.hpp).
 constexpr const char* kLlTracePointNames[] = {"entry",      "credits",      "list-binned", "list-placed",
                                               "sent",       "send-arrived", "recv-entry",  "done-seen",
-                                              "item-ready", "item-stored",  "received",    "exit"};
+                                              "item-ready", "received",     "exit"};
 static_assert(std::size(kLlTracePointNames) == kLlTracePoints, "one name per LlTracePoint");
 
 // Checks everything about the low-latency options before the (collective) construction starts,

@@ -247,81 +247,44 @@ __device__ bool wait_and_scan(const LlDispatchArgs& a, int parity, std::uint64_t
   return all;
 }
 
-// One received item's loads, issued before anything waits for them (load_received): item (t,
-// part) of source s (s < 0: none), the part's mask, this lane's slot's tagged place, its piece and
-// its scale word.
-struct ReceivedItem {
-  int s = -1;
-  int t = 0;
-  int part = 0;
-  std::uint64_t mask = 0;
-  std::uint64_t place_word = 0;
-  int4 data[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
-  std::uint32_t scale = 0;
-};
-
-// Where this lane's piece of `part` lies in a row, and its scale word (received_word).
-__device__ __forceinline__ std::int64_t received_channel(int part) {
-  return static_cast<std::int64_t>(part) * kPartChannels + (threadIdx.x % 32) * kChannelsPerLane;
-}
-struct ScaleWord {
-  int words;  // per row
-  int word;   // this lane's
-  bool has;   // this lane carries one
-};
-__device__ __forceinline__ ScaleWord received_word(const LlDispatchArgs& a, int part) {
+// The whole warp: item (t, part) of source s as block b of s sent it, copied into each row of this
+// rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
+// Each slot's place is read by its tag: loaded beside the mask and the piece, waited for only when
+// it has not landed yet (the piece and the mask came before block b's flag, which was seen).
+// The trace's item-ready is stamped before the stores when `first` (the warp's first item).
+__device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
+                             int s, int t, int part, const LlTracer& tracer, bool first) {
   const LlLayout& l = a.layout;
-  const int lane = threadIdx.x % 32;
+  void* ws = a.workspace;
+  const int lane = threadIdx.x % 32, R = a.view.num_domain_ranks;
+  // Every load first: the mask, the slots' places, the piece and its scales (one round trip). A
+  // mask left by an earlier operation (the token was not sent here this time) names no slot.
+  const std::uint64_t mask = l.part_mask(ws, parity, s, t)[part];
+  const std::uint64_t* place_at = l.tagged_place(ws, parity, s, t) + lane;
+  std::uint64_t place_word = lane < a.num_topk ? ptx::ld_relaxed_sys(place_at) : 0;
+  const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
+  const bool valid = c0 < l.hidden;
+  const char* row = l.staging_x(ws, parity, s, t);
+  int4 data[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
+  if (valid) {
+    const auto* src = reinterpret_cast<const int4*>(row + (a.use_fp8 ? c0 : c0 * 2));
+    data[0] = ptx::ld_v4(src);
+    if (!a.use_fp8) data[1] = ptx::ld_v4(src + 1);
+  }
   // The part's scale words: UE8M0 one word (lane 0), else one per 128 channels (lanes 0-3).
   const int words = a.use_ue8m0 ? l.num_scale_words : l.num_scales;
   const int part_words = !a.use_fp8 ? 0 : a.use_ue8m0 ? 1 : kPartChannels / kLlScaleBlock;
   const int word = (a.use_ue8m0 ? part : part * (kPartChannels / kLlScaleBlock)) + lane;
-  return {words, word, lane < part_words && word < words};
-}
-
-// The whole warp: issues item (t, part) of source s's loads, nothing that waits for them. A mask
-// left by an earlier operation (the token was not sent here this time) names no slot.
-__device__ __forceinline__ ReceivedItem load_received(const LlDispatchArgs& a, int parity, int s, int t,
-                                                      int part) {
-  const LlLayout& l = a.layout;
-  void* ws = a.workspace;
-  const int lane = threadIdx.x % 32;
-  ReceivedItem it;
-  it.s = s;
-  it.t = t;
-  it.part = part;
-  it.mask = l.part_mask(ws, parity, s, t)[part];
-  if (lane < a.num_topk) it.place_word = ptx::ld_relaxed_sys(l.tagged_place(ws, parity, s, t) + lane);
-  const std::int64_t c0 = received_channel(part);
-  if (c0 < l.hidden) {
-    const auto* src =
-        reinterpret_cast<const int4*>(l.staging_x(ws, parity, s, t) + (a.use_fp8 ? c0 : c0 * 2));
-    it.data[0] = ptx::ld_v4(src);
-    if (!a.use_fp8) it.data[1] = ptx::ld_v4(src + 1);
-  }
-  const ScaleWord w = received_word(a, part);
-  if (w.has) it.scale = l.staging_scales(ws, parity, s, t)[w.word];
-  return it;
-}
-
-// The whole warp: item `it` (load_received's) copied into each row of this rank its part mask
-// names; for part 0 also src_info and the token's token_rows (every slot). Each slot's place is
-// read by its tag: waited for only when it had not landed when loaded (the piece and the mask came
-// before block b's flag, which was seen). When `first` (the warp's first item) the trace's
-// item-ready is stamped before the stores and item-stored after them.
-__device__ void store_received(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
-                               ReceivedItem& it, const LlTracer& tracer, bool first) {
-  const LlLayout& l = a.layout;
-  void* ws = a.workspace;
-  const int lane = threadIdx.x % 32, R = a.view.num_domain_ranks, s = it.s, t = it.t;
-  unsigned slots = ll_part_slots(it.mask, seq);
-  if (lane < a.num_topk && (slots >> lane & 1u) != 0 && !ll_word_is_of(it.place_word, seq)) {
+  const bool has_word = lane < part_words && word < words;
+  const std::uint32_t scale = has_word ? l.staging_scales(ws, parity, s, t)[word] : 0u;
+  unsigned slots = ll_part_slots(mask, seq);
+  if (lane < a.num_topk && (slots >> lane & 1u) != 0 && !ll_word_is_of(place_word, seq)) {
     std::uint64_t polled_ns = 0;
-    if (!wait_op_word(l.tagged_place(ws, parity, s, t) + lane, seq, a.view, OpId::kLlDispatch,
-                      CounterId::kRowsArrived, a.view.domain_base_rank + s, it.place_word, polled_ns))
+    if (!wait_op_word(place_at, seq, a.view, OpId::kLlDispatch, CounterId::kRowsArrived,
+                      a.view.domain_base_rank + s, place_word, polled_ns))
       slots &= ~(1u << lane);  // reported: the host raises; this slot gets no row
   }
-  const auto place = static_cast<std::int32_t>(ll_word_bits(it.place_word));
+  const auto place = static_cast<std::int32_t>(ll_word_bits(place_word));
   // This lane's slot's row here: expert e_lane, row i_lane within it (-1: none, or dropped: its
   // expert's list was full, as the sender reported; or out of range).
   int e_lane = -1;
@@ -337,15 +300,12 @@ __device__ void store_received(const LlDispatchArgs& a, int parity, std::uint64_
     }
   }
   const std::int64_t out_lane = e_lane < 0 ? -1 : static_cast<std::int64_t>(e_lane) * l.capacity + i_lane;
-  if (it.part == 0) {
+  if (part == 0) {
     if (lane < l.max_topk)
       l.token_rows(ws, a.half, s)[static_cast<std::int64_t>(t) * l.max_topk + lane] =
           static_cast<std::int32_t>(out_lane);
     if (out_lane >= 0) l.src_info(ws, a.half)[out_lane] = t;
   }
-  const std::int64_t c0 = received_channel(it.part);
-  const bool valid = c0 < l.hidden;
-  const ScaleWord w = received_word(a, it.part);
   const std::int64_t row_bytes = a.use_fp8 ? l.hidden : l.hidden * 2;
   const unsigned rows = __ballot_sync(kLlFullMask, e_lane >= 0);
   if (first) tracer.mark(kLlTraceItemReady);
@@ -357,61 +317,37 @@ __device__ void store_received(const LlDispatchArgs& a, int parity, std::uint64_
     if (valid) {
       auto* dst =
           reinterpret_cast<int4*>(l.recv_x(ws, a.half) + out_row * row_bytes + (a.use_fp8 ? c0 : c0 * 2));
-      ptx::st_na_v4(dst, it.data[0]);
-      if (!a.use_fp8) ptx::st_na_v4(dst + 1, it.data[1]);
+      ptx::st_na_v4(dst, data[0]);
+      if (!a.use_fp8) ptx::st_na_v4(dst + 1, data[1]);
     }
-    if (w.has)  // scales transposed: [nle][words][capacity]
-      l.recv_scales(ws, a.half)[(static_cast<std::int64_t>(e) * w.words + w.word) * l.capacity + i] =
-          it.scale;
+    if (has_word)  // scales transposed: [nle][words][capacity]
+      l.recv_scales(ws, a.half)[(static_cast<std::int64_t>(e) * words + word) * l.capacity + i] = scale;
   }
-  if (first) tracer.mark(kLlTraceItemStored);
 }
 
-// A row block's warp walks its items: for each unmasked source s, items first_row_item_index(),
-// + warps, ... of block b of s's sends. next() issues the loads of the next one that holds a token
-// (load_received) and clears token_rows for those past the source's count on the way; none left:
-// an item with s < 0.
-struct ReceivedWalk {
-  const LlDispatchArgs& a;
-  int parity;
-  const std::uint8_t* masked;
-  const std::int64_t* tokens;
-  std::int64_t num_warps;
-  int s = 0;
-  std::int64_t item = first_row_item_index();
-  __device__ ReceivedItem next() {
-    const LlLayout& l = a.layout;
-    const std::int64_t items = l.max_tokens * l.num_parts;
-    for (; s < a.view.num_domain_ranks; ++s, item = first_row_item_index()) {
-      if (masked[s] != 0) continue;  // nothing was sent; combine skips its token_rows
-      for (; item < items; item += num_warps) {
-        const LlSplit tp = ll_split(item, l.by_parts);
-        if (tp.quot < tokens[s]) {
-          item += num_warps;
-          return load_received(a, parity, s, static_cast<int>(tp.quot), tp.rem);
-        }
-        if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk)
-          l.token_rows(a.workspace, a.half,
-                       s)[static_cast<std::int64_t>(tp.quot) * l.max_topk + threadIdx.x % 32] = -1;
-      }
-    }
-    return ReceivedItem{};
-  }
-};
-
 // Row block b, every warp: the items block b of each source sent (warp w: what its warp w sent),
-// after that block's rows are in. Each item's loads are issued before the item ahead of it is
-// stored, so a warp with several pays one round trip, not one each. `masked`: the block's copy of
-// the mask (copy_mask).
+// after that block's rows are in. Items of tokens past a source's count only clear token_rows.
+// `masked`: the block's copy of the mask (copy_mask).
 __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
                              const DirectRoles& roles, const std::uint8_t* masked, const std::int64_t* tokens,
                              const LlTracer& tracer) {
-  ReceivedWalk walk{a, parity, masked, tokens, static_cast<std::int64_t>(roles.row_blocks) * kLlWarps};
-  ReceivedItem cur = walk.next();
-  for (bool first = true; cur.s >= 0; first = false) {  // warp-uniform
-    ReceivedItem next = walk.next();
-    store_received(a, parity, seq, r, cur, tracer, first);
-    cur = next;
+  bool first = true;
+  const LlLayout& l = a.layout;
+  const int parts = l.num_parts;
+  const std::int64_t items = l.max_tokens * parts;
+  const std::int64_t num_warps = static_cast<std::int64_t>(roles.row_blocks) * kLlWarps;
+  for (int s = 0; s < a.view.num_domain_ranks; ++s) {
+    if (masked[s] != 0) continue;  // nothing was sent; combine skips its token_rows
+    for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
+      const LlSplit tp = ll_split(item, l.by_parts);
+      if (tp.quot < tokens[s]) {
+        receive_item(a, parity, seq, r, s, tp.quot, tp.rem, tracer, first);
+        first = false;
+      } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {
+        l.token_rows(a.workspace, a.half,
+                     s)[static_cast<std::int64_t>(tp.quot) * l.max_topk + threadIdx.x % 32] = -1;
+      }
+    }
   }
 }
 
