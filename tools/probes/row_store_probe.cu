@@ -13,6 +13,10 @@
 //   new pages       8 rows 2 MiB apart in pages no recent launch wrote (launch r moves 16 MiB on)
 //   experts, warm   as experts, with lanes 0-7 each loading a line of their row's page at entry
 //                   (their translation asked for before the piece is)
+//   token, 1 block  one token as the direct dispatch receives it at one rank: warps 0-13 of block 0
+//                   (its 14 parts) each store their 512-byte part of the same 8 rows (8 experts'
+//                   regions), 57 KB from one SM; the other blocks idle
+//   token, 14 SMs   the same 14 parts by warp 0 of blocks 0-13, one part per SM
 // Prints, per case, the medians over launches of the median and the last block's time from the
 // piece in registers to the stores issued, and of the piece's own load.
 #include <cuda_runtime_api.h>
@@ -33,7 +37,8 @@ constexpr std::size_t kExpertBytes = 128 * kRowBytes;
 constexpr std::size_t kBigBytes = std::size_t{512} << 20;
 constexpr std::size_t kPage = std::size_t{2} << 20;
 
-enum class Case { kOnePage, kExperts, kFar, kNewPages, kExpertsWarm };
+enum class Case { kOnePage, kExperts, kFar, kNewPages, kExpertsWarm, kTokenBlock, kTokenSpread };
+constexpr int kParts = 14;
 
 struct Stamp {
   std::uint64_t entry, loaded, stored;
@@ -65,8 +70,18 @@ __device__ __forceinline__ std::uint64_t timer_after(const int4& v, int* sink) {
 __global__ void __launch_bounds__(kThreads, 1)
     probe_kernel(Case c, int r, const int4* pieces, char* rows, Stamp* stamps, int* sink) {
   const std::uint64_t entry = epcomm::ptx::globaltimer();
-  if (threadIdx.x >= 32) return;
-  const int lane = static_cast<int>(threadIdx.x), b = static_cast<int>(blockIdx.x);
+  const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
+  int b = static_cast<int>(blockIdx.x);
+  // Which part of the token this warp stores (token cases; -1: none), and where it stamps.
+  int part = -1, slot = b;
+  if (c == Case::kTokenBlock && b == 0 && warp < kParts) part = slot = warp;
+  if (c == Case::kTokenSpread && b < kParts && warp == 0) part = b;
+  if (c == Case::kTokenBlock || c == Case::kTokenSpread) {
+    if (part < 0) return;
+    b = 0;  // the rows are the token's; the part picks the 512 bytes within each
+  } else if (warp != 0) {
+    return;
+  }
   if (c == Case::kExpertsWarm && lane < kRows) {
     const int4 w = epcomm::ptx::ld_v4(reinterpret_cast<const int4*>(rows + row_offset(c, r, b, lane)));
     if ((w.x ^ w.w) == 0x7ffffffe) *sink = lane;  // never: keeps the load
@@ -75,20 +90,22 @@ __global__ void __launch_bounds__(kThreads, 1)
   const std::uint64_t loaded = timer_after(v, sink);
 #pragma unroll
   for (int k = 0; k < kRows; ++k)
-    epcomm::ptx::st_na_v4(reinterpret_cast<int4*>(rows + row_offset(c, r, b, k)) + lane, v);
+    epcomm::ptx::st_na_v4(
+        reinterpret_cast<int4*>(rows + row_offset(c, r, b, k) + (part > 0 ? part * 512 : 0)) + lane, v);
   const std::uint64_t stored = epcomm::ptx::globaltimer();
-  if (lane == 0) stamps[b] = {entry, loaded, stored};
+  if (lane == 0) stamps[slot] = {entry, loaded, stored};
 }
 
 // One line: the medians over launches (past the warm-up) of the median and the last block's store
-// time, and of the median block's load time (0; 1 after a failed copy).
-int report(const char* name, const Stamp* stamps) {
+// time, and of the median block's load time (0; 1 after a failed copy). `workers`: the stamping
+// warps (stamps 0 to workers - 1 of each launch).
+int report(const char* name, const Stamp* stamps, int workers) {
   std::vector<Stamp> got(static_cast<std::size_t>(kReps) * kBlocks);
   CK(cudaMemcpy(got.data(), stamps, got.size() * sizeof(Stamp), cudaMemcpyDeviceToHost));
   std::vector<double> med, last, load;
   for (int r = kWarmup; r < kReps; ++r) {
     std::vector<double> store_us, load_us;
-    for (int b = 0; b < kBlocks; ++b) {
+    for (int b = 0; b < workers; ++b) {
       const Stamp& x = got[static_cast<std::size_t>(r) * kBlocks + b];
       store_us.push_back(static_cast<double>(x.stored - x.loaded) / 1000.0);
       load_us.push_back(static_cast<double>(x.loaded - x.entry) / 1000.0);
@@ -127,7 +144,9 @@ int main() {
                {"experts", Case::kExperts},
                {"far", Case::kFar},
                {"new pages", Case::kNewPages},
-               {"experts, warm", Case::kExpertsWarm}};
+               {"experts, warm", Case::kExpertsWarm},
+               {"token, 1 block", Case::kTokenBlock},
+               {"token, 14 SMs", Case::kTokenSpread}};
   for (const auto& k : cases) {
     for (int r = 0; r < kReps; ++r) {
       probe_kernel<<<kBlocks, kThreads, 0, s>>>(k.c, r, pieces, rows, stamps + static_cast<std::size_t>(r) * kBlocks,
@@ -135,7 +154,8 @@ int main() {
       CK(cudaGetLastError());
     }
     CK(cudaStreamSynchronize(s));
-    if (report(k.name, stamps) != 0) return 1;
+    const bool token = k.c == Case::kTokenBlock || k.c == Case::kTokenSpread;
+    if (report(k.name, stamps, token ? kParts : kBlocks) != 0) return 1;
   }
   CK(cudaFree(pieces));
   CK(cudaFree(rows));
