@@ -34,6 +34,7 @@
 
 #include "core/ptx.cuh"  // globaltimer, ld_acquire_sys
 #include "gpu_pair.cuh"  // CK, median, open_one
+#include "timer_after.cuh"
 
 namespace {
 
@@ -50,15 +51,6 @@ enum class Case { kL2, kL2Acquire, kL2Peers, kHbm, kL2Writes, kL2After, kHotVola
 struct Stamp {
   std::uint64_t entry, loaded;
 };
-
-// The clock once `v` is in registers: a store that needs the value (never taken, but its predicate
-// reads v) comes first, and warps issue in order. (An asm operand the instruction does not name
-// makes no dependency: the first run of this probe timed nothing but the clock reads.)
-__device__ __forceinline__ std::uint64_t timer_after(const int4& v, int* sink) {
-  const int x = v.x ^ v.y ^ v.z ^ v.w;
-  if (x == 0x7fffffff) *sink = x;
-  return epcomm::ptx::globaltimer();
-}
 
 __global__ void __launch_bounds__(kThreads, 1)
     probe_kernel(Case c, const int4* line_base, std::uint64_t* counter, int4* writes, std::size_t write_words,

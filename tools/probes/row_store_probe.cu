@@ -28,6 +28,7 @@
 
 #include "core/ptx.cuh"  // globaltimer, ld_v4, st_na_v4
 #include "gpu_pair.cuh"  // CK, median, open_one
+#include "timer_after.cuh"
 
 namespace {
 
@@ -38,7 +39,8 @@ constexpr std::size_t kBigBytes = std::size_t{512} << 20;
 constexpr std::size_t kPage = std::size_t{2} << 20;
 
 enum class Case { kOnePage, kExperts, kFar, kNewPages, kExpertsWarm, kTokenBlock, kTokenSpread };
-constexpr int kParts = 14;
+constexpr int kParts = 14;               // a 7168-channel token's 512-channel parts
+constexpr std::size_t kPartBytes = 512;  // one part of an FP8 row
 
 struct Stamp {
   std::uint64_t entry, loaded, stored;
@@ -59,14 +61,6 @@ __device__ __forceinline__ std::size_t row_offset(Case c, int r, int b, int k) {
   }
 }
 
-// The clock once `v` is in registers: a store that needs the value (never taken, but its predicate
-// reads v) comes first, and warps issue in order.
-__device__ __forceinline__ std::uint64_t timer_after(const int4& v, int* sink) {
-  const int x = v.x ^ v.y ^ v.z ^ v.w;
-  if (x == 0x7fffffff) *sink = x;
-  return epcomm::ptx::globaltimer();
-}
-
 __global__ void __launch_bounds__(kThreads, 1)
     probe_kernel(Case c, int r, const int4* pieces, char* rows, Stamp* stamps, int* sink) {
   const std::uint64_t entry = epcomm::ptx::globaltimer();
@@ -78,10 +72,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (c == Case::kTokenSpread && b < kParts && warp == 0) part = b;
   if (c == Case::kTokenBlock || c == Case::kTokenSpread) {
     if (part < 0) return;
-    b = 0;  // the rows are the token's; the part picks the 512 bytes within each
+    b = 0;  // the rows are the token's; the part picks its bytes within each
   } else if (warp != 0) {
     return;
   }
+  const std::size_t column = part < 0 ? 0 : part * kPartBytes;  // where in each row this warp stores
   if (c == Case::kExpertsWarm && lane < kRows) {
     const int4 w = epcomm::ptx::ld_v4(reinterpret_cast<const int4*>(rows + row_offset(c, r, b, lane)));
     if ((w.x ^ w.w) == 0x7ffffffe) *sink = lane;  // never: keeps the load
@@ -90,8 +85,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const std::uint64_t loaded = timer_after(v, sink);
 #pragma unroll
   for (int k = 0; k < kRows; ++k)
-    epcomm::ptx::st_na_v4(
-        reinterpret_cast<int4*>(rows + row_offset(c, r, b, k) + (part > 0 ? part * 512 : 0)) + lane, v);
+    epcomm::ptx::st_na_v4(reinterpret_cast<int4*>(rows + row_offset(c, r, b, k) + column) + lane, v);
   const std::uint64_t stored = epcomm::ptx::globaltimer();
   if (lane == 0) stamps[slot] = {entry, loaded, stored};
 }
