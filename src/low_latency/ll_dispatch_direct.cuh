@@ -338,7 +338,7 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
   const std::int64_t num_warps = static_cast<std::int64_t>(roles.row_blocks) * kLlWarps;
   for (int s = 0; s < a.view.num_domain_ranks; ++s) {
     if (masked[s] != 0) continue;  // nothing was sent; combine skips its token_rows
-    for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
+    for (std::int64_t item = first_row_item_index(roles.row_blocks); item < items; item += num_warps) {
       const LlSplit tp = ll_split(item, l.by_parts);
       if (tp.quot < tokens[s]) {
         receive_item(a, parity, seq, r, s, tp.quot, tp.rem, tracer, first);

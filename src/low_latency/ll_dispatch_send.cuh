@@ -205,9 +205,13 @@ __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem&
     it.scale |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
 }
 
-// Warp w of the grid's first item is w.
-__device__ __forceinline__ std::int64_t first_row_item_index() {
-  return static_cast<std::int64_t>(blockIdx.x) * kLlWarps + threadIdx.x / 32;
+// The first item of warp w of row block b (of `row_blocks`): w * row_blocks + b. A warp's later
+// items follow every `row_blocks * kLlWarps`, so block b takes the items congruent to b: one token's
+// parts go to consecutive blocks, one SM each, and the rows a token fans out to are stored by as
+// many SMs as it has parts, not by one block's warps (bench/NOTES.md 11.87: 57 KB of row stores
+// from one SM took 1.5 us to issue).
+__device__ __forceinline__ std::int64_t first_row_item_index(int row_blocks) {
+  return static_cast<std::int64_t>(threadIdx.x / 32) * row_blocks + blockIdx.x;
 }
 
 // The warp's first item, loaded and routed before the credit wait (none of it touches a peer's
@@ -215,7 +219,7 @@ __device__ __forceinline__ std::int64_t first_row_item_index() {
 // grid's first `row_blocks` blocks. The warp's mask into `mask` (for send_rows), its loads issued
 // after the item's: the routing waits for one round trip, not for the ids' and then the mask's.
 __device__ __forceinline__ RowItem first_row_item(const LlDispatchArgs& a, int row_blocks, WarpMask& mask) {
-  const std::int64_t item = first_row_item_index();
+  const std::int64_t item = first_row_item_index(row_blocks);
   if (static_cast<int>(blockIdx.x) >= row_blocks || item >= a.num_tokens * a.layout.num_parts)
     return RowItem{};
   RowItem it = load_row_item(a, item);
@@ -266,9 +270,9 @@ __device__ __forceinline__ void store_row_item(const LlDispatchArgs& a, int pari
   }
 }
 
-// Warp w of the first `row_blocks` blocks takes items w, w + warps, ... (warps: theirs): the first
-// as first_row_item left it; each later one's loads are issued before the item ahead of it is
-// stored, so they overlap.
+// Each warp of the first `row_blocks` blocks takes its first item (first_row_item_index) and every
+// `row_blocks * kLlWarps`-th after it: the first as first_row_item left it; each later one's loads are issued
+// before the item ahead of it is stored, so they overlap.
 template <typename Peers>
 __device__ void send_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const RowItem& first,
                           int row_blocks, const WarpMask& mask) {
@@ -276,7 +280,7 @@ __device__ void send_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq
   const std::int64_t items = a.num_tokens * a.layout.num_parts;
   const std::int64_t num_warps = static_cast<std::int64_t>(row_blocks) * kLlWarps;
   RowItem cur = first;
-  for (std::int64_t item = first_row_item_index(); item < items; item += num_warps) {
+  for (std::int64_t item = first_row_item_index(row_blocks); item < items; item += num_warps) {
     const bool more = item + num_warps < items;  // warp-uniform
     RowItem next;
     if (more) next = load_row_item(a, item + num_warps);
