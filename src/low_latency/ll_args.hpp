@@ -145,12 +145,17 @@ EPCOMM_HD constexpr LlDirectRoles ll_direct_roles(int num_experts, int grid) {
   return {list_blocks, grid - list_blocks > 1 ? grid - list_blocks : 1};
 }
 
-// The combine's send items (ll_combine.cuh): block b's warps take the warp slots of block
-// ll_partial_slot_block(b) (block 0, which sends the weights first, takes the grid's last), and item
-// i goes to warp slot i mod (grid * warps_per_block). For 0 <= block < grid: (block + grid - 1) %
-// grid without the division (~50 instructions a warp, NOTES 11.57).
+// The combine's send items (ll_combine.cuh): item i goes to warp slot i mod (grid * warps per
+// block), and warp w of block b takes warp slot w * grid + ll_partial_slot_block(b) (block 0, which
+// sends the weights first, takes the grid's last slot block, so the fewest items). Consecutive slots
+// lie in consecutive slot blocks: a token's parts are summed by as many SMs as it has parts, not by
+// one block's warps (bench/NOTES.md 11.88). For 0 <= block < grid, ll_partial_slot_block is
+// (block + grid - 1) % grid without the division (~50 instructions a warp, NOTES 11.57).
 EPCOMM_HD constexpr int ll_partial_slot_block(int block, int grid) {
   return block == 0 ? grid - 1 : block - 1;
+}
+EPCOMM_HD constexpr int ll_partial_warp_slot(int block, int warp, int grid) {
+  return warp * grid + ll_partial_slot_block(block, grid);
 }
 
 // Phase-boundary timestamps (EPCOMM_LL_TRACE): with a non-null `trace`, thread 0 of every block

@@ -84,12 +84,11 @@ __device__ __forceinline__ int4 float4_bits(const float* f) {
 // A holder's send items run token-major, sources inside: item = (t * R + s) * parts + part
 // (partial_parts). At any moment the grid writes partials both to this rank and over NVLink
 // (source-major order left NVLink idle for one half of the phase).
-// NOTE: block 0 sends the weights first, so it takes the grid's last warp slots (fewest items).
+// Warp w of block b first takes warp slot ll_partial_warp_slot(b, w), then every grid of warps
+// after it.
 __device__ __forceinline__ std::int64_t first_partial_item() {
-  return static_cast<std::int64_t>(
-             ll_partial_slot_block(static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x))) *
-             kLlWarps +
-         threadIdx.x / 32;
+  return ll_partial_warp_slot(static_cast<int>(blockIdx.x), static_cast<int>(threadIdx.x / 32),
+                              static_cast<int>(gridDim.x));
 }
 
 // Item `item` = (t * R + s) * parts + part taken apart (by the host's divisors).
