@@ -145,6 +145,14 @@ EPCOMM_HD constexpr LlDirectRoles ll_direct_roles(int num_experts, int grid) {
   return {list_blocks, grid - list_blocks > 1 ? grid - list_blocks : 1};
 }
 
+// The dispatch's row items (ll_dispatch_send.cuh; item = token * parts + part): warp w of row
+// block b (of `row_blocks`) first takes item w * row_blocks + b, then every row_blocks * warps-th
+// after it. A token's consecutive parts go to consecutive blocks, one SM each, and block b's items
+// (the rows its flag covers) are those congruent to b modulo row_blocks, on sender and receiver alike.
+EPCOMM_HD constexpr int ll_row_warp_slot(int block, int warp, int row_blocks) {
+  return warp * row_blocks + block;
+}
+
 // The combine's send items (ll_combine.cuh): item i goes to warp slot i mod (grid * warps per
 // block), and warp w of block b takes warp slot w * grid + ll_partial_slot_block(b) (block 0, which
 // sends the weights first, takes the grid's last slot block, so the fewest items). Consecutive slots

@@ -205,13 +205,10 @@ __device__ __forceinline__ void route_row_item(const LlDispatchArgs& a, RowItem&
     it.scale |= __shfl_sync(kLlFullMask, byte, b * kLanesPerScaleBlock) << (8 * b);
 }
 
-// The first item of warp w of row block b (of `row_blocks`): w * row_blocks + b. A warp's later
-// items follow every `row_blocks * kLlWarps`, so block b takes the items congruent to b: one token's
-// parts go to consecutive blocks, one SM each, and the rows a token fans out to are stored by as
-// many SMs as it has parts, not by one block's warps (bench/NOTES.md 11.87: 57 KB of row stores
-// from one SM took 1.5 us to issue).
+// The warp's first row item (ll_row_warp_slot; bench/NOTES.md 11.87: 57 KB of row stores from one
+// SM took 1.5 us to issue, when a token's parts all went to one block's warps).
 __device__ __forceinline__ std::int64_t first_row_item_index(int row_blocks) {
-  return static_cast<std::int64_t>(threadIdx.x / 32) * row_blocks + blockIdx.x;
+  return ll_row_warp_slot(static_cast<int>(blockIdx.x), static_cast<int>(threadIdx.x / 32), row_blocks);
 }
 
 // The warp's first item, loaded and routed before the credit wait (none of it touches a peer's

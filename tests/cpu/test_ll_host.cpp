@@ -620,6 +620,31 @@ TEST(LlProtocol, PartialWarpSlotsTakeEverySlotOnceSpreadOverBlocks) {
   }
 }
 
+// The dispatch's row items (ll_dispatch_send.cuh): warp w of row block b first takes
+// ll_row_warp_slot(b, w) = w * row_blocks + b. The row blocks' warps take every slot exactly once,
+// block b's slots are those congruent to b (what its flag covers), and a token's consecutive parts
+// go to different blocks.
+TEST(LlProtocol, RowWarpSlotsTakeEverySlotOnceSpreadOverBlocks) {
+  constexpr int kWarps = 16;
+  for (int row_blocks : {1, 2, 3, 7, 112, 127, kLlMaxBlocks}) {
+    SCOPED_TRACE("row_blocks " + std::to_string(row_blocks));
+    std::vector<int> block_of(static_cast<std::size_t>(row_blocks) * kWarps, -1);
+    for (int b = 0; b < row_blocks; ++b)
+      for (int w = 0; w < kWarps; ++w) {
+        const int slot = ll_row_warp_slot(b, w, row_blocks);
+        ASSERT_GE(slot, 0);
+        ASSERT_LT(slot, row_blocks * kWarps);
+        EXPECT_EQ(block_of[static_cast<std::size_t>(slot)], -1) << "slot " << slot << " taken twice";
+        EXPECT_EQ(slot % row_blocks, b);
+        block_of[static_cast<std::size_t>(slot)] = b;
+      }
+    EXPECT_EQ(std::count(block_of.begin(), block_of.end(), -1), 0);
+    if (row_blocks > 1)
+      for (std::size_t slot = 0; slot + 1 < block_of.size(); ++slot)
+        EXPECT_NE(block_of[slot], block_of[slot + 1]) << "slot " << slot;
+  }
+}
+
 // The direct dispatch's roles: row and list blocks cover the grid once (a grid of one block does
 // both), rows keep at least 7/8 of a grid of 8 or more, no more list blocks than 64-expert shares,
 // and the list blocks' experts (j, j + L, ...) cover every expert exactly once.
