@@ -1,0 +1,2 @@
+# Session 40 call 2 (same warm H200, right after call 1; the command as given to the device tool):
+source tools/device_steps.sh; export EPCOMM_CALL_S=200; t0=$(date +%s); EPCOMM_COMMIT=7d9436d timeout 120 build-gpu/tools/epcomm-run -n 1 --timeout 100 build-gpu/tools/bench/epcomm-bench --workload ht-dsv3 --sms 24 --json $OUT/n-ht-dsv3-sms24.json > $OUT/n-ht-dsv3-sms24.txt 2>&1; echo "rc $? $(( $(date +%s)-t0 )) s"; grep -v "^\[rank 0\] #" $OUT/n-ht-dsv3-sms24.txt | tail -30; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > $OUT/machine2.txt
