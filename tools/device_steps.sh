@@ -5,6 +5,8 @@
 #   step 420                              # the build alone (device_session.sh with no step)
 #   once ll 120 shared 2 test_ll          # NAME MAX_S STEP...: skipped if NAME ran before here
 #   EPCOMM_MD_SHAPES="4:2" once md22 200 md
+#   bench build-gpu n1-ll-small "$EPCOMM_COMMIT" ll-small EPCOMM_LL_TRACE=2
+#   once ll2 50 shared 2 test_ll && keep 2_test_ll direct
 #   pack
 # A step is given at most MAX_S seconds and never more than the call has left (less a margin); one
 # cut short by that bound is not marked as run. Markers live in build-gpu/device-steps-done/, which
@@ -43,3 +45,18 @@ pack() {
   tar czf /tmp/device-steps-out.tgz -C "$OUT" . && find "$OUT" -mindepth 1 -delete &&
     mv /tmp/device-steps-out.tgz "$OUT/out.tgz"
 }
+# bench DIR NAME COMMIT WORKLOAD [VAR=VALUE...]: one rank's epcomm-bench run of DIR's build (build-gpu
+# or a side tree's) into $OUT/NAME.{json,txt}, the variables set for it; prints its CUDA-graph rows
+# (name, op, tokens, time, check) and the heads of its one-token and 128-token traces, if traced.
+bench() {
+  local dir=$1 name=$2 commit=$3 workload=$4 t0=$(date +%s)
+  shift 4
+  if [ "$(left)" -lt 15 ]; then echo "[skipped for time: $name]"; return 1; fi
+  env "$@" EPCOMM_COMMIT="$commit" timeout $(( $(left) - 8 )) "$dir/tools/epcomm-run" -n 1 --timeout 40 \
+    "$dir/tools/bench/epcomm-bench" --workload "$workload" --json "$OUT/$name.json" > "$OUT/$name.txt" 2>&1
+  echo "== $name ($commit) rc $? $(( $(date +%s) - t0 )) s"
+  grep -E 'epcomm-graph' "$OUT/$name.txt" | grep -v '#' | awk -v n="$name" '{print n, $1, $2, $4, $7, $9, $NF}'
+  grep -E '# trace rank 0 epcomm-graph (dispatch|combine) (1|128) tokens' -A3 "$OUT/$name.txt" | cut -c1-140
+}
+# keep NAME TAG: a copy of the log `shared N prog` left (it is overwritten by the next run of that step).
+keep() { cp "$OUT/shared_$1.log" "$OUT/shared_$1_$2.log"; }
