@@ -614,8 +614,9 @@ TEST(LlProtocol, PartialWarpSlotsTakeEverySlotOnceSpreadOverBlocks) {
       }
     }
     EXPECT_EQ(std::count(taken.begin(), taken.end(), 1), static_cast<std::ptrdiff_t>(grid) * kWarps);
-    for (std::size_t slot = 0; slot + 1 < taken.size(); ++slot)
-      if (grid > 1) EXPECT_NE(block_of[slot], block_of[slot + 1]) << "slot " << slot;
+    if (grid > 1)
+      for (std::size_t slot = 0; slot + 1 < block_of.size(); ++slot)
+        EXPECT_NE(block_of[slot], block_of[slot + 1]) << "slot " << slot;
     EXPECT_EQ(block_of[static_cast<std::size_t>(grid) - 1], 0);  // slot grid - 1: block 0's warp 0
   }
 }
