@@ -192,10 +192,9 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   const LlLayout& l = a.layout;
   char* ws = a.workspace;
   LlControl* mine = l.control_of(ws, kLlKindCombine);
-  const std::uint64_t seq = ll_launch_seq(mine, a.phases, a.half);
-  const int parity = static_cast<int>(seq & 1u);
-  const LlTracer tracer(a.trace, seq);
-  const std::uint8_t* masked = copy_mask(v);  // read after the credit wait's barrier, or the credits'
+  const LlLaunchSeq launch = ll_launch_seq(mine, a.phases, a.half);
+  const MaskCopy mask_copy = load_mask_copy(v);
+  const std::uint8_t* masked = mask_copy_array();  // read after the credit wait's barrier, or the credits'
   // The warp's item, and its slots from this call's own inputs (before any wait); none in a
   // send-only launch.
   const int parts = partial_parts(l);
@@ -214,6 +213,10 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   const PullSlot second = has_second ? pull_slot(a, sp.quot, mask) : PullSlot{v.num_domain_ranks};
   const bool publishes = (a.phases & kLlSend) && blockIdx.x == 0;
   const LlCreditLook look = publishes ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
+  const std::uint64_t seq = launch.value();  // once the items' loads are issued
+  const int parity = static_cast<int>(seq & 1u);
+  const LlTracer tracer(a.trace, seq);
+  store_mask_copy(v, mask_copy);  // after the items' loads are issued
   if (a.phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);

@@ -92,7 +92,7 @@ constexpr int kPlaceGroup = 64;
 // block); selections beyond T of one expert (a token naming it twice) are reported and marked
 // dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank
 // masking"), as the row blocks' routing also has it. `masked[p]`: domain rank p is masked
-// (copy_mask's, made before the credit wait).
+// (store_mask_copy's, made before the credit wait).
 template <typename Peers>
 __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t seq, const DirectRoles& roles,
                             const PlaceIds& first, const std::uint8_t* masked, const LlTracer& tracer) {
@@ -195,7 +195,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t s
 }
 
 // This call's signature and token count in every peer's dispatch control block, by row block 0
-// before its flag. `masked`: the block's copy of the mask (copy_mask).
+// before its flag. `masked`: the block's copy of the mask (store_mask_copy).
 template <typename Peers>
 __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity,
                                              const std::uint8_t* masked) {
@@ -327,7 +327,7 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
 
 // Row block b, every warp: the items block b of each source sent (warp w: what its warp w sent),
 // after that block's rows are in. Items of tokens past a source's count only clear token_rows.
-// `masked`: the block's copy of the mask (copy_mask).
+// `masked`: the block's copy of the mask (store_mask_copy).
 __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
                              const DirectRoles& roles, const std::uint8_t* masked, const std::int64_t* tokens,
                              const LlTracer& tracer) {
@@ -360,18 +360,23 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
   const DomainView& v = a.view;
   const LlLayout& l = a.layout;
   LlControl* mine = l.control_of(a.workspace, kLlKindDispatch);
-  const std::uint64_t seq = ll_launch_seq(mine, a.phases, a.half);
+  const LlLaunchSeq launch = ll_launch_seq(mine, a.phases, a.half);
   const LlCreditLook look = (a.phases & kLlSend) ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
+  const DirectRoles roles(l.num_experts);
+  const MaskCopy mask_copy = load_mask_copy(v);
+  const std::uint8_t* masked = mask_copy_array();  // read after the credit wait's barrier (or the one below)
+  // The send's first loads before anything reads the seq: their round trip and the seq's overlap.
+  const bool sends = (a.phases & kLlSend) != 0;
+  WarpMask row_mask;
+  const RowItem first = sends && roles.rows ? first_row_item(a, roles.row_blocks, row_mask) : RowItem{};
+  const PlaceIds ids = sends && roles.lists ? load_place_ids(a, 0) : PlaceIds{};
+  const std::uint64_t seq = launch.value();
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(a.trace, seq);
-  const DirectRoles roles(l.num_experts);
-  const std::uint8_t* masked = copy_mask(v);  // read after the credit wait's barrier (or the one below)
-  if (a.phases & kLlSend) {
+  if (sends) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
-    WarpMask row_mask;
-    const RowItem first = roles.rows ? first_row_item(a, roles.row_blocks, row_mask) : RowItem{};
-    const PlaceIds ids = roles.lists ? load_place_ids(a, 0) : PlaceIds{};
+    store_mask_copy(v, mask_copy);  // after the first item's or ids' loads are issued
     if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch, look)) return;
     tracer.mark(kLlTraceCredits);
     // A row block's `sent` is stamped past the block barrier that ends its stores and before its
@@ -394,6 +399,7 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     }
     ll_arrive_after_send<Peers>(mine, seq, a.half, tracer);
   } else {
+    store_mask_copy(v, mask_copy);
     tracer.mark(kLlTraceRecvEntry, entered);
     __syncthreads();  // the mask's copy is in
   }

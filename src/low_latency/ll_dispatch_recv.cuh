@@ -140,7 +140,7 @@ __device__ void scan_sources(const LlDispatchArgs& a, int parity, const SourceRo
 }
 // The same from the direct dispatch's tagged counts, without the barrier: each count read as soon
 // as its word carries this operation's tag. False when a wait for one failed (reported).
-// `masked`: the block's copy of the mask (copy_mask).
+// `masked`: the block's copy of the mask (store_mask_copy).
 __device__ bool scan_tagged_counts(const LlDispatchArgs& a, int parity, std::uint64_t seq,
                                    const SourceRows& r, const std::uint8_t* masked) {
   const LlLayout& l = a.layout;

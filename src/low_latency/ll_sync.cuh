@@ -77,8 +77,18 @@ static_assert(kLlMaxRanks % 32 == 0 && kLlMaxRanks <= 32 * 32, "a lane's word co
 // Nothing is stale: no block changes seq or issued[] before every block has read them (the last
 // block to arrive stores them), and the launch's first loads follow the wait for the kernels ahead
 // of it (pdl_entry), whose writes it then sees.
-__device__ __forceinline__ std::uint64_t ll_launch_seq(const LlControl* control, int phases, int half) {
-  return (phases & kLlSend) ? control->seq + 1 : control->issued[half];
+// Loaded at entry, read (value()) only once the launch's first loads are issued: the seq's use in
+// the load's own basic block held every later load of the warp back by its round trip (NOTES 11.89).
+struct LlLaunchSeq {
+  std::uint64_t word = 0;  // control.seq for a send phase, else issued[half]
+  bool sends = false;
+  __device__ __forceinline__ std::uint64_t value() const { return sends ? word + 1 : word; }
+};
+__device__ __forceinline__ LlLaunchSeq ll_launch_seq(const LlControl* control, int phases, int half) {
+  LlLaunchSeq s;
+  s.sends = (phases & kLlSend) != 0;
+  s.word = *(s.sends ? &control->seq : &control->issued[half]);
+  return s;
 }
 
 // Waits for the word a peer leaves at `at` tagged with operation `seq` (ll_tag_word: a combine
@@ -207,22 +217,41 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
   }
 }
 
-// The block's copy of the domain's mask in shared memory, stored by threads [0, R) at entry (no
-// peer changes it during a call) and read after the block's next barrier. A thread per rank, not a
-// loop: with the loop, the combine's entry spilled (48 B). Loaded from global memory
-// after a wait's acquire, the mask held each place and count store back by a round trip (the list
-// blocks' path, NOTES 11.62), each count of the receive's scan (NOTES 11.83), and each flag and credit.
-__device__ __forceinline__ const std::uint8_t* copy_mask(const DomainView& v) {
+// The block's copy of the domain's mask in shared memory (no peer changes the mask during a call),
+// made in two steps: load_mask_copy at entry (threads [0, R) load their rank's byte into a
+// register; a thread per rank, not a loop: with the loop the combine's entry spilled, 48 B), then
+// store_mask_copy once the entry's other loads are issued and before the barrier after which the
+// copy is read. Stored at entry, the byte's round trip stalled warp 0 before it issued its first
+// item's or ids' loads, so their round trip followed it (bench/NOTES.md 11.89). Loaded from global
+// memory after a wait's acquire, the mask held each place and count store back by a round trip
+// (the list blocks' path, NOTES 11.62), each count of the receive's scan (NOTES 11.83), and each
+// flag and credit; the copy avoids that.
+struct MaskCopy {
+  std::uint8_t masked = 0;  // this thread's rank's byte as loaded, nonzero: masked (threads [0, R))
+};
+__device__ __forceinline__ std::uint8_t* mask_copy_array() {
   __shared__ std::uint8_t masked[kLlMaxRanks];
   static_assert(kLlMaxRanks <= kLlThreads, "a thread per rank");
-  if (const int p = static_cast<int>(threadIdx.x); p < v.num_domain_ranks)
-    masked[p] = peer_masked(v, p) ? 1 : 0;
+  return masked;
+}
+__device__ __forceinline__ MaskCopy load_mask_copy(const DomainView& v) {
+  MaskCopy m;
+  // NOTE: the byte is kept as loaded (rank_masked's test, nonzero, is the readers'): a test here
+  // would wait for the load at once.
+  if (const int p = static_cast<int>(threadIdx.x); p < v.num_domain_ranks && v.masked != nullptr)
+    m.masked = v.masked[v.domain_base_rank + p];
+  return m;
+}
+// Every thread; returns the copy, to be read after the block's next barrier.
+__device__ __forceinline__ const std::uint8_t* store_mask_copy(const DomainView& v, const MaskCopy& m) {
+  std::uint8_t* masked = mask_copy_array();
+  if (const int p = static_cast<int>(threadIdx.x); p < v.num_domain_ranks) masked[p] = m.masked;
   return masked;
 }
 
 // A thread per domain peer p, masked peers skipped (as by every signal here): signal(p, c) with c
 // the LlControl of kind `kind` in p's workspace as this rank reaches it (Peers::target). `masked`,
-// when given, is the block's copy of the domain's mask (copy_mask), read instead of the view's.
+// when given, is the block's copy of the domain's mask (store_mask_copy), read instead of the view's.
 template <typename Peers, typename Signal>
 __device__ __forceinline__ void ll_for_each_peer(const DomainView& v, const LlLayout& l, char* own, int kind,
                                                  Signal signal, const std::uint8_t* masked = nullptr) {
@@ -234,7 +263,7 @@ __device__ __forceinline__ void ll_for_each_peer(const DomainView& v, const LlLa
 // Step 3, by every block once its sends are done (and, when staging locally, completed): its
 // completion, done[parity][this rank], in every peer (a block barrier first: every write of the
 // block comes before the adds; each add is a release at system scope, cumulative over them).
-// `masked`: the block's copy of the mask (copy_mask).
+// `masked`: the block's copy of the mask (store_mask_copy).
 template <typename Peers>
 __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayout& l, char* own, int kind,
                                                int parity, const std::uint8_t* masked) {
@@ -248,7 +277,7 @@ __device__ __forceinline__ void ll_signal_done(const DomainView& v, const LlLayo
 // as this rank reaches it, Peers::target): a block's own completion flag in every peer (the direct dispatch's
 // per-block flags). Call it after a block barrier: the release covers the block's writes. The flag to this
 // rank itself is released at GPU scope when peers are reached by stores: its reader reads only what this GPU
-// wrote. `masked`: the block's copy of the mask (copy_mask).
+// wrote. `masked`: the block's copy of the mask (store_mask_copy).
 template <typename Peers, typename FlagOf>
 __device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, FlagOf flag_of,
                                               std::uint64_t seq, const std::uint8_t* masked) {
@@ -268,7 +297,7 @@ __device__ __forceinline__ void ll_flag_block(const DomainView& v, char* own, Fl
 // every value read is used before it (stored to the outputs, summed, or used as an index), so
 // no write that the credit lets a sender make can reach an earlier read. A release here would
 // wait for the block's outstanding output writes (1.2-1.5 us of every kernel's tail, NOTES 11.2),
-// which nobody this credit reaches reads. `masked`: the block's copy of the mask (copy_mask).
+// which nobody this credit reaches reads. `masked`: the block's copy of the mask (store_mask_copy).
 template <typename Peers>
 __device__ __forceinline__ void ll_give_credits(const DomainView& v, const LlLayout& l, char* own, int kind,
                                                 int parity, const std::uint8_t* masked) {
@@ -326,15 +355,19 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
   constexpr bool kBlockFlags = !std::is_same_v<FlagOf, std::nullptr_t>;
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
-  const std::uint64_t seq = ll_launch_seq(mine, phases, half);
+  const LlLaunchSeq launch = ll_launch_seq(mine, phases, half);
   const LlCreditLook look = (phases & kLlSend) ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
+  const MaskCopy mask_copy = load_mask_copy(v);
+  const std::uint8_t* masked = mask_copy_array();  // read by the signals, each after a block barrier
+  // prepare's loads before anything reads the seq: their round trip and the seq's overlap.
+  if (phases & kLlSend) prepare();
+  const std::uint64_t seq = launch.value();
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(trace, seq);
-  const std::uint8_t* masked = copy_mask(v);  // read by the signals, each after a block barrier
   if (phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
-    prepare();
+    store_mask_copy(v, mask_copy);  // after prepare's loads are issued
     if (!ll_wait_credits(mine, parity, seq, v, op, look)) return;
     tracer.mark(kLlTraceCredits);
     ll_publish_signature<Peers>(v, l, own, kind, parity, sig);
@@ -352,6 +385,7 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     }
     ll_arrive_after_send<Peers>(mine, seq, half, tracer);
   } else {
+    store_mask_copy(v, mask_copy);
     tracer.mark(kLlTraceRecvEntry, entered);
   }
   if (phases & kLlRecv) {
