@@ -355,19 +355,20 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
   constexpr bool kBlockFlags = !std::is_same_v<FlagOf, std::nullptr_t>;
   const std::uint64_t entered = trace != nullptr ? ptx::globaltimer() : 0;
   LlControl* mine = l.control_of(own, kind);
-  const LlLaunchSeq launch = ll_launch_seq(mine, phases, half);
+  // NOTE: here the seq is read and the mask copied before prepare's loads are issued, unlike the
+  // direct dispatch and the pulled combine: issued ahead of them, the pushed combine's first partial
+  // rows held its credit wait back (ll-dsv3 `credits` median 4.70 us against 2.59, span +0.5 us on an
+  // H100, NOTES 11.90).
+  const std::uint64_t seq = ll_launch_seq(mine, phases, half).value();
   const LlCreditLook look = (phases & kLlSend) ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
-  const MaskCopy mask_copy = load_mask_copy(v);
-  const std::uint8_t* masked = mask_copy_array();  // read by the signals, each after a block barrier
-  // prepare's loads before anything reads the seq: their round trip and the seq's overlap.
-  if (phases & kLlSend) prepare();
-  const std::uint64_t seq = launch.value();
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(trace, seq);
+  // Read by the signals, each after a block barrier.
+  const std::uint8_t* masked = store_mask_copy(v, load_mask_copy(v));
   if (phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
-    store_mask_copy(v, mask_copy);  // after prepare's loads are issued
+    prepare();
     if (!ll_wait_credits(mine, parity, seq, v, op, look)) return;
     tracer.mark(kLlTraceCredits);
     ll_publish_signature<Peers>(v, l, own, kind, parity, sig);
@@ -385,7 +386,6 @@ __device__ __forceinline__ void ll_run_phases(const DomainView& v, const LlLayou
     }
     ll_arrive_after_send<Peers>(mine, seq, half, tracer);
   } else {
-    store_mask_copy(v, mask_copy);
     tracer.mark(kLlTraceRecvEntry, entered);
   }
   if (phases & kLlRecv) {
