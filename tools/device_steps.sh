@@ -5,6 +5,7 @@
 #   step 420                              # the build alone (device_session.sh with no step)
 #   once ll 120 shared 2 test_ll          # NAME MAX_S STEP...: skipped if NAME ran before here
 #   EPCOMM_MD_SHAPES="4:2" once md22 200 md
+#   side build-prev .dev/prev; step 220; wait   # a side tree's benchmark built beside the build
 #   bench build-gpu n1-ll-small "$EPCOMM_COMMIT" ll-small EPCOMM_LL_TRACE=2
 #   once ll2 50 shared 2 test_ll && keep 2_test_ll direct
 #   pack
@@ -60,3 +61,17 @@ bench() {
 }
 # keep NAME TAG: a copy of the log `shared N prog` left (it is overwritten by the next run of that step).
 keep() { cp "$OUT/shared_$1.log" "$OUT/shared_$1_$2.log"; }
+# side DIR SRC: in the background, configure SRC (a side tree: another commit's files, e.g. from
+# `git archive`) into DIR with EPCOMM_CMAKE_ARGS and build its benchmark and launcher there; `wait`
+# for it. $OUT/side_DIR.log (DIR's slashes as underscores) is its log and ends with its status
+# ("rc N").
+side() {
+  local dir=$1 src=$2 log="$OUT/side_${1//\//_}.log"
+  (
+    {
+      cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release $EPCOMM_CMAKE_ARGS &&
+        cmake --build "$dir" -j 4 --target epcomm-bench epcomm-run
+    } > "$log" 2>&1
+    echo "rc $?" >> "$log"
+  ) &
+}
