@@ -194,7 +194,6 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   LlControl* mine = l.control_of(ws, kLlKindCombine);
   const LlLaunchSeq launch = ll_launch_seq(mine, a.phases, a.half);
   const MaskCopy mask_copy = load_mask_copy(v);
-  const std::uint8_t* masked = mask_copy_array();  // read after the credit wait's barrier, or the credits'
   // The warp's item, and its slots from this call's own inputs (before any wait); none in a
   // send-only launch.
   const int parts = partial_parts(l);
@@ -216,7 +215,8 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   const std::uint64_t seq = launch.value();  // once the items' loads are issued
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(a.trace, seq);
-  store_mask_copy(v, mask_copy);  // after the items' loads are issued
+  // Stored after the items' loads are issued; read after the credit wait's barrier, or the credits'.
+  const std::uint8_t* masked = store_mask_copy(v, mask_copy);
   if (a.phases & kLlSend) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);

@@ -364,7 +364,6 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
   const LlCreditLook look = (a.phases & kLlSend) ? ll_look_credits(mine, v.num_domain_ranks) : LlCreditLook{};
   const DirectRoles roles(l.num_experts);
   const MaskCopy mask_copy = load_mask_copy(v);
-  const std::uint8_t* masked = mask_copy_array();  // read after the credit wait's barrier (or the one below)
   // The send's first loads before anything reads the seq: their round trip and the seq's overlap.
   const bool sends = (a.phases & kLlSend) != 0;
   WarpMask row_mask;
@@ -373,10 +372,12 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
   const std::uint64_t seq = launch.value();
   const int parity = static_cast<int>(seq & 1u);
   const LlTracer tracer(a.trace, seq);
+  // Stored after the first item's or ids' loads are issued; read after the credit wait's barrier
+  // (or the one below).
+  const std::uint8_t* masked = store_mask_copy(v, mask_copy);
   if (sends) {
     tracer.clear();
     tracer.mark(kLlTraceEntry, entered);
-    store_mask_copy(v, mask_copy);  // after the first item's or ids' loads are issued
     if (!ll_wait_credits(mine, parity, seq, v, OpId::kLlDispatch, look)) return;
     tracer.mark(kLlTraceCredits);
     // A row block's `sent` is stamped past the block barrier that ends its stores and before its
@@ -399,7 +400,6 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     }
     ll_arrive_after_send<Peers>(mine, seq, a.half, tracer);
   } else {
-    store_mask_copy(v, mask_copy);
     tracer.mark(kLlTraceRecvEntry, entered);
     __syncthreads();  // the mask's copy is in
   }

@@ -229,11 +229,6 @@ __device__ __forceinline__ void ll_publish_signature(const DomainView& v, const 
 struct MaskCopy {
   std::uint8_t masked = 0;  // this thread's rank's byte as loaded, nonzero: masked (threads [0, R))
 };
-__device__ __forceinline__ std::uint8_t* mask_copy_array() {
-  __shared__ std::uint8_t masked[kLlMaxRanks];
-  static_assert(kLlMaxRanks <= kLlThreads, "a thread per rank");
-  return masked;
-}
 __device__ __forceinline__ MaskCopy load_mask_copy(const DomainView& v) {
   MaskCopy m;
   // NOTE: the byte is kept as loaded (rank_masked's test, nonzero, is the readers'): a test here
@@ -244,7 +239,8 @@ __device__ __forceinline__ MaskCopy load_mask_copy(const DomainView& v) {
 }
 // Every thread; returns the copy, to be read after the block's next barrier.
 __device__ __forceinline__ const std::uint8_t* store_mask_copy(const DomainView& v, const MaskCopy& m) {
-  std::uint8_t* masked = mask_copy_array();
+  __shared__ std::uint8_t masked[kLlMaxRanks];
+  static_assert(kLlMaxRanks <= kLlThreads, "a thread per rank");
   if (const int p = static_cast<int>(threadIdx.x); p < v.num_domain_ranks) masked[p] = m.masked;
   return masked;
 }
