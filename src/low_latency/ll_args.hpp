@@ -153,17 +153,23 @@ EPCOMM_HD constexpr int ll_row_warp_slot(int block, int warp, int row_blocks) {
   return warp * row_blocks + block;
 }
 
-// The combine's send items (ll_combine.cuh): item i goes to warp slot i mod (grid * warps per
-// block), and warp w of block b takes warp slot w * grid + ll_partial_slot_block(b) (block 0, which
-// sends the weights first, takes the grid's last slot block, so the fewest items). Consecutive slots
-// lie in consecutive slot blocks: a token's parts are summed by as many SMs as it has parts, not by
-// one block's warps (bench/NOTES.md 11.88). For 0 <= block < grid, ll_partial_slot_block is
-// (block + grid - 1) % grid without the division (~50 instructions a warp, NOTES 11.57).
+// The combine's send items (ll_combine.cuh), taken by the partial blocks: with a grid of more than
+// one block every block but block 0, which sends the weights and whose flag every receive waits
+// for (so it takes no rows, whose loads would hold its sends back behind the others', NOTES 11.92);
+// a grid of one block takes them all. Item i goes to warp slot i mod (partial blocks * warps per
+// block), and warp w of block b takes warp slot w * partial blocks + ll_partial_slot_block(b), or
+// none (-1). Consecutive slots lie in consecutive blocks: a token's parts are summed by as many SMs
+// as it has parts, not by one block's warps (bench/NOTES.md 11.88).
+EPCOMM_HD constexpr int ll_partial_blocks(int grid) {
+  return grid > 1 ? grid - 1 : 1;
+}
+// Block `block`'s place among the partial blocks, -1 for block 0 of a grid of more than one.
 EPCOMM_HD constexpr int ll_partial_slot_block(int block, int grid) {
-  return block == 0 ? grid - 1 : block - 1;
+  return grid > 1 ? block - 1 : 0;
 }
 EPCOMM_HD constexpr int ll_partial_warp_slot(int block, int warp, int grid) {
-  return warp * grid + ll_partial_slot_block(block, grid);
+  const int slot_block = ll_partial_slot_block(block, grid);
+  return slot_block < 0 ? -1 : warp * ll_partial_blocks(grid) + slot_block;
 }
 
 // Phase-boundary timestamps (EPCOMM_LL_TRACE): with a non-null `trace`, thread 0 of every block

@@ -183,7 +183,7 @@ __device__ __forceinline__ void prefetch_partial_rows(const LlCombineArgs& a, st
 }
 
 // The warp's first item (first_partial_item()) located and its rows' loads issued, and (CUDA IPC)
-// the rows of its next item (a grid of warps later) located and asked into L2; before the credit
+// the rows of its next item (partial_item_stride() later) located and asked into L2; before the credit
 // wait with CUDA IPC (none of it needs a credit). The wait's acquire, and the weights' after it,
 // each wait for every load in flight, so the next item's loads, issued after them, started only
 // once the first item's had landed (~5 us into the kernel at `ll-dsv3`, NOTES 11.24): from L2
@@ -195,7 +195,7 @@ struct FirstPartial {
 __device__ __forceinline__ FirstPartial first_partial(const LlCombineArgs& a, bool with_next) {
   const std::int64_t item = first_partial_item();
   const std::int64_t items = a.layout.max_tokens * a.view.num_domain_ranks * partial_parts(a.layout);
-  const std::int64_t next = item + static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const std::int64_t next = item + partial_item_stride();
   FirstPartial f;
   if (item >= items) return f;
   // Both token_rows loads before the first item's ballot: one round trip for the two.
@@ -221,7 +221,7 @@ __device__ void send_partials(const LlCombineArgs& a, int parity, std::uint64_t 
   const int R = v.num_domain_ranks, me = v.domain_rank, K = l.max_topk, lane = threadIdx.x % 32;
   const int parts = partial_parts(l);
   const std::int64_t items = l.max_tokens * R * parts;
-  const std::int64_t num_warps = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const std::int64_t num_warps = partial_item_stride();
   const LlControl* mine = l.control_of(ws, kLlKindCombine);
   // Sources reached by puts whose weights signal this warp has waited for (one acquire each: an
   // acquire at system scope invalidates the SM's L1). Sources reached by stores need none: their
@@ -322,10 +322,10 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_kernel(LlCombineArgs
   ReduceAhead reduce_ahead;
   // NOTE: with a staging policy the NVSHMEM calls between prepare and the sends (signature,
   // weights) are real calls: a first item held across them spills its rows to local memory
-  // (766-818 B at c2482e6), so there it is loaded after them. Block 0 loads its first item
-  // after its weights too: its credit wait waited for those rows' loads (every block's
-  // `credits` ~5 us at 963b21c, NOTES 11.16), and every holder's first sum waits for the
-  // weights block 0 sends after that wait.
+  // (766-818 B at c2482e6), so there it is loaded after them. Block 0 takes no item unless it
+  // is the whole grid (ll_partial_blocks), and then loads its first after its weights: its credit
+  // wait waited for those rows' loads (every block's `credits` ~5 us at 963b21c, NOTES 11.16), and
+  // every holder's first sum waits for the weights block 0 sends after that wait.
   const auto prepare = [&] {
     if (blockIdx.x == 0)
       weights = load_weights_ahead(a);

@@ -84,11 +84,17 @@ __device__ __forceinline__ int4 float4_bits(const float* f) {
 // A holder's send items run token-major, sources inside: item = (t * R + s) * parts + part
 // (partial_parts). At any moment the grid writes partials both to this rank and over NVLink
 // (source-major order left NVLink idle for one half of the phase).
-// Warp w of block b first takes warp slot ll_partial_warp_slot(b, w), then every grid of warps
-// after it.
+// Warp w of block b first takes warp slot ll_partial_warp_slot(b, w), then every
+// partial_item_stride() after it; a warp of a block with no slot, kLlNoPartialItem (past any item).
+constexpr std::int64_t kLlNoPartialItem = std::int64_t{1} << 60;
 __device__ __forceinline__ std::int64_t first_partial_item() {
-  return ll_partial_warp_slot(static_cast<int>(blockIdx.x), static_cast<int>(threadIdx.x / 32),
-                              static_cast<int>(gridDim.x));
+  const int slot = ll_partial_warp_slot(static_cast<int>(blockIdx.x), static_cast<int>(threadIdx.x / 32),
+                                        static_cast<int>(gridDim.x));
+  return slot < 0 ? kLlNoPartialItem : slot;
+}
+// The warps that take send items: the partial blocks' (ll_partial_blocks).
+__device__ __forceinline__ std::int64_t partial_item_stride() {
+  return static_cast<std::int64_t>(ll_partial_blocks(static_cast<int>(gridDim.x))) * kLlWarps;
 }
 
 // Item `item` = (t * R + s) * parts + part taken apart (by the host's divisors).

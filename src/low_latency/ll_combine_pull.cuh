@@ -202,11 +202,11 @@ __global__ void __launch_bounds__(kLlThreads, 1) ll_combine_pull_kernel(LlCombin
   const LlSplit tp = ll_split(has_item ? item : 0, l.by_combine_parts);
   const WarpMask mask = (a.phases & kLlRecv) ? WarpMask::load(v) : WarpMask{};
   const PullSlot first = has_item ? pull_slot(a, tp.quot, mask) : PullSlot{v.num_domain_ranks};
-  // The warp's second item (a grid of warps later), its slots loaded beside the first's: after the
+  // The warp's second item (partial_item_stride() later), its slots loaded beside the first's: after the
   // wait both are located in one round trip, and the second's rows go into L2 while the first's
   // are summed (at ll-dsv3 on one H100 the warps with two items ended ~3 us after those with one,
   // NOTES 11.72).
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * kLlWarps;
+  const std::int64_t stride = partial_item_stride();
   const bool has_second = has_item && item + stride < a.num_tokens * parts;  // warp-uniform
   const LlSplit sp = ll_split(has_second ? item + stride : 0, l.by_combine_parts);
   const PullSlot second = has_second ? pull_slot(a, sp.quot, mask) : PullSlot{v.num_domain_ranks};

@@ -26,9 +26,9 @@ __device__ __forceinline__ std::int64_t first_reduce_item() {
 //  - kBySendSlot false (every block waits for the whole grid of every source): index i is item
 //    (i / parts, i % parts), from first_reduce_item(), a grid of warps apart, below T * parts;
 //  - kBySendSlot true (block b waits only for block b of every source, ll_combine.cuh): index i is
-//    the combine's send item (t, s, part) (partial_at), from first_partial_item(), a grid of warps
-//    apart, taken only where its owner s is this rank: so each partial block b sums was written by
-//    block b of its holder, as every rank runs the same grid.
+//    the combine's send item (t, s, part) (partial_at), from first_partial_item(), the partial
+//    blocks' warps apart (partial_item_stride), taken only where its owner s is this rank: so each partial
+//    block b sums was written by block b of its holder, as every rank runs the same grid.
 // T is this call's token count; every index is warp-uniform.
 template <bool kBySendSlot>
 struct ReduceWalk {
@@ -36,7 +36,7 @@ struct ReduceWalk {
   std::int64_t stride;
   __device__ explicit ReduceWalk(const LlCombineArgs& a)
       : end(a.num_tokens * partial_parts(a.layout) * (kBySendSlot ? a.view.num_domain_ranks : 1)),
-        stride(static_cast<std::int64_t>(gridDim.x) * kLlWarps) {}
+        stride(kBySendSlot ? partial_item_stride() : static_cast<std::int64_t>(gridDim.x) * kLlWarps) {}
   // The first of the warp's indices at or after i (i being one of its indices or `end`): i itself
   // unless it is another owner's; `end` when none is left.
   __device__ __forceinline__ std::int64_t own(const LlCombineArgs& a, std::int64_t i) const {

@@ -590,34 +590,40 @@ TEST(LlProtocol, DirectPlacesAndPartMasksRoundTrip) {
 }
 
 // The combine's send items (ll_combine.cuh, first_partial_item): warp w of block b takes warp slot
-// ll_partial_warp_slot(b, w) = w * grid + ll_partial_slot_block(b). The grid's warps take every
-// warp slot exactly once; block 0, which sends the weights first, takes the grid's last slot block
-// (block b > 0 the slots of block b - 1); and consecutive slots (a token's consecutive parts) go
-// to different blocks.
+// ll_partial_warp_slot(b, w) = w * ll_partial_blocks + ll_partial_slot_block(b). With a grid of more
+// than one block, block 0 (which sends the weights) takes none and blocks 1.. take every slot exactly
+// once (block b the slots of place b - 1); a grid of one block takes them all; consecutive slots (a
+// token's consecutive parts) go to different blocks.
 TEST(LlProtocol, PartialWarpSlotsTakeEverySlotOnceSpreadOverBlocks) {
   constexpr int kWarps = 16;
   for (int grid : {1, 2, 3, 5, 64, 132, kLlMaxBlocks}) {
     SCOPED_TRACE("grid " + std::to_string(grid));
-    std::vector<int> taken(static_cast<std::size_t>(grid) * kWarps, 0);
+    const int partial_blocks = ll_partial_blocks(grid);
+    EXPECT_EQ(partial_blocks, grid > 1 ? grid - 1 : 1);
+    std::vector<int> taken(static_cast<std::size_t>(partial_blocks) * kWarps, 0);
     std::vector<int> block_of(taken.size(), -1);
     for (int b = 0; b < grid; ++b) {
       const int slot_block = ll_partial_slot_block(b, grid);
-      ASSERT_GE(slot_block, 0);
-      ASSERT_LT(slot_block, grid);
-      EXPECT_EQ(slot_block, b == 0 ? grid - 1 : b - 1);
+      EXPECT_EQ(slot_block, grid > 1 ? b - 1 : 0);
       for (int w = 0; w < kWarps; ++w) {
         const int slot = ll_partial_warp_slot(b, w, grid);
+        if (slot_block < 0) {
+          EXPECT_EQ(slot, -1) << "block 0 of a grid of " << grid << " takes no item";
+          continue;
+        }
         ASSERT_GE(slot, 0);
-        ASSERT_LT(slot, grid * kWarps);
+        ASSERT_LT(slot, partial_blocks * kWarps);
+        EXPECT_EQ(slot % partial_blocks, slot_block);
         ++taken[static_cast<std::size_t>(slot)];
         block_of[static_cast<std::size_t>(slot)] = b;
       }
     }
-    EXPECT_EQ(std::count(taken.begin(), taken.end(), 1), static_cast<std::ptrdiff_t>(grid) * kWarps);
-    if (grid > 1)
+    EXPECT_EQ(std::count(taken.begin(), taken.end(), 1),
+              static_cast<std::ptrdiff_t>(partial_blocks) * kWarps);
+    if (partial_blocks > 1)
       for (std::size_t slot = 0; slot + 1 < block_of.size(); ++slot)
         EXPECT_NE(block_of[slot], block_of[slot + 1]) << "slot " << slot;
-    EXPECT_EQ(block_of[static_cast<std::size_t>(grid) - 1], 0);  // slot grid - 1: block 0's warp 0
+    EXPECT_EQ(std::count(block_of.begin(), block_of.end(), 0), grid > 1 ? 0 : kWarps);
   }
 }
 
