@@ -242,88 +242,6 @@ __device__ __forceinline__ void publish_call(const LlDispatchArgs& a, int parity
       masked);
 }
 
-// An item's loads, as the receive issues them all before it uses any (one round trip): the part's
-// slot mask (a mask left by an earlier operation names no slot), this lane's slot's tagged place,
-// the piece, and the part's scale word (UE8M0 one word, lane 0; else one per 128 channels, lanes
-// 0-3).
-struct ItemLoads {
-  std::uint64_t mask = 0;
-  std::uint64_t place_word = 0;  // lane < num_topk, else 0
-  int4 data[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
-  std::uint32_t scale = 0;
-};
-__device__ __forceinline__ bool item_piece_valid(const LlDispatchArgs& a, int part) {
-  return static_cast<std::int64_t>(part) * kPartChannels + (threadIdx.x % 32) * kChannelsPerLane <
-         a.layout.hidden;
-}
-__device__ __forceinline__ int item_scale_word(const LlDispatchArgs& a, int part) {
-  return (a.use_ue8m0 ? part : part * (kPartChannels / kLlScaleBlock)) + static_cast<int>(threadIdx.x % 32);
-}
-__device__ __forceinline__ bool item_has_scale_word(const LlDispatchArgs& a, int part) {
-  const LlLayout& l = a.layout;
-  const int words = a.use_ue8m0 ? l.num_scale_words : l.num_scales;
-  const int part_words = !a.use_fp8 ? 0 : a.use_ue8m0 ? 1 : kPartChannels / kLlScaleBlock;
-  return static_cast<int>(threadIdx.x % 32) < part_words && item_scale_word(a, part) < words;
-}
-__device__ __forceinline__ ItemLoads load_item(const LlDispatchArgs& a, int parity, int s, int t, int part) {
-  const LlLayout& l = a.layout;
-  void* ws = a.workspace;
-  const int lane = threadIdx.x % 32;
-  ItemLoads got;
-  got.mask = l.part_mask(ws, parity, s, t)[part];
-  if (lane < a.num_topk) got.place_word = ptx::ld_relaxed_sys(l.tagged_place(ws, parity, s, t) + lane);
-  if (item_piece_valid(a, part)) {
-    const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
-    const auto* src =
-        reinterpret_cast<const int4*>(l.staging_x(ws, parity, s, t) + (a.use_fp8 ? c0 : c0 * 2));
-    got.data[0] = ptx::ld_v4(src);
-    if (!a.use_fp8) got.data[1] = ptx::ld_v4(src + 1);
-  }
-  if (item_has_scale_word(a, part)) got.scale = l.staging_scales(ws, parity, s, t)[item_scale_word(a, part)];
-  return got;
-}
-
-// The warp's first item of the first unmasked source, loaded before the receive's barrier (NOTES
-// 11.95): once lane 0 has seen this block's flag from that source (a few polls, not a wait:
-// wait_and_scan waits for it, and reports), the piece, mask and scale are loaded then, so their
-// round trip runs beside the counts' scan instead of after its barrier. `s` is -1 when nothing was
-// loaded. The place, stored by a list block and not covered by the flag, is loaded again before
-// the barrier if the first word had not landed (reload_early_place).
-struct EarlyItem {
-  int s = -1;
-  ItemLoads got;
-};
-constexpr int kEarlyFlagPolls = 4;
-__device__ __forceinline__ EarlyItem load_early_item(const LlDispatchArgs& a, int parity, std::uint64_t seq,
-                                                     const DirectRoles& roles, const std::uint8_t* masked) {
-  EarlyItem e;
-  const LlLayout& l = a.layout;
-  const std::int64_t item = first_row_item_index(roles.row_blocks);
-  if (!roles.rows || item >= l.max_tokens * l.num_parts) return e;
-  int s = 0;
-  while (s < a.view.num_domain_ranks && masked[s] != 0) ++s;
-  if (s == a.view.num_domain_ranks) return e;
-  bool seen = false;
-  if (threadIdx.x % 32 == 0) {
-    const std::uint64_t* flag = l.rows_done(a.workspace, parity, s, static_cast<int>(blockIdx.x));
-    for (int i = 0; i < kEarlyFlagPolls && !seen; ++i) seen = ptx::ld_acquire_sys(flag) >= seq;
-  }
-  __syncwarp();  // lane 0's acquire orders the warp's loads below
-  if (!__shfl_sync(kLlFullMask, seen, 0)) return e;
-  const LlSplit tp = ll_split(item, l.by_parts);
-  e.s = s;
-  e.got = load_item(a, parity, s, tp.quot, tp.rem);
-  return e;
-}
-// Before the receive's barrier: the early item's place loaded again where its word had not landed.
-__device__ __forceinline__ void reload_early_place(const LlDispatchArgs& a, int parity, std::uint64_t seq,
-                                                   const DirectRoles& roles, EarlyItem& e) {
-  const int lane = threadIdx.x % 32;
-  if (e.s < 0 || lane >= a.num_topk || ll_word_is_of(e.got.place_word, seq)) return;
-  const LlSplit tp = ll_split(first_row_item_index(roles.row_blocks), a.layout.by_parts);
-  e.got.place_word = ptx::ld_relaxed_sys(a.layout.tagged_place(a.workspace, parity, e.s, tp.quot) + lane);
-}
-
 // Every thread of the block, at once: the waits for what this block's receive reads, and the scan
 // of the counts (scan_tagged_counts, threads from the first) while they wait. The waits take the
 // block's last threads, w = kLlThreads - 1 - thread: w < R waits for block 0's flag of source w,
@@ -333,7 +251,7 @@ __device__ __forceinline__ void reload_early_place(const LlDispatchArgs& a, int 
 // failed or a signature differed; else the statistics are added.
 __device__ bool wait_and_scan(const LlDispatchArgs& a, int parity, std::uint64_t seq,
                               const DirectRoles& roles, const std::uint8_t* masked, std::int64_t* tokens,
-                              const SourceRows& r, EarlyItem& early) {
+                              const SourceRows& r) {
   const DomainView& v = a.view;
   const LlControl* mine = a.layout.control_of(a.workspace, kLlKindDispatch);
   const int R = v.num_domain_ranks;
@@ -357,34 +275,41 @@ __device__ bool wait_and_scan(const LlDispatchArgs& a, int parity, std::uint64_t
         CounterId::kRowsArrived, v.domain_base_rank + s);
   }
   const bool scanned = scan_tagged_counts(a, parity, seq, r, masked);
-  reload_early_place(a, parity, seq, roles, early);
   const bool all = __syncthreads_and(ok && scanned);
   if (all) add_scan_stats(a, r);
   return all;
 }
 
-// The whole warp: item (t, part) of source s as block b of s sent it (its loads in `got`, issued
-// by load_item), copied into each row of this rank its part mask names; for part 0 also src_info
-// and the token's token_rows (every slot). Each slot's place is read by its tag: waited for only
-// when the word loaded has not landed yet (the piece and the mask came before block b's flag,
-// which was seen). The trace's item-ready is stamped before the stores when `first` (the warp's
-// first item).
+// The whole warp: item (t, part) of source s as block b of s sent it, copied into each row of this
+// rank its part mask names; for part 0 also src_info and the token's token_rows (every slot).
+// Each slot's place is read by its tag: loaded beside the mask and the piece, waited for only when
+// it has not landed yet (the piece and the mask came before block b's flag, which was seen).
+// The trace's item-ready is stamped before the stores when `first` (the warp's first item).
 __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
-                             int s, int t, int part, const ItemLoads& got, const LlTracer& tracer,
-                             bool first) {
+                             int s, int t, int part, const LlTracer& tracer, bool first) {
   const LlLayout& l = a.layout;
   void* ws = a.workspace;
   const int lane = threadIdx.x % 32, R = a.view.num_domain_ranks;
+  // Every load first: the mask, the slots' places, the piece and its scales (one round trip). A
+  // mask left by an earlier operation (the token was not sent here this time) names no slot.
+  const std::uint64_t mask = l.part_mask(ws, parity, s, t)[part];
   const std::uint64_t* place_at = l.tagged_place(ws, parity, s, t) + lane;
-  std::uint64_t place_word = got.place_word;
+  std::uint64_t place_word = lane < a.num_topk ? ptx::ld_relaxed_sys(place_at) : 0;
   const std::int64_t c0 = static_cast<std::int64_t>(part) * kPartChannels + lane * kChannelsPerLane;
-  const bool valid = item_piece_valid(a, part);
+  const bool valid = c0 < l.hidden;
+  const char* row = l.staging_x(ws, parity, s, t);
+  int4 data[2] = {make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
+  if (valid) {
+    const auto* src = reinterpret_cast<const int4*>(row + (a.use_fp8 ? c0 : c0 * 2));
+    data[0] = ptx::ld_v4(src);
+    if (!a.use_fp8) data[1] = ptx::ld_v4(src + 1);
+  }
+  // The part's scale words: UE8M0 one word (lane 0), else one per 128 channels (lanes 0-3).
   const int words = a.use_ue8m0 ? l.num_scale_words : l.num_scales;
-  const int word = item_scale_word(a, part);
-  const bool has_word = item_has_scale_word(a, part);
-  const int4* data = got.data;
-  const std::uint32_t scale = got.scale;
-  const std::uint64_t mask = got.mask;
+  const int part_words = !a.use_fp8 ? 0 : a.use_ue8m0 ? 1 : kPartChannels / kLlScaleBlock;
+  const int word = (a.use_ue8m0 ? part : part * (kPartChannels / kLlScaleBlock)) + lane;
+  const bool has_word = lane < part_words && word < words;
+  const std::uint32_t scale = has_word ? l.staging_scales(ws, parity, s, t)[word] : 0u;
   unsigned slots = ll_part_slots(mask, seq);
   if (lane < a.num_topk && (slots >> lane & 1u) != 0 && !ll_word_is_of(place_word, seq)) {
     std::uint64_t polled_ns = 0;
@@ -438,7 +363,7 @@ __device__ void receive_item(const LlDispatchArgs& a, int parity, std::uint64_t 
 // `masked`: the block's copy of the mask (store_mask_copy).
 __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t seq, const SourceRows& r,
                              const DirectRoles& roles, const std::uint8_t* masked, const std::int64_t* tokens,
-                             const EarlyItem& early, const LlTracer& tracer) {
+                             const LlTracer& tracer) {
   bool first = true;
   const LlLayout& l = a.layout;
   const int parts = l.num_parts;
@@ -449,9 +374,7 @@ __device__ void receive_rows(const LlDispatchArgs& a, int parity, std::uint64_t 
     for (std::int64_t item = first_row_item_index(roles.row_blocks); item < items; item += num_warps) {
       const LlSplit tp = ll_split(item, l.by_parts);
       if (tp.quot < tokens[s]) {
-        const bool loaded = s == early.s && item == first_row_item_index(roles.row_blocks);  // warp-uniform
-        receive_item(a, parity, seq, r, s, tp.quot, tp.rem,
-                     loaded ? early.got : load_item(a, parity, s, tp.quot, tp.rem), tracer, first);
+        receive_item(a, parity, seq, r, s, tp.quot, tp.rem, tracer, first);
         first = false;
       } else if (tp.rem == 0 && threadIdx.x % 32 < l.max_topk) {
         l.token_rows(a.workspace, a.half,
@@ -517,10 +440,9 @@ __device__ void ll_dispatch_direct(const LlDispatchArgs& a, std::int32_t* smem) 
     // NOTE: as in ll_run_phases, the credits are given even when a wait failed or a signature
     // differed (nothing is read from the staging then).
     const SourceRows r{smem, smem + l.num_local_experts * v.num_domain_ranks};
-    EarlyItem early = load_early_item(a, parity, seq, roles, masked);
-    if (wait_and_scan(a, parity, seq, roles, masked, tokens, r, early)) {
+    if (wait_and_scan(a, parity, seq, roles, masked, tokens, r)) {
       tracer.mark(kLlTraceDoneSeen);
-      if (roles.rows) receive_rows(a, parity, seq, r, roles, masked, tokens, early, tracer);
+      if (roles.rows) receive_rows(a, parity, seq, r, roles, masked, tokens, tracer);
     }
     tracer.mark(kLlTraceReceived);
     ll_give_credits<Peers>(v, l, a.workspace, kLlKindDispatch, parity, masked);
