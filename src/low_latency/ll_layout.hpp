@@ -301,12 +301,7 @@ struct LlLayout {
   }
 
   // ---- this rank's outputs of host half `half` ----
-  // A select of two fixed fields, not outputs[half]: a kernel parameter indexed by a register is
-  // an LDC the compiler reloads at each use, in the dispatch's receive before every row's store
-  // (NOTES 11.93); fixed fields are uniform loads it keeps.
-  EPCOMM_HD char* output_block(void* ws, int half) const {
-    return base(ws) + (half != 0 ? outputs[1] : outputs[0]);
-  }
+  EPCOMM_HD char* output_block(void* ws, int half) const { return base(ws) + outputs[half]; }
   EPCOMM_HD std::uint8_t* recv_x(void* ws, int half) const {
     return reinterpret_cast<std::uint8_t*>(output_block(ws, half) + out_recv_x);
   }
@@ -334,7 +329,7 @@ struct LlLayout {
     return reinterpret_cast<std::uint16_t*>(output_block(ws, half) + out_combine);
   }
   EPCOMM_HD std::uint16_t* zero_copy_y(void* ws, int half) const {
-    return reinterpret_cast<std::uint16_t*>(base(ws) + (half != 0 ? combine_y[1] : combine_y[0]));  // as output_block
+    return reinterpret_cast<std::uint16_t*>(base(ws) + combine_y[half]);
   }
 };
 
