@@ -81,7 +81,6 @@ __device__ __forceinline__ PlaceIds load_place_ids(const LlDispatchArgs& a, int 
 
 // Experts whose places one pass over the top-k ids takes (bounds the shared table below).
 constexpr int kPlaceGroup = 64;
-static_assert(kPlaceGroup <= kLlThreads, "a thread per expert of a group");
 
 // A list block's pass: the places of its experts' selections and their counts, in the holders.
 // Places follow the ids' order (token, then slot: the reference's row order), whatever the grid:
@@ -116,67 +115,27 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t s
   for (int g0 = 0; g0 < mine; g0 += kPlaceGroup) {
     const int group = min(kPlaceGroup, mine - g0);  // experts j + (g0 + k) * L, k < group
     if (static_cast<int>(threadIdx.x) < group) filled[threadIdx.x] = 0;
-    // Thread k < group: expert k's count word in its holder (null: masked), found before the pass.
-    std::uint64_t* count_at = nullptr;
-    if (static_cast<int>(threadIdx.x) < group) {
-      const int e = j + (g0 + static_cast<int>(threadIdx.x)) * L;
-      const int holder = l.by_local_experts.divide(e);
-      if (masked[holder] == 0)
-        count_at = &l.tagged_count(Peers::target(v, a.workspace, holder), parity, me)[e];
-    }
     for (int base = 0; base < n; base += kLlThreads * kPlaceSpan) {
       const PlaceIds ids = base == 0 && g0 == 0 ? first : load_place_ids(a, base);
       for (int c = threadIdx.x; c < kPlaceGroup * (kCells + 1); c += blockDim.x) (&hits[0][0])[c] = 0;
       __syncthreads();         // the table is clear (and `filled` set) before any count goes in
       int k[kPlaceSpan];       // the id's expert within the group, or -1
       int before[kPlaceSpan];  // the lanes before it in its warp with the same expert
-      bool invalid = false;    // an id of this thread outside [-1, E)
-      // Every id's expert first, with no branch between them: the divisions of the four spans
-      // overlap (with the report inside, each span was its own basic block, one after another).
 #pragma unroll
       for (int u = 0; u < kPlaceSpan; ++u) {
+        const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
         const std::int64_t e = ids.id[u];
-        invalid |= e < -1 || e >= l.num_experts;
+        if ((e < -1 || e >= l.num_experts) && j == 0 && g0 == 0)
+          report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
+                         -1, e, i / a.num_topk);
         k[u] = -1;
         if (e >= j && e < l.num_experts) {
           const LlSplit q = ll_split(static_cast<std::int64_t>(e - j), L);
           if (q.rem == 0 && q.quot >= g0 && q.quot - g0 < group) k[u] = q.quot - g0;
         }
-      }
-      if (invalid && j == 0 && g0 == 0) {
-#pragma unroll
-        for (int u = 0; u < kPlaceSpan; ++u) {
-          const std::int64_t e = ids.id[u];
-          if (e < -1 || e >= l.num_experts)
-            report_failure(v.status, StatusCode::kInvalidExpert, OpId::kLlDispatch, CounterId::kNone, v.rank,
-                           -1, e, (base + u * kLlThreads + static_cast<int>(threadIdx.x)) / a.num_topk);
-        }
-      }
-      // A span none of whose ids in this warp is the group's needs no match (at a few tokens, all but
-      // one: a warp vote instead of a match per span).
-#pragma unroll
-      for (int u = 0; u < kPlaceSpan; ++u) {
-        before[u] = 0;
-        if (__any_sync(kLlFullMask, k[u] >= 0)) {
-          const unsigned same = __match_any_sync(kLlFullMask, k[u]);
-          before[u] = __popc(same & lanes_before);
-          if (k[u] >= 0 && before[u] == 0) hits[k[u]][u * kLlWarps + warp] = __popc(same);
-        }
-      }
-      // Each place's word in its holder, before the barriers: the holder's mask byte and workspace
-      // (a kernel parameter indexed by the holder: a constant-cache miss on a list block's SM) are
-      // read while the prefix runs, not after it. Null: none (not the group's, or masked).
-      // Every span's holder is read, the group's first expert's where the id is not the group's, so
-      // the four reads go out together (none behind a branch).
-      std::uint64_t* at[kPlaceSpan];
-#pragma unroll
-      for (int u = 0; u < kPlaceSpan; ++u) {
-        const int holder = l.by_local_experts.divide(j + (g0 + max(k[u], 0)) * L);
-        const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
-        const int t = i / a.num_topk;
-        char* target = Peers::target(v, a.workspace, holder);
-        at[u] = k[u] >= 0 && masked[holder] == 0 ? &l.tagged_place(target, parity, me, t)[i - t * a.num_topk]
-                                                 : nullptr;
+        const unsigned same = __match_any_sync(kLlFullMask, k[u]);
+        before[u] = __popc(same & lanes_before);
+        if (k[u] >= 0 && before[u] == 0) hits[k[u]][u * kLlWarps + warp] = __popc(same);
       }
       __syncthreads();  // the round's counts are in
       if (g0 == 0 && base == 0) tracer.mark(kLlTraceListBinned);
@@ -199,29 +158,37 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t s
       __syncthreads();  // every (u, warp) entry holds the places before it
 #pragma unroll
       for (int u = 0; u < kPlaceSpan; ++u) {
-        if (at[u] == nullptr) continue;
+        if (k[u] < 0) continue;
         const int e = j + (g0 + k[u]) * L;
         const int holder = l.by_local_experts.divide(e);
+        if (masked[holder] != 0) continue;
+        const int i = base + u * kLlThreads + static_cast<int>(threadIdx.x);
+        const int t = i / a.num_topk;
         const std::int32_t place = hits[k[u]][u * kLlWarps + warp] + before[u];
         // A selection past T (reported below) is marked dropped: the receive skips it.
         const std::int32_t packed =
             place < l.max_tokens ? ll_pack_place(e - holder * l.num_local_experts, place) : kLlDroppedPlace;
-        ptx::st_relaxed_sys(at[u], ll_tag_word(static_cast<std::uint32_t>(packed), seq));
+        ptx::st_relaxed_sys(
+            &l.tagged_place(Peers::target(v, a.workspace, holder), parity, me, t)[i - t * a.num_topk],
+            ll_tag_word(static_cast<std::uint32_t>(packed), seq));
       }
       __syncthreads();  // the table is read before the next round clears it
       if (g0 == 0 && base == 0) tracer.mark(kLlTraceListPlaced);
     }
-    if (count_at != nullptr) {
-      std::int32_t n_e = filled[threadIdx.x];
+    for (int k = threadIdx.x; k < group; k += blockDim.x) {
+      const int e = j + (g0 + k) * L;
+      const int holder = l.by_local_experts.divide(e);
+      if (masked[holder] != 0) continue;
+      std::int32_t n_e = filled[k];
       if (n_e > l.max_tokens) {
         // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
         // them. The extra rows are dropped, never written out of bounds.
-        const int holder = l.by_local_experts.divide(j + (g0 + static_cast<int>(threadIdx.x)) * L);
         report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
                        holder, l.max_tokens, n_e);
         n_e = static_cast<std::int32_t>(l.max_tokens);
       }
-      ptx::st_relaxed_sys(count_at, ll_tag_word(static_cast<std::uint32_t>(n_e), seq));
+      ptx::st_relaxed_sys(&l.tagged_count(Peers::target(v, a.workspace, holder), parity, me)[e],
+                          ll_tag_word(static_cast<std::uint32_t>(n_e), seq));
     }
     __syncthreads();  // `filled` is read before the next group resets it
   }
