@@ -14,11 +14,9 @@
 //  - A list block takes experts j, j + L, ... (j: its index among the list blocks). For each
 //    (token t, slot k) naming such an expert e, it takes the next place in e's list in the ids'
 //    order (token, then slot: the reference's row order; send_places) and stores it with the
-//    local expert (ll_pack_place) at tagged_place[p][this rank][t][k] in e's holder; each
-//    expert's count goes to tagged_count[p][this rank][e] there first, as soon as the pass's last
-//    prefix knows it (the receive's scan waits for the counts; it reads each place by its tag).
-//    Each is an 8-byte word tagged with the operation (ll_tag_word), stored relaxed at system
-//    scope: no fence, no signal.
+//    local expert (ll_pack_place) at tagged_place[p][this rank][t][k] in e's holder; then each
+//    expert's count at tagged_count[p][this rank][e] there. Each is an 8-byte word tagged with
+//    the operation (ll_tag_word), stored relaxed at system scope: no fence, no signal.
 //  - Row block 0 also stores this call's signature and token count in every peer before its flag
 //    (whose release covers them).
 // Receive, every block, at once (wait_and_scan): wait for block 0's flag of every source s
@@ -84,37 +82,17 @@ __device__ __forceinline__ PlaceIds load_place_ids(const LlDispatchArgs& a, int 
 // Experts whose places one pass over the top-k ids takes (bounds the shared table below).
 constexpr int kPlaceGroup = 64;
 
-// Expert e's count of selections from this rank, n_e, tagged with the operation, in e's holder
-// (none to a masked holder). More than T selections (only a token naming e twice makes them) are
-// reported and clamped: the extra rows are dropped, never written out of bounds.
-template <typename Peers>
-__device__ __forceinline__ void store_count(const LlDispatchArgs& a, int parity, std::uint64_t seq, int e,
-                                            std::int32_t n_e, const std::uint8_t* masked) {
-  const LlLayout& l = a.layout;
-  const DomainView& v = a.view;
-  const int holder = l.by_local_experts.divide(e);
-  if (masked[holder] != 0) return;
-  if (n_e > l.max_tokens) {
-    report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank, holder,
-                   l.max_tokens, n_e);
-    n_e = static_cast<std::int32_t>(l.max_tokens);
-  }
-  ptx::st_relaxed_sys(&l.tagged_count(Peers::target(v, a.workspace, holder), parity, v.domain_rank)[e],
-                      ll_tag_word(static_cast<std::uint32_t>(n_e), seq));
-}
-
 // A list block's pass: the places of its experts' selections and their counts, in the holders.
 // Places follow the ids' order (token, then slot: the reference's row order), whatever the grid:
 // per round (kPlaceSpan ids a thread, id i = base + u * threads + thread), an id's place is its
 // expert's selections in earlier rounds, plus those of the round before it in (u, warp, lane)
 // order: the lanes before it with the same expert (__match_any_sync), and a per-expert prefix over
 // the round's (u, warp) counts. No atomics, three block barriers a round, and a cost that does not
-// grow with the experts of the group. The last round's prefix also gives each expert's count, which
-// its warp stores at once (store_count), ahead of the round's places. Entries outside [-1, E) are reported
-// (by the first list block); selections beyond T of one expert (a token naming it twice) are reported and
-// marked dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank masking"),
-// as the row blocks' routing also has it. `masked[p]`: domain rank p is masked (store_mask_copy's, made
-// before the credit wait).
+// grow with the experts of the group. Entries outside [-1, E) are reported (by the first list
+// block); selections beyond T of one expert (a token naming it twice) are reported and marked
+// dropped (-1). A masked holder gets nothing: its experts' slots behave as -1 (SPEC "Rank
+// masking"), as the row blocks' routing also has it. `masked[p]`: domain rank p is masked
+// (store_mask_copy's, made before the credit wait).
 template <typename Peers>
 __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t seq, const DirectRoles& roles,
                             const PlaceIds& first, const std::uint8_t* masked, const LlTracer& tracer) {
@@ -137,9 +115,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t s
   for (int g0 = 0; g0 < mine; g0 += kPlaceGroup) {
     const int group = min(kPlaceGroup, mine - g0);  // experts j + (g0 + k) * L, k < group
     if (static_cast<int>(threadIdx.x) < group) filled[threadIdx.x] = 0;
-    // At least one round, so that a call of no tokens stores its counts (0).
-    for (int base = 0; base == 0 || base < n; base += kLlThreads * kPlaceSpan) {
-      const bool last_round = base + kLlThreads * kPlaceSpan >= n;
+    for (int base = 0; base < n; base += kLlThreads * kPlaceSpan) {
       const PlaceIds ids = base == 0 && g0 == 0 ? first : load_place_ids(a, base);
       for (int c = threadIdx.x; c < kPlaceGroup * (kCells + 1); c += blockDim.x) (&hits[0][0])[c] = 0;
       __syncthreads();         // the table is clear (and `filled` set) before any count goes in
@@ -177,11 +153,7 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t s
         hits[kk][2 * lane] = before_cells;
         hits[kk][2 * lane + 1] = before_cells + c0;
         __syncwarp();  // every lane has read filled[kk]
-        if (lane == 31) {
-          filled[kk] = before_cells + c0 + c1;
-          if (last_round)
-            store_count<Peers>(a, parity, seq, j + (g0 + kk) * L, before_cells + c0 + c1, masked);
-        }
+        if (lane == 31) filled[kk] = before_cells + c0 + c1;
       }
       __syncthreads();  // every (u, warp) entry holds the places before it
 #pragma unroll
@@ -203,7 +175,22 @@ __device__ void send_places(const LlDispatchArgs& a, int parity, std::uint64_t s
       __syncthreads();  // the table is read before the next round clears it
       if (g0 == 0 && base == 0) tracer.mark(kLlTraceListPlaced);
     }
-    // `filled` was last read before the round's final barrier: the next group may reset it.
+    for (int k = threadIdx.x; k < group; k += blockDim.x) {
+      const int e = j + (g0 + k) * L;
+      const int holder = l.by_local_experts.divide(e);
+      if (masked[holder] != 0) continue;
+      std::int32_t n_e = filled[k];
+      if (n_e > l.max_tokens) {
+        // NOTE: a source owns T rows of each expert; only a token naming an expert twice can exceed
+        // them. The extra rows are dropped, never written out of bounds.
+        report_failure(v.status, StatusCode::kRegionTooSmall, OpId::kLlDispatch, CounterId::kNone, v.rank,
+                       holder, l.max_tokens, n_e);
+        n_e = static_cast<std::int32_t>(l.max_tokens);
+      }
+      ptx::st_relaxed_sys(&l.tagged_count(Peers::target(v, a.workspace, holder), parity, me)[e],
+                          ll_tag_word(static_cast<std::uint32_t>(n_e), seq));
+    }
+    __syncthreads();  // `filled` is read before the next group resets it
   }
 }
 
