@@ -46,18 +46,25 @@ pack() {
   tar czf /tmp/device-steps-out.tgz -C "$OUT" . && find "$OUT" -mindepth 1 -delete &&
     mv /tmp/device-steps-out.tgz "$OUT/out.tgz"
 }
-# bench DIR NAME COMMIT WORKLOAD [VAR=VALUE...]: one rank's epcomm-bench run of DIR's build (build-gpu
-# or a side tree's) into $OUT/NAME.{json,txt}, the variables set for it; prints its CUDA-graph rows
-# (name, op, tokens, time, check) and the heads of its one-token and 128-token traces, if traced.
+# bench DIR NAME COMMIT "WORKLOAD [FLAG...]" [VAR=VALUE...]: one rank's epcomm-bench run of DIR's build
+# (build-gpu or a side tree's) into $OUT/NAME.{json,txt}, the flags passed and the variables set for
+# it; prints its CUDA-graph rows (name, op, tokens, time, check) and the heads of its one-token and
+# 128-token traces, if traced; for a workload with no graph rows (high-throughput), its table's tail.
+# Example: bench build-gpu n-ht-dsv3-sms24 "$EPCOMM_COMMIT" "ht-dsv3 --sms 24" EPCOMM_HT_TRACE=1
 bench() {
-  local dir=$1 name=$2 commit=$3 workload=$4 t0=$(date +%s)
+  local dir=$1 name=$2 commit=$3 t0=$(date +%s) workload
+  read -ra workload <<< "$4"
   shift 4
   if [ "$(left)" -lt 15 ]; then echo "[skipped for time: $name]"; return 1; fi
-  env "$@" EPCOMM_COMMIT="$commit" timeout $(( $(left) - 8 )) "$dir/tools/epcomm-run" -n 1 --timeout 40 \
-    "$dir/tools/bench/epcomm-bench" --workload "$workload" --json "$OUT/$name.json" > "$OUT/$name.txt" 2>&1
+  env "$@" EPCOMM_COMMIT="$commit" timeout $(( $(left) - 8 )) "$dir/tools/epcomm-run" -n 1 --timeout 50 \
+    "$dir/tools/bench/epcomm-bench" --workload "${workload[@]}" --json "$OUT/$name.json" > "$OUT/$name.txt" 2>&1
   echo "== $name ($commit) rc $? $(( $(date +%s) - t0 )) s"
-  grep -E 'epcomm-graph' "$OUT/$name.txt" | grep -v '#' | awk -v n="$name" '{print n, $1, $2, $4, $7, $9, $NF}'
-  grep -E '# trace rank 0 epcomm-graph (dispatch|combine) (1|128) tokens' -A3 "$OUT/$name.txt" | cut -c1-140
+  if grep -q 'epcomm-graph' "$OUT/$name.txt"; then
+    grep -E 'epcomm-graph' "$OUT/$name.txt" | grep -v '#' | awk -v n="$name" '{print n, $1, $2, $4, $7, $9, $NF}'
+    grep -E '# trace rank 0 epcomm-graph (dispatch|combine) (1|128) tokens' -A3 "$OUT/$name.txt" | cut -c1-140
+  else
+    grep -v '^\[rank 0\] #' "$OUT/$name.txt" | tail -25
+  fi
 }
 # keep NAME TAG: a copy of the log `shared N prog` left (it is overwritten by the next run of that step).
 keep() { cp "$OUT/shared_$1.log" "$OUT/shared_$1_$2.log"; }

@@ -20,11 +20,7 @@ for w in ll-small ll-dsv3; do
   bench build-gpu tn-$w $C $w EPCOMM_LL_TRACE=2; bench build-prev tp-$w $B $w EPCOMM_LL_TRACE=2
 done
 for w in ll-dsv3 ll-small; do bench build-gpu n1-$w $C $w; bench build-prev p1-$w $B $w; done
-if [ "$(left)" -gt 75 ]; then t0=$(date +%s)
-  EPCOMM_HT_TRACE=1 EPCOMM_COMMIT=$C timeout 60 build-gpu/tools/epcomm-run -n 1 --timeout 50 build-gpu/tools/bench/epcomm-bench \
-    --workload ht-dsv3 --sms 24 --json $OUT/n-ht-dsv3-sms24.json > $OUT/n-ht-dsv3-sms24.txt 2>&1
-  echo "== ht-dsv3 rc $? $(( $(date +%s) - t0 )) s"; grep -v "^\[rank 0\] #" $OUT/n-ht-dsv3-sms24.txt | tail -25
-fi
+bench build-gpu n-ht-dsv3-sms24 $C "ht-dsv3 --sms 24" EPCOMM_HT_TRACE=1
 once ll4 130 shared 4 test_ll
 once rm3 45 shared 3 test_rank_mask
 EPCOMM_LL_DIRECT_DISPATCH=0 once ll2s 50 shared 2 test_ll && keep 2_test_ll staging
